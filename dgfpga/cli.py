@@ -13,6 +13,9 @@ import sys
 # Order is the order shown in --help. Add a command by adding its module here.
 COMMANDS = [
     "flops",
+    "gen",
+    "quantize",
+    "qreport",
 ]
 
 

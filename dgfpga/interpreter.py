@@ -14,7 +14,6 @@ Per-layer arithmetic (docs/architecture.md): `acc = sum(w*x) + bias[m]`,
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -91,14 +90,15 @@ def _decode(raw: bytes, cfg: EngineConfig, region_bytes: dict) -> LayerDescripto
     try:
         d = formats.unpack_descriptor(raw, cfg)  # field ranges and consistency
     except FormatError as exc:
-        m = re.match(r"descriptor field (\w+)=", str(exc))
-        if m is None:
-            raise EngineError(ERR["BAD_MAGIC"], 0, str(exc)) from None
-        name = m.group(1)
-        code = _FIELD_CODE.get(name, ERR["BAD_FLAGS"])
-        if "does not fit" in str(exc):
+        name = getattr(exc, "field", None)
+        if getattr(exc, "no_fit", False):
             code = ERR["NO_FIT"]
-        raise EngineError(code, FIELD_BY_NAME[name].word, str(exc)) from None
+        elif name in FIELD_BY_NAME:
+            code = _FIELD_CODE.get(name, ERR["BAD_FLAGS"])
+        else:                      # magic, version, reserved bits
+            code = ERR["BAD_MAGIC"]
+        word = FIELD_BY_NAME[name].word if name in FIELD_BY_NAME else 0
+        raise EngineError(code, word, str(exc)) from None
     _region_checks(d, region_bytes)
     return d
 

@@ -1,0 +1,176 @@
+"""Layer shapes of the DGNet ResNets, without torch: the one table for shape-only tools.
+
+The cycle model and benchmarks use it to predict a network without a trained model. The
+shapes are those of the official code (torchvision ResNet for ImageNet: 7x7/2 stem +
+3x3/2 max-pool, stages 64/128/256/512 at 56/28/14/7 with DGNet tiles 8/4/2/1; CIFAR
+ResNets: 3x3 stem, stages 16/32/64 at 32/16/8 with tiles 4/2/2, 1x1/2 conv shortcuts).
+MACs follow the official counting: multiply-accumulates of every conv at its output
+resolution, gates included (spatial: 3x3 conv C_in->1 on the grid; channel: two 1x1
+convs C_in->C_in/4->C_out), plus the fc.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from dgfpga.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ConvShape:
+    name: str
+    k: int
+    stride: int
+    in_h: int
+    in_w: int
+    in_c: int
+    out_c: int
+    maxpool: bool = False      # a 3x3/s2/pad1 max-pool follows (ImageNet stem)
+
+    @property
+    def pad(self) -> int:
+        return self.k // 2
+
+    @property
+    def conv_h(self) -> int:
+        return (self.in_h + 2 * self.pad - self.k) // self.stride + 1
+
+    @property
+    def conv_w(self) -> int:
+        return (self.in_w + 2 * self.pad - self.k) // self.stride + 1
+
+    @property
+    def out_h(self) -> int:
+        return (self.conv_h + 2 - 3) // 2 + 1 if self.maxpool else self.conv_h
+
+    @property
+    def out_w(self) -> int:
+        return (self.conv_w + 2 - 3) // 2 + 1 if self.maxpool else self.conv_w
+
+    @property
+    def macs(self) -> int:
+        return self.conv_h * self.conv_w * self.out_c * self.in_c * self.k * self.k
+
+
+@dataclass(frozen=True)
+class BlockShape:
+    """A DGNet BasicBlock: conv1 (output-gated), optional 1x1/2 shortcut, conv2 (input-gated)."""
+    name: str
+    in_h: int
+    in_w: int
+    in_c: int
+    out_c: int
+    stride: int
+    tile: int
+
+    @property
+    def conv1(self) -> ConvShape:
+        return ConvShape(f"{self.name}.conv1", 3, self.stride, self.in_h, self.in_w,
+                         self.in_c, self.out_c)
+
+    @property
+    def conv2(self) -> ConvShape:
+        c1 = self.conv1
+        return ConvShape(f"{self.name}.conv2", 3, 1, c1.out_h, c1.out_w, self.out_c, self.out_c)
+
+    @property
+    def shortcut(self) -> Optional[ConvShape]:
+        if self.identity:
+            return None
+        return ConvShape(f"{self.name}.downsample", 1, self.stride, self.in_h, self.in_w,
+                         self.in_c, self.out_c)
+
+    @property
+    def identity(self) -> bool:
+        return self.stride == 1 and self.in_c == self.out_c
+
+    @property
+    def out_h(self) -> int:
+        return self.conv1.out_h
+
+    @property
+    def out_w(self) -> int:
+        return self.conv1.out_w
+
+    @property
+    def grid_h(self) -> int:
+        return -(-self.out_h // self.tile)
+
+    @property
+    def grid_w(self) -> int:
+        return -(-self.out_w // self.tile)
+
+    @property
+    def n_tiles(self) -> int:
+        return self.grid_h * self.grid_w
+
+    @property
+    def gate_macs(self) -> int:
+        spatial = 9 * self.in_c * self.n_tiles
+        hidden = self.in_c // 4
+        channel = self.in_c * hidden + hidden * self.out_c
+        return spatial + channel
+
+    @property
+    def dense_macs(self) -> int:
+        sc = self.shortcut
+        return self.conv1.macs + self.conv2.macs + (sc.macs if sc else 0)
+
+
+@dataclass(frozen=True)
+class NetShape:
+    name: str
+    stem: ConvShape
+    blocks: tuple
+    fc_in: int
+    fc_out: int
+
+    @property
+    def fc_macs(self) -> int:
+        return self.fc_in * self.fc_out
+
+    @property
+    def dense_macs(self) -> int:
+        """Dense network MACs (no gates), official counting."""
+        return self.stem.macs + sum(b.dense_macs for b in self.blocks) + self.fc_macs
+
+
+def _stages(prefix_hw: int, in_c: int, widths, depths, tiles, first_strides) -> tuple:
+    blocks = []
+    h, c = prefix_hw, in_c
+    for s, (w, n, t, st) in enumerate(zip(widths, depths, tiles, first_strides)):
+        for i in range(n):
+            stride = st if i == 0 else 1
+            b = BlockShape(f"layer{s + 1}.{i}", h, h, c, w, stride, t)
+            blocks.append(b)
+            h, c = b.out_h, w
+    return tuple(blocks)
+
+
+def imagenet_resnet(name: str, depths) -> NetShape:
+    stem = ConvShape("conv1", 7, 2, 224, 224, 3, 64, maxpool=True)
+    blocks = _stages(stem.out_h, 64, (64, 128, 256, 512), depths, (8, 4, 2, 1), (1, 2, 2, 2))
+    return NetShape(name, stem, blocks, 512, 1000)
+
+
+def cifar_resnet(name: str, n: int) -> NetShape:
+    stem = ConvShape("conv1", 3, 1, 32, 32, 3, 16)
+    blocks = _stages(32, 16, (16, 32, 64), (n, n, n), (4, 2, 2), (1, 2, 2))
+    return NetShape(name, stem, blocks, 64, 10)
+
+
+NETWORKS = {
+    "resdg18": lambda: imagenet_resnet("resdg18", (2, 2, 2, 2)),
+    "resdg34": lambda: imagenet_resnet("resdg34", (3, 4, 6, 3)),
+    "resdg20_cifar10": lambda: cifar_resnet("resdg20_cifar10", 3),
+    "resdg32_cifar10": lambda: cifar_resnet("resdg32_cifar10", 5),
+    "resdg56_cifar10": lambda: cifar_resnet("resdg56_cifar10", 9),
+    "resdg110_cifar10": lambda: cifar_resnet("resdg110_cifar10", 18),
+}
+
+
+def net_shape(name: str) -> NetShape:
+    """Shapes of a DGNet ResNet by its zoo name (e.g. 'resdg18', 'resdg20_cifar10')."""
+    if name not in NETWORKS:
+        raise ConfigError(f"unknown network {name!r}; known: {', '.join(NETWORKS)}")
+    return NETWORKS[name]()

@@ -1,0 +1,133 @@
+"""Devices that simulate the engine on this machine (numpy only at import time).
+
+- `NumpyDevice`: the functional model `dgfpga.interpreter`; cycles from the analytical
+  cycle model (`dgfpga.cycle_model`), labelled as model cycles. Fast; no compiler.
+- `CsimDevice`: the Vitis HLS engine compiled with g++ (C-simulation) through its
+  `extern "C"` bridge (`dgfpga.hls_csim`); bit-exact with the HLS sources.
+- `RtlDevice`: the reference RTL under Verilator, driven by cocotb (`dgfpga.rtl_sim`);
+  cycle-accurate.
+
+All three share `SimulatedDevice`'s register file (ap_ctrl_hs), so the driver and the
+network runner above them are the code that runs on the board.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from dgfpga import regmap
+from dgfpga.engine_config import EngineConfig, default_config
+from dgfpga.formats import DESCRIPTOR_BYTES
+from dgfpga_host.device import DeviceError, SimulatedDevice
+
+__all__ = ["NumpyDevice", "CsimDevice", "RtlDevice", "make_device"]
+
+
+class _ProgramDevice(SimulatedDevice):
+    """Reads the program and regions from the argument registers, runs `_run`."""
+
+    def __init__(self, cfg: Optional[EngineConfig] = None):
+        super().__init__()
+        self.cfg = cfg or default_config()
+
+    def engine_id(self) -> int:
+        return regmap.engine_id(self.cfg)
+
+    def execute(self) -> tuple[int, int]:
+        n = self.arg("layer_count")
+        if n == 0:                      # identify run: touches no memory
+            return 0, 1
+        if n > self.cfg.max_layers:
+            return regmap.pack_status(regmap.ERR["BAD_COUNT"]), 1
+        program = self.resolve(self.arg("program"), n * DESCRIPTOR_BYTES)
+        return self._run(bytes(program), n, self.regions())
+
+    def _run(self, program: bytes, n: int, regions: dict) -> tuple[int, int]:
+        raise NotImplementedError  # pragma: no cover - abstract
+
+
+class NumpyDevice(_ProgramDevice):
+    """The numpy functional model of the engine; cycles from the analytical model."""
+
+    name = "numpy"
+
+    def __init__(self, cfg: Optional[EngineConfig] = None, cycle_params=None):
+        super().__init__(cfg)
+        from dgfpga.cycle_model import CycleParams
+        self.cycle_params = cycle_params or CycleParams()
+
+    def _run(self, program: bytes, n: int, regions: dict) -> tuple[int, int]:
+        from dgfpga import formats
+        from dgfpga.cycle_model import layer_cycles
+        from dgfpga.interpreter import run_program
+        res = run_program(program, n, regions, self.cfg)
+        cycles = 0
+        for i in range(len(res.macs)):          # layers that ran
+            d = formats.unpack_descriptor(program[i * DESCRIPTOR_BYTES:(i + 1) * DESCRIPTOR_BYTES],
+                                          self.cfg)
+            tiles, res_tiles = _tile_lists(d, regions["work"])
+            cycles += layer_cycles(d, self.cfg, self.cycle_params, tiles=tiles,
+                                   res_tiles=res_tiles).total_cycles
+        return res.status, int(cycles)
+
+
+def _tile_lists(d, work: np.ndarray):
+    """(active tiles or None if not gated, residual-only tiles) of a checked descriptor."""
+    def u16(off, n):
+        return work[off:off + 2 * n].view("<u2").astype(np.int64)
+    tiles = u16(d.tile_list_offset, d.n_active_tiles) if d.tile_gated else None
+    return tiles, u16(d.res_tile_list_offset, d.n_res_tiles)
+
+
+class CsimDevice(_ProgramDevice):
+    """The HLS engine in C-simulation (g++ + ap_types), called through ctypes."""
+
+    name = "csim"
+
+    def __init__(self, cfg: Optional[EngineConfig] = None):
+        super().__init__(cfg)
+        try:
+            from dgfpga import hls_csim
+        except ImportError as exc:  # pragma: no cover - depends on the checkout
+            raise DeviceError(f"csim device unavailable: {exc}") from None
+        self._lib = hls_csim.load_engine(self.cfg)
+
+    def _run(self, program: bytes, n: int, regions: dict) -> tuple[int, int]:
+        out = self._lib.run(program, n, regions)
+        return int(out.status), int(out.cycles)
+
+
+class RtlDevice(_ProgramDevice):
+    """The reference RTL under Verilator + cocotb: each start is one simulation run."""
+
+    name = "rtl"
+
+    def __init__(self, cfg: Optional[EngineConfig] = None, **sim_options):
+        super().__init__(cfg)
+        try:
+            from dgfpga import rtl_sim
+        except ImportError as exc:  # pragma: no cover - depends on the checkout
+            raise DeviceError(f"rtl device unavailable: {exc}") from None
+        self._sim = rtl_sim
+        self._options = sim_options
+
+    def _run(self, program: bytes, n: int, regions: dict) -> tuple[int, int]:
+        out = self._sim.run_engine(program, n, regions, self.cfg, **self._options)
+        for name, data in out.regions.items():
+            regions[name][:] = data
+        return int(out.status), int(out.cycles)
+
+
+def make_device(kind: str, cfg: Optional[EngineConfig] = None, **kw):
+    """A device by name: 'numpy', 'csim', 'rtl' or 'board' (PYNQ, on the Ultra96)."""
+    if kind == "numpy":
+        return NumpyDevice(cfg, **kw)
+    if kind == "csim":
+        return CsimDevice(cfg)
+    if kind == "rtl":
+        return RtlDevice(cfg, **kw)
+    if kind == "board":
+        from dgfpga_host.pynq_device import PynqDevice
+        return PynqDevice(**kw)
+    raise DeviceError(f"unknown device {kind!r}: use numpy, csim, rtl or board")
