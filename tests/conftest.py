@@ -58,3 +58,20 @@ def require_board() -> str:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return ROOT
+
+
+@pytest.fixture(scope="session")
+def calib_images():
+    """Deterministic normalised images in the CIFAR input range (no dataset needed)."""
+    import numpy as np
+    rng = np.random.default_rng(0)
+    return np.clip(rng.normal(0, 1, (24, 3, 32, 32)), -2.0, 2.7).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def test_qmodel(calib_images):
+    """A quantized resdg20_cifar10 with realistic statistics and mixed gates (needs torch)."""
+    pytest.importorskip("torch", reason="quantizing a model needs torch (extra 'torch')")
+    from dgfpga.quantize import make_test_model, quantize_model
+    model = make_test_model("resdg20_cifar10", calib_images)
+    return quantize_model(model, calib_images)
