@@ -1,0 +1,39 @@
+"""`dgfpga predict`: predicted Ultra96 latency, images/s and speedup from the cycle model."""
+from __future__ import annotations
+
+import json
+
+NAME = "predict"
+HELP = ("predict dense vs gated cycles, latency and images/s from the analytical cycle "
+        "model (ResNet-18/34 at the paper's Table 3 densities)")
+
+
+def add_arguments(p):
+    p.add_argument("--config", default="ultra96", help="engine configuration (default ultra96)")
+    p.add_argument("--params", help="calibrated cycle-model parameters (JSON from calibration)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random masks")
+    p.add_argument("--json", dest="json_out", help="also write the figures to this JSON file")
+
+
+def run(args) -> int:
+    from dgfpga.cycle_model import CycleParams
+    from dgfpga.engine_config import load_config
+    from dgfpga.predict import paper_configurations
+    cfg = load_config(args.config)
+    params = CycleParams.load(args.params) if args.params else CycleParams()
+    preds = paper_configurations(cfg, params, args.seed)
+    print(f"engine '{cfg.name}': {cfg.tm}x{cfg.tn} MACs @ {cfg.clock_hz / 1e6:.0f} MHz; "
+          f"cycle params {'calibrated: ' + args.params if args.params else 'defaults (uncalibrated)'}")
+    print("masks: random, one density per gated block, solved so the network's MAC reduction "
+          "equals the paper's")
+    hdr = (f"{'network':9s} {'blk dens':>8s} {'MAC red.':>8s} {'speedup':>8s} {'effic.':>7s} "
+           f"{'dense ms':>9s} {'gated ms':>9s} {'img/s':>7s} {'paper speedup':>13s} {'paper effic.':>12s}")
+    print(hdr)
+    for p in preds:
+        print(f"{p.network:9s} {p.block_density:8.3f} {p.mac_reduction:7.2f}x {p.speedup:7.2f}x "
+              f"{p.efficiency:7.2f} {p.dense_ms:9.2f} {p.gated_ms:9.2f} {p.gated_images_per_s:7.1f} "
+              f"{p.paper_speedup:12.2f}x {p.paper_speedup / p.paper_mac_reduction:12.2f}")
+    if args.json_out:
+        with open(args.json_out, "w") as fh:
+            json.dump([p.as_dict() for p in preds], fh, indent=2)
+    return 0
