@@ -25,6 +25,10 @@ from dataclasses import dataclass
 from dgfpga.engine_config import EngineConfig
 
 ENGINE_MAGIC = 0xD6E0  # ENGINE_ID[63:48]
+# The engine IP's VLNV: `export_design` (run_hls.tcl) names it so, the Vivado block design
+# instantiates it by it, and the PYNQ driver binds to it (DefaultIP.bindto).
+ENGINE_VENDOR, ENGINE_LIBRARY, ENGINE_NAME, ENGINE_VERSION = "dgfpga.org", "hls", "dg_engine", "1.0"
+ENGINE_VLNV = f"{ENGINE_VENDOR}:{ENGINE_LIBRARY}:{ENGINE_NAME}:{ENGINE_VERSION}"
 
 
 @dataclass(frozen=True)

@@ -75,3 +75,18 @@ def test_qmodel(calib_images):
     from dgfpga.quantize import make_test_model, quantize_model
     model = make_test_model("resdg20_cifar10", calib_images)
     return quantize_model(model, calib_images)
+
+
+@pytest.fixture(scope="session")
+def bundle_dir(test_qmodel, calib_images, tmp_path_factory):
+    """A bundle of the test model for the small engine, with 4 self-check images."""
+    import numpy as np
+    from dgfpga.engine_config import load_config
+    from dgfpga.golden import run_golden
+    from dgfpga_host.bundle import SelfCheck, write_bundle
+    qm = test_qmodel
+    g = run_golden(qm, calib_images[:4])
+    gd = run_golden(qm, calib_images[:4], masks="dense")
+    sc = SelfCheck(g.layers["input"], np.full(4, -1), g.logits_int, gd.logits_int,
+                   [m.spatial for m in g.masks], [m.channel for m in g.masks])
+    return write_bundle(tmp_path_factory.mktemp("bundle"), qm, load_config("small"), sc)

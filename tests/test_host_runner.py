@@ -16,16 +16,6 @@ from dgfpga_host.runner import NetworkRunner
 from dgfpga_host.sim_devices import NumpyDevice
 
 
-@pytest.fixture(scope="module")
-def bundle_dir(test_qmodel, calib_images, tmp_path_factory):
-    qm = test_qmodel
-    g = run_golden(qm, calib_images[:4])
-    gd = run_golden(qm, calib_images[:4], masks="dense")
-    sc = SelfCheck(g.layers["input"], np.full(4, -1), g.logits_int, gd.logits_int,
-                   [m.spatial for m in g.masks], [m.channel for m in g.masks])
-    return write_bundle(tmp_path_factory.mktemp("bundle"), qm, load_config("small"), sc)
-
-
 def test_bundle_is_deterministic(test_qmodel, bundle_dir, tmp_path):
     b = load_bundle(bundle_dir)
     again = write_bundle(tmp_path, b.qmodel, b.cfg, b.selfcheck)
