@@ -342,8 +342,8 @@ def input_patch_side(d: LayerDescriptor) -> int:
 def layer_fit_problems(d: LayerDescriptor, cfg: EngineConfig) -> list[str]:
     """Reasons the layer does not fit the on-chip buffers of `cfg` (empty if it fits)."""
     problems = []
-    tm_eff = min(cfg.tm, max(d.n_active_out, 1))
-    w = tm_eff * d.k * d.k * d.n_active_in
+    # the engine sizes its weight ping-pong for full m-groups, whatever n_active_out is
+    w = cfg.tm * d.k * d.k * d.n_active_in
     if w > cfg.weight_buffer_bytes // 2:
         problems.append(f"one m-group of weights is {w} bytes > weight_buffer_bytes/2 = "
                         f"{cfg.weight_buffer_bytes // 2}")

@@ -30,6 +30,7 @@ ERR = regmap.ERR
 
 # descriptor field -> STATUS code, for faults found by formats.validate_descriptor
 _FIELD_CODE = {
+    "magic": ERR["BAD_MAGIC"], "version": ERR["BAD_MAGIC"],
     **{n: ERR["BAD_OP"] for n in ("op", "k", "stride", "pad", "shift")},
     **{n: ERR["BAD_SHAPE"] for n in ("in_h", "in_w", "in_c", "out_h", "out_w", "out_c")},
     **{n: ERR["BAD_TILE"] for n in ("tile", "grid_h", "grid_w")},

@@ -91,10 +91,11 @@ class CsimDevice(_ProgramDevice):
             from dgfpga import hls_csim
         except ImportError as exc:  # pragma: no cover - depends on the checkout
             raise DeviceError(f"csim device unavailable: {exc}") from None
-        self._lib = hls_csim.load_engine(self.cfg)
+        self._engine = hls_csim.CsimEngine(self.cfg)
 
     def _run(self, program: bytes, n: int, regions: dict) -> tuple[int, int]:
-        out = self._lib.run(program, n, regions)
+        out = self._engine.run(program, n, regions["fmap"], regions["weight"],
+                               regions["work"], regions["sums"])
         return int(out.status), int(out.cycles)
 
 

@@ -109,3 +109,25 @@ def test_error_status_is_a_clear_error(bundle_dir):
     runner = NetworkRunner(b, _FaultyDevice(b.cfg))
     with pytest.raises(EngineFault, match="TILE_RANGE .* at layer 0, entry 3"):
         runner.run_image(b.selfcheck.images[0])
+
+
+def _csim_device(cfg):
+    from dgfpga.hls_csim import CsimError
+    from dgfpga_host.sim_devices import CsimDevice
+    try:
+        return CsimDevice(cfg)
+    except CsimError as exc:
+        pytest.skip(f"C-sim engine cannot be built here: {exc}")
+
+
+def test_runner_on_csim_device_bit_exact(bundle_dir):
+    """The HLS engine in C-simulation, driven by the board runtime, gated and dense."""
+    b = load_bundle(bundle_dir)
+    runner = NetworkRunner(b, _csim_device(b.cfg))
+    sc = b.selfcheck
+    for n in range(len(sc.images)):
+        r = runner.run_image(sc.images[n])
+        np.testing.assert_array_equal(r.logits_int, sc.logits_int[n])
+        rd = runner.run_image(sc.images[n], dense=True)
+        np.testing.assert_array_equal(rd.logits_int, sc.logits_int_dense[n])
+        assert 0 < r.cycles < rd.cycles

@@ -1,0 +1,17 @@
+// dg_engine.h - the dgfpga sparse-conv engine: HLS top-function declaration.
+//
+// The argument list is dgfpga/regmap.py ARGUMENTS, in order (the s_axilite register map is
+// derived from it). Pointers are m_axi masters; the *_bytes scalars bound every access.
+#ifndef DG_ENGINE_H
+#define DG_ENGINE_H
+
+#include "dg_types.h"
+
+void dg_engine(const dg::u64 *program, dg::u32 layer_count,
+               dg::u8 *fmap_base, dg::u32 fmap_bytes,
+               const dg::u8 *weight_base, dg::u32 weight_bytes,
+               const dg::u8 *work_base, dg::u32 work_bytes,
+               dg::s32 *sums_base, dg::u32 sums_bytes,
+               dg::u32 *status, dg::u64 *cycles, dg::u64 *engine_id);
+
+#endif  // DG_ENGINE_H

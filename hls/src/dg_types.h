@@ -1,0 +1,190 @@
+// dg_types.h - engine-wide types, derived buffer sizes and the decoded layer of the dgfpga engine.
+//
+// Everything here derives from the generated contract header dg_config.h (`dgfpga gen`,
+// from dgfpga/configs/*.toml, dgfpga/regmap.py, dgfpga/formats.py); nothing is written
+// twice. The derived on-chip sizes are this micro-architecture's choice (docs/hls.md).
+#ifndef DG_TYPES_H
+#define DG_TYPES_H
+
+#include <cstdint>
+
+#include "ap_int.h"
+#include "dg_config.h"
+
+namespace dg {
+
+typedef uint8_t u8;
+typedef int8_t s8;
+typedef uint16_t u16;
+typedef uint32_t u32;
+typedef int32_t s32;
+typedef uint64_t u64;
+typedef int64_t s64;
+
+// ---- array and limits (from the engine configuration) ----
+constexpr unsigned TM = config::tm;                 // output-channel lanes of the MAC array
+constexpr unsigned TN = config::tn;                 // input-channel lanes (reduced per cycle)
+constexpr unsigned MAX_TILE = config::max_tile;     // output tile side
+constexpr unsigned MAX_TILES = config::max_tiles;   // tiles of the largest grid
+constexpr unsigned MAX_IN = config::max_in_channels;
+constexpr unsigned MAX_OUT = config::max_out_channels;
+constexpr unsigned MAX_LAYERS = config::max_layers;
+constexpr unsigned BITMAP_WORDS = config::bitmap_words;
+constexpr unsigned AXI_BYTES = config::axi_bytes;
+constexpr unsigned MAX_K = 7;                       // largest kernel (formats.KERNELS)
+constexpr unsigned MAX_KK = MAX_K * MAX_K;
+
+constexpr unsigned ceil_div(unsigned a, unsigned b) { return (a + b - 1) / b; }
+constexpr unsigned max_u(unsigned a, unsigned b) { return a > b ? a : b; }
+
+// ---- on-chip buffers (one half of each ping-pong pair) ----
+// Weights: per lane m a column of TN-byte words, word r = kpos * NGI + n-group, the channel
+// dimension zero-padded to TN. Depth = half the configured bytes / (TM*TN) plus MAX_KK
+// words of padding slack, so every layer with tm*k*k*n_in <= weight_buffer_bytes/2
+// (formats.layer_fit_problems) fits although its channel count is padded to TN.
+constexpr unsigned W_DEPTH = ceil_div(config::weight_buffer_bytes / 2, TM * TN) + MAX_KK;
+// Input patch: (patch pixel, stored channel) bytes packed densely (pixel * n + channel), TN
+// cyclic banks; a read of TN consecutive bytes hits each bank once (rotated). Capacity =
+// half the configured bytes, exactly the formats' check. The last (partial) channel group
+// over-reads past the data; those bytes are masked, and the row index wraps to stay inside.
+constexpr unsigned IFM_HALF_BYTES = config::ifm_buffer_bytes / 2;
+constexpr unsigned IFM_DEPTH = (IFM_HALF_BYTES + TN - 1) / TN;
+// Accumulators of one m-group x one conv patch (the largest is (2*max_tile+1)^2 under a
+// fused max-pool); ofm_buffer_bytes per half, ping-ponged between compute and write-back.
+constexpr unsigned ACC_DEPTH = config::ofm_buffer_bytes / (4 * TM);
+constexpr unsigned MAX_CONV_SIDE = 2 * MAX_TILE + 1;
+constexpr unsigned MAX_PATCH_SIDE = (MAX_CONV_SIDE - 1) * 2 + MAX_K;
+constexpr unsigned MAX_NGI = ceil_div(MAX_IN, TN);  // input-channel groups
+constexpr unsigned MAX_G = ceil_div(MAX_OUT, TM);   // output-channel groups (m-groups)
+constexpr unsigned PARAM_ROWS = MAX_G;              // params stored [m-group][lane]
+// Requantizers: a 33x31-bit and a 9x31-bit product per lane cost ~6 DSP48E2, so the
+// write-back requantizes TM/4 lanes per cycle (4 cycles per output pixel). It hides behind
+// the MAC array whenever k*k*ceil(C_in/TN) >= 4 (every 3x3/7x7 layer; 1x1 from 4 groups).
+constexpr unsigned REQUANT_LANES = TM >= 4 ? TM / 4 : 1;
+constexpr unsigned REQUANT_STEPS = TM / REQUANT_LANES;
+
+// Loop trip-count bounds for the tripcount pragmas (worst cases of the configuration).
+constexpr unsigned TC_PATCH_PIXELS = MAX_PATCH_SIDE * MAX_PATCH_SIDE;
+constexpr unsigned TC_MAC_STEPS = MAX_KK * MAX_NGI;
+constexpr unsigned TC_CONV_PIXELS = MAX_CONV_SIDE * MAX_CONV_SIDE;
+constexpr unsigned TC_STEPS = MAX_G * MAX_TILES + 2;
+
+static_assert(TM >= 1 && TM <= 64 && (TM & (TM - 1)) == 0, "TM must be a power of two <= 64");
+static_assert(TN >= 1 && TN <= 64 && (TN & (TN - 1)) == 0, "TN must be a power of two <= 64");
+static_assert(ACC_DEPTH >= MAX_CONV_SIDE * MAX_CONV_SIDE,
+              "ofm_buffer_bytes must hold tm accumulators of the fused max-pool conv patch");
+static_assert(W_DEPTH >= 9 * ceil_div(MAX_IN, TN), "weight buffer must hold a 3x3 m-group");
+static_assert(IFM_HALF_BYTES >= (MAX_TILE + 2) * (MAX_TILE + 2) * TN,
+              "input buffer must hold a max tile with its 3x3 halo");
+static_assert(MAX_TILES <= 65536, "tile indices are u16");
+static_assert(MAX_LAYERS <= 255, "STATUS.LAYER is 8 bits");
+
+// ---- fixed overheads of the cycle estimate (engine clocks; see docs/hls.md) ----
+constexpr u64 CYC_START = 4;          // ap_start accepted, ENGINE_ID/argument latch
+constexpr u64 CYC_LAYER = 32;         // descriptor checks and loop setup of one layer
+constexpr u64 CYC_AXI_LATENCY = 24;   // first beat of an AXI read burst (DDR latency)
+constexpr u64 CYC_STEP = 4;           // one ping-pong step: start/sync of its three stages
+constexpr u64 CYC_PIPE = 12;          // fill/drain of a pipelined stage (MAC tree, requant)
+
+// ---- STATUS ----
+inline u32 pack_status(u32 code, u32 layer, u32 entry) {
+    ap_uint<32> s = 0;
+    s.range(7, 0) = code;
+    s.range(15, 8) = layer;
+    s.range(31, 16) = entry;
+    return (u32)s;
+}
+
+inline u64 engine_id_value() {
+    ap_uint<64> id = 0;
+    id.range(31, 0) = config::config_hash;
+    id.range(47, 32) = fmt::FORMAT_VERSION;
+    id.range(63, 48) = reg::ENGINE_MAGIC;
+    return (u64)id;
+}
+
+// Descriptor field numbers (index in formats.DESCRIPTOR_FIELDS = desc::ALL_FIELDS).
+enum FieldNo : u32 {
+    F_MAGIC = 0, F_VERSION, F_OP, F_K, F_STRIDE, F_PAD, F_IN_SIGNED, F_OUT_SIGNED, F_RELU,
+    F_RESIDUAL, F_RES_SIGNED, F_MAXPOOL, F_EMIT_SUMS, F_TILE_GATED, F_IN_CH_GATED,
+    F_OUT_CH_GATED, F_ZERO_HALO, F_IN_PLACE, F_SHIFT, F_IN_H, F_IN_W, F_OUT_H, F_OUT_W, F_IN_C,
+    F_OUT_C, F_TILE, F_GRID_H, F_GRID_W, F_N_ACTIVE_TILES, F_N_RES_TILES, F_N_ACTIVE_OUT,
+    F_N_ACTIVE_IN, F_RES_MULT, F_IN_OFFSET, F_OUT_OFFSET, F_RES_OFFSET, F_WEIGHT_OFFSET,
+    F_PARAM_OFFSET, F_TILE_LIST_OFFSET, F_RES_TILE_LIST_OFFSET, F_OUT_CH_LIST_OFFSET,
+    F_IN_CH_LIST_OFFSET, F_BITMAP_OFFSET, F_SUMS_OFFSET, F_COUNT
+};
+static_assert(F_COUNT == desc::N_FIELDS, "FieldNo must follow formats.DESCRIPTOR_FIELDS");
+
+// ---- the decoded layer descriptor (field names = formats.DESCRIPTOR_FIELDS) ----
+struct Layer {
+    u32 k, stride, pad, shift;
+    bool in_signed, out_signed, relu, residual, res_signed, maxpool, emit_sums;
+    bool tile_gated, in_ch_gated, out_ch_gated, zero_halo, in_place;
+    u32 in_h, in_w, out_h, out_w, in_c, out_c, tile, grid_h, grid_w;
+    u32 n_active_tiles, n_res_tiles, n_active_out, n_active_in;
+    u32 res_mult;
+    u32 in_offset, out_offset, res_offset, weight_offset, param_offset;
+    u32 tile_list_offset, res_tile_list_offset, out_ch_list_offset, in_ch_list_offset;
+    u32 bitmap_offset, sums_offset;
+    // derived
+    u32 conv_h, conv_w, n_tiles, in_c_stored, out_c_stored, kk, ngi;
+    bool w_ic_major;   // weight layout [C_in][k][k][C_out] (conv2) else [C_out][k][k][C_in]
+};
+
+// The work list of one layer, on chip (validated before anything is written).
+struct WorkList {
+    u16 tiles[MAX_TILES];       // active tiles (the full grid when not tile_gated)
+    u16 res_tiles[MAX_TILES];   // residual-only tiles
+    u16 out_ch[MAX_OUT];        // output channel id of each compact output position
+    u16 in_ch[MAX_IN];          // input channel id of each stored input position
+    u32 bitmap[BITMAP_WORDS];   // tile bitmap (zero_halo)
+};
+
+// Geometry of one output tile and the conv patch / input patch it needs.
+struct TileGeom {
+    int oy0, ox0, th, tw;   // output pixels
+    int cy0, cx0, ch, cw;   // conv-output pixels computed (= output unless max-pool)
+    int iy0, ix0, sh, sw;   // input patch (may start/end in the zero padding)
+};
+
+inline TileGeom tile_geom(const Layer &L, u32 tile_id) {
+#pragma HLS INLINE
+    TileGeom g;
+    const int t = (int)L.tile;
+    const int ty = (int)(tile_id / L.grid_w), tx = (int)(tile_id % L.grid_w);
+    g.oy0 = ty * t;
+    g.ox0 = tx * t;
+    g.th = (int)L.out_h - g.oy0 < t ? (int)L.out_h - g.oy0 : t;
+    g.tw = (int)L.out_w - g.ox0 < t ? (int)L.out_w - g.ox0 : t;
+    if (L.maxpool) {  // pooled rows oy use conv rows 2*oy-1 .. 2*oy+1 (pad 1)
+        int cy1 = 2 * (g.oy0 + g.th - 1) + 1, cx1 = 2 * (g.ox0 + g.tw - 1) + 1;
+        g.cy0 = 2 * g.oy0 - 1 < 0 ? 0 : 2 * g.oy0 - 1;
+        g.cx0 = 2 * g.ox0 - 1 < 0 ? 0 : 2 * g.ox0 - 1;
+        if (cy1 > (int)L.conv_h - 1) cy1 = (int)L.conv_h - 1;
+        if (cx1 > (int)L.conv_w - 1) cx1 = (int)L.conv_w - 1;
+        g.ch = cy1 - g.cy0 + 1;
+        g.cw = cx1 - g.cx0 + 1;
+    } else {
+        g.cy0 = g.oy0;
+        g.cx0 = g.ox0;
+        g.ch = g.th;
+        g.cw = g.tw;
+    }
+    g.iy0 = g.cy0 * (int)L.stride - (int)L.pad;
+    g.ix0 = g.cx0 * (int)L.stride - (int)L.pad;
+    g.sh = (g.ch - 1) * (int)L.stride + (int)L.k;
+    g.sw = (g.cw - 1) * (int)L.stride + (int)L.k;
+    return g;
+}
+
+// Requantization (docs/architecture.md): y = clamp((acc*mult + res*res_mult + 2^(s-1)) >> s).
+inline int requant(s64 acc_plus_bias, s32 mult, int res, u32 res_mult, u32 shift, int lo, int hi) {
+#pragma HLS INLINE
+    s64 z = acc_plus_bias * (s64)mult + (s64)res * (s64)res_mult;
+    s64 y = (z + ((s64)1 << (shift - 1))) >> shift;
+    return y < lo ? lo : (y > hi ? hi : (int)y);
+}
+
+}  // namespace dg
+
+#endif  // DG_TYPES_H

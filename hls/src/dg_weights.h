@@ -1,0 +1,91 @@
+// dg_weights.h - load the weights of one m-group (TM active output channels) and the
+// per-channel params of a layer onto the chip.
+//
+// Weight streams (dgfpga.formats.pack_weights): [C_out][k][k][C_in] ("oc_k_k_ic": conv1
+// and dense layers; one output channel is one contiguous burst of k*k*C_in bytes) or
+// [C_in][k][k][C_out] ("ic_k_k_oc": conv2; one active input channel is one burst, of which
+// the m-group takes TM consecutive bytes per kernel position). On chip: lane m, word
+// r = kpos * ngi + n-group, byte j = channel n-group*TN + j of the stored input, zero for
+// channels past n_active_in and for lanes past the group's channels (so padded lanes and
+// channels add nothing).
+#ifndef DG_WEIGHTS_H
+#define DG_WEIGHTS_H
+
+#include "dg_types.h"
+
+namespace dg {
+
+// Two halves (ping-pong): the m-group being computed and the next one being loaded.
+typedef s8 WeightBufs[2][TM][TN][W_DEPTH];
+
+// Returns the pipelined iterations it took (for the cycle estimate).
+inline u64 load_weight_group(const u8 *wmem, const Layer &L, const WorkList &W, u32 group,
+                             WeightBufs wbuf, u32 sel) {
+    const u32 n_in = L.n_active_in;
+    const u32 words = L.kk * L.ngi;
+    if (!L.w_ic_major) {
+        // per lane: one burst of k*k*C_in bytes (gathered by the in-channel list if gated)
+    lanes_oc:
+        for (u32 m = 0; m < TM; m++) {
+            const u32 pos = group * TM + m;
+            const bool lane_on = pos < L.n_active_out;
+            const u32 oc = lane_on ? W.out_ch[pos] : 0;
+            const u32 base = L.weight_offset + oc * L.kk * L.in_c;
+        words_oc:
+            for (u32 r = 0, kpos = 0, ng = 0; r < words; r++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = TC_MAC_STEPS
+#pragma HLS PIPELINE II = 1
+                for (u32 j = 0; j < TN; j++) {
+#pragma HLS UNROLL
+                    const u32 p = ng * TN + j;
+                    s8 v = 0;
+                    if (lane_on && p < n_in) v = (s8)wmem[base + kpos * L.in_c + W.in_ch[p]];
+                    wbuf[sel][m][j][r] = v;
+                }
+                if (++ng == L.ngi) { ng = 0; kpos++; }
+            }
+        }
+        return (u64)TM * words + CYC_AXI_LATENCY;
+    }
+    // ic-major: per (active input channel, kernel position) TM consecutive output channels
+    const u32 rows = L.ngi * TN;
+ch_ic:
+    for (u32 p = 0; p < rows; p++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_NGI * TN
+        const u32 ng = p / TN, j = p % TN;
+        const u32 ic = p < n_in ? W.in_ch[p] : 0;
+    kpos_ic:
+        for (u32 kpos = 0; kpos < L.kk; kpos++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_KK
+#pragma HLS PIPELINE II = 1
+            const u32 base = L.weight_offset + (ic * L.kk + kpos) * L.out_c + group * TM;
+            for (u32 m = 0; m < TM; m++) {
+#pragma HLS UNROLL
+                s8 v = 0;
+                if (p < n_in && group * TM + m < L.n_active_out) v = (s8)wmem[base + m];
+                wbuf[sel][m][j][kpos * L.ngi + ng] = v;
+            }
+        }
+    }
+    return (u64)rows * L.kk + CYC_AXI_LATENCY;
+}
+
+// Params of the active output channels, by compact position: bias int32, mult int32.
+inline u64 load_params(const u8 *wmem, const Layer &L, const WorkList &W,
+                       s32 bias[PARAM_ROWS][TM], s32 mult[PARAM_ROWS][TM]) {
+params:
+    for (u32 pos = 0; pos < L.n_active_out; pos++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_OUT
+#pragma HLS PIPELINE II = 1
+        const u32 o = L.param_offset + W.out_ch[pos] * fmt::PARAM_BYTES;
+        u32 b = (u32)wmem[o] | ((u32)wmem[o + 1] << 8) | ((u32)wmem[o + 2] << 16) | ((u32)wmem[o + 3] << 24);
+        u32 m = (u32)wmem[o + 4] | ((u32)wmem[o + 5] << 8) | ((u32)wmem[o + 6] << 16) | ((u32)wmem[o + 7] << 24);
+        bias[pos / TM][pos % TM] = (s32)b;
+        mult[pos / TM][pos % TM] = (s32)m;
+    }
+    return (u64)L.n_active_out + CYC_AXI_LATENCY;
+}
+
+}  // namespace dg
+
+#endif  // DG_WEIGHTS_H
