@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import tomllib
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -197,8 +196,24 @@ def config_path(name_or_path: str | Path) -> Path:
     return shipped
 
 
+def _toml():
+    """tomllib (3.11+), else tomli; imported here so the board (PYNQ, Python 3.10) can import
+    this module and build configs from a bundle's JSON manifest (`config_from_dict`)."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:
+        try:
+            import tomli as tomllib
+        except ModuleNotFoundError:
+            raise ConfigError("reading a TOML engine config needs Python 3.11+ (tomllib) or "
+                              "the 'tomli' package (pip install tomli); a bundle's config "
+                              "needs neither") from None
+    return tomllib
+
+
 @functools.lru_cache(maxsize=None)
 def _load(path: str) -> EngineConfig:
+    tomllib = _toml()
     try:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)

@@ -69,9 +69,10 @@ class EngineRun:
                 for i in range(self.layer_count)]
 
 
-def _words(d: LayerDescriptor) -> np.ndarray:
-    """A descriptor as 24 uint32 words (pack_descriptor validates it once, here)."""
-    return np.frombuffer(formats.pack_descriptor(d), dtype="<u4").astype(np.uint32)
+def _words(d: LayerDescriptor, cfg) -> np.ndarray:
+    """A descriptor as 24 uint32 words (pack_descriptor validates it once, here, against
+    the plan's engine config: never the default one, which would need TOML on the board)."""
+    return np.frombuffer(formats.pack_descriptor(d, cfg), dtype="<u4").astype(np.uint32)
 
 
 def _setter(name: str):
@@ -130,7 +131,7 @@ class Scheduler:
         self.plan = plan
         self.validate = validate
         a = plan.cfg.axi_bytes
-        self._w = {lp.name: _words(lp.template) for lp in plan.layers}
+        self._w = {lp.name: _words(lp.template, plan.cfg) for lp in plan.layers}
         self._slots = {lp.name: _slots(lp, a) for lp in plan.layers if lp.work_slot}
         self._pix = {b.index: _tile_pixels(b.conv2.template) for b in plan.blocks}
         self._stem = self._dense_run(-1, [plan.stem])
