@@ -100,6 +100,8 @@ def _tile_geometry(d: LayerDescriptor):
 
     oh, ch, ih = axis(d.out_h, conv_h, d.in_h, d.grid_h)
     ow, cw, iw = axis(d.out_w, conv_w, d.in_w, d.grid_w)
+    if d.k < d.stride:   # rows between the sampled ones are not loaded (one burst per row)
+        ih = np.minimum(ch * d.k, ih)
     pix = np.outer(ch, cw).reshape(-1).astype(float)
     opix = np.outer(oh, ow).reshape(-1).astype(float)
     patch = np.outer(ih, iw).reshape(-1).astype(float)

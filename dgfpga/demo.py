@@ -23,7 +23,7 @@ __all__ = ["DemoOptions", "run_demo", "DEFAULT_CHECKPOINT", "PARAMS_FILE"]
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_CHECKPOINT = REPO / "models" / "checkpoints" / "resdg20_cifar10_d50.pth.tar"
-PARAMS_FILE = REPO / "sim" / "results" / "cycle_params_small.json"
+PARAMS_FILE = REPO / "sim" / "results" / "cycle_params_small.json"   # dgfpga calibrate
 
 
 @dataclass

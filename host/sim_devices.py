@@ -100,23 +100,36 @@ class CsimDevice(_ProgramDevice):
 
 
 class RtlDevice(_ProgramDevice):
-    """The reference RTL under Verilator + cocotb: each start is one simulation run."""
+    """The reference RTL under Verilator: each engine start is one simulation run of the
+    fast harness (`dgfpga.rtl_sim.FastSim`: the engine RTL + a SystemVerilog AXI memory
+    model; Python only before and after the run, never per cycle). Cycle-accurate."""
 
     name = "rtl"
 
-    def __init__(self, cfg: Optional[EngineConfig] = None, **sim_options):
+    def __init__(self, cfg: Optional[EngineConfig] = None, latency: int = 0,
+                 stall_pct: int = 0):
         super().__init__(cfg)
         try:
             from dgfpga import rtl_sim
         except ImportError as exc:  # pragma: no cover - depends on the checkout
             raise DeviceError(f"rtl device unavailable: {exc}") from None
-        self._sim = rtl_sim
-        self._options = sim_options
+        self._rtl = rtl_sim
+        self._sim = None
+        self.latency, self.stall_pct = latency, stall_pct
+        self.sim_cycles = 0
+        self.sim_wall_s = 0.0
 
     def _run(self, program: bytes, n: int, regions: dict) -> tuple[int, int]:
-        out = self._sim.run_engine(program, n, regions, self.cfg, **self._options)
-        for name, data in out.regions.items():
-            regions[name][:] = data
+        if self._sim is None:
+            need = sum(int(r.size) for r in regions.values()) + len(program) + 5 * 4096
+            self._sim = self._rtl.FastSim(self.cfg, mem_bytes=need)
+        out = self._sim.run(program, n, regions, latency=self.latency, stall_pct=self.stall_pct)
+        if out.timeout:
+            return regmap.pack_status(regmap.ERR["AXI_ERROR"]), int(out.cycles)
+        for name in ("fmap", "sums"):
+            regions[name][:] = out.regions[name]
+        self.sim_cycles += out.sim_cycles
+        self.sim_wall_s += out.wall_s
         return int(out.status), int(out.cycles)
 
 

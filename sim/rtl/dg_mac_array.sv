@@ -1,0 +1,79 @@
+`default_nettype none
+// dg_mac_array: Tm x Tn array of int8 (weights) x 9-bit (u8 or s8 activations) MACs into Tm int32 accumulators.
+//
+// One array step per cycle (no stall): products (stage 1), per-output adder trees
+// (stage 2), accumulate (stage 3). `in_first` starts a new accumulation, `in_last`
+// closes it: the Tm sums come out on `out_valid` three cycles after the last step,
+// with the tag given on that step. Accumulation wraps at 32 bits like int32.
+module dg_mac_array #(
+    parameter int TM = 4,        // output channels (accumulators), power of two 1..64
+    parameter int TN = 4,        // input channels reduced per step, power of two 1..64
+    parameter int TAG_W = 8      // sideband bits carried from the last step to the output
+) (
+    input  wire                  clk,
+    input  wire                  rst,
+    input  wire                  in_valid,
+    input  wire                  in_first,
+    input  wire                  in_last,
+    input  wire [TM*TN*8-1:0]    in_w,      // weight [m][n] at bits (m*TN+n)*8, int8
+    input  wire [TN*9-1:0]       in_x,      // activation [n] at bits n*9, signed 9-bit
+    input  wire [TAG_W-1:0]      in_tag,
+    output logic                 out_valid,
+    output logic [TM*32-1:0]     out_acc,   // accumulator [m] at bits m*32, int32
+    output logic [TAG_W-1:0]     out_tag
+);
+    if (TM < 1 || TM > 64 || (TM & (TM - 1)) != 0 || TN < 1 || TN > 64 || (TN & (TN - 1)) != 0) begin : g_chk
+        $error("dg_mac_array: TM and TN must be powers of two in 1..64");
+    end
+    localparam int SUM_W = 17 + $clog2(TN) + 1;
+
+    // stage 1: products
+    logic signed [16:0] prod_reg [TM][TN];
+    logic s1_valid, s1_first, s1_last;
+    logic [TAG_W-1:0] s1_tag;
+    // stage 2: lane sums
+    logic signed [SUM_W-1:0] sum_reg [TM];
+    logic s2_valid, s2_first, s2_last;
+    logic [TAG_W-1:0] s2_tag;
+    // stage 3: accumulators
+    logic signed [31:0] acc_reg [TM];
+
+    always_ff @(posedge clk) begin
+        for (int m = 0; m < TM; m++) begin
+            for (int n = 0; n < TN; n++) begin
+                prod_reg[m][n] <= $signed(in_w[(m*TN+n)*8 +: 8]) * $signed(in_x[n*9 +: 9]);
+            end
+        end
+        s1_first <= in_first;
+        s1_last <= in_last;
+        s1_tag <= in_tag;
+        for (int m = 0; m < TM; m++) begin
+            logic signed [SUM_W-1:0] s;
+            s = '0;
+            for (int n = 0; n < TN; n++) s = s + SUM_W'(prod_reg[m][n]);
+            sum_reg[m] <= s;
+        end
+        s2_first <= s1_first;
+        s2_last <= s1_last;
+        s2_tag <= s1_tag;
+        if (s2_valid) begin
+            for (int m = 0; m < TM; m++) begin
+                logic signed [31:0] a;
+                a = (s2_first ? 32'sd0 : acc_reg[m]) + 32'(sum_reg[m]);
+                acc_reg[m] <= a;
+                out_acc[m*32 +: 32] <= a;
+            end
+            out_tag <= s2_tag;
+        end
+        if (rst) begin
+            s1_valid <= 1'b0;
+            s2_valid <= 1'b0;
+            out_valid <= 1'b0;
+        end else begin
+            s1_valid <= in_valid;
+            s2_valid <= s1_valid;
+            out_valid <= s2_valid && s2_last;
+        end
+    end
+endmodule
+`default_nettype wire

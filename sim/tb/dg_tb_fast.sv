@@ -1,0 +1,173 @@
+`default_nettype none
+// dg_tb_fast: stand-alone harness (no Python per cycle): programs dg_engine over AXI4-Lite from a register file, runs, dumps memory.
+//
+// Plusargs: +mem=<hex in> +regs=<hex: addr data per line, ends with addr ffffffff>
+// +out_mem=<hex out> +out=<result text> +timeout=<cycles> +latency=<read latency>
+// +stall=<percent>. The result file holds "status", "cycles" (engine CYCLES register),
+// "sim_cycles" and "engine_id" lines.
+module dg_tb_fast #(
+    // engine parameters: passed through to dg_engine (see its parameter list)
+    parameter int TM = 4, parameter int TN = 4, parameter int MAX_TILE = 4,
+    parameter int MAX_GRID = 8, parameter int MAX_WIDTH = 32, parameter int MAX_HEIGHT = 32,
+    parameter int MAX_IN = 64, parameter int MAX_OUT = 64, parameter int MAX_LAYERS = 4,
+    parameter int WBUF_BYTES = 4608, parameter int IFM_BYTES = 4608, parameter int OFM_BYTES = 1296,
+    parameter logic [31:0] CONFIG_HASH = 32'hE3566D5F, parameter int AXI_DATA_W = 64,
+    parameter int MEM_WORDS = 1 << 18       // memory model size in AXI words
+) (
+    input wire clk
+);
+    localparam int AW = 64;
+    logic rst_n = 1'b0;
+    logic [AXI_DATA_W-1:0] dummy;
+    // AXI4-Lite master signals
+    logic [7:0]  awaddr, araddr;
+    logic awvalid, wvalid, arvalid, bready, rready;
+    logic [31:0] wdata;
+    wire awready, wready, bvalid, arready, rvalid;
+    wire [1:0] bresp, rresp;
+    wire [31:0] rdata;
+    // AXI4 master
+    wire [0:0] awid, arid;
+    wire [AW-1:0] m_awaddr, m_araddr;
+    wire [7:0] m_awlen, m_arlen;
+    wire [2:0] m_awsize, m_arsize, m_awprot, m_arprot;
+    wire [1:0] m_awburst, m_arburst, m_bresp, m_rresp;
+    wire m_awlock, m_arlock;
+    wire [3:0] m_awcache, m_arcache;
+    wire m_awvalid, m_awready, m_wlast, m_wvalid, m_wready, m_bvalid, m_bready;
+    wire m_arvalid, m_arready, m_rlast, m_rvalid, m_rready;
+    wire [AXI_DATA_W-1:0] m_wdata, m_rdata;
+    wire [AXI_DATA_W/8-1:0] m_wstrb;
+    wire irq;
+
+    dg_engine #(.TM(TM), .TN(TN), .MAX_TILE(MAX_TILE), .MAX_GRID(MAX_GRID), .MAX_WIDTH(MAX_WIDTH),
+                .MAX_HEIGHT(MAX_HEIGHT), .MAX_IN(MAX_IN), .MAX_OUT(MAX_OUT), .MAX_LAYERS(MAX_LAYERS),
+                .WBUF_BYTES(WBUF_BYTES), .IFM_BYTES(IFM_BYTES), .OFM_BYTES(OFM_BYTES),
+                .CONFIG_HASH(CONFIG_HASH), .AXI_DATA_W(AXI_DATA_W)) dut (
+        .ap_clk(clk), .ap_rst_n(rst_n),
+        .s_axi_control_awaddr(awaddr), .s_axi_control_awvalid(awvalid), .s_axi_control_awready(awready),
+        .s_axi_control_wdata(wdata), .s_axi_control_wstrb(4'hF), .s_axi_control_wvalid(wvalid),
+        .s_axi_control_wready(wready), .s_axi_control_bresp(bresp), .s_axi_control_bvalid(bvalid),
+        .s_axi_control_bready(bready), .s_axi_control_araddr(araddr), .s_axi_control_arvalid(arvalid),
+        .s_axi_control_arready(arready), .s_axi_control_rdata(rdata), .s_axi_control_rresp(rresp),
+        .s_axi_control_rvalid(rvalid), .s_axi_control_rready(rready),
+        .m_axi_gmem_awid(awid), .m_axi_gmem_awaddr(m_awaddr), .m_axi_gmem_awlen(m_awlen),
+        .m_axi_gmem_awsize(m_awsize), .m_axi_gmem_awburst(m_awburst), .m_axi_gmem_awlock(m_awlock),
+        .m_axi_gmem_awcache(m_awcache), .m_axi_gmem_awprot(m_awprot), .m_axi_gmem_awvalid(m_awvalid),
+        .m_axi_gmem_awready(m_awready), .m_axi_gmem_wdata(m_wdata), .m_axi_gmem_wstrb(m_wstrb),
+        .m_axi_gmem_wlast(m_wlast), .m_axi_gmem_wvalid(m_wvalid), .m_axi_gmem_wready(m_wready),
+        .m_axi_gmem_bid(1'b0), .m_axi_gmem_bresp(m_bresp), .m_axi_gmem_bvalid(m_bvalid),
+        .m_axi_gmem_bready(m_bready), .m_axi_gmem_arid(arid), .m_axi_gmem_araddr(m_araddr),
+        .m_axi_gmem_arlen(m_arlen), .m_axi_gmem_arsize(m_arsize), .m_axi_gmem_arburst(m_arburst),
+        .m_axi_gmem_arlock(m_arlock), .m_axi_gmem_arcache(m_arcache), .m_axi_gmem_arprot(m_arprot),
+        .m_axi_gmem_arvalid(m_arvalid), .m_axi_gmem_arready(m_arready), .m_axi_gmem_rid(1'b0),
+        .m_axi_gmem_rdata(m_rdata), .m_axi_gmem_rresp(m_rresp), .m_axi_gmem_rlast(m_rlast),
+        .m_axi_gmem_rvalid(m_rvalid), .m_axi_gmem_rready(m_rready), .interrupt(irq));
+
+    logic [31:0] latency, stall_pct;
+    dg_axi_mem #(.ADDR_W(AW), .DATA_W(AXI_DATA_W), .MEM_WORDS(MEM_WORDS)) mem (
+        .clk(clk), .rst(!rst_n), .rd_latency(latency), .stall_pct(7'(stall_pct)),
+        .s_axi_awaddr(m_awaddr), .s_axi_awlen(m_awlen), .s_axi_awvalid(m_awvalid), .s_axi_awready(m_awready),
+        .s_axi_wdata(m_wdata), .s_axi_wstrb(m_wstrb), .s_axi_wlast(m_wlast), .s_axi_wvalid(m_wvalid),
+        .s_axi_wready(m_wready), .s_axi_bresp(m_bresp), .s_axi_bvalid(m_bvalid), .s_axi_bready(m_bready),
+        .s_axi_araddr(m_araddr), .s_axi_arlen(m_arlen), .s_axi_arvalid(m_arvalid), .s_axi_arready(m_arready),
+        .s_axi_rdata(m_rdata), .s_axi_rresp(m_rresp), .s_axi_rlast(m_rlast), .s_axi_rvalid(m_rvalid),
+        .s_axi_rready(m_rready));
+
+    // ---- register program
+    logic [31:0] regs [256];
+    string mem_file, regs_file, out_mem_file, out_file;
+    logic [63:0] timeout, cyc;
+    int step, ri;
+    logic [31:0] status_v, cyc_lo, cyc_hi, id_lo, id_hi;
+    initial begin
+        if (!$value$plusargs("mem=%s", mem_file)) mem_file = "mem.hex";
+        if (!$value$plusargs("regs=%s", regs_file)) regs_file = "regs.hex";
+        if (!$value$plusargs("out_mem=%s", out_mem_file)) out_mem_file = "out_mem.hex";
+        if (!$value$plusargs("out=%s", out_file)) out_file = "result.txt";
+        if (!$value$plusargs("timeout=%d", timeout)) timeout = 64'd10_000_000;
+        if (!$value$plusargs("latency=%d", latency)) latency = 32'd0;
+        if (!$value$plusargs("stall=%d", stall_pct)) stall_pct = 32'd0;
+        for (int i = 0; i < 256; i++) regs[i] = 32'hFFFF_FFFF;
+        $readmemh(mem_file, mem.mem);
+        $readmemh(regs_file, regs);
+    end
+
+    // sequencer: reset, write (addr, data) pairs, start, wait for the interrupt, read outputs
+    task automatic finish_run(input bit to);
+        int fd;
+        $writememh(out_mem_file, mem.mem);
+        fd = $fopen(out_file, "w");
+        $fdisplay(fd, "status %0d", to ? -1 : int'(status_v));
+        $fdisplay(fd, "cycles %0d", {cyc_hi, cyc_lo});
+        $fdisplay(fd, "sim_cycles %0d", cyc);
+        $fdisplay(fd, "engine_id %0d", {id_hi, id_lo});
+        $fdisplay(fd, "timeout %0d", to ? 1 : 0);
+        $fdisplay(fd, "busy_mac %0d", n_mac);
+        $fdisplay(fd, "busy_wait_prefetch %0d", n_wait_pf);
+        $fdisplay(fd, "busy_wait_weights %0d", n_wait_w);
+        $fdisplay(fd, "busy_wait_writeback %0d", n_wait_wb);
+        $fdisplay(fd, "busy_other %0d", n_other);
+        $fdisplay(fd, "busy_loader %0d", n_ld);
+        $fclose(fd);
+        $finish;
+    endtask
+
+    always_ff @(posedge clk) begin
+        cyc <= cyc + 64'd1;
+        awvalid <= 1'b0; wvalid <= 1'b0; arvalid <= arvalid && !arready; bready <= 1'b1; rready <= 1'b1;
+        case (step)
+            0: begin if (cyc > 8) begin rst_n <= 1'b1; step <= 1; ri <= 0; end end
+            1: begin
+                // write the next pair, or start
+                if (regs[2*ri] == 32'hFFFF_FFFF) begin
+                    awaddr <= 8'h00; wdata <= 32'd1; awvalid <= 1'b1; wvalid <= 1'b1; step <= 3;
+                end else begin
+                    awaddr <= 8'(regs[2*ri]); wdata <= regs[2*ri+1]; awvalid <= 1'b1; wvalid <= 1'b1;
+                    step <= 2;
+                end
+            end
+            2: begin if (bvalid) begin ri <= ri + 1; step <= 1; end end
+            3: begin if (bvalid) step <= 4; end
+            4: begin if (irq) begin araddr <= 8'h74; arvalid <= 1'b1; step <= 5; end end
+            5: begin if (rvalid) begin status_v <= rdata; araddr <= 8'h7C; arvalid <= 1'b1; step <= 6; end end
+            6: begin if (rvalid) begin cyc_lo <= rdata; araddr <= 8'h80; arvalid <= 1'b1; step <= 7; end end
+            7: begin if (rvalid) begin cyc_hi <= rdata; araddr <= 8'h88; arvalid <= 1'b1; step <= 8; end end
+            8: begin if (rvalid) begin id_lo <= rdata; araddr <= 8'h8C; arvalid <= 1'b1; step <= 9; end end
+            9: begin if (rvalid) begin id_hi <= rdata; step <= 10; end end
+            10: finish_run(1'b0);
+            default: ;
+        endcase
+        if (cyc >= timeout && step != 10) finish_run(1'b1);
+    end
+    initial begin cyc = 0; step = 0; arvalid = 1'b0; end
+    // cycle breakdown while the engine runs (written to the result file)
+    logic [63:0] n_mac, n_wait_pf, n_wait_w, n_wait_wb, n_other, n_ld;
+    always_ff @(posedge clk) begin
+        if (!rst_n) begin
+            n_mac <= 0; n_wait_pf <= 0; n_wait_w <= 0; n_wait_wb <= 0; n_other <= 0; n_ld <= 0;
+        end else if (dut.state != 5'd0) begin
+            if (dut.ld_busy) n_ld <= n_ld + 1;
+            if (dut.cp_issue) n_mac <= n_mac + 1;
+            else if (dut.pf_active && dut.cp_state == 2'd0 && !dut.full[dut.cp_h]) n_wait_pf <= n_wait_pf + 1;
+            else if (dut.pf_active && dut.cp_state == 2'd0) n_wait_w <= n_wait_w + 1;
+            else if (dut.pf_active && dut.cp_state == 2'd1) n_wait_wb <= n_wait_wb + 1;
+            else n_other <= n_other + 1;
+        end
+    end
+    // +trace: engine state changes (debug aid)
+    bit trace;
+    logic [4:0] prev_state;
+    initial trace = $test$plusargs("trace");
+    always_ff @(posedge clk) begin
+        prev_state <= dut.state;
+        if (trace && (dut.state != prev_state || cyc % 2000 == 0))
+            $display("%0d state=%0d layer=%0d pfg=%0d pf=%0d/%0d pfi=%0d full=%b cp=%0d inflight=%0d wbq=%0d pl=%0d pz=%0d ldg=%0d spf=%0d rdidle=%0d lob=%0d own=%0d ldf=%0d",
+                     cyc, dut.state, dut.layer, dut.pf_g, dut.pf_state, dut.n_seq, dut.pf_i, dut.full,
+                     dut.cp_state, dut.inflight, dut.wbq_count, dut.pl_state, dut.pz_have, dut.ld_g,
+                     dut.spf_count, dut.rd_idle, dut.ld_out_beats, dut.own_count, dut.ldf_count);
+    end
+    wire unused_ok = &{1'b0, awid, arid, m_awsize, m_arsize, m_awprot, m_arprot, m_awburst, m_arburst,
+                       m_awlock, m_arlock, m_awcache, m_arcache, bresp, rresp, dummy, awready, wready, arready};
+endmodule
+`default_nettype wire
