@@ -12,7 +12,55 @@ import numpy as np
 
 from dgfpga.gates import upsample_grid
 
-__all__ = ["cost_maps", "gate_figure", "object_overlap"]
+__all__ = ["collect_masks", "cost_maps", "gate_figure", "object_overlap", "mask_statistics"]
+
+
+def collect_masks(model, images: np.ndarray, batch: int = 500):
+    """Eval-mode masks of a zoo model (torch) on normalised images [N, 3, H, W].
+
+    Returns (spatial, channel): per block, bool [N, gh, gw] grid masks and bool [N, C]
+    conv1 channel masks, in network order.
+    """
+    import torch
+    was = model.training
+    model.eval()
+    spatial, channel = None, None
+    with torch.no_grad():
+        for s in range(0, len(images), batch):
+            out = model.forward_gated(torch.from_numpy(np.ascontiguousarray(images[s:s + batch])))
+            sp = [m.spatial[:, 0].numpy() > 0.5 for m in out.masks]
+            ch = [m.channel[:, :, 0, 0].numpy() > 0.5 for m in out.masks]
+            if spatial is None:
+                spatial, channel = [[a] for a in sp], [[a] for a in ch]
+            else:
+                for lst, a in zip(spatial, sp):
+                    lst.append(a)
+                for lst, a in zip(channel, ch):
+                    lst.append(a)
+    model.train(was)
+    return [np.concatenate(a) for a in spatial], [np.concatenate(a) for a in channel]
+
+
+def mask_statistics(spatial: Sequence[np.ndarray], channel: Sequence[np.ndarray],
+                    object_masks: Optional[np.ndarray] = None) -> dict:
+    """Do masks vary with the image? Per block: mean and std over images of the spatial
+    and channel mask density, the fraction of images whose mask differs from the block's
+    most common mask, plus (with object masks) `object_overlap`."""
+    def _varying(m):
+        flat = m.reshape(len(m), -1)
+        _, inv, counts = np.unique(flat, axis=0, return_inverse=True, return_counts=True)
+        return float(1 - counts.max() / len(m))
+    sd = [np.asarray(s, bool).reshape(len(s), -1).mean(1) for s in spatial]
+    cd = [np.asarray(c, bool).mean(1) for c in channel]
+    r = {"spatial_density_mean": [float(v.mean()) for v in sd],
+         "spatial_density_std": [float(v.std()) for v in sd],
+         "channel_density_mean": [float(v.mean()) for v in cd],
+         "channel_density_std": [float(v.std()) for v in cd],
+         "spatial_unlike_mode": [_varying(np.asarray(s, bool)) for s in spatial],
+         "channel_unlike_mode": [_varying(np.asarray(c, bool)) for c in channel]}
+    if object_masks is not None:
+        r.update(object_overlap(spatial, object_masks))
+    return r
 
 
 def cost_maps(spatial: Sequence[np.ndarray], hw: tuple[int, int]) -> np.ndarray:
@@ -63,9 +111,11 @@ def _to_rgb(images: np.ndarray, mean, std) -> np.ndarray:
 
 def gate_figure(images: np.ndarray, spatial: Sequence[np.ndarray], channel: Sequence[np.ndarray],
                 path, level: str, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
-                labels: Optional[Sequence[int]] = None, n: int = 4):
+                labels: Optional[Sequence[int]] = None, n: int = 4,
+                object_masks: Optional[np.ndarray] = None):
     """Write the figure to `path` (PNG). `spatial[b]`: bool [N, gh, gw]; `channel[b]`:
-    bool [N, C]; images: normalised float [N, 3, H, W] (with mean/std) or uint8."""
+    bool [N, C]; images: normalised float [N, 3, H, W] (with mean/std) or uint8;
+    object_masks: bool [N, H, W], outlined (red) on the cost map when given."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -82,8 +132,10 @@ def gate_figure(images: np.ndarray, spatial: Sequence[np.ndarray], channel: Sequ
         a0.imshow(rgb[i], interpolation="nearest")
         a0.set_title("input" + (f" (label {labels[i]})" if labels is not None else ""), fontsize=8)
         a0.axis("off")
-        a1.imshow(rgb[i].mean(-1), cmap="gray", interpolation="nearest")
-        im = a1.imshow(cm[i], cmap="inferno", alpha=0.6, vmin=0, vmax=nb, interpolation="nearest")
+        im = a1.imshow(cm[i], cmap="viridis", vmin=0, vmax=nb, interpolation="nearest")
+        if object_masks is not None:
+            a1.contour(np.asarray(object_masks[i], float), levels=[0.5], colors="red",
+                       linewidths=1.0)
         a1.set_title(f"spatial cost map (blocks executed, of {nb})", fontsize=8)
         a1.axis("off")
         fig.colorbar(im, ax=a1, fraction=0.046, pad=0.04)

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from dgfpga import data
 
-__all__ = ["TrainConfig", "train", "evaluate"]
+__all__ = ["TrainConfig", "train", "evaluate", "load_trained"]
 
 
 @dataclass
@@ -105,6 +105,22 @@ def evaluate(model, split: data.Split, batch: int = 500, dense: Optional[bool] =
             "density": float(np.concatenate(dens).mean()),
             "block_density": [float(v) for v in b.mean(0)],
             "block_density_std": [float(v) for v in b.std(0)]}
+
+
+def load_trained(path, arch: Optional[str] = None):
+    """Load a checkpoint written by `train` (or any zoo checkpoint) as `(model, meta)`.
+
+    A dense baseline is returned in dense mode (every gate on), which is how it was
+    trained and how its accuracy is meant: its untrained gates would otherwise decide.
+    Dense = metadata `dense: True`, or a `train` checkpoint with no target density.
+    """
+    from dgfpga_models.checkpoint import load_checkpoint
+    model, meta = load_checkpoint(path, arch)
+    dense = meta.get("dense")
+    if dense is None:
+        dense = "train_config" in meta and meta.get("target_density") is None
+    model.dense = bool(dense)
+    return model, meta
 
 
 def _log(msg: str) -> None:
@@ -201,7 +217,7 @@ def train(cfg: TrainConfig, out_path, progress: bool = True, log=_log) -> dict:
         # target (within 0.03), so an early dense-ish epoch cannot win
         ok = cfg.dense or abs(ev["density"] - cfg.target_density) <= 0.03 or epoch + 1 == cfg.epochs
         meta = {"epoch": epoch + 1, "dataset": f"dgfpga.data cluttered digits v{data.VERSION}",
-                "seed": cfg.seed, "target_density": cfg.target_density,
+                "seed": cfg.seed, "target_density": cfg.target_density, "dense": cfg.dense,
                 "val_top1": ev["top1"], "val_density": ev["density"],
                 "train_config": {k: v for k, v in asdict(cfg).items()},
                 "command": " ".join(sys.argv), "wall_s": wall}

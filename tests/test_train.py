@@ -43,6 +43,15 @@ def test_checkpoints_have_metadata_and_load_strictly(runs):
     assert meta["target_density"] == 0.3 and meta["seed"] == 0
     assert "val_top1" in meta and "val_density" in meta and "dataset" in meta
     assert meta["train_config"]["init"].endswith("dense.pth.tar")
+    assert meta["dense"] is False and "command" in meta and meta["wall_s"] > 0
+
+
+def test_dense_checkpoint_loads_in_dense_mode(runs):
+    from dgfpga.train import load_trained
+    d, _, _ = runs
+    dense, meta = load_trained(d / "dense.pth.tar")
+    gated, _ = load_trained(d / "d30.pth.tar")
+    assert meta["dense"] is True and dense.dense and not gated.dense
 
 
 def test_resume_continues(runs):
@@ -62,3 +71,24 @@ def test_evaluate_is_deterministic(runs):
     s = data.load_split("test", 100)
     a, b = evaluate(model, s), evaluate(model, s)
     assert a == b and 0 <= a["top1"] <= 100 and 0 < a["density"] <= 1.05
+
+
+SHIPPED = ["resdg20_cifar10_dense", "resdg20_cifar10_d50", "resdg20_cifar10_d30"]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_checkpoint_reproduces_model_card(name):
+    """Eval is deterministic: the test split gives exactly the recorded accuracy/density."""
+    from pathlib import Path
+    from dgfpga import data
+    from dgfpga.train import load_trained
+    root = Path(__file__).resolve().parents[1] / "models"
+    path = root / "checkpoints" / f"{name}.pth.tar"
+    if not path.exists():
+        pytest.skip(f"{path} not shipped yet")
+    model, meta = load_trained(path)
+    r = evaluate(model, data.load_split("test"))
+    assert r["top1"] == meta["test_top1"]
+    assert r["density"] == pytest.approx(meta["test_density"], abs=1e-9)
+    card = (root / "MODEL_CARD.md").read_text()
+    assert f"{r['top1']:.2f}" in card and f"{r['density']:.4f}" in card
