@@ -132,36 +132,37 @@ def layer_cycles_figure(layer_names, dense_cycles, gated_cycles, level: str):
 
 
 def speedup_figure(rows):
-    """rows: (label, theoretical MAC reduction, realised speedup, level)."""
+    """rows: (network, theoretical MAC reduction, realised speedup, level)."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(8, 3.2))
+    fig, ax = plt.subplots(figsize=(max(8, 1.15 * len(rows)), 3.6))
     x = np.arange(len(rows))
     ax.bar(x - 0.2, [r[1] for r in rows], 0.4, label="theoretical MAC reduction", color="#bbb")
     ax.bar(x + 0.2, [r[2] for r in rows], 0.4, label="realised speedup (cycles)", color="#27a")
     for i, r in enumerate(rows):
         ax.text(i + 0.2, r[2], f"{r[2]:.2f}x\n({r[2] / r[1]:.0%})", ha="center", va="bottom",
                 fontsize=7)
-    ax.set_xticks(x, [f"{r[0]}\n[{r[3]}]" for r in rows], fontsize=7)
+    ax.set_xticks(x, [f"{r[0]}\n{r[3]}" for r in rows], fontsize=7)
     ax.set_ylabel("x faster / x fewer MACs")
+    ax.set_ylim(0, 1.25 * max(max(r[1], r[2]) for r in rows))
     ax.set_title("Realised speedup vs theoretical MAC reduction (efficiency in brackets)")
-    ax.legend(loc="upper left")
+    ax.legend(loc="upper left", fontsize=8)
     return fig
 
 
 def latency_figure(rows, level: str):
-    """rows: (label, dense_ms, gated_ms)."""
+    """rows: (label, dense_ms, gated_ms); one panel per row (the scales differ by 100x)."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(8, 3))
-    x = np.arange(len(rows))
-    ax.bar(x - 0.2, [r[1] for r in rows], 0.4, label="dense engine", color="#999")
-    ax.bar(x + 0.2, [r[2] for r in rows], 0.4, label="DGNet (gated)", color="#2a7")
-    for i, r in enumerate(rows):
-        ax.text(i + 0.2, r[2], f"{1e3 / r[2]:.0f} img/s", ha="center", va="bottom", fontsize=7)
-        ax.text(i - 0.2, r[1], f"{1e3 / r[1]:.0f} img/s", ha="center", va="bottom", fontsize=7)
-    ax.set_xticks(x, [r[0] for r in rows], fontsize=8)
-    ax.set_ylabel("latency per image, ms")
-    ax.set_title(f"Predicted Ultra96 latency ({level})")
-    ax.legend()
+    fig, axes = plt.subplots(1, len(rows), figsize=(2.3 * len(rows), 3), squeeze=False)
+    for ax, (label, d_ms, g_ms) in zip(axes[0], rows):
+        ax.bar([0, 1], [d_ms, g_ms], color=["#999", "#2a7"])
+        for i, v in enumerate((d_ms, g_ms)):
+            ax.text(i, v, f"{v:.3g} ms\n{1e3 / v:.0f} img/s", ha="center", va="bottom", fontsize=7)
+        ax.set_xticks([0, 1], ["dense", "gated"], fontsize=8)
+        ax.set_ylim(0, 1.3 * max(d_ms, g_ms))
+        ax.set_title(label, fontsize=8)
+    axes[0][0].set_ylabel("latency per image, ms")
+    fig.suptitle(f"Predicted Ultra96 latency ({level})", fontsize=10)
+    fig.tight_layout()
     return fig
 
 
