@@ -12,10 +12,19 @@ import sys
 
 # Order is the order shown in --help. Add a command by adding its module here.
 COMMANDS = [
+    "demo",
+    "train",
+    "evaluate",
+    "gate-figure",
     "flops",
+    "export_onnx",
     "gen",
     "quantize",
     "qreport",
+    "build-hls",
+    "calibrate",
+    "predict",
+    "bench-scheduler",
 ]
 
 
@@ -23,7 +32,7 @@ from dgfpga.errors import DgfpgaError as UserError  # noqa: E402  (one error hie
 
 
 def _load(name: str):
-    return importlib.import_module(f"dgfpga.commands.{name}")
+    return importlib.import_module(f"dgfpga.commands.{name.replace('-', '_')}")
 
 
 def build_parser() -> argparse.ArgumentParser:
