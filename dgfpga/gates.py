@@ -211,13 +211,24 @@ def spatial_gate_logits(sums: np.ndarray, counts, scale: float,
     p = _pooled(sums, counts, scale)
     pad = np.zeros(p.shape[:-2] + (gh + 2, gw + 2), dtype=np.float32)
     pad[..., 1:-1, 1:-1] = p
-    acc = np.zeros(p.shape[:-3] + (gh, gw), dtype=np.float32)
-    w = params.weight
-    for ci in range(c):
-        for ky in range(3):
-            for kx in range(3):
-                acc = acc + w[ci, ky, kx] * pad[..., ci, ky:ky + gh, kx:kx + gw]
-    return acc + params.bias
+    # products in the loop order (c, ky, kx), each one float32 multiply ...
+    win = np.stack([pad[..., ky:ky + gh, kx:kx + gw] for ky in range(3) for kx in range(3)],
+                   axis=-3)                                    # [..., C, 9, gh, gw]
+    prod = (params.weight.reshape(c, 9, 1, 1) * win).reshape(p.shape[:-3] + (c * 9, gh, gw))
+    return _sequential_sum(prod, axis=-3) + params.bias
+
+
+def _sequential_sum(prod: np.ndarray, axis: int) -> np.ndarray:
+    """`acc = 0; for t: acc = acc + prod[t]` along `axis`, in float32, vectorised.
+
+    np.add.accumulate adds strictly in order (no pairwise or SIMD reassociation), so this
+    equals the written-out loop bit for bit on every IEEE machine; the leading zero makes
+    even the sign of a zero sum identical.
+    """
+    prod = np.moveaxis(prod, axis, -1)            # reduce along a contiguous axis
+    buf = np.zeros(prod.shape[:-1] + (prod.shape[-1] + 1,), dtype=np.float32)
+    buf[..., 1:] = prod
+    return np.add.accumulate(buf, axis=-1, dtype=np.float32)[..., -1]
 
 
 def eval_spatial_gate(sums: np.ndarray, counts, scale: float,
@@ -238,14 +249,10 @@ def channel_gate_logits(total_sums: np.ndarray, count: int, scale: float,
     if c != params.in_channels:
         raise ValueError(f"channel gate expects {params.in_channels} channels, got {c}")
     p = _pooled(total_sums, count, scale)
-    h = np.zeros(p.shape[:-1] + (params.fc1.shape[0],), dtype=np.float32)
-    for ci in range(c):
-        h = h + params.fc1[:, ci] * p[..., ci, None]
+    h = _sequential_sum(p[..., :, None] * params.fc1.T, axis=-2)          # over C_in
     h = h * params.bn_scale + params.bn_shift
     h = np.maximum(h, np.float32(0))
-    acc = np.zeros(p.shape[:-1] + (params.out_channels,), dtype=np.float32)
-    for j in range(params.fc1.shape[0]):
-        acc = acc + params.fc2[:, j] * h[..., j, None]
+    acc = _sequential_sum(h[..., :, None] * params.fc2.T, axis=-2)        # over hidden
     return acc + params.fc2_bias
 
 
