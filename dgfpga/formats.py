@@ -24,6 +24,7 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
+from dgfpga import gates
 from dgfpga.engine_config import EngineConfig, default_config
 from dgfpga.errors import FormatError
 
@@ -784,45 +785,30 @@ def tile_pixel_sums(fm: np.ndarray, tile: int) -> np.ndarray:
 
 def pool_bins(size: int, bins: int) -> list[tuple[int, int]]:
     """Adaptive-average-pool bins (PyTorch / official code): [floor(i*H/g), ceil((i+1)*H/g))."""
-    if size < 1 or bins < 1:
-        raise FormatError(f"pool bins: size {size} and bins {bins} must be >= 1")
-    return [((i * size) // bins, -(-((i + 1) * size) // bins)) for i in range(bins)]
+    try:
+        return gates.pool_bins(size, bins)
+    except ValueError as exc:
+        raise FormatError(f"pool bins: {exc}") from None
 
 
 def bin_sums_from_tile_sums(sums: np.ndarray, tile: int, h: int, w: int,
                             bins_h: int, bins_w: int) -> tuple[np.ndarray, np.ndarray]:
-    """Add per-tile channel sums into adaptive-pool bins of an h x w map.
+    """Add the engine's per-tile channel sums into the adaptive-pool bins of an h x w map.
 
-    `sums` is [ceil(h/tile)][ceil(w/tile)][C]. Returns (int64 [bins_h][bins_w][C] sums,
-    int64 [bins_h][bins_w] pixel counts). Raises FormatError if a bin edge does not fall on
-    a tile edge (then the per-tile sums cannot make the bin exactly).
+    `sums` is [ceil(h/tile)][ceil(w/tile)][C] (the SUMS region layout). Returns (int64
+    [bins_h][bins_w][C] sums, int64 [bins_h][bins_w] pixel counts). The arithmetic is
+    `dgfpga.gates.bin_sums_from_tile_sums`; a bin edge that does not fall on a tile edge
+    (the per-tile sums cannot make that bin exactly) is a FormatError.
     """
     s = np.asarray(sums, dtype=np.int64)
     if s.ndim != 3 or tile < 1:
         raise FormatError(f"tile sums: need [gh][gw][C] and tile >= 1, got {s.shape}, tile={tile}")
-    gh, gw = -(-h // tile), -(-w // tile)
-    if s.shape[:2] != (gh, gw):
-        raise FormatError(f"tile sums: grid {s.shape[:2]} does not match {h}x{w} with tile "
-                          f"{tile} ({gh}x{gw})")
-
-    def tile_ranges(size: int, bins: int, axis: str):
-        out = []
-        for i, (a, b) in enumerate(pool_bins(size, bins)):
-            if a % tile or (b % tile and b != size):
-                raise FormatError(f"pool bin {axis}[{i}] = [{a}, {b}) of a {size}-pixel map does "
-                                  f"not align with tiles of {tile}: the engine's per-tile "
-                                  "sums cannot make it")
-            out.append((a // tile, -(-b // tile), b - a))
-        return out
-
-    rows, cols = tile_ranges(h, bins_h, "row"), tile_ranges(w, bins_w, "col")
-    out = np.zeros((bins_h, bins_w, s.shape[2]), dtype=np.int64)
-    counts = np.zeros((bins_h, bins_w), dtype=np.int64)
-    for i, (r0, r1, nh) in enumerate(rows):
-        for j, (c0, c1, nw) in enumerate(cols):
-            out[i, j] = s[r0:r1, c0:c1].sum(axis=(0, 1))
-            counts[i, j] = nh * nw
-    return out, counts
+    try:
+        out = gates.bin_sums_from_tile_sums(np.moveaxis(s, -1, 0), tile, h, w, (bins_h, bins_w))
+    except ValueError as exc:
+        raise FormatError(f"tile sums: {exc}: the engine's per-tile sums cannot make these "
+                          "pooling bins") from None
+    return np.moveaxis(out, 0, -1), gates.bin_counts(h, w, (bins_h, bins_w))
 
 
 # --------------------------------------------------------------------------------------

@@ -405,9 +405,9 @@ def test_bin_sums_match_direct_pooling(h, tile, bins):
 
 def test_bin_sums_refuse_misaligned_bins():
     sums = np.zeros((4, 4, 2), np.int32)
-    with pytest.raises(FormatError, match="does not align with tiles of 4"):
+    with pytest.raises(FormatError, match="does not align with 4-px tiles"):
         F.bin_sums_from_tile_sums(sums, 4, 14, 14, 7, 7)       # bins of 2 px, tiles of 4
-    with pytest.raises(FormatError, match="grid"):
+    with pytest.raises(FormatError, match="tile sums have"):
         F.bin_sums_from_tile_sums(sums, 2, 14, 14, 7, 7)
 
 
