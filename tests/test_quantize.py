@@ -207,3 +207,25 @@ def test_mse_statistic(model, calib):
     assert qm.meta["statistic"] == "mse"
     with pytest.raises(DgfpgaError, match="statistic"):
         quantize_model(model, calib, QuantConfig(statistic="median"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["resdg20_cifar10_dense", "resdg20_cifar10_d50",
+                                  "resdg20_cifar10_d30"])
+def test_shipped_checkpoints_meet_the_targets(repo_root, name):
+    """Issue 4 targets on the shipped checkpoints, test split: top-1 within 0.5 pt,
+    gate agreement >= 98%, density within 2 pts."""
+    from dgfpga.data import load_split
+    from dgfpga.quantize import evaluate_quantized, load_calibration, trained_dense
+    path = repo_root / "models" / "checkpoints" / f"{name}.pth.tar"
+    if not path.is_file():
+        pytest.skip(f"{path} not shipped")
+    model, meta = load_float_model(path)
+    dense = trained_dense(meta)
+    qm = quantize_model(model, load_calibration("embedded:256"),
+                        QuantConfig(calibration_mode="dense" if dense else "gated"))
+    te = load_split("test")
+    r = evaluate_quantized(model, qm, te.images, te.labels, dense=dense)
+    assert r["top1_float"] - r["top1_int8"] <= 0.5
+    assert min(r["spatial_agreement"], r["channel_agreement"]) >= 0.98
+    assert abs(r["density_float"] - r["density_int8"]) <= 0.02
