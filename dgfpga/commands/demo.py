@@ -15,7 +15,8 @@ def add_arguments(p):
     p.add_argument("--images", help=".npy of normalised float images [N,3,H,W] "
                                     "(default: the embedded test split)")
     p.add_argument("--n-sim", type=int, default=20, help="images through the C-sim")
-    p.add_argument("--n-eval", type=int, default=1000, help="images for float vs int8 accuracy")
+    p.add_argument("--n-eval", type=int, default=2000,
+                   help="test images for float vs int8 accuracy (default: the whole split)")
     p.add_argument("--rtl", type=int, default=0, metavar="N",
                    help="also run N images through the RTL (Verilator)")
     p.add_argument("--config", default="small", help="engine configuration to simulate")
