@@ -126,7 +126,7 @@ def layer_cycles_figure(layer_names, dense_cycles, gated_cycles, level: str):
     ax.bar(x + 0.2, gated_cycles, 0.4, label="gated (DGNet masks)", color="#2a7")
     ax.set_xticks(x, layer_names, rotation=60, ha="right", fontsize=7)
     ax.set_ylabel("engine cycles (median over images)")
-    ax.set_title(f"Per-layer cycles, dense vs gated ({level})")
+    ax.set_title(f"Cycles per engine start (stem, then each block), dense vs gated ({level})")
     ax.legend()
     return fig
 
