@@ -12,6 +12,7 @@ network runner above them are the code that runs on the board.
 """
 from __future__ import annotations
 
+import abc
 from typing import Optional
 
 import numpy as np
@@ -43,8 +44,9 @@ class _ProgramDevice(SimulatedDevice):
         program = self.resolve(self.arg("program"), n * DESCRIPTOR_BYTES)
         return self._run(bytes(program), n, self.regions())
 
+    @abc.abstractmethod
     def _run(self, program: bytes, n: int, regions: dict) -> tuple[int, int]:
-        raise NotImplementedError  # pragma: no cover - abstract
+        """Run n descriptors of `program` over `regions`; (STATUS, cycles)."""
 
 
 class NumpyDevice(_ProgramDevice):

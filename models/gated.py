@@ -7,6 +7,8 @@ its geometry as plain attributes (see `GatedBlock`).
 """
 from __future__ import annotations
 
+import abc
+
 import torch
 import torch.nn as nn
 
@@ -81,7 +83,7 @@ class GatedBlock(nn.Module):
         )
 
 
-class GatedNetwork(nn.Module):
+class GatedNetwork(nn.Module, abc.ABC):
     """Base of the zoo's networks.
 
     Subclasses set `arch`, `num_classes`, `in_h`, `in_w`, `flops_stem`, `flops_fc` and
@@ -99,14 +101,17 @@ class GatedNetwork(nn.Module):
     flops_stem: int
     flops_fc: int
 
+    @abc.abstractmethod
     def stem(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """The dense layers before the first gated block."""
 
+    @abc.abstractmethod
     def head(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """Pooling and classifier after the last block."""
 
+    @abc.abstractmethod
     def blocks(self) -> list[GatedBlock]:
-        raise NotImplementedError
+        """The gated blocks in network order."""
 
     @property
     def dense(self) -> bool:
