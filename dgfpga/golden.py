@@ -161,12 +161,12 @@ def requant(acc: np.ndarray, mult: np.ndarray, shift: int, lo: int, hi: int,
 
 
 def maxpool3x3s2(x: np.ndarray) -> np.ndarray:
-    """3x3 / stride 2 / pad 1 max-pool of a non-negative (u8) map [N, C, H, W]. Padding
-    with 0 equals PyTorch's -inf padding here: values are >= 0 and every window holds at
-    least one real pixel."""
+    """3x3 / stride 2 / pad 1 max-pool of an integer map [N, C, H, W]. The padding is the
+    dtype's minimum, i.e. PyTorch's -inf padding (every window holds a real pixel), so u8
+    and s8 maps both pool exactly."""
     n, c, h, w = x.shape
     ho, wo = (h - 1) // 2 + 1, (w - 1) // 2 + 1
-    xp = np.zeros((n, c, h + 2, w + 2), dtype=x.dtype)
+    xp = np.full((n, c, h + 2, w + 2), np.iinfo(x.dtype).min, dtype=x.dtype)
     xp[:, :, 1:-1, 1:-1] = x
     out = None
     for ky in range(3):
