@@ -155,6 +155,34 @@ def run_cocotb(cfg: EngineConfig, vector_dirs: Sequence[Path], stall: str = "non
     return res
 
 
+def run_host_cocotb(bundle_dir, cfg: EngineConfig, images: int = 1,
+                    timeout_cycles: int = 20_000_000) -> list[dict]:
+    """Run the board runtime (dgfpga_host.runner) *inside* the cocotb simulation.
+
+    `sim/tb/test_dg_host.py` bridges the runner's blocking device calls into the
+    simulation (cocotb `bridge`/`resume`, AxiLiteMaster for registers, AxiRam for DDR):
+    the bundle's first `images` self-check images, gated and dense. Returns one dict per
+    image (cycles, MACs, gated_ok, dense_ok); RtlSimError if the run wrote no results."""
+    from cocotb_tools.runner import get_runner
+    bdir = build_cocotb(cfg)
+    os.environ.update({k: v for k, v in _env().items() if k in ("MAKEFLAGS", "PATH")})
+    results_json = bdir / f"host-results-{os.getpid()}.json"
+    if results_json.exists():
+        results_json.unlink()
+    env = {"DG_BUNDLE": str(Path(bundle_dir).resolve()), "DG_IMAGES": str(images),
+           "DG_RESULTS": str(results_json), "DG_TIMEOUT": str(timeout_cycles)}
+    for p in (str(ROOT), str(TB)):
+        if p not in sys.path:
+            sys.path.insert(0, p)
+    get_runner("verilator").test(test_module="test_dg_host", hdl_toplevel="dg_engine",
+                                 hdl_toplevel_lang="verilog", build_dir=str(bdir),
+                                 test_dir=str(bdir), extra_env=env,
+                                 results_xml=str(bdir / f"host-results-{os.getpid()}.xml"))
+    if not results_json.exists():
+        raise RtlSimError(f"cocotb host run wrote no results; see the log in {bdir}")
+    return json.loads(results_json.read_text())
+
+
 # ----------------------------------------------------------------------------- fast path
 
 FAST_TB_FILES = ("dg_axi_mem.sv", "dg_tb_fast.sv")
