@@ -9,9 +9,8 @@ Every figure names the level that produced it. Exit status 1 if anything is not 
 """
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -76,12 +75,9 @@ def _load_images(opts: DemoOptions, qm_shape):
 
 def run_demo(opts: DemoOptions) -> dict:
     """Run the demo; returns the summary dict (also written to OUT/report/summary.json)."""
-    from dgfpga import data, report
     from dgfpga.build import build_hls
     from dgfpga.cycle_model import CycleParams
     from dgfpga.engine_config import load_config
-    from dgfpga.gate_figure import gate_figure, object_overlap
-    from dgfpga.golden import run_golden
     from dgfpga.predict import paper_configurations, predict_masks
     from dgfpga.quantize import evaluate_quantized, load_calibration, load_float_model, quantize_model
     from dgfpga.resources import estimate
@@ -123,7 +119,7 @@ def run_demo(opts: DemoOptions) -> dict:
     n_sim = min(opts.n_sim, len(images))
     sim_build = build_hls(qm, sim_cfg, out / f"project_{sim_cfg.name}", images[:n_sim],
                           None if labels is None else labels[:n_sim])
-    board_build = build_hls(qm, board_cfg, out / f"project_{board_cfg.name}", images[:n_sim],
+    build_hls(qm, board_cfg, out / f"project_{board_cfg.name}", images[:n_sim],
                             None if labels is None else labels[:n_sim])
     step(f"build-hls: projects for '{sim_cfg.name}' and '{board_cfg.name}' in {out}")
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import math
 import struct
 from dataclasses import dataclass, field
 from typing import Optional, Sequence, Union

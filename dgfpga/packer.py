@@ -20,7 +20,7 @@ scheduler (`dgfpga.scheduler`) only fills counts, flags and work-list offsets pe
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np

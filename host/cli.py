@@ -149,7 +149,7 @@ def info(args) -> int:
     m = b.manifest
     print(f"bundle {b.path}: {m['arch']}, engine '{b.cfg.name}' ({m['config_hash']}), "
           f"formats v{m['format_version']}, dgfpga {m['dgfpga_version']}")
-    print(f"regions: " + ", ".join(f"{k} {v} B" for k, v in b.plan.region_bytes.items()))
+    print("regions: " + ", ".join(f"{k} {v} B" for k, v in b.plan.region_bytes.items()))
     n = 0 if b.selfcheck is None else len(b.selfcheck.images)
     print(f"blocks: {len(b.plan.blocks)}; self-check images: {n}")
     return 0

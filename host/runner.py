@@ -11,8 +11,7 @@ The same code runs on the board (PYNQ device) and on the simulators.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import Optional
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -47,7 +46,8 @@ class ImageResult:
 
     @property
     def prediction(self) -> int:
-        return int(np.argmax(self.logits_int * 1.0 if self.logits is None else self.logits))
+        """The predicted class (argmax of the float logits)."""
+        return int(np.argmax(self.logits))
 
 
 class NetworkRunner:
@@ -65,8 +65,7 @@ class NetworkRunner:
         self.regions = {name: device.allocate(rb[name]) for name in ("fmap", "weight", "work", "sums")}
         self.regions["weight"].array[:] = self.plan.weight_image
         self.regions["weight"].flush()
-        max_layers = max(3, 1)
-        self.program = device.allocate(DESCRIPTOR_BYTES * max(max_layers, bundle.cfg.max_layers))
+        self.program = device.allocate(DESCRIPTOR_BYTES * bundle.cfg.max_layers)
         self.driver.set_regions(self.regions)
         if check_engine_id:
             from dgfpga.regmap import check_engine_id as _check

@@ -9,9 +9,8 @@ import pytest
 from dgfpga import regmap
 from dgfpga.engine_config import load_config
 from dgfpga.errors import ConfigError, FormatError
-from dgfpga.golden import run_golden
-from dgfpga_host.bundle import SelfCheck, load_bundle, write_bundle
-from dgfpga_host.device import EngineFault, EngineTimeout, SimulatedDevice
+from dgfpga_host.bundle import load_bundle, write_bundle
+from dgfpga_host.device import EngineFault, EngineTimeout
 from dgfpga_host.runner import NetworkRunner
 from dgfpga_host.sim_devices import NumpyDevice
 

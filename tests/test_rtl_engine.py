@@ -6,7 +6,6 @@ the fast stand-alone Verilator harness (dgfpga.rtl_sim.FastSim, SV memory model)
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import pytest
 

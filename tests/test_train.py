@@ -1,7 +1,5 @@
 """A tiny training run: dense baseline, then a DGNet from it; losses move as they should."""
-import json
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
