@@ -104,6 +104,14 @@ def layout(program: bytes, regions: dict) -> dict:
 
 # ----------------------------------------------------------------------------- cocotb path
 
+def _tb_on_path() -> None:
+    """Put the repo and sim/tb on sys.path: the cocotb runner passes it on as PYTHONPATH,
+    so the simulator's Python finds dgfpga and the test modules."""
+    for p in (str(ROOT), str(TB)):
+        if p not in sys.path:
+            sys.path.insert(0, p)
+
+
 def build_cocotb(cfg: EngineConfig, opt: str = "-O1") -> Path:
     """Build (or reuse) the cocotb model of dg_engine for `cfg`; returns the build dir."""
     from cocotb_tools.runner import get_runner
@@ -139,9 +147,7 @@ def run_cocotb(cfg: EngineConfig, vector_dirs: Sequence[Path], stall: str = "non
     runner = get_runner("verilator")
     env = {"DG_VECTORS": os.pathsep.join(str(Path(v).resolve()) for v in vector_dirs),
            "DG_RESULTS": str(results_json), "DG_STALL": stall, "DG_TIMEOUT": str(timeout_cycles)}
-    for p in (str(ROOT), str(TB)):      # the runner passes sys.path on as PYTHONPATH
-        if p not in sys.path:
-            sys.path.insert(0, p)
+    _tb_on_path()
     t0 = time.perf_counter()
     runner.test(test_module="test_dg_engine", hdl_toplevel="dg_engine", hdl_toplevel_lang="verilog",
                 build_dir=str(bdir),
@@ -171,9 +177,7 @@ def run_host_cocotb(bundle_dir, cfg: EngineConfig, images: int = 1,
         results_json.unlink()
     env = {"DG_BUNDLE": str(Path(bundle_dir).resolve()), "DG_IMAGES": str(images),
            "DG_RESULTS": str(results_json), "DG_TIMEOUT": str(timeout_cycles)}
-    for p in (str(ROOT), str(TB)):
-        if p not in sys.path:
-            sys.path.insert(0, p)
+    _tb_on_path()
     get_runner("verilator").test(test_module="test_dg_host", hdl_toplevel="dg_engine",
                                  hdl_toplevel_lang="verilog", build_dir=str(bdir),
                                  test_dir=str(bdir), extra_env=env,
@@ -365,9 +369,7 @@ def run_unit_test(top: str, sources: Sequence[str], test_module: str,
     tag = "-".join(f"{k}{v}" for k, v in sorted(parameters.items())) or "default"
     bdir = BUILD / "unit" / f"{top}-{tag}-{_digest(srcs + [GENERATED / 'dg_params.svh'], [parameters, args])}"
     os.environ.update({k: v for k, v in _env().items() if k in ("MAKEFLAGS", "PATH")})
-    for p in (str(ROOT), str(TB)):
-        if p not in sys.path:
-            sys.path.insert(0, p)
+    _tb_on_path()
     runner = get_runner("verilator")
     if not (bdir / ".built").exists():
         runner.build(sources=[str(p) for p in srcs], includes=[str(GENERATED), str(RTL)],

@@ -67,10 +67,9 @@ class NetworkRunner:
         self.regions["weight"].flush()
         self.program = device.allocate(DESCRIPTOR_BYTES * bundle.cfg.max_layers)
         self.driver.set_regions(self.regions)
-        if check_engine_id:
+        if check_engine_id:      # the identify run leaves the region registers as set
             from dgfpga.regmap import check_engine_id as _check
             _check(self.driver.engine_id(), bundle.cfg)
-            self.driver.set_regions(self.regions)
 
     # ---- pieces ----
     def _sums(self, tensor: str) -> tuple[np.ndarray, int, tuple]:
