@@ -3,7 +3,7 @@
 ```
 bundle/
   manifest.json    format, versions, engine configuration, hashes, file names
-  model.qnpz       the quantized model (dgfpga.qmodel; no pickle)
+  model.qnpz       the quantized model (dgfpga.numerics.qmodel; no pickle)
   selfcheck.npz    int8 test images + the golden model's outputs, gated and dense
 ```
 
@@ -22,11 +22,11 @@ from typing import Optional
 
 import numpy as np
 
-from dgfpga.engine_config import EngineConfig, config_from_dict
+from dgfpga.contract.engine_config import EngineConfig, config_from_dict
 from dgfpga.errors import ConfigError, FormatError
-from dgfpga.formats import FORMAT_VERSION
-from dgfpga.packer import NetworkPlan, plan_network
-from dgfpga.qmodel import QModel, load_qmodel, save_qmodel
+from dgfpga.contract.formats import FORMAT_VERSION
+from dgfpga.runtime.packer import NetworkPlan, plan_network
+from dgfpga.numerics.qmodel import QModel, load_qmodel, save_qmodel
 
 __all__ = ["BUNDLE_FORMAT", "BUNDLE_VERSION", "Bundle", "SelfCheck", "write_bundle",
            "load_bundle"]

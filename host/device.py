@@ -5,7 +5,7 @@ AXI4-Lite port, start, and a bounded wait. Three kinds implement it: the Ultra96
 through PYNQ (`dgfpga_host.pynq_device`), the HLS C-simulation through ctypes and the
 RTL through cocotb + Verilator (`dgfpga_host.sim_devices`), plus a numpy functional
 model (`dgfpga_host.sim_devices.NumpyDevice`) for fast runs. `EngineDriver` programs the
-register map (`dgfpga.regmap`) over any of them; the network runner uses only the driver.
+register map (`dgfpga.contract.regmap`) over any of them; the network runner uses only the driver.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import Optional
 
 import numpy as np
 
-from dgfpga import regmap
+from dgfpga.contract import regmap
 from dgfpga.errors import DgfpgaError
 
 __all__ = ["DeviceError", "EngineTimeout", "EngineFault", "DeviceBuffer", "Device",

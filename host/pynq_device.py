@@ -2,7 +2,7 @@
 
 Uses, from pynq: `Overlay` (loads the `.bit` with its `.hwh`), `allocate` (physically
 contiguous buffers with `flush`/`invalidate`), `DefaultIP` (the driver base class; our
-subclass binds to the engine's VLNV, `dgfpga.regmap.ENGINE_VLNV`). Completion by polling
+subclass binds to the engine's VLNV, `dgfpga.contract.regmap.ENGINE_VLNV`). Completion by polling
 ap_done with a timeout (the interrupt line is wired too; polling keeps the runtime free of
 an asyncio loop and costs ~µs per start).
 """
@@ -14,7 +14,7 @@ from typing import Optional
 
 import numpy as np
 
-from dgfpga.regmap import ENGINE_VLNV
+from dgfpga.contract.regmap import ENGINE_VLNV
 from dgfpga_host.device import AP_DONE, REG, Device, DeviceBuffer, DeviceError, EngineTimeout
 
 __all__ = ["PynqDevice", "engine_driver_class"]

@@ -1,8 +1,8 @@
 """The network runner: one image through the engine, block by block (numpy only).
 
 Per image: quantize the input into its buffer, run the stem, then per block evaluate the
-gates from the per-tile channel sums the previous layer emitted (`dgfpga.gates`, the same
-function the golden model calls), schedule the block's work lists (`dgfpga.scheduler`),
+gates from the per-tile channel sums the previous layer emitted (`dgfpga.numerics.gates`, the same
+function the golden model calls), schedule the block's work lists (`dgfpga.runtime.scheduler`),
 validate, run the engine and check STATUS; finally the head from the last block's sums.
 Dense mode runs the same network with every gate on: the speedup baseline.
 
@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dgfpga import gates
-from dgfpga.formats import DESCRIPTOR_BYTES, bin_sums_from_tile_sums
-from dgfpga.qmodel import quantize_input
-from dgfpga.scheduler import EngineRun, Scheduler
+from dgfpga.numerics import gates
+from dgfpga.contract.formats import DESCRIPTOR_BYTES, bin_sums_from_tile_sums
+from dgfpga.numerics.qmodel import quantize_input
+from dgfpga.runtime.scheduler import EngineRun, Scheduler
 from dgfpga_host.bundle import Bundle
 from dgfpga_host.device import Device, EngineDriver, EngineFault
 
@@ -68,7 +68,7 @@ class NetworkRunner:
         self.program = device.allocate(DESCRIPTOR_BYTES * bundle.cfg.max_layers)
         self.driver.set_regions(self.regions)
         if check_engine_id:      # the identify run leaves the region registers as set
-            from dgfpga.regmap import check_engine_id as _check
+            from dgfpga.contract.regmap import check_engine_id as _check
             _check(self.driver.engine_id(), bundle.cfg)
 
     # ---- pieces ----

@@ -1,10 +1,10 @@
 """Devices that simulate the engine on this machine (numpy only at import time).
 
-- `NumpyDevice`: the functional model `dgfpga.interpreter`; cycles from the analytical
-  cycle model (`dgfpga.cycle_model`), labelled as model cycles. Fast; no compiler.
+- `NumpyDevice`: the functional model `dgfpga.runtime.interpreter`; cycles from the analytical
+  cycle model (`dgfpga.perf.cycle_model`), labelled as model cycles. Fast; no compiler.
 - `CsimDevice`: the Vitis HLS engine compiled with g++ (C-simulation) through its
-  `extern "C"` bridge (`dgfpga.hls_csim`); bit-exact with the HLS sources.
-- `RtlDevice`: the reference RTL under Verilator, driven by cocotb (`dgfpga.rtl_sim`);
+  `extern "C"` bridge (`dgfpga.backends.hls_csim`); bit-exact with the HLS sources.
+- `RtlDevice`: the reference RTL under Verilator, driven by cocotb (`dgfpga.backends.rtl_sim`);
   cycle-accurate.
 
 All three share `SimulatedDevice`'s register file (ap_ctrl_hs), so the driver and the
@@ -17,9 +17,9 @@ from typing import Optional
 
 import numpy as np
 
-from dgfpga import regmap
-from dgfpga.engine_config import EngineConfig, default_config
-from dgfpga.formats import DESCRIPTOR_BYTES
+from dgfpga.contract import regmap
+from dgfpga.contract.engine_config import EngineConfig, default_config
+from dgfpga.contract.formats import DESCRIPTOR_BYTES
 from dgfpga_host.device import DeviceError, SimulatedDevice
 
 __all__ = ["NumpyDevice", "CsimDevice", "RtlDevice", "make_device"]
@@ -56,13 +56,13 @@ class NumpyDevice(_ProgramDevice):
 
     def __init__(self, cfg: Optional[EngineConfig] = None, cycle_params=None):
         super().__init__(cfg)
-        from dgfpga.cycle_model import CycleParams
+        from dgfpga.perf.cycle_model import CycleParams
         self.cycle_params = cycle_params or CycleParams()
 
     def _run(self, program: bytes, n: int, regions: dict) -> tuple[int, int]:
-        from dgfpga import formats
-        from dgfpga.cycle_model import layer_cycles
-        from dgfpga.interpreter import run_program
+        from dgfpga.contract import formats
+        from dgfpga.perf.cycle_model import layer_cycles
+        from dgfpga.runtime.interpreter import run_program
         res = run_program(program, n, regions, self.cfg)
         cycles = 0
         for i in range(len(res.macs)):          # layers that ran
@@ -90,7 +90,7 @@ class CsimDevice(_ProgramDevice):
     def __init__(self, cfg: Optional[EngineConfig] = None):
         super().__init__(cfg)
         try:
-            from dgfpga import hls_csim
+            from dgfpga.backends import hls_csim
         except ImportError as exc:  # pragma: no cover - depends on the checkout
             raise DeviceError(f"csim device unavailable: {exc}") from None
         self._engine = hls_csim.CsimEngine(self.cfg)
@@ -103,7 +103,7 @@ class CsimDevice(_ProgramDevice):
 
 class RtlDevice(_ProgramDevice):
     """The reference RTL under Verilator: each engine start is one simulation run of the
-    fast harness (`dgfpga.rtl_sim.FastSim`: the engine RTL + a SystemVerilog AXI memory
+    fast harness (`dgfpga.backends.rtl_sim.FastSim`: the engine RTL + a SystemVerilog AXI memory
     model; Python only before and after the run, never per cycle). Cycle-accurate."""
 
     name = "rtl"
@@ -112,7 +112,7 @@ class RtlDevice(_ProgramDevice):
                  stall_pct: int = 0):
         super().__init__(cfg)
         try:
-            from dgfpga import rtl_sim
+            from dgfpga.backends import rtl_sim
         except ImportError as exc:  # pragma: no cover - depends on the checkout
             raise DeviceError(f"rtl device unavailable: {exc}") from None
         self._rtl = rtl_sim

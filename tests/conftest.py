@@ -72,7 +72,7 @@ def calib_images():
 def test_qmodel(calib_images):
     """A quantized resdg20_cifar10 with realistic statistics and mixed gates (needs torch)."""
     pytest.importorskip("torch", reason="quantizing a model needs torch (extra 'torch')")
-    from dgfpga.quantize import make_test_model, quantize_model
+    from dgfpga.quant.quantize import make_test_model, quantize_model
     model = make_test_model("resdg20_cifar10", calib_images)
     return quantize_model(model, calib_images)
 
@@ -81,8 +81,8 @@ def test_qmodel(calib_images):
 def bundle_dir(test_qmodel, calib_images, tmp_path_factory):
     """A bundle of the test model for the small engine, with 4 self-check images."""
     import numpy as np
-    from dgfpga.engine_config import load_config
-    from dgfpga.golden import run_golden
+    from dgfpga.contract.engine_config import load_config
+    from dgfpga.numerics.golden import run_golden
     from dgfpga_host.bundle import SelfCheck, write_bundle
     qm = test_qmodel
     g = run_golden(qm, calib_images[:4])

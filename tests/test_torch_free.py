@@ -12,12 +12,12 @@ import pytest
 # docs/architecture.md "Torch-free modules" (+ the board runtime package). Modules that do
 # not exist yet are skipped by name, not silently: see test_listed_modules_exist.
 TORCH_FREE = [
-    "dgfpga.errors", "dgfpga.qmodel", "dgfpga.gates", "dgfpga.golden",
-    "dgfpga.engine_config", "dgfpga.regmap", "dgfpga.formats", "dgfpga.cycle_model",
-    "dgfpga.scheduler", "dgfpga.packer", "dgfpga.vectors", "dgfpga.data", "dgfpga.netshapes",
+    "dgfpga.errors", "dgfpga.numerics.qmodel", "dgfpga.numerics.gates", "dgfpga.numerics.golden",
+    "dgfpga.contract.engine_config", "dgfpga.contract.regmap", "dgfpga.contract.formats", "dgfpga.perf.cycle_model",
+    "dgfpga.runtime.scheduler", "dgfpga.runtime.packer", "dgfpga.backends.vectors", "dgfpga.data.embedded", "dgfpga.perf.netshapes",
     "dgfpga_host",
 ]
-REQUIRED = ["dgfpga.qmodel", "dgfpga.gates", "dgfpga.golden"]
+REQUIRED = ["dgfpga.numerics.qmodel", "dgfpga.numerics.gates", "dgfpga.numerics.golden"]
 
 BLOCKER = textwrap.dedent("""
     import sys
@@ -64,12 +64,12 @@ def test_golden_runs_without_torch(tmp_path):
     """Write a hand-built model (tests/test_qmodel.py), then load and run it torch-free."""
     from test_qmodel import tiny_qmodel
 
-    from dgfpga.qmodel import save_qmodel
+    from dgfpga.numerics.qmodel import save_qmodel
     path = save_qmodel(tiny_qmodel(), tmp_path / "m.qnpz")
     r = _run(f"""
         import numpy as np
-        from dgfpga.qmodel import load_qmodel
-        from dgfpga.golden import run_golden
+        from dgfpga.numerics.qmodel import load_qmodel
+        from dgfpga.numerics.golden import run_golden
         qm = load_qmodel({str(path)!r})
         g = run_golden(qm, np.random.default_rng(0).normal(0, 1, (3, 3, 8, 8)).astype(np.float32))
         assert g.logits.shape == (3, 10)

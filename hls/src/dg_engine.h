@@ -1,6 +1,6 @@
 // dg_engine.h - the dgfpga sparse-conv engine: HLS top-function declaration.
 //
-// The argument list is dgfpga/regmap.py ARGUMENTS, in order (the s_axilite register map is
+// The argument list is dgfpga/contract/regmap.py ARGUMENTS, in order (the s_axilite register map is
 // derived from it). Pointers are m_axi masters; the *_bytes scalars bound every access.
 #ifndef DG_ENGINE_H
 #define DG_ENGINE_H

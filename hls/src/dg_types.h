@@ -1,7 +1,7 @@
 // dg_types.h - engine-wide types, derived buffer sizes and the decoded layer of the dgfpga engine.
 //
 // Everything here derives from the generated contract header dg_config.h (`dgfpga gen`,
-// from dgfpga/configs/*.toml, dgfpga/regmap.py, dgfpga/formats.py); nothing is written
+// from dgfpga/contract/configs/*.toml, dgfpga/contract/regmap.py, dgfpga/contract/formats.py); nothing is written
 // twice. The derived on-chip sizes are this micro-architecture's choice (docs/hls.md).
 #ifndef DG_TYPES_H
 #define DG_TYPES_H

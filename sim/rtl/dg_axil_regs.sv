@@ -1,7 +1,7 @@
 `default_nettype none
 // dg_axil_regs: AXI4-Lite slave implementing the engine register map (dgfpga.regmap, ap_ctrl_hs).
 //
-// Offsets come from sim/generated/dg_params.svh (generated from dgfpga/regmap.py).
+// Offsets come from sim/generated/dg_params.svh (generated from dgfpga/contract/regmap.py).
 // CTRL: ap_start is set by writing 1 and cleared when the engine accepts (ap_ready);
 // ap_done and ap_ready are sticky and cleared when CTRL is read; ap_idle mirrors the
 // engine. GIE/IER are plain RW; ISR bits are set by the enabled events and toggled by

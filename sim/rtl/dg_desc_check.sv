@@ -8,7 +8,7 @@
 // reserved bits; word 5 (tile) for NO_FIT). docs/rtl.md lists the mapping.
 module dg_desc_check #(
     parameter int TM = 4,                  // output channels in parallel
-    parameter int MAX_TILE = 4,            // engine config limits (dgfpga/configs/*.toml)
+    parameter int MAX_TILE = 4,            // engine config limits (dgfpga/contract/configs/*.toml)
     parameter int MAX_GRID = 8,
     parameter int MAX_WIDTH = 32,
     parameter int MAX_HEIGHT = 32,

@@ -17,7 +17,7 @@
 // Ports follow Vitis HLS naming (ap_clk, ap_rst_n, s_axi_control_*, m_axi_gmem_*,
 // interrupt) so the same cocotb testbench can drive HLS-exported RTL.
 module dg_engine #(
-    // engine configuration (dgfpga/configs/<name>.toml; dgfpga.rtl_sim passes them)
+    // engine configuration (dgfpga/contract/configs/<name>.toml; dgfpga.rtl_sim passes them)
     parameter int TM = 4,                    // output channels per MAC-array step (power of two)
     parameter int TN = 4,                    // input channels per MAC-array step (power of two)
     parameter int MAX_TILE = 4,              // output tile side limit

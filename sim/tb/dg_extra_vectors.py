@@ -1,7 +1,7 @@
-"""Vector sets the shared layer sweep (dgfpga.vectors.layer_sweep) does not cover, for the RTL.
+"""Vector sets the shared layer sweep (dgfpga.backends.vectors.layer_sweep) does not cover, for the RTL.
 
 Built from sweep cases by editing the program; the expected memory and STATUS come from
-the numpy engine model (dgfpga.interpreter.run_program), never from the RTL:
+the numpy engine model (dgfpga.runtime.interpreter.run_program), never from the RTL:
 
 - multi-layer programs (a layer reading the previous layer's output: the engine must
   drain its writes between layers), a 4-layer program (max_layers);
@@ -16,14 +16,16 @@ from pathlib import Path
 
 import numpy as np
 
-from dgfpga import formats, interpreter, regmap
-from dgfpga.engine_config import EngineConfig, load_config
-from dgfpga.formats import FIELD_BY_NAME
-from dgfpga.vectors import VectorSet, build_layer_case, sweep_cases, write_vector_set
+from dgfpga.contract import formats
+from dgfpga.runtime import interpreter
+from dgfpga.contract import regmap
+from dgfpga.contract.engine_config import EngineConfig, load_config
+from dgfpga.contract.formats import FIELD_BY_NAME
+from dgfpga.backends.vectors import VectorSet, build_layer_case, sweep_cases, write_vector_set
 
 # The interpreter reports a bad magic/version as BAD_FLAGS (it maps the field name
 # through _FIELD_CODE); regmap.ERROR_CODES defines BAD_MAGIC for it, which the RTL
-# reports. Until dgfpga.interpreter agrees, these faults carry the regmap code here.
+# reports. Until dgfpga.runtime.interpreter agrees, these faults carry the regmap code here.
 MAGIC_FAULTS = {"bad_magic", "bad_version", "reserved_word", "reserved_bits"}
 
 

@@ -1,4 +1,4 @@
-"""cocotb testbench of dg_axil_regs: the ap_ctrl_hs register map of dgfpga.regmap."""
+"""cocotb testbench of dg_axil_regs: the ap_ctrl_hs register map of dgfpga.contract.regmap."""
 from __future__ import annotations
 
 import cocotb
@@ -6,7 +6,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 from cocotbext.axi import AxiLiteBus, AxiLiteMaster
 
-from dgfpga import regmap
+from dgfpga.contract import regmap
 
 REG = {r.name: r.offset for r in regmap.REGISTERS}
 INPUT_ARGS = [a for a in regmap.ARGUMENTS if a.direction == "in"]

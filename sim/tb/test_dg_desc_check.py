@@ -1,4 +1,4 @@
-"""cocotb testbench of dg_desc_check: random descriptor mutations against dgfpga.interpreter._decode.
+"""cocotb testbench of dg_desc_check: random descriptor mutations against dgfpga.runtime.interpreter._decode.
 
 Valid descriptors of the shared sweep get one to three fields (or reserved bits) set to
 random values; the STATUS code and entry of the RTL must equal the interpreter's
@@ -12,9 +12,11 @@ import struct
 import cocotb
 from cocotb.triggers import Timer
 
-from dgfpga import formats, interpreter, regmap
-from dgfpga.engine_config import load_config
-from dgfpga.vectors import build_layer_case, sweep_cases
+from dgfpga.contract import formats
+from dgfpga.runtime import interpreter
+from dgfpga.contract import regmap
+from dgfpga.contract.engine_config import load_config
+from dgfpga.backends.vectors import build_layer_case, sweep_cases
 
 CFG = load_config("small")
 BAD_MAGIC = regmap.ERR["BAD_MAGIC"]

@@ -1,9 +1,9 @@
 """cocotb testbench of dg_engine: runs vector sets (docs/test_vectors.md) against a cocotbext-axi AxiRam.
 
 Per vector set: load the regions into the RAM, program the registers with AxiLiteMaster
-(offsets from dgfpga.regmap), start, wait for the ap_done interrupt (no per-cycle Python
+(offsets from dgfpga.contract.regmap), start, wait for the ap_done interrupt (no per-cycle Python
 on the control side), then compare the whole FMAP and SUMS regions bit for bit and STATUS.
-Environment (set by dgfpga.rtl_sim / tests/test_rtl_engine.py):
+Environment (set by dgfpga.backends.rtl_sim / tests/test_rtl_engine.py):
 
   DG_VECTORS   vector set folders, os.pathsep separated
   DG_RESULTS   JSON file to write per-vector results to
@@ -24,9 +24,9 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, First, RisingEdge, Timer
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 
-from dgfpga import regmap
-from dgfpga.rtl_sim import layout as rtl_layout
-from dgfpga.vectors import read_vector_set
+from dgfpga.contract import regmap
+from dgfpga.backends.rtl_sim import layout as rtl_layout
+from dgfpga.backends.vectors import read_vector_set
 
 CLK_NS = 10
 REG = {r.name: r.offset for r in regmap.REGISTERS}
@@ -34,7 +34,7 @@ PROGRAM_BASE = 0x0
 
 
 def layout(vs) -> dict:
-    """Region bases and RAM size: the same rule as the fast harness (dgfpga.rtl_sim.layout)."""
+    """Region bases and RAM size: the same rule as the fast harness (dgfpga.backends.rtl_sim.layout)."""
     return rtl_layout(vs.program, vs.before)
 
 

@@ -5,7 +5,7 @@ The runner is the same blocking code that drives the Ultra96. It runs in a cocot
 reads and writes become AXI4-Lite transactions of cocotbext-axi's `AxiLiteMaster`,
 waiting for ap_done is a simulated wait on the interrupt line, and buffers live in a
 cocotbext-axi `AxiRam` (flush copies the CPU view into the RAM, invalidate copies back,
-as the cache operations do on the board). Environment (set by dgfpga.rtl_sim.run_host_cocotb):
+as the cache operations do on the board). Environment (set by dgfpga.backends.rtl_sim.run_host_cocotb):
 
   DG_BUNDLE    bundle folder (dgfpga build-hls)
   DG_IMAGES    self-check images to run (gated and dense each)

@@ -1,0 +1,64 @@
+"""`dgfpga qreport`: float checkpoint vs quantized model (accuracy, gates, density, MACs)."""
+from __future__ import annotations
+
+NAME = "qreport"
+HELP = "compare a float checkpoint with its quantized model: top-1, gate agreement, density"
+
+# Targets of issue 4 (docs/quantization.md).
+MAX_TOP1_DROP = 0.5          # points
+MIN_GATE_AGREEMENT = 0.98
+MAX_DENSITY_GAP = 0.02
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--checkpoint", required=True, help="float checkpoint (.pth.tar)")
+    parser.add_argument("--qmodel", required=True, help="quantized model (.qnpz)")
+    parser.add_argument("--arch", help="architecture (default: from the checkpoint file name)")
+    parser.add_argument("--split", default="test", help="embedded split (default test)")
+    parser.add_argument("-n", type=int, default=None, help="number of images (default: all)")
+    parser.add_argument("--mode", choices=("auto", "gated", "dense"), default="auto",
+                        help="gated (masked execution) or dense (every gate on) for both "
+                             "models; auto (default) = dense for checkpoints trained dense")
+    parser.add_argument("--json", help="also write the figures to this JSON file")
+
+
+def run(args) -> int:
+    import json
+
+    from dgfpga.data.embedded import load_split
+    from dgfpga.numerics.qmodel import load_qmodel
+    from dgfpga.quant.quantize import evaluate_quantized, load_float_model, trained_dense
+
+    qm = load_qmodel(args.qmodel)
+    model, meta = load_float_model(args.checkpoint, args.arch or qm.arch)
+    data = load_split(args.split, args.n)
+    mode = args.mode
+    if mode == "auto":
+        mode = "dense" if trained_dense(meta) else "gated"
+    r = evaluate_quantized(model, qm, data.images, data.labels, dense=mode == "dense")
+    r["mode"] = mode
+    print(f"{r['arch']} on {r['n']} {args.split} images, {mode}")
+    print(f"{'':24s}{'float':>10s}{'int8':>10s}")
+    print(f"{'top-1 (%)':24s}{r['top1_float']:10.2f}{r['top1_int8']:10.2f}")
+    print(f"{'density':24s}{r['density_float']:10.4f}{r['density_int8']:10.4f}")
+    print(f"{'MACs / image (M)':24s}{r['macs_float'] / 1e6:10.3f}{r['macs_int8'] / 1e6:10.3f}"
+          f"   (dense {r['dense_macs'] / 1e6:.3f} M)")
+    print(f"gate agreement: spatial {r['spatial_agreement']:.4f}, channel "
+          f"{r['channel_agreement']:.4f}; predictions identical {r['prediction_agreement']:.4f}")
+    print(f"overflow proof: worst-case |acc| < 2^{r['max_acc_bound_log2']:.1f} (limit 2^31), "
+          f"|z| < 2^{r['max_z_bound_log2']:.1f} (limit 2^62)")
+    print(f"{'block':16s}{'agree_s':>9s}{'agree_c':>9s}{'dens_f':>9s}{'dens_q':>9s}")
+    for b in r["blocks"]:
+        print(f"{b['name']:16s}{b['spatial_agreement']:9.4f}{b['channel_agreement']:9.4f}"
+              f"{b['density_float']:9.4f}{b['density_int8']:9.4f}")
+    checks = {
+        "top-1 within 0.5 pt": r["top1_float"] - r["top1_int8"] <= MAX_TOP1_DROP,
+        "gate agreement >= 98%": min(r["spatial_agreement"], r["channel_agreement"]) >= MIN_GATE_AGREEMENT,
+        "density within 2 pts": abs(r["density_float"] - r["density_int8"]) <= MAX_DENSITY_GAP,
+    }
+    print("targets: " + ", ".join(f"{k}: {'ok' if v else 'MISSED'}" for k, v in checks.items()))
+    if args.json:
+        r["targets"] = checks
+        with open(args.json, "w") as f:
+            json.dump(r, f, indent=1)
+    return 0

@@ -1,0 +1,959 @@
+"""Word formats shared by the golden model, the HLS engine, the RTL and the host (torch-free).
+
+Everything the engine reads from or writes to DDR is defined here, once:
+
+- the **layer descriptor** (`DESCRIPTOR_FIELDS`, 24 little-endian 32-bit words),
+- the **work list** sections (u16 tile and channel index lists, the u32 tile bitmap),
+- the **feature-map layout** (HWC bytes; compact channel buffers; in-place outputs),
+- the **weight streams** and per-channel **params** (bias int32, mult int32),
+- the per-tile **channel sums** side output and its pooling-bin helper,
+- the **network program** for one image (engine steps and host steps).
+
+Every unpacker validates what it reads and raises `dgfpga.errors.FormatError` naming the
+field and the bad value; none returns an out-of-range index. `docs/formats.md` is
+generated from these tables (`dgfpga gen`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import enum
+import struct
+from dataclasses import dataclass, field
+from typing import Optional, Sequence, Union
+
+import numpy as np
+
+from dgfpga.numerics import gates
+from dgfpga.contract.engine_config import EngineConfig, default_config
+from dgfpga.errors import FormatError
+
+FORMAT_VERSION = 1
+DESC_MAGIC = 0xD6
+DESCRIPTOR_WORDS = 24
+DESCRIPTOR_BYTES = 4 * DESCRIPTOR_WORDS
+
+OP_CONV = 1
+OP_KINDS = {OP_CONV: "conv"}
+KERNELS = (1, 3, 7)
+STRIDES = (1, 2)
+POOL_K, POOL_STRIDE, POOL_PAD = 3, 2, 1     # the fused max-pool (torchvision ResNet stem)
+PARAM_BYTES = 8                             # per output channel: bias int32, mult int32
+SUM_BYTES = 4                               # one int32 channel sum
+REGIONS = ("fmap", "weight", "work", "sums")
+
+
+# --------------------------------------------------------------------------------------
+# Layer descriptor
+# --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DescField:
+    name: str
+    word: int
+    lsb: int
+    width: int
+    meaning: str
+
+    @property
+    def mask(self) -> int:
+        return (1 << self.width) - 1
+
+
+def _f(name, word, lsb, width, meaning):
+    return DescField(name, word, lsb, width, meaning)
+
+
+DESCRIPTOR_FIELDS = (
+    _f("magic", 0, 0, 8, f"0x{DESC_MAGIC:02X}; catches descriptors read from the wrong address"),
+    _f("version", 0, 8, 8, "FORMAT_VERSION"),
+    _f("op", 0, 16, 4, "op kind: 1 = conv (the only kind; 0 is invalid so zeroed memory fails)"),
+    _f("k", 0, 20, 4, "kernel side: 1, 3 or 7"),
+    _f("stride", 0, 24, 2, "conv stride: 1 or 2"),
+    _f("pad", 0, 26, 3, "zero padding on each side, 0..k/2"),
+    _f("in_signed", 1, 0, 1, "input feature map is s8 (else u8)"),
+    _f("out_signed", 1, 1, 1, "output is s8, clamp -128..127 (else u8, clamp 0..255)"),
+    _f("relu", 1, 2, 1, "ReLU; must equal NOT out_signed (the u8 clamp is the ReLU)"),
+    _f("residual", 1, 3, 1, "add res * res_mult before the shift (residual fm at res_offset)"),
+    _f("res_signed", 1, 4, 1, "residual fm is s8 (else u8); 0 without residual"),
+    _f("maxpool", 1, 5, 1, "fused 3x3/s2/pad1 max-pool after requantization (dense layers only)"),
+    _f("emit_sums", 1, 6, 1, "write per-tile int32 channel sums of the output to sums_offset"),
+    _f("tile_gated", 1, 7, 1, "compute only the tiles in the tile list (else every tile)"),
+    _f("in_ch_gated", 1, 8, 1, "input fm is compact: n_active_in channels, ids in the in-channel list"),
+    _f("out_ch_gated", 1, 9, 1, "output fm is compact: n_active_out channels, ids in the out-channel list"),
+    _f("zero_halo", 1, 10, 1, "input pixels in tiles whose bitmap bit is 0 read as zero"),
+    _f("in_place", 1, 11, 1, "output aliases the residual (identity block): tiles not listed are left as they are"),
+    _f("shift", 1, 16, 5, "requantization right shift, 0..31"),
+    _f("in_h", 2, 0, 16, "input height, pixels"),
+    _f("in_w", 2, 16, 16, "input width, pixels"),
+    _f("out_h", 3, 0, 16, "output height (after the max-pool, if fused)"),
+    _f("out_w", 3, 16, 16, "output width"),
+    _f("in_c", 4, 0, 16, "input channels of the layer (full, as in the weights)"),
+    _f("out_c", 4, 16, 16, "output channels of the layer (full)"),
+    _f("tile", 5, 0, 8, "output tile side, 1..max_tile; edge tiles are clipped"),
+    _f("grid_h", 5, 8, 8, "tile rows = ceil(out_h / tile)"),
+    _f("grid_w", 5, 16, 8, "tile columns = ceil(out_w / tile)"),
+    _f("n_active_tiles", 6, 0, 16, "tiles in the tile list (= grid_h*grid_w if not tile_gated)"),
+    _f("n_res_tiles", 6, 16, 16, "residual-only tiles: y = clamp(requant(res)), no MACs"),
+    _f("n_active_out", 7, 0, 16, "active output channels (= out_c if not out_ch_gated)"),
+    _f("n_active_in", 7, 16, 16, "active input channels (= in_c if not in_ch_gated)"),
+    _f("res_mult", 8, 0, 32, "residual multiplier, 0 <= res_mult < 2^31 (0 without residual)"),
+    _f("in_offset", 9, 0, 32, "FMAP: input feature map"),
+    _f("out_offset", 10, 0, 32, "FMAP: output feature map"),
+    _f("res_offset", 11, 0, 32, "FMAP: residual feature map (0 without residual)"),
+    _f("weight_offset", 12, 0, 32, "WEIGHT: weight stream of the layer"),
+    _f("param_offset", 13, 0, 32, "WEIGHT: params, out_c x (bias int32, mult int32)"),
+    _f("tile_list_offset", 14, 0, 32, "WORK: u16 active tile indices (0 if not tile_gated)"),
+    _f("res_tile_list_offset", 15, 0, 32, "WORK: u16 residual-only tile indices (0 if none)"),
+    _f("out_ch_list_offset", 16, 0, 32, "WORK: u16 active output channel ids (0 if not gated)"),
+    _f("in_ch_list_offset", 17, 0, 32, "WORK: u16 active input channel ids (0 if not gated)"),
+    _f("bitmap_offset", 18, 0, 32, "WORK: u32 tile bitmap (0 if not zero_halo)"),
+    _f("sums_offset", 19, 0, 32, "SUMS: [grid_h*grid_w][C] int32 (0 if not emit_sums)"),
+)
+RESERVED_WORDS = tuple(range(20, DESCRIPTOR_WORDS))   # must be zero
+FIELD_BY_NAME = {f.name: f for f in DESCRIPTOR_FIELDS}
+FLAG_FIELDS = tuple(f.name for f in DESCRIPTOR_FIELDS if f.word == 1 and f.width == 1)
+OFFSET_FIELDS = tuple(f.name for f in DESCRIPTOR_FIELDS if f.name.endswith("_offset"))
+# region each offset points into
+OFFSET_REGION = {
+    "in_offset": "fmap", "out_offset": "fmap", "res_offset": "fmap",
+    "weight_offset": "weight", "param_offset": "weight",
+    "tile_list_offset": "work", "res_tile_list_offset": "work", "out_ch_list_offset": "work",
+    "in_ch_list_offset": "work", "bitmap_offset": "work", "sums_offset": "sums",
+}
+
+
+def _check_field_table() -> None:
+    used: dict = {}
+    for f in DESCRIPTOR_FIELDS:
+        assert 0 <= f.word < DESCRIPTOR_WORDS and f.lsb + f.width <= 32, f.name
+        for bit in range(f.lsb, f.lsb + f.width):
+            key = (f.word, bit)
+            assert key not in used, f"descriptor fields {used.get(key)} and {f.name} overlap"
+            used[key] = f.name
+
+
+_check_field_table()
+
+
+@dataclass(frozen=True)
+class LayerDescriptor:
+    """One engine layer: what to compute and where its buffers are. Fields = DESCRIPTOR_FIELDS."""
+    k: int
+    stride: int
+    pad: int
+    in_h: int
+    in_w: int
+    in_c: int
+    out_h: int
+    out_w: int
+    out_c: int
+    tile: int
+    grid_h: int
+    grid_w: int
+    n_active_tiles: int
+    n_active_out: int
+    n_active_in: int
+    op: int = OP_CONV
+    in_signed: bool = False
+    out_signed: bool = False
+    relu: bool = True
+    residual: bool = False
+    res_signed: bool = False
+    maxpool: bool = False
+    emit_sums: bool = False
+    tile_gated: bool = False
+    in_ch_gated: bool = False
+    out_ch_gated: bool = False
+    zero_halo: bool = False
+    in_place: bool = False
+    shift: int = 16
+    res_mult: int = 0
+    n_res_tiles: int = 0
+    in_offset: int = 0
+    out_offset: int = 0
+    res_offset: int = 0
+    weight_offset: int = 0
+    param_offset: int = 0
+    tile_list_offset: int = 0
+    res_tile_list_offset: int = 0
+    out_ch_list_offset: int = 0
+    in_ch_list_offset: int = 0
+    bitmap_offset: int = 0
+    sums_offset: int = 0
+
+    # ---- derived sizes ----
+    @property
+    def n_tiles(self) -> int:
+        return self.grid_h * self.grid_w
+
+    @property
+    def in_c_stored(self) -> int:
+        """Channels per pixel of the input fm in DDR (compact if in_ch_gated)."""
+        return self.n_active_in if self.in_ch_gated else self.in_c
+
+    @property
+    def out_c_stored(self) -> int:
+        """Channels per pixel of the output fm in DDR (compact if out_ch_gated)."""
+        return self.n_active_out if self.out_ch_gated else self.out_c
+
+    @property
+    def conv_h(self) -> int:
+        return conv_out_size(self.in_h, self.k, self.stride, self.pad)
+
+    @property
+    def conv_w(self) -> int:
+        return conv_out_size(self.in_w, self.k, self.stride, self.pad)
+
+    @property
+    def weight_layout(self) -> str:
+        """'ic_k_k_oc' for input-gated-only layers (conv2), else 'oc_k_k_ic'."""
+        return "ic_k_k_oc" if (self.in_ch_gated and not self.out_ch_gated) else "oc_k_k_ic"
+
+    def replace(self, **changes) -> "LayerDescriptor":
+        return dataclasses.replace(self, **changes)
+
+
+def conv_out_size(size: int, k: int, stride: int, pad: int) -> int:
+    """Output size of a convolution (floor), as PyTorch computes it."""
+    return (size + 2 * pad - k) // stride + 1
+
+
+def pool_out_size(size: int) -> int:
+    """Output size of the fused 3x3/s2/pad1 max-pool."""
+    return conv_out_size(size, POOL_K, POOL_STRIDE, POOL_PAD)
+
+
+def layer_out_size(size: int, k: int, stride: int, pad: int, maxpool: bool) -> int:
+    c = conv_out_size(size, k, stride, pad)
+    return pool_out_size(c) if maxpool else c
+
+
+def make_descriptor(*, k: int, stride: int, in_h: int, in_w: int, in_c: int, out_c: int,
+                    tile: int, pad: Optional[int] = None, maxpool: bool = False,
+                    **kw) -> LayerDescriptor:
+    """A descriptor with derived sizes filled in: out_h/out_w, grid, dense counts.
+
+    Keyword arguments override any field (e.g. `tile_gated=True, n_active_tiles=3`).
+    """
+    pad = k // 2 if pad is None else pad
+    out_h = layer_out_size(in_h, k, stride, pad, maxpool)
+    out_w = layer_out_size(in_w, k, stride, pad, maxpool)
+    base = dict(k=k, stride=stride, pad=pad, in_h=in_h, in_w=in_w, in_c=in_c, out_h=out_h,
+                out_w=out_w, out_c=out_c, tile=tile, grid_h=-(-out_h // tile),
+                grid_w=-(-out_w // tile), maxpool=maxpool, n_active_out=out_c, n_active_in=in_c)
+    base["n_active_tiles"] = base["grid_h"] * base["grid_w"]
+    base.update(kw)
+    if "out_signed" in kw and "relu" not in kw:
+        base["relu"] = not kw["out_signed"]
+    return LayerDescriptor(**base)
+
+
+def pack_descriptor(d: LayerDescriptor, cfg: Optional[EngineConfig] = None) -> bytes:
+    """96 bytes (24 little-endian u32). Validates the descriptor against `cfg` first."""
+    validate_descriptor(d, cfg)
+    words = [0] * DESCRIPTOR_WORDS
+    values = dict(dataclasses.asdict(d), magic=DESC_MAGIC, version=FORMAT_VERSION)
+    for f in DESCRIPTOR_FIELDS:
+        v = int(values[f.name])
+        words[f.word] |= (v & f.mask) << f.lsb
+    return struct.pack(f"<{DESCRIPTOR_WORDS}I", *words)
+
+
+def _bytes_like(data, what: str) -> bytes:
+    if isinstance(data, np.ndarray):
+        data = data.tobytes()
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise FormatError(f"{what}: expected bytes, got {type(data).__name__}")
+    return bytes(data)
+
+
+def unpack_descriptor(data, cfg: Optional[EngineConfig] = None,
+                      region_bytes: Optional[dict] = None) -> LayerDescriptor:
+    """Parse and validate one descriptor (exactly DESCRIPTOR_BYTES bytes).
+
+    `region_bytes` ({'fmap': n, 'weight': n, 'work': n, 'sums': n}) also checks every
+    buffer lies inside its region, as the engine does with the *_BYTES registers.
+    """
+    data = _bytes_like(data, "descriptor")
+    if len(data) != DESCRIPTOR_BYTES:
+        raise FormatError(f"descriptor: length {len(data)} bytes, expected {DESCRIPTOR_BYTES}")
+    words = struct.unpack(f"<{DESCRIPTOR_WORDS}I", data)
+    for w in RESERVED_WORDS:
+        if words[w]:
+            raise FormatError(f"descriptor: reserved word {w} is 0x{words[w]:08X}, must be 0")
+    covered = [0] * DESCRIPTOR_WORDS
+    values = {}
+    for f in DESCRIPTOR_FIELDS:
+        values[f.name] = (words[f.word] >> f.lsb) & f.mask
+        covered[f.word] |= f.mask << f.lsb
+    for w in range(DESCRIPTOR_WORDS):
+        stray = words[w] & ~covered[w] & 0xFFFFFFFF
+        if stray:
+            raise FormatError(f"descriptor: reserved bits 0x{stray:08X} set in word {w}")
+    if values.pop("magic") != DESC_MAGIC:
+        raise _error(f"descriptor: magic 0x{words[0] & 0xFF:02X}, expected 0x{DESC_MAGIC:02X}",
+                     field="magic")
+    version = values.pop("version")
+    if version != FORMAT_VERSION:
+        raise _error(f"descriptor: version {version}, this dgfpga reads {FORMAT_VERSION}",
+                     field="version")
+    for name in FLAG_FIELDS:
+        values[name] = bool(values[name])
+    d = LayerDescriptor(**values)
+    validate_descriptor(d, cfg, region_bytes)
+    return d
+
+
+def descriptor_buffers(d: LayerDescriptor) -> list[tuple[str, str, int, int]]:
+    """(region, offset field, offset, bytes) of every buffer the layer reads or writes."""
+    kk = d.k * d.k
+    bufs = [
+        ("fmap", "in_offset", d.in_offset, d.in_h * d.in_w * d.in_c_stored),
+        ("fmap", "out_offset", d.out_offset, d.out_h * d.out_w * d.out_c_stored),
+        ("weight", "weight_offset", d.weight_offset, d.out_c * kk * d.in_c),
+        ("weight", "param_offset", d.param_offset, d.out_c * PARAM_BYTES),
+    ]
+    if d.residual:
+        bufs.append(("fmap", "res_offset", d.res_offset, d.out_h * d.out_w * d.out_c))
+    if d.tile_gated:
+        bufs.append(("work", "tile_list_offset", d.tile_list_offset, 2 * d.n_active_tiles))
+    if d.n_res_tiles:
+        bufs.append(("work", "res_tile_list_offset", d.res_tile_list_offset, 2 * d.n_res_tiles))
+    if d.out_ch_gated:
+        bufs.append(("work", "out_ch_list_offset", d.out_ch_list_offset, 2 * d.n_active_out))
+    if d.in_ch_gated:
+        bufs.append(("work", "in_ch_list_offset", d.in_ch_list_offset, 2 * d.n_active_in))
+    if d.zero_halo:
+        bufs.append(("work", "bitmap_offset", d.bitmap_offset, bitmap_bytes(d.n_tiles)))
+    if d.emit_sums:
+        bufs.append(("sums", "sums_offset", d.sums_offset, d.n_tiles * d.out_c_stored * SUM_BYTES))
+    return bufs
+
+
+def conv_tile_side(d: LayerDescriptor) -> int:
+    """Side of the conv-output patch computed per output tile (2t+1 under a fused pool)."""
+    return 2 * d.tile + 1 if d.maxpool else d.tile
+
+
+def input_patch_side(d: LayerDescriptor) -> int:
+    """Side of the input patch (with halo) a full tile reads."""
+    return (conv_tile_side(d) - 1) * d.stride + d.k
+
+
+def layer_fit_problems(d: LayerDescriptor, cfg: EngineConfig) -> list[str]:
+    """Reasons the layer does not fit the on-chip buffers of `cfg` (empty if it fits)."""
+    problems = []
+    # the engine sizes its weight ping-pong for full m-groups, whatever n_active_out is
+    w = cfg.tm * d.k * d.k * d.n_active_in
+    if w > cfg.weight_buffer_bytes // 2:
+        problems.append(f"one m-group of weights is {w} bytes > weight_buffer_bytes/2 = "
+                        f"{cfg.weight_buffer_bytes // 2}")
+    p = input_patch_side(d) ** 2 * d.in_c_stored
+    if p > cfg.ifm_buffer_bytes // 2:
+        problems.append(f"input patch {input_patch_side(d)}^2 x {d.in_c_stored} ch = {p} bytes "
+                        f"> ifm_buffer_bytes/2 = {cfg.ifm_buffer_bytes // 2}; use a smaller tile")
+    a = cfg.tm * conv_tile_side(d) ** 2 * (cfg.acc_bits // 8)
+    if a > cfg.ofm_buffer_bytes:
+        problems.append(f"accumulators tm x {conv_tile_side(d)}^2 x 4 = {a} bytes > "
+                        f"ofm_buffer_bytes = {cfg.ofm_buffer_bytes}")
+    return problems
+
+
+def validate_descriptor(d: LayerDescriptor, cfg: Optional[EngineConfig] = None,
+                        region_bytes: Optional[dict] = None) -> None:
+    """Check every field of `d` against the format and the engine config; FormatError if not."""
+    cfg = cfg or default_config()
+
+    def bad(fname: str, msg: str) -> FormatError:
+        return _error(f"descriptor field {fname}={getattr(d, fname)!r}: {msg}", field=fname)
+
+    # raw field ranges (also protects pack from silent truncation)
+    for f in DESCRIPTOR_FIELDS:
+        if f.name in ("magic", "version"):
+            continue
+        v = getattr(d, f.name)
+        if isinstance(v, bool) and f.width != 1:
+            raise bad(f.name, "must be an integer")
+        if not isinstance(v, (int, np.integer)) or not 0 <= int(v) <= f.mask:
+            raise bad(f.name, f"out of range 0..{f.mask} ({f.width}-bit field)")
+    if d.op not in OP_KINDS:
+        raise bad("op", f"unknown op kind (known: {OP_KINDS})")
+    if d.k not in KERNELS:
+        raise bad("k", f"kernel must be one of {KERNELS}")
+    if d.stride not in STRIDES:
+        raise bad("stride", f"stride must be one of {STRIDES}")
+    if d.pad > d.k // 2:
+        raise bad("pad", f"must be 0..{d.k // 2} for k={d.k}")
+    if not 1 <= d.shift <= 31:
+        raise bad("shift", "must be 1..31 (round half up adds 2^(shift-1))")
+    limits = (("in_h", cfg.max_height), ("out_h", cfg.max_height), ("in_w", cfg.max_width),
+              ("out_w", cfg.max_width), ("in_c", cfg.max_in_channels),
+              ("out_c", cfg.max_out_channels))
+    for name, lim in limits:
+        if not 1 <= getattr(d, name) <= lim:
+            raise bad(name, f"must be 1..{lim} (engine config '{cfg.name}')")
+    if d.in_h + 2 * d.pad < d.k or d.in_w + 2 * d.pad < d.k:
+        raise bad("in_h", f"input {d.in_h}x{d.in_w} smaller than the {d.k}x{d.k} kernel")
+    for name, size in (("out_h", d.in_h), ("out_w", d.in_w)):
+        want = layer_out_size(size, d.k, d.stride, d.pad, d.maxpool)
+        if getattr(d, name) != want:
+            raise bad(name, f"k={d.k}, stride={d.stride}, pad={d.pad}, maxpool={d.maxpool} "
+                            f"give {want}")
+    # flags
+    if d.relu != (not d.out_signed):
+        raise bad("relu", "must equal NOT out_signed (the u8 clamp is the ReLU)")
+    if d.res_signed and not d.residual:
+        raise bad("res_signed", "set without residual")
+    if d.residual and d.maxpool:
+        raise bad("maxpool", "a fused max-pool cannot take a residual")
+    if d.maxpool and (d.tile_gated or d.in_ch_gated or d.out_ch_gated):
+        raise bad("maxpool", "the fused max-pool is supported on dense layers only")
+    if d.zero_halo and not d.tile_gated:
+        raise bad("zero_halo", "needs tile_gated (the bitmap comes with the tile list)")
+    if d.residual:
+        if d.res_mult >= 1 << 31:
+            raise bad("res_mult", "must be < 2^31")
+    elif d.res_mult:
+        raise bad("res_mult", "must be 0 without residual")
+    if d.in_place:
+        if not d.residual or not d.tile_gated:
+            raise bad("in_place", "needs residual and tile_gated (identity block output)")
+        if d.out_ch_gated or d.out_offset != d.res_offset:
+            raise bad("in_place", "output must be the full residual buffer (out_offset == res_offset)")
+        if d.n_res_tiles:
+            raise bad("n_res_tiles", "must be 0 in place (inactive tiles already hold y = x)")
+    # tiles and counts
+    if not 1 <= d.tile <= cfg.max_tile:
+        raise bad("tile", f"must be 1..{cfg.max_tile}")
+    for name, size in (("grid_h", d.out_h), ("grid_w", d.out_w)):
+        want = -(-size // d.tile)
+        if getattr(d, name) != want:
+            raise bad(name, f"must be ceil({size}/{d.tile}) = {want}")
+        if want > cfg.max_grid:
+            raise bad(name, f"exceeds max_grid={cfg.max_grid}; use a larger tile")
+    if d.tile_gated:
+        if d.n_active_tiles > d.n_tiles:
+            raise bad("n_active_tiles", f"more than the {d.n_tiles} tiles of the grid")
+    elif d.n_active_tiles != d.n_tiles:
+        raise bad("n_active_tiles", f"must be grid_h*grid_w = {d.n_tiles} when not tile_gated")
+    if d.n_res_tiles:
+        if not (d.residual and d.tile_gated):
+            raise bad("n_res_tiles", "residual-only tiles need residual and tile_gated")
+        if d.n_active_tiles + d.n_res_tiles > d.n_tiles:
+            raise bad("n_res_tiles", f"active + residual-only tiles exceed {d.n_tiles}")
+    for gated, name, full in (("out_ch_gated", "n_active_out", d.out_c),
+                              ("in_ch_gated", "n_active_in", d.in_c)):
+        n = getattr(d, name)
+        if getattr(d, gated):
+            if n > full:
+                raise bad(name, f"more than the layer's {full} channels")
+        elif n != full:
+            raise bad(name, f"must be {full} when {gated} is 0")
+    # offsets: unused ones are 0, used ones aligned and inside their region
+    used = {name for _, name, _, _ in descriptor_buffers(d)}
+    for name in OFFSET_FIELDS:
+        v = getattr(d, name)
+        if name not in used and v != 0:
+            raise bad(name, "must be 0 (the buffer is not used by this layer)")
+        if v % cfg.axi_bytes:
+            raise bad(name, f"not aligned to {cfg.axi_bytes} bytes (axi_data_bits="
+                            f"{cfg.axi_data_bits})")
+    for region, name, off, nbytes in descriptor_buffers(d):
+        if off + nbytes > 0xFFFFFFFF + 1:
+            raise bad(name, f"buffer of {nbytes} bytes runs past 4 GiB")
+        if region_bytes is not None and region in region_bytes:
+            if off + nbytes > region_bytes[region]:
+                raise bad(name, f"buffer [{off}, {off + nbytes}) outside the {region} region "
+                                f"of {region_bytes[region]} bytes")
+    ins, outs = (d.in_offset, d.in_h * d.in_w * d.in_c_stored), \
+        (d.out_offset, d.out_h * d.out_w * d.out_c_stored)
+    if _overlap(ins, outs):
+        raise bad("out_offset", "output overlaps the input (halo reads would see new data)")
+    if d.residual and not d.in_place:
+        if _overlap((d.res_offset, d.out_h * d.out_w * d.out_c), outs):
+            raise bad("out_offset", "output overlaps the residual without in_place")
+    problems = layer_fit_problems(d, cfg)
+    if problems:
+        raise _error(f"descriptor field tile={d.tile}: layer does not fit engine '{cfg.name}': "
+                     f"{'; '.join(problems)}", field="tile", no_fit=True)
+
+
+def _error(msg: str, field: Optional[str] = None, entry: Optional[int] = None,
+           no_fit: bool = False) -> FormatError:
+    """A FormatError that also carries what the engine's STATUS would name.
+
+    `field`: the descriptor field (or work-list section) at fault; `entry`: the index of
+    the faulty list entry; `no_fit`: the layer is valid but too big for the buffers.
+    """
+    exc = FormatError(msg)
+    exc.field, exc.entry, exc.no_fit = field, entry, no_fit
+    return exc
+
+
+def _overlap(a: tuple, b: tuple) -> bool:
+    (ao, an), (bo, bn) = a, b
+    return an > 0 and bn > 0 and ao < bo + bn and bo < ao + an
+
+
+# --------------------------------------------------------------------------------------
+# Work lists
+# --------------------------------------------------------------------------------------
+def bitmap_bytes(n_tiles: int) -> int:
+    """Bytes of a tile bitmap: u32 words, tile i at word i//32, bit i%32."""
+    return 4 * ((n_tiles + 31) // 32)
+
+
+def pack_u16_list(values: Sequence[int]) -> bytes:
+    """u16 little-endian, in order. Callers pass strictly increasing indices."""
+    arr = np.asarray(values, dtype=np.int64).reshape(-1)
+    if arr.size and (arr.min() < 0 or arr.max() > 0xFFFF):
+        raise FormatError(f"u16 list: value out of 0..65535 in {arr.tolist()[:8]}")
+    return arr.astype("<u2").tobytes()
+
+
+def unpack_u16_list(data, count: int, limit: int, what: str) -> np.ndarray:
+    """`count` u16 indices from the start of `data`; each < `limit`, strictly increasing."""
+    data = _bytes_like(data, what)
+    if count < 0 or len(data) < 2 * count:
+        raise FormatError(f"{what}: needs {2 * count} bytes for {count} entries, have {len(data)}")
+    arr = np.frombuffer(data[:2 * count], dtype="<u2").astype(np.int64)
+    over = np.nonzero(arr >= limit)[0]
+    if over.size:
+        i = int(over[0])
+        raise _error(f"{what}[{i}] = {int(arr[i])} out of range 0..{limit - 1}",
+                     field=what, entry=i)
+    bad = np.nonzero(np.diff(arr) <= 0)[0]
+    if bad.size:
+        i = int(bad[0]) + 1
+        raise _error(f"{what}[{i}] = {int(arr[i])} after {int(arr[i - 1])}: "
+                     "indices must be strictly increasing (no duplicates)", field=what, entry=i)
+    return arr.astype(np.uint16)
+
+
+def pack_bitmap(active_tiles: Sequence[int], n_tiles: int) -> bytes:
+    """Bitmap with the listed tiles set."""
+    bits = np.zeros(32 * ((n_tiles + 31) // 32), dtype=np.uint8)
+    idx = np.asarray(active_tiles, dtype=np.int64).reshape(-1)
+    if idx.size and (idx.min() < 0 or idx.max() >= n_tiles):
+        raise FormatError(f"tile bitmap: tile index out of range 0..{n_tiles - 1}")
+    bits[idx] = 1
+    return np.packbits(bits, bitorder="little").tobytes()
+
+
+def unpack_bitmap(data, n_tiles: int, what: str = "tile bitmap") -> np.ndarray:
+    """Bool array [n_tiles]; bits past n_tiles must be zero."""
+    data = _bytes_like(data, what)
+    nb = bitmap_bytes(n_tiles)
+    if len(data) < nb:
+        raise FormatError(f"{what}: needs {nb} bytes for {n_tiles} tiles, have {len(data)}")
+    bits = np.unpackbits(np.frombuffer(data[:nb], dtype=np.uint8), bitorder="little")
+    pad = np.nonzero(bits[n_tiles:])[0]
+    if pad.size:
+        raise FormatError(f"{what}: bit {n_tiles + int(pad[0])} set past the {n_tiles} tiles")
+    return bits[:n_tiles].astype(bool)
+
+
+@dataclass(frozen=True)
+class WorkList:
+    """The per-image, per-layer work list (numpy arrays of indices, row-major tile ids)."""
+    tiles: np.ndarray                      # active output tiles (u16)
+    res_tiles: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint16))
+    out_channels: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint16))
+    in_channels: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint16))
+    bitmap: Optional[np.ndarray] = None    # bool [n_tiles], for zero_halo
+
+
+def _section(blob: bytes, off: int, nbytes: int, what: str) -> bytes:
+    if off < 0 or off + nbytes > len(blob):
+        raise FormatError(f"{what}: [{off}, {off + nbytes}) outside the work region of "
+                          f"{len(blob)} bytes")
+    return blob[off:off + nbytes]
+
+
+def read_work_list(d: LayerDescriptor, work_region) -> WorkList:
+    """Read and check a layer's work list from the WORK region bytes, as the engine does."""
+    blob = _bytes_like(work_region, "work region")
+    n = d.n_tiles
+    empty = np.zeros(0, np.uint16)
+    if d.tile_gated:
+        tiles = unpack_u16_list(_section(blob, d.tile_list_offset, 2 * d.n_active_tiles,
+                                         "tile list"), d.n_active_tiles, n, "tile list")
+    else:
+        tiles = np.arange(n, dtype=np.uint16)
+    res = empty
+    if d.n_res_tiles:
+        res = unpack_u16_list(_section(blob, d.res_tile_list_offset, 2 * d.n_res_tiles,
+                                       "residual-only tile list"),
+                              d.n_res_tiles, n, "residual-only tile list")
+        common = np.intersect1d(tiles, res)
+        if common.size:
+            raise FormatError(f"residual-only tile list: tile {int(common[0])} is also active")
+    outc = empty
+    if d.out_ch_gated:
+        outc = unpack_u16_list(_section(blob, d.out_ch_list_offset, 2 * d.n_active_out,
+                                        "out-channel list"), d.n_active_out, d.out_c,
+                               "out-channel list")
+    inc = empty
+    if d.in_ch_gated:
+        inc = unpack_u16_list(_section(blob, d.in_ch_list_offset, 2 * d.n_active_in,
+                                       "in-channel list"), d.n_active_in, d.in_c,
+                              "in-channel list")
+    bitmap = None
+    if d.zero_halo:
+        bitmap = unpack_bitmap(_section(blob, d.bitmap_offset, bitmap_bytes(n), "tile bitmap"),
+                               n)
+        want = np.zeros(n, bool)
+        want[tiles.astype(np.int64)] = True
+        diff = np.nonzero(want != bitmap)[0]
+        if diff.size:
+            t = int(diff[0])
+            raise FormatError(f"tile bitmap: bit {t} is {int(bitmap[t])} but tile {t} is "
+                              f"{'' if want[t] else 'not '}in the tile list")
+    return WorkList(tiles, res, outc, inc, bitmap)
+
+
+def pack_work_list(d: LayerDescriptor, wl: WorkList, base_offset: int,
+                   cfg: Optional[EngineConfig] = None) -> tuple[bytes, LayerDescriptor]:
+    """Lay a work list out at `base_offset` of the WORK region (sections aligned).
+
+    Returns the bytes to write at `base_offset` and `d` with the counts and the work-list
+    offsets filled in.
+    """
+    cfg = cfg or default_config()
+    a = cfg.axi_bytes
+    if base_offset % a:
+        raise FormatError(f"work list base offset {base_offset} not aligned to {a}")
+    chunks: list[bytes] = []
+    pos = base_offset
+    changes: dict = {}
+
+    def put(name: str, payload: bytes) -> None:
+        nonlocal pos
+        changes[name] = pos
+        padded = payload + bytes(-len(payload) % a)
+        chunks.append(padded)
+        pos += len(padded)
+
+    if d.tile_gated:
+        changes["n_active_tiles"] = len(wl.tiles)
+        put("tile_list_offset", pack_u16_list(wl.tiles))
+    changes["n_res_tiles"] = len(wl.res_tiles)
+    if len(wl.res_tiles):
+        put("res_tile_list_offset", pack_u16_list(wl.res_tiles))
+    else:
+        changes["res_tile_list_offset"] = 0
+    if d.out_ch_gated:
+        changes["n_active_out"] = len(wl.out_channels)
+        put("out_ch_list_offset", pack_u16_list(wl.out_channels))
+    if d.in_ch_gated:
+        changes["n_active_in"] = len(wl.in_channels)
+        put("in_ch_list_offset", pack_u16_list(wl.in_channels))
+    if d.zero_halo:
+        put("bitmap_offset", pack_bitmap(wl.tiles, d.n_tiles))
+    return b"".join(chunks), d.replace(**changes)
+
+
+# --------------------------------------------------------------------------------------
+# Feature maps, weights, params
+# --------------------------------------------------------------------------------------
+def fmap_bytes(h: int, w: int, c: int) -> int:
+    """Bytes of an HWC feature map (one byte per element, channels innermost)."""
+    return h * w * c
+
+
+def pack_fmap(fm: np.ndarray) -> bytes:
+    """HWC int8 or uint8 array -> bytes (row-major: pixel (y, x) channel c at (y*W+x)*C+c)."""
+    fm = np.asarray(fm)
+    if fm.ndim != 3 or fm.dtype not in (np.int8, np.uint8):
+        raise FormatError(f"feature map: need an HWC int8/uint8 array, got {fm.dtype} {fm.shape}")
+    return np.ascontiguousarray(fm).tobytes()
+
+
+def unpack_fmap(data, h: int, w: int, c: int, signed: bool) -> np.ndarray:
+    """Bytes -> HWC array (int8 if signed else uint8); length must be exactly h*w*c."""
+    data = _bytes_like(data, "feature map")
+    if len(data) != h * w * c:
+        raise FormatError(f"feature map: {len(data)} bytes, expected {h}x{w}x{c} = {h * w * c}")
+    return np.frombuffer(data, dtype=np.int8 if signed else np.uint8).reshape(h, w, c).copy()
+
+
+def compact_channels(fm: np.ndarray, channels: Sequence[int]) -> np.ndarray:
+    """Compact channel buffer: only the active channels, in list order (gated intermediates)."""
+    return np.ascontiguousarray(np.asarray(fm)[..., np.asarray(channels, dtype=np.int64)])
+
+
+def expand_channels(compact: np.ndarray, channels: Sequence[int], c: int) -> np.ndarray:
+    """Inverse of compact_channels: inactive channels are zero."""
+    compact = np.asarray(compact)
+    out = np.zeros(compact.shape[:-1] + (c,), dtype=compact.dtype)
+    out[..., np.asarray(channels, dtype=np.int64)] = compact
+    return out
+
+
+WEIGHT_LAYOUTS = ("oc_k_k_ic", "ic_k_k_oc")
+
+
+def pack_weights(w_oihw: np.ndarray, layout: str) -> bytes:
+    """PyTorch-order int8 weights [C_out][C_in][k][k] -> the engine's weight stream.
+
+    'oc_k_k_ic': [C_out][k][k][C_in] (conv1, dense layers: an active output channel is one
+    burst); 'ic_k_k_oc': [C_in][k][k][C_out] (conv2: an active input channel is one burst).
+    """
+    w = np.asarray(w_oihw)
+    if w.ndim != 4 or w.dtype != np.int8 or w.shape[2] != w.shape[3]:
+        raise FormatError(f"weights: need int8 [C_out][C_in][k][k], got {w.dtype} {w.shape}")
+    if layout == "oc_k_k_ic":
+        return np.ascontiguousarray(w.transpose(0, 2, 3, 1)).tobytes()
+    if layout == "ic_k_k_oc":
+        return np.ascontiguousarray(w.transpose(1, 2, 3, 0)).tobytes()
+    raise FormatError(f"weights: unknown layout {layout!r} (known: {WEIGHT_LAYOUTS})")
+
+
+def unpack_weights(data, c_out: int, c_in: int, k: int, layout: str) -> np.ndarray:
+    """Weight stream -> int8 [C_out][C_in][k][k]."""
+    data = _bytes_like(data, "weights")
+    n = c_out * c_in * k * k
+    if len(data) != n:
+        raise FormatError(f"weights: {len(data)} bytes, expected {c_out}x{c_in}x{k}x{k} = {n}")
+    a = np.frombuffer(data, dtype=np.int8)
+    if layout == "oc_k_k_ic":
+        return a.reshape(c_out, k, k, c_in).transpose(0, 3, 1, 2).copy()
+    if layout == "ic_k_k_oc":
+        return a.reshape(c_in, k, k, c_out).transpose(3, 0, 1, 2).copy()
+    raise FormatError(f"weights: unknown layout {layout!r} (known: {WEIGHT_LAYOUTS})")
+
+
+def pack_params(bias: np.ndarray, mult: np.ndarray) -> bytes:
+    """Per output channel: bias int32 then mult int32 (one 64-bit word per channel)."""
+    bias, mult = np.asarray(bias, np.int64), np.asarray(mult, np.int64)
+    if bias.shape != mult.shape or bias.ndim != 1:
+        raise FormatError(f"params: bias {bias.shape} and mult {mult.shape} must be equal 1-D")
+    if bias.size and (bias.min() < -(1 << 31) or bias.max() >= 1 << 31):
+        raise FormatError("params: bias out of int32 range")
+    if mult.size and (mult.min() < 0 or mult.max() >= 1 << 31):
+        raise FormatError("params: mult must be 0 <= mult < 2^31")
+    return np.stack([bias, mult], axis=1).astype("<i4").tobytes()
+
+
+def unpack_params(data, c: int) -> tuple[np.ndarray, np.ndarray]:
+    """Params bytes -> (bias int32 [c], mult int32 [c]); mult must be >= 0."""
+    data = _bytes_like(data, "params")
+    if len(data) != c * PARAM_BYTES:
+        raise FormatError(f"params: {len(data)} bytes, expected {c} x {PARAM_BYTES}")
+    a = np.frombuffer(data, dtype="<i4").reshape(c, 2)
+    neg = np.nonzero(a[:, 1] < 0)[0]
+    if neg.size:
+        raise FormatError(f"params: mult[{int(neg[0])}] = {int(a[neg[0], 1])} is negative")
+    return a[:, 0].astype(np.int32), a[:, 1].astype(np.int32)
+
+
+# --------------------------------------------------------------------------------------
+# Per-tile channel sums and pooling bins
+# --------------------------------------------------------------------------------------
+def tile_sums_bytes(grid_h: int, grid_w: int, c: int) -> int:
+    return grid_h * grid_w * c * SUM_BYTES
+
+
+def pack_tile_sums(sums: np.ndarray) -> bytes:
+    """int32 [grid_h][grid_w][C] -> bytes ([tile][C], tiles row-major)."""
+    s = np.asarray(sums)
+    if s.ndim != 3:
+        raise FormatError(f"tile sums: need [grid_h][grid_w][C], got shape {s.shape}")
+    return s.astype("<i4").tobytes()
+
+
+def unpack_tile_sums(data, grid_h: int, grid_w: int, c: int) -> np.ndarray:
+    """Bytes -> int32 [grid_h][grid_w][C]; length must match exactly."""
+    data = _bytes_like(data, "tile sums")
+    n = tile_sums_bytes(grid_h, grid_w, c)
+    if len(data) != n:
+        raise FormatError(f"tile sums: {len(data)} bytes, expected {grid_h}x{grid_w}x{c}x4 = {n}")
+    return np.frombuffer(data, dtype="<i4").reshape(grid_h, grid_w, c).astype(np.int32)
+
+
+def tile_pixel_sums(fm: np.ndarray, tile: int) -> np.ndarray:
+    """Reference for the engine's side output: int32 [gh][gw][C] sums of each tile of fm."""
+    fm = np.asarray(fm, dtype=np.int64)
+    h, w, c = fm.shape
+    gh, gw = -(-h // tile), -(-w // tile)
+    out = np.zeros((gh, gw, c), dtype=np.int64)
+    for ty in range(gh):
+        for tx in range(gw):
+            out[ty, tx] = fm[ty * tile:(ty + 1) * tile, tx * tile:(tx + 1) * tile].sum(axis=(0, 1))
+    return out.astype(np.int32)
+
+
+def pool_bins(size: int, bins: int) -> list[tuple[int, int]]:
+    """Adaptive-average-pool bins (PyTorch / official code): [floor(i*H/g), ceil((i+1)*H/g))."""
+    try:
+        return gates.pool_bins(size, bins)
+    except ValueError as exc:
+        raise FormatError(f"pool bins: {exc}") from None
+
+
+def bin_sums_from_tile_sums(sums: np.ndarray, tile: int, h: int, w: int,
+                            bins_h: int, bins_w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Add the engine's per-tile channel sums into the adaptive-pool bins of an h x w map.
+
+    `sums` is [ceil(h/tile)][ceil(w/tile)][C] (the SUMS region layout). Returns (int64
+    [bins_h][bins_w][C] sums, int64 [bins_h][bins_w] pixel counts). The arithmetic is
+    `dgfpga.numerics.gates.bin_sums_from_tile_sums`; a bin edge that does not fall on a tile edge
+    (the per-tile sums cannot make that bin exactly) is a FormatError.
+    """
+    s = np.asarray(sums, dtype=np.int64)
+    if s.ndim != 3 or tile < 1:
+        raise FormatError(f"tile sums: need [gh][gw][C] and tile >= 1, got {s.shape}, tile={tile}")
+    try:
+        out = gates.bin_sums_from_tile_sums(np.moveaxis(s, -1, 0), tile, h, w, (bins_h, bins_w))
+    except ValueError as exc:
+        raise FormatError(f"tile sums: {exc}: the engine's per-tile sums cannot make these "
+                          "pooling bins") from None
+    return np.moveaxis(out, 0, -1), gates.bin_counts(h, w, (bins_h, bins_w))
+
+
+# --------------------------------------------------------------------------------------
+# Network program (one image)
+# --------------------------------------------------------------------------------------
+PROGRAM_MAGIC = 0x52504744       # "DGPR" little-endian
+PROGRAM_HEADER_BYTES = 16
+STEP_BYTES = 8
+MAX_STEPS = 4096
+
+
+class HostOp(enum.IntEnum):
+    """What the host does between engine starts."""
+    INPUT = 1    # quantize the image into the first layer's input buffer
+    GATES = 2    # evaluate block `block`'s gates from the sums, write its work lists
+    HEAD = 3     # global pool + fc on the last feature map; logits
+
+
+STEP_ENGINE, STEP_HOST = 1, 2
+
+
+@dataclass(frozen=True)
+class EngineStep:
+    """One engine start: layer descriptors run back to back (e.g. conv1, shortcut, conv2)."""
+    descriptors: tuple
+    block: int = 0
+
+
+@dataclass(frozen=True)
+class HostStep:
+    op: HostOp
+    block: int = 0
+
+
+Step = Union[EngineStep, HostStep]
+
+
+@dataclass(frozen=True)
+class NetworkProgram:
+    """The whole-network program for one image. Engine-step descriptors are templates:
+    per image the host fills counts and work-list offsets (pack_work_list)."""
+    config_hash: int
+    steps: tuple
+
+    @property
+    def descriptors(self) -> list[LayerDescriptor]:
+        return [d for s in self.steps if isinstance(s, EngineStep) for d in s.descriptors]
+
+
+PROGRAM_HEADER_FIELDS = (
+    ("magic", 0, 0, 32, f"0x{PROGRAM_MAGIC:08X} ('DGPR')"),
+    ("version", 1, 0, 16, "FORMAT_VERSION"),
+    ("n_steps", 1, 16, 16, f"steps, 1..{MAX_STEPS}"),
+    ("config_hash", 2, 0, 32, "EngineConfig.config_hash the program was built for"),
+    ("n_descriptors", 3, 0, 32, "descriptors after the step table (sum over engine steps)"),
+)
+STEP_FIELDS = (
+    ("kind", 0, 0, 8, "1 = engine start, 2 = host step"),
+    ("host_op", 0, 8, 8, "HostOp for host steps (0 for engine steps)"),
+    ("block", 0, 16, 16, "block index the step belongs to"),
+    ("n_descriptors", 1, 0, 16, "engine: descriptors of this start, 1..max_layers; host: 0"),
+)
+
+
+def pack_program(prog: NetworkProgram, cfg: Optional[EngineConfig] = None) -> bytes:
+    """Header, step table (2 words per step), then all descriptors in step order."""
+    cfg = cfg or default_config()
+    if prog.config_hash != cfg.config_hash:
+        raise FormatError(f"program: config_hash 0x{prog.config_hash:08X} is not "
+                          f"'{cfg.name}' (0x{cfg.config_hash:08X})")
+    if not 1 <= len(prog.steps) <= MAX_STEPS:
+        raise FormatError(f"program: {len(prog.steps)} steps, must be 1..{MAX_STEPS}")
+    table, descs = [], []
+    for i, s in enumerate(prog.steps):
+        if not 0 <= s.block <= 0xFFFF:
+            raise FormatError(f"program step {i}: block {s.block} out of range 0..65535")
+        if isinstance(s, EngineStep):
+            if not 1 <= len(s.descriptors) <= cfg.max_layers:
+                raise FormatError(f"program step {i}: {len(s.descriptors)} descriptors, must be "
+                                  f"1..max_layers={cfg.max_layers}")
+            table += [STEP_ENGINE | (s.block << 16), len(s.descriptors)]
+            descs += [pack_descriptor(d, cfg) for d in s.descriptors]
+        elif isinstance(s, HostStep):
+            table += [STEP_HOST | (int(HostOp(s.op)) << 8) | (s.block << 16), 0]
+        else:
+            raise FormatError(f"program step {i}: not an EngineStep or HostStep: {s!r}")
+    header = struct.pack("<4I", PROGRAM_MAGIC, FORMAT_VERSION | (len(prog.steps) << 16),
+                         prog.config_hash, len(descs))
+    return header + struct.pack(f"<{len(table)}I", *table) + b"".join(descs)
+
+
+def unpack_program(data, cfg: Optional[EngineConfig] = None) -> NetworkProgram:
+    """Parse and validate a network program built for `cfg`."""
+    cfg = cfg or default_config()
+    data = _bytes_like(data, "program")
+    if len(data) < PROGRAM_HEADER_BYTES:
+        raise FormatError(f"program: {len(data)} bytes, shorter than the "
+                          f"{PROGRAM_HEADER_BYTES}-byte header")
+    magic, w1, chash, n_desc = struct.unpack_from("<4I", data, 0)
+    if magic != PROGRAM_MAGIC:
+        raise FormatError(f"program: magic 0x{magic:08X}, expected 0x{PROGRAM_MAGIC:08X}")
+    version, n_steps = w1 & 0xFFFF, w1 >> 16
+    if version != FORMAT_VERSION:
+        raise FormatError(f"program: version {version}, this dgfpga reads {FORMAT_VERSION}")
+    if chash != cfg.config_hash:
+        raise FormatError(f"program: built for config hash 0x{chash:08X}, engine config "
+                          f"'{cfg.name}' is 0x{cfg.config_hash:08X}")
+    if not 1 <= n_steps <= MAX_STEPS:
+        raise FormatError(f"program: n_steps={n_steps}, must be 1..{MAX_STEPS}")
+    want = PROGRAM_HEADER_BYTES + STEP_BYTES * n_steps + DESCRIPTOR_BYTES * n_desc
+    if len(data) != want:
+        raise FormatError(f"program: {len(data)} bytes, header says {want} "
+                          f"({n_steps} steps, {n_desc} descriptors)")
+    steps: list = []
+    pos = PROGRAM_HEADER_BYTES + STEP_BYTES * n_steps
+    total = 0
+    for i in range(n_steps):
+        w0, cnt = struct.unpack_from("<2I", data, PROGRAM_HEADER_BYTES + STEP_BYTES * i)
+        kind, hop, block = w0 & 0xFF, (w0 >> 8) & 0xFF, w0 >> 16
+        if kind == STEP_ENGINE:
+            if hop:
+                raise FormatError(f"program step {i}: host_op={hop} on an engine step")
+            if not 1 <= cnt <= cfg.max_layers:
+                raise FormatError(f"program step {i}: n_descriptors={cnt}, must be "
+                                  f"1..max_layers={cfg.max_layers}")
+            if total + cnt > n_desc:
+                raise FormatError(f"program step {i}: descriptors run past the {n_desc} "
+                                  "in the header")
+            ds = []
+            for j in range(cnt):
+                try:
+                    ds.append(unpack_descriptor(data[pos:pos + DESCRIPTOR_BYTES], cfg))
+                except FormatError as exc:
+                    raise FormatError(f"program step {i}, descriptor {j}: {exc}") from None
+                pos += DESCRIPTOR_BYTES
+            total += cnt
+            steps.append(EngineStep(tuple(ds), block))
+        elif kind == STEP_HOST:
+            if hop not in HostOp.__members__.values():
+                raise FormatError(f"program step {i}: unknown host_op {hop} "
+                                  f"(known: {[int(h) for h in HostOp]})")
+            if cnt:
+                raise FormatError(f"program step {i}: host step with n_descriptors={cnt}")
+            steps.append(HostStep(HostOp(hop), block))
+        else:
+            raise FormatError(f"program step {i}: unknown kind {kind} (1 = engine, 2 = host)")
+    if total != n_desc:
+        raise FormatError(f"program: steps use {total} descriptors, header says {n_desc}")
+    return NetworkProgram(chash, tuple(steps))

@@ -1,0 +1,371 @@
+"""The integer golden model: the reference every engine level must match bit for bit.
+
+numpy only (torch-free). Arithmetic (docs/quantization.md):
+
+* conv: `acc = sum(w * x)` over the kernel window, exact integers. It is computed as one
+  float64 GEMM per kernel position (rows = output pixels, columns = channels): every
+  product and partial sum is an integer below 2^53 (the loader proves |acc| < 2^31), so
+  the float64 result *is* the int32 accumulator, whatever the summation order.
+* requant: `z = (acc + bias[m]) * mult[m] + res * res_mult` (int64),
+  `y = clamp((z + 2^(shift-1)) >> shift, lo, hi)` (arithmetic shift: round half up).
+* masked execution (DESIGN.md section 3, in integers): per block the gates decide a grid
+  mask and an output-channel mask; conv1 is computed only at active pixels x active output
+  channels (zeros elsewhere); conv2 only at active pixels, reading the active input
+  channels (the rest of its input is zero), then residual + ReLU; at inactive pixels
+  `acc = 0` (no bias), so `y = clamp(round(res * res_mult / 2^shift))` = ReLU(shortcut).
+* input quantization: `clamp(round_half_away(x / s_in), -128, 127)`.
+
+MACs are counted as the masked computation executes them (active pixels x active output
+channels x input channels x k^2 for conv1; active pixels x output channels x active input
+channels x k^2 for conv2; dense for stem/downsample/fc; gate MACs by the official formula
+unless masks are "dense").
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence, Union
+
+import numpy as np
+
+from dgfpga.numerics import gates
+from dgfpga.errors import DgfpgaError
+from dgfpga.numerics.qmodel import INPUT_TENSOR, QBlock, QConv, QModel, quantize_input
+
+__all__ = ["GateMasks", "GoldenResult", "conv2d_int", "masked_conv2d_int", "requant",
+           "maxpool3x3s2", "block_gates", "run_golden"]
+
+
+@dataclass
+class GateMasks:
+    """One block's decisions: spatial bool [N, gh, gw] (grid), channel bool [N, C]
+    (conv1's output channels)."""
+    spatial: np.ndarray
+    channel: np.ndarray
+
+    def pixels(self, out_hw: tuple[int, int]) -> np.ndarray:
+        """The grid mask upsampled to the block output, bool [N, H, W]."""
+        return gates.upsample_grid(self.spatial, out_hw)
+
+
+@dataclass
+class GoldenResult:
+    """What `run_golden` returns (N images, B blocks, K classes).
+
+    logits float64 [N, K] (= logits_int * logit_scale); logits_int int64 [N, K];
+    masks: B GateMasks; layers: tensor name -> int array [N, C, H, W] (uint8 for u8
+    tensors, int8 for s8; empty when keep_layers=False); macs: layer name -> int64 [N]
+    executed MACs; block_density float64 [N, B] (executed / dense conv MACs of each block,
+    downsample included); total_macs int64 [N]; dense_macs (no gates); density [N].
+    """
+    logits: np.ndarray
+    logits_int: np.ndarray
+    masks: list[GateMasks]
+    layers: dict[str, np.ndarray]
+    macs: dict[str, np.ndarray]
+    block_density: np.ndarray
+    total_macs: np.ndarray
+    dense_macs: int
+    density: np.ndarray
+
+
+# ----------------------------------------------------------------------------- kernels
+
+def _check_exact(acc: np.ndarray) -> None:
+    if acc.size and np.abs(acc).max() >= 2.0 ** 31:
+        raise DgfpgaError("conv accumulator left the int32 range (inputs out of spec?)")
+
+
+def _slab(xp: np.ndarray, ky: int, kx: int, stride: int, ho: int, wo: int) -> np.ndarray:
+    """Input pixels [N, Ho, Wo, C] read by kernel position (ky, kx) from padded NHWC `xp`."""
+    return xp[:, ky:ky + stride * (ho - 1) + 1:stride, kx:kx + stride * (wo - 1) + 1:stride, :]
+
+
+def _pad_nhwc(x: np.ndarray, pad: int) -> np.ndarray:
+    n, c, h, w = x.shape
+    xp = np.zeros((n, h + 2 * pad, w + 2 * pad, c), dtype=np.float64)
+    xp[:, pad:pad + h, pad:pad + w, :] = np.moveaxis(x, 1, -1)
+    return xp
+
+
+def conv2d_int(x: np.ndarray, w: np.ndarray, stride: int, pad: int) -> np.ndarray:
+    """Dense integer conv: x int [N, C, H, W], w int [M, C, k, k] -> acc int64 [N, M, Ho, Wo]
+    (no bias). Zero padding."""
+    n, c, h, wd = x.shape
+    m, c2, k, _ = w.shape
+    if c != c2:
+        raise ValueError(f"conv: input has {c} channels, weight expects {c2}")
+    ho, wo = (h + 2 * pad - k) // stride + 1, (wd + 2 * pad - k) // stride + 1
+    xp = _pad_nhwc(x, pad)
+    wk = np.ascontiguousarray(np.transpose(w, (2, 3, 1, 0)), dtype=np.float64)
+    acc = np.zeros((n, ho, wo, m), dtype=np.float64)
+    for ky in range(k):
+        for kx in range(k):
+            acc += _slab(xp, ky, kx, stride, ho, wo) @ wk[ky, kx]
+    _check_exact(acc)
+    return np.moveaxis(acc.astype(np.int64), -1, 1)
+
+
+def masked_conv2d_int(x: np.ndarray, w: np.ndarray, stride: int, pad: int,
+                      pixels: np.ndarray, out_ch: Optional[np.ndarray] = None,
+                      in_ch: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
+    """Integer conv computed only where the masks say, zeros elsewhere.
+
+    pixels bool [N, Ho, Wo]: output pixels to compute; out_ch bool [N, M]: output channels
+    to compute (None: all); in_ch bool [N, C]: input channels to read (None: all; the
+    others are treated as zero, i.e. not read). Returns (acc int64 [N, M, Ho, Wo] without
+    bias, macs int64 [N] = active pixels x active out ch x active in ch x k^2).
+    """
+    n, c, h, wd = x.shape
+    m, _, k, _ = w.shape
+    ho, wo = (h + 2 * pad - k) // stride + 1, (wd + 2 * pad - k) // stride + 1
+    pixels = np.asarray(pixels, dtype=bool)
+    if pixels.shape != (n, ho, wo):
+        raise ValueError(f"pixel mask {pixels.shape} does not match the output {(n, ho, wo)}")
+    if in_ch is not None:
+        x = x * np.asarray(in_ch, dtype=bool)[:, :, None, None]
+    xp = _pad_nhwc(x, pad)
+    hp, wp = xp.shape[1:3]
+    flat_in = xp.reshape(-1, c)
+    idx_n, idx_y, idx_x = np.nonzero(pixels)
+    # Row of flat_in holding the padded-input pixel read by each active output at (0, 0).
+    base = (idx_n * hp + idx_y * stride) * wp + idx_x * stride
+    # [k, k, C, M], contiguous per kernel position (BLAS needs contiguous operands).
+    wk = np.ascontiguousarray(np.transpose(w, (2, 3, 1, 0)), dtype=np.float64)
+    rows = np.zeros((idx_n.size, m), dtype=np.float64)
+    for ky in range(k):
+        for kx in range(k):
+            rows += np.take(flat_in, base + (ky * wp + kx), axis=0) @ wk[ky, kx]
+    _check_exact(rows)
+    acc = np.zeros((n * ho * wo, m), dtype=np.int64)
+    acc[(idx_n * ho + idx_y) * wo + idx_x] = rows.astype(np.int64)
+    acc = np.moveaxis(acc.reshape(n, ho, wo, m), -1, 1)
+    n_out = np.full(n, m, np.int64) if out_ch is None else np.asarray(out_ch, bool).sum(1)
+    n_in = np.full(n, c, np.int64) if in_ch is None else np.asarray(in_ch, bool).sum(1)
+    if out_ch is not None:
+        acc = acc * np.asarray(out_ch, dtype=bool)[:, :, None, None]
+    macs = pixels.reshape(n, -1).sum(1).astype(np.int64) * n_out * n_in * k * k
+    return acc, macs
+
+
+def requant(acc: np.ndarray, mult: np.ndarray, shift: int, lo: int, hi: int,
+            res: Optional[np.ndarray] = None, res_mult: int = 0) -> np.ndarray:
+    """`clamp((acc*mult[m] + res*res_mult + 2^(shift-1)) >> shift, lo, hi)` in int64.
+
+    acc: int [N, M, H, W] (bias already added); mult: int [M]; res: int like acc or None.
+    """
+    z = acc.astype(np.int64) * np.asarray(mult, dtype=np.int64)[None, :, None, None]
+    if res is not None and res_mult:
+        z = z + res.astype(np.int64) * np.int64(res_mult)
+    y = (z + (np.int64(1) << np.int64(shift - 1))) >> np.int64(shift)
+    return np.clip(y, lo, hi)
+
+
+def maxpool3x3s2(x: np.ndarray) -> np.ndarray:
+    """3x3 / stride 2 / pad 1 max-pool of an integer map [N, C, H, W]. The padding is the
+    dtype's minimum, i.e. PyTorch's -inf padding (every window holds a real pixel), so u8
+    and s8 maps both pool exactly."""
+    n, c, h, w = x.shape
+    ho, wo = (h - 1) // 2 + 1, (w - 1) // 2 + 1
+    xp = np.full((n, c, h + 2, w + 2), np.iinfo(x.dtype).min, dtype=x.dtype)
+    xp[:, :, 1:-1, 1:-1] = x
+    out = None
+    for ky in range(3):
+        for kx in range(3):
+            v = xp[:, :, ky:ky + 2 * (ho - 1) + 1:2, kx:kx + 2 * (wo - 1) + 1:2]
+            out = v.copy() if out is None else np.maximum(out, v)
+    return out
+
+
+def _run_conv(x, conv: QConv, res=None) -> np.ndarray:
+    acc = conv2d_int(x, conv.weight, conv.stride, conv.pad) + conv.bias.astype(np.int64)[None, :, None, None]
+    return requant(acc, conv.mult, conv.shift, conv.lo, conv.hi, res, conv.res_mult)
+
+
+def _as_dtype(y: np.ndarray, signed: bool) -> np.ndarray:
+    return y.astype(np.int8 if signed else np.uint8)
+
+
+# ----------------------------------------------------------------------------- network
+
+def block_gates(qm: QModel, block: QBlock, x: np.ndarray) -> GateMasks:
+    """Evaluate a block's gates on its integer input x [N, C, H, W] (dgfpga.numerics.gates)."""
+    tin = qm.tensors[block.in_tensor]
+    h, w = x.shape[-2:]
+    sums = gates.bin_sums(x, block.grid)
+    spatial = gates.eval_spatial_gate(sums, gates.bin_counts(h, w, block.grid), tin.scale,
+                                      block.spatial_gate)
+    total = x.astype(np.int64).sum(axis=(2, 3))
+    channel = gates.eval_channel_gate(total, h * w, tin.scale, block.channel_gate)
+    return GateMasks(spatial=spatial, channel=channel)
+
+
+MasksArg = Union[None, str, Sequence]
+
+
+def _given_masks(masks, i: int, block: QBlock, n: int, c_out: int) -> GateMasks:
+    m = masks[i]
+    if isinstance(m, GateMasks):
+        sp, ch = m.spatial, m.channel
+    elif isinstance(m, (tuple, list)) and len(m) == 2:
+        sp, ch = m
+    else:                           # a dgfpga_models BlockMasks (torch tensors) or alike
+        sp, ch = m.spatial, m.channel
+    sp = np.asarray(sp.detach().cpu().numpy() if hasattr(sp, "detach") else sp)
+    ch = np.asarray(ch.detach().cpu().numpy() if hasattr(ch, "detach") else ch)
+    sp = sp.reshape(n, *block.grid).astype(bool) if sp.dtype == bool else (sp.reshape(n, *block.grid) > 0)
+    ch = ch.reshape(n, c_out).astype(bool) if ch.dtype == bool else (ch.reshape(n, c_out) > 0)
+    return GateMasks(spatial=sp, channel=ch)
+
+
+def _prepare_input(qm: QModel, images) -> np.ndarray:
+    images = np.asarray(images)
+    if images.ndim == 3:
+        images = images[None]
+    if images.ndim != 4 or tuple(images.shape[1:]) != tuple(qm.input_shape):
+        raise DgfpgaError(f"images must be [N, {', '.join(map(str, qm.input_shape))}], "
+                          f"got {list(images.shape)}")
+    if images.dtype == np.int8:
+        return images
+    if not np.issubdtype(images.dtype, np.floating):
+        raise DgfpgaError(f"images must be normalised floats or int8, got {images.dtype}")
+    return quantize_input(images, qm.input_scale)
+
+
+def run_golden(qm: QModel, images, masks: MasksArg = None, keep_layers: bool = True,
+               chunk: int = 50) -> GoldenResult:
+    """Run the integer network.
+
+    images: float normalised [N, C, H, W] (quantized here) or int8 (already quantized).
+    masks: None = decide with the gates (dgfpga.numerics.gates); "dense" = every tile and channel
+    on, no gate MACs; or one entry per block: GateMasks, (spatial, channel) or an object
+    with `.spatial`/`.channel` (e.g. the float model's BlockMasks); gate MACs are counted
+    for None and given masks. Processes `chunk` images at a time (memory bound).
+    """
+    xq = _prepare_input(qm, images)
+    if isinstance(masks, str) and masks != "dense":
+        raise DgfpgaError(f"masks must be None, 'dense' or a list per block, got {masks!r}")
+    if masks is not None and not isinstance(masks, str) and len(masks) != len(qm.blocks):
+        raise DgfpgaError(f"{len(masks)} mask entries for {len(qm.blocks)} blocks")
+    parts = []
+    with _single_thread_blas():
+        for s in range(0, xq.shape[0], chunk):
+            sub = masks
+            if masks is not None and not isinstance(masks, str):
+                sub = [_slice_masks(m, s, s + chunk) for m in masks]
+            parts.append(_run_chunk(qm, xq[s:s + chunk], sub, keep_layers))
+    return _concat(parts)
+
+
+def _single_thread_blas():
+    """The golden GEMMs are skinny (K <= C_in, N <= C_out): a multi-threaded BLAS only
+    loses on them, badly so on a loaded machine (6x measured). Limit BLAS to one thread
+    when threadpoolctl is available (workstation); a no-op otherwise (board)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        import contextlib
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def _slice_masks(m, a: int, b: int):
+    if isinstance(m, GateMasks):
+        return GateMasks(m.spatial[a:b], m.channel[a:b])
+    if isinstance(m, (tuple, list)):
+        return (m[0][a:b], m[1][a:b])
+    return (m.spatial[a:b], m.channel[a:b])
+
+
+def _run_chunk(qm: QModel, xq: np.ndarray, masks: MasksArg, keep: bool) -> GoldenResult:
+    n = xq.shape[0]
+    layers: dict[str, np.ndarray] = {}
+    macs: dict[str, np.ndarray] = {}
+    dense: dict[str, int] = {}
+
+    def record(name: str, y: np.ndarray, signed: bool):
+        if keep:
+            layers[name] = _as_dtype(y, signed)
+
+    record(INPUT_TENSOR, xq, True)
+    stem = qm.stem.conv
+    x = _run_conv(xq.astype(np.int64), stem)
+    record(stem.out_tensor, x, False)
+    ho, wo = x.shape[2:]
+    macs[stem.name] = np.full(n, ho * wo * stem.weight.size, np.int64)
+    dense[stem.name] = ho * wo * stem.weight.size
+    if qm.stem.maxpool:
+        x = maxpool3x3s2(x)
+        record(qm.stem.out_tensor, x, False)
+
+    out_masks, bdens = [], []
+    for i, b in enumerate(qm.blocks):
+        c1, c2, ds = b.conv1, b.conv2, b.downsample
+        _, ho, wo = qm.tensors[b.out_tensor].shape
+        if masks is None:
+            gm = block_gates(qm, b, x)
+        elif isinstance(masks, str):
+            gm = GateMasks(np.ones((n, *b.grid), bool), np.ones((n, c1.out_channels), bool))
+        else:
+            gm = _given_masks(masks, i, b, n, c1.out_channels)
+        out_masks.append(gm)
+        pix = gm.pixels((ho, wo))
+        # conv1: active pixels x active output channels; zeros elsewhere.
+        acc1, m1 = masked_conv2d_int(x, c1.weight, c1.stride, c1.pad, pix, out_ch=gm.channel)
+        y1 = requant(acc1 + c1.bias.astype(np.int64)[None, :, None, None], c1.mult, c1.shift,
+                     c1.lo, c1.hi)
+        y1 = y1 * (pix[:, None] & gm.channel[:, :, None, None])
+        record(c1.out_tensor, y1, False)
+        # shortcut: dense.
+        if ds is not None:
+            res = _run_conv(x, ds)
+            record(ds.out_tensor, res, True)
+            macs[ds.name] = np.full(n, ho * wo * ds.weight.size, np.int64)
+            dense[ds.name] = ho * wo * ds.weight.size
+        else:
+            res = x
+        # conv2: active pixels, active input channels; inactive pixels get acc = 0.
+        acc2, m2 = masked_conv2d_int(y1, c2.weight, c2.stride, c2.pad, pix, in_ch=gm.channel)
+        acc2 = acc2 + c2.bias.astype(np.int64)[None, :, None, None] * pix[:, None]
+        x = requant(acc2, c2.mult, c2.shift, c2.lo, c2.hi, res, c2.res_mult)
+        record(c2.out_tensor, x, False)
+        macs[c1.name], macs[c2.name] = m1, m2
+        dense[c1.name] = ho * wo * c1.weight.size
+        dense[c2.name] = ho * wo * c2.weight.size
+        gate_on = not isinstance(masks, str)
+        cg = b.channel_gate
+        macs[f"{b.name}.mask_s"] = np.full(
+            n, gates.spatial_gate_macs(b.grid, c1.in_channels) if gate_on else 0, np.int64)
+        macs[f"{b.name}.mask_c"] = np.full(
+            n, gates.channel_gate_macs(cg.in_channels, cg.fc1.shape[0], cg.out_channels)
+            if gate_on else 0, np.int64)
+        done = m1 + m2 + (macs[ds.name] if ds is not None else 0)
+        full = dense[c1.name] + dense[c2.name] + (dense[ds.name] if ds is not None else 0)
+        bdens.append(done / full)
+
+    h = qm.head
+    pooled = x.astype(np.int64).sum(axis=(2, 3))
+    logits_int = pooled @ h.weight.astype(np.int64).T + h.bias.astype(np.int64)
+    macs[h.name] = np.full(n, h.weight.size, np.int64)
+    dense[h.name] = h.weight.size
+    total = sum(macs.values())
+    dense_total = sum(dense.values())
+    return GoldenResult(
+        logits=logits_int * h.logit_scale[None, :], logits_int=logits_int, masks=out_masks,
+        layers=layers, macs=macs, block_density=np.stack(bdens, axis=1), total_macs=total,
+        dense_macs=int(dense_total), density=total / dense_total)
+
+
+def _concat(parts: list[GoldenResult]) -> GoldenResult:
+    if len(parts) == 1:
+        return parts[0]
+    cat = np.concatenate
+    return GoldenResult(
+        logits=cat([p.logits for p in parts]), logits_int=cat([p.logits_int for p in parts]),
+        masks=[GateMasks(cat([p.masks[i].spatial for p in parts]),
+                         cat([p.masks[i].channel for p in parts]))
+               for i in range(len(parts[0].masks))],
+        layers={k: cat([p.layers[k] for p in parts]) for k in parts[0].layers},
+        macs={k: cat([p.macs[k] for p in parts]) for k in parts[0].macs},
+        block_density=cat([p.block_density for p in parts]),
+        total_macs=cat([p.total_macs for p in parts]), dense_macs=parts[0].dense_macs,
+        density=cat([p.density for p in parts]))

@@ -1,0 +1,627 @@
+"""The quantized-model file (`.qnpz`): dataclasses, writer and validating loader.
+
+numpy only, torch-free, pickle-free: one `.npz` written with `allow_pickle=False` whose
+entry `__header__` is the UTF-8 JSON header (uint8 array) and whose other entries are the
+numeric arrays the header lists (dtype, shape and SHA-256 of each). The schema is
+documented in `docs/qmodel.md`; the numerics in `docs/quantization.md`.
+
+Every `QModel` is validated (`validate`) when written and when loaded; anything wrong
+(version, missing or extra arrays, dtypes, shapes, digests, layer chaining, value ranges,
+the requantization overflow bound) raises `dgfpga.errors.FormatError` naming the entry.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from dgfpga.errors import FormatError
+from dgfpga.numerics.gates import ChannelGateParams, SpatialGateParams
+
+__all__ = [
+    "SCHEMA_VERSION", "FORMAT_NAME", "INPUT_TENSOR", "TensorInfo", "QConv", "QBlock",
+    "QStem", "QHead", "QModel", "save_qmodel", "load_qmodel", "validate",
+    "quantize_input", "round_half_away", "conv_bounds",
+]
+
+FORMAT_NAME = "dgfpga-qmodel"
+SCHEMA_VERSION = 1
+INPUT_TENSOR = "input"
+HEADER_KEY = "__header__"
+INPUT_ROUNDING = "half_away_from_zero"
+
+ACC_LIMIT = 2 ** 31          # |acc| < ACC_LIMIT (int32 accumulator)
+Z_LIMIT = 2 ** 62            # |z| < Z_LIMIT (int64 requantization, with margin)
+MULT_LIMIT = 2 ** 31         # 0 <= mult, res_mult < MULT_LIMIT
+MAX_SHIFT = 31
+
+
+# ----------------------------------------------------------------------------- dataclasses
+
+@dataclass
+class TensorInfo:
+    """An 8-bit activation tensor: shape [C, H, W] (per image), scale (real = scale * q),
+    signed (s8, -128..127) or unsigned (u8, 0..255)."""
+    shape: tuple[int, int, int]
+    scale: float
+    signed: bool
+
+    @property
+    def lo(self) -> int:
+        return -128 if self.signed else 0
+
+    @property
+    def hi(self) -> int:
+        return 127 if self.signed else 255
+
+    @property
+    def max_abs(self) -> int:
+        return 128 if self.signed else 255
+
+
+@dataclass
+class QConv:
+    """One quantized conv with its requantization (see docs/quantization.md).
+
+    weight int8 [C_out, C_in, k, k] (logical order), bias int32 [C_out] in the accumulator
+    scale, mult int32 [C_out], shift (1..31), res_mult (0 without residual), output clamp
+    [lo, hi], stride, pad, tensor names, weight_scale float64 [C_out] (informational).
+    """
+    name: str
+    weight: np.ndarray
+    bias: np.ndarray
+    mult: np.ndarray
+    shift: int
+    res_mult: int
+    lo: int
+    hi: int
+    stride: int
+    pad: int
+    in_tensor: str
+    out_tensor: str
+    res_tensor: Optional[str] = None
+    weight_scale: Optional[np.ndarray] = None
+
+    @property
+    def kernel(self) -> int:
+        return int(self.weight.shape[2])
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.weight.shape[1])
+
+    @property
+    def out_channels(self) -> int:
+        return int(self.weight.shape[0])
+
+    def out_hw(self, h: int, w: int) -> tuple[int, int]:
+        k, s, p = self.kernel, self.stride, self.pad
+        return (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+
+
+@dataclass
+class QBlock:
+    """A gated BasicBlock: conv1 (u8 out, output-gated), conv2 (u8 out, input-gated, with
+    the residual), optional downsample (s8 out, dense), gates (float32), geometry.
+
+    identity: no downsample and tied scales (out scale == in scale, res_mult == 2^shift),
+    so `y == x` exactly at inactive tiles and the engine may write in place.
+    """
+    name: str
+    conv1: QConv
+    conv2: QConv
+    downsample: Optional[QConv]
+    identity: bool
+    tile: int
+    grid: tuple[int, int]
+    spatial_gate: SpatialGateParams
+    channel_gate: ChannelGateParams
+    in_tensor: str
+    out_tensor: str
+
+
+@dataclass
+class QStem:
+    """The stem conv (+ BN + ReLU, u8 out) and, for ImageNet, the 3x3/s2/pad-1 max-pool
+    (applied on the u8 conv output, same scale)."""
+    conv: QConv
+    maxpool: bool
+    out_tensor: str
+
+
+@dataclass
+class QHead:
+    """Global sum pool (int) -> int8 fc [K, C] + int32 bias [K] -> int64 logits;
+    float logit[k] = logit_int[k] * logit_scale[k] (= s_w[k] * s_x / pool_count)."""
+    name: str
+    weight: np.ndarray
+    bias: np.ndarray
+    logit_scale: np.ndarray
+    in_tensor: str
+    pool_count: int
+
+
+@dataclass
+class QModel:
+    """A whole quantized network (BasicBlock ResNets)."""
+    arch: str
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    tensors: dict[str, TensorInfo]
+    stem: QStem
+    blocks: list[QBlock]
+    head: QHead
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def input_scale(self) -> float:
+        return self.tensors[INPUT_TENSOR].scale
+
+    def convs(self) -> list[QConv]:
+        """Every conv in execution order (stem, then per block conv1, downsample, conv2)."""
+        out = [self.stem.conv]
+        for b in self.blocks:
+            out.append(b.conv1)
+            if b.downsample is not None:
+                out.append(b.downsample)
+            out.append(b.conv2)
+        return out
+
+
+# ----------------------------------------------------------------------------- numerics
+
+def round_half_away(v: np.ndarray) -> np.ndarray:
+    """Round to nearest, ties away from zero, exactly (no `floor(x + 0.5)` double rounding)."""
+    v = np.asarray(v, dtype=np.float64)
+    t = np.trunc(v)
+    frac = v - t                       # exact in IEEE arithmetic
+    return t + np.where(np.abs(frac) >= 0.5, np.sign(v), 0.0)
+
+
+def quantize_input(images: np.ndarray, scale: float) -> np.ndarray:
+    """Normalised float images -> int8: `clamp(round_half_away(float64(x) / scale), -128, 127)`."""
+    q = round_half_away(np.asarray(images, dtype=np.float64) / float(scale))
+    return np.clip(q, -128, 127).astype(np.int8)
+
+
+# ----------------------------------------------------------------------------- validation
+
+def _fail(msg: str):
+    raise FormatError(msg)
+
+
+def _check_array(where: str, a, dtype, shape) -> None:
+    if not isinstance(a, np.ndarray):
+        _fail(f"{where}: expected a numpy array, got {type(a).__name__}")
+    if a.dtype != np.dtype(dtype):
+        _fail(f"{where}: dtype {a.dtype}, expected {np.dtype(dtype)}")
+    if tuple(a.shape) != tuple(shape):
+        _fail(f"{where}: shape {tuple(a.shape)}, expected {tuple(shape)}")
+
+
+def _check_int(where: str, v, lo: int, hi: int) -> None:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not lo <= int(v) <= hi:
+        _fail(f"{where}: {v!r} is not an integer in [{lo}, {hi}]")
+
+
+def _check_finite(where: str, a) -> None:
+    if not np.all(np.isfinite(a)):
+        _fail(f"{where}: contains NaN or infinity")
+
+
+def _tensor(qm: QModel, name, where: str) -> TensorInfo:
+    if name not in qm.tensors:
+        _fail(f"{where}: unknown tensor {name!r}")
+    return qm.tensors[name]
+
+
+def _validate_conv(qm: QModel, c: QConv) -> None:
+    w = c.weight
+    if not isinstance(w, np.ndarray) or w.ndim != 4 or w.shape[2] != w.shape[3]:
+        _fail(f"{c.name}.weight: expected int8 [C_out, C_in, k, k], got "
+              f"{getattr(w, 'shape', None)}")
+    co, ci, k, _ = w.shape
+    _check_array(f"{c.name}.weight", w, np.int8, (co, ci, k, k))
+    _check_array(f"{c.name}.bias", c.bias, np.int32, (co,))
+    _check_array(f"{c.name}.mult", c.mult, np.int32, (co,))
+    if c.weight_scale is not None:
+        _check_array(f"{c.name}.weight_scale", c.weight_scale, np.float64, (co,))
+        _check_finite(f"{c.name}.weight_scale", c.weight_scale)
+    if np.any(c.mult < 0):
+        _fail(f"{c.name}.mult: negative multiplier")
+    _check_int(f"{c.name}.shift", c.shift, 1, MAX_SHIFT)
+    _check_int(f"{c.name}.res_mult", c.res_mult, 0, MULT_LIMIT - 1)
+    _check_int(f"{c.name}.stride", c.stride, 1, 8)
+    _check_int(f"{c.name}.pad", c.pad, 0, k)
+    tin = _tensor(qm, c.in_tensor, f"{c.name}.in_tensor")
+    tout = _tensor(qm, c.out_tensor, f"{c.name}.out_tensor")
+    if tin.shape[0] != ci:
+        _fail(f"{c.name}: weight has {ci} input channels, tensor {c.in_tensor!r} has {tin.shape[0]}")
+    if tout.shape[0] != co:
+        _fail(f"{c.name}: weight has {co} output channels, tensor {c.out_tensor!r} has {tout.shape[0]}")
+    if c.out_hw(*tin.shape[1:]) != tuple(tout.shape[1:]):
+        _fail(f"{c.name}: {tin.shape[1:]} input with k={k}, stride={c.stride}, pad={c.pad} gives "
+              f"{c.out_hw(*tin.shape[1:])}, but tensor {c.out_tensor!r} is {tout.shape[1:]}")
+    if (c.lo, c.hi) != (tout.lo, tout.hi):
+        _fail(f"{c.name}: clamp [{c.lo}, {c.hi}] does not match the "
+              f"{'s8' if tout.signed else 'u8'} output tensor {c.out_tensor!r}")
+    if c.res_tensor is None:
+        if c.res_mult != 0:
+            _fail(f"{c.name}: res_mult {c.res_mult} without a residual tensor")
+    else:
+        tres = _tensor(qm, c.res_tensor, f"{c.name}.res_tensor")
+        if tuple(tres.shape) != tuple(tout.shape):
+            _fail(f"{c.name}: residual {c.res_tensor!r} {tres.shape} does not match output "
+                  f"{tout.shape}")
+    acc_bound, z_bound = conv_bounds(qm, c)
+    if acc_bound >= ACC_LIMIT:
+        _fail(f"{c.name}: worst-case accumulator {acc_bound} does not fit int32")
+    if z_bound >= Z_LIMIT:
+        _fail(f"{c.name}: worst-case requantization sum {z_bound} >= 2^62")
+
+
+def conv_bounds(qm: QModel, c: QConv) -> tuple[int, int]:
+    """The overflow proof of one conv: worst-case `|acc|` (= max_m sum|w[m]| * max|x| +
+    max|bias|) and worst-case `|z|` (= |acc| * max mult + max|res| * res_mult +
+    2^(shift-1)), as Python ints."""
+    co = c.weight.shape[0]
+    x_max = qm.tensors[c.in_tensor].max_abs
+    res_max = qm.tensors[c.res_tensor].max_abs if c.res_tensor is not None else 0
+    acc_bound = int(np.abs(c.weight.astype(np.int64)).reshape(co, -1).sum(axis=1).max(initial=0)) \
+        * x_max + int(np.abs(c.bias.astype(np.int64)).max(initial=0))
+    z_bound = acc_bound * int(c.mult.astype(np.int64).max(initial=0)) \
+        + res_max * int(c.res_mult) + 2 ** (int(c.shift) - 1)
+    return acc_bound, z_bound
+
+
+def validate(qm: QModel) -> None:
+    """Check a QModel for internal consistency; raise FormatError naming what is wrong."""
+    if not isinstance(qm.arch, str) or not qm.arch:
+        _fail("arch: missing")
+    if len(qm.input_shape) != 3 or min(qm.input_shape) < 1:
+        _fail(f"input_shape: {qm.input_shape} is not [C, H, W]")
+    if len(qm.mean) != qm.input_shape[0] or len(qm.std) != qm.input_shape[0]:
+        _fail(f"normalization: mean/std need {qm.input_shape[0]} values")
+    if not all(math.isfinite(s) and s > 0 for s in qm.std) or \
+            not all(math.isfinite(m) for m in qm.mean):
+        _fail("normalization: std must be positive and finite, mean finite")
+    for name, t in qm.tensors.items():
+        if len(t.shape) != 3 or min(t.shape) < 1:
+            _fail(f"tensor {name!r}: shape {t.shape} is not [C, H, W]")
+        if not (isinstance(t.scale, float) and math.isfinite(t.scale) and t.scale > 0):
+            _fail(f"tensor {name!r}: scale {t.scale!r} must be a positive finite float")
+    tin = _tensor(qm, INPUT_TENSOR, "input")
+    if tuple(tin.shape) != tuple(qm.input_shape) or not tin.signed:
+        _fail(f"tensor 'input' must be signed with shape {qm.input_shape}")
+    # Stem.
+    stem = qm.stem
+    if stem.conv.in_tensor != INPUT_TENSOR:
+        _fail(f"stem reads {stem.conv.in_tensor!r}, expected 'input'")
+    _validate_conv(qm, stem.conv)
+    if qm.tensors[stem.conv.out_tensor].signed or stem.conv.res_tensor is not None:
+        _fail("stem conv must have an unsigned output and no residual")
+    if stem.maxpool:
+        c, h, w = qm.tensors[stem.conv.out_tensor].shape
+        want = (c, (h + 2 - 3) // 2 + 1, (w + 2 - 3) // 2 + 1)
+        tout = _tensor(qm, stem.out_tensor, "stem.out_tensor")
+        if tuple(tout.shape) != want or tout.signed or tout.scale != qm.tensors[stem.conv.out_tensor].scale:
+            _fail(f"stem max-pool output {stem.out_tensor!r} must be u8 {want} with the conv's scale")
+    elif stem.out_tensor != stem.conv.out_tensor:
+        _fail("stem without max-pool: out_tensor must be the conv's output")
+    prev = stem.out_tensor
+    if not qm.blocks:
+        _fail("blocks: the model has no blocks")
+    for b in qm.blocks:
+        if b.in_tensor != prev:
+            _fail(f"{b.name}: reads {b.in_tensor!r}, but the previous layer writes {prev!r}")
+        _validate_block(qm, b)
+        prev = b.out_tensor
+    # Head.
+    h = qm.head
+    if h.in_tensor != prev:
+        _fail(f"{h.name}: reads {h.in_tensor!r}, but the last block writes {prev!r}")
+    tx = qm.tensors[h.in_tensor]
+    k = qm.num_classes
+    _check_int("num_classes", k, 1, 1 << 20)
+    _check_array(f"{h.name}.weight", h.weight, np.int8, (k, tx.shape[0]))
+    _check_array(f"{h.name}.bias", h.bias, np.int32, (k,))
+    _check_array(f"{h.name}.logit_scale", h.logit_scale, np.float64, (k,))
+    if not np.all(np.isfinite(h.logit_scale)) or np.any(h.logit_scale <= 0):
+        _fail(f"{h.name}.logit_scale: must be positive and finite")
+    if h.pool_count != tx.shape[1] * tx.shape[2]:
+        _fail(f"{h.name}.pool_count {h.pool_count} != {tx.shape[1]}x{tx.shape[2]}")
+
+
+def _validate_block(qm: QModel, b: QBlock) -> None:
+    c1, c2, ds = b.conv1, b.conv2, b.downsample
+    for c in (c1, c2) + ((ds,) if ds is not None else ()):
+        _validate_conv(qm, c)
+    if c1.in_tensor != b.in_tensor or c2.in_tensor != c1.out_tensor or c2.out_tensor != b.out_tensor:
+        _fail(f"{b.name}: convs are not chained in -> conv1 -> conv2 -> out")
+    if qm.tensors[c1.out_tensor].signed or qm.tensors[c2.out_tensor].signed:
+        _fail(f"{b.name}: conv1 and conv2 outputs must be unsigned (ReLU)")
+    if c1.res_tensor is not None:
+        _fail(f"{b.name}.conv1: must not have a residual")
+    if ds is not None:
+        if ds.in_tensor != b.in_tensor or ds.res_tensor is not None or \
+                not qm.tensors[ds.out_tensor].signed:
+            _fail(f"{b.name}.downsample: must read the block input and write a signed tensor")
+        if c2.res_tensor != ds.out_tensor:
+            _fail(f"{b.name}.conv2: residual must be the downsample output {ds.out_tensor!r}")
+    elif c2.res_tensor != b.in_tensor:
+        _fail(f"{b.name}.conv2: residual must be the block input {b.in_tensor!r}")
+    if b.identity:
+        tied = (ds is None and qm.tensors[b.in_tensor].scale == qm.tensors[b.out_tensor].scale
+                and c2.res_mult == 2 ** c2.shift)
+        if not tied:
+            _fail(f"{b.name}: identity (in-place) flag needs no downsample, equal input/output "
+                  f"scales and res_mult == 2^shift")
+    _check_int(f"{b.name}.tile", b.tile, 1, 1 << 16)
+    _, ho, wo = qm.tensors[b.out_tensor].shape
+    want = (-(-ho // b.tile), -(-wo // b.tile))
+    if tuple(b.grid) != want:
+        _fail(f"{b.name}: grid {tuple(b.grid)} != ceil(output {ho}x{wo} / tile {b.tile}) = {want}")
+    cin = qm.tensors[b.in_tensor].shape[0]
+    sg, cg = b.spatial_gate, b.channel_gate
+    _check_array(f"{b.name}.mask_s.weight", sg.weight, np.float32, (cin, 3, 3))
+    _check_finite(f"{b.name}.mask_s", np.append(sg.weight.ravel(), sg.bias))
+    hidden = cg.fc1.shape[0] if cg.fc1.ndim == 2 else -1
+    _check_array(f"{b.name}.mask_c.fc1", cg.fc1, np.float32, (cin // 4, cin))
+    _check_array(f"{b.name}.mask_c.bn_scale", cg.bn_scale, np.float32, (hidden,))
+    _check_array(f"{b.name}.mask_c.bn_shift", cg.bn_shift, np.float32, (hidden,))
+    _check_array(f"{b.name}.mask_c.fc2", cg.fc2, np.float32, (c1.out_channels, hidden))
+    _check_array(f"{b.name}.mask_c.fc2_bias", cg.fc2_bias, np.float32, (c1.out_channels,))
+    for n in ("fc1", "bn_scale", "bn_shift", "fc2", "fc2_bias"):
+        _check_finite(f"{b.name}.mask_c.{n}", getattr(cg, n))
+
+
+# ----------------------------------------------------------------------------- (de)serialisation
+
+_CONV_FIELDS = ("shift", "res_mult", "lo", "hi", "stride", "pad", "in_tensor", "out_tensor",
+                "res_tensor")
+
+
+def _conv_header(c: QConv) -> dict:
+    d = {"name": c.name, "kernel": c.kernel}
+    d.update({k: (int(getattr(c, k)) if isinstance(getattr(c, k), (int, np.integer))
+                  else getattr(c, k)) for k in _CONV_FIELDS})
+    return d
+
+
+def _conv_arrays(c: QConv) -> dict:
+    a = {f"{c.name}.weight": c.weight, f"{c.name}.bias": c.bias, f"{c.name}.mult": c.mult}
+    if c.weight_scale is not None:
+        a[f"{c.name}.weight_scale"] = c.weight_scale
+    return a
+
+
+def _block_arrays(b: QBlock) -> dict:
+    a = {}
+    for c in (b.conv1, b.conv2) + ((b.downsample,) if b.downsample else ()):
+        a.update(_conv_arrays(c))
+    a[f"{b.name}.mask_s.weight"] = b.spatial_gate.weight
+    a[f"{b.name}.mask_s.bias"] = np.array([b.spatial_gate.bias], dtype=np.float32)
+    for n in ("fc1", "bn_scale", "bn_shift", "fc2", "fc2_bias"):
+        a[f"{b.name}.mask_c.{n}"] = getattr(b.channel_gate, n)
+    return a
+
+
+def _digest(a: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
+
+
+def _model_arrays(qm: QModel) -> dict[str, np.ndarray]:
+    arrays = _conv_arrays(qm.stem.conv)
+    for b in qm.blocks:
+        arrays.update(_block_arrays(b))
+    h = qm.head
+    arrays.update({f"{h.name}.weight": h.weight, f"{h.name}.bias": h.bias,
+                   f"{h.name}.logit_scale": h.logit_scale})
+    return arrays
+
+
+def to_arrays(qm: QModel) -> dict[str, np.ndarray]:
+    """Header (as a uint8 array under `__header__`) and all arrays, ready for `np.savez`."""
+    validate(qm)
+    arrays = _model_arrays(qm)
+    h = qm.head
+    header = {
+        "format": FORMAT_NAME,
+        "schema_version": SCHEMA_VERSION,
+        "arch": qm.arch,
+        "input_shape": list(qm.input_shape),
+        "num_classes": int(qm.num_classes),
+        "normalization": {"mean": [float(m) for m in qm.mean], "std": [float(s) for s in qm.std]},
+        "input_rounding": INPUT_ROUNDING,
+        "tensors": {n: {"shape": [int(v) for v in t.shape], "scale": float(t.scale),
+                        "signed": bool(t.signed)} for n, t in qm.tensors.items()},
+        "stem": {"conv": _conv_header(qm.stem.conv), "maxpool": bool(qm.stem.maxpool),
+                 "out_tensor": qm.stem.out_tensor},
+        "blocks": [{"name": b.name, "identity": bool(b.identity), "tile": int(b.tile),
+                    "grid": [int(g) for g in b.grid], "in_tensor": b.in_tensor,
+                    "out_tensor": b.out_tensor, "conv1": _conv_header(b.conv1),
+                    "conv2": _conv_header(b.conv2),
+                    "downsample": _conv_header(b.downsample) if b.downsample else None}
+                   for b in qm.blocks],
+        "head": {"name": h.name, "in_tensor": h.in_tensor, "pool_count": int(h.pool_count)},
+        "arrays": {k: {"dtype": str(v.dtype), "shape": list(v.shape), "sha256": _digest(v)}
+                   for k, v in arrays.items()},
+        "meta": qm.meta,
+    }
+    raw = json.dumps(header, indent=1, sort_keys=True).encode("utf-8")
+    arrays[HEADER_KEY] = np.frombuffer(raw, dtype=np.uint8)
+    return arrays
+
+
+def save_qmodel(qm: QModel, path) -> Path:
+    """Validate and write `qm` to `path` (a `.npz`, conventionally named `*.qnpz`)."""
+    arrays = to_arrays(qm)
+    path = Path(path)
+    buf = io.BytesIO()
+    np.savez(buf, allow_pickle=False, **arrays)
+    path.write_bytes(buf.getvalue())
+    return path
+
+
+def _get(d: dict, key: str, typ, where: str):
+    if not isinstance(d, dict) or key not in d:
+        _fail(f"header: {where}: missing field {key!r}")
+    v = d[key]
+    if typ is not None and not isinstance(v, typ) or (typ is int and isinstance(v, bool)):
+        _fail(f"header: {where}.{key}: expected {getattr(typ, '__name__', typ)}, got {v!r}")
+    return v
+
+
+def _conv_from(h: dict, arrays: dict, where: str) -> QConv:
+    name = _get(h, "name", str, where)
+    ints = {k: _get(h, k, int, f"{where}") for k in ("shift", "res_mult", "lo", "hi", "stride", "pad")}
+    res = h.get("res_tensor")
+    if res is not None and not isinstance(res, str):
+        _fail(f"header: {where}.res_tensor: expected a tensor name or null")
+    c = QConv(name=name, weight=arrays.get(f"{name}.weight"), bias=arrays.get(f"{name}.bias"),
+              mult=arrays.get(f"{name}.mult"), in_tensor=_get(h, "in_tensor", str, where),
+              out_tensor=_get(h, "out_tensor", str, where), res_tensor=res,
+              weight_scale=arrays.get(f"{name}.weight_scale"), **ints)
+    if c.weight is None:
+        _fail(f"array {name}.weight missing")
+    if _get(h, "kernel", int, where) != c.weight.shape[-1]:
+        _fail(f"{name}: header kernel {h['kernel']} != weight kernel {c.weight.shape[-1]}")
+    return c
+
+
+def from_arrays(arrays: dict[str, np.ndarray]) -> QModel:
+    """Parse and validate the arrays of a `.qnpz` (inverse of `to_arrays`)."""
+    if HEADER_KEY not in arrays:
+        _fail("not a dgfpga quantized model: no __header__ entry")
+    raw = arrays.pop(HEADER_KEY)
+    if raw.dtype != np.uint8 or raw.ndim != 1:
+        _fail("__header__ must be a 1-D uint8 array (UTF-8 JSON)")
+    try:
+        hdr = json.loads(raw.tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        _fail(f"__header__ is not valid UTF-8 JSON ({exc})")
+    if not isinstance(hdr, dict) or hdr.get("format") != FORMAT_NAME:
+        _fail(f"header: format is {hdr.get('format') if isinstance(hdr, dict) else None!r}, "
+              f"expected {FORMAT_NAME!r}")
+    ver = hdr.get("schema_version")
+    if ver != SCHEMA_VERSION:
+        _fail(f"header: schema version {ver!r} is not supported (this dgfpga reads version "
+              f"{SCHEMA_VERSION}); re-run `dgfpga quantize`")
+    if hdr.get("input_rounding") != INPUT_ROUNDING:
+        _fail(f"header: input_rounding {hdr.get('input_rounding')!r} unsupported")
+    # Arrays: exactly the listed ones, with the listed dtype, shape and digest.
+    listed = _get(hdr, "arrays", dict, "header")
+    missing = sorted(set(listed) - set(arrays))
+    extra = sorted(set(arrays) - set(listed))
+    if missing:
+        _fail(f"arrays missing from the file: {', '.join(missing[:5])}")
+    if extra:
+        _fail(f"arrays not listed in the header: {', '.join(extra[:5])}")
+    for k, spec in listed.items():
+        a = arrays[k]
+        if not isinstance(spec, dict) or str(a.dtype) != spec.get("dtype") \
+                or list(a.shape) != spec.get("shape"):
+            _fail(f"array {k}: {a.dtype} {list(a.shape)} does not match the header "
+                  f"({spec.get('dtype') if isinstance(spec, dict) else spec})")
+        if a.dtype.kind not in "iuf":
+            _fail(f"array {k}: non-numeric dtype {a.dtype}")
+        if _digest(a) != spec.get("sha256"):
+            _fail(f"array {k}: SHA-256 mismatch (the file was modified or corrupted)")
+    try:
+        tensors = {}
+        for n, t in _get(hdr, "tensors", dict, "header").items():
+            shape = _get(t, "shape", list, f"tensors.{n}")
+            if len(shape) != 3 or not all(isinstance(v, int) and not isinstance(v, bool) for v in shape):
+                _fail(f"header: tensors.{n}.shape must be 3 integers")
+            scale = _get(t, "scale", (int, float), f"tensors.{n}")
+            tensors[n] = TensorInfo(shape=tuple(shape), scale=float(scale),
+                                    signed=_get(t, "signed", bool, f"tensors.{n}"))
+        st = _get(hdr, "stem", dict, "header")
+        stem = QStem(conv=_conv_from(_get(st, "conv", dict, "stem"), arrays, "stem.conv"),
+                     maxpool=_get(st, "maxpool", bool, "stem"),
+                     out_tensor=_get(st, "out_tensor", str, "stem"))
+        blocks = []
+        for i, bh in enumerate(_get(hdr, "blocks", list, "header")):
+            where = f"blocks[{i}]"
+            name = _get(bh, "name", str, where)
+            ds = bh.get("downsample")
+            grid = _get(bh, "grid", list, where)
+            if len(grid) != 2 or not all(isinstance(g, int) for g in grid):
+                _fail(f"header: {where}.grid must be 2 integers")
+            for k in ("mask_s.weight", "mask_s.bias", "mask_c.fc1", "mask_c.bn_scale",
+                      "mask_c.bn_shift", "mask_c.fc2", "mask_c.fc2_bias"):
+                if f"{name}.{k}" not in arrays:
+                    _fail(f"array {name}.{k} missing")
+            sb = arrays[f"{name}.mask_s.bias"]
+            if sb.shape != (1,) or sb.dtype != np.float32:
+                _fail(f"{name}.mask_s.bias: expected float32 [1]")
+            sw = arrays[f"{name}.mask_s.weight"]
+            if sw.ndim != 3 or sw.shape[1:] != (3, 3) or sw.dtype != np.float32:
+                _fail(f"{name}.mask_s.weight: expected float32 [C_in, 3, 3], got {sw.dtype} {sw.shape}")
+            try:
+                cg = ChannelGateParams(*(arrays[f"{name}.mask_c.{k}"] for k in
+                                         ("fc1", "bn_scale", "bn_shift", "fc2", "fc2_bias")))
+            except (ValueError, IndexError) as exc:
+                _fail(f"{name}.mask_c: {exc}")
+            blocks.append(QBlock(
+                name=name,
+                conv1=_conv_from(_get(bh, "conv1", dict, where), arrays, f"{where}.conv1"),
+                conv2=_conv_from(_get(bh, "conv2", dict, where), arrays, f"{where}.conv2"),
+                downsample=_conv_from(ds, arrays, f"{where}.downsample") if ds is not None else None,
+                identity=_get(bh, "identity", bool, where), tile=_get(bh, "tile", int, where),
+                grid=tuple(grid), spatial_gate=SpatialGateParams(sw, sb[0]), channel_gate=cg,
+                in_tensor=_get(bh, "in_tensor", str, where),
+                out_tensor=_get(bh, "out_tensor", str, where)))
+        hh = _get(hdr, "head", dict, "header")
+        hname = _get(hh, "name", str, "head")
+        for k in ("weight", "bias", "logit_scale"):
+            if f"{hname}.{k}" not in arrays:
+                _fail(f"array {hname}.{k} missing")
+        head = QHead(name=hname, weight=arrays[f"{hname}.weight"], bias=arrays[f"{hname}.bias"],
+                     logit_scale=arrays[f"{hname}.logit_scale"],
+                     in_tensor=_get(hh, "in_tensor", str, "head"),
+                     pool_count=_get(hh, "pool_count", int, "head"))
+        norm = _get(hdr, "normalization", dict, "header")
+        ishape = _get(hdr, "input_shape", list, "header")
+        qm = QModel(arch=_get(hdr, "arch", str, "header"), input_shape=tuple(ishape),
+                    num_classes=_get(hdr, "num_classes", int, "header"),
+                    mean=tuple(float(v) for v in _get(norm, "mean", list, "normalization")),
+                    std=tuple(float(v) for v in _get(norm, "std", list, "normalization")),
+                    tensors=tensors, stem=stem, blocks=blocks, head=head,
+                    meta=hdr.get("meta", {}))
+    except FormatError:
+        raise
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError) as exc:
+        _fail(f"header is malformed ({type(exc).__name__}: {exc})")
+    validate(qm)
+    unused = sorted(set(listed) - set(_model_arrays(qm)))
+    if unused:
+        _fail(f"arrays not used by the model: {', '.join(unused[:5])}")
+    return qm
+
+
+def load_qmodel(path) -> QModel:
+    """Read and validate a `.qnpz`; FormatError for anything unreadable or inconsistent."""
+    path = Path(path)
+    if not path.is_file():
+        raise FormatError(f"{path}: no such quantized-model file")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError,
+            zipfile.LargeZipFile, RuntimeError) as exc:
+        raise FormatError(f"{path}: not a readable .qnpz (truncated or corrupt?): "
+                          f"{type(exc).__name__}: {exc}") from None
+    try:
+        return from_arrays(arrays)
+    except FormatError as exc:
+        raise FormatError(f"{path}: {exc}") from None

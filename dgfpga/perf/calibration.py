@@ -1,0 +1,341 @@
+"""Calibrate the analytical cycle model (dgfpga.perf.cycle_model) against the reference RTL.
+
+numpy only (the RTL runs through dgfpga.backends.rtl_sim's stand-alone Verilator harness).
+Steps:
+
+1. `calibration_layers(cfg)`: every engine layer of a network (default the CIFAR
+   ResNet-20 shapes, which fit the `small` engine) dense and at several block densities,
+   with the descriptors and tile lists dgfpga.perf.cycle_model.block_descriptors schedules;
+   `layer_vector` turns each into a vector set (random data, expected memory from
+   dgfpga.runtime.interpreter) so every measurement is also a bit-exactness check.
+2. `measure(cfg)`: run them on the RTL; one record per layer (cycles, MACs, density,
+   bit-exact flag). `save_measurements` writes JSON + CSV (sim/results/).
+3. `fit(records, cfg)`: the CycleParams overheads (layer, m-group, tile, pipeline depth,
+   AXI efficiency) that minimise the worst relative error; `errors` reports per layer.
+
+`python -m dgfpga.perf.calibration [--config small] [--out sim/results]` does all three.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import math
+import time
+import zlib
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from dgfpga.contract import formats
+from dgfpga.runtime import interpreter
+from dgfpga.perf.cycle_model import (CycleParams, block_descriptors, layer_cycles,
+                                random_block_masks)
+from dgfpga.contract.engine_config import EngineConfig, load_config
+from dgfpga.contract.formats import LayerDescriptor
+from dgfpga.perf.netshapes import net_shape
+from dgfpga.backends.vectors import VectorSet
+
+RESULTS = Path(__file__).resolve().parents[2] / "sim" / "results"
+DENSITIES = (None, 1.0, 0.7, 0.5, 0.3)      # None = dense baseline (no gating)
+
+
+# ----------------------------------------------------------------------------- vectors
+
+def layer_vector(d: LayerDescriptor, tiles: Optional[np.ndarray], res_tiles: Optional[np.ndarray],
+                 out_ch: Optional[np.ndarray], in_ch: Optional[np.ndarray], cfg: EngineConfig,
+                 name: str, seed: int = 0) -> VectorSet:
+    """A one-layer vector set for descriptor template `d` (offsets are laid out here).
+
+    Random inputs, weights and params (outputs mostly in range); expected memory and
+    STATUS from dgfpga.runtime.interpreter.run_program."""
+    rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
+    a = cfg.axi_bytes
+
+    def up(n):
+        return -(-n // a) * a
+
+    empty = np.zeros(0, np.uint16)
+    wl = formats.WorkList(
+        np.asarray(tiles if tiles is not None else np.arange(d.n_tiles), np.uint16),
+        np.asarray(res_tiles if res_tiles is not None else empty, np.uint16),
+        np.asarray(out_ch if (out_ch is not None and d.out_ch_gated) else empty, np.uint16),
+        np.asarray(in_ch if (in_ch is not None and d.in_ch_gated) else empty, np.uint16))
+    work_blob, d = formats.pack_work_list(d, wl, a, cfg)
+    in_bytes = d.in_h * d.in_w * d.in_c_stored
+    out_bytes = d.out_h * d.out_w * d.out_c_stored
+    res_bytes = d.out_h * d.out_w * d.out_c
+    in_off = a
+    out_off = up(in_off + in_bytes) + a
+    res_off = 0
+    if d.residual:
+        res_off = out_off if d.in_place else up(out_off + out_bytes) + a
+    fmap_size = up(max(out_off + out_bytes, res_off + (res_bytes if d.residual else 0))) + a
+    kk = d.k * d.k
+    w = rng.integers(-128, 128, (d.out_c, d.in_c, d.k, d.k)).astype(np.int8)
+    bias = rng.integers(-2000, 2000, d.out_c).astype(np.int32)
+    target = 64 * 2 ** d.shift / (math.sqrt(kk * d.in_c) * 74 * 128)
+    mult = rng.integers(max(int(target / 2), 1), max(int(target * 2), 2), d.out_c).astype(np.int32)
+    wbytes = formats.pack_weights(w, d.weight_layout)
+    params = formats.pack_params(bias, mult)
+    p_off = up(len(wbytes))
+    weight = np.zeros(p_off + up(len(params)) + a, np.uint8)
+    weight[:len(wbytes)] = np.frombuffer(wbytes, np.uint8)
+    weight[p_off:p_off + len(params)] = np.frombuffer(params, np.uint8)
+    work = np.zeros(up(a + len(work_blob)) + a, np.uint8)
+    work[a:a + len(work_blob)] = np.frombuffer(work_blob, np.uint8)
+    sums_size = up(d.n_tiles * d.out_c_stored * 4) + a
+    d = d.replace(in_offset=in_off, out_offset=out_off, res_offset=res_off, weight_offset=0,
+                  param_offset=p_off, sums_offset=0,
+                  res_mult=(d.res_mult if d.residual else 0))
+    regions = {"fmap": fmap_size, "weight": weight.size, "work": work.size, "sums": sums_size}
+    formats.validate_descriptor(d, cfg, regions)
+    fmap = rng.integers(0, 256, fmap_size).astype(np.uint8)
+    if d.in_signed:
+        pass  # any byte pattern is a valid s8 map
+    sums = rng.integers(0, 256, sums_size).astype(np.uint8)
+    before = {"fmap": fmap, "weight": weight, "work": work, "sums": sums}
+    program = formats.pack_descriptor(d, cfg)
+    after = {r: v.copy() for r, v in before.items()}
+    res = interpreter.run_program(program, 1, after, cfg)
+    return VectorSet(name, cfg.name, cfg.config_hash, program, 1, before,
+                     {"fmap": after["fmap"], "sums": after["sums"]}, res.status,
+                     int(sum(res.macs)), {"descriptor": d, "tiles": wl.tiles, "res_tiles": wl.res_tiles})
+
+
+def calibration_layers(cfg: EngineConfig, net: str = "resdg20_cifar10",
+                       densities: Sequence[Optional[float]] = DENSITIES, seed: int = 0,
+                       max_blocks: Optional[int] = None) -> list[dict]:
+    """Every engine layer of `net` per density (None = dense): descriptor, tile lists, vector."""
+    shape = net_shape(net)
+    blocks = shape.blocks[:max_blocks] if max_blocks else shape.blocks
+    out = []
+    for dens in densities:
+        masks = None
+        if dens is not None:
+            masks = random_block_masks(shape, [dens] * len(shape.blocks), seed=seed)
+        tag = "dense" if dens is None else f"d{int(round(dens * 100)):03d}"
+        for bi, b in enumerate(blocks):
+            m = masks[bi] if masks is not None else None
+            names = ["conv1"] + (["shortcut"] if b.shortcut is not None else []) + ["conv2"]
+            for lname, (d, tiles, res_tiles) in zip(names, block_descriptors(b, m)):
+                ch = m.channels if m is not None else None
+                name = f"{b.name}.{lname}.{tag}"
+                vs = layer_vector(d, tiles, res_tiles, ch, ch, cfg, name, seed)
+                out.append({"name": name, "block": b.name, "layer": lname, "density": dens,
+                            "vector": vs})
+    return out
+
+
+# ----------------------------------------------------------------------------- measure
+
+def measure(cfg: EngineConfig, layers: Optional[list] = None, sim=None,
+            latency: int = 0, stall_pct: int = 0) -> list[dict]:
+    """Run calibration layers on the RTL (dgfpga.backends.rtl_sim.FastSim); one record per layer."""
+    from dgfpga.backends import rtl_sim
+    sim = sim or rtl_sim.FastSim(cfg)
+    layers = layers if layers is not None else calibration_layers(cfg)
+    recs = []
+    for item in layers:
+        vs = item["vector"]
+        run = sim.run(vs.program, 1, vs.before, latency=latency, stall_pct=stall_pct)
+        exact = (not run.timeout and run.status == vs.expected_status
+                 and all(np.array_equal(run.regions[r], vs.expected[r]) for r in ("fmap", "sums")))
+        d: LayerDescriptor = vs.meta["descriptor"]
+        recs.append({
+            "name": item["name"], "block": item["block"], "layer": item["layer"],
+            "density": item["density"], "config": cfg.name, "latency": latency,
+            "stall_pct": stall_pct, "cycles": run.cycles, "macs": int(vs.macs),
+            "dense_macs": d.conv_h * d.conv_w * d.out_c * d.in_c * d.k * d.k,
+            "n_active_tiles": d.n_active_tiles, "n_res_tiles": d.n_res_tiles,
+            "n_tiles": d.n_tiles, "n_active_out": d.n_active_out, "n_active_in": d.n_active_in,
+            "k": d.k, "stride": d.stride, "in_hw": d.in_h, "out_hw": d.out_h, "in_c": d.in_c,
+            "out_c": d.out_c, "tile": d.tile, "mac_utilisation": (vs.macs / cfg.macs_per_cycle / run.cycles
+                                                                   if run.cycles else 0.0),
+            "bit_exact": bool(exact), "sim_wall_s": run.wall_s,
+            "sim_cycles_per_s": run.cycles_per_s,
+            "descriptor": dataclasses.asdict(d),
+            "tiles": [int(t) for t in vs.meta["tiles"]],
+            "res_tiles": [int(t) for t in vs.meta["res_tiles"]],
+        })
+    return recs
+
+
+def save_measurements(recs: list[dict], folder: Path, stem: str) -> tuple[Path, Path]:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    jpath, cpath = folder / f"{stem}.json", folder / f"{stem}.csv"
+    jpath.write_text(json.dumps(recs, indent=1) + "\n")
+    cols = [k for k in recs[0] if k not in ("descriptor", "tiles", "res_tiles")]
+    with open(cpath, "w", newline="") as fh:
+        wr = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore")
+        wr.writeheader()
+        wr.writerows(recs)
+    return jpath, cpath
+
+
+def load_measurements(path) -> list[dict]:
+    return json.loads(Path(path).read_text())
+
+
+# ----------------------------------------------------------------------------- fit
+
+FIT_FIELDS = ("layer_overhead_cycles", "mgroup_overhead_cycles", "tile_overhead_cycles",
+              "pipeline_depth_cycles", "axi_efficiency")
+
+
+def predict(rec: dict, cfg: EngineConfig, params: CycleParams) -> float:
+    d = LayerDescriptor(**rec["descriptor"])
+    tiles = rec["tiles"] if d.tile_gated else None
+    res = rec["res_tiles"] or None
+    return layer_cycles(d, cfg, params, tiles=tiles, res_tiles=res).total_cycles
+
+
+def errors(recs: list[dict], cfg: EngineConfig, params: CycleParams) -> np.ndarray:
+    """Relative error (model - rtl) / rtl per record."""
+    return np.array([(predict(r, cfg, params) - r["cycles"]) / r["cycles"] for r in recs])
+
+
+def _params(x: np.ndarray, base: CycleParams) -> CycleParams:
+    return dataclasses.replace(base, layer_overhead_cycles=int(round(max(x[0], 0))),
+                               mgroup_overhead_cycles=int(round(max(x[1], 0))),
+                               tile_overhead_cycles=int(round(max(x[2], 0))),
+                               pipeline_depth_cycles=int(round(max(x[3], 0))),
+                               axi_efficiency=float(min(max(x[4], 0.05), 1.0)))
+
+
+def fit(recs: list[dict], cfg: EngineConfig, base: Optional[CycleParams] = None,
+        iters: int = 400, seed: int = 0) -> tuple[CycleParams, np.ndarray]:
+    """Minimise the worst relative error over the records (random local search on the
+    five overheads; deterministic for a seed). Returns (params, per-record errors)."""
+    base = base or CycleParams()
+    rng = np.random.default_rng(seed)
+    x = np.array([getattr(base, f) for f in FIT_FIELDS], dtype=float)
+    scale = np.array([200.0, 20.0, 10.0, 10.0, 0.2])
+
+    def cost(v):
+        e = errors(recs, cfg, _params(v, base))
+        return float(np.max(np.abs(e))) + 0.1 * float(np.mean(np.abs(e)))
+
+    best = cost(x)
+    for i in range(iters):
+        step = scale * (0.5 ** (4 * i / iters))
+        cand = x + rng.normal(0, 1, x.size) * step
+        c = cost(cand)
+        if c < best:
+            x, best = cand, c
+    p = _params(x, base)
+    return p, errors(recs, cfg, p)
+
+
+def array_steps(rec: dict, cfg: EngineConfig) -> int:
+    """MAC-array steps the layer needs at full utilisation: per active tile, conv pixels x
+    k^2 x ceil(n_in/Tn) x ceil(n_out/Tm) (one step per pixel and m-group for residual-only
+    tiles). The floor of the RTL's cycles; channel counts that are not multiples of Tm/Tn
+    cost steps here, not in the MAC count."""
+    d = LayerDescriptor(**rec["descriptor"])
+    n_groups = -(-d.n_active_out // cfg.tm)
+    n_in = max(1, -(-d.n_active_in // cfg.tn)) if d.n_active_in else 1
+    kk = d.k * d.k if d.n_active_in else 1
+
+    def conv_pixels(t: int) -> int:
+        ty, tx = divmod(t, d.grid_w)
+        oh = min(d.tile, d.out_h - ty * d.tile)
+        ow = min(d.tile, d.out_w - tx * d.tile)
+        if not d.maxpool:
+            return oh * ow
+        c = []
+        for o0, n, size in ((ty * d.tile, oh, d.conv_h), (tx * d.tile, ow, d.conv_w)):
+            c.append(min(2 * (o0 + n - 1) + 2, size) - max(2 * o0 - 1, 0))
+        return c[0] * c[1]
+
+    tiles = rec["tiles"] if d.tile_gated else range(d.n_tiles)
+    steps = sum(conv_pixels(int(t)) for t in tiles) * kk * n_in * n_groups
+    steps += sum(conv_pixels(int(t)) for t in rec["res_tiles"]) * n_groups
+    return int(steps)
+
+
+def summary(recs: list[dict], cfg: Optional[EngineConfig] = None) -> dict:
+    """Realised saving per density: (dense cycles / gated cycles) / (dense MACs / gated MACs);
+    with `cfg` also against the MAC-array steps (Tm/Tn-rounded work, see array_steps)."""
+    by = {}
+    for r in recs:
+        by.setdefault(r["density"], []).append(r)
+    dense = by.get(None, [])
+    out = {"layers": len(recs), "bit_exact": int(sum(r["bit_exact"] for r in recs))}
+    if dense:
+        dc, dm = sum(r["cycles"] for r in dense), sum(r["macs"] for r in dense)
+        out["dense_cycles"], out["dense_macs"] = dc, dm
+        ds = sum(array_steps(r, cfg) for r in dense) if cfg else None
+        for dens, rs in sorted(((k, v) for k, v in by.items() if k is not None), key=lambda t: -t[0]):
+            gc, gm = sum(r["cycles"] for r in rs), sum(r["macs"] for r in rs)
+            speed, red = dc / gc, dm / max(gm, 1)
+            out[f"density_{dens}"] = {"cycles": gc, "macs": gm, "speedup": speed,
+                                      "mac_reduction": red, "realised": speed / red}
+            if cfg:
+                gs = sum(array_steps(r, cfg) for r in rs)
+                out[f"density_{dens}"].update(
+                    array_step_reduction=ds / gs, realised_vs_array_steps=speed / (ds / gs),
+                    array_utilisation=gs / gc)
+    return out
+
+
+def calibrate(recs: list[dict], cfg: EngineConfig, net: str) -> tuple[CycleParams, dict]:
+    """Fit the cycle model to measured layers; (params, report dict with per-layer errors)."""
+    params, err = fit(recs, cfg)
+    worst = int(np.argmax(np.abs(err)))
+    return params, {"config": cfg.name, "net": net, "params": dataclasses.asdict(params),
+                    "worst_error": float(err[worst]), "worst_layer": recs[worst]["name"],
+                    "mean_abs_error": float(np.mean(np.abs(err))),
+                    "within_5pct": int(np.sum(np.abs(err) <= 0.05)), "layers": len(recs),
+                    "errors": {r["name"]: float(e) for r, e in zip(recs, err)},
+                    "summary": summary(recs, cfg)}
+
+
+def params_path(cfg: EngineConfig, folder: Path = RESULTS) -> Path:
+    """Where the calibrated parameters of `cfg` live (the demo and `predict` read them)."""
+    return Path(folder) / f"cycle_params_{cfg.name}.json"
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    ap = argparse.ArgumentParser(prog="dgfpga calibrate", description=__doc__.splitlines()[0])
+    add_arguments(ap)
+    return run(ap.parse_args(argv))
+
+
+def add_arguments(ap) -> None:
+    ap.add_argument("--config", default="small")
+    ap.add_argument("--net", default="resdg20_cifar10")
+    ap.add_argument("--out", default=str(RESULTS))
+    ap.add_argument("--latency", type=int, default=0, help="RTL memory read latency, cycles")
+    ap.add_argument("--stall", type=int, default=0, help="RTL memory stall percentage")
+    ap.add_argument("--from", dest="from_json", help="fit measurements saved earlier "
+                    "(cycles_*.json) instead of running the RTL")
+
+
+def run(args) -> int:
+    cfg = load_config(args.config)
+    t0 = time.perf_counter()
+    stem = f"cycles_{cfg.name}_{args.net}" + (f"_lat{args.latency}_st{args.stall}"
+                                              if args.latency or args.stall else "")
+    if args.from_json:
+        recs = load_measurements(args.from_json)
+    else:
+        layers = calibration_layers(cfg, args.net)
+        recs = measure(cfg, layers, latency=args.latency, stall_pct=args.stall)
+        save_measurements(recs, Path(args.out), stem)
+    params, result = calibrate(recs, cfg, args.net)
+    result["wall_s"] = time.perf_counter() - t0
+    Path(args.out, f"calibration_{stem[7:]}.json").write_text(json.dumps(result, indent=1) + "\n")
+    if not (args.latency or args.stall):
+        params.save(params_path(cfg, Path(args.out)))
+    print(json.dumps({k: v for k, v in result.items() if k not in ("errors", "summary")}, indent=1))
+    print(f"worst layer error {100 * result['worst_error']:+.2f}% ({result['worst_layer']}), "
+          f"{result['within_5pct']}/{result['layers']} layers within 5%")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,330 @@
+"""Analytical cycle model of the engine (torch-free).
+
+It models the micro-architecture of docs/architecture.md: a Tm x Tn int8 MAC array, loop
+order m-group (Tm active output channels; their weights stay on chip) -> active tiles ->
+kernel positions x tile pixels x n-groups pipelined at II=1, write-back (requantize,
+residual, ReLU, sums) overlapped with the next tile, input patches and the next m-group's
+weights double-buffered against compute. Per layer, with B = DDR bytes per cycle,
+N = ceil(n_in / Tn), G = ceil(n_out / Tm), m_g = min(Tm, n_out - g*Tm):
+
+    C[g,t] = tile_overhead + pipeline_depth + k*k * pix[t] * N          compute of a step
+    M[g,t] = (patch[t] * c_in_stored + opix[t] * m_g * (1 + residual)) / B   its DDR traffic
+    W[g]   = m_g * (k*k * n_in + 8) / B                                weights + params
+    group[g] = mgroup_overhead + max(sum_t max(C[g,t], M[g,t]), W[g+1])   (W[G] = 0)
+    R      = sum_r (tile_overhead + max(opix[r] * ceil(out_c/Tm), 2*opix[r]*out_c / B))
+    X      = (descriptor + work-list + sums bytes) / B
+    total  = layer_overhead + W[0] + sum_g group[g] + R + X    (0 groups if nothing active)
+
+pix[t] = conv-output pixels of tile t (edge tiles clipped; under a fused max-pool the
+(2t+1)^2 conv patch), opix[t] = its output pixels, patch[t] = input pixels of its patch
+with halo (clipped to the map; padding is generated, not loaded). R covers residual-only
+tiles. The overheads, pipeline depth and bandwidth are `CycleParams`, to be calibrated
+against the RTL (save/load as JSON).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from dgfpga.contract.engine_config import EngineConfig, default_config
+from dgfpga.errors import ConfigError
+from dgfpga.contract.formats import (DESCRIPTOR_BYTES, LayerDescriptor, PARAM_BYTES, SUM_BYTES,
+                            bitmap_bytes, make_descriptor)
+from dgfpga.perf.netshapes import BlockShape, ConvShape, NetShape
+
+
+@dataclass(frozen=True)
+class CycleParams:
+    """Fixed costs of the engine, in engine clock cycles unless named otherwise."""
+    layer_overhead_cycles: int = 200     # descriptor fetch, checks, loop setup, drain
+    mgroup_overhead_cycles: int = 20     # switch weight buffers, reset accumulators
+    tile_overhead_cycles: int = 12       # tile address setup, first burst issue
+    pipeline_depth_cycles: int = 10      # MAC pipeline fill/drain per step (no rewind)
+    axi_efficiency: float = 0.75         # fraction of the m_axi peak (axi_bytes/cycle) realised
+    dram_bytes_per_s: float = 6.4e9      # DRAM limit (Ultra96-V2 LPDDR4 x32 ~8.5 GB/s peak)
+    start_overhead_cycles: int = 2000    # host: write registers, start, wait for done
+    gate_cycles_per_block: int = 6000    # host gate evaluation + work-list packing per block
+
+    def bytes_per_cycle(self, cfg: EngineConfig) -> float:
+        return min(cfg.axi_bytes * self.axi_efficiency, self.dram_bytes_per_s / cfg.clock_hz)
+
+    def save(self, path) -> None:
+        Path(path).write_text(json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def load(cls, path) -> "CycleParams":
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"cycle parameters {path}: cannot read: {exc}") from None
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names) if isinstance(data, dict) else ["<not an object>"]
+        if unknown:
+            raise ConfigError(f"cycle parameters {path}: unknown key(s) {', '.join(unknown)}")
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class LayerCycles:
+    name: str
+    compute_cycles: float     # sum of the compute terms (MAC steps + their overheads)
+    memory_cycles: float      # all DDR bytes / B
+    total_cycles: float       # with the overlap model
+    ddr_bytes: float
+    macs: float               # MACs actually executed
+    dense_macs: int           # MACs of the dense layer
+
+
+def _tile_geometry(d: LayerDescriptor):
+    """Per tile of the grid: (conv pixels, output pixels, input patch pixels)."""
+    t = d.tile
+    conv_h, conv_w = d.conv_h, d.conv_w
+
+    def axis(out_size: int, conv_size: int, in_size: int, g: int):
+        o0 = np.arange(g) * t
+        o1 = np.minimum(o0 + t, out_size)
+        if d.maxpool:   # conv rows feeding pooled rows [o0, o1): [2*o0-1, 2*(o1-1)+1]
+            c0 = np.maximum(2 * o0 - 1, 0)
+            c1 = np.minimum(2 * (o1 - 1) + 2, conv_size)
+        else:
+            c0, c1 = o0, o1
+        i0 = np.maximum(c0 * d.stride - d.pad, 0)
+        i1 = np.minimum((c1 - 1) * d.stride - d.pad + d.k, in_size)
+        return o1 - o0, c1 - c0, i1 - i0
+
+    oh, ch, ih = axis(d.out_h, conv_h, d.in_h, d.grid_h)
+    ow, cw, iw = axis(d.out_w, conv_w, d.in_w, d.grid_w)
+    if d.k < d.stride:   # rows between the sampled ones are not loaded (one burst per row)
+        ih = np.minimum(ch * d.k, ih)
+    pix = np.outer(ch, cw).reshape(-1).astype(float)
+    opix = np.outer(oh, ow).reshape(-1).astype(float)
+    patch = np.outer(ih, iw).reshape(-1).astype(float)
+    return pix, opix, patch
+
+
+def _weights(n_tiles: int, count: int, tiles: Optional[Sequence[int]]) -> np.ndarray:
+    """Multiplicity of each grid tile: the given tiles, or `count` tiles spread evenly."""
+    w = np.zeros(n_tiles)
+    if tiles is not None:
+        w[np.asarray(tiles, dtype=np.int64)] = 1.0
+    elif n_tiles:
+        w[:] = count / n_tiles
+    return w
+
+
+def layer_cycles(d: LayerDescriptor, cfg: Optional[EngineConfig] = None,
+                 params: Optional[CycleParams] = None, tiles: Optional[Sequence[int]] = None,
+                 res_tiles: Optional[Sequence[int]] = None, name: str = "") -> LayerCycles:
+    """Cycles of one layer from its descriptor (counts) and, if given, its exact tile lists.
+
+    Without tile lists the active tiles are an average tile of the grid each (exact for
+    dense layers and for grids without clipped edge tiles).
+    """
+    cfg = cfg or default_config()
+    p = params or CycleParams()
+    B = p.bytes_per_cycle(cfg)
+    pix, opix, patch = _tile_geometry(d)
+    wa = _weights(d.n_tiles, d.n_active_tiles, tiles)
+    wr = _weights(d.n_tiles, d.n_res_tiles, res_tiles)
+    kk = d.k * d.k
+    n_in, n_out = d.n_active_in, d.n_active_out
+    N = math.ceil(n_in / cfg.tn) if n_in else 0
+    G = math.ceil(n_out / cfg.tm) if (n_out and wa.sum() > 0) else 0
+    res = 1 if d.residual else 0
+
+    compute = 0.0
+    total = float(p.layer_overhead_cycles)
+    nbytes = 0.0
+    for g in range(G):
+        m_g = min(cfg.tm, n_out - g * cfg.tm)
+        C = p.tile_overhead_cycles + p.pipeline_depth_cycles + kk * pix * N
+        step_bytes = patch * d.in_c_stored + opix * m_g * (1 + res)
+        S = np.maximum(C, step_bytes / B)
+        w_bytes = m_g * (kk * n_in + PARAM_BYTES)
+        nbytes += w_bytes + float(wa @ step_bytes)
+        compute += float(wa @ C)
+        if g == 0:
+            total += w_bytes / B
+        next_w = (min(cfg.tm, n_out - (g + 1) * cfg.tm) * (kk * n_in + PARAM_BYTES) / B
+                  if g + 1 < G else 0.0)
+        total += p.mgroup_overhead_cycles + max(float(wa @ S), next_w)
+    if wr.sum() > 0:
+        g_full = math.ceil(d.out_c / cfg.tm)
+        r_compute = opix * g_full
+        r_bytes = 2 * opix * d.out_c
+        compute += float(wr @ r_compute)
+        nbytes += float(wr @ r_bytes)
+        total += float(wr @ (p.tile_overhead_cycles + np.maximum(r_compute, r_bytes / B)))
+        nbytes += d.out_c * PARAM_BYTES
+        total += d.out_c * PARAM_BYTES / B
+    extra = DESCRIPTOR_BYTES
+    if d.tile_gated:
+        extra += 2 * (d.n_active_tiles + d.n_res_tiles)
+    extra += 2 * ((n_out if d.out_ch_gated else 0) + (n_in if d.in_ch_gated else 0))
+    if d.zero_halo:
+        extra += bitmap_bytes(d.n_tiles)
+    if d.emit_sums:
+        extra += (d.n_active_tiles + d.n_res_tiles) * d.out_c_stored * SUM_BYTES
+    nbytes += extra
+    total += extra / B
+    macs = float(wa @ pix) * n_out * n_in * kk
+    dense_macs = d.conv_h * d.conv_w * d.out_c * d.in_c * kk
+    return LayerCycles(name, compute, nbytes / B, total, nbytes, macs, dense_macs)
+
+
+# --------------------------------------------------------------------------------------
+# Networks: blocks with random masks of given densities
+# --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BlockMask:
+    """Active output tiles (row-major ids) and active conv1 output channels of one block."""
+    tiles: np.ndarray
+    channels: np.ndarray
+
+
+def random_block_masks(net: NetShape, densities: Sequence[float], seed: int = 0,
+                       spatial_share: float = 0.5) -> list[BlockMask]:
+    """Random masks whose per-block MAC density approximates `densities`.
+
+    Method: a block's gated MACs (conv1 and conv2) scale with s*c, the spatial density
+    (active tiles / tiles) times the channel density (active channels / channels). We set
+    s = d**spatial_share and c = d**(1 - spatial_share) (0.5: equal split), draw
+    round(s * tiles) tiles and round(c * channels) channels uniformly without replacement
+    (numpy Generator seeded by `seed`), at least one of each when d > 0. The realised
+    density differs from d by the rounding (see `block_density`).
+    """
+    if len(densities) != len(net.blocks):
+        raise ConfigError(f"{net.name}: {len(densities)} densities for {len(net.blocks)} blocks")
+    if not 0.0 <= spatial_share <= 1.0:
+        raise ConfigError(f"spatial_share must be in [0, 1], got {spatial_share}")
+    rng = np.random.default_rng(seed)
+    masks = []
+    for b, d in zip(net.blocks, densities):
+        if not 0.0 <= d <= 1.0:
+            raise ConfigError(f"{b.name}: density {d} outside [0, 1]")
+        s, c = d ** spatial_share, d ** (1.0 - spatial_share)
+        nt = 0 if d == 0 else max(1, round(s * b.n_tiles))
+        nc = 0 if d == 0 else max(1, round(c * b.out_c))
+        tiles = np.sort(rng.choice(b.n_tiles, size=nt, replace=False)).astype(np.uint16)
+        chans = np.sort(rng.choice(b.out_c, size=nc, replace=False)).astype(np.uint16)
+        masks.append(BlockMask(tiles, chans))
+    return masks
+
+
+def block_density(b: BlockShape, m: BlockMask) -> float:
+    """Realised density of a block's gated convs (conv1 + conv2 MACs over dense)."""
+    return (len(m.tiles) / b.n_tiles) * (len(m.channels) / b.out_c)
+
+
+def _conv_desc(c: ConvShape, tile: int, **kw) -> LayerDescriptor:
+    return make_descriptor(k=c.k, stride=c.stride, in_h=c.in_h, in_w=c.in_w, in_c=c.in_c,
+                           out_c=c.out_c, tile=tile, maxpool=c.maxpool, **kw)
+
+
+def block_descriptors(b: BlockShape, mask: Optional[BlockMask],
+                      sums: bool = True) -> list[tuple[LayerDescriptor, Optional[np.ndarray], Optional[np.ndarray]]]:
+    """(descriptor, tiles, residual-only tiles) of conv1, shortcut, conv2 (mask None = dense)."""
+    n = b.n_tiles
+    if mask is None:
+        tiles, nc = np.arange(n), b.out_c
+        gated = dict(tile_gated=False)
+    else:
+        tiles, nc = mask.tiles, len(mask.channels)
+        gated = dict(tile_gated=True, n_active_tiles=len(tiles))
+    out = [(_conv_desc(b.conv1, b.tile, out_ch_gated=mask is not None, n_active_out=nc,
+                       **gated), tiles, None)]
+    if b.shortcut is not None:
+        out.append((_conv_desc(b.shortcut, b.tile, out_signed=True, in_signed=False), None, None))
+    res_tiles = None
+    kw2 = dict(gated, residual=True, res_mult=1 << 16, emit_sums=sums,
+               in_ch_gated=mask is not None, n_active_in=nc)
+    if mask is not None:
+        kw2["zero_halo"] = True
+        if b.identity:
+            kw2["in_place"] = True
+        else:
+            res_tiles = np.setdiff1d(np.arange(n), tiles)
+            kw2["n_res_tiles"] = len(res_tiles)
+            kw2["res_signed"] = True
+    elif b.shortcut is not None:
+        kw2["res_signed"] = True
+    out.append((_conv_desc(b.conv2, b.tile, **kw2), tiles if mask is not None else None,
+                res_tiles))
+    return out
+
+
+@dataclass(frozen=True)
+class NetworkCycles:
+    name: str
+    layers: tuple              # LayerCycles of every engine layer
+    engine_cycles: float       # sum of layer totals
+    host_cycles: float         # start overheads + gate evaluation (engine-clock cycles)
+    total_cycles: float
+    macs: float                # MACs executed (convs + gates + fc), official counting
+    dense_macs: float
+
+    def seconds(self, cfg: EngineConfig) -> float:
+        return self.total_cycles / cfg.clock_hz
+
+
+def network_cycles(net: NetShape, masks: Optional[Sequence[BlockMask]],
+                   cfg: Optional[EngineConfig] = None,
+                   params: Optional[CycleParams] = None) -> NetworkCycles:
+    """Whole network: stem (dense), one engine start per block, host gates between starts.
+
+    `masks=None` is the dense baseline (all masks on, no gate evaluation).
+    """
+    cfg = cfg or default_config()
+    p = params or CycleParams()
+    # the stem emits the sums for block 0's gates, so it uses block 0's tile size
+    stem = _conv_desc(net.stem, net.blocks[0].tile, in_signed=True, emit_sums=True)
+    layers = [layer_cycles(stem, cfg, p, name=net.stem.name)]
+    host = p.start_overhead_cycles
+    macs = net.stem.macs + net.fc_macs
+    for i, b in enumerate(net.blocks):
+        m = masks[i] if masks is not None else None
+        for d, tiles, res in block_descriptors(b, m):
+            layers.append(layer_cycles(d, cfg, p, tiles=tiles, res_tiles=res,
+                                       name=f"{b.name}"))
+        host += p.start_overhead_cycles
+        if m is not None:
+            host += p.gate_cycles_per_block
+            macs += b.gate_macs + block_density(b, m) * (b.conv1.macs + b.conv2.macs) + \
+                (b.shortcut.macs if b.shortcut else 0)
+        else:
+            macs += b.dense_macs
+    engine = sum(l.total_cycles for l in layers)
+    return NetworkCycles(net.name, tuple(layers), engine, host, engine + host, macs,
+                         net.dense_macs)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    dense: NetworkCycles
+    gated: NetworkCycles
+
+    @property
+    def speedup(self) -> float:
+        return self.dense.total_cycles / self.gated.total_cycles
+
+    @property
+    def mac_reduction(self) -> float:
+        return self.dense.macs / self.gated.macs
+
+    @property
+    def efficiency(self) -> float:
+        """Realised speedup / theoretical MAC reduction (1.0 = all of the saving)."""
+        return self.speedup / self.mac_reduction
+
+
+def compare(net: NetShape, masks: Sequence[BlockMask], cfg: Optional[EngineConfig] = None,
+            params: Optional[CycleParams] = None) -> Comparison:
+    """Dense baseline vs gated run of the same network."""
+    return Comparison(network_cycles(net, None, cfg, params),
+                      network_cycles(net, masks, cfg, params))

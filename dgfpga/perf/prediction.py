@@ -1,0 +1,103 @@
+"""Predicted engine performance from the analytical cycle model (torch-free).
+
+- `paper_configurations(cfg)`: ResNet-18/34 at the paper's Table 3 operating points.
+  Masks are drawn at random (`cycle_model.random_block_masks`) with one density for every
+  gated block, chosen by bisection so that the network's theoretical MAC reduction (stem,
+  shortcuts, gates and fc included, official counting) equals the paper's figure; then the
+  model predicts dense and gated cycles. The paper's measured Ultra96 speedups sit beside.
+- `measured_masks(...)`: the same prediction for real masks (e.g. the golden model's
+  decisions on test images) of a packed network.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+
+from dgfpga.perf.cycle_model import (BlockMask, CycleParams, compare, random_block_masks)
+from dgfpga.contract.engine_config import EngineConfig, default_config
+from dgfpga.perf.netshapes import net_shape
+
+__all__ = ["PAPER_TABLE3", "Prediction", "paper_configurations", "predict_masks",
+           "block_density_for_reduction"]
+
+# DGNet paper, Table 3 (Ultra96): network, sparsity, theoretical MAC reduction, measured speedup
+PAPER_TABLE3 = (
+    ("resdg18", 0.60, 2.40, 1.87),
+    ("resdg34", 0.60, 2.46, 1.93),
+    ("resdg34", 0.70, 3.05, 2.26),
+)
+
+
+@dataclass
+class Prediction:
+    """Dense vs gated prediction of one network at one operating point."""
+    network: str
+    config: str
+    block_density: float
+    mac_reduction: float
+    speedup: float
+    efficiency: float
+    dense_ms: float
+    gated_ms: float
+    gated_images_per_s: float
+    dense_images_per_s: float
+    paper_speedup: Optional[float] = None
+    paper_mac_reduction: Optional[float] = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _masks(net, d: float, seed: int) -> list[BlockMask]:
+    return random_block_masks(net, [d] * len(net.blocks), seed=seed)
+
+
+def block_density_for_reduction(network: str, reduction: float, seed: int = 0,
+                                cfg: Optional[EngineConfig] = None) -> float:
+    """The per-block density whose random masks give `reduction` x fewer MACs overall."""
+    net = net_shape(network)
+    cfg = cfg or default_config()
+    lo, hi = 0.0, 1.0
+    for _ in range(30):
+        mid = 0.5 * (lo + hi)
+        r = compare(net, _masks(net, mid, seed), cfg).mac_reduction
+        lo, hi = (mid, hi) if r > reduction else (lo, mid)
+    return 0.5 * (lo + hi)
+
+
+def _prediction(network, cfg, cmp, d, paper=None) -> Prediction:
+    dense_s = cmp.dense.seconds(cfg)
+    gated_s = cmp.gated.seconds(cfg)
+    return Prediction(network, cfg.name, d, cmp.mac_reduction, cmp.speedup, cmp.efficiency,
+                      1e3 * dense_s, 1e3 * gated_s, 1 / gated_s, 1 / dense_s,
+                      paper[3] if paper else None, paper[2] if paper else None)
+
+
+def paper_configurations(cfg: Optional[EngineConfig] = None,
+                         params: Optional[CycleParams] = None, seed: int = 0) -> list[Prediction]:
+    """Predictions at the paper's Table 3 operating points (see the module docstring)."""
+    cfg = cfg or default_config()
+    out = []
+    for network, _sparsity, reduction, _speedup in PAPER_TABLE3:
+        d = block_density_for_reduction(network, reduction, seed, cfg)
+        net = net_shape(network)
+        cmp = compare(net, _masks(net, d, seed), cfg, params)
+        out.append(_prediction(network, cfg, cmp, d, (network, _sparsity, reduction, _speedup)))
+    return out
+
+
+def predict_masks(network: str, spatial: Sequence[np.ndarray], channel: Sequence[np.ndarray],
+                  cfg: Optional[EngineConfig] = None,
+                  params: Optional[CycleParams] = None) -> Prediction:
+    """Prediction for one image's real masks (spatial bool grids, channel bool vectors)."""
+    cfg = cfg or default_config()
+    net = net_shape(network)
+    masks = [BlockMask(np.flatnonzero(np.asarray(s).reshape(-1)).astype(np.uint16),
+                       np.flatnonzero(np.asarray(c).reshape(-1)).astype(np.uint16))
+             for s, c in zip(spatial, channel)]
+    cmp = compare(net, masks, cfg, params)
+    dens = float(np.mean([len(m.tiles) / b.n_tiles * len(m.channels) / b.out_c
+                          for m, b in zip(masks, net.blocks)]))
+    return _prediction(network, cfg, cmp, dens)

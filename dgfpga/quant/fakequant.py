@@ -1,0 +1,170 @@
+"""Fake-quant PyTorch path: an independent re-implementation of the golden arithmetic
+(needs torch), used to check `dgfpga.numerics.golden` layer by layer.
+
+What is independent of the golden model: the convolutions (`F.conv2d` in float64 on
+integer-valued tensors, exact because every partial sum is an integer below 2^53), the
+masking (the float model's way: dense convs, then multiply by `mask_c` and by the mask
+upsampled with `F.interpolate(mode="nearest")`), the input quantization
+(`torch.round` based), the pooling for the gates (`F.adaptive_avg_pool2d` /
+`mean`) and the gate networks (float64 torch ops instead of dgfpga.numerics.gates' float32
+fixed-order loops).
+
+The requantization is done in torch int64 (`z = acc*mult + res*res_mult`,
+`(z + 2^(shift-1)) >> shift`, clamp): `z` reaches 2^58, beyond float64's 53-bit
+mantissa, so a float64 requantization can differ from the integer one by one LSB
+whenever `z / 2^shift` lies within float64 rounding error of a .5 boundary;
+`requant="float64"` computes `floor(acc * (mult/2^shift) + res * (res_mult/2^shift) + 0.5)`
+in float64 so those cases can be counted (see docs/quantization.md).
+
+The gate decisions are computed in float64 and can differ from dgfpga.numerics.gates' float32
+ones when a logit is within rounding error of 0; pass the golden model's masks
+(`masks=golden.masks`) to compare the layers with identical decisions.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dgfpga.numerics.qmodel import INPUT_TENSOR, QConv, QModel
+
+__all__ = ["FakeQuantResult", "run_fakequant", "compare_layers"]
+
+
+@dataclass
+class FakeQuantResult:
+    """logits_int int64 [N, K]; logits float64 [N, K]; layers: tensor name -> int64 numpy
+    [N, C, H, W]; masks: per block (spatial bool [N, gh, gw], channel bool [N, C]);
+    gate_logits: per block (spatial float64 [N, gh, gw], channel float64 [N, C])."""
+    logits_int: np.ndarray
+    logits: np.ndarray
+    layers: dict
+    masks: list
+    gate_logits: list
+
+
+def _t(a, dtype=None):
+    import torch
+    t = torch.from_numpy(np.ascontiguousarray(a))
+    return t.to(dtype) if dtype is not None else t
+
+
+def _quantize_input(images, scale: float):
+    import torch
+    v = _t(np.asarray(images), torch.float64) / scale
+    # round half away from zero: torch.round is half-to-even, so round |v| by hand.
+    r = torch.sign(v) * torch.floor(torch.abs(v) + 0.5)
+    # floor(|v| + 0.5) can round up a value just below .5 (|v| + 0.5 inexact): correct it.
+    r = torch.where(torch.abs(r - v) > 0.5, r - torch.sign(v), r)
+    return torch.clamp(r, -128, 127)
+
+
+def _acc(x, conv: QConv):
+    """acc + bias as float64 (exact integers), [N, M, Ho, Wo]."""
+    import torch.nn.functional as F
+    import torch
+    w = _t(conv.weight, torch.float64)
+    return F.conv2d(x, w, stride=conv.stride, padding=conv.pad) \
+        + _t(conv.bias, torch.float64).view(1, -1, 1, 1)
+
+
+def _requant(acc, conv: QConv, res=None, mode: str = "int64"):
+    import torch
+    if mode == "int64":
+        z = acc.round().to(torch.int64) * _t(conv.mult, torch.int64).view(1, -1, 1, 1)
+        if res is not None:
+            z = z + res.to(torch.int64) * conv.res_mult
+        y = torch.bitwise_right_shift(z + (1 << (conv.shift - 1)), conv.shift)
+        return torch.clamp(y, conv.lo, conv.hi).to(torch.float64)
+    m = _t(conv.mult, torch.float64).view(1, -1, 1, 1) * 2.0 ** -conv.shift
+    v = acc * m
+    if res is not None:
+        v = v + res * (conv.res_mult * 2.0 ** -conv.shift)
+    return torch.clamp(torch.floor(v + 0.5), conv.lo, conv.hi)
+
+
+def _gates(qm: QModel, block, x):
+    """Float64 gate logits from the dequantized block input (torch ops)."""
+    import torch
+    import torch.nn.functional as F
+    s = qm.tensors[block.in_tensor].scale
+    xr = x * s
+    pooled = F.adaptive_avg_pool2d(xr, block.grid)
+    sg = block.spatial_gate
+    ls = F.conv2d(pooled, _t(sg.weight, torch.float64)[None], padding=1)[:, 0] + float(sg.bias)
+    cg = block.channel_gate
+    p = xr.mean(dim=(2, 3))
+    h = p @ _t(cg.fc1, torch.float64).T
+    h = torch.relu(h * _t(cg.bn_scale, torch.float64) + _t(cg.bn_shift, torch.float64))
+    lc = h @ _t(cg.fc2, torch.float64).T + _t(cg.fc2_bias, torch.float64)
+    return ls, lc
+
+
+def run_fakequant(qm: QModel, images, masks=None, requant: str = "int64") -> FakeQuantResult:
+    """Run the fake-quant network. images: normalised float [N, C, H, W] or int8.
+    masks: None (own float64 gates), "dense", or per block (spatial [N, gh, gw],
+    channel [N, C]) / objects with `.spatial` and `.channel` (e.g. GoldenResult.masks)."""
+    import torch
+    import torch.nn.functional as F
+
+    if requant not in ("int64", "float64"):
+        raise ValueError(f"requant must be 'int64' or 'float64', got {requant!r}")
+    images = np.asarray(images)
+    with torch.no_grad():
+        if images.dtype == np.int8:
+            x = _t(images, torch.float64)
+        else:
+            x = _quantize_input(images, qm.input_scale)
+        layers = {INPUT_TENSOR: x}
+        stem = qm.stem.conv
+        x = _requant(_acc(x, stem), stem, mode=requant)
+        layers[stem.out_tensor] = x
+        if qm.stem.maxpool:
+            x = F.max_pool2d(x, kernel_size=3, stride=2, padding=1)
+            layers[qm.stem.out_tensor] = x
+        out_masks, out_logits = [], []
+        for i, b in enumerate(qm.blocks):
+            ls, lc = _gates(qm, b, x)
+            out_logits.append((ls.numpy(), lc.numpy()))
+            if masks is None:
+                sp, ch = ls >= 0, lc >= 0
+            elif isinstance(masks, str):
+                sp = torch.ones(x.shape[0], *b.grid, dtype=torch.bool)
+                ch = torch.ones(x.shape[0], b.conv1.out_channels, dtype=torch.bool)
+            else:
+                m = masks[i]
+                sp, ch = (m.spatial, m.channel) if hasattr(m, "spatial") else m
+                sp = torch.as_tensor(np.asarray(sp)).reshape(x.shape[0], *b.grid) > 0
+                ch = torch.as_tensor(np.asarray(ch)).reshape(x.shape[0], -1) > 0
+            out_masks.append((sp.numpy().copy(), ch.numpy().copy()))
+            _, ho, wo = qm.tensors[b.out_tensor].shape
+            up = F.interpolate(sp[:, None].to(torch.float64), size=(ho, wo), mode="nearest")
+            chm = ch.to(torch.float64)[:, :, None, None]
+            y1 = _requant(_acc(x, b.conv1), b.conv1, mode=requant) * chm * up
+            layers[b.conv1.out_tensor] = y1
+            if b.downsample is not None:
+                res = _requant(_acc(x, b.downsample), b.downsample, mode=requant)
+                layers[b.downsample.out_tensor] = res
+            else:
+                res = x
+            acc2 = _acc(y1, b.conv2) * up          # inactive pixels: acc = 0, no bias
+            x = _requant(acc2, b.conv2, res, mode=requant)
+            layers[b.conv2.out_tensor] = x
+        h = qm.head
+        pooled = x.sum(dim=(2, 3)).round().to(torch.int64)
+        logits_int = pooled @ _t(h.weight, torch.int64).T + _t(h.bias, torch.int64)
+        li = logits_int.numpy()
+    return FakeQuantResult(
+        logits_int=li, logits=li * h.logit_scale[None, :],
+        layers={k: v.round().to(torch.int64).numpy() for k, v in layers.items()},
+        masks=out_masks, gate_logits=out_logits)
+
+
+def compare_layers(golden_layers: dict, fq_layers: dict) -> dict[str, tuple[int, int]]:
+    """Per tensor: (elements that differ, elements). Tensors present in both."""
+    out = {}
+    for k, g in golden_layers.items():
+        if k in fq_layers:
+            f = fq_layers[k]
+            out[k] = (int(np.count_nonzero(g.astype(np.int64) != f)), int(g.size))
+    return out

@@ -1,0 +1,258 @@
+"""A functional model of the engine in numpy: executes packed descriptors over byte regions.
+
+numpy only (torch-free). It reads exactly what the hardware reads (descriptors, work
+lists, HWC feature maps, weight streams, params) from the four regions and writes what
+the hardware writes, tile by tile, with the engine's checks and STATUS codes. It serves
+two purposes:
+
+- it proves the scheduled work lists say exactly what must be computed: run over a whole
+  network it must reproduce the golden model bit for bit (tests/test_scheduler.py);
+- it is the engine of the `numpy` host device (fast, no compiler needed).
+
+Per-layer arithmetic (docs/architecture.md): `acc = sum(w*x) + bias[m]`,
+`z = acc*mult[m] + res*res_mult`, `y = clamp((z + 2^(shift-1)) >> shift, lo, hi)`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from dgfpga.contract import formats
+from dgfpga.contract import regmap
+from dgfpga.contract.engine_config import EngineConfig, default_config
+from dgfpga.errors import FormatError
+from dgfpga.contract.formats import DESCRIPTOR_BYTES, FIELD_BY_NAME, LayerDescriptor
+
+__all__ = ["EngineError", "RunResult", "run_program"]
+
+ERR = regmap.ERR
+
+# descriptor field -> STATUS code, for faults found by formats.validate_descriptor
+_FIELD_CODE = {
+    "magic": ERR["BAD_MAGIC"], "version": ERR["BAD_MAGIC"],
+    **{n: ERR["BAD_OP"] for n in ("op", "k", "stride", "pad", "shift")},
+    **{n: ERR["BAD_SHAPE"] for n in ("in_h", "in_w", "in_c", "out_h", "out_w", "out_c")},
+    **{n: ERR["BAD_TILE"] for n in ("tile", "grid_h", "grid_w")},
+    **{n: ERR["BAD_COUNT"] for n in ("n_active_tiles", "n_res_tiles", "n_active_out",
+                                     "n_active_in")},
+    **{n: ERR["BAD_OFFSET"] for n in formats.OFFSET_FIELDS},
+}
+
+
+class EngineError(Exception):
+    """A fault the engine reports in STATUS (code, entry)."""
+
+    def __init__(self, code: int, entry: int, msg: str):
+        super().__init__(msg)
+        self.code, self.entry = code, entry
+
+
+@dataclass
+class RunResult:
+    """Outcome of one engine start: STATUS word, MACs and pixels written per layer."""
+    status: int
+    macs: list[int] = field(default_factory=list)
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 0
+
+
+def _check_list(arr: np.ndarray, limit: int, range_code: str, order_code: str,
+                what: str) -> None:
+    over = np.flatnonzero(arr >= limit)
+    order = np.flatnonzero(np.diff(arr.astype(np.int64)) <= 0) + 1
+    first_over = int(over[0]) if over.size else None
+    first_order = int(order[0]) if order.size else None
+    # the engine walks the list once, so the earliest faulty entry is reported
+    if first_over is not None and (first_order is None or first_over <= first_order):
+        raise EngineError(ERR[range_code], first_over,
+                          f"{what}[{first_over}] = {int(arr[first_over])} out of range 0..{limit - 1}")
+    if first_order is not None:
+        raise EngineError(ERR[order_code], first_order,
+                          f"{what}[{first_order}] not strictly increasing")
+
+
+def _region_checks(d: LayerDescriptor, region_bytes: dict) -> None:
+    if d.tile_gated and d.n_active_tiles > d.n_tiles:
+        raise EngineError(ERR["BAD_COUNT"], FIELD_BY_NAME["n_active_tiles"].word,
+                          f"n_active_tiles={d.n_active_tiles} > {d.n_tiles} tiles")
+    for region, name, off, nbytes in formats.descriptor_buffers(d):
+        if off + nbytes > region_bytes[region]:
+            raise EngineError(ERR["BAD_OFFSET"], FIELD_BY_NAME[name].word,
+                              f"{name}: [{off}, {off + nbytes}) outside the {region} region "
+                              f"of {region_bytes[region]} bytes")
+
+
+def _decode(raw: bytes, cfg: EngineConfig, region_bytes: dict) -> LayerDescriptor:
+    """Unpack with the engine's checks: counts and regions first, then every field."""
+    try:
+        d = formats.unpack_descriptor(raw, cfg)  # field ranges and consistency
+    except FormatError as exc:
+        name = getattr(exc, "field", None)
+        if getattr(exc, "no_fit", False):
+            code = ERR["NO_FIT"]
+        elif name in FIELD_BY_NAME:
+            code = _FIELD_CODE.get(name, ERR["BAD_FLAGS"])
+        else:                      # magic, version, reserved bits
+            code = ERR["BAD_MAGIC"]
+        word = FIELD_BY_NAME[name].word if name in FIELD_BY_NAME else 0
+        raise EngineError(code, word, str(exc)) from None
+    _region_checks(d, region_bytes)
+    return d
+
+
+def _u16(region: np.ndarray, off: int, n: int) -> np.ndarray:
+    return region[off:off + 2 * n].view("<u2").astype(np.int64)
+
+
+def _work_list(d: LayerDescriptor, work: np.ndarray):
+    n = d.n_tiles
+    tiles = _u16(work, d.tile_list_offset, d.n_active_tiles) if d.tile_gated \
+        else np.arange(n, dtype=np.int64)
+    _check_list(tiles, n, "TILE_RANGE", "TILE_ORDER", "tile list")
+    res = _u16(work, d.res_tile_list_offset, d.n_res_tiles)
+    _check_list(res, n, "TILE_RANGE", "TILE_ORDER", "residual-only tile list")
+    if np.intersect1d(tiles, res).size:
+        raise EngineError(ERR["TILE_ORDER"], 0, "a tile is both active and residual-only")
+    outc = _u16(work, d.out_ch_list_offset, d.n_active_out) if d.out_ch_gated \
+        else np.arange(d.out_c, dtype=np.int64)
+    _check_list(outc, d.out_c, "CHANNEL_RANGE", "CHANNEL_ORDER", "out-channel list")
+    inc = _u16(work, d.in_ch_list_offset, d.n_active_in) if d.in_ch_gated \
+        else np.arange(d.in_c, dtype=np.int64)
+    _check_list(inc, d.in_c, "CHANNEL_RANGE", "CHANNEL_ORDER", "in-channel list")
+    on = None
+    if d.zero_halo:
+        nb = formats.bitmap_bytes(n)
+        bits = np.unpackbits(work[d.bitmap_offset:d.bitmap_offset + nb], bitorder="little")
+        want = np.zeros(bits.size, dtype=np.uint8)
+        want[tiles] = 1
+        diff = np.flatnonzero(bits != want)
+        if diff.size:
+            raise EngineError(ERR["BITMAP_MISMATCH"], int(diff[0]),
+                              f"tile bitmap bit {int(diff[0])} disagrees with the tile list")
+        on = bits[:n].astype(bool)
+    return tiles, res, outc, inc, on
+
+
+def _requant(acc: np.ndarray, mult: np.ndarray, shift: int, lo: int, hi: int,
+             res: Optional[np.ndarray], res_mult: int) -> np.ndarray:
+    z = acc * mult
+    if res is not None:
+        z = z + res * np.int64(res_mult)
+    return np.clip((z + (np.int64(1) << np.int64(shift - 1))) >> np.int64(shift), lo, hi)
+
+
+def _run_layer(d: LayerDescriptor, regions: dict) -> int:
+    fm, wr, wk, sm = (regions[r] for r in ("fmap", "weight", "work", "sums"))
+    tiles, res_tiles, outc, inc, on = _work_list(d, wk)
+    # --- reads
+    cs = d.in_c_stored
+    raw = fm[d.in_offset:d.in_offset + d.in_h * d.in_w * cs]
+    buf = (raw.view(np.int8) if d.in_signed else raw).astype(np.int64).reshape(d.in_h, d.in_w, cs)
+    x = np.zeros((d.in_h, d.in_w, d.in_c), dtype=np.int64)
+    x[..., inc] = buf
+    if on is not None:  # halo pixels of inactive tiles read as zero (same grid as the output)
+        pix_on = on.reshape(d.grid_h, d.grid_w).repeat(d.tile, 0).repeat(d.tile, 1)
+        x *= pix_on[:d.in_h, :d.in_w, None]
+    kk = d.k * d.k
+    w = formats.unpack_weights(wr[d.weight_offset:d.weight_offset + d.out_c * kk * d.in_c].tobytes(),
+                               d.out_c, d.in_c, d.k, d.weight_layout).astype(np.int64)
+    bias, mult = formats.unpack_params(
+        wr[d.param_offset:d.param_offset + d.out_c * formats.PARAM_BYTES].tobytes(), d.out_c)
+    bias, mult = bias.astype(np.int64)[outc], mult.astype(np.int64)[outc]
+    w = w[outc][:, inc]                                   # [M_act, C_act, k, k]
+    xa = x[..., inc]
+    p = d.pad
+    xp = np.zeros((d.in_h + 2 * p, d.in_w + 2 * p, inc.size), dtype=np.int64)
+    xp[p:p + d.in_h, p:p + d.in_w] = xa
+    lo, hi = (-128, 127) if d.out_signed else (0, 255)
+    res = None
+    if d.residual:
+        rraw = fm[d.res_offset:d.res_offset + d.out_h * d.out_w * d.out_c]
+        res = (rraw.view(np.int8) if d.res_signed else rraw).astype(np.int64) \
+            .reshape(d.out_h, d.out_w, d.out_c)[..., outc]
+    s = d.stride
+
+    def conv_rows(y0, y1, x0, x1):
+        acc = np.zeros((y1 - y0, x1 - x0, outc.size), dtype=np.int64)
+        for ky in range(d.k):
+            for kx in range(d.k):
+                slab = xp[y0 * s + ky:(y1 - 1) * s + ky + 1:s, x0 * s + kx:(x1 - 1) * s + kx + 1:s]
+                acc += slab @ w[:, :, ky, kx].T
+        return acc + bias
+
+    cstore = d.out_c_stored
+    out = fm[d.out_offset:d.out_offset + d.out_h * d.out_w * cstore].reshape(d.out_h, d.out_w, cstore)
+    out_view = out.view(np.int8) if d.out_signed else out
+    sums = None
+    if d.emit_sums:
+        sums = sm[d.sums_offset:d.sums_offset + d.n_tiles * cstore * 4].view("<i4") \
+            .reshape(d.n_tiles, cstore)
+    macs = 0
+    if d.maxpool:  # dense: conv map, requant, 3x3/s2/pad1 max-pool, then tile by tile
+        y = _requant(conv_rows(0, d.conv_h, 0, d.conv_w), mult, d.shift, lo, hi, None, 0)
+        yp = np.full((d.conv_h + 2, d.conv_w + 2, outc.size), lo, dtype=np.int64)
+        yp[1:-1, 1:-1] = y
+        pooled = None
+        for ky in range(3):
+            for kx in range(3):
+                v = yp[ky:ky + 2 * (d.out_h - 1) + 1:2, kx:kx + 2 * (d.out_w - 1) + 1:2]
+                pooled = v if pooled is None else np.maximum(pooled, v)
+        full = pooled
+        macs = d.conv_h * d.conv_w * outc.size * inc.size * kk
+    else:
+        full = None
+    for t in np.concatenate([tiles, res_tiles]).astype(np.int64):
+        ty, tx = divmod(int(t), d.grid_w)
+        y0, x0 = ty * d.tile, tx * d.tile
+        y1, x1 = min(y0 + d.tile, d.out_h), min(x0 + d.tile, d.out_w)
+        r = res[y0:y1, x0:x1] if res is not None else None
+        if full is not None:
+            yt = full[y0:y1, x0:x1]
+        elif t in res_tiles:
+            yt = _requant(np.zeros((y1 - y0, x1 - x0, outc.size), np.int64), mult, d.shift,
+                          lo, hi, r, d.res_mult)
+        else:
+            yt = _requant(conv_rows(y0, y1, x0, x1), mult, d.shift, lo, hi, r, d.res_mult)
+            macs += (y1 - y0) * (x1 - x0) * outc.size * inc.size * kk
+        if d.out_ch_gated:
+            out_view[y0:y1, x0:x1, :] = yt
+        else:
+            out_view[y0:y1, x0:x1, outc] = yt
+        if sums is not None:
+            sums[t, :] = out_view[y0:y1, x0:x1].astype(np.int64).sum(axis=(0, 1))
+    return macs
+
+
+def run_program(program: bytes, layer_count: int, regions: dict,
+                cfg: Optional[EngineConfig] = None) -> RunResult:
+    """Execute `layer_count` descriptors over `regions` (name -> writable uint8 array).
+
+    Stops at the first faulty layer (nothing written for it) and returns its STATUS.
+    """
+    cfg = cfg or default_config()
+    sizes = {k: int(v.size) for k, v in regions.items()}
+    result = RunResult(0)
+    if len(program) < layer_count * DESCRIPTOR_BYTES:
+        result.status = regmap.pack_status(ERR["BAD_COUNT"], 0, 0)
+        result.message = f"program holds {len(program) // DESCRIPTOR_BYTES} descriptors, " \
+                         f"layer_count is {layer_count}"
+        return result
+    if layer_count > cfg.max_layers:
+        result.status = regmap.pack_status(ERR["BAD_COUNT"], 0, 0)
+        result.message = f"layer_count {layer_count} > max_layers {cfg.max_layers}"
+        return result
+    for i in range(layer_count):
+        raw = bytes(program[i * DESCRIPTOR_BYTES:(i + 1) * DESCRIPTOR_BYTES])
+        try:
+            d = _decode(raw, cfg, sizes)
+            result.macs.append(_run_layer(d, regions))
+        except EngineError as exc:
+            result.status = regmap.pack_status(exc.code, i, min(exc.entry, 0xFFFF))
+            result.message = f"layer {i}: {exc}"
+            return result
+    return result

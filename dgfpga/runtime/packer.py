@@ -1,0 +1,247 @@
+"""Pack a quantized model for the engine: memory plan, weight streams, descriptor templates.
+
+numpy only (torch-free): the board runtime loads the result from the bundle.
+
+`plan_network(qmodel, cfg)` lays the network out once, statically:
+
+- **WEIGHT** region: per layer its weight stream (gated dimension outermost, see
+  `formats.pack_weights`) and its per-channel params (bias int32, mult int32).
+- **FMAP** region: one HWC buffer per tensor (the s8 input image, the stem output, per block
+  the compact conv1 buffer, the shortcut output and the block output). An identity block
+  (tied scales) writes its output *in place* over its input, so a stage of identity blocks
+  shares one buffer and inactive tiles cost nothing.
+- **SUMS** region: per block-input tensor an int32 `[tile][C]` buffer of per-tile channel
+  sums, written by the layer that produces the tensor, aliased through in-place blocks.
+- **WORK** region: per gated layer a fixed slot large enough for its densest work list;
+  the scheduler fills it per image.
+
+Each layer gets a *template* descriptor with every static field and offset set; the
+scheduler (`dgfpga.runtime.scheduler`) only fills counts, flags and work-list offsets per image.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from dgfpga.contract import formats
+from dgfpga.contract.engine_config import EngineConfig, default_config
+from dgfpga.errors import ConfigError, FormatError
+from dgfpga.contract.formats import LayerDescriptor
+from dgfpga.numerics.qmodel import INPUT_TENSOR, QConv, QModel
+
+__all__ = ["Buffer", "LayerPlan", "BlockPlan", "NetworkPlan", "plan_network"]
+
+
+@dataclass(frozen=True)
+class Buffer:
+    """A byte range of one region."""
+    region: str
+    offset: int
+    nbytes: int
+
+
+@dataclass
+class LayerPlan:
+    """One engine layer of the network: its template descriptor and work-list slot."""
+    name: str
+    kind: str                     # "stem" | "conv1" | "downsample" | "conv2"
+    block: int                    # block index (-1 for the stem)
+    template: LayerDescriptor     # dense, all static offsets filled
+    work_slot: Optional[Buffer]   # WORK slot for its per-image lists (None: dense layer)
+
+
+@dataclass
+class BlockPlan:
+    """Layers and buffers of one gated block."""
+    index: int
+    name: str
+    conv1: LayerPlan
+    downsample: Optional[LayerPlan]
+    conv2: LayerPlan
+    identity: bool                # in place: output buffer == input buffer
+    tile: int
+    grid: tuple[int, int]
+    in_tensor: str
+    out_tensor: str
+    in_sums: Buffer               # per-tile sums of the block input (for its gates)
+    out_sums: Buffer              # per-tile sums of the block output (written by conv2)
+    in_sums_tile: int             # tile size those input sums were emitted at
+
+
+@dataclass
+class NetworkPlan:
+    """The static layout of a quantized network on one engine configuration."""
+    cfg: EngineConfig
+    qmodel: QModel
+    region_bytes: dict            # name -> bytes
+    weight_image: np.ndarray      # uint8, the whole WEIGHT region
+    fmap: dict                    # tensor name -> Buffer
+    sums: dict                    # tensor name -> (Buffer, tile, grid)
+    stem: LayerPlan
+    blocks: list[BlockPlan]
+    input_tensor: str = INPUT_TENSOR
+
+    @property
+    def layers(self) -> list[LayerPlan]:
+        out = [self.stem]
+        for b in self.blocks:
+            out += [b.conv1] + ([b.downsample] if b.downsample else []) + [b.conv2]
+        return out
+
+
+class _Allocator:
+    """Bump allocator of one region; every buffer aligned to the AXI beat."""
+
+    def __init__(self, region: str, align: int):
+        self.region, self.align, self.pos = region, align, 0
+
+    def take(self, nbytes: int) -> Buffer:
+        buf = Buffer(self.region, self.pos, nbytes)
+        self.pos += -(-max(nbytes, 1) // self.align) * self.align
+        return buf
+
+
+def _tensor_hwc(qm: QModel, name: str) -> tuple[int, int, int]:
+    c, h, w = qm.tensors[name].shape
+    return h, w, c
+
+
+def _slot_bytes(n_tiles: int, c_out: int, c_in: int, align: int) -> int:
+    """Worst-case WORK bytes of one layer (every section present, each aligned)."""
+    def up(n: int) -> int:
+        return -(-n // align) * align
+    return (2 * up(2 * n_tiles) + up(2 * c_out) + up(2 * c_in)
+            + up(formats.bitmap_bytes(n_tiles)))
+
+
+def plan_network(qm: QModel, cfg: Optional[EngineConfig] = None) -> NetworkPlan:
+    """Lay out `qm` for engine `cfg`. Raises ConfigError when a layer does not fit."""
+    cfg = cfg or default_config()
+    a = cfg.axi_bytes
+    fm, wt, wk, sm = (_Allocator(r, a) for r in ("fmap", "weight", "work", "sums"))
+    weights: list[tuple[int, bytes]] = []
+    fmap: dict[str, Buffer] = {}
+    sums: dict[str, tuple] = {}
+
+    def fmap_buf(name: str) -> Buffer:
+        if name not in fmap:
+            h, w, c = _tensor_hwc(qm, name)
+            fmap[name] = fm.take(h * w * c)
+        return fmap[name]
+
+    def sums_buf(name: str, tile: int) -> Buffer:
+        h, w, c = _tensor_hwc(qm, name)
+        grid = (-(-h // tile), -(-w // tile))
+        buf = sm.take(grid[0] * grid[1] * c * formats.SUM_BYTES)
+        sums[name] = (buf, tile, grid)
+        return buf
+
+    def put_weights(conv: QConv, layout: str) -> tuple[int, int]:
+        w = wt.take(conv.weight.size)
+        weights.append((w.offset, formats.pack_weights(conv.weight, layout)))
+        p = wt.take(conv.out_channels * formats.PARAM_BYTES)
+        weights.append((p.offset, formats.pack_params(conv.bias, conv.mult)))
+        return w.offset, p.offset
+
+    def template(conv: QConv, in_name: str, tile: int, *, maxpool=False,
+                 layout="oc_k_k_ic", in_offset=None, in_signed=None,
+                 **kw) -> LayerDescriptor:
+        """Dense template of `conv` reading tensor `in_name` (or the buffer at in_offset)."""
+        h, w, _ = _tensor_hwc(qm, in_name)
+        w_off, p_off = put_weights(conv, layout)
+        if in_offset is None:
+            in_offset = fmap_buf(in_name).offset
+        if in_signed is None:
+            in_signed = qm.tensors[in_name].signed
+        try:
+            return formats.make_descriptor(
+                k=conv.kernel, stride=conv.stride, pad=conv.pad, in_h=h, in_w=w,
+                in_c=conv.in_channels, out_c=conv.out_channels, tile=tile, maxpool=maxpool,
+                in_signed=in_signed, out_signed=conv.lo < 0, shift=conv.shift,
+                in_offset=in_offset, weight_offset=w_off, param_offset=p_off,
+                **kw)
+        except TypeError as exc:  # pragma: no cover - programming error
+            raise FormatError(f"layer {conv.name}: {exc}") from None
+
+    if not qm.blocks:
+        raise FormatError("quantized model has no blocks: nothing for the engine to gate")
+    # ---- stem: dense; emits sums at the first block's tile size (its gates' bins).
+    first = qm.blocks[0]
+    stem_conv = qm.stem.conv
+    fmap_buf(INPUT_TENSOR)
+    out0 = fmap_buf(qm.stem.out_tensor)
+    s0 = sums_buf(qm.stem.out_tensor, first.tile)
+    stem_t = template(stem_conv, INPUT_TENSOR, first.tile,
+                      maxpool=qm.stem.maxpool, out_offset=out0.offset,
+                      emit_sums=True, sums_offset=s0.offset)
+    stem = LayerPlan(stem_conv.name, "stem", -1, stem_t, None)
+
+    blocks: list[BlockPlan] = []
+    for i, b in enumerate(qm.blocks):
+        c1, c2, ds = b.conv1, b.conv2, b.downsample
+        h, w, _ = _tensor_hwc(qm, b.out_tensor)
+        grid = (-(-h // b.tile), -(-w // b.tile))
+        if tuple(grid) != tuple(b.grid):
+            raise FormatError(f"block {b.name}: grid {b.grid} is not ceil({h}x{w} / tile "
+                              f"{b.tile}) = {grid}")
+        n_tiles = grid[0] * grid[1]
+        in_sums, in_tile, _ = sums[b.in_tensor]
+        # conv1: gated tiles x gated output channels, compact output.
+        compact = fm.take(h * w * c1.out_channels)
+        c1_t = template(c1, b.in_tensor, b.tile, out_offset=compact.offset,
+                        tile_gated=True, out_ch_gated=True)
+        conv1 = LayerPlan(c1.name, "conv1", i, c1_t,
+                          wk.take(_slot_bytes(n_tiles, c1.out_channels, 0, a)))
+        # shortcut: dense 1x1 (signed output).
+        down = None
+        if ds is not None:
+            ds_out = fmap_buf(ds.out_tensor)
+            ds_t = template(ds, b.in_tensor, b.tile, out_offset=ds_out.offset)
+            down = LayerPlan(ds.name, "downsample", i, ds_t, None)
+            res_name = ds.out_tensor
+        else:
+            res_name = b.in_tensor
+        # conv2: gated tiles, compact input, residual, sums; in place for identity blocks.
+        if b.identity:
+            if b.in_tensor in fmap and _tensor_hwc(qm, b.in_tensor) != (h, w, c2.out_channels):
+                raise FormatError(f"block {b.name}: identity block changes the tensor shape")
+            fmap[b.out_tensor] = fmap[b.in_tensor]
+            if in_tile != b.tile:
+                raise FormatError(f"block {b.name}: in place needs the input sums at tile "
+                                  f"{b.tile}, they are at {in_tile}")
+            sums[b.out_tensor] = sums[b.in_tensor]
+            out_sums = in_sums
+        else:
+            out_sums = sums_buf(b.out_tensor, b.tile)
+        out_buf = fmap_buf(b.out_tensor)
+        tres = qm.tensors[res_name]
+        # conv2 reads the compact conv1 buffer (u8), a buffer of no tensor of its own.
+        c2_t = template(c2, b.out_tensor, b.tile, layout="ic_k_k_oc",
+                        in_offset=compact.offset, in_signed=False, out_offset=out_buf.offset, residual=True, res_signed=tres.signed,
+                        res_mult=int(c2.res_mult), res_offset=fmap[res_name].offset,
+                        tile_gated=True, in_ch_gated=True, zero_halo=True,
+                        in_place=b.identity, emit_sums=True, sums_offset=out_sums.offset)
+        conv2 = LayerPlan(c2.name, "conv2", i, c2_t,
+                          wk.take(_slot_bytes(n_tiles, 0, c2.in_channels, a)))
+        blocks.append(BlockPlan(i, b.name, conv1, down, conv2, b.identity, b.tile, grid,
+                                b.in_tensor, b.out_tensor, in_sums, out_sums, in_tile))
+
+    region_bytes = {"fmap": fm.pos, "weight": wt.pos, "work": wk.pos, "sums": sm.pos}
+    image = np.zeros(wt.pos, dtype=np.uint8)
+    for off, blob in weights:
+        image[off:off + len(blob)] = np.frombuffer(blob, dtype=np.uint8)
+    plan = NetworkPlan(cfg, qm, region_bytes, image, fmap, sums, stem, blocks)
+    _check_fits(plan)
+    return plan
+
+
+def _check_fits(plan: NetworkPlan) -> None:
+    """Every template must pass the format checks and fit the engine's buffers."""
+    for lp in plan.layers:
+        try:
+            formats.validate_descriptor(lp.template, plan.cfg, plan.region_bytes)
+        except FormatError as exc:
+            raise ConfigError(f"layer {lp.name} does not fit engine '{plan.cfg.name}': {exc}. "
+                              "Use a larger engine configuration (e.g. --config ultra96).") from None

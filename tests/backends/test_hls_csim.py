@@ -1,0 +1,507 @@
+"""C-simulation of the HLS engine (hls/src, hls/tb) through dgfpga.backends.hls_csim.
+
+Expected memory comes from the shared vector sets (`dgfpga.backends.vectors`, expectations from the
+golden model's integer kernels); STATUS codes of faulty programs are also cross-checked
+against `dgfpga.runtime.interpreter`, the executable reference of the engine's checks. The whole
+FMAP and SUMS regions are compared, so a write outside a layer's buffers fails too.
+"""
+from __future__ import annotations
+
+import shutil
+import struct
+import time
+
+import numpy as np
+import pytest
+
+from dgfpga.contract import formats
+from dgfpga.backends import hls_csim
+from dgfpga.runtime import interpreter
+from dgfpga.contract import regmap
+from dgfpga.backends import vectors
+from dgfpga.contract.engine_config import load_config
+from dgfpga.contract.formats import FIELD_BY_NAME
+from dgfpga.backends.vectors import LayerCase
+
+ERR = regmap.ERR
+SMALL = load_config("small")
+
+
+def _need_toolchain():
+    try:
+        hls_csim.compiler()
+        hls_csim.ap_types_dir()
+    except hls_csim.CsimError as exc:
+        pytest.skip(f"C-sim toolchain missing: {exc}")
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("hls_csim_cache")
+
+
+@pytest.fixture(scope="session")
+def engine(cache_dir):
+    _need_toolchain()
+    t0 = time.monotonic()
+    eng = hls_csim.CsimEngine(SMALL, cache_dir)
+    print(f"libdg_csim.so for 'small' built in {time.monotonic() - t0:.1f} s")
+    return eng
+
+
+@pytest.fixture(scope="session")
+def shared_sweep():
+    return list(vectors.layer_sweep(SMALL))
+
+
+def _check(vs, engine):
+    chk = hls_csim.run_vector_set(vs, engine)
+    assert chk.passed, f"{vs.name}: {chk.message}"
+    return chk
+
+
+# ----------------------------------------------------------------------------- tooling
+def test_missing_compiler_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("CXX", "/nonexistent/g++")
+    with pytest.raises(hls_csim.CsimError, match="C\\+\\+ compiler"):
+        hls_csim.compiler()
+
+
+def test_missing_ap_types_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("DGFPGA_AP_TYPES", str(tmp_path))
+    with pytest.raises(hls_csim.CsimError, match="ap_int.h"):
+        hls_csim.ap_types_dir()
+
+
+def test_build_folder_is_named_by_config_and_reused(engine, cache_dir):
+    folder = hls_csim.build_dir(SMALL, cache_dir)
+    assert folder.name == f"small-{SMALL.config_hash:08x}"
+    lib = folder / hls_csim.LIB_NAME
+    mtime = lib.stat().st_mtime_ns
+    assert hls_csim.build(SMALL, "lib", cache_dir) == lib
+    assert lib.stat().st_mtime_ns == mtime              # digest unchanged: not rebuilt
+    header = (folder / "include" / "dg_config.h").read_text()
+    assert f"0x{SMALL.config_hash:08X}" in header and "GENERATED FILE" in header
+
+
+def test_identify_run(engine):
+    regions = [np.zeros(16, np.uint8) for _ in range(4)]
+    res = engine.run(b"", 0, *regions)
+    assert res.status == 0 and res.engine_id == regmap.engine_id(SMALL)
+    assert res.cycles > 0
+    regmap.check_engine_id(res.engine_id, SMALL)
+
+
+def test_layer_count_above_max_layers(engine, shared_sweep):
+    vs = shared_sweep[0]
+    n = SMALL.max_layers + 1
+    mem = {r: vs.before[r].copy() for r in vectors.REGIONS}
+    res = engine.run(vs.program * n, n, mem["fmap"], mem["weight"], mem["work"], mem["sums"])
+    assert res.status == regmap.pack_status(ERR["BAD_COUNT"], 0, 0)
+    assert np.array_equal(mem["fmap"], vs.before["fmap"])
+
+
+def test_run_validates_its_arguments(engine):
+    ok = np.zeros(64, np.uint8)
+    with pytest.raises(hls_csim.CsimError, match="fmap region"):
+        engine.run(b"", 0, np.zeros(64, np.int8), ok, ok, ok)
+    with pytest.raises(hls_csim.CsimError, match="writable"):
+        ro = np.zeros(64, np.uint8)
+        ro.flags.writeable = False
+        engine.run(b"", 0, ro, ok, ok, ok)
+    with pytest.raises(hls_csim.CsimError, match="sums region"):
+        engine.run(b"", 0, ok, ok, ok, np.zeros(6, np.uint8))
+    with pytest.raises(hls_csim.CsimError, match="program"):
+        engine.run(b"\0" * 95, 1, ok, ok, ok, ok)
+
+
+# ----------------------------------------------------------------------------- the sweep
+@pytest.mark.parametrize("case", [c.name for c in vectors.sweep_cases(SMALL)])
+def test_shared_layer_sweep_bit_exact(engine, shared_sweep, case):
+    vs = next(v for v in shared_sweep if v.name == case)
+    chk = _check(vs, engine)
+    if vs.expected_status == 0 and vs.macs:
+        # the cycle estimate can never beat the array's peak
+        assert chk.cycles >= vs.macs / (SMALL.tm * SMALL.tn)
+
+
+# Cases the shared sweep does not cover (kernels 1/7 without pooling, odd pooled maps,
+# signed max-pool, both channel dimensions gated, the full grid...), same builder.
+EXTRA_CASES = [
+    LayerCase("x_k1_s1_edge", 1, 1, 11, 20, 9, 4),
+    LayerCase("x_k1_s2_gated", 1, 2, 16, 16, 24, 2, tile_density=0.5, out_density=0.5),
+    LayerCase("x_k7_s1", 7, 1, 10, 5, 6, 3),
+    LayerCase("x_k7_s2_no_pool", 7, 2, 20, 3, 8, 4, in_signed=True),
+    LayerCase("x_stem_tile1_odd", 7, 2, 17, 3, 5, 1, in_signed=True, maxpool=True),
+    LayerCase("x_stem_tile3_edge", 7, 2, 30, 3, 6, 3, in_signed=True, maxpool=True),
+    LayerCase("x_pool_k3_s1", 3, 1, 16, 4, 12, 4, maxpool=True),
+    LayerCase("x_both_ch_gated", 3, 1, 12, 20, 18, 4, tile_density=0.6, in_density=0.5,
+              out_density=0.4),
+    LayerCase("x_in_gated_only", 3, 1, 12, 20, 18, 4, in_density=0.3),
+    LayerCase("x_halo_all_on", 3, 1, 8, 8, 8, 2, gated=True, in_density=0.5, residual="u8",
+              in_place=True, zero_halo=True),
+    LayerCase("x_full_grid", 3, 1, 32, 8, 8, 4, tile_density=0.8, out_density=0.75),
+    LayerCase("x_res_s8_in_place", 3, 1, 12, 12, 12, 4, tile_density=0.4, in_density=0.7,
+              residual="s8", in_place=True, zero_halo=True),
+    LayerCase("x_res_only_all", 3, 1, 9, 8, 8, 3, tile_density=0.0, gated=True,
+              in_density=0.5, residual="u8", res_only=True, zero_halo=True),
+    LayerCase("x_k1_res_signed_out", 1, 1, 8, 16, 16, 2, residual="s8", out_signed=True),
+]
+
+
+@pytest.mark.parametrize("case", EXTRA_CASES, ids=lambda c: c.name)
+def test_extra_layer_cases_bit_exact(engine, case):
+    _check(vectors.build_layer_case(case, SMALL, seed=1), engine)
+
+
+def test_signed_maxpool_pads_with_minus_infinity(engine):
+    # dgfpga.numerics.golden.maxpool3x3s2 pads with 0 (exact for the u8 ReLU stem only); the engine
+    # and dgfpga.runtime.interpreter pad with -inf (= the clamp minimum), PyTorch's semantics.
+    case = LayerCase("x_pool_signed_out", 3, 1, 15, 6, 5, 2, maxpool=True, out_signed=True)
+    vs = vectors.build_layer_case(case, SMALL, seed=1)
+    ref = {r: vs.before[r].copy() for r in vectors.REGIONS}
+    assert interpreter.run_program(vs.program, 1, ref, SMALL).status == 0
+    res, mem = _run_mutant(engine, vs, vs.program, 1)
+    assert res.status == 0
+    assert np.array_equal(mem["fmap"], ref["fmap"]) and np.array_equal(mem["sums"], ref["sums"])
+    out = np.frombuffer(vs.program[:formats.DESCRIPTOR_BYTES], "<u4")
+    assert (out[1] >> 1) & 1                        # really a signed output
+
+
+def _random_case(rng, i: int) -> LayerCase | None:
+    k = int(rng.choice([1, 3, 3, 3, 7]))
+    stride = int(rng.choice([1, 1, 2]))
+    maxpool = k == 7 and rng.random() < 0.5
+    hw = int(rng.integers(max(k, 4), SMALL.max_width + 1))
+    in_c = int(rng.integers(1, 11 if k == 7 else SMALL.max_in_channels + 1))
+    out_c = int(rng.integers(1, SMALL.max_out_channels + 1))
+    tile = int(rng.integers(1, SMALL.max_tile + 1))
+    if maxpool:
+        return LayerCase(f"r{i}_stem", k, stride, hw, in_c, out_c, tile, in_signed=True,
+                         maxpool=True)
+    kind = rng.choice(["dense", "conv1", "conv2_id", "conv2_ds"])
+    dens = lambda: float(rng.choice([0.0, 0.2, 0.5, 0.8, 1.0]))  # noqa: E731
+    if kind == "dense":
+        return LayerCase(f"r{i}_dense", k, stride, hw, in_c, out_c, tile,
+                         in_signed=bool(rng.random() < 0.3), out_signed=bool(rng.random() < 0.3))
+    if kind == "conv1":
+        return LayerCase(f"r{i}_conv1", k, stride, hw, in_c, out_c, tile,
+                         tile_density=dens(), out_density=max(dens(), 0.1), gated=True)
+    if kind == "conv2_id":
+        return LayerCase(f"r{i}_conv2_id", k, 1, hw, in_c, in_c, tile, tile_density=dens(),
+                         in_density=dens(), residual="u8", in_place=True, zero_halo=True)
+    return LayerCase(f"r{i}_conv2_ds", k, 1, hw, in_c, out_c, tile, tile_density=dens(),
+                     in_density=dens(), residual="s8", res_only=True, zero_halo=True)
+
+
+def _random_sweep(engine, n: int, seed: int):
+    rng = np.random.default_rng(seed)
+    done = 0
+    tried = 0
+    while done < n:
+        tried += 1
+        assert tried < 20 * n, "random case generator produces too few valid layers"
+        case = _random_case(rng, tried)
+        try:
+            vs = vectors.build_layer_case(case, SMALL, seed=seed)
+        except (formats.FormatError, ValueError):
+            continue            # the shape does not fit 'small': draw another
+        _check(vs, engine)
+        done += 1
+
+
+def test_random_layers_bit_exact(engine):
+    _random_sweep(engine, 120, seed=6)
+
+
+@pytest.mark.slow
+def test_random_layers_bit_exact_long(engine):
+    _random_sweep(engine, 1500, seed=66)
+
+
+# ----------------------------------------------------------------------------- faults
+def _desc_words(vs, layer: int = 0) -> np.ndarray:
+    b = formats.DESCRIPTOR_BYTES
+    return np.frombuffer(vs.program[layer * b:(layer + 1) * b], "<u4").copy()
+
+
+def _set_field(words: np.ndarray, name: str, value: int) -> None:
+    f = FIELD_BY_NAME[name]
+    w = int(words[f.word]) & ~(f.mask << f.lsb) & 0xFFFFFFFF
+    words[f.word] = w | ((value & f.mask) << f.lsb)
+
+
+def _run_mutant(engine, vs, program: bytes, layer_count: int, work=None):
+    mem = {r: vs.before[r].copy() for r in vectors.REGIONS}
+    if work is not None:
+        mem["work"] = work
+    res = engine.run(program, layer_count, mem["fmap"], mem["weight"], mem["work"], mem["sums"])
+    return res, mem
+
+
+def _base(shared_sweep, name="conv2_identity_in_place"):
+    return next(v for v in shared_sweep if v.name == name)
+
+
+FAULTS = [
+    # (description, field or None, value, expected code, expected entry)
+    ("bad magic", "magic", 0x12, "BAD_MAGIC", 0),
+    ("bad version", "version", 9, "BAD_MAGIC", 0),
+    ("op 0", "op", 0, "BAD_OP", 0),
+    ("kernel 5", "k", 5, "BAD_OP", 0),
+    ("shift 0", "shift", 0, "BAD_OP", 1),
+    ("in_c above the limit", "in_c", SMALL.max_in_channels + 1, "BAD_SHAPE", 4),
+    ("out_w inconsistent", "out_w", 15, "BAD_SHAPE", 3),
+    ("relu with signed out", "out_signed", 1, "BAD_FLAGS", 1),
+    ("tile above max_tile", "tile", SMALL.max_tile + 1, "BAD_TILE", 5),
+    ("grid_h wrong", "grid_h", 3, "BAD_TILE", 5),
+    ("more active tiles than the grid", "n_active_tiles", 200, "BAD_COUNT", 6),
+    ("too many input channels", "n_active_in", 17, "BAD_COUNT", 7),
+    ("misaligned offset", "param_offset", 4, "BAD_OFFSET", 13),
+    ("unused offset not zero", "out_ch_list_offset", 16, "BAD_OFFSET", 16),
+    ("tile list outside WORK", "tile_list_offset", 1 << 20, "BAD_OFFSET", 14),
+    ("bitmap outside WORK", "bitmap_offset", 1 << 20, "BAD_OFFSET", 18),
+    ("weights outside WEIGHT", "weight_offset", 1 << 24, "BAD_OFFSET", 12),
+]
+
+
+@pytest.mark.parametrize("what,name,value,code,entry", FAULTS, ids=[f[0] for f in FAULTS])
+def test_descriptor_faults(engine, shared_sweep, what, name, value, code, entry):
+    vs = _base(shared_sweep)
+    words = _desc_words(vs)
+    _set_field(words, name, value)
+    res, mem = _run_mutant(engine, vs, words.tobytes(), 1)
+    assert res.status == regmap.pack_status(ERR[code], 0, entry), res.describe()
+    assert np.array_equal(mem["fmap"], vs.before["fmap"])
+    assert np.array_equal(mem["sums"], vs.before["sums"])
+
+
+def test_reserved_bits_and_words(engine, shared_sweep):
+    vs = _base(shared_sweep)
+    for word, bit in ((1, 13), (20, 0), (23, 31), (5, 30)):
+        words = _desc_words(vs)
+        words[word] |= np.uint32(1 << bit)
+        res, mem = _run_mutant(engine, vs, words.tobytes(), 1)
+        assert res.status == regmap.pack_status(ERR["BAD_MAGIC"], 0, 0), (word, bit)
+        assert np.array_equal(mem["fmap"], vs.before["fmap"])
+
+
+def test_no_fit(engine, shared_sweep):
+    # a 7x7 layer over 16 input channels: 4 x 49 x 16 weight bytes > weight_buffer_bytes/2
+    vs = _base(shared_sweep, "dense_3x3_s1")
+    words = _desc_words(vs)
+    _set_field(words, "k", 7)
+    _set_field(words, "pad", 3)
+    res, mem = _run_mutant(engine, vs, words.tobytes(), 1)
+    assert res.status == regmap.pack_status(ERR["NO_FIT"], 0, FIELD_BY_NAME["tile"].word)
+    assert np.array_equal(mem["fmap"], vs.before["fmap"])
+
+
+def _work_u16(work: np.ndarray, offset: int, index: int, value: int) -> None:
+    work[offset + 2 * index:offset + 2 * index + 2] = np.frombuffer(struct.pack("<H", value), np.uint8)
+
+
+def test_work_list_faults(engine, shared_sweep):
+    vs = _base(shared_sweep, "conv2_downsample_res_only")
+    d = formats.unpack_descriptor(vs.program[:formats.DESCRIPTOR_BYTES], SMALL)
+    assert d.n_res_tiles >= 2 and d.n_active_tiles >= 2
+    tiles = formats.read_work_list(d, vs.before["work"])
+    cases = []
+    w = vs.before["work"].copy()
+    _work_u16(w, d.res_tile_list_offset, 0, int(tiles.tiles[0]))   # also active
+    cases.append((w, "TILE_ORDER", 0))
+    w = vs.before["work"].copy()
+    _work_u16(w, d.res_tile_list_offset, 1, d.n_tiles)
+    cases.append((w, "TILE_RANGE", 1))
+    w = vs.before["work"].copy()
+    _work_u16(w, d.tile_list_offset, 1, int(tiles.tiles[0]))       # duplicate
+    _work_u16(w, d.tile_list_offset, 0, 0xFFFF)                     # and earlier: range
+    cases.append((w, "TILE_RANGE", 0))
+    w = vs.before["work"].copy()
+    _work_u16(w, d.in_ch_list_offset, 1, 0)
+    cases.append((w, "CHANNEL_ORDER", 1))
+    w = vs.before["work"].copy()
+    w[d.bitmap_offset + 4 * ((d.n_tiles + 31) // 32) - 1] |= 0x80   # a bit past the grid
+    cases.append((w, "BITMAP_MISMATCH", 32 * ((d.n_tiles + 31) // 32) - 1))
+    for work, code, entry in cases:
+        res, mem = _run_mutant(engine, vs, vs.program, 1, work)
+        assert res.status == regmap.pack_status(ERR[code], 0, entry), (code, res.describe())
+        assert np.array_equal(mem["fmap"], vs.before["fmap"]), code
+        assert np.array_equal(mem["sums"], vs.before["sums"]), code
+        ref = interpreter.run_program(vs.program, 1, {r: (work if r == "work" else
+                                                          vs.before[r].copy())
+                                                      for r in vectors.REGIONS}, SMALL)
+        assert ref.status == res.status, (code, ref.message)
+
+
+def _fuzz_against_interpreter(engine, shared_sweep, n: int, seed: int):
+    """Random descriptor/work-list mutations: STATUS and memory must equal the interpreter's."""
+    rng = np.random.default_rng(seed)
+    bases = [v for v in shared_sweep if v.layer_count == 1]
+    names = [f.name for f in formats.DESCRIPTOR_FIELDS]
+    compared = 0
+    for _ in range(n):
+        vs = bases[int(rng.integers(len(bases)))]
+        words = _desc_words(vs)
+        work = vs.before["work"].copy()
+        for _ in range(int(rng.integers(1, 3))):
+            if rng.random() < 0.75:
+                f = FIELD_BY_NAME[names[int(rng.integers(len(names)))]]
+                old = (int(words[f.word]) >> f.lsb) & f.mask
+                choice = rng.random()
+                if choice < 0.4:
+                    val = old ^ (1 << int(rng.integers(f.width)))
+                elif choice < 0.8:
+                    val = old + int(rng.integers(-3, 4))
+                else:
+                    val = int(rng.integers(0, f.mask + 1))
+                _set_field(words, f.name, val)
+            else:
+                i = int(rng.integers(work.size))
+                work[i] = rng.integers(256)
+        mem_ref = {r: (work.copy() if r == "work" else vs.before[r].copy()) for r in vectors.REGIONS}
+        try:
+            ref = interpreter.run_program(words.tobytes(), 1, mem_ref, SMALL)
+        except Exception:           # noqa: BLE001 - the reference itself cannot run this
+            continue
+        res, mem = _run_mutant(engine, vs, words.tobytes(), 1, work.copy())
+        want = ref.status
+        if "magic" in ref.message or "version" in ref.message:
+            # dgfpga.runtime.interpreter reports these as BAD_FLAGS; regmap says BAD_MAGIC
+            want = regmap.pack_status(ERR["BAD_MAGIC"], 0, 0)
+        assert res.status == want, (f"{vs.name}: C-sim {res.describe()}, interpreter "
+                                    f"{regmap.describe_status(ref.status)}: {ref.message}")
+        assert np.array_equal(mem["fmap"], mem_ref["fmap"]), vs.name
+        assert np.array_equal(mem["sums"], mem_ref["sums"]), vs.name
+        compared += 1
+    assert compared >= n // 2
+
+
+def test_fuzz_faults_against_interpreter(engine, shared_sweep):
+    _fuzz_against_interpreter(engine, shared_sweep, 1000, seed=1)
+
+
+@pytest.mark.slow
+def test_fuzz_faults_against_interpreter_long(engine, shared_sweep):
+    _fuzz_against_interpreter(engine, shared_sweep, 20000, seed=2)
+
+
+# ----------------------------------------------------------------------------- testbench
+def test_testbench_binary_on_vector_folders(engine, shared_sweep, cache_dir, tmp_path):
+    folders = [vectors.write_vector_set(vs, tmp_path / vs.name) for vs in shared_sweep]
+    code, lines = hls_csim.run_testbench(folders, SMALL, cache_dir)
+    assert code == 0, "\n".join(lines)
+    assert len(lines) == len(folders) and all(ln.startswith("PASS ") for ln in lines)
+    # a corrupted expectation fails with exit code 1 and names the byte
+    bad = tmp_path / "corrupt"
+    shutil.copytree(folders[0], bad)
+    exp = bytearray((bad / "expected_fmap.bin").read_bytes())
+    exp[len(exp) // 2] ^= 0xFF
+    (bad / "expected_fmap.bin").write_bytes(bytes(exp))
+    code, lines = hls_csim.run_testbench([bad], SMALL, cache_dir)
+    assert code == 1 and lines[0].startswith("FAIL ") and "fmap differs at byte" in lines[0]
+
+
+# ----------------------------------------------------------------------------- ultra96
+@pytest.fixture(scope="session")
+def ultra96_engine(cache_dir):
+    _need_toolchain()
+    cfg = load_config("ultra96")
+    t0 = time.monotonic()
+    eng = hls_csim.CsimEngine(cfg, cache_dir)
+    print(f"libdg_csim.so for 'ultra96' built in {time.monotonic() - t0:.1f} s")
+    return eng
+
+
+def test_ultra96_shared_sweep_bit_exact(ultra96_engine):
+    assert ultra96_engine.engine_id == regmap.engine_id(ultra96_engine.cfg)
+    n = 0
+    for vs in vectors.layer_sweep(ultra96_engine.cfg):
+        _check(vs, ultra96_engine)
+        n += 1
+    assert n == len(vectors.sweep_cases(ultra96_engine.cfg))
+
+
+@pytest.mark.slow
+def test_ultra96_random_layers_bit_exact(ultra96_engine):
+    rng = np.random.default_rng(96)
+    cfg = ultra96_engine.cfg
+    done = 0
+    while done < 150:
+        case = _random_case(rng, done)
+        case = LayerCase(**{**case.__dict__, "in_hw": min(case.in_hw * 2, 56),
+                            "tile": min(case.tile * 2, cfg.max_tile)})
+        try:
+            vs = vectors.build_layer_case(case, cfg, seed=3)
+        except (formats.FormatError, ValueError):
+            continue
+        _check(vs, ultra96_engine)
+        done += 1
+
+
+def test_vector_set_for_another_config_is_refused(engine):
+    cfg = load_config("ultra96")
+    vs = next(iter(vectors.layer_sweep(cfg)))
+    with pytest.raises(hls_csim.CsimError, match="config"):
+        hls_csim.run_vector_set(vs, engine)
+
+
+def test_two_layer_chain_conv1_then_conv2_in_place(engine, shared_sweep):
+    """One start running conv1 (compact output) then conv2 reading it (compact input,
+    zero halo, residual in place over conv1's input): C-sim equals dgfpga.runtime.interpreter."""
+    vs = _base(shared_sweep, "conv1_gated_half")
+    a = SMALL.axi_bytes
+    up = lambda n: -(-n // a) * a  # noqa: E731
+    d1 = formats.unpack_descriptor(vs.program, SMALL)
+    wl1 = formats.read_work_list(d1, vs.before["work"])
+    rng = np.random.default_rng(7)
+    w2 = rng.integers(-128, 128, (d1.in_c, d1.out_c, 3, 3)).astype(np.int8)
+    bias = rng.integers(-2000, 2000, d1.in_c).astype(np.int32)
+    mult = rng.integers(20, 60, d1.in_c).astype(np.int32)
+    d2 = formats.make_descriptor(k=3, stride=1, in_h=d1.out_h, in_w=d1.out_w, in_c=d1.out_c,
+                                 out_c=d1.in_c, tile=d1.tile, tile_gated=True,
+                                 in_ch_gated=True, zero_halo=True, residual=True,
+                                 in_place=True, res_mult=1 << 16, shift=16, emit_sums=True,
+                                 in_offset=d1.out_offset, out_offset=d1.in_offset,
+                                 res_offset=d1.in_offset)
+    weight = vs.before["weight"]
+    wbytes = np.frombuffer(formats.pack_weights(w2, d2.weight_layout), np.uint8)
+    pbytes = np.frombuffer(formats.pack_params(bias, mult), np.uint8)
+    w_off = up(weight.size)
+    p_off = up(w_off + wbytes.size)
+    weight = np.concatenate([weight, np.zeros(p_off + up(pbytes.size) - weight.size, np.uint8)])
+    weight[w_off:w_off + wbytes.size] = wbytes
+    weight[p_off:p_off + pbytes.size] = pbytes
+    work = vs.before["work"]
+    blob, d2 = formats.pack_work_list(
+        d2.replace(weight_offset=w_off, param_offset=p_off),
+        formats.WorkList(wl1.tiles, in_channels=wl1.out_channels), up(work.size), SMALL)
+    work = np.concatenate([work, np.zeros(up(work.size) - work.size, np.uint8),
+                           np.frombuffer(blob, np.uint8)])
+    sums_bytes = d2.n_tiles * d2.out_c * 4
+    sums = np.zeros(up(max(vs.before["sums"].size, sums_bytes)), np.uint8)
+    prog = vs.program + formats.pack_descriptor(d2, SMALL)
+    regions = {"fmap": vs.before["fmap"], "weight": weight, "work": work, "sums": sums}
+    ref = {k: v.copy() for k, v in regions.items()}
+    r = interpreter.run_program(prog, 2, ref, SMALL)
+    assert r.status == 0, r.message
+    mem = {k: v.copy() for k, v in regions.items()}
+    res = engine.run(prog, 2, mem["fmap"], mem["weight"], mem["work"], mem["sums"])
+    assert res.status == 0, res.describe()
+    assert np.array_equal(mem["fmap"], ref["fmap"])
+    assert np.array_equal(mem["sums"], ref["sums"])
+    assert not np.array_equal(mem["fmap"], regions["fmap"])     # both layers wrote
+
+
+def test_no_active_output_channel_writes_nothing(engine, shared_sweep):
+    """Channel density 0 on the output side (the scheduler omits such a conv1, the engine
+    must still accept it): status OK, nothing written, as the interpreter says."""
+    vs = _base(shared_sweep, "conv1_gated_half")
+    words = _desc_words(vs)
+    _set_field(words, "n_active_out", 0)
+    ref = {r: vs.before[r].copy() for r in vectors.REGIONS}
+    assert interpreter.run_program(words.tobytes(), 1, ref, SMALL).status == 0
+    res, mem = _run_mutant(engine, vs, words.tobytes(), 1)
+    assert res.status == 0, res.describe()
+    for r in ("fmap", "sums"):
+        assert np.array_equal(mem[r], vs.before[r]) and np.array_equal(mem[r], ref[r])

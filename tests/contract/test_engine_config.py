@@ -1,0 +1,116 @@
+"""Engine configuration: shipped configs load, validation names the problem, hash is stable."""
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+import zlib
+
+import pytest
+
+from dgfpga.contract.engine_config import (EngineConfig, available_configs, canonical_text,
+                                  config_from_dict, default_config, load_config, validate)
+from dgfpga.errors import ConfigError
+
+
+def _as_dict(cfg: EngineConfig) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def test_shipped_configs_load():
+    assert {"ultra96", "small"} <= set(available_configs())
+    u = default_config()
+    assert u.name == "ultra96" and u.part == "xczu3eg-sbva484-1-e" and u.clock_hz == 200_000_000
+    assert (u.tm, u.tn) == (16, 16) and u.macs_per_cycle == 256
+    assert (u.act_bits, u.weight_bits, u.acc_bits) == (8, 8, 32)
+    s = load_config("small")
+    assert (s.tm, s.tn) == (4, 4) and s.axi_bytes == 8
+    assert load_config("ultra96") is u                      # cached, frozen
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        u.tm = 8  # type: ignore[misc]
+
+
+def test_load_by_path(tmp_path):
+    src = load_config("small")
+    lines = [f"{k} = {v!r}".replace("'", '"') for k, v in _as_dict(src).items()]
+    p = tmp_path / "mine.toml"
+    p.write_text("\n".join(lines).replace("name = \"small\"", "name = \"mine\"") + "\n")
+    cfg = load_config(p)
+    assert cfg.name == "mine" and cfg.tm == 4
+
+
+def test_config_hash_stable_and_distinct():
+    u, s = default_config(), load_config("small")
+    assert u.config_hash == zlib.crc32(canonical_text(u).encode()) & 0xFFFFFFFF
+    assert 0 <= u.config_hash < 2 ** 32
+    assert u.config_hash != s.config_hash
+    again = config_from_dict(_as_dict(u))
+    assert again.config_hash == u.config_hash
+    changed = dataclasses.replace(u, clock_hz=150_000_000)
+    assert changed.config_hash != u.config_hash
+
+
+def test_ultra96_fits_the_part():
+    u = default_config()
+    assert u.tm * u.tn + 4 * u.tm <= u.part_dsp
+    assert u.weight_buffer_bytes + u.ifm_buffer_bytes + u.ofm_buffer_bytes <= u.part_bram36 * 4608
+
+
+@pytest.mark.parametrize("change, words", [
+    (dict(tm=12), "tm must be a power of two"),
+    (dict(tn=128), "tn must be a power of two"),
+    (dict(act_bits=16), "act_bits"),
+    (dict(axi_data_bits=100), "axi_data_bits"),
+    (dict(max_grid=300), "max_grid"),
+    (dict(max_tile=0), "max_tile"),
+    (dict(weight_buffer_bytes=1024), "weight_buffer_bytes=1024 too small"),
+    (dict(ifm_buffer_bytes=100), "ifm_buffer_bytes=100 too small"),
+    (dict(ofm_buffer_bytes=100), "ofm_buffer_bytes=100 too small"),
+    (dict(tm=32, tn=32, weight_buffer_bytes=2 * 32 * 9 * 512, ofm_buffer_bytes=40000),
+     "DSPs exceed"),
+    (dict(max_layers=0), "max_layers"),
+    (dict(clock_hz=5), "clock_hz"),
+    (dict(name="a b"), "name must be alphanumeric"),
+    (dict(tm=True), "tm must be an integer"),
+    (dict(max_in_channels=70000), "max_in_channels"),
+])
+def test_validation_errors_name_the_field(change, words):
+    data = _as_dict(default_config()) | change
+    with pytest.raises(ConfigError, match=words.replace("(", r"\(")):
+        config_from_dict(data)
+
+
+def test_structure_errors():
+    good = _as_dict(default_config())
+    with pytest.raises(ConfigError, match="unknown key"):
+        config_from_dict(good | {"tmm": 4})
+    with pytest.raises(ConfigError, match="missing key"):
+        config_from_dict({k: v for k, v in good.items() if k != "tm"})
+    with pytest.raises(ConfigError, match="unknown section"):
+        config_from_dict(good | {"foo": {"a": 1}})
+    with pytest.raises(ConfigError, match="given twice"):
+        config_from_dict({k: v for k, v in good.items()} | {"array": {"tm": 16}})
+    with pytest.raises(ConfigError, match="unknown engine config"):
+        load_config("nonexistent")
+
+
+def test_bad_toml(tmp_path):
+    p = tmp_path / "bad.toml"
+    p.write_text("tm = = 3\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(p)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.toml")
+
+
+def test_validate_returns_config():
+    u = default_config()
+    assert validate(u) is u
+
+
+def test_contract_modules_are_torch_free():
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "import dgfpga.contract.engine_config, dgfpga.contract.regmap, dgfpga.contract.formats, dgfpga.perf.netshapes, "
+            "dgfpga.perf.cycle_model, dgfpga.contract.codegen\n"
+            "assert 'torch' not in [m for m in sys.modules if sys.modules[m] is not None]\n")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,0 +1,483 @@
+"""Formats: round trips, validation messages, and fuzzing (FormatError only, never another error)."""
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from dgfpga.contract import formats as F
+from dgfpga.perf.cycle_model import block_descriptors, random_block_masks
+from dgfpga.contract.engine_config import default_config, load_config
+from dgfpga.errors import FormatError
+from dgfpga.perf.netshapes import net_shape
+
+U96 = default_config()
+SMALL = load_config("small")
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _align(n: int, a: int) -> int:
+    return -(-n // a) * a
+
+
+def place(d: F.LayerDescriptor, cfg=U96) -> F.LayerDescriptor:
+    """Give a descriptor non-overlapping, aligned offsets (and work-list offsets)."""
+    a = cfg.axi_bytes
+    pos = {"fmap": 0, "weight": 0, "work": 0, "sums": 0}
+    ch = {}
+    for region, name, _, nbytes in F.descriptor_buffers(d):
+        if name == "res_offset" and d.in_place:
+            continue
+        ch[name] = pos[region]
+        pos[region] = _align(pos[region] + nbytes, a) + a
+    if d.in_place:
+        ch["res_offset"] = ch["out_offset"]
+    return d.replace(**ch)
+
+
+def example_descriptors(cfg=U96):
+    """Every layer kind the networks use: stem, conv1, shortcut, conv2 (identity/downsample)."""
+    net = net_shape("resdg18" if cfg is U96 else "resdg20_cifar10")
+    stem = F.make_descriptor(k=net.stem.k, stride=net.stem.stride, in_h=net.stem.in_h,
+                             in_w=net.stem.in_w, in_c=3, out_c=net.stem.out_c,
+                             tile=net.blocks[0].tile, maxpool=net.stem.maxpool,
+                             in_signed=True, emit_sums=True)
+    out = [place(stem, cfg)]
+    masks = random_block_masks(net, [0.4] * len(net.blocks), seed=3)
+    for b, m in zip(net.blocks, masks):
+        for d, _, _ in block_descriptors(b, m) + block_descriptors(b, None):
+            out.append(place(d, cfg))
+    return out
+
+
+def test_descriptor_size_and_table():
+    assert F.DESCRIPTOR_BYTES == 96 and F.DESCRIPTOR_WORDS == 24
+    names = [f.name for f in F.DESCRIPTOR_FIELDS]
+    assert len(set(names)) == len(names)
+    # every field of the brief is present
+    for n in ("op", "k", "stride", "pad", "in_h", "in_w", "in_c", "out_h", "out_w", "out_c",
+              "tile", "grid_h", "grid_w", "in_signed", "out_signed", "relu", "residual",
+              "res_signed", "shift", "res_mult", "maxpool", "emit_sums", "n_active_tiles",
+              "n_res_tiles", "n_active_out", "n_active_in", "in_offset", "out_offset",
+              "res_offset", "weight_offset", "param_offset", "tile_list_offset",
+              "res_tile_list_offset", "out_ch_list_offset", "in_ch_list_offset",
+              "bitmap_offset", "sums_offset"):
+        assert n in F.FIELD_BY_NAME, n
+
+
+@pytest.mark.parametrize("cfg", [U96, SMALL], ids=["ultra96", "small"])
+def test_descriptor_round_trip_network_layers(cfg):
+    ds = example_descriptors(cfg)
+    assert len(ds) > 10
+    for d in ds:
+        b = F.pack_descriptor(d, cfg)
+        assert len(b) == F.DESCRIPTOR_BYTES
+        assert F.unpack_descriptor(b, cfg) == d
+
+
+def test_descriptor_words_are_little_endian_bit_fields():
+    d = example_descriptors()[1]
+    words = struct.unpack("<24I", F.pack_descriptor(d))
+    for f in F.DESCRIPTOR_FIELDS:
+        v = (words[f.word] >> f.lsb) & f.mask
+        want = {"magic": F.DESC_MAGIC, "version": F.FORMAT_VERSION}.get(f.name)
+        assert v == (want if want is not None else int(getattr(d, f.name))), f.name
+
+
+def _base():
+    return place(F.make_descriptor(k=3, stride=1, in_h=16, in_w=16, in_c=32, out_c=32, tile=4,
+                                   tile_gated=True, n_active_tiles=5, out_ch_gated=True,
+                                   n_active_out=7))
+
+
+@pytest.mark.parametrize("change, field", [
+    (dict(k=5), "k"),
+    (dict(stride=3), "stride"),
+    (dict(op=0), "op"),
+    (dict(pad=2), "pad"),
+    (dict(shift=0), "shift"),
+    (dict(tile=9), "tile"),
+    (dict(grid_h=5), "grid_h"),
+    (dict(out_h=15), "out_h"),
+    (dict(in_c=600), "in_c"),
+    (dict(relu=False), "relu"),
+    (dict(res_signed=True), "res_signed"),
+    (dict(res_mult=5), "res_mult"),
+    (dict(zero_halo=False, tile_gated=False), "n_active_tiles"),
+    (dict(n_active_tiles=17), "n_active_tiles"),
+    (dict(n_active_out=33), "n_active_out"),
+    (dict(n_active_in=3), "n_active_in"),
+    (dict(n_res_tiles=2), "n_res_tiles"),
+    (dict(res_offset=16), "res_offset"),
+    (dict(in_offset=8), "in_offset"),
+    (dict(in_place=True), "in_place"),
+    (dict(maxpool=True), "out_h"),
+    (dict(zero_halo=True, tile_gated=False, n_active_tiles=16), "zero_halo"),
+    (dict(k=-1), "k"),
+    (dict(in_h=1 << 16), "in_h"),
+])
+def test_descriptor_errors_name_the_field(change, field):
+    d = _base().replace(**change)
+    with pytest.raises(FormatError, match=rf"field {field}="):
+        F.pack_descriptor(d)
+
+
+def test_errors_carry_field_and_entry():
+    with pytest.raises(FormatError) as ei:
+        F.pack_descriptor(_base().replace(grid_w=9))
+    assert ei.value.field == "grid_w" and ei.value.entry is None and not ei.value.no_fit
+    with pytest.raises(FormatError) as ei:
+        F.unpack_u16_list(struct.pack("<3H", 1, 5, 5), 3, 16, "tile list")
+    assert ei.value.field == "tile list" and ei.value.entry == 2
+    big = place(F.make_descriptor(k=3, stride=1, in_h=32, in_w=32, in_c=512, out_c=64, tile=8))
+    with pytest.raises(FormatError) as ei:
+        F.validate_descriptor(big)
+    assert ei.value.no_fit and ei.value.field == "tile"
+
+
+def test_descriptor_overlap_fit_and_region_errors():
+    d = _base()
+    with pytest.raises(FormatError, match="overlaps the input"):
+        F.validate_descriptor(d.replace(out_offset=d.in_offset))
+    with pytest.raises(FormatError, match="outside the fmap region"):
+        F.validate_descriptor(d, U96, {"fmap": 100, "weight": 1 << 20, "work": 1 << 20,
+                                       "sums": 1 << 20})
+    big = place(F.make_descriptor(k=3, stride=1, in_h=32, in_w=32, in_c=512, out_c=64, tile=8))
+    with pytest.raises(FormatError, match="does not fit engine 'ultra96'.*input patch"):
+        F.validate_descriptor(big)
+    with pytest.raises(FormatError, match="field in_h=.*max_height|in_h=300"):
+        F.validate_descriptor(place(F.make_descriptor(k=3, stride=1, in_h=300, in_w=8, in_c=8,
+                                                      out_c=8, tile=8)))
+
+
+def test_unpack_descriptor_header_checks():
+    good = bytearray(F.pack_descriptor(_base()))
+    with pytest.raises(FormatError, match="length 95"):
+        F.unpack_descriptor(bytes(good[:95]))
+    bad = bytearray(good); bad[0] = 0
+    with pytest.raises(FormatError, match="magic"):
+        F.unpack_descriptor(bytes(bad))
+    bad = bytearray(good); bad[1] = 9
+    with pytest.raises(FormatError, match="version 9"):
+        F.unpack_descriptor(bytes(bad))
+    bad = bytearray(good); bad[4 * 21] = 1
+    with pytest.raises(FormatError, match="reserved word 21"):
+        F.unpack_descriptor(bytes(bad))
+    bad = bytearray(good); bad[3] |= 0x80
+    with pytest.raises(FormatError, match="reserved bits"):
+        F.unpack_descriptor(bytes(bad))
+    with pytest.raises(FormatError, match="expected bytes"):
+        F.unpack_descriptor("not bytes")
+
+
+@FUZZ
+@given(st.binary(max_size=200))
+def test_fuzz_descriptor_random_bytes(data):
+    try:
+        F.unpack_descriptor(data)
+    except FormatError:
+        pass
+
+
+_EXAMPLES = [F.pack_descriptor(d) for d in example_descriptors()]
+
+
+@FUZZ
+@given(st.sampled_from(_EXAMPLES), st.lists(st.tuples(st.integers(0, 23),
+                                                      st.integers(0, 2 ** 32 - 1)),
+                                            min_size=1, max_size=3),
+       st.booleans())
+def test_fuzz_descriptor_field_mutations(packed, edits, small_values):
+    words = list(struct.unpack("<24I", packed))
+    for w, v in edits:
+        words[w] = v % 70 if small_values else v        # small values hit plausible ranges
+    data = struct.pack("<24I", *words)
+    try:
+        d = F.unpack_descriptor(data, U96, {"fmap": 1 << 24, "weight": 1 << 24,
+                                            "work": 1 << 16, "sums": 1 << 20})
+    except FormatError:
+        return
+    assert F.pack_descriptor(d) == data                 # anything accepted round-trips
+
+
+@FUZZ
+@given(st.sampled_from(_EXAMPLES), st.integers(0, 96 * 8 - 1))
+def test_fuzz_descriptor_bit_flips(packed, bit):
+    data = bytearray(packed)
+    data[bit // 8] ^= 1 << (bit % 8)
+    try:
+        d = F.unpack_descriptor(bytes(data))
+    except FormatError:
+        return
+    assert F.pack_descriptor(d) == bytes(data)
+
+
+# ---- work lists --------------------------------------------------------------------------
+def _gated_conv2(n_tiles_active=5, n_in=7):
+    d = F.make_descriptor(k=3, stride=2, in_h=32, in_w=32, in_c=32, out_c=64, tile=4,
+                          tile_gated=True, in_ch_gated=True, zero_halo=True, residual=True,
+                          res_signed=True, res_mult=1 << 15, emit_sums=True)
+    return d
+
+
+def test_work_list_round_trip():
+    d = _gated_conv2()
+    tiles = np.array([0, 3, 4, 9, 15], np.uint16)
+    res = np.setdiff1d(np.arange(16), tiles).astype(np.uint16)
+    wl = F.WorkList(tiles, res_tiles=res, in_channels=np.array([1, 2, 8, 30], np.uint16))
+    blob, d2 = F.pack_work_list(d, wl, base_offset=32)
+    assert (d2.n_active_tiles, d2.n_res_tiles, d2.n_active_in) == (5, 11, 4)
+    d2 = place(d2.replace(tile_list_offset=0, res_tile_list_offset=0, in_ch_list_offset=0,
+                          bitmap_offset=0))
+    # place() moved the work offsets; lay the list out again at the new offsets
+    blob, d3 = F.pack_work_list(d2, wl, base_offset=0)
+    F.validate_descriptor(d3)
+    back = F.read_work_list(d3, blob)
+    assert back.tiles.tolist() == tiles.tolist() and back.res_tiles.tolist() == res.tolist()
+    assert back.in_channels.tolist() == [1, 2, 8, 30]
+    assert back.bitmap.tolist() == [i in set(tiles.tolist()) for i in range(16)]
+
+
+def _wl_desc():
+    d = _gated_conv2()
+    wl = F.WorkList(np.array([1, 2, 5], np.uint16), res_tiles=np.array([0, 7], np.uint16),
+                    in_channels=np.array([0, 4, 31], np.uint16))
+    blob, d = F.pack_work_list(d.replace(n_active_in=3), wl, base_offset=0)
+    return d, bytearray(blob)
+
+
+def _put_u16(blob, off, i, v):
+    struct.pack_into("<H", blob, off + 2 * i, v)
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda d, b: _put_u16(b, d.tile_list_offset, 1, 16), r"tile list\[1\] = 16 out of range"),
+    (lambda d, b: _put_u16(b, d.tile_list_offset, 1, 1), r"tile list\[1\] = 1 after 1"),
+    (lambda d, b: _put_u16(b, d.tile_list_offset, 2, 0), r"tile list\[2\] = 0 after 2"),
+    (lambda d, b: _put_u16(b, d.res_tile_list_offset, 1, 5), "also active"),
+    (lambda d, b: _put_u16(b, d.in_ch_list_offset, 2, 32), r"in-channel list\[2\] = 32"),
+    (lambda d, b: b.__setitem__(d.bitmap_offset, 0x2E), "bit 3 is 1"),
+    (lambda d, b: b.__setitem__(d.bitmap_offset + 2, 0x01), "bit 16 set past"),
+])
+def test_work_list_errors(edit, words):
+    d, blob = _wl_desc()
+    F.read_work_list(d, bytes(blob))
+    edit(d, blob)
+    with pytest.raises(FormatError, match=words):
+        F.read_work_list(d, bytes(blob))
+
+
+def test_work_list_truncated():
+    d, blob = _wl_desc()
+    with pytest.raises(FormatError, match="outside the work region"):
+        F.read_work_list(d, bytes(blob[:d.in_ch_list_offset + 2]))
+
+
+@FUZZ
+@given(st.binary(max_size=120))
+def test_fuzz_work_list_random_region(data):
+    d, _ = _wl_desc()
+    try:
+        wl = F.read_work_list(d, data)
+    except FormatError:
+        return
+    assert int(wl.tiles.max(initial=0)) < d.n_tiles
+    assert int(wl.in_channels.max(initial=0)) < d.in_c
+
+
+@FUZZ
+@given(st.binary(max_size=64), st.integers(-2, 40), st.integers(0, 70000))
+def test_fuzz_u16_list(data, count, limit):
+    try:
+        a = F.unpack_u16_list(data, count, limit, "list")
+    except FormatError:
+        return
+    assert len(a) == count and np.all(a < limit) and np.all(np.diff(a.astype(int)) > 0)
+
+
+@FUZZ
+@given(st.binary(max_size=40), st.integers(0, 300))
+def test_fuzz_bitmap(data, n):
+    try:
+        bits = F.unpack_bitmap(data, n)
+    except FormatError:
+        return
+    assert bits.shape == (n,)
+    assert F.pack_bitmap(np.nonzero(bits)[0], n) == data[:F.bitmap_bytes(n)]
+
+
+# ---- feature maps, weights, params, sums ---------------------------------------------------
+def test_fmap_round_trip_and_compact():
+    rng = np.random.default_rng(0)
+    fm = rng.integers(0, 256, (5, 7, 6), dtype=np.uint8)
+    b = F.pack_fmap(fm)
+    assert b[(2 * 7 + 3) * 6 + 4] == fm[2, 3, 4]           # HWC address rule
+    assert np.array_equal(F.unpack_fmap(b, 5, 7, 6, signed=False), fm)
+    s = fm.view(np.int8)
+    assert np.array_equal(F.unpack_fmap(F.pack_fmap(s), 5, 7, 6, signed=True), s)
+    ch = [1, 4, 5]
+    c = F.compact_channels(fm, ch)
+    assert c.shape == (5, 7, 3) and np.array_equal(c[..., 1], fm[..., 4])
+    e = F.expand_channels(c, ch, 6)
+    assert np.array_equal(e[..., ch], fm[..., ch]) and not e[..., [0, 2, 3]].any()
+    with pytest.raises(FormatError, match="expected 5x7x6"):
+        F.unpack_fmap(b[:-1], 5, 7, 6, signed=False)
+    with pytest.raises(FormatError):
+        F.pack_fmap(fm.astype(np.int32))
+
+
+@pytest.mark.parametrize("layout", F.WEIGHT_LAYOUTS)
+def test_weights_round_trip(layout):
+    rng = np.random.default_rng(1)
+    w = rng.integers(-128, 128, (8, 5, 3, 3), dtype=np.int8)
+    b = F.pack_weights(w, layout)
+    assert np.array_equal(F.unpack_weights(b, 8, 5, 3, layout), w)
+    if layout == "oc_k_k_ic":   # an output channel is one contiguous burst
+        assert b[2 * 45:3 * 45] == np.ascontiguousarray(w[2].transpose(1, 2, 0)).tobytes()
+    else:                       # an input channel is one contiguous burst
+        assert b[4 * 72:5 * 72] == np.ascontiguousarray(w[:, 4].transpose(1, 2, 0)).tobytes()
+    with pytest.raises(FormatError, match="bytes, expected"):
+        F.unpack_weights(b[:-1], 8, 5, 3, layout)
+    with pytest.raises(FormatError, match="unknown layout"):
+        F.pack_weights(w, "hwio")
+
+
+@FUZZ
+@given(st.binary(max_size=100), st.integers(0, 4), st.integers(0, 4), st.sampled_from([1, 3]),
+       st.sampled_from(list(F.WEIGHT_LAYOUTS) + ["bad"]))
+def test_fuzz_weights(data, co, ci, k, layout):
+    try:
+        w = F.unpack_weights(data, co, ci, k, layout)
+    except FormatError:
+        return
+    assert w.shape == (co, ci, k, k)
+
+
+def test_params_round_trip():
+    bias = np.array([-5, 0, 2 ** 31 - 1, -2 ** 31], np.int64)
+    mult = np.array([1, 2 ** 30, 0, 2 ** 31 - 1], np.int64)
+    b = F.pack_params(bias, mult)
+    assert len(b) == 4 * F.PARAM_BYTES
+    bb, mm = F.unpack_params(b, 4)
+    assert bb.tolist() == bias.tolist() and mm.tolist() == mult.tolist()
+    with pytest.raises(FormatError, match="mult"):
+        F.pack_params(bias, -mult - 1)
+    neg = bytearray(b); neg[7] = 0xFF
+    with pytest.raises(FormatError, match=r"mult\[0\]"):
+        F.unpack_params(bytes(neg), 4)
+
+
+@FUZZ
+@given(st.binary(max_size=80), st.integers(0, 10))
+def test_fuzz_params(data, c):
+    try:
+        bias, mult = F.unpack_params(data, c)
+    except FormatError:
+        return
+    assert len(bias) == c and (mult >= 0).all()
+
+
+def test_pool_bins_official_arithmetic():
+    assert F.pool_bins(56, 7) == [(8 * i, 8 * i + 8) for i in range(7)]
+    assert F.pool_bins(7, 2) == [(0, 4), (3, 7)]            # overlapping bins
+    assert F.pool_bins(7, 7) == [(i, i + 1) for i in range(7)]
+    assert F.pool_bins(5, 3) == [(0, 2), (1, 4), (3, 5)]
+
+
+@pytest.mark.parametrize("h, tile, bins", [(56, 8, 7), (28, 4, 7), (56, 8, 1), (32, 4, 8),
+                                            (16, 2, 4), (7, 1, 7), (7, 1, 2), (14, 2, 7)])
+def test_bin_sums_match_direct_pooling(h, tile, bins):
+    rng = np.random.default_rng(h + tile + bins)
+    fm = rng.integers(0, 256, (h, h, 5), dtype=np.uint8)
+    sums = F.tile_pixel_sums(fm, tile)
+    packed = F.pack_tile_sums(sums)
+    gh = -(-h // tile)
+    sums2 = F.unpack_tile_sums(packed, gh, gh, 5)
+    got, counts = F.bin_sums_from_tile_sums(sums2, tile, h, h, bins, bins)
+    for i, (r0, r1) in enumerate(F.pool_bins(h, bins)):
+        for j, (c0, c1) in enumerate(F.pool_bins(h, bins)):
+            want = fm[r0:r1, c0:c1].astype(np.int64).sum(axis=(0, 1))
+            assert np.array_equal(got[i, j], want)
+            assert counts[i, j] == (r1 - r0) * (c1 - c0)
+
+
+def test_bin_sums_refuse_misaligned_bins():
+    sums = np.zeros((4, 4, 2), np.int32)
+    with pytest.raises(FormatError, match="does not align with 4-px tiles"):
+        F.bin_sums_from_tile_sums(sums, 4, 14, 14, 7, 7)       # bins of 2 px, tiles of 4
+    with pytest.raises(FormatError, match="tile sums have"):
+        F.bin_sums_from_tile_sums(sums, 2, 14, 14, 7, 7)
+
+
+@FUZZ
+@given(st.binary(max_size=100), st.integers(0, 4), st.integers(0, 4), st.integers(0, 4))
+def test_fuzz_tile_sums(data, gh, gw, c):
+    try:
+        s = F.unpack_tile_sums(data, gh, gw, c)
+    except FormatError:
+        return
+    assert s.shape == (gh, gw, c)
+
+
+# ---- network program ---------------------------------------------------------------------
+def _program():
+    ds = example_descriptors()
+    steps = [F.HostStep(F.HostOp.INPUT), F.EngineStep((ds[0],))]
+    for i in range(3):
+        steps.append(F.HostStep(F.HostOp.GATES, block=i))
+        steps.append(F.EngineStep(tuple(ds[1 + 2 * i:3 + 2 * i]), block=i))
+    steps.append(F.HostStep(F.HostOp.HEAD))
+    return F.NetworkProgram(U96.config_hash, tuple(steps))
+
+
+def test_program_round_trip():
+    prog = _program()
+    b = F.pack_program(prog)
+    assert len(b) == F.PROGRAM_HEADER_BYTES + 9 * F.STEP_BYTES + 7 * F.DESCRIPTOR_BYTES
+    back = F.unpack_program(b)
+    assert back == prog and len(back.descriptors) == 7
+
+
+def test_program_errors():
+    b = F.pack_program(_program())
+    with pytest.raises(FormatError, match="config hash"):
+        F.unpack_program(b, SMALL)
+    with pytest.raises(FormatError, match="header says"):
+        F.unpack_program(b[:-1])
+    with pytest.raises(FormatError, match="is not 'small'"):
+        F.pack_program(_program(), SMALL)
+    too_many = F.NetworkProgram(U96.config_hash, (F.EngineStep(tuple(example_descriptors()[:9])),))
+    with pytest.raises(FormatError, match="max_layers"):
+        F.pack_program(too_many)
+    bad = bytearray(b); bad[F.PROGRAM_HEADER_BYTES + 1] = 9      # host op 9
+    with pytest.raises(FormatError, match="unknown host_op 9"):
+        F.unpack_program(bytes(bad))
+
+
+@FUZZ
+@given(st.binary(max_size=400))
+def test_fuzz_program_random_bytes(data):
+    try:
+        F.unpack_program(data)
+    except FormatError:
+        pass
+
+
+_PROGRAM = F.pack_program(_program())
+
+
+@FUZZ
+@given(st.lists(st.tuples(st.integers(0, len(_PROGRAM) // 4 - 1), st.integers(0, 2 ** 32 - 1)),
+                min_size=1, max_size=3), st.integers(0, len(_PROGRAM)))
+def test_fuzz_program_mutations(edits, cut):
+    words = list(struct.unpack(f"<{len(_PROGRAM) // 4}I", _PROGRAM))
+    for w, v in edits:
+        words[w] = v if v & 1 else v % 20
+    data = struct.pack(f"<{len(words)}I", *words)[:cut]
+    try:
+        prog = F.unpack_program(data)
+    except FormatError:
+        return
+    assert F.pack_program(prog) == data

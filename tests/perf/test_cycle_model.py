@@ -1,0 +1,180 @@
+"""Cycle model: hand-computed layers, monotonicity, masks of given density, network shapes."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dgfpga.perf import cycle_model as M
+from dgfpga.contract import formats as F
+from dgfpga.contract.engine_config import default_config, load_config
+from dgfpga.errors import ConfigError
+from dgfpga.perf.netshapes import net_shape
+
+SMALL = load_config("small")
+# B = 8 bytes/cycle exactly (64-bit AXI, no derating, DRAM never the limit)
+EXACT = M.CycleParams(axi_efficiency=1.0, dram_bytes_per_s=1e15)
+ZERO = M.CycleParams(layer_overhead_cycles=0, mgroup_overhead_cycles=0, tile_overhead_cycles=0,
+                     pipeline_depth_cycles=0, axi_efficiency=1.0, dram_bytes_per_s=1e15)
+
+
+def _layer(**kw):
+    # one 3x3 layer, 16 -> 16 channels, output 4x8 = two 4x4 tiles (grid 1x2)
+    return F.make_descriptor(k=3, stride=1, in_h=4, in_w=8, in_c=16, out_c=16, tile=4, **kw)
+
+
+def test_hand_computed_dense_layer():
+    """Tm = Tn = 4: N = 4 n-groups, G = 4 m-groups of 4 channels, B = 8 bytes/cycle.
+
+    C per tile  = 12 + 10 + 9*16*4                       = 598
+    patch       = 4 rows x 5 cols (halo clipped)         = 20 px -> 20*16 B in, 16*4 B out
+    M per tile  = (320 + 64) / 8                         = 48   (< C, compute-bound)
+    W per group = 4 * (9*16 + 8) / 8                     = 76
+    group       = 20 + max(2*598, 76)                    = 1216
+    X           = 96 (descriptor) / 8                    = 12
+    total       = 200 + 76 + 4*1216 + 12                 = 5152
+    """
+    r = M.layer_cycles(_layer(), SMALL, EXACT)
+    assert r.total_cycles == pytest.approx(5152)
+    assert r.compute_cycles == pytest.approx(4 * 2 * 598)
+    assert r.ddr_bytes == pytest.approx(4 * 608 + 4 * 2 * 384 + 96)
+    assert r.memory_cycles == pytest.approx(r.ddr_bytes / 8)
+    assert r.macs == r.dense_macs == 32 * 16 * 16 * 9
+
+
+def test_zero_overheads_reach_the_mac_bound():
+    r = M.layer_cycles(_layer(), SMALL, ZERO)
+    ideal = 32 * 16 * 16 * 9 / (SMALL.tm * SMALL.tn)             # 4608
+    assert r.total_cycles == pytest.approx(ideal + 76 + 12)
+
+
+def test_hand_computed_gated_layer():
+    """Only tile 1 active: total = 200 + 76 + 4*(20 + 598) + (96 + 2)/8 = 2760.25."""
+    d = _layer(tile_gated=True, n_active_tiles=1)
+    r = M.layer_cycles(d, SMALL, EXACT, tiles=[1])
+    assert r.total_cycles == pytest.approx(2760.25)
+    assert r.macs == r.dense_macs / 2
+
+
+def test_compact_channels_cut_groups():
+    """8 of 16 active output channels: G = 2; W = 2*(152)... per group as in the dense case."""
+    d = _layer(out_ch_gated=True, n_active_out=8)
+    r = M.layer_cycles(d, SMALL, EXACT)
+    # patch bytes unchanged (all inputs), output 16 px * 4 ch per group
+    assert r.total_cycles == pytest.approx(200 + 76 + 2 * 1216 + (96 + 16) / 8)
+
+
+def test_memory_bound_layer():
+    """1x1 conv with 4 in/4 out channels: compute 1*16*1 + 22 = 38/tile; memory dominates."""
+    d = F.make_descriptor(k=1, stride=1, in_h=4, in_w=8, in_c=4, out_c=4, tile=4)
+    p = M.CycleParams(axi_efficiency=1.0, dram_bytes_per_s=1e15)
+    slow = M.CycleParams(axi_efficiency=0.05, dram_bytes_per_s=1e15)
+    fast = M.layer_cycles(d, SMALL, p)
+    starved = M.layer_cycles(d, SMALL, slow)
+    assert starved.total_cycles > 2 * fast.total_cycles
+    assert starved.memory_cycles > starved.compute_cycles
+
+
+def test_no_active_tiles_costs_only_overheads():
+    d = _layer(tile_gated=True, n_active_tiles=0)
+    r = M.layer_cycles(d, SMALL, EXACT, tiles=[])
+    assert r.total_cycles == pytest.approx(200 + 96 / 8) and r.macs == 0
+
+
+def test_residual_only_tiles():
+    d = _layer(tile_gated=True, n_active_tiles=1, residual=True, res_mult=1, n_res_tiles=1)
+    r = M.layer_cycles(d, SMALL, EXACT, tiles=[0], res_tiles=[1])
+    # residual-only tile: 12 + max(16 px * 4 groups, 2*16*16/8 = 64) + params 16*8/8
+    base = 200 + 76 + 4 * (20 + 598) + (96 + 4) / 8
+    assert r.total_cycles == pytest.approx(base + 12 + 64 + 16)
+
+
+def test_gating_is_monotone():
+    d = F.make_descriptor(k=3, stride=1, in_h=28, in_w=28, in_c=128, out_c=128, tile=4)
+    prev = None
+    for n in range(0, 50, 7):
+        g = d.replace(tile_gated=True, n_active_tiles=n)
+        t = M.layer_cycles(g).total_cycles
+        assert prev is None or t > prev
+        prev = t
+
+
+def test_fused_pool_geometry():
+    stem = F.make_descriptor(k=7, stride=2, in_h=224, in_w=224, in_c=3, out_c=64, tile=8,
+                             maxpool=True, in_signed=True)
+    pix, opix, patch = M._tile_geometry(stem)
+    assert opix.sum() == 56 * 56
+    assert pix.max() == 17 * 17 and patch.max() == 39 * 39
+    assert M.layer_cycles(stem).macs == pytest.approx(float(pix.sum()) * 64 * 3 * 49)
+
+
+def test_params_save_load(tmp_path):
+    p = M.CycleParams(tile_overhead_cycles=7, axi_efficiency=0.5)
+    path = tmp_path / "cal.json"
+    p.save(path)
+    assert M.CycleParams.load(path) == p
+    path.write_text('{"tile_overhead": 3}')
+    with pytest.raises(ConfigError, match="unknown key"):
+        M.CycleParams.load(path)
+    path.write_text("{")
+    with pytest.raises(ConfigError, match="cannot read"):
+        M.CycleParams.load(path)
+
+
+# ---- network shapes and masks --------------------------------------------------------------
+def test_dense_macs_match_reference_numbers():
+    assert net_shape("resdg18").dense_macs == pytest.approx(1.814e9, rel=2e-3)
+    assert net_shape("resdg34").dense_macs == pytest.approx(3.664e9, rel=2e-3)
+    assert net_shape("resdg20_cifar10").dense_macs == pytest.approx(40.8e6, rel=5e-3)
+    r18 = net_shape("resdg18")
+    assert [b.out_h for b in r18.blocks] == [56, 56, 28, 28, 14, 14, 7, 7]
+    assert [b.tile for b in r18.blocks] == [8, 8, 4, 4, 2, 2, 1, 1]
+    assert {b.n_tiles for b in r18.blocks} == {49}
+    assert len(net_shape("resdg34").blocks) == 16
+    with pytest.raises(ConfigError):
+        net_shape("resdg99")
+
+
+@pytest.mark.parametrize("name, cfg", [("resdg18", default_config()),
+                                       ("resdg34", default_config()),
+                                       ("resdg20_cifar10", SMALL)])
+def test_every_network_layer_fits_its_engine(name, cfg):
+    net = net_shape(name)
+    masks = M.random_block_masks(net, [0.3] * len(net.blocks), seed=5)
+    stem = F.make_descriptor(k=net.stem.k, stride=net.stem.stride, in_h=net.stem.in_h,
+                             in_w=net.stem.in_w, in_c=3, out_c=net.stem.out_c,
+                             tile=net.blocks[0].tile, maxpool=net.stem.maxpool)
+    assert F.layer_fit_problems(stem, cfg) == []
+    for b, m in zip(net.blocks, masks):
+        for mask in (m, None):
+            for d, _, _ in M.block_descriptors(b, mask):
+                assert F.layer_fit_problems(d, cfg) == [], (b.name, d)
+
+
+def test_random_masks_have_the_requested_density():
+    net = net_shape("resdg34")
+    dens = list(np.linspace(0.2, 0.9, len(net.blocks)))
+    masks = M.random_block_masks(net, dens, seed=11)
+    again = M.random_block_masks(net, dens, seed=11)
+    for b, m, m2, d in zip(net.blocks, masks, again, dens):
+        assert np.array_equal(m.tiles, m2.tiles) and np.array_equal(m.channels, m2.channels)
+        assert np.all(np.diff(m.tiles.astype(int)) > 0) and m.tiles.max() < b.n_tiles
+        assert abs(M.block_density(b, m) - d) < 0.1
+    spatial_only = M.random_block_masks(net, [0.5] * len(net.blocks), spatial_share=1.0)
+    assert all(len(m.channels) == b.out_c for b, m in zip(net.blocks, spatial_only))
+    with pytest.raises(ConfigError):
+        M.random_block_masks(net, [0.5])
+    with pytest.raises(ConfigError):
+        M.random_block_masks(net, [1.5] * len(net.blocks))
+
+
+def test_network_prediction_is_plausible():
+    net = net_shape("resdg18")
+    masks = M.random_block_masks(net, [0.4] * len(net.blocks), seed=0)
+    c = M.compare(net, masks)
+    assert c.dense.macs == pytest.approx(net.dense_macs)
+    assert 1.5 < c.mac_reduction < 3.0
+    assert 1.0 < c.speedup < c.mac_reduction
+    assert 0.5 < c.efficiency < 1.0
+    assert c.dense.seconds(default_config()) > 0
+    all_on = M.random_block_masks(net, [1.0] * len(net.blocks))
+    assert M.compare(net, all_on).speedup < 1.0          # gate overhead, nothing skipped

@@ -1,0 +1,41 @@
+"""Cycle-model predictions at the paper's operating points and the scheduler benchmark."""
+import json
+
+from dgfpga.cli.main import main
+from dgfpga.contract.engine_config import load_config
+from dgfpga.perf.prediction import PAPER_TABLE3, block_density_for_reduction, paper_configurations
+
+
+def test_paper_configurations_hit_the_paper_mac_reductions():
+    preds = paper_configurations(load_config("ultra96"))
+    assert [p.network for p in preds] == [t[0] for t in PAPER_TABLE3]
+    for p, (_, _, reduction, speedup) in zip(preds, PAPER_TABLE3):
+        # random masks are discrete: the solved density lands within a few percent
+        assert abs(p.mac_reduction / reduction - 1) < 0.05
+        assert 1.0 < p.speedup < p.mac_reduction
+        assert 0 < p.efficiency <= 1
+        assert p.paper_speedup == speedup
+        assert abs(p.gated_images_per_s - 1e3 / p.gated_ms) < 1e-6
+
+
+def test_density_solver_is_monotone():
+    d2 = block_density_for_reduction("resdg18", 2.0)
+    d3 = block_density_for_reduction("resdg18", 3.0)
+    assert 0 < d3 < d2 < 1
+
+
+def test_predict_command_writes_json(tmp_path, capsys):
+    out = tmp_path / "p.json"
+    assert main(["predict", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "resdg34" in text and "paper speedup" in text
+    data = json.loads(out.read_text())
+    assert len(data) == 3 and {"speedup", "efficiency", "gated_ms"} <= set(data[0])
+
+
+def test_bench_scheduler_command(tmp_path, capsys):
+    out = tmp_path / "b.json"
+    assert main(["bench-scheduler", "--arch", "resdg20_cifar10", "--config", "small",
+                 "--images", "5", "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["blocks"] == 9 and data["schedule_us_median"] > 0

@@ -1,0 +1,81 @@
+"""dgfpga.perf.resources: the resource estimate of the HLS engine (an estimate, not synthesis)."""
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+
+import pytest
+
+from dgfpga.backends import hls_csim
+from dgfpga.perf import resources
+from dgfpga.contract.engine_config import load_config
+from dgfpga.errors import ConfigError
+
+
+@pytest.mark.parametrize("name", ["small", "ultra96"])
+def test_shipped_configs_fit(name):
+    cfg = load_config(name)
+    est = resources.check_fits(cfg)
+    t = est.totals()
+    assert all(0 < v for v in t.values())
+    assert est.budget == dict(dsp=360, bram36=216, lut=70560, ff=141120)
+    assert all(u <= 1.0 for u in est.utilisation().values())
+    assert "ESTIMATE" in est.table() and "not a synthesis report" in est.table()
+
+
+def test_ultra96_dsp_count_follows_the_array():
+    cfg = load_config("ultra96")
+    est = resources.estimate(cfg)
+    assert est.dsp == cfg.tm * cfg.tn + (cfg.tm // 4) * resources.DSP_PER_REQUANT \
+        + resources.DSP_ADDRESSING == 304
+    # the MAC array dominates, the weight buffers dominate the BRAM
+    assert max(est.items, key=lambda i: i.dsp).component == "MAC array multipliers"
+    assert max(est.items, key=lambda i: i.bram36).component == "weight buffers"
+    assert 60 <= est.bram36 <= 150
+
+
+def test_bigger_array_is_refused_with_the_reason():
+    cfg = dataclasses.replace(load_config("ultra96"), tm=32, tn=16)   # not validated: 512 MACs
+    with pytest.raises(ConfigError, match=r"DSP \d+ > 360.*MAC array"):
+        resources.check_fits(cfg)
+
+
+def test_oversized_buffers_are_refused():
+    cfg = dataclasses.replace(load_config("ultra96"), weight_buffer_bytes=1_600_000)
+    with pytest.raises(ConfigError, match=r"BRAM36 \d+ > 216.*weight buffers"):
+        resources.check_fits(cfg)
+
+
+def test_unknown_part_family_is_an_error():
+    cfg = dataclasses.replace(load_config("small"), part="xc7z020clg400-1")
+    with pytest.raises(ConfigError, match="no LUT/FF budget"):
+        resources.estimate(cfg)
+
+
+def test_memory_mapping():
+    assert resources._memory(2048, 8) == (0.5, 0)           # one BRAM18 (2K x 9)
+    assert resources._memory(337, 128) == (2.0, 0)          # 512x72 x 2 on BRAM36
+    assert resources._memory(32, 32)[0] == 0                # small: distributed RAM
+    assert resources._memory(4096, 9) == (1.0, 0)
+
+
+@pytest.mark.parametrize("name", ["small", "ultra96"])
+def test_geometry_matches_the_hls_constants(name, tmp_path):
+    """buffer_geometry mirrors hls/src/dg_types.h: compile the header and compare."""
+    try:
+        cxx, ap = hls_csim.compiler(), hls_csim.ap_types_dir()
+    except hls_csim.CsimError as exc:
+        pytest.skip(f"C-sim toolchain missing: {exc}")
+    cfg = load_config(name)
+    (tmp_path / "dg_config.h").write_text(hls_csim._config_header(cfg))
+    keys = ("W_DEPTH", "IFM_DEPTH", "ACC_DEPTH", "PARAM_ROWS", "REQUANT_LANES", "MAX_TILES",
+            "BITMAP_WORDS")
+    prog = '#include <cstdio>\n#include "dg_types.h"\nint main(){\n' + "".join(
+        f'std::printf("{k} %u\\n", (unsigned)dg::{k});\n' for k in keys) + "}\n"
+    (tmp_path / "geo.cpp").write_text(prog)
+    subprocess.run([cxx, *hls_csim.CXXFLAGS, "-isystem", str(ap), "-I", str(tmp_path), "-I",
+                    str(hls_csim.SRC_DIR), str(tmp_path / "geo.cpp"), "-o", str(tmp_path / "geo")],
+                   check=True, capture_output=True)
+    out = subprocess.run([str(tmp_path / "geo")], check=True, capture_output=True, text=True).stdout
+    got = {k: int(v) for k, v in (ln.split() for ln in out.splitlines())}
+    assert got == resources.buffer_geometry(cfg)

@@ -1,0 +1,92 @@
+"""A tiny training run: dense baseline, then a DGNet from it; losses move as they should."""
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from dgfpga.workflows.train import TrainConfig, evaluate, train  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("train")
+    dense = train(TrainConfig(epochs=2, n_train=384, n_val=128, lr=0.05), d / "dense.pth.tar",
+                  progress=False, log=lambda *_: None)
+    gated = train(TrainConfig(epochs=2, n_train=384, n_val=128, lr=0.05, target_density=0.3,
+                              lbda=20.0, init=str(d / "dense.pth.tar")),
+                  d / "d30.pth.tar", progress=False, log=lambda *_: None)
+    return d, dense, gated
+
+
+def test_dense_run_learns(runs):
+    _, dense, _ = runs
+    h = dense["history"]
+    assert len(h) == 2
+    assert h[1]["closs"] < h[0]["closs"]             # classification loss decreases
+    assert all(r["rloss"] == 0 and r["bloss"] == 0 for r in h)
+
+
+def test_sparsity_loss_drives_density_to_target(runs):
+    _, _, gated = runs
+    h = gated["history"]
+    assert h[0]["rloss"] > 0
+    assert h[-1]["density"] < h[0]["density"] or h[-1]["density"] < 0.45
+    assert h[-1]["rloss"] <= h[0]["rloss"] + 1e-6
+
+
+def test_checkpoints_have_metadata_and_load_strictly(runs):
+    from dgfpga_models.checkpoint import load_checkpoint
+    d, _, _ = runs
+    model, meta = load_checkpoint(d / "d30.pth.tar")
+    assert meta["target_density"] == 0.3 and meta["seed"] == 0
+    assert "val_top1" in meta and "val_density" in meta and "dataset" in meta
+    assert meta["train_config"]["init"].endswith("dense.pth.tar")
+    assert meta["dense"] is False and "command" in meta and meta["wall_s"] > 0
+
+
+def test_dense_checkpoint_loads_in_dense_mode(runs):
+    from dgfpga.workflows.train import load_trained
+    d, _, _ = runs
+    dense, meta = load_trained(d / "dense.pth.tar")
+    gated, _ = load_trained(d / "d30.pth.tar")
+    assert meta["dense"] is True and dense.dense and not gated.dense
+
+
+def test_resume_continues(runs):
+    d, _, _ = runs
+    cfg = TrainConfig(epochs=3, n_train=384, n_val=128, lr=0.05)
+    logs = []
+    res = train(cfg, d / "dense.pth.tar", progress=False, log=logs.append)
+    assert any("resuming" in m and "epoch 2" in m for m in logs)
+    assert [r["epoch"] for r in res["history"]] == [1, 2, 3]
+
+
+def test_evaluate_is_deterministic(runs):
+    from dgfpga.data import embedded as data
+    from dgfpga_models.checkpoint import load_checkpoint
+    d, _, _ = runs
+    model, _ = load_checkpoint(d / "d30.pth.tar")
+    s = data.load_split("test", 100)
+    a, b = evaluate(model, s), evaluate(model, s)
+    assert a == b and 0 <= a["top1"] <= 100 and 0 < a["density"] <= 1.05
+
+
+SHIPPED = ["resdg20_cifar10_dense", "resdg20_cifar10_d50", "resdg20_cifar10_d30"]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_checkpoint_reproduces_model_card(name):
+    """Eval is deterministic: the test split gives exactly the recorded accuracy/density."""
+    from pathlib import Path
+    from dgfpga.data import embedded as data
+    from dgfpga.workflows.train import load_trained
+    root = Path(__file__).resolve().parents[2] / "models"
+    path = root / "checkpoints" / f"{name}.pth.tar"
+    if not path.exists():
+        pytest.skip(f"{path} not shipped yet")
+    model, meta = load_trained(path)
+    r = evaluate(model, data.load_split("test"))
+    assert r["top1"] == meta["test_top1"]
+    assert r["density"] == pytest.approx(meta["test_density"], abs=1e-9)
+    card = (root / "MODEL_CARD.md").read_text()
+    assert f"{r['top1']:.2f}" in card and f"{r['density']:.4f}" in card
