@@ -1,13 +1,18 @@
 """`dgfpga-host`: the board-side command line (numpy only; pynq only for --device board).
 
-    dgfpga-host bench --bundle BUNDLE [--device board|csim|rtl|numpy] [--images N]
-                      [--folder DIR] [--json OUT]
+    dgfpga-host bench --bundle BUNDLE [--device board|csim|rtl|numpy] [--images SPEC]
+                      [-o OUT.json]
     dgfpga-host info  --bundle BUNDLE
+
+`--images` takes `selfcheck[:N]` (the bundle's self-check images, default selfcheck:20)
+or any image spec of `dgfpga.data.images` (embedded[:N][:SPLIT], photos[:N][:SPLIT], an
+.npy file, a folder of PNG/JPEG/.npy images), normalised with the bundle model's mean/std.
 
 `bench` runs N images gated and dense, reports per-image latency (median, p90), images/s,
 speedup, the host-side overhead (gate evaluation + scheduling) as a share of the total,
 engine cycles, and checks every self-check image bit for bit against the golden model's
-outputs recorded in the bundle (logits and every mask). Exit status 1 if anything differs.
+outputs recorded in the bundle (logits and every mask). Exit status 1 if anything differs;
+2 (with a one-line message) for a bad bundle or image spec, before anything runs.
 """
 from __future__ import annotations
 
@@ -22,33 +27,6 @@ import numpy as np
 from dgfpga.errors import DgfpgaError
 
 
-def _load_folder(folder: Path, qm, n: int) -> np.ndarray:
-    """Images from a folder: .npy (HxWx3 uint8 RGB, or normalised float CxHxW) or PNG/JPEG
-    (needs Pillow), resized by nothing: they must already have the network's input size."""
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".npy", ".png", ".jpg", ".jpeg"))
-    if not files:
-        raise DgfpgaError(f"{folder}: no .npy/.png/.jpg images")
-    c, h, w = qm.input_shape
-    mean = np.asarray(qm.mean, np.float32)[:, None, None]
-    std = np.asarray(qm.std, np.float32)[:, None, None]
-    out = []
-    for p in files[:n]:
-        if p.suffix.lower() == ".npy":
-            a = np.load(p, allow_pickle=False)
-        else:
-            try:
-                from PIL import Image
-            except ImportError:
-                raise DgfpgaError("PNG/JPEG input needs Pillow (pip install pillow), or use .npy") from None
-            a = np.asarray(Image.open(p).convert("RGB"))
-        if a.dtype == np.uint8 and a.shape == (h, w, c):
-            a = (a.transpose(2, 0, 1).astype(np.float32) / 255.0 - mean) / std
-        elif a.shape != (c, h, w):
-            raise DgfpgaError(f"{p}: shape {a.shape}; expected {h}x{w}x{c} uint8 or {c}x{h}x{w} float")
-        out.append(a.astype(np.float32))
-    return np.stack(out)
-
-
 def _stats(xs) -> dict:
     a = np.asarray(xs, dtype=np.float64)
     return {"median": float(np.median(a)), "p90": float(np.percentile(a, 90)),
@@ -59,21 +37,31 @@ def bench(args) -> int:
     from dgfpga_host.bundle import load_bundle
     from dgfpga_host.runner import NetworkRunner
     from dgfpga_host.sim_devices import make_device
+    from dgfpga.data.images import load_images, parse_spec
+    from dgfpga.outdir import atomic_write_text, check_writable
+    if args.out:                  # before the benchmark: its figures must not be lost
+        check_writable(args.out, "file")
     b = load_bundle(args.bundle)
+    # the images are checked before the device is opened or anything runs
+    spec = parse_spec(args.images, "--images", extra_kinds=("selfcheck",))
+    sc = b.selfcheck
+    if spec.kind == "selfcheck":
+        if sc is None:
+            raise DgfpgaError(f"--images {args.images}: the bundle has no self-check images; "
+                              f"give an image spec (embedded:N, an .npy file or a folder)")
+        if spec.split is not None:
+            raise DgfpgaError(f"--images {args.images}: expected selfcheck[:N]")
+        images = sc.images[:spec.n or len(sc.images)]
+        check = True
+    else:
+        qm = b.qmodel
+        images = load_images(args.images, qm.input_shape, qm.mean, qm.std).images
+        check = False
     dev_kw = {}
     if args.device == "board":
         dev_kw = {"bitfile": args.bitfile or str(Path(args.bundle) / "overlay" / "dgfpga.bit")}
     device = make_device(args.device, b.cfg, **dev_kw)
     runner = NetworkRunner(b, device, timeout_s=args.timeout, validate=args.validate)
-    sc = b.selfcheck
-    if args.folder:
-        images = _load_folder(Path(args.folder), b.qmodel, args.images)
-        check = False
-    else:
-        if sc is None:
-            raise DgfpgaError("the bundle has no self-check images: pass --folder")
-        images = sc.images[:args.images]
-        check = True
     res = {"gated": [], "dense": []}
     mismatches = []
     t0 = time.perf_counter()
@@ -117,8 +105,8 @@ def bench(args) -> int:
     out["bit_exact"] = None if not check else not mismatches
     out["mismatches"] = mismatches[:20]
     _print(out)
-    if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+    if args.out:
+        atomic_write_text(args.out, json.dumps(out, indent=2) + "\n")
     return 1 if mismatches else 0
 
 
@@ -137,7 +125,8 @@ def _print(o: dict) -> None:
           f"clock on this device; MAC reduction {o['mac_reduction']:.2f}x; efficiency "
           f"{o['efficiency_cycles']:.2f}")
     if o["bit_exact"] is None:
-        print("bit-exact check: not run (images from a folder have no recorded outputs)")
+        print("bit-exact check: not run (only the bundle's self-check images have recorded "
+              "outputs)")
     else:
         print(f"bit-exact vs golden (logits + masks, gated and dense): "
               f"{'PASS' if o['bit_exact'] else 'FAIL: ' + '; '.join(o['mismatches'][:5])}")
@@ -163,21 +152,33 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--device", default="board", choices=("board", "csim", "rtl", "numpy"),
                    help="engine target (default: the Ultra96 via PYNQ)")
     b.add_argument("--bitfile", help="overlay .bit (default BUNDLE/overlay/dgfpga.bit)")
-    b.add_argument("--images", type=int, default=20, help="images to run (default 20)")
-    b.add_argument("--folder", help="run images from this folder instead of the self-check set")
+    b.add_argument("--images", default="selfcheck:20", metavar="SPEC",
+                   help="images to run: selfcheck[:N] (the bundle's self-check images, "
+                        "checked bit for bit), embedded[:N][:SPLIT], photos[:N][:SPLIT], an "
+                        ".npy file (uint8 [N,H,W,3] or normalised float32 [N,3,H,W]) or a "
+                        "folder of PNG/JPEG/.npy images (default selfcheck:20)")
     b.add_argument("--timeout", type=float, default=5.0, help="engine timeout per start, s")
     b.add_argument("--validate", action="store_true",
                    help="re-check every descriptor and work list on the host before starting")
-    b.add_argument("--json", help="also write the figures to this JSON file")
-    b.add_argument("--no-progress", dest="progress", action="store_false")
+    b.add_argument("-o", "--out", help="also write the figures to this JSON file")
+    b.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="no progress line on stderr")
     b.set_defaults(func=bench)
     i = sub.add_parser("info", help="describe a bundle")
-    i.add_argument("--bundle", required=True)
+    i.add_argument("--bundle", required=True, help="bundle folder written by dgfpga build-hls")
     i.set_defaults(func=info)
     return p
 
 
 def main(argv=None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:          # Ctrl-C: one line; the -o file is written atomically
+        print("dgfpga-host: interrupted (Ctrl-C)", file=sys.stderr)
+        return 130
+
+
+def _main(argv=None) -> int:
     p = build_parser()
     args = p.parse_args(argv)
     if not getattr(args, "func", None):
@@ -190,5 +191,14 @@ def main(argv=None) -> int:
         return 2
 
 
+def entry() -> None:
+    """The console script: `main`, then Ctrl-C is ignored while the interpreter shuts down
+    (as dgfpga.cli.main.entry: a late Ctrl-C must not end in a silent exit -2)."""
+    import signal
+    code = main()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -6,13 +6,20 @@ through PYNQ (`dgfpga_host.pynq_device`), the HLS C-simulation through ctypes an
 RTL through cocotb + Verilator (`dgfpga_host.sim_devices`), plus a numpy functional
 model (`dgfpga_host.sim_devices.NumpyDevice`) for fast runs. `EngineDriver` programs the
 register map (`dgfpga.contract.regmap`) over any of them; the network runner uses only the driver.
+
+Every wait has a finite deadline (`check_timeout`: NaN, infinity, zero and negative
+timeouts are refused) and polls with short sleeps (`poll_until`); on simulated devices the
+deadline applies too (a start that outlives it is stopped, see `SimulatedDevice`).
 """
 from __future__ import annotations
 
 import abc
+import ctypes
+import math
+import threading
 import time
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -20,10 +27,20 @@ from dgfpga.contract import regmap
 from dgfpga.errors import DgfpgaError
 
 __all__ = ["DeviceError", "EngineTimeout", "EngineFault", "DeviceBuffer", "Device",
-           "SimulatedDevice", "EngineDriver", "RunInfo"]
+           "SimulatedDevice", "EngineDriver", "RunInfo", "check_timeout", "poll_until",
+           "MAX_TIMEOUT_S"]
 
 REG = {r.name: r.offset for r in regmap.REGISTERS}
-AP_START, AP_DONE, AP_IDLE = 0x1, 0x2, 0x4
+AP_START, AP_DONE, AP_IDLE = (regmap.field("CTRL", n).mask
+                              for n in ("AP_START", "AP_DONE", "AP_IDLE"))
+
+
+#: the longest wait a caller may ask for (every wait has a finite deadline)
+MAX_TIMEOUT_S = 24 * 3600.0
+#: polling: the first sleep between register reads, doubled up to POLL_MAX_S
+POLL_MIN_S, POLL_MAX_S = 50e-6, 1e-3
+#: how long a timed-out simulated start gets to stop after it is told to
+STOP_GRACE_S = 0.5
 
 
 class DeviceError(DgfpgaError):
@@ -32,6 +49,38 @@ class DeviceError(DgfpgaError):
 
 class EngineTimeout(DeviceError):
     """The engine did not signal ap_done within the timeout."""
+
+
+def check_timeout(timeout_s, what: str = "timeout") -> float:
+    """`timeout_s` as a float if it is a finite number of seconds in (0, MAX_TIMEOUT_S];
+    DeviceError otherwise (NaN, infinity, zero, negative, not a number)."""
+    ok = isinstance(timeout_s, (int, float, np.integer, np.floating)) and \
+        not isinstance(timeout_s, bool)
+    t = float(timeout_s) if ok else math.nan
+    if not (math.isfinite(t) and 0 < t <= MAX_TIMEOUT_S):
+        raise DeviceError(f"{what} {timeout_s!r} is not a number of seconds in (0, "
+                          f"{MAX_TIMEOUT_S:g}]: pass a finite positive value, e.g. --timeout 5")
+    return t
+
+
+def poll_until(done: Callable[[], bool], timeout_s: float) -> bool:
+    """Call `done()` until it is true (-> True) or `timeout_s` seconds passed (-> False),
+    sleeping between calls: POLL_MIN_S at first, doubling up to POLL_MAX_S (so a quick
+    engine is seen within ~50 µs and a long wait costs ~1000 reads per second, not a core)."""
+    deadline = time.monotonic() + check_timeout(timeout_s)
+    delay = POLL_MIN_S
+    while True:
+        if done():
+            return True
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        time.sleep(min(delay, left))
+        delay = min(2 * delay, POLL_MAX_S)
+
+
+class _Stopped(BaseException):
+    """Raised inside a simulated engine's worker thread to stop a start that timed out."""
 
 
 class EngineFault(DeviceError):
@@ -82,22 +131,29 @@ class Device(abc.ABC):
     def read_reg(self, offset: int) -> int:
         """Read a 32-bit register of the engine's control port."""
 
-    def start(self) -> None:
-        """Set ap_start."""
+    #: what to do when the engine times out (the end of the EngineTimeout message)
+    timeout_hint = ("the engine may be hung: reset the board (reload the overlay) and check "
+                    "the bundle matches the bitstream")
+
+    def start(self, timeout_s: Optional[float] = None) -> None:
+        """Set ap_start. `timeout_s`: the deadline the caller will wait with (simulators
+        may use it to bound their own run; the hardware ignores it)."""
         self.write_reg(REG["CTRL"], AP_START)
 
     def wait(self, timeout_s: float) -> None:
-        """Return when the engine is done; EngineTimeout after `timeout_s` seconds."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if self.read_reg(REG["CTRL"]) & AP_DONE:
-                return
-            if time.monotonic() > deadline:
-                raise EngineTimeout(
-                    f"{self.name}: engine not done after {timeout_s:g} s (CTRL=0x"
-                    f"{self.read_reg(REG['CTRL']):08X}); the engine may be hung: reset the "
-                    "board (reload the overlay) and check the bundle matches the bitstream")
-            time.sleep(0.0002)
+        """Return when the engine is done; EngineTimeout after `timeout_s` seconds
+        (DeviceError for a timeout that is not finite and positive, see check_timeout).
+        Polls ap_done with short sleeps (poll_until), never busily."""
+        t = check_timeout(timeout_s)
+        self._poll_done(t, t)
+
+    def _poll_done(self, left_s: float, timeout_s: float) -> None:
+        if not poll_until(lambda: self.read_reg(REG["CTRL"]) & AP_DONE, left_s):
+            raise self._timeout_error(timeout_s)
+
+    def _timeout_error(self, timeout_s: float, detail: str = "") -> EngineTimeout:
+        return EngineTimeout(f"{self.name}: engine not done after {timeout_s:g} s (CTRL=0x"
+                             f"{self.read_reg(REG['CTRL']):08X}){detail}; {self.timeout_hint}")
 
     def close(self) -> None:
         pass
@@ -106,17 +162,30 @@ class Device(abc.ABC):
 class SimulatedDevice(Device):
     """A device whose register file and memory live in Python; `execute` runs the engine.
 
-    Registers follow ap_ctrl_hs: writing AP_START runs `execute()` to completion and sets
-    ap_done/ap_idle, the output arguments and their ap_vld bits. Buffers get fake,
-    non-overlapping physical addresses; the engine sees memory through `resolve`.
+    Registers follow ap_ctrl_hs: writing AP_START runs `execute()` in a worker thread (as
+    the hardware runs beside the CPU); when it returns, the output arguments, their ap_vld
+    bits and ap_done/ap_idle are set. An exception from `execute()` is raised by the next
+    read of CTRL (so by `wait`). A start that outlives the caller's deadline is stopped
+    (`wait`: an exception is raised inside the worker; its results are discarded) and
+    reported as EngineTimeout; memory it wrote before stopping is undefined, as on a
+    board. Buffers get fake, non-overlapping physical addresses; the engine sees memory
+    through `resolve`.
     """
 
     BASE = 0x1000_0000
+    timeout_hint = ("the output buffers of a timed-out start are undefined: check the program "
+                    "(layer count, descriptors) or pass a longer --timeout")
 
     def __init__(self):
         self.regs: dict[int, int] = {REG["CTRL"]: AP_IDLE}
         self.buffers: list[DeviceBuffer] = []
         self._next = self.BASE
+        self._lock = threading.Lock()
+        self._worker: Optional[threading.Thread] = None
+        self._run_id = 0                 # the start whose results may still be committed
+        self._error: Optional[BaseException] = None
+        #: the deadline passed to `start` (None: not known); simulators may bound their run
+        self.start_timeout_s: Optional[float] = None
 
     def allocate(self, nbytes: int) -> DeviceBuffer:
         buf = DeviceBuffer(np.zeros(max(int(nbytes), 1), dtype=np.uint8), self._next)
@@ -149,19 +218,97 @@ class SimulatedDevice(Device):
             self.regs[REG[up]] = value & 0xFFFFFFFF
         self.regs[REG[f"{up}_CTRL"]] = 1
 
+    def start(self, timeout_s: Optional[float] = None) -> None:
+        self.start_timeout_s = None if timeout_s is None else check_timeout(timeout_s)
+        super().start(timeout_s)
+
     def write_reg(self, offset: int, value: int) -> None:
         if offset == REG["CTRL"]:
             if value & AP_START:
-                self.regs[offset] = AP_START
-                status, cycles = self.execute()
-                self.set_out("status", status, 32)
-                self.set_out("cycles", cycles, 64)
-                self.set_out("engine_id", self.engine_id(), 64)
-                self.regs[offset] = AP_DONE | AP_IDLE
+                self._launch()
             return
         self.regs[offset] = int(value) & 0xFFFFFFFF
 
+    def _launch(self) -> None:
+        with self._lock:
+            if self._worker is not None and self._worker.is_alive():
+                raise DeviceError(
+                    f"{self.name}: ap_start while the simulated engine is still running (a "
+                    "start that timed out could not be stopped yet): wait for it or use a new "
+                    "device")
+            self._run_id += 1
+            self._error = None
+            self.regs[REG["CTRL"]] = AP_START
+            self._worker = threading.Thread(target=self._engine_thread, args=(self._run_id,),
+                                            name=f"dgfpga-{self.name}-engine", daemon=True)
+            self._worker.start()
+
+    def _engine_thread(self, run_id: int) -> None:
+        """The worker: execute(), then commit the outputs unless the start was abandoned."""
+        try:
+            try:
+                result = self.execute()
+            except _Stopped:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - re-raised by read_reg(CTRL)
+                result = exc
+            with self._lock:
+                if run_id != self._run_id:      # abandoned at its deadline: discard
+                    self.regs[REG["CTRL"]] = AP_IDLE
+                    return
+                self._run_id += 1        # committed: nothing can stop this run any more
+                if isinstance(result, BaseException):
+                    self._error = result
+                else:
+                    status, cycles = result
+                    self.set_out("status", status, 32)
+                    self.set_out("cycles", cycles, 64)
+                    self.set_out("engine_id", self.engine_id(), 64)
+                self.regs[REG["CTRL"]] = AP_DONE | AP_IDLE
+        except _Stopped:
+            self.regs[REG["CTRL"]] = AP_IDLE    # stopped: idle, not done, nothing committed
+
+    def _stop(self, worker: threading.Thread, run_id: int) -> str:
+        """Stop start `run_id` (running in `worker`) that outlived its deadline: raise
+        _Stopped inside its thread and give it STOP_GRACE_S to end. Returns 'committed'
+        (it finished meanwhile), 'stopped', or 'running' (it is inside compiled code,
+        which an exception reaches only when that returns)."""
+        with self._lock:
+            if self._run_id != run_id:
+                return "committed"
+            self._run_id += 1             # its results will not be committed
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(worker.ident),
+                                                       ctypes.py_object(_Stopped))
+        worker.join(STOP_GRACE_S)
+        if worker.is_alive():
+            return "running"              # CTRL stays busy: EngineDriver sees "not idle"
+        self.regs[REG["CTRL"]] = AP_IDLE
+        return "stopped"
+
+    def wait(self, timeout_s: float) -> None:
+        """As Device.wait; a simulated start still running at the deadline is stopped."""
+        t = check_timeout(timeout_s)
+        deadline = time.monotonic() + t
+        with self._lock:
+            worker, run_id = self._worker, self._run_id
+        if worker is not None:
+            worker.join(t)
+            if worker.is_alive():
+                outcome = self._stop(worker, run_id)
+                if outcome == "stopped":
+                    raise self._timeout_error(t, ": the simulated engine exceeded the deadline "
+                                                 "and was stopped")
+                if outcome == "running":
+                    raise self._timeout_error(
+                        t, ": the simulated engine exceeded the deadline and could not be "
+                           "stopped (it is inside compiled code and stops when that returns); "
+                           "this device refuses new starts until then")
+        self._poll_done(max(deadline - time.monotonic(), POLL_MIN_S), t)
+
     def read_reg(self, offset: int) -> int:
+        if offset == REG["CTRL"] and self._error is not None:
+            err, self._error = self._error, None
+            raise err
         v = self.regs.get(offset, 0)
         if offset == REG["CTRL"] and v & AP_DONE:       # ap_done is clear-on-read
             self.regs[offset] = v & ~AP_DONE
@@ -193,7 +340,7 @@ class EngineDriver:
 
     def __init__(self, device: Device, timeout_s: float = 10.0):
         self.device = device
-        self.timeout_s = timeout_s
+        self.timeout_s = check_timeout(timeout_s)
 
     def _w64(self, name: str, value: int) -> None:
         self.device.write_reg(REG[f"{name}_LO"], value & 0xFFFFFFFF)
@@ -219,8 +366,9 @@ class EngineDriver:
         if not dev.read_reg(REG["CTRL"]) & AP_IDLE:
             raise DeviceError(f"{dev.name}: engine is not idle (CTRL=0x"
                               f"{dev.read_reg(REG['CTRL']):08X}); reset it before starting")
-        dev.start()
-        dev.wait(self.timeout_s if timeout_s is None else timeout_s)
+        t = self.timeout_s if timeout_s is None else check_timeout(timeout_s)
+        dev.start(t)
+        dev.wait(t)
         status = dev.read_reg(REG["STATUS"])
         cycles = self._r64("CYCLES")
         return RunInfo(status, cycles)
@@ -228,6 +376,6 @@ class EngineDriver:
     def engine_id(self) -> int:
         """Read ENGINE_ID with an identify run (layer_count = 0)."""
         self.device.write_reg(REG["LAYER_COUNT"], 0)
-        self.device.start()
+        self.device.start(self.timeout_s)
         self.device.wait(self.timeout_s)
         return self._r64("ENGINE_ID")

@@ -3,19 +3,18 @@
 Uses, from pynq: `Overlay` (loads the `.bit` with its `.hwh`), `allocate` (physically
 contiguous buffers with `flush`/`invalidate`), `DefaultIP` (the driver base class; our
 subclass binds to the engine's VLNV, `dgfpga.contract.regmap.ENGINE_VLNV`). Completion by polling
-ap_done with a timeout (the interrupt line is wired too; polling keeps the runtime free of
-an asyncio loop and costs ~µs per start).
+ap_done with a finite timeout and short sleeps between reads (`Device.wait`: 50 µs, doubling
+to 1 ms; the interrupt line is wired too; polling keeps the runtime free of an asyncio loop).
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
 from dgfpga.contract.regmap import ENGINE_VLNV
-from dgfpga_host.device import AP_DONE, REG, Device, DeviceBuffer, DeviceError, EngineTimeout
+from dgfpga_host.device import Device, DeviceBuffer, DeviceError
 
 __all__ = ["PynqDevice", "engine_driver_class"]
 
@@ -55,6 +54,8 @@ class PynqDevice(Device):
     """The engine on the board. `bitfile`: the overlay's .bit (its .hwh beside it)."""
 
     name = "board"
+    timeout_hint = ("reload the overlay (it resets the PL) and check the bundle matches the "
+                    "bitstream")
 
     def __init__(self, bitfile: str, ip_name: Optional[str] = None, pynq_module=None):
         if pynq_module is None:
@@ -96,14 +97,6 @@ class PynqDevice(Device):
 
     def read_reg(self, offset: int) -> int:
         return int(self.ip.read(offset))
-
-    def wait(self, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not self.read_reg(REG["CTRL"]) & AP_DONE:
-            if time.monotonic() > deadline:
-                raise EngineTimeout(f"board: engine not done after {timeout_s:g} s (CTRL=0x"
-                                    f"{self.read_reg(REG['CTRL']):08X}); reload the overlay "
-                                    "(it resets the PL) and check the bundle matches the bitstream")
 
     def close(self) -> None:
         for b in self._buffers:

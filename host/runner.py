@@ -3,7 +3,9 @@
 Per image: quantize the input into its buffer, run the stem, then per block evaluate the
 gates from the per-tile channel sums the previous layer emitted (`dgfpga.numerics.gates`, the same
 function the golden model calls), schedule the block's work lists (`dgfpga.runtime.scheduler`),
-validate, run the engine and check STATUS; finally the head from the last block's sums.
+with `validate=True` check them before the start (the one work-list validator,
+`dgfpga.contract.formats.read_work_list`, as the engine reads them), run the engine and check
+STATUS; finally the head from the last block's sums.
 Dense mode runs the same network with every gate on: the speedup baseline.
 
 The same code runs on the board (PYNQ device) and on the simulators.
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dgfpga.numerics import gates
-from dgfpga.contract.formats import DESCRIPTOR_BYTES, bin_sums_from_tile_sums
+from dgfpga.contract.formats import DESCRIPTOR_BYTES
 from dgfpga.numerics.qmodel import quantize_input
 from dgfpga.runtime.scheduler import EngineRun, Scheduler
 from dgfpga_host.bundle import Bundle
@@ -102,7 +104,7 @@ class NetworkRunner:
         tin = self.qm.tensors[bp.in_tensor]
         c, h, w = tin.shape
         ts, tile, _ = self._sums(bp.in_tensor)
-        bins, counts = bin_sums_from_tile_sums(ts, tile, h, w, *qb.grid)
+        bins, counts = gates.sums_region_bins(ts, tile, h, w, *qb.grid)
         spatial = gates.eval_spatial_gate(np.moveaxis(bins, -1, 0)[None], counts, tin.scale,
                                           qb.spatial_gate)[0]
         total = ts.reshape(-1, c).astype(np.int64).sum(axis=0)

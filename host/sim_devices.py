@@ -8,11 +8,16 @@
   cycle-accurate.
 
 All three share `SimulatedDevice`'s register file (ap_ctrl_hs), so the driver and the
-network runner above them are the code that runs on the board.
+network runner above them are the code that runs on the board. Each start runs in a worker
+thread; the caller's timeout applies (see `SimulatedDevice`): a start that outlives it is
+stopped and reported as EngineTimeout. The RTL device builds its simulator in `start`, so
+the Verilator compile does not count against the deadline, and passes the deadline to the
+simulator process (`FastSim.run(wall_timeout_s=...)`, when the backend offers it).
 """
 from __future__ import annotations
 
 import abc
+import inspect
 from typing import Optional
 
 import numpy as np
@@ -121,11 +126,32 @@ class RtlDevice(_ProgramDevice):
         self.sim_cycles = 0
         self.sim_wall_s = 0.0
 
-    def _run(self, program: bytes, n: int, regions: dict) -> tuple[int, int]:
+    def _prepare(self, program_bytes: int, regions: dict) -> None:
         if self._sim is None:
-            need = sum(int(r.size) for r in regions.values()) + len(program) + 5 * 4096
+            need = sum(int(r.size) for r in regions.values()) + program_bytes + 5 * 4096
             self._sim = self._rtl.FastSim(self.cfg, mem_bytes=need)
-        out = self._sim.run(program, n, regions, latency=self.latency, stall_pct=self.stall_pct)
+
+    def start(self, timeout_s: Optional[float] = None) -> None:
+        """Build the simulator (Verilator compile, cached) here, in the caller's thread,
+        so the compile does not count against the engine's deadline."""
+        n = self.arg("layer_count")
+        if self._sim is None and 0 < n <= self.cfg.max_layers:
+            try:
+                regions = self.regions()
+            except DeviceError:
+                regions = None               # reported by the run itself
+            if regions is not None:
+                self._prepare(n * DESCRIPTOR_BYTES, regions)
+        super().start(timeout_s)
+
+    def _run(self, program: bytes, n: int, regions: dict) -> tuple[int, int]:
+        self._prepare(len(program), regions)
+        kw = {}
+        if self.start_timeout_s is not None and \
+                "wall_timeout_s" in inspect.signature(self._sim.run).parameters:
+            kw["wall_timeout_s"] = self.start_timeout_s     # the simulator kills its process
+        out = self._sim.run(program, n, regions, latency=self.latency, stall_pct=self.stall_pct,
+                            **kw)
         if out.timeout:
             return regmap.pack_status(regmap.ERR["AXI_ERROR"]), int(out.cycles)
         for name in ("fmap", "sums"):

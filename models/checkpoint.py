@@ -41,6 +41,13 @@ PathLike = Union[str, os.PathLike]
 #: keys of a classifier weight, to read the number of classes from a state dict
 _CLASSIFIER_KEYS = ("fc.weight", "classifier.1.weight")
 _LIST_LIMIT = 12
+#: largest magnitude a weight or BN statistic may have: beyond it int8 quantization (a
+#: per-channel scale of max|w| / 127, float32 arithmetic) no longer means anything
+MAX_ABS_VALUE = 1e15
+#: the first bytes of a legacy (non-zip) torch.save file: a pickle of the magic number
+_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+_TRUNCATION_HINTS = ("unexpected eof", "ran out of input", "truncated", "corrupted",
+                     "invalid load key", "unpickling stack underflow")
 _PLAIN_TYPES = (type(None), bool, int, float, str, bytes, torch.Tensor)
 
 
@@ -106,14 +113,76 @@ def _explain_read_error(path: Path, exc: Exception) -> CheckpointError:
             "loading it could run code from the file. Only tensors and plain containers are "
             "accepted (weights only); re-save the checkpoint with plain metadata "
             "(save_checkpoint does).")
-    if "zip archive" in text or "central directory" in text:
+    kind = _container(path)
+    if kind == "zip" or "zip archive" in text or "central directory" in text:
         return CheckpointError(
             f"{path} is a damaged PyTorch checkpoint (its zip archive cannot be read; the "
             "file is probably truncated or corrupted): copy or save it again")
+    if kind == "legacy" or (kind == "pickle" and (
+            isinstance(exc, EOFError) or any(h in text.lower() for h in _TRUNCATION_HINTS))):
+        return CheckpointError(
+            f"{path} is a truncated or corrupt PyTorch checkpoint (legacy, non-zip format; "
+            f"{type(exc).__name__}: {text.splitlines()[0][:120] if text else 'unreadable'}): "
+            "copy or save it again")
     return CheckpointError(
         f"{path} is not a PyTorch checkpoint ({type(exc).__name__}: "
         f"{text.splitlines()[0][:160] if text else 'unreadable'}); expected a file written "
         "by torch.save (e.g. the official .pth.tar)")
+
+
+def _container(path: Path) -> str:
+    """'zip' (torch.save's default), 'legacy' (the pre-1.6 format: a pickled magic number
+    first), 'pickle' (another pickle stream) or 'other', from the file's first bytes."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return "other"
+    if head.startswith(b"PK\x03\x04"):
+        return "zip"
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
+        if head[2:4] == b"\x8a\x0a" and int.from_bytes(head[4:14], "little") == _LEGACY_MAGIC:
+            return "legacy"
+        return "pickle"
+    return "other"
+
+
+def _prefix_hint(keys) -> str:
+    """A hint when only some keys carry DataParallel's `module.` prefix ('' otherwise)."""
+    keys = [str(k) for k in keys]
+    n = sum(k.startswith("module.") for k in keys)
+    if 0 < n < len(keys):
+        return (f"  {n} of {len(keys)} keys start with 'module.' (a DataParallel prefix on only "
+                "some keys, e.g. a state dict merged from two sources): strip 'module.' from "
+                "every key, or add it to every key, and save again")
+    return ""
+
+
+def check_values(state: dict[str, torch.Tensor], path: Path) -> None:
+    """CheckpointError naming the first tensor with a NaN or infinite value, a magnitude
+    above MAX_ABS_VALUE, or (BatchNorm running_var) a negative variance."""
+    for k, v in state.items():
+        if not torch.is_floating_point(v) or v.numel() == 0:
+            continue
+        v = v.detach()
+        bad = ~torch.isfinite(v)
+        if bool(bad.any()):
+            what = "NaN" if bool(torch.isnan(v).any()) else "infinite"
+            raise CheckpointError(
+                f"checkpoint {path}: tensor {k} has {int(bad.sum())} {what} value(s) of "
+                f"{v.numel()}; the training run diverged or the file is corrupt: use an "
+                "earlier checkpoint or retrain (quantization needs finite weights)")
+        big = float(v.abs().max())
+        if big > MAX_ABS_VALUE:
+            raise CheckpointError(
+                f"checkpoint {path}: tensor {k} has a value of magnitude {big:.3g} (limit "
+                f"{MAX_ABS_VALUE:g}); int8 quantization of it would be meaningless: the "
+                "training run diverged or the weights were scaled by mistake; use another "
+                "checkpoint")
+        if k.endswith("running_var") and bool((v < 0).any()):
+            raise CheckpointError(
+                f"checkpoint {path}: tensor {k} (a BatchNorm variance) has negative values; "
+                "the file is corrupt or not from this architecture: use another checkpoint")
 
 
 def _split(obj: Any, path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -195,6 +264,9 @@ def _check_match(model: GatedNetwork, state: dict[str, torch.Tensor], path: Path
                          "architecture, or pass strict=False to load the matching keys only")
         else:
             lines.append("  check num_classes / input size, or the architecture")
+        hint = _prefix_hint(state)
+        if hint:
+            lines.append(hint)
         raise CheckpointError("\n".join(lines))
     return missing, unexpected
 
@@ -216,7 +288,8 @@ def load_checkpoint(path: PathLike, arch: Optional[str] = None,
     shapes are always an error.
     meta: every top-level entry except 'state_dict' (e.g. epoch, best_acc, optimizer).
     Raises CheckpointError for unreadable files, non-checkpoints, code-carrying pickles,
-    and mismatches (naming the keys and what to do).
+    mismatches (naming the keys and what to do), and non-finite or absurd values
+    (`check_values`: NaN/inf, |v| > MAX_ABS_VALUE, negative BN variance, naming the tensor).
     """
     path = Path(path)
     state, meta = _split(_read_file(path), path)
@@ -226,7 +299,8 @@ def load_checkpoint(path: PathLike, arch: Optional[str] = None,
             raise CheckpointError(
                 f"cannot tell the architecture of {path}: its keys match none of "
                 f"{', '.join(ARCHS)} (closest: {_closest_arch(frozenset(state))}); "
-                "pass arch=... to see which keys differ")
+                "pass arch=... to see which keys differ"
+                + (("\n" + _prefix_hint(state)) if _prefix_hint(state) else ""))
         if arch not in ARCHS:
             raise CheckpointError(f"unknown architecture {arch!r}; known: {', '.join(ARCHS)}")
         size = meta.get("input_size") if meta.get("arch") == arch else None
@@ -235,6 +309,7 @@ def load_checkpoint(path: PathLike, arch: Optional[str] = None,
     elif arch is not None and arch != model.arch:
         raise CheckpointError(f"arch={arch!r} but the given model is {model.arch}: pass one")
     missing, unexpected = _check_match(model, state, path, strict)
+    check_values(state, path)
     model.load_state_dict(state, strict=strict)
     if not strict:
         meta = {**meta, "missing_keys": missing, "unexpected_keys": unexpected}

@@ -7,12 +7,21 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# A run started as a background job of a non-interactive shell (as CI may start .ci/run)
+# begins with SIGINT ignored; Python then installs no KeyboardInterrupt handler and every
+# child process inherits the ignore. The Ctrl-C tests (tests/test_outdir.py,
+# tests/workflows/test_build_interrupt.py, ...) need what a user's terminal gives: the
+# default handler here, and SIG_DFL in the children (a caught signal resets on exec).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _venv_bin() -> Path:
@@ -72,7 +81,8 @@ def calib_images():
 def test_qmodel(calib_images):
     """A quantized resdg20_cifar10 with realistic statistics and mixed gates (needs torch)."""
     pytest.importorskip("torch", reason="quantizing a model needs torch (extra 'torch')")
-    from dgfpga.quant.quantize import make_test_model, quantize_model
+    from dgfpga.quant.float_model import make_test_model
+    from dgfpga.quant.quantizer import quantize_model
     model = make_test_model("resdg20_cifar10", calib_images)
     return quantize_model(model, calib_images)
 

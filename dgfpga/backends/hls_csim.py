@@ -8,6 +8,9 @@ module renders the config header (`dgfpga.contract.codegen`), compiles
   ctypes by `CsimEngine` (the C-sim device of the host runtime uses it too), and
 - `tb_dg_engine`: the stand-alone testbench `hls/tb/tb_dg_engine.cpp` that checks vector
   set folders (`docs/test_vectors.md`),
+- sanitizer builds (AddressSanitizer + UBSan, `-fno-sanitize-recover=all`): the testbench
+  (`tb_asan`) and the batch runner of the mutation fuzzer (`fuzz_asan`,
+  `hls/tb/fuzz_dg_engine.cpp`, driven by `dgfpga.backends.engine_fuzz`),
 
 into a build folder `<cache>/<config name>-<config hash>/`. A build is reused while the
 digest of its sources, the rendered header, the compiler and the flags is unchanged.
@@ -32,24 +35,35 @@ import numpy as np
 from dgfpga.contract import formats
 from dgfpga.contract import regmap
 from dgfpga.contract.engine_config import CONFIG_DIR, EngineConfig, load_config
+from dgfpga import paths
 from dgfpga.errors import DgfpgaError
 
 __all__ = ["CsimError", "CsimEngine", "CsimRun", "VectorCheck", "CXXFLAGS", "ap_types_dir",
-           "compiler", "build", "build_dir", "run_vector_set", "run_testbench"]
+           "compiler", "build", "build_dir", "run_vector_set", "run_testbench",
+           "sanitizer_env", "SANITIZE_FLAGS"]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-HLS_DIR = REPO_ROOT / "hls"
+HLS_DIR = paths.hls_dir()                      # the checkout's hls/ or the installed copy
 SRC_DIR = HLS_DIR / "src"
 TB_DIR = HLS_DIR / "tb"
 
 # DESIGN.md section 6: the flags that build the engine clean against ap_types.
 CXXFLAGS = ("-std=c++14", "-O2", "-Wall", "-Wextra", "-Wno-unknown-pragmas",
             "-Wno-unused-label", "-Wno-maybe-uninitialized", "-Wno-uninitialized")
+# Sanitizer builds: every out-of-bounds access, misaligned or null access and signed
+# overflow aborts the run with a report (-O1 keeps the build and the reports quick).
+SANITIZE_FLAGS = ("-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined",
+                  "-fno-sanitize-recover=all")
+# Runtime options of the sanitizer builds (leak checks off: the engine's buffers are static).
+SANITIZE_ENV = {"ASAN_OPTIONS": "detect_leaks=0:halt_on_error=1:abort_on_error=0",
+                "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1"}
 LIB_NAME = "libdg_csim.so"
 TB_NAME = "tb_dg_engine"
 TARGETS = {
     "lib": (LIB_NAME, ("src/dg_engine.cpp", "src/dg_bridge.cpp"), ("-shared", "-fPIC")),
     "tb": (TB_NAME, ("src/dg_engine.cpp", "tb/tb_dg_engine.cpp"), ()),
+    "tb_asan": (TB_NAME + "_asan", ("src/dg_engine.cpp", "tb/tb_dg_engine.cpp"), SANITIZE_FLAGS),
+    "fuzz_asan": ("fuzz_dg_engine_asan", ("src/dg_engine.cpp", "tb/fuzz_dg_engine.cpp"),
+                  SANITIZE_FLAGS),
 }
 
 
@@ -109,7 +123,8 @@ def _sources() -> list[Path]:
 
 def build(cfg: EngineConfig, target: str = "lib", cache_dir: Union[str, Path, None] = None,
           force: bool = False) -> Path:
-    """Compile `target` ('lib' or 'tb') for `cfg`; return the artifact's path.
+    """Compile `target` (a TARGETS name: 'lib', 'tb', 'tb_asan', 'fuzz_asan') for `cfg`;
+    return the artifact's path.
 
     Reuses an existing build whose digest (sources, config header, compiler, flags) matches.
     """
@@ -300,14 +315,26 @@ def run_vector_set(vs, engine: Optional[CsimEngine] = None) -> VectorCheck:
                        vs.macs, "; ".join(problems) or "bit-exact")
 
 
+def sanitizer_env() -> dict:
+    """The environment to run a sanitizer build in."""
+    return {**os.environ, **SANITIZE_ENV}
+
+
 def run_testbench(folders: Sequence[Union[str, Path]], cfg: EngineConfig,
                   cache_dir: Union[str, Path, None] = None,
-                  timeout_s: float = 600) -> tuple[int, list[str]]:
-    """Run the compiled C++ testbench on vector set folders: (exit code, result lines)."""
-    exe = build(cfg, "tb", cache_dir)
+                  timeout_s: float = 600, sanitize: bool = False) -> tuple[int, list[str]]:
+    """Run the compiled C++ testbench on vector set folders: (exit code, result lines).
+
+    `sanitize`: the AddressSanitizer + UBSan build; a finding ends the run with a non-zero
+    exit code and its report among the lines.
+    """
+    exe = build(cfg, "tb_asan" if sanitize else "tb", cache_dir)
     try:
         proc = subprocess.run([str(exe), *map(str, folders)], capture_output=True, text=True,
-                              timeout=timeout_s)
+                              timeout=timeout_s, env=sanitizer_env() if sanitize else None)
     except subprocess.TimeoutExpired:
         raise CsimError(f"{exe} did not finish within {timeout_s} s") from None
-    return proc.returncode, proc.stdout.splitlines()
+    lines = proc.stdout.splitlines()
+    if sanitize and proc.stderr.strip():
+        lines += proc.stderr.splitlines()
+    return proc.returncode, lines

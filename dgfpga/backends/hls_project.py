@@ -22,14 +22,14 @@ from typing import Sequence, Union
 
 from dgfpga.contract import regmap
 from dgfpga.contract.engine_config import EngineConfig
+from dgfpga import paths
 from dgfpga.errors import ConfigError
 
 __all__ = ["IpVlnv", "ENGINE_VLNV", "TOP_FUNCTION", "M_AXI_BUNDLES", "TB_VECTORS",
            "clock_period_ns", "generate_project"]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-HLS_SRC = REPO_ROOT / "hls" / "src"
-HLS_TB = REPO_ROOT / "hls" / "tb"
+HLS_SRC = paths.hls_dir() / "src"              # the checkout's hls/ or the installed copy
+HLS_TB = paths.hls_dir() / "tb"
 
 
 @dataclass(frozen=True)

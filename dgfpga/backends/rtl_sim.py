@@ -31,21 +31,40 @@ from typing import Optional, Sequence
 import numpy as np
 
 from dgfpga.contract.engine_config import EngineConfig, load_config
+from dgfpga.contract.formats import MAX_KERNEL_TAPS
+from dgfpga import paths
 from dgfpga.errors import DgfpgaError
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = paths.engine_root()                     # the checkout, or the installed copy (dgfpga/hw)
 SIM = ROOT / "sim"
 RTL = SIM / "rtl"
 TB = SIM / "tb"
-GENERATED = SIM / "generated"
-BUILD = SIM / "build"
-RTL_FILES = ("dg_fifo.sv", "dg_axi_rd.sv", "dg_axi_wr.sv", "dg_axil_regs.sv", "dg_desc_check.sv",
-             "dg_mac_array.sv", "dg_requant.sv", "dg_engine.sv")
+BUILD = paths.cache_dir("rtl")                # Verilator builds: a cache, never the source tree
+INCLUDE = "dg_params.svh"                 # generated per config by config_include()
+INCLUDE_TEMPLATE = "dg_params.svh.tmpl"
+RTL_FILES = ("dg_pkg.sv", "dg_fifo.sv", "dg_axi_rd.sv", "dg_axi_wr.sv", "dg_axil_regs.sv",
+             "dg_desc_check.sv", "dg_mac_array.sv", "dg_requant.sv", "dg_sequencer.sv", "dg_loader.sv",
+             "dg_compute.sv", "dg_writeback.sv", "dg_engine.sv")
 REGIONS = ("fmap", "weight", "work", "sums")
 
 
 class RtlSimError(DgfpgaError):
     """The RTL simulation could not be built or run."""
+
+
+# Every subprocess here has a wall-clock limit: a build or a run that hangs is killed and
+# reported, never waited on forever (the cycle limit `timeout_cycles` bounds the simulation
+# itself; this bounds the process).
+WALL_LIMIT_S = float(os.environ.get("DGFPGA_RTL_WALL_LIMIT_S", 3600))
+
+
+def _run_limited(cmd, what: str, **kw) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=WALL_LIMIT_S, **kw)
+    except subprocess.TimeoutExpired:
+        raise RtlSimError(f"{what} exceeded the wall-clock limit of {WALL_LIMIT_S:g} s (killed; "
+                          f"raise DGFPGA_RTL_WALL_LIMIT_S if the design is that large)") from None
+
 
 
 def verilator_exe() -> str:
@@ -57,16 +76,20 @@ def verilator_exe() -> str:
     return exe
 
 
-def rtl_parameters(cfg: EngineConfig) -> dict:
-    """dg_engine parameters for an engine configuration."""
-    return {
-        "TM": cfg.tm, "TN": cfg.tn, "MAX_TILE": cfg.max_tile, "MAX_GRID": cfg.max_grid,
-        "MAX_WIDTH": cfg.max_width, "MAX_HEIGHT": cfg.max_height,
-        "MAX_IN": cfg.max_in_channels, "MAX_OUT": cfg.max_out_channels,
-        "MAX_LAYERS": cfg.max_layers, "WBUF_BYTES": cfg.weight_buffer_bytes,
-        "IFM_BYTES": cfg.ifm_buffer_bytes, "OFM_BYTES": cfg.ofm_buffer_bytes,
-        "CONFIG_HASH": f"32'h{cfg.config_hash:08X}", "AXI_DATA_W": cfg.axi_data_bits,
-    }
+def config_include(cfg: EngineConfig) -> Path:
+    """Render `cfg`'s dg_params.svh (the generated SV contract: DG_<TOML NAME> limits, register
+    fields, descriptor fields, error codes) into a build folder keyed by its content; returns
+    that folder, which goes first on the include path. The RTL takes every configuration
+    value from this include (through sim/rtl/dg_pkg.sv): there are no parameters to pass."""
+    from dgfpga.contract import codegen
+    text = codegen.render(INCLUDE_TEMPLATE, cfg, f"engine config '{cfg.name}'",
+                          "dgfpga.backends.rtl_sim.config_include")
+    d = BUILD / cfg.name / f"include-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+    f = d / INCLUDE
+    if not f.is_file() or f.read_text() != text:
+        d.mkdir(parents=True, exist_ok=True)
+        f.write_text(text)
+    return d
 
 
 def rtl_sources() -> list[Path]:
@@ -115,17 +138,17 @@ def _tb_on_path() -> None:
 def build_cocotb(cfg: EngineConfig, opt: str = "-O1") -> Path:
     """Build (or reuse) the cocotb model of dg_engine for `cfg`; returns the build dir."""
     from cocotb_tools.runner import get_runner
-    params = rtl_parameters(cfg)
+    inc = config_include(cfg)
     args = ["-Wno-fatal", "--x-assign", "fast", "--x-initial", "fast", "-CFLAGS", opt]
-    srcs = rtl_sources() + [GENERATED / "dg_params.svh"]
-    bdir = BUILD / cfg.name / f"cocotb-{_digest(srcs, [params, args])}"
+    srcs = rtl_sources() + [inc / INCLUDE]
+    bdir = BUILD / cfg.name / f"cocotb-{_digest(srcs, [args])}"
     stamp = bdir / ".built"
     if stamp.exists():
         return bdir
     os.environ.update({k: v for k, v in _env().items() if k in ("MAKEFLAGS", "PATH")})
     runner = get_runner("verilator")
-    runner.build(sources=[str(p) for p in rtl_sources()], includes=[str(GENERATED), str(RTL)],
-                 hdl_toplevel="dg_engine", parameters=params, build_args=args,
+    runner.build(sources=[str(p) for p in rtl_sources()], includes=[str(inc), str(RTL)],
+                 hdl_toplevel="dg_engine", build_args=args,
                  build_dir=str(bdir), always=False)
     stamp.write_text("ok\n")
     return bdir
@@ -196,7 +219,7 @@ FAST_MAIN = "dg_fast_main.cpp"
 def fast_mem_words(cfg: EngineConfig) -> int:
     """Memory model size (AXI words): room for the largest layer's regions of `cfg`."""
     fm = 4 * cfg.max_height * cfg.max_width * max(cfg.max_in_channels, cfg.max_out_channels)
-    w = 2 * 49 * cfg.max_in_channels * cfg.max_out_channels
+    w = 2 * MAX_KERNEL_TAPS * cfg.max_in_channels * cfg.max_out_channels
     need = (fm + w + (1 << 16)) // cfg.axi_bytes
     return 1 << max(need - 1, 1).bit_length()
 
@@ -207,8 +230,9 @@ def build_fast(cfg: EngineConfig, opt: str = "-O1", mem_words: Optional[int] = N
     mem_words = mem_words or fast_mem_words(cfg)
     if mem_words & (mem_words - 1):
         raise RtlSimError(f"mem_words={mem_words} must be a power of two")
-    params = dict(rtl_parameters(cfg), MEM_WORDS=mem_words)
-    srcs = rtl_sources() + [TB / f for f in FAST_TB_FILES] + [TB / FAST_MAIN, GENERATED / "dg_params.svh"]
+    inc = config_include(cfg)
+    params = {"MEM_WORDS": mem_words}
+    srcs = rtl_sources() + [TB / f for f in FAST_TB_FILES] + [TB / FAST_MAIN, inc / INCLUDE]
     flags = ["-Wno-fatal", "--x-assign", "fast", "--x-initial", "fast", "-CFLAGS", opt]
     bdir = BUILD / cfg.name / f"fast-{_digest(srcs, [params, flags])}"
     exe = bdir / "Vdg_tb_fast"
@@ -216,10 +240,10 @@ def build_fast(cfg: EngineConfig, opt: str = "-O1", mem_words: Optional[int] = N
         return exe
     bdir.mkdir(parents=True, exist_ok=True)
     cmd = [verilator_exe(), "--cc", "--exe", "--build", "-j", "2", *flags,
-           f"-I{GENERATED}", f"-I{RTL}", "--top-module", "dg_tb_fast", "-Mdir", str(bdir)]
+           f"-I{inc}", f"-I{RTL}", "--top-module", "dg_tb_fast", "-Mdir", str(bdir)]
     cmd += [f"-G{k}={v}" for k, v in params.items()]
     cmd += [str(p) for p in rtl_sources()] + [str(TB / f) for f in FAST_TB_FILES] + [str(TB / FAST_MAIN)]
-    proc = subprocess.run(cmd, cwd=str(ROOT), env=_env(), capture_output=True, text=True)
+    proc = _run_limited(cmd, "verilator", cwd=str(ROOT), env=_env())
     if proc.returncode != 0 or not exe.exists():
         raise RtlSimError(f"verilator build failed ({' '.join(cmd[:6])} ...):\n{proc.stdout[-3000:]}\n"
                           f"{proc.stderr[-3000:]}")
@@ -272,7 +296,8 @@ class FastSim:
         self.workdir.mkdir(parents=True, exist_ok=True)
 
     def run(self, program: bytes, layer_count: int, regions: dict, latency: int = 0,
-            stall_pct: int = 0, timeout_cycles: int = 20_000_000) -> RtlRun:
+            stall_pct: int = 0, timeout_cycles: int = 20_000_000,
+            wall_timeout_s: Optional[float] = None) -> RtlRun:
         """Run one engine start: program at address 0, regions at 4 KB aligned bases."""
         ab = self.cfg.axi_bytes
         lay = layout(program, regions)
@@ -299,7 +324,12 @@ class FastSim:
                f"+out_mem={wd / 'out_mem.hex'}", f"+out={wd / 'result.txt'}",
                f"+timeout={timeout_cycles}", f"+latency={latency}", f"+stall={stall_pct}"]
         t0 = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=str(wd), capture_output=True, text=True)
+        try:   # a wall-clock limit as well as the cycle limit: the process is killed
+            proc = subprocess.run(cmd, cwd=str(wd), capture_output=True, text=True,
+                                  timeout=wall_timeout_s or WALL_LIMIT_S)
+        except subprocess.TimeoutExpired:
+            raise RtlSimError(f"RTL simulation exceeded its wall-clock limit of "
+                              f"{wall_timeout_s or WALL_LIMIT_S:g} s (killed)") from None
         wall = time.perf_counter() - t0
         if proc.returncode != 0 or not (wd / "result.txt").exists():
             raise RtlSimError(f"RTL simulation failed (rc {proc.returncode}):\n{proc.stdout[-2000:]}\n"
@@ -345,40 +375,51 @@ def run_fast(vector_dir: Path, cfg: EngineConfig | str = "small", sim: Optional[
 
 # ----------------------------------------------------------------------------- unit testbenches
 
-def lint(extra_args: Sequence[str] = ()) -> tuple[bool, str]:
-    """`verilator --lint-only -Wall` over the engine RTL; returns (clean, output)."""
-    cmd = [verilator_exe(), "--lint-only", "-Wall", f"-I{GENERATED}", f"-I{RTL}",
+def lint(cfg: EngineConfig | str = "small", extra_args: Sequence[str] = (),
+         include_dir: Optional[Path] = None) -> tuple[bool, str]:
+    """`verilator --lint-only -Wall` over the engine RTL built for `cfg` (or against the
+    dg_params.svh in `include_dir`); returns (clean, output)."""
+    cfg = load_config(cfg) if isinstance(cfg, str) else cfg
+    inc = include_dir or config_include(cfg)
+    cmd = [verilator_exe(), "--lint-only", "-Wall", f"-I{inc}", f"-I{RTL}",
            "--top-module", "dg_engine", *extra_args] + [str(p) for p in rtl_sources()]
-    proc = subprocess.run(cmd, cwd=str(ROOT), env=_env(), capture_output=True, text=True)
+    proc = _run_limited(cmd, "verilator", cwd=str(ROOT), env=_env())
     out = proc.stdout + proc.stderr
     clean = proc.returncode == 0 and "%Warning" not in out and "%Error" not in out
     return clean, out
 
 
 def run_unit_test(top: str, sources: Sequence[str], test_module: str,
-                  parameters: Optional[dict] = None, extra_env: Optional[dict] = None) -> dict:
-    """Build (cached) and run one module's cocotb testbench (sim/tb/<test_module>.py).
+                  parameters: Optional[dict] = None, extra_env: Optional[dict] = None,
+                  cfg: str | Path = "small") -> dict:
+    """Build (cached) and run one module's cocotb testbench (sim/tb/<test_module>.py) against
+    the contract include of `cfg`, a shipped config name or a TOML path (dg_pkg.sv is always
+    compiled first; the testbench gets `cfg` as DG_CONFIG). `parameters` set a building block's own parameters.
 
     Returns {"tests", "failures", "xml"} parsed from the results XML (the runner does not
     raise outside pytest)."""
     import xml.etree.ElementTree as ET
     from cocotb_tools.runner import get_runner
     parameters = dict(parameters or {})
-    srcs = [RTL / f for f in sources]
+    cfg_ref = str(Path(cfg).resolve()) if str(cfg).endswith(".toml") else str(cfg)
+    cfg = load_config(cfg_ref)
+    inc = config_include(cfg)
+    srcs = [RTL / "dg_pkg.sv"] + [RTL / f for f in sources if f != "dg_pkg.sv"]
     args = ["-Wno-fatal", "-CFLAGS", "-O1"]
     tag = "-".join(f"{k}{v}" for k, v in sorted(parameters.items())) or "default"
-    bdir = BUILD / "unit" / f"{top}-{tag}-{_digest(srcs + [GENERATED / 'dg_params.svh'], [parameters, args])}"
+    bdir = BUILD / "unit" / f"{top}-{cfg.name}-{tag}-{_digest(srcs + [inc / INCLUDE], [parameters, args])}"
     os.environ.update({k: v for k, v in _env().items() if k in ("MAKEFLAGS", "PATH")})
     _tb_on_path()
     runner = get_runner("verilator")
     if not (bdir / ".built").exists():
-        runner.build(sources=[str(p) for p in srcs], includes=[str(GENERATED), str(RTL)],
+        runner.build(sources=[str(p) for p in srcs], includes=[str(inc), str(RTL)],
                      hdl_toplevel=top, parameters=parameters, build_args=args, build_dir=str(bdir))
         (bdir / ".built").write_text("ok\n")
     xml = bdir / f"results-{test_module}-{os.getpid()}.xml"
     if xml.exists():
         xml.unlink()
     env = {f"DG_PARAM_{k}": str(v) for k, v in parameters.items()}
+    env["DG_CONFIG"] = cfg_ref
     env.update(extra_env or {})
     runner.test(test_module=test_module, hdl_toplevel=top, hdl_toplevel_lang="verilog",
                 build_dir=str(bdir), test_dir=str(bdir), extra_env=env, results_xml=str(xml))

@@ -9,9 +9,15 @@ Two sources of vector sets:
 - `layer_sweep(cfg)`: single layers (and two-layer programs with one fault) covering
   kernels 1/3/7, strides 1/2, gated tiles and channels at densities 0, 1 and between,
   edge tiles, channel counts not divisible by the array, compact in/out, residual u8/s8,
-  in place, residual-only tiles, the fused max-pool stem, channel sums, invalid work lists.
+  in place, residual-only tiles, the fused max-pool stem, channel sums, invalid work lists,
+  and every limit at its edge (an index equal to its count, a count one past its maximum,
+  exactly `max_layers` descriptors and one more; docs/test_vectors.md "Boundaries").
 - `network_vectors(qmodel, images, cfg)`: the whole network, one vector set per engine
   start (stem, then each block) per image, with the gates the golden model decided.
+
+Work lists are written by the one writer (`formats.pack_work_list` /
+`formats.encode_work_list`, what the scheduler uses) and faults are made by editing its
+output; `formats.read_work_list` is the one validator that states what each fault is.
 """
 from __future__ import annotations
 
@@ -240,7 +246,27 @@ def sweep_cases(cfg: EngineConfig) -> list[LayerCase]:
         cases.append(LayerCase(f"fault_{fault.lower()}", 3, 1, 8, 16, 16, 2,
                                tile_density=0.5, in_density=0.5, out_density=1.0,
                                residual="u8", in_place=True, zero_halo=True, fault=fault))
+    # boundaries (docs/test_vectors.md): an index equal to its count, a count one past its
+    # maximum, a program of exactly max_layers descriptors and one of max_layers + 1.
+    # (TILE_RANGE and CHANNEL_RANGE above already write index = count.)
+    cases += [
+        LayerCase("fault_res_tile_range_at_count", 3, 1, 8, 16, 16, 2, tile_density=0.5,
+                  in_density=0.5, residual="s8", res_only=True, zero_halo=True,
+                  fault="RES_TILE_RANGE"),
+        LayerCase("fault_out_channel_range_at_count", 3, 1, 8, 16, 16, 2, tile_density=0.5,
+                  out_density=0.5, fault="OUT_CHANNEL_RANGE"),
+        LayerCase("fault_res_count_over", 3, 1, 8, 16, 16, 2, tile_density=0.5,
+                  in_density=0.5, residual="s8", res_only=True, zero_halo=True,
+                  fault="RES_COUNT"),
+        LayerCase("max_layers", 3, 1, 8, 16, 16, t, fault="MAX_LAYERS"),
+        LayerCase("fault_layer_count_over_max", 3, 1, 8, 16, 16, t, fault="LAYER_COUNT"),
+    ]
     return cases
+
+
+# fault name -> the STATUS code it must produce (the name itself when not listed)
+FAULT_CODES = {"RES_TILE_RANGE": "TILE_RANGE", "OUT_CHANNEL_RANGE": "CHANNEL_RANGE",
+               "RES_COUNT": "BAD_COUNT", "LAYER_COUNT": "BAD_COUNT"}
 
 
 def _choose(rng, n: int, density: float, at_least_one: bool = False) -> np.ndarray:
@@ -365,9 +391,24 @@ def build_layer_case(case: LayerCase, cfg: EngineConfig, seed: int = 0) -> Vecto
     program = formats.pack_descriptor(d, cfg)
     vs = VectorSet(case.name, cfg.name, cfg.config_hash, program, 1, before,
                    {"fmap": fmap, "sums": sums}, 0, macs, {"case": case})
-    if case.fault:
+    if case.fault in ("MAX_LAYERS", "LAYER_COUNT"):
+        vs = _with_layer_count(vs, cfg, case.fault)
+    elif case.fault:
         vs = _with_fault(vs, d, case.fault, cfg, regions)
     return vs
+
+
+def _with_layer_count(vs: VectorSet, cfg: EngineConfig, fault: str) -> VectorSet:
+    """The (idempotent: no residual, not in place) layer repeated: `max_layers` times
+    (valid, the result of one run, every layer's MACs), or `max_layers + 1` times (BAD_COUNT
+    at layer 0, entry 0, before anything is written)."""
+    n = cfg.max_layers + (fault == "LAYER_COUNT")
+    if fault == "MAX_LAYERS":
+        return VectorSet(vs.name, vs.config, vs.config_hash, vs.program * n, n, vs.before,
+                         vs.expected, 0, n * vs.macs, vs.meta)
+    status = regmap.pack_status(regmap.ERR["BAD_COUNT"], 0, 0)
+    return VectorSet(vs.name, vs.config, vs.config_hash, vs.program * n, n, vs.before,
+                     {r: vs.before[r].copy() for r in ("fmap", "sums")}, status, 0, vs.meta)
 
 
 def _with_fault(vs: VectorSet, d: LayerDescriptor, fault: str, cfg: EngineConfig,
@@ -378,10 +419,20 @@ def _with_fault(vs: VectorSet, d: LayerDescriptor, fault: str, cfg: EngineConfig
     bad = d
     entry = 0
     tl = d.tile_list_offset
-    if fault == "TILE_RANGE":
+    if fault == "TILE_RANGE":                        # index = count
         entry = d.n_active_tiles - 1
         work[tl + 2 * entry:tl + 2 * entry + 2] = np.frombuffer(
-            np.uint16(d.n_tiles + 3).tobytes(), np.uint8)
+            np.uint16(d.n_tiles).tobytes(), np.uint8)
+    elif fault == "RES_TILE_RANGE":                  # residual-only index = count
+        entry = d.n_res_tiles - 1
+        off = d.res_tile_list_offset + 2 * entry
+        work[off:off + 2] = np.frombuffer(np.uint16(d.n_tiles).tobytes(), np.uint8)
+    elif fault == "OUT_CHANNEL_RANGE":               # out-channel index = count
+        entry = d.n_active_out - 1
+        off = d.out_ch_list_offset + 2 * entry
+        work[off:off + 2] = np.frombuffer(np.uint16(d.out_c).tobytes(), np.uint8)
+    elif fault == "RES_COUNT":                       # active + residual-only = tiles + 1
+        entry = FIELD_BY_NAME["n_res_tiles"].word
     elif fault == "TILE_ORDER":
         entry = 1
         first = work[tl:tl + 2].copy()
@@ -406,11 +457,13 @@ def _with_fault(vs: VectorSet, d: LayerDescriptor, fault: str, cfg: EngineConfig
         entry = FIELD_BY_NAME["n_active_tiles"].word
     else:
         raise ValueError(f"unknown fault {fault}")
-    if fault == "BAD_COUNT":
+    if fault in ("BAD_COUNT", "RES_COUNT"):
         words = np.frombuffer(formats.pack_descriptor(d, cfg), "<u4").copy()
-        f = FIELD_BY_NAME["n_active_tiles"]
+        name, value = (("n_active_tiles", d.n_tiles + 1) if fault == "BAD_COUNT" else
+                       ("n_res_tiles", d.n_res_tiles + 1))
+        f = FIELD_BY_NAME[name]
         words[f.word] = (words[f.word] & ~np.uint32(f.mask << f.lsb)) | np.uint32(
-            (d.n_tiles + 1) << f.lsb)
+            value << f.lsb)
         bad_raw = words.tobytes()
     elif fault == "BAD_OFFSET":
         words = np.frombuffer(formats.pack_descriptor(d, cfg), "<u4").copy()
@@ -435,7 +488,7 @@ def _with_fault(vs: VectorSet, d: LayerDescriptor, fault: str, cfg: EngineConfig
         fw = FIELD_BY_NAME[name]
         raw1[fw.word] = np.uint32(v)
     before = dict(vs.before, work=work2)
-    status = regmap.pack_status(regmap.ERR[fault], 1, entry)
+    status = regmap.pack_status(regmap.ERR[FAULT_CODES.get(fault, fault)], 1, entry)
     return VectorSet(vs.name, vs.config, vs.config_hash, vs.program + raw1.tobytes(), 2,
                      before, vs.expected, status, vs.macs, vs.meta)
 
@@ -525,3 +578,77 @@ def network_vectors(qm, images, cfg: Optional[EngineConfig] = None, dense: bool 
             yield VectorSet(f"{prefix}_img{n}_block{i}", cfg.name, cfg.config_hash,
                             run.program, run.layer_count, before,
                             {"fmap": mem["fmap"], "sums": mem["sums"]}, 0, run.macs)
+
+
+# ------------------------------------------------------------------ validity corners
+def _set_desc_field(words: np.ndarray, name: str, value: int) -> None:
+    f = FIELD_BY_NAME[name]
+    w = int(words[f.word]) & ~(f.mask << f.lsb) & 0xFFFFFFFF
+    words[f.word] = w | ((value & f.mask) << f.lsb)
+
+
+def contract_corners(cfg: Optional[EngineConfig] = None, seed: int = 0) -> list[VectorSet]:
+    """The three validity corners every level must agree on (docs/formats.md, "one definition
+    of a valid layer"), as vector sets for the C-sim, the RTL and the host simulators:
+
+    - `corner_zero_halo_off_grid`: zero_halo on a layer whose input is larger than its output
+      (pad 0): BAD_FLAGS at the zero_halo word, nothing written;
+    - `corner_no_fit_all_lanes`: a 7x7 tile-1 layer with ONE active output channel whose
+      TM-lane weight group is one input channel over the buffer: NO_FIT (all TM lanes count);
+    - `corner_negative_mult`: param words with the top bit set are negative int32
+      multipliers: the layer runs.
+
+    Built from sweep cases by editing descriptor fields; the expected memory and STATUS come
+    from the interpreter (the reference for the validity rules; its arithmetic is checked
+    against the golden model by the sweep). A corner whose preconditions the config cannot
+    meet is left out (the returned names say which ran)."""
+    from dgfpga.runtime import interpreter
+    cfg = cfg or load_config("small")
+    sweep = {vs.name: vs for vs in layer_sweep(cfg, seed)}
+    out = []
+
+    def first_layer(vs):
+        words = np.frombuffer(vs.program[:formats.DESCRIPTOR_BYTES], "<u4").copy()
+        return words, formats.unpack_descriptor(words.tobytes(), cfg)
+
+    def make(name, base, words, weight=None):
+        before = {r: base.before[r].copy() for r in REGIONS}
+        if weight is not None:
+            before["weight"] = weight
+        ref = {r: v.copy() for r, v in before.items()}
+        res = interpreter.run_program(words.tobytes(), 1, ref, cfg)
+        out.append(VectorSet(name, cfg.name, cfg.config_hash, words.tobytes(), 1, before,
+                             {r: ref[r] for r in ("fmap", "sums")}, res.status,
+                             0, {"corner": name, "reference": "interpreter"}))
+
+    base = sweep.get("conv2_identity_in_place")
+    if base is not None:
+        words, d = first_layer(base)
+        if d.zero_halo and d.in_h > 2 and d.in_w > 2:
+            for n, v in (("pad", 0), ("out_h", d.in_h - 2), ("out_w", d.in_w - 2),
+                         ("grid_h", -(-(d.in_h - 2) // d.tile)),
+                         ("grid_w", -(-(d.in_w - 2) // d.tile))):
+                _set_desc_field(words, n, v)
+            make("corner_zero_halo_off_grid", base, words)
+    base = sweep.get("conv1_gated_all")
+    if base is not None:
+        words, d = first_layer(base)
+        lim = formats.fit_limits(cfg)
+        taps = formats.MAX_KERNEL_TAPS
+        n_in = lim["fit_weight_group_bytes"] // (cfg.tm * taps) + 1
+        if (d.out_ch_gated and d.out_h <= cfg.max_grid and d.out_w <= cfg.max_grid
+                and n_in <= d.in_c and taps * n_in <= lim["fit_ifm_patch_bytes"]):
+            for n, v in (("k", formats.MAX_KERNEL), ("pad", formats.MAX_KERNEL // 2), ("tile", 1),
+                         ("grid_h", d.out_h), ("grid_w", d.out_w), ("in_c", n_in),
+                         ("n_active_in", n_in), ("n_active_out", 1)):
+                _set_desc_field(words, n, v)
+            make("corner_no_fit_all_lanes", base, words)
+    base = sweep.get("dense_1x1_s2_signed_out")
+    if base is not None:
+        words, d = first_layer(base)
+        weight = base.before["weight"].copy()
+        for ch in range(d.out_c):
+            o = d.param_offset + ch * formats.PARAM_BYTES + 4
+            weight[o:o + 4] = np.frombuffer((0x80000000 + 7 * ch).to_bytes(4, "little"), np.uint8)
+        make("corner_negative_mult", base, words, weight)
+    return out

@@ -1,6 +1,8 @@
 """`dgfpga bench-scheduler`: host-side cost of gate evaluation + mask scheduling per image."""
 from __future__ import annotations
 
+from dgfpga.cli import options
+
 import json
 import time
 
@@ -12,43 +14,50 @@ HELP = ("benchmark the mask scheduler (and the gate evaluation) per image, as th
 
 
 def add_arguments(p):
-    p.add_argument("--arch", default="resdg18", help="network (default resdg18)")
-    p.add_argument("--config", default="ultra96", help="engine configuration")
-    p.add_argument("--images", type=int, default=200, help="scheduled images (masks)")
-    p.add_argument("--density", type=float, default=0.4, help="block density of the masks")
-    p.add_argument("--json", dest="json_out", help="write the figures to this JSON file")
+    from dgfpga.cli.options import add_arch, add_config, add_out
+    add_arch(p, default="resdg18", help="network, planned from its shapes (default resdg18)")
+    add_config(p, default="ultra96")
+    p.add_argument("--masks", type=options.number(int, 1), default=200,
+                   help="random mask sets scheduled, one per simulated image (default 200)")
+    p.add_argument("--density", type=options.number(float, 0, 1, lo_open=True), default=0.4,
+                   help="block density of the random masks (default 0.4)")
+    add_out(p, default=None, required=False, help="also write the figures to this JSON file")
 
 
-def _qmodel(arch: str):
-    """A quantized model of `arch` with random weights (the schedule needs only shapes)."""
-    from dgfpga.quant.quantize import make_test_model, quantize_model
-    from dgfpga_models import build_model
-    m = build_model(arch)
-    h, w = m.in_h, m.in_w
-    from dgfpga.quant.quantize import _default_normalization, input_range
-    lo, hi = input_range(*_default_normalization(m))
-    rng = np.random.default_rng(0)
-    u = rng.uniform(0, 1, (4, 3, h, w))
-    imgs = (lo[None, :, None, None] + u * (hi - lo)[None, :, None, None]).astype(np.float32)
-    return quantize_model(make_test_model(arch, imgs), imgs)
+def _gate_params(plan, rng):
+    """Random gate parameters of the plan's block shapes (timing does not depend on them)."""
+    from dgfpga.numerics.gates import ChannelGateParams, SpatialGateParams
+    out = []
+    for b in plan.blocks:
+        c_in, c_out = b.conv1.template.in_c, b.conv1.template.out_c
+        h = c_in // 4
+        out.append((SpatialGateParams(rng.normal(size=(c_in, 3, 3)), 0.0),
+                    ChannelGateParams(rng.normal(size=(h, c_in)), np.ones(h), np.zeros(h),
+                                      rng.normal(size=(c_out, h)), np.zeros(c_out))))
+    return out
 
 
 def run(args) -> int:
-    from dgfpga.contract import formats
+    from dgfpga.errors import DgfpgaError
     from dgfpga.numerics import gates
     from dgfpga.perf.cycle_model import random_block_masks
     from dgfpga.contract.engine_config import load_config
-    from dgfpga.perf.netshapes import net_shape
-    from dgfpga.runtime.packer import plan_network
+    from dgfpga.perf.netshapes import net_shape, shape_plan
     from dgfpga.runtime.scheduler import Scheduler
+    from dgfpga.outdir import atomic_write_text, check_writable
+    if args.out:
+        check_writable(args.out, "file")                           # before any work
+    if args.masks < 1 or not 0.0 <= args.density <= 1.0:
+        raise DgfpgaError(f"--masks must be >= 1 and --density in [0, 1] (got {args.masks}, "
+                          f"{args.density})")
     cfg = load_config(args.config)
-    print(f"quantizing a random {args.arch} for its shapes ...", flush=True)
-    qm = _qmodel(args.arch)
-    plan = plan_network(qm, cfg)
-    sch = Scheduler(plan)
     net = net_shape(args.arch)
+    plan = shape_plan(net, cfg)
+    qm = plan.qmodel
+    gate_params = _gate_params(plan, np.random.default_rng(0))
+    sch = Scheduler(plan)
     sched_us, gate_us = [], []
-    for i in range(args.images):
+    for i in range(args.masks):
         masks = random_block_masks(net, [args.density] * len(net.blocks), seed=i)
         grids = []
         for b, m in zip(plan.blocks, masks):
@@ -67,24 +76,24 @@ def run(args) -> int:
             c, h, w = qm.tensors[qb.in_tensor].shape
             _, tile, grid = plan.sums[qb.in_tensor]
             ts = np.random.default_rng(j).integers(0, 255 * tile * tile, (*grid, c)).astype(np.int32)
-            bins, counts = formats.bin_sums_from_tile_sums(ts, tile, h, w, *qb.grid)
-            gates.eval_spatial_gate(np.moveaxis(bins, -1, 0)[None], counts, 0.05, qb.spatial_gate)
+            bins, counts = gates.sums_region_bins(ts, tile, h, w, *qb.grid)
+            sg, cg = gate_params[j]
+            gates.eval_spatial_gate(np.moveaxis(bins, -1, 0)[None], counts, 0.05, sg)
             gates.eval_channel_gate(ts.reshape(-1, c).astype(np.int64).sum(0)[None], h * w, 0.05,
-                                    qb.channel_gate)
+                                    cg)
         gate_us.append(1e6 * (time.perf_counter() - t))
-    res = {"arch": args.arch, "config": cfg.name, "images": args.images,
+    res = {"arch": args.arch, "config": cfg.name, "masks": args.masks,
            "blocks": len(plan.blocks), "density": args.density,
            "schedule_us_median": float(np.median(sched_us)),
            "schedule_us_p90": float(np.percentile(sched_us, 90)),
            "gates_us_median": float(np.median(gate_us)),
            "gates_us_p90": float(np.percentile(gate_us, 90))}
     print(f"{args.arch} ({len(plan.blocks)} blocks, density {args.density}) on '{cfg.name}', "
-          f"{args.images} images:")
+          f"{args.masks} mask sets:")
     print(f"  scheduling:      median {res['schedule_us_median']:8.1f} us/image   "
           f"p90 {res['schedule_us_p90']:8.1f} us")
     print(f"  gate evaluation: median {res['gates_us_median']:8.1f} us/image   "
           f"p90 {res['gates_us_p90']:8.1f} us")
-    if args.json_out:
-        with open(args.json_out, "w") as fh:
-            json.dump(res, fh, indent=2)
+    if args.out:
+        atomic_write_text(args.out, json.dumps(res, indent=2))
     return 0

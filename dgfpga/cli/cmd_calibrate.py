@@ -1,16 +1,88 @@
-"""`dgfpga calibrate`: fit the analytical cycle model to per-layer RTL cycle counts."""
+"""`dgfpga calibrate`: fit the analytical cycle model to per-layer RTL cycle counts
+(the scheduler's own layers, dgfpga.perf.calibration); outputs to -o/--out, never into
+the checkout by default."""
 from __future__ import annotations
+
+from dgfpga.cli import options
+
+import json
+import time
+from pathlib import Path
+
+from dgfpga.cli.options import add_arch, add_config, add_out
+from dgfpga.errors import DgfpgaError
 
 NAME = "calibrate"
 HELP = ("measure per-layer cycles on the RTL (Verilator) and fit the cycle model's overheads "
-        "(or --from saved measurements)")
+        "(or --from saved measurements); writes to -o/--out (default out/calibrate)")
 
 
-def add_arguments(p):
-    from dgfpga.perf.calibration import add_arguments as add
-    add(p)
+def add_arguments(ap) -> None:
+    from dgfpga.perf.calibration import DEFAULT_OUT
+    add_config(ap, default="small", help="engine configuration whose RTL is measured: a "
+               "shipped name or a .toml path (default small)")
+    add_arch(ap, default="resdg20_cifar10", help="network whose scheduled layers are "
+             "measured (default resdg20_cifar10; must fit the engine)")
+    add_out(ap, default=str(DEFAULT_OUT), help="folder for the measurements (cycles_*.json/"
+            ".csv), the fit report (calibration_*.json) and cycle_params_<config>.json "
+            f"(default {DEFAULT_OUT} under the current directory; the shipped calibration "
+            "the demo and predict read is sim/results/cycle_params_small.json)")
+    ap.add_argument("--latency", type=options.number(int, 0), default=0, help="RTL memory read latency, cycles")
+    ap.add_argument("--stall", type=options.number(int, 0, 100), default=0, help="RTL memory stall percentage")
+    ap.add_argument("--from", dest="from_json", help="fit measurements saved earlier "
+                    "(cycles_*.json) instead of running the RTL")
 
 
 def run(args) -> int:
-    from dgfpga.perf.calibration import run as go
-    return go(args)
+    from dgfpga.contract.engine_config import load_config
+    from dgfpga.perf.calibration import (calibrate, calibration_layers, load_measurements,
+                                         measure, params_path, save_measurements)
+    from dgfpga.perf.netshapes import net_shape
+    cfg = load_config(args.config)
+    net_shape(args.arch)                                  # unknown names fail before work
+    if args.latency < 0 or not 0 <= args.stall <= 100:
+        raise DgfpgaError(f"--latency must be >= 0 and --stall in 0..100 (got {args.latency}, "
+                          f"{args.stall})")
+    from dgfpga.cli.options import create_default_parent
+    from dgfpga.perf.calibration import DEFAULT_OUT
+    from dgfpga.outdir import check_writable
+    create_default_parent(args.out, DEFAULT_OUT)
+    out = check_writable(args.out)                       # before any work
+    t0 = time.perf_counter()
+    stem = f"cycles_{cfg.name}_{args.arch}" + (f"_lat{args.latency}_st{args.stall}"
+                                               if args.latency or args.stall else "")
+    if args.from_json:
+        try:
+            recs = load_measurements(args.from_json)
+        except (OSError, ValueError) as exc:
+            raise DgfpgaError(f"--from {args.from_json}: cannot read measurements: {exc}") from None
+    else:
+        layers = calibration_layers(cfg, args.arch)
+        recs = measure(cfg, layers, latency=args.latency, stall_pct=args.stall)
+    params, result = calibrate(recs, cfg, args.arch)
+    result["wall_s"] = time.perf_counter() - t0
+    # The folder collects the runs of several configs and latencies, so it is not replaced
+    # as a whole: this run's files are written into a temporary folder inside it, then
+    # each is renamed into place (atomic), with Ctrl-C deferred until all are moved.
+    import os
+    import shutil
+    import tempfile
+    from dgfpga.outdir import signals_deferred
+    out.mkdir(exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".calibrate.tmp-", dir=out))
+    try:
+        if not args.from_json:
+            save_measurements(recs, tmp, stem)
+        (tmp / f"calibration_{stem[7:]}.json").write_text(json.dumps(result, indent=1) + "\n")
+        if not (args.latency or args.stall):
+            params.save(params_path(cfg, tmp))
+        with signals_deferred():
+            for f in sorted(tmp.iterdir()):
+                os.replace(f, out / f.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(json.dumps({k: v for k, v in result.items() if k not in ("errors", "summary")}, indent=1))
+    print(f"worst layer error {100 * result['worst_error']:+.2f}% ({result['worst_layer']}), "
+          f"{result['within_5pct']}/{result['layers']} layers within 5%")
+    print(f"written to {out}/ (the shipped calibration, {params_path(cfg)}, is unchanged)")
+    return 0

@@ -1,33 +1,43 @@
 """`dgfpga demo`: the whole flow on the shipped DGNet and embedded data, with a report."""
 from __future__ import annotations
 
+from dgfpga.cli import options
+
 NAME = "demo"
+DEFAULT_OUT = "out/demo"
 HELP = ("quantize -> schedule -> HLS C-sim (and RTL with --rtl) -> bit-exact check -> "
         "cycles -> Ultra96 prediction -> build-hls -> HTML report, on the shipped model")
 
 
 def add_arguments(p):
     from dgfpga.workflows.demo import DEFAULT_CHECKPOINT
-    p.add_argument("-o", "--out", default="out/demo", help="output folder (default out/demo)")
-    p.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT),
-                   help="DGNet checkpoint (default: the shipped resdg20_cifar10 at density 0.5)")
-    p.add_argument("--arch", help="architecture (default: from the checkpoint)")
-    p.add_argument("--images", help=".npy of normalised float images [N,3,H,W] "
-                                    "(default: the embedded test split)")
-    p.add_argument("--n-sim", type=int, default=20, help="images through the C-sim")
-    p.add_argument("--n-eval", type=int, default=2000,
-                   help="test images for float vs int8 accuracy (default: the whole split)")
-    p.add_argument("--rtl", type=int, default=0, metavar="N",
+    options.add_out(p, default=DEFAULT_OUT, help="output folder: project_<config>/ for each "
+                    "engine and report/ (each complete or left as it was, docs/outputs.md)")
+    options.add_checkpoint(p, required=False, default=str(DEFAULT_CHECKPOINT),
+                           help="DGNet checkpoint (default: the shipped resdg20_cifar10 at "
+                                "density 0.5)")
+    options.add_arch(p)
+    options.add_images(p, help="images evaluated (float vs int8 accuracy when labelled) and "
+                               "simulated (the first --n-sim); for 32x32 networks the default "
+                               "is the whole embedded test split")
+    options.add_images(p, flag="--calib", help="calibration images")
+    p.add_argument("--n-sim", type=options.number(int, 1), default=20,
+                   help="how many of the images go through the C-sim (default 20)")
+    p.add_argument("--rtl", type=options.number(int, 0), default=0, metavar="N",
                    help="also run N images through the RTL (Verilator)")
-    p.add_argument("--config", default="small", help="engine configuration to simulate")
+    options.add_config(p, default="small", help="engine configuration simulated (default "
+                                                "small); the board's is ultra96")
+    options.add_force(p)
 
 
 def run(args) -> int:
     from pathlib import Path
     from dgfpga.workflows.demo import DemoOptions, run_demo
+    options.create_default_parent(args.out, DEFAULT_OUT)
     s = run_demo(DemoOptions(out=Path(args.out), checkpoint=Path(args.checkpoint),
-                             arch=args.arch, images=args.images, n_sim=args.n_sim,
-                             n_eval=args.n_eval, rtl=args.rtl, config=args.config))
+                             arch=args.arch, images=args.images, calib=args.calib,
+                             n_sim=args.n_sim, rtl=args.rtl, config=args.config,
+                             force=args.force))
     print("\n=== dgfpga demo summary ===")
     if "accuracy" in s:
         a = s["accuracy"]

@@ -5,18 +5,18 @@ import argparse
 import sys
 from pathlib import Path
 
+from dgfpga.cli import options
+
 NAME = "gen"
 HELP = ("generate hls/generated/dg_config.h, sim/generated/dg_params.svh and the register-map "
         "and format docs from the engine config, regmap and formats")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default="ultra96",
-                        help="engine config: shipped name (ultra96, small) or a .toml path "
-                             "(default: ultra96)")
-    parser.add_argument("-o", "--out-dir", type=Path, default=None,
-                        help="write the HLS/RTL includes to OUT_DIR/<config name>/{hls,sim}/ "
-                             "instead of the repository (required for non-default configs)")
+    options.add_config(parser)
+    options.add_out(parser, required=False, type=Path,
+                    help="write the HLS/RTL includes to OUT/<config name>/{hls,sim}/ instead "
+                         "of the repository (required for non-default configs)")
     parser.add_argument("--check", action="store_true",
                         help="write nothing; exit 1 listing the files that are stale")
 
@@ -24,14 +24,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from dgfpga.contract import codegen
 
-    files = codegen.outputs(args.config, args.out_dir)
+    from dgfpga import paths
+    from dgfpga.errors import DgfpgaError
+    from dgfpga.outdir import check_writable
+
+    if args.out is not None and not args.check:
+        check_writable(args.out)                                   # before any work
+    if args.out is None and not args.check and not paths.in_checkout():
+        raise DgfpgaError("this dgfpga is installed, not a source checkout: the repository's "
+                          "generated files are part of the package and are not rewritten; "
+                          "write a config's includes to a folder with -o DIR")
+    files = codegen.outputs(args.config, args.out)
     if args.check:
         stale = codegen.stale(files)
         for p in stale:
             print(f"stale: {p}", file=sys.stderr)
         if stale:
             print(f"{len(stale)} generated file(s) out of date: run `dgfpga gen"
-                  f"{'' if args.out_dir is None else f' --config {args.config} -o {args.out_dir}'}`",
+                  f"{'' if args.out is None else f' --config {args.config} -o {args.out}'}`",
                   file=sys.stderr)
             return 1
         print(f"{len(files)} generated file(s) up to date")

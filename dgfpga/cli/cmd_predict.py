@@ -1,6 +1,8 @@
 """`dgfpga predict`: predicted Ultra96 latency, images/s and speedup from the cycle model."""
 from __future__ import annotations
 
+from dgfpga.cli import options
+
 import json
 
 NAME = "predict"
@@ -9,20 +11,30 @@ HELP = ("predict dense vs gated cycles, latency and images/s from the analytical
 
 
 def add_arguments(p):
-    p.add_argument("--config", default="ultra96", help="engine configuration (default ultra96)")
-    p.add_argument("--params", help="calibrated cycle-model parameters (JSON from calibration)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random masks")
-    p.add_argument("--checkpoint", help="also predict this DGNet on real images (its golden-model masks)")
-    p.add_argument("--images", default="embedded:20",
-                   help="with --checkpoint: embedded:N (test split) or a .npy of normalised images")
-    p.add_argument("--json", dest="json_out", help="also write the figures to this JSON file")
+    from dgfpga.cli.options import add_checkpoint, add_config, add_images, add_out
+    add_config(p, default="ultra96")
+    p.add_argument("--params", help="calibrated cycle-model parameters (JSON from "
+                   "`dgfpga calibrate`; default: the shipped calibration of the config, "
+                   "else of 'small')")
+    p.add_argument("--seed", type=options.number(int, 0), default=0, help="seed of the random masks (default 0)")
+    add_checkpoint(p, required=False, help="also predict this DGNet (.pth.tar) on real "
+                   "images: the golden model's masks, priced on the packed model's own plan")
+    add_images(p, help="with --checkpoint: the images whose masks are priced (median image "
+               "reported)")
+    add_images(p, flag="--calib", help="with --checkpoint: calibration images for the "
+               "quantization")
+    add_out(p, default=None, required=False, help="also write the figures to this JSON file")
 
 
 def run(args) -> int:
     from dgfpga.perf.cycle_model import CycleParams
     from dgfpga.contract.engine_config import load_config
     from dgfpga.perf.prediction import paper_configurations
+    from dgfpga.outdir import atomic_write_text, check_writable
     cfg = load_config(args.config)
+    if args.out:
+        check_writable(args.out, "file")                           # before any work
+    own_inputs = _own_inputs(args) if args.checkpoint else None   # checked before any work
     params = CycleParams.load(args.params) if args.params else CycleParams()
     if not args.params:   # the RTL calibration of this config, else of 'small' (same design)
         from dgfpga.perf.calibration import params_path
@@ -45,34 +57,42 @@ def run(args) -> int:
               f"{p.paper_speedup:12.2f}x {p.paper_speedup / p.paper_mac_reduction:12.2f}")
     rows = [p.as_dict() for p in preds]
     if args.checkpoint:
-        own = _own_model(args, cfg, params)
+        own, source = _own_model(own_inputs, cfg, params)
         rows.append(own.as_dict())
         print(f"{own.network:9s} {own.block_density:8.3f} {own.mac_reduction:7.2f}x "
               f"{own.speedup:7.2f}x {own.efficiency:7.2f} {own.dense_ms:9.3f} {own.gated_ms:9.3f} "
-              f"{own.gated_images_per_s:7.1f}   (real masks: {args.checkpoint}, {args.images}; "
+              f"{own.gated_images_per_s:7.1f}   (real masks: {args.checkpoint}, {source}; "
               "median image)")
-    if args.json_out:
-        with open(args.json_out, "w") as fh:
-            json.dump(rows, fh, indent=2)
+    if args.out:
+        atomic_write_text(args.out, json.dumps(rows, indent=2))
     return 0
 
 
-def _own_model(args, cfg, params):
-    """Median prediction over images for a checkpoint's golden-model masks."""
+def _own_inputs(args):
+    """The checkpoint's float model and its images, loaded and checked before any work."""
+    from dgfpga.data.images import load_images
+    from dgfpga.quant.float_model import load_float_model
+    model, _ = load_float_model(args.checkpoint)
+    shape = (3, model.in_h, model.in_w)
+    calib = load_images(args.calib, shape, arch=model.arch, purpose="calib", what="--calib")
+    images = load_images(args.images, shape, arch=model.arch, purpose="check")
+    return model, calib.images, images
+
+
+def _own_model(inputs, cfg, params):
+    """Median prediction over images for a checkpoint's golden-model masks, priced on the
+    plan of the quantized model itself (the plan its bundle carries)."""
     import numpy as np
     from dgfpga.numerics.golden import run_golden
     from dgfpga.perf.prediction import predict_masks
-    from dgfpga.quant.quantize import load_calibration, load_float_model, quantize_model
-    model, _ = load_float_model(args.checkpoint)
-    qm = quantize_model(model, load_calibration("embedded:256"))
-    if args.images.startswith("embedded:"):
-        from dgfpga.data.embedded import load_split
-        images = load_split("test", int(args.images.split(":", 1)[1])).images
-    else:
-        images = load_calibration(args.images)
-    g = run_golden(qm, images, keep_layers=False)
-    preds = [predict_masks(qm.arch, [m.spatial[i] for m in g.masks],
+    from dgfpga.quant.quantizer import quantize_model
+    from dgfpga.runtime.packer import plan_network
+    model, calib, images = inputs
+    qm = quantize_model(model, calib)
+    plan = plan_network(qm, cfg)
+    g = run_golden(qm, images.images, keep_layers=False)
+    preds = [predict_masks(plan, [m.spatial[i] for m in g.masks],
                            [m.channel[i] for m in g.masks], cfg, params)
              for i in range(len(images))]
     order = np.argsort([p.speedup for p in preds])
-    return preds[int(order[len(order) // 2])]
+    return preds[int(order[len(order) // 2])], images.source

@@ -1,6 +1,8 @@
 """`dgfpga qreport`: float checkpoint vs quantized model (accuracy, gates, density, MACs)."""
 from __future__ import annotations
 
+from dgfpga.cli import options
+
 NAME = "qreport"
 HELP = "compare a float checkpoint with its quantized model: top-1, gate agreement, density"
 
@@ -11,33 +13,37 @@ MAX_DENSITY_GAP = 0.02
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--checkpoint", required=True, help="float checkpoint (.pth.tar)")
+    options.add_checkpoint(parser, help="float checkpoint (.pth.tar)")
     parser.add_argument("--qmodel", required=True, help="quantized model (.qnpz)")
-    parser.add_argument("--arch", help="architecture (default: from the checkpoint file name)")
-    parser.add_argument("--split", default="test", help="embedded split (default test)")
-    parser.add_argument("-n", type=int, default=None, help="number of images (default: all)")
+    options.add_arch(parser)
+    options.add_images(parser, default="embedded:test", labelled=True, help="labelled images")
     parser.add_argument("--mode", choices=("auto", "gated", "dense"), default="auto",
                         help="gated (masked execution) or dense (every gate on) for both "
                              "models; auto (default) = dense for checkpoints trained dense")
-    parser.add_argument("--json", help="also write the figures to this JSON file")
+    options.add_out(parser, required=False, help="also write the figures to this JSON file")
 
 
 def run(args) -> int:
     import json
 
-    from dgfpga.data.embedded import load_split
+    from dgfpga.data.images import load_images
     from dgfpga.numerics.qmodel import load_qmodel
-    from dgfpga.quant.quantize import evaluate_quantized, load_float_model, trained_dense
+    from dgfpga.quant.evaluate import evaluate_quantized
+    from dgfpga.quant.float_model import load_float_model, trained_dense
+    from dgfpga.outdir import atomic_write_text, check_writable
 
+    if args.out:
+        check_writable(args.out, "file")                           # before any work
     qm = load_qmodel(args.qmodel)
     model, meta = load_float_model(args.checkpoint, args.arch or qm.arch)
-    data = load_split(args.split, args.n)
+    data = load_images(args.images, qm.input_shape, qm.mean, qm.std, purpose="eval",
+                       labels_required=True)
     mode = args.mode
     if mode == "auto":
         mode = "dense" if trained_dense(meta) else "gated"
     r = evaluate_quantized(model, qm, data.images, data.labels, dense=mode == "dense")
     r["mode"] = mode
-    print(f"{r['arch']} on {r['n']} {args.split} images, {mode}")
+    print(f"{r['arch']} on {data.source}, {mode}")
     print(f"{'':24s}{'float':>10s}{'int8':>10s}")
     print(f"{'top-1 (%)':24s}{r['top1_float']:10.2f}{r['top1_int8']:10.2f}")
     print(f"{'density':24s}{r['density_float']:10.4f}{r['density_int8']:10.4f}")
@@ -57,8 +63,7 @@ def run(args) -> int:
         "density within 2 pts": abs(r["density_float"] - r["density_int8"]) <= MAX_DENSITY_GAP,
     }
     print("targets: " + ", ".join(f"{k}: {'ok' if v else 'MISSED'}" for k, v in checks.items()))
-    if args.json:
+    if args.out:
         r["targets"] = checks
-        with open(args.json, "w") as f:
-            json.dump(r, f, indent=1)
+        atomic_write_text(args.out, json.dumps(r, indent=1))
     return 0

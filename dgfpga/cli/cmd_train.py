@@ -9,23 +9,33 @@ HELP = ("train a CIFAR-family DGNet on the embedded dataset: a dense baseline, o
 def add_arguments(p):
     from dgfpga.workflows.train import TrainConfig
     d = TrainConfig()
-    p.add_argument("--arch", default=d.arch, help=f"architecture (default {d.arch})")
+    from dgfpga.cli import options
+    options.add_arch(p, default=d.arch, help=f"CIFAR-family architecture (default {d.arch})")
     p.add_argument("--dense", action="store_true", help="train the dense baseline (gates on)")
-    p.add_argument("--target-density", type=float, help="DGNet target MAC density, e.g. 0.5")
+    p.add_argument("--target-density", type=options.number(float, 0, 1, lo_open=True), help="DGNet target MAC density, e.g. 0.5")
     p.add_argument("--init", help="checkpoint to initialise from (the dense baseline)")
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    p.add_argument("--lbda", type=float, default=d.lbda, help="sparsity loss weight (Eq. 8)")
-    p.add_argument("--gamma", type=float, default=d.gamma, help="bound loss weight (Eq. 9)")
-    p.add_argument("--alpha", type=float, help="bound annealing p=exp(-alpha*epoch) (default 4/epochs)")
-    p.add_argument("--n-train", type=int, default=d.n_train)
-    p.add_argument("--n-val", type=int, default=d.n_val)
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--threads", type=int, default=d.threads)
-    p.add_argument("--no-progress", dest="progress", action="store_false")
-    p.add_argument("-o", "--out", required=True, help="checkpoint to write (.pth.tar)")
+    p.add_argument("--epochs", type=options.number(int, 1), default=d.epochs,
+                   help=f"training epochs (default {d.epochs})")
+    p.add_argument("--batch-size", type=options.number(int, 1), default=d.batch_size,
+                   help=f"images per SGD step (default {d.batch_size})")
+    p.add_argument("--lr", type=options.number(float, 0, lo_open=True), default=d.lr,
+                   help=f"initial SGD learning rate, cosine-annealed (default {d.lr})")
+    p.add_argument("--weight-decay", type=options.number(float, 0), default=d.weight_decay,
+                   help=f"SGD weight decay (default {d.weight_decay})")
+    p.add_argument("--lbda", type=options.number(float, 0), default=d.lbda, help="sparsity loss weight (Eq. 8)")
+    p.add_argument("--gamma", type=options.number(float, 0), default=d.gamma, help="bound loss weight (Eq. 9)")
+    p.add_argument("--alpha", type=options.number(float, 0), help="bound annealing p=exp(-alpha*epoch) (default 4/epochs)")
+    p.add_argument("--n-train", type=options.number(int, 1), default=d.n_train,
+                   help=f"size of the embedded train split generated (default {d.n_train})")
+    p.add_argument("--n-val", type=options.number(int, 1), default=d.n_val,
+                   help=f"size of the embedded val split generated (default {d.n_val})")
+    p.add_argument("--seed", type=options.number(int, 0), default=d.seed,
+                   help=f"seed of the data generation, initialisation and order (default {d.seed})")
+    p.add_argument("--threads", type=options.number(int, 1), default=d.threads,
+                   help=f"torch CPU threads (default {d.threads})")
+    p.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="no progress bar")
+    options.add_out(p, help="checkpoint to write (.pth.tar)")
 
 
 def run(args) -> int:

@@ -25,6 +25,7 @@ COMMANDS = [
     "calibrate",
     "predict",
     "bench-scheduler",
+    "synth",
 ]
 
 
@@ -41,16 +42,28 @@ def build_parser() -> argparse.ArgumentParser:
         description="FPGA co-design toolkit for Dynamic Dual Gating networks (DGNet).")
     from dgfpga import __version__
     parser.add_argument("--version", action="version", version=f"dgfpga {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error instead of a one-line message")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         mod = _load(name)
         p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)
         mod.add_arguments(p)
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="show the full traceback of an error (also: dgfpga --debug CMD)")
         p.set_defaults(_run=mod.run)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:          # Ctrl-C: one line; outputs are transactional
+        print("dgfpga: interrupted (Ctrl-C)", file=sys.stderr)
+        return 130
+
+
+def _main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
@@ -59,9 +72,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except UserError as exc:
+        if args.debug:
+            raise
         print(f"dgfpga {args.command}: error: {exc}", file=sys.stderr)
         return 2
 
 
+def entry() -> None:
+    """The console script: `main`, then Ctrl-C is ignored while the interpreter shuts down
+    (the work is done and its output complete; a late Ctrl-C must not end in a silent
+    exit -2)."""
+    import signal
+    code = main()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -65,6 +65,11 @@ def _header(comment: str, template: str, cfg: EngineConfig, cfg_source: str,
     return "\n".join(f"{comment} {line}" for line in lines)
 
 
+# Derived engine-config properties every generated include carries (EngineConfig properties).
+DERIVED = ("macs_per_cycle", "axi_bytes", "max_tiles", "bitmap_words",
+           "min_weight_buffer_bytes", "min_ifm_buffer_bytes", "min_ofm_buffer_bytes")
+
+
 # ---- C++ ---------------------------------------------------------------------------------
 def _cpp_config(cfg: EngineConfig) -> str:
     out = []
@@ -74,13 +79,12 @@ def _cpp_config(cfg: EngineConfig) -> str:
             out.append(f'constexpr const char *{f.name} = "{v}";')
         else:
             out.append(f"constexpr uint32_t {f.name} = {v}u;")
+    out += [f"constexpr uint32_t {n} = {getattr(cfg, n)}u;" for n in DERIVED]
     out += [
-        f"constexpr uint32_t macs_per_cycle = {cfg.macs_per_cycle}u;",
-        f"constexpr uint32_t axi_bytes = {cfg.axi_bytes}u;",
-        f"constexpr uint32_t max_tiles = {cfg.max_tiles}u;",
-        f"constexpr uint32_t bitmap_words = {cfg.bitmap_words}u;",
         f"constexpr uint32_t config_hash = 0x{cfg.config_hash:08X}u;",
     ]
+    out += [f"constexpr uint32_t {n} = {v}u;  // NO_FIT bound (formats.layer_fit_problems)"
+            for n, v in F.fit_limits(cfg).items()]
     return "\n".join(out)
 
 
@@ -90,9 +94,20 @@ def _cpp_registers() -> str:
         out.append(f"constexpr uint32_t {r.name} = 0x{r.offset:02X};  // {r.access}: {r.meaning}")
         for b in r.fields:
             out.append(f"constexpr uint32_t {r.name}_{b.name}_LSB = {b.lsb};")
+            out.append(f"constexpr uint32_t {r.name}_{b.name}_WIDTH = {b.width};")
             out.append(f"constexpr uint32_t {r.name}_{b.name}_MASK = 0x{b.mask:08X}u;")
+    out.append("// fields of the whole 64-bit output values (lsb, width in the 64-bit value)")
+    for a in _wide_arguments():
+        for b in a.fields:
+            out.append(f"constexpr uint32_t {a.name.upper()}_{b.name}_LSB = {b.lsb};")
+            out.append(f"constexpr uint32_t {a.name.upper()}_{b.name}_WIDTH = {b.width};")
     out.append(f"constexpr uint32_t ENGINE_MAGIC = 0x{R.ENGINE_MAGIC:04X}u;")
     return "\n".join(out)
+
+
+def _wide_arguments() -> list:
+    """64-bit arguments with bit fields (split over _LO/_HI registers): ENGINE_ID."""
+    return [a for a in R.ARGUMENTS if a.bits == 64 and a.fields]
 
 
 def _cpp_errors() -> str:
@@ -112,23 +127,44 @@ def _format_constants() -> list[tuple[str, int, str]]:
         ("POOL_K", F.POOL_K, "fused max-pool kernel"),
         ("POOL_STRIDE", F.POOL_STRIDE, "fused max-pool stride"),
         ("POOL_PAD", F.POOL_PAD, "fused max-pool padding"),
-        ("PROGRAM_MAGIC", F.PROGRAM_MAGIC, "network program header word 0"),
-        ("STEP_ENGINE", F.STEP_ENGINE, "program step kind: engine start"),
-        ("STEP_HOST", F.STEP_HOST, "program step kind: host step"),
     ]
-    consts += [(f"HOST_OP_{h.name}", int(h), "host step op") for h in F.HostOp]
     return consts
 
 
+def _size_constants() -> list[tuple[str, int, str]]:
+    """Sizes (decimal, `unsigned` / `int unsigned`): array bounds and loop limits."""
+    return [
+        ("MAX_KERNEL", F.MAX_KERNEL, "largest kernel side (max of formats.KERNELS)"),
+        ("MAX_KERNEL_TAPS", F.MAX_KERNEL_TAPS, "taps of the largest kernel (MAX_KERNEL^2)"),
+        ("N_KERNELS", len(F.KERNELS), "kernel sides the engine supports (formats.KERNELS)"),
+        ("N_STRIDES", len(F.STRIDES), "conv strides the engine supports (formats.STRIDES)"),
+        ("LIST_ENTRY_BITS", 8 * F.LIST_ENTRY_BYTES, "bits of a work-list entry (tile/channel)"),
+        ("BITMAP_WORD_BITS", 8 * F.BITMAP_WORD_BYTES, "bits of a tile-bitmap word"),
+    ]
+
+
+def _size_lists() -> list[tuple[str, tuple]]:
+    """The allowed-value lists behind N_KERNELS / N_STRIDES."""
+    return [("KERNELS", F.KERNELS), ("STRIDES", F.STRIDES)]
+
+
 def _cpp_formats() -> str:
-    return "\n".join(f"constexpr uint32_t {n} = 0x{v:X}u;  // {m}" for n, v, m in _format_constants())
+    out = [f"constexpr uint32_t {n} = 0x{v:X}u;  // {m}" for n, v, m in _format_constants()]
+    out += [f"constexpr unsigned {n} = {v};  // {m}" for n, v, m in _size_constants()]
+    out += [f"constexpr unsigned {n}[N_{n}] = {{{', '.join(map(str, v))}}};"
+            for n, v in _size_lists()]
+    return "\n".join(out)
 
 
-def _cpp_desc_fields() -> tuple[str, str]:
+def _cpp_desc_fields() -> tuple[str, str, str, str]:
     decl = "\n".join(f"constexpr Field {f.name} = {{{f.word}, {f.lsb}, {f.width}}};  // {f.meaning}"
                      for f in F.DESCRIPTOR_FIELDS)
     lst = "\n".join(f"    {f.name}," for f in F.DESCRIPTOR_FIELDS)
-    return decl, lst
+    numbers = "\n".join(f"    F_{f.name.upper()} = {i}," for i, f in enumerate(F.DESCRIPTOR_FIELDS))
+    numbers += f"\n    F_COUNT = {len(F.DESCRIPTOR_FIELDS)}"
+    errors = "\n".join(f"    err::{F.FIELD_ERROR[f.name]},  // {f.name}"
+                       for f in F.DESCRIPTOR_FIELDS)
+    return decl, lst, numbers, errors
 
 
 # ---- SystemVerilog -----------------------------------------------------------------------
@@ -140,13 +176,12 @@ def _sv_config(cfg: EngineConfig) -> str:
             out.append(f'localparam string DG_{f.name.upper()} = "{v}";')
         else:
             out.append(f"localparam int unsigned DG_{f.name.upper()} = {v};")
+    out += [f"localparam int unsigned DG_{n.upper()} = {getattr(cfg, n)};" for n in DERIVED]
     out += [
-        f"localparam int unsigned DG_MACS_PER_CYCLE = {cfg.macs_per_cycle};",
-        f"localparam int unsigned DG_AXI_BYTES = {cfg.axi_bytes};",
-        f"localparam int unsigned DG_MAX_TILES = {cfg.max_tiles};",
-        f"localparam int unsigned DG_BITMAP_WORDS = {cfg.bitmap_words};",
         f"localparam logic [31:0] DG_CONFIG_HASH = 32'h{cfg.config_hash:08X};",
     ]
+    out += [f"localparam int unsigned DG_{n.upper()} = {v};  // NO_FIT bound "
+            "(formats.layer_fit_problems)" for n, v in F.fit_limits(cfg).items()]
     return "\n".join(out)
 
 
@@ -157,6 +192,12 @@ def _sv_registers() -> str:
         for b in r.fields:
             out.append(f"localparam int unsigned DG_REG_{r.name}_{b.name}_LSB = {b.lsb};")
             out.append(f"localparam int unsigned DG_REG_{r.name}_{b.name}_WIDTH = {b.width};")
+    out.append("// fields of the whole 64-bit output values (lsb, width in the 64-bit value)")
+    for a in _wide_arguments():
+        for b in a.fields:
+            n = f"DG_REG_{a.name.upper()}_{b.name}"
+            out.append(f"localparam int unsigned {n}_LSB = {b.lsb};")
+            out.append(f"localparam int unsigned {n}_WIDTH = {b.width};")
     out.append(f"localparam logic [15:0] DG_ENGINE_MAGIC = 16'h{R.ENGINE_MAGIC:04X};")
     return "\n".join(out)
 
@@ -167,17 +208,24 @@ def _sv_errors() -> str:
 
 
 def _sv_formats() -> str:
-    return "\n".join(f"localparam logic [31:0] DG_{n} = 32'h{v:X};  // {m}"
-                     for n, v, m in _format_constants())
+    out = [f"localparam logic [31:0] DG_{n} = 32'h{v:X};  // {m}"
+           for n, v, m in _format_constants()]
+    out += [f"localparam int unsigned DG_{n} = {v};  // {m}" for n, v, m in _size_constants()]
+    out += [f"localparam int unsigned DG_{n} [DG_N_{n}] = '{{{', '.join(map(str, v))}}};"
+            for n, v in _size_lists()]
+    return "\n".join(out)
 
 
 def _sv_desc() -> str:
     out = []
-    for f in F.DESCRIPTOR_FIELDS:
+    for i, f in enumerate(F.DESCRIPTOR_FIELDS):
         n = f.name.upper()
         out.append(f"localparam int unsigned DG_DESC_{n}_WORD = {f.word};  // {f.meaning}")
         out.append(f"localparam int unsigned DG_DESC_{n}_LSB = {f.lsb};")
         out.append(f"localparam int unsigned DG_DESC_{n}_WIDTH = {f.width};")
+        out.append(f"localparam int unsigned DG_DESC_{n}_NO = {i};  // field number")
+        out.append(f"localparam logic [7:0] DG_DESC_{n}_ERR = DG_ERR_{F.FIELD_ERROR[f.name]};"
+                   f"  // STATUS code of a fault in it")
     return "\n".join(out)
 
 
@@ -211,18 +259,11 @@ def _md_errors() -> str:
 
 
 def _md_descriptor() -> str:
-    rows = ["| word | bits | field | meaning |", "|---|---|---|---|"]
-    for f in F.DESCRIPTOR_FIELDS:
+    rows = ["| no. | word | bits | field | fault | meaning |", "|---|---|---|---|---|---|"]
+    for i, f in enumerate(F.DESCRIPTOR_FIELDS):
         bits = f"{f.lsb}" if f.width == 1 else f"{f.lsb + f.width - 1}:{f.lsb}"
-        rows.append(f"| {f.word} | {bits} | `{f.name}` | {_md_escape(f.meaning)} |")
-    return "\n".join(rows)
-
-
-def _md_word_table(fields) -> str:
-    rows = ["| word | bits | field | meaning |", "|---|---|---|---|"]
-    for name, word, lsb, width, meaning in fields:
-        bits = f"{lsb}" if width == 1 else f"{lsb + width - 1}:{lsb}"
-        rows.append(f"| {word} | {bits} | `{name}` | {_md_escape(meaning)} |")
+        rows.append(f"| {i} | {f.word} | {bits} | `{f.name}` | {F.FIELD_ERROR[f.name]} | "
+                    f"{_md_escape(f.meaning)} |")
     return "\n".join(rows)
 
 
@@ -249,7 +290,7 @@ def _md_bins() -> str:
 # ---- rendering ---------------------------------------------------------------------------
 def _fields(cfg: EngineConfig, cfg_source: str, command: str, template: str) -> dict:
     comment = {"dg_config.h.tmpl": "//", "dg_params.svh.tmpl": "//"}.get(template, "<!--")
-    desc_decl, desc_list = _cpp_desc_fields()
+    desc_decl, desc_list, desc_numbers, desc_errors = _cpp_desc_fields()
     reg_table, field_tables = _md_registers()
     return dict(
         header=_header(comment, template, cfg, cfg_source, command),
@@ -268,6 +309,9 @@ def _fields(cfg: EngineConfig, cfg_source: str, command: str, template: str) -> 
         desc_bytes=F.DESCRIPTOR_BYTES,
         desc_fields=desc_decl,
         desc_field_list=desc_list,
+        desc_field_numbers=desc_numbers,
+        desc_field_errors=desc_errors,
+        n_desc_fields=len(F.DESCRIPTOR_FIELDS),
         desc_params=_sv_desc(),
         register_table=reg_table,
         field_tables=field_tables,
@@ -279,12 +323,11 @@ def _fields(cfg: EngineConfig, cfg_source: str, command: str, template: str) -> 
         format_version=F.FORMAT_VERSION,
         reserved_words=", ".join(map(str, F.RESERVED_WORDS)),
         descriptor_table=_md_descriptor(),
+        kernels=", ".join(map(str, F.KERNELS)),
+        max_kernel=F.MAX_KERNEL,
+        max_kernel_taps=F.MAX_KERNEL_TAPS,
+        strides=", ".join(map(str, F.STRIDES)),
         bins_table=_md_bins(),
-        program_header_bytes=F.PROGRAM_HEADER_BYTES,
-        program_header_table=_md_word_table(F.PROGRAM_HEADER_FIELDS),
-        step_bytes=F.STEP_BYTES,
-        step_table=_md_word_table(F.STEP_FIELDS),
-        host_ops=", ".join(f"{int(h)} = `{h.name}`" for h in F.HostOp),
     )
 
 
@@ -324,9 +367,11 @@ def stale(files: dict[Path, str]) -> list[Path]:
 
 
 def write(files: dict[Path, str]) -> list[Path]:
-    """Write the targets that changed; return them."""
+    """Write the targets that changed; return them. Each file is complete or left as it
+    was (dgfpga.outdir.atomic_write_text: temporary sibling + rename)."""
+    from dgfpga.outdir import atomic_write_text
     changed = stale(files)
     for p in changed:
         p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(files[p])
+        atomic_write_text(p, files[p])
     return changed

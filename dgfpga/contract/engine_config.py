@@ -20,10 +20,8 @@ from dgfpga.errors import ConfigError
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 DEFAULT_CONFIG = "ultra96"
 
-BRAM36_BYTES = 4608          # 36 Kbit
-DSP_PER_REQUANT_LANE = 4     # a 32x32-bit multiplier on DSP48E2 (27x18) needs 4
-MAX_KERNEL = 7               # largest kernel the engine supports (the ImageNet stem)
 U16_MAX = 0xFFFF
+SIZING_KERNEL = 3            # the buffers are sized for the largest 3x3 layer (every block conv)
 
 
 @dataclass(frozen=True)
@@ -72,6 +70,23 @@ class EngineConfig:
     def bitmap_words(self) -> int:
         """32-bit words of a tile bitmap for the largest grid."""
         return (self.max_tiles + 31) // 32
+
+    # ---- smallest buffers for these limits (validate() requires them; the generated
+    # header and include check them again) ----
+    @property
+    def min_weight_buffer_bytes(self) -> int:
+        """Two m-groups (double-buffered) of weights of a 3x3 layer with max_in_channels."""
+        return 2 * self.tm * SIZING_KERNEL ** 2 * self.max_in_channels
+
+    @property
+    def min_ifm_buffer_bytes(self) -> int:
+        """Two input patches of a max tile with its 3x3 halo, one n-group."""
+        return 2 * (self.max_tile + SIZING_KERNEL - 1) ** 2 * self.tn
+
+    @property
+    def min_ofm_buffer_bytes(self) -> int:
+        """tm int32 accumulators of the (2*max_tile+1)^2 conv patch under a fused max-pool."""
+        return self.tm * (2 * self.max_tile + 1) ** 2 * (self.acc_bits // 8)
 
     @property
     def config_hash(self) -> int:
@@ -122,28 +137,27 @@ def validate(cfg: EngineConfig) -> EngineConfig:
     for name in ("max_width", "max_height", "max_in_channels", "max_out_channels"):
         v = getattr(cfg, name)
         need(1 <= v <= U16_MAX, f"{name} must be in 1..{U16_MAX} (16-bit field), got {v}")
-    need(1 <= cfg.max_layers <= 255,
-         f"max_layers must be in 1..255 (the STATUS layer index is 8 bits), got {cfg.max_layers}")
+    need(3 <= cfg.max_layers <= 255,
+         f"max_layers must be in 3..255 (a gated block runs conv1, downsample and conv2 in "
+         f"one engine start; the STATUS layer index is 8 bits), got {cfg.max_layers}")
     # Buffers: the worst cases the micro-architecture must hold on chip.
-    w_need = 2 * cfg.tm * 9 * cfg.max_in_channels
+    w_need = cfg.min_weight_buffer_bytes
     need(cfg.weight_buffer_bytes >= w_need,
          f"weight_buffer_bytes={cfg.weight_buffer_bytes} too small: two m-groups of a 3x3 "
          f"layer with max_in_channels={cfg.max_in_channels} need 2*tm*9*C_in = {w_need}")
-    i_need = 2 * (cfg.max_tile + 2) ** 2 * cfg.tn
+    i_need = cfg.min_ifm_buffer_bytes
     need(cfg.ifm_buffer_bytes >= i_need,
          f"ifm_buffer_bytes={cfg.ifm_buffer_bytes} too small: two input patches of a max "
          f"tile plus 3x3 halo for one n-group need 2*(max_tile+2)^2*tn = {i_need}")
-    o_need = cfg.tm * (2 * cfg.max_tile + 1) ** 2 * (cfg.acc_bits // 8)
+    o_need = cfg.min_ofm_buffer_bytes
     need(cfg.ofm_buffer_bytes >= o_need,
          f"ofm_buffer_bytes={cfg.ofm_buffer_bytes} too small: tm int32 accumulators of the "
          f"(2*max_tile+1)^2 conv patch under a fused max-pool need {o_need}")
-    dsp = cfg.tm * cfg.tn + DSP_PER_REQUANT_LANE * cfg.tm
-    need(dsp <= cfg.part_dsp,
-         f"tm*tn + {DSP_PER_REQUANT_LANE}*tm = {dsp} DSPs exceed part_dsp={cfg.part_dsp}")
-    buf = cfg.weight_buffer_bytes + cfg.ifm_buffer_bytes + cfg.ofm_buffer_bytes
-    need(buf <= cfg.part_bram36 * BRAM36_BYTES // 2,
-         f"buffers total {buf} bytes, more than half the part's BRAM "
-         f"({cfg.part_bram36} x {BRAM36_BYTES} B); partitioning would not fit")
+    # DSP48E2 and BRAM36 against the part: the one resource model (imported here because
+    # it imports this module)
+    from dgfpga.perf.resources import dsp_bram_problems
+    for problem in dsp_bram_problems(cfg):
+        need(False, problem)
     return cfg
 
 

@@ -6,8 +6,7 @@ Everything the engine reads from or writes to DDR is defined here, once:
 - the **work list** sections (u16 tile and channel index lists, the u32 tile bitmap),
 - the **feature-map layout** (HWC bytes; compact channel buffers; in-place outputs),
 - the **weight streams** and per-channel **params** (bias int32, mult int32),
-- the per-tile **channel sums** side output and its pooling-bin helper,
-- the **network program** for one image (engine steps and host steps).
+- the per-tile **channel sums** side output and its pooling-bin helper.
 
 Every unpacker validates what it reads and raises `dgfpga.errors.FormatError` naming the
 field and the bad value; none returns an out-of-range index. `docs/formats.md` is
@@ -16,14 +15,12 @@ generated from these tables (`dgfpga gen`).
 from __future__ import annotations
 
 import dataclasses
-import enum
 import struct
 from dataclasses import dataclass, field
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence
 
 import numpy as np
 
-from dgfpga.numerics import gates
 from dgfpga.contract.engine_config import EngineConfig, default_config
 from dgfpga.errors import FormatError
 
@@ -34,11 +31,15 @@ DESCRIPTOR_BYTES = 4 * DESCRIPTOR_WORDS
 
 OP_CONV = 1
 OP_KINDS = {OP_CONV: "conv"}
-KERNELS = (1, 3, 7)
+KERNELS = (1, 3, 7)                         # kernel sides the engine supports
+MAX_KERNEL = max(KERNELS)                   # the ImageNet stem's 7x7
+MAX_KERNEL_TAPS = MAX_KERNEL * MAX_KERNEL   # weights per (out, in) channel pair of it
 STRIDES = (1, 2)
 POOL_K, POOL_STRIDE, POOL_PAD = 3, 2, 1     # the fused max-pool (torchvision ResNet stem)
 PARAM_BYTES = 8                             # per output channel: bias int32, mult int32
 SUM_BYTES = 4                               # one int32 channel sum
+LIST_ENTRY_BYTES = 2                        # a work-list entry (tile or channel index): u16
+BITMAP_WORD_BYTES = 4                       # a tile-bitmap word: u32 (tile i: word i//32, bit i%32)
 REGIONS = ("fmap", "weight", "work", "sums")
 
 
@@ -66,8 +67,8 @@ DESCRIPTOR_FIELDS = (
     _f("magic", 0, 0, 8, f"0x{DESC_MAGIC:02X}; catches descriptors read from the wrong address"),
     _f("version", 0, 8, 8, "FORMAT_VERSION"),
     _f("op", 0, 16, 4, "op kind: 1 = conv (the only kind; 0 is invalid so zeroed memory fails)"),
-    _f("k", 0, 20, 4, "kernel side: 1, 3 or 7"),
-    _f("stride", 0, 24, 2, "conv stride: 1 or 2"),
+    _f("k", 0, 20, 4, f"kernel side: one of KERNELS {KERNELS}"),
+    _f("stride", 0, 24, 2, f"conv stride: one of STRIDES {STRIDES}"),
     _f("pad", 0, 26, 3, "zero padding on each side, 0..k/2"),
     _f("in_signed", 1, 0, 1, "input feature map is s8 (else u8)"),
     _f("out_signed", 1, 1, 1, "output is s8, clamp -128..127 (else u8, clamp 0..255)"),
@@ -79,7 +80,8 @@ DESCRIPTOR_FIELDS = (
     _f("tile_gated", 1, 7, 1, "compute only the tiles in the tile list (else every tile)"),
     _f("in_ch_gated", 1, 8, 1, "input fm is compact: n_active_in channels, ids in the in-channel list"),
     _f("out_ch_gated", 1, 9, 1, "output fm is compact: n_active_out channels, ids in the out-channel list"),
-    _f("zero_halo", 1, 10, 1, "input pixels in tiles whose bitmap bit is 0 read as zero"),
+    _f("zero_halo", 1, 10, 1, "input pixels in tiles whose bitmap bit is 0 read as zero "
+       "(needs tile_gated and in_h, in_w = out_h, out_w)"),
     _f("in_place", 1, 11, 1, "output aliases the residual (identity block): tiles not listed are left as they are"),
     _f("shift", 1, 16, 5, "requantization right shift, 0..31"),
     _f("in_h", 2, 0, 16, "input height, pixels"),
@@ -119,6 +121,18 @@ OFFSET_REGION = {
     "tile_list_offset": "work", "res_tile_list_offset": "work", "out_ch_list_offset": "work",
     "in_ch_list_offset": "work", "bitmap_offset": "work", "sums_offset": "sums",
 }
+# STATUS code (a regmap.ERROR_CODES name) the engine reports when a field is at fault, with
+# ENTRY = the field's word. Exception: a valid layer too big for the buffers is NO_FIT at
+# the `tile` word (layer_fit_problems).
+FIELD_ERROR = {
+    **{n: "BAD_MAGIC" for n in ("magic", "version")},
+    **{n: "BAD_OP" for n in ("op", "k", "stride", "pad", "shift")},
+    **{n: "BAD_SHAPE" for n in ("in_h", "in_w", "out_h", "out_w", "in_c", "out_c")},
+    **{n: "BAD_FLAGS" for n in FLAG_FIELDS + ("res_mult",)},
+    **{n: "BAD_TILE" for n in ("tile", "grid_h", "grid_w")},
+    **{n: "BAD_COUNT" for n in ("n_active_tiles", "n_res_tiles", "n_active_out", "n_active_in")},
+    **{n: "BAD_OFFSET" for n in OFFSET_FIELDS},
+}
 
 
 def _check_field_table() -> None:
@@ -129,6 +143,7 @@ def _check_field_table() -> None:
             key = (f.word, bit)
             assert key not in used, f"descriptor fields {used.get(key)} and {f.name} overlap"
             used[key] = f.name
+    assert set(FIELD_ERROR) == set(FIELD_BY_NAME), "FIELD_ERROR must name every field once"
 
 
 _check_field_table()
@@ -339,22 +354,38 @@ def input_patch_side(d: LayerDescriptor) -> int:
     return (conv_tile_side(d) - 1) * d.stride + d.k
 
 
+def fit_limits(cfg: EngineConfig) -> dict[str, int]:
+    """The NO_FIT bounds of `cfg` (generated into dg_config.h as config::fit_*; one half of
+    each ping-pong pair): bytes of one m-group of weights, of one input patch, of one
+    m-group's accumulators."""
+    return {"fit_weight_group_bytes": cfg.weight_buffer_bytes // 2,
+            "fit_ifm_patch_bytes": cfg.ifm_buffer_bytes // 2,
+            "fit_acc_bytes": cfg.ofm_buffer_bytes}
+
+
 def layer_fit_problems(d: LayerDescriptor, cfg: EngineConfig) -> list[str]:
-    """Reasons the layer does not fit the on-chip buffers of `cfg` (empty if it fits)."""
+    """Reasons the layer does not fit the on-chip buffers of `cfg` (empty if it fits).
+
+    THE fit rule (every level reports NO_FIT at the `tile` word for it):
+    tm x k*k x n_active_in <= fit_weight_group_bytes (always all tm lanes, whatever
+    n_active_out is: an m-group is sized for the array, not for the image's gates),
+    input_patch_side^2 x in_c_stored <= fit_ifm_patch_bytes, and
+    tm x conv_tile_side^2 x 4 <= fit_acc_bytes.
+    """
+    lim = fit_limits(cfg)
     problems = []
-    # the engine sizes its weight ping-pong for full m-groups, whatever n_active_out is
     w = cfg.tm * d.k * d.k * d.n_active_in
-    if w > cfg.weight_buffer_bytes // 2:
-        problems.append(f"one m-group of weights is {w} bytes > weight_buffer_bytes/2 = "
-                        f"{cfg.weight_buffer_bytes // 2}")
+    if w > lim["fit_weight_group_bytes"]:
+        problems.append(f"one m-group of weights (tm={cfg.tm} lanes) is {w} bytes > "
+                        f"weight_buffer_bytes/2 = {lim['fit_weight_group_bytes']}")
     p = input_patch_side(d) ** 2 * d.in_c_stored
-    if p > cfg.ifm_buffer_bytes // 2:
+    if p > lim["fit_ifm_patch_bytes"]:
         problems.append(f"input patch {input_patch_side(d)}^2 x {d.in_c_stored} ch = {p} bytes "
-                        f"> ifm_buffer_bytes/2 = {cfg.ifm_buffer_bytes // 2}; use a smaller tile")
+                        f"> ifm_buffer_bytes/2 = {lim['fit_ifm_patch_bytes']}; use a smaller tile")
     a = cfg.tm * conv_tile_side(d) ** 2 * (cfg.acc_bits // 8)
-    if a > cfg.ofm_buffer_bytes:
+    if a > lim["fit_acc_bytes"]:
         problems.append(f"accumulators tm x {conv_tile_side(d)}^2 x 4 = {a} bytes > "
-                        f"ofm_buffer_bytes = {cfg.ofm_buffer_bytes}")
+                        f"ofm_buffer_bytes = {lim['fit_acc_bytes']}")
     return problems
 
 
@@ -409,6 +440,9 @@ def validate_descriptor(d: LayerDescriptor, cfg: Optional[EngineConfig] = None,
         raise bad("maxpool", "the fused max-pool is supported on dense layers only")
     if d.zero_halo and not d.tile_gated:
         raise bad("zero_halo", "needs tile_gated (the bitmap comes with the tile list)")
+    if d.zero_halo and (d.in_h, d.in_w) != (d.out_h, d.out_w):
+        raise bad("zero_halo", f"needs the input on the output's tile grid (in {d.in_h}x"
+                               f"{d.in_w} = out {d.out_h}x{d.out_w}: stride 1, pad k//2)")
     if d.residual:
         if d.res_mult >= 1 << 31:
             raise bad("res_mult", "must be < 2^31")
@@ -510,22 +544,40 @@ def pack_u16_list(values: Sequence[int]) -> bytes:
     return arr.astype("<u2").tobytes()
 
 
+def _work_error(msg: str, code: str, entry: int, what: str) -> FormatError:
+    """A work-list fault: `code` is the STATUS code name the engine reports
+    (regmap.ERROR_CODES), `entry` its ENTRY (list index or bitmap bit)."""
+    exc = _error(msg, field=what, entry=entry)
+    exc.code = code
+    return exc
+
+
+def _check_u16(arr: np.ndarray, limit: int, what: str, range_code: str,
+               order_code: str) -> None:
+    """Every index < `limit` and strictly increasing. The engine walks the list once, so
+    the earliest faulty entry is the one reported (range before order at the same entry)."""
+    over = np.flatnonzero(arr >= limit)
+    order = np.flatnonzero(np.diff(arr) <= 0) + 1
+    i_over = int(over[0]) if over.size else None
+    i_order = int(order[0]) if order.size else None
+    if i_over is not None and (i_order is None or i_over <= i_order):
+        raise _work_error(f"{what}[{i_over}] = {int(arr[i_over])} out of range "
+                          f"0..{limit - 1}", range_code, i_over, what)
+    if i_order is not None:
+        i = i_order
+        raise _work_error(f"{what}[{i}] = {int(arr[i])} after {int(arr[i - 1])}: indices "
+                          "must be strictly increasing (no duplicates)", order_code, i, what)
+
+
 def unpack_u16_list(data, count: int, limit: int, what: str) -> np.ndarray:
     """`count` u16 indices from the start of `data`; each < `limit`, strictly increasing."""
     data = _bytes_like(data, what)
     if count < 0 or len(data) < 2 * count:
         raise FormatError(f"{what}: needs {2 * count} bytes for {count} entries, have {len(data)}")
     arr = np.frombuffer(data[:2 * count], dtype="<u2").astype(np.int64)
-    over = np.nonzero(arr >= limit)[0]
-    if over.size:
-        i = int(over[0])
-        raise _error(f"{what}[{i}] = {int(arr[i])} out of range 0..{limit - 1}",
-                     field=what, entry=i)
-    bad = np.nonzero(np.diff(arr) <= 0)[0]
-    if bad.size:
-        i = int(bad[0]) + 1
-        raise _error(f"{what}[{i}] = {int(arr[i])} after {int(arr[i - 1])}: "
-                     "indices must be strictly increasing (no duplicates)", field=what, entry=i)
+    range_code, order_code = ("CHANNEL_RANGE", "CHANNEL_ORDER") if "channel" in what \
+        else ("TILE_RANGE", "TILE_ORDER")
+    _check_u16(arr, limit, what, range_code, order_code)
     return arr.astype(np.uint16)
 
 
@@ -548,7 +600,9 @@ def unpack_bitmap(data, n_tiles: int, what: str = "tile bitmap") -> np.ndarray:
     bits = np.unpackbits(np.frombuffer(data[:nb], dtype=np.uint8), bitorder="little")
     pad = np.nonzero(bits[n_tiles:])[0]
     if pad.size:
-        raise FormatError(f"{what}: bit {n_tiles + int(pad[0])} set past the {n_tiles} tiles")
+        t = n_tiles + int(pad[0])
+        raise _work_error(f"{what}: bit {t} set past the {n_tiles} tiles", "BITMAP_MISMATCH",
+                          t, what)
     return bits[:n_tiles].astype(bool)
 
 
@@ -562,15 +616,107 @@ class WorkList:
     bitmap: Optional[np.ndarray] = None    # bool [n_tiles], for zero_halo
 
 
+@dataclass(frozen=True)
+class WorkSlots:
+    """Where one layer's work-list sections live in the WORK region: fixed offsets, each
+    section sized for the densest list the layer can have, so a slot is laid out once per
+    layer (packer) and only filled per image (scheduler)."""
+    tiles: int
+    res_tiles: int
+    out_ch: int
+    in_ch: int
+    bitmap: int
+    end: int
+
+    @property
+    def nbytes(self) -> int:
+        return self.end - self.tiles
+
+
+def work_slots(d: LayerDescriptor, base_offset: int, align: int) -> WorkSlots:
+    """The slot layout of layer `d` at `base_offset` (sections aligned to `align` bytes):
+    active tiles, residual-only tiles (both always reserved), then the out-channel list,
+    the in-channel list and the bitmap when the layer has them."""
+    if base_offset % align:
+        raise FormatError(f"work list base offset {base_offset} not aligned to {align}")
+
+    def up(n: int) -> int:
+        return -(-n // align) * align
+    e = LIST_ENTRY_BYTES
+    tiles = base_offset
+    res = tiles + up(e * d.n_tiles)
+    out_ch = res + up(e * d.n_tiles)
+    in_ch = out_ch + (up(e * d.out_c) if d.out_ch_gated else 0)
+    bitmap = in_ch + (up(e * d.in_c) if d.in_ch_gated else 0)
+    end = bitmap + (up(bitmap_bytes(d.n_tiles)) if d.zero_halo else 0)
+    return WorkSlots(tiles, res, out_ch, in_ch, bitmap, end)
+
+
+_EMPTY_U16 = np.zeros(0, "<u2")
+
+
+def encode_work_list(d: LayerDescriptor, slots: WorkSlots, tiles,
+                     res_tiles=None, out_channels=None, in_channels=None
+                     ) -> tuple[dict, list[tuple[int, np.ndarray]]]:
+    """THE work-list writer (the scheduler, the vectors and the calibration all use it).
+
+    Lays the lists of layer `d` into `slots`; returns (descriptor fields: counts and
+    work-list offsets, [(WORK offset, uint8 bytes)] to write). Sections the layer does not
+    have are left out (their offsets stay 0); an empty residual-only list has offset 0.
+    Indices are written as given: `read_work_list` is the check.
+    """
+    fields: dict = {}
+    writes: list = []
+
+    def u16(values) -> np.ndarray:
+        return np.ascontiguousarray(_EMPTY_U16 if values is None else values, dtype="<u2").reshape(-1)
+
+    t = u16(tiles)
+    if d.tile_gated:
+        fields["n_active_tiles"] = int(t.size)
+        fields["tile_list_offset"] = slots.tiles
+        writes.append((slots.tiles, t.view(np.uint8)))
+    r = u16(res_tiles)
+    fields["n_res_tiles"] = int(r.size)
+    fields["res_tile_list_offset"] = slots.res_tiles if r.size else 0
+    if r.size:
+        writes.append((slots.res_tiles, r.view(np.uint8)))
+    if d.out_ch_gated:
+        oc = u16(out_channels)
+        fields["n_active_out"] = int(oc.size)
+        fields["out_ch_list_offset"] = slots.out_ch
+        writes.append((slots.out_ch, oc.view(np.uint8)))
+    if d.in_ch_gated:
+        ic = u16(in_channels)
+        fields["n_active_in"] = int(ic.size)
+        fields["in_ch_list_offset"] = slots.in_ch
+        writes.append((slots.in_ch, ic.view(np.uint8)))
+    if d.zero_halo:
+        bits = np.zeros(8 * bitmap_bytes(d.n_tiles), dtype=bool)
+        bits[t.astype(np.int64)] = True
+        fields["bitmap_offset"] = slots.bitmap
+        writes.append((slots.bitmap, np.packbits(bits, bitorder="little")))
+    return fields, writes
+
+
 def _section(blob: bytes, off: int, nbytes: int, what: str) -> bytes:
     if off < 0 or off + nbytes > len(blob):
-        raise FormatError(f"{what}: [{off}, {off + nbytes}) outside the work region of "
-                          f"{len(blob)} bytes")
+        raise _work_error(f"{what}: [{off}, {off + nbytes}) outside the work region of "
+                          f"{len(blob)} bytes", "BAD_OFFSET", 0, what)
     return blob[off:off + nbytes]
 
 
 def read_work_list(d: LayerDescriptor, work_region) -> WorkList:
-    """Read and check a layer's work list from the WORK region bytes, as the engine does."""
+    """THE work-list validator (the interpreter, the scheduler's and the host's checks, the
+    vectors): read layer `d`'s lists from the WORK region bytes as the engine does.
+
+    Raises FormatError with `.code` (the STATUS code name the engine reports) and `.entry`
+    (the faulty list entry, or bitmap bit): an index >= its count (TILE_RANGE /
+    CHANNEL_RANGE), not strictly increasing (TILE_ORDER / CHANNEL_ORDER; a tile both active
+    and residual-only is TILE_ORDER at entry 0), a bitmap bit that disagrees with the tile
+    list, padding bits included (BITMAP_MISMATCH), a section outside the region
+    (BAD_OFFSET). Lists are checked in order: tiles, residual-only, out, in, bitmap.
+    """
     blob = _bytes_like(work_region, "work region")
     n = d.n_tiles
     empty = np.zeros(0, np.uint16)
@@ -586,7 +732,8 @@ def read_work_list(d: LayerDescriptor, work_region) -> WorkList:
                               d.n_res_tiles, n, "residual-only tile list")
         common = np.intersect1d(tiles, res)
         if common.size:
-            raise FormatError(f"residual-only tile list: tile {int(common[0])} is also active")
+            raise _work_error(f"residual-only tile list: tile {int(common[0])} is also active",
+                              "TILE_ORDER", 0, "residual-only tile list")
     outc = empty
     if d.out_ch_gated:
         outc = unpack_u16_list(_section(blob, d.out_ch_list_offset, 2 * d.n_active_out,
@@ -599,57 +746,37 @@ def read_work_list(d: LayerDescriptor, work_region) -> WorkList:
                               "in-channel list")
     bitmap = None
     if d.zero_halo:
-        bitmap = unpack_bitmap(_section(blob, d.bitmap_offset, bitmap_bytes(n), "tile bitmap"),
-                               n)
-        want = np.zeros(n, bool)
+        nb = bitmap_bytes(n)
+        raw = np.frombuffer(_section(blob, d.bitmap_offset, nb, "tile bitmap"), np.uint8)
+        bits = np.unpackbits(raw, bitorder="little").astype(bool)
+        want = np.zeros(bits.size, bool)
         want[tiles.astype(np.int64)] = True
-        diff = np.nonzero(want != bitmap)[0]
-        if diff.size:
+        diff = np.flatnonzero(want != bits)
+        if diff.size:           # the engine compares word by word: the first differing bit
             t = int(diff[0])
-            raise FormatError(f"tile bitmap: bit {t} is {int(bitmap[t])} but tile {t} is "
-                              f"{'' if want[t] else 'not '}in the tile list")
+            msg = (f"tile bitmap: bit {t} set past the {n} tiles" if t >= n else
+                   f"tile bitmap: bit {t} is {int(bits[t])} but tile {t} is "
+                   f"{'' if want[t] else 'not '}in the tile list")
+            raise _work_error(msg, "BITMAP_MISMATCH", t, "tile bitmap")
+        bitmap = bits[:n]
     return WorkList(tiles, res, outc, inc, bitmap)
 
 
 def pack_work_list(d: LayerDescriptor, wl: WorkList, base_offset: int,
                    cfg: Optional[EngineConfig] = None) -> tuple[bytes, LayerDescriptor]:
-    """Lay a work list out at `base_offset` of the WORK region (sections aligned).
+    """`encode_work_list` into a slot at `base_offset` (`work_slots`), as one blob.
 
-    Returns the bytes to write at `base_offset` and `d` with the counts and the work-list
-    offsets filled in.
+    Returns the slot's bytes (to write at `base_offset`) and `d` with the counts and the
+    work-list offsets filled in.
     """
     cfg = cfg or default_config()
-    a = cfg.axi_bytes
-    if base_offset % a:
-        raise FormatError(f"work list base offset {base_offset} not aligned to {a}")
-    chunks: list[bytes] = []
-    pos = base_offset
-    changes: dict = {}
-
-    def put(name: str, payload: bytes) -> None:
-        nonlocal pos
-        changes[name] = pos
-        padded = payload + bytes(-len(payload) % a)
-        chunks.append(padded)
-        pos += len(padded)
-
-    if d.tile_gated:
-        changes["n_active_tiles"] = len(wl.tiles)
-        put("tile_list_offset", pack_u16_list(wl.tiles))
-    changes["n_res_tiles"] = len(wl.res_tiles)
-    if len(wl.res_tiles):
-        put("res_tile_list_offset", pack_u16_list(wl.res_tiles))
-    else:
-        changes["res_tile_list_offset"] = 0
-    if d.out_ch_gated:
-        changes["n_active_out"] = len(wl.out_channels)
-        put("out_ch_list_offset", pack_u16_list(wl.out_channels))
-    if d.in_ch_gated:
-        changes["n_active_in"] = len(wl.in_channels)
-        put("in_ch_list_offset", pack_u16_list(wl.in_channels))
-    if d.zero_halo:
-        put("bitmap_offset", pack_bitmap(wl.tiles, d.n_tiles))
-    return b"".join(chunks), d.replace(**changes)
+    slots = work_slots(d, base_offset, cfg.axi_bytes)
+    fields, writes = encode_work_list(d, slots, wl.tiles, wl.res_tiles, wl.out_channels,
+                                      wl.in_channels)
+    blob = np.zeros(slots.nbytes, np.uint8)
+    for off, data in writes:
+        blob[off - base_offset:off - base_offset + data.size] = data
+    return blob.tobytes(), d.replace(**fields)
 
 
 # --------------------------------------------------------------------------------------
@@ -729,20 +856,22 @@ def pack_params(bias: np.ndarray, mult: np.ndarray) -> bytes:
         raise FormatError(f"params: bias {bias.shape} and mult {mult.shape} must be equal 1-D")
     if bias.size and (bias.min() < -(1 << 31) or bias.max() >= 1 << 31):
         raise FormatError("params: bias out of int32 range")
-    if mult.size and (mult.min() < 0 or mult.max() >= 1 << 31):
-        raise FormatError("params: mult must be 0 <= mult < 2^31")
+    if mult.size and (mult.min() < -(1 << 31) or mult.max() >= 1 << 31):
+        raise FormatError("params: mult out of int32 range")
     return np.stack([bias, mult], axis=1).astype("<i4").tobytes()
 
 
 def unpack_params(data, c: int) -> tuple[np.ndarray, np.ndarray]:
-    """Params bytes -> (bias int32 [c], mult int32 [c]); mult must be >= 0."""
+    """Params bytes -> (bias int32 [c], mult int32 [c]).
+
+    Every 32-bit pattern is a valid param: bias and mult are both signed int32 and every
+    level multiplies signed (a word >= 2^31 is a negative multiplier, not a fault; the
+    quantizer writes 0 <= mult < 2^31). Only the length is checked.
+    """
     data = _bytes_like(data, "params")
     if len(data) != c * PARAM_BYTES:
         raise FormatError(f"params: {len(data)} bytes, expected {c} x {PARAM_BYTES}")
     a = np.frombuffer(data, dtype="<i4").reshape(c, 2)
-    neg = np.nonzero(a[:, 1] < 0)[0]
-    if neg.size:
-        raise FormatError(f"params: mult[{int(neg[0])}] = {int(a[neg[0], 1])} is negative")
     return a[:, 0].astype(np.int32), a[:, 1].astype(np.int32)
 
 
@@ -783,177 +912,8 @@ def tile_pixel_sums(fm: np.ndarray, tile: int) -> np.ndarray:
 
 
 def pool_bins(size: int, bins: int) -> list[tuple[int, int]]:
-    """Adaptive-average-pool bins (PyTorch / official code): [floor(i*H/g), ceil((i+1)*H/g))."""
-    try:
-        return gates.pool_bins(size, bins)
-    except ValueError as exc:
-        raise FormatError(f"pool bins: {exc}") from None
-
-
-def bin_sums_from_tile_sums(sums: np.ndarray, tile: int, h: int, w: int,
-                            bins_h: int, bins_w: int) -> tuple[np.ndarray, np.ndarray]:
-    """Add the engine's per-tile channel sums into the adaptive-pool bins of an h x w map.
-
-    `sums` is [ceil(h/tile)][ceil(w/tile)][C] (the SUMS region layout). Returns (int64
-    [bins_h][bins_w][C] sums, int64 [bins_h][bins_w] pixel counts). The arithmetic is
-    `dgfpga.numerics.gates.bin_sums_from_tile_sums`; a bin edge that does not fall on a tile edge
-    (the per-tile sums cannot make that bin exactly) is a FormatError.
-    """
-    s = np.asarray(sums, dtype=np.int64)
-    if s.ndim != 3 or tile < 1:
-        raise FormatError(f"tile sums: need [gh][gw][C] and tile >= 1, got {s.shape}, tile={tile}")
-    try:
-        out = gates.bin_sums_from_tile_sums(np.moveaxis(s, -1, 0), tile, h, w, (bins_h, bins_w))
-    except ValueError as exc:
-        raise FormatError(f"tile sums: {exc}: the engine's per-tile sums cannot make these "
-                          "pooling bins") from None
-    return np.moveaxis(out, 0, -1), gates.bin_counts(h, w, (bins_h, bins_w))
-
-
-# --------------------------------------------------------------------------------------
-# Network program (one image)
-# --------------------------------------------------------------------------------------
-PROGRAM_MAGIC = 0x52504744       # "DGPR" little-endian
-PROGRAM_HEADER_BYTES = 16
-STEP_BYTES = 8
-MAX_STEPS = 4096
-
-
-class HostOp(enum.IntEnum):
-    """What the host does between engine starts."""
-    INPUT = 1    # quantize the image into the first layer's input buffer
-    GATES = 2    # evaluate block `block`'s gates from the sums, write its work lists
-    HEAD = 3     # global pool + fc on the last feature map; logits
-
-
-STEP_ENGINE, STEP_HOST = 1, 2
-
-
-@dataclass(frozen=True)
-class EngineStep:
-    """One engine start: layer descriptors run back to back (e.g. conv1, shortcut, conv2)."""
-    descriptors: tuple
-    block: int = 0
-
-
-@dataclass(frozen=True)
-class HostStep:
-    op: HostOp
-    block: int = 0
-
-
-Step = Union[EngineStep, HostStep]
-
-
-@dataclass(frozen=True)
-class NetworkProgram:
-    """The whole-network program for one image. Engine-step descriptors are templates:
-    per image the host fills counts and work-list offsets (pack_work_list)."""
-    config_hash: int
-    steps: tuple
-
-    @property
-    def descriptors(self) -> list[LayerDescriptor]:
-        return [d for s in self.steps if isinstance(s, EngineStep) for d in s.descriptors]
-
-
-PROGRAM_HEADER_FIELDS = (
-    ("magic", 0, 0, 32, f"0x{PROGRAM_MAGIC:08X} ('DGPR')"),
-    ("version", 1, 0, 16, "FORMAT_VERSION"),
-    ("n_steps", 1, 16, 16, f"steps, 1..{MAX_STEPS}"),
-    ("config_hash", 2, 0, 32, "EngineConfig.config_hash the program was built for"),
-    ("n_descriptors", 3, 0, 32, "descriptors after the step table (sum over engine steps)"),
-)
-STEP_FIELDS = (
-    ("kind", 0, 0, 8, "1 = engine start, 2 = host step"),
-    ("host_op", 0, 8, 8, "HostOp for host steps (0 for engine steps)"),
-    ("block", 0, 16, 16, "block index the step belongs to"),
-    ("n_descriptors", 1, 0, 16, "engine: descriptors of this start, 1..max_layers; host: 0"),
-)
-
-
-def pack_program(prog: NetworkProgram, cfg: Optional[EngineConfig] = None) -> bytes:
-    """Header, step table (2 words per step), then all descriptors in step order."""
-    cfg = cfg or default_config()
-    if prog.config_hash != cfg.config_hash:
-        raise FormatError(f"program: config_hash 0x{prog.config_hash:08X} is not "
-                          f"'{cfg.name}' (0x{cfg.config_hash:08X})")
-    if not 1 <= len(prog.steps) <= MAX_STEPS:
-        raise FormatError(f"program: {len(prog.steps)} steps, must be 1..{MAX_STEPS}")
-    table, descs = [], []
-    for i, s in enumerate(prog.steps):
-        if not 0 <= s.block <= 0xFFFF:
-            raise FormatError(f"program step {i}: block {s.block} out of range 0..65535")
-        if isinstance(s, EngineStep):
-            if not 1 <= len(s.descriptors) <= cfg.max_layers:
-                raise FormatError(f"program step {i}: {len(s.descriptors)} descriptors, must be "
-                                  f"1..max_layers={cfg.max_layers}")
-            table += [STEP_ENGINE | (s.block << 16), len(s.descriptors)]
-            descs += [pack_descriptor(d, cfg) for d in s.descriptors]
-        elif isinstance(s, HostStep):
-            table += [STEP_HOST | (int(HostOp(s.op)) << 8) | (s.block << 16), 0]
-        else:
-            raise FormatError(f"program step {i}: not an EngineStep or HostStep: {s!r}")
-    header = struct.pack("<4I", PROGRAM_MAGIC, FORMAT_VERSION | (len(prog.steps) << 16),
-                         prog.config_hash, len(descs))
-    return header + struct.pack(f"<{len(table)}I", *table) + b"".join(descs)
-
-
-def unpack_program(data, cfg: Optional[EngineConfig] = None) -> NetworkProgram:
-    """Parse and validate a network program built for `cfg`."""
-    cfg = cfg or default_config()
-    data = _bytes_like(data, "program")
-    if len(data) < PROGRAM_HEADER_BYTES:
-        raise FormatError(f"program: {len(data)} bytes, shorter than the "
-                          f"{PROGRAM_HEADER_BYTES}-byte header")
-    magic, w1, chash, n_desc = struct.unpack_from("<4I", data, 0)
-    if magic != PROGRAM_MAGIC:
-        raise FormatError(f"program: magic 0x{magic:08X}, expected 0x{PROGRAM_MAGIC:08X}")
-    version, n_steps = w1 & 0xFFFF, w1 >> 16
-    if version != FORMAT_VERSION:
-        raise FormatError(f"program: version {version}, this dgfpga reads {FORMAT_VERSION}")
-    if chash != cfg.config_hash:
-        raise FormatError(f"program: built for config hash 0x{chash:08X}, engine config "
-                          f"'{cfg.name}' is 0x{cfg.config_hash:08X}")
-    if not 1 <= n_steps <= MAX_STEPS:
-        raise FormatError(f"program: n_steps={n_steps}, must be 1..{MAX_STEPS}")
-    want = PROGRAM_HEADER_BYTES + STEP_BYTES * n_steps + DESCRIPTOR_BYTES * n_desc
-    if len(data) != want:
-        raise FormatError(f"program: {len(data)} bytes, header says {want} "
-                          f"({n_steps} steps, {n_desc} descriptors)")
-    steps: list = []
-    pos = PROGRAM_HEADER_BYTES + STEP_BYTES * n_steps
-    total = 0
-    for i in range(n_steps):
-        w0, cnt = struct.unpack_from("<2I", data, PROGRAM_HEADER_BYTES + STEP_BYTES * i)
-        kind, hop, block = w0 & 0xFF, (w0 >> 8) & 0xFF, w0 >> 16
-        if kind == STEP_ENGINE:
-            if hop:
-                raise FormatError(f"program step {i}: host_op={hop} on an engine step")
-            if not 1 <= cnt <= cfg.max_layers:
-                raise FormatError(f"program step {i}: n_descriptors={cnt}, must be "
-                                  f"1..max_layers={cfg.max_layers}")
-            if total + cnt > n_desc:
-                raise FormatError(f"program step {i}: descriptors run past the {n_desc} "
-                                  "in the header")
-            ds = []
-            for j in range(cnt):
-                try:
-                    ds.append(unpack_descriptor(data[pos:pos + DESCRIPTOR_BYTES], cfg))
-                except FormatError as exc:
-                    raise FormatError(f"program step {i}, descriptor {j}: {exc}") from None
-                pos += DESCRIPTOR_BYTES
-            total += cnt
-            steps.append(EngineStep(tuple(ds), block))
-        elif kind == STEP_HOST:
-            if hop not in HostOp.__members__.values():
-                raise FormatError(f"program step {i}: unknown host_op {hop} "
-                                  f"(known: {[int(h) for h in HostOp]})")
-            if cnt:
-                raise FormatError(f"program step {i}: host step with n_descriptors={cnt}")
-            steps.append(HostStep(HostOp(hop), block))
-        else:
-            raise FormatError(f"program step {i}: unknown kind {kind} (1 = engine, 2 = host)")
-    if total != n_desc:
-        raise FormatError(f"program: steps use {total} descriptors, header says {n_desc}")
-    return NetworkProgram(chash, tuple(steps))
+    """Adaptive-average-pool bins (PyTorch / official code): [floor(i*H/g), ceil((i+1)*H/g)).
+    The one definition: the gates (`dgfpga.numerics.gates`) and the docs tables use it."""
+    if size < 1 or bins < 1:
+        raise FormatError(f"pool bins: sizes must be positive, got size={size}, bins={bins}")
+    return [((i * size) // bins, -((-(i + 1) * size) // bins)) for i in range(bins)]

@@ -85,7 +85,7 @@ ISR_FIELDS = (
 STATUS_FIELDS = (
     BitField("CODE", 0, 8, "R", "error code (0 = OK); see ERROR_CODES"),
     BitField("LAYER", 8, 8, "R", "index in the program of the failing descriptor"),
-    BitField("ENTRY", 16, 16, "R", "failing work-list entry, or descriptor field number"),
+    BitField("ENTRY", 16, 16, "R", "failing work-list entry, or descriptor word of the faulty field"),
 )
 ENGINE_ID_FIELDS = (
     BitField("CONFIG_HASH", 0, 32, "R", "EngineConfig.config_hash of the built engine"),
@@ -182,16 +182,49 @@ ERR = {name: code for code, name, _ in ERROR_CODES}
 ERROR_NAMES = {code: name for code, name, _ in ERROR_CODES}
 
 
+def field(register: str, name: str) -> BitField:
+    """Bit field `name` of register `register` (a REGISTERS name, or STATUS/ENGINE_ID for
+    the 64-bit argument's whole-value fields)."""
+    table = {"STATUS": STATUS_FIELDS, "ENGINE_ID": ENGINE_ID_FIELDS}.get(register)
+    fields = table if table is not None else BY_NAME[register].fields
+    for f in fields:
+        if f.name == name:
+            return f
+    raise KeyError(f"register {register} has no field {name}")
+
+
+def pack_fields(fields: tuple, **values: int) -> int:
+    """A word from named field values (missing fields are 0); ValueError if one overflows."""
+    word = 0
+    known = {f.name.lower(): f for f in fields}
+    for name, v in values.items():
+        f = known[name]
+        if not 0 <= v < (1 << f.width):
+            raise ValueError(f"{f.name}={v} does not fit {f.width} bits")
+        word |= v << f.lsb
+    return word
+
+
+def unpack_fields(fields: tuple, word: int) -> tuple[int, ...]:
+    """The values of `fields` (in table order) in `word`."""
+    return tuple((word >> f.lsb) & ((1 << f.width) - 1) for f in fields)
+
+
+STATUS_ENTRY_MAX = (1 << field("STATUS", "ENTRY").width) - 1   # largest ENTRY the word holds
+
+
 def pack_status(code: int, layer: int = 0, entry: int = 0) -> int:
-    """STATUS word from its fields."""
-    if not (0 <= code < 256 and 0 <= layer < 256 and 0 <= entry < 65536):
-        raise ValueError(f"status fields out of range: code={code} layer={layer} entry={entry}")
-    return code | (layer << 8) | (entry << 16)
+    """STATUS word from its fields (STATUS_FIELDS)."""
+    try:
+        return pack_fields(STATUS_FIELDS, code=code, layer=layer, entry=entry)
+    except ValueError:
+        raise ValueError(f"status fields out of range: code={code} layer={layer} "
+                         f"entry={entry}") from None
 
 
 def unpack_status(word: int) -> tuple[int, int, int]:
     """(code, layer, entry) from a STATUS word."""
-    return word & 0xFF, (word >> 8) & 0xFF, (word >> 16) & 0xFFFF
+    return unpack_fields(STATUS_FIELDS, word)
 
 
 def describe_status(word: int) -> str:
@@ -207,14 +240,15 @@ def describe_status(word: int) -> str:
 def engine_id(cfg: EngineConfig) -> int:
     """The 64-bit ENGINE_ID value an engine built for `cfg` reports."""
     from dgfpga.contract.formats import FORMAT_VERSION
-    return cfg.config_hash | (FORMAT_VERSION << 32) | (ENGINE_MAGIC << 48)
+    return pack_fields(ENGINE_ID_FIELDS, config_hash=cfg.config_hash,
+                       format_version=FORMAT_VERSION, magic=ENGINE_MAGIC)
 
 
 def check_engine_id(value: int, cfg: EngineConfig) -> None:
     """Raise ConfigError if an engine's ENGINE_ID does not match `cfg` and our formats."""
     from dgfpga.errors import ConfigError
     from dgfpga.contract.formats import FORMAT_VERSION
-    magic, version, h = (value >> 48) & 0xFFFF, (value >> 32) & 0xFFFF, value & 0xFFFFFFFF
+    h, version, magic = unpack_fields(ENGINE_ID_FIELDS, value)
     if magic != ENGINE_MAGIC:
         raise ConfigError(f"ENGINE_ID magic 0x{magic:04X} is not 0x{ENGINE_MAGIC:04X}: "
                           "not a dgfpga engine (wrong bitstream or IP?)")

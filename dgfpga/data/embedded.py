@@ -107,14 +107,15 @@ def _check_split(split: str) -> None:
         raise DgfpgaError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
 
 
-def _resize_matrix(src: int, dst: int) -> np.ndarray:
-    """[dst, src] bilinear (align_corners=False) interpolation matrix."""
+def resize_matrix(src: int, dst: int, dtype=np.float32) -> np.ndarray:
+    """[dst, src] bilinear (align_corners=False) interpolation matrix (the embedded sets'
+    one resampler: digits here, photo crops in `dgfpga.data.photos`)."""
     pos = (np.arange(dst) + 0.5) * src / dst - 0.5
     pos = np.clip(pos, 0, src - 1)
     lo = np.floor(pos).astype(int)
     hi = np.minimum(lo + 1, src - 1)
     w_hi = pos - lo
-    m = np.zeros((dst, src), np.float32)
+    m = np.zeros((dst, src), dtype)
     m[np.arange(dst), lo] += 1 - w_hi
     m[np.arange(dst), hi] += w_hi
     return m
@@ -185,7 +186,7 @@ def generate(split: str, n: int, seed: int = 0) -> RawSplit:
                 sel = sel_w[scale[sel_w] == s]
                 ps = int(round(w * s / 8))     # same stroke scale as the object
                 crops = np.stack([src[i, oy[i]:oy[i] + w, ox[i]:ox[i] + w] for i in sel])
-                m = _resize_matrix(w, ps)
+                m = resize_matrix(w, ps)
                 patch = np.einsum("ps,nst,qt->npq", m, crops, m)
                 y0 = rng.integers(-2, S - ps + 3, len(sel))
                 x0 = rng.integers(-2, S - ps + 3, len(sel))
@@ -221,7 +222,7 @@ def generate(split: str, n: int, seed: int = 0) -> RawSplit:
     obj = np.zeros((n, S, S), np.float32)
     for s in np.unique(size):
         sel = np.flatnonzero(size == s)
-        m = _resize_matrix(8, int(s))
+        m = resize_matrix(8, int(s))
         patch = np.einsum("ps,nst,qt->npq", m, digits[src_ids[sel]], m)
         a = obj[sel]
         _paste(a, patch, y0[sel], x0[sel])

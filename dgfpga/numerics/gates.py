@@ -35,6 +35,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dgfpga.contract import formats
+from dgfpga.errors import FormatError
+
 __all__ = [
     "SpatialGateParams", "ChannelGateParams", "pool_bins", "bin_counts", "bin_sums",
     "bin_sums_from_tile_sums", "nearest_source_index", "upsample_grid",
@@ -90,10 +93,12 @@ class ChannelGateParams:
 # ----------------------------------------------------------------------------- geometry
 
 def pool_bins(size: int, grid: int) -> list[tuple[int, int]]:
-    """Adaptive-average-pool bins `[start, end)` of `size` pixels into `grid` cells."""
-    if size < 1 or grid < 1:
-        raise ValueError(f"pooling sizes must be positive, got size={size}, grid={grid}")
-    return [((i * size) // grid, -((-(i + 1) * size) // grid)) for i in range(grid)]
+    """Adaptive-average-pool bins `[start, end)` of `size` pixels into `grid` cells
+    (`dgfpga.contract.formats.pool_bins`; ValueError for non-positive sizes)."""
+    try:
+        return formats.pool_bins(size, grid)
+    except FormatError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def bin_counts(h: int, w: int, grid: tuple[int, int]) -> np.ndarray:
@@ -161,6 +166,26 @@ def bin_sums_from_tile_sums(tile_sums: np.ndarray, tile: int, h: int, w: int,
         raise ValueError(f"tile sums have {ts.shape[-2:]} tiles, expected "
                          f"{(rows.shape[1], cols.shape[1])} for {h}x{w} px, tile {tile}")
     return np.matmul(np.matmul(rows, ts), cols.T)
+
+
+def sums_region_bins(sums: np.ndarray, tile: int, h: int, w: int,
+                     bins_h: int, bins_w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Add the engine's per-tile channel sums into the adaptive-pool bins of an h x w map.
+
+    `sums` is [ceil(h/tile)][ceil(w/tile)][C] (the SUMS region layout). Returns (int64
+    [bins_h][bins_w][C] sums, int64 [bins_h][bins_w] pixel counts). The arithmetic is
+    `bin_sums_from_tile_sums`; a bin edge that does not fall on a tile edge
+    (the per-tile sums cannot make that bin exactly) is a FormatError.
+    """
+    s = np.asarray(sums, dtype=np.int64)
+    if s.ndim != 3 or tile < 1:
+        raise FormatError(f"tile sums: need [gh][gw][C] and tile >= 1, got {s.shape}, tile={tile}")
+    try:
+        out = bin_sums_from_tile_sums(np.moveaxis(s, -1, 0), tile, h, w, (bins_h, bins_w))
+    except ValueError as exc:
+        raise FormatError(f"tile sums: {exc}: the engine's per-tile sums cannot make these "
+                          "pooling bins") from None
+    return np.moveaxis(out, 0, -1), bin_counts(h, w, (bins_h, bins_w))
 
 
 def nearest_source_index(out_size: int, grid: int) -> np.ndarray:

@@ -8,6 +8,9 @@ documented in `docs/qmodel.md`; the numerics in `docs/quantization.md`.
 Every `QModel` is validated (`validate`) when written and when loaded; anything wrong
 (version, missing or extra arrays, dtypes, shapes, digests, layer chaining, value ranges,
 the requantization overflow bound) raises `dgfpga.errors.FormatError` naming the entry.
+Loading is bounded (`load_qmodel`, docs/qmodel.md "Bounded parsing"): the zip directory and
+the JSON header (size, nesting, integer length) are checked against limits, and every member
+against the header's array table, before any array is decompressed.
 """
 from __future__ import annotations
 
@@ -15,7 +18,10 @@ import hashlib
 import io
 import json
 import math
+import os
+import struct
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -41,6 +47,20 @@ ACC_LIMIT = 2 ** 31          # |acc| < ACC_LIMIT (int32 accumulator)
 Z_LIMIT = 2 ** 62            # |z| < Z_LIMIT (int64 requantization, with margin)
 MULT_LIMIT = 2 ** 31         # 0 <= mult, res_mult < MULT_LIMIT
 MAX_SHIFT = 31
+
+# Parsing limits of `load_qmodel` (docs/qmodel.md, "Bounded parsing"). Everything is
+# checked against the zip directory and the JSON header before any array is decompressed.
+MAX_ARRAY_BYTES = 256 * 2 ** 20     # default cap on the header's total declared array bytes
+MAX_BYTES_ENV = "DGFPGA_QMODEL_MAX_BYTES"   # override of MAX_ARRAY_BYTES (bytes)
+MAX_HEADER_BYTES = 8 * 2 ** 20      # the JSON header
+MAX_JSON_DEPTH = 32                 # nesting of the JSON header
+MAX_INT_DIGITS = 24                 # digits of one JSON integer
+MAX_MEMBERS = 65535                 # zip members (arrays + header)
+MAX_NDIM = 8
+ARRAY_DTYPES = frozenset(("int8", "uint8", "int16", "uint16", "int32", "uint32", "int64",
+                          "uint64", "float16", "float32", "float64"))
+_NPY_PREAMBLE_MAX = 10 + 10000      # magic, version, length, header (numpy's header limit)
+_READ_CHUNK = 2 ** 20
 
 
 # ----------------------------------------------------------------------------- dataclasses
@@ -416,7 +436,9 @@ def _block_arrays(b: QBlock) -> dict:
 
 
 def _digest(a: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
+    """SHA-256 of the C-order bytes (hashed in place: no copy of a contiguous array)."""
+    a = np.ascontiguousarray(a)
+    return hashlib.sha256(memoryview(a.reshape(-1).view(np.uint8))).hexdigest()
 
 
 def _model_arrays(qm: QModel) -> dict[str, np.ndarray]:
@@ -457,7 +479,12 @@ def to_arrays(qm: QModel) -> dict[str, np.ndarray]:
                    for k, v in arrays.items()},
         "meta": qm.meta,
     }
-    raw = json.dumps(header, indent=1, sort_keys=True).encode("utf-8")
+    try:
+        raw = json.dumps(header, indent=1, sort_keys=True, allow_nan=False).encode("utf-8")
+    except ValueError as exc:
+        _fail(f"header: {exc} (a value in meta or the normalization is NaN or infinite)")
+    if len(raw) > MAX_HEADER_BYTES:
+        _fail(f"header: {len(raw)} bytes exceeds the {MAX_HEADER_BYTES}-byte limit (meta too large?)")
     arrays[HEADER_KEY] = np.frombuffer(raw, dtype=np.uint8)
     return arrays
 
@@ -498,6 +525,47 @@ def _conv_from(h: dict, arrays: dict, where: str) -> QConv:
     return c
 
 
+def parse_header(raw: bytes, what: str = HEADER_KEY) -> dict:
+    """The JSON header, parsed within limits: at most MAX_HEADER_BYTES, nesting at most
+    MAX_JSON_DEPTH, integers of at most MAX_INT_DIGITS digits, no NaN/Infinity (all are
+    refused before or while parsing, never after building a huge object). `what` names the
+    document in messages (also used for bundle manifests and output markers)."""
+    if len(raw) > MAX_HEADER_BYTES:
+        _fail(f"{what}: {len(raw)} bytes exceeds the {MAX_HEADER_BYTES}-byte limit")
+    depth = 0
+    in_str = escaped = False
+    for ch in raw:                                   # bytes: ints; JSON structure is ASCII
+        if in_str:
+            if escaped:
+                escaped = False
+            elif ch == 0x5C:                         # backslash
+                escaped = True
+            elif ch == 0x22:                         # quote
+                in_str = False
+        elif ch == 0x22:
+            in_str = True
+        elif ch in (0x5B, 0x7B):                     # [ {
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                _fail(f"{what}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        elif ch in (0x5D, 0x7D):
+            depth -= 1
+
+    def _int(text: str) -> int:
+        if len(text.lstrip("-")) > MAX_INT_DIGITS:
+            _fail(f"{what}: integer with {len(text.lstrip('-'))} digits (limit "
+                  f"{MAX_INT_DIGITS})")
+        return int(text)
+
+    def _const(name: str):
+        _fail(f"{what}: {name} is not allowed (every number must be finite)")
+
+    try:
+        return json.loads(raw.decode("utf-8"), parse_int=_int, parse_constant=_const)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        _fail(f"{what} is not valid UTF-8 JSON ({exc})")
+
+
 def from_arrays(arrays: dict[str, np.ndarray]) -> QModel:
     """Parse and validate the arrays of a `.qnpz` (inverse of `to_arrays`)."""
     if HEADER_KEY not in arrays:
@@ -505,10 +573,10 @@ def from_arrays(arrays: dict[str, np.ndarray]) -> QModel:
     raw = arrays.pop(HEADER_KEY)
     if raw.dtype != np.uint8 or raw.ndim != 1:
         _fail("__header__ must be a 1-D uint8 array (UTF-8 JSON)")
-    try:
-        hdr = json.loads(raw.tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        _fail(f"__header__ is not valid UTF-8 JSON ({exc})")
+    return _from_header(parse_header(raw.tobytes()), arrays)
+
+
+def _check_format(hdr) -> None:
     if not isinstance(hdr, dict) or hdr.get("format") != FORMAT_NAME:
         _fail(f"header: format is {hdr.get('format') if isinstance(hdr, dict) else None!r}, "
               f"expected {FORMAT_NAME!r}")
@@ -518,7 +586,38 @@ def from_arrays(arrays: dict[str, np.ndarray]) -> QModel:
               f"{SCHEMA_VERSION}); re-run `dgfpga quantize`")
     if hdr.get("input_rounding") != INPUT_ROUNDING:
         _fail(f"header: input_rounding {hdr.get('input_rounding')!r} unsupported")
+
+
+def array_table(hdr: dict) -> dict[str, tuple[np.dtype, tuple[int, ...], int]]:
+    """The header's array list as {name: (dtype, shape, data bytes)}: names, dtypes (numeric,
+    from ARRAY_DTYPES), shapes (at most MAX_NDIM non-negative integers) checked, byte sizes
+    computed exactly (Python integers, no overflow)."""
+    listed = _get(hdr, "arrays", dict, "header")
+    if len(listed) >= MAX_MEMBERS:
+        _fail(f"header: lists {len(listed)} arrays (limit {MAX_MEMBERS - 1})")
+    table = {}
+    for k, spec in listed.items():
+        if not k or k == HEADER_KEY or "/" in k or "\\" in k:
+            _fail(f"header: array name {k!r} is not allowed")
+        if not isinstance(spec, dict) or spec.get("dtype") not in ARRAY_DTYPES:
+            _fail(f"header: array {k}: dtype "
+                  f"{spec.get('dtype') if isinstance(spec, dict) else spec!r} is not one of "
+                  f"{', '.join(sorted(ARRAY_DTYPES))}")
+        shape = spec.get("shape")
+        if not isinstance(shape, list) or len(shape) > MAX_NDIM or not all(
+                isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2 ** 40 for v in shape):
+            _fail(f"header: array {k}: shape {shape!r} is not a list of at most {MAX_NDIM} "
+                  "non-negative integers")
+        dt = np.dtype(spec["dtype"])
+        table[k] = (dt, tuple(shape), math.prod(shape) * dt.itemsize)
+    return table
+
+
+def _from_header(hdr, arrays: dict[str, np.ndarray]) -> QModel:
+    """Build and validate the QModel of a parsed header and its arrays."""
+    _check_format(hdr)
     # Arrays: exactly the listed ones, with the listed dtype, shape and digest.
+    array_table(hdr)
     listed = _get(hdr, "arrays", dict, "header")
     missing = sorted(set(listed) - set(arrays))
     extra = sorted(set(arrays) - set(listed))
@@ -532,8 +631,6 @@ def from_arrays(arrays: dict[str, np.ndarray]) -> QModel:
                 or list(a.shape) != spec.get("shape"):
             _fail(f"array {k}: {a.dtype} {list(a.shape)} does not match the header "
                   f"({spec.get('dtype') if isinstance(spec, dict) else spec})")
-        if a.dtype.kind not in "iuf":
-            _fail(f"array {k}: non-numeric dtype {a.dtype}")
         if _digest(a) != spec.get("sha256"):
             _fail(f"array {k}: SHA-256 mismatch (the file was modified or corrupted)")
     try:
@@ -609,19 +706,158 @@ def from_arrays(arrays: dict[str, np.ndarray]) -> QModel:
     return qm
 
 
-def load_qmodel(path) -> QModel:
-    """Read and validate a `.qnpz`; FormatError for anything unreadable or inconsistent."""
+def max_array_bytes() -> int:
+    """The cap on a `.qnpz`'s total declared array bytes: MAX_ARRAY_BYTES, or the value of
+    the environment variable DGFPGA_QMODEL_MAX_BYTES (a positive integer)."""
+    env = os.environ.get(MAX_BYTES_ENV)
+    if env is None:
+        return MAX_ARRAY_BYTES
+    try:
+        v = int(env)
+        if v <= 0:
+            raise ValueError
+    except ValueError:
+        _fail(f"{MAX_BYTES_ENV}={env!r} is not a positive integer (bytes)")
+    return v
+
+
+def _eocd(f, size: int) -> tuple[int, int]:
+    """(entries, central directory size) from the zip's end-of-central-directory record,
+    read before `zipfile` builds one object per entry."""
+    tail_len = min(size, 22 + 65535)
+    f.seek(size - tail_len)
+    tail = f.read(tail_len)
+    i = tail.rfind(b"PK\x05\x06")
+    if i < 0 or len(tail) - i < 22:
+        _fail("not a readable zip archive: no end-of-central-directory record (truncated, or "
+              "not a .qnpz/.npz at all)")
+    _, _, _, _, entries, cd_size, cd_offset, _ = struct.unpack("<4s4H2LH", tail[i:i + 22])
+    if entries == 0xFFFF or cd_size == 0xFFFFFFFF or cd_offset == 0xFFFFFFFF:
+        _fail("ZIP64 archive (more than 65535 members or 4 GiB): larger than any quantized model")
+    return entries, cd_size
+
+
+def _npy_preamble(f, member: str) -> tuple[np.dtype, tuple[int, ...], bool, int]:
+    """(dtype, shape, fortran_order, preamble bytes) of the `.npy` member open in `f`."""
+    from numpy.lib import format as npy
+    major, minor = npy.read_magic(f)
+    if (major, minor) == (1, 0):
+        shape, fortran, dtype = npy.read_array_header_1_0(f)
+    elif (major, minor) in ((2, 0), (3, 0)):
+        shape, fortran, dtype = npy.read_array_header_2_0(f)
+    else:
+        _fail(f"{member}: unsupported .npy version {major}.{minor}")
+    return dtype, tuple(shape), bool(fortran), f.tell()
+
+
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, dtype: np.dtype,
+                 shape: tuple[int, ...], nbytes: int) -> np.ndarray:
+    """Decompress one member, reading at most its declared size (zipfile stops there and
+    checks the CRC, so a stream holding more than its directory entry says is refused)."""
+    with zf.open(info) as f:
+        got_dtype, got_shape, fortran, pre = _npy_preamble(f, info.filename)
+        if got_dtype != dtype or got_shape != shape:
+            _fail(f"array {info.filename[:-4]}: the file holds {got_dtype} {list(got_shape)}, "
+                  f"the header lists {dtype} {list(shape)}")
+        if info.file_size != pre + nbytes:
+            _fail(f"array {info.filename[:-4]}: member size {info.file_size} != "
+                  f"{pre} + {nbytes} data bytes")
+        buf = bytearray(nbytes)
+        view, got = memoryview(buf), 0
+        while got < nbytes:                  # 1 MiB reads: no second full-size copy
+            chunk = f.read(min(nbytes - got, _READ_CHUNK))
+            if not chunk:
+                _fail(f"array {info.filename[:-4]}: truncated ({got} of {nbytes} bytes)")
+            view[got:got + len(chunk)] = chunk
+            got += len(chunk)
+    a = np.frombuffer(buf, dtype=dtype)
+    if fortran:
+        return a.reshape(shape[::-1]).transpose()
+    return a.reshape(shape)
+
+
+def _load_bounded(path: Path, cap: int) -> tuple[dict, dict[str, np.ndarray]]:
+    """(header, arrays) of a `.qnpz`, every limit checked before the bytes it guards are
+    read: file size, member count, the header member, then every member against the
+    header's array table (names, dtypes, shapes -> exact sizes, compression), then the
+    arrays one by one with reads bounded by their declared sizes."""
+    size = path.stat().st_size
+    file_cap = cap + MAX_HEADER_BYTES + 16 * 2 ** 20
+    if size > file_cap:
+        _fail(f"file is {size} bytes, more than the {file_cap}-byte limit (arrays are capped "
+              f"at {cap} bytes; raise {MAX_BYTES_ENV} if this model is really that large)")
+    with open(path, "rb") as f:
+        entries, cd_size = _eocd(f, size)
+        if entries > MAX_MEMBERS:
+            _fail(f"the zip lists {entries} members (limit {MAX_MEMBERS})")
+        if cd_size > min(size, entries * 4096 + 22):
+            _fail(f"the zip directory of {entries} members is {cd_size} bytes: corrupt")
+        f.seek(0)
+        zf = zipfile.ZipFile(f)
+        infos = zf.infolist()
+        names = [i.filename for i in infos]
+        if len(set(names)) != len(names):
+            _fail("the zip holds two members with the same name")
+        by_name = {i.filename: i for i in infos}
+        for i in infos:
+            if i.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                _fail(f"member {i.filename}: compression method {i.compress_type} is not "
+                      "allowed (stored or deflated only)")
+            if i.flag_bits & 0x1:
+                _fail(f"member {i.filename}: encrypted")
+        hinfo = by_name.get(HEADER_KEY + ".npy")
+        if hinfo is None:
+            _fail("not a dgfpga quantized model: no __header__ entry")
+        if hinfo.file_size > MAX_HEADER_BYTES + _NPY_PREAMBLE_MAX:
+            _fail(f"__header__: {hinfo.file_size} bytes exceeds the {MAX_HEADER_BYTES}-byte limit")
+        with zf.open(hinfo) as hf:
+            dt, shape, _, pre = _npy_preamble(hf, hinfo.filename)
+            if dt != np.uint8 or len(shape) != 1:
+                _fail("__header__ must be a 1-D uint8 array (UTF-8 JSON)")
+        raw = _read_member(zf, hinfo, np.dtype(np.uint8), shape, hinfo.file_size - pre)
+        hdr = parse_header(raw.tobytes())
+        _check_format(hdr)
+        table = array_table(hdr)
+        total = sum(n for _, _, n in table.values())
+        if total > cap:
+            _fail(f"header declares {total} bytes of arrays, more than the {cap}-byte limit "
+                  f"(raise {MAX_BYTES_ENV} if this model is really that large)")
+        members = set(by_name) - {hinfo.filename}
+        wanted = {k + ".npy" for k in table}
+        missing = sorted(k[:-4] for k in wanted - members)
+        extra = sorted(m[:-4] if m.endswith(".npy") else m for m in members - wanted)
+        if missing:
+            _fail(f"arrays missing from the file: {', '.join(missing[:5])}")
+        if extra:
+            _fail(f"arrays not listed in the header: {', '.join(extra[:5])}")
+        for k, (dt, shape, nbytes) in table.items():      # sizes, before decompressing any
+            fs = by_name[k + ".npy"].file_size
+            if not nbytes + 10 <= fs <= nbytes + _NPY_PREAMBLE_MAX:
+                _fail(f"array {k}: the zip directory says {fs} bytes, but {dt} {list(shape)} "
+                      f"needs {nbytes} + a .npy header (the file was modified or corrupted)")
+        arrays = {k: _read_member(zf, by_name[k + ".npy"], dt, shape, nbytes)
+                  for k, (dt, shape, nbytes) in table.items()}
+    return hdr, arrays
+
+
+_READ_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, ValueError, OSError,
+                EOFError, KeyError, struct.error, NotImplementedError, RuntimeError,
+                UnicodeDecodeError, SyntaxError, TypeError, MemoryError)
+
+
+def load_qmodel(path, max_bytes: Optional[int] = None) -> QModel:
+    """Read and validate a `.qnpz`; FormatError (naming the file and the problem) for
+    anything unreadable, inconsistent or over the limits (docs/qmodel.md). `max_bytes`
+    caps the total declared array bytes (default: `max_array_bytes()`)."""
     path = Path(path)
     if not path.is_file():
         raise FormatError(f"{path}: no such quantized-model file")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError,
-            zipfile.LargeZipFile, RuntimeError) as exc:
-        raise FormatError(f"{path}: not a readable .qnpz (truncated or corrupt?): "
-                          f"{type(exc).__name__}: {exc}") from None
-    try:
-        return from_arrays(arrays)
+        cap = max_array_bytes() if max_bytes is None else int(max_bytes)
+        hdr, arrays = _load_bounded(path, cap)
+        return _from_header(hdr, arrays)
     except FormatError as exc:
         raise FormatError(f"{path}: {exc}") from None
+    except _READ_ERRORS as exc:
+        raise FormatError(f"{path}: not a readable .qnpz (truncated or corrupt?): "
+                          f"{type(exc).__name__}: {exc}") from None

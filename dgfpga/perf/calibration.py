@@ -5,24 +5,28 @@ Steps:
 
 1. `calibration_layers(cfg)`: every engine layer of a network (default the CIFAR
    ResNet-20 shapes, which fit the `small` engine) dense and at several block densities,
-   with the descriptors and tile lists dgfpga.perf.cycle_model.block_descriptors schedules;
+   exactly as the scheduler emits them: the network is packed from its shapes
+   (`netshapes.shape_plan`), each block scheduled under random masks
+   (`dgfpga.runtime.scheduler`) and its descriptors and work lists read back
+   (`cycle_model.scheduled_layers`), the same layers `cycle_model.network_cycles` prices.
    `layer_vector` turns each into a vector set (random data, expected memory from
    dgfpga.runtime.interpreter) so every measurement is also a bit-exactness check.
 2. `measure(cfg)`: run them on the RTL; one record per layer (cycles, MACs, density,
-   bit-exact flag). `save_measurements` writes JSON + CSV (sim/results/).
+   bit-exact flag). `save_measurements` writes JSON + CSV.
 3. `fit(records, cfg)`: the CycleParams overheads (layer, m-group, tile, pipeline depth,
    AXI efficiency) that minimise the worst relative error; `errors` reports per layer.
 
-`python -m dgfpga.perf.calibration [--config small] [--out sim/results]` does all three.
+`dgfpga calibrate [--config small] [--arch resdg20_cifar10] [-o out/calibrate]` does all
+three. It never writes into the checkout by default; the calibrated parameters the demo
+and `predict` read are the shipped `sim/results/cycle_params_small.json` (`params_path`),
+replaced only by copying a new `cycle_params_<config>.json` there on purpose.
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import dataclasses
 import json
 import math
-import time
 import zlib
 from pathlib import Path
 from typing import Optional, Sequence
@@ -31,23 +35,27 @@ import numpy as np
 
 from dgfpga.contract import formats
 from dgfpga.runtime import interpreter
-from dgfpga.perf.cycle_model import (CycleParams, block_descriptors, layer_cycles,
-                                random_block_masks)
-from dgfpga.contract.engine_config import EngineConfig, load_config
+from dgfpga.perf.cycle_model import (CycleParams, layer_cycles, network_runs,
+                                     random_block_masks, scheduled_layers)
+from dgfpga.contract.engine_config import EngineConfig
 from dgfpga.contract.formats import LayerDescriptor
-from dgfpga.perf.netshapes import net_shape
+from dgfpga.perf.netshapes import net_shape, shape_plan
 from dgfpga.backends.vectors import VectorSet
+from dgfpga import paths
 
-RESULTS = Path(__file__).resolve().parents[2] / "sim" / "results"
+# the shipped calibration (read by the demo and `predict`); `calibrate` writes elsewhere
+RESULTS = paths.sim_dir() / "results"           # the shipped calibration (checkout or installed copy)
+DEFAULT_OUT = Path("out") / "calibrate"
 DENSITIES = (None, 1.0, 0.7, 0.5, 0.3)      # None = dense baseline (no gating)
 
 
 # ----------------------------------------------------------------------------- vectors
 
-def layer_vector(d: LayerDescriptor, tiles: Optional[np.ndarray], res_tiles: Optional[np.ndarray],
-                 out_ch: Optional[np.ndarray], in_ch: Optional[np.ndarray], cfg: EngineConfig,
+def layer_vector(d: LayerDescriptor, wl: formats.WorkList, cfg: EngineConfig,
                  name: str, seed: int = 0) -> VectorSet:
-    """A one-layer vector set for descriptor template `d` (offsets are laid out here).
+    """A one-layer vector set for scheduled layer `d` with work list `wl` (the memory is
+    laid out again here, compactly: the layer's own buffers only; the work list through
+    the one writer, `formats.pack_work_list`).
 
     Random inputs, weights and params (outputs mostly in range); expected memory and
     STATUS from dgfpga.runtime.interpreter.run_program."""
@@ -57,12 +65,6 @@ def layer_vector(d: LayerDescriptor, tiles: Optional[np.ndarray], res_tiles: Opt
     def up(n):
         return -(-n // a) * a
 
-    empty = np.zeros(0, np.uint16)
-    wl = formats.WorkList(
-        np.asarray(tiles if tiles is not None else np.arange(d.n_tiles), np.uint16),
-        np.asarray(res_tiles if res_tiles is not None else empty, np.uint16),
-        np.asarray(out_ch if (out_ch is not None and d.out_ch_gated) else empty, np.uint16),
-        np.asarray(in_ch if (in_ch is not None and d.in_ch_gated) else empty, np.uint16))
     work_blob, d = formats.pack_work_list(d, wl, a, cfg)
     in_bytes = d.in_h * d.in_w * d.in_c_stored
     out_bytes = d.out_h * d.out_w * d.out_c_stored
@@ -108,24 +110,26 @@ def layer_vector(d: LayerDescriptor, tiles: Optional[np.ndarray], res_tiles: Opt
 def calibration_layers(cfg: EngineConfig, net: str = "resdg20_cifar10",
                        densities: Sequence[Optional[float]] = DENSITIES, seed: int = 0,
                        max_blocks: Optional[int] = None) -> list[dict]:
-    """Every engine layer of `net` per density (None = dense): descriptor, tile lists, vector."""
+    """Every engine layer the scheduler emits for the blocks of `net` per density (None =
+    the dense baseline; else random masks of that block density): name, block, layer kind
+    (conv1 / downsample / conv2), density, vector. Layers the scheduler omits (no active
+    tile or channel) are not measured: they do not run."""
     shape = net_shape(net)
-    blocks = shape.blocks[:max_blocks] if max_blocks else shape.blocks
+    plan = shape_plan(net, cfg)
+    n_blocks = min(max_blocks or len(plan.blocks), len(plan.blocks))
+    work = np.zeros(plan.region_bytes["work"], np.uint8)
     out = []
     for dens in densities:
         masks = None
         if dens is not None:
             masks = random_block_masks(shape, [dens] * len(shape.blocks), seed=seed)
         tag = "dense" if dens is None else f"d{int(round(dens * 100)):03d}"
-        for bi, b in enumerate(blocks):
-            m = masks[bi] if masks is not None else None
-            names = ["conv1"] + (["shortcut"] if b.shortcut is not None else []) + ["conv2"]
-            for lname, (d, tiles, res_tiles) in zip(names, block_descriptors(b, m)):
-                ch = m.channels if m is not None else None
-                name = f"{b.name}.{lname}.{tag}"
-                vs = layer_vector(d, tiles, res_tiles, ch, ch, cfg, name, seed)
-                out.append({"name": name, "block": b.name, "layer": lname, "density": dens,
-                            "vector": vs})
+        runs = network_runs(plan, masks)[1:]            # the blocks' starts (no stem)
+        for bp, run in zip(plan.blocks[:n_blocks], runs):
+            for (d, wl), lw in zip(scheduled_layers(run, cfg, work), run.layers):
+                name = f"{lw.name}.{tag}"
+                out.append({"name": name, "block": bp.name, "layer": lw.kind,
+                            "density": dens, "vector": layer_vector(d, wl, cfg, name, seed)})
     return out
 
 
@@ -295,46 +299,16 @@ def calibrate(recs: list[dict], cfg: EngineConfig, net: str) -> tuple[CycleParam
 
 
 def params_path(cfg: EngineConfig, folder: Path = RESULTS) -> Path:
-    """Where the calibrated parameters of `cfg` live (the demo and `predict` read them)."""
+    """`cycle_params_<config>.json` in `folder`; by default the shipped calibration of
+    `cfg` that the demo and `predict` read (sim/results/ of the checkout)."""
     return Path(folder) / f"cycle_params_{cfg.name}.json"
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    ap = argparse.ArgumentParser(prog="dgfpga calibrate", description=__doc__.splitlines()[0])
-    add_arguments(ap)
-    return run(ap.parse_args(argv))
-
-
-def add_arguments(ap) -> None:
-    ap.add_argument("--config", default="small")
-    ap.add_argument("--net", default="resdg20_cifar10")
-    ap.add_argument("--out", default=str(RESULTS))
-    ap.add_argument("--latency", type=int, default=0, help="RTL memory read latency, cycles")
-    ap.add_argument("--stall", type=int, default=0, help="RTL memory stall percentage")
-    ap.add_argument("--from", dest="from_json", help="fit measurements saved earlier "
-                    "(cycles_*.json) instead of running the RTL")
-
-
-def run(args) -> int:
-    cfg = load_config(args.config)
-    t0 = time.perf_counter()
-    stem = f"cycles_{cfg.name}_{args.net}" + (f"_lat{args.latency}_st{args.stall}"
-                                              if args.latency or args.stall else "")
-    if args.from_json:
-        recs = load_measurements(args.from_json)
-    else:
-        layers = calibration_layers(cfg, args.net)
-        recs = measure(cfg, layers, latency=args.latency, stall_pct=args.stall)
-        save_measurements(recs, Path(args.out), stem)
-    params, result = calibrate(recs, cfg, args.net)
-    result["wall_s"] = time.perf_counter() - t0
-    Path(args.out, f"calibration_{stem[7:]}.json").write_text(json.dumps(result, indent=1) + "\n")
-    if not (args.latency or args.stall):
-        params.save(params_path(cfg, Path(args.out)))
-    print(json.dumps({k: v for k, v in result.items() if k not in ("errors", "summary")}, indent=1))
-    print(f"worst layer error {100 * result['worst_error']:+.2f}% ({result['worst_layer']}), "
-          f"{result['within_5pct']}/{result['layers']} layers within 5%")
-    return 0
+    """`python -m dgfpga.perf.calibration ARGS` = `dgfpga calibrate ARGS`."""
+    import sys
+    from dgfpga.cli.main import main as cli
+    return cli(["calibrate", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -20,6 +20,15 @@ pix[t] = conv-output pixels of tile t (edge tiles clipped; under a fused max-poo
 with halo (clipped to the map; padding is generated, not loaded). R covers residual-only
 tiles. The overheads, pipeline depth and bandwidth are `CycleParams`, to be calibrated
 against the RTL (save/load as JSON).
+
+What is priced is the engine's one schedule, never a copy of it: `network_cycles(plan,
+masks)` schedules every block with `dgfpga.runtime.scheduler.Scheduler` on the packed
+plan (`dgfpga.runtime.packer`; from shapes alone: `dgfpga.perf.netshapes.shape_plan`),
+reads each run's descriptors and work lists back through the one validator
+(`formats.read_work_list`, `scheduled_layers`) and prices exactly those layers. A block
+the scheduler leaves empty (an identity block with no active tile) costs nothing, not
+even an engine start; the dense baseline is the scheduler's dense run (every tile and
+channel listed). `tests/perf/test_one_schedule.py` checks this descriptor by descriptor.
 """
 from __future__ import annotations
 
@@ -35,8 +44,8 @@ import numpy as np
 from dgfpga.contract.engine_config import EngineConfig, default_config
 from dgfpga.errors import ConfigError
 from dgfpga.contract.formats import (DESCRIPTOR_BYTES, LayerDescriptor, PARAM_BYTES, SUM_BYTES,
-                            bitmap_bytes, make_descriptor)
-from dgfpga.perf.netshapes import BlockShape, ConvShape, NetShape
+                                     WorkList, bitmap_bytes, read_work_list)
+from dgfpga.perf.netshapes import BlockShape, NetShape, gate_macs
 
 
 @dataclass(frozen=True)
@@ -222,43 +231,6 @@ def block_density(b: BlockShape, m: BlockMask) -> float:
     return (len(m.tiles) / b.n_tiles) * (len(m.channels) / b.out_c)
 
 
-def _conv_desc(c: ConvShape, tile: int, **kw) -> LayerDescriptor:
-    return make_descriptor(k=c.k, stride=c.stride, in_h=c.in_h, in_w=c.in_w, in_c=c.in_c,
-                           out_c=c.out_c, tile=tile, maxpool=c.maxpool, **kw)
-
-
-def block_descriptors(b: BlockShape, mask: Optional[BlockMask],
-                      sums: bool = True) -> list[tuple[LayerDescriptor, Optional[np.ndarray], Optional[np.ndarray]]]:
-    """(descriptor, tiles, residual-only tiles) of conv1, shortcut, conv2 (mask None = dense)."""
-    n = b.n_tiles
-    if mask is None:
-        tiles, nc = np.arange(n), b.out_c
-        gated = dict(tile_gated=False)
-    else:
-        tiles, nc = mask.tiles, len(mask.channels)
-        gated = dict(tile_gated=True, n_active_tiles=len(tiles))
-    out = [(_conv_desc(b.conv1, b.tile, out_ch_gated=mask is not None, n_active_out=nc,
-                       **gated), tiles, None)]
-    if b.shortcut is not None:
-        out.append((_conv_desc(b.shortcut, b.tile, out_signed=True, in_signed=False), None, None))
-    res_tiles = None
-    kw2 = dict(gated, residual=True, res_mult=1 << 16, emit_sums=sums,
-               in_ch_gated=mask is not None, n_active_in=nc)
-    if mask is not None:
-        kw2["zero_halo"] = True
-        if b.identity:
-            kw2["in_place"] = True
-        else:
-            res_tiles = np.setdiff1d(np.arange(n), tiles)
-            kw2["n_res_tiles"] = len(res_tiles)
-            kw2["res_signed"] = True
-    elif b.shortcut is not None:
-        kw2["res_signed"] = True
-    out.append((_conv_desc(b.conv2, b.tile, **kw2), tiles if mask is not None else None,
-                res_tiles))
-    return out
-
-
 @dataclass(frozen=True)
 class NetworkCycles:
     name: str
@@ -273,35 +245,83 @@ class NetworkCycles:
         return self.total_cycles / cfg.clock_hz
 
 
-def network_cycles(net: NetShape, masks: Optional[Sequence[BlockMask]],
-                   cfg: Optional[EngineConfig] = None,
-                   params: Optional[CycleParams] = None) -> NetworkCycles:
-    """Whole network: stem (dense), one engine start per block, host gates between starts.
+def _bool_masks(bp, mask: BlockMask) -> tuple[np.ndarray, np.ndarray]:
+    sp = np.zeros(bp.conv1.template.n_tiles, bool)
+    sp[np.asarray(mask.tiles, dtype=np.int64)] = True
+    ch = np.zeros(bp.conv1.template.out_c, bool)
+    ch[np.asarray(mask.channels, dtype=np.int64)] = True
+    return sp, ch
 
-    `masks=None` is the dense baseline (all masks on, no gate evaluation).
+
+def scheduled_layers(run, cfg: EngineConfig, work: np.ndarray) -> list:
+    """What one engine start (a `dgfpga.runtime.scheduler.EngineRun`) asks of the engine:
+    [(descriptor, work list)] per layer, the lists read back from the WORK region after the
+    run's writes through the one validator (`formats.read_work_list`), as the engine reads
+    them. `work`: the WORK region (uint8, updated in place)."""
+    for off, data in run.work_writes:
+        work[off:off + data.size] = data
+    return [(d, read_work_list(d, work)) for d in run.descriptors(cfg)]
+
+
+def price_layer(d: LayerDescriptor, wl: WorkList, cfg: EngineConfig, params: CycleParams,
+                name: str = "") -> LayerCycles:
+    """`layer_cycles` of one scheduled layer with its exact tile lists."""
+    return layer_cycles(d, cfg, params, tiles=wl.tiles if d.tile_gated else None,
+                        res_tiles=wl.res_tiles if len(wl.res_tiles) else None, name=name)
+
+
+def network_runs(plan, masks: Optional[Sequence[BlockMask]]) -> list:
+    """The engine starts of one image as the scheduler emits them: the stem's, then one per
+    block (`masks=None`: the dense baseline, every gate on). Empty runs (an identity block
+    with no active tile) are kept: they cost no engine start."""
+    from dgfpga.runtime.scheduler import Scheduler
+    sch = Scheduler(plan)
+    if masks is not None and len(masks) != len(plan.blocks):
+        raise ConfigError(f"{plan.qmodel.arch}: {len(masks)} masks for {len(plan.blocks)} blocks")
+    runs = [sch.stem()]
+    for i, bp in enumerate(plan.blocks):
+        runs.append(sch.block(i) if masks is None else sch.block(i, *_bool_masks(bp, masks[i])))
+    return runs
+
+
+def network_macs(plan, masks: Optional[Sequence[BlockMask]]) -> int:
+    """MACs of one image, official counting: the convolutions the scheduled work lists
+    require (stem, conv1, shortcut, conv2), the gates of every block (none for the dense
+    baseline, `masks=None`) and the fc."""
+    macs = int(plan.qmodel.head.weight.size)
+    for k, run in enumerate(network_runs(plan, masks)):
+        macs += run.macs
+        if k and masks is not None:
+            t = plan.blocks[k - 1].conv1.template
+            macs += gate_macs(t.in_c, t.out_c, t.n_tiles)
+    return macs
+
+
+def network_cycles(plan, masks: Optional[Sequence[BlockMask]],
+                   params: Optional[CycleParams] = None) -> NetworkCycles:
+    """Whole network on the plan's engine: exactly the layers and work lists the scheduler
+    emits (`network_runs`), each priced by `layer_cycles`; the host starts every non-empty
+    run (start overhead) and evaluates the gates before every block (`masks=None`: the
+    dense baseline, no gate evaluation).
+
+    `plan`: a `dgfpga.runtime.packer.NetworkPlan` (of a quantized model, or from shapes:
+    `dgfpga.perf.netshapes.shape_plan`). MACs: the convolutions the work lists require
+    (the scheduler's count) + gates + fc, the official counting.
     """
-    cfg = cfg or default_config()
+    cfg = plan.cfg
     p = params or CycleParams()
-    # the stem emits the sums for block 0's gates, so it uses block 0's tile size
-    stem = _conv_desc(net.stem, net.blocks[0].tile, in_signed=True, emit_sums=True)
-    layers = [layer_cycles(stem, cfg, p, name=net.stem.name)]
-    host = p.start_overhead_cycles
-    macs = net.stem.macs + net.fc_macs
-    for i, b in enumerate(net.blocks):
-        m = masks[i] if masks is not None else None
-        for d, tiles, res in block_descriptors(b, m):
-            layers.append(layer_cycles(d, cfg, p, tiles=tiles, res_tiles=res,
-                                       name=f"{b.name}"))
-        host += p.start_overhead_cycles
-        if m is not None:
+    work = np.zeros(plan.region_bytes["work"], np.uint8)
+    layers, host = [], 0.0
+    for k, run in enumerate(network_runs(plan, masks)):
+        for (d, wl), lw in zip(scheduled_layers(run, cfg, work), run.layers):
+            layers.append(price_layer(d, wl, cfg, p, name=lw.name))
+        if run.layer_count:
+            host += p.start_overhead_cycles
+        if k and masks is not None:           # block k-1's gates, evaluated on the host
             host += p.gate_cycles_per_block
-            macs += b.gate_macs + block_density(b, m) * (b.conv1.macs + b.conv2.macs) + \
-                (b.shortcut.macs if b.shortcut else 0)
-        else:
-            macs += b.dense_macs
     engine = sum(l.total_cycles for l in layers)
-    return NetworkCycles(net.name, tuple(layers), engine, host, engine + host, macs,
-                         net.dense_macs)
+    return NetworkCycles(plan.qmodel.arch, tuple(layers), engine, host, engine + host,
+                         float(network_macs(plan, masks)), float(network_macs(plan, None)))
 
 
 @dataclass(frozen=True)
@@ -323,8 +343,7 @@ class Comparison:
         return self.speedup / self.mac_reduction
 
 
-def compare(net: NetShape, masks: Sequence[BlockMask], cfg: Optional[EngineConfig] = None,
+def compare(plan, masks: Sequence[BlockMask],
             params: Optional[CycleParams] = None) -> Comparison:
-    """Dense baseline vs gated run of the same network."""
-    return Comparison(network_cycles(net, None, cfg, params),
-                      network_cycles(net, masks, cfg, params))
+    """Dense baseline vs gated run of the same network (`plan`: see `network_cycles`)."""
+    return Comparison(network_cycles(plan, None, params), network_cycles(plan, masks, params))

@@ -7,13 +7,29 @@ ResNets: 3x3 stem, stages 16/32/64 at 32/16/8 with tiles 4/2/2, 1x1/2 conv short
 MACs follow the official counting: multiply-accumulates of every conv at its output
 resolution, gates included (spatial: 3x3 conv C_in->1 on the grid; channel: two 1x1
 convs C_in->C_in/4->C_out), plus the fc.
+
+`shape_plan(net, cfg)` packs a network from its shapes alone (`shape_qmodel`: zero
+weights, no gates, identity blocks in place as the quantizer's default residual-scale tying
+makes them) with the engine's own packer, so shape-only predictions price exactly the
+layers and work lists the scheduler emits for a trained model of the same architecture.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Optional
 
+import numpy as np
+
 from dgfpga.errors import ConfigError
+
+
+def gate_macs(in_c: int, out_c: int, n_tiles: int) -> int:
+    """MACs of one block's gates, official counting (`dgfpga.numerics.gates`): the spatial
+    gate's 3x3 conv C_in -> 1 on the grid, the channel gate's 1x1 convs C_in -> C_in/4 ->
+    C_out."""
+    from dgfpga.numerics.gates import channel_gate_macs, spatial_gate_macs
+    return spatial_gate_macs((n_tiles, 1), in_c) + channel_gate_macs(in_c, in_c // 4, out_c)
 
 
 @dataclass(frozen=True)
@@ -106,10 +122,7 @@ class BlockShape:
 
     @property
     def gate_macs(self) -> int:
-        spatial = 9 * self.in_c * self.n_tiles
-        hidden = self.in_c // 4
-        channel = self.in_c * hidden + hidden * self.out_c
-        return spatial + channel
+        return gate_macs(self.in_c, self.out_c, self.n_tiles)
 
     @property
     def dense_macs(self) -> int:
@@ -174,3 +187,67 @@ def net_shape(name: str) -> NetShape:
     if name not in NETWORKS:
         raise ConfigError(f"unknown network {name!r}; known: {', '.join(NETWORKS)}")
     return NETWORKS[name]()
+
+
+# ----------------------------------------------------------------------------- shape-only plan
+
+def shape_qmodel(net: NetShape):
+    """A quantized model with `net`'s shapes and nothing else (torch-free): zero weights
+    (read-only broadcasts, no memory), unit multipliers, no gate parameters. It is only for
+    the packer (`shape_plan`): not a model to run, and not validated as one."""
+    from dgfpga.numerics.qmodel import (INPUT_TENSOR, QBlock, QConv, QHead, QModel, QStem,
+                                        TensorInfo)
+
+    def conv(c: ConvShape, in_t: str, out_t: str, signed_out: bool = False) -> QConv:
+        w = np.broadcast_to(np.int8(0), (c.out_c, c.in_c, c.k, c.k))
+        return QConv(c.name, w, np.zeros(c.out_c, np.int32), np.ones(c.out_c, np.int32), 16,
+                     0, -128 if signed_out else 0, 127 if signed_out else 255, c.stride,
+                     c.pad, in_t, out_t)
+
+    st = net.stem
+    tensors = {INPUT_TENSOR: TensorInfo((st.in_c, st.in_h, st.in_w), 1.0, True),
+               "stem": TensorInfo((st.out_c, st.out_h, st.out_w), 1.0, False)}
+    stem = QStem(conv(st, INPUT_TENSOR, "stem"), st.maxpool, "stem")
+    blocks, prev = [], "stem"
+    for b in net.blocks:
+        out = f"{b.name}.out"
+        tensors[f"{b.name}.conv1"] = TensorInfo((b.out_c, b.out_h, b.out_w), 1.0, False)
+        tensors[out] = TensorInfo((b.out_c, b.out_h, b.out_w), 1.0, False)
+        c1 = conv(b.conv1, prev, f"{b.name}.conv1")
+        c2 = conv(b.conv2, f"{b.name}.conv1", out)
+        ds = None
+        if b.shortcut is not None:
+            tensors[f"{b.name}.downsample"] = TensorInfo((b.out_c, b.out_h, b.out_w), 1.0, True)
+            ds = conv(b.shortcut, prev, f"{b.name}.downsample", signed_out=True)
+            c2.res_tensor = ds.out_tensor
+        else:
+            c2.res_tensor = prev
+        c2.res_mult = 1 << c2.shift
+        blocks.append(QBlock(b.name, c1, c2, ds, b.identity, b.tile, (b.grid_h, b.grid_w),
+                             None, None, prev, out))
+        prev = out
+    last = net.blocks[-1]
+    head = QHead("fc", np.zeros((net.fc_out, net.fc_in), np.int8),
+                 np.zeros(net.fc_out, np.int32), np.ones(net.fc_out), prev,
+                 last.out_h * last.out_w)
+    return QModel(net.name, (st.in_c, st.in_h, st.in_w), net.fc_out, (0.0,) * st.in_c,
+                  (1.0,) * st.in_c, tensors, stem, blocks, head, {"shape_only": True})
+
+
+@functools.lru_cache(maxsize=16)
+def _shape_plan(name: str, cfg):
+    from dgfpga.runtime.packer import plan_network
+    return plan_network(shape_qmodel(net_shape(name)), cfg)
+
+
+def shape_plan(net, cfg=None):
+    """The engine's plan (`dgfpga.runtime.packer.plan_network`) of network `net` (a zoo
+    name or a NetShape) from its shapes alone, for engine `cfg`; cached per (name, cfg)."""
+    from dgfpga.contract.engine_config import default_config
+    cfg = cfg or default_config()
+    if isinstance(net, NetShape):
+        if net.name in NETWORKS and NETWORKS[net.name]() == net:
+            return _shape_plan(net.name, cfg)
+        from dgfpga.runtime.packer import plan_network
+        return plan_network(shape_qmodel(net), cfg)
+    return _shape_plan(str(net), cfg)

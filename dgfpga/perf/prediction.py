@@ -5,8 +5,12 @@
   gated block, chosen by bisection so that the network's theoretical MAC reduction (stem,
   shortcuts, gates and fc included, official counting) equals the paper's figure; then the
   model predicts dense and gated cycles. The paper's measured Ultra96 speedups sit beside.
-- `measured_masks(...)`: the same prediction for real masks (e.g. the golden model's
-  decisions on test images) of a packed network.
+- `predict_masks(...)`: the same prediction for real masks (e.g. the golden model's
+  decisions on test images).
+
+Both price the engine's own schedule: the network is packed (`dgfpga.runtime.packer`; from
+its shapes when there is no model, `netshapes.shape_plan`) and every block is scheduled
+(`dgfpga.runtime.scheduler`) before `cycle_model.network_cycles` prices the runs.
 """
 from __future__ import annotations
 
@@ -15,9 +19,10 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from dgfpga.perf.cycle_model import (BlockMask, CycleParams, compare, random_block_masks)
+from dgfpga.perf.cycle_model import (BlockMask, CycleParams, compare, network_macs,
+                                     random_block_masks)
 from dgfpga.contract.engine_config import EngineConfig, default_config
-from dgfpga.perf.netshapes import net_shape
+from dgfpga.perf.netshapes import net_shape, shape_plan
 
 __all__ = ["PAPER_TABLE3", "Prediction", "paper_configurations", "predict_masks",
            "block_density_for_reduction"]
@@ -58,11 +63,12 @@ def block_density_for_reduction(network: str, reduction: float, seed: int = 0,
                                 cfg: Optional[EngineConfig] = None) -> float:
     """The per-block density whose random masks give `reduction` x fewer MACs overall."""
     net = net_shape(network)
-    cfg = cfg or default_config()
+    plan = shape_plan(network, cfg or default_config())
+    dense = network_macs(plan, None)
     lo, hi = 0.0, 1.0
     for _ in range(30):
         mid = 0.5 * (lo + hi)
-        r = compare(net, _masks(net, mid, seed), cfg).mac_reduction
+        r = dense / network_macs(plan, _masks(net, mid, seed))
         lo, hi = (mid, hi) if r > reduction else (lo, mid)
     return 0.5 * (lo + hi)
 
@@ -83,21 +89,28 @@ def paper_configurations(cfg: Optional[EngineConfig] = None,
     for network, _sparsity, reduction, _speedup in PAPER_TABLE3:
         d = block_density_for_reduction(network, reduction, seed, cfg)
         net = net_shape(network)
-        cmp = compare(net, _masks(net, d, seed), cfg, params)
+        cmp = compare(shape_plan(network, cfg), _masks(net, d, seed), params)
         out.append(_prediction(network, cfg, cmp, d, (network, _sparsity, reduction, _speedup)))
     return out
 
 
-def predict_masks(network: str, spatial: Sequence[np.ndarray], channel: Sequence[np.ndarray],
+def predict_masks(network, spatial: Sequence[np.ndarray], channel: Sequence[np.ndarray],
                   cfg: Optional[EngineConfig] = None,
                   params: Optional[CycleParams] = None) -> Prediction:
-    """Prediction for one image's real masks (spatial bool grids, channel bool vectors)."""
-    cfg = cfg or default_config()
-    net = net_shape(network)
+    """Prediction for one image's real masks (spatial bool grids, channel bool vectors).
+
+    `network`: a zoo name (planned from its shapes for `cfg`) or the
+    `dgfpga.runtime.packer.NetworkPlan` of the quantized model itself (then `cfg` is the
+    plan's)."""
+    if isinstance(network, str):
+        cfg = cfg or default_config()
+        plan = shape_plan(network, cfg)
+    else:
+        plan, cfg = network, network.cfg
     masks = [BlockMask(np.flatnonzero(np.asarray(s).reshape(-1)).astype(np.uint16),
                        np.flatnonzero(np.asarray(c).reshape(-1)).astype(np.uint16))
              for s, c in zip(spatial, channel)]
-    cmp = compare(net, masks, cfg, params)
-    dens = float(np.mean([len(m.tiles) / b.n_tiles * len(m.channels) / b.out_c
-                          for m, b in zip(masks, net.blocks)]))
-    return _prediction(network, cfg, cmp, dens)
+    cmp = compare(plan, masks, params)
+    dens = float(np.mean([len(m.tiles) / b.conv1.template.n_tiles * len(m.channels)
+                          / b.conv1.template.out_c for m, b in zip(masks, plan.blocks)]))
+    return _prediction(plan.qmodel.arch, cfg, cmp, dens)

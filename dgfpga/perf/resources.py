@@ -17,6 +17,9 @@ synthesis report: Vitis HLS was not run here. It counts what the C++ instantiate
 
 `estimate(cfg)` returns the breakdown; `check_fits(cfg)` raises ConfigError naming the
 resource that exceeds the part's budget (ZU3EG: 360 DSP, 216 BRAM36, 70560 LUT, 141120 FF).
+This is the one DSP/BRAM model: `engine_config.validate` refuses a configuration through
+`dsp_bram_problems` (against the config's own `part_dsp`/`part_bram36`), the HLS project
+reports it, and docs/hls.md quotes it.
 """
 from __future__ import annotations
 
@@ -24,17 +27,17 @@ import math
 from dataclasses import dataclass, field
 
 from dgfpga.contract.engine_config import EngineConfig
+from dgfpga.contract.formats import MAX_KERNEL_TAPS
 from dgfpga.errors import ConfigError
 
 __all__ = ["PART_BUDGETS", "Item", "ResourceEstimate", "estimate", "check_fits",
-           "buffer_geometry"]
+           "dsp_bram_problems", "buffer_geometry"]
 
 # Budgets by part family (device resources; DSP/BRAM also come from the config).
 PART_BUDGETS = {
     "xczu3eg": dict(dsp=360, bram36=216, lut=70560, ff=141120),
 }
 
-MAX_KK = 49                 # the largest kernel (7x7)
 LUTRAM_MAX_BITS = 2048      # arrays this small map to distributed RAM (HLS default-like)
 LUT_PER_LUTRAM_BITS = 32    # one LUT6 as 64x1 RAM, x2 for the second read port
 DSP_PER_REQUANT = 4 + 2     # (acc+bias)*mult 33x31 bits + res*res_mult 9x31 bits
@@ -115,7 +118,7 @@ def buffer_geometry(cfg: EngineConfig) -> dict:
     tm, tn = cfg.tm, cfg.tn
     max_tiles = cfg.max_grid * cfg.max_grid
     return dict(
-        W_DEPTH=_ceil_div(cfg.weight_buffer_bytes // 2, tm * tn) + MAX_KK,
+        W_DEPTH=_ceil_div(cfg.weight_buffer_bytes // 2, tm * tn) + MAX_KERNEL_TAPS,
         IFM_DEPTH=_ceil_div(cfg.ifm_buffer_bytes // 2, tn),
         ACC_DEPTH=cfg.ofm_buffer_bytes // (4 * tm),
         PARAM_ROWS=_ceil_div(cfg.max_out_channels, tm),
@@ -144,17 +147,10 @@ def _memories(name: str, count: int, depth: int, width: int, note: str) -> Item:
                 note=f"{count} x {depth}x{width} bit {'LUTRAM' if lut else 'BRAM'}; {note}")
 
 
-def estimate(cfg: EngineConfig) -> ResourceEstimate:
-    """The resource estimate of the engine built for `cfg` (see the module docstring)."""
+def _items(cfg: EngineConfig) -> list[Item]:
+    """The components of the estimate (needs no part budget)."""
     g = buffer_geometry(cfg)
     tm, tn = cfg.tm, cfg.tn
-    fam = next((k for k in PART_BUDGETS if cfg.part.startswith(k)), None)
-    budget = dict(PART_BUDGETS[fam]) if fam else dict(dsp=cfg.part_dsp, bram36=cfg.part_bram36,
-                                                      lut=0, ff=0)
-    budget["dsp"], budget["bram36"] = cfg.part_dsp, cfg.part_bram36
-    if not fam:
-        raise ConfigError(f"engine config '{cfg.name}': no LUT/FF budget known for part "
-                          f"{cfg.part!r} (known families: {', '.join(PART_BUDGETS)})")
     rq = g["REQUANT_LANES"]
     log_tn = max(1, int(math.log2(tn)))
     items = [
@@ -186,7 +182,34 @@ def estimate(cfg: EngineConfig) -> ResourceEstimate:
              lut=N_MAXI * LUT_PER_MAXI + LUT_SAXILITE, ff=N_MAXI * FF_PER_MAXI + FF_SAXILITE,
              note=f"{N_MAXI} masters (burst FIFOs: one BRAM18 per channel) + s_axilite"),
     ]
-    return ResourceEstimate(cfg.name, items, budget)
+    return items
+
+
+def estimate(cfg: EngineConfig) -> ResourceEstimate:
+    """The resource estimate of the engine built for `cfg` (see the module docstring)."""
+    fam = next((k for k in PART_BUDGETS if cfg.part.startswith(k)), None)
+    if not fam:
+        raise ConfigError(f"engine config '{cfg.name}': no LUT/FF budget known for part "
+                          f"{cfg.part!r} (known families: {', '.join(PART_BUDGETS)})")
+    budget = dict(PART_BUDGETS[fam])
+    budget["dsp"], budget["bram36"] = cfg.part_dsp, cfg.part_bram36
+    return ResourceEstimate(cfg.name, _items(cfg), budget)
+
+
+def _reasons(est: ResourceEstimate, over: list[str]) -> str:
+    t, b = est.totals(), est.budget
+    worst = {k: max(est.items, key=lambda i: getattr(i, k)) for k in over}
+    return "; ".join(f"{k.upper()} {t[k]} > {b[k]} (largest: {worst[k].component}, "
+                     f"{getattr(worst[k], k):g}: {worst[k].note})" for k in over)
+
+
+def dsp_bram_problems(cfg: EngineConfig) -> list[str]:
+    """DSP and BRAM36 of the estimate against the config's part_dsp / part_bram36 (any part:
+    no LUT/FF budget needed); one message per resource over budget, empty if it fits."""
+    est = ResourceEstimate(cfg.name, _items(cfg),
+                           dict(dsp=cfg.part_dsp, bram36=cfg.part_bram36, lut=0, ff=0))
+    over = [k for k in ("dsp", "bram36") if est.totals()[k] > est.budget[k]]
+    return [f"the resource estimate needs {_reasons(est, [k])}" for k in over]
 
 
 def check_fits(cfg: EngineConfig) -> ResourceEstimate:
@@ -194,10 +217,7 @@ def check_fits(cfg: EngineConfig) -> ResourceEstimate:
     est = estimate(cfg)
     over = est.over_budget()
     if over:
-        t, b = est.totals(), est.budget
-        worst = {k: max(est.items, key=lambda i: getattr(i, k)) for k in over}
-        reasons = "; ".join(f"{k.upper()} {t[k]} > {b[k]} (largest: {worst[k].component}, "
-                            f"{getattr(worst[k], k):g}: {worst[k].note})" for k in over)
         raise ConfigError(f"engine config '{cfg.name}' does not fit {cfg.part} by the "
-                          f"resource estimate: {reasons}. Reduce tm/tn or the buffer sizes.")
+                          f"resource estimate: {_reasons(est, over)}. Reduce tm/tn or the "
+                          f"buffer sizes.")
     return est

@@ -29,17 +29,6 @@ __all__ = ["EngineError", "RunResult", "run_program"]
 
 ERR = regmap.ERR
 
-# descriptor field -> STATUS code, for faults found by formats.validate_descriptor
-_FIELD_CODE = {
-    "magic": ERR["BAD_MAGIC"], "version": ERR["BAD_MAGIC"],
-    **{n: ERR["BAD_OP"] for n in ("op", "k", "stride", "pad", "shift")},
-    **{n: ERR["BAD_SHAPE"] for n in ("in_h", "in_w", "in_c", "out_h", "out_w", "out_c")},
-    **{n: ERR["BAD_TILE"] for n in ("tile", "grid_h", "grid_w")},
-    **{n: ERR["BAD_COUNT"] for n in ("n_active_tiles", "n_res_tiles", "n_active_out",
-                                     "n_active_in")},
-    **{n: ERR["BAD_OFFSET"] for n in formats.OFFSET_FIELDS},
-}
-
 
 class EngineError(Exception):
     """A fault the engine reports in STATUS (code, entry)."""
@@ -59,21 +48,6 @@ class RunResult:
     @property
     def ok(self) -> bool:
         return self.status == 0
-
-
-def _check_list(arr: np.ndarray, limit: int, range_code: str, order_code: str,
-                what: str) -> None:
-    over = np.flatnonzero(arr >= limit)
-    order = np.flatnonzero(np.diff(arr.astype(np.int64)) <= 0) + 1
-    first_over = int(over[0]) if over.size else None
-    first_order = int(order[0]) if order.size else None
-    # the engine walks the list once, so the earliest faulty entry is reported
-    if first_over is not None and (first_order is None or first_over <= first_order):
-        raise EngineError(ERR[range_code], first_over,
-                          f"{what}[{first_over}] = {int(arr[first_over])} out of range 0..{limit - 1}")
-    if first_order is not None:
-        raise EngineError(ERR[order_code], first_order,
-                          f"{what}[{first_order}] not strictly increasing")
 
 
 def _region_checks(d: LayerDescriptor, region_bytes: dict) -> None:
@@ -96,7 +70,7 @@ def _decode(raw: bytes, cfg: EngineConfig, region_bytes: dict) -> LayerDescripto
         if getattr(exc, "no_fit", False):
             code = ERR["NO_FIT"]
         elif name in FIELD_BY_NAME:
-            code = _FIELD_CODE.get(name, ERR["BAD_FLAGS"])
+            code = ERR[formats.FIELD_ERROR[name]]   # the field's STATUS code
         else:                      # magic, version, reserved bits
             code = ERR["BAD_MAGIC"]
         word = FIELD_BY_NAME[name].word if name in FIELD_BY_NAME else 0
@@ -105,37 +79,19 @@ def _decode(raw: bytes, cfg: EngineConfig, region_bytes: dict) -> LayerDescripto
     return d
 
 
-def _u16(region: np.ndarray, off: int, n: int) -> np.ndarray:
-    return region[off:off + 2 * n].view("<u2").astype(np.int64)
-
-
 def _work_list(d: LayerDescriptor, work: np.ndarray):
-    n = d.n_tiles
-    tiles = _u16(work, d.tile_list_offset, d.n_active_tiles) if d.tile_gated \
-        else np.arange(n, dtype=np.int64)
-    _check_list(tiles, n, "TILE_RANGE", "TILE_ORDER", "tile list")
-    res = _u16(work, d.res_tile_list_offset, d.n_res_tiles)
-    _check_list(res, n, "TILE_RANGE", "TILE_ORDER", "residual-only tile list")
-    if np.intersect1d(tiles, res).size:
-        raise EngineError(ERR["TILE_ORDER"], 0, "a tile is both active and residual-only")
-    outc = _u16(work, d.out_ch_list_offset, d.n_active_out) if d.out_ch_gated \
-        else np.arange(d.out_c, dtype=np.int64)
-    _check_list(outc, d.out_c, "CHANNEL_RANGE", "CHANNEL_ORDER", "out-channel list")
-    inc = _u16(work, d.in_ch_list_offset, d.n_active_in) if d.in_ch_gated \
-        else np.arange(d.in_c, dtype=np.int64)
-    _check_list(inc, d.in_c, "CHANNEL_RANGE", "CHANNEL_ORDER", "in-channel list")
-    on = None
-    if d.zero_halo:
-        nb = formats.bitmap_bytes(n)
-        bits = np.unpackbits(work[d.bitmap_offset:d.bitmap_offset + nb], bitorder="little")
-        want = np.zeros(bits.size, dtype=np.uint8)
-        want[tiles] = 1
-        diff = np.flatnonzero(bits != want)
-        if diff.size:
-            raise EngineError(ERR["BITMAP_MISMATCH"], int(diff[0]),
-                              f"tile bitmap bit {int(diff[0])} disagrees with the tile list")
-        on = bits[:n].astype(bool)
-    return tiles, res, outc, inc, on
+    """The layer's lists through the one validator (formats.read_work_list), its faults
+    as the engine reports them in STATUS; dense dimensions as full index ranges."""
+    try:
+        wl = formats.read_work_list(d, work)
+    except FormatError as exc:
+        raise EngineError(ERR[getattr(exc, "code", "BAD_OFFSET")],
+                          getattr(exc, "entry", None) or 0, str(exc)) from None
+    tiles = wl.tiles.astype(np.int64)
+    res = wl.res_tiles.astype(np.int64)
+    outc = wl.out_channels.astype(np.int64) if d.out_ch_gated else np.arange(d.out_c)
+    inc = wl.in_channels.astype(np.int64) if d.in_ch_gated else np.arange(d.in_c)
+    return tiles, res, outc, inc, wl.bitmap
 
 
 def _requant(acc: np.ndarray, mult: np.ndarray, shift: int, lo: int, hi: int,
@@ -252,7 +208,7 @@ def run_program(program: bytes, layer_count: int, regions: dict,
             d = _decode(raw, cfg, sizes)
             result.macs.append(_run_layer(d, regions))
         except EngineError as exc:
-            result.status = regmap.pack_status(exc.code, i, min(exc.entry, 0xFFFF))
+            result.status = regmap.pack_status(exc.code, i, min(exc.entry, regmap.STATUS_ENTRY_MAX))
             result.message = f"layer {i}: {exc}"
             return result
     return result

@@ -3,9 +3,11 @@
 numpy only (torch-free); it runs on the board's ARM cores between engine starts, so it is
 written for speed: every layer's descriptor is a precomputed template (`dgfpga.runtime.packer`)
 held as 24 uint32 words, and per image only the counts, flags and work-list offsets are
-patched; the work lists are `np.flatnonzero` of the masks written at fixed slots of the
-WORK region. `validate=True` re-reads everything through the checking unpackers of
-`dgfpga.contract.formats` (what the engine does), for tests and for cautious hosts.
+patched; the work lists are `np.flatnonzero` of the masks, laid out by the one work-list
+writer (`formats.encode_work_list`) at fixed slots of the WORK region (`formats.work_slots`).
+`validate=True` re-reads everything through the checking unpackers of
+`dgfpga.contract.formats` (`unpack_descriptor`, `read_work_list`: what the engine does), for
+tests and for cautious hosts. The cycle model prices these runs, never a copy of them.
 
 What a block's run contains (DESIGN.md section 3 in work lists):
 
@@ -90,31 +92,23 @@ _SET = {n: _setter(n) for n in (
     "bitmap_offset")}
 
 
-@dataclass
-class _Slots:
-    """Fixed sub-slot offsets of a layer's WORK slot (worst case for each list)."""
-    tiles: int
-    res_tiles: int
-    out_ch: int
-    in_ch: int
-    bitmap: int
-
-
-def _slots(lp: LayerPlan, align: int) -> _Slots:
-    d = lp.template
-
-    def up(n: int) -> int:
-        return -(-n // align) * align
-    base = lp.work_slot.offset
-    tiles = base
-    res = tiles + up(2 * d.n_tiles)
-    out_ch = res + up(2 * d.n_tiles)
-    in_ch = out_ch + (up(2 * d.out_c) if d.out_ch_gated else 0)
-    bitmap = in_ch + (up(2 * d.in_c) if d.in_ch_gated else 0)
-    end = bitmap + (up(formats.bitmap_bytes(d.n_tiles)) if d.zero_halo else 0)
-    if end - base > lp.work_slot.nbytes:  # pragma: no cover - packer/scheduler disagree
+def _slots(lp: LayerPlan, align: int) -> formats.WorkSlots:
+    """The layer's work-list slot layout (formats.work_slots) inside its packed WORK slot."""
+    s = formats.work_slots(lp.template, lp.work_slot.offset, align)
+    if s.nbytes > lp.work_slot.nbytes:  # pragma: no cover - packer/scheduler disagree
         raise FormatError(f"layer {lp.name}: work slot of {lp.work_slot.nbytes} bytes too small")
-    return _Slots(tiles, res, out_ch, in_ch, bitmap)
+    return s
+
+
+def _fill(words: np.ndarray, d: LayerDescriptor, slots: formats.WorkSlots, tiles,
+          res_tiles=None, out_channels=None, in_channels=None) -> list:
+    """Lay the lists out with the one writer (formats.encode_work_list) and patch the
+    descriptor words with the counts and offsets it returns; returns the WORK writes."""
+    fields, writes = formats.encode_work_list(d, slots, tiles, res_tiles, out_channels,
+                                              in_channels)
+    for name, value in fields.items():
+        _SET[name](words, value)
+    return writes
 
 
 def _tile_pixels(d: LayerDescriptor) -> np.ndarray:
@@ -184,13 +178,9 @@ class Scheduler:
         words, works, writes = [], [], []
 
         if nt and nc:                                   # conv1
-            lp, s = bp.conv1, self._slots[bp.conv1.name]
+            lp = bp.conv1
             w = self._w[lp.name].copy()
-            _SET["n_active_tiles"](w, nt)
-            _SET["tile_list_offset"](w, s.tiles)
-            _SET["n_active_out"](w, nc)
-            _SET["out_ch_list_offset"](w, s.out_ch)
-            writes += [(s.tiles, tiles.view(np.uint8)), (s.out_ch, chans.view(np.uint8))]
+            writes += _fill(w, d1, self._slots[lp.name], tiles, out_channels=chans)
             words.append(w)
             works.append(LayerWork(lp.name, lp.kind, act_pix * nc * d1.in_c * d1.k * d1.k,
                                    nt, nc))
@@ -200,25 +190,12 @@ class Scheduler:
             works.append(LayerWork(lp.name, lp.kind, self._dense_macs(lp.template),
                                    lp.template.n_tiles, lp.template.out_c))
         if nt or not bp.identity:                       # conv2
-            lp, s = bp.conv2, self._slots[bp.conv2.name]
+            lp = bp.conv2
             d2 = lp.template
             w = self._w[lp.name].copy()
-            _SET["n_active_tiles"](w, nt)
-            _SET["tile_list_offset"](w, s.tiles)
-            writes.append((s.tiles, tiles.view(np.uint8)))
-            if not bp.identity:
-                res = np.flatnonzero(~sp).astype("<u2")
-                _SET["n_res_tiles"](w, res.size)
-                _SET["res_tile_list_offset"](w, s.res_tiles if res.size else 0)
-                if res.size:
-                    writes.append((s.res_tiles, res.view(np.uint8)))
-            _SET["n_active_in"](w, nc)
-            _SET["in_ch_list_offset"](w, s.in_ch)
-            writes.append((s.in_ch, chans.view(np.uint8)))
-            bitmap = np.packbits(np.concatenate(
-                [sp, np.zeros(-n_tiles % 32, dtype=bool)]), bitorder="little")
-            _SET["bitmap_offset"](w, s.bitmap)
-            writes.append((s.bitmap, bitmap))
+            res = None if bp.identity else np.flatnonzero(~sp).astype("<u2")
+            writes += _fill(w, d2, self._slots[lp.name], tiles, res_tiles=res,
+                            in_channels=chans)
             words.append(w)
             works.append(LayerWork(lp.name, lp.kind, act_pix * d2.out_c * nc * d2.k * d2.k,
                                    nt, nc))

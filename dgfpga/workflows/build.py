@@ -1,6 +1,6 @@
 """`build-hls` as a pipeline step: checkpoint + calibration images -> HLS project + bundle.
 
-    quantize (dgfpga.quant.quantize) -> pack (dgfpga.runtime.packer) -> golden self-check (dgfpga.numerics.golden)
+    quantize (dgfpga.quant.quantizer) -> pack (dgfpga.runtime.packer) -> golden self-check (dgfpga.numerics.golden)
     -> HLS project + Vivado scripts (dgfpga.backends.hls_project) -> bundle (dgfpga_host.bundle)
 
 Deterministic: the same checkpoint, images and configuration give byte-identical files.
@@ -40,21 +40,35 @@ def selfcheck_for(qm, images: np.ndarray, labels: Optional[np.ndarray] = None):
 
 
 def build_hls(qm, cfg: EngineConfig, out_dir, selfcheck_images: np.ndarray,
-              selfcheck_labels: Optional[np.ndarray] = None, extra: Optional[dict] = None
-              ) -> BuildResult:
+              selfcheck_labels: Optional[np.ndarray] = None, extra: Optional[dict] = None,
+              force: bool = False) -> BuildResult:
     """Write OUT/ (HLS project + Vivado scripts + Makefile) and OUT/bundle for `qm`.
 
     Raises ConfigError when the configuration does not fit the part or a layer does not
-    fit the engine's buffers (the reason is in the message).
+    fit the engine's buffers, and ImageSpecError when the self-check images are not
+    normalised float [N, C, H, W] of the network's input shape: all before any file is
+    written. OUT is written transactionally (dgfpga.outdir.output_dir: complete or left as
+    it was; a folder dgfpga did not write is refused unless `force`, and the user's files
+    are never overwritten); OutputError for an unwritable or foreign OUT, before the work.
     """
+    from dgfpga.data.images import ImageSpecError
     from dgfpga.backends.hls_project import generate_project
     from dgfpga.runtime.packer import plan_network
     from dgfpga.perf.resources import check_fits
     from dgfpga_host.bundle import write_bundle
+    from dgfpga.outdir import output_dir, preflight
+    preflight(out_dir, force)                # writable, and ours to replace: before work
     res = check_fits(cfg)                    # refuses an impossible configuration
     plan_network(qm, cfg)                    # refuses a network that does not fit
+    x = np.asarray(selfcheck_images)
+    if (x.ndim != 4 or tuple(x.shape[1:]) != tuple(qm.input_shape) or len(x) == 0
+            or not np.issubdtype(x.dtype, np.floating)):
+        raise ImageSpecError(f"self-check images: {x.dtype} {list(x.shape)}; {qm.arch} takes "
+                             f"normalised float [N>=1, {', '.join(map(str, qm.input_shape))}]")
+    sc = selfcheck_for(qm, x, selfcheck_labels)    # before any file is written
     out = Path(out_dir)
-    files = generate_project(cfg, out)
-    sc = selfcheck_for(qm, selfcheck_images, selfcheck_labels)
-    bundle = write_bundle(out / "bundle", qm, cfg, sc, extra)
-    return BuildResult(out, files, bundle, qm, res, len(selfcheck_images))
+    with output_dir(out, "build-hls", force=force) as tmp:     # complete or not at all
+        files = generate_project(cfg, tmp)
+        write_bundle(tmp / "bundle", qm, cfg, sc, extra)
+    files = sorted(out / f.relative_to(tmp) for f in files)
+    return BuildResult(out, files, out / "bundle", qm, res, len(selfcheck_images))

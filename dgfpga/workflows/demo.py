@@ -16,13 +16,17 @@ from typing import Optional
 
 import numpy as np
 
+from dgfpga.contract.engine_config import load_config
 from dgfpga.errors import DgfpgaError
+from dgfpga.outdir import check_writable, output_dir, preflight
+from dgfpga.paths import shipped_checkpoint
+from dgfpga.perf.calibration import params_path
 
 __all__ = ["DemoOptions", "run_demo", "DEFAULT_CHECKPOINT", "PARAMS_FILE"]
 
-REPO = Path(__file__).resolve().parents[2]
-DEFAULT_CHECKPOINT = REPO / "models" / "checkpoints" / "resdg20_cifar10_d50.pth.tar"
-PARAMS_FILE = REPO / "sim" / "results" / "cycle_params_small.json"   # dgfpga calibrate
+# the shipped model (package data of dgfpga_models) and the shipped RTL calibration
+DEFAULT_CHECKPOINT = shipped_checkpoint("resdg20_cifar10_d50")
+PARAMS_FILE = params_path(load_config("small"))   # dgfpga calibrate, shipped in sim/results
 
 
 @dataclass
@@ -30,13 +34,16 @@ class DemoOptions:
     out: Path
     checkpoint: Path = DEFAULT_CHECKPOINT
     arch: Optional[str] = None
-    images: Optional[str] = None        # .npy of normalised images (default: embedded test)
+    images: Optional[str] = None        # image spec (default by input size: the whole
+                                        # embedded test split for 32x32 networks)
+    calib: Optional[str] = None         # calibration image spec (default by input size:
+                                        # embedded:256:train for 32x32 networks)
     n_sim: int = 20                     # images through the C-sim (gated and dense)
-    n_eval: int = 2000                  # float vs int8 accuracy: the whole test split
-    n_calib: int = 256
     rtl: int = 0                        # images through the RTL (0 = skip)
     config: str = "small"               # engine simulated here (the shipped model's size)
     board_config: str = "ultra96"       # engine the project and predictions are for
+    force: bool = False                 # write into folders dgfpga did not create
+                                        # (dgfpga.outdir: the user's files are kept)
 
 
 class _Steps:
@@ -56,30 +63,15 @@ def _progress(it, desc: str):
         return it
 
 
-def _load_images(opts: DemoOptions, qm_shape):
-    from dgfpga.data import embedded as data
-    if opts.images:
-        try:
-            x = np.load(opts.images, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise DgfpgaError(f"--images {opts.images}: not a readable .npy ({exc})") from None
-        if x.ndim != 4 or tuple(x.shape[1:]) != tuple(qm_shape):
-            raise DgfpgaError(f"--images {opts.images}: shape {x.shape}, the network takes "
-                              f"[N, {', '.join(map(str, qm_shape))}] normalised floats")
-        return x.astype(np.float32), None, None
-    # the whole split (as `dgfpga qreport` and `evaluate` use it): the first k images of
-    # a split depend on its size, so a smaller draw would not be the same images
-    s = data.load_split("test")
-    return s.images, s.labels, s.object_masks
-
-
 def run_demo(opts: DemoOptions) -> dict:
     """Run the demo; returns the summary dict (also written to OUT/report/summary.json)."""
     from dgfpga.workflows.build import build_hls
     from dgfpga.perf.cycle_model import CycleParams
-    from dgfpga.contract.engine_config import load_config
     from dgfpga.perf.prediction import paper_configurations, predict_masks
-    from dgfpga.quant.quantize import evaluate_quantized, load_calibration, load_float_model, quantize_model
+    from dgfpga.data.images import load_images
+    from dgfpga.quant.evaluate import evaluate_quantized
+    from dgfpga.quant.float_model import default_normalization, load_float_model
+    from dgfpga.quant.quantizer import quantize_model
     from dgfpga.perf.resources import estimate
     from dgfpga_host.bundle import load_bundle
     from dgfpga_host.runner import NetworkRunner
@@ -91,18 +83,34 @@ def run_demo(opts: DemoOptions) -> dict:
     if not Path(opts.checkpoint).is_file():
         raise DgfpgaError(f"checkpoint {opts.checkpoint} not found (the shipped ones are in "
                           f"{DEFAULT_CHECKPOINT.parent})")
-    model, meta = load_float_model(opts.checkpoint, opts.arch)
     sim_cfg, board_cfg = load_config(opts.config), load_config(opts.board_config)
-    calib = load_calibration(f"embedded:{opts.n_calib}") if not opts.images else None
-    images, labels, objects = _load_images(opts, (3, model.in_h, model.in_w))
-    if calib is None:
-        calib = images[:opts.n_calib]
-    qm = quantize_model(model, calib)
+    # OUT holds project_<sim>, project_<board> and report/, each written transactionally
+    # (dgfpga.outdir: complete or the previous one untouched); all are checked before work
+    projects = {n: out / f"project_{n}" for n in (sim_cfg.name, board_cfg.name)}
+    check_writable(out)
+    if out.is_dir():
+        for sub in [*projects.values(), rep_dir]:
+            preflight(sub, opts.force)
+    model, meta = load_float_model(opts.checkpoint, opts.arch)
+    mean, std = default_normalization(model)
+    shape = (3, model.in_h, model.in_w)
+    # every input is checked before any work: calibration and evaluation images
+    calib = load_images(opts.calib, shape, mean, std, purpose="calib", what="--calib").images
+    # (the whole test split by default, as `dgfpga qreport` and `evaluate` use it: the
+    # first k images of a split depend on its size, so a smaller draw would differ)
+    ev_set = load_images(opts.images, shape, mean, std, purpose="eval", what="--images")
+    images, labels, objects = ev_set.images, ev_set.labels, ev_set.object_masks
+    try:                                # the inputs passed: OUT's parent was checked above
+        out.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise DgfpgaError(f"{out}: cannot create the output folder ({exc.strerror or exc})"
+                          ) from None
+    qm = quantize_model(model, calib, mean=mean, std=std)
     step(f"quantized {model.arch} ({Path(opts.checkpoint).name}) with {len(calib)} calibration images")
 
     summary: dict = {"checkpoint": str(opts.checkpoint), "arch": qm.arch,
                      "sim_config": sim_cfg.name, "board_config": board_cfg.name}
-    n_eval = min(opts.n_eval, len(images))
+    n_eval = len(images)
     if labels is not None:
         ev = evaluate_quantized(model, qm, images[:n_eval], labels[:n_eval])
         summary["accuracy"] = {k: ev[k] for k in ("n", "top1_float", "top1_int8",
@@ -117,10 +125,10 @@ def run_demo(opts: DemoOptions) -> dict:
 
     # ---- build the project + bundle (for the simulated engine and for the board)
     n_sim = min(opts.n_sim, len(images))
-    sim_build = build_hls(qm, sim_cfg, out / f"project_{sim_cfg.name}", images[:n_sim],
-                          None if labels is None else labels[:n_sim])
-    build_hls(qm, board_cfg, out / f"project_{board_cfg.name}", images[:n_sim],
-                            None if labels is None else labels[:n_sim])
+    sim_build = build_hls(qm, sim_cfg, projects[sim_cfg.name], images[:n_sim],
+                          None if labels is None else labels[:n_sim], force=opts.force)
+    build_hls(qm, board_cfg, projects[board_cfg.name], images[:n_sim],
+              None if labels is None else labels[:n_sim], force=opts.force)
     step(f"build-hls: projects for '{sim_cfg.name}' and '{board_cfg.name}' in {out}")
 
     # ---- the bundle through the runtime on the C-sim (and the RTL), gated and dense
@@ -159,7 +167,8 @@ def run_demo(opts: DemoOptions) -> dict:
     # ---- report
     summary["bit_exact"] = not mismatches
     summary["mismatches"] = mismatches[:20]
-    _write_report(rep_dir, summary, qm, sc, objects, board_cfg, paper, res)
+    with output_dir(rep_dir, "demo", opts.force) as tmp:
+        _write_report(tmp, summary, qm, sc, objects, board_cfg, paper, res)
     step(f"report: {rep_dir / 'index.html'}")
     return summary
 

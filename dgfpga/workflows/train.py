@@ -22,7 +22,6 @@ import math
 import sys
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -139,9 +138,10 @@ def train(cfg: TrainConfig, out_path, progress: bool = True, log=_log) -> dict:
         from tqdm import tqdm
     except ImportError:  # pragma: no cover
         tqdm = None
+    from dgfpga.outdir import atomic_file, check_writable, signals_deferred
+    out_path = check_writable(out_path, "file")    # before any work (.last/.resume: siblings)
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    out_path = Path(out_path)
     resume_path = out_path.with_name(out_path.name + ".resume")
     last_path = out_path.with_name(out_path.name + ".last")
     train_s = data.load_split("train", cfg.n_train, seed=cfg.seed)
@@ -221,11 +221,15 @@ def train(cfg: TrainConfig, out_path, progress: bool = True, log=_log) -> dict:
                 "val_top1": ev["top1"], "val_density": ev["density"],
                 "train_config": {k: v for k, v in asdict(cfg).items()},
                 "command": " ".join(sys.argv), "wall_s": wall}
-        save_checkpoint(last_path, model, best_acc=max(best, ev["top1"]), **meta)
-        if ok and ev["top1"] > best:
-            best = ev["top1"]
-            save_checkpoint(out_path, model, best_acc=best, **meta)
-        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                    "epoch": epoch + 1, "best": best, "wall_s": wall,
-                    "history": json.dumps(history)}, resume_path)
+        # each file is complete or absent (temporary sibling + rename), and Ctrl-C waits for
+        # the epoch's saves, so the checkpoint, .last and .resume always agree
+        with signals_deferred():
+            save_checkpoint(last_path, model, best_acc=max(best, ev["top1"]), **meta)
+            if ok and ev["top1"] > best:
+                best = ev["top1"]
+                save_checkpoint(out_path, model, best_acc=best, **meta)
+            with atomic_file(resume_path) as tmp:
+                torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                            "epoch": epoch + 1, "best": best, "wall_s": wall,
+                            "history": json.dumps(history)}, tmp)
     return {"best_val_top1": best, "history": history, "wall_s": wall}

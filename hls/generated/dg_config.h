@@ -41,7 +41,13 @@ constexpr uint32_t macs_per_cycle = 256u;
 constexpr uint32_t axi_bytes = 16u;
 constexpr uint32_t max_tiles = 256u;
 constexpr uint32_t bitmap_words = 8u;
+constexpr uint32_t min_weight_buffer_bytes = 147456u;
+constexpr uint32_t min_ifm_buffer_bytes = 3200u;
+constexpr uint32_t min_ofm_buffer_bytes = 18496u;
 constexpr uint32_t config_hash = 0xDC0818E1u;
+constexpr uint32_t fit_weight_group_bytes = 73728u;  // NO_FIT bound (formats.layer_fit_problems)
+constexpr uint32_t fit_ifm_patch_bytes = 32768u;  // NO_FIT bound (formats.layer_fit_problems)
+constexpr uint32_t fit_acc_bytes = 32768u;  // NO_FIT bound (formats.layer_fit_problems)
 }  // namespace config
 
 // ---- s_axilite register map (ap_ctrl_hs; byte offsets) ------------------------------------
@@ -49,27 +55,37 @@ namespace reg {
 constexpr unsigned ADDR_BITS = 8;
 constexpr uint32_t CTRL = 0x00;  // RW: control: ap_ctrl_hs handshake
 constexpr uint32_t CTRL_AP_START_LSB = 0;
+constexpr uint32_t CTRL_AP_START_WIDTH = 1;
 constexpr uint32_t CTRL_AP_START_MASK = 0x00000001u;
 constexpr uint32_t CTRL_AP_DONE_LSB = 1;
+constexpr uint32_t CTRL_AP_DONE_WIDTH = 1;
 constexpr uint32_t CTRL_AP_DONE_MASK = 0x00000002u;
 constexpr uint32_t CTRL_AP_IDLE_LSB = 2;
+constexpr uint32_t CTRL_AP_IDLE_WIDTH = 1;
 constexpr uint32_t CTRL_AP_IDLE_MASK = 0x00000004u;
 constexpr uint32_t CTRL_AP_READY_LSB = 3;
+constexpr uint32_t CTRL_AP_READY_WIDTH = 1;
 constexpr uint32_t CTRL_AP_READY_MASK = 0x00000008u;
 constexpr uint32_t CTRL_AUTO_RESTART_LSB = 7;
+constexpr uint32_t CTRL_AUTO_RESTART_WIDTH = 1;
 constexpr uint32_t CTRL_AUTO_RESTART_MASK = 0x00000080u;
 constexpr uint32_t GIE = 0x04;  // RW: global interrupt enable (bit 0)
 constexpr uint32_t GIE_ENABLE_LSB = 0;
+constexpr uint32_t GIE_ENABLE_WIDTH = 1;
 constexpr uint32_t GIE_ENABLE_MASK = 0x00000001u;
 constexpr uint32_t IER = 0x08;  // RW: interrupt enable
 constexpr uint32_t IER_AP_DONE_LSB = 0;
+constexpr uint32_t IER_AP_DONE_WIDTH = 1;
 constexpr uint32_t IER_AP_DONE_MASK = 0x00000001u;
 constexpr uint32_t IER_AP_READY_LSB = 1;
+constexpr uint32_t IER_AP_READY_WIDTH = 1;
 constexpr uint32_t IER_AP_READY_MASK = 0x00000002u;
 constexpr uint32_t ISR = 0x0C;  // RW: interrupt status
 constexpr uint32_t ISR_AP_DONE_LSB = 0;
+constexpr uint32_t ISR_AP_DONE_WIDTH = 1;
 constexpr uint32_t ISR_AP_DONE_MASK = 0x00000001u;
 constexpr uint32_t ISR_AP_READY_LSB = 1;
+constexpr uint32_t ISR_AP_READY_WIDTH = 1;
 constexpr uint32_t ISR_AP_READY_MASK = 0x00000002u;
 constexpr uint32_t PROGRAM_LO = 0x10;  // RW: DDR byte address of the layer descriptors to run (layer_count x descriptor bytes, aligned to the AXI width) [31:0]
 constexpr uint32_t PROGRAM_HI = 0x14;  // RW: DDR byte address of the layer descriptors to run (layer_count x descriptor bytes, aligned to the AXI width) [63:32]
@@ -88,30 +104,46 @@ constexpr uint32_t SUMS_BASE_HI = 0x64;  // RW: SUMS region: per-tile channel su
 constexpr uint32_t SUMS_BYTES = 0x6C;  // RW: SUMS region size
 constexpr uint32_t STATUS = 0x74;  // RO: result of the last run
 constexpr uint32_t STATUS_CODE_LSB = 0;
+constexpr uint32_t STATUS_CODE_WIDTH = 8;
 constexpr uint32_t STATUS_CODE_MASK = 0x000000FFu;
 constexpr uint32_t STATUS_LAYER_LSB = 8;
+constexpr uint32_t STATUS_LAYER_WIDTH = 8;
 constexpr uint32_t STATUS_LAYER_MASK = 0x0000FF00u;
 constexpr uint32_t STATUS_ENTRY_LSB = 16;
+constexpr uint32_t STATUS_ENTRY_WIDTH = 16;
 constexpr uint32_t STATUS_ENTRY_MASK = 0xFFFF0000u;
 constexpr uint32_t STATUS_CTRL = 0x78;  // RO: status valid flag
 constexpr uint32_t STATUS_CTRL_AP_VLD_LSB = 0;
+constexpr uint32_t STATUS_CTRL_AP_VLD_WIDTH = 1;
 constexpr uint32_t STATUS_CTRL_AP_VLD_MASK = 0x00000001u;
 constexpr uint32_t CYCLES_LO = 0x7C;  // RO: engine clock cycles from ap_start to ap_done of the last run [31:0]
 constexpr uint32_t CYCLES_HI = 0x80;  // RO: engine clock cycles from ap_start to ap_done of the last run [63:32]
 constexpr uint32_t CYCLES_CTRL = 0x84;  // RO: cycles valid flag
 constexpr uint32_t CYCLES_CTRL_AP_VLD_LSB = 0;
+constexpr uint32_t CYCLES_CTRL_AP_VLD_WIDTH = 1;
 constexpr uint32_t CYCLES_CTRL_AP_VLD_MASK = 0x00000001u;
 constexpr uint32_t ENGINE_ID_LO = 0x88;  // RO: identifies the engine build [31:0]
 constexpr uint32_t ENGINE_ID_LO_CONFIG_HASH_LSB = 0;
+constexpr uint32_t ENGINE_ID_LO_CONFIG_HASH_WIDTH = 32;
 constexpr uint32_t ENGINE_ID_LO_CONFIG_HASH_MASK = 0xFFFFFFFFu;
 constexpr uint32_t ENGINE_ID_HI = 0x8C;  // RO: identifies the engine build [63:32]
 constexpr uint32_t ENGINE_ID_HI_FORMAT_VERSION_LSB = 0;
+constexpr uint32_t ENGINE_ID_HI_FORMAT_VERSION_WIDTH = 16;
 constexpr uint32_t ENGINE_ID_HI_FORMAT_VERSION_MASK = 0x0000FFFFu;
 constexpr uint32_t ENGINE_ID_HI_MAGIC_LSB = 16;
+constexpr uint32_t ENGINE_ID_HI_MAGIC_WIDTH = 16;
 constexpr uint32_t ENGINE_ID_HI_MAGIC_MASK = 0xFFFF0000u;
 constexpr uint32_t ENGINE_ID_CTRL = 0x90;  // RO: engine_id valid flag
 constexpr uint32_t ENGINE_ID_CTRL_AP_VLD_LSB = 0;
+constexpr uint32_t ENGINE_ID_CTRL_AP_VLD_WIDTH = 1;
 constexpr uint32_t ENGINE_ID_CTRL_AP_VLD_MASK = 0x00000001u;
+// fields of the whole 64-bit output values (lsb, width in the 64-bit value)
+constexpr uint32_t ENGINE_ID_CONFIG_HASH_LSB = 0;
+constexpr uint32_t ENGINE_ID_CONFIG_HASH_WIDTH = 32;
+constexpr uint32_t ENGINE_ID_FORMAT_VERSION_LSB = 32;
+constexpr uint32_t ENGINE_ID_FORMAT_VERSION_WIDTH = 16;
+constexpr uint32_t ENGINE_ID_MAGIC_LSB = 48;
+constexpr uint32_t ENGINE_ID_MAGIC_WIDTH = 16;
 constexpr uint32_t ENGINE_MAGIC = 0xD6E0u;
 }  // namespace reg
 
@@ -144,12 +176,14 @@ constexpr uint32_t SUM_BYTES = 0x4u;  // bytes of one channel sum
 constexpr uint32_t POOL_K = 0x3u;  // fused max-pool kernel
 constexpr uint32_t POOL_STRIDE = 0x2u;  // fused max-pool stride
 constexpr uint32_t POOL_PAD = 0x1u;  // fused max-pool padding
-constexpr uint32_t PROGRAM_MAGIC = 0x52504744u;  // network program header word 0
-constexpr uint32_t STEP_ENGINE = 0x1u;  // program step kind: engine start
-constexpr uint32_t STEP_HOST = 0x2u;  // program step kind: host step
-constexpr uint32_t HOST_OP_INPUT = 0x1u;  // host step op
-constexpr uint32_t HOST_OP_GATES = 0x2u;  // host step op
-constexpr uint32_t HOST_OP_HEAD = 0x3u;  // host step op
+constexpr unsigned MAX_KERNEL = 7;  // largest kernel side (max of formats.KERNELS)
+constexpr unsigned MAX_KERNEL_TAPS = 49;  // taps of the largest kernel (MAX_KERNEL^2)
+constexpr unsigned N_KERNELS = 3;  // kernel sides the engine supports (formats.KERNELS)
+constexpr unsigned N_STRIDES = 2;  // conv strides the engine supports (formats.STRIDES)
+constexpr unsigned LIST_ENTRY_BITS = 16;  // bits of a work-list entry (tile/channel)
+constexpr unsigned BITMAP_WORD_BITS = 32;  // bits of a tile-bitmap word
+constexpr unsigned KERNELS[N_KERNELS] = {1, 3, 7};
+constexpr unsigned STRIDES[N_STRIDES] = {1, 2};
 }  // namespace fmt
 
 // ---- layer descriptor fields: word index, lsb, width ----------------------------------
@@ -164,8 +198,8 @@ constexpr unsigned BYTES = 96;
 constexpr Field magic = {0, 0, 8};  // 0xD6; catches descriptors read from the wrong address
 constexpr Field version = {0, 8, 8};  // FORMAT_VERSION
 constexpr Field op = {0, 16, 4};  // op kind: 1 = conv (the only kind; 0 is invalid so zeroed memory fails)
-constexpr Field k = {0, 20, 4};  // kernel side: 1, 3 or 7
-constexpr Field stride = {0, 24, 2};  // conv stride: 1 or 2
+constexpr Field k = {0, 20, 4};  // kernel side: one of KERNELS (1, 3, 7)
+constexpr Field stride = {0, 24, 2};  // conv stride: one of STRIDES (1, 2)
 constexpr Field pad = {0, 26, 3};  // zero padding on each side, 0..k/2
 constexpr Field in_signed = {1, 0, 1};  // input feature map is s8 (else u8)
 constexpr Field out_signed = {1, 1, 1};  // output is s8, clamp -128..127 (else u8, clamp 0..255)
@@ -177,7 +211,7 @@ constexpr Field emit_sums = {1, 6, 1};  // write per-tile int32 channel sums of 
 constexpr Field tile_gated = {1, 7, 1};  // compute only the tiles in the tile list (else every tile)
 constexpr Field in_ch_gated = {1, 8, 1};  // input fm is compact: n_active_in channels, ids in the in-channel list
 constexpr Field out_ch_gated = {1, 9, 1};  // output fm is compact: n_active_out channels, ids in the out-channel list
-constexpr Field zero_halo = {1, 10, 1};  // input pixels in tiles whose bitmap bit is 0 read as zero
+constexpr Field zero_halo = {1, 10, 1};  // input pixels in tiles whose bitmap bit is 0 read as zero (needs tile_gated and in_h, in_w = out_h, out_w)
 constexpr Field in_place = {1, 11, 1};  // output aliases the residual (identity block): tiles not listed are left as they are
 constexpr Field shift = {1, 16, 5};  // requantization right shift, 0..31
 constexpr Field in_h = {2, 0, 16};  // input height, pixels
@@ -254,6 +288,105 @@ constexpr Field ALL_FIELDS[] = {
 };
 constexpr unsigned N_FIELDS = sizeof(ALL_FIELDS) / sizeof(ALL_FIELDS[0]);
 
+// Field numbers: the index of each field in ALL_FIELDS (formats.DESCRIPTOR_FIELDS order).
+enum FieldNo : uint32_t {
+    F_MAGIC = 0,
+    F_VERSION = 1,
+    F_OP = 2,
+    F_K = 3,
+    F_STRIDE = 4,
+    F_PAD = 5,
+    F_IN_SIGNED = 6,
+    F_OUT_SIGNED = 7,
+    F_RELU = 8,
+    F_RESIDUAL = 9,
+    F_RES_SIGNED = 10,
+    F_MAXPOOL = 11,
+    F_EMIT_SUMS = 12,
+    F_TILE_GATED = 13,
+    F_IN_CH_GATED = 14,
+    F_OUT_CH_GATED = 15,
+    F_ZERO_HALO = 16,
+    F_IN_PLACE = 17,
+    F_SHIFT = 18,
+    F_IN_H = 19,
+    F_IN_W = 20,
+    F_OUT_H = 21,
+    F_OUT_W = 22,
+    F_IN_C = 23,
+    F_OUT_C = 24,
+    F_TILE = 25,
+    F_GRID_H = 26,
+    F_GRID_W = 27,
+    F_N_ACTIVE_TILES = 28,
+    F_N_RES_TILES = 29,
+    F_N_ACTIVE_OUT = 30,
+    F_N_ACTIVE_IN = 31,
+    F_RES_MULT = 32,
+    F_IN_OFFSET = 33,
+    F_OUT_OFFSET = 34,
+    F_RES_OFFSET = 35,
+    F_WEIGHT_OFFSET = 36,
+    F_PARAM_OFFSET = 37,
+    F_TILE_LIST_OFFSET = 38,
+    F_RES_TILE_LIST_OFFSET = 39,
+    F_OUT_CH_LIST_OFFSET = 40,
+    F_IN_CH_LIST_OFFSET = 41,
+    F_BITMAP_OFFSET = 42,
+    F_SUMS_OFFSET = 43,
+    F_COUNT = 44
+};
+static_assert(F_COUNT == N_FIELDS, "one number per field");
+
+// STATUS code the engine reports when a field is at fault (formats.FIELD_ERROR), by field
+// number; ENTRY is the field's word. A layer too big for the buffers is NO_FIT instead.
+constexpr uint32_t FIELD_ERROR[F_COUNT] = {
+    err::BAD_MAGIC,  // magic
+    err::BAD_MAGIC,  // version
+    err::BAD_OP,  // op
+    err::BAD_OP,  // k
+    err::BAD_OP,  // stride
+    err::BAD_OP,  // pad
+    err::BAD_FLAGS,  // in_signed
+    err::BAD_FLAGS,  // out_signed
+    err::BAD_FLAGS,  // relu
+    err::BAD_FLAGS,  // residual
+    err::BAD_FLAGS,  // res_signed
+    err::BAD_FLAGS,  // maxpool
+    err::BAD_FLAGS,  // emit_sums
+    err::BAD_FLAGS,  // tile_gated
+    err::BAD_FLAGS,  // in_ch_gated
+    err::BAD_FLAGS,  // out_ch_gated
+    err::BAD_FLAGS,  // zero_halo
+    err::BAD_FLAGS,  // in_place
+    err::BAD_OP,  // shift
+    err::BAD_SHAPE,  // in_h
+    err::BAD_SHAPE,  // in_w
+    err::BAD_SHAPE,  // out_h
+    err::BAD_SHAPE,  // out_w
+    err::BAD_SHAPE,  // in_c
+    err::BAD_SHAPE,  // out_c
+    err::BAD_TILE,  // tile
+    err::BAD_TILE,  // grid_h
+    err::BAD_TILE,  // grid_w
+    err::BAD_COUNT,  // n_active_tiles
+    err::BAD_COUNT,  // n_res_tiles
+    err::BAD_COUNT,  // n_active_out
+    err::BAD_COUNT,  // n_active_in
+    err::BAD_FLAGS,  // res_mult
+    err::BAD_OFFSET,  // in_offset
+    err::BAD_OFFSET,  // out_offset
+    err::BAD_OFFSET,  // res_offset
+    err::BAD_OFFSET,  // weight_offset
+    err::BAD_OFFSET,  // param_offset
+    err::BAD_OFFSET,  // tile_list_offset
+    err::BAD_OFFSET,  // res_tile_list_offset
+    err::BAD_OFFSET,  // out_ch_list_offset
+    err::BAD_OFFSET,  // in_ch_list_offset
+    err::BAD_OFFSET,  // bitmap_offset
+    err::BAD_OFFSET,  // sums_offset
+};
+
 constexpr uint32_t mask(Field f) { return f.width >= 32 ? 0xFFFFFFFFu : ((1u << f.width) - 1u); }
 // Value of field f in the descriptor words.
 constexpr uint32_t get(const uint32_t *words, Field f) { return (words[f.word] >> f.lsb) & mask(f); }
@@ -279,14 +412,14 @@ static_assert(config::tm > 0 && (config::tm & (config::tm - 1)) == 0, "tm must b
 static_assert(config::tn > 0 && (config::tn & (config::tn - 1)) == 0, "tn must be a power of two");
 static_assert(config::act_bits == 8 && config::weight_bits == 8 && config::acc_bits == 32,
               "the formats fix 8-bit activations/weights and 32-bit accumulators");
-static_assert(config::max_grid * config::max_grid <= 65536, "tile indices are u16");
+static_assert(config::max_tiles <= (1ull << fmt::LIST_ENTRY_BITS), "tile indices are work-list entries");
 static_assert(config::max_tile <= 255 && config::max_grid <= 255, "tile and grid are 8-bit fields");
-static_assert(config::max_layers <= 255, "STATUS.LAYER is 8 bits");
-static_assert(config::weight_buffer_bytes >= 2 * config::tm * 9 * config::max_in_channels,
+static_assert(config::max_layers < (1u << reg::STATUS_LAYER_WIDTH), "layer index must fit STATUS.LAYER");
+static_assert(config::weight_buffer_bytes >= config::min_weight_buffer_bytes,
               "weight buffer must hold two m-groups of the largest 3x3 layer");
-static_assert(config::ifm_buffer_bytes >= 2 * (config::max_tile + 2) * (config::max_tile + 2) * config::tn,
+static_assert(config::ifm_buffer_bytes >= config::min_ifm_buffer_bytes,
               "input buffer must hold two max tiles with a 3x3 halo for one n-group");
-static_assert(config::ofm_buffer_bytes >= config::tm * (2 * config::max_tile + 1) * (2 * config::max_tile + 1) * 4,
+static_assert(config::ofm_buffer_bytes >= config::min_ofm_buffer_bytes,
               "output buffer must hold tm accumulators of the fused max-pool conv patch");
 static_assert(config::axi_bytes * 8 == config::axi_data_bits, "axi_bytes");
 static_assert(desc::BYTES == 4 * desc::WORDS, "descriptor size");

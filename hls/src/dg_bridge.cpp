@@ -19,7 +19,7 @@ int dg_run(const uint8_t *program, uint32_t program_bytes, uint32_t layer_count,
     if (program_bytes && !program) return -1;
     const size_t cap = (size_t)dg::MAX_LAYERS * dg::desc::BYTES;
     std::vector<dg::u64> prog(cap / 8, 0);
-    std::memcpy(prog.data(), program, program_bytes < cap ? program_bytes : cap);
+    if (program_bytes) std::memcpy(prog.data(), program, program_bytes < cap ? program_bytes : cap);
     // A null region (size 0) is replaced by a dummy so the engine never sees a null pointer.
     static uint8_t dummy8[16];
     static int32_t dummy32[4];

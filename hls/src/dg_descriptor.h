@@ -111,18 +111,18 @@ constexpr unsigned N_BUFFERS = 11;
 inline void layer_buffers(const Layer &L, Buffer b[N_BUFFERS]) {
     const u64 kk = L.kk;
     const u64 out_px = (u64)L.out_h * L.out_w;
-    b[0] = {0, F_IN_OFFSET, L.in_offset, (u64)L.in_h * L.in_w * L.in_c_stored, true};
-    b[1] = {0, F_OUT_OFFSET, L.out_offset, out_px * L.out_c_stored, true};
-    b[2] = {0, F_RES_OFFSET, L.res_offset, out_px * L.out_c, L.residual};
-    b[3] = {1, F_WEIGHT_OFFSET, L.weight_offset, (u64)L.out_c * kk * L.in_c, true};
-    b[4] = {1, F_PARAM_OFFSET, L.param_offset, (u64)L.out_c * fmt::PARAM_BYTES, true};
-    b[5] = {2, F_TILE_LIST_OFFSET, L.tile_list_offset, 2ull * L.n_active_tiles, L.tile_gated};
-    b[6] = {2, F_RES_TILE_LIST_OFFSET, L.res_tile_list_offset, 2ull * L.n_res_tiles,
+    b[0] = {0, desc::F_IN_OFFSET, L.in_offset, (u64)L.in_h * L.in_w * L.in_c_stored, true};
+    b[1] = {0, desc::F_OUT_OFFSET, L.out_offset, out_px * L.out_c_stored, true};
+    b[2] = {0, desc::F_RES_OFFSET, L.res_offset, out_px * L.out_c, L.residual};
+    b[3] = {1, desc::F_WEIGHT_OFFSET, L.weight_offset, (u64)L.out_c * kk * L.in_c, true};
+    b[4] = {1, desc::F_PARAM_OFFSET, L.param_offset, (u64)L.out_c * fmt::PARAM_BYTES, true};
+    b[5] = {2, desc::F_TILE_LIST_OFFSET, L.tile_list_offset, 2ull * L.n_active_tiles, L.tile_gated};
+    b[6] = {2, desc::F_RES_TILE_LIST_OFFSET, L.res_tile_list_offset, 2ull * L.n_res_tiles,
             L.n_res_tiles != 0};
-    b[7] = {2, F_OUT_CH_LIST_OFFSET, L.out_ch_list_offset, 2ull * L.n_active_out, L.out_ch_gated};
-    b[8] = {2, F_IN_CH_LIST_OFFSET, L.in_ch_list_offset, 2ull * L.n_active_in, L.in_ch_gated};
-    b[9] = {2, F_BITMAP_OFFSET, L.bitmap_offset, 4ull * ((L.n_tiles + 31) / 32), L.zero_halo};
-    b[10] = {3, F_SUMS_OFFSET, L.sums_offset, (u64)L.n_tiles * L.out_c_stored * fmt::SUM_BYTES,
+    b[7] = {2, desc::F_OUT_CH_LIST_OFFSET, L.out_ch_list_offset, 2ull * L.n_active_out, L.out_ch_gated};
+    b[8] = {2, desc::F_IN_CH_LIST_OFFSET, L.in_ch_list_offset, 2ull * L.n_active_in, L.in_ch_gated};
+    b[9] = {2, desc::F_BITMAP_OFFSET, L.bitmap_offset, 4ull * ((L.n_tiles + 31) / 32), L.zero_halo};
+    b[10] = {3, desc::F_SUMS_OFFSET, L.sums_offset, (u64)L.n_tiles * L.out_c_stored * fmt::SUM_BYTES,
              L.emit_sums};
 }
 
@@ -137,17 +137,38 @@ inline u32 word_of(u32 field_no) {
     return desc::ALL_FIELDS[field_no].word;
 }
 
-// Fit of the layer into this engine's buffers (formats.layer_fit_problems, plus the
-// TN-padded weight column of this micro-architecture).
+// A fault in descriptor field `field_no`: the field's STATUS code (desc::FIELD_ERROR,
+// generated from formats.FIELD_ERROR) at ENTRY = its word.
+inline DescCheck fault(u32 field_no) {
+#pragma HLS INLINE
+    return {desc::FIELD_ERROR[field_no], word_of(field_no)};
+}
+
+// v is one of the n values in `allowed` (formats.KERNELS, formats.STRIDES).
+inline bool one_of(u32 v, const unsigned *allowed, unsigned n) {
+#pragma HLS INLINE
+    bool ok = false;
+    for (unsigned i = 0; i < n; i++) {
+#pragma HLS UNROLL
+        ok |= v == allowed[i];
+    }
+    return ok;
+}
+
+// Fit of the layer into this engine's buffers: exactly formats.layer_fit_problems, with its
+// bounds (config::fit_*, generated). The weight rule counts all TM lanes whatever
+// n_active_out is (each lane's column is W_DEPTH words deep); it implies the TN-padded
+// column fits (W_DEPTH has MAX_KERNEL_TAPS words of slack), checked again as a guard of
+// this micro-architecture's array bounds.
 inline DescCheck check_fit(const Layer &L) {
-    const u64 tm_eff = L.n_active_out < TM ? (L.n_active_out > 0 ? L.n_active_out : 1) : TM;
-    const u64 w = tm_eff * L.kk * L.n_active_in;
-    if (w > config::weight_buffer_bytes / 2 || (u64)L.kk * ceil_div(L.n_active_in, TN) > W_DEPTH)
-        return {err::NO_FIT, word_of(F_TILE)};
+    const u64 w = (u64)TM * L.kk * L.n_active_in;
+    if (w > config::fit_weight_group_bytes || (u64)L.kk * ceil_div(L.n_active_in, TN) > W_DEPTH)
+        return {err::NO_FIT, word_of(desc::F_TILE)};
     const u64 cts = L.maxpool ? 2 * L.tile + 1 : L.tile;
     const u64 side = (cts - 1) * L.stride + L.k;
-    if (side * side * L.in_c_stored > IFM_HALF_BYTES) return {err::NO_FIT, word_of(F_TILE)};
-    if (cts * cts > ACC_DEPTH) return {err::NO_FIT, word_of(F_TILE)};
+    if (side * side * L.in_c_stored > config::fit_ifm_patch_bytes)
+        return {err::NO_FIT, word_of(desc::F_TILE)};
+    if ((u64)TM * cts * cts * 4 > config::fit_acc_bytes) return {err::NO_FIT, word_of(desc::F_TILE)};
     return {err::OK, 0};
 }
 
@@ -177,73 +198,76 @@ inline DescCheck check_descriptor(const u32 w[desc::WORDS], Layer &L, const Regi
     if (field(w, desc::version) != fmt::FORMAT_VERSION) return {err::BAD_MAGIC, 0};
     decode_descriptor(w, L);
     const u32 op = field(w, desc::op);
-    if (op != fmt::OP_CONV) return {err::BAD_OP, word_of(F_OP)};
-    if (L.k != 1 && L.k != 3 && L.k != 7) return {err::BAD_OP, word_of(F_K)};
-    if (L.stride != 1 && L.stride != 2) return {err::BAD_OP, word_of(F_STRIDE)};
-    if (L.pad > L.k / 2) return {err::BAD_OP, word_of(F_PAD)};
-    if (L.shift < 1 || L.shift > 31) return {err::BAD_OP, word_of(F_SHIFT)};
-    if (L.in_h < 1 || L.in_h > config::max_height) return {err::BAD_SHAPE, word_of(F_IN_H)};
-    if (L.out_h < 1 || L.out_h > config::max_height) return {err::BAD_SHAPE, word_of(F_OUT_H)};
-    if (L.in_w < 1 || L.in_w > config::max_width) return {err::BAD_SHAPE, word_of(F_IN_W)};
-    if (L.out_w < 1 || L.out_w > config::max_width) return {err::BAD_SHAPE, word_of(F_OUT_W)};
-    if (L.in_c < 1 || L.in_c > MAX_IN) return {err::BAD_SHAPE, word_of(F_IN_C)};
-    if (L.out_c < 1 || L.out_c > MAX_OUT) return {err::BAD_SHAPE, word_of(F_OUT_C)};
-    if (L.in_h + 2 * L.pad < L.k || L.in_w + 2 * L.pad < L.k) return {err::BAD_SHAPE, word_of(F_IN_H)};
+    if (op != fmt::OP_CONV) return fault(desc::F_OP);
+    if (!one_of(L.k, fmt::KERNELS, fmt::N_KERNELS)) return fault(desc::F_K);
+    if (!one_of(L.stride, fmt::STRIDES, fmt::N_STRIDES)) return fault(desc::F_STRIDE);
+    if (L.pad > L.k / 2) return fault(desc::F_PAD);
+    if (L.shift < 1 || L.shift > 31) return fault(desc::F_SHIFT);
+    if (L.in_h < 1 || L.in_h > config::max_height) return fault(desc::F_IN_H);
+    if (L.out_h < 1 || L.out_h > config::max_height) return fault(desc::F_OUT_H);
+    if (L.in_w < 1 || L.in_w > config::max_width) return fault(desc::F_IN_W);
+    if (L.out_w < 1 || L.out_w > config::max_width) return fault(desc::F_OUT_W);
+    if (L.in_c < 1 || L.in_c > MAX_IN) return fault(desc::F_IN_C);
+    if (L.out_c < 1 || L.out_c > MAX_OUT) return fault(desc::F_OUT_C);
+    if (L.in_h + 2 * L.pad < L.k || L.in_w + 2 * L.pad < L.k) return fault(desc::F_IN_H);
     L.conv_h = conv_out(L.in_h, L.k, L.stride, L.pad);
     L.conv_w = conv_out(L.in_w, L.k, L.stride, L.pad);
     const u32 want_h = L.maxpool ? conv_out(L.conv_h, fmt::POOL_K, fmt::POOL_STRIDE, fmt::POOL_PAD) : L.conv_h;
     const u32 want_w = L.maxpool ? conv_out(L.conv_w, fmt::POOL_K, fmt::POOL_STRIDE, fmt::POOL_PAD) : L.conv_w;
-    if (L.out_h != want_h) return {err::BAD_SHAPE, word_of(F_OUT_H)};
-    if (L.out_w != want_w) return {err::BAD_SHAPE, word_of(F_OUT_W)};
+    if (L.out_h != want_h) return fault(desc::F_OUT_H);
+    if (L.out_w != want_w) return fault(desc::F_OUT_W);
     // flags
-    if (L.relu != !L.out_signed) return {err::BAD_FLAGS, word_of(F_RELU)};
-    if (L.res_signed && !L.residual) return {err::BAD_FLAGS, word_of(F_RES_SIGNED)};
-    if (L.residual && L.maxpool) return {err::BAD_FLAGS, word_of(F_MAXPOOL)};
-    if (L.maxpool && (L.tile_gated || L.in_ch_gated || L.out_ch_gated)) return {err::BAD_FLAGS, word_of(F_MAXPOOL)};
-    if (L.zero_halo && !L.tile_gated) return {err::BAD_FLAGS, word_of(F_ZERO_HALO)};
+    if (L.relu != !L.out_signed) return fault(desc::F_RELU);
+    if (L.res_signed && !L.residual) return fault(desc::F_RES_SIGNED);
+    if (L.residual && L.maxpool) return fault(desc::F_MAXPOOL);
+    if (L.maxpool && (L.tile_gated || L.in_ch_gated || L.out_ch_gated)) return fault(desc::F_MAXPOOL);
+    if (L.zero_halo && !L.tile_gated) return fault(desc::F_ZERO_HALO);
+    // zero_halo: the input on the output's tile grid (dg_patch.h maps input pixel (y, x) to
+    // tile (y / tile, x / tile)), as formats.validate_descriptor
+    if (L.zero_halo && (L.in_h != L.out_h || L.in_w != L.out_w)) return fault(desc::F_ZERO_HALO);
     if (L.residual) {
-        if (L.res_mult >= 0x80000000u) return {err::BAD_FLAGS, word_of(F_RES_MULT)};
+        if (L.res_mult >= 0x80000000u) return fault(desc::F_RES_MULT);
     } else if (L.res_mult) {
-        return {err::BAD_FLAGS, word_of(F_RES_MULT)};
+        return fault(desc::F_RES_MULT);
     }
     if (L.in_place) {
-        if (!L.residual || !L.tile_gated) return {err::BAD_FLAGS, word_of(F_IN_PLACE)};
-        if (L.out_ch_gated || L.out_offset != L.res_offset) return {err::BAD_FLAGS, word_of(F_IN_PLACE)};
-        if (L.n_res_tiles) return {err::BAD_COUNT, word_of(F_N_RES_TILES)};
+        if (!L.residual || !L.tile_gated) return fault(desc::F_IN_PLACE);
+        if (L.out_ch_gated || L.out_offset != L.res_offset) return fault(desc::F_IN_PLACE);
+        if (L.n_res_tiles) return fault(desc::F_N_RES_TILES);
     }
     // tiles and counts
-    if (L.tile < 1 || L.tile > MAX_TILE) return {err::BAD_TILE, word_of(F_TILE)};
-    if (L.grid_h != ceil_div(L.out_h, L.tile) || L.grid_h > config::max_grid) return {err::BAD_TILE, word_of(F_GRID_H)};
-    if (L.grid_w != ceil_div(L.out_w, L.tile) || L.grid_w > config::max_grid) return {err::BAD_TILE, word_of(F_GRID_W)};
+    if (L.tile < 1 || L.tile > MAX_TILE) return fault(desc::F_TILE);
+    if (L.grid_h != ceil_div(L.out_h, L.tile) || L.grid_h > config::max_grid) return fault(desc::F_GRID_H);
+    if (L.grid_w != ceil_div(L.out_w, L.tile) || L.grid_w > config::max_grid) return fault(desc::F_GRID_W);
     if (L.tile_gated) {
-        if (L.n_active_tiles > L.n_tiles) return {err::BAD_COUNT, word_of(F_N_ACTIVE_TILES)};
+        if (L.n_active_tiles > L.n_tiles) return fault(desc::F_N_ACTIVE_TILES);
     } else if (L.n_active_tiles != L.n_tiles) {
-        return {err::BAD_COUNT, word_of(F_N_ACTIVE_TILES)};
+        return fault(desc::F_N_ACTIVE_TILES);
     }
     if (L.n_res_tiles) {
-        if (!(L.residual && L.tile_gated)) return {err::BAD_COUNT, word_of(F_N_RES_TILES)};
-        if (L.n_active_tiles + L.n_res_tiles > L.n_tiles) return {err::BAD_COUNT, word_of(F_N_RES_TILES)};
+        if (!(L.residual && L.tile_gated)) return fault(desc::F_N_RES_TILES);
+        if (L.n_active_tiles + L.n_res_tiles > L.n_tiles) return fault(desc::F_N_RES_TILES);
     }
     if (L.out_ch_gated ? L.n_active_out > L.out_c : L.n_active_out != L.out_c)
-        return {err::BAD_COUNT, word_of(F_N_ACTIVE_OUT)};
+        return fault(desc::F_N_ACTIVE_OUT);
     if (L.in_ch_gated ? L.n_active_in > L.in_c : L.n_active_in != L.in_c)
-        return {err::BAD_COUNT, word_of(F_N_ACTIVE_IN)};
+        return fault(desc::F_N_ACTIVE_IN);
     // offsets: unused ones are 0, all aligned, no buffer past 4 GiB, no harmful overlap
     Buffer b[N_BUFFERS];
     layer_buffers(L, b);
     for (u32 i = 0; i < N_BUFFERS; i++) {
-        if (!b[i].used && b[i].offset != 0) return {err::BAD_OFFSET, word_of(b[i].field_no)};
-        if (b[i].offset % AXI_BYTES) return {err::BAD_OFFSET, word_of(b[i].field_no)};
+        if (!b[i].used && b[i].offset != 0) return fault(b[i].field_no);
+        if (b[i].offset % AXI_BYTES) return fault(b[i].field_no);
     }
     // formats.descriptor_buffers order (the residual buffer after the params)
     const u32 order[N_BUFFERS] = {0, 1, 3, 4, 2, 5, 6, 7, 8, 9, 10};
     for (u32 j = 0; j < N_BUFFERS; j++) {
         const Buffer &x = b[order[j]];
-        if (x.used && (u64)x.offset + x.bytes > 0x100000000ull) return {err::BAD_OFFSET, word_of(x.field_no)};
+        if (x.used && (u64)x.offset + x.bytes > 0x100000000ull) return fault(x.field_no);
     }
-    if (overlap(b[0].offset, b[0].bytes, b[1].offset, b[1].bytes)) return {err::BAD_OFFSET, word_of(F_OUT_OFFSET)};
+    if (overlap(b[0].offset, b[0].bytes, b[1].offset, b[1].bytes)) return fault(desc::F_OUT_OFFSET);
     if (L.residual && !L.in_place && overlap(b[2].offset, b[2].bytes, b[1].offset, b[1].bytes))
-        return {err::BAD_OFFSET, word_of(F_OUT_OFFSET)};
+        return fault(desc::F_OUT_OFFSET);
     const DescCheck fit = check_fit(L);
     if (fit.code) return fit;
     // every buffer inside its region (the *_bytes registers)
@@ -251,7 +275,7 @@ inline DescCheck check_descriptor(const u32 w[desc::WORDS], Layer &L, const Regi
     for (u32 j = 0; j < N_BUFFERS; j++) {
         const Buffer &x = b[order[j]];
         if (x.used && (u64)x.offset + x.bytes > region_bytes[x.region])
-            return {err::BAD_OFFSET, word_of(x.field_no)};
+            return fault(x.field_no);
     }
     return {err::OK, 0};
 }

@@ -31,29 +31,29 @@ constexpr unsigned MAX_OUT = config::max_out_channels;
 constexpr unsigned MAX_LAYERS = config::max_layers;
 constexpr unsigned BITMAP_WORDS = config::bitmap_words;
 constexpr unsigned AXI_BYTES = config::axi_bytes;
-constexpr unsigned MAX_K = 7;                       // largest kernel (formats.KERNELS)
-constexpr unsigned MAX_KK = MAX_K * MAX_K;
+constexpr unsigned MAX_KERNEL = fmt::MAX_KERNEL;             // largest kernel side
+constexpr unsigned MAX_KERNEL_TAPS = fmt::MAX_KERNEL_TAPS;   // its k*k weights per channel pair
 
 constexpr unsigned ceil_div(unsigned a, unsigned b) { return (a + b - 1) / b; }
 constexpr unsigned max_u(unsigned a, unsigned b) { return a > b ? a : b; }
 
 // ---- on-chip buffers (one half of each ping-pong pair) ----
 // Weights: per lane m a column of TN-byte words, word r = kpos * NGI + n-group, the channel
-// dimension zero-padded to TN. Depth = half the configured bytes / (TM*TN) plus MAX_KK
+// dimension zero-padded to TN. Depth = half the configured bytes / (TM*TN) plus MAX_KERNEL_TAPS
 // words of padding slack, so every layer with tm*k*k*n_in <= weight_buffer_bytes/2
 // (formats.layer_fit_problems) fits although its channel count is padded to TN.
-constexpr unsigned W_DEPTH = ceil_div(config::weight_buffer_bytes / 2, TM * TN) + MAX_KK;
+constexpr unsigned W_DEPTH = ceil_div(config::fit_weight_group_bytes, TM * TN) + MAX_KERNEL_TAPS;
 // Input patch: (patch pixel, stored channel) bytes packed densely (pixel * n + channel), TN
 // cyclic banks; a read of TN consecutive bytes hits each bank once (rotated). Capacity =
 // half the configured bytes, exactly the formats' check. The last (partial) channel group
 // over-reads past the data; those bytes are masked, and the row index wraps to stay inside.
-constexpr unsigned IFM_HALF_BYTES = config::ifm_buffer_bytes / 2;
+constexpr unsigned IFM_HALF_BYTES = config::fit_ifm_patch_bytes;
 constexpr unsigned IFM_DEPTH = (IFM_HALF_BYTES + TN - 1) / TN;
 // Accumulators of one m-group x one conv patch (the largest is (2*max_tile+1)^2 under a
 // fused max-pool); ofm_buffer_bytes per half, ping-ponged between compute and write-back.
-constexpr unsigned ACC_DEPTH = config::ofm_buffer_bytes / (4 * TM);
+constexpr unsigned ACC_DEPTH = config::fit_acc_bytes / (4 * TM);
 constexpr unsigned MAX_CONV_SIDE = 2 * MAX_TILE + 1;
-constexpr unsigned MAX_PATCH_SIDE = (MAX_CONV_SIDE - 1) * 2 + MAX_K;
+constexpr unsigned MAX_PATCH_SIDE = (MAX_CONV_SIDE - 1) * 2 + MAX_KERNEL;
 constexpr unsigned MAX_NGI = ceil_div(MAX_IN, TN);  // input-channel groups
 constexpr unsigned MAX_G = ceil_div(MAX_OUT, TM);   // output-channel groups (m-groups)
 constexpr unsigned PARAM_ROWS = MAX_G;              // params stored [m-group][lane]
@@ -65,7 +65,7 @@ constexpr unsigned REQUANT_STEPS = TM / REQUANT_LANES;
 
 // Loop trip-count bounds for the tripcount pragmas (worst cases of the configuration).
 constexpr unsigned TC_PATCH_PIXELS = MAX_PATCH_SIDE * MAX_PATCH_SIDE;
-constexpr unsigned TC_MAC_STEPS = MAX_KK * MAX_NGI;
+constexpr unsigned TC_MAC_STEPS = MAX_KERNEL_TAPS * MAX_NGI;
 constexpr unsigned TC_CONV_PIXELS = MAX_CONV_SIDE * MAX_CONV_SIDE;
 constexpr unsigned TC_STEPS = MAX_G * MAX_TILES + 2;
 
@@ -76,8 +76,8 @@ static_assert(ACC_DEPTH >= MAX_CONV_SIDE * MAX_CONV_SIDE,
 static_assert(W_DEPTH >= 9 * ceil_div(MAX_IN, TN), "weight buffer must hold a 3x3 m-group");
 static_assert(IFM_HALF_BYTES >= (MAX_TILE + 2) * (MAX_TILE + 2) * TN,
               "input buffer must hold a max tile with its 3x3 halo");
-static_assert(MAX_TILES <= 65536, "tile indices are u16");
-static_assert(MAX_LAYERS <= 255, "STATUS.LAYER is 8 bits");
+static_assert(fmt::LIST_ENTRY_BITS == 8 * sizeof(u16), "work-list entries are the u16 of WorkList");
+static_assert(fmt::BITMAP_WORD_BITS == 8 * sizeof(u32), "bitmap words are the u32 of WorkList");
 
 // ---- fixed overheads of the cycle estimate (engine clocks; see docs/hls.md) ----
 constexpr u64 CYC_START = 4;          // ap_start accepted, ENGINE_ID/argument latch
@@ -86,34 +86,25 @@ constexpr u64 CYC_AXI_LATENCY = 24;   // first beat of an AXI read burst (DDR la
 constexpr u64 CYC_STEP = 4;           // one ping-pong step: start/sync of its three stages
 constexpr u64 CYC_PIPE = 12;          // fill/drain of a pipelined stage (MAC tree, requant)
 
-// ---- STATUS ----
+// ---- STATUS and ENGINE_ID (bit positions from the register map, regmap.py) ----
 inline u32 pack_status(u32 code, u32 layer, u32 entry) {
     ap_uint<32> s = 0;
-    s.range(7, 0) = code;
-    s.range(15, 8) = layer;
-    s.range(31, 16) = entry;
+    s.range(reg::STATUS_CODE_LSB + reg::STATUS_CODE_WIDTH - 1, reg::STATUS_CODE_LSB) = code;
+    s.range(reg::STATUS_LAYER_LSB + reg::STATUS_LAYER_WIDTH - 1, reg::STATUS_LAYER_LSB) = layer;
+    s.range(reg::STATUS_ENTRY_LSB + reg::STATUS_ENTRY_WIDTH - 1, reg::STATUS_ENTRY_LSB) = entry;
     return (u32)s;
 }
 
 inline u64 engine_id_value() {
     ap_uint<64> id = 0;
-    id.range(31, 0) = config::config_hash;
-    id.range(47, 32) = fmt::FORMAT_VERSION;
-    id.range(63, 48) = reg::ENGINE_MAGIC;
+    id.range(reg::ENGINE_ID_CONFIG_HASH_LSB + reg::ENGINE_ID_CONFIG_HASH_WIDTH - 1,
+             reg::ENGINE_ID_CONFIG_HASH_LSB) = config::config_hash;
+    id.range(reg::ENGINE_ID_FORMAT_VERSION_LSB + reg::ENGINE_ID_FORMAT_VERSION_WIDTH - 1,
+             reg::ENGINE_ID_FORMAT_VERSION_LSB) = fmt::FORMAT_VERSION;
+    id.range(reg::ENGINE_ID_MAGIC_LSB + reg::ENGINE_ID_MAGIC_WIDTH - 1,
+             reg::ENGINE_ID_MAGIC_LSB) = reg::ENGINE_MAGIC;
     return (u64)id;
 }
-
-// Descriptor field numbers (index in formats.DESCRIPTOR_FIELDS = desc::ALL_FIELDS).
-enum FieldNo : u32 {
-    F_MAGIC = 0, F_VERSION, F_OP, F_K, F_STRIDE, F_PAD, F_IN_SIGNED, F_OUT_SIGNED, F_RELU,
-    F_RESIDUAL, F_RES_SIGNED, F_MAXPOOL, F_EMIT_SUMS, F_TILE_GATED, F_IN_CH_GATED,
-    F_OUT_CH_GATED, F_ZERO_HALO, F_IN_PLACE, F_SHIFT, F_IN_H, F_IN_W, F_OUT_H, F_OUT_W, F_IN_C,
-    F_OUT_C, F_TILE, F_GRID_H, F_GRID_W, F_N_ACTIVE_TILES, F_N_RES_TILES, F_N_ACTIVE_OUT,
-    F_N_ACTIVE_IN, F_RES_MULT, F_IN_OFFSET, F_OUT_OFFSET, F_RES_OFFSET, F_WEIGHT_OFFSET,
-    F_PARAM_OFFSET, F_TILE_LIST_OFFSET, F_RES_TILE_LIST_OFFSET, F_OUT_CH_LIST_OFFSET,
-    F_IN_CH_LIST_OFFSET, F_BITMAP_OFFSET, F_SUMS_OFFSET, F_COUNT
-};
-static_assert(F_COUNT == desc::N_FIELDS, "FieldNo must follow formats.DESCRIPTOR_FIELDS");
 
 // ---- the decoded layer descriptor (field names = formats.DESCRIPTOR_FIELDS) ----
 struct Layer {

@@ -56,7 +56,7 @@ ch_ic:
         const u32 ic = p < n_in ? W.in_ch[p] : 0;
     kpos_ic:
         for (u32 kpos = 0; kpos < L.kk; kpos++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_KK
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_KERNEL_TAPS
 #pragma HLS PIPELINE II = 1
             const u32 base = L.weight_offset + (ic * L.kk + kpos) * L.out_c + group * TM;
             for (u32 m = 0; m < TM; m++) {

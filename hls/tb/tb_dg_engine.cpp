@@ -3,15 +3,18 @@
 // Usage: tb_dg_engine VECTOR_DIR [VECTOR_DIR...]
 // Each folder is a vector set (docs/test_vectors.md): the manifest vector.txt, the program
 // and the four regions before the run, and the expected FMAP and SUMS regions after it.
-// The engine runs on copies of the regions; the WHOLE FMAP and SUMS regions are compared
-// byte for byte (this also proves nothing outside the layer's buffers was written), and
-// the STATUS word against expected_status. One result line per vector set; exit code 0
+// The engine runs on copies of the regions, each in a heap block of exactly its declared
+// size (an empty region is a zero-byte block, never a null pointer), so a sanitizer build
+// (hls_csim target 'tb_asan') reports any access past a region; the WHOLE FMAP and SUMS
+// regions are compared byte for byte (this also proves nothing outside the layer's buffers
+// was written), and the STATUS word against expected_status. One result line per vector set; exit code 0
 // when all pass, 1 otherwise (a mismatch, a usage or a file error).
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -142,23 +145,34 @@ int run_set(const std::string &dir) {
             std::printf("ERROR %s: %s\n", name.c_str(), err.c_str());
             return 2;
         }
-        data[i].resize(r.bytes + 16);   // non-empty, and room for the aligned copy below
     }
-    // program as aligned u64 words (max_layers descriptors, zero filled)
-    std::vector<dg::u64> words((size_t)dg::MAX_LAYERS * dg::desc::BYTES / 8 + 1, 0);
-    std::memcpy(words.data(), prog.data(), prog.size() < words.size() * 8 ? prog.size() : words.size() * 8);
-    std::vector<int32_t> sums((m.regions[3].bytes + 3) / 4 + 4, 0);
-    std::memcpy(sums.data(), data[3].data(), m.regions[3].bytes);
+    if (m.regions[3].bytes % 4) {
+        std::printf("ERROR %s: sums region of %lu bytes is not whole int32 values\n", name.c_str(),
+                    m.regions[3].bytes);
+        return 2;
+    }
+    // program as aligned u64 words: exactly max_layers descriptors, zero filled
+    std::vector<dg::u64> words((size_t)dg::MAX_LAYERS * dg::desc::BYTES / 8, 0);
+    const size_t prog_bytes = prog.size() < words.size() * 8 ? prog.size() : words.size() * 8;
+    if (prog_bytes) std::memcpy(words.data(), prog.data(), prog_bytes);
+    // regions: exact-size heap blocks (new T[0] is a valid, non-null, zero-byte block)
+    std::unique_ptr<uint8_t[]> reg[3];
+    for (int i = 0; i < 3; i++) {
+        reg[i].reset(new uint8_t[m.regions[i].bytes]);
+        if (m.regions[i].bytes) std::memcpy(reg[i].get(), data[i].data(), m.regions[i].bytes);
+    }
+    std::unique_ptr<int32_t[]> sums(new int32_t[m.regions[3].bytes / 4]);
+    if (m.regions[3].bytes) std::memcpy(sums.get(), data[3].data(), m.regions[3].bytes);
 
     dg::u32 status = 0xFFFFFFFFu;
     dg::u64 cycles = 0, id = 0;
-    dg_engine(words.data(), (dg::u32)layers, data[0].data(), (dg::u32)m.regions[0].bytes, data[1].data(),
-              (dg::u32)m.regions[1].bytes, data[2].data(), (dg::u32)m.regions[2].bytes, sums.data(),
+    dg_engine(words.data(), (dg::u32)layers, reg[0].get(), (dg::u32)m.regions[0].bytes, reg[1].get(),
+              (dg::u32)m.regions[1].bytes, reg[2].get(), (dg::u32)m.regions[2].bytes, sums.get(),
               (dg::u32)m.regions[3].bytes, &status, &cycles, &id);
 
-    std::vector<uint8_t> fmap_after(data[0].begin(), data[0].begin() + m.regions[0].bytes);
+    std::vector<uint8_t> fmap_after(reg[0].get(), reg[0].get() + m.regions[0].bytes);
     std::vector<uint8_t> sums_after(m.regions[3].bytes);
-    std::memcpy(sums_after.data(), sums.data(), m.regions[3].bytes);
+    if (m.regions[3].bytes) std::memcpy(sums_after.data(), sums.get(), m.regions[3].bytes);
     std::string why;
     if (status != want_status) {
         char b[96];

@@ -1,8 +1,10 @@
 `default_nettype none
 // dg_axi_rd: AXI4 read master: beat-aligned commands -> INCR bursts (max burst, no 4 KB crossing), in-order data.
-module dg_axi_rd #(
+module dg_axi_rd
+    import dg_pkg::DG_AXI_DATA_BITS;
+#(
     parameter int ADDR_W = 64,       // AXI address width, 13..64
-    parameter int DATA_W = 64,       // AXI data width: 32, 64, 128, 256 or 512
+    parameter int DATA_W = DG_AXI_DATA_BITS,  // AXI data width: 32, 64, 128, 256 or 512
     parameter int MAX_BURST = 16,    // beats per burst, 1..256 (AXI4 INCR limit)
     parameter int OUTSTANDING = 8,   // bursts in flight, power of two >= 2
     parameter int BEATS_W = 24       // width of a command's beat count

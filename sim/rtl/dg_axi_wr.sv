@@ -1,8 +1,10 @@
 `default_nettype none
 // dg_axi_wr: AXI4 write master: beat-aligned commands + strobed data -> INCR bursts (max burst, no 4 KB crossing).
-module dg_axi_wr #(
+module dg_axi_wr
+    import dg_pkg::DG_AXI_DATA_BITS;
+#(
     parameter int ADDR_W = 64,       // AXI address width, 13..64
-    parameter int DATA_W = 64,       // AXI data width: 32, 64, 128, 256 or 512
+    parameter int DATA_W = DG_AXI_DATA_BITS,  // AXI data width: 32, 64, 128, 256 or 512
     parameter int MAX_BURST = 16,    // beats per burst, 1..256
     parameter int OUTSTANDING = 8,   // bursts awaiting their data/response, power of two >= 2
     parameter int DATA_FIFO = 16,    // data beats buffered ahead of their burst, power of two >= 2

@@ -7,8 +7,10 @@
 // engine. GIE/IER are plain RW; ISR bits are set by the enabled events and toggled by
 // writing 1. Output arguments (STATUS, CYCLES, ENGINE_ID) latch on their ap_vld pulse
 // and their *_CTRL[0] (ap_vld) clears when that control word is read.
-module dg_axil_regs #(
-    parameter int ADDR_W = 8         // s_axi_control address width (regmap.ADDR_BITS), >= 8
+module dg_axil_regs
+    import dg_pkg::*;                // register offsets and fields (dg_pkg.sv)
+#(
+    parameter int ADDR_W = DG_REG_ADDR_BITS  // s_axi_control address width, >= DG_REG_ADDR_BITS
 ) (
     input  wire          clk,
     input  wire          rst,
@@ -55,7 +57,7 @@ module dg_axil_regs #(
     input  wire          out_engine_id_vld,
     output wire          irq
 );
-`include "dg_params.svh"
+`include "dg_fields.svh"
     if (ADDR_W < DG_REG_ADDR_BITS) begin : g_chk_addr
         $error("dg_axil_regs: ADDR_W smaller than the register map needs");
     end
@@ -63,7 +65,7 @@ module dg_axil_regs #(
     // ---- control state ----
     logic ap_start_reg, ap_done_reg, ap_ready_reg, auto_restart_reg;
     logic gie_reg;
-    logic [1:0] ier_reg, isr_reg;
+    logic ier_done, ier_ready, isr_done, isr_ready;   // IER / ISR bits AP_DONE, AP_READY
     logic [31:0] args_reg [15];   // argument words, index = (offset - 0x10) / 4 for inputs
     logic [31:0] status_reg;
     logic [63:0] cycles_reg, engine_id_reg;
@@ -131,24 +133,36 @@ module dg_axil_regs #(
     always_comb begin
         rmux = 32'd0;
         case (raddr)
-            8'(DG_REG_CTRL): rmux = {24'd0, auto_restart_reg, 3'd0, ap_ready_reg, ap_idle, ap_done_reg, ap_start_reg};
-            8'(DG_REG_GIE): rmux = {31'd0, gie_reg};
-            8'(DG_REG_IER): rmux = {30'd0, ier_reg};
-            8'(DG_REG_ISR): rmux = {30'd0, isr_reg};
+            8'(DG_REG_CTRL): begin
+                `DG_REG_FIELD(rmux, CTRL, AP_START) = ap_start_reg;
+                `DG_REG_FIELD(rmux, CTRL, AP_DONE) = ap_done_reg;
+                `DG_REG_FIELD(rmux, CTRL, AP_IDLE) = ap_idle;
+                `DG_REG_FIELD(rmux, CTRL, AP_READY) = ap_ready_reg;
+                `DG_REG_FIELD(rmux, CTRL, AUTO_RESTART) = auto_restart_reg;
+            end
+            8'(DG_REG_GIE): `DG_REG_FIELD(rmux, GIE, ENABLE) = gie_reg;
+            8'(DG_REG_IER): begin
+                `DG_REG_FIELD(rmux, IER, AP_DONE) = ier_done;
+                `DG_REG_FIELD(rmux, IER, AP_READY) = ier_ready;
+            end
+            8'(DG_REG_ISR): begin
+                `DG_REG_FIELD(rmux, ISR, AP_DONE) = isr_done;
+                `DG_REG_FIELD(rmux, ISR, AP_READY) = isr_ready;
+            end
             8'(DG_REG_STATUS): rmux = status_reg;
-            8'(DG_REG_STATUS_CTRL): rmux = {31'd0, status_vld_reg};
+            8'(DG_REG_STATUS_CTRL): `DG_REG_FIELD(rmux, STATUS_CTRL, AP_VLD) = status_vld_reg;
             8'(DG_REG_CYCLES_LO): rmux = cycles_reg[31:0];
             8'(DG_REG_CYCLES_HI): rmux = cycles_reg[63:32];
-            8'(DG_REG_CYCLES_CTRL): rmux = {31'd0, cycles_vld_reg};
+            8'(DG_REG_CYCLES_CTRL): `DG_REG_FIELD(rmux, CYCLES_CTRL, AP_VLD) = cycles_vld_reg;
             8'(DG_REG_ENGINE_ID_LO): rmux = engine_id_reg[31:0];
             8'(DG_REG_ENGINE_ID_HI): rmux = engine_id_reg[63:32];
-            8'(DG_REG_ENGINE_ID_CTRL): rmux = {31'd0, engine_id_vld_reg};
+            8'(DG_REG_ENGINE_ID_CTRL): `DG_REG_FIELD(rmux, ENGINE_ID_CTRL, AP_VLD) = engine_id_vld_reg;
             default: if (arg_index(raddr) >= 0) rmux = args_reg[arg_index(raddr)];
         endcase
     end
 
     assign ap_start = ap_start_reg;
-    assign irq = gie_reg && (isr_reg != 2'b00);
+    assign irq = gie_reg && (isr_done || isr_ready);
 
     always_ff @(posedge clk) begin
         if (r_fire) rdata_reg <= rmux;
@@ -165,8 +179,10 @@ module dg_axil_regs #(
             ap_ready_reg <= 1'b0;
             auto_restart_reg <= 1'b0;
             gie_reg <= 1'b0;
-            ier_reg <= 2'b00;
-            isr_reg <= 2'b00;
+            ier_done <= 1'b0;
+            ier_ready <= 1'b0;
+            isr_done <= 1'b0;
+            isr_ready <= 1'b0;
             status_vld_reg <= 1'b0;
             cycles_vld_reg <= 1'b0;
             engine_id_vld_reg <= 1'b0;
@@ -183,8 +199,8 @@ module dg_axil_regs #(
             // CTRL
             if (ap_ready && !auto_restart_reg) ap_start_reg <= 1'b0;
             if (w_fire && waddr == 8'(DG_REG_CTRL) && s_axil_wstrb[0]) begin
-                if (s_axil_wdata[0]) ap_start_reg <= 1'b1;
-                auto_restart_reg <= s_axil_wdata[7];
+                if (`DG_REG_FIELD(s_axil_wdata, CTRL, AP_START) != 0) ap_start_reg <= 1'b1;
+                auto_restart_reg <= `DG_REG_FIELD(s_axil_wdata, CTRL, AUTO_RESTART);
             end
             if (r_fire && raddr == 8'(DG_REG_CTRL)) begin
                 ap_done_reg <= 1'b0;
@@ -193,11 +209,17 @@ module dg_axil_regs #(
             if (ap_done) ap_done_reg <= 1'b1;
             if (ap_ready) ap_ready_reg <= 1'b1;
             // interrupts
-            if (w_fire && waddr == 8'(DG_REG_GIE) && s_axil_wstrb[0]) gie_reg <= s_axil_wdata[0];
-            if (w_fire && waddr == 8'(DG_REG_IER) && s_axil_wstrb[0]) ier_reg <= s_axil_wdata[1:0];
-            if (w_fire && waddr == 8'(DG_REG_ISR) && s_axil_wstrb[0]) isr_reg <= isr_reg ^ s_axil_wdata[1:0];
-            if (ier_reg[0] && ap_done) isr_reg[0] <= 1'b1;
-            if (ier_reg[1] && ap_ready) isr_reg[1] <= 1'b1;
+            if (w_fire && waddr == 8'(DG_REG_GIE) && s_axil_wstrb[0]) gie_reg <= `DG_REG_FIELD(s_axil_wdata, GIE, ENABLE);
+            if (w_fire && waddr == 8'(DG_REG_IER) && s_axil_wstrb[0]) begin
+                ier_done <= `DG_REG_FIELD(s_axil_wdata, IER, AP_DONE);
+                ier_ready <= `DG_REG_FIELD(s_axil_wdata, IER, AP_READY);
+            end
+            if (w_fire && waddr == 8'(DG_REG_ISR) && s_axil_wstrb[0]) begin
+                isr_done <= isr_done ^ `DG_REG_FIELD(s_axil_wdata, ISR, AP_DONE);
+                isr_ready <= isr_ready ^ `DG_REG_FIELD(s_axil_wdata, ISR, AP_READY);
+            end
+            if (ier_done && ap_done) isr_done <= 1'b1;
+            if (ier_ready && ap_ready) isr_ready <= 1'b1;
             // output ap_vld flags: clear on read of the control word, set by the engine
             if (r_fire && raddr == 8'(DG_REG_STATUS_CTRL)) status_vld_reg <= 1'b0;
             if (r_fire && raddr == 8'(DG_REG_CYCLES_CTRL)) cycles_vld_reg <= 1'b0;

@@ -5,9 +5,11 @@
 // (stage 2), accumulate (stage 3). `in_first` starts a new accumulation, `in_last`
 // closes it: the Tm sums come out on `out_valid` three cycles after the last step,
 // with the tag given on that step. Accumulation wraps at 32 bits like int32.
-module dg_mac_array #(
-    parameter int TM = 4,        // output channels (accumulators), power of two 1..64
-    parameter int TN = 4,        // input channels reduced per step, power of two 1..64
+module dg_mac_array
+    import dg_pkg::DG_TM, dg_pkg::DG_TN;
+#(
+    parameter int TM = DG_TM,    // output channels (accumulators), power of two 1..64
+    parameter int TN = DG_TN,    // input channels reduced per step, power of two 1..64
     parameter int TAG_W = 8      // sideband bits carried from the last step to the output
 ) (
     input  wire                  clk,

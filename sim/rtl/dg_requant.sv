@@ -4,15 +4,17 @@
 // acc already includes the bias (the caller adds it, or not for residual-only pixels).
 // int64 arithmetic wraps like numpy int64 (the quantizer proves |z| < 2^62). Three
 // pipeline stages, no stall; the tag rides along.
-module dg_requant #(
-    parameter int LANES = 4,     // lanes in parallel (tm), >= 1
+module dg_requant
+    import dg_pkg::DG_TM;
+#(
+    parameter int LANES = DG_TM,     // lanes in parallel (tm), >= 1
     parameter int TAG_W = 8      // sideband bits
 ) (
     input  wire                  clk,
     input  wire                  rst,
     input  wire                  in_valid,
     input  wire [LANES*33-1:0]   in_acc,     // acc + bias per lane, signed 33-bit
-    input  wire [LANES*32-1:0]   in_mult,    // per lane, 0 <= mult < 2^31
+    input  wire [LANES*32-1:0]   in_mult,    // per lane, a signed int32 multiplier (formats: any param word is valid)
     input  wire [LANES*9-1:0]    in_res,     // residual per lane, signed 9-bit (0 without)
     input  wire [31:0]           res_mult,   // 0 <= res_mult < 2^31
     input  wire [4:0]            shift,      // 1..31
@@ -34,7 +36,7 @@ module dg_requant #(
 
     always_ff @(posedge clk) begin
         for (int l = 0; l < LANES; l++) begin
-            p1_reg[l] <= 64'($signed(in_acc[l*33 +: 33])) * $signed({32'd0, in_mult[l*32 +: 32]});
+            p1_reg[l] <= 64'($signed(in_acc[l*33 +: 33])) * 64'($signed(in_mult[l*32 +: 32]));
             p2_reg[l] <= 64'($signed(in_res[l*9 +: 9])) * $signed({32'd0, res_mult});
         end
         t1 <= in_tag;

@@ -5,22 +5,18 @@
 // +out_mem=<hex out> +out=<result text> +timeout=<cycles> +latency=<read latency>
 // +stall=<percent>. The result file holds "status", "cycles" (engine CYCLES register),
 // "sim_cycles" and "engine_id" lines.
-module dg_tb_fast #(
-    // engine parameters: passed through to dg_engine (see its parameter list)
-    parameter int TM = 4, parameter int TN = 4, parameter int MAX_TILE = 4,
-    parameter int MAX_GRID = 8, parameter int MAX_WIDTH = 32, parameter int MAX_HEIGHT = 32,
-    parameter int MAX_IN = 64, parameter int MAX_OUT = 64, parameter int MAX_LAYERS = 4,
-    parameter int WBUF_BYTES = 4608, parameter int IFM_BYTES = 4608, parameter int OFM_BYTES = 1296,
-    parameter logic [31:0] CONFIG_HASH = 32'hE3566D5F, parameter int AXI_DATA_W = 64,
+module dg_tb_fast
+    import dg_pkg::*;   // the engine contract of the config under test (register offsets, bus width)
+#(
     parameter int MEM_WORDS = 1 << 18       // memory model size in AXI words
 ) (
     input wire clk
 );
     localparam int AW = 64;
     logic rst_n = 1'b0;
-    logic [AXI_DATA_W-1:0] dummy;
+    logic [DG_AXI_DATA_BITS-1:0] dummy;
     // AXI4-Lite master signals
-    logic [7:0]  awaddr, araddr;
+    logic [DG_REG_ADDR_BITS-1:0] awaddr, araddr;
     logic awvalid, wvalid, arvalid, bready, rready;
     logic [31:0] wdata;
     wire awready, wready, bvalid, arready, rvalid;
@@ -36,14 +32,11 @@ module dg_tb_fast #(
     wire [3:0] m_awcache, m_arcache;
     wire m_awvalid, m_awready, m_wlast, m_wvalid, m_wready, m_bvalid, m_bready;
     wire m_arvalid, m_arready, m_rlast, m_rvalid, m_rready;
-    wire [AXI_DATA_W-1:0] m_wdata, m_rdata;
-    wire [AXI_DATA_W/8-1:0] m_wstrb;
+    wire [DG_AXI_DATA_BITS-1:0] m_wdata, m_rdata;
+    wire [DG_AXI_DATA_BITS/8-1:0] m_wstrb;
     wire irq;
 
-    dg_engine #(.TM(TM), .TN(TN), .MAX_TILE(MAX_TILE), .MAX_GRID(MAX_GRID), .MAX_WIDTH(MAX_WIDTH),
-                .MAX_HEIGHT(MAX_HEIGHT), .MAX_IN(MAX_IN), .MAX_OUT(MAX_OUT), .MAX_LAYERS(MAX_LAYERS),
-                .WBUF_BYTES(WBUF_BYTES), .IFM_BYTES(IFM_BYTES), .OFM_BYTES(OFM_BYTES),
-                .CONFIG_HASH(CONFIG_HASH), .AXI_DATA_W(AXI_DATA_W)) dut (
+    dg_engine dut (
         .ap_clk(clk), .ap_rst_n(rst_n),
         .s_axi_control_awaddr(awaddr), .s_axi_control_awvalid(awvalid), .s_axi_control_awready(awready),
         .s_axi_control_wdata(wdata), .s_axi_control_wstrb(4'hF), .s_axi_control_wvalid(wvalid),
@@ -65,7 +58,7 @@ module dg_tb_fast #(
         .m_axi_gmem_rvalid(m_rvalid), .m_axi_gmem_rready(m_rready), .interrupt(irq));
 
     logic [31:0] latency, stall_pct;
-    dg_axi_mem #(.ADDR_W(AW), .DATA_W(AXI_DATA_W), .MEM_WORDS(MEM_WORDS)) mem (
+    dg_axi_mem #(.ADDR_W(AW), .DATA_W(DG_AXI_DATA_BITS), .MEM_WORDS(MEM_WORDS)) mem (
         .clk(clk), .rst(!rst_n), .rd_latency(latency), .stall_pct(7'(stall_pct)),
         .s_axi_awaddr(m_awaddr), .s_axi_awlen(m_awlen), .s_axi_awvalid(m_awvalid), .s_axi_awready(m_awready),
         .s_axi_wdata(m_wdata), .s_axi_wstrb(m_wstrb), .s_axi_wlast(m_wlast), .s_axi_wvalid(m_wvalid),
@@ -121,19 +114,19 @@ module dg_tb_fast #(
             1: begin
                 // write the next pair, or start
                 if (regs[2*ri] == 32'hFFFF_FFFF) begin
-                    awaddr <= 8'h00; wdata <= 32'd1; awvalid <= 1'b1; wvalid <= 1'b1; step <= 3;
+                    awaddr <= DG_REG_ADDR_BITS'(DG_REG_CTRL); wdata <= 32'(1 << DG_REG_CTRL_AP_START_LSB); awvalid <= 1'b1; wvalid <= 1'b1; step <= 3;
                 end else begin
-                    awaddr <= 8'(regs[2*ri]); wdata <= regs[2*ri+1]; awvalid <= 1'b1; wvalid <= 1'b1;
+                    awaddr <= DG_REG_ADDR_BITS'(regs[2*ri]); wdata <= regs[2*ri+1]; awvalid <= 1'b1; wvalid <= 1'b1;
                     step <= 2;
                 end
             end
             2: begin if (bvalid) begin ri <= ri + 1; step <= 1; end end
             3: begin if (bvalid) step <= 4; end
-            4: begin if (irq) begin araddr <= 8'h74; arvalid <= 1'b1; step <= 5; end end
-            5: begin if (rvalid) begin status_v <= rdata; araddr <= 8'h7C; arvalid <= 1'b1; step <= 6; end end
-            6: begin if (rvalid) begin cyc_lo <= rdata; araddr <= 8'h80; arvalid <= 1'b1; step <= 7; end end
-            7: begin if (rvalid) begin cyc_hi <= rdata; araddr <= 8'h88; arvalid <= 1'b1; step <= 8; end end
-            8: begin if (rvalid) begin id_lo <= rdata; araddr <= 8'h8C; arvalid <= 1'b1; step <= 9; end end
+            4: begin if (irq) begin araddr <= DG_REG_ADDR_BITS'(DG_REG_STATUS); arvalid <= 1'b1; step <= 5; end end
+            5: begin if (rvalid) begin status_v <= rdata; araddr <= DG_REG_ADDR_BITS'(DG_REG_CYCLES_LO); arvalid <= 1'b1; step <= 6; end end
+            6: begin if (rvalid) begin cyc_lo <= rdata; araddr <= DG_REG_ADDR_BITS'(DG_REG_CYCLES_HI); arvalid <= 1'b1; step <= 7; end end
+            7: begin if (rvalid) begin cyc_hi <= rdata; araddr <= DG_REG_ADDR_BITS'(DG_REG_ENGINE_ID_LO); arvalid <= 1'b1; step <= 8; end end
+            8: begin if (rvalid) begin id_lo <= rdata; araddr <= DG_REG_ADDR_BITS'(DG_REG_ENGINE_ID_HI); arvalid <= 1'b1; step <= 9; end end
             9: begin if (rvalid) begin id_hi <= rdata; step <= 10; end end
             10: finish_run(1'b0);
             default: ;
@@ -146,26 +139,26 @@ module dg_tb_fast #(
     always_ff @(posedge clk) begin
         if (!rst_n) begin
             n_mac <= 0; n_wait_pf <= 0; n_wait_w <= 0; n_wait_wb <= 0; n_other <= 0; n_ld <= 0;
-        end else if (dut.state != 5'd0) begin
-            if (dut.ld_busy) n_ld <= n_ld + 1;
-            if (dut.cp_issue) n_mac <= n_mac + 1;
-            else if (dut.pf_active && dut.cp_state == 2'd0 && !dut.full[dut.cp_h]) n_wait_pf <= n_wait_pf + 1;
-            else if (dut.pf_active && dut.cp_state == 2'd0) n_wait_w <= n_wait_w + 1;
-            else if (dut.pf_active && dut.cp_state == 2'd1) n_wait_wb <= n_wait_wb + 1;
+        end else if (!dut.u_seq.idle) begin
+            if (dut.u_ld.ld_busy) n_ld <= n_ld + 1;
+            if (dut.u_cp.cp_issue) n_mac <= n_mac + 1;
+            else if (dut.run && dut.u_cp.cp_state == 2'd0 && !dut.full[dut.cp_h]) n_wait_pf <= n_wait_pf + 1;
+            else if (dut.run && dut.u_cp.cp_state == 2'd0) n_wait_w <= n_wait_w + 1;
+            else if (dut.run && dut.u_cp.cp_state == 2'd1) n_wait_wb <= n_wait_wb + 1;
             else n_other <= n_other + 1;
         end
     end
-    // +trace: engine state changes (debug aid)
+    // +trace: sequencer state changes (debug aid)
     bit trace;
     logic [4:0] prev_state;
     initial trace = $test$plusargs("trace");
     always_ff @(posedge clk) begin
-        prev_state <= dut.state;
-        if (trace && (dut.state != prev_state || cyc % 2000 == 0))
-            $display("%0d state=%0d layer=%0d pfg=%0d pf=%0d/%0d pfi=%0d full=%b cp=%0d inflight=%0d wbq=%0d pl=%0d pz=%0d ldg=%0d spf=%0d rdidle=%0d lob=%0d own=%0d ldf=%0d",
-                     cyc, dut.state, dut.layer, dut.pf_g, dut.pf_state, dut.n_seq, dut.pf_i, dut.full,
-                     dut.cp_state, dut.inflight, dut.wbq_count, dut.pl_state, dut.pz_have, dut.ld_g,
-                     dut.spf_count, dut.rd_idle, dut.ld_out_beats, dut.own_count, dut.ldf_count);
+        prev_state <= dut.u_seq.state;
+        if (trace && (dut.u_seq.state != prev_state || cyc % 2000 == 0))
+            $display("%0d state=%0d layer=%0d pfg=%0d pf=%0d pfi=%0d full=%b cp=%0d wbq=%0d ldg=%0d gdone=%0d",
+                     cyc, dut.u_seq.state, dut.u_seq.layer, dut.u_ld.pf_g, dut.u_ld.pf_state,
+                     dut.u_ld.pf_i, dut.full, dut.u_cp.cp_state, dut.wbq_count, dut.u_ld.ld_g,
+                     dut.wb_gdone);
     end
     wire unused_ok = &{1'b0, awid, arid, m_awsize, m_arsize, m_awprot, m_arprot, m_awburst, m_arburst,
                        m_awlock, m_arlock, m_awcache, m_arcache, bresp, rresp, dummy, awready, wready, arready};

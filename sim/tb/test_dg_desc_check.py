@@ -2,10 +2,14 @@
 
 Valid descriptors of the shared sweep get one to three fields (or reserved bits) set to
 random values; the STATUS code and entry of the RTL must equal the interpreter's
-(magic/version: BAD_MAGIC per regmap.ERROR_CODES, see docs/rtl.md).
+(magic/version: BAD_MAGIC per regmap.ERROR_CODES, see docs/rtl.md). A second test sets
+every limit-checked field to its config limit and one past it, and sweeps the channel counts
+across the buffer-fit boundaries: run on a config whose limits differ pairwise (skew), a
+limit or buffer size swapped in the RTL changes a (code, entry).
 """
 from __future__ import annotations
 
+import os
 import random
 import struct
 
@@ -18,7 +22,7 @@ from dgfpga.contract import regmap
 from dgfpga.contract.engine_config import load_config
 from dgfpga.backends.vectors import build_layer_case, sweep_cases
 
-CFG = load_config("small")
+CFG = load_config(os.environ.get("DG_CONFIG", "small"))   # the config the RTL was built for
 BAD_MAGIC = regmap.ERR["BAD_MAGIC"]
 
 
@@ -88,3 +92,57 @@ async def test_random_mutations(dut):
     dut._log.info("codes exercised: %s", {regmap.ERROR_NAMES[c]: n for c, n in sorted(seen.items())})
     assert not bad, f"{len(bad)} mismatches, first: {bad[:3]}"
     assert len(seen) >= 9 and regmap.ERR["NO_FIT"] in seen, f"too few error codes exercised: {seen}"
+
+
+def _set(words: list, name: str, v: int) -> None:
+    f = formats.FIELD_BY_NAME[name]
+    words[f.word] = (words[f.word] & ~(f.mask << f.lsb)) | ((v & f.mask) << f.lsb)
+
+
+async def _check(dut, samples) -> list:
+    bad = []
+    for raw, sizes in samples:
+        dut.desc.value = int.from_bytes(raw, "little")
+        for r in ("fmap", "weight", "work", "sums"):
+            getattr(dut, f"{r}_bytes").value = sizes[r]
+        await Timer(1, unit="ns")
+        got = (int(dut.err_code.value), int(dut.err_entry.value))
+        want = expected(raw, sizes)
+        if got != want:
+            bad.append((raw.hex(), got, want))
+    return bad
+
+
+@cocotb.test()
+async def test_limit_boundaries(dut):
+    """Each limit at its config value and one past it; channel counts across the buffer fits."""
+    case = next(c for c in sweep_cases(CFG) if c.name == "dense_3x3_s1")
+    vs = build_layer_case(case, CFG)
+    big = 1 << 31
+    sizes = {r: big for r in ("fmap", "weight", "work", "sums")}
+    base = list(struct.unpack("<24I", vs.program[:formats.DESCRIPTOR_BYTES]))
+    samples, codes = [], set()
+    limits = {"in_h": CFG.max_height, "out_h": CFG.max_height, "in_w": CFG.max_width,
+              "out_w": CFG.max_width, "in_c": CFG.max_in_channels, "n_active_in": CFG.max_in_channels,
+              "out_c": CFG.max_out_channels, "n_active_out": CFG.max_out_channels,
+              "tile": CFG.max_tile, "grid_h": CFG.max_grid, "grid_w": CFG.max_grid}
+    for name, lim in limits.items():
+        for v in (lim - 1, lim, lim + 1):
+            w = list(base)
+            _set(w, name, v)
+            samples.append((struct.pack("<24I", *w), sizes))
+    # every channel count, 3x3 and 7x7: NO_FIT starts where the weight / patch buffer is full
+    for k in (3, 7):
+        for c in range(1, max(CFG.max_in_channels, CFG.max_out_channels) + 2):
+            for names in (("in_c", "n_active_in"), ("out_c", "n_active_out")):
+                w = list(base)
+                _set(w, "k", k)
+                _set(w, "pad", k // 2)
+                for n in names:
+                    _set(w, n, c)
+                samples.append((struct.pack("<24I", *w), sizes))
+    for raw, sz in samples:
+        codes.add(expected(raw, sz)[0])
+    bad = await _check(dut, samples)
+    assert not bad, f"{len(bad)} of {len(samples)} mismatches, first: {bad[:3]}"
+    assert {regmap.ERR["NO_FIT"], regmap.ERR["BAD_SHAPE"], regmap.ERR["BAD_TILE"], 0} <= codes, codes

@@ -90,13 +90,16 @@ class TB:
         wall = time.perf_counter() - t0
         if fired is timer:
             probe = {}
-            for n in ("state", "pf_state", "cp_state", "pl_state", "ld_busy", "ld_g", "pf_g", "pf_i",
-                      "full", "wb_gdone", "inflight", "rq_inflight", "wb_busy", "n_seq", "L_G", "sp_phase", "sp_i", "sp_j",
-                      "spf_count", "ldf_count", "ld_out_beats", "own_count", "rd_idle", "sc_b", "sc_started",
-                      "sc_pos", "pend_count", "bk_ready", "bk_lanes"):
+            for path in ("u_seq.state", "u_seq.layer", "u_ld.pf_state", "u_ld.ld_busy", "u_ld.ld_g",
+                         "u_ld.pf_g", "u_ld.pf_i", "full", "wb_gdone", "u_cp.cp_state", "u_cp.inflight",
+                         "u_wb.pl_state", "u_wb.rq_inflight", "wb_busy", "bk_ready", "u_ld.sp_phase",
+                         "u_ld.ld_out_beats", "rd_idle"):
                 try:
-                    probe[n] = int(getattr(self.dut, n).value)
-                except Exception:  # noqa: BLE001 - debug aid only
+                    h = self.dut
+                    for part in path.split("."):
+                        h = getattr(h, part)
+                    probe[path] = int(h.value)
+                except Exception:  # noqa: BLE001 - debug aid only (HLS RTL has other names)
                     pass
             self.dut._log.warning("timeout; engine state %s", probe)
             return {"timeout": True, "wall_s": wall, "probe": probe}

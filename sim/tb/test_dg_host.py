@@ -71,10 +71,10 @@ class CocotbDevice(Device):
     def read_reg(self, offset: int) -> int:
         return int(resume(self.ctrl.read_dword)(offset))
 
-    def start(self) -> None:
+    def start(self, timeout_s=None) -> None:
         self.write_reg(REG["GIE"], 1)
         self.write_reg(REG["IER"], 1)
-        super().start()
+        super().start(timeout_s)
 
     def wait(self, timeout_s: float) -> None:
         """Wait for ap_done in *simulated* time (the cycle budget), then clear the ISR."""

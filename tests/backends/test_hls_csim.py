@@ -334,56 +334,70 @@ def test_work_list_faults(engine, shared_sweep):
         assert ref.status == res.status, (code, ref.message)
 
 
-def _fuzz_against_interpreter(engine, shared_sweep, n: int, seed: int):
-    """Random descriptor/work-list mutations: STATUS and memory must equal the interpreter's."""
-    rng = np.random.default_rng(seed)
-    bases = [v for v in shared_sweep if v.layer_count == 1]
-    names = [f.name for f in formats.DESCRIPTOR_FIELDS]
-    compared = 0
-    for _ in range(n):
-        vs = bases[int(rng.integers(len(bases)))]
-        words = _desc_words(vs)
-        work = vs.before["work"].copy()
-        for _ in range(int(rng.integers(1, 3))):
-            if rng.random() < 0.75:
-                f = FIELD_BY_NAME[names[int(rng.integers(len(names)))]]
-                old = (int(words[f.word]) >> f.lsb) & f.mask
-                choice = rng.random()
-                if choice < 0.4:
-                    val = old ^ (1 << int(rng.integers(f.width)))
-                elif choice < 0.8:
-                    val = old + int(rng.integers(-3, 4))
-                else:
-                    val = int(rng.integers(0, f.mask + 1))
-                _set_field(words, f.name, val)
-            else:
-                i = int(rng.integers(work.size))
-                work[i] = rng.integers(256)
-        mem_ref = {r: (work.copy() if r == "work" else vs.before[r].copy()) for r in vectors.REGIONS}
-        try:
-            ref = interpreter.run_program(words.tobytes(), 1, mem_ref, SMALL)
-        except Exception:           # noqa: BLE001 - the reference itself cannot run this
-            continue
-        res, mem = _run_mutant(engine, vs, words.tobytes(), 1, work.copy())
-        want = ref.status
-        if "magic" in ref.message or "version" in ref.message:
-            # dgfpga.runtime.interpreter reports these as BAD_FLAGS; regmap says BAD_MAGIC
-            want = regmap.pack_status(ERR["BAD_MAGIC"], 0, 0)
-        assert res.status == want, (f"{vs.name}: C-sim {res.describe()}, interpreter "
-                                    f"{regmap.describe_status(ref.status)}: {ref.message}")
-        assert np.array_equal(mem["fmap"], mem_ref["fmap"]), vs.name
-        assert np.array_equal(mem["sums"], mem_ref["sums"]), vs.name
-        compared += 1
-    assert compared >= n // 2
+# The mutation fuzzer of descriptors, work lists, regions and layer counts against the
+# interpreter (and under AddressSanitizer + UBSan) is tests/backends/test_engine_fuzz.py.
 
 
-def test_fuzz_faults_against_interpreter(engine, shared_sweep):
-    _fuzz_against_interpreter(engine, shared_sweep, 1000, seed=1)
+def _corner_case(engine, vs, program: bytes, weight=None):
+    """Run `program` over vs's regions on the engine and the interpreter: (statuses, same
+    memory)."""
+    ref = {r: vs.before[r].copy() for r in vectors.REGIONS}
+    if weight is not None:
+        ref["weight"] = weight.copy()
+    r = interpreter.run_program(program, 1, ref, SMALL)
+    mem = {r_: v.copy() for r_, v in ref.items()}
+    mem["fmap"], mem["sums"] = vs.before["fmap"].copy(), vs.before["sums"].copy()
+    res = engine.run(program, 1, mem["fmap"], mem["weight"], mem["work"], mem["sums"])
+    same = all(np.array_equal(mem[k], ref[k]) for k in ("fmap", "sums"))
+    return res.status, r.status, same
 
 
-@pytest.mark.slow
-def test_fuzz_faults_against_interpreter_long(engine, shared_sweep):
-    _fuzz_against_interpreter(engine, shared_sweep, 20000, seed=2)
+def test_zero_halo_off_the_output_grid_is_bad_flags_everywhere(engine, shared_sweep):
+    """zero_halo with an input larger than the output (pad 0 here) is refused by the
+    validator, the interpreter and the engine alike (BAD_FLAGS at the zero_halo word)."""
+    vs = _base(shared_sweep)
+    words = _desc_words(vs)
+    d = formats.unpack_descriptor(words.tobytes(), SMALL)
+    _set_field(words, "pad", 0)
+    _set_field(words, "out_h", d.in_h - 2)
+    _set_field(words, "out_w", d.in_w - 2)
+    _set_field(words, "grid_h", -(-(d.in_h - 2) // d.tile))
+    _set_field(words, "grid_w", -(-(d.in_w - 2) // d.tile))
+    got, want, same = _corner_case(engine, vs, words.tobytes())
+    assert want == regmap.pack_status(ERR["BAD_FLAGS"], 0, FIELD_BY_NAME["zero_halo"].word)
+    assert got == want and same
+
+
+def test_no_fit_counts_all_lanes_everywhere(engine, shared_sweep):
+    """A 7x7 layer at tile 1 whose tm-lane m-group is one input channel too big: NO_FIT on
+    both levels even with a single active output channel."""
+    vs = _base(shared_sweep, "conv1_gated_all")
+    words = _desc_words(vs)
+    d = formats.unpack_descriptor(words.tobytes(), SMALL)
+    assert d.out_h <= SMALL.max_grid and d.out_ch_gated
+    n_in = formats.fit_limits(SMALL)["fit_weight_group_bytes"] // (SMALL.tm * 49) + 1
+    assert n_in <= d.in_c and 49 * n_in <= formats.fit_limits(SMALL)["fit_ifm_patch_bytes"]
+    for name, v in (("k", 7), ("pad", 3), ("tile", 1), ("grid_h", d.out_h),
+                    ("grid_w", d.out_w), ("in_c", n_in), ("n_active_in", n_in),
+                    ("n_active_out", 1)):
+        _set_field(words, name, v)
+    got, want, same = _corner_case(engine, vs, words.tobytes())
+    assert want == regmap.pack_status(ERR["NO_FIT"], 0, FIELD_BY_NAME["tile"].word)
+    assert got == want and same
+
+
+def test_mult_with_the_top_bit_set_is_a_negative_multiplier_everywhere(engine, shared_sweep):
+    """A param word mult >= 2^31 is a negative int32 multiplier on both levels: the layer
+    runs and the outputs agree byte for byte (signed outputs, so the sign shows)."""
+    vs = _base(shared_sweep, "dense_1x1_s2_signed_out")
+    d = formats.unpack_descriptor(vs.program[:formats.DESCRIPTOR_BYTES], SMALL)
+    assert d.out_signed
+    weight = vs.before["weight"].copy()
+    for ch in range(d.out_c):
+        o = d.param_offset + ch * formats.PARAM_BYTES + 4
+        weight[o:o + 4] = np.frombuffer(struct.pack("<I", 0x80000000 + 7 * ch), np.uint8)
+    got, want, same = _corner_case(engine, vs, vs.program[:formats.DESCRIPTOR_BYTES], weight)
+    assert got == want == 0 and same
 
 
 # ----------------------------------------------------------------------------- testbench
@@ -400,6 +414,30 @@ def test_testbench_binary_on_vector_folders(engine, shared_sweep, cache_dir, tmp
     (bad / "expected_fmap.bin").write_bytes(bytes(exp))
     code, lines = hls_csim.run_testbench([bad], SMALL, cache_dir)
     assert code == 1 and lines[0].startswith("FAIL ") and "fmap differs at byte" in lines[0]
+
+
+def test_sanitized_testbench_on_vector_folders_with_empty_regions(engine, shared_sweep,
+                                                                  cache_dir, tmp_path):
+    """The testbench under AddressSanitizer + UBSan: every shared vector set, plus sets whose
+    SUMS (and WORK) region is empty, pass with no finding (exact region sizes, no null
+    memcpy)."""
+    sets = list(shared_sweep)
+    dense = next(v for v in sets if v.name == "dense_1x1_s2_signed_out")
+    assert formats.unpack_descriptor(dense.program[:formats.DESCRIPTOR_BYTES], SMALL).emit_sums \
+        is False
+    empty = vectors.VectorSet(
+        "empty_sums_and_work", dense.config, dense.config_hash, dense.program,
+        dense.layer_count, {**dense.before, "sums": np.zeros(0, np.uint8),
+                            "work": np.zeros(0, np.uint8)},
+        {**dense.expected, "sums": np.zeros(0, np.uint8)}, dense.expected_status, dense.macs)
+    identify = vectors.VectorSet("identify_all_empty", dense.config, dense.config_hash, b"", 0,
+                                 {r: np.zeros(0, np.uint8) for r in vectors.REGIONS},
+                                 {r: np.zeros(0, np.uint8) for r in ("fmap", "sums")})
+    sets += [empty, identify]
+    folders = [vectors.write_vector_set(vs, tmp_path / vs.name) for vs in sets]
+    code, lines = hls_csim.run_testbench(folders, SMALL, cache_dir, sanitize=True)
+    assert code == 0, "\n".join(lines[-20:])
+    assert len(lines) == len(folders) and all(ln.startswith("PASS ") for ln in lines)
 
 
 # ----------------------------------------------------------------------------- ultra96
@@ -505,3 +543,14 @@ def test_no_active_output_channel_writes_nothing(engine, shared_sweep):
     assert res.status == 0, res.describe()
     for r in ("fmap", "sums"):
         assert np.array_equal(mem[r], vs.before[r]) and np.array_equal(mem[r], ref[r])
+
+
+def test_contract_corners_shared_vectors(engine):
+    """The same corner vector sets the RTL runs (vectors.contract_corners) on the C-sim."""
+    for vs in vectors.contract_corners(SMALL):
+        mem = {r: vs.before[r].copy() for r in vectors.REGIONS}
+        res = engine.run(vs.program, vs.layer_count, mem["fmap"], mem["weight"], mem["work"],
+                         mem["sums"])
+        assert res.status == vs.expected_status, vs.name
+        assert np.array_equal(mem["fmap"], vs.expected["fmap"]), vs.name
+        assert np.array_equal(mem["sums"], vs.expected["sums"]), vs.name

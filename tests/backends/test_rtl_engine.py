@@ -6,7 +6,9 @@ the fast stand-alone Verilator harness (dgfpga.backends.rtl_sim.FastSim, SV memo
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import ROOT, require_verilator
@@ -126,6 +128,32 @@ axi_data_bits = 128
 """
 
 
+SKEW = Path(__file__).resolve().parent / "configs" / "skew.toml"
+
+
+@pytest.mark.verilator
+def test_fast_skew_config(tmp_path):
+    """The shared sweep, bit-exact, on a config whose limits differ pairwise (tm != tn,
+    width != height, in != out channels, three distinct buffer sizes, a 128-bit bus): a
+    limit or buffer size swapped anywhere between the TOML and the RTL shows up here or in
+    the skew dg_desc_check boundary test (tests/backends/test_rtl_modules.py)."""
+    require_verilator()
+    from dgfpga.backends import rtl_sim
+    from dgfpga.contract.engine_config import load_config
+    from dgfpga.backends.vectors import write_sweep
+    cfg = load_config(SKEW)
+    sizes = (cfg.max_in_channels, cfg.max_out_channels, cfg.max_width, cfg.max_height, cfg.tm,
+             cfg.tn, cfg.weight_buffer_bytes, cfg.ifm_buffer_bytes, cfg.ofm_buffer_bytes)
+    assert len({cfg.max_in_channels, cfg.max_out_channels}) == 2 and cfg.max_width != cfg.max_height
+    assert cfg.tm != cfg.tn and len(set(sizes[-3:])) == 3, sizes
+    sim = rtl_sim.FastSim(cfg)
+    res = [rtl_sim.run_fast(p, sim=sim) for p in write_sweep(tmp_path / "v", cfg)]
+    bad = [(r["name"], hex(r["status"]), hex(r["expected_status"]), r["fmap_mismatches"])
+           for r in res if not r["pass"]]
+    assert len(res) >= 20 and not bad, bad
+    assert sum(r["expected_status"] != 0 for r in res) >= 5     # the fault cases ran too
+
+
 @pytest.mark.slow
 @pytest.mark.verilator
 def test_fast_other_config(tmp_path):
@@ -140,4 +168,23 @@ def test_fast_other_config(tmp_path):
     sim = rtl_sim.FastSim(cfg)
     bad = [r["name"] for r in (rtl_sim.run_fast(p, sim=sim) for p in write_sweep(tmp_path / "v", cfg))
            if not r["pass"]]
+    assert not bad, bad
+
+
+@pytest.mark.verilator
+def test_fast_contract_corners(fast_sim, tmp_path):
+    """The validity corners (docs/formats.md: zero_halo extent, NO_FIT over all TM lanes, a
+    negative multiplier) agree with the interpreter on the RTL, as on the C-sim."""
+    from dgfpga.backends import rtl_sim, vectors
+    from dgfpga.contract.engine_config import load_config
+    sets = vectors.contract_corners(load_config("small"))
+    assert {v.name for v in sets} == {"corner_zero_halo_off_grid", "corner_no_fit_all_lanes",
+                                      "corner_negative_mult"}
+    neg = next(v for v in sets if v.name == "corner_negative_mult")
+    assert neg.expected_status == 0 and not np.array_equal(neg.expected["fmap"], neg.before["fmap"])
+    bad = []
+    for vs in sets:
+        r = rtl_sim.run_fast(vectors.write_vector_set(vs, tmp_path / vs.name), sim=fast_sim)
+        if not r["pass"]:
+            bad.append((vs.name, hex(r["status"]), hex(r["expected_status"]), r["fmap_mismatches"]))
     assert not bad, bad

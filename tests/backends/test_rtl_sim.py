@@ -7,6 +7,7 @@ import sys
 from dgfpga.contract import regmap
 from dgfpga.backends import rtl_sim
 from dgfpga.contract.engine_config import load_config
+from pathlib import Path
 
 
 def test_imports_without_cocotb_or_torch():
@@ -36,9 +37,44 @@ def test_register_program_uses_regmap():
     assert pairs[reg["GIE"].offset] == 1 and pairs[reg["IER"].offset] == 1
 
 
-def test_parameters_follow_config():
-    for name in ("small", "ultra96"):
-        cfg = load_config(name)
-        p = rtl_sim.rtl_parameters(cfg)
-        assert (p["TM"], p["TN"], p["AXI_DATA_W"]) == (cfg.tm, cfg.tn, cfg.axi_data_bits)
-        assert p["CONFIG_HASH"] == f"32'h{cfg.config_hash:08X}"
+def test_config_include_is_the_configs_contract(tmp_path, monkeypatch):
+    """The RTL is configured only by the include rendered for its config: every EngineConfig
+    field as DG_<NAME>, the config hash, one folder per distinct content."""
+    import dataclasses
+    import re
+    monkeypatch.setattr(rtl_sim, "BUILD", tmp_path)
+    skew = load_config(Path(__file__).resolve().parent / "configs" / "skew.toml")
+    dirs = set()
+    for cfg in (load_config("small"), load_config("ultra96"), skew):
+        d = rtl_sim.config_include(cfg)
+        text = (d / rtl_sim.INCLUDE).read_text()
+        assert "GENERATED FILE" in text
+        vals = dict(re.findall(r"localparam (?:int unsigned|string|logic \[31:0\]) (DG_\w+) = ([^;]+);", text))
+        for f in dataclasses.fields(cfg):
+            v = getattr(cfg, f.name)
+            want = f'"{v}"' if isinstance(v, str) else str(v)
+            assert vals[f"DG_{f.name.upper()}"] == want, f.name
+        assert vals["DG_CONFIG_HASH"] == f"32'h{cfg.config_hash:08X}"
+        assert rtl_sim.config_include(cfg) == d          # cached, same folder
+        dirs.add(d)
+    assert len(dirs) == 3
+
+
+def test_no_parameter_rename_table():
+    """Nothing maps config fields to RTL parameter names by hand any more."""
+    assert not hasattr(rtl_sim, "rtl_parameters")
+
+
+def test_fast_run_has_a_wall_clock_limit(tmp_path):
+    """A simulation that outlives its wall-clock limit is killed and reported, not waited on."""
+    import pytest
+    from conftest import require_verilator
+    require_verilator()
+    from dgfpga.backends import vectors
+    sim = rtl_sim.FastSim("small")
+    vs = next(vectors.layer_sweep(load_config("small")))
+    regions = {r: vs.before[r].copy() for r in vectors.REGIONS}
+    with pytest.raises(rtl_sim.RtlSimError, match="wall-clock limit of 0.001 s"):
+        sim.run(vs.program, vs.layer_count, regions, wall_timeout_s=0.001)
+    run = sim.run(vs.program, vs.layer_count, regions, wall_timeout_s=600)
+    assert run.status == vs.expected_status

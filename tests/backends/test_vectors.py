@@ -31,7 +31,48 @@ def test_layer_sweep_interpreter_bit_exact(config, tmp_path):
         assert back.program == vs.program and back.expected_status == vs.expected_status
         _check(back, cfg)
         faults += bool(vs.expected_status)
-    assert faults == 7
+    assert faults == 11
+
+
+BOUNDARIES = {  # case -> (STATUS code, faulty layer)
+    "fault_tile_range": ("TILE_RANGE", 1),
+    "fault_res_tile_range_at_count": ("TILE_RANGE", 1),
+    "fault_channel_range": ("CHANNEL_RANGE", 1),
+    "fault_out_channel_range_at_count": ("CHANNEL_RANGE", 1),
+    "fault_bad_count": ("BAD_COUNT", 1),
+    "fault_res_count_over": ("BAD_COUNT", 1),
+    "fault_layer_count_over_max": ("BAD_COUNT", 0),
+}
+
+
+@pytest.mark.parametrize("config", ["small", "ultra96"])
+def test_sweep_has_the_boundaries(config):
+    """index = count, count = max + 1 and max_layers (+1) faults are in the shared sweep
+    (so the C-sim and RTL sweeps run them), with the faulty value exactly at the boundary."""
+    from dgfpga.contract import formats
+    cfg = load_config(config)
+    sets = {vs.name: vs for vs in layer_sweep(cfg)}
+    for name, (code, layer) in BOUNDARIES.items():
+        vs = sets[name]
+        assert regmap.unpack_status(vs.expected_status)[:2] == (regmap.ERR[code], layer), name
+    top = sets["max_layers"]
+    assert top.layer_count == cfg.max_layers and top.expected_status == 0
+    assert sets["fault_layer_count_over_max"].layer_count == cfg.max_layers + 1
+    b = formats.DESCRIPTOR_BYTES
+    for name, section, limit in (("fault_tile_range", "tile_list_offset", "n_tiles"),
+                                 ("fault_res_tile_range_at_count", "res_tile_list_offset", "n_tiles"),
+                                 ("fault_channel_range", "in_ch_list_offset", "in_c"),
+                                 ("fault_out_channel_range_at_count", "out_ch_list_offset", "out_c")):
+        vs = sets[name]
+        d = formats.unpack_descriptor(vs.program[b:2 * b], cfg)
+        count = {"tile_list_offset": d.n_active_tiles, "res_tile_list_offset": d.n_res_tiles,
+                 "in_ch_list_offset": d.n_active_in, "out_ch_list_offset": d.n_active_out}[section]
+        off = getattr(d, section)
+        last = int(vs.before["work"][off + 2 * count - 2:off + 2 * count].view("<u2")[0])
+        assert last == getattr(d, limit), name                 # index == count exactly
+        with pytest.raises(FormatError) as ei:                 # the one validator agrees
+            formats.read_work_list(d, vs.before["work"])
+        assert ei.value.code == BOUNDARIES[name][0] and ei.value.entry == count - 1
 
 
 def test_sweep_outputs_are_not_trivial():

@@ -50,10 +50,17 @@ def test_config_hash_stable_and_distinct():
     assert changed.config_hash != u.config_hash
 
 
-def test_ultra96_fits_the_part():
-    u = default_config()
-    assert u.tm * u.tn + 4 * u.tm <= u.part_dsp
-    assert u.weight_buffer_bytes + u.ifm_buffer_bytes + u.ofm_buffer_bytes <= u.part_bram36 * 4608
+@pytest.mark.parametrize("name", ["ultra96", "small"])
+@pytest.mark.parametrize("resource, key", [("dsp", "part_dsp"), ("bram36", "part_bram36")])
+def test_part_budget_uses_the_resource_estimate(name, resource, key):
+    """validate() refuses a config exactly when perf.resources' estimate exceeds the part:
+    one DSP/BRAM model (a second, different model would disagree at the boundary)."""
+    from dgfpga.perf import resources
+    need = getattr(resources.estimate(load_config(name)), resource)
+    data = _as_dict(load_config(name))
+    assert config_from_dict(data | {key: need}).name == name             # exactly enough
+    with pytest.raises(ConfigError, match=rf"{resource.upper()} {need} > {need - 1}"):
+        config_from_dict(data | {key: need - 1})
 
 
 @pytest.mark.parametrize("change, words", [
@@ -67,7 +74,8 @@ def test_ultra96_fits_the_part():
     (dict(ifm_buffer_bytes=100), "ifm_buffer_bytes=100 too small"),
     (dict(ofm_buffer_bytes=100), "ofm_buffer_bytes=100 too small"),
     (dict(tm=32, tn=32, weight_buffer_bytes=2 * 32 * 9 * 512, ofm_buffer_bytes=40000),
-     "DSPs exceed"),
+     r"DSP \d+ > 360 .largest: MAC array"),
+    (dict(weight_buffer_bytes=1_600_000), r"BRAM36 \d+ > 216 .largest: weight buffers"),
     (dict(max_layers=0), "max_layers"),
     (dict(clock_hz=5), "clock_hz"),
     (dict(name="a b"), "name must be alphanumeric"),
@@ -114,3 +122,18 @@ def test_contract_modules_are_torch_free():
             "dgfpga.perf.cycle_model, dgfpga.contract.codegen\n"
             "assert 'torch' not in [m for m in sys.modules if sys.modules[m] is not None]\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_buffer_minimums_are_the_documented_sizing():
+    """ultra96.toml explains its buffers: 2 x 16 x 9 x 512 weights, tm int32 accumulators
+    of the stem's 17x17 conv patch (18496 B), a (8+2)^2 x 16 patch twice; validate()
+    refuses one byte less."""
+    u = default_config()
+    assert (u.min_weight_buffer_bytes, u.min_ofm_buffer_bytes, u.min_ifm_buffer_bytes) == \
+        (2 * 16 * 9 * 512, 18496, 2 * 10 * 10 * 16)
+    assert u.weight_buffer_bytes == u.min_weight_buffer_bytes     # sized exactly for it
+    data = _as_dict(u)
+    for key in ("weight_buffer_bytes", "ifm_buffer_bytes", "ofm_buffer_bytes"):
+        need = getattr(u, f"min_{key}")
+        with pytest.raises(ConfigError, match=f"{key}={need - 1} too small"):
+            config_from_dict(data | {key: need - 1})

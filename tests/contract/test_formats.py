@@ -8,7 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from dgfpga.contract import formats as F
-from dgfpga.perf.cycle_model import block_descriptors, random_block_masks
+from dgfpga.numerics import gates
+from dgfpga.perf.cycle_model import random_block_masks
 from dgfpga.contract.engine_config import default_config, load_config
 from dgfpga.errors import FormatError
 from dgfpga.perf.netshapes import net_shape
@@ -37,6 +38,35 @@ def place(d: F.LayerDescriptor, cfg=U96) -> F.LayerDescriptor:
     return d.replace(**ch)
 
 
+def _conv(c, tile, **kw) -> F.LayerDescriptor:
+    return F.make_descriptor(k=c.k, stride=c.stride, in_h=c.in_h, in_w=c.in_w, in_c=c.in_c,
+                             out_c=c.out_c, tile=tile, maxpool=c.maxpool, **kw)
+
+
+def block_descriptors(b, mask) -> list[F.LayerDescriptor]:
+    """conv1, shortcut, conv2 of one block (mask None = dense), with the flags the
+    scheduler gives them: test data covering every flag combination the networks use."""
+    if mask is None:
+        nc, gated = b.out_c, dict(tile_gated=False)
+    else:
+        nc, gated = len(mask.channels), dict(tile_gated=True, n_active_tiles=len(mask.tiles))
+    out = [_conv(b.conv1, b.tile, out_ch_gated=mask is not None, n_active_out=nc, **gated)]
+    if b.shortcut is not None:
+        out.append(_conv(b.shortcut, b.tile, out_signed=True, in_signed=False))
+    kw2 = dict(gated, residual=True, res_mult=1 << 16, emit_sums=True,
+               in_ch_gated=mask is not None, n_active_in=nc)
+    if mask is not None:
+        kw2["zero_halo"] = True
+        if b.identity:
+            kw2["in_place"] = True
+        else:
+            kw2.update(n_res_tiles=b.n_tiles - len(mask.tiles), res_signed=True)
+    elif b.shortcut is not None:
+        kw2["res_signed"] = True
+    out.append(_conv(b.conv2, b.tile, **kw2))
+    return out
+
+
 def example_descriptors(cfg=U96):
     """Every layer kind the networks use: stem, conv1, shortcut, conv2 (identity/downsample)."""
     net = net_shape("resdg18" if cfg is U96 else "resdg20_cifar10")
@@ -47,7 +77,7 @@ def example_descriptors(cfg=U96):
     out = [place(stem, cfg)]
     masks = random_block_masks(net, [0.4] * len(net.blocks), seed=3)
     for b, m in zip(net.blocks, masks):
-        for d, _, _ in block_descriptors(b, m) + block_descriptors(b, None):
+        for d in block_descriptors(b, m) + block_descriptors(b, None):
             out.append(place(d, cfg))
     return out
 
@@ -216,7 +246,7 @@ def test_fuzz_descriptor_bit_flips(packed, bit):
 
 # ---- work lists --------------------------------------------------------------------------
 def _gated_conv2(n_tiles_active=5, n_in=7):
-    d = F.make_descriptor(k=3, stride=2, in_h=32, in_w=32, in_c=32, out_c=64, tile=4,
+    d = F.make_descriptor(k=3, stride=1, in_h=16, in_w=16, in_c=32, out_c=64, tile=4,
                           tile_gated=True, in_ch_gated=True, zero_halo=True, residual=True,
                           res_signed=True, res_mult=1 << 15, emit_sums=True)
     return d
@@ -363,10 +393,52 @@ def test_params_round_trip():
     bb, mm = F.unpack_params(b, 4)
     assert bb.tolist() == bias.tolist() and mm.tolist() == mult.tolist()
     with pytest.raises(FormatError, match="mult"):
-        F.pack_params(bias, -mult - 1)
-    neg = bytearray(b); neg[7] = 0xFF
-    with pytest.raises(FormatError, match=r"mult\[0\]"):
-        F.unpack_params(bytes(neg), 4)
+        F.pack_params(bias, mult + 2 ** 31)                  # past int32
+
+
+def test_param_words_are_signed_int32_everywhere():
+    """One rule (docs/formats.md): every param word is valid, mult >= 2^31 is a negative
+    multiplier (the engine multiplies signed), never a FormatError."""
+    words = np.array([[7, 0x80000000], [-1, 0xFFFFFFFF], [0, 0x7FFFFFFF]], np.int64)
+    raw = np.array(words & 0xFFFFFFFF, "<u4").tobytes()
+    bias, mult = F.unpack_params(raw, 3)
+    assert bias.tolist() == [7, -1, 0] and mult.tolist() == [-2 ** 31, -1, 2 ** 31 - 1]
+    assert F.pack_params(bias, mult) == raw
+    with pytest.raises(FormatError, match="bytes"):
+        F.unpack_params(raw[:-1], 3)
+
+
+def test_zero_halo_needs_the_input_on_the_output_grid():
+    """zero_halo maps input pixel (y, x) to tile (y/tile, x/tile): only layers whose input
+    is the output's size (stride 1, pad k/2) may set it; BAD_FLAGS at zero_halo otherwise."""
+    ok = place(F.make_descriptor(k=3, stride=1, in_h=16, in_w=12, in_c=8, out_c=8, tile=4,
+                                 tile_gated=True, zero_halo=True))
+    F.validate_descriptor(ok)
+    for kw in (dict(stride=2), dict(pad=0), dict(k=1, pad=0, stride=2)):
+        d = place(F.make_descriptor(in_h=16, in_w=12, in_c=8, out_c=8, tile=4,
+                                    tile_gated=True, zero_halo=True, **{"k": 3, "stride": 1, **kw}))
+        assert (d.in_h, d.in_w) != (d.out_h, d.out_w)
+        with pytest.raises(FormatError, match="output's tile grid") as ei:
+            F.validate_descriptor(d)
+        assert ei.value.field == "zero_halo" and F.FIELD_ERROR["zero_halo"] == "BAD_FLAGS"
+
+
+def test_fit_counts_all_tm_lanes_whatever_n_active_out():
+    """NO_FIT: tm x k*k x n_active_in <= weight_buffer_bytes/2 even with fewer active
+    outputs than tm (the engine's weight lanes have a fixed depth)."""
+    lim = F.fit_limits(SMALL)
+    assert lim == {"fit_weight_group_bytes": SMALL.weight_buffer_bytes // 2,
+                   "fit_ifm_patch_bytes": SMALL.ifm_buffer_bytes // 2,
+                   "fit_acc_bytes": SMALL.ofm_buffer_bytes}
+    edge = lim["fit_weight_group_bytes"] // (SMALL.tm * 49)       # 7x7, tile 1
+    for n_in, fits in ((edge, True), (edge + 1, False)):
+        for n_out in (0, 1, SMALL.tm):
+            d = F.make_descriptor(k=7, stride=1, in_h=8, in_w=8, in_c=n_in, out_c=8, tile=1,
+                                  out_ch_gated=True, n_active_out=n_out)
+            probs = F.layer_fit_problems(d, SMALL)
+            assert (not probs) == fits, (n_in, n_out, probs)
+            if not fits:
+                assert f"tm={SMALL.tm} lanes" in probs[0]
 
 
 @FUZZ
@@ -376,7 +448,7 @@ def test_fuzz_params(data, c):
         bias, mult = F.unpack_params(data, c)
     except FormatError:
         return
-    assert len(bias) == c and (mult >= 0).all()
+    assert len(bias) == c == len(mult) and len(data) == c * F.PARAM_BYTES
 
 
 def test_pool_bins_official_arithmetic():
@@ -395,7 +467,7 @@ def test_bin_sums_match_direct_pooling(h, tile, bins):
     packed = F.pack_tile_sums(sums)
     gh = -(-h // tile)
     sums2 = F.unpack_tile_sums(packed, gh, gh, 5)
-    got, counts = F.bin_sums_from_tile_sums(sums2, tile, h, h, bins, bins)
+    got, counts = gates.sums_region_bins(sums2, tile, h, h, bins, bins)
     for i, (r0, r1) in enumerate(F.pool_bins(h, bins)):
         for j, (c0, c1) in enumerate(F.pool_bins(h, bins)):
             want = fm[r0:r1, c0:c1].astype(np.int64).sum(axis=(0, 1))
@@ -406,9 +478,9 @@ def test_bin_sums_match_direct_pooling(h, tile, bins):
 def test_bin_sums_refuse_misaligned_bins():
     sums = np.zeros((4, 4, 2), np.int32)
     with pytest.raises(FormatError, match="does not align with 4-px tiles"):
-        F.bin_sums_from_tile_sums(sums, 4, 14, 14, 7, 7)       # bins of 2 px, tiles of 4
+        gates.sums_region_bins(sums, 4, 14, 14, 7, 7)       # bins of 2 px, tiles of 4
     with pytest.raises(FormatError, match="tile sums have"):
-        F.bin_sums_from_tile_sums(sums, 2, 14, 14, 7, 7)
+        gates.sums_region_bins(sums, 2, 14, 14, 7, 7)
 
 
 @FUZZ
@@ -419,65 +491,3 @@ def test_fuzz_tile_sums(data, gh, gw, c):
     except FormatError:
         return
     assert s.shape == (gh, gw, c)
-
-
-# ---- network program ---------------------------------------------------------------------
-def _program():
-    ds = example_descriptors()
-    steps = [F.HostStep(F.HostOp.INPUT), F.EngineStep((ds[0],))]
-    for i in range(3):
-        steps.append(F.HostStep(F.HostOp.GATES, block=i))
-        steps.append(F.EngineStep(tuple(ds[1 + 2 * i:3 + 2 * i]), block=i))
-    steps.append(F.HostStep(F.HostOp.HEAD))
-    return F.NetworkProgram(U96.config_hash, tuple(steps))
-
-
-def test_program_round_trip():
-    prog = _program()
-    b = F.pack_program(prog)
-    assert len(b) == F.PROGRAM_HEADER_BYTES + 9 * F.STEP_BYTES + 7 * F.DESCRIPTOR_BYTES
-    back = F.unpack_program(b)
-    assert back == prog and len(back.descriptors) == 7
-
-
-def test_program_errors():
-    b = F.pack_program(_program())
-    with pytest.raises(FormatError, match="config hash"):
-        F.unpack_program(b, SMALL)
-    with pytest.raises(FormatError, match="header says"):
-        F.unpack_program(b[:-1])
-    with pytest.raises(FormatError, match="is not 'small'"):
-        F.pack_program(_program(), SMALL)
-    too_many = F.NetworkProgram(U96.config_hash, (F.EngineStep(tuple(example_descriptors()[:9])),))
-    with pytest.raises(FormatError, match="max_layers"):
-        F.pack_program(too_many)
-    bad = bytearray(b); bad[F.PROGRAM_HEADER_BYTES + 1] = 9      # host op 9
-    with pytest.raises(FormatError, match="unknown host_op 9"):
-        F.unpack_program(bytes(bad))
-
-
-@FUZZ
-@given(st.binary(max_size=400))
-def test_fuzz_program_random_bytes(data):
-    try:
-        F.unpack_program(data)
-    except FormatError:
-        pass
-
-
-_PROGRAM = F.pack_program(_program())
-
-
-@FUZZ
-@given(st.lists(st.tuples(st.integers(0, len(_PROGRAM) // 4 - 1), st.integers(0, 2 ** 32 - 1)),
-                min_size=1, max_size=3), st.integers(0, len(_PROGRAM)))
-def test_fuzz_program_mutations(edits, cut):
-    words = list(struct.unpack(f"<{len(_PROGRAM) // 4}I", _PROGRAM))
-    for w, v in edits:
-        words[w] = v if v & 1 else v % 20
-    data = struct.pack(f"<{len(words)}I", *words)[:cut]
-    try:
-        prog = F.unpack_program(data)
-    except FormatError:
-        return
-    assert F.pack_program(prog) == data

@@ -95,3 +95,22 @@ def test_engine_id():
         R.check_engine_id(eid & ((1 << 48) - 1), u)
     with pytest.raises(ConfigError, match="format version"):
         R.check_engine_id(eid + (1 << 32), u)
+
+
+def test_status_layout_is_the_documented_abi():
+    """STATUS = code | layer << 8 | entry << 16 (docs/hls.md, the host and the RTL rely on
+    it); the packers follow regmap.STATUS_FIELDS, so a moved field shows here."""
+    assert R.pack_status(0xAB, 0xCD, 0x1234) == 0xAB | 0xCD << 8 | 0x1234 << 16
+    assert R.unpack_status(0x1234CDAB) == (0xAB, 0xCD, 0x1234)
+    with pytest.raises(ValueError, match="out of range"):
+        R.pack_status(1, 256, 0)
+    with pytest.raises(ValueError, match="out of range"):
+        R.pack_status(1, 0, 1 << 16)
+
+
+def test_field_lookup():
+    # ap_ctrl_hs: start, done, idle are CTRL bits 0, 1, 2 (what the host driver polls)
+    assert [R.field("CTRL", n).mask for n in ("AP_START", "AP_DONE", "AP_IDLE")] == [1, 2, 4]
+    assert R.field("ENGINE_ID", "MAGIC").lsb == 48 and R.field("STATUS", "ENTRY").width == 16
+    with pytest.raises(KeyError, match="no field"):
+        R.field("CTRL", "NOPE")

@@ -14,17 +14,23 @@ requirement (default below).
 """
 from __future__ import annotations
 
-import contextlib
 import glob
 import hashlib
 import os
 import re
 import shutil
+import sys
 import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from install_helpers import copy_checkout as _copy_checkout  # noqa: E402
+from install_helpers import fail as _fail  # noqa: E402
+from install_helpers import locked as _locked  # noqa: E402
+from install_helpers import run as _run  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 BOARD_PYTHON = (3, 10)
@@ -32,23 +38,6 @@ BOARD_PYTHON = (3, 10)
 # PYNQ 3.x images. Binary wheels only: never a 10-minute numpy build from source.
 NUMPY_SPEC = os.environ.get("DGFPGA_BOARD_NUMPY", "numpy==1.21.6")
 READY = ".dgfpga-board-venv-ready"
-
-
-def _clean_env(**extra) -> dict:
-    """This process's environment minus anything that would leak the 3.11 env into the venv."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE",
-                        "VIRTUAL_ENV", "__PYVENV_LAUNCHER__", "PYTHONEXECUTABLE")}
-    env["PYTHONNOUSERSITE"] = "1"
-    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
-    env.update(extra)
-    return env
-
-
-def _run(cmd, timeout=300, **kw) -> subprocess.CompletedProcess:
-    kw.setdefault("env", _clean_env())
-    return subprocess.run([str(c) for c in cmd], capture_output=True, text=True,
-                          timeout=timeout, **kw)
 
 
 def _probe(exe: str):
@@ -81,22 +70,6 @@ def find_board_python():
     return None
 
 
-@contextlib.contextmanager
-def _locked(path: Path):
-    """Serialise concurrent test runs sharing one cached venv (POSIX advisory lock)."""
-    import fcntl
-    with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def _fail(what: str, r: subprocess.CompletedProcess):
-    pytest.fail(f"{what} failed (exit {r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
-
-
 def _ensure_venv(venv: Path, python: str, key: str) -> Path:
     py = venv / "bin" / "python"
     marker = venv / READY
@@ -113,28 +86,6 @@ def _ensure_venv(venv: Path, python: str, key: str) -> Path:
         _fail(f"pip install {NUMPY_SPEC} (Python 3.10 wheel from the configured index)", r)
     marker.write_text(key)
     return py
-
-
-def _copy_checkout(dest: Path) -> Path:
-    """The files a commit of this checkout would hold (what `git archive` ships to the
-    board), so the build neither writes build/ into the checkout nor sees stale files."""
-    try:
-        r = _run(["git", "-C", ROOT, "ls-files", "-z", "--cached", "--others",
-                  "--exclude-standard"], timeout=60)
-        files = [f for f in r.stdout.split("\0") if f] if r.returncode == 0 else []
-    except OSError:
-        files = []
-    if files:
-        for f in files:
-            src = ROOT / f
-            if src.is_file():
-                (dest / f).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(src, dest / f)
-    else:   # not a git checkout (e.g. an unpacked archive): copy without build products
-        shutil.copytree(ROOT, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns(
-            ".git", ".venv", "build", "*.egg-info", "__pycache__", ".pytest_cache",
-            ".hypothesis", "sim_build", "out", ".cache"))
-    return dest
 
 
 @pytest.fixture(scope="module")
@@ -202,7 +153,7 @@ def test_install_ships_packages_and_data(board_venv, tmp_path):
 def test_bench_numpy_device_under_board_python(board_venv, bundle_dir, tmp_path):
     exe = board_venv.parent / "dgfpga-host"
     assert exe.exists(), "the dgfpga-host console script was not installed"
-    r = _run([exe, "bench", "--bundle", bundle_dir, "--device", "numpy", "--images", "2",
+    r = _run([exe, "bench", "--bundle", bundle_dir, "--device", "numpy", "--images", "selfcheck:2",
               "--no-progress"], cwd=tmp_path, timeout=300)
     assert r.returncode == 0, f"exit {r.returncode}\n{r.stdout}\n{r.stderr}"
     assert "bit-exact vs golden (logits + masks, gated and dense): PASS" in r.stdout, r.stdout

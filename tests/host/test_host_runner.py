@@ -130,3 +130,33 @@ def test_runner_on_csim_device_bit_exact(bundle_dir):
         rd = runner.run_image(sc.images[n], dense=True)
         np.testing.assert_array_equal(rd.logits_int, sc.logits_int_dense[n])
         assert 0 < r.cycles < rd.cycles
+
+
+def _buggy_writer(real):
+    """A work-list writer that puts a residual-only tile index equal to the tile count."""
+    def encode(d, slots, tiles, res_tiles=None, out_channels=None, in_channels=None):
+        fields, writes = real(d, slots, tiles, res_tiles, out_channels, in_channels)
+        if res_tiles is not None and len(res_tiles):
+            bad = np.asarray(res_tiles, "<u2").copy()
+            bad[-1] = d.n_tiles
+            writes = [(o, bad.view(np.uint8)) if o == slots.res_tiles else (o, w)
+                      for o, w in writes]
+        return fields, writes
+    return encode
+
+
+def test_host_check_rejects_residual_only_index_equal_to_count(bundle_dir, monkeypatch):
+    """validate=True (the host check, formats.read_work_list) refuses the run before the
+    engine starts; without it the engine itself reports TILE_RANGE."""
+    from dgfpga.contract import formats
+    b = load_bundle(bundle_dir)
+    monkeypatch.setattr(formats, "encode_work_list", _buggy_writer(formats.encode_work_list))
+    runner = NetworkRunner(b, NumpyDevice(b.cfg), validate=True)
+    ds = [i for i, bp in enumerate(b.plan.blocks) if bp.downsample is not None]
+    # every tile off in a downsample block: its conv2 lists all tiles as residual-only
+    with pytest.raises(FormatError, match=r"residual-only tile list\[\d+\] = \d+ out of range"):
+        runner.scheduler.block(ds[0], np.zeros(b.plan.blocks[ds[0]].grid, bool), None)
+    runner = NetworkRunner(b, NumpyDevice(b.cfg), validate=False)
+    run = runner.scheduler.block(ds[0], np.zeros(b.plan.blocks[ds[0]].grid, bool), None)
+    with pytest.raises(EngineFault, match="TILE_RANGE"):
+        runner._start(run, "tampered block")

@@ -209,3 +209,85 @@ def test_save_rejects_non_plain_metadata(tmp_path, model):
     with pytest.raises(CheckpointError, match="do not pass state_dict"):
         save_checkpoint(tmp_path / "x.pth", model, state_dict={})
     assert not list(tmp_path.iterdir())
+
+
+# ----------------------------------------------------------------------------- hostile values
+
+def _with(model, key, fill):
+    """The model's state dict with tensor `key` changed by `fill(tensor)` (in a copy)."""
+    sd = {k: v.clone() for k, v in model.state_dict().items()}
+    fill(sd[key])
+    return sd
+
+
+@pytest.mark.parametrize("key,fill,pattern", [
+    ("layer2.1.conv1.weight", lambda t: t.view(-1)[7].fill_(float("nan")),
+     r"tensor layer2\.1\.conv1\.weight has 1 NaN value\(s\)"),
+    ("fc.weight", lambda t: t.view(-1)[0].fill_(float("-inf")),
+     r"tensor fc\.weight has 1 infinite value"),
+    ("layer1.0.bn1.running_var", lambda t: t.view(-1)[3].fill_(float("inf")),
+     r"tensor layer1\.0\.bn1\.running_var has 1 infinite"),
+    ("layer3.0.conv2.weight", lambda t: t.mul_(1e30),
+     r"tensor layer3\.0\.conv2\.weight has a value of magnitude .*limit 1e\+15"),
+    ("bn1.running_mean", lambda t: t.view(-1)[0].fill_(2e15), r"tensor bn1\.running_mean .*magnitude"),
+    ("layer1.1.bn2.running_var", lambda t: t.view(-1)[0].fill_(-1.0),
+     r"tensor layer1\.1\.bn2\.running_var \(a BatchNorm variance\) has negative"),
+])
+def test_non_finite_or_absurd_values_are_refused_naming_the_tensor(tmp_path, model, key, fill,
+                                                                  pattern):
+    path = tmp_path / "bad.pth.tar"
+    torch.save({"state_dict": _with(model, key, fill)}, path)
+    with pytest.raises(CheckpointError, match=pattern) as err:
+        load_checkpoint(path, arch=ARCH)
+    assert str(path) in str(err.value) and "checkpoint" in str(err.value)
+
+
+def test_large_but_sane_values_still_load(tmp_path, model):
+    """The limit is not a tight one: 1e6-scaled weights and a huge-but-finite variance load."""
+    sd = _with(model, "layer1.0.conv1.weight", lambda t: t.mul_(1e6))
+    sd["layer1.0.bn1.running_var"].fill_(1e12)
+    torch.save({"state_dict": sd}, tmp_path / "big.pth")
+    loaded, _ = load_checkpoint(tmp_path / "big.pth", arch=ARCH)
+    assert torch.equal(loaded.layer1[0].conv1.weight, sd["layer1.0.conv1.weight"])
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+@pytest.mark.parametrize("protocol", [2, 4])
+@pytest.mark.parametrize("keep", [0.001, 0.5, 0.99])
+def test_truncated_checkpoint_says_truncated_or_corrupt(tmp_path, model, legacy, protocol, keep):
+    path = tmp_path / "ck.pth.tar"
+    torch.save(official_layout(model), path, pickle_protocol=protocol,
+               _use_new_zipfile_serialization=not legacy)
+    data = path.read_bytes()
+    path.write_bytes(data[:max(1, int(len(data) * keep))])
+    with pytest.raises(CheckpointError, match="truncated or corrupt") as err:
+        load_checkpoint(path, arch=ARCH)
+    assert "not a PyTorch checkpoint" not in str(err.value) and str(path) in str(err.value)
+
+
+def test_intact_legacy_format_still_loads(tmp_path, model):
+    path = tmp_path / "legacy.pth.tar"
+    torch.save(official_layout(model), path, pickle_protocol=4,
+               _use_new_zipfile_serialization=False)
+    assert same_weights(load_checkpoint(path)[0], model)
+
+
+@pytest.mark.parametrize("arch", [ARCH, None])
+def test_partly_prefixed_keys_get_a_hint_and_stay_refused(tmp_path, model, arch):
+    sd = {(f"module.{k}" if i % 3 == 0 else k): v
+          for i, (k, v) in enumerate(model.state_dict().items())}
+    torch.save({"state_dict": sd}, tmp_path / "mixed.pth")
+    n = sum(k.startswith("module.") for k in sd)
+    with pytest.raises(CheckpointError,
+                       match=rf"{n} of {len(sd)} keys start with 'module\.'.*strip") as err:
+        load_checkpoint(tmp_path / "mixed.pth", arch=arch)
+    assert "missing keys" in str(err.value)      # strict matching is kept
+
+
+def test_fully_prefixed_or_plain_keys_get_no_prefix_hint(tmp_path, model):
+    sd = dict(model.state_dict())
+    del sd["fc.bias"]
+    torch.save({"state_dict": sd}, tmp_path / "m.pth")
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(tmp_path / "m.pth", arch=ARCH)
+    assert "module." not in str(err.value)

@@ -222,7 +222,7 @@ def test_tables():
 
 
 def test_cli_dense(capsys):
-    assert main(["flops", "resdg18"]) == 0
+    assert main(["flops", "--arch", "resdg18"]) == 0
     out = capsys.readouterr().out
     assert "layer4.1" in out and "total: 1814073344 MACs" in out
 
@@ -230,10 +230,10 @@ def test_cli_dense(capsys):
 def test_cli_gated_npy_and_json(tmp_path, capsys):
     ck = save_checkpoint(tmp_path / "r20.pth.tar", mixed(build_model("resdg20_cifar10")))
     imgs = tmp_path / "imgs.npy"
-    np.save(imgs, np.random.default_rng(0).standard_normal((6, 3, 32, 32)).astype(np.float32))
+    np.save(imgs, np.random.default_rng(0).standard_normal((6, 3, 32, 32)).clip(-2, 2).astype(np.float32))
     js = tmp_path / "f.json"
-    assert main(["flops", "resdg20_cifar10", "--checkpoint", str(ck), "--images", str(imgs),
-                 "--json", str(js)]) == 0
+    assert main(["flops", "--arch", "resdg20_cifar10", "--checkpoint", str(ck), "--images", str(imgs),
+                 "-o", str(js)]) == 0
     out = capsys.readouterr().out
     assert "gated MACs, mean over 6 images" in out
     data = json.loads(js.read_text())
@@ -245,19 +245,19 @@ def test_cli_embedded_images(tmp_path, capsys, monkeypatch):
     pytest.importorskip("dgfpga.data.embedded")
     monkeypatch.setenv("DGFPGA_CACHE", str(tmp_path / "cache"))
     ck = save_checkpoint(tmp_path / "r20.pth.tar", mixed(build_model("resdg20_cifar10")))
-    assert main(["flops", "resdg20_cifar10", "--checkpoint", str(ck),
+    assert main(["flops", "--arch", "resdg20_cifar10", "--checkpoint", str(ck),
                  "--images", "embedded:8"]) == 0
     assert "mean over 8 images" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("args,message", [
-    (["flops", "resnet18"], "unknown architecture 'resnet18'"),
-    (["flops", "resdg20_cifar10", "--images", "x.npy"], "need both --checkpoint and --images"),
-    (["flops", "resdg20_cifar10", "--checkpoint", "CK", "--images", "missing.npy"], "no such file"),
-    (["flops", "resdg20_cifar10", "--checkpoint", "CK", "--images", "BADSHAPE"], "expected float images"),
-    (["flops", "resdg20_cifar10", "--checkpoint", "CK", "--images", "WRONGSIZE"], "takes 32x32"),
-    (["flops", "resdg20_cifar10", "--checkpoint", "CK", "--images", "embedded:x"], "embedded:N"),
-    (["flops", "resdg20_cifar10", "--checkpoint", "nothere.pth", "--images", "embedded:1"],
+    (["flops", "--arch", "resnet18"], "unknown architecture 'resnet18'"),
+    (["flops", "--arch", "resdg20_cifar10", "--images", "x.npy"], "need both --checkpoint and --images"),
+    (["flops", "--arch", "resdg20_cifar10", "--checkpoint", "CK", "--images", "missing.npy"], "no such .npy file"),
+    (["flops", "--arch", "resdg20_cifar10", "--checkpoint", "CK", "--images", "BADSHAPE"], "float images of shape [2, 32, 32]"),
+    (["flops", "--arch", "resdg20_cifar10", "--checkpoint", "CK", "--images", "WRONGSIZE"], "[N, 3, 32, 32]"),
+    (["flops", "--arch", "resdg20_cifar10", "--checkpoint", "CK", "--images", "embedded:x"], "expected embedded[:N][:SPLIT]"),
+    (["flops", "--arch", "resdg20_cifar10", "--checkpoint", "nothere.pth", "--images", "embedded:1"],
      "does not exist"),
 ])
 def test_cli_errors(tmp_path, capsys, args, message):

@@ -167,7 +167,8 @@ def setup():
     pytest.importorskip("torch")
     pytest.importorskip("dgfpga_models", reason="dgfpga_models (models/) is not installed")
     from dgfpga.data.embedded import load_split
-    from dgfpga.quant.quantize import QuantConfig, make_test_model, quantize_model
+    from dgfpga.quant.quantizer import QuantConfig, quantize_model
+    from dgfpga.quant.float_model import make_test_model
     calib = load_split("train", 64).images
     model = make_test_model("resdg20_cifar10", calib, seed=3)
     qm = quantize_model(model, calib)

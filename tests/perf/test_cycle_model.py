@@ -8,7 +8,7 @@ from dgfpga.perf import cycle_model as M
 from dgfpga.contract import formats as F
 from dgfpga.contract.engine_config import default_config, load_config
 from dgfpga.errors import ConfigError
-from dgfpga.perf.netshapes import net_shape
+from dgfpga.perf.netshapes import net_shape, shape_plan
 
 SMALL = load_config("small")
 # B = 8 bytes/cycle exactly (64-bit AXI, no derating, DRAM never the limit)
@@ -138,16 +138,26 @@ def test_dense_macs_match_reference_numbers():
                                        ("resdg34", default_config()),
                                        ("resdg20_cifar10", SMALL)])
 def test_every_network_layer_fits_its_engine(name, cfg):
+    """The shape plan packs (every template validated against the engine's buffers) and
+    every scheduled run, dense and gated, passes the engine's checks."""
+    from dgfpga.runtime.scheduler import Scheduler
+    plan = shape_plan(name, cfg)
+    assert [lp.kind for lp in plan.layers].count("conv2") == len(net_shape(name).blocks)
     net = net_shape(name)
     masks = M.random_block_masks(net, [0.3] * len(net.blocks), seed=5)
-    stem = F.make_descriptor(k=net.stem.k, stride=net.stem.stride, in_h=net.stem.in_h,
-                             in_w=net.stem.in_w, in_c=3, out_c=net.stem.out_c,
-                             tile=net.blocks[0].tile, maxpool=net.stem.maxpool)
-    assert F.layer_fit_problems(stem, cfg) == []
-    for b, m in zip(net.blocks, masks):
-        for mask in (m, None):
-            for d, _, _ in M.block_descriptors(b, mask):
-                assert F.layer_fit_problems(d, cfg) == [], (b.name, d)
+    sch = Scheduler(plan, validate=True)
+    for i, (bp, m) in enumerate(zip(plan.blocks, masks)):
+        sp = np.zeros(bp.conv1.template.n_tiles, bool)
+        sp[m.tiles] = True
+        ch = np.zeros(bp.conv1.template.out_c, bool)
+        ch[m.channels] = True
+        assert sch.block(i, sp, ch).layer_count >= 2
+        assert sch.block(i).layer_count in (2, 3)
+
+
+def test_shape_plan_refuses_a_network_that_does_not_fit():
+    with pytest.raises(ConfigError, match="does not fit"):
+        shape_plan("resdg18", SMALL)
 
 
 def test_random_masks_have_the_requested_density():
@@ -169,12 +179,13 @@ def test_random_masks_have_the_requested_density():
 
 def test_network_prediction_is_plausible():
     net = net_shape("resdg18")
+    plan = shape_plan("resdg18", default_config())
     masks = M.random_block_masks(net, [0.4] * len(net.blocks), seed=0)
-    c = M.compare(net, masks)
-    assert c.dense.macs == pytest.approx(net.dense_macs)
+    c = M.compare(plan, masks)
+    assert c.dense.macs == net.dense_macs == c.gated.dense_macs
     assert 1.5 < c.mac_reduction < 3.0
     assert 1.0 < c.speedup < c.mac_reduction
     assert 0.5 < c.efficiency < 1.0
     assert c.dense.seconds(default_config()) > 0
     all_on = M.random_block_masks(net, [1.0] * len(net.blocks))
-    assert M.compare(net, all_on).speedup < 1.0          # gate overhead, nothing skipped
+    assert M.compare(plan, all_on).speedup < 1.0          # gate overhead, nothing skipped

@@ -26,7 +26,7 @@ def test_density_solver_is_monotone():
 
 def test_predict_command_writes_json(tmp_path, capsys):
     out = tmp_path / "p.json"
-    assert main(["predict", "--json", str(out)]) == 0
+    assert main(["predict", "-o", str(out)]) == 0
     text = capsys.readouterr().out
     assert "resdg34" in text and "paper speedup" in text
     data = json.loads(out.read_text())
@@ -36,6 +36,36 @@ def test_predict_command_writes_json(tmp_path, capsys):
 def test_bench_scheduler_command(tmp_path, capsys):
     out = tmp_path / "b.json"
     assert main(["bench-scheduler", "--arch", "resdg20_cifar10", "--config", "small",
-                 "--images", "5", "--json", str(out)]) == 0
+                 "--masks", "5", "-o", str(out)]) == 0
     data = json.loads(out.read_text())
     assert data["blocks"] == 9 and data["schedule_us_median"] > 0
+
+
+CKPT = "models/checkpoints/resdg20_cifar10_d50.pth.tar"
+
+
+def test_predict_checkpoint_prices_its_own_plan(tmp_path, capsys):
+    """--checkpoint: the golden masks of real images priced on the quantized model's own
+    plan (that it equals the shape plan: tests/perf/test_one_schedule.py)."""
+    import pytest
+    pytest.importorskip("torch", reason="loading a checkpoint needs torch")
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "p.json"
+    assert main(["predict", "--checkpoint", str(root / CKPT), "--images", "embedded:2",
+                 "--calib", "embedded:16", "-o", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    assert len(rows) == 4 and rows[3]["network"] == "resdg20_cifar10"
+    assert 1.0 < rows[3]["mac_reduction"] and 0 < rows[3]["speedup"]
+    assert "real masks" in capsys.readouterr().out
+
+
+def test_predict_checks_images_before_any_work(tmp_path, capsys):
+    import pytest
+    pytest.importorskip("torch", reason="loading a checkpoint needs torch")
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "p.json"
+    assert main(["predict", "--checkpoint", str(root / CKPT), "--images", "photos:2",
+                 "-o", str(out)]) == 2
+    assert "224x224" in capsys.readouterr().err and not out.exists()

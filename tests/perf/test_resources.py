@@ -79,3 +79,17 @@ def test_geometry_matches_the_hls_constants(name, tmp_path):
     out = subprocess.run([str(tmp_path / "geo")], check=True, capture_output=True, text=True).stdout
     got = {k: int(v) for k, v in (ln.split() for ln in out.splitlines())}
     assert got == resources.buffer_geometry(cfg)
+
+
+def test_docs_quote_the_estimate(repo_root):
+    """docs/hls.md's resource table is the estimate (the one DSP/BRAM model), not a copy
+    that drifts: DSP and BRAM36 exactly, LUT/FF to the quoted 0.1k."""
+    import re
+    text = (repo_root / "docs" / "hls.md").read_text()
+    for name in ("small", "ultra96"):
+        row = re.search(rf"^\| {name} \| (\d+)[^|]*\| (\d+)[^|]*\| ~([\d.]+)k \| ~([\d.]+)k \|$",
+                        text, re.M)
+        assert row, f"docs/hls.md has no resource row for {name}"
+        t = resources.estimate(load_config(name)).totals()
+        assert (int(row[1]), int(row[2])) == (t["dsp"], t["bram36"]), name
+        assert (float(row[3]), float(row[4])) == (round(t["lut"] / 1e3, 1), round(t["ff"] / 1e3, 1))

@@ -15,7 +15,8 @@ from dgfpga.quant.fakequant import compare_layers, run_fakequant  # noqa: E402
 @pytest.fixture(scope="module")
 def setup():
     from dgfpga.data.embedded import load_split
-    from dgfpga.quant.quantize import make_test_model, quantize_model
+    from dgfpga.quant.float_model import make_test_model
+    from dgfpga.quant.quantizer import quantize_model
     calib = load_split("train", 64).images
     model = make_test_model("resdg20_cifar10", calib, seed=7)
     return quantize_model(model, calib), load_split("test", 24).images
@@ -70,7 +71,8 @@ def test_imagenet_stem_and_maxpool_path():
     golden == fake-quant on every layer, and the MACs equal the float model's accounting."""
     import torch
 
-    from dgfpga.quant.quantize import IMAGENET_MEAN, IMAGENET_STD, make_test_model, quantize_model
+    from dgfpga.quant.float_model import IMAGENET_MEAN, IMAGENET_STD, make_test_model
+    from dgfpga.quant.quantizer import quantize_model
     rng = np.random.default_rng(0)
     u = rng.uniform(0, 1, (8, 3, 64, 64))
     x = ((u - np.array(IMAGENET_MEAN)[:, None, None]) / np.array(IMAGENET_STD)[:, None, None])

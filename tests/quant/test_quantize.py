@@ -1,4 +1,4 @@
-"""dgfpga.quant.quantize: BN folding, weight quantization, multipliers, tied scales, gate
+"""dgfpga.quant (fold, stats, quantizer, float_model, evaluate): BN folding, weight quantization, multipliers, tied scales, gate
 extraction, errors, and the `quantize` / `qreport` commands."""
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ from dgfpga.numerics import gates
 from dgfpga.numerics import golden
 from dgfpga.errors import CheckpointError, DgfpgaError  # noqa: E402
 from dgfpga.numerics.qmodel import load_qmodel  # noqa: E402
-from dgfpga.quant.quantize import (CalibrationError, QuantConfig, UnsupportedModelError,  # noqa: E402
-                             choose_shift, fold_bn, load_float_model, make_test_model,
-                             quantize_model, quantize_weights)
+from dgfpga.quant import CalibrationError, UnsupportedModelError  # noqa: E402
+from dgfpga.quant.float_model import load_float_model, make_test_model  # noqa: E402
+from dgfpga.quant.fold import choose_shift, fold_bn, quantize_weights  # noqa: E402
+from dgfpga.quant.quantizer import QuantConfig, quantize_model  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +110,7 @@ def test_gate_parameters_reproduce_the_float_gate_logits(qm, model, calib):
 
 def test_gated_int8_tracks_the_float_model(qm, model):
     from dgfpga.data.embedded import load_split
-    from dgfpga.quant.quantize import evaluate_quantized
+    from dgfpga.quant.evaluate import evaluate_quantized
     te = load_split("test", 64)
     r = evaluate_quantized(model, qm, te.images, te.labels)
     # A random model with gate biases at the median puts many logits near 0, so these
@@ -175,15 +176,16 @@ def test_quantize_and_qreport_commands(tmp_path, model, capsys):
     np.save(npy, load_split("train", 8).images)
     assert _run(quantize, ["--checkpoint", str(ck), "--calib", str(npy), "-o", str(out)]) == 0
     js = tmp_path / "r.json"
-    assert _run(qreport, ["--checkpoint", str(ck), "--qmodel", str(out), "-n", "32",
-                          "--json", str(js)]) == 0
+    assert _run(qreport, ["--checkpoint", str(ck), "--qmodel", str(out), "--images",
+                          "embedded:32:test", "-o", str(js)]) == 0
     text = capsys.readouterr().out
     assert "top-1" in text and "gate agreement" in text
     r = json.loads(js.read_text())
     assert r["n"] == 32 and 0 <= r["top1_int8"] <= 100
-    with pytest.raises(CalibrationError):
+    from dgfpga.data.images import ImageSpecError
+    with pytest.raises(ImageSpecError, match="--calib embedded:0"):
         _run(quantize, ["--checkpoint", str(ck), "--calib", "embedded:0", "-o", str(out)])
-    with pytest.raises(CalibrationError):
+    with pytest.raises(ImageSpecError, match="x.txt: no such file"):
         _run(quantize, ["--checkpoint", str(ck), "--calib", str(tmp_path / "x.txt"), "-o", str(out)])
 
 
@@ -193,14 +195,14 @@ def test_commands_are_registered():
 
 
 def test_dense_trained_checkpoints_are_recognised():
-    from dgfpga.quant.quantize import trained_dense
+    from dgfpga.quant.float_model import trained_dense
     assert trained_dense({"target_density": None})
     assert not trained_dense({"target_density": 0.5})
     assert not trained_dense({})                 # official checkpoints: gated
 
 
 def test_mse_statistic(model, calib):
-    from dgfpga.quant.quantize import _mse_clip
+    from dgfpga.quant.stats import _mse_clip
     v = np.random.default_rng(0).exponential(1.0, 200_000)
     c = _mse_clip(v)
     assert np.percentile(v, 99) <= c < v.max()     # clips the far tail
@@ -217,13 +219,14 @@ def test_shipped_checkpoints_meet_the_targets(repo_root, name):
     """Issue 4 targets on the shipped checkpoints, test split: top-1 within 0.5 pt,
     gate agreement >= 98%, density within 2 pts."""
     from dgfpga.data.embedded import load_split
-    from dgfpga.quant.quantize import evaluate_quantized, load_calibration, trained_dense
+    from dgfpga.quant.evaluate import evaluate_quantized
+    from dgfpga.quant.float_model import trained_dense
     path = repo_root / "models" / "checkpoints" / f"{name}.pth.tar"
     if not path.is_file():
         pytest.skip(f"{path} not shipped")
     model, meta = load_float_model(path)
     dense = trained_dense(meta)
-    qm = quantize_model(model, load_calibration("embedded:256"),
+    qm = quantize_model(model, load_split("train", 256).images,
                         QuantConfig(calibration_mode="dense" if dense else "gated"))
     te = load_split("test")
     r = evaluate_quantized(model, qm, te.images, te.labels, dense=dense)

@@ -10,7 +10,7 @@ from dgfpga.cli.main import main
 @pytest.fixture(scope="module")
 def checkpoint(calib_images, tmp_path_factory):
     pytest.importorskip("torch")
-    from dgfpga.quant.quantize import make_test_model
+    from dgfpga.quant.float_model import make_test_model
     from dgfpga_models.checkpoint import save_checkpoint
     d = tmp_path_factory.mktemp("ckpt")
     model = make_test_model("resdg20_cifar10", calib_images)
@@ -30,7 +30,7 @@ def _tree(root):
 
 def test_build_hls_project_and_bundle(checkpoint, tmp_path, capsys):
     ckpt, calib, sc = checkpoint
-    args = ["build-hls", "--checkpoint", str(ckpt), "--calib", str(calib), "--selfcheck", str(sc),
+    args = ["build-hls", "--checkpoint", str(ckpt), "--calib", str(calib), "--images", str(sc),
             "--config", "small"]
     assert main(args + ["-o", str(tmp_path / "a")]) == 0
     out = capsys.readouterr().out
@@ -60,7 +60,7 @@ def test_impossible_configuration_is_refused(checkpoint, tmp_path, capsys):
     text = text.replace("ofm_buffer_bytes = 32768", "ofm_buffer_bytes = 73984")
     bad = tmp_path / "huge.toml"
     bad.write_text(text)
-    rc = main(["build-hls", "--checkpoint", str(ckpt), "--calib", str(calib), "--selfcheck",
+    rc = main(["build-hls", "--checkpoint", str(ckpt), "--calib", str(calib), "--images",
                str(sc), "--config", str(bad), "-o", str(tmp_path / "x")])
     assert rc == 2
     assert "DSP" in capsys.readouterr().err

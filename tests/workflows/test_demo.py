@@ -10,14 +10,14 @@ from dgfpga.cli.main import main
 @pytest.fixture(scope="module")
 def demo_run(calib_images, tmp_path_factory):
     pytest.importorskip("torch")
-    from dgfpga.quant.quantize import make_test_model
+    from dgfpga.quant.float_model import make_test_model
     from dgfpga_models.checkpoint import save_checkpoint
     d = tmp_path_factory.mktemp("demo")
     from dgfpga.data import embedded as data
     imgs = data.load_split("train", 64).images
     model = make_test_model("resdg20_cifar10", imgs)
     ckpt = save_checkpoint(d / "m.pth.tar", model)
-    rc = main(["demo", "--checkpoint", str(ckpt), "--n-sim", "2", "--n-eval", "40",
+    rc = main(["demo", "--checkpoint", str(ckpt), "--n-sim", "2", "--images", "embedded:40:test",
                "-o", str(d / "out")])
     return rc, d / "out"
 

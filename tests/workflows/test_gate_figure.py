@@ -58,7 +58,7 @@ def test_gate_figure_command_on_a_checkpoint(tmp_path, monkeypatch):
     model = build_model("resdg20_cifar10", num_classes=10)
     ck = save_checkpoint(tmp_path / "m.pth.tar", model, target_density=0.5)
     assert main(["gate-figure", "--checkpoint", str(ck), "-o", str(tmp_path / "g.png"),
-                 "--n", "2"]) == 0
+                 "--count", "2"]) == 0
     assert (tmp_path / "g.png").stat().st_size > 5000
     assert main(["gate-figure", "--checkpoint", str(ck), "-o", str(tmp_path / "h.png"),
-                 "--n", "0"]) == 2
+                 "--count", "0"]) == 2

@@ -106,6 +106,9 @@ def test_mask_output_names():
 def test_cli_export_onnx(tmp_path, capsys):
     ck = save_checkpoint(tmp_path / "r20.pth.tar", set_gate_biases(build_model("resdg20_cifar10")))
     out = tmp_path / "out" / "r20.onnx"
+    assert main(["export-onnx", "--checkpoint", str(ck), "-o", str(out)]) == 2   # no out/:
+    assert "does not exist" in capsys.readouterr().err         # refused, not created
+    out.parent.mkdir()
     assert main(["export-onnx", "--checkpoint", str(ck), "-o", str(out)]) == 0
     text = capsys.readouterr().out
     assert out.is_file() and "19 outputs (logits + 18 masks)" in text

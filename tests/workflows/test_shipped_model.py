@@ -20,10 +20,11 @@ def shipped_bundle(tmp_path_factory):
     from dgfpga.data import embedded as data
     from dgfpga.workflows.build import build_hls
     from dgfpga.contract.engine_config import load_config
-    from dgfpga.quant.quantize import load_calibration, load_float_model, quantize_model
+    from dgfpga.quant.float_model import load_float_model
+    from dgfpga.quant.quantizer import quantize_model
     from dgfpga_host.bundle import load_bundle
     model, _ = load_float_model(CKPT)
-    qm = quantize_model(model, load_calibration("embedded:256"))
+    qm = quantize_model(model, data.load_split("train", 256).images)
     test = data.load_split("test", N_IMAGES)
     out = tmp_path_factory.mktemp("shipped")
     r = build_hls(qm, load_config("small"), out, test.images, test.labels)

@@ -1,0 +1,75 @@
+"""`evaluate_quantized`: the float model vs the integer golden model on labelled images
+(top-1, gate agreement, density, MACs, overflow bounds), as `dgfpga qreport` prints it.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from dgfpga.numerics.qmodel import QModel, conv_bounds
+from dgfpga.quant import QuantizationError
+
+__all__ = ["evaluate_quantized"]
+
+
+def evaluate_quantized(model, qm: QModel, images: np.ndarray, labels: np.ndarray,
+                       batch: int = 200, dense: bool = False) -> dict:
+    """Float model vs integer golden model on labelled images (both gated, or both with
+    every gate on when `dense`).
+
+    Returns a dict: n, top1_float, top1_int8 (percent), spatial_agreement and
+    channel_agreement (fraction of identical gate decisions, all blocks), per-block lists
+    (name, spatial/channel agreement, density float/int8), density_float / density_int8
+    (whole network, official definition), macs_float / macs_int8 (mean per image),
+    dense_macs.
+    """
+    import torch
+    from dgfpga.numerics.golden import run_golden
+
+    if model.arch != qm.arch:
+        raise QuantizationError(f"the checkpoint is {model.arch} but the quantized model is {qm.arch}")
+    model.eval()
+    model.dense = dense
+    g = run_golden(qm, images, masks="dense" if dense else None, keep_layers=False)
+    fl_logits, fl_sp, fl_ch, fl_bd, fl_macs = [], [], [], [], []
+    with torch.no_grad():
+        for s in range(0, images.shape[0], batch):
+            out = model.forward_gated(torch.from_numpy(np.ascontiguousarray(images[s:s + batch])))
+            fl_logits.append(out.logits.numpy())
+            fl_sp.append([m.spatial[:, 0].numpy() > 0 for m in out.masks])
+            fl_ch.append([m.channel[:, :, 0, 0].numpy() > 0 for m in out.masks])
+            fl_bd.append((out.flops_real / out.flops_full).numpy())
+            fl_macs.append(out.macs.numpy())
+    fl = np.concatenate(fl_logits)
+    sp = [np.concatenate([b[i] for b in fl_sp]) for i in range(len(qm.blocks))]
+    ch = [np.concatenate([b[i] for b in fl_ch]) for i in range(len(qm.blocks))]
+    bd = np.concatenate(fl_bd)
+    macs_f = np.concatenate(fl_macs)
+    blocks = []
+    agree_s = agree_c = total_s = total_c = 0
+    for i, b in enumerate(qm.blocks):
+        es = int((sp[i] == g.masks[i].spatial).sum())
+        ec = int((ch[i] == g.masks[i].channel).sum())
+        agree_s += es
+        agree_c += ec
+        total_s += sp[i].size
+        total_c += ch[i].size
+        blocks.append({"name": b.name, "spatial_agreement": es / sp[i].size,
+                       "channel_agreement": ec / ch[i].size,
+                       "density_float": float(bd[:, i].mean()),
+                       "density_int8": float(g.block_density[:, i].mean())})
+    return {
+        "arch": qm.arch, "n": int(images.shape[0]),
+        "top1_float": float((fl.argmax(1) == labels).mean() * 100),
+        "top1_int8": float((g.logits.argmax(1) == labels).mean() * 100),
+        "prediction_agreement": float((fl.argmax(1) == g.logits.argmax(1)).mean()),
+        "spatial_agreement": agree_s / total_s, "channel_agreement": agree_c / total_c,
+        "gate_agreement": (agree_s + agree_c) / (total_s + total_c),
+        "density_float": float(macs_f.mean() / g.dense_macs),
+        "density_int8": float(g.density.mean()),
+        "macs_float": float(macs_f.mean()), "macs_int8": float(g.total_macs.mean()),
+        "dense_macs": int(g.dense_macs), "blocks": blocks,
+        "max_acc_bound_log2": max(math.log2(conv_bounds(qm, c)[0]) for c in qm.convs()),
+        "max_z_bound_log2": max(math.log2(conv_bounds(qm, c)[1]) for c in qm.convs()),
+    }

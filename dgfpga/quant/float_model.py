@@ -1,0 +1,107 @@
+"""Float models for the quantizer: a checkpoint -> zoo model in eval mode (gated), the
+input normalisation a network expects, and randomly initialised test models (torch).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from dgfpga.data.images import input_range, normalization_for
+from dgfpga.data.photos import MEAN as IMAGENET_MEAN, STD as IMAGENET_STD
+from dgfpga.quant import UnsupportedModelError
+
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "default_normalization", "input_range",
+           "check_supported", "load_float_model", "trained_dense", "make_test_model"]
+
+
+def default_normalization(model) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) the model's inputs are normalised with (`dgfpga.data.images.normalization_for`)."""
+    return normalization_for(model.arch)
+
+
+def check_supported(model) -> None:
+    """Raise UnsupportedModelError unless `model` is a BasicBlock DGNet ResNet."""
+    arch = getattr(model, "arch", type(model).__name__)
+    blocks = model.blocks() if hasattr(model, "blocks") else []
+    kinds = {getattr(b, "kind", "?") for b in blocks}
+    if not blocks or kinds != {"basic"} or not all(getattr(b, "gated", False) for b in blocks):
+        raise UnsupportedModelError(
+            f"{arch}: only BasicBlock DGNet ResNets can be quantized (resdg20/32/56/110_cifar10, "
+            f"resdg18, resdg34); this model has {sorted(kinds) or 'no'} blocks. Bottleneck "
+            f"(resdg50) and MobileNetV2 quantization is not supported.")
+
+
+def load_float_model(checkpoint, arch: str | None = None):
+    """Load a zoo model from a checkpoint: `(model, meta)`, model in eval mode, gated.
+
+    `arch` defaults to the checkpoint's own (its `arch` entry or its keys). Raises
+    CheckpointError (unreadable file, keys or shapes of another architecture) or
+    UnsupportedModelError (not a BasicBlock ResNet).
+    """
+    from dgfpga_models import ARCHS
+    from dgfpga_models.checkpoint import load_checkpoint
+
+    if arch is not None and arch not in ARCHS:
+        raise UnsupportedModelError(f"unknown architecture {arch!r}; known: {', '.join(ARCHS)}")
+    if arch is not None and (ARCHS[arch].family == "mobilenet" or arch.startswith("resdg50")):
+        raise UnsupportedModelError(f"{arch}: Bottleneck and MobileNetV2 quantization is not "
+                                    f"supported; use a BasicBlock ResNet (resdg20/32/56/110_cifar10, "
+                                    f"resdg18, resdg34)")
+    model, meta = load_checkpoint(checkpoint, arch)
+    check_supported(model)
+    model.eval()
+    model.dense = False
+    return model, meta
+
+
+def trained_dense(meta: dict) -> bool:
+    """True for checkpoints trained with every gate on (`dgfpga train --dense` records
+    `target_density: None`); their gates are untrained, so they are calibrated and
+    evaluated dense. Official checkpoints (no such entry) count as gated."""
+    return "target_density" in meta and meta["target_density"] is None
+
+
+def make_test_model(arch: str = "resdg20_cifar10", images: np.ndarray | None = None,
+                    seed: int = 0, on_fraction: float = 0.6, **build_kwargs):
+    """A randomly initialised zoo model made realistic enough to exercise quantization
+    (for tests and demos while no trained checkpoint is at hand): BN running statistics
+    measured on `images` (dense, cumulative), BN affine parameters jittered, and every gate
+    bias set so that about `on_fraction` of its decisions on `images` are on (some on,
+    some off). `build_kwargs` go to `build_model` (e.g. input_size, num_classes).
+    Returned in eval mode, gated."""
+    import torch
+    from dgfpga_models import build_model
+
+    torch.manual_seed(seed)
+    model = build_model(arch, dense=True, **build_kwargs)
+    if images is None:
+        rng = np.random.default_rng(seed)
+        images = rng.normal(0, 1, size=(64, 3, model.in_h, model.in_w)).astype(np.float32)
+    x = torch.from_numpy(np.asarray(images, np.float32))
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    with torch.no_grad():
+        for bn in bns:
+            bn.momentum = None
+            bn.reset_running_stats()
+        model.train()
+        model.forward_gated(x)
+        for bn in bns:
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.uniform_(-0.3, 0.3)
+        model.eval()
+        model.dense = False
+        q = 100.0 * (1.0 - on_fraction)
+        for b in model.blocks():
+            # Inputs to this block under the gates already set upstream.
+            inp = {}
+            hook = b.register_forward_pre_hook(lambda m, i: inp.setdefault("x", i[0]))
+            model.forward_gated(x)
+            hook.remove()
+            xin = inp["x"]
+            b.mask_s.atten_s.bias.zero_()
+            b.mask_c.atten_c[3].bias.zero_()
+            ls = b.mask_s.logits(xin).flatten()
+            b.mask_s.atten_s.bias.fill_(-float(np.percentile(ls.numpy(), q)))
+            lc = b.mask_c.logits(xin)[:, :, 0, 0].numpy()
+            b.mask_c.atten_c[3].bias.copy_(torch.from_numpy(
+                -np.percentile(lc, q, axis=0)).float())
+    return model

@@ -1,0 +1,216 @@
+"""`quantize_model`: a float DGNet BasicBlock ResNet -> a `QModel` (needs torch).
+
+Steps (docs/quantization.md has the reasoning and the figures; the module doing each
+step in brackets):
+
+1. check the model (BasicBlock ResNets only: CIFAR resdg20/32/56/110, ImageNet
+   resdg18/34) and the calibration images (shape, normalised range) [float_model, stats];
+2. calibrate: run the float model in eval mode (gated, masked execution) and record
+   every activation tensor; reduce each to the range its scale covers [stats];
+3. tie residual scales (default): inside a stage every identity-shortcut block gets
+   output scale = input scale, so one scale covers the whole residual stream of a stage
+   [here];
+4. fold each BatchNorm into its conv, quantize weights int8 per output channel
+   (symmetric, max-abs), biases int32 in the accumulator scale, and derive the integer
+   multipliers and the layer shift [fold]; `dgfpga.numerics.qmodel.validate` proves
+   `|z| < 2^62`;
+5. extract the gate parameters as float32 (channel gate BN folded into scale/shift) [here].
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dgfpga.data.images import RANGE_TOLERANCE
+from dgfpga.numerics.gates import ChannelGateParams, SpatialGateParams
+from dgfpga.numerics.qmodel import (INPUT_TENSOR, QBlock, QHead, QModel, QStem, TensorInfo,
+                                    round_half_away, validate)
+from dgfpga.quant import QuantizationError
+from dgfpga.quant.float_model import check_supported, default_normalization, input_range
+from dgfpga.quant.fold import conv_weight, fold_bn, make_conv, quantize_weights
+from dgfpga.quant.stats import (capture_activations, check_calibration_images, named_blocks,
+                                tensor_range)
+
+__all__ = ["QuantConfig", "quantize_model", "extract_gates"]
+
+
+@dataclass
+class QuantConfig:
+    """Quantizer options.
+
+    percentile: statistic for unsigned (post-ReLU) tensors: this percentile of all
+      calibration values (zeros included); 100 means the max.
+    statistic: "percentile" (above) or "mse" (the clipping value minimising the mean
+      squared quantization error of the calibration values); signed tensors use the max.
+    tied_residual_scales: identity blocks keep their input scale (in-place engine writes).
+    calibration_mode: "gated" (the deployed masked execution: default), "dense" (every gate
+      on: for checkpoints trained dense) or "both" (statistics over both passes).
+    range_tolerance: how far (in normalised units) calibration images may exceed the
+      range that [0, 1] pixels map to before they are rejected.
+    """
+    percentile: float = 99.99
+    statistic: str = "percentile"
+    tied_residual_scales: bool = True
+    range_tolerance: float = RANGE_TOLERANCE
+    calibration_mode: str = "gated"
+
+
+def extract_gates(block) -> tuple[SpatialGateParams, ChannelGateParams]:
+    """A block's spatial and channel gate parameters (float; channel-gate BN folded)."""
+    ws = block.mask_s.atten_s.weight.detach().double().cpu().numpy()
+    bs = block.mask_s.atten_s.bias.detach().double().cpu().numpy()
+    ac = block.mask_c.atten_c
+    fc1 = ac[0].weight.detach().double().cpu().numpy()[:, :, 0, 0]
+    bn = ac[1]
+    g = bn.weight.detach().double().cpu().numpy()
+    a = g / np.sqrt(bn.running_var.detach().double().cpu().numpy() + bn.eps)
+    shift = bn.bias.detach().double().cpu().numpy() - bn.running_mean.detach().double().cpu().numpy() * a
+    fc2 = ac[3].weight.detach().double().cpu().numpy()[:, :, 0, 0]
+    b2 = ac[3].bias.detach().double().cpu().numpy()
+    return (SpatialGateParams(ws[0].astype(np.float32), np.float32(bs[0])),
+            ChannelGateParams(fc1, a, shift, fc2, b2))
+
+
+def quantize_model(model, calib_images, config: QuantConfig | None = None,
+                   mean=None, std=None, meta: dict | None = None) -> QModel:
+    """Quantize a float DGNet BasicBlock ResNet (a `dgfpga_models` network) to a QModel.
+
+    calib_images: normalised float32 [N, 3, H, W] (the model's input size). mean/std:
+    the normalisation the images were made with (default: the embedded dataset's for
+    CIFAR archs, ImageNet's otherwise); it fixes the input scale.
+    """
+    cfg = config or QuantConfig()
+    check_supported(model)
+    if mean is None or std is None:
+        mean, std = default_normalization(model)
+    input_shape = (3, model.in_h, model.in_w)
+    x = check_calibration_images(calib_images, input_shape, mean, std, cfg.range_tolerance)
+    was_training, was_dense = model.training, model.dense
+    if cfg.statistic not in ("percentile", "mse"):
+        raise QuantizationError(f"statistic must be percentile or mse, got {cfg.statistic!r}")
+    if cfg.calibration_mode not in ("gated", "dense", "both"):
+        raise QuantizationError(f"calibration_mode must be gated, dense or both, "
+                                f"got {cfg.calibration_mode!r}")
+    model.eval()
+    try:
+        acts: dict[str, list] = {}
+        for dense in {"gated": [False], "dense": [True], "both": [False, True]}[cfg.calibration_mode]:
+            model.dense = dense
+            for k, v in capture_activations(model, x).items():
+                acts.setdefault(k, []).extend(v)
+    finally:
+        model.train(was_training)
+        model.dense = was_dense
+
+    blocks = named_blocks(model)
+    imagenet_stem = hasattr(model, "maxpool")
+    # --- tensor names, shapes and scale groups
+    lo, hi = input_range(mean, std)
+    s_input = float(max(np.abs(lo).max(), np.abs(hi).max())) / 127.0
+    tensors: dict[str, TensorInfo] = {INPUT_TENSOR: TensorInfo(input_shape, s_input, True)}
+    stat: dict[str, float] = {}
+
+    def add(name, key, shape, signed):
+        tensors[name] = TensorInfo(tuple(int(v) for v in shape), 0.0, signed)
+        stat[name] = tensor_range(acts[key], signed, cfg.percentile, cfg.statistic)
+
+    stem_conv = model.conv1
+    stem_hw = (acts["stem"][0].shape[2], acts["stem"][0].shape[3])
+    add("stem", "stem", (stem_conv.out_channels, *stem_hw), False)
+    stem_out = "stem"
+    if imagenet_stem:
+        b0 = blocks[0][1]
+        tensors["stem.pool"] = TensorInfo((stem_conv.out_channels, b0.in_h, b0.in_w), 0.0, False)
+        stem_out = "stem.pool"
+    # Union-find of tensors sharing one scale (pooled stem output, tied identity blocks).
+    group = {n: n for n in tensors}
+    group["stem.pool"] = "stem"
+
+    def root(n):
+        while group[n] != n:
+            n = group[n]
+        return n
+
+    prev = stem_out
+    plan = []
+    for name, b in blocks:
+        out_shape = (b.out_channels, b.out_h, b.out_w)
+        add(f"{name}.out1", f"{name}.out1", (b.mid_channels, b.out_h, b.out_w), False)
+        if b.downsample is not None:
+            add(f"{name}.short", f"{name}.short", out_shape, True)
+        add(f"{name}.out", f"{name}.out", out_shape, False)
+        group.setdefault(f"{name}.out1", f"{name}.out1")
+        group.setdefault(f"{name}.short", f"{name}.short")
+        group[f"{name}.out"] = f"{name}.out"
+        tied = cfg.tied_residual_scales and b.downsample is None
+        if tied:
+            group[f"{name}.out"] = root(prev)
+        plan.append((name, b, prev, tied))
+        prev = f"{name}.out"
+    # A group's scale covers all its members' statistics.
+    gstat: dict[str, float] = {}
+    for n, v in stat.items():
+        r = root(n)
+        gstat[r] = max(gstat.get(r, 0.0), v)
+    for n, t in tensors.items():
+        if n == INPUT_TENSOR:
+            continue
+        v = gstat.get(root(n), 0.0)
+        if not v > 0:
+            v = 1.0                         # an all-zero tensor: any scale is exact
+        t.scale = float(v / (127.0 if t.signed else 255.0))
+
+    # --- layers
+    def sc(n):
+        return tensors[n].scale
+
+    w, bvec = fold_bn(conv_weight(stem_conv), model.bn1)
+    qstem = QStem(conv=make_conv("conv1", w, bvec, s_input, sc("stem"), False,
+                                 stem_conv.stride[0], stem_conv.padding[0], INPUT_TENSOR, "stem"),
+                  maxpool=imagenet_stem, out_tensor=stem_out)
+    qblocks = []
+    for name, b, xin, tied in plan:
+        w1, b1 = fold_bn(conv_weight(b.conv1), b.bn1)
+        c1 = make_conv(f"{name}.conv1", w1, b1, sc(xin), sc(f"{name}.out1"), False,
+                       b.conv1.stride[0], b.conv1.padding[0], xin, f"{name}.out1")
+        ds = None
+        res = xin
+        if b.downsample is not None:
+            wd, bd = fold_bn(conv_weight(b.downsample[0]), b.downsample[1])
+            ds = make_conv(f"{name}.downsample", wd, bd, sc(xin), sc(f"{name}.short"), True,
+                           b.downsample[0].stride[0], b.downsample[0].padding[0], xin,
+                           f"{name}.short")
+            res = f"{name}.short"
+        w2, b2 = fold_bn(conv_weight(b.conv2), b.bn2)
+        c2 = make_conv(f"{name}.conv2", w2, b2, sc(f"{name}.out1"), sc(f"{name}.out"), False,
+                       b.conv2.stride[0], b.conv2.padding[0], f"{name}.out1", f"{name}.out",
+                       res_tensor=res, s_res=sc(res), tied=tied)
+        sg, cg = extract_gates(b)
+        qblocks.append(QBlock(name=name, conv1=c1, conv2=c2, downsample=ds, identity=tied,
+                              tile=int(b.tile), grid=(int(b.grid_h), int(b.grid_w)),
+                              spatial_gate=sg, channel_gate=cg, in_tensor=xin,
+                              out_tensor=f"{name}.out"))
+    # --- head
+    fc = model.fc
+    wf = fc.weight.detach().double().cpu().numpy()
+    bf = fc.bias.detach().double().cpu().numpy()
+    wq, sw = quantize_weights(wf)
+    _, hh, ww = tensors[prev].shape
+    logit_scale = sw * sc(prev) / (hh * ww)
+    hb = round_half_away(bf / logit_scale)
+    if np.any(np.abs(hb) >= 2 ** 31):
+        raise QuantizationError("fc: bias does not fit int32")
+    head = QHead(name="fc", weight=wq, bias=hb.astype(np.int32), logit_scale=logit_scale,
+                 in_tensor=prev, pool_count=hh * ww)
+    info = {"calibration_images": int(x.shape[0]), "percentile": cfg.percentile,
+            "statistic": cfg.statistic,
+            "calibration_mode": cfg.calibration_mode,
+            "tied_residual_scales": cfg.tied_residual_scales,
+            "statistics": {n: float(v) for n, v in stat.items()}}
+    info.update(meta or {})
+    qm = QModel(arch=model.arch, input_shape=input_shape, num_classes=int(fc.out_features),
+                mean=tuple(float(m) for m in mean), std=tuple(float(s) for s in std),
+                tensors=tensors, stem=qstem, blocks=qblocks, head=head, meta=info)
+    validate(qm)
+    return qm

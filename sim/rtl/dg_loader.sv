@@ -1,0 +1,653 @@
+`default_nettype none
+// dg_loader: the engine's loader (one job: bring the layer's data on chip).
+//
+// Two agents share the read master in the run (the owner FIFO routes the returning beats):
+//   weights   per m-group: params (bias, mult) and the weights of the group's Tm output
+//             channels into the free bank of the ping-pong (bank g%2 once group g-2 is
+//             written back), through a credit-managed beat FIFO, up to max(Tm, Tn) bytes
+//             per cycle; `bk_ready` tells the compute the bank is loaded;
+//   prefetch  per tile of the sequence (active tiles, then residual-only tiles, per group):
+//             geometry, input patch rows and the residual bytes into the free half of the
+//             patch / residual buffers (`full` per half; the compute frees a half with
+//             `tile_done`). The prefetcher has priority (the compute waits on it).
+// It owns the weight, patch and residual buffers; the compute reads them at its c1 stage.
+module dg_loader
+    import dg_pkg::*;
+(
+    input  wire                         clk,
+    input  wire                         rst,
+    input  dg_layer_t                   L,
+    input  wire                         run,
+    input  wire                         run_init,
+    input  wire [15:0]                  tile_list [DG_MAX_TILES],
+    input  wire [15:0]                  res_list [DG_MAX_TILES],
+    input  wire [15:0]                  outch_list [DG_MAX_OUT_CHANNELS],
+    input  wire [15:0]                  inch_list [DG_MAX_IN_CHANNELS],
+    input  wire [15:0]                  row_tbase_tab [DG_MAX_HEIGHT],
+    input  wire                         row_tv_tab [DG_MAX_HEIGHT],
+    input  wire [7:0]                   col_tile_tab [DG_MAX_WIDTH],
+    input  wire                         col_tv_tab [DG_MAX_WIDTH],
+    // read master (in the run)
+    output logic                        rcmd_valid,
+    output logic [63:0]                 rcmd_addr,
+    output logic [23:0]                 rcmd_beats,
+    input  wire                         rcmd_ready,
+    input  wire [DG_AXI_DATA_BITS-1:0]  rd_data,
+    input  wire                         rd_valid,
+    input  wire                         rd_last,
+    output logic                        rd_ready,
+    input  wire                         rd_ready_all,  // the read master's R ready (all users)
+    // banks (per m-group)
+    output logic [15:0]                 bk_grp [2],    // group held by the bank
+    output logic [1:0]                  bk_ready,      // bank params (and weights) loaded
+    output logic [15:0]                 bk_m0 [2],     // first output channel slot of the group
+    output logic [7:0]                  bk_mg [2],     // output channels of the group
+    output logic [31:0]                 bk_bias [2][DG_TM],
+    output logic [31:0]                 bk_mult [2][DG_TM],
+    input  wire [15:0]                  wb_gdone,      // groups written back (their bank is free)
+    output logic                        ld_busy,
+    // tile halves (per half: the tile record and the patch row / column tables)
+    output logic [1:0]                  full,
+    input  wire                         tile_done,     // the compute is done with half cp_h
+    input  wire                         cp_h,
+    output logic [15:0]                 t_idx [2],
+    output logic [15:0]                 t_o0y [2], t_o0x [2], t_cy0 [2], t_cx0 [2],
+    output logic [7:0]                  t_oh [2], t_ow [2], t_chy [2], t_chw [2],
+    output logic                        t_res_only [2],
+    output logic [15:0]                 t_g [2],       // m-group of the tile
+    output logic                        t_glast [2],   // last tile of its group
+    output logic [IAW-1:0]              rowbase [2][PMAX],
+    output logic                        row_ok [2][PMAX],
+    output logic [15:0]                 row_tb [2][PMAX],
+    output logic                        row_tv [2][PMAX],
+    output logic [IAW-1:0]              colbyte [2][PMAX],
+    output logic                        col_ok [2][PMAX],
+    output logic [7:0]                  col_t [2][PMAX],
+    output logic                        col_tv [2][PMAX],
+    output wire                         pf_idle,
+    // buffer reads (compute stage c1; data at c2)
+    input  wire [IAW-1:0]               c1_addr,
+    input  wire                         c1_gb,
+    input  wire [WAW-1:0]               c1_wa,
+    input  wire [RAW-1:0]               c1_rbaddr,
+    output logic [DG_TM*DG_TN*8-1:0]    wb_q,
+    output logic [7:0]                  ib_q [NB],
+    output logic [DG_TM*8-1:0]          rb_q
+);
+    localparam int PEND_DEPTH = 32;
+    wire L_no_mac = L.n_in == 16'd0;   // no active input channel: acc = 0 (+ bias), no patch, no weights
+    logic [15:0] ld_g;             // next group to load
+    wire         ld_b = ld_g[0];
+    logic [1:0]  bk_lanes;         // bank lane ids valid
+    logic [15:0] bk_ch [2][DG_TM];
+
+    // owner of each outstanding read command in ST_RUN (1 = prefetcher, 0 = loader)
+    logic own_push, own_in;
+    wire own_in_ready, own_valid, own_out;
+    wire own_pop = rd_valid && rd_ready_all && rd_last && own_valid;
+    wire [6:0] own_count;
+    dg_fifo #(.WIDTH(1), .DEPTH(64)) owner_fifo (
+        .clk(clk), .rst(rst), .in_data(own_in), .in_valid(own_push), .in_ready(own_in_ready),
+        .out_data(own_out), .out_valid(own_valid), .out_ready(own_pop), .count(own_count));
+    wire rd_to_pf = own_valid && own_out;
+    wire rd_to_ld = own_valid && !own_out;
+
+    // ------------------------------------------------------------------ span loader (params, weights)
+    // spans: (byte address, bytes) read one byte per cycle into the params / weight buffer
+    typedef enum logic [1:0] {SP_PARAM, SP_WOC, SP_WIC} span_kind_t;
+    logic [1:0]  sp_phase;         // issue side: 0 params, 1 weights, 2 done
+    logic [15:0] sp_i, sp_j;       // issue counters (lane / in-channel, kernel position)
+    // FIFO of issued spans: {kind, lane or n, kpos, off, nbytes}
+    localparam int SPF_W = 2 + 16 + 8 + 8 + 16;
+    logic [SPF_W-1:0] spf_in;
+    logic spf_push;
+    wire spf_in_ready, spf_valid;
+    wire [SPF_W-1:0] spf_out;
+    logic spf_pop;
+    wire [5:0] spf_count;
+    dg_fifo #(.WIDTH(SPF_W), .DEPTH(32)) span_fifo (
+        .clk(clk), .rst(rst), .in_data(spf_in), .in_valid(spf_push), .in_ready(spf_in_ready),
+        .out_data(spf_out), .out_valid(spf_valid), .out_ready(spf_pop), .count(spf_count));
+    // loader beat FIFO (credit-managed)
+    localparam int LDF_DEPTH = 64;
+    wire ldf_in_ready, ldf_valid;
+    wire [DG_AXI_DATA_BITS-1:0] ldf_data;
+    logic ldf_pop;
+    wire [$clog2(LDF_DEPTH):0] ldf_count;
+    logic [15:0] ld_out_beats;     // loader beats requested, not yet in the FIFO
+    dg_fifo #(.WIDTH(DG_AXI_DATA_BITS), .DEPTH(LDF_DEPTH)) ld_fifo (
+        .clk(clk), .rst(rst), .in_data(rd_data), .in_valid(rd_valid && rd_to_ld), .in_ready(ldf_in_ready),
+        .out_data(ldf_data), .out_valid(ldf_valid), .out_ready(ldf_pop), .count(ldf_count));
+    // loader consume step (combinational, below): ld_k bytes from beat position pos
+    logic [ABL:0] pos;             // byte position in the loader beat
+    logic last_byte;
+    localparam int KMAX = (DG_TM > DG_TN) ? DG_TM : DG_TN;   // loader bytes per cycle, at most
+    logic [7:0] ld_k;
+    logic [7:0] ld_byte [KMAX];
+    wire ld_consume = ld_busy && spf_valid && ldf_valid;
+    logic [15:0] sc_b;             // byte index within the span
+    logic [ABL:0] sc_pos;          // byte position within the beat
+    logic sc_started;
+    logic [15:0] sc_nptr;          // oc layout: next active in-channel index
+
+    // weight buffer: DG_TM*DG_TN byte banks
+    logic [WAW:0] wb_waddr;
+    logic [DG_TM*DG_TN-1:0] wb_we;
+    logic [DG_TM*DG_TN*8-1:0] wb_wdata;  // per bank
+    logic [WAW:0] wb_raddr;
+    for (genvar b = 0; b < DG_TM * DG_TN; b++) begin : g_wbank
+        logic [7:0] mem [2*WDEPTH];
+        always_ff @(posedge clk) begin
+            if (wb_we[b]) mem[wb_waddr] <= wb_wdata[b*8 +: 8];
+            wb_q[b*8 +: 8] <= mem[wb_raddr];
+        end
+    end
+
+
+    // ------------------------------------------------------------------ prefetch
+    typedef enum logic [3:0] {PF_IDLE, PF_GEO, PF_GEO2, PF_GEO3, PF_ROWS, PF_RES, PF_WAIT} pf_state_t;
+    pf_state_t pf_state;
+    logic [15:0] pf_i;             // next tile-sequence entry to prefetch
+    logic [15:0] pf_g;             // its m-group
+    logic pf_h;                    // half being filled
+    logic [7:0] pf_ty, pf_tx;
+    // per half tile record
+    // prefetch working values
+    logic signed [31:0] pf_iy0, pf_ix0;
+    logic [7:0] pf_ph, pf_pw, pf_r, pf_c;
+    logic [15:0] pf_ixv0;
+    logic [31:0] pf_row_bytes;
+    logic [IAW-1:0] pf_bufptr;
+    logic [7:0] pf_py, pf_px;
+    logic [7:0] pf_jl;
+    logic [63:0] pf_pixaddr;
+    // pending read commands: {type, half, data}: patch {base} / residual {pixel, jl, jh, off}
+    localparam int PEND_W = 2 + 32;
+    logic [PEND_W-1:0] pend_in;
+    logic pend_push;
+    wire pend_in_ready, pend_valid;
+    wire [PEND_W-1:0] pend_out;
+    logic pend_pop;
+    wire [$clog2(PEND_DEPTH):0] pend_count;
+    dg_fifo #(.WIDTH(PEND_W), .DEPTH(PEND_DEPTH)) pend_fifo (
+        .clk(clk), .rst(rst), .in_data(pend_in), .in_valid(pend_push), .in_ready(pend_in_ready),
+        .out_data(pend_out), .out_valid(pend_valid), .out_ready(pend_pop), .count(pend_count));
+    logic [15:0] pr_beat;          // beat index within the current patch row
+
+    // patch buffer: NB byte banks, both halves
+    logic [NB-1:0] ib_we;
+    logic [$clog2(IDEPTH)-1:0] ib_waddr [NB];
+    logic [7:0] ib_wdata [NB];
+    logic [$clog2(IDEPTH)-1:0] ib_raddr [NB];
+    for (genvar b = 0; b < NB; b++) begin : g_ibank
+        logic [7:0] mem [IDEPTH];
+        always_ff @(posedge clk) begin
+            if (ib_we[b]) mem[ib_waddr[b]] <= ib_wdata[b];
+            ib_q[b] <= mem[ib_raddr[b]];
+        end
+    end
+    // residual buffer: per lane, both halves
+    logic [DG_TM-1:0] rb_we;
+    logic [$clog2(2*RPIX)-1:0] rb_waddr;
+    logic [7:0] rb_wdata [DG_TM];
+    logic [$clog2(2*RPIX)-1:0] rb_raddr;
+    for (genvar l = 0; l < DG_TM; l++) begin : g_rbank
+        logic [7:0] mem [2*RPIX];
+        always_ff @(posedge clk) begin
+            if (rb_we[l]) mem[rb_waddr] <= rb_wdata[l];
+            rb_q[l*8 +: 8] <= mem[rb_raddr];
+        end
+    end
+
+
+    // ------------------------------------------------------------------ read-channel users
+    wire pf_active = run;
+    wire sp_active = ld_busy;
+
+    // span issue
+    logic [63:0] sp_addr;
+    logic [15:0] sp_nbytes;
+    logic [1:0]  sp_kind;
+    always_comb begin
+        sp_kind = 2'(SP_PARAM);
+        sp_addr = L.p_abs + 64'(bk_ch[ld_b][32'(sp_i) % DG_TM]) * 64'd8;
+        sp_nbytes = 16'd8;
+        if (sp_phase == 2'd1) begin
+            if (L.ic_layout) begin
+                sp_kind = 2'(SP_WIC);
+                sp_addr = L.w_abs + (64'(inch_list[I_MAX_IN'(sp_i)]) * 64'(L.kk) + 64'(sp_j)) * 64'(L.out_c)
+                          + 64'(bk_m0[ld_b]);
+                sp_nbytes = 16'(bk_mg[ld_b]);
+            end else begin
+                // one span per (lane sp_i, kernel position sp_j): in_c bytes
+                sp_kind = 2'(SP_WOC);
+                sp_addr = L.w_abs + (64'(bk_ch[ld_b][32'(sp_i) % DG_TM]) * 64'(L.kk) + 64'(sp_j)) * 64'(L.in_c);
+                sp_nbytes = L.in_c;
+            end
+        end
+    end
+    wire [ABL-1:0] sp_off = sp_addr[ABL-1:0];
+    wire [23:0] sp_beats = 24'((32'(sp_off) + 32'(sp_nbytes) + AB - 1) >> ABL);
+    // credit: a span is issued only if its beats fit the loader FIFO, so the in-order R
+    // channel never waits on the byte-serial loader (the prefetcher shares it)
+    wire [15:0] ldf_free = 16'(LDF_DEPTH) - 16'(ldf_count) - ld_out_beats;
+    wire sp_can_issue = sp_active && sp_phase != 2'd2 && spf_in_ready && 16'(sp_beats) <= ldf_free;
+
+    // prefetch issue (patch rows or residual reads)
+    wire signed [31:0] pf_iy = pf_iy0 + 32'(pf_r);
+    // a 1x1 stride-2 conv samples only the even patch rows: the odd ones are not loaded
+    wire pf_row_used = !(L.k == 4'd1 && L.stride == 2'd2 && pf_r[0]);
+    wire pf_row_ok = pf_iy >= 0 && pf_iy < 32'(L.in_h) && pf_row_used;
+    wire [63:0] pf_row_addr = L.in_abs + 64'(pf_iy[15:0]) * 64'(L.in_row_bytes) + 64'(pf_ixv0) * 64'(L.cin_st);
+    wire [ABL-1:0] pf_row_off = pf_row_addr[ABL-1:0];
+    wire [23:0] pf_row_beats = 24'((pf_row_bytes + 32'(pf_row_off) + AB - 1) >> ABL);
+    // residual: lanes jl..jh whose bytes share one beat
+    logic [63:0] lane_addr [DG_TM];
+    logic [7:0] pf_jh;
+    always_comb begin
+        logic stop;
+        for (int j = 0; j < DG_TM; j++) lane_addr[j] = pf_pixaddr + 64'(bk_ch[pf_g[0]][j]);
+        pf_jh = pf_jl;
+        stop = 1'b0;
+        for (int j = 0; j < DG_TM; j++) begin
+            if (!stop && 8'(j) > pf_jl) begin
+                if (8'(j) < bk_mg[pf_g[0]] && (lane_addr[j] >> ABL) == (lane_addr[32'(pf_jl) % DG_TM] >> ABL))
+                    pf_jh = 8'(j);
+                else
+                    stop = 1'b1;
+            end
+        end
+    end
+    wire [63:0] pf_res_addr = lane_addr[32'(pf_jl) % DG_TM];
+
+    // read-command arbitration in ST_RUN: the prefetcher first (the compute waits on it),
+    // the weight loader in the gaps; the owner FIFO routes the returning beats
+    wire pf_req_row = pf_state == PF_ROWS && pf_r != pf_ph && pf_row_ok;
+    wire pf_req_res = pf_state == PF_RES;
+    wire pf_req = pf_active && (pf_req_row || pf_req_res) && pend_in_ready;
+    wire ld_req = sp_can_issue;
+    wire rd_grant = rcmd_ready && own_in_ready;
+    wire pf_fire = pf_req && rd_grant;
+    wire ld_fire = !pf_req && ld_req && rd_grant;
+
+    always_comb begin
+        rcmd_valid = 1'b0;
+        rcmd_addr = 64'd0;
+        rcmd_beats = 24'd1;
+        pend_push = 1'b0;
+        pend_in = '0;
+        spf_push = 1'b0;
+        spf_in = '0;
+        own_push = 1'b0;
+        own_in = 1'b0;
+        if (run) begin
+                if (pf_req) begin
+                    rcmd_valid = own_in_ready;
+                    own_in = 1'b1;
+                    pend_push = pf_fire;
+                    if (pf_req_row) begin
+                        rcmd_addr = pf_row_addr & ~64'(AB - 1);
+                        rcmd_beats = pf_row_beats;
+                        pend_in = {1'b0, pf_h, 32'(pf_bufptr)};
+                    end else begin
+                        rcmd_addr = pf_res_addr & ~64'(AB - 1);
+                        rcmd_beats = 24'd1;
+                        pend_in = {1'b1, pf_h, 8'(32'(pf_py) * 32'(t_ow[pf_h]) + 32'(pf_px)), pf_jl, pf_jh,
+                                   8'(pf_pixaddr[ABL-1:0])};
+                    end
+                end else if (ld_req) begin
+                    rcmd_valid = own_in_ready;
+                    rcmd_addr = sp_addr & ~64'(AB - 1);
+                    rcmd_beats = sp_beats;
+                    spf_push = ld_fire;
+                    spf_in = {sp_kind, sp_i, 8'(sp_j), 8'(sp_off), sp_nbytes};
+                end
+                own_push = pf_fire || ld_fire;
+        end
+    end
+
+    // tile index -> tile row: count the multiples of grid_w not above idx (DG_MAX_GRID compares)
+    function automatic logic [7:0] tile_row(input logic [15:0] idx);
+        logic [7:0] r;
+        r = 8'd0;
+        for (int q = 1; q < DG_MAX_GRID; q++)
+            if (32'(idx) >= 32'(q) * 32'(L.grid_w)) r = r + 8'd1;
+        return r;
+    endfunction
+
+    // patch banks read (c1 -> data at c2)
+    always_comb begin
+        for (int b = 0; b < NB; b++) begin
+            logic [IAW-1:0] a;
+            a = c1_addr;
+            ib_raddr[b] = $clog2(IDEPTH)'((32'(a) >> NBL) + ((NBL'(b) < a[NBL-1:0]) ? 1 : 0));
+        end
+        wb_raddr = (WAW+1)'(32'(c1_gb) * WDEPTH + 32'(c1_wa));
+        rb_raddr = c1_rbaddr;
+    end
+
+    assign pf_idle = pf_state == PF_IDLE;
+
+    always_ff @(posedge clk) begin
+        wb_we <= '0;
+        ib_we <= '0;
+        rb_we <= '0;
+        if (run_init) begin
+            ld_g <= 16'd0;
+            ld_busy <= 1'b0;
+            bk_lanes <= 2'b00;
+            bk_ready <= 2'b00;
+            bk_grp[0] <= 16'hFFFF;
+            bk_grp[1] <= 16'hFFFF;
+            pf_state <= PF_IDLE;
+            pf_i <= 16'd0;
+            pf_g <= 16'd0;
+            pf_h <= 1'b0;
+            full <= 2'b00;
+        end
+        // -------------------------------------------------------------- group loader
+        // bank ld_g%2 is free once group ld_g-2 is written back
+        if (run && !ld_busy && ld_g != L.G && 32'(wb_gdone) + 32'd1 >= 32'(ld_g)) begin
+            bk_grp[ld_b] <= ld_g;
+            bk_m0[ld_b] <= 16'(32'(ld_g) * DG_TM);
+            bk_mg[ld_b] <= (32'(L.n_out) - 32'(ld_g) * DG_TM > DG_TM) ? 8'(DG_TM) : 8'(32'(L.n_out) - 32'(ld_g) * DG_TM);
+            for (int j = 0; j < DG_TM; j++) begin
+                logic [15:0] m;
+                m = 16'(32'(ld_g) * DG_TM + j);
+                if (32'(m) >= 32'(L.n_out)) m = 16'(32'(ld_g) * DG_TM);
+                bk_ch[ld_b][j] <= L.out_ch_gated ? outch_list[I_MAX_OUT'(m)] : m;
+            end
+            bk_lanes[ld_b] <= 1'b1;
+            bk_ready[ld_b] <= 1'b0;
+            ld_busy <= 1'b1;
+            sp_phase <= 2'd0;
+            sp_i <= 16'd0;
+            sp_j <= 16'd0;
+            sc_b <= 16'd0;
+            sc_started <= 1'b0;
+            sc_nptr <= 16'd0;
+        end
+        if (ld_busy) begin
+            // issue side
+            if (ld_fire) begin
+                if (sp_phase == 2'd0) begin
+                    if (sp_i + 16'd1 == 16'(bk_mg[ld_b])) begin
+                        sp_i <= 16'd0;
+                        sp_phase <= (L.n_act == 0 || L_no_mac) ? 2'd2 : 2'd1;
+                    end else sp_i <= sp_i + 16'd1;
+                end else begin
+                    // ic layout: in-channels x kernel positions; oc layout: lanes x kernel positions
+                    if (sp_j + 16'd1 == 16'(L.kk)) begin
+                        sp_j <= 16'd0;
+                        if (sp_i + 16'd1 == (L.ic_layout ? L.n_in : 16'(bk_mg[ld_b]))) sp_phase <= 2'd2;
+                        sp_i <= sp_i + 16'd1;
+                    end else sp_j <= sp_j + 16'd1;
+                end
+            end
+            // consume side: ld_k bytes per cycle (all into one weight-buffer row)
+            if (ld_consume) begin
+                logic [1:0] kind;
+                logic [15:0] si;
+                logic [7:0] sj;
+                kind = spf_out[SPF_W-1 -: 2];
+                si = spf_out[SPF_W-3 -: 16];
+                sj = spf_out[SPF_W-19 -: 8];
+                wb_we <= '0;
+                wb_wdata <= '0;
+                case (kind)
+                    2'(SP_PARAM): begin
+                        if (sc_b < 16'd4) bk_bias[ld_b][32'(si) % DG_TM][sc_b[1:0] * 8 +: 8] <= ld_byte[0];
+                        else bk_mult[ld_b][32'(si) % DG_TM][sc_b[1:0] * 8 +: 8] <= ld_byte[0];
+                    end
+                    2'(SP_WIC): begin
+                        // bytes sc_b.. = lanes, in-channel si, kernel position sj
+                        wb_waddr <= (WAW+1)'(32'(ld_b) * WDEPTH + 32'(sj) * 32'(L.N) + (32'(si) >> TNL));
+                        for (int t = 0; t < KMAX; t++) begin
+                            if (32'(t) < 32'(ld_k) && 32'(sc_b) + t < DG_TM) begin
+                                wb_we[(32'(sc_b) + t) * DG_TN + (32'(si) % DG_TN)] <= 1'b1;
+                                wb_wdata[((32'(sc_b) + t) * DG_TN + (32'(si) % DG_TN)) * 8 +: 8] <= ld_byte[t];
+                            end
+                        end
+                    end
+                    default: begin
+                        // bytes = in-channels sc_b.. of lane si at kernel position sj; a compact
+                        // input keeps only the listed channels (merge with the in-channel list,
+                        // one byte per cycle)
+                        logic keep;
+                        logic [15:0] n;
+                        keep = !L.in_ch_gated || (sc_nptr < L.n_in && inch_list[I_MAX_IN'(sc_nptr)] == sc_b);
+                        n = L.in_ch_gated ? sc_nptr : sc_b;
+                        wb_waddr <= (WAW+1)'(32'(ld_b) * WDEPTH + 32'(sj) * 32'(L.N) + (32'(n) >> TNL));
+                        for (int t = 0; t < KMAX; t++) begin
+                            if (32'(t) < 32'(ld_k) && keep && t < DG_TN) begin
+                                wb_we[32'(si % 16'(DG_TM)) * DG_TN + ((32'(n) + t) % DG_TN)] <= 1'b1;
+                                wb_wdata[(32'(si % 16'(DG_TM)) * DG_TN + ((32'(n) + t) % DG_TN)) * 8 +: 8] <= ld_byte[t];
+                            end
+                        end
+                        if (keep && L.in_ch_gated) sc_nptr <= sc_nptr + 16'd1;
+                    end
+                endcase
+                sc_started <= 1'b1;
+                sc_pos <= (32'(pos) + 32'(ld_k) >= AB) ? '0 : pos + (ABL+1)'(ld_k);
+                sc_b <= sc_b + 16'(ld_k);
+                if (last_byte) begin
+                    sc_started <= 1'b0;
+                    sc_b <= 16'd0;
+                    sc_nptr <= 16'd0;
+                end
+            end
+            if (sp_phase == 2'd2 && !spf_valid) begin
+                bk_ready[ld_b] <= 1'b1;
+                ld_g <= ld_g + 16'd1;
+                ld_busy <= 1'b0;
+            end
+        end
+
+        // -------------------------------------------------------------- prefetch
+        if (pf_active) begin
+            case (pf_state)
+                PF_IDLE: begin
+                    if (pf_g != L.G && !full[pf_h] && bk_lanes[pf_g[0]] && bk_grp[pf_g[0]] == pf_g) begin
+                        logic [15:0] idx;
+                        if (pf_i < L.n_act) idx = L.tile_gated ? tile_list[I_MAX_TILES'(pf_i)] : pf_i;
+                        else idx = res_list[I_MAX_TILES'(pf_i - L.n_act)];
+                        t_idx[pf_h] <= idx;
+                        t_res_only[pf_h] <= pf_i >= L.n_act;
+                        t_g[pf_h] <= pf_g;
+                        t_glast[pf_h] <= pf_i + 16'd1 == L.n_seq;
+                        pf_ty <= tile_row(idx);
+                        pf_tx <= 8'(32'(idx) - 32'(tile_row(idx)) * 32'(L.grid_w));
+                        pf_state <= PF_GEO;
+                    end
+                end
+                PF_GEO: begin
+                    logic [15:0] o0y, o0x;
+                    o0y = 16'(32'(pf_ty) * 32'(L.tile));
+                    o0x = 16'(32'(pf_tx) * 32'(L.tile));
+                    t_o0y[pf_h] <= o0y;
+                    t_o0x[pf_h] <= o0x;
+                    t_oh[pf_h] <= (32'(L.out_h) - 32'(o0y) < 32'(L.tile)) ? 8'(L.out_h - o0y) : L.tile;
+                    t_ow[pf_h] <= (32'(L.out_w) - 32'(o0x) < 32'(L.tile)) ? 8'(L.out_w - o0x) : L.tile;
+                    pf_state <= PF_GEO2;
+                end
+                PF_GEO2: begin
+                    if (L.maxpool) begin
+                        logic [31:0] cy0, cx0, cy1, cx1;
+                        cy0 = (t_o0y[pf_h] == 0) ? 32'd0 : 32'd2 * 32'(t_o0y[pf_h]) - 32'd1;
+                        cx0 = (t_o0x[pf_h] == 0) ? 32'd0 : 32'd2 * 32'(t_o0x[pf_h]) - 32'd1;
+                        cy1 = 32'd2 * (32'(t_o0y[pf_h]) + 32'(t_oh[pf_h]) - 32'd1) + 32'd2;
+                        cx1 = 32'd2 * (32'(t_o0x[pf_h]) + 32'(t_ow[pf_h]) - 32'd1) + 32'd2;
+                        if (cy1 > 32'(L.conv_h)) cy1 = 32'(L.conv_h);
+                        if (cx1 > 32'(L.conv_w)) cx1 = 32'(L.conv_w);
+                        t_cy0[pf_h] <= 16'(cy0);
+                        t_cx0[pf_h] <= 16'(cx0);
+                        t_chy[pf_h] <= 8'(cy1 - cy0);
+                        t_chw[pf_h] <= 8'(cx1 - cx0);
+                    end else begin
+                        t_cy0[pf_h] <= t_o0y[pf_h];
+                        t_cx0[pf_h] <= t_o0x[pf_h];
+                        t_chy[pf_h] <= t_oh[pf_h];
+                        t_chw[pf_h] <= t_ow[pf_h];
+                    end
+                    pf_state <= PF_GEO3;
+                end
+                PF_GEO3: begin
+                    logic signed [31:0] ix0, ixe, ixv0, ixv1;
+                    pf_iy0 <= 32'(t_cy0[pf_h]) * 32'(L.stride) - 32'(L.pad);
+                    ix0 = 32'(t_cx0[pf_h]) * 32'(L.stride) - 32'(L.pad);
+                    pf_ix0 <= ix0;
+                    pf_ph <= 8'((32'(t_chy[pf_h]) - 32'd1) * 32'(L.stride) + 32'(L.k));
+                    pf_pw <= 8'((32'(t_chw[pf_h]) - 32'd1) * 32'(L.stride) + 32'(L.k));
+                    ixe = ix0 + (32'(t_chw[pf_h]) - 32'd1) * 32'(L.stride) + 32'(L.k);
+                    ixv0 = (ix0 < 0) ? 32'sd0 : ix0;
+                    ixv1 = (ixe > 32'(L.in_w)) ? 32'(L.in_w) : ixe;
+                    pf_ixv0 <= 16'(ixv0);
+                    pf_row_bytes <= 32'(ixv1 - ixv0) * 32'(L.cin_st);
+                    pf_bufptr <= '0;
+                    pf_r <= 8'd0;
+                    pf_c <= 8'd0;
+                    pf_py <= 8'd0;
+                    pf_px <= 8'd0;
+                    pf_jl <= 8'd0;
+                    pf_pixaddr <= L.res_abs + (64'(t_o0y[pf_h]) * 64'(L.out_w) + 64'(t_o0x[pf_h])) * 64'(L.out_c);
+                    pf_state <= (t_res_only[pf_h] || L_no_mac) ? (L.residual ? PF_RES : PF_WAIT) : PF_ROWS;
+                end
+                PF_ROWS: begin
+                    // one patch row (a read command) and one patch column per cycle
+                    if (pf_r != pf_ph && (!pf_row_ok || pf_fire)) begin
+                        row_ok[pf_h][PW'(pf_r)] <= pf_row_ok;
+                        rowbase[pf_h][PW'(pf_r)] <= pf_bufptr + IAW'(pf_row_off);
+                        row_tb[pf_h][PW'(pf_r)] <= row_tbase_tab[I_MAX_HEIGHT'(pf_iy)];
+                        row_tv[pf_h][PW'(pf_r)] <= pf_row_ok && row_tv_tab[I_MAX_HEIGHT'(pf_iy)];
+                        if (pf_row_ok) pf_bufptr <= pf_bufptr + IAW'(32'(pf_row_beats) * AB);
+                        pf_r <= pf_r + 8'd1;
+                    end
+                    if (pf_c != pf_pw) begin
+                        logic signed [31:0] ix;
+                        ix = pf_ix0 + 32'(pf_c);
+                        col_ok[pf_h][PW'(pf_c)] <= ix >= 0 && ix < 32'(L.in_w);
+                        colbyte[pf_h][PW'(pf_c)] <= IAW'((ix - ((pf_ix0 < 0) ? 32'sd0 : pf_ix0)) * 32'(L.cin_st));
+                        col_t[pf_h][PW'(pf_c)] <= col_tile_tab[I_MAX_WIDTH'(ix)];
+                        col_tv[pf_h][PW'(pf_c)] <= ix >= 0 && ix < 32'(L.in_w) && col_tv_tab[I_MAX_WIDTH'(ix)];
+                        pf_c <= pf_c + 8'd1;
+                    end
+                    if ((pf_r == pf_ph || (pf_r + 8'd1 == pf_ph && (!pf_row_ok || pf_fire)))
+                        && (pf_c == pf_pw || pf_c + 8'd1 == pf_pw))
+                        pf_state <= L.residual ? PF_RES : PF_WAIT;
+                end
+                PF_RES: begin
+                    if (pf_fire) begin
+                        if (pf_jh + 8'd1 >= bk_mg[pf_g[0]]) begin
+                            pf_jl <= 8'd0;
+                            if (pf_px + 8'd1 == t_ow[pf_h]) begin
+                                pf_px <= 8'd0;
+                                pf_py <= pf_py + 8'd1;
+                                pf_pixaddr <= pf_pixaddr + 64'(L.out_c) * (64'(L.out_w) - 64'(t_ow[pf_h]) + 64'd1);
+                                if (pf_py + 8'd1 == t_oh[pf_h]) pf_state <= PF_WAIT;
+                            end else begin
+                                pf_px <= pf_px + 8'd1;
+                                pf_pixaddr <= pf_pixaddr + 64'(L.out_c);
+                            end
+                        end else begin
+                            pf_jl <= pf_jh + 8'd1;
+                        end
+                    end
+                end
+                PF_WAIT: begin
+                    if (!pend_valid && !pend_push) begin
+                        full[pf_h] <= 1'b1;
+                        pf_h <= !pf_h;
+                        if (pf_i + 16'd1 == L.n_seq) begin
+                            pf_i <= 16'd0;
+                            pf_g <= pf_g + 16'd1;
+                        end else pf_i <= pf_i + 16'd1;
+                        pf_state <= PF_IDLE;
+                    end
+                end
+                default: pf_state <= PF_IDLE;
+            endcase
+            // receive side
+            if (pend_valid && rd_valid && rd_to_pf) begin
+                if (!pend_out[PEND_W-1]) begin
+                    logic [IAW-1:0] a;
+                    a = IAW'(32'(pend_out[32]) * IHALF + 32'(pend_out[31:0]) + 32'(pr_beat) * AB);
+                    for (int l = 0; l < AB; l++) begin
+                        ib_we[(32'(a) % NB) + l] <= 1'b1;
+                        ib_waddr[(32'(a) % NB) + l] <= $clog2(IDEPTH)'(a >> NBL);
+                        ib_wdata[(32'(a) % NB) + l] <= rd_data[l*8 +: 8];
+                    end
+                    pr_beat <= rd_last ? 16'd0 : pr_beat + 16'd1;
+                end else begin
+                    logic [7:0] p, jl, jh, off;
+                    p = pend_out[31:24];
+                    jl = pend_out[23:16];
+                    jh = pend_out[15:8];
+                    off = pend_out[7:0];
+                    rb_waddr <= $clog2(2*RPIX)'(32'(pend_out[32]) * RPIX + 32'(p));
+                    for (int l = 0; l < DG_TM; l++) begin
+                        logic [ABL-1:0] bo;
+                        bo = ABL'(32'(off) + 32'(bk_ch[pf_g[0]][l]));
+                        rb_we[l] <= 8'(l) >= jl && 8'(l) <= jh;
+                        rb_wdata[l] <= rd_data[32'(bo) * 8 +: 8];
+                    end
+                end
+            end
+        end
+
+
+        if (tile_done) full[cp_h] <= 1'b0;
+        ld_out_beats <= ld_out_beats + (ld_fire ? 16'(sp_beats) : 16'd0) - 16'(rd_valid && rd_ready_all && rd_to_ld);
+        if (rst) begin
+            pf_state <= PF_IDLE;
+            full <= 2'b00;
+            pr_beat <= 16'd0;
+            ld_out_beats <= 16'd0;
+        end
+    end
+
+    // read-data ready (in the run, by owner) and the loader's consume step
+    always_comb begin
+        logic [1:0] kind;
+        logic [31:0] k, left_span, left_beat;
+        rd_ready = 1'b0;
+        spf_pop = 1'b0;
+        ldf_pop = 1'b0;
+        pend_pop = 1'b0;
+        pos = '0;
+        last_byte = 1'b0;
+        if (run) begin
+            if (rd_to_pf) begin
+                rd_ready = pend_valid;
+                pend_pop = pend_valid && rd_valid && rd_last;
+            end else if (rd_to_ld) begin
+                rd_ready = ldf_in_ready;
+            end
+        end
+        ld_k = 8'd1;
+        for (int t = 0; t < KMAX; t++) ld_byte[t] = 8'd0;
+        kind = '0;
+        k = 32'd0;
+        left_span = 32'd0;
+        left_beat = 32'd0;
+        if (ld_consume) begin
+            kind = spf_out[SPF_W-1 -: 2];
+            pos = sc_started ? sc_pos : (ABL+1)'(spf_out[23:16]);
+            left_span = 32'(spf_out[15:0]) - 32'(sc_b);
+            left_beat = AB - 32'(pos);
+            k = 1;
+            if (kind == 2'(SP_WIC)) k = KMAX;
+            else if (kind == 2'(SP_WOC) && !L.in_ch_gated) k = DG_TN - (32'(sc_b) % DG_TN);
+            if (k > left_span) k = left_span;
+            if (k > left_beat) k = left_beat;
+            ld_k = 8'(k);
+            for (int t = 0; t < KMAX; t++)
+                if (32'(pos) + t < AB) ld_byte[t] = ldf_data[(32'(pos) + t) * 8 +: 8];
+            last_byte = k == left_span;
+            ldf_pop = last_byte || 32'(pos) + k == AB;
+            spf_pop = last_byte;
+        end
+
+    end
+    wire unused_ok = &{1'b0, L, spf_count, pend_count, own_count, bk_lanes};
+endmodule
+`default_nettype wire

@@ -1,0 +1,92 @@
+`default_nettype none
+// dg_pkg: the engine contract as a package, so module headers (port widths) can use it.
+//
+// dg_params.svh is GENERATED per engine config (dgfpga.contract.codegen; dgfpga.backends.rtl_sim
+// renders the config's copy into its build folder and puts it first on the include path):
+// DG_ + the TOML name in upper case for every EngineConfig field (DG_TM, DG_MAX_IN_CHANNELS,
+// DG_WEIGHT_BUFFER_BYTES, DG_CONFIG_HASH, ...), the register offsets and fields, the STATUS
+// codes and DG_DESC_<FIELD>_WORD/_LSB/_WIDTH of every descriptor field. The RTL has no
+// configuration parameters of its own: which engine it is depends only on this include.
+// The include's elaboration checks are generate blocks, which a package cannot hold: they
+// are left out here (DG_PARAMS_NO_CHECKS); EngineConfig validation covers them and dg_engine
+// checks what its micro-architecture assumes.
+`define DG_PARAMS_NO_CHECKS
+package dg_pkg;
+`include "dg_params.svh"
+
+    // ---- micro-architecture sizes derived from the contract (shared by the engine's modules)
+    localparam int AB = DG_AXI_BYTES;                      // bytes per AXI beat
+    localparam int ABL = $clog2(AB);
+    localparam int TNL = $clog2(DG_TN);
+    localparam int CT_MAX = 2 * DG_MAX_TILE + 1;           // conv patch side under a fused pool
+    localparam int PMAX = (CT_MAX - 1) * 2 + DG_MAX_KERNEL;  // input patch side limit
+    localparam int PW = $clog2(PMAX);                      // patch row/col index width
+    localparam int NB = (DG_TN > AB) ? DG_TN : AB;         // byte banks of the patch buffer
+    localparam int NBL = $clog2(NB);
+    localparam int IHALF_RAW = DG_IFM_BUFFER_BYTES / 2 + PMAX * 2 * AB + DG_TN;
+    localparam int IHALF = ((IHALF_RAW + NB - 1) / NB) * NB;   // bytes per patch half
+    localparam int IDEPTH = 2 * IHALF / NB;                // rows per bank (both halves)
+    localparam int IAW = $clog2(2 * IHALF);                // patch byte address width
+    localparam int WD_A = DG_MAX_KERNEL_TAPS * ((DG_MAX_IN_CHANNELS + DG_TN - 1) / DG_TN);
+    localparam int WD_B = DG_WEIGHT_BUFFER_BYTES / 2 / DG_TN + DG_MAX_KERNEL_TAPS;
+    localparam int WDEPTH = (WD_A < WD_B) ? WD_A : WD_B;   // weight buffer entries (Tm x Tn bytes) per bank
+    localparam int WAW = $clog2(WDEPTH);
+    // index widths of the limit-sized tables (indices are in range by the checks)
+    localparam int I_MAX_TILES = (DG_MAX_TILES > 1) ? $clog2(DG_MAX_TILES) : 1;
+    localparam int I_MAX_HEIGHT = (DG_MAX_HEIGHT > 1) ? $clog2(DG_MAX_HEIGHT) : 1;
+    localparam int I_MAX_WIDTH = (DG_MAX_WIDTH > 1) ? $clog2(DG_MAX_WIDTH) : 1;
+    localparam int I_MAX_OUT = (DG_MAX_OUT_CHANNELS > 1) ? $clog2(DG_MAX_OUT_CHANNELS) : 1;
+    localparam int I_MAX_IN = (DG_MAX_IN_CHANNELS > 1) ? $clog2(DG_MAX_IN_CHANNELS) : 1;
+    localparam int RPIX = DG_MAX_TILE * DG_MAX_TILE;       // output pixels of a tile
+    localparam int RAW = $clog2(2 * RPIX);                 // residual buffer address width
+    localparam int PPIX = CT_MAX * CT_MAX;                 // conv pixels of a pooled tile
+    localparam int PK_BYTES = 4 * DG_TM;                   // largest write packet (sums)
+    localparam int WBQ_DEPTH = 16;                         // write-back queue (MAC results)
+    // MAC-array tag: {bank, res_only, tile_last, py, px, residual bytes [TM]}
+    localparam int MTAG_W = 3 + 16 + DG_TM * 8;
+    // tile record (compute -> write-back): {bank, glast, idx, o0y, o0x, cy0, cx0, oh, ow, chy, chw}
+    localparam int TR_W = 2 + 16 * 5 + 8 * 4;
+    // work lists: u16 index entries, u32 bitmap words (formats)
+    localparam int LEB = DG_LIST_ENTRY_BITS;               // bits of a list entry
+    localparam int EPB = DG_AXI_DATA_BITS / LEB;           // list entries per beat
+    localparam int BMW = DG_BITMAP_WORD_BITS;              // bits of a bitmap word
+
+    // One layer as the engine runs it: the descriptor fields (widths from the contract), the
+    // region-absolute addresses and the derived sizes. dg_sequencer latches it per layer
+    // (ST_CHECK, ST_CHECK2); the loader, compute and write-back read it.
+    typedef struct packed {
+        logic [DG_DESC_K_WIDTH-1:0]      k;
+        logic [DG_DESC_STRIDE_WIDTH-1:0] stride;
+        logic [DG_DESC_PAD_WIDTH-1:0]    pad;
+        logic in_signed, out_signed, residual, res_signed, maxpool, emit_sums, tile_gated;
+        logic in_ch_gated, out_ch_gated, zero_halo;
+        logic [DG_DESC_SHIFT_WIDTH-1:0]  shift;
+        logic [DG_DESC_IN_H_WIDTH-1:0]   in_h;
+        logic [DG_DESC_IN_W_WIDTH-1:0]   in_w;
+        logic [DG_DESC_OUT_H_WIDTH-1:0]  out_h;
+        logic [DG_DESC_OUT_W_WIDTH-1:0]  out_w;
+        logic [DG_DESC_IN_C_WIDTH-1:0]   in_c;
+        logic [DG_DESC_OUT_C_WIDTH-1:0]  out_c;
+        logic [DG_DESC_N_ACTIVE_TILES_WIDTH-1:0] n_act;
+        logic [DG_DESC_N_RES_TILES_WIDTH-1:0]    n_res;
+        logic [DG_DESC_N_ACTIVE_OUT_WIDTH-1:0]   n_out;
+        logic [DG_DESC_N_ACTIVE_IN_WIDTH-1:0]    n_in;
+        logic [DG_DESC_TILE_WIDTH-1:0]   tile;
+        logic [DG_DESC_GRID_H_WIDTH-1:0] grid_h;
+        logic [DG_DESC_GRID_W_WIDTH-1:0] grid_w;
+        logic [DG_DESC_RES_MULT_WIDTH-1:0] res_mult;
+        logic [63:0] in_abs, out_abs, res_abs, w_abs, p_abs, sums_abs;   // absolute addresses
+        logic [31:0] tl_off, rl_off, ol_off, il_off, bm_off;             // WORK offsets
+        // derived (ST_CHECK2)
+        logic [15:0] conv_h, conv_w;      // conv output size (before a fused max-pool)
+        logic [15:0] cin_st, cout_st;     // stored channels of the input / output map
+        logic [31:0] in_row_bytes;        // bytes of one input row
+        logic [15:0] N;                   // n-groups per kernel position (>= 1)
+        logic [15:0] G;                   // m-groups
+        logic [7:0]  kk;                  // kernel taps
+        logic        ic_layout;           // weights in ic_k_k_oc layout (in-gated, out dense)
+        logic [15:0] n_seq;               // tile-sequence entries per group (active + residual-only)
+    } dg_layer_t;
+endpackage
+`undef DG_PARAMS_NO_CHECKS
+`default_nettype wire

@@ -1,0 +1,427 @@
+`default_nettype none
+// dg_sequencer: the engine's layer sequencer (one job: what runs, and whether it may).
+//
+// Per engine start: check LAYER_COUNT; per layer: fetch the 24-word descriptor over the read
+// master, check it (dg_desc_check), latch it as a dg_layer_t (fields decoded through the
+// generated DG_DESC_<FIELD>_WORD/_LSB/_WIDTH), fetch and check the work lists (u16 tile /
+// channel lists, the u32 tile bitmap), fill the zero-halo tables, then start the run
+// (`run_init` pulse, `run` while ST_RUN) and wait for the other agents' `layer_done`.
+// Any fault sets STATUS (regmap fields) and ends the start; CYCLES counts from ap_start.
+module dg_sequencer
+    import dg_pkg::*;
+(
+    input  wire                         clk,
+    input  wire                         rst,
+    // s_axi_control arguments and outputs
+    input  wire                         ap_start,
+    input  wire [63:0]                  a_program,
+    input  wire [31:0]                  a_layer_count,
+    input  wire [63:0]                  a_fmap_base,
+    input  wire [31:0]                  a_fmap_bytes,
+    input  wire [63:0]                  a_weight_base,
+    input  wire [31:0]                  a_weight_bytes,
+    input  wire [63:0]                  a_work_base,
+    input  wire [31:0]                  a_work_bytes,
+    input  wire [63:0]                  a_sums_base,
+    input  wire [31:0]                  a_sums_bytes,
+    output logic [31:0]                 status_reg,    // STATUS value
+    output logic [63:0]                 cycle_cnt,     // CYCLES value
+    output wire                         idle,          // ap_idle
+    output wire                         done,          // ap_done / ap_ready / ap_vld pulse
+    // read master: descriptor and work-list commands (never while `run`)
+    output logic                        rcmd_valid,
+    output logic [63:0]                 rcmd_addr,
+    output logic [23:0]                 rcmd_beats,
+    input  wire                         rcmd_ready,
+    input  wire [DG_AXI_DATA_BITS-1:0]  rd_data,
+    input  wire                         rd_valid,
+    input  wire                         rd_last,
+    output logic                        rd_ready,
+    input  wire                         rd_idle,
+    input  wire                         wr_idle,
+    input  wire                         rd_err,
+    input  wire                         wr_err,
+    output logic                        err_clear,
+    // the layer and its work
+    output dg_layer_t                   L,
+    output wire                         run,           // the agents run the layer
+    output wire                         run_init,      // one cycle before: reset run state
+    input  wire                         layer_done,    // all agents idle, every group written
+    output logic [15:0]                 tile_list [DG_MAX_TILES],
+    output logic [15:0]                 res_list [DG_MAX_TILES],
+    output logic [15:0]                 outch_list [DG_MAX_OUT_CHANNELS],
+    output logic [15:0]                 inch_list [DG_MAX_IN_CHANNELS],
+    output logic [DG_MAX_TILES-1:0]     bitmap,
+    // zero-halo tables: input row -> (tile row * grid_w, inside the grid), column -> tile column
+    output logic [15:0]                 row_tbase_tab [DG_MAX_HEIGHT],
+    output logic                        row_tv_tab [DG_MAX_HEIGHT],
+    output logic [7:0]                  col_tile_tab [DG_MAX_WIDTH],
+    output logic                        col_tv_tab [DG_MAX_WIDTH]
+);
+`include "dg_fields.svh"
+    localparam int DESC_BEATS = (DG_DESC_BYTES + AB - 1) / AB + 1;
+
+    // STATUS word (regmap field positions)
+    function automatic logic [31:0] status_value(input logic [7:0] code, input logic [7:0] lay,
+                                                 input logic [15:0] entry);
+        logic [31:0] v;
+        v = '0;
+        `DG_REG_FIELD(v, STATUS, CODE) = DG_REG_STATUS_CODE_WIDTH'(code);
+        `DG_REG_FIELD(v, STATUS, LAYER) = DG_REG_STATUS_LAYER_WIDTH'(lay);
+        `DG_REG_FIELD(v, STATUS, ENTRY) = DG_REG_STATUS_ENTRY_WIDTH'(entry);
+        return v;
+    endfunction
+
+    typedef enum logic [4:0] {
+        ST_IDLE, ST_START, ST_DESC_REQ, ST_DESC_RX, ST_CHECK, ST_CHECK2, ST_LIST_SEL, ST_LIST_RX,
+        ST_LIST_END, ST_HALO, ST_RUN, ST_LAYER_END,
+        ST_ERR, ST_DONE
+    } state_t;
+    state_t state;
+    logic [7:0] layer;
+
+    // descriptor
+    logic [DESC_BEATS*AB*8-1:0] desc_raw;
+    logic [7:0] desc_beat;
+    logic [ABL:0] desc_off;
+    wire [DG_DESC_WORDS*32-1:0] desc = (DG_DESC_WORDS*32)'(desc_raw >> (32'(desc_off) * 8));
+    wire [7:0] chk_code;
+    wire [15:0] chk_entry;
+    dg_desc_check chk (
+        .desc(desc), .fmap_bytes(a_fmap_bytes), .weight_bytes(a_weight_bytes),
+        .work_bytes(a_work_bytes), .sums_bytes(a_sums_bytes), .err_code(chk_code), .err_entry(chk_entry));
+
+    // work lists
+    logic [DG_MAX_TILES-1:0] act_flags;
+    logic [2:0] list_kind;      // 0 tiles, 1 res tiles, 2 out ch, 3 in ch, 4 bitmap
+    logic [15:0] list_n, list_e, list_limit;
+    logic [DG_AXI_DATA_BITS-1:0] list_beat;
+    logic list_have;
+    logic [15:0] list_slot;
+    logic [15:0] list_prev;
+    logic range_err, order_err, inter_err;
+    logic [15:0] range_at, order_at;
+    // halo table fill
+    logic [15:0] halo_i;
+    logic [7:0]  halo_qr, halo_rr, halo_qc, halo_rc;
+
+    // error reporting
+    logic [7:0] err_code;
+    logic [15:0] err_entry;
+
+    // list command (issued from ST_LIST_SEL)
+    logic list_cmd_valid;
+    logic [63:0] list_cmd_addr;
+    logic [23:0] list_cmd_beats;
+    logic [2:0] list_next;        // next list kind needed (5 = none)
+    logic [15:0] list_next_n;
+    logic [31:0] list_next_off;
+
+    always_comb begin
+        list_next = 3'd5;
+        list_next_n = 16'd0;
+        list_next_off = 32'd0;
+        for (int kind = 4; kind >= 0; kind--) begin
+            if (32'(kind) >= 32'(list_kind)) begin
+                case (kind)
+                    0: if (L.tile_gated && L.n_act != 0) begin list_next = 3'd0; list_next_n = L.n_act; list_next_off = L.tl_off; end
+                    1: if (L.n_res != 0) begin list_next = 3'd1; list_next_n = L.n_res; list_next_off = L.rl_off; end
+                    2: if (L.out_ch_gated && L.n_out != 0) begin list_next = 3'd2; list_next_n = L.n_out; list_next_off = L.ol_off; end
+                    3: if (L.in_ch_gated && L.n_in != 0) begin list_next = 3'd3; list_next_n = L.n_in; list_next_off = L.il_off; end
+                    default: if (L.zero_halo) begin
+                        list_next = 3'd4;
+                        list_next_n = 16'(BMW * ((32'(L.grid_h) * 32'(L.grid_w) + BMW - 1) / BMW));
+                        list_next_off = L.bm_off;
+                    end
+                endcase
+            end
+        end
+        list_cmd_valid = state == ST_LIST_SEL && list_next != 3'd5;
+        list_cmd_addr = (a_work_base + 64'(list_next_off)) & ~64'(AB - 1);
+        list_cmd_beats = (list_next == 3'd4)
+            ? 24'((32'(list_next_n) / 8 + 32'(AB) - 1) >> ABL)
+            : 24'((32'(LEB / 8) * 32'(list_next_n) + 32'(AB) - 1) >> ABL);
+    end
+
+    always_comb begin
+        rcmd_valid = 1'b0;
+        rcmd_addr = 64'd0;
+        rcmd_beats = 24'd1;
+        if (state == ST_DESC_REQ) begin
+            rcmd_valid = 1'b1;
+            rcmd_addr = (a_program + 64'(layer) * 64'(DG_DESC_BYTES)) & ~64'(AB - 1);
+            rcmd_beats = 24'(((((a_program + 64'(layer) * 64'(DG_DESC_BYTES)) & 64'(AB - 1)) + 64'(DG_DESC_BYTES) + 64'(AB - 1)) >> ABL));
+        end
+        if (list_cmd_valid) begin
+            rcmd_valid = 1'b1;
+            rcmd_addr = list_cmd_addr;
+            rcmd_beats = list_cmd_beats;
+        end
+        rd_ready = state == ST_DESC_RX || (state == ST_LIST_RX && !list_have);
+    end
+    assign run = state == ST_RUN;
+    assign run_init = state == ST_HALO && (!L.zero_halo || (halo_i + 16'd1 >= L.in_h && halo_i + 16'd1 >= L.in_w));
+    assign idle = state == ST_IDLE;
+    assign done = state == ST_DONE;
+
+    always_ff @(posedge clk) begin
+        err_clear <= 1'b0;
+        if (state != ST_IDLE) cycle_cnt <= cycle_cnt + 64'd1;
+        case (state)
+            ST_IDLE: begin
+                if (ap_start) begin
+                    state <= ST_START;
+                    cycle_cnt <= 64'd1;
+                    layer <= 8'd0;
+                    err_clear <= 1'b1;
+                    status_reg <= 32'd0;
+                end
+            end
+            ST_START: begin
+                if (a_layer_count > 32'(DG_MAX_LAYERS)) begin
+                    err_code <= DG_ERR_BAD_COUNT;
+                    err_entry <= 16'd0;
+                    state <= ST_ERR;
+                end else if (a_layer_count == 32'd0) begin
+                    state <= ST_DONE;
+                end else begin
+                    state <= ST_DESC_REQ;
+                end
+            end
+            ST_DESC_REQ: begin
+                if (rcmd_ready) begin
+                    state <= ST_DESC_RX;
+                    desc_beat <= 8'd0;
+                    desc_off <= (ABL+1)'((a_program + 64'(layer) * 64'(DG_DESC_BYTES)) & 64'(AB - 1));
+                end
+            end
+            ST_DESC_RX: begin
+                if (rd_valid) begin
+                    desc_raw[32'(desc_beat) * AB * 8 +: AB * 8] <= rd_data;
+                    desc_beat <= desc_beat + 8'd1;
+                    if (rd_last) state <= ST_CHECK;
+                end
+            end
+            ST_CHECK: begin
+                // dg_desc_check settles on the registered descriptor; latch the layer
+                L.k <= `DG_DESC(desc, K);
+                L.stride <= `DG_DESC(desc, STRIDE);
+                L.pad <= `DG_DESC(desc, PAD);
+                L.in_signed <= `DG_DESC(desc, IN_SIGNED);
+                L.out_signed <= `DG_DESC(desc, OUT_SIGNED);
+                L.residual <= `DG_DESC(desc, RESIDUAL);
+                L.res_signed <= `DG_DESC(desc, RES_SIGNED);
+                L.maxpool <= `DG_DESC(desc, MAXPOOL);
+                L.emit_sums <= `DG_DESC(desc, EMIT_SUMS);
+                L.tile_gated <= `DG_DESC(desc, TILE_GATED);
+                L.in_ch_gated <= `DG_DESC(desc, IN_CH_GATED);
+                L.out_ch_gated <= `DG_DESC(desc, OUT_CH_GATED);
+                L.zero_halo <= `DG_DESC(desc, ZERO_HALO);
+                L.shift <= `DG_DESC(desc, SHIFT);
+                L.in_h <= `DG_DESC(desc, IN_H);
+                L.in_w <= `DG_DESC(desc, IN_W);
+                L.out_h <= `DG_DESC(desc, OUT_H);
+                L.out_w <= `DG_DESC(desc, OUT_W);
+                L.in_c <= `DG_DESC(desc, IN_C);
+                L.out_c <= `DG_DESC(desc, OUT_C);
+                L.tile <= `DG_DESC(desc, TILE);
+                L.grid_h <= `DG_DESC(desc, GRID_H);
+                L.grid_w <= `DG_DESC(desc, GRID_W);
+                L.n_act <= `DG_DESC(desc, N_ACTIVE_TILES);
+                L.n_res <= `DG_DESC(desc, N_RES_TILES);
+                L.n_out <= `DG_DESC(desc, N_ACTIVE_OUT);
+                L.n_in <= `DG_DESC(desc, N_ACTIVE_IN);
+                L.res_mult <= `DG_DESC(desc, RES_MULT);
+                L.in_abs <= a_fmap_base + 64'(`DG_DESC(desc, IN_OFFSET));
+                L.out_abs <= a_fmap_base + 64'(`DG_DESC(desc, OUT_OFFSET));
+                L.res_abs <= a_fmap_base + 64'(`DG_DESC(desc, RES_OFFSET));
+                L.w_abs <= a_weight_base + 64'(`DG_DESC(desc, WEIGHT_OFFSET));
+                L.p_abs <= a_weight_base + 64'(`DG_DESC(desc, PARAM_OFFSET));
+                L.tl_off <= `DG_DESC(desc, TILE_LIST_OFFSET);
+                L.rl_off <= `DG_DESC(desc, RES_TILE_LIST_OFFSET);
+                L.ol_off <= `DG_DESC(desc, OUT_CH_LIST_OFFSET);
+                L.il_off <= `DG_DESC(desc, IN_CH_LIST_OFFSET);
+                L.bm_off <= `DG_DESC(desc, BITMAP_OFFSET);
+                L.sums_abs <= a_sums_base + 64'(`DG_DESC(desc, SUMS_OFFSET));
+                if (chk_code != 8'd0) begin
+                    err_code <= chk_code;
+                    err_entry <= chk_entry;
+                    state <= ST_ERR;
+                end else begin
+                    state <= ST_CHECK2;
+                end
+            end
+            ST_CHECK2: begin
+                L.kk <= 8'(32'(L.k) * 32'(L.k));
+                L.cin_st <= L.in_ch_gated ? L.n_in : L.in_c;
+                L.cout_st <= L.out_ch_gated ? L.n_out : L.out_c;
+                L.in_row_bytes <= 32'(L.in_w) * 32'(L.in_ch_gated ? L.n_in : L.in_c);
+                L.N <= (L.n_in == 0) ? 16'd1 : 16'((32'(L.n_in) + DG_TN - 1) >> TNL);
+                L.G <= 16'((32'(L.n_out) + DG_TM - 1) / DG_TM);
+                L.conv_h <= 16'(((32'(L.in_h) + 32'(2 * L.pad) - 32'(L.k)) >> (L.stride == 2'd2 ? 1 : 0)) + 1);
+                L.conv_w <= 16'(((32'(L.in_w) + 32'(2 * L.pad) - 32'(L.k)) >> (L.stride == 2'd2 ? 1 : 0)) + 1);
+                L.ic_layout <= L.in_ch_gated && !L.out_ch_gated;
+                L.n_seq <= (L.n_out == 0) ? 16'd0 : L.n_act + L.n_res;
+                act_flags <= L.tile_gated ? '0 : '1;
+                bitmap <= '0;
+                list_kind <= 3'd0;
+                state <= ST_LIST_SEL;
+            end
+            ST_LIST_SEL: begin
+                if (list_next == 3'd5) begin
+                    state <= ST_HALO;
+                    halo_i <= 16'd0;
+                    halo_qr <= 8'd0;
+                    halo_rr <= 8'd0;
+                    halo_qc <= 8'd0;
+                    halo_rc <= 8'd0;
+                end else if (rcmd_ready) begin
+                    list_kind <= list_next;
+                    list_n <= list_next_n;
+                    list_e <= 16'd0;
+                    list_have <= 1'b0;
+                    list_slot <= 16'd0;
+                    range_err <= 1'b0;
+                    order_err <= 1'b0;
+                    inter_err <= 1'b0;
+                    case (list_next)
+                        3'd0, 3'd1: list_limit <= 16'(32'(L.grid_h) * 32'(L.grid_w));
+                        3'd2: list_limit <= L.out_c;
+                        default: list_limit <= L.in_c;
+                    endcase
+                    state <= ST_LIST_RX;
+                end
+            end
+            ST_LIST_RX: begin
+                if (!list_have) begin
+                    if (rd_valid) begin
+                        list_beat <= rd_data;
+                        list_have <= 1'b1;
+                        list_slot <= 16'd0;
+                    end
+                end else if (list_kind == 3'd4) begin
+                    // bitmap: one bit per cycle
+                    logic bit_v;
+                    bit_v = list_beat[list_slot[$clog2(DG_AXI_DATA_BITS)-1:0]];
+                    // first bit that differs from the tile list (bits past the grid must be 0)
+                    if (32'(list_e) >= 32'(L.grid_h) * 32'(L.grid_w)) begin
+                        if (bit_v && !range_err) begin range_err <= 1'b1; range_at <= list_e; end
+                    end else begin
+                        bitmap[I_MAX_TILES'(list_e)] <= bit_v;
+                        if (bit_v != act_flags[I_MAX_TILES'(list_e)] && !range_err) begin
+                            range_err <= 1'b1;
+                            range_at <= list_e;
+                        end
+                    end
+                    list_e <= list_e + 16'd1;
+                    list_slot <= list_slot + 16'd1;
+                    if (32'(list_slot) == DG_AXI_DATA_BITS - 1 || list_e + 16'd1 == list_n) list_have <= 1'b0;
+                    if (list_e + 16'd1 == list_n) state <= ST_LIST_END;
+                end else begin
+                    logic [LEB-1:0] v;
+                    v = list_beat[32'(list_slot) % EPB * LEB +: LEB];
+                    // the earliest faulty entry is reported (range before order on the same entry)
+                    if (!range_err && !order_err) begin
+                        if (v >= list_limit) begin range_err <= 1'b1; range_at <= list_e; end
+                        else if (list_e != 0 && v <= list_prev) begin order_err <= 1'b1; order_at <= list_e; end
+                    end
+                    list_prev <= v;
+                    case (list_kind)
+                        3'd0: begin
+                            tile_list[I_MAX_TILES'(list_e)] <= v;
+                            if (v < list_limit) act_flags[I_MAX_TILES'(v)] <= 1'b1;
+                        end
+                        3'd1: begin
+                            res_list[I_MAX_TILES'(list_e)] <= v;
+                            if (v < list_limit && act_flags[I_MAX_TILES'(v)]) inter_err <= 1'b1;
+                        end
+                        3'd2: outch_list[I_MAX_OUT'(list_e)] <= v;
+                        default: inch_list[I_MAX_IN'(list_e)] <= v;
+                    endcase
+                    list_e <= list_e + 16'd1;
+                    list_slot <= list_slot + 16'd1;
+                    if (32'(list_slot) == EPB - 1 || list_e + 16'd1 == list_n) list_have <= 1'b0;
+                    if (list_e + 16'd1 == list_n) state <= ST_LIST_END;
+                end
+            end
+            ST_LIST_END: begin
+                if (range_err) begin
+                    err_code <= (list_kind == 3'd4) ? DG_ERR_BITMAP_MISMATCH
+                              : (list_kind <= 3'd1) ? DG_ERR_TILE_RANGE : DG_ERR_CHANNEL_RANGE;
+                    err_entry <= range_at;
+                    state <= ST_ERR;
+                end else if (order_err) begin
+                    err_code <= (list_kind == 3'd4) ? DG_ERR_BITMAP_MISMATCH
+                              : (list_kind <= 3'd1) ? DG_ERR_TILE_ORDER : DG_ERR_CHANNEL_ORDER;
+                    err_entry <= order_at;
+                    state <= ST_ERR;
+                end else if (inter_err) begin
+                    // a tile both active and residual-only (interpreter: TILE_ORDER, entry 0)
+                    err_code <= DG_ERR_TILE_ORDER;
+                    err_entry <= 16'd0;
+                    state <= ST_ERR;
+                end else begin
+                    list_kind <= list_kind + 3'd1;
+                    state <= ST_LIST_SEL;
+                end
+            end
+            ST_HALO: begin
+                // input row -> (tile row * grid_w, inside grid) and col -> tile col tables
+                if (32'(halo_i) < DG_MAX_HEIGHT) begin
+                    row_tbase_tab[I_MAX_HEIGHT'(halo_i)] <= 16'(32'(halo_qr) * 32'(L.grid_w));
+                    row_tv_tab[I_MAX_HEIGHT'(halo_i)] <= halo_qr < L.grid_h;
+                end
+                if (32'(halo_i) < DG_MAX_WIDTH) begin
+                    col_tile_tab[I_MAX_WIDTH'(halo_i)] <= halo_qc;
+                    col_tv_tab[I_MAX_WIDTH'(halo_i)] <= halo_qc < L.grid_w;
+                end
+                if (halo_rr + 8'd1 == L.tile) begin halo_rr <= 8'd0; halo_qr <= halo_qr + 8'd1; end
+                else halo_rr <= halo_rr + 8'd1;
+                if (halo_rc + 8'd1 == L.tile) begin halo_rc <= 8'd0; halo_qc <= halo_qc + 8'd1; end
+                else halo_rc <= halo_rc + 8'd1;
+                halo_i <= halo_i + 16'd1;
+                if (!L.zero_halo || (halo_i + 16'd1 >= L.in_h && halo_i + 16'd1 >= L.in_w)) begin
+                    // run_init: the loader, compute and write-back reset their run state
+                    state <= (L.n_seq == 0 || L.G == 0) ? ST_LAYER_END : ST_RUN;
+                end
+            end
+            ST_RUN: begin
+                if (layer_done) state <= ST_LAYER_END;
+            end
+            ST_LAYER_END: begin
+                if (wr_idle && rd_idle) begin
+                    if (rd_err || wr_err) begin
+                        err_code <= DG_ERR_AXI_ERROR;
+                        err_entry <= 16'd0;
+                        state <= ST_ERR;
+                    end else if (32'(layer) + 32'd1 == a_layer_count) begin
+                        state <= ST_DONE;
+                    end else begin
+                        layer <= layer + 8'd1;
+                        state <= ST_DESC_REQ;
+                    end
+                end
+            end
+            ST_ERR: begin
+                if (wr_idle && rd_idle) begin
+                    status_reg <= status_value(err_code, layer, err_entry);
+                    state <= ST_DONE;
+                end
+            end
+            ST_DONE: begin
+                // ap_done/ap_ready/ap_vld are asserted combinationally in this state, so
+                // the register block clears ap_start on the same edge that returns to IDLE
+                state <= ST_IDLE;
+            end
+            default: state <= ST_IDLE;
+        endcase
+
+        if (rst) begin
+            state <= ST_IDLE;
+            status_reg <= 32'd0;
+            cycle_cnt <= 64'd0;
+        end
+    end
+    wire unused_ok = &{1'b0, rd_last, L.res_signed};
+endmodule
+`default_nettype wire

@@ -1,0 +1,185 @@
+"""`dgfpga synth` (dgfpga.backends.synth): reading Yosys's statistics and the mapped netlist,
+the cache key, the errors, and (slow) a real open synthesis of the `small` engine."""
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from dgfpga.backends import synth
+from dgfpga.contract.engine_config import load_config
+
+DATA = Path(__file__).resolve().parent / "data" / "synth"
+
+
+def require_yosys() -> str:
+    try:
+        return synth.yosys_exe()
+    except synth.YosysMissing as e:
+        pytest.skip(f"{e}")
+
+
+# ----------------------------------------------------------------------------- parsing
+
+def test_parse_stat_of_a_captured_yosys_run():
+    """A `stat -json` captured from Yosys 0.70 (the whole `small` engine); the totals below
+    are summed by hand from the cell list in the fixture."""
+    stat = json.loads((DATA / "stat_small.json").read_text())
+    r = synth.parse_stat(stat)
+    lut_logic = 4395 + 3895 + 1679 + 3642 + 3476 + 373          # LUT2..LUT6 + INV
+    lutram = 8 * 1296 + 8 * 189                                   # RAM32M16, RAM64M8: 8 LUTs
+    assert r["lut_logic"] == lut_logic == 17460
+    assert r["lutram"] == lutram == 11880
+    assert r["srl"] == 71
+    assert r["lut"] == lut_logic + lutram + 71
+    assert r["ff"] == 9474 + 35                                   # FDRE + FDSE
+    assert (r["carry"], r["muxf"], r["dsp"]) == (1812, 4 + 2, 99)
+    assert (r["ramb18"], r["ramb36"], r["bram36"]) == (17, 0, 8.5)
+    assert r["other"] == {"BUFG": 1, "IBUF": 135, "OBUF": 292}
+    # a module picked by name gives the same (the capture holds one module)
+    assert synth.parse_stat(stat, "dg_engine") == r
+
+
+def test_parse_stat_classifies_every_primitive():
+    stat = {"design": {"num_cells_by_type": {
+        "LUT1": 1, "LUT6": 2, "INV": 3, "RAM64M": 2, "RAM32X1D": 1, "SRLC32E": 4,
+        "FDRE": 5, "FDCE": 1, "CARRY4": 7, "MUXF7": 2, "DSP48E2": 3, "RAMB18E2": 3,
+        "RAMB36E2": 2, "$scopeinfo": 9, "dg_fifo$dg_engine.ld_fifo": 1}}}
+    r = synth.parse_stat(stat)
+    assert r["lut_logic"] == 1 + 2 + 3
+    assert r["lutram"] == 2 * 4 + 2
+    assert r["srl"] == 4
+    assert r["lut"] == 6 + 10 + 4
+    assert (r["ff"], r["carry"], r["muxf"], r["dsp"]) == (6, 7, 2, 3)
+    assert (r["ramb18"], r["ramb36"], r["bram36"]) == (3, 2, 3.5)
+    assert r["other"] == {"dg_fifo$dg_engine.ld_fifo": 1}
+
+
+def test_depth_of_a_hand_built_netlist():
+    """tests/backends/data/synth/depth_netlist.json: r1 -> LUT2 -> CARRY4 -> LUT1 ->
+    combinational DSP48E2 -> LUT3 -> r2 is 3 LUT levels (1 carry, 1 DSP passed); a
+    registered DSP48E2 (PREG=1) starts a new path: prod -> LUT1 -> LUTRAM read -> LUT2 -> y
+    is 3 levels; a combinational loop is cut once."""
+    d = synth.netlist_depth(json.loads((DATA / "depth_netlist.json").read_text()))
+    assert d["max_levels"] == 3
+    assert d["loops_cut"] == 1
+    assert d["endpoints"] == 8           # y, D of ff1/ff2/ff3, A of dsp_reg, A0/DPRA0/D of ram
+    assert dict(levels=0, carry=0, dsp=0, start="in:a", end="r1") in d["worst"]
+    assert d["endpoints_over_target"] == 0
+    w = d["worst"]
+    assert w[0] == dict(levels=3, carry=1, dsp=1, start="r1", end="r2")
+    assert w[1] == dict(levels=3, carry=0, dsp=0, start="prod", end="out:y")
+    assert w[2] == dict(levels=2, carry=0, dsp=0, start="loop_net", end="(t.sv:50)")
+    assert w[3]["levels"] == 1 and w[3]["end"] == "RAM64X1D t.sv:40"
+
+
+def test_depth_counts_every_lut_level():
+    """One more LUT in a chain is one more level (a mutation guard on the weights)."""
+    net = json.loads((DATA / "depth_netlist.json").read_text())
+    cells = net["modules"]["top"]["cells"]
+    cells["lut3"]["connections"]["O"] = [40]
+    cells["extra"] = {"type": "LUT1", "parameters": {}, "attributes": {},
+                      "port_directions": {"I0": "input", "O": "output"},
+                      "connections": {"I0": [40], "O": [10]}}
+    d = synth.netlist_depth(net)
+    assert d["worst"][0] == dict(levels=4, carry=1, dsp=1, start="r1", end="r2")
+
+
+# ----------------------------------------------------------------------------- cache key, errors
+
+def test_cache_key_follows_every_source_byte(tmp_path):
+    real = synth.Design.for_config(load_config("small"))
+    for rel, data in real.files.items():                 # a copy of the tree to mutate
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(data)
+    srcs = [tmp_path / "src" / n for n in real.sources]
+    incs = [tmp_path / f"inc{i}" for i in range(real.n_inc)]
+
+    def key(unit, version="0.70"):
+        d = synth.Design.from_paths(real.cfg, srcs, incs, real.family)
+        return synth.cache_key(d, unit, version=version)
+
+    unit = synth.Unit("mac", "dg_mac_array$dg_engine.mac", "dg_mac_array")
+    k0 = key(unit)
+    assert key(unit) == k0                                           # stable
+    assert synth.cache_key(real, unit, version="0.70") == k0         # same bytes, same key
+    data = bytearray(srcs[-1].read_bytes())
+    data[len(data) // 2] ^= 0x01                                     # one bit of one source
+    srcs[-1].write_bytes(bytes(data))
+    k1 = key(unit)
+    assert k1 != k0
+    inc = next(incs[0].glob("*.svh"))                                # the config's include
+    inc.write_text(inc.read_text() + "\n")
+    k2 = key(unit)
+    assert k2 != k1
+    assert key(unit, version="0.71") != k2                           # the Yosys version
+    assert key(synth.Unit("rq", "dg_requant$dg_engine.rq", "dg_requant")) != k2   # the unit
+
+
+def test_part_family():
+    assert synth.part_family(load_config("small").part) == "xcup"
+    assert synth.part_family("xc7z020clg400-1") == "xc7"
+    with pytest.raises(synth.SynthError, match="no Yosys synth_xilinx family"):
+        synth.part_family("lfe5u-45f")
+
+
+def test_missing_yosys_names_the_extra(monkeypatch, tmp_path):
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(synth.YosysMissing, match=r"pip install 'dgfpga\[synth\]'"):
+        synth.yosys_exe()
+
+
+def test_cli_reports_missing_yosys_as_an_error(monkeypatch, tmp_path, capsys):
+    from dgfpga.cli.main import main
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    assert main(["synth", "--config", "small", "-o", str(tmp_path / "o")]) == 2
+    assert "dgfpga[synth]" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- real runs
+
+@pytest.mark.slow
+def test_synthesise_small():
+    """Open synthesis of the whole `small` engine (minutes on first run; cached after by
+    the source hash): DSP48E2 are inferred, LUTs within a sane range, a depth is measured."""
+    require_yosys()
+    rep = synth.synthesise("small", mode="whole", progress=lambda s: None)
+    t = rep.totals()
+    assert t["dsp"] > 0
+    assert 3_000 < t["lut"] < 60_000
+    assert 1_000 < t["ff"] < 60_000
+    assert 3 <= rep.max_levels() < 200
+    assert rep.budget["dsp"] == load_config("small").part_dsp
+    assert "DSP48E2" in rep.table()
+
+
+def test_unknown_module_is_an_error(tmp_path):
+    """--module with a name that is no unit: a clear error listing the units."""
+    require_yosys()
+    with pytest.raises(synth.SynthError, match="no unit named nosuch; units: .*dg_engine \\(dg_engine\\)"):
+        synth.synthesise("small", modules=["nosuch"], progress=lambda s: None)
+
+
+@pytest.mark.parametrize("stderr,oom", [
+    ("wasmtime._trap.Trap: error while executing\nCaused by:\n    thrown Wasm exception", True),
+    ("src/dg_engine.sv:12: ERROR: unknown module 'dg_x'", False)])
+def test_yosys_failures_are_classified(monkeypatch, tmp_path, stderr, oom):
+    """A Yosys that dies the way WebAssembly Yosys does at 4 GiB is SynthOutOfMemory (the
+    whole-design run then falls back to module by module); any other failure is a
+    SynthError quoting Yosys's message."""
+    fake = tmp_path / "fake-yosys"
+    fake.write_text(f"#!{sys.executable}\nimport sys\nsys.stderr.write({stderr!r})\nsys.exit(1)\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("DGFPGA_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(synth, "yosys_exe", lambda: str(fake))
+    design = synth.Design.for_config(load_config("small"))
+    with pytest.raises(synth.SynthError) as exc:
+        synth.synth_unit(design, synth.WHOLE)
+    assert isinstance(exc.value, synth.SynthOutOfMemory) == oom
+    if not oom:
+        assert "unknown module 'dg_x'" in str(exc.value)

@@ -1,0 +1,110 @@
+"""Each term of the cycle model (docs/perf.md, perf.cycle_model's docstring) worked out by
+hand on layers small enough to do on paper.
+
+Parameters are chosen so that the term under test decides the result (the next m-group's
+weight prefetch longer than a group's compute; residual-only tiles bound by their DDR
+bytes), so a wrong term changes the total. The expected numbers are written out below;
+they are not computed by the model's code.
+"""
+from __future__ import annotations
+
+import pytest
+
+from dgfpga.contract import formats
+from dgfpga.contract.engine_config import load_config
+from dgfpga.perf.cycle_model import CycleParams, layer_cycles
+
+SMALL = load_config("small")                      # tm = tn = 4, 8-byte AXI beat
+# B = min(8 * 0.25, 1e12 / clock) = 2 bytes per cycle; small, round overheads.
+P = CycleParams(layer_overhead_cycles=100, mgroup_overhead_cycles=10, tile_overhead_cycles=5,
+                pipeline_depth_cycles=3, axi_efficiency=0.25, dram_bytes_per_s=1e12)
+D = formats.DESCRIPTOR_BYTES                      # 96 bytes fetched per layer
+
+
+def test_bytes_per_cycle_is_the_smaller_limit():
+    assert P.bytes_per_cycle(SMALL) == 2.0
+    slow = CycleParams(axi_efficiency=1.0, dram_bytes_per_s=SMALL.clock_hz * 3.0)
+    assert slow.bytes_per_cycle(SMALL) == 3.0     # DRAM-bound: 3 bytes per cycle
+
+
+def test_weight_bound_layer_two_m_groups():
+    """3x3 conv on a 1x1 map, 64 -> 6 channels: m-groups of 4 and 2 channels.
+
+    Per group: N = 64/4 = 16 n-groups, C = 5 + 3 + 9*1*16 = 152 cycles of compute; DDR of a
+    step = (1 patch pixel * 64 + 1 pixel * m) / 2. Weights of a group of m channels:
+    m * (9*64 + 8) = 584*m bytes = 292*m cycles.
+      W[0] (not hidden) = 4*584/2 = 1168
+      group 0 = 10 + max(152, W[1] = 2*584/2 = 584) = 594     (prefetch of group 1 dominates)
+      group 1 = 10 + max(152, 0) = 162
+      descriptor 96 / 2 = 48
+    total = 100 + 1168 + 594 + 162 + 48 = 2072.
+    """
+    d = formats.make_descriptor(k=3, stride=1, in_h=1, in_w=1, in_c=64, out_c=6, tile=1,
+                                out_offset=64)
+    formats.validate_descriptor(d, SMALL)       # a layer the engine accepts
+    lc = layer_cycles(d, SMALL, P)
+    assert lc.total_cycles == 2072
+    assert lc.compute_cycles == 2 * 152
+    # bytes: weights 4*584 + 2*584, steps (64+4) + (64+2), the descriptor
+    assert lc.ddr_bytes == 2336 + 1168 + 68 + 66 + D
+    assert lc.memory_cycles == lc.ddr_bytes / 2
+    assert lc.macs == 1 * 6 * 64 * 9 and lc.dense_macs == 1 * 6 * 64 * 9
+
+
+def test_compute_bound_layer_hides_the_prefetch():
+    """Same layer on an 8x8 map (tile 8, one tile): compute 5 + 3 + 9*64*16 = 9224 per group
+    hides W[1]; step DDR (100 patch px... clipped to the map: 64 px * 64 ch + 64 * m) / 2.
+      W[0] = 1168, group 0 = 10 + max(9224, (4096 + 256)/2 = 2176) = 9234,
+      group 1 = 10 + max(9224, (4096 + 128)/2) = 9234, descriptor 48
+    total = 100 + 1168 + 9234 + 9234 + 48 = 19784."""
+    d = formats.make_descriptor(k=3, stride=1, in_h=8, in_w=8, in_c=64, out_c=6, tile=8)
+    lc = layer_cycles(d, SMALL, P)
+    assert lc.total_cycles == 19784
+    assert lc.ddr_bytes == 2336 + 1168 + (4096 + 256) + (4096 + 128) + D
+
+
+def test_residual_only_tile_is_bound_by_its_bytes():
+    """conv2 of a block with no active tile but one residual-only tile (4x4 map, tile 4,
+    8 output channels): the engine reads the residual and writes the output, 2 bytes per
+    output value: 2 * 16 px * 8 ch = 256 bytes = 128 cycles > 16 px * ceil(8/4) = 32 compute.
+      R = 5 + max(32, 128) = 133; params 8 ch * 8 bytes / 2 = 32;
+      descriptor + one u16 residual tile index: (96 + 2) / 2 = 49
+    total = 100 + 133 + 32 + 49 = 314."""
+    d = formats.make_descriptor(k=3, stride=1, in_h=4, in_w=4, in_c=8, out_c=8, tile=4,
+                                residual=True, res_mult=1 << 16, tile_gated=True,
+                                n_active_tiles=0, n_res_tiles=1)
+    lc = layer_cycles(d, SMALL, P, tiles=[], res_tiles=[0])
+    assert lc.total_cycles == 314
+    assert lc.ddr_bytes == 256 + 64 + D + 2
+    assert lc.compute_cycles == 32
+    assert lc.macs == 0
+
+
+def test_residual_doubles_the_output_traffic_of_a_step():
+    """With residual on, each output pixel of a step is read (residual) and written: the
+    step DDR of the 1x1 layer above becomes (64 + 2*m) / 2, its bytes (64+8) + (64+4)."""
+    d = formats.make_descriptor(k=3, stride=1, in_h=1, in_w=1, in_c=64, out_c=6, tile=1,
+                                residual=True, res_mult=1 << 16)
+    lc = layer_cycles(d, SMALL, P)
+    assert lc.ddr_bytes == 2336 + 1168 + 72 + 68 + D
+    assert lc.total_cycles == 2072              # still weight/compute bound
+
+
+@pytest.mark.parametrize("flags, extra", [
+    (dict(tile_gated=True, n_active_tiles=3), 2 * 3),                   # u16 tile indices
+    (dict(out_ch_gated=True, n_active_out=5), 2 * 5),                   # u16 channel ids
+    (dict(emit_sums=True), 4 * 4 * 8),                                  # int32 per tile x ch
+])
+def test_work_list_and_sums_bytes(flags, extra):
+    """The lists the engine reads and the sums it writes, on an 8x8 map of 4x4 tiles
+    (4 tiles), 8 -> 8 channels: bytes over the same layer without the list / sums."""
+    base = dict(k=3, stride=1, in_h=8, in_w=8, in_c=8, out_c=8, tile=4)
+    dense = layer_cycles(formats.make_descriptor(**base), SMALL, P)
+    d = formats.make_descriptor(**base, **flags)
+    lc = layer_cycles(d, SMALL, P, tiles=[0, 1, 2] if d.tile_gated else None)
+    list_bytes = lc.ddr_bytes - layer_cycles(
+        formats.make_descriptor(**base, n_active_tiles=d.n_active_tiles,
+                                n_active_out=d.n_active_out, n_active_in=d.n_active_in),
+        SMALL, P, tiles=[0, 1, 2] if d.tile_gated else None).ddr_bytes
+    assert list_bytes == extra
+    assert dense.ddr_bytes > 0

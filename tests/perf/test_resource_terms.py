@@ -1,0 +1,30 @@
+"""Memory mapping edges of the resource estimate, worked out from the BRAM18/BRAM36 aspect
+ratios (UG573): 16Kx1 .. 512x36 per BRAM18, 512x72 per BRAM36; LUTRAM up to 2048 bits."""
+from __future__ import annotations
+
+import pytest
+
+from dgfpga.perf import resources
+
+
+@pytest.mark.parametrize("depth, width, want", [
+    (64, 32, (0.0, 64)),      # 2048 bits: LUTRAM, 1 x 64-deep column x 32 bits x 2 ports
+    (64, 33, (0.5, 0)),       # 2112 bits: one BRAM18 (512 x 36)
+    (512, 72, (1.0, 0)),      # exactly one BRAM36 in 512 x 72 (or two 512 x 36 BRAM18)
+    (512, 73, (1.5, 0)),      # 3 x BRAM18 512 x 36 beats 2 x BRAM36 512 x 72
+    (513, 36, (1.0, 0)),      # one row past 512: two BRAM18 (or one 1K x 18 pair)
+    (16384, 1, (0.5, 0)),     # the deepest BRAM18 mode
+])
+def test_memory_edges(depth, width, want):
+    assert resources._memory(depth, width) == want
+
+
+def test_ultra96_weight_buffers_by_hand():
+    """Ping-pong x TM = 32 weight memories, each half of the 147456-byte buffer over TM*TN
+    byte lanes plus one 7x7 kernel of slack: ceil(73728 / 256) + 49 = 337 words of
+    TN*8 = 128 bits -> 4 BRAM18 (512 x 36 each) = 2 BRAM36 per memory, 64 in all."""
+    from dgfpga.contract.engine_config import load_config
+    cfg = load_config("ultra96")
+    assert resources.buffer_geometry(cfg)["W_DEPTH"] == 337
+    item = next(i for i in resources.estimate(cfg).items if i.component == "weight buffers")
+    assert item.bram36 == 64.0 and item.note.startswith("32 x 337x128 bit BRAM")
