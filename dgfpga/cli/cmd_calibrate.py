@@ -40,9 +40,6 @@ def run(args) -> int:
     from dgfpga.perf.netshapes import net_shape
     cfg = load_config(args.config)
     net_shape(args.arch)                                  # unknown names fail before work
-    if args.latency < 0 or not 0 <= args.stall <= 100:
-        raise DgfpgaError(f"--latency must be >= 0 and --stall in 0..100 (got {args.latency}, "
-                          f"{args.stall})")
     from dgfpga.cli.options import create_default_parent
     from dgfpga.perf.calibration import DEFAULT_OUT
     from dgfpga.outdir import check_writable

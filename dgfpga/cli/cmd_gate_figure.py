@@ -25,9 +25,6 @@ def run(args) -> int:
     from dgfpga.workflows.train import load_trained
     from dgfpga.outdir import atomic_file, check_writable
     check_writable(args.out, "file")                                  # before any work
-    if args.count < 1 or args.first < 0:
-        raise DgfpgaError(f"--first {args.first} --count {args.count}: need first >= 0 and "
-                          f"count >= 1")
     model, meta = load_trained(args.checkpoint)
     mean, std = normalization_for(model.arch)
     split = load_images(args.images, (3, model.in_h, model.in_w), mean, std, purpose="eval")

@@ -43,8 +43,6 @@ def run(args) -> int:
     from dgfpga.workflows.train import TrainConfig, train
     if args.dense == (args.target_density is not None):
         raise DgfpgaError("give exactly one of --dense or --target-density D")
-    if args.target_density is not None and not 0 < args.target_density <= 1:
-        raise DgfpgaError(f"--target-density {args.target_density}: must be in (0, 1]")
     cfg = TrainConfig(arch=args.arch, epochs=args.epochs, batch_size=args.batch_size,
                       lr=args.lr, weight_decay=args.weight_decay,
                       target_density=args.target_density, lbda=args.lbda, gamma=args.gamma,

@@ -60,5 +60,10 @@ def test_gate_figure_command_on_a_checkpoint(tmp_path, monkeypatch):
     assert main(["gate-figure", "--checkpoint", str(ck), "-o", str(tmp_path / "g.png"),
                  "--count", "2"]) == 0
     assert (tmp_path / "g.png").stat().st_size > 5000
+    with pytest.raises(SystemExit) as exc:          # a usage error, before any work
+        main(["gate-figure", "--checkpoint", str(ck), "-o", str(tmp_path / "h.png"),
+              "--count", "0"])
+    assert exc.value.code == 2 and not (tmp_path / "h.png").exists()
     assert main(["gate-figure", "--checkpoint", str(ck), "-o", str(tmp_path / "h.png"),
-                 "--count", "0"]) == 2
+                 "--first", "1999", "--count", "4"]) == 2      # past the end of the test split
+    assert not (tmp_path / "h.png").exists()
