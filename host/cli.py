@@ -146,6 +146,8 @@ def info(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dgfpga-host", description="dgfpga board runtime")
+    p.add_argument("--debug", action="store_true",
+                   help="show the full traceback of an error instead of a one-line message")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     b = sub.add_parser("bench", help="gated vs dense latency, speedup and bit-exact self-check")
     b.add_argument("--bundle", required=True, help="bundle folder written by dgfpga build-hls")
@@ -187,6 +189,8 @@ def _main(argv=None) -> int:
     try:
         return args.func(args)
     except DgfpgaError as exc:
+        if args.debug:
+            raise
         print(f"dgfpga-host {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -83,3 +83,14 @@ def test_selfcheck_count(bundle_dir, tmp_path, capsys):
     assert main(["bench", "--bundle", str(bundle_dir), "--device", "numpy", "--images",
                  "selfcheck:3", "-o", str(out), "--no-progress"]) == 0
     assert json.loads(out.read_text())["images"] == 3
+
+
+def test_debug_shows_the_traceback_of_an_expected_error(tmp_path, capsys):
+    """`dgfpga-host --debug` re-raises what is otherwise one `error:` line (exit 2)."""
+    import pytest
+    from dgfpga.errors import DgfpgaError
+    from dgfpga_host.cli import main
+    assert main(["info", "--bundle", str(tmp_path / "missing")]) == 2
+    assert "dgfpga-host info: error:" in capsys.readouterr().err
+    with pytest.raises(DgfpgaError):
+        main(["--debug", "info", "--bundle", str(tmp_path / "missing")])
