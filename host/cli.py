@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dgfpga.errors import DgfpgaError
+from dgfpga.errors import DgfpgaError, cli_boundary, console_entry
 
 
 def _stats(xs) -> dict:
@@ -173,35 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    try:
-        return _main(argv)
-    except KeyboardInterrupt:          # Ctrl-C: one line; the -o file is written atomically
-        print("dgfpga-host: interrupted (Ctrl-C)", file=sys.stderr)
-        return 130
-
-
-def _main(argv=None) -> int:
-    p = build_parser()
-    args = p.parse_args(argv)
-    if not getattr(args, "func", None):
-        p.print_help()
-        return 0
-    try:
-        return args.func(args)
-    except DgfpgaError as exc:
-        if args.debug:
-            raise
-        print(f"dgfpga-host {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+    return cli_boundary("dgfpga-host", build_parser, argv, "func")
 
 
 def entry() -> None:
-    """The console script: `main`, then Ctrl-C is ignored while the interpreter shuts down
-    (as dgfpga.cli.main.entry: a late Ctrl-C must not end in a silent exit -2)."""
-    import signal
-    code = main()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    sys.exit(code)
+    """The console script (Ctrl-C ignored at interpreter shutdown, as `dgfpga`'s)."""
+    console_entry(main)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import sys
 
 # Order is the order shown in --help. Add a command by adding its module here.
 COMMANDS = [
@@ -29,7 +28,7 @@ COMMANDS = [
 ]
 
 
-from dgfpga.errors import DgfpgaError as UserError  # noqa: E402  (one error hierarchy)
+from dgfpga.errors import cli_boundary, console_entry  # noqa: E402  (one error boundary)
 
 
 def _load(name: str):
@@ -56,36 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        return _main(argv)
-    except KeyboardInterrupt:          # Ctrl-C: one line; outputs are transactional
-        print("dgfpga: interrupted (Ctrl-C)", file=sys.stderr)
-        return 130
-
-
-def _main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "_run", None):
-        parser.print_help()
-        return 0
-    try:
-        return int(args._run(args) or 0)
-    except UserError as exc:
-        if args.debug:
-            raise
-        print(f"dgfpga {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+    return cli_boundary("dgfpga", build_parser, argv, "_run")
 
 
 def entry() -> None:
-    """The console script: `main`, then Ctrl-C is ignored while the interpreter shuts down
-    (the work is done and its output complete; a late Ctrl-C must not end in a silent
-    exit -2)."""
-    import signal
-    code = main()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    sys.exit(code)
+    """The console script (Ctrl-C ignored at interpreter shutdown: `console_entry`)."""
+    console_entry(main)
 
 
 if __name__ == "__main__":

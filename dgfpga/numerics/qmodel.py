@@ -840,6 +840,10 @@ def _load_bounded(path: Path, cap: int) -> tuple[dict, dict[str, np.ndarray]]:
     return hdr, arrays
 
 
+# What reading a hostile or damaged file can raise, turned into FormatError by load_qmodel:
+# zipfile raises NotImplementedError for an unsupported compression method and RuntimeError
+# for an encrypted member; numpy's header parser raises SyntaxError/ValueError/TypeError on a
+# forged .npy header; struct/zlib/EOF errors come from truncated data.
 _READ_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, ValueError, OSError,
                 EOFError, KeyError, struct.error, NotImplementedError, RuntimeError,
                 UnicodeDecodeError, SyntaxError, TypeError, MemoryError)
