@@ -96,8 +96,14 @@ class DeviceBuffer:
     """A physically contiguous uint8 buffer the engine can reach.
 
     `array` is the CPU view; `physical_address` what the engine's registers take;
-    `flush()` before the engine reads, `invalidate()` before the CPU reads what it wrote.
+    `flush(offset, nbytes)` before the engine reads what the CPU wrote there,
+    `invalidate(offset, nbytes)` before the CPU reads what the engine wrote there (both
+    default to the whole buffer; a range outside the buffer is a DeviceError). The
+    network runner maintains only the byte ranges the host writes or reads.
     """
+
+    #: CPU and engine see the same memory (simulators): maintenance is a no-op, not timed
+    coherent = True
 
     def __init__(self, array: np.ndarray, physical_address: int):
         self.array = array
@@ -107,10 +113,62 @@ class DeviceBuffer:
     def nbytes(self) -> int:
         return int(self.array.size)
 
-    def flush(self) -> None:  # caches are coherent on simulators
+    def _range(self, offset: int, nbytes: Optional[int]) -> tuple[int, int]:
+        n = self.nbytes - int(offset) if nbytes is None else int(nbytes)
+        if not (0 <= int(offset) and 0 <= n and int(offset) + n <= self.nbytes):
+            raise DeviceError(f"cache maintenance of [{offset}, {offset}+{n}) outside a "
+                              f"{self.nbytes}-byte buffer")
+        return int(offset), n
+
+    def flush(self, offset: int = 0, nbytes: Optional[int] = None) -> int:
+        """Write CPU-cached bytes [offset, offset+nbytes) back to memory; returns nbytes."""
+        off, n = self._range(offset, nbytes)
+        if n:
+            self._flush(off, n)
+        return n
+
+    def invalidate(self, offset: int = 0, nbytes: Optional[int] = None) -> int:
+        """Drop CPU-cached copies of [offset, offset+nbytes); returns nbytes."""
+        off, n = self._range(offset, nbytes)
+        if n:
+            self._invalidate(off, n)
+        return n
+
+    def check_ranges(self, ranges) -> tuple:
+        """`ranges` [(offset, nbytes)] checked against the buffer (DeviceError outside it),
+        sorted, empty ones dropped and touching ones merged: what `flush_ranges` and
+        `invalidate_ranges` take (prepared once, used per image)."""
+        out: list = []
+        for off, n in sorted(self._range(o, k) for o, k in ranges):
+            if not n:
+                continue
+            if out and off <= out[-1][0] + out[-1][1]:
+                end = max(out[-1][0] + out[-1][1], off + n)
+                out[-1] = (out[-1][0], end - out[-1][0])
+            else:
+                out.append((off, n))
+        return tuple(out)
+
+    def flush_ranges(self, ranges: tuple) -> int:
+        """Flush each (offset, nbytes) of `check_ranges`' result; returns the bytes."""
+        n = 0
+        for off, k in ranges:
+            self._flush(off, k)
+            n += k
+        return n
+
+    def invalidate_ranges(self, ranges: tuple) -> int:
+        """Invalidate each (offset, nbytes) of `check_ranges`' result; returns the bytes."""
+        n = 0
+        for off, k in ranges:
+            self._invalidate(off, k)
+            n += k
+        return n
+
+    def _flush(self, offset: int, nbytes: int) -> None:   # coherent on simulators
         pass
 
-    def invalidate(self) -> None:
+    def _invalidate(self, offset: int, nbytes: int) -> None:
         pass
 
 
@@ -181,7 +239,12 @@ class SimulatedDevice(Device):
         self.buffers: list[DeviceBuffer] = []
         self._next = self.BASE
         self._lock = threading.Lock()
+        self._cv = threading.Condition(self._lock)
         self._worker: Optional[threading.Thread] = None
+        self._job: Optional[int] = None   # the start the worker is to run next
+        self._busy = False                # a start is running (or could not be stopped)
+        self._done = threading.Event()    # the current start ended (committed or not)
+        self._closing = False
         self._run_id = 0                 # the start whose results may still be committed
         self._error: Optional[BaseException] = None
         #: the deadline passed to `start` (None: not known); simulators may bound their run
@@ -230,8 +293,10 @@ class SimulatedDevice(Device):
         self.regs[offset] = int(value) & 0xFFFFFFFF
 
     def _launch(self) -> None:
+        """Hand the start to the worker thread (started once and kept between starts, so
+        a start costs the caller a notify, as a register write costs on the board)."""
         with self._lock:
-            if self._worker is not None and self._worker.is_alive():
+            if self._busy:
                 raise DeviceError(
                     f"{self.name}: ap_start while the simulated engine is still running (a "
                     "start that timed out could not be stopped yet): wait for it or use a new "
@@ -239,23 +304,48 @@ class SimulatedDevice(Device):
             self._run_id += 1
             self._error = None
             self.regs[REG["CTRL"]] = AP_START
-            self._worker = threading.Thread(target=self._engine_thread, args=(self._run_id,),
-                                            name=f"dgfpga-{self.name}-engine", daemon=True)
-            self._worker.start()
+            self._busy = True
+            self._done.clear()
+            self._job = self._run_id
+            if self._worker is None or not self._worker.is_alive():
+                self._worker = threading.Thread(target=self._worker_loop,
+                                                name=f"dgfpga-{self.name}-engine", daemon=True)
+                self._worker.start()
+            self._cv.notify()
 
-    def _engine_thread(self, run_id: int) -> None:
-        """The worker: execute(), then commit the outputs unless the start was abandoned."""
+    def _worker_loop(self) -> None:
+        """The worker: wait for a start, run it, repeat. A start stopped at its deadline
+        ends the thread (the next start makes a new one)."""
         try:
-            try:
-                result = self.execute()
-            except _Stopped:
-                raise
-            except BaseException as exc:  # noqa: BLE001 - re-raised by read_reg(CTRL)
-                result = exc
+            while True:
+                with self._cv:
+                    while self._job is None and not self._closing:
+                        self._cv.wait()
+                    if self._job is None:          # closing
+                        return
+                    run_id, self._job = self._job, None
+                if not self._engine_job(run_id):
+                    return                         # abandoned: this thread ends
+        except _Stopped:
             with self._lock:
-                if run_id != self._run_id:      # abandoned at its deadline: discard
-                    self.regs[REG["CTRL"]] = AP_IDLE
-                    return
+                self.regs[REG["CTRL"]] = AP_IDLE  # stopped: idle, not done, nothing committed
+                self._busy = False
+            self._done.set()
+
+    def _engine_job(self, run_id: int) -> bool:
+        """One start: execute(), then commit the outputs unless the start was abandoned
+        (-> False: the worker ends, as a stopped one does)."""
+        try:
+            result = self.execute()
+        except _Stopped:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - re-raised by read_reg(CTRL)
+            result = exc
+        with self._lock:
+            committed = run_id == self._run_id
+            if not committed:               # abandoned at its deadline: discard
+                self.regs[REG["CTRL"]] = AP_IDLE
+            else:
                 self._run_id += 1        # committed: nothing can stop this run any more
                 if isinstance(result, BaseException):
                     self._error = result
@@ -265,8 +355,9 @@ class SimulatedDevice(Device):
                     self.set_out("cycles", cycles, 64)
                     self.set_out("engine_id", self.engine_id(), 64)
                 self.regs[REG["CTRL"]] = AP_DONE | AP_IDLE
-        except _Stopped:
-            self.regs[REG["CTRL"]] = AP_IDLE    # stopped: idle, not done, nothing committed
+            self._busy = False
+        self._done.set()
+        return committed
 
     def _stop(self, worker: threading.Thread, run_id: int) -> str:
         """Stop start `run_id` (running in `worker`) that outlived its deadline: raise
@@ -279,7 +370,7 @@ class SimulatedDevice(Device):
             self._run_id += 1             # its results will not be committed
             ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(worker.ident),
                                                        ctypes.py_object(_Stopped))
-        worker.join(STOP_GRACE_S)
+        worker.join(STOP_GRACE_S)         # _Stopped ends the worker thread
         if worker.is_alive():
             return "running"              # CTRL stays busy: EngineDriver sees "not idle"
         self.regs[REG["CTRL"]] = AP_IDLE
@@ -290,10 +381,9 @@ class SimulatedDevice(Device):
         t = check_timeout(timeout_s)
         deadline = time.monotonic() + t
         with self._lock:
-            worker, run_id = self._worker, self._run_id
-        if worker is not None:
-            worker.join(t)
-            if worker.is_alive():
+            worker, run_id, busy = self._worker, self._run_id, self._busy
+        if worker is not None and busy:
+            if not self._done.wait(t):
                 outcome = self._stop(worker, run_id)
                 if outcome == "stopped":
                     raise self._timeout_error(t, ": the simulated engine exceeded the deadline "
@@ -304,6 +394,12 @@ class SimulatedDevice(Device):
                            "stopped (it is inside compiled code and stops when that returns); "
                            "this device refuses new starts until then")
         self._poll_done(max(deadline - time.monotonic(), POLL_MIN_S), t)
+
+    def close(self) -> None:
+        """End the idle worker thread (a running start ends it when it returns)."""
+        with self._cv:
+            self._closing = True
+            self._cv.notify()
 
     def read_reg(self, offset: int) -> int:
         if offset == REG["CTRL"] and self._error is not None:
@@ -357,21 +453,48 @@ class EngineDriver:
             self._w64(f"{name.upper()}_BASE", buf.physical_address)
             self.device.write_reg(REG[f"{name.upper()}_BYTES"], buf.nbytes)
 
-    def run(self, program: DeviceBuffer, layer_count: int,
-            timeout_s: Optional[float] = None) -> RunInfo:
-        """Start `layer_count` descriptors at `program`; wait; return STATUS and cycles."""
-        dev = self.device
+    def set_program(self, program: DeviceBuffer, layer_count: int) -> None:
+        """Point the engine at a program of `layer_count` records (the registers keep it
+        for every later start)."""
         self._w64("PROGRAM", program.physical_address)
-        dev.write_reg(REG["LAYER_COUNT"], layer_count)
+        self.device.write_reg(REG["LAYER_COUNT"], layer_count)
+
+    def set_run_flags(self, run_flags: int) -> None:
+        """Write RUN_FLAGS (bit RUN_DENSE: every gate on). DeviceError if this register
+        map has no RUN_FLAGS and a flag is asked for."""
+        if "RUN_FLAGS" in REG:
+            self.device.write_reg(REG["RUN_FLAGS"], int(run_flags) & 0xFFFFFFFF)
+        elif run_flags:
+            raise DeviceError("this register map has no RUN_FLAGS argument: rebuild the engine "
+                              "and bundle with this dgfpga")
+
+    def start(self, timeout_s: Optional[float] = None) -> float:
+        """Start the engine on the registers as set; returns the deadline used."""
+        dev = self.device
         if not dev.read_reg(REG["CTRL"]) & AP_IDLE:
             raise DeviceError(f"{dev.name}: engine is not idle (CTRL=0x"
                               f"{dev.read_reg(REG['CTRL']):08X}); reset it before starting")
         t = self.timeout_s if timeout_s is None else check_timeout(timeout_s)
         dev.start(t)
-        dev.wait(t)
-        status = dev.read_reg(REG["STATUS"])
-        cycles = self._r64("CYCLES")
-        return RunInfo(status, cycles)
+        return t
+
+    def wait(self, timeout_s: float) -> None:
+        """Wait for the start to end (EngineTimeout after `timeout_s`)."""
+        self.device.wait(timeout_s)
+
+    def result(self) -> RunInfo:
+        """STATUS and CYCLES of the start that ended."""
+        return RunInfo(self.device.read_reg(REG["STATUS"]), self._r64("CYCLES"))
+
+    def run(self, program: DeviceBuffer, layer_count: int,
+            timeout_s: Optional[float] = None, run_flags: int = 0) -> RunInfo:
+        """Start `layer_count` records at `program` with `run_flags`; wait; return STATUS
+        and cycles."""
+        self.set_program(program, layer_count)
+        self.set_run_flags(run_flags)
+        t = self.start(timeout_s)
+        self.wait(t)
+        return self.result()
 
     def engine_id(self) -> int:
         """Read ENGINE_ID with an identify run (layer_count = 0)."""

@@ -1,7 +1,8 @@
 """The Ultra96 device: the engine in the PL, driven through PYNQ (imported only here).
 
 Uses, from pynq: `Overlay` (loads the `.bit` with its `.hwh`), `allocate` (physically
-contiguous buffers with `flush`/`invalidate`), `DefaultIP` (the driver base class; our
+contiguous buffers with `flush`/`invalidate`; applied to a slice they maintain only that
+byte range), `DefaultIP` (the driver base class; our
 subclass binds to the engine's VLNV, `dgfpga.contract.regmap.ENGINE_VLNV`). Completion by polling
 ap_done with a finite timeout and short sleeps between reads (`Device.wait`: 50 µs, doubling
 to 1 ms; the interrupt line is wired too; polling keeps the runtime free of an asyncio loop).
@@ -42,12 +43,16 @@ class _PynqBuffer(DeviceBuffer):
             addr = buf.physical_address
         super().__init__(np.asarray(buf).view(np.uint8).reshape(-1), addr)
         self._buf = buf
+        self.coherent = bool(getattr(buf, "coherent", False))   # cacheable: maintained
 
-    def flush(self) -> None:
-        self._buf.flush()
+    # A slice of a pynq buffer is a PynqBuffer of that byte range (its
+    # __array_finalize__ carries bo, offset and device address), so flush/invalidate of the
+    # slice maintain exactly that range (pynq/buffer.py, PYNQ 2.5+).
+    def _flush(self, offset: int, nbytes: int) -> None:
+        self._buf[offset:offset + nbytes].flush()
 
-    def invalidate(self) -> None:
-        self._buf.invalidate()
+    def _invalidate(self, offset: int, nbytes: int) -> None:
+        self._buf[offset:offset + nbytes].invalidate()
 
 
 class PynqDevice(Device):

@@ -1,15 +1,16 @@
 """Devices that simulate the engine on this machine (numpy only at import time).
 
 - `NumpyDevice`: the functional model `dgfpga.runtime.interpreter`; cycles from the analytical
-  cycle model (`dgfpga.perf.cycle_model`), labelled as model cycles. Fast; no compiler.
+  cycle model (`dgfpga.perf.cycle_model.program_cycles`, per record, written into the
+  program's cycle log), labelled as model cycles. Fast; no compiler.
 - `CsimDevice`: the Vitis HLS engine compiled with g++ (C-simulation) through its
   `extern "C"` bridge (`dgfpga.backends.hls_csim`); bit-exact with the HLS sources.
 - `RtlDevice`: the reference RTL under Verilator, driven by cocotb (`dgfpga.backends.rtl_sim`);
   cycle-accurate.
 
-All three share `SimulatedDevice`'s register file (ap_ctrl_hs), so the driver and the
-network runner above them are the code that runs on the board. Each start runs in a worker
-thread; the caller's timeout applies (see `SimulatedDevice`): a start that outlives it is
+All three run the whole network program (every record, RUN_FLAGS passed on) and share
+`SimulatedDevice`'s register file (ap_ctrl_hs), so the driver and the network runner above
+them are the code that runs on the board. Each start runs in a worker thread; the caller's timeout applies (see `SimulatedDevice`): a start that outlives it is
 stopped and reported as EngineTimeout. The RTL device builds its simulator in `start`, so
 the Verilator compile does not count against the deadline, and passes the deadline to the
 simulator process (`FastSim.run(wall_timeout_s=...)`, when the backend offers it).
@@ -27,18 +28,28 @@ from dgfpga.contract.engine_config import EngineConfig, default_config
 from dgfpga.contract.formats import DESCRIPTOR_BYTES
 from dgfpga_host.device import DeviceError, SimulatedDevice
 
-__all__ = ["NumpyDevice", "CsimDevice", "RtlDevice", "make_device"]
+__all__ = ["NumpyDevice", "NullDevice", "CsimDevice", "RtlDevice", "make_device"]
+
+
+def _accepts(fn, name: str) -> bool:
+    """Whether callable `fn` takes a keyword argument `name`."""
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # pragma: no cover - builtins
+        return False
 
 
 class _ProgramDevice(SimulatedDevice):
-    """Reads the program and regions from the argument registers, runs `_run`."""
+    """Reads the program, RUN_FLAGS and regions from the argument registers, runs `_run`."""
 
     def __init__(self, cfg: Optional[EngineConfig] = None):
         super().__init__()
         self.cfg = cfg or default_config()
 
     def engine_id(self) -> int:
-        return regmap.engine_id(self.cfg)
+        if getattr(self, "_engine_id", None) is None:   # the config hash: computed once
+            self._engine_id = regmap.engine_id(self.cfg)
+        return self._engine_id
 
     def execute(self) -> tuple[int, int]:
         n = self.arg("layer_count")
@@ -47,15 +58,18 @@ class _ProgramDevice(SimulatedDevice):
         if n > self.cfg.max_layers:
             return regmap.pack_status(regmap.ERR["BAD_COUNT"]), 1
         program = self.resolve(self.arg("program"), n * DESCRIPTOR_BYTES)
-        return self._run(bytes(program), n, self.regions())
+        flags = self.arg("run_flags") if "RUN_FLAGS" in regmap.BY_NAME else 0
+        return self._run(bytes(program), n, self.regions(), flags)
 
     @abc.abstractmethod
-    def _run(self, program: bytes, n: int, regions: dict) -> tuple[int, int]:
-        """Run n descriptors of `program` over `regions`; (STATUS, cycles)."""
+    def _run(self, program: bytes, n: int, regions: dict, run_flags: int = 0) -> tuple[int, int]:
+        """Run n records of `program` over `regions` with `run_flags`; (STATUS, cycles)."""
 
 
 class NumpyDevice(_ProgramDevice):
-    """The numpy functional model of the engine; cycles from the analytical model."""
+    """The numpy functional model of the engine (`dgfpga.runtime.interpreter.run_program`);
+    its cycles are the analytical model's (`dgfpga.perf.cycle_model.program_cycles`, per
+    record), written into the program's cycle log as an engine writes its counts."""
 
     name = "numpy"
 
@@ -64,27 +78,54 @@ class NumpyDevice(_ProgramDevice):
         from dgfpga.perf.cycle_model import CycleParams
         self.cycle_params = cycle_params or CycleParams()
 
-    def _run(self, program: bytes, n: int, regions: dict) -> tuple[int, int]:
-        from dgfpga.contract import formats
-        from dgfpga.perf.cycle_model import layer_cycles
+    def _run(self, program: bytes, n: int, regions: dict, run_flags: int = 0) -> tuple[int, int]:
         from dgfpga.runtime.interpreter import run_program
-        res = run_program(program, n, regions, self.cfg)
-        cycles = 0
-        for i in range(len(res.macs)):          # layers that ran
-            d = formats.unpack_descriptor(program[i * DESCRIPTOR_BYTES:(i + 1) * DESCRIPTOR_BYTES],
-                                          self.cfg)
-            tiles, res_tiles = _tile_lists(d, regions["work"])
-            cycles += layer_cycles(d, self.cfg, self.cycle_params, tiles=tiles,
-                                   res_tiles=res_tiles).total_cycles
-        return res.status, int(cycles)
+        kw = {"run_flags": run_flags} if (run_flags or _accepts(run_program, "run_flags")) else {}
+        res = run_program(program, n, regions, self.cfg, **kw)
+        if res.status:
+            return res.status, 1
+        per = self.record_cycles(program, n, regions, res, run_flags)
+        return res.status, int(sum(per))
+
+    def record_cycles(self, program: bytes, n: int, regions: dict, res, run_flags: int) -> list:
+        """Model cycles per record of a start that ran (rounded, as a cycle counter); the
+        head's cycle log gets them."""
+        from dgfpga.contract import program as P
+        from dgfpga.perf.cycle_model import program_cycles
+        per = [int(round(c)) for c in program_cycles(
+            program, n, regions["work"], getattr(res, "gate_masks", ()),
+            bool(run_flags & P.RUN_DENSE), self.cfg, self.cycle_params)]
+        last = program[(n - 1) * DESCRIPTOR_BYTES:n * DESCRIPTOR_BYTES]
+        if P.record_op(last) == P.OP_HEAD:
+            h = P.unpack_head_record(last, self.cfg, None, n)
+            log = regions["work"][h.log_offset:h.log_offset + 4 * n].view("<u4")
+            log[:] = np.minimum(per, 0xFFFFFFFF)
+        return per
 
 
-def _tile_lists(d, work: np.ndarray):
-    """(active tiles or None if not gated, residual-only tiles) of a checked descriptor."""
-    def u16(off, n):
-        return work[off:off + 2 * n].view("<u2").astype(np.int64)
-    tiles = u16(d.tile_list_offset, d.n_active_tiles) if d.tile_gated else None
-    return tiles, u16(d.res_tile_list_offset, d.n_res_tiles)
+class NullDevice(_ProgramDevice):
+    """An engine that finishes every start at once with STATUS 0 and touches no memory:
+    the runner's own work around a start is then all that runs (what
+    `dgfpga_host.runner.measure_host_cpu` times). Not an engine model."""
+
+    name = "null"
+
+    def _launch(self) -> None:
+        """Done within the ap_start write itself, no worker thread: on the board a start is
+        one register write, so a thread hand-off here would be simulator cost counted as
+        host work."""
+        with self._lock:
+            self._run_id += 1
+            self._error = None
+            self._busy = True
+            self._done.clear()
+        self._engine_job(self._run_id)
+
+    def execute(self) -> tuple[int, int]:
+        return 0, 1                      # reads nothing: no program or region copies either
+
+    def _run(self, program: bytes, n: int, regions: dict, run_flags: int = 0) -> tuple[int, int]:
+        return 0, 1
 
 
 class CsimDevice(_ProgramDevice):
@@ -100,9 +141,11 @@ class CsimDevice(_ProgramDevice):
             raise DeviceError(f"csim device unavailable: {exc}") from None
         self._engine = hls_csim.CsimEngine(self.cfg)
 
-    def _run(self, program: bytes, n: int, regions: dict) -> tuple[int, int]:
+    def _run(self, program: bytes, n: int, regions: dict, run_flags: int = 0) -> tuple[int, int]:
+        kw = {"run_flags": run_flags} if (run_flags or _accepts(self._engine.run, "run_flags")) \
+            else {}
         out = self._engine.run(program, n, regions["fmap"], regions["weight"],
-                               regions["work"], regions["sums"])
+                               regions["work"], regions["sums"], **kw)
         return int(out.status), int(out.cycles)
 
 
@@ -144,18 +187,20 @@ class RtlDevice(_ProgramDevice):
                 self._prepare(n * DESCRIPTOR_BYTES, regions)
         super().start(timeout_s)
 
-    def _run(self, program: bytes, n: int, regions: dict) -> tuple[int, int]:
+    def _run(self, program: bytes, n: int, regions: dict, run_flags: int = 0) -> tuple[int, int]:
         self._prepare(len(program), regions)
         kw = {}
-        if self.start_timeout_s is not None and \
-                "wall_timeout_s" in inspect.signature(self._sim.run).parameters:
+        if self.start_timeout_s is not None and _accepts(self._sim.run, "wall_timeout_s"):
             kw["wall_timeout_s"] = self.start_timeout_s     # the simulator kills its process
+        if run_flags or _accepts(self._sim.run, "run_flags"):
+            kw["run_flags"] = run_flags
         out = self._sim.run(program, n, regions, latency=self.latency, stall_pct=self.stall_pct,
                             **kw)
         if out.timeout:
             return regmap.pack_status(regmap.ERR["AXI_ERROR"]), int(out.cycles)
-        for name in ("fmap", "sums"):
-            regions[name][:] = out.regions[name]
+        for name in ("fmap", "sums", "work"):        # WORK: masks, lists, logits, log
+            if name in out.regions:
+                regions[name][:] = out.regions[name]
         self.sim_cycles += out.sim_cycles
         self.sim_wall_s += out.wall_s
         return int(out.status), int(out.cycles)

@@ -587,8 +587,8 @@ CASES.append(Case("qnpz-bomb-4GiB", "a hostile 4.2 MB model.qnpz (4 GiB of zeros
       expect=("max_layers",), absent=("out",))
 def _(ws, d):
     text = SMALL_TOML.read_text()
-    assert "max_layers = 4" in text
-    (d / "bad.toml").write_text(text.replace("max_layers = 4", "max_layers = 2"))
+    assert "max_layers = 255" in text
+    (d / "bad.toml").write_text(text.replace("max_layers = 255", "max_layers = 2"))
     return _build(ws, d, config=str(d / "bad.toml"))
 
 

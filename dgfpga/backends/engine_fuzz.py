@@ -8,16 +8,21 @@ and the derived sizes, grid and counts recomputed, so the deeper rules are reach
 the fit, `zero_halo` on another grid, the region bounds), a work-list entry (index = its count, a duplicate, 0xFFFF...), a tile-bitmap bit, a
 param word (`mult` >= 2^31 included), a region's size (one byte short of a buffer's end,
 empty, larger), the layer count and the program (descriptors dropped, duplicated,
-swapped, zeroed). Every case runs on
+swapped, zeroed). On network programs (`network_bases`: gate records, from_gate convs, the
+head; gated and dense) also `NET_OPS`: gate/head record fields, gate parameter entries,
+the SUMS a gate reads (garbage sums: the engine's wrapping int64 path), run_flags and the
+from_gate bit. Every case runs on
 
 - the reference, `dgfpga.runtime.interpreter.run_program`,
 - the C-sim engine through ctypes (`hls_csim.CsimEngine`),
 - optionally the AddressSanitizer + UBSan build (`hls_csim` target `fuzz_asan`), where
   every region is a heap block of exactly its size,
 
-and must give the same STATUS and the same FMAP and SUMS bytes. Regions of the first two
+and must give the same STATUS and the same FMAP, WORK and SUMS bytes (the cycle log of a
+completed network run aside: the interpreter writes zeros there). Regions of the first two
 sit between guard bytes (`GUARD` bytes of a fixed pattern on each side); a guard byte
-that changes, or a change to WEIGHT or WORK, is a write outside the declared buffers.
+that changes, a change to WEIGHT, or to WORK by a program without gate or head records,
+is a write outside the declared buffers.
 Everything is deterministic in the seed.
 """
 from __future__ import annotations
@@ -33,11 +38,13 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from dgfpga.contract import formats, regmap
+from dgfpga.contract import program as prog
 from dgfpga.contract.engine_config import EngineConfig, load_config
 from dgfpga.contract.formats import DESCRIPTOR_BYTES, DESCRIPTOR_FIELDS, FIELD_BY_NAME
 from dgfpga.errors import FormatError
 
-__all__ = ["FuzzCase", "FuzzReport", "mutate", "cases", "run_fuzz", "GUARD"]
+__all__ = ["FuzzCase", "FuzzReport", "mutate", "cases", "run_fuzz", "GUARD", "NET_OPS",
+           "network_regions", "network_bases"]
 
 REGIONS = ("fmap", "weight", "work", "sums")
 GUARD = 64                          # guard bytes on each side of every region
@@ -47,15 +54,20 @@ _RUNNER_MAGIC = 0x5A464744          # 'DGFZ', hls/tb/fuzz_dg_engine.cpp
 _PROBE_MAGIC = 0x58464744           # 'DGFX': the runner's self-test, reads past FMAP
 OPS = ("field", "field", "field", "reshape", "reshape", "fit", "reserved", "offset", "work_entry", "bitmap", "work_byte",
        "param", "fmap_byte", "region_size", "region_size", "layer_count", "program")
+# network programs (gate and head records): applied to bases that hold such records, else
+# they fall back to a descriptor field mutation
+NET_OPS = ("gate_field", "gate_field", "gate_param", "gate_param", "gate_param", "gate_sums",
+           "run_flags", "from_gate")
 
 
 @dataclass
 class FuzzCase:
-    """One engine start: program, layer count and the four regions (exact sizes)."""
+    """One engine start: program, layer count, the four regions (exact sizes), run_flags."""
     name: str
     program: bytes
     layer_count: int
     regions: dict
+    run_flags: int = 0
 
 
 @dataclass
@@ -69,6 +81,7 @@ class FuzzReport:
     guard_violations: list = field(default_factory=list)
     reference_errors: list = field(default_factory=list)
     sanitizer_findings: list = field(default_factory=list)
+    out_of_domain: int = 0                  # gate sums outside the integer gates' domain
     statuses: Counter = field(default_factory=Counter)   # STATUS code name -> cases
     ops: Counter = field(default_factory=Counter)         # mutation -> cases
 
@@ -87,7 +100,8 @@ class FuzzReport:
                 f"STATUS mismatches {len(self.status_mismatches)}, memory mismatches "
                 f"{len(self.memory_mismatches)}, writes outside buffers "
                 f"{len(self.guard_violations)}, reference errors {len(self.reference_errors)}, "
-                f"sanitizer findings {len(self.sanitizer_findings)}; statuses: {codes}")
+                f"sanitizer findings {len(self.sanitizer_findings)}; gate sums outside the "
+                f"domain (engine only) {self.out_of_domain}; statuses: {codes}")
 
 
 # ----------------------------------------------------------------------------- mutations
@@ -131,9 +145,134 @@ def _field_value(rng, f, old: int, cfg: EngineConfig) -> int:
     return int(rng.integers(0, f.mask + 1))
 
 
+def _records(words: np.ndarray, ops: tuple) -> list[int]:
+    return [i for i in range(len(words)) if (int(words[i, 0]) >> 16) & 0xF in ops]
+
+
+_NET_LIMITS = {"in_c": "max_in_channels", "out_c": "max_out_channels",
+               "hidden": "max_in_channels", "st_h": "max_grid", "st_w": "max_grid",
+               "gh": "max_grid", "gw": "max_grid"}
+
+
+def _set_rec(words: np.ndarray, i: int, f, value: int) -> None:
+    w = int(words[i, f.word]) & ~(f.mask << f.lsb) & 0xFFFFFFFF
+    words[i, f.word] = w | ((int(value) & f.mask) << f.lsb)
+
+
+def _gate_record(words: np.ndarray, i: int):
+    vals = {f.name: (int(words[i, f.word]) >> f.lsb) & f.mask for f in prog.GATE_FIELDS
+            if f.name not in ("magic", "version", "op")}
+    vals["res_list"] = bool(vals["res_list"])
+    return prog.GateRecord(**vals)
+
+
+_S64 = (1 << 63) - 1
+
+
+def _mutate_net(rng, op: str, c: FuzzCase, words: np.ndarray, cfg: EngineConfig) -> Optional[str]:
+    """One network-program mutation, or None when the case has no record for it."""
+    gates = _records(words, (prog.OP_GATE,))
+    if op == "run_flags":
+        c.run_flags = int(rng.choice([c.run_flags ^ prog.RUN_DENSE, prog.RUN_DENSE | 2,
+                                      0x80000000, 0]))
+        return "run_flags"
+    if op == "from_gate":
+        convs = _records(words, (formats.OP_CONV,))
+        if not convs:
+            return None
+        i = convs[int(rng.integers(len(convs)))]
+        words[i, 1] ^= np.uint32(1 << FIELD_BY_NAME["from_gate"].lsb)
+        c.program = words.tobytes() + c.program[words.size * 4:]
+        return "from_gate"
+    if op == "gate_field":
+        recs = _records(words, (prog.OP_GATE, prog.OP_HEAD))
+        if not recs:
+            return None
+        i = recs[int(rng.integers(len(recs)))]
+        is_gate = (int(words[i, 0]) >> 16) & 0xF == prog.OP_GATE
+        fields = [f for f in (prog.GATE_FIELDS if is_gate else prog.HEAD_FIELDS)
+                  if f.name not in ("magic", "version")]
+        f = fields[int(rng.integers(len(fields)))]
+        old = (int(words[i, f.word]) >> f.lsb) & f.mask
+        r = rng.random()
+        if r < 0.3:
+            v = old ^ (1 << int(rng.integers(f.width)))
+        elif r < 0.6:
+            v = old + int(rng.integers(-3, 4))
+        elif r < 0.85:
+            lim = getattr(cfg, _NET_LIMITS[f.name]) if f.name in _NET_LIMITS else \
+                (prog.MAX_CLASSES if f.name == "classes" else prog.GATE_SHIFT_MAX)
+            v = int(rng.choice([0, 1, f.mask, lim, lim + 1]))
+        else:
+            v = int(rng.integers(0, f.mask + 1))
+        _set_rec(words, i, f, v)
+        c.program = words.tobytes() + c.program[words.size * 4:]
+        return f"gate_field:{f.name}"
+    if not gates:
+        return None
+    i = gates[int(rng.integers(len(gates)))]
+    g = _gate_record(words, i)
+    if op == "gate_sums":
+        # the start begins at this gate record (else the layer before it rewrites its sums)
+        c.program = words[i:].tobytes() + c.program[words.size * 4:]
+        c.layer_count = max(c.layer_count - i, 0)
+        need = min(c.layer_count, cfg.max_layers) * DESCRIPTOR_BYTES
+        c.program += bytes(max(need - len(c.program), 0))   # the host never starts a short one
+        sm = c.regions["sums"]
+        n = g.st_h * g.st_w * g.in_c
+        if g.sums_offset + 4 * n > sm.size or not n:
+            return "gate_sums:outside"
+        idx = rng.integers(n, size=int(rng.integers(1, 17)))
+        vals = rng.choice(np.array([-(1 << 31), (1 << 31) - 1, -1, 0, 1 << 30], np.int64),
+                          size=idx.size)
+        view = sm[g.sums_offset:g.sums_offset + 4 * n].view("<i4")
+        view[idx] = vals.astype("<i4")
+        return "gate_sums"
+    # gate_param: one entry of the parameter blob
+    try:
+        lay = prog.gate_param_layout(g.in_c, g.out_c, g.hidden, g.gh, g.gw, cfg.axi_bytes)
+    except Exception:       # noqa: BLE001 - a mutated record may have any field values
+        return "gate_param:none"
+    name = str(rng.choice(prog.GATE_PARAM_NAMES))
+    dt = np.dtype({"bins": "u1", "recip": "<u4", "ws": "<i2", "bs": "<i8", "w1": "<i2",
+                   "m1": "<i4", "o1": "<i8", "w2": "<i2", "b2": "<i8"}[name])
+    count = lay.counts[name]
+    if not count:
+        return "gate_param:none"
+    j = int(rng.integers(count))
+    pos = g.param_offset + lay.offsets[name] + j * dt.itemsize
+    weight = c.regions["weight"]
+    if pos + dt.itemsize > weight.size:
+        return "gate_param:outside"
+    lim = prog.GATE_BIAS_LIMIT
+    choices = {
+        "bins": [0, 1, g.st_h, g.st_w, g.st_h + 1, 255, int(rng.integers(256))],
+        "recip": [0, 1, prog.GATE_RECIP_MAX, prog.GATE_RECIP_MAX + 1, 0xFFFFFFFF,
+                  int(rng.integers(0, 1 << 32))],
+        "ws": [-32768, 32767, -32767, 0], "w1": [-32768, 32767, 0], "w2": [-32768, 32767, 0],
+        "m1": [-(1 << 31), (1 << 31) - 1, 0, 1],
+        "bs": [lim, -lim, lim - 1, -(lim - 1), -(1 << 63), _S64, 0],
+        "o1": [lim, -lim, lim - 1, -(lim - 1), -(1 << 63), _S64],
+        "b2": [lim, -lim, lim - 1, -(lim - 1), -(1 << 63), _S64, 0],
+    }[name]
+    v = int(rng.choice(choices))
+    weight[pos:pos + dt.itemsize] = np.frombuffer(np.array([v], dt).tobytes(), np.uint8)
+    if name == "m1" and rng.random() < 0.5:         # and a shift at its limits
+        _set_rec(words, i, prog.GATE_FIELDS[[f.name for f in prog.GATE_FIELDS].index("h_shift")],
+                 int(rng.choice([1, 62, 63, 0])))
+        c.program = words.tobytes() + c.program[words.size * 4:]
+    return f"gate_param:{name}"
+
+
 def _mutate_once(rng, c: FuzzCase, cfg: EngineConfig) -> str:
-    op = str(rng.choice(OPS))
     words = _words(c.program)
+    if len(_records(words, (prog.OP_GATE, prog.OP_HEAD))) and rng.random() < 0.5:
+        op = str(rng.choice(NET_OPS))
+        done = _mutate_net(rng, op, c, words, cfg)
+        if done is not None:
+            return done
+        words = _words(c.program)
+    op = str(rng.choice(OPS))
     n = len(words)
     layer = int(rng.integers(n)) if n else 0
     regions = c.regions
@@ -354,10 +493,49 @@ def _reshape(rng, c: FuzzCase, words: np.ndarray, layer: int, cfg: EngineConfig,
     return "fit" if changes else f"reshape:{name}"
 
 
+def network_regions(plan, image) -> dict:
+    """The four regions of one image of a packed network (`runtime.packer.NetworkPlan`):
+    WEIGHT as packed, the quantized input in its FMAP buffer, the rest zero."""
+    from dgfpga.numerics.qmodel import quantize_input
+    rb = plan.region_bytes
+    mem = {r: np.zeros(rb[r], np.uint8) for r in ("fmap", "work", "sums")}
+    mem["weight"] = plan.weight_image.copy()
+    ib = plan.fmap[plan.input_tensor]
+    img = np.asarray(image)
+    xq = img if img.dtype == np.int8 else quantize_input(img[None], plan.qmodel.input_scale)[0]
+    mem["fmap"][ib.offset:ib.offset + ib.nbytes] = xq.transpose(1, 2, 0).reshape(-1).view(np.uint8)
+    return mem
+
+
+def network_bases(plan, images, flags: Sequence[int] = (0, prog.RUN_DENSE)) -> list:
+    """Fuzz bases of a network program (one start per image): per image and run_flags
+    value, the whole program over the image's regions (vector sets without expectations:
+    the fuzzer compares with the interpreter)."""
+    from dgfpga.backends.vectors import VectorSet
+    cfg = plan.cfg
+    out = []
+    for n, img in enumerate(images):
+        mem = network_regions(plan, img)
+        for f in flags:
+            out.append(VectorSet(f"net_img{n}{'_dense' if f & prog.RUN_DENSE else ''}",
+                                 cfg.name, cfg.config_hash, plan.program, plan.record_count,
+                                 {r: v.copy() for r, v in mem.items()}, {},
+                                 meta={"run_flags": int(f)}))
+    return out
+
+
+def _base_run_flags(base) -> int:
+    flags = getattr(base, "run_flags", None)
+    if flags is None:
+        flags = (getattr(base, "meta", None) or {}).get("run_flags", 0)
+    return int(flags)
+
+
 def mutate(rng, base, cfg: EngineConfig) -> tuple[FuzzCase, list[str]]:
     """One to three mutations of `base` (a VectorSet): the case and the operators applied."""
     c = FuzzCase(base.name, bytes(base.program), int(base.layer_count),
-                 {r: np.array(base.before[r], np.uint8, copy=True) for r in REGIONS})
+                 {r: np.array(base.before[r], np.uint8, copy=True) for r in REGIONS},
+                 _base_run_flags(base))
     ops = [_mutate_once(rng, c, cfg) for _ in range(int(rng.integers(1, 4)))]
     c.name = f"{base.name}+{'+'.join(ops)}"
     return c, ops
@@ -417,7 +595,8 @@ def _runner_input(batch: Sequence[FuzzCase], probe_last: bool = False) -> bytes:
     for i, c in enumerate(batch):
         sizes = [c.regions[r].size for r in REGIONS]
         magic = _PROBE_MAGIC if probe_last and i == len(batch) - 1 else _RUNNER_MAGIC
-        out.append(struct.pack("<7I", magic, c.layer_count, len(c.program), *sizes))
+        out.append(struct.pack("<8I", magic, c.layer_count, len(c.program), *sizes,
+                               c.run_flags & 0xFFFFFFFF))
         out.append(c.program)
         out += [c.regions[r].tobytes() for r in REGIONS]
     return b"".join(out)
@@ -425,7 +604,7 @@ def _runner_input(batch: Sequence[FuzzCase], probe_last: bool = False) -> bytes:
 
 def run_sanitized(exe: Union[str, Path], batch: Sequence[FuzzCase], timeout_s: float = 600,
                   probe_last: bool = False) -> tuple[list, Optional[tuple[int, str]]]:
-    """Run `batch` through the ASan+UBSan runner: ([(status, fmap, sums)] of the cases
+    """Run `batch` through the ASan+UBSan runner: ([(status, fmap, work, sums)] of the cases
     that completed, (index, report) of the first sanitizer finding or None).
 
     `probe_last`: the last record is the runner's self-test, which reads one byte past
@@ -441,14 +620,15 @@ def run_sanitized(exe: Union[str, Path], batch: Sequence[FuzzCase], timeout_s: f
             raise hls_csim.CsimError(f"{exe} did not finish within {timeout_s} s") from None
     out, pos, results = proc.stdout, 0, []
     for c in batch:
-        nf, ns = c.regions["fmap"].size, c.regions["sums"].size
-        if pos + 12 + nf + ns > len(out):
+        nf, nw, ns = (c.regions[r].size for r in ("fmap", "work", "sums"))
+        if pos + 12 + nf + nw + ns > len(out):
             break
         status, = struct.unpack_from("<I", out, pos)
         fm = np.frombuffer(out, np.uint8, nf, pos + 12).copy()
-        sm = np.frombuffer(out, np.uint8, ns, pos + 12 + nf).copy()
-        results.append((status, fm, sm))
-        pos += 12 + nf + ns
+        wk = np.frombuffer(out, np.uint8, nw, pos + 12 + nf).copy()
+        sm = np.frombuffer(out, np.uint8, ns, pos + 12 + nf + nw).copy()
+        results.append((status, fm, wk, sm))
+        pos += 12 + nf + nw + ns
     finding = None
     if proc.returncode != 0 or len(results) < len(batch):
         report = proc.stderr.decode(errors="replace").strip().splitlines()
@@ -476,39 +656,76 @@ def run_fuzz(n: int, seed: int = 0, cfg: Optional[EngineConfig] = None, engine=N
         rep.ops.update(o.split(":")[0] for o in ops)
         rbacks, ref = _guarded(c.regions)
         try:
-            r = interpreter.run_program(c.program, c.layer_count, ref, cfg)
+            r = interpreter.run_program(c.program, c.layer_count, ref, cfg,
+                                        run_flags=c.run_flags)
+        except interpreter.GateDomainError:
+            # sums outside the integer gates' domain (not from an 8-bit map): the reference
+            # leaves the decisions undefined; the engine must still stay inside its buffers
+            r = None
+            rep.out_of_domain += 1
         except Exception as exc:        # noqa: BLE001 - the reference must never raise
             rep.reference_errors.append(f"{c.name}: {type(exc).__name__}: {exc}")
             continue
         ebacks, mem = _guarded(c.regions)
         res = engine.run(c.program, c.layer_count, mem["fmap"], mem["weight"], mem["work"],
-                         mem["sums"])
-        rep.statuses[regmap.ERROR_NAMES.get(regmap.unpack_status(r.status)[0], "?")] += 1
-        if res.status != r.status:
-            rep.status_mismatches.append(f"{c.name}: engine {_status(res.status)}, "
-                                         f"interpreter {_status(r.status)}: {r.message}")
-        for reg in REGIONS:
-            i = _first_diff(mem[reg], ref[reg])
-            if i is not None:
-                rep.memory_mismatches.append(f"{c.name}: {reg} byte {i}: engine "
-                                             f"{mem[reg][i]}, interpreter {ref[reg][i]}")
-                break
-        for reg in ("weight", "work"):
-            if not np.array_equal(mem[reg], c.regions[reg]) or \
-                    not np.array_equal(ref[reg], c.regions[reg]):
-                rep.guard_violations.append(f"{c.name}: read-only region {reg} written")
+                         mem["sums"], run_flags=c.run_flags)
+        if r is not None:
+            rep.statuses[regmap.ERROR_NAMES.get(regmap.unpack_status(r.status)[0], "?")] += 1
+            if res.status != r.status:
+                rep.status_mismatches.append(f"{c.name}: engine {_status(res.status)}, "
+                                             f"interpreter {_status(r.status)}: {r.message}")
+            log = _cycle_log_range(c, r)        # the interpreter has no clock: zeros
+            for reg in REGIONS:
+                got = mem[reg]
+                if reg == "work" and log is not None:
+                    got = got.copy()
+                    got[log[0]:log[1]] = 0
+                i = _first_diff(got, ref[reg])
+                if i is not None:
+                    rep.memory_mismatches.append(f"{c.name}: {reg} byte {i}: engine "
+                                                 f"{got[i]}, interpreter {ref[reg][i]}")
+                    break
+        # WEIGHT is read-only; WORK is written by gate and head records only (the memory
+        # comparison with the interpreter covers what they write)
+        if not np.array_equal(mem["weight"], c.regions["weight"]) or \
+                not np.array_equal(ref["weight"], c.regions["weight"]):
+            rep.guard_violations.append(f"{c.name}: read-only region weight written")
+        if not _writes_work(c) and (not np.array_equal(mem["work"], c.regions["work"]) or
+                                    not np.array_equal(ref["work"], c.regions["work"])):
+            rep.guard_violations.append(f"{c.name}: region work written without a gate or "
+                                        "head record")
         for who, backs in (("engine", ebacks), ("interpreter", rbacks)):
             bad = _guards_changed(backs, c.regions)
             if bad:
                 rep.guard_violations.append(f"{c.name}: {who} wrote outside {', '.join(bad)}")
         if sanitize:
-            ran.append((c, res.status, mem["fmap"].copy(), mem["sums"].copy()))
+            ran.append((c, res.status, mem["fmap"].copy(), mem["work"].copy(),
+                        mem["sums"].copy()))
             if len(ran) >= batch_size:
                 _sanitized_pass(rep, exe, ran, max_findings)
                 ran = []
     if ran:
         _sanitized_pass(rep, exe, ran, max_findings)
     return rep
+
+
+def _cycle_log_range(c: FuzzCase, r) -> Optional[tuple[int, int]]:
+    """[start, end) of the cycle log in WORK when the run completed with a head record."""
+    if r.status or not r.records or r.records[-1] != "head":
+        return None
+    raw = c.program[(c.layer_count - 1) * DESCRIPTOR_BYTES:c.layer_count * DESCRIPTOR_BYTES]
+    f = next(f for f in prog.HEAD_FIELDS if f.name == "log_offset")
+    off = (struct.unpack_from("<I", raw, 4 * f.word)[0] >> f.lsb) & f.mask
+    return off, off + prog.cycle_log_bytes(c.layer_count)
+
+
+def _writes_work(c: FuzzCase) -> bool:
+    """Whether a record of the case's program may write WORK (a gate or head record)."""
+    n = min(c.layer_count, len(c.program) // DESCRIPTOR_BYTES)
+    if not n:
+        return False
+    w = np.frombuffer(c.program[:n * DESCRIPTOR_BYTES], "<u4").reshape(n, -1)
+    return bool(np.isin((w[:, 0] >> 16) & 0xF, (prog.OP_GATE, prog.OP_HEAD)).any())
 
 
 def _sanitized_pass(rep: FuzzReport, exe, ran: list, max_findings: int) -> None:
@@ -518,9 +735,10 @@ def _sanitized_pass(rep: FuzzReport, exe, ran: list, max_findings: int) -> None:
     while start < len(ran) and len(rep.sanitizer_findings) < max_findings:
         batch = ran[start:]
         results, finding = run_sanitized(exe, [b[0] for b in batch])
-        for (c, status, fm, sm), (s2, fm2, sm2) in zip(batch, results):
+        for (c, status, fm, wk, sm), (s2, fm2, wk2, sm2) in zip(batch, results):
             rep.sanitized += 1
-            if s2 != status or not np.array_equal(fm2, fm) or not np.array_equal(sm2, sm):
+            if s2 != status or not np.array_equal(fm2, fm) or not np.array_equal(sm2, sm) \
+                    or not np.array_equal(wk2, wk):
                 rep.memory_mismatches.append(f"{c.name}: sanitizer build differs from the "
                                              f"ctypes build ({_status(s2)})")
         if finding is None:

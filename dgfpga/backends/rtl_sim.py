@@ -44,7 +44,7 @@ INCLUDE = "dg_params.svh"                 # generated per config by config_inclu
 INCLUDE_TEMPLATE = "dg_params.svh.tmpl"
 RTL_FILES = ("dg_pkg.sv", "dg_fifo.sv", "dg_axi_rd.sv", "dg_axi_wr.sv", "dg_axil_regs.sv",
              "dg_desc_check.sv", "dg_mac_array.sv", "dg_requant.sv", "dg_sequencer.sv", "dg_loader.sv",
-             "dg_compute.sv", "dg_writeback.sv", "dg_engine.sv")
+             "dg_compute.sv", "dg_writeback.sv", "dg_gate.sv", "dg_engine.sv")
 REGIONS = ("fmap", "weight", "work", "sums")
 
 
@@ -155,8 +155,13 @@ def build_cocotb(cfg: EngineConfig, opt: str = "-O1") -> Path:
 
 
 def run_cocotb(cfg: EngineConfig, vector_dirs: Sequence[Path], stall: str = "none",
-               results_json: Optional[Path] = None, timeout_cycles: int = 2_000_000) -> list[dict]:
+               results_json: Optional[Path] = None, timeout_cycles: int = 2_000_000,
+               run_flags: Optional[int] = None, dump_dir: Optional[Path] = None) -> list[dict]:
     """Run vector sets through the cocotb testbench; returns one result dict per set.
+
+    `run_flags`: the RUN_FLAGS register of every start (bit 0 DENSE; default: each set's
+    own `run_flags`). `dump_dir`: the
+    testbench writes `<name>.<region>.bin` of every region after each start there.
 
     Raises RtlSimError if the simulation did not produce results (the runner does not
     raise on failure outside pytest, so the results file is what counts)."""
@@ -169,7 +174,11 @@ def run_cocotb(cfg: EngineConfig, vector_dirs: Sequence[Path], stall: str = "non
     xml = bdir / f"results-{os.getpid()}.xml"
     runner = get_runner("verilator")
     env = {"DG_VECTORS": os.pathsep.join(str(Path(v).resolve()) for v in vector_dirs),
-           "DG_RESULTS": str(results_json), "DG_STALL": stall, "DG_TIMEOUT": str(timeout_cycles)}
+           "DG_RESULTS": str(results_json), "DG_STALL": stall, "DG_TIMEOUT": str(timeout_cycles),
+           **({"DG_RUN_FLAGS": str(int(run_flags))} if run_flags is not None else {})}
+    if dump_dir is not None:
+        Path(dump_dir).mkdir(parents=True, exist_ok=True)
+        env["DG_DUMP"] = str(Path(dump_dir).resolve())
     _tb_on_path()
     t0 = time.perf_counter()
     runner.test(test_module="test_dg_engine", hdl_toplevel="dg_engine", hdl_toplevel_lang="verilog",
@@ -267,10 +276,12 @@ class RtlRun:
         return self.sim_cycles / self.wall_s if self.wall_s > 0 else 0.0
 
 
-def _reg_program(bases: dict, sizes: dict, layer_count: int) -> list[tuple[int, int]]:
+def _reg_program(bases: dict, sizes: dict, layer_count: int,
+                 run_flags: int = 0) -> list[tuple[int, int]]:
     from dgfpga.contract import regmap
     off = {r.name: r.offset for r in regmap.REGISTERS}
-    pairs = [(off["PROGRAM_LO"], 0), (off["PROGRAM_HI"], 0), (off["LAYER_COUNT"], layer_count)]
+    pairs = [(off["PROGRAM_LO"], 0), (off["PROGRAM_HI"], 0), (off["LAYER_COUNT"], layer_count),
+             (off["RUN_FLAGS"], int(run_flags) & 0xFFFFFFFF)]
     for r in REGIONS:
         up = r.upper() if r != "fmap" else "FMAP"
         pairs += [(off[f"{up}_BASE_LO"], bases[r] & 0xFFFFFFFF), (off[f"{up}_BASE_HI"], bases[r] >> 32),
@@ -297,8 +308,11 @@ class FastSim:
 
     def run(self, program: bytes, layer_count: int, regions: dict, latency: int = 0,
             stall_pct: int = 0, timeout_cycles: int = 20_000_000,
-            wall_timeout_s: Optional[float] = None) -> RtlRun:
-        """Run one engine start: program at address 0, regions at 4 KB aligned bases."""
+            wall_timeout_s: Optional[float] = None, run_flags: int = 0) -> RtlRun:
+        """Run one engine start: program at address 0, regions at 4 KB aligned bases;
+        `run_flags` is the RUN_FLAGS register (bit 0 DENSE). Every region is read back
+        (`RtlRun.regions`): the engine writes FMAP and SUMS, and WORK in a network program
+        (gate masks and work lists, logits, the cycle log)."""
         ab = self.cfg.axi_bytes
         lay = layout(program, regions)
         if lay["size"] > self.words * ab:
@@ -315,7 +329,7 @@ class FastSim:
         hexw = [w.tobytes().hex() for w in words]
         wd = self.workdir
         (wd / "mem.hex").write_text("\n".join(hexw) + "\n")
-        regs = _reg_program(lay["bases"], sizes, layer_count)
+        regs = _reg_program(lay["bases"], sizes, layer_count, run_flags)
         (wd / "regs.hex").write_text("".join(f"{a:08x}\n{d:08x}\n" for a, d in regs) + "ffffffff\n")
         for f in ("out_mem.hex", "result.txt"):
             if (wd / f).exists():
@@ -353,19 +367,29 @@ class FastSim:
 
 def run_fast(vector_dir: Path, cfg: EngineConfig | str = "small", sim: Optional[FastSim] = None,
              latency: int = 0, stall_pct: int = 0) -> dict:
-    """Run a vector set folder on the fast RTL harness and compare it: returns a dict with
-    status, expected_status, cycles, cycles_per_s, per-region mismatch counts and pass."""
+    """Run a vector set (a folder, or a `vectors.VectorSet`) on the fast RTL harness and
+    compare it: returns a dict with status, expected_status, cycles, cycles_per_s,
+    per-region mismatch counts (every region the set has an expected image of, its
+    `ignore` ranges left out) and pass. The start gets the set's `run_flags`."""
     from dgfpga.backends.vectors import read_vector_set
     sim = sim or FastSim(cfg)
-    vs = read_vector_set(vector_dir)
-    run = sim.run(vs.program, vs.layer_count, vs.before, latency=latency, stall_pct=stall_pct)
+    vs = vector_dir if hasattr(vector_dir, "program") else read_vector_set(vector_dir)
+    run = sim.run(vs.program, vs.layer_count, {k: np.array(v, np.uint8) for k, v in vs.before.items()},
+                  latency=latency, stall_pct=stall_pct, run_flags=getattr(vs, "run_flags", 0))
     rec = {"name": vs.name, "status": run.status, "expected_status": int(vs.expected_status),
            "cycles": run.cycles, "sim_cycles": run.sim_cycles, "wall_s": run.wall_s,
            "cycles_per_s": run.cycles_per_s, "macs": int(vs.macs), "timeout": run.timeout,
            "latency": latency, "stall_pct": stall_pct}
     ok = not run.timeout and run.status == vs.expected_status
-    for r in ("fmap", "sums"):
-        diff = np.flatnonzero(run.regions[r] != np.asarray(vs.expected[r], np.uint8))
+    for r in REGIONS:
+        if r not in vs.expected:
+            continue
+        got = run.regions[r].copy()
+        want = np.asarray(vs.expected[r], np.uint8)
+        for region, off, n in getattr(vs, "ignore", ()):
+            if region == r:
+                got[off:off + n] = want[off:off + n]
+        diff = np.flatnonzero(got != want)
         rec[f"{r}_mismatches"] = int(diff.size)
         rec[f"{r}_first_mismatch"] = int(diff[0]) if diff.size else None
         ok = ok and diff.size == 0

@@ -13,7 +13,14 @@ Two sources of vector sets:
   and every limit at its edge (an index equal to its count, a count one past its maximum,
   exactly `max_layers` descriptors and one more; docs/test_vectors.md "Boundaries").
 - `network_vectors(qmodel, images, cfg)`: the whole network, one vector set per engine
-  start (stem, then each block) per image, with the gates the golden model decided.
+  start (stem, then each block) per image, with the gates the golden model decided (the
+  per-block flow).
+- `network_program_vectors(qmodel, images, cfg)`: the whole network in ONE start per image
+  (the network program: gate records, from_gate layers, head), gated or dense
+  (`run_flags`), expecting FMAP, WORK (masks, work lists, logits; the cycle log is an
+  `ignore` range) and SUMS after the start.
+- `contract_corners(cfg)`: validity corners, including gate and head records (valid and
+  malformed), every level must agree on.
 
 Work lists are written by the one writer (`formats.pack_work_list` /
 `formats.encode_work_list`, what the scheduler uses) and faults are made by editing its
@@ -30,6 +37,7 @@ from typing import Iterator, Optional, Sequence
 import numpy as np
 
 from dgfpga.contract import formats
+from dgfpga.contract import program as prog
 from dgfpga.contract import regmap
 from dgfpga.contract.engine_config import EngineConfig, default_config, load_config
 from dgfpga.errors import FormatError
@@ -37,7 +45,8 @@ from dgfpga.contract.formats import FIELD_BY_NAME, LayerDescriptor
 from dgfpga.numerics.golden import masked_conv2d_int, maxpool3x3s2, requant
 
 __all__ = ["VectorSet", "write_vector_set", "read_vector_set", "layer_sweep",
-           "network_vectors", "write_sweep", "MANIFEST_VERSION"]
+           "network_vectors", "network_program_vectors", "write_network_program_vectors",
+           "contract_corners", "write_sweep", "MANIFEST_VERSION"]
 
 MANIFEST_VERSION = 1
 REGIONS = ("fmap", "weight", "work", "sums")
@@ -57,6 +66,8 @@ class VectorSet:
     expected_status: int = 0
     macs: int = 0
     meta: dict = field(default_factory=dict)
+    run_flags: int = 0            # RUN_FLAGS of the start (bit 0 DENSE)
+    ignore: list = field(default_factory=list)   # (region, offset, bytes) not compared
 
 
 def _pattern(n: int, salt: int) -> np.ndarray:
@@ -85,13 +96,16 @@ def write_vector_set(vs: VectorSet, folder) -> Path:
             exp = f"expected_{r}.bin"
             (out / exp).write_bytes(np.asarray(vs.expected[r], dtype=np.uint8).tobytes())
         lines.append(f"region {r} {data.size} {r}.bin {exp}")
-    lines += [f"expected_status {vs.expected_status}", f"macs {vs.macs}"]
+    lines += [f"expected_status {vs.expected_status}", f"macs {vs.macs}",
+              f"run_flags {vs.run_flags}"]
+    lines += [f"ignore {r} {off} {n}" for r, off, n in vs.ignore]
     (out / "vector.txt").write_text("\n".join(lines) + "\n")
     return out
 
 
 _KEYS = ("dgfpga_vectors", "name", "config", "config_hash", "format_version", "layer_count",
-         "region", "expected_status", "macs")
+         "region", "expected_status", "macs", "run_flags", "ignore")
+_OPTIONAL = ("region", "run_flags", "ignore")
 
 
 def read_vector_set(folder) -> VectorSet:
@@ -102,6 +116,7 @@ def read_vector_set(folder) -> VectorSet:
         raise FormatError(f"{p}: not a vector set (no vector.txt)")
     vals: dict = {}
     regions: list = []
+    ignore: list = []
     for ln, line in enumerate(man.read_text().splitlines(), 1):
         line = line.split("#", 1)[0].strip()
         if not line:
@@ -113,11 +128,15 @@ def read_vector_set(folder) -> VectorSet:
             if len(rest) != 4:
                 raise FormatError(f"{man}:{ln}: region needs NAME BYTES FILE EXPECTED")
             regions.append(rest)
+        elif key == "ignore":
+            if len(rest) != 3 or rest[0] not in REGIONS or not all(v.isdigit() for v in rest[1:]):
+                raise FormatError(f"{man}:{ln}: ignore needs REGION OFFSET BYTES")
+            ignore.append((rest[0], int(rest[1]), int(rest[2])))
         else:
             if len(rest) != 1:
                 raise FormatError(f"{man}:{ln}: {key} takes one value")
             vals[key] = rest[0]
-    missing = [k for k in _KEYS if k != "region" and k not in vals]
+    missing = [k for k in _KEYS if k not in _OPTIONAL and k not in vals]
     if missing or [r[0] for r in regions] != list(REGIONS):
         raise FormatError(f"{man}: missing keys {missing} or regions not {REGIONS}")
     if int(vals["dgfpga_vectors"]) != MANIFEST_VERSION:
@@ -134,12 +153,34 @@ def read_vector_set(folder) -> VectorSet:
             if e.size != int(nbytes):
                 raise FormatError(f"{p / exp}: {e.size} bytes, manifest says {nbytes}")
             expected[name] = e
-    prog = (p / "program.bin").read_bytes()
+    program = (p / "program.bin").read_bytes()
     n = int(vals["layer_count"])
-    if len(prog) != n * formats.DESCRIPTOR_BYTES:
-        raise FormatError(f"{p}/program.bin: {len(prog)} bytes for {n} descriptors")
-    return VectorSet(vals["name"], vals["config"], int(vals["config_hash"], 16), prog, n,
-                     before, expected, int(vals["expected_status"]), int(vals["macs"]))
+    if len(program) != n * formats.DESCRIPTOR_BYTES:
+        raise FormatError(f"{p}/program.bin: {len(program)} bytes for {n} records")
+    for r, off, nb in ignore:
+        if off + nb > before[r].size:
+            raise FormatError(f"{man}: ignore range [{off}, {off + nb}) outside the {r} region")
+    return VectorSet(vals["name"], vals["config"], int(vals["config_hash"], 16), program, n,
+                     before, expected, int(vals["expected_status"]), int(vals["macs"]),
+                     run_flags=int(vals.get("run_flags", 0)), ignore=ignore)
+
+
+def compare_expected(vs: VectorSet, after: dict) -> list[str]:
+    """Differences between memory `after` a run and the vector set's expectation (the
+    `ignore` ranges left out): one line per region, empty if everything matches."""
+    out = []
+    for r, want in vs.expected.items():
+        got = np.asarray(after[r], np.uint8).copy()
+        want = np.asarray(want, np.uint8).copy()
+        for reg, off, nb in vs.ignore:
+            if reg == r:
+                got[off:off + nb] = 0
+                want[off:off + nb] = 0
+        diff = np.flatnonzero(got != want)
+        if diff.size:
+            out.append(f"{r}: {diff.size} bytes differ, first at {int(diff[0])} "
+                       f"(got {int(got[diff[0]])}, want {int(want[diff[0]])})")
+    return out
 
 
 # ----------------------------------------------------------------------------- golden layer
@@ -580,6 +621,93 @@ def network_vectors(qm, images, cfg: Optional[EngineConfig] = None, dense: bool 
                             {"fmap": mem["fmap"], "sums": mem["sums"]}, 0, run.macs)
 
 
+def network_program_vectors(qm, images, cfg: Optional[EngineConfig] = None,
+                            dense: bool = False, prefix: str = "prog",
+                            plan=None) -> Iterator[VectorSet]:
+    """Per image: the whole network in ONE start (`NetworkPlan.program`, run_flags DENSE if
+    `dense`) as a vector set.
+
+    Before: FMAP a fixed pattern with the int8 input image, WEIGHT the plan's image (conv
+    weights, gate parameter blobs, head), WORK and SUMS fixed patterns (nothing the engine
+    reads there is left from before: the gates write the lists, the layers the sums).
+    Expected after, from the golden model: FMAP and SUMS with every tensor each layer writes
+    (in program order: stem; per block the compact conv1 output at its active tiles, the
+    shortcut, the block output, their tile sums), WORK with each gate's masks and lists
+    (`program.gate_work_writes` of the golden decisions) and the head's int64 logits; the
+    cycle log is an `ignore` range (engine-specific counts; the interpreter writes zeros).
+    `macs`: the golden model's conv MACs of the image.
+    """
+    from dgfpga.numerics.golden import run_golden
+    from dgfpga.runtime.packer import plan_network
+    cfg = cfg or default_config()
+    plan = plan or plan_network(qm, cfg)
+    g = run_golden(qm, images, masks="dense" if dense else None)
+    rb = plan.region_bytes
+    flags = prog.RUN_DENSE if dense else 0
+    for n in range(g.logits_int.shape[0]):
+        salt = 7919 * (n + 1)
+        mem = {"fmap": _pattern(rb["fmap"], salt), "weight": plan.weight_image.copy(),
+               "work": _pattern(rb["work"], salt + 1), "sums": _pattern(rb["sums"], salt + 2)}
+
+        def put_tensor(name, arr_chw):
+            buf = plan.fmap[name]
+            mem["fmap"][buf.offset:buf.offset + buf.nbytes] = \
+                np.ascontiguousarray(np.moveaxis(arr_chw, 0, -1)).view(np.uint8).reshape(-1)
+
+        def put_sums(name, arr_chw):
+            buf, tile, _ = plan.sums[name]
+            ts = formats.tile_pixel_sums(np.moveaxis(arr_chw.astype(np.int64), 0, -1), tile)
+            mem["sums"][buf.offset:buf.offset + buf.nbytes] = \
+                ts.astype("<i4").view(np.uint8).reshape(-1)
+
+        put_tensor(plan.input_tensor, g.layers[plan.input_tensor][n])
+        before = {k: v.copy() for k, v in mem.items()}
+        put_tensor(qm.stem.out_tensor, g.layers[qm.stem.out_tensor][n])
+        put_sums(qm.stem.out_tensor, g.layers[qm.stem.out_tensor][n])
+        for i, bp in enumerate(plan.blocks):
+            qb = qm.blocks[i]
+            sp = np.asarray(g.masks[i].spatial[n], bool).reshape(-1)
+            ch = np.asarray(g.masks[i].channel[n], bool).reshape(-1)
+            for off, data in prog.gate_work_writes(bp.gate_record, sp, ch):
+                mem["work"][off:off + data.size] = data
+            d1 = bp.conv1.template
+            chans = np.flatnonzero(ch)
+            if sp.any() and chans.size:                      # conv1 ran: compact output
+                y1 = g.layers[qb.conv1.out_tensor][n][chans]
+                pix = _tile_pixel_mask(d1, np.flatnonzero(sp))
+                view = mem["fmap"][d1.out_offset:d1.out_offset + d1.out_h * d1.out_w * chans.size] \
+                    .reshape(d1.out_h, d1.out_w, chans.size)
+                view[pix] = np.moveaxis(y1, 0, -1).astype(np.uint8)[pix]
+            if qb.downsample is not None:
+                put_tensor(qb.downsample.out_tensor, g.layers[qb.downsample.out_tensor][n])
+            y = g.layers[bp.out_tensor][n]
+            put_tensor(bp.out_tensor, y)                      # in place: y == x where skipped
+            put_sums(bp.out_tensor, y)
+        lb = plan.logits
+        mem["work"][lb.offset:lb.offset + lb.nbytes] = \
+            np.asarray(g.logits_int[n], dtype="<i8").view(np.uint8)
+        log = plan.cycle_log
+        mem["work"][log.offset:log.offset + log.nbytes] = 0
+        macs = sum(int(v[n]) for k, v in g.macs.items()
+                   if ".mask_" not in k and k != qm.head.name)
+        yield VectorSet(f"{prefix}_{'dense' if dense else 'gated'}_img{n}", cfg.name,
+                        cfg.config_hash, plan.program, plan.record_count, before,
+                        {"fmap": mem["fmap"], "work": mem["work"], "sums": mem["sums"]}, 0, macs,
+                        {"masks": [(m.spatial[n], m.channel[n]) for m in g.masks],
+                         "logits": np.asarray(g.logits_int[n])},
+                        run_flags=flags, ignore=[("work", log.offset, log.nbytes)])
+
+
+def write_network_program_vectors(out_dir, qm, images, cfg: Optional[EngineConfig] = None,
+                                  modes=(False, True), prefix: str = "prog") -> list[Path]:
+    """`network_program_vectors` for each mode (gated, dense) into `out_dir/<name>/`."""
+    from dgfpga.runtime.packer import plan_network
+    cfg = cfg or default_config()
+    plan = plan_network(qm, cfg)
+    return [write_vector_set(vs, Path(out_dir) / vs.name) for dense in modes
+            for vs in network_program_vectors(qm, images, cfg, dense, prefix, plan)]
+
+
 # ------------------------------------------------------------------ validity corners
 def _set_desc_field(words: np.ndarray, name: str, value: int) -> None:
     f = FIELD_BY_NAME[name]
@@ -596,7 +724,12 @@ def contract_corners(cfg: Optional[EngineConfig] = None, seed: int = 0) -> list[
     - `corner_no_fit_all_lanes`: a 7x7 tile-1 layer with ONE active output channel whose
       TM-lane weight group is one input channel over the buffer: NO_FIT (all TM lanes count);
     - `corner_negative_mult`: param words with the top bit set are negative int32
-      multipliers: the layer runs.
+      multipliers: the layer runs;
+    - `corner_prog_*` and `corner_gate_*` / `corner_head_*` / `corner_bad_op` /
+      `corner_from_gate_without_gate`: one-block network programs (gate record, from_gate
+      conv1 and conv2, head), valid (gated, dense, residual-only list, every gate off) and
+      with one malformed record or gate parameter each (`_program_corners`; the STATUS of
+      each is written in the code and checked against the interpreter).
 
     Built from sweep cases by editing descriptor fields; the expected memory and STATUS come
     from the interpreter (the reference for the validity rules; its arithmetic is checked
@@ -651,4 +784,202 @@ def contract_corners(cfg: Optional[EngineConfig] = None, seed: int = 0) -> list[
             o = d.param_offset + ch * formats.PARAM_BYTES + 4
             weight[o:o + 4] = np.frombuffer((0x80000000 + 7 * ch).to_bytes(4, "little"), np.uint8)
         make("corner_negative_mult", base, words, weight)
+    out += _program_corners(cfg, seed)
+    return out
+
+
+# ------------------------------------------------------- network-program validity corners
+def _mini_block(cfg: EngineConfig, seed: int, res_list: bool):
+    """A one-block network program built by hand (no model): input 8x8x16 (u8) with its
+    per-tile sums (tile 2), a gate record, conv1 and conv2 as from_gate templates (conv2 in
+    place, or with a residual-only list when `res_list`), and a head of 10 classes.
+    Returns (records [bytes], memory {region: uint8}, parts dict)."""
+    from dgfpga.numerics import gates
+    from dgfpga.runtime.packer import program_template
+    rng = np.random.default_rng([seed, 13, int(res_list)])
+    a = cfg.axi_bytes
+    h = w = 8
+    c, t, hid, classes = 16, 2, 4, 10
+
+    class Alloc:
+        def __init__(self):
+            self.pos = a                                   # a guard beat at 0
+        def take(self, n):
+            off = self.pos
+            self.pos += -(-max(n, 1) // a) * a
+            return off
+    fm, wt, wk, sm = Alloc(), Alloc(), Alloc(), Alloc()
+    weights = []
+    x_off = fm.take(h * w * c)
+    comp_off = fm.take(h * w * c)
+    out_off = fm.take(h * w * c) if res_list else x_off
+    s_in = sm.take(16 * c * 4)
+    s_out = sm.take(16 * c * 4) if res_list else s_in
+
+    def conv(layout_d):
+        case = LayerCase("mini", 3, 1, h, c, c, t)
+        wgt, bias, mult = _random_conv(rng, case, cfg)
+        wo = wt.take(wgt.size)
+        weights.append((wo, formats.pack_weights(wgt, layout_d.weight_layout)))
+        po = wt.take(c * formats.PARAM_BYTES)
+        weights.append((po, formats.pack_params(bias, mult)))
+        return layout_d.replace(weight_offset=wo, param_offset=po)
+    d1 = formats.make_descriptor(k=3, stride=1, in_h=h, in_w=w, in_c=c, out_c=c, tile=t,
+                                 tile_gated=True, out_ch_gated=True, in_offset=x_off,
+                                 out_offset=comp_off)
+    d1 = conv(d1)
+    d2 = formats.make_descriptor(k=3, stride=1, in_h=h, in_w=w, in_c=c, out_c=c, tile=t,
+                                 tile_gated=True, in_ch_gated=True, zero_halo=True,
+                                 residual=True, res_mult=(1 << 16) if not res_list else
+                                 int(rng.integers(1 << 14, 1 << 17)), in_place=not res_list,
+                                 in_offset=comp_off, out_offset=out_off, res_offset=x_off,
+                                 emit_sums=True, sums_offset=s_out)
+    d2 = conv(d2)
+    slot1, slot2 = wk.take(4096), wk.take(4096)
+    s1 = formats.work_slots(d1, slot1, a)
+    s2 = formats.work_slots(d2, slot2, a)
+    d1, d2 = program_template(d1, s1), program_template(d2, s2)
+    table = gates.bin_table(h, w, t, (4, 4))
+    sg = gates.IntSpatialGate(rng.integers(-3000, 3001, (c, 3, 3)).astype(np.int16), 0)
+    cg = gates.IntChannelGate(rng.integers(-3000, 3001, (hid, c)).astype(np.int16),
+                              rng.integers(1, 1 << 12, hid).astype(np.int32),
+                              np.zeros(hid, np.int64), 20,
+                              rng.integers(-3000, 3001, (c, hid)).astype(np.int16),
+                              rng.integers(-(1 << 10), 1 << 10, c).astype(np.int64))
+    gp_blob = prog.pack_gate_params(table, sg, cg, a)
+    gp = wt.take(len(gp_blob))
+    weights.append((gp, gp_blob))
+    mask = wk.take(prog.mask_bytes(16, c))
+    gate = prog.GateRecord(in_c=c, out_c=c, hidden=hid, h_shift=cg.shift, st_h=4, st_w=4,
+                           gh=4, gw=4, res_list=res_list, sums_offset=s_in, param_offset=gp,
+                           mask_offset=mask, c1_tiles_offset=s1.tiles,
+                           c1_out_ch_offset=s1.out_ch, c2_tiles_offset=s2.tiles,
+                           c2_res_tiles_offset=s2.res_tiles if res_list else 0,
+                           c2_in_ch_offset=s2.in_ch, c2_bitmap_offset=s2.bitmap)
+    hw = rng.integers(-128, 128, (classes, c)).astype(np.int8)
+    hb = rng.integers(-(1 << 20), 1 << 20, classes).astype(np.int32)
+    hp_blob = prog.pack_head_params(hw, hb, a)
+    hp = wt.take(len(hp_blob))
+    weights.append((hp, hp_blob))
+    logits = wk.take(8 * classes)
+    log = wk.take(4 * 8)
+    head = prog.HeadRecord(in_c=c, classes=classes, st_h=4, st_w=4, sums_offset=s_out,
+                           param_offset=hp, logits_offset=logits, log_offset=log)
+    sizes = {"fmap": fm.pos + a, "weight": wt.pos + a, "work": wk.pos + a, "sums": sm.pos + a}
+    mem = {"fmap": _pattern(sizes["fmap"], 31 + seed), "weight": np.zeros(sizes["weight"], np.uint8),
+           "work": _pattern(sizes["work"], 32 + seed), "sums": _pattern(sizes["sums"], 33 + seed)}
+    for off, blob in weights:
+        mem["weight"][off:off + len(blob)] = np.frombuffer(blob, np.uint8)
+    x = rng.integers(0, 256, (h, w, c)).astype(np.uint8)
+    mem["fmap"][x_off:x_off + x.size] = x.reshape(-1)
+    ts = formats.tile_pixel_sums(x, t)
+    mem["sums"][s_in:s_in + ts.size * 4] = ts.astype("<i4").view(np.uint8).reshape(-1)
+    records = [prog.pack_gate_record(gate, cfg), formats.pack_descriptor(d1, cfg),
+               formats.pack_descriptor(d2, cfg), prog.pack_head_record(head, cfg)]
+    parts = {"gate": gate, "head": head, "conv1": d1, "conv2": d2, "log": log,
+             "layout": prog.gate_param_layout(c, c, hid, 4, 4, a), "sizes": sizes}
+    return records, mem, parts
+
+
+def _words_of(raw: bytes) -> np.ndarray:
+    return np.frombuffer(raw, "<u4").copy()
+
+
+def _program_corners(cfg: EngineConfig, seed: int) -> list[VectorSet]:
+    """Gate/head record corners: valid one-block programs (gated, dense, residual-only list,
+    every gate off) and one malformed record or parameter each, with the STATUS the
+    contract says (checked against the interpreter, which supplies the expected memory)."""
+    from dgfpga.runtime import interpreter
+    out = []
+    ERR = regmap.ERR
+
+    def make(name, records, mem, want, run_flags=0, log=None, count=None):
+        program = b"".join(records)
+        n = len(records) if count is None else count
+        ref = {r: v.copy() for r, v in mem.items()}
+        res = interpreter.run_program(program, n, ref, cfg, run_flags)
+        code, layer, entry = want
+        status = regmap.pack_status(ERR[code], layer, entry)
+        if res.status != status:
+            raise AssertionError(f"corner {name}: the interpreter reports "
+                                 f"{regmap.describe_status(res.status)}, the contract says "
+                                 f"{regmap.describe_status(status)} ({res.message})")
+        ignore = [("work", log, 4 * n)] if (log is not None and res.ok) else []
+        out.append(VectorSet(name, cfg.name, cfg.config_hash, program, n,
+                             {r: v.copy() for r, v in mem.items()},
+                             {r: ref[r] for r in ("fmap", "work", "sums")}, res.status,
+                             sum(res.macs), {"corner": name, "reference": "interpreter",
+                                             "records": res.records},
+                             run_flags=run_flags, ignore=ignore))
+
+    recs, mem, parts = _mini_block(cfg, seed, res_list=False)
+    log = parts["log"]
+    make("corner_prog_gated", recs, mem, ("OK", 0, 0), log=log)
+    make("corner_prog_dense", recs, mem, ("OK", 0, 0), prog.RUN_DENSE, log=log)
+    recs_r, mem_r, parts_r = _mini_block(cfg, seed, res_list=True)
+    make("corner_prog_res_list", recs_r, mem_r, ("OK", 0, 0), log=parts_r["log"])
+    # every gate off: spatial bias and channel biases very negative -> conv1 and the in-place
+    # conv2 are skipped (only their fetch), the head still runs
+    lay, gate = parts["layout"], parts["gate"]
+    off_mem = {r: v.copy() for r, v in mem.items()}
+    po = gate.param_offset
+    off_mem["weight"][po + lay.offsets["bs"]:po + lay.offsets["bs"] + 8] = \
+        np.frombuffer(np.int64(-(1 << 45)).tobytes(), np.uint8)
+    b2 = po + lay.offsets["b2"]
+    off_mem["weight"][b2:b2 + 8 * gate.out_c] = \
+        np.full(gate.out_c, -(1 << 45), "<i8").view(np.uint8)
+    make("corner_prog_all_off", recs, off_mem, ("OK", 0, 0), log=log)
+
+    def edit_word(raw, word, fn):
+        w = _words_of(raw)
+        w[word] = np.uint32(fn(int(w[word])) & 0xFFFFFFFF)
+        return w.tobytes()
+
+    def edit_param(section, index, value, dtype):
+        m = {r: v.copy() for r, v in mem.items()}
+        size = np.dtype(dtype).itemsize
+        o = po + lay.offsets[section] + index * size
+        m["weight"][o:o + size] = np.frombuffer(np.array([value], dtype=dtype).tobytes(), np.uint8)
+        return m
+    g, c1, c2, hd = recs
+    work_end = parts["sizes"]["work"]
+    cases = [
+        ("corner_bad_op", [edit_word(g, 0, lambda v: (v & ~(0xF << 16)) | (4 << 16)), c1, c2, hd],
+         mem, ("BAD_OP", 0, 0)),
+        ("corner_gate_shift_zero", [edit_word(g, 2, lambda v: v & 0xFFFF), c1, c2, hd], mem,
+         ("BAD_GATE", 0, 2)),
+        ("corner_gate_shift_63", [edit_word(g, 2, lambda v: (v & 0xFFFF) | (63 << 16)), c1, c2, hd],
+         mem, ("BAD_GATE", 0, 2)),
+        ("corner_gate_reserved_word", [edit_word(g, 14, lambda v: 1), c1, c2, hd], mem,
+         ("BAD_GATE", 0, 14)),
+        ("corner_gate_flags", [edit_word(g, 4, lambda v: v | 4), c1, c2, hd], mem,
+         ("BAD_FLAGS", 0, 4)),
+        ("corner_gate_hidden_over_in_c", [edit_word(g, 2, lambda v: (v & ~0xFFFF) | 17), c1, c2, hd],
+         mem, ("BAD_SHAPE", 0, 2)),
+        ("corner_gate_list_outside_work", [edit_word(g, 8, lambda v: work_end), c1, c2, hd], mem,
+         ("BAD_OFFSET", 0, 8)),
+        ("corner_gate_mask_misaligned", [edit_word(g, 7, lambda v: v + 2), c1, c2, hd], mem,
+         ("BAD_OFFSET", 0, 7)),
+        ("corner_gate_bin_out_of_range", recs, edit_param("bins", 3, 5, "u1"),
+         ("BAD_GATE", 0, 3)),
+        ("corner_gate_bin_empty", recs, edit_param("bins", 2 * 4 + 1, 0, "u1"),
+         ("BAD_GATE", 0, 9)),
+        ("corner_gate_recip_zero", recs, edit_param("recip", 5, 0, "<u4"), ("BAD_GATE", 0, 5)),
+        ("corner_gate_recip_total_over", recs, edit_param("recip", 16, (1 << 24) + 1, "<u4"),
+         ("BAD_GATE", 0, 16)),
+        ("corner_gate_bias_limit", recs, edit_param("bs", 0, 1 << 46, "<i8"), ("BAD_GATE", 0, 0)),
+        ("corner_gate_o1_limit", recs, edit_param("o1", 3, -(1 << 46), "<i8"), ("BAD_GATE", 0, 3)),
+        ("corner_gate_b2_limit", recs, edit_param("b2", 15, 1 << 46, "<i8"), ("BAD_GATE", 0, 15)),
+        ("corner_head_not_last", [g, c1, hd, c2], mem, ("BAD_OP", 2, 0)),
+        ("corner_from_gate_without_gate", [c1, c2, hd], mem, ("BAD_FLAGS", 0, 1)),
+        ("corner_head_classes_over", [g, c1, c2, edit_word(hd, 1, lambda v: (v & 0xFFFF) |
+                                                           ((prog.MAX_CLASSES + 1) << 16))],
+         mem, ("BAD_SHAPE", 3, 1)),
+        ("corner_head_log_outside_work", [g, c1, c2, edit_word(hd, 6, lambda v: work_end - 8)],
+         mem, ("BAD_OFFSET", 3, 6)),
+        ("corner_head_reserved_word", [g, c1, c2, edit_word(hd, 7, lambda v: 1 << 31)], mem,
+         ("BAD_GATE", 3, 7)),
+    ]
+    for name, records, m, want in cases:
+        make(name, records, m, want, log=log)
     return out

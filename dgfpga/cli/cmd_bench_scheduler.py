@@ -1,4 +1,6 @@
-"""`dgfpga bench-scheduler`: host-side cost of gate evaluation + mask scheduling per image."""
+"""`dgfpga bench-scheduler`: numpy cost of the integer gate evaluation (from per-tile sums,
+`gates_from_tile_sums`) and of the mask scheduler (`Scheduler.block`) per image: what the
+one-start engine does on chip, timed in Python (the reference implementations)."""
 from __future__ import annotations
 
 from dgfpga.cli import options
@@ -9,8 +11,8 @@ import time
 import numpy as np
 
 NAME = "bench-scheduler"
-HELP = ("benchmark the mask scheduler (and the gate evaluation) per image, as the board's "
-        "host runs it between engine starts")
+HELP = ("benchmark the mask scheduler (the reference for the work the engine generates) and "
+        "the integer gate evaluation in numpy, per image")
 
 
 def add_arguments(p):
@@ -25,15 +27,17 @@ def add_arguments(p):
 
 
 def _gate_params(plan, rng):
-    """Random gate parameters of the plan's block shapes (timing does not depend on them)."""
-    from dgfpga.numerics.gates import ChannelGateParams, SpatialGateParams
+    """Random integer gates of the plan's block shapes (timing does not depend on them)."""
+    from dgfpga.numerics.gates import IntChannelGate, IntSpatialGate
     out = []
     for b in plan.blocks:
         c_in, c_out = b.conv1.template.in_c, b.conv1.template.out_c
         h = c_in // 4
-        out.append((SpatialGateParams(rng.normal(size=(c_in, 3, 3)), 0.0),
-                    ChannelGateParams(rng.normal(size=(h, c_in)), np.ones(h), np.zeros(h),
-                                      rng.normal(size=(c_out, h)), np.zeros(c_out))))
+        out.append((IntSpatialGate(rng.integers(-32767, 32768, (c_in, 3, 3)), 0),
+                    IntChannelGate(rng.integers(-32767, 32768, (h, c_in)),
+                                   rng.integers(-2 ** 12, 2 ** 12, h), np.zeros(h, np.int64), 40,
+                                   rng.integers(-32767, 32768, (c_out, h)),
+                                   np.zeros(c_out, np.int64))))
     return out
 
 
@@ -56,6 +60,12 @@ def run(args) -> int:
     qm = plan.qmodel
     gate_params = _gate_params(plan, np.random.default_rng(0))
     sch = Scheduler(plan)
+    sums = []                       # per block: random tile sums, the block's bin table
+    for j, qb in enumerate(qm.blocks):
+        c, h, w = qm.tensors[qb.in_tensor].shape
+        _, tile, grid = plan.sums[qb.in_tensor]
+        ts = np.random.default_rng(j).integers(0, 255 * tile * tile, (*grid, c)).astype(np.int32)
+        sums.append((ts, gates.bin_table(h, w, tile, qb.grid)))
     sched_us, gate_us = [], []
     for i in range(args.masks):
         masks = random_block_masks(net, [args.density] * len(net.blocks), seed=i)
@@ -70,17 +80,11 @@ def run(args) -> int:
         for j, (sp, ch) in enumerate(grids):
             sch.block(j, sp, ch)
         sched_us.append(1e6 * (time.perf_counter() - t))
-        # gate evaluation from per-tile sums, as the runner does it
+        # the integer gates from per-tile sums (what the engine evaluates on chip), in numpy
         t = time.perf_counter()
-        for j, qb in enumerate(qm.blocks):
-            c, h, w = qm.tensors[qb.in_tensor].shape
-            _, tile, grid = plan.sums[qb.in_tensor]
-            ts = np.random.default_rng(j).integers(0, 255 * tile * tile, (*grid, c)).astype(np.int32)
-            bins, counts = gates.sums_region_bins(ts, tile, h, w, *qb.grid)
+        for j, (ts, table) in enumerate(sums):
             sg, cg = gate_params[j]
-            gates.eval_spatial_gate(np.moveaxis(bins, -1, 0)[None], counts, 0.05, sg)
-            gates.eval_channel_gate(ts.reshape(-1, c).astype(np.int64).sum(0)[None], h * w, 0.05,
-                                    cg)
+            gates.gates_from_tile_sums(ts, table, sg, cg)
         gate_us.append(1e6 * (time.perf_counter() - t))
     res = {"arch": args.arch, "config": cfg.name, "masks": args.masks,
            "blocks": len(plan.blocks), "density": args.density,

@@ -17,6 +17,11 @@ def add_arguments(p):
                    "`dgfpga calibrate`; default: the shipped calibration of the config, "
                    "else of 'small')")
     p.add_argument("--seed", type=options.number(int, 0), default=0, help="seed of the random masks (default 0)")
+    p.add_argument("--host-us", type=options.number(float, 0), default=None,
+                   help="host CPU time per image in microseconds, added to dense and gated "
+                        "latency (e.g. `dgfpga-host bench`'s host CPU + cache median on the "
+                        "board); default: measured here, per network, by running the board "
+                        "runtime's per-image work (dgfpga_host.runner.measure_host_cpu)")
     add_checkpoint(p, required=False, help="also predict this DGNet (.pth.tar) on real "
                    "images: the golden model's masks, priced on the packed model's own plan")
     add_images(p, help="with --checkpoint: the images whose masks are priced (median image "
@@ -43,29 +48,53 @@ def run(args) -> int:
                 params = CycleParams.load(params_path(c))
                 args.params = str(params_path(c))
                 break
-    preds = paper_configurations(cfg, params, args.seed)
+    host, host_source = _host_seconds(args, cfg)
+    preds = paper_configurations(cfg, params, args.seed, host)
     print(f"engine '{cfg.name}': {cfg.tm}x{cfg.tn} MACs @ {cfg.clock_hz / 1e6:.0f} MHz; "
           f"cycle params {'calibrated: ' + args.params if args.params else 'defaults (uncalibrated)'}")
+    print("one engine start per image: stem, per block gate record + convs, head; gate and "
+          "head records priced by the cycle model (their costs fitted to the RTL's per-record "
+          "cycle log, docs/rtl.md)")
     print("masks: random, one density per gated block, solved so the network's MAC reduction "
           "equals the paper's")
+    print(f"host CPU per image: {host_source}")
     hdr = (f"{'network':9s} {'blk dens':>8s} {'MAC red.':>8s} {'speedup':>8s} {'effic.':>7s} "
-           f"{'dense ms':>9s} {'gated ms':>9s} {'img/s':>7s} {'paper speedup':>13s} {'paper effic.':>12s}")
+           f"{'dense ms':>9s} {'gated ms':>9s} {'gates ms':>8s} {'host ms':>8s} {'img/s':>7s} "
+           f"{'paper speedup':>13s} {'paper effic.':>12s}")
     print(hdr)
     for p in preds:
         print(f"{p.network:9s} {p.block_density:8.3f} {p.mac_reduction:7.2f}x {p.speedup:7.2f}x "
-              f"{p.efficiency:7.2f} {p.dense_ms:9.2f} {p.gated_ms:9.2f} {p.gated_images_per_s:7.1f} "
+              f"{p.efficiency:7.2f} {p.dense_ms:9.2f} {p.gated_ms:9.2f} {p.gate_ms:8.3f} "
+              f"{p.host_ms:8.3f} {p.gated_images_per_s:7.1f} "
               f"{p.paper_speedup:12.2f}x {p.paper_speedup / p.paper_mac_reduction:12.2f}")
-    rows = [p.as_dict() for p in preds]
+    rows = [dict(p.as_dict(), host_source=host_source) for p in preds]
     if args.checkpoint:
-        own, source = _own_model(own_inputs, cfg, params)
-        rows.append(own.as_dict())
+        own, source = _own_model(own_inputs, cfg, params, args.host_us)
+        rows.append(dict(own.as_dict(), host_source=host_source))
         print(f"{own.network:9s} {own.block_density:8.3f} {own.mac_reduction:7.2f}x "
               f"{own.speedup:7.2f}x {own.efficiency:7.2f} {own.dense_ms:9.3f} {own.gated_ms:9.3f} "
+              f"{own.gate_ms:8.3f} {own.host_ms:8.3f} "
               f"{own.gated_images_per_s:7.1f}   (real masks: {args.checkpoint}, {source}; "
               "median image)")
     if args.out:
         atomic_write_text(args.out, json.dumps(rows, indent=2))
     return 0
+
+
+def _host_seconds(args, cfg):
+    """({network: host CPU s per image}, where the figure comes from)."""
+    from dgfpga.perf.prediction import PAPER_TABLE3
+    if args.host_us is not None:
+        return 1e-6 * args.host_us, f"{args.host_us:g} us (--host-us)"
+    from dgfpga.perf.netshapes import shape_plan
+    from dgfpga_host.runner import measure_host_cpu
+    nets = sorted({t[0] for t in PAPER_TABLE3})
+    host = {n: measure_host_cpu(shape_plan(n, cfg)) for n in nets}
+    return host, ("measured on this machine: thread CPU time of the board runtime's work per "
+                  "image around its one start (dgfpga_host.runner.measure_host_cpu, median of "
+                  "21 images, cache maintenance included): " +
+                  ", ".join(f"{n} {1e6 * v:.0f} us" for n, v in host.items()) +
+                  " (a Cortex-A53 is slower; pass the board's figure with --host-us)")
 
 
 def _own_inputs(args):
@@ -79,7 +108,7 @@ def _own_inputs(args):
     return model, calib.images, images
 
 
-def _own_model(inputs, cfg, params):
+def _own_model(inputs, cfg, params, host_us=None):
     """Median prediction over images for a checkpoint's golden-model masks, priced on the
     plan of the quantized model itself (the plan its bundle carries)."""
     import numpy as np
@@ -91,8 +120,10 @@ def _own_model(inputs, cfg, params):
     qm = quantize_model(model, calib)
     plan = plan_network(qm, cfg)
     g = run_golden(qm, images.images, keep_layers=False)
+    from dgfpga_host.runner import measure_host_cpu
+    host = 1e-6 * host_us if host_us is not None else measure_host_cpu(plan)
     preds = [predict_masks(plan, [m.spatial[i] for m in g.masks],
-                           [m.channel[i] for m in g.masks], cfg, params)
+                           [m.channel[i] for m in g.masks], cfg, params, host)
              for i in range(len(images))]
     order = np.argsort([p.speedup for p in preds])
     return preds[int(order[len(order) // 2])], images.source

@@ -4,7 +4,8 @@ from __future__ import annotations
 from dgfpga.cli import options
 
 NAME = "qreport"
-HELP = "compare a float checkpoint with its quantized model: top-1, gate agreement, density"
+HELP = ("compare a float checkpoint with its quantized model: top-1, gate agreement (integer "
+        "gates vs float), density")
 
 # Targets of issue 4 (docs/quantization.md).
 MAX_TOP1_DROP = 0.5          # points
@@ -28,7 +29,7 @@ def run(args) -> int:
 
     from dgfpga.data.images import load_images
     from dgfpga.numerics.qmodel import load_qmodel
-    from dgfpga.quant.evaluate import evaluate_quantized
+    from dgfpga.quant.evaluate import evaluate_quantized, gate_arithmetic_flips
     from dgfpga.quant.float_model import load_float_model, trained_dense
     from dgfpga.outdir import atomic_write_text, check_writable
 
@@ -43,6 +44,8 @@ def run(args) -> int:
         mode = "dense" if trained_dense(meta) else "gated"
     r = evaluate_quantized(model, qm, data.images, data.labels, dense=mode == "dense")
     r["mode"] = mode
+    if mode == "gated":
+        r["gate_arithmetic"] = gate_arithmetic_flips(model, qm, data.images)
     print(f"{r['arch']} on {data.source}, {mode}")
     print(f"{'':24s}{'float':>10s}{'int8':>10s}")
     print(f"{'top-1 (%)':24s}{r['top1_float']:10.2f}{r['top1_int8']:10.2f}")
@@ -51,6 +54,11 @@ def run(args) -> int:
           f"   (dense {r['dense_macs'] / 1e6:.3f} M)")
     print(f"gate agreement: spatial {r['spatial_agreement']:.4f}, channel "
           f"{r['channel_agreement']:.4f}; predictions identical {r['prediction_agreement']:.4f}")
+    if "gate_arithmetic" in r:
+        a = r["gate_arithmetic"]
+        print(f"integer gate arithmetic alone (same int8 inputs, float gates vs integer gates): "
+              f"{a['spatial_flips']} of {a['spatial_total']} spatial and {a['channel_flips']} of "
+              f"{a['channel_total']} channel decisions differ")
     print(f"overflow proof: worst-case |acc| < 2^{r['max_acc_bound_log2']:.1f} (limit 2^31), "
           f"|z| < 2^{r['max_z_bound_log2']:.1f} (limit 2^62)")
     print(f"{'block':16s}{'agree_s':>9s}{'agree_c':>9s}{'dens_f':>9s}{'dens_q':>9s}")

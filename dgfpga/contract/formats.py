@@ -24,7 +24,7 @@ import numpy as np
 from dgfpga.contract.engine_config import EngineConfig, default_config
 from dgfpga.errors import FormatError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2                          # 2: network programs (gate/head records, from_gate)
 DESC_MAGIC = 0xD6
 DESCRIPTOR_WORDS = 24
 DESCRIPTOR_BYTES = 4 * DESCRIPTOR_WORDS
@@ -66,7 +66,8 @@ def _f(name, word, lsb, width, meaning):
 DESCRIPTOR_FIELDS = (
     _f("magic", 0, 0, 8, f"0x{DESC_MAGIC:02X}; catches descriptors read from the wrong address"),
     _f("version", 0, 8, 8, "FORMAT_VERSION"),
-    _f("op", 0, 16, 4, "op kind: 1 = conv (the only kind; 0 is invalid so zeroed memory fails)"),
+    _f("op", 0, 16, 4, "record op: 1 = conv (this descriptor; 2 = gate, 3 = head are other records "
+       "of a network program, dgfpga.contract.program; 0 is invalid so zeroed memory fails)"),
     _f("k", 0, 20, 4, f"kernel side: one of KERNELS {KERNELS}"),
     _f("stride", 0, 24, 2, f"conv stride: one of STRIDES {STRIDES}"),
     _f("pad", 0, 26, 3, "zero padding on each side, 0..k/2"),
@@ -83,6 +84,8 @@ DESCRIPTOR_FIELDS = (
     _f("zero_halo", 1, 10, 1, "input pixels in tiles whose bitmap bit is 0 read as zero "
        "(needs tile_gated and in_h, in_w = out_h, out_w)"),
     _f("in_place", 1, 11, 1, "output aliases the residual (identity block): tiles not listed are left as they are"),
+    _f("from_gate", 1, 12, 1, "counts from the last gate record of this start (program.effective_descriptor; "
+       "needs tile_gated)"),
     _f("shift", 1, 16, 5, "requantization right shift, 0..31"),
     _f("in_h", 2, 0, 16, "input height, pixels"),
     _f("in_w", 2, 16, 16, "input width, pixels"),
@@ -180,6 +183,7 @@ class LayerDescriptor:
     out_ch_gated: bool = False
     zero_halo: bool = False
     in_place: bool = False
+    from_gate: bool = False
     shift: int = 16
     res_mult: int = 0
     n_res_tiles: int = 0
@@ -333,6 +337,9 @@ def descriptor_buffers(d: LayerDescriptor) -> list[tuple[str, str, int, int]]:
         bufs.append(("work", "tile_list_offset", d.tile_list_offset, 2 * d.n_active_tiles))
     if d.n_res_tiles:
         bufs.append(("work", "res_tile_list_offset", d.res_tile_list_offset, 2 * d.n_res_tiles))
+    elif d.from_gate and d.residual and not d.in_place and d.res_tile_list_offset:
+        # a from_gate template carries the slot of its residual-only list (up to every tile)
+        bufs.append(("work", "res_tile_list_offset", d.res_tile_list_offset, 2 * d.n_tiles))
     if d.out_ch_gated:
         bufs.append(("work", "out_ch_list_offset", d.out_ch_list_offset, 2 * d.n_active_out))
     if d.in_ch_gated:
@@ -455,6 +462,11 @@ def validate_descriptor(d: LayerDescriptor, cfg: Optional[EngineConfig] = None,
             raise bad("in_place", "output must be the full residual buffer (out_offset == res_offset)")
         if d.n_res_tiles:
             raise bad("n_res_tiles", "must be 0 in place (inactive tiles already hold y = x)")
+    if d.from_gate:
+        if not d.tile_gated:
+            raise bad("from_gate", "needs tile_gated (the gate's tile list)")
+        if d.n_res_tiles:
+            raise bad("n_res_tiles", "must be 0 with from_gate (the gate record sets it)")
     # tiles and counts
     if not 1 <= d.tile <= cfg.max_tile:
         raise bad("tile", f"must be 1..{cfg.max_tile}")

@@ -5,7 +5,7 @@ The layout is what Vitis HLS generates for the top function
     void dg_engine(const u64 *program, u32 layer_count,
                    u8 *fmap, u32 fmap_bytes, const u8 *weights, u32 weight_bytes,
                    const u8 *work, u32 work_bytes, i32 *sums, u32 sums_bytes,
-                   u32 *status, u64 *cycles, u64 *engine_id)
+                   u32 *status, u64 *cycles, u64 *engine_id, u32 run_flags)
 
 with `#pragma HLS INTERFACE s_axilite port=return` (ap_ctrl_hs) and every argument on
 the same s_axilite bundle: control registers at 0x00..0x0C, then the arguments in order.
@@ -84,8 +84,9 @@ ISR_FIELDS = (
 
 STATUS_FIELDS = (
     BitField("CODE", 0, 8, "R", "error code (0 = OK); see ERROR_CODES"),
-    BitField("LAYER", 8, 8, "R", "index in the program of the failing descriptor"),
-    BitField("ENTRY", 16, 16, "R", "failing work-list entry, or descriptor word of the faulty field"),
+    BitField("LAYER", 8, 8, "R", "index in the program of the failing record"),
+    BitField("ENTRY", 16, 16, "R", "failing work-list entry, record word of the faulty field, "
+             "or index of the bad entry in a gate parameter section"),
 )
 ENGINE_ID_FIELDS = (
     BitField("CONFIG_HASH", 0, 32, "R", "EngineConfig.config_hash of the built engine"),
@@ -93,10 +94,15 @@ ENGINE_ID_FIELDS = (
     BitField("MAGIC", 48, 16, "R", f"0x{ENGINE_MAGIC:04X}: this is a dgfpga engine"),
 )
 
+RUN_FLAGS_FIELDS = (
+    BitField("DENSE", 0, 1, "R/W", "every gate record turns every tile and channel on "
+             "(no gate evaluation): the dense baseline of the same program"),
+)
+
 ARGUMENTS = (
-    Argument("program", 64, "in", "DDR byte address of the layer descriptors to run "
-             "(layer_count x descriptor bytes, aligned to the AXI width)"),
-    Argument("layer_count", 32, "in", "descriptors to run, 0..max_layers (0 = identify run)"),
+    Argument("program", 64, "in", "DDR byte address of the program records to run "
+             "(layer_count x record bytes, aligned to the AXI width)"),
+    Argument("layer_count", 32, "in", "records to run, 0..max_layers (0 = identify run)"),
     Argument("fmap_base", 64, "in", "FMAP region: feature maps (input, compact, residual, output)"),
     Argument("fmap_bytes", 32, "in", "FMAP region size; no access outside [base, base+size)"),
     Argument("weight_base", 64, "in", "WEIGHT region: weight streams and per-channel params"),
@@ -108,6 +114,8 @@ ARGUMENTS = (
     Argument("status", 32, "out", "result of the last run", STATUS_FIELDS),
     Argument("cycles", 64, "out", "engine clock cycles from ap_start to ap_done of the last run"),
     Argument("engine_id", 64, "out", "identifies the engine build", ENGINE_ID_FIELDS),
+    Argument("run_flags", 32, "in", "flags of the run (bits 31:1 reserved, write 0)",
+             RUN_FLAGS_FIELDS),
 )
 
 FIRST_ARG_OFFSET = 0x10
@@ -177,6 +185,7 @@ ERROR_CODES = (
     (12, "CHANNEL_ORDER", "channel indices not strictly increasing (duplicate/unsorted)"),
     (13, "BITMAP_MISMATCH", "tile lists disagree with the tile bitmap"),
     (14, "AXI_ERROR", "an AXI master got an error response"),
+    (15, "BAD_GATE", "a gate or head record or its parameters are malformed"),
 )
 ERR = {name: code for code, name, _ in ERROR_CODES}
 ERROR_NAMES = {code: name for code, name, _ in ERROR_CODES}
@@ -185,7 +194,8 @@ ERROR_NAMES = {code: name for code, name, _ in ERROR_CODES}
 def field(register: str, name: str) -> BitField:
     """Bit field `name` of register `register` (a REGISTERS name, or STATUS/ENGINE_ID for
     the 64-bit argument's whole-value fields)."""
-    table = {"STATUS": STATUS_FIELDS, "ENGINE_ID": ENGINE_ID_FIELDS}.get(register)
+    table = {"STATUS": STATUS_FIELDS, "ENGINE_ID": ENGINE_ID_FIELDS,
+             "RUN_FLAGS": RUN_FLAGS_FIELDS}.get(register)
     fields = table if table is not None else BY_NAME[register].fields
     for f in fields:
         if f.name == name:

@@ -188,14 +188,16 @@ def _as_dtype(y: np.ndarray, signed: bool) -> np.ndarray:
 # ----------------------------------------------------------------------------- network
 
 def block_gates(qm: QModel, block: QBlock, x: np.ndarray) -> GateMasks:
-    """Evaluate a block's gates on its integer input x [N, C, H, W] (dgfpga.numerics.gates)."""
-    tin = qm.tensors[block.in_tensor]
+    """Evaluate a block's integer gates on its integer input x [N, C, H, W]
+    (dgfpga.numerics.gates). The bin sums come from the whole activation map with each
+    bin's own pixel count: an independent route from the engine's (per-tile sums over a
+    BinTable, `gates.gates_from_tile_sums`), which must give the same decisions."""
     h, w = x.shape[-2:]
-    sums = gates.bin_sums(x, block.grid)
-    spatial = gates.eval_spatial_gate(sums, gates.bin_counts(h, w, block.grid), tin.scale,
-                                      block.spatial_gate)
-    total = x.astype(np.int64).sum(axis=(2, 3))
-    channel = gates.eval_channel_gate(total, h * w, tin.scale, block.channel_gate)
+    pooled = gates.gate_pool(gates.bin_sums(x, block.grid),
+                             gates.gate_reciprocal(gates.bin_counts(h, w, block.grid)))
+    spatial = gates.spatial_gate_logits_int(pooled, block.spatial_gate) >= 0
+    totals = gates.gate_pool(x.astype(np.int64).sum(axis=(2, 3)), gates.gate_reciprocal(h * w))
+    channel = gates.channel_gate_logits_int(totals, block.channel_gate) >= 0
     return GateMasks(spatial=spatial, channel=channel)
 
 
@@ -236,7 +238,7 @@ def run_golden(qm: QModel, images, masks: MasksArg = None, keep_layers: bool = T
     """Run the integer network.
 
     images: float normalised [N, C, H, W] (quantized here) or int8 (already quantized).
-    masks: None = decide with the gates (dgfpga.numerics.gates); "dense" = every tile and channel
+    masks: None = decide with the integer gates (`block_gates`); "dense" = every tile and channel
     on, no gate MACs; or one entry per block: GateMasks, (spatial, channel) or an object
     with `.spatial`/`.channel` (e.g. the float model's BlockMasks); gate MACs are counted
     for None and given masks. Processes `chunk` images at a time (memory bound).
@@ -336,7 +338,7 @@ def _run_chunk(qm: QModel, xq: np.ndarray, masks: MasksArg, keep: bool) -> Golde
         macs[f"{b.name}.mask_s"] = np.full(
             n, gates.spatial_gate_macs(b.grid, c1.in_channels) if gate_on else 0, np.int64)
         macs[f"{b.name}.mask_c"] = np.full(
-            n, gates.channel_gate_macs(cg.in_channels, cg.fc1.shape[0], cg.out_channels)
+            n, gates.channel_gate_macs(cg.in_channels, cg.hidden, cg.out_channels)
             if gate_on else 0, np.int64)
         done = m1 + m2 + (macs[ds.name] if ds is not None else 0)
         full = dense[c1.name] + dense[c2.name] + (dense[ds.name] if ds is not None else 0)

@@ -29,16 +29,18 @@ from typing import Optional
 import numpy as np
 
 from dgfpga.errors import FormatError
-from dgfpga.numerics.gates import ChannelGateParams, SpatialGateParams
+from dgfpga.contract import program as _program
+from dgfpga.numerics import gates as _gates
+from dgfpga.numerics.gates import IntChannelGate, IntSpatialGate
 
 __all__ = [
     "SCHEMA_VERSION", "FORMAT_NAME", "INPUT_TENSOR", "TensorInfo", "QConv", "QBlock",
     "QStem", "QHead", "QModel", "save_qmodel", "load_qmodel", "validate",
-    "quantize_input", "round_half_away", "conv_bounds",
+    "quantize_input", "round_half_away", "conv_bounds", "validate_gates", "GATE_ARRAYS",
 ]
 
 FORMAT_NAME = "dgfpga-qmodel"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2           # 2: integer gates (IntSpatialGate / IntChannelGate); 1: float32 gates
 INPUT_TENSOR = "input"
 HEADER_KEY = "__header__"
 INPUT_ROUNDING = "half_away_from_zero"
@@ -129,7 +131,8 @@ class QConv:
 @dataclass
 class QBlock:
     """A gated BasicBlock: conv1 (u8 out, output-gated), conv2 (u8 out, input-gated, with
-    the residual), optional downsample (s8 out, dense), gates (float32), geometry.
+    the residual), optional downsample (s8 out, dense), integer gates
+    (`dgfpga.numerics.gates`), geometry.
 
     identity: no downsample and tied scales (out scale == in scale, res_mult == 2^shift),
     so `y == x` exactly at inactive tiles and the engine may write in place.
@@ -141,8 +144,8 @@ class QBlock:
     identity: bool
     tile: int
     grid: tuple[int, int]
-    spatial_gate: SpatialGateParams
-    channel_gate: ChannelGateParams
+    spatial_gate: IntSpatialGate
+    channel_gate: IntChannelGate
     in_tensor: str
     out_tensor: str
 
@@ -391,17 +394,45 @@ def _validate_block(qm: QModel, b: QBlock) -> None:
     if tuple(b.grid) != want:
         _fail(f"{b.name}: grid {tuple(b.grid)} != ceil(output {ho}x{wo} / tile {b.tile}) = {want}")
     cin = qm.tensors[b.in_tensor].shape[0]
-    sg, cg = b.spatial_gate, b.channel_gate
-    _check_array(f"{b.name}.mask_s.weight", sg.weight, np.float32, (cin, 3, 3))
-    _check_finite(f"{b.name}.mask_s", np.append(sg.weight.ravel(), sg.bias))
-    hidden = cg.fc1.shape[0] if cg.fc1.ndim == 2 else -1
-    _check_array(f"{b.name}.mask_c.fc1", cg.fc1, np.float32, (cin // 4, cin))
-    _check_array(f"{b.name}.mask_c.bn_scale", cg.bn_scale, np.float32, (hidden,))
-    _check_array(f"{b.name}.mask_c.bn_shift", cg.bn_shift, np.float32, (hidden,))
-    _check_array(f"{b.name}.mask_c.fc2", cg.fc2, np.float32, (c1.out_channels, hidden))
-    _check_array(f"{b.name}.mask_c.fc2_bias", cg.fc2_bias, np.float32, (c1.out_channels,))
-    for n in ("fc1", "bn_scale", "bn_shift", "fc2", "fc2_bias"):
-        _check_finite(f"{b.name}.mask_c.{n}", getattr(cg, n))
+    validate_gates(b.name, b.spatial_gate, b.channel_gate, cin, c1.out_channels)
+
+
+def validate_gates(name: str, sg, cg, cin: int, cout: int) -> None:
+    """The integer gates of block `name` (docs/qmodel.md): types, dtypes, shapes, ranges
+    (int16 weights in +-GATE_WEIGHT_MAX, |bias|, |o1|, |b2| < GATE_BIAS_LIMIT, |m1| < 2^31,
+    shift 1..62, 1 <= hidden <= C_in) and the channel gate's overflow bound (< 2^62)."""
+    wmax, blim = _program.GATE_WEIGHT_MAX, _program.GATE_BIAS_LIMIT
+    if not isinstance(sg, IntSpatialGate) or not isinstance(cg, IntChannelGate):
+        _fail(f"{name}: gates must be IntSpatialGate / IntChannelGate, got "
+              f"{type(sg).__name__} / {type(cg).__name__}")
+    _check_array(f"{name}.mask_s.weight", sg.weight, np.int16, (cin, 3, 3))
+    _check_range(f"{name}.mask_s.weight", sg.weight, wmax)
+    _check_int(f"{name}.mask_s.bias", sg.bias, -blim + 1, blim - 1)
+    w1 = cg.w1
+    if not isinstance(w1, np.ndarray) or w1.ndim != 2 or not 1 <= w1.shape[0] <= cin:
+        _fail(f"{name}.mask_c.w1: expected int16 [hidden, {cin}] with 1 <= hidden <= {cin}, "
+              f"got {getattr(w1, 'shape', None)}")
+    hidden = w1.shape[0]
+    _check_array(f"{name}.mask_c.w1", w1, np.int16, (hidden, cin))
+    _check_range(f"{name}.mask_c.w1", w1, wmax)
+    _check_array(f"{name}.mask_c.m1", cg.m1, np.int32, (hidden,))
+    _check_range(f"{name}.mask_c.m1", cg.m1, 2 ** 31 - 1)
+    _check_array(f"{name}.mask_c.o1", cg.o1, np.int64, (hidden,))
+    _check_range(f"{name}.mask_c.o1", cg.o1, blim - 1)
+    _check_int(f"{name}.mask_c.shift", cg.shift, 1, _gates.MAX_SHIFT)
+    _check_array(f"{name}.mask_c.w2", cg.w2, np.int16, (cout, hidden))
+    _check_range(f"{name}.mask_c.w2", cg.w2, wmax)
+    _check_array(f"{name}.mask_c.b2", cg.b2, np.int64, (cout,))
+    _check_range(f"{name}.mask_c.b2", cg.b2, blim - 1)
+    bound = _gates.channel_gate_bound(cg)
+    if bound >= _gates.Z_LIMIT:
+        _fail(f"{name}.mask_c: worst-case |A*m1| + |o1| = {bound} >= 2^62 (m1/o1 too large "
+              f"for shift {cg.shift})")
+
+
+def _check_range(where: str, a: np.ndarray, limit: int) -> None:
+    if a.size and (int(a.min()) < -limit or int(a.max()) > limit):   # no abs(): int64 min
+        _fail(f"{where}: values must lie in [-{limit}, {limit}]")
 
 
 # ----------------------------------------------------------------------------- (de)serialisation
@@ -429,10 +460,15 @@ def _block_arrays(b: QBlock) -> dict:
     for c in (b.conv1, b.conv2) + ((b.downsample,) if b.downsample else ()):
         a.update(_conv_arrays(c))
     a[f"{b.name}.mask_s.weight"] = b.spatial_gate.weight
-    a[f"{b.name}.mask_s.bias"] = np.array([b.spatial_gate.bias], dtype=np.float32)
-    for n in ("fc1", "bn_scale", "bn_shift", "fc2", "fc2_bias"):
+    a[f"{b.name}.mask_s.bias"] = np.array([b.spatial_gate.bias], dtype=np.int64)
+    for n in GATE_ARRAYS:
         a[f"{b.name}.mask_c.{n}"] = getattr(b.channel_gate, n)
     return a
+
+
+# The channel gate's arrays in a .qnpz (`<block>.mask_c.<name>`) and their dtypes; its
+# shift is the header field `blocks[i].mask_c_shift`.
+GATE_ARRAYS = {"w1": np.int16, "m1": np.int32, "o1": np.int64, "w2": np.int16, "b2": np.int64}
 
 
 def _digest(a: np.ndarray) -> str:
@@ -472,7 +508,8 @@ def to_arrays(qm: QModel) -> dict[str, np.ndarray]:
                     "grid": [int(g) for g in b.grid], "in_tensor": b.in_tensor,
                     "out_tensor": b.out_tensor, "conv1": _conv_header(b.conv1),
                     "conv2": _conv_header(b.conv2),
-                    "downsample": _conv_header(b.downsample) if b.downsample else None}
+                    "downsample": _conv_header(b.downsample) if b.downsample else None,
+                    "mask_c_shift": int(b.channel_gate.shift)}
                    for b in qm.blocks],
         "head": {"name": h.name, "in_tensor": h.in_tensor, "pool_count": int(h.pool_count)},
         "arrays": {k: {"dtype": str(v.dtype), "shape": list(v.shape), "sha256": _digest(v)}
@@ -523,6 +560,34 @@ def _conv_from(h: dict, arrays: dict, where: str) -> QConv:
     if _get(h, "kernel", int, where) != c.weight.shape[-1]:
         _fail(f"{name}: header kernel {h['kernel']} != weight kernel {c.weight.shape[-1]}")
     return c
+
+
+def _gates_from(name: str, arrays: dict, shift: int) -> tuple[IntSpatialGate, IntChannelGate]:
+    """A block's integer gates from its arrays: each array's dtype and rank checked before
+    construction (which would convert), ranges by the constructors, everything again (shapes
+    against the tensors, the overflow bound) by `validate`."""
+    want = {"mask_s.weight": (np.int16, 3), "mask_s.bias": (np.int64, 1)}
+    want.update({f"mask_c.{k}": (dt, 2 if k in ("w1", "w2") else 1) for k, dt in GATE_ARRAYS.items()})
+    for k, (dt, nd) in want.items():
+        a = arrays.get(f"{name}.{k}")
+        if a is None:
+            _fail(f"array {name}.{k} missing")
+        if a.dtype != np.dtype(dt) or a.ndim != nd:
+            _fail(f"{name}.{k}: expected {np.dtype(dt)} with {nd} dimension(s), got {a.dtype} "
+                  f"{list(a.shape)}")
+    sb = arrays[f"{name}.mask_s.bias"]
+    if sb.shape != (1,):
+        _fail(f"{name}.mask_s.bias: expected int64 [1], got {list(sb.shape)}")
+    try:
+        sg = IntSpatialGate(arrays[f"{name}.mask_s.weight"], int(sb[0]))
+    except ValueError as exc:
+        _fail(f"{name}.mask_s: {exc}")
+    try:
+        cg = IntChannelGate(*(arrays[f"{name}.mask_c.{k}"] for k in ("w1", "m1", "o1")), shift,
+                            *(arrays[f"{name}.mask_c.{k}"] for k in ("w2", "b2")))
+    except ValueError as exc:
+        _fail(f"{name}.mask_c: {exc}")
+    return sg, cg
 
 
 def parse_header(raw: bytes, what: str = HEADER_KEY) -> dict:
@@ -582,8 +647,11 @@ def _check_format(hdr) -> None:
               f"expected {FORMAT_NAME!r}")
     ver = hdr.get("schema_version")
     if ver != SCHEMA_VERSION:
+        why = (" (version 1 files carry float32 gates; version 2 carries the integer gates "
+               "the engine evaluates)" if ver == 1 else "")
         _fail(f"header: schema version {ver!r} is not supported (this dgfpga reads version "
-              f"{SCHEMA_VERSION}); re-run `dgfpga quantize`")
+              f"{SCHEMA_VERSION}){why}; re-run `dgfpga quantize` on the checkpoint to write a "
+              f"version-{SCHEMA_VERSION} file")
     if hdr.get("input_rounding") != INPUT_ROUNDING:
         _fail(f"header: input_rounding {hdr.get('input_rounding')!r} unsupported")
 
@@ -654,28 +722,14 @@ def _from_header(hdr, arrays: dict[str, np.ndarray]) -> QModel:
             grid = _get(bh, "grid", list, where)
             if len(grid) != 2 or not all(isinstance(g, int) for g in grid):
                 _fail(f"header: {where}.grid must be 2 integers")
-            for k in ("mask_s.weight", "mask_s.bias", "mask_c.fc1", "mask_c.bn_scale",
-                      "mask_c.bn_shift", "mask_c.fc2", "mask_c.fc2_bias"):
-                if f"{name}.{k}" not in arrays:
-                    _fail(f"array {name}.{k} missing")
-            sb = arrays[f"{name}.mask_s.bias"]
-            if sb.shape != (1,) or sb.dtype != np.float32:
-                _fail(f"{name}.mask_s.bias: expected float32 [1]")
-            sw = arrays[f"{name}.mask_s.weight"]
-            if sw.ndim != 3 or sw.shape[1:] != (3, 3) or sw.dtype != np.float32:
-                _fail(f"{name}.mask_s.weight: expected float32 [C_in, 3, 3], got {sw.dtype} {sw.shape}")
-            try:
-                cg = ChannelGateParams(*(arrays[f"{name}.mask_c.{k}"] for k in
-                                         ("fc1", "bn_scale", "bn_shift", "fc2", "fc2_bias")))
-            except (ValueError, IndexError) as exc:
-                _fail(f"{name}.mask_c: {exc}")
+            sg, cg = _gates_from(name, arrays, _get(bh, "mask_c_shift", int, where))
             blocks.append(QBlock(
                 name=name,
                 conv1=_conv_from(_get(bh, "conv1", dict, where), arrays, f"{where}.conv1"),
                 conv2=_conv_from(_get(bh, "conv2", dict, where), arrays, f"{where}.conv2"),
                 downsample=_conv_from(ds, arrays, f"{where}.downsample") if ds is not None else None,
                 identity=_get(bh, "identity", bool, where), tile=_get(bh, "tile", int, where),
-                grid=tuple(grid), spatial_gate=SpatialGateParams(sw, sb[0]), channel_gate=cg,
+                grid=tuple(grid), spatial_gate=sg, channel_gate=cg,
                 in_tensor=_get(bh, "in_tensor", str, where),
                 out_tensor=_get(bh, "out_tensor", str, where)))
         hh = _get(hdr, "head", dict, "header")

@@ -167,6 +167,83 @@ def measure(cfg: EngineConfig, layers: Optional[list] = None, sim=None,
     return recs
 
 
+def record_samples(plan, log: np.ndarray, work: np.ndarray, dense: bool) -> list[dict]:
+    """The gate and head records of one network-program start as fit samples
+    (`cycle_model.fit_record_params`): measured cycles from the engine's cycle log, the
+    decided tile/channel counts from the masks the engine wrote (WORK), and the formula's
+    fixed part (fetch + `gate_record_terms` / `head_record_terms`) and stream count."""
+    from dgfpga.contract import program as P
+    from dgfpga.perf.cycle_model import gate_record_terms, head_record_terms
+    cfg = plan.cfg
+    fetch = formats.DESCRIPTOR_BYTES / cfg.axi_bytes
+    out, gate_no = [], 0
+    for i, rec in enumerate(plan.records):
+        raw = plan.program[i * formats.DESCRIPTOR_BYTES:(i + 1) * formats.DESCRIPTOR_BYTES]
+        if rec.kind == "gate":
+            g = P.unpack_gate_record(raw, cfg, None)
+            m = plan.masks[gate_no]
+            gate_no += 1
+            sp, ch = P.decode_masks(work[m.offset:m.offset + m.nbytes], g.gh * g.gw, g.out_c)
+            nt, nc = int(np.count_nonzero(sp)), int(np.count_nonzero(ch))
+            cyc, streams = gate_record_terms(g.in_c, g.out_c, g.hidden, g.st_h, g.st_w, g.gh,
+                                             g.gw, g.res_list, nt, nc, dense, cfg)
+        elif rec.kind == "head":
+            h = P.unpack_head_record(raw, cfg, None, plan.record_count)
+            cyc, streams = head_record_terms(h.in_c, h.classes, h.st_h, h.st_w, cfg)
+            nt = nc = 0
+        else:
+            continue
+        out.append({"name": rec.name, "kind": rec.kind, "config": cfg.name, "dense": dense,
+                    "rtl": int(log[i]), "fixed": fetch + cyc, "streams": streams,
+                    "nt": nt, "nc": nc})
+    return out
+
+
+def measure_records(plan, inputs: Sequence[np.ndarray], sim=None) -> list[dict]:
+    """Run the network program of `plan` in one start per image on the RTL (fast harness),
+    gated and dense, check every region bit for bit against the interpreter (all but the
+    cycle log), and return the gate and head records as fit samples (`record_samples`,
+    each with `bit_exact`). `inputs`: int8 images [C, H, W] (`numerics.qmodel.quantize_input`)."""
+    from dgfpga.backends import rtl_sim
+    from dgfpga.contract.program import RUN_DENSE
+    rb = plan.region_bytes
+    sim = sim or rtl_sim.FastSim(plan.cfg, mem_bytes=sum(rb.values()) + len(plan.program)
+                                 + 6 * 4096)
+    buf, cl = plan.fmap[plan.input_tensor], plan.cycle_log
+    samples = []
+    for x in inputs:
+        for flags in (0, RUN_DENSE):
+            mem = {"fmap": np.zeros(rb["fmap"], np.uint8), "weight": plan.weight_image.copy(),
+                   "work": np.zeros(rb["work"], np.uint8), "sums": np.zeros(rb["sums"], np.uint8)}
+            mem["fmap"][buf.offset:buf.offset + buf.nbytes] = np.ascontiguousarray(
+                np.moveaxis(np.asarray(x, np.int8), 0, -1)).view(np.uint8).reshape(-1)
+            ref = {k: v.copy() for k, v in mem.items()}
+            res = interpreter.run_program(plan.program, plan.record_count, ref, plan.cfg,
+                                          run_flags=flags)
+            run = sim.run(plan.program, plan.record_count, mem, run_flags=flags)
+            work = run.regions["work"]
+            log = work[cl.offset:cl.offset + cl.nbytes].view("<u4").copy()
+            got = work.copy()
+            got[cl.offset:cl.offset + cl.nbytes] = ref["work"][cl.offset:cl.offset + cl.nbytes]
+            exact = (run.status == 0 and res.status == 0 and np.array_equal(got, ref["work"])
+                     and all(np.array_equal(run.regions[r], ref[r]) for r in ("fmap", "sums")))
+            for smp in record_samples(plan, log, work, bool(flags)):
+                smp["bit_exact"] = bool(exact)
+                samples.append(smp)
+    return samples
+
+
+def record_errors(samples: Sequence[dict], params: CycleParams) -> np.ndarray:
+    """Relative error (model - RTL) / RTL of each gate/head sample under `params` (the
+    formula of `cycle_model.gate_record_cycles` / `head_record_cycles`)."""
+    out = []
+    for s in samples:
+        fitted = (params.gate_fixed_cycles if s["kind"] == "gate" else params.head_fixed_cycles)
+        model = s["fixed"] + fitted + params.gate_stream_cycles * s["streams"]
+        out.append((model - s["rtl"]) / s["rtl"])
+    return np.asarray(out)
+
+
 def save_measurements(recs: list[dict], folder: Path, stem: str) -> tuple[Path, Path]:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -48,6 +48,11 @@ from dgfpga.contract.formats import (DESCRIPTOR_BYTES, LayerDescriptor, PARAM_BY
 from dgfpga.perf.netshapes import BlockShape, NetShape, gate_macs
 
 
+#: keys older parameter files carry that are no engine cost (the per-start and per-block
+#: host budget of the block-per-start runtime); `CycleParams.load` ignores them
+OBSOLETE_PARAMS = ("start_overhead_cycles", "gate_cycles_per_block")
+
+
 @dataclass(frozen=True)
 class CycleParams:
     """Fixed costs of the engine, in engine clock cycles unless named otherwise."""
@@ -57,8 +62,9 @@ class CycleParams:
     pipeline_depth_cycles: int = 10      # MAC pipeline fill/drain per step (no rewind)
     axi_efficiency: float = 0.75         # fraction of the m_axi peak (axi_bytes/cycle) realised
     dram_bytes_per_s: float = 6.4e9      # DRAM limit (Ultra96-V2 LPDDR4 x32 ~8.5 GB/s peak)
-    start_overhead_cycles: int = 2000    # host: write registers, start, wait for done
-    gate_cycles_per_block: int = 6000    # host gate evaluation + work-list packing per block
+    gate_fixed_cycles: float = 28.0      # gate record: dispatch, checks, hand-over (RTL fit)
+    gate_stream_cycles: float = 4.0      # gate/head unit: command + first beat of a stream (RTL fit)
+    head_fixed_cycles: float = 2.0       # head record: dispatch (RTL fit)
 
     def bytes_per_cycle(self, cfg: EngineConfig) -> float:
         return min(cfg.axi_bytes * self.axi_efficiency, self.dram_bytes_per_s / cfg.clock_hz)
@@ -73,6 +79,8 @@ class CycleParams:
         except (OSError, json.JSONDecodeError) as exc:
             raise ConfigError(f"cycle parameters {path}: cannot read: {exc}") from None
         names = {f.name for f in dataclasses.fields(cls)}
+        if isinstance(data, dict):      # the old host budget: not an engine cost, ignored
+            data = {k: v for k, v in data.items() if k not in OBSOLETE_PARAMS}
         unknown = sorted(set(data) - names) if isinstance(data, dict) else ["<not an object>"]
         if unknown:
             raise ConfigError(f"cycle parameters {path}: unknown key(s) {', '.join(unknown)}")
@@ -231,19 +239,202 @@ def block_density(b: BlockShape, m: BlockMask) -> float:
     return (len(m.tiles) / b.n_tiles) * (len(m.channels) / b.out_c)
 
 
+# --------------------------------------------------------------------------------------
+# Gate and head records of the one-start program
+# --------------------------------------------------------------------------------------
+def _record_fetch(B: float, p: CycleParams) -> float:
+    """Fetch and check of one 96-byte record (every op; a skipped layer costs this)."""
+    return p.layer_overhead_cycles + DESCRIPTOR_BYTES / B
+
+
+def gate_param_bytes(in_c: int, out_c: int, hidden: int, gh: int, gw: int,
+                     cfg: EngineConfig) -> int:
+    """Bytes of a gate parameter blob (`dgfpga.contract.program.gate_param_layout`)."""
+    from dgfpga.contract.program import gate_param_layout
+    return gate_param_layout(in_c, out_c, hidden, gh, gw, cfg.axi_bytes).nbytes
+
+
+def _cdiv(a, b) -> int:
+    return -(-int(a) // int(b))
+
+
+def _list_scan(candidates: int, selected: int) -> float:
+    """Cycles the gate unit scans to emit `selected` ascending indices of `candidates` (one
+    candidate per cycle, stopping after the last selected one): the expected position of the
+    last of `selected` evenly spread picks, `candidates` when all are selected."""
+    return candidates * selected / (selected + 1)
+
+
+def gate_record_terms(in_c: int, out_c: int, hidden: int, st_h: int, st_w: int, gh: int,
+                      gw: int, res_list: bool, nt: int, nc: int, dense: bool,
+                      cfg: EngineConfig) -> tuple[float, int]:
+    """(cycles, read/write streams) of one gate record in the RTL's gate unit (`dg_gate.sv`,
+    docs/rtl.md "Gate unit cycles"), ideal memory, without the record fetch and the fixed
+    and per-stream overheads `gate_record_cycles` adds.
+
+    Streams move one AXI beat (AB = axi_bytes) per cycle. Gated: the bin table and the
+    reciprocals (checked entry by entry, one bin row/column per cycle), the block input's
+    SUMS once per bin and sum-tile row (a row of w_bin tiles x C int32), pooling Tn channels
+    per cycle per bin, the whole SUMS again for the channel totals, the spatial weights,
+    the 3x3 over the bins (per cell and kernel row: ceil(C/Tn) cycles in the grid, 1
+    outside), fc1 / m1 / o1 / fc2 / b2 streamed. DENSE: only the checked sections (bin table,
+    reciprocals, the three biases). Then the masks and the work lists: one candidate index
+    per cycle up to the last selected one, plus one cycle per written beat.
+    """
+    AB, tn = cfg.axi_bytes, cfg.tn
+    n, c = gh * gw, in_c
+    cyc = _cdiv(2 * gh + 2 * gw, AB) + gh + gw + _cdiv(4 * (n + 1), AB)
+    streams = 2
+    if dense:
+        cyc += _cdiv(8, AB) + _cdiv(8 * hidden, AB) + _cdiv(8 * out_c, AB)
+        streams += 3
+    else:
+        from dgfpga.contract.formats import pool_bins
+        rows, cols = pool_bins(st_h, gh), pool_bins(st_w, gw)
+        for r0, r1 in rows:
+            for c0, c1 in cols:
+                cyc += (r1 - r0) * _cdiv(4 * (c1 - c0) * c, AB)
+                streams += r1 - r0
+        lanes = _cdiv(c, tn)
+        cyc += n * lanes + _cdiv(4 * st_h * st_w * c, AB) + lanes + _cdiv(18 * c, AB)
+        for gy in range(gh):
+            inside = sum(1 for ky in range(3) if 0 <= gy + ky - 1 < gh)
+            cyc += gw * (inside * lanes + (3 - inside))
+        cyc += (_cdiv(2 * hidden * c, AB) + _cdiv(12 * hidden, AB)
+                + _cdiv(2 * out_c * hidden, AB) + _cdiv(8 * out_c, AB))
+        streams += 6
+    from dgfpga.contract.program import mask_bytes
+    scan = (2 * _list_scan(n, nt) + 2 * _list_scan(out_c, nc)
+            + (_list_scan(n, n - nt) if res_list else 0))
+    beats = (_cdiv(mask_bytes(n, out_c), AB) + 2 * _cdiv(2 * nt, AB) + 2 * _cdiv(2 * nc, AB)
+             + (_cdiv(2 * (n - nt), AB) if res_list else 0) + _cdiv(bitmap_bytes(n), AB))
+    return cyc + scan + beats, streams
+
+
+def gate_record_cycles(in_c: int, out_c: int, hidden: int, st_h: int, st_w: int, gh: int,
+                       gw: int, res_list: bool, nt: int, nc: int, dense: bool,
+                       cfg: Optional[EngineConfig] = None,
+                       params: Optional[CycleParams] = None) -> float:
+    """Cycles of one gate record (fields as in `dgfpga.contract.program.GateRecord`; nt/nc
+    the active tiles/channels it decides): the record fetch (96 bytes at one beat per
+    cycle), `gate_record_terms`, and the two costs fitted on the RTL's per-record cycle log
+    (`gate_fixed_cycles` per record, `gate_stream_cycles` per stream; `fit_record_params`)."""
+    cfg = cfg or default_config()
+    p = params or CycleParams()
+    cyc, streams = gate_record_terms(in_c, out_c, hidden, st_h, st_w, gh, gw, res_list, nt,
+                                     nc, dense, cfg)
+    return (DESCRIPTOR_BYTES / cfg.axi_bytes + p.gate_fixed_cycles + cyc
+            + p.gate_stream_cycles * streams)
+
+
+def head_record_terms(in_c: int, classes: int, st_h: int, st_w: int,
+                      cfg: EngineConfig) -> tuple[float, int]:
+    """(cycles, streams) of the head up to its cycle-log write (`dg_gate.sv`): the whole
+    SUMS, the int8 weights one class row at a time, the int32 biases, the int64 logits."""
+    AB = cfg.axi_bytes
+    cyc = (_cdiv(4 * st_h * st_w * in_c, AB) + classes * _cdiv(in_c, AB)
+           + _cdiv(4 * classes, AB) + _cdiv(8 * classes, AB))
+    return cyc, 4
+
+
+def head_record_cycles(in_c: int, classes: int, st_h: int, st_w: int,
+                       cfg: Optional[EngineConfig] = None,
+                       params: Optional[CycleParams] = None) -> float:
+    """Cycles of the head record up to its cycle-log write: fetch, `head_record_terms`,
+    `head_fixed_cycles` and `gate_stream_cycles` per stream (fitted on the RTL)."""
+    cfg = cfg or default_config()
+    p = params or CycleParams()
+    cyc, streams = head_record_terms(in_c, classes, st_h, st_w, cfg)
+    return DESCRIPTOR_BYTES / cfg.axi_bytes + p.head_fixed_cycles + cyc + \
+        p.gate_stream_cycles * streams
+
+
+def fit_record_params(samples: Sequence[dict], base: Optional[CycleParams] = None
+                      ) -> CycleParams:
+    """Fit `gate_fixed_cycles`, `gate_stream_cycles` and `head_fixed_cycles` (least squares)
+    to RTL-measured records: each sample {"kind": "gate"|"head", "rtl": cycles, "fixed":
+    the formula's cycles without the fitted terms (fetch + terms), "streams": n}."""
+    base = base or CycleParams()
+    rows, y = [], []
+    for s in samples:
+        is_gate = s["kind"] == "gate"
+        rows.append([1.0 if is_gate else 0.0, float(s["streams"]), 0.0 if is_gate else 1.0])
+        y.append(float(s["rtl"]) - float(s["fixed"]))
+    if not rows:
+        raise ConfigError("no gate or head records measured: nothing to fit")
+    a = np.asarray(rows)
+    keep = a.any(axis=0)
+    coef = np.zeros(3)
+    coef[keep] = np.linalg.lstsq(a[:, keep], np.asarray(y), rcond=None)[0]
+    return dataclasses.replace(base, gate_fixed_cycles=float(coef[0]),
+                               gate_stream_cycles=float(coef[1]),
+                               head_fixed_cycles=float(coef[2]))
+
+
+def skipped_layer_cycles(cfg: Optional[EngineConfig] = None,
+                         params: Optional[CycleParams] = None) -> float:
+    """A conv record the gate leaves with nothing to do: its fetch and check."""
+    cfg = cfg or default_config()
+    p = params or CycleParams()
+    return _record_fetch(p.bytes_per_cycle(cfg), p)
+
+
+def program_cycles(program: bytes, n_records: int, work: np.ndarray, gate_masks: Sequence,
+                   dense: bool, cfg: Optional[EngineConfig] = None,
+                   params: Optional[CycleParams] = None) -> list:
+    """Per-record cycles of one start of a network program (what the engine's cycle log
+    holds), after the start ran: `work` is the WORK region it left (the work lists the gate
+    records wrote), `gate_masks` the (spatial, channel) of each gate record that ran (the
+    interpreter's `RunResult.gate_masks`). Conv records with `from_gate` are priced as
+    their effective descriptor (`program.effective_descriptor`) with their exact tile lists."""
+    from dgfpga.contract import program as P
+    from dgfpga.contract.formats import unpack_descriptor
+    cfg = cfg or default_config()
+    p = params or CycleParams()
+    out = []
+    gates = iter(gate_masks)
+    nt = nc = 0
+    for i in range(n_records):
+        raw = bytes(program[i * DESCRIPTOR_BYTES:(i + 1) * DESCRIPTOR_BYTES])
+        op = P.record_op(raw)
+        if op == P.OP_GATE:
+            g = P.unpack_gate_record(raw, cfg, None)
+            sp, ch = next(gates)
+            nt, nc = int(np.count_nonzero(sp)), int(np.count_nonzero(ch))
+            out.append(gate_record_cycles(g.in_c, g.out_c, g.hidden, g.st_h, g.st_w, g.gh,
+                                          g.gw, g.res_list, nt, nc, dense, cfg, p))
+        elif op == P.OP_HEAD:
+            h = P.unpack_head_record(raw, cfg, None, n_records)
+            out.append(head_record_cycles(h.in_c, h.classes, h.st_h, h.st_w, cfg, p))
+        else:
+            d = unpack_descriptor(raw, cfg)
+            if getattr(d, "from_gate", False):
+                d = P.effective_descriptor(d, nt, nc)
+            if d is None:
+                out.append(skipped_layer_cycles(cfg, p))
+                continue
+            u16 = (lambda off, k: work[off:off + 2 * k].view("<u2").astype(np.int64))
+            tiles = u16(d.tile_list_offset, d.n_active_tiles) if d.tile_gated else None
+            res = u16(d.res_tile_list_offset, d.n_res_tiles) if d.n_res_tiles else None
+            out.append(layer_cycles(d, cfg, p, tiles=tiles, res_tiles=res).total_cycles)
+    return out
+
+
 @dataclass(frozen=True)
 class NetworkCycles:
     name: str
-    layers: tuple              # LayerCycles of every engine layer
-    engine_cycles: float       # sum of layer totals
-    host_cycles: float         # start overheads + gate evaluation (engine-clock cycles)
+    layers: tuple              # LayerCycles of every conv layer that runs
+    engine_cycles: float       # every record of the one start: convs, gates, head
+    host_cycles: float         # the host's CPU time per image (measured; see network_cycles)
     total_cycles: float
     macs: float                # MACs executed (convs + gates + fc), official counting
     dense_macs: float
+    gate_cycles: float = 0.0   # gate records (included in engine_cycles)
+    head_cycles: float = 0.0   # head record (included in engine_cycles)
+    skipped_cycles: float = 0.0  # fetch/check of conv records the gates left empty
 
     def seconds(self, cfg: EngineConfig) -> float:
         return self.total_cycles / cfg.clock_hz
-
 
 def _bool_masks(bp, mask: BlockMask) -> tuple[np.ndarray, np.ndarray]:
     sp = np.zeros(bp.conv1.template.n_tiles, bool)
@@ -297,13 +488,32 @@ def network_macs(plan, masks: Optional[Sequence[BlockMask]]) -> int:
     return macs
 
 
-def network_cycles(plan, masks: Optional[Sequence[BlockMask]],
-                   params: Optional[CycleParams] = None) -> NetworkCycles:
-    """Whole network on the plan's engine: exactly the layers and work lists the scheduler
-    emits (`network_runs`), each priced by `layer_cycles`; the host starts every non-empty
-    run (start overhead) and evaluates the gates before every block (`masks=None`: the
-    dense baseline, no gate evaluation).
+def _gate_fields(plan, i: int) -> tuple:
+    """(in_c, out_c, hidden, st_h, st_w, gh, gw, res_list) of block i's gate record, from
+    the plan (the same fields the packer writes into the record)."""
+    bp = plan.blocks[i]
+    qb = plan.qmodel.blocks[i]
+    t1 = bp.conv1.template
+    in_c = plan.qmodel.tensors[bp.in_tensor].shape[0]
+    cg = qb.channel_gate
+    hidden = getattr(cg, "hidden", None) or max(1, in_c // 4)
+    st_h, st_w = plan.sums[bp.in_tensor][2]
+    return (in_c, t1.out_c, int(hidden), int(st_h), int(st_w), *bp.grid,
+            bp.downsample is not None)
 
+
+def network_cycles(plan, masks: Optional[Sequence[BlockMask]],
+                   params: Optional[CycleParams] = None, host_s: float = 0.0) -> NetworkCycles:
+    """One image as ONE engine start of the network program: stem, per block its gate
+    record, conv1, [shortcut], conv2, then the head. The conv layers are exactly those the
+    scheduler emits for the masks (`network_runs`; the engine's generated work equals the
+    scheduler's, SPEC13 section 3), each priced by `layer_cycles` with its exact lists; a
+    conv record the gates leave empty costs its fetch (`skipped_layer_cycles`); gate
+    records `gate_record_cycles` (`masks=None`: the dense baseline, RUN_FLAGS.DENSE: no
+    evaluation, masks and lists still written), the head `head_record_cycles`.
+
+    `host_s`: the host's CPU time per image (the runner's host work around the one start,
+    measured: `dgfpga-host bench`'s host CPU median); there is no modelled host constant.
     `plan`: a `dgfpga.runtime.packer.NetworkPlan` (of a quantized model, or from shapes:
     `dgfpga.perf.netshapes.shape_plan`). MACs: the convolutions the work lists require
     (the scheduler's count) + gates + fc, the official counting.
@@ -311,17 +521,33 @@ def network_cycles(plan, masks: Optional[Sequence[BlockMask]],
     cfg = plan.cfg
     p = params or CycleParams()
     work = np.zeros(plan.region_bytes["work"], np.uint8)
-    layers, host = [], 0.0
-    for k, run in enumerate(network_runs(plan, masks)):
+    layers = []
+    gate = skipped = 0.0
+    runs = network_runs(plan, masks)
+    for (d, wl), lw in zip(scheduled_layers(runs[0], cfg, work), runs[0].layers):
+        layers.append(price_layer(d, wl, cfg, p, name=lw.name))
+    for i, (bp, run) in enumerate(zip(plan.blocks, runs[1:])):
+        if masks is None:
+            nt, nc = bp.conv1.template.n_tiles, bp.conv1.template.out_c
+        else:
+            nt, nc = len(masks[i].tiles), len(masks[i].channels)
+        gate += gate_record_cycles(*_gate_fields(plan, i), nt, nc, masks is None, cfg, p)
+        ran = {lw.name for lw in run.layers}
+        for lp in (bp.conv1, bp.downsample, bp.conv2):
+            if lp is not None and lp.name not in ran:
+                skipped += skipped_layer_cycles(cfg, p)
         for (d, wl), lw in zip(scheduled_layers(run, cfg, work), run.layers):
             layers.append(price_layer(d, wl, cfg, p, name=lw.name))
-        if run.layer_count:
-            host += p.start_overhead_cycles
-        if k and masks is not None:           # block k-1's gates, evaluated on the host
-            host += p.gate_cycles_per_block
-    engine = sum(l.total_cycles for l in layers)
+    last = plan.blocks[-1].out_tensor
+    st_h, st_w = plan.sums[last][2]
+    h = plan.qmodel.head
+    head = head_record_cycles(int(h.weight.shape[1]), int(h.weight.shape[0]), int(st_h),
+                              int(st_w), cfg, p)
+    engine = sum(l.total_cycles for l in layers) + gate + skipped + head
+    host = float(host_s) * cfg.clock_hz
     return NetworkCycles(plan.qmodel.arch, tuple(layers), engine, host, engine + host,
-                         float(network_macs(plan, masks)), float(network_macs(plan, None)))
+                         float(network_macs(plan, masks)), float(network_macs(plan, None)),
+                         gate, head, skipped)
 
 
 @dataclass(frozen=True)
@@ -343,7 +569,9 @@ class Comparison:
         return self.speedup / self.mac_reduction
 
 
-def compare(plan, masks: Sequence[BlockMask],
-            params: Optional[CycleParams] = None) -> Comparison:
-    """Dense baseline vs gated run of the same network (`plan`: see `network_cycles`)."""
-    return Comparison(network_cycles(plan, None, params), network_cycles(plan, masks, params))
+def compare(plan, masks: Sequence[BlockMask], params: Optional[CycleParams] = None,
+            host_s: float = 0.0) -> Comparison:
+    """Dense baseline vs gated run of the same network (`plan`, `host_s`: see
+    `network_cycles`; the host work per image is the same in both modes)."""
+    return Comparison(network_cycles(plan, None, params, host_s),
+                      network_cycles(plan, masks, params, host_s))

@@ -8,9 +8,12 @@
 - `predict_masks(...)`: the same prediction for real masks (e.g. the golden model's
   decisions on test images).
 
-Both price the engine's own schedule: the network is packed (`dgfpga.runtime.packer`; from
-its shapes when there is no model, `netshapes.shape_plan`) and every block is scheduled
-(`dgfpga.runtime.scheduler`) before `cycle_model.network_cycles` prices the runs.
+Both price one engine start per image of the network program: the network is packed
+(`dgfpga.runtime.packer`; from its shapes when there is no model, `netshapes.shape_plan`),
+every block is scheduled (`dgfpga.runtime.scheduler`, the reference of the work the
+engine generates) and `cycle_model.network_cycles` prices stem, gate records, convs and
+head. The host term is `host_s`, the host's CPU time per image the caller measured
+(`dgfpga_host.runner.measure_host_cpu` or `dgfpga-host bench`); there is no host constant.
 """
 from __future__ import annotations
 
@@ -50,6 +53,8 @@ class Prediction:
     dense_images_per_s: float
     paper_speedup: Optional[float] = None
     paper_mac_reduction: Optional[float] = None
+    host_ms: float = 0.0          # host CPU per image included in dense_ms and gated_ms
+    gate_ms: float = 0.0          # the gated run's gate records (included in gated_ms)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -78,26 +83,32 @@ def _prediction(network, cfg, cmp, d, paper=None) -> Prediction:
     gated_s = cmp.gated.seconds(cfg)
     return Prediction(network, cfg.name, d, cmp.mac_reduction, cmp.speedup, cmp.efficiency,
                       1e3 * dense_s, 1e3 * gated_s, 1 / gated_s, 1 / dense_s,
-                      paper[3] if paper else None, paper[2] if paper else None)
+                      paper[3] if paper else None, paper[2] if paper else None,
+                      1e3 * cmp.gated.host_cycles / cfg.clock_hz,
+                      1e3 * cmp.gated.gate_cycles / cfg.clock_hz)
 
 
 def paper_configurations(cfg: Optional[EngineConfig] = None,
-                         params: Optional[CycleParams] = None, seed: int = 0) -> list[Prediction]:
-    """Predictions at the paper's Table 3 operating points (see the module docstring)."""
+                         params: Optional[CycleParams] = None, seed: int = 0,
+                         host_s=0.0) -> list[Prediction]:
+    """Predictions at the paper's Table 3 operating points (see the module docstring).
+    `host_s`: host CPU seconds per image, a number or {network: seconds}."""
     cfg = cfg or default_config()
     out = []
     for network, _sparsity, reduction, _speedup in PAPER_TABLE3:
         d = block_density_for_reduction(network, reduction, seed, cfg)
         net = net_shape(network)
-        cmp = compare(shape_plan(network, cfg), _masks(net, d, seed), params)
+        h = host_s.get(network, 0.0) if isinstance(host_s, dict) else host_s
+        cmp = compare(shape_plan(network, cfg), _masks(net, d, seed), params, h)
         out.append(_prediction(network, cfg, cmp, d, (network, _sparsity, reduction, _speedup)))
     return out
 
 
 def predict_masks(network, spatial: Sequence[np.ndarray], channel: Sequence[np.ndarray],
                   cfg: Optional[EngineConfig] = None,
-                  params: Optional[CycleParams] = None) -> Prediction:
-    """Prediction for one image's real masks (spatial bool grids, channel bool vectors).
+                  params: Optional[CycleParams] = None, host_s: float = 0.0) -> Prediction:
+    """Prediction for one image's real masks (spatial bool grids, channel bool vectors);
+    `host_s`: the host's CPU seconds per image.
 
     `network`: a zoo name (planned from its shapes for `cfg`) or the
     `dgfpga.runtime.packer.NetworkPlan` of the quantized model itself (then `cfg` is the
@@ -110,7 +121,7 @@ def predict_masks(network, spatial: Sequence[np.ndarray], channel: Sequence[np.n
     masks = [BlockMask(np.flatnonzero(np.asarray(s).reshape(-1)).astype(np.uint16),
                        np.flatnonzero(np.asarray(c).reshape(-1)).astype(np.uint16))
              for s, c in zip(spatial, channel)]
-    cmp = compare(plan, masks, params)
+    cmp = compare(plan, masks, params, host_s)
     dens = float(np.mean([len(m.tiles) / b.conv1.template.n_tiles * len(m.channels)
                           / b.conv1.template.out_c for m, b in zip(masks, plan.blocks)]))
     return _prediction(plan.qmodel.arch, cfg, cmp, dens)

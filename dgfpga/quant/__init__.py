@@ -1,4 +1,5 @@
-"""Post-training quantization of DGNet BasicBlock ResNets (needs torch, except this file).
+"""Post-training quantization of DGNet BasicBlock ResNets (needs torch, except this file and
+gatequant).
 
 One job per module (docs/quantization.md):
 
@@ -6,7 +7,8 @@ One job per module (docs/quantization.md):
     stats        activation capture and calibration statistics (tensor ranges)
     fold         BatchNorm folding, int8 weight quantization, integer multipliers and shifts
     quantizer    `quantize_model`: scales, residual-scale tying, layer assembly, gate extraction
-    evaluate     `evaluate_quantized`: float model vs integer golden model
+    gatequant    float gate parameters -> integer gates (numpy only)
+    evaluate     `evaluate_quantized`: float model vs integer golden model; `gate_arithmetic_flips`
     fakequant    fake-quantized forward pass (quantization-aware checks)
 
 The exceptions live here so every module raises the same ones.

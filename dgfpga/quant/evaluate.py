@@ -1,5 +1,6 @@
 """`evaluate_quantized`: the float model vs the integer golden model on labelled images
-(top-1, gate agreement, density, MACs, overflow bounds), as `dgfpga qreport` prints it.
+(top-1, gate agreement, density, MACs, overflow bounds), as `dgfpga qreport` prints it;
+`gate_arithmetic_flips`: what the integer gate arithmetic alone changes.
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 from dgfpga.numerics.qmodel import QModel, conv_bounds
 from dgfpga.quant import QuantizationError
 
-__all__ = ["evaluate_quantized"]
+__all__ = ["evaluate_quantized", "gate_arithmetic_flips"]
 
 
 def evaluate_quantized(model, qm: QModel, images: np.ndarray, labels: np.ndarray,
@@ -73,3 +74,32 @@ def evaluate_quantized(model, qm: QModel, images: np.ndarray, labels: np.ndarray
         "max_acc_bound_log2": max(math.log2(conv_bounds(qm, c)[0]) for c in qm.convs()),
         "max_z_bound_log2": max(math.log2(conv_bounds(qm, c)[1]) for c in qm.convs()),
     }
+
+
+def gate_arithmetic_flips(model, qm: QModel, images: np.ndarray, chunk: int = 250) -> dict:
+    """The integer gates vs the float model's own gate modules on the SAME int8 block
+    inputs (dequantized for the float gates): the decisions the integer arithmetic alone
+    changes, apart from the activation quantization of the layers before each gate.
+
+    Returns {"spatial_flips", "spatial_total", "channel_flips", "channel_total"} (the golden
+    model's gated run decides the block inputs).
+    """
+    import torch
+    from dgfpga.numerics.golden import run_golden
+
+    mods = dict(model.named_modules())
+    model.eval()
+    out = dict(spatial_flips=0, spatial_total=0, channel_flips=0, channel_total=0)
+    for s in range(0, images.shape[0], chunk):
+        g = run_golden(qm, images[s:s + chunk], keep_layers=True)
+        for b, m in zip(qm.blocks, g.masks):
+            x = torch.from_numpy(g.layers[b.in_tensor].astype(np.float64)
+                                 * qm.tensors[b.in_tensor].scale).float()
+            with torch.no_grad():
+                ls = mods[b.name].mask_s.logits(x)[:, 0].numpy()
+                lc = mods[b.name].mask_c.logits(x)[:, :, 0, 0].numpy()
+            out["spatial_flips"] += int(((ls >= 0) != m.spatial).sum())
+            out["channel_flips"] += int(((lc >= 0) != m.channel).sum())
+            out["spatial_total"] += int(ls.size)
+            out["channel_total"] += int(lc.size)
+    return out

@@ -5,9 +5,8 @@ What is independent of the golden model: the convolutions (`F.conv2d` in float64
 integer-valued tensors, exact because every partial sum is an integer below 2^53), the
 masking (the float model's way: dense convs, then multiply by `mask_c` and by the mask
 upsampled with `F.interpolate(mode="nearest")`), the input quantization
-(`torch.round` based), the pooling for the gates (`F.adaptive_avg_pool2d` /
-`mean`) and the gate networks (float64 torch ops instead of dgfpga.numerics.gates' float32
-fixed-order loops).
+(`torch.round` based), and the integer gates (bin sums by slicing, `F.conv2d` for the
+spatial gate, torch int64 for the requantized hidden layer).
 
 The requantization is done in torch int64 (`z = acc*mult + res*res_mult`,
 `(z + 2^(shift-1)) >> shift`, clamp): `z` reaches 2^58, beyond float64's 53-bit
@@ -16,9 +15,9 @@ whenever `z / 2^shift` lies within float64 rounding error of a .5 boundary;
 `requant="float64"` computes `floor(acc * (mult/2^shift) + res * (res_mult/2^shift) + 0.5)`
 in float64 so those cases can be counted (see docs/quantization.md).
 
-The gate decisions are computed in float64 and can differ from dgfpga.numerics.gates' float32
-ones when a logit is within rounding error of 0; pass the golden model's masks
-(`masks=golden.masks`) to compare the layers with identical decisions.
+The gate logits are exact integers (float64 only holds integer sums below 2^53), so the
+decisions must equal the golden model's; `masks=golden.masks` still runs the layers with
+given decisions.
 """
 from __future__ import annotations
 
@@ -35,7 +34,7 @@ __all__ = ["FakeQuantResult", "run_fakequant", "compare_layers"]
 class FakeQuantResult:
     """logits_int int64 [N, K]; logits float64 [N, K]; layers: tensor name -> int64 numpy
     [N, C, H, W]; masks: per block (spatial bool [N, gh, gw], channel bool [N, C]);
-    gate_logits: per block (spatial float64 [N, gh, gw], channel float64 [N, C])."""
+    gate_logits: per block (spatial int64 [N, gh, gw], channel int64 [N, C])."""
     logits_int: np.ndarray
     logits: np.ndarray
     layers: dict
@@ -84,25 +83,44 @@ def _requant(acc, conv: QConv, res=None, mode: str = "int64"):
 
 
 def _gates(qm: QModel, block, x):
-    """Float64 gate logits from the dequantized block input (torch ops)."""
+    """The integer gate logits, re-implemented with torch (int64 for the requantization,
+    float64 for the sums, which are exact integers below 2^53): bin sums by slicing each
+    bin (not dgfpga.numerics.gates' 0/1 matrices), `F.conv2d` for the spatial gate's 3x3
+    conv. Returns (spatial int64 [N, gh, gw], channel int64 [N, C_out])."""
     import torch
     import torch.nn.functional as F
-    s = qm.tensors[block.in_tensor].scale
-    xr = x * s
-    pooled = F.adaptive_avg_pool2d(xr, block.grid)
+    from dgfpga.contract import program
+    rb, f = program.GATE_RECIP_BITS, program.GATE_FRAC_BITS
+
+    def pool(s, n):                                  # s: exact integer sums (float64)
+        r = ((1 << rb) + n // 2) // n
+        return torch.bitwise_right_shift(s.round().to(torch.int64) * r + (1 << (rb - f - 1)),
+                                         rb - f)
+
+    n, c, h, w = x.shape
+    gh, gw = block.grid
+    rows = [((i * h) // gh, -((-(i + 1) * h) // gh)) for i in range(gh)]
+    cols = [((j * w) // gw, -((-(j + 1) * w) // gw)) for j in range(gw)]
+    p = torch.zeros((n, c, gh, gw), dtype=torch.int64)
+    for i, (a, b) in enumerate(rows):
+        for j, (cc, d) in enumerate(cols):
+            p[:, :, i, j] = pool(x[:, :, a:b, cc:d].sum(dim=(2, 3)), (b - a) * (d - cc))
     sg = block.spatial_gate
-    ls = F.conv2d(pooled, _t(sg.weight, torch.float64)[None], padding=1)[:, 0] + float(sg.bias)
+    ls = F.conv2d(p.to(torch.float64), _t(sg.weight, torch.float64)[None], padding=1)[:, 0]
+    ls = ls.round().to(torch.int64) + sg.bias
     cg = block.channel_gate
-    p = xr.mean(dim=(2, 3))
-    h = p @ _t(cg.fc1, torch.float64).T
-    h = torch.relu(h * _t(cg.bn_scale, torch.float64) + _t(cg.bn_shift, torch.float64))
-    lc = h @ _t(cg.fc2, torch.float64).T + _t(cg.fc2_bias, torch.float64)
+    pt = pool(x.sum(dim=(2, 3)), h * w)
+    a = (pt.to(torch.float64) @ _t(cg.w1, torch.float64).T).round().to(torch.int64)
+    z = a * _t(cg.m1, torch.int64) + _t(cg.o1, torch.int64) + (1 << (cg.shift - 1))
+    hid = torch.clamp(torch.bitwise_right_shift(z, cg.shift), 0, program.GATE_HIDDEN_MAX)
+    lc = (hid.to(torch.float64) @ _t(cg.w2, torch.float64).T).round().to(torch.int64) \
+        + _t(cg.b2, torch.int64)
     return ls, lc
 
 
 def run_fakequant(qm: QModel, images, masks=None, requant: str = "int64") -> FakeQuantResult:
     """Run the fake-quant network. images: normalised float [N, C, H, W] or int8.
-    masks: None (own float64 gates), "dense", or per block (spatial [N, gh, gw],
+    masks: None (its own integer gates), "dense", or per block (spatial [N, gh, gw],
     channel [N, C]) / objects with `.spatial` and `.channel` (e.g. GoldenResult.masks)."""
     import torch
     import torch.nn.functional as F

@@ -14,7 +14,8 @@ step in brackets):
    (symmetric, max-abs), biases int32 in the accumulator scale, and derive the integer
    multipliers and the layer shift [fold]; `dgfpga.numerics.qmodel.validate` proves
    `|z| < 2^62`;
-5. extract the gate parameters as float32 (channel gate BN folded into scale/shift) [here].
+5. derive the integer gates (weights int16, the channel gate's hidden layer requantized
+   with the calibrated hidden range) [gatequant, stats].
 """
 from __future__ import annotations
 
@@ -23,14 +24,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from dgfpga.data.images import RANGE_TOLERANCE
-from dgfpga.numerics.gates import ChannelGateParams, SpatialGateParams
 from dgfpga.numerics.qmodel import (INPUT_TENSOR, QBlock, QHead, QModel, QStem, TensorInfo,
                                     round_half_away, validate)
 from dgfpga.quant import QuantizationError
 from dgfpga.quant.float_model import check_supported, default_normalization, input_range
 from dgfpga.quant.fold import conv_weight, fold_bn, make_conv, quantize_weights
-from dgfpga.quant.stats import (capture_activations, check_calibration_images, named_blocks,
-                                tensor_range)
+from dgfpga.quant.gatequant import (DEFAULT_HIDDEN_MARGIN, FloatGates, hidden_range,
+                                    quantize_channel_gate, quantize_spatial_gate)
+from dgfpga.quant.stats import (capture_activations, check_calibration_images, gate_hidden_max,
+                                named_blocks, tensor_range)
 
 __all__ = ["QuantConfig", "quantize_model", "extract_gates"]
 
@@ -48,16 +50,19 @@ class QuantConfig:
       on: for checkpoints trained dense) or "both" (statistics over both passes).
     range_tolerance: how far (in normalised units) calibration images may exceed the
       range that [0, 1] pixels map to before they are rejected.
+    gate_hidden_margin: the channel gates' hidden range is the calibrated maximum of their
+      hidden units times this (>= 1).
     """
     percentile: float = 99.99
     statistic: str = "percentile"
     tied_residual_scales: bool = True
     range_tolerance: float = RANGE_TOLERANCE
     calibration_mode: str = "gated"
+    gate_hidden_margin: float = DEFAULT_HIDDEN_MARGIN
 
 
-def extract_gates(block) -> tuple[SpatialGateParams, ChannelGateParams]:
-    """A block's spatial and channel gate parameters (float; channel-gate BN folded)."""
+def extract_gates(block) -> FloatGates:
+    """A block's float gate parameters (float64; channel-gate BN folded to scale/shift)."""
     ws = block.mask_s.atten_s.weight.detach().double().cpu().numpy()
     bs = block.mask_s.atten_s.bias.detach().double().cpu().numpy()
     ac = block.mask_c.atten_c
@@ -68,8 +73,7 @@ def extract_gates(block) -> tuple[SpatialGateParams, ChannelGateParams]:
     shift = bn.bias.detach().double().cpu().numpy() - bn.running_mean.detach().double().cpu().numpy() * a
     fc2 = ac[3].weight.detach().double().cpu().numpy()[:, :, 0, 0]
     b2 = ac[3].bias.detach().double().cpu().numpy()
-    return (SpatialGateParams(ws[0].astype(np.float32), np.float32(bs[0])),
-            ChannelGateParams(fc1, a, shift, fc2, b2))
+    return FloatGates(ws[0], float(bs[0]), fc1, a, shift, fc2, b2)
 
 
 def quantize_model(model, calib_images, config: QuantConfig | None = None,
@@ -89,6 +93,8 @@ def quantize_model(model, calib_images, config: QuantConfig | None = None,
     was_training, was_dense = model.training, model.dense
     if cfg.statistic not in ("percentile", "mse"):
         raise QuantizationError(f"statistic must be percentile or mse, got {cfg.statistic!r}")
+    if not (np.isfinite(cfg.gate_hidden_margin) and cfg.gate_hidden_margin >= 1):
+        raise QuantizationError(f"gate_hidden_margin must be >= 1, got {cfg.gate_hidden_margin}")
     if cfg.calibration_mode not in ("gated", "dense", "both"):
         raise QuantizationError(f"calibration_mode must be gated, dense or both, "
                                 f"got {cfg.calibration_mode!r}")
@@ -170,6 +176,7 @@ def quantize_model(model, calib_images, config: QuantConfig | None = None,
                                  stem_conv.stride[0], stem_conv.padding[0], INPUT_TENSOR, "stem"),
                   maxpool=imagenet_stem, out_tensor=stem_out)
     qblocks = []
+    gate_info: dict[str, dict] = {}
     for name, b, xin, tied in plan:
         w1, b1 = fold_bn(conv_weight(b.conv1), b.bn1)
         c1 = make_conv(f"{name}.conv1", w1, b1, sc(xin), sc(f"{name}.out1"), False,
@@ -186,7 +193,12 @@ def quantize_model(model, calib_images, config: QuantConfig | None = None,
         c2 = make_conv(f"{name}.conv2", w2, b2, sc(f"{name}.out1"), sc(f"{name}.out"), False,
                        b.conv2.stride[0], b.conv2.padding[0], f"{name}.out1", f"{name}.out",
                        res_tensor=res, s_res=sc(res), tied=tied)
-        sg, cg = extract_gates(b)
+        fg = extract_gates(b)
+        h_max = gate_hidden_max(acts.get(f"{name}.pooled", []), fg)
+        sg = quantize_spatial_gate(fg.ws, fg.bs, sc(xin))
+        cg = quantize_channel_gate(fg, sc(xin), hidden_range(fg, sc(xin), h_max,
+                                                             cfg.gate_hidden_margin))
+        gate_info[name] = {"hidden_max": h_max, "hidden_shift": cg.shift}
         qblocks.append(QBlock(name=name, conv1=c1, conv2=c2, downsample=ds, identity=tied,
                               tile=int(b.tile), grid=(int(b.grid_h), int(b.grid_w)),
                               spatial_gate=sg, channel_gate=cg, in_tensor=xin,
@@ -207,6 +219,7 @@ def quantize_model(model, calib_images, config: QuantConfig | None = None,
             "statistic": cfg.statistic,
             "calibration_mode": cfg.calibration_mode,
             "tied_residual_scales": cfg.tied_residual_scales,
+            "gate_hidden_margin": cfg.gate_hidden_margin, "gates": gate_info,
             "statistics": {n: float(v) for n, v in stat.items()}}
     info.update(meta or {})
     qm = QModel(arch=model.arch, input_shape=input_shape, num_classes=int(fc.out_features),

@@ -1,6 +1,7 @@
 """Calibration statistics: check the calibration images, run the float model and record
 every activation tensor that gets a scale, and reduce each to the range its scale covers
-(percentile or MSE-optimal clipping for unsigned tensors, max-abs for signed ones).
+(percentile or MSE-optimal clipping for unsigned tensors, max-abs for signed ones); the
+channel gates' hidden maxima (the range of their integer hidden layer).
 """
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import numpy as np
 from dgfpga.data.images import RANGE_TOLERANCE, check_normalised
 from dgfpga.quant import CalibrationError
 
-__all__ = ["check_calibration_images", "capture_activations", "tensor_range", "named_blocks"]
+__all__ = ["check_calibration_images", "capture_activations", "tensor_range", "named_blocks",
+           "gate_hidden_max"]
 
 
 def check_calibration_images(images, input_shape, mean, std,
@@ -36,7 +38,8 @@ def capture_activations(model, images: np.ndarray, batch: int = 64) -> dict[str,
 
     Keys: "stem" (ReLU(BN(conv)), before any max-pool), "<block>.out1" (conv1 output after
     ReLU and masks: conv2's input), "<block>.short" (downsample output), "<block>.out"
-    (block output). Values: lists of float32 numpy batches.
+    (block output), "<block>.pooled" (the block input's channel means [N, C], float64:
+    what the channel gate reads, for its hidden range). Values: lists of numpy batches.
     """
     import torch
 
@@ -48,10 +51,17 @@ def capture_activations(model, images: np.ndarray, batch: int = 64) -> dict[str,
             acts.setdefault(name, []).append(t.detach().float().cpu().numpy())
         return fn
 
+    def pooled_keep(name):
+        def fn(t):
+            acts.setdefault(name, []).append(t.detach().double().mean(dim=(2, 3)).cpu().numpy())
+        return fn
+
     stem_keep = keep("stem")
     hooks.append(model.bn1.register_forward_hook(lambda m, i, o: stem_keep(torch.relu(o))))
     for name, b in named_blocks(model):
         k1, ks, ko = keep(f"{name}.out1"), keep(f"{name}.short"), keep(f"{name}.out")
+        kp = pooled_keep(f"{name}.pooled")
+        hooks.append(b.register_forward_pre_hook(lambda m, i, k=kp: k(i[0])))
         hooks.append(b.conv2.register_forward_pre_hook(lambda m, i, k=k1: k(i[0])))
         if b.downsample is not None:
             hooks.append(b.downsample.register_forward_hook(lambda m, i, o, k=ks: k(o)))
@@ -94,6 +104,15 @@ def _mse_clip(v: np.ndarray, candidates: int = 64, sample: int = 1 << 20) -> flo
         if err < best_err:
             best, best_err = float(c), err
     return best
+
+
+def gate_hidden_max(pooled_batches: list, fg) -> float:
+    """The largest hidden unit relu(bn(fc1 . p)) of a channel gate (`FloatGates` fg) over the
+    calibration images (pooled block inputs p, "<block>.pooled" batches); 0.0 if none."""
+    from dgfpga.quant.gatequant import hidden_values
+    if not pooled_batches:
+        return 0.0
+    return float(hidden_values(np.concatenate(pooled_batches), fg).max(initial=0.0))
 
 
 def named_blocks(model) -> list[tuple[str, object]]:

@@ -1,4 +1,4 @@
-"""A functional model of the engine in numpy: executes packed descriptors over byte regions.
+"""A functional model of the engine in numpy: executes program records over byte regions.
 
 numpy only (torch-free). It reads exactly what the hardware reads (descriptors, work
 lists, HWC feature maps, weight streams, params) from the four regions and writes what
@@ -8,6 +8,13 @@ two purposes:
 - it proves the scheduled work lists say exactly what must be computed: run over a whole
   network it must reproduce the golden model bit for bit (tests/test_scheduler.py);
 - it is the engine of the `numpy` host device (fast, no compiler needed).
+
+A program holds conv descriptors and, in a network program (`dgfpga.contract.program`),
+gate records (integer gates from the per-tile sums, `dgfpga.numerics.gates`; they write the
+masks and the block's work lists through `formats.encode_work_list`, the one writer) and a
+head record (int64 logits, then the per-record cycle log, zeros here: no clock). A
+`from_gate` descriptor runs as `program.effective_descriptor` under the last gate's counts.
+Every record is checked before it writes anything; a fault stops the run with its STATUS.
 
 Per-layer arithmetic (docs/architecture.md): `acc = sum(w*x) + bias[m]`,
 `z = acc*mult[m] + res*res_mult`, `y = clamp((z + 2^(shift-1)) >> shift, lo, hi)`.
@@ -20,12 +27,14 @@ from typing import Optional
 import numpy as np
 
 from dgfpga.contract import formats
+from dgfpga.contract import program as prog
 from dgfpga.contract import regmap
 from dgfpga.contract.engine_config import EngineConfig, default_config
 from dgfpga.errors import FormatError
 from dgfpga.contract.formats import DESCRIPTOR_BYTES, FIELD_BY_NAME, LayerDescriptor
+from dgfpga.numerics import gates
 
-__all__ = ["EngineError", "RunResult", "run_program"]
+__all__ = ["EngineError", "GateDomainError", "RunResult", "run_program"]
 
 ERR = regmap.ERR
 
@@ -38,12 +47,22 @@ class EngineError(Exception):
         self.code, self.entry = code, entry
 
 
+class GateDomainError(FormatError):
+    """A gate record's sums lie outside the integer gates' domain (|bin sum| >= 2^38 or
+    |pooled| >= 2^17: not the sums of an 8-bit map). The engine computes *something* (int64,
+    wrapping) and stays inside its buffers; the reference refuses to define the value."""
+
+
 @dataclass
 class RunResult:
-    """Outcome of one engine start: STATUS word, MACs and pixels written per layer."""
+    """Outcome of one engine start: STATUS word; per record executed its kind ("conv",
+    "gate", "head", or "skipped": a from_gate layer with no work) and its MACs (0 but for
+    conv); per gate record its decisions (spatial bool [gh, gw], channel bool [out_c])."""
     status: int
     macs: list[int] = field(default_factory=list)
     message: str = ""
+    records: list[str] = field(default_factory=list)
+    gate_masks: list[tuple] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -61,22 +80,41 @@ def _region_checks(d: LayerDescriptor, region_bytes: dict) -> None:
                               f"of {region_bytes[region]} bytes")
 
 
+def _descriptor_fault(exc: FormatError) -> EngineError:
+    name = getattr(exc, "field", None)
+    if getattr(exc, "no_fit", False):
+        code = ERR["NO_FIT"]
+    elif name in FIELD_BY_NAME:
+        code = ERR[formats.FIELD_ERROR[name]]   # the field's STATUS code
+    else:                      # magic, version, reserved bits
+        code = ERR["BAD_MAGIC"]
+    word = FIELD_BY_NAME[name].word if name in FIELD_BY_NAME else 0
+    return EngineError(code, word, str(exc))
+
+
 def _decode(raw: bytes, cfg: EngineConfig, region_bytes: dict) -> LayerDescriptor:
     """Unpack with the engine's checks: counts and regions first, then every field."""
     try:
         d = formats.unpack_descriptor(raw, cfg)  # field ranges and consistency
     except FormatError as exc:
-        name = getattr(exc, "field", None)
-        if getattr(exc, "no_fit", False):
-            code = ERR["NO_FIT"]
-        elif name in FIELD_BY_NAME:
-            code = ERR[formats.FIELD_ERROR[name]]   # the field's STATUS code
-        else:                      # magic, version, reserved bits
-            code = ERR["BAD_MAGIC"]
-        word = FIELD_BY_NAME[name].word if name in FIELD_BY_NAME else 0
-        raise EngineError(code, word, str(exc)) from None
+        raise _descriptor_fault(exc) from None
     _region_checks(d, region_bytes)
     return d
+
+
+def _check_effective(e: LayerDescriptor, cfg: EngineConfig, region_bytes: dict) -> None:
+    """A from_gate layer's effective descriptor, checked as any descriptor."""
+    try:
+        formats.validate_descriptor(e, cfg)
+    except FormatError as exc:
+        raise _descriptor_fault(exc) from None
+    _region_checks(e, region_bytes)
+
+
+def _record_fault(exc: FormatError) -> EngineError:
+    """A gate/head record or gate-parameter fault (program.record_error) as STATUS."""
+    return EngineError(ERR[getattr(exc, "code", "BAD_GATE")], getattr(exc, "entry", 0) or 0,
+                       str(exc))
 
 
 def _work_list(d: LayerDescriptor, work: np.ndarray):
@@ -184,31 +222,145 @@ def _run_layer(d: LayerDescriptor, regions: dict) -> int:
     return macs
 
 
-def run_program(program: bytes, layer_count: int, regions: dict,
-                cfg: Optional[EngineConfig] = None) -> RunResult:
-    """Execute `layer_count` descriptors over `regions` (name -> writable uint8 array).
+def _gate_objects(p: prog.GateParams, shift: int):
+    """The decoded parameters as the integer gates of dgfpga.numerics.gates. Built without
+    the constructors' range checks: the engine checks what STATUS names (program.
+    check_gate_params), any other int16/int32 value is computed as it is."""
+    sg = object.__new__(gates.IntSpatialGate)
+    sg.weight, sg.bias = p.ws.astype(np.int16), int(p.bs)
+    cg = object.__new__(gates.IntChannelGate)
+    cg.w1, cg.m1, cg.o1 = p.w1.astype(np.int16), p.m1.astype(np.int32), p.o1.astype(np.int64)
+    cg.shift, cg.w2, cg.b2 = int(shift), p.w2.astype(np.int16), p.b2.astype(np.int64)
+    return sg, cg
 
-    Stops at the first faulty layer (nothing written for it) and returns its STATUS.
+
+def _read_sums(sm: np.ndarray, off: int, st_h: int, st_w: int, c: int) -> np.ndarray:
+    n = st_h * st_w * c * formats.SUM_BYTES
+    return sm[off:off + n].view("<i4").reshape(st_h, st_w, c).astype(np.int64)
+
+
+def gate_decisions(tile_sums: np.ndarray, p: prog.GateParams, shift: int):
+    """What a gate record computes from the sums (int64 [st_h, st_w, C]) and its decoded
+    parameters: bin sums of whole sum tiles, totals of all of them, then the integer gates
+    (gates.gate_pool, spatial_gate_logits_int, channel_gate_logits_int). Returns (spatial
+    bool [gh, gw], channel bool [out_c])."""
+    ts = np.asarray(tile_sums, dtype=np.int64)
+    cum = np.zeros((ts.shape[0] + 1, ts.shape[1] + 1, ts.shape[2]), np.int64)
+    cum[1:, 1:] = ts.cumsum(0).cumsum(1)
+    r0, r1 = p.rows[:, 0][:, None], p.rows[:, 1][:, None]
+    c0, c1 = p.cols[:, 0][None, :], p.cols[:, 1][None, :]
+    bins = cum[r1, c1] - cum[r0, c1] - cum[r1, c0] + cum[r0, c0]        # [gh, gw, C]
+    total = ts.sum(axis=(0, 1))
+    sg, cg = _gate_objects(p, shift)
+    try:
+        pooled = gates.gate_pool(np.moveaxis(bins, -1, 0), p.recip)
+        spatial = gates.spatial_gate_logits_int(pooled, sg) >= 0
+        channel = gates.channel_gate_logits_int(gates.gate_pool(total, p.recip_total), cg) >= 0
+    except ValueError as exc:
+        raise GateDomainError(f"gate record: sums outside the integer gates' domain (not the "
+                              f"sums of an 8-bit map): {exc}") from None
+    return spatial, channel
+
+
+def _run_gate(raw: bytes, cfg: EngineConfig, regions: dict, sizes: dict, dense: bool):
+    """Check (record, then parameters), evaluate, write. Returns (spatial, channel)."""
+    try:
+        r = prog.unpack_gate_record(raw, cfg, sizes)
+        lay = prog.gate_param_layout(r.in_c, r.out_c, r.hidden, r.gh, r.gw, cfg.axi_bytes)
+        blob = regions["weight"][r.param_offset:r.param_offset + lay.nbytes].tobytes()
+        p = prog.unpack_gate_params(blob, r.in_c, r.out_c, r.hidden, r.gh, r.gw, cfg.axi_bytes)
+        prog.check_gate_params(p, r.st_h, r.st_w)
+    except FormatError as exc:
+        raise _record_fault(exc) from None
+    if dense:
+        spatial, channel = np.ones((r.gh, r.gw), bool), np.ones(r.out_c, bool)
+    else:
+        spatial, channel = gate_decisions(
+            _read_sums(regions["sums"], r.sums_offset, r.st_h, r.st_w, r.in_c), p, r.h_shift)
+    for off, data in prog.gate_work_writes(r, spatial, channel):
+        regions["work"][off:off + data.size] = data
+    return spatial, channel
+
+
+def _run_head(raw: bytes, cfg: EngineConfig, regions: dict, sizes: dict, layer_count: int):
+    try:
+        r = prog.unpack_head_record(raw, cfg, sizes, layer_count)
+        lay = prog.head_param_layout(r.in_c, r.classes, cfg.axi_bytes)
+        w, b = prog.unpack_head_params(
+            regions["weight"][r.param_offset:r.param_offset + lay.nbytes].tobytes(),
+            r.in_c, r.classes, cfg.axi_bytes)
+    except FormatError as exc:
+        raise _record_fault(exc) from None
+    pooled = _read_sums(regions["sums"], r.sums_offset, r.st_h, r.st_w, r.in_c).sum(axis=(0, 1))
+    logits = w.astype(np.int64) @ pooled + b.astype(np.int64)
+    wk = regions["work"]
+    wk[r.logits_offset:r.logits_offset + 8 * r.classes] = logits.astype("<i8").view(np.uint8)
+    n = prog.cycle_log_bytes(layer_count)
+    wk[r.log_offset:r.log_offset + n] = 0            # no clock: every entry 0
+
+
+def run_program(program: bytes, layer_count: int, regions: dict,
+                cfg: Optional[EngineConfig] = None, run_flags: int = 0) -> RunResult:
+    """Execute `layer_count` records over `regions` (name -> writable uint8 array).
+
+    Stops at the first faulty record (nothing written for it) and returns its STATUS.
+    `run_flags`: regmap RUN_FLAGS (bit 0 DENSE: every gate on, no evaluation; the other
+    bits are reserved and ignored).
     """
     cfg = cfg or default_config()
     sizes = {k: int(v.size) for k, v in regions.items()}
+    dense = bool(int(run_flags) & prog.RUN_DENSE)
     result = RunResult(0)
     if len(program) < layer_count * DESCRIPTOR_BYTES:
         result.status = regmap.pack_status(ERR["BAD_COUNT"], 0, 0)
-        result.message = f"program holds {len(program) // DESCRIPTOR_BYTES} descriptors, " \
+        result.message = f"program holds {len(program) // DESCRIPTOR_BYTES} records, " \
                          f"layer_count is {layer_count}"
         return result
     if layer_count > cfg.max_layers:
         result.status = regmap.pack_status(ERR["BAD_COUNT"], 0, 0)
         result.message = f"layer_count {layer_count} > max_layers {cfg.max_layers}"
         return result
+    counts = None                      # (nt, nc) of the last gate record of this start
     for i in range(layer_count):
         raw = bytes(program[i * DESCRIPTOR_BYTES:(i + 1) * DESCRIPTOR_BYTES])
         try:
-            d = _decode(raw, cfg, sizes)
-            result.macs.append(_run_layer(d, regions))
+            try:
+                op = prog.record_op(raw)
+            except FormatError as exc:
+                raise _record_fault(exc) from None
+            if op == prog.OP_CONV:
+                d = _decode(raw, cfg, sizes)
+                if d.from_gate:
+                    if counts is None:
+                        raise EngineError(ERR["BAD_FLAGS"], FIELD_BY_NAME["from_gate"].word,
+                                          "from_gate layer without a gate record before it "
+                                          "in this start")
+                    d = prog.effective_descriptor(d, *counts)
+                    if d is None:
+                        result.records.append("skipped")
+                        result.macs.append(0)
+                        continue
+                    _check_effective(d, cfg, sizes)
+                result.macs.append(_run_layer(d, regions))
+                result.records.append("conv")
+            elif op == prog.OP_GATE:
+                sp, ch = _run_gate(raw, cfg, regions, sizes, dense)
+                counts = (int(sp.sum()), int(ch.sum()))
+                result.gate_masks.append((sp, ch))
+                result.records.append("gate")
+                result.macs.append(0)
+            elif op == prog.OP_HEAD:
+                if i != layer_count - 1:
+                    raise EngineError(ERR["BAD_OP"], 0, f"head record at {i} is not the last "
+                                      f"of the {layer_count} records")
+                _run_head(raw, cfg, regions, sizes, layer_count)
+                result.records.append("head")
+                result.macs.append(0)
+            else:
+                raise EngineError(ERR["BAD_OP"], 0, f"unknown record op {op} (known: "
+                                  f"{prog.RECORD_OPS})")
         except EngineError as exc:
             result.status = regmap.pack_status(exc.code, i, min(exc.entry, regmap.STATUS_ENTRY_MAX))
-            result.message = f"layer {i}: {exc}"
+            result.message = f"record {i}: {exc}"
             return result
     return result

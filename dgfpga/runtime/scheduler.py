@@ -1,7 +1,11 @@
 """The mask scheduler: one block's gate decisions -> the engine run that computes them.
 
-numpy only (torch-free); it runs on the board's ARM cores between engine starts, so it is
-written for speed: every layer's descriptor is a precomputed template (`dgfpga.runtime.packer`)
+numpy only (torch-free). It is THE reference for the work the engine generates itself in a
+network program (`dgfpga.contract.program`): a gate record's effective descriptors
+(`program.effective_descriptor`) and WORK bytes (`program.gate_work_writes`) must equal
+what `Scheduler.block` produces (tests/runtime/test_network_program.py); the cycle model
+prices its runs; and it drives the per-block flow (one start per block, the host between
+starts: calibration, layer vectors). It is written for speed: every layer's descriptor is a precomputed template (`dgfpga.runtime.packer`)
 held as 24 uint32 words, and per image only the counts, flags and work-list offsets are
 patched; the work lists are `np.flatnonzero` of the masks, laid out by the one work-list
 writer (`formats.encode_work_list`) at fixed slots of the WORK region (`formats.work_slots`).

@@ -1,8 +1,9 @@
 // dg_bridge.cpp - C entry points of the C-simulated engine, for ctypes (dgfpga.hls_csim).
 //
-// dg_run copies the program into an aligned u64 array of max_layers descriptors (zero
-// filled, so even a wrong layer_count cannot make the engine read past what the caller
-// gave) and calls the HLS top function on the caller's regions in place.
+// dg_run copies the program into an aligned u64 array of max_layers records (zero filled,
+// so even a wrong layer_count cannot make the engine read past what the caller gave) and
+// calls the HLS top function on the caller's regions in place (FMAP, WORK and SUMS are
+// written; run_flags is the register of the same name).
 #include <cstring>
 #include <vector>
 
@@ -13,8 +14,8 @@ extern "C" {
 // Returns 0 when the engine ran (its STATUS is in *status), -1 on a bad argument.
 int dg_run(const uint8_t *program, uint32_t program_bytes, uint32_t layer_count,
            uint8_t *fmap, uint32_t fmap_bytes, const uint8_t *weight, uint32_t weight_bytes,
-           const uint8_t *work, uint32_t work_bytes, int32_t *sums, uint32_t sums_bytes,
-           uint32_t *status, uint64_t *cycles, uint64_t *engine_id) {
+           uint8_t *work, uint32_t work_bytes, int32_t *sums, uint32_t sums_bytes,
+           uint32_t *status, uint64_t *cycles, uint64_t *engine_id, uint32_t run_flags) {
     if (!status || !cycles || !engine_id) return -1;
     if (program_bytes && !program) return -1;
     const size_t cap = (size_t)dg::MAX_LAYERS * dg::desc::BYTES;
@@ -26,7 +27,7 @@ int dg_run(const uint8_t *program, uint32_t program_bytes, uint32_t layer_count,
     dg_engine(prog.data(), layer_count, fmap ? fmap : dummy8, fmap ? fmap_bytes : 0,
               weight ? weight : dummy8, weight ? weight_bytes : 0, work ? work : dummy8,
               work ? work_bytes : 0, sums ? sums : dummy32, sums ? sums_bytes : 0, status, cycles,
-              engine_id);
+              engine_id, run_flags);
     return 0;
 }
 

@@ -59,6 +59,7 @@ inline void decode_descriptor(const u32 w[desc::WORDS], Layer &L) {
     L.out_ch_gated = field(w, desc::out_ch_gated);
     L.zero_halo = field(w, desc::zero_halo);
     L.in_place = field(w, desc::in_place);
+    L.from_gate = field(w, desc::from_gate);
     L.shift = field(w, desc::shift);
     L.in_h = field(w, desc::in_h);
     L.in_w = field(w, desc::in_w);
@@ -117,8 +118,10 @@ inline void layer_buffers(const Layer &L, Buffer b[N_BUFFERS]) {
     b[3] = {1, desc::F_WEIGHT_OFFSET, L.weight_offset, (u64)L.out_c * kk * L.in_c, true};
     b[4] = {1, desc::F_PARAM_OFFSET, L.param_offset, (u64)L.out_c * fmt::PARAM_BYTES, true};
     b[5] = {2, desc::F_TILE_LIST_OFFSET, L.tile_list_offset, 2ull * L.n_active_tiles, L.tile_gated};
-    b[6] = {2, desc::F_RES_TILE_LIST_OFFSET, L.res_tile_list_offset, 2ull * L.n_res_tiles,
-            L.n_res_tiles != 0};
+    // a from_gate template carries the slot of its residual-only list (up to every tile)
+    const bool res_slot = L.from_gate && L.residual && !L.in_place && L.res_tile_list_offset;
+    b[6] = {2, desc::F_RES_TILE_LIST_OFFSET, L.res_tile_list_offset,
+            2ull * (L.n_res_tiles ? L.n_res_tiles : L.n_tiles), L.n_res_tiles != 0 || res_slot};
     b[7] = {2, desc::F_OUT_CH_LIST_OFFSET, L.out_ch_list_offset, 2ull * L.n_active_out, L.out_ch_gated};
     b[8] = {2, desc::F_IN_CH_LIST_OFFSET, L.in_ch_list_offset, 2ull * L.n_active_in, L.in_ch_gated};
     b[9] = {2, desc::F_BITMAP_OFFSET, L.bitmap_offset, 4ull * ((L.n_tiles + 31) / 32), L.zero_halo};
@@ -233,6 +236,10 @@ inline DescCheck check_descriptor(const u32 w[desc::WORDS], Layer &L, const Regi
     if (L.in_place) {
         if (!L.residual || !L.tile_gated) return fault(desc::F_IN_PLACE);
         if (L.out_ch_gated || L.out_offset != L.res_offset) return fault(desc::F_IN_PLACE);
+        if (L.n_res_tiles) return fault(desc::F_N_RES_TILES);
+    }
+    if (L.from_gate) {   // a template whose counts come from the last gate record
+        if (!L.tile_gated) return fault(desc::F_FROM_GATE);
         if (L.n_res_tiles) return fault(desc::F_N_RES_TILES);
     }
     // tiles and counts

@@ -16,6 +16,7 @@ namespace dg {
 typedef uint8_t u8;
 typedef int8_t s8;
 typedef uint16_t u16;
+typedef int16_t s16;
 typedef uint32_t u32;
 typedef int32_t s32;
 typedef uint64_t u64;
@@ -110,7 +111,7 @@ inline u64 engine_id_value() {
 struct Layer {
     u32 k, stride, pad, shift;
     bool in_signed, out_signed, relu, residual, res_signed, maxpool, emit_sums;
-    bool tile_gated, in_ch_gated, out_ch_gated, zero_halo, in_place;
+    bool tile_gated, in_ch_gated, out_ch_gated, zero_halo, in_place, from_gate;
     u32 in_h, in_w, out_h, out_w, in_c, out_c, tile, grid_h, grid_w;
     u32 n_active_tiles, n_res_tiles, n_active_out, n_active_in;
     u32 res_mult;

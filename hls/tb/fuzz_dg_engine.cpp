@@ -4,9 +4,10 @@
 //
 // stdin: records until EOF, little-endian:
 //   u32 magic 'DGFZ' (0x5A464744), u32 layer_count, u32 program_bytes,
-//   u32 fmap_bytes, u32 weight_bytes, u32 work_bytes, u32 sums_bytes,
+//   u32 fmap_bytes, u32 weight_bytes, u32 work_bytes, u32 sums_bytes, u32 run_flags,
 //   then the program and the four regions' bytes.
-// stdout, per record: u32 status, u64 cycles, then the FMAP and SUMS regions after the run.
+// stdout, per record: u32 status, u64 cycles, then the FMAP, WORK and SUMS regions after
+// the run.
 // Every buffer the engine gets is a heap block of exactly its size: the program holds
 // min(layer_count, max_layers) descriptors (fewer given: zero filled, as the C bridge
 // does), each region exactly its *_bytes (an empty region is a zero-byte block, never
@@ -38,7 +39,7 @@ bool write_exact(const void *src, size_t n) {
 
 int main() {
     for (unsigned long record = 0;; record++) {
-        uint32_t head[7];
+        uint32_t head[8];
         const size_t got = std::fread(head, 1, sizeof head, stdin);
         if (got == 0 && std::feof(stdin)) return 0;
         if (got != sizeof head || (head[0] != MAGIC && head[0] != PROBE_MAGIC)) {
@@ -82,9 +83,10 @@ int main() {
         dg::u32 status = 0xFFFFFFFFu;
         dg::u64 cycles = 0, id = 0;
         dg_engine(words.get(), layer_count, reg[0].get(), bytes[0], reg[1].get(), bytes[1],
-                  reg[2].get(), bytes[2], sums.get(), bytes[3], &status, &cycles, &id);
+                  reg[2].get(), bytes[2], sums.get(), bytes[3], &status, &cycles, &id, head[7]);
         if (!write_exact(&status, 4) || !write_exact(&cycles, 8) ||
-            !write_exact(reg[0].get(), bytes[0]) || !write_exact(sums.get(), bytes[3]))
+            !write_exact(reg[0].get(), bytes[0]) || !write_exact(reg[2].get(), bytes[2]) ||
+            !write_exact(sums.get(), bytes[3]))
             return 2;
         std::fflush(stdout);
     }

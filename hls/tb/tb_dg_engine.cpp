@@ -28,9 +28,15 @@ struct Region {
     unsigned long bytes = 0;
 };
 
+struct Ignore {
+    std::string region;
+    unsigned long offset = 0, bytes = 0;
+};
+
 struct Manifest {
     std::map<std::string, std::string> keys;
     std::vector<Region> regions;
+    std::vector<Ignore> ignore;   // byte ranges not compared (the cycle log)
 };
 
 bool read_file(const std::string &path, std::vector<uint8_t> &out, std::string &err) {
@@ -50,7 +56,8 @@ bool parse_manifest(const std::string &dir, Manifest &m, std::string &err) {
         return false;
     }
     static const char *known[] = {"dgfpga_vectors", "name", "config", "config_hash", "format_version",
-                                  "layer_count", "region", "expected_status", "macs"};
+                                  "layer_count", "region", "expected_status", "macs", "run_flags",
+                                  "ignore"};
     std::string line;
     while (std::getline(f, line)) {
         const size_t hash = line.find('#');
@@ -64,7 +71,14 @@ bool parse_manifest(const std::string &dir, Manifest &m, std::string &err) {
             err = "unknown manifest key '" + key + "'";
             return false;
         }
-        if (key == "region") {
+        if (key == "ignore") {
+            Ignore ig;
+            if (!(ss >> ig.region >> ig.offset >> ig.bytes)) {
+                err = "bad ignore line: " + line;
+                return false;
+            }
+            m.ignore.push_back(ig);
+        } else if (key == "region") {
             Region r;
             if (!(ss >> r.name >> r.bytes >> r.file >> r.expected)) {
                 err = "bad region line: " + line;
@@ -78,7 +92,8 @@ bool parse_manifest(const std::string &dir, Manifest &m, std::string &err) {
         }
     }
     for (const char *k : known)
-        if (std::string(k) != "region" && !m.keys.count(k)) {
+        if (std::string(k) != "region" && std::string(k) != "run_flags" &&
+            std::string(k) != "ignore" && !m.keys.count(k)) {
             err = std::string("manifest key '") + k + "' missing";
             return false;
         }
@@ -97,6 +112,13 @@ bool parse_manifest(const std::string &dir, Manifest &m, std::string &err) {
             return false;
         }
     return true;
+}
+
+// Zero the manifest's ignore ranges of region `name` in `v`.
+void mask_ignored(const Manifest &m, const std::string &name, std::vector<uint8_t> &v) {
+    for (const Ignore &ig : m.ignore)
+        if (ig.region == name)
+            for (unsigned long i = ig.offset; i < ig.offset + ig.bytes && i < v.size(); i++) v[i] = 0;
 }
 
 // First differing byte, or -1.
@@ -124,6 +146,8 @@ int run_set(const std::string &dir) {
     }
     const unsigned long layers = std::strtoul(m.keys["layer_count"].c_str(), nullptr, 0);
     const unsigned long want_status = std::strtoul(m.keys["expected_status"].c_str(), nullptr, 0);
+    const unsigned long run_flags =
+        m.keys.count("run_flags") ? std::strtoul(m.keys["run_flags"].c_str(), nullptr, 0) : 0;
     std::vector<uint8_t> prog;
     if (!read_file(dir + "/program.bin", prog, err)) {
         std::printf("ERROR %s: %s\n", name.c_str(), err.c_str());
@@ -168,11 +192,17 @@ int run_set(const std::string &dir) {
     dg::u64 cycles = 0, id = 0;
     dg_engine(words.data(), (dg::u32)layers, reg[0].get(), (dg::u32)m.regions[0].bytes, reg[1].get(),
               (dg::u32)m.regions[1].bytes, reg[2].get(), (dg::u32)m.regions[2].bytes, sums.get(),
-              (dg::u32)m.regions[3].bytes, &status, &cycles, &id);
+              (dg::u32)m.regions[3].bytes, &status, &cycles, &id, (dg::u32)run_flags);
 
     std::vector<uint8_t> fmap_after(reg[0].get(), reg[0].get() + m.regions[0].bytes);
+    std::vector<uint8_t> work_after(reg[2].get(), reg[2].get() + m.regions[2].bytes);
+    const char *names[4] = {"fmap", "weight", "work", "sums"};
+    mask_ignored(m, names[0], fmap_after);
+    mask_ignored(m, names[2], work_after);
+    for (int i = 0; i < 4; i++) mask_ignored(m, names[i], expected[i]);
     std::vector<uint8_t> sums_after(m.regions[3].bytes);
     if (m.regions[3].bytes) std::memcpy(sums_after.data(), sums.get(), m.regions[3].bytes);
+    mask_ignored(m, "sums", sums_after);
     std::string why;
     if (status != want_status) {
         char b[96];
@@ -185,6 +215,10 @@ int run_set(const std::string &dir) {
     if (why.empty() && m.regions[3].expected != "-") {
         long d = first_diff(sums_after, expected[3]);
         if (d >= 0) why = "sums differ at byte " + std::to_string(d) + " (sum " + std::to_string(d / 4) + ")";
+    }
+    if (why.empty() && m.regions[2].expected != "-") {
+        long d = first_diff(work_after, expected[2]);
+        if (d >= 0) why = "work differs at byte " + std::to_string(d);
     }
     if (!why.empty()) {
         std::printf("FAIL %s: %s\n", name.c_str(), why.c_str());

@@ -48,6 +48,7 @@ module dg_axil_regs
     output wire [31:0]   arg_work_bytes,
     output wire [63:0]   arg_sums_base,
     output wire [31:0]   arg_sums_bytes,
+    output wire [31:0]   arg_run_flags,
     // output arguments
     input  wire [31:0]   out_status,
     input  wire          out_status_vld,
@@ -66,7 +67,7 @@ module dg_axil_regs
     logic ap_start_reg, ap_done_reg, ap_ready_reg, auto_restart_reg;
     logic gie_reg;
     logic ier_done, ier_ready, isr_done, isr_ready;   // IER / ISR bits AP_DONE, AP_READY
-    logic [31:0] args_reg [15];   // argument words, index = (offset - 0x10) / 4 for inputs
+    logic [31:0] args_reg [16];   // argument words, index = (offset - 0x10) / 4 for inputs
     logic [31:0] status_reg;
     logic [63:0] cycles_reg, engine_id_reg;
     logic status_vld_reg, cycles_vld_reg, engine_id_vld_reg;
@@ -104,6 +105,7 @@ module dg_axil_regs
             8'(DG_REG_SUMS_BASE_LO):   return 12;
             8'(DG_REG_SUMS_BASE_HI):   return 13;
             8'(DG_REG_SUMS_BYTES):     return 14;
+            8'(DG_REG_RUN_FLAGS):      return 15;
             default:                   return -1;
         endcase
     endfunction
@@ -118,6 +120,7 @@ module dg_axil_regs
     assign arg_work_bytes   = args_reg[11];
     assign arg_sums_base    = {args_reg[13], args_reg[12]};
     assign arg_sums_bytes   = args_reg[14];
+    assign arg_run_flags    = args_reg[15];
 
     // ---- read channel ----
     logic rvalid_reg;
@@ -186,7 +189,7 @@ module dg_axil_regs
             status_vld_reg <= 1'b0;
             cycles_vld_reg <= 1'b0;
             engine_id_vld_reg <= 1'b0;
-            for (int i = 0; i < 15; i++) args_reg[i] <= 32'd0;
+            for (int i = 0; i < 16; i++) args_reg[i] <= 32'd0;
             status_reg <= 32'd0;
             cycles_reg <= 64'd0;
             engine_id_reg <= 64'd0;

@@ -40,6 +40,7 @@ module dg_desc_check
     wire        out_ch_gated = `DG_DESC(desc, OUT_CH_GATED);
     wire        zero_halo = `DG_DESC(desc, ZERO_HALO);
     wire        in_place = `DG_DESC(desc, IN_PLACE);
+    wire        from_gate = `DG_DESC(desc, FROM_GATE);
     wire [DG_DESC_SHIFT_WIDTH-1:0]   shift = `DG_DESC(desc, SHIFT);
     wire [DG_DESC_IN_H_WIDTH-1:0]    in_h = `DG_DESC(desc, IN_H);
     wire [DG_DESC_IN_W_WIDTH-1:0]    in_w = `DG_DESC(desc, IN_W);
@@ -66,7 +67,7 @@ module dg_desc_check
         `DG_USE(MAGIC) `DG_USE(VERSION) `DG_USE(OP) `DG_USE(K) `DG_USE(STRIDE) `DG_USE(PAD)
         `DG_USE(IN_SIGNED) `DG_USE(OUT_SIGNED) `DG_USE(RELU) `DG_USE(RESIDUAL) `DG_USE(RES_SIGNED)
         `DG_USE(MAXPOOL) `DG_USE(EMIT_SUMS) `DG_USE(TILE_GATED) `DG_USE(IN_CH_GATED)
-        `DG_USE(OUT_CH_GATED) `DG_USE(ZERO_HALO) `DG_USE(IN_PLACE) `DG_USE(SHIFT)
+        `DG_USE(OUT_CH_GATED) `DG_USE(ZERO_HALO) `DG_USE(IN_PLACE) `DG_USE(FROM_GATE) `DG_USE(SHIFT)
         `DG_USE(IN_H) `DG_USE(IN_W) `DG_USE(OUT_H) `DG_USE(OUT_W) `DG_USE(IN_C) `DG_USE(OUT_C)
         `DG_USE(TILE) `DG_USE(GRID_H) `DG_USE(GRID_W) `DG_USE(N_ACTIVE_TILES) `DG_USE(N_RES_TILES)
         `DG_USE(N_ACTIVE_OUT) `DG_USE(N_ACTIVE_IN) `DG_USE(RES_MULT) `DG_USE(IN_OFFSET)
@@ -94,6 +95,8 @@ module dg_desc_check
     wire [31:0] want_out_h = maxpool ? ((conv_h - 32'd1) >> 1) + 32'd1 : conv_h;
     wire [31:0] want_out_w = maxpool ? ((conv_w - 32'd1) >> 1) + 32'd1 : conv_w;
     wire [63:0] n_tiles = 64'(grid_h) * 64'(grid_w);
+    // a from_gate template reserves its residual-only list slot (up to every tile)
+    wire res_slot = from_gate && residual && !in_place && `DG_DESC(desc, RES_TILE_LIST_OFFSET) != 0;
     wire [63:0] in_c_st = in_ch_gated ? 64'(n_in) : 64'(in_c);
     wire [63:0] out_c_st = out_ch_gated ? 64'(n_out) : 64'(out_c);
     wire [63:0] in_bytes = 64'(in_h) * 64'(in_w) * in_c_st;
@@ -114,14 +117,14 @@ module dg_desc_check
     logic [15:0] bfield [NBUF];
     always_comb begin
         // in, out, weight, param, res, tile list, res tile list, out ch, in ch, bitmap, sums
-        used = {emit_sums, zero_halo, in_ch_gated, out_ch_gated, n_res != 16'd0, tile_gated,
+        used = {emit_sums, zero_halo, in_ch_gated, out_ch_gated, n_res != 16'd0 || res_slot, tile_gated,
                 residual, 1'b1, 1'b1, 1'b1, 1'b1};
         boff = '{in_off, out_off, 32'(`DG_DESC(desc, WEIGHT_OFFSET)), 32'(`DG_DESC(desc, PARAM_OFFSET)),
                  res_off, 32'(`DG_DESC(desc, TILE_LIST_OFFSET)), 32'(`DG_DESC(desc, RES_TILE_LIST_OFFSET)),
                  32'(`DG_DESC(desc, OUT_CH_LIST_OFFSET)), 32'(`DG_DESC(desc, IN_CH_LIST_OFFSET)),
                  32'(`DG_DESC(desc, BITMAP_OFFSET)), 32'(`DG_DESC(desc, SUMS_OFFSET))};
         bsize = '{in_bytes, out_bytes, 64'(out_c) * kk * 64'(in_c), 64'(out_c) * 64'(DG_PARAM_BYTES), res_bytes,
-                  LE * 64'(n_act), LE * 64'(n_res), LE * 64'(n_out), LE * 64'(n_in),
+                  LE * 64'(n_act), LE * ((n_res != 16'd0) ? 64'(n_res) : n_tiles), LE * 64'(n_out), LE * 64'(n_in),
                   bitmap_bytes, n_tiles * out_c_st * 64'(DG_SUM_BYTES)};
         bregion = '{2'd0, 2'd0, 2'd1, 2'd1, 2'd0, 2'd2, 2'd2, 2'd2, 2'd2, 2'd2, 2'd3};
         bfield = '{16'(DG_DESC_IN_OFFSET_WORD), 16'(DG_DESC_OUT_OFFSET_WORD), 16'(DG_DESC_WEIGHT_OFFSET_WORD),
@@ -177,6 +180,8 @@ module dg_desc_check
         `DG_FAIL(in_place && (!residual || !tile_gated), DG_DESC_IN_PLACE_ERR, DG_DESC_IN_PLACE_WORD)
         `DG_FAIL(in_place && (out_ch_gated || out_off != res_off), DG_DESC_IN_PLACE_ERR, DG_DESC_IN_PLACE_WORD)
         `DG_FAIL(in_place && n_res != 0, DG_DESC_N_RES_TILES_ERR, DG_DESC_N_RES_TILES_WORD)
+        `DG_FAIL(from_gate && !tile_gated, DG_DESC_FROM_GATE_ERR, DG_DESC_FROM_GATE_WORD)
+        `DG_FAIL(from_gate && n_res != 0, DG_DESC_N_RES_TILES_ERR, DG_DESC_N_RES_TILES_WORD)
         `DG_FAIL(tile == 0 || 32'(tile) > DG_MAX_TILE, DG_DESC_TILE_ERR, DG_DESC_TILE_WORD)
         `DG_FAIL(grid_h == 0 || 32'(grid_h - 8'd1) * 32'(tile) >= 32'(out_h)
                  || 32'(grid_h) * 32'(tile) < 32'(out_h), DG_DESC_GRID_H_ERR, DG_DESC_GRID_H_WORD)

@@ -1,9 +1,13 @@
 `default_nettype none
 // dg_engine: reference RTL of the dgfpga sparse-conv engine (top: s_axi_control + one shared m_axi_gmem master).
 //
-// One engine start runs `layer_count` layer descriptors (dgfpga.contract.formats) back to
-// back. The top wires four modules with one job each (docs/rtl.md):
-//   dg_sequencer  descriptor fetch + check, work lists, layer state, STATUS / CYCLES;
+// One engine start runs `layer_count` records of a network program (dgfpga.contract.program:
+// conv descriptors, gate records, the head) back to back. The top wires five modules with
+// one job each (docs/rtl.md):
+//   dg_sequencer  record fetch + dispatch, descriptor check (from_gate: the effective
+//                 descriptor), work lists, layer state, STATUS / CYCLES / cycle log;
+//   dg_gate       gate records (integer gates -> masks + work lists) and the head (logits,
+//                 cycle log), on the same read and write masters;
 //   dg_loader     params + weights per m-group (ping-pong banks) and input patches +
 //                 residual bytes per tile (two halves), sharing the read master;
 //   dg_compute    drives the Tm x Tn MAC array (dg_mac_array), one step per cycle;
@@ -113,7 +117,7 @@ module dg_engine
     wire ap_start;
     wire ap_done_pulse, ap_ready_pulse, ap_idle;
     wire [63:0] a_program, a_fmap_base, a_weight_base, a_work_base, a_sums_base;
-    wire [31:0] a_layer_count, a_fmap_bytes, a_weight_bytes, a_work_bytes, a_sums_bytes;
+    wire [31:0] a_layer_count, a_fmap_bytes, a_weight_bytes, a_work_bytes, a_sums_bytes, a_run_flags;
     wire [31:0] status_reg;
     wire out_vld_pulse;
     wire [63:0] cycle_cnt;             // engine cycles since ap_start (CYCLES)
@@ -133,7 +137,7 @@ module dg_engine
         .arg_fmap_base(a_fmap_base), .arg_fmap_bytes(a_fmap_bytes),
         .arg_weight_base(a_weight_base), .arg_weight_bytes(a_weight_bytes),
         .arg_work_base(a_work_base), .arg_work_bytes(a_work_bytes),
-        .arg_sums_base(a_sums_base), .arg_sums_bytes(a_sums_bytes),
+        .arg_sums_base(a_sums_base), .arg_sums_bytes(a_sums_bytes), .arg_run_flags(a_run_flags),
         .out_status(status_reg), .out_status_vld(out_vld_pulse),
         .out_cycles(cycle_cnt), .out_cycles_vld(out_vld_pulse),
         .out_engine_id(ENGINE_ID),
@@ -199,11 +203,18 @@ module dg_engine
     logic        row_tv_tab [DG_MAX_HEIGHT];
     logic [7:0]  col_tile_tab [DG_MAX_WIDTH];
     logic        col_tv_tab [DG_MAX_WIDTH];
+    wire g_start, g_is_head, g_dense, g_done;
+    wire [DG_DESC_WORDS*32-1:0] g_rec;
+    wire [7:0] g_err_code;
+    wire [15:0] g_err_entry, g_nt, g_nc;
+    logic [31:0] cyc_log [DG_MAX_LAYERS];
+    wire [31:0] rec_cycles;
     dg_sequencer u_seq (
         .clk(clk), .rst(rst), .ap_start(ap_start), .a_program(a_program), .a_layer_count(a_layer_count),
         .a_fmap_base(a_fmap_base), .a_fmap_bytes(a_fmap_bytes), .a_weight_base(a_weight_base),
         .a_weight_bytes(a_weight_bytes), .a_work_base(a_work_base), .a_work_bytes(a_work_bytes),
-        .a_sums_base(a_sums_base), .a_sums_bytes(a_sums_bytes), .status_reg(status_reg),
+        .a_sums_base(a_sums_base), .a_sums_bytes(a_sums_bytes), .a_run_flags(a_run_flags),
+        .status_reg(status_reg),
         .cycle_cnt(cycle_cnt), .idle(seq_idle), .done(seq_done),
         .rcmd_valid(seq_rcmd_valid), .rcmd_addr(seq_rcmd_addr), .rcmd_beats(seq_rcmd_beats),
         .rcmd_ready(rcmd_ready), .rd_data(rd_data), .rd_valid(rd_valid), .rd_last(rd_last),
@@ -211,7 +222,10 @@ module dg_engine
         .err_clear(err_clear), .L(L), .run(run), .run_init(run_init), .layer_done(layer_done),
         .tile_list(tile_list), .res_list(res_list), .outch_list(outch_list), .inch_list(inch_list),
         .bitmap(bitmap), .row_tbase_tab(row_tbase_tab), .row_tv_tab(row_tv_tab),
-        .col_tile_tab(col_tile_tab), .col_tv_tab(col_tv_tab));
+        .col_tile_tab(col_tile_tab), .col_tv_tab(col_tv_tab),
+        .g_start(g_start), .g_is_head(g_is_head), .g_rec(g_rec), .g_dense(g_dense), .g_done(g_done),
+        .g_err_code(g_err_code), .g_err_entry(g_err_entry), .g_nt(g_nt), .g_nc(g_nc),
+        .cyc_log(cyc_log), .rec_cycles(rec_cycles));
     assign ap_idle = seq_idle;
     assign ap_done_pulse = seq_done;
     assign ap_ready_pulse = seq_done;
@@ -267,11 +281,30 @@ module dg_engine
         .c1_addr(c1_addr), .c1_gb(c1_gb), .c1_wa(c1_wa), .c1_rbaddr(c1_rbaddr), .wb_q(wb_q),
         .ib_q(ib_q), .rb_q(rb_q));
 
-    // the read master: the sequencer outside the run, the loader in it
-    assign rcmd_valid = seq_rcmd_valid || ld_rcmd_valid;
-    assign rcmd_addr = seq_rcmd_valid ? seq_rcmd_addr : ld_rcmd_addr;
-    assign rcmd_beats = seq_rcmd_valid ? seq_rcmd_beats : ld_rcmd_beats;
-    assign rd_ready = seq_rd_ready || ld_rd_ready;
+    // ------------------------------------------------------------------ gate / head unit
+    wire gt_rcmd_valid, gt_rd_ready, gt_wcmd_valid, gt_wd_valid;
+    wire [63:0] gt_rcmd_addr, gt_wcmd_addr;
+    wire [23:0] gt_rcmd_beats, gt_wcmd_beats;
+    wire [DG_AXI_DATA_BITS-1:0] gt_wd_data;
+    wire [AB-1:0] gt_wd_strb;
+    dg_gate u_gate (
+        .clk(clk), .rst(rst), .start(g_start), .is_head(g_is_head), .rec(g_rec), .dense(g_dense),
+        .a_weight_base(a_weight_base), .a_weight_bytes(a_weight_bytes), .a_work_base(a_work_base),
+        .a_work_bytes(a_work_bytes), .a_sums_base(a_sums_base), .a_sums_bytes(a_sums_bytes),
+        .a_layer_count(a_layer_count), .rec_cycles(rec_cycles), .cyc_log(cyc_log),
+        .rcmd_valid(gt_rcmd_valid), .rcmd_addr(gt_rcmd_addr), .rcmd_beats(gt_rcmd_beats),
+        .rcmd_ready(rcmd_ready), .rd_data(rd_data), .rd_valid(rd_valid), .rd_ready(gt_rd_ready),
+        .wcmd_valid(gt_wcmd_valid), .wcmd_addr(gt_wcmd_addr), .wcmd_beats(gt_wcmd_beats),
+        .wcmd_ready(wcmd_ready), .wd_data(gt_wd_data), .wd_strb(gt_wd_strb), .wd_valid(gt_wd_valid),
+        .wd_ready(wd_ready), .done(g_done), .err_code(g_err_code), .err_entry(g_err_entry),
+        .nt(g_nt), .nc(g_nc));
+
+    // the read master: the sequencer outside the run, the gate unit in a gate/head record,
+    // the loader in a conv run (never two at once)
+    assign rcmd_valid = seq_rcmd_valid || ld_rcmd_valid || gt_rcmd_valid;
+    assign rcmd_addr = seq_rcmd_valid ? seq_rcmd_addr : gt_rcmd_valid ? gt_rcmd_addr : ld_rcmd_addr;
+    assign rcmd_beats = seq_rcmd_valid ? seq_rcmd_beats : gt_rcmd_valid ? gt_rcmd_beats : ld_rcmd_beats;
+    assign rd_ready = seq_rd_ready || ld_rd_ready || gt_rd_ready;
 
     // ------------------------------------------------------------------ compute
     wire tr_push, tr_in_ready, start_fire, wb_busy, mac_v, cp_idle;
@@ -293,14 +326,26 @@ module dg_engine
 
     // ------------------------------------------------------------------ write-back
     wire wb_idle;
+    wire wb_wcmd_valid, wb_wd_valid;
+    wire [63:0] wb_wcmd_addr;
+    wire [23:0] wb_wcmd_beats;
+    wire [DG_AXI_DATA_BITS-1:0] wb_wd_data;
+    wire [AB-1:0] wb_wd_strb;
     dg_writeback u_wb (
         .clk(clk), .rst(rst), .L(L), .run_init(run_init), .mac_v(mac_v), .mac_acc(mac_acc),
         .mac_tag(mac_tag), .wbq_count(wbq_count), .tr_push(tr_push), .tr_in(tr_in),
         .tr_in_ready(tr_in_ready), .start_fire(start_fire), .wb_busy(wb_busy), .bk_m0(bk_m0),
         .bk_mg(bk_mg), .bk_bias(bk_bias), .bk_mult(bk_mult), .wb_gdone(wb_gdone), .wb_idle(wb_idle),
-        .wcmd_valid(wcmd_valid), .wcmd_addr(wcmd_addr), .wcmd_beats(wcmd_beats),
-        .wcmd_ready(wcmd_ready), .wd_data(wd_data), .wd_strb(wd_strb), .wd_valid(wd_valid),
+        .wcmd_valid(wb_wcmd_valid), .wcmd_addr(wb_wcmd_addr), .wcmd_beats(wb_wcmd_beats),
+        .wcmd_ready(wcmd_ready), .wd_data(wb_wd_data), .wd_strb(wb_wd_strb), .wd_valid(wb_wd_valid),
         .wd_ready(wd_ready));
+    // the write master: the write-back in a conv run, the gate unit in a gate/head record
+    assign wcmd_valid = wb_wcmd_valid || gt_wcmd_valid;
+    assign wcmd_addr = gt_wcmd_valid ? gt_wcmd_addr : wb_wcmd_addr;
+    assign wcmd_beats = gt_wcmd_valid ? gt_wcmd_beats : wb_wcmd_beats;
+    assign wd_valid = wb_wd_valid || gt_wd_valid;
+    assign wd_data = gt_wd_valid ? gt_wd_data : wb_wd_data;
+    assign wd_strb = gt_wd_valid ? gt_wd_strb : wb_wd_strb;
 
     // the layer is done when every group is written back and every agent is idle
     assign layer_done = wb_gdone == L.G && pf_idle && cp_idle && full == 2'b00 && wb_idle && !ld_busy;

@@ -1,12 +1,17 @@
 `default_nettype none
 // dg_sequencer: the engine's layer sequencer (one job: what runs, and whether it may).
 //
-// Per engine start: check LAYER_COUNT; per layer: fetch the 24-word descriptor over the read
-// master, check it (dg_desc_check), latch it as a dg_layer_t (fields decoded through the
-// generated DG_DESC_<FIELD>_WORD/_LSB/_WIDTH), fetch and check the work lists (u16 tile /
-// channel lists, the u32 tile bitmap), fill the zero-halo tables, then start the run
-// (`run_init` pulse, `run` while ST_RUN) and wait for the other agents' `layer_done`.
-// Any fault sets STATUS (regmap fields) and ends the start; CYCLES counts from ap_start.
+// Per engine start: check LAYER_COUNT; per record: fetch the 24 words over the read master
+// and dispatch on the op (dgfpga.contract.program): OP_GATE / OP_HEAD records run on the
+// gate unit (dg_gate: `g_start`, wait for `g_done`); a conv descriptor is checked
+// (dg_desc_check), with `from_gate` turned into the effective descriptor E (the last
+// gate's counts, program.effective_descriptor; skipped when E is None) and checked again,
+// latched as a dg_layer_t (fields decoded through the generated
+// DG_DESC_<FIELD>_WORD/_LSB/_WIDTH), its work lists fetched and checked (u16 tile /
+// channel lists, the u32 tile bitmap), the zero-halo tables filled, then the run started
+// (`run_init` pulse, `run` while ST_RUN) until the other agents' `layer_done`.
+// Any fault sets STATUS (regmap fields) and ends the start; CYCLES counts from ap_start;
+// cyc_log[i] = the cycles of record i (fetch to drain), which the head writes.
 module dg_sequencer
     import dg_pkg::*;
 (
@@ -24,6 +29,7 @@ module dg_sequencer
     input  wire [31:0]                  a_work_bytes,
     input  wire [63:0]                  a_sums_base,
     input  wire [31:0]                  a_sums_bytes,
+    input  wire [31:0]                  a_run_flags,
     output logic [31:0]                 status_reg,    // STATUS value
     output logic [63:0]                 cycle_cnt,     // CYCLES value
     output wire                         idle,          // ap_idle
@@ -56,7 +62,19 @@ module dg_sequencer
     output logic [15:0]                 row_tbase_tab [DG_MAX_HEIGHT],
     output logic                        row_tv_tab [DG_MAX_HEIGHT],
     output logic [7:0]                  col_tile_tab [DG_MAX_WIDTH],
-    output logic                        col_tv_tab [DG_MAX_WIDTH]
+    output logic                        col_tv_tab [DG_MAX_WIDTH],
+    // gate / head unit
+    output logic                        g_start,
+    output logic                        g_is_head,
+    output wire [DG_DESC_WORDS*32-1:0]  g_rec,
+    output wire                         g_dense,
+    input  wire                         g_done,
+    input  wire [7:0]                   g_err_code,
+    input  wire [15:0]                  g_err_entry,
+    input  wire [15:0]                  g_nt,
+    input  wire [15:0]                  g_nc,
+    output logic [31:0]                 cyc_log [DG_MAX_LAYERS],
+    output wire [31:0]                  rec_cycles
 );
 `include "dg_fields.svh"
     localparam int DESC_BEATS = (DG_DESC_BYTES + AB - 1) / AB + 1;
@@ -75,7 +93,7 @@ module dg_sequencer
     typedef enum logic [4:0] {
         ST_IDLE, ST_START, ST_DESC_REQ, ST_DESC_RX, ST_CHECK, ST_CHECK2, ST_LIST_SEL, ST_LIST_RX,
         ST_LIST_END, ST_HALO, ST_RUN, ST_LAYER_END,
-        ST_ERR, ST_DONE
+        ST_ERR, ST_DONE, ST_GATE
     } state_t;
     state_t state;
     logic [7:0] layer;
@@ -85,10 +103,36 @@ module dg_sequencer
     logic [7:0] desc_beat;
     logic [ABL:0] desc_off;
     wire [DG_DESC_WORDS*32-1:0] desc = (DG_DESC_WORDS*32)'(desc_raw >> (32'(desc_off) * 8));
+    // from_gate: the effective descriptor E (program.effective_descriptor) under the last
+    // gate's counts; `use_e` makes it the one checked and latched
+    logic g_seen;                       // a gate record ran in this start
+    logic [15:0] g_nt_r, g_nc_r;        // its active tiles / channels
+    logic use_e;
+    logic [DG_DESC_WORDS*32-1:0] desc_e;
+    logic [31:0] rec_start;
+    wire [DG_DESC_WORDS*32-1:0] desc_chk = use_e ? desc_e : desc;
+    wire [15:0] e_n = 16'(32'(`DG_DESC(desc, GRID_H)) * 32'(`DG_DESC(desc, GRID_W)));
+    wire e_skip = (`DG_DESC(desc, OUT_CH_GATED) && (g_nt_r == 0 || g_nc_r == 0))
+                  || (`DG_DESC(desc, IN_PLACE) && g_nt_r == 0);
+    function automatic logic [DG_DESC_WORDS*32-1:0] effective(input logic [DG_DESC_WORDS*32-1:0] d,
+                                                              input logic [15:0] n, input logic [15:0] t,
+                                                              input logic [15:0] c);
+        logic [DG_DESC_WORDS*32-1:0] e;
+        e = d;
+        `DG_DESC(e, FROM_GATE) = '0;
+        `DG_DESC(e, N_ACTIVE_TILES) = DG_DESC_N_ACTIVE_TILES_WIDTH'(t);
+        if (`DG_DESC(d, OUT_CH_GATED)) `DG_DESC(e, N_ACTIVE_OUT) = DG_DESC_N_ACTIVE_OUT_WIDTH'(c);
+        if (`DG_DESC(d, IN_CH_GATED)) `DG_DESC(e, N_ACTIVE_IN) = DG_DESC_N_ACTIVE_IN_WIDTH'(c);
+        if (`DG_DESC(d, RESIDUAL) && !`DG_DESC(d, IN_PLACE)) begin
+            `DG_DESC(e, N_RES_TILES) = DG_DESC_N_RES_TILES_WIDTH'(n > t ? n - t : 16'd0);
+            if (n <= t) `DG_DESC(e, RES_TILE_LIST_OFFSET) = '0;
+        end
+        return e;
+    endfunction
     wire [7:0] chk_code;
     wire [15:0] chk_entry;
     dg_desc_check chk (
-        .desc(desc), .fmap_bytes(a_fmap_bytes), .weight_bytes(a_weight_bytes),
+        .desc(desc_chk), .fmap_bytes(a_fmap_bytes), .weight_bytes(a_weight_bytes),
         .work_bytes(a_work_bytes), .sums_bytes(a_sums_bytes), .err_code(chk_code), .err_entry(chk_entry));
 
     // work lists
@@ -162,6 +206,9 @@ module dg_sequencer
     assign run = state == ST_RUN;
     assign run_init = state == ST_HALO && (!L.zero_halo || (halo_i + 16'd1 >= L.in_h && halo_i + 16'd1 >= L.in_w));
     assign idle = state == ST_IDLE;
+    assign g_rec = desc;
+    assign g_dense = `DG_REG_FIELD(a_run_flags, RUN_FLAGS, DENSE) != 0;
+    assign rec_cycles = cycle_cnt[31:0] - rec_start + 32'd1;
     assign done = state == ST_DONE;
 
     always_ff @(posedge clk) begin
@@ -175,6 +222,11 @@ module dg_sequencer
                     layer <= 8'd0;
                     err_clear <= 1'b1;
                     status_reg <= 32'd0;
+                    g_seen <= 1'b0;
+                    g_nt_r <= 16'd0;
+                    g_nc_r <= 16'd0;
+                    use_e <= 1'b0;
+                    g_start <= 1'b0;
                 end
             end
             ST_START: begin
@@ -185,6 +237,7 @@ module dg_sequencer
                 end else if (a_layer_count == 32'd0) begin
                     state <= ST_DONE;
                 end else begin
+                    rec_start <= cycle_cnt[31:0] + 32'd1;
                     state <= ST_DESC_REQ;
                 end
             end
@@ -204,49 +257,84 @@ module dg_sequencer
             end
             ST_CHECK: begin
                 // dg_desc_check settles on the registered descriptor; latch the layer
-                L.k <= `DG_DESC(desc, K);
-                L.stride <= `DG_DESC(desc, STRIDE);
-                L.pad <= `DG_DESC(desc, PAD);
-                L.in_signed <= `DG_DESC(desc, IN_SIGNED);
-                L.out_signed <= `DG_DESC(desc, OUT_SIGNED);
-                L.residual <= `DG_DESC(desc, RESIDUAL);
-                L.res_signed <= `DG_DESC(desc, RES_SIGNED);
-                L.maxpool <= `DG_DESC(desc, MAXPOOL);
-                L.emit_sums <= `DG_DESC(desc, EMIT_SUMS);
-                L.tile_gated <= `DG_DESC(desc, TILE_GATED);
-                L.in_ch_gated <= `DG_DESC(desc, IN_CH_GATED);
-                L.out_ch_gated <= `DG_DESC(desc, OUT_CH_GATED);
-                L.zero_halo <= `DG_DESC(desc, ZERO_HALO);
-                L.shift <= `DG_DESC(desc, SHIFT);
-                L.in_h <= `DG_DESC(desc, IN_H);
-                L.in_w <= `DG_DESC(desc, IN_W);
-                L.out_h <= `DG_DESC(desc, OUT_H);
-                L.out_w <= `DG_DESC(desc, OUT_W);
-                L.in_c <= `DG_DESC(desc, IN_C);
-                L.out_c <= `DG_DESC(desc, OUT_C);
-                L.tile <= `DG_DESC(desc, TILE);
-                L.grid_h <= `DG_DESC(desc, GRID_H);
-                L.grid_w <= `DG_DESC(desc, GRID_W);
-                L.n_act <= `DG_DESC(desc, N_ACTIVE_TILES);
-                L.n_res <= `DG_DESC(desc, N_RES_TILES);
-                L.n_out <= `DG_DESC(desc, N_ACTIVE_OUT);
-                L.n_in <= `DG_DESC(desc, N_ACTIVE_IN);
-                L.res_mult <= `DG_DESC(desc, RES_MULT);
-                L.in_abs <= a_fmap_base + 64'(`DG_DESC(desc, IN_OFFSET));
-                L.out_abs <= a_fmap_base + 64'(`DG_DESC(desc, OUT_OFFSET));
-                L.res_abs <= a_fmap_base + 64'(`DG_DESC(desc, RES_OFFSET));
-                L.w_abs <= a_weight_base + 64'(`DG_DESC(desc, WEIGHT_OFFSET));
-                L.p_abs <= a_weight_base + 64'(`DG_DESC(desc, PARAM_OFFSET));
-                L.tl_off <= `DG_DESC(desc, TILE_LIST_OFFSET);
-                L.rl_off <= `DG_DESC(desc, RES_TILE_LIST_OFFSET);
-                L.ol_off <= `DG_DESC(desc, OUT_CH_LIST_OFFSET);
-                L.il_off <= `DG_DESC(desc, IN_CH_LIST_OFFSET);
-                L.bm_off <= `DG_DESC(desc, BITMAP_OFFSET);
-                L.sums_abs <= a_sums_base + 64'(`DG_DESC(desc, SUMS_OFFSET));
-                if (chk_code != 8'd0) begin
+                L.k <= `DG_DESC(desc_chk, K);
+                L.stride <= `DG_DESC(desc_chk, STRIDE);
+                L.pad <= `DG_DESC(desc_chk, PAD);
+                L.in_signed <= `DG_DESC(desc_chk, IN_SIGNED);
+                L.out_signed <= `DG_DESC(desc_chk, OUT_SIGNED);
+                L.residual <= `DG_DESC(desc_chk, RESIDUAL);
+                L.res_signed <= `DG_DESC(desc_chk, RES_SIGNED);
+                L.maxpool <= `DG_DESC(desc_chk, MAXPOOL);
+                L.emit_sums <= `DG_DESC(desc_chk, EMIT_SUMS);
+                L.tile_gated <= `DG_DESC(desc_chk, TILE_GATED);
+                L.in_ch_gated <= `DG_DESC(desc_chk, IN_CH_GATED);
+                L.out_ch_gated <= `DG_DESC(desc_chk, OUT_CH_GATED);
+                L.zero_halo <= `DG_DESC(desc_chk, ZERO_HALO);
+                L.shift <= `DG_DESC(desc_chk, SHIFT);
+                L.in_h <= `DG_DESC(desc_chk, IN_H);
+                L.in_w <= `DG_DESC(desc_chk, IN_W);
+                L.out_h <= `DG_DESC(desc_chk, OUT_H);
+                L.out_w <= `DG_DESC(desc_chk, OUT_W);
+                L.in_c <= `DG_DESC(desc_chk, IN_C);
+                L.out_c <= `DG_DESC(desc_chk, OUT_C);
+                L.tile <= `DG_DESC(desc_chk, TILE);
+                L.grid_h <= `DG_DESC(desc_chk, GRID_H);
+                L.grid_w <= `DG_DESC(desc_chk, GRID_W);
+                L.n_act <= `DG_DESC(desc_chk, N_ACTIVE_TILES);
+                L.n_res <= `DG_DESC(desc_chk, N_RES_TILES);
+                L.n_out <= `DG_DESC(desc_chk, N_ACTIVE_OUT);
+                L.n_in <= `DG_DESC(desc_chk, N_ACTIVE_IN);
+                L.res_mult <= `DG_DESC(desc_chk, RES_MULT);
+                L.in_abs <= a_fmap_base + 64'(`DG_DESC(desc_chk, IN_OFFSET));
+                L.out_abs <= a_fmap_base + 64'(`DG_DESC(desc_chk, OUT_OFFSET));
+                L.res_abs <= a_fmap_base + 64'(`DG_DESC(desc_chk, RES_OFFSET));
+                L.w_abs <= a_weight_base + 64'(`DG_DESC(desc_chk, WEIGHT_OFFSET));
+                L.p_abs <= a_weight_base + 64'(`DG_DESC(desc_chk, PARAM_OFFSET));
+                L.tl_off <= `DG_DESC(desc_chk, TILE_LIST_OFFSET);
+                L.rl_off <= `DG_DESC(desc_chk, RES_TILE_LIST_OFFSET);
+                L.ol_off <= `DG_DESC(desc_chk, OUT_CH_LIST_OFFSET);
+                L.il_off <= `DG_DESC(desc_chk, IN_CH_LIST_OFFSET);
+                L.bm_off <= `DG_DESC(desc_chk, BITMAP_OFFSET);
+                L.sums_abs <= a_sums_base + 64'(`DG_DESC(desc_chk, SUMS_OFFSET));
+                use_e <= 1'b0;
+                if (!use_e && (`DG_DESC(desc, MAGIC) != DG_DESC_MAGIC_WIDTH'(DG_DESC_MAGIC)
+                               || `DG_DESC(desc, VERSION) != DG_DESC_VERSION_WIDTH'(DG_FORMAT_VERSION))) begin
+                    // program.record_op: magic and version of any record
+                    err_code <= DG_ERR_BAD_MAGIC;
+                    err_entry <= 16'(DG_DESC_MAGIC_WORD);
+                    state <= ST_ERR;
+                end else if (!use_e && (32'(`DG_DESC(desc, OP)) == DG_OP_GATE || 32'(`DG_DESC(desc, OP)) == DG_OP_HEAD)) begin
+                    if (32'(`DG_DESC(desc, OP)) == DG_OP_HEAD && 32'(layer) + 32'd1 != a_layer_count) begin
+                        // the head must be the last record of the start
+                        err_code <= DG_ERR_BAD_OP;
+                        err_entry <= 16'(DG_DESC_OP_WORD);
+                        state <= ST_ERR;
+                    end else begin
+                        g_is_head <= 32'(`DG_DESC(desc, OP)) == DG_OP_HEAD;
+                        g_start <= 1'b1;
+                        state <= ST_GATE;
+                    end
+                end else if (!use_e && 32'(`DG_DESC(desc, OP)) != DG_OP_CONV) begin
+                    err_code <= DG_ERR_BAD_OP;
+                    err_entry <= 16'(DG_DESC_OP_WORD);
+                    state <= ST_ERR;
+                end else if (chk_code != 8'd0) begin
                     err_code <= chk_code;
                     err_entry <= chk_entry;
                     state <= ST_ERR;
+                end else if (!use_e && `DG_DESC(desc, FROM_GATE)) begin
+                    if (!g_seen) begin
+                        // from_gate without a gate record before it in this start
+                        err_code <= DG_DESC_FROM_GATE_ERR;
+                        err_entry <= 16'(DG_DESC_FROM_GATE_WORD);
+                        state <= ST_ERR;
+                    end else if (e_skip) begin
+                        state <= ST_LAYER_END;          // skipped: nothing read or written
+                    end else begin
+                        desc_e <= effective(desc, e_n, g_nt_r, g_nc_r);
+                        use_e <= 1'b1;
+                        state <= ST_CHECK;              // check and latch E
+                    end
                 end else begin
                     state <= ST_CHECK2;
                 end
@@ -388,17 +476,38 @@ module dg_sequencer
             ST_RUN: begin
                 if (layer_done) state <= ST_LAYER_END;
             end
+            ST_GATE: begin
+                g_start <= 1'b0;
+                if (g_done) begin
+                    if (g_err_code != 8'd0) begin
+                        err_code <= g_err_code;
+                        err_entry <= g_err_entry;
+                        state <= ST_ERR;
+                    end else begin
+                        if (!g_is_head) begin
+                            g_seen <= 1'b1;
+                            g_nt_r <= g_nt;
+                            g_nc_r <= g_nc;
+                        end
+                        state <= ST_LAYER_END;
+                    end
+                end
+            end
             ST_LAYER_END: begin
                 if (wr_idle && rd_idle) begin
                     if (rd_err || wr_err) begin
                         err_code <= DG_ERR_AXI_ERROR;
                         err_entry <= 16'd0;
                         state <= ST_ERR;
-                    end else if (32'(layer) + 32'd1 == a_layer_count) begin
-                        state <= ST_DONE;
                     end else begin
-                        layer <= layer + 8'd1;
-                        state <= ST_DESC_REQ;
+                        cyc_log[I_MAX_LAYERS'(layer)] <= cycle_cnt[31:0] - rec_start + 32'd1;
+                        rec_start <= cycle_cnt[31:0] + 32'd1;
+                        if (32'(layer) + 32'd1 == a_layer_count) begin
+                            state <= ST_DONE;
+                        end else begin
+                            layer <= layer + 8'd1;
+                            state <= ST_DESC_REQ;
+                        end
                     end
                 end
             end
@@ -418,10 +527,12 @@ module dg_sequencer
 
         if (rst) begin
             state <= ST_IDLE;
+            g_start <= 1'b0;
+            use_e <= 1'b0;
             status_reg <= 32'd0;
             cycle_cnt <= 64'd0;
         end
     end
-    wire unused_ok = &{1'b0, rd_last, L.res_signed};
+    wire unused_ok = &{1'b0, rd_last, L.res_signed, a_run_flags[31:1]};
 endmodule
 `default_nettype wire

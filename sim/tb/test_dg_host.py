@@ -39,11 +39,15 @@ class _RamBuffer(DeviceBuffer):
         super().__init__(array, address)
         self._ram = ram
 
-    def flush(self) -> None:
-        self._ram.write(self.physical_address, self.array.tobytes())
+    coherent = False          # the AxiRam is the engine's memory: copy each range through
 
-    def invalidate(self) -> None:
-        self.array[:] = np.frombuffer(self._ram.read(self.physical_address, self.nbytes), np.uint8)
+    def _flush(self, offset: int, nbytes: int) -> None:
+        self._ram.write(self.physical_address + offset,
+                        self.array[offset:offset + nbytes].tobytes())
+
+    def _invalidate(self, offset: int, nbytes: int) -> None:
+        self.array[offset:offset + nbytes] = np.frombuffer(
+            self._ram.read(self.physical_address + offset, nbytes), np.uint8)
 
 
 class CocotbDevice(Device):

@@ -69,8 +69,8 @@ class _Overrunning:
     def __init__(self, engine):
         self.engine = engine
 
-    def run(self, program, layer_count, fmap, weight, work, sums):
-        res = self.engine.run(program, layer_count, fmap, weight, work, sums)
+    def run(self, program, layer_count, fmap, weight, work, sums, run_flags=0):
+        res = self.engine.run(program, layer_count, fmap, weight, work, sums, run_flags)
         fmap.base[engine_fuzz.GUARD + fmap.size] ^= 0x5A
         return res
 
@@ -81,8 +81,8 @@ class _WrongStatus:
     def __init__(self, engine):
         self.engine = engine
 
-    def run(self, program, layer_count, fmap, weight, work, sums):
-        res = self.engine.run(program, layer_count, fmap, weight, work, sums)
+    def run(self, program, layer_count, fmap, weight, work, sums, run_flags=0):
+        res = self.engine.run(program, layer_count, fmap, weight, work, sums, run_flags)
         if res.status == 0 and fmap.size:
             fmap[fmap.size // 2] ^= 1
         return res
@@ -107,3 +107,58 @@ def test_sanitizer_build_is_live(engine, bases):
     results, finding = engine_fuzz.run_sanitized(exe, good + [probe], probe_last=True)
     assert len(results) == 3
     assert finding is not None and finding[0] == 3 and "heap-buffer-overflow" in finding[1]
+
+
+# ----------------------------------------------------------------------------- network programs
+@pytest.fixture(scope="module")
+def net_plan(test_qmodel):
+    """The test resdg20 (random weights, mixed gates) packed for 'small': a network program
+    of stem, gate records, from_gate convs and the head."""
+    from dgfpga.runtime.packer import plan_network
+    return plan_network(test_qmodel, SMALL)
+
+
+@pytest.fixture(scope="module")
+def net_bases(net_plan, calib_images):
+    return engine_fuzz.network_bases(net_plan, calib_images[:2])
+
+
+def test_network_fuzz_agrees_with_the_interpreter(engine, net_bases):
+    """Mutated network programs (gate/head record fields, gate parameters, the SUMS the
+    gates read, run_flags, from_gate, and every descriptor mutation): STATUS, every FMAP,
+    WORK and SUMS byte equal the interpreter's, nothing outside the buffers, no sanitizer
+    finding."""
+    rep = engine_fuzz.run_fuzz(160, seed=11, cfg=SMALL, engine=engine, bases=net_bases)
+    print(rep.summary())
+    assert rep.ok, "\n".join(rep.problems[:20])
+    assert rep.cases == rep.sanitized == 160
+    assert set(rep.ops) >= set(engine_fuzz.NET_OPS)
+    assert rep.statuses["OK"] >= 15 and rep.statuses["BAD_GATE"] >= 5
+    assert len(rep.statuses) >= 8
+
+
+@pytest.mark.slow
+def test_long_network_fuzz_agrees_with_the_interpreter(engine, net_bases):
+    rep = engine_fuzz.run_fuzz(3000, seed=12, cfg=SMALL, engine=engine, bases=net_bases)
+    print(rep.summary())
+    assert rep.ok, "\n".join(rep.problems[:20])
+    assert rep.cases == rep.sanitized == 3000
+
+
+class _WrongMask:
+    """An engine whose gate masks differ from the interpreter's in one bit (good runs)."""
+
+    def __init__(self, engine, offset):
+        self.engine, self.offset = engine, offset
+
+    def run(self, program, layer_count, fmap, weight, work, sums, run_flags=0):
+        res = self.engine.run(program, layer_count, fmap, weight, work, sums, run_flags)
+        if res.status == 0 and work.size > self.offset:
+            work[self.offset] ^= 1
+        return res
+
+
+def test_network_fuzzer_sees_wrong_work_bytes(engine, net_plan, net_bases):
+    rep = engine_fuzz.run_fuzz(20, seed=13, cfg=SMALL, engine=_WrongMask(
+        engine, net_plan.blocks[0].mask.offset), sanitize=False, bases=net_bases)
+    assert rep.memory_mismatches and "work byte" in rep.memory_mismatches[0]

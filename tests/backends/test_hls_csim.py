@@ -440,6 +440,28 @@ def test_sanitized_testbench_on_vector_folders_with_empty_regions(engine, shared
     assert len(lines) == len(folders) and all(ln.startswith("PASS ") for ln in lines)
 
 
+def test_testbench_on_network_program_corners(engine, cache_dir, tmp_path):
+    """The C++ testbench (AddressSanitizer + UBSan build) on the contract corners written as
+    folders: one-block network programs with run_flags, expected WORK and the cycle log as
+    an `ignore` range; a corrupted WORK expectation fails and names the byte."""
+    corners = vectors.contract_corners(SMALL)
+    folders = [vectors.write_vector_set(vs, tmp_path / vs.name) for vs in corners]
+    code, lines = hls_csim.run_testbench(folders, SMALL, cache_dir, sanitize=True)
+    assert code == 0, "\n".join(lines[-20:])
+    assert len(lines) == len(folders) and all(ln.startswith("PASS ") for ln in lines)
+    gated = next(vs for vs in corners if vs.name == "corner_prog_gated")
+    assert gated.ignore and "work" in gated.expected
+    bad = tmp_path / "corrupt_work"
+    shutil.copytree(tmp_path / gated.name, bad)
+    exp = bytearray((bad / "expected_work.bin").read_bytes())
+    reg, off, n = gated.ignore[0]
+    i = next(j for j in range(len(exp)) if not off <= j < off + n)
+    exp[i] ^= 0xFF
+    (bad / "expected_work.bin").write_bytes(bytes(exp))
+    code, lines = hls_csim.run_testbench([bad], SMALL, cache_dir)
+    assert code == 1 and f"work differs at byte {i}" in lines[0]
+
+
 # ----------------------------------------------------------------------------- ultra96
 @pytest.fixture(scope="session")
 def ultra96_engine(cache_dir):
@@ -546,11 +568,390 @@ def test_no_active_output_channel_writes_nothing(engine, shared_sweep):
 
 
 def test_contract_corners_shared_vectors(engine):
-    """The same corner vector sets the RTL runs (vectors.contract_corners) on the C-sim."""
-    for vs in vectors.contract_corners(SMALL):
+    """The same corner vector sets the RTL runs (vectors.contract_corners: layer corners and
+    one-block network programs, valid and with one malformed gate/head record, parameter or
+    from_gate misuse each) on the C-sim: STATUS and every FMAP, WORK and SUMS byte as the
+    set expects (the cycle log aside), the interpreter's STATUS too, and a malformed record
+    writes nothing (the regions equal those of the start stopped just before it)."""
+    corners = vectors.contract_corners(SMALL)
+    faulty = [vs for vs in corners if vs.expected_status]
+    assert len(corners) >= 3 and faulty
+    for vs in corners:
+        chk = hls_csim.run_vector_set(vs, engine)
+        assert chk.passed, f"{vs.name}: {chk.message}"
+        ref = {r: vs.before[r].copy() for r in vectors.REGIONS}
+        r = interpreter.run_program(vs.program, vs.layer_count, ref, SMALL,
+                                    run_flags=hls_csim.vector_run_flags(vs))
+        assert r.status == vs.expected_status, vs.name
+    for vs in faulty:
+        at = regmap.unpack_status(vs.expected_status)[1]
         mem = {r: vs.before[r].copy() for r in vectors.REGIONS}
-        res = engine.run(vs.program, vs.layer_count, mem["fmap"], mem["weight"], mem["work"],
-                         mem["sums"])
-        assert res.status == vs.expected_status, vs.name
-        assert np.array_equal(mem["fmap"], vs.expected["fmap"]), vs.name
-        assert np.array_equal(mem["sums"], vs.expected["sums"]), vs.name
+        engine.run(vs.program, vs.layer_count, mem["fmap"], mem["weight"], mem["work"],
+                   mem["sums"], run_flags=hls_csim.vector_run_flags(vs))
+        before = {r: vs.before[r].copy() for r in vectors.REGIONS}
+        res = engine.run(vs.program[:at * formats.DESCRIPTOR_BYTES], at, before["fmap"],
+                         before["weight"], before["work"], before["sums"],
+                         run_flags=hls_csim.vector_run_flags(vs))
+        assert res.status == 0, vs.name
+        for k in vectors.REGIONS:
+            assert np.array_equal(mem[k], before[k]), f"{vs.name}: the faulty record wrote {k}"
+
+
+# ----------------------------------------------------------------------------- network program
+# One engine start per image (SPEC13): stem, per block a gate record + from_gate convs, the
+# head. The C-sim must equal the interpreter on every region byte (the cycle log aside: the
+# interpreter has no clock and writes zeros), and the golden model on logits and masks.
+from conftest import ROOT  # noqa: E402
+
+CKPT_DIR = ROOT / "models" / "checkpoints"
+CYC_START = 4            # hls/src/dg_types.h: CYCLES = CYC_START + sum(log) + one per log entry
+_PLANS: dict = {}
+
+
+def _shipped_plan(name: str, cfg=SMALL):
+    """(plan, test split) of a shipped checkpoint quantized with the embedded calibration
+    images, for `cfg` (cached per session)."""
+    key = (name, cfg.name)
+    if key not in _PLANS:
+        pytest.importorskip("torch", reason="quantizing a checkpoint needs torch")
+        from dgfpga.data import embedded as data
+        from dgfpga.quant.float_model import load_float_model
+        from dgfpga.quant.quantizer import quantize_model
+        from dgfpga.runtime.packer import plan_network
+        model, _ = load_float_model(CKPT_DIR / f"resdg20_cifar10_{name}.pth.tar")
+        qm = quantize_model(model, data.load_split("train", 256).images)
+        _PLANS[key] = (plan_network(qm, cfg), data.load_split("test", 20).images)
+    return _PLANS[key]
+
+
+def _net_regions(plan, image) -> dict:
+    """The four regions of one image: WEIGHT as packed, the quantized input in FMAP."""
+    from dgfpga.backends.engine_fuzz import network_regions
+    return network_regions(plan, image)
+
+
+def _cycle_log(plan, mem) -> np.ndarray:
+    lo = plan.cycle_log
+    return mem["work"][lo.offset:lo.offset + lo.nbytes].view("<u4").copy()
+
+
+def _net_image(engine, plan, image, run_flags: int):
+    """One image in one start on the interpreter and the C-sim: every region equal (the
+    cycle log excepted, checked for its sum); returns (C-sim memory, run, interpreter run)."""
+    ref = _net_regions(plan, image)
+    mem = {r: v.copy() for r, v in ref.items()}
+    r = interpreter.run_program(plan.program, plan.record_count, ref, plan.cfg,
+                                run_flags=run_flags)
+    res = engine.run(plan.program, plan.record_count, mem["fmap"], mem["weight"], mem["work"],
+                     mem["sums"], run_flags=run_flags)
+    assert r.status == 0, r.message
+    assert res.status == 0, res.describe()
+    log = _cycle_log(plan, mem)
+    assert log.size == plan.record_count and (log > 0).all()
+    assert res.cycles == CYC_START + int(log.sum()) + plan.record_count
+    assert not _cycle_log(plan, ref).any()
+    lo = plan.cycle_log
+    cmp = {k: v.copy() for k, v in mem.items()}
+    cmp["work"][lo.offset:lo.offset + lo.nbytes] = 0
+    for k in vectors.REGIONS:
+        i = np.flatnonzero(cmp[k] != ref[k])
+        assert not i.size, f"{k} differs from the interpreter at byte {i[0]} (flags {run_flags})"
+    return mem, res, r
+
+
+def _check_network(engine, plan, images, golden=True):
+    """Gated and dense, image by image; logits and masks also against the golden model."""
+    from dgfpga.contract import program as prog
+    from dgfpga.numerics.golden import run_golden
+    g = run_golden(plan.qmodel, images) if golden else None
+    gd = run_golden(plan.qmodel, images, masks="dense") if golden else None
+    lg = plan.logits
+    cycles = {}
+    for flags in (0, prog.RUN_DENSE):
+        cycles[flags] = []
+        for n, img in enumerate(images):
+            mem, res, r = _net_image(engine, plan, img, flags)
+            cycles[flags].append(res.cycles)
+            logits = mem["work"][lg.offset:lg.offset + lg.nbytes].view("<i8")
+            for b, bp in enumerate(plan.blocks):
+                m = bp.mask
+                sp, ch = prog.decode_masks(mem["work"][m.offset:m.offset + m.nbytes],
+                                           bp.grid[0] * bp.grid[1], bp.conv1.template.out_c)
+                if flags:
+                    assert sp.all() and ch.all()
+                elif golden:
+                    np.testing.assert_array_equal(sp, g.masks[b].spatial[n].reshape(-1))
+                    np.testing.assert_array_equal(ch, g.masks[b].channel[n])
+            if golden:
+                want = (gd if flags else g).logits_int[n]
+                np.testing.assert_array_equal(logits, want, err_msg=f"image {n} flags {flags}")
+    return cycles
+
+
+def test_network_program_one_start_shipped_d50(engine):
+    """resdg20 d50 (the shipped model), 3 images: the whole network in ONE start, gated and
+    dense: C-sim == interpreter (every region byte) == golden (logits, masks)."""
+    plan, images = _shipped_plan("d50")
+    cyc = _check_network(engine, plan, images[:3])
+    assert np.median(cyc[1]) / np.median(cyc[0]) > 1.5   # d50 skips about half the MACs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["d50", "d30", "dense"])
+def test_network_program_one_start_shipped_20_images(engine, name):
+    plan, images = _shipped_plan(name)
+    assert len(images) == 20
+    _check_network(engine, plan, images)
+
+
+@pytest.mark.slow
+def test_network_program_random_resdg18_ultra96(ultra96_engine):
+    """A ResNet-18 (224x224, random weights, mixed gates) on the ultra96 config, 2 images."""
+    pytest.importorskip("torch", reason="building the random model needs torch")
+    from dgfpga.quant.float_model import make_test_model
+    from dgfpga.quant.quantizer import quantize_model
+    from dgfpga.runtime.packer import plan_network
+    rng = np.random.default_rng(18)
+    imgs = np.clip(rng.normal(0, 1, (8, 3, 224, 224)), -1.8, 2.2).astype(np.float32)
+    qm = quantize_model(make_test_model("resdg18", imgs), imgs)
+    plan = plan_network(qm, ultra96_engine.cfg)
+    fractions = []
+    for n in range(2):
+        _, _, r = _net_image(ultra96_engine, plan, imgs[n], 0)
+        fractions += [float(sp.mean()) for sp, _ in r.gate_masks]
+        _net_image(ultra96_engine, plan, imgs[n], 1)
+    assert 0.2 < np.mean(fractions) < 0.95           # mixed gates: some tiles on, some off
+
+
+def test_network_dense_flag_and_skipped_layers(engine):
+    """DENSE turns every gate on without evaluating it (the SUMS the gates would read may
+    be garbage); a gate whose channel gate is all off skips conv1 (out-channel gated) and,
+    in place, conv2 when no tile is on: those records log only their fetch."""
+    from dgfpga.contract import program as prog
+    plan, images = _shipped_plan("d50")
+    mem, res, r = _net_image(engine, plan, images[0], prog.RUN_DENSE)
+    assert r.records.count("skipped") == 0
+    # every gate off: bs and b2 very negative -> no tile, no channel
+    weight = plan.weight_image.copy()
+    for bp in plan.blocks:
+        rec = bp.gate_record
+        lay = prog.gate_param_layout(rec.in_c, rec.out_c, rec.hidden, rec.gh, rec.gw,
+                                     SMALL.axi_bytes)
+        o = rec.param_offset
+        weight[o + lay.bs:o + lay.bs + 8] = np.frombuffer(np.array([-(1 << 45)], "<i8").tobytes(), np.uint8)
+        b2 = np.full(rec.out_c, -(1 << 45), "<i8")
+        weight[o + lay.b2:o + lay.b2 + 8 * rec.out_c] = b2.view(np.uint8)
+    ref = _net_regions(plan, images[0])
+    ref["weight"] = weight
+    mem = {k: v.copy() for k, v in ref.items()}
+    rr = interpreter.run_program(plan.program, plan.record_count, ref, SMALL)
+    res = engine.run(plan.program, plan.record_count, mem["fmap"], mem["weight"], mem["work"],
+                     mem["sums"])
+    assert rr.status == res.status == 0
+    kinds = [rp.kind for rp in plan.records]
+    skipped = [i for i, k in enumerate(rr.records) if k == "skipped"]
+    assert skipped and all(kinds[i] in ("conv1", "conv2") for i in skipped)
+    log = _cycle_log(plan, mem)
+    fetch = 24 + formats.DESCRIPTOR_WORDS // 2 + 32      # CYC_AXI_LATENCY + beats + CYC_LAYER
+    assert all(log[i] == fetch for i in skipped)
+    mem["work"][plan.cycle_log.offset:plan.cycle_log.offset + plan.cycle_log.nbytes] = 0
+    for k in vectors.REGIONS:
+        assert np.array_equal(mem[k], ref[k]), k
+
+
+def test_network_program_vectors_golden(engine, test_qmodel, calib_images, cache_dir, tmp_path):
+    """vectors.network_program_vectors (expectations from the golden model, regions filled
+    with patterns before the start) of the test resdg20 (random weights, mixed gates), gated
+    and dense, 2 images: bit-exact through ctypes and through the C++ testbench binary."""
+    from dgfpga.runtime.packer import plan_network
+    plan = plan_network(test_qmodel, SMALL)
+    sets = [vs for dense in (False, True) for vs in vectors.network_program_vectors(
+        test_qmodel, calib_images[:2], SMALL, dense, plan=plan)]
+    assert len(sets) == 4
+    for vs in sets:
+        chk = _check(vs, engine)
+        assert chk.cycles >= vs.macs / (SMALL.tm * SMALL.tn)
+    folders = [vectors.write_vector_set(vs, tmp_path / vs.name) for vs in sets]
+    code, lines = hls_csim.run_testbench(folders, SMALL, cache_dir)
+    assert code == 0 and all(ln.startswith("PASS ") for ln in lines), "\n".join(lines)
+
+
+def _rec_field(fields, name):
+    return next(f for f in fields if f.name == name)
+
+
+def _patched(program: bytes, index: int, word: int, value: int, mask: int = 0xFFFFFFFF,
+             lsb: int = 0) -> bytes:
+    w = np.frombuffer(program, "<u4").copy().reshape(-1, formats.DESCRIPTOR_WORDS)
+    w[index, word] = (int(w[index, word]) & ~(mask << lsb) & 0xFFFFFFFF) | ((value & mask) << lsb)
+    return w.tobytes()
+
+
+def _network_faults(plan):
+    """(name, program, layer_count, weight or None, code, entry, record index): malformed
+    gate/head/from_gate records and gate parameters of a network program."""
+    from dgfpga.contract import program as prog
+    P, n = plan.program, plan.record_count
+    kinds = [rp.kind for rp in plan.records]
+    gi = kinds.index("gate")                         # block 0's gate record
+    ds = next(b for b in plan.blocks if not b.identity)
+    gd = [i for i, rp in enumerate(plan.records) if rp.kind == "gate" and rp.block == ds.index][0]
+    hi = n - 1
+    rec = plan.blocks[0].gate_record
+    lim = prog.GATE_BIAS_LIMIT
+
+    def gf(prog_bytes, i, name, v, fields=prog.GATE_FIELDS):
+        f = _rec_field(fields, name)
+        return _patched(prog_bytes, i, f.word, v, f.mask, f.lsb)
+
+    def hf(name, v):
+        return gf(P, hi, name, v, prog.HEAD_FIELDS)
+
+    out = [
+        ("gate reserved word", _patched(P, gi, 14, 1), n, None, "BAD_GATE", 14, gi),
+        ("gate reserved bits w2", _patched(P, gi, 2, 1, 1, 30), n, None, "BAD_GATE", 2, gi),
+        ("gate reserved bits w0", _patched(P, gi, 0, 1, 1, 24), n, None, "BAD_GATE", 0, gi),
+        ("gate flags bit 3", _patched(P, gi, 4, 1, 1, 3), n, None, "BAD_FLAGS", 4, gi),
+        ("gate in_c 0", gf(P, gi, "in_c", 0), n, None, "BAD_SHAPE", 1, gi),
+        ("gate out_c too big", gf(P, gi, "out_c", SMALL.max_out_channels + 1), n, None,
+         "BAD_SHAPE", 1, gi),
+        ("gate hidden > in_c", gf(P, gi, "hidden", rec.in_c + 1), n, None, "BAD_SHAPE", 2, gi),
+        ("gate h_shift 0", gf(P, gi, "h_shift", 0), n, None, "BAD_GATE", 2, gi),
+        ("gate h_shift 63", gf(P, gi, "h_shift", 63), n, None, "BAD_GATE", 2, gi),
+        ("gate st_h 0", gf(P, gi, "st_h", 0), n, None, "BAD_TILE", 3, gi),
+        ("gate gw too big", gf(P, gi, "gw", SMALL.max_grid + 1), n, None, "BAD_TILE", 3, gi),
+        ("gate res tiles without res_list", gf(P, gd, "res_list", 0), n, None, "BAD_OFFSET", 11,
+         gd),
+        ("gate sums misaligned", gf(P, gi, "sums_offset", rec.sums_offset + 4), n, None,
+         "BAD_OFFSET", 5, gi),
+        ("gate params outside WEIGHT", gf(P, gi, "param_offset", plan.region_bytes["weight"]), n,
+         None, "BAD_OFFSET", 6, gi),
+        ("gate mask outside WORK", gf(P, gi, "mask_offset", plan.region_bytes["work"]), n, None,
+         "BAD_OFFSET", 7, gi),
+        ("gate bitmap outside WORK", gf(P, gi, "c2_bitmap_offset", plan.region_bytes["work"]), n,
+         None, "BAD_OFFSET", 13, gi),
+        ("head not last", P + P[hi * 96:], n + 1, None, "BAD_OP", 0, hi),
+        ("head reserved word", _patched(P, hi, 7, 5), n, None, "BAD_GATE", 7, hi),
+        ("head reserved bits w2", _patched(P, hi, 2, 1, 1, 20), n, None, "BAD_GATE", 2, hi),
+        ("head classes 0", hf("classes", 0), n, None, "BAD_SHAPE", 1, hi),
+        ("head classes too many", hf("classes", prog.MAX_CLASSES + 1), n, None, "BAD_SHAPE", 1,
+         hi),
+        ("head st_w 0", hf("st_w", 0), n, None, "BAD_TILE", 2, hi),
+        ("head logits misaligned", hf("logits_offset", plan.logits.offset + 4), n, None,
+         "BAD_OFFSET", 5, hi),
+        ("head log outside WORK", hf("log_offset", plan.region_bytes["work"] - 8), n, None,
+         "BAD_OFFSET", 6, hi),
+        ("from_gate without a gate", P[:gi * 96] + P[(gi + 1) * 96:], n - 1, None, "BAD_FLAGS",
+         1, gi),
+        ("from_gate without tile_gated",
+         _patched(P, gi + 1, 1, 0, 1, formats.FIELD_BY_NAME["tile_gated"].lsb), n, None,
+         "BAD_FLAGS", 1, gi + 1),
+        ("unknown op", gf(P, gi, "op", 4), n, None, "BAD_OP", 0, gi),
+        ("old version", gf(P, gi, "version", 1), n, None, "BAD_MAGIC", 0, gi),
+    ]
+    # parameter contents (BAD_GATE, ENTRY = index within the section)
+    lay = prog.gate_param_layout(rec.in_c, rec.out_c, rec.hidden, rec.gh, rec.gw, SMALL.axi_bytes)
+    base = rec.param_offset
+
+    def wp(section, index, value, dtype):
+        w = plan.weight_image.copy()
+        o = base + lay.offsets[section] + index * np.dtype(dtype).itemsize
+        w[o:o + np.dtype(dtype).itemsize] = np.frombuffer(np.array([value], dtype).tobytes(), np.uint8)
+        return w
+    out += [
+        ("bin row start = st_h", P, n, wp("bins", 2, rec.st_h, "u1"), "BAD_GATE", 2, gi),
+        ("bin row end <= start", P, n, wp("bins", 1, 0, "u1"), "BAD_GATE", 1, gi),
+        ("bin col end past st_w", P, n, wp("bins", 2 * rec.gh + 1, rec.st_w + 1, "u1"),
+         "BAD_GATE", 2 * rec.gh + 1, gi),
+        ("recip 0", P, n, wp("recip", 3, 0, "<u4"), "BAD_GATE", 3, gi),
+        ("recip_total 2^24+1", P, n, wp("recip", rec.gh * rec.gw, (1 << 24) + 1, "<u4"),
+         "BAD_GATE", rec.gh * rec.gw, gi),
+        ("bs 2^46", P, n, wp("bs", 0, lim, "<i8"), "BAD_GATE", 0, gi),
+        ("o1 -2^46", P, n, wp("o1", rec.hidden - 1, -lim, "<i8"), "BAD_GATE", rec.hidden - 1,
+         gi),
+        ("b2 2^46", P, n, wp("b2", 5, lim, "<i8"), "BAD_GATE", 5, gi),
+    ]
+    return out
+
+
+def test_network_faults_flagged_before_anything_is_written(engine):
+    """Every malformed gate/head record, gate parameter and from_gate misuse: the expected
+    STATUS (code, record, entry) = the interpreter's, and the faulty record wrote nothing:
+    the regions equal the interpreter's and those of the same start stopped just before it."""
+    plan, images = _shipped_plan("d50")
+    cases = _network_faults(plan)
+    assert len(cases) >= 35
+    for name, program, count, weight, code, entry, at in cases:
+        mem0 = _net_regions(plan, images[1])
+        if weight is not None:
+            mem0["weight"] = weight
+        ref = {k: v.copy() for k, v in mem0.items()}
+        r = interpreter.run_program(program, count, ref, SMALL)
+        mem = {k: v.copy() for k, v in mem0.items()}
+        res = engine.run(program, count, mem["fmap"], mem["weight"], mem["work"], mem["sums"])
+        want = regmap.pack_status(ERR[code], at, entry)
+        assert res.status == want, f"{name}: {res.describe()}, want {regmap.describe_status(want)}"
+        assert r.status == want, f"{name}: interpreter {r.message}"
+        before = {k: v.copy() for k, v in mem0.items()}
+        ok = engine.run(program[:at * 96], at, before["fmap"], before["weight"], before["work"],
+                        before["sums"])
+        assert ok.status == 0, name
+        for k in vectors.REGIONS:
+            assert np.array_equal(mem[k], ref[k]), f"{name}: {k} differs from the interpreter"
+            assert np.array_equal(mem[k], before[k]), f"{name}: the faulty record wrote {k}"
+
+
+def test_gate_unit_logits_exact_at_the_decision_edge(engine):
+    """The gate unit's integer logits, not only its decisions: with biases moved so that a
+    logit (computed here from the sum tiles with dgfpga.numerics.gates) is exactly 0 (on)
+    or -1 (off), the C-sim must decide exactly so. Any rounding or order difference in the
+    pooling, the 3x3 taps, the hidden requantization or fc2 flips one of these."""
+    from dgfpga.contract import program as prog
+    from dgfpga.numerics import gates
+    plan, images = _shipped_plan("d50")
+    cfg = plan.cfg
+    b0 = plan.blocks[0]
+    rec = b0.gate_record
+    stem_gate = plan.program[:2 * formats.DESCRIPTOR_BYTES]
+    assert [rp.kind for rp in plan.records[:2]] == ["stem", "gate"]
+    mem0 = _net_regions(plan, images[2])
+    ref = {k: v.copy() for k, v in mem0.items()}
+    assert interpreter.run_program(stem_gate[:formats.DESCRIPTOR_BYTES], 1, ref, cfg).status == 0
+    ts = ref["sums"][rec.sums_offset:rec.sums_offset + 4 * rec.st_h * rec.st_w * rec.in_c] \
+        .view("<i4").reshape(rec.st_h, rec.st_w, rec.in_c).astype(np.int64)
+    lay = prog.gate_param_layout(rec.in_c, rec.out_c, rec.hidden, rec.gh, rec.gw, cfg.axi_bytes)
+    p = prog.unpack_gate_params(plan.weight_image[rec.param_offset:rec.param_offset + lay.nbytes]
+                                .tobytes(), rec.in_c, rec.out_c, rec.hidden, rec.gh, rec.gw,
+                                cfg.axi_bytes)
+    bins = np.array([[ts[r0:r1, c0:c1].sum(axis=(0, 1)) for c0, c1 in p.cols]
+                     for r0, r1 in p.rows])                                     # [gh, gw, C]
+    pooled = gates.gate_pool(np.moveaxis(bins, -1, 0), p.recip)
+    sg = gates.IntSpatialGate(p.ws, p.bs)
+    cg = gates.IntChannelGate(p.w1, p.m1, p.o1, rec.h_shift, p.w2, p.b2)
+    ls = gates.spatial_gate_logits_int(pooled, sg).reshape(-1)
+    lc = gates.channel_gate_logits_int(gates.gate_pool(ts.sum(axis=(0, 1)), p.recip_total), cg)
+    assert (lc > 0).any() and (lc < 0).any()          # a real, mixed channel gate
+    o = rec.param_offset
+    rng = np.random.default_rng(5)
+    runs = []
+    for delta in (0, -1):                             # every channel at once
+        w = plan.weight_image.copy()
+        w[o + lay.b2:o + lay.b2 + 8 * rec.out_c] = (p.b2 - lc + delta).astype("<i8").view(np.uint8)
+        runs.append((w, None, delta))
+    for k in rng.choice(ls.size, 4, replace=False):   # one bin at a time (bs is shared)
+        for delta in (0, -1):
+            w = plan.weight_image.copy()
+            w[o + lay.bs:o + lay.bs + 8] = np.array([p.bs - ls[k] + delta], "<i8").view(np.uint8)
+            runs.append((w, int(k), delta))
+    for w, k, delta in runs:
+        mem = {r: v.copy() for r, v in mem0.items()}
+        mem["weight"] = w
+        res = engine.run(stem_gate, 2, mem["fmap"], mem["weight"], mem["work"], mem["sums"])
+        assert res.status == 0, res.describe()
+        m = b0.mask
+        sp, ch = prog.decode_masks(mem["work"][m.offset:m.offset + m.nbytes], rec.gh * rec.gw,
+                                   rec.out_c)
+        if k is None:
+            assert ch.all() if delta == 0 else not ch.any(), f"channel logits off (delta {delta})"
+        else:
+            assert sp[k] == (delta == 0), f"spatial logit of bin {k} off (delta {delta})"

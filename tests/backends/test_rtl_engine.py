@@ -174,17 +174,20 @@ def test_fast_other_config(tmp_path):
 @pytest.mark.verilator
 def test_fast_contract_corners(fast_sim, tmp_path):
     """The validity corners (docs/formats.md: zero_halo extent, NO_FIT over all TM lanes, a
-    negative multiplier) agree with the interpreter on the RTL, as on the C-sim."""
+    negative multiplier; network programs with gate / head records, valid and malformed,
+    gated and dense) agree with the interpreter on the RTL, as on the C-sim: STATUS and
+    every region the set expects (WORK too; the cycle log is an ignore range)."""
     from dgfpga.backends import rtl_sim, vectors
     from dgfpga.contract.engine_config import load_config
     sets = vectors.contract_corners(load_config("small"))
-    assert {v.name for v in sets} == {"corner_zero_halo_off_grid", "corner_no_fit_all_lanes",
-                                      "corner_negative_mult"}
+    assert {"corner_zero_halo_off_grid", "corner_no_fit_all_lanes",
+            "corner_negative_mult"} <= {v.name for v in sets}
     neg = next(v for v in sets if v.name == "corner_negative_mult")
     assert neg.expected_status == 0 and not np.array_equal(neg.expected["fmap"], neg.before["fmap"])
     bad = []
     for vs in sets:
         r = rtl_sim.run_fast(vectors.write_vector_set(vs, tmp_path / vs.name), sim=fast_sim)
         if not r["pass"]:
-            bad.append((vs.name, hex(r["status"]), hex(r["expected_status"]), r["fmap_mismatches"]))
+            bad.append((vs.name, hex(r["status"]), hex(r["expected_status"]),
+                        {k: v for k, v in r.items() if k.endswith("_mismatches")}))
     assert not bad, bad

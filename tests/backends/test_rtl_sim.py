@@ -35,6 +35,10 @@ def test_register_program_uses_regmap():
     assert pairs[reg["LAYER_COUNT"].offset] == 3
     assert pairs[reg["SUMS_BASE_HI"].offset] == 1 and pairs[reg["SUMS_BASE_LO"].offset] == 0x4000
     assert pairs[reg["GIE"].offset] == 1 and pairs[reg["IER"].offset] == 1
+    assert pairs[reg["RUN_FLAGS"].offset] == 0
+    dense = dict(rtl_sim._reg_program({"fmap": 0, "weight": 0, "work": 0, "sums": 0},
+                                      {"fmap": 1, "weight": 1, "work": 1, "sums": 1}, 1, run_flags=1))
+    assert dense[reg["RUN_FLAGS"].offset] == 1
 
 
 def test_config_include_is_the_configs_contract(tmp_path, monkeypatch):

@@ -137,10 +137,103 @@ def test_svh_fields_errors_and_kernels(svh):
     assert c["DG_ENGINE_MAGIC"] == R.ENGINE_MAGIC
 
 
-def test_no_network_program_left():
-    """The unused network-program format is gone from the contract and what it generates."""
+def test_no_old_program_format_left():
+    """The old host-step program format (PROGRAM_MAGIC, host ops) is gone; the network
+    program of records (dgfpga.contract.program) replaced it."""
     for name in ("PROGRAM_MAGIC", "NetworkProgram", "pack_program", "HostOp", "STEP_ENGINE"):
         assert not hasattr(F, name), name
     for path in (HEADER, SVH, codegen.REPO_ROOT / "docs" / "formats.md"):
         text = path.read_text()
-        assert "PROGRAM_MAGIC" not in text and "network program" not in text.lower(), path
+        assert "PROGRAM_MAGIC" not in text and "STEP_ENGINE" not in text, path
+
+
+# ---- network program records (gate, head) and their constants ----------------------------
+from dgfpga.contract import program as P   # noqa: E402
+
+
+def _namespace(text: str, ns: str) -> str:
+    start = text.index(f"namespace {ns} {{")
+    return text[start:text.index(f"}}  // namespace {ns}", start)]
+
+
+@pytest.mark.parametrize("ns, fields, errors", [("gate", P.GATE_FIELDS, P.GATE_FIELD_ERROR),
+                                                ("head", P.HEAD_FIELDS, P.HEAD_FIELD_ERROR)])
+def test_header_record_fields(header, ns, fields, errors):
+    body = _namespace(header, ns)
+    decl = {m[1]: (int(m[2]), int(m[3]), int(m[4])) for m in
+            re.finditer(r"constexpr Field (\w+) = \{(\d+), (\d+), (\d+)\};", body)}
+    assert decl == {f.name: (f.word, f.lsb, f.width) for f in fields}
+    numbers = {m[1]: int(m[2]) for m in re.finditer(r"(F_\w+) = (\d+)", body)}
+    want = {f"F_{f.name.upper()}": i for i, f in enumerate(fields)}
+    assert numbers == dict(want, F_COUNT=len(fields))
+    err = _cpp_consts(_block(header, "namespace err {"))
+    rows = re.findall(r"err::(\w+),\s*// (\w+)", body)
+    assert [f for _, f in rows] == [f.name for f in fields]
+    for code_name, f in rows:
+        assert err[code_name] == R.ERR[errors[f]], f
+
+
+def test_svh_record_fields(svh):
+    c = _sv_consts(svh)
+    for pre, fields, errors in (("GATE", P.GATE_FIELDS, P.GATE_FIELD_ERROR),
+                                ("HEAD", P.HEAD_FIELDS, P.HEAD_FIELD_ERROR)):
+        assert c[f"DG_{pre}_N_FIELDS"] == len(fields)
+        for i, f in enumerate(fields):
+            n = f"DG_{pre}_{f.name.upper()}"
+            assert (c[f"{n}_WORD"], c[f"{n}_LSB"], c[f"{n}_WIDTH"], c[f"{n}_NO"]) == \
+                (f.word, f.lsb, f.width, i), f.name
+            assert c[f"{n}_ERR"] == R.ERR[errors[f.name]], f.name
+    for i, (name, dt, count, _) in enumerate(P.GATE_PARAM_SECTIONS):
+        assert c[f"DG_GATE_P_{name.upper()}"] == i
+        assert c[f"DG_GATE_P_{name.upper()}_ELEM_BYTES"] == int(dt[-1])
+        assert re.search(rf"DG_GATE_P_{name.upper()}: return {re.escape(count)};", svh)
+
+
+def test_program_constants_in_both_includes(header, svh):
+    fmt = _cpp_consts(_block(header, "namespace fmt {"))
+    c = _sv_consts(svh)
+    want = {"OP_CONV": P.OP_CONV, "OP_GATE": P.OP_GATE, "OP_HEAD": P.OP_HEAD,
+            "RUN_DENSE": P.RUN_DENSE, "MAX_CLASSES": P.MAX_CLASSES,
+            "GATE_FRAC_BITS": 8, "GATE_RECIP_BITS": 24, "GATE_WEIGHT_MAX": 32767,
+            "GATE_HIDDEN_MAX": 32767, "GATE_SHIFT_MAX": 62, "GATE_RECIP_MAX": 1 << 24,
+            "GATE_FIRST_RESERVED_WORD": 14, "HEAD_FIRST_RESERVED_WORD": 7,
+            "GATE_FLAGS_WORD": 4, "FORMAT_VERSION": 2}
+    for n, v in want.items():
+        assert fmt[n] == v and c[f"DG_{n}"] == v, n
+    assert re.search(r"constexpr uint64_t GATE_BIAS_LIMIT = 0x400000000000ull;", header)
+    assert c["DG_GATE_BIAS_LIMIT"] == 1 << 46
+    reg = _cpp_consts(_block(header, "namespace reg {"))
+    assert reg["RUN_FLAGS"] == R.BY_NAME["RUN_FLAGS"].offset and reg["RUN_FLAGS_DENSE_LSB"] == 0
+    assert c["DG_REG_RUN_FLAGS"] == R.BY_NAME["RUN_FLAGS"].offset
+    assert c["DG_ERR_BAD_GATE"] == R.ERR["BAD_GATE"] == 15
+
+
+def test_header_param_count_compiles_to_the_python_layout(tmp_path):
+    """The generated C++ gate::param_count / head::param_bias_offset, compiled, give the
+    Python layout (gate_param_layout, head_param_layout)."""
+    import shutil
+    import subprocess
+    cxx = shutil.which("g++") or shutil.which("c++")
+    if cxx is None:
+        pytest.skip("no C++ compiler")
+    cases = [(16, 16, 4, 8, 8), (5, 7, 3, 3, 2), (512, 512, 128, 7, 7)]
+    src = ['#include "dg_config.h"', "#include <cstdio>", "int main() {"]
+    for in_c, out_c, hid, gh, gw in cases:
+        src.append(f"  for (unsigned s = 0; s < dg::gate::P_COUNT; ++s) std::printf(\"%u %u \", "
+                   f"dg::gate::param_count(s, {in_c}, {out_c}, {hid}, {gh}, {gw}), "
+                   f"dg::gate::PARAM_ELEM_BYTES[s]);")
+        src.append('  std::printf("\\n");')
+    src.append('  std::printf("%u\\n", dg::head::param_bias_offset(9, 10, 16));')
+    src.append("  return 0;\n}")
+    (tmp_path / "t.cpp").write_text("\n".join(src))
+    subprocess.run([cxx, "-std=c++14", "-I", str(HEADER.parent), "t.cpp", "-o", "t"],
+                   cwd=tmp_path, check=True)
+    out = subprocess.run([str(tmp_path / "t")], capture_output=True, text=True,
+                         check=True).stdout.split("\n")
+    sizes = {"u1": 1, "<u4": 4, "<i2": 2, "<i8": 8, "<i4": 4}
+    for line, (in_c, out_c, hid, gh, gw) in zip(out, cases):
+        vals = list(map(int, line.split()))
+        lay = P.gate_param_layout(in_c, out_c, hid, gh, gw, 16)
+        assert vals[0::2] == [lay.counts[n] for n in P.GATE_PARAM_NAMES]
+        assert vals[1::2] == [sizes[t] for _, t, _, _ in P.GATE_PARAM_SECTIONS]
+    assert int(out[len(cases)]) == P.head_param_layout(9, 10, 16).bias

@@ -2,6 +2,7 @@
 import json
 
 import numpy as np
+from pytest import approx
 
 from dgfpga_host.cli import main
 
@@ -15,9 +16,61 @@ def test_bench_numpy_device(bundle_dir, tmp_path, capsys):
     assert "bit-exact vs golden (logits + masks, gated and dense): PASS" in text
     data = json.loads(out.read_text())
     assert data["images"] == 2 and data["bit_exact"] is True
-    assert data["gated"]["engine_cycles"]["median"] <= data["dense"]["engine_cycles"]["median"]
-    assert 0 < data["gated"]["host_overhead_share"] < 1
+    g, d = data["gated"], data["dense"]
+    assert g["engine_cycles"]["median"] <= d["engine_cycles"]["median"]
+    assert g["starts_per_image"] == d["starts_per_image"] == 1
     assert data["mac_reduction"] >= 1
+    # the figures follow from each other: host share = host CPU / engine time at the clock;
+    # end to end = host + cache + engine; speedup and efficiency from those
+    f = data["clock_hz"]
+    for m in (g, d):
+        eng = m["engine_cycles"]["median"] / f
+        assert m["engine_ms_at_clock"] == approx(1e3 * eng)
+        assert 0 < m["host_cpu_ms"]["median"] < 50 and m["cache_ms"]["median"] >= 0
+        assert m["host_share_of_engine"] == approx(1e-3 * m["host_cpu_ms"]["median"] / eng,
+                                                   rel=1e-6)
+        assert m["cache_bytes_flushed"]["median"] == 3 * 32 * 32     # the int8 input only
+        assert 0 < m["cache_bytes_invalidated"]["median"] < 4096
+        assert m["end_to_end_ms"]["median"] >= m["engine_ms_at_clock"]
+    assert data["speedup_end_to_end"] == approx(d["end_to_end_ms"]["median"]
+                                                / g["end_to_end_ms"]["median"])
+    assert data["efficiency_end_to_end"] == approx(data["speedup_end_to_end"]
+                                                   / data["mac_reduction"])
+    for words in ("starts", "host CPU", "cache", "end to end", "efficiency"):
+        assert words in text
+
+
+def test_figures_by_hand():
+    """`figures` of made-up runs: end to end = host + cache + cycles / clock, per image,
+    then the median; speedup and efficiency from those and the MACs."""
+    from types import SimpleNamespace as NS
+    from dgfpga_host.cli import figures
+    from dgfpga_host.runner import CacheStats
+
+    def run(host_us, cache_us, cycles, macs):
+        return NS(host_s=host_us * 1e-6, cache_s=cache_us * 1e-6, cycles=cycles, macs=macs,
+                  starts=1, total_s=1.0, cache=CacheStats(10, 20, cache_us * 1e-6))
+    cfg = NS(name="x", clock_hz=100e6)
+    res = {"gated": [run(10, 1, 1000, 50), run(30, 3, 3000, 50), run(20, 2, 2000, 50)],
+           "dense": [run(10, 1, 4000, 100)] * 3}
+    o = figures(res, cfg)
+    assert o["gated"]["end_to_end_ms"]["median"] == approx(1e-3 * (20 + 2 + 20))
+    assert o["dense"]["end_to_end_ms"]["median"] == approx(1e-3 * (10 + 1 + 40))
+    assert o["gated"]["host_share_of_engine"] == approx(20 / 20)
+    assert o["speedup_end_to_end"] == approx(51 / 42)
+    assert o["speedup_cycles"] == approx(2.0) and o["mac_reduction"] == approx(2.0)
+    assert o["efficiency_end_to_end"] == approx(51 / 42 / 2)
+    assert figures(res, cfg, 200)["gated"]["engine_ms_at_clock"] == approx(1e-2)
+
+
+def test_bench_clock_option_scales_the_engine_time(bundle_dir, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--bundle", str(bundle_dir), "--device", "numpy", "--images",
+                 "selfcheck:1", "--clock-mhz", "200", "-o", str(out), "--no-progress"]) == 0
+    data = json.loads(out.read_text())
+    assert data["clock_hz"] == 200e6 and "at 200 MHz" in capsys.readouterr().out
+    assert data["gated"]["engine_ms_at_clock"] == approx(
+        1e3 * data["gated"]["engine_cycles"]["median"] / 200e6)
 
 
 def test_bench_detects_a_mismatch(bundle_dir, tmp_path, capsys):

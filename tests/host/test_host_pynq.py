@@ -19,11 +19,21 @@ from dgfpga_host.sim_devices import NumpyDevice
 
 
 class _Buf(np.ndarray):
+    """As pynq's PynqBuffer: a slice is a buffer of that byte range (it keeps the parent's
+    bookkeeping); flush/invalidate act on (and here record) exactly the slice's bytes."""
+
+    def __array_finalize__(self, obj):
+        self.log = getattr(obj, "log", None)
+        self.addr0 = getattr(obj, "addr0", None)
+
+    def _record(self, op):
+        self.log.append((op, self.__array_interface__["data"][0] - self.addr0, self.nbytes))
+
     def flush(self):
-        self.flushed = getattr(self, "flushed", 0) + 1
+        self._record("flush")
 
     def invalidate(self):
-        self.invalidated = getattr(self, "invalidated", 0) + 1
+        self._record("invalidate")
 
     def freebuffer(self):
         pass
@@ -58,6 +68,7 @@ def fake_pynq(engine: NumpyDevice, hang: bool = False):
         dev_buf = engine.allocate(int(np.prod(shape)))
         b = dev_buf.array.view(_Buf)
         b.physical_address = dev_buf.physical_address
+        b.log, b.addr0 = [], b.__array_interface__["data"][0]
         return b
 
     mod.DefaultIP, mod.Overlay, mod.allocate, mod.calls = DefaultIP, Overlay, allocate, calls
@@ -79,7 +90,19 @@ def test_board_device_runs_bit_exact(bundle_dir, bitfile):
     r = runner.run_image(b.selfcheck.images[0])
     np.testing.assert_array_equal(r.logits_int, b.selfcheck.logits_int[0])
     assert pynq.calls["overlay"] == str(bitfile)
-    assert runner.regions["work"]._buf.flushed and runner.regions["sums"]._buf.invalidated
+    # once at construction: every region flushed whole; per image: the input's bytes
+    # flushed, the logits / cycle log / masks invalidated, nothing else
+    regions = {k: v._buf.log for k, v in runner.regions.items()}
+    for name, log in regions.items():
+        assert log[0] == ("flush", 0, runner.regions[name].nbytes)
+    ib = b.plan.fmap[b.plan.input_tensor]
+    assert regions["fmap"][1:] == [("flush", ib.offset, ib.nbytes)]
+    assert regions["sums"][1:] == regions["weight"][1:] == []
+    inv = regions["work"][1:]
+    assert {op for op, _, _ in inv} == {"invalidate"}
+    lo = b.plan.logits.offset
+    assert any(o <= lo and lo + 8 * b.qmodel.num_classes <= o + n for _, o, n in inv)
+    assert sum(n for _, _, n in inv) == r.cache.invalidated
     dev.close()
 
 

@@ -1,5 +1,6 @@
-"""The board runtime on the numpy device: bundle round trip, runner bit-exact vs golden,
-failure paths (timeouts, error status, wrong bundle) that must never hang."""
+"""The board runtime on the numpy device: bundle round trip, runner bit-exact vs golden in
+one engine start per image, cache maintenance of exactly what the host writes and reads,
+failure paths (timeouts, error status, bad program, wrong bundle) that must never hang."""
 import json
 import time
 
@@ -22,19 +23,96 @@ def test_bundle_is_deterministic(test_qmodel, bundle_dir, tmp_path):
         assert (again / f).read_bytes() == (bundle_dir / f).read_bytes(), f
 
 
-def test_runner_bit_exact_gated_and_dense(bundle_dir):
+class _CountingDevice(NumpyDevice):
+    """Counts engine starts that run a program (the identify run has layer_count 0)."""
+    name = "counting"
+    starts = 0
+
+    def _launch(self):
+        if self.arg("layer_count"):
+            self.starts += 1
+        super()._launch()
+
+
+def test_runner_bit_exact_gated_and_dense_in_one_start(bundle_dir):
+    from dgfpga.contract.program import RUN_DENSE
     b = load_bundle(bundle_dir)
-    runner = NetworkRunner(b, NumpyDevice(b.cfg), validate=True)
+    dev = _CountingDevice(b.cfg)
+    runner = NetworkRunner(b, dev, validate=True)
     sc = b.selfcheck
+    names = [r.name for r in b.plan.records]
     for n in range(len(sc.images)):
+        before = dev.starts
         r = runner.run_image(sc.images[n])
+        assert dev.starts - before == 1 == r.starts and len(r.run_cycles) == 1
+        assert dev.arg("run_flags") == 0
         np.testing.assert_array_equal(r.logits_int, sc.logits_int[n])
         for i in range(len(sc.spatial)):
             np.testing.assert_array_equal(r.spatial[i], sc.spatial[i][n])
             np.testing.assert_array_equal(r.channel[i], sc.channel[i][n])
         rd = runner.run_image(sc.images[n], dense=True)
+        assert dev.starts - before == 2 and dev.arg("run_flags") == RUN_DENSE
         np.testing.assert_array_equal(rd.logits_int, sc.logits_int_dense[n])
+        assert all(s.all() for s in rd.spatial) and all(c.all() for c in rd.channel)
         assert rd.macs >= r.macs and rd.cycles >= r.cycles > 0
+        # the cycle log: one entry per record, by record name, summing to CYCLES
+        assert list(r.layer_cycles) == names and sum(r.layer_cycles.values()) == r.cycles
+        assert r.host_s > 0 and r.cache_s >= 0
+
+
+def _record(buf, log, name):
+    """Record every cache-maintenance range that reaches the buffer (the device level)."""
+    real_f, real_i = buf._flush, buf._invalidate
+
+    def flush(off, n):
+        log.append(("flush", name, off, n))
+        real_f(off, n)
+
+    def invalidate(off, n):
+        log.append(("invalidate", name, off, n))
+        real_i(off, n)
+    buf._flush, buf._invalidate = flush, invalidate
+
+
+def _bytes(ranges) -> list:
+    """The byte offsets covered by [(offset, nbytes)], with repeats (an overlap shows)."""
+    return sorted(i for o, n in ranges for i in range(o, o + n))
+
+
+def test_cache_maintenance_covers_only_what_the_host_writes_and_reads(bundle_dir):
+    """Per image: flush exactly the input image's FMAP bytes; invalidate, in ONE call, the
+    span of WORK that holds the logits, the cycle log and every block's masks (the packer's
+    `readback`: those ranges and only their alignment padding); nothing of SUMS, WEIGHT or
+    the rest of FMAP. The byte counts in the result are those of the calls."""
+    from dgfpga.contract import program as P
+    b = load_bundle(bundle_dir)
+    log = []
+    runner = NetworkRunner(b, NumpyDevice(b.cfg))
+    for name, buf in runner.regions.items():
+        _record(buf, log, name)
+    plan = b.plan
+    ib = plan.fmap[plan.input_tensor]
+    want_inv = [(plan.logits.offset, 8 * b.qmodel.num_classes),
+                (plan.cycle_log.offset, 4 * plan.record_count)]
+    want_inv += [(plan.masks[i].offset, P.mask_bytes(bp.grid[0] * bp.grid[1],
+                                                     bp.conv1.template.out_c))
+                 for i, bp in enumerate(plan.blocks)]
+    need = set(_bytes(want_inv))
+    align = b.cfg.axi_bytes
+    for dense in (False, True):
+        log.clear()
+        r = runner.run_image(b.selfcheck.images[0], dense=dense)
+        flushed = [(reg, o, n) for op, reg, o, n in log if op == "flush"]
+        inval = [(reg, o, n) for op, reg, o, n in log if op == "invalidate"]
+        assert flushed == [("fmap", ib.offset, ib.nbytes)]
+        assert len(inval) == 1 and inval[0][0] == "work"
+        _, o, n = inval[0]
+        got = set(range(o, o + n))
+        assert need <= got                                   # everything the host reads
+        assert len(got) - len(need) < align * len(want_inv)  # plus only alignment padding
+        assert r.cache.flushed == ib.nbytes
+        assert r.cache.invalidated == n
+        assert r.cache.invalidated < plan.region_bytes["work"] // 4
 
 
 def test_bundle_for_another_config_is_refused(bundle_dir):
@@ -92,21 +170,18 @@ def test_engine_that_never_finishes_times_out(bundle_dir):
 
 
 class _FaultyDevice(NumpyDevice):
-    """Reports an error status on every run after the stem."""
+    """Reports an error status on every run."""
     name = "faulty"
 
-    def _run(self, program, n, regions):
-        status, cycles = super()._run(program, n, regions)
-        self.runs = getattr(self, "runs", 0) + 1
-        if self.runs > 1:
-            return regmap.pack_status(regmap.ERR["TILE_RANGE"], 0, 3), cycles
-        return status, cycles
+    def _run(self, program, n, regions, run_flags=0):
+        status, cycles = super()._run(program, n, regions, run_flags)
+        return regmap.pack_status(regmap.ERR["TILE_RANGE"], 3, 7), cycles
 
 
 def test_error_status_is_a_clear_error(bundle_dir):
     b = load_bundle(bundle_dir)
     runner = NetworkRunner(b, _FaultyDevice(b.cfg))
-    with pytest.raises(EngineFault, match="TILE_RANGE .* at layer 0, entry 3"):
+    with pytest.raises(EngineFault, match="TILE_RANGE .* at layer 3, entry 7 .*gated run"):
         runner.run_image(b.selfcheck.images[0])
 
 
@@ -120,43 +195,71 @@ def _csim_device(cfg):
 
 
 def test_runner_on_csim_device_bit_exact(bundle_dir):
-    """The HLS engine in C-simulation, driven by the board runtime, gated and dense."""
+    """The HLS engine in C-simulation, driven by the board runtime, gated and dense, one
+    start per image; its cycle log sums to at most its CYCLES."""
     b = load_bundle(bundle_dir)
     runner = NetworkRunner(b, _csim_device(b.cfg))
     sc = b.selfcheck
-    for n in range(len(sc.images)):
+    for n in range(min(2, len(sc.images))):
         r = runner.run_image(sc.images[n])
         np.testing.assert_array_equal(r.logits_int, sc.logits_int[n])
+        for i in range(len(sc.spatial)):
+            np.testing.assert_array_equal(r.spatial[i], sc.spatial[i][n])
+            np.testing.assert_array_equal(r.channel[i], sc.channel[i][n])
         rd = runner.run_image(sc.images[n], dense=True)
         np.testing.assert_array_equal(rd.logits_int, sc.logits_int_dense[n])
-        assert 0 < r.cycles < rd.cycles
+        assert 0 < r.cycles < rd.cycles and r.starts == rd.starts == 1
+        assert 0 < sum(r.layer_cycles.values()) <= r.cycles
 
 
-def _buggy_writer(real):
-    """A work-list writer that puts a residual-only tile index equal to the tile count."""
-    def encode(d, slots, tiles, res_tiles=None, out_channels=None, in_channels=None):
-        fields, writes = real(d, slots, tiles, res_tiles, out_channels, in_channels)
-        if res_tiles is not None and len(res_tiles):
-            bad = np.asarray(res_tiles, "<u2").copy()
-            bad[-1] = d.n_tiles
-            writes = [(o, bad.view(np.uint8)) if o == slots.res_tiles else (o, w)
-                      for o, w in writes]
-        return fields, writes
-    return encode
+def _corrupt_record(plan, kind):
+    """The plan's program with the first record of `kind` given an out-of-range field."""
+    from dgfpga.contract.formats import DESCRIPTOR_BYTES
+    k = next(i for i, r in enumerate(plan.records) if r.kind == kind)
+    prog = bytearray(plan.program)
+    words = np.frombuffer(prog, "<u4").copy()
+    words[k * DESCRIPTOR_BYTES // 4 + 3] = 0          # gate: st/grid word -> BAD_TILE
+    return bytes(words.view(np.uint8)), k
 
 
-def test_host_check_rejects_residual_only_index_equal_to_count(bundle_dir, monkeypatch):
-    """validate=True (the host check, formats.read_work_list) refuses the run before the
-    engine starts; without it the engine itself reports TILE_RANGE."""
-    from dgfpga.contract import formats
+def test_a_malformed_program_is_refused_by_host_check_and_engine(bundle_dir):
+    """validate=True checks every record on the host once (FormatError naming it); without
+    it the engine refuses the start with a STATUS (EngineFault), nothing run."""
+    from dgfpga.errors import FormatError
     b = load_bundle(bundle_dir)
-    monkeypatch.setattr(formats, "encode_work_list", _buggy_writer(formats.encode_work_list))
-    runner = NetworkRunner(b, NumpyDevice(b.cfg), validate=True)
-    ds = [i for i, bp in enumerate(b.plan.blocks) if bp.downsample is not None]
-    # every tile off in a downsample block: its conv2 lists all tiles as residual-only
-    with pytest.raises(FormatError, match=r"residual-only tile list\[\d+\] = \d+ out of range"):
-        runner.scheduler.block(ds[0], np.zeros(b.plan.blocks[ds[0]].grid, bool), None)
-    runner = NetworkRunner(b, NumpyDevice(b.cfg), validate=False)
-    run = runner.scheduler.block(ds[0], np.zeros(b.plan.blocks[ds[0]].grid, bool), None)
-    with pytest.raises(EngineFault, match="TILE_RANGE"):
-        runner._start(run, "tampered block")
+    bad, k = _corrupt_record(b.plan, "gate")
+    b.plan.program = bad
+    with pytest.raises(FormatError, match=f"program record {k} "):
+        NetworkRunner(b, NumpyDevice(b.cfg), validate=True)
+    runner = NetworkRunner(b, NumpyDevice(b.cfg))
+    with pytest.raises(EngineFault, match=f"at layer {k}"):
+        runner.run_image(b.selfcheck.images[0])
+
+
+def test_host_cpu_is_measured_without_the_wait(bundle_dir):
+    """host_s is the thread CPU time of the runner's own work: a wait that burns 0.2 s of
+    the caller's CPU (a busy poll) and an engine that takes 0.2 s add nothing to it."""
+    import time as _t
+
+    class _Slow(NumpyDevice):
+        def _run(self, program, n, regions, run_flags=0):
+            _t.sleep(0.2)
+            return super()._run(program, n, regions, run_flags)
+
+        def wait(self, timeout_s):
+            end = _t.thread_time() + 0.2
+            while _t.thread_time() < end:      # CPU burnt in the caller's thread
+                pass
+            super().wait(timeout_s)
+    b = load_bundle(bundle_dir)
+    runner = NetworkRunner(b, _Slow(b.cfg))
+    r = runner.run_image(b.selfcheck.images[0])
+    assert r.engine_s >= 0.2 and r.total_s >= 0.2
+    assert 0 < r.host_s < 0.05
+
+
+def test_measure_host_cpu_runs_the_runner_on_a_null_engine(bundle_dir):
+    from dgfpga_host.runner import measure_host_cpu
+    b = load_bundle(bundle_dir)
+    t = measure_host_cpu(b.plan, n=5)
+    assert 0 < t < 0.05

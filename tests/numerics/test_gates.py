@@ -1,5 +1,7 @@
-"""dgfpga.numerics.gates: pooling bins, upsampling map, integer-input gate evaluation (torch-free
-module; torch is used here only as the reference for PyTorch's own index arithmetic)."""
+"""dgfpga.numerics.gates: pooling bins, upsampling map and the integer gates (torch-free module;
+torch is used here only as the reference for PyTorch's own index arithmetic). The integer
+gates are checked against hand-computed values and against a plain Python-int loop
+reference written from docs/quantization.md."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +9,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from dgfpga.numerics import gates
-from dgfpga.numerics.gates import ChannelGateParams, SpatialGateParams
+from dgfpga.contract import program
+from dgfpga.errors import FormatError
+from dgfpga.numerics.gates import BinTable, IntChannelGate, IntSpatialGate
 
 
 def loop_bin_sums(x, grid):
@@ -53,109 +57,378 @@ def test_nearest_source_index_is_pytorch_nearest(size, grid):
     np.testing.assert_array_equal(gates.nearest_source_index(size, grid), want)
 
 
-def random_spatial(rng, c):
-    return SpatialGateParams(rng.normal(0, 0.3, (c, 3, 3)), rng.normal(0, 0.2))
+# ----------------------------------------------------------------------------- references
+# Written from the formulas in docs/quantization.md with Python ints (unbounded, floor
+# division = arithmetic shift), loops only: independent of the numpy vectorisation.
+
+F, RB = 8, 24
+HMAX = 32767
 
 
-def random_channel(rng, c, c_out):
-    hid = c // 4
-    return ChannelGateParams(rng.normal(0, 0.3, (hid, c)), rng.uniform(0.5, 1.5, hid),
-                             rng.normal(0, 0.2, hid), rng.normal(0, 0.3, (c_out, hid)),
-                             rng.normal(0, 0.2, c_out))
+def ref_recip(n: int) -> int:
+    return (2 ** RB + n // 2) // n
 
 
-def float64_spatial_logits(x_int, grid, scale, p: SpatialGateParams):
-    xr = x_int.astype(np.float64) * scale
-    c, h, w = xr.shape
-    pooled = loop_bin_sums(x_int, grid) * scale / gates.bin_counts(h, w, grid)
-    pad = np.pad(pooled, ((0, 0), (1, 1), (1, 1)))
-    out = np.full(grid, float(p.bias))
-    for i in range(grid[0]):
-        for j in range(grid[1]):
-            out[i, j] += (pad[:, i:i + 3, j:j + 3] * p.weight.astype(np.float64)).sum()
+def ref_pool(s: int, n: int) -> int:
+    return (s * ref_recip(n) + 2 ** (RB - F - 1)) // 2 ** (RB - F)
+
+
+def ref_spatial(pooled, weight, bias):
+    """pooled: nested lists / array [C][gh][gw] of ints."""
+    c, gh, gw = np.shape(pooled)
+    out = [[0] * gw for _ in range(gh)]
+    for y in range(gh):
+        for x in range(gw):
+            acc = int(bias)
+            for ch in range(c):
+                for ky in range(3):
+                    for kx in range(3):
+                        yy, xx = y + ky - 1, x + kx - 1
+                        if 0 <= yy < gh and 0 <= xx < gw:
+                            acc += int(weight[ch][ky][kx]) * int(pooled[ch][yy][xx])
+            out[y][x] = acc
     return out
 
 
-@settings(max_examples=30, deadline=None)
-@given(c=st.sampled_from([4, 8, 16]), h=st.integers(2, 16), t=st.integers(1, 4),
-       seed=st.integers(0, 2**31))
-def test_spatial_gate_matches_float64_reference(c, h, t, seed):
+def ref_channel(pt, g):
+    hid = []
+    for j in range(g.hidden):
+        a = sum(int(g.w1[j, c]) * int(pt[c]) for c in range(g.in_channels))
+        z = a * int(g.m1[j]) + int(g.o1[j]) + 2 ** (g.shift - 1)
+        hid.append(min(max(z // 2 ** g.shift, 0), HMAX))
+    return [int(g.b2[m]) + sum(int(g.w2[m, j]) * hid[j] for j in range(g.hidden))
+            for m in range(g.out_channels)]
+
+
+def random_spatial(rng, c, bias_bits=30):
+    return IntSpatialGate(rng.integers(-32767, 32768, (c, 3, 3)),
+                          int(rng.integers(-2 ** bias_bits, 2 ** bias_bits)))
+
+
+def random_channel(rng, c, c_out, shift=40):
+    hid = max(c // 4, 1)
+    return IntChannelGate(rng.integers(-32767, 32768, (hid, c)), rng.integers(-2 ** 14, 2 ** 14, hid),
+                          rng.integers(-2 ** 45, 2 ** 45, hid), shift,
+                          rng.integers(-32767, 32768, (c_out, hid)),
+                          rng.integers(-2 ** 40, 2 ** 40, c_out))
+
+
+def test_constants_are_the_contracts():
+    assert (program.GATE_FRAC_BITS, program.GATE_RECIP_BITS) == (F, RB)
+    assert program.GATE_HIDDEN_MAX == HMAX == program.GATE_WEIGHT_MAX
+    assert program.GATE_BIAS_LIMIT == 2 ** 46
+
+
+# ----------------------------------------------------------------------------- hand-computed
+
+def test_reciprocal_hand_computed():
+    # 2^24 = 16777216: /1 exact, /3 = 5592405.33 -> 5592405, /6 = 2796202.67 -> 2796203,
+    # /9 = 1864135.11 -> 1864135, /1024 exact, /3 rounds half up? 2^24/n never ends in .5 for
+    # odd n; for n = 2^25 it would: R(2^25) = (2^24 + 2^24) // 2^25 = 1 (half up, not 0).
+    for n, r in [(1, 16777216), (2, 8388608), (3, 5592405), (6, 2796203), (9, 1864135),
+                 (1024, 16384), (12544, 1337), (2 ** 25, 1), (2 ** 25 + 1, 0)]:
+        assert gates.gate_reciprocal(n) == r, n
+    np.testing.assert_array_equal(gates.gate_reciprocal(np.array([[1, 3], [6, 9]])),
+                                  [[16777216, 5592405], [2796203, 1864135]])
+    with pytest.raises(ValueError):
+        gates.gate_reciprocal(0)
+    with pytest.raises(ValueError):
+        gates.gate_reciprocal(np.array([1, 0]))
+
+
+def test_pooling_with_uneven_edge_bins_hand_computed():
+    """A 5x5 map pooled to 2x2: PyTorch's bins are rows/cols [0,3) and [2,5) (overlapping,
+    3 px each, so 9 px per bin); a 7-px row into 3 bins: [0,3), [2,5), [4,7)."""
+    assert gates.pool_bins(5, 2) == [(0, 3), (2, 5)]
+    assert gates.pool_bins(7, 3) == [(0, 3), (2, 5), (4, 7)]
+    assert gates.pool_bins(6, 4) == [(0, 2), (1, 3), (3, 5), (4, 6)]
+    x = np.arange(25, dtype=np.uint8).reshape(1, 5, 5)         # x[r, c] = 5r + c
+    s = gates.bin_sums(x, (2, 2))
+    # bin (0,0): rows 0..2, cols 0..2: sum 5r+c = 5*3*3 + 3*3 = 54; (0,1): cols 2..4: 45+27 = 72;
+    # (1,0): rows 2..4: 5*9*3 + 9 = 144; (1,1): 135 + 27 = 162.
+    np.testing.assert_array_equal(s[0], [[54, 72], [144, 162]])
+    np.testing.assert_array_equal(gates.bin_counts(5, 5, (2, 2)), [[9, 9], [9, 9]])
+    # P = (S * 1864135 + 2^15) >> 16: 54/9*256 = 1536 exactly? 54*1864135 = 100663290;
+    # + 32768 = 100696058; >> 16 = 1536 (1536.5 - 0.0x): rounding of R shows in the last bit.
+    p = gates.gate_pool(s, gates.gate_reciprocal(9))
+    assert [int(v) for v in p.ravel()] == [ref_pool(int(v), 9) for v in s.ravel()]
+    assert int(p[0, 0, 0]) == (54 * 1864135 + 32768) >> 16 == 1536
+    assert int(p[0, 1, 1]) == (162 * 1864135 + 32768) >> 16 == 4608
+    # An uneven 7x4 map into 3x2: bins of 3 rows x 2 cols = 6 px everywhere.
+    np.testing.assert_array_equal(gates.bin_counts(7, 4, (3, 2)), np.full((3, 2), 6))
+    np.testing.assert_array_equal(gates.bin_counts(6, 5, (4, 2)), [[6, 6]] * 4)
+    # 2^-F steps: a sum of 1 over 3 px is 256/3 = 85.33 -> 85; 2 over 3 px: 170.67 -> 171.
+    np.testing.assert_array_equal(gates.gate_pool(np.array([1, 2, -1, -2]), 5592405),
+                                  [85, 171, -85, -171])
+
+
+def test_pool_rounds_half_up_with_an_arithmetic_shift():
+    # recip 2^14 with RB-F = 16: P = (S * 2^14 + 2^15) >> 16 = floor(S/4 + 1/2):
+    # S = 2 -> 1 (0.5 up), -2 -> 0 (-0.5 up), 6 -> 2, -6 -> -1, -3 -> -1 (floor(-0.25): an
+    # arithmetic shift, not C's truncating division, which gives 0), -1 -> 0, 1 -> 0 (0.25),
+    # 3 -> 1 (0.75)
+    np.testing.assert_array_equal(gates.gate_pool(np.array([2, -2, 6, -6, -3, -1, 1, 3]), 2 ** 14),
+                                  [1, 0, 2, -1, -1, 0, 0, 1])
+
+
+def test_spatial_gate_hand_computed():
+    """2 channels on a 2x2 grid; only the centre tap and one corner tap are non-zero."""
+    w = np.zeros((2, 3, 3), np.int16)
+    w[0, 1, 1] = 3            # centre of channel 0
+    w[1, 0, 0] = -2           # top-left tap of channel 1: reads cell (y-1, x-1)
+    g = IntSpatialGate(w, -10)
+    p = np.array([[[1, 2], [3, 4]], [[5, 6], [7, 8]]], np.int64)
+    # L[y,x] = -10 + 3*p0[y,x] - 2*p1[y-1,x-1] (0 outside): [[-7, -4], [-1, 12-10-10]]
+    got = gates.spatial_gate_logits_int(p, g)
+    np.testing.assert_array_equal(got, [[-7, -4], [-1, -8]])
+    assert got.dtype == np.int64
+    np.testing.assert_array_equal(got, ref_spatial(p, w, -10))
+
+
+def test_channel_gate_hand_computed():
+    """C=2, hidden=2, C_out=3; shift 4: h = clamp((A*m1 + o1 + 8) >> 4, 0, 32767)."""
+    g = IntChannelGate(w1=[[1, 2], [-3, 1]], m1=[16, 8], o1=[-8, 100], shift=4,
+                       w2=[[1, 0], [0, 1], [-1, -1]], b2=[0, -10, 5])
+    pt = np.array([10, 20])
+    # A = [50, -10]; z = [50*16 - 8 + 8, -80 + 100 + 8] = [800, 28]; h = [50, 1]
+    # logits = [0 + 50, -10 + 1, 5 - 51] = [50, -9, -46]
+    np.testing.assert_array_equal(gates.channel_gate_logits_int(pt, g), [50, -9, -46])
+    # The ReLU clamp at 0 and at GATE_HIDDEN_MAX:
+    g2 = IntChannelGate([[1], [-1]], [2 ** 20, 2 ** 20], [0, 0], 4, [[1, 1]], [0])
+    assert gates.channel_gate_logits_int(np.array([100]), g2)[0] == 32767     # 100*2^16 -> clamp
+    assert g.in_channels == 2 and g.hidden == 2 and g.out_channels == 3
+
+
+def test_ties_are_on():
+    g = IntSpatialGate(np.zeros((1, 3, 3), np.int16), 0)
+    assert gates.spatial_gate_logits_int(np.zeros((1, 2, 2), np.int64), g).tolist() == [[0, 0], [0, 0]]
+    sp, ch = gates.gates_from_tile_sums(
+        np.zeros((2, 2, 1), np.int64), gates.bin_table(2, 2, 1, (2, 2)), g,
+        IntChannelGate([[1]], [1], [0], 1, [[1], [1], [1]], [-1, 0, 1]))
+    assert sp.all()
+    np.testing.assert_array_equal(ch, [False, True, True])        # logit -1, 0, 1
+    g1 = IntSpatialGate(np.zeros((1, 3, 3), np.int16), -1)
+    assert not (gates.spatial_gate_logits_int(np.zeros((1, 1, 1), np.int64), g1) >= 0).any()
+
+
+# ----------------------------------------------------------------------------- vs the loop reference
+
+@settings(max_examples=40, deadline=None)
+@given(c=st.integers(1, 6), h=st.integers(1, 12), w=st.integers(1, 12), gh=st.integers(1, 5),
+       gw=st.integers(1, 5), seed=st.integers(0, 2 ** 31))
+def test_spatial_gate_matches_python_int_reference(c, h, w, gh, gw, seed):
     rng = np.random.default_rng(seed)
-    x = rng.integers(0, 256, size=(c, h, h))
-    grid = (-(-h // t), -(-h // t))
-    p = random_spatial(rng, c)
-    scale = 0.02
-    got = gates.spatial_gate_logits(gates.bin_sums(x, grid), gates.bin_counts(h, h, grid), scale, p)
-    ref = float64_spatial_logits(x, grid, scale, p)
-    assert got.dtype == np.float32
-    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
-    dec = gates.eval_spatial_gate(gates.bin_sums(x, grid), gates.bin_counts(h, h, grid), scale, p)
-    clear = np.abs(ref) > 1e-3
-    np.testing.assert_array_equal(dec[clear], (ref >= 0)[clear])
+    x = rng.integers(0, 256, size=(c, h, w)).astype(np.uint8)
+    g = random_spatial(rng, c)
+    sums = loop_bin_sums(x, (gh, gw))
+    counts = gates.bin_counts(h, w, (gh, gw))
+    pooled = [[[ref_pool(int(sums[ch, i, j]), int(counts[i, j])) for j in range(gw)]
+               for i in range(gh)] for ch in range(c)]
+    want = ref_spatial(pooled, g.weight, g.bias)
+    p = gates.gate_pool(gates.bin_sums(x, (gh, gw)), gates.gate_reciprocal(counts))
+    np.testing.assert_array_equal(p, pooled)
+    np.testing.assert_array_equal(gates.spatial_gate_logits_int(p, g), want)
 
 
-def test_channel_gate_matches_float64_reference():
-    rng = np.random.default_rng(1)
-    c, c_out, n = 32, 48, 20
-    p = random_channel(rng, c, c_out)
-    x = rng.integers(0, 256, size=(n, c, 8, 8))
-    scale = 0.03
-    total = x.sum(axis=(2, 3))
-    got = gates.channel_gate_logits(total, 64, scale, p)
-    pooled = total * scale / 64
-    h = np.maximum(pooled @ p.fc1.T.astype(np.float64) * p.bn_scale + p.bn_shift, 0)
-    ref = h @ p.fc2.T.astype(np.float64) + p.fc2_bias
-    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
-    assert gates.eval_channel_gate(total, 64, scale, p).shape == (n, c_out)
+@settings(max_examples=40, deadline=None)
+@given(c=st.integers(1, 24), c_out=st.integers(1, 9), n=st.integers(1, 300),
+       shift=st.integers(30, 48), signed=st.booleans(), seed=st.integers(0, 2 ** 31))
+def test_channel_gate_matches_python_int_reference(c, c_out, n, shift, signed, seed):
+    rng = np.random.default_rng(seed)
+    lo, hi = (-128, 128) if signed else (0, 256)
+    x = rng.integers(lo, hi, size=(3, c, n))
+    g = random_channel(rng, c, c_out, shift)
+    assert gates.channel_gate_bound(g) < 2 ** 62
+    pt = gates.gate_pool(x.sum(axis=2), gates.gate_reciprocal(n))
+    assert [int(v) for v in pt[0]] == [ref_pool(int(v), n) for v in x[0].sum(axis=1)]
+    got = gates.channel_gate_logits_int(pt, g)
+    for i in range(3):
+        assert got[i].tolist() == ref_channel(pt[i], g)
 
 
-def test_gate_decisions_do_not_depend_on_the_batch():
-    """The board evaluates one image at a time, the golden model a batch: bit-identical."""
+def test_extreme_values_stay_exact():
+    """Largest weights, inputs and biases: still exact (int64, no wrap-around)."""
+    c = 512
+    g = IntSpatialGate(np.full((c, 3, 3), -32767, np.int16), -(2 ** 46 - 1))
+    p = np.full((c, 3, 3), 2 ** 17 - 1, np.int64)
+    assert gates.spatial_gate_logits_int(p, g).tolist() == ref_spatial(p, g.weight, g.bias)
+    assert gates.spatial_gate_bound(g) < 2 ** 63
+    # channel gate at its overflow bound: m1 as large as the bound allows for shift 62
+    hid = 4
+    w1 = np.full((hid, c), 32767, np.int16)
+    a_max = c * 32767 * (2 ** 17 - 1)
+    m = (2 ** 62 - 2 ** 61 - 2 ** 45) // a_max
+    cg = IntChannelGate(w1, [m, -m, 1, 0], [2 ** 45, -2 ** 45, 0, 1], 62,
+                        np.full((3, hid), 32767, np.int16), [2 ** 46 - 1, 0, -(2 ** 46 - 1)])
+    assert gates.channel_gate_bound(cg) < 2 ** 62
+    pt = np.array([np.full(c, 2 ** 17 - 1), np.full(c, -(2 ** 17 - 1))], np.int64)
+    got = gates.channel_gate_logits_int(pt, cg)
+    for i in range(2):
+        assert got[i].tolist() == ref_channel(pt[i], cg)
+
+
+def test_inputs_outside_the_proven_range_are_refused():
+    g = random_spatial(np.random.default_rng(0), 1)
+    with pytest.raises(ValueError, match="2\\^17"):
+        gates.spatial_gate_logits_int(np.full((1, 1, 1), 2 ** 17, np.int64), g)
+    with pytest.raises(ValueError, match="2\\^17"):
+        gates.channel_gate_logits_int(np.full(4, -(2 ** 17)), random_channel(np.random.default_rng(0), 4, 2))
+    with pytest.raises(ValueError, match="2\\^38"):
+        gates.gate_pool(np.array([2 ** 38]), 1)
+    with pytest.raises(ValueError, match="2\\^38"):
+        gates.gate_pool(np.array([-2 ** 63]), 1)                 # no abs() overflow
+    with pytest.raises(ValueError, match="2\\^17"):
+        gates.spatial_gate_logits_int(np.full((1, 1, 1), -2 ** 63, np.int64), g)
+    with pytest.raises(ValueError, match="reciprocals"):
+        gates.gate_pool(np.array([1]), 2 ** 24 + 1)
+    with pytest.raises(TypeError):
+        gates.gate_pool(np.array([1.0]), 1)
+
+
+def test_parameter_ranges_are_checked():
+    w = np.zeros((2, 3, 3), np.int64)
+    IntSpatialGate(w, 2 ** 46 - 1)
+    for bad_w, bad_b in ((w - 32768, 0), (w + 32768, 0), (w, 2 ** 46), (w, -(2 ** 46)), (w, 1.0),
+                         (w.astype(float), 0), (np.zeros((2, 3, 2)), 0)):
+        with pytest.raises(ValueError):
+            IntSpatialGate(bad_w, bad_b)
+    ok = dict(w1=np.zeros((1, 4), int), m1=[0], o1=[0], shift=1, w2=np.zeros((3, 1), int), b2=[0, 0, 0])
+    IntChannelGate(**ok)
+    for k, v in [("m1", [2 ** 31]), ("m1", [-(2 ** 31)]), ("o1", [2 ** 46]), ("shift", 0),
+                 ("shift", 63), ("shift", True), ("b2", [0, 0, -(2 ** 46)]), ("w2", np.zeros((3, 2), int)),
+                 ("m1", [0, 0]), ("w1", np.full((1, 4), 32768)), ("b2", np.full(3, -2 ** 63))]:
+        with pytest.raises(ValueError):
+            IntChannelGate(**{**ok, k: v})
+    g = IntChannelGate(**ok)
+    assert g.w1.dtype == np.int16 and g.m1.dtype == np.int32 and g.o1.dtype == np.int64
+
+
+def test_batch_dimensions_change_nothing():
+    """The golden model runs a batch, the engine one image: identical logits."""
     rng = np.random.default_rng(2)
-    c, grid = 16, (4, 4)
-    sp, ch = random_spatial(rng, c), random_channel(rng, c, 16)
-    x = rng.integers(0, 256, size=(7, c, 8, 8))
-    sums, counts = gates.bin_sums(x, grid), gates.bin_counts(8, 8, grid)
-    batch_s = gates.spatial_gate_logits(sums, counts, 0.05, sp)
-    batch_c = gates.channel_gate_logits(x.sum(axis=(2, 3)), 64, 0.05, ch)
-    for i in range(7):
-        one_s = gates.spatial_gate_logits(sums[i], counts, 0.05, sp)
-        one_c = gates.channel_gate_logits(x[i].sum(axis=(1, 2)), 64, 0.05, ch)
-        assert one_s.tobytes() == batch_s[i].tobytes()
-        assert one_c.tobytes() == batch_c[i].tobytes()
+    c = 16
+    sg, cg = random_spatial(rng, c), random_channel(rng, c, 16)
+    p = rng.integers(-2 ** 16, 2 ** 16, size=(2, 3, c, 4, 5))
+    pt = rng.integers(0, 2 ** 16, size=(2, 3, c))
+    bs, bc = gates.spatial_gate_logits_int(p, sg), gates.channel_gate_logits_int(pt, cg)
+    assert bs.shape == (2, 3, 4, 5) and bc.shape == (2, 3, 16)
+    for i in range(2):
+        for j in range(3):
+            np.testing.assert_array_equal(gates.spatial_gate_logits_int(p[i, j], sg), bs[i, j])
+            np.testing.assert_array_equal(gates.channel_gate_logits_int(pt[i, j], cg), bc[i, j])
 
 
-@pytest.mark.parametrize("h,tile,grid", [
-    (32, 4, (8, 8)),     # CIFAR stage 1 / stage-2 first block: 32 px pooled to 8x8
-    (16, 2, (4, 4)),     # stage-3 first block: 16 px input, tile-2 sums, 4x4 grid
-    (16, 2, (8, 8)),
-    (8, 2, (4, 4)),
-    (56, 8, (7, 7)),     # ImageNet stage 1
-    (7, 1, (7, 7)),
+# ----------------------------------------------------------------------------- tile-sum route
+
+def engine_tile_sums(x, tile):
+    """x [..., C, H, W] -> per-tile sums [..., th, tw, C] (SUMS layout; edge tiles smaller)."""
+    h, w = x.shape[-2:]
+    th, tw = -(-h // tile), -(-w // tile)
+    out = np.zeros(x.shape[:-3] + (th, tw, x.shape[-3]), np.int64)
+    for i in range(th):
+        for j in range(tw):
+            out[..., i, j, :] = x[..., i * tile:(i + 1) * tile, j * tile:(j + 1) * tile].sum(axis=(-2, -1))
+    return out
+
+
+def golden_route(x, grid, sg, cg, logits=False):
+    """The golden model's route: whole-map bin sums and each bin's pixel count."""
+    h, w = x.shape[-2:]
+    p = gates.gate_pool(gates.bin_sums(x, grid), gates.gate_reciprocal(gates.bin_counts(h, w, grid)))
+    pt = gates.gate_pool(x.astype(np.int64).sum(axis=(-2, -1)), gates.gate_reciprocal(h * w))
+    ls, lc = gates.spatial_gate_logits_int(p, sg), gates.channel_gate_logits_int(pt, cg)
+    return (ls, lc) if logits else (ls >= 0, lc >= 0)
+
+
+@pytest.mark.parametrize("h,w,tile,grid", [
+    (32, 32, 4, (8, 8)),     # CIFAR stage 1 / stage-2 first block: 32 px pooled to 8x8
+    (16, 16, 2, (4, 4)),     # stage-3 first block: 16 px input, tile-2 sums, 4x4 grid
+    (16, 16, 2, (8, 8)),
+    (8, 8, 2, (4, 4)),
+    (56, 56, 8, (7, 7)),     # ImageNet stage 1
+    (7, 7, 1, (7, 7)),
+    (7, 7, 1, (4, 4)),       # uneven, overlapping bins: 7 px into 4 cells, 1-px sums
+    (14, 10, 2, (7, 5)),     # rectangular; edge tile... 10 px, tile 2
+    (10, 9, 3, (4, 3)),      # tile-3 sums, 9 px into 3 cells; 10 px into 4: [0,3) [2,5).. needs 1 px
 ])
-def test_gates_bit_identical_from_tile_sums(h, tile, grid):
+def test_tile_sum_route_equals_the_golden_route(h, w, tile, grid):
     rng = np.random.default_rng(h * 100 + tile)
     c = 16
-    x = rng.integers(0, 256, size=(3, c, h, h))
-    n_t = -(-h // tile)
-    # Per-tile sums as the engine writer emits them (edge tiles at their real size).
-    tile_sums = np.zeros((3, c, n_t, n_t), np.int64)
-    for i in range(n_t):
-        for j in range(n_t):
-            tile_sums[:, :, i, j] = x[:, :, i * tile:(i + 1) * tile, j * tile:(j + 1) * tile].sum(axis=(2, 3))
-    full = gates.bin_sums(x, grid)
-    from_tiles = gates.bin_sums_from_tile_sums(tile_sums, tile, h, h, grid)
-    np.testing.assert_array_equal(from_tiles, full)
-    counts = gates.bin_counts(h, h, grid)
-    sp = random_spatial(rng, c)
-    a = gates.spatial_gate_logits(full, counts, 0.04, sp)
-    b = gates.spatial_gate_logits(from_tiles, counts, 0.04, sp)
-    assert a.tobytes() == b.tobytes()
-    ch = random_channel(rng, c, 8)
-    tot_full = x.sum(axis=(2, 3))
-    tot_tiles = tile_sums.sum(axis=(2, 3))
-    assert gates.channel_gate_logits(tot_full, h * h, 0.04, ch).tobytes() == \
-        gates.channel_gate_logits(tot_tiles, h * h, 0.04, ch).tobytes()
+    x = rng.integers(0, 256, size=(6, c, h, w))
+    try:
+        table = gates.bin_table(h, w, tile, grid)
+    except FormatError:
+        # only where a bin edge is not a tile edge; then the whole-map route is the only one
+        with pytest.raises(ValueError):
+            gates.bin_sums_from_tile_sums(np.zeros((c, -(-h // tile), -(-w // tile))), tile, h, w, grid)
+        return
+    assert table.recip.shape == grid and table.recip_total == gates.gate_reciprocal(h * w)
+    np.testing.assert_array_equal(table.recip, gates.gate_reciprocal(gates.bin_counts(h, w, grid)))
+    # Gates whose logits are near 0 for this data, so the decisions are mixed.
+    sg = random_spatial(rng, c, bias_bits=2)
+    sg.bias = -int(np.median(gates.spatial_gate_logits_int(
+        gates.gate_pool(gates.bin_sums(x, grid), table.recip), sg)))
+    cg = random_channel(rng, c, 12)
+    ts = engine_tile_sums(x, tile)
+    sp, ch = gates.gates_from_tile_sums(ts, table, sg, cg)
+    want_s, want_c = golden_route(x, grid, sg, cg)
+    # the logits too, not only the decisions (an off-by-one bin sum rarely flips a decision)
+    ls, lc = gates.gate_logits_from_tile_sums(ts, table, sg, cg)
+    np.testing.assert_array_equal(ls, golden_route(x, grid, sg, cg, logits=True)[0])
+    np.testing.assert_array_equal(lc, golden_route(x, grid, sg, cg, logits=True)[1])
+    assert 0 < want_s.mean() < 1
+    np.testing.assert_array_equal(sp, want_s)
+    np.testing.assert_array_equal(ch, want_c)
+    for i in range(2):                            # one image at a time, as the engine
+        s1, c1 = gates.gates_from_tile_sums(ts[i], table, sg, cg)
+        np.testing.assert_array_equal(s1, want_s[i])
+        np.testing.assert_array_equal(c1, want_c[i])
+
+
+def test_bin_table_hand_computed():
+    t = gates.bin_table(10, 7, 2, (5, 1))
+    assert t.rows == [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)] and t.cols == [(0, 4)]
+    np.testing.assert_array_equal(t.recip, [[gates.gate_reciprocal(14)]] * 5)
+    assert t.recip_total == gates.gate_reciprocal(70) and t.sum_grid == (5, 4) and t.grid == (5, 1)
+    # 7 px, 1-px sums, 4 cells: [0,2) [1,4) [3,6) [5,7): overlapping, uneven.
+    t = gates.bin_table(7, 7, 1, (4, 4))
+    assert t.rows == [(0, 2), (1, 4), (3, 6), (5, 7)]
+    assert t.recip[0, 1] == gates.gate_reciprocal(6) and t.recip[1, 1] == gates.gate_reciprocal(9)
+
+
+@pytest.mark.parametrize("h,w,tile,grid", [(14, 14, 4, (4, 4)), (7, 7, 2, (4, 4)), (8, 8, 3, (2, 2))])
+def test_bins_that_cut_a_sum_tile_are_refused(h, w, tile, grid):
+    with pytest.raises(FormatError, match="sum tiles"):
+        gates.bin_table(h, w, tile, grid)
+
+
+def test_tile_sums_of_the_wrong_grid_are_refused():
+    t = gates.bin_table(8, 8, 2, (2, 2))
+    sg, cg = random_spatial(np.random.default_rng(0), 3), random_channel(np.random.default_rng(0), 3, 2)
+    with pytest.raises(ValueError, match="sum-tile grid"):
+        gates.gates_from_tile_sums(np.zeros((4, 3, 3), np.int64), t, sg, cg)
+    with pytest.raises(TypeError):
+        gates.gates_from_tile_sums(np.zeros((4, 4, 3)), t, sg, cg)
+    with pytest.raises(ValueError, match="int32"):
+        gates.gates_from_tile_sums(np.full((4, 4, 3), 2 ** 31), t, sg, cg)
+    with pytest.raises(ValueError, match="bins"):
+        BinTable([(0, 2), (2, 2)], [(0, 4)], np.ones((2, 1)), 1)
+
+
+def test_channel_totals_add_every_sum_tile():
+    """A sum-tile grid larger than the bins reach (allowed by the gate record: end <= st_h):
+    the spatial bins read only their tiles, the channel gate's totals read all of them."""
+    t = BinTable([(0, 1)], [(0, 1)], [[gates.gate_reciprocal(1)]], gates.gate_reciprocal(4))
+    sg = IntSpatialGate(np.ones((1, 3, 3), np.int16), -100)
+    cg = IntChannelGate([[1]], [1], [0], 8, [[1]], [-100])
+    ts = np.zeros((2, 2, 1), np.int64)
+    ts[1, 1, 0] = 200                       # outside the one bin, inside the totals
+    sp, ch = gates.gates_from_tile_sums(ts, t, sg, cg)
+    assert not sp.any()                     # bin sum 0 -> L = -100
+    # Pt = 200/4 * 256 = 12800; A = 12800; h = (12800 + 128) >> 8 = 50; logit = -50
+    assert not ch.any()
+    ts[1, 1, 0] = 400                       # Pt = 25600 -> h = 100 -> logit 0: on (tie)
+    assert gates.gates_from_tile_sums(ts, t, sg, cg)[1].all()
 
 
 def test_tile_sums_that_do_not_align_are_refused():
@@ -163,23 +436,9 @@ def test_tile_sums_that_do_not_align_are_refused():
         gates.bin_sums_from_tile_sums(np.zeros((1, 4, 4), np.int64), 4, 14, 14, (4, 4))
 
 
-def test_ties_are_on():
-    c = 4
-    p = SpatialGateParams(np.zeros((c, 3, 3)), 0.0)
-    assert gates.eval_spatial_gate(np.zeros((c, 2, 2), np.int64), np.ones((2, 2)), 1.0, p).all()
-    q = ChannelGateParams(np.zeros((1, c)), np.ones(1), np.zeros(1), np.zeros((3, 1)), np.zeros(3))
-    assert gates.eval_channel_gate(np.zeros(c, np.int64), 1, 1.0, q).all()
-    q2 = ChannelGateParams(np.zeros((1, c)), np.ones(1), np.zeros(1), np.zeros((3, 1)),
-                           np.array([-1e-30, 0.0, 1e-30]))
-    np.testing.assert_array_equal(gates.eval_channel_gate(np.zeros(c, np.int64), 1, 1.0, q2),
-                                  [False, True, True])
-
-
 def test_shape_errors_are_clear():
     rng = np.random.default_rng(0)
     with pytest.raises(ValueError, match="channels"):
-        gates.eval_spatial_gate(np.zeros((5, 2, 2), np.int64), np.ones((2, 2)), 1.0, random_spatial(rng, 4))
+        gates.spatial_gate_logits_int(np.zeros((5, 2, 2), np.int64), random_spatial(rng, 4))
     with pytest.raises(ValueError, match="channels"):
-        gates.eval_channel_gate(np.zeros(5, np.int64), 4, 1.0, random_channel(rng, 4, 4))
-    with pytest.raises(ValueError):
-        ChannelGateParams(np.zeros((1, 4)), np.ones(2), np.zeros(1), np.zeros((3, 1)), np.zeros(3))
+        gates.channel_gate_logits_int(np.zeros(5, np.int64), random_channel(rng, 4, 4))

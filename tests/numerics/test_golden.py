@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from dgfpga.numerics import golden
+from dgfpga.errors import FormatError
+from dgfpga.numerics import gates, golden
 from dgfpga.numerics.qmodel import quantize_input
 
 
@@ -282,3 +283,49 @@ def test_bad_inputs_are_refused(setup):
         golden.run_golden(qm, images, masks="sparse")
     with pytest.raises(DgfpgaError, match="blocks"):
         golden.run_golden(qm, images, masks=[])
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    """The shipped d50 checkpoint, quantized (64 calibration images), and 16 test images."""
+    pytest.importorskip("torch")
+    pytest.importorskip("dgfpga_models", reason="dgfpga_models (models/) is not installed")
+    from pathlib import Path
+    from dgfpga.data.embedded import load_split
+    from dgfpga.quant.float_model import load_float_model
+    from dgfpga.quant.quantizer import quantize_model
+    ckpt = Path(__file__).resolve().parents[2] / "models" / "checkpoints" / "resdg20_cifar10_d50.pth.tar"
+    model, _ = load_float_model(ckpt, "resdg20_cifar10")
+    return quantize_model(model, load_split("train", 64).images), load_split("test", 16).images
+
+
+def test_engine_tile_sum_route_equals_the_golden_gates_on_the_shipped_model(shipped):
+    """The golden model's gates (whole-map bin sums, each bin's own count) equal
+    `gates_from_tile_sums` on per-tile sums of the same block inputs, for every sum-tile
+    size whose tiles the bins align with (the engine's tiles among them)."""
+    qm, images = shipped
+    g = golden.run_golden(qm, images)
+    checked = 0
+    for i, b in enumerate(qm.blocks):
+        x = g.layers[b.in_tensor].astype(np.int64)            # [N, C, H, W]
+        h, w = x.shape[2:]
+        aligned = 0
+        for tile in range(1, h + 1):
+            try:
+                table = gates.bin_table(h, w, tile, b.grid)
+            except FormatError:
+                continue
+            th, tw = -(-h // tile), -(-w // tile)
+            ts = np.zeros((x.shape[0], th, tw, x.shape[1]), np.int64)
+            for r in range(th):
+                for c in range(tw):
+                    ts[:, r, c] = x[:, :, r * tile:(r + 1) * tile, c * tile:(c + 1) * tile].sum((2, 3))
+            sp, ch = gates.gates_from_tile_sums(ts, table, b.spatial_gate, b.channel_gate)
+            np.testing.assert_array_equal(sp, g.masks[i].spatial)
+            np.testing.assert_array_equal(ch, g.masks[i].channel)
+            aligned += 1
+        assert aligned >= 2, b.name                          # 1-px sums always align
+        checked += 1
+        m = g.masks[i]
+        assert 0 < m.spatial.mean() < 1 or b.name.startswith("layer1")  # real, mixed decisions
+    assert checked == len(qm.blocks)

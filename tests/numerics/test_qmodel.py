@@ -11,7 +11,7 @@ import pytest
 
 from dgfpga.numerics import golden
 from dgfpga.errors import FormatError
-from dgfpga.numerics.gates import ChannelGateParams, SpatialGateParams
+from dgfpga.numerics.gates import IntChannelGate, IntSpatialGate
 from dgfpga.numerics.qmodel import (HEADER_KEY, QBlock, QConv, QHead, QModel, QStem, TensorInfo,
                            _digest, load_qmodel, save_qmodel, to_arrays, validate)
 
@@ -28,10 +28,13 @@ def _conv(rng, name, cin, cout, k, stride, pad, tin, tout, signed=False, res=Non
 
 
 def _gates(rng, cin, cout):
-    return (SpatialGateParams(rng.normal(0, 0.1, (cin, 3, 3)), 0.05),
-            ChannelGateParams(rng.normal(0, 0.1, (cin // 4, cin)), np.ones(cin // 4),
-                              np.zeros(cin // 4), rng.normal(0, 0.1, (cout, cin // 4)),
-                              rng.normal(0, 0.1, cout)))
+    """Random integer gates whose decisions are mixed on the tiny model's activations."""
+    hid = cin // 4
+    return (IntSpatialGate(rng.integers(-32767, 32768, (cin, 3, 3)), int(rng.integers(-2 ** 28, 2 ** 28))),
+            IntChannelGate(rng.integers(-32767, 32768, (hid, cin)), rng.integers(-2 ** 12, 2 ** 12, hid),
+                           rng.integers(-2 ** 40, 2 ** 40, hid), 30,
+                           rng.integers(-32767, 32768, (cout, hid)),
+                           rng.integers(-2 ** 27, 2 ** 27, cout)))
 
 
 def tiny_qmodel(seed: int = 0) -> QModel:
@@ -110,7 +113,7 @@ def test_file_is_plain_npz_with_a_json_header(tmp_path):
     with np.load(path, allow_pickle=False) as z:
         hdr = json.loads(z[HEADER_KEY].tobytes())
         assert all(z[k].dtype.kind in "iuf" for k in z.files)
-    assert hdr["format"] == "dgfpga-qmodel" and hdr["schema_version"] == 1
+    assert hdr["format"] == "dgfpga-qmodel" and hdr["schema_version"] == 2
     assert hdr["blocks"][0]["identity"] is True and hdr["tensors"]["input"]["signed"] is True
 
 
@@ -147,7 +150,8 @@ def test_flipped_bytes_never_load_a_different_model(tmp_path):
 
 
 @pytest.mark.parametrize("mutate,match", [
-    (lambda a, h: h.update(schema_version=2), "schema version 2"),
+    (lambda a, h: h.update(schema_version=1), r"schema version 1 .*float32 gates.*re-run `dgfpga quantize`"),
+    (lambda a, h: h.update(schema_version=3), "schema version 3"),
     (lambda a, h: h.update(format="something"), "format"),
     (lambda a, h: h["tensors"]["stem"].update(shape=[8, 9, 8]), "conv1"),
     (lambda a, h: h["tensors"]["stem"].update(scale=-1.0), "scale"),
@@ -165,10 +169,10 @@ def test_flipped_bytes_never_load_a_different_model(tmp_path):
     (lambda a, h: a.update({"b0.conv1.mult": -a["b0.conv1.mult"]}), "negative"),
     (lambda a, h: a.update({"b0.conv1.weight": a["b0.conv1.weight"].astype(np.int16)}), "dtype"),
     (lambda a, h: a.update({"b0.conv1.bias": np.full(8, 2 ** 31 - 1, np.int32)}), "int32"),
-    (lambda a, h: a.pop("b1.mask_c.fc2"), "missing"),
+    (lambda a, h: a.pop("b1.mask_c.w2"), "missing"),
     (lambda a, h: a.update(extra=np.zeros(3)), "not used"),
-    (lambda a, h: a.update({"b1.mask_s.weight": np.full((8, 3, 3), np.nan, np.float32)}), "NaN"),
-    (lambda a, h: a.update({"b1.mask_c.fc1": np.zeros((3, 8), np.float32)}), "mask_c"),
+    (lambda a, h: a.update({"b1.mask_s.weight": np.zeros((8, 3, 3), np.float32)}), "mask_s.weight"),
+    (lambda a, h: a.update({"b1.mask_c.w1": np.zeros((2, 7), np.int16)}), r"b1\.mask_c\.w1: shape"),
     (lambda a, h: a.update({"fc.logit_scale": np.zeros(10)}), "logit_scale"),
 ])
 def test_inconsistent_files_raise_format_error(tmp_path, mutate, match):
@@ -210,6 +214,21 @@ def test_validate_catches_bad_models_before_writing(tmp_path):
     with pytest.raises(FormatError, match="dtype"):
         save_qmodel(qm, tmp_path / "x.qnpz")
     assert not (tmp_path / "x.qnpz").exists()
+    # integer gates changed after construction (the constructors check their arguments,
+    # validate checks the objects as they are when written)
+    for mutate, match in ((lambda g: setattr(g, "shift", 0), r"b0\.mask_c\.shift: 0"),
+                          (lambda g: setattr(g, "shift", 63), r"b0\.mask_c\.shift: 63"),
+                          (lambda g: g.b2.__setitem__(0, -2 ** 63), r"b0\.mask_c\.b2: values"),
+                          (lambda g: g.o1.__setitem__(1, 2 ** 46), r"b0\.mask_c\.o1: values"),
+                          (lambda g: setattr(g, "m1", g.m1.astype(np.int64)), r"b0\.mask_c\.m1: dtype")):
+        qm = tiny_qmodel()
+        mutate(qm.blocks[0].channel_gate)
+        with pytest.raises(FormatError, match=match):
+            save_qmodel(qm, tmp_path / "x.qnpz")
+    qm = tiny_qmodel()
+    qm.blocks[0].spatial_gate.bias = 2 ** 46
+    with pytest.raises(FormatError, match=r"b0\.mask_s\.bias"):
+        validate(qm)
     qm = tiny_qmodel()
     qm.blocks[1].conv2.res_mult = 0
     qm.blocks[1].conv2.res_tensor = None

@@ -257,3 +257,85 @@ def test_writer_refuses_non_finite_header_values(tmp_path):
     with pytest.raises(FormatError, match="NaN or infinite"):
         save_qmodel(qm, tmp_path / "nan.qnpz")
     assert not (tmp_path / "nan.qnpz").exists()
+
+
+# The integer gates' arrays and the shift (docs/qmodel.md "Integer gates"): each hostile
+# value is refused with a FormatError naming the entry; none reaches the gate arithmetic.
+def _set(name, value):
+    return lambda a, h: a.update({name: value})
+
+
+def _gate_field(arrays, name, fn):
+    v = arrays[name].copy()
+    fn(v)
+    arrays[name] = v
+
+
+@pytest.mark.parametrize("mutate,match", [
+    # dtypes (a wider dtype would be converted silently by the constructors)
+    (_set("b0.mask_s.weight", np.zeros((8, 3, 3), np.int32)), r"b0\.mask_s\.weight: expected int16"),
+    (_set("b0.mask_s.bias", np.zeros(1, np.float64)), r"b0\.mask_s\.bias: expected int64"),
+    (_set("b0.mask_c.w1", np.zeros((2, 8), np.int64)), r"b0\.mask_c\.w1: expected int16"),
+    (_set("b0.mask_c.m1", np.zeros(2, np.int64)), r"b0\.mask_c\.m1: expected int32"),
+    (_set("b0.mask_c.o1", np.zeros(2, np.int32)), r"b0\.mask_c\.o1: expected int64"),
+    (_set("b0.mask_c.w2", np.zeros((8, 2), np.float32)), r"b0\.mask_c\.w2: expected int16"),
+    (_set("b0.mask_c.b2", np.zeros(8, np.uint64)), r"b0\.mask_c\.b2: expected int64"),
+    # shapes
+    (_set("b0.mask_s.weight", np.zeros((8, 3, 4), np.int16)), r"b0\.mask_s"),
+    (_set("b0.mask_s.weight", np.zeros((7, 3, 3), np.int16)), r"b0\.mask_s\.weight: shape"),
+    (_set("b0.mask_s.bias", np.zeros(2, np.int64)), r"b0\.mask_s\.bias: expected int64 \[1\]"),
+    (_set("b0.mask_c.m1", np.zeros(3, np.int32)), r"b0\.mask_c: channel gate m1: shape"),
+    (lambda a, h: a.update({"b0.mask_c.w1": np.zeros((9, 8), np.int16),
+                            "b0.mask_c.m1": np.zeros(9, np.int32),
+                            "b0.mask_c.o1": np.zeros(9, np.int64),
+                            "b0.mask_c.w2": np.zeros((8, 9), np.int16)}), r"hidden <= 8"),
+    (lambda a, h: a.update({"b0.mask_c.w2": np.zeros((7, 2), np.int16),
+                            "b0.mask_c.b2": np.zeros(7, np.int64)}), r"b0\.mask_c\.w2: shape"),
+    (_set("b0.mask_c.b2", np.zeros(9, np.int64)), r"b0\.mask_c: channel gate b2: shape"),
+    # ranges
+    (lambda a, h: _gate_field(a, "b0.mask_s.weight", lambda v: v.__setitem__((0, 0, 0), -32768)),
+     r"b0\.mask_s: .*weight: values must lie in \[-32767, 32767\]"),
+    (lambda a, h: _gate_field(a, "b0.mask_c.w2", lambda v: v.__setitem__((1, 1), -32768)),
+     r"b0\.mask_c: .*w2: values must lie"),
+    (_set("b0.mask_s.bias", np.array([2 ** 46], np.int64)), r"b0\.mask_s: .*bias"),
+    (_set("b0.mask_s.bias", np.array([-2 ** 46], np.int64)), r"b0\.mask_s: .*bias"),
+    (_set("b0.mask_c.o1", np.array([0, 2 ** 46], np.int64)), r"b0\.mask_c: .*o1"),
+    (_set("b0.mask_c.b2", np.full(8, -2 ** 63, np.int64)), r"b0\.mask_c: .*b2"),
+    (_set("b0.mask_c.m1", np.array([-2 ** 31, 0], np.int32)), r"b0\.mask_c: .*m1"),
+    (lambda a, h: h["blocks"][0].update(mask_c_shift=0), r"shift: 0 is not an integer in \[1, 62\]"),
+    (lambda a, h: h["blocks"][0].update(mask_c_shift=63), r"shift: 63 is not an integer in \[1, 62\]"),
+    (lambda a, h: h["blocks"][0].update(mask_c_shift=True), r"mask_c_shift: expected int"),
+    (lambda a, h: h["blocks"][0].pop("mask_c_shift"), r"missing field 'mask_c_shift'"),
+    # the overflow bound |A*m1| + |o1| < 2^62 (each value in range on its own)
+    (lambda a, h: (a.update({"b0.mask_c.w1": np.full((2, 8), 32767, np.int16),
+                             "b0.mask_c.m1": np.full(2, 2 ** 31 - 1, np.int32)})),
+     r"b0\.mask_c: worst-case \|A\*m1\| \+ \|o1\| = \d+ >= 2\^62"),
+])
+def test_hostile_gate_arrays_are_refused(tmp_path, mutate, match):
+    arrays, header = _arrays_and_header()
+    mutate(arrays, header)
+    header["arrays"] = {k: {"dtype": str(v.dtype), "shape": list(v.shape), "sha256": _digest(v)}
+                        for k, v in arrays.items()}
+    with pytest.raises(FormatError, match=match):
+        load_qmodel(_zip(tmp_path / "g.qnpz", arrays, header))
+
+
+def test_gate_bound_holds_just_below_the_limit(tmp_path):
+    """The largest m1 the bound allows loads; one more is refused (exact integer bound)."""
+    arrays, header = _arrays_and_header()
+    shift = header["blocks"][0]["mask_c_shift"]
+    arrays["b0.mask_c.w1"] = np.full((2, 8), 32767, np.int16)
+    arrays["b0.mask_c.o1"] = np.zeros(2, np.int64)
+    a_max = 8 * 32767 * (2 ** 17 - 1)
+    m_ok = (2 ** 62 - 2 ** (shift - 1) - 1) // a_max
+    assert m_ok < 2 ** 31
+    for m, ok in ((m_ok, True), (m_ok + 1, False)):
+        arrays["b0.mask_c.m1"] = np.array([m, -m], np.int32)
+        header["arrays"] = {k: {"dtype": str(v.dtype), "shape": list(v.shape),
+                                "sha256": _digest(v)} for k, v in arrays.items()}
+        p = _zip(tmp_path / f"b{m}.qnpz", arrays, header)
+        if ok:
+            assert load_qmodel(p).blocks[0].channel_gate.m1[0] == m
+        else:
+            with pytest.raises(FormatError, match="2\\^62"):
+                load_qmodel(p)

@@ -189,3 +189,87 @@ def test_network_prediction_is_plausible():
     assert c.dense.seconds(default_config()) > 0
     all_on = M.random_block_masks(net, [1.0] * len(net.blocks))
     assert M.compare(plan, all_on).speedup < 1.0          # gate overhead, nothing skipped
+
+
+# ---- the one-start program: gate and head records, no host constant --------------------------
+def test_old_parameter_files_load_without_their_host_budget(tmp_path):
+    """Files written before the one-start engine carry the per-start / per-block host budget;
+    it is no engine cost and is dropped (no such field any more)."""
+    path = tmp_path / "old.json"
+    path.write_text('{"tile_overhead_cycles": 3, "start_overhead_cycles": 2000, '
+                    '"gate_cycles_per_block": 6000}')
+    p = M.CycleParams.load(path)
+    assert p == M.CycleParams(tile_overhead_cycles=3)
+    assert not hasattr(p, "start_overhead_cycles") and not hasattr(p, "gate_cycles_per_block")
+
+
+def test_gate_record_hand_computed():
+    """in_c = out_c = 16, hidden 4, 2x2 sum tiles and grid, small (AB = 8, Tn = 4), 1 tile and
+    3 channels on: fetch 96/8; bin table 1 beat + 4 checks + reciprocals 3 beats; SUMS per
+    bin row 4 x 8 beats; pooling 4 x 4; totals 32 beats + 4; spatial weights 36 beats; the
+    3x3 over 2x2 bins 2 x 2 x (2 x 4 + 1); fc1 16 + m1/o1 6 + fc2 16 + b2 16 beats; list
+    scans 2 x 4*1/2 + 2 x 16*3/4; write beats 1 + 2 + 2 + 1; 12 streams."""
+    p = M.CycleParams(gate_fixed_cycles=10, gate_stream_cycles=2)
+    got = M.gate_record_cycles(16, 16, 4, 2, 2, 2, 2, False, 1, 3, False, SMALL, p)
+    terms = 1 + 4 + 3 + 32 + 16 + 32 + 4 + 36 + 36 + 16 + 6 + 16 + 16 + 28 + 6
+    assert got == pytest.approx(12 + 10 + terms + 2 * 12)
+    # DENSE: bin table + reciprocals + the biases bs, o1, b2 (1 + 4 + 16 beats), 5 streams
+    dense = M.gate_record_cycles(16, 16, 4, 2, 2, 2, 2, False, 4, 16, True, SMALL, p)
+    scan = 2 * 4 * 4 / 5 + 2 * 16 * 16 / 17
+    beats = 1 + 2 * 1 + 2 * 4 + 1
+    assert dense == pytest.approx(12 + 10 + (1 + 4 + 3 + 1 + 4 + 16) + scan + beats + 2 * 5)
+    # the residual-only list of 3 inactive tiles: scan 4*3/4 + 1 beat
+    res = M.gate_record_cycles(16, 16, 4, 2, 2, 2, 2, True, 1, 3, False, SMALL, p)
+    assert res == pytest.approx(got + 3 + 1)
+
+
+def test_head_record_hand_computed():
+    """in_c 64, 10 classes, 2x2 sum tiles, small (AB = 8): fetch 12 + SUMS 128 beats + 10
+    weight rows of 8 beats + biases 5 + logits 10 beats; 4 streams."""
+    p = M.CycleParams(head_fixed_cycles=3, gate_stream_cycles=2)
+    got = M.head_record_cycles(64, 10, 2, 2, SMALL, p)
+    assert got == pytest.approx(12 + 3 + 128 + 80 + 5 + 10 + 2 * 4)
+
+
+def test_network_has_gate_and_head_records_and_only_the_measured_host_term():
+    net = net_shape("resdg20_cifar10")
+    plan = shape_plan("resdg20_cifar10", SMALL)
+    masks = M.random_block_masks(net, [0.4] * len(net.blocks), seed=1)
+    g = M.network_cycles(plan, masks, EXACT)
+    d = M.network_cycles(plan, None, EXACT)
+    for c in (g, d):
+        assert c.host_cycles == 0 and c.gate_cycles > 0 and c.head_cycles > 0
+        assert c.engine_cycles == pytest.approx(sum(l.total_cycles for l in c.layers)
+                                                + c.gate_cycles + c.head_cycles
+                                                + c.skipped_cycles)
+        assert c.total_cycles == c.engine_cycles
+    assert g.gate_cycles > d.gate_cycles                 # dense: no gate evaluation
+    h = M.network_cycles(plan, masks, EXACT, host_s=1e-4)
+    assert h.host_cycles == pytest.approx(1e-4 * SMALL.clock_hz)
+    assert h.total_cycles == pytest.approx(g.total_cycles + 1e-4 * SMALL.clock_hz)
+    cmp = M.compare(plan, masks, EXACT, host_s=1e-4)
+    assert cmp.dense.host_cycles == cmp.gated.host_cycles == h.host_cycles
+
+
+def test_numpy_device_cycle_log_is_the_network_model(bundle_dir):
+    """Two routes to one image's cycles: the numpy engine walks the program's records after
+    running them (program_cycles, its cycle log) and network_cycles walks the plan with the
+    scheduler for the masks the engine decided. They agree record group by record group."""
+    from dgfpga_host.bundle import load_bundle
+    from dgfpga_host.runner import NetworkRunner
+    from dgfpga_host.sim_devices import NumpyDevice
+    b = load_bundle(bundle_dir)
+    runner = NetworkRunner(b, NumpyDevice(b.cfg))
+    for dense in (False, True):
+        r = runner.run_image(b.selfcheck.images[1], dense=dense)
+        masks = None if dense else [
+            M.BlockMask(np.flatnonzero(s.reshape(-1)).astype(np.uint16),
+                        np.flatnonzero(c).astype(np.uint16)) for s, c in zip(r.spatial, r.channel)]
+        nc = M.network_cycles(b.plan, masks)
+        kinds = [rec.kind for rec in b.plan.records]
+        log = np.asarray(r.cycle_log, dtype=float)
+        assert len(log) == len(kinds) and r.cycles == int(log.sum())
+        gate = log[[k == "gate" for k in kinds]].sum()
+        assert gate == pytest.approx(nc.gate_cycles, abs=len(kinds))
+        assert log[-1] == pytest.approx(nc.head_cycles, abs=1)
+        assert log.sum() == pytest.approx(nc.engine_cycles, abs=len(kinds))

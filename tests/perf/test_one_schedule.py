@@ -95,16 +95,18 @@ def _mismatches(plan, masks, monkeypatch) -> list[str]:
             bad.append(f"layer {k}: dense layer priced on a subset of tiles")
         if list(np.asarray(res if res is not None else [])) != wl.res_tiles.tolist():
             bad.append(f"layer {k}: residual-only tiles differ")
-    # totals: the same layers priced independently + one start per non-empty run + gates
+    # totals: the same layers priced independently + the one start's other records (gate
+    # records, head, the fetch of every conv record the gates left empty); no host term
     p = M.CycleParams()
     engine = sum(M.layer_cycles(dw, plan.cfg, p, tiles=wl.tiles if dw.tile_gated else None,
                                 res_tiles=wl.res_tiles if len(wl.res_tiles) else None).total_cycles
                  for dw, wl in want)
-    host = p.start_overhead_cycles * sum(r.layer_count > 0 for r in runs)
-    if masks is not None:
-        host += p.gate_cycles_per_block * len(plan.blocks)
-    if nc.total_cycles != pytest.approx(engine + host, rel=1e-12):
-        bad.append(f"total {nc.total_cycles} != scheduled {engine + host}")
+    n_skipped = len(plan.layers) - len(want)
+    if nc.skipped_cycles != pytest.approx(n_skipped * M.skipped_layer_cycles(plan.cfg, p)):
+        bad.append(f"{n_skipped} skipped records, priced {nc.skipped_cycles}")
+    other = nc.gate_cycles + nc.skipped_cycles + nc.head_cycles
+    if nc.host_cycles != 0 or nc.total_cycles != pytest.approx(engine + other, rel=1e-12):
+        bad.append(f"total {nc.total_cycles} != scheduled {engine + other}")
     work = sum(r.macs for r in runs)
     if masks is not None:
         work += sum(formats_gate(bp) for bp in plan.blocks)

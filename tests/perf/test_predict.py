@@ -1,6 +1,8 @@
 """Cycle-model predictions at the paper's operating points and the scheduler benchmark."""
 import json
 
+import pytest
+
 from dgfpga.cli.main import main
 from dgfpga.contract.engine_config import load_config
 from dgfpga.perf.prediction import PAPER_TABLE3, block_density_for_reduction, paper_configurations
@@ -31,6 +33,27 @@ def test_predict_command_writes_json(tmp_path, capsys):
     assert "resdg34" in text and "paper speedup" in text
     data = json.loads(out.read_text())
     assert len(data) == 3 and {"speedup", "efficiency", "gated_ms"} <= set(data[0])
+    # the host term is measured (and says so), the gate records are priced
+    assert "measured on this machine" in text and "measured on this machine" in data[0]["host_source"]
+    assert all(0 < r["host_ms"] < 5 and r["gate_ms"] > 0 for r in data)
+
+
+def test_predict_host_term_is_the_given_measurement(tmp_path, capsys):
+    """--host-us: that many microseconds per image are added to dense and gated latency."""
+    from dgfpga.perf.cycle_model import CycleParams
+    from dgfpga.perf.prediction import paper_configurations
+    out = tmp_path / "p.json"
+    assert main(["predict", "--host-us", "1000", "-o", str(out)]) == 0
+    assert "1000 us (--host-us)" in capsys.readouterr().out
+    rows = json.loads(out.read_text())
+    from dgfpga.perf.calibration import params_path
+    cfg = load_config("ultra96")
+    p = params_path(cfg) if params_path(cfg).is_file() else params_path(load_config("small"))
+    bare = paper_configurations(cfg, CycleParams.load(p) if p.is_file() else None)
+    for r, b in zip(rows, bare):
+        assert r["host_ms"] == 1.0
+        assert r["gated_ms"] == pytest.approx(b.gated_ms + 1.0)
+        assert r["dense_ms"] == pytest.approx(b.dense_ms + 1.0)
 
 
 def test_bench_scheduler_command(tmp_path, capsys):

@@ -36,3 +36,59 @@ def test_array_steps_counts_rounding():
     rec = {"descriptor": dataclasses.asdict(d), "tiles": list(range(4)), "res_tiles": []}
     # 64 pixels x 9 x ceil(6/4)=2 x ceil(5/4)=2
     assert calibrate.array_steps(rec, cfg) == 64 * 9 * 2 * 2
+
+
+def _shipped_params():
+    from dgfpga.perf.calibration import RESULTS
+    from dgfpga.perf.cycle_model import CycleParams
+    return CycleParams.load(RESULTS / "cycle_params_small.json")
+
+
+def test_shipped_record_costs_match_the_rtl_measurements():
+    """The gate and head records' formula with the shipped fitted costs reproduces every
+    RTL-measured record (small and ultra96, gated and dense) within 5%."""
+    import json
+    from dgfpga.perf.calibration import RESULTS, record_errors
+    samples = json.loads((RESULTS / "records_resdg20_cifar10.json").read_text())["samples"]
+    assert {s["config"] for s in samples} == {"small", "ultra96"}
+    assert {s["dense"] for s in samples} == {False, True}
+    assert all(s["bit_exact"] for s in samples)
+    err = record_errors(samples, _shipped_params())
+    assert abs(err).max() < 0.05, max(zip(abs(err), [s["name"] for s in samples]))
+
+
+def test_fit_record_params_recovers_known_costs():
+    """Samples made from known costs: the least-squares fit returns them."""
+    from dgfpga.perf.cycle_model import CycleParams, fit_record_params
+    truth = CycleParams(gate_fixed_cycles=30.0, gate_stream_cycles=5.0, head_fixed_cycles=3.0)
+    samples = [{"kind": "gate", "fixed": 100.0 + 7 * i, "streams": 5 + 3 * i,
+                "rtl": 100.0 + 7 * i + 30.0 + 5.0 * (5 + 3 * i)} for i in range(6)]
+    samples.append({"kind": "head", "fixed": 600.0, "streams": 4, "rtl": 600.0 + 3.0 + 20.0})
+    got = fit_record_params(samples)
+    assert got.gate_fixed_cycles == pytest.approx(30.0)
+    assert got.gate_stream_cycles == pytest.approx(5.0)
+    assert got.head_fixed_cycles == pytest.approx(3.0)
+
+
+@pytest.mark.verilator
+def test_gate_and_head_records_measured_on_the_rtl_match_the_model():
+    """One image of the shipped model in one start on the RTL (small), gated and dense:
+    bit-exact with the interpreter, and every gate/head record within 5% of the model."""
+    require_verilator()
+    pytest.importorskip("torch")
+    from conftest import ROOT
+    from dgfpga.contract.engine_config import load_config
+    from dgfpga.data import embedded as data
+    from dgfpga.numerics.qmodel import quantize_input
+    from dgfpga.perf.calibration import measure_records, record_errors
+    from dgfpga.quant.float_model import load_float_model
+    from dgfpga.quant.quantizer import quantize_model
+    from dgfpga.runtime.packer import plan_network
+    model, _ = load_float_model(ROOT / "models" / "checkpoints" / "resdg20_cifar10_d50.pth.tar")
+    qm = quantize_model(model, data.load_split("train", 64).images)
+    img = quantize_input(data.load_split("test", 1).images, qm.input_scale)
+    samples = measure_records(plan_network(qm, load_config("small")), img)
+    assert len(samples) == 2 * 10 and all(s["bit_exact"] for s in samples)
+    assert any(s["nt"] < 64 for s in samples if s["kind"] == "gate" and not s["dense"])
+    err = record_errors(samples, _shipped_params())
+    assert abs(err).max() < 0.05, max(zip(abs(err), [s["name"] for s in samples]))

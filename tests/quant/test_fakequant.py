@@ -56,14 +56,48 @@ def test_float64_requantization_agrees_here(setup):
     assert wrong <= total * 1e-6
 
 
-def test_independent_float64_gates_agree_with_float32_gates(setup):
+def test_independent_torch_gates_equal_the_integer_gates(setup):
+    """fakequant's torch re-implementation (bin slicing, F.conv2d, torch int64) gives the
+    same integer logits as dgfpga.numerics.gates on the golden model's block inputs, and so
+    the same decisions."""
+    from dgfpga.numerics import gates
     qm, images = setup
     g = golden.run_golden(qm, images)
-    fq = run_fakequant(qm, images)            # own gates (float64 torch)
-    for gm, (sp, ch), (ls, lc) in zip(g.masks, fq.masks, fq.gate_logits):
-        # Decisions may differ only where the logit is within float32 error of 0.
-        assert not np.any((gm.spatial != sp) & (np.abs(ls) > 1e-4))
-        assert not np.any((gm.channel != ch) & (np.abs(lc) > 1e-4))
+    fq = run_fakequant(qm, images)            # its own integer gates
+    mixed = 0
+    for b, gm, (sp, ch), (ls, lc) in zip(qm.blocks, g.masks, fq.masks, fq.gate_logits):
+        x = g.layers[b.in_tensor]
+        h, w = x.shape[2:]
+        p = gates.gate_pool(gates.bin_sums(x, b.grid), gates.gate_reciprocal(gates.bin_counts(h, w, b.grid)))
+        pt = gates.gate_pool(x.astype(np.int64).sum((2, 3)), gates.gate_reciprocal(h * w))
+        np.testing.assert_array_equal(ls, gates.spatial_gate_logits_int(p, b.spatial_gate))
+        np.testing.assert_array_equal(lc, gates.channel_gate_logits_int(pt, b.channel_gate))
+        np.testing.assert_array_equal(sp, gm.spatial)
+        np.testing.assert_array_equal(ch, gm.channel)
+        mixed += 0 < gm.spatial.mean() < 1
+    assert mixed >= 3
+
+
+def test_torch_gates_on_uneven_bins():
+    """Odd map sizes (11x11 into a 3x3 grid: overlapping bins of 16, 20 and 25 px; totals of
+    121 px), where R(n) rounds up: fakequant's gates = dgfpga.numerics.gates, logit for logit."""
+    from types import SimpleNamespace
+    import torch
+    from dgfpga.numerics import gates
+    from dgfpga.quant.fakequant import _gates
+    rng = np.random.default_rng(5)
+    c = 8
+    block = SimpleNamespace(
+        grid=(3, 3), spatial_gate=gates.IntSpatialGate(rng.integers(-32767, 32768, (c, 3, 3)), 12345),
+        channel_gate=gates.IntChannelGate(rng.integers(-32767, 32768, (2, c)), rng.integers(-2 ** 14, 2 ** 14, 2),
+                                          rng.integers(-2 ** 40, 2 ** 40, 2), 36,
+                                          rng.integers(-32767, 32768, (5, 2)), rng.integers(-2 ** 30, 2 ** 30, 5)))
+    x = rng.integers(0, 256, (6, c, 11, 11))
+    ls, lc = _gates(None, block, torch.from_numpy(x.astype(np.float64)))
+    p = gates.gate_pool(gates.bin_sums(x, (3, 3)), gates.gate_reciprocal(gates.bin_counts(11, 11, (3, 3))))
+    pt = gates.gate_pool(x.sum((2, 3)), gates.gate_reciprocal(121))
+    np.testing.assert_array_equal(ls.numpy(), gates.spatial_gate_logits_int(p, block.spatial_gate))
+    np.testing.assert_array_equal(lc.numpy(), gates.channel_gate_logits_int(pt, block.channel_gate))
 
 
 def test_imagenet_stem_and_maxpool_path():

@@ -36,6 +36,17 @@ def test_demo_is_bit_exact_and_writes_the_report(demo_run):
     # the summary's numbers are the report's numbers
     assert f"{s['csim']['gated_cycles']:,.0f}" in html
     assert f"{s['accuracy']['top1_int8']:.4g}" in html
+    # one engine start per image; the host's CPU per image is measured and shown, and the
+    # predictions carry that measured host term (no per-block constant)
+    c = s["csim"]
+    assert c["starts_per_image"] == 1 and 0 < c["host_cpu_s"] < 0.05
+    assert f"One engine start per image ({c['starts_per_image']} measured)" in html
+    assert f"{1e6 * c['host_cpu_s']:.0f} us" in html
+    assert len(c["groups"]) == len(c["per_group_gated"]) == 9 + 2
+    assert sum(c["per_group_gated"]) <= c["gated_cycles"]
+    u = s["ultra96"]
+    assert all(0 < v < 0.05 for v in u["host_cpu_s"].values())
+    assert u["shipped_model"]["host_ms"] == pytest.approx(1e3 * u["host_cpu_s"][s["arch"]])
     assert (out / "project_ultra96" / "run_hls.tcl").is_file()
     assert (out / "project_small" / "bundle" / "manifest.json").is_file()
 

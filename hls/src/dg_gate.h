@@ -1,0 +1,620 @@
+// dg_gate.h - the gate unit: one gate record of a network program (SPEC13 sections 1, 2).
+//
+// A gate record evaluates both gates of a block from the per-tile channel sums of the block
+// input (SUMS, written by the layer that produced it) in integer arithmetic, writes the
+// masks and the work lists of the block's conv1/conv2 to WORK and hands the counts (nt
+// active tiles, nc active channels) to the following `from_gate` conv records.
+//
+// Arithmetic (dgfpga.numerics.gates, the golden model), all int64:
+//   R(n) recips come with the params;  P = (S * R + 2^(RB-F-1)) >> (RB-F)
+//   spatial  L[gy,gx] = bs + sum_{c,ky,kx} ws[ky*3+kx][c] * P[c, gy+ky-1, gx+kx-1]   on: L >= 0
+//   channel  A[j] = sum_c w1[j,c] * Pt[c];  h[j] = clamp((A*m1 + o1 + 2^(s-1)) >> s, 0, HMAX)
+//            logit[m] = b2[m] + sum_j w2[m,j] * h[j]                                 on: >= 0
+// Every add and multiply wraps modulo 2^64 (ws/w1/w2 are int16, so a program from the
+// quantizer never wraps; a corrupt SUMS region gives deterministic garbage, not UB).
+//
+// Checks (all before anything is written), STATUS code and ENTRY:
+//   reserved words/bits                            BAD_GATE, the word
+//   1 <= in_c <= max_in, 1 <= out_c <= max_out     BAD_SHAPE, word 1
+//   1 <= hidden <= in_c                            BAD_SHAPE, word 2
+//   1 <= h_shift <= 62                             BAD_GATE, word 2
+//   1 <= st_h, st_w, gh, gw <= max_grid            BAD_TILE, word 3
+//   flags other than res_list                      BAD_FLAGS, word 4
+//   offsets: AXI-aligned, section inside region    BAD_OFFSET, the word (5..13)
+//   params: bin 0 <= start < end <= st (rows: st_h, cols: st_w); recip in 1..2^RB;
+//           |bs|, |o1[j]|, |b2[m]| < 2^46          BAD_GATE, index within the section
+//
+// Hardware order (each loop is written for the II in its comment; the gate MAC loops take
+// TN channels per step): load + check the small params -> channel totals -> Pt -> spatial
+// gate, one row bin at a time (row-bin sums of the sum tiles, then per bin: column-bin sum,
+// pool, 3x3 taps scattered into the gh*gw logit registers) -> fc1 (w1 streamed) -> fc2
+// (w2 streamed) -> decisions -> masks and lists written. Cycle model: docs/hls.md.
+#ifndef DG_GATE_H
+#define DG_GATE_H
+
+#include "dg_descriptor.h"
+
+namespace dg {
+
+constexpr unsigned MAX_GRID = config::max_grid;
+constexpr unsigned MAX_BINS = 2 * (MAX_GRID + MAX_GRID);   // bins section: rs,re per row, cs,ce per col
+constexpr unsigned MAX_HIDDEN = MAX_IN;                    // hidden <= in_c
+constexpr unsigned GATE_TAPS = 9;
+static_assert(MAX_TILES >= MAX_GRID * MAX_GRID && 32 * BITMAP_WORDS >= MAX_TILES,
+              "a gate's gh x gw grid (each up to max_grid) must fit the tile arrays");
+static_assert(fmt::GATE_RECIP_BITS > fmt::GATE_FRAC_BITS && fmt::GATE_SHIFT_MAX <= 62,
+              "pool shift and hidden shift stay inside int64");
+
+// ---- wrapping int64 arithmetic (two's complement, as the hardware's adders) ----
+inline s64 wadd(s64 a, s64 b) {
+#pragma HLS INLINE
+    return (s64)((u64)a + (u64)b);
+}
+inline s64 wmul(s64 a, s64 b) {
+#pragma HLS INLINE
+    return (s64)((u64)a * (u64)b);
+}
+// P = (S * R + 2^(RB-F-1)) >> (RB-F), arithmetic shift
+inline s64 gate_pool(s64 s, u32 recip) {
+#pragma HLS INLINE
+    constexpr u32 sh = fmt::GATE_RECIP_BITS - fmt::GATE_FRAC_BITS;
+    return wadd(wmul(s, (s64)recip), (s64)1 << (sh - 1)) >> sh;
+}
+
+// ---- little-endian memory helpers ----
+inline u32 rd_u32(const u8 *m, u64 o) {
+#pragma HLS INLINE
+    return (u32)m[o] | ((u32)m[o + 1] << 8) | ((u32)m[o + 2] << 16) | ((u32)m[o + 3] << 24);
+}
+inline s16 rd_s16(const u8 *m, u64 o) {
+#pragma HLS INLINE
+    return (s16)(u16)((u32)m[o] | ((u32)m[o + 1] << 8));
+}
+inline s64 rd_s64(const u8 *m, u64 o) {
+#pragma HLS INLINE
+    return (s64)((u64)rd_u32(m, o) | ((u64)rd_u32(m, o + 4) << 32));
+}
+inline void wr_u16(u8 *m, u64 o, u32 v) {
+#pragma HLS INLINE
+    m[o] = (u8)v;
+    m[o + 1] = (u8)(v >> 8);
+}
+inline void wr_u32(u8 *m, u64 o, u32 v) {
+#pragma HLS INLINE
+    for (u32 i = 0; i < 4; i++) m[o + i] = (u8)(v >> (8 * i));
+}
+inline void wr_s64(u8 *m, u64 o, s64 v) {
+#pragma HLS INLINE
+    const u64 u = (u64)v;
+    for (u32 i = 0; i < 8; i++) m[o + i] = (u8)(u >> (8 * i));
+}
+
+inline u64 align_up(u64 n) { return (n + AXI_BYTES - 1) / AXI_BYTES * AXI_BYTES; }
+inline u64 beats(u64 bytes) { return (bytes + AXI_BYTES - 1) / AXI_BYTES; }
+// A pipelined loop of `steps` II=1 iterations fed by one AXI read stream of `bytes`: it runs
+// at the slower of the two, plus the burst latency and the pipeline fill.
+inline u64 stream_cycles(u64 steps, u64 bytes) {
+    const u64 b = beats(bytes);
+    return CYC_AXI_LATENCY + (steps > b ? steps : b) + CYC_PIPE;
+}
+
+inline u32 rfield(const u32 w[desc::WORDS], desc::Field f) {
+#pragma HLS INLINE
+    return (w[f.word] >> f.lsb) & desc::mask(f);
+}
+
+// ---- the gate parameter blob (WEIGHT): sections aligned to the AXI width ----
+struct GateLayout {
+    u64 bins, recip, ws, bs, w1, m1, o1, w2, b2, nbytes;
+};
+
+inline GateLayout gate_param_layout(u64 in_c, u64 out_c, u64 hidden, u64 gh, u64 gw) {
+    GateLayout g;
+    g.bins = 0;
+    g.recip = g.bins + align_up(2 * gh + 2 * gw);
+    g.ws = g.recip + align_up(4 * (gh * gw + 1));
+    g.bs = g.ws + align_up(2 * GATE_TAPS * in_c);
+    g.w1 = g.bs + align_up(8);
+    g.m1 = g.w1 + align_up(2 * hidden * in_c);
+    g.o1 = g.m1 + align_up(4 * hidden);
+    g.w2 = g.o1 + align_up(8 * hidden);
+    g.b2 = g.w2 + align_up(2 * out_c * hidden);
+    g.nbytes = g.b2 + 8 * out_c;
+    return g;
+}
+
+inline u32 bitmap_words_of(u32 n) { return (n + 31) / 32; }
+// masks (WORK): tile bitmap words then channel bitmap words
+inline u64 mask_bytes(u32 n_tiles, u32 out_c) {
+    return 4ull * (bitmap_words_of(n_tiles) + bitmap_words_of(out_c));
+}
+
+// ---- the decoded gate record ----
+struct GateRec {
+    u32 in_c, out_c, hidden, h_shift, st_h, st_w, gh, gw;
+    bool res_list;
+    u32 sums_offset, param_offset, mask_offset, c1_tiles, c1_out_ch, c2_tiles, c2_res_tiles,
+        c2_in_ch, c2_bitmap;
+    u32 n_tiles;        // gh * gw
+    GateLayout lay;     // absolute WEIGHT offsets of the param sections
+};
+
+// The counts a gate hands to the following from_gate conv records.
+struct GateState {
+    bool seen;
+    u32 nt, nc;
+};
+
+// Reserved bits of a record (bits no field of `fields` covers): the first word holding one.
+template <unsigned NF>
+inline u32 first_reserved_word(const u32 w[desc::WORDS], const desc::Field (&fields)[NF]) {
+    u32 bad = desc::WORDS;
+reserved:
+    for (u32 i = 0; i < desc::WORDS; i++) {
+#pragma HLS UNROLL
+        u32 covered = 0;
+        for (u32 f = 0; f < NF; f++) {
+#pragma HLS UNROLL
+            if (fields[f].word == i) covered |= desc::mask(fields[f]) << fields[f].lsb;
+        }
+        if ((w[i] & ~covered) && bad == desc::WORDS) bad = i;
+    }
+    return bad;
+}
+
+// One section a record reads or writes: alignment, then inside its region.
+inline bool section_bad(u32 offset, u64 bytes, u32 region_bytes) {
+#pragma HLS INLINE
+    return offset % AXI_BYTES || (u64)offset + bytes > region_bytes;
+}
+
+// Every check of program.unpack_gate_record (validate_gate_record), in its order: reserved
+// bits in word order, the field ranges, the sections (sized for all tiles and channels).
+inline DescCheck check_gate_record(const u32 w[desc::WORDS], GateRec &G, const Regions &R) {
+    const u32 rw = first_reserved_word(w, gate::ALL_FIELDS);
+    if (rw < desc::WORDS) return {rw == fmt::GATE_FLAGS_WORD ? err::BAD_FLAGS : err::BAD_GATE, rw};
+    G.in_c = rfield(w, gate::in_c);
+    G.out_c = rfield(w, gate::out_c);
+    G.hidden = rfield(w, gate::hidden);
+    G.h_shift = rfield(w, gate::h_shift);
+    G.st_h = rfield(w, gate::st_h);
+    G.st_w = rfield(w, gate::st_w);
+    G.gh = rfield(w, gate::gh);
+    G.gw = rfield(w, gate::gw);
+    G.res_list = rfield(w, gate::res_list);
+    G.sums_offset = rfield(w, gate::sums_offset);
+    G.param_offset = rfield(w, gate::param_offset);
+    G.mask_offset = rfield(w, gate::mask_offset);
+    G.c1_tiles = rfield(w, gate::c1_tiles_offset);
+    G.c1_out_ch = rfield(w, gate::c1_out_ch_offset);
+    G.c2_tiles = rfield(w, gate::c2_tiles_offset);
+    G.c2_res_tiles = rfield(w, gate::c2_res_tiles_offset);
+    G.c2_in_ch = rfield(w, gate::c2_in_ch_offset);
+    G.c2_bitmap = rfield(w, gate::c2_bitmap_offset);
+    if (G.in_c < 1 || G.in_c > MAX_IN) return {err::BAD_SHAPE, gate::in_c.word};
+    if (G.out_c < 1 || G.out_c > MAX_OUT) return {err::BAD_SHAPE, gate::out_c.word};
+    if (G.hidden < 1 || G.hidden > G.in_c) return {err::BAD_SHAPE, gate::hidden.word};
+    if (G.h_shift < 1 || G.h_shift > fmt::GATE_SHIFT_MAX) return {err::BAD_GATE, gate::h_shift.word};
+    if (G.st_h < 1 || G.st_h > MAX_GRID) return {err::BAD_TILE, gate::st_h.word};
+    if (G.st_w < 1 || G.st_w > MAX_GRID) return {err::BAD_TILE, gate::st_w.word};
+    if (G.gh < 1 || G.gh > MAX_GRID) return {err::BAD_TILE, gate::gh.word};
+    if (G.gw < 1 || G.gw > MAX_GRID) return {err::BAD_TILE, gate::gw.word};
+    if (!G.res_list && G.c2_res_tiles) return {err::BAD_OFFSET, gate::c2_res_tiles_offset.word};
+    G.n_tiles = G.gh * G.gw;
+    const GateLayout rel = gate_param_layout(G.in_c, G.out_c, G.hidden, G.gh, G.gw);
+    const u64 N = G.n_tiles;
+    struct Sec {
+        u32 offset;
+        u64 bytes;
+        u32 region_bytes;
+        u32 word;
+        bool used;
+    };
+    const Sec secs[9] = {
+        {G.sums_offset, 4ull * G.st_h * G.st_w * G.in_c, R.sums, gate::sums_offset.word, true},
+        {G.param_offset, rel.nbytes, R.weight, gate::param_offset.word, true},
+        {G.mask_offset, mask_bytes(G.n_tiles, G.out_c), R.work, gate::mask_offset.word, true},
+        {G.c1_tiles, 2 * N, R.work, gate::c1_tiles_offset.word, true},
+        {G.c1_out_ch, 2ull * G.out_c, R.work, gate::c1_out_ch_offset.word, true},
+        {G.c2_tiles, 2 * N, R.work, gate::c2_tiles_offset.word, true},
+        {G.c2_res_tiles, 2 * N, R.work, gate::c2_res_tiles_offset.word, G.res_list},
+        {G.c2_in_ch, 2ull * G.out_c, R.work, gate::c2_in_ch_offset.word, true},
+        {G.c2_bitmap, 4ull * bitmap_words_of(G.n_tiles), R.work, gate::c2_bitmap_offset.word, true},
+    };
+sections:
+    for (u32 i = 0; i < 9; i++) {
+        if (secs[i].used && section_bad(secs[i].offset, secs[i].bytes, secs[i].region_bytes))
+            return {err::BAD_OFFSET, secs[i].word};
+    }
+    G.lay = rel;
+    const u64 base = G.param_offset;
+    G.lay.bins += base;
+    G.lay.recip += base;
+    G.lay.ws += base;
+    G.lay.bs += base;
+    G.lay.w1 += base;
+    G.lay.m1 += base;
+    G.lay.o1 += base;
+    G.lay.w2 += base;
+    G.lay.b2 += base;
+    return {err::OK, 0};
+}
+
+// ---- on-chip state of the gate unit (sized from the configuration) ----
+struct GateBufs {
+    u8 bins[MAX_BINS];                  // rs,re per row bin, then cs,ce per col bin
+    u32 recip[MAX_TILES + 1];           // per bin (row-major), then the channel gate's
+    s16 ws[GATE_TAPS][MAX_IN];          // spatial weights, tap-major
+    s32 m1[MAX_HIDDEN];
+    s64 o1[MAX_HIDDEN];
+    s64 b2[MAX_OUT];
+    s64 bs;
+    s64 tot[MAX_IN];                    // channel totals (whole map), then Pt
+    s64 rowsum[MAX_GRID][MAX_IN];       // one row bin: sum over its sum-tile rows, per column
+    s64 logit[MAX_TILES];               // spatial logits (scatter accumulators)
+    s64 hid[MAX_HIDDEN];                // channel gate hidden units
+    bool tile_on[MAX_TILES];
+    bool ch_on[MAX_OUT];
+};
+
+inline bool out_of_limit(s64 v) {
+#pragma HLS INLINE
+    return v >= (s64)fmt::GATE_BIAS_LIMIT || v <= -(s64)fmt::GATE_BIAS_LIMIT;
+}
+
+// Load the small parameter sections onto the chip and check them (BAD_GATE, ENTRY = index
+// within the section). One AXI read stream per section; the checks run in the load loops.
+inline DescCheck load_gate_params(const u8 *wmem, const GateRec &G, GateBufs &B, u64 &cycles) {
+    const u32 nb = 2 * (G.gh + G.gw);
+    u32 bad = 0xFFFFFFFFu;
+bins:
+    for (u32 i = 0; i < nb; i++) {   // II=1, one byte per step
+#pragma HLS LOOP_TRIPCOUNT min = 4 max = MAX_BINS
+#pragma HLS PIPELINE II = 1
+        B.bins[i] = wmem[G.lay.bins + i];
+    }
+bins_check:
+    for (u32 p = 0; p < G.gh + G.gw; p++) {   // II=1, one bin per step
+#pragma HLS LOOP_TRIPCOUNT min = 2 max = 2 * MAX_GRID
+#pragma HLS PIPELINE II = 1
+        const u32 lim = p < G.gh ? G.st_h : G.st_w;
+        const u32 s = B.bins[2 * p], e = B.bins[2 * p + 1];
+        if (bad == 0xFFFFFFFFu) {
+            if (s >= lim) bad = 2 * p;                      // start: 0..lim-1
+            else if (!(s < e && e <= lim)) bad = 2 * p + 1;   // end: start+1..lim
+        }
+    }
+    cycles += CYC_AXI_LATENCY + beats(nb) + (G.gh + G.gw);
+    if (bad != 0xFFFFFFFFu) return {err::BAD_GATE, bad};
+    const u32 nr = G.n_tiles + 1;
+recips:
+    for (u32 i = 0; i < nr; i++) {   // II=1, one u32 per step
+#pragma HLS LOOP_TRIPCOUNT min = 2 max = MAX_TILES + 1
+#pragma HLS PIPELINE II = 1
+        const u32 r = rd_u32(wmem, G.lay.recip + 4ull * i);
+        B.recip[i] = r;
+        if ((r < 1 || r > fmt::GATE_RECIP_MAX) && bad == 0xFFFFFFFFu) bad = i;
+    }
+    cycles += stream_cycles(nr, 4ull * nr);
+    if (bad != 0xFFFFFFFFu) return {err::BAD_GATE, bad};
+    B.bs = rd_s64(wmem, G.lay.bs);
+    cycles += CYC_AXI_LATENCY + 1;
+    if (out_of_limit(B.bs)) return {err::BAD_GATE, 0};
+o1:
+    for (u32 j = 0; j < G.hidden; j++) {   // II=1: m1[j] and o1[j] per step
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_HIDDEN
+#pragma HLS PIPELINE II = 1
+        B.m1[j] = (s32)rd_u32(wmem, G.lay.m1 + 4ull * j);
+        const s64 v = rd_s64(wmem, G.lay.o1 + 8ull * j);
+        B.o1[j] = v;
+        if (out_of_limit(v) && bad == 0xFFFFFFFFu) bad = j;
+    }
+    cycles += stream_cycles(G.hidden, 12ull * G.hidden);
+    if (bad != 0xFFFFFFFFu) return {err::BAD_GATE, bad};
+b2:
+    for (u32 m = 0; m < G.out_c; m++) {   // II=1
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_OUT
+#pragma HLS PIPELINE II = 1
+        const s64 v = rd_s64(wmem, G.lay.b2 + 8ull * m);
+        B.b2[m] = v;
+        if (out_of_limit(v) && bad == 0xFFFFFFFFu) bad = m;
+    }
+    cycles += stream_cycles(G.out_c, 8ull * G.out_c);
+    if (bad != 0xFFFFFFFFu) return {err::BAD_GATE, bad};
+    const u32 ngi = ceil_div(G.in_c, TN);
+ws:
+    for (u32 t = 0; t < GATE_TAPS; t++) {
+    ws_groups:
+        for (u32 ng = 0; ng < ngi; ng++) {   // II=1, TN weights per step
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_NGI
+#pragma HLS PIPELINE II = 1
+            for (u32 j = 0; j < TN; j++) {
+#pragma HLS UNROLL
+                const u32 c = ng * TN + j;
+                if (c < G.in_c) B.ws[t][c] = rd_s16(wmem, G.lay.ws + 2ull * (t * G.in_c + c));
+            }
+        }
+    }
+    cycles += stream_cycles(GATE_TAPS * ngi, 2ull * GATE_TAPS * G.in_c);
+    return {err::OK, 0};
+}
+
+// Evaluate both gates (the caller skips this under RUN_DENSE: every gate on).
+inline u64 eval_gates(const u8 *wmem, const s32 *sums, const GateRec &G, GateBufs &B) {
+    u64 cycles = 0;
+    const u32 ngi = ceil_div(G.in_c, TN);
+    const u32 st_tiles = G.st_h * G.st_w;
+    const u64 sbase = G.sums_offset / 4;
+    // -- channel totals over every sum tile
+tot_clear:
+    for (u32 c = 0; c < G.in_c; c++) {   // II=1
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_IN
+#pragma HLS PIPELINE II = 1
+        B.tot[c] = 0;
+    }
+totals:
+    for (u32 t = 0; t < st_tiles; t++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_TILES
+    totals_groups:
+        for (u32 ng = 0; ng < ngi; ng++) {   // II=1, TN sums per step
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_NGI
+#pragma HLS PIPELINE II = 1
+            for (u32 j = 0; j < TN; j++) {
+#pragma HLS UNROLL
+                const u32 c = ng * TN + j;
+                if (c < G.in_c) B.tot[c] = wadd(B.tot[c], sums[sbase + (u64)t * G.in_c + c]);
+            }
+        }
+    }
+    cycles += stream_cycles((u64)st_tiles * ngi, 4ull * st_tiles * G.in_c);
+    // -- Pt (the channel gate's pooled totals), in place
+    const u32 rt = B.recip[G.n_tiles];
+pool_total:
+    for (u32 ng = 0; ng < ngi; ng++) {   // II=1, TN multipliers
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_NGI
+#pragma HLS PIPELINE II = 1
+        for (u32 j = 0; j < TN; j++) {
+#pragma HLS UNROLL
+            const u32 c = ng * TN + j;
+            if (c < G.in_c) B.tot[c] = gate_pool(B.tot[c], rt);
+        }
+    }
+    cycles += ngi + CYC_PIPE;
+    // -- spatial gate: logits start at the bias; each bin scatters its 9 taps
+logit_init:
+    for (u32 i = 0; i < G.n_tiles; i++) {   // II=1
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_TILES
+#pragma HLS PIPELINE II = 1
+        B.logit[i] = B.bs;
+    }
+    cycles += G.n_tiles;
+row_bins:
+    for (u32 gy = 0; gy < G.gh; gy++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_GRID
+        const u32 rs = B.bins[2 * gy], re = B.bins[2 * gy + 1];
+        // row-bin sums per sum-tile column: one read of the bin's sum-tile rows
+    row_sum:
+        for (u32 ty = rs; ty < re; ty++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_GRID
+        row_sum_cols:
+            for (u32 tx = 0; tx < G.st_w; tx++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_GRID
+            row_sum_groups:
+                for (u32 ng = 0; ng < ngi; ng++) {   // II=1, TN sums per step
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_NGI
+#pragma HLS PIPELINE II = 1
+                    for (u32 j = 0; j < TN; j++) {
+#pragma HLS UNROLL
+                        const u32 c = ng * TN + j;
+                        if (c < G.in_c) {
+                            const s64 v = sums[sbase + ((u64)ty * G.st_w + tx) * G.in_c + c];
+                            B.rowsum[tx][c] = ty == rs ? v : wadd(B.rowsum[tx][c], v);
+                        }
+                    }
+                }
+            }
+        }
+        cycles += stream_cycles((u64)(re - rs) * G.st_w * ngi, 4ull * (re - rs) * G.st_w * G.in_c);
+    col_bins:
+        for (u32 gx = 0; gx < G.gw; gx++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_GRID
+            const u32 cs = B.bins[2 * G.gh + 2 * gx], ce = B.bins[2 * G.gh + 2 * gx + 1];
+            const u32 r = B.recip[gy * G.gw + gx];
+        bin_groups:
+            for (u32 ng = 0; ng < ngi; ng++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_NGI
+                s64 p[TN];
+#pragma HLS ARRAY_PARTITION variable = p complete
+                for (u32 j = 0; j < TN; j++) {
+#pragma HLS UNROLL
+                    p[j] = 0;
+                }
+            bin_cols:
+                for (u32 tx = cs; tx < ce; tx++) {   // II=1, TN adds per step
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_GRID
+#pragma HLS PIPELINE II = 1
+                    for (u32 j = 0; j < TN; j++) {
+#pragma HLS UNROLL
+                        const u32 c = ng * TN + j;
+                        if (c < G.in_c) p[j] = wadd(p[j], B.rowsum[tx][c]);
+                    }
+                }
+                for (u32 j = 0; j < TN; j++) {
+#pragma HLS UNROLL
+                    p[j] = gate_pool(p[j], r);   // TN pooling multipliers
+                }
+            taps:
+                for (u32 t = 0; t < GATE_TAPS; t++) {   // II=1: TN products + adder tree per tap
+#pragma HLS PIPELINE II = 1
+                    const u32 ky = t / 3, kx = t % 3;
+                    // bin (gy, gx) is tap (ky, kx) of logit (gy - ky + 1, gx - kx + 1)
+                    const int ly = (int)gy - (int)ky + 1, lx = (int)gx - (int)kx + 1;
+                    if (ly < 0 || ly >= (int)G.gh || lx < 0 || lx >= (int)G.gw) continue;
+                    s64 dot = 0;
+                    for (u32 j = 0; j < TN; j++) {
+#pragma HLS UNROLL
+                        const u32 c = ng * TN + j;
+                        if (c < G.in_c) dot = wadd(dot, wmul(B.ws[t][c], p[j]));
+                    }
+                    const u32 li = (u32)ly * G.gw + (u32)lx;
+                    B.logit[li] = wadd(B.logit[li], dot);
+                }
+                cycles += (ce - cs) + GATE_TAPS;
+            }
+        }
+        cycles += CYC_PIPE;   // the (gx, n-group) loop of one row bin, flattened, II=1
+    }
+decide_tiles:
+    for (u32 i = 0; i < G.n_tiles; i++) {   // II=1
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_TILES
+#pragma HLS PIPELINE II = 1
+        B.tile_on[i] = B.logit[i] >= 0;
+    }
+    cycles += G.n_tiles;
+    // -- channel gate: fc1 (w1 streamed from WEIGHT, TN channels per step) -> hidden
+fc1:
+    for (u32 hj = 0; hj < G.hidden; hj++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_HIDDEN
+        s64 a = 0;
+    fc1_groups:
+        for (u32 ng = 0; ng < ngi; ng++) {   // II=1: TN products + adder tree
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_NGI
+#pragma HLS PIPELINE II = 1
+            s64 dot = 0;
+            for (u32 j = 0; j < TN; j++) {
+#pragma HLS UNROLL
+                const u32 c = ng * TN + j;
+                if (c < G.in_c) dot = wadd(dot, wmul(rd_s16(wmem, G.lay.w1 + 2ull * ((u64)hj * G.in_c + c)), B.tot[c]));
+            }
+            a = wadd(a, dot);
+        }
+        const s64 z = wadd(wadd(wmul(a, B.m1[hj]), B.o1[hj]), (s64)1 << (G.h_shift - 1)) >> G.h_shift;
+        B.hid[hj] = z < 0 ? 0 : (z > (s64)fmt::GATE_HIDDEN_MAX ? (s64)fmt::GATE_HIDDEN_MAX : z);
+    }
+    cycles += stream_cycles((u64)G.hidden * ngi, 2ull * G.hidden * G.in_c) + G.hidden;
+    // -- fc2 (w2 streamed, TN hidden units per step) -> logits -> decisions
+    const u32 ngh = ceil_div(G.hidden, TN);
+fc2:
+    for (u32 m = 0; m < G.out_c; m++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_OUT
+        s64 acc = B.b2[m];
+    fc2_groups:
+        for (u32 ng = 0; ng < ngh; ng++) {   // II=1: TN products + adder tree
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_NGI
+#pragma HLS PIPELINE II = 1
+            s64 dot = 0;
+            for (u32 j = 0; j < TN; j++) {
+#pragma HLS UNROLL
+                const u32 hj = ng * TN + j;
+                if (hj < G.hidden) dot = wadd(dot, wmul(rd_s16(wmem, G.lay.w2 + 2ull * ((u64)m * G.hidden + hj)), B.hid[hj]));
+            }
+            acc = wadd(acc, dot);
+        }
+        B.ch_on[m] = acc >= 0;
+    }
+    cycles += stream_cycles((u64)G.out_c * ngh, 2ull * G.out_c * G.hidden);
+    return cycles;
+}
+
+// Write the masks and the block's work lists (the bytes formats.encode_work_list writes for
+// the effective conv1/conv2); return (nt, nc) in S. One II=1 pass over the tiles and one
+// over the channels build the lists on chip; then one AXI write burst per section, in the
+// reference's order (masks, conv1's tile and out-channel lists, conv2's tile, residual-only
+// and in-channel lists, conv2's bitmap), so sections that overlap in WORK end as there.
+inline void write_u16_list(u8 *work, u32 offset, const u16 *list, u32 n) {
+u16_list:
+    for (u32 i = 0; i < n; i++) {   // II=1 (AXI_BYTES/2 entries per beat)
+#pragma HLS LOOP_TRIPCOUNT min = 0 max = MAX_TILES
+#pragma HLS PIPELINE II = 1
+        wr_u16(work, offset + 2ull * i, list[i]);
+    }
+}
+
+inline u64 write_gate_outputs(u8 *work, const GateRec &G, const GateBufs &B, GateState &S) {
+    static u16 tiles[MAX_TILES], res[MAX_TILES], chans[MAX_OUT];
+    static u32 tbits[BITMAP_WORDS], cbits[ceil_div(MAX_OUT, 32)];
+    const u32 tw = bitmap_words_of(G.n_tiles), cw = bitmap_words_of(G.out_c);
+    u32 nt = 0, nr = 0, nc = 0;
+tile_lists:
+    for (u32 i = 0; i < G.n_tiles; i++) {   // II=1
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_TILES
+#pragma HLS PIPELINE II = 1
+        if (i % 32 == 0) tbits[i / 32] = 0;
+        if (B.tile_on[i]) {
+            tiles[nt++] = (u16)i;
+            tbits[i / 32] |= 1u << (i % 32);
+        } else {
+            res[nr++] = (u16)i;
+        }
+    }
+ch_lists:
+    for (u32 m = 0; m < G.out_c; m++) {   // II=1
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_OUT
+#pragma HLS PIPELINE II = 1
+        if (m % 32 == 0) cbits[m / 32] = 0;
+        if (B.ch_on[m]) {
+            chans[nc++] = (u16)m;
+            cbits[m / 32] |= 1u << (m % 32);
+        }
+    }
+mask_words:
+    for (u32 k = 0; k < tw + cw; k++) {   // II=1
+#pragma HLS LOOP_TRIPCOUNT min = 2 max = BITMAP_WORDS + ceil_div(MAX_OUT, 32)
+#pragma HLS PIPELINE II = 1
+        wr_u32(work, G.mask_offset + 4ull * k, k < tw ? tbits[k] : cbits[k - tw]);
+    }
+    write_u16_list(work, G.c1_tiles, tiles, nt);
+    write_u16_list(work, G.c1_out_ch, chans, nc);
+    write_u16_list(work, G.c2_tiles, tiles, nt);
+    if (G.res_list) write_u16_list(work, G.c2_res_tiles, res, nr);
+    write_u16_list(work, G.c2_in_ch, chans, nc);
+bitmap_words:
+    for (u32 k = 0; k < tw; k++) {   // II=1
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = BITMAP_WORDS
+#pragma HLS PIPELINE II = 1
+        wr_u32(work, G.c2_bitmap + 4ull * k, tbits[k]);
+    }
+    S.seen = true;
+    S.nt = nt;
+    S.nc = nc;
+    // list building, then the write bursts (one AXI beat per cycle)
+    return G.n_tiles + G.out_c + beats(4ull * (tw + cw)) + 2 * beats(2ull * nt) +
+           2 * beats(2ull * nc) + (G.res_list ? beats(2ull * nr) : 0) + beats(4ull * tw) +
+           CYC_PIPE;
+}
+
+// One gate record (checked already): params, evaluation (unless dense), outputs.
+// Returns the fault of the param checks (nothing written then) or OK.
+inline DescCheck run_gate(const u8 *wmem, u8 *work, const s32 *sums, const GateRec &G,
+                          bool dense, GateState &S, u64 &cycles) {
+    static GateBufs B;
+#pragma HLS ARRAY_PARTITION variable = B.ws cyclic factor = TN dim = 2
+#pragma HLS ARRAY_PARTITION variable = B.tot cyclic factor = TN
+#pragma HLS ARRAY_PARTITION variable = B.rowsum cyclic factor = TN dim = 2
+#pragma HLS ARRAY_PARTITION variable = B.hid cyclic factor = TN
+    const DescCheck pc = load_gate_params(wmem, G, B, cycles);
+    if (pc.code) return pc;
+    if (dense) {
+    all_tiles_on:
+        for (u32 i = 0; i < G.n_tiles; i++) {   // II=1
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_TILES
+#pragma HLS PIPELINE II = 1
+            B.tile_on[i] = true;
+        }
+    all_ch_on:
+        for (u32 m = 0; m < G.out_c; m++) {   // II=1
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_OUT
+#pragma HLS PIPELINE II = 1
+            B.ch_on[m] = true;
+        }
+        cycles += G.n_tiles + G.out_c;
+    } else {
+        cycles += eval_gates(wmem, sums, G, B);
+    }
+    cycles += write_gate_outputs(work, G, B, S);
+    return {err::OK, 0};
+}
+
+}  // namespace dg
+
+#endif  // DG_GATE_H

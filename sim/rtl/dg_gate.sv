@@ -1,0 +1,772 @@
+`default_nettype none
+// dg_gate: the gate / head unit of a network program (dgfpga.contract.program, docs/rtl.md).
+//
+// Started by dg_sequencer for an OP_GATE or OP_HEAD record (`start`, the record in `rec`).
+// Gate: checks the record (reserved bits, fields, sections in their regions: the order of
+// program.unpack_gate_record), then streams over the read master, in blob order, the bin
+// table and the reciprocals (checked: BAD_GATE), the block input's SUMS (per bin and row,
+// then whole for the totals), the spatial weights and bias, fc1 / m1 / o1 and fc2 / b2 of
+// the channel gate, computing in int64 exactly as dgfpga.numerics.gates:
+//   P = (S*R + 2^(RB-F-1)) >>> (RB-F);  L = bs + sum ws*Ppad;  A = sum w1*Pt;
+//   h = clamp((A*m1 + o1 + 2^(s-1)) >>> s, 0, HMAX);  logit = b2 + sum w2*h.
+// Every parameter check happens before anything is written. Then it writes the masks and
+// the block's work lists (formats.encode_work_list bytes) over the write master and hands
+// (nt, nc) to the sequencer. RUN_FLAGS.DENSE: every tile and channel on, no evaluation.
+// Head: the whole-map channel sums of SUMS (int64), logits = bias + W . pooled (int64),
+// written to WORK, then the per-record cycle log (cyc_log, this record's own entry =
+// `rec_cycles` when the log write starts).
+// Streams consume one AXI beat per cycle at most (a beat holds AB/esize elements; a
+// segment of a beat that crosses a row of a matrix takes one more cycle); the loops over
+// on-chip data (pooling, the spatial 3x3) take TN channels per cycle.
+module dg_gate
+    import dg_pkg::*;
+(
+    input  wire                         clk,
+    input  wire                         rst,
+    input  wire                         start,        // pulse: run the record in `rec`
+    input  wire                         is_head,
+    input  wire [DG_DESC_WORDS*32-1:0]  rec,
+    input  wire                         dense,        // RUN_FLAGS.DENSE
+    input  wire [63:0]                  a_weight_base,
+    input  wire [31:0]                  a_weight_bytes,
+    input  wire [63:0]                  a_work_base,
+    input  wire [31:0]                  a_work_bytes,
+    input  wire [63:0]                  a_sums_base,
+    input  wire [31:0]                  a_sums_bytes,
+    input  wire [31:0]                  a_layer_count,
+    input  wire [31:0]                  rec_cycles,   // cycles of this record so far
+    input  wire [31:0]                  cyc_log [DG_MAX_LAYERS],
+    // read master
+    output logic                        rcmd_valid,
+    output logic [63:0]                 rcmd_addr,
+    output logic [23:0]                 rcmd_beats,
+    input  wire                         rcmd_ready,
+    input  wire [DG_AXI_DATA_BITS-1:0]  rd_data,
+    input  wire                         rd_valid,
+    output logic                        rd_ready,
+    // write master
+    output logic                        wcmd_valid,
+    output logic [63:0]                 wcmd_addr,
+    output logic [23:0]                 wcmd_beats,
+    input  wire                         wcmd_ready,
+    output logic [DG_AXI_DATA_BITS-1:0] wd_data,
+    output logic [AB-1:0]               wd_strb,
+    output logic                        wd_valid,
+    input  wire                         wd_ready,
+    // result
+    output logic                        done,         // pulse
+    output logic [7:0]                  err_code,     // valid with done (0 = ok)
+    output logic [15:0]                 err_entry,
+    output logic [15:0]                 nt,           // active tiles / channels of the gate
+    output logic [15:0]                 nc
+);
+`include "dg_fields.svh"
+    if (AB < 8) begin : g_chk_ab
+        $error("dg_gate: the int64 parameters need an AXI width of at least 64 bits");
+    end
+    localparam int MAXG = DG_MAX_GRID;
+    localparam int NCELL = MAXG * MAXG;
+    localparam int MAXC = DG_MAX_IN_CHANNELS;
+    localparam int MAXO = DG_MAX_OUT_CHANNELS;
+    localparam int MAXL = (MAXO > DG_MAX_CLASSES) ? MAXO : DG_MAX_CLASSES;
+    localparam int NCELLP = 32 * ((NCELL + 31) / 32) + 8 * AB;     // bit vectors padded for word reads
+    localparam int MAXOP = 32 * ((MAXO + 31) / 32) + 8 * AB;
+    localparam int SH = DG_GATE_RECIP_BITS - DG_GATE_FRAC_BITS;
+    localparam logic signed [63:0] LIM = 64'(DG_GATE_BIAS_LIMIT);
+    localparam logic signed [63:0] HMAX = 64'(DG_GATE_HIDDEN_MAX);
+    // pooled value bits: an 8-bit map pools to |P| <= 255 * 2^F; the reference admits |P| < 2^17
+    localparam int PVW = DG_ACT_BITS + DG_GATE_FRAC_BITS + 2;
+
+    // ------------------------------------------------------------------ record fields
+`define DG_G(F) `DG_REC(rec, GATE, F)
+`define DG_H(F) `DG_REC(rec, HEAD, F)
+    wire [15:0] g_in_c = 16'(`DG_G(IN_C));
+    wire [15:0] g_out_c = 16'(`DG_G(OUT_C));
+    wire [15:0] g_hidden = 16'(`DG_G(HIDDEN));
+    wire [5:0]  g_shift = 6'(`DG_G(H_SHIFT));
+    wire [7:0]  g_st_h = 8'(`DG_G(ST_H));
+    wire [7:0]  g_st_w = 8'(`DG_G(ST_W));
+    wire [7:0]  g_gh = 8'(`DG_G(GH));
+    wire [7:0]  g_gw = 8'(`DG_G(GW));
+    wire        g_res_list = `DG_G(RES_LIST);
+    wire [15:0] h_in_c = 16'(`DG_H(IN_C));
+    wire [15:0] h_classes = 16'(`DG_H(CLASSES));
+    wire [7:0]  h_st_h = 8'(`DG_H(ST_H));
+    wire [7:0]  h_st_w = 8'(`DG_H(ST_W));
+
+    // reserved bits: every record bit no field covers
+    function automatic logic [DG_DESC_WORDS*32-1:0] gate_bits();
+        logic [DG_DESC_WORDS*32-1:0] u;
+        u = '0;
+`define DG_USE(F) `DG_REC(u, GATE, F) = '1;
+        `DG_USE(MAGIC) `DG_USE(VERSION) `DG_USE(OP) `DG_USE(IN_C) `DG_USE(OUT_C) `DG_USE(HIDDEN)
+        `DG_USE(H_SHIFT) `DG_USE(ST_H) `DG_USE(ST_W) `DG_USE(GH) `DG_USE(GW) `DG_USE(RES_LIST)
+        `DG_USE(SUMS_OFFSET) `DG_USE(PARAM_OFFSET) `DG_USE(MASK_OFFSET) `DG_USE(C1_TILES_OFFSET)
+        `DG_USE(C1_OUT_CH_OFFSET) `DG_USE(C2_TILES_OFFSET) `DG_USE(C2_RES_TILES_OFFSET)
+        `DG_USE(C2_IN_CH_OFFSET) `DG_USE(C2_BITMAP_OFFSET)
+`undef DG_USE
+        return u;
+    endfunction
+    function automatic logic [DG_DESC_WORDS*32-1:0] head_bits();
+        logic [DG_DESC_WORDS*32-1:0] u;
+        u = '0;
+`define DG_USE(F) `DG_REC(u, HEAD, F) = '1;
+        `DG_USE(MAGIC) `DG_USE(VERSION) `DG_USE(OP) `DG_USE(IN_C) `DG_USE(CLASSES) `DG_USE(ST_H)
+        `DG_USE(ST_W) `DG_USE(SUMS_OFFSET) `DG_USE(PARAM_OFFSET) `DG_USE(LOGITS_OFFSET)
+        `DG_USE(LOG_OFFSET)
+`undef DG_USE
+        return u;
+    endfunction
+    localparam logic [DG_DESC_WORDS*32-1:0] GATE_BITS = gate_bits();
+    localparam logic [DG_DESC_WORDS*32-1:0] HEAD_BITS = head_bits();
+
+    function automatic logic [63:0] up(input logic [63:0] n);
+        return (n + 64'(AB - 1)) & ~64'(AB - 1);
+    endfunction
+    function automatic logic [63:0] bm_bytes(input logic [63:0] n);   // formats.bitmap_bytes
+        return 64'd4 * ((n + 64'd31) >> 5);
+    endfunction
+
+    // gate parameter layout (program.gate_param_layout: sections at AXI-aligned offsets)
+    logic [63:0] po [DG_GATE_P_COUNT];
+    logic [63:0] p_nbytes;
+    always_comb begin
+        logic [63:0] pos;
+        pos = 64'd0;
+        for (int s = 0; s < DG_GATE_P_COUNT; s++) begin
+            int unsigned eb;
+            case (s)
+                DG_GATE_P_BINS: eb = DG_GATE_P_BINS_ELEM_BYTES;
+                DG_GATE_P_RECIP: eb = DG_GATE_P_RECIP_ELEM_BYTES;
+                DG_GATE_P_WS: eb = DG_GATE_P_WS_ELEM_BYTES;
+                DG_GATE_P_BS: eb = DG_GATE_P_BS_ELEM_BYTES;
+                DG_GATE_P_W1: eb = DG_GATE_P_W1_ELEM_BYTES;
+                DG_GATE_P_M1: eb = DG_GATE_P_M1_ELEM_BYTES;
+                DG_GATE_P_O1: eb = DG_GATE_P_O1_ELEM_BYTES;
+                DG_GATE_P_W2: eb = DG_GATE_P_W2_ELEM_BYTES;
+                default: eb = DG_GATE_P_B2_ELEM_BYTES;
+            endcase
+            pos = up(pos);
+            po[s] = pos;
+            pos = pos + 64'(eb) * 64'(dg_gate_param_count(s, 32'(g_in_c), 32'(g_out_c), 32'(g_hidden),
+                                                          32'(g_gh), 32'(g_gw)));
+        end
+        p_nbytes = pos;
+    end
+    wire [63:0] g_n = 64'(g_gh) * 64'(g_gw);
+    wire [63:0] h_bias_off = 64'(dg_head_param_bias_offset(32'(h_in_c), 32'(h_classes), AB));
+
+    // ------------------------------------------------------------------ record checks
+    // program.unpack_gate_record / unpack_head_record order: reserved bits (word order), fields,
+    // then every section aligned and in_grid its region (densest case)
+    logic [7:0] chk_code;
+    logic [15:0] chk_entry;
+    always_comb begin
+        logic found;
+        logic [DG_DESC_WORDS*32-1:0] stray;
+        found = 1'b0;
+        chk_code = 8'd0;
+        chk_entry = 16'd0;
+`define DG_FAIL(cond, code, entry) \
+        if (!found && (cond)) begin found = 1'b1; chk_code = code; chk_entry = 16'(entry); end
+`define DG_SEC(P, F, region_bytes, nbytes) \
+        `DG_FAIL(32'(`DG_REC(rec, P, F)) % AB != 0, DG_ERR_BAD_OFFSET, DG_``P``_``F``_WORD) \
+        `DG_FAIL(64'(`DG_REC(rec, P, F)) + 64'(nbytes) > 64'(region_bytes), DG_ERR_BAD_OFFSET, DG_``P``_``F``_WORD)
+        stray = rec & ~(is_head ? HEAD_BITS : GATE_BITS);
+        for (int w = 0; w < DG_DESC_WORDS; w++) begin
+            `DG_FAIL(stray[w * 32 +: 32] != 0,
+                     (!is_head && w == DG_GATE_FLAGS_WORD) ? DG_ERR_BAD_FLAGS : DG_ERR_BAD_GATE, w)
+        end
+        if (!is_head) begin
+            `DG_FAIL(g_in_c == 0 || 32'(g_in_c) > MAXC, DG_GATE_IN_C_ERR, DG_GATE_IN_C_WORD)
+            `DG_FAIL(g_out_c == 0 || 32'(g_out_c) > MAXO, DG_GATE_OUT_C_ERR, DG_GATE_OUT_C_WORD)
+            `DG_FAIL(g_hidden == 0 || g_hidden > g_in_c, DG_GATE_HIDDEN_ERR, DG_GATE_HIDDEN_WORD)
+            `DG_FAIL(g_shift == 0 || 32'(g_shift) > DG_GATE_SHIFT_MAX, DG_GATE_H_SHIFT_ERR, DG_GATE_H_SHIFT_WORD)
+            `DG_FAIL(g_st_h == 0 || 32'(g_st_h) > MAXG, DG_GATE_ST_H_ERR, DG_GATE_ST_H_WORD)
+            `DG_FAIL(g_st_w == 0 || 32'(g_st_w) > MAXG, DG_GATE_ST_W_ERR, DG_GATE_ST_W_WORD)
+            `DG_FAIL(g_gh == 0 || 32'(g_gh) > MAXG, DG_GATE_GH_ERR, DG_GATE_GH_WORD)
+            `DG_FAIL(g_gw == 0 || 32'(g_gw) > MAXG, DG_GATE_GW_ERR, DG_GATE_GW_WORD)
+            `DG_FAIL(!g_res_list && `DG_G(C2_RES_TILES_OFFSET) != 0, DG_GATE_C2_RES_TILES_OFFSET_ERR,
+                     DG_GATE_C2_RES_TILES_OFFSET_WORD)
+            `DG_SEC(GATE, SUMS_OFFSET, a_sums_bytes, 64'(g_st_h) * 64'(g_st_w) * 64'(g_in_c) * 64'(DG_SUM_BYTES))
+            `DG_SEC(GATE, PARAM_OFFSET, a_weight_bytes, p_nbytes)
+            `DG_SEC(GATE, MASK_OFFSET, a_work_bytes, bm_bytes(g_n) + bm_bytes(64'(g_out_c)))
+            `DG_SEC(GATE, C1_TILES_OFFSET, a_work_bytes, 64'd2 * g_n)
+            `DG_SEC(GATE, C1_OUT_CH_OFFSET, a_work_bytes, 64'd2 * 64'(g_out_c))
+            `DG_SEC(GATE, C2_TILES_OFFSET, a_work_bytes, 64'd2 * g_n)
+            if (g_res_list) begin
+                `DG_SEC(GATE, C2_RES_TILES_OFFSET, a_work_bytes, 64'd2 * g_n)
+            end
+            `DG_SEC(GATE, C2_IN_CH_OFFSET, a_work_bytes, 64'd2 * 64'(g_out_c))
+            `DG_SEC(GATE, C2_BITMAP_OFFSET, a_work_bytes, bm_bytes(g_n))
+        end else begin
+            `DG_FAIL(h_in_c == 0 || 32'(h_in_c) > MAXC, DG_HEAD_IN_C_ERR, DG_HEAD_IN_C_WORD)
+            `DG_FAIL(h_classes == 0 || 32'(h_classes) > DG_MAX_CLASSES, DG_HEAD_CLASSES_ERR, DG_HEAD_CLASSES_WORD)
+            `DG_FAIL(h_st_h == 0 || 32'(h_st_h) > MAXG, DG_HEAD_ST_H_ERR, DG_HEAD_ST_H_WORD)
+            `DG_FAIL(h_st_w == 0 || 32'(h_st_w) > MAXG, DG_HEAD_ST_W_ERR, DG_HEAD_ST_W_WORD)
+            `DG_SEC(HEAD, SUMS_OFFSET, a_sums_bytes, 64'(h_st_h) * 64'(h_st_w) * 64'(h_in_c) * 64'(DG_SUM_BYTES))
+            `DG_SEC(HEAD, PARAM_OFFSET, a_weight_bytes, h_bias_off + 64'd4 * 64'(h_classes))
+            `DG_SEC(HEAD, LOGITS_OFFSET, a_work_bytes, 64'd8 * 64'(h_classes))
+            `DG_SEC(HEAD, LOG_OFFSET, a_work_bytes, 64'd4 * 64'(a_layer_count))
+        end
+`undef DG_SEC
+`undef DG_FAIL
+    end
+
+    // ------------------------------------------------------------------ state
+    typedef enum logic [3:0] {
+        G_IDLE, G_CHK, G_NEXT, G_RCMD, G_RDATA, G_BCHK, G_POOL, G_SPAT, G_WJOB, G_WCMD, G_WDATA,
+        G_FAULT, G_DONE
+    } gstate_t;
+    gstate_t st;
+    typedef enum logic [3:0] {
+        K_BINS, K_RECIP, K_SUMS, K_WS, K_BS, K_W1, K_M1, K_O1, K_W2, K_B2, K_HW, K_HB
+    } kind_t;
+    // phases (G_NEXT dispatches on `step`)
+    localparam logic [4:0] S_BINS = 0, S_BCHK = 1, S_RECIP = 2, S_BINSUM = 3, S_TOT = 4, S_POOLT = 5,
+        S_WS = 6, S_BS = 7, S_SPAT = 8, S_W1 = 9, S_M1 = 10, S_O1 = 11, S_W2 = 12, S_B2 = 13,
+        S_WRITE = 14, S_DENSE = 15, S_HSUMS = 16, S_HW = 17, S_HB = 18, S_HWRITE = 19;
+    logic [4:0] step;
+    logic [3:0] job;                  // write job
+    // stream
+    kind_t       s_kind;
+    logic [63:0] s_addr;              // byte address of the first element
+    logic [31:0] s_n, s_e;            // elements, consumed
+    logic [1:0]  s_esz;               // log2 element bytes
+    logic [31:0] s_rowlen, s_row, s_col;
+    logic [15:0] s_lp;                // element lane within the beat
+    logic        s_bad;
+    logic [15:0] s_bad_at;
+    logic signed [63:0] racc;         // row accumulator (w1, w2, head W)
+    // on-chip data
+    logic [7:0]  bins_m [4 * MAXG];
+    logic [31:0] recip_m [NCELL + 1];
+    logic signed [63:0] acc [MAXC];
+    // pooled values: |P| < 2^17 for the sums of an 8-bit map (the domain of the integer gates;
+    // dgfpga.runtime.interpreter.GateDomainError outside it), stored in PVW bits
+    logic signed [PVW-1:0] P_m [NCELL * MAXC];
+    logic signed [PVW-1:0] Pt [MAXC];
+    logic signed [15:0] ws_m [9 * MAXC];
+    logic signed [63:0] bs_r;
+    logic signed [63:0] A_m [MAXC];
+    logic signed [31:0] m1_m [MAXC];
+    logic [15:0] h_m [MAXC];
+    logic signed [63:0] lg [MAXL];
+    logic [NCELLP-1:0] spat;
+    logic [MAXOP-1:0] chan;
+    // loops
+    logic [7:0]  b_gy, b_gx, b_r;     // bin sums: bin, sum-tile row
+    logic [15:0] lc;                  // channel / pair counter
+    logic [1:0]  sp_ky;               // spatial: kernel row
+    logic signed [63:0] sacc;
+    logic        pool_tot;
+    // writes
+    logic [63:0] w_addr, w_nbytes;
+    logic [1:0]  w_kind;              // 0 words (masks/bitmap), 1 list, 2 int64 logits, 3 u32 log
+    logic [1:0]  w_sel;               // list: 0 tiles on, 1 tiles off, 2 channels on;
+                                      // words: 0 tile then channel bitmap (masks), 1 tile bitmap
+    logic [15:0] w_limit, w_total, w_emitted, w_scan;
+    logic [23:0] w_beat, w_beats;
+    logic [DG_AXI_DATA_BITS-1:0] lb_data;
+    logic [15:0] lb_cnt;
+    logic        lb_pend;
+    logic [31:0] head_log;
+    logic [7:0]  e_code;
+    logic [15:0] e_entry;
+
+    wire [63:0] sums_abs = a_sums_base + 64'(is_head ? `DG_H(SUMS_OFFSET) : `DG_G(SUMS_OFFSET));
+    wire [63:0] par_abs = a_weight_base + 64'(is_head ? `DG_H(PARAM_OFFSET) : `DG_G(PARAM_OFFSET));
+    wire [7:0] b_rs = bins_m[2 * 32'(b_gy)];
+    wire [7:0] b_re = bins_m[2 * 32'(b_gy) + 1];
+    wire [7:0] b_cs = bins_m[2 * 32'(g_gh) + 2 * 32'(b_gx)];
+    wire [7:0] b_ce = bins_m[2 * 32'(g_gh) + 2 * 32'(b_gx) + 1];
+    wire [15:0] cur_cell = 16'(32'(b_gy) * 32'(g_gw) + 32'(b_gx));
+
+    // ------------------------------------------------------------------ arithmetic
+    function automatic logic signed [63:0] pool(input logic signed [63:0] s, input logic [31:0] r);
+        logic signed [63:0] t;
+        t = s * $signed({32'd0, r}) + (64'sd1 <<< (SH - 1));
+        return t >>> SH;
+    endfunction
+    function automatic logic [15:0] hidden_unit(input logic signed [63:0] a, input logic signed [31:0] m,
+                                                input logic signed [63:0] o, input logic [5:0] s);
+        logic signed [63:0] t;
+        t = a * 64'(m) + o + (64'sd1 <<< (s - 6'd1));
+        t = t >>> s;
+        if (t < 0) t = 0;
+        if (t > HMAX) t = HMAX;
+        return 16'(t);
+    endfunction
+    function automatic logic signed [63:0] elem(input logic [DG_AXI_DATA_BITS-1:0] b, input int idx,
+                                                input logic [1:0] esz, input logic sgn);
+        case (esz)
+            2'd0: return sgn ? 64'(signed'(b[idx * 8 +: 8])) : 64'(b[idx * 8 +: 8]);
+            2'd1: return sgn ? 64'(signed'(b[idx * 16 +: 16])) : 64'(b[idx * 16 +: 16]);
+            2'd2: return sgn ? 64'(signed'(b[idx * 32 +: 32])) : 64'(b[idx * 32 +: 32]);
+            default: return b[idx * 64 +: 64];
+        endcase
+    endfunction
+    function automatic logic big(input logic signed [63:0] v);
+        return v >= LIM || v <= -LIM;
+    endfunction
+
+    // ------------------------------------------------------------------ stream segment
+    logic [31:0] seg_n;
+    logic seg_row_end, seg_beat_end, seg_last;
+    always_comb begin
+        logic [31:0] lne, a, b, c;
+        lne = 32'(AB) >> s_esz;
+        a = lne - 32'(s_lp);
+        b = s_rowlen - s_col;
+        c = s_n - s_e;
+        seg_n = a;
+        if (b < seg_n) seg_n = b;
+        if (c < seg_n) seg_n = c;
+        seg_row_end = s_col + seg_n == s_rowlen;
+        seg_last = s_e + seg_n == s_n;
+        seg_beat_end = 32'(s_lp) + seg_n == lne || seg_last;
+    end
+
+    // ------------------------------------------------------------------ AXI outputs
+    wire [63:0] s_off = s_addr & 64'(AB - 1);
+    always_comb begin
+        rcmd_valid = st == G_RCMD;
+        rcmd_addr = s_addr & ~64'(AB - 1);
+        rcmd_beats = 24'((s_off + (64'(s_n) << s_esz) + 64'(AB - 1)) >> ABL);
+        rd_ready = st == G_RDATA && rd_valid && seg_beat_end;
+        wcmd_valid = st == G_WCMD;
+        wcmd_addr = w_addr;
+        wcmd_beats = w_beats;
+    end
+
+    // write beat of the word jobs
+    function automatic logic [31:0] bits_word(input logic [1:0] which, input logic [31:0] w,
+                                              input logic [31:0] nwt);
+        if (which == 2'd0 && w >= nwt) return chan[(w - nwt) * 32 +: 32];
+        return spat[w * 32 +: 32];
+    endfunction
+    always_comb begin
+        logic [63:0] rem;
+        wd_valid = 1'b0;
+        wd_data = '0;
+        wd_strb = '0;
+        rem = w_nbytes - 64'(w_beat) * 64'(AB);
+        if (st == G_WDATA) begin
+            if (w_kind == 2'd1) begin
+                wd_valid = lb_pend;
+                wd_data = lb_data;
+                for (int i = 0; i < AB; i++) wd_strb[i] = 32'(i) < 2 * 32'(lb_cnt);
+            end else begin
+                wd_valid = 1'b1;
+                for (int i = 0; i < AB; i++) wd_strb[i] = 64'(i) < rem;
+                for (int k = 0; k < AB / 4; k++) begin
+                    logic [31:0] w;
+                    w = 32'(w_beat) * 32'(AB / 4) + 32'(k);
+                    case (w_kind)
+                        2'd0: wd_data[k * 32 +: 32] = bits_word(w_sel, w,
+                                                                32'((g_n + 64'd31) >> 5));
+                        2'd2: wd_data[k * 32 +: 32] = lg[(w >> 1) % MAXL][(w & 1) * 32 +: 32];
+                        default: wd_data[k * 32 +: 32] = (w + 1 == a_layer_count) ? head_log
+                                                         : cyc_log[w % DG_MAX_LAYERS];
+                    endcase
+                end
+            end
+        end
+    end
+
+    // ------------------------------------------------------------------ control
+    task automatic stream(input kind_t k, input logic [63:0] addr, input logic [31:0] n,
+                          input logic [1:0] esz, input logic [31:0] rowlen);
+        s_kind <= k;
+        s_addr <= addr;
+        s_n <= n;
+        s_e <= 32'd0;
+        s_esz <= esz;
+        s_rowlen <= rowlen;
+        s_row <= 32'd0;
+        s_col <= 32'd0;
+        s_lp <= 16'((addr & 64'(AB - 1)) >> esz);
+        racc <= 64'sd0;
+        st <= (n == 0) ? G_NEXT : G_RCMD;
+    endtask
+    task automatic wjob(input logic [63:0] addr, input logic [63:0] nbytes, input logic [1:0] kind,
+                        input logic [1:0] sel, input logic [15:0] limit, input logic [15:0] total);
+        w_addr <= addr;
+        w_nbytes <= nbytes;
+        w_kind <= kind;
+        w_sel <= sel;
+        w_limit <= limit;
+        w_total <= total;
+        w_emitted <= 16'd0;
+        w_scan <= 16'd0;
+        w_beat <= 24'd0;
+        w_beats <= 24'((nbytes + 64'(AB - 1)) >> ABL);
+        lb_cnt <= 16'd0;
+        lb_pend <= 1'b0;
+        lb_data <= '0;
+        st <= (nbytes == 0) ? G_WJOB : G_WCMD;
+    endtask
+
+    wire [63:0] wb = a_work_base;
+    always_ff @(posedge clk) begin
+        done <= 1'b0;
+        case (st)
+            G_IDLE: if (start) st <= G_CHK;
+            G_CHK: begin
+                for (int c = 0; c < MAXC; c++) acc[c] <= 64'sd0;
+                spat <= '0;
+                chan <= '0;
+                job <= 4'd0;
+                b_gy <= 8'd0;
+                b_gx <= 8'd0;
+                s_bad <= 1'b0;
+                if (chk_code != 8'd0) begin
+                    e_code <= chk_code;
+                    e_entry <= chk_entry;
+                    st <= G_FAULT;
+                end else if (is_head) begin
+                    step <= S_HSUMS;
+                    st <= G_NEXT;
+                end else begin
+                    step <= S_BINS;
+                    st <= G_NEXT;
+                end
+            end
+            G_NEXT: begin
+                // a finished stream step, or the start of one
+                if (s_bad) begin
+                    e_code <= DG_ERR_BAD_GATE;
+                    e_entry <= s_bad_at;
+                    st <= G_FAULT;
+                end else begin
+                    case (step)
+                        S_BINS: begin
+                            stream(K_BINS, par_abs + po[DG_GATE_P_BINS], 2 * 32'(g_gh) + 2 * 32'(g_gw), 2'd0, 32'hFFFF_FFFF);
+                            step <= S_BCHK;
+                        end
+                        S_BCHK: begin lc <= 16'd0; st <= G_BCHK; end
+                        S_RECIP: begin
+                            stream(K_RECIP, par_abs + po[DG_GATE_P_RECIP], 32'(g_n) + 1, 2'd2, 32'hFFFF_FFFF);
+                            step <= S_BINSUM;
+                            b_gy <= 8'd0;
+                            b_gx <= 8'd0;
+                            b_r <= bins_m[0];
+                        end
+                        S_BINSUM: begin
+                            // one sum-tile row of bin (b_gy, b_gx) per stream, then its pool
+                            if (dense) begin
+                                step <= S_BS;           // DENSE: only the checked sections
+                            end else if (b_r < b_re) begin
+                                stream(K_SUMS, sums_abs + 64'd4 * (64'(b_r) * 64'(g_st_w) + 64'(b_cs)) * 64'(g_in_c),
+                                       32'(b_ce - b_cs) * 32'(g_in_c), 2'd2, 32'(g_in_c));
+                                b_r <= b_r + 8'd1;
+                            end else begin
+                                lc <= 16'd0;
+                                pool_tot <= 1'b0;
+                                st <= G_POOL;
+                            end
+                        end
+                        S_TOT: begin
+                            stream(K_SUMS, sums_abs, 32'(g_st_h) * 32'(g_st_w) * 32'(g_in_c), 2'd2, 32'(g_in_c));
+                            step <= S_POOLT;
+                        end
+                        S_POOLT: begin lc <= 16'd0; pool_tot <= 1'b1; st <= G_POOL; end
+                        S_WS: begin
+                            stream(K_WS, par_abs + po[DG_GATE_P_WS], 9 * 32'(g_in_c), 2'd1, 32'hFFFF_FFFF);
+                            step <= S_BS;
+                        end
+                        S_BS: begin
+                            stream(K_BS, par_abs + po[DG_GATE_P_BS], 32'd1, 2'd3, 32'hFFFF_FFFF);
+                            step <= S_SPAT;
+                        end
+                        S_SPAT: if (dense) step <= S_O1; else begin
+                            b_gy <= 8'd0;
+                            b_gx <= 8'd0;
+                            sp_ky <= 2'd0;
+                            lc <= 16'd0;
+                            sacc <= 64'sd0;
+                            st <= G_SPAT;
+                        end
+                        S_W1: begin
+                            stream(K_W1, par_abs + po[DG_GATE_P_W1], 32'(g_hidden) * 32'(g_in_c), 2'd1, 32'(g_in_c));
+                            step <= S_M1;
+                        end
+                        S_M1: begin
+                            stream(K_M1, par_abs + po[DG_GATE_P_M1], 32'(g_hidden), 2'd2, 32'hFFFF_FFFF);
+                            step <= S_O1;
+                        end
+                        S_O1: begin
+                            stream(K_O1, par_abs + po[DG_GATE_P_O1], 32'(g_hidden), 2'd3, 32'hFFFF_FFFF);
+                            step <= S_W2;
+                        end
+                        S_W2: if (dense) step <= S_B2; else begin
+                            stream(K_W2, par_abs + po[DG_GATE_P_W2], 32'(g_out_c) * 32'(g_hidden), 2'd1, 32'(g_hidden));
+                            step <= S_B2;
+                        end
+                        S_B2: begin
+                            stream(K_B2, par_abs + po[DG_GATE_P_B2], 32'(g_out_c), 2'd3, 32'hFFFF_FFFF);
+                            step <= dense ? S_DENSE : S_WRITE;
+                        end
+                        S_DENSE: begin
+                            // RUN_FLAGS.DENSE: every tile and channel on (parameters checked, not evaluated)
+                            for (int i = 0; i < NCELL; i++) spat[i] <= 64'(i) < g_n;
+                            for (int i = 0; i < MAXO; i++) chan[i] <= 32'(i) < 32'(g_out_c);
+                            step <= S_WRITE;
+                        end
+                        S_WRITE: begin
+                            nt <= 16'($countones(spat));
+                            nc <= 16'($countones(chan));
+                            job <= 4'd0;
+                            st <= G_WJOB;
+                        end
+                        S_HSUMS: begin
+                            stream(K_SUMS, sums_abs, 32'(h_st_h) * 32'(h_st_w) * 32'(h_in_c), 2'd2, 32'(h_in_c));
+                            step <= S_HW;
+                        end
+                        S_HW: begin
+                            stream(K_HW, par_abs, 32'(h_classes) * 32'(h_in_c), 2'd0, 32'(h_in_c));
+                            step <= S_HB;
+                        end
+                        S_HB: begin
+                            stream(K_HB, par_abs + h_bias_off, 32'(h_classes), 2'd2, 32'hFFFF_FFFF);
+                            step <= S_HWRITE;
+                        end
+                        S_HWRITE: begin
+                            job <= 4'd8;
+                            st <= G_WJOB;
+                        end
+                        default: st <= G_FAULT;
+                    endcase
+                end
+            end
+            G_RCMD: if (rcmd_ready) st <= G_RDATA;
+            G_RDATA: if (rd_valid) begin
+                logic found;
+                logic signed [63:0] ssum;
+                found = s_bad;
+                ssum = 64'sd0;
+                for (int l = 0; l < AB; l++) begin
+                    if (32'(l) < seg_n) begin
+                        logic signed [63:0] x;
+                        logic [31:0] e, c;
+                        x = elem(rd_data, 32'(s_lp) + l, s_esz, s_kind != K_BINS && s_kind != K_RECIP);
+                        e = s_e + 32'(l);
+                        c = s_col + 32'(l);
+                        case (s_kind)
+                            K_BINS: bins_m[e % (4 * MAXG)] <= x[7:0];
+                            K_RECIP: begin
+                                recip_m[e % (NCELL + 1)] <= x[31:0];
+                                if (!found && (x[31:0] == 0 || x[31:0] > 32'(DG_GATE_RECIP_MAX))) begin
+                                    found = 1'b1;
+                                    s_bad_at <= 16'(e);
+                                end
+                            end
+                            K_SUMS: acc[c % MAXC] <= acc[c % MAXC] + x;
+                            K_WS: ws_m[e % (9 * MAXC)] <= x[15:0];
+                            K_BS: begin
+                                bs_r <= x;
+                                if (!found && big(x)) begin found = 1'b1; s_bad_at <= 16'(e); end
+                            end
+                            K_W1: ssum = ssum + x * 64'(Pt[c % MAXC]);
+                            K_M1: m1_m[e % MAXC] <= x[31:0];
+                            K_O1: begin
+                                h_m[e % MAXC] <= hidden_unit(A_m[e % MAXC], m1_m[e % MAXC], x, g_shift);
+                                if (!found && big(x)) begin found = 1'b1; s_bad_at <= 16'(e); end
+                            end
+                            K_W2: ssum = ssum + x * 64'(h_m[c % MAXC]);
+                            K_B2: begin
+                                chan[e % MAXO] <= (lg[e % MAXL] + x) >= 0;
+                                if (!found && big(x)) begin found = 1'b1; s_bad_at <= 16'(e); end
+                            end
+                            K_HW: ssum = ssum + x * acc[c % MAXC];
+                            default: lg[e % MAXL] <= lg[e % MAXL] + x;    // K_HB
+                        endcase
+                    end
+                end
+                s_bad <= found;
+                if (seg_row_end) begin
+                    racc <= 64'sd0;
+                    if (s_kind == K_W1) A_m[s_row % MAXC] <= racc + ssum;
+                    if (s_kind == K_W2 || s_kind == K_HW) lg[s_row % MAXL] <= racc + ssum;
+                    s_row <= s_row + 32'd1;
+                    s_col <= 32'd0;
+                end else begin
+                    racc <= racc + ssum;
+                    s_col <= s_col + seg_n;
+                end
+                s_e <= s_e + seg_n;
+                s_lp <= seg_beat_end ? 16'd0 : s_lp + 16'(seg_n);
+                if (seg_last) st <= G_NEXT;
+            end
+            G_BCHK: begin
+                // bin table: 0 <= start < end <= st_h (rows), st_w (cols); one pair per cycle
+                logic [7:0] s, e, lim;
+                logic [15:0] base;
+                s = bins_m[2 * 32'(lc)];
+                e = bins_m[2 * 32'(lc) + 1];
+                lim = (lc < 16'(g_gh)) ? g_st_h : g_st_w;
+                base = 16'(2 * 32'(lc));
+                if (s >= lim) begin
+                    e_code <= DG_ERR_BAD_GATE;
+                    e_entry <= base;
+                    st <= G_FAULT;
+                end else if (!(s < e && e <= lim)) begin
+                    e_code <= DG_ERR_BAD_GATE;
+                    e_entry <= base + 16'd1;
+                    st <= G_FAULT;
+                end else if (lc + 16'd1 == 16'(g_gh) + 16'(g_gw)) begin
+                    step <= S_RECIP;
+                    st <= G_NEXT;
+                end
+                lc <= lc + 16'd1;
+            end
+            G_POOL: begin
+                // TN channels per cycle: P (bin) or Pt (totals); the accumulators restart at 0
+                for (int l = 0; l < DG_TN; l++) begin
+                    logic [31:0] c;
+                    c = 32'(lc) + 32'(l);
+                    if (c < 32'(g_in_c)) begin
+                        if (pool_tot) Pt[c % MAXC] <= PVW'(pool(acc[c % MAXC], recip_m[32'(g_n) % (NCELL + 1)]));
+                        else P_m[(32'(cur_cell) * 32'(g_in_c) + c) % (NCELL * MAXC)]
+                                 <= PVW'(pool(acc[c % MAXC], recip_m[32'(cur_cell) % (NCELL + 1)]));
+                        acc[c % MAXC] <= 64'sd0;
+                    end
+                end
+                lc <= lc + 16'(DG_TN);
+                if (32'(lc) + DG_TN >= 32'(g_in_c)) begin
+                    st <= G_NEXT;
+                    if (pool_tot) step <= S_WS;
+                    else if (b_gx + 8'd1 < g_gw) begin
+                        b_gx <= b_gx + 8'd1;
+                        b_r <= b_rs;
+                    end else if (b_gy + 8'd1 < g_gh) begin
+                        b_gx <= 8'd0;
+                        b_gy <= b_gy + 8'd1;
+                        b_r <= bins_m[2 * (32'(b_gy) + 1)];
+                    end else begin
+                        step <= S_TOT;
+                    end
+                end
+            end
+            G_SPAT: begin
+                // cur_cell (b_gy, b_gx), kernel row sp_ky: its three taps x TN channels per
+                // cycle (3*TN products); a kernel row outside the grid takes one cycle
+                logic signed [15:0] ny;
+                logic row_in, row_end;
+                logic signed [63:0] t;
+                ny = 16'(b_gy) + 16'(sp_ky) - 16'sd1;
+                row_in = ny >= 0 && ny < 16'(g_gh);
+                t = 64'sd0;
+                if (row_in) begin
+                    for (int kx = 0; kx < 3; kx++) begin
+                        logic signed [15:0] nx;
+                        nx = 16'(b_gx) + 16'(kx) - 16'sd1;
+                        if (nx >= 0 && nx < 16'(g_gw)) begin
+                            for (int l = 0; l < DG_TN; l++) begin
+                                logic [31:0] c;
+                                c = 32'(lc) + 32'(l);
+                                if (c < 32'(g_in_c))
+                                    t = t + 64'(ws_m[((32'(sp_ky) * 3 + 32'(kx)) * 32'(g_in_c) + c) % (9 * MAXC)])
+                                          * 64'(P_m[((32'(ny) * 32'(g_gw) + 32'(nx)) * 32'(g_in_c) + c) % (NCELL * MAXC)]);
+                            end
+                        end
+                    end
+                end
+                row_end = !row_in || 32'(lc) + DG_TN >= 32'(g_in_c);
+                lc <= row_end ? 16'd0 : lc + 16'(DG_TN);
+                if (row_end && sp_ky == 2'd2) begin
+                    spat[32'(cur_cell) % NCELL] <= bs_r + sacc + t >= 0;
+                    sacc <= 64'sd0;
+                    sp_ky <= 2'd0;
+                    if (b_gx + 8'd1 < g_gw) b_gx <= b_gx + 8'd1;
+                    else begin
+                        b_gx <= 8'd0;
+                        b_gy <= b_gy + 8'd1;
+                        if (b_gy + 8'd1 == g_gh) begin
+                            step <= S_W1;
+                            st <= G_NEXT;
+                        end
+                    end
+                end else begin
+                    sacc <= sacc + t;
+                    if (row_end) sp_ky <= sp_ky + 2'd1;
+                end
+            end
+            G_WJOB: begin
+                // the next write: gate jobs 0..6, head jobs 8..9
+                job <= job + 4'd1;
+                case (job)
+                    4'd0: wjob(wb + 64'(`DG_G(MASK_OFFSET)), bm_bytes(g_n) + bm_bytes(64'(g_out_c)), 2'd0, 2'd0, 16'd0, 16'd0);
+                    4'd1: wjob(wb + 64'(`DG_G(C1_TILES_OFFSET)), 64'd2 * 64'(nt), 2'd1, 2'd0, 16'(g_n), nt);
+                    4'd2: wjob(wb + 64'(`DG_G(C2_TILES_OFFSET)), 64'd2 * 64'(nt), 2'd1, 2'd0, 16'(g_n), nt);
+                    4'd3: wjob(wb + 64'(`DG_G(C1_OUT_CH_OFFSET)), 64'd2 * 64'(nc), 2'd1, 2'd2, g_out_c, nc);
+                    4'd4: wjob(wb + 64'(`DG_G(C2_IN_CH_OFFSET)), 64'd2 * 64'(nc), 2'd1, 2'd2, g_out_c, nc);
+                    4'd5: wjob(wb + 64'(`DG_G(C2_RES_TILES_OFFSET)), g_res_list ? 64'd2 * (g_n - 64'(nt)) : 64'd0,
+                               2'd1, 2'd1, 16'(g_n), 16'(g_n) - nt);
+                    4'd6: wjob(wb + 64'(`DG_G(C2_BITMAP_OFFSET)), bm_bytes(g_n), 2'd0, 2'd1, 16'd0, 16'd0);
+                    4'd8: wjob(wb + 64'(`DG_H(LOGITS_OFFSET)), 64'd8 * 64'(h_classes), 2'd2, 2'd0, 16'd0, 16'd0);
+                    4'd9: begin
+                        head_log <= rec_cycles;
+                        wjob(wb + 64'(`DG_H(LOG_OFFSET)), 64'd4 * 64'(a_layer_count), 2'd3, 2'd0, 16'd0, 16'd0);
+                    end
+                    default: begin
+                        e_code <= 8'd0;
+                        e_entry <= 16'd0;
+                        st <= G_DONE;
+                    end
+                endcase
+            end
+            G_WCMD: if (wcmd_ready) st <= G_WDATA;
+            G_WDATA: begin
+                if (w_kind != 2'd1) begin
+                    if (wd_ready) begin
+                        w_beat <= w_beat + 24'd1;
+                        if (w_beat + 24'd1 == w_beats) st <= G_WJOB;
+                    end
+                end else if (lb_pend) begin
+                    if (wd_ready) begin
+                        lb_pend <= 1'b0;
+                        lb_cnt <= 16'd0;
+                        if (w_emitted == w_total) st <= G_WJOB;
+                    end
+                end else if (w_scan < w_limit) begin
+                    // one candidate index per cycle, ascending
+                    logic sel;
+                    case (w_sel)
+                        2'd0: sel = spat[32'(w_scan) % NCELL];
+                        2'd1: sel = !spat[32'(w_scan) % NCELL];
+                        default: sel = chan[32'(w_scan) % MAXO];
+                    endcase
+                    if (sel) begin
+                        lb_data[32'(lb_cnt) * 16 +: 16] <= w_scan;
+                        lb_cnt <= lb_cnt + 16'd1;
+                        w_emitted <= w_emitted + 16'd1;
+                        if (32'(lb_cnt) + 1 == EPB || w_emitted + 16'd1 == w_total) lb_pend <= 1'b1;
+                    end
+                    w_scan <= w_scan + 16'd1;
+                end
+            end
+            G_FAULT: begin
+                err_code <= e_code;
+                err_entry <= e_entry;
+                done <= 1'b1;
+                st <= G_IDLE;
+            end
+            G_DONE: begin
+                err_code <= 8'd0;
+                err_entry <= 16'd0;
+                done <= 1'b1;
+                st <= G_IDLE;
+            end
+            default: st <= G_IDLE;
+        endcase
+        if (rst) begin
+            st <= G_IDLE;
+            done <= 1'b0;
+        end
+    end
+`undef DG_G
+`undef DG_H
+    wire unused_ok = &{1'b0, po[DG_GATE_P_BINS]};
+endmodule
+`default_nettype wire
