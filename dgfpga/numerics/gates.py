@@ -196,7 +196,7 @@ def gate_pool(sums, recip) -> np.ndarray:
     s = s.astype(np.int64)
     r = np.asarray(recip, dtype=np.int64)
     if s.size and (int(s.min()) <= -_SUM_LIMIT or int(s.max()) >= _SUM_LIMIT):
-        raise ValueError(f"gate_pool: a bin sum reaches 2^38 (not the sums of an 8-bit map)")
+        raise ValueError("gate_pool: a bin sum reaches 2^38 (not the sums of an 8-bit map)")
     if r.size and (r.min() < 1 or r.max() > (1 << c.GATE_RECIP_BITS)):
         raise ValueError(f"gate_pool: reciprocals must lie in [1, 2^{c.GATE_RECIP_BITS}]")
     sh = c.GATE_RECIP_BITS - c.GATE_FRAC_BITS

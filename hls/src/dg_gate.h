@@ -339,21 +339,18 @@ ws:
     return {err::OK, 0};
 }
 
-// Evaluate both gates (the caller skips this under RUN_DENSE: every gate on).
-inline u64 eval_gates(const u8 *wmem, const s32 *sums, const GateRec &G, GateBufs &B) {
-    u64 cycles = 0;
-    const u32 ngi = ceil_div(G.in_c, TN);
-    const u32 st_tiles = G.st_h * G.st_w;
-    const u64 sbase = G.sums_offset / 4;
-    // -- channel totals over every sum tile
+// Whole-map channel sums (int64, wrapping) of `tiles` sum tiles of `in_c` int32 channel sums
+// at sums[sbase..]: the channel gate's totals and the head's global pool (one loop for both).
+inline void channel_totals(const s32 *sums, u64 sbase, u32 tiles, u32 in_c, s64 tot[MAX_IN]) {
+    const u32 ngi = ceil_div(in_c, TN);
 tot_clear:
-    for (u32 c = 0; c < G.in_c; c++) {   // II=1
+    for (u32 c = 0; c < in_c; c++) {   // II=1
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_IN
 #pragma HLS PIPELINE II = 1
-        B.tot[c] = 0;
+        tot[c] = 0;
     }
 totals:
-    for (u32 t = 0; t < st_tiles; t++) {
+    for (u32 t = 0; t < tiles; t++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_TILES
     totals_groups:
         for (u32 ng = 0; ng < ngi; ng++) {   // II=1, TN sums per step
@@ -362,10 +359,45 @@ totals:
             for (u32 j = 0; j < TN; j++) {
 #pragma HLS UNROLL
                 const u32 c = ng * TN + j;
-                if (c < G.in_c) B.tot[c] = wadd(B.tot[c], sums[sbase + (u64)t * G.in_c + c]);
+                if (c < in_c) tot[c] = wadd(tot[c], sums[sbase + (u64)t * in_c + c]);
             }
         }
     }
+}
+
+// sum_{i < n} w[i] * x[i] (int64, wrapping) with the weights w streamed from wmem at byte
+// offset `base`, WB bytes each (2: the gates' int16 fc1 / fc2 rows, 1: the head's int8 class
+// rows), TN products + an adder tree per step.
+template <unsigned WB>
+inline s64 dot_w(const u8 *wmem, u64 base, const s64 *x, u32 n) {
+    static_assert(WB == 1 || WB == 2, "int8 or int16 weights");
+    s64 a = 0;
+dot_groups:
+    for (u32 ng = 0; ng < ceil_div(n, TN); ng++) {   // II=1: TN products + adder tree
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_NGI
+#pragma HLS PIPELINE II = 1
+        s64 dot = 0;
+        for (u32 j = 0; j < TN; j++) {
+#pragma HLS UNROLL
+            const u32 i = ng * TN + j;
+            if (i < n) {
+                const s64 w = WB == 2 ? (s64)rd_s16(wmem, base + 2ull * i) : (s64)(s8)wmem[base + i];
+                dot = wadd(dot, wmul(w, x[i]));
+            }
+        }
+        a = wadd(a, dot);
+    }
+    return a;
+}
+
+// Evaluate both gates (the caller skips this under RUN_DENSE: every gate on).
+inline u64 eval_gates(const u8 *wmem, const s32 *sums, const GateRec &G, GateBufs &B) {
+    u64 cycles = 0;
+    const u32 ngi = ceil_div(G.in_c, TN);
+    const u32 st_tiles = G.st_h * G.st_w;
+    const u64 sbase = G.sums_offset / 4;
+    // -- channel totals over every sum tile
+    channel_totals(sums, sbase, st_tiles, G.in_c, B.tot);
     cycles += stream_cycles((u64)st_tiles * ngi, 4ull * st_tiles * G.in_c);
     // -- Pt (the channel gate's pooled totals), in place
     const u32 rt = B.recip[G.n_tiles];
@@ -475,19 +507,7 @@ decide_tiles:
 fc1:
     for (u32 hj = 0; hj < G.hidden; hj++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_HIDDEN
-        s64 a = 0;
-    fc1_groups:
-        for (u32 ng = 0; ng < ngi; ng++) {   // II=1: TN products + adder tree
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_NGI
-#pragma HLS PIPELINE II = 1
-            s64 dot = 0;
-            for (u32 j = 0; j < TN; j++) {
-#pragma HLS UNROLL
-                const u32 c = ng * TN + j;
-                if (c < G.in_c) dot = wadd(dot, wmul(rd_s16(wmem, G.lay.w1 + 2ull * ((u64)hj * G.in_c + c)), B.tot[c]));
-            }
-            a = wadd(a, dot);
-        }
+        const s64 a = dot_w<2>(wmem, G.lay.w1 + 2ull * hj * G.in_c, B.tot, G.in_c);
         const s64 z = wadd(wadd(wmul(a, B.m1[hj]), B.o1[hj]), (s64)1 << (G.h_shift - 1)) >> G.h_shift;
         B.hid[hj] = z < 0 ? 0 : (z > (s64)fmt::GATE_HIDDEN_MAX ? (s64)fmt::GATE_HIDDEN_MAX : z);
     }
@@ -497,19 +517,7 @@ fc1:
 fc2:
     for (u32 m = 0; m < G.out_c; m++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_OUT
-        s64 acc = B.b2[m];
-    fc2_groups:
-        for (u32 ng = 0; ng < ngh; ng++) {   // II=1: TN products + adder tree
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_NGI
-#pragma HLS PIPELINE II = 1
-            s64 dot = 0;
-            for (u32 j = 0; j < TN; j++) {
-#pragma HLS UNROLL
-                const u32 hj = ng * TN + j;
-                if (hj < G.hidden) dot = wadd(dot, wmul(rd_s16(wmem, G.lay.w2 + 2ull * ((u64)m * G.hidden + hj)), B.hid[hj]));
-            }
-            acc = wadd(acc, dot);
-        }
+        const s64 acc = wadd(B.b2[m], dot_w<2>(wmem, G.lay.w2 + 2ull * m * G.hidden, B.hid, G.hidden));
         B.ch_on[m] = acc >= 0;
     }
     cycles += stream_cycles((u64)G.out_c * ngh, 2ull * G.out_c * G.hidden);

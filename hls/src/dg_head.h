@@ -62,43 +62,13 @@ inline u64 run_head(const u8 *wmem, u8 *work, const s32 *sums, const HeadRec &H)
     const u32 ngi = ceil_div(H.in_c, TN);
     const u32 tiles = H.st_h * H.st_w;
     const u64 sbase = H.sums_offset / 4;
-pool_clear:
-    for (u32 c = 0; c < H.in_c; c++) {   // II=1
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_IN
-#pragma HLS PIPELINE II = 1
-        pooled[c] = 0;
-    }
-pool:
-    for (u32 t = 0; t < tiles; t++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_TILES
-    pool_groups:
-        for (u32 ng = 0; ng < ngi; ng++) {   // II=1, TN sums per step
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_NGI
-#pragma HLS PIPELINE II = 1
-            for (u32 j = 0; j < TN; j++) {
-#pragma HLS UNROLL
-                const u32 c = ng * TN + j;
-                if (c < H.in_c) pooled[c] = wadd(pooled[c], sums[sbase + (u64)t * H.in_c + c]);
-            }
-        }
-    }
+    channel_totals(sums, sbase, tiles, H.in_c, pooled);
     u64 cycles = ngi + stream_cycles((u64)tiles * ngi, 4ull * tiles * H.in_c);
 classes:
     for (u32 k = 0; k < H.classes; k++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = fmt::MAX_CLASSES
-        s64 acc = (s64)(s32)rd_u32(wmem, H.bias_offset + 4ull * k);
-    class_groups:
-        for (u32 ng = 0; ng < ngi; ng++) {   // II=1: TN int8 x int64 products + adder tree
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_NGI
-#pragma HLS PIPELINE II = 1
-            s64 dot = 0;
-            for (u32 j = 0; j < TN; j++) {
-#pragma HLS UNROLL
-                const u32 c = ng * TN + j;
-                if (c < H.in_c) dot = wadd(dot, wmul((s8)wmem[H.param_offset + (u64)k * H.in_c + c], pooled[c]));
-            }
-            acc = wadd(acc, dot);
-        }
+        const s64 acc = wadd((s64)(s32)rd_u32(wmem, H.bias_offset + 4ull * k),
+                             dot_w<1>(wmem, H.param_offset + (u64)k * H.in_c, pooled, H.in_c));
         wr_s64(work, H.logits_offset + 8ull * k, acc);
     }
     cycles += stream_cycles((u64)H.classes * ngi, (u64)H.classes * H.in_c + 4ull * H.classes) +

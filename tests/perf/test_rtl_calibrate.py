@@ -58,16 +58,22 @@ def test_shipped_record_costs_match_the_rtl_measurements():
 
 
 def test_fit_record_params_recovers_known_costs():
-    """Samples made from known costs: the least-squares fit returns them."""
+    """Samples made from known costs: the least-squares fit returns them and keeps the
+    other parameters of the base."""
+    import dataclasses
     from dgfpga.perf.cycle_model import CycleParams, fit_record_params
     truth = CycleParams(gate_fixed_cycles=30.0, gate_stream_cycles=5.0, head_fixed_cycles=3.0)
+    t = truth
     samples = [{"kind": "gate", "fixed": 100.0 + 7 * i, "streams": 5 + 3 * i,
-                "rtl": 100.0 + 7 * i + 30.0 + 5.0 * (5 + 3 * i)} for i in range(6)]
-    samples.append({"kind": "head", "fixed": 600.0, "streams": 4, "rtl": 600.0 + 3.0 + 20.0})
-    got = fit_record_params(samples)
-    assert got.gate_fixed_cycles == pytest.approx(30.0)
-    assert got.gate_stream_cycles == pytest.approx(5.0)
-    assert got.head_fixed_cycles == pytest.approx(3.0)
+                "rtl": 100.0 + 7 * i + t.gate_fixed_cycles + t.gate_stream_cycles * (5 + 3 * i)}
+               for i in range(6)]
+    samples.append({"kind": "head", "fixed": 600.0, "streams": 4,
+                    "rtl": 600.0 + t.head_fixed_cycles + t.gate_stream_cycles * 4})
+    got = fit_record_params(samples, CycleParams(axi_efficiency=0.5))
+    assert got == dataclasses.replace(truth, axi_efficiency=0.5) or (
+        got.gate_fixed_cycles == pytest.approx(30.0) and got.gate_stream_cycles ==
+        pytest.approx(5.0) and got.head_fixed_cycles == pytest.approx(3.0)
+        and got.axi_efficiency == 0.5)
 
 
 @pytest.mark.verilator
