@@ -59,7 +59,11 @@ SANITIZE_ENV = {"ASAN_OPTIONS": "detect_leaks=0:halt_on_error=1:abort_on_error=0
 LIB_NAME = "libdg_csim.so"
 TB_NAME = "tb_dg_engine"
 TARGETS = {
-    "lib": (LIB_NAME, ("src/dg_engine.cpp", "src/dg_bridge.cpp"), ("-shared", "-fPIC")),
+    # -fno-gnu-unique: the engine's buffers are static locals of inline functions, which g++
+    # otherwise exports as process-wide unique symbols, so a second engine config loaded into
+    # the same process (small, then ultra96) would share the first one's smaller buffers
+    "lib": (LIB_NAME, ("src/dg_engine.cpp", "src/dg_bridge.cpp"),
+            ("-shared", "-fPIC", "-fno-gnu-unique")),
     "tb": (TB_NAME, ("src/dg_engine.cpp", "tb/tb_dg_engine.cpp"), ()),
     "tb_asan": (TB_NAME + "_asan", ("src/dg_engine.cpp", "tb/tb_dg_engine.cpp"), SANITIZE_FLAGS),
     "fuzz_asan": ("fuzz_dg_engine_asan", ("src/dg_engine.cpp", "tb/fuzz_dg_engine.cpp"),

@@ -955,3 +955,21 @@ def test_gate_unit_logits_exact_at_the_decision_edge(engine):
             assert ch.all() if delta == 0 else not ch.any(), f"channel logits off (delta {delta})"
         else:
             assert sp[k] == (delta == 0), f"spatial logit of bin {k} off (delta {delta})"
+
+
+def test_two_engine_configs_in_one_process_share_no_buffers():
+    """The C-sim library exports no process-wide unique symbols: the engine's static
+    buffers of one config (small) are never bound into another config's library (ultra96)
+    loaded into the same process, whose buffers are larger (found by the ResNet-18 run on
+    ultra96 after the small engine had run in the same pytest process)."""
+    import shutil
+    import subprocess
+    nm = shutil.which("nm")
+    if nm is None:
+        pytest.skip("binutils nm not installed: cannot list the library's dynamic symbols")
+    from dgfpga.contract.engine_config import load_config
+    for name in ("small", "ultra96"):
+        lib = hls_csim.build(load_config(name), "lib")
+        out = subprocess.run([nm, "-D", str(lib)], capture_output=True, text=True, check=True)
+        unique = [ln for ln in out.stdout.splitlines() if " u " in ln]
+        assert not unique, f"{name}: unique symbols {unique[:3]}"
