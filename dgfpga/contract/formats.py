@@ -285,6 +285,22 @@ def _bytes_like(data, what: str) -> bytes:
     return bytes(data)
 
 
+def field_values(words: Sequence[int], fields) -> tuple[dict, Optional[tuple[int, int]]]:
+    """The values of `fields` (DescField-like: name, word, lsb, mask) in a record's 32-bit
+    `words`, and the first (word, bits) set outside every field, or None: the one field
+    extractor of descriptors and the network program's gate and head records."""
+    covered = [0] * len(words)
+    values = {}
+    for f in fields:
+        values[f.name] = (words[f.word] >> f.lsb) & f.mask
+        covered[f.word] |= f.mask << f.lsb
+    for w, word in enumerate(words):
+        bits = word & ~covered[w] & 0xFFFFFFFF
+        if bits:
+            return values, (w, bits)
+    return values, None
+
+
 def unpack_descriptor(data, cfg: Optional[EngineConfig] = None,
                       region_bytes: Optional[dict] = None) -> LayerDescriptor:
     """Parse and validate one descriptor (exactly DESCRIPTOR_BYTES bytes).
@@ -299,15 +315,9 @@ def unpack_descriptor(data, cfg: Optional[EngineConfig] = None,
     for w in RESERVED_WORDS:
         if words[w]:
             raise FormatError(f"descriptor: reserved word {w} is 0x{words[w]:08X}, must be 0")
-    covered = [0] * DESCRIPTOR_WORDS
-    values = {}
-    for f in DESCRIPTOR_FIELDS:
-        values[f.name] = (words[f.word] >> f.lsb) & f.mask
-        covered[f.word] |= f.mask << f.lsb
-    for w in range(DESCRIPTOR_WORDS):
-        stray = words[w] & ~covered[w] & 0xFFFFFFFF
-        if stray:
-            raise FormatError(f"descriptor: reserved bits 0x{stray:08X} set in word {w}")
+    values, stray = field_values(words, DESCRIPTOR_FIELDS)
+    if stray:
+        raise FormatError(f"descriptor: reserved bits 0x{stray[1]:08X} set in word {stray[0]}")
     if values.pop("magic") != DESC_MAGIC:
         raise _error(f"descriptor: magic 0x{words[0] & 0xFF:02X}, expected 0x{DESC_MAGIC:02X}",
                      field="magic")

@@ -233,16 +233,11 @@ def _unpack_fields(data, fields, errors, op: int, what: str) -> dict:
     got = record_op(data)
     if got != op:
         raise record_error(f"{what}: op {got}, expected {op}", "BAD_OP", 0, "op")
-    covered = [0] * DESCRIPTOR_WORDS
-    values = {}
-    for f in fields:
-        values[f.name] = (words[f.word] >> f.lsb) & f.mask
-        covered[f.word] |= f.mask << f.lsb
-    for w in range(DESCRIPTOR_WORDS):
-        stray = words[w] & ~covered[w] & 0xFFFFFFFF
-        if stray:
-            code = "BAD_FLAGS" if (op == OP_GATE and w == GATE_FLAGS_WORD) else "BAD_GATE"
-            raise record_error(f"{what}: reserved bits 0x{stray:08X} set in word {w}", code, w)
+    values, stray = formats.field_values(words, fields)
+    if stray:
+        w, bits = stray
+        code = "BAD_FLAGS" if (op == OP_GATE and w == GATE_FLAGS_WORD) else "BAD_GATE"
+        raise record_error(f"{what}: reserved bits 0x{bits:08X} set in word {w}", code, w)
     for n in ("magic", "version"):
         values.pop(n)
     return values
