@@ -144,6 +144,10 @@ def test_cli_reports_missing_yosys_as_an_error(monkeypatch, tmp_path, capsys):
 # ----------------------------------------------------------------------------- real runs
 
 @pytest.mark.slow
+@pytest.mark.xfail(raises=synth.SynthError, strict=True,
+                   reason="the gate unit's register arrays (sim/rtl/dg_gate.sv) exhaust "
+                          "WebAssembly Yosys's 4 GiB in whole-engine synthesis (measured "
+                          "after 1227 s); mapping them to block RAM is issue 16 (docs/synth.md)")
 def test_synthesise_small():
     """Open synthesis of the whole `small` engine (minutes on first run; cached after by
     the source hash): DSP48E2 are inferred, LUTs within a sane range, a depth is measured."""
