@@ -236,12 +236,9 @@ def measure_records(plan, inputs: Sequence[np.ndarray], sim=None) -> list[dict]:
 def record_errors(samples: Sequence[dict], params: CycleParams) -> np.ndarray:
     """Relative error (model - RTL) / RTL of each gate/head sample under `params` (the
     formula of `cycle_model.gate_record_cycles` / `head_record_cycles`)."""
-    out = []
-    for s in samples:
-        fitted = (params.gate_fixed_cycles if s["kind"] == "gate" else params.head_fixed_cycles)
-        model = s["fixed"] + fitted + params.gate_stream_cycles * s["streams"]
-        out.append((model - s["rtl"]) / s["rtl"])
-    return np.asarray(out)
+    from dgfpga.perf.cycle_model import record_cycles
+    return np.asarray([(record_cycles(s["kind"], s["fixed"], s["streams"], params) - s["rtl"])
+                       / s["rtl"] for s in samples])
 
 
 def save_measurements(recs: list[dict], folder: Path, stem: str) -> tuple[Path, Path]:

@@ -247,13 +247,6 @@ def _record_fetch(B: float, p: CycleParams) -> float:
     return p.layer_overhead_cycles + DESCRIPTOR_BYTES / B
 
 
-def gate_param_bytes(in_c: int, out_c: int, hidden: int, gh: int, gw: int,
-                     cfg: EngineConfig) -> int:
-    """Bytes of a gate parameter blob (`dgfpga.contract.program.gate_param_layout`)."""
-    from dgfpga.contract.program import gate_param_layout
-    return gate_param_layout(in_c, out_c, hidden, gh, gw, cfg.axi_bytes).nbytes
-
-
 def _cdiv(a, b) -> int:
     return -(-int(a) // int(b))
 
@@ -323,8 +316,14 @@ def gate_record_cycles(in_c: int, out_c: int, hidden: int, st_h: int, st_w: int,
     p = params or CycleParams()
     cyc, streams = gate_record_terms(in_c, out_c, hidden, st_h, st_w, gh, gw, res_list, nt,
                                      nc, dense, cfg)
-    return (DESCRIPTOR_BYTES / cfg.axi_bytes + p.gate_fixed_cycles + cyc
-            + p.gate_stream_cycles * streams)
+    return record_cycles("gate", DESCRIPTOR_BYTES / cfg.axi_bytes + cyc, streams, p)
+
+
+def record_cycles(kind: str, fixed: float, streams: int, params: CycleParams) -> float:
+    """A gate or head record's cycles from its formula part `fixed` (fetch + terms) and its
+    stream count, with the fitted costs of `params` (what `fit_record_params` fits)."""
+    own = params.gate_fixed_cycles if kind == "gate" else params.head_fixed_cycles
+    return fixed + own + params.gate_stream_cycles * streams
 
 
 def head_record_terms(in_c: int, classes: int, st_h: int, st_w: int,
@@ -345,8 +344,7 @@ def head_record_cycles(in_c: int, classes: int, st_h: int, st_w: int,
     cfg = cfg or default_config()
     p = params or CycleParams()
     cyc, streams = head_record_terms(in_c, classes, st_h, st_w, cfg)
-    return DESCRIPTOR_BYTES / cfg.axi_bytes + p.head_fixed_cycles + cyc + \
-        p.gate_stream_cycles * streams
+    return record_cycles("head", DESCRIPTOR_BYTES / cfg.axi_bytes + cyc, streams, p)
 
 
 def fit_record_params(samples: Sequence[dict], base: Optional[CycleParams] = None

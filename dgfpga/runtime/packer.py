@@ -262,10 +262,8 @@ def plan_network(qm: QModel, cfg: Optional[EngineConfig] = None) -> NetworkPlan:
     logits = wk.take(8 * qm.num_classes)
     log = wk.take(prog.cycle_log_bytes(n_records))
     masks = []
-    for b in qm.blocks:
-        h, w, _ = _tensor_hwc(qm, b.out_tensor)
-        masks.append(wk.take(prog.mask_bytes(-(-h // b.tile) * -(-w // b.tile),
-                                              b.conv1.out_channels)))
+    for b in qm.blocks:             # b.grid: checked against the output size in the loop below
+        masks.append(wk.take(prog.mask_bytes(b.grid[0] * b.grid[1], b.conv1.out_channels)))
     readback = Buffer("work", 0, wk.pos)
 
     blocks: list[BlockPlan] = []
