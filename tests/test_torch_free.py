@@ -104,3 +104,20 @@ def test_golden_runs_without_torch(tmp_path):
         print("ok")
     """)
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr[-2000:]
+
+
+def test_cli_help_does_not_import_torch():
+    """`dgfpga --help` (every subcommand's parser, defaults included) builds without torch:
+    torch is imported by the commands that run it, not by listing them."""
+    r = _run("""
+        from dgfpga.cli import main
+        p = main.build_parser()
+        p.format_help()
+        for action in p._subparsers._group_actions:
+            for sub in action.choices.values():
+                sub.format_help()
+        assert 'torch' not in sys.modules, 'torch imported'
+        print('ok')
+    """)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split()[-1] == "ok"

@@ -7,7 +7,7 @@ HELP = ("train a CIFAR-family DGNet on the embedded dataset: a dense baseline, o
 
 
 def add_arguments(p):
-    from dgfpga.workflows.train import TrainConfig
+    from dgfpga.workflows.train_config import TrainConfig
     d = TrainConfig()
     from dgfpga.cli import options
     options.add_arch(p, default=d.arch, help=f"CIFAR-family architecture (default {d.arch})")

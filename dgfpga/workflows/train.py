@@ -21,7 +21,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Optional
 
 import numpy as np
@@ -29,32 +29,9 @@ import torch
 import torch.nn.functional as F
 
 from dgfpga.data import embedded as data
+from dgfpga.workflows.train_config import TrainConfig
 
 __all__ = ["TrainConfig", "train", "evaluate", "load_trained"]
-
-
-@dataclass
-class TrainConfig:
-    arch: str = "resdg20_cifar10"
-    epochs: int = 30
-    batch_size: int = 128
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    target_density: Optional[float] = None     # None: dense baseline
-    lbda: float = 5.0
-    gamma: float = 1.0
-    alpha: Optional[float] = None              # None: 4 / epochs
-    n_train: int = data.DEFAULT_SIZES["train"]
-    n_val: int = data.DEFAULT_SIZES["val"]
-    seed: int = 0
-    threads: int = 2
-    init: Optional[str] = None                 # checkpoint to start from (the dense model)
-    shift_px: int = 2                          # augmentation: random translation
-
-    @property
-    def dense(self) -> bool:
-        return self.target_density is None
 
 
 def _augment(x: torch.Tensor, shift: int, gen: torch.Generator) -> torch.Tensor:
