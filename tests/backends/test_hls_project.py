@@ -33,7 +33,10 @@ proc stub_record {name arglist} {
 proc unknown {name args} {
     stub_record $name $args
     switch -glob -- $name {
-        get_board_parts { return "avnet.com:ultra96v2:part0:1.2" }
+        get_board_parts {
+            if {[info exists ::env(STUB_NO_BOARD)]} { return "" }
+            return "avnet.com:ultra96v2:part0:1.2"
+        }
         make_wrapper { return [file join $::env(STUB_PROJ) wrapper.v] }
         get_* { return [lindex $args end] }
         default { return "" }
@@ -45,6 +48,10 @@ proc get_property {name obj} {
         DIRECTORY { return $::env(STUB_RUN_DIR) }
         PROGRESS { return "100%" }
         STATUS { return "write_bitstream Complete!" }
+        SLACK {
+            if {$obj eq "-hold"} { return $::env(STUB_WHS) }
+            return $::env(STUB_WNS)
+        }
         default { return "" }
     }
 }
@@ -57,7 +64,10 @@ proc wait_on_run {args} {
     set f [open [file join $hw dgfpga.hwh] w]; puts $f hwh; close $f
 }
 rename exit tcl_exit
-proc exit {args} { stub_record exit $args; close $::stub_log; tcl_exit 0 }
+proc exit {args} {
+    stub_record exit $args; close $::stub_log
+    tcl_exit [expr {[llength $args] ? [lindex $args 0] : 0}]
+}
 set argv $::env(STUB_ARGV)
 source $::env(STUB_SCRIPT)
 """
@@ -70,16 +80,21 @@ def _tclsh() -> str:
     return exe
 
 
-def _run_stubbed(script: Path, tmp: Path, argv: str = "", env_extra=None) -> list[list[str]]:
+def _run_stubbed(script: Path, tmp: Path, argv: str = "", env_extra=None, expect_error=False):
     log = tmp / f"{script.stem}.log"
     stubs = tmp / "stubs.tcl"
     stubs.write_text(STUBS)
     env = dict(os.environ, STUB_LOG=str(log), STUB_SCRIPT=str(script), STUB_ARGV=argv,
-               STUB_PROJ=str(script.parent / "vivado"), STUB_RUN_DIR=str(tmp / "impl_1"))
-    env.pop("DGFPGA_COSIM", None)
+               STUB_PROJ=str(script.parent / "vivado"), STUB_RUN_DIR=str(tmp / "impl_1"),
+               STUB_WNS="0.183", STUB_WHS="0.010")
+    for k in ("DGFPGA_COSIM", "DGFPGA_BOARD_REPO", "STUB_NO_BOARD"):
+        env.pop(k, None)
     env.update(env_extra or {})
     proc = subprocess.run([_tclsh(), str(stubs)], capture_output=True, text=True, env=env,
                           cwd=tmp, timeout=60)
+    if expect_error:
+        assert proc.returncode != 0, "the script was expected to stop with an error"
+        return proc.stdout + proc.stderr
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return [ln.split(SEP) for ln in log.read_text().splitlines()]
 
@@ -102,6 +117,11 @@ def _opt(args, flag):
 def project(tmp_path_factory):
     out = tmp_path_factory.mktemp("prj") / "ultra96"
     files = hls_project.generate_project(load_config("ultra96"), out)
+    # what run_hls.tcl / package_rtl_ip.tcl would leave behind: the IP catalogue entries
+    for ip in (out / hls_project.HLS_PROJECT / hls_project.HLS_SOLUTION / "impl" / "ip",
+               out / hls_project.RTL_IP_DIR / "ip"):
+        ip.mkdir(parents=True)
+        (ip / "component.xml").write_text("<component/>")
     return out, files
 
 
@@ -224,23 +244,138 @@ def test_build_bd_tcl_sequence(project, tmp_path):
     ps_props = " ".join(c[2] for c in calls if c[0] == "set_property" and c[1] == "-dict"
                         and c[-1] == "zynq_ps")
     assert f"CONFIG.PSU__CRL_APB__PL0_REF_CTRL__FREQMHZ {cfg.clock_hz // 1_000_000}" in ps_props
-    for prop in ("PSU__USE__S_AXI_GP2 1", "PSU__USE__S_AXI_GP3 1", "PSU__USE__M_AXI_GP0 1",
-                 "PSU__USE__IRQ0 1", f"PSU__SAXIGP2__DATA_WIDTH {cfg.axi_data_bits}"):
+    for prop in ("PSU__USE__S_AXI_GP2 1", "PSU__USE__S_AXI_GP3 1", "PSU__USE__S_AXI_GP4 1",
+                 "PSU__USE__M_AXI_GP0 1", "PSU__USE__IRQ0 1",
+                 f"PSU__SAXIGP2__DATA_WIDTH {cfg.axi_data_bits}",
+                 f"PSU__SAXIGP3__DATA_WIDTH {cfg.axi_data_bits}"):
         assert prop in ps_props, prop
     nets = [c[1:] for c in calls if c[0] == "connect_bd_intf_net"]
     assert ["zynq_ps/M_AXI_HPM0_FPD", "sc_ctrl/S00_AXI"] in nets
     assert ["sc_ctrl/M00_AXI", "dg_engine/s_axi_control"] in nets
+    # every master reaches the PS; feature maps and weights each on their own HP port
+    hp_of = {}
     for bundle in hls_project.M_AXI_BUNDLES.values():
-        assert any(n[0] == f"dg_engine/m_axi_{bundle}" and n[1].startswith("sc_hp") for n in nets), bundle
-    assert ["sc_hp0/M00_AXI", "zynq_ps/S_AXI_HP0_FPD"] in nets
-    assert ["sc_hp1/M00_AXI", "zynq_ps/S_AXI_HP1_FPD"] in nets
+        sc = [n[1].split("/")[0] for n in nets if n[0] == f"dg_engine/m_axi_{bundle}"]
+        assert len(sc) == 1 and sc[0].startswith("sc_hp"), bundle
+        port = [n[1] for n in nets if n[0] == f"{sc[0]}/M00_AXI"]
+        assert len(port) == 1, sc
+        hp_of[bundle] = port[0]
+    assert hp_of["gmem_fmap"] == "zynq_ps/S_AXI_HP0_FPD"
+    assert hp_of["gmem_w"] == "zynq_ps/S_AXI_HP1_FPD"
+    assert {hp_of[b] for b in ("gmem_prog", "gmem_work", "gmem_sums")} == {"zynq_ps/S_AXI_HP2_FPD"}
     wires = [c[1:] for c in calls if c[0] == "connect_bd_net"]
     assert ["dg_engine/interrupt", "zynq_ps/pl_ps_irq0"] in wires
-    clk = next(w for w in wires if w[0] == "zynq_ps/pl_clk0")
-    assert "dg_engine/ap_clk" in clk and "zynq_ps/saxihp0_fpd_aclk" in clk
+    clocked = [p for w in wires if w[0] == "zynq_ps/pl_clk0" for p in w]
+    for pin in ("dg_engine/ap_clk", "zynq_ps/saxihp0_fpd_aclk", "zynq_ps/saxihp1_fpd_aclk",
+                "zynq_ps/saxihp2_fpd_aclk", "sc_hp0/aclk", "sc_hp1/aclk", "sc_hp2/aclk"):
+        assert pin in clocked, pin
     lr = _one(calls, "launch_runs")
     assert lr[0] == "impl_1" and _opt(lr, "-to_step") == "write_bitstream"
+    # timing signoff before the bitstream is copied
+    for a, b in (("wait_on_run", "open_run"), ("open_run", "report_timing_summary"),
+                 ("report_timing_summary", "get_timing_paths")):
+        assert names.index(a) < names.index(b), (a, b)
+    assert {c[-1] for c in calls if c[0] == "get_timing_paths"} == {"-setup", "-hold"}
     assert (overlay / "dgfpga.bit").is_file() and (overlay / "dgfpga.hwh").is_file()
+
+
+@pytest.mark.parametrize("wns,whs", [("-0.042", "0.010"), ("0.183", "-0.003")])
+def test_build_bd_refuses_a_bitstream_that_misses_timing(project, tmp_path, wns, whs):
+    out, _ = project
+    overlay = out / "overlay"
+    shutil.rmtree(overlay, ignore_errors=True)
+    msg = _run_stubbed(out / "build_bd.tcl", tmp_path, env_extra={"STUB_WNS": wns, "STUB_WHS": whs},
+                       expect_error=True)
+    assert "timing not met" in msg and "NOT copied" in msg
+    assert not (overlay / "dgfpga.bit").exists()
+
+
+def test_build_bd_board_files(project, tmp_path):
+    """Missing Ultra96-V2 board files: installed from the board store when possible, taken
+    from DGFPGA_BOARD_REPO when given, else a clear stop before any block design."""
+    out, _ = project
+    msg = _run_stubbed(out / "build_bd.tcl", tmp_path, env_extra={"STUB_NO_BOARD": "1"},
+                       expect_error=True)
+    assert "board files" in msg and "DGFPGA_BOARD_REPO" in msg
+    calls = [ln.split(SEP) for ln in (tmp_path / "build_bd.log").read_text().splitlines()]
+    names = _names(calls)
+    assert "xhub::install" in names and "create_bd_design" not in names
+    (tmp_path / "repo").mkdir()
+    calls = _run_stubbed(out / "build_bd.tcl", tmp_path / "repo",
+                         env_extra={"DGFPGA_BOARD_REPO": "/opt/bdf"})
+    assert ["set_param", "board.repoPaths", "/opt/bdf"] in [c[:3] for c in calls]
+
+
+def test_build_bd_around_the_rtl_ip(project, tmp_path):
+    out, _ = project
+    calls = _run_stubbed(out / "build_bd.tcl", tmp_path, argv="rtl")
+    props = [c[2] for c in calls if c[0] == "set_property" and c[1] == "ip_repo_paths"]
+    assert props == [str(out / hls_project.RTL_IP_DIR / "ip")]
+    nets = [c[1:] for c in calls if c[0] == "connect_bd_intf_net"]
+    masters = [n for n in nets if n[0].startswith("dg_engine/m_axi_")]
+    assert masters == [["dg_engine/m_axi_gmem", "sc_hp0/S00_AXI"]]
+    assert ["sc_hp0/M00_AXI", "zynq_ps/S_AXI_HP0_FPD"] in nets
+    ps_props = " ".join(c[2] for c in calls if c[0] == "set_property" and c[1] == "-dict"
+                        and c[-1] == "zynq_ps")
+    assert "PSU__USE__S_AXI_GP2 1" in ps_props and "S_AXI_GP3" not in ps_props
+    msg = _run_stubbed(out / "build_bd.tcl", tmp_path, argv="vhdl", expect_error=True)
+    assert "unknown IP 'vhdl'" in msg
+
+
+def _rtl_ports(sv: str) -> set:
+    head = sv[sv.index("module dg_engine"):sv.index(");")]
+    return set(re.findall(r"(?:input|output)\s+wire\s+(?:\[[^\]]*\]\s*)?(\w+)", head))
+
+
+def test_package_rtl_ip(project, tmp_path):
+    """package_rtl_ip.tcl: every RTL source of the config (and only those) is added, the IP
+    gets the engine's VLNV, the interfaces it names are ports of dg_engine, and the
+    register block covers the register map."""
+    out, files = project
+    from dgfpga.backends import rtl_sim
+    calls = _run_stubbed(out / "package_rtl_ip.tcl", tmp_path)
+    added = [c[2:] for c in calls if c[0] == "add_files"][0]
+    added = [Path(a) for a in added[0].split()] if len(added) == 1 else [Path(a) for a in added]
+    assert sorted(a.name for a in added) == sorted(list(rtl_sim.RTL_FILES) + ["dg_fields.svh", "dg_params.svh"])
+    assert all(a.is_file() for a in added)
+    for name in rtl_sim.RTL_FILES:     # the shipped copy is the checkout's RTL
+        assert (out / "rtl" / name).read_text() == (rtl_sim.RTL / name).read_text()
+    v = hls_project.ENGINE_VLNV
+    pp = _one(calls, "ipx::package_project")
+    assert _opt(pp, "-vendor") == v.vendor and _opt(pp, "-library") == v.library
+    sets = {(c[1], c[2]) for c in calls if c[0] == "set_property" and len(c) >= 4}
+    assert ("name", v.name) in sets and ("version", v.version) in sets
+    assert ("top", hls_project.TOP_FUNCTION) in sets
+    ports = _rtl_ports((out / "rtl" / "dg_engine.sv").read_text())
+    for c in calls:
+        if c[0] in ("ipx::infer_bus_interface",):
+            assert c[1] in ports, c
+        if c[0] == "ipx::associate_bus_interfaces":
+            busif = _opt(c[1:], "-busif") if "-busif" in c else None
+            if busif:
+                assert any(p.startswith(busif + "_") for p in ports), busif
+    rng = [c for c in calls if c[0] == "set_property" and c[1] == "range"]
+    assert len(rng) == 1 and int(rng[0][2]) >= regmap.REGISTERS[-1].offset + 4
+    assert names_in_order(calls, "ipx::check_integrity", "ipx::save_core")
+
+
+def names_in_order(calls, a, b) -> bool:
+    n = _names(calls)
+    return a in n and b in n and n.index(a) < n.index(b)
+
+
+@pytest.mark.verilator
+def test_packaged_rtl_is_complete(project, tmp_path):
+    """The project's rtl/ folder alone (no checkout paths) lints as the engine top."""
+    from conftest import require_verilator
+    exe = require_verilator()
+    out, _ = project
+    from dgfpga.backends import rtl_sim
+    files = [str(out / "rtl" / f) for f in rtl_sim.RTL_FILES]
+    proc = subprocess.run([exe, "--lint-only", "-Wno-fatal", f"-I{out / 'rtl'}", "--top-module",
+                           "dg_engine", *files], capture_output=True, text=True, timeout=300,
+                          cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
 
 
 def test_refuses_a_part_it_cannot_target():
