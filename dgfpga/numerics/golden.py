@@ -38,9 +38,11 @@ __all__ = ["GateMasks", "GoldenResult", "conv2d_int", "masked_conv2d_int", "requ
 @dataclass
 class GateMasks:
     """One block's decisions: spatial bool [N, gh, gw] (grid), channel bool [N, C]
-    (conv1's output channels)."""
+    (conv1's output channels); Bottleneck blocks also channel2 bool [N, C] (mask_c2:
+    conv2's output channels, decided from conv1's masked output)."""
     spatial: np.ndarray
     channel: np.ndarray
+    channel2: Optional[np.ndarray] = None
 
     def pixels(self, out_hw: tuple[int, int]) -> np.ndarray:
         """The grid mask upsampled to the block output, bool [N, H, W]."""
@@ -187,6 +189,60 @@ def _as_dtype(y: np.ndarray, signed: bool) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- network
 
+def _basic(b: QBlock, x, res, gm: GateMasks, pix, record, macs, dense) -> np.ndarray:
+    """BasicBlock: conv1 on active pixels x active output channels (zeros elsewhere);
+    conv2 on active pixels from the active channels, + residual (inactive pixels: acc 0)."""
+    c1, c2 = b.conv1, b.conv2
+    ho, wo = pix.shape[1:]
+    acc1, m1 = masked_conv2d_int(x, c1.weight, c1.stride, c1.pad, pix, out_ch=gm.channel)
+    y1 = requant(acc1 + c1.bias.astype(np.int64)[None, :, None, None], c1.mult, c1.shift,
+                 c1.lo, c1.hi)
+    y1 = y1 * (pix[:, None] & gm.channel[:, :, None, None])
+    record(c1.out_tensor, y1, False)
+    acc2, m2 = masked_conv2d_int(y1, c2.weight, c2.stride, c2.pad, pix, in_ch=gm.channel)
+    acc2 = acc2 + c2.bias.astype(np.int64)[None, :, None, None] * pix[:, None]
+    y = requant(acc2, c2.mult, c2.shift, c2.lo, c2.hi, res, c2.res_mult)
+    record(c2.out_tensor, y, False)
+    macs[c1.name], macs[c2.name] = m1, m2
+    dense[c1.name] = ho * wo * c1.weight.size
+    dense[c2.name] = ho * wo * c2.weight.size
+    return y
+
+
+def _bottleneck(b: QBlock, x, res, gm: GateMasks, pix, decide: bool, record, macs, dense):
+    """Bottleneck (official DGNet semantics, docs/quantization.md): conv1 (1x1) on the
+    spatial mask upsampled to the block input x active mask_c1 channels; mask_c2 from conv1's
+    masked output (when `decide`); conv2 (3x3, stride) on active output pixels from the
+    mask_c1 channels into the mask_c2 channels; conv3 (1x1) on active pixels from the
+    mask_c2 channels, + residual (inactive pixels: acc 0, so y = requant(residual))."""
+    c1, c2, c3 = b.conv1, b.conv2, b.conv3
+    hi, wi = x.shape[2:]
+    ho, wo = pix.shape[1:]
+    pin = gm.pixels((hi, wi))
+    acc1, m1 = masked_conv2d_int(x, c1.weight, c1.stride, c1.pad, pin, out_ch=gm.channel)
+    y1 = requant(acc1 + c1.bias.astype(np.int64)[None, :, None, None], c1.mult, c1.shift,
+                 c1.lo, c1.hi)
+    y1 = y1 * (pin[:, None] & gm.channel[:, :, None, None])
+    record(c1.out_tensor, y1, False)
+    if decide:
+        gm = GateMasks(gm.spatial, gm.channel, channel_gate2(b, y1))
+    acc2, m2 = masked_conv2d_int(y1, c2.weight, c2.stride, c2.pad, pix, out_ch=gm.channel2,
+                                 in_ch=gm.channel)
+    y2 = requant(acc2 + c2.bias.astype(np.int64)[None, :, None, None], c2.mult, c2.shift,
+                 c2.lo, c2.hi)
+    y2 = y2 * (pix[:, None] & gm.channel2[:, :, None, None])
+    record(c2.out_tensor, y2, False)
+    acc3, m3 = masked_conv2d_int(y2, c3.weight, c3.stride, c3.pad, pix, in_ch=gm.channel2)
+    acc3 = acc3 + c3.bias.astype(np.int64)[None, :, None, None] * pix[:, None]
+    y = requant(acc3, c3.mult, c3.shift, c3.lo, c3.hi, res, c3.res_mult)
+    record(c3.out_tensor, y, False)
+    macs[c1.name], macs[c2.name], macs[c3.name] = m1, m2, m3
+    dense[c1.name] = hi * wi * c1.weight.size
+    dense[c2.name] = ho * wo * c2.weight.size
+    dense[c3.name] = ho * wo * c3.weight.size
+    return y, gm
+
+
 def block_gates(qm: QModel, block: QBlock, x: np.ndarray) -> GateMasks:
     """Evaluate a block's integer gates on its integer input x [N, C, H, W]
     (dgfpga.numerics.gates). The bin sums come from the whole activation map with each
@@ -204,19 +260,37 @@ def block_gates(qm: QModel, block: QBlock, x: np.ndarray) -> GateMasks:
 MasksArg = Union[None, str, Sequence]
 
 
+def _bool(a, shape) -> np.ndarray:
+    a = np.asarray(a.detach().cpu().numpy() if hasattr(a, "detach") else a)
+    return a.reshape(shape).astype(bool) if a.dtype == bool else (a.reshape(shape) > 0)
+
+
 def _given_masks(masks, i: int, block: QBlock, n: int, c_out: int) -> GateMasks:
     m = masks[i]
-    if isinstance(m, GateMasks):
-        sp, ch = m.spatial, m.channel
-    elif isinstance(m, (tuple, list)) and len(m) == 2:
-        sp, ch = m
-    else:                           # a dgfpga_models BlockMasks (torch tensors) or alike
-        sp, ch = m.spatial, m.channel
-    sp = np.asarray(sp.detach().cpu().numpy() if hasattr(sp, "detach") else sp)
-    ch = np.asarray(ch.detach().cpu().numpy() if hasattr(ch, "detach") else ch)
-    sp = sp.reshape(n, *block.grid).astype(bool) if sp.dtype == bool else (sp.reshape(n, *block.grid) > 0)
-    ch = ch.reshape(n, c_out).astype(bool) if ch.dtype == bool else (ch.reshape(n, c_out) > 0)
-    return GateMasks(spatial=sp, channel=ch)
+    ch2 = None
+    if isinstance(m, (tuple, list)) and len(m) in (2, 3):
+        sp, ch = m[0], m[1]
+        ch2 = m[2] if len(m) == 3 else None
+    else:       # GateMasks, a dgfpga_models BlockMasks (torch tensors) or alike
+        sp, ch, ch2 = m.spatial, m.channel, getattr(m, "channel2", None)
+    if block.kind == "bottleneck":
+        if ch2 is None:
+            raise DgfpgaError(f"{block.name}: a Bottleneck block needs its second channel mask "
+                              f"(channel2) among the given masks")
+        ch2 = _bool(ch2, (n, block.conv2.out_channels))
+    else:
+        ch2 = None
+    return GateMasks(spatial=_bool(sp, (n, *block.grid)), channel=_bool(ch, (n, c_out)),
+                     channel2=ch2)
+
+
+def channel_gate2(block: QBlock, y1: np.ndarray) -> np.ndarray:
+    """A Bottleneck block's second channel gate (mask_c2) on conv1's masked integer output
+    y1 [N, C, H, W] (the block input's resolution): the whole-map integer mean, then the
+    integer channel gate; bool [N, C]."""
+    h, w = y1.shape[-2:]
+    totals = gates.gate_pool(y1.astype(np.int64).sum(axis=(2, 3)), gates.gate_reciprocal(h * w))
+    return gates.channel_gate_logits_int(totals, block.channel_gate2) >= 0
 
 
 def _prepare_input(qm: QModel, images) -> np.ndarray:
@@ -271,11 +345,10 @@ def _single_thread_blas():
 
 
 def _slice_masks(m, a: int, b: int):
-    if isinstance(m, GateMasks):
-        return GateMasks(m.spatial[a:b], m.channel[a:b])
     if isinstance(m, (tuple, list)):
-        return (m[0][a:b], m[1][a:b])
-    return (m.spatial[a:b], m.channel[a:b])
+        return tuple(v[a:b] for v in m)
+    ch2 = getattr(m, "channel2", None)
+    return GateMasks(m.spatial[a:b], m.channel[a:b], None if ch2 is None else ch2[a:b])
 
 
 def _run_chunk(qm: QModel, xq: np.ndarray, masks: MasksArg, keep: bool) -> GoldenResult:
@@ -300,23 +373,19 @@ def _run_chunk(qm: QModel, xq: np.ndarray, masks: MasksArg, keep: bool) -> Golde
         record(qm.stem.out_tensor, x, False)
 
     out_masks, bdens = [], []
+    gate_on = not isinstance(masks, str)
     for i, b in enumerate(qm.blocks):
-        c1, c2, ds = b.conv1, b.conv2, b.downsample
+        c1, ds = b.conv1, b.downsample
         _, ho, wo = qm.tensors[b.out_tensor].shape
         if masks is None:
             gm = block_gates(qm, b, x)
         elif isinstance(masks, str):
-            gm = GateMasks(np.ones((n, *b.grid), bool), np.ones((n, c1.out_channels), bool))
+            gm = GateMasks(np.ones((n, *b.grid), bool), np.ones((n, c1.out_channels), bool),
+                           np.ones((n, b.conv2.out_channels), bool)
+                           if b.kind == "bottleneck" else None)
         else:
             gm = _given_masks(masks, i, b, n, c1.out_channels)
-        out_masks.append(gm)
         pix = gm.pixels((ho, wo))
-        # conv1: active pixels x active output channels; zeros elsewhere.
-        acc1, m1 = masked_conv2d_int(x, c1.weight, c1.stride, c1.pad, pix, out_ch=gm.channel)
-        y1 = requant(acc1 + c1.bias.astype(np.int64)[None, :, None, None], c1.mult, c1.shift,
-                     c1.lo, c1.hi)
-        y1 = y1 * (pix[:, None] & gm.channel[:, :, None, None])
-        record(c1.out_tensor, y1, False)
         # shortcut: dense.
         if ds is not None:
             res = _run_conv(x, ds)
@@ -325,24 +394,24 @@ def _run_chunk(qm: QModel, xq: np.ndarray, masks: MasksArg, keep: bool) -> Golde
             dense[ds.name] = ho * wo * ds.weight.size
         else:
             res = x
-        # conv2: active pixels, active input channels; inactive pixels get acc = 0.
-        acc2, m2 = masked_conv2d_int(y1, c2.weight, c2.stride, c2.pad, pix, in_ch=gm.channel)
-        acc2 = acc2 + c2.bias.astype(np.int64)[None, :, None, None] * pix[:, None]
-        x = requant(acc2, c2.mult, c2.shift, c2.lo, c2.hi, res, c2.res_mult)
-        record(c2.out_tensor, x, False)
-        macs[c1.name], macs[c2.name] = m1, m2
-        dense[c1.name] = ho * wo * c1.weight.size
-        dense[c2.name] = ho * wo * c2.weight.size
-        gate_on = not isinstance(masks, str)
+        if b.kind == "bottleneck":
+            x, gm = _bottleneck(b, x, res, gm, pix, masks is None, record, macs, dense)
+        else:
+            x = _basic(b, x, res, gm, pix, record, macs, dense)
+        out_masks.append(gm)
         cg = b.channel_gate
         macs[f"{b.name}.mask_s"] = np.full(
             n, gates.spatial_gate_macs(b.grid, c1.in_channels) if gate_on else 0, np.int64)
         macs[f"{b.name}.mask_c"] = np.full(
             n, gates.channel_gate_macs(cg.in_channels, cg.hidden, cg.out_channels)
             if gate_on else 0, np.int64)
-        done = m1 + m2 + (macs[ds.name] if ds is not None else 0)
-        full = dense[c1.name] + dense[c2.name] + (dense[ds.name] if ds is not None else 0)
-        bdens.append(done / full)
+        if b.channel_gate2 is not None:
+            g2 = b.channel_gate2
+            macs[f"{b.name}.mask_c2"] = np.full(
+                n, gates.channel_gate_macs(g2.in_channels, g2.hidden, g2.out_channels)
+                if gate_on else 0, np.int64)
+        convs = b.main_convs + ((ds,) if ds is not None else ())
+        bdens.append(sum(macs[c.name] for c in convs) / sum(dense[c.name] for c in convs))
 
     h = qm.head
     pooled = x.astype(np.int64).sum(axis=(2, 3))
@@ -364,7 +433,9 @@ def _concat(parts: list[GoldenResult]) -> GoldenResult:
     return GoldenResult(
         logits=cat([p.logits for p in parts]), logits_int=cat([p.logits_int for p in parts]),
         masks=[GateMasks(cat([p.masks[i].spatial for p in parts]),
-                         cat([p.masks[i].channel for p in parts]))
+                         cat([p.masks[i].channel for p in parts]),
+                         None if parts[0].masks[i].channel2 is None
+                         else cat([p.masks[i].channel2 for p in parts]))
                for i in range(len(parts[0].masks))],
         layers={k: cat([p.layers[k] for p in parts]) for k in parts[0].layers},
         macs={k: cat([p.macs[k] for p in parts]) for k in parts[0].macs},

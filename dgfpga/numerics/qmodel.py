@@ -37,10 +37,13 @@ __all__ = [
     "SCHEMA_VERSION", "FORMAT_NAME", "INPUT_TENSOR", "TensorInfo", "QConv", "QBlock",
     "QStem", "QHead", "QModel", "save_qmodel", "load_qmodel", "validate",
     "quantize_input", "round_half_away", "conv_bounds", "validate_gates", "GATE_ARRAYS",
+    "BLOCK_KINDS", "validate_channel_gate",
 ]
 
 FORMAT_NAME = "dgfpga-qmodel"
-SCHEMA_VERSION = 2           # 2: integer gates (IntSpatialGate / IntChannelGate); 1: float32 gates
+SCHEMA_VERSION = 3           # 3: block kinds (Bottleneck); 2: integer gates; 1: float32 gates
+READ_VERSIONS = (2, 3)       # version 2 files (BasicBlock models) read unchanged
+BLOCK_KINDS = ("basic", "bottleneck")
 INPUT_TENSOR = "input"
 HEADER_KEY = "__header__"
 INPUT_ROUNDING = "half_away_from_zero"
@@ -130,9 +133,16 @@ class QConv:
 
 @dataclass
 class QBlock:
-    """A gated BasicBlock: conv1 (u8 out, output-gated), conv2 (u8 out, input-gated, with
-    the residual), optional downsample (s8 out, dense), integer gates
-    (`dgfpga.numerics.gates`), geometry.
+    """A gated residual block, integer gates (`dgfpga.numerics.gates`), geometry.
+
+    kind "basic" (BasicBlock): conv1 (3x3, u8 out, output-gated by `channel_gate`), conv2
+    (3x3, u8 out, input-gated, with the residual).
+    kind "bottleneck" (official DGNet Bottleneck, docs/quantization.md): conv1 (1x1 at the
+    block *input* resolution, u8 out, gated by `channel_gate` (mask_c1) and the spatial mask
+    upsampled to the input), `channel_gate2` (mask_c2) evaluated on conv1's masked output,
+    conv2 (3x3, stride, u8 out, in-channels mask_c1, out-channels mask_c2), conv3 (1x1,
+    u8 out, input-gated by mask_c2, with the residual).
+    Both: optional downsample (s8 out, dense); outputs at inactive tiles = the residual.
 
     identity: no downsample and tied scales (out scale == in scale, res_mult == 2^shift),
     so `y == x` exactly at inactive tiles and the engine may write in place.
@@ -148,6 +158,19 @@ class QBlock:
     channel_gate: IntChannelGate
     in_tensor: str
     out_tensor: str
+    kind: str = "basic"
+    conv3: Optional[QConv] = None
+    channel_gate2: Optional[IntChannelGate] = None
+
+    @property
+    def last(self) -> QConv:
+        """The conv that writes the block output (with the residual): conv2 or conv3."""
+        return self.conv3 if self.kind == "bottleneck" else self.conv2
+
+    @property
+    def main_convs(self) -> tuple:
+        """The main-path convs in order (conv1, conv2[, conv3])."""
+        return (self.conv1, self.conv2) + ((self.conv3,) if self.conv3 is not None else ())
 
 
 @dataclass
@@ -190,13 +213,14 @@ class QModel:
         return self.tensors[INPUT_TENSOR].scale
 
     def convs(self) -> list[QConv]:
-        """Every conv in execution order (stem, then per block conv1, downsample, conv2)."""
+        """Every conv in execution order (stem, then per block conv1, downsample, conv2
+        [, conv3])."""
         out = [self.stem.conv]
         for b in self.blocks:
             out.append(b.conv1)
             if b.downsample is not None:
                 out.append(b.downsample)
-            out.append(b.conv2)
+            out.extend(b.main_convs[1:])
         return out
 
 
@@ -365,26 +389,37 @@ def validate(qm: QModel) -> None:
 
 
 def _validate_block(qm: QModel, b: QBlock) -> None:
-    c1, c2, ds = b.conv1, b.conv2, b.downsample
-    for c in (c1, c2) + ((ds,) if ds is not None else ()):
+    if b.kind not in BLOCK_KINDS:
+        _fail(f"{b.name}: block kind {b.kind!r} is not one of {', '.join(BLOCK_KINDS)}")
+    bottleneck = b.kind == "bottleneck"
+    if bottleneck != (b.conv3 is not None) or bottleneck != (b.channel_gate2 is not None):
+        _fail(f"{b.name}: a {b.kind} block {'needs' if bottleneck else 'has no'} conv3 and "
+              f"second channel gate")
+    main, ds, last = b.main_convs, b.downsample, b.last
+    for c in main + ((ds,) if ds is not None else ()):
         _validate_conv(qm, c)
-    if c1.in_tensor != b.in_tensor or c2.in_tensor != c1.out_tensor or c2.out_tensor != b.out_tensor:
-        _fail(f"{b.name}: convs are not chained in -> conv1 -> conv2 -> out")
-    if qm.tensors[c1.out_tensor].signed or qm.tensors[c2.out_tensor].signed:
-        _fail(f"{b.name}: conv1 and conv2 outputs must be unsigned (ReLU)")
-    if c1.res_tensor is not None:
-        _fail(f"{b.name}.conv1: must not have a residual")
+    chain = [b.in_tensor] + [c.out_tensor for c in main]
+    if any(c.in_tensor != t for c, t in zip(main, chain)) or last.out_tensor != b.out_tensor:
+        _fail(f"{b.name}: convs are not chained in -> "
+              f"{' -> '.join(c.name.rsplit('.', 1)[-1] for c in main)} -> out")
+    if any(qm.tensors[c.out_tensor].signed for c in main):
+        _fail(f"{b.name}: {', '.join(c.name.rsplit('.', 1)[-1] for c in main)} outputs must be "
+              f"unsigned (ReLU)")
+    for c in main[:-1]:
+        if c.res_tensor is not None:
+            _fail(f"{b.name}.{c.name.rsplit('.', 1)[-1]}: must not have a residual")
+    lname = last.name.rsplit(".", 1)[-1]
     if ds is not None:
         if ds.in_tensor != b.in_tensor or ds.res_tensor is not None or \
                 not qm.tensors[ds.out_tensor].signed:
             _fail(f"{b.name}.downsample: must read the block input and write a signed tensor")
-        if c2.res_tensor != ds.out_tensor:
-            _fail(f"{b.name}.conv2: residual must be the downsample output {ds.out_tensor!r}")
-    elif c2.res_tensor != b.in_tensor:
-        _fail(f"{b.name}.conv2: residual must be the block input {b.in_tensor!r}")
+        if last.res_tensor != ds.out_tensor:
+            _fail(f"{b.name}.{lname}: residual must be the downsample output {ds.out_tensor!r}")
+    elif last.res_tensor != b.in_tensor:
+        _fail(f"{b.name}.{lname}: residual must be the block input {b.in_tensor!r}")
     if b.identity:
         tied = (ds is None and qm.tensors[b.in_tensor].scale == qm.tensors[b.out_tensor].scale
-                and c2.res_mult == 2 ** c2.shift)
+                and last.res_mult == 2 ** last.shift)
         if not tied:
             _fail(f"{b.name}: identity (in-place) flag needs no downsample, equal input/output "
                   f"scales and res_mult == 2^shift")
@@ -393,8 +428,17 @@ def _validate_block(qm: QModel, b: QBlock) -> None:
     want = (-(-ho // b.tile), -(-wo // b.tile))
     if tuple(b.grid) != want:
         _fail(f"{b.name}: grid {tuple(b.grid)} != ceil(output {ho}x{wo} / tile {b.tile}) = {want}")
-    cin = qm.tensors[b.in_tensor].shape[0]
-    validate_gates(b.name, b.spatial_gate, b.channel_gate, cin, c1.out_channels)
+    cin, hin, win = qm.tensors[b.in_tensor].shape
+    if bottleneck:
+        if b.conv1.kernel != 1 or b.conv1.stride != 1 or b.conv3.kernel != 1 or b.conv3.stride != 1:
+            _fail(f"{b.name}: Bottleneck conv1 and conv3 must be 1x1 with stride 1")
+        if tuple(qm.tensors[b.conv1.out_tensor].shape[1:]) != (hin, win):
+            _fail(f"{b.name}.conv1: output must be at the block input resolution {hin}x{win}")
+        validate_gates(b.name, b.spatial_gate, b.channel_gate, cin, b.conv1.out_channels)
+        validate_channel_gate(f"{b.name}.mask_c2", b.channel_gate2, b.conv1.out_channels,
+                              b.conv2.out_channels)
+    else:
+        validate_gates(b.name, b.spatial_gate, b.channel_gate, cin, b.conv1.out_channels)
 
 
 def validate_gates(name: str, sg, cg, cin: int, cout: int) -> None:
@@ -408,25 +452,34 @@ def validate_gates(name: str, sg, cg, cin: int, cout: int) -> None:
     _check_array(f"{name}.mask_s.weight", sg.weight, np.int16, (cin, 3, 3))
     _check_range(f"{name}.mask_s.weight", sg.weight, wmax)
     _check_int(f"{name}.mask_s.bias", sg.bias, -blim + 1, blim - 1)
+    validate_channel_gate(f"{name}.mask_c", cg, cin, cout)
+
+
+def validate_channel_gate(where: str, cg, cin: int, cout: int) -> None:
+    """One integer channel gate `where` (e.g. "layer1.0.mask_c"): the checks of
+    `validate_gates` for its arrays, shift and overflow bound."""
+    wmax, blim = _program.GATE_WEIGHT_MAX, _program.GATE_BIAS_LIMIT
+    if not isinstance(cg, IntChannelGate):
+        _fail(f"{where}: must be an IntChannelGate, got {type(cg).__name__}")
     w1 = cg.w1
     if not isinstance(w1, np.ndarray) or w1.ndim != 2 or not 1 <= w1.shape[0] <= cin:
-        _fail(f"{name}.mask_c.w1: expected int16 [hidden, {cin}] with 1 <= hidden <= {cin}, "
+        _fail(f"{where}.w1: expected int16 [hidden, {cin}] with 1 <= hidden <= {cin}, "
               f"got {getattr(w1, 'shape', None)}")
     hidden = w1.shape[0]
-    _check_array(f"{name}.mask_c.w1", w1, np.int16, (hidden, cin))
-    _check_range(f"{name}.mask_c.w1", w1, wmax)
-    _check_array(f"{name}.mask_c.m1", cg.m1, np.int32, (hidden,))
-    _check_range(f"{name}.mask_c.m1", cg.m1, 2 ** 31 - 1)
-    _check_array(f"{name}.mask_c.o1", cg.o1, np.int64, (hidden,))
-    _check_range(f"{name}.mask_c.o1", cg.o1, blim - 1)
-    _check_int(f"{name}.mask_c.shift", cg.shift, 1, _gates.MAX_SHIFT)
-    _check_array(f"{name}.mask_c.w2", cg.w2, np.int16, (cout, hidden))
-    _check_range(f"{name}.mask_c.w2", cg.w2, wmax)
-    _check_array(f"{name}.mask_c.b2", cg.b2, np.int64, (cout,))
-    _check_range(f"{name}.mask_c.b2", cg.b2, blim - 1)
+    _check_array(f"{where}.w1", w1, np.int16, (hidden, cin))
+    _check_range(f"{where}.w1", w1, wmax)
+    _check_array(f"{where}.m1", cg.m1, np.int32, (hidden,))
+    _check_range(f"{where}.m1", cg.m1, 2 ** 31 - 1)
+    _check_array(f"{where}.o1", cg.o1, np.int64, (hidden,))
+    _check_range(f"{where}.o1", cg.o1, blim - 1)
+    _check_int(f"{where}.shift", cg.shift, 1, _gates.MAX_SHIFT)
+    _check_array(f"{where}.w2", cg.w2, np.int16, (cout, hidden))
+    _check_range(f"{where}.w2", cg.w2, wmax)
+    _check_array(f"{where}.b2", cg.b2, np.int64, (cout,))
+    _check_range(f"{where}.b2", cg.b2, blim - 1)
     bound = _gates.channel_gate_bound(cg)
     if bound >= _gates.Z_LIMIT:
-        _fail(f"{name}.mask_c: worst-case |A*m1| + |o1| = {bound} >= 2^62 (m1/o1 too large "
+        _fail(f"{where}: worst-case |A*m1| + |o1| = {bound} >= 2^62 (m1/o1 too large "
               f"for shift {cg.shift})")
 
 
@@ -457,12 +510,15 @@ def _conv_arrays(c: QConv) -> dict:
 
 def _block_arrays(b: QBlock) -> dict:
     a = {}
-    for c in (b.conv1, b.conv2) + ((b.downsample,) if b.downsample else ()):
+    for c in b.main_convs + ((b.downsample,) if b.downsample else ()):
         a.update(_conv_arrays(c))
     a[f"{b.name}.mask_s.weight"] = b.spatial_gate.weight
     a[f"{b.name}.mask_s.bias"] = np.array([b.spatial_gate.bias], dtype=np.int64)
     for n in GATE_ARRAYS:
         a[f"{b.name}.mask_c.{n}"] = getattr(b.channel_gate, n)
+    if b.channel_gate2 is not None:
+        for n in GATE_ARRAYS:
+            a[f"{b.name}.mask_c2.{n}"] = getattr(b.channel_gate2, n)
     return a
 
 
@@ -509,7 +565,10 @@ def to_arrays(qm: QModel) -> dict[str, np.ndarray]:
                     "out_tensor": b.out_tensor, "conv1": _conv_header(b.conv1),
                     "conv2": _conv_header(b.conv2),
                     "downsample": _conv_header(b.downsample) if b.downsample else None,
-                    "mask_c_shift": int(b.channel_gate.shift)}
+                    "mask_c_shift": int(b.channel_gate.shift), "kind": b.kind,
+                    **({"conv3": _conv_header(b.conv3),
+                        "mask_c2_shift": int(b.channel_gate2.shift)}
+                       if b.kind == "bottleneck" else {})}
                    for b in qm.blocks],
         "head": {"name": h.name, "in_tensor": h.in_tensor, "pool_count": int(h.pool_count)},
         "arrays": {k: {"dtype": str(v.dtype), "shape": list(v.shape), "sha256": _digest(v)}
@@ -567,7 +626,6 @@ def _gates_from(name: str, arrays: dict, shift: int) -> tuple[IntSpatialGate, In
     construction (which would convert), ranges by the constructors, everything again (shapes
     against the tensors, the overflow bound) by `validate`."""
     want = {"mask_s.weight": (np.int16, 3), "mask_s.bias": (np.int64, 1)}
-    want.update({f"mask_c.{k}": (dt, 2 if k in ("w1", "w2") else 1) for k, dt in GATE_ARRAYS.items()})
     for k, (dt, nd) in want.items():
         a = arrays.get(f"{name}.{k}")
         if a is None:
@@ -582,12 +640,25 @@ def _gates_from(name: str, arrays: dict, shift: int) -> tuple[IntSpatialGate, In
         sg = IntSpatialGate(arrays[f"{name}.mask_s.weight"], int(sb[0]))
     except ValueError as exc:
         _fail(f"{name}.mask_s: {exc}")
+    return sg, _channel_gate_from(f"{name}.mask_c", arrays, shift)
+
+
+def _channel_gate_from(prefix: str, arrays: dict, shift: int) -> IntChannelGate:
+    """The channel gate stored under `<prefix>.<w1|m1|o1|w2|b2>`: dtype and rank checked
+    before construction."""
+    for k, dt in GATE_ARRAYS.items():
+        a = arrays.get(f"{prefix}.{k}")
+        nd = 2 if k in ("w1", "w2") else 1
+        if a is None:
+            _fail(f"array {prefix}.{k} missing")
+        if a.dtype != np.dtype(dt) or a.ndim != nd:
+            _fail(f"{prefix}.{k}: expected {np.dtype(dt)} with {nd} dimension(s), got {a.dtype} "
+                  f"{list(a.shape)}")
     try:
-        cg = IntChannelGate(*(arrays[f"{name}.mask_c.{k}"] for k in ("w1", "m1", "o1")), shift,
-                            *(arrays[f"{name}.mask_c.{k}"] for k in ("w2", "b2")))
+        return IntChannelGate(*(arrays[f"{prefix}.{k}"] for k in ("w1", "m1", "o1")), shift,
+                              *(arrays[f"{prefix}.{k}"] for k in ("w2", "b2")))
     except ValueError as exc:
-        _fail(f"{name}.mask_c: {exc}")
-    return sg, cg
+        _fail(f"{prefix}: {exc}")
 
 
 def parse_header(raw: bytes, what: str = HEADER_KEY) -> dict:
@@ -646,11 +717,11 @@ def _check_format(hdr) -> None:
         _fail(f"header: format is {hdr.get('format') if isinstance(hdr, dict) else None!r}, "
               f"expected {FORMAT_NAME!r}")
     ver = hdr.get("schema_version")
-    if ver != SCHEMA_VERSION:
+    if ver not in READ_VERSIONS:
         why = (" (version 1 files carry float32 gates; version 2 carries the integer gates "
                "the engine evaluates)" if ver == 1 else "")
-        _fail(f"header: schema version {ver!r} is not supported (this dgfpga reads version "
-              f"{SCHEMA_VERSION}){why}; re-run `dgfpga quantize` on the checkpoint to write a "
+        _fail(f"header: schema version {ver!r} is not supported (this dgfpga reads versions "
+              f"{', '.join(map(str, READ_VERSIONS))}){why}; re-run `dgfpga quantize` on the checkpoint to write a "
               f"version-{SCHEMA_VERSION} file")
     if hdr.get("input_rounding") != INPUT_ROUNDING:
         _fail(f"header: input_rounding {hdr.get('input_rounding')!r} unsupported")
@@ -723,7 +794,16 @@ def _from_header(hdr, arrays: dict[str, np.ndarray]) -> QModel:
             if len(grid) != 2 or not all(isinstance(g, int) for g in grid):
                 _fail(f"header: {where}.grid must be 2 integers")
             sg, cg = _gates_from(name, arrays, _get(bh, "mask_c_shift", int, where))
-            blocks.append(QBlock(
+            kind = bh.get("kind", "basic") if hdr["schema_version"] >= 3 else "basic"
+            if kind not in BLOCK_KINDS:
+                _fail(f"header: {where}.kind {kind!r} is not one of {', '.join(BLOCK_KINDS)}")
+            extra = {}
+            if kind == "bottleneck":
+                extra = dict(
+                    conv3=_conv_from(_get(bh, "conv3", dict, where), arrays, f"{where}.conv3"),
+                    channel_gate2=_channel_gate_from(
+                        f"{name}.mask_c2", arrays, _get(bh, "mask_c2_shift", int, where)))
+            blocks.append(QBlock(kind=kind, **extra,
                 name=name,
                 conv1=_conv_from(_get(bh, "conv1", dict, where), arrays, f"{where}.conv1"),
                 conv2=_conv_from(_get(bh, "conv2", dict, where), arrays, f"{where}.conv2"),

@@ -33,18 +33,22 @@ def evaluate_quantized(model, qm: QModel, images: np.ndarray, labels: np.ndarray
     model.eval()
     model.dense = dense
     g = run_golden(qm, images, masks="dense" if dense else None, keep_layers=False)
-    fl_logits, fl_sp, fl_ch, fl_bd, fl_macs = [], [], [], [], []
+    fl_logits, fl_sp, fl_ch, fl_ch2, fl_bd, fl_macs = [], [], [], [], [], []
     with torch.no_grad():
         for s in range(0, images.shape[0], batch):
             out = model.forward_gated(torch.from_numpy(np.ascontiguousarray(images[s:s + batch])))
             fl_logits.append(out.logits.numpy())
             fl_sp.append([m.spatial[:, 0].numpy() > 0 for m in out.masks])
             fl_ch.append([m.channel[:, :, 0, 0].numpy() > 0 for m in out.masks])
+            fl_ch2.append([m.channel2[:, :, 0, 0].numpy() > 0 if m.channel2 is not None
+                           else None for m in out.masks])
             fl_bd.append((out.flops_real / out.flops_full).numpy())
             fl_macs.append(out.macs.numpy())
     fl = np.concatenate(fl_logits)
     sp = [np.concatenate([b[i] for b in fl_sp]) for i in range(len(qm.blocks))]
     ch = [np.concatenate([b[i] for b in fl_ch]) for i in range(len(qm.blocks))]
+    ch2 = [np.concatenate([b[i] for b in fl_ch2]) if qm.blocks[i].channel_gate2 is not None
+           else None for i in range(len(qm.blocks))]
     bd = np.concatenate(fl_bd)
     macs_f = np.concatenate(fl_macs)
     blocks = []
@@ -52,14 +56,20 @@ def evaluate_quantized(model, qm: QModel, images: np.ndarray, labels: np.ndarray
     for i, b in enumerate(qm.blocks):
         es = int((sp[i] == g.masks[i].spatial).sum())
         ec = int((ch[i] == g.masks[i].channel).sum())
+        row = {"name": b.name, "spatial_agreement": es / sp[i].size,
+               "channel_agreement": ec / ch[i].size}
         agree_s += es
-        agree_c += ec
         total_s += sp[i].size
+        agree_c += ec
         total_c += ch[i].size
-        blocks.append({"name": b.name, "spatial_agreement": es / sp[i].size,
-                       "channel_agreement": ec / ch[i].size,
-                       "density_float": float(bd[:, i].mean()),
-                       "density_int8": float(g.block_density[:, i].mean())})
+        if ch2[i] is not None:      # a Bottleneck's mask_c2 counts as channel decisions too
+            ec2 = int((ch2[i] == g.masks[i].channel2).sum())
+            row["channel2_agreement"] = ec2 / ch2[i].size
+            agree_c += ec2
+            total_c += ch2[i].size
+        row.update(density_float=float(bd[:, i].mean()),
+                   density_int8=float(g.block_density[:, i].mean()))
+        blocks.append(row)
     return {
         "arch": qm.arch, "n": int(images.shape[0]),
         "top1_float": float((fl.argmax(1) == labels).mean() * 100),
@@ -82,7 +92,8 @@ def gate_arithmetic_flips(model, qm: QModel, images: np.ndarray, chunk: int = 25
     changes, apart from the activation quantization of the layers before each gate.
 
     Returns {"spatial_flips", "spatial_total", "channel_flips", "channel_total"} (the golden
-    model's gated run decides the block inputs).
+    model's gated run decides the block inputs; a Bottleneck's mask_c2 is compared on the
+    golden conv1 output it reads, and counted with the channel decisions).
     """
     import torch
     from dgfpga.numerics.golden import run_golden
@@ -97,9 +108,18 @@ def gate_arithmetic_flips(model, qm: QModel, images: np.ndarray, chunk: int = 25
                                  * qm.tensors[b.in_tensor].scale).float()
             with torch.no_grad():
                 ls = mods[b.name].mask_s.logits(x)[:, 0].numpy()
-                lc = mods[b.name].mask_c.logits(x)[:, :, 0, 0].numpy()
+            gate1 = getattr(mods[b.name], "mask_c", None) or mods[b.name].mask_c1
+            with torch.no_grad():
+                lc = gate1.logits(x)[:, :, 0, 0].numpy()
             out["spatial_flips"] += int(((ls >= 0) != m.spatial).sum())
             out["channel_flips"] += int(((lc >= 0) != m.channel).sum())
             out["spatial_total"] += int(ls.size)
             out["channel_total"] += int(lc.size)
+            if b.channel_gate2 is not None:
+                y1 = torch.from_numpy(g.layers[b.conv1.out_tensor].astype(np.float64)
+                                      * qm.tensors[b.conv1.out_tensor].scale).float()
+                with torch.no_grad():
+                    lc2 = mods[b.name].mask_c2.logits(y1)[:, :, 0, 0].numpy()
+                out["channel_flips"] += int(((lc2 >= 0) != m.channel2).sum())
+                out["channel_total"] += int(lc2.size)
     return out

@@ -33,8 +33,9 @@ __all__ = ["FakeQuantResult", "run_fakequant", "compare_layers"]
 @dataclass
 class FakeQuantResult:
     """logits_int int64 [N, K]; logits float64 [N, K]; layers: tensor name -> int64 numpy
-    [N, C, H, W]; masks: per block (spatial bool [N, gh, gw], channel bool [N, C]);
-    gate_logits: per block (spatial int64 [N, gh, gw], channel int64 [N, C])."""
+    [N, C, H, W]; masks: per block (spatial bool [N, gh, gw], channel bool [N, C]
+    [, channel2 bool [N, C2] for a Bottleneck]); gate_logits: per block (spatial int64
+    [N, gh, gw], channel int64 [N, C][, channel2 int64 [N, C2]])."""
     logits_int: np.ndarray
     logits: np.ndarray
     layers: dict
@@ -108,20 +109,31 @@ def _gates(qm: QModel, block, x):
     sg = block.spatial_gate
     ls = F.conv2d(p.to(torch.float64), _t(sg.weight, torch.float64)[None], padding=1)[:, 0]
     ls = ls.round().to(torch.int64) + sg.bias
-    cg = block.channel_gate
-    pt = pool(x.sum(dim=(2, 3)), h * w)
+    return ls, _channel_logits(block.channel_gate, x)
+
+
+def _channel_logits(cg, x):
+    """An integer channel gate's logits on x [N, C, H, W] (whole-map integer mean, int64
+    hidden layer), int64 [N, C_out]."""
+    import torch
+    from dgfpga.contract import program
+    rb, f = program.GATE_RECIP_BITS, program.GATE_FRAC_BITS
+    n_pix = x.shape[2] * x.shape[3]
+    r = ((1 << rb) + n_pix // 2) // n_pix
+    pt = torch.bitwise_right_shift(x.sum(dim=(2, 3)).round().to(torch.int64) * r
+                                   + (1 << (rb - f - 1)), rb - f)
     a = (pt.to(torch.float64) @ _t(cg.w1, torch.float64).T).round().to(torch.int64)
     z = a * _t(cg.m1, torch.int64) + _t(cg.o1, torch.int64) + (1 << (cg.shift - 1))
     hid = torch.clamp(torch.bitwise_right_shift(z, cg.shift), 0, program.GATE_HIDDEN_MAX)
-    lc = (hid.to(torch.float64) @ _t(cg.w2, torch.float64).T).round().to(torch.int64) \
+    return (hid.to(torch.float64) @ _t(cg.w2, torch.float64).T).round().to(torch.int64) \
         + _t(cg.b2, torch.int64)
-    return ls, lc
 
 
 def run_fakequant(qm: QModel, images, masks=None, requant: str = "int64") -> FakeQuantResult:
     """Run the fake-quant network. images: normalised float [N, C, H, W] or int8.
     masks: None (its own integer gates), "dense", or per block (spatial [N, gh, gw],
-    channel [N, C]) / objects with `.spatial` and `.channel` (e.g. GoldenResult.masks)."""
+    channel [N, C][, channel2 [N, C2]]) / objects with `.spatial`, `.channel` (and
+    `.channel2` for Bottleneck blocks; e.g. GoldenResult.masks)."""
     import torch
     import torch.nn.functional as F
 
@@ -143,28 +155,54 @@ def run_fakequant(qm: QModel, images, masks=None, requant: str = "int64") -> Fak
         out_masks, out_logits = [], []
         for i, b in enumerate(qm.blocks):
             ls, lc = _gates(qm, b, x)
-            out_logits.append((ls.numpy(), lc.numpy()))
+            ch2 = None
             if masks is None:
                 sp, ch = ls >= 0, lc >= 0
             elif isinstance(masks, str):
                 sp = torch.ones(x.shape[0], *b.grid, dtype=torch.bool)
                 ch = torch.ones(x.shape[0], b.conv1.out_channels, dtype=torch.bool)
+                ch2 = torch.ones(x.shape[0], b.conv2.out_channels, dtype=torch.bool)
             else:
                 m = masks[i]
-                sp, ch = (m.spatial, m.channel) if hasattr(m, "spatial") else m
+                if hasattr(m, "spatial"):
+                    sp, ch, ch2 = m.spatial, m.channel, getattr(m, "channel2", None)
+                else:
+                    sp, ch, ch2 = m[0], m[1], (m[2] if len(m) > 2 else None)
                 sp = torch.as_tensor(np.asarray(sp)).reshape(x.shape[0], *b.grid) > 0
                 ch = torch.as_tensor(np.asarray(ch)).reshape(x.shape[0], -1) > 0
-            out_masks.append((sp.numpy().copy(), ch.numpy().copy()))
+                if ch2 is not None:
+                    ch2 = torch.as_tensor(np.asarray(ch2)).reshape(x.shape[0], -1) > 0
             _, ho, wo = qm.tensors[b.out_tensor].shape
             up = F.interpolate(sp[:, None].to(torch.float64), size=(ho, wo), mode="nearest")
             chm = ch.to(torch.float64)[:, :, None, None]
-            y1 = _requant(_acc(x, b.conv1), b.conv1, mode=requant) * chm * up
-            layers[b.conv1.out_tensor] = y1
             if b.downsample is not None:
                 res = _requant(_acc(x, b.downsample), b.downsample, mode=requant)
                 layers[b.downsample.out_tensor] = res
             else:
                 res = x
+            if b.kind == "bottleneck":
+                # conv1 at the input resolution under the mask upsampled there (tile 2t
+                # in stride-2 blocks); mask_c2 from its masked output; conv2, conv3.
+                up_in = F.interpolate(sp[:, None].to(torch.float64), size=tuple(x.shape[2:]),
+                                      mode="nearest")
+                y1 = _requant(_acc(x, b.conv1), b.conv1, mode=requant) * chm * up_in
+                layers[b.conv1.out_tensor] = y1
+                lc2 = _channel_logits(b.channel_gate2, y1)
+                if ch2 is None:
+                    ch2 = lc2 >= 0
+                out_logits.append((ls.numpy(), lc.numpy(), lc2.numpy()))
+                y2 = _requant(_acc(y1, b.conv2), b.conv2, mode=requant) \
+                    * ch2.to(torch.float64)[:, :, None, None] * up
+                layers[b.conv2.out_tensor] = y2
+                acc3 = _acc(y2, b.conv3) * up       # inactive pixels: acc = 0, no bias
+                x = _requant(acc3, b.conv3, res, mode=requant)
+                layers[b.conv3.out_tensor] = x
+                out_masks.append((sp.numpy().copy(), ch.numpy().copy(), ch2.numpy().copy()))
+                continue
+            out_logits.append((ls.numpy(), lc.numpy()))
+            out_masks.append((sp.numpy().copy(), ch.numpy().copy()))
+            y1 = _requant(_acc(x, b.conv1), b.conv1, mode=requant) * chm * up
+            layers[b.conv1.out_tensor] = y1
             acc2 = _acc(y1, b.conv2) * up          # inactive pixels: acc = 0, no bias
             x = _requant(acc2, b.conv2, res, mode=requant)
             layers[b.conv2.out_tensor] = x

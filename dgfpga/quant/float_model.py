@@ -19,15 +19,17 @@ def default_normalization(model) -> tuple[tuple[float, ...], tuple[float, ...]]:
 
 
 def check_supported(model) -> None:
-    """Raise UnsupportedModelError unless `model` is a BasicBlock DGNet ResNet."""
+    """Raise UnsupportedModelError unless `model` is a DGNet ResNet of BasicBlocks or of
+    Bottlenecks (every block gated)."""
     arch = getattr(model, "arch", type(model).__name__)
     blocks = model.blocks() if hasattr(model, "blocks") else []
     kinds = {getattr(b, "kind", "?") for b in blocks}
-    if not blocks or kinds != {"basic"} or not all(getattr(b, "gated", False) for b in blocks):
+    if not blocks or kinds not in ({"basic"}, {"bottleneck"}) \
+            or not all(getattr(b, "gated", False) for b in blocks):
         raise UnsupportedModelError(
-            f"{arch}: only BasicBlock DGNet ResNets can be quantized (resdg20/32/56/110_cifar10, "
-            f"resdg18, resdg34); this model has {sorted(kinds) or 'no'} blocks. Bottleneck "
-            f"(resdg50) and MobileNetV2 quantization is not supported.")
+            f"{arch}: only DGNet ResNets can be quantized (BasicBlock: resdg20/32/56/110_cifar10, "
+            f"resdg18, resdg34; Bottleneck: resdg50); this model has {sorted(kinds) or 'no'} "
+            f"blocks. MobileNetV2 quantization is not supported yet.")
 
 
 def load_float_model(checkpoint, arch: str | None = None):
@@ -35,17 +37,17 @@ def load_float_model(checkpoint, arch: str | None = None):
 
     `arch` defaults to the checkpoint's own (its `arch` entry or its keys). Raises
     CheckpointError (unreadable file, keys or shapes of another architecture) or
-    UnsupportedModelError (not a BasicBlock ResNet).
+    UnsupportedModelError (not a DGNet ResNet: MobileNetV2).
     """
     from dgfpga_models import ARCHS
     from dgfpga_models.checkpoint import load_checkpoint
 
     if arch is not None and arch not in ARCHS:
         raise UnsupportedModelError(f"unknown architecture {arch!r}; known: {', '.join(ARCHS)}")
-    if arch is not None and (ARCHS[arch].family == "mobilenet" or arch.startswith("resdg50")):
-        raise UnsupportedModelError(f"{arch}: Bottleneck and MobileNetV2 quantization is not "
-                                    f"supported; use a BasicBlock ResNet (resdg20/32/56/110_cifar10, "
-                                    f"resdg18, resdg34)")
+    if arch is not None and ARCHS[arch].family == "mobilenet":
+        raise UnsupportedModelError(f"{arch}: MobileNetV2 quantization is not supported yet; "
+                                    f"use a DGNet ResNet (resdg20/32/56/110_cifar10, resdg18, "
+                                    f"resdg34, resdg50)")
     model, meta = load_checkpoint(checkpoint, arch)
     check_supported(model)
     model.eval()
@@ -98,10 +100,22 @@ def make_test_model(arch: str = "resdg20_cifar10", images: np.ndarray | None = N
             hook.remove()
             xin = inp["x"]
             b.mask_s.atten_s.bias.zero_()
-            b.mask_c.atten_c[3].bias.zero_()
+            gate1 = b.mask_c if hasattr(b, "mask_c") else b.mask_c1
+            _set_on_fraction(gate1, xin, q)
             ls = b.mask_s.logits(xin).flatten()
             b.mask_s.atten_s.bias.fill_(-float(np.percentile(ls.numpy(), q)))
-            lc = b.mask_c.logits(xin)[:, :, 0, 0].numpy()
-            b.mask_c.atten_c[3].bias.copy_(torch.from_numpy(
-                -np.percentile(lc, q, axis=0)).float())
+            if hasattr(b, "mask_c2"):     # Bottleneck: its input is conv1's masked output
+                inp2 = {}
+                hook = b.mask_c2.register_forward_pre_hook(lambda m, i: inp2.setdefault("x", i[0]))
+                model.forward_gated(x)
+                hook.remove()
+                _set_on_fraction(b.mask_c2, inp2["x"], q)
     return model
+
+
+def _set_on_fraction(gate, xin, q: float) -> None:
+    """Set a channel gate's output bias so that (100 - q)% of its decisions on `xin` are on."""
+    import torch
+    gate.atten_c[3].bias.zero_()
+    lc = gate.logits(xin)[:, :, 0, 0].numpy()
+    gate.atten_c[3].bias.copy_(torch.from_numpy(-np.percentile(lc, q, axis=0)).float())

@@ -1,10 +1,11 @@
-"""`quantize_model`: a float DGNet BasicBlock ResNet -> a `QModel` (needs torch).
+"""`quantize_model`: a float DGNet ResNet (BasicBlock or Bottleneck) -> a `QModel` (needs torch).
 
 Steps (docs/quantization.md has the reasoning and the figures; the module doing each
 step in brackets):
 
-1. check the model (BasicBlock ResNets only: CIFAR resdg20/32/56/110, ImageNet
-   resdg18/34) and the calibration images (shape, normalised range) [float_model, stats];
+1. check the model (BasicBlock ResNets: CIFAR resdg20/32/56/110, ImageNet resdg18/34;
+   Bottleneck: resdg50) and the calibration images (shape, normalised range)
+   [float_model, stats];
 2. calibrate: run the float model in eval mode (gated, masked execution) and record
    every activation tensor; reduce each to the range its scale covers [stats];
 3. tie residual scales (default): inside a stage every identity-shortcut block gets
@@ -61,11 +62,15 @@ class QuantConfig:
     gate_hidden_margin: float = DEFAULT_HIDDEN_MARGIN
 
 
-def extract_gates(block) -> FloatGates:
-    """A block's float gate parameters (float64; channel-gate BN folded to scale/shift)."""
+def extract_gates(block, channel_gate=None) -> FloatGates:
+    """A block's float gate parameters (float64; channel-gate BN folded to scale/shift):
+    its spatial gate and `channel_gate` (default: the block's first channel gate, `mask_c`
+    or a Bottleneck's `mask_c1`)."""
     ws = block.mask_s.atten_s.weight.detach().double().cpu().numpy()
     bs = block.mask_s.atten_s.bias.detach().double().cpu().numpy()
-    ac = block.mask_c.atten_c
+    if channel_gate is None:
+        channel_gate = block.mask_c if hasattr(block, "mask_c") else block.mask_c1
+    ac = channel_gate.atten_c
     fc1 = ac[0].weight.detach().double().cpu().numpy()[:, :, 0, 0]
     bn = ac[1]
     g = bn.weight.detach().double().cpu().numpy()
@@ -78,7 +83,8 @@ def extract_gates(block) -> FloatGates:
 
 def quantize_model(model, calib_images, config: QuantConfig | None = None,
                    mean=None, std=None, meta: dict | None = None) -> QModel:
-    """Quantize a float DGNet BasicBlock ResNet (a `dgfpga_models` network) to a QModel.
+    """Quantize a float DGNet ResNet (a `dgfpga_models` network of BasicBlocks or of
+    Bottlenecks) to a QModel.
 
     calib_images: normalised float32 [N, 3, H, W] (the model's input size). mean/std:
     the normalisation the images were made with (default: the embedded dataset's for
@@ -142,7 +148,12 @@ def quantize_model(model, calib_images, config: QuantConfig | None = None,
     plan = []
     for name, b in blocks:
         out_shape = (b.out_channels, b.out_h, b.out_w)
-        add(f"{name}.out1", f"{name}.out1", (b.mid_channels, b.out_h, b.out_w), False)
+        if b.kind == "bottleneck":      # conv1 at the block input resolution, conv2 strided
+            add(f"{name}.out1", f"{name}.out1", (b.mid_channels, b.in_h, b.in_w), False)
+            add(f"{name}.out2", f"{name}.out2", (b.mid_channels, b.out_h, b.out_w), False)
+            group.setdefault(f"{name}.out2", f"{name}.out2")
+        else:
+            add(f"{name}.out1", f"{name}.out1", (b.mid_channels, b.out_h, b.out_w), False)
         if b.downsample is not None:
             add(f"{name}.short", f"{name}.short", out_shape, True)
         add(f"{name}.out", f"{name}.out", out_shape, False)
@@ -190,19 +201,38 @@ def quantize_model(model, calib_images, config: QuantConfig | None = None,
                            f"{name}.short")
             res = f"{name}.short"
         w2, b2 = fold_bn(conv_weight(b.conv2), b.bn2)
-        c2 = make_conv(f"{name}.conv2", w2, b2, sc(f"{name}.out1"), sc(f"{name}.out"), False,
-                       b.conv2.stride[0], b.conv2.padding[0], f"{name}.out1", f"{name}.out",
-                       res_tensor=res, s_res=sc(res), tied=tied)
+        extra = {}
+        if b.kind == "bottleneck":
+            c2 = make_conv(f"{name}.conv2", w2, b2, sc(f"{name}.out1"), sc(f"{name}.out2"),
+                           False, b.conv2.stride[0], b.conv2.padding[0], f"{name}.out1",
+                           f"{name}.out2")
+            w3, b3 = fold_bn(conv_weight(b.conv3), b.bn3)
+            extra["conv3"] = make_conv(f"{name}.conv3", w3, b3, sc(f"{name}.out2"),
+                                       sc(f"{name}.out"), False, b.conv3.stride[0],
+                                       b.conv3.padding[0], f"{name}.out2", f"{name}.out",
+                                       res_tensor=res, s_res=sc(res), tied=tied)
+        else:
+            c2 = make_conv(f"{name}.conv2", w2, b2, sc(f"{name}.out1"), sc(f"{name}.out"), False,
+                           b.conv2.stride[0], b.conv2.padding[0], f"{name}.out1", f"{name}.out",
+                           res_tensor=res, s_res=sc(res), tied=tied)
         fg = extract_gates(b)
         h_max = gate_hidden_max(acts.get(f"{name}.pooled", []), fg)
         sg = quantize_spatial_gate(fg.ws, fg.bs, sc(xin))
         cg = quantize_channel_gate(fg, sc(xin), hidden_range(fg, sc(xin), h_max,
                                                              cfg.gate_hidden_margin))
         gate_info[name] = {"hidden_max": h_max, "hidden_shift": cg.shift}
+        if b.kind == "bottleneck":      # mask_c2 reads conv1's masked output (scale of out1)
+            fg2 = extract_gates(b, b.mask_c2)
+            s1 = sc(f"{name}.out1")
+            h2 = gate_hidden_max(acts.get(f"{name}.pooled2", []), fg2)
+            extra["channel_gate2"] = quantize_channel_gate(
+                fg2, s1, hidden_range(fg2, s1, h2, cfg.gate_hidden_margin))
+            extra["kind"] = "bottleneck"
+            gate_info[name].update(hidden_max2=h2, hidden_shift2=extra["channel_gate2"].shift)
         qblocks.append(QBlock(name=name, conv1=c1, conv2=c2, downsample=ds, identity=tied,
                               tile=int(b.tile), grid=(int(b.grid_h), int(b.grid_w)),
                               spatial_gate=sg, channel_gate=cg, in_tensor=xin,
-                              out_tensor=f"{name}.out"))
+                              out_tensor=f"{name}.out", **extra))
     # --- head
     fc = model.fc
     wf = fc.weight.detach().double().cpu().numpy()

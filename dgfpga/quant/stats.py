@@ -39,7 +39,10 @@ def capture_activations(model, images: np.ndarray, batch: int = 64) -> dict[str,
     Keys: "stem" (ReLU(BN(conv)), before any max-pool), "<block>.out1" (conv1 output after
     ReLU and masks: conv2's input), "<block>.short" (downsample output), "<block>.out"
     (block output), "<block>.pooled" (the block input's channel means [N, C], float64:
-    what the channel gate reads, for its hidden range). Values: lists of numpy batches.
+    what the channel gate reads, for its hidden range). Bottleneck blocks also:
+    "<block>.out2" (conv2 output after ReLU and masks: conv3's input) and "<block>.pooled2"
+    (the channel means of conv1's masked output: what mask_c2 reads). Values: lists of
+    numpy batches.
     """
     import torch
 
@@ -65,6 +68,10 @@ def capture_activations(model, images: np.ndarray, batch: int = 64) -> dict[str,
         hooks.append(b.conv2.register_forward_pre_hook(lambda m, i, k=k1: k(i[0])))
         if b.downsample is not None:
             hooks.append(b.downsample.register_forward_hook(lambda m, i, o, k=ks: k(o)))
+        if getattr(b, "kind", "basic") == "bottleneck":
+            k2, kp2 = keep(f"{name}.out2"), pooled_keep(f"{name}.pooled2")
+            hooks.append(b.conv3.register_forward_pre_hook(lambda m, i, k=k2: k(i[0])))
+            hooks.append(b.mask_c2.register_forward_pre_hook(lambda m, i, k=kp2: k(i[0])))
         hooks.append(b.register_forward_hook(lambda m, i, o, k=ko: k(o[0])))
     try:
         with torch.no_grad():

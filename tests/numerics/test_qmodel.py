@@ -113,8 +113,27 @@ def test_file_is_plain_npz_with_a_json_header(tmp_path):
     with np.load(path, allow_pickle=False) as z:
         hdr = json.loads(z[HEADER_KEY].tobytes())
         assert all(z[k].dtype.kind in "iuf" for k in z.files)
-    assert hdr["format"] == "dgfpga-qmodel" and hdr["schema_version"] == 2
+    assert hdr["format"] == "dgfpga-qmodel" and hdr["schema_version"] == 3
+    assert [b["kind"] for b in hdr["blocks"]] == ["basic", "basic"]
     assert hdr["blocks"][0]["identity"] is True and hdr["tensors"]["input"]["signed"] is True
+
+
+def test_version_2_files_read_as_basic_blocks(tmp_path):
+    """Schema 2 (before block kinds) files load unchanged: every block a BasicBlock, and a
+    `kind` field in them is not read (it did not exist in version 2)."""
+    qm = tiny_qmodel()
+
+    def v2(a, h):
+        h["schema_version"] = 2
+        for b in h["blocks"]:
+            b.pop("kind")
+        h["blocks"][0]["kind"] = "bottleneck"
+
+    back = load_qmodel(tampered(tmp_path, v2))
+    assert [b.kind for b in back.blocks] == ["basic", "basic"]
+    x = np.random.default_rng(3).normal(0, 1, (2, 3, 8, 8)).astype(np.float32)
+    np.testing.assert_array_equal(golden.run_golden(qm, x).logits_int,
+                                  golden.run_golden(back, x).logits_int)
 
 
 @pytest.mark.parametrize("keep", [0.0, 0.3, 0.6, 0.95, 0.999])
@@ -151,7 +170,9 @@ def test_flipped_bytes_never_load_a_different_model(tmp_path):
 
 @pytest.mark.parametrize("mutate,match", [
     (lambda a, h: h.update(schema_version=1), r"schema version 1 .*float32 gates.*re-run `dgfpga quantize`"),
-    (lambda a, h: h.update(schema_version=3), "schema version 3"),
+    (lambda a, h: h.update(schema_version=4), "schema version 4"),
+    (lambda a, h: h["blocks"][0].update(kind="inverted"), "kind 'inverted'"),
+    (lambda a, h: h["blocks"][0].update(kind="bottleneck"), "conv3"),
     (lambda a, h: h.update(format="something"), "format"),
     (lambda a, h: h["tensors"]["stem"].update(shape=[8, 9, 8]), "conv1"),
     (lambda a, h: h["tensors"]["stem"].update(scale=-1.0), "scale"),
