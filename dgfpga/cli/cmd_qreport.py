@@ -63,8 +63,9 @@ def run(args) -> int:
           f"|z| < 2^{r['max_z_bound_log2']:.1f} (limit 2^62)")
     print(f"{'block':16s}{'agree_s':>9s}{'agree_c':>9s}{'dens_f':>9s}{'dens_q':>9s}")
     for b in r["blocks"]:
-        print(f"{b['name']:16s}{b['spatial_agreement']:9.4f}{b['channel_agreement']:9.4f}"
-              f"{b['density_float']:9.4f}{b['density_int8']:9.4f}")
+        agree = "".join(f"{b[k]:9.4f}" if k in b else f"{'-':>9s}"   # ungated: no gates
+                        for k in ("spatial_agreement", "channel_agreement"))
+        print(f"{b['name']:16s}{agree}{b['density_float']:9.4f}{b['density_int8']:9.4f}")
     checks = {
         "top-1 within 0.5 pt": r["top1_float"] - r["top1_int8"] <= MAX_TOP1_DROP,
         "gate agreement >= 98%": min(r["spatial_agreement"], r["channel_agreement"]) >= MIN_GATE_AGREEMENT,

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dgfpga.cli import options
 
 NAME = "quantize"
-HELP = "quantize a DGNet ResNet checkpoint (BasicBlock or Bottleneck) to an int8 model file (.qnpz)"
+HELP = "quantize a DGNet checkpoint (BasicBlock or Bottleneck ResNet, MobileNetV2) to an int8 model file (.qnpz)"
 
 
 def add_arguments(parser) -> None:

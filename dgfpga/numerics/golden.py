@@ -15,6 +15,12 @@ numpy only (torch-free). Arithmetic (docs/quantization.md):
   `acc = 0` (no bias), so `y = clamp(round(res * res_mult / 2^shift))` = ReLU(shortcut).
 * input quantization: `clamp(round_half_away(x / s_in), -128, 127)`.
 
+MobileNetV2 inverted residuals (docs/quantization.md "MobileNetV2 blocks"): expand 1x1 at
+active pixels x active channels, depthwise 3x3 (groups = channels) at active pixels on the
+active channels, linear projection (s8) at active pixels from the active channels + the
+residual; ReLU6 is the u8 clamp (the scale puts code 255 at or below 6.0). Ungated blocks
+(and the tail conv) run dense.
+
 MACs are counted as the masked computation executes them (active pixels x active output
 channels x input channels x k^2 for conv1; active pixels x output channels x active input
 channels x k^2 for conv2; dense for stem/downsample/fc; gate MACs by the official formula
@@ -54,7 +60,7 @@ class GoldenResult:
     """What `run_golden` returns (N images, B blocks, K classes).
 
     logits float64 [N, K] (= logits_int * logit_scale); logits_int int64 [N, K];
-    masks: B GateMasks; layers: tensor name -> int array [N, C, H, W] (uint8 for u8
+    masks: B GateMasks (None for an ungated MobileNetV2 block); layers: tensor name -> int array [N, C, H, W] (uint8 for u8
     tensors, int8 for s8; empty when keep_layers=False); macs: layer name -> int64 [N]
     executed MACs; block_density float64 [N, B] (executed / dense conv MACs of each block,
     downsample included); total_macs int64 [N]; dense_macs (no gates); density [N].
@@ -89,36 +95,60 @@ def _pad_nhwc(x: np.ndarray, pad: int) -> np.ndarray:
     return xp
 
 
-def conv2d_int(x: np.ndarray, w: np.ndarray, stride: int, pad: int) -> np.ndarray:
-    """Dense integer conv: x int [N, C, H, W], w int [M, C, k, k] -> acc int64 [N, M, Ho, Wo]
-    (no bias). Zero padding."""
+def _check_groups(c: int, m: int, cpg: int, groups: int) -> None:
+    if groups < 1 or c != cpg * groups or m % groups:
+        raise ValueError(f"conv: input has {c} channels, weight expects {cpg} x {groups} "
+                         f"groups ({m} outputs)")
+
+
+def _tap(slab: np.ndarray, wk: np.ndarray, groups: int) -> np.ndarray:
+    """One kernel position's contribution: slab [..., C] (float64 integers), wk [C/groups, M]
+    -> [..., M]. groups 1: one GEMM; depthwise (one channel in, one out per group): an
+    elementwise product; other groups: one GEMM per group."""
+    if groups == 1:
+        return slab @ wk
+    cpg, m = wk.shape
+    if cpg == 1 and m == groups:
+        return slab * wk[0]
+    mpg = m // groups
+    return np.concatenate([slab[..., g * cpg:(g + 1) * cpg] @ wk[:, g * mpg:(g + 1) * mpg]
+                           for g in range(groups)], axis=-1)
+
+
+def conv2d_int(x: np.ndarray, w: np.ndarray, stride: int, pad: int,
+               groups: int = 1) -> np.ndarray:
+    """Dense integer conv: x int [N, C, H, W], w int [M, C/groups, k, k] -> acc int64
+    [N, M, Ho, Wo] (no bias). Zero padding; `groups` as torch's (C = groups: depthwise)."""
     n, c, h, wd = x.shape
     m, c2, k, _ = w.shape
-    if c != c2:
-        raise ValueError(f"conv: input has {c} channels, weight expects {c2}")
+    _check_groups(c, m, c2, groups)
     ho, wo = (h + 2 * pad - k) // stride + 1, (wd + 2 * pad - k) // stride + 1
     xp = _pad_nhwc(x, pad)
     wk = np.ascontiguousarray(np.transpose(w, (2, 3, 1, 0)), dtype=np.float64)
     acc = np.zeros((n, ho, wo, m), dtype=np.float64)
     for ky in range(k):
         for kx in range(k):
-            acc += _slab(xp, ky, kx, stride, ho, wo) @ wk[ky, kx]
+            acc += _tap(_slab(xp, ky, kx, stride, ho, wo), wk[ky, kx], groups)
     _check_exact(acc)
     return np.moveaxis(acc.astype(np.int64), -1, 1)
 
 
 def masked_conv2d_int(x: np.ndarray, w: np.ndarray, stride: int, pad: int,
                       pixels: np.ndarray, out_ch: Optional[np.ndarray] = None,
-                      in_ch: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
+                      in_ch: Optional[np.ndarray] = None,
+                      groups: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Integer conv computed only where the masks say, zeros elsewhere.
 
     pixels bool [N, Ho, Wo]: output pixels to compute; out_ch bool [N, M]: output channels
     to compute (None: all); in_ch bool [N, C]: input channels to read (None: all; the
-    others are treated as zero, i.e. not read). Returns (acc int64 [N, M, Ho, Wo] without
-    bias, macs int64 [N] = active pixels x active out ch x active in ch x k^2).
+    others are treated as zero, i.e. not read). groups: as `conv2d_int`. Returns (acc int64
+    [N, M, Ho, Wo] without bias, macs int64 [N] = active pixels x k^2 x the active (out ch,
+    in ch) pairs that share a group: active out x active in for groups 1, the channels
+    active on both sides for a depthwise conv).
     """
     n, c, h, wd = x.shape
-    m, _, k, _ = w.shape
+    m, cpg, k, _ = w.shape
+    _check_groups(c, m, cpg, groups)
     ho, wo = (h + 2 * pad - k) // stride + 1, (wd + 2 * pad - k) // stride + 1
     pixels = np.asarray(pixels, dtype=bool)
     if pixels.shape != (n, ho, wo):
@@ -136,16 +166,18 @@ def masked_conv2d_int(x: np.ndarray, w: np.ndarray, stride: int, pad: int,
     rows = np.zeros((idx_n.size, m), dtype=np.float64)
     for ky in range(k):
         for kx in range(k):
-            rows += np.take(flat_in, base + (ky * wp + kx), axis=0) @ wk[ky, kx]
+            rows += _tap(np.take(flat_in, base + (ky * wp + kx), axis=0), wk[ky, kx], groups)
     _check_exact(rows)
     acc = np.zeros((n * ho * wo, m), dtype=np.int64)
     acc[(idx_n * ho + idx_y) * wo + idx_x] = rows.astype(np.int64)
     acc = np.moveaxis(acc.reshape(n, ho, wo, m), -1, 1)
-    n_out = np.full(n, m, np.int64) if out_ch is None else np.asarray(out_ch, bool).sum(1)
-    n_in = np.full(n, c, np.int64) if in_ch is None else np.asarray(in_ch, bool).sum(1)
+    o = np.ones((n, m), bool) if out_ch is None else np.asarray(out_ch, bool)
+    i = np.ones((n, c), bool) if in_ch is None else np.asarray(in_ch, bool)
+    pairs = (o.reshape(n, groups, -1).sum(2).astype(np.int64)
+             * i.reshape(n, groups, -1).sum(2)).sum(1)
     if out_ch is not None:
-        acc = acc * np.asarray(out_ch, dtype=bool)[:, :, None, None]
-    macs = pixels.reshape(n, -1).sum(1).astype(np.int64) * n_out * n_in * k * k
+        acc = acc * o[:, :, None, None]
+    macs = pixels.reshape(n, -1).sum(1).astype(np.int64) * pairs * k * k
     return acc, macs
 
 
@@ -179,7 +211,7 @@ def maxpool3x3s2(x: np.ndarray) -> np.ndarray:
 
 
 def _run_conv(x, conv: QConv, res=None) -> np.ndarray:
-    acc = conv2d_int(x, conv.weight, conv.stride, conv.pad) + conv.bias.astype(np.int64)[None, :, None, None]
+    acc = conv2d_int(x, conv.weight, conv.stride, conv.pad, conv.groups) + conv.bias.astype(np.int64)[None, :, None, None]
     return requant(acc, conv.mult, conv.shift, conv.lo, conv.hi, res, conv.res_mult)
 
 
@@ -243,6 +275,54 @@ def _bottleneck(b: QBlock, x, res, gm: GateMasks, pix, decide: bool, record, mac
     return y, gm
 
 
+def _dense_conv(c: QConv, x, res, record, macs, dense) -> np.ndarray:
+    """A conv run dense (ungated blocks, the tail): output, MACs = dense MACs."""
+    y = _run_conv(x, c, res)
+    record(c.out_tensor, y, c.lo < 0)
+    ho, wo = y.shape[2:]
+    dense[c.name] = ho * wo * c.weight.size
+    macs[c.name] = np.full(x.shape[0], dense[c.name], np.int64)
+    return y
+
+
+def _inverted_residual(b: QBlock, x, gm: Optional[GateMasks], pix, record, macs, dense):
+    """MobileNetV2 inverted residual (official DGNet semantics, docs/quantization.md):
+    ungated (gm None): expand, depthwise, project, dense, no residual. Gated (stride 1):
+    expand (1x1) at active pixels x active mask_c channels (the depthwise conv is per
+    channel, so this equals the official expand-then-mask); depthwise 3x3 at active pixels
+    on the active channels; projection (linear, s8) at active pixels from the active
+    channels, + residual (inactive pixels: acc 0, so y = requant(residual))."""
+    c1, dw, pw = b.conv1, b.conv2, b.conv3
+    if gm is None:
+        e = _dense_conv(c1, x, None, record, macs, dense) if c1 is not None else x
+        d = _dense_conv(dw, e, None, record, macs, dense)
+        return _dense_conv(pw, d, None, record, macs, dense)
+    ho, wo = pix.shape[1:]
+    on = pix[:, None] & gm.channel[:, :, None, None]
+    if c1 is not None:
+        acc1, m1 = masked_conv2d_int(x, c1.weight, c1.stride, c1.pad, pix, out_ch=gm.channel)
+        e = requant(acc1 + c1.bias.astype(np.int64)[None, :, None, None], c1.mult, c1.shift,
+                    c1.lo, c1.hi) * on
+        record(c1.out_tensor, e, False)
+        macs[c1.name] = m1
+        dense[c1.name] = x.shape[2] * x.shape[3] * c1.weight.size
+    else:
+        e = x * on
+    acc2, m2 = masked_conv2d_int(e, dw.weight, dw.stride, dw.pad, pix, out_ch=gm.channel,
+                                 in_ch=gm.channel, groups=dw.groups)
+    d = requant(acc2 + dw.bias.astype(np.int64)[None, :, None, None], dw.mult, dw.shift,
+                dw.lo, dw.hi) * on
+    record(dw.out_tensor, d, False)
+    acc3, m3 = masked_conv2d_int(d, pw.weight, pw.stride, pw.pad, pix, in_ch=gm.channel)
+    acc3 = acc3 + pw.bias.astype(np.int64)[None, :, None, None] * pix[:, None]
+    y = requant(acc3, pw.mult, pw.shift, pw.lo, pw.hi, x, pw.res_mult)
+    record(pw.out_tensor, y, True)
+    macs[dw.name], macs[pw.name] = m2, m3
+    dense[dw.name] = ho * wo * dw.weight.size
+    dense[pw.name] = ho * wo * pw.weight.size
+    return y
+
+
 def block_gates(qm: QModel, block: QBlock, x: np.ndarray) -> GateMasks:
     """Evaluate a block's integer gates on its integer input x [N, C, H, W]
     (dgfpga.numerics.gates). The bin sums come from the whole activation map with each
@@ -265,8 +345,10 @@ def _bool(a, shape) -> np.ndarray:
     return a.reshape(shape).astype(bool) if a.dtype == bool else (a.reshape(shape) > 0)
 
 
-def _given_masks(masks, i: int, block: QBlock, n: int, c_out: int) -> GateMasks:
+def _given_masks(masks, i: int, block: QBlock, n: int, c_out: int) -> Optional[GateMasks]:
     m = masks[i]
+    if not block.gated:             # an ungated MobileNetV2 block: whatever is given, dense
+        return None
     ch2 = None
     if isinstance(m, (tuple, list)) and len(m) in (2, 3):
         sp, ch = m[0], m[1]
@@ -314,8 +396,9 @@ def run_golden(qm: QModel, images, masks: MasksArg = None, keep_layers: bool = T
     images: float normalised [N, C, H, W] (quantized here) or int8 (already quantized).
     masks: None = decide with the integer gates (`block_gates`); "dense" = every tile and channel
     on, no gate MACs; or one entry per block: GateMasks, (spatial, channel) or an object
-    with `.spatial`/`.channel` (e.g. the float model's BlockMasks); gate MACs are counted
-    for None and given masks. Processes `chunk` images at a time (memory bound).
+    with `.spatial`/`.channel` (e.g. the float model's BlockMasks; anything, e.g. None, for
+    an ungated MobileNetV2 block, which runs dense); gate MACs are counted for None and
+    given masks. Processes `chunk` images at a time (memory bound).
     """
     xq = _prepare_input(qm, images)
     if isinstance(masks, str) and masks != "dense":
@@ -345,6 +428,8 @@ def _single_thread_blas():
 
 
 def _slice_masks(m, a: int, b: int):
+    if m is None:
+        return None
     if isinstance(m, (tuple, list)):
         return tuple(v[a:b] for v in m)
     ch2 = getattr(m, "channel2", None)
@@ -377,6 +462,24 @@ def _run_chunk(qm: QModel, xq: np.ndarray, masks: MasksArg, keep: bool) -> Golde
     for i, b in enumerate(qm.blocks):
         c1, ds = b.conv1, b.downsample
         _, ho, wo = qm.tensors[b.out_tensor].shape
+        if b.kind == "inverted_residual":
+            gm = None
+            if b.gated:
+                if masks is None:
+                    gm = block_gates(qm, b, x)
+                elif isinstance(masks, str):
+                    gm = GateMasks(np.ones((n, *b.grid), bool),
+                                   np.ones((n, b.conv2.out_channels), bool))
+                else:
+                    gm = _given_masks(masks, i, b, n, b.conv2.out_channels)
+            x = _inverted_residual(b, x, gm, None if gm is None else gm.pixels((ho, wo)),
+                                   record, macs, dense)
+            out_masks.append(gm)
+            if b.gated:
+                _gate_macs(macs, b, n, gate_on)
+            convs = b.main_convs
+            bdens.append(sum(macs[c.name] for c in convs) / sum(dense[c.name] for c in convs))
+            continue
         if masks is None:
             gm = block_gates(qm, b, x)
         elif isinstance(masks, str):
@@ -399,20 +502,12 @@ def _run_chunk(qm: QModel, xq: np.ndarray, masks: MasksArg, keep: bool) -> Golde
         else:
             x = _basic(b, x, res, gm, pix, record, macs, dense)
         out_masks.append(gm)
-        cg = b.channel_gate
-        macs[f"{b.name}.mask_s"] = np.full(
-            n, gates.spatial_gate_macs(b.grid, c1.in_channels) if gate_on else 0, np.int64)
-        macs[f"{b.name}.mask_c"] = np.full(
-            n, gates.channel_gate_macs(cg.in_channels, cg.hidden, cg.out_channels)
-            if gate_on else 0, np.int64)
-        if b.channel_gate2 is not None:
-            g2 = b.channel_gate2
-            macs[f"{b.name}.mask_c2"] = np.full(
-                n, gates.channel_gate_macs(g2.in_channels, g2.hidden, g2.out_channels)
-                if gate_on else 0, np.int64)
+        _gate_macs(macs, b, n, gate_on)
         convs = b.main_convs + ((ds,) if ds is not None else ())
         bdens.append(sum(macs[c.name] for c in convs) / sum(dense[c.name] for c in convs))
 
+    if qm.tail is not None:
+        x = _dense_conv(qm.tail, x, None, record, macs, dense)
     h = qm.head
     pooled = x.astype(np.int64).sum(axis=(2, 3))
     logits_int = pooled @ h.weight.astype(np.int64).T + h.bias.astype(np.int64)
@@ -426,17 +521,36 @@ def _run_chunk(qm: QModel, xq: np.ndarray, masks: MasksArg, keep: bool) -> Golde
         dense_macs=int(dense_total), density=total / dense_total)
 
 
+def _gate_macs(macs: dict, b: QBlock, n: int, gate_on: bool) -> None:
+    """A gated block's gate MACs (official formula; 0 when the masks are "dense")."""
+    cg = b.channel_gate
+    macs[f"{b.name}.mask_s"] = np.full(
+        n, gates.spatial_gate_macs(b.grid, cg.in_channels) if gate_on else 0, np.int64)
+    macs[f"{b.name}.mask_c"] = np.full(
+        n, gates.channel_gate_macs(cg.in_channels, cg.hidden, cg.out_channels)
+        if gate_on else 0, np.int64)
+    if b.channel_gate2 is not None:
+        g2 = b.channel_gate2
+        macs[f"{b.name}.mask_c2"] = np.full(
+            n, gates.channel_gate_macs(g2.in_channels, g2.hidden, g2.out_channels)
+            if gate_on else 0, np.int64)
+
+
+def _cat_masks(ms: list) -> Optional[GateMasks]:
+    if ms[0] is None:
+        return None
+    cat = np.concatenate
+    return GateMasks(cat([m.spatial for m in ms]), cat([m.channel for m in ms]),
+                     None if ms[0].channel2 is None else cat([m.channel2 for m in ms]))
+
+
 def _concat(parts: list[GoldenResult]) -> GoldenResult:
     if len(parts) == 1:
         return parts[0]
     cat = np.concatenate
     return GoldenResult(
         logits=cat([p.logits for p in parts]), logits_int=cat([p.logits_int for p in parts]),
-        masks=[GateMasks(cat([p.masks[i].spatial for p in parts]),
-                         cat([p.masks[i].channel for p in parts]),
-                         None if parts[0].masks[i].channel2 is None
-                         else cat([p.masks[i].channel2 for p in parts]))
-               for i in range(len(parts[0].masks))],
+        masks=[_cat_masks([p.masks[i] for p in parts]) for i in range(len(parts[0].masks))],
         layers={k: cat([p.layers[k] for p in parts]) for k in parts[0].layers},
         macs={k: cat([p.macs[k] for p in parts]) for k in parts[0].macs},
         block_density=cat([p.block_density for p in parts]),

@@ -41,9 +41,10 @@ __all__ = [
 ]
 
 FORMAT_NAME = "dgfpga-qmodel"
-SCHEMA_VERSION = 3           # 3: block kinds (Bottleneck); 2: integer gates; 1: float32 gates
-READ_VERSIONS = (2, 3)       # version 2 files (BasicBlock models) read unchanged
-BLOCK_KINDS = ("basic", "bottleneck")
+SCHEMA_VERSION = 4           # 4: MobileNetV2 (inverted residuals, conv groups, tail conv);
+                             # 3: block kinds (Bottleneck); 2: integer gates; 1: float32 gates
+READ_VERSIONS = (2, 3, 4)    # version 2 files (BasicBlock models) read unchanged
+BLOCK_KINDS = ("basic", "bottleneck", "inverted_residual")
 INPUT_TENSOR = "input"
 HEADER_KEY = "__header__"
 INPUT_ROUNDING = "half_away_from_zero"
@@ -113,6 +114,7 @@ class QConv:
     out_tensor: str
     res_tensor: Optional[str] = None
     weight_scale: Optional[np.ndarray] = None
+    groups: int = 1
 
     @property
     def kernel(self) -> int:
@@ -120,7 +122,8 @@ class QConv:
 
     @property
     def in_channels(self) -> int:
-        return int(self.weight.shape[1])
+        """Input channels of the conv (weight C_in per group x groups)."""
+        return int(self.weight.shape[1]) * int(self.groups)
 
     @property
     def out_channels(self) -> int:
@@ -143,6 +146,14 @@ class QBlock:
     conv2 (3x3, stride, u8 out, in-channels mask_c1, out-channels mask_c2), conv3 (1x1,
     u8 out, input-gated by mask_c2, with the residual).
     Both: optional downsample (s8 out, dense); outputs at inactive tiles = the residual.
+    kind "inverted_residual" (MobileNetV2, docs/quantization.md "MobileNetV2 blocks"): conv1
+    = the optional 1x1 expansion (None when the expand ratio is 1; u8 out, ReLU6), conv2 =
+    the depthwise 3x3 (groups = channels, stride, u8 out, ReLU6), conv3 = the linear 1x1
+    projection (s8 out; with the residual when the block has one). Only residual blocks
+    (stride 1, in == out channels) are gated: `channel_gate` (mask_c) decides the expanded
+    channels and the spatial mask (stride 1: input = output resolution) masks all three
+    convs. Ungated blocks have no gates (spatial_gate = channel_gate = None, tile 0, grid
+    (0, 0)) and run dense.
 
     identity: no downsample and tied scales (out scale == in scale, res_mult == 2^shift),
     so `y == x` exactly at inactive tiles and the engine may write in place.
@@ -165,12 +176,19 @@ class QBlock:
     @property
     def last(self) -> QConv:
         """The conv that writes the block output (with the residual): conv2 or conv3."""
-        return self.conv3 if self.kind == "bottleneck" else self.conv2
+        return self.conv3 if self.kind != "basic" else self.conv2
 
     @property
     def main_convs(self) -> tuple:
-        """The main-path convs in order (conv1, conv2[, conv3])."""
-        return (self.conv1, self.conv2) + ((self.conv3,) if self.conv3 is not None else ())
+        """The main-path convs in order ([conv1,] conv2[, conv3]; an inverted residual
+        without expansion has no conv1)."""
+        return tuple(c for c in (self.conv1, self.conv2, self.conv3) if c is not None)
+
+    @property
+    def gated(self) -> bool:
+        """Whether the block has gates (every basic/bottleneck block; MobileNetV2's residual
+        blocks)."""
+        return self.spatial_gate is not None
 
 
 @dataclass
@@ -196,7 +214,9 @@ class QHead:
 
 @dataclass
 class QModel:
-    """A whole quantized network (BasicBlock ResNets)."""
+    """A whole quantized network (DGNet ResNets, MobileNetV2). `tail`: MobileNetV2's
+    final 1x1 conv (features.18, u8 out, ReLU6) between the last block and the head;
+    None for the ResNets."""
     arch: str
     input_shape: tuple[int, int, int]
     num_classes: int
@@ -207,6 +227,7 @@ class QModel:
     blocks: list[QBlock]
     head: QHead
     meta: dict = field(default_factory=dict)
+    tail: Optional[QConv] = None
 
     @property
     def input_scale(self) -> float:
@@ -214,13 +235,16 @@ class QModel:
 
     def convs(self) -> list[QConv]:
         """Every conv in execution order (stem, then per block conv1, downsample, conv2
-        [, conv3])."""
+        [, conv3], then the tail conv if any)."""
         out = [self.stem.conv]
         for b in self.blocks:
-            out.append(b.conv1)
+            main = b.main_convs
+            out.append(main[0])
             if b.downsample is not None:
                 out.append(b.downsample)
-            out.extend(b.main_convs[1:])
+            out.extend(main[1:])
+        if self.tail is not None:
+            out.append(self.tail)
         return out
 
 
@@ -278,6 +302,10 @@ def _validate_conv(qm: QModel, c: QConv) -> None:
               f"{getattr(w, 'shape', None)}")
     co, ci, k, _ = w.shape
     _check_array(f"{c.name}.weight", w, np.int8, (co, ci, k, k))
+    _check_int(f"{c.name}.groups", c.groups, 1, 1 << 16)
+    if co % c.groups:
+        _fail(f"{c.name}: {co} output channels are not a multiple of groups={c.groups}")
+    ci *= c.groups
     _check_array(f"{c.name}.bias", c.bias, np.int32, (co,))
     _check_array(f"{c.name}.mult", c.mult, np.int32, (co,))
     if c.weight_scale is not None:
@@ -372,10 +400,18 @@ def validate(qm: QModel) -> None:
             _fail(f"{b.name}: reads {b.in_tensor!r}, but the previous layer writes {prev!r}")
         _validate_block(qm, b)
         prev = b.out_tensor
+    if qm.tail is not None:
+        t = qm.tail
+        if t.in_tensor != prev:
+            _fail(f"{t.name}: reads {t.in_tensor!r}, but the last block writes {prev!r}")
+        _validate_conv(qm, t)
+        if qm.tensors[t.out_tensor].signed or t.res_tensor is not None:
+            _fail(f"{t.name}: the tail conv must have an unsigned output and no residual")
+        prev = t.out_tensor
     # Head.
     h = qm.head
     if h.in_tensor != prev:
-        _fail(f"{h.name}: reads {h.in_tensor!r}, but the last block writes {prev!r}")
+        _fail(f"{h.name}: reads {h.in_tensor!r}, but the last layer writes {prev!r}")
     tx = qm.tensors[h.in_tensor]
     k = qm.num_classes
     _check_int("num_classes", k, 1, 1 << 20)
@@ -391,7 +427,11 @@ def validate(qm: QModel) -> None:
 def _validate_block(qm: QModel, b: QBlock) -> None:
     if b.kind not in BLOCK_KINDS:
         _fail(f"{b.name}: block kind {b.kind!r} is not one of {', '.join(BLOCK_KINDS)}")
+    if b.kind == "inverted_residual":
+        return _validate_inverted_residual(qm, b)
     bottleneck = b.kind == "bottleneck"
+    if b.conv1 is None or b.spatial_gate is None or b.channel_gate is None:
+        _fail(f"{b.name}: a {b.kind} block needs conv1 and its gates")
     if bottleneck != (b.conv3 is not None) or bottleneck != (b.channel_gate2 is not None):
         _fail(f"{b.name}: a {b.kind} block {'needs' if bottleneck else 'has no'} conv3 and "
               f"second channel gate")
@@ -439,6 +479,59 @@ def _validate_block(qm: QModel, b: QBlock) -> None:
                               b.conv2.out_channels)
     else:
         validate_gates(b.name, b.spatial_gate, b.channel_gate, cin, b.conv1.out_channels)
+
+
+def _validate_inverted_residual(qm: QModel, b: QBlock) -> None:
+    """A MobileNetV2 block: [expand 1x1 (u8)] -> depthwise 3x3 (u8, groups = channels) ->
+    project 1x1 (s8, residual only when gated); gates exactly on the residual blocks."""
+    dw, pw = b.conv2, b.conv3
+    if pw is None or b.downsample is not None or b.channel_gate2 is not None:
+        _fail(f"{b.name}: an inverted residual block needs conv3 (the projection) and has no "
+              f"downsample and no second channel gate")
+    main = b.main_convs
+    for c in main:
+        _validate_conv(qm, c)
+    chain = [b.in_tensor] + [c.out_tensor for c in main]
+    if any(c.in_tensor != t for c, t in zip(main, chain)) or pw.out_tensor != b.out_tensor:
+        _fail(f"{b.name}: convs are not chained in -> "
+              f"{' -> '.join(c.name.rsplit('.', 1)[-1] for c in main)} -> out")
+    if b.conv1 is not None and (b.conv1.kernel != 1 or b.conv1.stride != 1
+                                or qm.tensors[b.conv1.out_tensor].signed):
+        _fail(f"{b.name}.conv1: the expansion must be a 1x1, stride-1 conv with a u8 output")
+    hidden = dw.out_channels
+    if dw.kernel != 3 or dw.groups != hidden or dw.in_channels != hidden or             qm.tensors[dw.out_tensor].signed:
+        _fail(f"{b.name}.conv2: must be a depthwise 3x3 (groups = {hidden} channels) with a "
+              f"u8 output")
+    if pw.kernel != 1 or pw.stride != 1 or not qm.tensors[pw.out_tensor].signed:
+        _fail(f"{b.name}.conv3: the projection must be a 1x1, stride-1 conv with an s8 "
+              f"output (linear)")
+    cin, hin, win = qm.tensors[b.in_tensor].shape
+    cout, ho, wo = qm.tensors[b.out_tensor].shape
+    residual = dw.stride == 1 and cin == cout
+    if b.gated != residual:
+        _fail(f"{b.name}: an inverted residual block is gated exactly when it has a residual "
+              f"(stride 1, in == out channels)")
+    for c in main[:-1]:
+        if c.res_tensor is not None:
+            _fail(f"{b.name}.{c.name.rsplit('.', 1)[-1]}: must not have a residual")
+    if not residual:
+        if pw.res_tensor is not None:
+            _fail(f"{b.name}.conv3: a block without residual connection has no res_tensor")
+        if b.channel_gate is not None or b.identity or b.tile != 0 or tuple(b.grid) != (0, 0):
+            _fail(f"{b.name}: an ungated block has no gates, tile 0, grid (0, 0), identity "
+                  f"false")
+        return
+    if pw.res_tensor != b.in_tensor:
+        _fail(f"{b.name}.conv3: residual must be the block input {b.in_tensor!r}")
+    if b.identity and not (qm.tensors[b.in_tensor].scale == qm.tensors[b.out_tensor].scale
+                           and pw.res_mult == 2 ** pw.shift):
+        _fail(f"{b.name}: identity (in-place) flag needs equal input/output scales and "
+              f"res_mult == 2^shift")
+    _check_int(f"{b.name}.tile", b.tile, 1, 1 << 16)
+    want = (-(-ho // b.tile), -(-wo // b.tile))
+    if tuple(b.grid) != want:
+        _fail(f"{b.name}: grid {tuple(b.grid)} != ceil(output {ho}x{wo} / tile {b.tile}) = {want}")
+    validate_gates(b.name, b.spatial_gate, b.channel_gate, cin, hidden)
 
 
 def validate_gates(name: str, sg, cg, cin: int, cout: int) -> None:
@@ -498,6 +591,8 @@ def _conv_header(c: QConv) -> dict:
     d = {"name": c.name, "kernel": c.kernel}
     d.update({k: (int(getattr(c, k)) if isinstance(getattr(c, k), (int, np.integer))
                   else getattr(c, k)) for k in _CONV_FIELDS})
+    if c.groups != 1:                   # schema 4; absent means 1
+        d["groups"] = int(c.groups)
     return d
 
 
@@ -512,6 +607,8 @@ def _block_arrays(b: QBlock) -> dict:
     a = {}
     for c in b.main_convs + ((b.downsample,) if b.downsample else ()):
         a.update(_conv_arrays(c))
+    if not b.gated:
+        return a
     a[f"{b.name}.mask_s.weight"] = b.spatial_gate.weight
     a[f"{b.name}.mask_s.bias"] = np.array([b.spatial_gate.bias], dtype=np.int64)
     for n in GATE_ARRAYS:
@@ -537,10 +634,39 @@ def _model_arrays(qm: QModel) -> dict[str, np.ndarray]:
     arrays = _conv_arrays(qm.stem.conv)
     for b in qm.blocks:
         arrays.update(_block_arrays(b))
+    if qm.tail is not None:
+        arrays.update(_conv_arrays(qm.tail))
     h = qm.head
     arrays.update({f"{h.name}.weight": h.weight, f"{h.name}.bias": h.bias,
                    f"{h.name}.logit_scale": h.logit_scale})
     return arrays
+
+
+def file_version(qm: QModel) -> int:
+    """The schema version a model is written with: 4 (SCHEMA_VERSION) when it needs
+    version-4 fields (inverted residual blocks, conv groups, a tail conv), else 3, so the
+    files of BasicBlock and Bottleneck models stay byte-identical to version-3 writers'."""
+    if qm.tail is not None or any(b.kind == "inverted_residual" for b in qm.blocks) \
+            or any(c.groups != 1 for c in qm.convs()):
+        return SCHEMA_VERSION
+    return 3
+
+
+def _block_header(b: QBlock) -> dict:
+    d = {"name": b.name, "identity": bool(b.identity), "tile": int(b.tile),
+         "grid": [int(g) for g in b.grid], "in_tensor": b.in_tensor,
+         "out_tensor": b.out_tensor,
+         "conv1": _conv_header(b.conv1) if b.conv1 is not None else None,
+         "conv2": _conv_header(b.conv2),
+         "downsample": _conv_header(b.downsample) if b.downsample else None,
+         "kind": b.kind}
+    if b.gated:
+        d["mask_c_shift"] = int(b.channel_gate.shift)
+    if b.kind != "basic":
+        d["conv3"] = _conv_header(b.conv3)
+    if b.kind == "bottleneck":
+        d["mask_c2_shift"] = int(b.channel_gate2.shift)
+    return d
 
 
 def to_arrays(qm: QModel) -> dict[str, np.ndarray]:
@@ -550,7 +676,7 @@ def to_arrays(qm: QModel) -> dict[str, np.ndarray]:
     h = qm.head
     header = {
         "format": FORMAT_NAME,
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": file_version(qm),
         "arch": qm.arch,
         "input_shape": list(qm.input_shape),
         "num_classes": int(qm.num_classes),
@@ -560,16 +686,8 @@ def to_arrays(qm: QModel) -> dict[str, np.ndarray]:
                         "signed": bool(t.signed)} for n, t in qm.tensors.items()},
         "stem": {"conv": _conv_header(qm.stem.conv), "maxpool": bool(qm.stem.maxpool),
                  "out_tensor": qm.stem.out_tensor},
-        "blocks": [{"name": b.name, "identity": bool(b.identity), "tile": int(b.tile),
-                    "grid": [int(g) for g in b.grid], "in_tensor": b.in_tensor,
-                    "out_tensor": b.out_tensor, "conv1": _conv_header(b.conv1),
-                    "conv2": _conv_header(b.conv2),
-                    "downsample": _conv_header(b.downsample) if b.downsample else None,
-                    "mask_c_shift": int(b.channel_gate.shift), "kind": b.kind,
-                    **({"conv3": _conv_header(b.conv3),
-                        "mask_c2_shift": int(b.channel_gate2.shift)}
-                       if b.kind == "bottleneck" else {})}
-                   for b in qm.blocks],
+        "blocks": [_block_header(b) for b in qm.blocks],
+        **({"tail": _conv_header(qm.tail)} if qm.tail is not None else {}),
         "head": {"name": h.name, "in_tensor": h.in_tensor, "pool_count": int(h.pool_count)},
         "arrays": {k: {"dtype": str(v.dtype), "shape": list(v.shape), "sha256": _digest(v)}
                    for k, v in arrays.items()},
@@ -610,10 +728,13 @@ def _conv_from(h: dict, arrays: dict, where: str) -> QConv:
     res = h.get("res_tensor")
     if res is not None and not isinstance(res, str):
         _fail(f"header: {where}.res_tensor: expected a tensor name or null")
+    groups = h.get("groups", 1)
+    if isinstance(groups, bool) or not isinstance(groups, int):
+        _fail(f"header: {where}.groups: expected int, got {groups!r}")
     c = QConv(name=name, weight=arrays.get(f"{name}.weight"), bias=arrays.get(f"{name}.bias"),
               mult=arrays.get(f"{name}.mult"), in_tensor=_get(h, "in_tensor", str, where),
               out_tensor=_get(h, "out_tensor", str, where), res_tensor=res,
-              weight_scale=arrays.get(f"{name}.weight_scale"), **ints)
+              weight_scale=arrays.get(f"{name}.weight_scale"), groups=groups, **ints)
     if c.weight is None:
         _fail(f"array {name}.weight missing")
     if _get(h, "kernel", int, where) != c.weight.shape[-1]:
@@ -722,7 +843,7 @@ def _check_format(hdr) -> None:
                "the engine evaluates)" if ver == 1 else "")
         _fail(f"header: schema version {ver!r} is not supported (this dgfpga reads versions "
               f"{', '.join(map(str, READ_VERSIONS))}){why}; re-run `dgfpga quantize` on the checkpoint to write a "
-              f"version-{SCHEMA_VERSION} file")
+              f"current file")
     if hdr.get("input_rounding") != INPUT_ROUNDING:
         _fail(f"header: input_rounding {hdr.get('input_rounding')!r} unsupported")
 
@@ -793,25 +914,37 @@ def _from_header(hdr, arrays: dict[str, np.ndarray]) -> QModel:
             grid = _get(bh, "grid", list, where)
             if len(grid) != 2 or not all(isinstance(g, int) for g in grid):
                 _fail(f"header: {where}.grid must be 2 integers")
-            sg, cg = _gates_from(name, arrays, _get(bh, "mask_c_shift", int, where))
             kind = bh.get("kind", "basic") if hdr["schema_version"] >= 3 else "basic"
-            if kind not in BLOCK_KINDS:
-                _fail(f"header: {where}.kind {kind!r} is not one of {', '.join(BLOCK_KINDS)}")
+            kinds = BLOCK_KINDS if hdr["schema_version"] >= 4 else BLOCK_KINDS[:2]
+            if kind not in kinds:
+                _fail(f"header: {where}.kind {kind!r} is not one of {', '.join(kinds)} "
+                      f"(schema version {hdr['schema_version']})")
+            gated = kind != "inverted_residual" or "mask_c_shift" in bh
+            sg, cg = (_gates_from(name, arrays, _get(bh, "mask_c_shift", int, where))
+                      if gated else (None, None))
             extra = {}
+            if kind != "basic":
+                extra["conv3"] = _conv_from(_get(bh, "conv3", dict, where), arrays,
+                                            f"{where}.conv3")
             if kind == "bottleneck":
-                extra = dict(
-                    conv3=_conv_from(_get(bh, "conv3", dict, where), arrays, f"{where}.conv3"),
-                    channel_gate2=_channel_gate_from(
-                        f"{name}.mask_c2", arrays, _get(bh, "mask_c2_shift", int, where)))
+                extra["channel_gate2"] = _channel_gate_from(
+                    f"{name}.mask_c2", arrays, _get(bh, "mask_c2_shift", int, where))
+            c1h = bh.get("conv1") if kind == "inverted_residual" else _get(bh, "conv1", dict,
+                                                                               where)
+            if c1h is not None and not isinstance(c1h, dict):
+                _fail(f"header: {where}.conv1: expected a conv or null")
             blocks.append(QBlock(kind=kind, **extra,
                 name=name,
-                conv1=_conv_from(_get(bh, "conv1", dict, where), arrays, f"{where}.conv1"),
+                conv1=_conv_from(c1h, arrays, f"{where}.conv1") if c1h is not None else None,
                 conv2=_conv_from(_get(bh, "conv2", dict, where), arrays, f"{where}.conv2"),
                 downsample=_conv_from(ds, arrays, f"{where}.downsample") if ds is not None else None,
                 identity=_get(bh, "identity", bool, where), tile=_get(bh, "tile", int, where),
                 grid=tuple(grid), spatial_gate=sg, channel_gate=cg,
                 in_tensor=_get(bh, "in_tensor", str, where),
                 out_tensor=_get(bh, "out_tensor", str, where)))
+        tail = None
+        if hdr["schema_version"] >= 4 and hdr.get("tail") is not None:
+            tail = _conv_from(_get(hdr, "tail", dict, "header"), arrays, "tail")
         hh = _get(hdr, "head", dict, "header")
         hname = _get(hh, "name", str, "head")
         for k in ("weight", "bias", "logit_scale"):
@@ -828,7 +961,7 @@ def _from_header(hdr, arrays: dict[str, np.ndarray]) -> QModel:
                     mean=tuple(float(v) for v in _get(norm, "mean", list, "normalization")),
                     std=tuple(float(v) for v in _get(norm, "std", list, "normalization")),
                     tensors=tensors, stem=stem, blocks=blocks, head=head,
-                    meta=hdr.get("meta", {}))
+                    meta=hdr.get("meta", {}), tail=tail)
     except FormatError:
         raise
     except (TypeError, ValueError, KeyError, AttributeError, IndexError) as exc:

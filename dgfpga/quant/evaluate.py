@@ -20,8 +20,9 @@ def evaluate_quantized(model, qm: QModel, images: np.ndarray, labels: np.ndarray
     every gate on when `dense`).
 
     Returns a dict: n, top1_float, top1_int8 (percent), spatial_agreement and
-    channel_agreement (fraction of identical gate decisions, all blocks), per-block lists
-    (name, spatial/channel agreement, density float/int8), density_float / density_int8
+    channel_agreement (fraction of identical gate decisions, all gated blocks), per-block
+    lists (name, spatial/channel agreement (gated blocks only: MobileNetV2's blocks without
+    residual have none), density float/int8), density_float / density_int8
     (whole network, official definition), macs_float / macs_int8 (mean per image),
     dense_macs.
     """
@@ -38,15 +39,21 @@ def evaluate_quantized(model, qm: QModel, images: np.ndarray, labels: np.ndarray
         for s in range(0, images.shape[0], batch):
             out = model.forward_gated(torch.from_numpy(np.ascontiguousarray(images[s:s + batch])))
             fl_logits.append(out.logits.numpy())
-            fl_sp.append([m.spatial[:, 0].numpy() > 0 for m in out.masks])
-            fl_ch.append([m.channel[:, :, 0, 0].numpy() > 0 for m in out.masks])
-            fl_ch2.append([m.channel2[:, :, 0, 0].numpy() > 0 if m.channel2 is not None
+            # None: an ungated (MobileNetV2) block has no masks.
+            fl_sp.append([None if m is None else m.spatial[:, 0].numpy() > 0
+                          for m in out.masks])
+            fl_ch.append([None if m is None else m.channel[:, :, 0, 0].numpy() > 0
+                          for m in out.masks])
+            fl_ch2.append([m.channel2[:, :, 0, 0].numpy() > 0
+                           if m is not None and m.channel2 is not None
                            else None for m in out.masks])
             fl_bd.append((out.flops_real / out.flops_full).numpy())
             fl_macs.append(out.macs.numpy())
     fl = np.concatenate(fl_logits)
-    sp = [np.concatenate([b[i] for b in fl_sp]) for i in range(len(qm.blocks))]
-    ch = [np.concatenate([b[i] for b in fl_ch]) for i in range(len(qm.blocks))]
+    sp = [np.concatenate([b[i] for b in fl_sp]) if qm.blocks[i].gated else None
+          for i in range(len(qm.blocks))]
+    ch = [np.concatenate([b[i] for b in fl_ch]) if qm.blocks[i].gated else None
+          for i in range(len(qm.blocks))]
     ch2 = [np.concatenate([b[i] for b in fl_ch2]) if qm.blocks[i].channel_gate2 is not None
            else None for i in range(len(qm.blocks))]
     bd = np.concatenate(fl_bd)
@@ -54,6 +61,10 @@ def evaluate_quantized(model, qm: QModel, images: np.ndarray, labels: np.ndarray
     blocks = []
     agree_s = agree_c = total_s = total_c = 0
     for i, b in enumerate(qm.blocks):
+        if not b.gated:             # MobileNetV2 blocks without residual: dense, no gates
+            blocks.append({"name": b.name, "density_float": float(bd[:, i].mean()),
+                           "density_int8": float(g.block_density[:, i].mean())})
+            continue
         es = int((sp[i] == g.masks[i].spatial).sum())
         ec = int((ch[i] == g.masks[i].channel).sum())
         row = {"name": b.name, "spatial_agreement": es / sp[i].size,
@@ -104,6 +115,8 @@ def gate_arithmetic_flips(model, qm: QModel, images: np.ndarray, chunk: int = 25
     for s in range(0, images.shape[0], chunk):
         g = run_golden(qm, images[s:s + chunk], keep_layers=True)
         for b, m in zip(qm.blocks, g.masks):
+            if not b.gated:
+                continue
             x = torch.from_numpy(g.layers[b.in_tensor].astype(np.float64)
                                  * qm.tensors[b.in_tensor].scale).float()
             with torch.no_grad():

@@ -34,8 +34,9 @@ __all__ = ["FakeQuantResult", "run_fakequant", "compare_layers"]
 class FakeQuantResult:
     """logits_int int64 [N, K]; logits float64 [N, K]; layers: tensor name -> int64 numpy
     [N, C, H, W]; masks: per block (spatial bool [N, gh, gw], channel bool [N, C]
-    [, channel2 bool [N, C2] for a Bottleneck]); gate_logits: per block (spatial int64
-    [N, gh, gw], channel int64 [N, C][, channel2 int64 [N, C2]])."""
+    [, channel2 bool [N, C2] for a Bottleneck]; None for an ungated MobileNetV2 block);
+    gate_logits: per block (spatial int64 [N, gh, gw], channel int64 [N, C][, channel2
+    int64 [N, C2]]; None for an ungated block)."""
     logits_int: np.ndarray
     logits: np.ndarray
     layers: dict
@@ -64,7 +65,7 @@ def _acc(x, conv: QConv):
     import torch.nn.functional as F
     import torch
     w = _t(conv.weight, torch.float64)
-    return F.conv2d(x, w, stride=conv.stride, padding=conv.pad) \
+    return F.conv2d(x, w, stride=conv.stride, padding=conv.pad, groups=conv.groups) \
         + _t(conv.bias, torch.float64).view(1, -1, 1, 1)
 
 
@@ -154,6 +155,11 @@ def run_fakequant(qm: QModel, images, masks=None, requant: str = "int64") -> Fak
             layers[qm.stem.out_tensor] = x
         out_masks, out_logits = [], []
         for i, b in enumerate(qm.blocks):
+            if b.kind == "inverted_residual":
+                x = _inverted_residual(qm, b, x, None if masks is None else
+                                       masks if isinstance(masks, str) else masks[i],
+                                       layers, out_masks, out_logits, requant)
+                continue
             ls, lc = _gates(qm, b, x)
             ch2 = None
             if masks is None:
@@ -206,6 +212,9 @@ def run_fakequant(qm: QModel, images, masks=None, requant: str = "int64") -> Fak
             acc2 = _acc(y1, b.conv2) * up          # inactive pixels: acc = 0, no bias
             x = _requant(acc2, b.conv2, res, mode=requant)
             layers[b.conv2.out_tensor] = x
+        if qm.tail is not None:
+            x = _requant(_acc(x, qm.tail), qm.tail, mode=requant)
+            layers[qm.tail.out_tensor] = x
         h = qm.head
         pooled = x.sum(dim=(2, 3)).round().to(torch.int64)
         logits_int = pooled @ _t(h.weight, torch.int64).T + _t(h.bias, torch.int64)
@@ -214,6 +223,63 @@ def run_fakequant(qm: QModel, images, masks=None, requant: str = "int64") -> Fak
         logits_int=li, logits=li * h.logit_scale[None, :],
         layers={k: v.round().to(torch.int64).numpy() for k, v in layers.items()},
         masks=out_masks, gate_logits=out_logits)
+
+
+def _inverted_residual(qm: QModel, b, x, given, layers: dict, out_masks: list,
+                       out_logits: list, requant: str):
+    """A MobileNetV2 block the official way (models/mobilenet_v2.py, eval): ungated blocks
+    dense; gated: e = expand(x) * up(mask_s) (every channel), d = dw(e) * mask_c *
+    up(mask_s), y = pw(d) * up(mask_s) + x (inactive pixels: acc 0, so y = requant(x)).
+    The masks are upsampled with the float model's own `NearestUpsample` (the official
+    mapping; `F.interpolate(mode="nearest")` equals it, tests/quant/test_quantize_mobilenet.py).
+    `layers` records the expansion output masked by mask_c too (the golden model computes
+    only the active channels; the inactive ones never reach an active output). `given`:
+    None (own gates), "dense", or this block's masks. Appends None to out_masks /
+    out_logits for an ungated block."""
+    import torch
+    from dgfpga_models.mask import NearestUpsample
+
+    c1, dw, pw = b.conv1, b.conv2, b.conv3
+    if not b.gated:
+        out_masks.append(None)
+        out_logits.append(None)
+        e = x
+        if c1 is not None:
+            e = _requant(_acc(x, c1), c1, mode=requant)
+            layers[c1.out_tensor] = e
+        d = _requant(_acc(e, dw), dw, mode=requant)
+        layers[dw.out_tensor] = d
+        y = _requant(_acc(d, pw), pw, mode=requant)
+        layers[pw.out_tensor] = y
+        return y
+    ls, lc = _gates(qm, b, x)
+    n = x.shape[0]
+    if given is None:
+        sp, ch = ls >= 0, lc >= 0
+    elif isinstance(given, str):
+        sp = torch.ones(n, *b.grid, dtype=torch.bool)
+        ch = torch.ones(n, dw.out_channels, dtype=torch.bool)
+    else:
+        sp, ch = (given.spatial, given.channel) if hasattr(given, "spatial") else given[:2]
+        sp = torch.as_tensor(np.asarray(sp)).reshape(n, *b.grid) > 0
+        ch = torch.as_tensor(np.asarray(ch)).reshape(n, -1) > 0
+    out_logits.append((ls.numpy(), lc.numpy()))
+    out_masks.append((sp.numpy().copy(), ch.numpy().copy()))
+    _, ho, wo = qm.tensors[b.out_tensor].shape
+    grid = sp[:, None].to(torch.float64)
+    up = NearestUpsample(*b.grid, ho, wo)(grid)
+    up_in = NearestUpsample(*b.grid, *x.shape[2:])(grid)
+    chm = ch.to(torch.float64)[:, :, None, None]
+    e = x * up_in
+    if c1 is not None:
+        e = _requant(_acc(x, c1), c1, mode=requant) * up_in
+        layers[c1.out_tensor] = e * chm
+    d = _requant(_acc(e, dw), dw, mode=requant) * chm * up
+    layers[dw.out_tensor] = d
+    acc3 = _acc(d, pw) * up                  # inactive pixels: acc = 0, no bias
+    y = _requant(acc3, pw, x, mode=requant)
+    layers[pw.out_tensor] = y
+    return y
 
 
 def compare_layers(golden_layers: dict, fq_layers: dict) -> dict[str, tuple[int, int]]:

@@ -20,16 +20,18 @@ def default_normalization(model) -> tuple[tuple[float, ...], tuple[float, ...]]:
 
 def check_supported(model) -> None:
     """Raise UnsupportedModelError unless `model` is a DGNet ResNet of BasicBlocks or of
-    Bottlenecks (every block gated)."""
+    Bottlenecks (every block gated) or a DGNet MobileNetV2 (inverted residuals)."""
     arch = getattr(model, "arch", type(model).__name__)
     blocks = model.blocks() if hasattr(model, "blocks") else []
     kinds = {getattr(b, "kind", "?") for b in blocks}
+    if kinds == {"inverted_residual"}:         # MobileNetV2: only residual blocks gated
+        return
     if not blocks or kinds not in ({"basic"}, {"bottleneck"}) \
             or not all(getattr(b, "gated", False) for b in blocks):
         raise UnsupportedModelError(
             f"{arch}: only DGNet ResNets can be quantized (BasicBlock: resdg20/32/56/110_cifar10, "
-            f"resdg18, resdg34; Bottleneck: resdg50); this model has {sorted(kinds) or 'no'} "
-            f"blocks. MobileNetV2 quantization is not supported yet.")
+            f"resdg18, resdg34; Bottleneck: resdg50) and mobilenet_v2_dg; this model has "
+            f"{sorted(kinds) or 'no'} blocks.")
 
 
 def load_float_model(checkpoint, arch: str | None = None):
@@ -37,17 +39,13 @@ def load_float_model(checkpoint, arch: str | None = None):
 
     `arch` defaults to the checkpoint's own (its `arch` entry or its keys). Raises
     CheckpointError (unreadable file, keys or shapes of another architecture) or
-    UnsupportedModelError (not a DGNet ResNet: MobileNetV2).
+    UnsupportedModelError (not a DGNet ResNet or MobileNetV2).
     """
     from dgfpga_models import ARCHS
     from dgfpga_models.checkpoint import load_checkpoint
 
     if arch is not None and arch not in ARCHS:
         raise UnsupportedModelError(f"unknown architecture {arch!r}; known: {', '.join(ARCHS)}")
-    if arch is not None and ARCHS[arch].family == "mobilenet":
-        raise UnsupportedModelError(f"{arch}: MobileNetV2 quantization is not supported yet; "
-                                    f"use a DGNet ResNet (resdg20/32/56/110_cifar10, resdg18, "
-                                    f"resdg34, resdg50)")
     model, meta = load_checkpoint(checkpoint, arch)
     check_supported(model)
     model.eval()
@@ -93,6 +91,8 @@ def make_test_model(arch: str = "resdg20_cifar10", images: np.ndarray | None = N
         model.dense = False
         q = 100.0 * (1.0 - on_fraction)
         for b in model.blocks():
+            if not getattr(b, "gated", True):    # MobileNetV2's blocks without residual
+                continue
             # Inputs to this block under the gates already set upstream.
             inp = {}
             hook = b.register_forward_pre_hook(lambda m, i: inp.setdefault("x", i[0]))

@@ -1,10 +1,11 @@
-"""`quantize_model`: a float DGNet ResNet (BasicBlock or Bottleneck) -> a `QModel` (needs torch).
+"""`quantize_model`: a float DGNet ResNet (BasicBlock or Bottleneck) or MobileNetV2 -> a
+`QModel` (needs torch).
 
 Steps (docs/quantization.md has the reasoning and the figures; the module doing each
 step in brackets):
 
 1. check the model (BasicBlock ResNets: CIFAR resdg20/32/56/110, ImageNet resdg18/34;
-   Bottleneck: resdg50) and the calibration images (shape, normalised range)
+   Bottleneck: resdg50; MobileNetV2: mobilenet_v2_dg) and the calibration images (shape, normalised range)
    [float_model, stats];
 2. calibrate: run the float model in eval mode (gated, masked execution) and record
    every activation tensor; reduce each to the range its scale covers [stats];
@@ -117,9 +118,11 @@ def quantize_model(model, calib_images, config: QuantConfig | None = None,
 
     blocks = named_blocks(model)
     imagenet_stem = hasattr(model, "maxpool")
-    # --- tensor names, shapes and scale groups
     lo, hi = input_range(mean, std)
     s_input = float(max(np.abs(lo).max(), np.abs(hi).max())) / 127.0
+    if getattr(model, "arch", "").startswith("mobilenet"):
+        return _quantize_mobilenet(model, x, cfg, acts, s_input, mean, std, meta)
+    # --- tensor names, shapes and scale groups
     tensors: dict[str, TensorInfo] = {INPUT_TENSOR: TensorInfo(input_shape, s_input, True)}
     stat: dict[str, float] = {}
 
@@ -165,18 +168,7 @@ def quantize_model(model, calib_images, config: QuantConfig | None = None,
             group[f"{name}.out"] = root(prev)
         plan.append((name, b, prev, tied))
         prev = f"{name}.out"
-    # A group's scale covers all its members' statistics.
-    gstat: dict[str, float] = {}
-    for n, v in stat.items():
-        r = root(n)
-        gstat[r] = max(gstat.get(r, 0.0), v)
-    for n, t in tensors.items():
-        if n == INPUT_TENSOR:
-            continue
-        v = gstat.get(root(n), 0.0)
-        if not v > 0:
-            v = 1.0                         # an all-zero tensor: any scale is exact
-        t.scale = float(v / (127.0 if t.signed else 255.0))
+    _assign_scales(tensors, stat, root)
 
     # --- layers
     def sc(n):
@@ -235,16 +227,49 @@ def quantize_model(model, calib_images, config: QuantConfig | None = None,
                               out_tensor=f"{name}.out", **extra))
     # --- head
     fc = model.fc
+    head = _make_head("fc", fc, tensors, prev)
+    info = _info(x, cfg, gate_info, stat, meta)
+    qm = QModel(arch=model.arch, input_shape=input_shape, num_classes=int(fc.out_features),
+                mean=tuple(float(m) for m in mean), std=tuple(float(s) for s in std),
+                tensors=tensors, stem=qstem, blocks=qblocks, head=head, meta=info)
+    validate(qm)
+    return qm
+
+
+RELU6_MAX = 6.0     # ReLU6's upper bound (MobileNetV2), in real units
+
+
+def _assign_scales(tensors: dict, stat: dict, root) -> None:
+    """Every tensor's scale from its statistic: a scale group (`root`) covers all its
+    members' statistics; s = range / 127 (s8) or / 255 (u8)."""
+    gstat: dict[str, float] = {}
+    for n, v in stat.items():
+        r = root(n)
+        gstat[r] = max(gstat.get(r, 0.0), v)
+    for n, t in tensors.items():
+        if n == INPUT_TENSOR:
+            continue
+        v = gstat.get(root(n), 0.0)
+        if not v > 0:
+            v = 1.0                         # an all-zero tensor: any scale is exact
+        t.scale = float(v / (127.0 if t.signed else 255.0))
+
+
+def _make_head(name: str, fc, tensors: dict, prev: str) -> QHead:
+    """The int8 classifier on the integer sum pool of tensor `prev`."""
     wf = fc.weight.detach().double().cpu().numpy()
     bf = fc.bias.detach().double().cpu().numpy()
     wq, sw = quantize_weights(wf)
     _, hh, ww = tensors[prev].shape
-    logit_scale = sw * sc(prev) / (hh * ww)
+    logit_scale = sw * tensors[prev].scale / (hh * ww)
     hb = round_half_away(bf / logit_scale)
     if np.any(np.abs(hb) >= 2 ** 31):
-        raise QuantizationError("fc: bias does not fit int32")
-    head = QHead(name="fc", weight=wq, bias=hb.astype(np.int32), logit_scale=logit_scale,
+        raise QuantizationError(f"{name}: bias does not fit int32")
+    return QHead(name=name, weight=wq, bias=hb.astype(np.int32), logit_scale=logit_scale,
                  in_tensor=prev, pool_count=hh * ww)
+
+
+def _info(x, cfg: QuantConfig, gate_info: dict, stat: dict, meta) -> dict:
     info = {"calibration_images": int(x.shape[0]), "percentile": cfg.percentile,
             "statistic": cfg.statistic,
             "calibration_mode": cfg.calibration_mode,
@@ -252,8 +277,106 @@ def quantize_model(model, calib_images, config: QuantConfig | None = None,
             "gate_hidden_margin": cfg.gate_hidden_margin, "gates": gate_info,
             "statistics": {n: float(v) for n, v in stat.items()}}
     info.update(meta or {})
-    qm = QModel(arch=model.arch, input_shape=input_shape, num_classes=int(fc.out_features),
+    return info
+
+
+def _conv_bn(seq):
+    """(conv, bn) of a ConvBNReLU Sequential (`0` conv, `1` BN)."""
+    return seq[0], seq[1]
+
+
+def _quantize_mobilenet(model, x, cfg: QuantConfig, acts: dict, s_input: float, mean, std,
+                        meta) -> QModel:
+    """MobileNetV2 (docs/quantization.md "MobileNetV2 blocks"): stem ConvBNReLU6 (u8),
+    inverted residuals ([expand u8] -> depthwise u8 -> project s8 [+ residual]), tail
+    ConvBNReLU6 1x1 (u8), mean pool + classifier. ReLU6 is the u8 clamp: every ReLU6
+    tensor's range is capped at 6.0, so code 255 is at most 6.0 in real units. Residual
+    blocks keep their input scale (tied, in-place) when `tied_residual_scales`."""
+    blocks = named_blocks(model)
+    input_shape = (3, model.in_h, model.in_w)
+    tensors: dict[str, TensorInfo] = {INPUT_TENSOR: TensorInfo(input_shape, s_input, True)}
+    stat: dict[str, float] = {}
+    group: dict[str, str] = {}
+
+    def add(name, shape, signed, relu6=False):
+        tensors[name] = TensorInfo(tuple(int(v) for v in shape), 0.0, signed)
+        v = tensor_range(acts[name], signed, cfg.percentile, cfg.statistic)
+        stat[name] = min(v, RELU6_MAX) if relu6 else v
+        group[name] = name
+
+    def root(n):
+        while group[n] != n:
+            n = group[n]
+        return n
+
+    stem_seq, tail_seq = model.features[0], model.features[-1]
+    sh, sw = acts["stem"][0].shape[2:]
+    add("stem", (stem_seq[0].out_channels, sh, sw), False, relu6=True)
+    prev = "stem"
+    plan = []
+    for name, b in blocks:
+        hid = b.mid_channels
+        if b.expand_ratio != 1:
+            add(f"{name}.out1", (hid, b.in_h, b.in_w), False, relu6=True)
+        add(f"{name}.out2", (hid, b.out_h, b.out_w), False, relu6=True)
+        add(f"{name}.out", (b.out_channels, b.out_h, b.out_w), True)
+        tied = bool(b.gated and cfg.tied_residual_scales)
+        if tied:
+            group[f"{name}.out"] = root(prev)
+        plan.append((name, b, prev, tied))
+        prev = f"{name}.out"
+    _, th, tw = acts["tail"][0].shape[1:]
+    add("tail", (tail_seq[0].out_channels, th, tw), False, relu6=True)
+    _assign_scales(tensors, stat, root)
+
+    def sc(n):
+        return tensors[n].scale
+
+    def conv(qname, seq_conv, bn, tin, tout, signed, **kw):
+        w, bias = fold_bn(conv_weight(seq_conv), bn)
+        c = make_conv(qname, w, bias, sc(tin), sc(tout), signed, seq_conv.stride[0],
+                      seq_conv.padding[0], tin, tout, **kw)
+        c.groups = int(seq_conv.groups)
+        return c
+
+    stem_c, stem_bn = _conv_bn(stem_seq)
+    qstem = QStem(conv=conv("features.0", stem_c, stem_bn, INPUT_TENSOR, "stem", False),
+                  maxpool=False, out_tensor="stem")
+    qblocks, gate_info = [], {}
+    for name, b, xin, tied in plan:
+        layers = list(b.conv)
+        c1 = None
+        tin = xin
+        if b.expand_ratio != 1:
+            ec, ebn = _conv_bn(layers.pop(0))
+            c1 = conv(f"{name}.conv1", ec, ebn, xin, f"{name}.out1", False)
+            tin = f"{name}.out1"
+        dc, dbn = _conv_bn(layers[0])
+        c2 = conv(f"{name}.conv2", dc, dbn, tin, f"{name}.out2", False)
+        res = dict(res_tensor=xin, s_res=sc(xin), tied=tied) if b.gated else {}
+        c3 = conv(f"{name}.conv3", layers[1], layers[2], f"{name}.out2", f"{name}.out", True,
+                  **res)
+        gates = dict(tile=0, grid=(0, 0), spatial_gate=None, channel_gate=None)
+        if b.gated:
+            fg = extract_gates(b)
+            h_max = gate_hidden_max(acts.get(f"{name}.pooled", []), fg)
+            gates = dict(tile=int(b.tile), grid=(int(b.grid_h), int(b.grid_w)),
+                         spatial_gate=quantize_spatial_gate(fg.ws, fg.bs, sc(xin)),
+                         channel_gate=quantize_channel_gate(
+                             fg, sc(xin), hidden_range(fg, sc(xin), h_max,
+                                                       cfg.gate_hidden_margin)))
+            gate_info[name] = {"hidden_max": h_max,
+                               "hidden_shift": gates["channel_gate"].shift}
+        qblocks.append(QBlock(name=name, kind="inverted_residual", conv1=c1, conv2=c2,
+                              conv3=c3, downsample=None, identity=tied, in_tensor=xin,
+                              out_tensor=f"{name}.out", **gates))
+    tc, tbn = _conv_bn(tail_seq)
+    tail = conv(f"features.{len(model.features) - 1}", tc, tbn, prev, "tail", False)
+    head = _make_head("classifier", model.classifier[1], tensors, "tail")
+    qm = QModel(arch=model.arch, input_shape=input_shape,
+                num_classes=int(model.classifier[1].out_features),
                 mean=tuple(float(m) for m in mean), std=tuple(float(s) for s in std),
-                tensors=tensors, stem=qstem, blocks=qblocks, head=head, meta=info)
+                tensors=tensors, stem=qstem, blocks=qblocks, head=head,
+                meta=_info(x, cfg, gate_info, stat, meta), tail=tail)
     validate(qm)
     return qm

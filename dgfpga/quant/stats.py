@@ -41,8 +41,8 @@ def capture_activations(model, images: np.ndarray, batch: int = 64) -> dict[str,
     (block output), "<block>.pooled" (the block input's channel means [N, C], float64:
     what the channel gate reads, for its hidden range). Bottleneck blocks also:
     "<block>.out2" (conv2 output after ReLU and masks: conv3's input) and "<block>.pooled2"
-    (the channel means of conv1's masked output: what mask_c2 reads). Values: lists of
-    numpy batches.
+    (the channel means of conv1's masked output: what mask_c2 reads). MobileNetV2: the keys
+    of `_mobilenet_hooks`. Values: lists of numpy batches.
     """
     import torch
 
@@ -59,9 +59,13 @@ def capture_activations(model, images: np.ndarray, batch: int = 64) -> dict[str,
             acts.setdefault(name, []).append(t.detach().double().mean(dim=(2, 3)).cpu().numpy())
         return fn
 
-    stem_keep = keep("stem")
-    hooks.append(model.bn1.register_forward_hook(lambda m, i, o: stem_keep(torch.relu(o))))
-    for name, b in named_blocks(model):
+    mobilenet = getattr(model, "arch", "").startswith("mobilenet")
+    if mobilenet:
+        hooks += _mobilenet_hooks(model, keep, pooled_keep)
+    else:
+        stem_keep = keep("stem")
+        hooks.append(model.bn1.register_forward_hook(lambda m, i, o: stem_keep(torch.relu(o))))
+    for name, b in ([] if mobilenet else named_blocks(model)):
         k1, ks, ko = keep(f"{name}.out1"), keep(f"{name}.short"), keep(f"{name}.out")
         kp = pooled_keep(f"{name}.pooled")
         hooks.append(b.register_forward_pre_hook(lambda m, i, k=kp: k(i[0])))
@@ -81,6 +85,28 @@ def capture_activations(model, images: np.ndarray, batch: int = 64) -> dict[str,
         for h in hooks:
             h.remove()
     return acts
+
+
+def _mobilenet_hooks(model, keep, pooled_keep) -> list:
+    """MobileNetV2's capture hooks: "stem" (features.0 output, after ReLU6), per block
+    "<block>.out1" (the expansion's output under the spatial mask: the depthwise conv's
+    input; blocks with an expansion), "<block>.out2" (the depthwise output after ReLU6 and
+    the masks: the projection's input), "<block>.out" (block output, signed),
+    "<block>.pooled" (gated blocks: the input's channel means), "tail" (the final 1x1
+    ConvBNReLU6's output)."""
+    feats = model.features
+    hooks = [feats[0].register_forward_hook(lambda m, i, o, k=keep("stem"): k(o)),
+             feats[-1].register_forward_hook(lambda m, i, o, k=keep("tail"): k(o))]
+    for name, b in named_blocks(model):
+        dw, pw = b.conv[-3], b.conv[-2]
+        if b.expand_ratio != 1:
+            hooks.append(dw.register_forward_pre_hook(lambda m, i, k=keep(f"{name}.out1"): k(i[0])))
+        hooks.append(pw.register_forward_pre_hook(lambda m, i, k=keep(f"{name}.out2"): k(i[0])))
+        hooks.append(b.register_forward_hook(lambda m, i, o, k=keep(f"{name}.out"): k(o[0])))
+        if b.gated:
+            kp = pooled_keep(f"{name}.pooled")
+            hooks.append(b.register_forward_pre_hook(lambda m, i, k=kp: k(i[0])))
+    return hooks
 
 
 def tensor_range(batches: list, signed: bool, percentile: float, statistic: str = "percentile") -> float:

@@ -442,3 +442,54 @@ def test_shape_errors_are_clear():
         gates.spatial_gate_logits_int(np.zeros((5, 2, 2), np.int64), random_spatial(rng, 4))
     with pytest.raises(ValueError, match="channels"):
         gates.channel_gate_logits_int(np.zeros(5, np.int64), random_channel(rng, 4, 4))
+
+
+# ----------------------------------------------------------------------------- signed inputs
+# MobileNetV2's gates read the signed (s8) residual stream: negative bin sums.
+
+def test_pooling_of_negative_sums_by_hand():
+    """P = (S*R(n) + 2^15) >> 16 (RB 24, F 8) floors: round half up, for negative sums too.
+    R(3) = (2^24 + 1) // 3 = 5592405. S = -1: (-5592405 + 32768) >> 16 = floor(-84.83) = -85
+    (float -85.33); S = -2: floor(-170.17) = -171 (float -170.67); S = 1: 85 (symmetric);
+    S = -384 (three pixels of -128): floor(-32767.998 + 0.5) = -32768 = -128 * 2^8 exactly.
+    A tie (S = -1, n = 512: -0.5) goes up to 0, and S = +1 to +1."""
+    assert gates.gate_reciprocal(3) == 5592405
+    got = gates.gate_pool(np.array([-1, -2, 1, -384]), gates.gate_reciprocal(3))
+    np.testing.assert_array_equal(got, [-85, -171, 85, -32768])
+    np.testing.assert_array_equal(gates.gate_pool(np.array([-1, 1]), gates.gate_reciprocal(512)),
+                                  [0, 1])
+
+
+def test_pooling_of_signed_maps_is_the_rounded_mean():
+    """For s8 maps of many sizes the pooled value is the mean * 2^F rounded (within half an
+    LSB plus the reciprocal's error), and the extreme maps (all -128 / all 127) stay
+    inside |P| < 2^17, the bound validate_gates / channel_gate_bound assume."""
+    for n in list(range(1, 200)) + [49, 196, 784, 3136, 4096]:
+        r = gates.gate_reciprocal(n)
+        s = np.arange(-128 * n, 127 * n + 1, max(1, n // 7), dtype=np.int64)
+        p = gates.gate_pool(s, r)
+        exact = s * 256 / n
+        # |R(n) - 2^24/n| <= 1/2, times |S| <= 128 n, over 2^16: n / 1024 LSB at most
+        assert np.abs(p - exact).max() <= 0.5 + n / 1024 + 1e-9, n
+        lo, hi = gates.gate_pool(np.array([-128 * n, 127 * n]), r)
+        assert abs(lo + 32768) <= 0.5 + n / 1024 and abs(hi - 127 * 256) <= 0.5 + n / 1024
+        assert max(-lo, hi) < gates.POOLED_LIMIT
+
+
+def test_gates_decide_on_negative_pooled_values():
+    """Hand-computed: one channel of -2 everywhere (8x8 map, 2x2 grid): every bin pools to
+    -512 (-2 * 2^8). Spatial gate, centre weight 3, bias 1535: L = 1535 - 1536 = -1 (off);
+    bias 1536: L = 0 (on: ties are on). Channel gate w1 = [-1], m1 = 1, o1 = 0, shift 1:
+    A = 512, h = (512 + 1) >> 1 = 256; w2 = [[2]], b2 = -512 -> logit 0 (on)."""
+    x = np.full((1, 1, 8, 8), -2, np.int8)
+    p = gates.gate_pool(gates.bin_sums(x, (2, 2)), gates.gate_reciprocal(gates.bin_counts(8, 8, (2, 2))))
+    np.testing.assert_array_equal(p, np.full((1, 1, 2, 2), -512))
+    w = np.zeros((1, 3, 3), np.int16)
+    w[0, 1, 1] = 3
+    assert (gates.spatial_gate_logits_int(p, gates.IntSpatialGate(w, 1535)) == -1).all()
+    assert (gates.spatial_gate_logits_int(p, gates.IntSpatialGate(w, 1536)) == 0).all()
+    pt = gates.gate_pool(x.astype(np.int64).sum(axis=(2, 3)), gates.gate_reciprocal(64))
+    cg = gates.IntChannelGate(np.array([[-1]], np.int16), np.array([1], np.int32),
+                              np.array([0], np.int64), 1, np.array([[2]], np.int16),
+                              np.array([-512], np.int64))
+    np.testing.assert_array_equal(gates.channel_gate_logits_int(pt, cg), [[0]])

@@ -170,7 +170,7 @@ def test_flipped_bytes_never_load_a_different_model(tmp_path):
 
 @pytest.mark.parametrize("mutate,match", [
     (lambda a, h: h.update(schema_version=1), r"schema version 1 .*float32 gates.*re-run `dgfpga quantize`"),
-    (lambda a, h: h.update(schema_version=4), "schema version 4"),
+    (lambda a, h: h.update(schema_version=5), "schema version 5"),
     (lambda a, h: h["blocks"][0].update(kind="inverted"), "kind 'inverted'"),
     (lambda a, h: h["blocks"][0].update(kind="bottleneck"), "conv3"),
     (lambda a, h: h.update(format="something"), "format"),
