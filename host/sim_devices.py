@@ -5,8 +5,8 @@
   program's cycle log), labelled as model cycles. Fast; no compiler.
 - `CsimDevice`: the Vitis HLS engine compiled with g++ (C-simulation) through its
   `extern "C"` bridge (`dgfpga.backends.hls_csim`); bit-exact with the HLS sources.
-- `RtlDevice`: the reference RTL under Verilator, driven by cocotb (`dgfpga.backends.rtl_sim`);
-  cycle-accurate.
+- `RtlDevice`: the reference RTL under Verilator, the stand-alone fast harness
+  (`dgfpga.backends.rtl_sim.FastSim`); cycle-accurate, optional FST waveform of the first start.
 
 All three run the whole network program (every record, RUN_FLAGS passed on) and share
 `SimulatedDevice`'s register file (ap_ctrl_hs), so the driver and the network runner above
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import abc
 import inspect
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -152,12 +153,18 @@ class CsimDevice(_ProgramDevice):
 class RtlDevice(_ProgramDevice):
     """The reference RTL under Verilator: each engine start is one simulation run of the
     fast harness (`dgfpga.backends.rtl_sim.FastSim`: the engine RTL + a SystemVerilog AXI memory
-    model; Python only before and after the run, never per cycle). Cycle-accurate."""
+    model; Python only before and after the run, never per cycle). Cycle-accurate.
+
+    `wave`: an FST waveform of the FIRST start is written there (a --trace-fst build of
+    the harness); later starts run untraced. `last_run` is the `rtl_sim.RtlRun` of the last
+    start (None before); `sim_cycles`, `sim_wall_s` and `bytes_exchanged` (memory handed to
+    and read back from the harness) add up over the starts. `close()` also removes the
+    simulator's work folder."""
 
     name = "rtl"
 
     def __init__(self, cfg: Optional[EngineConfig] = None, latency: int = 0,
-                 stall_pct: int = 0):
+                 stall_pct: int = 0, wave: Optional[Path] = None):
         super().__init__(cfg)
         try:
             from dgfpga.backends import rtl_sim
@@ -166,19 +173,25 @@ class RtlDevice(_ProgramDevice):
         self._rtl = rtl_sim
         self._sim = None
         self.latency, self.stall_pct = latency, stall_pct
+        self.wave = wave
+        self._wave_pending = wave is not None
+        self.last_run = None
         self.sim_cycles = 0
         self.sim_wall_s = 0.0
+        self.bytes_exchanged = 0
 
     def _prepare(self, program_bytes: int, regions: dict) -> None:
         if self._sim is None:
             need = sum(int(r.size) for r in regions.values()) + program_bytes + 5 * 4096
             self._sim = self._rtl.FastSim(self.cfg, mem_bytes=need)
+        if self._wave_pending:
+            self._sim.trace_exe()           # the traced build, also outside the deadline
 
     def start(self, timeout_s: Optional[float] = None) -> None:
         """Build the simulator (Verilator compile, cached) here, in the caller's thread,
         so the compile does not count against the engine's deadline."""
         n = self.arg("layer_count")
-        if self._sim is None and 0 < n <= self.cfg.max_layers:
+        if (self._sim is None or self._wave_pending) and 0 < n <= self.cfg.max_layers:
             try:
                 regions = self.regions()
             except DeviceError:
@@ -194,16 +207,27 @@ class RtlDevice(_ProgramDevice):
             kw["wall_timeout_s"] = self.start_timeout_s     # the simulator kills its process
         if run_flags or _accepts(self._sim.run, "run_flags"):
             kw["run_flags"] = run_flags
+        if self._wave_pending:
+            self._wave_pending = False       # the first start only, whatever its outcome
+            kw["wave"] = self.wave
         out = self._sim.run(program, n, regions, latency=self.latency, stall_pct=self.stall_pct,
                             **kw)
+        self.last_run = out
+        self.sim_cycles += out.sim_cycles
+        self.sim_wall_s += out.wall_s
+        self.bytes_exchanged += out.bytes_in + out.bytes_out
         if out.timeout:
             return regmap.pack_status(regmap.ERR["AXI_ERROR"]), int(out.cycles)
         for name in ("fmap", "sums", "work"):        # WORK: masks, lists, logits, log
             if name in out.regions:
                 regions[name][:] = out.regions[name]
-        self.sim_cycles += out.sim_cycles
-        self.sim_wall_s += out.wall_s
         return int(out.status), int(out.cycles)
+
+    def close(self) -> None:
+        super().close()
+        if self._sim is not None:
+            self._sim.close()
+            self._sim = None
 
 
 def make_device(kind: str, cfg: Optional[EngineConfig] = None, **kw):

@@ -105,6 +105,9 @@ def _check(prog_parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
             return [f"unknown subcommand {sub!r}"]
         return []
     opts = set(subs[sub]._option_string_actions)
+    actions = _subparsers(subs[sub])             # a command with actions: dgfpga ci init
+    if actions and len(words) > 1 and words[1] in actions:
+        opts |= set(actions[words[1]]._option_string_actions)
     bad = []
     for w in words[1:]:
         w = w.strip("[]()|,")                             # [--opt] in a usage line

@@ -8,8 +8,9 @@ numpy only at import time (cocotb is imported inside the cocotb path). Two ways 
   RTL exported by Vitis HLS.
 - `FastSim` / `run_fast(...)`: a Verilator C++ binary (sim/tb/dg_fast_main.cpp +
   sim/tb/dg_tb_fast.sv with the SystemVerilog AXI memory model sim/tb/dg_axi_mem.sv):
-  memory is loaded from a file, the harness programs the registers, waits for ap_done
-  and dumps memory; no Python in the loop. This is the RTL device of the host runtime
+  the start's segments go into the memory model in binary (one exchange file), the
+  harness programs the registers, waits for ap_done and writes back only the regions the
+  engine may write; no Python in the loop, no files left behind. This is the RTL device of the host runtime
   and the whole-network runs.
 
 Builds are cached under sim/build/<config>/<kind>-<hash>, the hash covering the sources,
@@ -23,7 +24,9 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
@@ -223,6 +226,9 @@ def run_host_cocotb(bundle_dir, cfg: EngineConfig, images: int = 1,
 
 FAST_TB_FILES = ("dg_axi_mem.sv", "dg_tb_fast.sv")
 FAST_MAIN = "dg_fast_main.cpp"
+WRITABLE = ("fmap", "sums", "work")      # the regions the engine may write (dumped after a start)
+EXCHANGE_MAGIC = b"DGMEMIN1"             # the binary exchange file (sim/tb/dg_fast_main.cpp)
+RUNS = BUILD / "runs"                    # FastSim work folders (one per simulator, removed at close)
 
 
 def fast_mem_words(cfg: EngineConfig) -> int:
@@ -233,9 +239,12 @@ def fast_mem_words(cfg: EngineConfig) -> int:
     return 1 << max(need - 1, 1).bit_length()
 
 
-def build_fast(cfg: EngineConfig, opt: str = "-O1", mem_words: Optional[int] = None) -> Path:
+def build_fast(cfg: EngineConfig, opt: str = "-O1", mem_words: Optional[int] = None,
+               trace: bool = False) -> Path:
     """Build (or reuse) the stand-alone Verilator binary for `cfg` with a memory model of
-    `mem_words` AXI words (a power of two; default fast_mem_words(cfg)); returns its path."""
+    `mem_words` AXI words (a power of two; default fast_mem_words(cfg)); returns its path.
+    `trace`: a `--trace-fst` build (its own cache entry) that writes an FST waveform when
+    run with +wave=<file> (`FastSim.run(wave=...)`)."""
     mem_words = mem_words or fast_mem_words(cfg)
     if mem_words & (mem_words - 1):
         raise RtlSimError(f"mem_words={mem_words} must be a power of two")
@@ -243,17 +252,38 @@ def build_fast(cfg: EngineConfig, opt: str = "-O1", mem_words: Optional[int] = N
     params = {"MEM_WORDS": mem_words}
     srcs = rtl_sources() + [TB / f for f in FAST_TB_FILES] + [TB / FAST_MAIN, inc / INCLUDE]
     flags = ["-Wno-fatal", "--x-assign", "fast", "--x-initial", "fast", "-CFLAGS", opt]
-    bdir = BUILD / cfg.name / f"fast-{_digest(srcs, [params, flags])}"
+    if trace:
+        flags.append("--trace-fst")
+    kind = "fast-trace" if trace else "fast"
+    bdir = BUILD / cfg.name / f"{kind}-{_digest(srcs, [params, flags])}"
     exe = bdir / "Vdg_tb_fast"
     if exe.exists():
         return exe
-    bdir.mkdir(parents=True, exist_ok=True)
+    # built in a folder of its own and renamed into place when complete, so a process that
+    # finds the binary (another test, a parallel job) never runs a half-linked one
+    bdir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{bdir.name}.building-", dir=bdir.parent))
     cmd = [verilator_exe(), "--cc", "--exe", "--build", "-j", "2", *flags,
-           f"-I{inc}", f"-I{RTL}", "--top-module", "dg_tb_fast", "-Mdir", str(bdir)]
+           f"-I{inc}", f"-I{RTL}", "--top-module", "dg_tb_fast", "-Mdir", str(tmp)]
     cmd += [f"-G{k}={v}" for k, v in params.items()]
     cmd += [str(p) for p in rtl_sources()] + [str(TB / f) for f in FAST_TB_FILES] + [str(TB / FAST_MAIN)]
-    proc = _run_limited(cmd, "verilator", cwd=str(ROOT), env=_env())
+    try:
+        proc = _run_limited(cmd, "verilator", cwd=str(ROOT), env=_env())
+        if proc.returncode == 0 and (tmp / exe.name).exists() and not exe.exists():
+            if bdir.exists():                    # an earlier build that failed half-way
+                shutil.rmtree(bdir, ignore_errors=True)
+            try:
+                os.rename(tmp, bdir)
+            except OSError:                      # another process finished first: use its
+                pass
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     if proc.returncode != 0 or not exe.exists():
+        missing = [h for h in ("lz4.h", "zlib.h") if f"{h}: No such file" in proc.stdout + proc.stderr]
+        if trace and missing:
+            raise RtlSimError(f"the FST waveform build needs the {' and '.join(missing)} C headers: "
+                              "install liblz4-dev and zlib1g-dev (Debian/Ubuntu) or lz4-devel and "
+                              "zlib-devel (Fedora), then run again")
         raise RtlSimError(f"verilator build failed ({' '.join(cmd[:6])} ...):\n{proc.stdout[-3000:]}\n"
                           f"{proc.stderr[-3000:]}")
     return exe
@@ -270,6 +300,8 @@ class RtlRun:
     engine_id: int = 0
     timeout: bool = False
     breakdown: dict = field(default_factory=dict)   # engine cycles by what the MAC array did
+    bytes_in: int = 0                # bytes handed to the harness (exchange file + registers)
+    bytes_out: int = 0               # bytes read back (writable regions + result text)
 
     @property
     def cycles_per_s(self) -> float:
@@ -290,86 +322,237 @@ def _reg_program(bases: dict, sizes: dict, layer_count: int,
     return pairs
 
 
+def write_exchange(path: Path, clear_bytes: int, loads: Sequence[tuple[int, np.ndarray, bool]],
+                   dumps: Sequence[tuple[int, int]]) -> int:
+    """Write the binary memory exchange file of one start (format: sim/tb/dg_fast_main.cpp):
+    `loads` = (address, uint8 array, read_only) segments, `dumps` = (address, length) ranges
+    the harness writes back. Returns the file size in bytes."""
+    import struct
+    head = [EXCHANGE_MAGIC, struct.pack("<QII", clear_bytes, len(loads), len(dumps))]
+    head += [struct.pack("<QQQ", a, int(d.size), int(ro)) for a, d, ro in loads]
+    head += [struct.pack("<QQ", a, n) for a, n in dumps]
+    with open(path, "wb") as f:
+        f.write(b"".join(head))
+        for _, d, _ in loads:
+            f.write(memoryview(d))
+    return Path(path).stat().st_size
+
+
+def _remove_tree(path: Optional[str], owner_pid: int, procs: set) -> None:
+    """Kill a FastSim's simulator processes still running (a start abandoned in a daemon
+    thread at Ctrl-C or exit) and remove its work folder; only in the process that made
+    it (a forked child inherits the finalizer, not the folder or the processes)."""
+    if os.getpid() != owner_pid:
+        return
+    for proc in list(procs):
+        try:
+            proc.kill()
+            proc.wait(timeout=5)
+        except Exception:  # noqa: BLE001 - best effort at shutdown
+            pass
+    if path is not None:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:                    # exists, not ours
+        return True
+    return True
+
+
+def _host_tag() -> str:
+    import socket
+    return "".join(c if c.isalnum() else "_" for c in socket.gethostname())[:40] or "host"
+
+
+def remove_stale_runs(build: Optional[Path] = None) -> int:
+    """Remove the work folders of simulator processes that no longer run: this host's
+    `runs/fastsim-<pid>-<host>-*` of a process killed before its clean-up, and the
+    `<config>/fast-*/run-<pid>` folders (~265 MB each on ultra96) the earlier hex-file
+    harness left behind (those only when an hour old: they name no host). A folder of a
+    live process, or of another host sharing the cache, is kept. Returns how many were
+    removed. FastSim calls it when it starts."""
+    build = Path(build or BUILD)
+    host, now, n = _host_tag(), time.time(), 0
+
+    def dead(pid: str) -> bool:
+        return pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid))
+    stale = [d for d in build.glob("runs/fastsim-*")
+             if len(d.name.split("-", 2)) == 3 and d.name.split("-", 2)[2].startswith(host + "-")
+             and dead(d.name.split("-", 2)[1])]
+    for d in build.glob("*/fast-*/run-*"):
+        try:
+            old = now - d.stat().st_mtime > 3600
+        except OSError:
+            continue
+        if old and dead(d.name[4:]):
+            stale.append(d)
+    for d in stale:
+        if d.is_dir():
+            shutil.rmtree(d, ignore_errors=True)
+            n += 1
+    return n
+
+
 class FastSim:
-    """The stand-alone RTL simulator for one engine config (built once, cached)."""
+    """The stand-alone RTL simulator for one engine config (built once, cached).
+
+    Each start exchanges memory with the harness in binary and only for the segments it
+    uses: the program and the four regions go in (one file, each segment at its base), the
+    regions the engine may write (WRITABLE) come back. Every start's files live in a
+    folder of their own that is removed when the start ends (also on error, timeout or
+    Ctrl-C); the simulator's work folder (a tempfile.mkdtemp under the RTL cache, unless
+    `workdir` is given) is removed by `close()` (also a context manager, and at exit)."""
 
     def __init__(self, cfg: EngineConfig | str = "small", workdir: Optional[Path] = None,
                  mem_bytes: Optional[int] = None):
         """`mem_bytes`: memory model size (rounded up to a power of two AXI words); the
-        default fits one layer of the config's largest shapes."""
+        default fits one layer of the config's largest shapes. `workdir`: where the starts'
+        folders go (kept; default a temporary folder removed at close)."""
         self.cfg = load_config(cfg) if isinstance(cfg, str) else cfg
         words = fast_mem_words(self.cfg)
         if mem_bytes:
             words = max(words, 1 << max(-(-mem_bytes // self.cfg.axi_bytes) - 1, 1).bit_length())
         self.exe = build_fast(self.cfg, mem_words=words)
         self.words = words
-        self.workdir = Path(workdir or (self.exe.parent / f"run-{os.getpid()}"))
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._trace_exe: Optional[Path] = None
+        self._procs: set = set()             # simulator processes running now
+        if workdir is not None:
+            self.workdir = Path(workdir)
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            self._own_dir = False
+        else:
+            RUNS.mkdir(parents=True, exist_ok=True)
+            remove_stale_runs()
+            self.workdir = Path(tempfile.mkdtemp(prefix=f"fastsim-{os.getpid()}-{_host_tag()}-",
+                                                 dir=RUNS))
+            self._own_dir = True
+        # at close(), collection or exit: kill what still runs, remove the folder if ours
+        self._finalizer = weakref.finalize(self, _remove_tree, str(self.workdir) if self._own_dir
+                                           else None, os.getpid(), self._procs)
+        self.closed = False
+
+    def close(self) -> None:
+        """Stop running starts and remove the work folder (when FastSim made it); later
+        starts raise RtlSimError."""
+        self.closed = True
+        self._finalizer()
+
+    def __enter__(self) -> "FastSim":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def trace_exe(self) -> Path:
+        """The --trace-fst build of this simulator (built on first use, cached)."""
+        if self._trace_exe is None:
+            self._trace_exe = build_fast(self.cfg, mem_words=self.words, trace=True)
+        return self._trace_exe
+
+    def _simulate(self, cmd: list, wd: Path, limit: float) -> subprocess.CompletedProcess:
+        """Run the simulator process with a wall-clock limit (as well as the cycle limit);
+        on the limit, an error, Ctrl-C or a stop raised into this thread it is killed."""
+        proc = subprocess.Popen(cmd, cwd=str(wd), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        self._procs.add(proc)
+        try:
+            out, err = proc.communicate(timeout=limit)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise RtlSimError(f"RTL simulation exceeded its wall-clock limit of "
+                              f"{limit:g} s (killed)") from None
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        finally:
+            self._procs.discard(proc)
+        return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
     def run(self, program: bytes, layer_count: int, regions: dict, latency: int = 0,
             stall_pct: int = 0, timeout_cycles: int = 20_000_000,
-            wall_timeout_s: Optional[float] = None, run_flags: int = 0) -> RtlRun:
+            wall_timeout_s: Optional[float] = None, run_flags: int = 0,
+            wave: Optional[Path] = None) -> RtlRun:
         """Run one engine start: program at address 0, regions at 4 KB aligned bases;
-        `run_flags` is the RUN_FLAGS register (bit 0 DENSE). Every region is read back
-        (`RtlRun.regions`): the engine writes FMAP and SUMS, and WORK in a network program
-        (gate masks and work lists, logits, the cycle log)."""
+        `run_flags` is the RUN_FLAGS register (bit 0 DENSE). `RtlRun.regions` holds every
+        region after the start: FMAP, SUMS and WORK (gate masks and work lists, logits, the
+        cycle log in a network program) as the engine left them; WEIGHT is the input, which
+        the harness checks the engine left unchanged (as the program). `wave`: write an FST
+        waveform of this start there (uses the --trace-fst build; slower)."""
+        if self.closed:
+            raise RtlSimError("this FastSim is closed: make a new one")
         ab = self.cfg.axi_bytes
         lay = layout(program, regions)
         if lay["size"] > self.words * ab:
             raise RtlSimError(f"vector needs {lay['size']} bytes, the memory model has "
                               f"{self.words * ab}: use FastSim(cfg, mem_bytes={lay['size']})")
-        image = np.zeros(lay["size"], np.uint8)
-        image[:len(program)] = np.frombuffer(program, np.uint8)
-        sizes = {}
+        data = {r: np.ascontiguousarray(np.asarray(regions[r], dtype=np.uint8).reshape(-1))
+                for r in REGIONS}
+        sizes = {r: int(a.size) for r, a in data.items()}
+        bases = lay["bases"]
+        loads = [(0, np.frombuffer(bytes(program), np.uint8), True)]
+        loads += [(bases[r], data[r], r not in WRITABLE) for r in REGIONS]
+        dumps = [(bases[r], sizes[r]) for r in WRITABLE]
+        exe = self.exe if wave is None else self.trace_exe()
+        wd = Path(tempfile.mkdtemp(prefix="start-", dir=self.workdir))
+        try:
+            bytes_in = write_exchange(wd / "in.bin", lay["size"], loads, dumps)
+            regs = _reg_program(bases, sizes, layer_count, run_flags)
+            regs_text = "".join(f"{a:08x}\n{d:08x}\n" for a, d in regs) + "ffffffff\n"
+            (wd / "regs.hex").write_text(regs_text)
+            bytes_in += len(regs_text)
+            cmd = [str(exe), f"+in={wd / 'in.bin'}", f"+regs={wd / 'regs.hex'}",
+                   f"+out_mem={wd / 'out.bin'}", f"+out={wd / 'result.txt'}",
+                   f"+timeout={timeout_cycles}", f"+latency={latency}", f"+stall={stall_pct}"]
+            if wave is not None:
+                Path(wave).parent.mkdir(parents=True, exist_ok=True)
+                cmd.append(f"+wave={Path(wave).resolve()}")
+            limit = wall_timeout_s or WALL_LIMIT_S
+            t0 = time.perf_counter()
+            proc = self._simulate(cmd, wd, limit)
+            wall = time.perf_counter() - t0
+            if proc.returncode != 0 or not (wd / "result.txt").exists() \
+                    or not (wd / "out.bin").exists():
+                raise RtlSimError(f"RTL simulation failed (rc {proc.returncode}):\n"
+                                  f"{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+            text = (wd / "result.txt").read_text()
+            res = dict(line.split() for line in text.splitlines() if line.strip())
+            after = np.fromfile(wd / "out.bin", np.uint8)
+            bytes_out = int(after.size) + len(text)
+        finally:
+            shutil.rmtree(wd, ignore_errors=True)
+        if after.size != sum(n for _, n in dumps):
+            raise RtlSimError(f"RTL simulation returned {after.size} bytes of memory, "
+                              f"expected {sum(n for _, n in dumps)}")
+        if int(res.get("readonly_changed", 0)):
+            raise RtlSimError(f"the engine wrote {res['readonly_changed']} bytes into read-only "
+                              f"memory (program or weight region): an RTL bug")
+        out_regions, pos = {}, 0
+        for r in WRITABLE:
+            out_regions[r] = after[pos:pos + sizes[r]]
+            pos += sizes[r]
         for r in REGIONS:
-            a = np.asarray(regions[r], dtype=np.uint8).reshape(-1)
-            image[lay["bases"][r]:lay["bases"][r] + a.size] = a
-            sizes[r] = int(a.size)
-        words = image.reshape(-1, ab)[:, ::-1]
-        hexw = [w.tobytes().hex() for w in words]
-        wd = self.workdir
-        (wd / "mem.hex").write_text("\n".join(hexw) + "\n")
-        regs = _reg_program(lay["bases"], sizes, layer_count, run_flags)
-        (wd / "regs.hex").write_text("".join(f"{a:08x}\n{d:08x}\n" for a, d in regs) + "ffffffff\n")
-        for f in ("out_mem.hex", "result.txt"):
-            if (wd / f).exists():
-                (wd / f).unlink()
-        cmd = [str(self.exe), f"+mem={wd / 'mem.hex'}", f"+regs={wd / 'regs.hex'}",
-               f"+out_mem={wd / 'out_mem.hex'}", f"+out={wd / 'result.txt'}",
-               f"+timeout={timeout_cycles}", f"+latency={latency}", f"+stall={stall_pct}"]
-        t0 = time.perf_counter()
-        try:   # a wall-clock limit as well as the cycle limit: the process is killed
-            proc = subprocess.run(cmd, cwd=str(wd), capture_output=True, text=True,
-                                  timeout=wall_timeout_s or WALL_LIMIT_S)
-        except subprocess.TimeoutExpired:
-            raise RtlSimError(f"RTL simulation exceeded its wall-clock limit of "
-                              f"{wall_timeout_s or WALL_LIMIT_S:g} s (killed)") from None
-        wall = time.perf_counter() - t0
-        if proc.returncode != 0 or not (wd / "result.txt").exists():
-            raise RtlSimError(f"RTL simulation failed (rc {proc.returncode}):\n{proc.stdout[-2000:]}\n"
-                              f"{proc.stderr[-2000:]}")
-        res = dict(line.split() for line in (wd / "result.txt").read_text().splitlines() if line.strip())
-        out_words = []
-        for line in (wd / "out_mem.hex").read_text().split():
-            if line.startswith("//") or line.startswith("@"):
-                continue
-            out_words.append(line)
-        n = lay["size"] // ab
-        raw = bytes.fromhex("".join(w.replace("x", "0").replace("X", "0").replace("z", "0")
-                                    .rjust(2 * ab, "0") for w in out_words[:n]))
-        after = np.frombuffer(raw, np.uint8).reshape(-1, ab)[:, ::-1].reshape(-1)
-        out_regions = {r: after[lay["bases"][r]:lay["bases"][r] + sizes[r]].copy() for r in REGIONS}
+            if r not in out_regions:
+                out_regions[r] = data[r].copy()
+        out_regions = {r: out_regions[r] for r in REGIONS}
         return RtlRun(status=int(res["status"]) & 0xFFFFFFFF, cycles=int(res["cycles"]),
                       sim_cycles=int(res["sim_cycles"]), regions=out_regions, wall_s=wall,
                       engine_id=int(res["engine_id"]), timeout=res.get("timeout") == "1",
-                      breakdown={k[5:]: int(v) for k, v in res.items() if k.startswith("busy_")})
+                      breakdown={k[5:]: int(v) for k, v in res.items() if k.startswith("busy_")},
+                      bytes_in=bytes_in, bytes_out=bytes_out)
 
 
 def run_fast(vector_dir: Path, cfg: EngineConfig | str = "small", sim: Optional[FastSim] = None,
              latency: int = 0, stall_pct: int = 0) -> dict:
     """Run a vector set (a folder, or a `vectors.VectorSet`) on the fast RTL harness and
     compare it: returns a dict with status, expected_status, cycles, cycles_per_s,
-    per-region mismatch counts (every region the set has an expected image of, its
+    bytes_in, bytes_out (exchanged with the harness), per-region mismatch counts (every region the set has an expected image of, its
     `ignore` ranges left out) and pass. The start gets the set's `run_flags`."""
     from dgfpga.backends.vectors import read_vector_set
     sim = sim or FastSim(cfg)
@@ -379,7 +562,8 @@ def run_fast(vector_dir: Path, cfg: EngineConfig | str = "small", sim: Optional[
     rec = {"name": vs.name, "status": run.status, "expected_status": int(vs.expected_status),
            "cycles": run.cycles, "sim_cycles": run.sim_cycles, "wall_s": run.wall_s,
            "cycles_per_s": run.cycles_per_s, "macs": int(vs.macs), "timeout": run.timeout,
-           "latency": latency, "stall_pct": stall_pct}
+           "latency": latency, "stall_pct": stall_pct, "bytes_in": run.bytes_in,
+           "bytes_out": run.bytes_out}
     ok = not run.timeout and run.status == vs.expected_status
     for r in REGIONS:
         if r not in vs.expected:

@@ -1,8 +1,10 @@
 `default_nettype none
 // dg_axi_mem: simulation-only AXI4 slave memory (INCR bursts, byte strobes) with read latency and back-pressure.
 //
-// Loaded with $readmemh from +mem=<file> (one DATA_W-bit word per line, little-endian
-// byte order inside a word); dumped with $writememh by the harness. Reads: up to 16
+// `mem` is public (verilator public_flat_rw): the fast harness's C++ main
+// (sim/tb/dg_fast_main.cpp) copies the segments of a start straight into it before reset
+// and reads the writable regions back after $finish (byte i of a word = bits [8i+7:8i],
+// i.e. the array is the memory image byte for byte on a little-endian host). Reads: up to 16
 // outstanding AR, each served RD_LATENCY cycles after acceptance, in order. Writes: AW
 // and W taken in order, B after the last beat. `stall_pct` (0..99) deasserts the ready
 // and valid signals of the slave pseudo-randomly (LFSR) to model DDR contention.
@@ -40,7 +42,7 @@ module dg_axi_mem #(
     localparam int AB = DATA_W / 8;
     localparam int ABL = $clog2(AB);
     localparam int WL = $clog2(MEM_WORDS);
-    logic [DATA_W-1:0] mem [MEM_WORDS];
+    logic [DATA_W-1:0] mem [MEM_WORDS] /*verilator public_flat_rw*/;
 
     // pseudo-random stall
     logic [31:0] lfsr;

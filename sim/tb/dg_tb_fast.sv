@@ -1,10 +1,12 @@
 `default_nettype none
-// dg_tb_fast: stand-alone harness (no Python per cycle): programs dg_engine over AXI4-Lite from a register file, runs, dumps memory.
+// dg_tb_fast: stand-alone harness (no Python per cycle): programs dg_engine over AXI4-Lite from a register file, runs, finishes.
 //
-// Plusargs: +mem=<hex in> +regs=<hex: addr data per line, ends with addr ffffffff>
-// +out_mem=<hex out> +out=<result text> +timeout=<cycles> +latency=<read latency>
-// +stall=<percent>. The result file holds "status", "cycles" (engine CYCLES register),
-// "sim_cycles" and "engine_id" lines.
+// The memory model's array is filled and read back by the C++ main (sim/tb/dg_fast_main.cpp,
+// binary, only the segments of the start: +in=<bin> +out_mem=<bin>); this module never
+// touches memory files. Plusargs read here: +regs=<hex: addr data per line, ends with addr
+// ffffffff> +out=<result text> +timeout=<cycles> +latency=<read latency> +stall=<percent>
+// +trace (sequencer states on stdout). The result file holds "status", "cycles" (engine
+// CYCLES register), "sim_cycles", "engine_id", "timeout" and "busy_*" lines.
 module dg_tb_fast
     import dg_pkg::*;   // the engine contract of the config under test (register offsets, bus width)
 #(
@@ -69,27 +71,23 @@ module dg_tb_fast
 
     // ---- register program
     logic [31:0] regs [256];
-    string mem_file, regs_file, out_mem_file, out_file;
+    string regs_file, out_file;
     logic [63:0] timeout, cyc;
     int step, ri;
     logic [31:0] status_v, cyc_lo, cyc_hi, id_lo, id_hi;
     initial begin
-        if (!$value$plusargs("mem=%s", mem_file)) mem_file = "mem.hex";
         if (!$value$plusargs("regs=%s", regs_file)) regs_file = "regs.hex";
-        if (!$value$plusargs("out_mem=%s", out_mem_file)) out_mem_file = "out_mem.hex";
         if (!$value$plusargs("out=%s", out_file)) out_file = "result.txt";
         if (!$value$plusargs("timeout=%d", timeout)) timeout = 64'd10_000_000;
         if (!$value$plusargs("latency=%d", latency)) latency = 32'd0;
         if (!$value$plusargs("stall=%d", stall_pct)) stall_pct = 32'd0;
         for (int i = 0; i < 256; i++) regs[i] = 32'hFFFF_FFFF;
-        $readmemh(mem_file, mem.mem);
         $readmemh(regs_file, regs);
     end
 
     // sequencer: reset, write (addr, data) pairs, start, wait for the interrupt, read outputs
     task automatic finish_run(input bit to);
         int fd;
-        $writememh(out_mem_file, mem.mem);
         fd = $fopen(out_file, "w");
         $fdisplay(fd, "status %0d", to ? -1 : int'(status_v));
         $fdisplay(fd, "cycles %0d", {cyc_hi, cyc_lo});
