@@ -301,7 +301,7 @@ def _mutate_once(rng, c: FuzzCase, cfg: EngineConfig) -> str:
     if op == "offset":
         if d is None:
             return "offset:none"
-        bufs = formats.descriptor_buffers(d)
+        bufs = formats.descriptor_buffers(d, cfg)
         reg, name, off, nbytes = bufs[int(rng.integers(len(bufs)))]
         size = regions[reg].size
         a = cfg.axi_bytes
@@ -373,7 +373,7 @@ def _mutate_once(rng, c: FuzzCase, cfg: EngineConfig) -> str:
     if op == "region_size":
         reg = str(rng.choice(REGIONS))
         arr = regions[reg]
-        ends = [o + b for r, _, o, b in (formats.descriptor_buffers(d) if d else []) if r == reg]
+        ends = [o + b for r, _, o, b in (formats.descriptor_buffers(d, cfg) if d else []) if r == reg]
         choices = [0, arr.size // 2, max(arr.size - 1, 0), arr.size + 1 + int(rng.integers(64))]
         choices += [max(e - 1, 0) for e in ends]
         new = min(int(rng.choice(choices)), MAX_REGION)
@@ -484,7 +484,7 @@ def _reshape(rng, c: FuzzCase, words: np.ndarray, layer: int, cfg: EngineConfig,
     c.program = words.tobytes() + c.program[words.size * 4:]
     d = _decoded(words, layer, cfg)
     if d is not None and rng.random() < 0.7:
-        for reg, _, off, nbytes in formats.descriptor_buffers(d):
+        for reg, _, off, nbytes in formats.descriptor_buffers(d, cfg):
             arr = c.regions[reg]
             need = off + nbytes + (-(off + nbytes) % 4 if reg == "sums" else 0)
             if arr.size < need <= MAX_REGION:

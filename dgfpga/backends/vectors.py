@@ -247,6 +247,7 @@ class LayerCase:
     in_signed: bool = False
     out_signed: bool = False
     emit_sums: bool = True
+    im2col: bool = False          # the im2col flag (flattened (ky, kx, c) reduction)
     fault: str = ""               # "" or a fault of docs/test_vectors.md
 
 
@@ -263,6 +264,17 @@ def sweep_cases(cfg: EngineConfig) -> list[LayerCase]:
                   emit_sums=False),
         LayerCase("stem_3x3_signed_in", 3, 1, 16, 3, 16, t, in_signed=True),
         LayerCase("stem_7x7_s2_maxpool", 7, 2, 32, 3, 16, 2, in_signed=True, maxpool=True),
+        # a fused max-pool whose pooling is slower than the next tile's MACs (1x1, one step
+        # per conv pixel): the RTL's second pool half waits for the first
+        LayerCase("maxpool_1x1_pool_bound", 1, 1, 16, 4, 8, 2, maxpool=True),
+        # im2col (formats.mac_steps_per_pixel): taps of one step span 1, 2 or more patch rows
+        LayerCase("im2col_stem_3x3_signed_in", 3, 1, 16, 3, 16, t, in_signed=True, im2col=True),
+        LayerCase("im2col_stem_7x7_s2_maxpool", 7, 2, 32, 3, 16, 2, in_signed=True,
+                  maxpool=True, im2col=True),
+        LayerCase("im2col_3x3_s2_edge_odd_ch", 3, 2, 15, 5, 12, 3, im2col=True),
+        LayerCase("im2col_3x3_one_channel", 3, 1, 10, 1, 8, t, im2col=True),
+        LayerCase("im2col_conv1_gated", 3, 1, 16, 3, 22, t, tile_density=0.5,
+                  out_density=0.5, im2col=True),
         LayerCase("conv1_gated_half", 3, 1, 16, 16, 22, t, tile_density=0.5, out_density=0.5),
         LayerCase("conv1_gated_s2", 3, 2, 16, 16, 32, 2, tile_density=0.4, out_density=0.6),
         LayerCase("conv1_gated_all", 3, 1, 8, 16, 16, t, gated=True, out_density=1.0),
@@ -282,6 +294,7 @@ def sweep_cases(cfg: EngineConfig) -> list[LayerCase]:
                   in_density=0.6, residual="s8", res_only=True, zero_halo=True),
         LayerCase("wide_channels", 3, 1, 8, c, c, t, tile_density=0.5, out_density=0.5),
     ]
+    cases.append(LayerCase("fault_im2col_1x1", 1, 1, 8, 16, 16, t, fault="IM2COL_K1"))
     for fault in ("TILE_RANGE", "TILE_ORDER", "CHANNEL_RANGE", "CHANNEL_ORDER",
                   "BITMAP_MISMATCH", "BAD_OFFSET", "BAD_COUNT"):
         cases.append(LayerCase(f"fault_{fault.lower()}", 3, 1, 8, 16, 16, 2,
@@ -305,9 +318,25 @@ def sweep_cases(cfg: EngineConfig) -> list[LayerCase]:
     return cases
 
 
+def stem_case(arch: str, im2col: bool) -> LayerCase:
+    """The stem of the shipped architectures as a layer case, with or without the im2col
+    flag (the im2col measurements and checks): 'cifar' = 3x3/s1 over the 3 input channels
+    of a 32x32 image, 16 outputs, tile 4 (resdg20/32/56/110 on `small`); 'imagenet' = 7x7/s2
+    + the fused 3x3/s2 max-pool over 224x224x3, 64 outputs, tile 8 (resdg18/34 on ultra96)."""
+    suffix = "_im2col" if im2col else ""
+    if arch == "cifar":
+        return LayerCase("cifar_stem" + suffix, 3, 1, 32, 3, 16, 4, in_signed=True,
+                         im2col=im2col)
+    if arch == "imagenet":
+        return LayerCase("imagenet_stem" + suffix, 7, 2, 224, 3, 64, 8, in_signed=True,
+                         maxpool=True, im2col=im2col)
+    raise ValueError(f"unknown stem {arch!r} (cifar, imagenet)")
+
+
 # fault name -> the STATUS code it must produce (the name itself when not listed)
 FAULT_CODES = {"RES_TILE_RANGE": "TILE_RANGE", "OUT_CHANNEL_RANGE": "CHANNEL_RANGE",
-               "RES_COUNT": "BAD_COUNT", "LAYER_COUNT": "BAD_COUNT"}
+               "RES_COUNT": "BAD_COUNT", "LAYER_COUNT": "BAD_COUNT",
+               "IM2COL_K1": "BAD_FLAGS"}
 
 
 def _choose(rng, n: int, density: float, at_least_one: bool = False) -> np.ndarray:
@@ -381,8 +410,8 @@ def build_layer_case(case: LayerCase, cfg: EngineConfig, seed: int = 0) -> Vecto
                   residual=bool(case.residual), res_signed=case.residual == "s8",
                   res_mult=res_mult, in_place=case.in_place, zero_halo=case.zero_halo,
                   emit_sums=case.emit_sums, in_offset=in_off, out_offset=out_off,
-                  res_offset=res_off)
-    wbytes = formats.pack_weights(w, d.weight_layout)
+                  res_offset=res_off, im2col=case.im2col)
+    wbytes = formats.pack_weights(w, d.weight_layout, tn=cfg.tn)
     params = formats.pack_params(bias, mult)
     weight = np.zeros(up(len(wbytes)) + up(len(params)) + a, np.uint8)
     weight[:len(wbytes)] = np.frombuffer(wbytes, np.uint8)
@@ -496,12 +525,15 @@ def _with_fault(vs: VectorSet, d: LayerDescriptor, fault: str, cfg: EngineConfig
         entry = FIELD_BY_NAME["out_offset"].word
     elif fault == "BAD_COUNT":
         entry = FIELD_BY_NAME["n_active_tiles"].word
+    elif fault == "IM2COL_K1":                       # im2col on a 1x1 conv: BAD_FLAGS
+        entry = FIELD_BY_NAME["im2col"].word
     else:
         raise ValueError(f"unknown fault {fault}")
-    if fault in ("BAD_COUNT", "RES_COUNT"):
+    if fault in ("BAD_COUNT", "RES_COUNT", "IM2COL_K1"):
         words = np.frombuffer(formats.pack_descriptor(d, cfg), "<u4").copy()
-        name, value = (("n_active_tiles", d.n_tiles + 1) if fault == "BAD_COUNT" else
-                       ("n_res_tiles", d.n_res_tiles + 1))
+        name, value = {"BAD_COUNT": ("n_active_tiles", d.n_tiles + 1),
+                       "RES_COUNT": ("n_res_tiles", d.n_res_tiles + 1),
+                       "IM2COL_K1": ("im2col", 1)}[fault]
         f = FIELD_BY_NAME[name]
         words[f.word] = (words[f.word] & ~np.uint32(f.mask << f.lsb)) | np.uint32(
             value << f.lsb)
@@ -820,7 +852,7 @@ def _mini_block(cfg: EngineConfig, seed: int, res_list: bool):
         case = LayerCase("mini", 3, 1, h, c, c, t)
         wgt, bias, mult = _random_conv(rng, case, cfg)
         wo = wt.take(wgt.size)
-        weights.append((wo, formats.pack_weights(wgt, layout_d.weight_layout)))
+        weights.append((wo, formats.pack_weights(wgt, layout_d.weight_layout, tn=cfg.tn)))
         po = wt.take(c * formats.PARAM_BYTES)
         weights.append((po, formats.pack_params(bias, mult)))
         return layout_d.replace(weight_offset=wo, param_offset=po)

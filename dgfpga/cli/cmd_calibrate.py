@@ -29,8 +29,14 @@ def add_arguments(ap) -> None:
             "the demo and predict read is sim/results/cycle_params_small.json)")
     ap.add_argument("--latency", type=options.number(int, 0), default=0, help="RTL memory read latency, cycles")
     ap.add_argument("--stall", type=options.number(int, 0, 100), default=0, help="RTL memory stall percentage")
-    ap.add_argument("--from", dest="from_json", help="fit measurements saved earlier "
-                    "(cycles_*.json) instead of running the RTL")
+    ap.add_argument("--from", dest="from_json", nargs="+", metavar="JSON",
+                    help="fit measurements saved earlier (cycles_*.json, one or more: e.g. "
+                    "ideal memory and --latency/--stall runs, fitted together) instead of "
+                    "running the RTL")
+    ap.add_argument("--with", dest="with_json", nargs="+", metavar="JSON", default=[],
+                    help="also fit these earlier measurements together with this run's "
+                    "(e.g. the ideal-memory cycles_*.json with a --latency/--stall run): one "
+                    "engine, several memories")
 
 
 def run(args) -> int:
@@ -48,15 +54,23 @@ def run(args) -> int:
     t0 = time.perf_counter()
     stem = f"cycles_{cfg.name}_{args.arch}" + (f"_lat{args.latency}_st{args.stall}"
                                                if args.latency or args.stall else "")
+
+    def read(paths, flag):
+        got = []
+        for f in paths:
+            try:
+                got += load_measurements(f)
+            except (OSError, ValueError) as exc:
+                raise DgfpgaError(f"{flag} {f}: cannot read measurements: {exc}") from None
+        return got
+    earlier = read(args.with_json, "--with")                # read before the RTL runs
     if args.from_json:
-        try:
-            recs = load_measurements(args.from_json)
-        except (OSError, ValueError) as exc:
-            raise DgfpgaError(f"--from {args.from_json}: cannot read measurements: {exc}") from None
+        recs = read(args.from_json, "--from")
     else:
         layers = calibration_layers(cfg, args.arch)
         recs = measure(cfg, layers, latency=args.latency, stall_pct=args.stall)
-    params, result = calibrate(recs, cfg, args.arch)
+    new = recs
+    params, result = calibrate(recs + earlier, cfg, args.arch)
     result["wall_s"] = time.perf_counter() - t0
     # The folder collects the runs of several configs and latencies, so it is not replaced
     # as a whole: this run's files are written into a temporary folder inside it, then
@@ -69,17 +83,33 @@ def run(args) -> int:
     tmp = Path(tempfile.mkdtemp(prefix=".calibrate.tmp-", dir=out))
     try:
         if not args.from_json:
-            save_measurements(recs, tmp, stem)
+            save_measurements(new, tmp, stem)
         (tmp / f"calibration_{stem[7:]}.json").write_text(json.dumps(result, indent=1) + "\n")
-        if not (args.latency or args.stall):
-            params.save(params_path(cfg, tmp))
+        params.save(params_path(cfg, tmp))
         with signals_deferred():
             for f in sorted(tmp.iterdir()):
                 os.replace(f, out / f.name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(json.dumps({k: v for k, v in result.items() if k not in ("errors", "summary")}, indent=1))
-    print(f"worst layer error {100 * result['worst_error']:+.2f}% ({result['worst_layer']}), "
-          f"{result['within_5pct']}/{result['layers']} layers within 5%")
+    print(json.dumps({k: v for k, v in result.items()
+                      if k not in ("errors", "summary", "memories")}, indent=1))
+    _print_errors(result)
+    for tag, m in result["memories"].items():
+        print(f"{tag:>12s}: worst layer error {100 * m['worst_error']:+.2f}% "
+              f"({m['worst_layer']}), mean |error| {100 * m['mean_abs_error']:.2f}%, "
+              f"{m['within_5pct']}/{m['layers']} layers within 5%")
     print(f"written to {out}/ (the shipped calibration, {params_path(cfg)}, is unchanged)")
     return 0
+
+
+def _print_errors(result: dict) -> None:
+    """The per-layer errors, one line per layer, one column per memory."""
+    tags = list(result["memories"])
+    by = {}
+    for key, e in result["errors"].items():
+        name, _, tag = key.rpartition("@")
+        by.setdefault(name, {})[tag] = e
+    print(f"{'layer':34s} " + " ".join(f"{t:>12s}" for t in tags) + "   (model - RTL) / RTL")
+    for name, es in by.items():
+        print(f"{name:34s} " + " ".join(f"{100 * es[t]:+11.2f}%" if t in es else f"{'-':>12s}"
+                                         for t in tags))

@@ -16,6 +16,14 @@ def add_arguments(p):
     p.add_argument("--params", help="calibrated cycle-model parameters (JSON from "
                    "`dgfpga calibrate`; default: the shipped calibration of the config, "
                    "else of 'small')")
+    p.add_argument("--ddr-latency", type=options.number(float, 0), default=None,
+                   metavar="CYCLES", help="DDR read latency in engine cycles the cycle model "
+                   "prices (AR accepted -> first beat; default: the board's estimate, "
+                   "dgfpga.perf.prediction.DDR_READ_LATENCY_S: Ultra96-V2 200 ns = 40 cycles "
+                   "at 200 MHz; 0 = ideal memory)")
+    p.add_argument("--ddr-stall", type=options.number(float, 0, 99), default=0.0,
+                   metavar="PCT", help="percentage of cycles the DDR refuses a beat "
+                   "(contention; default 0)")
     p.add_argument("--seed", type=options.number(int, 0), default=0, help="seed of the random masks (default 0)")
     p.add_argument("--host-us", type=options.number(float, 0), default=None,
                    help="host CPU time per image in microseconds, added to dense and gated "
@@ -48,10 +56,16 @@ def run(args) -> int:
                 params = CycleParams.load(params_path(c))
                 args.params = str(params_path(c))
                 break
+    from dgfpga.perf.prediction import ddr_params
+    params = ddr_params(params, cfg, args.ddr_latency, args.ddr_stall)
     host, host_source = _host_seconds(args, cfg)
     preds = paper_configurations(cfg, params, args.seed, host)
     print(f"engine '{cfg.name}': {cfg.tm}x{cfg.tn} MACs @ {cfg.clock_hz / 1e6:.0f} MHz; "
           f"cycle params {'calibrated: ' + args.params if args.params else 'defaults (uncalibrated)'}")
+    print(f"DDR model: read latency {params.read_latency_cycles:g} cycles "
+          f"({1e9 * params.read_latency_cycles / cfg.clock_hz:.0f} ns), stall "
+          f"{params.stall_pct:g}%, {params.outstanding_reads} read bursts in flight; weights "
+          "and patches share the one read port")
     print("one engine start per image: stem, per block gate record + convs, head; gate and "
           "head records priced by the cycle model (their costs fitted to the RTL's per-record "
           "cycle log, docs/rtl.md)")

@@ -25,6 +25,9 @@ COMMANDS = [
     "predict",
     "bench-scheduler",
     "synth",
+    "simulate",
+    "ci",
+    "explore",
 ]
 
 

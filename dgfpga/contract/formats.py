@@ -86,6 +86,9 @@ DESCRIPTOR_FIELDS = (
     _f("in_place", 1, 11, 1, "output aliases the residual (identity block): tiles not listed are left as they are"),
     _f("from_gate", 1, 12, 1, "counts from the last gate record of this start (program.effective_descriptor; "
        "needs tile_gated)"),
+    _f("im2col", 1, 13, 1, "reduce over the flattened (ky, kx, c) taps, tn per array step "
+       "(mac_steps_per_pixel; weights [C_out][k*k*C_in padded to tn]); needs k > 1, no "
+       "in_ch_gated, no zero_halo and the im2col buffer bounds (im2col_fit_problems)"),
     _f("shift", 1, 16, 5, "requantization right shift, 0..31"),
     _f("in_h", 2, 0, 16, "input height, pixels"),
     _f("in_w", 2, 16, 16, "input width, pixels"),
@@ -184,6 +187,7 @@ class LayerDescriptor:
     zero_halo: bool = False
     in_place: bool = False
     from_gate: bool = False
+    im2col: bool = False
     shift: int = 16
     res_mult: int = 0
     n_res_tiles: int = 0
@@ -224,7 +228,10 @@ class LayerDescriptor:
 
     @property
     def weight_layout(self) -> str:
-        """'ic_k_k_oc' for input-gated-only layers (conv2), else 'oc_k_k_ic'."""
+        """'im2col' for im2col layers, 'ic_k_k_oc' for input-gated-only layers (conv2),
+        else 'oc_k_k_ic'."""
+        if self.im2col:
+            return "im2col"
         return "ic_k_k_oc" if (self.in_ch_gated and not self.out_ch_gated) else "oc_k_k_ic"
 
     def replace(self, **changes) -> "LayerDescriptor":
@@ -332,13 +339,14 @@ def unpack_descriptor(data, cfg: Optional[EngineConfig] = None,
     return d
 
 
-def descriptor_buffers(d: LayerDescriptor) -> list[tuple[str, str, int, int]]:
-    """(region, offset field, offset, bytes) of every buffer the layer reads or writes."""
-    kk = d.k * d.k
+def descriptor_buffers(d: LayerDescriptor, cfg: Optional[EngineConfig] = None
+                       ) -> list[tuple[str, str, int, int]]:
+    """(region, offset field, offset, bytes) of every buffer the layer reads or writes
+    (`cfg`: the engine, for the tn-padded weight stream of an im2col layer)."""
     bufs = [
         ("fmap", "in_offset", d.in_offset, d.in_h * d.in_w * d.in_c_stored),
         ("fmap", "out_offset", d.out_offset, d.out_h * d.out_w * d.out_c_stored),
-        ("weight", "weight_offset", d.weight_offset, d.out_c * kk * d.in_c),
+        ("weight", "weight_offset", d.weight_offset, weight_stream_bytes(d, cfg)),
         ("weight", "param_offset", d.param_offset, d.out_c * PARAM_BYTES),
     ]
     if d.residual:
@@ -359,6 +367,94 @@ def descriptor_buffers(d: LayerDescriptor) -> list[tuple[str, str, int, int]]:
     if d.emit_sums:
         bufs.append(("sums", "sums_offset", d.sums_offset, d.n_tiles * d.out_c_stored * SUM_BYTES))
     return bufs
+
+
+def im2col_taps(d: LayerDescriptor) -> int:
+    """Length of the flattened (ky, kx, c) reduction of a layer: k*k*in_c."""
+    return d.k * d.k * d.in_c
+
+
+def im2col_row_bytes(d: LayerDescriptor, cfg: Optional[EngineConfig] = None) -> int:
+    """Bytes per output channel of an im2col weight stream: k*k*in_c padded to a multiple of
+    tn (the padding is zero weights)."""
+    cfg = cfg or default_config()
+    return -(-im2col_taps(d) // cfg.tn) * cfg.tn
+
+
+def weight_stream_bytes(d: LayerDescriptor, cfg: Optional[EngineConfig] = None) -> int:
+    """Bytes of the layer's weight stream at weight_offset (`weight_layout`)."""
+    if d.im2col:
+        return d.out_c * im2col_row_bytes(d, cfg)
+    return d.out_c * d.k * d.k * d.in_c
+
+
+def mac_steps_per_pixel(d: LayerDescriptor, cfg: Optional[EngineConfig] = None) -> int:
+    """MAC-array steps per conv pixel per m-group of layer `d` on engine `cfg`: THE one
+    count (the engines' loops, the packer's im2col choice and the cycle model use it).
+
+    Without im2col: one step per (kernel position, n-group of tn stored input channels),
+    k*k*ceil(n_active_in/tn); with im2col: one per tn of the flattened (ky, kx, c) taps,
+    ceil(k*k*in_c/tn). 0 when the layer has no active input channel (bias only).
+    """
+    cfg = cfg or default_config()
+    if d.n_active_in == 0:
+        return 0
+    if d.im2col:
+        return -(-im2col_taps(d) // cfg.tn)
+    return d.k * d.k * -(-d.n_active_in // cfg.tn)
+
+
+def im2col_bank_bytes(cfg: EngineConfig) -> int:
+    """Byte banks of the engines' patch buffer: max(tn, AXI bytes) (a power of two)."""
+    return max(cfg.tn, cfg.axi_bytes)
+
+
+def im2col_row_pitch(d: LayerDescriptor, cfg: Optional[EngineConfig] = None) -> int:
+    """Buffer bytes between two patch rows of an im2col layer: at least a row
+    (input_patch_side * in_c) plus two AXI beats of slack (rows are stored at any byte
+    alignment), rounded up so that pitch = k*in_c (mod im2col_bank_bytes). Then the tn
+    flattened taps of one array step, which run over up to ceil(tn/(k*in_c))+1 patch rows,
+    sit in tn consecutive banks: one read per bank per step, as for a 1x1 conv."""
+    cfg = cfg or default_config()
+    nb = im2col_bank_bytes(cfg)
+    p = input_patch_side(d) * d.in_c + 2 * cfg.axi_bytes
+    return p + (d.k * d.in_c - p) % nb
+
+
+def im2col_fit_problems(d: LayerDescriptor, cfg: EngineConfig) -> list[str]:
+    """Reasons the im2col flag cannot be set on `d` for `cfg` (empty if it can): the
+    structural rules (k > 1, no in_ch_gated, no zero_halo) and the im2col buffer bounds:
+    tm x im2col_row_bytes <= fit_weight_group_bytes and
+    input_patch_side x im2col_row_pitch + AXI bytes <= fit_ifm_patch_bytes."""
+    problems = []
+    if d.k == 1:
+        problems.append("a 1x1 kernel has nothing to flatten")
+    if d.in_ch_gated:
+        problems.append("needs a dense input (not in_ch_gated)")
+    if d.zero_halo:
+        problems.append("cannot zero halo pixels (not zero_halo)")
+    if problems:
+        return problems
+    lim = fit_limits(cfg)
+    w = cfg.tm * im2col_row_bytes(d, cfg)
+    if w > lim["fit_weight_group_bytes"]:
+        problems.append(f"im2col weights tm x {im2col_row_bytes(d, cfg)} = {w} bytes > "
+                        f"weight_buffer_bytes/2 = {lim['fit_weight_group_bytes']}")
+    p = input_patch_side(d) * im2col_row_pitch(d, cfg) + cfg.axi_bytes
+    if p > lim["fit_ifm_patch_bytes"]:
+        problems.append(f"im2col patch {input_patch_side(d)} rows x pitch "
+                        f"{im2col_row_pitch(d, cfg)} + {cfg.axi_bytes} = {p} bytes > "
+                        f"ifm_buffer_bytes/2 = {lim['fit_ifm_patch_bytes']}")
+    return problems
+
+
+def choose_im2col(d: LayerDescriptor, cfg: Optional[EngineConfig] = None) -> bool:
+    """THE packer's choice: im2col where it is allowed and takes fewer array steps."""
+    cfg = cfg or default_config()
+    on = d.replace(im2col=True)
+    off = d.replace(im2col=False)
+    return (not layer_fit_problems(off, cfg) and not im2col_fit_problems(on, cfg)
+            and mac_steps_per_pixel(on, cfg) < mac_steps_per_pixel(off, cfg))
 
 
 def conv_tile_side(d: LayerDescriptor) -> int:
@@ -477,6 +573,8 @@ def validate_descriptor(d: LayerDescriptor, cfg: Optional[EngineConfig] = None,
             raise bad("from_gate", "needs tile_gated (the gate's tile list)")
         if d.n_res_tiles:
             raise bad("n_res_tiles", "must be 0 with from_gate (the gate record sets it)")
+    if d.im2col and (d.k == 1 or d.in_ch_gated or d.zero_halo):
+        raise bad("im2col", "; ".join(im2col_fit_problems(d, cfg)))
     # tiles and counts
     if not 1 <= d.tile <= cfg.max_tile:
         raise bad("tile", f"must be 1..{cfg.max_tile}")
@@ -505,7 +603,7 @@ def validate_descriptor(d: LayerDescriptor, cfg: Optional[EngineConfig] = None,
         elif n != full:
             raise bad(name, f"must be {full} when {gated} is 0")
     # offsets: unused ones are 0, used ones aligned and inside their region
-    used = {name for _, name, _, _ in descriptor_buffers(d)}
+    used = {name for _, name, _, _ in descriptor_buffers(d, cfg)}
     for name in OFFSET_FIELDS:
         v = getattr(d, name)
         if name not in used and v != 0:
@@ -513,7 +611,7 @@ def validate_descriptor(d: LayerDescriptor, cfg: Optional[EngineConfig] = None,
         if v % cfg.axi_bytes:
             raise bad(name, f"not aligned to {cfg.axi_bytes} bytes (axi_data_bits="
                             f"{cfg.axi_data_bits})")
-    for region, name, off, nbytes in descriptor_buffers(d):
+    for region, name, off, nbytes in descriptor_buffers(d, cfg):
         if off + nbytes > 0xFFFFFFFF + 1:
             raise bad(name, f"buffer of {nbytes} bytes runs past 4 GiB")
         if region_bytes is not None and region in region_bytes:
@@ -531,6 +629,11 @@ def validate_descriptor(d: LayerDescriptor, cfg: Optional[EngineConfig] = None,
     if problems:
         raise _error(f"descriptor field tile={d.tile}: layer does not fit engine '{cfg.name}': "
                      f"{'; '.join(problems)}", field="tile", no_fit=True)
+    if d.im2col:
+        problems = im2col_fit_problems(d, cfg)
+        if problems:
+            raise bad("im2col", "the im2col buffers do not fit engine "
+                                f"'{cfg.name}': {'; '.join(problems)} (clear the flag)")
 
 
 def _error(msg: str, field: Optional[str] = None, entry: Optional[int] = None,
@@ -838,18 +941,32 @@ def expand_channels(compact: np.ndarray, channels: Sequence[int], c: int) -> np.
     return out
 
 
-WEIGHT_LAYOUTS = ("oc_k_k_ic", "ic_k_k_oc")
+WEIGHT_LAYOUTS = ("oc_k_k_ic", "ic_k_k_oc", "im2col")
 
 
-def pack_weights(w_oihw: np.ndarray, layout: str) -> bytes:
+def _im2col_row(c_in: int, k: int, tn: Optional[int]) -> int:
+    if tn is None:
+        raise FormatError("weights: the im2col layout needs tn (the engine's input lanes)")
+    return -(-(k * k * c_in) // tn) * tn
+
+
+def pack_weights(w_oihw: np.ndarray, layout: str, tn: Optional[int] = None) -> bytes:
     """PyTorch-order int8 weights [C_out][C_in][k][k] -> the engine's weight stream.
 
     'oc_k_k_ic': [C_out][k][k][C_in] (conv1, dense layers: an active output channel is one
-    burst); 'ic_k_k_oc': [C_in][k][k][C_out] (conv2: an active input channel is one burst).
+    burst); 'ic_k_k_oc': [C_in][k][k][C_out] (conv2: an active input channel is one burst);
+    'im2col': [C_out][k*k*C_in flattened (ky, kx, c), zero-padded to a multiple of `tn`]
+    (im2col layers: one array step reads tn consecutive bytes of an output channel's row).
     """
     w = np.asarray(w_oihw)
     if w.ndim != 4 or w.dtype != np.int8 or w.shape[2] != w.shape[3]:
         raise FormatError(f"weights: need int8 [C_out][C_in][k][k], got {w.dtype} {w.shape}")
+    if layout == "im2col":
+        co, ci, k, _ = w.shape
+        row = _im2col_row(ci, k, tn)
+        out = np.zeros((co, row), np.int8)
+        out[:, :k * k * ci] = w.transpose(0, 2, 3, 1).reshape(co, -1)
+        return out.tobytes()
     if layout == "oc_k_k_ic":
         return np.ascontiguousarray(w.transpose(0, 2, 3, 1)).tobytes()
     if layout == "ic_k_k_oc":
@@ -857,9 +974,17 @@ def pack_weights(w_oihw: np.ndarray, layout: str) -> bytes:
     raise FormatError(f"weights: unknown layout {layout!r} (known: {WEIGHT_LAYOUTS})")
 
 
-def unpack_weights(data, c_out: int, c_in: int, k: int, layout: str) -> np.ndarray:
-    """Weight stream -> int8 [C_out][C_in][k][k]."""
+def unpack_weights(data, c_out: int, c_in: int, k: int, layout: str,
+                   tn: Optional[int] = None) -> np.ndarray:
+    """Weight stream -> int8 [C_out][C_in][k][k] (`tn` for the im2col layout)."""
     data = _bytes_like(data, "weights")
+    if layout == "im2col":
+        row = _im2col_row(c_in, k, tn)
+        if len(data) != c_out * row:
+            raise FormatError(f"weights: {len(data)} bytes, expected {c_out} x {row} (im2col "
+                              f"rows of {k}x{k}x{c_in} padded to {tn})")
+        a = np.frombuffer(data, dtype=np.int8).reshape(c_out, row)
+        return a[:, :k * k * c_in].reshape(c_out, k, k, c_in).transpose(0, 3, 1, 2).copy()
     n = c_out * c_in * k * k
     if len(data) != n:
         raise FormatError(f"weights: {len(data)} bytes, expected {c_out}x{c_in}x{k}x{k} = {n}")

@@ -14,10 +14,13 @@ Steps:
 2. `measure(cfg)`: run them on the RTL; one record per layer (cycles, MACs, density,
    bit-exact flag). `save_measurements` writes JSON + CSV.
 3. `fit(records, cfg)`: the CycleParams overheads (layer, m-group, tile, pipeline depth,
-   AXI efficiency) that minimise the worst relative error; `errors` reports per layer.
+   prefetch, port efficiency) that minimise the worst relative error; `errors` reports per
+   layer. Records carry the memory they were measured with (`latency`, `stall_pct`: the
+   RTL memory model's +latency/+stall) and are priced against it, so runs with ideal
+   memory and with latency/stalls are fitted together: one engine, several memories.
 
-`dgfpga calibrate [--config small] [--arch resdg20_cifar10] [-o out/calibrate]` does all
-three. It never writes into the checkout by default; the calibrated parameters the demo
+`dgfpga calibrate [--config small] [--arch resdg20_cifar10] [--latency L --stall S]
+[--with earlier.json] [-o out/calibrate]` does all three. It never writes into the checkout by default; the calibrated parameters the demo
 and `predict` read are the shipped `sim/results/cycle_params_small.json` (`params_path`),
 replaced only by copying a new `cycle_params_<config>.json` there on purpose.
 """
@@ -261,14 +264,17 @@ def load_measurements(path) -> list[dict]:
 # ----------------------------------------------------------------------------- fit
 
 FIT_FIELDS = ("layer_overhead_cycles", "mgroup_overhead_cycles", "tile_overhead_cycles",
-              "pipeline_depth_cycles", "axi_efficiency")
+              "pipeline_depth_cycles", "prefetch_overhead_cycles", "axi_efficiency")
 
 
 def predict(rec: dict, cfg: EngineConfig, params: CycleParams) -> float:
+    """The model's cycles of a measured layer, against the memory it was measured with
+    (the record's `latency` and `stall_pct`: `CycleParams.with_memory`)."""
     d = LayerDescriptor(**rec["descriptor"])
     tiles = rec["tiles"] if d.tile_gated else None
     res = rec["res_tiles"] or None
-    return layer_cycles(d, cfg, params, tiles=tiles, res_tiles=res).total_cycles
+    mem = params.with_memory(rec.get("latency", 0), rec.get("stall_pct", 0))
+    return layer_cycles(d, cfg, mem, tiles=tiles, res_tiles=res).total_cycles
 
 
 def errors(recs: list[dict], cfg: EngineConfig, params: CycleParams) -> np.ndarray:
@@ -281,26 +287,43 @@ def _params(x: np.ndarray, base: CycleParams) -> CycleParams:
                                mgroup_overhead_cycles=int(round(max(x[1], 0))),
                                tile_overhead_cycles=int(round(max(x[2], 0))),
                                pipeline_depth_cycles=int(round(max(x[3], 0))),
-                               axi_efficiency=float(min(max(x[4], 0.05), 1.0)))
+                               prefetch_overhead_cycles=int(round(max(x[4], 0))),
+                               axi_efficiency=float(min(max(x[5], 0.05), 1.0)))
 
 
 def fit(recs: list[dict], cfg: EngineConfig, base: Optional[CycleParams] = None,
-        iters: int = 400, seed: int = 0) -> tuple[CycleParams, np.ndarray]:
-    """Minimise the worst relative error over the records (random local search on the
-    five overheads; deterministic for a seed). Returns (params, per-record errors)."""
+        iters: int = 200, seed: int = 0) -> tuple[CycleParams, np.ndarray]:
+    """Minimise the worst relative error over the records (`FIT_FIELDS`: the engine's
+    overheads and the port efficiency; the memory of each record is its own, `predict`):
+    a coordinate search with halving steps, then `iters` random local steps;
+    deterministic for a seed. Records measured against different memories (ideal and
+    latency/stall) are fitted together: one engine, several memories. Returns (params,
+    per-record errors)."""
     base = base or CycleParams()
     rng = np.random.default_rng(seed)
     x = np.array([getattr(base, f) for f in FIT_FIELDS], dtype=float)
-    scale = np.array([200.0, 20.0, 10.0, 10.0, 0.2])
+    scale = np.array([200.0, 20.0, 10.0, 10.0, 10.0, 0.2])
 
     def cost(v):
         e = errors(recs, cfg, _params(v, base))
         return float(np.max(np.abs(e))) + 0.1 * float(np.mean(np.abs(e)))
 
     best = cost(x)
-    for i in range(iters):
-        step = scale * (0.5 ** (4 * i / iters))
-        cand = x + rng.normal(0, 1, x.size) * step
+    for k in range(6):                      # coordinate search, steps halving
+        step = scale * 0.5 ** k
+        for _ in range(3):
+            moved = False
+            for i in range(x.size):
+                for sgn in (1.0, -1.0):
+                    cand = x.copy()
+                    cand[i] += sgn * step[i]
+                    c = cost(cand)
+                    if c < best:
+                        x, best, moved = cand, c, True
+            if not moved:
+                break
+    for i in range(iters):                  # random refinement
+        cand = x + rng.normal(0, 1, x.size) * scale * 0.05 * 0.5 ** (4 * i / max(iters, 1))
         c = cost(cand)
         if c < best:
             x, best = cand, c
@@ -310,13 +333,13 @@ def fit(recs: list[dict], cfg: EngineConfig, base: Optional[CycleParams] = None,
 
 def array_steps(rec: dict, cfg: EngineConfig) -> int:
     """MAC-array steps the layer needs at full utilisation: per active tile, conv pixels x
-    k^2 x ceil(n_in/Tn) x ceil(n_out/Tm) (one step per pixel and m-group for residual-only
+    the steps per pixel (`formats.mac_steps_per_pixel`: k^2 x ceil(n_in/Tn), or the im2col
+    stem's) x ceil(n_out/Tm) (one step per pixel and m-group for residual-only
     tiles). The floor of the RTL's cycles; channel counts that are not multiples of Tm/Tn
     cost steps here, not in the MAC count."""
     d = LayerDescriptor(**rec["descriptor"])
     n_groups = -(-d.n_active_out // cfg.tm)
-    n_in = max(1, -(-d.n_active_in // cfg.tn)) if d.n_active_in else 1
-    kk = d.k * d.k if d.n_active_in else 1
+    per_pixel = formats.mac_steps_per_pixel(d, cfg) or 1    # the contract's count (im2col too)
 
     def conv_pixels(t: int) -> int:
         ty, tx = divmod(t, d.grid_w)
@@ -330,7 +353,7 @@ def array_steps(rec: dict, cfg: EngineConfig) -> int:
         return c[0] * c[1]
 
     tiles = rec["tiles"] if d.tile_gated else range(d.n_tiles)
-    steps = sum(conv_pixels(int(t)) for t in tiles) * kk * n_in * n_groups
+    steps = sum(conv_pixels(int(t)) for t in tiles) * per_pixel * n_groups
     steps += sum(conv_pixels(int(t)) for t in rec["res_tiles"]) * n_groups
     return int(steps)
 
@@ -360,16 +383,41 @@ def summary(recs: list[dict], cfg: Optional[EngineConfig] = None) -> dict:
     return out
 
 
-def calibrate(recs: list[dict], cfg: EngineConfig, net: str) -> tuple[CycleParams, dict]:
-    """Fit the cycle model to measured layers; (params, report dict with per-layer errors)."""
-    params, err = fit(recs, cfg)
+def memory_tag(rec: dict) -> str:
+    """The memory a record was measured against: 'ideal' or 'lat<L>_st<S>'."""
+    lat, st = int(rec.get("latency", 0)), int(rec.get("stall_pct", 0))
+    return f"lat{lat}_st{st}" if lat or st else "ideal"
+
+
+def calibrate(recs: list[dict], cfg: EngineConfig, net: str,
+              base: Optional[CycleParams] = None) -> tuple[CycleParams, dict]:
+    """Fit the cycle model to measured layers (all memories together, `fit`); (params,
+    report dict with the per-layer errors, overall and per memory in "memories").
+    `base`: the parameters the fit starts from and keeps apart from `FIT_FIELDS` (the
+    gate/head record costs; default the shipped calibration of `cfg` if any)."""
+    if base is None and params_path(cfg).is_file():
+        base = CycleParams.load(params_path(cfg))
+    base = (base or CycleParams()).with_memory(0, 0)
+    params, err = fit(recs, cfg, base)
     worst = int(np.argmax(np.abs(err)))
+    memories = {}
+    for tag in sorted({memory_tag(r) for r in recs}):
+        idx = [i for i, r in enumerate(recs) if memory_tag(r) == tag]
+        e = err[idx]
+        w = idx[int(np.argmax(np.abs(e)))]
+        memories[tag] = {"layers": len(idx), "worst_error": float(err[w]),
+                         "worst_layer": recs[w]["name"],
+                         "mean_abs_error": float(np.mean(np.abs(e))),
+                         "within_5pct": int(np.sum(np.abs(e) <= 0.05))}
     return params, {"config": cfg.name, "net": net, "params": dataclasses.asdict(params),
                     "worst_error": float(err[worst]), "worst_layer": recs[worst]["name"],
                     "mean_abs_error": float(np.mean(np.abs(err))),
                     "within_5pct": int(np.sum(np.abs(err) <= 0.05)), "layers": len(recs),
-                    "errors": {r["name"]: float(e) for r, e in zip(recs, err)},
-                    "summary": summary(recs, cfg)}
+                    "memories": memories,
+                    "errors": {f"{r['name']}@{memory_tag(r)}": float(e)
+                               for r, e in zip(recs, err)},
+                    "summary": summary([r for r in recs if memory_tag(r) == "ideal"] or recs,
+                                       cfg)}
 
 
 def params_path(cfg: EngineConfig, folder: Path = RESULTS) -> Path:

@@ -1,25 +1,39 @@
 """Analytical cycle model of the engine (torch-free).
 
 It models the micro-architecture of docs/architecture.md: a Tm x Tn int8 MAC array, loop
-order m-group (Tm active output channels; their weights stay on chip) -> active tiles ->
-kernel positions x tile pixels x n-groups pipelined at II=1, write-back (requantize,
-residual, ReLU, sums) overlapped with the next tile, input patches and the next m-group's
-weights double-buffered against compute. Per layer, with B = DDR bytes per cycle,
-N = ceil(n_in / Tn), G = ceil(n_out / Tm), m_g = min(Tm, n_out - g*Tm):
+order m-group (Tm active output channels; their weights stay on chip) -> active tiles,
+then residual-only tiles -> kernel positions x tile pixels x n-groups pipelined at II=1,
+write-back (requantize, residual, ReLU, sums) overlapped with the next tile, input patches
+and the next m-group's weights double-buffered against compute, ALL reads through ONE read
+port (the RTL's `dg_axi_rd`: bursts of at most `max_burst_beats`, `outstanding_reads` in
+flight, in order) against a memory with `read_latency_cycles` (L) and `stall_pct` (s)
+(docs/explore.md "The cycle model's DDR terms"). Per layer, with B = port bytes per cycle,
+B' = B*(1-s), N = ceil(n_in / Tn), G = ceil(n_out / Tm), m_g = min(Tm, n_out - g*Tm):
 
     C[g,t] = tile_overhead + pipeline_depth + k*k * pix[t] * N          compute of a step
-    M[g,t] = (patch[t] * c_in_stored + opix[t] * m_g * (1 + residual)) / B   its DDR traffic
-    W[g]   = m_g * (k*k * n_in + 8) / B                                weights + params
-    group[g] = mgroup_overhead + max(sum_t max(C[g,t], M[g,t]), W[g+1])   (W[G] = 0)
-    R      = sum_r (tile_overhead + max(opix[r] * ceil(out_c/Tm), 2*opix[r]*out_c / B))
-    X      = (descriptor + work-list + sums bytes) / B
-    total  = layer_overhead + W[0] + sum_g group[g] + R + X    (0 groups if nothing active)
+    M[g,t] = (patch[t] * c_in_stored + opix[t] * m_g * (1 + residual)) / B'   port bytes
+    P[g,t] = prefetch_overhead + read_time(patch-row bursts + residual 1-beat reads)
+    S[g,t] = max(C, M, P)                      (a tile's prefetch pays the latency once;
+                                                P includes its share of the next group's
+                                                weight spans, which interleave in order)
+    R[g,r] = max(tile_overhead + max(opix[r], 2*opix[r]*m_g / B'),
+                 prefetch_overhead + read_time(residual reads))     residual-only tiles
+    W[g]   = max(bytes / B', read_time(param + weight spans))       params + weights
+    group[g] = mgroup_overhead + max(sum_t S + sum_r R,
+                                     sum_t M + sum_r 2*opix*m_g/B' + W_bytes[g+1]/B',
+                                     W[g+1])   (one port: the next weights' bytes ADD)
+    X      = (descriptor + work-list + sums bytes) / B' + L per list read
+    total  = layer_overhead + W[0] + sum_g group[g] + X    (0 groups if nothing runs)
+
+`read_time(n, b)` = max(L + n*b', L + b'*min(n, O) + (n/O - 1)^+ * (L + b')), b' =
+b/(1-s), O = outstanding_reads: n bursts of b beats issued back to back.
 
 pix[t] = conv-output pixels of tile t (edge tiles clipped; under a fused max-pool the
 (2t+1)^2 conv patch), opix[t] = its output pixels, patch[t] = input pixels of its patch
 with halo (clipped to the map; padding is generated, not loaded). R covers residual-only
-tiles. The overheads, pipeline depth and bandwidth are `CycleParams`, to be calibrated
-against the RTL (save/load as JSON).
+tiles. The overheads, pipeline depth and port efficiency are `CycleParams`, calibrated
+against the RTL with ideal memory and with latency/stalls together (dgfpga.perf.calibration;
+save/load as JSON); its memory fields are the memory's (`with_memory`), not fitted.
 
 What is priced is the engine's one schedule, never a copy of it: `network_cycles(plan,
 masks)` schedules every block with `dgfpga.runtime.scheduler.Scheduler` on the packed
@@ -43,6 +57,7 @@ import numpy as np
 
 from dgfpga.contract.engine_config import EngineConfig, default_config
 from dgfpga.errors import ConfigError
+from dgfpga.contract import formats
 from dgfpga.contract.formats import (DESCRIPTOR_BYTES, LayerDescriptor, PARAM_BYTES, SUM_BYTES,
                                      WorkList, bitmap_bytes, read_work_list)
 from dgfpga.perf.netshapes import BlockShape, NetShape, gate_macs
@@ -55,19 +70,38 @@ OBSOLETE_PARAMS = ("start_overhead_cycles", "gate_cycles_per_block")
 
 @dataclass(frozen=True)
 class CycleParams:
-    """Fixed costs of the engine, in engine clock cycles unless named otherwise."""
+    """Fixed costs of the engine, in engine clock cycles unless named otherwise, and the
+    memory it talks to (`read_latency_cycles`, `stall_pct`: what the RTL's simulation
+    memory applies with `+latency=` / `+stall=`, sim/tb/dg_axi_mem.sv)."""
     layer_overhead_cycles: int = 200     # descriptor fetch, checks, loop setup, drain
     mgroup_overhead_cycles: int = 20     # switch weight buffers, reset accumulators
     tile_overhead_cycles: int = 12       # tile address setup, first burst issue
     pipeline_depth_cycles: int = 10      # MAC pipeline fill/drain per step (no rewind)
+    prefetch_overhead_cycles: int = 5    # tile prefetch: geometry, row tables, hand-over
     axi_efficiency: float = 0.75         # fraction of the m_axi peak (axi_bytes/cycle) realised
     dram_bytes_per_s: float = 6.4e9      # DRAM limit (Ultra96-V2 LPDDR4 x32 ~8.5 GB/s peak)
     gate_fixed_cycles: float = 28.0      # gate record: dispatch, checks, hand-over (RTL fit)
     gate_stream_cycles: float = 4.0      # gate/head unit: command + first beat of a stream (RTL fit)
     head_fixed_cycles: float = 2.0       # head record: dispatch (RTL fit)
+    # -- the memory (not fitted: set to the memory the engine runs against)
+    read_latency_cycles: float = 0.0     # DDR read latency: AR accepted -> first R beat
+    stall_pct: float = 0.0               # % of cycles the memory refuses a beat (contention)
+    # -- the RTL's read master (sim/rtl/dg_axi_rd.sv, dg_engine.sv): not fitted
+    outstanding_reads: int = 8           # read bursts in flight (OUTSTANDING)
+    max_burst_beats: int = 16            # beats per read burst (MAX_BURST)
 
     def bytes_per_cycle(self, cfg: EngineConfig) -> float:
+        """Sustained port bytes per cycle with an always-ready memory."""
         return min(cfg.axi_bytes * self.axi_efficiency, self.dram_bytes_per_s / cfg.clock_hz)
+
+    def stream_bytes_per_cycle(self, cfg: EngineConfig) -> float:
+        """`bytes_per_cycle` under the memory's stalls: a stalled cycle moves no beat."""
+        return self.bytes_per_cycle(cfg) * (1.0 - self.stall_pct / 100.0)
+
+    def with_memory(self, latency: float = 0.0, stall_pct: float = 0.0) -> "CycleParams":
+        """The same engine against another memory (`+latency=`, `+stall=` of the RTL)."""
+        return dataclasses.replace(self, read_latency_cycles=float(latency),
+                                   stall_pct=float(stall_pct))
 
     def save(self, path) -> None:
         Path(path).write_text(json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n")
@@ -99,7 +133,8 @@ class LayerCycles:
 
 
 def _tile_geometry(d: LayerDescriptor):
-    """Per tile of the grid: (conv pixels, output pixels, input patch pixels)."""
+    """Per tile of the grid: (conv pixels, output pixels, input patch pixels, patch rows
+    loaded, patch row width)."""
     t = d.tile
     conv_h, conv_w = d.conv_h, d.conv_w
 
@@ -122,7 +157,9 @@ def _tile_geometry(d: LayerDescriptor):
     pix = np.outer(ch, cw).reshape(-1).astype(float)
     opix = np.outer(oh, ow).reshape(-1).astype(float)
     patch = np.outer(ih, iw).reshape(-1).astype(float)
-    return pix, opix, patch
+    rows = np.outer(ih, np.ones_like(iw)).reshape(-1).astype(float)
+    width = np.outer(np.ones_like(ih), iw).reshape(-1).astype(float)
+    return pix, opix, patch, rows, width
 
 
 def _weights(n_tiles: int, count: int, tiles: Optional[Sequence[int]]) -> np.ndarray:
@@ -135,61 +172,172 @@ def _weights(n_tiles: int, count: int, tiles: Optional[Sequence[int]]) -> np.nda
     return w
 
 
+def _mac_steps(d: LayerDescriptor, cfg: EngineConfig, pix):
+    """MAC-array steps of a tile of `pix` conv pixels for one m-group: the per-pixel step
+    count is the contract's (`formats.mac_steps_per_pixel`: k*k x n-groups, or the im2col
+    stem's ceil(k*k*C/tn)), the one the engines' loops run."""
+    return formats.mac_steps_per_pixel(d, cfg) * pix
+
+
+def _beats(nbytes, AB: int, aligned: bool):
+    """AXI beats of a read of `nbytes` (vectorised): ceil(nbytes/AB), plus on average
+    (AB-1)/AB beat when the start is not beat-aligned."""
+    b = np.ceil(np.asarray(nbytes, float) / AB)
+    return b if aligned else b + (AB - 1) / AB
+
+
+def _span_beats(stride: int, first: int, nbytes: int, AB: int) -> float:
+    """Beats of a read of `nbytes` starting at byte `first` of rows `stride` bytes long:
+    exact when the rows are beat-aligned (stride % AB == 0), else the average."""
+    if stride % AB == 0:
+        a = first % AB
+        return float((a + nbytes - 1) // AB + 1)
+    return float(_beats(nbytes, AB, False))
+
+
+def read_time(n, beats_each, p: CycleParams):
+    """Cycles from the first command to the last beat of `n` read bursts of `beats_each`
+    beats issued back to back by the RTL's read master (sim/rtl/dg_axi_rd.sv), vectorised.
+
+    The memory answers each burst `read_latency_cycles` after it takes it and returns beats
+    in order, one per cycle, a cycle refused with probability `stall_pct` (so `beats /
+    (1 - stall)` cycles a burst). At most `outstanding_reads` bursts are in flight: when
+    the latency is longer than the data of the others in flight, every further round of
+    `outstanding_reads` bursts waits for a slot and pays the latency again:
+        max(L + n*b,  L + b*min(n, O) + (n/O - 1)^+ * (L + b)),   0 for n = 0.
+    """
+    n = np.asarray(n, float)
+    L, O = float(p.read_latency_cycles), float(p.outstanding_reads)
+    b = np.asarray(beats_each, float) / (1.0 - p.stall_pct / 100.0)
+    stream = L + n * b
+    rounds = L + b * np.minimum(n, O) + np.maximum(n / O - 1.0, 0.0) * (L + b)
+    return np.where(n > 0, np.maximum(stream, rounds), 0.0)
+
+
 def layer_cycles(d: LayerDescriptor, cfg: Optional[EngineConfig] = None,
                  params: Optional[CycleParams] = None, tiles: Optional[Sequence[int]] = None,
                  res_tiles: Optional[Sequence[int]] = None, name: str = "") -> LayerCycles:
     """Cycles of one layer from its descriptor (counts) and, if given, its exact tile lists.
 
     Without tile lists the active tiles are an average tile of the grid each (exact for
-    dense layers and for grids without clipped edge tiles).
+    dense layers and for grids without clipped edge tiles). The model (module docstring):
+    per m-group, the steps of its tiles (active, then residual-only) each take the longest
+    of compute, port bytes and the prefetch of the tile (one read latency + its bursts);
+    the next group's weights share the one read port with the group's steps.
     """
     cfg = cfg or default_config()
     p = params or CycleParams()
     B = p.bytes_per_cycle(cfg)
-    pix, opix, patch = _tile_geometry(d)
+    Bs = p.stream_bytes_per_cycle(cfg)
+    L = float(p.read_latency_cycles)
+    AB = cfg.axi_bytes
+    burst = max(1, int(p.max_burst_beats))
+    pix, opix, patch, rows, width = _tile_geometry(d)
     wa = _weights(d.n_tiles, d.n_active_tiles, tiles)
     wr = _weights(d.n_tiles, d.n_res_tiles, res_tiles)
     kk = d.k * d.k
     n_in, n_out = d.n_active_in, d.n_active_out
-    N = math.ceil(n_in / cfg.tn) if n_in else 0
-    G = math.ceil(n_out / cfg.tm) if (n_out and wa.sum() > 0) else 0
+    active = wa.sum() > 0
+    G = math.ceil(n_out / cfg.tm) if (n_out and (active or wr.sum() > 0)) else 0
     res = 1 if d.residual else 0
+    # read bursts of a tile's patch: one command per loaded row, split at max_burst beats
+    row_beats = _beats(width * d.in_c_stored, AB, d.in_c_stored % AB == 0)
+    row_bursts = rows * np.ceil(row_beats / burst)
+    patch_beats = rows * row_beats
+
+    def res_cmds(m_g: int, g: int) -> float:
+        """1-beat residual reads per output pixel: the beats the group's lanes span."""
+        return _span_beats(d.out_c, g * cfg.tm, m_g, AB)
+
+    def weights(m_g: int, g: int) -> tuple:
+        """(bytes, cycles, bursts, beats) of a group's params + weights:
+        the loader's spans (one read
+        command each) against the memory, and its consumer (dg_loader.sv: params one
+        byte per cycle; up to max(Tm, Tn) lane bytes per cycle of an ic-layout span; up to
+        Tn of an oc-layout span, one byte per cycle when the input is channel-compact)."""
+        n_p, beats = m_g, float(m_g)
+        nbytes = m_g * PARAM_BYTES
+        consume = float(nbytes)
+        if active and n_in and d.im2col:            # one span per lane: its padded taps row
+            row = formats.im2col_row_bytes(d, cfg)
+            nbytes += m_g * row
+            spans, each = m_g, float(_beats(row, AB, row % AB == 0))
+            consume += spans * math.ceil(row / cfg.tn)
+            n_p += spans
+            beats += spans * each
+        elif active and n_in:
+            nbytes += m_g * kk * n_in
+            if d.weight_layout == "ic_k_k_oc":      # one span per (in-channel, position)
+                spans, each = n_in * kk, _span_beats(d.out_c, g * cfg.tm, m_g, AB)
+                consume += spans * math.ceil(m_g / max(cfg.tm, cfg.tn))
+            else:                                   # one per (lane, position): in_c bytes
+                spans, each = m_g * kk, float(_beats(d.in_c, AB, d.in_c % AB == 0))
+                consume += spans * (d.in_c if d.in_ch_gated else math.ceil(d.in_c / cfg.tn))
+            n_p += spans
+            beats += spans * each
+        if not n_p:
+            return nbytes, 0.0, 0, 0.0
+        return (nbytes, float(max(nbytes / Bs, consume, read_time(n_p, beats / n_p, p))),
+                n_p, beats)
 
     compute = 0.0
     total = float(p.layer_overhead_cycles)
     nbytes = 0.0
+    none = (0.0, 0.0, 0, 0.0)
+    w_next = weights(min(cfg.tm, n_out), 0) if G else none
+    if G:
+        total += w_next[1]                          # the first group's weights: exposed
     for g in range(G):
         m_g = min(cfg.tm, n_out - g * cfg.tm)
-        C = p.tile_overhead_cycles + p.pipeline_depth_cycles + kk * pix * N
-        step_bytes = patch * d.in_c_stored + opix * m_g * (1 + res)
-        S = np.maximum(C, step_bytes / B)
-        w_bytes = m_g * (kk * n_in + PARAM_BYTES)
-        nbytes += w_bytes + float(wa @ step_bytes)
-        compute += float(wa @ C)
-        if g == 0:
-            total += w_bytes / B
-        next_w = (min(cfg.tm, n_out - (g + 1) * cfg.tm) * (kk * n_in + PARAM_BYTES) / B
-                  if g + 1 < G else 0.0)
-        total += p.mgroup_overhead_cycles + max(float(wa @ S), next_w)
-    if wr.sum() > 0:
-        g_full = math.ceil(d.out_c / cfg.tm)
-        r_compute = opix * g_full
-        r_bytes = 2 * opix * d.out_c
-        compute += float(wr @ r_compute)
-        nbytes += float(wr @ r_bytes)
-        total += float(wr @ (p.tile_overhead_cycles + np.maximum(r_compute, r_bytes / B)))
-        nbytes += d.out_c * PARAM_BYTES
-        total += d.out_c * PARAM_BYTES / B
+        w_bytes = w_next[0]
+        w_next = (weights(min(cfg.tm, n_out - (g + 1) * cfg.tm), g + 1) if g + 1 < G
+                  else none)
+        # the next group's weight spans interleave with this group's tile prefetches on the
+        # one read master: each tile's prefetch waits, in order, for its share of them
+        n_act = float(wa.sum())
+        w_cmds = w_next[2] / n_act if n_act else 0.0
+        w_beats = w_next[3] / n_act if n_act else 0.0
+        rc = res_cmds(m_g, g)
+        steps = port = 0.0
+        if active:
+            C = p.tile_overhead_cycles + p.pipeline_depth_cycles + _mac_steps(d, cfg, pix)
+            step_bytes = patch * d.in_c_stored + opix * m_g * (1 + res)
+            cmds = row_bursts + res * opix * rc         # the tile's read bursts
+            pf = read_time(cmds + w_cmds, (patch_beats + res * opix * rc + w_beats)
+                           / np.maximum(cmds + w_cmds, 1), p)
+            S = np.maximum(np.maximum(C, step_bytes / Bs), p.prefetch_overhead_cycles + pf)
+            nbytes += float(wa @ step_bytes)
+            compute += float(wa @ C)
+            steps += float(wa @ S)
+            port += float(wa @ step_bytes) / Bs
+        if wr.sum() > 0:        # residual-only tiles: read the residual, write the output
+            r_compute = opix
+            r_bytes = 2 * opix * m_g
+            r_pf = read_time(opix * rc, 1.0, p)
+            S = np.maximum(p.tile_overhead_cycles + np.maximum(r_compute, r_bytes / Bs),
+                           p.prefetch_overhead_cycles + r_pf)
+            nbytes += float(wr @ r_bytes)
+            compute += float(wr @ r_compute)
+            steps += float(wr @ S)
+            port += float(wr @ r_bytes) / Bs
+        nbytes += w_bytes
+        # the next group's weights share the read port with this group's steps: their
+        # bytes add (and their spans delay the tiles' prefetches, above)
+        total += p.mgroup_overhead_cycles + max(steps, port + w_next[0] / Bs, w_next[1])
     extra = DESCRIPTOR_BYTES
+    reads = 1                                       # the record fetch
     if d.tile_gated:
         extra += 2 * (d.n_active_tiles + d.n_res_tiles)
+        reads += 1 + (1 if d.n_res_tiles else 0)
     extra += 2 * ((n_out if d.out_ch_gated else 0) + (n_in if d.in_ch_gated else 0))
+    reads += int(d.out_ch_gated) + int(d.in_ch_gated)
     if d.zero_halo:
         extra += bitmap_bytes(d.n_tiles)
+        reads += 1
     if d.emit_sums:
         extra += (d.n_active_tiles + d.n_res_tiles) * d.out_c_stored * SUM_BYTES
     nbytes += extra
-    total += extra / B
+    total += extra / Bs + reads * L
     macs = float(wa @ pix) * n_out * n_in * kk
     dense_macs = d.conv_h * d.conv_w * d.out_c * d.in_c * kk
     return LayerCycles(name, compute, nbytes / B, total, nbytes, macs, dense_macs)

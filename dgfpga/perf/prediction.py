@@ -28,7 +28,18 @@ from dgfpga.contract.engine_config import EngineConfig, default_config
 from dgfpga.perf.netshapes import net_shape, shape_plan
 
 __all__ = ["PAPER_TABLE3", "Prediction", "paper_configurations", "predict_masks",
-           "block_density_for_reduction"]
+           "block_density_for_reduction", "DDR_READ_LATENCY_S", "ddr_latency_cycles",
+           "ddr_params"]
+
+#: Read latency of the board's DDR as the engine's m_axi port sees it (AR accepted -> first
+#: R beat), seconds, by board. Ultra96-V2: LPDDR4-2133 x32 behind the ZU3EG's PS DDR
+#: controller, reached through an S_AXI_HP*_FPD port. An ESTIMATE, not a board measurement:
+#: the LPDDR4 read latency RL = 20 tCK at 1066 MHz (~19 ns) plus tRCD ~18 ns on a row miss,
+#: the controller's queue/scheduler and PHY (~50 ns), and the HP port's clock-domain
+#: crossing, AFI FIFOs and the FPD interconnect both ways (~100 ns): ~200 ns idle, i.e.
+#: 40 engine cycles at 200 MHz (the latency the RTL calibration also runs with). Loaded
+#: DDR (CPU traffic, refresh) is slower; give `dgfpga predict --ddr-latency` a measured figure.
+DDR_READ_LATENCY_S = {"Ultra96-V2": 200e-9}
 
 # DGNet paper, Table 3 (Ultra96): network, sparsity, theoretical MAC reduction, measured speedup
 PAPER_TABLE3 = (
@@ -58,6 +69,19 @@ class Prediction:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def ddr_latency_cycles(cfg: EngineConfig) -> int:
+    """`DDR_READ_LATENCY_S` of the config's board in its engine cycles (0: unknown board)."""
+    return int(round(DDR_READ_LATENCY_S.get(cfg.board, 0.0) * cfg.clock_hz))
+
+
+def ddr_params(params: Optional[CycleParams], cfg: EngineConfig,
+               latency: Optional[float] = None, stall_pct: float = 0.0) -> CycleParams:
+    """`params` against the board's DDR: the read latency (`latency` cycles, default
+    `ddr_latency_cycles(cfg)`) and stall percentage the cycle model then prices."""
+    p = params or CycleParams()
+    return p.with_memory(ddr_latency_cycles(cfg) if latency is None else latency, stall_pct)
 
 
 def _masks(net, d: float, seed: int) -> list[BlockMask]:

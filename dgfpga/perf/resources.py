@@ -3,8 +3,12 @@
 This is an estimate from the micro-architecture in `hls/src` (docs/hls.md), not a
 synthesis report: Vitis HLS was not run here. It counts what the C++ instantiates:
 
-- **DSP48E2**: one per int8 x (u8|s8) MAC of the TM x TN array (no two-MACs-per-DSP
-  packing); per requantizer lane a 33x31-bit product (4 DSPs) and a 9x31-bit residual
+- **DSP48E2**: one per PAIR of int8 x (u8|s8) MACs of the TM x TN array, ceil(TM/2)*TN
+  (TM*TN/2; TM = 1 uses TN half-empty ones): output lanes m, m+1 share the activation and
+  one 27x18 multiply computes both products
+  (the UltraScale+ INT8 packing, Xilinx WP486; hls/src/dg_dsp.h, sim/rtl/dg_mac_array.sv;
+  the packed operand is the DSP's pre-adder, the sign correction one bit in the adder
+  tree, counted there); per requantizer lane a 33x31-bit product (4 DSPs) and a 9x31-bit residual
   product (2 DSPs), TM/4 lanes (the write-back time-multiplexes them 4:1); a fixed
   allowance for the address multipliers of the loaders and the write-back.
 - **BRAM36**: every on-chip array after its partitioning, mapped to the cheapest BRAM18
@@ -43,6 +47,7 @@ LUT_PER_LUTRAM_BITS = 32    # one LUT6 as 64x1 RAM, x2 for the second read port
 DSP_PER_REQUANT = 4 + 2     # (acc+bias)*mult 33x31 bits + res*res_mult 9x31 bits
 REQUANT_SHARE = 4           # lanes per requantizer (hls/src/dg_types.h REQUANT_LANES)
 DSP_ADDRESSING = 24         # address multipliers of the loaders/write-back (allowance)
+MACS_PER_DSP = 2            # int8 products per DSP48E2 (lanes m, m+1 packed: dg_dsp.h)
 LUT_CONTROL = 6000          # descriptor fetch + checks, work-list checks, FSMs, counters
 FF_CONTROL = 7000
 LUT_PER_MAXI = 1400         # one m_axi adapter (64-bit address, read/write channels)
@@ -154,10 +159,13 @@ def _items(cfg: EngineConfig) -> list[Item]:
     rq = g["REQUANT_LANES"]
     log_tn = max(1, int(math.log2(tn)))
     items = [
-        Item("MAC array multipliers", dsp=tm * tn, ff=tm * tn * 18,
-             note=f"{tm}x{tn} int8 x 9-bit products, one DSP48E2 each (no packing)"),
-        Item("MAC adder trees + accumulators", lut=tm * ((tn - 1) * 20 + 32),
-             ff=tm * ((tn - 1) * 20 + 32), note=f"{tm} trees of {tn} products, 32-bit accumulators"),
+        Item("MAC array multipliers", dsp=_ceil_div(tm, MACS_PER_DSP) * tn,
+             ff=_ceil_div(tm, MACS_PER_DSP) * tn * 36,
+             note=f"{tm}x{tn} int8 x 9-bit products, {MACS_PER_DSP} per DSP48E2 "
+                  f"(lanes m, m+1 share x; 36-bit P each)"),
+        Item("MAC adder trees + accumulators", lut=tm * ((tn - 1) * 20 + 32) + tm * tn // 2,
+             ff=tm * ((tn - 1) * 20 + 32), note=f"{tm} trees of {tn} products (+ the packing's "
+                                               f"sign-correction bits), 32-bit accumulators"),
         Item("input rotator + sign extension", lut=tn * 9 * log_tn // 2 + tn * 9,
              ff=tn * 9 * 2, note=f"{tn}-byte barrel rotate out of the patch banks"),
         Item("weight ping-pong select", lut=tm * tn * 8 // 2, ff=tm * tn * 8,

@@ -69,11 +69,11 @@ class RunResult:
         return self.status == 0
 
 
-def _region_checks(d: LayerDescriptor, region_bytes: dict) -> None:
+def _region_checks(d: LayerDescriptor, region_bytes: dict, cfg: EngineConfig) -> None:
     if d.tile_gated and d.n_active_tiles > d.n_tiles:
         raise EngineError(ERR["BAD_COUNT"], FIELD_BY_NAME["n_active_tiles"].word,
                           f"n_active_tiles={d.n_active_tiles} > {d.n_tiles} tiles")
-    for region, name, off, nbytes in formats.descriptor_buffers(d):
+    for region, name, off, nbytes in formats.descriptor_buffers(d, cfg):
         if off + nbytes > region_bytes[region]:
             raise EngineError(ERR["BAD_OFFSET"], FIELD_BY_NAME[name].word,
                               f"{name}: [{off}, {off + nbytes}) outside the {region} region "
@@ -98,7 +98,7 @@ def _decode(raw: bytes, cfg: EngineConfig, region_bytes: dict) -> LayerDescripto
         d = formats.unpack_descriptor(raw, cfg)  # field ranges and consistency
     except FormatError as exc:
         raise _descriptor_fault(exc) from None
-    _region_checks(d, region_bytes)
+    _region_checks(d, region_bytes, cfg)
     return d
 
 
@@ -108,7 +108,7 @@ def _check_effective(e: LayerDescriptor, cfg: EngineConfig, region_bytes: dict) 
         formats.validate_descriptor(e, cfg)
     except FormatError as exc:
         raise _descriptor_fault(exc) from None
-    _region_checks(e, region_bytes)
+    _region_checks(e, region_bytes, cfg)
 
 
 def _record_fault(exc: FormatError) -> EngineError:
@@ -140,7 +140,7 @@ def _requant(acc: np.ndarray, mult: np.ndarray, shift: int, lo: int, hi: int,
     return np.clip((z + (np.int64(1) << np.int64(shift - 1))) >> np.int64(shift), lo, hi)
 
 
-def _run_layer(d: LayerDescriptor, regions: dict) -> int:
+def _run_layer(d: LayerDescriptor, regions: dict, cfg: EngineConfig) -> int:
     fm, wr, wk, sm = (regions[r] for r in ("fmap", "weight", "work", "sums"))
     tiles, res_tiles, outc, inc, on = _work_list(d, wk)
     # --- reads
@@ -153,8 +153,11 @@ def _run_layer(d: LayerDescriptor, regions: dict) -> int:
         pix_on = on.reshape(d.grid_h, d.grid_w).repeat(d.tile, 0).repeat(d.tile, 1)
         x *= pix_on[:d.in_h, :d.in_w, None]
     kk = d.k * d.k
-    w = formats.unpack_weights(wr[d.weight_offset:d.weight_offset + d.out_c * kk * d.in_c].tobytes(),
-                               d.out_c, d.in_c, d.k, d.weight_layout).astype(np.int64)
+    # an im2col layer's stream is [C_out][(ky, kx, c) padded to tn]: unpacked to the same
+    # weights, its sums are the same integers (the engines reduce in another order)
+    w = formats.unpack_weights(
+        wr[d.weight_offset:d.weight_offset + formats.weight_stream_bytes(d, cfg)].tobytes(),
+        d.out_c, d.in_c, d.k, d.weight_layout, tn=cfg.tn).astype(np.int64)
     bias, mult = formats.unpack_params(
         wr[d.param_offset:d.param_offset + d.out_c * formats.PARAM_BYTES].tobytes(), d.out_c)
     bias, mult = bias.astype(np.int64)[outc], mult.astype(np.int64)[outc]
@@ -341,7 +344,7 @@ def run_program(program: bytes, layer_count: int, regions: dict,
                         result.macs.append(0)
                         continue
                     _check_effective(d, cfg, sizes)
-                result.macs.append(_run_layer(d, regions))
+                result.macs.append(_run_layer(d, regions, cfg))
                 result.records.append("conv")
             elif op == prog.OP_GATE:
                 sp, ch = _run_gate(raw, cfg, regions, sizes, dense)

@@ -194,9 +194,19 @@ def program_template(d: LayerDescriptor, slots: formats.WorkSlots) -> LayerDescr
     return d.replace(**ch)
 
 
-def plan_network(qm: QModel, cfg: Optional[EngineConfig] = None) -> NetworkPlan:
-    """Lay out `qm` for engine `cfg`. Raises ConfigError when a layer does not fit."""
+def plan_network(qm: QModel, cfg: Optional[EngineConfig] = None, *,
+                 im2col: bool = True) -> NetworkPlan:
+    """Lay out `qm` for engine `cfg`. Raises ConfigError when a layer does not fit.
+
+    `im2col`: set the descriptor flag on the layers where `formats.choose_im2col` says it
+    takes fewer MAC-array steps (the stem); False lays every layer out without it."""
     cfg = cfg or default_config()
+    other = sorted({b.kind for b in qm.blocks} - {"basic"})
+    if other:
+        raise ConfigError(f"{qm.arch}: the engine runs BasicBlock networks; this model has "
+                          f"{', '.join(other)} blocks, which the quantizer and the golden model "
+                          f"support but the engine levels do not yet (run it with the golden "
+                          f"model: dgfpga qreport)")
     a = cfg.axi_bytes
     fm, wt, wk, sm = (_Allocator(r, a) for r in ("fmap", "weight", "work", "sums"))
     weights: list[tuple[int, bytes]] = []
@@ -217,8 +227,9 @@ def plan_network(qm: QModel, cfg: Optional[EngineConfig] = None) -> NetworkPlan:
         return buf
 
     def put_weights(conv: QConv, layout: str) -> tuple[int, int]:
-        w = wt.take(conv.weight.size)
-        weights.append((w.offset, formats.pack_weights(conv.weight, layout)))
+        wbytes = formats.pack_weights(conv.weight, layout, tn=cfg.tn)
+        w = wt.take(len(wbytes))
+        weights.append((w.offset, wbytes))
         p = wt.take(conv.out_channels * formats.PARAM_BYTES)
         weights.append((p.offset, formats.pack_params(conv.bias, conv.mult)))
         return w.offset, p.offset
@@ -228,20 +239,23 @@ def plan_network(qm: QModel, cfg: Optional[EngineConfig] = None) -> NetworkPlan:
                  **kw) -> LayerDescriptor:
         """Dense template of `conv` reading tensor `in_name` (or the buffer at in_offset)."""
         h, w, _ = _tensor_hwc(qm, in_name)
-        w_off, p_off = put_weights(conv, layout)
         if in_offset is None:
             in_offset = fmap_buf(in_name).offset
         if in_signed is None:
             in_signed = qm.tensors[in_name].signed
         try:
-            return formats.make_descriptor(
+            d = formats.make_descriptor(
                 k=conv.kernel, stride=conv.stride, pad=conv.pad, in_h=h, in_w=w,
                 in_c=conv.in_channels, out_c=conv.out_channels, tile=tile, maxpool=maxpool,
                 in_signed=in_signed, out_signed=conv.lo < 0, shift=conv.shift,
-                in_offset=in_offset, weight_offset=w_off, param_offset=p_off,
-                **kw)
+                in_offset=in_offset, **kw)
         except TypeError as exc:  # pragma: no cover - programming error
             raise FormatError(f"layer {conv.name}: {exc}") from None
+        # im2col where it takes fewer MAC-array steps (in practice: the few-channel stem)
+        if im2col and formats.choose_im2col(d, cfg):
+            d, layout = d.replace(im2col=True), "im2col"
+        w_off, p_off = put_weights(conv, layout)
+        return d.replace(weight_offset=w_off, param_offset=p_off)
 
     if not qm.blocks:
         raise FormatError("quantized model has no blocks: nothing for the engine to gate")

@@ -233,6 +233,7 @@ constexpr Field out_ch_gated = {1, 9, 1};  // output fm is compact: n_active_out
 constexpr Field zero_halo = {1, 10, 1};  // input pixels in tiles whose bitmap bit is 0 read as zero (needs tile_gated and in_h, in_w = out_h, out_w)
 constexpr Field in_place = {1, 11, 1};  // output aliases the residual (identity block): tiles not listed are left as they are
 constexpr Field from_gate = {1, 12, 1};  // counts from the last gate record of this start (program.effective_descriptor; needs tile_gated)
+constexpr Field im2col = {1, 13, 1};  // reduce over the flattened (ky, kx, c) taps, tn per array step (mac_steps_per_pixel; weights [C_out][k*k*C_in padded to tn]); needs k > 1, no in_ch_gated, no zero_halo and the im2col buffer bounds (im2col_fit_problems)
 constexpr Field shift = {1, 16, 5};  // requantization right shift, 0..31
 constexpr Field in_h = {2, 0, 16};  // input height, pixels
 constexpr Field in_w = {2, 16, 16};  // input width, pixels
@@ -280,6 +281,7 @@ constexpr Field ALL_FIELDS[] = {
     zero_halo,
     in_place,
     from_gate,
+    im2col,
     shift,
     in_h,
     in_w,
@@ -330,33 +332,34 @@ enum FieldNo : uint32_t {
     F_ZERO_HALO = 16,
     F_IN_PLACE = 17,
     F_FROM_GATE = 18,
-    F_SHIFT = 19,
-    F_IN_H = 20,
-    F_IN_W = 21,
-    F_OUT_H = 22,
-    F_OUT_W = 23,
-    F_IN_C = 24,
-    F_OUT_C = 25,
-    F_TILE = 26,
-    F_GRID_H = 27,
-    F_GRID_W = 28,
-    F_N_ACTIVE_TILES = 29,
-    F_N_RES_TILES = 30,
-    F_N_ACTIVE_OUT = 31,
-    F_N_ACTIVE_IN = 32,
-    F_RES_MULT = 33,
-    F_IN_OFFSET = 34,
-    F_OUT_OFFSET = 35,
-    F_RES_OFFSET = 36,
-    F_WEIGHT_OFFSET = 37,
-    F_PARAM_OFFSET = 38,
-    F_TILE_LIST_OFFSET = 39,
-    F_RES_TILE_LIST_OFFSET = 40,
-    F_OUT_CH_LIST_OFFSET = 41,
-    F_IN_CH_LIST_OFFSET = 42,
-    F_BITMAP_OFFSET = 43,
-    F_SUMS_OFFSET = 44,
-    F_COUNT = 45
+    F_IM2COL = 19,
+    F_SHIFT = 20,
+    F_IN_H = 21,
+    F_IN_W = 22,
+    F_OUT_H = 23,
+    F_OUT_W = 24,
+    F_IN_C = 25,
+    F_OUT_C = 26,
+    F_TILE = 27,
+    F_GRID_H = 28,
+    F_GRID_W = 29,
+    F_N_ACTIVE_TILES = 30,
+    F_N_RES_TILES = 31,
+    F_N_ACTIVE_OUT = 32,
+    F_N_ACTIVE_IN = 33,
+    F_RES_MULT = 34,
+    F_IN_OFFSET = 35,
+    F_OUT_OFFSET = 36,
+    F_RES_OFFSET = 37,
+    F_WEIGHT_OFFSET = 38,
+    F_PARAM_OFFSET = 39,
+    F_TILE_LIST_OFFSET = 40,
+    F_RES_TILE_LIST_OFFSET = 41,
+    F_OUT_CH_LIST_OFFSET = 42,
+    F_IN_CH_LIST_OFFSET = 43,
+    F_BITMAP_OFFSET = 44,
+    F_SUMS_OFFSET = 45,
+    F_COUNT = 46
 };
 static_assert(F_COUNT == N_FIELDS, "one number per field");
 
@@ -382,6 +385,7 @@ constexpr uint32_t FIELD_ERROR[F_COUNT] = {
     err::BAD_FLAGS,  // zero_halo
     err::BAD_FLAGS,  // in_place
     err::BAD_FLAGS,  // from_gate
+    err::BAD_FLAGS,  // im2col
     err::BAD_OP,  // shift
     err::BAD_SHAPE,  // in_h
     err::BAD_SHAPE,  // in_w

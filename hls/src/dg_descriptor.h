@@ -60,6 +60,7 @@ inline void decode_descriptor(const u32 w[desc::WORDS], Layer &L) {
     L.zero_halo = field(w, desc::zero_halo);
     L.in_place = field(w, desc::in_place);
     L.from_gate = field(w, desc::from_gate);
+    L.im2col = field(w, desc::im2col);
     L.shift = field(w, desc::shift);
     L.in_h = field(w, desc::in_h);
     L.in_w = field(w, desc::in_w);
@@ -93,8 +94,38 @@ inline void decode_descriptor(const u32 w[desc::WORDS], Layer &L) {
     L.kk = L.k * L.k;
     L.ngi = ceil_div(L.in_c_stored, TN);
     L.w_ic_major = L.in_ch_gated && !L.out_ch_gated;
+    L.kc = L.k * L.in_c;
+    L.kkc = L.kk * L.in_c;
+    // formats.mac_steps_per_pixel (0 when no input channel is active)
+    L.steps = L.n_active_in == 0 ? 0 : (L.im2col ? ceil_div(L.kkc, TN) : L.kk * L.ngi);
+    L.pitch = 0;   // per patch (load_patch / im2col_pitch), once the checks passed
+    L.i2c_qa = L.kc ? TN / L.kc : 0;
+    L.i2c_ra = L.kc ? TN % L.kc : 0;
     L.conv_h = 0;
     L.conv_w = 0;
+}
+
+// Bytes per output channel of an im2col weight stream (formats.im2col_row_bytes).
+inline u32 im2col_row_bytes(const Layer &L) {
+#pragma HLS INLINE
+    return ceil_div(L.kkc, TN) * TN;
+}
+
+// Patch side of a full tile (formats.input_patch_side).
+inline u64 full_patch_side(const Layer &L) {
+#pragma HLS INLINE
+    const u64 cts = L.maxpool ? 2 * L.tile + 1 : L.tile;
+    return (cts - 1) * L.stride + L.k;
+}
+
+// Patch buffer bytes per patch row of an im2col layer (formats.im2col_row_pitch): a row
+// plus two AXI beats, rounded so that pitch = k*in_c (mod the bank bytes): the TN taps of
+// one MAC step then sit in TN consecutive banks whatever patch rows they span.
+inline u32 im2col_pitch(const Layer &L) {
+#pragma HLS INLINE
+    const u32 nb = TN > AXI_BYTES ? TN : AXI_BYTES;
+    const u32 p = (u32)full_patch_side(L) * L.in_c + 2 * AXI_BYTES;
+    return p + ((L.kc + nb - p % nb) % nb);
 }
 
 // One buffer a layer uses: region (0 fmap, 1 weight, 2 work, 3 sums), offset field, size.
@@ -115,7 +146,8 @@ inline void layer_buffers(const Layer &L, Buffer b[N_BUFFERS]) {
     b[0] = {0, desc::F_IN_OFFSET, L.in_offset, (u64)L.in_h * L.in_w * L.in_c_stored, true};
     b[1] = {0, desc::F_OUT_OFFSET, L.out_offset, out_px * L.out_c_stored, true};
     b[2] = {0, desc::F_RES_OFFSET, L.res_offset, out_px * L.out_c, L.residual};
-    b[3] = {1, desc::F_WEIGHT_OFFSET, L.weight_offset, (u64)L.out_c * kk * L.in_c, true};
+    const u64 wrow = L.im2col ? (u64)im2col_row_bytes(L) : kk * L.in_c;   // formats.weight_stream_bytes
+    b[3] = {1, desc::F_WEIGHT_OFFSET, L.weight_offset, (u64)L.out_c * wrow, true};
     b[4] = {1, desc::F_PARAM_OFFSET, L.param_offset, (u64)L.out_c * fmt::PARAM_BYTES, true};
     b[5] = {2, desc::F_TILE_LIST_OFFSET, L.tile_list_offset, 2ull * L.n_active_tiles, L.tile_gated};
     // a from_gate template carries the slot of its residual-only list (up to every tile)
@@ -172,6 +204,15 @@ inline DescCheck check_fit(const Layer &L) {
     if (side * side * L.in_c_stored > config::fit_ifm_patch_bytes)
         return {err::NO_FIT, word_of(desc::F_TILE)};
     if ((u64)TM * cts * cts * 4 > config::fit_acc_bytes) return {err::NO_FIT, word_of(desc::F_TILE)};
+    return {err::OK, 0};
+}
+
+// The im2col buffer bounds (formats.im2col_fit_problems): BAD_FLAGS at the im2col word.
+inline DescCheck check_im2col_fit(const Layer &L) {
+    if (!L.im2col) return {err::OK, 0};
+    if ((u64)TM * im2col_row_bytes(L) > config::fit_weight_group_bytes ||
+        full_patch_side(L) * im2col_pitch(L) + AXI_BYTES > config::fit_ifm_patch_bytes)
+        return fault(desc::F_IM2COL);
     return {err::OK, 0};
 }
 
@@ -242,6 +283,7 @@ inline DescCheck check_descriptor(const u32 w[desc::WORDS], Layer &L, const Regi
         if (!L.tile_gated) return fault(desc::F_FROM_GATE);
         if (L.n_res_tiles) return fault(desc::F_N_RES_TILES);
     }
+    if (L.im2col && (L.k == 1 || L.in_ch_gated || L.zero_halo)) return fault(desc::F_IM2COL);
     // tiles and counts
     if (L.tile < 1 || L.tile > MAX_TILE) return fault(desc::F_TILE);
     if (L.grid_h != ceil_div(L.out_h, L.tile) || L.grid_h > config::max_grid) return fault(desc::F_GRID_H);
@@ -277,6 +319,9 @@ inline DescCheck check_descriptor(const u32 w[desc::WORDS], Layer &L, const Regi
         return fault(desc::F_OUT_OFFSET);
     const DescCheck fit = check_fit(L);
     if (fit.code) return fit;
+    const DescCheck fit2 = check_im2col_fit(L);
+    if (fit2.code) return fit2;
+    L.pitch = L.im2col ? im2col_pitch(L) : 0;
     // every buffer inside its region (the *_bytes registers)
     const u32 region_bytes[4] = {R.fmap, R.weight, R.work, R.sums};
     for (u32 j = 0; j < N_BUFFERS; j++) {

@@ -9,7 +9,10 @@
 //
 // On chip the bytes are packed densely, position = patch pixel * n + channel, over TN
 // cyclic banks: TN consecutive positions (one channel group of one pixel) hit each bank
-// once, so the loader writes and the MAC array reads TN bytes per cycle.
+// once, so the loader writes and the MAC array reads TN bytes per cycle. An im2col layer
+// stores patch row r at r * L.pitch instead of r * sw * n (formats.im2col_row_pitch:
+// pitch = k*n mod the bank count), so the TN flattened (ky, kx, c) taps of one MAC step,
+// which continue from one patch row into the next, still hit TN different banks.
 #ifndef DG_PATCH_H
 #define DG_PATCH_H
 
@@ -39,7 +42,7 @@ rows:
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_PATCH_SIDE
         const int iy = g.iy0 + r;
         const bool row_in = iy >= 0 && iy < (int)L.in_h;
-        const u32 pix_row = (u32)r * (u32)g.sw;
+        const u32 row_base = L.im2col ? (u32)r * L.pitch : (u32)r * (u32)g.sw * n;
         const u32 src_row = L.in_offset + (row_in ? (u32)iy * row_bytes : 0);
         // tile of the current column, tracked incrementally (no divider in the pipeline)
         const u32 ty = row_in ? (u32)iy / L.tile : 0;
@@ -52,7 +55,7 @@ rows:
             const int ix = g.ix0 + (int)c;
             bool on = row_in && ix >= 0 && ix < (int)L.in_w;
             if (on && L.zero_halo) on = tile_bit(L, W, ty, tx);
-            const u32 pos0 = (pix_row + c) * n + cb * TN;
+            const u32 pos0 = row_base + c * n + cb * TN;
             const u32 src = src_row + (on ? (u32)ix * n : 0) + cb * TN;
             for (u32 j = 0; j < TN; j++) {
 #pragma HLS UNROLL

@@ -121,6 +121,12 @@ struct Layer {
     // derived
     u32 conv_h, conv_w, n_tiles, in_c_stored, out_c_stored, kk, ngi;
     bool w_ic_major;   // weight layout [C_in][k][k][C_out] (conv2) else [C_out][k][k][C_in]
+    bool im2col;       // reduce over the flattened (ky, kx, c) taps (formats im2col flag)
+    u32 kc;            // k * in_c: flattened taps of one kernel row (im2col)
+    u32 kkc;           // k * k * in_c: flattened taps of the kernel (im2col)
+    u32 steps;         // MAC-array steps per conv pixel (formats.mac_steps_per_pixel)
+    u32 pitch;         // patch buffer bytes per patch row (formats.im2col_row_pitch if im2col)
+    u32 i2c_qa, i2c_ra;   // TN / kc, TN % kc: advance of lane 0's tap per MAC step (im2col)
 };
 
 // The work list of one layer, on chip (validated before anything is written).

@@ -7,7 +7,8 @@
 // the m-group takes TM consecutive bytes per kernel position). On chip: lane m, word
 // r = kpos * ngi + n-group, byte j = channel n-group*TN + j of the stored input, zero for
 // channels past n_active_in and for lanes past the group's channels (so padded lanes and
-// channels add nothing).
+// channels add nothing). An im2col layer's stream is [C_out][k*k*C_in padded to TN]
+// (formats.pack_weights 'im2col'): lane m's word r is bytes r*TN .. r*TN+TN-1 of its row.
 #ifndef DG_WEIGHTS_H
 #define DG_WEIGHTS_H
 
@@ -22,7 +23,27 @@ typedef s8 WeightBufs[2][TM][TN][W_DEPTH];
 inline u64 load_weight_group(const u8 *wmem, const Layer &L, const WorkList &W, u32 group,
                              WeightBufs wbuf, u32 sel) {
     const u32 n_in = L.n_active_in;
-    const u32 words = L.kk * L.ngi;
+    const u32 words = L.steps;
+    if (L.im2col) {
+        // per lane: one burst of the output channel's padded row of flattened taps
+        const u32 row = words * TN;
+    lanes_i2c:
+        for (u32 m = 0; m < TM; m++) {
+            const u32 pos = group * TM + m;
+            const bool lane_on = pos < L.n_active_out;
+            const u32 base = L.weight_offset + (lane_on ? W.out_ch[pos] : 0) * row;
+        words_i2c:
+            for (u32 r = 0; r < words; r++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = TC_MAC_STEPS
+#pragma HLS PIPELINE II = 1
+                for (u32 j = 0; j < TN; j++) {
+#pragma HLS UNROLL
+                    wbuf[sel][m][j][r] = lane_on ? (s8)wmem[base + r * TN + j] : (s8)0;
+                }
+            }
+        }
+        return (u64)TM * words + CYC_AXI_LATENCY;
+    }
     if (!L.w_ic_major) {
         // per lane: one burst of k*k*C_in bytes (gathered by the in-channel list if gated)
     lanes_oc:

@@ -9,6 +9,13 @@
 // residual-only, tile-last, pixel, residual bytes) go to the write-back, which also gets
 // the tile's record when it starts; `tile_done` frees the tile's half for the loader.
 // The write-back queue level throttles the issue (no result is ever dropped).
+// An im2col layer (formats im2col flag) walks, per conv pixel, S = ceil(k*k*C/Tn) steps of
+// Tn flattened (ky, kx, c) taps instead: lane i of step r takes tap f = r*Tn + i, i.e.
+// byte o = f mod (k*C) of patch row py*s + f div (k*C), at px*s*C + o. The loader stores
+// patch rows at a pitch = k*C (mod NB), so lane i's byte is at A + i + m_i*(pitch - k*C)
+// (A: lane 0's byte, m_i: the rows lane i is past lane 0's): bank (A + i) mod NB, as for
+// a 1x1 conv, plus m_i*(pitch - k*C)/NB rows in that bank (c1_badd). A lane reads zero past
+// the taps, in a row outside the input (row_ok) or outside the loaded bytes [t_lo, t_hi).
 module dg_compute
     import dg_pkg::*;
 (
@@ -34,6 +41,7 @@ module dg_compute
     input  wire                         col_ok [2][PMAX],
     input  wire [7:0]                   col_t [2][PMAX],
     input  wire                         col_tv [2][PMAX],
+    input  wire [15:0]                  t_lo [2], t_hi [2],
     input  wire [15:0]                  bk_grp [2],
     input  wire [1:0]                   bk_ready,
     output logic                        cp_h,          // half being computed
@@ -41,6 +49,7 @@ module dg_compute
     // buffer reads (c1) and data (c2)
     output logic                        c1_v,
     output logic [IAW-1:0]              c1_addr,
+    output logic [IAW-1:0]              c1_badd [NB],
     output logic                        c1_gb,
     output logic [WAW-1:0]              c1_wa,
     output logic [RAW-1:0]              c1_rbaddr,
@@ -66,6 +75,7 @@ module dg_compute
     logic [7:0] cp_py, cp_px, cp_ky, cp_kx;
     logic [15:0] cp_ng;
     logic [WAW-1:0] cp_wa;
+    logic [15:0] cp_o0, cp_ky0;    // im2col: lane 0's tap = byte cp_o0 of kernel row cp_ky0
     logic cp_res_only;
     logic cp_gb;                   // weight/param bank of the tile's group
     logic [7:0] cp_ny, cp_nx;      // loop extents (conv tile or output tile)
@@ -87,11 +97,12 @@ module dg_compute
 
     // ------------------------------------------------------------------ compute tile start
     // a tile in half h can start when it is complete, its group's bank is loaded, the
-    // write-back can take its record, and (max-pool) the previous tile is pooled
+    // write-back can take its record, and (max-pool) a pool half is free (wb_busy: the
+    // tile before the previous one is still being pooled)
     logic [1:0] cp_can_start;
     always_comb begin
         for (int h = 0; h < 2; h++)
-            cp_can_start[h] = full[h] && tr_in_ready && !(L.maxpool && (wb_busy || cp_state == CP_RUN))
+            cp_can_start[h] = full[h] && tr_in_ready && !(L.maxpool && wb_busy)
                               && bk_ready[t_g[h][0]] && bk_grp[t_g[h][0]] == t_g[h];
     end
     task automatic cp_start(input logic h);
@@ -105,6 +116,8 @@ module dg_compute
         cp_kx <= 8'd0;
         cp_ng <= 16'd0;
         cp_wa <= '0;
+        cp_o0 <= 16'd0;
+        cp_ky0 <= 16'd0;
         tr_push <= 1'b1;
         tr_in <= {t_g[h][0], t_glast[h], t_idx[h], t_o0y[h], t_o0x[h], t_cy0[h], t_cx0[h],
                   t_oh[h], t_ow[h], t_chy[h], t_chw[h]};
@@ -118,16 +131,43 @@ module dg_compute
     wire [$clog2(PMAX)-1:0] cp_ci = $clog2(PMAX)'(cp_c);
     wire [15:0] cp_bit = row_tb[cp_h][cp_ri] + 16'(col_t[cp_h][cp_ci]);
     wire cp_halo_ok = !L.zero_halo || (row_tv[cp_h][cp_ri] && col_tv[cp_h][cp_ci] && bitmap[I_MAX_TILES'(cp_bit)]);
-    wire cp_ok = !cp_res_only && !L_no_mac && row_ok[cp_h][cp_ri] && col_ok[cp_h][cp_ci] && cp_halo_ok;
-    wire [IAW-1:0] cp_addr = IAW'(32'(cp_h) * IHALF) + rowbase[cp_h][cp_ri] + colbyte[cp_h][cp_ci] + IAW'(32'(cp_ng) * DG_TN);
-    wire cp_first = cp_res_only || L_no_mac || (cp_ky == 0 && cp_kx == 0 && cp_ng == 0);
-    wire cp_last = cp_res_only || L_no_mac || (cp_ky == 8'(L.k) - 8'd1 && cp_kx == 8'(L.k) - 8'd1 && cp_ng == L.N - 16'd1);
+    // im2col: lane 0's patch row and byte (rows hold patch column 0 at rowbase)
+    wire [15:0] i2c_r0 = 16'(32'(cp_py) * 32'(L.stride) + 32'(cp_ky0));
+    wire [31:0] i2c_cb = 32'(cp_px) * 32'(L.stride) * 32'(L.cin_st);
+    wire [IAW-1:0] i2c_addr = IAW'(32'(cp_h) * IHALF) + rowbase[cp_h][$clog2(PMAX)'(i2c_r0)]
+                              + IAW'(i2c_cb + 32'(cp_o0));
+    logic [DG_TN-1:0] i2c_lane;
+    logic [IAW-1:0] i2c_badd [NB];
+    always_comb begin
+        for (int b = 0; b < NB; b++) i2c_badd[b] = '0;
+        for (int i = 0; i < DG_TN; i++) begin
+            logic [31:0] t, m, o, row, w;
+            logic fv, rv, cv;
+            t = 32'(cp_o0) + 32'(i);
+            m = 32'd0;                            // kernel rows past lane 0's: t div kc
+            for (int q = 1; q <= DG_TN; q++) if (t >= 32'(q) * 32'(L.kc)) m = 32'(q);
+            o = t - m * 32'(L.kc);
+            fv = 32'(cp_wa) * DG_TN + 32'(i) < 32'(L.kkc);
+            row = 32'(i2c_r0) + m;
+            rv = fv && row < PMAX && row_ok[cp_h][$clog2(PMAX)'(row)];
+            w = i2c_cb + o;
+            cv = w >= 32'(t_lo[cp_h]) && w < 32'(t_hi[cp_h]);
+            i2c_lane[i] = fv && rv && cv;
+            i2c_badd[(32'(i2c_addr) + 32'(i)) % NB] = IAW'(m * 32'(L.i2c_dq));
+        end
+    end
+    wire cp_ok = !cp_res_only && !L_no_mac && (L.im2col || (row_ok[cp_h][cp_ri] && col_ok[cp_h][cp_ci] && cp_halo_ok));
+    wire [IAW-1:0] cp_addr = L.im2col ? i2c_addr
+                           : IAW'(32'(cp_h) * IHALF) + rowbase[cp_h][cp_ri] + colbyte[cp_h][cp_ci] + IAW'(32'(cp_ng) * DG_TN);
+    wire cp_first = cp_res_only || L_no_mac || (L.im2col ? cp_wa == '0 : (cp_ky == 0 && cp_kx == 0 && cp_ng == 0));
+    wire cp_last = cp_res_only || L_no_mac || (L.im2col ? 32'(cp_wa) + 32'd1 == 32'(L.S)
+                   : (cp_ky == 8'(L.k) - 8'd1 && cp_kx == 8'(L.k) - 8'd1 && cp_ng == L.N - 16'd1));
     wire cp_tlast = cp_last && cp_py == cp_ny - 8'd1 && cp_px == cp_nx - 8'd1;
     wire cp_stall = 32'(wbq_count) + 32'(inflight) >= WBQ_DEPTH - 2;
     wire cp_issue = cp_state == CP_RUN && !cp_stall;
     logic [DG_TN-1:0] cp_lane;
     always_comb begin
-        for (int i = 0; i < DG_TN; i++) cp_lane[i] = 32'(cp_ng) * DG_TN + i < 32'(L.n_in);
+        for (int i = 0; i < DG_TN; i++) cp_lane[i] = L.im2col ? i2c_lane[i] : 32'(cp_ng) * DG_TN + i < 32'(L.n_in);
     end
 
     always_comb begin
@@ -152,6 +192,7 @@ module dg_compute
         c1_ok <= cp_ok;
         c1_lane <= cp_lane;
         c1_addr <= cp_addr;
+        for (int b = 0; b < NB; b++) c1_badd[b] <= L.im2col ? i2c_badd[b] : '0;
         c1_wa <= WAW'(cp_wa);
         c1_rbaddr <= $clog2(2*RPIX)'(32'(cp_h) * RPIX + 32'(cp_py) * 32'(t_ow[cp_h]) + 32'(cp_px));
         c1_res_only <= cp_res_only;
@@ -185,6 +226,8 @@ module dg_compute
                             cp_kx <= 8'd0;
                             cp_ng <= 16'd0;
                             cp_wa <= '0;
+                            cp_o0 <= 16'd0;
+                            cp_ky0 <= 16'd0;
                             if (cp_px + 8'd1 == cp_nx) begin
                                 cp_px <= 8'd0;
                                 cp_py <= cp_py + 8'd1;
@@ -199,7 +242,16 @@ module dg_compute
                             end else cp_px <= cp_px + 8'd1;
                         end else begin
                             cp_wa <= cp_wa + 1'b1;
-                            if (cp_ng + 16'd1 == L.N) begin
+                            if (L.im2col) begin
+                                // next step: lane 0's tap advances by Tn = qa*kc + ra
+                                if (32'(cp_o0) + 32'(L.i2c_ra) >= 32'(L.kc)) begin
+                                    cp_o0 <= 16'(32'(cp_o0) + 32'(L.i2c_ra) - 32'(L.kc));
+                                    cp_ky0 <= cp_ky0 + L.i2c_qa + 16'd1;
+                                end else begin
+                                    cp_o0 <= cp_o0 + L.i2c_ra;
+                                    cp_ky0 <= cp_ky0 + L.i2c_qa;
+                                end
+                            end else if (cp_ng + 16'd1 == L.N) begin
                                 cp_ng <= 16'd0;
                                 if (cp_kx + 8'd1 == 8'(L.k)) begin
                                     cp_kx <= 8'd0;

@@ -41,6 +41,7 @@ module dg_desc_check
     wire        zero_halo = `DG_DESC(desc, ZERO_HALO);
     wire        in_place = `DG_DESC(desc, IN_PLACE);
     wire        from_gate = `DG_DESC(desc, FROM_GATE);
+    wire        im2col = `DG_DESC(desc, IM2COL);
     wire [DG_DESC_SHIFT_WIDTH-1:0]   shift = `DG_DESC(desc, SHIFT);
     wire [DG_DESC_IN_H_WIDTH-1:0]    in_h = `DG_DESC(desc, IN_H);
     wire [DG_DESC_IN_W_WIDTH-1:0]    in_w = `DG_DESC(desc, IN_W);
@@ -67,7 +68,7 @@ module dg_desc_check
         `DG_USE(MAGIC) `DG_USE(VERSION) `DG_USE(OP) `DG_USE(K) `DG_USE(STRIDE) `DG_USE(PAD)
         `DG_USE(IN_SIGNED) `DG_USE(OUT_SIGNED) `DG_USE(RELU) `DG_USE(RESIDUAL) `DG_USE(RES_SIGNED)
         `DG_USE(MAXPOOL) `DG_USE(EMIT_SUMS) `DG_USE(TILE_GATED) `DG_USE(IN_CH_GATED)
-        `DG_USE(OUT_CH_GATED) `DG_USE(ZERO_HALO) `DG_USE(IN_PLACE) `DG_USE(FROM_GATE) `DG_USE(SHIFT)
+        `DG_USE(OUT_CH_GATED) `DG_USE(ZERO_HALO) `DG_USE(IN_PLACE) `DG_USE(FROM_GATE) `DG_USE(IM2COL) `DG_USE(SHIFT)
         `DG_USE(IN_H) `DG_USE(IN_W) `DG_USE(OUT_H) `DG_USE(OUT_W) `DG_USE(IN_C) `DG_USE(OUT_C)
         `DG_USE(TILE) `DG_USE(GRID_H) `DG_USE(GRID_W) `DG_USE(N_ACTIVE_TILES) `DG_USE(N_RES_TILES)
         `DG_USE(N_ACTIVE_OUT) `DG_USE(N_ACTIVE_IN) `DG_USE(RES_MULT) `DG_USE(IN_OFFSET)
@@ -107,6 +108,12 @@ module dg_desc_check
     wire [63:0] bitmap_bytes = BW / 64'd8 * ((n_tiles + BW - 64'd1) / BW);
     wire [63:0] ct = maxpool ? 64'd2 * 64'(tile) + 64'd1 : 64'(tile);
     wire [63:0] patch_side = (ct - 64'd1) * 64'(stride) + 64'(k);
+    // im2col (formats.im2col_row_bytes, im2col_row_pitch, im2col_fit_problems)
+    wire [63:0] i2c_kc = 64'(k) * 64'(in_c);
+    wire [63:0] i2c_kp = ((kk * 64'(in_c) + 64'(DG_TN - 1)) >> TNL) << TNL;
+    wire [63:0] i2c_p0 = patch_side * 64'(in_c) + 64'(2 * AB);
+    wire [63:0] i2c_pitch = i2c_p0 + ((i2c_kc - i2c_p0) & 64'(NB - 1));
+    wire [63:0] w_bytes = im2col ? 64'(out_c) * i2c_kp : 64'(out_c) * kk * 64'(in_c);
 
     // buffers: descriptor_buffers order; region 0 fmap, 1 weight, 2 work, 3 sums
     localparam int NBUF = 11;
@@ -123,7 +130,7 @@ module dg_desc_check
                  res_off, 32'(`DG_DESC(desc, TILE_LIST_OFFSET)), 32'(`DG_DESC(desc, RES_TILE_LIST_OFFSET)),
                  32'(`DG_DESC(desc, OUT_CH_LIST_OFFSET)), 32'(`DG_DESC(desc, IN_CH_LIST_OFFSET)),
                  32'(`DG_DESC(desc, BITMAP_OFFSET)), 32'(`DG_DESC(desc, SUMS_OFFSET))};
-        bsize = '{in_bytes, out_bytes, 64'(out_c) * kk * 64'(in_c), 64'(out_c) * 64'(DG_PARAM_BYTES), res_bytes,
+        bsize = '{in_bytes, out_bytes, w_bytes, 64'(out_c) * 64'(DG_PARAM_BYTES), res_bytes,
                   LE * 64'(n_act), LE * ((n_res != 16'd0) ? 64'(n_res) : n_tiles), LE * 64'(n_out), LE * 64'(n_in),
                   bitmap_bytes, n_tiles * out_c_st * 64'(DG_SUM_BYTES)};
         bregion = '{2'd0, 2'd0, 2'd1, 2'd1, 2'd0, 2'd2, 2'd2, 2'd2, 2'd2, 2'd2, 2'd3};
@@ -182,6 +189,7 @@ module dg_desc_check
         `DG_FAIL(in_place && n_res != 0, DG_DESC_N_RES_TILES_ERR, DG_DESC_N_RES_TILES_WORD)
         `DG_FAIL(from_gate && !tile_gated, DG_DESC_FROM_GATE_ERR, DG_DESC_FROM_GATE_WORD)
         `DG_FAIL(from_gate && n_res != 0, DG_DESC_N_RES_TILES_ERR, DG_DESC_N_RES_TILES_WORD)
+        `DG_FAIL(im2col && (32'(k) == 32'd1 || in_ch_gated || zero_halo), DG_DESC_IM2COL_ERR, DG_DESC_IM2COL_WORD)
         `DG_FAIL(tile == 0 || 32'(tile) > DG_MAX_TILE, DG_DESC_TILE_ERR, DG_DESC_TILE_WORD)
         `DG_FAIL(grid_h == 0 || 32'(grid_h - 8'd1) * 32'(tile) >= 32'(out_h)
                  || 32'(grid_h) * 32'(tile) < 32'(out_h), DG_DESC_GRID_H_ERR, DG_DESC_GRID_H_WORD)
@@ -212,6 +220,10 @@ module dg_desc_check
         `DG_FAIL(64'(DG_TM) * kk * 64'(n_in) > 64'(DG_FIT_WEIGHT_GROUP_BYTES), DG_ERR_NO_FIT, DG_DESC_TILE_WORD)
         `DG_FAIL(patch_side * patch_side * in_c_st > 64'(DG_FIT_IFM_PATCH_BYTES), DG_ERR_NO_FIT, DG_DESC_TILE_WORD)
         `DG_FAIL(64'(DG_TM) * ct * ct * 64'(DG_ACC_BITS / 8) > 64'(DG_FIT_ACC_BYTES), DG_ERR_NO_FIT, DG_DESC_TILE_WORD)
+        // the im2col buffer bounds: BAD_FLAGS at the flag (the layer fits without it)
+        `DG_FAIL(im2col && (64'(DG_TM) * i2c_kp > 64'(DG_FIT_WEIGHT_GROUP_BYTES)
+                            || patch_side * i2c_pitch + 64'(AB) > 64'(DG_FIT_IFM_PATCH_BYTES)),
+                 DG_DESC_IM2COL_ERR, DG_DESC_IM2COL_WORD)
         for (int b = 0; b < NBUF; b++) begin
             case (bregion[b])
                 2'd0: region_size = 64'(fmap_bytes);

@@ -258,7 +258,9 @@ module dg_engine
     logic           col_ok [2][PMAX];
     logic [7:0]     col_t [2][PMAX];
     logic           col_tv [2][PMAX];
+    logic [15:0]    t_lo [2], t_hi [2];
     wire [IAW-1:0] c1_addr;
+    logic [IAW-1:0] c1_badd [NB];
     wire c1_gb, c1_v, c2_v;
     wire [WAW-1:0] c1_wa;
     wire [RAW-1:0] c1_rbaddr;
@@ -277,8 +279,8 @@ module dg_engine
         .t_idx(t_idx), .t_o0y(t_o0y), .t_o0x(t_o0x), .t_cy0(t_cy0), .t_cx0(t_cx0), .t_oh(t_oh),
         .t_ow(t_ow), .t_chy(t_chy), .t_chw(t_chw), .t_res_only(t_res_only), .t_g(t_g),
         .t_glast(t_glast), .rowbase(rowbase), .row_ok(row_ok), .row_tb(row_tb), .row_tv(row_tv),
-        .colbyte(colbyte), .col_ok(col_ok), .col_t(col_t), .col_tv(col_tv), .pf_idle(pf_idle),
-        .c1_addr(c1_addr), .c1_gb(c1_gb), .c1_wa(c1_wa), .c1_rbaddr(c1_rbaddr), .wb_q(wb_q),
+        .colbyte(colbyte), .col_ok(col_ok), .col_t(col_t), .col_tv(col_tv), .t_lo(t_lo),
+        .t_hi(t_hi), .pf_idle(pf_idle), .c1_addr(c1_addr), .c1_badd(c1_badd), .c1_gb(c1_gb), .c1_wa(c1_wa), .c1_rbaddr(c1_rbaddr), .wb_q(wb_q),
         .ib_q(ib_q), .rb_q(rb_q));
 
     // ------------------------------------------------------------------ gate / head unit
@@ -317,8 +319,10 @@ module dg_engine
         .t_idx(t_idx), .t_o0y(t_o0y), .t_o0x(t_o0x), .t_cy0(t_cy0), .t_cx0(t_cx0), .t_oh(t_oh),
         .t_ow(t_ow), .t_chy(t_chy), .t_chw(t_chw), .t_res_only(t_res_only), .t_g(t_g),
         .t_glast(t_glast), .rowbase(rowbase), .row_ok(row_ok), .row_tb(row_tb), .row_tv(row_tv),
-        .colbyte(colbyte), .col_ok(col_ok), .col_t(col_t), .col_tv(col_tv), .bk_grp(bk_grp),
+        .colbyte(colbyte), .col_ok(col_ok), .col_t(col_t), .col_tv(col_tv), .t_lo(t_lo),
+        .t_hi(t_hi), .bk_grp(bk_grp),
         .bk_ready(bk_ready), .cp_h(cp_h), .tile_done(tile_done), .c1_v(c1_v), .c1_addr(c1_addr),
+        .c1_badd(c1_badd),
         .c1_gb(c1_gb), .c1_wa(c1_wa), .c1_rbaddr(c1_rbaddr), .c2_v(c2_v), .wb_q(wb_q), .ib_q(ib_q),
         .rb_q(rb_q), .tr_push(tr_push), .tr_in(tr_in), .tr_in_ready(tr_in_ready),
         .start_fire(start_fire), .wb_busy(wb_busy), .wbq_count(wbq_count), .mac_v(mac_v),

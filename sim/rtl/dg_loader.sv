@@ -11,6 +11,11 @@
 //             patch / residual buffers (`full` per half; the compute frees a half with
 //             `tile_done`). The prefetcher has priority (the compute waits on it).
 // It owns the weight, patch and residual buffers; the compute reads them at its c1 stage.
+// An im2col layer (formats im2col flag): its weight stream holds kp bytes per output
+// channel (the flattened taps, padded to Tn), loaded as S spans of Tn bytes (one weight
+// word each) per lane; patch row r is stored at byte AB + r * pitch (pitch = k*C_in mod NB,
+// formats.im2col_row_pitch) with patch column 0 at that byte, at any byte alignment, and
+// t_lo/t_hi give the loaded (inside the input map) bytes of the rows; see dg_compute.
 module dg_loader
     import dg_pkg::*;
 (
@@ -64,9 +69,11 @@ module dg_loader
     output logic                        col_ok [2][PMAX],
     output logic [7:0]                  col_t [2][PMAX],
     output logic                        col_tv [2][PMAX],
+    output logic [15:0]                 t_lo [2], t_hi [2],   // im2col: loaded bytes [lo, hi) of a patch row
     output wire                         pf_idle,
     // buffer reads (compute stage c1; data at c2)
     input  wire [IAW-1:0]               c1_addr,
+    input  wire [IAW-1:0]               c1_badd [NB],  // im2col: extra row of each bank
     input  wire                         c1_gb,
     input  wire [WAW-1:0]               c1_wa,
     input  wire [RAW-1:0]               c1_rbaddr,
@@ -97,8 +104,8 @@ module dg_loader
     typedef enum logic [1:0] {SP_PARAM, SP_WOC, SP_WIC} span_kind_t;
     logic [1:0]  sp_phase;         // issue side: 0 params, 1 weights, 2 done
     logic [15:0] sp_i, sp_j;       // issue counters (lane / in-channel, kernel position)
-    // FIFO of issued spans: {kind, lane or n, kpos, off, nbytes}
-    localparam int SPF_W = 2 + 16 + 8 + 8 + 16;
+    // FIFO of issued spans: {kind, lane or n, kpos (im2col: weight word), off, nbytes}
+    localparam int SPF_W = 2 + 16 + 16 + 8 + 16;
     logic [SPF_W-1:0] spf_in;
     logic spf_push;
     wire spf_in_ready, spf_valid;
@@ -158,6 +165,8 @@ module dg_loader
     logic [15:0] pf_ixv0;
     logic [31:0] pf_row_bytes;
     logic [IAW-1:0] pf_bufptr;
+    logic [IAW-1:0] pf_vb;         // im2col: buffer byte of patch column 0 of row pf_r
+    logic [15:0] pf_lo;            // im2col: byte of the first loaded column in a patch row
     logic [7:0] pf_py, pf_px;
     logic [7:0] pf_jl;
     logic [63:0] pf_pixaddr;
@@ -219,10 +228,12 @@ module dg_loader
                           + 64'(bk_m0[ld_b]);
                 sp_nbytes = 16'(bk_mg[ld_b]);
             end else begin
-                // one span per (lane sp_i, kernel position sp_j): in_c bytes
+                // one span per (lane sp_i, kernel position sp_j): in_c bytes (im2col: per
+                // (lane, weight word sp_j) the Tn bytes of that word of the lane's kp-byte row)
                 sp_kind = 2'(SP_WOC);
-                sp_addr = L.w_abs + (64'(bk_ch[ld_b][32'(sp_i) % DG_TM]) * 64'(L.kk) + 64'(sp_j)) * 64'(L.in_c);
-                sp_nbytes = L.in_c;
+                sp_addr = L.im2col ? L.w_abs + 64'(bk_ch[ld_b][32'(sp_i) % DG_TM]) * 64'(L.kp) + 64'(sp_j) * DG_TN
+                        : L.w_abs + (64'(bk_ch[ld_b][32'(sp_i) % DG_TM]) * 64'(L.kk) + 64'(sp_j)) * 64'(L.in_c);
+                sp_nbytes = L.im2col ? 16'(DG_TN) : L.in_c;
             end
         end
     end
@@ -241,6 +252,9 @@ module dg_loader
     wire [63:0] pf_row_addr = L.in_abs + 64'(pf_iy[15:0]) * 64'(L.in_row_bytes) + 64'(pf_ixv0) * 64'(L.cin_st);
     wire [ABL-1:0] pf_row_off = pf_row_addr[ABL-1:0];
     wire [23:0] pf_row_beats = 24'((pf_row_bytes + 32'(pf_row_off) + AB - 1) >> ABL);
+    // where the row's first beat goes: beat-aligned (rowbase = + row_off), or for im2col
+    // so that the row's first loaded byte lands at pf_vb + pf_lo
+    wire [IAW-1:0] pf_row_dst = L.im2col ? pf_vb + IAW'(pf_lo) - IAW'(pf_row_off) : pf_bufptr;
     // residual: lanes jl..jh whose bytes share one beat
     logic [63:0] lane_addr [DG_TM];
     logic [7:0] pf_jh;
@@ -288,7 +302,7 @@ module dg_loader
                     if (pf_req_row) begin
                         rcmd_addr = pf_row_addr & ~64'(AB - 1);
                         rcmd_beats = pf_row_beats;
-                        pend_in = {1'b0, pf_h, 32'(pf_bufptr)};
+                        pend_in = {1'b0, pf_h, 32'(pf_row_dst)};
                     end else begin
                         rcmd_addr = pf_res_addr & ~64'(AB - 1);
                         rcmd_beats = 24'd1;
@@ -300,7 +314,7 @@ module dg_loader
                     rcmd_addr = sp_addr & ~64'(AB - 1);
                     rcmd_beats = sp_beats;
                     spf_push = ld_fire;
-                    spf_in = {sp_kind, sp_i, 8'(sp_j), 8'(sp_off), sp_nbytes};
+                    spf_in = {sp_kind, sp_i, sp_j, 8'(sp_off), sp_nbytes};
                 end
                 own_push = pf_fire || ld_fire;
         end
@@ -320,7 +334,7 @@ module dg_loader
         for (int b = 0; b < NB; b++) begin
             logic [IAW-1:0] a;
             a = c1_addr;
-            ib_raddr[b] = $clog2(IDEPTH)'((32'(a) >> NBL) + ((NBL'(b) < a[NBL-1:0]) ? 1 : 0));
+            ib_raddr[b] = $clog2(IDEPTH)'((32'(a) >> NBL) + ((NBL'(b) < a[NBL-1:0]) ? 1 : 0) + 32'(c1_badd[b]));
         end
         wb_raddr = (WAW+1)'(32'(c1_gb) * WDEPTH + 32'(c1_wa));
         rb_raddr = c1_rbaddr;
@@ -377,7 +391,7 @@ module dg_loader
                     end else sp_i <= sp_i + 16'd1;
                 end else begin
                     // ic layout: in-channels x kernel positions; oc layout: lanes x kernel positions
-                    if (sp_j + 16'd1 == 16'(L.kk)) begin
+                    if (sp_j + 16'd1 == (L.im2col ? L.S : 16'(L.kk))) begin
                         sp_j <= 16'd0;
                         if (sp_i + 16'd1 == (L.ic_layout ? L.n_in : 16'(bk_mg[ld_b]))) sp_phase <= 2'd2;
                         sp_i <= sp_i + 16'd1;
@@ -388,10 +402,10 @@ module dg_loader
             if (ld_consume) begin
                 logic [1:0] kind;
                 logic [15:0] si;
-                logic [7:0] sj;
+                logic [15:0] sj;
                 kind = spf_out[SPF_W-1 -: 2];
                 si = spf_out[SPF_W-3 -: 16];
-                sj = spf_out[SPF_W-19 -: 8];
+                sj = spf_out[SPF_W-19 -: 16];
                 wb_we <= '0;
                 wb_wdata <= '0;
                 case (kind)
@@ -417,7 +431,8 @@ module dg_loader
                         logic [15:0] n;
                         keep = !L.in_ch_gated || (sc_nptr < L.n_in && inch_list[I_MAX_IN'(sc_nptr)] == sc_b);
                         n = L.in_ch_gated ? sc_nptr : sc_b;
-                        wb_waddr <= (WAW+1)'(32'(ld_b) * WDEPTH + 32'(sj) * 32'(L.N) + (32'(n) >> TNL));
+                        wb_waddr <= (WAW+1)'(32'(ld_b) * WDEPTH + 32'(sj) * (L.im2col ? 32'd1 : 32'(L.N))
+                                              + (32'(n) >> TNL));
                         for (int t = 0; t < KMAX; t++) begin
                             if (32'(t) < 32'(ld_k) && keep && t < DG_TN) begin
                                 wb_we[32'(si % 16'(DG_TM)) * DG_TN + ((32'(n) + t) % DG_TN)] <= 1'b1;
@@ -503,6 +518,10 @@ module dg_loader
                     ixv1 = (ixe > 32'(L.in_w)) ? 32'(L.in_w) : ixe;
                     pf_ixv0 <= 16'(ixv0);
                     pf_row_bytes <= 32'(ixv1 - ixv0) * 32'(L.cin_st);
+                    pf_lo <= 16'((ixv0 - ix0) * 32'(L.cin_st));
+                    t_lo[pf_h] <= 16'((ixv0 - ix0) * 32'(L.cin_st));
+                    t_hi[pf_h] <= 16'((ixv1 - ix0) * 32'(L.cin_st));
+                    pf_vb <= IAW'(AB);
                     pf_bufptr <= '0;
                     pf_r <= 8'd0;
                     pf_c <= 8'd0;
@@ -516,10 +535,11 @@ module dg_loader
                     // one patch row (a read command) and one patch column per cycle
                     if (pf_r != pf_ph && (!pf_row_ok || pf_fire)) begin
                         row_ok[pf_h][PW'(pf_r)] <= pf_row_ok;
-                        rowbase[pf_h][PW'(pf_r)] <= pf_bufptr + IAW'(pf_row_off);
+                        rowbase[pf_h][PW'(pf_r)] <= L.im2col ? pf_vb : pf_bufptr + IAW'(pf_row_off);
                         row_tb[pf_h][PW'(pf_r)] <= row_tbase_tab[I_MAX_HEIGHT'(pf_iy)];
                         row_tv[pf_h][PW'(pf_r)] <= pf_row_ok && row_tv_tab[I_MAX_HEIGHT'(pf_iy)];
                         if (pf_row_ok) pf_bufptr <= pf_bufptr + IAW'(32'(pf_row_beats) * AB);
+                        pf_vb <= pf_vb + IAW'(L.pitch);
                         pf_r <= pf_r + 8'd1;
                     end
                     if (pf_c != pf_pw) begin
@@ -571,10 +591,11 @@ module dg_loader
                 if (!pend_out[PEND_W-1]) begin
                     logic [IAW-1:0] a;
                     a = IAW'(32'(pend_out[32]) * IHALF + 32'(pend_out[31:0]) + 32'(pr_beat) * AB);
+                    // byte l to address a + l (a is beat-aligned but for im2col rows)
                     for (int l = 0; l < AB; l++) begin
-                        ib_we[(32'(a) % NB) + l] <= 1'b1;
-                        ib_waddr[(32'(a) % NB) + l] <= $clog2(IDEPTH)'(a >> NBL);
-                        ib_wdata[(32'(a) % NB) + l] <= rd_data[l*8 +: 8];
+                        ib_we[(32'(a) + l) % NB] <= 1'b1;
+                        ib_waddr[(32'(a) + l) % NB] <= $clog2(IDEPTH)'((32'(a) + l) >> NBL);
+                        ib_wdata[(32'(a) + l) % NB] <= rd_data[l*8 +: 8];
                     end
                     pr_beat <= rd_last ? 16'd0 : pr_beat + 16'd1;
                 end else begin
@@ -648,6 +669,6 @@ module dg_loader
         end
 
     end
-    wire unused_ok = &{1'b0, L, spf_count, pend_count, own_count, bk_lanes};
+    wire unused_ok = &{1'b0, L, spf_count, pend_count, own_count, bk_lanes, pf_lo};
 endmodule
 `default_nettype wire

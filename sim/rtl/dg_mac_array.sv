@@ -5,6 +5,15 @@
 // (stage 2), accumulate (stage 3). `in_first` starts a new accumulation, `in_last`
 // closes it: the Tm sums come out on `out_valid` three cycles after the last step,
 // with the tag given on that step. Accumulation wraps at 32 bits like int32.
+//
+// Two MACs per DSP48E2 (the UltraScale+ INT8 packing, Xilinx WP486): output lanes 2k and
+// 2k+1 share the activation x[n], so one 27x18 signed multiply computes both products,
+//     P = ((w[2k] << 18) + w[2k+1]) * x        (the sum is the DSP's 27-bit pre-adder A+D)
+//     lo = sign-extended P[17:0]               = w[2k+1] * x
+//     hi = (P - lo) >>> 18 = (P >>> 18) + P[17] = w[2k] * x   (the sign correction)
+// exact because |w * x| <= 128 * 256 < 2^17 (int8 x signed 9-bit). Stage 1 registers P
+// (36 bits per pair: the DSP's P register); the correction bit P[17] is added in the stage-2
+// tree. ceil(Tm/2)*Tn multiplies (Tm = 1: its pair has a zero low weight).
 module dg_mac_array
     import dg_pkg::DG_TM, dg_pkg::DG_TN;
 #(
@@ -29,8 +38,11 @@ module dg_mac_array
     end
     localparam int SUM_W = 17 + $clog2(TN) + 1;
 
-    // stage 1: products
-    logic signed [16:0] prod_reg [TM][TN];
+    localparam int NP = (TM + 1) / 2;     // lane pairs: one packed multiply per pair and n
+    localparam int PW = 36;               // packed product width: |P| < 2^34 (27x9 bits)
+
+    // stage 1: packed products
+    logic signed [PW-1:0] prod_reg [NP][TN];
     logic s1_valid, s1_first, s1_last;
     logic [TAG_W-1:0] s1_tag;
     // stage 2: lane sums
@@ -41,9 +53,13 @@ module dg_mac_array
     logic signed [31:0] acc_reg [TM];
 
     always_ff @(posedge clk) begin
-        for (int m = 0; m < TM; m++) begin
+        for (int k = 0; k < NP; k++) begin
             for (int n = 0; n < TN; n++) begin
-                prod_reg[m][n] <= $signed(in_w[(m*TN+n)*8 +: 8]) * $signed(in_x[n*9 +: 9]);
+                logic signed [26:0] w_hi, w_lo, ad; // pre-adder operands (A, D) and sum
+                w_hi = 27'($signed(in_w[((2*k)*TN+n)*8 +: 8])) <<< 18;
+                w_lo = (2*k + 1 < TM) ? 27'($signed(in_w[((2*k+1)*TN+n)*8 +: 8])) : 27'sd0;
+                ad = w_hi + w_lo;
+                prod_reg[k][n] <= PW'(ad * $signed(in_x[n*9 +: 9]));
             end
         end
         s1_first <= in_first;
@@ -52,7 +68,13 @@ module dg_mac_array
         for (int m = 0; m < TM; m++) begin
             logic signed [SUM_W-1:0] s;
             s = '0;
-            for (int n = 0; n < TN; n++) s = s + SUM_W'(prod_reg[m][n]);
+            for (int n = 0; n < TN; n++) begin
+                if (m % 2 == 1)             // low product: P[17:0], sign-extended
+                    s = s + SUM_W'($signed(prod_reg[m/2][n][17:0]));
+                else                        // high product: (P >>> 18) + P[17]
+                    s = s + SUM_W'($signed(prod_reg[m/2][n][PW-1:18]))
+                          + SUM_W'($signed({1'b0, prod_reg[m/2][n][17]}));
+            end
             sum_reg[m] <= s;
         end
         s2_first <= s1_first;

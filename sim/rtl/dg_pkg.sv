@@ -61,6 +61,7 @@ package dg_pkg;
         logic [DG_DESC_PAD_WIDTH-1:0]    pad;
         logic in_signed, out_signed, residual, res_signed, maxpool, emit_sums, tile_gated;
         logic in_ch_gated, out_ch_gated, zero_halo;
+        logic im2col;                     // flattened (ky, kx, c) reduction (formats im2col)
         logic [DG_DESC_SHIFT_WIDTH-1:0]  shift;
         logic [DG_DESC_IN_H_WIDTH-1:0]   in_h;
         logic [DG_DESC_IN_W_WIDTH-1:0]   in_w;
@@ -87,6 +88,14 @@ package dg_pkg;
         logic [7:0]  kk;                  // kernel taps
         logic        ic_layout;           // weights in ic_k_k_oc layout (in-gated, out dense)
         logic [15:0] n_seq;               // tile-sequence entries per group (active + residual-only)
+        // im2col (ST_CHECK2; formats.mac_steps_per_pixel, im2col_row_bytes, im2col_row_pitch)
+        logic [15:0] kc;                  // k * in_c: flattened taps of one kernel row
+        logic [15:0] kkc;                 // k * k * in_c: flattened taps of the kernel
+        logic [15:0] S;                   // MAC steps per conv pixel = ceil(kkc / TN)
+        logic [15:0] kp;                  // weight row bytes per output channel = S * TN
+        logic [15:0] pitch;               // patch buffer bytes per patch row (= kc mod NB)
+        logic [15:0] i2c_qa, i2c_ra;      // TN / kc, TN % kc: tap-offset advance per step
+        logic [15:0] i2c_dq;              // (pitch - kc) / NB: bank rows per patch-row crossing
     } dg_layer_t;
 endpackage
 `undef DG_PARAMS_NO_CHECKS

@@ -270,6 +270,7 @@ module dg_sequencer
                 L.in_ch_gated <= `DG_DESC(desc_chk, IN_CH_GATED);
                 L.out_ch_gated <= `DG_DESC(desc_chk, OUT_CH_GATED);
                 L.zero_halo <= `DG_DESC(desc_chk, ZERO_HALO);
+                L.im2col <= `DG_DESC(desc_chk, IM2COL);
                 L.shift <= `DG_DESC(desc_chk, SHIFT);
                 L.in_h <= `DG_DESC(desc_chk, IN_H);
                 L.in_w <= `DG_DESC(desc_chk, IN_W);
@@ -350,6 +351,25 @@ module dg_sequencer
                 L.conv_w <= 16'(((32'(L.in_w) + 32'(2 * L.pad) - 32'(L.k)) >> (L.stride == 2'd2 ? 1 : 0)) + 1);
                 L.ic_layout <= L.in_ch_gated && !L.out_ch_gated;
                 L.n_seq <= (L.n_out == 0) ? 16'd0 : L.n_act + L.n_res;
+                begin   // im2col geometry (formats.im2col_row_pitch; meaningful when L.im2col)
+                    logic [31:0] kc, kkc, ct, side, p0, pitch, qa;
+                    kc = 32'(L.k) * 32'(L.in_c);
+                    kkc = kc * 32'(L.k);
+                    ct = L.maxpool ? 32'd2 * 32'(L.tile) + 32'd1 : 32'(L.tile);
+                    side = (ct - 32'd1) * 32'(L.stride) + 32'(L.k);
+                    p0 = side * 32'(L.in_c) + 32'(2 * AB);
+                    pitch = p0 + ((kc - p0) & 32'(NB - 1));
+                    qa = 32'd0;                              // TN / kc without a divider
+                    for (int q = 1; q <= DG_TN; q++) if (32'(q) * kc <= DG_TN) qa = 32'(q);
+                    L.kc <= 16'(kc);
+                    L.kkc <= 16'(kkc);
+                    L.S <= 16'((kkc + DG_TN - 1) >> TNL);
+                    L.kp <= 16'(((kkc + DG_TN - 1) >> TNL) << TNL);
+                    L.pitch <= 16'(pitch);
+                    L.i2c_qa <= 16'(qa);
+                    L.i2c_ra <= 16'(32'(DG_TN) - qa * kc);
+                    L.i2c_dq <= 16'((pitch - kc) >> NBL);
+                end
                 act_flags <= L.tile_gated ? '0 : '1;
                 bitmap <= '0;
                 list_kind <= 3'd0;

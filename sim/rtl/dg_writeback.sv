@@ -8,6 +8,9 @@
 // (a packetizer turns {address, bytes} packets into write-master commands and beats).
 // It owns the tile-record queue (pushed by the compute when a tile starts) and counts
 // the groups written back (`wb_gdone`), which frees their weight bank for the loader.
+// The max-pool buffer is double-buffered: the MAC results of one tile go into one half
+// while the previous tile is pooled from the other (`wb_busy`: two tiles started and not
+// yet pooled, the compute waits), so pooling hides behind the next tile's MACs.
 module dg_writeback
     import dg_pkg::*;
 (
@@ -24,7 +27,7 @@ module dg_writeback
     input  wire [TR_W-1:0]              tr_in,
     output wire                         tr_in_ready,
     input  wire                         start_fire,
-    output logic                        wb_busy,       // max-pool: a tile is being pooled
+    output logic                        wb_busy,       // max-pool: two tiles outstanding (both pool halves)
     // group params (loader banks)
     input  wire [15:0]                  bk_m0 [2],
     input  wire [7:0]                   bk_mg [2],
@@ -94,9 +97,14 @@ module dg_writeback
         .out_data(skq_out), .out_valid(skq_valid), .out_ready(skq_pop), .count(skq_count));
     logic signed [31:0] sums [DG_TM];
     // max-pool
-    logic [7:0] pool_mem [DG_TM][PPIX];
+    logic [7:0] pool_mem [2][DG_TM][PPIX];   // conv pixel (y, x) of a tile at y * CT_MAX + x
     typedef enum logic [1:0] {PL_IDLE, PL_RUN, PL_EMIT, PL_SUMS} pl_state_t;
     pl_state_t pl_state;
+    logic pl_wsel;                  // half the MAC results of the current tile go to
+    logic pl_rsel;                  // half being pooled
+    logic pl_pend;                  // the other half holds a complete tile, waiting to be pooled
+    logic [1:0] pl_out;             // tiles started and not yet pooled
+    assign wb_busy = pl_out >= 2'd2;
     logic [7:0] pl_oy, pl_ox;
     logic [3:0] pl_w;               // window position 0..8 being read
     logic pl_rv, pl_rvalid;         // read issued last cycle / its position is inside the map
@@ -137,7 +145,8 @@ module dg_writeback
     end
     assign tr_pop = tr_pop_pl || (rq_v && rq_tag[16] && !L.maxpool);
     wire pk_room = 32'(pkq_count) + 32'(rq_inflight) + 32'd2 < PKQ_DEPTH && 32'(skq_count) + 32'(rq_inflight) < 3;
-    assign wbq_pop = wbq_valid && pk_room && pl_state == PL_IDLE;
+    // (max-pool: results of the tile after the one being pooled go to the other half)
+    assign wbq_pop = wbq_valid && pk_room && (pl_state == PL_IDLE || L.maxpool);
 
     // packetizer: take sums first, then pixels
     wire pz_take_s = skq_valid;
@@ -159,15 +168,29 @@ module dg_writeback
         wd_strb = pz_strb[32'(pz_beat) * AB +: AB];
     end
 
-    assign wb_idle = !wbq_valid && rq_inflight == 0 && pl_state == PL_IDLE && !pkq_valid && !skq_valid
+    assign wb_idle = !wbq_valid && rq_inflight == 0 && pl_state == PL_IDLE && !pl_pend && !pkq_valid && !skq_valid
                    && !pz_have && !tr_valid && !rq_v;
+
+    task automatic pl_start(input logic half);   // pool the tile in `half`
+        pl_rsel <= half;
+        pl_state <= PL_RUN;
+        pl_oy <= 8'd0;
+        pl_ox <= 8'd0;
+        pl_w <= 4'd0;
+        pl_rv <= 1'b0;
+        pl_any <= 1'b0;
+    endtask
 
     always_ff @(posedge clk) begin
         pkq_push <= 1'b0;
         skq_push <= 1'b0;
         tr_pop_pl <= 1'b0;
-        if (run_init) wb_gdone <= 16'd0;
-        if (start_fire) wb_busy <= L.maxpool;
+        if (run_init) begin
+            wb_gdone <= 16'd0;
+            pl_wsel <= 1'b0;
+            pl_pend <= 1'b0;
+        end
+        pl_out <= run_init ? 2'd0 : pl_out + 2'(start_fire && L.maxpool) - 2'(pl_state == PL_SUMS);
         // -------------------------------------------------------------- write-back
         rq_inflight <= rq_inflight + 3'(wbq_pop) - 3'(rq_v);
         if (tr_pop && tr_glast) wb_gdone <= wb_gdone + 16'd1;
@@ -181,14 +204,11 @@ module dg_writeback
             tlast = rq_tag[16];
             gb = rq_tag[18];
             if (L.maxpool) begin
-                for (int l = 0; l < DG_TM; l++) pool_mem[l][32'(py) * 32'(tr_chw) + 32'(px)] <= rq_y[l*8 +: 8];
+                for (int l = 0; l < DG_TM; l++) pool_mem[pl_wsel][l][32'(py) * CT_MAX + 32'(px)] <= rq_y[l*8 +: 8];
                 if (tlast) begin
-                    pl_state <= PL_RUN;
-                    pl_oy <= 8'd0;
-                    pl_ox <= 8'd0;
-                    pl_w <= 4'd0;
-                    pl_rv <= 1'b0;
-                    pl_any <= 1'b0;
+                    pl_wsel <= !pl_wsel;
+                    if (pl_state == PL_IDLE) pl_start(pl_wsel);
+                    else if (pl_state != PL_SUMS) pl_pend <= 1'b1;   // PL_SUMS starts it below
                 end
             end else begin
                 a = L.out_abs + ((64'(tr_o0y) + 64'(py)) * 64'(L.out_w) + 64'(tr_o0x) + 64'(px)) * 64'(L.cout_st) + 64'(bk_m0[gb]);
@@ -218,7 +238,7 @@ module dg_writeback
                 cx = gx - 32'(tr_cx0);
                 pl_rv <= pl_w != 4'd9;
                 pl_rvalid <= gy >= 0 && gy < 32'(L.conv_h) && gx >= 0 && gx < 32'(L.conv_w);
-                for (int l = 0; l < DG_TM; l++) pl_q[l] <= pool_mem[l][$clog2(PPIX)'(cy * 32'(tr_chw) + cx)];
+                for (int l = 0; l < DG_TM; l++) pl_q[l] <= pool_mem[pl_rsel][l][$clog2(PPIX)'(cy * CT_MAX + cx)];
                 // fold the value read last cycle
                 if (pl_rv && pl_rvalid) begin
                     for (int l = 0; l < DG_TM; l++) begin
@@ -262,8 +282,11 @@ module dg_writeback
                 end
             end
             PL_SUMS: begin
-                pl_state <= PL_IDLE;
-                wb_busy <= 1'b0;
+                // the next tile, complete in the other half (before or in this cycle)
+                if (pl_pend || (rq_v && L.maxpool && rq_tag[16])) begin
+                    pl_start(!pl_rsel);
+                    pl_pend <= 1'b0;
+                end else pl_state <= PL_IDLE;
             end
             default: ;
         endcase
@@ -294,13 +317,14 @@ module dg_writeback
 
         if (rst) begin
             pl_state <= PL_IDLE;
+            pl_pend <= 1'b0;
+            pl_out <= 2'd0;
             rq_inflight <= '0;
             pz_have <= 1'b0;
-            wb_busy <= 1'b0;
             for (int l = 0; l < DG_TM; l++) sums[l] <= 32'sd0;
         end
     end
     wire unused_ok = &{1'b0, L, wbq_in_ready, tr_count, skq_in_ready, pkq_in_ready, rq_tag[17], wq_tag,
-                       tr_out[15:8]};
+                       tr_out[15:8], tr_chw};
 endmodule
 `default_nettype wire

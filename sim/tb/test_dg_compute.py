@@ -17,7 +17,8 @@ from dg_module_env import CFG, LayerRef, edges, get, run_sets, vector_sets
 
 CASES = ["dense_3x3_s1_edge_tiles", "dense_3x3_s2_edge", "dense_1x1_s2_signed_out",
          "stem_3x3_signed_in", "stem_7x7_s2_maxpool", "conv1_gated_half", "conv1_gated_s2",
-         "wide_channels", "conv2_downsample_res_only"]
+         "wide_channels", "conv2_downsample_res_only", "im2col_stem_3x3_signed_in",
+         "im2col_stem_7x7_s2_maxpool", "im2col_3x3_s2_edge_odd_ch", "im2col_conv1_gated"]
 TR = (("gb", 1), ("glast", 1), ("idx", 16), ("o0y", 16), ("o0x", 16), ("cy0", 16), ("cx0", 16),
       ("oh", 8), ("ow", 8), ("chy", 8), ("chw", 8))
 

@@ -13,7 +13,8 @@ import cocotb
 from dg_module_env import CFG, LayerRef, edges, get, run_sets, vector_sets
 
 CASES = ["dense_3x3_s1_edge_tiles", "dense_3x3_s2_edge", "stem_7x7_s2_maxpool", "conv1_gated_half",
-         "conv1_gated_s2", "conv2_identity_in_place", "conv2_downsample_res_only", "wide_channels"]
+         "conv1_gated_s2", "conv2_identity_in_place", "conv2_downsample_res_only", "wide_channels",
+         "im2col_conv1_gated"]
 
 
 def s32(v: int) -> int:

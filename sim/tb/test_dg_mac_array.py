@@ -1,4 +1,8 @@
-"""cocotb testbench of dg_mac_array: Tm x Tn int8 x (u8|s8) accumulations against numpy."""
+"""cocotb testbench of dg_mac_array: Tm x Tn int8 x (u8|s8) accumulations against numpy.
+
+The array packs two int8 products into one multiply (lanes 2k, 2k+1 share x; see the RTL
+header): the "extreme" accumulations draw weights and activations from the values where the
+packing's sign correction matters most (-128, -1, 0, 1, 127 and 255 / -256 for x)."""
 from __future__ import annotations
 
 import os
@@ -43,10 +47,14 @@ async def test_random_accumulations(dut):
     for n_acc in range(40):
         steps = rng.randint(1, 12)
         signed = rng.random() < 0.5
+        extreme = rng.random() < 0.3
         acc = np.zeros(TM, np.int64)
         for s in range(steps):
             w = nprng.integers(-128, 128, (TM, TN))
             x = nprng.integers(-128, 128, TN) if signed else nprng.integers(0, 256, TN)
+            if extreme:         # the 9-bit port's whole range, at the packing's corner values
+                w = nprng.choice([-128, -127, -1, 0, 1, 127], (TM, TN))
+                x = nprng.choice([-256, -128, -1, 0, 1, 127, 255], TN)
             if n_acc == 0:
                 w[:] = -128
                 x[:] = 255 if not signed else -128

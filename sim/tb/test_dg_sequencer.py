@@ -15,13 +15,13 @@ from dg_module_env import CFG, edges, get, run_sets, vector_sets
 
 # dg_layer_t members that are descriptor fields, in declaration order (MSB first)
 L_FIELDS = ("k", "stride", "pad", "in_signed", "out_signed", "residual", "res_signed", "maxpool",
-            "emit_sums", "tile_gated", "in_ch_gated", "out_ch_gated", "zero_halo", "shift", "in_h",
+            "emit_sums", "tile_gated", "in_ch_gated", "out_ch_gated", "zero_halo", "im2col", "shift", "in_h",
             "in_w", "out_h", "out_w", "in_c", "out_c", "n_active_tiles", "n_res_tiles",
             "n_active_out", "n_active_in", "tile", "grid_h", "grid_w", "res_mult")
 CASES = ["dense_3x3_s1_edge_tiles", "stem_7x7_s2_maxpool", "conv1_gated_half",
          "conv2_identity_in_place", "conv2_downsample_res_only", "conv2_no_tiles",
          "fault_tile_range", "fault_tile_order", "fault_channel_range", "fault_bitmap_mismatch",
-         "fault_bad_offset", "fault_bad_count"]
+         "fault_bad_offset", "fault_bad_count", "im2col_stem_7x7_s2_maxpool", "fault_im2col_1x1"]
 
 
 def unpack_layer(value: int, width: int) -> dict:

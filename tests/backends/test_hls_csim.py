@@ -278,7 +278,7 @@ def test_descriptor_faults(engine, shared_sweep, what, name, value, code, entry)
 
 def test_reserved_bits_and_words(engine, shared_sweep):
     vs = _base(shared_sweep)
-    for word, bit in ((1, 13), (20, 0), (23, 31), (5, 30)):
+    for word, bit in ((1, 14), (20, 0), (23, 31), (5, 30)):
         words = _desc_words(vs)
         words[word] |= np.uint32(1 << bit)
         res, mem = _run_mutant(engine, vs, words.tobytes(), 1)
@@ -365,6 +365,39 @@ def test_zero_halo_off_the_output_grid_is_bad_flags_everywhere(engine, shared_sw
     _set_field(words, "grid_w", -(-(d.in_w - 2) // d.tile))
     got, want, same = _corner_case(engine, vs, words.tobytes())
     assert want == regmap.pack_status(ERR["BAD_FLAGS"], 0, FIELD_BY_NAME["zero_halo"].word)
+    assert got == want and same
+
+
+@pytest.mark.parametrize("base", ["conv2_identity_in_place", "dense_1x1_s2_signed_out"])
+def test_im2col_where_not_allowed_is_bad_flags_everywhere(engine, shared_sweep, base):
+    """The im2col flag on a layer with a compact input and zero_halo, or on a 1x1 conv:
+    BAD_FLAGS at the im2col word on the validator, the interpreter and the engine."""
+    vs = _base(shared_sweep, base)
+    words = _desc_words(vs)
+    _set_field(words, "im2col", 1)
+    got, want, same = _corner_case(engine, vs, words.tobytes())
+    assert want == regmap.pack_status(ERR["BAD_FLAGS"], 0, FIELD_BY_NAME["im2col"].word)
+    assert got == want and same
+
+
+def test_im2col_patch_too_big_is_bad_flags_everywhere(engine, shared_sweep):
+    """A 3x3 layer over 64 channels fits the buffers (NO_FIT rules) but not with the
+    im2col row pitch (formats.im2col_fit_problems): BAD_FLAGS at the im2col word, not NO_FIT."""
+    vs = _base(shared_sweep, "dense_3x3_s1")
+    words = _desc_words(vs)
+    d = formats.unpack_descriptor(words.tobytes(), SMALL)
+    c = SMALL.max_in_channels
+    for name, v in (("in_h", 4), ("in_w", 4), ("out_h", 4), ("out_w", 4), ("grid_h", 1),
+                    ("grid_w", 1), ("n_active_tiles", 1), ("in_c", c), ("n_active_in", c),
+                    ("im2col", 1)):
+        _set_field(words, name, v)
+    e = formats.LayerDescriptor(**{**d.__dict__, "in_h": 4, "in_w": 4, "out_h": 4, "out_w": 4,
+                                   "grid_h": 1, "grid_w": 1, "n_active_tiles": 1, "in_c": c,
+                                   "n_active_in": c})
+    assert not formats.layer_fit_problems(e, SMALL)
+    assert formats.im2col_fit_problems(e.replace(im2col=True), SMALL)
+    got, want, same = _corner_case(engine, vs, words.tobytes())
+    assert want == regmap.pack_status(ERR["BAD_FLAGS"], 0, FIELD_BY_NAME["im2col"].word)
     assert got == want and same
 
 
@@ -480,6 +513,14 @@ def test_ultra96_shared_sweep_bit_exact(ultra96_engine):
         _check(vs, ultra96_engine)
         n += 1
     assert n == len(vectors.sweep_cases(ultra96_engine.cfg))
+
+
+def test_ultra96_imagenet_stem_im2col_bit_exact(ultra96_engine):
+    """The ResNet-18 stem (7x7/s2 + max-pool over 224x224x3) with and without im2col."""
+    for flag in (False, True):
+        vs = vectors.build_layer_case(vectors.stem_case("imagenet", flag), ultra96_engine.cfg)
+        assert formats.unpack_descriptor(vs.program, ultra96_engine.cfg).im2col == flag
+        _check(vs, ultra96_engine)
 
 
 @pytest.mark.slow

@@ -23,6 +23,9 @@ CASES = [
     ("dg_axi_rd", ["dg_axi_rd.sv"], "test_dg_axi_rd", {"DATA_W": 128, "MAX_BURST": 16}),
     ("dg_axi_wr", ["dg_fifo.sv", "dg_axi_wr.sv"], "test_dg_axi_wr", {"DATA_W": 64, "MAX_BURST": 8}),
     ("dg_mac_array", ["dg_mac_array.sv"], "test_dg_mac_array", {"TM": 4, "TN": 4, "TAG_W": 8}),
+    # odd lane count (TM = 1: one packed multiply with a zero low weight) and a wide array
+    ("dg_mac_array", ["dg_mac_array.sv"], "test_dg_mac_array", {"TM": 1, "TN": 2, "TAG_W": 8}),
+    ("dg_mac_array", ["dg_mac_array.sv"], "test_dg_mac_array", {"TM": 16, "TN": 8, "TAG_W": 8}),
     ("dg_requant", ["dg_requant.sv"], "test_dg_requant", {"LANES": 4}),
     ("dg_desc_check", ["dg_desc_check.sv"], "test_dg_desc_check", {}),
     ("dg_desc_check", ["dg_desc_check.sv"], "test_dg_desc_check", {}, SKEW),

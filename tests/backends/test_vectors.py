@@ -31,7 +31,7 @@ def test_layer_sweep_interpreter_bit_exact(config, tmp_path):
         assert back.program == vs.program and back.expected_status == vs.expected_status
         _check(back, cfg)
         faults += bool(vs.expected_status)
-    assert faults == 11
+    assert faults == 12
 
 
 BOUNDARIES = {  # case -> (STATUS code, faulty layer)

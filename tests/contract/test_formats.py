@@ -362,14 +362,19 @@ def test_fmap_round_trip_and_compact():
 def test_weights_round_trip(layout):
     rng = np.random.default_rng(1)
     w = rng.integers(-128, 128, (8, 5, 3, 3), dtype=np.int8)
-    b = F.pack_weights(w, layout)
-    assert np.array_equal(F.unpack_weights(b, 8, 5, 3, layout), w)
+    b = F.pack_weights(w, layout, tn=16)
+    assert np.array_equal(F.unpack_weights(b, 8, 5, 3, layout, tn=16), w)
     if layout == "oc_k_k_ic":   # an output channel is one contiguous burst
         assert b[2 * 45:3 * 45] == np.ascontiguousarray(w[2].transpose(1, 2, 0)).tobytes()
+    elif layout == "im2col":    # an output channel: its (ky, kx, c) taps, zero-padded to tn
+        assert len(b) == 8 * 48
+        assert b[2 * 48:3 * 48] == np.ascontiguousarray(w[2].transpose(1, 2, 0)).tobytes() + bytes(3)
+        with pytest.raises(FormatError, match="needs tn"):
+            F.pack_weights(w, layout)
     else:                       # an input channel is one contiguous burst
         assert b[4 * 72:5 * 72] == np.ascontiguousarray(w[:, 4].transpose(1, 2, 0)).tobytes()
     with pytest.raises(FormatError, match="bytes, expected"):
-        F.unpack_weights(b[:-1], 8, 5, 3, layout)
+        F.unpack_weights(b[:-1], 8, 5, 3, layout, tn=16)
     with pytest.raises(FormatError, match="unknown layout"):
         F.pack_weights(w, "hwio")
 
@@ -379,7 +384,7 @@ def test_weights_round_trip(layout):
        st.sampled_from(list(F.WEIGHT_LAYOUTS) + ["bad"]))
 def test_fuzz_weights(data, co, ci, k, layout):
     try:
-        w = F.unpack_weights(data, co, ci, k, layout)
+        w = F.unpack_weights(data, co, ci, k, layout, tn=4)
     except FormatError:
         return
     assert w.shape == (co, ci, k, k)
@@ -491,3 +496,77 @@ def test_fuzz_tile_sums(data, gh, gw, c):
     except FormatError:
         return
     assert s.shape == (gh, gw, c)
+
+
+# ---- im2col (the few-channel stem: flattened (ky, kx, c) taps in the input lanes) ------
+def _stem(cfg, **kw):
+    base = dict(k=7, stride=2, in_h=224, in_w=224, in_c=3, out_c=64, tile=8, maxpool=True,
+                in_signed=True, out_offset=1 << 20, param_offset=1 << 16)
+    base.update(kw)
+    return F.make_descriptor(**base)
+
+
+def test_mac_steps_per_pixel():
+    u96, small = load_config("ultra96"), load_config("small")
+    d = _stem(u96)
+    # counted independently: one step per (tap, tn channels), or per tn flattened taps
+    assert F.mac_steps_per_pixel(d, u96) == 49 * 1
+    assert F.mac_steps_per_pixel(d.replace(im2col=True), u96) == 10        # ceil(147/16)
+    c = F.make_descriptor(k=3, stride=1, in_h=32, in_w=32, in_c=3, out_c=16, tile=4)
+    assert F.mac_steps_per_pixel(c, small) == 9
+    assert F.mac_steps_per_pixel(c.replace(im2col=True), small) == 7      # ceil(27/4)
+    g = F.make_descriptor(k=3, stride=1, in_h=8, in_w=8, in_c=40, out_c=16, tile=4,
+                          in_ch_gated=True, n_active_in=0)
+    assert F.mac_steps_per_pixel(g, u96) == 0
+
+
+def test_choose_im2col_is_the_stem_only():
+    u96, small = load_config("ultra96"), load_config("small")
+    assert F.choose_im2col(_stem(u96), u96)
+    cifar = F.make_descriptor(k=3, stride=1, in_h=32, in_w=32, in_c=3, out_c=16, tile=4)
+    assert F.choose_im2col(cifar, small) and F.choose_im2col(cifar, u96)
+    wide = F.make_descriptor(k=3, stride=1, in_h=32, in_w=32, in_c=16, out_c=16, tile=4)
+    assert not F.choose_im2col(wide, small) and not F.choose_im2col(wide, u96)  # no fewer steps
+    one = F.make_descriptor(k=1, stride=2, in_h=32, in_w=32, in_c=3, out_c=16, tile=4)
+    assert not F.choose_im2col(one, u96)
+    gated = cifar.replace(in_ch_gated=True)
+    assert not F.choose_im2col(gated, u96)
+
+
+def test_im2col_weight_stream_and_buffers():
+    u96 = load_config("ultra96")
+    d = _stem(u96, im2col=True, weight_offset=0, param_offset=64 * 160)
+    assert d.weight_layout == "im2col"
+    assert F.im2col_row_bytes(d, u96) == 160 and F.weight_stream_bytes(d, u96) == 64 * 160
+    assert ("weight", "weight_offset", 0, 64 * 160) in F.descriptor_buffers(d, u96)
+    # pitch: >= a row of the 39-pixel patch + 2 beats, = k*C (mod 16) so the taps of one
+    # step, however many patch rows they span, lie in 16 different banks
+    p = F.im2col_row_pitch(d, u96)
+    assert p >= 39 * 3 + 32 and p % 16 == 21 % 16 and p - (39 * 3 + 32) < 16
+    for step in range(10):
+        f = np.arange(16) + 16 * step
+        addr = (f // 21) * p + f % 21
+        assert len(set(addr % 16)) == 16
+
+
+def test_im2col_flag_rules():
+    u96, small = load_config("ultra96"), load_config("small")
+    F.validate_descriptor(_stem(u96, im2col=True), u96)
+    for kw, why in ((dict(k=1, stride=2, pad=0, maxpool=False), "1x1"),
+                    (dict(k=3, stride=1, maxpool=False, tile_gated=True, zero_halo=True,
+                          n_active_tiles=1, in_h=32, in_w=32), "zero_halo")):
+        bad = _stem(u96, im2col=True, **kw)
+        with pytest.raises(FormatError, match=why) as e:
+            F.validate_descriptor(bad, u96)
+        assert e.value.field == "im2col" and not e.value.no_fit
+    # fits without the flag, not with it: BAD_FLAGS at im2col, not NO_FIT
+    d = F.make_descriptor(k=3, stride=1, in_h=4, in_w=4, in_c=64, out_c=16, tile=4,
+                          out_offset=1 << 12, param_offset=1 << 12)
+    assert not F.layer_fit_problems(d, small)
+    with pytest.raises(FormatError, match="im2col buffers do not fit") as e:
+        F.validate_descriptor(d.replace(im2col=True), small)
+    assert e.value.field == "im2col" and not e.value.no_fit
+    assert F.FIELD_ERROR["im2col"] == "BAD_FLAGS"
+    # round trip through the packed words
+    raw = F.pack_descriptor(_stem(u96, im2col=True), u96)
+    assert F.unpack_descriptor(raw, u96).im2col

@@ -49,7 +49,9 @@ def test_predict_host_term_is_the_given_measurement(tmp_path, capsys):
     from dgfpga.perf.calibration import params_path
     cfg = load_config("ultra96")
     p = params_path(cfg) if params_path(cfg).is_file() else params_path(load_config("small"))
-    bare = paper_configurations(cfg, CycleParams.load(p) if p.is_file() else None)
+    from dgfpga.perf.prediction import ddr_params            # the board's DDR, as predict
+    bare = paper_configurations(cfg, ddr_params(CycleParams.load(p) if p.is_file() else None,
+                                                cfg))
     for r, b in zip(rows, bare):
         assert r["host_ms"] == 1.0
         assert r["gated_ms"] == pytest.approx(b.gated_ms + 1.0)
@@ -92,3 +94,21 @@ def test_predict_checks_images_before_any_work(tmp_path, capsys):
     assert main(["predict", "--checkpoint", str(root / CKPT), "--images", "photos:2",
                  "-o", str(out)]) == 2
     assert "224x224" in capsys.readouterr().err and not out.exists()
+
+
+def test_predict_prices_the_board_ddr_latency(tmp_path, capsys):
+    """Default: the board's DDR read latency (Ultra96-V2: 200 ns = 40 cycles at 200 MHz);
+    --ddr-latency 0 is ideal memory and faster; the same latency given explicitly is the
+    default."""
+    from dgfpga.perf.prediction import ddr_latency_cycles
+    assert ddr_latency_cycles(load_config("ultra96")) == 40
+    runs = {}
+    for name, extra in (("board", []), ("ideal", ["--ddr-latency", "0"]),
+                        ("forty", ["--ddr-latency", "40"])):
+        out = tmp_path / f"{name}.json"
+        assert main(["predict", "--host-us", "0", "-o", str(out), *extra]) == 0
+        runs[name] = json.loads(out.read_text())
+    assert "read latency 40 cycles (200 ns)" in capsys.readouterr().out
+    for b, i, f in zip(runs["board"], runs["ideal"], runs["forty"]):
+        assert b == f
+        assert b["gated_ms"] > i["gated_ms"] and b["dense_ms"] > i["dense_ms"]

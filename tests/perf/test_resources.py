@@ -24,18 +24,40 @@ def test_shipped_configs_fit(name):
 
 
 def test_ultra96_dsp_count_follows_the_array():
+    """Two int8 MACs per DSP48E2 (lanes m, m+1 packed): 256 MACs on 128 DSPs."""
     cfg = load_config("ultra96")
     est = resources.estimate(cfg)
-    assert est.dsp == cfg.tm * cfg.tn + (cfg.tm // 4) * resources.DSP_PER_REQUANT \
-        + resources.DSP_ADDRESSING == 304
+    assert est.dsp == cfg.tm * cfg.tn // 2 + (cfg.tm // 4) * resources.DSP_PER_REQUANT \
+        + resources.DSP_ADDRESSING == 176
+    mac = next(i for i in est.items if i.component == "MAC array multipliers")
+    assert mac.dsp == 128
     # the MAC array dominates, the weight buffers dominate the BRAM
     assert max(est.items, key=lambda i: i.dsp).component == "MAC array multipliers"
     assert max(est.items, key=lambda i: i.bram36).component == "weight buffers"
     assert 60 <= est.bram36 <= 150
 
 
+@pytest.mark.parametrize("tm, tn, dsp", [(32, 16, 256), (16, 32, 256), (2, 4, 4), (1, 4, 4),
+                                         (1, 1, 1)])
+def test_mac_dsps_are_half_the_macs(tm, tn, dsp):
+    """ceil(tm/2)*tn: a pair of output lanes per DSP and input lane; tm = 1 uses tn
+    half-empty ones (as the Yosys mapping of dg_mac_array shows)."""
+    cfg = dataclasses.replace(load_config("ultra96"), tm=tm, tn=tn)   # not validated
+    mac = next(i for i in resources.estimate(cfg).items if i.component == "MAC array multipliers")
+    assert mac.dsp == dsp
+
+
+def test_512_macs_fit_the_zu3eg():
+    """The issue's goal: >= 512 MACs/cycle within the ZU3EG's 360 DSPs (32x16 with the
+    weight and accumulator buffers a 32-lane array needs)."""
+    cfg = dataclasses.replace(load_config("ultra96"), tm=32, tn=16, weight_buffer_bytes=2 * 32 * 9 * 512,
+                              ofm_buffer_bytes=32 * 17 * 17 * 4)
+    est = resources.check_fits(cfg)
+    assert est.dsp == 256 + 8 * resources.DSP_PER_REQUANT + resources.DSP_ADDRESSING == 328
+
+
 def test_bigger_array_is_refused_with_the_reason():
-    cfg = dataclasses.replace(load_config("ultra96"), tm=32, tn=16)   # not validated: 512 MACs
+    cfg = dataclasses.replace(load_config("ultra96"), tm=32, tn=32)   # not validated: 1024 MACs
     with pytest.raises(ConfigError, match=r"DSP \d+ > 360.*MAC array"):
         resources.check_fits(cfg)
 

@@ -98,3 +98,22 @@ def test_gate_and_head_records_measured_on_the_rtl_match_the_model():
     assert any(s["nt"] < 64 for s in samples if s["kind"] == "gate" and not s["dense"])
     err = record_errors(samples, _shipped_params())
     assert abs(err).max() < 0.05, max(zip(abs(err), [s["name"] for s in samples]))
+
+
+@pytest.mark.verilator
+@pytest.mark.parametrize("latency, stall", [(40, 20), (100, 0)])
+def test_shipped_params_match_the_rtl_under_ddr_latency(latency, stall):
+    """Layers of the first blocks, dense and at density 0.3, measured on the RTL with read
+    latency and stalls (the memory model's +latency/+stall): bit-exact, and the shipped
+    parameters priced against that memory within 5 % per layer (100 cycles: a memory the
+    shipped calibration never saw)."""
+    require_verilator()
+    from dgfpga.perf import calibration as calibrate
+    from dgfpga.contract.engine_config import load_config
+    cfg = load_config("small")
+    layers = calibrate.calibration_layers(cfg, densities=(None, 0.3), max_blocks=4)
+    recs = calibrate.measure(cfg, layers, latency=latency, stall_pct=stall)
+    assert all(r["bit_exact"] for r in recs), [r["name"] for r in recs if not r["bit_exact"]]
+    assert {(r["latency"], r["stall_pct"]) for r in recs} == {(latency, stall)}
+    err = calibrate.errors(recs, cfg, _shipped_params())
+    assert abs(err).max() < 0.05, dict(zip([r["name"] for r in recs], err))

@@ -176,6 +176,29 @@ def test_one_start_equals_golden(plan, test_qmodel, calib_images, dense):
         _check_image(plan, g, n, dense, every_block=(n == 0))
 
 
+def test_stem_im2col_is_set_and_changes_no_result(plan, test_qmodel, calib_images):
+    """The packer sets im2col on the 3-channel stem only (formats.choose_im2col) and lays
+    its weights out flattened; without it (plan_network(im2col=False)) the one start
+    writes exactly the same logits, masks, feature maps and sums."""
+    flags = [lp.template.im2col for lp in plan.layers]
+    assert flags[0] and not any(flags[1:])
+    t = plan.stem.template
+    want = np.zeros((t.out_c, formats.im2col_row_bytes(t, SMALL)), np.int8)
+    w = test_qmodel.stem.conv.weight
+    want[:, :w[0].size] = w.transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
+    got = plan.weight_image[t.weight_offset:t.weight_offset + want.size].view(np.int8)
+    np.testing.assert_array_equal(got, want.reshape(-1))
+    off = plan_network(test_qmodel, SMALL, im2col=False)
+    assert not any(lp.template.im2col for lp in off.layers)
+    x = run_golden(test_qmodel, calib_images[:1]).layers["input"][0]
+    a, b = _memory(plan, x), _memory(off, x)
+    ra = run_program(plan.program, plan.record_count, a, plan.cfg)
+    rb = run_program(off.program, off.record_count, b, off.cfg)
+    assert ra.ok and rb.ok and ra.macs == rb.macs
+    for r in ("fmap", "work", "sums"):
+        np.testing.assert_array_equal(a[r], b[r], err_msg=r)
+
+
 def test_one_start_after_a_different_image_leaves_nothing_stale(plan, test_qmodel, calib_images):
     """The same memory reused image after image (what the host does): no stale state."""
     g = run_golden(test_qmodel, calib_images[:3])

@@ -1,0 +1,134 @@
+"""The cycle model's memory terms: DDR read latency, stalls, bursts in flight (the RTL's
+read master and simulation memory), and the calibration against RTL runs with ideal memory
+AND with latency/stalls. Expected numbers are worked out by hand in the docstrings."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from dgfpga.contract import formats as F
+from dgfpga.contract.engine_config import load_config
+from dgfpga.perf import calibration
+from dgfpga.perf.cycle_model import CycleParams, layer_cycles, read_time
+
+SMALL = load_config("small")                 # tm = tn = 4, 8-byte beats
+# B = 8 bytes/cycle; overheads: layer 200, m-group 20, tile 12, pipeline 10, prefetch 5
+EXACT = CycleParams(axi_efficiency=1.0, dram_bytes_per_s=1e15)
+
+
+def test_read_time_by_hand():
+    """Bursts issued back to back, 8 in flight, latency L from AR to the first beat."""
+    p = EXACT.with_memory(40)
+    assert read_time(4, 1, p) == 44                 # all in flight: 40 + 4 beats
+    # 16 one-beat bursts: the 9th waits for the 1st's slot (40 + 1 cycles later), so the
+    # second round pays the latency again: 40 + 8 + (16/8 - 1) * 41 = 89
+    assert read_time(16, 1, p) == 89
+    # long bursts: the data, not the slots, is the limit: 40 + 16 * 16
+    assert read_time(16, 16, p) == 40 + 256
+    assert read_time(0, 5, p) == 0
+    assert read_time(10, 3, EXACT) == 30            # ideal memory: just the beats
+    stalled = EXACT.with_memory(0, 20)              # 20 % refused beats: 1.25 cycles a beat
+    assert read_time(8, 2, stalled) == pytest.approx(20)
+
+
+def _one_by_one():
+    # 1x1 conv, 4x8 map of 16 channels -> 4 channels, two 4x4 tiles, one m-group
+    return F.make_descriptor(k=1, stride=1, in_h=4, in_w=8, in_c=16, out_c=4, tile=4)
+
+
+def test_latency_bound_layer_by_hand():
+    """The 1x1 layer above, with and without 100 cycles of read latency.
+
+    Per tile: compute C = 12 + 10 + 16 px * 4 n-groups = 86; port (16*16 + 16*4)/8 = 40;
+    prefetch = 5 + read_time(4 rows of 64 B = 8 beats each):
+        L = 0:   5 + 32 = 37            -> step = 86 (compute-bound)
+        L = 100: 5 + 100 + 32 = 137     -> step = 137 (latency-bound)
+    Weights + params of the group: 4 param spans (1 beat) + 4 lane spans of 16 B (2 beats),
+    96 bytes: max(port 96/8, loader 4*8 + 4*16/4 = 48, read_time(8 bursts, 12 beats))
+    = 48 (L = 0) / 100 + 12 = 112 (L = 100).
+    Record fetch: 96/8 = 12 plus one read latency.
+        L = 0:   200 + 48 + 20 + 2*86 + 12 = 452
+        L = 100: 200 + 112 + 20 + 2*137 + (12 + 100) = 718
+    """
+    d = _one_by_one()
+    assert layer_cycles(d, SMALL, EXACT).total_cycles == pytest.approx(452)
+    assert layer_cycles(d, SMALL, EXACT.with_memory(100)).total_cycles == pytest.approx(718)
+
+
+def test_stalls_slow_a_port_bound_layer():
+    """Bandwidth-bound steps take 1/(1 - stall) as long: a 1x1 layer with 64 channels in
+    and a port derated to 1 byte/cycle (efficiency 1/8): per tile 16*64 + 16*4 = 1088 bytes
+    = 1088 cycles >> compute; 25 % stalls make every port term 4/3 as long."""
+    d = F.make_descriptor(k=1, stride=1, in_h=4, in_w=8, in_c=64, out_c=4, tile=4)
+    slow = CycleParams(axi_efficiency=0.125, dram_bytes_per_s=1e15, layer_overhead_cycles=0,
+                       mgroup_overhead_cycles=0)
+    a = layer_cycles(d, SMALL, slow).total_cycles
+    b = layer_cycles(d, SMALL, slow.with_memory(0, 25)).total_cycles
+    assert b == pytest.approx(a * 4 / 3)
+
+
+def test_memory_fields_round_trip(tmp_path):
+    p = CycleParams(prefetch_overhead_cycles=3).with_memory(40, 20)
+    p.save(tmp_path / "p.json")
+    q = CycleParams.load(tmp_path / "p.json")
+    assert q == p and q.read_latency_cycles == 40 and q.stall_pct == 20
+    assert q.with_memory() == CycleParams(prefetch_overhead_cycles=3)
+
+
+def _shipped(tag: str) -> list:
+    stem = "cycles_small_resdg20_cifar10" + ("" if tag == "ideal" else "_" + tag)
+    return calibration.load_measurements(calibration.RESULTS / f"{stem}.json")
+
+
+@pytest.mark.parametrize("tag", ["ideal", "lat40_st20"])
+def test_shipped_calibration_within_5pct_per_layer(tag):
+    """The shipped parameters (one engine) reproduce every RTL-measured layer within 5 %,
+    with ideal memory and with 40 cycles of read latency and 20 % stalls (each record
+    priced against its own memory)."""
+    recs = _shipped(tag)
+    assert len(recs) == 100 and all(r["bit_exact"] for r in recs)
+    assert {(r["latency"], r["stall_pct"]) for r in recs} == (
+        {(0, 0)} if tag == "ideal" else {(40, 20)})
+    params = CycleParams.load(calibration.params_path(SMALL))
+    assert params.read_latency_cycles == 0 and params.stall_pct == 0   # the engine alone
+    err = calibration.errors(recs, SMALL, params)
+    worst = int(np.argmax(np.abs(err)))
+    assert abs(err[worst]) < 0.05, (recs[worst]["name"], err[worst])
+
+
+def test_latency_is_what_separates_the_two_measurements():
+    """Without the memory terms (every record priced as if the memory were ideal) the
+    latency/stall runs are off by far more than 5 % (the downsample layers: 3.2x)."""
+    recs = _shipped("lat40_st20")
+    params = CycleParams.load(calibration.params_path(SMALL))
+    ideal = [dict(r, latency=0, stall_pct=0) for r in recs]
+    assert np.max(np.abs(calibration.errors(ideal, SMALL, params))) > 0.5
+
+
+def test_calibrate_reports_each_memory(tmp_path):
+    """`calibrate` fits ideal and latency/stall records together and reports each memory."""
+    recs = _shipped("ideal")[::25] + _shipped("lat40_st20")[::25]
+    params, rep = calibration.calibrate(recs, SMALL, "resdg20_cifar10",
+                                        base=CycleParams.load(calibration.params_path(SMALL)))
+    assert set(rep["memories"]) == {"ideal", "lat40_st20"}
+    assert all(m["layers"] == 4 for m in rep["memories"].values())
+    assert len(rep["errors"]) == 8 and all("@" in k for k in rep["errors"])
+    assert params.read_latency_cycles == 0
+    json.dumps(rep)                                   # a JSON report
+
+
+@pytest.mark.parametrize("tag, within, worst", [
+    ("lat20_st10", 100, 0.05), ("lat0_st30", 100, 0.05), ("lat100_st0", 98, 0.10)])
+def test_memories_the_fit_never_saw(tag, within, worst):
+    """Out of sample: the same 100 layers measured on the RTL against three other memories
+    (shipped, all bit-exact), priced with the shipped parameters. 100 cycles of latency
+    is where the model is weakest (two gated stage-3 conv2 layers with residual-only
+    tiles, +6..+9 %); without the next group's weight spans in the tile prefetch it was
+    off by 25 % (gated conv2 layers whose weights load span by span)."""
+    recs = _shipped(tag)
+    assert len(recs) == 100 and all(r["bit_exact"] for r in recs)
+    err = np.abs(calibration.errors(recs, SMALL,
+                                    CycleParams.load(calibration.params_path(SMALL))))
+    assert int(np.sum(err <= 0.05)) >= within and err.max() < worst, err.max()
