@@ -238,34 +238,15 @@ def explore(base: EngineConfig, arch: str, reduction: float = 2.4, params=None,
 
 
 def _run_dask(args: list, jobs: int, scheduler: Optional[str], progress: bool) -> list[dict]:
-    try:
-        from dask.distributed import Client, LocalCluster, as_completed
-    except ImportError as e:                                    # pragma: no cover
-        raise DgfpgaError(f"parallel explore needs dask[distributed] ({e}): "
-                          "pip install 'dask[distributed]', or run with --jobs 1") from None
     from tqdm import tqdm
-    cluster = None
-    try:
-        if scheduler:
-            try:
-                client = Client(scheduler, timeout="20s")
-            except (OSError, TimeoutError) as e:
-                raise DgfpgaError(f"--scheduler {scheduler}: cannot connect ({e}); start one "
-                                  "with `dask scheduler` or drop --scheduler") from None
-        else:
-            cluster = LocalCluster(n_workers=max(1, jobs), threads_per_worker=1,
-                                   processes=True, dashboard_address=None)
-            client = Client(cluster)
-        with client:
-            futures = client.map(evaluate_point, *[list(col) for col in zip(*args)],
-                                 pure=False)
-            for _ in tqdm(as_completed(futures), total=len(futures), desc="explore",
-                          unit="config", disable=not progress):
-                pass
-            return client.gather(futures)
-    finally:
-        if cluster is not None:
-            cluster.close()
+    from dgfpga.backends.cluster import dask_client
+    with dask_client(jobs, scheduler) as client:
+        from dask.distributed import as_completed
+        futures = client.map(evaluate_point, *[list(col) for col in zip(*args)], pure=False)
+        for _ in tqdm(as_completed(futures), total=len(futures), desc="explore",
+                      unit="config", disable=not progress):
+            pass
+        return client.gather(futures)
 
 
 def _fmt(v) -> str:

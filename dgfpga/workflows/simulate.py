@@ -106,25 +106,27 @@ def parse_regression(text: str) -> float:
 
 
 # ----------------------------------------------------------------------------- checking
+def _mask_difference(block: int, gate: str, unit: str, got, want) -> Optional[str]:
+    """The first differing decision of one gate's mask, or None."""
+    got, want = np.asarray(got, bool).reshape(-1), np.asarray(want, bool).reshape(-1)
+    if got.shape != want.shape:
+        return f"block {block} {gate} gate: mask shape {got.shape}, golden {want.shape}"
+    if np.array_equal(got, want):
+        return None
+    i = int(np.flatnonzero(got != want)[0])
+    return (f"block {block} {gate} gate: {unit} {i} is {'on' if got[i] else 'off'}, golden "
+            f"{'on' if want[i] else 'off'} ({int((got != want).sum())} {unit}s differ)")
+
+
 def first_difference(logits, spatial, channel, g_logits, g_spatial, g_channel
                      ) -> Optional[str]:
     """The first difference between an engine run and the golden model, in network order
     (block by block: spatial mask, channel mask; then the logits), or None."""
     for b, (s, c, gs, gc) in enumerate(zip(spatial, channel, g_spatial, g_channel)):
-        s, gs = np.asarray(s, bool).reshape(-1), np.asarray(gs, bool).reshape(-1)
-        if s.shape != gs.shape or not np.array_equal(s, gs):
-            if s.shape != gs.shape:
-                return f"block {b} spatial gate: mask shape {s.shape}, golden {gs.shape}"
-            t = int(np.flatnonzero(s != gs)[0])
-            return (f"block {b} spatial gate: tile {t} is {'on' if s[t] else 'off'}, golden "
-                    f"{'on' if gs[t] else 'off'} ({int((s != gs).sum())} tiles differ)")
-        c, gc = np.asarray(c, bool).reshape(-1), np.asarray(gc, bool).reshape(-1)
-        if c.shape != gc.shape or not np.array_equal(c, gc):
-            if c.shape != gc.shape:
-                return f"block {b} channel gate: mask shape {c.shape}, golden {gc.shape}"
-            k = int(np.flatnonzero(c != gc)[0])
-            return (f"block {b} channel gate: channel {k} is {'on' if c[k] else 'off'}, golden "
-                    f"{'on' if gc[k] else 'off'} ({int((c != gc).sum())} channels differ)")
+        diff = (_mask_difference(b, "spatial", "tile", s, gs)
+                or _mask_difference(b, "channel", "channel", c, gc))
+        if diff:
+            return diff
     a = np.asarray(logits, "<i8").reshape(-1)
     g = np.asarray(g_logits, "<i8").reshape(-1)
     if a.shape != g.shape:
@@ -271,24 +273,9 @@ def run_jobs(tasks: Sequence[dict], jobs: int = 1, scheduler: Optional[str] = No
                 results[i] = run_image_job(t)
                 bar.update(1)
             return results
-        import logging
-        try:
-            from dask.distributed import Client, LocalCluster, as_completed
-        except ImportError as exc:
-            raise SimulateError(f"--jobs/--scheduler need Dask distributed ({exc}): pip "
-                                f"install 'dask[distributed]'") from None
-        cluster = None
-        try:
-            if scheduler:
-                try:
-                    client = Client(scheduler, timeout="30s")
-                except (OSError, TimeoutError) as exc:
-                    raise SimulateError(f"--scheduler {scheduler}: cannot connect ({exc})"
-                                        ) from None
-            else:
-                cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
-                                       dashboard_address=None, silence_logs=logging.ERROR)
-                client = Client(cluster)
+        from dgfpga.backends.cluster import dask_client
+        with dask_client(jobs, scheduler, SimulateError) as client:
+            from dask.distributed import as_completed
             try:
                 futures = client.map(run_image_job, list(tasks), pure=False)
                 index = {f.key: i for i, f in enumerate(futures)}
@@ -300,10 +287,6 @@ def run_jobs(tasks: Sequence[dict], jobs: int = 1, scheduler: Optional[str] = No
                     client.run(close_runners)
                 except Exception:  # pragma: no cover - a worker already gone
                     pass
-                client.close()
-        finally:
-            if cluster is not None:
-                cluster.close()
     return results
 
 

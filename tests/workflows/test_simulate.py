@@ -149,6 +149,12 @@ def test_first_difference_names_block_gate_and_index():
     c2 = copy(ch)
     c2[0][5] = False
     assert first_difference(lg, sp, c2, lg, sp, ch).startswith("block 0 channel gate: channel 5 ")
+    c2[0][6] = False                          # two differ: the first is named, both counted
+    assert first_difference(lg, sp, c2, lg, sp, ch) == (
+        "block 0 channel gate: channel 5 is off, golden on (2 channels differ)")
+    s2[1][0, 1] = True                        # block 1 spatial: tiles 1 and 2 now differ
+    assert first_difference(lg, s2, ch, lg, sp, ch).startswith("block 1 spatial gate: tile 1 ")
+    assert first_difference(lg, s2, c2, lg, sp, ch).startswith("block 0 channel")  # network order
     l2 = lg.copy()
     l2[4] = -1
     assert first_difference(l2, sp, ch, lg, sp, ch).startswith("logit 4: -1, golden 4 ")
