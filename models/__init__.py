@@ -38,8 +38,21 @@ def _specs() -> dict[str, ArchSpec]:
     return {s.name: s for s in specs}
 
 
-#: Every architecture of the zoo, by name (network order of the docs).
+#: Every architecture of the zoo, by name (network order of the docs): the official ones.
 ARCHS: dict[str, ArchSpec] = _specs()
+
+from . import variants  # noqa: E402  (needs the blocks above)
+
+#: dgfpga's own small variants (not official DGNet architectures; `dgfpga_models.variants`).
+VARIANTS: dict[str, ArchSpec] = {
+    "resdg29b_cifar10": ArchSpec("resdg29b_cifar10", "cifar", 10, (32, 32),
+                                 variants.resdg29b_cifar10),
+}
+
+
+def all_archs() -> dict[str, ArchSpec]:
+    """The official zoo and dgfpga's variants, by name (what build_model accepts)."""
+    return {**ARCHS, **VARIANTS}
 
 
 def build_model(arch: str, num_classes: Optional[int] = None, dense: bool = False,
@@ -51,9 +64,9 @@ def build_model(arch: str, num_classes: Optional[int] = None, dense: bool = Fals
     dense baseline; same state_dict keys). Extra keyword arguments (`tau`, `gate_bias`)
     go to the architecture's constructor. Raises ValueError for an unknown arch.
     """
-    spec = ARCHS.get(arch)
+    spec = all_archs().get(arch)
     if spec is None:
-        raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(ARCHS)}")
+        raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(all_archs())}")
     model = spec.builder(num_classes=spec.num_classes if num_classes is None else num_classes,
                          input_size=tuple(input_size or spec.input_size), **kwargs)
     model.dense = dense
@@ -62,5 +75,5 @@ def build_model(arch: str, num_classes: Optional[int] = None, dense: bool = Fals
 
 from .checkpoint import load_checkpoint, save_checkpoint  # noqa: E402  (needs ARCHS)
 
-__all__ = ["ARCHS", "ArchSpec", "BlockMasks", "GatedBlock", "GatedNetwork", "GatedOutput",
+__all__ = ["ARCHS", "VARIANTS", "all_archs", "ArchSpec", "BlockMasks", "GatedBlock", "GatedNetwork", "GatedOutput",
            "build_model", "load_checkpoint", "save_checkpoint"]

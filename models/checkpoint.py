@@ -33,7 +33,7 @@ import torch
 
 from dgfpga.errors import CheckpointError
 
-from . import ARCHS, build_model
+from . import all_archs, build_model
 from .gated import GatedNetwork
 
 PathLike = Union[str, os.PathLike]
@@ -221,7 +221,7 @@ def _arch_keys(arch: str) -> frozenset[str]:
 def infer_arch(state_dict: dict[str, torch.Tensor]) -> Optional[str]:
     """The zoo architecture whose state_dict keys equal these keys exactly, or None."""
     keys = frozenset(k[len("module."):] if k.startswith("module.") else k for k in state_dict)
-    for arch in ARCHS:
+    for arch in all_archs():
         if _arch_keys(arch) == keys:
             return arch
     return None
@@ -229,7 +229,7 @@ def infer_arch(state_dict: dict[str, torch.Tensor]) -> Optional[str]:
 
 def _closest_arch(keys: frozenset[str]) -> str:
     """Hint for error messages: the architecture sharing most keys, or 'none'."""
-    best = max(ARCHS, key=lambda a: len(_arch_keys(a) & keys) - len(_arch_keys(a) ^ keys))
+    best = max(all_archs(), key=lambda a: len(_arch_keys(a) & keys) - len(_arch_keys(a) ^ keys))
     return best if _arch_keys(best) & keys else "none"
 
 
@@ -298,11 +298,11 @@ def load_checkpoint(path: PathLike, arch: Optional[str] = None,
         if arch is None:
             raise CheckpointError(
                 f"cannot tell the architecture of {path}: its keys match none of "
-                f"{', '.join(ARCHS)} (closest: {_closest_arch(frozenset(state))}); "
+                f"{', '.join(all_archs())} (closest: {_closest_arch(frozenset(state))}); "
                 "pass arch=... to see which keys differ"
                 + (("\n" + _prefix_hint(state)) if _prefix_hint(state) else ""))
-        if arch not in ARCHS:
-            raise CheckpointError(f"unknown architecture {arch!r}; known: {', '.join(ARCHS)}")
+        if arch not in all_archs():
+            raise CheckpointError(f"unknown architecture {arch!r}; known: {', '.join(all_archs())}")
         size = meta.get("input_size") if meta.get("arch") == arch else None
         model = build_model(arch, num_classes=_num_classes(state),
                             input_size=tuple(size) if size else None)

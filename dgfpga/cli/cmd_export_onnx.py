@@ -35,7 +35,8 @@ def run(args) -> int:
 
     from dgfpga.errors import DgfpgaError
     from dgfpga.workflows.onnx_export import export_onnx, verify_onnx
-    from dgfpga_models import ARCHS, build_model
+    from dgfpga_models import all_archs, build_model
+    ARCHS = all_archs()
     from dgfpga_models.checkpoint import load_checkpoint
     from dgfpga.outdir import atomic_file, check_writable
 

@@ -32,7 +32,8 @@ def run(args) -> int:
     import json
 
     from dgfpga.errors import DgfpgaError
-    from dgfpga_models import ARCHS, build_model
+    from dgfpga_models import all_archs, build_model
+    ARCHS = all_archs()
     from dgfpga_models.checkpoint import load_checkpoint
     from dgfpga_models.flops import dense_table, format_table, gated_table
     from dgfpga.outdir import atomic_write_text, check_writable

@@ -41,7 +41,8 @@ def load_float_model(checkpoint, arch: str | None = None):
     CheckpointError (unreadable file, keys or shapes of another architecture) or
     UnsupportedModelError (not a DGNet ResNet or MobileNetV2).
     """
-    from dgfpga_models import ARCHS
+    from dgfpga_models import all_archs
+    ARCHS = all_archs()
     from dgfpga_models.checkpoint import load_checkpoint
 
     if arch is not None and arch not in ARCHS:
