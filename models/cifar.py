@@ -93,35 +93,43 @@ class ResNetCifar(GatedNetwork):
     32x32 input: identical there, and defined for other input sizes).
     """
 
+    #: the residual block of every stage (dgfpga_models.variants swaps in the Bottleneck)
+    block: type = BasicBlock
+
     def __init__(self, depth: int, num_classes: int = 10, input_size: tuple[int, int] = (32, 32),
                  tau: float = DEFAULT_TAU, gate_bias: float = DEFAULT_GATE_BIAS):
         super().__init__()
-        if depth not in CIFAR_DEPTHS:
-            raise ValueError(f"CIFAR ResNet depth must be one of {CIFAR_DEPTHS}, got {depth}")
-        self.arch = f"resdg{depth}_cifar10"
+        n = self._blocks_per_stage(depth)
         self.num_classes = num_classes
         self.in_h, self.in_w = input_size
-        n = (depth - 2) // 6
         self.conv1 = nn.Conv2d(3, 16, kernel_size=3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(16)
         self.flops_stem = 9 * self.in_h * self.in_w * 16 * 3
         h, w, inplanes = self.in_h, self.in_w, 16
+        expansion = self.block.expansion
         for i, (planes, stride, tile) in enumerate(CIFAR_STAGES, start=1):
             layers = []
             for j in range(n):
                 s = stride if j == 0 else 1
                 downsample = None
-                if s != 1 or inplanes != planes:
+                if s != 1 or inplanes != planes * expansion:
                     downsample = nn.Sequential(
-                        nn.Conv2d(inplanes, planes, kernel_size=1, stride=s, bias=False),
-                        nn.BatchNorm2d(planes))
-                block = BasicBlock(inplanes, planes, h, w, tile, s, downsample, tau, gate_bias)
+                        nn.Conv2d(inplanes, planes * expansion, kernel_size=1, stride=s, bias=False),
+                        nn.BatchNorm2d(planes * expansion))
+                block = self.block(inplanes, planes, h, w, tile, s, downsample, tau, gate_bias)
                 layers.append(block)
-                h, w, inplanes = block.out_h, block.out_w, planes
+                h, w, inplanes = block.out_h, block.out_w, planes * expansion
             setattr(self, f"layer{i}", nn.Sequential(*layers))
-        self.fc = nn.Linear(64, num_classes)
-        self.flops_fc = 64 * num_classes
+        self.fc = nn.Linear(inplanes, num_classes)
+        self.flops_fc = inplanes * num_classes
         self._init_weights()
+
+    def _blocks_per_stage(self, depth: int) -> int:
+        """Blocks per stage of the official depths 6n + 2 (sets `arch`)."""
+        if depth not in CIFAR_DEPTHS:
+            raise ValueError(f"CIFAR ResNet depth must be one of {CIFAR_DEPTHS}, got {depth}")
+        self.arch = f"resdg{depth}_cifar10"
+        return (depth - 2) // 6
 
     def _init_weights(self) -> None:
         # Official init: conv N(0, sqrt(2 / (k*k*out))), BN weight 1 / bias 0; the gate
