@@ -130,6 +130,7 @@ class LayerCycles:
     ddr_bytes: float
     macs: float               # MACs actually executed
     dense_macs: int           # MACs of the dense layer
+    weight_bytes: float = 0.0  # of ddr_bytes: params + weight streams of every m-group
 
 
 def _tile_geometry(d: LayerDescriptor):
@@ -282,7 +283,7 @@ def layer_cycles(d: LayerDescriptor, cfg: Optional[EngineConfig] = None,
 
     compute = 0.0
     total = float(p.layer_overhead_cycles)
-    nbytes = 0.0
+    nbytes = wbytes = 0.0
     none = (0.0, 0.0, 0, 0.0)
     w_next = weights(min(cfg.tm, n_out), 0) if G else none
     if G:
@@ -321,6 +322,7 @@ def layer_cycles(d: LayerDescriptor, cfg: Optional[EngineConfig] = None,
             steps += float(wr @ S)
             port += float(wr @ r_bytes) / Bs
         nbytes += w_bytes
+        wbytes += w_bytes
         # the next group's weights share the read port with this group's steps: their
         # bytes add (and their spans delay the tiles' prefetches, above)
         total += p.mgroup_overhead_cycles + max(steps, port + w_next[0] / Bs, w_next[1])
@@ -340,7 +342,7 @@ def layer_cycles(d: LayerDescriptor, cfg: Optional[EngineConfig] = None,
     total += extra / Bs + reads * L
     macs = float(wa @ pix) * n_out * n_in * kk
     dense_macs = d.conv_h * d.conv_w * d.out_c * d.in_c * kk
-    return LayerCycles(name, compute, nbytes / B, total, nbytes, macs, dense_macs)
+    return LayerCycles(name, compute, nbytes / B, total, nbytes, macs, dense_macs, wbytes)
 
 
 # --------------------------------------------------------------------------------------

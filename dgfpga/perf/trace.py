@@ -35,7 +35,7 @@ PHASES = {"conv": ("weights load", "compute", "write-back"),
 
 def _conv_shares(raw: bytes, cfg, counts, params) -> list[tuple[str, float]]:
     from dgfpga.contract import program as P
-    from dgfpga.contract.formats import PARAM_BYTES, unpack_descriptor
+    from dgfpga.contract.formats import unpack_descriptor
     from dgfpga.perf.cycle_model import layer_cycles
     d = unpack_descriptor(raw, cfg)
     if getattr(d, "from_gate", False):
@@ -45,7 +45,7 @@ def _conv_shares(raw: bytes, cfg, counts, params) -> list[tuple[str, float]]:
             return [("fetch (skipped)", 1.0)]
     lc = layer_cycles(d, cfg, params)
     B = params.bytes_per_cycle(cfg)
-    weights = d.n_active_out * (d.k * d.k * d.n_active_in + PARAM_BYTES) / B
+    weights = lc.weight_bytes / B        # the model's own count (im2col rows included)
     active = d.n_active_tiles / max(d.grid_h * d.grid_w, 1)
     out_bytes = active * d.out_h * d.out_w * d.n_active_out * (2 if d.residual else 1)
     terms = [weights, float(lc.compute_cycles), out_bytes / B]

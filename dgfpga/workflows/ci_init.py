@@ -32,7 +32,7 @@ __all__ = ["CiError", "CiOptions", "CiPlan", "Step", "PLATFORMS", "LEVELS", "che
 
 # platform -> the file it reads its jobs from (relative to the repository root)
 PLATFORMS = {"github": ".github/workflows/dgfpga-sim.yml", "gitlab": ".gitlab-ci.yml"}
-from dgfpga.workflows.simulate import LEVELS     # noqa: E402  (`dgfpga simulate --level`)
+from dgfpga.workflows.simulate import DEFAULT_REGRESSION, LEVELS  # noqa: E402  (`dgfpga simulate`)
 VERILATOR_LEVELS = ("rtl", "cocotb")
 
 PYTHON = "3.11"
@@ -43,7 +43,7 @@ DEFAULT_LEVEL = "rtl"
 DEFAULT_IMAGES = "selfcheck:8"
 DEFAULT_BASELINE = "cycles-baseline.json"
 EXAMPLE_CHECKPOINT = "resdg20_cifar10_d50"     # shipped with dgfpga: the default --checkpoint
-MAX_REGRESSION = "2%"
+MAX_REGRESSION = f"{DEFAULT_REGRESSION * 100:g}%"   # simulate's default, spelled in the job
 BUILD = "build"                                 # dgfpga build-hls -o
 BUNDLE = f"{BUILD}/bundle"
 REPORT = "sim-report"                           # dgfpga simulate -o

@@ -278,3 +278,20 @@ def test_numpy_device_cycle_log_is_the_network_model(bundle_dir):
         assert gate == pytest.approx(nc.gate_cycles, abs=len(kinds))
         assert log[-1] == pytest.approx(nc.head_cycles, abs=1)
         assert log.sum() == pytest.approx(nc.engine_cycles, abs=len(kinds))
+
+
+@pytest.mark.parametrize("arch,im2col", [("cifar", False), ("cifar", True)])
+def test_weight_bytes_are_the_contract_streams(arch, im2col):
+    """LayerCycles.weight_bytes (what the trace's weight phase uses) = the layer's weight
+    stream (formats.weight_stream_bytes: im2col rows padded to tn) + its per-channel
+    params, for a dense layer."""
+    from dgfpga.backends import vectors
+    from dgfpga.contract import formats
+    from dgfpga.contract.engine_config import load_config
+    from dgfpga.perf.cycle_model import layer_cycles
+    cfg = load_config("small")
+    vs = vectors.build_layer_case(vectors.stem_case(arch, im2col), cfg)
+    d = formats.unpack_descriptor(vs.program[:formats.DESCRIPTOR_BYTES], cfg)
+    assert d.im2col == im2col
+    lc = layer_cycles(d, cfg)
+    assert lc.weight_bytes == formats.weight_stream_bytes(d, cfg) + d.out_c * formats.PARAM_BYTES
