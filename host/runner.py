@@ -1,7 +1,8 @@
 """The network runner: one image through the engine in ONE start (numpy only).
 
 At construction the bundle's network program (`NetworkPlan.program`: stem, per block a
-gate record, conv1, [shortcut], conv2, then the head) and the packed weights are written
+gate record, conv1, [shortcut], conv2 - a Bottleneck block: gate, conv1, gate-2 record,
+[shortcut], conv2, conv3 - then the head) and the packed weights are written
 once, the four regions are flushed once (so no dirty CPU line of them is ever written back
 over what the engine writes), and the engine is pointed at them. Per image:
 
@@ -9,8 +10,8 @@ over what the engine writes), and the engine is pointed at them. Per image:
 2. RUN_FLAGS is written (0: gated; `RUN_DENSE`: every gate on, the speedup baseline), the
    whole program is started once and waited for (a finite timeout), STATUS is checked;
 3. only what the host reads is invalidated and copied out: the int64 logits, every
-   block's masks (the gate records wrote them; decoded with `program.decode_masks` when
-   looked at) and the per-record cycle log.
+   block's masks (the gate records wrote them, and a Bottleneck block's gate-2 record its
+   mask_c2; decoded when looked at) and the per-record cycle log.
 
 The engine evaluates the gates and writes its own work lists: no gate evaluation and no
 scheduling happen on the host. `ImageResult.host_s` is the thread CPU time of the host's
@@ -85,15 +86,25 @@ class ImageResult:
         """Per block the raw mask bytes its gate record wrote."""
         return [self.readback[a:b].tobytes() for a, b in self.runner._cuts[2:]]
 
-    def _masks(self) -> tuple[list, list]:
+    def _masks(self) -> tuple[list, list, list]:
         if "masks" not in self._cache:
-            sp, ch = [], []
+            from dgfpga.contract.formats import bitmap_bytes, unpack_bitmap
+            from dgfpga.runtime.packer import block_mask_layout
+            sp, ch, ch2 = [], [], []
+            a = self.runner.plan.cfg.axi_bytes
             for bp, raw in zip(self.runner.plan.blocks, self.mask_words):
-                s, c = P.decode_masks(raw, bp.grid[0] * bp.grid[1],
-                                      bp.conv1.template.out_c)
+                n, c1 = bp.grid[0] * bp.grid[1], bp.conv1.template.out_c
+                s, c = P.decode_masks(raw, n, c1)
                 sp.append(s.reshape(bp.grid))
                 ch.append(c)
-            self._cache["masks"] = (sp, ch)
+                if bp.kind == "bottleneck":     # the gate-2 record's mask_c2 bitmap
+                    c2 = bp.conv2.template.out_c
+                    off = block_mask_layout(n, c1, c2, a)[1]
+                    ch2.append(unpack_bitmap(raw[off:off + bitmap_bytes(c2)], c2,
+                                             "channel2 mask"))
+                else:
+                    ch2.append(None)
+            self._cache["masks"] = (sp, ch, ch2)
         return self._cache["masks"]
 
     @property
@@ -107,6 +118,12 @@ class ImageResult:
         return self._masks()[1]
 
     @property
+    def channel2(self) -> list:
+        """Per block bool [C2]: a Bottleneck block's second channel gate (mask_c2, its
+        gate-2 record's decisions); None for a BasicBlock."""
+        return self._masks()[2]
+
+    @property
     def layer_cycles(self) -> dict:
         """Record name -> cycles from the engine's cycle log (every record: stem, gates,
         convs (0 if skipped by the gate: its fetch only), head)."""
@@ -117,8 +134,9 @@ class ImageResult:
         """Convolution MACs the engine's work required for these masks (the scheduler's
         count, `dgfpga.runtime.scheduler`: the reference of what the engine generates)."""
         if "macs" not in self._cache:
-            self._cache["macs"] = self.runner.macs_for(None if self.dense else self.spatial,
-                                                       None if self.dense else self.channel)
+            self._cache["macs"] = self.runner.macs_for(
+                None if self.dense else self.spatial, None if self.dense else self.channel,
+                None if self.dense else self.channel2)
         return self._cache["macs"]
 
 
@@ -165,9 +183,8 @@ class NetworkRunner:
         # (`NetworkPlan.readback`), invalidated with one call and copied out with one gather
         self._logits = (plan.logits.offset, 8 * self.qm.num_classes)
         self._log = (plan.cycle_log.offset, 4 * self.record_count)
-        self._mask_ranges = [(plan.masks[i].offset,
-                              P.mask_bytes(bp.grid[0] * bp.grid[1], bp.conv1.template.out_c))
-                             for i, bp in enumerate(plan.blocks)]
+        self._mask_ranges = [(plan.masks[i].offset, plan.masks[i].nbytes)
+                             for i in range(len(plan.blocks))]
         reads = [self._logits, self._log, *self._mask_ranges]
         rb_span = plan.readback
         if not all(rb_span.offset <= o and o + n <= rb_span.offset + rb_span.nbytes
@@ -193,6 +210,8 @@ class NetworkRunner:
                 op = P.record_op(raw)
                 if op == P.OP_GATE:
                     P.unpack_gate_record(raw, cfg, rb)
+                elif op == P.OP_GATE2:
+                    P.unpack_gate2_record(raw, cfg, rb)
                 elif op == P.OP_HEAD:
                     P.unpack_head_record(raw, cfg, rb, n)
                 else:
@@ -202,9 +221,10 @@ class NetworkRunner:
                                   ) from None
 
     # ---- reference accounting (not host work: only when a figure asks for it) ----
-    def macs_for(self, spatial, channel) -> int:
-        """Convolution MACs of one image for these masks (None, None: dense), counted by
-        the scheduler (the reference for the engine's generated work)."""
+    def macs_for(self, spatial, channel, channel2=None) -> int:
+        """Convolution MACs of one image for these masks (None, None: dense; channel2: per
+        block mask_c2 or None, for Bottleneck blocks), counted by the scheduler (the
+        reference for the engine's generated work)."""
         from dgfpga.runtime.scheduler import Scheduler
         if self._scheduler is None:
             self._scheduler = Scheduler(self.plan, validate=self.validate)
@@ -213,9 +233,11 @@ class NetworkRunner:
                 self._dense_macs = self._scheduler.stem().macs + sum(
                     self._scheduler.block(i).macs for i in range(len(self.plan.blocks)))
             return self._dense_macs
+        if channel2 is None:
+            channel2 = [None] * len(self.plan.blocks)
         return self._scheduler.stem().macs + sum(
-            self._scheduler.block(i, sp, ch).macs
-            for i, (sp, ch) in enumerate(zip(spatial, channel)))
+            self._scheduler.block(i, sp, ch, c2).macs
+            for i, (sp, ch, c2) in enumerate(zip(spatial, channel, channel2)))
 
     # ---- one image ----
     def _quantize(self, image: np.ndarray) -> np.ndarray:

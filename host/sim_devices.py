@@ -4,7 +4,9 @@
   cycle model (`dgfpga.perf.cycle_model.program_cycles`, per record, written into the
   program's cycle log), labelled as model cycles. Fast; no compiler.
 - `CsimDevice`: the Vitis HLS engine compiled with g++ (C-simulation) through its
-  `extern "C"` bridge (`dgfpga.backends.hls_csim`); bit-exact with the HLS sources.
+  `extern "C"` bridge (`dgfpga.backends.hls_csim`); bit-exact with the HLS sources. The C-sim
+  has no clock (the engine's CYCLES, a counter difference, reads 0 there): the device's
+  CYCLES register and cycle log hold the C-sim's cycle ESTIMATE (`cycles_kind`).
 - `RtlDevice`: the reference RTL under Verilator, the stand-alone fast harness
   (`dgfpga.backends.rtl_sim.FastSim`); cycle-accurate, optional FST waveform of the first start.
 
@@ -130,9 +132,15 @@ class NullDevice(_ProgramDevice):
 
 
 class CsimDevice(_ProgramDevice):
-    """The HLS engine in C-simulation (g++ + ap_types), called through ctypes."""
+    """The HLS engine in C-simulation (g++ + ap_types), called through ctypes.
+
+    Cycles are the C-sim's ESTIMATE (`hls_csim.CsimRun.cycles_estimate`, also what the
+    engine writes into the cycle log under C-sim), not a count: on the board the engine's
+    CYCLES is a free-running counter's difference, which the clockless C-sim reads as 0.
+    `last_cycles_register` keeps that raw register of the last start."""
 
     name = "csim"
+    cycles_kind = "estimate"
 
     def __init__(self, cfg: Optional[EngineConfig] = None):
         super().__init__(cfg)
@@ -141,13 +149,15 @@ class CsimDevice(_ProgramDevice):
         except ImportError as exc:  # pragma: no cover - depends on the checkout
             raise DeviceError(f"csim device unavailable: {exc}") from None
         self._engine = hls_csim.CsimEngine(self.cfg)
+        self.last_cycles_register = None
 
     def _run(self, program: bytes, n: int, regions: dict, run_flags: int = 0) -> tuple[int, int]:
         kw = {"run_flags": run_flags} if (run_flags or _accepts(self._engine.run, "run_flags")) \
             else {}
         out = self._engine.run(program, n, regions["fmap"], regions["weight"],
                                regions["work"], regions["sums"], **kw)
-        return int(out.status), int(out.cycles)
+        self.last_cycles_register = int(out.cycles)
+        return int(out.status), int(out.cycles_estimate)
 
 
 class RtlDevice(_ProgramDevice):

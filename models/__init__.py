@@ -74,6 +74,7 @@ def build_model(arch: str, num_classes: Optional[int] = None, dense: bool = Fals
 
 
 from .checkpoint import load_checkpoint, save_checkpoint  # noqa: E402  (needs ARCHS)
+from .channel_group import channel_group_of, tie_channel_gates  # noqa: E402
 
 __all__ = ["ARCHS", "VARIANTS", "all_archs", "ArchSpec", "BlockMasks", "GatedBlock", "GatedNetwork", "GatedOutput",
-           "build_model", "load_checkpoint", "save_checkpoint"]
+           "build_model", "channel_group_of", "load_checkpoint", "save_checkpoint", "tie_channel_gates"]

@@ -174,13 +174,103 @@ class SpatialGate(nn.Module):
         return self.grid_h * self.grid_w * self.in_channels * 9
 
 
+class TiedRowsConv1x1(nn.Module):
+    """A 1x1 conv `in_channels -> out_channels` (with bias) whose output rows are tied in
+    groups of `group` consecutive channels: the parameters are `out_channels // group`
+    rows (`weight_tied`, `bias_tied`), expanded with `repeat_interleave` when used.
+
+    Stands in for a channel gate's fc2 (`atten_c.3`) in channel-group training
+    (`tie_rows`). Its state dict is the official one: `weight` `[out, in, 1, 1]` and
+    `bias` `[out]`, the expanded (identical) rows, so the checkpoint loads into the plain
+    zoo model and every level downstream sees an ordinary fc2 whose tied rows give
+    identical logits. Loading a state dict requires the rows to be tied (exactly equal
+    within each group): anything else is an error naming the key and the first group.
+    """
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor, group: int):
+        super().__init__()
+        out_channels = weight.shape[0]
+        check_channel_group(out_channels, group, "fc2")
+        self.group = group
+        self.in_channels, self.out_channels = weight.shape[1], out_channels
+        rows = out_channels // group
+        # start from the group means of the given rows (equal to them if already tied)
+        self.weight_tied = nn.Parameter(weight.detach().reshape(rows, group, *weight.shape[1:])
+                                        .mean(1).clone())
+        self.bias_tied = nn.Parameter(bias.detach().reshape(rows, group).mean(1).clone())
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The expanded weight `[out_channels, in_channels, 1, 1]` (official fc2 shape)."""
+        return self.weight_tied.repeat_interleave(self.group, dim=0)
+
+    @property
+    def bias(self) -> torch.Tensor:
+        """The expanded bias `[out_channels]`."""
+        return self.bias_tied.repeat_interleave(self.group, dim=0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight, self.bias)
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        w, b = self.weight, self.bias
+        destination[prefix + "weight"] = w if keep_vars else w.detach()
+        destination[prefix + "bias"] = b if keep_vars else b.detach()
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs):
+        shapes = {"weight": (self.out_channels, self.in_channels, 1, 1),
+                  "bias": (self.out_channels,)}
+        for name, shape in shapes.items():
+            key = prefix + name
+            if key not in state_dict:
+                missing_keys.append(key)
+                continue
+            value = state_dict[key]
+            if tuple(value.shape) != shape:
+                error_msgs.append(f"size mismatch for {key}: copying a param with shape "
+                                  f"{tuple(value.shape)}, the model has {shape}")
+                continue
+            groups = value.reshape(self.out_channels // self.group, self.group, -1)
+            untied = (groups != groups[:, :1]).flatten(1).any(1)
+            if bool(untied.any()):
+                first = int(untied.nonzero()[0, 0])
+                error_msgs.append(
+                    f"{key}: rows {first * self.group}..{(first + 1) * self.group - 1} are not "
+                    f"identical, so this is not a channel-group-{self.group} gate; load the "
+                    "checkpoint into the plain model (no tie_channel_gates), or train it "
+                    f"with --channel-group {self.group}")
+                continue
+            target = self.weight_tied if name == "weight" else self.bias_tied
+            with torch.no_grad():
+                target.copy_(groups[:, 0].reshape(target.shape))
+
+
+def check_channel_group(channels: int, group: int, what: str) -> None:
+    """ValueError unless `group` >= 1 divides `channels` (naming `what`)."""
+    if isinstance(group, bool) or not isinstance(group, int) or group < 1:
+        raise ValueError(f"channel group must be an integer >= 1, got {group!r}")
+    if channels % group:
+        raise ValueError(
+            f"channel group {group} does not divide the {channels} channels of {what}; "
+            "choose a group size that divides every gated channel count (e.g. a power of "
+            "two up to the narrowest stage's width)")
+
+
 class ChannelGate(nn.Module):
     """Channel gate (official `Mask_c`): one decision per gated output channel.
 
     Global average pool of the input `[N, in_channels, H, W]`, then `atten_c`:
     1x1 conv in->in//4 (no bias), BatchNorm, ReLU, 1x1 conv in//4->out_channels (bias);
     `GumbelSigmoid` decides. Returns `[N, out_channels, 1, 1]`.
+
+    `tie_rows(G)` (channel-group training) makes fc2 a `TiedRowsConv1x1`: G consecutive
+    channels share one logit, so at inference the number of active channels is a multiple
+    of G. In training the Gumbel sample is drawn once per group, so the masks the loss
+    sees keep that property too. `group` is 1 for the official gate.
     """
+
+    group: int = 1
 
     def __init__(self, in_channels: int, out_channels: int, tau: float = DEFAULT_TAU,
                  bias_init: float = DEFAULT_GATE_BIAS):
@@ -204,7 +294,28 @@ class ChannelGate(nn.Module):
         return self.atten_c(x.mean(dim=(2, 3), keepdim=True))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.gate_c(self.logits(x))
+        logits = self.logits(x)
+        if self.group == 1:
+            return self.gate_c(logits)
+        # one decision (and one Gumbel sample in training) per group of tied rows
+        return self.gate_c(logits[:, ::self.group]).repeat_interleave(self.group, dim=1)
+
+    def tie_rows(self, group: int) -> None:
+        """Tie fc2's rows in groups of `group` consecutive output channels (their group
+        means to start with); `group` must divide `out_channels`. Idempotent for the same
+        group; ValueError if the gate is already tied with another group."""
+        check_channel_group(self.out_channels, group, f"a channel gate ({self.out_channels} "
+                                                      "outputs)")
+        if self.group == group:
+            return
+        if self.group != 1:
+            raise ValueError(f"channel gate already tied in groups of {self.group}; "
+                             f"cannot re-tie it in groups of {group}")
+        if group == 1:
+            return
+        fc2 = self.atten_c[3]
+        self.atten_c[3] = TiedRowsConv1x1(fc2.weight, fc2.bias, group)
+        self.group = group
 
     def get_flops(self) -> int:
         """Gate MACs, official formula: in x in//4 + in//4 x out (pooling, BN not counted)."""

@@ -30,7 +30,7 @@ from dgfpga.contract.engine_config import EngineConfig
 from dgfpga import paths
 from dgfpga.errors import ConfigError
 
-__all__ = ["IpVlnv", "ENGINE_VLNV", "TOP_FUNCTION", "M_AXI_BUNDLES", "TB_VECTORS",
+__all__ = ["IpVlnv", "ENGINE_VLNV", "TOP_FUNCTION", "M_AXI_BUNDLES", "TB_VECTORS", "CYCLE_COUNTER_PORT",
            "clock_period_ns", "generate_project"]
 
 HLS_SRC = paths.hls_dir() / "src"              # the checkout's hls/ or the installed copy
@@ -64,6 +64,12 @@ HP_PORTS = {
             ("HP2", ("gmem_prog", "gmem_work", "gmem_sums"))),
     "rtl": (("HP0", ("gmem",)),),
 }
+# CYCLES of the HLS engine: the top function's ap_none input (not a register) that a free-
+# running counter on the engine clock drives (hls/src/dg_engine.cpp: CYCLES = its reading
+# at done minus at start); build_bd.tcl instantiates the counter core and wires it.
+CYCLE_COUNTER_PORT = "cycle_counter"
+CYCLE_COUNTER_VLNV = "xilinx.com:ip:c_counter_binary"
+CYCLE_COUNTER_BITS = 64
 RTL_IP_DIR = "rtl_ip"                 # package_rtl_ip.tcl packages the reference RTL here
 REPORTS_DIR = "reports"               # build_bd.tcl: timing and utilisation after implementation
 # vector sets copied into the project for csim_design / cosim_design
@@ -256,6 +262,13 @@ if {{$ip_kind eq "hls"}} {{
     set_property -dict [list {ports["hls"][0]}] [get_bd_cells zynq_ps]
     {ports["hls"][2]}
     connect_bd_net $clk {ports["hls"][1]}
+    # CYCLES: a free-running {CYCLE_COUNTER_BITS}-bit counter on the engine clock drives the
+    # engine's ap_none input {CYCLE_COUNTER_PORT} (read at start and at done)
+    create_bd_cell -type ip -vlnv {CYCLE_COUNTER_VLNV} cycle_counter
+    set_property -dict [list CONFIG.Output_Width {{{CYCLE_COUNTER_BITS}}} CONFIG.Increment_Value {{1}} \
+        CONFIG.CE {{false}} CONFIG.SCLR {{false}}] [get_bd_cells cycle_counter]
+    connect_bd_net $clk [get_bd_pins cycle_counter/CLK]
+    connect_bd_net [get_bd_pins cycle_counter/Q] [get_bd_pins dg_engine/{CYCLE_COUNTER_PORT}]
 }} else {{
     set_property -dict [list {ports["rtl"][0]}] [get_bd_cells zynq_ps]
     {ports["rtl"][2]}
@@ -454,6 +467,10 @@ store, or takes them from `DGFPGA_BOARD_REPO`, and stops with a message otherwis
 `{TOP_FUNCTION}` arguments (s_axilite bundle `control`, ap_ctrl_hs): {regs}. The register
 offsets are in `src/dg_config.h` (namespace `dg::reg`) and in dgfpga's docs/register_map.md.
 Pointers are AXI4 masters: {", ".join(f"`{k}` -> `m_axi_{b}`" for k, b in M_AXI_BUNDLES.items())}.
+One more input, not a register: `{CYCLE_COUNTER_PORT}` ({CYCLE_COUNTER_BITS} bits, ap_none), driven by a
+free-running counter on the engine clock (`build_bd.tcl` instantiates `{CYCLE_COUNTER_VLNV}`); the
+CYCLES register is its reading at done minus its reading at start: measured cycles. In C-simulation
+and co-simulation it stands still (CYCLES = 0; the C-sim prints its own estimate apart).
 The host runtime binds its driver to the VLNV `{ENGINE_VLNV}` and checks ENGINE_ID
 (`0x{regmap.engine_id(cfg):016X}`) before the first run.
 """

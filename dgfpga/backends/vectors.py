@@ -185,11 +185,15 @@ def compare_expected(vs: VectorSet, after: dict) -> list[str]:
 
 # ----------------------------------------------------------------------------- golden layer
 
-def _tile_pixel_mask(d: LayerDescriptor, tiles: Sequence[int]) -> np.ndarray:
+def _tile_pixel_mask(d: LayerDescriptor, tiles: Sequence[int], scale: int = 1) -> np.ndarray:
+    """Output pixels of `tiles` ([out_h, out_w]); with `scale` = the stride, the input
+    pixels of those tiles under zero_halo ([in_h, in_w]: tile side stride*tile,
+    formats.validate_descriptor)."""
     on = np.zeros(d.n_tiles, bool)
     on[np.asarray(tiles, dtype=np.int64)] = True
-    m = on.reshape(d.grid_h, d.grid_w).repeat(d.tile, 0).repeat(d.tile, 1)
-    return m[:d.out_h, :d.out_w]
+    side = d.tile * scale
+    m = on.reshape(d.grid_h, d.grid_w).repeat(side, 0).repeat(side, 1)
+    return m[:d.in_h, :d.in_w] if scale > 1 else m[:d.out_h, :d.out_w]
 
 
 def golden_layer(d: LayerDescriptor, wl: formats.WorkList, x_full: np.ndarray,
@@ -293,6 +297,10 @@ def sweep_cases(cfg: EngineConfig) -> list[LayerCase]:
         LayerCase("conv2_edge_tiles_odd", 3, 1, 10, 9, 11, t, tile_density=0.5,
                   in_density=0.6, residual="s8", res_only=True, zero_halo=True),
         LayerCase("wide_channels", 3, 1, 8, c, c, t, tile_density=0.5, out_density=0.5),
+        # a Bottleneck's strided conv2: gated on both channel sides, zero_halo at stride 2
+        # (input tile side 2*tile), an odd input size (out = ceil(in / 2))
+        LayerCase("conv2_bottleneck_s2_halo", 3, 2, 15, 12, 20, 2, tile_density=0.5,
+                  in_density=0.5, out_density=0.6, zero_halo=True),
     ]
     cases.append(LayerCase("fault_im2col_1x1", 1, 1, 8, 16, 16, t, fault="IM2COL_K1"))
     for fault in ("TILE_RANGE", "TILE_ORDER", "CHANNEL_RANGE", "CHANNEL_ORDER",
@@ -446,7 +454,7 @@ def build_layer_case(case: LayerCase, cfg: EngineConfig, seed: int = 0) -> Vecto
     xl = np.zeros((case.in_c, case.in_hw, case.in_hw), np.int64)
     xl[inc.astype(np.int64)] = np.moveaxis(x.astype(np.int64), -1, 0)
     if case.zero_halo:
-        xl = xl * _tile_pixel_mask(d, tiles)[None]
+        xl = xl * _tile_pixel_mask(d, tiles, d.stride)[None]
     y, written, macs = golden_layer(d, wl, xl, w, bias, mult, res)
     yo = np.moveaxis(y, 0, -1)[..., outc.astype(np.int64)] if out_gated else np.moveaxis(y, 0, -1)
     out_view = fmap[out_off:out_off + out_bytes].reshape(d.out_h, d.out_w, out_stored)

@@ -25,6 +25,16 @@ def add_arguments(p):
                    metavar="PCT", help="percentage of cycles the DDR refuses a beat "
                    "(contention; default 0)")
     p.add_argument("--seed", type=options.number(int, 0), default=0, help="seed of the random masks (default 0)")
+    p.add_argument("--arch", choices=("resdg18", "resdg34", "resdg50"), default=None,
+                   help="one network's operating points: resdg18/resdg34 the paper's Table 3 "
+                        "rows (with its Ultra96 speedups), resdg50 its 60%%/70%% ImageNet "
+                        "models (1.65 / 1.31 GMACs, no FPGA speedup published; needs a config "
+                        "with 2048-channel limits); default: Table 3")
+    p.add_argument("--channel-groups", action="store_true",
+                   help="also print channel-group-aligned operating points beside the "
+                        "unaligned ones: active channel counts rounded to multiples of the "
+                        "engine's Tm (the figures of a model trained with `dgfpga train "
+                        "--channel-group TM`; the official checkpoints are not)")
     p.add_argument("--host-us", type=options.number(float, 0), default=None,
                    help="host CPU time per image in microseconds, added to dense and gated "
                         "latency (e.g. `dgfpga-host bench`'s host CPU + cache median on the "
@@ -58,8 +68,10 @@ def run(args) -> int:
                 break
     from dgfpga.perf.prediction import ddr_params
     params = ddr_params(params, cfg, args.ddr_latency, args.ddr_stall)
-    host, host_source = _host_seconds(args, cfg)
-    preds = paper_configurations(cfg, params, args.seed, host)
+    from dgfpga.perf.prediction import operating_points
+    points = operating_points(args.arch, cfg)          # checks the network fits cfg first
+    host, host_source = _host_seconds(args, cfg, sorted({p[0] for p in points}))
+    preds = paper_configurations(cfg, params, args.seed, host, network=args.arch)
     print(f"engine '{cfg.name}': {cfg.tm}x{cfg.tn} MACs @ {cfg.clock_hz / 1e6:.0f} MHz; "
           f"cycle params {'calibrated: ' + args.params if args.params else 'defaults (uncalibrated)'}")
     print(f"DDR model: read latency {params.read_latency_cycles:g} cycles "
@@ -79,9 +91,15 @@ def run(args) -> int:
     for p in preds:
         print(f"{p.network:9s} {p.block_density:8.3f} {p.mac_reduction:7.2f}x {p.speedup:7.2f}x "
               f"{p.efficiency:7.2f} {p.dense_ms:9.2f} {p.gated_ms:9.2f} {p.gate_ms:8.3f} "
-              f"{p.host_ms:8.3f} {p.gated_images_per_s:7.1f} "
-              f"{p.paper_speedup:12.2f}x {p.paper_speedup / p.paper_mac_reduction:12.2f}")
+              f"{p.host_ms:8.3f} {p.gated_images_per_s:7.1f} " +
+              (f"{p.paper_speedup:12.2f}x {p.paper_speedup / p.paper_mac_reduction:12.2f}"
+               if p.paper_speedup is not None else f"{'-':>13s} {'-':>12s}"))
     rows = [dict(p.as_dict(), host_source=host_source) for p in preds]
+    if args.channel_groups:
+        aligned = paper_configurations(cfg, params, args.seed, host, channel_group=cfg.tm,
+                                       network=args.arch)
+        _print_aligned(cfg, preds, aligned)
+        rows += [dict(p.as_dict(), host_source=host_source) for p in aligned]
     if args.checkpoint:
         own, source = _own_model(own_inputs, cfg, params, args.host_us)
         rows.append(dict(own.as_dict(), host_source=host_source))
@@ -95,14 +113,32 @@ def run(args) -> int:
     return 0
 
 
-def _host_seconds(args, cfg):
+def _print_aligned(cfg, preds, aligned) -> None:
+    """The channel-group-aligned table, each row beside its unaligned figures."""
+    g = cfg.tm
+    print()
+    print(f"channel-group-aligned operating points (--channel-groups): every block's active "
+          f"channel count rounded to a multiple of Tm = {g}, the density solved again for the "
+          "paper's MAC reduction.")
+    print(f"ASSUMES a model trained with `dgfpga train --channel-group {g}` (each channel gate "
+          f"keeps a multiple of {g} channels active); the official and shipped checkpoints are "
+          "not such models: for them the unaligned figures above apply.")
+    print(f"{'network':9s} {'blk dens':>8s} {'MAC red.':>8s} {'speedup':>8s} {'effic.':>7s} "
+          f"{'gated ms':>9s} {'img/s':>7s} | {'unaligned speedup':>17s} {'img/s':>7s} "
+          f"{'gated cycles saved':>18s}")
+    for a, u in zip(aligned, preds):
+        print(f"{a.network:9s} {a.block_density:8.3f} {a.mac_reduction:7.2f}x {a.speedup:7.2f}x "
+              f"{a.efficiency:7.2f} {a.gated_ms:9.2f} {a.gated_images_per_s:7.1f} | "
+              f"{u.speedup:16.2f}x {u.gated_images_per_s:7.1f} "
+              f"{100 * (1 - a.gated_ms / u.gated_ms):17.1f}%")
+
+
+def _host_seconds(args, cfg, nets):
     """({network: host CPU s per image}, where the figure comes from)."""
-    from dgfpga.perf.prediction import PAPER_TABLE3
     if args.host_us is not None:
         return 1e-6 * args.host_us, f"{args.host_us:g} us (--host-us)"
     from dgfpga.perf.netshapes import shape_plan
     from dgfpga_host.runner import measure_host_cpu
-    nets = sorted({t[0] for t in PAPER_TABLE3})
     host = {n: measure_host_cpu(shape_plan(n, cfg)) for n in nets}
     return host, ("measured on this machine: thread CPU time of the board runtime's work per "
                   "image around its one start (dgfpga_host.runner.measure_host_cpu, median of "

@@ -25,6 +25,12 @@ def add_arguments(p):
     p.add_argument("--lbda", type=options.number(float, 0), default=d.lbda, help="sparsity loss weight (Eq. 8)")
     p.add_argument("--gamma", type=options.number(float, 0), default=d.gamma, help="bound loss weight (Eq. 9)")
     p.add_argument("--alpha", type=options.number(float, 0), help="bound annealing p=exp(-alpha*epoch) (default 4/epochs)")
+    p.add_argument("--channel-group", type=options.number(int, 1), default=d.channel_group,
+                   metavar="G",
+                   help="tie every channel gate's output rows in groups of G channels, so "
+                        "the active channel count is a multiple of G at inference (set G to "
+                        "the engine's Tm: no MAC lanes lost to channel-group rounding); G "
+                        f"must divide every gated width (default {d.channel_group}: off)")
     p.add_argument("--n-train", type=options.number(int, 1), default=d.n_train,
                    help=f"size of the embedded train split generated (default {d.n_train})")
     p.add_argument("--n-val", type=options.number(int, 1), default=d.n_val,
@@ -47,7 +53,8 @@ def run(args) -> int:
                       lr=args.lr, weight_decay=args.weight_decay,
                       target_density=args.target_density, lbda=args.lbda, gamma=args.gamma,
                       alpha=args.alpha, n_train=args.n_train, n_val=args.n_val,
-                      seed=args.seed, threads=args.threads, init=args.init)
+                      seed=args.seed, threads=args.threads, init=args.init,
+                      channel_group=args.channel_group)
     res = train(cfg, args.out, progress=args.progress)
     print(f"best validation top-1 {res['best_val_top1']:.2f}% -> {args.out} "
           f"({res['wall_s']:.0f} s)")

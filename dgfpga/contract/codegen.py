@@ -139,6 +139,7 @@ def _size_constants() -> list[tuple[str, int, str]]:
     return [
         ("MAX_KERNEL", F.MAX_KERNEL, "largest kernel side (max of formats.KERNELS)"),
         ("MAX_KERNEL_TAPS", F.MAX_KERNEL_TAPS, "taps of the largest kernel (MAX_KERNEL^2)"),
+        ("REQUANT_SHARE", F.REQUANT_SHARE, "output lanes per requantizer (time-shared)"),
         ("N_KERNELS", len(F.KERNELS), "kernel sides the engine supports (formats.KERNELS)"),
         ("N_STRIDES", len(F.STRIDES), "conv strides the engine supports (formats.STRIDES)"),
         ("LIST_ENTRY_BITS", 8 * F.LIST_ENTRY_BYTES, "bits of a work-list entry (tile/channel)"),
@@ -185,13 +186,16 @@ def _cpp_formats() -> str:
 
 def _record_tables():
     """(namespace / SV prefix, fields, field -> STATUS code name) of the gate and head records."""
-    return (("gate", P.GATE_FIELDS, P.GATE_FIELD_ERROR), ("head", P.HEAD_FIELDS, P.HEAD_FIELD_ERROR))
+    return (("gate", P.GATE_FIELDS, P.GATE_FIELD_ERROR), ("head", P.HEAD_FIELDS, P.HEAD_FIELD_ERROR),
+            ("gate2", P.GATE2_FIELDS, P.GATE2_FIELD_ERROR))
 
 
-def _param_sections() -> list[tuple[str, int, str, str]]:
-    """(NAME, element bytes, count expression, meaning) of the gate parameter sections."""
+def _param_sections(sections=None) -> list[tuple[str, int, str, str]]:
+    """(NAME, element bytes, count expression, meaning) of the gate (or, with
+    `P.GATE2_PARAM_SECTIONS`, the gate-2) parameter sections."""
     import numpy as np
-    return [(n.upper(), np.dtype(t).itemsize, c, m) for n, t, c, m in P.GATE_PARAM_SECTIONS]
+    return [(n.upper(), np.dtype(t).itemsize, c, m)
+            for n, t, c, m in (sections or P.GATE_PARAM_SECTIONS)]
 
 
 def _cpp_records() -> str:
@@ -228,6 +232,22 @@ def _cpp_records() -> str:
             expr = " :\n         ".join(f"sec == P_{n} ? ({c})" for n, _, c, _ in secs)
             out.append("constexpr uint32_t param_count(uint32_t sec, uint32_t in_c, uint32_t out_c, "
                        "uint32_t hidden, uint32_t gh, uint32_t gw) {")
+            out.append(f"  return {expr} : 0u;")
+            out.append("}")
+        elif ns == "gate2":
+            secs = _param_sections(P.GATE2_PARAM_SECTIONS)
+            out.append("// gate-2 parameter blob: sections in this order, each at the next "
+                       "multiple of the AXI width")
+            out.append("enum ParamSection : uint32_t {")
+            out += [f"    P_{n} = {i},  // {m}" for i, (n, _, _, m) in enumerate(secs)]
+            out.append(f"    P_COUNT = {len(secs)}")
+            out.append("};")
+            out.append("constexpr uint32_t PARAM_ELEM_BYTES[P_COUNT] = {"
+                       + ", ".join(str(b) for _, b, _, _ in secs) + "};")
+            out.append("// elements of section `sec`")
+            expr = " :\n         ".join(f"sec == P_{n} ? ({c})" for n, _, c, _ in secs)
+            out.append("constexpr uint32_t param_count(uint32_t sec, uint32_t in_c, uint32_t out_c, "
+                       "uint32_t hidden) {")
             out.append(f"  return {expr} : 0u;")
             out.append("}")
         else:
@@ -340,6 +360,21 @@ def _sv_records() -> str:
                "input int unsigned classes, input int unsigned align);")
     out.append("  return (in_c * classes + align - 1) / align * align;")
     out.append("endfunction")
+    secs2 = _param_sections(P.GATE2_PARAM_SECTIONS)
+    out.append("// gate-2 parameter blob (Bottleneck mask_c2): sections in this order, each at "
+               "the next multiple of the AXI width")
+    out.append(f"localparam int unsigned DG_GATE2_P_COUNT = {len(secs2)};")
+    for i, (n, b, c, m) in enumerate(secs2):
+        out.append(f"localparam int unsigned DG_GATE2_P_{n} = {i};  // {m}; {c} elements")
+        out.append(f"localparam int unsigned DG_GATE2_P_{n}_ELEM_BYTES = {b};")
+    out.append("function automatic int unsigned dg_gate2_param_count(input int unsigned sec, "
+               "input int unsigned in_c,")
+    out.append("    input int unsigned out_c, input int unsigned hidden);")
+    out.append("  case (sec)")
+    out += [f"    DG_GATE2_P_{n}: return {c};" for n, _, c, _ in secs2]
+    out.append("    default: return 0;")
+    out.append("  endcase")
+    out.append("endfunction")
     return "\n".join(out)
 
 
@@ -403,9 +438,9 @@ def _md_record(fields, errors) -> str:
     return "\n".join(rows)
 
 
-def _md_gate_params() -> str:
+def _md_gate_params(sections=None) -> str:
     rows = ["| section | element | count | meaning |", "|---|---|---|---|"]
-    for n, b, c, m in _param_sections():
+    for n, b, c, m in _param_sections(sections):
         kind = {1: "u8", 2: "int16", 4: "u32" if n == "RECIP" else "int32", 8: "int64"}[b]
         rows.append(f"| `{n.lower()}` | {kind} | `{c}` | {_md_escape(m)} |")
     return "\n".join(rows)
@@ -469,6 +504,10 @@ def _fields(cfg: EngineConfig, cfg_source: str, command: str, template: str) -> 
         gate_table=_md_record(P.GATE_FIELDS, P.GATE_FIELD_ERROR),
         head_table=_md_record(P.HEAD_FIELDS, P.HEAD_FIELD_ERROR),
         gate_param_table=_md_gate_params(),
+        gate2_table=_md_record(P.GATE2_FIELDS, P.GATE2_FIELD_ERROR),
+        gate2_param_table=_md_gate_params(P.GATE2_PARAM_SECTIONS),
+        gate2_reserved=f"{P.GATE2_RESERVED_WORDS[0]}..{P.GATE2_RESERVED_WORDS[-1]}",
+        gate2_in_mask_word=P.GATE2_IN_MASK_WORD,
         gate_reserved=f"{P.GATE_RESERVED_WORDS[0]}..{P.GATE_RESERVED_WORDS[-1]}",
         head_reserved=f"{P.HEAD_RESERVED_WORDS[0]}..{P.HEAD_RESERVED_WORDS[-1]}",
         program_constants=_md_program_constants(),

@@ -34,6 +34,15 @@ OP_KINDS = {OP_CONV: "conv"}
 KERNELS = (1, 3, 7)                         # kernel sides the engine supports
 MAX_KERNEL = max(KERNELS)                   # the ImageNet stem's 7x7
 MAX_KERNEL_TAPS = MAX_KERNEL * MAX_KERNEL   # weights per (out, in) channel pair of it
+#: output lanes per requantizer: the write-back's Tm lanes share Tm / REQUANT_SHARE
+#: requantizers (int64 products, ~6 DSP48E2 each), so it takes one output pixel per
+#: `requant_cycles_per_pixel(cfg)` cycles (HLS REQUANT_LANES, RTL dg_pkg::RQ_SHARE)
+REQUANT_SHARE = 4
+
+
+def requant_cycles_per_pixel(cfg) -> int:
+    """Cycles the write-back's requantizers take per output pixel: min(REQUANT_SHARE, tm)."""
+    return min(REQUANT_SHARE, cfg.tm)
 STRIDES = (1, 2)
 POOL_K, POOL_STRIDE, POOL_PAD = 3, 2, 1     # the fused max-pool (torchvision ResNet stem)
 PARAM_BYTES = 8                             # per output channel: bias int32, mult int32
@@ -82,7 +91,8 @@ DESCRIPTOR_FIELDS = (
     _f("in_ch_gated", 1, 8, 1, "input fm is compact: n_active_in channels, ids in the in-channel list"),
     _f("out_ch_gated", 1, 9, 1, "output fm is compact: n_active_out channels, ids in the out-channel list"),
     _f("zero_halo", 1, 10, 1, "input pixels in tiles whose bitmap bit is 0 read as zero "
-       "(needs tile_gated and in_h, in_w = out_h, out_w)"),
+       "(needs tile_gated and out_h, out_w = ceil(in_h, in_w / stride); input pixel (y, x) "
+       "lies in tile (y / (stride*tile), x / (stride*tile)))"),
     _f("in_place", 1, 11, 1, "output aliases the residual (identity block): tiles not listed are left as they are"),
     _f("from_gate", 1, 12, 1, "counts from the last gate record of this start (program.effective_descriptor; "
        "needs tile_gated)"),
@@ -529,12 +539,13 @@ def validate_descriptor(d: LayerDescriptor, cfg: Optional[EngineConfig] = None,
         raise bad("pad", f"must be 0..{d.k // 2} for k={d.k}")
     if not 1 <= d.shift <= 31:
         raise bad("shift", "must be 1..31 (round half up adds 2^(shift-1))")
-    limits = (("in_h", cfg.max_height), ("out_h", cfg.max_height), ("in_w", cfg.max_width),
-              ("out_w", cfg.max_width), ("in_c", cfg.max_in_channels),
-              ("out_c", cfg.max_out_channels))
-    for name, lim in limits:
+    limits = (("in_h", "max_height"), ("out_h", "max_height"), ("in_w", "max_width"),
+              ("out_w", "max_width"), ("in_c", "max_in_channels"),
+              ("out_c", "max_out_channels"))
+    for name, limit in limits:
+        lim = getattr(cfg, limit)
         if not 1 <= getattr(d, name) <= lim:
-            raise bad(name, f"must be 1..{lim} (engine config '{cfg.name}')")
+            raise bad(name, f"must be 1..{lim} (engine config '{cfg.name}', {limit})")
     if d.in_h + 2 * d.pad < d.k or d.in_w + 2 * d.pad < d.k:
         raise bad("in_h", f"input {d.in_h}x{d.in_w} smaller than the {d.k}x{d.k} kernel")
     for name, size in (("out_h", d.in_h), ("out_w", d.in_w)):
@@ -553,9 +564,11 @@ def validate_descriptor(d: LayerDescriptor, cfg: Optional[EngineConfig] = None,
         raise bad("maxpool", "the fused max-pool is supported on dense layers only")
     if d.zero_halo and not d.tile_gated:
         raise bad("zero_halo", "needs tile_gated (the bitmap comes with the tile list)")
-    if d.zero_halo and (d.in_h, d.in_w) != (d.out_h, d.out_w):
-        raise bad("zero_halo", f"needs the input on the output's tile grid (in {d.in_h}x"
-                               f"{d.in_w} = out {d.out_h}x{d.out_w}: stride 1, pad k//2)")
+    if d.zero_halo and (d.maxpool or (-(-d.in_h // d.stride), -(-d.in_w // d.stride))
+                        != (d.out_h, d.out_w)):
+        raise bad("zero_halo", f"needs the input on the output's tile grid scaled by the "
+                               f"stride (out = ceil(in / stride): in {d.in_h}x{d.in_w}, "
+                               f"stride {d.stride}, out {d.out_h}x{d.out_w}; pad k//2)")
     if d.residual:
         if d.res_mult >= 1 << 31:
             raise bad("res_mult", "must be < 2^31")

@@ -10,6 +10,10 @@ every record carries the magic (7:0), FORMAT_VERSION (15:8) and the op (19:16):
   per-tile sums of its input (`GATE_FIELDS`), write the masks and the block's work lists.
 - `OP_HEAD`: global sum pool of the last block's sums, int8 fc + int32 bias -> int64
   logits, then the per-record cycle log (`HEAD_FIELDS`); the last record of a start.
+- `OP_GATE2`: a Bottleneck block's second channel gate (mask_c2) from conv1's masked
+  output: its compact per-tile sums over the active tiles (`GATE2_FIELDS`); it writes
+  conv2's out-channel and conv3's in-channel lists and sets the count `nc2` that the
+  following `from_gate` layers use (`effective_descriptor`).
 
 Everything here is the one definition: the interpreter (`dgfpga.runtime.interpreter`), the
 packer, the generated C header / SV include (`dgfpga gen`) and docs/formats.md use it.
@@ -33,7 +37,7 @@ from dgfpga.contract.formats import (DESC_MAGIC, DESCRIPTOR_BYTES, DESCRIPTOR_WO
 from dgfpga.errors import FormatError
 
 __all__ = [
-    "OP_CONV", "OP_GATE", "OP_HEAD", "RECORD_OPS", "RUN_DENSE", "MAX_CLASSES",
+    "OP_CONV", "OP_GATE", "OP_HEAD", "OP_GATE2", "RECORD_OPS", "RUN_DENSE", "MAX_CLASSES",
     "GATE_FRAC_BITS", "GATE_RECIP_BITS", "GATE_WEIGHT_MAX", "GATE_HIDDEN_MAX",
     "GATE_BIAS_LIMIT", "GATE_SHIFT_MAX", "GATE_RECIP_MAX",
     "GATE_FIELDS", "HEAD_FIELDS", "GATE_FIELD_ERROR", "HEAD_FIELD_ERROR",
@@ -45,12 +49,18 @@ __all__ = [
     "mask_bytes", "encode_masks", "decode_masks", "effective_descriptor", "record_error",
     "GATE_PARAM_SECTIONS", "cycle_log_bytes", "gate_work_writes", "validate_gate_record",
     "validate_head_record",
+    "GATE2_FIELDS", "GATE2_FIELD_ERROR", "Gate2Record", "pack_gate2_record",
+    "unpack_gate2_record", "validate_gate2_record", "gate2_record_sections",
+    "GATE2_PARAM_SECTIONS", "Gate2Params", "gate2_param_layout", "pack_gate2_params",
+    "unpack_gate2_params", "check_gate2_params", "gate2_work_writes", "read_gate2_inputs",
+    "GATE2_IN_MASK_WORD",
 ]
 
 # ---- ops, run flags ----------------------------------------------------------------------
 OP_GATE = 2
 OP_HEAD = 3
-RECORD_OPS = {OP_CONV: "conv", OP_GATE: "gate", OP_HEAD: "head"}
+OP_GATE2 = 4                        # a Bottleneck block's second channel gate (mask_c2)
+RECORD_OPS = {OP_CONV: "conv", OP_GATE: "gate", OP_HEAD: "head", OP_GATE2: "gate2"}
 RUN_DENSE = 1                       # RUN_FLAGS bit 0: every gate on, no gate evaluation
 MAX_CLASSES = 1024                  # head classes limit
 
@@ -108,8 +118,30 @@ HEAD_FIELDS = _HEADER_FIELDS + (
 )
 HEAD_RESERVED_WORDS = tuple(range(7, DESCRIPTOR_WORDS))
 
+# The second channel gate of a Bottleneck block (official DGNet: mask_c2 is computed from
+# conv1's *masked* output, so it is evaluated inside the block, after conv1). It reads the
+# gate record's masks (which tiles and conv1 channels are on) and conv1's compact per-tile
+# sums, and writes conv2's out-channel list and conv3's in-channel list.
+GATE2_FIELDS = _HEADER_FIELDS + (
+    _f("in_c", 1, 0, 16, "conv1's output channels (the gate's inputs; the gate record's out_c)"),
+    _f("out_c", 1, 16, 16, "conv2's output channels (the gate's decisions)"),
+    _f("hidden", 2, 0, 16, "hidden units, 1..in_c"),
+    _f("h_shift", 2, 16, 6, f"hidden requant shift, 1..{GATE_SHIFT_MAX}"),
+    _f("st_h", 3, 0, 8, "tile rows of conv1's grid (= the gate record's gh)"),
+    _f("st_w", 3, 8, 8, "tile columns of conv1's grid (= the gate record's gw)"),
+    _f("sums_offset", 4, 0, 32, "SUMS: conv1's compact int32 sums [st_h*st_w][n_active] (active channels in list order)"),
+    _f("param_offset", 5, 0, 32, "WEIGHT: the gate-2 parameter blob"),
+    _f("in_mask_offset", 6, 0, 32, "WORK: the gate record's masks (tile bitmap, then conv1's channel bitmap)"),
+    _f("mask_offset", 7, 0, 32, "WORK: the mask_c2 channel bitmap it writes"),
+    _f("c2_out_ch_offset", 8, 0, 32, "WORK: conv2's out-channel list"),
+    _f("c3_in_ch_offset", 9, 0, 32, "WORK: conv3's in-channel list"),
+)
+GATE2_RESERVED_WORDS = tuple(range(10, DESCRIPTOR_WORDS))
+GATE2_IN_MASK_WORD = 6             # padding bits set in the masks it reads: BAD_GATE here
+
 _OFFSETS_GATE = tuple(f.name for f in GATE_FIELDS if f.name.endswith("_offset"))
 _OFFSETS_HEAD = tuple(f.name for f in HEAD_FIELDS if f.name.endswith("_offset"))
+_OFFSETS_GATE2 = tuple(f.name for f in GATE2_FIELDS if f.name.endswith("_offset"))
 
 # STATUS code name of a fault in each field; ENTRY = the field's word. Reserved bits/words of
 # a gate or head record: BAD_GATE at the word (word 4 of a gate record: BAD_FLAGS).
@@ -123,6 +155,11 @@ HEAD_FIELD_ERROR = {
     "magic": "BAD_MAGIC", "version": "BAD_MAGIC", "op": "BAD_OP",
     "in_c": "BAD_SHAPE", "classes": "BAD_SHAPE", "st_h": "BAD_TILE", "st_w": "BAD_TILE",
     **{n: "BAD_OFFSET" for n in _OFFSETS_HEAD},
+}
+GATE2_FIELD_ERROR = {
+    "magic": "BAD_MAGIC", "version": "BAD_MAGIC", "op": "BAD_OP",
+    "in_c": "BAD_SHAPE", "out_c": "BAD_SHAPE", "hidden": "BAD_SHAPE", "h_shift": "BAD_GATE",
+    "st_h": "BAD_TILE", "st_w": "BAD_TILE", **{n: "BAD_OFFSET" for n in _OFFSETS_GATE2},
 }
 GATE_FLAGS_WORD = 4                 # reserved bits of this gate word are BAD_FLAGS
 
@@ -139,6 +176,7 @@ def _check_table(fields, errors) -> None:
 
 _check_table(GATE_FIELDS, GATE_FIELD_ERROR)
 _check_table(HEAD_FIELDS, HEAD_FIELD_ERROR)
+_check_table(GATE2_FIELDS, GATE2_FIELD_ERROR)
 
 
 def record_error(msg: str, code: str, entry: int, field: Optional[str] = None) -> FormatError:
@@ -663,20 +701,242 @@ def gate_work_writes(r: GateRecord, spatial, channel) -> list[tuple[int, np.ndar
 
 
 # ---- from_gate: the effective descriptor -------------------------------------------------
-def effective_descriptor(d: LayerDescriptor, nt: int, nc: int) -> Optional[LayerDescriptor]:
+def effective_descriptor(d: LayerDescriptor, nt: int, nc: int,
+                         nc2: Optional[int] = None) -> Optional[LayerDescriptor]:
     """The descriptor a `from_gate` layer runs with under a gate's counts: nt active tiles,
     nc active channels (None: the layer is skipped). Equals `Scheduler.block`'s descriptor
     of the layer field for field (from_gate cleared). Not checked here: the engine checks E
-    as any descriptor."""
+    as any descriptor.
+
+    nc2: the active channels of the last gate-2 record since that gate record (a Bottleneck
+    block's mask_c2; None: no gate-2 record yet). After a gate-2 record, an out-channel-gated
+    layer (conv2) outputs nc2 channels and reads nc (conv1's compact output); a layer gated
+    on its input only (conv3) reads nc2 (conv2's compact output)."""
     n = d.grid_h * d.grid_w
-    if (d.out_ch_gated and (nt == 0 or nc == 0)) or (d.in_place and nt == 0):
+    n_out = nc if nc2 is None else nc2
+    if d.in_ch_gated and nc2 is not None and not d.out_ch_gated:
+        n_in = nc2
+    else:
+        n_in = nc
+    if (d.out_ch_gated and (nt == 0 or n_out == 0)) or (d.in_place and nt == 0):
         return None
     ch = dict(from_gate=False, n_active_tiles=int(nt))
     if d.out_ch_gated:
-        ch["n_active_out"] = int(nc)
+        ch["n_active_out"] = int(n_out)
     if d.in_ch_gated:
-        ch["n_active_in"] = int(nc)
+        ch["n_active_in"] = int(n_in)
     if d.residual and not d.in_place:
         ch["n_res_tiles"] = max(n - int(nt), 0)
         ch["res_tile_list_offset"] = d.res_tile_list_offset if n - nt > 0 else 0
     return d.replace(**ch)
+
+
+# ---- gate-2 record (Bottleneck: mask_c2 from conv1's masked output) ----------------------
+@dataclass(frozen=True)
+class Gate2Record:
+    """A Bottleneck block's second channel gate (fields = GATE2_FIELDS after word 0)."""
+    in_c: int
+    out_c: int
+    hidden: int
+    h_shift: int
+    st_h: int
+    st_w: int
+    sums_offset: int = 0
+    param_offset: int = 0
+    in_mask_offset: int = 0
+    mask_offset: int = 0
+    c2_out_ch_offset: int = 0
+    c3_in_ch_offset: int = 0
+    op: int = OP_GATE2
+
+    @property
+    def n_tiles(self) -> int:
+        return self.st_h * self.st_w
+
+    def replace(self, **changes) -> "Gate2Record":
+        return dataclasses.replace(self, **changes)
+
+
+GATE2_PARAM_SECTIONS = (
+    # name, element dtype, count (an expression of in_c, out_c, hidden), meaning
+    ("recip", "<u4", "1", "R(H*W): the reciprocal of conv1's output pixel count (block input H x W)"),
+    ("w1", "<i2", "hidden*in_c", "fc1 [hidden][in_c]"),
+    ("m1", "<i4", "hidden", "hidden requant multipliers [hidden]"),
+    ("o1", "<i8", "hidden", "hidden requant offsets [hidden]"),
+    ("w2", "<i2", "out_c*hidden", "fc2 [out_c][hidden]"),
+    ("b2", "<i8", "out_c", "biases [out_c]"),
+)
+GATE2_PARAM_NAMES = tuple(s[0] for s in GATE2_PARAM_SECTIONS)
+_GATE2_DTYPE = {n: np.dtype(t) for n, t, _, _ in GATE2_PARAM_SECTIONS}
+_GATE2_COUNT = {n: compile(c, f"<gate2 param count {n}>", "eval")
+                for n, _, c, _ in GATE2_PARAM_SECTIONS}
+
+
+def gate2_param_layout(in_c: int, out_c: int, hidden: int, align: int) -> GateParamLayout:
+    """Section offsets of a gate-2 blob (each at the next multiple of `align`)."""
+    env = dict(in_c=in_c, out_c=out_c, hidden=hidden)
+    counts = {n: int(eval(_GATE2_COUNT[n], {"__builtins__": {}}, env)) for n in GATE2_PARAM_NAMES}
+    offsets, pos = {}, 0
+    for name in GATE2_PARAM_NAMES:
+        pos = _up(pos, align)
+        offsets[name] = pos
+        pos += counts[name] * _GATE2_DTYPE[name].itemsize
+    return GateParamLayout(offsets, counts, pos)
+
+
+@dataclass(frozen=True)
+class Gate2Params:
+    """A gate-2 parameter blob, decoded."""
+    recip_total: int
+    w1: np.ndarray          # int16 [hidden, in_c]
+    m1: np.ndarray          # int32 [hidden]
+    o1: np.ndarray          # int64 [hidden]
+    w2: np.ndarray          # int16 [out_c, hidden]
+    b2: np.ndarray          # int64 [out_c]
+
+
+def pack_gate2_params(recip_total: int, cg, align: int) -> bytes:
+    """The gate-2 blob of one Bottleneck block: R(H*W) of conv1's output map and the
+    IntChannelGate `cg` (mask_c2: w1, m1, o1, shift, w2, b2). Checked as the engine checks."""
+    w1 = _as_int_array(cg.w1, "w1")
+    w2 = _as_int_array(cg.w2, "w2")
+    if w1.ndim != 2 or w2.ndim != 2 or w2.shape[1] != w1.shape[0]:
+        raise FormatError(f"gate-2 params: w1 {w1.shape} must be [hidden, in_c], w2 {w2.shape} "
+                          "[out_c, hidden]")
+    hidden, in_c = w1.shape
+    out_c = w2.shape[0]
+    vals = {"recip": [int(recip_total)], "w1": w1.reshape(-1),
+            "m1": _as_int_array(cg.m1, "m1").reshape(-1),
+            "o1": [int(v) for v in np.asarray(cg.o1).reshape(-1)], "w2": w2.reshape(-1),
+            "b2": [int(v) for v in np.asarray(cg.b2).reshape(-1)]}
+    lay = gate2_param_layout(in_c, out_c, hidden, align)
+    blob = np.zeros(lay.nbytes, np.uint8)
+    for name in GATE2_PARAM_NAMES:
+        dt = _GATE2_DTYPE[name]
+        ints = [int(x) for x in vals[name]]
+        if len(ints) != lay.counts[name]:
+            raise FormatError(f"gate-2 params: {name} has {len(ints)} entries, expected "
+                              f"{lay.counts[name]}")
+        info = np.iinfo(dt)
+        if ints and (min(ints) < info.min or max(ints) > info.max):
+            raise FormatError(f"gate-2 params: {name} out of {dt} range")
+        raw = np.array(ints, dtype=dt).view(np.uint8)
+        blob[lay.offsets[name]:lay.offsets[name] + raw.size] = raw
+    data = blob.tobytes()
+    check_gate2_params(unpack_gate2_params(data, in_c, out_c, hidden, align))
+    if not 1 <= int(cg.shift) <= GATE_SHIFT_MAX:
+        raise FormatError(f"gate-2 params: shift {cg.shift} not in 1..{GATE_SHIFT_MAX}")
+    return data
+
+
+def unpack_gate2_params(data, in_c: int, out_c: int, hidden: int, align: int) -> Gate2Params:
+    """Decode a gate-2 blob; no value checks (`check_gate2_params`)."""
+    data = formats._bytes_like(data, "gate-2 params")
+    lay = gate2_param_layout(in_c, out_c, hidden, align)
+    if len(data) < lay.nbytes:
+        raise FormatError(f"gate-2 params: {len(data)} bytes, the layout needs {lay.nbytes}")
+
+    def sec(name):
+        dt, o = _GATE2_DTYPE[name], lay.offsets[name]
+        return np.frombuffer(data[o:o + lay.counts[name] * dt.itemsize], dtype=dt)
+    return Gate2Params(recip_total=int(sec("recip")[0]),
+                       w1=sec("w1").astype(np.int16).reshape(hidden, in_c),
+                       m1=sec("m1").astype(np.int32).copy(), o1=sec("o1").astype(np.int64).copy(),
+                       w2=sec("w2").astype(np.int16).reshape(out_c, hidden),
+                       b2=sec("b2").astype(np.int64).copy())
+
+
+def check_gate2_params(p: Gate2Params) -> None:
+    """The engine's gate-2 parameter checks (BAD_GATE, ENTRY = index within the section), in
+    blob order: recip (1..2^RB), o1, b2 (|v| < GATE_BIAS_LIMIT)."""
+    if not 1 <= p.recip_total <= GATE_RECIP_MAX:
+        raise record_error(f"gate-2 params: recip = {p.recip_total} not in 1..2^{GATE_RECIP_BITS}",
+                           "BAD_GATE", 0, "recip")
+    for name, v in (("o1", p.o1), ("b2", p.b2)):
+        for i, x in enumerate(v.tolist()):
+            if not -GATE_BIAS_LIMIT < int(x) < GATE_BIAS_LIMIT:
+                raise record_error(f"gate-2 params: {name}[{i}] = {int(x)}: |value| must be < 2^46",
+                                   "BAD_GATE", i, name)
+
+
+def gate2_record_sections(r: Gate2Record, cfg: EngineConfig) -> list[tuple[str, str, int]]:
+    """(offset field, region, bytes) of every section a gate-2 record reads or writes, sized
+    for the densest case, in word order."""
+    n = r.st_h * r.st_w
+    e = formats.LIST_ENTRY_BYTES
+    return [
+        ("sums_offset", "sums", n * r.in_c * formats.SUM_BYTES),
+        ("param_offset", "weight", gate2_param_layout(r.in_c, r.out_c, r.hidden, cfg.axi_bytes).nbytes),
+        ("in_mask_offset", "work", mask_bytes(n, r.in_c)),
+        ("mask_offset", "work", formats.bitmap_bytes(r.out_c)),
+        ("c2_out_ch_offset", "work", e * r.out_c),
+        ("c3_in_ch_offset", "work", e * r.out_c),
+    ]
+
+
+def validate_gate2_record(r: Gate2Record, cfg: Optional[EngineConfig] = None,
+                          region_bytes: Optional[dict] = None) -> None:
+    """The gate-2 record checks, in the engine's order (fields in word order, then sections)."""
+    cfg = cfg or default_config()
+    what = "gate-2 record"
+    _check_fields(r, GATE2_FIELDS, GATE2_FIELD_ERROR, what, (
+        ("op", r.op == OP_GATE2, f"must be OP_GATE2 ({OP_GATE2})"),
+        ("in_c", 1 <= r.in_c <= cfg.max_in_channels, f"must be 1..{cfg.max_in_channels}"),
+        ("out_c", 1 <= r.out_c <= cfg.max_out_channels, f"must be 1..{cfg.max_out_channels}"),
+        ("hidden", 1 <= r.hidden <= r.in_c, f"must be 1..in_c ({r.in_c})"),
+        ("h_shift", 1 <= r.h_shift <= GATE_SHIFT_MAX, f"must be 1..{GATE_SHIFT_MAX}"),
+        ("st_h", 1 <= r.st_h <= cfg.max_grid, f"must be 1..{cfg.max_grid}"),
+        ("st_w", 1 <= r.st_w <= cfg.max_grid, f"must be 1..{cfg.max_grid}"),
+    ))
+    _region_checks(r, GATE2_FIELDS, GATE2_FIELD_ERROR, gate2_record_sections(r, cfg), cfg,
+                   region_bytes, what)
+
+
+def pack_gate2_record(r: Gate2Record, cfg: Optional[EngineConfig] = None) -> bytes:
+    """96 bytes; validates the record against `cfg` first."""
+    validate_gate2_record(r, cfg)
+    return _pack(GATE2_FIELDS, dataclasses.asdict(r))
+
+
+def unpack_gate2_record(data, cfg: Optional[EngineConfig] = None,
+                        region_bytes: Optional[dict] = None) -> Gate2Record:
+    """Parse and check one gate-2 record (reserved words and bits: BAD_GATE at the word)."""
+    values = _unpack_fields(data, GATE2_FIELDS, GATE2_FIELD_ERROR, OP_GATE2, "gate-2 record")
+    r = Gate2Record(**values)
+    validate_gate2_record(r, cfg, region_bytes)
+    return r
+
+
+def read_gate2_inputs(r: Gate2Record, work, sums) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What a gate-2 record reads besides its parameters: the gate record's masks at
+    `in_mask_offset` (padding bits set: BAD_GATE, ENTRY GATE2_IN_MASK_WORD) and conv1's
+    compact sums of the active tiles. Returns (tiles bool [N], conv1 channels bool [in_c],
+    totals int64 [in_c]: per conv1 channel the sum over the active tiles, 0 for inactive
+    channels) - the sums of conv1's masked output over the whole map."""
+    n = r.st_h * r.st_w
+    work = np.asarray(work, np.uint8)
+    raw = work[r.in_mask_offset:r.in_mask_offset + mask_bytes(n, r.in_c)].tobytes()
+    try:
+        tiles, chans = decode_masks(raw, n, r.in_c)
+    except FormatError as exc:
+        raise record_error(f"gate-2 record: the masks at in_mask_offset={r.in_mask_offset}: "
+                           f"{exc}", "BAD_GATE", GATE2_IN_MASK_WORD, "in_mask_offset") from None
+    nc = int(chans.sum())
+    sm = np.asarray(sums, np.uint8)
+    s = sm[r.sums_offset:r.sums_offset + n * nc * formats.SUM_BYTES].view("<i4") \
+        .reshape(n, nc).astype(np.int64)
+    totals = np.zeros(r.in_c, np.int64)
+    totals[np.flatnonzero(chans)] = s[np.flatnonzero(tiles)].sum(axis=0)
+    return tiles, chans, totals
+
+
+def gate2_work_writes(r: Gate2Record, channel2) -> list[tuple[int, np.ndarray]]:
+    """[(WORK offset, uint8 bytes)] a gate-2 record writes for its decisions (bool
+    [out_c]): the mask_c2 bitmap, conv2's out-channel list and conv3's in-channel list (the
+    active channels ascending, u16), the bytes `formats.encode_work_list` writes for them."""
+    ch = np.asarray(channel2, bool).reshape(-1)
+    if ch.size != r.out_c:
+        raise FormatError(f"gate-2 decisions: {ch.size} channels, the record has {r.out_c}")
+    ids = np.flatnonzero(ch).astype("<u2").view(np.uint8)
+    return [(r.mask_offset, _bits(ch, ch.size)), (r.c2_out_ch_offset, ids),
+            (r.c3_in_ch_offset, ids)]

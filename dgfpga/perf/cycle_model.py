@@ -60,7 +60,7 @@ from dgfpga.errors import ConfigError
 from dgfpga.contract import formats
 from dgfpga.contract.formats import (DESCRIPTOR_BYTES, LayerDescriptor, PARAM_BYTES, SUM_BYTES,
                                      WorkList, bitmap_bytes, read_work_list)
-from dgfpga.perf.netshapes import BlockShape, NetShape, gate_macs
+from dgfpga.perf.netshapes import BottleneckShape, NetShape, gate_macs
 
 
 #: keys older parameter files carry that are no engine cost (the per-start and per-block
@@ -237,6 +237,7 @@ def layer_cycles(d: LayerDescriptor, cfg: Optional[EngineConfig] = None,
     wa = _weights(d.n_tiles, d.n_active_tiles, tiles)
     wr = _weights(d.n_tiles, d.n_res_tiles, res_tiles)
     kk = d.k * d.k
+    rq = formats.requant_cycles_per_pixel(cfg)
     n_in, n_out = d.n_active_in, d.n_active_out
     active = wa.sum() > 0
     G = math.ceil(n_out / cfg.tm) if (n_out and (active or wr.sum() > 0)) else 0
@@ -301,7 +302,10 @@ def layer_cycles(d: LayerDescriptor, cfg: Optional[EngineConfig] = None,
         rc = res_cmds(m_g, g)
         steps = port = 0.0
         if active:
-            C = p.tile_overhead_cycles + p.pipeline_depth_cycles + _mac_steps(d, cfg, pix)
+            # the MAC array and the write-back's time-shared requantizers (one conv pixel per
+            # formats.requant_cycles_per_pixel cycles) run as a pipeline: the slower paces
+            C = (p.tile_overhead_cycles + p.pipeline_depth_cycles
+                 + np.maximum(_mac_steps(d, cfg, pix), rq * pix))
             step_bytes = patch * d.in_c_stored + opix * m_g * (1 + res)
             cmds = row_bursts + res * opix * rc         # the tile's read bursts
             pf = read_time(cmds + w_cmds, (patch_beats + res * opix * rc + w_beats)
@@ -312,7 +316,7 @@ def layer_cycles(d: LayerDescriptor, cfg: Optional[EngineConfig] = None,
             steps += float(wa @ S)
             port += float(wa @ step_bytes) / Bs
         if wr.sum() > 0:        # residual-only tiles: read the residual, write the output
-            r_compute = opix
+            r_compute = rq * opix
             r_bytes = 2 * opix * m_g
             r_pf = read_time(opix * rc, 1.0, p)
             S = np.maximum(p.tile_overhead_cycles + np.maximum(r_compute, r_bytes / Bs),
@@ -350,9 +354,11 @@ def layer_cycles(d: LayerDescriptor, cfg: Optional[EngineConfig] = None,
 # --------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class BlockMask:
-    """Active output tiles (row-major ids) and active conv1 output channels of one block."""
+    """Active output tiles (row-major ids) and active conv1 output channels of one block;
+    for a Bottleneck block also the active conv2 output channels (mask_c2; None: all on)."""
     tiles: np.ndarray
     channels: np.ndarray
+    channels2: Optional[np.ndarray] = None
 
 
 def random_block_masks(net: NetShape, densities: Sequence[float], seed: int = 0,
@@ -376,17 +382,30 @@ def random_block_masks(net: NetShape, densities: Sequence[float], seed: int = 0,
         if not 0.0 <= d <= 1.0:
             raise ConfigError(f"{b.name}: density {d} outside [0, 1]")
         s, c = d ** spatial_share, d ** (1.0 - spatial_share)
+        gc = getattr(b, "gated_c", b.out_c)
         nt = 0 if d == 0 else max(1, round(s * b.n_tiles))
-        nc = 0 if d == 0 else max(1, round(c * b.out_c))
+        nc = 0 if d == 0 else max(1, round(c * gc))
         tiles = np.sort(rng.choice(b.n_tiles, size=nt, replace=False)).astype(np.uint16)
-        chans = np.sort(rng.choice(b.out_c, size=nc, replace=False)).astype(np.uint16)
-        masks.append(BlockMask(tiles, chans))
+        chans = np.sort(rng.choice(gc, size=nc, replace=False)).astype(np.uint16)
+        chans2 = None
+        if isinstance(b, BottleneckShape):      # mask_c2: the same channel density
+            chans2 = np.sort(rng.choice(gc, size=nc, replace=False)).astype(np.uint16)
+        masks.append(BlockMask(tiles, chans, chans2))
     return masks
 
 
-def block_density(b: BlockShape, m: BlockMask) -> float:
-    """Realised density of a block's gated convs (conv1 + conv2 MACs over dense)."""
-    return (len(m.tiles) / b.n_tiles) * (len(m.channels) / b.out_c)
+def block_density(b, m: BlockMask) -> float:
+    """Realised density of a block's gated convs (their MACs over dense): BasicBlock
+    s*c (conv1 and conv2 both scale with it); Bottleneck the MAC-weighted mean of conv1
+    (s*c1), conv2 (s*c1*c2) and conv3 (s*c2), the shortcut dense."""
+    s = len(m.tiles) / b.n_tiles
+    if not isinstance(b, BottleneckShape):
+        return s * (len(m.channels) / b.out_c)
+    c1 = len(m.channels) / b.width
+    c2 = 1.0 if m.channels2 is None else len(m.channels2) / b.width
+    sc = b.shortcut.macs if b.shortcut is not None else 0
+    gated = s * (c1 * b.conv1.macs + c1 * c2 * b.conv2.macs + c2 * b.conv3.macs)
+    return (gated + sc) / b.dense_macs
 
 
 # --------------------------------------------------------------------------------------
@@ -469,6 +488,43 @@ def gate_record_cycles(in_c: int, out_c: int, hidden: int, st_h: int, st_w: int,
     return record_cycles("gate", DESCRIPTOR_BYTES / cfg.axi_bytes + cyc, streams, p)
 
 
+def gate2_record_terms(in_c: int, out_c: int, hidden: int, st_h: int, st_w: int, nt: int,
+                       nc1: int, nc2: int, dense: bool, cfg: EngineConfig) -> tuple[float, int]:
+    """(cycles, streams) of one gate-2 record (a Bottleneck block's mask_c2,
+    `program.Gate2Record`), written for the gate unit as `gate_record_terms` is: the gate
+    record's masks it reads (one stream), the checked parameter sections (recip, o1, b2);
+    gated also conv1's compact sums of the nt active tiles (one row of nc1 int32 per tile,
+    a stream each: the tiles are not contiguous), pooling Tn channels per cycle, fc1 / m1 /
+    o1 / fc2 streamed; then the mask_c2 bitmap and the two channel lists (one candidate per
+    cycle up to the last selected one, one cycle per written beat). Not yet fitted on an
+    engine: the gate unit has no gate-2 datapath (docs/formats.md); `gate_fixed_cycles` and
+    `gate_stream_cycles` of the gate record stand in for its fixed costs."""
+    from dgfpga.contract.program import mask_bytes
+    AB, tn = cfg.axi_bytes, cfg.tn
+    n = st_h * st_w
+    cyc = _cdiv(mask_bytes(n, in_c), AB) + _cdiv(4, AB) + _cdiv(8 * hidden, AB) + _cdiv(8 * out_c, AB)
+    streams = 4
+    if not dense:
+        cyc += nt * _cdiv(4 * max(nc1, 1), AB) + _cdiv(in_c, tn)
+        cyc += (_cdiv(2 * hidden * in_c, AB) + _cdiv(4 * hidden, AB)
+                + _cdiv(2 * out_c * hidden, AB))
+        streams += nt + 3
+    scan = 2 * _list_scan(out_c, nc2)
+    beats = _cdiv(bitmap_bytes(out_c), AB) + 2 * _cdiv(2 * nc2, AB)
+    return cyc + scan + beats, streams + 3
+
+
+def gate2_record_cycles(in_c: int, out_c: int, hidden: int, st_h: int, st_w: int, nt: int,
+                        nc1: int, nc2: int, dense: bool, cfg: Optional[EngineConfig] = None,
+                        params: Optional[CycleParams] = None) -> float:
+    """Cycles of one gate-2 record: the record fetch, `gate2_record_terms` and the gate
+    unit's fitted fixed and per-stream costs (those of the gate record)."""
+    cfg = cfg or default_config()
+    p = params or CycleParams()
+    cyc, streams = gate2_record_terms(in_c, out_c, hidden, st_h, st_w, nt, nc1, nc2, dense, cfg)
+    return record_cycles("gate", DESCRIPTOR_BYTES / cfg.axi_bytes + cyc, streams, p)
+
+
 def record_cycles(kind: str, fixed: float, streams: int, params: CycleParams) -> float:
     """A gate or head record's cycles from its formula part `fixed` (fetch + terms) and its
     stream count, with the fitted costs of `params` (what `fit_record_params` fits)."""
@@ -479,9 +535,11 @@ def record_cycles(kind: str, fixed: float, streams: int, params: CycleParams) ->
 def head_record_terms(in_c: int, classes: int, st_h: int, st_w: int,
                       cfg: EngineConfig) -> tuple[float, int]:
     """(cycles, streams) of the head up to its cycle-log write (`dg_gate.sv`): the whole
-    SUMS, the int8 weights one class row at a time, the int32 biases, the int64 logits."""
+    SUMS, the int8 weights one class row at a time, the int32 biases, the int64 logits.
+    A stream segment holds at most Tn elements (the gate unit's on-chip arrays are Tn RAM
+    banks, one entry each per cycle), so the int8 weights move min(AB, Tn) per cycle."""
     AB = cfg.axi_bytes
-    cyc = (_cdiv(4 * st_h * st_w * in_c, AB) + classes * _cdiv(in_c, AB)
+    cyc = (_cdiv(4 * st_h * st_w * in_c, AB) + classes * _cdiv(in_c, min(AB, cfg.tn))
            + _cdiv(4 * classes, AB) + _cdiv(8 * classes, AB))
     return cyc, 4
 
@@ -542,6 +600,7 @@ def program_cycles(program: bytes, n_records: int, work: np.ndarray, gate_masks:
     out = []
     gates = iter(gate_masks)
     nt = nc = 0
+    nc2 = None
     for i in range(n_records):
         raw = bytes(program[i * DESCRIPTOR_BYTES:(i + 1) * DESCRIPTOR_BYTES])
         op = P.record_op(raw)
@@ -549,15 +608,23 @@ def program_cycles(program: bytes, n_records: int, work: np.ndarray, gate_masks:
             g = P.unpack_gate_record(raw, cfg, None)
             sp, ch = next(gates)
             nt, nc = int(np.count_nonzero(sp)), int(np.count_nonzero(ch))
+            nc2 = None
             out.append(gate_record_cycles(g.in_c, g.out_c, g.hidden, g.st_h, g.st_w, g.gh,
                                           g.gw, g.res_list, nt, nc, dense, cfg, p))
+        elif op == P.OP_GATE2:
+            g2 = P.unpack_gate2_record(raw, cfg, None)
+            bits = np.unpackbits(work[g2.mask_offset:g2.mask_offset +
+                                      bitmap_bytes(g2.out_c)], bitorder="little")
+            nc2 = int(np.count_nonzero(bits[:g2.out_c]))     # the mask_c2 it wrote
+            out.append(gate2_record_cycles(g2.in_c, g2.out_c, g2.hidden, g2.st_h, g2.st_w,
+                                           nt, nc, nc2, dense, cfg, p))
         elif op == P.OP_HEAD:
             h = P.unpack_head_record(raw, cfg, None, n_records)
             out.append(head_record_cycles(h.in_c, h.classes, h.st_h, h.st_w, cfg, p))
         else:
             d = unpack_descriptor(raw, cfg)
             if getattr(d, "from_gate", False):
-                d = P.effective_descriptor(d, nt, nc)
+                d = P.effective_descriptor(d, nt, nc, nc2)
             if d is None:
                 out.append(skipped_layer_cycles(cfg, p))
                 continue
@@ -584,12 +651,17 @@ class NetworkCycles:
     def seconds(self, cfg: EngineConfig) -> float:
         return self.total_cycles / cfg.clock_hz
 
-def _bool_masks(bp, mask: BlockMask) -> tuple[np.ndarray, np.ndarray]:
+def _bool_masks(bp, mask: BlockMask) -> tuple:
+    """(spatial, channel, channel2 or None) bool vectors of a BlockMask for block `bp`."""
     sp = np.zeros(bp.conv1.template.n_tiles, bool)
     sp[np.asarray(mask.tiles, dtype=np.int64)] = True
     ch = np.zeros(bp.conv1.template.out_c, bool)
     ch[np.asarray(mask.channels, dtype=np.int64)] = True
-    return sp, ch
+    ch2 = None
+    if bp.kind == "bottleneck" and mask.channels2 is not None:
+        ch2 = np.zeros(bp.conv2.template.out_c, bool)
+        ch2[np.asarray(mask.channels2, dtype=np.int64)] = True
+    return sp, ch, ch2
 
 
 def scheduled_layers(run, cfg: EngineConfig, work: np.ndarray) -> list:
@@ -627,12 +699,17 @@ def network_macs(plan, masks: Optional[Sequence[BlockMask]]) -> int:
     """MACs of one image, official counting: the convolutions the scheduled work lists
     require (stem, conv1, shortcut, conv2), the gates of every block (none for the dense
     baseline, `masks=None`) and the fc."""
+    from dgfpga.numerics.gates import channel_gate_macs
     macs = int(plan.qmodel.head.weight.size)
     for k, run in enumerate(network_runs(plan, masks)):
         macs += run.macs
         if k and masks is not None:
-            t = plan.blocks[k - 1].conv1.template
+            bp = plan.blocks[k - 1]
+            t = bp.conv1.template
             macs += gate_macs(t.in_c, t.out_c, t.n_tiles)
+            if bp.kind == "bottleneck":             # mask_c2: width -> width/4 -> width
+                w2 = bp.conv2.template.out_c
+                macs += channel_gate_macs(t.out_c, t.out_c // 4, w2)
     return macs
 
 
@@ -653,7 +730,8 @@ def _gate_fields(plan, i: int) -> tuple:
 def network_cycles(plan, masks: Optional[Sequence[BlockMask]],
                    params: Optional[CycleParams] = None, host_s: float = 0.0) -> NetworkCycles:
     """One image as ONE engine start of the network program: stem, per block its gate
-    record, conv1, [shortcut], conv2, then the head. The conv layers are exactly those the
+    record, conv1, [shortcut], conv2 (Bottleneck: gate, conv1, gate-2 record, [shortcut],
+    conv2, conv3; the gate-2 record priced by `gate2_record_cycles`), then the head. The conv layers are exactly those the
     scheduler emits for the masks (`network_runs`; the engine's generated work equals the
     scheduler's, SPEC13 section 3), each priced by `layer_cycles` with its exact lists; a
     conv record the gates leave empty costs its fetch (`skipped_layer_cycles`); gate
@@ -680,9 +758,15 @@ def network_cycles(plan, masks: Optional[Sequence[BlockMask]],
         else:
             nt, nc = len(masks[i].tiles), len(masks[i].channels)
         gate += gate_record_cycles(*_gate_fields(plan, i), nt, nc, masks is None, cfg, p)
+        if bp.kind == "bottleneck":
+            r2 = bp.gate2_record
+            m2 = None if masks is None else masks[i].channels2
+            nc2 = r2.out_c if m2 is None else len(m2)
+            gate += gate2_record_cycles(r2.in_c, r2.out_c, r2.hidden, r2.st_h, r2.st_w, nt,
+                                        nc, nc2, masks is None, cfg, p)
         ran = {lw.name for lw in run.layers}
-        for lp in (bp.conv1, bp.downsample, bp.conv2):
-            if lp is not None and lp.name not in ran:
+        for lp in bp.convs:
+            if lp.name not in ran:
                 skipped += skipped_layer_cycles(cfg, p)
         for (d, wl), lw in zip(scheduled_layers(run, cfg, work), run.layers):
             layers.append(price_layer(d, wl, cfg, p, name=lw.name))

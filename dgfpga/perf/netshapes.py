@@ -130,6 +130,95 @@ class BlockShape:
         return self.conv1.macs + self.conv2.macs + (sc.macs if sc else 0)
 
 
+    @property
+    def gated_c(self) -> int:
+        """Channels the channel gate decides (conv1's outputs)."""
+        return self.out_c
+
+
+@dataclass(frozen=True)
+class BottleneckShape:
+    """A DGNet Bottleneck block (official: torchvision v1.5, stride on the 3x3): conv1 1x1
+    at the input resolution (gated by mask_c1 and mask_s upsampled to the input), conv2 3x3
+    (stride; in mask_c1, out mask_c2), conv3 1x1 (in mask_c2, x4 expansion), a 1x1/stride
+    projection shortcut unless stride 1 and in_c == out_c. `width`: the gated channels."""
+    name: str
+    in_h: int
+    in_w: int
+    in_c: int
+    width: int
+    stride: int
+    tile: int
+    expansion: int = 4
+
+    @property
+    def out_c(self) -> int:
+        return self.width * self.expansion
+
+    @property
+    def gated_c(self) -> int:
+        """Channels each channel gate decides (conv1's and conv2's outputs)."""
+        return self.width
+
+    @property
+    def conv1(self) -> ConvShape:
+        return ConvShape(f"{self.name}.conv1", 1, 1, self.in_h, self.in_w, self.in_c, self.width)
+
+    @property
+    def conv2(self) -> ConvShape:
+        return ConvShape(f"{self.name}.conv2", 3, self.stride, self.in_h, self.in_w,
+                         self.width, self.width)
+
+    @property
+    def conv3(self) -> ConvShape:
+        c2 = self.conv2
+        return ConvShape(f"{self.name}.conv3", 1, 1, c2.out_h, c2.out_w, self.width, self.out_c)
+
+    @property
+    def shortcut(self) -> Optional[ConvShape]:
+        if self.identity:
+            return None
+        return ConvShape(f"{self.name}.downsample", 1, self.stride, self.in_h, self.in_w,
+                         self.in_c, self.out_c)
+
+    @property
+    def identity(self) -> bool:
+        return self.stride == 1 and self.in_c == self.out_c
+
+    @property
+    def out_h(self) -> int:
+        return self.conv2.out_h
+
+    @property
+    def out_w(self) -> int:
+        return self.conv2.out_w
+
+    @property
+    def grid_h(self) -> int:
+        return -(-self.out_h // self.tile)
+
+    @property
+    def grid_w(self) -> int:
+        return -(-self.out_w // self.tile)
+
+    @property
+    def n_tiles(self) -> int:
+        return self.grid_h * self.grid_w
+
+    @property
+    def gate_macs(self) -> int:
+        """Spatial gate, mask_c1 (C_in -> C_in/4 -> width), mask_c2 (width -> width/4 ->
+        width), official counting."""
+        from dgfpga.numerics.gates import channel_gate_macs
+        return (gate_macs(self.in_c, self.width, self.n_tiles)
+                + channel_gate_macs(self.width, self.width // 4, self.width))
+
+    @property
+    def dense_macs(self) -> int:
+        sc = self.shortcut
+        return self.conv1.macs + self.conv2.macs + self.conv3.macs + (sc.macs if sc else 0)
+
+
 @dataclass(frozen=True)
 class NetShape:
     name: str
@@ -160,6 +249,26 @@ def _stages(prefix_hw: int, in_c: int, widths, depths, tiles, first_strides) -> 
     return tuple(blocks)
 
 
+def _bottleneck_stages(prefix_hw: int, in_c: int, widths, depths, tiles, first_strides) -> tuple:
+    blocks = []
+    h, c = prefix_hw, in_c
+    for s, (w, n, t, st) in enumerate(zip(widths, depths, tiles, first_strides)):
+        for i in range(n):
+            b = BottleneckShape(f"layer{s + 1}.{i}", h, h, c, w, st if i == 0 else 1, t)
+            blocks.append(b)
+            h, c = b.out_h, b.out_c
+    return tuple(blocks)
+
+
+def imagenet_bottleneck_resnet(name: str, depths) -> NetShape:
+    """ResNet-50-style DGNet: the ImageNet stem, Bottleneck stages of widths 64..512 (x4
+    expansion) at 56/28/14/7 with tiles 8/4/2/1."""
+    stem = ConvShape("conv1", 7, 2, 224, 224, 3, 64, maxpool=True)
+    blocks = _bottleneck_stages(stem.out_h, 64, (64, 128, 256, 512), depths, (8, 4, 2, 1),
+                                (1, 2, 2, 2))
+    return NetShape(name, stem, blocks, 2048, 1000)
+
+
 def imagenet_resnet(name: str, depths) -> NetShape:
     stem = ConvShape("conv1", 7, 2, 224, 224, 3, 64, maxpool=True)
     blocks = _stages(stem.out_h, 64, (64, 128, 256, 512), depths, (8, 4, 2, 1), (1, 2, 2, 2))
@@ -175,6 +284,7 @@ def cifar_resnet(name: str, n: int) -> NetShape:
 NETWORKS = {
     "resdg18": lambda: imagenet_resnet("resdg18", (2, 2, 2, 2)),
     "resdg34": lambda: imagenet_resnet("resdg34", (3, 4, 6, 3)),
+    "resdg50": lambda: imagenet_bottleneck_resnet("resdg50", (3, 4, 6, 3)),
     "resdg20_cifar10": lambda: cifar_resnet("resdg20_cifar10", 3),
     "resdg32_cifar10": lambda: cifar_resnet("resdg32_cifar10", 5),
     "resdg56_cifar10": lambda: cifar_resnet("resdg56_cifar10", 9),
@@ -211,6 +321,24 @@ def shape_qmodel(net: NetShape):
     blocks, prev = [], "stem"
     for b in net.blocks:
         out = f"{b.name}.out"
+        if isinstance(b, BottleneckShape):
+            t1, t2 = f"{b.name}.conv1", f"{b.name}.conv2"
+            tensors[t1] = TensorInfo((b.width, b.in_h, b.in_w), 1.0, False)
+            tensors[t2] = TensorInfo((b.width, b.out_h, b.out_w), 1.0, False)
+            tensors[out] = TensorInfo((b.out_c, b.out_h, b.out_w), 1.0, False)
+            c1, c2 = conv(b.conv1, prev, t1), conv(b.conv2, t1, t2)
+            c3 = conv(b.conv3, t2, out)
+            ds = None
+            if b.shortcut is not None:
+                tensors[f"{b.name}.downsample"] = TensorInfo((b.out_c, b.out_h, b.out_w), 1.0,
+                                                             True)
+                ds = conv(b.shortcut, prev, f"{b.name}.downsample", signed_out=True)
+            c3.res_tensor = ds.out_tensor if ds is not None else prev
+            c3.res_mult = 1 << c3.shift
+            blocks.append(QBlock(b.name, c1, c2, ds, b.identity, b.tile, (b.grid_h, b.grid_w),
+                                 None, None, prev, out, kind="bottleneck", conv3=c3))
+            prev = out
+            continue
         tensors[f"{b.name}.conv1"] = TensorInfo((b.out_c, b.out_h, b.out_w), 1.0, False)
         tensors[out] = TensorInfo((b.out_c, b.out_h, b.out_w), 1.0, False)
         c1 = conv(b.conv1, prev, f"{b.name}.conv1")

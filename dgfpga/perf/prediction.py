@@ -7,6 +7,14 @@
   model predicts dense and gated cycles. The paper's measured Ultra96 speedups sit beside.
 - `predict_masks(...)`: the same prediction for real masks (e.g. the golden model's
   decisions on test images).
+- Channel-group-aligned operating points (`channel_group=G`, `dgfpga predict
+  --channel-groups`): the same random masks with every block's active channel count
+  rounded to a neighbouring multiple of G (`align_channels`, randomised rounding that
+  keeps the expected count; G = the engine's Tm), the density again solved for the
+  paper's MAC reduction. These are the masks of a model
+  trained with `dgfpga train --channel-group G` (its gates keep multiples of G channels
+  active), NOT of the official or shipped checkpoints: the engine computes active output
+  channels in groups of Tm, and a count that is not a multiple of Tm leaves lanes idle.
 
 Both price one engine start per image of the network program: the network is packed
 (`dgfpga.runtime.packer`; from its shapes when there is no model, `netshapes.shape_plan`),
@@ -25,11 +33,12 @@ import numpy as np
 from dgfpga.perf.cycle_model import (BlockMask, CycleParams, compare, network_macs,
                                      random_block_masks)
 from dgfpga.contract.engine_config import EngineConfig, default_config
+from dgfpga.errors import ConfigError
 from dgfpga.perf.netshapes import net_shape, shape_plan
 
 __all__ = ["PAPER_TABLE3", "Prediction", "paper_configurations", "predict_masks",
-           "block_density_for_reduction", "DDR_READ_LATENCY_S", "ddr_latency_cycles",
-           "ddr_params"]
+           "block_density_for_reduction", "align_channels", "DDR_READ_LATENCY_S",
+           "ddr_latency_cycles", "ddr_params"]
 
 #: Read latency of the board's DDR as the engine's m_axi port sees it (AR accepted -> first
 #: R beat), seconds, by board. Ultra96-V2: LPDDR4-2133 x32 behind the ZU3EG's PS DDR
@@ -47,6 +56,34 @@ PAPER_TABLE3 = (
     ("resdg34", 0.60, 2.46, 1.93),
     ("resdg34", 0.70, 3.05, 2.26),
 )
+
+# DGNet paper, Table 2 / the official README (ImageNet): network, sparsity, MACs of the
+# DGNet. No FPGA speedup was published for these; their MAC reduction is taken against
+# the official dense count of the network (`operating_points`).
+PAPER_TABLE2_MACS = (
+    ("resdg50", 0.60, 1.65e9),
+    ("resdg50", 0.70, 1.31e9),
+)
+
+
+def operating_points(network: Optional[str] = None,
+                     cfg: Optional[EngineConfig] = None) -> list[tuple]:
+    """The paper's operating points as (network, sparsity, MAC reduction, Ultra96 speedup
+    or None): Table 3's (ResNet-18/34, with measured speedups) and Table 2's ResNet-50
+    rows (reduction = official dense MACs / the DGNet's MACs, no speedup published).
+    `network`: only that network's rows (None: Table 3's)."""
+    if network is None:
+        return list(PAPER_TABLE3)
+    rows = [r for r in PAPER_TABLE3 if r[0] == network]
+    for net, sparsity, macs in PAPER_TABLE2_MACS:
+        if net == network:
+            dense = network_macs(shape_plan(net, cfg or default_config()), None)
+            rows.append((net, sparsity, dense / macs, None))
+    if not rows:
+        known = sorted({r[0] for r in PAPER_TABLE3} | {r[0] for r in PAPER_TABLE2_MACS})
+        raise ConfigError(f"no paper operating point for {network!r}: one of "
+                          f"{', '.join(known)}")
+    return rows
 
 
 @dataclass
@@ -66,6 +103,7 @@ class Prediction:
     paper_mac_reduction: Optional[float] = None
     host_ms: float = 0.0          # host CPU per image included in dense_ms and gated_ms
     gate_ms: float = 0.0          # the gated run's gate records (included in gated_ms)
+    channel_group: int = 1        # >1: active channel counts are multiples of it (aligned)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -84,47 +122,94 @@ def ddr_params(params: Optional[CycleParams], cfg: EngineConfig,
     return p.with_memory(ddr_latency_cycles(cfg) if latency is None else latency, stall_pct)
 
 
-def _masks(net, d: float, seed: int) -> list[BlockMask]:
-    return random_block_masks(net, [d] * len(net.blocks), seed=seed)
+def align_channels(net, masks: Sequence[BlockMask], group: int,
+                   seed: int = 0) -> list[BlockMask]:
+    """`masks` with every block's active channel count n rounded to a neighbouring multiple
+    of `group`: up with probability frac(n / group), else down (randomised rounding with
+    one uniform draw per block, numpy Generator seeded by `seed`: the expected count is
+    kept, and the blocks step at different densities, so the density solve still lands on
+    the paper's MAC reduction). At least `group` when any channel is on, at most the
+    block's channels (a block narrower than `group` is all or nothing). Channels are
+    dropped from the end of the active list or drawn at random from the inactive ones.
+    Tiles are kept. group=1 returns the masks unchanged."""
+    if isinstance(group, bool) or not isinstance(group, int) or group < 1:
+        raise ConfigError(f"channel group must be an integer >= 1, got {group!r}")
+    if len(masks) != len(net.blocks):
+        raise ConfigError(f"{net.name}: {len(masks)} masks for {len(net.blocks)} blocks")
+    if group == 1:
+        return list(masks)
+    rng = np.random.default_rng(seed)
+    up = rng.random(len(masks))
+
+    def aligned(chans, width: int, u: float) -> np.ndarray:
+        n = len(chans)
+        q = int(n // group) + int(n % group > u * group)
+        want = 0 if n == 0 else min(width, max(group, group * q))
+        chans = np.asarray(chans)
+        if want < n:
+            chans = chans[:want]
+        elif want > n:
+            free = np.setdiff1d(np.arange(width), chans)
+            chans = np.sort(np.concatenate([chans, rng.choice(free, want - n, replace=False)]))
+        return chans.astype(np.uint16)
+
+    out = []
+    for b, m, u in zip(net.blocks, masks, up):
+        width = getattr(b, "gated_c", b.out_c)     # a Bottleneck gates its mid width
+        c2 = None if m.channels2 is None else aligned(m.channels2, width, u)
+        out.append(BlockMask(m.tiles, aligned(m.channels, width, u), c2))
+    return out
+
+
+def _masks(net, d: float, seed: int, group: int = 1) -> list[BlockMask]:
+    return align_channels(net, random_block_masks(net, [d] * len(net.blocks), seed=seed),
+                          group, seed)
 
 
 def block_density_for_reduction(network: str, reduction: float, seed: int = 0,
-                                cfg: Optional[EngineConfig] = None) -> float:
-    """The per-block density whose random masks give `reduction` x fewer MACs overall."""
+                                cfg: Optional[EngineConfig] = None,
+                                channel_group: int = 1) -> float:
+    """The per-block density whose random masks (active channel counts rounded to
+    multiples of `channel_group`) give `reduction` x fewer MACs overall."""
     net = net_shape(network)
     plan = shape_plan(network, cfg or default_config())
     dense = network_macs(plan, None)
     lo, hi = 0.0, 1.0
     for _ in range(30):
         mid = 0.5 * (lo + hi)
-        r = dense / network_macs(plan, _masks(net, mid, seed))
+        r = dense / network_macs(plan, _masks(net, mid, seed, channel_group))
         lo, hi = (mid, hi) if r > reduction else (lo, mid)
     return 0.5 * (lo + hi)
 
 
-def _prediction(network, cfg, cmp, d, paper=None) -> Prediction:
+def _prediction(network, cfg, cmp, d, paper=None, channel_group: int = 1) -> Prediction:
     dense_s = cmp.dense.seconds(cfg)
     gated_s = cmp.gated.seconds(cfg)
     return Prediction(network, cfg.name, d, cmp.mac_reduction, cmp.speedup, cmp.efficiency,
                       1e3 * dense_s, 1e3 * gated_s, 1 / gated_s, 1 / dense_s,
                       paper[3] if paper else None, paper[2] if paper else None,
                       1e3 * cmp.gated.host_cycles / cfg.clock_hz,
-                      1e3 * cmp.gated.gate_cycles / cfg.clock_hz)
+                      1e3 * cmp.gated.gate_cycles / cfg.clock_hz, channel_group)
 
 
 def paper_configurations(cfg: Optional[EngineConfig] = None,
                          params: Optional[CycleParams] = None, seed: int = 0,
-                         host_s=0.0) -> list[Prediction]:
+                         host_s=0.0, channel_group: int = 1,
+                         network: Optional[str] = None) -> list[Prediction]:
     """Predictions at the paper's Table 3 operating points (see the module docstring).
-    `host_s`: host CPU seconds per image, a number or {network: seconds}."""
+    `host_s`: host CPU seconds per image, a number or {network: seconds}.
+    `channel_group` > 1: channel-group-aligned masks (`align_channels`; the figures of a
+    model trained with `dgfpga train --channel-group`, not of the official checkpoints).
+    `network`: that network's operating points (`operating_points`; None: Table 3's)."""
     cfg = cfg or default_config()
     out = []
-    for network, _sparsity, reduction, _speedup in PAPER_TABLE3:
-        d = block_density_for_reduction(network, reduction, seed, cfg)
+    for network, _sparsity, reduction, _speedup in operating_points(network, cfg):
+        d = block_density_for_reduction(network, reduction, seed, cfg, channel_group)
         net = net_shape(network)
         h = host_s.get(network, 0.0) if isinstance(host_s, dict) else host_s
-        cmp = compare(shape_plan(network, cfg), _masks(net, d, seed), params, h)
-        out.append(_prediction(network, cfg, cmp, d, (network, _sparsity, reduction, _speedup)))
+        cmp = compare(shape_plan(network, cfg), _masks(net, d, seed, channel_group), params, h)
+        out.append(_prediction(network, cfg, cmp, d, (network, _sparsity, reduction, _speedup),
+                               channel_group))
     return out
 
 

@@ -31,7 +31,7 @@ import math
 from dataclasses import dataclass, field
 
 from dgfpga.contract.engine_config import EngineConfig
-from dgfpga.contract.formats import MAX_KERNEL_TAPS
+from dgfpga.contract.formats import MAX_KERNEL_TAPS, REQUANT_SHARE
 from dgfpga.errors import ConfigError
 
 __all__ = ["PART_BUDGETS", "Item", "ResourceEstimate", "estimate", "check_fits",
@@ -45,7 +45,6 @@ PART_BUDGETS = {
 LUTRAM_MAX_BITS = 2048      # arrays this small map to distributed RAM (HLS default-like)
 LUT_PER_LUTRAM_BITS = 32    # one LUT6 as 64x1 RAM, x2 for the second read port
 DSP_PER_REQUANT = 4 + 2     # (acc+bias)*mult 33x31 bits + res*res_mult 9x31 bits
-REQUANT_SHARE = 4           # lanes per requantizer (hls/src/dg_types.h REQUANT_LANES)
 DSP_ADDRESSING = 24         # address multipliers of the loaders/write-back (allowance)
 MACS_PER_DSP = 2            # int8 products per DSP48E2 (lanes m, m+1 packed: dg_dsp.h)
 LUT_CONTROL = 6000          # descriptor fetch + checks, work-list checks, FSMs, counters

@@ -12,8 +12,10 @@ two purposes:
 A program holds conv descriptors and, in a network program (`dgfpga.contract.program`),
 gate records (integer gates from the per-tile sums, `dgfpga.numerics.gates`; they write the
 masks and the block's work lists through `formats.encode_work_list`, the one writer) and a
-head record (int64 logits, then the per-record cycle log, zeros here: no clock). A
-`from_gate` descriptor runs as `program.effective_descriptor` under the last gate's counts.
+head record (int64 logits, then the per-record cycle log, zeros here: no clock), and for
+Bottleneck blocks gate-2 records (mask_c2 from conv1's masked output: its compact per-tile
+sums over the active tiles). A `from_gate` descriptor runs as `program.effective_descriptor`
+under the last gate's counts (and the last gate-2 record's, after one).
 Every record is checked before it writes anything; a fault stops the run with its STATUS.
 
 Per-layer arithmetic (docs/architecture.md): `acc = sum(w*x) + bias[m]`,
@@ -57,12 +59,14 @@ class GateDomainError(FormatError):
 class RunResult:
     """Outcome of one engine start: STATUS word; per record executed its kind ("conv",
     "gate", "head", or "skipped": a from_gate layer with no work) and its MACs (0 but for
-    conv); per gate record its decisions (spatial bool [gh, gw], channel bool [out_c])."""
+    conv); per gate record its decisions (spatial bool [gh, gw], channel bool [out_c]); per
+    gate-2 record (Bottleneck blocks) its mask_c2 (bool [out_c])."""
     status: int
     macs: list[int] = field(default_factory=list)
     message: str = ""
     records: list[str] = field(default_factory=list)
     gate_masks: list[tuple] = field(default_factory=list)
+    gate2_masks: list = field(default_factory=list)     # per gate-2 record: bool [out_c]
 
     @property
     def ok(self) -> bool:
@@ -150,7 +154,8 @@ def _run_layer(d: LayerDescriptor, regions: dict, cfg: EngineConfig) -> int:
     x = np.zeros((d.in_h, d.in_w, d.in_c), dtype=np.int64)
     x[..., inc] = buf
     if on is not None:  # halo pixels of inactive tiles read as zero (same grid as the output)
-        pix_on = on.reshape(d.grid_h, d.grid_w).repeat(d.tile, 0).repeat(d.tile, 1)
+        side = d.tile * d.stride        # input pixel (y, x) lies in tile (y, x) // side
+        pix_on = on.reshape(d.grid_h, d.grid_w).repeat(side, 0).repeat(side, 1)
         x *= pix_on[:d.in_h, :d.in_w, None]
     kk = d.k * d.k
     # an im2col layer's stream is [C_out][(ky, kx, c) padded to tn]: unpacked to the same
@@ -285,6 +290,35 @@ def _run_gate(raw: bytes, cfg: EngineConfig, regions: dict, sizes: dict, dense: 
     return spatial, channel
 
 
+def _run_gate2(raw: bytes, cfg: EngineConfig, regions: dict, sizes: dict, dense: bool):
+    """Check (record, parameters, the masks it reads), evaluate mask_c2 from conv1's masked
+    output sums, write. Returns channel2 bool [out_c]."""
+    try:
+        r = prog.unpack_gate2_record(raw, cfg, sizes)
+        lay = prog.gate2_param_layout(r.in_c, r.out_c, r.hidden, cfg.axi_bytes)
+        blob = regions["weight"][r.param_offset:r.param_offset + lay.nbytes].tobytes()
+        p = prog.unpack_gate2_params(blob, r.in_c, r.out_c, r.hidden, cfg.axi_bytes)
+        prog.check_gate2_params(p)
+        _, _, totals = prog.read_gate2_inputs(r, regions["work"], regions["sums"])
+    except FormatError as exc:
+        raise _record_fault(exc) from None
+    if dense:
+        channel2 = np.ones(r.out_c, bool)
+    else:
+        cg = object.__new__(gates.IntChannelGate)
+        cg.w1, cg.m1, cg.o1 = p.w1, p.m1, p.o1
+        cg.shift, cg.w2, cg.b2 = int(r.h_shift), p.w2, p.b2
+        try:
+            channel2 = gates.channel_gate_logits_int(gates.gate_pool(totals, p.recip_total),
+                                                     cg) >= 0
+        except ValueError as exc:
+            raise GateDomainError(f"gate-2 record: sums outside the integer gates' domain: "
+                                  f"{exc}") from None
+    for off, data in prog.gate2_work_writes(r, channel2):
+        regions["work"][off:off + data.size] = data
+    return channel2
+
+
 def _run_head(raw: bytes, cfg: EngineConfig, regions: dict, sizes: dict, layer_count: int):
     try:
         r = prog.unpack_head_record(raw, cfg, sizes, layer_count)
@@ -324,6 +358,7 @@ def run_program(program: bytes, layer_count: int, regions: dict,
         result.message = f"layer_count {layer_count} > max_layers {cfg.max_layers}"
         return result
     counts = None                      # (nt, nc) of the last gate record of this start
+    nc2 = None                         # active channels of the last gate-2 record after it
     for i in range(layer_count):
         raw = bytes(program[i * DESCRIPTOR_BYTES:(i + 1) * DESCRIPTOR_BYTES])
         try:
@@ -338,7 +373,7 @@ def run_program(program: bytes, layer_count: int, regions: dict,
                         raise EngineError(ERR["BAD_FLAGS"], FIELD_BY_NAME["from_gate"].word,
                                           "from_gate layer without a gate record before it "
                                           "in this start")
-                    d = prog.effective_descriptor(d, *counts)
+                    d = prog.effective_descriptor(d, *counts, nc2)
                     if d is None:
                         result.records.append("skipped")
                         result.macs.append(0)
@@ -349,8 +384,18 @@ def run_program(program: bytes, layer_count: int, regions: dict,
             elif op == prog.OP_GATE:
                 sp, ch = _run_gate(raw, cfg, regions, sizes, dense)
                 counts = (int(sp.sum()), int(ch.sum()))
+                nc2 = None
                 result.gate_masks.append((sp, ch))
                 result.records.append("gate")
+                result.macs.append(0)
+            elif op == prog.OP_GATE2:
+                if counts is None:
+                    raise EngineError(ERR["BAD_OP"], 0, "gate-2 record without a gate record "
+                                      "before it in this start")
+                ch2 = _run_gate2(raw, cfg, regions, sizes, dense)
+                nc2 = int(ch2.sum())
+                result.gate2_masks.append(ch2)
+                result.records.append("gate2")
                 result.macs.append(0)
             elif op == prog.OP_HEAD:
                 if i != layer_count - 1:

@@ -24,7 +24,11 @@ scheduler (`dgfpga.runtime.scheduler`) only fills counts, flags and work-list of
 image (the per-block flow: one engine start per block). The *network program*
 (`NetworkPlan.program`) runs a whole image in one start: stem, per block a gate record
 (`program.GateRecord`), conv1, [shortcut], conv2 as `from_gate` templates whose list
-offsets point at their slot sections, then the head (`program.HeadRecord`).
+offsets point at their slot sections, then the head (`program.HeadRecord`). A Bottleneck
+block (resdg50) runs gate record, conv1 (1x1 at the block input's resolution, tile = tile *
+stride on the same grid, compact output and compact sums), gate-2 record
+(`program.Gate2Record`: mask_c2), [shortcut], conv2 (3x3, gated on both sides) and conv3
+(1x1, residual; in place for identity blocks).
 """
 from __future__ import annotations
 
@@ -43,7 +47,7 @@ from dgfpga.numerics import gates
 from dgfpga.numerics.qmodel import INPUT_TENSOR, QConv, QModel
 
 __all__ = ["Buffer", "LayerPlan", "BlockPlan", "NetworkPlan", "RecordPlan", "plan_network",
-           "program_template"]
+           "program_template", "block_mask_layout"]
 
 
 @dataclass(frozen=True)
@@ -58,20 +62,25 @@ class Buffer:
 class LayerPlan:
     """One engine layer of the network: its template descriptor and work-list slot."""
     name: str
-    kind: str                     # "stem" | "conv1" | "downsample" | "conv2"
+    kind: str                     # "stem" | "conv1" | "downsample" | "conv2" | "conv3"
     block: int                    # block index (-1 for the stem)
     template: LayerDescriptor     # dense, all static offsets filled
     work_slot: Optional[Buffer]   # WORK slot for its per-image lists (None: dense layer)
     # the network program's record of the layer: `template` for a dense layer, else the
     # from_gate template (program_template)
     program_template: Optional[LayerDescriptor] = None
+    # where its work-list sections are (formats.work_slots of work_slot, except a
+    # Bottleneck conv3, whose tile list is conv2's): what the gate records and the
+    # scheduler write
+    slots: Optional[formats.WorkSlots] = None
 
 
 @dataclass(frozen=True)
 class RecordPlan:
     """One record of the network program."""
     name: str
-    kind: str                     # "stem" | "gate" | "conv1" | "downsample" | "conv2" | "head"
+    kind: str                     # "stem" | "gate" | "conv1" | "gate2" | "downsample" | "conv2"
+                                  # | "conv3" | "head"
     block: int                    # block index (-1 for the stem and the head)
 
 
@@ -94,6 +103,25 @@ class BlockPlan:
     gate_params: Optional[Buffer] = None    # WEIGHT: the gate parameter blob
     mask: Optional[Buffer] = None           # WORK: the masks the gate record writes
     gate_record: Optional[prog.GateRecord] = None
+    # Bottleneck blocks (kind "bottleneck"): conv1 runs at the block input's resolution
+    # (tile = tile * stride, the same grid), conv2 is gated on both sides, conv3 writes
+    # the block output; the gate-2 record decides conv2's output channels (mask_c2)
+    kind: str = "basic"
+    conv3: Optional[LayerPlan] = None
+    gate2_record: Optional[prog.Gate2Record] = None
+    gate2_params: Optional[Buffer] = None   # WEIGHT: the gate-2 parameter blob
+    conv1_sums: Optional[Buffer] = None     # SUMS: conv1's compact per-tile sums
+
+    @property
+    def last(self) -> LayerPlan:
+        """The layer that writes the block output (with the residual)."""
+        return self.conv3 if self.conv3 is not None else self.conv2
+
+    @property
+    def convs(self) -> list:
+        """The block's layers in program order (conv1, [shortcut], conv2[, conv3])."""
+        return [lp for lp in (self.conv1, self.downsample, self.conv2, self.conv3)
+                if lp is not None]
 
 
 @dataclass
@@ -136,7 +164,7 @@ class NetworkPlan:
     def layers(self) -> list[LayerPlan]:
         out = [self.stem]
         for b in self.blocks:
-            out += [b.conv1] + ([b.downsample] if b.downsample else []) + [b.conv2]
+            out += b.convs
         return out
 
 
@@ -165,6 +193,15 @@ def _slot_bytes(n_tiles: int, c_out: int, c_in: int, align: int) -> int:
             + up(formats.bitmap_bytes(n_tiles)))
 
 
+def _zero_channel_gate(in_c: int, out_c: int):
+    import types
+    hid = max(in_c // 4, 1)
+    z = np.zeros
+    return types.SimpleNamespace(w1=z((hid, in_c), np.int16), m1=z(hid, np.int32),
+                                 o1=z(hid, np.int64), shift=1, w2=z((out_c, hid), np.int16),
+                                 b2=z(out_c, np.int64))
+
+
 def _block_gates(b, in_c: int):
     """The block's integer gates; for a shape-only model (`perf.netshapes.shape_qmodel`, no
     gate parameters) zero gates of DGNet's shapes (hidden = C_in/4), so its program has the
@@ -172,13 +209,45 @@ def _block_gates(b, in_c: int):
     if b.spatial_gate is not None and b.channel_gate is not None:
         return b.spatial_gate, b.channel_gate
     import types
-    hid, out_c = max(in_c // 4, 1), b.conv1.out_channels
-    z16 = np.zeros
-    sg = types.SimpleNamespace(weight=z16((in_c, 3, 3), np.int16), bias=0)
-    cg = types.SimpleNamespace(w1=z16((hid, in_c), np.int16), m1=z16(hid, np.int32),
-                               o1=z16(hid, np.int64), shift=1, w2=z16((out_c, hid), np.int16),
-                               b2=z16(out_c, np.int64))
-    return sg, cg
+    sg = types.SimpleNamespace(weight=np.zeros((in_c, 3, 3), np.int16), bias=0)
+    return sg, _zero_channel_gate(in_c, b.conv1.out_channels)
+
+
+def _block_gate2(b):
+    """A Bottleneck block's mask_c2 gate (zero gate of DGNet's shape for shape-only models)."""
+    if b.channel_gate2 is not None:
+        return b.channel_gate2
+    return _zero_channel_gate(b.conv1.out_channels, b.conv2.out_channels)
+
+
+def block_mask_layout(n_tiles: int, c1: int, c2: Optional[int], align: int) -> tuple:
+    """(bytes, offset of the mask_c2 bitmap or None) of a block's WORK mask buffer: the gate
+    record's masks (tile bitmap, channel bitmap: `program.mask_bytes`), then for a
+    Bottleneck block (c2 = conv2's output channels) the gate-2 record's mask_c2 bitmap at
+    the next multiple of `align`."""
+    m = prog.mask_bytes(n_tiles, c1)
+    if c2 is None:
+        return m, None
+    off = -(-m // align) * align
+    return off + formats.bitmap_bytes(c2), off
+
+
+def _block_mask_bytes(b, align: int) -> int:
+    c2 = b.conv2.out_channels if b.kind == "bottleneck" else None
+    return block_mask_layout(b.grid[0] * b.grid[1], b.conv1.out_channels, c2, align)[0]
+
+
+def _check_input_tiles(b, hi: int, wi: int, t1: int) -> None:
+    """conv1 of a Bottleneck block runs on the block's grid at the input resolution with
+    tile side t1 (= tile * stride): the golden model's mask_s1 (the grid nearest-upsampled
+    to the input) must be exactly that tiling, else the engine would gate other pixels."""
+    gh, gw = b.grid
+    for size, g, what in ((hi, gh, "rows"), (wi, gw, "columns")):
+        ours = np.arange(size) // t1
+        if -(-size // t1) != g or not np.array_equal(gates.nearest_source_index(size, g), ours):
+            raise ConfigError(f"block {b.name}: mask_s1 upsampled to the {hi}x{wi} input is not "
+                              f"a tiling by {t1}-pixel tiles of the {gh}x{gw} grid ({what}); "
+                              "the engine cannot gate conv1 on it")
 
 
 def program_template(d: LayerDescriptor, slots: formats.WorkSlots) -> LayerDescriptor:
@@ -201,12 +270,12 @@ def plan_network(qm: QModel, cfg: Optional[EngineConfig] = None, *,
     `im2col`: set the descriptor flag on the layers where `formats.choose_im2col` says it
     takes fewer MAC-array steps (the stem); False lays every layer out without it."""
     cfg = cfg or default_config()
-    other = sorted({b.kind for b in qm.blocks} - {"basic"})
+    other = sorted({b.kind for b in qm.blocks} - {"basic", "bottleneck"})
     if other:
-        raise ConfigError(f"{qm.arch}: the engine runs BasicBlock networks; this model has "
-                          f"{', '.join(other)} blocks, which the quantizer and the golden model "
-                          f"support but the engine levels do not yet (run it with the golden "
-                          f"model: dgfpga qreport)")
+        raise ConfigError(f"{qm.arch}: the engine runs BasicBlock and Bottleneck networks; "
+                          f"this model has {', '.join(other)} blocks, which the quantizer and "
+                          f"the golden model support but the engine levels do not yet (run it "
+                          f"with the golden model: dgfpga qreport)")
     a = cfg.axi_bytes
     fm, wt, wk, sm = (_Allocator(r, a) for r in ("fmap", "weight", "work", "sums"))
     weights: list[tuple[int, bytes]] = []
@@ -272,13 +341,113 @@ def plan_network(qm: QModel, cfg: Optional[EngineConfig] = None, *,
 
     # ---- what the host reads back after a start, first in WORK and contiguous (one cache
     # invalidate per image): the head's logits and cycle log, then every block's masks.
-    n_records = 2 + sum(3 + (b.downsample is not None) for b in qm.blocks)
+    n_records = 2 + sum((5 if b.kind == "bottleneck" else 3) + (b.downsample is not None)
+                        for b in qm.blocks)
     logits = wk.take(8 * qm.num_classes)
     log = wk.take(prog.cycle_log_bytes(n_records))
     masks = []
     for b in qm.blocks:             # b.grid: checked against the output size in the loop below
-        masks.append(wk.take(prog.mask_bytes(b.grid[0] * b.grid[1], b.conv1.out_channels)))
+        masks.append(wk.take(_block_mask_bytes(b, a)))
     readback = Buffer("work", 0, wk.pos)
+
+    def plan_bottleneck(i: int, b, grid: tuple, mask: Buffer) -> BlockPlan:
+        """A Bottleneck block: gate, conv1 (1x1 at the input resolution, tile * stride,
+        compact output + compact sums), gate 2, [shortcut], conv2 (3x3, in- and
+        out-channel gated, compact output), conv3 (1x1, in-channel gated, residual, sums;
+        in place for identity blocks)."""
+        c1, c2, c3, ds = b.conv1, b.conv2, b.conv3, b.downsample
+        h, w, _ = _tensor_hwc(qm, b.out_tensor)
+        hi, wi, ci = _tensor_hwc(qm, b.in_tensor)
+        n_tiles = grid[0] * grid[1]
+        in_sums, in_tile, st = sums[b.in_tensor]
+        if (c1.kernel, c1.stride, c3.kernel, c3.stride) != (1, 1, 1, 1) or \
+                c2.kernel != 3 or c2.pad != 1:
+            raise ConfigError(f"block {b.name}: the engine runs Bottleneck blocks of 1x1 -> "
+                              f"3x3 (pad 1, stride on conv2) -> 1x1 convs")
+        t1 = b.tile * c2.stride
+        _check_input_tiles(b, hi, wi, t1)
+        # conv1: gated tiles (at the input resolution) x mask_c1 channels, compact output,
+        # compact per-tile sums for the gate-2 record
+        compact1 = fm.take(hi * wi * c1.out_channels)
+        sums1 = sm.take(n_tiles * c1.out_channels * formats.SUM_BYTES)
+        c1_t = template(c1, b.in_tensor, t1, out_offset=compact1.offset, tile_gated=True,
+                        out_ch_gated=True, emit_sums=True, sums_offset=sums1.offset)
+        conv1 = LayerPlan(c1.name, "conv1", i, c1_t,
+                          wk.take(_slot_bytes(n_tiles, c1.out_channels, 0, a)))
+        down = None
+        if ds is not None:
+            ds_out = fmap_buf(ds.out_tensor)
+            ds_t = template(ds, b.in_tensor, b.tile, out_offset=ds_out.offset)
+            down = LayerPlan(ds.name, "downsample", i, ds_t, None)
+            down.program_template = ds_t
+            res_name = ds.out_tensor
+        else:
+            res_name = b.in_tensor
+        # conv2: gated tiles, mask_c1 in (compact conv1 buffer, halo through the bitmap at
+        # tile * stride input pixels), mask_c2 out (compact)
+        compact2 = fm.take(h * w * c2.out_channels)
+        c2_t = template(c2, c1.out_tensor, b.tile, in_offset=compact1.offset, in_signed=False,
+                        out_offset=compact2.offset, tile_gated=True, in_ch_gated=True,
+                        out_ch_gated=True, zero_halo=True)
+        conv2 = LayerPlan(c2.name, "conv2", i, c2_t,
+                          wk.take(_slot_bytes(n_tiles, c2.out_channels, c2.in_channels, a)))
+        # conv3: gated tiles (conv2's tile list), mask_c2 in, residual, sums
+        if b.identity:
+            if _tensor_hwc(qm, b.in_tensor) != (h, w, c3.out_channels):
+                raise FormatError(f"block {b.name}: identity block changes the tensor shape")
+            if in_tile != b.tile:
+                raise FormatError(f"block {b.name}: in place needs the input sums at tile "
+                                  f"{b.tile}, they are at {in_tile}")
+            fmap[b.out_tensor] = fmap[b.in_tensor]
+            sums[b.out_tensor] = sums[b.in_tensor]
+            out_sums = in_sums
+        else:
+            out_sums = sums_buf(b.out_tensor, b.tile)
+        out_buf = fmap_buf(b.out_tensor)
+        tres = qm.tensors[res_name]
+        c3_t = template(c3, c2.out_tensor, b.tile, layout="ic_k_k_oc",
+                        in_offset=compact2.offset, in_signed=False, out_offset=out_buf.offset,
+                        residual=True, res_signed=tres.signed, res_mult=int(c3.res_mult),
+                        res_offset=fmap[res_name].offset, tile_gated=True, in_ch_gated=True,
+                        in_place=b.identity, emit_sums=True, sums_offset=out_sums.offset)
+        conv3 = LayerPlan(c3.name, "conv3", i, c3_t,
+                          wk.take(_slot_bytes(n_tiles, 0, c3.in_channels, a)))
+        s1 = formats.work_slots(c1_t, conv1.work_slot.offset, a)
+        s2 = formats.work_slots(c2_t, conv2.work_slot.offset, a)
+        s3 = dataclasses.replace(formats.work_slots(c3_t, conv3.work_slot.offset, a),
+                                 tiles=s2.tiles)
+        conv1.slots, conv2.slots, conv3.slots = s1, s2, s3
+        conv1.program_template = program_template(c1_t, s1)
+        conv2.program_template = program_template(c2_t, s2)
+        conv3.program_template = program_template(c3_t, s3)
+        # gate record (mask_s, mask_c1) and gate-2 record (mask_c2)
+        table = gates.bin_table(hi, wi, in_tile, grid)
+        sg, cg = _block_gates(b, ci)
+        gp_blob = prog.pack_gate_params(table, sg, cg, a)
+        gp = wt.take(len(gp_blob))
+        weights.append((gp.offset, gp_blob))
+        cg2 = _block_gate2(b)
+        g2_blob = prog.pack_gate2_params(gates.gate_reciprocal(hi * wi), cg2, a)
+        g2p = wt.take(len(g2_blob))
+        weights.append((g2p.offset, g2_blob))
+        rec = prog.GateRecord(
+            in_c=ci, out_c=c1.out_channels, hidden=int(cg.w1.shape[0]), h_shift=int(cg.shift),
+            st_h=st[0], st_w=st[1], gh=grid[0], gw=grid[1], res_list=not b.identity,
+            sums_offset=in_sums.offset, param_offset=gp.offset, mask_offset=mask.offset,
+            c1_tiles_offset=s1.tiles, c1_out_ch_offset=s1.out_ch, c2_tiles_offset=s2.tiles,
+            c2_res_tiles_offset=0 if b.identity else s3.res_tiles, c2_in_ch_offset=s2.in_ch,
+            c2_bitmap_offset=s2.bitmap)
+        rec2 = prog.Gate2Record(
+            in_c=c1.out_channels, out_c=c2.out_channels, hidden=int(cg2.w1.shape[0]),
+            h_shift=int(cg2.shift), st_h=grid[0], st_w=grid[1], sums_offset=sums1.offset,
+            param_offset=g2p.offset, in_mask_offset=mask.offset,
+            mask_offset=mask.offset + block_mask_layout(n_tiles, c1.out_channels,
+                                                        c2.out_channels, a)[1],
+            c2_out_ch_offset=s2.out_ch, c3_in_ch_offset=s3.in_ch)
+        return BlockPlan(i, b.name, conv1, down, conv2, b.identity, b.tile, grid,
+                         b.in_tensor, b.out_tensor, in_sums, out_sums, in_tile,
+                         gate_params=gp, mask=mask, gate_record=rec, kind="bottleneck",
+                         conv3=conv3, gate2_record=rec2, gate2_params=g2p, conv1_sums=sums1)
 
     blocks: list[BlockPlan] = []
     for i, b in enumerate(qm.blocks):
@@ -290,6 +459,9 @@ def plan_network(qm: QModel, cfg: Optional[EngineConfig] = None, *,
                               f"{b.tile}) = {grid}")
         n_tiles = grid[0] * grid[1]
         in_sums, in_tile, _ = sums[b.in_tensor]
+        if b.kind == "bottleneck":
+            blocks.append(plan_bottleneck(i, b, grid, masks[i]))
+            continue
         # conv1: gated tiles x gated output channels, compact output.
         compact = fm.take(h * w * c1.out_channels)
         c1_t = template(c1, b.in_tensor, b.tile, out_offset=compact.offset,
@@ -339,6 +511,7 @@ def plan_network(qm: QModel, cfg: Optional[EngineConfig] = None, *,
         s2 = formats.work_slots(conv2.template, conv2.work_slot.offset, a)
         conv1.program_template = program_template(c1_t, s1)
         conv2.program_template = program_template(conv2.template, s2)
+        conv1.slots, conv2.slots = s1, s2
         if down is not None:
             down.program_template = down.template
         st = sums[b.in_tensor][2]
@@ -357,9 +530,9 @@ def plan_network(qm: QModel, cfg: Optional[EngineConfig] = None, *,
     records = [RecordPlan(stem.name, "stem", -1)]
     for bp in blocks:
         records.append(RecordPlan(f"{bp.name}.gate", "gate", bp.index))
-        for lp in (bp.conv1, bp.downsample, bp.conv2):
-            if lp is not None:
-                records.append(RecordPlan(lp.name, lp.kind, bp.index))
+        for kind, lp in _block_records(bp):
+            records.append(RecordPlan(f"{bp.name}.gate2" if kind == "gate2" else lp.name,
+                                      kind, bp.index))
     h = qm.head
     records.append(RecordPlan(h.name, "head", -1))
     last_sums, _, last_grid = sums[blocks[-1].out_tensor]
@@ -385,6 +558,20 @@ def plan_network(qm: QModel, cfg: Optional[EngineConfig] = None, *,
     return plan
 
 
+def _block_records(bp: BlockPlan) -> list:
+    """(kind, LayerPlan or None) of a block's records after its gate record, in program
+    order: conv1, [gate2], [shortcut], conv2[, conv3]."""
+    out = [("conv1", bp.conv1)]
+    if bp.kind == "bottleneck":
+        out.append(("gate2", None))
+    if bp.downsample is not None:
+        out.append(("downsample", bp.downsample))
+    out.append(("conv2", bp.conv2))
+    if bp.conv3 is not None:
+        out.append(("conv3", bp.conv3))
+    return out
+
+
 def _pack_program(plan: NetworkPlan) -> bytes:
     """The records of the network program, each checked as the engine checks it."""
     cfg, rb = plan.cfg, plan.region_bytes
@@ -392,8 +579,11 @@ def _pack_program(plan: NetworkPlan) -> bytes:
     for bp in plan.blocks:
         out.append(prog.pack_gate_record(bp.gate_record, cfg))
         prog.validate_gate_record(bp.gate_record, cfg, rb)
-        for lp in (bp.conv1, bp.downsample, bp.conv2):
-            if lp is not None:
+        for kind, lp in _block_records(bp):
+            if kind == "gate2":
+                prog.validate_gate2_record(bp.gate2_record, cfg, rb)
+                out.append(prog.pack_gate2_record(bp.gate2_record, cfg))
+            else:
                 out.append(formats.pack_descriptor(lp.program_template, cfg))
     prog.validate_head_record(plan.head_record, cfg, rb, plan.record_count)
     out.append(prog.pack_head_record(plan.head_record, cfg))
@@ -407,5 +597,6 @@ def _check_fits(plan: NetworkPlan) -> None:
             formats.validate_descriptor(lp.template, plan.cfg, plan.region_bytes)
             formats.validate_descriptor(lp.program_template, plan.cfg, plan.region_bytes)
         except FormatError as exc:
+            hint = " (e.g. --config ultra96)" if plan.cfg.name != "ultra96" else ""
             raise ConfigError(f"layer {lp.name} does not fit engine '{plan.cfg.name}': {exc}. "
-                              "Use a larger engine configuration (e.g. --config ultra96).") from None
+                              f"Use a larger engine configuration{hint}.") from None

@@ -22,6 +22,9 @@ What a block's run contains (DESIGN.md section 3 in work lists):
   pixels in inactive tiles read as zero), residual + ReLU; downsample blocks also list the
   inactive tiles as residual-only; identity blocks are in place and skip inactive tiles,
   and are omitted entirely when no tile is active.
+- Bottleneck blocks (`block(..., channel2=...)`, mask_c2 given): conv1 at the input
+  resolution (active tiles x mask_c1), [shortcut], conv2 (mask_c1 in, mask_c2 out; omitted
+  without a tile or a mask_c2 channel), conv3 (mask_c2 in, residual; as conv2 above).
 """
 from __future__ import annotations
 
@@ -98,6 +101,8 @@ _SET = {n: _setter(n) for n in (
 
 def _slots(lp: LayerPlan, align: int) -> formats.WorkSlots:
     """The layer's work-list slot layout (formats.work_slots) inside its packed WORK slot."""
+    if lp.slots is not None:        # the packer's (a Bottleneck conv3 shares conv2's tiles)
+        return lp.slots
     s = formats.work_slots(lp.template, lp.work_slot.offset, align)
     if s.nbytes > lp.work_slot.nbytes:  # pragma: no cover - packer/scheduler disagree
         raise FormatError(f"layer {lp.name}: work slot of {lp.work_slot.nbytes} bytes too small")
@@ -132,6 +137,9 @@ class Scheduler:
         self._w = {lp.name: _words(lp.template, plan.cfg) for lp in plan.layers}
         self._slots = {lp.name: _slots(lp, a) for lp in plan.layers if lp.work_slot}
         self._pix = {b.index: _tile_pixels(b.conv2.template) for b in plan.blocks}
+        # Bottleneck conv1 runs on the same grid at the input resolution (tile * stride)
+        self._pix_in = {b.index: _tile_pixels(b.conv1.template) for b in plan.blocks
+                        if b.kind == "bottleneck"}
         self._stem = self._dense_run(-1, [plan.stem])
 
     # ---- helpers ----
@@ -151,13 +159,19 @@ class Scheduler:
 
     # ---- the block schedule ----
     def block(self, index: int, spatial: Optional[np.ndarray] = None,
-              channel: Optional[np.ndarray] = None) -> EngineRun:
+              channel: Optional[np.ndarray] = None,
+              channel2: Optional[np.ndarray] = None) -> EngineRun:
         """The run for block `index` under its gate decisions.
 
-        spatial: bool [grid_h, grid_w] (or flat), channel: bool [C_out of conv1].
-        None for both means dense (every tile and channel on): the baseline.
+        spatial: bool [grid_h, grid_w] (or flat), channel: bool [C_out of conv1]; for a
+        Bottleneck block channel2: bool [C_out of conv2] (mask_c2; None: all on).
+        None for all means dense (every tile and channel on): the baseline.
         """
         bp: BlockPlan = self.plan.blocks[index]
+        if bp.kind == "bottleneck":
+            return self._bottleneck(bp, spatial, channel, channel2)
+        if channel2 is not None:
+            raise FormatError(f"block {bp.name}: a BasicBlock has no second channel mask")
         d1 = bp.conv1.template
         n_tiles = d1.n_tiles
         if spatial is None:
@@ -204,6 +218,62 @@ class Scheduler:
             works.append(LayerWork(lp.name, lp.kind, act_pix * d2.out_c * nc * d2.k * d2.k,
                                    nt, nc))
         run = EngineRun(index, b"".join(w.astype("<u4").tobytes() for w in words), works,
+                        writes)
+        if self.validate:
+            self.check(run)
+        return run
+
+    def _masks(self, bp: BlockPlan, spatial, channel, channel2):
+        d1 = bp.conv1.template
+        out = []
+        for m, n, what in ((spatial, d1.n_tiles, f"spatial mask (grid {bp.grid[0]}x{bp.grid[1]})"),
+                           (channel, d1.out_c, "channel mask (conv1's output channels)"),
+                           (channel2, bp.conv2.template.out_c,
+                            "channel2 mask (conv2's output channels)")):
+            a = np.ones(n, bool) if m is None else np.asarray(m, dtype=bool).reshape(-1)
+            if a.size != n:
+                raise FormatError(f"block {bp.name}: {what} has {a.size} entries, expected {n}")
+            out.append(a)
+        return out
+
+    def _bottleneck(self, bp: BlockPlan, spatial, channel, channel2) -> EngineRun:
+        """A Bottleneck block's run (what its gate and gate-2 records generate): conv1 on
+        the active tiles at the input resolution x mask_c1 channels (omitted when none);
+        [shortcut, dense]; conv2 on the active tiles from the mask_c1 channels into the
+        mask_c2 channels (omitted when no tile or no mask_c2 channel); conv3 on the active
+        tiles from the mask_c2 channels + residual (residual-only tiles for projection
+        blocks; in place and omitted without active tiles for identity blocks)."""
+        sp, ch, ch2 = self._masks(bp, spatial, channel, channel2)
+        tiles = np.flatnonzero(sp).astype("<u2")
+        c1s = np.flatnonzero(ch).astype("<u2")
+        c2s = np.flatnonzero(ch2).astype("<u2")
+        nt, nc1, nc2 = tiles.size, c1s.size, c2s.size
+        act_in = int(self._pix_in[bp.index][tiles].sum()) if nt else 0
+        act = int(self._pix[bp.index][tiles].sum()) if nt else 0
+        words, works, writes = [], [], []
+
+        def add(lp, macs, n_ch, **lists):
+            w = self._w[lp.name].copy()
+            writes.extend(_fill(w, lp.template, self._slots[lp.name], tiles, **lists))
+            words.append(w)
+            works.append(LayerWork(lp.name, lp.kind, macs, nt, n_ch))
+
+        d1, d2, d3 = bp.conv1.template, bp.conv2.template, bp.conv3.template
+        if nt and nc1:
+            add(bp.conv1, act_in * nc1 * d1.in_c * d1.k * d1.k, nc1, out_channels=c1s)
+        if bp.downsample is not None:
+            lp = bp.downsample
+            words.append(self._w[lp.name])
+            works.append(LayerWork(lp.name, lp.kind, self._dense_macs(lp.template),
+                                   lp.template.n_tiles, lp.template.out_c))
+        if nt and nc2:
+            add(bp.conv2, act * nc2 * nc1 * d2.k * d2.k, nc2, in_channels=c1s,
+                out_channels=c2s)
+        if nt or not bp.identity:
+            res = None if bp.identity else np.flatnonzero(~sp).astype("<u2")
+            add(bp.conv3, act * d3.out_c * nc2 * d3.k * d3.k, nc2, res_tiles=res,
+                in_channels=c2s)
+        run = EngineRun(bp.index, b"".join(w.astype("<u4").tobytes() for w in words), works,
                         writes)
         if self.validate:
             self.check(run)

@@ -9,7 +9,8 @@ failure names the first difference: the block and gate (spatial tile / channel) 
 or the logit index and its byte offset in the int64 logits.
 
 Levels: numpy (interpreter; cycles from the analytical cycle model), csim (the HLS engine
-compiled with g++), rtl (the RTL under Verilator, fast harness; cycle-accurate), cocotb (the
+compiled with g++; its cycles are the C-sim's trip-count ESTIMATE: the engine's CYCLES is a
+free-running counter's difference, which has no clock in C-sim), rtl (the RTL under Verilator, fast harness; cycle-accurate), cocotb (the
 RTL driven by cocotb + cocotbext-axi with the runner inside the simulation: only the bundle's
 self-check images, `--images selfcheck[:N]`; it reports total cycles and pass/fail per image,
 no per-record cycles).
@@ -316,6 +317,15 @@ def _median(xs) -> float:
     return float(np.median(np.asarray(xs, np.float64))) if len(xs) else 0.0
 
 
+#: where each level's cycles come from (cycles.json `cycles_source`, summary, log)
+CYCLES_SOURCE = {
+    "numpy": "analytical cycle model",
+    "csim": "C-sim estimate (trip counts; on the board CYCLES is a counter)",
+    "rtl": "engine cycle counter (RTL, cycle-accurate)",
+    "cocotb": "engine cycle counter (RTL, cycle-accurate)",
+}
+
+
 def cycles_document(bundle, level: str, dense: bool, outcomes: Sequence[dict],
                     wall_s: float) -> dict:
     """The cycles.json document (format CYCLES_FORMAT, version CYCLES_VERSION)."""
@@ -331,7 +341,7 @@ def cycles_document(bundle, level: str, dense: bool, outcomes: Sequence[dict],
         "format": CYCLES_FORMAT, "version": CYCLES_VERSION, "config": bundle.cfg.name,
         "engine_id": f"0x{engine_id(bundle.cfg):016X}",
         "bundle_sha256": bundle.manifest.get("model_sha256"),
-        "level": level, "dense": bool(dense),
+        "level": level, "dense": bool(dense), "cycles_source": CYCLES_SOURCE[level],
         "images": [{"name": o["name"], "pass": bool(o["pass"]), "cycles": int(o["cycles"]),
                     "macs": int(o["macs"]), "records": o["records"]} for o in outcomes],
         "layers": {k: _median(v) for k, v in layers.items()},
@@ -481,7 +491,7 @@ def summary_markdown(doc: dict, outcomes: Sequence[dict], rows: Optional[list],
     level = doc["level"]
     n_pass = sum(1 for o in outcomes if o["pass"])
     ok = n_pass == len(outcomes) and not failures
-    src = ("analytical cycle model" if level == "numpy" else "engine cycle counter")
+    src = CYCLES_SOURCE[level]
     lines = [f"## dgfpga simulate: {'PASS' if ok else 'FAIL'}",
              "",
              f"Bundle `{bundle_path}`, engine `{doc['config']}` ({doc['engine_id']}), level "
@@ -732,7 +742,7 @@ def _print_result(doc, outcomes, rows, notes, failures, out, log, opts, updated)
     n_pass = sum(1 for o in outcomes if o["pass"])
     log(f"{n_pass}/{len(outcomes)} images bit-exact (logits + every gate mask) at level "
         f"{doc['level']}; median {doc['total']:.0f} cycles per image"
-        + (" (analytical cycle model)" if doc["level"] == "numpy" else ""))
+        + f" ({CYCLES_SOURCE[doc['level']]})")
     for o in outcomes:
         if not o["pass"]:
             log(f"  FAIL {o['name']}: {o['failure']}")

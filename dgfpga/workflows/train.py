@@ -14,6 +14,12 @@ parameters, small random translations (+-2 px) as augmentation, Gumbel noise fro
 gates' own straight-through estimator (tau = 2/3). Checkpoints are written every epoch in
 the official layout with metadata; a sidecar `<path>.resume` holds the optimizer and
 epoch so an interrupted run continues where it stopped.
+
+Channel groups (`channel_group=G`, `dgfpga train --channel-group G`): every channel gate's
+fc2 is trained as C/G rows expanded G-fold (`dgfpga_models.channel_group`), so at
+inference each gate keeps a multiple of G channels active (G = the engine's Tm wastes no
+MAC lanes on channel-group rounding). The checkpoint keeps the official keys and shapes
+(the rows written out identical) and records `channel_group` in its metadata.
 """
 from __future__ import annotations
 
@@ -30,6 +36,7 @@ import torch.nn.functional as F
 
 from dgfpga.data import embedded as data
 from dgfpga.workflows.train_config import TrainConfig
+from dgfpga.errors import DgfpgaError
 
 __all__ = ["TrainConfig", "train", "evaluate", "load_trained"]
 
@@ -99,6 +106,47 @@ def load_trained(path, arch: Optional[str] = None):
     return model, meta
 
 
+def _check_channel_group(cfg: TrainConfig) -> None:
+    """DgfpgaError for a channel group that cannot apply: dense training (its gates are
+    forced on), or a group that does not divide every channel gate of the architecture."""
+    from dgfpga.errors import DgfpgaError
+    from dgfpga_models import build_model, tie_channel_gates
+    if cfg.channel_group == 1:
+        return
+    if cfg.dense:
+        raise DgfpgaError(f"--channel-group {cfg.channel_group} applies to DGNet training "
+                          "(--target-density); a dense baseline has no active gates")
+    try:
+        tie_channel_gates(build_model(cfg.arch), cfg.channel_group)
+    except ValueError as exc:
+        raise DgfpgaError(f"--channel-group for {cfg.arch}: {exc}") from None
+
+
+#: TrainConfig fields a run may change when it resumes (more epochs: the cosine schedule
+#: stretches from the resumed step on; CPU threads)
+RESUME_MAY_CHANGE = ("epochs", "threads")
+
+
+def _resume_key(cfg: TrainConfig) -> dict:
+    return {k: v for k, v in asdict(cfg).items() if k not in RESUME_MAY_CHANGE}
+
+
+def _check_resume(st: dict, cfg: TrainConfig, path) -> None:
+    """DgfpgaError unless the `.resume` sidecar was written by a run of this configuration:
+    a stale sidecar of another run (other architecture, learning rate, init, ...) must not
+    silently become the starting point of this one."""
+    fix = f"delete {path} to start afresh, or rerun with the settings it was written with"
+    if "train_config" not in st:
+        raise DgfpgaError(f"{path}: a resume file without its training configuration "
+                          f"(written by an older dgfpga): {fix}")
+    old = json.loads(st["train_config"])
+    new = _resume_key(cfg)
+    diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    if diff:
+        shown = ", ".join(f"{k}: {old.get(k)!r} there, {new.get(k)!r} now" for k in diff)
+        raise DgfpgaError(f"{path} belongs to another training run ({shown}): {fix}")
+
+
 def _log(msg: str) -> None:
     print(msg, flush=True)
 
@@ -108,7 +156,7 @@ def train(cfg: TrainConfig, out_path, progress: bool = True, log=_log) -> dict:
 
     Resumes from `<out_path>.resume` when it exists. Returns the final metrics dict.
     """
-    from dgfpga_models import build_model
+    from dgfpga_models import build_model, tie_channel_gates
     from dgfpga_models.checkpoint import load_checkpoint, save_checkpoint
     from dgfpga_models.losses import DGLoss
     try:
@@ -117,6 +165,7 @@ def train(cfg: TrainConfig, out_path, progress: bool = True, log=_log) -> dict:
         tqdm = None
     from dgfpga.outdir import atomic_file, check_writable, signals_deferred
     out_path = check_writable(out_path, "file")    # before any work (.last/.resume: siblings)
+    _check_channel_group(cfg)
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     resume_path = out_path.with_name(out_path.name + ".resume")
@@ -128,6 +177,8 @@ def train(cfg: TrainConfig, out_path, progress: bool = True, log=_log) -> dict:
         init, _ = load_checkpoint(cfg.init, cfg.arch)
         model.load_state_dict(init.state_dict())
     model.dense = cfg.dense
+    # channel groups: tied fc2 rows (their group means to start), written out expanded
+    tie_channel_gates(model, cfg.channel_group)
     opt = torch.optim.SGD(_param_groups(model, cfg.weight_decay), lr=cfg.lr,
                           momentum=cfg.momentum, nesterov=True)
     steps_per_epoch = math.ceil(cfg.n_train / cfg.batch_size)
@@ -137,6 +188,7 @@ def train(cfg: TrainConfig, out_path, progress: bool = True, log=_log) -> dict:
     start_epoch, best, history, wall = 0, -1.0, [], 0.0
     if resume_path.exists():
         st = torch.load(resume_path, weights_only=True)
+        _check_resume(st, cfg, resume_path)
         model.load_state_dict(st["model"])
         opt.load_state_dict(st["optimizer"])
         start_epoch, best, wall = int(st["epoch"]), float(st["best"]), float(st["wall_s"])
@@ -195,6 +247,7 @@ def train(cfg: TrainConfig, out_path, progress: bool = True, log=_log) -> dict:
         ok = cfg.dense or abs(ev["density"] - cfg.target_density) <= 0.03 or epoch + 1 == cfg.epochs
         meta = {"epoch": epoch + 1, "dataset": f"dgfpga.data.embedded cluttered digits v{data.VERSION}",
                 "seed": cfg.seed, "target_density": cfg.target_density, "dense": cfg.dense,
+                "channel_group": cfg.channel_group,
                 "val_top1": ev["top1"], "val_density": ev["density"],
                 "train_config": {k: v for k, v in asdict(cfg).items()},
                 "command": " ".join(sys.argv), "wall_s": wall}
@@ -208,5 +261,6 @@ def train(cfg: TrainConfig, out_path, progress: bool = True, log=_log) -> dict:
             with atomic_file(resume_path) as tmp:
                 torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
                             "epoch": epoch + 1, "best": best, "wall_s": wall,
-                            "history": json.dumps(history)}, tmp)
+                            "history": json.dumps(history),
+                            "train_config": json.dumps(_resume_key(cfg))}, tmp)
     return {"best_val_top1": best, "history": history, "wall_s": wall}

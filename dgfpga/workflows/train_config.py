@@ -29,6 +29,7 @@ class TrainConfig:
     threads: int = 2
     init: Optional[str] = None                 # checkpoint to start from (the dense model)
     shift_px: int = 2                          # augmentation: random translation
+    channel_group: int = 1                     # tie channel-gate rows in groups of G (1: off)
 
     @property
     def dense(self) -> bool:

@@ -178,6 +178,7 @@ constexpr uint32_t DESC_MAGIC = 0xD6u;  // descriptor word 0 [7:0]
 constexpr uint32_t OP_CONV = 0x1u;  // record op kind (word 0 [19:16])
 constexpr uint32_t OP_GATE = 0x2u;  // record op kind (word 0 [19:16])
 constexpr uint32_t OP_HEAD = 0x3u;  // record op kind (word 0 [19:16])
+constexpr uint32_t OP_GATE2 = 0x4u;  // record op kind (word 0 [19:16])
 constexpr uint32_t PARAM_BYTES = 0x8u;  // bytes per output channel of params (bias, mult)
 constexpr uint32_t SUM_BYTES = 0x4u;  // bytes of one channel sum
 constexpr uint32_t POOL_K = 0x3u;  // fused max-pool kernel
@@ -185,6 +186,7 @@ constexpr uint32_t POOL_STRIDE = 0x2u;  // fused max-pool stride
 constexpr uint32_t POOL_PAD = 0x1u;  // fused max-pool padding
 constexpr unsigned MAX_KERNEL = 7;  // largest kernel side (max of formats.KERNELS)
 constexpr unsigned MAX_KERNEL_TAPS = 49;  // taps of the largest kernel (MAX_KERNEL^2)
+constexpr unsigned REQUANT_SHARE = 4;  // output lanes per requantizer (time-shared)
 constexpr unsigned N_KERNELS = 3;  // kernel sides the engine supports (formats.KERNELS)
 constexpr unsigned N_STRIDES = 2;  // conv strides the engine supports (formats.STRIDES)
 constexpr unsigned LIST_ENTRY_BITS = 16;  // bits of a work-list entry (tile/channel)
@@ -230,7 +232,7 @@ constexpr Field emit_sums = {1, 6, 1};  // write per-tile int32 channel sums of 
 constexpr Field tile_gated = {1, 7, 1};  // compute only the tiles in the tile list (else every tile)
 constexpr Field in_ch_gated = {1, 8, 1};  // input fm is compact: n_active_in channels, ids in the in-channel list
 constexpr Field out_ch_gated = {1, 9, 1};  // output fm is compact: n_active_out channels, ids in the out-channel list
-constexpr Field zero_halo = {1, 10, 1};  // input pixels in tiles whose bitmap bit is 0 read as zero (needs tile_gated and in_h, in_w = out_h, out_w)
+constexpr Field zero_halo = {1, 10, 1};  // input pixels in tiles whose bitmap bit is 0 read as zero (needs tile_gated and out_h, out_w = ceil(in_h, in_w / stride); input pixel (y, x) lies in tile (y / (stride*tile), x / (stride*tile)))
 constexpr Field in_place = {1, 11, 1};  // output aliases the residual (identity block): tiles not listed are left as they are
 constexpr Field from_gate = {1, 12, 1};  // counts from the last gate record of this start (program.effective_descriptor; needs tile_gated)
 constexpr Field im2col = {1, 13, 1};  // reduce over the flattened (ky, kx, c) taps, tn per array step (mac_steps_per_pixel; weights [C_out][k*k*C_in padded to tn]); needs k > 1, no in_ch_gated, no zero_halo and the im2col buffer bounds (im2col_fit_problems)
@@ -620,6 +622,100 @@ constexpr uint32_t param_bias_offset(uint32_t in_c, uint32_t classes, uint32_t a
   return (in_c * classes + align - 1) / align * align;
 }
 }  // namespace head
+
+namespace gate2 {
+using desc::Field;
+constexpr Field magic = {0, 0, 8};  // 0xD6
+constexpr Field version = {0, 8, 8};  // FORMAT_VERSION
+constexpr Field op = {0, 16, 4};  // op kind
+constexpr Field in_c = {1, 0, 16};  // conv1's output channels (the gate's inputs; the gate record's out_c)
+constexpr Field out_c = {1, 16, 16};  // conv2's output channels (the gate's decisions)
+constexpr Field hidden = {2, 0, 16};  // hidden units, 1..in_c
+constexpr Field h_shift = {2, 16, 6};  // hidden requant shift, 1..62
+constexpr Field st_h = {3, 0, 8};  // tile rows of conv1's grid (= the gate record's gh)
+constexpr Field st_w = {3, 8, 8};  // tile columns of conv1's grid (= the gate record's gw)
+constexpr Field sums_offset = {4, 0, 32};  // SUMS: conv1's compact int32 sums [st_h*st_w][n_active] (active channels in list order)
+constexpr Field param_offset = {5, 0, 32};  // WEIGHT: the gate-2 parameter blob
+constexpr Field in_mask_offset = {6, 0, 32};  // WORK: the gate record's masks (tile bitmap, then conv1's channel bitmap)
+constexpr Field mask_offset = {7, 0, 32};  // WORK: the mask_c2 channel bitmap it writes
+constexpr Field c2_out_ch_offset = {8, 0, 32};  // WORK: conv2's out-channel list
+constexpr Field c3_in_ch_offset = {9, 0, 32};  // WORK: conv3's in-channel list
+constexpr Field ALL_FIELDS[] = {
+    magic,
+    version,
+    op,
+    in_c,
+    out_c,
+    hidden,
+    h_shift,
+    st_h,
+    st_w,
+    sums_offset,
+    param_offset,
+    in_mask_offset,
+    mask_offset,
+    c2_out_ch_offset,
+    c3_in_ch_offset,
+};
+constexpr unsigned N_FIELDS = sizeof(ALL_FIELDS) / sizeof(ALL_FIELDS[0]);
+enum FieldNo : uint32_t {
+    F_MAGIC = 0,
+    F_VERSION = 1,
+    F_OP = 2,
+    F_IN_C = 3,
+    F_OUT_C = 4,
+    F_HIDDEN = 5,
+    F_H_SHIFT = 6,
+    F_ST_H = 7,
+    F_ST_W = 8,
+    F_SUMS_OFFSET = 9,
+    F_PARAM_OFFSET = 10,
+    F_IN_MASK_OFFSET = 11,
+    F_MASK_OFFSET = 12,
+    F_C2_OUT_CH_OFFSET = 13,
+    F_C3_IN_CH_OFFSET = 14,
+    F_COUNT = 15
+};
+static_assert(F_COUNT == N_FIELDS, "one number per field");
+// STATUS code of a fault in each field (ENTRY = the field's word)
+constexpr uint32_t FIELD_ERROR[F_COUNT] = {
+    err::BAD_MAGIC,  // magic
+    err::BAD_MAGIC,  // version
+    err::BAD_OP,  // op
+    err::BAD_SHAPE,  // in_c
+    err::BAD_SHAPE,  // out_c
+    err::BAD_SHAPE,  // hidden
+    err::BAD_GATE,  // h_shift
+    err::BAD_TILE,  // st_h
+    err::BAD_TILE,  // st_w
+    err::BAD_OFFSET,  // sums_offset
+    err::BAD_OFFSET,  // param_offset
+    err::BAD_OFFSET,  // in_mask_offset
+    err::BAD_OFFSET,  // mask_offset
+    err::BAD_OFFSET,  // c2_out_ch_offset
+    err::BAD_OFFSET,  // c3_in_ch_offset
+};
+// gate-2 parameter blob: sections in this order, each at the next multiple of the AXI width
+enum ParamSection : uint32_t {
+    P_RECIP = 0,  // R(H*W): the reciprocal of conv1's output pixel count (block input H x W)
+    P_W1 = 1,  // fc1 [hidden][in_c]
+    P_M1 = 2,  // hidden requant multipliers [hidden]
+    P_O1 = 3,  // hidden requant offsets [hidden]
+    P_W2 = 4,  // fc2 [out_c][hidden]
+    P_B2 = 5,  // biases [out_c]
+    P_COUNT = 6
+};
+constexpr uint32_t PARAM_ELEM_BYTES[P_COUNT] = {4, 2, 4, 8, 2, 8};
+// elements of section `sec`
+constexpr uint32_t param_count(uint32_t sec, uint32_t in_c, uint32_t out_c, uint32_t hidden) {
+  return sec == P_RECIP ? (1) :
+         sec == P_W1 ? (hidden*in_c) :
+         sec == P_M1 ? (hidden) :
+         sec == P_O1 ? (hidden) :
+         sec == P_W2 ? (out_c*hidden) :
+         sec == P_B2 ? (out_c) : 0u;
+}
+}  // namespace gate2
 
 // ---- checks: the limits the formats and the micro-architecture rely on -------------------
 static_assert(config::tm > 0 && (config::tm & (config::tm - 1)) == 0, "tm must be a power of two");

@@ -266,9 +266,12 @@ inline DescCheck check_descriptor(const u32 w[desc::WORDS], Layer &L, const Regi
     if (L.residual && L.maxpool) return fault(desc::F_MAXPOOL);
     if (L.maxpool && (L.tile_gated || L.in_ch_gated || L.out_ch_gated)) return fault(desc::F_MAXPOOL);
     if (L.zero_halo && !L.tile_gated) return fault(desc::F_ZERO_HALO);
-    // zero_halo: the input on the output's tile grid (dg_patch.h maps input pixel (y, x) to
-    // tile (y / tile, x / tile)), as formats.validate_descriptor
-    if (L.zero_halo && (L.in_h != L.out_h || L.in_w != L.out_w)) return fault(desc::F_ZERO_HALO);
+    // zero_halo: the input on the output's tile grid scaled by the stride (dg_patch.h maps
+    // input pixel (y, x) to tile (y / (stride*tile), x / (stride*tile))): out = ceil(in /
+    // stride), no max-pool, as formats.validate_descriptor
+    if (L.zero_halo && (L.maxpool || ceil_div(L.in_h, L.stride) != L.out_h ||
+                        ceil_div(L.in_w, L.stride) != L.out_w))
+        return fault(desc::F_ZERO_HALO);
     if (L.residual) {
         if (L.res_mult >= 0x80000000u) return fault(desc::F_RES_MULT);
     } else if (L.res_mult) {

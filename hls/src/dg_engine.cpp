@@ -5,13 +5,14 @@
 // Per conv record: fetch + check the descriptor (dg_descriptor.h; a `from_gate` record
 // first takes its counts from the last gate record: the effective descriptor of SPEC13),
 // fetch + check the work list (dg_worklist.h), load the params, then a ping-pong pipeline
-// over (m-group, active tile) steps: in step s the patch loader fills input buffer s&1 with
-// the patch of step s, the MAC array computes step s-1 from the other input buffer into
-// accumulator buffer (s-1)&1, and the write-back stores step s-2 from accumulator buffer
-// s&1; the weights of m-group g are loaded into weight half g&1 in the step that loads g's
-// first patch (while g-1 computes from the other half). Then the residual-only tiles.
+// over (m-group, active tile) steps, one call site per stage: in step s the patch loader
+// fills input buffer patch[s&1] with the patch of step s, the MAC array computes step s-1
+// from patch[(s-1)&1] into acc[(s-1)&1], and the write-back stores step s-2 from acc[s&1];
+// the weights of m-group g are loaded into weight half g&1 in the step that loads g's first
+// patch (while g-1 computes from the other half). Then the residual-only tiles.
 // A gate record (dg_gate.h) evaluates the block's gates and writes its masks and work
 // lists; the head record (dg_head.h) writes the logits and the per-record cycle log.
+// CYCLES is measured: a free-running counter outside the engine (input cycle_counter).
 // See docs/hls.md.
 #include "dg_engine.h"
 
@@ -31,43 +32,53 @@ static u64 max3(u64 a, u64 b, u64 c) {
     return m > c ? m : c;
 }
 
-// One ping-pong step. Buffers are passed explicitly (load_patch -> pin, mac: pcomp -> acomp,
-// write-back: awb) so the three stages touch disjoint memories and can run concurrently.
+// One ping-pong step s, the only call site of the three stages (one hardware instance of
+// each): h = s & 1. The load stage fills patch[h] (and weight half g&1 at an m-group's first
+// tile), the MAC stage computes step s-1 from patch[h^1] into acc[h^1], the write-back
+// stores step s-2 from acc[h]. The stages touch disjoint halves (the weight half being
+// loaded belongs to m-group g while step s-1 computes from g-1's), which is what the
+// DEPENDENCE pragmas of the step loop state (the step is inlined into that loop's body; the
+// stages are INLINE off, so each is one instance), so they can run concurrently.
+// Returns the C-sim's cycle estimate of the step (the slowest stage + sync).
 static u64 pipeline_step(u8 *fmap, const u8 *wmem, s32 *sums, const Layer &L, const WorkList &W,
-                         u32 s, u32 total, WeightBufs wbuf, PatchBuf pin, const PatchBuf pcomp,
-                         AccBuf acomp, const AccBuf awb, const s32 bias[PARAM_ROWS][TM],
-                         const s32 mult[PARAM_ROWS][TM]) {
+                         u32 s, u32 total, WeightBufs wbuf, PatchBuf patch[2], AccBuf acc[2],
+                         const s32 bias[PARAM_ROWS][TM], const s32 mult[PARAM_ROWS][TM]) {
+#pragma HLS INLINE
     const u32 T = L.n_active_tiles;
+    const u32 h = s & 1;
     u64 c_load = 0, c_mac = 0, c_wb = 0;
     if (s < total) {   // load stage: step s
         const u32 g = s / T, t = s % T;
         if (t == 0) c_load += load_weight_group(wmem, L, W, g, wbuf, g & 1);
-        c_load += load_patch(fmap, L, W, tile_geom(L, W.tiles[t]), pin);
+        c_load += load_patch(fmap, L, W, tile_geom(L, W.tiles[t]), patch, h);
     }
     if (s >= 1 && s - 1 < total) {   // MAC stage: step s-1
         const u32 g = (s - 1) / T, t = (s - 1) % T;
-        c_mac = mac_tile(L, tile_geom(L, W.tiles[t]), wbuf, g & 1, pcomp, acomp);
+        c_mac = mac_tile(L, tile_geom(L, W.tiles[t]), wbuf, g & 1, patch, h ^ 1, acc, h ^ 1);
     }
     if (s >= 2 && s - 2 < total) {   // write-back stage: step s-2
         const u32 g = (s - 2) / T, t = (s - 2) % T;
         const u32 tile_id = W.tiles[t];
-        c_wb = writeback_tile(fmap, sums, L, W, tile_id, tile_geom(L, tile_id), g, awb, bias, mult);
+        c_wb = writeback_tile(fmap, sums, L, W, tile_id, tile_geom(L, tile_id), g, acc, h,
+                              bias, mult);
     }
     return max3(c_load, c_mac, c_wb) + CYC_STEP;
 }
 
+// One conv layer after its checks; returns the C-sim's cycle estimate.
 static u64 run_layer(u8 *fmap, const u8 *wmem, s32 *sums, const Layer &L, const WorkList &W) {
+    // ping-pong pairs: weight halves by m-group parity, patches and accumulators by step
+    // parity; banks (weight lanes x input lanes, patch banks, accumulator lanes) partitioned
     static WeightBufs wbuf;
 #pragma HLS ARRAY_PARTITION variable = wbuf complete dim = 1
 #pragma HLS ARRAY_PARTITION variable = wbuf complete dim = 2
 #pragma HLS ARRAY_RESHAPE variable = wbuf complete dim = 3
-#pragma HLS DEPENDENCE variable = wbuf inter false
-    static PatchBuf patch0, patch1;
-#pragma HLS ARRAY_PARTITION variable = patch0 complete dim = 1
-#pragma HLS ARRAY_PARTITION variable = patch1 complete dim = 1
-    static AccBuf acc0, acc1;
-#pragma HLS ARRAY_PARTITION variable = acc0 complete dim = 1
-#pragma HLS ARRAY_PARTITION variable = acc1 complete dim = 1
+    static PatchBuf patch[2];
+#pragma HLS ARRAY_PARTITION variable = patch complete dim = 1
+#pragma HLS ARRAY_PARTITION variable = patch complete dim = 2
+    static AccBuf acc[2];
+#pragma HLS ARRAY_PARTITION variable = acc complete dim = 1
+#pragma HLS ARRAY_PARTITION variable = acc complete dim = 2
     static s32 bias[PARAM_ROWS][TM], mult[PARAM_ROWS][TM];
 #pragma HLS ARRAY_PARTITION variable = bias complete dim = 2
 #pragma HLS ARRAY_PARTITION variable = mult complete dim = 2
@@ -79,12 +90,12 @@ static u64 run_layer(u8 *fmap, const u8 *wmem, s32 *sums, const Layer &L, const 
     steps:
         for (u32 s = 0; s < total + 2; s++) {
 #pragma HLS LOOP_TRIPCOUNT min = 3 max = TC_STEPS
-            if (s & 1)
-                cycles += pipeline_step(fmap, wmem, sums, L, W, s, total, wbuf, patch1, patch0, acc0,
-                                        acc1, bias, mult);
-            else
-                cycles += pipeline_step(fmap, wmem, sums, L, W, s, total, wbuf, patch0, patch1, acc1,
-                                        acc0, bias, mult);
+            // Within a step the three stages use disjoint halves (see pipeline_step); from
+            // one step to the next the roles swap, and step s+1 starts after step s ends.
+#pragma HLS DEPENDENCE variable = patch intra false
+#pragma HLS DEPENDENCE variable = acc intra false
+#pragma HLS DEPENDENCE variable = wbuf intra false
+            cycles += pipeline_step(fmap, wmem, sums, L, W, s, total, wbuf, patch, acc, bias, mult);
         }
     }
 res_tiles:
@@ -128,12 +139,45 @@ inline bool effective_descriptor(u32 w[desc::WORDS], const GateState &S) {
 
 }  // namespace dg
 
+namespace dg {
+
+// CYCLES: a free-running cycle counter outside the engine (the block design's
+// `cycle_counter` core on the engine clock, build_bd.tcl) drives the ap_none input
+// `cycle_counter`. Each read is its own fixed protocol region, so Vitis HLS keeps it in
+// program order with everything before and after it: CYCLES = the reading after the last
+// record minus the reading at the start. The C-sim has no clock (the bridge's counter
+// stands still): CYCLES is 0 there, and the C-sim's modelled estimate (the sum of the
+// stages' pipelined iterations, docs/hls.md) is kept apart (csim_cycles_estimate).
+static u64 clock_now(volatile const u64 *cycle_counter) {
+#pragma HLS INLINE off
+#pragma HLS PROTOCOL mode = fixed
+    return *cycle_counter;
+}
+
+// The cycle log's entry for a record: measured in hardware; the C-sim logs its estimate.
+static u64 logged_cycles(u64 measured, u64 estimate) {
+#ifdef __SYNTHESIS__
+    (void)estimate;
+    return measured;
+#else
+    (void)measured;
+    return estimate;
+#endif
+}
+
+#ifndef __SYNTHESIS__
+static u64 last_estimate = 0;   // the C-sim's estimate of the last start
+u64 csim_cycles_estimate() { return last_estimate; }
+#endif
+
+}  // namespace dg
+
 using namespace dg;
 
 void dg_engine(const u64 *program, u32 layer_count, u8 *fmap_base, u32 fmap_bytes,
                const u8 *weight_base, u32 weight_bytes, u8 *work_base, u32 work_bytes,
                s32 *sums_base, u32 sums_bytes, u32 *status, u64 *cycles, u64 *engine_id,
-               u32 run_flags) {
+               u32 run_flags, volatile const u64 *cycle_counter) {
 #pragma HLS INTERFACE mode = s_axilite port = return bundle = control
 #pragma HLS INTERFACE mode = m_axi port = program offset = slave bundle = gmem_prog max_read_burst_length = 16 depth = 96 latency = 32
 #pragma HLS INTERFACE mode = m_axi port = fmap_base offset = slave bundle = gmem_fmap max_read_burst_length = 64 max_write_burst_length = 64 depth = 65536 latency = 32
@@ -154,12 +198,15 @@ void dg_engine(const u64 *program, u32 layer_count, u8 *fmap_base, u32 fmap_byte
 #pragma HLS INTERFACE mode = s_axilite port = cycles bundle = control
 #pragma HLS INTERFACE mode = s_axilite port = engine_id bundle = control
 #pragma HLS INTERFACE mode = s_axilite port = run_flags bundle = control
+#pragma HLS INTERFACE mode = ap_none port = cycle_counter
     static WorkList W;
 #pragma HLS ARRAY_PARTITION variable = W.bitmap complete
+#pragma HLS ARRAY_PARTITION variable = W.out_ch cyclic factor = TM
     static u64 rec_cycles[MAX_LAYERS];   // per-record cycle log (written by the head)
 
+    const u64 t_start = clock_now(cycle_counter);
     *engine_id = engine_id_value();
-    u64 cyc = CYC_START;
+    u64 est = CYC_START;   // the C-sim's estimate (dead code in synthesis)
     u32 st = err::OK;
     if (layer_count > MAX_LAYERS) {
         st = pack_status(err::BAD_COUNT, 0, 0);
@@ -171,52 +218,52 @@ void dg_engine(const u64 *program, u32 layer_count, u8 *fmap_base, u32 fmap_byte
 records:
     for (u32 li = 0; li < layer_count; li++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_LAYERS
+        const u64 t_rec = clock_now(cycle_counter);
         u32 words[desc::WORDS];
 #pragma HLS ARRAY_PARTITION variable = words complete
         fetch_descriptor(program, li, words);
         u64 rc = CYC_AXI_LATENCY + desc::WORDS / 2 + CYC_LAYER;   // fetch + checks
-        rec_cycles[li] = rc;
         const u32 op = field(words, desc::op);
         if (field(words, desc::magic) != fmt::DESC_MAGIC ||
             field(words, desc::version) != fmt::FORMAT_VERSION) {
             st = pack_status(err::BAD_MAGIC, li, 0);
-            cyc += rc;
+            est += rc;
             break;
         }
         if (op == fmt::OP_GATE) {
             GateRec G;
             DescCheck gc = check_gate_record(words, G, R);
             if (!gc.code) gc = run_gate(weight_base, work_base, sums_base, G, dense, gs, rc);
-            rec_cycles[li] = rc;
-            cyc += rc;
+            est += rc;
             if (gc.code) {
                 st = pack_status(gc.code, li, gc.entry);
                 break;
             }
+            rec_cycles[li] = logged_cycles(clock_now(cycle_counter) - t_rec, rc);
             continue;
         }
         if (op == fmt::OP_HEAD) {
             if (li + 1 != layer_count) {
                 st = pack_status(err::BAD_OP, li, 0);
-                cyc += rc;
+                est += rc;
                 break;
             }
             HeadRec H;
             const DescCheck hc = check_head_record(words, H, R, layer_count);
             if (hc.code) {
                 st = pack_status(hc.code, li, hc.entry);
-                cyc += rc;
+                est += rc;
                 break;
             }
             rc += run_head(weight_base, work_base, sums_base, H);
-            rec_cycles[li] = rc;
+            rec_cycles[li] = logged_cycles(clock_now(cycle_counter) - t_rec, rc);
             write_cycle_log(work_base, H, rec_cycles, layer_count);
-            cyc += rc + layer_count;
+            est += rc + layer_count;
             continue;
         }
         if (op != fmt::OP_CONV) {
             st = pack_status(err::BAD_OP, li, 0);
-            cyc += rc;
+            est += rc;
             break;
         }
         // the descriptor as the program holds it (a from_gate template: its own rules)
@@ -226,7 +273,8 @@ records:
             if (!gs.seen) {
                 dc = {err::BAD_FLAGS, desc::from_gate.word};
             } else if (!effective_descriptor(words, gs)) {   // skipped: only its fetch
-                cyc += rc;
+                est += rc;
+                rec_cycles[li] = logged_cycles(clock_now(cycle_counter) - t_rec, rc);
                 continue;
             } else {
                 dc = check_descriptor(words, L, R);   // E, checked as any descriptor
@@ -234,19 +282,22 @@ records:
         }
         if (dc.code) {
             st = pack_status(dc.code, li, dc.entry);
-            cyc += rc;
+            est += rc;
             break;
         }
         const ListCheck wc = fetch_work_list(work_base, L, W, rc);
         if (wc.code) {
             st = pack_status(wc.code, li, wc.entry);
-            cyc += rc;
+            est += rc;
             break;
         }
         rc += run_layer(fmap_base, weight_base, sums_base, L, W);
-        rec_cycles[li] = rc;
-        cyc += rc;
+        est += rc;
+        rec_cycles[li] = logged_cycles(clock_now(cycle_counter) - t_rec, rc);
     }
     *status = st;
-    *cycles = cyc;
+    *cycles = clock_now(cycle_counter) - t_start;
+#ifndef __SYNTHESIS__
+    last_estimate = est;
+#endif
 }

@@ -18,50 +18,81 @@ namespace dg {
 
 typedef s32 AccBuf[TM][ACC_DEPTH];
 
-// Returns the pipelined iterations (cycles) it took.
+// Returns the pipelined iterations (cycles) it took, for the C-sim's estimate.
+// Reads input buffer patch[ph] and weight half wbuf[sel]; writes accumulator buffer acc[ah].
 inline u64 mac_tile(const Layer &L, const TileGeom &g, const WeightBufs wbuf, u32 sel,
-                    const PatchBuf patch,
-                    AccBuf acc) {
+                    const PatchBuf patch[2], u32 ph, AccBuf acc[2], u32 ah) {
+#pragma HLS INLINE off
     const u32 n = L.in_c_stored;
     const u32 R = L.steps;
     const u32 steps = R > 0 ? R : 1;      // no active input channel: acc = 0 (bias only)
     const u32 npix = (u32)(g.ch * g.cw);
     const u32 s = L.stride;
+    // Address counters (adds only in the pipeline; the products are per tile): the patch
+    // buffer holds patch row r at r * prow, pixel c of a row at c * n.
+    const u32 prow = L.im2col ? L.pitch : (u32)g.sw * n;   // bytes per patch row
+    const u32 px_step = s * n;                              // next conv pixel of a row
+    const u32 py_step = s * prow;                           // next conv row
+    const u32 i2c_adv = L.i2c_qa * prow + L.i2c_ra;         // lane 0 advances TN taps
+    const u32 i2c_wrap = prow - L.kc;                       // ... and one kernel row more
+    // im2col: lane j is m_j kernel rows past lane 0 when o0 + j >= m_j * kc; such a lane's
+    // byte lies m_j * (pitch - kc) bytes = m_j * (pitch - kc) / TN rows further in its bank
+    // (pitch = kc mod the bank bytes, a multiple of TN). Thresholds and row offsets per m.
+    u32 thr[TN + 1], rowoff[TN + 1];
+#pragma HLS ARRAY_PARTITION variable = thr complete
+#pragma HLS ARRAY_PARTITION variable = rowoff complete
+    const u32 rstep = L.im2col ? (L.pitch - L.kc) / TN : 0;
+    for (u32 q = 0, t = 0, o = 0; q <= TN; q++, t += L.kc, o += rstep) {
+#pragma HLS UNROLL
+        thr[q] = t;
+        rowoff[q] = o;
+    }
     s32 sum[TM];
 #pragma HLS ARRAY_PARTITION variable = sum complete
     for (u32 m = 0; m < TM; m++) {
 #pragma HLS UNROLL
         sum[m] = 0;
     }
-    u32 py = 0, px = 0, ky = 0, kx = 0, ng = 0, r = 0, pix = 0;
-    u32 o0 = 0, ky0 = 0;   // im2col: lane 0's tap is byte o0 of kernel row ky0 (no divider)
+    u32 px = 0, kx = 0, ng = 0, r = 0, pix = 0;
+    u32 row_addr = 0, pix_addr = 0;   // py*s*prow, + px*s*n: the conv pixel's patch byte
+    u32 k_addr = 0, ky_addr = 0;      // ky*prow + kx*n, ky*prow: the kernel position's
+    u32 ngt = 0, rt = 0;              // ng*TN, r*TN
+    u32 o0 = 0, i2c_k = 0;            // im2col: lane 0's tap is byte o0 of kernel row ky0;
+                                      // i2c_k = ky0*prow + o0 (no divider, no multiplier)
 mac:
     for (u32 it = 0; it < npix * steps; it++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = TC_CONV_PIXELS * TC_MAC_STEPS
 #pragma HLS PIPELINE II = 1
-        // one TN-byte input vector: patch pixel q, channels ng*TN .. ng*TN+TN-1
-        const u32 q = (py * s + ky) * (u32)g.sw + px * s + kx;
-        const u32 start = q * n + ng * TN;
-        // im2col: lane j takes flattened tap f = r*TN + j = (ky, kx*C + c) of patch row
-        // py*s + ky at byte px*s*C + kx*C + c (the patch holds the zero padding); with
-        // lane 0 at (ky0, o0), lane j is m_j = (o0 + j) div kc rows further (compares)
-        const u32 i2c_base = (py * s + ky0) * L.pitch + px * s * n + o0;
+        // Lane j reads buffer byte base + j (+ the im2col rows): TN consecutive bytes, one
+        // per bank. Bank rotator: bank b (a compile-time index, one read per bank per
+        // cycle) holds lane j_b = (b - rot) mod TN, at row brow (+1 for the banks below
+        // rot); the TN bank words are then rotated by rot into lane order.
+        const u32 base = pix_addr + (L.im2col ? i2c_k : k_addr + ngt);
+        const u32 rot = base % TN, brow = base / TN;   // TN a power of two: bit slices
+        u8 bank_q[TN];
+#pragma HLS ARRAY_PARTITION variable = bank_q complete
+        for (u32 b = 0; b < TN; b++) {
+#pragma HLS UNROLL
+            const u32 jb = (b + TN - rot) % TN;
+            u32 row = brow + (b < rot ? 1u : 0u);
+            if (L.im2col) {
+                u32 mj = 0;
+                for (u32 q = 1; q <= TN; q++) {
+#pragma HLS UNROLL
+                    if (o0 + jb >= thr[q]) mj = q;
+                }
+                row += rowoff[mj];
+            }
+            if (row >= IFM_DEPTH) row -= IFM_DEPTH;   // over-read of a partial group (masked)
+            bank_q[b] = patch[ph][b][row];
+        }
         s32 x[TN];
 #pragma HLS ARRAY_PARTITION variable = x complete
         for (u32 j = 0; j < TN; j++) {
 #pragma HLS UNROLL
-            const u32 f = r * TN + j;
-            u32 mj = 0;
-            for (u32 q = 1; q <= TN; q++) {
-#pragma HLS UNROLL
-                if (o0 + j >= q * L.kc) mj = q;
-            }
-            const u32 pos = L.im2col ? i2c_base + j + mj * (L.pitch - L.kc) : start + j;
-            u32 row = pos / TN;
-            if (row >= IFM_DEPTH) row -= IFM_DEPTH;   // over-read of a partial group (masked)
-            const u8 b = patch[pos % TN][row];
-            const bool valid = R > 0 && (L.im2col ? f < L.kkc : ng * TN + j < n);
-            x[j] = !valid ? 0 : (L.in_signed ? (s32)(s8)b : (s32)b);
+            const u8 v = bank_q[(rot + j) % TN];
+            const bool valid = R > 0 && (L.im2col ? rt + j < L.kkc : ngt + j < n);
+            x[j] = !valid ? 0 : (L.in_signed ? (s32)(s8)v : (s32)v);
         }
         // lanes m, m+1 share x[j]: two products per DSP48E2 multiply (dg_dsp.h)
         for (u32 m = 0; m < TM; m += 2) {
@@ -81,25 +112,44 @@ mac:
         if (r + 1 == steps) {
             for (u32 m = 0; m < TM; m++) {
 #pragma HLS UNROLL
-                acc[m][pix] = sum[m];
+                acc[ah][m][pix] = sum[m];
                 sum[m] = 0;
             }
             r = 0;
+            rt = 0;
             ng = 0;
+            ngt = 0;
             kx = 0;
-            ky = 0;
+            k_addr = 0;
+            ky_addr = 0;
             o0 = 0;
-            ky0 = 0;
+            i2c_k = 0;
             pix++;
-            if (++px == (u32)g.cw) { px = 0; py++; }
+            pix_addr += px_step;
+            if (++px == (u32)g.cw) {
+                px = 0;
+                row_addr += py_step;
+                pix_addr = row_addr;
+            }
         } else {
             r++;
+            rt += TN;
             o0 += L.i2c_ra;   // lane 0 advances TN = qa*kc + ra taps
-            ky0 += L.i2c_qa;
-            if (o0 >= L.kc) { o0 -= L.kc; ky0++; }
+            i2c_k += i2c_adv;
+            if (o0 >= L.kc) {
+                o0 -= L.kc;
+                i2c_k += i2c_wrap;
+            }
+            ngt += TN;
             if (++ng == L.ngi) {
                 ng = 0;
-                if (++kx == L.k) { kx = 0; ky++; }
+                ngt = 0;
+                k_addr += n;
+                if (++kx == L.k) {
+                    kx = 0;
+                    ky_addr += prow;
+                    k_addr = ky_addr;
+                }
             }
         }
     }

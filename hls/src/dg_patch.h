@@ -3,9 +3,10 @@
 // The patch covers input rows iy0 .. iy0+sh-1 and columns ix0 .. ix0+sw-1 (TileGeom), all
 // stored input channels (a compact buffer holds only the active ones). Pixels outside the
 // input are the zero padding; with zero_halo, pixels in a tile whose bitmap bit is 0 read
-// as zero too. Input pixel (iy, ix) lies in tile (iy / tile, ix / tile) of the layer's
-// grid (zero_halo is for conv2: input and output share the grid, as in
-// dgfpga.interpreter); positions past the grid count as inactive. In HWC one patch row is one contiguous burst of sw*C bytes.
+// as zero too. Input pixel (iy, ix) lies in tile (iy / (stride*tile), ix / (stride*tile))
+// of the layer's grid (zero_halo is for conv2: input and output share the grid, as in
+// dgfpga.interpreter); positions past the grid count as inactive. In HWC the in-bounds part
+// of one patch row is one contiguous FMAP segment, read as a stream of whole aligned units.
 //
 // On chip the bytes are packed densely, position = patch pixel * n + channel, over TN
 // cyclic banks: TN consecutive positions (one channel group of one pixel) hit each bank
@@ -30,47 +31,133 @@ inline bool tile_bit(const Layer &L, const WorkList &W, u32 ty, u32 tx) {
     return (W.bitmap[t >> 5] >> (t & 31)) & 1u;
 }
 
-// Returns the pipelined iterations (TN bytes each) for the cycle estimate.
+// FMAP read unit of the patch loader: one whole AXI beat, aligned (TN bytes when TN is wider).
+constexpr unsigned RD_BYTES = max_u(AXI_BYTES, TN);
+
+// One aligned read unit at FMAP byte `base` (a multiple of RD_BYTES) into win[at .. at+RD):
+// only the bytes inside the row's segment [lo, hi) are read (the rest of the beat is
+// dropped; nothing outside the input buffer is touched), the others are 0.
+inline void read_unit(const u8 *fmap, u32 base, u32 lo, u32 hi, u8 win[2 * RD_BYTES], u32 at) {
+#pragma HLS INLINE
+    for (u32 i = 0; i < RD_BYTES; i++) {
+#pragma HLS UNROLL
+        const u32 addr = base + i;
+        win[at + i] = (addr >= lo && addr < hi) ? fmap[addr] : (u8)0;
+    }
+}
+
+// Fills input buffer buf[h]. Per patch row: the in-bounds columns are one contiguous FMAP
+// segment [seg_lo, seg_hi) (HWC), read as a sequential stream of whole aligned units
+// (RD_BYTES) into a two-unit window; the chunk loop writes bank row k of every bank in one
+// cycle (position k*TN + b -> bank b, a compile-time index), lane b taking byte b of the
+// window at the stream's alignment offset (the rotator sits on the read side), zero for
+// positions in the padding, in a zero_halo pixel whose tile is off, or outside the row.
+// Returns the pipelined iterations, for the C-sim's estimate.
 inline u64 load_patch(const u8 *fmap, const Layer &L, const WorkList &W, const TileGeom &g,
-                      PatchBuf buf) {
+                      PatchBuf buf[2], u32 h) {
+#pragma HLS INLINE off
     const u32 n = L.in_c_stored;
-    const u32 groups = L.ngi;
+    if (n == 0) return CYC_AXI_LATENCY;   // no stored input channel: nothing to load
     const u32 row_bytes = L.in_w * n;
+    const u32 prow = L.im2col ? L.pitch : (u32)g.sw * n;   // buffer bytes per patch row
+    const u32 row_len = (u32)g.sw * n;                      // patch bytes of one patch row
+    // in-bounds columns c_lo .. c_hi-1 (ix = ix0 + c inside the input)
+    const int c_lo = g.ix0 < 0 ? -g.ix0 : 0;
+    const int c_hi = (int)L.in_w - g.ix0 < g.sw ? (int)L.in_w - g.ix0 : g.sw;
+    // a chunk of TN positions advances qn pixels and rn bytes (TN = qn*n + rn); lane b is
+    // cnt_b = #{q >= 1: off0 + b >= q*n} pixels past the chunk's first pixel
+    const u32 qn = TN / n, rn = TN % n;
+    u32 thr[TN + 1];
+#pragma HLS ARRAY_PARTITION variable = thr complete
+    for (u32 q = 0, t = 0; q <= TN; q++, t += n) {
+#pragma HLS UNROLL
+        thr[q] = t;
+    }
     u64 iters = 0;
+    u32 row_base = 0;   // r * prow
 rows:
-    for (int r = 0; r < g.sh; r++) {
+    for (int r = 0; r < g.sh; r++, row_base += prow) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_PATCH_SIDE
         const int iy = g.iy0 + r;
         const bool row_in = iy >= 0 && iy < (int)L.in_h;
-        const u32 row_base = L.im2col ? (u32)r * L.pitch : (u32)r * (u32)g.sw * n;
+        const bool any = row_in && c_lo < c_hi;
         const u32 src_row = L.in_offset + (row_in ? (u32)iy * row_bytes : 0);
-        // tile of the current column, tracked incrementally (no divider in the pipeline)
-        const u32 ty = row_in ? (u32)iy / L.tile : 0;
-        const u32 first_ix = g.ix0 > 0 ? (u32)g.ix0 : 0;
-        u32 tx = first_ix / L.tile, rem = first_ix % L.tile;
-    pixels:
-        for (u32 i = 0, c = 0, cb = 0; i < (u32)g.sw * groups; i++) {
+        // FMAP segment of the in-bounds columns and its patch positions [pos_lo, pos_hi)
+        const u32 seg_lo = any ? src_row + (u32)(g.ix0 + c_lo) * n : 0;
+        const u32 seg_hi = any ? src_row + (u32)(g.ix0 + c_hi) * n : 0;
+        const u32 pos_lo = any ? row_base + (u32)c_lo * n : row_base;
+        const u32 pos_hi = any ? row_base + (u32)c_hi * n : row_base;
+        // zero_halo: on-flag of each column's tile (tile tracked incrementally, no divider);
+        // input pixel (iy, ix) lies in tile (iy / side, ix / side), side = stride * tile
+        bool con[MAX_PATCH_SIDE];
+#pragma HLS ARRAY_PARTITION variable = con complete
+        if (L.zero_halo && any) {
+            const u32 side = L.stride * L.tile;
+            const u32 ty = (u32)iy / side;
+            const u32 first_ix = g.ix0 > 0 ? (u32)g.ix0 : 0;
+            u32 tx = first_ix / side, rem = first_ix % side;
+        halo_cols:
+            for (int c = 0; c < g.sw; c++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_PATCH_SIDE
+#pragma HLS PIPELINE II = 1
+                const int ix = g.ix0 + c;
+                con[c] = ix >= 0 && ix < (int)L.in_w && tile_bit(L, W, ty, tx);
+                if (ix >= 0 && ++rem == side) { rem = 0; tx++; }
+            }
+            iters += (u64)g.sw;
+        }
+        // chunks: bank rows k_first .. k_end-1 of the row's positions [row_base, +row_len)
+        const u32 k_first = row_base / TN, k_end = (row_base + row_len + TN - 1) / TN;
+        const u32 back = row_base - k_first * TN;        // chunk start before row_base
+        const u32 qb = (back + n - 1) / n;
+        int c0 = -(int)qb;                               // pixel of the chunk's lane 0 ...
+        u32 off0 = qb * n - back;                        // ... and its byte in that pixel
+        // the stream: a0 = FMAP address of the chunk's lane 0 (pos - a0 is constant; wraps
+        // in the left padding, where nothing is read), window [wbase, wbase + 2*RD_BYTES)
+        u32 a0 = src_row + (u32)g.ix0 * n + (k_first * TN - row_base);
+        u32 wbase = a0 & ~(u32)(RD_BYTES - 1);
+        u8 win[2 * RD_BYTES];
+#pragma HLS ARRAY_PARTITION variable = win complete
+        read_unit(fmap, wbase, seg_lo, seg_hi, win, 0);
+        read_unit(fmap, wbase + RD_BYTES, seg_lo, seg_hi, win, RD_BYTES);
+    chunks:
+        for (u32 k = k_first; k < k_end; k++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_PATCH_SIDE * MAX_NGI
 #pragma HLS PIPELINE II = 1
-            const int ix = g.ix0 + (int)c;
-            bool on = row_in && ix >= 0 && ix < (int)L.in_w;
-            if (on && L.zero_halo) on = tile_bit(L, W, ty, tx);
-            const u32 pos0 = row_base + c * n + cb * TN;
-            const u32 src = src_row + (on ? (u32)ix * n : 0) + cb * TN;
-            for (u32 j = 0; j < TN; j++) {
+            const u32 sh = a0 - wbase;   // alignment offset of lane 0 in the window
+            for (u32 b = 0; b < TN; b++) {
 #pragma HLS UNROLL
-                if (cb * TN + j < n) {
-                    const u32 pos = pos0 + j;
-                    buf[pos % TN][pos / TN] = on ? fmap[src + j] : (u8)0;
+                const u32 p = k * TN + b;
+                if (p >= row_base && p < row_base + row_len) {
+                    bool on = p >= pos_lo && p < pos_hi;
+                    if (on && L.zero_halo) {
+                        u32 cnt = 0;
+                        for (u32 q = 1; q <= TN; q++) {
+#pragma HLS UNROLL
+                            if (off0 + b >= thr[q]) cnt = q;
+                        }
+                        on = con[(u32)(c0 + (int)cnt)];
+                    }
+                    buf[h][b][k] = on ? win[sh + b] : (u8)0;
                 }
             }
-            if (++cb == groups) {
-                cb = 0;
-                c++;
-                if (ix >= 0 && ++rem == L.tile) { rem = 0; tx++; }
+            a0 += TN;
+            if (a0 - wbase >= RD_BYTES) {   // the next unit of the stream
+                for (u32 i = 0; i < RD_BYTES; i++) {
+#pragma HLS UNROLL
+                    win[i] = win[RD_BYTES + i];
+                }
+                wbase += RD_BYTES;
+                read_unit(fmap, wbase + RD_BYTES, seg_lo, seg_hi, win, RD_BYTES);
+            }
+            off0 += rn;
+            c0 += (int)qn;
+            if (off0 >= n) {
+                off0 -= n;
+                c0++;
             }
         }
-        iters += (u64)g.sw * groups;
+        iters += (u64)(k_end - k_first) + 2;
     }
     return iters + CYC_AXI_LATENCY;
 }

@@ -61,7 +61,7 @@ constexpr unsigned PARAM_ROWS = MAX_G;              // params stored [m-group][l
 // Requantizers: a 33x31-bit and a 9x31-bit product per lane cost ~6 DSP48E2, so the
 // write-back requantizes TM/4 lanes per cycle (4 cycles per output pixel). It hides behind
 // the MAC array whenever k*k*ceil(C_in/TN) >= 4 (every 3x3/7x7 layer; 1x1 from 4 groups).
-constexpr unsigned REQUANT_LANES = TM >= 4 ? TM / 4 : 1;
+constexpr unsigned REQUANT_LANES = TM >= fmt::REQUANT_SHARE ? TM / fmt::REQUANT_SHARE : 1;
 constexpr unsigned REQUANT_STEPS = TM / REQUANT_LANES;
 
 // Loop trip-count bounds for the tripcount pragmas (worst cases of the configuration).

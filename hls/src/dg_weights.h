@@ -22,6 +22,7 @@ typedef s8 WeightBufs[2][TM][TN][W_DEPTH];
 // Returns the pipelined iterations it took (for the cycle estimate).
 inline u64 load_weight_group(const u8 *wmem, const Layer &L, const WorkList &W, u32 group,
                              WeightBufs wbuf, u32 sel) {
+#pragma HLS INLINE off
     const u32 n_in = L.n_active_in;
     const u32 words = L.steps;
     if (L.im2col) {
@@ -51,19 +52,25 @@ inline u64 load_weight_group(const u8 *wmem, const Layer &L, const WorkList &W, 
             const u32 pos = group * TM + m;
             const bool lane_on = pos < L.n_active_out;
             const u32 oc = lane_on ? W.out_ch[pos] : 0;
-            const u32 base = L.weight_offset + oc * L.kk * L.in_c;
+            // counters: kbase = base + kpos*in_c (the kernel position's bytes), ngt = ng*TN
+            u32 kbase = L.weight_offset + oc * L.kk * L.in_c;
         words_oc:
-            for (u32 r = 0, kpos = 0, ng = 0; r < words; r++) {
+            for (u32 r = 0, ng = 0, ngt = 0; r < words; r++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = TC_MAC_STEPS
 #pragma HLS PIPELINE II = 1
                 for (u32 j = 0; j < TN; j++) {
 #pragma HLS UNROLL
-                    const u32 p = ng * TN + j;
+                    const u32 p = ngt + j;
                     s8 v = 0;
-                    if (lane_on && p < n_in) v = (s8)wmem[base + kpos * L.in_c + W.in_ch[p]];
+                    if (lane_on && p < n_in) v = (s8)wmem[kbase + W.in_ch[p]];
                     wbuf[sel][m][j][r] = v;
                 }
-                if (++ng == L.ngi) { ng = 0; kpos++; }
+                ngt += TN;
+                if (++ng == L.ngi) {
+                    ng = 0;
+                    ngt = 0;
+                    kbase += L.in_c;
+                }
             }
         }
         return (u64)TM * words + CYC_AXI_LATENCY;
@@ -75,17 +82,20 @@ ch_ic:
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_NGI * TN
         const u32 ng = p / TN, j = p % TN;
         const u32 ic = p < n_in ? W.in_ch[p] : 0;
+        // counters: base = the (ic, kpos) row's m-group slice, word = kpos*ngi + ng
+        u32 base = L.weight_offset + ic * L.kk * L.out_c + group * TM, word = ng;
     kpos_ic:
         for (u32 kpos = 0; kpos < L.kk; kpos++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_KERNEL_TAPS
 #pragma HLS PIPELINE II = 1
-            const u32 base = L.weight_offset + (ic * L.kk + kpos) * L.out_c + group * TM;
             for (u32 m = 0; m < TM; m++) {
 #pragma HLS UNROLL
                 s8 v = 0;
                 if (p < n_in && group * TM + m < L.n_active_out) v = (s8)wmem[base + m];
-                wbuf[sel][m][j][kpos * L.ngi + ng] = v;
+                wbuf[sel][m][j][word] = v;
             }
+            base += L.out_c;
+            word += L.ngi;
         }
     }
     return (u64)rows * L.kk + CYC_AXI_LATENCY;

@@ -19,9 +19,10 @@ namespace dg {
 inline int out_lo(const Layer &L) { return L.out_signed ? -128 : 0; }
 inline int out_hi(const Layer &L) { return L.out_signed ? 127 : 255; }
 
-inline int read_res(const u8 *fmap, const Layer &L, u32 oy, u32 ox, u32 oc) {
+// Residual byte of channel oc at the pixel whose residual bytes start at FMAP byte `pix`.
+inline int read_res(const u8 *fmap, const Layer &L, u32 pix, u32 oc) {
 #pragma HLS INLINE
-    const u8 b = fmap[L.res_offset + (oy * L.out_w + ox) * L.out_c + oc];
+    const u8 b = fmap[pix + oc];
     return L.res_signed ? (int)(s8)b : (int)b;
 }
 
@@ -36,30 +37,55 @@ sums_store:
     }
 }
 
-// Write-back of one (m-group, tile) from the accumulators. Loop: output pixel x window
-// position (9 under the max-pool) x lane step (REQUANT_LANES lanes per cycle), pipelined
-// at II=1; the pixel's TM bytes are stored after its last step. Returns its iterations.
+// Write-back of one (m-group, tile) from accumulator buffer acc[h]. Loop: output pixel x
+// window position (9 under the max-pool) x lane step (REQUANT_LANES lanes per cycle),
+// pipelined at II=1; the pixel's TM bytes are stored after its last step. No run-time lane
+// index: at a window position's first step the TM lanes' accumulator (one read per lane
+// bank), bias, mult and channel id are loaded into lane registers that shift down by
+// REQUANT_LANES per step, so the requantizers always take lanes 0..REQUANT_LANES-1; the
+// running maxima rotate by REQUANT_LANES per step (back in lane order after a window
+// position). Returns its iterations (the C-sim's estimate).
 inline u64 writeback_tile(u8 *fmap, s32 *sums, const Layer &L, const WorkList &W, u32 tile_id,
-                          const TileGeom &g, u32 group, const AccBuf acc,
+                          const TileGeom &g, u32 group, const AccBuf acc[2], u32 h,
                           const s32 bias[PARAM_ROWS][TM], const s32 mult[PARAM_ROWS][TM]) {
+#pragma HLS INLINE off
     const int lo = out_lo(L), hi = out_hi(L);
     const u32 wpos = L.maxpool ? 9 : 1;   // window positions per output pixel
+    const u32 gbase = group * TM;         // compact position of lane 0
     s32 tsum[TM];
 #pragma HLS ARRAY_PARTITION variable = tsum complete
     int best[TM];
 #pragma HLS ARRAY_PARTITION variable = best complete
+    s64 ab[TM];   // acc + bias of the lanes still to requantize (shift register)
+#pragma HLS ARRAY_PARTITION variable = ab complete
+    s32 mv[TM];   // their multipliers
+#pragma HLS ARRAY_PARTITION variable = mv complete
+    u32 cid[TM];  // their channel ids (the residual's channel)
+#pragma HLS ARRAY_PARTITION variable = cid complete
+    bool on[TM];  // lane holds an active output channel
+#pragma HLS ARRAY_PARTITION variable = on complete
     for (u32 m = 0; m < TM; m++) {
 #pragma HLS UNROLL
         tsum[m] = 0;
         best[m] = lo;
+        ab[m] = 0;
+        mv[m] = 0;
+        cid[m] = 0;
+        on[m] = false;
     }
     u32 py = 0, px = 0, wi = 0, wy = 0, wx = 0, ls = 0;
     const u32 npix = (u32)(g.th * g.tw);
+    u32 oy = (u32)g.oy0, ox = (u32)g.ox0;
+    u32 dst_row = L.out_offset + (oy * L.out_w + ox) * L.out_c_stored + gbase;
+    u32 dst = dst_row;                              // the pixel's TM-byte slice
+    const u32 dst_px = L.out_c_stored;              // next pixel of a row
+    const u32 dst_py = L.out_w * L.out_c_stored;    // next row
+    u32 res_row = L.res_offset + (oy * L.out_w + ox) * L.out_c;   // the residual pixel
+    u32 res_pix = res_row;                          // (all out_c channels, by channel id)
 pixels:
     for (u32 it = 0; it < npix * wpos * REQUANT_STEPS; it++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_TILE * MAX_TILE * 9 * REQUANT_STEPS
 #pragma HLS PIPELINE II = 1
-        const u32 oy = (u32)g.oy0 + py, ox = (u32)g.ox0 + px;
         // conv pixel of this window position (the pixel itself without a max-pool)
         int cy = (int)oy, cx = (int)ox;
         if (L.maxpool) {
@@ -67,16 +93,45 @@ pixels:
             cx = 2 * (int)ox - 1 + (int)wx;
         }
         const bool inside = cy >= 0 && cy < (int)L.conv_h && cx >= 0 && cx < (int)L.conv_w;
-        const u32 a = inside ? (u32)((cy - g.cy0) * g.cw + (cx - g.cx0)) : 0;
+        if (ls == 0) {   // a window position's first step: load the lane registers
+            const u32 a = inside ? (u32)((cy - g.cy0) * g.cw + (cx - g.cx0)) : 0;
+            for (u32 m = 0; m < TM; m++) {
+#pragma HLS UNROLL
+                on[m] = gbase + m < L.n_active_out;
+                ab[m] = (s64)acc[h][m][a] + bias[group][m];
+                mv[m] = mult[group][m];
+                cid[m] = on[m] ? W.out_ch[gbase + m] : 0;
+            }
+        }
+        int v[REQUANT_LANES];
+#pragma HLS ARRAY_PARTITION variable = v complete
         for (u32 r = 0; r < REQUANT_LANES; r++) {
 #pragma HLS UNROLL
-            const u32 m = ls * REQUANT_LANES + r;
-            const u32 pos = group * TM + m;
-            const bool lane_on = pos < L.n_active_out;
-            const int res = (L.residual && lane_on) ? read_res(fmap, L, oy, ox, W.out_ch[pos]) : 0;
-            const int v = requant((s64)acc[m][a] + bias[group][m], mult[group][m], res, L.res_mult,
-                                  L.shift, lo, hi);
-            if (inside && v > best[m]) best[m] = v;
+            const int res = (L.residual && on[r]) ? read_res(fmap, L, res_pix, cid[r]) : 0;
+            v[r] = requant(ab[r], mv[r], res, L.res_mult, L.shift, lo, hi);
+        }
+        // lanes 0..RL-1 done: their maxima updated and rotated to the top, the rest shifts
+        // down (after REQUANT_STEPS steps every register is back at its lane)
+        int nb[TM];
+#pragma HLS ARRAY_PARTITION variable = nb complete
+        for (u32 m = 0; m < TM; m++) {
+#pragma HLS UNROLL
+            if (m + REQUANT_LANES < TM) {
+                nb[m] = best[m + REQUANT_LANES];
+            } else {
+                const u32 r = m + REQUANT_LANES - TM;
+                nb[m] = (inside && v[r] > best[r]) ? v[r] : best[r];
+            }
+        }
+        for (u32 m = 0; m < TM; m++) {
+#pragma HLS UNROLL
+            best[m] = nb[m];
+            if (m + REQUANT_LANES < TM) {
+                ab[m] = ab[m + REQUANT_LANES];
+                mv[m] = mv[m + REQUANT_LANES];
+                cid[m] = cid[m + REQUANT_LANES];
+                on[m] = on[m + REQUANT_LANES];
+            }
         }
         if (ls + 1 < REQUANT_STEPS) {
             ls++;
@@ -84,11 +139,10 @@ pixels:
             ls = 0;
             wi++;
             if (++wx == 3) { wx = 0; wy++; }
-        } else {   // last step of the pixel: store it
-            const u32 dst = L.out_offset + (oy * L.out_w + ox) * L.out_c_stored + group * TM;
+        } else {   // last step of the pixel: store its TM-byte slice (lanes in order)
             for (u32 m = 0; m < TM; m++) {
 #pragma HLS UNROLL
-                if (group * TM + m < L.n_active_out) {
+                if (gbase + m < L.n_active_out) {
                     fmap[dst + m] = (u8)best[m];
                     tsum[m] += best[m];
                 }
@@ -98,7 +152,19 @@ pixels:
             wi = 0;
             wy = 0;
             wx = 0;
-            if (++px == (u32)g.tw) { px = 0; py++; }
+            ox++;
+            dst += dst_px;
+            res_pix += L.out_c;
+            if (++px == (u32)g.tw) {
+                px = 0;
+                py++;
+                ox = (u32)g.ox0;
+                oy++;
+                dst_row += dst_py;
+                dst = dst_row;
+                res_row += L.out_w * L.out_c;
+                res_pix = res_row;
+            }
         }
     }
     store_sums(sums, L, tile_id, group, tsum);
@@ -106,43 +172,85 @@ pixels:
 }
 
 // A residual-only tile: every active output channel, y = clamp(requant(res)), REQUANT_LANES
-// lanes per cycle.
+// lanes per cycle, as the write-back: channel ids in lane registers shifting down by
+// REQUANT_LANES per step, results rotating, the pixel's TM-byte slice stored after its last
+// step (no run-time lane index).
 inline u64 residual_tile(u8 *fmap, s32 *sums, const Layer &L, const WorkList &W, u32 tile_id) {
     const TileGeom g = tile_geom(L, tile_id);
     const int lo = out_lo(L), hi = out_hi(L);
     const u32 groups = ceil_div(L.n_active_out, TM);
+    const u32 npix = (u32)(g.th * g.tw);
+    const u32 pix0 = (u32)g.oy0 * L.out_w + (u32)g.ox0;
     u64 iters = 0;
 res_groups:
     for (u32 group = 0; group < groups; group++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_G
+        const u32 gbase = group * TM;
         s32 tsum[TM];
 #pragma HLS ARRAY_PARTITION variable = tsum complete
+        int val[TM];   // the pixel's results, rotating into lane order
+#pragma HLS ARRAY_PARTITION variable = val complete
+        u32 cid[TM];   // channel ids of the lanes still to requantize (shift register)
+#pragma HLS ARRAY_PARTITION variable = cid complete
+        bool on[TM];
+#pragma HLS ARRAY_PARTITION variable = on complete
         for (u32 m = 0; m < TM; m++) {
 #pragma HLS UNROLL
             tsum[m] = 0;
+            val[m] = lo;
+            cid[m] = 0;
+            on[m] = false;
         }
-        u32 py = 0, px = 0, ls = 0;
-        const u32 npix = (u32)(g.th * g.tw);
+        u32 px = 0, ls = 0;
+        u32 dst_row = L.out_offset + pix0 * L.out_c_stored + gbase, dst = dst_row;
+        u32 res_row = L.res_offset + pix0 * L.out_c, res_pix = res_row;
     res_pixels:
         for (u32 it = 0; it < npix * REQUANT_STEPS; it++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_TILE * MAX_TILE * REQUANT_STEPS
 #pragma HLS PIPELINE II = 1
-            const u32 oy = (u32)g.oy0 + py, ox = (u32)g.ox0 + px;
-            const u32 dst = L.out_offset + (oy * L.out_w + ox) * L.out_c_stored + group * TM;
-            for (u32 r = 0; r < REQUANT_LANES; r++) {
+            if (ls == 0) {
+                for (u32 m = 0; m < TM; m++) {
 #pragma HLS UNROLL
-                const u32 m = ls * REQUANT_LANES + r;
-                const u32 pos = group * TM + m;
-                if (pos < L.n_active_out) {
-                    const int res = read_res(fmap, L, oy, ox, W.out_ch[pos]);
-                    const int v = requant(0, 0, res, L.res_mult, L.shift, lo, hi);
-                    fmap[dst + m] = (u8)v;
-                    tsum[m] += v;
+                    on[m] = gbase + m < L.n_active_out;
+                    cid[m] = on[m] ? W.out_ch[gbase + m] : 0;
                 }
             }
-            if (++ls == REQUANT_STEPS) {
+            int v[REQUANT_LANES];
+#pragma HLS ARRAY_PARTITION variable = v complete
+            for (u32 r = 0; r < REQUANT_LANES; r++) {
+#pragma HLS UNROLL
+                v[r] = on[r] ? requant(0, 0, read_res(fmap, L, res_pix, cid[r]), L.res_mult,
+                                       L.shift, lo, hi)
+                             : lo;
+            }
+            for (u32 m = 0; m < TM; m++) {
+#pragma HLS UNROLL
+                if (m + REQUANT_LANES < TM) {
+                    val[m] = val[m + REQUANT_LANES];
+                    cid[m] = cid[m + REQUANT_LANES];
+                    on[m] = on[m + REQUANT_LANES];
+                } else {
+                    val[m] = v[m + REQUANT_LANES - TM];
+                }
+            }
+            if (++ls == REQUANT_STEPS) {   // the pixel's slice, lanes in order
+                for (u32 m = 0; m < TM; m++) {
+#pragma HLS UNROLL
+                    if (gbase + m < L.n_active_out) {
+                        fmap[dst + m] = (u8)val[m];
+                        tsum[m] += val[m];
+                    }
+                }
                 ls = 0;
-                if (++px == (u32)g.tw) { px = 0; py++; }
+                dst += L.out_c_stored;
+                res_pix += L.out_c;
+                if (++px == (u32)g.tw) {
+                    px = 0;
+                    dst_row += L.out_w * L.out_c_stored;
+                    dst = dst_row;
+                    res_row += L.out_w * L.out_c;
+                    res_pix = res_row;
+                }
             }
         }
         store_sums(sums, L, tile_id, group, tsum);

@@ -6,7 +6,7 @@
 //   u32 magic 'DGFZ' (0x5A464744), u32 layer_count, u32 program_bytes,
 //   u32 fmap_bytes, u32 weight_bytes, u32 work_bytes, u32 sums_bytes, u32 run_flags,
 //   then the program and the four regions' bytes.
-// stdout, per record: u32 status, u64 cycles, then the FMAP, WORK and SUMS regions after
+// stdout, per record: u32 status, u64 the C-sim's cycle estimate, then the FMAP, WORK and SUMS regions after
 // the run.
 // Every buffer the engine gets is a heap block of exactly its size: the program holds
 // min(layer_count, max_layers) descriptors (fewer given: zero filled, as the C bridge
@@ -82,9 +82,12 @@ int main() {
         }
         dg::u32 status = 0xFFFFFFFFu;
         dg::u64 cycles = 0, id = 0;
+        static volatile dg::u64 clock = 0;   // the cycle_counter input: no clock here
         dg_engine(words.get(), layer_count, reg[0].get(), bytes[0], reg[1].get(), bytes[1],
-                  reg[2].get(), bytes[2], sums.get(), bytes[3], &status, &cycles, &id, head[7]);
-        if (!write_exact(&status, 4) || !write_exact(&cycles, 8) ||
+                  reg[2].get(), bytes[2], sums.get(), bytes[3], &status, &cycles, &id, head[7],
+                  &clock);
+        const dg::u64 estimate = dg::csim_cycles_estimate();
+        if (!write_exact(&status, 4) || !write_exact(&estimate, 8) ||
             !write_exact(reg[0].get(), bytes[0]) || !write_exact(reg[2].get(), bytes[2]) ||
             !write_exact(sums.get(), bytes[3]))
             return 2;

@@ -190,9 +190,15 @@ int run_set(const std::string &dir) {
 
     dg::u32 status = 0xFFFFFFFFu;
     dg::u64 cycles = 0, id = 0;
+    static volatile dg::u64 clock = 0;   // the cycle_counter input: no clock in C-simulation
     dg_engine(words.data(), (dg::u32)layers, reg[0].get(), (dg::u32)m.regions[0].bytes, reg[1].get(),
               (dg::u32)m.regions[1].bytes, reg[2].get(), (dg::u32)m.regions[2].bytes, sums.get(),
-              (dg::u32)m.regions[3].bytes, &status, &cycles, &id, (dg::u32)run_flags);
+              (dg::u32)m.regions[3].bytes, &status, &cycles, &id, (dg::u32)run_flags, &clock);
+#ifndef __RTL_SIMULATION__
+    const unsigned long long estimate = dg::csim_cycles_estimate();
+#else
+    const unsigned long long estimate = 0;   // co-simulation: the RTL ran, no C-sim model
+#endif
 
     std::vector<uint8_t> fmap_after(reg[0].get(), reg[0].get() + m.regions[0].bytes);
     std::vector<uint8_t> work_after(reg[2].get(), reg[2].get() + m.regions[2].bytes);
@@ -224,8 +230,8 @@ int run_set(const std::string &dir) {
         std::printf("FAIL %s: %s\n", name.c_str(), why.c_str());
         return 1;
     }
-    std::printf("PASS %s status=0x%08X cycles=%llu macs=%s\n", name.c_str(), status,
-                (unsigned long long)cycles, m.keys["macs"].c_str());
+    std::printf("PASS %s status=0x%08X cycles=%llu estimate=%llu macs=%s\n", name.c_str(), status,
+                (unsigned long long)cycles, estimate, m.keys["macs"].c_str());
     return 0;
 }
 

@@ -147,6 +147,7 @@ localparam logic [31:0] DG_DESC_MAGIC = 32'hD6;  // descriptor word 0 [7:0]
 localparam logic [31:0] DG_OP_CONV = 32'h1;  // record op kind (word 0 [19:16])
 localparam logic [31:0] DG_OP_GATE = 32'h2;  // record op kind (word 0 [19:16])
 localparam logic [31:0] DG_OP_HEAD = 32'h3;  // record op kind (word 0 [19:16])
+localparam logic [31:0] DG_OP_GATE2 = 32'h4;  // record op kind (word 0 [19:16])
 localparam logic [31:0] DG_PARAM_BYTES = 32'h8;  // bytes per output channel of params (bias, mult)
 localparam logic [31:0] DG_SUM_BYTES = 32'h4;  // bytes of one channel sum
 localparam logic [31:0] DG_POOL_K = 32'h3;  // fused max-pool kernel
@@ -154,6 +155,7 @@ localparam logic [31:0] DG_POOL_STRIDE = 32'h2;  // fused max-pool stride
 localparam logic [31:0] DG_POOL_PAD = 32'h1;  // fused max-pool padding
 localparam int unsigned DG_MAX_KERNEL = 7;  // largest kernel side (max of formats.KERNELS)
 localparam int unsigned DG_MAX_KERNEL_TAPS = 49;  // taps of the largest kernel (MAX_KERNEL^2)
+localparam int unsigned DG_REQUANT_SHARE = 4;  // output lanes per requantizer (time-shared)
 localparam int unsigned DG_N_KERNELS = 3;  // kernel sides the engine supports (formats.KERNELS)
 localparam int unsigned DG_N_STRIDES = 2;  // conv strides the engine supports (formats.STRIDES)
 localparam int unsigned DG_LIST_ENTRY_BITS = 16;  // bits of a work-list entry (tile/channel)
@@ -259,7 +261,7 @@ localparam int unsigned DG_DESC_OUT_CH_GATED_LSB = 9;
 localparam int unsigned DG_DESC_OUT_CH_GATED_WIDTH = 1;
 localparam int unsigned DG_DESC_OUT_CH_GATED_NO = 15;  // field number
 localparam logic [7:0] DG_DESC_OUT_CH_GATED_ERR = DG_ERR_BAD_FLAGS;  // STATUS code of a fault in it
-localparam int unsigned DG_DESC_ZERO_HALO_WORD = 1;  // input pixels in tiles whose bitmap bit is 0 read as zero (needs tile_gated and in_h, in_w = out_h, out_w)
+localparam int unsigned DG_DESC_ZERO_HALO_WORD = 1;  // input pixels in tiles whose bitmap bit is 0 read as zero (needs tile_gated and out_h, out_w = ceil(in_h, in_w / stride); input pixel (y, x) lies in tile (y / (stride*tile), x / (stride*tile)))
 localparam int unsigned DG_DESC_ZERO_HALO_LSB = 10;
 localparam int unsigned DG_DESC_ZERO_HALO_WIDTH = 1;
 localparam int unsigned DG_DESC_ZERO_HALO_NO = 16;  // field number
@@ -574,6 +576,82 @@ localparam int unsigned DG_HEAD_LOG_OFFSET_LSB = 0;
 localparam int unsigned DG_HEAD_LOG_OFFSET_WIDTH = 32;
 localparam int unsigned DG_HEAD_LOG_OFFSET_NO = 10;  // field number
 localparam logic [7:0] DG_HEAD_LOG_OFFSET_ERR = DG_ERR_BAD_OFFSET;  // STATUS code of a fault in it
+localparam int unsigned DG_GATE2_N_FIELDS = 15;
+localparam int unsigned DG_GATE2_MAGIC_WORD = 0;  // 0xD6
+localparam int unsigned DG_GATE2_MAGIC_LSB = 0;
+localparam int unsigned DG_GATE2_MAGIC_WIDTH = 8;
+localparam int unsigned DG_GATE2_MAGIC_NO = 0;  // field number
+localparam logic [7:0] DG_GATE2_MAGIC_ERR = DG_ERR_BAD_MAGIC;  // STATUS code of a fault in it
+localparam int unsigned DG_GATE2_VERSION_WORD = 0;  // FORMAT_VERSION
+localparam int unsigned DG_GATE2_VERSION_LSB = 8;
+localparam int unsigned DG_GATE2_VERSION_WIDTH = 8;
+localparam int unsigned DG_GATE2_VERSION_NO = 1;  // field number
+localparam logic [7:0] DG_GATE2_VERSION_ERR = DG_ERR_BAD_MAGIC;  // STATUS code of a fault in it
+localparam int unsigned DG_GATE2_OP_WORD = 0;  // op kind
+localparam int unsigned DG_GATE2_OP_LSB = 16;
+localparam int unsigned DG_GATE2_OP_WIDTH = 4;
+localparam int unsigned DG_GATE2_OP_NO = 2;  // field number
+localparam logic [7:0] DG_GATE2_OP_ERR = DG_ERR_BAD_OP;  // STATUS code of a fault in it
+localparam int unsigned DG_GATE2_IN_C_WORD = 1;  // conv1's output channels (the gate's inputs; the gate record's out_c)
+localparam int unsigned DG_GATE2_IN_C_LSB = 0;
+localparam int unsigned DG_GATE2_IN_C_WIDTH = 16;
+localparam int unsigned DG_GATE2_IN_C_NO = 3;  // field number
+localparam logic [7:0] DG_GATE2_IN_C_ERR = DG_ERR_BAD_SHAPE;  // STATUS code of a fault in it
+localparam int unsigned DG_GATE2_OUT_C_WORD = 1;  // conv2's output channels (the gate's decisions)
+localparam int unsigned DG_GATE2_OUT_C_LSB = 16;
+localparam int unsigned DG_GATE2_OUT_C_WIDTH = 16;
+localparam int unsigned DG_GATE2_OUT_C_NO = 4;  // field number
+localparam logic [7:0] DG_GATE2_OUT_C_ERR = DG_ERR_BAD_SHAPE;  // STATUS code of a fault in it
+localparam int unsigned DG_GATE2_HIDDEN_WORD = 2;  // hidden units, 1..in_c
+localparam int unsigned DG_GATE2_HIDDEN_LSB = 0;
+localparam int unsigned DG_GATE2_HIDDEN_WIDTH = 16;
+localparam int unsigned DG_GATE2_HIDDEN_NO = 5;  // field number
+localparam logic [7:0] DG_GATE2_HIDDEN_ERR = DG_ERR_BAD_SHAPE;  // STATUS code of a fault in it
+localparam int unsigned DG_GATE2_H_SHIFT_WORD = 2;  // hidden requant shift, 1..62
+localparam int unsigned DG_GATE2_H_SHIFT_LSB = 16;
+localparam int unsigned DG_GATE2_H_SHIFT_WIDTH = 6;
+localparam int unsigned DG_GATE2_H_SHIFT_NO = 6;  // field number
+localparam logic [7:0] DG_GATE2_H_SHIFT_ERR = DG_ERR_BAD_GATE;  // STATUS code of a fault in it
+localparam int unsigned DG_GATE2_ST_H_WORD = 3;  // tile rows of conv1's grid (= the gate record's gh)
+localparam int unsigned DG_GATE2_ST_H_LSB = 0;
+localparam int unsigned DG_GATE2_ST_H_WIDTH = 8;
+localparam int unsigned DG_GATE2_ST_H_NO = 7;  // field number
+localparam logic [7:0] DG_GATE2_ST_H_ERR = DG_ERR_BAD_TILE;  // STATUS code of a fault in it
+localparam int unsigned DG_GATE2_ST_W_WORD = 3;  // tile columns of conv1's grid (= the gate record's gw)
+localparam int unsigned DG_GATE2_ST_W_LSB = 8;
+localparam int unsigned DG_GATE2_ST_W_WIDTH = 8;
+localparam int unsigned DG_GATE2_ST_W_NO = 8;  // field number
+localparam logic [7:0] DG_GATE2_ST_W_ERR = DG_ERR_BAD_TILE;  // STATUS code of a fault in it
+localparam int unsigned DG_GATE2_SUMS_OFFSET_WORD = 4;  // SUMS: conv1's compact int32 sums [st_h*st_w][n_active] (active channels in list order)
+localparam int unsigned DG_GATE2_SUMS_OFFSET_LSB = 0;
+localparam int unsigned DG_GATE2_SUMS_OFFSET_WIDTH = 32;
+localparam int unsigned DG_GATE2_SUMS_OFFSET_NO = 9;  // field number
+localparam logic [7:0] DG_GATE2_SUMS_OFFSET_ERR = DG_ERR_BAD_OFFSET;  // STATUS code of a fault in it
+localparam int unsigned DG_GATE2_PARAM_OFFSET_WORD = 5;  // WEIGHT: the gate-2 parameter blob
+localparam int unsigned DG_GATE2_PARAM_OFFSET_LSB = 0;
+localparam int unsigned DG_GATE2_PARAM_OFFSET_WIDTH = 32;
+localparam int unsigned DG_GATE2_PARAM_OFFSET_NO = 10;  // field number
+localparam logic [7:0] DG_GATE2_PARAM_OFFSET_ERR = DG_ERR_BAD_OFFSET;  // STATUS code of a fault in it
+localparam int unsigned DG_GATE2_IN_MASK_OFFSET_WORD = 6;  // WORK: the gate record's masks (tile bitmap, then conv1's channel bitmap)
+localparam int unsigned DG_GATE2_IN_MASK_OFFSET_LSB = 0;
+localparam int unsigned DG_GATE2_IN_MASK_OFFSET_WIDTH = 32;
+localparam int unsigned DG_GATE2_IN_MASK_OFFSET_NO = 11;  // field number
+localparam logic [7:0] DG_GATE2_IN_MASK_OFFSET_ERR = DG_ERR_BAD_OFFSET;  // STATUS code of a fault in it
+localparam int unsigned DG_GATE2_MASK_OFFSET_WORD = 7;  // WORK: the mask_c2 channel bitmap it writes
+localparam int unsigned DG_GATE2_MASK_OFFSET_LSB = 0;
+localparam int unsigned DG_GATE2_MASK_OFFSET_WIDTH = 32;
+localparam int unsigned DG_GATE2_MASK_OFFSET_NO = 12;  // field number
+localparam logic [7:0] DG_GATE2_MASK_OFFSET_ERR = DG_ERR_BAD_OFFSET;  // STATUS code of a fault in it
+localparam int unsigned DG_GATE2_C2_OUT_CH_OFFSET_WORD = 8;  // WORK: conv2's out-channel list
+localparam int unsigned DG_GATE2_C2_OUT_CH_OFFSET_LSB = 0;
+localparam int unsigned DG_GATE2_C2_OUT_CH_OFFSET_WIDTH = 32;
+localparam int unsigned DG_GATE2_C2_OUT_CH_OFFSET_NO = 13;  // field number
+localparam logic [7:0] DG_GATE2_C2_OUT_CH_OFFSET_ERR = DG_ERR_BAD_OFFSET;  // STATUS code of a fault in it
+localparam int unsigned DG_GATE2_C3_IN_CH_OFFSET_WORD = 9;  // WORK: conv3's in-channel list
+localparam int unsigned DG_GATE2_C3_IN_CH_OFFSET_LSB = 0;
+localparam int unsigned DG_GATE2_C3_IN_CH_OFFSET_WIDTH = 32;
+localparam int unsigned DG_GATE2_C3_IN_CH_OFFSET_NO = 14;  // field number
+localparam logic [7:0] DG_GATE2_C3_IN_CH_OFFSET_ERR = DG_ERR_BAD_OFFSET;  // STATUS code of a fault in it
 // gate parameter blob: sections in this order, each at the next multiple of the AXI width
 localparam int unsigned DG_GATE_P_COUNT = 9;
 localparam int unsigned DG_GATE_P_BINS = 0;  // rs0, re0, rs1, re1, ... (rows, in sum tiles), then cs0, ce0, ... (cols); 2*gh + 2*gw elements
@@ -612,6 +690,32 @@ endfunction
 // head params: int8 W [classes][in_c] at 0, int32 bias [classes] at the next multiple of the AXI width
 function automatic int unsigned dg_head_param_bias_offset(input int unsigned in_c, input int unsigned classes, input int unsigned align);
   return (in_c * classes + align - 1) / align * align;
+endfunction
+// gate-2 parameter blob (Bottleneck mask_c2): sections in this order, each at the next multiple of the AXI width
+localparam int unsigned DG_GATE2_P_COUNT = 6;
+localparam int unsigned DG_GATE2_P_RECIP = 0;  // R(H*W): the reciprocal of conv1's output pixel count (block input H x W); 1 elements
+localparam int unsigned DG_GATE2_P_RECIP_ELEM_BYTES = 4;
+localparam int unsigned DG_GATE2_P_W1 = 1;  // fc1 [hidden][in_c]; hidden*in_c elements
+localparam int unsigned DG_GATE2_P_W1_ELEM_BYTES = 2;
+localparam int unsigned DG_GATE2_P_M1 = 2;  // hidden requant multipliers [hidden]; hidden elements
+localparam int unsigned DG_GATE2_P_M1_ELEM_BYTES = 4;
+localparam int unsigned DG_GATE2_P_O1 = 3;  // hidden requant offsets [hidden]; hidden elements
+localparam int unsigned DG_GATE2_P_O1_ELEM_BYTES = 8;
+localparam int unsigned DG_GATE2_P_W2 = 4;  // fc2 [out_c][hidden]; out_c*hidden elements
+localparam int unsigned DG_GATE2_P_W2_ELEM_BYTES = 2;
+localparam int unsigned DG_GATE2_P_B2 = 5;  // biases [out_c]; out_c elements
+localparam int unsigned DG_GATE2_P_B2_ELEM_BYTES = 8;
+function automatic int unsigned dg_gate2_param_count(input int unsigned sec, input int unsigned in_c,
+    input int unsigned out_c, input int unsigned hidden);
+  case (sec)
+    DG_GATE2_P_RECIP: return 1;
+    DG_GATE2_P_W1: return hidden*in_c;
+    DG_GATE2_P_M1: return hidden;
+    DG_GATE2_P_O1: return hidden;
+    DG_GATE2_P_W2: return out_c*hidden;
+    DG_GATE2_P_B2: return out_c;
+    default: return 0;
+  endcase
 endfunction
 
 // ---- checks (elaboration stops on an illegal configuration) ----

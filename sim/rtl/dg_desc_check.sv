@@ -1,21 +1,42 @@
 `default_nettype none
-// dg_desc_check: validates one 24-word layer descriptor exactly like formats.validate_descriptor (combinational).
+// dg_desc_check: validates one 24-word layer descriptor exactly like formats.validate_descriptor.
 //
 // The first failing check, in the order of dgfpga.interpreter._decode (formats
 // unpack_descriptor/validate_descriptor without regions, then the region checks), gives
 // STATUS CODE (dgfpga.regmap.ERROR_CODES, per field as interpreter._FIELD_CODE) and
 // ENTRY = the descriptor word of the offending field (0 for magic, version and
 // reserved bits; word 5 (tile) for NO_FIT). docs/rtl.md lists the mapping.
+//
+// Pipelined for depth (issue 16): `start` (one cycle) begins a check of `desc` and the region
+// sizes, which must stay unchanged until `done`; `done` rises DG_DESC_CHECK_CYCLES cycles
+// later and stays with err_code/err_entry (and the derived sizes below) until the next start.
+// Every product of the checks goes through ONE registered 32x16 multiplier, one product
+// per cycle (a fixed issue order, each operand registered >= 3 cycles before use), so the
+// check costs two DSP48E2 instead of one per product and no multiply sits between two
+// registers with logic around it. The failing conditions are registered as a vector, then
+// the first one is found in two registered steps (groups of 8, then the groups).
+// The products are exact (fields are at most 16 bits; a product at most 48), so a condition
+// reached after the field checks (every field then within its limits) is the 64-bit one.
 module dg_desc_check
     import dg_pkg::*;    // descriptor fields, limits, buffer sizes, STATUS codes (dg_pkg.sv)
 (
+    input  wire                        clk,
+    input  wire                        start,      // begin a check (inputs stable until done)
     input  wire [DG_DESC_WORDS*32-1:0] desc,
     input  wire [31:0]      fmap_bytes,
     input  wire [31:0]      weight_bytes,
     input  wire [31:0]      work_bytes,
     input  wire [31:0]      sums_bytes,
+    output logic            done,                  // result valid (held until the next start)
     output logic [7:0]      err_code,
-    output logic [15:0]     err_entry
+    output logic [15:0]     err_entry,
+    // exact products of the checked descriptor (valid with done), latched by dg_sequencer
+    output wire [15:0]      n_tiles,               // grid_h * grid_w
+    output wire [7:0]       kk,                    // k * k
+    output wire [31:0]      kc,                    // k * in_c
+    output wire [31:0]      kkc,                   // k * k * in_c
+    output wire [31:0]      i2c_pitch,             // formats.im2col_row_pitch
+    output wire [31:0]      in_row_bytes           // in_w * stored input channels
 );
 `include "dg_fields.svh"
     function automatic logic [31:0] word(input int w);
@@ -79,41 +100,141 @@ module dg_desc_check
         return u;
     endfunction
     localparam logic [DG_DESC_WORDS*32-1:0] FIELD_BITS = field_bits();
+
+    // ---- the products: one registered 32x16 multiplier, one product issued per cycle
+    // P[i] is written 3 cycles after it is issued (operand regs, product reg, P), so an
+    // operand that is a product is read at least 3 issue slots after that product.
+    localparam int NP = 20;
+    localparam int PN_TILES = 0, PHWI = 1, PHWO = 2, PKK = 3, PGHT = 4, PGWT = 5, PKC = 6, PACC = 7,
+                   PSIDE2 = 8, PP0 = 9, PINB = 10, POUTB = 11, PRESB = 12, PKKC = 13, PWFIT = 14,
+                   PSUMS = 15, PPFIT = 16, PI2CF = 17, PWB = 18, PROW = 19;
+    logic [47:0] P [NP];
+    logic [5:0]  step;
+    logic        busy;
+    logic [31:0] ma;
+    logic [15:0] mb;
+    logic [4:0]  mi, mi2;
+    logic        mv, mv2;
+    logic [47:0] mp;
+
+    // field-derived values, registered (settled one cycle after the inputs)
+    logic [15:0] ct_q;                  // conv patch side under a fused pool
+    logic [15:0] side_q;                // input patch side (formats patch side)
+    logic [15:0] cin_st_q, cout_st_q;   // stored channels
+    logic [31:0] want_out_h_q, want_out_w_q;
+    logic        conv_neg_q;
+    logic        reserved_q, kernel_ok_q;
+    // product-derived values, registered (settled one cycle after their products)
+    logic [31:0] pitch_q;               // im2col_row_pitch
+    logic [31:0] wsel_q;                // bytes per output channel of the weight stream
+
     // kernel sides the engine supports (formats.KERNELS)
     logic kernel_ok;
     always_comb begin
         kernel_ok = 1'b0;
         for (int i = 0; i < DG_N_KERNELS; i++) if (32'(k) == DG_KERNELS[i]) kernel_ok = 1'b1;
     end
-    wire reserved_set = (desc & ~FIELD_BITS) != '0;
-
-    // derived sizes (64-bit so no product overflows)
-    wire [63:0] kk = 64'(k) * 64'(k);
     wire signed [31:0] conv_h_num = 32'(in_h) + 32'(2 * pad) - 32'(k);
     wire signed [31:0] conv_w_num = 32'(in_w) + 32'(2 * pad) - 32'(k);
     wire [31:0] conv_h = 32'((conv_h_num >>> (stride == 2'd2 ? 1 : 0)) + 1);
     wire [31:0] conv_w = 32'((conv_w_num >>> (stride == 2'd2 ? 1 : 0)) + 1);
-    wire [31:0] want_out_h = maxpool ? ((conv_h - 32'd1) >> 1) + 32'd1 : conv_h;
-    wire [31:0] want_out_w = maxpool ? ((conv_w - 32'd1) >> 1) + 32'd1 : conv_w;
-    wire [63:0] n_tiles = 64'(grid_h) * 64'(grid_w);
-    // a from_gate template reserves its residual-only list slot (up to every tile)
-    wire res_slot = from_gate && residual && !in_place && `DG_DESC(desc, RES_TILE_LIST_OFFSET) != 0;
-    wire [63:0] in_c_st = in_ch_gated ? 64'(n_in) : 64'(in_c);
-    wire [63:0] out_c_st = out_ch_gated ? 64'(n_out) : 64'(out_c);
-    wire [63:0] in_bytes = 64'(in_h) * 64'(in_w) * in_c_st;
-    wire [63:0] out_bytes = 64'(out_h) * 64'(out_w) * out_c_st;
-    wire [63:0] res_bytes = 64'(out_h) * 64'(out_w) * 64'(out_c);
+    wire [15:0] ct = maxpool ? 16'd2 * 16'(tile) + 16'd1 : 16'(tile);
+    always_ff @(posedge clk) begin
+        reserved_q <= (desc & ~FIELD_BITS) != '0;
+        kernel_ok_q <= kernel_ok;
+        conv_neg_q <= conv_h_num < 0 || conv_w_num < 0;
+        want_out_h_q <= maxpool ? ((conv_h - 32'd1) >> 1) + 32'd1 : conv_h;
+        want_out_w_q <= maxpool ? ((conv_w - 32'd1) >> 1) + 32'd1 : conv_w;
+        ct_q <= ct;
+        // (ct - 1) * stride + k; stride is 1 or 2 wherever the value is used (checked first)
+        side_q <= ((ct - 16'd1) << (stride == 2'd2 ? 1 : 0)) + 16'(k);
+        cin_st_q <= in_ch_gated ? 16'(n_in) : 16'(in_c);
+        cout_st_q <= out_ch_gated ? 16'(n_out) : 16'(out_c);
+    end
+    always_ff @(posedge clk) begin
+        // i2c_p0 = patch_side * in_c + 2 AB; pitch = p0 + ((k * in_c - p0) mod NB)
+        logic [31:0] p0;
+        p0 = 32'(P[PP0]) + 32'(2 * AB);
+        pitch_q <= p0 + ((32'(P[PKC]) - p0) & 32'(NB - 1));
+        // im2col: kk * in_c rounded up to TN (i2c_kp); otherwise kk * in_c
+        wsel_q <= im2col ? ((32'(P[PKKC]) + 32'(DG_TN - 1)) >> TNL) << TNL : 32'(P[PKKC]);
+    end
+
+    // operands of issue slot `step`
+    logic [31:0] opa;
+    logic [15:0] opb;
+    always_comb begin
+        opa = 32'd0;
+        opb = 16'd0;
+        case (step)
+            6'(PN_TILES): begin opa = 32'(grid_h); opb = 16'(grid_w); end
+            6'(PHWI):     begin opa = 32'(in_h); opb = 16'(in_w); end
+            6'(PHWO):     begin opa = 32'(out_h); opb = 16'(out_w); end
+            6'(PKK):      begin opa = 32'(k); opb = 16'(k); end
+            6'(PGHT):     begin opa = 32'(grid_h); opb = 16'(tile); end
+            6'(PGWT):     begin opa = 32'(grid_w); opb = 16'(tile); end
+            6'(PKC):      begin opa = 32'(k); opb = 16'(in_c); end
+            6'(PACC):     begin opa = 32'(ct_q); opb = ct_q; end
+            6'(PSIDE2):   begin opa = 32'(side_q); opb = side_q; end
+            6'(PP0):      begin opa = 32'(in_c); opb = side_q; end
+            6'(PINB):     begin opa = 32'(P[PHWI]); opb = cin_st_q; end
+            6'(POUTB):    begin opa = 32'(P[PHWO]); opb = cout_st_q; end
+            6'(PRESB):    begin opa = 32'(P[PHWO]); opb = 16'(out_c); end
+            6'(PKKC):     begin opa = 32'(P[PKK]); opb = 16'(in_c); end
+            6'(PWFIT):    begin opa = 32'(P[PKK]); opb = 16'(n_in); end
+            6'(PSUMS):    begin opa = 32'(P[PN_TILES]); opb = cout_st_q; end
+            6'(PPFIT):    begin opa = 32'(P[PSIDE2]); opb = cin_st_q; end
+            6'(PI2CF):    begin opa = pitch_q; opb = side_q; end
+            6'(PWB):      begin opa = wsel_q; opb = 16'(out_c); end
+            6'(PROW):     begin opa = 32'(in_w); opb = cin_st_q; end
+            default: ;
+        endcase
+    end
+    // step: 0..NP-1 issue, NP+2 last product in P, NP+3 fail_q, NP+4 group regs, NP+5 result
+    localparam int STEPS = NP + 5;
+    always_ff @(posedge clk) begin
+        mv <= 1'b0;
+        if (busy) begin
+            step <= step + 6'd1;
+            if (32'(step) < NP) begin
+                ma <= opa;
+                mb <= opb;
+                mi <= 5'(step);
+                mv <= 1'b1;
+            end
+            if (32'(step) + 1 == STEPS) begin
+                busy <= 1'b0;
+                done <= 1'b1;
+            end
+        end
+        mp <= 48'(ma) * 48'(mb);
+        mi2 <= mi;
+        mv2 <= mv;
+        if (mv2) P[mi2] <= mp;
+        if (start) begin
+            step <= 6'd0;
+            busy <= 1'b1;
+            done <= 1'b0;
+        end
+    end
+    assign n_tiles = 16'(P[PN_TILES]);
+    assign kk = 8'(P[PKK]);
+    assign kc = 32'(P[PKC]);
+    assign kkc = 32'(P[PKKC]);
+    assign i2c_pitch = pitch_q;
+    assign in_row_bytes = 32'(P[PROW]);
+
+    // sizes (formats.descriptor_buffers), from the products
+    wire [63:0] n_tiles64 = 64'(P[PN_TILES]);
+    wire [63:0] in_bytes = 64'(P[PINB]);
+    wire [63:0] out_bytes = 64'(P[POUTB]);
+    wire [63:0] res_bytes = 64'(P[PRESB]);
     localparam logic [63:0] LE = 64'(DG_LIST_ENTRY_BITS / 8);          // bytes of a work-list entry
     localparam logic [63:0] BW = 64'(DG_BITMAP_WORD_BITS);             // bits of a bitmap word
-    wire [63:0] bitmap_bytes = BW / 64'd8 * ((n_tiles + BW - 64'd1) / BW);
-    wire [63:0] ct = maxpool ? 64'd2 * 64'(tile) + 64'd1 : 64'(tile);
-    wire [63:0] patch_side = (ct - 64'd1) * 64'(stride) + 64'(k);
-    // im2col (formats.im2col_row_bytes, im2col_row_pitch, im2col_fit_problems)
-    wire [63:0] i2c_kc = 64'(k) * 64'(in_c);
-    wire [63:0] i2c_kp = ((kk * 64'(in_c) + 64'(DG_TN - 1)) >> TNL) << TNL;
-    wire [63:0] i2c_p0 = patch_side * 64'(in_c) + 64'(2 * AB);
-    wire [63:0] i2c_pitch = i2c_p0 + ((i2c_kc - i2c_p0) & 64'(NB - 1));
-    wire [63:0] w_bytes = im2col ? 64'(out_c) * i2c_kp : 64'(out_c) * kk * 64'(in_c);
+    wire [63:0] bitmap_bytes = BW / 64'd8 * ((n_tiles64 + BW - 64'd1) / BW);
+    wire [63:0] w_bytes = 64'(P[PWB]);
+    // a from_gate template reserves its residual-only list slot (up to every tile)
+    wire res_slot = from_gate && residual && !in_place && `DG_DESC(desc, RES_TILE_LIST_OFFSET) != 0;
 
     // buffers: descriptor_buffers order; region 0 fmap, 1 weight, 2 work, 3 sums
     localparam int NBUF = 11;
@@ -131,8 +252,8 @@ module dg_desc_check
                  32'(`DG_DESC(desc, OUT_CH_LIST_OFFSET)), 32'(`DG_DESC(desc, IN_CH_LIST_OFFSET)),
                  32'(`DG_DESC(desc, BITMAP_OFFSET)), 32'(`DG_DESC(desc, SUMS_OFFSET))};
         bsize = '{in_bytes, out_bytes, w_bytes, 64'(out_c) * 64'(DG_PARAM_BYTES), res_bytes,
-                  LE * 64'(n_act), LE * ((n_res != 16'd0) ? 64'(n_res) : n_tiles), LE * 64'(n_out), LE * 64'(n_in),
-                  bitmap_bytes, n_tiles * out_c_st * 64'(DG_SUM_BYTES)};
+                  LE * 64'(n_act), LE * ((n_res != 16'd0) ? 64'(n_res) : n_tiles64), LE * 64'(n_out), LE * 64'(n_in),
+                  bitmap_bytes, 64'(P[PSUMS]) * 64'(DG_SUM_BYTES)};
         bregion = '{2'd0, 2'd0, 2'd1, 2'd1, 2'd0, 2'd2, 2'd2, 2'd2, 2'd2, 2'd2, 2'd3};
         bfield = '{16'(DG_DESC_IN_OFFSET_WORD), 16'(DG_DESC_OUT_OFFSET_WORD), 16'(DG_DESC_WEIGHT_OFFSET_WORD),
                    16'(DG_DESC_PARAM_OFFSET_WORD), 16'(DG_DESC_RES_OFFSET_WORD),
@@ -148,21 +269,27 @@ module dg_desc_check
         return an > 0 && bn > 0 && ao < bo + bn && bo < ao + an;
     endfunction
 
+    // ---- the checks in the interpreter's order: fail[i] with its (code, entry)
+    localparam int NC = 128;            // condition slots (the checks below use fewer)
+    localparam int NG = NC / 8;
+    logic [NC-1:0] fail, fail_q;
+    logic [7:0]    fcode [NC];
+    logic [15:0]   fentry [NC];
     always_comb begin
-        logic found;
+        int n;
         logic [63:0] region_size;
-        found = 1'b0;
-        err_code = 8'd0;
-        err_entry = 16'd0;
+        n = 0;
+        fail = '0;
+        for (int i = 0; i < NC; i++) begin fcode[i] = 8'd0; fentry[i] = 16'd0; end
 `define DG_FAIL(cond, code, entry) \
-        if (!found && (cond)) begin found = 1'b1; err_code = code; err_entry = 16'(entry); end
+        begin fail[n] = (cond); fcode[n] = 8'(code); fentry[n] = 16'(entry); n = n + 1; end
         // unpack_descriptor: reserved words, reserved bits, magic, version
-        `DG_FAIL(reserved_set, DG_DESC_MAGIC_ERR, DG_DESC_MAGIC_WORD)
+        `DG_FAIL(reserved_q, DG_DESC_MAGIC_ERR, DG_DESC_MAGIC_WORD)
         `DG_FAIL(magic != DG_DESC_MAGIC_WIDTH'(DG_DESC_MAGIC), DG_DESC_MAGIC_ERR, DG_DESC_MAGIC_WORD)
         `DG_FAIL(version != DG_DESC_VERSION_WIDTH'(DG_FORMAT_VERSION), DG_DESC_VERSION_ERR, DG_DESC_VERSION_WORD)
         // validate_descriptor
         `DG_FAIL(op != DG_DESC_OP_WIDTH'(DG_OP_CONV), DG_DESC_OP_ERR, DG_DESC_OP_WORD)
-        `DG_FAIL(!kernel_ok, DG_DESC_K_ERR, DG_DESC_K_WORD)
+        `DG_FAIL(!kernel_ok_q, DG_DESC_K_ERR, DG_DESC_K_WORD)
         `DG_FAIL(stride != 2'd1 && stride != 2'd2, DG_DESC_STRIDE_ERR, DG_DESC_STRIDE_WORD)
         `DG_FAIL(32'(pad) > 32'(k >> 1), DG_DESC_PAD_ERR, DG_DESC_PAD_WORD)
         `DG_FAIL(shift == 0, DG_DESC_SHIFT_ERR, DG_DESC_SHIFT_WORD)
@@ -172,16 +299,18 @@ module dg_desc_check
         `DG_FAIL(out_w == 0 || 32'(out_w) > DG_MAX_WIDTH, DG_DESC_OUT_W_ERR, DG_DESC_OUT_W_WORD)
         `DG_FAIL(in_c == 0 || 32'(in_c) > DG_MAX_IN_CHANNELS, DG_DESC_IN_C_ERR, DG_DESC_IN_C_WORD)
         `DG_FAIL(out_c == 0 || 32'(out_c) > DG_MAX_OUT_CHANNELS, DG_DESC_OUT_C_ERR, DG_DESC_OUT_C_WORD)
-        `DG_FAIL(conv_h_num < 0 || conv_w_num < 0, DG_DESC_IN_H_ERR, DG_DESC_IN_H_WORD)
-        `DG_FAIL(32'(out_h) != want_out_h, DG_DESC_OUT_H_ERR, DG_DESC_OUT_H_WORD)
-        `DG_FAIL(32'(out_w) != want_out_w, DG_DESC_OUT_W_ERR, DG_DESC_OUT_W_WORD)
+        `DG_FAIL(conv_neg_q, DG_DESC_IN_H_ERR, DG_DESC_IN_H_WORD)
+        `DG_FAIL(32'(out_h) != want_out_h_q, DG_DESC_OUT_H_ERR, DG_DESC_OUT_H_WORD)
+        `DG_FAIL(32'(out_w) != want_out_w_q, DG_DESC_OUT_W_ERR, DG_DESC_OUT_W_WORD)
         `DG_FAIL(relu != !out_signed, DG_DESC_RELU_ERR, DG_DESC_RELU_WORD)
         `DG_FAIL(res_signed && !residual, DG_DESC_RES_SIGNED_ERR, DG_DESC_RES_SIGNED_WORD)
         `DG_FAIL(residual && maxpool, DG_DESC_MAXPOOL_ERR, DG_DESC_MAXPOOL_WORD)
         `DG_FAIL(maxpool && (tile_gated || in_ch_gated || out_ch_gated), DG_DESC_MAXPOOL_ERR, DG_DESC_MAXPOOL_WORD)
         `DG_FAIL(zero_halo && !tile_gated, DG_DESC_ZERO_HALO_ERR, DG_DESC_ZERO_HALO_WORD)
-        // zero_halo only where the input is the output's size (stride 1, pad k/2): formats.validate_descriptor
-        `DG_FAIL(zero_halo && (32'(in_h) != 32'(out_h) || 32'(in_w) != 32'(out_w)), DG_DESC_ZERO_HALO_ERR, DG_DESC_ZERO_HALO_WORD)
+        // zero_halo only where the input is the output's tile grid scaled by the stride
+        // (out = ceil(in / stride), no fused max-pool): formats.validate_descriptor
+        `DG_FAIL(zero_halo && (maxpool || 32'(out_h) != ((32'(in_h) + 32'(stride) - 32'd1) >> (stride == 2'd2 ? 1 : 0))
+                 || 32'(out_w) != ((32'(in_w) + 32'(stride) - 32'd1) >> (stride == 2'd2 ? 1 : 0))), DG_DESC_ZERO_HALO_ERR, DG_DESC_ZERO_HALO_WORD)
         `DG_FAIL(residual && res_mult[31], DG_DESC_RES_MULT_ERR, DG_DESC_RES_MULT_WORD)
         `DG_FAIL(!residual && res_mult != 0, DG_DESC_RES_MULT_ERR, DG_DESC_RES_MULT_WORD)
         `DG_FAIL(in_place && (!residual || !tile_gated), DG_DESC_IN_PLACE_ERR, DG_DESC_IN_PLACE_WORD)
@@ -191,16 +320,17 @@ module dg_desc_check
         `DG_FAIL(from_gate && n_res != 0, DG_DESC_N_RES_TILES_ERR, DG_DESC_N_RES_TILES_WORD)
         `DG_FAIL(im2col && (32'(k) == 32'd1 || in_ch_gated || zero_halo), DG_DESC_IM2COL_ERR, DG_DESC_IM2COL_WORD)
         `DG_FAIL(tile == 0 || 32'(tile) > DG_MAX_TILE, DG_DESC_TILE_ERR, DG_DESC_TILE_WORD)
-        `DG_FAIL(grid_h == 0 || 32'(grid_h - 8'd1) * 32'(tile) >= 32'(out_h)
-                 || 32'(grid_h) * 32'(tile) < 32'(out_h), DG_DESC_GRID_H_ERR, DG_DESC_GRID_H_WORD)
+        // (grid - 1) * tile >= out or grid * tile < out (grid 0 fails first)
+        `DG_FAIL(grid_h == 0 || 32'(P[PGHT]) - 32'(tile) >= 32'(out_h)
+                 || 32'(P[PGHT]) < 32'(out_h), DG_DESC_GRID_H_ERR, DG_DESC_GRID_H_WORD)
         `DG_FAIL(32'(grid_h) > DG_MAX_GRID, DG_DESC_GRID_H_ERR, DG_DESC_GRID_H_WORD)
-        `DG_FAIL(grid_w == 0 || 32'(grid_w - 8'd1) * 32'(tile) >= 32'(out_w)
-                 || 32'(grid_w) * 32'(tile) < 32'(out_w), DG_DESC_GRID_W_ERR, DG_DESC_GRID_W_WORD)
+        `DG_FAIL(grid_w == 0 || 32'(P[PGWT]) - 32'(tile) >= 32'(out_w)
+                 || 32'(P[PGWT]) < 32'(out_w), DG_DESC_GRID_W_ERR, DG_DESC_GRID_W_WORD)
         `DG_FAIL(32'(grid_w) > DG_MAX_GRID, DG_DESC_GRID_W_ERR, DG_DESC_GRID_W_WORD)
-        `DG_FAIL(tile_gated && 64'(n_act) > n_tiles, DG_DESC_N_ACTIVE_TILES_ERR, DG_DESC_N_ACTIVE_TILES_WORD)
-        `DG_FAIL(!tile_gated && 64'(n_act) != n_tiles, DG_DESC_N_ACTIVE_TILES_ERR, DG_DESC_N_ACTIVE_TILES_WORD)
+        `DG_FAIL(tile_gated && 64'(n_act) > n_tiles64, DG_DESC_N_ACTIVE_TILES_ERR, DG_DESC_N_ACTIVE_TILES_WORD)
+        `DG_FAIL(!tile_gated && 64'(n_act) != n_tiles64, DG_DESC_N_ACTIVE_TILES_ERR, DG_DESC_N_ACTIVE_TILES_WORD)
         `DG_FAIL(n_res != 0 && !(residual && tile_gated), DG_DESC_N_RES_TILES_ERR, DG_DESC_N_RES_TILES_WORD)
-        `DG_FAIL(n_res != 0 && 64'(n_act) + 64'(n_res) > n_tiles, DG_DESC_N_RES_TILES_ERR, DG_DESC_N_RES_TILES_WORD)
+        `DG_FAIL(n_res != 0 && 64'(n_act) + 64'(n_res) > n_tiles64, DG_DESC_N_RES_TILES_ERR, DG_DESC_N_RES_TILES_WORD)
         `DG_FAIL(out_ch_gated && n_out > out_c, DG_DESC_N_ACTIVE_OUT_ERR, DG_DESC_N_ACTIVE_OUT_WORD)
         `DG_FAIL(!out_ch_gated && n_out != out_c, DG_DESC_N_ACTIVE_OUT_ERR, DG_DESC_N_ACTIVE_OUT_WORD)
         `DG_FAIL(in_ch_gated && n_in > in_c, DG_DESC_N_ACTIVE_IN_ERR, DG_DESC_N_ACTIVE_IN_WORD)
@@ -217,12 +347,12 @@ module dg_desc_check
         `DG_FAIL(residual && !in_place && overlap(64'(res_off), res_bytes, 64'(out_off), out_bytes),
                  DG_DESC_OUT_OFFSET_ERR, DG_DESC_OUT_OFFSET_WORD)
         // NO_FIT (formats.fit_limits): all TM lanes of weights, whatever n_active_out is
-        `DG_FAIL(64'(DG_TM) * kk * 64'(n_in) > 64'(DG_FIT_WEIGHT_GROUP_BYTES), DG_ERR_NO_FIT, DG_DESC_TILE_WORD)
-        `DG_FAIL(patch_side * patch_side * in_c_st > 64'(DG_FIT_IFM_PATCH_BYTES), DG_ERR_NO_FIT, DG_DESC_TILE_WORD)
-        `DG_FAIL(64'(DG_TM) * ct * ct * 64'(DG_ACC_BITS / 8) > 64'(DG_FIT_ACC_BYTES), DG_ERR_NO_FIT, DG_DESC_TILE_WORD)
+        `DG_FAIL(64'(DG_TM) * 64'(P[PWFIT]) > 64'(DG_FIT_WEIGHT_GROUP_BYTES), DG_ERR_NO_FIT, DG_DESC_TILE_WORD)
+        `DG_FAIL(64'(P[PPFIT]) > 64'(DG_FIT_IFM_PATCH_BYTES), DG_ERR_NO_FIT, DG_DESC_TILE_WORD)
+        `DG_FAIL(64'(DG_TM) * 64'(P[PACC]) * 64'(DG_ACC_BITS / 8) > 64'(DG_FIT_ACC_BYTES), DG_ERR_NO_FIT, DG_DESC_TILE_WORD)
         // the im2col buffer bounds: BAD_FLAGS at the flag (the layer fits without it)
-        `DG_FAIL(im2col && (64'(DG_TM) * i2c_kp > 64'(DG_FIT_WEIGHT_GROUP_BYTES)
-                            || patch_side * i2c_pitch + 64'(AB) > 64'(DG_FIT_IFM_PATCH_BYTES)),
+        `DG_FAIL(im2col && (64'(DG_TM) * 64'(wsel_q) > 64'(DG_FIT_WEIGHT_GROUP_BYTES)
+                            || 64'(P[PI2CF]) + 64'(AB) > 64'(DG_FIT_IFM_PATCH_BYTES)),
                  DG_DESC_IM2COL_ERR, DG_DESC_IM2COL_WORD)
         for (int b = 0; b < NBUF; b++) begin
             case (bregion[b])
@@ -234,6 +364,35 @@ module dg_desc_check
             `DG_FAIL(used[b] && 64'(boff[b]) + bsize[b] > region_size, DG_ERR_BAD_OFFSET, bfield[b])
         end
 `undef DG_FAIL
+    end
+
+    // ---- the first failing check: per group of 8, then over the groups (registered)
+    logic [NG-1:0] g_any;
+    logic [7:0]    g_code [NG];
+    logic [15:0]   g_entry [NG];
+    always_ff @(posedge clk) begin
+        fail_q <= fail;
+        for (int g = NG - 1; g >= 0; g--) begin
+            g_any[g] <= fail_q[g * 8 +: 8] != 8'd0;
+            g_code[g] <= 8'd0;
+            g_entry[g] <= 16'd0;
+            for (int j = 7; j >= 0; j--) begin
+                if (fail_q[g * 8 + j]) begin
+                    g_code[g] <= fcode[g * 8 + j];
+                    g_entry[g] <= fentry[g * 8 + j];
+                end
+            end
+        end
+        if (busy && 32'(step) + 1 == STEPS) begin
+            err_code <= 8'd0;
+            err_entry <= 16'd0;
+            for (int g = NG - 1; g >= 0; g--) begin
+                if (g_any[g]) begin
+                    err_code <= g_code[g];
+                    err_entry <= g_entry[g];
+                end
+            end
+        end
     end
     wire unused_ok = &{1'b0, in_signed, emit_sums};
 endmodule

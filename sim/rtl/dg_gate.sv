@@ -215,8 +215,8 @@ module dg_gate
 
     // ------------------------------------------------------------------ state
     typedef enum logic [3:0] {
-        G_IDLE, G_CHK, G_NEXT, G_RCMD, G_RDATA, G_BCHK, G_POOL, G_SPAT, G_WJOB, G_WCMD, G_WDATA,
-        G_FAULT, G_DONE
+        G_IDLE, G_CHK, G_NEXT, G_RCMD, G_RDATA, G_BCHK, G_POOL, G_SPAT, G_SDRAIN, G_WJOB, G_WCMD,
+        G_WDATA, G_FAULT, G_DONE
     } gstate_t;
     gstate_t st;
     typedef enum logic [3:0] {
@@ -240,25 +240,19 @@ module dg_gate
     logic signed [63:0] racc;         // row accumulator (w1, w2, head W)
     // on-chip data
     logic [7:0]  bins_m [4 * MAXG];
-    logic [31:0] recip_m [NCELL + 1];
-    logic signed [63:0] acc [MAXC];
+    logic        acc_fresh;           // this SUMS stream's first row starts the sums (no clear)
     // pooled values: |P| < 2^17 for the sums of an 8-bit map (the domain of the integer gates;
     // dgfpga.runtime.interpreter.GateDomainError outside it), stored in PVW bits
-    logic signed [PVW-1:0] P_m [NCELL * MAXC];
-    logic signed [PVW-1:0] Pt [MAXC];
-    logic signed [15:0] ws_m [9 * MAXC];
+    // (the bins' P and the spatial weights live in block RAM: see "spatial memories" below)
     logic signed [63:0] bs_r;
-    logic signed [63:0] A_m [MAXC];
-    logic signed [31:0] m1_m [MAXC];
-    logic [15:0] h_m [MAXC];
-    logic signed [63:0] lg [MAXL];
+    // (recip, Pt, A, m1, h and the logits: lane-banked RAMs, see "lane-banked memories")
     logic [NCELLP-1:0] spat;
     logic [MAXOP-1:0] chan;
     // loops
     logic [7:0]  b_gy, b_gx, b_r;     // bin sums: bin, sum-tile row
     logic [15:0] lc;                  // channel / pair counter
     logic [1:0]  sp_ky;               // spatial: kernel row
-    logic signed [63:0] sacc;
+    logic signed [63:0] sacc;         // spatial logit of the cell in the last stage (starts at bs)
     logic        pool_tot;
     // writes
     logic [63:0] w_addr, w_nbytes;
@@ -281,6 +275,180 @@ module dg_gate
     wire [7:0] b_cs = bins_m[2 * 32'(g_gh) + 2 * 32'(b_gx)];
     wire [7:0] b_ce = bins_m[2 * 32'(g_gh) + 2 * 32'(b_gx) + 1];
     wire [15:0] cur_cell = 16'(32'(b_gy) * 32'(g_gw) + 32'(b_gx));
+
+    // ------------------------------------------------------------------ lane-banked memories
+    // One-dimensional on-chip arrays, each as TN RAM banks: entry i in bank i mod TN at row
+    // i div TN. A cycle touches at most TN consecutive entries (a stream segment is cut to TN
+    // elements), so every bank has one registered write port and one read port; reads are
+    // asynchronous (distributed RAM). Writes land a cycle late: nothing reads an entry in the
+    // cycle after writing it (each array is read in a later stream / phase; the logits' bias
+    // add touches each entry once).
+`define DG_BANKS(NAME, W, DEPTH) \
+    localparam int NAME``_D = ((DEPTH) + DG_TN - 1) / DG_TN; \
+    localparam int NAME``_AW = (NAME``_D > 1) ? $clog2(NAME``_D) : 1; \
+    logic [DG_TN-1:0] NAME``_we; \
+    logic [NAME``_AW-1:0] NAME``_wa [DG_TN]; \
+    logic [W-1:0] NAME``_wd [DG_TN]; \
+    logic [NAME``_AW-1:0] NAME``_ra [DG_TN]; \
+    logic [W-1:0] NAME``_q [DG_TN]; \
+    for (genvar b = 0; b < DG_TN; b++) begin : g_``NAME \
+        logic [W-1:0] mem [NAME``_D]; \
+        always_ff @(posedge clk) if (NAME``_we[b]) mem[NAME``_wa[b]] <= NAME``_wd[b]; \
+        assign NAME``_q[b] = mem[NAME``_ra[b]]; \
+    end
+    `DG_BANKS(rc, 32, NCELL + 1)      // reciprocals R(n) per bin, then R(H*W)
+    `DG_BANKS(pt, PVW, MAXC)          // pooled totals Pt per channel
+    `DG_BANKS(am, 64, MAXC)           // fc1 row sums A per hidden unit
+    `DG_BANKS(m1, 32, MAXC)           // hidden requant multipliers
+    `DG_BANKS(hm, 16, MAXC)           // hidden units h
+    `DG_BANKS(lg, 64, MAXL)           // channel-gate logits without b2 / head logits
+    `DG_BANKS(ac, 64, MAXC)           // channel sums of SUMS (int64; written in the same cycle)
+`undef DG_BANKS
+    // row of bank b holding the entry of [base, base + TN) that falls into it
+    function automatic logic [31:0] brow(input logic [31:0] base, input int b);
+        return (base + ((32'(b) - base) & 32'(DG_TN - 1))) >> TNL;
+    endfunction
+    function automatic logic [31:0] lane(input logic [31:0] i);
+        return i & 32'(DG_TN - 1);
+    endfunction
+    always_comb begin
+        logic [31:0] rc_i, lg_base;
+        rc_i = pool_tot ? 32'(g_n) : 32'(cur_cell);
+        lg_base = (st == G_WDATA) ? 32'(w_beat) * 32'(AB / 8) : s_e;
+        for (int b = 0; b < DG_TN; b++) begin
+            rc_ra[b] = rc_AW'(rc_i >> TNL);
+            pt_ra[b] = pt_AW'(brow(s_col, b));
+            am_ra[b] = am_AW'(brow(s_e, b));
+            m1_ra[b] = m1_AW'(brow(s_e, b));
+            hm_ra[b] = hm_AW'(brow(s_col, b));
+            lg_ra[b] = lg_AW'(brow(lg_base, b));
+            ac_ra[b] = ac_AW'(brow((st == G_POOL) ? 32'(lc) : s_col, b));
+        end
+    end
+    wire [31:0] rc_cur = rc_q[lane(pool_tot ? 32'(g_n) : 32'(cur_cell))];
+
+    // ------------------------------------------------------------------ spatial memories
+    // The spatial 3x3 reads, per cycle, three taps (kx = 0..2) x TN channels of the weights
+    // ws[ky][kx][c] and of the pooled bins P[ny][nx][c] (nx = gx-1, gx, gx+1). Both are block
+    // RAMs banked so that every read of a cycle hits its own bank (one write port, one
+    // synchronous read port each): ws by (kx, lane c mod TN), at {ky, c div TN}; P by
+    // (bin column mod 3, lane), at {row * G3 + col div 3, c div TN} (three consecutive
+    // columns are in three different banks). Writes: P from the pool (TN lanes of one bin),
+    // ws from its stream (one tap row per segment, <= TN consecutive channels).
+    localparam int CGM = 1 << $clog2((MAXC + DG_TN - 1) / DG_TN);  // channel groups (power of two)
+    localparam int CGL = $clog2(CGM) > 0 ? $clog2(CGM) : 1;
+    localparam int G3 = (MAXG + 2) / 3;                          // bin columns per column bank
+    localparam int PDEPTH = MAXG * G3 * CGM;
+    localparam int PAW = $clog2(PDEPTH);
+    localparam int WSDEPTH = 3 * CGM;
+    localparam int WSAW = $clog2(WSDEPTH);
+    localparam int XW = $clog2(MAXG + 4);                        // bin column + 3
+    function automatic logic [CGL-1:0] cgrp(input logic [31:0] c);   // c div TN
+        return CGL'(c >> TNL);
+    endfunction
+    function automatic logic [PAW-1:0] p_addr(input logic [7:0] row, input logic [XW-1:0] col3,
+                                              input logic [CGL-1:0] cg);
+        return PAW'((32'(row) * G3 + 32'(col3)) * CGM + 32'(cg));
+    endfunction
+    // writes (registered; the memories take them a cycle later)
+    logic [3*DG_TN-1:0] ws_we;
+    logic [WSAW-1:0] ws_wa [DG_TN];
+    logic signed [15:0] ws_wd [DG_TN];
+    logic [3*DG_TN-1:0] p_we;
+    logic [PAW-1:0] p_wa;
+    logic signed [PVW-1:0] p_wd [DG_TN];
+    // reads (stage 0 addresses, data in stage 1)
+    logic [WSAW-1:0] ws_ra;
+    logic [PAW-1:0] p_ra [3];
+    logic signed [15:0] ws_q [3][DG_TN];
+    logic signed [PVW-1:0] p_q [3][DG_TN];
+    for (genvar kb = 0; kb < 3; kb++) begin : g_smem
+        for (genvar l = 0; l < DG_TN; l++) begin : g_lane
+            logic signed [15:0] ws_mem [WSDEPTH];
+            always_ff @(posedge clk) begin
+                if (ws_we[kb * DG_TN + l]) ws_mem[ws_wa[l]] <= ws_wd[l];
+                ws_q[kb][l] <= ws_mem[ws_ra];
+            end
+            // P: block RAM where it is deep (Yosys otherwise picks LUTRAM for it: ultra96's
+            // 48 banks of 3072 x 18 bits would take ~40k LUTs), distributed RAM when shallow
+            if (PDEPTH >= 1024) begin : g_pb
+                (* ram_style = "block" *) logic signed [PVW-1:0] p_mem [PDEPTH];
+                always_ff @(posedge clk) begin
+                    if (p_we[kb * DG_TN + l]) p_mem[p_wa] <= p_wd[l];
+                    p_q[kb][l] <= p_mem[p_ra[kb]];
+                end
+            end else begin : g_pl
+                logic signed [PVW-1:0] p_mem [PDEPTH];
+                always_ff @(posedge clk) begin
+                    if (p_we[kb * DG_TN + l]) p_mem[p_wa] <= p_wd[l];
+                    p_q[kb][l] <= p_mem[p_ra[kb]];
+                end
+            end
+        end
+    end
+
+    // spatial stage 0: the reads of cell (b_gy, b_gx), kernel row sp_ky, channels lc.. (G_SPAT)
+    logic signed [15:0] s0_ny;
+    logic s0_row_in;
+    logic [2:0] s0_kxv;               // tap kx inside the grid (and the row inside)
+    logic [1:0] s0_bank [3];          // P column bank of tap kx
+    logic [DG_TN-1:0] s0_lv;          // lane's channel < in_c
+    always_comb begin
+        logic [XW-1:0] xs;
+        s0_ny = 16'(b_gy) + 16'(sp_ky) - 16'sd1;
+        s0_row_in = s0_ny >= 0 && s0_ny < 16'(g_gh);
+        ws_ra = WSAW'(32'(sp_ky) * CGM + 32'(cgrp(32'(lc))));
+        for (int r = 0; r < 3; r++) p_ra[r] = '0;
+        for (int kx = 0; kx < 3; kx++) begin
+            logic signed [15:0] nx;
+            logic [XW-1:0] d3;
+            nx = 16'(b_gx) + 16'(kx) - 16'sd1;
+            s0_kxv[kx] = s0_row_in && nx >= 0 && nx < 16'(g_gw);
+            xs = XW'(32'(b_gx) + 32'(kx) + 2);                   // nx + 3 >= 2
+            s0_bank[kx] = 2'(xs % XW'(3));
+            d3 = xs / XW'(3) - XW'(1);
+            p_ra[s0_bank[kx]] = p_addr(8'(s0_ny), d3, cgrp(32'(lc)));
+        end
+        for (int l = 0; l < DG_TN; l++) s0_lv[l] = 32'(lc) + 32'(l) < 32'(g_in_c);
+    end
+    // stage 1: BRAM data; stage 2: the 3*TN products; stage 3: per-tap sums; stage 4: the logit
+    logic s1_v, s2_v, s3_v;
+    logic s1_end, s2_end, s3_end;     // last kernel row / channels of the cell
+    logic [15:0] s1_cell, s2_cell, s3_cell;
+    logic [2:0] s1_kxv;
+    logic [1:0] s1_bank [3];
+    logic [DG_TN-1:0] s1_lv;
+    logic signed [PVW+15:0] s2_prod [3][DG_TN];
+    logic signed [PVW+15+TNL+1:0] s3_ksum [3];
+    always_ff @(posedge clk) begin
+        s1_v <= 1'b0;
+        s2_v <= s1_v;
+        s3_v <= s2_v;
+        s2_end <= s1_end;
+        s3_end <= s2_end;
+        s2_cell <= s1_cell;
+        s3_cell <= s2_cell;
+        for (int kx = 0; kx < 3; kx++) begin
+            for (int l = 0; l < DG_TN; l++)
+                s2_prod[kx][l] <= (s1_kxv[kx] && s1_lv[l])
+                                  ? (PVW+16)'(ws_q[kx][l]) * (PVW+16)'(p_q[s1_bank[kx]][l]) : '0;
+        end
+        for (int kx = 0; kx < 3; kx++) begin
+            logic signed [PVW+15+TNL+1:0] t;
+            t = '0;
+            for (int l = 0; l < DG_TN; l++) t = t + (PVW+TNL+17)'(s2_prod[kx][l]);
+            s3_ksum[kx] <= t;
+        end
+        if (st == G_SPAT) begin
+            s1_v <= 1'b1;
+            s1_end <= (!s0_row_in || 32'(lc) + DG_TN >= 32'(g_in_c)) && sp_ky == 2'd2;
+            s1_cell <= cur_cell;
+            s1_kxv <= s0_kxv;
+            s1_bank <= s0_bank;
+            s1_lv <= s0_lv;
+        end
+    end
+    wire s_pipe_busy = s1_v || s2_v || s3_v;
 
     // ------------------------------------------------------------------ arithmetic
     function automatic logic signed [63:0] pool(input logic signed [63:0] s, input logic [31:0] r);
@@ -320,11 +488,36 @@ module dg_gate
         b = s_rowlen - s_col;
         c = s_n - s_e;
         seg_n = a;
+        // <= one element per lane bank (the streams into or out of banked memories)
+        if (s_kind != K_BINS && seg_n > DG_TN) seg_n = DG_TN;
         if (b < seg_n) seg_n = b;
         if (c < seg_n) seg_n = c;
         seg_row_end = s_col + seg_n == s_rowlen;
         seg_last = s_e + seg_n == s_n;
         seg_beat_end = 32'(s_lp) + seg_n == lne || seg_last;
+    end
+
+    // the sums: acc[c] += x as a SUMS beat arrives (the first row of a fresh stream: acc = x),
+    // so the update lands at the end of the cycle, as for registers
+    always_comb begin
+        logic [31:0] c;
+        ac_we = '0;
+        c = 32'd0;
+        for (int b = 0; b < DG_TN; b++) begin
+            ac_wa[b] = '0;
+            ac_wd[b] = '0;
+        end
+        if (st == G_RDATA && rd_valid && s_kind == K_SUMS) begin
+            for (int l = 0; l < AB / 4; l++) begin
+                if (32'(l) < seg_n) begin
+                    c = s_col + 32'(l);
+                    ac_we[lane(c)] = 1'b1;
+                    ac_wa[lane(c)] = ac_AW'(c >> TNL);
+                    ac_wd[lane(c)] = ((acc_fresh && s_row == 0) ? 64'sd0 : signed'(ac_q[lane(c)]))
+                                     + elem(rd_data, 32'(s_lp) + l, 2'd2, 1'b1);
+                end
+            end
+        end
     end
 
     // ------------------------------------------------------------------ AXI outputs
@@ -365,7 +558,7 @@ module dg_gate
                     case (w_kind)
                         2'd0: wd_data[k * 32 +: 32] = bits_word(w_sel, w,
                                                                 32'((g_n + 64'd31) >> 5));
-                        2'd2: wd_data[k * 32 +: 32] = lg[(w >> 1) % MAXL][(w & 1) * 32 +: 32];
+                        2'd2: wd_data[k * 32 +: 32] = lg_q[lane(w >> 1)][(w & 1) * 32 +: 32];
                         default: wd_data[k * 32 +: 32] = (w + 1 == a_layer_count) ? head_log
                                                          : cyc_log[w % DG_MAX_LAYERS];
                     endcase
@@ -410,10 +603,26 @@ module dg_gate
     wire [63:0] wb = a_work_base;
     always_ff @(posedge clk) begin
         done <= 1'b0;
+        ws_we <= '0;
+        p_we <= '0;
+        rc_we <= '0;
+        pt_we <= '0;
+        am_we <= '0;
+        m1_we <= '0;
+        hm_we <= '0;
+        lg_we <= '0;
+        // spatial last stage: the cell's logit bs + sum ws*Ppad (sacc starts at bs_r)
+        if (s3_v) begin
+            logic signed [63:0] v;
+            v = sacc + 64'(s3_ksum[0]) + 64'(s3_ksum[1]) + 64'(s3_ksum[2]);
+            if (s3_end) begin
+                spat[32'(s3_cell) % NCELL] <= v >= 0;
+                sacc <= bs_r;
+            end else sacc <= v;
+        end
         case (st)
             G_IDLE: if (start) st <= G_CHK;
             G_CHK: begin
-                for (int c = 0; c < MAXC; c++) acc[c] <= 64'sd0;
                 spat <= '0;
                 chan <= '0;
                 job <= 4'd0;
@@ -457,6 +666,7 @@ module dg_gate
                             if (dense) begin
                                 step <= S_BS;           // DENSE: only the checked sections
                             end else if (b_r < b_re) begin
+                                acc_fresh <= b_r == b_rs;     // the bin's first sum-tile row
                                 stream(K_SUMS, sums_abs + 64'd4 * (64'(b_r) * 64'(g_st_w) + 64'(b_cs)) * 64'(g_in_c),
                                        32'(b_ce - b_cs) * 32'(g_in_c), 2'd2, 32'(g_in_c));
                                 b_r <= b_r + 8'd1;
@@ -467,12 +677,13 @@ module dg_gate
                             end
                         end
                         S_TOT: begin
+                            acc_fresh <= 1'b1;
                             stream(K_SUMS, sums_abs, 32'(g_st_h) * 32'(g_st_w) * 32'(g_in_c), 2'd2, 32'(g_in_c));
                             step <= S_POOLT;
                         end
                         S_POOLT: begin lc <= 16'd0; pool_tot <= 1'b1; st <= G_POOL; end
                         S_WS: begin
-                            stream(K_WS, par_abs + po[DG_GATE_P_WS], 9 * 32'(g_in_c), 2'd1, 32'hFFFF_FFFF);
+                            stream(K_WS, par_abs + po[DG_GATE_P_WS], 9 * 32'(g_in_c), 2'd1, 32'(g_in_c));
                             step <= S_BS;
                         end
                         S_BS: begin
@@ -484,7 +695,7 @@ module dg_gate
                             b_gx <= 8'd0;
                             sp_ky <= 2'd0;
                             lc <= 16'd0;
-                            sacc <= 64'sd0;
+                            sacc <= bs_r;
                             st <= G_SPAT;
                         end
                         S_W1: begin
@@ -520,6 +731,7 @@ module dg_gate
                             st <= G_WJOB;
                         end
                         S_HSUMS: begin
+                            acc_fresh <= 1'b1;
                             stream(K_SUMS, sums_abs, 32'(h_st_h) * 32'(h_st_w) * 32'(h_in_c), 2'd2, 32'(h_in_c));
                             step <= S_HW;
                         end
@@ -555,39 +767,67 @@ module dg_gate
                         case (s_kind)
                             K_BINS: bins_m[e % (4 * MAXG)] <= x[7:0];
                             K_RECIP: begin
-                                recip_m[e % (NCELL + 1)] <= x[31:0];
+                                rc_we[lane(e)] <= 1'b1;
+                                rc_wa[lane(e)] <= rc_AW'(e >> TNL);
+                                rc_wd[lane(e)] <= x[31:0];
                                 if (!found && (x[31:0] == 0 || x[31:0] > 32'(DG_GATE_RECIP_MAX))) begin
                                     found = 1'b1;
                                     s_bad_at <= 16'(e);
                                 end
                             end
-                            K_SUMS: acc[c % MAXC] <= acc[c % MAXC] + x;
-                            K_WS: ws_m[e % (9 * MAXC)] <= x[15:0];
+                            K_SUMS: ;                              // ac banks (always_comb above)
+                            K_WS: begin
+                                // tap row s_row = ky*3 + kx; channel c -> bank (kx, c mod TN)
+                                logic [3:0] tap;
+                                tap = 4'(s_row);
+                                ws_we[32'(tap % 4'd3) * DG_TN + (c % DG_TN)] <= 1'b1;
+                                ws_wa[c % DG_TN] <= WSAW'(32'(tap / 4'd3) * CGM + 32'(cgrp(c)));
+                                ws_wd[c % DG_TN] <= x[15:0];
+                            end
                             K_BS: begin
                                 bs_r <= x;
                                 if (!found && big(x)) begin found = 1'b1; s_bad_at <= 16'(e); end
                             end
-                            K_W1: ssum = ssum + x * 64'(Pt[c % MAXC]);
-                            K_M1: m1_m[e % MAXC] <= x[31:0];
+                            K_W1: ssum = ssum + x * 64'(signed'(pt_q[lane(c)]));
+                            K_M1: begin
+                                m1_we[lane(e)] <= 1'b1;
+                                m1_wa[lane(e)] <= m1_AW'(e >> TNL);
+                                m1_wd[lane(e)] <= x[31:0];
+                            end
                             K_O1: begin
-                                h_m[e % MAXC] <= hidden_unit(A_m[e % MAXC], m1_m[e % MAXC], x, g_shift);
+                                hm_we[lane(e)] <= 1'b1;
+                                hm_wa[lane(e)] <= hm_AW'(e >> TNL);
+                                hm_wd[lane(e)] <= hidden_unit(signed'(am_q[lane(e)]), signed'(m1_q[lane(e)]),
+                                                              x, g_shift);
                                 if (!found && big(x)) begin found = 1'b1; s_bad_at <= 16'(e); end
                             end
-                            K_W2: ssum = ssum + x * 64'(h_m[c % MAXC]);
+                            K_W2: ssum = ssum + x * 64'(hm_q[lane(c)]);
                             K_B2: begin
-                                chan[e % MAXO] <= (lg[e % MAXL] + x) >= 0;
+                                chan[e % MAXO] <= (signed'(lg_q[lane(e)]) + x) >= 0;
                                 if (!found && big(x)) begin found = 1'b1; s_bad_at <= 16'(e); end
                             end
-                            K_HW: ssum = ssum + x * acc[c % MAXC];
-                            default: lg[e % MAXL] <= lg[e % MAXL] + x;    // K_HB
+                            K_HW: ssum = ssum + x * signed'(ac_q[lane(c)]);
+                            default: begin                                 // K_HB
+                                lg_we[lane(e)] <= 1'b1;
+                                lg_wa[lane(e)] <= lg_AW'(e >> TNL);
+                                lg_wd[lane(e)] <= lg_q[lane(e)] + x;
+                            end
                         endcase
                     end
                 end
                 s_bad <= found;
                 if (seg_row_end) begin
                     racc <= 64'sd0;
-                    if (s_kind == K_W1) A_m[s_row % MAXC] <= racc + ssum;
-                    if (s_kind == K_W2 || s_kind == K_HW) lg[s_row % MAXL] <= racc + ssum;
+                    if (s_kind == K_W1) begin
+                        am_we[lane(s_row)] <= 1'b1;
+                        am_wa[lane(s_row)] <= am_AW'(s_row >> TNL);
+                        am_wd[lane(s_row)] <= racc + ssum;
+                    end
+                    if (s_kind == K_W2 || s_kind == K_HW) begin
+                        lg_we[lane(s_row)] <= 1'b1;
+                        lg_wa[lane(s_row)] <= lg_AW'(s_row >> TNL);
+                        lg_wd[lane(s_row)] <= racc + ssum;
+                    end
                     s_row <= s_row + 32'd1;
                     s_col <= 32'd0;
                 end else begin
@@ -626,12 +866,18 @@ module dg_gate
                     logic [31:0] c;
                     c = 32'(lc) + 32'(l);
                     if (c < 32'(g_in_c)) begin
-                        if (pool_tot) Pt[c % MAXC] <= PVW'(pool(acc[c % MAXC], recip_m[32'(g_n) % (NCELL + 1)]));
-                        else P_m[(32'(cur_cell) * 32'(g_in_c) + c) % (NCELL * MAXC)]
-                                 <= PVW'(pool(acc[c % MAXC], recip_m[32'(cur_cell) % (NCELL + 1)]));
-                        acc[c % MAXC] <= 64'sd0;
+                        if (pool_tot) begin
+                            pt_we[l] <= 1'b1;
+                            pt_wa[l] <= pt_AW'(c >> TNL);
+                            pt_wd[l] <= PVW'(pool(signed'(ac_q[l]), rc_cur));
+                        end
+                        else begin
+                            p_we[32'(XW'(b_gx) % XW'(3)) * DG_TN + l] <= 1'b1;
+                            p_wd[l] <= PVW'(pool(signed'(ac_q[l]), rc_cur));
+                        end
                     end
                 end
+                p_wa <= p_addr(b_gy, XW'(b_gx) / XW'(3), cgrp(32'(lc)));
                 lc <= lc + 16'(DG_TN);
                 if (32'(lc) + DG_TN >= 32'(g_in_c)) begin
                     st <= G_NEXT;
@@ -649,48 +895,25 @@ module dg_gate
                 end
             end
             G_SPAT: begin
-                // cur_cell (b_gy, b_gx), kernel row sp_ky: its three taps x TN channels per
-                // cycle (3*TN products); a kernel row outside the grid takes one cycle
-                logic signed [15:0] ny;
-                logic row_in, row_end;
-                logic signed [63:0] t;
-                ny = 16'(b_gy) + 16'(sp_ky) - 16'sd1;
-                row_in = ny >= 0 && ny < 16'(g_gh);
-                t = 64'sd0;
-                if (row_in) begin
-                    for (int kx = 0; kx < 3; kx++) begin
-                        logic signed [15:0] nx;
-                        nx = 16'(b_gx) + 16'(kx) - 16'sd1;
-                        if (nx >= 0 && nx < 16'(g_gw)) begin
-                            for (int l = 0; l < DG_TN; l++) begin
-                                logic [31:0] c;
-                                c = 32'(lc) + 32'(l);
-                                if (c < 32'(g_in_c))
-                                    t = t + 64'(ws_m[((32'(sp_ky) * 3 + 32'(kx)) * 32'(g_in_c) + c) % (9 * MAXC)])
-                                          * 64'(P_m[((32'(ny) * 32'(g_gw) + 32'(nx)) * 32'(g_in_c) + c) % (NCELL * MAXC)]);
-                            end
-                        end
-                    end
-                end
-                row_end = !row_in || 32'(lc) + DG_TN >= 32'(g_in_c);
+                // the loop of stage 0 (cell (b_gy, b_gx), kernel row sp_ky: three taps x TN
+                // channels per cycle; a kernel row outside the grid takes one cycle); the
+                // products and the logit follow in the spatial pipeline
+                logic row_end;
+                row_end = !s0_row_in || 32'(lc) + DG_TN >= 32'(g_in_c);
                 lc <= row_end ? 16'd0 : lc + 16'(DG_TN);
                 if (row_end && sp_ky == 2'd2) begin
-                    spat[32'(cur_cell) % NCELL] <= bs_r + sacc + t >= 0;
-                    sacc <= 64'sd0;
                     sp_ky <= 2'd0;
                     if (b_gx + 8'd1 < g_gw) b_gx <= b_gx + 8'd1;
                     else begin
                         b_gx <= 8'd0;
                         b_gy <= b_gy + 8'd1;
-                        if (b_gy + 8'd1 == g_gh) begin
-                            step <= S_W1;
-                            st <= G_NEXT;
-                        end
+                        if (b_gy + 8'd1 == g_gh) st <= G_SDRAIN;
                     end
-                end else begin
-                    sacc <= sacc + t;
-                    if (row_end) sp_ky <= sp_ky + 2'd1;
-                end
+                end else if (row_end) sp_ky <= sp_ky + 2'd1;
+            end
+            G_SDRAIN: if (!s_pipe_busy) begin
+                step <= S_W1;
+                st <= G_NEXT;
             end
             G_WJOB: begin
                 // the next write: gate jobs 0..6, head jobs 8..9

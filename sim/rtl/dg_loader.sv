@@ -137,27 +137,37 @@ module dg_loader
     logic sc_started;
     logic [15:0] sc_nptr;          // oc layout: next active in-channel index
 
-    // weight buffer: DG_TM*DG_TN byte banks
+    // weight buffer: one block RAM per lane, a row = the lane's Tn weight bytes, one byte
+    // enable per byte (both ping-pong banks: rows [0, WDEPTH) and [WDEPTH, 2*WDEPTH))
     logic [WAW:0] wb_waddr;
-    logic [DG_TM*DG_TN-1:0] wb_we;
-    logic [DG_TM*DG_TN*8-1:0] wb_wdata;  // per bank
+    logic [DG_TM*DG_TN-1:0] wb_we;       // byte b = lane * TN + in-channel slot
+    logic [DG_TM*DG_TN*8-1:0] wb_wdata;
     logic [WAW:0] wb_raddr;
-    for (genvar b = 0; b < DG_TM * DG_TN; b++) begin : g_wbank
-        logic [7:0] mem [2*WDEPTH];
+    for (genvar m = 0; m < DG_TM; m++) begin : g_wbank
+        logic [DG_TN*8-1:0] mem [2*WDEPTH];
         always_ff @(posedge clk) begin
-            if (wb_we[b]) mem[wb_waddr] <= wb_wdata[b*8 +: 8];
-            wb_q[b*8 +: 8] <= mem[wb_raddr];
+            for (int t = 0; t < DG_TN; t++)
+                if (wb_we[m * DG_TN + t]) mem[wb_waddr][t*8 +: 8] <= wb_wdata[(m * DG_TN + t) * 8 +: 8];
+            wb_q[m * DG_TN * 8 +: DG_TN * 8] <= mem[wb_raddr];
         end
     end
 
 
     // ------------------------------------------------------------------ prefetch
-    typedef enum logic [3:0] {PF_IDLE, PF_GEO, PF_GEO2, PF_GEO3, PF_ROWS, PF_RES, PF_WAIT} pf_state_t;
+    typedef enum logic [3:0] {PF_IDLE, PF_ROW, PF_ROW2, PF_GEO, PF_GEO2, PF_GEO3, PF_GEO4, PF_ROWS, PF_RES,
+                              PF_WAIT} pf_state_t;
     pf_state_t pf_state;
     logic [15:0] pf_i;             // next tile-sequence entry to prefetch
     logic [15:0] pf_g;             // its m-group
     logic pf_h;                    // half being filled
     logic [7:0] pf_ty, pf_tx;
+    // tile index -> (row, col) without a divider or multiplier in the loop: q * grid_w per
+    // row q (registered, the layer's constants), compares and remainders (PF_ROW), the row as
+    // the count of rows passed and the col as that row's remainder (PF_ROW2)
+    logic [15:0] pf_idx;
+    logic [15:0] gw_q [DG_MAX_GRID];
+    logic [DG_MAX_GRID-1:0] pf_ge;     // idx >= q * grid_w (bit 0: always)
+    logic [15:0] pf_rem [DG_MAX_GRID]; // idx - q * grid_w
     // per half tile record
     // prefetch working values
     logic signed [31:0] pf_iy0, pf_ix0;
@@ -217,22 +227,34 @@ module dg_loader
     logic [63:0] sp_addr;
     logic [15:0] sp_nbytes;
     logic [1:0]  sp_kind;
+    // Weight span addresses without multiplies in the issue loop: a span (sp_i, sp_j) is at
+    //   ic layout:  w_abs + m0 + inch_list[i] * (kk * out_c) + j * out_c
+    //   oc layout:  w_abs + ch_i * (kk * in_c) + j * in_c       (im2col: ch_i * kp + j * TN)
+    // sp_waddr holds it: + jstep per span of the same i; a new i (and the phase start) costs
+    // one cycle without issue (sp_wok = 0) in which x * lmul is formed from registers
+    // (x = the in-channel / lane channel of the new i, looked ahead in sp_x_next).
+    logic [63:0] sp_waddr;
+    logic        sp_wok;
+    logic [31:0] sp_lmul, sp_jstep;    // the layer's constants (registered)
+    logic [15:0] sp_x_next;            // x of span index sp_i + 1
+    always_ff @(posedge clk) begin
+        sp_lmul <= L.ic_layout ? 32'(L.kk) * 32'(L.out_c) : L.im2col ? 32'(L.kp) : 32'(L.kk) * 32'(L.in_c);
+        sp_jstep <= L.ic_layout ? 32'(L.out_c) : L.im2col ? 32'(DG_TN) : 32'(L.in_c);
+        sp_x_next <= L.ic_layout ? inch_list[I_MAX_IN'(sp_i + 16'd1)] : bk_ch[ld_b][32'(sp_i + 16'd1) % DG_TM];
+    end
     always_comb begin
         sp_kind = 2'(SP_PARAM);
         sp_addr = L.p_abs + 64'(bk_ch[ld_b][32'(sp_i) % DG_TM]) * 64'd8;
         sp_nbytes = 16'd8;
         if (sp_phase == 2'd1) begin
+            sp_addr = sp_waddr;
             if (L.ic_layout) begin
                 sp_kind = 2'(SP_WIC);
-                sp_addr = L.w_abs + (64'(inch_list[I_MAX_IN'(sp_i)]) * 64'(L.kk) + 64'(sp_j)) * 64'(L.out_c)
-                          + 64'(bk_m0[ld_b]);
                 sp_nbytes = 16'(bk_mg[ld_b]);
             end else begin
                 // one span per (lane sp_i, kernel position sp_j): in_c bytes (im2col: per
                 // (lane, weight word sp_j) the Tn bytes of that word of the lane's kp-byte row)
                 sp_kind = 2'(SP_WOC);
-                sp_addr = L.im2col ? L.w_abs + 64'(bk_ch[ld_b][32'(sp_i) % DG_TM]) * 64'(L.kp) + 64'(sp_j) * DG_TN
-                        : L.w_abs + (64'(bk_ch[ld_b][32'(sp_i) % DG_TM]) * 64'(L.kk) + 64'(sp_j)) * 64'(L.in_c);
                 sp_nbytes = L.im2col ? 16'(DG_TN) : L.in_c;
             end
         end
@@ -242,37 +264,36 @@ module dg_loader
     // credit: a span is issued only if its beats fit the loader FIFO, so the in-order R
     // channel never waits on the byte-serial loader (the prefetcher shares it)
     wire [15:0] ldf_free = 16'(LDF_DEPTH) - 16'(ldf_count) - ld_out_beats;
-    wire sp_can_issue = sp_active && sp_phase != 2'd2 && spf_in_ready && 16'(sp_beats) <= ldf_free;
+    wire sp_can_issue = sp_active && sp_phase != 2'd2 && (sp_phase != 2'd1 || sp_wok) && spf_in_ready
+                        && 16'(sp_beats) <= ldf_free;
 
     // prefetch issue (patch rows or residual reads)
     wire signed [31:0] pf_iy = pf_iy0 + 32'(pf_r);
     // a 1x1 stride-2 conv samples only the even patch rows: the odd ones are not loaded
     wire pf_row_used = !(L.k == 4'd1 && L.stride == 2'd2 && pf_r[0]);
     wire pf_row_ok = pf_iy >= 0 && pf_iy < 32'(L.in_h) && pf_row_used;
-    wire [63:0] pf_row_addr = L.in_abs + 64'(pf_iy[15:0]) * 64'(L.in_row_bytes) + 64'(pf_ixv0) * 64'(L.cin_st);
+    logic [63:0] pf_row_addr;       // in_abs + iy * in_row_bytes + ixv0 * cin_st (PF_GEO4, + a row per row)
+    logic [IAW-1:0] pf_cb;          // (ix0 + pf_c - ixv0) * cin_st: column pf_c's byte in a row
     wire [ABL-1:0] pf_row_off = pf_row_addr[ABL-1:0];
     wire [23:0] pf_row_beats = 24'((pf_row_bytes + 32'(pf_row_off) + AB - 1) >> ABL);
     // where the row's first beat goes: beat-aligned (rowbase = + row_off), or for im2col
     // so that the row's first loaded byte lands at pf_vb + pf_lo
     wire [IAW-1:0] pf_row_dst = L.im2col ? pf_vb + IAW'(pf_lo) - IAW'(pf_row_off) : pf_bufptr;
-    // residual: lanes jl..jh whose bytes share one beat
-    logic [63:0] lane_addr [DG_TM];
+    // residual: lanes jl..jh whose bytes share one beat. The group's channels ascend with the
+    // lane (dense, or the sorted out-channel list), so the lanes in jl's beat are a run from
+    // jl: jh is the last lane j < mg in that beat (no serial chain), and the beat compare
+    // needs only the pixel address's offset in its beat (the rest adds to both sides).
     logic [7:0] pf_jh;
     always_comb begin
-        logic stop;
-        for (int j = 0; j < DG_TM; j++) lane_addr[j] = pf_pixaddr + 64'(bk_ch[pf_g[0]][j]);
+        logic [16:0] bl;
+        bl = (17'(pf_pixaddr[ABL-1:0]) + 17'(bk_ch[pf_g[0]][32'(pf_jl) % DG_TM])) >> ABL;
         pf_jh = pf_jl;
-        stop = 1'b0;
-        for (int j = 0; j < DG_TM; j++) begin
-            if (!stop && 8'(j) > pf_jl) begin
-                if (8'(j) < bk_mg[pf_g[0]] && (lane_addr[j] >> ABL) == (lane_addr[32'(pf_jl) % DG_TM] >> ABL))
-                    pf_jh = 8'(j);
-                else
-                    stop = 1'b1;
-            end
-        end
+        for (int j = 0; j < DG_TM; j++)
+            if (8'(j) > pf_jl && 8'(j) < bk_mg[pf_g[0]]
+                && (17'(pf_pixaddr[ABL-1:0]) + 17'(bk_ch[pf_g[0]][j])) >> ABL == bl)
+                pf_jh = 8'(j);
     end
-    wire [63:0] pf_res_addr = lane_addr[32'(pf_jl) % DG_TM];
+    wire [63:0] pf_res_addr = pf_pixaddr + 64'(bk_ch[pf_g[0]][32'(pf_jl) % DG_TM]);
 
     // read-command arbitration in ST_RUN: the prefetcher first (the compute waits on it),
     // the weight loader in the gaps; the owner FIFO routes the returning beats
@@ -282,7 +303,8 @@ module dg_loader
     wire ld_req = sp_can_issue;
     wire rd_grant = rcmd_ready && own_in_ready;
     wire pf_fire = pf_req && rd_grant;
-    wire ld_fire = !pf_req && ld_req && rd_grant;
+    // only in the run: outside it the read channel belongs to the sequencer / gate unit
+    wire ld_fire = run && !pf_req && ld_req && rd_grant;
 
     always_comb begin
         rcmd_valid = 1'b0;
@@ -320,14 +342,8 @@ module dg_loader
         end
     end
 
-    // tile index -> tile row: count the multiples of grid_w not above idx (DG_MAX_GRID compares)
-    function automatic logic [7:0] tile_row(input logic [15:0] idx);
-        logic [7:0] r;
-        r = 8'd0;
-        for (int q = 1; q < DG_MAX_GRID; q++)
-            if (32'(idx) >= 32'(q) * 32'(L.grid_w)) r = r + 8'd1;
-        return r;
-    endfunction
+    always_ff @(posedge clk)
+        for (int q = 0; q < DG_MAX_GRID; q++) gw_q[q] <= 16'(32'(q) * 32'(L.grid_w));
 
     // patch banks read (c1 -> data at c2)
     always_comb begin
@@ -383,11 +399,19 @@ module dg_loader
         end
         if (ld_busy) begin
             // issue side
+            if (sp_phase == 2'd1 && !sp_wok) begin
+                // the first span of index sp_i (sp_j = 0)
+                logic [15:0] x;
+                x = (sp_i == 16'd0) ? (L.ic_layout ? inch_list[0] : bk_ch[ld_b][0]) : sp_x_next;
+                sp_waddr <= L.w_abs + (L.ic_layout ? 64'(bk_m0[ld_b]) : 64'd0) + 64'(x) * 64'(sp_lmul);
+                sp_wok <= 1'b1;
+            end
             if (ld_fire) begin
                 if (sp_phase == 2'd0) begin
                     if (sp_i + 16'd1 == 16'(bk_mg[ld_b])) begin
                         sp_i <= 16'd0;
                         sp_phase <= (L.n_act == 0 || L_no_mac) ? 2'd2 : 2'd1;
+                        sp_wok <= 1'b0;
                     end else sp_i <= sp_i + 16'd1;
                 end else begin
                     // ic layout: in-channels x kernel positions; oc layout: lanes x kernel positions
@@ -395,7 +419,11 @@ module dg_loader
                         sp_j <= 16'd0;
                         if (sp_i + 16'd1 == (L.ic_layout ? L.n_in : 16'(bk_mg[ld_b]))) sp_phase <= 2'd2;
                         sp_i <= sp_i + 16'd1;
-                    end else sp_j <= sp_j + 16'd1;
+                        sp_wok <= 1'b0;
+                    end else begin
+                        sp_j <= sp_j + 16'd1;
+                        sp_waddr <= sp_waddr + 64'(sp_jstep);
+                    end
                 end
             end
             // consume side: ld_k bytes per cycle (all into one weight-buffer row)
@@ -470,10 +498,30 @@ module dg_loader
                         t_res_only[pf_h] <= pf_i >= L.n_act;
                         t_g[pf_h] <= pf_g;
                         t_glast[pf_h] <= pf_i + 16'd1 == L.n_seq;
-                        pf_ty <= tile_row(idx);
-                        pf_tx <= 8'(32'(idx) - 32'(tile_row(idx)) * 32'(L.grid_w));
-                        pf_state <= PF_GEO;
+                        pf_idx <= idx;
+                        pf_state <= PF_ROW;
                     end
+                end
+                PF_ROW: begin
+                    for (int q = 0; q < DG_MAX_GRID; q++) begin
+                        pf_ge[q] <= pf_idx >= gw_q[q];
+                        pf_rem[q] <= pf_idx - gw_q[q];
+                    end
+                    pf_state <= PF_ROW2;
+                end
+                PF_ROW2: begin
+                    // pf_ge is a thermometer code (grid_w >= 1): the row is its last set bit
+                    logic [7:0] ty;
+                    logic [7:0] tx;
+                    ty = 8'd0;
+                    tx = 8'(pf_rem[0]);
+                    for (int q = 1; q < DG_MAX_GRID; q++) begin
+                        if (pf_ge[q]) ty = 8'(q);
+                        if (pf_ge[q] && (q + 1 == DG_MAX_GRID || !pf_ge[(q + 1) % DG_MAX_GRID])) tx = 8'(pf_rem[q]);
+                    end
+                    pf_ty <= ty;
+                    pf_tx <= tx;
+                    pf_state <= PF_GEO;
                 end
                 PF_GEO: begin
                     logic [15:0] o0y, o0x;
@@ -529,7 +577,14 @@ module dg_loader
                     pf_px <= 8'd0;
                     pf_jl <= 8'd0;
                     pf_pixaddr <= L.res_abs + (64'(t_o0y[pf_h]) * 64'(L.out_w) + 64'(t_o0x[pf_h])) * 64'(L.out_c);
-                    pf_state <= (t_res_only[pf_h] || L_no_mac) ? (L.residual ? PF_RES : PF_WAIT) : PF_ROWS;
+                    pf_state <= (t_res_only[pf_h] || L_no_mac) ? (L.residual ? PF_RES : PF_WAIT) : PF_GEO4;
+                end
+                PF_GEO4: begin
+                    // address of patch row 0 (iy0 may be negative: rows outside the map are not read)
+                    pf_row_addr <= L.in_abs + 64'(signed'(pf_iy0)) * 64'(L.in_row_bytes)
+                                   + 64'(pf_ixv0) * 64'(L.cin_st);
+                    pf_cb <= IAW'((pf_ix0 - 32'(pf_ixv0)) * 32'(L.cin_st));
+                    pf_state <= PF_ROWS;
                 end
                 PF_ROWS: begin
                     // one patch row (a read command) and one patch column per cycle
@@ -541,12 +596,14 @@ module dg_loader
                         if (pf_row_ok) pf_bufptr <= pf_bufptr + IAW'(32'(pf_row_beats) * AB);
                         pf_vb <= pf_vb + IAW'(L.pitch);
                         pf_r <= pf_r + 8'd1;
+                        pf_row_addr <= pf_row_addr + 64'(L.in_row_bytes);
                     end
                     if (pf_c != pf_pw) begin
                         logic signed [31:0] ix;
                         ix = pf_ix0 + 32'(pf_c);
                         col_ok[pf_h][PW'(pf_c)] <= ix >= 0 && ix < 32'(L.in_w);
-                        colbyte[pf_h][PW'(pf_c)] <= IAW'((ix - ((pf_ix0 < 0) ? 32'sd0 : pf_ix0)) * 32'(L.cin_st));
+                        colbyte[pf_h][PW'(pf_c)] <= pf_cb;
+                        pf_cb <= pf_cb + IAW'(L.cin_st);
                         col_t[pf_h][PW'(pf_c)] <= col_tile_tab[I_MAX_WIDTH'(ix)];
                         col_tv[pf_h][PW'(pf_c)] <= ix >= 0 && ix < 32'(L.in_w) && col_tv_tab[I_MAX_WIDTH'(ix)];
                         pf_c <= pf_c + 8'd1;
@@ -619,7 +676,17 @@ module dg_loader
         if (tile_done) full[cp_h] <= 1'b0;
         ld_out_beats <= ld_out_beats + (ld_fire ? 16'(sp_beats) : 16'd0) - 16'(rd_valid && rd_ready_all && rd_to_ld);
         if (rst) begin
+            // a PL reset in a run: no loader or prefetch left busy (the next run_init
+            // starts clean; ld_fire is gated by run)
+            ld_busy <= 1'b0;
+            ld_g <= 16'd0;
+            bk_lanes <= 2'b00;
+            bk_ready <= 2'b00;
+            sp_phase <= 2'd0;
             pf_state <= PF_IDLE;
+            pf_i <= 16'd0;
+            pf_g <= 16'd0;
+            pf_h <= 1'b0;
             full <= 2'b00;
             pr_beat <= 16'd0;
             ld_out_beats <= 16'd0;

@@ -28,7 +28,9 @@ package dg_pkg;
     localparam int IDEPTH = 2 * IHALF / NB;                // rows per bank (both halves)
     localparam int IAW = $clog2(2 * IHALF);                // patch byte address width
     localparam int WD_A = DG_MAX_KERNEL_TAPS * ((DG_MAX_IN_CHANNELS + DG_TN - 1) / DG_TN);
-    localparam int WD_B = DG_WEIGHT_BUFFER_BYTES / 2 / DG_TN + DG_MAX_KERNEL_TAPS;
+    // a group's rows: k*k*ceil(n_in/TN) <= TM*k*k*n_in/(TM*TN) + k*k, and the fit rule
+    // (formats.layer_fit_problems) bounds TM*k*k*n_in (im2col: TM*kp) by half the buffer
+    localparam int WD_B = DG_WEIGHT_BUFFER_BYTES / 2 / (DG_TM * DG_TN) + DG_MAX_KERNEL_TAPS;
     localparam int WDEPTH = (WD_A < WD_B) ? WD_A : WD_B;   // weight buffer entries (Tm x Tn bytes) per bank
     localparam int WAW = $clog2(WDEPTH);
     // index widths of the limit-sized tables (indices are in range by the checks)
@@ -43,6 +45,9 @@ package dg_pkg;
     localparam int PPIX = CT_MAX * CT_MAX;                 // conv pixels of a pooled tile
     localparam int PK_BYTES = 4 * DG_TM;                   // largest write packet (sums)
     localparam int WBQ_DEPTH = 16;                         // write-back queue (MAC results)
+    // requantizer time-sharing (dg_requant SHARE): TM/4 lanes of 64-bit multipliers, one output
+    // pixel per RQ_SHARE cycles (as the HLS engine and dgfpga.perf.resources assume)
+    localparam int RQ_SHARE = (DG_TM >= DG_REQUANT_SHARE) ? DG_REQUANT_SHARE : DG_TM;
     // MAC-array tag: {bank, res_only, tile_last, py, px, residual bytes [TM]}
     localparam int MTAG_W = 3 + 16 + DG_TM * 8;
     // tile record (compute -> write-back): {bank, glast, idx, o0y, o0x, cy0, cx0, oh, ow, chy, chw}

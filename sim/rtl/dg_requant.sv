@@ -3,16 +3,18 @@
 //
 // acc already includes the bias (the caller adds it, or not for residual-only pixels).
 // int64 arithmetic wraps like numpy int64 (the quantizer proves |z| < 2^62). Three
-// pipeline stages, no stall; the tag rides along.
+// pipeline stages per phase (SHARE phases per input, below); the tag rides along.
 module dg_requant
     import dg_pkg::DG_TM;
 #(
-    parameter int LANES = DG_TM,     // lanes in parallel (tm), >= 1
+    parameter int LANES = DG_TM,     // lanes of one input (tm), >= 1
+    parameter int SHARE = 1,         // cycles per input: LANES / SHARE lanes share each multiplier pair
     parameter int TAG_W = 8      // sideband bits
 ) (
     input  wire                  clk,
     input  wire                  rst,
     input  wire                  in_valid,
+    output wire                  in_ready,   // one input per SHARE cycles
     input  wire [LANES*33-1:0]   in_acc,     // acc + bias per lane, signed 33-bit
     input  wire [LANES*32-1:0]   in_mult,    // per lane, a signed int32 multiplier (formats: any param word is valid)
     input  wire [LANES*9-1:0]    in_res,     // residual per lane, signed 9-bit (0 without)
@@ -24,27 +26,65 @@ module dg_requant
     output logic [LANES*8-1:0]   out_y,      // result bytes (two's complement if signed)
     output logic [TAG_W-1:0]     out_tag
 );
-    if (LANES < 1) begin : g_chk
-        $error("dg_requant: LANES must be >= 1");
+    if (LANES < 1 || SHARE < 1 || LANES % SHARE != 0) begin : g_chk
+        $error("dg_requant: LANES >= 1 and SHARE must divide LANES");
     end
-    logic signed [63:0] p1_reg [LANES];
-    logic signed [63:0] p2_reg [LANES];
-    logic signed [63:0] z_reg [LANES];
+    // Time-shared (issue 16: the requantizer's 64-bit products are ~6 DSP48E2 per lane):
+    // an input is taken when in_ready; its lanes go through the C = LANES / SHARE multiplier
+    // pairs in SHARE consecutive phases (phase 0 straight from the inputs, 1.. from a holding
+    // register); each phase runs the three stages below; out_valid rises with the last phase,
+    // SHARE + 2 cycles after the input was taken. SHARE = 1: one input per cycle, 3 cycles.
+    localparam int C = LANES / SHARE;
+    localparam int PHW = (SHARE > 1) ? $clog2(SHARE) : 1;
+    logic [LANES*33-1:0] h_acc;
+    logic [LANES*32-1:0] h_mult;
+    logic [LANES*9-1:0]  h_res;
+    logic [TAG_W-1:0]    h_tag;
+    logic [PHW-1:0]      h_ph;       // phase issued from the holding register this cycle (0: none)
+    wire take = in_valid && in_ready;
+    assign in_ready = h_ph == '0;
+    // the phase issued this cycle
+    wire [PHW-1:0] iss_ph = h_ph;
+    wire iss_v = take || h_ph != '0;
+    wire [LANES*33-1:0] src_acc = (h_ph == '0) ? in_acc : h_acc;
+    wire [LANES*32-1:0] src_mult = (h_ph == '0) ? in_mult : h_mult;
+    wire [LANES*9-1:0]  src_res = (h_ph == '0) ? in_res : h_res;
+    wire [TAG_W-1:0]    src_tag = (h_ph == '0) ? in_tag : h_tag;
+
+    logic signed [63:0] p1_reg [C];
+    logic signed [63:0] p2_reg [C];
+    logic signed [63:0] z_reg [C];
     logic v1, v2;
+    logic [PHW-1:0] ph1, ph2;
     logic [TAG_W-1:0] t1, t2;
     wire signed [63:0] rnd = 64'sd1 <<< (shift - 5'd1);
 
     always_ff @(posedge clk) begin
-        for (int l = 0; l < LANES; l++) begin
-            p1_reg[l] <= 64'($signed(in_acc[l*33 +: 33])) * 64'($signed(in_mult[l*32 +: 32]));
-            p2_reg[l] <= 64'($signed(in_res[l*9 +: 9])) * $signed({32'd0, res_mult});
+        if (take) begin
+            h_acc <= in_acc;
+            h_mult <= in_mult;
+            h_res <= in_res;
+            h_tag <= in_tag;
         end
-        t1 <= in_tag;
-        for (int l = 0; l < LANES; l++) z_reg[l] <= p1_reg[l] + p2_reg[l] + rnd;
+        if (SHARE > 1) begin
+            if (take || h_ph != '0) h_ph <= (32'(h_ph) + 1 == SHARE) ? '0 : h_ph + 1'b1;
+        end else begin
+            h_ph <= '0;
+        end
+        for (int j = 0; j < C; j++) begin
+            int l;
+            l = 32'(iss_ph) * C + j;
+            p1_reg[j] <= 64'($signed(src_acc[l*33 +: 33])) * 64'($signed(src_mult[l*32 +: 32]));
+            p2_reg[j] <= 64'($signed(src_res[l*9 +: 9])) * $signed({32'd0, res_mult});
+        end
+        t1 <= src_tag;
+        ph1 <= iss_ph;
+        for (int j = 0; j < C; j++) z_reg[j] <= p1_reg[j] + p2_reg[j] + rnd;
         t2 <= t1;
-        for (int l = 0; l < LANES; l++) begin
+        ph2 <= ph1;
+        for (int j = 0; j < C; j++) begin
             logic signed [63:0] y;
-            y = z_reg[l] >>> shift;
+            y = z_reg[j] >>> shift;
             if (out_signed) begin
                 if (y > 64'sd127) y = 64'sd127;
                 if (y < -64'sd128) y = -64'sd128;
@@ -52,17 +92,18 @@ module dg_requant
                 if (y > 64'sd255) y = 64'sd255;
                 if (y < 64'sd0) y = 64'sd0;
             end
-            out_y[l*8 +: 8] <= y[7:0];
+            if (v2) out_y[(32'(ph2) * C + j)*8 +: 8] <= y[7:0];
         end
         out_tag <= t2;
         if (rst) begin
+            h_ph <= '0;
             v1 <= 1'b0;
             v2 <= 1'b0;
             out_valid <= 1'b0;
         end else begin
-            v1 <= in_valid;
+            v1 <= iss_v;
             v2 <= v1;
-            out_valid <= v2;
+            out_valid <= v2 && 32'(ph2) + 1 == SHARE;
         end
     end
 endmodule

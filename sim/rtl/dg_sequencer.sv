@@ -91,27 +91,27 @@ module dg_sequencer
     endfunction
 
     typedef enum logic [4:0] {
-        ST_IDLE, ST_START, ST_DESC_REQ, ST_DESC_RX, ST_CHECK, ST_CHECK2, ST_LIST_SEL, ST_LIST_RX,
-        ST_LIST_END, ST_HALO, ST_RUN, ST_LAYER_END,
+        ST_IDLE, ST_START, ST_DESC_REQ, ST_DESC_RX, ST_ALIGN, ST_CHECK, ST_CHECK2, ST_LIST_SEL,
+        ST_LIST_REQ, ST_LIST_RX, ST_LIST_END, ST_HALO, ST_RUN, ST_LAYER_END,
         ST_ERR, ST_DONE, ST_GATE
     } state_t;
     state_t state;
     logic [7:0] layer;
 
-    // descriptor
+    // descriptor: the beats as received (desc_raw), then the record aligned (ST_ALIGN) into
+    // `desc`, the register the checker, the latch of L and the gate unit read
     logic [DESC_BEATS*AB*8-1:0] desc_raw;
     logic [7:0] desc_beat;
     logic [ABL:0] desc_off;
-    wire [DG_DESC_WORDS*32-1:0] desc = (DG_DESC_WORDS*32)'(desc_raw >> (32'(desc_off) * 8));
+    logic [63:0] desc_addr;             // byte address of the current record (a counter)
+    logic [DG_DESC_WORDS*32-1:0] desc;
     // from_gate: the effective descriptor E (program.effective_descriptor) under the last
-    // gate's counts; `use_e` makes it the one checked and latched
+    // gate's counts; `use_e` marks `desc` as E (written over the record: checked and latched)
     logic g_seen;                       // a gate record ran in this start
     logic [15:0] g_nt_r, g_nc_r;        // its active tiles / channels
     logic use_e;
-    logic [DG_DESC_WORDS*32-1:0] desc_e;
     logic [31:0] rec_start;
-    wire [DG_DESC_WORDS*32-1:0] desc_chk = use_e ? desc_e : desc;
-    wire [15:0] e_n = 16'(32'(`DG_DESC(desc, GRID_H)) * 32'(`DG_DESC(desc, GRID_W)));
+    wire [DG_DESC_WORDS*32-1:0] desc_chk = desc;
     wire e_skip = (`DG_DESC(desc, OUT_CH_GATED) && (g_nt_r == 0 || g_nc_r == 0))
                   || (`DG_DESC(desc, IN_PLACE) && g_nt_r == 0);
     function automatic logic [DG_DESC_WORDS*32-1:0] effective(input logic [DG_DESC_WORDS*32-1:0] d,
@@ -129,11 +129,38 @@ module dg_sequencer
         end
         return e;
     endfunction
+    // the checker is pipelined: chk_start (one cycle, registered) after `desc` changes, the
+    // result with chk_done some twenty cycles later; it also returns the exact products the
+    // layer needs (ST_CHECK2), so the sequencer has no multiplier of its own
+    logic chk_start;
+    wire chk_done;
+    wire chk_wait = chk_start || !chk_done;
     wire [7:0] chk_code;
     wire [15:0] chk_entry;
+    wire [15:0] chk_n_tiles;
+    wire [7:0] chk_kk;
+    wire [31:0] chk_kc, chk_kkc, chk_pitch, chk_in_row;
     dg_desc_check chk (
-        .desc(desc_chk), .fmap_bytes(a_fmap_bytes), .weight_bytes(a_weight_bytes),
-        .work_bytes(a_work_bytes), .sums_bytes(a_sums_bytes), .err_code(chk_code), .err_entry(chk_entry));
+        .clk(clk), .start(chk_start), .desc(desc_chk), .fmap_bytes(a_fmap_bytes),
+        .weight_bytes(a_weight_bytes), .work_bytes(a_work_bytes), .sums_bytes(a_sums_bytes),
+        .done(chk_done), .err_code(chk_code), .err_entry(chk_entry), .n_tiles(chk_n_tiles),
+        .kk(chk_kk), .kc(chk_kc), .kkc(chk_kkc), .i2c_pitch(chk_pitch), .in_row_bytes(chk_in_row));
+    wire [15:0] e_n = chk_n_tiles;      // grid_h * grid_w of the record (checked before E)
+    logic [15:0] n_tiles_r;             // grid_h * grid_w of the layer (ST_CHECK2)
+    // TN / kc (kc = 0: TN; kc > TN: 0) and TN - (TN / kc) * kc, as tables of the TN + 1 small
+    // values (no divider, no multiplier)
+    function automatic logic [15:0] i2c_qa_of(input logic [31:0] kcv);
+        logic [15:0] q;
+        q = (kcv == 0) ? 16'(DG_TN) : 16'd0;
+        for (int d = 1; d <= DG_TN; d++) if (kcv == 32'(d)) q = 16'(DG_TN / d);
+        return q;
+    endfunction
+    function automatic logic [15:0] i2c_ra_of(input logic [31:0] kcv);
+        logic [15:0] r;
+        r = 16'(DG_TN);
+        for (int d = 1; d <= DG_TN; d++) if (kcv == 32'(d)) r = 16'(DG_TN % d);
+        return r;
+    endfunction
 
     // work lists
     logic [DG_MAX_TILES-1:0] act_flags;
@@ -148,13 +175,15 @@ module dg_sequencer
     // halo table fill
     logic [15:0] halo_i;
     logic [7:0]  halo_qr, halo_rr, halo_qc, halo_rc;
+    logic [15:0] halo_rowbase;           // halo_qr * grid_w, a running sum
+    // input pixels per tile side: the tile scaled by the stride (formats: zero_halo)
+    wire  [7:0]  halo_side = 8'(L.tile) << (L.stride == 2'd2 ? 1 : 0);
 
     // error reporting
     logic [7:0] err_code;
     logic [15:0] err_entry;
 
-    // list command (issued from ST_LIST_SEL)
-    logic list_cmd_valid;
+    // list command (chosen in ST_LIST_SEL, registered, issued from ST_LIST_REQ)
     logic [63:0] list_cmd_addr;
     logic [23:0] list_cmd_beats;
     logic [2:0] list_next;        // next list kind needed (5 = none)
@@ -174,17 +203,12 @@ module dg_sequencer
                     3: if (L.in_ch_gated && L.n_in != 0) begin list_next = 3'd3; list_next_n = L.n_in; list_next_off = L.il_off; end
                     default: if (L.zero_halo) begin
                         list_next = 3'd4;
-                        list_next_n = 16'(BMW * ((32'(L.grid_h) * 32'(L.grid_w) + BMW - 1) / BMW));
+                        list_next_n = 16'(BMW * ((32'(n_tiles_r) + BMW - 1) / BMW));
                         list_next_off = L.bm_off;
                     end
                 endcase
             end
         end
-        list_cmd_valid = state == ST_LIST_SEL && list_next != 3'd5;
-        list_cmd_addr = (a_work_base + 64'(list_next_off)) & ~64'(AB - 1);
-        list_cmd_beats = (list_next == 3'd4)
-            ? 24'((32'(list_next_n) / 8 + 32'(AB) - 1) >> ABL)
-            : 24'((32'(LEB / 8) * 32'(list_next_n) + 32'(AB) - 1) >> ABL);
     end
 
     always_comb begin
@@ -193,10 +217,10 @@ module dg_sequencer
         rcmd_beats = 24'd1;
         if (state == ST_DESC_REQ) begin
             rcmd_valid = 1'b1;
-            rcmd_addr = (a_program + 64'(layer) * 64'(DG_DESC_BYTES)) & ~64'(AB - 1);
-            rcmd_beats = 24'(((((a_program + 64'(layer) * 64'(DG_DESC_BYTES)) & 64'(AB - 1)) + 64'(DG_DESC_BYTES) + 64'(AB - 1)) >> ABL));
+            rcmd_addr = desc_addr & ~64'(AB - 1);
+            rcmd_beats = 24'((32'(desc_addr[ABL-1:0]) + DG_DESC_BYTES + AB - 1) >> ABL);
         end
-        if (list_cmd_valid) begin
+        if (state == ST_LIST_REQ) begin
             rcmd_valid = 1'b1;
             rcmd_addr = list_cmd_addr;
             rcmd_beats = list_cmd_beats;
@@ -206,13 +230,14 @@ module dg_sequencer
     assign run = state == ST_RUN;
     assign run_init = state == ST_HALO && (!L.zero_halo || (halo_i + 16'd1 >= L.in_h && halo_i + 16'd1 >= L.in_w));
     assign idle = state == ST_IDLE;
-    assign g_rec = desc;
+    assign g_rec = desc;      // the aligned record (gate / head records)
     assign g_dense = `DG_REG_FIELD(a_run_flags, RUN_FLAGS, DENSE) != 0;
     assign rec_cycles = cycle_cnt[31:0] - rec_start + 32'd1;
     assign done = state == ST_DONE;
 
     always_ff @(posedge clk) begin
         err_clear <= 1'b0;
+        chk_start <= 1'b0;
         if (state != ST_IDLE) cycle_cnt <= cycle_cnt + 64'd1;
         case (state)
             ST_IDLE: begin
@@ -220,6 +245,7 @@ module dg_sequencer
                     state <= ST_START;
                     cycle_cnt <= 64'd1;
                     layer <= 8'd0;
+                    desc_addr <= a_program;
                     err_clear <= 1'b1;
                     status_reg <= 32'd0;
                     g_seen <= 1'b0;
@@ -245,18 +271,25 @@ module dg_sequencer
                 if (rcmd_ready) begin
                     state <= ST_DESC_RX;
                     desc_beat <= 8'd0;
-                    desc_off <= (ABL+1)'((a_program + 64'(layer) * 64'(DG_DESC_BYTES)) & 64'(AB - 1));
+                    desc_off <= (ABL+1)'(desc_addr[ABL-1:0]);
                 end
             end
             ST_DESC_RX: begin
                 if (rd_valid) begin
                     desc_raw[32'(desc_beat) * AB * 8 +: AB * 8] <= rd_data;
                     desc_beat <= desc_beat + 8'd1;
-                    if (rd_last) state <= ST_CHECK;
+                    if (rd_last) state <= ST_ALIGN;
                 end
             end
+            ST_ALIGN: begin
+                desc <= (DG_DESC_WORDS*32)'(desc_raw >> (32'(desc_off) * 8));
+                use_e <= 1'b0;
+                chk_start <= 1'b1;
+                state <= ST_CHECK;
+            end
             ST_CHECK: begin
-                // dg_desc_check settles on the registered descriptor; latch the layer
+                // magic / op first (any record); a conv record waits for dg_desc_check on
+                // `desc`, then latches the layer
                 L.k <= `DG_DESC(desc_chk, K);
                 L.stride <= `DG_DESC(desc_chk, STRIDE);
                 L.pad <= `DG_DESC(desc_chk, PAD);
@@ -297,7 +330,6 @@ module dg_sequencer
                 L.il_off <= `DG_DESC(desc_chk, IN_CH_LIST_OFFSET);
                 L.bm_off <= `DG_DESC(desc_chk, BITMAP_OFFSET);
                 L.sums_abs <= a_sums_base + 64'(`DG_DESC(desc_chk, SUMS_OFFSET));
-                use_e <= 1'b0;
                 if (!use_e && (`DG_DESC(desc, MAGIC) != DG_DESC_MAGIC_WIDTH'(DG_DESC_MAGIC)
                                || `DG_DESC(desc, VERSION) != DG_DESC_VERSION_WIDTH'(DG_FORMAT_VERSION))) begin
                     // program.record_op: magic and version of any record
@@ -319,6 +351,8 @@ module dg_sequencer
                     err_code <= DG_ERR_BAD_OP;
                     err_entry <= 16'(DG_DESC_OP_WORD);
                     state <= ST_ERR;
+                end else if (chk_wait) begin
+                    state <= ST_CHECK;                  // the check is running
                 end else if (chk_code != 8'd0) begin
                     err_code <= chk_code;
                     err_entry <= chk_entry;
@@ -332,19 +366,23 @@ module dg_sequencer
                     end else if (e_skip) begin
                         state <= ST_LAYER_END;          // skipped: nothing read or written
                     end else begin
-                        desc_e <= effective(desc, e_n, g_nt_r, g_nc_r);
+                        desc <= effective(desc, e_n, g_nt_r, g_nc_r);
                         use_e <= 1'b1;
+                        chk_start <= 1'b1;
                         state <= ST_CHECK;              // check and latch E
                     end
                 end else begin
+                    use_e <= 1'b0;
                     state <= ST_CHECK2;
                 end
             end
             ST_CHECK2: begin
-                L.kk <= 8'(32'(L.k) * 32'(L.k));
+                // the products come from dg_desc_check (its result on this layer's `desc`)
+                L.kk <= chk_kk;
                 L.cin_st <= L.in_ch_gated ? L.n_in : L.in_c;
                 L.cout_st <= L.out_ch_gated ? L.n_out : L.out_c;
-                L.in_row_bytes <= 32'(L.in_w) * 32'(L.in_ch_gated ? L.n_in : L.in_c);
+                L.in_row_bytes <= chk_in_row;
+                n_tiles_r <= chk_n_tiles;
                 L.N <= (L.n_in == 0) ? 16'd1 : 16'((32'(L.n_in) + DG_TN - 1) >> TNL);
                 L.G <= 16'((32'(L.n_out) + DG_TM - 1) / DG_TM);
                 L.conv_h <= 16'(((32'(L.in_h) + 32'(2 * L.pad) - 32'(L.k)) >> (L.stride == 2'd2 ? 1 : 0)) + 1);
@@ -352,23 +390,16 @@ module dg_sequencer
                 L.ic_layout <= L.in_ch_gated && !L.out_ch_gated;
                 L.n_seq <= (L.n_out == 0) ? 16'd0 : L.n_act + L.n_res;
                 begin   // im2col geometry (formats.im2col_row_pitch; meaningful when L.im2col)
-                    logic [31:0] kc, kkc, ct, side, p0, pitch, qa;
-                    kc = 32'(L.k) * 32'(L.in_c);
-                    kkc = kc * 32'(L.k);
-                    ct = L.maxpool ? 32'd2 * 32'(L.tile) + 32'd1 : 32'(L.tile);
-                    side = (ct - 32'd1) * 32'(L.stride) + 32'(L.k);
-                    p0 = side * 32'(L.in_c) + 32'(2 * AB);
-                    pitch = p0 + ((kc - p0) & 32'(NB - 1));
-                    qa = 32'd0;                              // TN / kc without a divider
-                    for (int q = 1; q <= DG_TN; q++) if (32'(q) * kc <= DG_TN) qa = 32'(q);
-                    L.kc <= 16'(kc);
-                    L.kkc <= 16'(kkc);
-                    L.S <= 16'((kkc + DG_TN - 1) >> TNL);
-                    L.kp <= 16'(((kkc + DG_TN - 1) >> TNL) << TNL);
-                    L.pitch <= 16'(pitch);
-                    L.i2c_qa <= 16'(qa);
-                    L.i2c_ra <= 16'(32'(DG_TN) - qa * kc);
-                    L.i2c_dq <= 16'((pitch - kc) >> NBL);
+                    logic [15:0] qa;
+                    qa = i2c_qa_of(chk_kc);
+                    L.kc <= 16'(chk_kc);
+                    L.kkc <= 16'(chk_kkc);
+                    L.S <= 16'((chk_kkc + DG_TN - 1) >> TNL);
+                    L.kp <= 16'(((chk_kkc + DG_TN - 1) >> TNL) << TNL);
+                    L.pitch <= 16'(chk_pitch);
+                    L.i2c_qa <= qa;
+                    L.i2c_ra <= i2c_ra_of(chk_kc);       // TN - qa * kc
+                    L.i2c_dq <= 16'((chk_pitch - chk_kc) >> NBL);
                 end
                 act_flags <= L.tile_gated ? '0 : '1;
                 bitmap <= '0;
@@ -376,6 +407,10 @@ module dg_sequencer
                 state <= ST_LIST_SEL;
             end
             ST_LIST_SEL: begin
+                list_cmd_addr <= (a_work_base + 64'(list_next_off)) & ~64'(AB - 1);
+                list_cmd_beats <= (list_next == 3'd4)
+                    ? 24'((32'(list_next_n) / 8 + 32'(AB) - 1) >> ABL)
+                    : 24'((32'(LEB / 8) * 32'(list_next_n) + 32'(AB) - 1) >> ABL);
                 if (list_next == 3'd5) begin
                     state <= ST_HALO;
                     halo_i <= 16'd0;
@@ -383,7 +418,8 @@ module dg_sequencer
                     halo_rr <= 8'd0;
                     halo_qc <= 8'd0;
                     halo_rc <= 8'd0;
-                end else if (rcmd_ready) begin
+                    halo_rowbase <= 16'd0;
+                end else begin
                     list_kind <= list_next;
                     list_n <= list_next_n;
                     list_e <= 16'd0;
@@ -393,12 +429,15 @@ module dg_sequencer
                     order_err <= 1'b0;
                     inter_err <= 1'b0;
                     case (list_next)
-                        3'd0, 3'd1: list_limit <= 16'(32'(L.grid_h) * 32'(L.grid_w));
+                        3'd0, 3'd1: list_limit <= n_tiles_r;
                         3'd2: list_limit <= L.out_c;
                         default: list_limit <= L.in_c;
                     endcase
-                    state <= ST_LIST_RX;
+                    state <= ST_LIST_REQ;
                 end
+            end
+            ST_LIST_REQ: begin
+                if (rcmd_ready) state <= ST_LIST_RX;
             end
             ST_LIST_RX: begin
                 if (!list_have) begin
@@ -412,7 +451,7 @@ module dg_sequencer
                     logic bit_v;
                     bit_v = list_beat[list_slot[$clog2(DG_AXI_DATA_BITS)-1:0]];
                     // first bit that differs from the tile list (bits past the grid must be 0)
-                    if (32'(list_e) >= 32'(L.grid_h) * 32'(L.grid_w)) begin
+                    if (list_e >= n_tiles_r) begin
                         if (bit_v && !range_err) begin range_err <= 1'b1; range_at <= list_e; end
                     end else begin
                         bitmap[I_MAX_TILES'(list_e)] <= bit_v;
@@ -476,16 +515,20 @@ module dg_sequencer
             ST_HALO: begin
                 // input row -> (tile row * grid_w, inside grid) and col -> tile col tables
                 if (32'(halo_i) < DG_MAX_HEIGHT) begin
-                    row_tbase_tab[I_MAX_HEIGHT'(halo_i)] <= 16'(32'(halo_qr) * 32'(L.grid_w));
+                    row_tbase_tab[I_MAX_HEIGHT'(halo_i)] <= halo_rowbase;   // halo_qr * grid_w
                     row_tv_tab[I_MAX_HEIGHT'(halo_i)] <= halo_qr < L.grid_h;
                 end
                 if (32'(halo_i) < DG_MAX_WIDTH) begin
                     col_tile_tab[I_MAX_WIDTH'(halo_i)] <= halo_qc;
                     col_tv_tab[I_MAX_WIDTH'(halo_i)] <= halo_qc < L.grid_w;
                 end
-                if (halo_rr + 8'd1 == L.tile) begin halo_rr <= 8'd0; halo_qr <= halo_qr + 8'd1; end
+                if (halo_rr + 8'd1 == halo_side) begin
+                    halo_rr <= 8'd0;
+                    halo_qr <= halo_qr + 8'd1;
+                    halo_rowbase <= halo_rowbase + 16'(L.grid_w);
+                end
                 else halo_rr <= halo_rr + 8'd1;
-                if (halo_rc + 8'd1 == L.tile) begin halo_rc <= 8'd0; halo_qc <= halo_qc + 8'd1; end
+                if (halo_rc + 8'd1 == halo_side) begin halo_rc <= 8'd0; halo_qc <= halo_qc + 8'd1; end
                 else halo_rc <= halo_rc + 8'd1;
                 halo_i <= halo_i + 16'd1;
                 if (!L.zero_halo || (halo_i + 16'd1 >= L.in_h && halo_i + 16'd1 >= L.in_w)) begin
@@ -526,6 +569,7 @@ module dg_sequencer
                             state <= ST_DONE;
                         end else begin
                             layer <= layer + 8'd1;
+                            desc_addr <= desc_addr + 64'(DG_DESC_BYTES);
                             state <= ST_DESC_REQ;
                         end
                     end
@@ -549,6 +593,7 @@ module dg_sequencer
             state <= ST_IDLE;
             g_start <= 1'b0;
             use_e <= 1'b0;
+            chk_start <= 1'b0;
             status_reg <= 32'd0;
             cycle_cnt <= 64'd0;
         end

@@ -75,8 +75,10 @@ module dg_writeback
     wire [18:0] rq_tag;
     wire wq_gb = wq_tag[MTAG_W-1];
     logic [2:0] rq_inflight;
-    dg_requant #(.LANES(DG_TM), .TAG_W(19)) rq (
-        .clk(clk), .rst(rst), .in_valid(wbq_pop), .in_acc(rq_acc), .in_mult(rq_mult), .in_res(rq_res),
+    wire rq_in_ready;
+    // RQ_SHARE cycles per pixel (dg_pkg): DG_TM / RQ_SHARE lanes of multipliers
+    dg_requant #(.LANES(DG_TM), .SHARE(RQ_SHARE), .TAG_W(19)) rq (
+        .clk(clk), .rst(rst), .in_valid(wbq_pop), .in_ready(rq_in_ready), .in_acc(rq_acc), .in_mult(rq_mult), .in_res(rq_res),
         .res_mult(L.res_mult), .shift(L.shift), .out_signed(L.out_signed), .in_tag(wq_tag[MTAG_W-1 -: 19]),
         .out_valid(rq_v), .out_y(rq_y), .out_tag(rq_tag));
 
@@ -146,7 +148,7 @@ module dg_writeback
     assign tr_pop = tr_pop_pl || (rq_v && rq_tag[16] && !L.maxpool);
     wire pk_room = 32'(pkq_count) + 32'(rq_inflight) + 32'd2 < PKQ_DEPTH && 32'(skq_count) + 32'(rq_inflight) < 3;
     // (max-pool: results of the tile after the one being pooled go to the other half)
-    assign wbq_pop = wbq_valid && pk_room && (pl_state == PL_IDLE || L.maxpool);
+    assign wbq_pop = wbq_valid && pk_room && rq_in_ready && (pl_state == PL_IDLE || L.maxpool);
 
     // packetizer: take sums first, then pixels
     wire pz_take_s = skq_valid;

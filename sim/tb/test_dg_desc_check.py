@@ -6,6 +6,11 @@ random values; the STATUS code and entry of the RTL must equal the interpreter's
 every limit-checked field to its config limit and one past it, and sweeps the channel counts
 across the buffer-fit boundaries: run on a config whose limits differ pairwise (skew), a
 limit or buffer size swapped in the RTL changes a (code, entry).
+
+The checker is pipelined (a start pulse, `done` some twenty cycles later, docs/rtl.md): each
+sample is applied, started, and read when `done` rises; a third test checks that `done`
+waits for the whole check (the result is read only then) and that a check started over a
+running one restarts it.
 """
 from __future__ import annotations
 
@@ -14,7 +19,8 @@ import random
 import struct
 
 import cocotb
-from cocotb.triggers import Timer
+from cocotb.clock import Clock
+from cocotb.triggers import RisingEdge, ReadOnly
 
 from dgfpga.contract import formats
 from dgfpga.runtime import interpreter
@@ -41,6 +47,30 @@ def expected(raw: bytes, sizes: dict) -> tuple[int, int]:
     return 0, 0
 
 
+MAX_CYCLES = 64          # a check that takes longer is a failure (docs/rtl.md: ~25 cycles)
+
+
+async def start_clock(dut) -> None:
+    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    dut.start.value = 0
+    await RisingEdge(dut.clk)
+
+
+async def run_check(dut) -> tuple[int, int]:
+    """Start a check of the applied inputs; wait for done; return (code, entry) and the cycles."""
+    dut.start.value = 1
+    await RisingEdge(dut.clk)
+    dut.start.value = 0
+    for cycles in range(1, MAX_CYCLES + 1):
+        await RisingEdge(dut.clk)
+        await ReadOnly()
+        if int(dut.done.value):
+            got = (int(dut.err_code.value), int(dut.err_entry.value))
+            await RisingEdge(dut.clk)
+            return got, cycles
+    raise AssertionError(f"dg_desc_check: done did not rise within {MAX_CYCLES} cycles")
+
+
 def mutate(rng: random.Random, raw: bytes) -> bytes:
     words = list(struct.unpack("<24I", raw))
     for _ in range(rng.randint(1, 3)):
@@ -62,6 +92,7 @@ def mutate(rng: random.Random, raw: bytes) -> bytes:
 @cocotb.test()
 async def test_random_mutations(dut):
     """Every sweep descriptor unchanged (OK) and 1500 random mutations: same (code, entry)."""
+    await start_clock(dut)
     rng = random.Random(17)
     bases = []
     for case in sweep_cases(CFG):
@@ -83,8 +114,7 @@ async def test_random_mutations(dut):
         dut.weight_bytes.value = sizes["weight"]
         dut.work_bytes.value = sizes["work"]
         dut.sums_bytes.value = sizes["sums"]
-        await Timer(1, unit="ns")
-        got = (int(dut.err_code.value), int(dut.err_entry.value))
+        got, _ = await run_check(dut)
         want = expected(raw, sizes)
         seen[want[0]] = seen.get(want[0], 0) + 1
         if got != want:
@@ -105,8 +135,7 @@ async def _check(dut, samples) -> list:
         dut.desc.value = int.from_bytes(raw, "little")
         for r in ("fmap", "weight", "work", "sums"):
             getattr(dut, f"{r}_bytes").value = sizes[r]
-        await Timer(1, unit="ns")
-        got = (int(dut.err_code.value), int(dut.err_entry.value))
+        got, _ = await run_check(dut)
         want = expected(raw, sizes)
         if got != want:
             bad.append((raw.hex(), got, want))
@@ -116,6 +145,7 @@ async def _check(dut, samples) -> list:
 @cocotb.test()
 async def test_limit_boundaries(dut):
     """Each limit at its config value and one past it; channel counts across the buffer fits."""
+    await start_clock(dut)
     case = next(c for c in sweep_cases(CFG) if c.name == "dense_3x3_s1")
     vs = build_layer_case(case, CFG)
     big = 1 << 31
@@ -146,3 +176,40 @@ async def test_limit_boundaries(dut):
     bad = await _check(dut, samples)
     assert not bad, f"{len(bad)} of {len(samples)} mismatches, first: {bad[:3]}"
     assert {regmap.ERR["NO_FIT"], regmap.ERR["BAD_SHAPE"], regmap.ERR["BAD_TILE"], 0} <= codes, codes
+
+
+@cocotb.test()
+async def test_done_waits_for_the_check(dut):
+    """done stays low while a check runs (the result of the previous descriptor must not be
+    taken), rises after a fixed number of cycles, and a start during a check restarts it."""
+    await start_clock(dut)
+    case = next(c for c in sweep_cases(CFG) if c.name == "dense_3x3_s1")
+    vs = build_layer_case(case, CFG)
+    sizes = {r: int(vs.before[r].size) for r in ("fmap", "weight", "work", "sums")}
+    good = vs.program[:formats.DESCRIPTOR_BYTES]
+    words = list(struct.unpack("<24I", good))
+    _set(words, "n_active_in", CFG.max_in_channels + 1)   # a late check (not the first field)
+    bad = struct.pack("<24I", *words)
+    want_bad = expected(bad, sizes)
+    assert want_bad[0] != 0
+    for r in ("fmap", "weight", "work", "sums"):
+        getattr(dut, f"{r}_bytes").value = sizes[r]
+    dut.desc.value = int.from_bytes(good, "little")
+    got, n_good = await run_check(dut)
+    assert got == (0, 0), got
+    dut.desc.value = int.from_bytes(bad, "little")
+    got, n_bad = await run_check(dut)
+    assert got == want_bad and n_bad == n_good, (got, want_bad, n_good, n_bad)
+    # restart: start the good descriptor, switch to the bad one mid-check and start again
+    dut.desc.value = int.from_bytes(good, "little")
+    dut.start.value = 1
+    await RisingEdge(dut.clk)
+    dut.start.value = 0
+    for _ in range(n_good // 2):
+        await RisingEdge(dut.clk)
+        await ReadOnly()
+        assert not int(dut.done.value), "done rose during a check"
+    await RisingEdge(dut.clk)
+    dut.desc.value = int.from_bytes(bad, "little")
+    got, n = await run_check(dut)
+    assert got == want_bad and n == n_good, (got, n)

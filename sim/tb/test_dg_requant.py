@@ -1,4 +1,7 @@
-"""cocotb testbench of dg_requant against the integer formula of docs/architecture.md."""
+"""cocotb testbench of dg_requant against the integer formula of docs/architecture.md.
+
+SHARE (DG_PARAM_SHARE, default 1) is the time-sharing: one input per SHARE cycles (in_ready),
+the result SHARE + 2 cycles after the input is taken."""
 from __future__ import annotations
 
 import os
@@ -6,9 +9,10 @@ import random
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, RisingEdge
+from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
 
 LANES = int(os.environ.get("DG_PARAM_LANES", "4"))
+SHARE = int(os.environ.get("DG_PARAM_SHARE", "1"))
 
 
 def ref(acc, mult, res, res_mult, shift, signed):
@@ -67,10 +71,66 @@ async def test_random(dut):
         dut.in_valid.value = 1
         want.append([ref(a, m, r, res_mult, shift, signed) for a, m, r in zip(acc, mult, res)])
         await RisingEdge(dut.clk)
+        while not int(dut.in_ready.value):
+            await RisingEdge(dut.clk)
         # shift/res_mult/out_signed are per layer: hold them while the pipeline drains
         dut.in_valid.value = 0
-        await ClockCycles(dut.clk, 3)
+        await ClockCycles(dut.clk, SHARE + 2)
     await ClockCycles(dut.clk, 4)
     assert len(got) == len(want)
     for i, (g, w) in enumerate(zip(got, want)):
         assert g == w, f"sample {i}: got {g}, want {w}"
+
+
+@cocotb.test()
+async def test_back_to_back(dut):
+    """in_valid held with a new input whenever in_ready: one result per SHARE cycles, each the
+    reference of the input taken (a phase of the next input must not overwrite a lane early),
+    SHARE + 2 cycles after it was taken; the tag rides along."""
+    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    dut.rst.value = 1
+    dut.in_valid.value = 0
+    await ClockCycles(dut.clk, 3)
+    dut.rst.value = 0
+    rng = random.Random(5)
+    shift, signed, res_mult = 12, 1, rng.randint(0, 1 << 16)
+    dut.shift.value = shift
+    dut.out_signed.value = signed
+    dut.res_mult.value = res_mult
+    got, want, taken_at, out_at = [], [], [], []
+    n = 40
+    cycle = 0
+
+    def new_input():
+        acc = [rng.randint(-(1 << 20), 1 << 20) for _ in range(LANES)]
+        mult = [rng.randint(1, 1 << 12) for _ in range(LANES)]
+        res = [rng.randint(-128, 255) for _ in range(LANES)]
+        dut.in_acc.value = pack(acc, 33)
+        dut.in_mult.value = pack(mult, 32)
+        dut.in_res.value = pack(res, 9)
+        dut.in_tag.value = len(want) & 0xFF
+        want.append([ref(a, m, r, res_mult, shift, signed) for a, m, r in zip(acc, mult, res)])
+
+    new_input()
+    dut.in_valid.value = 1
+    while len(got) < n and cycle < 20 * n * SHARE:
+        await FallingEdge(dut.clk)          # mid-cycle: registers settled
+        cycle += 1
+        if int(dut.out_valid.value):
+            y = int(dut.out_y.value)
+            got.append(([(y >> (8 * l)) & 0xFF for l in range(LANES)], int(dut.out_tag.value)))
+            out_at.append(cycle)
+        if int(dut.in_valid.value) and int(dut.in_ready.value):
+            taken_at.append(cycle)          # taken at the next rising edge
+            await RisingEdge(dut.clk)
+            if len(want) < n:
+                new_input()
+            else:
+                dut.in_valid.value = 0
+    assert len(got) == n, f"{len(got)} of {n} results"
+    for i, ((g, tag), w) in enumerate(zip(got, want)):
+        assert g == w and tag == i & 0xFF, f"result {i}: got {g} tag {tag}, want {w} tag {i}"
+    gaps = {b - a for a, b in zip(out_at, out_at[1:])}
+    assert gaps == {SHARE}, f"results every {gaps} cycles, want {SHARE}"
+    lat = {o - t for t, o in zip(taken_at, out_at)}
+    assert lat == {SHARE + 2}, f"latency {lat} cycles after the input was taken, want {SHARE + 2}"

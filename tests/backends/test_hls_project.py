@@ -157,10 +157,15 @@ def test_top_function_interfaces_match_the_register_map(project):
     src = (project[0] / "src" / "dg_engine.cpp").read_text()
     m = re.search(r"void dg_engine\((.*?)\)\s*\{", src, re.S)
     params = [re.split(r"[\s*]+", p.strip())[-1] for p in m.group(1).split(",")]
-    assert params == [a.name for a in regmap.ARGUMENTS]
+    # the registers in the register map's order, then the cycle counter input (no register)
+    assert params == [a.name for a in regmap.ARGUMENTS] + [hls_project.CYCLE_COUNTER_PORT]
     pragmas = re.findall(r"#pragma HLS INTERFACE (.*)", src)
     norm = [dict(re.findall(r"(\w+) = (\S+)", p)) for p in pragmas]
     assert {"mode": "s_axilite", "port": "return", "bundle": "control"} in norm
+    counter = [p for p in norm if p.get("port") == hls_project.CYCLE_COUNTER_PORT]
+    assert counter == [{"mode": "ap_none", "port": hls_project.CYCLE_COUNTER_PORT}]
+    decl = [p for p in m.group(1).split(",") if hls_project.CYCLE_COUNTER_PORT in p][0]
+    assert "volatile" in decl and "u64" in decl    # each read is a read of the port
     for a in regmap.ARGUMENTS:
         assert {"mode": "s_axilite", "port": a.name, "bundle": "control"} in norm, a.name
     for port, bundle in hls_project.M_AXI_BUNDLES.items():
@@ -265,8 +270,16 @@ def test_build_bd_tcl_sequence(project, tmp_path):
     assert {hp_of[b] for b in ("gmem_prog", "gmem_work", "gmem_sums")} == {"zynq_ps/S_AXI_HP2_FPD"}
     wires = [c[1:] for c in calls if c[0] == "connect_bd_net"]
     assert ["dg_engine/interrupt", "zynq_ps/pl_ps_irq0"] in wires
+    # CYCLES: the free-running counter on the engine clock drives the engine's counter input
+    assert cells["cycle_counter"] == hls_project.CYCLE_COUNTER_VLNV
+    cprops = [c[2] for c in calls if c[0] == "set_property" and c[1] == "-dict"
+              and c[-1] == "cycle_counter"]
+    assert len(cprops) == 1 and f"CONFIG.Output_Width {hls_project.CYCLE_COUNTER_BITS}" in cprops[0]
+    assert "CONFIG.CE false" in cprops[0] and "CONFIG.SCLR false" in cprops[0]
+    assert ["cycle_counter/Q", f"dg_engine/{hls_project.CYCLE_COUNTER_PORT}"] in wires
     clocked = [p for w in wires if w[0] == "zynq_ps/pl_clk0" for p in w]
-    for pin in ("dg_engine/ap_clk", "zynq_ps/saxihp0_fpd_aclk", "zynq_ps/saxihp1_fpd_aclk",
+    for pin in ("dg_engine/ap_clk", "cycle_counter/CLK", "zynq_ps/saxihp0_fpd_aclk",
+                "zynq_ps/saxihp1_fpd_aclk",
                 "zynq_ps/saxihp2_fpd_aclk", "sc_hp0/aclk", "sc_hp1/aclk", "sc_hp2/aclk"):
         assert pin in clocked, pin
     lr = _one(calls, "launch_runs")
@@ -314,6 +327,8 @@ def test_build_bd_around_the_rtl_ip(project, tmp_path):
     nets = [c[1:] for c in calls if c[0] == "connect_bd_intf_net"]
     masters = [n for n in nets if n[0].startswith("dg_engine/m_axi_")]
     assert masters == [["dg_engine/m_axi_gmem", "sc_hp0/S00_AXI"]]
+    # the RTL engine counts its own cycles: no counter core
+    assert not [c for c in calls if c[0] == "create_bd_cell" and c[-1] == "cycle_counter"]
     assert ["sc_hp0/M00_AXI", "zynq_ps/S_AXI_HP0_FPD"] in nets
     ps_props = " ".join(c[2] for c in calls if c[0] == "set_property" and c[1] == "-dict"
                         and c[-1] == "zynq_ps")

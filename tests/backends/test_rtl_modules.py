@@ -27,6 +27,8 @@ CASES = [
     ("dg_mac_array", ["dg_mac_array.sv"], "test_dg_mac_array", {"TM": 1, "TN": 2, "TAG_W": 8}),
     ("dg_mac_array", ["dg_mac_array.sv"], "test_dg_mac_array", {"TM": 16, "TN": 8, "TAG_W": 8}),
     ("dg_requant", ["dg_requant.sv"], "test_dg_requant", {"LANES": 4}),
+    # time-shared (the engine's RQ_SHARE): 2 lanes of multipliers per phase, 4 phases
+    ("dg_requant", ["dg_requant.sv"], "test_dg_requant", {"LANES": 8, "SHARE": 4}),
     ("dg_desc_check", ["dg_desc_check.sv"], "test_dg_desc_check", {}),
     ("dg_desc_check", ["dg_desc_check.sv"], "test_dg_desc_check", {}, SKEW),
 ] + [("dg_engine", ENGINE, f"test_dg_{m}", {}) for m in ("sequencer", "loader", "compute", "writeback")]

@@ -187,3 +187,17 @@ def test_yosys_failures_are_classified(monkeypatch, tmp_path, stderr, oom):
     assert isinstance(exc.value, synth.SynthOutOfMemory) == oom
     if not oom:
         assert "unknown module 'dg_x'" in str(exc.value)
+
+
+def test_ultra96_32x16_is_ultra96_with_a_32x16_array():
+    """tests/backends/configs/ultra96_32x16.toml (issue 16: >= 512 MACs on the ZU3EG, measured
+    by `dgfpga synth --config <it>`) differs from the shipped ultra96 only in tm and the two
+    buffers tm scales (two m-groups of weights, tm accumulators of the stem's conv patch)."""
+    import dataclasses
+    u = load_config("ultra96")
+    v = load_config(str(Path(__file__).resolve().parent / "configs" / "ultra96_32x16.toml"))
+    diff = {f.name for f in dataclasses.fields(u) if getattr(u, f.name) != getattr(v, f.name)}
+    assert diff == {"name", "tm", "weight_buffer_bytes", "ofm_buffer_bytes"}, diff
+    assert (v.name, v.tm, v.tn) == ("ultra96_32x16", 32, 16)
+    assert v.weight_buffer_bytes == 2 * u.weight_buffer_bytes == v.min_weight_buffer_bytes
+    assert v.ofm_buffer_bytes == v.tm * 17 * 17 * 4       # (2*max_tile+1)^2 int32 per lane

@@ -414,15 +414,19 @@ def test_param_words_are_signed_int32_everywhere():
 
 
 def test_zero_halo_needs_the_input_on_the_output_grid():
-    """zero_halo maps input pixel (y, x) to tile (y/tile, x/tile): only layers whose input
-    is the output's size (stride 1, pad k/2) may set it; BAD_FLAGS at zero_halo otherwise."""
-    ok = place(F.make_descriptor(k=3, stride=1, in_h=16, in_w=12, in_c=8, out_c=8, tile=4,
-                                 tile_gated=True, zero_halo=True))
-    F.validate_descriptor(ok)
-    for kw in (dict(stride=2), dict(pad=0), dict(k=1, pad=0, stride=2)):
+    """zero_halo maps input pixel (y, x) to tile (y / (stride*tile), x / (stride*tile)):
+    only layers whose output is ceil(input / stride) (pad k/2: stride 1 keeps the size, a
+    Bottleneck's 3x3/s2 conv2 halves it) may set it; BAD_FLAGS at zero_halo otherwise."""
+    for kw in (dict(), dict(stride=2), dict(k=1, pad=0, stride=2), dict(stride=2, in_h=15)):
+        ok = place(F.make_descriptor(**{"k": 3, "stride": 1, "in_h": 16, "in_w": 12, "in_c": 8,
+                                        "out_c": 8, "tile": 4, "tile_gated": True,
+                                        "zero_halo": True, **kw}))
+        assert (ok.out_h, ok.out_w) == (-(-ok.in_h // ok.stride), -(-ok.in_w // ok.stride))
+        F.validate_descriptor(ok)
+    for kw in (dict(pad=0), dict(stride=2, pad=0)):
         d = place(F.make_descriptor(in_h=16, in_w=12, in_c=8, out_c=8, tile=4,
                                     tile_gated=True, zero_halo=True, **{"k": 3, "stride": 1, **kw}))
-        assert (d.in_h, d.in_w) != (d.out_h, d.out_w)
+        assert (d.out_h, d.out_w) != (-(-d.in_h // d.stride), -(-d.in_w // d.stride))
         with pytest.raises(FormatError, match="output's tile grid") as ei:
             F.validate_descriptor(d)
         assert ei.value.field == "zero_halo" and F.FIELD_ERROR["zero_halo"] == "BAD_FLAGS"

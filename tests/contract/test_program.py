@@ -342,3 +342,129 @@ def test_run_flags_and_bad_gate_in_the_register_map():
     assert R.BY_NAME["STATUS"].offset == 0x74 and R.BY_NAME["ENGINE_ID_LO"].offset == 0x88
     assert R.BY_NAME["RUN_FLAGS"].offset == 0x94
     assert SMALL.max_layers == load_config("ultra96").max_layers == 255
+
+
+# ---- gate-2 record (Bottleneck mask_c2) -------------------------------------------------
+def _gate2(**kw) -> P.Gate2Record:
+    base = dict(in_c=16, out_c=24, hidden=4, h_shift=20, st_h=4, st_w=4, sums_offset=A,
+                param_offset=2 * A, in_mask_offset=0, mask_offset=A, c2_out_ch_offset=2 * A,
+                c3_in_ch_offset=6 * A)
+    base.update(kw)
+    return P.Gate2Record(**base)
+
+
+def test_gate2_record_round_trip_and_word_layout():
+    r = _gate2()
+    raw = P.pack_gate2_record(r, SMALL)
+    w = _words(raw)
+    assert w[0] == formats.DESC_MAGIC | (formats.FORMAT_VERSION << 8) | (P.OP_GATE2 << 16)
+    assert w[1] == 16 | (24 << 16) and w[2] == 4 | (20 << 16) and w[3] == 4 | (4 << 8)
+    assert w[4:10] == [A, 2 * A, 0, A, 2 * A, 6 * A] and w[10:] == [0] * 14
+    assert P.record_op(raw) == P.OP_GATE2 and P.RECORD_OPS[P.OP_GATE2] == "gate2"
+    assert P.unpack_gate2_record(raw, SMALL, BIG) == r
+    # a gate record's unpacker refuses it (and the other way round): BAD_OP, entry 0
+    assert _status(P.unpack_gate_record, raw, SMALL) == ("BAD_OP", 0)
+    assert _status(P.unpack_gate2_record, P.pack_gate_record(_gate(), SMALL), SMALL) == ("BAD_OP", 0)
+
+
+@pytest.mark.parametrize("what, edit, code, entry", [
+    ("reserved word", lambda w: w.__setitem__(10, 1), "BAD_GATE", 10),
+    ("reserved bits", lambda w: w.__setitem__(3, w[3] | (1 << 20)), "BAD_GATE", 3),
+    ("in_c 0", lambda w: w.__setitem__(1, w[1] & ~0xFFFF), "BAD_SHAPE", 1),
+    ("hidden > in_c", lambda w: w.__setitem__(2, (w[2] & ~0xFFFF) | 17), "BAD_SHAPE", 2),
+    ("h_shift 0", lambda w: w.__setitem__(2, w[2] & 0xFFFF), "BAD_GATE", 2),
+    ("st_w 0", lambda w: w.__setitem__(3, w[3] & 0xFF), "BAD_TILE", 3),
+    ("unaligned sums", lambda w: w.__setitem__(4, 4), "BAD_OFFSET", 4),
+    ("list past WORK", lambda w: w.__setitem__(9, (1 << 20) - A), "BAD_OFFSET", 9),
+])
+def test_gate2_record_faults(what, edit, code, entry):
+    w = _words(P.pack_gate2_record(_gate2(), SMALL))
+    edit(w)
+    assert _status(P.unpack_gate2_record, _raw(w), SMALL, BIG) == (code, entry), what
+
+
+def test_gate2_sections_are_sized_for_the_densest_case():
+    """sums N x in_c int32, the blob, the masks it reads (tile + channel bitmaps), its
+    mask_c2 bitmap, two lists of out_c u16."""
+    r = _gate2()
+    lay = P.gate2_param_layout(16, 24, 4, A)
+    assert P.gate2_record_sections(r, SMALL) == [
+        ("sums_offset", "sums", 16 * 16 * 4), ("param_offset", "weight", lay.nbytes),
+        ("in_mask_offset", "work", 4 + 4), ("mask_offset", "work", 4),
+        ("c2_out_ch_offset", "work", 48), ("c3_in_ch_offset", "work", 48)]
+
+
+def test_gate2_params_round_trip_and_faults():
+    """recip u32, fc1 int16 [hidden][in_c], m1 int32, o1 int64, fc2 int16 [out_c][hidden],
+    b2 int64, each section at the next multiple of the AXI width; the engine's checks
+    (BAD_GATE at the index within the section)."""
+    import types
+    rng = np.random.default_rng(3)
+    cg = types.SimpleNamespace(w1=rng.integers(-300, 300, (4, 16)), m1=rng.integers(1, 1 << 20, 4),
+                               o1=rng.integers(-1000, 1000, 4), shift=12,
+                               w2=rng.integers(-300, 300, (24, 4)), b2=rng.integers(-5, 5, 24))
+    blob = P.pack_gate2_params(900, cg, A)
+    lay = P.gate2_param_layout(16, 24, 4, A)
+    assert len(blob) == lay.nbytes
+    assert all(o % A == 0 for o in lay.offsets.values())
+    assert list(lay.offsets) == ["recip", "w1", "m1", "o1", "w2", "b2"]
+    p = P.unpack_gate2_params(blob, 16, 24, 4, A)
+    assert p.recip_total == 900
+    for name in ("w1", "m1", "o1", "w2", "b2"):
+        np.testing.assert_array_equal(getattr(p, name), getattr(cg, name))
+    assert np.frombuffer(blob[lay.offsets["w2"]:lay.offsets["w2"] + 8], "<i2").tolist() == \
+        cg.w2[0].tolist()
+    import dataclasses
+    for section, index, value in (("recip", 0, 0), ("b2", 7, 1 << 46), ("o1", 2, -(1 << 46))):
+        if section == "recip":
+            q = dataclasses.replace(p, recip_total=value)
+        else:
+            arr = getattr(p, section).copy()
+            arr[index] = value
+            q = dataclasses.replace(p, **{section: arr})
+        with pytest.raises(FormatError) as ei:
+            P.check_gate2_params(q)
+        assert (ei.value.code, ei.value.entry, ei.value.field) == ("BAD_GATE", index, section)
+    with pytest.raises(FormatError, match="shift"):
+        P.pack_gate2_params(900, types.SimpleNamespace(**{**vars(cg), "shift": 0}), A)
+
+
+def test_gate2_reads_the_gate_masks_and_compact_sums():
+    """Totals of conv1's masked output: per active channel (in list order, compact columns)
+    the sum over the active tiles only; inactive channels 0. Hand-built: 4 tiles (1 and 3
+    on), 16 channels (2, 5, 9 on), sums of the stale tiles 0 and 2 set to garbage."""
+    r = _gate2(st_h=2, st_w=2)
+    work = np.zeros(1 << 12, np.uint8)
+    sums = np.zeros(1 << 12, np.uint8)
+    sp = np.array([0, 1, 0, 1], bool)
+    ch = np.zeros(16, bool)
+    ch[[2, 5, 9]] = True
+    work[:8] = np.frombuffer(P.encode_masks(sp, ch), np.uint8)
+    s = np.arange(12, dtype="<i4").reshape(4, 3) * 10 + 1
+    s[[0, 2]] = 99999                                   # not written this image
+    sums[A:A + s.nbytes] = s.view(np.uint8).reshape(-1)
+    tiles, chans, totals = P.read_gate2_inputs(r, work, sums)
+    assert tiles.tolist() == sp.tolist() and chans.tolist() == ch.tolist()
+    want = np.zeros(16, np.int64)
+    want[[2, 5, 9]] = s[1] + s[3]
+    np.testing.assert_array_equal(totals, want)
+    work[1] |= 0x01                                     # tile bit 8 of a 4-tile grid
+    with pytest.raises(FormatError) as ei:
+        P.read_gate2_inputs(r, work, sums)
+    assert (ei.value.code, ei.value.entry) == ("BAD_GATE", P.GATE2_IN_MASK_WORD)
+
+
+def test_effective_descriptor_after_a_gate2_record():
+    """conv2 (gated on both sides): out = nc2, in = nc; conv3 (input-gated): in = nc2;
+    conv1 (before gate 2, nc2 None): out = nc; skipped when its output count is 0."""
+    c2 = formats.make_descriptor(k=3, stride=2, in_h=8, in_w=8, in_c=16, out_c=16, tile=2,
+                                 tile_gated=True, in_ch_gated=True, out_ch_gated=True,
+                                 zero_halo=True, from_gate=True)
+    e = P.effective_descriptor(c2, 3, 5, 7)
+    assert (e.n_active_tiles, e.n_active_in, e.n_active_out) == (3, 5, 7)
+    assert P.effective_descriptor(c2, 3, 5, 0) is None
+    assert P.effective_descriptor(c2, 3, 0, 7).n_active_in == 0
+    c3 = formats.make_descriptor(k=1, stride=1, in_h=4, in_w=4, in_c=16, out_c=64, tile=2,
+                                 tile_gated=True, in_ch_gated=True, from_gate=True)
+    assert P.effective_descriptor(c3, 3, 5, 7).n_active_in == 7
+    assert P.effective_descriptor(c3, 3, 5).n_active_in == 5        # no gate-2 record

@@ -86,10 +86,12 @@ def test_residual_only_tiles():
     d = _layer(tile_gated=True, n_active_tiles=1, residual=True, res_mult=1, n_res_tiles=1)
     r = M.layer_cycles(d, SMALL, EXACT, tiles=[0], res_tiles=[1])
     # the residual-only tile runs in each of the 4 m-groups, after the active tile:
-    # max(tile 12 + max(16 px, 2*16 px*4 ch/8 = 16), prefetch 5 + 16 one-beat residual reads)
-    # = 28 per group; its params are those of the groups (in W = 176)
+    # max(tile 12 + max(16 px x 4 cycles of the time-shared requantizers
+    # (formats.requant_cycles_per_pixel), 2*16 px*4 ch/8 = 16), prefetch 5 + 16 one-beat
+    # residual reads) = 76 per group; its params are those of the groups (in W = 176)
     base = 200 + 176 + 4 * (20 + 598) + (96 + 4) / 8
-    assert r.total_cycles == pytest.approx(base + 4 * 28)
+    assert F.requant_cycles_per_pixel(SMALL) == 4
+    assert r.total_cycles == pytest.approx(base + 4 * 76)
 
 
 def test_gating_is_monotone():
@@ -229,11 +231,12 @@ def test_gate_record_hand_computed():
 
 
 def test_head_record_hand_computed():
-    """in_c 64, 10 classes, 2x2 sum tiles, small (AB = 8): fetch 12 + SUMS 128 beats + 10
-    weight rows of 8 beats + biases 5 + logits 10 beats; 4 streams."""
+    """in_c 64, 10 classes, 2x2 sum tiles, small (AB = 8, Tn = 4): fetch 12 + SUMS 128 beats
+    + 10 weight rows of 16 cycles (a stream segment holds at most Tn = 4 int8 weights, not a
+    beat's 8: the gate unit's arrays are Tn banks) + biases 5 + logits 10 beats; 4 streams."""
     p = M.CycleParams(head_fixed_cycles=3, gate_stream_cycles=2)
     got = M.head_record_cycles(64, 10, 2, 2, SMALL, p)
-    assert got == pytest.approx(12 + 3 + 128 + 80 + 5 + 10 + 2 * 4)
+    assert got == pytest.approx(12 + 3 + 128 + 160 + 5 + 10 + 2 * 4)
 
 
 def test_network_has_gate_and_head_records_and_only_the_measured_host_term():
@@ -295,3 +298,114 @@ def test_weight_bytes_are_the_contract_streams(arch, im2col):
     assert d.im2col == im2col
     lc = layer_cycles(d, cfg)
     assert lc.weight_bytes == formats.weight_stream_bytes(d, cfg) + d.out_c * formats.PARAM_BYTES
+
+
+# ---- Bottleneck (resdg50) ---------------------------------------------------------------
+R50_CFG = __import__("pathlib").Path(__file__).resolve().parents[1] / "runtime" / "configs" \
+    / "zcu104_r50.toml"
+
+
+def test_resdg50_shapes_are_the_official_ones():
+    """16 Bottleneck blocks, x4 expansion, stride on the 3x3, projections where the shape
+    changes; dense MACs = the official count (models/, tests/models/test_flops.py); the
+    gates' MACs by hand for layer2.0 (spatial 9 x 49 x 256, mask_c1 256 x 64 + 64 x 128,
+    mask_c2 128 x 32 + 32 x 128)."""
+    from dgfpga.perf.netshapes import BottleneckShape
+    net = net_shape("resdg50")
+    assert net.dense_macs == 4_089_184_256
+    assert len(net.blocks) == 16 and all(isinstance(b, BottleneckShape) for b in net.blocks)
+    assert [b.shortcut is not None for b in net.blocks] == \
+        [True, False, False, True, False, False, False, True] + [False] * 5 + [True, False, False]
+    b = net.blocks[3]
+    assert (b.in_h, b.out_h, b.in_c, b.width, b.out_c, b.tile, b.n_tiles) == \
+        (56, 28, 256, 128, 512, 4, 49)
+    assert (b.conv1.out_h, b.conv2.stride, b.conv3.in_c) == (56, 2, 128)
+    assert b.gate_macs == 9 * 49 * 256 + 256 * 64 + 64 * 128 + 128 * 32 + 32 * 128
+    assert net.fc_in == 2048
+
+
+def test_gate2_record_hand_computed():
+    """in_c = out_c = 16, hidden 4, 2x2 tiles, small (AB = 8, Tn = 4), 3 of 4 tiles and 5 of
+    16 conv1 channels on, 6 mask_c2 channels decided: fetch 96/8 = 12; the masks it reads
+    8 bytes: 1 beat; recip 1, o1 32 bytes: 4, b2 128 bytes: 16 beats; the sums 3 tiles x
+    ceil(4*5/8) = 3 beats each; pooling 16/4 = 4; fc1 16x4x2 = 128 bytes: 16, m1 2, fc2 16;
+    list scans 2 x 16*6/7, write beats 1 + 2 x ceil(12/8) = 5; streams 4 + 3 tiles + 3 + 3."""
+    p = M.CycleParams(gate_fixed_cycles=10, gate_stream_cycles=2)
+    got = M.gate2_record_cycles(16, 16, 4, 2, 2, 3, 5, 6, False, SMALL, p)
+    terms = 1 + 1 + 4 + 16 + 3 * 3 + 4 + 16 + 2 + 16 + 2 * 16 * 6 / 7 + 5
+    assert got == pytest.approx(12 + 10 + terms + 2 * 13)
+    dense = M.gate2_record_cycles(16, 16, 4, 2, 2, 4, 16, 16, True, SMALL, p)
+    assert dense == pytest.approx(12 + 10 + (1 + 1 + 4 + 16) + 2 * 16 * 16 / 17 + 1 + 2 * 4
+                                  + 2 * 7)
+
+
+def test_bottleneck_network_cycles_price_every_record():
+    """resdg50 on ultra96's engine with ResNet-50's channel limits: each block adds a
+    gate-2 record to the gate cycles and three main convs (conv1 at the input resolution,
+    conv2 gated on both sides, conv3); fewer cycles gated than dense; the MACs = the
+    scheduler's convs + both channel gates + the spatial gate + the fc."""
+    from dgfpga.contract.engine_config import load_config as _load
+    from dgfpga.numerics.gates import channel_gate_macs
+    cfg = _load(R50_CFG)
+    net = net_shape("resdg50")
+    plan = shape_plan("resdg50", cfg)
+    assert [r.kind for r in plan.records].count("gate2") == 16
+    masks = M.random_block_masks(net, [0.4] * 16, seed=2)
+    assert all(m.channels2 is not None and len(m.channels2) == len(m.channels) for m in masks)
+    g = M.network_cycles(plan, masks, EXACT)
+    d = M.network_cycles(plan, None, EXACT)
+    assert d.macs == net.dense_macs
+    names = [l.name for l in d.layers]
+    assert sum(n.endswith(".conv3") for n in names) == 16
+    assert g.engine_cycles < 0.75 * d.engine_cycles
+    gate2 = sum(M.gate2_record_cycles(bp.gate2_record.in_c, bp.gate2_record.out_c,
+                                      bp.gate2_record.hidden, *bp.grid, len(m.tiles),
+                                      len(m.channels), len(m.channels2), False, cfg, EXACT)
+                for bp, m in zip(plan.blocks, masks))
+    gate1 = sum(M.gate_record_cycles(*M._gate_fields(plan, i), len(m.tiles), len(m.channels),
+                                     False, cfg, EXACT) for i, m in enumerate(masks))
+    assert g.gate_cycles == pytest.approx(gate1 + gate2)
+    convs = M.network_runs(plan, masks)
+    want = sum(r.macs for r in convs) + net.fc_in * net.fc_out + sum(
+        b.n_tiles * 9 * b.in_c + channel_gate_macs(b.in_c, b.in_c // 4, b.width)
+        + channel_gate_macs(b.width, b.width // 4, b.width) for b in net.blocks)
+    assert g.macs == want
+
+
+def test_bottleneck_program_cycles_equal_network_cycles():
+    """Two routes to one Bottleneck image's cycles: program_cycles walks the program after
+    the interpreter ran it (effective descriptors under the gate and gate-2 counts, the lists
+    the records wrote in WORK, mask_c2 read back from WORK) and network_cycles walks the
+    plan with the scheduler for the same decisions. They agree."""
+    pytest.importorskip("torch")
+    from dgfpga.contract import program as P
+    from dgfpga.numerics.qmodel import quantize_input
+    from dgfpga.quant.float_model import make_test_model
+    from dgfpga.quant.quantizer import quantize_model
+    from dgfpga.runtime.interpreter import run_program
+    from dgfpga.runtime.packer import plan_network
+    x = np.random.default_rng(0).normal(0, 1, (4, 3, 32, 32)).astype(np.float32).clip(-1.9, 2.0)
+    qm = quantize_model(make_test_model("resdg29b_cifar10", x), x)
+    cfg = default_config()
+    plan = plan_network(qm, cfg)
+    for dense in (False, True):
+        mem = {k: np.zeros(v, np.uint8) for k, v in plan.region_bytes.items()}
+        mem["weight"][:] = plan.weight_image
+        ib = plan.fmap[plan.input_tensor]
+        xq = quantize_input(x[:1], qm.input_scale)[0]
+        mem["fmap"][ib.offset:ib.offset + ib.nbytes] = \
+            np.moveaxis(xq, 0, -1).reshape(-1).view(np.uint8)
+        r = run_program(plan.program, plan.record_count, mem, cfg, P.RUN_DENSE if dense else 0)
+        assert r.ok, r.message
+        per = M.program_cycles(plan.program, plan.record_count, mem["work"], r.gate_masks,
+                               dense, cfg, EXACT)
+        masks = None if dense else [
+            M.BlockMask(np.flatnonzero(sp.reshape(-1)).astype(np.uint16),
+                        np.flatnonzero(ch).astype(np.uint16),
+                        np.flatnonzero(c2).astype(np.uint16))
+            for (sp, ch), c2 in zip(r.gate_masks, r.gate2_masks)]
+        nc = M.network_cycles(plan, masks, EXACT)
+        kinds = [rec.kind for rec in plan.records]
+        gates = sum(c for c, k in zip(per, kinds) if k in ("gate", "gate2"))
+        assert gates == pytest.approx(nc.gate_cycles)
+        assert sum(per) == pytest.approx(nc.engine_cycles)

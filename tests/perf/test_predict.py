@@ -112,3 +112,68 @@ def test_predict_prices_the_board_ddr_latency(tmp_path, capsys):
     for b, i, f in zip(runs["board"], runs["ideal"], runs["forty"]):
         assert b == f
         assert b["gated_ms"] > i["gated_ms"] and b["dense_ms"] > i["dense_ms"]
+
+
+def test_predict_channel_groups_prints_aligned_beside_unaligned(tmp_path, capsys):
+    out = tmp_path / "p.json"
+    assert main(["predict", "--host-us", "0", "--channel-groups", "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "ASSUMES a model trained with `dgfpga train --channel-group 16`" in text
+    assert "unaligned speedup" in text
+    rows = json.loads(out.read_text())
+    assert [r["channel_group"] for r in rows] == [1, 1, 1, 16, 16, 16]
+    for u, a in zip(rows[:3], rows[3:]):
+        assert a["network"] == u["network"] and a["gated_ms"] < u["gated_ms"]
+        saved = f"{100 * (1 - a['gated_ms'] / u['gated_ms']):.1f}%"
+        assert saved in text
+
+
+R50_CONFIG = __import__("pathlib").Path(__file__).resolve().parents[1] / "runtime" / "configs" / "zcu104_r50.toml"
+
+
+def test_resnet50_operating_points_are_the_papers_macs():
+    """ResNet-50's rows: the paper's DGNet MACs (Table 2: 1.65e9 at 60%, 1.31e9 at 70%)
+    against the official dense count (4,089,184,256, models/flops), no FPGA speedup."""
+    from dgfpga.perf.prediction import operating_points
+    rows = operating_points("resdg50", load_config(str(R50_CONFIG)))
+    assert [(r[0], r[1], r[3]) for r in rows] == [("resdg50", 0.6, None), ("resdg50", 0.7, None)]
+    assert rows[0][2] == pytest.approx(4_089_184_256 / 1.65e9, rel=1e-12)
+    assert rows[1][2] == pytest.approx(4_089_184_256 / 1.31e9, rel=1e-12)
+    assert operating_points("resdg18") == [PAPER_TABLE3[0]]
+    from dgfpga.errors import ConfigError
+    with pytest.raises(ConfigError, match="no paper operating point for 'mobilenet'"):
+        operating_points("mobilenet")
+
+
+def test_predict_resnet50(tmp_path, capsys):
+    """`predict --arch resdg50`: refused on ultra96 naming the channel limit; on a config
+    with 2048-channel limits two rows at the paper's MAC reductions (within the random
+    masks' granularity), '-' where the paper published no speedup, aligned rows too."""
+    assert main(["predict", "--arch", "resdg50", "--host-us", "0"]) == 2
+    assert "max_out_channels" in capsys.readouterr().err
+    out = tmp_path / "p.json"
+    assert main(["predict", "--arch", "resdg50", "--config", str(R50_CONFIG), "--host-us", "0",
+                 "--channel-groups", "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    data = json.loads(out.read_text())
+    assert [r["network"] for r in data] == ["resdg50"] * 4
+    for r, want in zip(data, [4.089184256 / 1.65, 4.089184256 / 1.31] * 2):
+        assert abs(r["mac_reduction"] / want - 1) < 0.03
+        assert r["paper_speedup"] is None and 1.0 < r["speedup"] < r["mac_reduction"]
+    assert [r["channel_group"] for r in data] == [1, 1, 16, 16]
+    rows = [ln for ln in text.splitlines() if ln.startswith("resdg50")]
+    assert len(rows) == 4 and rows[0].split()[-2:] == ["-", "-"]
+
+
+def test_align_channels_aligns_both_bottleneck_channel_gates():
+    """A Bottleneck's mask_c1 and mask_c2 both end as multiples of the group, within the
+    block's mid width (not conv3's output width)."""
+    from dgfpga.perf.cycle_model import random_block_masks
+    from dgfpga.perf.netshapes import net_shape
+    from dgfpga.perf.prediction import align_channels
+    net = net_shape("resdg50")
+    masks = align_channels(net, random_block_masks(net, [0.3] * len(net.blocks), seed=1), 16, 1)
+    for b, m in zip(net.blocks, masks):
+        for ch in (m.channels, m.channels2):
+            assert len(ch) % 16 == 0 and len(set(ch.tolist())) == len(ch)
+            assert ch.max() < b.gated_c < b.out_c

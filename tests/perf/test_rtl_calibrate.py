@@ -117,3 +117,28 @@ def test_shipped_params_match_the_rtl_under_ddr_latency(latency, stall):
     assert {(r["latency"], r["stall_pct"]) for r in recs} == {(latency, stall)}
     err = calibrate.errors(recs, cfg, _shipped_params())
     assert abs(err).max() < 0.05, dict(zip([r["name"] for r in recs], err))
+
+
+@pytest.mark.verilator
+def test_requantizer_pace_matches_the_rtl_ultra96():
+    """ultra96's CIFAR stem with im2col: 2 array steps per conv pixel, but the write-back's
+    time-shared requantizers take formats.requant_cycles_per_pixel = 4 cycles per pixel: the
+    RTL's cycles follow the requantizers, and the model (which prices the slower pace) is
+    within 6% of them; priced at the array's pace alone it would be far too fast."""
+    require_verilator()
+    from dgfpga.backends import rtl_sim, vectors
+    from dgfpga.contract import formats
+    from dgfpga.contract.engine_config import load_config
+    from dgfpga.perf.cycle_model import layer_cycles
+    cfg = load_config("ultra96")
+    vs = vectors.build_layer_case(vectors.stem_case("cifar", True), cfg)
+    d = formats.unpack_descriptor(vs.program[:formats.DESCRIPTOR_BYTES], cfg)
+    assert formats.mac_steps_per_pixel(d, cfg) == 2 and formats.requant_cycles_per_pixel(cfg) == 4
+    sim = rtl_sim.FastSim(cfg, mem_bytes=sum(v.size for v in vs.before.values())
+                          + len(vs.program) + 8 * 4096)
+    r = rtl_sim.run_fast(vs, sim=sim)
+    assert r["pass"], r
+    model = layer_cycles(d, cfg, _shipped_params()).total_cycles
+    assert abs(model / r["cycles"] - 1) < 0.06, (model, r["cycles"])
+    pixels = d.conv_h * d.conv_w * -(-d.out_c // cfg.tm)
+    assert r["cycles"] > 4 * pixels          # the requantizers' pace: 2x the array's 2 * pixels

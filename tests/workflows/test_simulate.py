@@ -61,6 +61,7 @@ def test_numpy_level_reports_match_an_independent_run(bundle, first):
     doc = json.loads((out / "cycles.json").read_text())
     assert doc["format"] == "dgfpga-cycles" and doc["version"] == 1
     assert doc["level"] == "numpy" and doc["config"] == "small" and doc["dense"] is False
+    assert doc["cycles_source"] == "analytical cycle model"
     b = load_bundle(bundle)
     assert doc["bundle_sha256"] == b.manifest["model_sha256"]
     x = load_images("embedded:3", b.qmodel.input_shape, b.qmodel.mean, b.qmodel.std).images
@@ -324,6 +325,8 @@ def test_csim_level_dask_equals_serial(bundle, tmp_path):
         d.pop("wall_s"), d.pop("build_s")
         docs.append(d)
     assert docs[0] == docs[1] and docs[0]["level"] == "csim"
+    assert docs[0]["cycles_source"].startswith("C-sim estimate")    # not a counter (no clock)
+    assert "C-sim estimate" in (tmp_path / "s" / "summary.md").read_text()
     assert all(i["pass"] and i["records"] for i in docs[0]["images"])
 
 

@@ -61,6 +61,22 @@ def test_resume_continues(runs):
     assert [r["epoch"] for r in res["history"]] == [1, 2, 3]
 
 
+def test_resume_of_another_run_is_refused(runs, tmp_path):
+    """A stale .resume sidecar written by a run with other settings (here another learning
+    rate) is refused with a message naming the difference, before any training; the
+    sidecar and the checkpoint are left as they were."""
+    import shutil
+    from dgfpga.errors import DgfpgaError
+    d, _, _ = runs
+    for suffix in ("", ".resume"):
+        shutil.copy(d / f"dense.pth.tar{suffix}", tmp_path / f"dense.pth.tar{suffix}")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    cfg = TrainConfig(epochs=4, n_train=384, n_val=128, lr=0.02)
+    with pytest.raises(DgfpgaError, match=r"another training run \(lr: 0.05 there, 0.02 now\)"):
+        train(cfg, tmp_path / "dense.pth.tar", progress=False, log=lambda *_: None)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
 def test_evaluate_is_deterministic(runs):
     from dgfpga.data import embedded as data
     from dgfpga_models.checkpoint import load_checkpoint
@@ -90,3 +106,37 @@ def test_shipped_checkpoint_reproduces_model_card(name):
     assert r["density"] == pytest.approx(meta["test_density"], abs=1e-9)
     card = (root / "MODEL_CARD.md").read_text()
     assert f"{r['top1']:.2f}" in card and f"{r['density']:.4f}" in card
+
+
+def test_channel_group_training_keeps_multiples_of_the_group(runs):
+    """--channel-group 4: the checkpoint has the official keys with fc2 rows tied in groups
+    of 4, records the group, loads into the plain model whose masks count multiples of 4;
+    an interrupted run resumes into the tied model (the .resume sidecar round trip)."""
+    from dgfpga.data import embedded as data
+    from dgfpga_models import channel_group_of
+    from dgfpga_models.checkpoint import load_checkpoint
+    d, _, _ = runs
+    out = d / "g4.pth.tar"
+    cfg = dict(n_train=256, n_val=64, lr=0.05, target_density=0.3, lbda=20.0,
+               init=str(d / "dense.pth.tar"), channel_group=4)
+    train(TrainConfig(epochs=1, **cfg), out, progress=False, log=lambda *_: None)
+    logs = []
+    res = train(TrainConfig(epochs=2, **cfg), out, progress=False, log=logs.append)
+    assert any("resuming" in m for m in logs) and len(res["history"]) == 2
+    model, meta = load_checkpoint(out)
+    assert meta["channel_group"] == 4 and meta["train_config"]["channel_group"] == 4
+    assert channel_group_of(model.state_dict()) == 4
+    model.eval()
+    outg = model.forward_gated(torch.from_numpy(data.load_split("test", 64).images))
+    counts = torch.cat([m.channel.sum((1, 2, 3)) for m in outg.masks])
+    assert bool((counts % 4 == 0).all())
+
+
+def test_channel_group_errors_are_clear(tmp_path):
+    from dgfpga.errors import DgfpgaError
+    with pytest.raises(DgfpgaError, match="applies to DGNet training"):
+        train(TrainConfig(epochs=1, channel_group=4), tmp_path / "x.pth.tar", progress=False)
+    with pytest.raises(DgfpgaError, match=r"does not divide the 16 channels of layer1\.0\.mask_c"):
+        train(TrainConfig(epochs=1, target_density=0.5, channel_group=32),
+              tmp_path / "y.pth.tar", progress=False)
+    assert not list(tmp_path.iterdir())                 # refused before any work
