@@ -117,6 +117,24 @@ def _cpp_errors() -> str:
                      for code, name, meaning in R.ERROR_CODES)
 
 
+def _param_blob_cpp(what: str, secs, extra_args) -> list[str]:
+    """C++ of a gate parameter blob: the section enum, element bytes and element counts
+    (`extra_args`: parameters of param_count beyond in_c, out_c, hidden)."""
+    out = [f"// {what} parameter blob: sections in this order, each at the next multiple "
+           "of the AXI width",
+           "enum ParamSection : uint32_t {"]
+    out += [f"    P_{n} = {i},  // {m}" for i, (n, _, _, m) in enumerate(secs)]
+    out += [f"    P_COUNT = {len(secs)}", "};",
+            "constexpr uint32_t PARAM_ELEM_BYTES[P_COUNT] = {"
+            + ", ".join(str(b) for _, b, _, _ in secs) + "};",
+            "// elements of section `sec`"]
+    expr = " :\n         ".join(f"sec == P_{n} ? ({c})" for n, _, c, _ in secs)
+    args = "uint32_t sec, uint32_t in_c, uint32_t out_c, uint32_t hidden" + (
+        f", {extra_args}" if extra_args else "")
+    out += [f"constexpr uint32_t param_count({args}) {{", f"  return {expr} : 0u;", "}"]
+    return out
+
+
 def _format_constants() -> list[tuple[str, int, str]]:
     consts = [
         ("FORMAT_VERSION", F.FORMAT_VERSION, "format version (ENGINE_ID_HI[15:0])"),
@@ -219,37 +237,9 @@ def _cpp_records() -> str:
         out += [f"    err::{errors[f.name]},  // {f.name}" for f in fields]
         out.append("};")
         if ns == "gate":
-            secs = _param_sections()
-            out.append("// gate parameter blob: sections in this order, each at the next multiple "
-                       "of the AXI width")
-            out.append("enum ParamSection : uint32_t {")
-            out += [f"    P_{n} = {i},  // {m}" for i, (n, _, _, m) in enumerate(secs)]
-            out.append(f"    P_COUNT = {len(secs)}")
-            out.append("};")
-            out.append("constexpr uint32_t PARAM_ELEM_BYTES[P_COUNT] = {"
-                       + ", ".join(str(b) for _, b, _, _ in secs) + "};")
-            out.append("// elements of section `sec`")
-            expr = " :\n         ".join(f"sec == P_{n} ? ({c})" for n, _, c, _ in secs)
-            out.append("constexpr uint32_t param_count(uint32_t sec, uint32_t in_c, uint32_t out_c, "
-                       "uint32_t hidden, uint32_t gh, uint32_t gw) {")
-            out.append(f"  return {expr} : 0u;")
-            out.append("}")
+            out += _param_blob_cpp("gate", _param_sections(), "uint32_t gh, uint32_t gw")
         elif ns == "gate2":
-            secs = _param_sections(P.GATE2_PARAM_SECTIONS)
-            out.append("// gate-2 parameter blob: sections in this order, each at the next "
-                       "multiple of the AXI width")
-            out.append("enum ParamSection : uint32_t {")
-            out += [f"    P_{n} = {i},  // {m}" for i, (n, _, _, m) in enumerate(secs)]
-            out.append(f"    P_COUNT = {len(secs)}")
-            out.append("};")
-            out.append("constexpr uint32_t PARAM_ELEM_BYTES[P_COUNT] = {"
-                       + ", ".join(str(b) for _, b, _, _ in secs) + "};")
-            out.append("// elements of section `sec`")
-            expr = " :\n         ".join(f"sec == P_{n} ? ({c})" for n, _, c, _ in secs)
-            out.append("constexpr uint32_t param_count(uint32_t sec, uint32_t in_c, uint32_t out_c, "
-                       "uint32_t hidden) {")
-            out.append(f"  return {expr} : 0u;")
-            out.append("}")
+            out += _param_blob_cpp("gate-2", _param_sections(P.GATE2_PARAM_SECTIONS), None)
         else:
             out.append("// head params: int8 W [classes][in_c] at 0, int32 bias [classes] at the "
                        "next multiple of the AXI width")

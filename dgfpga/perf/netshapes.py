@@ -68,8 +68,37 @@ class ConvShape:
         return self.conv_h * self.conv_w * self.out_c * self.in_c * self.k * self.k
 
 
+class _BlockGeometry:
+    """What a BasicBlock and a Bottleneck share: the 1x1/stride projection shortcut (unless
+    stride 1 and in_c == out_c) and the spatial gate's tile grid over the block output
+    (`out_h`, `out_w`, `tile` of the block)."""
+
+    @property
+    def shortcut(self) -> Optional[ConvShape]:
+        if self.identity:
+            return None
+        return ConvShape(f"{self.name}.downsample", 1, self.stride, self.in_h, self.in_w,
+                         self.in_c, self.out_c)
+
+    @property
+    def identity(self) -> bool:
+        return self.stride == 1 and self.in_c == self.out_c
+
+    @property
+    def grid_h(self) -> int:
+        return -(-self.out_h // self.tile)
+
+    @property
+    def grid_w(self) -> int:
+        return -(-self.out_w // self.tile)
+
+    @property
+    def n_tiles(self) -> int:
+        return self.grid_h * self.grid_w
+
+
 @dataclass(frozen=True)
-class BlockShape:
+class BlockShape(_BlockGeometry):
     """A DGNet BasicBlock: conv1 (output-gated), optional 1x1/2 shortcut, conv2 (input-gated)."""
     name: str
     in_h: int
@@ -90,35 +119,12 @@ class BlockShape:
         return ConvShape(f"{self.name}.conv2", 3, 1, c1.out_h, c1.out_w, self.out_c, self.out_c)
 
     @property
-    def shortcut(self) -> Optional[ConvShape]:
-        if self.identity:
-            return None
-        return ConvShape(f"{self.name}.downsample", 1, self.stride, self.in_h, self.in_w,
-                         self.in_c, self.out_c)
-
-    @property
-    def identity(self) -> bool:
-        return self.stride == 1 and self.in_c == self.out_c
-
-    @property
     def out_h(self) -> int:
         return self.conv1.out_h
 
     @property
     def out_w(self) -> int:
         return self.conv1.out_w
-
-    @property
-    def grid_h(self) -> int:
-        return -(-self.out_h // self.tile)
-
-    @property
-    def grid_w(self) -> int:
-        return -(-self.out_w // self.tile)
-
-    @property
-    def n_tiles(self) -> int:
-        return self.grid_h * self.grid_w
 
     @property
     def gate_macs(self) -> int:
@@ -137,7 +143,7 @@ class BlockShape:
 
 
 @dataclass(frozen=True)
-class BottleneckShape:
+class BottleneckShape(_BlockGeometry):
     """A DGNet Bottleneck block (official: torchvision v1.5, stride on the 3x3): conv1 1x1
     at the input resolution (gated by mask_c1 and mask_s upsampled to the input), conv2 3x3
     (stride; in mask_c1, out mask_c2), conv3 1x1 (in mask_c2, x4 expansion), a 1x1/stride
@@ -175,35 +181,12 @@ class BottleneckShape:
         return ConvShape(f"{self.name}.conv3", 1, 1, c2.out_h, c2.out_w, self.width, self.out_c)
 
     @property
-    def shortcut(self) -> Optional[ConvShape]:
-        if self.identity:
-            return None
-        return ConvShape(f"{self.name}.downsample", 1, self.stride, self.in_h, self.in_w,
-                         self.in_c, self.out_c)
-
-    @property
-    def identity(self) -> bool:
-        return self.stride == 1 and self.in_c == self.out_c
-
-    @property
     def out_h(self) -> int:
         return self.conv2.out_h
 
     @property
     def out_w(self) -> int:
         return self.conv2.out_w
-
-    @property
-    def grid_h(self) -> int:
-        return -(-self.out_h // self.tile)
-
-    @property
-    def grid_w(self) -> int:
-        return -(-self.out_w // self.tile)
-
-    @property
-    def n_tiles(self) -> int:
-        return self.grid_h * self.grid_w
 
     @property
     def gate_macs(self) -> int:
