@@ -350,6 +350,16 @@ def plan_network(qm: QModel, cfg: Optional[EngineConfig] = None, *,
         masks.append(wk.take(_block_mask_bytes(b, a)))
     readback = Buffer("work", 0, wk.pos)
 
+    def plan_shortcut(i: int, b, ds) -> tuple:
+        """(LayerPlan or None, residual tensor name) of a block's shortcut: the dense 1x1
+        projection (signed output; its program record is its template), or the block input."""
+        if ds is None:
+            return None, b.in_tensor
+        ds_t = template(ds, b.in_tensor, b.tile, out_offset=fmap_buf(ds.out_tensor).offset)
+        down = LayerPlan(ds.name, "downsample", i, ds_t, None)
+        down.program_template = ds_t
+        return down, ds.out_tensor
+
     def plan_bottleneck(i: int, b, grid: tuple, mask: Buffer) -> BlockPlan:
         """A Bottleneck block: gate, conv1 (1x1 at the input resolution, tile * stride,
         compact output + compact sums), gate 2, [shortcut], conv2 (3x3, in- and
@@ -374,15 +384,7 @@ def plan_network(qm: QModel, cfg: Optional[EngineConfig] = None, *,
                         out_ch_gated=True, emit_sums=True, sums_offset=sums1.offset)
         conv1 = LayerPlan(c1.name, "conv1", i, c1_t,
                           wk.take(_slot_bytes(n_tiles, c1.out_channels, 0, a)))
-        down = None
-        if ds is not None:
-            ds_out = fmap_buf(ds.out_tensor)
-            ds_t = template(ds, b.in_tensor, b.tile, out_offset=ds_out.offset)
-            down = LayerPlan(ds.name, "downsample", i, ds_t, None)
-            down.program_template = ds_t
-            res_name = ds.out_tensor
-        else:
-            res_name = b.in_tensor
+        down, res_name = plan_shortcut(i, b, ds)
         # conv2: gated tiles, mask_c1 in (compact conv1 buffer, halo through the bitmap at
         # tile * stride input pixels), mask_c2 out (compact)
         compact2 = fm.take(h * w * c2.out_channels)
@@ -468,15 +470,7 @@ def plan_network(qm: QModel, cfg: Optional[EngineConfig] = None, *,
                         tile_gated=True, out_ch_gated=True)
         conv1 = LayerPlan(c1.name, "conv1", i, c1_t,
                           wk.take(_slot_bytes(n_tiles, c1.out_channels, 0, a)))
-        # shortcut: dense 1x1 (signed output).
-        down = None
-        if ds is not None:
-            ds_out = fmap_buf(ds.out_tensor)
-            ds_t = template(ds, b.in_tensor, b.tile, out_offset=ds_out.offset)
-            down = LayerPlan(ds.name, "downsample", i, ds_t, None)
-            res_name = ds.out_tensor
-        else:
-            res_name = b.in_tensor
+        down, res_name = plan_shortcut(i, b, ds)
         # conv2: gated tiles, compact input, residual, sums; in place for identity blocks.
         if b.identity:
             if b.in_tensor in fmap and _tensor_hwc(qm, b.in_tensor) != (h, w, c2.out_channels):
@@ -512,8 +506,6 @@ def plan_network(qm: QModel, cfg: Optional[EngineConfig] = None, *,
         conv1.program_template = program_template(c1_t, s1)
         conv2.program_template = program_template(conv2.template, s2)
         conv1.slots, conv2.slots = s1, s2
-        if down is not None:
-            down.program_template = down.template
         st = sums[b.in_tensor][2]
         rec = prog.GateRecord(
             in_c=ci, out_c=c1.out_channels, hidden=int(cg.w1.shape[0]), h_shift=int(cg.shift), st_h=st[0], st_w=st[1], gh=grid[0], gw=grid[1],
