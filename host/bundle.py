@@ -59,8 +59,8 @@ class SelfCheck:
     labels: np.ndarray            # int64 [N] (-1 if unknown)
     logits_int: np.ndarray        # int64 [N, K], gated
     logits_int_dense: np.ndarray  # int64 [N, K], every gate on
-    spatial: list                 # per block bool [N, gh, gw]
-    channel: list                 # per block bool [N, C]
+    spatial: list                 # per gated block bool [N, gh, gw] (every ResNet block)
+    channel: list                 # per gated block bool [N, C]
 
 
 @dataclass
@@ -201,6 +201,12 @@ def load_bundle(path, cfg_override: Optional[EngineConfig] = None) -> Bundle:
     return Bundle(p, manifest, cfg, qm, plan, sc)
 
 
+def _gated_blocks(qm: QModel) -> list:
+    """The blocks with gates, in order (every ResNet block; MobileNetV2's residual blocks):
+    a self-check holds their decisions, `spatial_<k>`/`channel_<k>` for the k-th."""
+    return [b for b in qm.blocks if b.gated]
+
+
 def _selfcheck_table(qm: QModel, n: int) -> dict:
     """{member: (dtype, shape)} a self-check of n images for qm must hold."""
     k = qm.num_classes
@@ -208,7 +214,7 @@ def _selfcheck_table(qm: QModel, n: int) -> dict:
          "labels": (np.dtype(np.int64), (n,)),
          "logits_int": (np.dtype(np.int64), (n, k)),
          "logits_int_dense": (np.dtype(np.int64), (n, k))}
-    for i, b in enumerate(qm.blocks):
+    for i, b in enumerate(_gated_blocks(qm)):
         t[f"spatial_{i}"] = (np.dtype(bool), (n, *map(int, b.grid)))
         t[f"channel_{i}"] = (np.dtype(bool), (n, int(b.conv1.out_channels)))
     return t
@@ -223,9 +229,10 @@ def _load_selfcheck(path: Path, qm: QModel) -> SelfCheck:
     try:
         with open(path, "rb") as f:
             entries, cd_size = Q._eocd(f, path.stat().st_size)
-            if entries > 2 * len(qm.blocks) + 4 or cd_size > entries * 4096 + 22:
+            most = 2 * len(_gated_blocks(qm)) + 4
+            if entries > most or cd_size > entries * 4096 + 22:
                 raise FormatError(f"the zip lists {entries} members; a self-check of this "
-                                  f"model has {2 * len(qm.blocks) + 4}")
+                                  f"model has {most}")
             f.seek(0)
             zf = zipfile.ZipFile(f)
             infos = {i.filename: i for i in zf.infolist()}
@@ -260,7 +267,7 @@ def _load_selfcheck(path: Path, qm: QModel) -> SelfCheck:
     except Q._READ_ERRORS as exc:
         raise FormatError(f"{path}: unreadable self-check file (truncated or corrupt?): "
                           f"{type(exc).__name__}: {exc}") from None
-    nb = len(qm.blocks)
+    nb = len(_gated_blocks(qm))
     return SelfCheck(arrays["images"], arrays["labels"], arrays["logits_int"],
                      arrays["logits_int_dense"], [arrays[f"spatial_{i}"] for i in range(nb)],
                      [arrays[f"channel_{i}"] for i in range(nb)])

@@ -83,7 +83,7 @@ class ImageResult:
 
     @property
     def mask_words(self) -> list:
-        """Per block the raw mask bytes its gate record wrote."""
+        """Per gated block (`NetworkRunner.gated`) the raw mask bytes its gate record wrote."""
         return [self.readback[a:b].tobytes() for a, b in self.runner._cuts[2:]]
 
     def _masks(self) -> tuple[list, list, list]:
@@ -92,7 +92,8 @@ class ImageResult:
             from dgfpga.runtime.packer import block_mask_layout
             sp, ch, ch2 = [], [], []
             a = self.runner.plan.cfg.axi_bytes
-            for bp, raw in zip(self.runner.plan.blocks, self.mask_words):
+            blocks = self.runner.plan.blocks
+            for bp, raw in zip((blocks[i] for i in self.runner.gated), self.mask_words):
                 n, c1 = bp.grid[0] * bp.grid[1], bp.conv1.template.out_c
                 s, c = P.decode_masks(raw, n, c1)
                 sp.append(s.reshape(bp.grid))
@@ -109,18 +110,19 @@ class ImageResult:
 
     @property
     def spatial(self) -> list:
-        """Per block bool [gh, gw]: the spatial gate's decisions (from the engine's masks)."""
+        """Per gated block (`NetworkRunner.gated`; every block of a ResNet) bool [gh, gw]:
+        the spatial gate's decisions (from the engine's masks)."""
         return self._masks()[0]
 
     @property
     def channel(self) -> list:
-        """Per block bool [C]: the channel gate's decisions."""
+        """Per gated block bool [C]: the channel gate's decisions."""
         return self._masks()[1]
 
     @property
     def channel2(self) -> list:
-        """Per block bool [C2]: a Bottleneck block's second channel gate (mask_c2, its
-        gate-2 record's decisions); None for a BasicBlock."""
+        """Per gated block bool [C2]: a Bottleneck block's second channel gate (mask_c2,
+        its gate-2 record's decisions); None for other blocks."""
         return self._masks()[2]
 
     @property
@@ -183,8 +185,10 @@ class NetworkRunner:
         # (`NetworkPlan.readback`), invalidated with one call and copied out with one gather
         self._logits = (plan.logits.offset, 8 * self.qm.num_classes)
         self._log = (plan.cycle_log.offset, 4 * self.record_count)
-        self._mask_ranges = [(plan.masks[i].offset, plan.masks[i].nbytes)
-                             for i in range(len(plan.blocks))]
+        #: indices of the blocks with gates (all of a ResNet's; MobileNetV2's residual ones):
+        #: the per-block lists of an ImageResult and a self-check follow this order
+        self.gated = [i for i, bp in enumerate(plan.blocks) if bp.gated]
+        self._mask_ranges = [(plan.masks[i].offset, plan.masks[i].nbytes) for i in self.gated]
         reads = [self._logits, self._log, *self._mask_ranges]
         rb_span = plan.readback
         if not all(rb_span.offset <= o and o + n <= rb_span.offset + rb_span.nbytes
@@ -222,22 +226,25 @@ class NetworkRunner:
 
     # ---- reference accounting (not host work: only when a figure asks for it) ----
     def macs_for(self, spatial, channel, channel2=None) -> int:
-        """Convolution MACs of one image for these masks (None, None: dense; channel2: per
-        block mask_c2 or None, for Bottleneck blocks), counted by the scheduler (the
-        reference for the engine's generated work)."""
+        """Convolution MACs of one image for these masks (None, None: dense), counted by
+        the scheduler (the reference for the engine's generated work). The lists are per
+        gated block (`gated`); channel2: per gated block mask_c2 or None (Bottleneck
+        blocks). Ungated blocks, the stem and a tail run dense."""
         from dgfpga.runtime.scheduler import Scheduler
         if self._scheduler is None:
             self._scheduler = Scheduler(self.plan, validate=self.validate)
+        s = self._scheduler
+        fixed = s.stem().macs + (s.tail().macs if s.tail() is not None else 0)
         if spatial is None:
             if self._dense_macs is None:
-                self._dense_macs = self._scheduler.stem().macs + sum(
-                    self._scheduler.block(i).macs for i in range(len(self.plan.blocks)))
+                self._dense_macs = fixed + sum(s.block(i).macs
+                                               for i in range(len(self.plan.blocks)))
             return self._dense_macs
         if channel2 is None:
-            channel2 = [None] * len(self.plan.blocks)
-        return self._scheduler.stem().macs + sum(
-            self._scheduler.block(i, sp, ch, c2).macs
-            for i, (sp, ch, c2) in enumerate(zip(spatial, channel, channel2)))
+            channel2 = [None] * len(self.gated)
+        per = dict(zip(self.gated, zip(spatial, channel, channel2)))
+        return fixed + sum(s.block(i, *per.get(i, (None, None, None))).macs
+                           for i in range(len(self.plan.blocks)))
 
     # ---- one image ----
     def _quantize(self, image: np.ndarray) -> np.ndarray:

@@ -72,18 +72,25 @@ class _ProgramDevice(SimulatedDevice):
 class NumpyDevice(_ProgramDevice):
     """The numpy functional model of the engine (`dgfpga.runtime.interpreter.run_program`);
     its cycles are the analytical model's (`dgfpga.perf.cycle_model.program_cycles`, per
-    record), written into the program's cycle log as an engine writes its counts."""
+    record), written into the program's cycle log as an engine writes its counts.
+    `pending`: also run what the contract specifies but the engines do not implement yet
+    (`formats.PENDING_OPS`/`PENDING_FIELDS`: MobileNetV2's depthwise layers and pixel sums;
+    a `NetworkPlan.pending` bundle); by default they are refused as the engines refuse them."""
 
     name = "numpy"
 
-    def __init__(self, cfg: Optional[EngineConfig] = None, cycle_params=None):
+    def __init__(self, cfg: Optional[EngineConfig] = None, cycle_params=None,
+                 pending: bool = False):
         super().__init__(cfg)
         from dgfpga.perf.cycle_model import CycleParams
         self.cycle_params = cycle_params or CycleParams()
+        self.pending = bool(pending)
 
     def _run(self, program: bytes, n: int, regions: dict, run_flags: int = 0) -> tuple[int, int]:
         from dgfpga.runtime.interpreter import run_program
         kw = {"run_flags": run_flags} if (run_flags or _accepts(run_program, "run_flags")) else {}
+        if self.pending:
+            kw["pending"] = True
         res = run_program(program, n, regions, self.cfg, **kw)
         if res.status:
             return res.status, 1

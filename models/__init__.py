@@ -45,6 +45,8 @@ from . import variants  # noqa: E402  (needs the blocks above)
 
 #: dgfpga's own small variants (not official DGNet architectures; `dgfpga_models.variants`).
 VARIANTS: dict[str, ArchSpec] = {
+    "resdg11b_cifar10": ArchSpec("resdg11b_cifar10", "cifar", 10, (32, 32),
+                                 variants.resdg11b_cifar10),
     "resdg29b_cifar10": ArchSpec("resdg29b_cifar10", "cifar", 10, (32, 32),
                                  variants.resdg29b_cifar10),
 }

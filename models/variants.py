@@ -8,6 +8,11 @@ at ImageNet size in the official zoo can be trained and measured on this machine
   planes 16/32/64, x4 expansion, mask_s, mask_c1, mask_c2, projection shortcuts where the
   shape changes); depth 9n + 2 = 29. Used for the Bottleneck quantization fidelity on
   trained weights (docs/quantization.md).
+- `resdg11b_cifar10`: the same layout with n = 1 Bottleneck per stage (depth 11: three
+  gated Bottlenecks, 16->64, 64->128 stride 2, 128->256 stride 2, each with a projection
+  shortcut): the trained Bottleneck variant shipped in `models/checkpoints/` (43 % of
+  resdg29b's MACs, which is what fits this machine's 2 shared CPU cores;
+  models/MODEL_CARD.md).
 
 They are kept apart from `ARCHS` (the official zoo, checked key for key against the
 official code) in `VARIANTS`; `build_model` and checkpoint loading accept both.
@@ -35,3 +40,8 @@ class ResNetCifarBottleneck(ResNetCifar):
 def resdg29b_cifar10(**kwargs) -> ResNetCifarBottleneck:
     """dgfpga variant (not official): CIFAR-layout DGNet with 3 Bottlenecks per stage."""
     return ResNetCifarBottleneck(29, **kwargs)
+
+
+def resdg11b_cifar10(**kwargs) -> ResNetCifarBottleneck:
+    """dgfpga variant (not official): CIFAR-layout DGNet with 1 Bottleneck per stage."""
+    return ResNetCifarBottleneck(11, **kwargs)

@@ -9,8 +9,8 @@ the fit, `zero_halo` on another grid, the region bounds), a work-list entry (ind
 param word (`mult` >= 2^31 included), a region's size (one byte short of a buffer's end,
 empty, larger), the layer count and the program (descriptors dropped, duplicated,
 swapped, zeroed). On network programs (`network_bases`: gate records, from_gate convs, the
-head; gated and dense) also `NET_OPS`: gate/head record fields, gate parameter entries,
-the SUMS a gate reads (garbage sums: the engine's wrapping int64 path), run_flags and the
+head; gated and dense; Bottleneck programs with their gate-2 records) also `NET_OPS`:
+gate/gate-2/head record fields, gate and gate-2 parameter entries, the SUMS a gate reads (garbage sums: the engine's wrapping int64 path), run_flags and the
 from_gate bit. Every case runs on
 
 - the reference, `dgfpga.runtime.interpreter.run_program`,
@@ -57,7 +57,7 @@ OPS = ("field", "field", "field", "reshape", "reshape", "fit", "reserved", "offs
 # network programs (gate and head records): applied to bases that hold such records, else
 # they fall back to a descriptor field mutation
 NET_OPS = ("gate_field", "gate_field", "gate_param", "gate_param", "gate_param", "gate_sums",
-           "run_flags", "from_gate")
+           "gate2_param", "gate2_param", "run_flags", "from_gate")
 
 
 @dataclass
@@ -185,12 +185,13 @@ def _mutate_net(rng, op: str, c: FuzzCase, words: np.ndarray, cfg: EngineConfig)
         c.program = words.tobytes() + c.program[words.size * 4:]
         return "from_gate"
     if op == "gate_field":
-        recs = _records(words, (prog.OP_GATE, prog.OP_HEAD))
+        recs = _records(words, (prog.OP_GATE, prog.OP_GATE2, prog.OP_HEAD))
         if not recs:
             return None
         i = recs[int(rng.integers(len(recs)))]
-        is_gate = (int(words[i, 0]) >> 16) & 0xF == prog.OP_GATE
-        fields = [f for f in (prog.GATE_FIELDS if is_gate else prog.HEAD_FIELDS)
+        kind = (int(words[i, 0]) >> 16) & 0xF
+        table = {prog.OP_GATE: prog.GATE_FIELDS, prog.OP_GATE2: prog.GATE2_FIELDS}
+        fields = [f for f in table.get(kind, prog.HEAD_FIELDS)
                   if f.name not in ("magic", "version")]
         f = fields[int(rng.integers(len(fields)))]
         old = (int(words[i, f.word]) >> f.lsb) & f.mask
@@ -208,6 +209,8 @@ def _mutate_net(rng, op: str, c: FuzzCase, words: np.ndarray, cfg: EngineConfig)
         _set_rec(words, i, f, v)
         c.program = words.tobytes() + c.program[words.size * 4:]
         return f"gate_field:{f.name}"
+    if op == "gate2_param":
+        return _mutate_gate2_param(rng, c, words, cfg)
     if not gates:
         return None
     i = gates[int(rng.integers(len(gates)))]
@@ -262,6 +265,42 @@ def _mutate_net(rng, op: str, c: FuzzCase, words: np.ndarray, cfg: EngineConfig)
                  int(rng.choice([1, 62, 63, 0])))
         c.program = words.tobytes() + c.program[words.size * 4:]
     return f"gate_param:{name}"
+
+
+def _mutate_gate2_param(rng, c: FuzzCase, words: np.ndarray,
+                        cfg: EngineConfig) -> Optional[str]:
+    """One entry of a gate-2 record's parameter blob set to a boundary or random value
+    (recip at 0 / 2^24 / 2^24 + 1, o1 and b2 at the +-2^46 limit, the int16/int32 ends)."""
+    recs = _records(words, (prog.OP_GATE2,))
+    if not recs:
+        return None
+    i = recs[int(rng.integers(len(recs)))]
+    val = {f.name: (int(words[i, f.word]) >> f.lsb) & f.mask for f in prog.GATE2_FIELDS}
+    try:
+        lay = prog.gate2_param_layout(val["in_c"], val["out_c"], val["hidden"], cfg.axi_bytes)
+    except Exception:       # noqa: BLE001 - a mutated record may have any field values
+        return "gate2_param:none"
+    name = str(rng.choice(prog.GATE2_PARAM_NAMES))
+    dt = np.dtype(dict((n, t) for n, t, _, _ in prog.GATE2_PARAM_SECTIONS)[name])
+    if not lay.counts[name]:
+        return "gate2_param:none"
+    j = int(rng.integers(lay.counts[name]))
+    pos = val["param_offset"] + lay.offsets[name] + j * dt.itemsize
+    weight = c.regions["weight"]
+    if pos + dt.itemsize > weight.size:
+        return "gate2_param:outside"
+    lim = prog.GATE_BIAS_LIMIT
+    choices = {
+        "recip": [0, 1, prog.GATE_RECIP_MAX, prog.GATE_RECIP_MAX + 1, 0xFFFFFFFF,
+                  int(rng.integers(0, 1 << 32))],
+        "w1": [-32768, 32767, 0], "w2": [-32768, 32767, 0],
+        "m1": [-(1 << 31), (1 << 31) - 1, 0, 1],
+        "o1": [lim, -lim, lim - 1, -(lim - 1), -(1 << 63), _S64],
+        "b2": [lim, -lim, lim - 1, -(lim - 1), -(1 << 63), _S64, 0],
+    }[name]
+    v = int(rng.choice(choices))
+    weight[pos:pos + dt.itemsize] = np.frombuffer(np.array([v], dt).tobytes(), np.uint8)
+    return f"gate2_param:{name}"
 
 
 def _mutate_once(rng, c: FuzzCase, cfg: EngineConfig) -> str:

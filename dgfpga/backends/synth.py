@@ -574,6 +574,7 @@ class SynthReport:
     units: list = field(default_factory=list)
     budget: dict = field(default_factory=dict)
     note: str = ""
+    engine_config: dict = field(default_factory=dict)   # the config's fields (for --ship)
 
     def totals(self) -> dict:
         keys = ("lut", "lut_logic", "lutram", "srl", "ff", "carry", "muxf", "dsp", "ramb18",
@@ -594,7 +595,8 @@ class SynthReport:
                     utilisation={k: t[k] / self.budget[k] for k in ("lut", "ff", "dsp", "bram36")
                                  if self.budget.get(k)},
                     max_levels=self.max_levels(), depth_target=DEPTH_TARGET,
-                    worst_paths=self.worst_paths(), units=[u.as_dict() for u in self.units])
+                    worst_paths=self.worst_paths(), units=[u.as_dict() for u in self.units],
+                    engine_config=self.engine_config)
 
     def table(self) -> str:
         t, b = self.totals(), self.budget
@@ -643,7 +645,8 @@ def synthesise(cfg: EngineConfig | str, mode: str = "auto", modules: Sequence[st
     yosys_exe()
     design = Design.for_config(cfg)
     budget = dict(estimate(cfg).budget)
-    report = SynthReport(cfg.name, cfg.part, design.family, "whole", yosys_version(), budget=budget)
+    report = SynthReport(cfg.name, cfg.part, design.family, "whole", yosys_version(), budget=budget,
+                         engine_config=cfg.to_dict())
     if modules:
         mode = "modules"
     if mode in ("auto", "whole"):

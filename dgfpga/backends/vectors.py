@@ -21,6 +21,12 @@ Two sources of vector sets:
   `ignore` range) and SUMS after the start.
 - `contract_corners(cfg)`: validity corners, including gate and head records (valid and
   malformed), every level must agree on.
+- `bottleneck_program_vectors(cfg)` / `bottleneck_corners(cfg)`: a hand-made two-block
+  Bottleneck network (`bottleneck_qmodel`, `small`) in ONE start per image (gate, conv1 with
+  compact sums, gate-2 record, shortcut, conv2 gated on both sides with the stride-2
+  `zero_halo`, conv3 with the residual; an identity block in place; the head), gated and
+  dense, and one fault per gate-2 check (`corner_gate2_*`); expected memory from the
+  interpreter, accepted only where it equals the golden model.
 
 Work lists are written by the one writer (`formats.pack_work_list` /
 `formats.encode_work_list`, what the scheduler uses) and faults are made by editing its
@@ -46,7 +52,9 @@ from dgfpga.numerics.golden import masked_conv2d_int, maxpool3x3s2, requant
 
 __all__ = ["VectorSet", "write_vector_set", "read_vector_set", "layer_sweep",
            "network_vectors", "network_program_vectors", "write_network_program_vectors",
-           "contract_corners", "write_sweep", "MANIFEST_VERSION"]
+           "contract_corners", "write_sweep", "MANIFEST_VERSION", "bottleneck_qmodel",
+           "bottleneck_program_vectors", "bottleneck_corners", "write_bottleneck_vectors",
+           "BOTTLENECK_SEED"]
 
 MANIFEST_VERSION = 1
 REGIONS = ("fmap", "weight", "work", "sums")
@@ -1023,3 +1031,310 @@ def _program_corners(cfg: EngineConfig, seed: int) -> list[VectorSet]:
     for name, records, m, want in cases:
         make(name, records, m, want, log=log)
     return out
+
+
+# ------------------------------------------------------ Bottleneck programs (gate-2 record)
+BOTTLENECK_CONFIG = "small"     # the config the Bottleneck vectors are built for by default
+# The default model seed: the first whose two gated images have, in every block, a mask_c1
+# count != its mask_c2 count, and block b1's mask_c1 count != b0's mask_c2 count (so an
+# engine that ignores the gate-2 count, or keeps it past the next gate record, fails).
+BOTTLENECK_SEED = 1
+
+
+def bottleneck_qmodel(seed: int = BOTTLENECK_SEED, n_calib: int = 4):
+    """A two-block Bottleneck DGNet built by hand (numpy only, random integer weights) that
+    the `small` engine holds: input 3x16x16 (s8); stem 3x3 -> 16 (u8, tile sums at 2);
+    block `b0`: projection, stride 2 (16 -> 8 -> 8 -> 32; conv1 1x1 at 16x16 on the 4x4 grid
+    with tile 4, conv2 3x3/s2, conv3 1x1 + the s8 1x1/s2 shortcut, output 8x8 at tile 2);
+    block `b1`: identity (32 -> 8 -> 8 -> 32 at 8x8, tile 2, tied scales: in place); head
+    32 -> 10. The gate biases are set from the golden model's logits on `n_calib` random
+    images (seeded) so that every gate (mask_s, mask_c1, mask_c2) is mixed.
+    Returns (qmodel, images int8 [n_calib, 3, 16, 16])."""
+    from dgfpga.numerics import gates
+    from dgfpga.numerics.golden import run_golden
+    from dgfpga.numerics.qmodel import (INPUT_TENSOR, QBlock, QConv, QHead, QModel, QStem,
+                                        TensorInfo)
+    rng = np.random.default_rng([seed, 0xB0])
+    shift = 16
+
+    def conv(name, cin, cout, k, stride, in_t, out_t, signed_out=False, res_tensor=None,
+             res_mult=0):
+        w = rng.integers(-128, 128, (cout, cin, k, k)).astype(np.int8)
+        target = 64 * 2 ** shift / (np.sqrt(k * k * cin) * 74 * 64)
+        mult = rng.integers(max(int(target / 2), 1), max(int(target * 2), 2), cout)
+        return QConv(name, w, rng.integers(-3000, 3000, cout).astype(np.int32),
+                     mult.astype(np.int32), shift, res_mult, -128 if signed_out else 0,
+                     127 if signed_out else 255, stride, k // 2, in_t, out_t,
+                     res_tensor=res_tensor)
+
+    def channel_gate(cin, cout, hid):
+        return gates.IntChannelGate(rng.integers(-3000, 3001, (hid, cin)).astype(np.int16),
+                                    rng.integers(1, 64, hid).astype(np.int32),
+                                    rng.integers(-(1 << 20), 1 << 20, hid).astype(np.int64), 20,
+                                    rng.integers(-3000, 3001, (cout, hid)).astype(np.int16),
+                                    np.zeros(cout, np.int64))
+
+    T = TensorInfo
+    tensors = {INPUT_TENSOR: T((3, 16, 16), 1 / 64, True), "stem": T((16, 16, 16), 1 / 32, False)}
+    stem = QStem(conv("stem", 3, 16, 3, 1, INPUT_TENSOR, "stem"), False, "stem")
+    blocks = []
+    for name, cin, hin, stride, in_t in (("b0", 16, 16, 2, "stem"), ("b1", 32, 8, 1, "b0.out")):
+        mid, cout, h = 8, 32, hin // stride
+        for t, shape, signed in ((f"{name}.conv1", (mid, hin, hin), False),
+                                 (f"{name}.conv2", (mid, h, h), False),
+                                 (f"{name}.out", (cout, h, h), False)):
+            tensors[t] = T(shape, 1 / 32, signed)
+        ds = None
+        res_t, res_mult = in_t, 1 << shift                       # identity: tied scales
+        if stride != 1:
+            tensors[f"{name}.downsample"] = T((cout, h, h), 1 / 16, True)
+            ds = conv(f"{name}.downsample", cin, cout, 1, stride, in_t, f"{name}.downsample",
+                      signed_out=True)
+            res_t, res_mult = ds.out_tensor, int(rng.integers(1 << 14, 1 << 17))
+        c1 = conv(f"{name}.conv1", cin, mid, 1, 1, in_t, f"{name}.conv1")
+        c2 = conv(f"{name}.conv2", mid, mid, 3, stride, f"{name}.conv1", f"{name}.conv2")
+        c3 = conv(f"{name}.conv3", mid, cout, 1, 1, f"{name}.conv2", f"{name}.out",
+                  res_tensor=res_t, res_mult=res_mult)
+        sg = gates.IntSpatialGate(rng.integers(-3000, 3001, (cin, 3, 3)).astype(np.int16), 0)
+        blocks.append(QBlock(name, c1, c2, ds, ds is None, 2, (4, 4), sg,
+                             channel_gate(cin, mid, 4), in_t, f"{name}.out", kind="bottleneck",
+                             conv3=c3, channel_gate2=channel_gate(mid, mid, 4)))
+    head = QHead("fc", rng.integers(-128, 128, (10, 32)).astype(np.int8),
+                 rng.integers(-(1 << 20), 1 << 20, 10).astype(np.int32), np.full(10, 1e-4),
+                 "b1.out", 64)
+    qm = QModel("bottleneck_mini", (3, 16, 16), 10, (0.0,) * 3, (1.0,) * 3, tensors, stem,
+                blocks, head, {"synthetic": "vectors.bottleneck_qmodel"})
+    images = rng.integers(-128, 128, (n_calib, 3, 16, 16)).astype(np.int8)
+
+    def centre(raw, axis):               # biases that put the median logit at 0 (mixed gates)
+        return np.clip(-np.median(raw, axis=axis).astype(np.int64), -(1 << 45), 1 << 45)
+    for b in blocks:                      # block by block: a block's input depends on the last
+        g = run_golden(qm, images)
+        x = g.layers[b.in_tensor].astype(np.int64)
+        h, w = x.shape[-2:]
+        pooled = gates.gate_pool(gates.bin_sums(x, b.grid),
+                                 gates.gate_reciprocal(gates.bin_counts(h, w, b.grid)))
+        b.spatial_gate = gates.IntSpatialGate(
+            b.spatial_gate.weight,
+            int(centre(gates.spatial_gate_logits_int(pooled, b.spatial_gate).reshape(-1), 0)))
+        tot = gates.gate_pool(x.sum(axis=(2, 3)), gates.gate_reciprocal(h * w))
+        b.channel_gate.b2 = centre(gates.channel_gate_logits_int(tot, b.channel_gate), 0)
+        g = run_golden(qm, images)
+        y1 = g.layers[b.conv1.out_tensor].astype(np.int64)
+        t1 = gates.gate_pool(y1.sum(axis=(2, 3)), gates.gate_reciprocal(y1.shape[2] * y1.shape[3]))
+        b.channel_gate2.b2 = centre(gates.channel_gate_logits_int(t1, b.channel_gate2), 0)
+    return qm, images
+
+
+def _program_memory(plan, image_int8: np.ndarray, salt: int) -> dict:
+    """A network program's memory before a start: FMAP a fixed pattern with the input image,
+    WEIGHT the plan's image, WORK and SUMS fixed patterns."""
+    rb = plan.region_bytes
+    mem = {"fmap": _pattern(rb["fmap"], salt), "weight": plan.weight_image.copy(),
+           "work": _pattern(rb["work"], salt + 1), "sums": _pattern(rb["sums"], salt + 2)}
+    buf = plan.fmap[plan.input_tensor]
+    mem["fmap"][buf.offset:buf.offset + buf.nbytes] = \
+        np.ascontiguousarray(np.moveaxis(image_int8, 0, -1)).view(np.uint8).reshape(-1)
+    return mem
+
+
+def bottleneck_program_vectors(cfg: Optional[EngineConfig] = None, seed: int = BOTTLENECK_SEED,
+                               n_images: int = 2, prefix: str = "bottleneck") -> list[VectorSet]:
+    """The Bottleneck network program of `bottleneck_qmodel` (stem; per block gate record,
+    conv1 with compact output and compact sums, gate-2 record, [projection shortcut], conv2
+    3x3 gated on both sides (stride 2 + zero_halo in block b0), conv3 with the residual
+    (residual-only tiles in b0, in place in b1); head) in ONE start per image, gated and
+    dense: `<prefix>_gated_img<n>`, `<prefix>_dense_img<n>`.
+
+    Expected memory: the interpreter's after the start (every byte of FMAP, WORK and SUMS;
+    the cycle log is an `ignore` range), which is checked here against the golden model
+    (logits, mask_s/mask_c1/mask_c2 of every block, every block output, conv MACs) before a
+    vector is returned, so a vector never carries an interpreter bug. Garbage (the pattern)
+    stays in the compact buffers at inactive tiles: conv2 must read it as zero. Block b1's
+    mask_c1 count differs from b0's mask_c2 count, and in each block mask_c1's count from
+    mask_c2's, on every gated image (checked; the default seed is chosen for it), so an
+    engine that ignores the gate-2 count or does not clear it at the next gate record
+    computes other bytes."""
+    from dgfpga.numerics.golden import run_golden
+    from dgfpga.runtime import interpreter
+    from dgfpga.runtime.packer import plan_network
+    cfg = cfg or load_config(BOTTLENECK_CONFIG)
+    qm, images = bottleneck_qmodel(seed)
+    plan = plan_network(qm, cfg)
+    out = []
+    for dense in (False, True):
+        g = run_golden(qm, images[:n_images], masks="dense" if dense else None)
+        flags = prog.RUN_DENSE if dense else 0
+        for n in range(n_images):
+            name = f"{prefix}_{'dense' if dense else 'gated'}_img{n}"
+            mem = _program_memory(plan, images[n], 7919 * (n + 1) + seed)
+            before = {r: v.copy() for r, v in mem.items()}
+            res = interpreter.run_program(plan.program, plan.record_count, mem, cfg, flags)
+            problems = [] if res.ok else [f"the interpreter stops: {res.message}"]
+            lb, log = plan.logits, plan.cycle_log
+            logits = mem["work"][lb.offset:lb.offset + lb.nbytes].view("<i8")
+            if res.ok and not np.array_equal(logits, g.logits_int[n]):
+                problems.append("logits differ from the golden model's")
+            for i, m in enumerate(g.masks if res.ok else []):
+                sp, ch = res.gate_masks[i]
+                if not (np.array_equal(sp.reshape(-1), m.spatial[n].reshape(-1))
+                        and np.array_equal(ch, m.channel[n])
+                        and np.array_equal(res.gate2_masks[i], m.channel2[n])):
+                    problems.append(f"block {i}: masks differ from the golden model's")
+            for j, bp in enumerate(plan.blocks if res.ok else []):
+                buf = plan.fmap[bp.out_tensor]
+                if any(plan.fmap[later.out_tensor] is buf for later in plan.blocks[j + 1:]):
+                    continue                              # overwritten in place later
+                c, h, w = qm.tensors[bp.out_tensor].shape
+                got = mem["fmap"][buf.offset:buf.offset + h * w * c].reshape(h, w, c)
+                if not np.array_equal(np.moveaxis(got, -1, 0), g.layers[bp.out_tensor][n]):
+                    problems.append(f"{bp.name}: block output differs from the golden model's")
+            macs = sum(int(v[n]) for k, v in g.macs.items()
+                       if ".mask_" not in k and k != qm.head.name)
+            if res.ok and sum(res.macs) != macs:
+                problems.append(f"MACs {sum(res.macs)} != golden {macs}")
+            if not dense and res.ok:
+                on = [(int(sp.sum()), int(ch.sum()), int(c2.sum()))
+                      for (sp, ch), c2 in zip(res.gate_masks, res.gate2_masks)]
+                if on[1][1] == on[0][2] or any(c1 == c2 for _, c1, c2 in on):
+                    problems.append(f"counts (tiles, mask_c1, mask_c2) per block {on}: the "
+                                    "vector would not catch an engine that ignores or keeps "
+                                    "the gate-2 count (choose another seed)")
+            if problems:
+                raise AssertionError(f"vector {name}: " + "; ".join(problems))
+            out.append(VectorSet(name, cfg.name, cfg.config_hash, plan.program,
+                                 plan.record_count, before,
+                                 {r: mem[r] for r in ("fmap", "work", "sums")}, 0, macs,
+                                 {"masks": [(sp, ch, c2) for (sp, ch), c2 in
+                                            zip(res.gate_masks, res.gate2_masks)],
+                                  "logits": np.asarray(g.logits_int[n]), "records": res.records},
+                                 run_flags=flags, ignore=[("work", log.offset, log.nbytes)]))
+    return out
+
+
+def bottleneck_corners(cfg: Optional[EngineConfig] = None,
+                       seed: int = BOTTLENECK_SEED) -> list[VectorSet]:
+    """The gate-2 record's checks (docs/formats.md "Bottleneck blocks and the gate-2
+    record"), one fault each in block b0's gate-2 record (or its parameters, or the masks it
+    reads) of the `bottleneck_program_vectors` program on its first image, with the STATUS
+    the contract gives (code, record, ENTRY; checked against the interpreter, which supplies
+    the expected memory: the records before the fault ran, nothing of the faulty record is
+    written): `corner_gate2_<what>`. Also `corner_gate2_without_gate` (a gate-2 record
+    right after the stem: BAD_OP, ENTRY 0)."""
+    from dgfpga.runtime import interpreter
+    from dgfpga.runtime.packer import plan_network
+    cfg = cfg or load_config(BOTTLENECK_CONFIG)
+    qm, images = bottleneck_qmodel(seed)
+    plan = plan_network(qm, cfg)
+    RB = formats.DESCRIPTOR_BYTES
+    k = next(i for i, rp in enumerate(plan.records) if rp.kind == "gate2" and rp.block == 0)
+    r2 = plan.blocks[0].gate2_record
+    base = _program_memory(plan, images[0], 7919 + seed)
+    recs = [plan.program[i * RB:(i + 1) * RB] for i in range(plan.record_count)]
+    a = cfg.axi_bytes
+    rb = {r: v.size for r, v in base.items()}
+    out = []
+
+    def make(name, records, mem, want):
+        program = b"".join(records)
+        ref = {r: v.copy() for r, v in mem.items()}
+        res = interpreter.run_program(program, len(records), ref, cfg)
+        code, layer, entry = want
+        status = regmap.pack_status(regmap.ERR[code], layer, entry)
+        if res.status != status:
+            raise AssertionError(f"corner {name}: the interpreter reports "
+                                 f"{regmap.describe_status(res.status)}, the contract says "
+                                 f"{regmap.describe_status(status)} ({res.message})")
+        out.append(VectorSet(name, cfg.name, cfg.config_hash, program, len(records),
+                             {r: v.copy() for r, v in mem.items()},
+                             {r: ref[r] for r in ("fmap", "work", "sums")}, res.status, 0,
+                             {"corner": name, "reference": "interpreter",
+                              "records": res.records}))
+
+    def with_word(word, fn):
+        w = _words_of(recs[k])
+        w[word] = np.uint32(fn(int(w[word])) & 0xFFFFFFFF)
+        return recs[:k] + [w.tobytes()] + recs[k + 1:]
+
+    def with_field(**changes):          # a record field the packer would refuse: raw bits
+        w = _words_of(recs[k])
+        for fname, value in changes.items():
+            f = next(f for f in prog.GATE2_FIELDS if f.name == fname)
+            m = ((1 << f.width) - 1) << f.lsb
+            w[f.word] = np.uint32((int(w[f.word]) & ~m & 0xFFFFFFFF) | ((value << f.lsb) & m))
+        return recs[:k] + [w.tobytes()] + recs[k + 1:]
+
+    lay = prog.gate2_param_layout(r2.in_c, r2.out_c, r2.hidden, a)
+
+    def with_param(section, index, value, dtype):
+        m = {r: v.copy() for r, v in base.items()}
+        size = np.dtype(dtype).itemsize
+        o = r2.param_offset + lay.offsets[section] + index * size
+        m["weight"][o:o + size] = np.frombuffer(np.array([value], dtype=dtype).tobytes(), np.uint8)
+        return m
+
+    # the masks the record reads, with a padding bit set in conv1's channel bitmap, in a WORK
+    # section of their own after the region's end (the gate record writes the real ones)
+    n = r2.st_h * r2.st_w
+    nb = prog.mask_bytes(n, r2.in_c)
+    pad_off = -(-rb["work"] // a) * a
+    pad_mem = {r: v.copy() for r, v in base.items()}
+    work = np.zeros(pad_off + -(-nb // a) * a, np.uint8)
+    work[:rb["work"]] = base["work"]
+    work[pad_off:pad_off + nb] = np.frombuffer(
+        prog.encode_masks(np.ones(n, bool), np.ones(r2.in_c, bool)), np.uint8)
+    assert r2.in_c % 32, "the padding-bit corner needs padding bits in the channel bitmap"
+    pbit = pad_off + formats.bitmap_bytes(n) + r2.in_c // 8
+    work[pbit] |= np.uint8(1 << (r2.in_c % 8))
+    pad_mem["work"] = work
+    G2 = {f.name: f for f in prog.GATE2_FIELDS}
+    cases = [
+        ("without_gate", [recs[0], recs[k]], base, ("BAD_OP", 1, 0)),
+        ("reserved_word", with_word(12, lambda v: 1), base, ("BAD_GATE", k, 12)),
+        ("reserved_bits", with_word(3, lambda v: v | (1 << 20)), base, ("BAD_GATE", k, 3)),
+        ("reserved_bit_h_shift_word", with_word(2, lambda v: v | (1 << 30)), base,
+         ("BAD_GATE", k, 2)),
+        ("in_c_zero", with_field(in_c=0), base, ("BAD_SHAPE", k, 1)),
+        ("in_c_over", with_field(in_c=cfg.max_in_channels + 1), base, ("BAD_SHAPE", k, 1)),
+        ("out_c_over", with_field(out_c=cfg.max_out_channels + 1), base, ("BAD_SHAPE", k, 1)),
+        ("hidden_zero", with_field(hidden=0), base, ("BAD_SHAPE", k, 2)),
+        ("hidden_over_in_c", with_field(hidden=r2.in_c + 1), base, ("BAD_SHAPE", k, 2)),
+        ("shift_zero", with_field(h_shift=0), base, ("BAD_GATE", k, 2)),
+        ("shift_63", with_field(h_shift=63), base, ("BAD_GATE", k, 2)),
+        ("st_h_zero", with_field(st_h=0), base, ("BAD_TILE", k, 3)),
+        ("st_w_over", with_field(st_w=cfg.max_grid + 1), base, ("BAD_TILE", k, 3)),
+        ("sums_misaligned", with_field(sums_offset=r2.sums_offset + 4), base,
+         ("BAD_OFFSET", k, G2["sums_offset"].word)),
+        ("sums_outside", with_field(sums_offset=rb["sums"] - a), base,
+         ("BAD_OFFSET", k, G2["sums_offset"].word)),
+        ("params_outside", with_field(param_offset=rb["weight"] - a), base,
+         ("BAD_OFFSET", k, G2["param_offset"].word)),
+        ("in_mask_outside", with_field(in_mask_offset=rb["work"]), base,
+         ("BAD_OFFSET", k, G2["in_mask_offset"].word)),
+        ("mask_misaligned", with_field(mask_offset=r2.mask_offset + 2), base,
+         ("BAD_OFFSET", k, G2["mask_offset"].word)),
+        ("out_list_outside", with_field(c2_out_ch_offset=rb["work"] - a), base,
+         ("BAD_OFFSET", k, G2["c2_out_ch_offset"].word)),
+        ("in_list_misaligned", with_field(c3_in_ch_offset=r2.c3_in_ch_offset + 2), base,
+         ("BAD_OFFSET", k, G2["c3_in_ch_offset"].word)),
+        ("recip_zero", recs, with_param("recip", 0, 0, "<u4"), ("BAD_GATE", k, 0)),
+        ("recip_over", recs, with_param("recip", 0, prog.GATE_RECIP_MAX + 1, "<u4"),
+         ("BAD_GATE", k, 0)),
+        ("o1_limit", recs, with_param("o1", r2.hidden - 1, -prog.GATE_BIAS_LIMIT, "<i8"),
+         ("BAD_GATE", k, r2.hidden - 1)),
+        ("b2_limit", recs, with_param("b2", 5, prog.GATE_BIAS_LIMIT, "<i8"), ("BAD_GATE", k, 5)),
+        ("in_mask_padding", with_field(in_mask_offset=pad_off), pad_mem,
+         ("BAD_GATE", k, prog.GATE2_IN_MASK_WORD)),
+    ]
+    for name, records, mem, want in cases:
+        make(f"corner_gate2_{name}", records, mem, want)
+    return out
+
+
+def write_bottleneck_vectors(out_dir, cfg: Optional[EngineConfig] = None,
+                             seed: int = BOTTLENECK_SEED,
+                             n_images: int = 2) -> list[Path]:
+    """`bottleneck_program_vectors` and `bottleneck_corners` into `out_dir/<name>/`."""
+    cfg = cfg or load_config(BOTTLENECK_CONFIG)
+    sets = bottleneck_program_vectors(cfg, seed, n_images) + bottleneck_corners(cfg, seed)
+    return [write_vector_set(vs, Path(out_dir) / vs.name) for vs in sets]

@@ -55,10 +55,8 @@ def run(args) -> int:
     if args.params:
         params = CycleParams.load(args.params)
     else:
-        from dgfpga.perf.calibration import params_path
-        path = next((params_path(c) for c in (base, load_config("small"))
-                     if params_path(c).is_file()), None)
-        params = CycleParams.load(path) if path else CycleParams()
+        from dgfpga.perf.calibration import shipped_params
+        params, path = shipped_params(base)
         args.params = str(path) if path else "defaults (uncalibrated)"
     lat = ddr_params(params, base, args.ddr_latency).read_latency_cycles
     t0 = time.perf_counter()

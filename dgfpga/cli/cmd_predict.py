@@ -25,11 +25,15 @@ def add_arguments(p):
                    metavar="PCT", help="percentage of cycles the DDR refuses a beat "
                    "(contention; default 0)")
     p.add_argument("--seed", type=options.number(int, 0), default=0, help="seed of the random masks (default 0)")
-    p.add_argument("--arch", choices=("resdg18", "resdg34", "resdg50"), default=None,
+    p.add_argument("--arch", choices=("resdg18", "resdg34", "resdg50", "mobilenet_v2_dg"),
+                   default=None,
                    help="one network's operating points: resdg18/resdg34 the paper's Table 3 "
                         "rows (with its Ultra96 speedups), resdg50 its 60%%/70%% ImageNet "
                         "models (1.65 / 1.31 GMACs, no FPGA speedup published; needs a config "
-                        "with 2048-channel limits); default: Table 3")
+                        "with 2048-channel limits), mobilenet_v2_dg its 50%% model (0.16 "
+                        "GMACs; needs 1280-channel limits; the depthwise layers priced as "
+                        "docs/formats.md specifies them, not yet RTL-measured); default: "
+                        "Table 3")
     p.add_argument("--channel-groups", action="store_true",
                    help="also print channel-group-aligned operating points beside the "
                         "unaligned ones: active channel counts rounded to multiples of the "
@@ -58,16 +62,16 @@ def run(args) -> int:
     if args.out:
         check_writable(args.out, "file")                           # before any work
     own_inputs = _own_inputs(args) if args.checkpoint else None   # checked before any work
-    params = CycleParams.load(args.params) if args.params else CycleParams()
-    if not args.params:   # the RTL calibration of this config, else of 'small' (same design)
-        from dgfpga.perf.calibration import params_path
-        for c in (cfg, load_config("small")):
-            if params_path(c).is_file():
-                params = CycleParams.load(params_path(c))
-                args.params = str(params_path(c))
-                break
+    if args.params:
+        params = CycleParams.load(args.params)
+    else:                 # the RTL calibration of this config, else of 'small' (same design)
+        from dgfpga.perf.calibration import shipped_params
+        params, path = shipped_params(cfg)
+        args.params = str(path) if path else None
     from dgfpga.perf.prediction import ddr_params
     params = ddr_params(params, cfg, args.ddr_latency, args.ddr_stall)
+    if args.arch == "mobilenet_v2_dg":
+        return _predict_mobilenet(args, cfg, params)
     from dgfpga.perf.prediction import operating_points
     points = operating_points(args.arch, cfg)          # checks the network fits cfg first
     host, host_source = _host_seconds(args, cfg, sorted({p[0] for p in points}))
@@ -110,6 +114,99 @@ def run(args) -> int:
               "median image)")
     if args.out:
         atomic_write_text(args.out, json.dumps(rows, indent=2))
+    return 0
+
+
+#: DGNet MobileNetV2 at 50% (the paper / official README): 71.62% top-1 at 0.16 GMACs,
+#: against the official dense count (no FPGA speedup was published)
+MOBILENET_V2_PAPER_MACS = 0.16e9
+
+
+def _layer_type(lp) -> str:
+    d = lp.template
+    if lp.kind == "stem":
+        return "stem 3x3"
+    return "depthwise 3x3" if d.depthwise else f"{d.k}x{d.k}"
+
+
+def mobilenet_prediction(cfg, params, seed: int = 0, host_s: float = 0.0) -> dict:
+    """MobileNetV2 (shapes, `netshapes.mobilenet_v2`) dense and at the paper's 50% point:
+    random gated-block decisions (`cycle_model.random_gated_masks`) at the block density
+    whose MACs, counted officially (the stem at a third), equal the paper's 0.16 GMACs;
+    both priced as one start of the network program (`program_network_cycles`)."""
+    from dgfpga.perf.cycle_model import program_network_cycles, random_gated_masks
+    from dgfpga.perf.netshapes import net_shape, shape_plan
+    net = net_shape("mobilenet_v2_dg")
+    plan = shape_plan("mobilenet_v2_dg", cfg)
+    quirk = net.dense_macs - net.official_dense_macs      # the official stem undercount
+    dense = program_network_cycles(plan, None, params, host_s)
+
+    def run(d):
+        return program_network_cycles(plan, random_gated_masks(plan, d, seed), params, host_s)
+    lo, hi = 0.0, 1.0
+    for _ in range(16):                                    # MACs grow with the density
+        mid = (lo + hi) / 2
+        if run(mid).macs - quirk > MOBILENET_V2_PAPER_MACS:
+            hi = mid
+        else:
+            lo = mid
+    gated = run((lo + hi) / 2)
+    lanes = cfg.tm * cfg.tn
+    by_type = {}
+    for mode, nc in (("dense", dense), ("gated", gated)):
+        names = {lc.name: lc for lc in nc.layers}
+        for lp in plan.layers:
+            t = by_type.setdefault(_layer_type(lp), {"dense": [0.0, 0.0], "gated": [0.0, 0.0]})
+            lc = names.get(lp.name)
+            if lc is not None:
+                t[mode][0] += lc.macs
+                t[mode][1] += lc.total_cycles
+    return dict(network="mobilenet_v2_dg", block_density=(lo + hi) / 2,
+                official_dense_macs=net.official_dense_macs,
+                gated_official_macs=gated.macs - quirk,
+                mac_reduction=net.official_dense_macs / (gated.macs - quirk),
+                paper_mac_reduction=net.official_dense_macs / MOBILENET_V2_PAPER_MACS,
+                speedup=dense.total_cycles / gated.total_cycles,
+                dense_ms=1e3 * dense.total_cycles / cfg.clock_hz,
+                gated_ms=1e3 * gated.total_cycles / cfg.clock_hz,
+                gate_ms=1e3 * gated.gate_cycles / cfg.clock_hz,
+                gated_images_per_s=cfg.clock_hz / gated.total_cycles,
+                efficiency_by_type={k: {m: (v[m][0] / (v[m][1] * lanes) if v[m][1] else 0.0)
+                                        for m in ("dense", "gated")}
+                                    for k, v in by_type.items()},
+                cycles_share_by_type={k: {"dense": v["dense"][1] / dense.engine_cycles,
+                                          "gated": v["gated"][1] / gated.engine_cycles}
+                                      for k, v in by_type.items()})
+
+
+def _predict_mobilenet(args, cfg, params) -> int:
+    from dgfpga.outdir import atomic_write_text
+    host_s = 1e-6 * args.host_us if args.host_us is not None else 0.0
+    r = mobilenet_prediction(cfg, params, args.seed, host_s)
+    print(f"engine '{cfg.name}': {cfg.tm}x{cfg.tn} MACs @ {cfg.clock_hz / 1e6:.0f} MHz; DDR "
+          f"read latency {params.read_latency_cycles:g} cycles; cycle params "
+          f"{args.params or 'defaults (uncalibrated)'}")
+    print("MobileNetV2 DGNet (shapes; one start per image: stem, ungated blocks dense, gated "
+          "blocks gate + expand + depthwise + projection, tail, head). The depthwise mode and "
+          "pixel_sums are SPECIFIED (docs/formats.md), not yet in the HLS engine or the RTL: "
+          "their cycles are the model's estimate, not fitted to RTL measurements.")
+    print(f"masks: random, one block density for every gated block, solved so the MACs "
+          f"(official counting) equal the paper's 50% model: "
+          f"{MOBILENET_V2_PAPER_MACS / 1e9:.2f} GMACs of {r['official_dense_macs'] / 1e9:.3f}")
+    print(f"host CPU per image: {host_s * 1e6:g} us ({'--host-us' if args.host_us is not None else 'not included: pass --host-us'})")
+    print(f"{'network':16s} {'blk dens':>8s} {'MAC red.':>8s} {'speedup':>8s} {'effic.':>7s} "
+          f"{'dense ms':>9s} {'gated ms':>9s} {'gates ms':>8s} {'img/s':>7s} {'paper MAC red.':>14s}")
+    print(f"{r['network']:16s} {r['block_density']:8.3f} {r['mac_reduction']:7.2f}x "
+          f"{r['speedup']:7.2f}x {r['speedup'] / r['mac_reduction']:7.2f} {r['dense_ms']:9.2f} "
+          f"{r['gated_ms']:9.2f} {r['gate_ms']:8.3f} {r['gated_images_per_s']:7.1f} "
+          f"{r['paper_mac_reduction']:13.2f}x")
+    print("efficiency MACs/(cycles x tm x tn) and share of the engine cycles, by layer type:")
+    for t, e in sorted(r["efficiency_by_type"].items()):
+        sh = r["cycles_share_by_type"][t]
+        print(f"  {t:14s} dense {e['dense']:.3f} ({100 * sh['dense']:4.1f}%)  gated "
+              f"{e['gated']:.3f} ({100 * sh['gated']:4.1f}%)")
+    if args.out:
+        atomic_write_text(args.out, json.dumps([r], indent=2))
     return 0
 
 

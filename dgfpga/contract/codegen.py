@@ -253,13 +253,15 @@ def _cpp_records() -> str:
 
 
 def _cpp_desc_fields() -> tuple[str, str, str, str]:
+    """The descriptor fields the engines implement (formats.ENGINE_FIELDS: the pending
+    fields stay reserved bits to them, so they refuse what they do not implement)."""
+    fields = F.ENGINE_FIELDS
     decl = "\n".join(f"constexpr Field {f.name} = {{{f.word}, {f.lsb}, {f.width}}};  // {f.meaning}"
-                     for f in F.DESCRIPTOR_FIELDS)
-    lst = "\n".join(f"    {f.name}," for f in F.DESCRIPTOR_FIELDS)
-    numbers = "\n".join(f"    F_{f.name.upper()} = {i}," for i, f in enumerate(F.DESCRIPTOR_FIELDS))
-    numbers += f"\n    F_COUNT = {len(F.DESCRIPTOR_FIELDS)}"
-    errors = "\n".join(f"    err::{F.FIELD_ERROR[f.name]},  // {f.name}"
-                       for f in F.DESCRIPTOR_FIELDS)
+                     for f in fields)
+    lst = "\n".join(f"    {f.name}," for f in fields)
+    numbers = "\n".join(f"    F_{f.name.upper()} = {i}," for i, f in enumerate(fields))
+    numbers += f"\n    F_COUNT = {len(fields)}"
+    errors = "\n".join(f"    err::{F.FIELD_ERROR[f.name]},  // {f.name}" for f in fields)
     return decl, lst, numbers, errors
 
 
@@ -370,7 +372,7 @@ def _sv_records() -> str:
 
 def _sv_desc() -> str:
     out = []
-    for i, f in enumerate(F.DESCRIPTOR_FIELDS):
+    for i, f in enumerate(F.ENGINE_FIELDS):     # pending fields stay reserved bits
         n = f.name.upper()
         out.append(f"localparam int unsigned DG_DESC_{n}_WORD = {f.word};  // {f.meaning}")
         out.append(f"localparam int unsigned DG_DESC_{n}_LSB = {f.lsb};")
@@ -414,8 +416,10 @@ def _md_descriptor() -> str:
     rows = ["| no. | word | bits | field | fault | meaning |", "|---|---|---|---|---|---|"]
     for i, f in enumerate(F.DESCRIPTOR_FIELDS):
         bits = f"{f.lsb}" if f.width == 1 else f"{f.lsb + f.width - 1}:{f.lsb}"
+        pend = " *(pending: the engines refuse it as a reserved bit)*" \
+            if f.name in F.PENDING_FIELDS else ""
         rows.append(f"| {i} | {f.word} | {bits} | `{f.name}` | {F.FIELD_ERROR[f.name]} | "
-                    f"{_md_escape(f.meaning)} |")
+                    f"{_md_escape(f.meaning)}{pend} |")
     return "\n".join(rows)
 
 
@@ -487,7 +491,7 @@ def _fields(cfg: EngineConfig, cfg_source: str, command: str, template: str) -> 
         desc_field_list=desc_list,
         desc_field_numbers=desc_numbers,
         desc_field_errors=desc_errors,
-        n_desc_fields=len(F.DESCRIPTOR_FIELDS),
+        n_desc_fields=len(F.ENGINE_FIELDS),
         desc_params=_sv_desc(),
         record_constants=_cpp_records(),
         record_params=_sv_records(),

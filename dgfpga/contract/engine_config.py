@@ -106,8 +106,10 @@ def _is_pow2(v: int) -> bool:
     return v > 0 and (v & (v - 1)) == 0
 
 
-def validate(cfg: EngineConfig) -> EngineConfig:
-    """Check a configuration; raise ConfigError naming the field, its value and the limit."""
+def validate(cfg: EngineConfig, fit: bool = True) -> EngineConfig:
+    """Check a configuration; raise ConfigError naming the field, its value and the limit.
+    `fit`: also against its part's DSP48E2/BRAM36 by the resource estimate (False only to
+    check the fields alone, e.g. to synthesise or estimate a config that does not fit)."""
     def need(cond: bool, msg: str) -> None:
         if not cond:
             raise ConfigError(f"engine config '{cfg.name}': {msg}")
@@ -155,17 +157,19 @@ def validate(cfg: EngineConfig) -> EngineConfig:
          f"(2*max_tile+1)^2 conv patch under a fused max-pool need {o_need}")
     # DSP48E2 and BRAM36 against the part: the one resource model (imported here because
     # it imports this module)
-    from dgfpga.perf.resources import dsp_bram_problems
-    for problem in dsp_bram_problems(cfg):
-        need(False, problem)
+    if fit:
+        from dgfpga.perf.resources import dsp_bram_problems
+        for problem in dsp_bram_problems(cfg):
+            need(False, problem)
     return cfg
 
 
 _SECTIONS = ("array", "limits", "buffers", "widths")
 
 
-def config_from_dict(data: dict, source: str = "<dict>") -> EngineConfig:
-    """Build and validate a config from a (possibly sectioned) mapping as read from TOML."""
+def config_from_dict(data: dict, source: str = "<dict>", fit: bool = True) -> EngineConfig:
+    """Build and validate a config from a (possibly sectioned) mapping as read from TOML
+    (`fit` as in `validate`)."""
     flat: dict = {}
     for key, value in data.items():
         if isinstance(value, dict):
@@ -188,7 +192,7 @@ def config_from_dict(data: dict, source: str = "<dict>") -> EngineConfig:
     missing = sorted(required - set(flat))
     if missing:
         raise ConfigError(f"{source}: missing key(s) {', '.join(missing)}")
-    return validate(EngineConfig(**flat))
+    return validate(EngineConfig(**flat), fit)
 
 
 def available_configs() -> list[str]:

@@ -30,7 +30,11 @@ DESCRIPTOR_WORDS = 24
 DESCRIPTOR_BYTES = 4 * DESCRIPTOR_WORDS
 
 OP_CONV = 1
-OP_KINDS = {OP_CONV: "conv"}
+#: a depthwise conv (MobileNetV2): the conv descriptor with one input channel per output
+#: channel (groups = channels); docs/formats.md "Depthwise layers"
+OP_DWCONV = 5
+OP_KINDS = {OP_CONV: "conv", OP_DWCONV: "dwconv"}
+DW_KERNELS = (3,)                           # depthwise kernel sides (MobileNetV2's 3x3)
 KERNELS = (1, 3, 7)                         # kernel sides the engine supports
 MAX_KERNEL = max(KERNELS)                   # the ImageNet stem's 7x7
 MAX_KERNEL_TAPS = MAX_KERNEL * MAX_KERNEL   # weights per (out, in) channel pair of it
@@ -75,8 +79,9 @@ def _f(name, word, lsb, width, meaning):
 DESCRIPTOR_FIELDS = (
     _f("magic", 0, 0, 8, f"0x{DESC_MAGIC:02X}; catches descriptors read from the wrong address"),
     _f("version", 0, 8, 8, "FORMAT_VERSION"),
-    _f("op", 0, 16, 4, "record op: 1 = conv (this descriptor; 2 = gate, 3 = head are other records "
-       "of a network program, dgfpga.contract.program; 0 is invalid so zeroed memory fails)"),
+    _f("op", 0, 16, 4, "record op: 1 = conv, 5 = depthwise conv (this descriptor; 2 = gate, "
+       "3 = head, 4 = gate-2 are other records of a network program, dgfpga.contract.program; "
+       "0 is invalid so zeroed memory fails)"),
     _f("k", 0, 20, 4, f"kernel side: one of KERNELS {KERNELS}"),
     _f("stride", 0, 24, 2, f"conv stride: one of STRIDES {STRIDES}"),
     _f("pad", 0, 26, 3, "zero padding on each side, 0..k/2"),
@@ -125,9 +130,21 @@ DESCRIPTOR_FIELDS = (
     _f("in_ch_list_offset", 17, 0, 32, "WORK: u16 active input channel ids (0 if not gated)"),
     _f("bitmap_offset", 18, 0, 32, "WORK: u32 tile bitmap (0 if not zero_halo)"),
     _f("sums_offset", 19, 0, 32, "SUMS: [grid_h*grid_w][C] int32 (0 if not emit_sums)"),
+    _f("pixel_sums", 1, 14, 1, "with emit_sums: one sum tile per output pixel, SUMS "
+       "[out_h*out_w][C] (pooling bins that are not unions of tiles, e.g. 7x7 maps)"),
 )
+#: What the contract defines but the HLS engine and the RTL do not implement yet
+#: (docs/formats.md "Depthwise layers"): the generated C/SV field tables leave these fields
+#: out, so both engines see their bits as reserved (BAD_MAGIC, ENTRY 0) and refuse the op
+#: (BAD_OP, ENTRY 0) instead of silently ignoring them; the interpreter runs them only when
+#: asked (`run_program(..., pending=True)`). An engine that implements one removes it here.
+PENDING_FIELDS = ("pixel_sums",)
+PENDING_OPS = (OP_DWCONV,)
 RESERVED_WORDS = tuple(range(20, DESCRIPTOR_WORDS))   # must be zero
 FIELD_BY_NAME = {f.name: f for f in DESCRIPTOR_FIELDS}
+#: the fields the engines implement (the generated C/SV tables): DESCRIPTOR_FIELDS minus
+#: PENDING_FIELDS, field numbers unchanged (pending fields are appended at the end)
+ENGINE_FIELDS = tuple(f for f in DESCRIPTOR_FIELDS if f.name not in PENDING_FIELDS)
 FLAG_FIELDS = tuple(f.name for f in DESCRIPTOR_FIELDS if f.word == 1 and f.width == 1)
 OFFSET_FIELDS = tuple(f.name for f in DESCRIPTOR_FIELDS if f.name.endswith("_offset"))
 # region each offset points into
@@ -198,6 +215,7 @@ class LayerDescriptor:
     in_place: bool = False
     from_gate: bool = False
     im2col: bool = False
+    pixel_sums: bool = False
     shift: int = 16
     res_mult: int = 0
     n_res_tiles: int = 0
@@ -229,6 +247,21 @@ class LayerDescriptor:
         return self.n_active_out if self.out_ch_gated else self.out_c
 
     @property
+    def depthwise(self) -> bool:
+        """A depthwise layer (op OP_DWCONV): output channel m reads input channel m only."""
+        return self.op == OP_DWCONV
+
+    @property
+    def sum_grid(self) -> tuple[int, int]:
+        """(rows, cols) of the SUMS buffer's sum tiles: the tile grid, or every output pixel
+        with pixel_sums."""
+        return (self.out_h, self.out_w) if self.pixel_sums else (self.grid_h, self.grid_w)
+
+    @property
+    def n_sum_tiles(self) -> int:
+        return self.sum_grid[0] * self.sum_grid[1]
+
+    @property
     def conv_h(self) -> int:
         return conv_out_size(self.in_h, self.k, self.stride, self.pad)
 
@@ -242,6 +275,8 @@ class LayerDescriptor:
         else 'oc_k_k_ic'."""
         if self.im2col:
             return "im2col"
+        if self.depthwise:
+            return "dw"
         return "ic_k_k_oc" if (self.in_ch_gated and not self.out_ch_gated) else "oc_k_k_ic"
 
     def replace(self, **changes) -> "LayerDescriptor":
@@ -370,12 +405,13 @@ def descriptor_buffers(d: LayerDescriptor, cfg: Optional[EngineConfig] = None
         bufs.append(("work", "res_tile_list_offset", d.res_tile_list_offset, 2 * d.n_tiles))
     if d.out_ch_gated:
         bufs.append(("work", "out_ch_list_offset", d.out_ch_list_offset, 2 * d.n_active_out))
-    if d.in_ch_gated:
+    if d.in_ch_gated and not d.depthwise:      # a depthwise layer's out list is its in list
         bufs.append(("work", "in_ch_list_offset", d.in_ch_list_offset, 2 * d.n_active_in))
     if d.zero_halo:
         bufs.append(("work", "bitmap_offset", d.bitmap_offset, bitmap_bytes(d.n_tiles)))
     if d.emit_sums:
-        bufs.append(("sums", "sums_offset", d.sums_offset, d.n_tiles * d.out_c_stored * SUM_BYTES))
+        bufs.append(("sums", "sums_offset", d.sums_offset,
+                     d.n_sum_tiles * d.out_c_stored * SUM_BYTES))
     return bufs
 
 
@@ -391,8 +427,17 @@ def im2col_row_bytes(d: LayerDescriptor, cfg: Optional[EngineConfig] = None) -> 
     return -(-im2col_taps(d) // cfg.tn) * cfg.tn
 
 
+def dw_row_bytes(d: LayerDescriptor, cfg: Optional[EngineConfig] = None) -> int:
+    """Bytes per channel of a depthwise weight stream: the k*k taps padded to a multiple
+    of tn (one array step reads tn consecutive taps of the lane's channel)."""
+    cfg = cfg or default_config()
+    return -(-(d.k * d.k) // cfg.tn) * cfg.tn
+
+
 def weight_stream_bytes(d: LayerDescriptor, cfg: Optional[EngineConfig] = None) -> int:
     """Bytes of the layer's weight stream at weight_offset (`weight_layout`)."""
+    if d.depthwise:
+        return d.out_c * dw_row_bytes(d, cfg)
     if d.im2col:
         return d.out_c * im2col_row_bytes(d, cfg)
     return d.out_c * d.k * d.k * d.in_c
@@ -404,11 +449,14 @@ def mac_steps_per_pixel(d: LayerDescriptor, cfg: Optional[EngineConfig] = None) 
 
     Without im2col: one step per (kernel position, n-group of tn stored input channels),
     k*k*ceil(n_active_in/tn); with im2col: one per tn of the flattened (ky, kx, c) taps,
-    ceil(k*k*in_c/tn). 0 when the layer has no active input channel (bias only).
+    ceil(k*k*in_c/tn); depthwise (one channel per lane): one per tn of the lane's own k*k
+    taps, ceil(k*k/tn). 0 when the layer has no active input channel (bias only).
     """
     cfg = cfg or default_config()
     if d.n_active_in == 0:
         return 0
+    if d.depthwise:              # lane m: channel m's k*k taps, tn per step
+        return -(-(d.k * d.k) // cfg.tn)
     if d.im2col:
         return -(-im2col_taps(d) // cfg.tn)
     return d.k * d.k * -(-d.n_active_in // cfg.tn)
@@ -460,6 +508,8 @@ def im2col_fit_problems(d: LayerDescriptor, cfg: EngineConfig) -> list[str]:
 
 def choose_im2col(d: LayerDescriptor, cfg: Optional[EngineConfig] = None) -> bool:
     """THE packer's choice: im2col where it is allowed and takes fewer array steps."""
+    if d.depthwise:
+        return False
     cfg = cfg or default_config()
     on = d.replace(im2col=True)
     off = d.replace(im2col=False)
@@ -491,16 +541,26 @@ def layer_fit_problems(d: LayerDescriptor, cfg: EngineConfig) -> list[str]:
 
     THE fit rule (every level reports NO_FIT at the `tile` word for it):
     tm x k*k x n_active_in <= fit_weight_group_bytes (always all tm lanes, whatever
-    n_active_out is: an m-group is sized for the array, not for the image's gates),
+    n_active_out is: an m-group is sized for the array, not for the image's gates; a
+    depthwise layer: out_c x dw_row_bytes, the whole layer's rows),
     input_patch_side^2 x in_c_stored <= fit_ifm_patch_bytes, and
     tm x conv_tile_side^2 x 4 <= fit_acc_bytes.
     """
     lim = fit_limits(cfg)
     problems = []
-    w = cfg.tm * d.k * d.k * d.n_active_in
-    if w > lim["fit_weight_group_bytes"]:
-        problems.append(f"one m-group of weights (tm={cfg.tm} lanes) is {w} bytes > "
-                        f"weight_buffer_bytes/2 = {lim['fit_weight_group_bytes']}")
+    # depthwise: the whole layer's weight rows (k*k taps padded to tn per channel) stay on
+    # chip and every m-group of a tile reads the tile's one patch (docs/formats.md)
+    if d.depthwise:
+        w = d.out_c * dw_row_bytes(d, cfg)
+        if w > lim["fit_weight_group_bytes"]:
+            problems.append(f"the depthwise weights ({d.out_c} rows of {dw_row_bytes(d, cfg)} "
+                            f"bytes) are {w} bytes > weight_buffer_bytes/2 = "
+                            f"{lim['fit_weight_group_bytes']}")
+    else:
+        w = cfg.tm * d.k * d.k * d.n_active_in
+        if w > lim["fit_weight_group_bytes"]:
+            problems.append(f"one m-group of weights (tm={cfg.tm} lanes) is {w} bytes > "
+                            f"weight_buffer_bytes/2 = {lim['fit_weight_group_bytes']}")
     p = input_patch_side(d) ** 2 * d.in_c_stored
     if p > lim["fit_ifm_patch_bytes"]:
         problems.append(f"input patch {input_patch_side(d)}^2 x {d.in_c_stored} ch = {p} bytes "
@@ -588,6 +648,10 @@ def validate_descriptor(d: LayerDescriptor, cfg: Optional[EngineConfig] = None,
             raise bad("n_res_tiles", "must be 0 with from_gate (the gate record sets it)")
     if d.im2col and (d.k == 1 or d.in_ch_gated or d.zero_halo):
         raise bad("im2col", "; ".join(im2col_fit_problems(d, cfg)))
+    if d.pixel_sums and not d.emit_sums:
+        raise bad("pixel_sums", "needs emit_sums (it says where the sums go)")
+    if d.depthwise:
+        _check_depthwise(d, bad)
     # tiles and counts
     if not 1 <= d.tile <= cfg.max_tile:
         raise bad("tile", f"must be 1..{cfg.max_tile}")
@@ -647,6 +711,23 @@ def validate_descriptor(d: LayerDescriptor, cfg: Optional[EngineConfig] = None,
         if problems:
             raise bad("im2col", "the im2col buffers do not fit engine "
                                 f"'{cfg.name}': {'; '.join(problems)} (clear the flag)")
+
+
+def _check_depthwise(d: LayerDescriptor, bad) -> None:
+    """The depthwise rules (docs/formats.md "Depthwise layers"), after the flag rules."""
+    if d.k not in DW_KERNELS:
+        raise bad("k", f"a depthwise layer has k in {DW_KERNELS}")
+    if d.out_c != d.in_c:
+        raise bad("out_c", f"a depthwise layer has out_c = in_c ({d.in_c})")
+    for flag in ("residual", "maxpool", "im2col"):
+        if getattr(d, flag):
+            raise bad(flag, "not supported on a depthwise layer")
+    if d.in_ch_gated != d.out_ch_gated:
+        raise bad("in_ch_gated", "a depthwise layer is gated on both sides or on neither "
+                                 "(the out-channel list is its in-channel list)")
+    if d.n_active_in != d.n_active_out:
+        raise bad("n_active_in", f"must equal n_active_out ({d.n_active_out}) on a depthwise "
+                                 "layer")
 
 
 def _error(msg: str, field: Optional[str] = None, entry: Optional[int] = None,
@@ -785,7 +866,7 @@ def work_slots(d: LayerDescriptor, base_offset: int, align: int) -> WorkSlots:
     res = tiles + up(e * d.n_tiles)
     out_ch = res + up(e * d.n_tiles)
     in_ch = out_ch + (up(e * d.out_c) if d.out_ch_gated else 0)
-    bitmap = in_ch + (up(e * d.in_c) if d.in_ch_gated else 0)
+    bitmap = in_ch + (up(e * d.in_c) if d.in_ch_gated and not getattr(d, "depthwise", False) else 0)
     end = bitmap + (up(bitmap_bytes(d.n_tiles)) if d.zero_halo else 0)
     return WorkSlots(tiles, res, out_ch, in_ch, bitmap, end)
 
@@ -824,7 +905,9 @@ def encode_work_list(d: LayerDescriptor, slots: WorkSlots, tiles,
         fields["n_active_out"] = int(oc.size)
         fields["out_ch_list_offset"] = slots.out_ch
         writes.append((slots.out_ch, oc.view(np.uint8)))
-    if d.in_ch_gated:
+    if d.in_ch_gated and getattr(d, "depthwise", False):       # a depthwise layer reads its out list
+        fields["n_active_in"] = fields["n_active_out"]
+    elif d.in_ch_gated:
         ic = u16(in_channels)
         fields["n_active_in"] = int(ic.size)
         fields["in_ch_list_offset"] = slots.in_ch
@@ -878,7 +961,9 @@ def read_work_list(d: LayerDescriptor, work_region) -> WorkList:
                                         "out-channel list"), d.n_active_out, d.out_c,
                                "out-channel list")
     inc = empty
-    if d.in_ch_gated:
+    if d.in_ch_gated and d.depthwise:       # one list for both sides
+        inc = outc
+    elif d.in_ch_gated:
         inc = unpack_u16_list(_section(blob, d.in_ch_list_offset, 2 * d.n_active_in,
                                        "in-channel list"), d.n_active_in, d.in_c,
                               "in-channel list")
@@ -954,7 +1039,7 @@ def expand_channels(compact: np.ndarray, channels: Sequence[int], c: int) -> np.
     return out
 
 
-WEIGHT_LAYOUTS = ("oc_k_k_ic", "ic_k_k_oc", "im2col")
+WEIGHT_LAYOUTS = ("oc_k_k_ic", "ic_k_k_oc", "im2col", "dw")
 
 
 def _im2col_row(c_in: int, k: int, tn: Optional[int]) -> int:
@@ -974,7 +1059,10 @@ def pack_weights(w_oihw: np.ndarray, layout: str, tn: Optional[int] = None) -> b
     w = np.asarray(w_oihw)
     if w.ndim != 4 or w.dtype != np.int8 or w.shape[2] != w.shape[3]:
         raise FormatError(f"weights: need int8 [C_out][C_in][k][k], got {w.dtype} {w.shape}")
-    if layout == "im2col":
+    if layout == "dw":
+        if w.shape[1] != 1:
+            raise FormatError(f"weights: the dw layout takes [C][1][k][k], got {w.shape}")
+    if layout in ("im2col", "dw"):
         co, ci, k, _ = w.shape
         row = _im2col_row(ci, k, tn)
         out = np.zeros((co, row), np.int8)
@@ -991,7 +1079,10 @@ def unpack_weights(data, c_out: int, c_in: int, k: int, layout: str,
                    tn: Optional[int] = None) -> np.ndarray:
     """Weight stream -> int8 [C_out][C_in][k][k] (`tn` for the im2col layout)."""
     data = _bytes_like(data, "weights")
-    if layout == "im2col":
+    if layout == "dw" and c_in != 1:   # [C][k*k taps padded to tn]
+        raise FormatError(f"weights: the dw layout has one input channel per output channel "
+                          f"(c_in 1), got c_in {c_in}")
+    if layout in ("im2col", "dw"):
         row = _im2col_row(c_in, k, tn)
         if len(data) != c_out * row:
             raise FormatError(f"weights: {len(data)} bytes, expected {c_out} x {row} (im2col "

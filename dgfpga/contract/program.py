@@ -33,11 +33,12 @@ import numpy as np
 from dgfpga.contract import formats
 from dgfpga.contract.engine_config import EngineConfig, default_config
 from dgfpga.contract.formats import (DESC_MAGIC, DESCRIPTOR_BYTES, DESCRIPTOR_WORDS,
-                                     FORMAT_VERSION, OP_CONV, DescField, LayerDescriptor)
+                                     FORMAT_VERSION, OP_CONV, OP_DWCONV, DescField,
+                                     LayerDescriptor)
 from dgfpga.errors import FormatError
 
 __all__ = [
-    "OP_CONV", "OP_GATE", "OP_HEAD", "OP_GATE2", "RECORD_OPS", "RUN_DENSE", "MAX_CLASSES",
+    "OP_CONV", "OP_DWCONV", "OP_GATE", "OP_HEAD", "OP_GATE2", "RECORD_OPS", "RUN_DENSE", "MAX_CLASSES",
     "GATE_FRAC_BITS", "GATE_RECIP_BITS", "GATE_WEIGHT_MAX", "GATE_HIDDEN_MAX",
     "GATE_BIAS_LIMIT", "GATE_SHIFT_MAX", "GATE_RECIP_MAX",
     "GATE_FIELDS", "HEAD_FIELDS", "GATE_FIELD_ERROR", "HEAD_FIELD_ERROR",
@@ -60,7 +61,10 @@ __all__ = [
 OP_GATE = 2
 OP_HEAD = 3
 OP_GATE2 = 4                        # a Bottleneck block's second channel gate (mask_c2)
-RECORD_OPS = {OP_CONV: "conv", OP_GATE: "gate", OP_HEAD: "head", OP_GATE2: "gate2"}
+# OP_DWCONV (formats): a depthwise conv descriptor (MobileNetV2), pending in the engines
+# (formats.PENDING_OPS: they report BAD_OP, ENTRY 0)
+RECORD_OPS = {OP_CONV: "conv", OP_GATE: "gate", OP_HEAD: "head", OP_GATE2: "gate2",
+              OP_DWCONV: "dwconv"}
 RUN_DENSE = 1                       # RUN_FLAGS bit 0: every gate on, no gate evaluation
 MAX_CLASSES = 1024                  # head classes limit
 
@@ -688,11 +692,11 @@ def gate_work_writes(r: GateRecord, spatial, channel) -> list[tuple[int, np.ndar
     chans = np.flatnonzero(ch).astype("<u2")
     writes = [(r.mask_offset, np.frombuffer(encode_masks(sp, ch), np.uint8))]
     c1 = types.SimpleNamespace(tile_gated=True, out_ch_gated=True, in_ch_gated=False,
-                               zero_halo=False, n_tiles=n)
+                               zero_halo=False, n_tiles=n, depthwise=False)
     s1 = formats.WorkSlots(r.c1_tiles_offset, 0, r.c1_out_ch_offset, 0, 0, 0)
     writes += formats.encode_work_list(c1, s1, tiles, out_channels=chans)[1]
     c2 = types.SimpleNamespace(tile_gated=True, out_ch_gated=False, in_ch_gated=True,
-                               zero_halo=True, n_tiles=n)
+                               zero_halo=True, n_tiles=n, depthwise=False)
     s2 = formats.WorkSlots(r.c2_tiles_offset, r.c2_res_tiles_offset, 0, r.c2_in_ch_offset,
                            r.c2_bitmap_offset, 0)
     res = np.flatnonzero(~sp).astype("<u2") if r.res_list else None

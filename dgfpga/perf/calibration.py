@@ -426,6 +426,17 @@ def params_path(cfg: EngineConfig, folder: Path = RESULTS) -> Path:
     return Path(folder) / f"cycle_params_{cfg.name}.json"
 
 
+def shipped_params(cfg: EngineConfig) -> tuple[CycleParams, Optional[Path]]:
+    """The RTL calibration `predict`, `explore` and the numpy device price `cfg` with: the
+    shipped `cycle_params_<cfg>.json`, else `small`'s (the same design, other sizes), else
+    the uncalibrated defaults (path None)."""
+    from dgfpga.contract.engine_config import load_config
+    for c in (cfg, load_config("small")):
+        if params_path(c).is_file():
+            return CycleParams.load(params_path(c)), params_path(c)
+    return CycleParams(), None
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """`python -m dgfpga.perf.calibration ARGS` = `dgfpga calibrate ARGS`."""
     import sys

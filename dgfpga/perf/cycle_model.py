@@ -10,20 +10,26 @@ flight, in order) against a memory with `read_latency_cycles` (L) and `stall_pct
 (docs/explore.md "The cycle model's DDR terms"). Per layer, with B = port bytes per cycle,
 B' = B*(1-s), N = ceil(n_in / Tn), G = ceil(n_out / Tm), m_g = min(Tm, n_out - g*Tm):
 
-    C[g,t] = tile_overhead + pipeline_depth + k*k * pix[t] * N          compute of a step
-    M[g,t] = (patch[t] * c_in_stored + opix[t] * m_g * (1 + residual)) / B'   port bytes
-    P[g,t] = prefetch_overhead + read_time(patch-row bursts + residual 1-beat reads)
-    S[g,t] = max(C, M, P)                      (a tile's prefetch pays the latency once;
-                                                P includes its share of the next group's
-                                                weight spans, which interleave in order)
-    R[g,r] = max(tile_overhead + max(opix[r], 2*opix[r]*m_g / B'),
+    C[g,t] = tile_overhead + pipeline_depth + max(k*k * pix[t] * N, rq * pix[t])   a step
+    M[g,t] = (patch[t] * c_in_stored + opix[t] * m_g * residual) / B'     read-port bytes
+    O[g,t] = write-channel beats: one packet per output pixel (+ one sum row per tile),
+             one beat per cycle (the writes do not share the read port)
+    P[g,t] = prefetch_overhead + max(read_time(the tile's own bursts),
+             read_time(+ its share of the next group's weight spans) - spare)
+             (the loader issues in the prefetcher's idle port cycles: spare =
+             prefetch_idle + the residual-only tiles' idle cycles per active tile, less L)
+    S[g,t] = max(C, M, O, P)
+    R[g,r] = max(tile_overhead + max(opix[r], opix[r]*m_g / B', O),
                  prefetch_overhead + read_time(residual reads))     residual-only tiles
     W[g]   = max(bytes / B', read_time(param + weight spans))       params + weights
     group[g] = mgroup_overhead + max(sum_t S + sum_r R,
-                                     sum_t M + sum_r 2*opix*m_g/B' + W_bytes[g+1]/B',
+                                     rq * (sum_t pix + sum_r opix)   (the write-back's
+                                         requantizers: residual-only pixels are priced here),
+                                     sum_t M + sum_r opix*m_g/B' + W_bytes[g+1]/B',
                                      W[g+1])   (one port: the next weights' bytes ADD)
-    X      = (descriptor + work-list + sums bytes) / B' + L per list read
-    total  = layer_overhead + W[0] + sum_g group[g] + X    (0 groups if nothing runs)
+    F      = min(C, P) of an average active tile: the pipeline's fill, once per layer
+    X      = (descriptor + work-list bytes) / B' + L per list read
+    total  = layer_overhead + W[0] + sum_g group[g] + F + X    (0 groups if nothing runs)
 
 `read_time(n, b)` = max(L + n*b', L + b'*min(n, O) + (n/O - 1)^+ * (L + b')), b' =
 b/(1-s), O = outstanding_reads: n bursts of b beats issued back to back.
@@ -78,11 +84,14 @@ class CycleParams:
     tile_overhead_cycles: int = 12       # tile address setup, first burst issue
     pipeline_depth_cycles: int = 10      # MAC pipeline fill/drain per step (no rewind)
     prefetch_overhead_cycles: int = 5    # tile prefetch: geometry, row tables, hand-over
+    prefetch_idle_cycles: float = 0.0    # of those, cycles the read port carries no patch beat
+                                         # (the next group's weight beats fill them; RTL fit)
     axi_efficiency: float = 0.75         # fraction of the m_axi peak (axi_bytes/cycle) realised
     dram_bytes_per_s: float = 6.4e9      # DRAM limit (Ultra96-V2 LPDDR4 x32 ~8.5 GB/s peak)
     gate_fixed_cycles: float = 28.0      # gate record: dispatch, checks, hand-over (RTL fit)
     gate_stream_cycles: float = 4.0      # gate/head unit: command + first beat of a stream (RTL fit)
     head_fixed_cycles: float = 2.0       # head record: dispatch (RTL fit)
+    gate2_fixed_cycles: float = 28.0     # gate-2 record: dispatch, checks, hand-over (RTL fit)
     # -- the memory (not fitted: set to the memory the engine runs against)
     read_latency_cycles: float = 0.0     # DDR read latency: AR accepted -> first R beat
     stall_pct: float = 0.0               # % of cycles the memory refuses a beat (contention)
@@ -242,14 +251,30 @@ def layer_cycles(d: LayerDescriptor, cfg: Optional[EngineConfig] = None,
     active = wa.sum() > 0
     G = math.ceil(n_out / cfg.tm) if (n_out and (active or wr.sum() > 0)) else 0
     res = 1 if d.residual else 0
+    dw = d.depthwise
     # read bursts of a tile's patch: one command per loaded row, split at max_burst beats
     row_beats = _beats(width * d.in_c_stored, AB, d.in_c_stored % AB == 0)
     row_bursts = rows * np.ceil(row_beats / burst)
     patch_beats = rows * row_beats
+    if dw:
+        return _depthwise_cycles(d, cfg, p, name, wa, pix, opix, patch, row_bursts,
+                                 patch_beats)
+    # sum rows a tile writes (int32 per lane): one per tile, or one per output pixel
+    sums_rows = (opix if d.pixel_sums else 1.0) if d.emit_sums else 0.0
 
     def res_cmds(m_g: int, g: int) -> float:
         """1-beat residual reads per output pixel: the beats the group's lanes span."""
         return _span_beats(d.out_c, g * cfg.tm, m_g, AB)
+
+    stall = 1.0 - p.stall_pct / 100.0
+
+    def write_cycles(m_g: int, g: int) -> float:
+        """Write-channel cycles of one output pixel's packet (the group's lanes' bytes)."""
+        return _span_beats(d.out_c_stored, g * cfg.tm, m_g, AB) / stall
+
+    def sum_beats(m_g: int) -> float:
+        """Write-channel cycles of one sum row (m_g int32, beat-aligned rows)."""
+        return math.ceil(m_g * SUM_BYTES / AB) / stall
 
     def weights(m_g: int, g: int) -> tuple:
         """(bytes, cycles, bursts, beats) of a group's params + weights:
@@ -287,6 +312,7 @@ def layer_cycles(d: LayerDescriptor, cfg: Optional[EngineConfig] = None,
     nbytes = wbytes = 0.0
     none = (0.0, 0.0, 0, 0.0)
     w_next = weights(min(cfg.tm, n_out), 0) if G else none
+    fill = None
     if G:
         total += w_next[1]                          # the first group's weights: exposed
     for g in range(G):
@@ -300,52 +326,139 @@ def layer_cycles(d: LayerDescriptor, cfg: Optional[EngineConfig] = None,
         w_cmds = w_next[2] / n_act if n_act else 0.0
         w_beats = w_next[3] / n_act if n_act else 0.0
         rc = res_cmds(m_g, g)
-        steps = port = 0.0
+        steps = port = requant = 0.0
+        # residual-only tiles: read the residual, write the output. The compute passes a
+        # residual-only pixel in one step; its requantization runs in the decoupled
+        # write-back (dg_writeback.sv's queue) behind the next tiles' prefetches: it bounds
+        # the group as a whole (`requant`, below), not the tile
+        r_compute = rq * opix
+        r_bytes = 2 * opix * m_g + sums_rows * m_g * SUM_BYTES
+        r_wr = write_cycles(m_g, g) * opix + sums_rows * sum_beats(m_g)
+        r_pf = read_time(opix * rc, 1.0, p)
+        r_S = np.maximum(p.tile_overhead_cycles
+                         + np.maximum(opix, np.maximum(opix * m_g / Bs, r_wr)),
+                         p.prefetch_overhead_cycles + r_pf)
+        # the port cycles without a beat the weight loader may fill: `prefetch_idle_cycles`
+        # of each active tile's prefetch and the cycles of the residual-only tiles in which
+        # the port neither moves a beat nor waits for one; with a read latency L the
+        # weights' commands take slots the patch then waits for: L of them is lost
+        spare = p.prefetch_idle_cycles + (
+            float(wr @ np.maximum(r_S - opix * rc / (1.0 - p.stall_pct / 100.0) - L, 0.0))
+            / n_act if n_act else 0.0)
         if active:
             # the MAC array and the write-back's time-shared requantizers (one conv pixel per
             # formats.requant_cycles_per_pixel cycles) run as a pipeline: the slower paces
             C = (p.tile_overhead_cycles + p.pipeline_depth_cycles
                  + np.maximum(_mac_steps(d, cfg, pix), rq * pix))
-            step_bytes = patch * d.in_c_stored + opix * m_g * (1 + res)
+            # the tile's bytes: its patch, its output (and residual) pixels and the channel
+            # sums the write-back writes with them at the tile's end (dg_writeback.sv). The
+            # reads share the read port; the writes go out on the write channel, one
+            # packet per output pixel (and sum row), one beat per cycle: they overlap
+            read_bytes = patch * d.in_c_stored + opix * m_g * res
+            step_bytes = read_bytes + opix * m_g + sums_rows * m_g * SUM_BYTES
+            w_cyc = write_cycles(m_g, g) * opix + sums_rows * sum_beats(m_g)
             cmds = row_bursts + res * opix * rc         # the tile's read bursts
-            pf = read_time(cmds + w_cmds, (patch_beats + res * opix * rc + w_beats)
-                           / np.maximum(cmds + w_cmds, 1), p)
-            S = np.maximum(np.maximum(C, step_bytes / Bs), p.prefetch_overhead_cycles + pf)
+            tile_beats = patch_beats + res * opix * rc
+            # the loader issues the next group's weight spans only when the prefetcher has no
+            # command (dg_loader.sv: the prefetcher has priority): their beats fill the
+            # `prefetch_idle_cycles` of the prefetch overhead in which the port carries no
+            # patch beat, and delay the patch only beyond them
+            pf_own = read_time(cmds, tile_beats / np.maximum(cmds, 1), p)
+            pf_all = read_time(cmds + w_cmds, (tile_beats + w_beats)
+                               / np.maximum(cmds + w_cmds, 1), p)
+            pf = np.maximum(pf_own, pf_all - max(spare - L, 0.0))
+            S = np.maximum(np.maximum(C, np.maximum(read_bytes / Bs, w_cyc)),
+                           p.prefetch_overhead_cycles + pf)
+            if fill is None:     # the layer's pipeline fill and drain, once (see below)
+                fill = float(wa @ np.minimum(C, p.prefetch_overhead_cycles + pf_own)) / n_act
             nbytes += float(wa @ step_bytes)
             compute += float(wa @ C)
+            requant += float(wa @ (rq * pix))
             steps += float(wa @ S)
-            port += float(wa @ step_bytes) / Bs
-        if wr.sum() > 0:        # residual-only tiles: read the residual, write the output
-            r_compute = rq * opix
-            r_bytes = 2 * opix * m_g
-            r_pf = read_time(opix * rc, 1.0, p)
-            S = np.maximum(p.tile_overhead_cycles + np.maximum(r_compute, r_bytes / Bs),
-                           p.prefetch_overhead_cycles + r_pf)
+            port += float(wa @ read_bytes) / Bs
+        if wr.sum() > 0:
             nbytes += float(wr @ r_bytes)
             compute += float(wr @ r_compute)
-            steps += float(wr @ S)
-            port += float(wr @ r_bytes) / Bs
+            requant += float(wr @ r_compute)
+            steps += float(wr @ r_S)
+            port += float(wr @ (opix * m_g)) / Bs
         nbytes += w_bytes
         wbytes += w_bytes
         # the next group's weights share the read port with this group's steps: their
         # bytes add (and their spans delay the tiles' prefetches, above)
-        total += p.mgroup_overhead_cycles + max(steps, port + w_next[0] / Bs, w_next[1])
+        total += p.mgroup_overhead_cycles + max(steps, requant, port + w_next[0] / Bs,
+                                                w_next[1])
+    # the tile pipeline (prefetch -> compute -> write-back) runs across the groups without
+    # draining: once per layer the first tile's prefetch or the last one's compute is
+    # not overlapped (n tiles of max(P, C) take n*max + min(P, C))
+    total += fill or 0.0
+    extra, reads = _record_extra(d, wa, wr, opix, sums=False)   # sums: in the tiles' bytes
+    nbytes += extra
+    total += extra / Bs + reads * L
+    macs = float(wa @ pix) * n_out * n_in * kk
+    dense_macs = d.conv_h * d.conv_w * d.out_c * d.in_c * kk
+    return LayerCycles(name, compute, nbytes / B, total, nbytes, macs, dense_macs, wbytes)
+
+
+def _record_extra(d: LayerDescriptor, wa, wr, opix, sums: bool = True) -> tuple:
+    """(bytes, read commands) of a layer besides its data: the record fetch, its work lists
+    and bitmap, and (`sums`) the sums it writes (a depthwise layer's one list serves both
+    sides). `layer_cycles` prices a conv's sums with its tiles instead (`sums=False`)."""
     extra = DESCRIPTOR_BYTES
     reads = 1                                       # the record fetch
     if d.tile_gated:
         extra += 2 * (d.n_active_tiles + d.n_res_tiles)
         reads += 1 + (1 if d.n_res_tiles else 0)
-    extra += 2 * ((n_out if d.out_ch_gated else 0) + (n_in if d.in_ch_gated else 0))
-    reads += int(d.out_ch_gated) + int(d.in_ch_gated)
+    in_list = d.in_ch_gated and not d.depthwise
+    extra += 2 * ((d.n_active_out if d.out_ch_gated else 0)
+                  + (d.n_active_in if in_list else 0))
+    reads += int(d.out_ch_gated) + int(in_list)
     if d.zero_halo:
         extra += bitmap_bytes(d.n_tiles)
         reads += 1
-    if d.emit_sums:
-        extra += (d.n_active_tiles + d.n_res_tiles) * d.out_c_stored * SUM_BYTES
+    if d.emit_sums and sums:
+        rows = (float(wa @ opix + wr @ opix) if d.pixel_sums
+                else d.n_active_tiles + d.n_res_tiles)        # sum rows written
+        extra += rows * d.out_c_stored * SUM_BYTES
+    return extra, reads
+
+
+def _depthwise_cycles(d: LayerDescriptor, cfg: EngineConfig, p: CycleParams, name: str,
+                      wa, pix, opix, patch, row_bursts, patch_beats) -> LayerCycles:
+    """A depthwise layer as docs/formats.md specifies it (an ESTIMATE of a mode the engines
+    do not implement yet, not fitted to any RTL): the active channels' weight rows and
+    params loaded once (exposed), then per tile one patch of every stored channel (rows
+    as any conv's) and its m-groups, each `mac_steps_per_pixel` steps per conv pixel paced
+    by the time-shared requantizers, the tile's output bytes on the one port."""
+    B, Bs = p.bytes_per_cycle(cfg), p.stream_bytes_per_cycle(cfg)
+    L = float(p.read_latency_cycles)
+    AB = cfg.axi_bytes
+    rq = formats.requant_cycles_per_pixel(cfg)
+    n_out = d.n_active_out
+    active = n_out > 0 and wa.sum() > 0
+    total = float(p.layer_overhead_cycles)
+    nbytes = wbytes = compute = 0.0
+    if active:
+        row = formats.dw_row_bytes(d, cfg)
+        wbytes = float(n_out * (row + PARAM_BYTES))
+        spans = 2 * n_out                              # a row and a param entry each
+        beats = n_out * (_beats(row, AB, row % AB == 0) + 1)
+        consume = n_out * (math.ceil(row / cfg.tn) + PARAM_BYTES)
+        total += max(wbytes / Bs, consume, read_time(spans, beats / spans, p))
+        groups = math.ceil(n_out / cfg.tm)
+        C = (p.tile_overhead_cycles + groups * (p.mgroup_overhead_cycles
+             + p.pipeline_depth_cycles + np.maximum(_mac_steps(d, cfg, pix), rq * pix)))
+        step_bytes = patch * d.in_c_stored + opix * n_out
+        pf = read_time(row_bursts, patch_beats / np.maximum(row_bursts, 1), p)
+        S = np.maximum(np.maximum(C, step_bytes / Bs), p.prefetch_overhead_cycles + pf)
+        compute = float(wa @ C)
+        total += float(wa @ S)
+        nbytes = wbytes + float(wa @ step_bytes)
+    extra, reads = _record_extra(d, wa, np.zeros_like(wa), opix)
     nbytes += extra
     total += extra / Bs + reads * L
-    macs = float(wa @ pix) * n_out * n_in * kk
-    dense_macs = d.conv_h * d.conv_w * d.out_c * d.in_c * kk
+    macs = float(wa @ pix) * n_out * d.k * d.k
+    dense_macs = d.conv_h * d.conv_w * d.out_c * d.k * d.k
     return LayerCycles(name, compute, nbytes / B, total, nbytes, macs, dense_macs, wbytes)
 
 
@@ -488,27 +601,67 @@ def gate_record_cycles(in_c: int, out_c: int, hidden: int, st_h: int, st_w: int,
     return record_cycles("gate", DESCRIPTOR_BYTES / cfg.axi_bytes + cyc, streams, p)
 
 
+def _sum_rows_cycles(n: int, nt: int, row: int, AB: int, spatial=None) -> tuple:
+    """(stream cycles, runs) of the gate-2 read of conv1's compact sums: per run of
+    consecutive active tiles [t0, t0+L) one stream of L rows of `row` bytes from byte t0*row,
+    one beat per cycle, and one more cycle per row boundary inside a beat (a beat segment
+    that crosses a row, dg_gate.sv). Exact from the spatial mask; else the expectation for
+    nt tiles in `tile_runs` runs (a run starts at a random offset, a boundary is inside a
+    beat unless row * k is beat-aligned)."""
+    if spatial is not None:
+        on = np.asarray(spatial, bool).reshape(-1)[:n]
+        cyc, runs, t = 0.0, 0, 0
+        while t < n:
+            if not on[t]:
+                t += 1
+                continue
+            t0 = t
+            while t < n and on[t]:
+                t += 1
+            o = t0 * row % AB
+            cyc += -(-(o + (t - t0) * row) // AB)
+            cyc += sum(1 for k in range(t0 + 1, t) if (k * row) % AB)
+            runs += 1
+        return cyc, float(runs)
+    runs = tile_runs(n, nt)
+    period = AB // math.gcd(row, AB) if row else 1      # rows per beat-aligned boundary
+    inside = 1.0 - 1.0 / period
+    return nt * row / AB + runs * (1.0 - 1.0 / period) + (nt - runs) * inside, runs
+
+
+def tile_runs(n: int, nt: int, spatial=None) -> float:
+    """Runs of consecutive active tiles (row-major) among `n`: counted from the spatial mask
+    when given, else the expectation for `nt` active tiles spread at random,
+    nt * (n - nt + 1) / n."""
+    if spatial is not None:
+        on = np.asarray(spatial, bool).reshape(-1)[:n].astype(np.int8)
+        return float(np.count_nonzero(np.diff(np.concatenate(([0], on))) == 1))
+    return float(nt * (n - nt + 1) / n) if n else 0.0
+
+
 def gate2_record_terms(in_c: int, out_c: int, hidden: int, st_h: int, st_w: int, nt: int,
-                       nc1: int, nc2: int, dense: bool, cfg: EngineConfig) -> tuple[float, int]:
+                       nc1: int, nc2: int, dense: bool, cfg: EngineConfig,
+                       spatial=None) -> tuple[float, float]:
     """(cycles, streams) of one gate-2 record (a Bottleneck block's mask_c2,
-    `program.Gate2Record`), written for the gate unit as `gate_record_terms` is: the gate
-    record's masks it reads (one stream), the checked parameter sections (recip, o1, b2);
-    gated also conv1's compact sums of the nt active tiles (one row of nc1 int32 per tile,
-    a stream each: the tiles are not contiguous), pooling Tn channels per cycle, fc1 / m1 /
-    o1 / fc2 streamed; then the mask_c2 bitmap and the two channel lists (one candidate per
-    cycle up to the last selected one, one cycle per written beat). Not yet fitted on an
-    engine: the gate unit has no gate-2 datapath (docs/formats.md); `gate_fixed_cycles` and
-    `gate_stream_cycles` of the gate record stand in for its fixed costs."""
+    `program.Gate2Record`) in the gate unit (`dg_gate.sv`), written as `gate_record_terms`
+    is: R(H*W) and the gate record's masks it reads (a stream each); gated, the tile scan
+    (one tile per cycle) with conv1's compact sums, one stream per run of consecutive active
+    tiles (a row of nc1 int32 per tile, `_sum_rows_cycles`: exact from the gate's spatial
+    mask `spatial` if given, else expected), pooling Tn channels per cycle,
+    fc1 / m1 streamed; then o1, [fc2], b2; then the mask_c2 bitmap and the two channel lists
+    (one candidate per cycle up to the last selected one, one cycle per written beat).
+    DENSE: only the checked sections (recip, masks, o1, b2) and the writes."""
     from dgfpga.contract.program import mask_bytes
     AB, tn = cfg.axi_bytes, cfg.tn
     n = st_h * st_w
     cyc = _cdiv(mask_bytes(n, in_c), AB) + _cdiv(4, AB) + _cdiv(8 * hidden, AB) + _cdiv(8 * out_c, AB)
-    streams = 4
+    streams = 4.0
     if not dense:
-        cyc += nt * _cdiv(4 * max(nc1, 1), AB) + _cdiv(in_c, tn)
+        sums, r = _sum_rows_cycles(n, nt, 4 * max(nc1, 1), AB, spatial)
+        cyc += n + sums + _cdiv(in_c, tn)
         cyc += (_cdiv(2 * hidden * in_c, AB) + _cdiv(4 * hidden, AB)
                 + _cdiv(2 * out_c * hidden, AB))
-        streams += nt + 3
+        streams += r + 3
     scan = 2 * _list_scan(out_c, nc2)
     beats = _cdiv(bitmap_bytes(out_c), AB) + 2 * _cdiv(2 * nc2, AB)
     return cyc + scan + beats, streams + 3
@@ -516,19 +669,23 @@ def gate2_record_terms(in_c: int, out_c: int, hidden: int, st_h: int, st_w: int,
 
 def gate2_record_cycles(in_c: int, out_c: int, hidden: int, st_h: int, st_w: int, nt: int,
                         nc1: int, nc2: int, dense: bool, cfg: Optional[EngineConfig] = None,
-                        params: Optional[CycleParams] = None) -> float:
-    """Cycles of one gate-2 record: the record fetch, `gate2_record_terms` and the gate
-    unit's fitted fixed and per-stream costs (those of the gate record)."""
+                        params: Optional[CycleParams] = None,
+                        spatial=None) -> float:
+    """Cycles of one gate-2 record: the record fetch, `gate2_record_terms`, the gate-2
+    record's own fixed cost (`gate2_fixed_cycles`) and the gate unit's per-stream cost, both
+    fitted on the RTL's cycle log (`fit_record_params`)."""
     cfg = cfg or default_config()
     p = params or CycleParams()
-    cyc, streams = gate2_record_terms(in_c, out_c, hidden, st_h, st_w, nt, nc1, nc2, dense, cfg)
-    return record_cycles("gate", DESCRIPTOR_BYTES / cfg.axi_bytes + cyc, streams, p)
+    cyc, streams = gate2_record_terms(in_c, out_c, hidden, st_h, st_w, nt, nc1, nc2, dense,
+                                      cfg, spatial)
+    return record_cycles("gate2", DESCRIPTOR_BYTES / cfg.axi_bytes + cyc, streams, p)
 
 
 def record_cycles(kind: str, fixed: float, streams: int, params: CycleParams) -> float:
     """A gate or head record's cycles from its formula part `fixed` (fetch + terms) and its
     stream count, with the fitted costs of `params` (what `fit_record_params` fits)."""
-    own = params.gate_fixed_cycles if kind == "gate" else params.head_fixed_cycles
+    own = {"gate": params.gate_fixed_cycles, "gate2": params.gate2_fixed_cycles,
+           "head": params.head_fixed_cycles}[kind]
     return fixed + own + params.gate_stream_cycles * streams
 
 
@@ -557,24 +714,32 @@ def head_record_cycles(in_c: int, classes: int, st_h: int, st_w: int,
 
 def fit_record_params(samples: Sequence[dict], base: Optional[CycleParams] = None
                       ) -> CycleParams:
-    """Fit `gate_fixed_cycles`, `gate_stream_cycles` and `head_fixed_cycles` (least squares)
-    to RTL-measured records: each sample {"kind": "gate"|"head", "rtl": cycles, "fixed":
-    the formula's cycles without the fitted terms (fetch + terms), "streams": n}."""
+    """Fit `gate_fixed_cycles`, `gate_stream_cycles`, `head_fixed_cycles` and
+    `gate2_fixed_cycles` (least squares, one per-stream cost for the whole gate unit) to
+    RTL-measured records: each sample {"kind": "gate"|"gate2"|"head", "rtl": cycles, "fixed":
+    the formula's cycles without the fitted terms (fetch + terms), "streams": n}. Without
+    gate-2 samples `gate2_fixed_cycles` stays the base's."""
     base = base or CycleParams()
+    cols = {"gate": 0, "head": 2, "gate2": 3}
     rows, y = [], []
     for s in samples:
-        is_gate = s["kind"] == "gate"
-        rows.append([1.0 if is_gate else 0.0, float(s["streams"]), 0.0 if is_gate else 1.0])
+        if s["kind"] not in cols:
+            raise ConfigError(f"record sample of kind {s['kind']!r}: expected gate, gate2 or head")
+        row = [0.0, float(s["streams"]), 0.0, 0.0]
+        row[cols[s["kind"]]] = 1.0
+        rows.append(row)
         y.append(float(s["rtl"]) - float(s["fixed"]))
     if not rows:
         raise ConfigError("no gate or head records measured: nothing to fit")
     a = np.asarray(rows)
     keep = a.any(axis=0)
-    coef = np.zeros(3)
+    coef = np.zeros(4)
     coef[keep] = np.linalg.lstsq(a[:, keep], np.asarray(y), rcond=None)[0]
     return dataclasses.replace(base, gate_fixed_cycles=float(coef[0]),
                                gate_stream_cycles=float(coef[1]),
-                               head_fixed_cycles=float(coef[2]))
+                               head_fixed_cycles=float(coef[2]),
+                               gate2_fixed_cycles=float(coef[3]) if keep[3]
+                               else base.gate2_fixed_cycles)
 
 
 def skipped_layer_cycles(cfg: Optional[EngineConfig] = None,
@@ -593,6 +758,15 @@ def program_cycles(program: bytes, n_records: int, work: np.ndarray, gate_masks:
     records wrote), `gate_masks` the (spatial, channel) of each gate record that ran (the
     interpreter's `RunResult.gate_masks`). Conv records with `from_gate` are priced as
     their effective descriptor (`program.effective_descriptor`) with their exact tile lists."""
+    return [c for c, _ in program_records(program, n_records, work, gate_masks, dense, cfg,
+                                          params)]
+
+
+def program_records(program: bytes, n_records: int, work: np.ndarray, gate_masks: Sequence,
+                    dense: bool, cfg: Optional[EngineConfig] = None,
+                    params: Optional[CycleParams] = None) -> list:
+    """`program_cycles` with the conv records' LayerCycles: [(cycles, LayerCycles or None
+    for gate/head records and skipped layers)] per record."""
     from dgfpga.contract import program as P
     from dgfpga.contract.formats import unpack_descriptor
     cfg = cfg or default_config()
@@ -600,38 +774,111 @@ def program_cycles(program: bytes, n_records: int, work: np.ndarray, gate_masks:
     out = []
     gates = iter(gate_masks)
     nt = nc = 0
-    nc2 = None
+    nc2 = sp_last = None
     for i in range(n_records):
         raw = bytes(program[i * DESCRIPTOR_BYTES:(i + 1) * DESCRIPTOR_BYTES])
         op = P.record_op(raw)
         if op == P.OP_GATE:
             g = P.unpack_gate_record(raw, cfg, None)
             sp, ch = next(gates)
+            sp_last = sp
             nt, nc = int(np.count_nonzero(sp)), int(np.count_nonzero(ch))
             nc2 = None
-            out.append(gate_record_cycles(g.in_c, g.out_c, g.hidden, g.st_h, g.st_w, g.gh,
-                                          g.gw, g.res_list, nt, nc, dense, cfg, p))
+            out.append((gate_record_cycles(g.in_c, g.out_c, g.hidden, g.st_h, g.st_w, g.gh,
+                                           g.gw, g.res_list, nt, nc, dense, cfg, p), None))
         elif op == P.OP_GATE2:
             g2 = P.unpack_gate2_record(raw, cfg, None)
             bits = np.unpackbits(work[g2.mask_offset:g2.mask_offset +
                                       bitmap_bytes(g2.out_c)], bitorder="little")
             nc2 = int(np.count_nonzero(bits[:g2.out_c]))     # the mask_c2 it wrote
-            out.append(gate2_record_cycles(g2.in_c, g2.out_c, g2.hidden, g2.st_h, g2.st_w,
-                                           nt, nc, nc2, dense, cfg, p))
+            out.append((gate2_record_cycles(g2.in_c, g2.out_c, g2.hidden, g2.st_h, g2.st_w,
+                                            nt, nc, nc2, dense, cfg, p, sp_last), None))
         elif op == P.OP_HEAD:
             h = P.unpack_head_record(raw, cfg, None, n_records)
-            out.append(head_record_cycles(h.in_c, h.classes, h.st_h, h.st_w, cfg, p))
+            out.append((head_record_cycles(h.in_c, h.classes, h.st_h, h.st_w, cfg, p), None))
         else:
             d = unpack_descriptor(raw, cfg)
             if getattr(d, "from_gate", False):
                 d = P.effective_descriptor(d, nt, nc, nc2)
             if d is None:
-                out.append(skipped_layer_cycles(cfg, p))
+                out.append((skipped_layer_cycles(cfg, p), None))
                 continue
             u16 = (lambda off, k: work[off:off + 2 * k].view("<u2").astype(np.int64))
             tiles = u16(d.tile_list_offset, d.n_active_tiles) if d.tile_gated else None
             res = u16(d.res_tile_list_offset, d.n_res_tiles) if d.n_res_tiles else None
-            out.append(layer_cycles(d, cfg, p, tiles=tiles, res_tiles=res).total_cycles)
+            lc = layer_cycles(d, cfg, p, tiles=tiles, res_tiles=res)
+            out.append((lc.total_cycles, lc))
+    return out
+
+
+def program_network_cycles(plan, masks: Optional[Sequence], params: Optional[CycleParams] = None,
+                           host_s: float = 0.0) -> "NetworkCycles":
+    """One image as one start of `plan`'s network program, priced record by record
+    (`program_records`) without the scheduler: what each gate record writes for the given
+    decisions (`program.gate_work_writes`) is laid into WORK first. Works for every plan
+    the packer makes without gate-2 records (MobileNetV2's ungated blocks, depthwise
+    layers and tail included). `masks`: per GATED block (spatial bool [N], channel bool
+    [C]); None: the dense baseline (RUN_FLAGS.DENSE, every gate on, no gate MACs). MACs:
+    the convs as the lists require + the gates (official counting) + the fc."""
+    from dgfpga.contract import program as P
+    from dgfpga.numerics.gates import channel_gate_macs, spatial_gate_macs
+    cfg = plan.cfg
+    p = params or CycleParams()
+    gated = [bp for bp in plan.blocks if bp.gate_record is not None]
+    if any(bp.gate2_record is not None for bp in gated):
+        raise ConfigError("program_network_cycles: Bottleneck programs (gate-2 records) are "
+                          "priced by network_cycles")
+    if masks is not None and len(masks) != len(gated):
+        raise ConfigError(f"{plan.qmodel.arch}: {len(masks)} masks for {len(gated)} gated "
+                          "blocks")
+    work = np.zeros(plan.region_bytes["work"], np.uint8)
+    decisions, gate_macs_total = [], 0
+    for k, bp in enumerate(gated):
+        r = bp.gate_record
+        if masks is None:
+            sp, ch = np.ones(r.gh * r.gw, bool), np.ones(r.out_c, bool)
+        else:
+            sp, ch = (np.asarray(m, bool).reshape(-1) for m in masks[k])
+            gate_macs_total += (spatial_gate_macs((r.gh, r.gw), r.in_c)
+                                + channel_gate_macs(r.in_c, r.hidden, r.out_c))
+        for off, data in P.gate_work_writes(r, sp, ch):
+            work[off:off + data.size] = data
+        decisions.append((sp, ch))
+    recs = program_records(plan.program, plan.record_count, work, decisions, masks is None,
+                           cfg, p)
+    layers = tuple(dataclasses.replace(lc, name=rp.name)
+                   for (_, lc), rp in zip(recs, plan.records) if lc is not None)
+    gate = sum(c for (c, _), rp in zip(recs, plan.records) if rp.kind == "gate")
+    head = sum(c for (c, _), rp in zip(recs, plan.records) if rp.kind == "head")
+    skipped = sum(c for (c, lc), rp in zip(recs, plan.records)
+                  if lc is None and rp.kind not in ("gate", "head"))
+    fc = int(np.asarray(plan.qmodel.head.weight).size)
+    engine = float(sum(c for c, _ in recs))
+    host = float(host_s) * cfg.clock_hz
+    macs = sum(lc.macs for lc in layers) + gate_macs_total + fc
+    dense_macs = sum(lp.template.conv_h * lp.template.conv_w * lp.template.out_c
+                     * (1 if lp.template.depthwise else lp.template.in_c)
+                     * lp.template.k ** 2 for lp in plan.layers) + fc
+    return NetworkCycles(plan.qmodel.arch, layers, engine, host, engine + host, float(macs),
+                         float(dense_macs), gate, head, skipped)
+
+
+def random_gated_masks(plan, density: float, seed: int = 0) -> list:
+    """Random decisions of every gated block of `plan` at block density `density`: a
+    fraction sqrt(density) of the tiles and of the channels (a MobileNetV2 block's MACs
+    are tiles x channels in all three layers), at least one of each."""
+    rng = np.random.default_rng(seed)
+    f = float(np.sqrt(min(max(density, 0.0), 1.0)))
+    out = []
+    for bp in plan.blocks:
+        r = bp.gate_record
+        if r is None:
+            continue
+        n, c = r.gh * r.gw, r.out_c
+        sp, ch = np.zeros(n, bool), np.zeros(c, bool)
+        sp[rng.choice(n, max(1, round(f * n)), replace=False)] = True
+        ch[rng.choice(c, max(1, round(f * c)), replace=False)] = True
+        out.append((sp, ch))
     return out
 
 
@@ -762,8 +1009,11 @@ def network_cycles(plan, masks: Optional[Sequence[BlockMask]],
             r2 = bp.gate2_record
             m2 = None if masks is None else masks[i].channels2
             nc2 = r2.out_c if m2 is None else len(m2)
+            n2 = r2.st_h * r2.st_w
+            sp = (None if masks is None else
+                  np.isin(np.arange(n2), np.asarray(masks[i].tiles, dtype=np.int64)))
             gate += gate2_record_cycles(r2.in_c, r2.out_c, r2.hidden, r2.st_h, r2.st_w, nt,
-                                        nc, nc2, masks is None, cfg, p)
+                                        nc, nc2, masks is None, cfg, p, sp)
         ran = {lw.name for lw in run.layers}
         for lp in bp.convs:
             if lp.name not in ran:

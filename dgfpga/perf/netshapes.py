@@ -42,6 +42,7 @@ class ConvShape:
     in_c: int
     out_c: int
     maxpool: bool = False      # a 3x3/s2/pad1 max-pool follows (ImageNet stem)
+    groups: int = 1            # in_c = groups: depthwise (MobileNetV2)
 
     @property
     def pad(self) -> int:
@@ -65,7 +66,8 @@ class ConvShape:
 
     @property
     def macs(self) -> int:
-        return self.conv_h * self.conv_w * self.out_c * self.in_c * self.k * self.k
+        return (self.conv_h * self.conv_w * self.out_c * (self.in_c // self.groups)
+                * self.k * self.k)
 
 
 class _BlockGeometry:
@@ -203,12 +205,80 @@ class BottleneckShape(_BlockGeometry):
 
 
 @dataclass(frozen=True)
+class InvertedShape:
+    """A MobileNetV2 inverted residual block (official DGNet): [expand 1x1 in_c -> in_c*t,]
+    depthwise 3x3 (stride), projection 1x1 -> out_c. Gated (tile > 0) exactly when it has a
+    residual (stride 1, in_c == out_c); the channel gate decides the expanded channels."""
+    name: str
+    in_h: int
+    in_w: int
+    in_c: int
+    out_c: int
+    stride: int
+    expand: int
+    tile: int                  # 0: ungated
+
+    @property
+    def hidden(self) -> int:
+        return self.in_c * self.expand
+
+    @property
+    def gated(self) -> bool:
+        return self.tile > 0
+
+    @property
+    def conv1(self) -> Optional[ConvShape]:
+        if self.expand == 1:
+            return None
+        return ConvShape(f"{self.name}.conv1", 1, 1, self.in_h, self.in_w, self.in_c,
+                         self.hidden)
+
+    @property
+    def conv2(self) -> ConvShape:
+        return ConvShape(f"{self.name}.conv2", 3, self.stride, self.in_h, self.in_w,
+                         self.hidden, self.hidden, groups=self.hidden)
+
+    @property
+    def conv3(self) -> ConvShape:
+        c2 = self.conv2
+        return ConvShape(f"{self.name}.conv3", 1, 1, c2.out_h, c2.out_w, self.hidden,
+                         self.out_c)
+
+    @property
+    def out_h(self) -> int:
+        return self.conv2.out_h
+
+    @property
+    def out_w(self) -> int:
+        return self.conv2.out_w
+
+    @property
+    def grid(self) -> tuple:
+        if not self.gated:
+            return (0, 0)
+        return (-(-self.out_h // self.tile), -(-self.out_w // self.tile))
+
+    @property
+    def gate_macs(self) -> int:
+        if not self.gated:
+            return 0
+        from dgfpga.numerics.gates import channel_gate_macs, spatial_gate_macs
+        return (spatial_gate_macs(self.grid, self.in_c)
+                + channel_gate_macs(self.in_c, self.in_c // 4, self.hidden))
+
+    @property
+    def dense_macs(self) -> int:
+        return sum(c.macs for c in (self.conv1, self.conv2, self.conv3) if c is not None)
+
+
+@dataclass(frozen=True)
 class NetShape:
     name: str
     stem: ConvShape
     blocks: tuple
     fc_in: int
     fc_out: int
+    tail: Optional[ConvShape] = None      # MobileNetV2's final 1x1 conv
 
     @property
     def fc_macs(self) -> int:
@@ -216,8 +286,18 @@ class NetShape:
 
     @property
     def dense_macs(self) -> int:
-        """Dense network MACs (no gates), official counting."""
-        return self.stem.macs + sum(b.dense_macs for b in self.blocks) + self.fc_macs
+        """Dense network MACs (no gates), official counting (MobileNetV2: every conv as it
+        executes; the official code counts its stem at a third, see `official_dense_macs`)."""
+        return (self.stem.macs + sum(b.dense_macs for b in self.blocks) + self.fc_macs
+                + (self.tail.macs if self.tail is not None else 0))
+
+    @property
+    def official_dense_macs(self) -> int:
+        """The official `get_flops` dense count: MobileNetV2's counts the 3x3 stem as
+        3*h*w*3*32, a third of its MACs (docs/quantization.md); the ResNets' as executed."""
+        if self.tail is None:
+            return self.dense_macs
+        return self.dense_macs - 2 * self.stem.macs // 3
 
 
 def _stages(prefix_hw: int, in_c: int, widths, depths, tiles, first_strides) -> tuple:
@@ -252,6 +332,32 @@ def imagenet_bottleneck_resnet(name: str, depths) -> NetShape:
     return NetShape(name, stem, blocks, 2048, 1000)
 
 
+#: MobileNetV2 stages (models/mobilenet_v2.py MOBILENET_V2_STAGES: expand t, channels c,
+#: repeats n, first stride s, DGNet tile), width multiplier 1.0
+MOBILENET_V2_STAGES = ((1, 16, 1, 1, 16), (6, 24, 2, 2, 8), (6, 32, 3, 2, 4), (6, 64, 4, 2, 2),
+                       (6, 96, 3, 1, 2), (6, 160, 3, 2, 2), (6, 320, 1, 1, 2))
+
+
+def mobilenet_v2(name: str = "mobilenet_v2_dg", size: int = 224, classes: int = 1000) -> NetShape:
+    """MobileNetV2 DGNet: 3x3/2 stem -> 32, 17 inverted residuals (features.1..17; gated
+    exactly where they have a residual), 1x1 tail -> 1280, fc."""
+    stem = ConvShape("features.0", 3, 2, size, size, 3, 32)
+    blocks, h, c, k = [], stem.out_h, 32, 1
+    for t, out_c, n, s, tile in MOBILENET_V2_STAGES:
+        for i in range(n):
+            stride = s if i == 0 else 1
+            gated = stride == 1 and c == out_c
+            b = InvertedShape(f"features.{k}", h, h, c, out_c, stride, t, tile if gated else 0)
+            blocks.append(b)
+            h, c, k = b.out_h, out_c, k + 1
+    tail = ConvShape(f"features.{k}", 1, 1, h, h, c, 1280)
+    return NetShape(name, stem, tuple(blocks), 1280, classes, tail)
+
+
+#: networks with blocks the scheduler-based tools do not take (net_shape knows them)
+OTHER_NETWORKS = {"mobilenet_v2_dg": mobilenet_v2}
+
+
 def imagenet_resnet(name: str, depths) -> NetShape:
     stem = ConvShape("conv1", 7, 2, 224, 224, 3, 64, maxpool=True)
     blocks = _stages(stem.out_h, 64, (64, 128, 256, 512), depths, (8, 4, 2, 1), (1, 2, 2, 2))
@@ -276,9 +382,13 @@ NETWORKS = {
 
 
 def net_shape(name: str) -> NetShape:
-    """Shapes of a DGNet ResNet by its zoo name (e.g. 'resdg18', 'resdg20_cifar10')."""
+    """Shapes of a DGNet by its zoo name (e.g. 'resdg18', 'resdg20_cifar10',
+    'mobilenet_v2_dg')."""
+    if name in OTHER_NETWORKS:
+        return OTHER_NETWORKS[name]()
     if name not in NETWORKS:
-        raise ConfigError(f"unknown network {name!r}; known: {', '.join(NETWORKS)}")
+        raise ConfigError(f"unknown network {name!r}; known: "
+                          f"{', '.join(list(NETWORKS) + list(OTHER_NETWORKS))}")
     return NETWORKS[name]()
 
 
@@ -292,10 +402,10 @@ def shape_qmodel(net: NetShape):
                                         TensorInfo)
 
     def conv(c: ConvShape, in_t: str, out_t: str, signed_out: bool = False) -> QConv:
-        w = np.broadcast_to(np.int8(0), (c.out_c, c.in_c, c.k, c.k))
+        w = np.broadcast_to(np.int8(0), (c.out_c, c.in_c // c.groups, c.k, c.k))
         return QConv(c.name, w, np.zeros(c.out_c, np.int32), np.ones(c.out_c, np.int32), 16,
                      0, -128 if signed_out else 0, 127 if signed_out else 255, c.stride,
-                     c.pad, in_t, out_t)
+                     c.pad, in_t, out_t, groups=c.groups)
 
     st = net.stem
     tensors = {INPUT_TENSOR: TensorInfo((st.in_c, st.in_h, st.in_w), 1.0, True),
@@ -304,6 +414,22 @@ def shape_qmodel(net: NetShape):
     blocks, prev = [], "stem"
     for b in net.blocks:
         out = f"{b.name}.out"
+        if isinstance(b, InvertedShape):
+            cur, c1 = prev, None
+            if b.conv1 is not None:
+                tensors[f"{b.name}.out1"] = TensorInfo((b.hidden, b.in_h, b.in_w), 1.0, False)
+                c1 = conv(b.conv1, prev, f"{b.name}.out1")
+                cur = c1.out_tensor
+            tensors[f"{b.name}.out2"] = TensorInfo((b.hidden, b.out_h, b.out_w), 1.0, False)
+            tensors[out] = TensorInfo((b.out_c, b.out_h, b.out_w), 1.0, True)
+            c2 = conv(b.conv2, cur, f"{b.name}.out2")
+            c3 = conv(b.conv3, c2.out_tensor, out, signed_out=True)
+            if b.gated:
+                c3.res_tensor, c3.res_mult = prev, 1 << c3.shift
+            blocks.append(QBlock(b.name, c1, c2, None, b.gated, b.tile, b.grid, None, None,
+                                 prev, out, kind="inverted_residual", conv3=c3))
+            prev = out
+            continue
         if isinstance(b, BottleneckShape):
             t1, t2 = f"{b.name}.conv1", f"{b.name}.conv2"
             tensors[t1] = TensorInfo((b.width, b.in_h, b.in_w), 1.0, False)
@@ -338,11 +464,18 @@ def shape_qmodel(net: NetShape):
                              None, None, prev, out))
         prev = out
     last = net.blocks[-1]
+    tail = None
+    if net.tail is not None:
+        tensors["tail"] = TensorInfo((net.tail.out_c, net.tail.out_h, net.tail.out_w), 1.0,
+                                     False)
+        tail = conv(net.tail, prev, "tail")
+        prev = "tail"
     head = QHead("fc", np.zeros((net.fc_out, net.fc_in), np.int8),
                  np.zeros(net.fc_out, np.int32), np.ones(net.fc_out), prev,
                  last.out_h * last.out_w)
     return QModel(net.name, (st.in_c, st.in_h, st.in_w), net.fc_out, (0.0,) * st.in_c,
-                  (1.0,) * st.in_c, tensors, stem, blocks, head, {"shape_only": True})
+                  (1.0,) * st.in_c, tensors, stem, blocks, head, {"shape_only": True},
+                  tail=tail)
 
 
 @functools.lru_cache(maxsize=16)

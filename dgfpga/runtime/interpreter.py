@@ -18,6 +18,12 @@ sums over the active tiles). A `from_gate` descriptor runs as `program.effective
 under the last gate's counts (and the last gate-2 record's, after one).
 Every record is checked before it writes anything; a fault stops the run with its STATUS.
 
+What the contract defines but the engines do not implement yet (`formats.PENDING_OPS`,
+`formats.PENDING_FIELDS`: the depthwise op and `pixel_sums` of MobileNetV2) runs only with
+`run_program(..., pending=True)`; by default they are refused as today's engines refuse
+them (BAD_OP / a reserved bit, BAD_MAGIC; ENTRY 0), so the interpreter stays the engines'
+reference (the C-sim fuzzer compares them).
+
 Per-layer arithmetic (docs/architecture.md): `acc = sum(w*x) + bias[m]`,
 `z = acc*mult[m] + res*res_mult`, `y = clamp((z + 2^(shift-1)) >> shift, lo, hi)`.
 """
@@ -36,7 +42,7 @@ from dgfpga.errors import FormatError
 from dgfpga.contract.formats import DESCRIPTOR_BYTES, FIELD_BY_NAME, LayerDescriptor
 from dgfpga.numerics import gates
 
-__all__ = ["EngineError", "GateDomainError", "RunResult", "run_program"]
+__all__ = ["EngineError", "GateDomainError", "RunResult", "decode_layer", "run_program"]
 
 ERR = regmap.ERR
 
@@ -147,6 +153,8 @@ def _requant(acc: np.ndarray, mult: np.ndarray, shift: int, lo: int, hi: int,
 def _run_layer(d: LayerDescriptor, regions: dict, cfg: EngineConfig) -> int:
     fm, wr, wk, sm = (regions[r] for r in ("fmap", "weight", "work", "sums"))
     tiles, res_tiles, outc, inc, on = _work_list(d, wk)
+    if d.depthwise:
+        return _run_depthwise(d, regions, cfg, tiles, outc, on)
     # --- reads
     cs = d.in_c_stored
     raw = fm[d.in_offset:d.in_offset + d.in_h * d.in_w * cs]
@@ -190,10 +198,7 @@ def _run_layer(d: LayerDescriptor, regions: dict, cfg: EngineConfig) -> int:
     cstore = d.out_c_stored
     out = fm[d.out_offset:d.out_offset + d.out_h * d.out_w * cstore].reshape(d.out_h, d.out_w, cstore)
     out_view = out.view(np.int8) if d.out_signed else out
-    sums = None
-    if d.emit_sums:
-        sums = sm[d.sums_offset:d.sums_offset + d.n_tiles * cstore * 4].view("<i4") \
-            .reshape(d.n_tiles, cstore)
+    sums = _sums_view(d, sm)
     macs = 0
     if d.maxpool:  # dense: conv map, requant, 3x3/s2/pad1 max-pool, then tile by tile
         y = _requant(conv_rows(0, d.conv_h, 0, d.conv_w), mult, d.shift, lo, hi, None, 0)
@@ -225,8 +230,79 @@ def _run_layer(d: LayerDescriptor, regions: dict, cfg: EngineConfig) -> int:
             out_view[y0:y1, x0:x1, :] = yt
         else:
             out_view[y0:y1, x0:x1, outc] = yt
-        if sums is not None:
-            sums[t, :] = out_view[y0:y1, x0:x1].astype(np.int64).sum(axis=(0, 1))
+        _write_sums(d, sums, t, out_view, y0, y1, x0, x1)
+    return macs
+
+
+def _sums_view(d: LayerDescriptor, sm: np.ndarray) -> Optional[np.ndarray]:
+    """The layer's SUMS buffer as int32 [sum tiles][C stored] (None without emit_sums)."""
+    if not d.emit_sums:
+        return None
+    c = d.out_c_stored
+    return sm[d.sums_offset:d.sums_offset + d.n_sum_tiles * c * 4].view("<i4") \
+        .reshape(d.n_sum_tiles, c)
+
+
+def _write_sums(d: LayerDescriptor, sums, t: int, out_view, y0, y1, x0, x1) -> None:
+    """Tile t's sums: one row per tile, or with pixel_sums one row per output pixel (the
+    output values themselves, widened to int32)."""
+    if sums is None:
+        return
+    block = out_view[y0:y1, x0:x1].astype(np.int64)
+    if d.pixel_sums:
+        rows = (np.arange(y0, y1)[:, None] * d.out_w + np.arange(x0, x1)[None, :]).reshape(-1)
+        sums[rows, :] = block.reshape(-1, block.shape[-1])
+    else:
+        sums[t, :] = block.sum(axis=(0, 1))
+
+
+def _run_depthwise(d: LayerDescriptor, regions: dict, cfg: EngineConfig, tiles, outc,
+                   on) -> int:
+    """A depthwise layer (op OP_DWCONV): channel outc[j] of the output reads channel
+    outc[j] of the input only (stored as compact channel j when gated), k*k taps, then the
+    same requantization; tile by tile, halo pixels of inactive tiles read as zero."""
+    fm, wr, sm = regions["fmap"], regions["weight"], regions["sums"]
+    cs = d.in_c_stored
+    raw = fm[d.in_offset:d.in_offset + d.in_h * d.in_w * cs]
+    x = (raw.view(np.int8) if d.in_signed else raw).astype(np.int64).reshape(d.in_h, d.in_w, cs)
+    if not d.in_ch_gated:
+        x = x[..., outc]                       # dense: the stored channel is the id
+    x = x.copy()
+    if on is not None:
+        side = d.tile * d.stride
+        pix_on = on.reshape(d.grid_h, d.grid_w).repeat(side, 0).repeat(side, 1)
+        x *= pix_on[:d.in_h, :d.in_w, None]
+    w = formats.unpack_weights(
+        wr[d.weight_offset:d.weight_offset + formats.weight_stream_bytes(d, cfg)].tobytes(),
+        d.out_c, 1, d.k, "dw", tn=cfg.tn).astype(np.int64)[outc, 0]      # [M_act, k, k]
+    bias, mult = formats.unpack_params(
+        wr[d.param_offset:d.param_offset + d.out_c * formats.PARAM_BYTES].tobytes(), d.out_c)
+    bias, mult = bias.astype(np.int64)[outc], mult.astype(np.int64)[outc]
+    p, s = d.pad, d.stride
+    xp = np.zeros((d.in_h + 2 * p, d.in_w + 2 * p, outc.size), dtype=np.int64)
+    xp[p:p + d.in_h, p:p + d.in_w] = x
+    lo, hi = (-128, 127) if d.out_signed else (0, 255)
+    cstore = d.out_c_stored
+    out = fm[d.out_offset:d.out_offset + d.out_h * d.out_w * cstore].reshape(d.out_h, d.out_w, cstore)
+    out_view = out.view(np.int8) if d.out_signed else out
+    sums = _sums_view(d, sm)
+    macs = 0
+    for t in tiles.astype(np.int64):
+        ty, tx = divmod(int(t), d.grid_w)
+        y0, x0 = ty * d.tile, tx * d.tile
+        y1, x1 = min(y0 + d.tile, d.out_h), min(x0 + d.tile, d.out_w)
+        acc = np.zeros((y1 - y0, x1 - x0, outc.size), dtype=np.int64)
+        for ky in range(d.k):
+            for kx in range(d.k):
+                acc += xp[y0 * s + ky:(y1 - 1) * s + ky + 1:s,
+                          x0 * s + kx:(x1 - 1) * s + kx + 1:s] * w[:, ky, kx]
+        yt = _requant(acc + bias, mult, d.shift, lo, hi, None, 0)
+        macs += (y1 - y0) * (x1 - x0) * outc.size * d.k * d.k
+        if d.out_ch_gated:
+            out_view[y0:y1, x0:x1, :] = yt
+        else:
+            out_view[y0:y1, x0:x1, outc] = yt
+        _write_sums(d, sums, int(t), out_view, y0, y1, x0, x1)
     return macs
 
 
@@ -336,13 +412,47 @@ def _run_head(raw: bytes, cfg: EngineConfig, regions: dict, sizes: dict, layer_c
     wk[r.log_offset:r.log_offset + n] = 0            # no clock: every entry 0
 
 
+def _pending_fault(raw: bytes, op: int) -> Optional[EngineError]:
+    """How today's engines refuse a record that uses a pending feature (formats.PENDING_*):
+    a pending op is BAD_OP, a pending field's bit a reserved bit (BAD_MAGIC); ENTRY 0."""
+    if op in formats.PENDING_OPS:
+        return EngineError(ERR["BAD_OP"], 0, f"record op {op} ({prog.RECORD_OPS[op]}) is not "
+                           "implemented by the engines yet (run_program(..., pending=True))")
+    words = np.frombuffer(raw, "<u4")
+    for name in formats.PENDING_FIELDS:
+        f = FIELD_BY_NAME[name]
+        if (int(words[f.word]) >> f.lsb) & f.mask:
+            return EngineError(ERR["BAD_MAGIC"], 0, f"descriptor field {name} is not "
+                               "implemented by the engines yet: a reserved bit to them")
+    return None
+
+
+def decode_layer(raw: bytes, cfg: EngineConfig, region_bytes: dict,
+                 pending: bool = False) -> LayerDescriptor:
+    """A conv/depthwise record checked as today's engines check it (EngineError with their
+    STATUS code and ENTRY): a pending feature (formats.PENDING_*) is refused first unless
+    `pending`, then every descriptor rule (`_decode`)."""
+    if not pending:
+        try:
+            op = prog.record_op(raw)
+        except FormatError:          # _decode reports magic/version in the engines' order
+            op = None
+        fault = _pending_fault(raw, op) if op is not None else None
+        if fault is not None:
+            raise fault
+    return _decode(raw, cfg, region_bytes)
+
+
 def run_program(program: bytes, layer_count: int, regions: dict,
-                cfg: Optional[EngineConfig] = None, run_flags: int = 0) -> RunResult:
+                cfg: Optional[EngineConfig] = None, run_flags: int = 0,
+                pending: bool = False) -> RunResult:
     """Execute `layer_count` records over `regions` (name -> writable uint8 array).
 
     Stops at the first faulty record (nothing written for it) and returns its STATUS.
     `run_flags`: regmap RUN_FLAGS (bit 0 DENSE: every gate on, no evaluation; the other
-    bits are reserved and ignored).
+    bits are reserved and ignored). `pending`: also run what the contract defines but
+    the engines do not implement yet (formats.PENDING_OPS / PENDING_FIELDS); False refuses
+    it as they do.
     """
     cfg = cfg or default_config()
     sizes = {k: int(v.size) for k, v in regions.items()}
@@ -366,8 +476,8 @@ def run_program(program: bytes, layer_count: int, regions: dict,
                 op = prog.record_op(raw)
             except FormatError as exc:
                 raise _record_fault(exc) from None
-            if op == prog.OP_CONV:
-                d = _decode(raw, cfg, sizes)
+            if op in (prog.OP_CONV, prog.OP_DWCONV):
+                d = decode_layer(raw, cfg, sizes, pending)
                 if d.from_gate:
                     if counts is None:
                         raise EngineError(ERR["BAD_FLAGS"], FIELD_BY_NAME["from_gate"].word,

@@ -28,7 +28,12 @@ offsets point at their slot sections, then the head (`program.HeadRecord`). A Bo
 block (resdg50) runs gate record, conv1 (1x1 at the block input's resolution, tile = tile *
 stride on the same grid, compact output and compact sums), gate-2 record
 (`program.Gate2Record`: mask_c2), [shortcut], conv2 (3x3, gated on both sides) and conv3
-(1x1, residual; in place for identity blocks).
+(1x1, residual; in place for identity blocks). A MobileNetV2 (mobilenet_v2_dg) runs its
+ungated blocks as dense layers ([expand,] depthwise, projection) and its gated (identity)
+blocks as gate record, expand (1x1, compact output), depthwise (op OP_DWCONV, gated on both
+sides by mask_c, zero_halo) and projection (1x1, residual, in place), then the tail conv and
+the head; a gate whose pooling bins are not unions of the writer's tiles (7x7 maps) reads
+per-pixel sums (`pixel_sums`). docs/formats.md "Depthwise layers and MobileNetV2".
 """
 from __future__ import annotations
 
@@ -62,7 +67,7 @@ class Buffer:
 class LayerPlan:
     """One engine layer of the network: its template descriptor and work-list slot."""
     name: str
-    kind: str                     # "stem" | "conv1" | "downsample" | "conv2" | "conv3"
+    kind: str                     # "stem" | "conv1" | "downsample" | "conv2" | "conv3" | "tail"
     block: int                    # block index (-1 for the stem)
     template: LayerDescriptor     # dense, all static offsets filled
     work_slot: Optional[Buffer]   # WORK slot for its per-image lists (None: dense layer)
@@ -80,13 +85,14 @@ class RecordPlan:
     """One record of the network program."""
     name: str
     kind: str                     # "stem" | "gate" | "conv1" | "gate2" | "downsample" | "conv2"
-                                  # | "conv3" | "head"
+                                  # | "conv3" | "tail" | "head"
     block: int                    # block index (-1 for the stem and the head)
 
 
 @dataclass
 class BlockPlan:
-    """Layers and buffers of one gated block."""
+    """Layers and buffers of one block (gated; a MobileNetV2 block may be ungated: no gate
+    record, mask or sums, dense layers, conv1 None without an expansion)."""
     index: int
     name: str
     conv1: LayerPlan
@@ -111,6 +117,10 @@ class BlockPlan:
     gate2_record: Optional[prog.Gate2Record] = None
     gate2_params: Optional[Buffer] = None   # WEIGHT: the gate-2 parameter blob
     conv1_sums: Optional[Buffer] = None     # SUMS: conv1's compact per-tile sums
+
+    @property
+    def gated(self) -> bool:
+        return self.gate_record is not None
 
     @property
     def last(self) -> LayerPlan:
@@ -143,6 +153,16 @@ class NetworkPlan:
     logits: Optional[Buffer] = None         # WORK: int64 [classes]
     cycle_log: Optional[Buffer] = None      # WORK: u32 [record_count]
     readback: Optional[Buffer] = None       # WORK: logits + cycle log + masks, one span
+    tail: Optional[LayerPlan] = None        # MobileNetV2's final 1x1 conv (dense)
+
+    @property
+    def pending(self) -> bool:
+        """The program uses what the engines do not implement yet (formats.PENDING_OPS /
+        PENDING_FIELDS: the depthwise op, pixel_sums); run it with the interpreter's
+        `pending=True`."""
+        return any(lp.template.op in formats.PENDING_OPS
+                   or any(getattr(lp.template, f) for f in formats.PENDING_FIELDS)
+                   for lp in self.layers)
 
     @property
     def record_count(self) -> int:
@@ -165,7 +185,7 @@ class NetworkPlan:
         out = [self.stem]
         for b in self.blocks:
             out += b.convs
-        return out
+        return out + ([self.tail] if self.tail is not None else [])
 
 
 class _Allocator:
@@ -220,6 +240,13 @@ def _block_gate2(b):
     return _zero_channel_gate(b.conv1.out_channels, b.conv2.out_channels)
 
 
+def _gated(b) -> bool:
+    """Whether the engine gates block `b`: every BasicBlock / Bottleneck block (a shape-only
+    model's too, whose gates are zero gates), a MobileNetV2 block when it has a tile grid
+    (its identity blocks; the others have tile 0)."""
+    return b.kind != "inverted_residual" or b.tile > 0
+
+
 def block_mask_layout(n_tiles: int, c1: int, c2: Optional[int], align: int) -> tuple:
     """(bytes, offset of the mask_c2 bitmap or None) of a block's WORK mask buffer: the gate
     record's masks (tile bitmap, channel bitmap: `program.mask_bytes`), then for a
@@ -233,6 +260,7 @@ def block_mask_layout(n_tiles: int, c1: int, c2: Optional[int], align: int) -> t
 
 
 def _block_mask_bytes(b, align: int) -> int:
+    """WORK bytes of a gated block's masks."""
     c2 = b.conv2.out_channels if b.kind == "bottleneck" else None
     return block_mask_layout(b.grid[0] * b.grid[1], b.conv1.out_channels, c2, align)[0]
 
@@ -258,7 +286,7 @@ def program_template(d: LayerDescriptor, slots: formats.WorkSlots) -> LayerDescr
               tile_list_offset=slots.tiles if d.tile_gated else 0,
               res_tile_list_offset=slots.res_tiles if (d.residual and not d.in_place) else 0,
               out_ch_list_offset=slots.out_ch if d.out_ch_gated else 0,
-              in_ch_list_offset=slots.in_ch if d.in_ch_gated else 0,
+              in_ch_list_offset=slots.in_ch if d.in_ch_gated and not d.depthwise else 0,
               bitmap_offset=slots.bitmap if d.zero_halo else 0)
     return d.replace(**ch)
 
@@ -270,12 +298,11 @@ def plan_network(qm: QModel, cfg: Optional[EngineConfig] = None, *,
     `im2col`: set the descriptor flag on the layers where `formats.choose_im2col` says it
     takes fewer MAC-array steps (the stem); False lays every layer out without it."""
     cfg = cfg or default_config()
-    other = sorted({b.kind for b in qm.blocks} - {"basic", "bottleneck"})
+    other = sorted({b.kind for b in qm.blocks} - {"basic", "bottleneck", "inverted_residual"})
     if other:
-        raise ConfigError(f"{qm.arch}: the engine runs BasicBlock and Bottleneck networks; "
-                          f"this model has {', '.join(other)} blocks, which the quantizer and "
-                          f"the golden model support but the engine levels do not yet (run it "
-                          f"with the golden model: dgfpga qreport)")
+        raise ConfigError(f"{qm.arch}: the engine runs BasicBlock, Bottleneck and MobileNetV2 "
+                          f"(inverted residual) networks; this model has {', '.join(other)} "
+                          f"blocks")
     a = cfg.axi_bytes
     fm, wt, wk, sm = (_Allocator(r, a) for r in ("fmap", "weight", "work", "sums"))
     weights: list[tuple[int, bytes]] = []
@@ -328,26 +355,91 @@ def plan_network(qm: QModel, cfg: Optional[EngineConfig] = None, *,
 
     if not qm.blocks:
         raise FormatError("quantized model has no blocks: nothing for the engine to gate")
+    mobile = any(b.kind == "inverted_residual" for b in qm.blocks)
+    # the tensors a gate reads its sums from: (tile, grid) of the first gated block reading it
+    gate_input: dict = {}
+    for b in qm.blocks:
+        if _gated(b) and b.in_tensor not in gate_input:
+            gate_input[b.in_tensor] = (b.tile, tuple(b.grid))
+
+    def sums_tile_for(name: str, writer_tile: int) -> Optional[int]:
+        """The sum-tile side the writer of tensor `name` (output tile `writer_tile`) emits
+        for the gate that reads it: its own tile when that is the gate's tile and the
+        gate's pooling bins are unions of those tiles, else 1 (one sum per pixel:
+        `pixel_sums`, which every bin is a union of); None when no gate reads `name`."""
+        if name not in gate_input:
+            return None
+        h, w, _ = _tensor_hwc(qm, name)
+        tile, grid = gate_input[name]
+        if writer_tile == tile:
+            try:
+                gates.bin_table(h, w, writer_tile, grid)
+                return writer_tile
+            except FormatError:
+                pass
+        return 1
+
+    def dense_tile(conv: QConv, in_name: str, op: int, prefer: Optional[int]) -> int:
+        """The tile of a dense layer: `prefer` (the tile of the gate reading its output) if
+        the layer fits with it, else the largest that fits (max_grid, buffers)."""
+        h, w, _ = _tensor_hwc(qm, in_name)
+        cands = ([prefer] if prefer else []) + list(range(cfg.max_tile, 0, -1))
+        for t in cands:
+            d = formats.make_descriptor(k=conv.kernel, stride=conv.stride, pad=conv.pad,
+                                        in_h=h, in_w=w, in_c=conv.in_channels,
+                                        out_c=conv.out_channels, tile=t, op=op)
+            if max(d.grid_h, d.grid_w) <= cfg.max_grid and not formats.layer_fit_problems(d, cfg):
+                return t
+        return cands[-1]                    # does not fit: _check_fits names the problem
+
+    def plan_dense(conv: QConv, kind: str, block: int, in_name: str) -> LayerPlan:
+        """A dense layer (MobileNetV2: the stem, ungated blocks' convs, the tail) writing
+        tensor conv.out_tensor, with the sums a gate or the head reads from it."""
+        op = formats.OP_DWCONV if conv.groups > 1 else formats.OP_CONV
+        if conv.groups > 1 and (conv.groups != conv.in_channels
+                                or conv.groups != conv.out_channels):
+            raise ConfigError(f"layer {conv.name}: the engine runs grouped convs only as "
+                              f"depthwise (groups = channels), not {conv.groups} groups")
+        name = conv.out_tensor
+        prefer = gate_input[name][0] if name in gate_input else None
+        t = dense_tile(conv, in_name, op, prefer)
+        st = t if name == qm.head.in_tensor else sums_tile_for(name, t)
+        extra = {}
+        if st is not None:
+            sb = sums_buf(name, st)
+            extra = dict(emit_sums=True, pixel_sums=st != t, sums_offset=sb.offset)
+        d = template(conv, in_name, t, out_offset=fmap_buf(name).offset, op=op,
+                     layout="dw" if op == formats.OP_DWCONV else "oc_k_k_ic", **extra)
+        lp = LayerPlan(conv.name, kind, block, d, None)
+        lp.program_template = d
+        return lp
+
     # ---- stem: dense; emits sums at the first block's tile size (its gates' bins).
     first = qm.blocks[0]
     stem_conv = qm.stem.conv
     fmap_buf(INPUT_TENSOR)
-    out0 = fmap_buf(qm.stem.out_tensor)
-    s0 = sums_buf(qm.stem.out_tensor, first.tile)
-    stem_t = template(stem_conv, INPUT_TENSOR, first.tile,
-                      maxpool=qm.stem.maxpool, out_offset=out0.offset,
-                      emit_sums=True, sums_offset=s0.offset)
-    stem = LayerPlan(stem_conv.name, "stem", -1, stem_t, None)
+    if mobile:
+        stem = plan_dense(stem_conv, "stem", -1, INPUT_TENSOR)
+    else:
+        out0 = fmap_buf(qm.stem.out_tensor)
+        s0 = sums_buf(qm.stem.out_tensor, first.tile)
+        stem_t = template(stem_conv, INPUT_TENSOR, first.tile,
+                          maxpool=qm.stem.maxpool, out_offset=out0.offset,
+                          emit_sums=True, sums_offset=s0.offset)
+        stem = LayerPlan(stem_conv.name, "stem", -1, stem_t, None)
 
     # ---- what the host reads back after a start, first in WORK and contiguous (one cache
     # invalidate per image): the head's logits and cycle log, then every block's masks.
-    n_records = 2 + sum((5 if b.kind == "bottleneck" else 3) + (b.downsample is not None)
-                        for b in qm.blocks)
+    def block_records(b) -> int:
+        if b.kind == "inverted_residual":
+            return len(b.main_convs) + _gated(b)
+        return (5 if b.kind == "bottleneck" else 3) + (b.downsample is not None)
+    n_records = 2 + sum(block_records(b) for b in qm.blocks) + (qm.tail is not None)
     logits = wk.take(8 * qm.num_classes)
     log = wk.take(prog.cycle_log_bytes(n_records))
     masks = []
     for b in qm.blocks:             # b.grid: checked against the output size in the loop below
-        masks.append(wk.take(_block_mask_bytes(b, a)))
+        masks.append(wk.take(_block_mask_bytes(b, a)) if _gated(b) else None)
     readback = Buffer("work", 0, wk.pos)
 
     def plan_shortcut(i: int, b, ds) -> tuple:
@@ -451,8 +543,96 @@ def plan_network(qm: QModel, cfg: Optional[EngineConfig] = None, *,
                          gate_params=gp, mask=mask, gate_record=rec, kind="bottleneck",
                          conv3=conv3, gate2_record=rec2, gate2_params=g2p, conv1_sums=sums1)
 
+    def plan_inverted(i: int, b) -> BlockPlan:
+        """A MobileNetV2 block. Ungated: [expand,] depthwise, projection, dense. Gated
+        (stride 1, identity): gate record, expand (1x1, mask_s tiles x mask_c channels,
+        compact output), depthwise (op OP_DWCONV, gated on both sides by mask_c: the
+        expand's out-channel list is its list, zero_halo, compact output), projection
+        (1x1, mask_c inputs, residual, in place, the sums the next gate reads)."""
+        c1, dw, pw = b.conv1, b.conv2, b.conv3
+        if not _gated(b):
+            cur = b.in_tensor
+            conv1 = None
+            if c1 is not None:
+                conv1, cur = plan_dense(c1, "conv1", i, cur), c1.out_tensor
+            conv2 = plan_dense(dw, "conv2", i, cur)
+            conv3 = plan_dense(pw, "conv3", i, dw.out_tensor)
+            return BlockPlan(i, b.name, conv1, None, conv2, False, 0, (0, 0), b.in_tensor,
+                             b.out_tensor, None, None, 0, kind="inverted_residual",
+                             conv3=conv3)
+        h, w, _ = _tensor_hwc(qm, b.out_tensor)
+        hi, wi, ci = _tensor_hwc(qm, b.in_tensor)
+        if c1 is None or not b.identity or dw.stride != 1 or (hi, wi) != (h, w):
+            raise ConfigError(f"block {b.name}: the engine gates MobileNetV2 identity blocks "
+                              f"with an expansion (stride 1, tied scales)")
+        grid = (-(-h // b.tile), -(-w // b.tile))
+        _check_input_tiles(b, hi, wi, b.tile)
+        n_tiles = grid[0] * grid[1]
+        if b.in_tensor not in sums:
+            raise ConfigError(f"block {b.name}: no layer writes the sums its gates read")
+        in_sums, in_tile, st = sums[b.in_tensor]
+        if in_tile not in (b.tile, 1):
+            raise FormatError(f"block {b.name}: in place needs the input sums at tile "
+                              f"{b.tile} or per pixel, they are at {in_tile}")
+        ch = c1.out_channels
+        compact1 = fm.take(h * w * ch)
+        c1_t = template(c1, b.in_tensor, b.tile, out_offset=compact1.offset, tile_gated=True,
+                        out_ch_gated=True)
+        conv1 = LayerPlan(c1.name, "conv1", i, c1_t, wk.take(_slot_bytes(n_tiles, ch, 0, a)))
+        compact2 = fm.take(h * w * ch)
+        dw_t = template(dw, c1.out_tensor, b.tile, op=formats.OP_DWCONV, layout="dw",
+                        in_offset=compact1.offset, in_signed=False, out_offset=compact2.offset,
+                        tile_gated=True, in_ch_gated=True, out_ch_gated=True, zero_halo=True)
+        conv2 = LayerPlan(dw.name, "conv2", i, dw_t, wk.take(_slot_bytes(n_tiles, ch, 0, a)))
+        fmap[b.out_tensor] = fmap[b.in_tensor]
+        sums[b.out_tensor] = sums[b.in_tensor]
+        # the projection writes the sums of the shared buffer when a later gate reads them
+        sums_kw = {}
+        if b.out_tensor in gate_input:
+            if gate_input[b.out_tensor] != (b.tile, grid):
+                raise FormatError(f"block {b.name}: the next gate reads the shared sums on "
+                                  f"another grid {gate_input[b.out_tensor]}")
+            sums_kw = dict(emit_sums=True, pixel_sums=in_tile != b.tile,
+                           sums_offset=in_sums.offset)
+        tres = qm.tensors[b.in_tensor]
+        pw_t = template(pw, dw.out_tensor, b.tile, layout="ic_k_k_oc",
+                        in_offset=compact2.offset, in_signed=False,
+                        out_offset=fmap[b.in_tensor].offset, residual=True,
+                        res_signed=tres.signed, res_mult=int(pw.res_mult),
+                        res_offset=fmap[b.in_tensor].offset, tile_gated=True, in_ch_gated=True,
+                        in_place=True, **sums_kw)
+        conv3 = LayerPlan(pw.name, "conv3", i, pw_t, wk.take(_slot_bytes(n_tiles, 0, ch, a)))
+        s1 = formats.work_slots(c1_t, conv1.work_slot.offset, a)
+        # the depthwise layer's channel list is the expand's out list (one list, both sides)
+        s2 = dataclasses.replace(formats.work_slots(dw_t, conv2.work_slot.offset, a),
+                                 out_ch=s1.out_ch)
+        s3 = dataclasses.replace(formats.work_slots(pw_t, conv3.work_slot.offset, a),
+                                 tiles=s2.tiles)
+        conv1.slots, conv2.slots, conv3.slots = s1, s2, s3
+        conv1.program_template = program_template(c1_t, s1)
+        conv2.program_template = program_template(dw_t, s2)
+        conv3.program_template = program_template(pw_t, s3)
+        table = gates.bin_table(hi, wi, in_tile, grid)
+        sg, cg = _block_gates(b, ci)
+        gp_blob = prog.pack_gate_params(table, sg, cg, a)
+        gp = wt.take(len(gp_blob))
+        weights.append((gp.offset, gp_blob))
+        mask = masks[i]
+        rec = prog.GateRecord(
+            in_c=ci, out_c=ch, hidden=int(cg.w1.shape[0]), h_shift=int(cg.shift),
+            st_h=st[0], st_w=st[1], gh=grid[0], gw=grid[1], res_list=False,
+            sums_offset=in_sums.offset, param_offset=gp.offset, mask_offset=mask.offset,
+            c1_tiles_offset=s1.tiles, c1_out_ch_offset=s1.out_ch, c2_tiles_offset=s2.tiles,
+            c2_res_tiles_offset=0, c2_in_ch_offset=s3.in_ch, c2_bitmap_offset=s2.bitmap)
+        return BlockPlan(i, b.name, conv1, None, conv2, True, b.tile, grid, b.in_tensor,
+                         b.out_tensor, in_sums, in_sums, in_tile, gate_params=gp, mask=mask,
+                         gate_record=rec, kind="inverted_residual", conv3=conv3)
+
     blocks: list[BlockPlan] = []
     for i, b in enumerate(qm.blocks):
+        if b.kind == "inverted_residual":
+            blocks.append(plan_inverted(i, b))
+            continue
         c1, c2, ds = b.conv1, b.conv2, b.downsample
         h, w, _ = _tensor_hwc(qm, b.out_tensor)
         grid = (-(-h // b.tile), -(-w // b.tile))
@@ -517,17 +697,25 @@ def plan_network(qm: QModel, cfg: Optional[EngineConfig] = None, *,
                                 b.in_tensor, b.out_tensor, in_sums, out_sums, in_tile,
                                 gate_params=gp, mask=mask, gate_record=rec))
     stem.program_template = stem.template
+    tail = None
+    if qm.tail is not None:
+        tail = plan_dense(qm.tail, "tail", -1, qm.tail.in_tensor)
 
     # ---- head: params in WEIGHT; logits and the cycle log in WORK.
     records = [RecordPlan(stem.name, "stem", -1)]
     for bp in blocks:
-        records.append(RecordPlan(f"{bp.name}.gate", "gate", bp.index))
+        if bp.gated:
+            records.append(RecordPlan(f"{bp.name}.gate", "gate", bp.index))
         for kind, lp in _block_records(bp):
             records.append(RecordPlan(f"{bp.name}.gate2" if kind == "gate2" else lp.name,
                                       kind, bp.index))
+    if tail is not None:
+        records.append(RecordPlan(tail.name, "tail", -1))
     h = qm.head
     records.append(RecordPlan(h.name, "head", -1))
-    last_sums, _, last_grid = sums[blocks[-1].out_tensor]
+    if h.in_tensor not in sums:
+        raise FormatError(f"head {h.name}: no layer writes the sums of {h.in_tensor}")
+    last_sums, _, last_grid = sums[h.in_tensor]
     classes, c_last = np.asarray(h.weight).shape
     hp_blob = prog.pack_head_params(h.weight, h.bias, a)
     hp = wt.take(len(hp_blob))
@@ -544,7 +732,7 @@ def plan_network(qm: QModel, cfg: Optional[EngineConfig] = None, *,
         image[off:off + len(blob)] = np.frombuffer(blob, dtype=np.uint8)
     plan = NetworkPlan(cfg, qm, region_bytes, image, fmap, sums, stem, blocks,
                        records=records, head_record=head, head_params=hp, logits=logits,
-                       cycle_log=log, readback=readback)
+                       cycle_log=log, readback=readback, tail=tail)
     _check_fits(plan)
     plan.program = _pack_program(plan)
     return plan
@@ -553,7 +741,7 @@ def plan_network(qm: QModel, cfg: Optional[EngineConfig] = None, *,
 def _block_records(bp: BlockPlan) -> list:
     """(kind, LayerPlan or None) of a block's records after its gate record, in program
     order: conv1, [gate2], [shortcut], conv2[, conv3]."""
-    out = [("conv1", bp.conv1)]
+    out = [("conv1", bp.conv1)] if bp.conv1 is not None else []
     if bp.kind == "bottleneck":
         out.append(("gate2", None))
     if bp.downsample is not None:
@@ -569,14 +757,17 @@ def _pack_program(plan: NetworkPlan) -> bytes:
     cfg, rb = plan.cfg, plan.region_bytes
     out = [formats.pack_descriptor(plan.stem.program_template, cfg)]
     for bp in plan.blocks:
-        out.append(prog.pack_gate_record(bp.gate_record, cfg))
-        prog.validate_gate_record(bp.gate_record, cfg, rb)
+        if bp.gated:
+            out.append(prog.pack_gate_record(bp.gate_record, cfg))
+            prog.validate_gate_record(bp.gate_record, cfg, rb)
         for kind, lp in _block_records(bp):
             if kind == "gate2":
                 prog.validate_gate2_record(bp.gate2_record, cfg, rb)
                 out.append(prog.pack_gate2_record(bp.gate2_record, cfg))
             else:
                 out.append(formats.pack_descriptor(lp.program_template, cfg))
+    if plan.tail is not None:
+        out.append(formats.pack_descriptor(plan.tail.program_template, cfg))
     prog.validate_head_record(plan.head_record, cfg, rb, plan.record_count)
     out.append(prog.pack_head_record(plan.head_record, cfg))
     return b"".join(out)
@@ -589,6 +780,11 @@ def _check_fits(plan: NetworkPlan) -> None:
             formats.validate_descriptor(lp.template, plan.cfg, plan.region_bytes)
             formats.validate_descriptor(lp.program_template, plan.cfg, plan.region_bytes)
         except FormatError as exc:
-            hint = " (e.g. --config ultra96)" if plan.cfg.name != "ultra96" else ""
+            if getattr(exc, "field", None) in ("in_c", "out_c"):
+                hint = (" with larger channel limits (the engines keep per-channel lists and "
+                        "gate state for max_in_channels / max_out_channels on chip: "
+                        "docs/formats.md \"Channel limits\")")
+            else:
+                hint = " (e.g. --config ultra96)" if plan.cfg.name != "ultra96" else ""
             raise ConfigError(f"layer {lp.name} does not fit engine '{plan.cfg.name}': {exc}. "
                               f"Use a larger engine configuration{hint}.") from None

@@ -25,6 +25,11 @@ What a block's run contains (DESIGN.md section 3 in work lists):
 - Bottleneck blocks (`block(..., channel2=...)`, mask_c2 given): conv1 at the input
   resolution (active tiles x mask_c1), [shortcut], conv2 (mask_c1 in, mask_c2 out; omitted
   without a tile or a mask_c2 channel), conv3 (mask_c2 in, residual; as conv2 above).
+- MobileNetV2 blocks: ungated ones dense (`block(i)` without masks); gated (identity)
+  ones expand (active tiles x mask_c channels; omitted without either), depthwise (the
+  same tiles and channels, one list for both sides; omitted likewise), projection (active
+  tiles from the mask_c channels + residual, in place; omitted without a tile). The tail
+  conv is dense (`tail()`).
 """
 from __future__ import annotations
 
@@ -141,11 +146,12 @@ class Scheduler:
         self._pix_in = {b.index: _tile_pixels(b.conv1.template) for b in plan.blocks
                         if b.kind == "bottleneck"}
         self._stem = self._dense_run(-1, [plan.stem])
+        self._tail = self._dense_run(-1, [plan.tail]) if plan.tail is not None else None
 
     # ---- helpers ----
     def _dense_macs(self, d: LayerDescriptor) -> int:
-        return d.out_h * d.out_w * d.out_c * d.in_c * d.k * d.k if not d.maxpool else \
-            d.conv_h * d.conv_w * d.out_c * d.in_c * d.k * d.k
+        per = 1 if d.depthwise else d.in_c       # a depthwise output reads one channel
+        return d.conv_h * d.conv_w * d.out_c * per * d.k * d.k
 
     def _dense_run(self, block: int, layers: list[LayerPlan]) -> EngineRun:
         prog = b"".join(self._w[lp.name].tobytes() for lp in layers)
@@ -156,6 +162,10 @@ class Scheduler:
     def stem(self) -> EngineRun:
         """The stem's run (dense; the same every image)."""
         return self._stem
+
+    def tail(self) -> Optional[EngineRun]:
+        """MobileNetV2's tail conv run (dense), None for networks without one."""
+        return self._tail
 
     # ---- the block schedule ----
     def block(self, index: int, spatial: Optional[np.ndarray] = None,
@@ -170,6 +180,8 @@ class Scheduler:
         bp: BlockPlan = self.plan.blocks[index]
         if bp.kind == "bottleneck":
             return self._bottleneck(bp, spatial, channel, channel2)
+        if bp.kind == "inverted_residual":
+            return self._inverted(bp, spatial, channel, channel2)
         if channel2 is not None:
             raise FormatError(f"block {bp.name}: a BasicBlock has no second channel mask")
         d1 = bp.conv1.template
@@ -273,6 +285,39 @@ class Scheduler:
             res = None if bp.identity else np.flatnonzero(~sp).astype("<u2")
             add(bp.conv3, act * d3.out_c * nc2 * d3.k * d3.k, nc2, res_tiles=res,
                 in_channels=c2s)
+        run = EngineRun(bp.index, b"".join(w.astype("<u4").tobytes() for w in words), works,
+                        writes)
+        if self.validate:
+            self.check(run)
+        return run
+
+    def _inverted(self, bp: BlockPlan, spatial, channel, channel2) -> EngineRun:
+        """A MobileNetV2 block's run (what its gate record generates; dense when ungated)."""
+        if channel2 is not None:
+            raise FormatError(f"block {bp.name}: a MobileNetV2 block has no second channel mask")
+        if not bp.gated:
+            if spatial is not None or channel is not None:
+                raise FormatError(f"block {bp.name}: an ungated block takes no masks")
+            return self._dense_run(bp.index, bp.convs)
+        sp, ch, _ = self._masks(bp, spatial, channel, None)
+        tiles = np.flatnonzero(sp).astype("<u2")
+        chans = np.flatnonzero(ch).astype("<u2")
+        nt, nc = tiles.size, chans.size
+        act = int(self._pix[bp.index][tiles].sum()) if nt else 0
+        words, works, writes = [], [], []
+
+        def add(lp, macs, **lists):
+            w = self._w[lp.name].copy()
+            writes.extend(_fill(w, lp.template, self._slots[lp.name], tiles, **lists))
+            words.append(w)
+            works.append(LayerWork(lp.name, lp.kind, macs, nt, nc))
+
+        d1, d2, d3 = bp.conv1.template, bp.conv2.template, bp.conv3.template
+        if nt and nc:
+            add(bp.conv1, act * nc * d1.in_c * d1.k * d1.k, out_channels=chans)
+            add(bp.conv2, act * nc * d2.k * d2.k, out_channels=chans)
+        if nt:
+            add(bp.conv3, act * d3.out_c * nc * d3.k * d3.k, in_channels=chans)
         run = EngineRun(bp.index, b"".join(w.astype("<u4").tobytes() for w in words), works,
                         writes)
         if self.validate:

@@ -29,14 +29,16 @@ class BuildResult:
 
 
 def selfcheck_for(qm, images: np.ndarray, labels: Optional[np.ndarray] = None):
-    """Golden outputs (gated and dense) for the bundle's self-check."""
+    """Golden outputs (gated and dense) for the bundle's self-check (the decisions of the
+    gated blocks: a MobileNetV2's ungated blocks have none)."""
     from dgfpga.numerics.golden import run_golden
     from dgfpga_host.bundle import SelfCheck
     g = run_golden(qm, images)
     gd = run_golden(qm, images, masks="dense", keep_layers=False)
     labels = np.full(len(images), -1) if labels is None else np.asarray(labels)
     return SelfCheck(g.layers["input"], labels, g.logits_int, gd.logits_int,
-                     [m.spatial for m in g.masks], [m.channel for m in g.masks])
+                     [m.spatial for m in g.masks if m is not None],
+                     [m.channel for m in g.masks if m is not None])
 
 
 def build_hls(qm, cfg: EngineConfig, out_dir, selfcheck_images: np.ndarray,
@@ -59,7 +61,17 @@ def build_hls(qm, cfg: EngineConfig, out_dir, selfcheck_images: np.ndarray,
     from dgfpga.outdir import output_dir, preflight
     preflight(out_dir, force)                # writable, and ours to replace: before work
     res = check_fits(cfg)                    # refuses an impossible configuration
-    plan_network(qm, cfg)                    # refuses a network that does not fit
+    plan = plan_network(qm, cfg)             # refuses a network that does not fit
+    if plan.pending:                         # the engines would refuse its program
+        from dgfpga.contract import formats
+        from dgfpga.errors import ConfigError
+        raise ConfigError(
+            f"{qm.arch}: its program uses depthwise layers (op {formats.OP_DWCONV}) or "
+            f"{'/'.join(formats.PENDING_FIELDS)}, specified in "
+            "docs/formats.md but not implemented by the HLS engine or the RTL yet (they "
+            "refuse such a record): no project is generated. The Python levels run it "
+            "(dgfpga.runtime.interpreter.run_program(..., pending=True), the numpy device "
+            "with pending=True).")
     x = np.asarray(selfcheck_images)
     if (x.ndim != 4 or tuple(x.shape[1:]) != tuple(qm.input_shape) or len(x) == 0
             or not np.issubdtype(x.dtype, np.floating)):

@@ -153,6 +153,9 @@ def _make_device(level: str, cfg, latency: int = 0, stall: int = 0,
         if wave is not None:
             kw["wave"] = Path(wave)
         return make_device("rtl", cfg, **kw)
+    if level == "numpy":                  # its cycles: the model, with the RTL calibration
+        from dgfpga.perf.calibration import shipped_params
+        return make_device("numpy", cfg, cycle_params=shipped_params(cfg)[0])
     return make_device(level, cfg)
 
 

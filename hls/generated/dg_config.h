@@ -179,6 +179,7 @@ constexpr uint32_t OP_CONV = 0x1u;  // record op kind (word 0 [19:16])
 constexpr uint32_t OP_GATE = 0x2u;  // record op kind (word 0 [19:16])
 constexpr uint32_t OP_HEAD = 0x3u;  // record op kind (word 0 [19:16])
 constexpr uint32_t OP_GATE2 = 0x4u;  // record op kind (word 0 [19:16])
+constexpr uint32_t OP_DWCONV = 0x5u;  // record op kind (word 0 [19:16])
 constexpr uint32_t PARAM_BYTES = 0x8u;  // bytes per output channel of params (bias, mult)
 constexpr uint32_t SUM_BYTES = 0x4u;  // bytes of one channel sum
 constexpr uint32_t POOL_K = 0x3u;  // fused max-pool kernel
@@ -218,7 +219,7 @@ constexpr unsigned WORDS = 24;
 constexpr unsigned BYTES = 96;
 constexpr Field magic = {0, 0, 8};  // 0xD6; catches descriptors read from the wrong address
 constexpr Field version = {0, 8, 8};  // FORMAT_VERSION
-constexpr Field op = {0, 16, 4};  // record op: 1 = conv (this descriptor; 2 = gate, 3 = head are other records of a network program, dgfpga.contract.program; 0 is invalid so zeroed memory fails)
+constexpr Field op = {0, 16, 4};  // record op: 1 = conv, 5 = depthwise conv (this descriptor; 2 = gate, 3 = head, 4 = gate-2 are other records of a network program, dgfpga.contract.program; 0 is invalid so zeroed memory fails)
 constexpr Field k = {0, 20, 4};  // kernel side: one of KERNELS (1, 3, 7)
 constexpr Field stride = {0, 24, 2};  // conv stride: one of STRIDES (1, 2)
 constexpr Field pad = {0, 26, 3};  // zero padding on each side, 0..k/2

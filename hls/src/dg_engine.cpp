@@ -11,7 +11,9 @@
 // the weights of m-group g are loaded into weight half g&1 in the step that loads g's first
 // patch (while g-1 computes from the other half). Then the residual-only tiles.
 // A gate record (dg_gate.h) evaluates the block's gates and writes its masks and work
-// lists; the head record (dg_head.h) writes the logits and the per-record cycle log.
+// lists; a gate-2 record (a Bottleneck block's mask_c2, same gate unit) writes mask_c2 and
+// the conv2/conv3 channel lists; the head record (dg_head.h) writes the logits and the
+// per-record cycle log.
 // CYCLES is measured: a free-running counter outside the engine (input cycle_counter).
 // See docs/hls.md.
 #include "dg_engine.h"
@@ -119,15 +121,20 @@ inline void set_field(u32 w[desc::WORDS], desc::Field f, u32 v) {
 // The effective descriptor of a from_gate conv record (program.effective_descriptor):
 // patch the counts of the last gate into the words. Returns false when the layer is
 // skipped (nothing read or written).
+// After a gate-2 record (S.has_nc2) the counts follow the gate whose channels index each
+// side: an out-channel-gated layer (conv2) outputs nc2 channels and reads nc (conv1's
+// compact output); a layer gated on its input only (conv3) reads nc2.
 inline bool effective_descriptor(u32 w[desc::WORDS], const GateState &S) {
     const bool out_g = field(w, desc::out_ch_gated), in_g = field(w, desc::in_ch_gated);
     const bool residual = field(w, desc::residual), in_place = field(w, desc::in_place);
     const u32 N = field(w, desc::grid_h) * field(w, desc::grid_w);
-    if (out_g && (S.nt == 0 || S.nc == 0)) return false;
+    const u32 n_out = S.has_nc2 ? S.nc2 : S.nc;
+    const u32 n_in = (S.has_nc2 && !out_g) ? S.nc2 : S.nc;
+    if (out_g && (S.nt == 0 || n_out == 0)) return false;
     if (in_place && S.nt == 0) return false;
     set_field(w, desc::n_active_tiles, S.nt);
-    if (out_g) set_field(w, desc::n_active_out, S.nc);
-    if (in_g) set_field(w, desc::n_active_in, S.nc);
+    if (out_g) set_field(w, desc::n_active_out, n_out);
+    if (in_g) set_field(w, desc::n_active_in, n_in);
     if (residual && !in_place) {
         const u32 nr = N > S.nt ? N - S.nt : 0;
         set_field(w, desc::n_res_tiles, nr);
@@ -214,7 +221,7 @@ void dg_engine(const u64 *program, u32 layer_count, u8 *fmap_base, u32 fmap_byte
     }
     const bool dense = run_flags & fmt::RUN_DENSE;
     const Regions R = {fmap_bytes, weight_bytes, work_bytes, sums_bytes};
-    GateState gs = {false, 0, 0};
+    GateState gs = {false, 0, 0, false, 0};
 records:
     for (u32 li = 0; li < layer_count; li++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_LAYERS
@@ -230,10 +237,18 @@ records:
             est += rc;
             break;
         }
-        if (op == fmt::OP_GATE) {
+        if (op == fmt::OP_GATE || op == fmt::OP_GATE2) {
+            // the gate unit: a gate record, or a Bottleneck block's gate-2 record (only after
+            // a gate record of this start: it reads that record's masks)
+            const bool second = op == fmt::OP_GATE2;
             GateRec G;
-            DescCheck gc = check_gate_record(words, G, R);
-            if (!gc.code) gc = run_gate(weight_base, work_base, sums_base, G, dense, gs, rc);
+            Gate2Rec G2;
+            DescCheck gc = {err::OK, 0};
+            if (second && !gs.seen) gc = {err::BAD_OP, 0};
+            else if (second) gc = check_gate2_record(words, G2, R);
+            else gc = check_gate_record(words, G, R);
+            if (!gc.code)
+                gc = run_gate_unit(second, weight_base, work_base, sums_base, G, G2, dense, gs, rc);
             est += rc;
             if (gc.code) {
                 st = pack_status(gc.code, li, gc.entry);

@@ -1,9 +1,13 @@
-// dg_gate.h - the gate unit: one gate record of a network program (SPEC13 sections 1, 2).
+// dg_gate.h - the gate unit: one gate record or gate-2 record of a network program (SPEC13
+// sections 1, 2; docs/formats.md "Bottleneck blocks and the gate-2 record").
 //
 // A gate record evaluates both gates of a block from the per-tile channel sums of the block
 // input (SUMS, written by the layer that produced it) in integer arithmetic, writes the
 // masks and the work lists of the block's conv1/conv2 to WORK and hands the counts (nt
-// active tiles, nc active channels) to the following `from_gate` conv records.
+// active tiles, nc active channels) to the following `from_gate` conv records. A gate-2
+// record (Bottleneck blocks) evaluates mask_c2 from conv1's compact sums over the active
+// tiles with the SAME channel-gate datapath (`channel_gate`, one call site in
+// `run_gate_unit`), writes mask_c2 and the conv2/conv3 channel lists and hands nc2 on.
 //
 // Arithmetic (dgfpga.numerics.gates, the golden model), all int64:
 //   R(n) recips come with the params;  P = (S * R + 2^(RB-F-1)) >> (RB-F)
@@ -139,10 +143,14 @@ struct GateRec {
     GateLayout lay;     // absolute WEIGHT offsets of the param sections
 };
 
-// The counts a gate hands to the following from_gate conv records.
+// The counts the gate unit hands to the following from_gate conv records: (nt, nc) of the
+// last gate record, nc2 of the last gate-2 record after it (has_nc2: one ran since that
+// gate record; every gate record clears it).
 struct GateState {
     bool seen;
     u32 nt, nc;
+    bool has_nc2;
+    u32 nc2;
 };
 
 // Reserved bits of a record (bits no field of `fields` covers): the first word holding one.
@@ -255,6 +263,8 @@ struct GateBufs {
     s64 hid[MAX_HIDDEN];                // channel gate hidden units
     bool tile_on[MAX_TILES];
     bool ch_on[MAX_OUT];
+    s64 cacc[MAX_IN];                   // gate-2: totals per compact conv1 channel
+    bool ch_in[MAX_IN];                 // gate-2: conv1's channels on (the gate record's mask)
 };
 
 inline bool out_of_limit(s64 v) {
@@ -390,17 +400,19 @@ dot_groups:
     return a;
 }
 
-// Evaluate both gates (the caller skips this under RUN_DENSE: every gate on).
-inline u64 eval_gates(const u8 *wmem, const s32 *sums, const GateRec &G, GateBufs &B) {
-    u64 cycles = 0;
-    const u32 ngi = ceil_div(G.in_c, TN);
-    const u32 st_tiles = G.st_h * G.st_w;
-    const u64 sbase = G.sums_offset / 4;
-    // -- channel totals over every sum tile
-    channel_totals(sums, sbase, st_tiles, G.in_c, B.tot);
-    cycles += stream_cycles((u64)st_tiles * ngi, 4ull * st_tiles * G.in_c);
-    // -- Pt (the channel gate's pooled totals), in place
-    const u32 rt = B.recip[G.n_tiles];
+// The channel-gate datapath of the gate unit, ONE instance shared by the gate record
+// (mask_c1) and the gate-2 record (mask_c2): Pt from the totals in B.tot (in place), fc1
+// (w1 streamed from WEIGHT, TN channels per step) -> requantized hidden units -> fc2 (w2
+// streamed, TN hidden units per step) -> decisions in B.ch_on. Returns its cycles.
+struct ChannelGateArgs {
+    u32 in_c, out_c, hidden, h_shift;
+    u32 recip;          // R(H*W) of the map the totals were summed over
+    u64 w1, w2;         // absolute WEIGHT offsets of fc1 [hidden][in_c] and fc2 [out_c][hidden]
+};
+
+inline u64 channel_gate(const u8 *wmem, const ChannelGateArgs &A, GateBufs &B) {
+#pragma HLS INLINE off
+    const u32 ngi = ceil_div(A.in_c, TN);
 pool_total:
     for (u32 ng = 0; ng < ngi; ng++) {   // II=1, TN multipliers
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_NGI
@@ -408,10 +420,39 @@ pool_total:
         for (u32 j = 0; j < TN; j++) {
 #pragma HLS UNROLL
             const u32 c = ng * TN + j;
-            if (c < G.in_c) B.tot[c] = gate_pool(B.tot[c], rt);
+            if (c < A.in_c) B.tot[c] = gate_pool(B.tot[c], A.recip);
         }
     }
-    cycles += ngi + CYC_PIPE;
+    u64 cycles = ngi + CYC_PIPE;
+fc1:
+    for (u32 hj = 0; hj < A.hidden; hj++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_HIDDEN
+        const s64 a = dot_w<2>(wmem, A.w1 + 2ull * hj * A.in_c, B.tot, A.in_c);
+        const s64 z = wadd(wadd(wmul(a, B.m1[hj]), B.o1[hj]), (s64)1 << (A.h_shift - 1)) >> A.h_shift;
+        B.hid[hj] = z < 0 ? 0 : (z > (s64)fmt::GATE_HIDDEN_MAX ? (s64)fmt::GATE_HIDDEN_MAX : z);
+    }
+    cycles += stream_cycles((u64)A.hidden * ngi, 2ull * A.hidden * A.in_c) + A.hidden;
+    const u32 ngh = ceil_div(A.hidden, TN);
+fc2:
+    for (u32 m = 0; m < A.out_c; m++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_OUT
+        const s64 acc = wadd(B.b2[m], dot_w<2>(wmem, A.w2 + 2ull * m * A.hidden, B.hid, A.hidden));
+        B.ch_on[m] = acc >= 0;
+    }
+    cycles += stream_cycles((u64)A.out_c * ngh, 2ull * A.out_c * A.hidden);
+    return cycles;
+}
+
+// The gate record's inputs: channel totals over every sum tile (into B.tot, for the channel
+// gate), then the spatial gate -> B.tile_on. (The caller skips this under RUN_DENSE.)
+inline u64 spatial_gate_and_totals(const s32 *sums, const GateRec &G, GateBufs &B) {
+    u64 cycles = 0;
+    const u32 ngi = ceil_div(G.in_c, TN);
+    const u32 st_tiles = G.st_h * G.st_w;
+    const u64 sbase = G.sums_offset / 4;
+    // -- channel totals over every sum tile
+    channel_totals(sums, sbase, st_tiles, G.in_c, B.tot);
+    cycles += stream_cycles((u64)st_tiles * ngi, 4ull * st_tiles * G.in_c);
     // -- spatial gate: logits start at the bias; each bin scatters its 9 taps
 logit_init:
     for (u32 i = 0; i < G.n_tiles; i++) {   // II=1
@@ -503,24 +544,6 @@ decide_tiles:
         B.tile_on[i] = B.logit[i] >= 0;
     }
     cycles += G.n_tiles;
-    // -- channel gate: fc1 (w1 streamed from WEIGHT, TN channels per step) -> hidden
-fc1:
-    for (u32 hj = 0; hj < G.hidden; hj++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_HIDDEN
-        const s64 a = dot_w<2>(wmem, G.lay.w1 + 2ull * hj * G.in_c, B.tot, G.in_c);
-        const s64 z = wadd(wadd(wmul(a, B.m1[hj]), B.o1[hj]), (s64)1 << (G.h_shift - 1)) >> G.h_shift;
-        B.hid[hj] = z < 0 ? 0 : (z > (s64)fmt::GATE_HIDDEN_MAX ? (s64)fmt::GATE_HIDDEN_MAX : z);
-    }
-    cycles += stream_cycles((u64)G.hidden * ngi, 2ull * G.hidden * G.in_c) + G.hidden;
-    // -- fc2 (w2 streamed, TN hidden units per step) -> logits -> decisions
-    const u32 ngh = ceil_div(G.hidden, TN);
-fc2:
-    for (u32 m = 0; m < G.out_c; m++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_OUT
-        const s64 acc = wadd(B.b2[m], dot_w<2>(wmem, G.lay.w2 + 2ull * m * G.hidden, B.hid, G.hidden));
-        B.ch_on[m] = acc >= 0;
-    }
-    cycles += stream_cycles((u64)G.out_c * ngh, 2ull * G.out_c * G.hidden);
     return cycles;
 }
 
@@ -585,41 +608,317 @@ bitmap_words:
     S.seen = true;
     S.nt = nt;
     S.nc = nc;
+    S.has_nc2 = false;   // a gate-2 record's count belongs to its own block
+    S.nc2 = 0;
     // list building, then the write bursts (one AXI beat per cycle)
     return G.n_tiles + G.out_c + beats(4ull * (tw + cw)) + 2 * beats(2ull * nt) +
            2 * beats(2ull * nc) + (G.res_list ? beats(2ull * nr) : 0) + beats(4ull * tw) +
            CYC_PIPE;
 }
 
-// One gate record (checked already): params, evaluation (unless dense), outputs.
-// Returns the fault of the param checks (nothing written then) or OK.
-inline DescCheck run_gate(const u8 *wmem, u8 *work, const s32 *sums, const GateRec &G,
-                          bool dense, GateState &S, u64 &cycles) {
+// ================================================================== the gate-2 record
+// A Bottleneck block's second channel gate (mask_c2, docs/formats.md "Bottleneck blocks and
+// the gate-2 record"): from the gate record's masks (active tiles T, conv1's nc active
+// channels c_0 < c_1 < ...) and conv1's compact per-tile sums [N][nc],
+//   totals[c_j] = sum_{t in T} sums[t*nc + j]  (int64; inactive channels 0)
+// then the channel gate on the pooled totals (R(H*W) of the block input), the same datapath
+// as the gate record's. Checks, all before anything is written (STATUS code, ENTRY):
+//   no gate record before it in the start        BAD_OP, 0 (the engine's dispatch)
+//   reserved words/bits                           BAD_GATE, the word
+//   1 <= in_c <= max_in, 1 <= out_c <= max_out    BAD_SHAPE, word 1
+//   1 <= hidden <= in_c                           BAD_SHAPE, word 2
+//   1 <= h_shift <= 62                            BAD_GATE, word 2
+//   1 <= st_h, st_w <= max_grid                   BAD_TILE, word 3
+//   offsets: AXI-aligned, section inside region   BAD_OFFSET, the word (4..9)
+//   params: recip in 1..2^RB; |o1[j]|, |b2[m]| < 2^46   BAD_GATE, index within the section
+//   a padding bit set in the masks it reads       BAD_GATE, word 6 (in_mask_offset)
+struct Gate2Layout {
+    u64 recip, w1, m1, o1, w2, b2, nbytes;
+};
+
+inline Gate2Layout gate2_param_layout(u64 in_c, u64 out_c, u64 hidden) {
+    Gate2Layout g;
+    g.recip = 0;
+    g.w1 = g.recip + align_up(4);
+    g.m1 = g.w1 + align_up(2 * hidden * in_c);
+    g.o1 = g.m1 + align_up(4 * hidden);
+    g.w2 = g.o1 + align_up(8 * hidden);
+    g.b2 = g.w2 + align_up(2 * out_c * hidden);
+    g.nbytes = g.b2 + 8 * out_c;
+    return g;
+}
+static_assert(gate2::P_COUNT == 6 && gate2::PARAM_ELEM_BYTES[gate2::P_RECIP] == 4 &&
+                  gate2::PARAM_ELEM_BYTES[gate2::P_W1] == 2 && gate2::PARAM_ELEM_BYTES[gate2::P_M1] == 4 &&
+                  gate2::PARAM_ELEM_BYTES[gate2::P_O1] == 8 && gate2::PARAM_ELEM_BYTES[gate2::P_W2] == 2 &&
+                  gate2::PARAM_ELEM_BYTES[gate2::P_B2] == 8,
+              "gate2_param_layout follows the generated gate-2 parameter sections");
+
+struct Gate2Rec {
+    u32 in_c, out_c, hidden, h_shift, st_h, st_w;
+    u32 sums_offset, param_offset, in_mask_offset, mask_offset, c2_out_ch, c3_in_ch;
+    u32 n_tiles;        // st_h * st_w
+    Gate2Layout lay;    // absolute WEIGHT offsets of the param sections
+};
+
+// Every check of program.unpack_gate2_record (validate_gate2_record), in its order.
+inline DescCheck check_gate2_record(const u32 w[desc::WORDS], Gate2Rec &G, const Regions &R) {
+    const u32 rw = first_reserved_word(w, gate2::ALL_FIELDS);
+    if (rw < desc::WORDS) return {err::BAD_GATE, rw};
+    G.in_c = rfield(w, gate2::in_c);
+    G.out_c = rfield(w, gate2::out_c);
+    G.hidden = rfield(w, gate2::hidden);
+    G.h_shift = rfield(w, gate2::h_shift);
+    G.st_h = rfield(w, gate2::st_h);
+    G.st_w = rfield(w, gate2::st_w);
+    G.sums_offset = rfield(w, gate2::sums_offset);
+    G.param_offset = rfield(w, gate2::param_offset);
+    G.in_mask_offset = rfield(w, gate2::in_mask_offset);
+    G.mask_offset = rfield(w, gate2::mask_offset);
+    G.c2_out_ch = rfield(w, gate2::c2_out_ch_offset);
+    G.c3_in_ch = rfield(w, gate2::c3_in_ch_offset);
+    if (G.in_c < 1 || G.in_c > MAX_IN) return {err::BAD_SHAPE, gate2::in_c.word};
+    if (G.out_c < 1 || G.out_c > MAX_OUT) return {err::BAD_SHAPE, gate2::out_c.word};
+    if (G.hidden < 1 || G.hidden > G.in_c) return {err::BAD_SHAPE, gate2::hidden.word};
+    if (G.h_shift < 1 || G.h_shift > fmt::GATE_SHIFT_MAX) return {err::BAD_GATE, gate2::h_shift.word};
+    if (G.st_h < 1 || G.st_h > MAX_GRID) return {err::BAD_TILE, gate2::st_h.word};
+    if (G.st_w < 1 || G.st_w > MAX_GRID) return {err::BAD_TILE, gate2::st_w.word};
+    G.n_tiles = G.st_h * G.st_w;
+    const Gate2Layout rel = gate2_param_layout(G.in_c, G.out_c, G.hidden);
+    struct Sec {
+        u32 offset;
+        u64 bytes;
+        u32 region_bytes;
+        u32 word;
+    };
+    const Sec secs[6] = {
+        {G.sums_offset, 4ull * G.n_tiles * G.in_c, R.sums, gate2::sums_offset.word},
+        {G.param_offset, rel.nbytes, R.weight, gate2::param_offset.word},
+        {G.in_mask_offset, mask_bytes(G.n_tiles, G.in_c), R.work, gate2::in_mask_offset.word},
+        {G.mask_offset, 4ull * bitmap_words_of(G.out_c), R.work, gate2::mask_offset.word},
+        {G.c2_out_ch, 2ull * G.out_c, R.work, gate2::c2_out_ch_offset.word},
+        {G.c3_in_ch, 2ull * G.out_c, R.work, gate2::c3_in_ch_offset.word},
+    };
+sections:
+    for (u32 i = 0; i < 6; i++) {
+        if (section_bad(secs[i].offset, secs[i].bytes, secs[i].region_bytes))
+            return {err::BAD_OFFSET, secs[i].word};
+    }
+    G.lay = rel;
+    const u64 base = G.param_offset;
+    G.lay.recip += base;
+    G.lay.w1 += base;
+    G.lay.m1 += base;
+    G.lay.o1 += base;
+    G.lay.w2 += base;
+    G.lay.b2 += base;
+    return {err::OK, 0};
+}
+
+// The gate-2 blob's small sections onto the chip, checked in blob order (recip, o1, b2):
+// BAD_GATE, ENTRY = index within the section. m1/o1 and b2 go to the same on-chip arrays
+// as the gate record's (the channel-gate datapath is shared).
+inline DescCheck load_gate2_params(const u8 *wmem, const Gate2Rec &G, GateBufs &B, u32 &recip,
+                                   u64 &cycles) {
+    u32 bad = 0xFFFFFFFFu;
+    recip = rd_u32(wmem, G.lay.recip);
+    cycles += CYC_AXI_LATENCY + 1;
+    if (recip < 1 || recip > fmt::GATE_RECIP_MAX) return {err::BAD_GATE, 0};
+o1_2:
+    for (u32 j = 0; j < G.hidden; j++) {   // II=1: m1[j] and o1[j] per step
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_HIDDEN
+#pragma HLS PIPELINE II = 1
+        B.m1[j] = (s32)rd_u32(wmem, G.lay.m1 + 4ull * j);
+        const s64 v = rd_s64(wmem, G.lay.o1 + 8ull * j);
+        B.o1[j] = v;
+        if (out_of_limit(v) && bad == 0xFFFFFFFFu) bad = j;
+    }
+    cycles += stream_cycles(G.hidden, 12ull * G.hidden);
+    if (bad != 0xFFFFFFFFu) return {err::BAD_GATE, bad};
+b2_2:
+    for (u32 m = 0; m < G.out_c; m++) {   // II=1
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_OUT
+#pragma HLS PIPELINE II = 1
+        const s64 v = rd_s64(wmem, G.lay.b2 + 8ull * m);
+        B.b2[m] = v;
+        if (out_of_limit(v) && bad == 0xFFFFFFFFu) bad = m;
+    }
+    cycles += stream_cycles(G.out_c, 8ull * G.out_c);
+    if (bad != 0xFFFFFFFFu) return {err::BAD_GATE, bad};
+    return {err::OK, 0};
+}
+
+// The gate record's masks at in_mask_offset (tile bitmap, then conv1's channel bitmap): a
+// padding bit set in either is BAD_GATE at word 6. Builds the active tile list (tiles, nt)
+// and B.ch_in (conv1's channels on, nc). One II=1 pass over the words, one over the bits.
+inline DescCheck read_gate2_masks(const u8 *work, const Gate2Rec &G, GateBufs &B, u16 *tiles,
+                                  u32 &nt, u32 &nc, u64 &cycles) {
+    static u32 words[BITMAP_WORDS + ceil_div(MAX_IN, 32)];
+    const u32 tw = bitmap_words_of(G.n_tiles), cw = bitmap_words_of(G.in_c);
+    bool pad = false;
+in_mask_words:
+    for (u32 k = 0; k < tw + cw; k++) {   // II=1, one word per step
+#pragma HLS LOOP_TRIPCOUNT min = 2 max = BITMAP_WORDS + ceil_div(MAX_IN, 32)
+#pragma HLS PIPELINE II = 1
+        const u32 v = rd_u32(work, G.in_mask_offset + 4ull * k);
+        words[k] = v;
+        const u32 n = k < tw ? G.n_tiles - 32 * k : G.in_c - 32 * (k - tw);   // bits in use
+        if (n < 32 && (v >> n)) pad = true;
+    }
+    cycles += CYC_AXI_LATENCY + (tw + cw) + CYC_PIPE;
+    if (pad) return {err::BAD_GATE, gate2::in_mask_offset.word};
+    nt = 0;
+in_tiles:
+    for (u32 i = 0; i < G.n_tiles; i++) {   // II=1
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_TILES
+#pragma HLS PIPELINE II = 1
+        if ((words[i / 32] >> (i % 32)) & 1) tiles[nt++] = (u16)i;
+    }
+    nc = 0;
+in_chans:
+    for (u32 c = 0; c < G.in_c; c++) {   // II=1
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_IN
+#pragma HLS PIPELINE II = 1
+        const bool on = (words[tw + c / 32] >> (c % 32)) & 1;
+        B.ch_in[c] = on;
+        nc += on;
+    }
+    cycles += G.n_tiles + G.in_c;
+    return {err::OK, 0};
+}
+
+// totals of conv1's masked output: the compact sums of the nt active tiles (rows of nc
+// int32, TN per step) accumulated per compact channel j, then scattered to channel c_j
+// (one II=1 pass over in_c; inactive channels 0) into B.tot.
+inline u64 gate2_totals(const s32 *sums, const Gate2Rec &G, GateBufs &B, const u16 *tiles,
+                        u32 nt, u32 nc) {
+    const u32 ngc = ceil_div(nc, TN);
+    const u64 sbase = G.sums_offset / 4;
+cacc_clear:
+    for (u32 ng = 0; ng < ngc; ng++) {   // II=1, TN lanes
+#pragma HLS LOOP_TRIPCOUNT min = 0 max = MAX_NGI
+#pragma HLS PIPELINE II = 1
+        for (u32 j = 0; j < TN; j++) {
+#pragma HLS UNROLL
+            if (ng * TN + j < nc) B.cacc[ng * TN + j] = 0;
+        }
+    }
+compact_totals:
+    for (u32 i = 0; i < nt; i++) {
+#pragma HLS LOOP_TRIPCOUNT min = 0 max = MAX_TILES
+    compact_groups:
+        for (u32 ng = 0; ng < ngc; ng++) {   // II=1, TN sums per step
+#pragma HLS LOOP_TRIPCOUNT min = 0 max = MAX_NGI
+#pragma HLS PIPELINE II = 1
+            for (u32 j = 0; j < TN; j++) {
+#pragma HLS UNROLL
+                const u32 cj = ng * TN + j;
+                if (cj < nc) B.cacc[cj] = wadd(B.cacc[cj], sums[sbase + (u64)tiles[i] * nc + cj]);
+            }
+        }
+    }
+    u32 j = 0;
+scatter:
+    for (u32 c = 0; c < G.in_c; c++) {   // II=1
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_IN
+#pragma HLS PIPELINE II = 1
+        B.tot[c] = B.ch_in[c] ? B.cacc[j++] : 0;
+    }
+    // one burst per active tile (nc sums each), issued back to back
+    return ngc + stream_cycles((u64)nt * ngc, 4ull * nt * nc) + G.in_c + CYC_PIPE;
+}
+
+// The gate-2 record's writes, in the reference's order (program.gate2_work_writes): the
+// mask_c2 bitmap, conv2's out-channel list, conv3's in-channel list; sets nc2.
+inline u64 write_gate2_outputs(u8 *work, const Gate2Rec &G, const GateBufs &B, GateState &S) {
+    static u16 chans[MAX_OUT];
+    static u32 cbits[ceil_div(MAX_OUT, 32)];
+    const u32 cw = bitmap_words_of(G.out_c);
+    u32 nc = 0;
+ch2_lists:
+    for (u32 m = 0; m < G.out_c; m++) {   // II=1
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_OUT
+#pragma HLS PIPELINE II = 1
+        if (m % 32 == 0) cbits[m / 32] = 0;
+        if (B.ch_on[m]) {
+            chans[nc++] = (u16)m;
+            cbits[m / 32] |= 1u << (m % 32);
+        }
+    }
+mask2_words:
+    for (u32 k = 0; k < cw; k++) {   // II=1
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = ceil_div(MAX_OUT, 32)
+#pragma HLS PIPELINE II = 1
+        wr_u32(work, G.mask_offset + 4ull * k, cbits[k]);
+    }
+    write_u16_list(work, G.c2_out_ch, chans, nc);
+    write_u16_list(work, G.c3_in_ch, chans, nc);
+    S.has_nc2 = true;
+    S.nc2 = nc;
+    return G.out_c + beats(4ull * cw) + 2 * beats(2ull * nc) + CYC_PIPE;
+}
+
+// ====================================================== the gate unit: one record of either
+// One gate or gate-2 record (its record checks passed already): params (checked), its
+// inputs, the evaluation unless dense (RUN_FLAGS.DENSE: every gate on; the checks are the
+// same), the writes. The on-chip arrays and the channel-gate datapath are one instance for
+// both ops (one call site of channel_gate). Returns the fault of the param / mask checks
+// (nothing written then) or OK.
+inline DescCheck run_gate_unit(bool second, const u8 *wmem, u8 *work, const s32 *sums,
+                               const GateRec &G, const Gate2Rec &G2, bool dense, GateState &S,
+                               u64 &cycles) {
     static GateBufs B;
 #pragma HLS ARRAY_PARTITION variable = B.ws cyclic factor = TN dim = 2
 #pragma HLS ARRAY_PARTITION variable = B.tot cyclic factor = TN
 #pragma HLS ARRAY_PARTITION variable = B.rowsum cyclic factor = TN dim = 2
 #pragma HLS ARRAY_PARTITION variable = B.hid cyclic factor = TN
-    const DescCheck pc = load_gate_params(wmem, G, B, cycles);
-    if (pc.code) return pc;
+#pragma HLS ARRAY_PARTITION variable = B.cacc cyclic factor = TN
+    static u16 tiles2[MAX_TILES];   // the gate-2 record's active tiles (from the in-mask)
+    ChannelGateArgs A;
+    u32 nt2 = 0, nc1 = 0;
+    if (second) {
+        DescCheck pc = load_gate2_params(wmem, G2, B, A.recip, cycles);
+        if (!pc.code) pc = read_gate2_masks(work, G2, B, tiles2, nt2, nc1, cycles);
+        if (pc.code) return pc;
+        A.in_c = G2.in_c;
+        A.out_c = G2.out_c;
+        A.hidden = G2.hidden;
+        A.h_shift = G2.h_shift;
+        A.w1 = G2.lay.w1;
+        A.w2 = G2.lay.w2;
+    } else {
+        const DescCheck pc = load_gate_params(wmem, G, B, cycles);
+        if (pc.code) return pc;
+        A.in_c = G.in_c;
+        A.out_c = G.out_c;
+        A.hidden = G.hidden;
+        A.h_shift = G.h_shift;
+        A.recip = B.recip[G.n_tiles];
+        A.w1 = G.lay.w1;
+        A.w2 = G.lay.w2;
+    }
     if (dense) {
-    all_tiles_on:
-        for (u32 i = 0; i < G.n_tiles; i++) {   // II=1
+        if (!second) {
+        all_tiles_on:
+            for (u32 i = 0; i < G.n_tiles; i++) {   // II=1
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_TILES
 #pragma HLS PIPELINE II = 1
-            B.tile_on[i] = true;
+                B.tile_on[i] = true;
+            }
+            cycles += G.n_tiles;
         }
     all_ch_on:
-        for (u32 m = 0; m < G.out_c; m++) {   // II=1
+        for (u32 m = 0; m < A.out_c; m++) {   // II=1
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_OUT
 #pragma HLS PIPELINE II = 1
             B.ch_on[m] = true;
         }
-        cycles += G.n_tiles + G.out_c;
+        cycles += A.out_c;
     } else {
-        cycles += eval_gates(wmem, sums, G, B);
+        cycles += second ? gate2_totals(sums, G2, B, tiles2, nt2, nc1)
+                         : spatial_gate_and_totals(sums, G, B);
+        cycles += channel_gate(wmem, A, B);
     }
-    cycles += write_gate_outputs(work, G, B, S);
+    cycles += second ? write_gate2_outputs(work, G2, B, S) : write_gate_outputs(work, G, B, S);
     return {err::OK, 0};
 }
 

@@ -148,6 +148,7 @@ localparam logic [31:0] DG_OP_CONV = 32'h1;  // record op kind (word 0 [19:16])
 localparam logic [31:0] DG_OP_GATE = 32'h2;  // record op kind (word 0 [19:16])
 localparam logic [31:0] DG_OP_HEAD = 32'h3;  // record op kind (word 0 [19:16])
 localparam logic [31:0] DG_OP_GATE2 = 32'h4;  // record op kind (word 0 [19:16])
+localparam logic [31:0] DG_OP_DWCONV = 32'h5;  // record op kind (word 0 [19:16])
 localparam logic [31:0] DG_PARAM_BYTES = 32'h8;  // bytes per output channel of params (bias, mult)
 localparam logic [31:0] DG_SUM_BYTES = 32'h4;  // bytes of one channel sum
 localparam logic [31:0] DG_POOL_K = 32'h3;  // fused max-pool kernel
@@ -191,7 +192,7 @@ localparam int unsigned DG_DESC_VERSION_LSB = 8;
 localparam int unsigned DG_DESC_VERSION_WIDTH = 8;
 localparam int unsigned DG_DESC_VERSION_NO = 1;  // field number
 localparam logic [7:0] DG_DESC_VERSION_ERR = DG_ERR_BAD_MAGIC;  // STATUS code of a fault in it
-localparam int unsigned DG_DESC_OP_WORD = 0;  // record op: 1 = conv (this descriptor; 2 = gate, 3 = head are other records of a network program, dgfpga.contract.program; 0 is invalid so zeroed memory fails)
+localparam int unsigned DG_DESC_OP_WORD = 0;  // record op: 1 = conv, 5 = depthwise conv (this descriptor; 2 = gate, 3 = head, 4 = gate-2 are other records of a network program, dgfpga.contract.program; 0 is invalid so zeroed memory fails)
 localparam int unsigned DG_DESC_OP_LSB = 16;
 localparam int unsigned DG_DESC_OP_WIDTH = 4;
 localparam int unsigned DG_DESC_OP_NO = 2;  // field number

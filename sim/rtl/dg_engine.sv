@@ -6,8 +6,8 @@
 // one job each (docs/rtl.md):
 //   dg_sequencer  record fetch + dispatch, descriptor check (from_gate: the effective
 //                 descriptor), work lists, layer state, STATUS / CYCLES / cycle log;
-//   dg_gate       gate records (integer gates -> masks + work lists) and the head (logits,
-//                 cycle log), on the same read and write masters;
+//   dg_gate       gate and gate-2 records (integer gates -> masks + work lists) and the
+//                 head (logits, cycle log), on the same read and write masters;
 //   dg_loader     params + weights per m-group (ping-pong banks) and input patches +
 //                 residual bytes per tile (two halves), sharing the read master;
 //   dg_compute    drives the Tm x Tn MAC array (dg_mac_array), one step per cycle;
@@ -206,7 +206,7 @@ module dg_engine
     wire g_start, g_is_head, g_dense, g_done;
     wire [DG_DESC_WORDS*32-1:0] g_rec;
     wire [7:0] g_err_code;
-    wire [15:0] g_err_entry, g_nt, g_nc;
+    wire [15:0] g_err_entry, g_nt, g_nc, g_nc2;
     logic [31:0] cyc_log [DG_MAX_LAYERS];
     wire [31:0] rec_cycles;
     dg_sequencer u_seq (
@@ -224,7 +224,7 @@ module dg_engine
         .bitmap(bitmap), .row_tbase_tab(row_tbase_tab), .row_tv_tab(row_tv_tab),
         .col_tile_tab(col_tile_tab), .col_tv_tab(col_tv_tab),
         .g_start(g_start), .g_is_head(g_is_head), .g_rec(g_rec), .g_dense(g_dense), .g_done(g_done),
-        .g_err_code(g_err_code), .g_err_entry(g_err_entry), .g_nt(g_nt), .g_nc(g_nc),
+        .g_err_code(g_err_code), .g_err_entry(g_err_entry), .g_nt(g_nt), .g_nc(g_nc), .g_nc2(g_nc2),
         .cyc_log(cyc_log), .rec_cycles(rec_cycles));
     assign ap_idle = seq_idle;
     assign ap_done_pulse = seq_done;
@@ -299,7 +299,7 @@ module dg_engine
         .wcmd_valid(gt_wcmd_valid), .wcmd_addr(gt_wcmd_addr), .wcmd_beats(gt_wcmd_beats),
         .wcmd_ready(wcmd_ready), .wd_data(gt_wd_data), .wd_strb(gt_wd_strb), .wd_valid(gt_wd_valid),
         .wd_ready(wd_ready), .done(g_done), .err_code(g_err_code), .err_entry(g_err_entry),
-        .nt(g_nt), .nc(g_nc));
+        .nt(g_nt), .nc(g_nc), .nc2(g_nc2));
 
     // the read master: the sequencer outside the run, the gate unit in a gate/head record,
     // the loader in a conv run (never two at once)

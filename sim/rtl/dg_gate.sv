@@ -12,6 +12,13 @@
 // Every parameter check happens before anything is written. Then it writes the masks and
 // the block's work lists (formats.encode_work_list bytes) over the write master and hands
 // (nt, nc) to the sequencer. RUN_FLAGS.DENSE: every tile and channel on, no evaluation.
+// Gate-2 (OP_GATE2, a Bottleneck block's mask_c2; docs/formats.md): the record checks, R(H*W)
+// (checked), the gate record's masks at in_mask_offset (padding bits: BAD_GATE at that word,
+// reported after the parameter checks), conv1's compact sums over the active tiles (one
+// stream per run of consecutive active tiles) accumulated per compact channel, the pooled
+// totals Pt in channel order (0 for inactive channels), then the SAME channel-gate datapath
+// as the gate record (fc1 -> hidden -> fc2 streams, `cg_*` fields), and three writes: the
+// mask_c2 bitmap, conv2's out-channel list, conv3's in-channel list; `nc2` to the sequencer.
 // Head: the whole-map channel sums of SUMS (int64), logits = bias + W . pooled (int64),
 // written to WORK, then the per-record cycle log (cyc_log, this record's own entry =
 // `rec_cycles` when the log write starts).
@@ -58,7 +65,8 @@ module dg_gate
     output logic [7:0]                  err_code,     // valid with done (0 = ok)
     output logic [15:0]                 err_entry,
     output logic [15:0]                 nt,           // active tiles / channels of the gate
-    output logic [15:0]                 nc
+    output logic [15:0]                 nc,
+    output logic [15:0]                 nc2           // active channels of a gate-2 record
 );
 `include "dg_fields.svh"
     if (AB < 8) begin : g_chk_ab
@@ -71,11 +79,21 @@ module dg_gate
     localparam int MAXL = (MAXO > DG_MAX_CLASSES) ? MAXO : DG_MAX_CLASSES;
     localparam int NCELLP = 32 * ((NCELL + 31) / 32) + 8 * AB;     // bit vectors padded for word reads
     localparam int MAXOP = 32 * ((MAXO + 31) / 32) + 8 * AB;
+    localparam int MAXCP = 32 * ((MAXC + 31) / 32) + 8 * AB;
+    localparam int NIW = $clog2(NCELLP);                          // index of spat
     localparam int SH = DG_GATE_RECIP_BITS - DG_GATE_FRAC_BITS;
     localparam logic signed [63:0] LIM = 64'(DG_GATE_BIAS_LIMIT);
     localparam logic signed [63:0] HMAX = 64'(DG_GATE_HIDDEN_MAX);
     // pooled value bits: an 8-bit map pools to |P| <= 255 * 2^F; the reference admits |P| < 2^17
     localparam int PVW = DG_ACT_BITS + DG_GATE_FRAC_BITS + 2;
+    // Multiplier operand widths (issue 16: DSP48E2 count): each product is exact at these
+    // widths, so the results equal the int64 reference bit for bit.
+    // SW: a sum of SUMS entries (bins, totals, gate-2 totals, head) adds <= MAXG^2 int32 tile
+    // sums (st_h, st_w <= max_grid), |S| <= 2^31 * MAXG^2.
+    localparam int SW = 32 + 2 * $clog2(MAXG) + 1;
+    // AW: an fc1 row sum adds <= MAXC products int16 x PVW-bit P, |A| <= MAXC * 2^15 * 2^17.
+    localparam int AW = 34 + $clog2(MAXC);
+    localparam int RW = DG_GATE_RECIP_BITS + 1;                    // R(n) <= 2^RB (checked)
 
     // ------------------------------------------------------------------ record fields
 `define DG_G(F) `DG_REC(rec, GATE, F)
@@ -93,6 +111,19 @@ module dg_gate
     wire [15:0] h_classes = 16'(`DG_H(CLASSES));
     wire [7:0]  h_st_h = 8'(`DG_H(ST_H));
     wire [7:0]  h_st_w = 8'(`DG_H(ST_W));
+`define DG_G2(F) `DG_REC(rec, GATE2, F)
+    wire        is_g2 = !is_head && 32'(`DG_G2(OP)) == DG_OP_GATE2;
+    wire [15:0] g2_in_c = 16'(`DG_G2(IN_C));
+    wire [15:0] g2_out_c = 16'(`DG_G2(OUT_C));
+    wire [15:0] g2_hidden = 16'(`DG_G2(HIDDEN));
+    wire [5:0]  g2_shift = 6'(`DG_G2(H_SHIFT));
+    wire [7:0]  g2_st_h = 8'(`DG_G2(ST_H));
+    wire [7:0]  g2_st_w = 8'(`DG_G2(ST_W));
+    // the channel gate's fields: the gate record's, or the gate-2 record's (one datapath)
+    wire [15:0] cg_in_c = is_g2 ? g2_in_c : g_in_c;
+    wire [15:0] cg_out_c = is_g2 ? g2_out_c : g_out_c;
+    wire [15:0] cg_hidden = is_g2 ? g2_hidden : g_hidden;
+    wire [5:0]  cg_shift = is_g2 ? g2_shift : g_shift;
 
     // reserved bits: every record bit no field covers
     function automatic logic [DG_DESC_WORDS*32-1:0] gate_bits();
@@ -117,7 +148,18 @@ module dg_gate
 `undef DG_USE
         return u;
     endfunction
+    function automatic logic [DG_DESC_WORDS*32-1:0] gate2_bits();
+        logic [DG_DESC_WORDS*32-1:0] u;
+        u = '0;
+`define DG_USE(F) `DG_REC(u, GATE2, F) = '1;
+        `DG_USE(MAGIC) `DG_USE(VERSION) `DG_USE(OP) `DG_USE(IN_C) `DG_USE(OUT_C) `DG_USE(HIDDEN)
+        `DG_USE(H_SHIFT) `DG_USE(ST_H) `DG_USE(ST_W) `DG_USE(SUMS_OFFSET) `DG_USE(PARAM_OFFSET)
+        `DG_USE(IN_MASK_OFFSET) `DG_USE(MASK_OFFSET) `DG_USE(C2_OUT_CH_OFFSET) `DG_USE(C3_IN_CH_OFFSET)
+`undef DG_USE
+        return u;
+    endfunction
     localparam logic [DG_DESC_WORDS*32-1:0] GATE_BITS = gate_bits();
+    localparam logic [DG_DESC_WORDS*32-1:0] GATE2_BITS = gate2_bits();
     localparam logic [DG_DESC_WORDS*32-1:0] HEAD_BITS = head_bits();
 
     function automatic logic [63:0] up(input logic [63:0] n);
@@ -153,7 +195,31 @@ module dg_gate
         end
         p_nbytes = pos;
     end
+    // gate-2 parameter layout (program.gate2_param_layout)
+    logic [63:0] po2 [DG_GATE2_P_COUNT];
+    logic [63:0] p2_nbytes;
+    always_comb begin
+        logic [63:0] pos;
+        pos = 64'd0;
+        for (int s = 0; s < DG_GATE2_P_COUNT; s++) begin
+            int unsigned eb;
+            case (s)
+                DG_GATE2_P_RECIP: eb = DG_GATE2_P_RECIP_ELEM_BYTES;
+                DG_GATE2_P_W1: eb = DG_GATE2_P_W1_ELEM_BYTES;
+                DG_GATE2_P_M1: eb = DG_GATE2_P_M1_ELEM_BYTES;
+                DG_GATE2_P_O1: eb = DG_GATE2_P_O1_ELEM_BYTES;
+                DG_GATE2_P_W2: eb = DG_GATE2_P_W2_ELEM_BYTES;
+                default: eb = DG_GATE2_P_B2_ELEM_BYTES;
+            endcase
+            pos = up(pos);
+            po2[s] = pos;
+            pos = pos + 64'(eb) * 64'(dg_gate2_param_count(s, 32'(g2_in_c), 32'(g2_out_c), 32'(g2_hidden)));
+        end
+        p2_nbytes = pos;
+    end
     wire [63:0] g_n = 64'(g_gh) * 64'(g_gw);
+    wire [63:0] g2_n = 64'(g2_st_h) * 64'(g2_st_w);
+    wire [31:0] g2_wt = 32'((g2_n + 64'd31) >> 5);               // tile bitmap words it reads
     wire [63:0] h_bias_off = 64'(dg_head_param_bias_offset(32'(h_in_c), 32'(h_classes), AB));
 
     // ------------------------------------------------------------------ record checks
@@ -172,12 +238,26 @@ module dg_gate
 `define DG_SEC(P, F, region_bytes, nbytes) \
         `DG_FAIL(32'(`DG_REC(rec, P, F)) % AB != 0, DG_ERR_BAD_OFFSET, DG_``P``_``F``_WORD) \
         `DG_FAIL(64'(`DG_REC(rec, P, F)) + 64'(nbytes) > 64'(region_bytes), DG_ERR_BAD_OFFSET, DG_``P``_``F``_WORD)
-        stray = rec & ~(is_head ? HEAD_BITS : GATE_BITS);
+        stray = rec & ~(is_head ? HEAD_BITS : is_g2 ? GATE2_BITS : GATE_BITS);
         for (int w = 0; w < DG_DESC_WORDS; w++) begin
             `DG_FAIL(stray[w * 32 +: 32] != 0,
-                     (!is_head && w == DG_GATE_FLAGS_WORD) ? DG_ERR_BAD_FLAGS : DG_ERR_BAD_GATE, w)
+                     (!is_head && !is_g2 && w == DG_GATE_FLAGS_WORD) ? DG_ERR_BAD_FLAGS : DG_ERR_BAD_GATE, w)
         end
-        if (!is_head) begin
+        if (is_g2) begin
+            // program.validate_gate2_record: fields in word order, then the sections
+            `DG_FAIL(g2_in_c == 0 || 32'(g2_in_c) > MAXC, DG_GATE2_IN_C_ERR, DG_GATE2_IN_C_WORD)
+            `DG_FAIL(g2_out_c == 0 || 32'(g2_out_c) > MAXO, DG_GATE2_OUT_C_ERR, DG_GATE2_OUT_C_WORD)
+            `DG_FAIL(g2_hidden == 0 || g2_hidden > g2_in_c, DG_GATE2_HIDDEN_ERR, DG_GATE2_HIDDEN_WORD)
+            `DG_FAIL(g2_shift == 0 || 32'(g2_shift) > DG_GATE_SHIFT_MAX, DG_GATE2_H_SHIFT_ERR, DG_GATE2_H_SHIFT_WORD)
+            `DG_FAIL(g2_st_h == 0 || 32'(g2_st_h) > MAXG, DG_GATE2_ST_H_ERR, DG_GATE2_ST_H_WORD)
+            `DG_FAIL(g2_st_w == 0 || 32'(g2_st_w) > MAXG, DG_GATE2_ST_W_ERR, DG_GATE2_ST_W_WORD)
+            `DG_SEC(GATE2, SUMS_OFFSET, a_sums_bytes, g2_n * 64'(g2_in_c) * 64'(DG_SUM_BYTES))
+            `DG_SEC(GATE2, PARAM_OFFSET, a_weight_bytes, p2_nbytes)
+            `DG_SEC(GATE2, IN_MASK_OFFSET, a_work_bytes, bm_bytes(g2_n) + bm_bytes(64'(g2_in_c)))
+            `DG_SEC(GATE2, MASK_OFFSET, a_work_bytes, bm_bytes(64'(g2_out_c)))
+            `DG_SEC(GATE2, C2_OUT_CH_OFFSET, a_work_bytes, 64'd2 * 64'(g2_out_c))
+            `DG_SEC(GATE2, C3_IN_CH_OFFSET, a_work_bytes, 64'd2 * 64'(g2_out_c))
+        end else if (!is_head) begin
             `DG_FAIL(g_in_c == 0 || 32'(g_in_c) > MAXC, DG_GATE_IN_C_ERR, DG_GATE_IN_C_WORD)
             `DG_FAIL(g_out_c == 0 || 32'(g_out_c) > MAXO, DG_GATE_OUT_C_ERR, DG_GATE_OUT_C_WORD)
             `DG_FAIL(g_hidden == 0 || g_hidden > g_in_c, DG_GATE_HIDDEN_ERR, DG_GATE_HIDDEN_WORD)
@@ -216,16 +296,17 @@ module dg_gate
     // ------------------------------------------------------------------ state
     typedef enum logic [3:0] {
         G_IDLE, G_CHK, G_NEXT, G_RCMD, G_RDATA, G_BCHK, G_POOL, G_SPAT, G_SDRAIN, G_WJOB, G_WCMD,
-        G_WDATA, G_FAULT, G_DONE
+        G_WDATA, G_FAULT, G_DONE, G_TSCAN, G_POOL2
     } gstate_t;
     gstate_t st;
     typedef enum logic [3:0] {
-        K_BINS, K_RECIP, K_SUMS, K_WS, K_BS, K_W1, K_M1, K_O1, K_W2, K_B2, K_HW, K_HB
+        K_BINS, K_RECIP, K_SUMS, K_WS, K_BS, K_W1, K_M1, K_O1, K_W2, K_B2, K_HW, K_HB, K_MASK
     } kind_t;
     // phases (G_NEXT dispatches on `step`)
     localparam logic [4:0] S_BINS = 0, S_BCHK = 1, S_RECIP = 2, S_BINSUM = 3, S_TOT = 4, S_POOLT = 5,
         S_WS = 6, S_BS = 7, S_SPAT = 8, S_W1 = 9, S_M1 = 10, S_O1 = 11, S_W2 = 12, S_B2 = 13,
-        S_WRITE = 14, S_DENSE = 15, S_HSUMS = 16, S_HW = 17, S_HB = 18, S_HWRITE = 19;
+        S_WRITE = 14, S_DENSE = 15, S_HSUMS = 16, S_HW = 17, S_HB = 18, S_HWRITE = 19,
+        S2_RECIP = 20, S2_MASK = 21, S2_SUMS = 22, S2_POOL = 23;
     logic [4:0] step;
     logic [3:0] job;                  // write job
     // stream
@@ -248,6 +329,14 @@ module dg_gate
     // (recip, Pt, A, m1, h and the logits: lane-banked RAMs, see "lane-banked memories")
     logic [NCELLP-1:0] spat;
     logic [MAXOP-1:0] chan;
+    // gate-2: conv1's channel mask as read (the tile mask goes to `spat`), its active channels,
+    // a padding bit seen in either bitmap (reported after the parameter checks), the tile scan
+    logic [MAXCP-1:0] chin;
+    logic [15:0] t2_nc;
+    logic        m_bad;
+    logic [15:0] t2_t, t2_t0;         // scanned tile, first tile of the current run
+    logic        t2_run, t2_any;      // inside a run of active tiles; a sums stream happened
+    logic [15:0] t2_j;                // compact index of channel lc (pool pass)
     // loops
     logic [7:0]  b_gy, b_gx, b_r;     // bin sums: bin, sum-tile row
     logic [15:0] lc;                  // channel / pair counter
@@ -258,7 +347,8 @@ module dg_gate
     logic [63:0] w_addr, w_nbytes;
     logic [1:0]  w_kind;              // 0 words (masks/bitmap), 1 list, 2 int64 logits, 3 u32 log
     logic [1:0]  w_sel;               // list: 0 tiles on, 1 tiles off, 2 channels on;
-                                      // words: 0 tile then channel bitmap (masks), 1 tile bitmap
+                                      // words: 0 tile then channel bitmap (masks), 1 tile bitmap,
+                                      // 2 channel bitmap (gate-2's mask_c2)
     logic [15:0] w_limit, w_total, w_emitted, w_scan;
     logic [23:0] w_beat, w_beats;
     logic [DG_AXI_DATA_BITS-1:0] lb_data;
@@ -268,8 +358,18 @@ module dg_gate
     logic [7:0]  e_code;
     logic [15:0] e_entry;
 
-    wire [63:0] sums_abs = a_sums_base + 64'(is_head ? `DG_H(SUMS_OFFSET) : `DG_G(SUMS_OFFSET));
-    wire [63:0] par_abs = a_weight_base + 64'(is_head ? `DG_H(PARAM_OFFSET) : `DG_G(PARAM_OFFSET));
+    wire [31:0] sums_off = is_head ? 32'(`DG_H(SUMS_OFFSET)) : is_g2 ? 32'(`DG_G2(SUMS_OFFSET))
+                                                                  : 32'(`DG_G(SUMS_OFFSET));
+    wire [31:0] par_off = is_head ? 32'(`DG_H(PARAM_OFFSET)) : is_g2 ? 32'(`DG_G2(PARAM_OFFSET))
+                                                                 : 32'(`DG_G(PARAM_OFFSET));
+    wire [63:0] sums_abs = a_sums_base + 64'(sums_off);
+    wire [63:0] par_abs = a_weight_base + 64'(par_off);
+    // the channel gate's sections in the gate or the gate-2 blob
+    wire [63:0] cg_w1_abs = par_abs + (is_g2 ? po2[DG_GATE2_P_W1] : po[DG_GATE_P_W1]);
+    wire [63:0] cg_m1_abs = par_abs + (is_g2 ? po2[DG_GATE2_P_M1] : po[DG_GATE_P_M1]);
+    wire [63:0] cg_o1_abs = par_abs + (is_g2 ? po2[DG_GATE2_P_O1] : po[DG_GATE_P_O1]);
+    wire [63:0] cg_w2_abs = par_abs + (is_g2 ? po2[DG_GATE2_P_W2] : po[DG_GATE_P_W2]);
+    wire [63:0] cg_b2_abs = par_abs + (is_g2 ? po2[DG_GATE2_P_B2] : po[DG_GATE_P_B2]);
     wire [7:0] b_rs = bins_m[2 * 32'(b_gy)];
     wire [7:0] b_re = bins_m[2 * 32'(b_gy) + 1];
     wire [7:0] b_cs = bins_m[2 * 32'(g_gh) + 2 * 32'(b_gx)];
@@ -298,11 +398,11 @@ module dg_gate
     end
     `DG_BANKS(rc, 32, NCELL + 1)      // reciprocals R(n) per bin, then R(H*W)
     `DG_BANKS(pt, PVW, MAXC)          // pooled totals Pt per channel
-    `DG_BANKS(am, 64, MAXC)           // fc1 row sums A per hidden unit
+    `DG_BANKS(am, AW, MAXC)           // fc1 row sums A per hidden unit (|A| < 2^(AW-1))
     `DG_BANKS(m1, 32, MAXC)           // hidden requant multipliers
     `DG_BANKS(hm, 16, MAXC)           // hidden units h
     `DG_BANKS(lg, 64, MAXL)           // channel-gate logits without b2 / head logits
-    `DG_BANKS(ac, 64, MAXC)           // channel sums of SUMS (int64; written in the same cycle)
+    `DG_BANKS(ac, SW, MAXC)           // channel sums of SUMS (|S| < 2^(SW-1); written in the same cycle)
 `undef DG_BANKS
     // row of bank b holding the entry of [base, base + TN) that falls into it
     function automatic logic [31:0] brow(input logic [31:0] base, input int b);
@@ -313,7 +413,7 @@ module dg_gate
     endfunction
     always_comb begin
         logic [31:0] rc_i, lg_base;
-        rc_i = pool_tot ? 32'(g_n) : 32'(cur_cell);
+        rc_i = is_g2 ? 32'd0 : pool_tot ? 32'(g_n) : 32'(cur_cell);   // gate-2: R(H*W) at 0
         lg_base = (st == G_WDATA) ? 32'(w_beat) * 32'(AB / 8) : s_e;
         for (int b = 0; b < DG_TN; b++) begin
             rc_ra[b] = rc_AW'(rc_i >> TNL);
@@ -322,10 +422,35 @@ module dg_gate
             m1_ra[b] = m1_AW'(brow(s_e, b));
             hm_ra[b] = hm_AW'(brow(s_col, b));
             lg_ra[b] = lg_AW'(brow(lg_base, b));
-            ac_ra[b] = ac_AW'(brow((st == G_POOL) ? 32'(lc) : s_col, b));
+            ac_ra[b] = ac_AW'(brow((st == G_POOL) ? 32'(lc) : (st == G_POOL2) ? 32'(t2_j) : s_col, b));
         end
     end
-    wire [31:0] rc_cur = rc_q[lane(pool_tot ? 32'(g_n) : 32'(cur_cell))];
+    wire [31:0] rc_cur = rc_q[lane(is_g2 ? 32'd0 : pool_tot ? 32'(g_n) : 32'(cur_cell))];
+    wire unused_rc = &{1'b0, rc_cur[31:RW]};         // R(n) <= 2^RB: checked as it streams in
+
+    // the pool datapath, TN lanes: P = (S*R + 2^(RB-F-1)) >>> (RB-F), shared by the gate
+    // record's bins and totals (G_POOL: S = the channel sums of lanes lc..) and the gate-2
+    // totals (G_POOL2: channel lc + l takes the compact sum of its index j when conv1 kept it,
+    // else 0; the compact indices of TN consecutive channels are consecutive, so they fall
+    // into TN different banks, read at brow(t2_j))
+    localparam int CIW = $clog2(MAXCP);
+    logic signed [SW-1:0] pl_s [DG_TN];
+    logic signed [PVW-1:0] pl_v [DG_TN];
+    logic [15:0] pl_jn;               // compact index after the TN channels
+    always_comb begin
+        logic [31:0] j, c;
+        logic on;
+        j = 32'(t2_j);
+        for (int l = 0; l < DG_TN; l++) begin
+            c = 32'(lc) + 32'(l);
+            on = c < 32'(g2_in_c) && chin[CIW'(c)];
+            if (st == G_POOL2) pl_s[l] = (on && t2_any) ? signed'(ac_q[lane(j)]) : '0;
+            else pl_s[l] = signed'(ac_q[l]);
+            if (on) j = j + 32'd1;
+            pl_v[l] = PVW'(pool(pl_s[l], rc_cur[RW-1:0]));
+        end
+        pl_jn = 16'(j);
+    end
 
     // ------------------------------------------------------------------ spatial memories
     // The spatial 3x3 reads, per cycle, three taps (kx = 0..2) x TN channels of the weights
@@ -451,15 +576,31 @@ module dg_gate
     wire s_pipe_busy = s1_v || s2_v || s3_v;
 
     // ------------------------------------------------------------------ arithmetic
-    function automatic logic signed [63:0] pool(input logic signed [63:0] s, input logic [31:0] r);
+    // the products at their exact widths (SW, AW, RW above); int64 wrap as the reference's
+    function automatic logic signed [SW+RW:0] pool_prod(input logic signed [SW-1:0] s, input logic [RW-1:0] r);
+        return s * signed'({1'b0, r});
+    endfunction
+    function automatic logic signed [63:0] pool(input logic signed [SW-1:0] s, input logic [RW-1:0] r);
         logic signed [63:0] t;
-        t = s * $signed({32'd0, r}) + (64'sd1 <<< (SH - 1));
+        t = 64'(pool_prod(s, r)) + (64'sd1 <<< (SH - 1));
         return t >>> SH;
     endfunction
-    function automatic logic [15:0] hidden_unit(input logic signed [63:0] a, input logic signed [31:0] m,
+    function automatic logic signed [PVW+15:0] fc1_prod(input logic signed [15:0] w, input logic signed [PVW-1:0] p);
+        return w * p;
+    endfunction
+    function automatic logic signed [32:0] fc2_prod(input logic signed [15:0] w, input logic [15:0] h);
+        return w * signed'({1'b0, h});
+    endfunction
+    function automatic logic signed [SW+7:0] head_prod(input logic signed [7:0] w, input logic signed [SW-1:0] s);
+        return w * s;
+    endfunction
+    function automatic logic signed [AW+31:0] hid_prod(input logic signed [AW-1:0] a, input logic signed [31:0] m);
+        return a * m;
+    endfunction
+    function automatic logic [15:0] hidden_unit(input logic signed [AW-1:0] a, input logic signed [31:0] m,
                                                 input logic signed [63:0] o, input logic [5:0] s);
         logic signed [63:0] t;
-        t = a * 64'(m) + o + (64'sd1 <<< (s - 6'd1));
+        t = 64'(hid_prod(a, m)) + o + (64'sd1 <<< (s - 6'd1));
         t = t >>> s;
         if (t < 0) t = 0;
         if (t > HMAX) t = HMAX;
@@ -513,8 +654,8 @@ module dg_gate
                     c = s_col + 32'(l);
                     ac_we[lane(c)] = 1'b1;
                     ac_wa[lane(c)] = ac_AW'(c >> TNL);
-                    ac_wd[lane(c)] = ((acc_fresh && s_row == 0) ? 64'sd0 : signed'(ac_q[lane(c)]))
-                                     + elem(rd_data, 32'(s_lp) + l, 2'd2, 1'b1);
+                    ac_wd[lane(c)] = SW'(((acc_fresh && s_row == 0) ? 64'sd0 : 64'(signed'(ac_q[lane(c)])))
+                                         + elem(rd_data, 32'(s_lp) + l, 2'd2, 1'b1));
                 end
             end
         end
@@ -535,6 +676,7 @@ module dg_gate
     // write beat of the word jobs
     function automatic logic [31:0] bits_word(input logic [1:0] which, input logic [31:0] w,
                                               input logic [31:0] nwt);
+        if (which == 2'd2) return chan[w * 32 +: 32];
         if (which == 2'd0 && w >= nwt) return chan[(w - nwt) * 32 +: 32];
         return spat[w * 32 +: 32];
     endfunction
@@ -636,6 +778,11 @@ module dg_gate
                 end else if (is_head) begin
                     step <= S_HSUMS;
                     st <= G_NEXT;
+                end else if (is_g2) begin
+                    m_bad <= 1'b0;
+                    t2_nc <= 16'd0;
+                    step <= S2_RECIP;
+                    st <= G_NEXT;
                 end else begin
                     step <= S_BINS;
                     st <= G_NEXT;
@@ -646,6 +793,11 @@ module dg_gate
                 if (s_bad) begin
                     e_code <= DG_ERR_BAD_GATE;
                     e_entry <= s_bad_at;
+                    st <= G_FAULT;
+                end else if (is_g2 && m_bad && (step == S_DENSE || step == S_WRITE)) begin
+                    // gate-2: the masks it read had a padding bit set (after the parameter checks)
+                    e_code <= DG_ERR_BAD_GATE;
+                    e_entry <= 16'(DG_GATE2_IN_MASK_OFFSET_WORD);
                     st <= G_FAULT;
                 end else begin
                     case (step)
@@ -698,36 +850,66 @@ module dg_gate
                             sacc <= bs_r;
                             st <= G_SPAT;
                         end
+                        S2_RECIP: begin
+                            // gate-2: R(H*W) (checked) into rc entry 0, then the masks it reads
+                            stream(K_RECIP, par_abs + po2[DG_GATE2_P_RECIP], 32'd1, 2'd2, 32'hFFFF_FFFF);
+                            step <= S2_MASK;
+                        end
+                        S2_MASK: begin
+                            stream(K_MASK, wb + 64'(`DG_G2(IN_MASK_OFFSET)), g2_wt + 32'((32'(g2_in_c) + 31) >> 5),
+                                   2'd2, 32'hFFFF_FFFF);
+                            t2_t <= 16'd0;
+                            t2_run <= 1'b0;
+                            t2_any <= 1'b0;
+                            step <= S2_SUMS;
+                        end
+                        S2_SUMS: begin
+                            // conv1's compact sums, one stream per run of active tiles (G_TSCAN);
+                            // DENSE or a faulty mask: only the checked sections follow
+                            if (dense || m_bad) step <= S_O1;
+                            else if (t2_nc == 0 || 64'(t2_t) >= g2_n) step <= S2_POOL;
+                            else st <= G_TSCAN;
+                        end
+                        S2_POOL: begin
+                            lc <= 16'd0;
+                            t2_j <= 16'd0;
+                            st <= G_POOL2;
+                        end
                         S_W1: begin
-                            stream(K_W1, par_abs + po[DG_GATE_P_W1], 32'(g_hidden) * 32'(g_in_c), 2'd1, 32'(g_in_c));
+                            stream(K_W1, cg_w1_abs, 32'(cg_hidden) * 32'(cg_in_c), 2'd1, 32'(cg_in_c));
                             step <= S_M1;
                         end
                         S_M1: begin
-                            stream(K_M1, par_abs + po[DG_GATE_P_M1], 32'(g_hidden), 2'd2, 32'hFFFF_FFFF);
+                            stream(K_M1, cg_m1_abs, 32'(cg_hidden), 2'd2, 32'hFFFF_FFFF);
                             step <= S_O1;
                         end
                         S_O1: begin
-                            stream(K_O1, par_abs + po[DG_GATE_P_O1], 32'(g_hidden), 2'd3, 32'hFFFF_FFFF);
+                            stream(K_O1, cg_o1_abs, 32'(cg_hidden), 2'd3, 32'hFFFF_FFFF);
                             step <= S_W2;
                         end
                         S_W2: if (dense) step <= S_B2; else begin
-                            stream(K_W2, par_abs + po[DG_GATE_P_W2], 32'(g_out_c) * 32'(g_hidden), 2'd1, 32'(g_hidden));
+                            stream(K_W2, cg_w2_abs, 32'(cg_out_c) * 32'(cg_hidden), 2'd1, 32'(cg_hidden));
                             step <= S_B2;
                         end
                         S_B2: begin
-                            stream(K_B2, par_abs + po[DG_GATE_P_B2], 32'(g_out_c), 2'd3, 32'hFFFF_FFFF);
+                            stream(K_B2, cg_b2_abs, 32'(cg_out_c), 2'd3, 32'hFFFF_FFFF);
                             step <= dense ? S_DENSE : S_WRITE;
                         end
                         S_DENSE: begin
                             // RUN_FLAGS.DENSE: every tile and channel on (parameters checked, not evaluated)
                             for (int i = 0; i < NCELL; i++) spat[i] <= 64'(i) < g_n;
-                            for (int i = 0; i < MAXO; i++) chan[i] <= 32'(i) < 32'(g_out_c);
+                            for (int i = 0; i < MAXO; i++) chan[i] <= 32'(i) < 32'(cg_out_c);
                             step <= S_WRITE;
                         end
                         S_WRITE: begin
-                            nt <= 16'($countones(spat));
-                            nc <= 16'($countones(chan));
-                            job <= 4'd0;
+                            if (is_g2) begin
+                                nc2 <= 16'($countones(chan));
+                                job <= 4'd11;
+                            end else begin
+                                nt <= 16'($countones(spat));
+                                nc <= 16'($countones(chan));
+                                job <= 4'd0;
+                            end
                             st <= G_WJOB;
                         end
                         S_HSUMS: begin
@@ -753,15 +935,18 @@ module dg_gate
             end
             G_RCMD: if (rcmd_ready) st <= G_RDATA;
             G_RDATA: if (rd_valid) begin
-                logic found;
+                logic found, m_bad_n;
                 logic signed [63:0] ssum;
+                logic [15:0] t2_cnt;
                 found = s_bad;
+                m_bad_n = m_bad;
+                t2_cnt = t2_nc;
                 ssum = 64'sd0;
                 for (int l = 0; l < AB; l++) begin
                     if (32'(l) < seg_n) begin
                         logic signed [63:0] x;
                         logic [31:0] e, c;
-                        x = elem(rd_data, 32'(s_lp) + l, s_esz, s_kind != K_BINS && s_kind != K_RECIP);
+                        x = elem(rd_data, 32'(s_lp) + l, s_esz, s_kind != K_BINS && s_kind != K_RECIP && s_kind != K_MASK);
                         e = s_e + 32'(l);
                         c = s_col + 32'(l);
                         case (s_kind)
@@ -776,6 +961,21 @@ module dg_gate
                                 end
                             end
                             K_SUMS: ;                              // ac banks (always_comb above)
+                            K_MASK: begin
+                                // gate-2: word e of the gate record's masks (tile bitmap, then
+                                // conv1's channel bitmap); bits past N / in_c must be 0
+                                logic [31:0] nb, vm;
+                                if (e < g2_wt) begin
+                                    spat[e * 32 +: 32] <= x[31:0];
+                                    nb = 32'(g2_n) - e * 32;
+                                end else begin
+                                    chin[(e - g2_wt) * 32 +: 32] <= x[31:0];
+                                    nb = 32'(g2_in_c) - (e - g2_wt) * 32;
+                                end
+                                vm = (nb >= 32) ? 32'hFFFF_FFFF : ((32'd1 << nb) - 32'd1);
+                                if ((x[31:0] & ~vm) != 0) m_bad_n = 1'b1;
+                                if (e >= g2_wt) t2_cnt = t2_cnt + 16'($countones(x[31:0] & vm));
+                            end
                             K_WS: begin
                                 // tap row s_row = ky*3 + kx; channel c -> bank (kx, c mod TN)
                                 logic [3:0] tap;
@@ -788,7 +988,7 @@ module dg_gate
                                 bs_r <= x;
                                 if (!found && big(x)) begin found = 1'b1; s_bad_at <= 16'(e); end
                             end
-                            K_W1: ssum = ssum + x * 64'(signed'(pt_q[lane(c)]));
+                            K_W1: ssum = ssum + 64'(fc1_prod(x[15:0], signed'(pt_q[lane(c)])));
                             K_M1: begin
                                 m1_we[lane(e)] <= 1'b1;
                                 m1_wa[lane(e)] <= m1_AW'(e >> TNL);
@@ -798,15 +998,15 @@ module dg_gate
                                 hm_we[lane(e)] <= 1'b1;
                                 hm_wa[lane(e)] <= hm_AW'(e >> TNL);
                                 hm_wd[lane(e)] <= hidden_unit(signed'(am_q[lane(e)]), signed'(m1_q[lane(e)]),
-                                                              x, g_shift);
+                                                              x, cg_shift);
                                 if (!found && big(x)) begin found = 1'b1; s_bad_at <= 16'(e); end
                             end
-                            K_W2: ssum = ssum + x * 64'(hm_q[lane(c)]);
+                            K_W2: ssum = ssum + 64'(fc2_prod(x[15:0], hm_q[lane(c)]));
                             K_B2: begin
                                 chan[e % MAXO] <= (signed'(lg_q[lane(e)]) + x) >= 0;
                                 if (!found && big(x)) begin found = 1'b1; s_bad_at <= 16'(e); end
                             end
-                            K_HW: ssum = ssum + x * signed'(ac_q[lane(c)]);
+                            K_HW: ssum = ssum + 64'(head_prod(x[7:0], signed'(ac_q[lane(c)])));
                             default: begin                                 // K_HB
                                 lg_we[lane(e)] <= 1'b1;
                                 lg_wa[lane(e)] <= lg_AW'(e >> TNL);
@@ -816,12 +1016,14 @@ module dg_gate
                     end
                 end
                 s_bad <= found;
+                m_bad <= m_bad_n;
+                t2_nc <= t2_cnt;
                 if (seg_row_end) begin
                     racc <= 64'sd0;
                     if (s_kind == K_W1) begin
                         am_we[lane(s_row)] <= 1'b1;
                         am_wa[lane(s_row)] <= am_AW'(s_row >> TNL);
-                        am_wd[lane(s_row)] <= racc + ssum;
+                        am_wd[lane(s_row)] <= AW'(racc + ssum);
                     end
                     if (s_kind == K_W2 || s_kind == K_HW) begin
                         lg_we[lane(s_row)] <= 1'b1;
@@ -869,11 +1071,11 @@ module dg_gate
                         if (pool_tot) begin
                             pt_we[l] <= 1'b1;
                             pt_wa[l] <= pt_AW'(c >> TNL);
-                            pt_wd[l] <= PVW'(pool(signed'(ac_q[l]), rc_cur));
+                            pt_wd[l] <= pl_v[l];
                         end
                         else begin
                             p_we[32'(XW'(b_gx) % XW'(3)) * DG_TN + l] <= 1'b1;
-                            p_wd[l] <= PVW'(pool(signed'(ac_q[l]), rc_cur));
+                            p_wd[l] <= pl_v[l];
                         end
                     end
                 end
@@ -911,6 +1113,46 @@ module dg_gate
                     end
                 end else if (row_end) sp_ky <= sp_ky + 2'd1;
             end
+            G_TSCAN: begin
+                // gate-2: one tile per cycle; a run of consecutive active tiles [t2_t0, t2_t) is
+                // one contiguous stretch of conv1's compact sums ([tile][nc] int32): one stream,
+                // one row per tile, accumulated per compact channel (the first row starts it)
+                logic on;
+                on = 64'(t2_t) < g2_n && spat[NIW'(t2_t)];
+                if (on) begin
+                    if (!t2_run) t2_t0 <= t2_t;
+                    t2_run <= 1'b1;
+                    t2_t <= t2_t + 16'd1;
+                end else if (t2_run) begin
+                    acc_fresh <= !t2_any;
+                    t2_any <= 1'b1;
+                    t2_run <= 1'b0;
+                    stream(K_SUMS, sums_abs + 64'd4 * 64'(t2_t0) * 64'(t2_nc), 32'(t2_t - t2_t0) * 32'(t2_nc),
+                           2'd2, 32'(t2_nc));
+                    step <= S2_SUMS;
+                end else if (64'(t2_t) >= g2_n) begin
+                    step <= S2_POOL;
+                    st <= G_NEXT;
+                end else t2_t <= t2_t + 16'd1;
+            end
+            G_POOL2: begin
+                // gate-2: Pt in channel order, TN channels per cycle (the shared pool lanes)
+                for (int l = 0; l < DG_TN; l++) begin
+                    logic [31:0] c;
+                    c = 32'(lc) + 32'(l);
+                    if (c < 32'(g2_in_c)) begin
+                        pt_we[l] <= 1'b1;
+                        pt_wa[l] <= pt_AW'(c >> TNL);
+                        pt_wd[l] <= pl_v[l];
+                    end
+                end
+                t2_j <= pl_jn;
+                lc <= lc + 16'(DG_TN);
+                if (32'(lc) + DG_TN >= 32'(g2_in_c)) begin
+                    step <= S_W1;
+                    st <= G_NEXT;
+                end
+            end
             G_SDRAIN: if (!s_pipe_busy) begin
                 step <= S_W1;
                 st <= G_NEXT;
@@ -932,6 +1174,11 @@ module dg_gate
                         head_log <= rec_cycles;
                         wjob(wb + 64'(`DG_H(LOG_OFFSET)), 64'd4 * 64'(a_layer_count), 2'd3, 2'd0, 16'd0, 16'd0);
                     end
+                    // gate-2 jobs 11..13: the mask_c2 bitmap, conv2's out-channel list, conv3's
+                    // in-channel list (program.gate2_work_writes)
+                    4'd11: wjob(wb + 64'(`DG_G2(MASK_OFFSET)), bm_bytes(64'(g2_out_c)), 2'd0, 2'd2, 16'd0, 16'd0);
+                    4'd12: wjob(wb + 64'(`DG_G2(C2_OUT_CH_OFFSET)), 64'd2 * 64'(nc2), 2'd1, 2'd2, g2_out_c, nc2);
+                    4'd13: wjob(wb + 64'(`DG_G2(C3_IN_CH_OFFSET)), 64'd2 * 64'(nc2), 2'd1, 2'd2, g2_out_c, nc2);
                     default: begin
                         e_code <= 8'd0;
                         e_entry <= 16'd0;
@@ -990,6 +1237,7 @@ module dg_gate
     end
 `undef DG_G
 `undef DG_H
+`undef DG_G2
     wire unused_ok = &{1'b0, po[DG_GATE_P_BINS]};
 endmodule
 `default_nettype wire

@@ -2,10 +2,12 @@
 // dg_sequencer: the engine's layer sequencer (one job: what runs, and whether it may).
 //
 // Per engine start: check LAYER_COUNT; per record: fetch the 24 words over the read master
-// and dispatch on the op (dgfpga.contract.program): OP_GATE / OP_HEAD records run on the
-// gate unit (dg_gate: `g_start`, wait for `g_done`); a conv descriptor is checked
+// and dispatch on the op (dgfpga.contract.program): OP_GATE / OP_GATE2 / OP_HEAD records run
+// on the gate unit (dg_gate: `g_start`, wait for `g_done`; a gate-2 record without a gate
+// record before it in this start is BAD_OP); a conv descriptor is checked
 // (dg_desc_check), with `from_gate` turned into the effective descriptor E (the last
-// gate's counts, program.effective_descriptor; skipped when E is None) and checked again,
+// gate's counts and, after a gate-2 record, its nc2: program.effective_descriptor; skipped
+// when E is None) and checked again,
 // latched as a dg_layer_t (fields decoded through the generated
 // DG_DESC_<FIELD>_WORD/_LSB/_WIDTH), its work lists fetched and checked (u16 tile /
 // channel lists, the u32 tile bitmap), the zero-halo tables filled, then the run started
@@ -73,6 +75,7 @@ module dg_sequencer
     input  wire [15:0]                  g_err_entry,
     input  wire [15:0]                  g_nt,
     input  wire [15:0]                  g_nc,
+    input  wire [15:0]                  g_nc2,
     output logic [31:0]                 cyc_log [DG_MAX_LAYERS],
     output wire [31:0]                  rec_cycles
 );
@@ -109,20 +112,28 @@ module dg_sequencer
     // gate's counts; `use_e` marks `desc` as E (written over the record: checked and latched)
     logic g_seen;                       // a gate record ran in this start
     logic [15:0] g_nt_r, g_nc_r;        // its active tiles / channels
+    logic        g2_seen;               // a gate-2 record ran after it (cleared by a gate record)
+    logic [15:0] g_nc2_r;               // its active channels (mask_c2)
+    logic        g_is_g2;               // the gate unit runs a gate-2 record
+    // program.effective_descriptor: an out-channel-gated layer outputs nc2 after a gate-2
+    // record (conv2; it reads nc), a layer gated on its input only reads nc2 (conv3)
+    wire [15:0] e_n_out = g2_seen ? g_nc2_r : g_nc_r;
+    wire [15:0] e_n_in = (g2_seen && `DG_DESC(desc, IN_CH_GATED) && !`DG_DESC(desc, OUT_CH_GATED))
+                         ? g_nc2_r : g_nc_r;
     logic use_e;
     logic [31:0] rec_start;
     wire [DG_DESC_WORDS*32-1:0] desc_chk = desc;
-    wire e_skip = (`DG_DESC(desc, OUT_CH_GATED) && (g_nt_r == 0 || g_nc_r == 0))
+    wire e_skip = (`DG_DESC(desc, OUT_CH_GATED) && (g_nt_r == 0 || e_n_out == 0))
                   || (`DG_DESC(desc, IN_PLACE) && g_nt_r == 0);
     function automatic logic [DG_DESC_WORDS*32-1:0] effective(input logic [DG_DESC_WORDS*32-1:0] d,
                                                               input logic [15:0] n, input logic [15:0] t,
-                                                              input logic [15:0] c);
+                                                              input logic [15:0] co, input logic [15:0] ci);
         logic [DG_DESC_WORDS*32-1:0] e;
         e = d;
         `DG_DESC(e, FROM_GATE) = '0;
         `DG_DESC(e, N_ACTIVE_TILES) = DG_DESC_N_ACTIVE_TILES_WIDTH'(t);
-        if (`DG_DESC(d, OUT_CH_GATED)) `DG_DESC(e, N_ACTIVE_OUT) = DG_DESC_N_ACTIVE_OUT_WIDTH'(c);
-        if (`DG_DESC(d, IN_CH_GATED)) `DG_DESC(e, N_ACTIVE_IN) = DG_DESC_N_ACTIVE_IN_WIDTH'(c);
+        if (`DG_DESC(d, OUT_CH_GATED)) `DG_DESC(e, N_ACTIVE_OUT) = DG_DESC_N_ACTIVE_OUT_WIDTH'(co);
+        if (`DG_DESC(d, IN_CH_GATED)) `DG_DESC(e, N_ACTIVE_IN) = DG_DESC_N_ACTIVE_IN_WIDTH'(ci);
         if (`DG_DESC(d, RESIDUAL) && !`DG_DESC(d, IN_PLACE)) begin
             `DG_DESC(e, N_RES_TILES) = DG_DESC_N_RES_TILES_WIDTH'(n > t ? n - t : 16'd0);
             if (n <= t) `DG_DESC(e, RES_TILE_LIST_OFFSET) = '0;
@@ -251,6 +262,9 @@ module dg_sequencer
                     g_seen <= 1'b0;
                     g_nt_r <= 16'd0;
                     g_nc_r <= 16'd0;
+                    g2_seen <= 1'b0;
+                    g_nc2_r <= 16'd0;
+                    g_is_g2 <= 1'b0;
                     use_e <= 1'b0;
                     g_start <= 1'b0;
                 end
@@ -336,14 +350,18 @@ module dg_sequencer
                     err_code <= DG_ERR_BAD_MAGIC;
                     err_entry <= 16'(DG_DESC_MAGIC_WORD);
                     state <= ST_ERR;
-                end else if (!use_e && (32'(`DG_DESC(desc, OP)) == DG_OP_GATE || 32'(`DG_DESC(desc, OP)) == DG_OP_HEAD)) begin
-                    if (32'(`DG_DESC(desc, OP)) == DG_OP_HEAD && 32'(layer) + 32'd1 != a_layer_count) begin
-                        // the head must be the last record of the start
+                end else if (!use_e && (32'(`DG_DESC(desc, OP)) == DG_OP_GATE || 32'(`DG_DESC(desc, OP)) == DG_OP_HEAD
+                                        || 32'(`DG_DESC(desc, OP)) == DG_OP_GATE2)) begin
+                    if ((32'(`DG_DESC(desc, OP)) == DG_OP_HEAD && 32'(layer) + 32'd1 != a_layer_count)
+                        || (32'(`DG_DESC(desc, OP)) == DG_OP_GATE2 && !g_seen)) begin
+                        // the head must be the last record of the start; a gate-2 record needs
+                        // a gate record before it in this start
                         err_code <= DG_ERR_BAD_OP;
                         err_entry <= 16'(DG_DESC_OP_WORD);
                         state <= ST_ERR;
                     end else begin
                         g_is_head <= 32'(`DG_DESC(desc, OP)) == DG_OP_HEAD;
+                        g_is_g2 <= 32'(`DG_DESC(desc, OP)) == DG_OP_GATE2;
                         g_start <= 1'b1;
                         state <= ST_GATE;
                     end
@@ -366,7 +384,7 @@ module dg_sequencer
                     end else if (e_skip) begin
                         state <= ST_LAYER_END;          // skipped: nothing read or written
                     end else begin
-                        desc <= effective(desc, e_n, g_nt_r, g_nc_r);
+                        desc <= effective(desc, e_n, g_nt_r, e_n_out, e_n_in);
                         use_e <= 1'b1;
                         chk_start <= 1'b1;
                         state <= ST_CHECK;              // check and latch E
@@ -547,10 +565,14 @@ module dg_sequencer
                         err_entry <= g_err_entry;
                         state <= ST_ERR;
                     end else begin
-                        if (!g_is_head) begin
+                        if (g_is_g2) begin
+                            g2_seen <= 1'b1;
+                            g_nc2_r <= g_nc2;
+                        end else if (!g_is_head) begin
                             g_seen <= 1'b1;
                             g_nt_r <= g_nt;
                             g_nc_r <= g_nc;
+                            g2_seen <= 1'b0;
                         end
                         state <= ST_LAYER_END;
                     end

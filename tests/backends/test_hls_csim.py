@@ -1057,3 +1057,247 @@ def test_two_engine_configs_in_one_process_share_no_buffers():
         out = subprocess.run([nm, "-D", str(lib)], capture_output=True, text=True, check=True)
         unique = [ln for ln in out.stdout.splitlines() if " u " in ln]
         assert not unique, f"{name}: unique symbols {unique[:3]}"
+
+
+# ----------------------------------------------------------------------------- Bottleneck
+# The gate-2 record (docs/formats.md "Bottleneck blocks and the gate-2 record"): the shared
+# Bottleneck vectors (vectors.bottleneck_program_vectors: expected memory from the
+# interpreter, itself checked against the golden model when the vectors are built) and the
+# gate-2 fault corners; then Bottleneck networks: golden = interpreter = C-sim.
+@pytest.fixture(scope="session")
+def bottleneck_sets():
+    return vectors.bottleneck_program_vectors(SMALL), vectors.bottleneck_corners(SMALL)
+
+
+def test_bottleneck_program_vectors_bit_exact(engine, bottleneck_sets):
+    """Two Bottleneck blocks in one start (projection block with the stride-2 zero_halo
+    conv2, identity block in place), gated and dense, 2 images: STATUS OK and every FMAP,
+    WORK and SUMS byte as the vector expects (conv1's compact output and compact sums, the
+    masks and lists of both gate records and both gate-2 records, conv2/conv3 with the
+    counts after gate-2, the logits); the cycle log holds one non-zero entry per record."""
+    progs, _ = bottleneck_sets
+    assert {vs.run_flags for vs in progs} == {0, 1} and len(progs) == 4
+    for vs in progs:
+        assert "gate2" in vs.meta["records"] and "skipped" not in vs.meta["records"]
+        _check(vs, engine)
+        mem = {r: vs.before[r].copy() for r in vectors.REGIONS}
+        res = engine.run(vs.program, vs.layer_count, mem["fmap"], mem["weight"], mem["work"],
+                         mem["sums"], run_flags=vs.run_flags)
+        reg, off, nb = vs.ignore[0]
+        log = mem[reg][off:off + nb].view("<u4")
+        assert log.size == vs.layer_count and (log > 0).all()
+        assert res.cycles_estimate == CYC_START + int(log.sum()) + vs.layer_count
+
+
+def test_bottleneck_gate2_corners(engine, bottleneck_sets):
+    """Every gate-2 check (record fields in word order, the sections, the parameters, the
+    padding bits of the masks it reads, a gate-2 record with no gate record before it):
+    the C-sim's STATUS (code, record, ENTRY) and memory equal the vector's (the
+    interpreter's), and the faulty record wrote nothing (memory equals that of the start
+    stopped just before it)."""
+    _, corners = bottleneck_sets
+    assert len(corners) >= 20 and all(vs.expected_status for vs in corners)
+    for vs in corners:
+        _check(vs, engine)
+        at = regmap.unpack_status(vs.expected_status)[1]
+        mem = {r: vs.before[r].copy() for r in vectors.REGIONS}
+        engine.run(vs.program, vs.layer_count, mem["fmap"], mem["weight"], mem["work"],
+                   mem["sums"])
+        before = {r: vs.before[r].copy() for r in vectors.REGIONS}
+        res = engine.run(vs.program[:at * formats.DESCRIPTOR_BYTES], at, before["fmap"],
+                         before["weight"], before["work"], before["sums"])
+        assert res.status == 0, vs.name
+        for k in vectors.REGIONS:
+            assert np.array_equal(mem[k], before[k]), f"{vs.name}: the faulty record wrote {k}"
+
+
+def test_bottleneck_vectors_in_the_sanitized_testbench(engine, bottleneck_sets, cache_dir,
+                                                       tmp_path):
+    """The C++ testbench under AddressSanitizer + UBSan on the Bottleneck vector folders
+    (programs and gate-2 corners): every set passes with no finding."""
+    sets = bottleneck_sets[0] + bottleneck_sets[1]
+    folders = [vectors.write_vector_set(vs, tmp_path / vs.name) for vs in sets]
+    code, lines = hls_csim.run_testbench(folders, SMALL, cache_dir, sanitize=True)
+    assert code == 0, "\n".join(lines[-20:])
+    assert len(lines) == len(folders) and all(ln.startswith("PASS ") for ln in lines)
+
+
+def test_gate2_logits_exact_at_the_decision_edge(engine, bottleneck_sets):
+    """The gate-2 record's integer logits, not only its decisions: with conv1's compact sums
+    as the C-sim wrote them, the logits computed here (dgfpga.numerics.gates, totals summed
+    from the sums of the active tiles) are moved to exactly 0 (every channel on) or -1
+    (every channel off) through b2; any difference in the compact accumulation, the pooling,
+    the hidden requantization or fc2 flips a decision."""
+    from dgfpga.contract import program as prog
+    from dgfpga.numerics import gates
+    progs, _ = bottleneck_sets
+    vs = next(v for v in progs if v.name == "bottleneck_gated_img0")
+    RB = formats.DESCRIPTOR_BYTES
+    kinds = vs.meta["records"]
+    k = kinds.index("gate2")
+    r2 = prog.unpack_gate2_record(vs.program[k * RB:(k + 1) * RB], SMALL)
+    mem0 = {r: vs.before[r].copy() for r in vectors.REGIONS}
+    assert engine.run(vs.program[:k * RB], k, mem0["fmap"], mem0["weight"], mem0["work"],
+                      mem0["sums"]).status == 0
+    n = r2.st_h * r2.st_w
+    tiles, chans = prog.decode_masks(mem0["work"][r2.in_mask_offset:
+                                                  r2.in_mask_offset + prog.mask_bytes(n, r2.in_c)],
+                                     n, r2.in_c)
+    nc = int(chans.sum())
+    assert 0 < tiles.sum() < n and 0 < nc < r2.in_c       # gated on both: compact sums
+    s = mem0["sums"][r2.sums_offset:r2.sums_offset + 4 * n * nc].view("<i4").reshape(n, nc)
+    totals = np.zeros(r2.in_c, np.int64)
+    totals[chans] = s[tiles].astype(np.int64).sum(axis=0)
+    lay = prog.gate2_param_layout(r2.in_c, r2.out_c, r2.hidden, SMALL.axi_bytes)
+    o = r2.param_offset
+    p = prog.unpack_gate2_params(mem0["weight"][o:o + lay.nbytes].tobytes(), r2.in_c, r2.out_c,
+                                 r2.hidden, SMALL.axi_bytes)
+    cg = gates.IntChannelGate(p.w1, p.m1, p.o1, r2.h_shift, p.w2, p.b2)
+    logits = gates.channel_gate_logits_int(gates.gate_pool(totals, p.recip_total), cg)
+    assert (logits >= 0).any() and (logits < 0).any()     # a real, mixed gate
+    for delta in (0, -1):
+        b2 = o + lay.offsets["b2"]
+        mem = {r: v.copy() for r, v in vs.before.items()}
+        mem["weight"][b2:b2 + 8 * r2.out_c] = (p.b2 - logits + delta).astype("<i8").view(np.uint8)
+        res = engine.run(vs.program[:(k + 1) * RB], k + 1, mem["fmap"], mem["weight"],
+                         mem["work"], mem["sums"])
+        assert res.status == 0, res.describe()
+        ch2 = formats.unpack_bitmap(mem["work"][r2.mask_offset:r2.mask_offset + 4 *
+                                                ((r2.out_c + 31) // 32)], r2.out_c)
+        assert ch2.all() if delta == 0 else not ch2.any(), f"gate-2 logits off (delta {delta})"
+
+
+def _bottleneck_net(arch: str, size: int, n: int = 4, seed: int = 0):
+    """A random Bottleneck DGNet (mixed gates) quantized on its own random images."""
+    pytest.importorskip("torch", reason="building the random model needs torch")
+    pytest.importorskip("dgfpga_models", reason="dgfpga_models (models/) is not installed")
+    import torch
+    from dgfpga.quant.float_model import make_test_model
+    from dgfpga.quant.quantizer import quantize_model
+    torch.set_num_threads(1)
+    lo = -1.9 if arch.endswith("cifar10") else -1.75
+    x = np.random.default_rng(seed).normal(0, 1, (n, 3, size, size)).astype(np.float32)
+    x = x.clip(lo, 2.0)
+    kw = {} if arch.endswith("cifar10") else dict(input_size=(size, size), num_classes=10)
+    return quantize_model(make_test_model(arch, x, **kw), x), x
+
+
+def _check_bottleneck_network(eng, plan, images):
+    """Gated and dense, image by image, one start each: C-sim == interpreter on every region
+    byte (the cycle log aside) and == golden on logits and every block's mask_s, mask_c1 and
+    mask_c2 (the WORK bytes the gate and gate-2 records wrote). Returns the per-record cycle
+    logs {flags: [log per image]}."""
+    from dgfpga.contract import program as prog
+    from dgfpga.numerics.golden import run_golden
+    logs = {}
+    for flags in (0, prog.RUN_DENSE):
+        g = run_golden(plan.qmodel, images, masks="dense" if flags else None)
+        logs[flags] = []
+        for n, img in enumerate(images):
+            mem, res, r = _net_image(eng, plan, img, flags)
+            logs[flags].append(_cycle_log(plan, mem))
+            lg = plan.logits
+            np.testing.assert_array_equal(mem["work"][lg.offset:lg.offset + lg.nbytes].view("<i8"),
+                                          g.logits_int[n], err_msg=f"image {n} flags {flags}")
+            for b, bp in enumerate(plan.blocks):
+                m, r2 = bp.mask, bp.gate2_record
+                sp, ch = prog.decode_masks(mem["work"][m.offset:m.offset + m.nbytes],
+                                           bp.grid[0] * bp.grid[1], r2.in_c)
+                ch2 = formats.unpack_bitmap(mem["work"][r2.mask_offset:r2.mask_offset +
+                                                        4 * ((r2.out_c + 31) // 32)], r2.out_c)
+                gm = g.masks[b]
+                np.testing.assert_array_equal(sp, gm.spatial[n].reshape(-1))
+                np.testing.assert_array_equal(ch, gm.channel[n])
+                np.testing.assert_array_equal(ch2, gm.channel2[n], err_msg=f"block {b} mask_c2")
+    return logs
+
+
+def test_resdg29b_one_start_golden_interpreter_csim(ultra96_engine):
+    """resdg29b_cifar10 (official Bottleneck blocks in the CIFAR layout, random weights,
+    mixed gates) on ultra96, 2 images, gated and dense: golden = interpreter = C-sim; the
+    gated images skip work (fewer estimated cycles than dense) and every gate mixes."""
+    from dgfpga.runtime.packer import plan_network
+    qm, x = _bottleneck_net("resdg29b_cifar10", 32, n=8)
+    plan = plan_network(qm, ultra96_engine.cfg)
+    assert [rp.kind for rp in plan.records].count("gate2") == len(plan.blocks) == 9
+    logs = _check_bottleneck_network(ultra96_engine, plan, x[:2])
+    for gated, dense in zip(logs[0], logs[1]):
+        assert gated.sum() < dense.sum()
+    from dgfpga.numerics.golden import run_golden
+    g = run_golden(qm, x[:2])
+    on = np.concatenate([m.channel2.ravel() for m in g.masks])
+    assert 0.05 < on.mean() < 0.95
+
+
+def test_shipped_trained_bottleneck_on_real_images(ultra96_engine):
+    """The shipped trained Bottleneck DGNet (models/checkpoints/resdg11b_cifar10_d55.pth.tar,
+    quantized as `dgfpga quantize --calib embedded:256:train` does) on 2 embedded test
+    images, ultra96, gated and dense: golden = interpreter = C-sim, with the gates the
+    training made (not random ones)."""
+    pytest.importorskip("torch")
+    pytest.importorskip("dgfpga_models", reason="dgfpga_models (models/) is not installed")
+    from dgfpga.contract import program as prog
+    from dgfpga.data.embedded import load_split
+    from dgfpga.quant.float_model import load_float_model
+    from dgfpga.quant.quantizer import QuantConfig, quantize_model
+    from dgfpga.runtime.packer import plan_network
+    model, _ = load_float_model(ROOT / "models" / "checkpoints" / "resdg11b_cifar10_d55.pth.tar")
+    qm = quantize_model(model, load_split("train", 256).images,
+                        QuantConfig(calibration_mode="gated"))
+    plan = plan_network(qm, ultra96_engine.cfg)
+    assert [rp.kind for rp in plan.records].count("gate2") == len(plan.blocks) == 3
+    logs = _check_bottleneck_network(ultra96_engine, plan, load_split("test").images[:2])
+    assert all(a.sum() < b.sum() for a, b in zip(logs[0], logs[prog.RUN_DENSE]))
+
+
+@pytest.mark.slow
+def test_resdg50_64px_one_start_golden_interpreter_csim(cache_dir):
+    """resdg50 at 64x64 (random weights, mixed gates) on tests/runtime/configs/zcu102_r50.toml
+    (ultra96's engine with ResNet-50's 2048-channel limits on a part whose BRAM holds them;
+    the config tests/runtime uses), 2 images, gated and dense:
+    golden = interpreter = C-sim."""
+    _need_toolchain()
+    from dgfpga.runtime.packer import plan_network
+    cfg = load_config(ROOT / "tests" / "runtime" / "configs" / "zcu102_r50.toml")
+    eng = hls_csim.CsimEngine(cfg, cache_dir)
+    qm, x = _bottleneck_net("resdg50", 64, n=4)
+    plan = plan_network(qm, cfg)
+    _check_bottleneck_network(eng, plan, x[:2])
+
+
+def test_gate2_all_off_skips_conv2_and_conv3_reads_no_channel(engine, bottleneck_sets):
+    """Every mask_c2 channel off (b2 very negative in both blocks): conv2 (out-channel gated
+    by mask_c2) is skipped, conv3 runs with no input channel (y = requant(bias + residual)
+    at the active tiles); C-sim == interpreter on every region byte and == the golden model
+    of the same network with those gates (logits)."""
+    import copy
+    from dgfpga.contract import program as prog
+    from dgfpga.numerics.golden import run_golden
+    from dgfpga.runtime.packer import plan_network
+    qm, images = vectors.bottleneck_qmodel()
+    plan = plan_network(qm, SMALL)
+    off = copy.deepcopy(qm)
+    for b in off.blocks:
+        b.channel_gate2.b2 = np.full(b.channel_gate2.b2.shape, -(1 << 45), np.int64)
+    for vs in bottleneck_sets[0][:2]:
+        mem = {r: v.copy() for r, v in vs.before.items()}
+        for bp in plan.blocks:
+            r2 = bp.gate2_record
+            lay = prog.gate2_param_layout(r2.in_c, r2.out_c, r2.hidden, SMALL.axi_bytes)
+            o = r2.param_offset + lay.offsets["b2"]
+            mem["weight"][o:o + 8 * r2.out_c] = np.full(r2.out_c, -(1 << 45), "<i8").view(np.uint8)
+        ref = {r: v.copy() for r, v in mem.items()}
+        r = interpreter.run_program(vs.program, vs.layer_count, ref, SMALL)
+        res = engine.run(vs.program, vs.layer_count, mem["fmap"], mem["weight"], mem["work"],
+                         mem["sums"])
+        assert r.ok and res.ok, res.describe()
+        kinds = [rp.kind for rp in plan.records]
+        assert [k for k, rec in zip(kinds, r.records) if rec == "skipped"] == ["conv2", "conv2"]
+        reg, o, nb = vs.ignore[0]
+        mem[reg][o:o + nb] = 0
+        for k in vectors.REGIONS:
+            assert np.array_equal(mem[k], ref[k]), f"{vs.name}: {k} differs from the interpreter"
+        n = int(vs.name[-1])
+        lg = plan.logits
+        np.testing.assert_array_equal(mem["work"][lg.offset:lg.offset + lg.nbytes].view("<i8"),
+                                      run_golden(off, images[n:n + 1]).logits_int[0])

@@ -194,6 +194,69 @@ def test_fast_contract_corners(fast_sim, tmp_path):
     assert not bad, bad
 
 
+def _with_reference(vs, name: str, before: dict, run_flags: int):
+    """`vs` with other memory / RUN_FLAGS, its expected memory and STATUS from the interpreter."""
+    import dataclasses
+    from dgfpga.contract.engine_config import load_config
+    from dgfpga.runtime.interpreter import run_program
+    ref = {r: v.copy() for r, v in before.items()}
+    res = run_program(vs.program, vs.layer_count, ref, load_config(vs.config), run_flags=run_flags)
+    return dataclasses.replace(vs, name=name, before={r: v.copy() for r, v in before.items()},
+                               expected={r: ref[r] for r in ("fmap", "work", "sums")},
+                               expected_status=res.status, run_flags=run_flags, ignore=[])
+
+
+@pytest.mark.verilator
+def test_fast_bottleneck_vectors():
+    """The shared Bottleneck vectors on the RTL, bit for bit (STATUS and every region the set
+    expects; the cycle log is an ignore range): `vectors.bottleneck_program_vectors` (a
+    two-block Bottleneck program in ONE start: gate record, conv1 with compact output and
+    compact sums, gate-2 record, projection, conv2 3x3/s2 gated on both sides with zero_halo,
+    conv3 + residual; 2 images gated and dense) and `vectors.bottleneck_corners` (every
+    gate-2 record check, its code and ENTRY). Two orderings the corners leave out, against the
+    interpreter: a padding bit in the masks the record reads AND a bad R(H*W) (the parameter
+    check wins), and the same padding bit and a bad b2 under RUN_FLAGS.DENSE (the checks are
+    the same)."""
+    require_verilator()
+    from dgfpga.backends import rtl_sim, vectors
+    from dgfpga.contract import program as prog
+    from dgfpga.contract import regmap
+    from dgfpga.contract.engine_config import load_config
+    cfg = load_config(vectors.BOTTLENECK_CONFIG)
+    sets = vectors.bottleneck_program_vectors(cfg) + vectors.bottleneck_corners(cfg)
+    by = {vs.name: vs for vs in sets}
+    pad = by["corner_gate2_in_mask_padding"]
+    k = next(i for i in range(pad.layer_count)
+             if prog.record_op(pad.program[i * 96:(i + 1) * 96]) == prog.OP_GATE2)
+    r2 = prog.unpack_gate2_record(pad.program[k * 96:(k + 1) * 96], cfg)
+    lay = prog.gate2_param_layout(r2.in_c, r2.out_c, r2.hidden, cfg.axi_bytes)
+    both = {r: v.copy() for r, v in pad.before.items()}
+    both["weight"][r2.param_offset + lay.offsets["recip"]:][:4] = 0
+    b2 = {r: v.copy() for r, v in pad.before.items()}
+    o = r2.param_offset + lay.offsets["b2"] + 8 * (r2.out_c - 1)
+    b2["weight"][o:o + 8] = np.frombuffer(np.array([prog.GATE_BIAS_LIMIT], "<i8").tobytes(), np.uint8)
+    extra = [_with_reference(pad, "gate2_padding_and_recip", both, 0),
+             _with_reference(pad, "gate2_padding_dense", pad.before, prog.RUN_DENSE),
+             _with_reference(pad, "gate2_padding_and_b2_dense", b2, prog.RUN_DENSE)]
+    want = {"gate2_padding_and_recip": (regmap.ERR["BAD_GATE"], k, 0),
+            "gate2_padding_dense": (regmap.ERR["BAD_GATE"], k, prog.GATE2_IN_MASK_WORD),
+            "gate2_padding_and_b2_dense": (regmap.ERR["BAD_GATE"], k, r2.out_c - 1)}
+    for vs in extra:
+        assert tuple(regmap.unpack_status(vs.expected_status)) == want[vs.name], vs.name
+    assert sum(vs.name.startswith("bottleneck_") for vs in sets) == 4
+    assert sum(vs.name.startswith("corner_gate2_") for vs in sets) >= 20
+    mem = max(sum(v.size for v in vs.before.values()) + len(vs.program) for vs in sets + extra)
+    sim = rtl_sim.FastSim(cfg, mem_bytes=mem + 6 * 4096)
+    bad = []
+    for vs in sets + extra:
+        r = rtl_sim.run_fast(vs, sim=sim)
+        if not r["pass"]:
+            bad.append((vs.name, regmap.describe_status(r["status"]),
+                        regmap.describe_status(r["expected_status"]),
+                        {k2: v for k2, v in r.items() if k2.endswith("_mismatches") and v}))
+    assert not bad, bad
+
+
 def _stem_cycles(cfg_name: str, arch: str) -> dict:
     """The stem layer with and without im2col on the fast harness: bit-exact both ways;
     {im2col: (cycles, MACs / (cycles x tm x tn))}."""

@@ -7,6 +7,12 @@ start (`vectors.network_program_vectors`: FMAP, WORK with masks, lists and logit
 numpy interpreter on the same program and memory (every byte but the cycle log, which only
 a clocked engine fills), and the golden logits and gate masks. Malformed gate / head records
 and gate parameters: the interpreter's STATUS, nothing written.
+
+A Bottleneck network (issue 15): `resdg29b_cifar10` (9 official Bottleneck blocks, 256
+channels, random weights, mixed gates) on `ultra96` (`small` holds 64 channels): per block
+gate record, conv1 (compact output and compact sums), gate-2 record, [projection], conv2
+gated on both sides, conv3 + residual, in ONE start; the interpreter and the golden model
+(logits, mask_s / mask_c1 / mask_c2 of every block) as references.
 """
 from __future__ import annotations
 
@@ -287,3 +293,172 @@ def test_fast_network_skew_config(net, tmp_path):
             if not r["pass"]:
                 bad.append((vs.name, hex(r["status"]), {k: v for k, v in r.items() if k.endswith("_mismatches")}))
     assert not bad, bad
+
+
+# ---- a Bottleneck network: gate-2 records (issue 15) ----------------------------------------
+BOTTLENECK_CONFIG = "ultra96"       # holds resdg29b's 256 channels (small: 64)
+
+
+@pytest.fixture(scope="module")
+def bnet():
+    """resdg29b_cifar10 with random weights and mixed gates (the model of
+    tests/runtime/test_bottleneck_program.py), packed for ultra96, its golden runs, a fast
+    simulator."""
+    pytest.importorskip("torch")
+    pytest.importorskip("dgfpga_models", reason="dgfpga_models (models/) is not installed")
+    require_verilator()
+    import torch
+    from dgfpga.backends import rtl_sim
+    from dgfpga.contract.engine_config import load_config
+    from dgfpga.numerics.golden import run_golden
+    from dgfpga.quant.float_model import make_test_model
+    from dgfpga.quant.quantizer import quantize_model
+    from dgfpga.runtime.packer import plan_network
+    torch.set_num_threads(1)
+    x = np.random.default_rng(0).normal(0, 1, (8, 3, 32, 32)).astype(np.float32).clip(-1.9, 2.0)
+    qm = quantize_model(make_test_model("resdg29b_cifar10", x), x)
+    cfg = load_config(BOTTLENECK_CONFIG)
+    plan = plan_network(qm, cfg)
+    golden = {0: run_golden(qm, x[:1]), DENSE: run_golden(qm, x[:1], masks="dense")}
+    sim = rtl_sim.FastSim(cfg, mem_bytes=sum(plan.region_bytes.values()) + len(plan.program) + 6 * 4096)
+    return {"cfg": cfg, "plan": plan, "golden": golden, "sim": sim, "qm": qm, "x": x}
+
+
+def _bottleneck_memory(plan, x_int8) -> dict:
+    mem = {k: np.zeros(v, np.uint8) for k, v in plan.region_bytes.items()}
+    mem["weight"][:] = plan.weight_image
+    ib = plan.fmap[plan.input_tensor]
+    mem["fmap"][ib.offset:ib.offset + ib.nbytes] = \
+        np.ascontiguousarray(np.moveaxis(x_int8, 0, -1)).view(np.uint8).reshape(-1)
+    return mem
+
+
+@pytest.mark.slow               # ~10 s per image, but a cold ultra96 build takes ~80 s
+@pytest.mark.verilator
+@pytest.mark.parametrize("flags", [0, DENSE], ids=["gated", "dense"])
+def test_fast_bottleneck_network_one_start(bnet, flags):
+    """resdg29b_cifar10, one image in ONE start on the fast harness: FMAP, WORK (masks, lists,
+    logits) and SUMS equal the interpreter's byte for byte (the cycle log aside), the logits and
+    every block's mask_s / mask_c1 / mask_c2 (WORK bytes) equal the golden model's; the gates
+    are mixed on the gated image, so the gate-2 decisions and the nc2 counts matter."""
+    _check_bottleneck_one_start(bnet, flags)
+
+
+@pytest.fixture(scope="module")
+def trained_bnet(bnet):
+    """The shipped trained Bottleneck DGNet (resdg11b_cifar10_d55, quantized as `dgfpga
+    quantize --calib embedded:256:train`), packed for ultra96, on an embedded test image."""
+    from dgfpga.data.embedded import load_split
+    from dgfpga.numerics.golden import run_golden
+    from dgfpga.quant.float_model import load_float_model
+    from dgfpga.quant.quantizer import QuantConfig, quantize_model
+    from dgfpga.runtime.packer import plan_network
+    from conftest import ROOT
+    model, _ = load_float_model(ROOT / "models" / "checkpoints" / "resdg11b_cifar10_d55.pth.tar")
+    qm = quantize_model(model, load_split("train", 256).images, QuantConfig(calibration_mode="gated"))
+    plan = plan_network(qm, bnet["cfg"])
+    x = load_split("test").images[:1]
+    golden = {0: run_golden(qm, x), DENSE: run_golden(qm, x, masks="dense")}
+    return {**bnet, "plan": plan, "golden": golden, "qm": qm, "x": x, "mixed": False}
+
+
+@pytest.mark.slow
+@pytest.mark.verilator
+@pytest.mark.parametrize("flags", [0, DENSE], ids=["gated", "dense"])
+def test_fast_trained_bottleneck_one_start(trained_bnet, flags):
+    """The shipped trained Bottleneck network on a real test image, one start on the RTL:
+    the same checks as for resdg29b (interpreter bytes, golden logits and masks)."""
+    _check_bottleneck_one_start(trained_bnet, flags)
+
+
+def _check_bottleneck_one_start(bnet, flags):
+    from dgfpga.contract import formats
+    from dgfpga.contract import program as prog
+    from dgfpga.runtime.interpreter import run_program
+    from dgfpga.runtime.packer import block_mask_layout
+    plan, g, cfg = bnet["plan"], bnet["golden"][flags], bnet["cfg"]
+    if not flags and bnet.get("mixed", True):
+        for name in ("spatial", "channel", "channel2"):
+            on = np.concatenate([getattr(m, name)[:1].ravel() for m in g.masks])
+            assert 0.1 < on.mean() < 0.9, name
+    mem = _bottleneck_memory(plan, g.layers["input"][0])
+    ref = {k: v.copy() for k, v in mem.items()}
+    res = run_program(plan.program, plan.record_count, ref, cfg, run_flags=flags)
+    assert res.ok, res.message
+    assert res.records.count("gate2") == len(plan.blocks)
+    run = bnet["sim"].run(plan.program, plan.record_count, {k: v.copy() for k, v in mem.items()},
+                          run_flags=flags)
+    assert run.status == 0, hex(run.status)
+    cl = plan.cycle_log
+    work = run.regions["work"].copy()
+    log = work[cl.offset:cl.offset + cl.nbytes].view("<u4").copy()
+    work[cl.offset:cl.offset + cl.nbytes] = ref["work"][cl.offset:cl.offset + cl.nbytes]
+    for name, got in (("fmap", run.regions["fmap"]), ("work", work), ("sums", run.regions["sums"])):
+        diff = np.flatnonzero(got != ref[name])
+        assert diff.size == 0, f"flags {flags}: {name} differs from the interpreter at {diff[:8]}"
+    lo = plan.logits
+    np.testing.assert_array_equal(work[lo.offset:lo.offset + lo.nbytes].view("<i8"), g.logits_int[0])
+    for i, bp in enumerate(plan.blocks):
+        n, c1 = bp.grid[0] * bp.grid[1], bp.conv1.template.out_c
+        c2 = bp.conv2.template.out_c
+        raw = work[bp.mask.offset:bp.mask.offset + bp.mask.nbytes]
+        sp, ch = prog.decode_masks(raw, n, c1)
+        ch2 = formats.unpack_bitmap(raw[block_mask_layout(n, c1, c2, cfg.axi_bytes)[1]:].tobytes(), c2)
+        np.testing.assert_array_equal(sp, np.asarray(g.masks[i].spatial[0]).reshape(-1), f"block {i}")
+        np.testing.assert_array_equal(ch, g.masks[i].channel[0], f"block {i}")
+        np.testing.assert_array_equal(ch2, g.masks[i].channel2[0], f"block {i}")
+    kinds = [r.kind for r in plan.records]
+    assert log.size == len(kinds) and (log > 0).all(), log
+    assert 0 <= run.cycles - int(log.sum()) <= 64, (run.cycles, int(log.sum()))
+    per: dict = {}
+    for k, c in zip(kinds, log.tolist()):
+        per.setdefault(k, []).append(c)
+    print(f"{plan.qmodel.arch} {'dense' if flags else 'gated'} on {cfg.name}: {run.cycles} cycles; " +
+          ", ".join(f"{k} {len(v)}x = {sum(v)}" for k, v in per.items()))
+
+
+@pytest.mark.slow
+@pytest.mark.verilator
+def test_fast_bottleneck_blocks_all_off(bnet):
+    """The edge counts of the gate-2 path on the RTL: blocks whose gates are forced (through
+    their biases) to no active tile (nt = 0: no conv1 sums to add, the totals are 0), no mask_c1
+    channel (nc = 0: conv1 skipped, no sums stream) or no mask_c2 channel (nc2 = 0: conv2
+    skipped, conv3 reads no channels), in turn: FMAP / WORK / SUMS equal the interpreter's, the
+    logits and every mask the golden model's, and some layer is skipped."""
+    import copy
+    import dataclasses
+    from dgfpga.contract import program as prog
+    from dgfpga.numerics.golden import run_golden
+    from dgfpga.runtime.interpreter import run_program
+    from dgfpga.runtime.packer import plan_network
+    qm, cfg = bnet["qm"], bnet["cfg"]
+    big = prog.GATE_BIAS_LIMIT - 1
+    blocks = []
+    for i, b in enumerate(qm.blocks):
+        sg, cg, cg2 = copy.copy(b.spatial_gate), copy.copy(b.channel_gate), copy.copy(b.channel_gate2)
+        if i % 3 == 0:
+            sg.bias = -big
+        elif i % 3 == 1:
+            cg.b2 = np.full_like(cg.b2, -big)
+        else:
+            cg2.b2 = np.full_like(cg2.b2, -big)
+        blocks.append(dataclasses.replace(b, spatial_gate=sg, channel_gate=cg, channel_gate2=cg2))
+    qm2 = dataclasses.replace(qm, blocks=blocks)
+    plan = plan_network(qm2, cfg)
+    g = run_golden(qm2, bnet["x"][:1])
+    assert not g.masks[0].spatial.any() and not g.masks[1].channel.any() and not g.masks[2].channel2.any()
+    mem = _bottleneck_memory(plan, g.layers["input"][0])
+    ref = {k: v.copy() for k, v in mem.items()}
+    res = run_program(plan.program, plan.record_count, ref, cfg)
+    assert res.ok and "skipped" in res.records, res.message
+    sim = bnet["sim"]
+    run = sim.run(plan.program, plan.record_count, {k: v.copy() for k, v in mem.items()})
+    assert run.status == 0, hex(run.status)
+    cl = plan.cycle_log
+    work = run.regions["work"].copy()
+    work[cl.offset:cl.offset + cl.nbytes] = ref["work"][cl.offset:cl.offset + cl.nbytes]
+    for name, got in (("fmap", run.regions["fmap"]), ("work", work), ("sums", run.regions["sums"])):
+        diff = np.flatnonzero(got != ref[name])
+        assert diff.size == 0, f"{name} differs from the interpreter at {diff[:8]}"
+    lo = plan.logits
+    np.testing.assert_array_equal(work[lo.offset:lo.offset + lo.nbytes].view("<i8"), g.logits_int[0])

@@ -189,15 +189,62 @@ def test_yosys_failures_are_classified(monkeypatch, tmp_path, stderr, oom):
         assert "unknown module 'dg_x'" in str(exc.value)
 
 
+def _toml_fields(path) -> dict:
+    """The flat fields of an engine-config TOML, read without validating them."""
+    import tomllib
+    flat = {}
+    for k, v in tomllib.loads(Path(path).read_text()).items():
+        flat.update(v if isinstance(v, dict) else {k: v})
+    return flat
+
+
 def test_ultra96_32x16_is_ultra96_with_a_32x16_array():
-    """tests/backends/configs/ultra96_32x16.toml (issue 16: >= 512 MACs on the ZU3EG, measured
-    by `dgfpga synth --config <it>`) differs from the shipped ultra96 only in tm and the two
-    buffers tm scales (two m-groups of weights, tm accumulators of the stem's conv patch)."""
+    """tests/backends/configs/ultra96_32x16.toml (issue 16: >= 512 MACs on the ZU3EG) differs
+    from the shipped ultra96 only in tm and the two buffers tm scales (two m-groups of
+    weights, tm accumulators of the stem's conv patch). Whether it loads is the calibrated
+    resource estimate's call (validate refuses a config over the part's DSP/BRAM budget)."""
     import dataclasses
-    u = load_config("ultra96")
-    v = load_config(str(Path(__file__).resolve().parent / "configs" / "ultra96_32x16.toml"))
-    diff = {f.name for f in dataclasses.fields(u) if getattr(u, f.name) != getattr(v, f.name)}
+    from dgfpga.contract.engine_config import config_path
+    from dgfpga.errors import ConfigError
+    from dgfpga.perf import resources
+    u = _toml_fields(config_path("ultra96"))
+    path = Path(__file__).resolve().parent / "configs" / "ultra96_32x16.toml"
+    v = _toml_fields(path)
+    diff = {k for k in u.keys() | v.keys() if u.get(k) != v.get(k)}
     assert diff == {"name", "tm", "weight_buffer_bytes", "ofm_buffer_bytes"}, diff
-    assert (v.name, v.tm, v.tn) == ("ultra96_32x16", 32, 16)
-    assert v.weight_buffer_bytes == 2 * u.weight_buffer_bytes == v.min_weight_buffer_bytes
-    assert v.ofm_buffer_bytes == v.tm * 17 * 17 * 4       # (2*max_tile+1)^2 int32 per lane
+    assert (v["name"], v["tm"], v["tn"]) == ("ultra96_32x16", 32, 16)
+    assert v["weight_buffer_bytes"] == 2 * u["weight_buffer_bytes"] == 2 * 32 * 9 * 512
+    assert v["ofm_buffer_bytes"] == v["tm"] * 17 * 17 * 4   # (2*max_tile+1)^2 int32 per lane
+    cfg = dataclasses.replace(load_config("ultra96"), **{k: v[k] for k in diff})
+    problems = resources.dsp_bram_problems(cfg)
+    if problems:
+        with pytest.raises(ConfigError, match="the resource estimate needs"):
+            load_config(str(path))
+    else:
+        assert load_config(str(path)).tm == 32
+
+
+def test_ship_writes_a_result_the_calibration_reads(monkeypatch, tmp_path):
+    """`dgfpga synth --ship` writes the by-module report with the config's fields and the
+    RTL's git revision where `resources.synth_results` reads it (no Yosys: a report of the
+    shipped `small` result stands in for the run)."""
+    from dgfpga.cli.main import main
+    from dgfpga.perf import resources
+    shipped = json.loads((resources.SYNTH_RESULTS / "small.json").read_text())
+
+    def fake(cfg, mode, modules, force, progress):
+        assert mode == "modules" and not modules
+        units = [synth.UnitResult(synth.Unit(**u["unit"]), u["resources"], u["depth"],
+                                  u["seconds"]) for u in shipped["units"]]
+        return synth.SynthReport(cfg.name, cfg.part, "xcup", "modules", "test", units,
+                                 budget=resources.estimate(cfg).budget,
+                                 engine_config=cfg.to_dict())
+    monkeypatch.setattr(synth, "synthesise", fake)
+    monkeypatch.setattr(resources, "SYNTH_RESULTS", tmp_path / "results")
+    assert main(["synth", "--config", "small", "--ship", "-o", str(tmp_path / "o")]) == 0
+    got = resources.synth_results(tmp_path / "results")
+    assert set(got) == {"small"} and got["small"].snapshot["git_rev"]
+    assert got["small"].units == resources.synth_results()["small"].units
+    # --ship needs every unit
+    assert main(["synth", "--config", "small", "--ship", "--module", "u_cp",
+                 "-o", str(tmp_path / "o2")]) == 2

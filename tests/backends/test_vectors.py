@@ -239,3 +239,173 @@ def test_manifest_ignore_and_run_flags(tmp_path):
     (p / "vector.txt").write_text(text.replace("ignore work 0 8", f"ignore work {10 ** 9} 8"))
     with pytest.raises(FormatError, match="outside"):
         read_vector_set(p)
+
+
+# ---- Bottleneck programs: the gate-2 record ------------------------------------------------
+BOTTLENECK_CORNERS = {  # corner_gate2_<name> -> (STATUS code, record, entry)
+    "without_gate": ("BAD_OP", 1, 0), "reserved_word": ("BAD_GATE", 3, 12),
+    "reserved_bits": ("BAD_GATE", 3, 3), "reserved_bit_h_shift_word": ("BAD_GATE", 3, 2),
+    "in_c_zero": ("BAD_SHAPE", 3, 1), "in_c_over": ("BAD_SHAPE", 3, 1),
+    "out_c_over": ("BAD_SHAPE", 3, 1), "hidden_zero": ("BAD_SHAPE", 3, 2),
+    "hidden_over_in_c": ("BAD_SHAPE", 3, 2), "shift_zero": ("BAD_GATE", 3, 2),
+    "shift_63": ("BAD_GATE", 3, 2), "st_h_zero": ("BAD_TILE", 3, 3),
+    "st_w_over": ("BAD_TILE", 3, 3), "sums_misaligned": ("BAD_OFFSET", 3, 4),
+    "sums_outside": ("BAD_OFFSET", 3, 4), "params_outside": ("BAD_OFFSET", 3, 5),
+    "in_mask_outside": ("BAD_OFFSET", 3, 6), "mask_misaligned": ("BAD_OFFSET", 3, 7),
+    "out_list_outside": ("BAD_OFFSET", 3, 8), "in_list_misaligned": ("BAD_OFFSET", 3, 9),
+    "recip_zero": ("BAD_GATE", 3, 0), "recip_over": ("BAD_GATE", 3, 0),
+    "o1_limit": ("BAD_GATE", 3, 3), "b2_limit": ("BAD_GATE", 3, 5),
+    "in_mask_padding": ("BAD_GATE", 3, 6),
+}
+
+
+@pytest.fixture(scope="module")
+def bottleneck():
+    from dgfpga.backends.vectors import bottleneck_program_vectors
+    return bottleneck_program_vectors(load_config("small"))
+
+
+def test_bottleneck_vectors_replay(bottleneck, tmp_path):
+    """The shared Bottleneck program (two blocks, 13 records, one start) per image, gated
+    and dense: the file round trip keeps it; the interpreter reproduces every expected byte
+    and the MACs; the expected WORK holds the golden model's logits and each block's
+    mask_s / mask_c1 / mask_c2 (decoded here from the bytes, compared with a fresh golden
+    run); the gated images have mixed gates and block b1's mask_c1 count differs from
+    b0's mask_c2 count (a stale nc2 would show)."""
+    from dgfpga.backends.vectors import bottleneck_qmodel
+    from dgfpga.contract import formats, program as P
+    from dgfpga.numerics.golden import run_golden
+    from dgfpga.runtime.packer import plan_network
+    cfg = load_config("small")
+    qm, images = bottleneck_qmodel()
+    plan = plan_network(qm, cfg)
+    assert [vs.name for vs in bottleneck] == ["bottleneck_gated_img0", "bottleneck_gated_img1",
+                                              "bottleneck_dense_img0", "bottleneck_dense_img1"]
+    kinds = [rp.kind for rp in plan.records]
+    assert kinds == ["stem", "gate", "conv1", "gate2", "downsample", "conv2", "conv3",
+                     "gate", "conv1", "gate2", "conv2", "conv3", "head"]
+    d2 = plan.blocks[0].conv2.template
+    assert d2.stride == 2 and d2.zero_halo and d2.in_ch_gated and d2.out_ch_gated
+    assert plan.blocks[0].conv1.template.emit_sums and plan.blocks[1].conv3.template.in_place
+    for vs in bottleneck:
+        back = read_vector_set(write_vector_set(vs, tmp_path / vs.name))
+        assert back.program == plan.program and back.run_flags == vs.run_flags
+        _check_program(back, cfg)
+        dense = "dense" in vs.name
+        n = int(vs.name[-1])
+        g = run_golden(qm, images[n:n + 1], masks="dense" if dense else None)
+        lg = plan.logits
+        assert np.array_equal(vs.expected["work"][lg.offset:lg.offset + lg.nbytes].view("<i8"),
+                              g.logits_int[0])
+        counts = []
+        for i, bp in enumerate(plan.blocks):
+            m, r2 = bp.mask, bp.gate2_record
+            sp, ch = P.decode_masks(vs.expected["work"][m.offset:m.offset + m.nbytes],
+                                    bp.grid[0] * bp.grid[1], r2.in_c)
+            ch2 = formats.unpack_bitmap(vs.expected["work"][r2.mask_offset:r2.mask_offset + 4],
+                                        r2.out_c)
+            ids = vs.expected["work"][r2.c2_out_ch_offset:r2.c2_out_ch_offset + 2 * ch2.sum()]
+            assert np.array_equal(ids.view("<u2"), np.flatnonzero(ch2))
+            assert np.array_equal(sp, g.masks[i].spatial[0].reshape(-1))
+            assert np.array_equal(ch, g.masks[i].channel[0])
+            assert np.array_equal(ch2, g.masks[i].channel2[0])
+            counts.append((sp.mean(), ch.mean(), ch2.mean()))
+        if dense:
+            assert all(c == (1, 1, 1) for c in counts)
+        else:
+            assert all(0 < v < 1 for c in counts for v in c), counts
+            assert counts[1][1] * 8 != counts[0][2] * 8
+
+
+def test_bottleneck_vectors_detect_an_engine_that_ignores_gate2(bottleneck, monkeypatch):
+    """The expectation is sharp for the gate-2 semantics: an engine whose from_gate layers
+    ignore the gate-2 count (conv2/conv3 with mask_c1's count), or that does not clear it
+    at the next gate record (block b1's conv1 with b0's mask_c2 count), differs in memory."""
+    from dgfpga.backends.vectors import compare_expected
+    from dgfpga.contract import program as P
+    from dgfpga.runtime.interpreter import GateDomainError
+    cfg = load_config("small")
+    real = P.effective_descriptor
+    wrong = {
+        "ignores nc2": lambda d, nt, nc, nc2=None: real(d, nt, nc, None),
+        "stale nc2": None,
+    }
+    state = {}
+
+    def stale(d, nt, nc, nc2=None):            # keeps the last gate-2 count across blocks
+        if nc2 is not None:
+            state["nc2"] = nc2
+        return real(d, nt, nc, state.get("nc2"))
+    wrong["stale nc2"] = stale
+    for vs in bottleneck[:2]:                  # each gated image on its own
+        for what, fn in wrong.items():
+            state.clear()
+            monkeypatch.setattr(P, "effective_descriptor", fn)
+            mem = {k: v.copy() for k, v in vs.before.items()}
+            try:
+                run_program(vs.program, vs.layer_count, mem, cfg, vs.run_flags)
+            except GateDomainError:    # the wrong count fed pattern bytes to a gate: caught
+                continue
+            assert compare_expected(vs, mem) != [], (vs.name, what)
+        monkeypatch.setattr(P, "effective_descriptor", real)
+        mem = {k: v.copy() for k, v in vs.before.items()}
+        run_program(vs.program, vs.layer_count, mem, cfg, vs.run_flags)
+        assert compare_expected(vs, mem) == []
+
+
+def test_bottleneck_builder_refuses_a_reference_that_disagrees_with_golden(monkeypatch):
+    """The vectors' expected memory is the interpreter's, accepted only when it equals the
+    golden model: an interpreter whose gate-2 decisions are off is refused by the builder."""
+    from dgfpga.backends import vectors as V
+    from dgfpga.runtime import interpreter
+    real = interpreter._run_gate2
+
+    def flipped(*a, **kw):
+        ch2 = real(*a, **kw)
+        ch2[0] = not ch2[0]
+        return ch2
+    monkeypatch.setattr(interpreter, "_run_gate2", flipped)
+    with pytest.raises(AssertionError, match="differ from the golden"):
+        V.bottleneck_program_vectors(load_config("small"), n_images=1)
+
+
+def test_bottleneck_corners_cover_every_gate2_check(tmp_path):
+    """One corner per gate-2 check, each with the contract's STATUS (code, record, ENTRY;
+    every field word 1..9, a reserved word, each parameter section checked, the masks'
+    padding bits): the file round trip keeps it, the interpreter reproduces STATUS and
+    memory, the records after the faulty one never ran and the faulty record wrote none of
+    its sections (mask_c2, conv2's out-channel list, conv3's in-channel list)."""
+    from dgfpga.backends.vectors import bottleneck_corners, bottleneck_qmodel
+    from dgfpga.runtime.packer import plan_network
+    cfg = load_config("small")
+    sets = {vs.name: vs for vs in bottleneck_corners(cfg)}
+    assert set(sets) == {f"corner_gate2_{n}" for n in BOTTLENECK_CORNERS}
+    assert {e for _, rec, e in BOTTLENECK_CORNERS.values() if rec == 3} >= set(range(10)) | {12}
+    r2 = plan_network(bottleneck_qmodel()[0], cfg).blocks[0].gate2_record
+    own = [(r2.mask_offset, 4), (r2.c2_out_ch_offset, 2 * r2.out_c),
+           (r2.c3_in_ch_offset, 2 * r2.out_c)]
+    for name, (code, rec, entry) in BOTTLENECK_CORNERS.items():
+        vs = read_vector_set(write_vector_set(sets[f"corner_gate2_{name}"], tmp_path / name))
+        assert regmap.unpack_status(vs.expected_status) == (regmap.ERR[code], rec, entry), name
+        r = _check_program(vs, cfg)
+        assert len(r.records) == rec
+        for off, nb in own:
+            assert np.array_equal(vs.expected["work"][off:off + nb],
+                                  vs.before["work"][off:off + nb]), name
+
+
+def test_write_bottleneck_vectors_writes_every_set(bottleneck, tmp_path):
+    """`write_bottleneck_vectors`: the 4 programs and every gate-2 corner as folders whose
+    sets read back equal (program, memory before, expectation, STATUS, run_flags)."""
+    from dgfpga.backends.vectors import write_bottleneck_vectors
+    paths = write_bottleneck_vectors(tmp_path, load_config("small"))
+    assert len(paths) == len(bottleneck) + len(BOTTLENECK_CORNERS)
+    assert sorted(p.name for p in paths) == sorted(
+        [vs.name for vs in bottleneck] + [f"corner_gate2_{n}" for n in BOTTLENECK_CORNERS])
+    for vs in bottleneck:
+        back = read_vector_set(tmp_path / vs.name)
+        assert back.program == vs.program and back.run_flags == vs.run_flags
+        for r in ("fmap", "weight", "work", "sums"):
+            assert np.array_equal(back.before[r], vs.before[r])
+        for r in vs.expected:
+            assert np.array_equal(back.expected[r], vs.expected[r])

@@ -16,7 +16,19 @@ from dgfpga.errors import ConfigError
 
 
 def _small(**change):
-    return config_from_dict(dataclasses.asdict(load_config("small")) | change)
+    """`small` with fields changed, checked field by field (`fit=False`: whether such an
+    engine fits its part is the resource estimate's question, tested below and in
+    tests/perf/test_resources*)."""
+    return config_from_dict(dataclasses.asdict(load_config("small")) | change, fit=False)
+
+
+def test_a_valid_field_can_still_not_fit_the_part():
+    """max_grid 255 is a valid field, but the gate unit's pooled-bin banks for 255x255
+    tiles do not fit the ZU3EG: refused by the estimate, naming them."""
+    data = dataclasses.asdict(load_config("small")) | {"max_grid": 255}
+    with pytest.raises(ConfigError, match="BRAM36 .* > 216 .*pooled-bin banks"):
+        config_from_dict(data)
+    assert config_from_dict(data, fit=False).max_grid == 255
 
 
 @pytest.mark.parametrize("field, inside, outside", [

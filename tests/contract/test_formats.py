@@ -361,10 +361,16 @@ def test_fmap_round_trip_and_compact():
 @pytest.mark.parametrize("layout", F.WEIGHT_LAYOUTS)
 def test_weights_round_trip(layout):
     rng = np.random.default_rng(1)
-    w = rng.integers(-128, 128, (8, 5, 3, 3), dtype=np.int8)
+    cin = 1 if layout == "dw" else 5          # depthwise: one input channel per output
+    w = rng.integers(-128, 128, (8, cin, 3, 3), dtype=np.int8)
     b = F.pack_weights(w, layout, tn=16)
-    assert np.array_equal(F.unpack_weights(b, 8, 5, 3, layout, tn=16), w)
-    if layout == "oc_k_k_ic":   # an output channel is one contiguous burst
+    assert np.array_equal(F.unpack_weights(b, 8, cin, 3, layout, tn=16), w)
+    if layout == "dw":          # a channel: its 9 taps (ky, kx), zero-padded to tn
+        assert len(b) == 8 * 16
+        assert b[3 * 16:4 * 16] == w[3, 0].tobytes() + bytes(7)
+        with pytest.raises(FormatError, match=r"takes \[C\]\[1\]"):
+            F.pack_weights(rng.integers(-128, 128, (8, 2, 3, 3), dtype=np.int8), layout, tn=16)
+    elif layout == "oc_k_k_ic":   # an output channel is one contiguous burst
         assert b[2 * 45:3 * 45] == np.ascontiguousarray(w[2].transpose(1, 2, 0)).tobytes()
     elif layout == "im2col":    # an output channel: its (ky, kx, c) taps, zero-padded to tn
         assert len(b) == 8 * 48
@@ -374,7 +380,7 @@ def test_weights_round_trip(layout):
     else:                       # an input channel is one contiguous burst
         assert b[4 * 72:5 * 72] == np.ascontiguousarray(w[:, 4].transpose(1, 2, 0)).tobytes()
     with pytest.raises(FormatError, match="bytes, expected"):
-        F.unpack_weights(b[:-1], 8, 5, 3, layout, tn=16)
+        F.unpack_weights(b[:-1], 8, cin, 3, layout, tn=16)
     with pytest.raises(FormatError, match="unknown layout"):
         F.pack_weights(w, "hwio")
 
@@ -574,3 +580,57 @@ def test_im2col_flag_rules():
     # round trip through the packed words
     raw = F.pack_descriptor(_stem(u96, im2col=True), u96)
     assert F.unpack_descriptor(raw, u96).im2col
+
+
+# ---- depthwise layers and pixel_sums (MobileNetV2; pending in the engines) --------------
+def _dw_desc(**kw):
+    base = dict(k=3, stride=1, in_h=7, in_w=7, in_c=32, out_c=32, tile=2, op=F.OP_DWCONV,
+                in_offset=0, out_offset=4096)
+    base.update(kw)
+    return F.make_descriptor(**base)
+
+
+@pytest.mark.parametrize("change, field, code", [
+    (dict(k=1, pad=0), "k", "BAD_OP"),
+    (dict(out_c=16, n_active_out=16), "out_c", "BAD_SHAPE"),
+    (dict(residual=True, res_offset=8192, res_mult=1), "residual", "BAD_FLAGS"),
+    (dict(tile_gated=True, in_ch_gated=True, n_active_in=8, tile_list_offset=8192),
+     "in_ch_gated", "BAD_FLAGS"),
+    (dict(tile_gated=True, in_ch_gated=True, out_ch_gated=True, n_active_in=8,
+          n_active_out=9, tile_list_offset=8192, out_ch_list_offset=8448), "n_active_in",
+     "BAD_COUNT"),
+    (dict(tile_gated=True, in_ch_gated=True, out_ch_gated=True, n_active_in=8,
+          n_active_out=8, tile_list_offset=8192, out_ch_list_offset=8448,
+          in_ch_list_offset=8704), "in_ch_list_offset", "BAD_OFFSET"),
+    (dict(pixel_sums=True), "pixel_sums", "BAD_FLAGS"),
+])
+def test_depthwise_rules(change, field, code):
+    """The depthwise record's rules (docs/formats.md): k 3, out_c = in_c, no residual,
+    gated on both sides or neither by one list (its out-channel list; an in-channel list
+    offset is an unused buffer), equal counts; pixel_sums needs emit_sums. Each fault
+    names the field whose STATUS code the engine reports."""
+    ok = _dw_desc()
+    F.validate_descriptor(ok)
+    assert F.mac_steps_per_pixel(ok, default_config()) == 1          # 9 taps on 16 lanes
+    assert F.weight_stream_bytes(ok) == 32 * 16 and ok.weight_layout == "dw"
+    with pytest.raises(FormatError) as e:
+        F.validate_descriptor(_dw_desc(**change))
+    assert e.value.field == field and F.FIELD_ERROR[field] == code
+
+
+def test_depthwise_and_pixel_sums_round_trip_and_buffers():
+    """A gated depthwise record packs and unpacks unchanged; its buffers have no in-channel
+    list; pixel_sums sizes the sums per output pixel; the work-list writer gives the
+    depthwise layer one channel list (n_active_in = n_active_out)."""
+    d = _dw_desc(tile_gated=True, in_ch_gated=True, out_ch_gated=True, zero_halo=True,
+                 n_active_in=5, n_active_out=5, tile_list_offset=8192,
+                 out_ch_list_offset=8448, bitmap_offset=8704, emit_sums=True, pixel_sums=True,
+                 sums_offset=0)
+    assert F.unpack_descriptor(F.pack_descriptor(d)) == d
+    names = {n: nb for _, n, _, nb in F.descriptor_buffers(d)}
+    assert "in_ch_list_offset" not in names and names["sums_offset"] == 7 * 7 * 5 * 4
+    slots = F.work_slots(d, 0, 16)
+    fields, _ = F.encode_work_list(d, slots, [0, 3], out_channels=[1, 2, 4, 8, 9])
+    assert fields["n_active_in"] == fields["n_active_out"] == 5
+    assert "in_ch_list_offset" not in fields
+    assert not F.choose_im2col(_dw_desc())

@@ -16,18 +16,19 @@ def test_variants_are_not_in_the_official_zoo():
     assert set(VARIANTS).isdisjoint(ARCHS) and set(all_archs()) == set(ARCHS) | set(VARIANTS)
 
 
-def test_resdg29b_structure_and_macs():
-    m = build_model("resdg29b_cifar10")
-    assert m.arch == "resdg29b_cifar10" and len(m.blocks()) == 9
+@pytest.mark.parametrize("arch, n", [("resdg29b_cifar10", 3), ("resdg11b_cifar10", 1)])
+def test_cifar_bottleneck_structure_and_macs(arch, n):
+    m = build_model(arch)
+    assert m.arch == arch and len(m.blocks()) == 3 * n
     assert all(isinstance(b, Bottleneck) for b in m.blocks())
     shapes = [(b.in_channels, b.mid_channels, b.out_channels, b.stride, b.tile, b.out_h)
-              for b in m.blocks()[::3]]
+              for b in m.blocks()[::n]]
     assert shapes == [(16, 16, 64, 1, 4, 32), (64, 32, 128, 2, 2, 16), (128, 64, 256, 2, 2, 8)]
     # dense MACs by hand: stem 9*32*32*16*3; per block 1x1 + 3x3 + 1x1 (+ projection); fc
     want = 9 * 32 * 32 * 16 * 3 + 256 * 10
     cin, hw = 16, 32
     for planes, stride in ((16, 1), (32, 2), (64, 2)):
-        for j in range(3):
+        for j in range(n):
             s = stride if j == 0 else 1
             ho = hw // s
             want += hw * hw * planes * cin + 9 * ho * ho * planes * planes + ho * ho * planes * 4 * planes
@@ -43,6 +44,7 @@ def test_resdg29b_structure_and_macs():
 
 def test_checkpoint_round_trip_infers_the_variant(tmp_path):
     m = build_model("resdg29b_cifar10")
+    assert infer_arch(build_model("resdg11b_cifar10").state_dict()) == "resdg11b_cifar10"
     p = save_checkpoint(tmp_path / "v.pth.tar", m)
     assert infer_arch(m.state_dict()) == "resdg29b_cifar10"
     back, _ = load_checkpoint(p)

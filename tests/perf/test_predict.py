@@ -128,7 +128,7 @@ def test_predict_channel_groups_prints_aligned_beside_unaligned(tmp_path, capsys
         assert saved in text
 
 
-R50_CONFIG = __import__("pathlib").Path(__file__).resolve().parents[1] / "runtime" / "configs" / "zcu104_r50.toml"
+R50_CONFIG = __import__("pathlib").Path(__file__).resolve().parents[1] / "runtime" / "configs" / "zcu102_r50.toml"
 
 
 def test_resnet50_operating_points_are_the_papers_macs():

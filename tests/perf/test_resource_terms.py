@@ -20,11 +20,12 @@ def test_memory_edges(depth, width, want):
 
 
 def test_ultra96_weight_buffers_by_hand():
-    """Ping-pong x TM = 32 weight memories, each half of the 147456-byte buffer over TM*TN
-    byte lanes plus one 7x7 kernel of slack: ceil(73728 / 256) + 49 = 337 words of
-    TN*8 = 128 bits -> 4 BRAM18 (512 x 36 each) = 2 BRAM36 per memory, 64 in all."""
+    """One weight RAM per output lane (TM = 16, dg_loader.sv), both ping-pong halves: a
+    half holds min(49 taps x ceil(512 / 16), 147456 / 2 / 256 + 49) = min(1568, 337) = 337
+    rows of TN*8 = 128 bits (dg_pkg.sv WDEPTH), 674 in all -> 2 x 2 BRAM36 in 512 x 72 (or
+    8 BRAM18 in 1K x 18) = 4 per lane, 64 in all."""
     from dgfpga.contract.engine_config import load_config
     cfg = load_config("ultra96")
-    assert resources.buffer_geometry(cfg)["W_DEPTH"] == 337
+    assert resources.rtl_geometry(cfg)["WDEPTH"] == 337
     item = next(i for i in resources.estimate(cfg).items if i.component == "weight buffers")
-    assert item.bram36 == 64.0 and item.note.startswith("32 x 337x128 bit BRAM")
+    assert item.bram36 == 64.0 and item.note.startswith("16 x 674x128 bit BRAM")

@@ -133,13 +133,13 @@ def test_non_square_network_matches_golden(qm, plan, images, dense):
 
 
 def test_models_the_engine_cannot_run_are_refused(qm):
-    """MobileNetV2 models quantize and run in the golden model, but the engine levels do
-    not run them yet: the packer says so before laying anything out (Bottleneck networks
-    run: tests/runtime/test_bottleneck_program.py)."""
+    """A block kind the engine has no program for is refused by the packer before it lays
+    anything out, naming the kind (BasicBlock, Bottleneck and MobileNetV2 networks run:
+    tests/runtime/test_bottleneck_program.py, test_mobilenet_program.py)."""
     import dataclasses
     from dgfpga.errors import ConfigError
-    kind = "inverted_residual"
+    kind = "shuffle_unit"
     other = dataclasses.replace(qm, blocks=[dataclasses.replace(qm.blocks[0], kind=kind)]
                                 + qm.blocks[1:])
-    with pytest.raises(ConfigError, match=f"engine runs BasicBlock and Bottleneck networks.*{kind}"):
+    with pytest.raises(ConfigError, match=f"engine runs BasicBlock, Bottleneck and MobileNetV2.*{kind}"):
         plan_network(other, load_config("small"))

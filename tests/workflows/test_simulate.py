@@ -65,7 +65,10 @@ def test_numpy_level_reports_match_an_independent_run(bundle, first):
     b = load_bundle(bundle)
     assert doc["bundle_sha256"] == b.manifest["model_sha256"]
     x = load_images("embedded:3", b.qmodel.input_shape, b.qmodel.mean, b.qmodel.std).images
-    runner = NetworkRunner(b, NumpyDevice(b.cfg))
+    from dgfpga.perf.calibration import shipped_params
+    params, path = shipped_params(b.cfg)          # the RTL calibration, not the defaults
+    assert path is not None and path.name == "cycle_params_small.json"
+    runner = NetworkRunner(b, NumpyDevice(b.cfg, cycle_params=params))
     g = run_golden(b.qmodel, x, keep_layers=False)
     assert [i["name"] for i in doc["images"]] == [f"embedded-{i:04d}" for i in range(3)]
     totals = []

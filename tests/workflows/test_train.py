@@ -87,7 +87,8 @@ def test_evaluate_is_deterministic(runs):
     assert a == b and 0 <= a["top1"] <= 100 and 0 < a["density"] <= 1.05
 
 
-SHIPPED = ["resdg20_cifar10_dense", "resdg20_cifar10_d50", "resdg20_cifar10_d30"]
+SHIPPED = ["resdg20_cifar10_dense", "resdg20_cifar10_d50", "resdg20_cifar10_d30",
+           "resdg11b_cifar10_dense", "resdg11b_cifar10_d55"]
 
 
 @pytest.mark.parametrize("name", SHIPPED)
