@@ -533,17 +533,14 @@ def _reshape(rng, c: FuzzCase, words: np.ndarray, layer: int, cfg: EngineConfig,
 
 
 def network_regions(plan, image) -> dict:
-    """The four regions of one image of a packed network (`runtime.packer.NetworkPlan`):
-    WEIGHT as packed, the quantized input in its FMAP buffer, the rest zero."""
+    """The four regions of one image of a packed network (`runtime.packer.start_regions`):
+    WEIGHT as packed, the input (int8, or float quantized here) in its FMAP buffer, the
+    rest zero."""
     from dgfpga.numerics.qmodel import quantize_input
-    rb = plan.region_bytes
-    mem = {r: np.zeros(rb[r], np.uint8) for r in ("fmap", "work", "sums")}
-    mem["weight"] = plan.weight_image.copy()
-    ib = plan.fmap[plan.input_tensor]
+    from dgfpga.runtime.packer import start_regions
     img = np.asarray(image)
     xq = img if img.dtype == np.int8 else quantize_input(img[None], plan.qmodel.input_scale)[0]
-    mem["fmap"][ib.offset:ib.offset + ib.nbytes] = xq.transpose(1, 2, 0).reshape(-1).view(np.uint8)
-    return mem
+    return start_regions(plan, xq)
 
 
 def network_bases(plan, images, flags: Sequence[int] = (0, prog.RUN_DENSE)) -> list:

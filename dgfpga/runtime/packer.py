@@ -52,6 +52,7 @@ from dgfpga.numerics import gates
 from dgfpga.numerics.qmodel import INPUT_TENSOR, QConv, QModel
 
 __all__ = ["Buffer", "LayerPlan", "BlockPlan", "NetworkPlan", "RecordPlan", "plan_network",
+           "start_regions",
            "program_template", "block_mask_layout"]
 
 
@@ -289,6 +290,18 @@ def program_template(d: LayerDescriptor, slots: formats.WorkSlots) -> LayerDescr
               in_ch_list_offset=slots.in_ch if d.in_ch_gated and not d.depthwise else 0,
               bitmap_offset=slots.bitmap if d.zero_halo else 0)
     return d.replace(**ch)
+
+
+def start_regions(plan: "NetworkPlan", image_int8: np.ndarray) -> dict:
+    """The four regions of one engine start of `plan` for one image: WEIGHT as packed, the
+    int8 input [C, H, W] in its FMAP buffer (HWC bytes), everything else zero."""
+    mem = {k: np.zeros(v, np.uint8) for k, v in plan.region_bytes.items()}
+    mem["weight"][:] = plan.weight_image
+    ib = plan.fmap[plan.input_tensor]
+    mem["fmap"][ib.offset:ib.offset + ib.nbytes] = \
+        np.ascontiguousarray(np.moveaxis(np.asarray(image_int8, np.int8), 0, -1)
+                             ).view(np.uint8).reshape(-1)
+    return mem
 
 
 def plan_network(qm: QModel, cfg: Optional[EngineConfig] = None, *,

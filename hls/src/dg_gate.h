@@ -272,6 +272,37 @@ inline bool out_of_limit(s64 v) {
     return v >= (s64)fmt::GATE_BIAS_LIMIT || v <= -(s64)fmt::GATE_BIAS_LIMIT;
 }
 
+// The channel gate's hidden requantization (m1, o1) and biases (b2) onto the chip, checked
+// in blob order (|o1|, |b2| < 2^46: BAD_GATE, ENTRY = index): one loader for the gate and
+// the gate-2 records, whose channel-gate datapath and on-chip arrays are shared.
+template <typename Layout>
+inline DescCheck load_channel_gate_params(const u8 *wmem, const Layout &lay, u32 hidden,
+                                          u32 out_c, GateBufs &B, u64 &cycles) {
+    u32 bad = 0xFFFFFFFFu;
+o1:
+    for (u32 j = 0; j < hidden; j++) {   // II=1: m1[j] and o1[j] per step
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_HIDDEN
+#pragma HLS PIPELINE II = 1
+        B.m1[j] = (s32)rd_u32(wmem, lay.m1 + 4ull * j);
+        const s64 v = rd_s64(wmem, lay.o1 + 8ull * j);
+        B.o1[j] = v;
+        if (out_of_limit(v) && bad == 0xFFFFFFFFu) bad = j;
+    }
+    cycles += stream_cycles(hidden, 12ull * hidden);
+    if (bad != 0xFFFFFFFFu) return {err::BAD_GATE, bad};
+b2:
+    for (u32 m = 0; m < out_c; m++) {   // II=1
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_OUT
+#pragma HLS PIPELINE II = 1
+        const s64 v = rd_s64(wmem, lay.b2 + 8ull * m);
+        B.b2[m] = v;
+        if (out_of_limit(v) && bad == 0xFFFFFFFFu) bad = m;
+    }
+    cycles += stream_cycles(out_c, 8ull * out_c);
+    if (bad != 0xFFFFFFFFu) return {err::BAD_GATE, bad};
+    return {err::OK, 0};
+}
+
 // Load the small parameter sections onto the chip and check them (BAD_GATE, ENTRY = index
 // within the section). One AXI read stream per section; the checks run in the load loops.
 inline DescCheck load_gate_params(const u8 *wmem, const GateRec &G, GateBufs &B, u64 &cycles) {
@@ -310,27 +341,10 @@ recips:
     B.bs = rd_s64(wmem, G.lay.bs);
     cycles += CYC_AXI_LATENCY + 1;
     if (out_of_limit(B.bs)) return {err::BAD_GATE, 0};
-o1:
-    for (u32 j = 0; j < G.hidden; j++) {   // II=1: m1[j] and o1[j] per step
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_HIDDEN
-#pragma HLS PIPELINE II = 1
-        B.m1[j] = (s32)rd_u32(wmem, G.lay.m1 + 4ull * j);
-        const s64 v = rd_s64(wmem, G.lay.o1 + 8ull * j);
-        B.o1[j] = v;
-        if (out_of_limit(v) && bad == 0xFFFFFFFFu) bad = j;
+    {
+        const DescCheck c = load_channel_gate_params(wmem, G.lay, G.hidden, G.out_c, B, cycles);
+        if (c.code != err::OK) return c;
     }
-    cycles += stream_cycles(G.hidden, 12ull * G.hidden);
-    if (bad != 0xFFFFFFFFu) return {err::BAD_GATE, bad};
-b2:
-    for (u32 m = 0; m < G.out_c; m++) {   // II=1
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_OUT
-#pragma HLS PIPELINE II = 1
-        const s64 v = rd_s64(wmem, G.lay.b2 + 8ull * m);
-        B.b2[m] = v;
-        if (out_of_limit(v) && bad == 0xFFFFFFFFu) bad = m;
-    }
-    cycles += stream_cycles(G.out_c, 8ull * G.out_c);
-    if (bad != 0xFFFFFFFFu) return {err::BAD_GATE, bad};
     const u32 ngi = ceil_div(G.in_c, TN);
 ws:
     for (u32 t = 0; t < GATE_TAPS; t++) {
@@ -719,32 +733,10 @@ sections:
 // as the gate record's (the channel-gate datapath is shared).
 inline DescCheck load_gate2_params(const u8 *wmem, const Gate2Rec &G, GateBufs &B, u32 &recip,
                                    u64 &cycles) {
-    u32 bad = 0xFFFFFFFFu;
     recip = rd_u32(wmem, G.lay.recip);
     cycles += CYC_AXI_LATENCY + 1;
     if (recip < 1 || recip > fmt::GATE_RECIP_MAX) return {err::BAD_GATE, 0};
-o1_2:
-    for (u32 j = 0; j < G.hidden; j++) {   // II=1: m1[j] and o1[j] per step
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_HIDDEN
-#pragma HLS PIPELINE II = 1
-        B.m1[j] = (s32)rd_u32(wmem, G.lay.m1 + 4ull * j);
-        const s64 v = rd_s64(wmem, G.lay.o1 + 8ull * j);
-        B.o1[j] = v;
-        if (out_of_limit(v) && bad == 0xFFFFFFFFu) bad = j;
-    }
-    cycles += stream_cycles(G.hidden, 12ull * G.hidden);
-    if (bad != 0xFFFFFFFFu) return {err::BAD_GATE, bad};
-b2_2:
-    for (u32 m = 0; m < G.out_c; m++) {   // II=1
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_OUT
-#pragma HLS PIPELINE II = 1
-        const s64 v = rd_s64(wmem, G.lay.b2 + 8ull * m);
-        B.b2[m] = v;
-        if (out_of_limit(v) && bad == 0xFFFFFFFFu) bad = m;
-    }
-    cycles += stream_cycles(G.out_c, 8ull * G.out_c);
-    if (bad != 0xFFFFFFFFu) return {err::BAD_GATE, bad};
-    return {err::OK, 0};
+    return load_channel_gate_params(wmem, G.lay, G.hidden, G.out_c, B, cycles);
 }
 
 // The gate record's masks at in_mask_offset (tile bitmap, then conv1's channel bitmap): a

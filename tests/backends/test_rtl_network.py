@@ -324,15 +324,6 @@ def bnet():
     return {"cfg": cfg, "plan": plan, "golden": golden, "sim": sim, "qm": qm, "x": x}
 
 
-def _bottleneck_memory(plan, x_int8) -> dict:
-    mem = {k: np.zeros(v, np.uint8) for k, v in plan.region_bytes.items()}
-    mem["weight"][:] = plan.weight_image
-    ib = plan.fmap[plan.input_tensor]
-    mem["fmap"][ib.offset:ib.offset + ib.nbytes] = \
-        np.ascontiguousarray(np.moveaxis(x_int8, 0, -1)).view(np.uint8).reshape(-1)
-    return mem
-
-
 @pytest.mark.slow               # ~10 s per image, but a cold ultra96 build takes ~80 s
 @pytest.mark.verilator
 @pytest.mark.parametrize("flags", [0, DENSE], ids=["gated", "dense"])
@@ -375,13 +366,13 @@ def _check_bottleneck_one_start(bnet, flags):
     from dgfpga.contract import formats
     from dgfpga.contract import program as prog
     from dgfpga.runtime.interpreter import run_program
-    from dgfpga.runtime.packer import block_mask_layout
+    from dgfpga.runtime.packer import block_mask_layout, start_regions
     plan, g, cfg = bnet["plan"], bnet["golden"][flags], bnet["cfg"]
     if not flags and bnet.get("mixed", True):
         for name in ("spatial", "channel", "channel2"):
             on = np.concatenate([getattr(m, name)[:1].ravel() for m in g.masks])
             assert 0.1 < on.mean() < 0.9, name
-    mem = _bottleneck_memory(plan, g.layers["input"][0])
+    mem = start_regions(plan, g.layers["input"][0])
     ref = {k: v.copy() for k, v in mem.items()}
     res = run_program(plan.program, plan.record_count, ref, cfg, run_flags=flags)
     assert res.ok, res.message
@@ -430,7 +421,7 @@ def test_fast_bottleneck_blocks_all_off(bnet):
     from dgfpga.contract import program as prog
     from dgfpga.numerics.golden import run_golden
     from dgfpga.runtime.interpreter import run_program
-    from dgfpga.runtime.packer import plan_network
+    from dgfpga.runtime.packer import plan_network, start_regions
     qm, cfg = bnet["qm"], bnet["cfg"]
     big = prog.GATE_BIAS_LIMIT - 1
     blocks = []
@@ -447,7 +438,7 @@ def test_fast_bottleneck_blocks_all_off(bnet):
     plan = plan_network(qm2, cfg)
     g = run_golden(qm2, bnet["x"][:1])
     assert not g.masks[0].spatial.any() and not g.masks[1].channel.any() and not g.masks[2].channel2.any()
-    mem = _bottleneck_memory(plan, g.layers["input"][0])
+    mem = start_regions(plan, g.layers["input"][0])
     ref = {k: v.copy() for k, v in mem.items()}
     res = run_program(plan.program, plan.record_count, ref, cfg)
     assert res.ok and "skipped" in res.records, res.message

@@ -26,7 +26,7 @@ from dgfpga.contract.engine_config import load_config
 from dgfpga.errors import ConfigError
 from dgfpga.numerics.golden import run_golden
 from dgfpga.runtime.interpreter import run_program
-from dgfpga.runtime.packer import block_mask_layout, plan_network
+from dgfpga.runtime.packer import block_mask_layout, plan_network, start_regions as _memory
 from dgfpga.runtime.scheduler import Scheduler
 
 ULTRA96 = load_config("ultra96")
@@ -52,15 +52,6 @@ def _make(arch: str, size: int, n: int = 8, seed: int = 0):
 def net():
     qm, x = _make("resdg29b_cifar10", 32)
     return plan_network(qm, ULTRA96), x
-
-
-def _memory(plan, x_int8) -> dict:
-    mem = {k: np.zeros(v, np.uint8) for k, v in plan.region_bytes.items()}
-    mem["weight"][:] = plan.weight_image
-    ib = plan.fmap[plan.input_tensor]
-    mem["fmap"][ib.offset:ib.offset + ib.nbytes] = \
-        np.ascontiguousarray(np.moveaxis(x_int8, 0, -1)).view(np.uint8).reshape(-1)
-    return mem
 
 
 def _tensor(plan, mem, name) -> np.ndarray:

@@ -18,7 +18,7 @@ from dgfpga.contract.engine_config import load_config
 from dgfpga.numerics.golden import run_golden
 from dgfpga.runtime import interpreter
 from dgfpga.runtime.interpreter import run_program
-from dgfpga.runtime.packer import plan_network
+from dgfpga.runtime.packer import plan_network, start_regions as _memory
 from dgfpga.runtime.scheduler import Scheduler
 
 SMALL = load_config("small")
@@ -29,15 +29,6 @@ CKPT = Path(__file__).resolve().parents[2] / "models" / "checkpoints"
 @pytest.fixture(scope="module")
 def plan(test_qmodel):
     return plan_network(test_qmodel, SMALL)
-
-
-def _memory(plan, x_int8) -> dict:
-    mem = {k: np.zeros(v, np.uint8) for k, v in plan.region_bytes.items()}
-    mem["weight"][:] = plan.weight_image
-    ib = plan.fmap[plan.input_tensor]
-    mem["fmap"][ib.offset:ib.offset + ib.nbytes] = \
-        np.ascontiguousarray(np.moveaxis(x_int8, 0, -1)).view(np.uint8).reshape(-1)
-    return mem
 
 
 def _tensor(plan, mem, name) -> np.ndarray:
