@@ -156,6 +156,7 @@ def bottleneck_bases():
     return plan, engine_fuzz.network_bases(plan, images[:2])
 
 
+@pytest.mark.slow       # ~1 min; the Bottleneck vectors and gate-2 corners run by default
 def test_bottleneck_network_fuzz_agrees_with_the_interpreter(engine, bottleneck_bases):
     """Mutated Bottleneck programs: the gate-2 record's fields (through gate_field) and its
     parameter entries (gate2_param) besides every other mutation: the C-sim and its

@@ -16,6 +16,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+# the whole test split through the float and the int8 model (~20 s); the trained network
+# also runs bit-exact on the C-sim in the default suite (tests/backends/test_hls_csim.py)
+pytestmark = pytest.mark.slow
+
 from conftest import ROOT  # noqa: E402
 
 CKPT = ROOT / "models" / "checkpoints" / "resdg11b_cifar10_d55.pth.tar"
