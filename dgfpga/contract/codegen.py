@@ -253,9 +253,9 @@ def _cpp_records() -> str:
 
 
 def _cpp_desc_fields() -> tuple[str, str, str, str]:
-    """The descriptor fields the engines implement (formats.ENGINE_FIELDS: the pending
-    fields stay reserved bits to them, so they refuse what they do not implement)."""
-    fields = F.ENGINE_FIELDS
+    """The descriptor fields the HLS engine implements (formats.engine_fields("hls"): its
+    pending fields stay reserved bits to it, so it refuses what it does not implement)."""
+    fields = F.engine_fields("hls")
     decl = "\n".join(f"constexpr Field {f.name} = {{{f.word}, {f.lsb}, {f.width}}};  // {f.meaning}"
                      for f in fields)
     lst = "\n".join(f"    {f.name}," for f in fields)
@@ -372,7 +372,7 @@ def _sv_records() -> str:
 
 def _sv_desc() -> str:
     out = []
-    for i, f in enumerate(F.ENGINE_FIELDS):     # pending fields stay reserved bits
+    for i, f in enumerate(F.engine_fields("rtl")):   # pending fields stay reserved bits
         n = f.name.upper()
         out.append(f"localparam int unsigned DG_DESC_{n}_WORD = {f.word};  // {f.meaning}")
         out.append(f"localparam int unsigned DG_DESC_{n}_LSB = {f.lsb};")
@@ -412,12 +412,17 @@ def _md_errors() -> str:
     return "\n".join(rows)
 
 
+_ENGINE_NAMES = {"hls": "the HLS engine", "rtl": "the RTL"}
+
+
 def _md_descriptor() -> str:
     rows = ["| no. | word | bits | field | fault | meaning |", "|---|---|---|---|---|---|"]
     for i, f in enumerate(F.DESCRIPTOR_FIELDS):
         bits = f"{f.lsb}" if f.width == 1 else f"{f.lsb + f.width - 1}:{f.lsb}"
-        pend = " *(pending: the engines refuse it as a reserved bit)*" \
-            if f.name in F.PENDING_FIELDS else ""
+        who = [e for e in F.ENGINES if f.name in F.pending_fields(e)]
+        pend = (f" *(pending: {' and '.join(_ENGINE_NAMES[e] for e in who)} "
+                f"{'refuse' if len(who) > 1 else 'refuses'} it as a reserved bit)*") \
+            if who else ""
         rows.append(f"| {i} | {f.word} | {bits} | `{f.name}` | {F.FIELD_ERROR[f.name]} | "
                     f"{_md_escape(f.meaning)}{pend} |")
     return "\n".join(rows)
@@ -491,7 +496,7 @@ def _fields(cfg: EngineConfig, cfg_source: str, command: str, template: str) -> 
         desc_field_list=desc_list,
         desc_field_numbers=desc_numbers,
         desc_field_errors=desc_errors,
-        n_desc_fields=len(F.ENGINE_FIELDS),
+        n_desc_fields=len(F.engine_fields("rtl")),
         desc_params=_sv_desc(),
         record_constants=_cpp_records(),
         record_params=_sv_records(),

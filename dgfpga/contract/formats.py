@@ -133,18 +133,47 @@ DESCRIPTOR_FIELDS = (
     _f("pixel_sums", 1, 14, 1, "with emit_sums: one sum tile per output pixel, SUMS "
        "[out_h*out_w][C] (pooling bins that are not unions of tiles, e.g. 7x7 maps)"),
 )
-#: What the contract defines but the HLS engine and the RTL do not implement yet
-#: (docs/formats.md "Depthwise layers"): the generated C/SV field tables leave these fields
-#: out, so both engines see their bits as reserved (BAD_MAGIC, ENTRY 0) and refuse the op
-#: (BAD_OP, ENTRY 0) instead of silently ignoring them; the interpreter runs them only when
-#: asked (`run_program(..., pending=True)`). An engine that implements one removes it here.
-PENDING_FIELDS = ("pixel_sums",)
-PENDING_OPS = (OP_DWCONV,)
+#: What the contract defines but an engine does not implement yet (docs/formats.md
+#: "Depthwise layers"), per engine: that engine's generated field table (the C header for
+#: "hls", the SV include for "rtl") leaves these fields out, so it sees their bits as
+#: reserved (BAD_MAGIC, ENTRY 0) and refuses the op (BAD_OP, ENTRY 0) instead of silently
+#: ignoring them; the interpreter refuses what a named engine refuses
+#: (`run_program(..., pending="rtl")`), by default what any engine refuses, and runs all of
+#: it with `pending=True`. An engine that implements a feature removes it from its entry
+#: here (then `dgfpga gen`).
+PENDING_BY_ENGINE = {
+    "hls": {"ops": (OP_DWCONV,), "fields": ("pixel_sums",)},
+    "rtl": {"ops": (OP_DWCONV,), "fields": ("pixel_sums",)},
+}
+ENGINES = tuple(PENDING_BY_ENGINE)
+#: pending on at least one engine (what a program for both must not use)
+PENDING_OPS = tuple(sorted({o for e in PENDING_BY_ENGINE.values() for o in e["ops"]}))
+PENDING_FIELDS = tuple(f.name for f in DESCRIPTOR_FIELDS
+                       if any(f.name in e["fields"] for e in PENDING_BY_ENGINE.values()))
 RESERVED_WORDS = tuple(range(20, DESCRIPTOR_WORDS))   # must be zero
 FIELD_BY_NAME = {f.name: f for f in DESCRIPTOR_FIELDS}
-#: the fields the engines implement (the generated C/SV tables): DESCRIPTOR_FIELDS minus
-#: PENDING_FIELDS, field numbers unchanged (pending fields are appended at the end)
-ENGINE_FIELDS = tuple(f for f in DESCRIPTOR_FIELDS if f.name not in PENDING_FIELDS)
+
+
+def pending_ops(engine: "str | None" = None) -> tuple:
+    """The ops `engine` ("hls"/"rtl") refuses as not implemented; None: any engine."""
+    return PENDING_OPS if engine is None else tuple(PENDING_BY_ENGINE[engine]["ops"])
+
+
+def pending_fields(engine: "str | None" = None) -> tuple:
+    """The descriptor fields `engine` sees as reserved bits; None: any engine."""
+    return PENDING_FIELDS if engine is None else tuple(PENDING_BY_ENGINE[engine]["fields"])
+
+
+def engine_fields(engine: str) -> tuple:
+    """The descriptor fields `engine` implements (its generated C/SV table):
+    DESCRIPTOR_FIELDS minus its pending fields, field numbers unchanged (pending fields are
+    appended at the end)."""
+    skip = pending_fields(engine)
+    fields = tuple(f for f in DESCRIPTOR_FIELDS if f.name not in skip)
+    assert fields == DESCRIPTOR_FIELDS[:len(fields)], "pending fields must come last"
+    return fields
+
+
 FLAG_FIELDS = tuple(f.name for f in DESCRIPTOR_FIELDS if f.word == 1 and f.width == 1)
 OFFSET_FIELDS = tuple(f.name for f in DESCRIPTOR_FIELDS if f.name.endswith("_offset"))
 # region each offset points into

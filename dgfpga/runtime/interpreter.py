@@ -18,11 +18,12 @@ sums over the active tiles). A `from_gate` descriptor runs as `program.effective
 under the last gate's counts (and the last gate-2 record's, after one).
 Every record is checked before it writes anything; a fault stops the run with its STATUS.
 
-What the contract defines but the engines do not implement yet (`formats.PENDING_OPS`,
-`formats.PENDING_FIELDS`: the depthwise op and `pixel_sums` of MobileNetV2) runs only with
-`run_program(..., pending=True)`; by default they are refused as today's engines refuse
-them (BAD_OP / a reserved bit, BAD_MAGIC; ENTRY 0), so the interpreter stays the engines'
-reference (the C-sim fuzzer compares them).
+What the contract defines but an engine does not implement yet (`formats.PENDING_BY_ENGINE`:
+the depthwise op and `pixel_sums` of MobileNetV2) runs only with
+`run_program(..., pending=True)`; by default what any engine refuses is refused as it
+refuses it (BAD_OP / a reserved bit, BAD_MAGIC; ENTRY 0), and `pending="hls"`/`"rtl"`
+refuses what that engine refuses, so the interpreter stays each engine's reference (the
+C-sim fuzzer and the RTL's descriptor testbench compare them).
 
 Per-layer arithmetic (docs/architecture.md): `acc = sum(w*x) + bias[m]`,
 `z = acc*mult[m] + res*res_mult`, `y = clamp((z + 2^(shift-1)) >> shift, lo, hi)`.
@@ -412,32 +413,40 @@ def _run_head(raw: bytes, cfg: EngineConfig, regions: dict, sizes: dict, layer_c
     wk[r.log_offset:r.log_offset + n] = 0            # no clock: every entry 0
 
 
-def _pending_fault(raw: bytes, op: int) -> Optional[EngineError]:
-    """How today's engines refuse a record that uses a pending feature (formats.PENDING_*):
-    a pending op is BAD_OP, a pending field's bit a reserved bit (BAD_MAGIC); ENTRY 0."""
-    if op in formats.PENDING_OPS:
+def _pending_fault(raw: bytes, op: int, engine: Optional[str] = None
+                   ) -> Optional[EngineError]:
+    """How an engine refuses a record that uses a feature pending on it
+    (formats.PENDING_BY_ENGINE; `engine` None: pending on any engine): a pending op is
+    BAD_OP, a pending field's bit a reserved bit (BAD_MAGIC); ENTRY 0."""
+    who = "the engines" if engine is None else f"the {engine.upper()} engine"
+    if op in formats.pending_ops(engine):
         return EngineError(ERR["BAD_OP"], 0, f"record op {op} ({prog.RECORD_OPS[op]}) is not "
-                           "implemented by the engines yet (run_program(..., pending=True))")
+                           f"implemented by {who} yet (run_program(..., pending=True))")
     words = np.frombuffer(raw, "<u4")
-    for name in formats.PENDING_FIELDS:
+    for name in formats.pending_fields(engine):
         f = FIELD_BY_NAME[name]
         if (int(words[f.word]) >> f.lsb) & f.mask:
             return EngineError(ERR["BAD_MAGIC"], 0, f"descriptor field {name} is not "
-                               "implemented by the engines yet: a reserved bit to them")
+                               f"implemented by {who} yet: a reserved bit to it")
     return None
 
 
 def decode_layer(raw: bytes, cfg: EngineConfig, region_bytes: dict,
-                 pending: bool = False) -> LayerDescriptor:
+                 pending: "bool | str" = False) -> LayerDescriptor:
     """A conv/depthwise record checked as today's engines check it (EngineError with their
-    STATUS code and ENTRY): a pending feature (formats.PENDING_*) is refused first unless
-    `pending`, then every descriptor rule (`_decode`)."""
-    if not pending:
+    STATUS code and ENTRY): a pending feature is refused first, then every descriptor rule
+    (`_decode`). `pending`: True runs every feature the contract defines; False refuses
+    what any engine does not implement yet (formats.PENDING_OPS/PENDING_FIELDS); "hls" or
+    "rtl" refuses what that engine does not (formats.PENDING_BY_ENGINE)."""
+    if pending is not True:
+        engine = pending if isinstance(pending, str) else None
+        if engine is not None and engine not in formats.ENGINES:
+            raise ValueError(f"pending={pending!r}: True, False or one of {formats.ENGINES}")
         try:
             op = prog.record_op(raw)
         except FormatError:          # _decode reports magic/version in the engines' order
             op = None
-        fault = _pending_fault(raw, op) if op is not None else None
+        fault = _pending_fault(raw, op, engine) if op is not None else None
         if fault is not None:
             raise fault
     return _decode(raw, cfg, region_bytes)
@@ -445,14 +454,14 @@ def decode_layer(raw: bytes, cfg: EngineConfig, region_bytes: dict,
 
 def run_program(program: bytes, layer_count: int, regions: dict,
                 cfg: Optional[EngineConfig] = None, run_flags: int = 0,
-                pending: bool = False) -> RunResult:
+                pending: "bool | str" = False) -> RunResult:
     """Execute `layer_count` records over `regions` (name -> writable uint8 array).
 
     Stops at the first faulty record (nothing written for it) and returns its STATUS.
     `run_flags`: regmap RUN_FLAGS (bit 0 DENSE: every gate on, no evaluation; the other
-    bits are reserved and ignored). `pending`: also run what the contract defines but
+    bits are reserved and ignored). `pending`: True also runs what the contract defines but
     the engines do not implement yet (formats.PENDING_OPS / PENDING_FIELDS); False refuses
-    it as they do.
+    it as they do; "hls"/"rtl" refuses what that engine refuses (decode_layer).
     """
     cfg = cfg or default_config()
     sizes = {k: int(v.size) for k, v in regions.items()}

@@ -34,7 +34,7 @@ BAD_MAGIC = regmap.ERR["BAD_MAGIC"]
 
 def expected(raw: bytes, sizes: dict) -> tuple[int, int]:
     try:
-        interpreter.decode_layer(raw, CFG, sizes)
+        interpreter.decode_layer(raw, CFG, sizes, pending="rtl")
     except interpreter.EngineError as exc:
         words = struct.unpack("<24I", raw)
         if (words[0] & 0xFF) != formats.DESC_MAGIC or ((words[0] >> 8) & 0xFF) != formats.FORMAT_VERSION:

@@ -75,7 +75,7 @@ def _values_cpp() -> str:
     lines.append(f"static_assert(dg::config::config_hash == 0x{cfg.config_hash:08X}u, \"hash\");")
     for r in R.REGISTERS:
         lines.append(f"static_assert(dg::reg::{r.name} == 0x{r.offset:X}, \"{r.name}\");")
-    for f in F.ENGINE_FIELDS:          # the pending fields are reserved bits to the engines
+    for f in F.engine_fields("hls"):          # the pending fields are reserved bits to the engines
         lines.append(f"static_assert(dg::desc::{f.name}.word == {f.word} && dg::desc::{f.name}.lsb"
                      f" == {f.lsb} && dg::desc::{f.name}.width == {f.width}, \"{f.name}\");")
     lines.append(f"static_assert(dg::err::TILE_RANGE == {R.ERR['TILE_RANGE']}, \"err\");")

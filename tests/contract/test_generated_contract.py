@@ -65,8 +65,8 @@ def _sv_consts(text: str) -> dict:
 def test_header_field_numbers(header):
     body = _block(header, "enum FieldNo : uint32_t {")
     numbers = {m[1]: int(m[2]) for m in re.finditer(r"(F_\w+) = (\d+)", body)}
-    want = {f"F_{f.name.upper()}": i for i, f in enumerate(F.ENGINE_FIELDS)}
-    want["F_COUNT"] = len(F.ENGINE_FIELDS)
+    want = {f"F_{f.name.upper()}": i for i, f in enumerate(F.engine_fields("hls"))}
+    want["F_COUNT"] = len(F.engine_fields("hls"))
     assert numbers == want
 
 
@@ -75,7 +75,7 @@ def test_header_field_error_codes(header):
     assert err == {name: code for code, name, _ in R.ERROR_CODES}
     body = _block(header, "constexpr uint32_t FIELD_ERROR[F_COUNT] = {")
     rows = re.findall(r"err::(\w+),\s*// (\w+)", body)
-    assert [field for _, field in rows] == [f.name for f in F.ENGINE_FIELDS]
+    assert [field for _, field in rows] == [f.name for f in F.engine_fields("hls")]
     for code_name, field in rows:
         assert err[code_name] == R.ERR[F.FIELD_ERROR[field]], field
     # the groups the engine's checks rely on
@@ -115,8 +115,8 @@ def test_header_status_and_engine_id_bits(header):
 # ---- SV include --------------------------------------------------------------------------
 def test_svh_fields_errors_and_kernels(svh):
     c = _sv_consts(svh)
-    assert c["DG_DESC_N_FIELDS"] == len(F.ENGINE_FIELDS)
-    for i, f in enumerate(F.ENGINE_FIELDS):
+    assert c["DG_DESC_N_FIELDS"] == len(F.engine_fields("rtl"))
+    for i, f in enumerate(F.engine_fields("rtl")):
         n = f.name.upper()
         assert (c[f"DG_DESC_{n}_WORD"], c[f"DG_DESC_{n}_LSB"], c[f"DG_DESC_{n}_WIDTH"]) == \
             (f.word, f.lsb, f.width), f.name

@@ -390,6 +390,26 @@ def test_pending_features_refused_as_the_engines_do(net):
     assert run_program(raw2, 1, regions, cfg, pending=True).ok
 
 
+def test_pending_is_per_engine(monkeypatch):
+    """`pending="hls"`/`"rtl"` refuses what that engine has not implemented
+    (formats.PENDING_BY_ENGINE), so one engine can implement a feature before the other;
+    the generated tables follow (formats.engine_fields)."""
+    cfg = load_config("small")
+    raw, d, regions, *_ = _dw_case(cfg, False, pixel_sums=False)
+    table = {"hls": {"ops": (), "fields": ()},
+             "rtl": {"ops": (formats.OP_DWCONV,), "fields": ("pixel_sums",)}}
+    monkeypatch.setattr(formats, "PENDING_BY_ENGINE", table)
+    assert run_program(raw, 1, {n: a.copy() for n, a in regions.items()}, cfg,
+                       pending="hls").ok
+    r = run_program(raw, 1, {n: a.copy() for n, a in regions.items()}, cfg, pending="rtl")
+    assert _status(r) == (R.ERR["BAD_OP"], 0, 0)
+    assert "RTL" in r.message
+    assert [f.name for f in formats.engine_fields("hls")][-1] == "pixel_sums"
+    assert "pixel_sums" not in [f.name for f in formats.engine_fields("rtl")]
+    with pytest.raises(ValueError, match="pending="):
+        run_program(raw, 1, regions, cfg, pending="gpu")
+
+
 def test_csim_refuses_the_depthwise_op_and_pixel_sums(tmp_path_factory):
     """The HLS engine (C-sim, `small`) with the generated contract: a depthwise record is
     BAD_OP, ENTRY 0 and a pixel_sums bit is BAD_MAGIC, ENTRY 0 (the generated field table
