@@ -216,7 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "checked bit for bit), embedded[:N][:SPLIT], photos[:N][:SPLIT], an "
                         ".npy file (uint8 [N,H,W,3] or normalised float32 [N,3,H,W]) or a "
                         "folder of PNG/JPEG/.npy images (default selfcheck:20)")
-    b.add_argument("--timeout", type=float, default=5.0, help="engine timeout per start, s")
+    b.add_argument("--timeout", type=float, default=None,
+                   help="engine timeout per start, s (default: the device's, 10 s on the "
+                        "board, minutes on the simulators)")
     b.add_argument("--validate", action="store_true",
                    help="check every record of the program on the host once before the "
                         "first start (the engine checks them on every start anyway)")

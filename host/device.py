@@ -192,6 +192,9 @@ class Device(abc.ABC):
     #: what to do when the engine times out (the end of the EngineTimeout message)
     timeout_hint = ("the engine may be hung: reset the board (reload the overlay) and check "
                     "the bundle matches the bitstream")
+    #: the deadline of one start when the caller gives none: an image takes milliseconds
+    #: on the board; simulated devices take seconds to minutes (sim_devices)
+    default_timeout_s = 10.0
 
     def start(self, timeout_s: Optional[float] = None) -> None:
         """Set ap_start. `timeout_s`: the deadline the caller will wait with (simulators
@@ -434,9 +437,12 @@ class RunInfo:
 class EngineDriver:
     """Programs the engine's register map over a device and runs one program."""
 
-    def __init__(self, device: Device, timeout_s: float = 10.0):
+    def __init__(self, device: Device, timeout_s: Optional[float] = None):
+        """`timeout_s`: the deadline of one start; None: the device's default
+        (`Device.default_timeout_s`: 10 s on the board, longer on simulators)."""
         self.device = device
-        self.timeout_s = check_timeout(timeout_s)
+        self.timeout_s = check_timeout(device.default_timeout_s if timeout_s is None
+                                       else timeout_s)
 
     def _w64(self, name: str, value: int) -> None:
         self.device.write_reg(REG[f"{name}_LO"], value & 0xFFFFFFFF)

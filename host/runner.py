@@ -145,7 +145,7 @@ class ImageResult:
 class NetworkRunner:
     """Runs a bundle's network on a device: one engine start per image."""
 
-    def __init__(self, bundle: Bundle, device: Device, timeout_s: float = 10.0,
+    def __init__(self, bundle: Bundle, device: Device, timeout_s: Optional[float] = None,
                  validate: bool = False, check_engine_id: bool = True):
         self.bundle = bundle
         self.plan = plan = bundle.plan

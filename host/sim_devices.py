@@ -78,6 +78,7 @@ class NumpyDevice(_ProgramDevice):
     a `NetworkPlan.pending` bundle); by default they are refused as the engines refuse them."""
 
     name = "numpy"
+    default_timeout_s = 300.0       # a whole ResNet-50 image in numpy: tens of seconds
 
     def __init__(self, cfg: Optional[EngineConfig] = None, cycle_params=None,
                  pending: bool = False):
@@ -148,6 +149,7 @@ class CsimDevice(_ProgramDevice):
 
     name = "csim"
     cycles_kind = "estimate"
+    default_timeout_s = 600.0       # C-simulation: seconds to minutes per image
 
     def __init__(self, cfg: Optional[EngineConfig] = None):
         super().__init__(cfg)
@@ -177,6 +179,8 @@ class RtlDevice(_ProgramDevice):
     start (None before); `sim_cycles`, `sim_wall_s` and `bytes_exchanged` (memory handed to
     and read back from the harness) add up over the starts. `close()` also removes the
     simulator's work folder."""
+
+    default_timeout_s = 7200.0      # cycle-accurate: ~10^5 engine cycles per second
 
     name = "rtl"
 

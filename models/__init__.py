@@ -49,6 +49,8 @@ VARIANTS: dict[str, ArchSpec] = {
                                  variants.resdg11b_cifar10),
     "resdg29b_cifar10": ArchSpec("resdg29b_cifar10", "cifar", 10, (32, 32),
                                  variants.resdg29b_cifar10),
+    "mobilenet_v2dg9_cifar10": ArchSpec("mobilenet_v2dg9_cifar10", "mobilenet", 10, (32, 32),
+                               variants.mobilenet_v2dg9_cifar10),
 }
 
 

@@ -147,24 +147,39 @@ class MobileNetV2DG(GatedNetwork):
                  tau: float = DEFAULT_TAU, gate_bias: float = DEFAULT_GATE_BIAS):
         super().__init__()
         self.arch, self.num_classes = "mobilenet_v2_dg", num_classes
+        self._build(input_size, MOBILENET_V2_STAGES, STEM_CHANNELS, 2, LAST_CHANNELS, tau,
+                    gate_bias)
+
+    def _build(self, input_size: tuple[int, int], stages: tuple, stem_channels: int,
+               stem_stride: int, last_channels: int, tau: float, gate_bias: float) -> None:
+        """The official MobileNetV2 layout from a stage table `(t, c, n, s, tile)`: stem
+        3x3/`stem_stride` 3 -> `stem_channels`, the inverted residuals, the 1x1 tail to
+        `last_channels`, the classifier, the official MAC accounting and init (shared with
+        dgfpga's reduced variant, `dgfpga_models.variants.MobileNetV2DGCifar`)."""
         self.in_h, self.in_w = input_size
-        h, w = conv_out_size(self.in_h, 3, 2, 1), conv_out_size(self.in_w, 3, 2, 1)
+        h = conv_out_size(self.in_h, 3, stem_stride, 1)
+        w = conv_out_size(self.in_w, 3, stem_stride, 1)
         # Official count `3 * h * w * 3 * C`: a third of the stem's true 27*h*w*C MACs;
         # kept so that densities equal the official ones.
-        self.flops_stem = 3 * h * w * 3 * STEM_CHANNELS
-        features: list[nn.Module] = [ConvBNReLU(3, STEM_CHANNELS, stride=2)]
-        inp = STEM_CHANNELS
-        for t, c, n, s, tile in MOBILENET_V2_STAGES:
+        self.flops_stem = 3 * h * w * 3 * stem_channels
+        features: list[nn.Module] = [ConvBNReLU(3, stem_channels, stride=stem_stride)]
+        inp = stem_channels
+        for t, c, n, s, tile in stages:
             for i in range(n):
                 block = InvertedResidual(inp, c, s if i == 0 else 1, t, h, w, tile, tau,
                                          gate_bias)
+                if block.gated and block.expand_ratio == 1:
+                    # InvertedResidual's gated path needs the expansion layer (official)
+                    raise ValueError(f"stage {(t, c, n, s, tile)}: block {len(features)} is an "
+                                     f"identity block (gated) with expand ratio t = 1; a gated "
+                                     f"block needs t > 1 (or change its channels or stride)")
                 features.append(block)
                 h, w, inp = block.out_h, block.out_w, c
-        features.append(ConvBNReLU(inp, LAST_CHANNELS, kernel_size=1))
+        features.append(ConvBNReLU(inp, last_channels, kernel_size=1))
         self.features = nn.Sequential(*features)
-        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(LAST_CHANNELS, num_classes))
+        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(last_channels, self.num_classes))
         # Official: the final 1x1 conv is counted with the classifier.
-        self.flops_fc = inp * LAST_CHANNELS * h * w + num_classes * LAST_CHANNELS
+        self.flops_fc = inp * last_channels * h * w + self.num_classes * last_channels
         for m in self.modules():
             # Official init: this zeroes the gate biases too (unlike the ResNets).
             if isinstance(m, nn.Conv2d):

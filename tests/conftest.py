@@ -50,6 +50,16 @@ def require_verilator() -> str:
     return exe
 
 
+def require_csim() -> None:
+    """The HLS C-sim toolchain (a C++ compiler and hls4ml's ap_types): skip without it."""
+    from dgfpga.backends import hls_csim
+    try:
+        hls_csim.compiler()
+        hls_csim.ap_types_dir()
+    except hls_csim.CsimError as exc:
+        pytest.skip(f"C-sim toolchain missing: {exc}")
+
+
 def require_vitis() -> str:
     exe = which_tool("vitis_hls")
     if exe is None:

@@ -18,6 +18,7 @@ from_gate bit. Every case runs on
 - optionally the AddressSanitizer + UBSan build (`hls_csim` target `fuzz_asan`), where
   every region is a heap block of exactly its size,
 
+(refusing what the HLS engine does not implement: `pending="hls"`, formats.PENDING_BY_ENGINE),
 and must give the same STATUS and the same FMAP, WORK and SUMS bytes (the cycle log of a
 completed network run aside: the interpreter writes zeros there). Regions of the first two
 sit between guard bytes (`GUARD` bytes of a fixed pattern on each side); a guard byte
@@ -693,7 +694,7 @@ def run_fuzz(n: int, seed: int = 0, cfg: Optional[EngineConfig] = None, engine=N
         rbacks, ref = _guarded(c.regions)
         try:
             r = interpreter.run_program(c.program, c.layer_count, ref, cfg,
-                                        run_flags=c.run_flags)
+                                        run_flags=c.run_flags, pending="hls")
         except interpreter.GateDomainError:
             # sums outside the integer gates' domain (not from an 8-bit map): the reference
             # leaves the decisions undefined; the engine must still stay inside its buffers

@@ -108,9 +108,20 @@ def _digest(paths: Sequence[Path], extra: object) -> str:
     return h.hexdigest()[:12]
 
 
-def _env() -> dict:
+#: C++ optimisation of the Verilated model's run-time code
+OPT = "-O1"
+
+
+def _env(opt: str = OPT) -> dict:
+    """The environment of a Verilator build. The optimisation level goes to make as
+    OPT_FAST/OPT_GLOBAL, not as -CFLAGS (which verilated.mk puts after OPT_SLOW, so it
+    would apply to every file): Verilator's "__Slow" files (constructors, the symbol table
+    of every public signal) stay at -O0. At -O1 the cocotb builds' symbol-table constructor
+    (thousands of scope entries once the depthwise patch banks were added) took over 25
+    minutes of g++; at -O0 it takes seconds, and it runs once per simulation."""
     env = dict(os.environ)
-    env["MAKEFLAGS"] = "-j2 CFG_CXXFLAGS_PCH_I=-include"
+    env["MAKEFLAGS"] = (f"-j2 CFG_CXXFLAGS_PCH_I=-include OPT_FAST={opt} OPT_GLOBAL={opt} "
+                        "OPT_SLOW=-O0")
     bindir = str(Path(sys.executable).parent)
     env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
     return env
@@ -138,17 +149,17 @@ def _tb_on_path() -> None:
             sys.path.insert(0, p)
 
 
-def build_cocotb(cfg: EngineConfig, opt: str = "-O1") -> Path:
+def build_cocotb(cfg: EngineConfig, opt: str = OPT) -> Path:
     """Build (or reuse) the cocotb model of dg_engine for `cfg`; returns the build dir."""
     from cocotb_tools.runner import get_runner
     inc = config_include(cfg)
-    args = ["-Wno-fatal", "--x-assign", "fast", "--x-initial", "fast", "-CFLAGS", opt]
+    args = ["-Wno-fatal", "--x-assign", "fast", "--x-initial", "fast"]
     srcs = rtl_sources() + [inc / INCLUDE]
-    bdir = BUILD / cfg.name / f"cocotb-{_digest(srcs, [args])}"
+    bdir = BUILD / cfg.name / f"cocotb-{_digest(srcs, [args, _env(opt)['MAKEFLAGS']])}"
     stamp = bdir / ".built"
     if stamp.exists():
         return bdir
-    os.environ.update({k: v for k, v in _env().items() if k in ("MAKEFLAGS", "PATH")})
+    os.environ.update({k: v for k, v in _env(opt).items() if k in ("MAKEFLAGS", "PATH")})
     runner = get_runner("verilator")
     runner.build(sources=[str(p) for p in rtl_sources()], includes=[str(inc), str(RTL)],
                  hdl_toplevel="dg_engine", build_args=args,
@@ -239,7 +250,7 @@ def fast_mem_words(cfg: EngineConfig) -> int:
     return 1 << max(need - 1, 1).bit_length()
 
 
-def build_fast(cfg: EngineConfig, opt: str = "-O1", mem_words: Optional[int] = None,
+def build_fast(cfg: EngineConfig, opt: str = OPT, mem_words: Optional[int] = None,
                trace: bool = False) -> Path:
     """Build (or reuse) the stand-alone Verilator binary for `cfg` with a memory model of
     `mem_words` AXI words (a power of two; default fast_mem_words(cfg)); returns its path.
@@ -251,11 +262,11 @@ def build_fast(cfg: EngineConfig, opt: str = "-O1", mem_words: Optional[int] = N
     inc = config_include(cfg)
     params = {"MEM_WORDS": mem_words}
     srcs = rtl_sources() + [TB / f for f in FAST_TB_FILES] + [TB / FAST_MAIN, inc / INCLUDE]
-    flags = ["-Wno-fatal", "--x-assign", "fast", "--x-initial", "fast", "-CFLAGS", opt]
+    flags = ["-Wno-fatal", "--x-assign", "fast", "--x-initial", "fast"]
     if trace:
         flags.append("--trace-fst")
     kind = "fast-trace" if trace else "fast"
-    bdir = BUILD / cfg.name / f"{kind}-{_digest(srcs, [params, flags])}"
+    bdir = BUILD / cfg.name / f"{kind}-{_digest(srcs, [params, flags, _env(opt)['MAKEFLAGS']])}"
     exe = bdir / "Vdg_tb_fast"
     if exe.exists():
         return exe
@@ -268,7 +279,7 @@ def build_fast(cfg: EngineConfig, opt: str = "-O1", mem_words: Optional[int] = N
     cmd += [f"-G{k}={v}" for k, v in params.items()]
     cmd += [str(p) for p in rtl_sources()] + [str(TB / f) for f in FAST_TB_FILES] + [str(TB / FAST_MAIN)]
     try:
-        proc = _run_limited(cmd, "verilator", cwd=str(ROOT), env=_env())
+        proc = _run_limited(cmd, "verilator", cwd=str(ROOT), env=_env(opt))
         if proc.returncode == 0 and (tmp / exe.name).exists() and not exe.exists():
             if bdir.exists():                    # an earlier build that failed half-way
                 shutil.rmtree(bdir, ignore_errors=True)
@@ -613,9 +624,9 @@ def run_unit_test(top: str, sources: Sequence[str], test_module: str,
     cfg = load_config(cfg_ref)
     inc = config_include(cfg)
     srcs = [RTL / "dg_pkg.sv"] + [RTL / f for f in sources if f != "dg_pkg.sv"]
-    args = ["-Wno-fatal", "-CFLAGS", "-O1"]
+    args = ["-Wno-fatal"]
     tag = "-".join(f"{k}{v}" for k, v in sorted(parameters.items())) or "default"
-    bdir = BUILD / "unit" / f"{top}-{cfg.name}-{tag}-{_digest(srcs + [inc / INCLUDE], [parameters, args])}"
+    bdir = BUILD / "unit" / f"{top}-{cfg.name}-{tag}-{_digest(srcs + [inc / INCLUDE], [parameters, args, _env()['MAKEFLAGS']])}"
     os.environ.update({k: v for k, v in _env().items() if k in ("MAKEFLAGS", "PATH")})
     _tb_on_path()
     runner = get_runner("verilator")

@@ -54,7 +54,8 @@ __all__ = ["VectorSet", "write_vector_set", "read_vector_set", "layer_sweep",
            "network_vectors", "network_program_vectors", "write_network_program_vectors",
            "contract_corners", "write_sweep", "MANIFEST_VERSION", "bottleneck_qmodel",
            "bottleneck_program_vectors", "bottleneck_corners", "write_bottleneck_vectors",
-           "BOTTLENECK_SEED"]
+           "BOTTLENECK_SEED", "depthwise_cases", "depthwise_vectors", "depthwise_corners",
+           "write_depthwise_vectors"]
 
 MANIFEST_VERSION = 1
 REGIONS = ("fmap", "weight", "work", "sums")
@@ -207,7 +208,8 @@ def _tile_pixel_mask(d: LayerDescriptor, tiles: Sequence[int], scale: int = 1) -
 def golden_layer(d: LayerDescriptor, wl: formats.WorkList, x_full: np.ndarray,
                  w: np.ndarray, bias: np.ndarray, mult: np.ndarray,
                  res: Optional[np.ndarray]) -> tuple[np.ndarray, np.ndarray, int]:
-    """Expected output of one layer from the golden kernels.
+    """Expected output of one layer from the golden kernels (a depthwise layer, op
+    OP_DWCONV: w [C, 1, k, k], groups = C, its one channel list on both sides).
 
     x_full int [C_in, H, W] (the logical input: channels absent from a compact buffer and
     pixels of inactive tiles under zero_halo already zero); res int [C_out, Ho, Wo] or None.
@@ -218,6 +220,9 @@ def golden_layer(d: LayerDescriptor, wl: formats.WorkList, x_full: np.ndarray,
     outc[wl.out_channels.astype(np.int64) if d.out_ch_gated else slice(None)] = True
     inc = np.zeros(d.in_c, bool)
     inc[wl.in_channels.astype(np.int64) if d.in_ch_gated else slice(None)] = True
+    groups = 1
+    if d.depthwise:
+        inc, groups = outc.copy(), d.out_c
     if d.maxpool:
         acc, macs = masked_conv2d_int(x_full[None], w, d.stride, d.pad,
                                       np.ones((1, d.conv_h, d.conv_w), bool))
@@ -226,7 +231,7 @@ def golden_layer(d: LayerDescriptor, wl: formats.WorkList, x_full: np.ndarray,
         return y, np.ones((d.out_h, d.out_w), bool), int(macs[0])
     act = _tile_pixel_mask(d, wl.tiles)
     acc, macs = masked_conv2d_int(x_full[None], w, d.stride, d.pad, act[None],
-                                  out_ch=outc[None], in_ch=inc[None])
+                                  out_ch=outc[None], in_ch=inc[None], groups=groups)
     acc = acc[0] + bias[:, None, None] * act[None]
     r = None if res is None else res.astype(np.int64)
     y = requant(acc[None], mult, d.shift, lo, hi, None if r is None else r[None],
@@ -261,6 +266,9 @@ class LayerCase:
     emit_sums: bool = True
     im2col: bool = False          # the im2col flag (flattened (ky, kx, c) reduction)
     fault: str = ""               # "" or a fault of docs/test_vectors.md
+    depthwise: bool = False       # op OP_DWCONV (in_c = out_c; gated on both sides by one
+                                  # list: out_density, in_density unused)
+    pixel_sums: bool = False      # with emit_sums: SUMS rows per output pixel
 
 
 def sweep_cases(cfg: EngineConfig) -> list[LayerCase]:
@@ -363,10 +371,11 @@ def _choose(rng, n: int, density: float, at_least_one: bool = False) -> np.ndarr
 
 
 def _random_conv(rng, case: LayerCase, cfg: EngineConfig):
-    w = rng.integers(-128, 128, (case.out_c, case.in_c, case.k, case.k)).astype(np.int8)
+    cin = 1 if case.depthwise else case.in_c          # a depthwise layer: [C][1][k][k]
+    w = rng.integers(-128, 128, (case.out_c, cin, case.k, case.k)).astype(np.int8)
     w[0, 0, 0, 0] = -128                               # saturation edges
     bias = rng.integers(-3000, 3000, case.out_c).astype(np.int32)
-    kk = case.k * case.k * case.in_c
+    kk = case.k * case.k * cin
     # outputs of about +-64 LSB (acc std ~ sqrt(kk) * 74 * 128), some saturating
     target = 64 * 2 ** 16 / (np.sqrt(kk) * 74 * 128)
     mult = rng.integers(max(int(target / 2), 1), max(int(target * 2), 2),
@@ -384,6 +393,8 @@ def build_layer_case(case: LayerCase, cfg: EngineConfig, seed: int = 0) -> Vecto
                                 tile=case.tile, maxpool=case.maxpool,
                                 in_signed=case.in_signed, out_signed=case.out_signed,
                                 shift=shift)
+    if case.depthwise:
+        d = d.replace(op=formats.OP_DWCONV)
     n_tiles = d.n_tiles
     tile_gated = case.gated or case.tile_density < 1 or case.in_place or case.res_only
     tiles = _choose(rng, n_tiles, case.tile_density, at_least_one=case.tile_density > 0) \
@@ -399,6 +410,8 @@ def build_layer_case(case: LayerCase, cfg: EngineConfig, seed: int = 0) -> Vecto
     if case.residual:
         outc = np.arange(case.out_c, dtype=np.uint16)
         out_gated = False
+    if case.depthwise:               # one channel list for both sides
+        in_gated, inc = out_gated, outc
     # ---- memory layout: fmap [in | out | res], weights [w | params], work, sums
     def up(n):
         return -(-n // a) * a
@@ -426,7 +439,7 @@ def build_layer_case(case: LayerCase, cfg: EngineConfig, seed: int = 0) -> Vecto
                   residual=bool(case.residual), res_signed=case.residual == "s8",
                   res_mult=res_mult, in_place=case.in_place, zero_halo=case.zero_halo,
                   emit_sums=case.emit_sums, in_offset=in_off, out_offset=out_off,
-                  res_offset=res_off, im2col=case.im2col)
+                  res_offset=res_off, im2col=case.im2col, pixel_sums=case.pixel_sums)
     wbytes = formats.pack_weights(w, d.weight_layout, tn=cfg.tn)
     params = formats.pack_params(bias, mult)
     weight = np.zeros(up(len(wbytes)) + up(len(params)) + a, np.uint8)
@@ -439,7 +452,8 @@ def build_layer_case(case: LayerCase, cfg: EngineConfig, seed: int = 0) -> Vecto
     work_blob, d = formats.pack_work_list(d, wl, a, cfg)
     work = np.zeros(up(a + len(work_blob)) + 4 * a, np.uint8)
     work[a:a + len(work_blob)] = np.frombuffer(work_blob, np.uint8)
-    sums_size = up(n_tiles * out_stored * 4) + a if case.emit_sums else a
+    n_sum = d.n_sum_tiles                     # tiles, or output pixels with pixel_sums
+    sums_size = up(n_sum * out_stored * 4) + a if case.emit_sums else a
     d = d.replace(sums_offset=0)
     regions = {"fmap": fmap_size, "weight": weight.size, "work": work.size, "sums": sums_size}
     formats.validate_descriptor(d, cfg, regions)
@@ -468,7 +482,10 @@ def build_layer_case(case: LayerCase, cfg: EngineConfig, seed: int = 0) -> Vecto
     out_view = fmap[out_off:out_off + out_bytes].reshape(d.out_h, d.out_w, out_stored)
     yo_bytes = yo.astype(np.int8 if case.out_signed else np.uint8).view(np.uint8)
     out_view[written] = yo_bytes[written]
-    if case.emit_sums:
+    if case.emit_sums and case.pixel_sums:    # the written pixels' output values
+        s = sums[:n_sum * out_stored * 4].view("<i4").reshape(d.out_h, d.out_w, out_stored)
+        s[written] = yo.astype(np.int64)[written]
+    elif case.emit_sums:
         s = sums[:n_tiles * out_stored * 4].view("<i4").reshape(n_tiles, out_stored)
         yv = yo.astype(np.int64)
         for t in np.concatenate([tiles, res_tiles]).astype(np.int64):
@@ -592,6 +609,140 @@ def layer_sweep(cfg: Optional[EngineConfig] = None, seed: int = 0) -> Iterator[V
 def write_sweep(out_dir, cfg: Optional[EngineConfig] = None, seed: int = 0) -> list[Path]:
     """Write the layer sweep into `out_dir/<case>/`."""
     return [write_vector_set(vs, Path(out_dir) / vs.name) for vs in layer_sweep(cfg, seed)]
+
+
+# ------------------------------------------------------ depthwise layers and pixel sums
+
+def depthwise_cases(cfg: EngineConfig) -> list[LayerCase]:
+    """Depthwise layers (op OP_DWCONV, MobileNetV2's 3x3; docs/formats.md "Depthwise
+    layers") and `pixel_sums` writers, sized to `cfg`'s limits: dense and gated (tiles and
+    channels, one list for both sides, zero_halo at strides 1 and 2), u8 and s8, one and
+    several m-groups, edge tiles, a patch at the fit bound; per-pixel sums from a depthwise
+    layer, an in-place 1x1 projection (residual s8), residual-only tiles and the fused
+    max-pool."""
+    t = min(cfg.max_tile, 4)
+    c = min(cfg.max_in_channels, 64)
+    dw = dict(depthwise=True)
+    return [
+        LayerCase("dw_dense_s1_edge_tiles", 3, 1, 10, 12, 12, t, **dw),
+        LayerCase("dw_dense_s2_odd", 3, 2, 15, 20, 20, 3, **dw),
+        LayerCase("dw_dense_signed", 3, 1, 8, 7, 7, 2, in_signed=True, out_signed=True, **dw),
+        LayerCase("dw_dense_one_tile_px", 3, 1, 3, 5, 5, 1, **dw),
+        LayerCase("dw_gated_half", 3, 1, 16, 22, 22, t, tile_density=0.5, out_density=0.5,
+                  zero_halo=True, **dw),
+        LayerCase("dw_gated_s2_halo", 3, 2, 15, 20, 20, 2, tile_density=0.5, out_density=0.6,
+                  zero_halo=True, **dw),
+        LayerCase("dw_gated_one_channel", 3, 1, 8, 16, 16, 2, tile_density=0.6,
+                  out_density=0.01, zero_halo=True, **dw),
+        LayerCase("dw_gated_all", 3, 1, 8, 16, 16, t, gated=True, zero_halo=True, **dw),
+        LayerCase("dw_wide_fit_bound", 3, 1, 16, c, c, t, tile_density=0.5, out_density=0.7,
+                  zero_halo=True, **dw),
+        LayerCase("dw_gated_no_sums", 3, 1, 8, 12, 12, 2, tile_density=0.5, out_density=0.5,
+                  zero_halo=True, emit_sums=False, **dw),
+        LayerCase("dw_pixel_sums_gated", 3, 1, 7, 12, 12, 2, tile_density=0.5,
+                  out_density=0.5, zero_halo=True, pixel_sums=True, **dw),
+        LayerCase("dw_pixel_sums_dense_s2", 3, 2, 13, 10, 10, 3, pixel_sums=True, **dw),
+        LayerCase("pw_pixel_sums_in_place", 1, 1, 7, 20, 20, 2, tile_density=0.5,
+                  in_density=0.5, residual="s8", in_place=True, out_signed=True,
+                  pixel_sums=True),
+        LayerCase("conv_pixel_sums_res_only", 3, 1, 8, 12, 12, 2, tile_density=0.4,
+                  in_density=0.5, residual="s8", res_only=True, zero_halo=True,
+                  pixel_sums=True),
+        LayerCase("stem_maxpool_pixel_sums", 3, 2, 16, 3, 8, 2, in_signed=True, maxpool=True,
+                  pixel_sums=True),
+    ]
+
+
+def depthwise_vectors(cfg: Optional[EngineConfig] = None, seed: int = 0) -> list[VectorSet]:
+    """Every `depthwise_cases` case of `cfg` as a single-layer vector set; expected memory
+    from the golden kernels (`golden_layer`: a depthwise conv is groups = channels),
+    which the tests also check equal to the interpreter's."""
+    cfg = cfg or load_config("small")
+    return [build_layer_case(case, cfg, seed) for case in depthwise_cases(cfg)]
+
+
+def depthwise_corners(cfg: Optional[EngineConfig] = None, seed: int = 0) -> list[VectorSet]:
+    """One fault per depthwise and pixel_sums rule (docs/formats.md: after the flag rules,
+    in table order), made by editing the raw words of a valid depthwise layer: `corner_dw_*`
+    with the STATUS the contract gives (code, ENTRY = the word of the field at fault, written
+    here and checked against the interpreter, which supplies the expected memory: nothing
+    written). A corner `cfg` cannot reach (the depthwise patch over the fit bound) is left
+    out."""
+    from dgfpga.runtime import interpreter
+    cfg = cfg or load_config("small")
+    cases = {c.name: c for c in depthwise_cases(cfg)}
+    gated = build_layer_case(cases["dw_gated_half"], cfg, seed)
+    dense = build_layer_case(cases["dw_dense_s1_edge_tiles"], cfg, seed)
+    wide = build_layer_case(cases["dw_wide_fit_bound"], cfg, seed)
+    out = []
+    W = {n: f.word for n, f in FIELD_BY_NAME.items()}
+
+    def words_of(vs):
+        return np.frombuffer(vs.program[:formats.DESCRIPTOR_BYTES], "<u4").copy()
+
+    def make(name, base, changes, want):
+        words = words_of(base)
+        for n, v in changes.items():
+            _set_desc_field(words, n, v)
+        before = {r: base.before[r].copy() for r in REGIONS}
+        ref = {r: v.copy() for r, v in before.items()}
+        res = interpreter.run_program(words.tobytes(), 1, ref, cfg, pending=True)
+        code, entry = want
+        status = regmap.pack_status(regmap.ERR[code], 0, entry)
+        if res.status != status:
+            raise AssertionError(f"corner {name}: the interpreter reports "
+                                 f"{regmap.describe_status(res.status)}, the contract says "
+                                 f"{regmap.describe_status(status)} ({res.message})")
+        out.append(VectorSet(name, cfg.name, cfg.config_hash, words.tobytes(), 1, before,
+                             {r: ref[r] for r in ("fmap", "sums")}, res.status, 0,
+                             {"corner": name, "reference": "interpreter"}))
+
+    dg = formats.unpack_descriptor(gated.program[:formats.DESCRIPTOR_BYTES], cfg)
+    dd = formats.unpack_descriptor(dense.program[:formats.DESCRIPTOR_BYTES], cfg)
+    ph, pw = formats.pool_out_size(dd.out_h), formats.pool_out_size(dd.out_w)
+    make("corner_dw_k1", gated, {"k": 1, "pad": 0}, ("BAD_OP", W["k"]))
+    make("corner_dw_k7", gated, {"k": 7, "pad": 3}, ("BAD_OP", W["k"]))
+    make("corner_dw_out_c", gated, {"out_c": dg.in_c + 1}, ("BAD_SHAPE", W["out_c"]))
+    make("corner_dw_residual", gated, {"residual": 1}, ("BAD_FLAGS", W["residual"]))
+    make("corner_dw_maxpool", dense, {"maxpool": 1, "out_h": ph, "out_w": pw,
+                                      "grid_h": -(-ph // dd.tile), "grid_w": -(-pw // dd.tile),
+                                      "n_active_tiles": -(-ph // dd.tile) * -(-pw // dd.tile)},
+         ("BAD_FLAGS", W["maxpool"]))
+    make("corner_dw_im2col", dense, {"im2col": 1}, ("BAD_FLAGS", W["im2col"]))
+    make("corner_dw_in_gated_only", gated, {"out_ch_gated": 0}, ("BAD_FLAGS", W["in_ch_gated"]))
+    make("corner_dw_out_gated_only", gated, {"in_ch_gated": 0}, ("BAD_FLAGS", W["in_ch_gated"]))
+    make("corner_dw_n_active_in", gated, {"n_active_in": dg.n_active_out - 1},
+         ("BAD_COUNT", W["n_active_in"]))
+    make("corner_dw_in_list_offset", gated, {"in_ch_list_offset": dg.out_ch_list_offset},
+         ("BAD_OFFSET", W["in_ch_list_offset"]))
+    make("corner_dw_weights_outside", gated,
+         {"weight_offset": gated.before["weight"].size - cfg.axi_bytes},
+         ("BAD_OFFSET", W["weight_offset"]))
+    make("corner_pixel_sums_without_emit_sums", dense, {"emit_sums": 0, "sums_offset": 0,
+                                                        "pixel_sums": 1},
+         ("BAD_FLAGS", W["pixel_sums"]))
+    make("corner_pixel_sums_outside", dense, {"pixel_sums": 1}, ("BAD_OFFSET", W["sums_offset"]))
+    dw = formats.unpack_descriptor(wide.program[:formats.DESCRIPTOR_BYTES], cfg)
+    oh = formats.conv_out_size(dw.in_h, 3, 2, 1)
+    over = dw.replace(stride=2, out_h=oh, out_w=oh, grid_h=-(-oh // dw.tile),
+                      grid_w=-(-oh // dw.tile), zero_halo=False, tile_gated=False,
+                      n_active_tiles=(-(-oh // dw.tile)) ** 2, tile_list_offset=0,
+                      bitmap_offset=0)
+    if formats.layer_fit_problems(over, cfg):    # the stride-2 patch over the ifm bound
+        make("corner_dw_patch_no_fit", wide,
+             {n: getattr(over, n) for n in ("stride", "out_h", "out_w", "grid_h", "grid_w",
+                                            "zero_halo", "tile_gated", "n_active_tiles",
+                                            "tile_list_offset", "bitmap_offset")},
+             ("NO_FIT", W["tile"]))
+    return out
+
+
+def write_depthwise_vectors(out_dir, cfg: Optional[EngineConfig] = None,
+                            seed: int = 0) -> list[Path]:
+    """`depthwise_vectors` and `depthwise_corners` into `out_dir/<name>/`."""
+    cfg = cfg or load_config("small")
+    sets = depthwise_vectors(cfg, seed) + depthwise_corners(cfg, seed)
+    return [write_vector_set(vs, Path(out_dir) / vs.name) for vs in sets]
 
 
 # ----------------------------------------------------------------------------- network

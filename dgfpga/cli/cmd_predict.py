@@ -187,9 +187,10 @@ def _predict_mobilenet(args, cfg, params) -> int:
           f"read latency {params.read_latency_cycles:g} cycles; cycle params "
           f"{args.params or 'defaults (uncalibrated)'}")
     print("MobileNetV2 DGNet (shapes; one start per image: stem, ungated blocks dense, gated "
-          "blocks gate + expand + depthwise + projection, tail, head). The depthwise mode and "
-          "pixel_sums are SPECIFIED (docs/formats.md), not yet in the HLS engine or the RTL: "
-          "their cycles are the model's estimate, not fitted to RTL measurements.")
+          "blocks gate + expand + depthwise + projection, tail, head). Depthwise layers are "
+          "priced as the RTL runs them (ceil(k^2/(tn/2)) steps per pixel and m-group; "
+          "checked against RTL records of mobilenet_v2dg9_cifar10, sim/results/records_dw_*.json); "
+          "this 224x224 network was not run on the RTL (it needs more than 512 channels).")
     print(f"masks: random, one block density for every gated block, solved so the MACs "
           f"(official counting) equal the paper's 50% model: "
           f"{MOBILENET_V2_PAPER_MACS / 1e9:.2f} GMACs of {r['official_dense_macs'] / 1e9:.3f}")

@@ -64,8 +64,8 @@ def add_arguments(p):
     p.add_argument("--stall", type=number(int, 0, 99), default=0, metavar="PCT",
                    help="level rtl: random AXI stall percentage of the memory model (default 0)")
     p.add_argument("--timeout", type=number(float, 0, 86_400, lo_open=True), default=None,
-                   metavar="S", help="engine timeout per image, seconds (default by level: "
-                                     "numpy 300, csim 600, rtl/cocotb 7200)")
+                   metavar="S", help="engine timeout per image, seconds (default: the level's "
+                                     "device's, minutes: Device.default_timeout_s)")
     p.add_argument("--no-progress", dest="progress", action="store_false",
                    help="no progress bar on stderr")
 

@@ -152,6 +152,14 @@ def _format_constants() -> list[tuple[str, int, str]]:
     return consts
 
 
+def _one(values: tuple, what: str) -> int:
+    """The single value of `values` (engines written for one value of it)."""
+    if len(values) != 1:
+        raise ValueError(f"{what} = {values}: the engines are written for exactly one value; "
+                         "generalise the dw patch banks before adding another")
+    return int(values[0])
+
+
 def _size_constants() -> list[tuple[str, int, str]]:
     """Sizes (decimal, `unsigned` / `int unsigned`): array bounds and loop limits."""
     return [
@@ -160,6 +168,8 @@ def _size_constants() -> list[tuple[str, int, str]]:
         ("REQUANT_SHARE", F.REQUANT_SHARE, "output lanes per requantizer (time-shared)"),
         ("N_KERNELS", len(F.KERNELS), "kernel sides the engine supports (formats.KERNELS)"),
         ("N_STRIDES", len(F.STRIDES), "conv strides the engine supports (formats.STRIDES)"),
+        ("DW_KERNEL", _one(F.DW_KERNELS, "formats.DW_KERNELS"),
+         "the depthwise kernel side (formats.DW_KERNELS: one; the dw patch banks use it)"),
         ("LIST_ENTRY_BITS", 8 * F.LIST_ENTRY_BYTES, "bits of a work-list entry (tile/channel)"),
         ("BITMAP_WORD_BITS", 8 * F.BITMAP_WORD_BYTES, "bits of a tile-bitmap word"),
     ]

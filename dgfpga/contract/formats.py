@@ -142,8 +142,8 @@ DESCRIPTOR_FIELDS = (
 #: it with `pending=True`. An engine that implements a feature removes it from its entry
 #: here (then `dgfpga gen`).
 PENDING_BY_ENGINE = {
-    "hls": {"ops": (OP_DWCONV,), "fields": ("pixel_sums",)},
-    "rtl": {"ops": (OP_DWCONV,), "fields": ("pixel_sums",)},
+    "hls": {"ops": (), "fields": ()},
+    "rtl": {"ops": (), "fields": ()},
 }
 ENGINES = tuple(PENDING_BY_ENGINE)
 #: pending on at least one engine (what a program for both must not use)

@@ -423,42 +423,74 @@ def _record_extra(d: LayerDescriptor, wa, wr, opix, sums: bool = True) -> tuple:
     return extra, reads
 
 
+#: cycles between two m-group passes of a depthwise tile on the RTL (dg_compute.sv CP_SUB:
+#: the pass's tile record), measured on the RTL (records_dw_*.json)
+DW_PASS_CYCLES = 1.0
+
+
+def rtl_dw_steps_per_pixel(cfg: EngineConfig, kk: int = formats.DW_KERNELS[0] ** 2) -> int:
+    """MAC-array steps per conv pixel and m-group of a depthwise layer on the RTL
+    (dg_compute.sv, dg_pkg DW_TSTEPS * DW_PAR): the tap-banked dw patch buffer gives all
+    k*k taps of the Tm lanes in one read, and the MAC array, one product per DSP48E2 in
+    depthwise mode, takes Tn/2 taps per lane and step (a lane pair's Tn multiplies), so a
+    pixel is ceil(k*k / (Tn/2)) steps; with Tn = 1 one tap per step for each lane parity
+    (the pair's one multiply), 2*k*k steps."""
+    if cfg.tn == 1:
+        return kk * (2 if cfg.tm > 1 else 1)
+    return -(-kk // (cfg.tn // 2))
+
+
 def _depthwise_cycles(d: LayerDescriptor, cfg: EngineConfig, p: CycleParams, name: str,
                       wa, pix, opix, patch, row_bursts, patch_beats) -> LayerCycles:
-    """A depthwise layer as docs/formats.md specifies it (an ESTIMATE of a mode the engines
-    do not implement yet, not fitted to any RTL): the active channels' weight rows and
-    params loaded once (exposed), then per tile one patch of every stored channel (rows
-    as any conv's) and its m-groups, each `mac_steps_per_pixel` steps per conv pixel paced
-    by the time-shared requantizers, the tile's output bytes on the one port."""
+    """A depthwise layer as the RTL runs it (docs/rtl.md "Depthwise layers"; checked against
+    RTL measurements, sim/results/records_dw_*.json): every active channel's params and
+    weight row (formats.dw_row_bytes) loaded once (one span each, params one byte per cycle, rows Tn bytes
+    per cycle; exposed before the first tile), then per tile ONE patch of every stored
+    channel (rows as any conv's) and its SG = ceil(n_out/Tm) m-groups back to back on it,
+    each `rtl_dw_steps_per_pixel` steps per conv pixel (ceil(k*k / (Tn/2))), paced by the
+    time-shared requantizers; per pass the output (and per-pixel sum) packets on the write
+    channel. (The contract's ceil(k*k/Tn) would need Tn products per lane and step; the
+    RTL's packed DSP pair gives each of its two lanes Tn/2: docs/rtl.md.)"""
     B, Bs = p.bytes_per_cycle(cfg), p.stream_bytes_per_cycle(cfg)
-    L = float(p.read_latency_cycles)
     AB = cfg.axi_bytes
+    L = float(p.read_latency_cycles)
     rq = formats.requant_cycles_per_pixel(cfg)
     n_out = d.n_active_out
+    kk = d.k * d.k
     active = n_out > 0 and wa.sum() > 0
+    stall = 1.0 - p.stall_pct / 100.0
+    sums_rows = (opix if d.pixel_sums else 1.0) if d.emit_sums else 0.0
     total = float(p.layer_overhead_cycles)
     nbytes = wbytes = compute = 0.0
     if active:
-        row = formats.dw_row_bytes(d, cfg)
+        row = formats.dw_row_bytes(d, cfg)             # k*k taps padded to Tn
         wbytes = float(n_out * (row + PARAM_BYTES))
         spans = 2 * n_out                              # a row and a param entry each
-        beats = n_out * (_beats(row, AB, row % AB == 0) + 1)
-        consume = n_out * (math.ceil(row / cfg.tn) + PARAM_BYTES)
+        beats = n_out * (float(_beats(row, AB, row % AB == 0)) + 1)
+        # params one byte per cycle; a row span is issued every other cycle (dg_loader.sv:
+        # a new span index forms its address first) and consumed Tn bytes per cycle
+        consume = n_out * (max(math.ceil(row / cfg.tn), 2) + PARAM_BYTES)
         total += max(wbytes / Bs, consume, read_time(spans, beats / spans, p))
-        groups = math.ceil(n_out / cfg.tm)
-        C = (p.tile_overhead_cycles + groups * (p.mgroup_overhead_cycles
-             + p.pipeline_depth_cycles + np.maximum(_mac_steps(d, cfg, pix), rq * pix)))
-        step_bytes = patch * d.in_c_stored + opix * n_out
+        SG = math.ceil(n_out / cfg.tm)
+        m_g = [min(cfg.tm, n_out - g * cfg.tm) for g in range(SG)]
+        steps = rtl_dw_steps_per_pixel(cfg, kk) * pix
+        C = (p.tile_overhead_cycles + p.pipeline_depth_cycles
+             + SG * (DW_PASS_CYCLES + np.maximum(steps, rq * pix)))
+        read_bytes = patch * d.in_c_stored
+        w_cyc = sum(_span_beats(d.out_c_stored, g * cfg.tm, m, AB) * opix
+                    + sums_rows * math.ceil(m * SUM_BYTES / AB) for g, m in enumerate(m_g)) / stall
         pf = read_time(row_bursts, patch_beats / np.maximum(row_bursts, 1), p)
-        S = np.maximum(np.maximum(C, step_bytes / Bs), p.prefetch_overhead_cycles + pf)
+        S = np.maximum(np.maximum(C, np.maximum(read_bytes / Bs, w_cyc)),
+                       p.prefetch_overhead_cycles + pf)
+        fill = float(wa @ np.minimum(C, p.prefetch_overhead_cycles + pf)) / wa.sum()
+        total += p.mgroup_overhead_cycles + float(wa @ S) + fill
         compute = float(wa @ C)
-        total += float(wa @ S)
-        nbytes = wbytes + float(wa @ step_bytes)
-    extra, reads = _record_extra(d, wa, np.zeros_like(wa), opix)
+        nbytes = wbytes + float(wa @ (read_bytes + opix * n_out + sums_rows * n_out * SUM_BYTES))
+    extra, reads = _record_extra(d, wa, np.zeros_like(wa), opix, sums=False)
     nbytes += extra
     total += extra / Bs + reads * L
-    macs = float(wa @ pix) * n_out * d.k * d.k
-    dense_macs = d.conv_h * d.conv_w * d.out_c * d.k * d.k
+    macs = float(wa @ pix) * n_out * kk
+    dense_macs = d.conv_h * d.conv_w * d.out_c * kk
     return LayerCycles(name, compute, nbytes / B, total, nbytes, macs, dense_macs, wbytes)
 
 
@@ -571,13 +603,15 @@ def gate_record_terms(in_c: int, out_c: int, hidden: int, st_h: int, st_w: int, 
                 cyc += (r1 - r0) * _cdiv(4 * (c1 - c0) * c, AB)
                 streams += r1 - r0
         lanes = _cdiv(c, tn)
-        cyc += n * lanes + _cdiv(4 * st_h * st_w * c, AB) + lanes + _cdiv(18 * c, AB)
+        # the pool passes (n bins, the totals): Tn channels per cycle and one more cycle for
+        # the multiply stage (the pool pipeline drains before the next step)
+        cyc += n * lanes + _cdiv(4 * st_h * st_w * c, AB) + lanes + _cdiv(18 * c, AB) + n + 1
         for gy in range(gh):
             inside = sum(1 for ky in range(3) if 0 <= gy + ky - 1 < gh)
             cyc += gw * (inside * lanes + (3 - inside))
         cyc += (_cdiv(2 * hidden * c, AB) + _cdiv(12 * hidden, AB)
                 + _cdiv(2 * out_c * hidden, AB) + _cdiv(8 * out_c, AB))
-        streams += 6
+        streams += 8                    # totals, ws, bs, w1, m1, o1, w2, b2
     from dgfpga.contract.program import mask_bytes
     scan = (2 * _list_scan(n, nt) + 2 * _list_scan(out_c, nc)
             + (_list_scan(n, n - nt) if res_list else 0))
@@ -658,7 +692,7 @@ def gate2_record_terms(in_c: int, out_c: int, hidden: int, st_h: int, st_w: int,
     streams = 4.0
     if not dense:
         sums, r = _sum_rows_cycles(n, nt, 4 * max(nc1, 1), AB, spatial)
-        cyc += n + sums + _cdiv(in_c, tn)
+        cyc += n + sums + _cdiv(in_c, tn) + 1          # the pool pass and its multiply stage
         cyc += (_cdiv(2 * hidden * in_c, AB) + _cdiv(4 * hidden, AB)
                 + _cdiv(2 * out_c * hidden, AB))
         streams += r + 3

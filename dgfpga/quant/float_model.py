@@ -18,13 +18,24 @@ def default_normalization(model) -> tuple[tuple[float, ...], tuple[float, ...]]:
     return normalization_for(model.arch)
 
 
+def block_kinds(model) -> set:
+    """The kinds of `model`'s blocks ("basic", "bottleneck", "inverted_residual")."""
+    blocks = model.blocks() if hasattr(model, "blocks") else []
+    return {getattr(b, "kind", "?") for b in blocks}
+
+
+def is_mobilenet(model) -> bool:
+    """A DGNet MobileNetV2 (inverted residual blocks), whatever its arch name."""
+    return block_kinds(model) == {"inverted_residual"}
+
+
 def check_supported(model) -> None:
     """Raise UnsupportedModelError unless `model` is a DGNet ResNet of BasicBlocks or of
     Bottlenecks (every block gated) or a DGNet MobileNetV2 (inverted residuals)."""
     arch = getattr(model, "arch", type(model).__name__)
     blocks = model.blocks() if hasattr(model, "blocks") else []
-    kinds = {getattr(b, "kind", "?") for b in blocks}
-    if kinds == {"inverted_residual"}:         # MobileNetV2: only residual blocks gated
+    kinds = block_kinds(model)
+    if is_mobilenet(model):                    # MobileNetV2: only residual blocks gated
         return
     if not blocks or kinds not in ({"basic"}, {"bottleneck"}) \
             or not all(getattr(b, "gated", False) for b in blocks):

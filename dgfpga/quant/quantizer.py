@@ -29,7 +29,8 @@ from dgfpga.data.images import RANGE_TOLERANCE
 from dgfpga.numerics.qmodel import (INPUT_TENSOR, QBlock, QHead, QModel, QStem, TensorInfo,
                                     round_half_away, validate)
 from dgfpga.quant import QuantizationError
-from dgfpga.quant.float_model import check_supported, default_normalization, input_range
+from dgfpga.quant.float_model import (check_supported, default_normalization, input_range,
+                                      is_mobilenet)
 from dgfpga.quant.fold import conv_weight, fold_bn, make_conv, quantize_weights
 from dgfpga.quant.gatequant import (DEFAULT_HIDDEN_MARGIN, FloatGates, hidden_range,
                                     quantize_channel_gate, quantize_spatial_gate)
@@ -120,7 +121,7 @@ def quantize_model(model, calib_images, config: QuantConfig | None = None,
     imagenet_stem = hasattr(model, "maxpool")
     lo, hi = input_range(mean, std)
     s_input = float(max(np.abs(lo).max(), np.abs(hi).max())) / 127.0
-    if getattr(model, "arch", "").startswith("mobilenet"):
+    if is_mobilenet(model):
         return _quantize_mobilenet(model, x, cfg, acts, s_input, mean, std, meta)
     # --- tensor names, shapes and scale groups
     tensors: dict[str, TensorInfo] = {INPUT_TENSOR: TensorInfo(input_shape, s_input, True)}

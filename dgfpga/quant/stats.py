@@ -59,7 +59,8 @@ def capture_activations(model, images: np.ndarray, batch: int = 64) -> dict[str,
             acts.setdefault(name, []).append(t.detach().double().mean(dim=(2, 3)).cpu().numpy())
         return fn
 
-    mobilenet = getattr(model, "arch", "").startswith("mobilenet")
+    from dgfpga.quant.float_model import is_mobilenet
+    mobilenet = is_mobilenet(model)
     if mobilenet:
         hooks += _mobilenet_hooks(model, keep, pooled_keep)
     else:

@@ -15,7 +15,7 @@ import numpy as np
 
 from dgfpga.contract.engine_config import EngineConfig
 
-__all__ = ["BuildResult", "build_hls"]
+__all__ = ["BuildResult", "build_hls", "engine_refusals"]
 
 
 @dataclass
@@ -41,6 +41,28 @@ def selfcheck_for(qm, images: np.ndarray, labels: Optional[np.ndarray] = None):
                      [m.channel for m in g.masks if m is not None])
 
 
+_ENGINE_NAMES = {"hls": "the HLS engine (hls/src)", "rtl": "the RTL (sim/rtl)"}
+
+
+def engine_refusals(plan) -> dict:
+    """Per engine ("hls", "rtl": the HLS engine the project builds and the RTL its
+    bundle's simulated devices run), the features of `plan`'s program that engine does not
+    implement yet (formats.PENDING_BY_ENGINE: "op 5 (dwconv)", field names); engines that
+    run all of it are left out, so {} means every engine runs the program."""
+    from dgfpga.contract import formats
+    out = {}
+    for engine in formats.ENGINES:
+        used = set()
+        for lp in plan.layers:
+            t = lp.template
+            if t.op in formats.pending_ops(engine):
+                used.add(f"op {t.op} ({formats.OP_KINDS[t.op]})")
+            used |= {f for f in formats.pending_fields(engine) if getattr(t, f)}
+        if used:
+            out[engine] = sorted(used)
+    return out
+
+
 def build_hls(qm, cfg: EngineConfig, out_dir, selfcheck_images: np.ndarray,
               selfcheck_labels: Optional[np.ndarray] = None, extra: Optional[dict] = None,
               force: bool = False) -> BuildResult:
@@ -62,14 +84,15 @@ def build_hls(qm, cfg: EngineConfig, out_dir, selfcheck_images: np.ndarray,
     preflight(out_dir, force)                # writable, and ours to replace: before work
     res = check_fits(cfg)                    # refuses an impossible configuration
     plan = plan_network(qm, cfg)             # refuses a network that does not fit
-    if plan.pending:                         # the engines would refuse its program
-        from dgfpga.contract import formats
+    refused = engine_refusals(plan)         # an engine would refuse its program
+    if refused:
         from dgfpga.errors import ConfigError
+        who = "; ".join(f"{_ENGINE_NAMES[e]} does not implement {', '.join(f)} yet"
+                        for e, f in refused.items())
         raise ConfigError(
-            f"{qm.arch}: its program uses depthwise layers (op {formats.OP_DWCONV}) or "
-            f"{'/'.join(formats.PENDING_FIELDS)}, specified in "
-            "docs/formats.md but not implemented by the HLS engine or the RTL yet (they "
-            "refuse such a record): no project is generated. The Python levels run it "
+            f"{qm.arch}: its program uses features specified in docs/formats.md that an "
+            f"engine this build packages refuses ({who}; formats.PENDING_BY_ENGINE): no "
+            "project is generated. The Python levels run it "
             "(dgfpga.runtime.interpreter.run_program(..., pending=True), the numpy device "
             "with pending=True).")
     x = np.asarray(selfcheck_images)

@@ -18,8 +18,9 @@ __all__ = ["collect_masks", "cost_maps", "gate_figure", "object_overlap", "mask_
 def collect_masks(model, images: np.ndarray, batch: int = 500):
     """Eval-mode masks of a zoo model (torch) on normalised images [N, 3, H, W].
 
-    Returns (spatial, channel): per block, bool [N, gh, gw] grid masks and bool [N, C]
-    conv1 channel masks, in network order.
+    Returns (spatial, channel): per gated block (a MobileNetV2's ungated blocks have no
+    masks), bool [N, gh, gw] grid masks and bool [N, C] conv1 channel masks, in network
+    order.
     """
     import torch
     was = model.training
@@ -28,8 +29,9 @@ def collect_masks(model, images: np.ndarray, batch: int = 500):
     with torch.no_grad():
         for s in range(0, len(images), batch):
             out = model.forward_gated(torch.from_numpy(np.ascontiguousarray(images[s:s + batch])))
-            sp = [m.spatial[:, 0].numpy() > 0.5 for m in out.masks]
-            ch = [m.channel[:, :, 0, 0].numpy() > 0.5 for m in out.masks]
+            masks = [m for m in out.masks if m is not None]
+            sp = [m.spatial[:, 0].numpy() > 0.5 for m in masks]
+            ch = [m.channel[:, :, 0, 0].numpy() > 0.5 for m in masks]
             if spatial is None:
                 spatial, channel = [[a] for a in sp], [[a] for a in ch]
             else:

@@ -50,7 +50,7 @@ from dgfpga.errors import DgfpgaError
 __all__ = ["LEVELS", "CYCLES_FORMAT", "CYCLES_VERSION", "MIN_SLACK_CYCLES", "SimulateError",
            "SimOptions", "Regression", "parse_regression", "first_difference",
            "run_image_job", "run_jobs", "cycles_document", "load_cycles", "compare",
-           "junit_xml", "summary_markdown", "simulate", "DEFAULT_TIMEOUT_S"]
+           "junit_xml", "summary_markdown", "simulate", "default_timeout_s"]
 
 LEVELS = ("rtl", "cocotb", "csim", "numpy")
 CYCLES_FORMAT = "dgfpga-cycles"
@@ -60,8 +60,16 @@ CYCLES_VERSION = 1
 MIN_SLACK_CYCLES = 100
 #: --max-regression when a --baseline is given without it
 DEFAULT_REGRESSION = 0.02
-#: default engine timeout per start (one image), seconds, by level
-DEFAULT_TIMEOUT_S = {"numpy": 300.0, "csim": 600.0, "rtl": 7200.0, "cocotb": 7200.0}
+
+
+def default_timeout_s(level: str) -> float:
+    """The engine timeout per start (one image) when --timeout is not given: the level's
+    device's own default (`Device.default_timeout_s`; cocotb runs the RTL)."""
+    from dgfpga_host import sim_devices
+    cls = {"numpy": sim_devices.NumpyDevice, "csim": sim_devices.CsimDevice,
+           "rtl": sim_devices.RtlDevice, "cocotb": sim_devices.RtlDevice}[level]
+    return float(cls.default_timeout_s)
+
 _KIND = {"stem": "conv", "conv1": "conv", "conv2": "conv", "downsample": "conv",
          "gate": "gate", "head": "head"}
 
@@ -656,7 +664,7 @@ def simulate(opts: SimOptions, log=print) -> int:
                     f"--baseline {opts.baseline}: recorded with {k} {baseline[k]!r}, this run "
                     f"is {opts.level if k == 'level' else opts.dense!r}: compare like with "
                     f"like (or rewrite it with --update-baseline)")
-    timeout = opts.timeout or DEFAULT_TIMEOUT_S[opts.level]
+    timeout = opts.timeout or default_timeout_s(opts.level)
     where = ("serial" if opts.jobs <= 1 and not opts.scheduler
              else "Dask: " + (opts.scheduler or f"{opts.jobs} local workers"))
     log(f"dgfpga simulate: {bundle.qmodel.arch} on engine '{bundle.cfg.name}', level "

@@ -190,6 +190,7 @@ constexpr unsigned MAX_KERNEL_TAPS = 49;  // taps of the largest kernel (MAX_KER
 constexpr unsigned REQUANT_SHARE = 4;  // output lanes per requantizer (time-shared)
 constexpr unsigned N_KERNELS = 3;  // kernel sides the engine supports (formats.KERNELS)
 constexpr unsigned N_STRIDES = 2;  // conv strides the engine supports (formats.STRIDES)
+constexpr unsigned DW_KERNEL = 3;  // the depthwise kernel side (formats.DW_KERNELS: one; the dw patch banks use it)
 constexpr unsigned LIST_ENTRY_BITS = 16;  // bits of a work-list entry (tile/channel)
 constexpr unsigned BITMAP_WORD_BITS = 32;  // bits of a tile-bitmap word
 constexpr unsigned KERNELS[N_KERNELS] = {1, 3, 7};
@@ -263,6 +264,7 @@ constexpr Field out_ch_list_offset = {16, 0, 32};  // WORK: u16 active output ch
 constexpr Field in_ch_list_offset = {17, 0, 32};  // WORK: u16 active input channel ids (0 if not gated)
 constexpr Field bitmap_offset = {18, 0, 32};  // WORK: u32 tile bitmap (0 if not zero_halo)
 constexpr Field sums_offset = {19, 0, 32};  // SUMS: [grid_h*grid_w][C] int32 (0 if not emit_sums)
+constexpr Field pixel_sums = {1, 14, 1};  // with emit_sums: one sum tile per output pixel, SUMS [out_h*out_w][C] (pooling bins that are not unions of tiles, e.g. 7x7 maps)
 
 constexpr Field ALL_FIELDS[] = {
     magic,
@@ -311,6 +313,7 @@ constexpr Field ALL_FIELDS[] = {
     in_ch_list_offset,
     bitmap_offset,
     sums_offset,
+    pixel_sums,
 };
 constexpr unsigned N_FIELDS = sizeof(ALL_FIELDS) / sizeof(ALL_FIELDS[0]);
 
@@ -362,7 +365,8 @@ enum FieldNo : uint32_t {
     F_IN_CH_LIST_OFFSET = 43,
     F_BITMAP_OFFSET = 44,
     F_SUMS_OFFSET = 45,
-    F_COUNT = 46
+    F_PIXEL_SUMS = 46,
+    F_COUNT = 47
 };
 static_assert(F_COUNT == N_FIELDS, "one number per field");
 
@@ -415,6 +419,7 @@ constexpr uint32_t FIELD_ERROR[F_COUNT] = {
     err::BAD_OFFSET,  // in_ch_list_offset
     err::BAD_OFFSET,  // bitmap_offset
     err::BAD_OFFSET,  // sums_offset
+    err::BAD_FLAGS,  // pixel_sums
 };
 
 constexpr uint32_t mask(Field f) { return f.width >= 32 ? 0xFFFFFFFFu : ((1u << f.width) - 1u); }

@@ -61,6 +61,8 @@ inline void decode_descriptor(const u32 w[desc::WORDS], Layer &L) {
     L.in_place = field(w, desc::in_place);
     L.from_gate = field(w, desc::from_gate);
     L.im2col = field(w, desc::im2col);
+    L.pixel_sums = field(w, desc::pixel_sums);
+    L.depthwise = field(w, desc::op) == fmt::OP_DWCONV;
     L.shift = field(w, desc::shift);
     L.in_h = field(w, desc::in_h);
     L.in_w = field(w, desc::in_w);
@@ -96,8 +98,13 @@ inline void decode_descriptor(const u32 w[desc::WORDS], Layer &L) {
     L.w_ic_major = L.in_ch_gated && !L.out_ch_gated;
     L.kc = L.k * L.in_c;
     L.kkc = L.kk * L.in_c;
-    // formats.mac_steps_per_pixel (0 when no input channel is active)
-    L.steps = L.n_active_in == 0 ? 0 : (L.im2col ? ceil_div(L.kkc, TN) : L.kk * L.ngi);
+    // formats.mac_steps_per_pixel (0 when no input channel is active); depthwise: lane m
+    // reduces TN of its own channel's k*k taps per step
+    L.steps = L.n_active_in == 0 ? 0
+              : L.depthwise     ? ceil_div(L.kk, TN)
+              : L.im2col        ? ceil_div(L.kkc, TN)
+                                : L.kk * L.ngi;
+    L.n_groups = ceil_div(L.n_active_out, TM);
     L.pitch = 0;   // per patch (load_patch / im2col_pitch), once the checks passed
     L.i2c_qa = L.kc ? TN / L.kc : 0;
     L.i2c_ra = L.kc ? TN % L.kc : 0;
@@ -109,6 +116,12 @@ inline void decode_descriptor(const u32 w[desc::WORDS], Layer &L) {
 inline u32 im2col_row_bytes(const Layer &L) {
 #pragma HLS INLINE
     return ceil_div(L.kkc, TN) * TN;
+}
+
+// Bytes per channel of a depthwise weight stream (formats.dw_row_bytes): k*k taps padded to TN.
+inline u32 dw_row_bytes(const Layer &L) {
+#pragma HLS INLINE
+    return ceil_div(L.kk, TN) * TN;
 }
 
 // Patch side of a full tile (formats.input_patch_side).
@@ -146,7 +159,9 @@ inline void layer_buffers(const Layer &L, Buffer b[N_BUFFERS]) {
     b[0] = {0, desc::F_IN_OFFSET, L.in_offset, (u64)L.in_h * L.in_w * L.in_c_stored, true};
     b[1] = {0, desc::F_OUT_OFFSET, L.out_offset, out_px * L.out_c_stored, true};
     b[2] = {0, desc::F_RES_OFFSET, L.res_offset, out_px * L.out_c, L.residual};
-    const u64 wrow = L.im2col ? (u64)im2col_row_bytes(L) : kk * L.in_c;   // formats.weight_stream_bytes
+    const u64 wrow = L.depthwise ? (u64)dw_row_bytes(L)       // formats.weight_stream_bytes
+                     : L.im2col  ? (u64)im2col_row_bytes(L)
+                                 : kk * L.in_c;
     b[3] = {1, desc::F_WEIGHT_OFFSET, L.weight_offset, (u64)L.out_c * wrow, true};
     b[4] = {1, desc::F_PARAM_OFFSET, L.param_offset, (u64)L.out_c * fmt::PARAM_BYTES, true};
     b[5] = {2, desc::F_TILE_LIST_OFFSET, L.tile_list_offset, 2ull * L.n_active_tiles, L.tile_gated};
@@ -155,9 +170,13 @@ inline void layer_buffers(const Layer &L, Buffer b[N_BUFFERS]) {
     b[6] = {2, desc::F_RES_TILE_LIST_OFFSET, L.res_tile_list_offset,
             2ull * (L.n_res_tiles ? L.n_res_tiles : L.n_tiles), L.n_res_tiles != 0 || res_slot};
     b[7] = {2, desc::F_OUT_CH_LIST_OFFSET, L.out_ch_list_offset, 2ull * L.n_active_out, L.out_ch_gated};
-    b[8] = {2, desc::F_IN_CH_LIST_OFFSET, L.in_ch_list_offset, 2ull * L.n_active_in, L.in_ch_gated};
+    // a depthwise layer reads its out-channel list for both sides (no in-channel list)
+    b[8] = {2, desc::F_IN_CH_LIST_OFFSET, L.in_ch_list_offset, 2ull * L.n_active_in,
+            L.in_ch_gated && !L.depthwise};
     b[9] = {2, desc::F_BITMAP_OFFSET, L.bitmap_offset, 4ull * ((L.n_tiles + 31) / 32), L.zero_halo};
-    b[10] = {3, desc::F_SUMS_OFFSET, L.sums_offset, (u64)L.n_tiles * L.out_c_stored * fmt::SUM_BYTES,
+    // sum tiles: the tile grid, or every output pixel with pixel_sums (formats.n_sum_tiles)
+    const u64 n_sum_tiles = L.pixel_sums ? out_px : (u64)L.n_tiles;
+    b[10] = {3, desc::F_SUMS_OFFSET, L.sums_offset, n_sum_tiles * L.out_c_stored * fmt::SUM_BYTES,
              L.emit_sums};
 }
 
@@ -196,12 +215,24 @@ inline bool one_of(u32 v, const unsigned *allowed, unsigned n) {
 // column fits (W_DEPTH has MAX_KERNEL_TAPS words of slack), checked again as a guard of
 // this micro-architecture's array bounds.
 inline DescCheck check_fit(const Layer &L) {
-    const u64 w = (u64)TM * L.kk * L.n_active_in;
-    if (w > config::fit_weight_group_bytes || (u64)L.kk * ceil_div(L.n_active_in, TN) > W_DEPTH)
-        return {err::NO_FIT, word_of(desc::F_TILE)};
+    if (L.depthwise) {
+        // the whole layer's weight rows on chip (out_c rows of dw_row_bytes); guard: the
+        // active channels' rows, ceil(n/TM) m-groups of `steps` words per lane, in one half
+        const u64 w = (u64)L.out_c * dw_row_bytes(L);
+        if (w > config::fit_weight_group_bytes || (u64)L.n_groups * L.steps > W_DEPTH)
+            return {err::NO_FIT, word_of(desc::F_TILE)};
+    } else {
+        const u64 w = (u64)TM * L.kk * L.n_active_in;
+        if (w > config::fit_weight_group_bytes || (u64)L.kk * ceil_div(L.n_active_in, TN) > W_DEPTH)
+            return {err::NO_FIT, word_of(desc::F_TILE)};
+    }
     const u64 cts = L.maxpool ? 2 * L.tile + 1 : L.tile;
     const u64 side = (cts - 1) * L.stride + L.k;
     if (side * side * L.in_c_stored > config::fit_ifm_patch_bytes)
+        return {err::NO_FIT, word_of(desc::F_TILE)};
+    // guard of the dw patch banks (DW_DEPTH holds every patch the rule above admits)
+    if (L.depthwise && ceil_div((u32)side, DW_K) * ceil_div((u32)side, DW_K) *
+                               ceil_div(L.in_c_stored, TM) > DW_DEPTH)
         return {err::NO_FIT, word_of(desc::F_TILE)};
     if ((u64)TM * cts * cts * 4 > config::fit_acc_bytes) return {err::NO_FIT, word_of(desc::F_TILE)};
     return {err::OK, 0};
@@ -242,7 +273,7 @@ inline DescCheck check_descriptor(const u32 w[desc::WORDS], Layer &L, const Regi
     if (field(w, desc::version) != fmt::FORMAT_VERSION) return {err::BAD_MAGIC, 0};
     decode_descriptor(w, L);
     const u32 op = field(w, desc::op);
-    if (op != fmt::OP_CONV) return fault(desc::F_OP);
+    if (op != fmt::OP_CONV && op != fmt::OP_DWCONV) return fault(desc::F_OP);
     if (!one_of(L.k, fmt::KERNELS, fmt::N_KERNELS)) return fault(desc::F_K);
     if (!one_of(L.stride, fmt::STRIDES, fmt::N_STRIDES)) return fault(desc::F_STRIDE);
     if (L.pad > L.k / 2) return fault(desc::F_PAD);
@@ -287,6 +318,16 @@ inline DescCheck check_descriptor(const u32 w[desc::WORDS], Layer &L, const Regi
         if (L.n_res_tiles) return fault(desc::F_N_RES_TILES);
     }
     if (L.im2col && (L.k == 1 || L.in_ch_gated || L.zero_halo)) return fault(desc::F_IM2COL);
+    if (L.pixel_sums && !L.emit_sums) return fault(desc::F_PIXEL_SUMS);
+    if (L.depthwise) {   // formats._check_depthwise, after the flag rules
+        if (L.k != DW_K) return fault(desc::F_K);
+        if (L.out_c != L.in_c) return fault(desc::F_OUT_C);
+        if (L.residual) return fault(desc::F_RESIDUAL);
+        if (L.maxpool) return fault(desc::F_MAXPOOL);
+        if (L.im2col) return fault(desc::F_IM2COL);
+        if (L.in_ch_gated != L.out_ch_gated) return fault(desc::F_IN_CH_GATED);
+        if (L.n_active_in != L.n_active_out) return fault(desc::F_N_ACTIVE_IN);
+    }
     // tiles and counts
     if (L.tile < 1 || L.tile > MAX_TILE) return fault(desc::F_TILE);
     if (L.grid_h != ceil_div(L.out_h, L.tile) || L.grid_h > config::max_grid) return fault(desc::F_GRID_H);

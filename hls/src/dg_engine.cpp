@@ -10,6 +10,11 @@
 // from patch[(s-1)&1] into acc[(s-1)&1], and the write-back stores step s-2 from acc[s&1];
 // the weights of m-group g are loaded into weight half g&1 in the step that loads g's first
 // patch (while g-1 computes from the other half). Then the residual-only tiles.
+// A depthwise record (op OP_DWCONV) runs the same three-stage pipeline in the other loop
+// order, tiles -> m-groups: its whole weight rows are loaded once before the steps
+// (load_dw_weights), step s = t*G + g loads tile t's dw patch into dw patch half t&1 at its
+// first m-group only (every m-group of the tile reads that one patch), the depthwise MAC
+// (mac_dw_tile) computes step s-1, the same write-back stores step s-2.
 // A gate record (dg_gate.h) evaluates the block's gates and writes its masks and work
 // lists; a gate-2 record (a Bottleneck block's mask_c2, same gate unit) writes mask_c2 and
 // the conv2/conv3 channel lists; the head record (dg_head.h) writes the logits and the
@@ -34,6 +39,20 @@ static u64 max3(u64 a, u64 b, u64 c) {
     return m > c ? m : c;
 }
 
+// (m-group, tile) of step s: m-groups outer (conv), or tiles outer (depthwise: G m-groups).
+static void step_indices(const Layer &L, u32 s, u32 &g, u32 &t) {
+#pragma HLS INLINE
+    const u32 T = L.n_active_tiles, G = L.n_groups;
+    if (L.depthwise) {
+        t = s / G;
+        g = s % G;
+    } else {
+        g = s / T;
+        t = s % T;
+    }
+}
+
+
 // One ping-pong step s, the only call site of the three stages (one hardware instance of
 // each): h = s & 1. The load stage fills patch[h] (and weight half g&1 at an m-group's first
 // tile), the MAC stage computes step s-1 from patch[h^1] into acc[h^1], the write-back
@@ -43,23 +62,31 @@ static u64 max3(u64 a, u64 b, u64 c) {
 // stages are INLINE off, so each is one instance), so they can run concurrently.
 // Returns the C-sim's cycle estimate of the step (the slowest stage + sync).
 static u64 pipeline_step(u8 *fmap, const u8 *wmem, s32 *sums, const Layer &L, const WorkList &W,
-                         u32 s, u32 total, WeightBufs wbuf, PatchBuf patch[2], AccBuf acc[2],
+                         u32 s, u32 total, WeightBufs wbuf, PatchBuf patch[2],
+                         DwPatchBuf dwpatch[2], AccBuf acc[2],
                          const s32 bias[PARAM_ROWS][TM], const s32 mult[PARAM_ROWS][TM]) {
 #pragma HLS INLINE
-    const u32 T = L.n_active_tiles;
     const u32 h = s & 1;
     u64 c_load = 0, c_mac = 0, c_wb = 0;
+    u32 g = 0, t = 0;
     if (s < total) {   // load stage: step s
-        const u32 g = s / T, t = s % T;
-        if (t == 0) c_load += load_weight_group(wmem, L, W, g, wbuf, g & 1);
-        c_load += load_patch(fmap, L, W, tile_geom(L, W.tiles[t]), patch, h);
+        step_indices(L, s, g, t);
+        if (L.depthwise) {   // one patch per tile, for all its m-groups
+            if (g == 0) c_load += load_dw_patch(fmap, L, W, tile_geom(L, W.tiles[t]), dwpatch, t & 1);
+        } else {
+            if (t == 0) c_load += load_weight_group(wmem, L, W, g, wbuf, g & 1);
+            c_load += load_patch(fmap, L, W, tile_geom(L, W.tiles[t]), patch, h);
+        }
     }
     if (s >= 1 && s - 1 < total) {   // MAC stage: step s-1
-        const u32 g = (s - 1) / T, t = (s - 1) % T;
-        c_mac = mac_tile(L, tile_geom(L, W.tiles[t]), wbuf, g & 1, patch, h ^ 1, acc, h ^ 1);
+        step_indices(L, s - 1, g, t);
+        if (L.depthwise)
+            c_mac = mac_dw_tile(L, tile_geom(L, W.tiles[t]), wbuf, dwpatch, t & 1, g, acc, h ^ 1);
+        else
+            c_mac = mac_tile(L, tile_geom(L, W.tiles[t]), wbuf, g & 1, patch, h ^ 1, acc, h ^ 1);
     }
     if (s >= 2 && s - 2 < total) {   // write-back stage: step s-2
-        const u32 g = (s - 2) / T, t = (s - 2) % T;
+        step_indices(L, s - 2, g, t);
         const u32 tile_id = W.tiles[t];
         c_wb = writeback_tile(fmap, sums, L, W, tile_id, tile_geom(L, tile_id), g, acc, h,
                               bias, mult);
@@ -81,6 +108,12 @@ static u64 run_layer(u8 *fmap, const u8 *wmem, s32 *sums, const Layer &L, const 
     static AccBuf acc[2];
 #pragma HLS ARRAY_PARTITION variable = acc complete dim = 1
 #pragma HLS ARRAY_PARTITION variable = acc complete dim = 2
+    // depthwise patches: halves by tile parity, 9 banks x TM lanes (dg_patch.h)
+    static DwPatchBuf dwpatch[2];
+#pragma HLS ARRAY_PARTITION variable = dwpatch complete dim = 1
+#pragma HLS ARRAY_PARTITION variable = dwpatch complete dim = 2
+#pragma HLS ARRAY_PARTITION variable = dwpatch complete dim = 3
+#pragma HLS ARRAY_PARTITION variable = dwpatch complete dim = 4
     static s32 bias[PARAM_ROWS][TM], mult[PARAM_ROWS][TM];
 #pragma HLS ARRAY_PARTITION variable = bias complete dim = 2
 #pragma HLS ARRAY_PARTITION variable = mult complete dim = 2
@@ -88,7 +121,9 @@ static u64 run_layer(u8 *fmap, const u8 *wmem, s32 *sums, const Layer &L, const 
     u64 cycles = load_params(wmem, L, W, bias, mult);
     const u32 T = L.n_active_tiles;
     if (T > 0 && L.n_active_out > 0) {
-        const u32 total = ceil_div(L.n_active_out, TM) * T;
+        // depthwise: the whole layer's weight rows, once (half 0; no m-group ping-pong)
+        if (L.depthwise) cycles += load_dw_weights(wmem, L, W, wbuf);
+        const u32 total = L.n_groups * T;
     steps:
         for (u32 s = 0; s < total + 2; s++) {
 #pragma HLS LOOP_TRIPCOUNT min = 3 max = TC_STEPS
@@ -97,7 +132,9 @@ static u64 run_layer(u8 *fmap, const u8 *wmem, s32 *sums, const Layer &L, const 
 #pragma HLS DEPENDENCE variable = patch intra false
 #pragma HLS DEPENDENCE variable = acc intra false
 #pragma HLS DEPENDENCE variable = wbuf intra false
-            cycles += pipeline_step(fmap, wmem, sums, L, W, s, total, wbuf, patch, acc, bias, mult);
+#pragma HLS DEPENDENCE variable = dwpatch intra false
+            cycles += pipeline_step(fmap, wmem, sums, L, W, s, total, wbuf, patch, dwpatch, acc,
+                                    bias, mult);
         }
     }
 res_tiles:
@@ -276,7 +313,7 @@ records:
             est += rc + layer_count;
             continue;
         }
-        if (op != fmt::OP_CONV) {
+        if (op != fmt::OP_CONV && op != fmt::OP_DWCONV) {
             st = pack_status(err::BAD_OP, li, 0);
             est += rc;
             break;

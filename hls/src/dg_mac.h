@@ -156,6 +156,111 @@ mac:
     return (u64)npix * steps + CYC_PIPE;
 }
 
+// Depthwise mode (op OP_DWCONV): one m-group x one conv patch from the dw patch buffer
+// patch[ph] and the layer's weight rows in half 0 (load_dw_weights). Loop: conv pixel x
+// step r (L.steps = ceil(k*k/TN), formats.mac_steps_per_pixel), flattened and pipelined at
+// II=1. Lane m holds channel group*TM + m; tap slot j of step r is tap t = r*TN + j of its
+// 3x3 kernel (DW_LANES slots: never more than the 9 taps). Each cycle reads one word of each
+// of the 9 banks (compile-time bank indices; the bank (a, b) holds the pixel's tap
+// ((a - py) mod 3, (b - px) mod 3), so the 9 reads never collide), then a 9:1 multiplexer
+// per tap slot picks its tap's bank: lane m reads DW_LANES taps of its own channel. The
+// products are TM x DW_LANES separate int8 x 9-bit multiplies (no two share an activation,
+// so the conv mode's DSP pairs (dg_dsp.h) do not apply: docs/hls.md binds them to fabric).
+// Loop-carried dependence: the TM register sums only, as in mac_tile.
+inline u64 mac_dw_tile(const Layer &L, const TileGeom &g, const WeightBufs wbuf,
+                       const DwPatchBuf patch[2], u32 ph, u32 group, AccBuf acc[2], u32 ah) {
+#pragma HLS INLINE off
+    const u32 steps = L.steps > 0 ? L.steps : 1;
+    const u32 npix = (u32)(g.ch * g.cw);
+    const u32 s = L.stride;
+    const u32 gp = ceil_div(L.in_c_stored, TM);
+    const u32 cw3 = ceil_div((u32)g.sw, DW_K);
+    const u32 wbase = group * L.steps;              // the group's first weight word
+    // tap t -> (ky, kx): a ROM over the taps a step can name (t < DW_MAX_STEPS * TN)
+    u32 tky[DW_MAX_STEPS * TN], tkx[DW_MAX_STEPS * TN];
+#pragma HLS ARRAY_PARTITION variable = tky complete
+#pragma HLS ARRAY_PARTITION variable = tkx complete
+    for (u32 t = 0; t < DW_MAX_STEPS * TN; t++) {
+#pragma HLS UNROLL
+        tky[t] = t < DW_TAPS ? t / DW_K : 0;
+        tkx[t] = t < DW_TAPS ? t % DW_K : 0;
+    }
+    s32 sum[TM];
+#pragma HLS ARRAY_PARTITION variable = sum complete
+    for (u32 m = 0; m < TM; m++) {
+#pragma HLS UNROLL
+        sum[m] = 0;
+    }
+    // the conv pixel's patch origin (py, px) = (cy*s, cx*s) as (/ 3, % 3) counters
+    u32 pyq = 0, pyr = 0, pxq = 0, pxr = 0, px = 0, pix = 0, r = 0, rt = 0;
+mac_dw:
+    for (u32 it = 0; it < npix * steps; it++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = TC_CONV_PIXELS * DW_MAX_STEPS
+#pragma HLS PIPELINE II = 1
+        u8 bank_q[DW_K][DW_K][TM];
+#pragma HLS ARRAY_PARTITION variable = bank_q complete dim = 0
+        for (u32 a = 0; a < DW_K; a++) {
+#pragma HLS UNROLL
+            const u32 ky = a >= pyr ? a - pyr : a + DW_K - pyr;   // the tap row in bank row a
+            const u32 yq = pyq + (pyr + ky >= DW_K ? 1u : 0u);
+            for (u32 b = 0; b < DW_K; b++) {
+#pragma HLS UNROLL
+                const u32 kx = b >= pxr ? b - pxr : b + DW_K - pxr;
+                const u32 xq = pxq + (pxr + kx >= DW_K ? 1u : 0u);
+                const u32 word = (yq * cw3 + xq) * gp + group;
+                for (u32 m = 0; m < TM; m++) {
+#pragma HLS UNROLL
+                    bank_q[a][b][m] = patch[ph][a][b][m][word];
+                }
+            }
+        }
+        for (u32 m = 0; m < TM; m++) {
+#pragma HLS UNROLL
+            s32 dot = 0;
+            for (u32 j = 0; j < DW_LANES; j++) {
+#pragma HLS UNROLL
+                const u32 t = rt + j;
+                const u32 ky = tky[t], kx = tkx[t];
+                const u32 a = pyr + ky >= DW_K ? pyr + ky - DW_K : pyr + ky;
+                const u32 b = pxr + kx >= DW_K ? pxr + kx - DW_K : pxr + kx;
+                const u8 v = bank_q[a][b][m];
+                const s32 x = t >= DW_TAPS ? 0 : (L.in_signed ? (s32)(s8)v : (s32)v);
+                dot += (s32)wbuf[0][m][j][wbase + r] * x;
+            }
+            sum[m] += dot;
+        }
+        if (r + 1 == steps) {   // the pixel's TM sums to the accumulator buffer
+            for (u32 m = 0; m < TM; m++) {
+#pragma HLS UNROLL
+                acc[ah][m][pix] = sum[m];
+                sum[m] = 0;
+            }
+            r = 0;
+            rt = 0;
+            pix++;
+            pxr += s;
+            if (pxr >= DW_K) {
+                pxr -= DW_K;
+                pxq++;
+            }
+            if (++px == (u32)g.cw) {
+                px = 0;
+                pxq = 0;
+                pxr = 0;
+                pyr += s;
+                if (pyr >= DW_K) {
+                    pyr -= DW_K;
+                    pyq++;
+                }
+            }
+        } else {
+            r++;
+            rt += TN;
+        }
+    }
+    return (u64)npix * steps + CYC_PIPE;
+}
+
 }  // namespace dg
 
 #endif  // DG_MAC_H

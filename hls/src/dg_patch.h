@@ -162,6 +162,88 @@ rows:
     return iters + CYC_AXI_LATENCY;
 }
 
+// ---- depthwise mode (op OP_DWCONV) ----
+// The dw patch buffer of one half (dg_types.h DW_DEPTH): bank (a, b) = (patch row % 3,
+// patch column % 3), byte lane m = channel m of a TM-channel group, word
+// ((row / 3) * ceil(sw / 3) + column / 3) * ceil(n / TM) + group. The 9 taps of a conv pixel
+// (rows py..py+2, columns px..px+2, either stride) lie in the 9 banks, one word each, and
+// the word's TM bytes are the TM lanes' own channels: the MAC array's per-lane read.
+typedef u8 DwPatchBuf[DW_K][DW_K][TM][DW_DEPTH];
+
+// Fills dw patch half buf[h] with the patch of tile g (all stored channels, zero padding,
+// zero_halo pixels of inactive tiles as zero). Loop per patch row: (column, channel group)
+// flattened and pipelined at II=1; one TM-byte read per cycle, walking the row's FMAP
+// segment in address order (a pixel's n channels, then the next pixel: one burst), and one
+// write to the bank of (row % 3, column % 3), selected by write enables of the 9 banks
+// (compile-time bank indices). Returns the pipelined iterations (the C-sim's estimate).
+inline u64 load_dw_patch(const u8 *fmap, const Layer &L, const WorkList &W, const TileGeom &g,
+                         DwPatchBuf buf[2], u32 h) {
+#pragma HLS INLINE off
+    const u32 n = L.in_c_stored;
+    if (n == 0) return CYC_AXI_LATENCY;
+    const u32 gp = ceil_div(n, TM);                 // channel groups per pixel
+    const u32 cw3 = ceil_div((u32)g.sw, DW_K);      // bank words per bank row
+    const u32 row_bytes = L.in_w * n;
+    const u32 side = L.stride * L.tile;             // zero_halo: input pixels per tile side
+    u64 iters = 0;
+    u32 ra = 0, rq = 0;                             // patch row % 3, / 3
+dw_rows:
+    for (int r = 0; r < g.sh; r++) {
+#pragma HLS LOOP_TRIPCOUNT min = 3 max = MAX_DW_SIDE
+        const int iy = g.iy0 + r;
+        const bool row_in = iy >= 0 && iy < (int)L.in_h;
+        const u32 src_row = L.in_offset + (row_in ? (u32)iy * row_bytes : 0);
+        const u32 ty = row_in ? (u32)iy / side : 0;
+        // column counters: patch column c (% 3, / 3), input column ix, its tile tx and
+        // position in the tile (rem), the group gi; no divider in the pipeline
+        int ix = g.ix0;
+        u32 cb = 0, cq = 0, gi = 0;
+        u32 tx = ix > 0 ? (u32)ix / side : 0, rem = ix > 0 ? (u32)ix % side : 0;
+        u32 src = src_row + (ix > 0 ? (u32)ix * n : 0);
+    dw_cols:
+        for (u32 it = 0; it < (u32)g.sw * gp; it++) {
+#pragma HLS LOOP_TRIPCOUNT min = 3 max = MAX_DW_SIDE * MAX_G
+#pragma HLS PIPELINE II = 1
+            const bool px_in = row_in && ix >= 0 && ix < (int)L.in_w;
+            const bool on = px_in && (!L.zero_halo || tile_bit(L, W, ty, tx));
+            const u32 word = (rq * cw3 + cq) * gp + gi;
+            for (u32 m = 0; m < TM; m++) {
+#pragma HLS UNROLL
+                const u32 c = gi * TM + m;
+                const u8 v = (on && c < n) ? fmap[src + c] : (u8)0;
+                for (u32 a = 0; a < DW_K; a++) {
+#pragma HLS UNROLL
+                    for (u32 b = 0; b < DW_K; b++) {
+#pragma HLS UNROLL
+                        if (a == ra && b == cb) buf[h][a][b][m][word] = v;
+                    }
+                }
+            }
+            if (++gi == gp) {   // the next patch column
+                gi = 0;
+                if (ix >= 0) {
+                    src += n;
+                    if (++rem == side) {
+                        rem = 0;
+                        tx++;
+                    }
+                }
+                ix++;
+                if (++cb == DW_K) {
+                    cb = 0;
+                    cq++;
+                }
+            }
+        }
+        iters += (u64)g.sw * gp + 2;
+        if (++ra == DW_K) {
+            ra = 0;
+            rq++;
+        }
+    }
+    return iters + CYC_AXI_LATENCY;
+}
+
 }  // namespace dg
 
 #endif  // DG_PATCH_H

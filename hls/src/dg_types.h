@@ -70,6 +70,35 @@ constexpr unsigned TC_MAC_STEPS = MAX_KERNEL_TAPS * MAX_NGI;
 constexpr unsigned TC_CONV_PIXELS = MAX_CONV_SIDE * MAX_CONV_SIDE;
 constexpr unsigned TC_STEPS = MAX_G * MAX_TILES + 2;
 
+// ---- depthwise mode (op OP_DWCONV, docs/formats.md "Depthwise layers") ----
+// The depthwise kernel side (formats.DW_KERNELS, one value: 3x3), from the generated contract.
+constexpr unsigned DW_K = fmt::DW_KERNEL;
+constexpr unsigned DW_TAPS = DW_K * DW_K;
+// Tap lanes of a dw MAC step: TN taps of the lane's own channel per step, never more than
+// the kernel has (formats.mac_steps_per_pixel: ceil(k*k / TN) steps per pixel).
+constexpr unsigned DW_LANES = TN < DW_TAPS ? TN : DW_TAPS;
+constexpr unsigned DW_MAX_STEPS = ceil_div(DW_TAPS, TN);
+// The dw patch buffer: DW_K x DW_K banks by (patch row mod 3, patch column mod 3), each TM
+// bytes wide (byte m = channel m of a TM-channel group), so the 9 taps of one conv pixel lie
+// in 9 different banks for either stride and the TM lanes read their own channels in one
+// cycle. Bank (a, b) holds the patch pixels (y, x) with y % 3 = a, x % 3 = b at word
+// ((y / 3) * ceil(sw / 3) + x / 3) * ceil(n / TM) + group. DW_DEPTH is the deepest bank of
+// any patch that passes the fit rule (P^2 * n <= fit_ifm_patch_bytes, n <= MAX_IN), so no
+// fitting layer overflows it: the rounding of P to 3 and of n to TM is its cost.
+constexpr unsigned MAX_DW_SIDE = (MAX_TILE - 1) * 2 + DW_K;
+constexpr unsigned dw_depth_bound() {
+    unsigned best = 1;
+    for (unsigned p = DW_K; p <= MAX_DW_SIDE; p++) {
+        unsigned n = IFM_HALF_BYTES / (p * p);
+        if (n > MAX_IN) n = MAX_IN;
+        const unsigned d = ceil_div(p, DW_K) * ceil_div(p, DW_K) * ceil_div(n, TM);
+        if (d > best) best = d;
+    }
+    return best;
+}
+constexpr unsigned DW_DEPTH = dw_depth_bound();
+constexpr unsigned TC_DW_WORDS = ceil_div(MAX_DW_SIDE, DW_K) * ceil_div(MAX_DW_SIDE, DW_K);
+
 static_assert(TM >= 1 && TM <= 64 && (TM & (TM - 1)) == 0, "TM must be a power of two <= 64");
 static_assert(TN >= 1 && TN <= 64 && (TN & (TN - 1)) == 0, "TN must be a power of two <= 64");
 static_assert(ACC_DEPTH >= MAX_CONV_SIDE * MAX_CONV_SIDE,
@@ -112,6 +141,8 @@ struct Layer {
     u32 k, stride, pad, shift;
     bool in_signed, out_signed, relu, residual, res_signed, maxpool, emit_sums;
     bool tile_gated, in_ch_gated, out_ch_gated, zero_halo, in_place, from_gate;
+    bool depthwise;    // op OP_DWCONV: output channel m reads input channel m only
+    bool pixel_sums;   // with emit_sums: SUMS rows per output pixel (the output values)
     u32 in_h, in_w, out_h, out_w, in_c, out_c, tile, grid_h, grid_w;
     u32 n_active_tiles, n_res_tiles, n_active_out, n_active_in;
     u32 res_mult;
@@ -125,6 +156,7 @@ struct Layer {
     u32 kc;            // k * in_c: flattened taps of one kernel row (im2col)
     u32 kkc;           // k * k * in_c: flattened taps of the kernel (im2col)
     u32 steps;         // MAC-array steps per conv pixel (formats.mac_steps_per_pixel)
+    u32 n_groups;      // m-groups: ceil(n_active_out / TM)
     u32 pitch;         // patch buffer bytes per patch row (formats.im2col_row_pitch if im2col)
     u32 i2c_qa, i2c_ra;   // TN / kc, TN % kc: advance of lane 0's tap per MAC step (im2col)
 };

@@ -101,6 +101,66 @@ ch_ic:
     return (u64)rows * L.kk + CYC_AXI_LATENCY;
 }
 
+// The depthwise weights of a whole layer (op OP_DWCONV, layout `dw`: [C][R] int8, R = k*k
+// taps padded to TN), once per layer, into half 0: the channel at compact position
+// pos = g*TM + m (its id out_ch[pos]; the identity when not gated) goes to lane m, words
+// g*steps .. g*steps + steps-1, word r = taps r*TN .. r*TN+TN-1 (one MAC step). Loop: m-group
+// x word x lane, pipelined at II=1, one TN-byte read per cycle (a channel's row is one
+// burst); the lane words shift through a TM-word register and the group's TM lanes are
+// written together after its last lane, so every buffer write has a compile-time lane
+// index. Lanes past n_active_out get zero rows. Returns the pipelined iterations.
+inline u64 load_dw_weights(const u8 *wmem, const Layer &L, const WorkList &W, WeightBufs wbuf) {
+#pragma HLS INLINE off
+    const u32 steps = L.steps, row = steps * TN;
+    s8 lane_w[TM][TN];   // shift register: the word of lanes 0..TM-1
+#pragma HLS ARRAY_PARTITION variable = lane_w complete dim = 0
+    for (u32 i = 0; i < TM; i++) {
+#pragma HLS UNROLL
+        for (u32 j = 0; j < TN; j++) {
+#pragma HLS UNROLL
+            lane_w[i][j] = 0;
+        }
+    }
+    u32 g = 0, r = 0, m = 0, word = 0;
+dw_words:
+    for (u32 it = 0; it < L.n_groups * steps * TM; it++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_G * DW_MAX_STEPS * TM
+#pragma HLS PIPELINE II = 1
+        const u32 pos = g * TM + m;
+        const bool lane_on = pos < L.n_active_out;
+        const u32 base = L.weight_offset + (lane_on ? W.out_ch[pos] : 0) * row + r * TN;
+        for (u32 i = 0; i + 1 < TM; i++) {
+#pragma HLS UNROLL
+            for (u32 j = 0; j < TN; j++) {
+#pragma HLS UNROLL
+                lane_w[i][j] = lane_w[i + 1][j];
+            }
+        }
+        for (u32 j = 0; j < TN; j++) {
+#pragma HLS UNROLL
+            lane_w[TM - 1][j] = lane_on ? (s8)wmem[base + j] : (s8)0;
+        }
+        if (m + 1 == TM) {   // the group's word r of every lane: one write per lane bank
+            for (u32 i = 0; i < TM; i++) {
+#pragma HLS UNROLL
+                for (u32 j = 0; j < TN; j++) {
+#pragma HLS UNROLL
+                    wbuf[0][i][j][word] = lane_w[i][j];
+                }
+            }
+            m = 0;
+            word++;
+            if (++r == steps) {
+                r = 0;
+                g++;
+            }
+        } else {
+            m++;
+        }
+    }
+    return (u64)L.n_groups * steps * TM + CYC_AXI_LATENCY;
+}
+
 // Params of the active output channels, by compact position: bias int32, mult int32.
 inline u64 load_params(const u8 *wmem, const Layer &L, const WorkList &W,
                        s32 bias[PARAM_ROWS][TM], s32 mult[PARAM_ROWS][TM]) {

@@ -104,7 +104,7 @@ mark_active:
     } else {
         identity_list<MAX_OUT>(L.out_c, W.out_ch);
     }
-    if (L.in_ch_gated) {
+    if (L.in_ch_gated && !L.depthwise) {   // a depthwise layer's in list is its out list
         c = fetch_index_list<MAX_IN>(work, L.in_ch_list_offset, L.n_active_in, L.in_c,
                                      W.in_ch, err::CHANNEL_RANGE, err::CHANNEL_ORDER, cycles);
         if (c.code) return c;

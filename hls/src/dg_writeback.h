@@ -7,7 +7,10 @@
 // the conv output are skipped, i.e. -inf padding). The lane writes byte m of the group's
 // TM-byte slice of the output pixel: channel position group*TM + m of the stored output
 // (compact when out_ch_gated); the residual is read at the channel id (the residual map
-// has all out_c channels). Channel sums of the written tile go to SUMS [tile][C_stored].
+// has all out_c channels). Channel sums of the written tile go to SUMS [tile][C_stored];
+// with pixel_sums each output pixel's values go to SUMS [pixel][C_stored] as int32 instead
+// (docs/formats.md: pooling bins that are not unions of tiles), REQUANT_LANES per cycle as
+// they are requantized (one AXI beat of sums per step on ultra96: 4 x int32 = 128 bits).
 // Residual-only tiles: acc = 0 and no bias, y = clamp(requant(res)).
 #ifndef DG_WRITEBACK_H
 #define DG_WRITEBACK_H
@@ -28,7 +31,7 @@ inline int read_res(const u8 *fmap, const Layer &L, u32 pix, u32 oc) {
 
 inline void store_sums(s32 *sums, const Layer &L, u32 tile_id, u32 group, const s32 acc_sum[TM]) {
 #pragma HLS INLINE
-    if (!L.emit_sums) return;
+    if (!L.emit_sums || L.pixel_sums) return;   // pixel sums are stored per pixel
     const u32 base = L.sums_offset / 4 + tile_id * L.out_c_stored + group * TM;
 sums_store:
     for (u32 m = 0; m < TM; m++) {
@@ -123,6 +126,14 @@ pixels:
                 nb[m] = (inside && v[r] > best[r]) ? v[r] : best[r];
             }
         }
+        // pixel sums: lanes ls*RL .. ls*RL+RL-1 are final at the last window position
+        if (L.emit_sums && L.pixel_sums && wi + 1 == wpos) {
+            const u32 srow = L.sums_offset / 4 + (dst - L.out_offset) + ls * REQUANT_LANES;
+            for (u32 r = 0; r < REQUANT_LANES; r++) {
+#pragma HLS UNROLL
+                if (on[r]) sums[srow + r] = nb[TM - REQUANT_LANES + r];
+            }
+        }
         for (u32 m = 0; m < TM; m++) {
 #pragma HLS UNROLL
             best[m] = nb[m];
@@ -168,7 +179,7 @@ pixels:
         }
     }
     store_sums(sums, L, tile_id, group, tsum);
-    return (u64)npix * wpos * REQUANT_STEPS + CYC_PIPE + (L.emit_sums ? TM : 0);
+    return (u64)npix * wpos * REQUANT_STEPS + CYC_PIPE + (L.emit_sums && !L.pixel_sums ? TM : 0);
 }
 
 // A residual-only tile: every active output channel, y = clamp(requant(res)), REQUANT_LANES
@@ -223,6 +234,13 @@ res_groups:
                                        L.shift, lo, hi)
                              : lo;
             }
+            if (L.emit_sums && L.pixel_sums) {   // lanes ls*RL .. ls*RL+RL-1 of the pixel
+                const u32 srow = L.sums_offset / 4 + (dst - L.out_offset) + ls * REQUANT_LANES;
+                for (u32 r = 0; r < REQUANT_LANES; r++) {
+#pragma HLS UNROLL
+                    if (on[r]) sums[srow + r] = v[r];
+                }
+            }
             for (u32 m = 0; m < TM; m++) {
 #pragma HLS UNROLL
                 if (m + REQUANT_LANES < TM) {
@@ -254,7 +272,7 @@ res_groups:
             }
         }
         store_sums(sums, L, tile_id, group, tsum);
-        iters += (u64)npix * REQUANT_STEPS + CYC_PIPE + (L.emit_sums ? TM : 0);
+        iters += (u64)npix * REQUANT_STEPS + CYC_PIPE + (L.emit_sums && !L.pixel_sums ? TM : 0);
     }
     return iters;
 }

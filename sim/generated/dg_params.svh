@@ -159,6 +159,7 @@ localparam int unsigned DG_MAX_KERNEL_TAPS = 49;  // taps of the largest kernel 
 localparam int unsigned DG_REQUANT_SHARE = 4;  // output lanes per requantizer (time-shared)
 localparam int unsigned DG_N_KERNELS = 3;  // kernel sides the engine supports (formats.KERNELS)
 localparam int unsigned DG_N_STRIDES = 2;  // conv strides the engine supports (formats.STRIDES)
+localparam int unsigned DG_DW_KERNEL = 3;  // the depthwise kernel side (formats.DW_KERNELS: one; the dw patch banks use it)
 localparam int unsigned DG_LIST_ENTRY_BITS = 16;  // bits of a work-list entry (tile/channel)
 localparam int unsigned DG_BITMAP_WORD_BITS = 32;  // bits of a tile-bitmap word
 localparam int unsigned DG_KERNELS [DG_N_KERNELS] = '{1, 3, 7};
@@ -181,7 +182,7 @@ localparam longint unsigned DG_GATE_BIAS_LIMIT = 64'h400000000000;  // |bias|, |
 // STATUS.ENTRY is then the field's word) ----
 localparam int unsigned DG_DESC_WORDS = 24;
 localparam int unsigned DG_DESC_BYTES = 96;
-localparam int unsigned DG_DESC_N_FIELDS = 46;
+localparam int unsigned DG_DESC_N_FIELDS = 47;
 localparam int unsigned DG_DESC_MAGIC_WORD = 0;  // 0xD6; catches descriptors read from the wrong address
 localparam int unsigned DG_DESC_MAGIC_LSB = 0;
 localparam int unsigned DG_DESC_MAGIC_WIDTH = 8;
@@ -412,6 +413,11 @@ localparam int unsigned DG_DESC_SUMS_OFFSET_LSB = 0;
 localparam int unsigned DG_DESC_SUMS_OFFSET_WIDTH = 32;
 localparam int unsigned DG_DESC_SUMS_OFFSET_NO = 45;  // field number
 localparam logic [7:0] DG_DESC_SUMS_OFFSET_ERR = DG_ERR_BAD_OFFSET;  // STATUS code of a fault in it
+localparam int unsigned DG_DESC_PIXEL_SUMS_WORD = 1;  // with emit_sums: one sum tile per output pixel, SUMS [out_h*out_w][C] (pooling bins that are not unions of tiles, e.g. 7x7 maps)
+localparam int unsigned DG_DESC_PIXEL_SUMS_LSB = 14;
+localparam int unsigned DG_DESC_PIXEL_SUMS_WIDTH = 1;
+localparam int unsigned DG_DESC_PIXEL_SUMS_NO = 46;  // field number
+localparam logic [7:0] DG_DESC_PIXEL_SUMS_ERR = DG_ERR_BAD_FLAGS;  // STATUS code of a fault in it
 
 // ---- network program records (dgfpga.contract.program): gate (DG_GATE_*) and head
 // (DG_HEAD_*) fields as the descriptor's (_WORD, _LSB, _WIDTH, _NO, _ERR); gate params ----

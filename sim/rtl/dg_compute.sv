@@ -16,6 +16,17 @@
 // (A: lane 0's byte, m_i: the rows lane i is past lane 0's): bank (A + i) mod NB, as for
 // a 1x1 conv, plus m_i*(pitch - k*C)/NB rows in that bank (c1_badd). A lane reads zero past
 // the taps, in a row outside the input (row_ok) or outside the loaded bytes [t_lo, t_hi).
+// A depthwise layer (op OP_DWCONV, L.dw) runs every m-group of a tile on the tile's ONE
+// patch (tiles -> m-groups: L.SG passes over the half, one tile record each, the half freed
+// after the last). Per conv pixel and m-group it reads the pixel's k*k taps at once from the
+// tap-banked dw patch buffer (dg_loader: bank (r mod k, c mod k), so the taps of a pixel at
+// stride 1 or 2 never share a bank): lane m reads its own channel, stored channel m0 + m
+// (m0 = sg * TM: the compact index when gated) of every tap. The MAC array takes DW_TPS =
+// Tn/2 taps per lane and step (one product per DSP48E2, dg_mac_array in_dw), so a pixel is
+// DW_TSTEPS = ceil(k*k / DW_TPS) steps (ultra96 Tn = 16: 2 steps; small Tn = 4: 5 steps; Tn
+// = 1: 9 taps x 2 lane parities). Step s feeds taps s*DW_TPS ..; their weights are bytes
+// (tap mod Tn) of word (s*DW_TPS) div Tn of the lane's row (weight row sg * S + word, as
+// dg_loader lays the layer's rows). A tap outside the input (or a zeroed halo) reads zero.
 module dg_compute
     import dg_pkg::*;
 (
@@ -56,6 +67,9 @@ module dg_compute
     output logic                        c2_v,
     input  wire [DG_TM*DG_TN*8-1:0]     wb_q,
     input  wire [7:0]                   ib_q [NB],
+    input  wire [31:0]                  t_dwrb [2],        // depthwise: bytes per dw bank row
+    output logic [DW_AW-1:0]            c1_dwlin [DW_NBK], // depthwise: lane 0's byte per dw bank
+    input  wire [7:0]                   dw_q [DW_NBK][DW_NBW],
     input  wire [DG_TM*8-1:0]           rb_q,
     // to the write-back
     output logic                        tr_push,       // tile record of the started tile
@@ -70,7 +84,7 @@ module dg_compute
     output wire                         idle
 );
     wire L_no_mac = L.n_in == 16'd0;   // no active input channel: acc = 0 (+ bias), no patch, no weights
-    typedef enum logic [1:0] {CP_IDLE, CP_RUN} cp_state_t;
+    typedef enum logic [1:0] {CP_IDLE, CP_RUN, CP_SUB} cp_state_t;
     cp_state_t cp_state;
     logic [7:0] cp_py, cp_px, cp_ky, cp_kx;
     logic [15:0] cp_ng;
@@ -80,6 +94,14 @@ module dg_compute
     logic cp_gb;                   // weight/param bank of the tile's group
     logic [7:0] cp_ny, cp_nx;      // loop extents (conv tile or output tile)
     logic [4:0] inflight;          // pixels issued whose sums are not yet in the write-back queue
+    // depthwise: tap counter, sub-step (lanes q*NB.. of the group / lane parity) and the
+    // group's first stored channel
+    logic [7:0] cp_t;
+    logic [7:0] cp_q;
+    logic [15:0] cp_m0;
+    logic [15:0] cp_sg;            // depthwise: the m-group of this pass over the tile
+    logic [WAW-1:0] cp_wrow;       // depthwise: its first weight row (cp_sg * S)
+    logic [15:0] c1_sg, c2_sg;
 
     // step pipeline c1 / c2
     logic c1_first, c1_last, c1_ok, c1_res_only, c1_tlast;
@@ -90,9 +112,19 @@ module dg_compute
     logic [NBL-1:0] c2_rot;
     logic [7:0] c2_py, c2_px;
     logic [DG_TN*9-1:0] c2_x;
-    dg_mac_array #(.TM(DG_TM), .TN(DG_TN), .TAG_W(MTAG_W)) mac (
+    logic [DG_TM-1:0] c1_dlane, c2_dlane;      // depthwise: lanes fed in this step
+    logic [7:0] c1_sel, c2_sel;                // depthwise: the step's first tap (DW_TPS per step)
+    logic [DG_TM*DW_TPS*8-1:0] c2_wd;
+    logic [DG_TM*DW_TPS*9-1:0] c2_xd;
+    // depthwise: per kernel tap its dw bank and whether it is inside the input (and not a
+    // zeroed halo); per dw bank the rotation of its read (lane 0's column)
+    logic [3:0] c1_tbank [DW_NBK], c2_tbank [DW_NBK];
+    logic [DW_NBK-1:0] c1_tok, c2_tok;
+    logic [DW_NBWL-1:0] c2_brot [DW_NBK];
+    dg_mac_array #(.TM(DG_TM), .TN(DG_TN), .TAG_W(MTAG_W), .TPS(DW_TPS)) mac (
         .clk(clk), .rst(rst), .in_valid(c2_v), .in_first(c2_first), .in_last(c2_last),
-        .in_w(wb_q), .in_x(c2_x), .in_tag({c2_gb, c2_res_only, c2_tlast, c2_py, c2_px, rb_q}),
+        .in_w(wb_q), .in_x(c2_x), .in_dw(L.dw), .in_wd(c2_wd), .in_xd(c2_xd),
+        .in_tag({c2_gb, c2_res_only, c2_tlast, c2_py, c2_px, c2_sg, rb_q}),
         .out_valid(mac_v), .out_acc(mac_acc), .out_tag(mac_tag));
 
     // ------------------------------------------------------------------ compute tile start
@@ -118,11 +150,19 @@ module dg_compute
         cp_wa <= '0;
         cp_o0 <= 16'd0;
         cp_ky0 <= 16'd0;
+        cp_t <= 8'd0;
+        cp_q <= 8'd0;
+        cp_m0 <= 16'd0;
+        cp_sg <= 16'd0;
+        cp_wrow <= '0;
         tr_push <= 1'b1;
-        tr_in <= {t_g[h][0], t_glast[h], t_idx[h], t_o0y[h], t_o0x[h], t_cy0[h], t_cx0[h],
-                  t_oh[h], t_ow[h], t_chy[h], t_chw[h]};
+        tr_in <= {t_g[h][0], t_glast[h] && L.SG == 16'd1, t_idx[h], t_o0y[h], t_o0x[h], t_cy0[h],
+                  t_cx0[h], t_oh[h], t_ow[h], t_chy[h], t_chw[h], 16'd0};
         cp_state <= CP_RUN;
     endtask
+    // depthwise: the next m-group's pass over the same half (its own tile record)
+    wire [15:0] sg_next = cp_sg + 16'd1;
+    wire sub_more = L.dw && sg_next < L.SG;
 
     // ------------------------------------------------------------------ compute issue (c0)
     wire [15:0] cp_r = 16'(32'(cp_py) * 32'(L.stride) + 32'(cp_ky));
@@ -156,12 +196,51 @@ module dg_compute
             i2c_badd[(32'(i2c_addr) + 32'(i)) % NB] = IAW'(m * 32'(L.i2c_dq));
         end
     end
-    wire cp_ok = !cp_res_only && !L_no_mac && (L.im2col || (row_ok[cp_h][cp_ri] && col_ok[cp_h][cp_ci] && cp_halo_ok));
+    wire cp_ok = !cp_res_only && !L_no_mac && (L.im2col || L.dw || (row_ok[cp_h][cp_ri] && col_ok[cp_h][cp_ci] && cp_halo_ok));
+    wire [IAW-1:0] cp_chan = IAW'(32'(cp_ng) * DG_TN);
+    // depthwise: the conv pixel's k*k taps (patch row r = py*s + ky, column c = px*s + kx)
+    // are in the k*k distinct dw banks (r mod k, c mod k) (stride 1 or 2, k = 3): every step
+    // reads all of them at lane 0's byte (r div k) * t_dwrb + (c div k) * C + m0 of the half
+    logic [DW_AW-1:0] dw_lin [DW_NBK];
+    logic [3:0] dw_tbank [DW_NBK];
+    logic [DW_NBK-1:0] dw_tok;
+    always_comb begin
+        for (int b = 0; b < DW_NBK; b++) dw_lin[b] = '0;
+        for (int t = 0; t < DW_NBK; t++) begin
+            logic [31:0] r, c;
+            logic [3:0] bk;
+            logic [$clog2(PMAX)-1:0] ri, ci;
+            logic [I_MAX_TILES-1:0] bit_i;
+            r = 32'(cp_py) * 32'(L.stride) + 32'(t / DW_K);
+            c = 32'(cp_px) * 32'(L.stride) + 32'(t % DW_K);
+            ri = $clog2(PMAX)'(r);
+            ci = $clog2(PMAX)'(c);
+            bk = 4'((r % DW_K) * DW_K + c % DW_K);
+            dw_tbank[t] = bk;
+            bit_i = I_MAX_TILES'(row_tb[cp_h][ri] + 16'(col_t[cp_h][ci]));
+            dw_tok[t] = r < PMAX && c < PMAX && row_ok[cp_h][ri] && col_ok[cp_h][ci]
+                        && (!L.zero_halo || (row_tv[cp_h][ri] && col_tv[cp_h][ci] && bitmap[bit_i]));
+            dw_lin[bk] = DW_AW'(32'(cp_h) * DW_HALF + (r / DW_K) * t_dwrb[cp_h] + (c / DW_K) * 32'(L.cin_st)
+                                + 32'(cp_m0));
+        end
+    end
     wire [IAW-1:0] cp_addr = L.im2col ? i2c_addr
-                           : IAW'(32'(cp_h) * IHALF) + rowbase[cp_h][cp_ri] + colbyte[cp_h][cp_ci] + IAW'(32'(cp_ng) * DG_TN);
-    wire cp_first = cp_res_only || L_no_mac || (L.im2col ? cp_wa == '0 : (cp_ky == 0 && cp_kx == 0 && cp_ng == 0));
+                           : IAW'(32'(cp_h) * IHALF) + rowbase[cp_h][cp_ri] + colbyte[cp_h][cp_ci] + cp_chan;
+    // depthwise step: taps cp_t .. cp_t + DW_TPS - 1 (DW_TSTEPS steps per pixel), lane
+    // parity cp_q when DW_PAR = 2 (Tn = 1)
+    wire dw_qlast = 32'(cp_q) + 32'd1 == DW_PAR;
+    wire dw_tlast = 32'(cp_t) / DW_TPS + 1 == DW_TSTEPS;
+    wire cp_first = cp_res_only || L_no_mac || (L.im2col ? cp_wa == '0
+                   : L.dw ? (cp_t == 0 && cp_q == 0)
+                   : (cp_ky == 0 && cp_kx == 0 && cp_ng == 0));
     wire cp_last = cp_res_only || L_no_mac || (L.im2col ? 32'(cp_wa) + 32'd1 == 32'(L.S)
+                   : L.dw ? (dw_tlast && dw_qlast)
                    : (cp_ky == 8'(L.k) - 8'd1 && cp_kx == 8'(L.k) - 8'd1 && cp_ng == L.N - 16'd1));
+    logic [DG_TM-1:0] dw_lane;
+    always_comb begin
+        for (int m = 0; m < DG_TM; m++)
+            dw_lane[m] = (DW_PAR == 1 || 32'(m) % 2 == 32'(cp_q) % 2) && 32'(cp_m0) + 32'(m) < 32'(L.n_in);
+    end
     wire cp_tlast = cp_last && cp_py == cp_ny - 8'd1 && cp_px == cp_nx - 8'd1;
     wire cp_stall = 32'(wbq_count) + 32'(inflight) >= WBQ_DEPTH - 2;
     wire cp_issue = cp_state == CP_RUN && !cp_stall;
@@ -176,9 +255,26 @@ module dg_compute
             v = ib_q[(32'(c2_rot) + i) % NB];
             c2_x[i*9 +: 9] = (c2_ok && c2_lane[i]) ? (L.in_signed ? {v[7], v} : {1'b0, v}) : 9'd0;
         end
+        // depthwise: lane m's slot j is tap t = c2_sel + j: its byte is column (rot + m) mod
+        // DW_NBW of the tap's dw bank, its weight byte t mod Tn of its row word (the step's
+        // taps share a word: DW_TPS divides Tn)
+        for (int m = 0; m < DG_TM; m++) begin
+            for (int j = 0; j < DW_TPS; j++) begin
+                logic [7:0] v;
+                logic on;
+                int t;
+                logic [3:0] bk;
+                t = 32'(c2_sel) + j;
+                bk = (t < DW_NBK) ? c2_tbank[t % DW_NBK] : 4'd0;
+                v = dw_q[bk][(32'(c2_brot[bk]) + m) % DW_NBW];
+                on = c2_ok && c2_dlane[m] && t < DW_NBK && c2_tok[t % DW_NBK];
+                c2_xd[(m*DW_TPS+j)*9 +: 9] = on ? (L.in_signed ? {v[7], v} : {1'b0, v}) : 9'd0;
+                c2_wd[(m*DW_TPS+j)*8 +: 8] = on ? wb_q[(m * DG_TN + t % DG_TN) * 8 +: 8] : 8'd0;
+            end
+        end
     end
     assign tile_done = run && cp_state == CP_RUN && cp_issue && cp_last && cp_px + 8'd1 == cp_nx
-                       && cp_py + 8'd1 == cp_ny;
+                       && cp_py + 8'd1 == cp_ny && !sub_more;
     assign start_fire = run && ((cp_state == CP_IDLE && cp_can_start[cp_h]) || (tile_done && cp_can_start[!cp_h]));
     assign idle = cp_state == CP_IDLE && inflight == 0 && !c1_v && !c2_v;
 
@@ -193,7 +289,13 @@ module dg_compute
         c1_lane <= cp_lane;
         c1_addr <= cp_addr;
         for (int b = 0; b < NB; b++) c1_badd[b] <= L.im2col ? i2c_badd[b] : '0;
-        c1_wa <= WAW'(cp_wa);
+        c1_wa <= L.dw ? cp_wrow + WAW'(cp_t >> TNL) : WAW'(cp_wa);
+        c1_sg <= cp_sg;
+        c1_sel <= cp_t;
+        c1_dlane <= dw_lane;
+        c1_dwlin <= dw_lin;
+        c1_tbank <= dw_tbank;
+        c1_tok <= dw_tok;
         c1_rbaddr <= $clog2(2*RPIX)'(32'(cp_h) * RPIX + 32'(cp_py) * 32'(t_ow[cp_h]) + 32'(cp_px));
         c1_res_only <= cp_res_only;
         c1_gb <= cp_gb;
@@ -205,6 +307,12 @@ module dg_compute
         c2_last <= c1_last;
         c2_ok <= c1_ok;
         c2_lane <= c1_lane;
+        c2_sel <= c1_sel;
+        c2_sg <= c1_sg;
+        c2_dlane <= c1_dlane;
+        c2_tbank <= c1_tbank;
+        c2_tok <= c1_tok;
+        for (int b = 0; b < DW_NBK; b++) c2_brot[b] <= c1_dwlin[b][DW_NBWL-1:0];
         c2_rot <= c1_addr[NBL-1:0];
         c2_res_only <= c1_res_only;
         c2_gb <= c1_gb;
@@ -228,10 +336,19 @@ module dg_compute
                             cp_wa <= '0;
                             cp_o0 <= 16'd0;
                             cp_ky0 <= 16'd0;
+                            cp_t <= 8'd0;
+                            cp_q <= 8'd0;
                             if (cp_px + 8'd1 == cp_nx) begin
                                 cp_px <= 8'd0;
                                 cp_py <= cp_py + 8'd1;
-                                if (cp_py + 8'd1 == cp_ny) begin
+                                if (cp_py + 8'd1 == cp_ny && sub_more) begin
+                                    // depthwise: the tile's next m-group on the same patch
+                                    cp_py <= 8'd0;
+                                    cp_sg <= sg_next;
+                                    cp_m0 <= 16'(32'(sg_next) * DG_TM);
+                                    cp_wrow <= cp_wrow + WAW'(L.S);
+                                    cp_state <= CP_SUB;
+                                end else if (cp_py + 8'd1 == cp_ny) begin
                                     // tile done: its half is read for the last time this
                                     // cycle (c0) and next cycle (c1 -> banks), long before
                                     // the prefetcher can refill it; chain the next tile
@@ -251,6 +368,12 @@ module dg_compute
                                     cp_o0 <= cp_o0 + L.i2c_ra;
                                     cp_ky0 <= cp_ky0 + L.i2c_qa;
                                 end
+                            end else if (L.dw) begin
+                                if (!dw_qlast) cp_q <= cp_q + 8'd1;   // the other lane parity
+                                else begin
+                                    cp_q <= 8'd0;
+                                    cp_t <= cp_t + 8'(DW_TPS);        // the next taps
+                                end
                             end else if (cp_ng + 16'd1 == L.N) begin
                                 cp_ng <= 16'd0;
                                 if (cp_kx + 8'd1 == 8'(L.k)) begin
@@ -259,6 +382,15 @@ module dg_compute
                                 end else cp_kx <= cp_kx + 8'd1;
                             end else cp_ng <= cp_ng + 16'd1;
                         end
+                    end
+                end
+                CP_SUB: begin
+                    if (tr_in_ready) begin
+                        tr_push <= 1'b1;
+                        tr_in <= {t_g[cp_h][0], t_glast[cp_h] && sg_next == L.SG, t_idx[cp_h],
+                                  t_o0y[cp_h], t_o0x[cp_h], t_cy0[cp_h], t_cx0[cp_h], t_oh[cp_h],
+                                  t_ow[cp_h], t_chy[cp_h], t_chw[cp_h], cp_sg};
+                        cp_state <= CP_RUN;
                     end
                 end
                 default: cp_state <= CP_IDLE;

@@ -63,6 +63,8 @@ module dg_desc_check
     wire        in_place = `DG_DESC(desc, IN_PLACE);
     wire        from_gate = `DG_DESC(desc, FROM_GATE);
     wire        im2col = `DG_DESC(desc, IM2COL);
+    wire        pixel_sums = `DG_DESC(desc, PIXEL_SUMS);
+    wire        dw = op == DG_DESC_OP_WIDTH'(DG_OP_DWCONV);   // depthwise record
     wire [DG_DESC_SHIFT_WIDTH-1:0]   shift = `DG_DESC(desc, SHIFT);
     wire [DG_DESC_IN_H_WIDTH-1:0]    in_h = `DG_DESC(desc, IN_H);
     wire [DG_DESC_IN_W_WIDTH-1:0]    in_w = `DG_DESC(desc, IN_W);
@@ -89,7 +91,7 @@ module dg_desc_check
         `DG_USE(MAGIC) `DG_USE(VERSION) `DG_USE(OP) `DG_USE(K) `DG_USE(STRIDE) `DG_USE(PAD)
         `DG_USE(IN_SIGNED) `DG_USE(OUT_SIGNED) `DG_USE(RELU) `DG_USE(RESIDUAL) `DG_USE(RES_SIGNED)
         `DG_USE(MAXPOOL) `DG_USE(EMIT_SUMS) `DG_USE(TILE_GATED) `DG_USE(IN_CH_GATED)
-        `DG_USE(OUT_CH_GATED) `DG_USE(ZERO_HALO) `DG_USE(IN_PLACE) `DG_USE(FROM_GATE) `DG_USE(IM2COL) `DG_USE(SHIFT)
+        `DG_USE(OUT_CH_GATED) `DG_USE(ZERO_HALO) `DG_USE(IN_PLACE) `DG_USE(FROM_GATE) `DG_USE(IM2COL) `DG_USE(PIXEL_SUMS) `DG_USE(SHIFT)
         `DG_USE(IN_H) `DG_USE(IN_W) `DG_USE(OUT_H) `DG_USE(OUT_W) `DG_USE(IN_C) `DG_USE(OUT_C)
         `DG_USE(TILE) `DG_USE(GRID_H) `DG_USE(GRID_W) `DG_USE(N_ACTIVE_TILES) `DG_USE(N_RES_TILES)
         `DG_USE(N_ACTIVE_OUT) `DG_USE(N_ACTIVE_IN) `DG_USE(RES_MULT) `DG_USE(IN_OFFSET)
@@ -156,8 +158,10 @@ module dg_desc_check
         logic [31:0] p0;
         p0 = 32'(P[PP0]) + 32'(2 * AB);
         pitch_q <= p0 + ((32'(P[PKC]) - p0) & 32'(NB - 1));
-        // im2col: kk * in_c rounded up to TN (i2c_kp); otherwise kk * in_c
-        wsel_q <= im2col ? ((32'(P[PKKC]) + 32'(DG_TN - 1)) >> TNL) << TNL : 32'(P[PKKC]);
+        // im2col: kk * in_c rounded up to TN (i2c_kp); depthwise: kk rounded up to TN
+        // (formats.dw_row_bytes); otherwise kk * in_c
+        wsel_q <= dw ? ((32'(P[PKK]) + 32'(DG_TN - 1)) >> TNL) << TNL
+                : im2col ? ((32'(P[PKKC]) + 32'(DG_TN - 1)) >> TNL) << TNL : 32'(P[PKKC]);
     end
 
     // operands of issue slot `step`
@@ -245,7 +249,8 @@ module dg_desc_check
     logic [15:0] bfield [NBUF];
     always_comb begin
         // in, out, weight, param, res, tile list, res tile list, out ch, in ch, bitmap, sums
-        used = {emit_sums, zero_halo, in_ch_gated, out_ch_gated, n_res != 16'd0 || res_slot, tile_gated,
+        // (a depthwise layer's out-channel list is its in-channel list: in_ch_list_offset unused)
+        used = {emit_sums, zero_halo, in_ch_gated && !dw, out_ch_gated, n_res != 16'd0 || res_slot, tile_gated,
                 residual, 1'b1, 1'b1, 1'b1, 1'b1};
         boff = '{in_off, out_off, 32'(`DG_DESC(desc, WEIGHT_OFFSET)), 32'(`DG_DESC(desc, PARAM_OFFSET)),
                  res_off, 32'(`DG_DESC(desc, TILE_LIST_OFFSET)), 32'(`DG_DESC(desc, RES_TILE_LIST_OFFSET)),
@@ -253,7 +258,7 @@ module dg_desc_check
                  32'(`DG_DESC(desc, BITMAP_OFFSET)), 32'(`DG_DESC(desc, SUMS_OFFSET))};
         bsize = '{in_bytes, out_bytes, w_bytes, 64'(out_c) * 64'(DG_PARAM_BYTES), res_bytes,
                   LE * 64'(n_act), LE * ((n_res != 16'd0) ? 64'(n_res) : n_tiles64), LE * 64'(n_out), LE * 64'(n_in),
-                  bitmap_bytes, 64'(P[PSUMS]) * 64'(DG_SUM_BYTES)};
+                  bitmap_bytes, (pixel_sums ? out_bytes : 64'(P[PSUMS])) * 64'(DG_SUM_BYTES)};
         bregion = '{2'd0, 2'd0, 2'd1, 2'd1, 2'd0, 2'd2, 2'd2, 2'd2, 2'd2, 2'd2, 2'd3};
         bfield = '{16'(DG_DESC_IN_OFFSET_WORD), 16'(DG_DESC_OUT_OFFSET_WORD), 16'(DG_DESC_WEIGHT_OFFSET_WORD),
                    16'(DG_DESC_PARAM_OFFSET_WORD), 16'(DG_DESC_RES_OFFSET_WORD),
@@ -288,7 +293,7 @@ module dg_desc_check
         `DG_FAIL(magic != DG_DESC_MAGIC_WIDTH'(DG_DESC_MAGIC), DG_DESC_MAGIC_ERR, DG_DESC_MAGIC_WORD)
         `DG_FAIL(version != DG_DESC_VERSION_WIDTH'(DG_FORMAT_VERSION), DG_DESC_VERSION_ERR, DG_DESC_VERSION_WORD)
         // validate_descriptor
-        `DG_FAIL(op != DG_DESC_OP_WIDTH'(DG_OP_CONV), DG_DESC_OP_ERR, DG_DESC_OP_WORD)
+        `DG_FAIL(op != DG_DESC_OP_WIDTH'(DG_OP_CONV) && !dw, DG_DESC_OP_ERR, DG_DESC_OP_WORD)
         `DG_FAIL(!kernel_ok_q, DG_DESC_K_ERR, DG_DESC_K_WORD)
         `DG_FAIL(stride != 2'd1 && stride != 2'd2, DG_DESC_STRIDE_ERR, DG_DESC_STRIDE_WORD)
         `DG_FAIL(32'(pad) > 32'(k >> 1), DG_DESC_PAD_ERR, DG_DESC_PAD_WORD)
@@ -319,6 +324,16 @@ module dg_desc_check
         `DG_FAIL(from_gate && !tile_gated, DG_DESC_FROM_GATE_ERR, DG_DESC_FROM_GATE_WORD)
         `DG_FAIL(from_gate && n_res != 0, DG_DESC_N_RES_TILES_ERR, DG_DESC_N_RES_TILES_WORD)
         `DG_FAIL(im2col && (32'(k) == 32'd1 || in_ch_gated || zero_halo), DG_DESC_IM2COL_ERR, DG_DESC_IM2COL_WORD)
+        `DG_FAIL(pixel_sums && !emit_sums, DG_DESC_PIXEL_SUMS_ERR, DG_DESC_PIXEL_SUMS_WORD)
+        // the depthwise rules (formats._check_depthwise), after the flag rules; k: formats.DW_KERNELS
+        // = (3,) (not in the generated include yet)
+        `DG_FAIL(dw && 32'(k) != DG_DW_KERNEL, DG_DESC_K_ERR, DG_DESC_K_WORD)
+        `DG_FAIL(dw && out_c != in_c, DG_DESC_OUT_C_ERR, DG_DESC_OUT_C_WORD)
+        `DG_FAIL(dw && residual, DG_DESC_RESIDUAL_ERR, DG_DESC_RESIDUAL_WORD)
+        `DG_FAIL(dw && maxpool, DG_DESC_MAXPOOL_ERR, DG_DESC_MAXPOOL_WORD)
+        `DG_FAIL(dw && im2col, DG_DESC_IM2COL_ERR, DG_DESC_IM2COL_WORD)
+        `DG_FAIL(dw && in_ch_gated != out_ch_gated, DG_DESC_IN_CH_GATED_ERR, DG_DESC_IN_CH_GATED_WORD)
+        `DG_FAIL(dw && n_in != n_out, DG_DESC_N_ACTIVE_IN_ERR, DG_DESC_N_ACTIVE_IN_WORD)
         `DG_FAIL(tile == 0 || 32'(tile) > DG_MAX_TILE, DG_DESC_TILE_ERR, DG_DESC_TILE_WORD)
         // (grid - 1) * tile >= out or grid * tile < out (grid 0 fails first)
         `DG_FAIL(grid_h == 0 || 32'(P[PGHT]) - 32'(tile) >= 32'(out_h)
@@ -346,8 +361,10 @@ module dg_desc_check
                  DG_DESC_OUT_OFFSET_WORD)
         `DG_FAIL(residual && !in_place && overlap(64'(res_off), res_bytes, 64'(out_off), out_bytes),
                  DG_DESC_OUT_OFFSET_ERR, DG_DESC_OUT_OFFSET_WORD)
-        // NO_FIT (formats.fit_limits): all TM lanes of weights, whatever n_active_out is
-        `DG_FAIL(64'(DG_TM) * 64'(P[PWFIT]) > 64'(DG_FIT_WEIGHT_GROUP_BYTES), DG_ERR_NO_FIT, DG_DESC_TILE_WORD)
+        // NO_FIT (formats.fit_limits): all TM lanes of weights, whatever n_active_out is;
+        // depthwise: the whole layer's rows (out_c x dw_row_bytes = the weight stream)
+        `DG_FAIL(dw ? w_bytes > 64'(DG_FIT_WEIGHT_GROUP_BYTES)
+                    : 64'(DG_TM) * 64'(P[PWFIT]) > 64'(DG_FIT_WEIGHT_GROUP_BYTES), DG_ERR_NO_FIT, DG_DESC_TILE_WORD)
         `DG_FAIL(64'(P[PPFIT]) > 64'(DG_FIT_IFM_PATCH_BYTES), DG_ERR_NO_FIT, DG_DESC_TILE_WORD)
         `DG_FAIL(64'(DG_TM) * 64'(P[PACC]) * 64'(DG_ACC_BITS / 8) > 64'(DG_FIT_ACC_BYTES), DG_ERR_NO_FIT, DG_DESC_TILE_WORD)
         // the im2col buffer bounds: BAD_FLAGS at the flag (the layer fits without it)

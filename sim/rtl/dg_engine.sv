@@ -241,6 +241,8 @@ module dg_engine
     logic [7:0] bk_mg [2];
     logic [31:0] bk_bias [2][DG_TM];
     logic [31:0] bk_mult [2][DG_TM];
+    logic [31:0] dw_bias [SG_MAX][DG_TM];
+    logic [31:0] dw_mult [SG_MAX][DG_TM];
     wire [15:0] wb_gdone;
     wire ld_busy, pf_idle, tile_done, cp_h;
     wire [1:0] full;
@@ -266,6 +268,9 @@ module dg_engine
     wire [RAW-1:0] c1_rbaddr;
     wire [DG_TM*DG_TN*8-1:0] wb_q;
     logic [7:0] ib_q [NB];
+    logic [31:0] t_dwrb [2];
+    logic [DW_AW-1:0] c1_dwlin [DW_NBK];
+    logic [7:0] dw_q [DW_NBK][DW_NBW];
     wire [DG_TM*8-1:0] rb_q;
     dg_loader u_ld (
         .clk(clk), .rst(rst), .L(L), .run(run), .run_init(run_init), .tile_list(tile_list),
@@ -275,13 +280,14 @@ module dg_engine
         .rcmd_beats(ld_rcmd_beats), .rcmd_ready(rcmd_ready), .rd_data(rd_data), .rd_valid(rd_valid),
         .rd_last(rd_last), .rd_ready(ld_rd_ready), .rd_ready_all(rd_ready), .bk_grp(bk_grp),
         .bk_ready(bk_ready), .bk_m0(bk_m0), .bk_mg(bk_mg), .bk_bias(bk_bias), .bk_mult(bk_mult),
+        .dw_bias(dw_bias), .dw_mult(dw_mult),
         .wb_gdone(wb_gdone), .ld_busy(ld_busy), .full(full), .tile_done(tile_done), .cp_h(cp_h),
         .t_idx(t_idx), .t_o0y(t_o0y), .t_o0x(t_o0x), .t_cy0(t_cy0), .t_cx0(t_cx0), .t_oh(t_oh),
         .t_ow(t_ow), .t_chy(t_chy), .t_chw(t_chw), .t_res_only(t_res_only), .t_g(t_g),
         .t_glast(t_glast), .rowbase(rowbase), .row_ok(row_ok), .row_tb(row_tb), .row_tv(row_tv),
         .colbyte(colbyte), .col_ok(col_ok), .col_t(col_t), .col_tv(col_tv), .t_lo(t_lo),
         .t_hi(t_hi), .pf_idle(pf_idle), .c1_addr(c1_addr), .c1_badd(c1_badd), .c1_gb(c1_gb), .c1_wa(c1_wa), .c1_rbaddr(c1_rbaddr), .wb_q(wb_q),
-        .ib_q(ib_q), .rb_q(rb_q));
+        .ib_q(ib_q), .rb_q(rb_q), .t_dwrb(t_dwrb), .c1_dwlin(c1_dwlin), .dw_q(dw_q));
 
     // ------------------------------------------------------------------ gate / head unit
     wire gt_rcmd_valid, gt_rd_ready, gt_wcmd_valid, gt_wd_valid;
@@ -324,6 +330,7 @@ module dg_engine
         .bk_ready(bk_ready), .cp_h(cp_h), .tile_done(tile_done), .c1_v(c1_v), .c1_addr(c1_addr),
         .c1_badd(c1_badd),
         .c1_gb(c1_gb), .c1_wa(c1_wa), .c1_rbaddr(c1_rbaddr), .c2_v(c2_v), .wb_q(wb_q), .ib_q(ib_q),
+        .t_dwrb(t_dwrb), .c1_dwlin(c1_dwlin), .dw_q(dw_q),
         .rb_q(rb_q), .tr_push(tr_push), .tr_in(tr_in), .tr_in_ready(tr_in_ready),
         .start_fire(start_fire), .wb_busy(wb_busy), .wbq_count(wbq_count), .mac_v(mac_v),
         .mac_acc(mac_acc), .mac_tag(mac_tag), .idle(cp_idle));
@@ -339,7 +346,8 @@ module dg_engine
         .clk(clk), .rst(rst), .L(L), .run_init(run_init), .mac_v(mac_v), .mac_acc(mac_acc),
         .mac_tag(mac_tag), .wbq_count(wbq_count), .tr_push(tr_push), .tr_in(tr_in),
         .tr_in_ready(tr_in_ready), .start_fire(start_fire), .wb_busy(wb_busy), .bk_m0(bk_m0),
-        .bk_mg(bk_mg), .bk_bias(bk_bias), .bk_mult(bk_mult), .wb_gdone(wb_gdone), .wb_idle(wb_idle),
+        .bk_mg(bk_mg), .bk_bias(bk_bias), .bk_mult(bk_mult), .dw_bias(dw_bias), .dw_mult(dw_mult),
+        .wb_gdone(wb_gdone), .wb_idle(wb_idle),
         .wcmd_valid(wb_wcmd_valid), .wcmd_addr(wb_wcmd_addr), .wcmd_beats(wb_wcmd_beats),
         .wcmd_ready(wcmd_ready), .wd_data(wb_wd_data), .wd_strb(wb_wd_strb), .wd_valid(wb_wd_valid),
         .wd_ready(wd_ready));

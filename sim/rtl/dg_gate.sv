@@ -112,7 +112,7 @@ module dg_gate
     wire [7:0]  h_st_h = 8'(`DG_H(ST_H));
     wire [7:0]  h_st_w = 8'(`DG_H(ST_W));
 `define DG_G2(F) `DG_REC(rec, GATE2, F)
-    wire        is_g2 = !is_head && 32'(`DG_G2(OP)) == DG_OP_GATE2;
+    logic       is_g2;                // registered from the record (record pipeline below)
     wire [15:0] g2_in_c = 16'(`DG_G2(IN_C));
     wire [15:0] g2_out_c = 16'(`DG_G2(OUT_C));
     wire [15:0] g2_hidden = 16'(`DG_G2(HIDDEN));
@@ -169,12 +169,40 @@ module dg_gate
         return 64'd4 * ((n + 64'd31) >> 5);
     endfunction
 
-    // gate parameter layout (program.gate_param_layout: sections at AXI-aligned offsets)
-    logic [63:0] po [DG_GATE_P_COUNT];
-    logic [63:0] p_nbytes;
-    always_comb begin
-        logic [63:0] pos;
-        pos = 64'd0;
+    // ------------------------------------------------------------------ record pipeline
+    // The sequencer holds `rec` (and is_head) for the whole record, so what derives from it is
+    // computed by free-running registers, a few LUT levels per stage (issue 16: <= 8 levels
+    // between registers): the section sizes, the parameter layouts (a ripple of one add per
+    // section and cycle), the check conditions and their first failing one (two steps: groups of
+    // 8, then the groups). G_CHK waits CK_LAT cycles after the start before it reads them.
+    localparam int NW = 48;                                       // section arithmetic (fields <= 16 bits)
+    localparam int CK_LAT = DG_GATE_P_COUNT + 7;
+    // stage 1: products of fields, per-section element counts
+    logic [31:0] q_cnt [DG_GATE_P_COUNT];
+    logic [31:0] q_cnt2 [DG_GATE2_P_COUNT];
+    logic [15:0] q_gn, q_g2n, q_gsthw, q_hsthw;
+    logic [31:0] q_hcls;
+    always_ff @(posedge clk) begin
+        for (int s = 0; s < DG_GATE_P_COUNT; s++)
+            q_cnt[s] <= 32'(dg_gate_param_count(s, 32'(g_in_c), 32'(g_out_c), 32'(g_hidden), 32'(g_gh), 32'(g_gw)));
+        for (int s = 0; s < DG_GATE2_P_COUNT; s++)
+            q_cnt2[s] <= 32'(dg_gate2_param_count(s, 32'(g2_in_c), 32'(g2_out_c), 32'(g2_hidden)));
+        q_gn <= 16'(g_gh) * 16'(g_gw);
+        q_g2n <= 16'(g2_st_h) * 16'(g2_st_w);
+        q_gsthw <= 16'(g_st_h) * 16'(g_st_w);
+        q_hsthw <= 16'(h_st_h) * 16'(h_st_w);
+        q_hcls <= 32'(h_in_c) * 32'(h_classes);
+        is_g2 <= !is_head && 32'(`DG_G2(OP)) == DG_OP_GATE2;
+    end
+    // stage 2: section sizes in bytes (a parameter section rounded up to the AXI width: the next
+    // starts aligned, program.gate_param_layout)
+    logic [NW-1:0] q_usz [DG_GATE_P_COUNT];
+    logic [NW-1:0] q_usz2 [DG_GATE2_P_COUNT];
+    logic [NW-1:0] nb_gsums, nb_g2sums, nb_hsums, nb_gmask, nb_g2mask, nb_gtl, nb_gbm, nb_hpar;
+    logic [63:0] g_n, g2_n, h_bias_off;
+    logic [31:0] g2_wt;                                          // tile bitmap words gate-2 reads
+    logic [31:0] g_nwt;                                          // tile bitmap words of the gate record
+    always_ff @(posedge clk) begin
         for (int s = 0; s < DG_GATE_P_COUNT; s++) begin
             int unsigned eb;
             case (s)
@@ -188,19 +216,8 @@ module dg_gate
                 DG_GATE_P_W2: eb = DG_GATE_P_W2_ELEM_BYTES;
                 default: eb = DG_GATE_P_B2_ELEM_BYTES;
             endcase
-            pos = up(pos);
-            po[s] = pos;
-            pos = pos + 64'(eb) * 64'(dg_gate_param_count(s, 32'(g_in_c), 32'(g_out_c), 32'(g_hidden),
-                                                          32'(g_gh), 32'(g_gw)));
+            q_usz[s] <= NW'(up(64'(eb) * 64'(q_cnt[s])));
         end
-        p_nbytes = pos;
-    end
-    // gate-2 parameter layout (program.gate2_param_layout)
-    logic [63:0] po2 [DG_GATE2_P_COUNT];
-    logic [63:0] p2_nbytes;
-    always_comb begin
-        logic [63:0] pos;
-        pos = 64'd0;
         for (int s = 0; s < DG_GATE2_P_COUNT; s++) begin
             int unsigned eb;
             case (s)
@@ -211,92 +228,160 @@ module dg_gate
                 DG_GATE2_P_W2: eb = DG_GATE2_P_W2_ELEM_BYTES;
                 default: eb = DG_GATE2_P_B2_ELEM_BYTES;
             endcase
-            pos = up(pos);
-            po2[s] = pos;
-            pos = pos + 64'(eb) * 64'(dg_gate2_param_count(s, 32'(g2_in_c), 32'(g2_out_c), 32'(g2_hidden)));
+            q_usz2[s] <= NW'(up(64'(eb) * 64'(q_cnt2[s])));
         end
-        p2_nbytes = pos;
+        g_n <= 64'(q_gn);
+        g2_n <= 64'(q_g2n);
+        g2_wt <= 32'((32'(q_g2n) + 32'd31) >> 5);
+        g_nwt <= 32'((32'(q_gn) + 32'd31) >> 5);
+        h_bias_off <= up(64'(q_hcls));
+        nb_gsums <= NW'(64'(q_gsthw) * 64'(g_in_c) * 64'(DG_SUM_BYTES));
+        nb_g2sums <= NW'(64'(q_g2n) * 64'(g2_in_c) * 64'(DG_SUM_BYTES));
+        nb_hsums <= NW'(64'(q_hsthw) * 64'(h_in_c) * 64'(DG_SUM_BYTES));
+        nb_gmask <= NW'(bm_bytes(64'(q_gn)) + bm_bytes(64'(g_out_c)));
+        nb_g2mask <= NW'(bm_bytes(64'(q_g2n)) + bm_bytes(64'(g2_in_c)));
+        nb_gtl <= NW'(64'd2 * 64'(q_gn));
+        nb_gbm <= NW'(bm_bytes(64'(q_gn)));
+        nb_hpar <= NW'(up(64'(q_hcls)) + 64'd4 * 64'(h_classes));
     end
-    wire [63:0] g_n = 64'(g_gh) * 64'(g_gw);
-    wire [63:0] g2_n = 64'(g2_st_h) * 64'(g2_st_w);
-    wire [31:0] g2_wt = 32'((g2_n + 64'd31) >> 5);               // tile bitmap words it reads
-    wire [63:0] h_bias_off = 64'(dg_head_param_bias_offset(32'(h_in_c), 32'(h_classes), AB));
+    // the layouts: po[s] = sum of the sizes before s (every section starts aligned); one add
+    // per section and cycle, settled DG_GATE_P_COUNT cycles after the sizes
+    logic [NW-1:0] po_r [DG_GATE_P_COUNT];
+    logic [NW-1:0] po2_r [DG_GATE2_P_COUNT];
+    logic [NW-1:0] p_nbytes, p2_nbytes;
+    always_ff @(posedge clk) begin
+        po_r[0] <= '0;
+        for (int s = 1; s < DG_GATE_P_COUNT; s++) po_r[s] <= po_r[s - 1] + q_usz[s - 1];
+        p_nbytes <= po_r[DG_GATE_P_COUNT - 1] + q_usz[DG_GATE_P_COUNT - 1];
+        po2_r[0] <= '0;
+        for (int s = 1; s < DG_GATE2_P_COUNT; s++) po2_r[s] <= po2_r[s - 1] + q_usz2[s - 1];
+        p2_nbytes <= po2_r[DG_GATE2_P_COUNT - 1] + q_usz2[DG_GATE2_P_COUNT - 1];
+    end
+    wire [63:0] po [DG_GATE_P_COUNT];
+    wire [63:0] po2 [DG_GATE2_P_COUNT];
+    for (genvar s = 0; s < DG_GATE_P_COUNT; s++) begin : g_po
+        assign po[s] = 64'(po_r[s]);
+    end
+    for (genvar s = 0; s < DG_GATE2_P_COUNT; s++) begin : g_po2
+        assign po2[s] = 64'(po2_r[s]);
+    end
 
     // ------------------------------------------------------------------ record checks
-    // program.unpack_gate_record / unpack_head_record order: reserved bits (word order), fields,
-    // then every section aligned and in_grid its region (densest case)
+    // program.unpack_gate_record / unpack_gate2_record / unpack_head_record order: reserved bits
+    // (word order), fields, then every section aligned and inside its region (densest case).
+    // One condition per slot, each with its (code, entry); only the record's own kind's slots
+    // can be set, so the first set slot is the first failing check of that kind.
+    localparam int NCOND = 96;
+    localparam int NGRP = NCOND / 8;
+    logic [NCOND-1:0] cq_bad;
+    logic [7:0] cq_code [NCOND];
+    logic [15:0] cq_entry [NCOND];
+    logic [DG_DESC_WORDS-1:0] q_stray;                            // stage 2: a reserved bit set, per word
+    always_ff @(posedge clk) begin
+        logic [DG_DESC_WORDS*32-1:0] stray;
+        stray = rec & ~(is_head ? HEAD_BITS : is_g2 ? GATE2_BITS : GATE_BITS);
+        for (int w = 0; w < DG_DESC_WORDS; w++) q_stray[w] <= stray[w * 32 +: 32] != 0;
+    end
+    always_ff @(posedge clk) begin
+        int n;
+        logic gt, g2, hd;
+        gt = !is_head && !is_g2;
+        g2 = is_g2;
+        hd = is_head;
+        n = 0;
+        for (int i = 0; i < NCOND; i++) begin
+            cq_bad[i] <= 1'b0;
+            cq_code[i] <= 8'd0;
+            cq_entry[i] <= 16'd0;
+        end
+`define DG_C(kind, cond, code, entry) \
+        cq_bad[n] <= (kind) && (cond); cq_code[n] <= 8'(code); cq_entry[n] <= 16'(entry); n = n + 1;
+`define DG_SEC(kind, P, F, region_bytes, nbytes) \
+        `DG_C(kind, 32'(`DG_REC(rec, P, F)) % AB != 0, DG_ERR_BAD_OFFSET, DG_``P``_``F``_WORD) \
+        `DG_C(kind, 64'(`DG_REC(rec, P, F)) + 64'(nbytes) > 64'(region_bytes), DG_ERR_BAD_OFFSET, DG_``P``_``F``_WORD)
+        for (int w = 0; w < DG_DESC_WORDS; w++) begin
+            cq_bad[w] <= q_stray[w];
+            cq_code[w] <= (gt && w == DG_GATE_FLAGS_WORD) ? DG_ERR_BAD_FLAGS : DG_ERR_BAD_GATE;
+            cq_entry[w] <= 16'(w);
+        end
+        n = DG_DESC_WORDS;
+        // gate-2 (program.validate_gate2_record: fields in word order, then the sections)
+        `DG_C(g2, g2_in_c == 0 || 32'(g2_in_c) > MAXC, DG_GATE2_IN_C_ERR, DG_GATE2_IN_C_WORD)
+        `DG_C(g2, g2_out_c == 0 || 32'(g2_out_c) > MAXO, DG_GATE2_OUT_C_ERR, DG_GATE2_OUT_C_WORD)
+        `DG_C(g2, g2_hidden == 0 || g2_hidden > g2_in_c, DG_GATE2_HIDDEN_ERR, DG_GATE2_HIDDEN_WORD)
+        `DG_C(g2, g2_shift == 0 || 32'(g2_shift) > DG_GATE_SHIFT_MAX, DG_GATE2_H_SHIFT_ERR, DG_GATE2_H_SHIFT_WORD)
+        `DG_C(g2, g2_st_h == 0 || 32'(g2_st_h) > MAXG, DG_GATE2_ST_H_ERR, DG_GATE2_ST_H_WORD)
+        `DG_C(g2, g2_st_w == 0 || 32'(g2_st_w) > MAXG, DG_GATE2_ST_W_ERR, DG_GATE2_ST_W_WORD)
+        `DG_SEC(g2, GATE2, SUMS_OFFSET, a_sums_bytes, nb_g2sums)
+        `DG_SEC(g2, GATE2, PARAM_OFFSET, a_weight_bytes, p2_nbytes)
+        `DG_SEC(g2, GATE2, IN_MASK_OFFSET, a_work_bytes, nb_g2mask)
+        `DG_SEC(g2, GATE2, MASK_OFFSET, a_work_bytes, bm_bytes(64'(g2_out_c)))
+        `DG_SEC(g2, GATE2, C2_OUT_CH_OFFSET, a_work_bytes, 64'd2 * 64'(g2_out_c))
+        `DG_SEC(g2, GATE2, C3_IN_CH_OFFSET, a_work_bytes, 64'd2 * 64'(g2_out_c))
+        // gate
+        `DG_C(gt, g_in_c == 0 || 32'(g_in_c) > MAXC, DG_GATE_IN_C_ERR, DG_GATE_IN_C_WORD)
+        `DG_C(gt, g_out_c == 0 || 32'(g_out_c) > MAXO, DG_GATE_OUT_C_ERR, DG_GATE_OUT_C_WORD)
+        `DG_C(gt, g_hidden == 0 || g_hidden > g_in_c, DG_GATE_HIDDEN_ERR, DG_GATE_HIDDEN_WORD)
+        `DG_C(gt, g_shift == 0 || 32'(g_shift) > DG_GATE_SHIFT_MAX, DG_GATE_H_SHIFT_ERR, DG_GATE_H_SHIFT_WORD)
+        `DG_C(gt, g_st_h == 0 || 32'(g_st_h) > MAXG, DG_GATE_ST_H_ERR, DG_GATE_ST_H_WORD)
+        `DG_C(gt, g_st_w == 0 || 32'(g_st_w) > MAXG, DG_GATE_ST_W_ERR, DG_GATE_ST_W_WORD)
+        `DG_C(gt, g_gh == 0 || 32'(g_gh) > MAXG, DG_GATE_GH_ERR, DG_GATE_GH_WORD)
+        `DG_C(gt, g_gw == 0 || 32'(g_gw) > MAXG, DG_GATE_GW_ERR, DG_GATE_GW_WORD)
+        `DG_C(gt, !g_res_list && `DG_G(C2_RES_TILES_OFFSET) != 0, DG_GATE_C2_RES_TILES_OFFSET_ERR,
+              DG_GATE_C2_RES_TILES_OFFSET_WORD)
+        `DG_SEC(gt, GATE, SUMS_OFFSET, a_sums_bytes, nb_gsums)
+        `DG_SEC(gt, GATE, PARAM_OFFSET, a_weight_bytes, p_nbytes)
+        `DG_SEC(gt, GATE, MASK_OFFSET, a_work_bytes, nb_gmask)
+        `DG_SEC(gt, GATE, C1_TILES_OFFSET, a_work_bytes, nb_gtl)
+        `DG_SEC(gt, GATE, C1_OUT_CH_OFFSET, a_work_bytes, 64'd2 * 64'(g_out_c))
+        `DG_SEC(gt, GATE, C2_TILES_OFFSET, a_work_bytes, nb_gtl)
+        `DG_SEC(gt && g_res_list, GATE, C2_RES_TILES_OFFSET, a_work_bytes, nb_gtl)
+        `DG_SEC(gt, GATE, C2_IN_CH_OFFSET, a_work_bytes, 64'd2 * 64'(g_out_c))
+        `DG_SEC(gt, GATE, C2_BITMAP_OFFSET, a_work_bytes, nb_gbm)
+        // head
+        `DG_C(hd, h_in_c == 0 || 32'(h_in_c) > MAXC, DG_HEAD_IN_C_ERR, DG_HEAD_IN_C_WORD)
+        `DG_C(hd, h_classes == 0 || 32'(h_classes) > DG_MAX_CLASSES, DG_HEAD_CLASSES_ERR, DG_HEAD_CLASSES_WORD)
+        `DG_C(hd, h_st_h == 0 || 32'(h_st_h) > MAXG, DG_HEAD_ST_H_ERR, DG_HEAD_ST_H_WORD)
+        `DG_C(hd, h_st_w == 0 || 32'(h_st_w) > MAXG, DG_HEAD_ST_W_ERR, DG_HEAD_ST_W_WORD)
+        `DG_SEC(hd, HEAD, SUMS_OFFSET, a_sums_bytes, nb_hsums)
+        `DG_SEC(hd, HEAD, PARAM_OFFSET, a_weight_bytes, nb_hpar)
+        `DG_SEC(hd, HEAD, LOGITS_OFFSET, a_work_bytes, 64'd8 * 64'(h_classes))
+        `DG_SEC(hd, HEAD, LOG_OFFSET, a_work_bytes, 64'd4 * 64'(a_layer_count))
+`undef DG_SEC
+`undef DG_C
+    end
+    // the first set slot: per group of 8, then over the groups
+    logic [NGRP-1:0] gq_any;
+    logic [7:0] gq_code [NGRP];
+    logic [15:0] gq_entry [NGRP];
     logic [7:0] chk_code;
     logic [15:0] chk_entry;
-    always_comb begin
-        logic found;
-        logic [DG_DESC_WORDS*32-1:0] stray;
-        found = 1'b0;
-        chk_code = 8'd0;
-        chk_entry = 16'd0;
-`define DG_FAIL(cond, code, entry) \
-        if (!found && (cond)) begin found = 1'b1; chk_code = code; chk_entry = 16'(entry); end
-`define DG_SEC(P, F, region_bytes, nbytes) \
-        `DG_FAIL(32'(`DG_REC(rec, P, F)) % AB != 0, DG_ERR_BAD_OFFSET, DG_``P``_``F``_WORD) \
-        `DG_FAIL(64'(`DG_REC(rec, P, F)) + 64'(nbytes) > 64'(region_bytes), DG_ERR_BAD_OFFSET, DG_``P``_``F``_WORD)
-        stray = rec & ~(is_head ? HEAD_BITS : is_g2 ? GATE2_BITS : GATE_BITS);
-        for (int w = 0; w < DG_DESC_WORDS; w++) begin
-            `DG_FAIL(stray[w * 32 +: 32] != 0,
-                     (!is_head && !is_g2 && w == DG_GATE_FLAGS_WORD) ? DG_ERR_BAD_FLAGS : DG_ERR_BAD_GATE, w)
-        end
-        if (is_g2) begin
-            // program.validate_gate2_record: fields in word order, then the sections
-            `DG_FAIL(g2_in_c == 0 || 32'(g2_in_c) > MAXC, DG_GATE2_IN_C_ERR, DG_GATE2_IN_C_WORD)
-            `DG_FAIL(g2_out_c == 0 || 32'(g2_out_c) > MAXO, DG_GATE2_OUT_C_ERR, DG_GATE2_OUT_C_WORD)
-            `DG_FAIL(g2_hidden == 0 || g2_hidden > g2_in_c, DG_GATE2_HIDDEN_ERR, DG_GATE2_HIDDEN_WORD)
-            `DG_FAIL(g2_shift == 0 || 32'(g2_shift) > DG_GATE_SHIFT_MAX, DG_GATE2_H_SHIFT_ERR, DG_GATE2_H_SHIFT_WORD)
-            `DG_FAIL(g2_st_h == 0 || 32'(g2_st_h) > MAXG, DG_GATE2_ST_H_ERR, DG_GATE2_ST_H_WORD)
-            `DG_FAIL(g2_st_w == 0 || 32'(g2_st_w) > MAXG, DG_GATE2_ST_W_ERR, DG_GATE2_ST_W_WORD)
-            `DG_SEC(GATE2, SUMS_OFFSET, a_sums_bytes, g2_n * 64'(g2_in_c) * 64'(DG_SUM_BYTES))
-            `DG_SEC(GATE2, PARAM_OFFSET, a_weight_bytes, p2_nbytes)
-            `DG_SEC(GATE2, IN_MASK_OFFSET, a_work_bytes, bm_bytes(g2_n) + bm_bytes(64'(g2_in_c)))
-            `DG_SEC(GATE2, MASK_OFFSET, a_work_bytes, bm_bytes(64'(g2_out_c)))
-            `DG_SEC(GATE2, C2_OUT_CH_OFFSET, a_work_bytes, 64'd2 * 64'(g2_out_c))
-            `DG_SEC(GATE2, C3_IN_CH_OFFSET, a_work_bytes, 64'd2 * 64'(g2_out_c))
-        end else if (!is_head) begin
-            `DG_FAIL(g_in_c == 0 || 32'(g_in_c) > MAXC, DG_GATE_IN_C_ERR, DG_GATE_IN_C_WORD)
-            `DG_FAIL(g_out_c == 0 || 32'(g_out_c) > MAXO, DG_GATE_OUT_C_ERR, DG_GATE_OUT_C_WORD)
-            `DG_FAIL(g_hidden == 0 || g_hidden > g_in_c, DG_GATE_HIDDEN_ERR, DG_GATE_HIDDEN_WORD)
-            `DG_FAIL(g_shift == 0 || 32'(g_shift) > DG_GATE_SHIFT_MAX, DG_GATE_H_SHIFT_ERR, DG_GATE_H_SHIFT_WORD)
-            `DG_FAIL(g_st_h == 0 || 32'(g_st_h) > MAXG, DG_GATE_ST_H_ERR, DG_GATE_ST_H_WORD)
-            `DG_FAIL(g_st_w == 0 || 32'(g_st_w) > MAXG, DG_GATE_ST_W_ERR, DG_GATE_ST_W_WORD)
-            `DG_FAIL(g_gh == 0 || 32'(g_gh) > MAXG, DG_GATE_GH_ERR, DG_GATE_GH_WORD)
-            `DG_FAIL(g_gw == 0 || 32'(g_gw) > MAXG, DG_GATE_GW_ERR, DG_GATE_GW_WORD)
-            `DG_FAIL(!g_res_list && `DG_G(C2_RES_TILES_OFFSET) != 0, DG_GATE_C2_RES_TILES_OFFSET_ERR,
-                     DG_GATE_C2_RES_TILES_OFFSET_WORD)
-            `DG_SEC(GATE, SUMS_OFFSET, a_sums_bytes, 64'(g_st_h) * 64'(g_st_w) * 64'(g_in_c) * 64'(DG_SUM_BYTES))
-            `DG_SEC(GATE, PARAM_OFFSET, a_weight_bytes, p_nbytes)
-            `DG_SEC(GATE, MASK_OFFSET, a_work_bytes, bm_bytes(g_n) + bm_bytes(64'(g_out_c)))
-            `DG_SEC(GATE, C1_TILES_OFFSET, a_work_bytes, 64'd2 * g_n)
-            `DG_SEC(GATE, C1_OUT_CH_OFFSET, a_work_bytes, 64'd2 * 64'(g_out_c))
-            `DG_SEC(GATE, C2_TILES_OFFSET, a_work_bytes, 64'd2 * g_n)
-            if (g_res_list) begin
-                `DG_SEC(GATE, C2_RES_TILES_OFFSET, a_work_bytes, 64'd2 * g_n)
+    always_ff @(posedge clk) begin
+        for (int g = 0; g < NGRP; g++) begin
+            gq_any[g] <= |cq_bad[g * 8 +: 8];
+            gq_code[g] <= 8'd0;
+            gq_entry[g] <= 16'd0;
+            for (int i = 7; i >= 0; i--) begin
+                if (cq_bad[g * 8 + i]) begin
+                    gq_code[g] <= cq_code[g * 8 + i];
+                    gq_entry[g] <= cq_entry[g * 8 + i];
+                end
             end
-            `DG_SEC(GATE, C2_IN_CH_OFFSET, a_work_bytes, 64'd2 * 64'(g_out_c))
-            `DG_SEC(GATE, C2_BITMAP_OFFSET, a_work_bytes, bm_bytes(g_n))
-        end else begin
-            `DG_FAIL(h_in_c == 0 || 32'(h_in_c) > MAXC, DG_HEAD_IN_C_ERR, DG_HEAD_IN_C_WORD)
-            `DG_FAIL(h_classes == 0 || 32'(h_classes) > DG_MAX_CLASSES, DG_HEAD_CLASSES_ERR, DG_HEAD_CLASSES_WORD)
-            `DG_FAIL(h_st_h == 0 || 32'(h_st_h) > MAXG, DG_HEAD_ST_H_ERR, DG_HEAD_ST_H_WORD)
-            `DG_FAIL(h_st_w == 0 || 32'(h_st_w) > MAXG, DG_HEAD_ST_W_ERR, DG_HEAD_ST_W_WORD)
-            `DG_SEC(HEAD, SUMS_OFFSET, a_sums_bytes, 64'(h_st_h) * 64'(h_st_w) * 64'(h_in_c) * 64'(DG_SUM_BYTES))
-            `DG_SEC(HEAD, PARAM_OFFSET, a_weight_bytes, h_bias_off + 64'd4 * 64'(h_classes))
-            `DG_SEC(HEAD, LOGITS_OFFSET, a_work_bytes, 64'd8 * 64'(h_classes))
-            `DG_SEC(HEAD, LOG_OFFSET, a_work_bytes, 64'd4 * 64'(a_layer_count))
         end
-`undef DG_SEC
-`undef DG_FAIL
+        chk_code <= 8'd0;
+        chk_entry <= 16'd0;
+        for (int g = NGRP - 1; g >= 0; g--) begin
+            if (gq_any[g]) begin
+                chk_code <= gq_code[g];
+                chk_entry <= gq_entry[g];
+            end
+        end
     end
 
     // ------------------------------------------------------------------ state
-    typedef enum logic [3:0] {
+    typedef enum logic [4:0] {
         G_IDLE, G_CHK, G_NEXT, G_RCMD, G_RDATA, G_BCHK, G_POOL, G_SPAT, G_SDRAIN, G_WJOB, G_WCMD,
-        G_WDATA, G_FAULT, G_DONE, G_TSCAN, G_POOL2
+        G_WDATA, G_FAULT, G_DONE, G_TSCAN, G_POOL2, G_SP1, G_SP2, G_SP3
     } gstate_t;
     gstate_t st;
     typedef enum logic [3:0] {
@@ -315,10 +400,48 @@ module dg_gate
     logic [31:0] s_n, s_e;            // elements, consumed
     logic [1:0]  s_esz;               // log2 element bytes
     logic [31:0] s_rowlen, s_row, s_col;
+    logic [31:0] s_rl, s_nl;          // elements left in the row, in the stream
     logic [15:0] s_lp;                // element lane within the beat
     logic        s_bad;
     logic [15:0] s_bad_at;
     logic signed [63:0] racc;         // row accumulator (w1, w2, head W)
+    // stream set-up (G_SP1..3): addr = base + off + 4 * ((mx * my + mz) * mw), n = na * nb
+    logic [63:0] sp_base, sp_off, sp_a;
+    logic [15:0] sp_mx, sp_my, sp_mz, sp_mw;
+    // (every count and index is a product of <= 16-bit fields of a checked record: 17 bits)
+    logic [16:0] sp_na, sp_nb, sp_t1;
+    logic [31:0] sp_t2;
+    logic [23:0] s_beats;
+    // stream pipeline: R (G_RDATA: a segment of the beat) -> E (the beat, registered) -> F (its
+    // elements: checks, memory writes, products) -> G (row sums; hidden: scaled + offset) ->
+    // H (hidden: shift, clamp, write). G_NEXT waits until it is empty.
+    localparam int SEGW = $clog2(AB + 1);
+    logic [SEGW:0] s_bl, s_cap;       // stream: elements left in the beat; lanes of the kind
+    // lanes a kind can fill in one cycle: its elements per beat, at most TN for the streams into
+    // or out of the lane-banked memories (the logic of a kind exists only for its lanes)
+    localparam int LN1 = (AB < DG_TN) ? AB : DG_TN;              // 1-byte elements (head W)
+    localparam int LN2 = (AB / 2 < DG_TN) ? AB / 2 : DG_TN;      // 2-byte (ws, w1, w2)
+    localparam int LN4 = (AB / 4 < DG_TN) ? AB / 4 : DG_TN;      // 4-byte (recip, sums, m1, mask, head bias)
+    localparam int LN8 = (AB / 8 < DG_TN) ? AB / 8 : DG_TN;      // 8-byte (bs, o1, b2)
+    logic        e_v, f_v, g_v, h_v;
+    kind_t       e_kind, f_kind, g_kind;
+    logic [DG_AXI_DATA_BITS-1:0] e_data;
+    logic [15:0] e_lp;
+    logic [1:0]  e_esz;
+    logic [SEGW-1:0] e_n, f_n, g_n_el, h_n;
+    logic [31:0] e_e, f_e, g_e, h_e, e_c, f_c, e_row, f_row, g_row;
+    logic        e_rend, f_rend, g_rend;
+    logic [31:0] f_re [DG_TN];        // F: row of bank b holding element f_e + l / column f_c + l
+    logic [31:0] f_rc [DG_TN];
+    localparam int LBW = (LN4 > 1) ? $clog2(LN4) : 1;
+    logic [LBW-1:0] f_bl [DG_TN];     // sums: the lane of bank b, valid
+    logic [DG_TN-1:0] f_bv;
+    logic [31:0] g_mw [LN4];
+    logic [31:0] f_vm [LN4];          // gate-2 masks: the word's valid bits          // gate-2 masks: conv1's channel bitmap words (padding cleared)
+    logic signed [63:0] f_x [AB];
+    logic signed [63:0] g_p [DG_TN];   // products (w1, w2, head W) or hidden A*m1
+    logic signed [63:0] g_o [LN8];     // hidden: o1
+    logic signed [63:0] h_t [LN8];     // hidden: A*m1 + o1 + 2^(s-1)
     // on-chip data
     logic [7:0]  bins_m [4 * MAXG];
     logic        acc_fresh;           // this SUMS stream's first row starts the sums (no clear)
@@ -341,40 +464,60 @@ module dg_gate
     logic [7:0]  b_gy, b_gx, b_r;     // bin sums: bin, sum-tile row
     logic [15:0] lc;                  // channel / pair counter
     logic [1:0]  sp_ky;               // spatial: kernel row
+    logic [15:0] sp_cell;             // spatial: cell b_gy * gw + b_gx
     logic signed [63:0] sacc;         // spatial logit of the cell in the last stage (starts at bs)
     logic        pool_tot;
     // writes
-    logic [63:0] w_addr, w_nbytes;
+    logic [63:0] w_addr;
     logic [1:0]  w_kind;              // 0 words (masks/bitmap), 1 list, 2 int64 logits, 3 u32 log
     logic [1:0]  w_sel;               // list: 0 tiles on, 1 tiles off, 2 channels on;
                                       // words: 0 tile then channel bitmap (masks), 1 tile bitmap,
                                       // 2 channel bitmap (gate-2's mask_c2)
     logic [15:0] w_limit, w_total, w_emitted, w_scan;
-    logic [23:0] w_beat, w_beats;
+    logic [15:0] cnt_t, cnt_c;        // tiles / channels on so far (spatial cells, b2 decisions)
+    logic [63:0] w_rem;               // word jobs: bytes from beat w_nx on
+    logic [23:0] w_beat, w_beats, w_bm1;
+    logic [23:0] w_nx;                // word jobs: the beat loaded next into wq_*
     logic [DG_AXI_DATA_BITS-1:0] lb_data;
     logic [15:0] lb_cnt;
     logic        lb_pend;
     logic [31:0] head_log;
     logic [7:0]  e_code;
     logic [15:0] e_entry;
+    logic [4:0]  ck;                  // G_CHK: cycles waited for the record pipeline
 
     wire [31:0] sums_off = is_head ? 32'(`DG_H(SUMS_OFFSET)) : is_g2 ? 32'(`DG_G2(SUMS_OFFSET))
                                                                   : 32'(`DG_G(SUMS_OFFSET));
     wire [31:0] par_off = is_head ? 32'(`DG_H(PARAM_OFFSET)) : is_g2 ? 32'(`DG_G2(PARAM_OFFSET))
                                                                  : 32'(`DG_G(PARAM_OFFSET));
-    wire [63:0] sums_abs = a_sums_base + 64'(sums_off);
-    wire [63:0] par_abs = a_weight_base + 64'(par_off);
+    logic [63:0] sums_abs, par_abs;   // registered (record pipeline)
+    always_ff @(posedge clk) begin
+        sums_abs <= a_sums_base + 64'(sums_off);
+        par_abs <= a_weight_base + 64'(par_off);
+    end
     // the channel gate's sections in the gate or the gate-2 blob
-    wire [63:0] cg_w1_abs = par_abs + (is_g2 ? po2[DG_GATE2_P_W1] : po[DG_GATE_P_W1]);
-    wire [63:0] cg_m1_abs = par_abs + (is_g2 ? po2[DG_GATE2_P_M1] : po[DG_GATE_P_M1]);
-    wire [63:0] cg_o1_abs = par_abs + (is_g2 ? po2[DG_GATE2_P_O1] : po[DG_GATE_P_O1]);
-    wire [63:0] cg_w2_abs = par_abs + (is_g2 ? po2[DG_GATE2_P_W2] : po[DG_GATE_P_W2]);
-    wire [63:0] cg_b2_abs = par_abs + (is_g2 ? po2[DG_GATE2_P_B2] : po[DG_GATE_P_B2]);
-    wire [7:0] b_rs = bins_m[2 * 32'(b_gy)];
-    wire [7:0] b_re = bins_m[2 * 32'(b_gy) + 1];
-    wire [7:0] b_cs = bins_m[2 * 32'(g_gh) + 2 * 32'(b_gx)];
-    wire [7:0] b_ce = bins_m[2 * 32'(g_gh) + 2 * 32'(b_gx) + 1];
-    wire [15:0] cur_cell = 16'(32'(b_gy) * 32'(g_gw) + 32'(b_gx));
+    wire [63:0] cg_w1_off = is_g2 ? po2[DG_GATE2_P_W1] : po[DG_GATE_P_W1];
+    wire [63:0] cg_m1_off = is_g2 ? po2[DG_GATE2_P_M1] : po[DG_GATE_P_M1];
+    wire [63:0] cg_o1_off = is_g2 ? po2[DG_GATE2_P_O1] : po[DG_GATE_P_O1];
+    wire [63:0] cg_w2_off = is_g2 ? po2[DG_GATE2_P_W2] : po[DG_GATE_P_W2];
+    wire [63:0] cg_b2_off = is_g2 ? po2[DG_GATE2_P_B2] : po[DG_GATE_P_B2];
+    // the bin's rows [b_rs, b_re) and columns [b_cs, b_cs + b_cw) in sum tiles: registered from
+    // (b_gy, b_gx), read by the next bin's first SUMS stream (>= 2 cycles after they change:
+    // the pool drains first)
+    logic [7:0] b_rs, b_re, b_cs, b_cw;
+    always_ff @(posedge clk) begin
+        b_rs <= bins_m[2 * 32'(b_gy)];
+        b_re <= bins_m[2 * 32'(b_gy) + 1];
+        b_cs <= bins_m[2 * 32'(g_gh) + 2 * 32'(b_gx)];
+        b_cw <= bins_m[2 * 32'(g_gh) + 2 * 32'(b_gx) + 1] - bins_m[2 * 32'(g_gh) + 2 * 32'(b_gx)];
+    end
+    // the bin of the pool (b_gy, b_gx) and its reciprocal, by free-running registers: both settle
+    // during the bin's SUMS streams, long before its pool (the spatial loop counts its own cells)
+    logic [15:0] cur_cell, rc_i;
+    always_ff @(posedge clk) begin
+        cur_cell <= 16'(32'(b_gy) * 32'(g_gw) + 32'(b_gx));
+        rc_i <= is_g2 ? 16'd0 : pool_tot ? 16'(g_n) : cur_cell;   // gate-2: R(H*W) at 0
+    end
 
     // ------------------------------------------------------------------ lane-banked memories
     // One-dimensional on-chip arrays, each as TN RAM banks: entry i in bank i mod TN at row
@@ -412,21 +555,18 @@ module dg_gate
         return i & 32'(DG_TN - 1);
     endfunction
     always_comb begin
-        logic [31:0] rc_i, lg_base;
-        rc_i = is_g2 ? 32'd0 : pool_tot ? 32'(g_n) : 32'(cur_cell);   // gate-2: R(H*W) at 0
-        lg_base = (st == G_WDATA) ? 32'(w_beat) * 32'(AB / 8) : s_e;
         for (int b = 0; b < DG_TN; b++) begin
             rc_ra[b] = rc_AW'(rc_i >> TNL);
-            pt_ra[b] = pt_AW'(brow(s_col, b));
-            am_ra[b] = am_AW'(brow(s_e, b));
-            m1_ra[b] = m1_AW'(brow(s_e, b));
-            hm_ra[b] = hm_AW'(brow(s_col, b));
-            lg_ra[b] = lg_AW'(brow(lg_base, b));
-            ac_ra[b] = ac_AW'(brow((st == G_POOL) ? 32'(lc) : (st == G_POOL2) ? 32'(t2_j) : s_col, b));
+            pt_ra[b] = pt_AW'(f_rc[b]);
+            am_ra[b] = am_AW'(f_re[b]);
+            m1_ra[b] = m1_AW'(f_re[b]);
+            hm_ra[b] = hm_AW'(f_rc[b]);
+            lg_ra[b] = lg_AW'((st == G_WDATA || st == G_WCMD) ? brow(32'(w_nx) * 32'(AB / 8), b) : f_re[b]);
+            ac_ra[b] = ac_AW'((st == G_POOL) ? brow(32'(lc), b) : (st == G_POOL2) ? brow(32'(t2_j), b) : f_rc[b]);
         end
     end
-    wire [31:0] rc_cur = rc_q[lane(is_g2 ? 32'd0 : pool_tot ? 32'(g_n) : 32'(cur_cell))];
-    wire unused_rc = &{1'b0, rc_cur[31:RW]};         // R(n) <= 2^RB: checked as it streams in
+    logic [RW-1:0] rc_cur;            // R(n) <= 2^RB: checked as it streams in
+    always_ff @(posedge clk) rc_cur <= RW'(rc_q[lane(32'(rc_i))]);
 
     // the pool datapath, TN lanes: P = (S*R + 2^(RB-F-1)) >>> (RB-F), shared by the gate
     // record's bins and totals (G_POOL: S = the channel sums of lanes lc..) and the gate-2
@@ -435,21 +575,22 @@ module dg_gate
     // into TN different banks, read at brow(t2_j))
     localparam int CIW = $clog2(MAXCP);
     logic signed [SW-1:0] pl_s [DG_TN];
-    logic signed [PVW-1:0] pl_v [DG_TN];
     logic [15:0] pl_jn;               // compact index after the TN channels
+
     always_comb begin
-        logic [31:0] j, c;
-        logic on;
-        j = 32'(t2_j);
+        logic [31:0] k, c;
+        logic [DG_TN-1:0] on;
         for (int l = 0; l < DG_TN; l++) begin
             c = 32'(lc) + 32'(l);
-            on = c < 32'(g2_in_c) && chin[CIW'(c)];
-            if (st == G_POOL2) pl_s[l] = (on && t2_any) ? signed'(ac_q[lane(j)]) : '0;
-            else pl_s[l] = signed'(ac_q[l]);
-            if (on) j = j + 32'd1;
-            pl_v[l] = PVW'(pool(pl_s[l], rc_cur[RW-1:0]));
+            on[l] = c < 32'(g2_in_c) && chin[CIW'(c)];
         end
-        pl_jn = 16'(j);
+        k = 32'd0;                    // channels kept below lane l: lane l reads bank t2_j + k
+        for (int l = 0; l < DG_TN; l++) begin
+            if (st == G_POOL2) pl_s[l] = (on[l] && t2_any) ? signed'(ac_q[lane(32'(t2_j) + k)]) : '0;
+            else pl_s[l] = signed'(ac_q[l]);
+            k = k + 32'(on[l]);
+        end
+        pl_jn = t2_j + 16'(k);
     end
 
     // ------------------------------------------------------------------ spatial memories
@@ -468,6 +609,14 @@ module dg_gate
     localparam int WSDEPTH = 3 * CGM;
     localparam int WSAW = $clog2(WSDEPTH);
     localparam int XW = $clog2(MAXG + 4);                        // bin column + 3
+    // stage Q of the pool: the TN sums of the cycle before, their destination; P computed here
+    logic q_v, q_tot;
+    logic [DG_TN-1:0] q_lv;
+    logic signed [SW-1:0] q_s [DG_TN];
+    logic [1:0] q_bank;
+    logic [PAW-1:0] q_pwa;
+    logic [31:0] q_c;
+    wire pipe_busy = e_v || f_v || g_v || h_v || q_v;   // the stream or the pool pipeline
     function automatic logic [CGL-1:0] cgrp(input logic [31:0] c);   // c div TN
         return CGL'(c >> TNL);
     endfunction
@@ -559,15 +708,18 @@ module dg_gate
                                   ? (PVW+16)'(ws_q[kx][l]) * (PVW+16)'(p_q[s1_bank[kx]][l]) : '0;
         end
         for (int kx = 0; kx < 3; kx++) begin
-            logic signed [PVW+15+TNL+1:0] t;
-            t = '0;
-            for (int l = 0; l < DG_TN; l++) t = t + (PVW+TNL+17)'(s2_prod[kx][l]);
-            s3_ksum[kx] <= t;
+            logic signed [PVW+15+TNL+1:0] t [DG_TN];             // a balanced adder tree
+            for (int l = 0; l < DG_TN; l++) t[l] = (PVW+TNL+17)'(s2_prod[kx][l]);
+            for (int w = DG_TN; w > 1; w = (w + 1) / 2) begin
+                for (int i = 0; i < w / 2; i++) t[i] = t[2 * i] + t[2 * i + 1];
+                if (w % 2 == 1) t[w / 2] = t[w - 1];
+            end
+            s3_ksum[kx] <= t[0];
         end
         if (st == G_SPAT) begin
             s1_v <= 1'b1;
             s1_end <= (!s0_row_in || 32'(lc) + DG_TN >= 32'(g_in_c)) && sp_ky == 2'd2;
-            s1_cell <= cur_cell;
+            s1_cell <= sp_cell;
             s1_kxv <= s0_kxv;
             s1_bank <= s0_bank;
             s1_lv <= s0_lv;
@@ -597,23 +749,42 @@ module dg_gate
     function automatic logic signed [AW+31:0] hid_prod(input logic signed [AW-1:0] a, input logic signed [31:0] m);
         return a * m;
     endfunction
-    function automatic logic [15:0] hidden_unit(input logic signed [AW-1:0] a, input logic signed [31:0] m,
-                                                input logic signed [63:0] o, input logic [5:0] s);
-        logic signed [63:0] t;
-        t = 64'(hid_prod(a, m)) + o + (64'sd1 <<< (s - 6'd1));
-        t = t >>> s;
-        if (t < 0) t = 0;
-        if (t > HMAX) t = HMAX;
-        return 16'(t);
+    // the sum of TN row products as a balanced tree (log2 TN adds deep)
+    function automatic logic signed [63:0] sum_tree(input logic signed [63:0] v [DG_TN]);
+        logic signed [63:0] t [DG_TN];
+        t = v;
+        for (int w = DG_TN; w > 1; w = (w + 1) / 2) begin
+            for (int i = 0; i < w / 2; i++) t[i] = t[2 * i] + t[2 * i + 1];
+            if (w % 2 == 1) t[w / 2] = t[w - 1];
+        end
+        return t[0];
     endfunction
-    function automatic logic signed [63:0] elem(input logic [DG_AXI_DATA_BITS-1:0] b, input int idx,
-                                                input logic [1:0] esz, input logic sgn);
+    // element lp + l of a beat, 2^esz bytes; a segment never runs past its beat, so lane l only
+    // ever holds elements of the sizes that fit l + 1 times into a beat (a smaller mux per lane)
+    function automatic logic signed [63:0] lane_elem(input logic [DG_AXI_DATA_BITS-1:0] b,
+                                                     input logic [15:0] lp, input int l,
+                                                     input logic [1:0] esz, input logic sgn);
+        logic [31:0] i;                                       // element index in the beat
+        i = 32'(lp) + 32'(l);
         case (esz)
-            2'd0: return sgn ? 64'(signed'(b[idx * 8 +: 8])) : 64'(b[idx * 8 +: 8]);
-            2'd1: return sgn ? 64'(signed'(b[idx * 16 +: 16])) : 64'(b[idx * 16 +: 16]);
-            2'd2: return sgn ? 64'(signed'(b[idx * 32 +: 32])) : 64'(b[idx * 32 +: 32]);
-            default: return b[idx * 64 +: 64];
+            2'd0: begin
+                i = i & 32'(AB - 1);
+                return sgn ? 64'(signed'(b[i * 8 +: 8])) : 64'(b[i * 8 +: 8]);
+            end
+            2'd1: if (l < AB / 2) begin
+                i = i & 32'(AB / 2 - 1);
+                return sgn ? 64'(signed'(b[i * 16 +: 16])) : 64'(b[i * 16 +: 16]);
+            end
+            2'd2: if (l < AB / 4) begin
+                i = i & 32'(AB / 4 - 1);
+                return sgn ? 64'(signed'(b[i * 32 +: 32])) : 64'(b[i * 32 +: 32]);
+            end
+            default: if (l < AB / 8) begin
+                i = i & 32'(AB / 8 - 1);
+                return b[i * 64 +: 64];
+            end
         endcase
+        return 64'sd0;
     endfunction
     function automatic logic big(input logic signed [63:0] v);
         return v >= LIM || v <= -LIM;
@@ -622,51 +793,51 @@ module dg_gate
     // ------------------------------------------------------------------ stream segment
     logic [31:0] seg_n;
     logic seg_row_end, seg_beat_end, seg_last;
+    // s_rl / s_nl: elements left in the row / the stream (down-counters): only their low SEGW
+    // bits and "more than that" enter the segment's small arithmetic
+    // s_bl: elements left in the current beat (AB >> esz after a beat end), s_cap: the lane
+    // limit of the kind (TN for the banked streams); the segment is the smallest of the four
     always_comb begin
-        logic [31:0] lne, a, b, c;
-        lne = 32'(AB) >> s_esz;
-        a = lne - 32'(s_lp);
-        b = s_rowlen - s_col;
-        c = s_n - s_e;
-        seg_n = a;
-        // <= one element per lane bank (the streams into or out of banked memories)
-        if (s_kind != K_BINS && seg_n > DG_TN) seg_n = DG_TN;
-        if (b < seg_n) seg_n = b;
-        if (c < seg_n) seg_n = c;
-        seg_row_end = s_col + seg_n == s_rowlen;
-        seg_last = s_e + seg_n == s_n;
-        seg_beat_end = 32'(s_lp) + seg_n == lne || seg_last;
+        logic [SEGW:0] a, b, n, rl, nl;
+        logic rl_big, nl_big;
+        rl_big = s_rl[31:SEGW] != 0;
+        nl_big = s_nl[31:SEGW] != 0;
+        rl = rl_big ? '1 : (SEGW + 1)'(s_rl[SEGW-1:0]);
+        nl = nl_big ? '1 : (SEGW + 1)'(s_nl[SEGW-1:0]);
+        a = (s_bl < s_cap) ? s_bl : s_cap;
+        b = (rl < nl) ? rl : nl;
+        n = (a < b) ? a : b;
+        seg_n = 32'(n);
+        seg_row_end = !rl_big && rl == n;
+        seg_last = !nl_big && nl == n;
+        seg_beat_end = s_bl == n || seg_last;
     end
 
     // the sums: acc[c] += x as a SUMS beat arrives (the first row of a fresh stream: acc = x),
     // so the update lands at the end of the cycle, as for registers
     always_comb begin
-        logic [31:0] c;
         ac_we = '0;
-        c = 32'd0;
         for (int b = 0; b < DG_TN; b++) begin
             ac_wa[b] = '0;
             ac_wd[b] = '0;
         end
-        if (st == G_RDATA && rd_valid && s_kind == K_SUMS) begin
-            for (int l = 0; l < AB / 4; l++) begin
-                if (32'(l) < seg_n) begin
-                    c = s_col + 32'(l);
-                    ac_we[lane(c)] = 1'b1;
-                    ac_wa[lane(c)] = ac_AW'(c >> TNL);
-                    ac_wd[lane(c)] = SW'(((acc_fresh && s_row == 0) ? 64'sd0 : 64'(signed'(ac_q[lane(c)])))
-                                         + elem(rd_data, 32'(s_lp) + l, 2'd2, 1'b1));
+        if (f_v && f_kind == K_SUMS) begin
+            for (int b = 0; b < DG_TN; b++) begin
+                if (f_bv[b]) begin
+                    ac_we[b] = 1'b1;
+                    ac_wa[b] = ac_AW'(f_rc[b]);
+                    ac_wd[b] = SW'(((acc_fresh && f_row == 0) ? 64'sd0 : 64'(signed'(ac_q[b])))
+                                   + f_x[ABL'(f_bl[b])]);
                 end
             end
         end
     end
 
     // ------------------------------------------------------------------ AXI outputs
-    wire [63:0] s_off = s_addr & 64'(AB - 1);
     always_comb begin
         rcmd_valid = st == G_RCMD;
         rcmd_addr = s_addr & ~64'(AB - 1);
-        rcmd_beats = 24'((s_off + (64'(s_n) << s_esz) + 64'(AB - 1)) >> ABL);
+        rcmd_beats = s_beats;
         rd_ready = st == G_RDATA && rd_valid && seg_beat_end;
         wcmd_valid = st == G_WCMD;
         wcmd_addr = w_addr;
@@ -680,12 +851,30 @@ module dg_gate
         if (which == 2'd0 && w >= nwt) return chan[(w - nwt) * 32 +: 32];
         return spat[w * 32 +: 32];
     endfunction
+    // the word jobs' beat w_nx (the next one offered), registered into wq_* when the
+    // command is accepted and after each beat: the write channel is driven from registers
+    logic [DG_AXI_DATA_BITS-1:0] wn_data, wq_data;
+    logic [31:0] lcm1;                // layer_count - 1: the head's own log entry
+    always_ff @(posedge clk) lcm1 <= a_layer_count - 32'd1;
+    logic [AB-1:0] wn_strb, wq_strb;
     always_comb begin
-        logic [63:0] rem;
+        wn_data = '0;
+        for (int i = 0; i < AB; i++) wn_strb[i] = 64'(i) < w_rem;
+        for (int k = 0; k < AB / 4; k++) begin
+            logic [31:0] w;
+            w = 32'(w_nx) * 32'(AB / 4) + 32'(k);
+            case (w_kind)
+                2'd0: wn_data[k * 32 +: 32] = bits_word(w_sel, w, g_nwt);
+                2'd2: wn_data[k * 32 +: 32] = lg_q[lane(w >> 1)][(w & 1) * 32 +: 32];
+                default: wn_data[k * 32 +: 32] = (w == lcm1) ? head_log
+                                                 : (w < DG_MAX_LAYERS) ? cyc_log[w] : 32'd0;
+            endcase
+        end
+    end
+    always_comb begin
         wd_valid = 1'b0;
         wd_data = '0;
         wd_strb = '0;
-        rem = w_nbytes - 64'(w_beat) * 64'(AB);
         if (st == G_WDATA) begin
             if (w_kind == 2'd1) begin
                 wd_valid = lb_pend;
@@ -693,41 +882,46 @@ module dg_gate
                 for (int i = 0; i < AB; i++) wd_strb[i] = 32'(i) < 2 * 32'(lb_cnt);
             end else begin
                 wd_valid = 1'b1;
-                for (int i = 0; i < AB; i++) wd_strb[i] = 64'(i) < rem;
-                for (int k = 0; k < AB / 4; k++) begin
-                    logic [31:0] w;
-                    w = 32'(w_beat) * 32'(AB / 4) + 32'(k);
-                    case (w_kind)
-                        2'd0: wd_data[k * 32 +: 32] = bits_word(w_sel, w,
-                                                                32'((g_n + 64'd31) >> 5));
-                        2'd2: wd_data[k * 32 +: 32] = lg_q[lane(w >> 1)][(w & 1) * 32 +: 32];
-                        default: wd_data[k * 32 +: 32] = (w + 1 == a_layer_count) ? head_log
-                                                         : cyc_log[w % DG_MAX_LAYERS];
-                    endcase
-                end
+                wd_data = wq_data;
+                wd_strb = wq_strb;
             end
         end
     end
 
     // ------------------------------------------------------------------ control
-    task automatic stream(input kind_t k, input logic [63:0] addr, input logic [31:0] n,
-                          input logic [1:0] esz, input logic [31:0] rowlen);
+    // a stream of na * nb elements of 2^esz bytes from base + off + 4 * ((mx * my + mz) * mw):
+    // set up in G_SP1..3 (the products registered), then one command
+    task automatic stream_at(input kind_t k, input logic [63:0] base, input logic [63:0] off,
+                             input logic [15:0] mx, input logic [15:0] my, input logic [15:0] mz,
+                             input logic [15:0] mw, input logic [16:0] na, input logic [16:0] nb,
+                             input logic [1:0] esz, input logic [31:0] rowlen);
         s_kind <= k;
-        s_addr <= addr;
-        s_n <= n;
+        sp_base <= base;
+        sp_off <= off;
+        sp_mx <= mx;
+        sp_my <= my;
+        sp_mz <= mz;
+        sp_mw <= mw;
+        sp_na <= na;
+        sp_nb <= nb;
         s_e <= 32'd0;
         s_esz <= esz;
         s_rowlen <= rowlen;
+        s_rl <= rowlen;
         s_row <= 32'd0;
         s_col <= 32'd0;
-        s_lp <= 16'((addr & 64'(AB - 1)) >> esz);
         racc <= 64'sd0;
-        st <= (n == 0) ? G_NEXT : G_RCMD;
+        st <= G_SP1;
+    endtask
+    task automatic stream(input kind_t k, input logic [63:0] base, input logic [63:0] off,
+                          input logic [16:0] na, input logic [16:0] nb,
+                          input logic [1:0] esz, input logic [31:0] rowlen);
+        stream_at(k, base, off, 16'd0, 16'd0, 16'd0, 16'd0, na, nb, esz, rowlen);
     endtask
     task automatic wjob(input logic [63:0] addr, input logic [63:0] nbytes, input logic [1:0] kind,
                         input logic [1:0] sel, input logic [15:0] limit, input logic [15:0] total);
         w_addr <= addr;
-        w_nbytes <= nbytes;
+        w_rem <= nbytes;
         w_kind <= kind;
         w_sel <= sel;
         w_limit <= limit;
@@ -735,7 +929,9 @@ module dg_gate
         w_emitted <= 16'd0;
         w_scan <= 16'd0;
         w_beat <= 24'd0;
+        w_nx <= 24'd0;
         w_beats <= 24'((nbytes + 64'(AB - 1)) >> ABL);
+        w_bm1 <= 24'((nbytes + 64'(AB - 1)) >> ABL) - 24'd1;
         lb_cnt <= 16'd0;
         lb_pend <= 1'b0;
         lb_data <= '0;
@@ -753,19 +949,195 @@ module dg_gate
         m1_we <= '0;
         hm_we <= '0;
         lg_we <= '0;
+        // ---- pool, stage Q: P = (S*R + 2^(RB-F-1)) >>> (RB-F) of the sums read the cycle before
+        q_v <= 1'b0;
+        if (q_v) begin
+            for (int l = 0; l < DG_TN; l++) begin
+                if (q_lv[l]) begin
+                    if (q_tot) begin
+                        pt_we[l] <= 1'b1;
+                        pt_wa[l] <= pt_AW'((q_c + 32'(l)) >> TNL);
+                        pt_wd[l] <= PVW'(pool(q_s[l], rc_cur));
+                    end else begin
+                        p_we[32'(q_bank) * DG_TN + l] <= 1'b1;
+                        p_wd[l] <= PVW'(pool(q_s[l], rc_cur));
+                    end
+                end
+            end
+            p_wa <= q_pwa;
+        end
+        // ---- stream pipeline (stage R is G_RDATA)
+        // E: the beat's elements of this segment, sign-extended
+        e_v <= 1'b0;
+        f_v <= e_v;
+        f_kind <= e_kind;
+        f_n <= e_n;
+        f_e <= e_e;
+        f_c <= e_c;
+        f_row <= e_row;
+        f_rend <= e_rend;
+        for (int b = 0; b < DG_TN; b++) begin
+            logic [31:0] l;
+            l = (32'(b) - e_c) & 32'(DG_TN - 1);      // the lane whose column falls into bank b
+            f_re[b] <= brow(e_e, b);
+            f_rc[b] <= brow(e_c, b);
+            f_bl[b] <= LBW'(l);
+            f_bv[b] <= l < 32'(e_n) && l < LN4;
+        end
+        // gate-2 masks: the valid bits of word e (bits past N / in_c must be 0)
+        for (int l = 0; l < LN4; l++) begin
+            logic [31:0] e, nb;
+            e = e_e + 32'(l);
+            nb = (e < g2_wt) ? 32'(g2_n) - e * 32 : 32'(g2_in_c) - (e - g2_wt) * 32;
+            f_vm[l] <= (nb >= 32) ? 32'hFFFF_FFFF : ((32'd1 << nb) - 32'd1);
+        end
+        for (int l = 0; l < AB; l++)
+            f_x[l] <= lane_elem(e_data, e_lp, l, e_esz, e_kind != K_BINS && e_kind != K_RECIP && e_kind != K_MASK);
+        // F: checks, memory writes, products
+        g_v <= f_v;
+        g_kind <= f_kind;
+        g_n_el <= f_n;
+        h_n <= g_n_el;
+        g_e <= f_e;
+        g_row <= f_row;
+        g_rend <= f_rend;
+        for (int l = 0; l < DG_TN; l++) g_p[l] <= 64'sd0;
+        for (int l = 0; l < LN4; l++) g_mw[l] <= 32'd0;
+        for (int l = 0; l < LN8; l++) g_o[l] <= 64'sd0;
+        if (f_v) begin
+            logic found, m_bad_n;
+            logic [15:0] c_cnt;
+            c_cnt = cnt_c;
+            found = s_bad;
+            m_bad_n = m_bad;
+            for (int l = 0; l < AB; l++) begin
+                if (l < 32'(f_n)) begin
+                    logic signed [63:0] x;
+                    logic [31:0] e, c;
+                    x = f_x[l];
+                    e = f_e + 32'(l);
+                    c = f_c + 32'(l);
+                    case (f_kind)
+                        K_BINS: bins_m[e % (4 * MAXG)] <= x[7:0];
+                        K_RECIP: if (l < LN4) begin
+                            rc_we[lane(e)] <= 1'b1;
+                            rc_wa[lane(e)] <= rc_AW'(e >> TNL);
+                            rc_wd[lane(e)] <= x[31:0];
+                            if (!found && (x[31:0] == 0 || x[31:0] > 32'(DG_GATE_RECIP_MAX))) begin
+                                found = 1'b1;
+                                s_bad_at <= 16'(e);
+                            end
+                        end
+                        K_SUMS: ;                              // ac banks (always_comb above)
+                        K_MASK: if (l < LN4) begin
+                            // gate-2: word e of the gate record's masks (tile bitmap, then
+                            // conv1's channel bitmap); bits past N / in_c must be 0
+                            if (e < g2_wt) spat[e * 32 +: 32] <= x[31:0];
+                            else chin[(e - g2_wt) * 32 +: 32] <= x[31:0];
+                            if ((x[31:0] & ~f_vm[l]) != 0) m_bad_n = 1'b1;
+                            if (e >= g2_wt) g_mw[l] <= x[31:0] & f_vm[l];
+                        end
+                        K_WS: if (l < LN2) begin
+                            // tap row f_row = ky*3 + kx; channel c -> bank (kx, c mod TN)
+                            logic [3:0] tap;
+                            tap = 4'(f_row);
+                            ws_we[32'(tap % 4'd3) * DG_TN + (c % DG_TN)] <= 1'b1;
+                            ws_wa[c % DG_TN] <= WSAW'(32'(tap / 4'd3) * CGM + 32'(cgrp(c)));
+                            ws_wd[c % DG_TN] <= x[15:0];
+                        end
+                        K_BS: if (l < LN8) begin
+                            bs_r <= x;
+                            if (!found && big(x)) begin found = 1'b1; s_bad_at <= 16'(e); end
+                        end
+                        K_W1: if (l < LN2) g_p[l] <= 64'(fc1_prod(x[15:0], signed'(pt_q[lane(c)])));
+                        K_M1: if (l < LN4) begin
+                            m1_we[lane(e)] <= 1'b1;
+                            m1_wa[lane(e)] <= m1_AW'(e >> TNL);
+                            m1_wd[lane(e)] <= x[31:0];
+                        end
+                        K_O1: if (l < LN8 && l < DG_TN) begin
+                            g_p[l] <= 64'(hid_prod(signed'(am_q[lane(e)]), signed'(m1_q[lane(e)])));
+                            g_o[l] <= x;
+                            if (!found && big(x)) begin found = 1'b1; s_bad_at <= 16'(e); end
+                        end
+                        K_W2: if (l < LN2) g_p[l] <= 64'(fc2_prod(x[15:0], hm_q[lane(c)]));
+                        K_B2: if (l < LN8) begin
+                            chan[e % MAXO] <= (signed'(lg_q[lane(e)]) + x) >= 0;
+                            c_cnt = c_cnt + 16'((signed'(lg_q[lane(e)]) + x) >= 0);
+                            if (!found && big(x)) begin found = 1'b1; s_bad_at <= 16'(e); end
+                        end
+                        K_HW: if (l < LN1) g_p[l] <= 64'(head_prod(x[7:0], signed'(ac_q[lane(c)])));
+                        default: if (l < LN4) begin                    // K_HB
+                            lg_we[lane(e)] <= 1'b1;
+                            lg_wa[lane(e)] <= lg_AW'(e >> TNL);
+                            lg_wd[lane(e)] <= lg_q[lane(e)] + x;
+                        end
+                    endcase
+                end
+            end
+            s_bad <= found;
+            m_bad <= m_bad_n;
+            cnt_c <= c_cnt;
+        end
+        // G: the row sums (w1 -> A, w2 / head W -> logits), as a tree; hidden: A*m1 + o1 + round;
+        // gate-2: conv1's active channels nc from its bitmap words
+        if (g_v && g_kind == K_MASK) begin
+            logic [15:0] t;
+            t = t2_nc;
+            for (int l = 0; l < LN4; l++) t = t + 16'($countones(g_mw[l]));
+            t2_nc <= t;
+        end
+        h_v <= g_v && g_kind == K_O1;
+        h_e <= g_e;
+        for (int l = 0; l < LN8; l++) h_t[l] <= g_p[l] + g_o[l] + (64'sd1 <<< (cg_shift - 6'd1));
+        if (g_v && (g_kind == K_W1 || g_kind == K_W2 || g_kind == K_HW)) begin
+            logic signed [63:0] ssum;
+            ssum = sum_tree(g_p);
+            if (g_rend) begin
+                racc <= 64'sd0;
+                if (g_kind == K_W1) begin
+                    am_we[lane(g_row)] <= 1'b1;
+                    am_wa[lane(g_row)] <= am_AW'(g_row >> TNL);
+                    am_wd[lane(g_row)] <= AW'(racc + ssum);
+                end else begin
+                    lg_we[lane(g_row)] <= 1'b1;
+                    lg_wa[lane(g_row)] <= lg_AW'(g_row >> TNL);
+                    lg_wd[lane(g_row)] <= racc + ssum;
+                end
+            end else racc <= racc + ssum;
+        end
+        // H: hidden units clamp((A*m1 + o1 + 2^(s-1)) >>> s, 0, HMAX) (o1 lanes: one per element)
+        if (h_v) begin
+            for (int l = 0; l < LN8; l++) begin
+                if (l < 32'(h_n)) begin
+                    logic signed [63:0] t;
+                    logic [31:0] e;
+                    e = h_e + 32'(l);
+                    t = h_t[l] >>> cg_shift;
+                    if (t < 0) t = 0;
+                    if (t > HMAX) t = HMAX;
+                    hm_we[lane(e)] <= 1'b1;
+                    hm_wa[lane(e)] <= hm_AW'(e >> TNL);
+                    hm_wd[lane(e)] <= 16'(t);
+                end
+            end
+        end
         // spatial last stage: the cell's logit bs + sum ws*Ppad (sacc starts at bs_r)
         if (s3_v) begin
             logic signed [63:0] v;
             v = sacc + 64'(s3_ksum[0]) + 64'(s3_ksum[1]) + 64'(s3_ksum[2]);
             if (s3_end) begin
                 spat[32'(s3_cell) % NCELL] <= v >= 0;
+                cnt_t <= cnt_t + 16'(v >= 0);
                 sacc <= bs_r;
             end else sacc <= v;
         end
         case (st)
-            G_IDLE: if (start) st <= G_CHK;
-            G_CHK: begin
+            G_IDLE: if (start) begin ck <= 5'd0; st <= G_CHK; end
+            G_CHK: if (ck != 5'(CK_LAT)) ck <= ck + 5'd1; else begin
                 spat <= '0;
+                cnt_t <= 16'd0;
+                cnt_c <= 16'd0;
                 chan <= '0;
                 job <= 4'd0;
                 b_gy <= 8'd0;
@@ -788,8 +1160,8 @@ module dg_gate
                     st <= G_NEXT;
                 end
             end
-            G_NEXT: begin
-                // a finished stream step, or the start of one
+            G_NEXT: if (!pipe_busy) begin
+                // a finished stream step (its pipeline drained), or the start of one
                 if (s_bad) begin
                     e_code <= DG_ERR_BAD_GATE;
                     e_entry <= s_bad_at;
@@ -802,13 +1174,14 @@ module dg_gate
                 end else begin
                     case (step)
                         S_BINS: begin
-                            stream(K_BINS, par_abs + po[DG_GATE_P_BINS], 2 * 32'(g_gh) + 2 * 32'(g_gw), 2'd0, 32'hFFFF_FFFF);
+                            stream(K_BINS, par_abs, po[DG_GATE_P_BINS], 17'(2 * 32'(g_gh) + 2 * 32'(g_gw)), 17'd1, 2'd0, 32'hFFFF_FFFF);
                             step <= S_BCHK;
                         end
                         S_BCHK: begin lc <= 16'd0; st <= G_BCHK; end
                         S_RECIP: begin
-                            stream(K_RECIP, par_abs + po[DG_GATE_P_RECIP], 32'(g_n) + 1, 2'd2, 32'hFFFF_FFFF);
+                            stream(K_RECIP, par_abs, po[DG_GATE_P_RECIP], 17'(32'(g_n) + 1), 17'd1, 2'd2, 32'hFFFF_FFFF);
                             step <= S_BINSUM;
+                            pool_tot <= 1'b0;
                             b_gy <= 8'd0;
                             b_gx <= 8'd0;
                             b_r <= bins_m[0];
@@ -819,8 +1192,8 @@ module dg_gate
                                 step <= S_BS;           // DENSE: only the checked sections
                             end else if (b_r < b_re) begin
                                 acc_fresh <= b_r == b_rs;     // the bin's first sum-tile row
-                                stream(K_SUMS, sums_abs + 64'd4 * (64'(b_r) * 64'(g_st_w) + 64'(b_cs)) * 64'(g_in_c),
-                                       32'(b_ce - b_cs) * 32'(g_in_c), 2'd2, 32'(g_in_c));
+                                stream_at(K_SUMS, sums_abs, 64'd0, 16'(b_r), 16'(g_st_w), 16'(b_cs), g_in_c,
+                                          17'(b_cw), 17'(g_in_c), 2'd2, 32'(g_in_c));
                                 b_r <= b_r + 8'd1;
                             end else begin
                                 lc <= 16'd0;
@@ -830,34 +1203,36 @@ module dg_gate
                         end
                         S_TOT: begin
                             acc_fresh <= 1'b1;
-                            stream(K_SUMS, sums_abs, 32'(g_st_h) * 32'(g_st_w) * 32'(g_in_c), 2'd2, 32'(g_in_c));
+                            pool_tot <= 1'b1;         // the totals' reciprocal settles (rc_i)
+                            stream(K_SUMS, sums_abs, 64'd0, 17'(q_gsthw), 17'(g_in_c), 2'd2, 32'(g_in_c));
                             step <= S_POOLT;
                         end
                         S_POOLT: begin lc <= 16'd0; pool_tot <= 1'b1; st <= G_POOL; end
                         S_WS: begin
-                            stream(K_WS, par_abs + po[DG_GATE_P_WS], 9 * 32'(g_in_c), 2'd1, 32'(g_in_c));
+                            stream(K_WS, par_abs, po[DG_GATE_P_WS], 17'd9, 17'(g_in_c), 2'd1, 32'(g_in_c));
                             step <= S_BS;
                         end
                         S_BS: begin
-                            stream(K_BS, par_abs + po[DG_GATE_P_BS], 32'd1, 2'd3, 32'hFFFF_FFFF);
+                            stream(K_BS, par_abs, po[DG_GATE_P_BS], 17'd1, 17'd1, 2'd3, 32'hFFFF_FFFF);
                             step <= S_SPAT;
                         end
                         S_SPAT: if (dense) step <= S_O1; else begin
                             b_gy <= 8'd0;
                             b_gx <= 8'd0;
                             sp_ky <= 2'd0;
+                            sp_cell <= 16'd0;
                             lc <= 16'd0;
                             sacc <= bs_r;
                             st <= G_SPAT;
                         end
                         S2_RECIP: begin
                             // gate-2: R(H*W) (checked) into rc entry 0, then the masks it reads
-                            stream(K_RECIP, par_abs + po2[DG_GATE2_P_RECIP], 32'd1, 2'd2, 32'hFFFF_FFFF);
+                            stream(K_RECIP, par_abs, po2[DG_GATE2_P_RECIP], 17'd1, 17'd1, 2'd2, 32'hFFFF_FFFF);
                             step <= S2_MASK;
                         end
                         S2_MASK: begin
-                            stream(K_MASK, wb + 64'(`DG_G2(IN_MASK_OFFSET)), g2_wt + 32'((32'(g2_in_c) + 31) >> 5),
-                                   2'd2, 32'hFFFF_FFFF);
+                            stream(K_MASK, wb, 64'(`DG_G2(IN_MASK_OFFSET)), 17'(g2_wt + 32'((32'(g2_in_c) + 31) >> 5)),
+                                   17'd1, 2'd2, 32'hFFFF_FFFF);
                             t2_t <= 16'd0;
                             t2_run <= 1'b0;
                             t2_any <= 1'b0;
@@ -876,53 +1251,55 @@ module dg_gate
                             st <= G_POOL2;
                         end
                         S_W1: begin
-                            stream(K_W1, cg_w1_abs, 32'(cg_hidden) * 32'(cg_in_c), 2'd1, 32'(cg_in_c));
+                            stream(K_W1, par_abs, cg_w1_off, 17'(cg_hidden), 17'(cg_in_c), 2'd1, 32'(cg_in_c));
                             step <= S_M1;
                         end
                         S_M1: begin
-                            stream(K_M1, cg_m1_abs, 32'(cg_hidden), 2'd2, 32'hFFFF_FFFF);
+                            stream(K_M1, par_abs, cg_m1_off, 17'(cg_hidden), 17'd1, 2'd2, 32'hFFFF_FFFF);
                             step <= S_O1;
                         end
                         S_O1: begin
-                            stream(K_O1, cg_o1_abs, 32'(cg_hidden), 2'd3, 32'hFFFF_FFFF);
+                            stream(K_O1, par_abs, cg_o1_off, 17'(cg_hidden), 17'd1, 2'd3, 32'hFFFF_FFFF);
                             step <= S_W2;
                         end
                         S_W2: if (dense) step <= S_B2; else begin
-                            stream(K_W2, cg_w2_abs, 32'(cg_out_c) * 32'(cg_hidden), 2'd1, 32'(cg_hidden));
+                            stream(K_W2, par_abs, cg_w2_off, 17'(cg_out_c), 17'(cg_hidden), 2'd1, 32'(cg_hidden));
                             step <= S_B2;
                         end
                         S_B2: begin
-                            stream(K_B2, cg_b2_abs, 32'(cg_out_c), 2'd3, 32'hFFFF_FFFF);
+                            stream(K_B2, par_abs, cg_b2_off, 17'(cg_out_c), 17'd1, 2'd3, 32'hFFFF_FFFF);
                             step <= dense ? S_DENSE : S_WRITE;
                         end
                         S_DENSE: begin
                             // RUN_FLAGS.DENSE: every tile and channel on (parameters checked, not evaluated)
                             for (int i = 0; i < NCELL; i++) spat[i] <= 64'(i) < g_n;
                             for (int i = 0; i < MAXO; i++) chan[i] <= 32'(i) < 32'(cg_out_c);
+                            cnt_t <= 16'(g_n);
+                            cnt_c <= cg_out_c;
                             step <= S_WRITE;
                         end
                         S_WRITE: begin
                             if (is_g2) begin
-                                nc2 <= 16'($countones(chan));
+                                nc2 <= cnt_c;
                                 job <= 4'd11;
                             end else begin
-                                nt <= 16'($countones(spat));
-                                nc <= 16'($countones(chan));
+                                nt <= cnt_t;
+                                nc <= cnt_c;
                                 job <= 4'd0;
                             end
                             st <= G_WJOB;
                         end
                         S_HSUMS: begin
                             acc_fresh <= 1'b1;
-                            stream(K_SUMS, sums_abs, 32'(h_st_h) * 32'(h_st_w) * 32'(h_in_c), 2'd2, 32'(h_in_c));
+                            stream(K_SUMS, sums_abs, 64'd0, 17'(q_hsthw), 17'(h_in_c), 2'd2, 32'(h_in_c));
                             step <= S_HW;
                         end
                         S_HW: begin
-                            stream(K_HW, par_abs, 32'(h_classes) * 32'(h_in_c), 2'd0, 32'(h_in_c));
+                            stream(K_HW, par_abs, 64'd0, 17'(h_classes), 17'(h_in_c), 2'd0, 32'(h_in_c));
                             step <= S_HB;
                         end
                         S_HB: begin
-                            stream(K_HB, par_abs + h_bias_off, 32'(h_classes), 2'd2, 32'hFFFF_FFFF);
+                            stream(K_HB, par_abs, h_bias_off, 17'(h_classes), 17'd1, 2'd2, 32'hFFFF_FFFF);
                             step <= S_HWRITE;
                         end
                         S_HWRITE: begin
@@ -933,111 +1310,52 @@ module dg_gate
                     endcase
                 end
             end
+            G_SP1: begin
+                sp_t1 <= 17'(32'(sp_mx) * 32'(sp_my) + 32'(sp_mz));
+                s_n <= 32'(sp_na) * 32'(sp_nb);
+                sp_a <= sp_base + sp_off;
+                st <= G_SP2;
+            end
+            G_SP2: begin
+                sp_t2 <= 32'(sp_t1) * 32'(sp_mw);
+                s_nl <= s_n;
+                st <= G_SP3;
+            end
+            G_SP3: begin
+                logic [ABL-1:0] lo;                  // the address's offset in its beat
+                lo = sp_a[ABL-1:0] + ABL'({sp_t2, 2'b00});
+                s_addr <= sp_a + 64'({sp_t2, 2'b00});
+                s_lp <= 16'(lo >> s_esz);
+                s_bl <= (SEGW + 1)'((32'(AB) >> s_esz) - (32'(lo) >> s_esz));
+                s_cap <= (s_kind == K_BINS) ? (SEGW + 1)'(AB) : (SEGW + 1)'((AB < DG_TN) ? AB : DG_TN);
+                s_beats <= 24'((64'(lo) + (64'(s_n) << s_esz) + 64'(AB - 1)) >> ABL);
+                st <= (s_n == 0) ? G_NEXT : G_RCMD;
+            end
             G_RCMD: if (rcmd_ready) st <= G_RDATA;
             G_RDATA: if (rd_valid) begin
-                logic found, m_bad_n;
-                logic signed [63:0] ssum;
-                logic [15:0] t2_cnt;
-                found = s_bad;
-                m_bad_n = m_bad;
-                t2_cnt = t2_nc;
-                ssum = 64'sd0;
-                for (int l = 0; l < AB; l++) begin
-                    if (32'(l) < seg_n) begin
-                        logic signed [63:0] x;
-                        logic [31:0] e, c;
-                        x = elem(rd_data, 32'(s_lp) + l, s_esz, s_kind != K_BINS && s_kind != K_RECIP && s_kind != K_MASK);
-                        e = s_e + 32'(l);
-                        c = s_col + 32'(l);
-                        case (s_kind)
-                            K_BINS: bins_m[e % (4 * MAXG)] <= x[7:0];
-                            K_RECIP: begin
-                                rc_we[lane(e)] <= 1'b1;
-                                rc_wa[lane(e)] <= rc_AW'(e >> TNL);
-                                rc_wd[lane(e)] <= x[31:0];
-                                if (!found && (x[31:0] == 0 || x[31:0] > 32'(DG_GATE_RECIP_MAX))) begin
-                                    found = 1'b1;
-                                    s_bad_at <= 16'(e);
-                                end
-                            end
-                            K_SUMS: ;                              // ac banks (always_comb above)
-                            K_MASK: begin
-                                // gate-2: word e of the gate record's masks (tile bitmap, then
-                                // conv1's channel bitmap); bits past N / in_c must be 0
-                                logic [31:0] nb, vm;
-                                if (e < g2_wt) begin
-                                    spat[e * 32 +: 32] <= x[31:0];
-                                    nb = 32'(g2_n) - e * 32;
-                                end else begin
-                                    chin[(e - g2_wt) * 32 +: 32] <= x[31:0];
-                                    nb = 32'(g2_in_c) - (e - g2_wt) * 32;
-                                end
-                                vm = (nb >= 32) ? 32'hFFFF_FFFF : ((32'd1 << nb) - 32'd1);
-                                if ((x[31:0] & ~vm) != 0) m_bad_n = 1'b1;
-                                if (e >= g2_wt) t2_cnt = t2_cnt + 16'($countones(x[31:0] & vm));
-                            end
-                            K_WS: begin
-                                // tap row s_row = ky*3 + kx; channel c -> bank (kx, c mod TN)
-                                logic [3:0] tap;
-                                tap = 4'(s_row);
-                                ws_we[32'(tap % 4'd3) * DG_TN + (c % DG_TN)] <= 1'b1;
-                                ws_wa[c % DG_TN] <= WSAW'(32'(tap / 4'd3) * CGM + 32'(cgrp(c)));
-                                ws_wd[c % DG_TN] <= x[15:0];
-                            end
-                            K_BS: begin
-                                bs_r <= x;
-                                if (!found && big(x)) begin found = 1'b1; s_bad_at <= 16'(e); end
-                            end
-                            K_W1: ssum = ssum + 64'(fc1_prod(x[15:0], signed'(pt_q[lane(c)])));
-                            K_M1: begin
-                                m1_we[lane(e)] <= 1'b1;
-                                m1_wa[lane(e)] <= m1_AW'(e >> TNL);
-                                m1_wd[lane(e)] <= x[31:0];
-                            end
-                            K_O1: begin
-                                hm_we[lane(e)] <= 1'b1;
-                                hm_wa[lane(e)] <= hm_AW'(e >> TNL);
-                                hm_wd[lane(e)] <= hidden_unit(signed'(am_q[lane(e)]), signed'(m1_q[lane(e)]),
-                                                              x, cg_shift);
-                                if (!found && big(x)) begin found = 1'b1; s_bad_at <= 16'(e); end
-                            end
-                            K_W2: ssum = ssum + 64'(fc2_prod(x[15:0], hm_q[lane(c)]));
-                            K_B2: begin
-                                chan[e % MAXO] <= (signed'(lg_q[lane(e)]) + x) >= 0;
-                                if (!found && big(x)) begin found = 1'b1; s_bad_at <= 16'(e); end
-                            end
-                            K_HW: ssum = ssum + 64'(head_prod(x[7:0], signed'(ac_q[lane(c)])));
-                            default: begin                                 // K_HB
-                                lg_we[lane(e)] <= 1'b1;
-                                lg_wa[lane(e)] <= lg_AW'(e >> TNL);
-                                lg_wd[lane(e)] <= lg_q[lane(e)] + x;
-                            end
-                        endcase
-                    end
-                end
-                s_bad <= found;
-                m_bad <= m_bad_n;
-                t2_nc <= t2_cnt;
+                // stage R: the segment of this beat goes down the stream pipeline
+                e_v <= 1'b1;
+                e_kind <= s_kind;
+                e_data <= rd_data;
+                e_lp <= s_lp;
+                e_esz <= s_esz;
+                e_n <= SEGW'(seg_n);
+                e_e <= s_e;
+                e_c <= s_col;
+                e_row <= s_row;
+                e_rend <= seg_row_end;
                 if (seg_row_end) begin
-                    racc <= 64'sd0;
-                    if (s_kind == K_W1) begin
-                        am_we[lane(s_row)] <= 1'b1;
-                        am_wa[lane(s_row)] <= am_AW'(s_row >> TNL);
-                        am_wd[lane(s_row)] <= AW'(racc + ssum);
-                    end
-                    if (s_kind == K_W2 || s_kind == K_HW) begin
-                        lg_we[lane(s_row)] <= 1'b1;
-                        lg_wa[lane(s_row)] <= lg_AW'(s_row >> TNL);
-                        lg_wd[lane(s_row)] <= racc + ssum;
-                    end
                     s_row <= s_row + 32'd1;
                     s_col <= 32'd0;
+                    s_rl <= s_rowlen;
                 end else begin
-                    racc <= racc + ssum;
                     s_col <= s_col + seg_n;
+                    s_rl <= s_rl - seg_n;
                 end
                 s_e <= s_e + seg_n;
+                s_nl <= s_nl - seg_n;
                 s_lp <= seg_beat_end ? 16'd0 : s_lp + 16'(seg_n);
+                s_bl <= seg_beat_end ? (SEGW + 1)'(AB >> s_esz) : s_bl - (SEGW + 1)'(seg_n);
                 if (seg_last) st <= G_NEXT;
             end
             G_BCHK: begin
@@ -1064,22 +1382,15 @@ module dg_gate
             end
             G_POOL: begin
                 // TN channels per cycle: P (bin) or Pt (totals); the accumulators restart at 0
+                q_v <= 1'b1;
+                q_tot <= pool_tot;
+                q_c <= 32'(lc);
                 for (int l = 0; l < DG_TN; l++) begin
-                    logic [31:0] c;
-                    c = 32'(lc) + 32'(l);
-                    if (c < 32'(g_in_c)) begin
-                        if (pool_tot) begin
-                            pt_we[l] <= 1'b1;
-                            pt_wa[l] <= pt_AW'(c >> TNL);
-                            pt_wd[l] <= pl_v[l];
-                        end
-                        else begin
-                            p_we[32'(XW'(b_gx) % XW'(3)) * DG_TN + l] <= 1'b1;
-                            p_wd[l] <= pl_v[l];
-                        end
-                    end
+                    q_lv[l] <= 32'(lc) + 32'(l) < 32'(g_in_c);
+                    q_s[l] <= pl_s[l];
                 end
-                p_wa <= p_addr(b_gy, XW'(b_gx) / XW'(3), cgrp(32'(lc)));
+                q_bank <= 2'(XW'(b_gx) % XW'(3));
+                q_pwa <= p_addr(b_gy, XW'(b_gx) / XW'(3), cgrp(32'(lc)));
                 lc <= lc + 16'(DG_TN);
                 if (32'(lc) + DG_TN >= 32'(g_in_c)) begin
                     st <= G_NEXT;
@@ -1105,6 +1416,7 @@ module dg_gate
                 lc <= row_end ? 16'd0 : lc + 16'(DG_TN);
                 if (row_end && sp_ky == 2'd2) begin
                     sp_ky <= 2'd0;
+                    sp_cell <= sp_cell + 16'd1;
                     if (b_gx + 8'd1 < g_gw) b_gx <= b_gx + 8'd1;
                     else begin
                         b_gx <= 8'd0;
@@ -1127,8 +1439,8 @@ module dg_gate
                     acc_fresh <= !t2_any;
                     t2_any <= 1'b1;
                     t2_run <= 1'b0;
-                    stream(K_SUMS, sums_abs + 64'd4 * 64'(t2_t0) * 64'(t2_nc), 32'(t2_t - t2_t0) * 32'(t2_nc),
-                           2'd2, 32'(t2_nc));
+                    stream_at(K_SUMS, sums_abs, 64'd0, t2_t0, 16'd1, 16'd0, t2_nc,
+                              17'(t2_t - t2_t0), 17'(t2_nc), 2'd2, 32'(t2_nc));
                     step <= S2_SUMS;
                 end else if (64'(t2_t) >= g2_n) begin
                     step <= S2_POOL;
@@ -1137,14 +1449,12 @@ module dg_gate
             end
             G_POOL2: begin
                 // gate-2: Pt in channel order, TN channels per cycle (the shared pool lanes)
+                q_v <= 1'b1;
+                q_tot <= 1'b1;
+                q_c <= 32'(lc);
                 for (int l = 0; l < DG_TN; l++) begin
-                    logic [31:0] c;
-                    c = 32'(lc) + 32'(l);
-                    if (c < 32'(g2_in_c)) begin
-                        pt_we[l] <= 1'b1;
-                        pt_wa[l] <= pt_AW'(c >> TNL);
-                        pt_wd[l] <= pl_v[l];
-                    end
+                    q_lv[l] <= 32'(lc) + 32'(l) < 32'(g2_in_c);
+                    q_s[l] <= pl_s[l];
                 end
                 t2_j <= pl_jn;
                 lc <= lc + 16'(DG_TN);
@@ -1186,12 +1496,22 @@ module dg_gate
                     end
                 endcase
             end
-            G_WCMD: if (wcmd_ready) st <= G_WDATA;
+            G_WCMD: if (wcmd_ready) begin
+                st <= G_WDATA;
+                wq_data <= wn_data;
+                wq_strb <= wn_strb;
+                w_nx <= w_nx + 24'd1;
+                w_rem <= w_rem - 64'(AB);
+            end
             G_WDATA: begin
                 if (w_kind != 2'd1) begin
                     if (wd_ready) begin
                         w_beat <= w_beat + 24'd1;
-                        if (w_beat + 24'd1 == w_beats) st <= G_WJOB;
+                        wq_data <= wn_data;
+                        wq_strb <= wn_strb;
+                        w_nx <= w_nx + 24'd1;
+                        w_rem <= w_rem - 64'(AB);
+                        if (w_beat == w_bm1) st <= G_WJOB;
                     end
                 end else if (lb_pend) begin
                     if (wd_ready) begin
@@ -1233,6 +1553,11 @@ module dg_gate
         if (rst) begin
             st <= G_IDLE;
             done <= 1'b0;
+            e_v <= 1'b0;              // the stream and pool pipelines start empty
+            f_v <= 1'b0;
+            g_v <= 1'b0;
+            h_v <= 1'b0;
+            q_v <= 1'b0;
         end
     end
 `undef DG_G

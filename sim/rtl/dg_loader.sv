@@ -16,6 +16,14 @@
 // word each) per lane; patch row r is stored at byte AB + r * pitch (pitch = k*C_in mod NB,
 // formats.im2col_row_pitch) with patch column 0 at that byte, at any byte alignment, and
 // t_lo/t_hi give the loaded (inside the input map) bytes of the rows; see dg_compute.
+// A depthwise layer (op OP_DWCONV, weight layout dw: [C][R], R = k*k padded to Tn) is ONE
+// loader group (L.G = 1): the params of every active channel j (its id: the out-channel
+// list's entry j when gated) into the banks dw_bias/dw_mult[j / Tm][j mod Tm], its row as
+// one span of R bytes at w_abs + id * R into lane j mod Tm's weight rows
+// (j / Tm) * S + word, Tn bytes per weight word (word w = taps w*Tn ..): the whole layer's
+// rows and params are read once per layer and stay on chip; the prefetch then loads one
+// patch per tile (the compact or dense input, as for any conv), which the compute runs
+// every m-group of (tiles -> m-groups).
 module dg_loader
     import dg_pkg::*;
 (
@@ -49,6 +57,8 @@ module dg_loader
     output logic [7:0]                  bk_mg [2],     // output channels of the group
     output logic [31:0]                 bk_bias [2][DG_TM],
     output logic [31:0]                 bk_mult [2][DG_TM],
+    output logic [31:0]                 dw_bias [SG_MAX][DG_TM],   // depthwise: params per m-group
+    output logic [31:0]                 dw_mult [SG_MAX][DG_TM],
     input  wire [15:0]                  wb_gdone,      // groups written back (their bank is free)
     output logic                        ld_busy,
     // tile halves (per half: the tile record and the patch row / column tables)
@@ -70,6 +80,7 @@ module dg_loader
     output logic [7:0]                  col_t [2][PMAX],
     output logic                        col_tv [2][PMAX],
     output logic [15:0]                 t_lo [2], t_hi [2],   // im2col: loaded bytes [lo, hi) of a patch row
+    output logic [31:0]                 t_dwrb [2],    // depthwise: bytes per dw bank row (ceil(pw/k) * C)
     output wire                         pf_idle,
     // buffer reads (compute stage c1; data at c2)
     input  wire [IAW-1:0]               c1_addr,
@@ -79,6 +90,8 @@ module dg_loader
     input  wire [RAW-1:0]               c1_rbaddr,
     output logic [DG_TM*DG_TN*8-1:0]    wb_q,
     output logic [7:0]                  ib_q [NB],
+    input  wire [DW_AW-1:0]             c1_dwlin [DW_NBK],   // depthwise: lane 0's byte per dw bank
+    output logic [7:0]                  dw_q [DW_NBK][DW_NBW],
     output logic [DG_TM*8-1:0]          rb_q
 );
     localparam int PEND_DEPTH = 32;
@@ -180,8 +193,10 @@ module dg_loader
     logic [7:0] pf_py, pf_px;
     logic [7:0] pf_jl;
     logic [63:0] pf_pixaddr;
-    // pending read commands: {type, half, data}: patch {base} / residual {pixel, jl, jh, off}
-    localparam int PEND_W = 2 + 32;
+    // pending read commands: {type, dw row, dw row offset, half, data}: patch {base} /
+    // residual {pixel, jl, jh, off} (dw row: the patch row; dw row offset: its first byte in
+    // its first beat; both for the depthwise patch banks)
+    localparam int PEND_W = 2 + 16 + 32;
     logic [PEND_W-1:0] pend_in;
     logic pend_push;
     wire pend_in_ready, pend_valid;
@@ -192,6 +207,41 @@ module dg_loader
         .clk(clk), .rst(rst), .in_data(pend_in), .in_valid(pend_push), .in_ready(pend_in_ready),
         .out_data(pend_out), .out_valid(pend_valid), .out_ready(pend_pop), .count(pend_count));
     logic [15:0] pr_beat;          // beat index within the current patch row
+
+    // depthwise patch buffer (op OP_DWCONV): DW_NBK banks by (patch row mod k, patch column
+    // mod k); bank (r mod k, c mod k) holds its pixels' stored channels as one byte stream,
+    // pixel (r, c) channel ch at byte lin = (r div k) * t_dwrb + (c div k) * C + ch (+ the
+    // half's DW_HALF), over DW_NBW byte columns (byte lin in column lin mod DW_NBW, row
+    // lin div DW_NBW). A patch row's beat (AB bytes, in row order) puts, per bank, a run of
+    // consecutive bytes (pixel c's channels, then pixel c + k's), so no two of its bytes share
+    // a column; a read of Tm lanes (Tm consecutive channels) neither. The receive side keeps,
+    // per column phase j of the row, the next byte's lin (rc_ptr), and the current pixel's
+    // phase and channel.
+    logic [31:0] dw_rb;            // the tile's ceil(pw / k) * C (PF_GEO4)
+    logic [7:0]  dw_c0;            // the tile's first loaded patch column (ixv0 - ix0)
+    logic [DW_AW-1:0] rc_ptr [DW_K];
+    logic [$clog2(DW_K)-1:0] rc_ph;   // column phase (c mod k) of the current pixel
+    logic [15:0] rc_ch;            // its channel
+    logic [DW_NBK*DW_NBW-1:0] dw_we;
+    logic [$clog2(DW_DEPTH)-1:0] dw_waddr [DW_NBK*DW_NBW];
+    logic [7:0] dw_wdata [DW_NBK*DW_NBW];
+    logic [$clog2(DW_DEPTH)-1:0] dw_raddr [DW_NBK*DW_NBW];
+    always_comb begin
+        // column w of bank b: the row of the first byte >= lane 0's byte in that column
+        for (int b = 0; b < DW_NBK; b++)
+            for (int w = 0; w < DW_NBW; w++)
+                dw_raddr[b*DW_NBW+w] = $clog2(DW_DEPTH)'((32'(c1_dwlin[b]) >> DW_NBWL)
+                                       + ((DW_NBWL'(w) < c1_dwlin[b][DW_NBWL-1:0]) ? 1 : 0));
+    end
+    for (genvar b = 0; b < DW_NBK; b++) begin : g_dwbank
+        for (genvar w = 0; w < DW_NBW; w++) begin : g_col
+            logic [7:0] mem [DW_DEPTH];
+            always_ff @(posedge clk) begin
+                if (dw_we[b*DW_NBW+w]) mem[dw_waddr[b*DW_NBW+w]] <= dw_wdata[b*DW_NBW+w];
+                dw_q[b][w] <= mem[dw_raddr[b*DW_NBW+w]];
+            end
+        end
+    end
 
     // patch buffer: NB byte banks, both halves
     logic [NB-1:0] ib_we;
@@ -238,13 +288,21 @@ module dg_loader
     logic [31:0] sp_lmul, sp_jstep;    // the layer's constants (registered)
     logic [15:0] sp_x_next;            // x of span index sp_i + 1
     always_ff @(posedge clk) begin
-        sp_lmul <= L.ic_layout ? 32'(L.kk) * 32'(L.out_c) : L.im2col ? 32'(L.kp) : 32'(L.kk) * 32'(L.in_c);
+        sp_lmul <= L.ic_layout ? 32'(L.kk) * 32'(L.out_c) : L.im2col ? 32'(L.kp)
+                   : L.dw ? ((32'(L.kk) + 32'(DG_TN - 1)) >> TNL) << TNL : 32'(L.kk) * 32'(L.in_c);
         sp_jstep <= L.ic_layout ? 32'(L.out_c) : L.im2col ? 32'(DG_TN) : 32'(L.in_c);
-        sp_x_next <= L.ic_layout ? inch_list[I_MAX_IN'(sp_i + 16'd1)] : bk_ch[ld_b][32'(sp_i + 16'd1) % DG_TM];
+        sp_x_next <= L.ic_layout ? inch_list[I_MAX_IN'(sp_i + 16'd1)]
+                     : L.dw ? dw_ch(sp_i + 16'd1) : bk_ch[ld_b][32'(sp_i + 16'd1) % DG_TM];
     end
+    // depthwise: channel id of active channel j (the loader's span index)
+    function automatic logic [15:0] dw_ch(input logic [15:0] j);
+        return L.out_ch_gated ? outch_list[I_MAX_OUT'(j)] : j;
+    endfunction
+    wire [15:0] sp_pch = L.dw ? dw_ch(sp_i) : bk_ch[ld_b][32'(sp_i) % DG_TM];   // param span's channel
+    wire [15:0] sp_n_lanes = L.dw ? L.n_out : 16'(bk_mg[ld_b]);                // spans per phase
     always_comb begin
         sp_kind = 2'(SP_PARAM);
-        sp_addr = L.p_abs + 64'(bk_ch[ld_b][32'(sp_i) % DG_TM]) * 64'd8;
+        sp_addr = L.p_abs + 64'(sp_pch) * 64'd8;
         sp_nbytes = 16'd8;
         if (sp_phase == 2'd1) begin
             sp_addr = sp_waddr;
@@ -255,7 +313,9 @@ module dg_loader
                 // one span per (lane sp_i, kernel position sp_j): in_c bytes (im2col: per
                 // (lane, weight word sp_j) the Tn bytes of that word of the lane's kp-byte row)
                 sp_kind = 2'(SP_WOC);
-                sp_nbytes = L.im2col ? 16'(DG_TN) : L.in_c;
+                // (depthwise: one span per channel, its row of R = S * Tn bytes: the k*k
+                // taps and the zero padding)
+                sp_nbytes = L.im2col ? 16'(DG_TN) : L.dw ? 16'(L.S) << TNL : L.in_c;
             end
         end
     end
@@ -324,11 +384,11 @@ module dg_loader
                     if (pf_req_row) begin
                         rcmd_addr = pf_row_addr & ~64'(AB - 1);
                         rcmd_beats = pf_row_beats;
-                        pend_in = {1'b0, pf_h, 32'(pf_row_dst)};
+                        pend_in = {1'b0, pf_r, 8'(pf_row_off), pf_h, 32'(pf_row_dst)};
                     end else begin
                         rcmd_addr = pf_res_addr & ~64'(AB - 1);
                         rcmd_beats = 24'd1;
-                        pend_in = {1'b1, pf_h, 8'(32'(pf_py) * 32'(t_ow[pf_h]) + 32'(pf_px)), pf_jl, pf_jh,
+                        pend_in = {1'b1, 16'd0, pf_h, 8'(32'(pf_py) * 32'(t_ow[pf_h]) + 32'(pf_px)), pf_jl, pf_jh,
                                    8'(pf_pixaddr[ABL-1:0])};
                     end
                 end else if (ld_req) begin
@@ -361,6 +421,7 @@ module dg_loader
     always_ff @(posedge clk) begin
         wb_we <= '0;
         ib_we <= '0;
+        dw_we <= '0;
         rb_we <= '0;
         if (run_init) begin
             ld_g <= 16'd0;
@@ -402,22 +463,23 @@ module dg_loader
             if (sp_phase == 2'd1 && !sp_wok) begin
                 // the first span of index sp_i (sp_j = 0)
                 logic [15:0] x;
-                x = (sp_i == 16'd0) ? (L.ic_layout ? inch_list[0] : bk_ch[ld_b][0]) : sp_x_next;
+                x = (sp_i == 16'd0) ? (L.ic_layout ? inch_list[0] : L.dw ? dw_ch(16'd0) : bk_ch[ld_b][0])
+                                    : sp_x_next;
                 sp_waddr <= L.w_abs + (L.ic_layout ? 64'(bk_m0[ld_b]) : 64'd0) + 64'(x) * 64'(sp_lmul);
                 sp_wok <= 1'b1;
             end
             if (ld_fire) begin
                 if (sp_phase == 2'd0) begin
-                    if (sp_i + 16'd1 == 16'(bk_mg[ld_b])) begin
+                    if (sp_i + 16'd1 == sp_n_lanes) begin
                         sp_i <= 16'd0;
                         sp_phase <= (L.n_act == 0 || L_no_mac) ? 2'd2 : 2'd1;
                         sp_wok <= 1'b0;
                     end else sp_i <= sp_i + 16'd1;
                 end else begin
                     // ic layout: in-channels x kernel positions; oc layout: lanes x kernel positions
-                    if (sp_j + 16'd1 == (L.im2col ? L.S : 16'(L.kk))) begin
+                    if (sp_j + 16'd1 == (L.im2col ? L.S : L.dw ? 16'd1 : 16'(L.kk))) begin
                         sp_j <= 16'd0;
-                        if (sp_i + 16'd1 == (L.ic_layout ? L.n_in : 16'(bk_mg[ld_b]))) sp_phase <= 2'd2;
+                        if (sp_i + 16'd1 == (L.ic_layout ? L.n_in : sp_n_lanes)) sp_phase <= 2'd2;
                         sp_i <= sp_i + 16'd1;
                         sp_wok <= 1'b0;
                     end else begin
@@ -438,7 +500,10 @@ module dg_loader
                 wb_wdata <= '0;
                 case (kind)
                     2'(SP_PARAM): begin
-                        if (sc_b < 16'd4) bk_bias[ld_b][32'(si) % DG_TM][sc_b[1:0] * 8 +: 8] <= ld_byte[0];
+                        if (L.dw) begin
+                            if (sc_b < 16'd4) dw_bias[I_SG'(si >> TML)][32'(si) % DG_TM][sc_b[1:0] * 8 +: 8] <= ld_byte[0];
+                            else dw_mult[I_SG'(si >> TML)][32'(si) % DG_TM][sc_b[1:0] * 8 +: 8] <= ld_byte[0];
+                        end else if (sc_b < 16'd4) bk_bias[ld_b][32'(si) % DG_TM][sc_b[1:0] * 8 +: 8] <= ld_byte[0];
                         else bk_mult[ld_b][32'(si) % DG_TM][sc_b[1:0] * 8 +: 8] <= ld_byte[0];
                     end
                     2'(SP_WIC): begin
@@ -457,17 +522,18 @@ module dg_loader
                         // one byte per cycle)
                         logic keep;
                         logic [15:0] n;
-                        keep = !L.in_ch_gated || (sc_nptr < L.n_in && inch_list[I_MAX_IN'(sc_nptr)] == sc_b);
-                        n = L.in_ch_gated ? sc_nptr : sc_b;
-                        wb_waddr <= (WAW+1)'(32'(ld_b) * WDEPTH + 32'(sj) * (L.im2col ? 32'd1 : 32'(L.N))
-                                              + (32'(n) >> TNL));
+                        // (depthwise: the lane's taps, all kept: tap n at word n / Tn)
+                        keep = !L.in_ch_gated || L.dw || (sc_nptr < L.n_in && inch_list[I_MAX_IN'(sc_nptr)] == sc_b);
+                        n = (L.in_ch_gated && !L.dw) ? sc_nptr : sc_b;
+                        wb_waddr <= (WAW+1)'(32'(ld_b) * WDEPTH + 32'(sj) * ((L.im2col || L.dw) ? 32'd1 : 32'(L.N))
+                                              + (L.dw ? 32'(si >> TML) * 32'(L.S) : 32'd0) + (32'(n) >> TNL));
                         for (int t = 0; t < KMAX; t++) begin
                             if (32'(t) < 32'(ld_k) && keep && t < DG_TN) begin
                                 wb_we[32'(si % 16'(DG_TM)) * DG_TN + ((32'(n) + t) % DG_TN)] <= 1'b1;
                                 wb_wdata[(32'(si % 16'(DG_TM)) * DG_TN + ((32'(n) + t) % DG_TN)) * 8 +: 8] <= ld_byte[t];
                             end
                         end
-                        if (keep && L.in_ch_gated) sc_nptr <= sc_nptr + 16'd1;
+                        if (keep && L.in_ch_gated && !L.dw) sc_nptr <= sc_nptr + 16'd1;
                     end
                 endcase
                 sc_started <= 1'b1;
@@ -584,6 +650,9 @@ module dg_loader
                     pf_row_addr <= L.in_abs + 64'(signed'(pf_iy0)) * 64'(L.in_row_bytes)
                                    + 64'(pf_ixv0) * 64'(L.cin_st);
                     pf_cb <= IAW'((pf_ix0 - 32'(pf_ixv0)) * 32'(L.cin_st));
+                    dw_rb <= ((32'(pf_pw) + DW_K - 1) / DW_K) * 32'(L.cin_st);
+                    t_dwrb[pf_h] <= ((32'(pf_pw) + DW_K - 1) / DW_K) * 32'(L.cin_st);
+                    dw_c0 <= 8'(32'(pf_ixv0) - pf_ix0);
                     pf_state <= PF_ROWS;
                 end
                 PF_ROWS: begin
@@ -655,6 +724,54 @@ module dg_loader
                         ib_wdata[(32'(a) + l) % NB] <= rd_data[l*8 +: 8];
                     end
                     pr_beat <= rd_last ? 16'd0 : pr_beat + 16'd1;
+                    if (L.dw) begin
+                        // depthwise: the beat's bytes of the row into the dw banks
+                        logic [DW_AW-1:0] ptr [DW_K];
+                        logic [$clog2(DW_K)-1:0] ph;
+                        logic [7:0] r, roff;
+                        logic [15:0] ch;
+                        logic [31:0] jb;
+                        r = pend_out[41 +: 8];
+                        roff = pend_out[33 +: 8];
+                        if (pr_beat == 16'd0) begin
+                            // row start: pixel dw_c0, channel 0; phase j's first pixel
+                            for (int j = 0; j < DW_K; j++) begin
+                                logic [31:0] cj;
+                                cj = 32'(dw_c0) + ((32'(j) + DW_K - 32'(dw_c0) % DW_K) % DW_K);
+                                ptr[j] = DW_AW'(32'(pend_out[32]) * DW_HALF + (32'(r) / DW_K) * dw_rb
+                                                + (cj / DW_K) * 32'(L.cin_st));
+                            end
+                            ph = $clog2(DW_K)'(32'(dw_c0) % DW_K);
+                            ch = 16'd0;
+                        end else begin
+                            ptr = rc_ptr;
+                            ph = rc_ph;
+                            ch = rc_ch;
+                        end
+                        for (int l = 0; l < AB; l++) begin
+                            jb = 32'(pr_beat) * AB + 32'(l);
+                            if (jb >= 32'(roff) && jb < 32'(roff) + pf_row_bytes) begin
+                                int bk, col;
+                                bk = (32'(r) % DW_K) * DW_K + 32'(ph);
+                                col = 32'(ptr[ph]) % DW_NBW;
+                                dw_we[bk * DW_NBW + col] <= 1'b1;
+                                dw_waddr[bk * DW_NBW + col] <= $clog2(DW_DEPTH)'(32'(ptr[ph]) >> DW_NBWL);
+                                dw_wdata[bk * DW_NBW + col] <= rd_data[l*8 +: 8];
+`ifndef SYNTHESIS
+                                if (32'(ptr[ph]) >= (32'(pend_out[32]) + 1) * DW_HALF)
+                                    $error("dg_loader: depthwise patch past its dw bank half (DW_HALF)");
+`endif
+                                ptr[ph] = ptr[ph] + DW_AW'(1);
+                                if (ch + 16'd1 == L.cin_st) begin
+                                    ch = 16'd0;
+                                    ph = (32'(ph) + 1 == DW_K) ? '0 : ph + 1'b1;
+                                end else ch = ch + 16'd1;
+                            end
+                        end
+                        rc_ptr <= ptr;
+                        rc_ph <= ph;
+                        rc_ch <= ch;
+                    end
                 end else begin
                     logic [7:0] p, jl, jh, off;
                     p = pend_out[31:24];
@@ -724,7 +841,7 @@ module dg_loader
             left_beat = AB - 32'(pos);
             k = 1;
             if (kind == 2'(SP_WIC)) k = KMAX;
-            else if (kind == 2'(SP_WOC) && !L.in_ch_gated) k = DG_TN - (32'(sc_b) % DG_TN);
+            else if (kind == 2'(SP_WOC) && (!L.in_ch_gated || L.dw)) k = DG_TN - (32'(sc_b) % DG_TN);
             if (k > left_span) k = left_span;
             if (k > left_beat) k = left_beat;
             ld_k = 8'(k);

@@ -14,12 +14,24 @@
 // exact because |w * x| <= 128 * 256 < 2^17 (int8 x signed 9-bit). Stage 1 registers P
 // (36 bits per pair: the DSP's P register); the correction bit P[17] is added in the stage-2
 // tree. ceil(Tm/2)*Tn multiplies (Tm = 1: its pair has a zero low weight).
+//
+// Depthwise mode (`in_dw`, op OP_DWCONV: lane m multiplies its own weights in_wd[m][j] by its
+// own activations in_xd[m][j], j < TPS taps per step): the pair's two lanes no longer share an
+// activation, so each DSP computes ONE product: pair k's multiplies n < TPS take the high
+// lane's tap n (w[2k][n] << 18, x[2k][n]), multiplies TPS <= n < 2*TPS the low lane's tap
+// n - TPS (w[2k+1][n-TPS], x[2k+1][n-TPS]). The stage-2 trees are unchanged: a lone high
+// product has a zero low half and a lone low product a zero high half, so each lane sums
+// exactly its own TPS products (TPS = Tn/2: all Tm*Tn/2 multiplies busy). With Tn = 1
+// (TPS = 1) the pair's one multiply takes both lanes in packed form and the caller feeds
+// one of them per step (the other's weight and activation zero). The conv mode (in_dw = 0)
+// is unchanged.
 module dg_mac_array
     import dg_pkg::DG_TM, dg_pkg::DG_TN;
 #(
     parameter int TM = DG_TM,    // output channels (accumulators), power of two 1..64
     parameter int TN = DG_TN,    // input channels reduced per step, power of two 1..64
-    parameter int TAG_W = 8      // sideband bits carried from the last step to the output
+    parameter int TAG_W = 8,     // sideband bits carried from the last step to the output
+    parameter int TPS = (TN >= 2) ? TN / 2 : 1   // depthwise taps per lane and step
 ) (
     input  wire                  clk,
     input  wire                  rst,
@@ -28,6 +40,9 @@ module dg_mac_array
     input  wire                  in_last,
     input  wire [TM*TN*8-1:0]    in_w,      // weight [m][n] at bits (m*TN+n)*8, int8
     input  wire [TN*9-1:0]       in_x,      // activation [n] at bits n*9, signed 9-bit
+    input  wire                  in_dw,     // depthwise step: in_wd / in_xd instead of in_w / in_x
+    input  wire [TM*TPS*8-1:0]   in_wd,     // depthwise: lane m's tap j weight at bits (m*TPS+j)*8
+    input  wire [TM*TPS*9-1:0]   in_xd,     // depthwise: its activation at bits (m*TPS+j)*9
     input  wire [TAG_W-1:0]      in_tag,
     output logic                 out_valid,
     output logic [TM*32-1:0]     out_acc,   // accumulator [m] at bits m*32, int32
@@ -56,10 +71,29 @@ module dg_mac_array
         for (int k = 0; k < NP; k++) begin
             for (int n = 0; n < TN; n++) begin
                 logic signed [26:0] w_hi, w_lo, ad; // pre-adder operands (A, D) and sum
+                logic signed [8:0] xv;
                 w_hi = 27'($signed(in_w[((2*k)*TN+n)*8 +: 8])) <<< 18;
                 w_lo = (2*k + 1 < TM) ? 27'($signed(in_w[((2*k+1)*TN+n)*8 +: 8])) : 27'sd0;
+                xv = $signed(in_x[n*9 +: 9]);
+                if (in_dw) begin
+                    w_hi = 27'sd0;
+                    w_lo = 27'sd0;
+                    xv = 9'sd0;
+                    if (TN == 1) begin              // both lanes packed; one of them is zero
+                        w_hi = 27'($signed(in_wd[(2*k)*TPS*8 +: 8])) <<< 18;
+                        w_lo = (2*k + 1 < TM) ? 27'($signed(in_wd[(2*k+1)*TPS*8 +: 8])) : 27'sd0;
+                        xv = $signed(in_xd[(2*k)*TPS*9 +: 9])
+                           | ((2*k + 1 < TM) ? $signed(in_xd[(2*k+1)*TPS*9 +: 9]) : 9'sd0);
+                    end else if (n < TPS) begin
+                        w_hi = 27'($signed(in_wd[((2*k)*TPS+n)*8 +: 8])) <<< 18;
+                        xv = $signed(in_xd[((2*k)*TPS+n)*9 +: 9]);
+                    end else if (n < 2*TPS && 2*k + 1 < TM) begin
+                        w_lo = 27'($signed(in_wd[((2*k+1)*TPS+n-TPS)*8 +: 8]));
+                        xv = $signed(in_xd[((2*k+1)*TPS+n-TPS)*9 +: 9]);
+                    end
+                end
                 ad = w_hi + w_lo;
-                prod_reg[k][n] <= PW'(ad * $signed(in_x[n*9 +: 9]));
+                prod_reg[k][n] <= PW'(ad * xv);
             end
         end
         s1_first <= in_first;

@@ -45,13 +45,40 @@ package dg_pkg;
     localparam int PPIX = CT_MAX * CT_MAX;                 // conv pixels of a pooled tile
     localparam int PK_BYTES = 4 * DG_TM;                   // largest write packet (sums)
     localparam int WBQ_DEPTH = 16;                         // write-back queue (MAC results)
+    // depthwise (OP_DWCONV, k = DG_DW_KERNEL): the tap-banked dw patch buffer (dg_loader):
+    // DW_NBK = k*k banks by (patch row mod k, patch column mod k), so the k*k taps of a conv
+    // pixel (stride 1 or 2) never share a bank and one read gives every tap of the TM lanes.
+    // Each bank holds its pixels' stored channels as a byte stream over DW_NBW byte columns
+    // (as the NB patch banks do), so a beat's AB bytes and a read's TM lanes never collide.
+    localparam int DW_K = DG_DW_KERNEL;
+    localparam int DW_NBK = DW_K * DW_K;
+    localparam int DW_NBW = (DG_TM > AB) ? DG_TM : AB;     // byte columns per dw bank
+    localparam int DW_NBWL = $clog2(DW_NBW);
+    // bytes per bank per half: ceil(ph/k)*ceil(pw/k)*C <= (25/81) * ph*pw*C for ph, pw >= k = 3,
+    // and a patch (ph*pw*C) fits a half of the patch buffer (IHALF)
+    localparam int DW_HALF = ((IHALF * 25 / 81 + 2 * DW_NBW + DW_NBW - 1) / DW_NBW) * DW_NBW;
+    localparam int DW_DEPTH = 2 * DW_HALF / DW_NBW;         // rows per byte column (both halves)
+    localparam int DW_AW = $clog2(2 * DW_HALF);            // dw bank byte address width
+    // the MAC array in dw mode: one product per DSP48E2, so a lane pair's Tn multiplies give
+    // each of its two lanes DW_TPS taps per step (Tn = 1: the pair's one multiply takes its two
+    // lanes in turn, DW_PAR = 2 steps per tap); DW_TSTEPS * DW_PAR array steps cover a
+    // conv pixel's k*k taps for one m-group
+    localparam int DW_TPS = (DG_TN >= 2) ? DG_TN / 2 : 1;
+    localparam int DW_PAR = (DG_TN == 1 && DG_TM > 1) ? 2 : 1;
+    localparam int DW_TSTEPS = (DW_NBK + DW_TPS - 1) / DW_TPS;
+    // depthwise: loop order tiles -> m-groups (one patch per tile): the whole layer's params
+    // and weight rows stay on chip, params in [SG_MAX][TM] banks (dg_loader dw_bias/dw_mult)
+    localparam int SG_MAX = (DG_MAX_OUT_CHANNELS + DG_TM - 1) / DG_TM;
+    localparam int I_SG = (SG_MAX > 1) ? $clog2(SG_MAX) : 1;
+    localparam int TML = $clog2(DG_TM);
     // requantizer time-sharing (dg_requant SHARE): TM/4 lanes of 64-bit multipliers, one output
     // pixel per RQ_SHARE cycles (as the HLS engine and dgfpga.perf.resources assume)
     localparam int RQ_SHARE = (DG_TM >= DG_REQUANT_SHARE) ? DG_REQUANT_SHARE : DG_TM;
-    // MAC-array tag: {bank, res_only, tile_last, py, px, residual bytes [TM]}
-    localparam int MTAG_W = 3 + 16 + DG_TM * 8;
-    // tile record (compute -> write-back): {bank, glast, idx, o0y, o0x, cy0, cx0, oh, ow, chy, chw}
-    localparam int TR_W = 2 + 16 * 5 + 8 * 4;
+    // MAC-array tag: {bank, res_only, tile_last, py, px, sg, residual bytes [TM]}
+    // (sg: the depthwise m-group of the tile pass, 0 otherwise)
+    localparam int MTAG_W = 3 + 16 + 16 + DG_TM * 8;
+    // tile record (compute -> write-back): {bank, glast, idx, o0y, o0x, cy0, cx0, oh, ow, chy, chw, sg}
+    localparam int TR_W = 2 + 16 * 5 + 8 * 4 + 16;
     // work lists: u16 index entries, u32 bitmap words (formats)
     localparam int LEB = DG_LIST_ENTRY_BITS;               // bits of a list entry
     localparam int EPB = DG_AXI_DATA_BITS / LEB;           // list entries per beat
@@ -82,6 +109,8 @@ package dg_pkg;
         logic [DG_DESC_GRID_H_WIDTH-1:0] grid_h;
         logic [DG_DESC_GRID_W_WIDTH-1:0] grid_w;
         logic [DG_DESC_RES_MULT_WIDTH-1:0] res_mult;
+        logic dw;                         // depthwise conv (op OP_DWCONV): lane m reads channel m only
+        logic pixel_sums;                 // with emit_sums: one int32 sum row per output pixel
         logic [63:0] in_abs, out_abs, res_abs, w_abs, p_abs, sums_abs;   // absolute addresses
         logic [31:0] tl_off, rl_off, ol_off, il_off, bm_off;             // WORK offsets
         // derived (ST_CHECK2)
@@ -89,7 +118,8 @@ package dg_pkg;
         logic [15:0] cin_st, cout_st;     // stored channels of the input / output map
         logic [31:0] in_row_bytes;        // bytes of one input row
         logic [15:0] N;                   // n-groups per kernel position (>= 1)
-        logic [15:0] G;                   // m-groups
+        logic [15:0] G;                   // m-groups (depthwise: 1, its m-groups run per tile)
+        logic [15:0] SG;                  // depthwise: m-groups per tile (1 otherwise)
         logic [7:0]  kk;                  // kernel taps
         logic        ic_layout;           // weights in ic_k_k_oc layout (in-gated, out dense)
         logic [15:0] n_seq;               // tile-sequence entries per group (active + residual-only)

@@ -211,7 +211,8 @@ module dg_sequencer
                     0: if (L.tile_gated && L.n_act != 0) begin list_next = 3'd0; list_next_n = L.n_act; list_next_off = L.tl_off; end
                     1: if (L.n_res != 0) begin list_next = 3'd1; list_next_n = L.n_res; list_next_off = L.rl_off; end
                     2: if (L.out_ch_gated && L.n_out != 0) begin list_next = 3'd2; list_next_n = L.n_out; list_next_off = L.ol_off; end
-                    3: if (L.in_ch_gated && L.n_in != 0) begin list_next = 3'd3; list_next_n = L.n_in; list_next_off = L.il_off; end
+                    // (a depthwise layer has no in-channel list: its out-channel list is both)
+                    3: if (L.in_ch_gated && !L.dw && L.n_in != 0) begin list_next = 3'd3; list_next_n = L.n_in; list_next_off = L.il_off; end
                     default: if (L.zero_halo) begin
                         list_next = 3'd4;
                         list_next_n = 16'(BMW * ((32'(n_tiles_r) + BMW - 1) / BMW));
@@ -318,6 +319,8 @@ module dg_sequencer
                 L.out_ch_gated <= `DG_DESC(desc_chk, OUT_CH_GATED);
                 L.zero_halo <= `DG_DESC(desc_chk, ZERO_HALO);
                 L.im2col <= `DG_DESC(desc_chk, IM2COL);
+                L.dw <= 32'(`DG_DESC(desc_chk, OP)) == DG_OP_DWCONV;
+                L.pixel_sums <= `DG_DESC(desc_chk, PIXEL_SUMS);
                 L.shift <= `DG_DESC(desc_chk, SHIFT);
                 L.in_h <= `DG_DESC(desc_chk, IN_H);
                 L.in_w <= `DG_DESC(desc_chk, IN_W);
@@ -365,7 +368,8 @@ module dg_sequencer
                         g_start <= 1'b1;
                         state <= ST_GATE;
                     end
-                end else if (!use_e && 32'(`DG_DESC(desc, OP)) != DG_OP_CONV) begin
+                end else if (!use_e && 32'(`DG_DESC(desc, OP)) != DG_OP_CONV
+                             && 32'(`DG_DESC(desc, OP)) != DG_OP_DWCONV) begin
                     err_code <= DG_ERR_BAD_OP;
                     err_entry <= 16'(DG_DESC_OP_WORD);
                     state <= ST_ERR;
@@ -401,8 +405,12 @@ module dg_sequencer
                 L.cout_st <= L.out_ch_gated ? L.n_out : L.out_c;
                 L.in_row_bytes <= chk_in_row;
                 n_tiles_r <= chk_n_tiles;
-                L.N <= (L.n_in == 0) ? 16'd1 : 16'((32'(L.n_in) + DG_TN - 1) >> TNL);
-                L.G <= 16'((32'(L.n_out) + DG_TM - 1) / DG_TM);
+                // (depthwise: one tap of TM lanes per step, no n-groups)
+                L.N <= (L.n_in == 0 || L.dw) ? 16'd1 : 16'((32'(L.n_in) + DG_TN - 1) >> TNL);
+                // depthwise: ONE loader group (every active channel's params and rows on
+                // chip), its SG m-groups run per tile on the tile's one patch (dg_compute)
+                L.G <= (L.dw && L.n_out != 0) ? 16'd1 : 16'((32'(L.n_out) + DG_TM - 1) / DG_TM);
+                L.SG <= L.dw ? 16'((32'(L.n_out) + DG_TM - 1) / DG_TM) : 16'd1;
                 L.conv_h <= 16'(((32'(L.in_h) + 32'(2 * L.pad) - 32'(L.k)) >> (L.stride == 2'd2 ? 1 : 0)) + 1);
                 L.conv_w <= 16'(((32'(L.in_w) + 32'(2 * L.pad) - 32'(L.k)) >> (L.stride == 2'd2 ? 1 : 0)) + 1);
                 L.ic_layout <= L.in_ch_gated && !L.out_ch_gated;
@@ -412,7 +420,8 @@ module dg_sequencer
                     qa = i2c_qa_of(chk_kc);
                     L.kc <= 16'(chk_kc);
                     L.kkc <= 16'(chk_kkc);
-                    L.S <= 16'((chk_kkc + DG_TN - 1) >> TNL);
+                    // (depthwise: the steps of a channel's k*k taps row, ceil(kk / TN) words)
+                    L.S <= L.dw ? 16'((32'(chk_kk) + DG_TN - 1) >> TNL) : 16'((chk_kkc + DG_TN - 1) >> TNL);
                     L.kp <= 16'(((chk_kkc + DG_TN - 1) >> TNL) << TNL);
                     L.pitch <= 16'(chk_pitch);
                     L.i2c_qa <= qa;

@@ -11,6 +11,12 @@
 // The max-pool buffer is double-buffered: the MAC results of one tile go into one half
 // while the previous tile is pooled from the other (`wb_busy`: two tiles started and not
 // yet pooled, the compute waits), so pooling hides behind the next tile's MACs.
+// With `pixel_sums` (formats: one sum tile per output pixel) every output pixel also goes
+// out as a sums packet: its Tm values as int32 at sums_abs + 4 * (pixel * C_stored + m0),
+// i.e. 4x the pixel's own byte offset in the output map, instead of the per-tile sums.
+// A depthwise layer's m-groups run per tile (one tile record and tag `sg` per pass): the
+// params come from the loader's per-m-group banks (dw_bias/dw_mult[sg]), the pass writes
+// channels sg*Tm .. of the pixel (m0 = sg*Tm, m_g = min(Tm, n_out - m0)).
 module dg_writeback
     import dg_pkg::*;
 (
@@ -33,6 +39,8 @@ module dg_writeback
     input  wire [7:0]                   bk_mg [2],
     input  wire [31:0]                  bk_bias [2][DG_TM],
     input  wire [31:0]                  bk_mult [2][DG_TM],
+    input  wire [31:0]                  dw_bias [SG_MAX][DG_TM],
+    input  wire [31:0]                  dw_mult [SG_MAX][DG_TM],
     output logic [15:0]                 wb_gdone,      // groups completely written back
     output wire                         wb_idle,
     // write master
@@ -74,6 +82,7 @@ module dg_writeback
     wire [DG_TM*8-1:0] rq_y;
     wire [18:0] rq_tag;
     wire wq_gb = wq_tag[MTAG_W-1];
+    wire [15:0] wq_sg = wq_tag[DG_TM * 8 +: 16];
     logic [2:0] rq_inflight;
     wire rq_in_ready;
     // RQ_SHARE cycles per pixel (dg_pkg): DG_TM / RQ_SHARE lanes of multipliers
@@ -130,16 +139,28 @@ module dg_writeback
     wire [15:0] tr_o0x = tr_out[TR_W-35 -: 16];
     wire [15:0] tr_cy0 = tr_out[TR_W-51 -: 16];
     wire [15:0] tr_cx0 = tr_out[TR_W-67 -: 16];
-    wire [7:0]  tr_oh = tr_out[31:24];
-    wire [7:0]  tr_ow = tr_out[23:16];
-    wire [7:0]  tr_chw = tr_out[7:0];
+    wire [7:0]  tr_oh = tr_out[47:40];
+    wire [7:0]  tr_ow = tr_out[39:32];
+    wire [7:0]  tr_chw = tr_out[23:16];
+    wire [15:0] tr_sg = tr_out[15:0];
+    // the group's first output channel slot and lanes: the loader bank's, or (depthwise)
+    // the tile pass's m-group
+    wire [15:0] dw_m0 = 16'(32'(tr_sg) * DG_TM);
+    wire [7:0]  dw_mg = (32'(L.n_out) - 32'(dw_m0) > DG_TM) ? 8'(DG_TM) : 8'(L.n_out - dw_m0);
+    function automatic logic [15:0] grp_m0(input logic gb);
+        return L.dw ? dw_m0 : bk_m0[gb];
+    endfunction
+    function automatic logic [7:0] grp_mg(input logic gb);
+        return L.dw ? dw_mg : bk_mg[gb];
+    endfunction
 
     // ------------------------------------------------------------------ write-back combinational
     always_comb begin
         for (int l = 0; l < DG_TM; l++) begin
             rq_acc[l*33 +: 33] = wq_res_only ? 33'd0
-                : 33'($signed(wq_acc[l*32 +: 32])) + 33'($signed(bk_bias[wq_gb][l]));
-            rq_mult[l*32 +: 32] = bk_mult[wq_gb][l];
+                : 33'($signed(wq_acc[l*32 +: 32]))
+                  + 33'($signed(L.dw ? dw_bias[I_SG'(wq_sg)][l] : bk_bias[wq_gb][l]));
+            rq_mult[l*32 +: 32] = L.dw ? dw_mult[I_SG'(wq_sg)][l] : bk_mult[wq_gb][l];
             // tag = {res_only, tile_last, py, px, residual bytes [DG_TM]}
             rq_res[l*9 +: 9] = L.residual ? (L.res_signed ? {wq_tag[l*8 + 7], wq_tag[l*8 +: 8]}
                                                           : {1'b0, wq_tag[l*8 +: 8]}) : 9'd0;
@@ -213,19 +234,23 @@ module dg_writeback
                     else if (pl_state != PL_SUMS) pl_pend <= 1'b1;   // PL_SUMS starts it below
                 end
             end else begin
-                a = L.out_abs + ((64'(tr_o0y) + 64'(py)) * 64'(L.out_w) + 64'(tr_o0x) + 64'(px)) * 64'(L.cout_st) + 64'(bk_m0[gb]);
+                a = L.out_abs + ((64'(tr_o0y) + 64'(py)) * 64'(L.out_w) + 64'(tr_o0x) + 64'(px)) * 64'(L.cout_st) + 64'(grp_m0(gb));
                 pkq_push <= 1'b1;
-                pkq_in <= {a, bk_mg[gb], (PK_BYTES*8)'(rq_y)};
+                pkq_in <= {a, grp_mg(gb), (PK_BYTES*8)'(rq_y)};
                 for (int l = 0; l < DG_TM; l++) begin
-                    logic signed [31:0] s;
-                    s = sums[l] + (L.out_signed ? 32'($signed(rq_y[l*8 +: 8])) : 32'(rq_y[l*8 +: 8]));
+                    logic signed [31:0] v, s;
+                    v = L.out_signed ? 32'($signed(rq_y[l*8 +: 8])) : 32'(rq_y[l*8 +: 8]);
+                    s = sums[l] + v;
                     sums[l] <= tlast ? 32'sd0 : s;
-                    skq_in[l*32 +: 32] <= s;
+                    skq_in[l*32 +: 32] <= L.pixel_sums ? v : s;
                 end
-                if (tlast) begin
+                if (L.pixel_sums) begin
+                    skq_in[PKT_W-1 -: 72] <= {L.sums_abs + ((a - L.out_abs) << 2), 8'(32'(grp_mg(gb)) * 4)};
+                    skq_push <= L.emit_sums;
+                end else if (tlast) begin
                     // the tile record pops combinationally (tr_pop_px) so a back-to-back
                     // first pixel of the next tile already sees its own record
-                    skq_in[PKT_W-1 -: 72] <= {L.sums_abs + (64'(tr_idx) * 64'(L.cout_st) + 64'(bk_m0[gb])) * 64'd4, 8'(32'(bk_mg[gb]) * 4)};
+                    skq_in[PKT_W-1 -: 72] <= {L.sums_abs + (64'(tr_idx) * 64'(L.cout_st) + 64'(grp_m0(gb))) * 64'd4, 8'(32'(grp_mg(gb)) * 4)};
                     skq_push <= L.emit_sums;
                 end
             end
@@ -255,7 +280,8 @@ module dg_writeback
                 end else pl_w <= pl_w + 4'd1;
             end
             PL_EMIT: begin
-                if (32'(pkq_count) + 32'd1 < PKQ_DEPTH) begin
+                // (pixel_sums: one sums packet per pixel too; a push may still be in flight)
+                if (32'(pkq_count) + 32'd1 < PKQ_DEPTH && (!L.pixel_sums || 32'(skq_count) + 32'd2 < 4)) begin
                     logic [63:0] a;
                     logic last_px;
                     a = L.out_abs + ((64'(tr_o0y) + 64'(pl_oy)) * 64'(L.out_w) + 64'(tr_o0x) + 64'(pl_ox)) * 64'(L.cout_st) + 64'(bk_m0[tr_gb]);
@@ -263,10 +289,15 @@ module dg_writeback
                     pkq_in <= {a, bk_mg[tr_gb], (PK_BYTES*8)'(pl_max_packed)};
                     last_px = pl_ox + 8'd1 == tr_ow && pl_oy + 8'd1 == tr_oh;
                     for (int l = 0; l < DG_TM; l++) begin
-                        logic signed [31:0] s;
-                        s = sums[l] + (L.out_signed ? 32'($signed(pl_max[l])) : 32'(pl_max[l]));
+                        logic signed [31:0] v, s;
+                        v = L.out_signed ? 32'($signed(pl_max[l])) : 32'(pl_max[l]);
+                        s = sums[l] + v;
                         sums[l] <= last_px ? 32'sd0 : s;
-                        skq_in[l*32 +: 32] <= s;
+                        skq_in[l*32 +: 32] <= L.pixel_sums ? v : s;
+                    end
+                    if (L.pixel_sums) begin
+                        skq_in[PKT_W-1 -: 72] <= {L.sums_abs + ((a - L.out_abs) << 2), 8'(32'(bk_mg[tr_gb]) * 4)};
+                        skq_push <= L.emit_sums;
                     end
                     pl_w <= 4'd0;
                     pl_rv <= 1'b0;
@@ -276,8 +307,10 @@ module dg_writeback
                         pl_oy <= pl_oy + 8'd1;
                     end else pl_ox <= pl_ox + 8'd1;
                     if (last_px) begin
-                        skq_in[PKT_W-1 -: 72] <= {L.sums_abs + (64'(tr_idx) * 64'(L.cout_st) + 64'(bk_m0[tr_gb])) * 64'd4, 8'(32'(bk_mg[tr_gb]) * 4)};
-                        skq_push <= L.emit_sums;
+                        if (!L.pixel_sums) begin
+                            skq_in[PKT_W-1 -: 72] <= {L.sums_abs + (64'(tr_idx) * 64'(L.cout_st) + 64'(bk_m0[tr_gb])) * 64'd4, 8'(32'(bk_mg[tr_gb]) * 4)};
+                            skq_push <= L.emit_sums;
+                        end
                         tr_pop_pl <= 1'b1;
                         pl_state <= PL_SUMS;
                     end else pl_state <= PL_RUN;
@@ -327,6 +360,6 @@ module dg_writeback
         end
     end
     wire unused_ok = &{1'b0, L, wbq_in_ready, tr_count, skq_in_ready, pkq_in_ready, rq_tag[17], wq_tag,
-                       tr_out[15:8], tr_chw};
+                       tr_out[31:24], tr_chw, wq_sg};
 endmodule
 `default_nettype wire

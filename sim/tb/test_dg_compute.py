@@ -20,7 +20,7 @@ CASES = ["dense_3x3_s1_edge_tiles", "dense_3x3_s2_edge", "dense_1x1_s2_signed_ou
          "wide_channels", "conv2_downsample_res_only", "im2col_stem_3x3_signed_in",
          "im2col_stem_7x7_s2_maxpool", "im2col_3x3_s2_edge_odd_ch", "im2col_conv1_gated"]
 TR = (("gb", 1), ("glast", 1), ("idx", 16), ("o0y", 16), ("o0x", 16), ("cy0", 16), ("cx0", 16),
-      ("oh", 8), ("ow", 8), ("chy", 8), ("chw", 8))
+      ("oh", 8), ("ow", 8), ("chy", 8), ("chw", 8), ("sg", 16))
 
 
 def fields(v: int, spec) -> dict:
@@ -34,7 +34,7 @@ def fields(v: int, spec) -> dict:
 @cocotb.test()
 async def test_compute(dut):
     cp, ld = dut.u_cp, dut.u_ld
-    tag_spec = (("gb", 1), ("res_only", 1), ("tlast", 1), ("py", 8), ("px", 8),
+    tag_spec = (("gb", 1), ("res_only", 1), ("tlast", 1), ("py", 8), ("px", 8), ("sg", 16),
                 ("res", 8 * CFG.tm))
     errors, seen = [], {"results": 0}
 

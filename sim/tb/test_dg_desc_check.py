@@ -1,6 +1,6 @@
 """cocotb testbench of dg_desc_check: random descriptor mutations against dgfpga.runtime.interpreter._decode.
 
-Valid descriptors of the shared sweep get one to three fields (or reserved bits) set to
+Valid descriptors of the shared sweep (and the shared depthwise layers) get one to three fields (or reserved bits) set to
 random values; the STATUS code and entry of the RTL must equal the interpreter's
 (magic/version: BAD_MAGIC per regmap.ERROR_CODES, see docs/rtl.md). A second test sets
 every limit-checked field to its config limit and one past it, and sweeps the channel counts
@@ -99,6 +99,12 @@ async def test_random_mutations(dut):
         vs = build_layer_case(case, CFG)
         sizes = {r: int(vs.before[r].size) for r in ("fmap", "weight", "work", "sums")}
         bases.append((vs.program[:formats.DESCRIPTOR_BYTES], sizes))
+    # depthwise layers and pixel_sums (the shared depthwise vectors, when present): the RTL
+    # implements them (formats.PENDING_BY_ENGINE["rtl"]), so their mutations are checked too
+    from dgfpga.backends import vectors
+    for vs in (vectors.depthwise_vectors(CFG) if hasattr(vectors, "depthwise_vectors") else []):
+        sizes = {r: int(vs.before[r].size) for r in ("fmap", "weight", "work", "sums")}
+        bases.append((vs.program[:formats.DESCRIPTOR_BYTES], sizes))
     samples = [(raw, sizes) for raw, sizes in bases]
     # NO_FIT: a 7x7 kernel over dense_3x3_s1's 16 channels (weights of one m-group too big)
     words = list(struct.unpack("<24I", bases[0][0]))
@@ -107,6 +113,12 @@ async def test_random_mutations(dut):
         words[f.word] = (words[f.word] & ~(f.mask << f.lsb)) | (v << f.lsb)
     samples.append((struct.pack("<24I", *words), bases[0][1]))
     samples += [(mutate(rng, raw), sizes) for raw, sizes in (rng.choice(bases) for _ in range(1500))]
+    # a conv turned depthwise and a depthwise layer turned conv (op alone), both ways
+    for raw, sizes in bases:
+        words = list(struct.unpack("<24I", raw))
+        op = (words[0] >> 16) & 0xF
+        _set(words, "op", formats.OP_DWCONV if op == formats.OP_CONV else formats.OP_CONV)
+        samples.append((struct.pack("<24I", *words), sizes))
     seen, bad = {}, []
     for raw, sizes in samples:
         dut.desc.value = int.from_bytes(raw, "little")

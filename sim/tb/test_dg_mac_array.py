@@ -15,6 +15,7 @@ from cocotb.triggers import ClockCycles, RisingEdge
 
 TM = int(os.environ.get("DG_PARAM_TM", "4"))
 TN = int(os.environ.get("DG_PARAM_TN", "4"))
+TPS = TN // 2 if TN >= 2 else 1   # depthwise taps per lane and step (dg_mac_array TPS)
 
 
 def pack(values, bits):
@@ -30,6 +31,7 @@ async def test_random_accumulations(dut):
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
     dut.rst.value = 1
     dut.in_valid.value = 0
+    dut.in_dw.value = 0
     await ClockCycles(dut.clk, 3)
     dut.rst.value = 0
     rng = random.Random(11)
@@ -75,3 +77,66 @@ async def test_random_accumulations(dut):
     assert len(got) == len(expected), f"{len(got)} results, want {len(expected)}"
     for i, (g, e) in enumerate(zip(got, expected)):
         assert g == e, f"accumulation {i}: got {g}, want {e}"
+
+
+@cocotb.test()
+async def test_depthwise_mode(dut):
+    """Depthwise steps (in_dw): lane m accumulates sum_j in_wd[m][j] * in_xd[m][j] over its
+    TPS = Tn/2 tap slots (its own weights and activations, one product per DSP), mixed back to back with conv steps in other
+    accumulations; with Tn = 1 a lane pair's one multiply takes one lane per step (the other
+    lane's weight and activation zero, as dg_compute feeds it)."""
+    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    dut.rst.value = 1
+    dut.in_valid.value = 0
+    dut.in_dw.value = 0
+    await ClockCycles(dut.clk, 3)
+    dut.rst.value = 0
+    rng = random.Random(23)
+    nprng = np.random.default_rng(23)
+    expected, got = [], []
+
+    async def monitor():
+        while True:
+            await RisingEdge(dut.clk)
+            if int(dut.out_valid.value):
+                acc = int(dut.out_acc.value)
+                got.append([((acc >> (32 * m)) & 0xFFFFFFFF) for m in range(TM)])
+
+    cocotb.start_soon(monitor())
+    for n_acc in range(30):
+        dw = n_acc % 3 != 2
+        steps = rng.randint(1, 10)
+        acc = np.zeros(TM, np.int64)
+        for s in range(steps):
+            if dw:
+                wd = nprng.choice([-128, -127, -1, 0, 1, 127], (TM, TPS)) if n_acc % 4 == 0 \
+                    else nprng.integers(-128, 128, (TM, TPS))
+                xd = nprng.choice([-256, -128, -1, 0, 1, 127, 255], (TM, TPS)) if n_acc % 4 == 0 \
+                    else nprng.integers(-128, 256, (TM, TPS))
+                if TN == 1 and TM > 1:          # one lane of each pair per step
+                    off = (np.arange(TM) % 2) != (s % 2)
+                    wd[off] = 0
+                    xd[off] = 0
+                acc += (wd * xd).sum(axis=1)
+                dut.in_wd.value = pack(wd.reshape(-1), 8)
+                dut.in_xd.value = pack(xd.reshape(-1), 9)
+                dut.in_w.value = pack(nprng.integers(-128, 128, TM * TN), 8)   # ignored
+                dut.in_x.value = pack(nprng.integers(-128, 128, TN), 9)
+            else:
+                w = nprng.integers(-128, 128, (TM, TN))
+                x = nprng.integers(0, 256, TN)
+                acc += w @ x
+                dut.in_w.value = pack(w.reshape(-1), 8)
+                dut.in_x.value = pack(x, 9)
+                dut.in_wd.value = pack(nprng.integers(-128, 128, TM * TPS), 8)  # ignored
+                dut.in_xd.value = pack(nprng.integers(-128, 128, TM * TPS), 9)
+            dut.in_dw.value = int(dw)
+            dut.in_first.value = int(s == 0)
+            dut.in_last.value = int(s == steps - 1)
+            dut.in_tag.value = n_acc & 0xFF
+            dut.in_valid.value = 1
+            await RisingEdge(dut.clk)
+        expected.append([int(a) & 0xFFFFFFFF for a in acc])
+    dut.in_valid.value = 0
+    await ClockCycles(dut.clk, 6)
+    assert got == expected, f"{sum(g != e for g, e in zip(got, expected))} of {len(expected)} differ"

@@ -22,17 +22,10 @@ from dgfpga.backends import vectors
 from dgfpga.contract.engine_config import load_config
 from dgfpga.contract.formats import FIELD_BY_NAME
 from dgfpga.backends.vectors import LayerCase
+from conftest import require_csim
 
 ERR = regmap.ERR
 SMALL = load_config("small")
-
-
-def _need_toolchain():
-    try:
-        hls_csim.compiler()
-        hls_csim.ap_types_dir()
-    except hls_csim.CsimError as exc:
-        pytest.skip(f"C-sim toolchain missing: {exc}")
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +35,7 @@ def cache_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def engine(cache_dir):
-    _need_toolchain()
+    require_csim()
     t0 = time.monotonic()
     eng = hls_csim.CsimEngine(SMALL, cache_dir)
     print(f"libdg_csim.so for 'small' built in {time.monotonic() - t0:.1f} s")
@@ -279,7 +272,7 @@ def test_descriptor_faults(engine, shared_sweep, what, name, value, code, entry)
 
 def test_reserved_bits_and_words(engine, shared_sweep):
     vs = _base(shared_sweep)
-    for word, bit in ((1, 14), (20, 0), (23, 31), (5, 30)):
+    for word, bit in ((1, 15), (20, 0), (23, 31), (5, 30)):
         words = _desc_words(vs)
         words[word] |= np.uint32(1 << bit)
         res, mem = _run_mutant(engine, vs, words.tobytes(), 1)
@@ -540,7 +533,7 @@ def test_testbench_on_network_program_corners(engine, cache_dir, tmp_path):
 # ----------------------------------------------------------------------------- ultra96
 @pytest.fixture(scope="session")
 def ultra96_engine(cache_dir):
-    _need_toolchain()
+    require_csim()
     cfg = load_config("ultra96")
     t0 = time.monotonic()
     eng = hls_csim.CsimEngine(cfg, cache_dir)
@@ -1256,7 +1249,7 @@ def test_resdg50_64px_one_start_golden_interpreter_csim(cache_dir):
     (ultra96's engine with ResNet-50's 2048-channel limits on a part whose BRAM holds them;
     the config tests/runtime uses), 2 images, gated and dense:
     golden = interpreter = C-sim."""
-    _need_toolchain()
+    require_csim()
     from dgfpga.runtime.packer import plan_network
     cfg = load_config(ROOT / "tests" / "runtime" / "configs" / "zcu102_r50.toml")
     eng = hls_csim.CsimEngine(cfg, cache_dir)

@@ -60,8 +60,9 @@ class _Regs(Device):
 def test_non_finite_or_non_positive_timeouts_are_refused(bad):
     with pytest.raises(DeviceError, match="is not a number of seconds in \\(0, 86400\\]"):
         check_timeout(bad)
-    with pytest.raises(DeviceError, match="finite positive"):
-        EngineDriver(_Regs(), timeout_s=bad)
+    if bad is not None:                           # None: the device's default deadline
+        with pytest.raises(DeviceError, match="finite positive"):
+            EngineDriver(_Regs(), timeout_s=bad)
     dev = _Regs(done_after=None)                  # an engine that never finishes
     dev.start()
     finished, exc = _finishes_within(lambda: dev.wait(bad), 5)
@@ -84,6 +85,25 @@ def test_nan_timeout_through_the_runner_is_refused_before_any_work(bundle_dir):
     r = NetworkRunner(b, NumpyDevice(b.cfg))
     with pytest.raises(DeviceError, match="timeout inf"):
         r.driver.run(r.device.allocate(64), 1, timeout_s=math.inf)
+
+
+def test_without_a_timeout_the_device_default_applies(bundle_dir):
+    """No timeout given: the device's own deadline (10 s for the board, whose images take
+    milliseconds; minutes for the simulators, which a loaded CI machine slows down: a 10 s
+    deadline there stopped whole-network RTL starts); an explicit one always wins."""
+    from dgfpga_host.bundle import load_bundle
+    from dgfpga_host.runner import NetworkRunner
+    from dgfpga_host.sim_devices import CsimDevice, NumpyDevice, RtlDevice
+    from dgfpga_host.pynq_device import PynqDevice
+    from dgfpga.workflows.simulate import default_timeout_s
+    assert EngineDriver(_Regs()).timeout_s == Device.default_timeout_s == 10.0
+    assert PynqDevice.default_timeout_s == 10.0
+    assert RtlDevice.default_timeout_s >= 600 and CsimDevice.default_timeout_s >= 60
+    b = load_bundle(bundle_dir)
+    assert NetworkRunner(b, NumpyDevice(b.cfg)).driver.timeout_s == NumpyDevice.default_timeout_s
+    assert NetworkRunner(b, NumpyDevice(b.cfg), timeout_s=2).driver.timeout_s == 2.0
+    assert default_timeout_s("rtl") == default_timeout_s("cocotb") == RtlDevice.default_timeout_s
+    assert default_timeout_s("csim") == CsimDevice.default_timeout_s
 
 
 def test_a_half_second_wait_sleeps_instead_of_spinning():

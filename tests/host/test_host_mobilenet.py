@@ -1,8 +1,9 @@
 """The board runtime with a MobileNetV2 bundle (ungated blocks, depthwise layers, a tail
 conv): the bundle round trip, the runner in one start per image on the numpy device
-(which runs the depthwise/pixel-sum records only when asked: the engines do not implement
-them yet, docs/formats.md "Depthwise layers") bit-exact against the golden model, and
-build-hls refusing to generate a project its engine would refuse."""
+bit-exact against the golden model (both engines implement the depthwise op and pixel
+sums, so the default device runs them), a device that refuses a feature an engine does not
+implement (formats.PENDING_BY_ENGINE) failing cleanly, and build-hls refusing to generate a
+project an engine it packages would refuse."""
 from pathlib import Path
 
 import numpy as np
@@ -46,16 +47,12 @@ def test_selfcheck_holds_the_gated_blocks_only(mbv2):
 def test_runner_one_start_equals_golden_on_the_numpy_device(mbv2):
     from dgfpga.numerics.golden import run_golden
     from dgfpga_host.bundle import load_bundle
-    from dgfpga_host.device import EngineFault
     from dgfpga_host.runner import NetworkRunner
     from dgfpga_host.sim_devices import NumpyDevice
     qm, x, out = mbv2
     b = load_bundle(out)
-    assert b.plan.pending and b.plan.tail is not None
-    # as the engines do today: the first depthwise record is refused, nothing hangs
-    with pytest.raises(EngineFault, match="BAD_OP"):
-        NetworkRunner(b, NumpyDevice(CFG)).run_image(b.selfcheck.images[0])
-    runner = NetworkRunner(b, NumpyDevice(CFG, pending=True), validate=True)
+    assert not b.plan.pending and b.plan.tail is not None
+    runner = NetworkRunner(b, NumpyDevice(CFG), validate=True)
     gated = [i for i, blk in enumerate(qm.blocks) if blk.gated]
     assert runner.gated == gated
     g = run_golden(qm, b.selfcheck.images)
@@ -76,9 +73,35 @@ def test_runner_one_start_equals_golden_on_the_numpy_device(mbv2):
         assert sum(r.layer_cycles.values()) == r.cycles
 
 
-def test_build_hls_refuses_a_program_its_engine_would_refuse(mbv2, tmp_path):
+def _rtl_pending(monkeypatch):
+    """The pending tables as they were while only the HLS engine ran depthwise layers."""
+    from dgfpga.contract import formats
+    monkeypatch.setattr(formats, "PENDING_BY_ENGINE", {
+        "hls": {"ops": (), "fields": ()},
+        "rtl": {"ops": (formats.OP_DWCONV,), "fields": ("pixel_sums",)}})
+    monkeypatch.setattr(formats, "PENDING_OPS", (formats.OP_DWCONV,))
+    monkeypatch.setattr(formats, "PENDING_FIELDS", ("pixel_sums",))
+
+
+def test_a_device_that_refuses_the_depthwise_op_fails_cleanly(mbv2, monkeypatch):
+    """An engine without the depthwise op stops at the first depthwise record with BAD_OP
+    (a clean EngineFault naming it), nothing hangs; pending=True runs it."""
+    from dgfpga_host.bundle import load_bundle
+    from dgfpga_host.device import EngineFault
+    from dgfpga_host.runner import NetworkRunner
+    from dgfpga_host.sim_devices import NumpyDevice
+    _rtl_pending(monkeypatch)
+    b = load_bundle(mbv2[2])
+    with pytest.raises(EngineFault, match="BAD_OP"):
+        NetworkRunner(b, NumpyDevice(CFG)).run_image(b.selfcheck.images[0])
+    r = NetworkRunner(b, NumpyDevice(CFG, pending=True)).run_image(b.selfcheck.images[0])
+    np.testing.assert_array_equal(r.logits_int, b.selfcheck.logits_int[0])
+
+
+def test_build_hls_refuses_a_program_an_engine_would_refuse(mbv2, tmp_path, monkeypatch):
     from dgfpga.workflows.build import build_hls
     qm, x, _ = mbv2
-    with pytest.raises(ConfigError, match="depthwise.*not implemented by the HLS engine"):
+    _rtl_pending(monkeypatch)
+    with pytest.raises(ConfigError, match="the RTL .*does not implement op 5 \\(dwconv\\)"):
         build_hls(qm, CFG, tmp_path / "proj", x[:1])
     assert not (tmp_path / "proj").exists()

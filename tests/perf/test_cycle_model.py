@@ -219,13 +219,15 @@ def test_old_parameter_files_load_without_their_host_budget(tmp_path):
 def test_gate_record_hand_computed():
     """in_c = out_c = 16, hidden 4, 2x2 sum tiles and grid, small (AB = 8, Tn = 4), 1 tile and
     3 channels on: fetch 96/8; bin table 1 beat + 4 checks + reciprocals 3 beats; SUMS per
-    bin row 4 x 8 beats; pooling 4 x 4; totals 32 beats + 4; spatial weights 36 beats; the
-    3x3 over 2x2 bins 2 x 2 x (2 x 4 + 1); fc1 16 + m1/o1 6 + fc2 16 + b2 16 beats; list
-    scans 2 x 4*1/2 + 2 x 16*3/4; write beats 1 + 2 + 2 + 1; 12 streams."""
+    bin row 4 x 8 beats; pooling 4 x 4; totals 32 beats + 4; one multiply-stage cycle per
+    pool pass (4 bins + the totals); spatial weights 36 beats; the 3x3 over 2x2 bins
+    2 x 2 x (2 x 4 + 1); fc1 16 + m1/o1 6 + fc2 16 + b2 16 beats; list scans 2 x 4*1/2 +
+    2 x 16*3/4; write beats 1 + 2 + 2 + 1; 14 read streams (bins, recip, 4 bin rows,
+    totals, ws, bs, w1, m1, o1, w2, b2)."""
     p = M.CycleParams(gate_fixed_cycles=10, gate_stream_cycles=2)
     got = M.gate_record_cycles(16, 16, 4, 2, 2, 2, 2, False, 1, 3, False, SMALL, p)
-    terms = 1 + 4 + 3 + 32 + 16 + 32 + 4 + 36 + 36 + 16 + 6 + 16 + 16 + 28 + 6
-    assert got == pytest.approx(12 + 10 + terms + 2 * 12)
+    terms = 1 + 4 + 3 + 32 + 16 + 32 + 4 + 5 + 36 + 36 + 16 + 6 + 16 + 16 + 28 + 6
+    assert got == pytest.approx(12 + 10 + terms + 2 * 14)
     # DENSE: bin table + reciprocals + the biases bs, o1, b2 (1 + 4 + 16 beats), 5 streams
     dense = M.gate_record_cycles(16, 16, 4, 2, 2, 2, 2, False, 4, 16, True, SMALL, p)
     scan = 2 * 4 * 4 / 5 + 2 * 16 * 16 / 17
@@ -336,7 +338,8 @@ def test_gate2_record_hand_computed():
     8 bytes: 1 beat; recip 1, o1 32 bytes: 4, b2 128 bytes: 16 beats; the tile scan 4 (one
     tile per cycle); conv1's compact sums, rows of 20 bytes, one stream per run of active
     tiles: tiles {0} and {2, 3} (mask 1011): ceil(20/8) = 3 and ceil(40/8) = 5 + 1 (the row
-    boundary at byte 60 is inside a beat) = 9 cycles, 2 streams; pooling 16/4 = 4; fc1
+    boundary at byte 60 is inside a beat) = 9 cycles, 2 streams; pooling 16/4 = 4 and its
+    multiply stage 1; fc1
     16x4x2 = 128 bytes: 16, m1 2, fc2 16; list scans 2 x 16*6/7, write beats 1 + 2 x
     ceil(12/8) = 5; streams 4 + 2 runs + 3 + 3; gate2_fixed 7, 2 per stream.
     Without the mask: 1.5 runs expected (3 * (4 - 3 + 1) / 4) and the expected sums
@@ -344,7 +347,7 @@ def test_gate2_record_hand_computed():
     p = M.CycleParams(gate_fixed_cycles=10, gate_stream_cycles=2, gate2_fixed_cycles=7)
     got = M.gate2_record_cycles(16, 16, 4, 2, 2, 3, 5, 6, False, SMALL, p,
                                 np.array([1, 0, 1, 1], bool))
-    terms = 1 + 1 + 4 + 16 + 4 + 9 + 4 + 16 + 2 + 16 + 2 * 16 * 6 / 7 + 5
+    terms = 1 + 1 + 4 + 16 + 4 + 9 + 4 + 1 + 16 + 2 + 16 + 2 * 16 * 6 / 7 + 5
     assert got == pytest.approx(12 + 7 + terms + 2 * 12)
     assert M.tile_runs(4, 3, np.array([1, 0, 1, 1], bool)) == 2
     assert M.tile_runs(4, 3) == pytest.approx(1.5)

@@ -1,15 +1,16 @@
 """MobileNetV2 DGNets (mobilenet_v2_dg, official semantics) on the engine contract: the
 network program (ungated blocks as dense [expand,] depthwise, projection layers; gated
 identity blocks as gate record, expand, depthwise gated on both sides by mask_c, projection
-+ residual in place; tail conv; head) through the numpy interpreter, and the refusal of
-what the HLS engine and the RTL do not implement yet (the depthwise op, `pixel_sums`).
++ residual in place; tail conv; head) through the numpy interpreter and the HLS C-sim (which
+implements the depthwise op and `pixel_sums`), and the per-engine refusal of what an engine
+does not implement (formats.PENDING_BY_ENGINE).
 
 References, each independent of the code under test: the integer golden model
 (`dgfpga.numerics.golden`: whole-map gates with PyTorch's adaptive bins, masked convs as
 GEMMs / elementwise depthwise products; itself checked against the fake-quant torch path in
 tests/quant/test_quantize_mobilenet.py) for logits, every decision, the persisting block
 outputs and the MACs; a direct loop over pixels, channels and taps for one depthwise layer;
-the C-sim (g++) for what today's engines refuse. Input 96x96 (default suite): 48/24/12/6/3
+the interpreter for the C-sim's whole memory after a start. Input 96x96 (default suite): 48/24/12/6/3
 maps, the last gated stage 3x3 with tile 2, i.e. 2x2 grids whose pooling bins [0,2) [1,3)
 overlap, so the writers there emit per-pixel sums; 224x224 (official, 7x7 with 4x4 grids:
 bins [0,2) [1,4) [3,6) [5,7)) runs too (~15 s). Engine: `zcu102_r50` (ultra96's engine with
@@ -82,17 +83,29 @@ def _last_writer(plan) -> dict:
     return last
 
 
-def _check_image(plan, g, n, dense):
+def _check_image(plan, g, n, dense, csim=None):
     """One start == golden: logits, every gated block's mask_s / mask_c (the result and
-    the WORK bytes), every tensor whose buffer no later layer overwrites, the MACs."""
+    the WORK bytes), every tensor whose buffer no later layer overwrites, the MACs; with
+    `csim` (a CsimEngine) the C-sim's start on the same memory leaves every region equal
+    to the interpreter's (the cycle log aside: the interpreter has no clock) and STATUS 0."""
     qm = plan.qmodel
     mem = _memory(plan, g.layers["input"][n])
     ib = plan.fmap[plan.input_tensor]
     mem["fmap"][ib.offset + ib.nbytes:] = 0xAB   # never-written bytes must not matter
     mem["sums"][:] = 0xAB                        # (compact buffers' inactive tiles, halos)
+    mem_c = {k: v.copy() for k, v in mem.items()}
     r = run_program(plan.program, plan.record_count, mem, plan.cfg,
                     P.RUN_DENSE if dense else 0, pending=True)
     assert r.ok, r.message
+    if csim is not None:
+        rc = csim.run(plan.program, plan.record_count, mem_c["fmap"], mem_c["weight"],
+                      mem_c["work"], mem_c["sums"], P.RUN_DENSE if dense else 0)
+        assert rc.status == 0, rc.describe()
+        cl = plan.cycle_log
+        assert mem_c["work"][cl.offset:cl.offset + cl.nbytes].any()   # the C-sim's estimates
+        mem_c["work"][cl.offset:cl.offset + cl.nbytes] = 0
+        for k in mem:
+            np.testing.assert_array_equal(mem_c[k], mem[k], err_msg=f"C-sim image {n} {k}")
     lo = plan.logits
     np.testing.assert_array_equal(mem["work"][lo.offset:lo.offset + lo.nbytes].view("<i8"),
                                   g.logits_int[n])
@@ -129,7 +142,10 @@ def test_program_records(net):
     kinds = [r.kind for r in plan.records]
     assert kinds[0] == "stem" and kinds[-2:] == ["tail", "head"]
     assert kinds.count("gate") == sum(b.gated for b in qm.blocks) == 10
-    assert plan.record_count == len(plan.program) // RB and plan.pending
+    assert plan.record_count == len(plan.program) // RB
+    # pending exactly while an engine does not implement the depthwise op or pixel_sums
+    assert plan.pending == (formats.OP_DWCONV in formats.PENDING_OPS
+                            or "pixel_sums" in formats.PENDING_FIELDS)
     for bp, b in zip(plan.blocks, qm.blocks):
         if not b.gated:
             assert bp.gate_record is None and bp.mask is None
@@ -362,11 +378,22 @@ def _status(r):
     return tuple(R.unpack_status(r.status))
 
 
-def test_pending_features_refused_as_the_engines_do(net):
-    """Without pending=True the interpreter refuses as today's HLS engine and RTL do: the
-    network program stops at its first depthwise record with BAD_OP, ENTRY 0; a conv
-    record with pixel_sums is a reserved bit to them: BAD_MAGIC, ENTRY 0. Nothing written."""
+def _both_pending(monkeypatch):
+    """The table as it was before either engine implemented the features."""
+    table = {e: {"ops": (formats.OP_DWCONV,), "fields": ("pixel_sums",)} for e in formats.ENGINES}
+    monkeypatch.setattr(formats, "PENDING_BY_ENGINE", table)
+    monkeypatch.setattr(formats, "PENDING_OPS", (formats.OP_DWCONV,))
+    monkeypatch.setattr(formats, "PENDING_FIELDS", ("pixel_sums",))
+
+
+def test_pending_features_refused_as_an_engine_does(net, monkeypatch):
+    """With the features pending on the engines (formats.PENDING_BY_ENGINE as before they
+    implemented them), the interpreter without pending=True refuses as such an engine
+    does: the network program stops at its first depthwise record with BAD_OP, ENTRY 0; a
+    conv record with pixel_sums is a reserved bit: BAD_MAGIC, ENTRY 0. Nothing written."""
+    _both_pending(monkeypatch)
     plan, x = net
+    assert plan.pending
     k = next(i for i, rp in enumerate(plan.records) if rp.kind == "conv2")
     assert plan.blocks[0].conv2.program_template.op == formats.OP_DWCONV
     mem = _memory(plan, np.zeros(plan.qmodel.input_shape, np.int8))
@@ -410,50 +437,58 @@ def test_pending_is_per_engine(monkeypatch):
         run_program(raw, 1, regions, cfg, pending="gpu")
 
 
-def test_csim_refuses_the_depthwise_op_and_pixel_sums(tmp_path_factory):
-    """The HLS engine (C-sim, `small`) with the generated contract: a depthwise record is
-    BAD_OP, ENTRY 0 and a pixel_sums bit is BAD_MAGIC, ENTRY 0 (the generated field table
-    leaves pending fields out), and neither writes anything - until the engine implements
-    them (then this test must change to bit-exactness with the interpreter)."""
+def _csim(cfg, tmp_path_factory):
     from dgfpga.backends import hls_csim
     try:
         hls_csim.compiler()
         hls_csim.ap_types_dir()
     except Exception as exc:  # noqa: BLE001 - any missing piece of the toolchain
         pytest.skip(f"C-sim toolchain missing: {exc}")
+    return hls_csim.CsimEngine(cfg, cache_dir=tmp_path_factory.mktemp("csim"))
+
+
+def test_csim_depthwise_layer_equals_a_direct_loop(tmp_path_factory):
+    """The HLS engine (C-sim) implements the depthwise op and pixel_sums: the depthwise
+    layer of `_dw_case`, dense and gated, with per-tile and per-pixel sums, leaves every
+    region as the interpreter does (pending="hls": the HLS engine refuses nothing), and its
+    output and sums equal the direct loop over pixels, channels and taps (`small`; both
+    configs run the shared depthwise vectors: tests/backends/test_hls_depthwise.py)."""
     cfg = load_config("small")
-    eng = hls_csim.CsimEngine(cfg, cache_dir=tmp_path_factory.mktemp("csim"))
+    eng = _csim(cfg, tmp_path_factory)
     for gated in (False, True):
-        raw, d, regions, *_ = _dw_case(cfg, gated, pixel_sums=False)
-        before = {n: a.copy() for n, a in regions.items()}
-        r = eng.run(raw, 1, regions["fmap"], regions["weight"], regions["work"],
-                    regions["sums"])
-        assert _status(r) == (R.ERR["BAD_OP"], 0, 0)
-        for n in ("fmap", "sums"):
-            np.testing.assert_array_equal(regions[n], before[n])
-        # the same layer as a conv (12 inputs per output: its own weight stream) runs,
-        # and with pixel_sums set it is refused as a reserved bit
-        conv = d.replace(op=formats.OP_CONV)
-        if gated:
-            conv = conv.replace(in_ch_list_offset=conv.out_ch_list_offset)
-        wb = formats.weight_stream_bytes(conv, cfg)
-        pw = -(-wb // cfg.axi_bytes) * cfg.axi_bytes
-        weight = np.zeros(pw + conv.out_c * formats.PARAM_BYTES, np.uint8)
-        weight[pw:] = regions["weight"][d.param_offset:d.param_offset + conv.out_c * 8]
-        conv = conv.replace(param_offset=pw)
-        for ps, want in ((False, (0, 0, 0)), (True, (R.ERR["BAD_MAGIC"], 0, 0))):
-            c2 = conv.replace(pixel_sums=ps)
-            mem = {n: a.copy() for n, a in before.items()}
-            mem["weight"] = weight
-            r = eng.run(formats.pack_descriptor(c2, cfg), 1, mem["fmap"], mem["weight"],
-                        mem["work"], mem["sums"])
-            assert _status(r) == want, (gated, ps)
-            ours = {n: a.copy() for n, a in before.items()}
-            ours["weight"] = weight
-            r2 = run_program(formats.pack_descriptor(c2, cfg), 1, ours, cfg)
-            assert _status(r2) == want
-            if not ps:
-                np.testing.assert_array_equal(mem["fmap"], ours["fmap"])
+        for ps in (False, True):
+            raw, d, regions, want, on, chans = _dw_case(cfg, gated, pixel_sums=ps)
+            regions["sums"][:] = 0xEE
+            ours = {n: a.copy() for n, a in regions.items()}
+            r = eng.run(raw, 1, regions["fmap"], regions["weight"], regions["work"],
+                        regions["sums"])
+            assert _status(r) == (0, 0, 0), (gated, ps, r.describe())
+            assert run_program(raw, 1, ours, cfg, pending="hls").ok
+            for n in regions:
+                np.testing.assert_array_equal(regions[n], ours[n], err_msg=f"{gated} {ps} {n}")
+            out = regions["fmap"][d.out_offset:d.out_offset + d.out_h * d.out_w * d.out_c_stored]
+            out = out.reshape(d.out_h, d.out_w, d.out_c_stored).astype(np.int64)
+            np.testing.assert_array_equal((out if gated else out[..., chans])[on], want[on])
+            if ps:
+                sums = regions["sums"].view("<i4").reshape(d.out_h, d.out_w, -1)
+                np.testing.assert_array_equal(sums[on][:, :chans.size] if gated else
+                                              sums[on][:, chans], want[on])
+
+
+@pytest.fixture(scope="module")
+def csim_r50(tmp_path_factory):
+    return _csim(CFG, tmp_path_factory)
+
+
+@pytest.mark.parametrize("dense", [False, True], ids=["gated", "dense"])
+def test_csim_one_start_equals_golden(net, csim_r50, dense):
+    """The whole MobileNetV2 (96x96, random weights, mixed gates) in one start of the HLS
+    C-sim per image, two images, gated and dense: golden == interpreter == C-sim (every
+    region, the cycle log aside)."""
+    plan, x = net
+    g = run_golden(plan.qmodel, x[:2], masks="dense" if dense else None)
+    for n in range(2):
+        _check_image(plan, g, n, dense, csim=csim_r50)
 
 
 # ---- sizes the engine cannot gate, official size ----------------------------------------
@@ -473,14 +508,57 @@ def test_shipped_ultra96_refuses_the_channel_counts(net):
         plan_network(plan.qmodel, load_config("ultra96"))
 
 
-def test_official_size_one_start_equals_golden():
+@pytest.fixture(scope="module")
+def net224():
+    qm, x = _make(224, n=4)
+    return plan_network(qm, CFG), x
+
+
+def test_official_size_one_start_equals_golden(net224):
     """224x224 (the official size: 7x7 maps with 4x4 grids, overlapping bins read from
     per-pixel sums), 2 images, gated and dense: one start == golden (~15 s)."""
-    qm, x = _make(224, n=4)
-    plan = plan_network(qm, CFG)
+    plan, x = net224
     assert [lp.name for lp in plan.layers if lp.template.pixel_sums] == \
         ["features.14.conv3", "features.15.conv3"]
     for dense in (False, True):
-        g = run_golden(qm, x[:2], masks="dense" if dense else None)
+        g = run_golden(plan.qmodel, x[:2], masks="dense" if dense else None)
         for n in range(2):
             _check_image(plan, g, n, dense)
+
+
+@pytest.mark.slow
+def test_official_size_csim_equals_golden(net224, csim_r50):
+    """224x224 on the HLS C-sim, 2 images, gated (mixed decisions) and dense: golden ==
+    interpreter == C-sim (slow: ~1.3 s gated, ~2.2 s dense per image on the C-sim, plus
+    the interpreter and golden runs)."""
+    plan, x = net224
+    for dense in (False, True):
+        g = run_golden(plan.qmodel, x[:2], masks="dense" if dense else None)
+        if not dense:
+            sp = np.concatenate([m.spatial[:2].ravel() for m in g.masks if m is not None])
+            assert 0.1 < sp.mean() < 0.9
+        for n in range(2):
+            _check_image(plan, g, n, dense, csim=csim_r50)
+
+
+def test_build_hls_refuses_only_what_an_engine_does_not_run(net, monkeypatch, tmp_path):
+    """`build-hls` (dgfpga.workflows.build) packages the HLS engine and the RTL: it refuses
+    a MobileNetV2 program exactly while one of them has the depthwise op or pixel_sums
+    pending (formats.PENDING_BY_ENGINE), naming that engine and the features, before any
+    file is written; with both implemented nothing is refused."""
+    from dgfpga.workflows import build
+    plan, x = net
+    rtl_only = {"hls": {"ops": (), "fields": ()},
+                "rtl": {"ops": (formats.OP_DWCONV,), "fields": ("pixel_sums",)}}
+    monkeypatch.setattr(formats, "PENDING_BY_ENGINE", rtl_only)
+    assert build.engine_refusals(plan) == {"rtl": ["op 5 (dwconv)", "pixel_sums"]}
+    out = tmp_path / "out"
+    with pytest.raises(ConfigError, match=r"the RTL \(sim/rtl\) does not implement op 5 "
+                                          r"\(dwconv\), pixel_sums") as exc:
+        build.build_hls(plan.qmodel, CFG, out, x[:1])
+    assert "HLS engine" not in str(exc.value) and not out.exists()
+    monkeypatch.setattr(formats, "PENDING_BY_ENGINE",
+                        {"hls": rtl_only["rtl"], "rtl": rtl_only["hls"]})
+    assert build.engine_refusals(plan) == {"hls": ["op 5 (dwconv)", "pixel_sums"]}
+    monkeypatch.setattr(formats, "PENDING_BY_ENGINE", {e: rtl_only["hls"] for e in formats.ENGINES})
+    assert build.engine_refusals(plan) == {}

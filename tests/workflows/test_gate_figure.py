@@ -67,3 +67,21 @@ def test_gate_figure_command_on_a_checkpoint(tmp_path, monkeypatch):
     assert main(["gate-figure", "--checkpoint", str(ck), "-o", str(tmp_path / "h.png"),
                  "--first", "1999", "--count", "4"]) == 2      # past the end of the test split
     assert not (tmp_path / "h.png").exists()
+
+
+def test_collect_masks_skips_a_mobilenets_ungated_blocks():
+    """A MobileNetV2 DGNet gates its identity blocks only: the masks come per gated block
+    (the others have none), in network order, with each block's grid and channels."""
+    pytest.importorskip("torch")
+    pytest.importorskip("dgfpga_models")
+    from dgfpga.quant.float_model import make_test_model
+    from dgfpga.workflows.gate_figure import collect_masks
+    x = np.random.default_rng(0).normal(0, 1, (3, 3, 32, 32)).astype(np.float32)
+    model = make_test_model("mobilenet_v2dg9_cifar10", x)
+    gated = [b for b in model.blocks() if b.gated]
+    assert 0 < len(gated) < len(model.blocks())
+    spatial, channel = collect_masks(model, x)
+    assert len(spatial) == len(channel) == len(gated)
+    for s, c, b in zip(spatial, channel, gated):
+        assert s.dtype == bool and s.shape[0] == 3 and c.shape[0] == 3
+        assert c.shape[1] == b.mid_channels

@@ -87,8 +87,12 @@ def test_evaluate_is_deterministic(runs):
     assert a == b and 0 <= a["top1"] <= 100 and 0 < a["density"] <= 1.05
 
 
-SHIPPED = ["resdg20_cifar10_dense", "resdg20_cifar10_d50", "resdg20_cifar10_d30",
-           "resdg11b_cifar10_dense", "resdg11b_cifar10_d55"]
+#: every shipped checkpoint; one in the default suite (each evaluates the whole test split)
+SHIPPED = ["resdg20_cifar10_d50"] + [
+    pytest.param(n, marks=pytest.mark.slow) for n in (
+        "resdg20_cifar10_dense", "resdg20_cifar10_d30", "resdg11b_cifar10_dense",
+        "resdg11b_cifar10_d55", "mobilenet_v2dg9_cifar10_dense",
+        "mobilenet_v2dg9_cifar10_d75")]
 
 
 @pytest.mark.parametrize("name", SHIPPED)
