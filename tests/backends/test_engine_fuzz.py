@@ -123,6 +123,7 @@ def net_bases(net_plan, calib_images):
     return engine_fuzz.network_bases(net_plan, calib_images[:2])
 
 
+@pytest.mark.slow          # the record-level fuzz above stays in the default suite
 def test_network_fuzz_agrees_with_the_interpreter(engine, net_bases):
     """Mutated network programs (gate/head record fields, gate parameters, the SUMS the
     gates read, run_flags, from_gate, and every descriptor mutation): STATUS, every FMAP,

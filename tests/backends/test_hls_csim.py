@@ -484,6 +484,7 @@ def test_testbench_binary_on_vector_folders(engine, shared_sweep, cache_dir, tmp
     assert code == 1 and lines[0].startswith("FAIL ") and "fmap differs at byte" in lines[0]
 
 
+@pytest.mark.slow          # ASan/UBSan build; the plain testbench binary runs by default
 def test_sanitized_testbench_on_vector_folders_with_empty_regions(engine, shared_sweep,
                                                                   cache_dir, tmp_path):
     """The testbench under AddressSanitizer + UBSan: every shared vector set, plus sets whose

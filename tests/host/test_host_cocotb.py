@@ -4,6 +4,7 @@ import pytest
 from conftest import require_verilator
 
 
+@pytest.mark.slow          # ~2 min: the default suite runs the runner on the RTL's fast harness
 @pytest.mark.verilator
 def test_runner_inside_cocotb_bit_exact(bundle_dir):
     """One self-check image, gated and dense: NetworkRunner -> cocotb bridge ->
