@@ -32,8 +32,7 @@ def add_arguments(p):
                         "models (1.65 / 1.31 GMACs, no FPGA speedup published; needs a config "
                         "with 2048-channel limits), mobilenet_v2_dg its 50%% model (0.16 "
                         "GMACs; needs 1280-channel limits; the depthwise layers priced as "
-                        "docs/formats.md specifies them, not yet RTL-measured); default: "
-                        "Table 3")
+                        "the RTL runs them); default: Table 3")
     p.add_argument("--channel-groups", action="store_true",
                    help="also print channel-group-aligned operating points beside the "
                         "unaligned ones: active channel counts rounded to multiples of the "
@@ -98,6 +97,9 @@ def run(args) -> int:
               f"{p.host_ms:8.3f} {p.gated_images_per_s:7.1f} " +
               (f"{p.paper_speedup:12.2f}x {p.paper_speedup / p.paper_mac_reduction:12.2f}"
                if p.paper_speedup is not None else f"{'-':>13s} {'-':>12s}"))
+    for p in preds:
+        _print_by_type(f"{p.network} at {p.mac_reduction:.2f}x fewer MACs",
+                       p.efficiency_by_type, p.cycles_share_by_type)
     rows = [dict(p.as_dict(), host_source=host_source) for p in preds]
     if args.channel_groups:
         aligned = paper_configurations(cfg, params, args.seed, host, channel_group=cfg.tm,
@@ -122,13 +124,6 @@ def run(args) -> int:
 MOBILENET_V2_PAPER_MACS = 0.16e9
 
 
-def _layer_type(lp) -> str:
-    d = lp.template
-    if lp.kind == "stem":
-        return "stem 3x3"
-    return "depthwise 3x3" if d.depthwise else f"{d.k}x{d.k}"
-
-
 def mobilenet_prediction(cfg, params, seed: int = 0, host_s: float = 0.0) -> dict:
     """MobileNetV2 (shapes, `netshapes.mobilenet_v2`) dense and at the paper's 50% point:
     random gated-block decisions (`cycle_model.random_gated_masks`) at the block density
@@ -136,6 +131,7 @@ def mobilenet_prediction(cfg, params, seed: int = 0, host_s: float = 0.0) -> dic
     both priced as one start of the network program (`program_network_cycles`)."""
     from dgfpga.perf.cycle_model import program_network_cycles, random_gated_masks
     from dgfpga.perf.netshapes import net_shape, shape_plan
+    from dgfpga.perf.prediction import efficiency_by_type
     net = net_shape("mobilenet_v2_dg")
     plan = shape_plan("mobilenet_v2_dg", cfg)
     quirk = net.dense_macs - net.official_dense_macs      # the official stem undercount
@@ -151,16 +147,7 @@ def mobilenet_prediction(cfg, params, seed: int = 0, host_s: float = 0.0) -> dic
         else:
             lo = mid
     gated = run((lo + hi) / 2)
-    lanes = cfg.tm * cfg.tn
-    by_type = {}
-    for mode, nc in (("dense", dense), ("gated", gated)):
-        names = {lc.name: lc for lc in nc.layers}
-        for lp in plan.layers:
-            t = by_type.setdefault(_layer_type(lp), {"dense": [0.0, 0.0], "gated": [0.0, 0.0]})
-            lc = names.get(lp.name)
-            if lc is not None:
-                t[mode][0] += lc.macs
-                t[mode][1] += lc.total_cycles
+    eff, share = efficiency_by_type(plan, {"dense": dense, "gated": gated}, cfg)
     return dict(network="mobilenet_v2_dg", block_density=(lo + hi) / 2,
                 official_dense_macs=net.official_dense_macs,
                 gated_official_macs=gated.macs - quirk,
@@ -171,17 +158,13 @@ def mobilenet_prediction(cfg, params, seed: int = 0, host_s: float = 0.0) -> dic
                 gated_ms=1e3 * gated.total_cycles / cfg.clock_hz,
                 gate_ms=1e3 * gated.gate_cycles / cfg.clock_hz,
                 gated_images_per_s=cfg.clock_hz / gated.total_cycles,
-                efficiency_by_type={k: {m: (v[m][0] / (v[m][1] * lanes) if v[m][1] else 0.0)
-                                        for m in ("dense", "gated")}
-                                    for k, v in by_type.items()},
-                cycles_share_by_type={k: {"dense": v["dense"][1] / dense.engine_cycles,
-                                          "gated": v["gated"][1] / gated.engine_cycles}
-                                      for k, v in by_type.items()})
+                host_ms=1e3 * host_s, efficiency_by_type=eff, cycles_share_by_type=share)
 
 
 def _predict_mobilenet(args, cfg, params) -> int:
     from dgfpga.outdir import atomic_write_text
-    host_s = 1e-6 * args.host_us if args.host_us is not None else 0.0
+    host, host_source = _host_seconds(args, cfg, ["mobilenet_v2_dg"])
+    host_s = host if isinstance(host, float) else host["mobilenet_v2_dg"]
     r = mobilenet_prediction(cfg, params, args.seed, host_s)
     print(f"engine '{cfg.name}': {cfg.tm}x{cfg.tn} MACs @ {cfg.clock_hz / 1e6:.0f} MHz; DDR "
           f"read latency {params.read_latency_cycles:g} cycles; cycle params "
@@ -190,25 +173,32 @@ def _predict_mobilenet(args, cfg, params) -> int:
           "blocks gate + expand + depthwise + projection, tail, head). Depthwise layers are "
           "priced as the RTL runs them (ceil(k^2/(tn/2)) steps per pixel and m-group; "
           "checked against RTL records of mobilenet_v2dg9_cifar10, sim/results/records_dw_*.json); "
-          "this 224x224 network was not run on the RTL (it needs more than 512 channels).")
+          "the 224x224 network itself runs bit-exact on the C-sim, not on the RTL (too slow here).")
     print(f"masks: random, one block density for every gated block, solved so the MACs "
           f"(official counting) equal the paper's 50% model: "
           f"{MOBILENET_V2_PAPER_MACS / 1e9:.2f} GMACs of {r['official_dense_macs'] / 1e9:.3f}")
-    print(f"host CPU per image: {host_s * 1e6:g} us ({'--host-us' if args.host_us is not None else 'not included: pass --host-us'})")
+    print(f"host CPU per image: {host_source}")
     print(f"{'network':16s} {'blk dens':>8s} {'MAC red.':>8s} {'speedup':>8s} {'effic.':>7s} "
-          f"{'dense ms':>9s} {'gated ms':>9s} {'gates ms':>8s} {'img/s':>7s} {'paper MAC red.':>14s}")
+          f"{'dense ms':>9s} {'gated ms':>9s} {'gates ms':>8s} {'host ms':>8s} {'img/s':>7s} "
+          f"{'paper MAC red.':>14s}")
     print(f"{r['network']:16s} {r['block_density']:8.3f} {r['mac_reduction']:7.2f}x "
           f"{r['speedup']:7.2f}x {r['speedup'] / r['mac_reduction']:7.2f} {r['dense_ms']:9.2f} "
-          f"{r['gated_ms']:9.2f} {r['gate_ms']:8.3f} {r['gated_images_per_s']:7.1f} "
-          f"{r['paper_mac_reduction']:13.2f}x")
-    print("efficiency MACs/(cycles x tm x tn) and share of the engine cycles, by layer type:")
-    for t, e in sorted(r["efficiency_by_type"].items()):
-        sh = r["cycles_share_by_type"][t]
+          f"{r['gated_ms']:9.2f} {r['gate_ms']:8.3f} {r['host_ms']:8.3f} "
+          f"{r['gated_images_per_s']:7.1f} {r['paper_mac_reduction']:13.2f}x")
+    _print_by_type(r["network"], r["efficiency_by_type"], r["cycles_share_by_type"])
+    if args.out:
+        atomic_write_text(args.out, json.dumps([dict(r, host_source=host_source)], indent=2))
+    return 0
+
+
+def _print_by_type(title: str, eff: dict, share: dict) -> None:
+    """One network's per-layer-type efficiency table (`prediction.efficiency_by_type`)."""
+    print(f"by layer type, {title}: efficiency MACs/(cycles x tm x tn) and share of the "
+          "engine cycles:")
+    for t, e in sorted(eff.items()):
+        sh = share[t]
         print(f"  {t:14s} dense {e['dense']:.3f} ({100 * sh['dense']:4.1f}%)  gated "
               f"{e['gated']:.3f} ({100 * sh['gated']:4.1f}%)")
-    if args.out:
-        atomic_write_text(args.out, json.dumps([r], indent=2))
-    return 0
 
 
 def _print_aligned(cfg, preds, aligned) -> None:

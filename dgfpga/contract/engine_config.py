@@ -75,8 +75,11 @@ class EngineConfig:
     # header and include check them again) ----
     @property
     def min_weight_buffer_bytes(self) -> int:
-        """Two m-groups (double-buffered) of weights of a 3x3 layer with max_in_channels."""
-        return 2 * self.tm * SIZING_KERNEL ** 2 * self.max_in_channels
+        """Two m-groups (double-buffered) of the weights of a 1x1 layer with max_in_channels
+        or of a 3x3 layer with one n-group (tn inputs), whichever is larger. Wider 3x3 layers
+        are a per-layer rule (`formats.layer_fit_problems`, NO_FIT), so a config can raise
+        its channel limits (ResNet-50's 2048) without a buffer for a 3x3 layer that wide."""
+        return 2 * self.tm * max(self.max_in_channels, SIZING_KERNEL ** 2 * self.tn)
 
     @property
     def min_ifm_buffer_bytes(self) -> int:
@@ -145,8 +148,9 @@ def validate(cfg: EngineConfig, fit: bool = True) -> EngineConfig:
     # Buffers: the worst cases the micro-architecture must hold on chip.
     w_need = cfg.min_weight_buffer_bytes
     need(cfg.weight_buffer_bytes >= w_need,
-         f"weight_buffer_bytes={cfg.weight_buffer_bytes} too small: two m-groups of a 3x3 "
-         f"layer with max_in_channels={cfg.max_in_channels} need 2*tm*9*C_in = {w_need}")
+         f"weight_buffer_bytes={cfg.weight_buffer_bytes} too small: two m-groups of a 1x1 "
+         f"layer with max_in_channels={cfg.max_in_channels} (or of a 3x3 layer with tn inputs) "
+         f"need 2*tm*max(C_in, 9*tn) = {w_need}")
     i_need = cfg.min_ifm_buffer_bytes
     need(cfg.ifm_buffer_bytes >= i_need,
          f"ifm_buffer_bytes={cfg.ifm_buffer_bytes} too small: two input patches of a max "

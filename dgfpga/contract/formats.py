@@ -458,7 +458,7 @@ def im2col_row_bytes(d: LayerDescriptor, cfg: Optional[EngineConfig] = None) -> 
 
 def dw_row_bytes(d: LayerDescriptor, cfg: Optional[EngineConfig] = None) -> int:
     """Bytes per channel of a depthwise weight stream: the k*k taps padded to a multiple
-    of tn (one array step reads tn consecutive taps of the lane's channel)."""
+    of tn (one word of tn taps: two array steps of tn/2)."""
     cfg = cfg or default_config()
     return -(-(d.k * d.k) // cfg.tn) * cfg.tn
 
@@ -472,20 +472,35 @@ def weight_stream_bytes(d: LayerDescriptor, cfg: Optional[EngineConfig] = None) 
     return d.out_c * d.k * d.k * d.in_c
 
 
+def dw_steps_per_pixel(kk: int, cfg: EngineConfig) -> int:
+    """MAC-array steps per conv pixel and m-group of a depthwise layer with `kk` = k*k taps.
+
+    The array's DSP48E2s multiply two int8 weights of lanes 2i, 2i+1 by ONE shared
+    activation (a conv's packing); a depthwise lane pair shares none, so each DSP computes
+    one product and a pair's tn multiplies give each of its two lanes tn/2 taps per step:
+    ceil(kk / (tn/2)) steps (tm*tn/2 products per step). With tn = 1 the pair's one multiply
+    takes its two lanes in turn: 2*kk steps (kk when tm = 1). The engines' depthwise loops
+    (hls/src/dg_mac.h, sim/rtl/dg_compute.sv) run exactly this count."""
+    if cfg.tn == 1:
+        return kk * (2 if cfg.tm > 1 else 1)
+    return -(-kk // (cfg.tn // 2))
+
+
 def mac_steps_per_pixel(d: LayerDescriptor, cfg: Optional[EngineConfig] = None) -> int:
     """MAC-array steps per conv pixel per m-group of layer `d` on engine `cfg`: THE one
     count (the engines' loops, the packer's im2col choice and the cycle model use it).
 
     Without im2col: one step per (kernel position, n-group of tn stored input channels),
     k*k*ceil(n_active_in/tn); with im2col: one per tn of the flattened (ky, kx, c) taps,
-    ceil(k*k*in_c/tn); depthwise (one channel per lane): one per tn of the lane's own k*k
-    taps, ceil(k*k/tn). 0 when the layer has no active input channel (bias only).
+    ceil(k*k*in_c/tn); depthwise (one channel per lane, one product per DSP):
+    `dw_steps_per_pixel`, ceil(k*k/(tn/2)). 0 when the layer has no active input channel
+    (bias only).
     """
     cfg = cfg or default_config()
     if d.n_active_in == 0:
         return 0
-    if d.depthwise:              # lane m: channel m's k*k taps, tn per step
-        return -(-(d.k * d.k) // cfg.tn)
+    if d.depthwise:              # lane m: channel m's k*k taps, tn/2 per step
+        return dw_steps_per_pixel(d.k * d.k, cfg)
     if d.im2col:
         return -(-im2col_taps(d) // cfg.tn)
     return d.k * d.k * -(-d.n_active_in // cfg.tn)

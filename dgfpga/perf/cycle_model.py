@@ -428,18 +428,6 @@ def _record_extra(d: LayerDescriptor, wa, wr, opix, sums: bool = True) -> tuple:
 DW_PASS_CYCLES = 1.0
 
 
-def rtl_dw_steps_per_pixel(cfg: EngineConfig, kk: int = formats.DW_KERNELS[0] ** 2) -> int:
-    """MAC-array steps per conv pixel and m-group of a depthwise layer on the RTL
-    (dg_compute.sv, dg_pkg DW_TSTEPS * DW_PAR): the tap-banked dw patch buffer gives all
-    k*k taps of the Tm lanes in one read, and the MAC array, one product per DSP48E2 in
-    depthwise mode, takes Tn/2 taps per lane and step (a lane pair's Tn multiplies), so a
-    pixel is ceil(k*k / (Tn/2)) steps; with Tn = 1 one tap per step for each lane parity
-    (the pair's one multiply), 2*k*k steps."""
-    if cfg.tn == 1:
-        return kk * (2 if cfg.tm > 1 else 1)
-    return -(-kk // (cfg.tn // 2))
-
-
 def _depthwise_cycles(d: LayerDescriptor, cfg: EngineConfig, p: CycleParams, name: str,
                       wa, pix, opix, patch, row_bursts, patch_beats) -> LayerCycles:
     """A depthwise layer as the RTL runs it (docs/rtl.md "Depthwise layers"; checked against
@@ -447,10 +435,10 @@ def _depthwise_cycles(d: LayerDescriptor, cfg: EngineConfig, p: CycleParams, nam
     weight row (formats.dw_row_bytes) loaded once (one span each, params one byte per cycle, rows Tn bytes
     per cycle; exposed before the first tile), then per tile ONE patch of every stored
     channel (rows as any conv's) and its SG = ceil(n_out/Tm) m-groups back to back on it,
-    each `rtl_dw_steps_per_pixel` steps per conv pixel (ceil(k*k / (Tn/2))), paced by the
+    each `formats.mac_steps_per_pixel` steps per conv pixel (ceil(k*k / (Tn/2)): the packed
+    DSP pair gives each of its two lanes Tn/2 taps per step, docs/rtl.md), paced by the
     time-shared requantizers; per pass the output (and per-pixel sum) packets on the write
-    channel. (The contract's ceil(k*k/Tn) would need Tn products per lane and step; the
-    RTL's packed DSP pair gives each of its two lanes Tn/2: docs/rtl.md.)"""
+    channel."""
     B, Bs = p.bytes_per_cycle(cfg), p.stream_bytes_per_cycle(cfg)
     AB = cfg.axi_bytes
     L = float(p.read_latency_cycles)
@@ -473,7 +461,7 @@ def _depthwise_cycles(d: LayerDescriptor, cfg: EngineConfig, p: CycleParams, nam
         total += max(wbytes / Bs, consume, read_time(spans, beats / spans, p))
         SG = math.ceil(n_out / cfg.tm)
         m_g = [min(cfg.tm, n_out - g * cfg.tm) for g in range(SG)]
-        steps = rtl_dw_steps_per_pixel(cfg, kk) * pix
+        steps = formats.mac_steps_per_pixel(d, cfg) * pix   # n_active_in = n_out > 0
         C = (p.tile_overhead_cycles + p.pipeline_depth_cycles
              + SG * (DW_PASS_CYCLES + np.maximum(steps, rq * pix)))
         read_bytes = patch * d.in_c_stored

@@ -90,7 +90,8 @@ def sweep_configs(base: EngineConfig, arch: str, tm_tn: Sequence[int] = TM_TN,
                         except DgfpgaError:
                             continue                      # the network cannot run on it
                     else:
-                        wb = max(base.weight_buffer_bytes, c0.min_weight_buffer_bytes)
+                        wb = max(base.weight_buffer_bytes * tm // base.tm,   # m-groups of
+                                 base.weight_buffer_bytes, c0.min_weight_buffer_bytes)   # tm rows
                         ib = max(base.ifm_buffer_bytes, c0.min_ifm_buffer_bytes)
                         ob = max(base.ofm_buffer_bytes, c0.min_ofm_buffer_bytes)
                     out.append(dataclasses.replace(

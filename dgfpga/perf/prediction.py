@@ -25,7 +25,7 @@ head. The host term is `host_s`, the host's CPU time per image the caller measur
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Optional, Sequence
 
 import numpy as np
@@ -104,6 +104,10 @@ class Prediction:
     host_ms: float = 0.0          # host CPU per image included in dense_ms and gated_ms
     gate_ms: float = 0.0          # the gated run's gate records (included in gated_ms)
     channel_group: int = 1        # >1: active channel counts are multiples of it (aligned)
+    #: {layer type: {"dense"|"gated": MACs / (cycles * tm * tn)}} (`efficiency_by_type`)
+    efficiency_by_type: dict = field(default_factory=dict)
+    #: {layer type: {"dense"|"gated": share of the engine cycles}}
+    cycles_share_by_type: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -182,14 +186,48 @@ def block_density_for_reduction(network: str, reduction: float, seed: int = 0,
     return 0.5 * (lo + hi)
 
 
-def _prediction(network, cfg, cmp, d, paper=None, channel_group: int = 1) -> Prediction:
+def layer_type(lp) -> str:
+    """The layer type a per-type efficiency is reported under: "stem 7x7" (the stem, its
+    kernel), "depthwise 3x3", "1x1", "1x1/s2" (strided 1x1: ResNet projections), "3x3"."""
+    d = lp.template
+    if lp.kind == "stem":
+        return f"stem {d.k}x{d.k}"
+    if d.depthwise:
+        return f"depthwise {d.k}x{d.k}"
+    return f"{d.k}x{d.k}" + (f"/s{d.stride}" if d.k == 1 and d.stride > 1 else "")
+
+
+def efficiency_by_type(plan, runs: dict, cfg: EngineConfig) -> tuple[dict, dict]:
+    """Per layer type (`layer_type`) and run ({"dense": NetworkCycles, "gated": ...}):
+    the array efficiency MACs / (cycles * tm * tn) over that type's layers, and their share
+    of the run's engine cycles (gate and head records excluded from both)."""
+    acc: dict = {}
+    for mode, nc in runs.items():
+        by_name = {lc.name: lc for lc in nc.layers}
+        for lp in plan.layers:
+            lc = by_name.get(lp.name)
+            t = acc.setdefault(layer_type(lp), {m: [0, 0] for m in runs})
+            if lc is not None:                 # a layer every gated block skipped: absent
+                t[mode][0] += lc.macs
+                t[mode][1] += lc.total_cycles
+    lanes = cfg.tm * cfg.tn
+    eff = {t: {m: (v[m][0] / (v[m][1] * lanes) if v[m][1] else 0.0) for m in runs}
+           for t, v in acc.items()}
+    share = {t: {m: v[m][1] / runs[m].engine_cycles for m in runs} for t, v in acc.items()}
+    return eff, share
+
+
+def _prediction(network, cfg, cmp, d, paper=None, channel_group: int = 1,
+                plan=None) -> Prediction:
     dense_s = cmp.dense.seconds(cfg)
     gated_s = cmp.gated.seconds(cfg)
+    eff, share = (efficiency_by_type(plan, {"dense": cmp.dense, "gated": cmp.gated}, cfg)
+                  if plan is not None else ({}, {}))
     return Prediction(network, cfg.name, d, cmp.mac_reduction, cmp.speedup, cmp.efficiency,
                       1e3 * dense_s, 1e3 * gated_s, 1 / gated_s, 1 / dense_s,
                       paper[3] if paper else None, paper[2] if paper else None,
                       1e3 * cmp.gated.host_cycles / cfg.clock_hz,
-                      1e3 * cmp.gated.gate_cycles / cfg.clock_hz, channel_group)
+                      1e3 * cmp.gated.gate_cycles / cfg.clock_hz, channel_group, eff, share)
 
 
 def paper_configurations(cfg: Optional[EngineConfig] = None,
@@ -207,9 +245,10 @@ def paper_configurations(cfg: Optional[EngineConfig] = None,
         d = block_density_for_reduction(network, reduction, seed, cfg, channel_group)
         net = net_shape(network)
         h = host_s.get(network, 0.0) if isinstance(host_s, dict) else host_s
-        cmp = compare(shape_plan(network, cfg), _masks(net, d, seed, channel_group), params, h)
+        plan = shape_plan(network, cfg)
+        cmp = compare(plan, _masks(net, d, seed, channel_group), params, h)
         out.append(_prediction(network, cfg, cmp, d, (network, _sparsity, reduction, _speedup),
-                               channel_group))
+                               channel_group, plan))
     return out
 
 
@@ -233,4 +272,4 @@ def predict_masks(network, spatial: Sequence[np.ndarray], channel: Sequence[np.n
     cmp = compare(plan, masks, params, host_s)
     dens = float(np.mean([len(m.tiles) / b.conv1.template.n_tiles * len(m.channels)
                           / b.conv1.template.out_c for m, b in zip(masks, plan.blocks)]))
-    return _prediction(plan.qmodel.arch, cfg, cmp, dens)
+    return _prediction(plan.qmodel.arch, cfg, cmp, dens, plan=plan)

@@ -12,6 +12,17 @@
 
 namespace dg {
 
+// Depthwise mode of the array (formats.dw_steps_per_pixel; sim/rtl dg_pkg DW_TPS, DW_PAR,
+// DW_TSTEPS): taps per lane and step, steps per tap (TN = 1: the pair's one multiply serves
+// its two lanes in turn), steps per conv pixel and m-group, and the tap slots the steps
+// name (the taps past DW_TAPS read zero).
+constexpr unsigned DW_TPS = TN >= 2 ? TN / 2 : 1;
+constexpr unsigned DW_PAR = (TN == 1 && TM > 1) ? 2 : 1;
+constexpr unsigned DW_PIX_STEPS = ceil_div(DW_TAPS, DW_TPS) * DW_PAR;
+constexpr unsigned DW_TAP_SLOTS = ceil_div(DW_TAPS, DW_TPS) * DW_TPS;
+static_assert(TN % DW_TPS == 0 && (TN == 1 || 2 * DW_TPS == TN),
+              "a depthwise step's taps lie in one weight word; a pair's TN multiplies: two lanes' taps");
+
 struct DescCheck {
     u32 code;    // err::* (0 = OK)
     u32 entry;   // descriptor word of the faulty field (0 for magic/version/reserved)
@@ -98,10 +109,10 @@ inline void decode_descriptor(const u32 w[desc::WORDS], Layer &L) {
     L.w_ic_major = L.in_ch_gated && !L.out_ch_gated;
     L.kc = L.k * L.in_c;
     L.kkc = L.kk * L.in_c;
-    // formats.mac_steps_per_pixel (0 when no input channel is active); depthwise: lane m
-    // reduces TN of its own channel's k*k taps per step
+    // formats.mac_steps_per_pixel (0 when no input channel is active); a conv's are also its
+    // weight words per lane and m-group; depthwise: DW_PIX_STEPS (one product per DSP)
     L.steps = L.n_active_in == 0 ? 0
-              : L.depthwise     ? ceil_div(L.kk, TN)
+              : L.depthwise     ? DW_PIX_STEPS
               : L.im2col        ? ceil_div(L.kkc, TN)
                                 : L.kk * L.ngi;
     L.n_groups = ceil_div(L.n_active_out, TM);
@@ -217,9 +228,10 @@ inline bool one_of(u32 v, const unsigned *allowed, unsigned n) {
 inline DescCheck check_fit(const Layer &L) {
     if (L.depthwise) {
         // the whole layer's weight rows on chip (out_c rows of dw_row_bytes); guard: the
-        // active channels' rows, ceil(n/TM) m-groups of `steps` words per lane, in one half
+        // active channels' rows, ceil(n/TM) m-groups of dw_row_bytes/TN words per lane, in
+        // one half
         const u64 w = (u64)L.out_c * dw_row_bytes(L);
-        if (w > config::fit_weight_group_bytes || (u64)L.n_groups * L.steps > W_DEPTH)
+        if (w > config::fit_weight_group_bytes || (u64)L.n_groups * (dw_row_bytes(L) / TN) > W_DEPTH)
             return {err::NO_FIT, word_of(desc::F_TILE)};
     } else {
         const u64 w = (u64)TM * L.kk * L.n_active_in;

@@ -13,8 +13,9 @@
 // A depthwise record (op OP_DWCONV) runs the same three-stage pipeline in the other loop
 // order, tiles -> m-groups: its whole weight rows are loaded once before the steps
 // (load_dw_weights), step s = t*G + g loads tile t's dw patch into dw patch half t&1 at its
-// first m-group only (every m-group of the tile reads that one patch), the depthwise MAC
-// (mac_dw_tile) computes step s-1, the same write-back stores step s-2.
+// first m-group only (every m-group of the tile reads that one patch; tile u > 0's patch is
+// loaded in G row slices beside tile u-1's passes), the same MAC array (mac_array_tile, in
+// depthwise mode) computes step s-1, the same write-back stores step s-2.
 // A gate record (dg_gate.h) evaluates the block's gates and writes its masks and work
 // lists; a gate-2 record (a Bottleneck block's mask_c2, same gate unit) writes mask_c2 and
 // the conv2/conv3 channel lists; the head record (dg_head.h) writes the logits and the
@@ -71,8 +72,19 @@ static u64 pipeline_step(u8 *fmap, const u8 *wmem, s32 *sums, const Layer &L, co
     u32 g = 0, t = 0;
     if (s < total) {   // load stage: step s
         step_indices(L, s, g, t);
-        if (L.depthwise) {   // one patch per tile, for all its m-groups
-            if (g == 0) c_load += load_dw_patch(fmap, L, W, tile_geom(L, W.tiles[t]), dwpatch, t & 1);
+        if (L.depthwise) {   // one patch per tile, for all its m-groups: tile 0 at step 0,
+                             // tile u > 0 in G row slices during the G steps after tile u-1's
+                             // first (beside all of u-1's passes; half u&1's last reader, tile
+                             // u-2's last pass, computed in step (u-1)*G)
+            // (one call site: one loader instance)
+            const u32 G = L.n_groups;
+            const u32 u = s == 0 ? 0 : (s - 1) / G + 1, sl = s == 0 ? 0 : (s - 1) % G;
+            const u32 parts = s == 0 ? 1 : G;        // tile 0: the whole patch in step 0
+            if (u < L.n_active_tiles) {
+                const TileGeom gu = tile_geom(L, W.tiles[u]);
+                c_load += load_dw_patch(fmap, L, W, gu, dwpatch, u & 1, sl * (u32)gu.sh / parts,
+                                        (sl + 1) * (u32)gu.sh / parts);
+            }
         } else {
             if (t == 0) c_load += load_weight_group(wmem, L, W, g, wbuf, g & 1);
             c_load += load_patch(fmap, L, W, tile_geom(L, W.tiles[t]), patch, h);
@@ -80,10 +92,10 @@ static u64 pipeline_step(u8 *fmap, const u8 *wmem, s32 *sums, const Layer &L, co
     }
     if (s >= 1 && s - 1 < total) {   // MAC stage: step s-1
         step_indices(L, s - 1, g, t);
-        if (L.depthwise)
-            c_mac = mac_dw_tile(L, tile_geom(L, W.tiles[t]), wbuf, dwpatch, t & 1, g, acc, h ^ 1);
-        else
-            c_mac = mac_tile(L, tile_geom(L, W.tiles[t]), wbuf, g & 1, patch, h ^ 1, acc, h ^ 1);
+        // one call: one MAC array for both ops (dg_mac.h); depthwise reads the tile's dw half
+        // and weight half 0, a conv the step's patch half and its m-group's weight half
+        c_mac = mac_array_tile(L, tile_geom(L, W.tiles[t]), wbuf, L.depthwise ? 0 : g & 1, patch,
+                               dwpatch, L.depthwise ? t & 1 : h ^ 1, g, acc, h ^ 1);
     }
     if (s >= 2 && s - 2 < total) {   // write-back stage: step s-2
         step_indices(L, s - 2, g, t);

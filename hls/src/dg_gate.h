@@ -29,10 +29,35 @@
 //           |bs|, |o1[j]|, |b2[m]| < 2^46          BAD_GATE, index within the section
 //
 // Hardware order (each loop is written for the II in its comment; the gate MAC loops take
-// TN channels per step): load + check the small params -> channel totals -> Pt -> spatial
-// gate, one row bin at a time (row-bin sums of the sum tiles, then per bin: column-bin sum,
-// pool, 3x3 taps scattered into the gh*gw logit registers) -> fc1 (w1 streamed) -> fc2
-// (w2 streamed) -> decisions -> masks and lists written. Cycle model: docs/hls.md.
+// TN channels per step): load + check the small params (bins, recips, bs; o1 and b2 are
+// checked in a streaming pass, not stored) -> the spatial gate and the channel totals,
+// CHANNEL-GROUP OUTER: per group of TN input channels its whole-map totals (into tot[]),
+// its 9 tap weights, then one row bin at a time its row-bin sums (a [max_grid] x TN
+// window), per bin the column-bin sum, pool, 3x3 taps scattered into the gh*gw int64 logit
+// registers (exact int64, so the order of summation over groups changes nothing) -> Pt ->
+// fc1 (w1, m1, o1 streamed) -> fc2 (w2, b2 streamed, one output channel per row) ->
+// decisions -> masks and lists written. Cycle model: docs/hls.md.
+//
+// On-chip arrays of the gate unit and the head (GateBufs, one instance, shared: the head's
+// global pool sums into tot[]), bytes at ultra96 16x16, max_grid 16 (max_tiles 256), 2048
+// channels (storage width as the hardware holds it; bool = 1 bit):
+//   tot      s64 [max_in]              16384   totals -> Pt; gate-2 compact totals; head pool
+//   hid      u16 [max_in]               4096   hidden units 0..GATE_HIDDEN_MAX (15 bits)
+//   chans    u16 [max_out]              4096   the active out-channel list (gate, gate-2)
+//   ch_on    1b  [max_out]               256   channel decisions
+//   cbits    u32 [max_out/32]            256   channel bitmap words
+//   in_words u32 [bitmap + max_in/32]    288   gate-2: the gate record's masks
+//   rowsum   s64 [max_grid][TN]         2048   one row bin of one channel group
+//   ws       s16 [9][TN]                 288   one channel group's spatial taps
+//   logit    s64 [max_tiles]            2048   spatial logits
+//   recip    u32 [max_tiles+1]          1028   pooling reciprocals
+//   bins     u8  [4*max_grid]             64
+//   tiles, res, tiles2  u16 [max_tiles] 1536   tile lists (gate, gate-2)
+//   tile_on  1b  [max_tiles], tbits u32 [8]  64
+//   total                             32464 (31.7 KiB; before the channel-group-outer
+//   restructuring 419,756 B: rowsum [max_grid][max_in] s64 alone was 256 KiB, ws [9][max_in]
+//   36 KiB, m1/o1/b2/cacc/the head's pool 72 KiB). Only tot, hid and chans are per-channel
+//   vectors; no array scales with channels x grid or channels x taps.
 #ifndef DG_GATE_H
 #define DG_GATE_H
 
@@ -44,6 +69,7 @@ constexpr unsigned MAX_GRID = config::max_grid;
 constexpr unsigned MAX_BINS = 2 * (MAX_GRID + MAX_GRID);   // bins section: rs,re per row, cs,ce per col
 constexpr unsigned MAX_HIDDEN = MAX_IN;                    // hidden <= in_c
 constexpr unsigned GATE_TAPS = 9;
+static_assert(fmt::GATE_HIDDEN_MAX <= 0xFFFF, "hidden units (0..GATE_HIDDEN_MAX) are stored as u16");
 static_assert(MAX_TILES >= MAX_GRID * MAX_GRID && 32 * BITMAP_WORDS >= MAX_TILES,
               "a gate's gh x gw grid (each up to max_grid) must fit the tile arrays");
 static_assert(fmt::GATE_RECIP_BITS > fmt::GATE_FRAC_BITS && fmt::GATE_SHIFT_MAX <= 62,
@@ -248,55 +274,62 @@ sections:
     return {err::OK, 0};
 }
 
-// ---- on-chip state of the gate unit (sized from the configuration) ----
+// ---- on-chip state of the gate unit (sized from the configuration; bytes: file header) ----
+// Nothing here is sized channels x grid or channels x taps: the spatial gate runs channel
+// group by channel group (TN channels), with that group's row-bin sums and tap weights only.
 struct GateBufs {
     u8 bins[MAX_BINS];                  // rs,re per row bin, then cs,ce per col bin
     u32 recip[MAX_TILES + 1];           // per bin (row-major), then the channel gate's
-    s16 ws[GATE_TAPS][MAX_IN];          // spatial weights, tap-major
-    s32 m1[MAX_HIDDEN];
-    s64 o1[MAX_HIDDEN];
-    s64 b2[MAX_OUT];
+    s16 ws[GATE_TAPS][TN];              // spatial weights of ONE channel group, tap-major
     s64 bs;
-    s64 tot[MAX_IN];                    // channel totals (whole map), then Pt
-    s64 rowsum[MAX_GRID][MAX_IN];       // one row bin: sum over its sum-tile rows, per column
+    s64 tot[MAX_IN];                    // channel totals (whole map), then Pt; the head's pool
+    s64 rowsum[MAX_GRID][TN];           // one row bin of one channel group, per sum-tile column
     s64 logit[MAX_TILES];               // spatial logits (scatter accumulators)
-    s64 hid[MAX_HIDDEN];                // channel gate hidden units
+    u16 hid[MAX_HIDDEN];                // channel gate hidden units, 0..GATE_HIDDEN_MAX
     bool tile_on[MAX_TILES];
     bool ch_on[MAX_OUT];
-    s64 cacc[MAX_IN];                   // gate-2: totals per compact conv1 channel
-    bool ch_in[MAX_IN];                 // gate-2: conv1's channels on (the gate record's mask)
+    u16 chans[MAX_OUT];                 // active out-channel list (gate and gate-2 writes)
+    u32 cbits[ceil_div(MAX_OUT, 32)];   // its bitmap words
+    u32 in_words[BITMAP_WORDS + ceil_div(MAX_IN, 32)];   // gate-2: the gate record's masks
 };
+
+// The one instance of the gate unit's arrays (the gate and gate-2 records and the head run
+// one at a time and share them).
+inline GateBufs &gate_bufs() {
+    static GateBufs B;
+#pragma HLS ARRAY_PARTITION variable = B.ws complete dim = 2
+#pragma HLS ARRAY_PARTITION variable = B.tot cyclic factor = TN
+#pragma HLS ARRAY_PARTITION variable = B.rowsum complete dim = 2
+#pragma HLS ARRAY_PARTITION variable = B.hid cyclic factor = TN
+    return B;
+}
 
 inline bool out_of_limit(s64 v) {
 #pragma HLS INLINE
     return v >= (s64)fmt::GATE_BIAS_LIMIT || v <= -(s64)fmt::GATE_BIAS_LIMIT;
 }
 
-// The channel gate's hidden requantization (m1, o1) and biases (b2) onto the chip, checked
-// in blob order (|o1|, |b2| < 2^46: BAD_GATE, ENTRY = index): one loader for the gate and
-// the gate-2 records, whose channel-gate datapath and on-chip arrays are shared.
+// The channel gate's hidden offsets (o1) and biases (b2) checked in blob order (|o1|, |b2|
+// < 2^46: BAD_GATE, ENTRY = index): one streaming pass, nothing stored (fc1 and fc2 read
+// m1/o1 and b2 again next to their weight rows). One checker for the gate and the gate-2
+// records, whose channel-gate datapath is shared.
 template <typename Layout>
-inline DescCheck load_channel_gate_params(const u8 *wmem, const Layout &lay, u32 hidden,
-                                          u32 out_c, GateBufs &B, u64 &cycles) {
+inline DescCheck check_channel_gate_params(const u8 *wmem, const Layout &lay, u32 hidden,
+                                           u32 out_c, u64 &cycles) {
     u32 bad = 0xFFFFFFFFu;
 o1:
-    for (u32 j = 0; j < hidden; j++) {   // II=1: m1[j] and o1[j] per step
+    for (u32 j = 0; j < hidden; j++) {   // II=1: o1[j] per step
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_HIDDEN
 #pragma HLS PIPELINE II = 1
-        B.m1[j] = (s32)rd_u32(wmem, lay.m1 + 4ull * j);
-        const s64 v = rd_s64(wmem, lay.o1 + 8ull * j);
-        B.o1[j] = v;
-        if (out_of_limit(v) && bad == 0xFFFFFFFFu) bad = j;
+        if (out_of_limit(rd_s64(wmem, lay.o1 + 8ull * j)) && bad == 0xFFFFFFFFu) bad = j;
     }
-    cycles += stream_cycles(hidden, 12ull * hidden);
+    cycles += stream_cycles(hidden, 8ull * hidden);
     if (bad != 0xFFFFFFFFu) return {err::BAD_GATE, bad};
 b2:
     for (u32 m = 0; m < out_c; m++) {   // II=1
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_OUT
 #pragma HLS PIPELINE II = 1
-        const s64 v = rd_s64(wmem, lay.b2 + 8ull * m);
-        B.b2[m] = v;
-        if (out_of_limit(v) && bad == 0xFFFFFFFFu) bad = m;
+        if (out_of_limit(rd_s64(wmem, lay.b2 + 8ull * m)) && bad == 0xFFFFFFFFu) bad = m;
     }
     cycles += stream_cycles(out_c, 8ull * out_c);
     if (bad != 0xFFFFFFFFu) return {err::BAD_GATE, bad};
@@ -305,6 +338,7 @@ b2:
 
 // Load the small parameter sections onto the chip and check them (BAD_GATE, ENTRY = index
 // within the section). One AXI read stream per section; the checks run in the load loops.
+// The spatial weights ws are read per channel group by the spatial gate (no check).
 inline DescCheck load_gate_params(const u8 *wmem, const GateRec &G, GateBufs &B, u64 &cycles) {
     const u32 nb = 2 * (G.gh + G.gw);
     u32 bad = 0xFFFFFFFFu;
@@ -342,29 +376,15 @@ recips:
     cycles += CYC_AXI_LATENCY + 1;
     if (out_of_limit(B.bs)) return {err::BAD_GATE, 0};
     {
-        const DescCheck c = load_channel_gate_params(wmem, G.lay, G.hidden, G.out_c, B, cycles);
+        const DescCheck c = check_channel_gate_params(wmem, G.lay, G.hidden, G.out_c, cycles);
         if (c.code != err::OK) return c;
     }
-    const u32 ngi = ceil_div(G.in_c, TN);
-ws:
-    for (u32 t = 0; t < GATE_TAPS; t++) {
-    ws_groups:
-        for (u32 ng = 0; ng < ngi; ng++) {   // II=1, TN weights per step
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_NGI
-#pragma HLS PIPELINE II = 1
-            for (u32 j = 0; j < TN; j++) {
-#pragma HLS UNROLL
-                const u32 c = ng * TN + j;
-                if (c < G.in_c) B.ws[t][c] = rd_s16(wmem, G.lay.ws + 2ull * (t * G.in_c + c));
-            }
-        }
-    }
-    cycles += stream_cycles(GATE_TAPS * ngi, 2ull * GATE_TAPS * G.in_c);
-    return {err::OK, 0};
+    return {err::OK, 0};   // ws: per channel group in spatial_gate_and_totals
 }
 
 // Whole-map channel sums (int64, wrapping) of `tiles` sum tiles of `in_c` int32 channel sums
-// at sums[sbase..]: the channel gate's totals and the head's global pool (one loop for both).
+// at sums[sbase..]: the head's global pool (into the gate unit's tot[]; the gate record sums
+// its totals channel group by channel group inside the spatial gate).
 inline void channel_totals(const s32 *sums, u64 sbase, u32 tiles, u32 in_c, s64 tot[MAX_IN]) {
     const u32 ngi = ceil_div(in_c, TN);
 tot_clear:
@@ -392,8 +412,8 @@ totals:
 // sum_{i < n} w[i] * x[i] (int64, wrapping) with the weights w streamed from wmem at byte
 // offset `base`, WB bytes each (2: the gates' int16 fc1 / fc2 rows, 1: the head's int8 class
 // rows), TN products + an adder tree per step.
-template <unsigned WB>
-inline s64 dot_w(const u8 *wmem, u64 base, const s64 *x, u32 n) {
+template <unsigned WB, typename T>
+inline s64 dot_w(const u8 *wmem, u64 base, const T *x, u32 n) {
     static_assert(WB == 1 || WB == 2, "int8 or int16 weights");
     s64 a = 0;
 dot_groups:
@@ -406,7 +426,7 @@ dot_groups:
             const u32 i = ng * TN + j;
             if (i < n) {
                 const s64 w = WB == 2 ? (s64)rd_s16(wmem, base + 2ull * i) : (s64)(s8)wmem[base + i];
-                dot = wadd(dot, wmul(w, x[i]));
+                dot = wadd(dot, wmul(w, (s64)x[i]));
             }
         }
         a = wadd(a, dot);
@@ -416,12 +436,14 @@ dot_groups:
 
 // The channel-gate datapath of the gate unit, ONE instance shared by the gate record
 // (mask_c1) and the gate-2 record (mask_c2): Pt from the totals in B.tot (in place), fc1
-// (w1 streamed from WEIGHT, TN channels per step) -> requantized hidden units -> fc2 (w2
-// streamed, TN hidden units per step) -> decisions in B.ch_on. Returns its cycles.
+// (w1 streamed from WEIGHT, TN channels per step; m1[j], o1[j] read with row j) ->
+// requantized hidden units -> fc2 (w2 streamed, TN hidden units per step; b2[m] read with
+// row m) -> decisions in B.ch_on. Returns its cycles.
 struct ChannelGateArgs {
     u32 in_c, out_c, hidden, h_shift;
     u32 recip;          // R(H*W) of the map the totals were summed over
     u64 w1, w2;         // absolute WEIGHT offsets of fc1 [hidden][in_c] and fc2 [out_c][hidden]
+    u64 m1, o1, b2;     // absolute WEIGHT offsets of m1 [hidden], o1 [hidden], b2 [out_c]
 };
 
 inline u64 channel_gate(const u8 *wmem, const ChannelGateArgs &A, GateBufs &B) {
@@ -442,32 +464,39 @@ fc1:
     for (u32 hj = 0; hj < A.hidden; hj++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_HIDDEN
         const s64 a = dot_w<2>(wmem, A.w1 + 2ull * hj * A.in_c, B.tot, A.in_c);
-        const s64 z = wadd(wadd(wmul(a, B.m1[hj]), B.o1[hj]), (s64)1 << (A.h_shift - 1)) >> A.h_shift;
-        B.hid[hj] = z < 0 ? 0 : (z > (s64)fmt::GATE_HIDDEN_MAX ? (s64)fmt::GATE_HIDDEN_MAX : z);
+        const s32 m1 = (s32)rd_u32(wmem, A.m1 + 4ull * hj);
+        const s64 o1 = rd_s64(wmem, A.o1 + 8ull * hj);
+        const s64 z = wadd(wadd(wmul(a, m1), o1), (s64)1 << (A.h_shift - 1)) >> A.h_shift;
+        B.hid[hj] = (u16)(z < 0 ? 0 : (z > (s64)fmt::GATE_HIDDEN_MAX ? (s64)fmt::GATE_HIDDEN_MAX : z));
     }
-    cycles += stream_cycles((u64)A.hidden * ngi, 2ull * A.hidden * A.in_c) + A.hidden;
+    // the w1 rows and, beside them, m1/o1 (12 bytes per hidden unit) from one read stream
+    cycles += stream_cycles((u64)A.hidden * ngi, 2ull * A.hidden * A.in_c + 12ull * A.hidden) +
+              A.hidden;
     const u32 ngh = ceil_div(A.hidden, TN);
 fc2:
     for (u32 m = 0; m < A.out_c; m++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_OUT
-        const s64 acc = wadd(B.b2[m], dot_w<2>(wmem, A.w2 + 2ull * m * A.hidden, B.hid, A.hidden));
+        const s64 b2 = rd_s64(wmem, A.b2 + 8ull * m);
+        const s64 acc = wadd(b2, dot_w<2>(wmem, A.w2 + 2ull * m * A.hidden, B.hid, A.hidden));
         B.ch_on[m] = acc >= 0;
     }
-    cycles += stream_cycles((u64)A.out_c * ngh, 2ull * A.out_c * A.hidden);
+    cycles += stream_cycles((u64)A.out_c * ngh, 2ull * A.out_c * A.hidden + 8ull * A.out_c);
     return cycles;
 }
 
-// The gate record's inputs: channel totals over every sum tile (into B.tot, for the channel
-// gate), then the spatial gate -> B.tile_on. (The caller skips this under RUN_DENSE.)
-inline u64 spatial_gate_and_totals(const s32 *sums, const GateRec &G, GateBufs &B) {
+// The gate record's inputs, channel group by channel group (TN input channels, c0 = ng*TN):
+// the group's whole-map totals over every sum tile (into B.tot, for the channel gate), its 9
+// spatial tap weights (B.ws, one short burst per tap), then its spatial-gate contribution one
+// row bin at a time: the row-bin sums per sum-tile column (B.rowsum, [st_w] x TN), per bin
+// the column-bin sum, TN pooling multipliers and the 9 taps scattered into the gh*gw int64
+// logits. The logits sum over groups in exact (wrapping) int64, so the group order gives the
+// interpreter's values bit for bit. Then L >= 0 -> tile on. (Skipped under RUN_DENSE.)
+inline u64 spatial_gate_and_totals(const u8 *wmem, const s32 *sums, const GateRec &G, GateBufs &B) {
     u64 cycles = 0;
     const u32 ngi = ceil_div(G.in_c, TN);
     const u32 st_tiles = G.st_h * G.st_w;
     const u64 sbase = G.sums_offset / 4;
-    // -- channel totals over every sum tile
-    channel_totals(sums, sbase, st_tiles, G.in_c, B.tot);
-    cycles += stream_cycles((u64)st_tiles * ngi, 4ull * st_tiles * G.in_c);
-    // -- spatial gate: logits start at the bias; each bin scatters its 9 taps
+    // -- spatial gate: logits start at the bias; each bin of each group scatters its 9 taps
 logit_init:
     for (u32 i = 0; i < G.n_tiles; i++) {   // II=1
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_TILES
@@ -475,41 +504,73 @@ logit_init:
         B.logit[i] = B.bs;
     }
     cycles += G.n_tiles;
-row_bins:
-    for (u32 gy = 0; gy < G.gh; gy++) {
+    u32 bin_rows = 0;   // sum-tile rows the row bins read (overlapping bins read a row again)
+bin_rows:
+    for (u32 gy = 0; gy < G.gh; gy++) {   // II=1
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_GRID
-        const u32 rs = B.bins[2 * gy], re = B.bins[2 * gy + 1];
-        // row-bin sums per sum-tile column: one read of the bin's sum-tile rows
-    row_sum:
-        for (u32 ty = rs; ty < re; ty++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_GRID
-        row_sum_cols:
-            for (u32 tx = 0; tx < G.st_w; tx++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_GRID
-            row_sum_groups:
-                for (u32 ng = 0; ng < ngi; ng++) {   // II=1, TN sums per step
+#pragma HLS PIPELINE II = 1
+        bin_rows += B.bins[2 * gy + 1] - B.bins[2 * gy];
+    }
+    cycles += G.gh;
+groups:
+    for (u32 ng = 0; ng < ngi; ng++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_NGI
+        const u32 c0 = ng * TN;
+        const u32 nl = G.in_c - c0 < TN ? G.in_c - c0 : TN;   // channels of this group
+        // -- the group's totals over every sum tile (one burst of nl sums per tile)
+    group_totals:
+        for (u32 t = 0; t < st_tiles; t++) {   // II=1, TN sums per step
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_TILES
+#pragma HLS PIPELINE II = 1
+            for (u32 j = 0; j < TN; j++) {
+#pragma HLS UNROLL
+                const u32 c = c0 + j;
+                if (j < nl) {
+                    const s64 v = sums[sbase + (u64)t * G.in_c + c];
+                    B.tot[c] = t == 0 ? v : wadd(B.tot[c], v);
+                }
+            }
+        }
+        // -- the group's spatial weights, ws[t][c0 .. c0+nl) (one burst per tap)
+    group_ws:
+        for (u32 t = 0; t < GATE_TAPS; t++) {   // II=1, TN weights per step
+#pragma HLS PIPELINE II = 1
+            for (u32 j = 0; j < TN; j++) {
+#pragma HLS UNROLL
+                B.ws[t][j] = j < nl ? rd_s16(wmem, G.lay.ws + 2ull * (t * G.in_c + c0 + j)) : (s16)0;
+            }
+        }
+        // the group's reads (totals, taps, row-bin rows) are one address sequence known in
+        // advance: one prefetched read stream of short bursts per group
+        cycles += stream_cycles((u64)st_tiles + GATE_TAPS + (u64)bin_rows * G.st_w,
+                                4ull * nl * ((u64)st_tiles + (u64)bin_rows * G.st_w) +
+                                    2ull * GATE_TAPS * nl);
+    row_bins:
+        for (u32 gy = 0; gy < G.gh; gy++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_GRID
+            const u32 rs = B.bins[2 * gy], re = B.bins[2 * gy + 1];
+            // row-bin sums per sum-tile column: one read of the bin's sum-tile rows (TN channels)
+        row_sum:
+            for (u32 ty = rs; ty < re; ty++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_GRID
+            row_sum_cols:
+                for (u32 tx = 0; tx < G.st_w; tx++) {   // II=1, TN sums per step
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_GRID
 #pragma HLS PIPELINE II = 1
                     for (u32 j = 0; j < TN; j++) {
 #pragma HLS UNROLL
-                        const u32 c = ng * TN + j;
-                        if (c < G.in_c) {
-                            const s64 v = sums[sbase + ((u64)ty * G.st_w + tx) * G.in_c + c];
-                            B.rowsum[tx][c] = ty == rs ? v : wadd(B.rowsum[tx][c], v);
+                        if (j < nl) {
+                            const s64 v = sums[sbase + ((u64)ty * G.st_w + tx) * G.in_c + c0 + j];
+                            B.rowsum[tx][j] = ty == rs ? v : wadd(B.rowsum[tx][j], v);
                         }
                     }
                 }
             }
-        }
-        cycles += stream_cycles((u64)(re - rs) * G.st_w * ngi, 4ull * (re - rs) * G.st_w * G.in_c);
-    col_bins:
-        for (u32 gx = 0; gx < G.gw; gx++) {
+        col_bins:
+            for (u32 gx = 0; gx < G.gw; gx++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_GRID
-            const u32 cs = B.bins[2 * G.gh + 2 * gx], ce = B.bins[2 * G.gh + 2 * gx + 1];
-            const u32 r = B.recip[gy * G.gw + gx];
-        bin_groups:
-            for (u32 ng = 0; ng < ngi; ng++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_NGI
+                const u32 cs = B.bins[2 * G.gh + 2 * gx], ce = B.bins[2 * G.gh + 2 * gx + 1];
+                const u32 r = B.recip[gy * G.gw + gx];
                 s64 p[TN];
 #pragma HLS ARRAY_PARTITION variable = p complete
                 for (u32 j = 0; j < TN; j++) {
@@ -522,8 +583,7 @@ row_bins:
 #pragma HLS PIPELINE II = 1
                     for (u32 j = 0; j < TN; j++) {
 #pragma HLS UNROLL
-                        const u32 c = ng * TN + j;
-                        if (c < G.in_c) p[j] = wadd(p[j], B.rowsum[tx][c]);
+                        if (j < nl) p[j] = wadd(p[j], B.rowsum[tx][j]);
                     }
                 }
                 for (u32 j = 0; j < TN; j++) {
@@ -540,16 +600,15 @@ row_bins:
                     s64 dot = 0;
                     for (u32 j = 0; j < TN; j++) {
 #pragma HLS UNROLL
-                        const u32 c = ng * TN + j;
-                        if (c < G.in_c) dot = wadd(dot, wmul(B.ws[t][c], p[j]));
+                        if (j < nl) dot = wadd(dot, wmul(B.ws[t][j], p[j]));
                     }
                     const u32 li = (u32)ly * G.gw + (u32)lx;
                     B.logit[li] = wadd(B.logit[li], dot);
                 }
                 cycles += (ce - cs) + GATE_TAPS;
             }
+            cycles += CYC_PIPE;   // the gx loop of one row bin of one group, flattened, II=1
         }
-        cycles += CYC_PIPE;   // the (gx, n-group) loop of one row bin, flattened, II=1
     }
 decide_tiles:
     for (u32 i = 0; i < G.n_tiles; i++) {   // II=1
@@ -575,9 +634,11 @@ u16_list:
     }
 }
 
-inline u64 write_gate_outputs(u8 *work, const GateRec &G, const GateBufs &B, GateState &S) {
-    static u16 tiles[MAX_TILES], res[MAX_TILES], chans[MAX_OUT];
-    static u32 tbits[BITMAP_WORDS], cbits[ceil_div(MAX_OUT, 32)];
+inline u64 write_gate_outputs(u8 *work, const GateRec &G, GateBufs &B, GateState &S) {
+    static u16 tiles[MAX_TILES], res[MAX_TILES];
+    static u32 tbits[BITMAP_WORDS];
+    u16 *chans = B.chans;
+    u32 *cbits = B.cbits;
     const u32 tw = bitmap_words_of(G.n_tiles), cw = bitmap_words_of(G.out_c);
     u32 nt = 0, nr = 0, nc = 0;
 tile_lists:
@@ -728,23 +789,23 @@ sections:
     return {err::OK, 0};
 }
 
-// The gate-2 blob's small sections onto the chip, checked in blob order (recip, o1, b2):
-// BAD_GATE, ENTRY = index within the section. m1/o1 and b2 go to the same on-chip arrays
-// as the gate record's (the channel-gate datapath is shared).
-inline DescCheck load_gate2_params(const u8 *wmem, const Gate2Rec &G, GateBufs &B, u32 &recip,
-                                   u64 &cycles) {
+// The gate-2 blob's small sections checked in blob order (recip, o1, b2): BAD_GATE, ENTRY
+// = index within the section; the recip onto the chip (o1 and b2 are streamed again by the
+// shared channel-gate datapath).
+inline DescCheck load_gate2_params(const u8 *wmem, const Gate2Rec &G, u32 &recip, u64 &cycles) {
     recip = rd_u32(wmem, G.lay.recip);
     cycles += CYC_AXI_LATENCY + 1;
     if (recip < 1 || recip > fmt::GATE_RECIP_MAX) return {err::BAD_GATE, 0};
-    return load_channel_gate_params(wmem, G.lay, G.hidden, G.out_c, B, cycles);
+    return check_channel_gate_params(wmem, G.lay, G.hidden, G.out_c, cycles);
 }
 
 // The gate record's masks at in_mask_offset (tile bitmap, then conv1's channel bitmap): a
-// padding bit set in either is BAD_GATE at word 6. Builds the active tile list (tiles, nt)
-// and B.ch_in (conv1's channels on, nc). One II=1 pass over the words, one over the bits.
+// padding bit set in either is BAD_GATE at word 6. Keeps the words (B.in_words: conv1's
+// channels on are bits tw.. of it), builds the active tile list (tiles, nt) and counts nc.
+// One II=1 pass over the words, one over the tile bits, one over the channel bits.
 inline DescCheck read_gate2_masks(const u8 *work, const Gate2Rec &G, GateBufs &B, u16 *tiles,
                                   u32 &nt, u32 &nc, u64 &cycles) {
-    static u32 words[BITMAP_WORDS + ceil_div(MAX_IN, 32)];
+    u32 *words = B.in_words;
     const u32 tw = bitmap_words_of(G.n_tiles), cw = bitmap_words_of(G.in_c);
     bool pad = false;
 in_mask_words:
@@ -770,28 +831,28 @@ in_chans:
     for (u32 c = 0; c < G.in_c; c++) {   // II=1
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_IN
 #pragma HLS PIPELINE II = 1
-        const bool on = (words[tw + c / 32] >> (c % 32)) & 1;
-        B.ch_in[c] = on;
-        nc += on;
+        nc += (words[tw + c / 32] >> (c % 32)) & 1;
     }
     cycles += G.n_tiles + G.in_c;
     return {err::OK, 0};
 }
 
 // totals of conv1's masked output: the compact sums of the nt active tiles (rows of nc
-// int32, TN per step) accumulated per compact channel j, then scattered to channel c_j
-// (one II=1 pass over in_c; inactive channels 0) into B.tot.
+// int32, TN per step) accumulated per compact channel j into B.tot[j], then expanded in
+// place to channel c_j (one II=1 pass over in_c from the top: c_j >= j, so B.tot[j] is
+// read before any write reaches it; inactive channels 0). No second per-channel array.
 inline u64 gate2_totals(const s32 *sums, const Gate2Rec &G, GateBufs &B, const u16 *tiles,
                         u32 nt, u32 nc) {
     const u32 ngc = ceil_div(nc, TN);
     const u64 sbase = G.sums_offset / 4;
-cacc_clear:
+    const u32 tw = bitmap_words_of(G.n_tiles);
+ctot_clear:
     for (u32 ng = 0; ng < ngc; ng++) {   // II=1, TN lanes
 #pragma HLS LOOP_TRIPCOUNT min = 0 max = MAX_NGI
 #pragma HLS PIPELINE II = 1
         for (u32 j = 0; j < TN; j++) {
 #pragma HLS UNROLL
-            if (ng * TN + j < nc) B.cacc[ng * TN + j] = 0;
+            if (ng * TN + j < nc) B.tot[ng * TN + j] = 0;
         }
     }
 compact_totals:
@@ -804,16 +865,18 @@ compact_totals:
             for (u32 j = 0; j < TN; j++) {
 #pragma HLS UNROLL
                 const u32 cj = ng * TN + j;
-                if (cj < nc) B.cacc[cj] = wadd(B.cacc[cj], sums[sbase + (u64)tiles[i] * nc + cj]);
+                if (cj < nc) B.tot[cj] = wadd(B.tot[cj], sums[sbase + (u64)tiles[i] * nc + cj]);
             }
         }
     }
-    u32 j = 0;
-scatter:
-    for (u32 c = 0; c < G.in_c; c++) {   // II=1
+    u32 j = nc;
+expand:
+    for (u32 i = 0; i < G.in_c; i++) {   // II=1: one read (tot[j-1]) and one write (tot[c])
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_IN
 #pragma HLS PIPELINE II = 1
-        B.tot[c] = B.ch_in[c] ? B.cacc[j++] : 0;
+        const u32 c = G.in_c - 1 - i;
+        const bool on = (B.in_words[tw + c / 32] >> (c % 32)) & 1;
+        B.tot[c] = on ? B.tot[--j] : 0;
     }
     // one burst per active tile (nc sums each), issued back to back
     return ngc + stream_cycles((u64)nt * ngc, 4ull * nt * nc) + G.in_c + CYC_PIPE;
@@ -821,9 +884,9 @@ scatter:
 
 // The gate-2 record's writes, in the reference's order (program.gate2_work_writes): the
 // mask_c2 bitmap, conv2's out-channel list, conv3's in-channel list; sets nc2.
-inline u64 write_gate2_outputs(u8 *work, const Gate2Rec &G, const GateBufs &B, GateState &S) {
-    static u16 chans[MAX_OUT];
-    static u32 cbits[ceil_div(MAX_OUT, 32)];
+inline u64 write_gate2_outputs(u8 *work, const Gate2Rec &G, GateBufs &B, GateState &S) {
+    u16 *chans = B.chans;
+    u32 *cbits = B.cbits;
     const u32 cw = bitmap_words_of(G.out_c);
     u32 nc = 0;
 ch2_lists:
@@ -858,17 +921,12 @@ mask2_words:
 inline DescCheck run_gate_unit(bool second, const u8 *wmem, u8 *work, const s32 *sums,
                                const GateRec &G, const Gate2Rec &G2, bool dense, GateState &S,
                                u64 &cycles) {
-    static GateBufs B;
-#pragma HLS ARRAY_PARTITION variable = B.ws cyclic factor = TN dim = 2
-#pragma HLS ARRAY_PARTITION variable = B.tot cyclic factor = TN
-#pragma HLS ARRAY_PARTITION variable = B.rowsum cyclic factor = TN dim = 2
-#pragma HLS ARRAY_PARTITION variable = B.hid cyclic factor = TN
-#pragma HLS ARRAY_PARTITION variable = B.cacc cyclic factor = TN
+    GateBufs &B = gate_bufs();
     static u16 tiles2[MAX_TILES];   // the gate-2 record's active tiles (from the in-mask)
     ChannelGateArgs A;
     u32 nt2 = 0, nc1 = 0;
     if (second) {
-        DescCheck pc = load_gate2_params(wmem, G2, B, A.recip, cycles);
+        DescCheck pc = load_gate2_params(wmem, G2, A.recip, cycles);
         if (!pc.code) pc = read_gate2_masks(work, G2, B, tiles2, nt2, nc1, cycles);
         if (pc.code) return pc;
         A.in_c = G2.in_c;
@@ -877,6 +935,9 @@ inline DescCheck run_gate_unit(bool second, const u8 *wmem, u8 *work, const s32 
         A.h_shift = G2.h_shift;
         A.w1 = G2.lay.w1;
         A.w2 = G2.lay.w2;
+        A.m1 = G2.lay.m1;
+        A.o1 = G2.lay.o1;
+        A.b2 = G2.lay.b2;
     } else {
         const DescCheck pc = load_gate_params(wmem, G, B, cycles);
         if (pc.code) return pc;
@@ -887,6 +948,9 @@ inline DescCheck run_gate_unit(bool second, const u8 *wmem, u8 *work, const s32 
         A.recip = B.recip[G.n_tiles];
         A.w1 = G.lay.w1;
         A.w2 = G.lay.w2;
+        A.m1 = G.lay.m1;
+        A.o1 = G.lay.o1;
+        A.b2 = G.lay.b2;
     }
     if (dense) {
         if (!second) {
@@ -907,7 +971,7 @@ inline DescCheck run_gate_unit(bool second, const u8 *wmem, u8 *work, const s32 
         cycles += A.out_c;
     } else {
         cycles += second ? gate2_totals(sums, G2, B, tiles2, nt2, nc1)
-                         : spatial_gate_and_totals(sums, G, B);
+                         : spatial_gate_and_totals(wmem, sums, G, B);
         cycles += channel_gate(wmem, A, B);
     }
     cycles += second ? write_gate2_outputs(work, G2, B, S) : write_gate_outputs(work, G, B, S);

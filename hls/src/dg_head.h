@@ -55,10 +55,11 @@ inline DescCheck check_head_record(const u32 w[desc::WORDS], HeadRec &H, const R
     return {err::OK, 0};
 }
 
-// Global pool + classifier; writes the logits. Returns its cycles.
+// Global pool + classifier; writes the logits. Returns its cycles. The pooled sums live in
+// the gate unit's tot[] (max_in int64, TN-partitioned): the head keeps no array of its own;
+// the class rows stream (TN int8 weights per step).
 inline u64 run_head(const u8 *wmem, u8 *work, const s32 *sums, const HeadRec &H) {
-    static s64 pooled[MAX_IN];
-#pragma HLS ARRAY_PARTITION variable = pooled cyclic factor = TN
+    s64 *pooled = gate_bufs().tot;   // the gate unit's per-channel vector (records run one at a time)
     const u32 ngi = ceil_div(H.in_c, TN);
     const u32 tiles = H.st_h * H.st_w;
     const u64 sbase = H.sums_offset / 4;

@@ -1,15 +1,29 @@
-// dg_mac.h - the TM x TN int8 MAC array: one m-group x one conv patch.
+// dg_mac.h - the TM x TN int8 MAC array: one m-group x one conv patch, conv or depthwise.
 //
-// Loop: conv pixel (ch*cw) x reduction step r = kpos * ngi + n-group (an im2col layer:
-// r = flattened taps r*TN .. r*TN+TN-1 of (ky, kx, c), L.steps = ceil(k*k*C/TN) of them,
-// formats.mac_steps_per_pixel), flattened and pipelined at II=1. Each cycle reads one TN-byte input vector (rotated out of the TN
-// patch banks) and TM weight words, and adds TM dot products of length TN to TM int32
-// register accumulators; the only loop-carried dependence is that register add, so II=1
-// holds for any patch size (no accumulator-memory read-modify-write). After the last r of
-// a pixel the TM sums go to the accumulator buffer for the write-back stage.
+// ONE array, two operand modes, as the RTL's dg_mac_array (`in_dw`): the multipliers are
+// ceil(TM/2) x TN DSP48E2s, each one dsp_mul2 (dg_dsp.h) of a lane pair (2i, 2i+1).
+//  - conv: lanes 2i, 2i+1 share the activation x[j], so each DSP computes TWO products
+//    (the packing), TM x TN MACs per step. Loop: conv pixel (ch*cw) x reduction step
+//    r = kpos * ngi + n-group (an im2col layer: r = flattened taps r*TN .. r*TN+TN-1 of
+//    (ky, kx, c), ceil(k*k*C/TN) of them); formats.mac_steps_per_pixel steps per pixel.
+//    Each cycle reads one TN-byte input vector (rotated out of the TN patch banks) and TM
+//    weight words.
+//  - depthwise (op OP_DWCONV): lane m reduces its own channel's taps, so a pair shares no
+//    activation and each DSP computes ONE product (the other weight 0): multiplies
+//    j < DW_TPS take lane 2i's taps, DW_TPS <= j < 2*DW_TPS lane 2i+1's, i.e. TM x TN/2
+//    products per step and DW_TPS = TN/2 taps per lane and step:
+//    formats.mac_steps_per_pixel = formats.dw_steps_per_pixel = ceil(9 / (TN/2)) steps per
+//    pixel (TN = 1: the pair's one multiply takes its two lanes in turn, DW_PAR = 2).
+//    Each cycle reads one word of each of the 9 dw patch banks (dg_patch.h) and TM weight
+//    words (each word TN taps of a lane's row: two steps' taps).
+// Both modes flattened and pipelined at II=1; the only loop-carried dependence is the TM
+// register sums (no accumulator-memory read-modify-write), so II=1 holds for any patch
+// size. After the last step of a pixel the TM sums go to the accumulator buffer for the
+// write-back stage.
 #ifndef DG_MAC_H
 #define DG_MAC_H
 
+#include "dg_descriptor.h"
 #include "dg_dsp.h"
 #include "dg_patch.h"
 #include "dg_weights.h"
@@ -18,18 +32,27 @@ namespace dg {
 
 typedef s32 AccBuf[TM][ACC_DEPTH];
 
+constexpr unsigned MAC_PAIRS = (TM + 1) / 2;   // lane pairs: one DSP48E2 per pair and lane j
+// depthwise: DW_TPS, DW_PAR, DW_PIX_STEPS, DW_TAP_SLOTS (dg_descriptor.h, beside the decode
+// of L.steps)
+
 // Returns the pipelined iterations (cycles) it took, for the C-sim's estimate.
-// Reads input buffer patch[ph] and weight half wbuf[sel]; writes accumulator buffer acc[ah].
-inline u64 mac_tile(const Layer &L, const TileGeom &g, const WeightBufs wbuf, u32 sel,
-                    const PatchBuf patch[2], u32 ph, AccBuf acc[2], u32 ah) {
+// conv: reads input buffer patch[ph] and weight half wbuf[sel]; depthwise: dw patch buffer
+// dwpatch[ph] (the tile's half) and m-group `group`'s rows in weight half sel (= 0,
+// load_dw_weights). Writes accumulator buffer acc[ah]. Only the mode's patch buffer is read
+// (the other may be null).
+inline u64 mac_array_tile(const Layer &L, const TileGeom &g, const WeightBufs wbuf, u32 sel,
+                          const PatchBuf *patch, const DwPatchBuf *dwpatch, u32 ph, u32 group,
+                          AccBuf acc[2], u32 ah) {
 #pragma HLS INLINE off
+    const bool dw = L.depthwise;
     const u32 n = L.in_c_stored;
     const u32 R = L.steps;
     const u32 steps = R > 0 ? R : 1;      // no active input channel: acc = 0 (bias only)
     const u32 npix = (u32)(g.ch * g.cw);
     const u32 s = L.stride;
-    // Address counters (adds only in the pipeline; the products are per tile): the patch
-    // buffer holds patch row r at r * prow, pixel c of a row at c * n.
+    // ---- conv address counters (adds only in the pipeline; the products are per tile):
+    // the patch buffer holds patch row r at r * prow, pixel c of a row at c * n.
     const u32 prow = L.im2col ? L.pitch : (u32)g.sw * n;   // bytes per patch row
     const u32 px_step = s * n;                              // next conv pixel of a row
     const u32 py_step = s * prow;                           // next conv row
@@ -47,6 +70,20 @@ inline u64 mac_tile(const Layer &L, const TileGeom &g, const WeightBufs wbuf, u3
         thr[q] = t;
         rowoff[q] = o;
     }
+    // ---- depthwise: dw bank words per bank row and channel groups per pixel (dg_patch.h),
+    // the group's first weight word (load_dw_weights: ceil(k*k/TN) words per lane and
+    // group), tap t -> (ky, kx) as a ROM over the tap slots
+    const u32 gp = ceil_div(n, TM);
+    const u32 cw3 = ceil_div((u32)g.sw, DW_K);
+    const u32 wbase = dw ? group * ceil_div(L.kk, TN) : 0;
+    u32 tky[DW_TAP_SLOTS], tkx[DW_TAP_SLOTS];
+#pragma HLS ARRAY_PARTITION variable = tky complete
+#pragma HLS ARRAY_PARTITION variable = tkx complete
+    for (u32 t = 0; t < DW_TAP_SLOTS; t++) {
+#pragma HLS UNROLL
+        tky[t] = t < DW_TAPS ? t / DW_K : 0;
+        tkx[t] = t < DW_TAPS ? t % DW_K : 0;
+    }
     s32 sum[TM];
 #pragma HLS ARRAY_PARTITION variable = sum complete
     for (u32 m = 0; m < TM; m++) {
@@ -59,54 +96,151 @@ inline u64 mac_tile(const Layer &L, const TileGeom &g, const WeightBufs wbuf, u3
     u32 ngt = 0, rt = 0;              // ng*TN, r*TN
     u32 o0 = 0, i2c_k = 0;            // im2col: lane 0's tap is byte o0 of kernel row ky0;
                                       // i2c_k = ky0*prow + o0 (no divider, no multiplier)
+    // depthwise: the conv pixel's patch origin (py, px) = (cy*s, cx*s) as (/ 3, % 3)
+    // counters; dt = the step's first tap (a multiple of DW_TPS), dpar = its lane parity
+    // (DW_PAR = 2 only)
+    u32 pyq = 0, pyr = 0, pxq = 0, pxr = 0, dt = 0, dpar = 0;
 mac:
     for (u32 it = 0; it < npix * steps; it++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = TC_CONV_PIXELS * TC_MAC_STEPS
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = TC_CONV_PIXELS * max_u(TC_MAC_STEPS, DW_PIX_STEPS)
 #pragma HLS PIPELINE II = 1
-        // Lane j reads buffer byte base + j (+ the im2col rows): TN consecutive bytes, one
-        // per bank. Bank rotator: bank b (a compile-time index, one read per bank per
-        // cycle) holds lane j_b = (b - rot) mod TN, at row brow (+1 for the banks below
-        // rot); the TN bank words are then rotated by rot into lane order.
-        const u32 base = pix_addr + (L.im2col ? i2c_k : k_addr + ngt);
-        const u32 rot = base % TN, brow = base / TN;   // TN a power of two: bit slices
-        u8 bank_q[TN];
-#pragma HLS ARRAY_PARTITION variable = bank_q complete
-        for (u32 b = 0; b < TN; b++) {
+        // ---- weights: one word of every lane bank (conv: word r; depthwise: the word of the
+        // step's taps), TN bytes each
+        const u32 wr = dw ? wbase + dt / TN : r;
+        s8 wq[TM][TN];
+#pragma HLS ARRAY_PARTITION variable = wq complete dim = 0
+        for (u32 m = 0; m < TM; m++) {
 #pragma HLS UNROLL
-            const u32 jb = (b + TN - rot) % TN;
-            u32 row = brow + (b < rot ? 1u : 0u);
-            if (L.im2col) {
-                u32 mj = 0;
-                for (u32 q = 1; q <= TN; q++) {
+            for (u32 j = 0; j < TN; j++) {
 #pragma HLS UNROLL
-                    if (o0 + jb >= thr[q]) mj = q;
-                }
-                row += rowoff[mj];
+                wq[m][j] = wbuf[sel][m][j][wr];
             }
-            if (row >= IFM_DEPTH) row -= IFM_DEPTH;   // over-read of a partial group (masked)
-            bank_q[b] = patch[ph][b][row];
         }
+        // ---- conv operands: TN activations shared by all lanes. Lane j reads buffer byte
+        // base + j (+ the im2col rows): TN consecutive bytes, one per bank. Bank rotator:
+        // bank b (a compile-time index, one read per bank per cycle) holds lane
+        // j_b = (b - rot) mod TN, at row brow (+1 for the banks below rot); the TN bank
+        // words are then rotated by rot into lane order.
         s32 x[TN];
 #pragma HLS ARRAY_PARTITION variable = x complete
         for (u32 j = 0; j < TN; j++) {
 #pragma HLS UNROLL
-            const u8 v = bank_q[(rot + j) % TN];
-            const bool valid = R > 0 && (L.im2col ? rt + j < L.kkc : ngt + j < n);
-            x[j] = !valid ? 0 : (L.in_signed ? (s32)(s8)v : (s32)v);
+            x[j] = 0;
         }
-        // lanes m, m+1 share x[j]: two products per DSP48E2 multiply (dg_dsp.h)
-        for (u32 m = 0; m < TM; m += 2) {
+        if (!dw) {
+            const u32 base = pix_addr + (L.im2col ? i2c_k : k_addr + ngt);
+            const u32 rot = base % TN, brow = base / TN;   // TN a power of two: bit slices
+            u8 bank_q[TN];
+#pragma HLS ARRAY_PARTITION variable = bank_q complete
+            for (u32 b = 0; b < TN; b++) {
 #pragma HLS UNROLL
+                const u32 jb = (b + TN - rot) % TN;
+                u32 row = brow + (b < rot ? 1u : 0u);
+                if (L.im2col) {
+                    u32 mj = 0;
+                    for (u32 q = 1; q <= TN; q++) {
+#pragma HLS UNROLL
+                        if (o0 + jb >= thr[q]) mj = q;
+                    }
+                    row += rowoff[mj];
+                }
+                if (row >= IFM_DEPTH) row -= IFM_DEPTH;   // over-read of a partial group (masked)
+                bank_q[b] = patch[ph][b][row];
+            }
+            for (u32 j = 0; j < TN; j++) {
+#pragma HLS UNROLL
+                const u8 v = bank_q[(rot + j) % TN];
+                const bool valid = R > 0 && (L.im2col ? rt + j < L.kkc : ngt + j < n);
+                x[j] = !valid ? 0 : (L.in_signed ? (s32)(s8)v : (s32)v);
+            }
+        }
+        // ---- depthwise operands: lane m's taps dt .. dt+DW_TPS-1 of its own channel. One
+        // word of each of the 9 banks (compile-time bank indices; the bank (a, b) holds the
+        // pixel's tap ((a - py) mod 3, (b - px) mod 3), so the 9 reads never collide), then
+        // a 9:1 multiplexer per tap slot picks its tap's bank; the weights are bytes
+        // dt mod TN .. of the lane's word (a 2:1 multiplexer: DW_TPS divides TN).
+        s32 xd[TM][DW_TPS];
+        s8 wd[TM][DW_TPS];
+#pragma HLS ARRAY_PARTITION variable = xd complete dim = 0
+#pragma HLS ARRAY_PARTITION variable = wd complete dim = 0
+        for (u32 m = 0; m < TM; m++) {
+#pragma HLS UNROLL
+            for (u32 q = 0; q < DW_TPS; q++) {
+#pragma HLS UNROLL
+                xd[m][q] = 0;
+                wd[m][q] = 0;
+            }
+        }
+        if (dw) {
+            u8 dq[DW_K][DW_K][TM];
+#pragma HLS ARRAY_PARTITION variable = dq complete dim = 0
+            for (u32 a = 0; a < DW_K; a++) {
+#pragma HLS UNROLL
+                const u32 ky = a >= pyr ? a - pyr : a + DW_K - pyr;   // the tap row in bank row a
+                const u32 yq = pyq + (pyr + ky >= DW_K ? 1u : 0u);
+                for (u32 b = 0; b < DW_K; b++) {
+#pragma HLS UNROLL
+                    const u32 kxb = b >= pxr ? b - pxr : b + DW_K - pxr;
+                    const u32 xq = pxq + (pxr + kxb >= DW_K ? 1u : 0u);
+                    const u32 word = (yq * cw3 + xq) * gp + group;
+                    for (u32 m = 0; m < TM; m++) {
+#pragma HLS UNROLL
+                        dq[a][b][m] = dwpatch[ph][a][b][m][word];
+                    }
+                }
+            }
+            const u32 wsel = dt % TN;
+            for (u32 m = 0; m < TM; m++) {
+#pragma HLS UNROLL
+                for (u32 q = 0; q < DW_TPS; q++) {
+#pragma HLS UNROLL
+                    const u32 t = dt + q;
+                    const u32 a = pyr + tky[t] >= DW_K ? pyr + tky[t] - DW_K : pyr + tky[t];
+                    const u32 b = pxr + tkx[t] >= DW_K ? pxr + tkx[t] - DW_K : pxr + tkx[t];
+                    const u8 v = dq[a][b][m];
+                    xd[m][q] = t >= DW_TAPS ? 0 : (L.in_signed ? (s32)(s8)v : (s32)v);
+                    wd[m][q] = wq[m][wsel + q];
+                }
+            }
+        }
+        // ---- the DSPs: pair i's multiply j is ONE dsp_mul2 in both modes (dg_dsp.h).
+        // conv: (w[2i][j], w[2i+1][j]) x x[j], two products; depthwise: one product, the
+        // high lane's (w, 0) x its tap j (j < DW_TPS) or the low lane's (0, w) x its tap
+        // j - DW_TPS, the other half of the packed result 0. Each lane sums its own half.
+        for (u32 i = 0; i < MAC_PAIRS; i++) {
+#pragma HLS UNROLL
+            const u32 m0 = 2 * i, m1 = 2 * i + 1;
             s32 dot0 = 0, dot1 = 0;
             for (u32 j = 0; j < TN; j++) {
 #pragma HLS UNROLL
+                s8 w_hi = 0, w_lo = 0;
+                s32 xv = 0;
+                if (!dw) {
+                    w_hi = wq[m0][j];
+                    w_lo = m1 < TM ? wq[m1][j] : (s8)0;
+                    xv = x[j];
+                } else if (DW_PAR == 2) {       // TN = 1: lane m0 on even steps, m1 on odd
+                    if (dpar == 0) {
+                        w_hi = wd[m0][0];
+                        xv = xd[m0][0];
+                    } else if (m1 < TM) {
+                        w_lo = wd[m1][0];
+                        xv = xd[m1][0];
+                    }
+                } else if (j < DW_TPS) {
+                    w_hi = wd[m0][j];
+                    xv = xd[m0][j];
+                } else if (j < 2 * DW_TPS && m1 < TM) {
+                    w_lo = wd[m1][j - DW_TPS];
+                    xv = xd[m1][j - DW_TPS];
+                }
                 s32 p0, p1;
-                dsp_mul2(wbuf[sel][m][j][r], m + 1 < TM ? wbuf[sel][m + 1][j][r] : (s8)0, x[j], p0, p1);
+                dsp_mul2(w_hi, w_lo, xv, p0, p1);
                 dot0 += p0;
                 dot1 += p1;
             }
-            sum[m] += dot0;
-            if (m + 1 < TM) sum[m + 1] += dot1;
+            sum[m0] += dot0;
+            if (m1 < TM) sum[m1] += dot1;
         }
         // advance the reduction counters; at the end of a pixel store and restart
         if (r + 1 == steps) {
@@ -124,12 +258,26 @@ mac:
             ky_addr = 0;
             o0 = 0;
             i2c_k = 0;
+            dt = 0;
+            dpar = 0;
             pix++;
             pix_addr += px_step;
+            pxr += s;
+            if (pxr >= DW_K) {
+                pxr -= DW_K;
+                pxq++;
+            }
             if (++px == (u32)g.cw) {
                 px = 0;
                 row_addr += py_step;
                 pix_addr = row_addr;
+                pxq = 0;
+                pxr = 0;
+                pyr += s;
+                if (pyr >= DW_K) {
+                    pyr -= DW_K;
+                    pyq++;
+                }
             }
         } else {
             r++;
@@ -151,111 +299,10 @@ mac:
                     k_addr = ky_addr;
                 }
             }
-        }
-    }
-    return (u64)npix * steps + CYC_PIPE;
-}
-
-// Depthwise mode (op OP_DWCONV): one m-group x one conv patch from the dw patch buffer
-// patch[ph] and the layer's weight rows in half 0 (load_dw_weights). Loop: conv pixel x
-// step r (L.steps = ceil(k*k/TN), formats.mac_steps_per_pixel), flattened and pipelined at
-// II=1. Lane m holds channel group*TM + m; tap slot j of step r is tap t = r*TN + j of its
-// 3x3 kernel (DW_LANES slots: never more than the 9 taps). Each cycle reads one word of each
-// of the 9 banks (compile-time bank indices; the bank (a, b) holds the pixel's tap
-// ((a - py) mod 3, (b - px) mod 3), so the 9 reads never collide), then a 9:1 multiplexer
-// per tap slot picks its tap's bank: lane m reads DW_LANES taps of its own channel. The
-// products are TM x DW_LANES separate int8 x 9-bit multiplies (no two share an activation,
-// so the conv mode's DSP pairs (dg_dsp.h) do not apply: docs/hls.md binds them to fabric).
-// Loop-carried dependence: the TM register sums only, as in mac_tile.
-inline u64 mac_dw_tile(const Layer &L, const TileGeom &g, const WeightBufs wbuf,
-                       const DwPatchBuf patch[2], u32 ph, u32 group, AccBuf acc[2], u32 ah) {
-#pragma HLS INLINE off
-    const u32 steps = L.steps > 0 ? L.steps : 1;
-    const u32 npix = (u32)(g.ch * g.cw);
-    const u32 s = L.stride;
-    const u32 gp = ceil_div(L.in_c_stored, TM);
-    const u32 cw3 = ceil_div((u32)g.sw, DW_K);
-    const u32 wbase = group * L.steps;              // the group's first weight word
-    // tap t -> (ky, kx): a ROM over the taps a step can name (t < DW_MAX_STEPS * TN)
-    u32 tky[DW_MAX_STEPS * TN], tkx[DW_MAX_STEPS * TN];
-#pragma HLS ARRAY_PARTITION variable = tky complete
-#pragma HLS ARRAY_PARTITION variable = tkx complete
-    for (u32 t = 0; t < DW_MAX_STEPS * TN; t++) {
-#pragma HLS UNROLL
-        tky[t] = t < DW_TAPS ? t / DW_K : 0;
-        tkx[t] = t < DW_TAPS ? t % DW_K : 0;
-    }
-    s32 sum[TM];
-#pragma HLS ARRAY_PARTITION variable = sum complete
-    for (u32 m = 0; m < TM; m++) {
-#pragma HLS UNROLL
-        sum[m] = 0;
-    }
-    // the conv pixel's patch origin (py, px) = (cy*s, cx*s) as (/ 3, % 3) counters
-    u32 pyq = 0, pyr = 0, pxq = 0, pxr = 0, px = 0, pix = 0, r = 0, rt = 0;
-mac_dw:
-    for (u32 it = 0; it < npix * steps; it++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = TC_CONV_PIXELS * DW_MAX_STEPS
-#pragma HLS PIPELINE II = 1
-        u8 bank_q[DW_K][DW_K][TM];
-#pragma HLS ARRAY_PARTITION variable = bank_q complete dim = 0
-        for (u32 a = 0; a < DW_K; a++) {
-#pragma HLS UNROLL
-            const u32 ky = a >= pyr ? a - pyr : a + DW_K - pyr;   // the tap row in bank row a
-            const u32 yq = pyq + (pyr + ky >= DW_K ? 1u : 0u);
-            for (u32 b = 0; b < DW_K; b++) {
-#pragma HLS UNROLL
-                const u32 kx = b >= pxr ? b - pxr : b + DW_K - pxr;
-                const u32 xq = pxq + (pxr + kx >= DW_K ? 1u : 0u);
-                const u32 word = (yq * cw3 + xq) * gp + group;
-                for (u32 m = 0; m < TM; m++) {
-#pragma HLS UNROLL
-                    bank_q[a][b][m] = patch[ph][a][b][m][word];
-                }
+            if (++dpar == DW_PAR) {
+                dpar = 0;
+                dt += DW_TPS;
             }
-        }
-        for (u32 m = 0; m < TM; m++) {
-#pragma HLS UNROLL
-            s32 dot = 0;
-            for (u32 j = 0; j < DW_LANES; j++) {
-#pragma HLS UNROLL
-                const u32 t = rt + j;
-                const u32 ky = tky[t], kx = tkx[t];
-                const u32 a = pyr + ky >= DW_K ? pyr + ky - DW_K : pyr + ky;
-                const u32 b = pxr + kx >= DW_K ? pxr + kx - DW_K : pxr + kx;
-                const u8 v = bank_q[a][b][m];
-                const s32 x = t >= DW_TAPS ? 0 : (L.in_signed ? (s32)(s8)v : (s32)v);
-                dot += (s32)wbuf[0][m][j][wbase + r] * x;
-            }
-            sum[m] += dot;
-        }
-        if (r + 1 == steps) {   // the pixel's TM sums to the accumulator buffer
-            for (u32 m = 0; m < TM; m++) {
-#pragma HLS UNROLL
-                acc[ah][m][pix] = sum[m];
-                sum[m] = 0;
-            }
-            r = 0;
-            rt = 0;
-            pix++;
-            pxr += s;
-            if (pxr >= DW_K) {
-                pxr -= DW_K;
-                pxq++;
-            }
-            if (++px == (u32)g.cw) {
-                px = 0;
-                pxq = 0;
-                pxr = 0;
-                pyr += s;
-                if (pyr >= DW_K) {
-                    pyr -= DW_K;
-                    pyq++;
-                }
-            }
-        } else {
-            r++;
-            rt += TN;
         }
     }
     return (u64)npix * steps + CYC_PIPE;

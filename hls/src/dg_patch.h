@@ -170,56 +170,75 @@ rows:
 // the word's TM bytes are the TM lanes' own channels: the MAC array's per-lane read.
 typedef u8 DwPatchBuf[DW_K][DW_K][TM][DW_DEPTH];
 
-// Fills dw patch half buf[h] with the patch of tile g (all stored channels, zero padding,
-// zero_halo pixels of inactive tiles as zero). Loop per patch row: (column, channel group)
-// flattened and pipelined at II=1; one TM-byte read per cycle, walking the row's FMAP
-// segment in address order (a pixel's n channels, then the next pixel: one burst), and one
-// write to the bank of (row % 3, column % 3), selected by write enables of the 9 banks
-// (compile-time bank indices). Returns the pipelined iterations (the C-sim's estimate).
+// Channel groups the dw patch loader moves per cycle: one AXI beat's worth (AXI_BYTES / TM
+// TM-byte words when the bus is wider than the lanes, else 1). The F words of a cycle are
+// consecutive words of ONE bank and lane (groups gi .. gi+F-1 of one pixel), i.e. F
+// different words of one memory: two ports of a true-dual-port BRAM for F = 2; F > 2 needs
+// the word dimension partitioned cyclic F (at the declaration, dg_engine.cpp).
+constexpr unsigned DW_LD_GROUPS = AXI_BYTES > TM ? AXI_BYTES / TM : 1;
+
+// Fills dw patch half buf[h] with patch rows row_lo .. row_hi-1 (default: all) of tile g
+// (all stored channels, zero padding, zero_halo pixels of inactive tiles as zero), so a
+// caller may load a patch in slices, e.g. one per m-group step of the previous tile. Loop
+// per patch row: (column, chunk of DW_LD_GROUPS channel groups) flattened and pipelined at
+// II=1; one read of up to an AXI beat (F TM-byte groups of one pixel) per cycle, walking
+// the row's FMAP segment in address order (a pixel's n channels, then the next pixel: one
+// burst), and F word writes to the bank of (row % 3, column % 3), selected by write enables
+// of the 9 banks (compile-time bank indices). Returns the pipelined iterations (the
+// C-sim's estimate; an empty slice costs nothing).
 inline u64 load_dw_patch(const u8 *fmap, const Layer &L, const WorkList &W, const TileGeom &g,
-                         DwPatchBuf buf[2], u32 h) {
+                         DwPatchBuf buf[2], u32 h, u32 row_lo = 0, u32 row_hi = MAX_DW_SIDE) {
 #pragma HLS INLINE off
     const u32 n = L.in_c_stored;
+    const u32 r_end = row_hi < (u32)g.sh ? row_hi : (u32)g.sh;
+    if (row_lo >= r_end) return 0;
     if (n == 0) return CYC_AXI_LATENCY;
     const u32 gp = ceil_div(n, TM);                 // channel groups per pixel
+    const u32 gpc = ceil_div(gp, DW_LD_GROUPS);     // chunks of F groups per pixel
     const u32 cw3 = ceil_div((u32)g.sw, DW_K);      // bank words per bank row
     const u32 row_bytes = L.in_w * n;
     const u32 side = L.stride * L.tile;             // zero_halo: input pixels per tile side
     u64 iters = 0;
-    u32 ra = 0, rq = 0;                             // patch row % 3, / 3
+    u32 ra = row_lo % DW_K, rq = row_lo / DW_K;     // patch row % 3, / 3 (once per call)
 dw_rows:
-    for (int r = 0; r < g.sh; r++) {
+    for (int r = (int)row_lo; r < (int)r_end; r++) {
 #pragma HLS LOOP_TRIPCOUNT min = 3 max = MAX_DW_SIDE
         const int iy = g.iy0 + r;
         const bool row_in = iy >= 0 && iy < (int)L.in_h;
         const u32 src_row = L.in_offset + (row_in ? (u32)iy * row_bytes : 0);
         const u32 ty = row_in ? (u32)iy / side : 0;
         // column counters: patch column c (% 3, / 3), input column ix, its tile tx and
-        // position in the tile (rem), the group gi; no divider in the pipeline
+        // position in the tile (rem), the chunk's first group gi; no divider in the pipeline
         int ix = g.ix0;
         u32 cb = 0, cq = 0, gi = 0;
         u32 tx = ix > 0 ? (u32)ix / side : 0, rem = ix > 0 ? (u32)ix % side : 0;
         u32 src = src_row + (ix > 0 ? (u32)ix * n : 0);
     dw_cols:
-        for (u32 it = 0; it < (u32)g.sw * gp; it++) {
+        for (u32 it = 0; it < (u32)g.sw * gpc; it++) {
 #pragma HLS LOOP_TRIPCOUNT min = 3 max = MAX_DW_SIDE * MAX_G
 #pragma HLS PIPELINE II = 1
             const bool px_in = row_in && ix >= 0 && ix < (int)L.in_w;
             const bool on = px_in && (!L.zero_halo || tile_bit(L, W, ty, tx));
-            const u32 word = (rq * cw3 + cq) * gp + gi;
-            for (u32 m = 0; m < TM; m++) {
+            const u32 word0 = (rq * cw3 + cq) * gp + gi;
+            for (u32 f = 0; f < DW_LD_GROUPS; f++) {
 #pragma HLS UNROLL
-                const u32 c = gi * TM + m;
-                const u8 v = (on && c < n) ? fmap[src + c] : (u8)0;
-                for (u32 a = 0; a < DW_K; a++) {
+                if (gi + f < gp) {   // a chunk never writes past its pixel's last group
+                    for (u32 m = 0; m < TM; m++) {
 #pragma HLS UNROLL
-                    for (u32 b = 0; b < DW_K; b++) {
+                        const u32 c = (gi + f) * TM + m;
+                        const u8 v = (on && c < n) ? fmap[src + c] : (u8)0;
+                        for (u32 a = 0; a < DW_K; a++) {
 #pragma HLS UNROLL
-                        if (a == ra && b == cb) buf[h][a][b][m][word] = v;
+                            for (u32 b = 0; b < DW_K; b++) {
+#pragma HLS UNROLL
+                                if (a == ra && b == cb) buf[h][a][b][m][word0 + f] = v;
+                            }
+                        }
                     }
                 }
             }
-            if (++gi == gp) {   // the next patch column
+            gi += DW_LD_GROUPS;
+            if (gi >= gp) {   // the next patch column
                 gi = 0;
                 if (ix >= 0) {
                     src += n;
@@ -235,7 +254,7 @@ dw_rows:
                 }
             }
         }
-        iters += (u64)g.sw * gp + 2;
+        iters += (u64)g.sw * gpc + 2;
         if (++ra == DW_K) {
             ra = 0;
             rq++;

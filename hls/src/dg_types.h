@@ -74,9 +74,8 @@ constexpr unsigned TC_STEPS = MAX_G * MAX_TILES + 2;
 // The depthwise kernel side (formats.DW_KERNELS, one value: 3x3), from the generated contract.
 constexpr unsigned DW_K = fmt::DW_KERNEL;
 constexpr unsigned DW_TAPS = DW_K * DW_K;
-// Tap lanes of a dw MAC step: TN taps of the lane's own channel per step, never more than
-// the kernel has (formats.mac_steps_per_pixel: ceil(k*k / TN) steps per pixel).
-constexpr unsigned DW_LANES = TN < DW_TAPS ? TN : DW_TAPS;
+// Weight words (TN taps each) per depthwise row (formats.dw_row_bytes / TN); the MAC array
+// reduces TN/2 of them per step (dg_descriptor.h DW_PIX_STEPS).
 constexpr unsigned DW_MAX_STEPS = ceil_div(DW_TAPS, TN);
 // The dw patch buffer: DW_K x DW_K banks by (patch row mod 3, patch column mod 3), each TM
 // bytes wide (byte m = channel m of a TM-channel group), so the 9 taps of one conv pixel lie
@@ -103,7 +102,11 @@ static_assert(TM >= 1 && TM <= 64 && (TM & (TM - 1)) == 0, "TM must be a power o
 static_assert(TN >= 1 && TN <= 64 && (TN & (TN - 1)) == 0, "TN must be a power of two <= 64");
 static_assert(ACC_DEPTH >= MAX_CONV_SIDE * MAX_CONV_SIDE,
               "ofm_buffer_bytes must hold tm accumulators of the fused max-pool conv patch");
-static_assert(W_DEPTH >= 9 * ceil_div(MAX_IN, TN), "weight buffer must hold a 3x3 m-group");
+// The config rule (EngineConfig.min_weight_buffer_bytes = 2*tm*max(max_in, 9*tn)): one m-group
+// of a 1x1 layer at the channel limit, or of a 3x3 layer with one n-group. Wider 3x3 layers
+// are the per-layer fit rule (check_fit: NO_FIT at the tile word, as formats.layer_fit_problems).
+static_assert(W_DEPTH >= ceil_div(MAX_IN, TN) && W_DEPTH >= 9,
+              "weight buffer must hold a 1x1 m-group at max_in_channels and a 3x3 one of tn inputs");
 static_assert(IFM_HALF_BYTES >= (MAX_TILE + 2) * (MAX_TILE + 2) * TN,
               "input buffer must hold a max tile with its 3x3 halo");
 static_assert(fmt::LIST_ENTRY_BITS == 8 * sizeof(u16), "work-list entries are the u16 of WorkList");

@@ -111,7 +111,7 @@ ch_ic:
 // index. Lanes past n_active_out get zero rows. Returns the pipelined iterations.
 inline u64 load_dw_weights(const u8 *wmem, const Layer &L, const WorkList &W, WeightBufs wbuf) {
 #pragma HLS INLINE off
-    const u32 steps = L.steps, row = steps * TN;
+    const u32 steps = ceil_div(L.kk, TN), row = steps * TN;   // words per row (dw_row_bytes)
     s8 lane_w[TM][TN];   // shift register: the word of lanes 0..TM-1
 #pragma HLS ARRAY_PARTITION variable = lane_w complete dim = 0
     for (u32 i = 0; i < TM; i++) {

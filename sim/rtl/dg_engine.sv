@@ -196,8 +196,8 @@ module dg_engine
     wire [23:0] seq_rcmd_beats;
     logic [15:0] tile_list [DG_MAX_TILES];
     logic [15:0] res_list [DG_MAX_TILES];
-    logic [15:0] outch_list [DG_MAX_OUT_CHANNELS];
-    logic [15:0] inch_list [DG_MAX_IN_CHANNELS];
+    wire [1:0] ch_we;                  // channel-list entries, sequencer -> loader's list RAMs
+    wire [15:0] ch_idx, ch_val;
     logic [DG_MAX_TILES-1:0] bitmap;
     logic [15:0] row_tbase_tab [DG_MAX_HEIGHT];
     logic        row_tv_tab [DG_MAX_HEIGHT];
@@ -220,7 +220,7 @@ module dg_engine
         .rcmd_ready(rcmd_ready), .rd_data(rd_data), .rd_valid(rd_valid), .rd_last(rd_last),
         .rd_ready(seq_rd_ready), .rd_idle(rd_idle), .wr_idle(wr_idle), .rd_err(rd_err), .wr_err(wr_err),
         .err_clear(err_clear), .L(L), .run(run), .run_init(run_init), .layer_done(layer_done),
-        .tile_list(tile_list), .res_list(res_list), .outch_list(outch_list), .inch_list(inch_list),
+        .tile_list(tile_list), .res_list(res_list), .ch_we(ch_we), .ch_idx(ch_idx), .ch_val(ch_val),
         .bitmap(bitmap), .row_tbase_tab(row_tbase_tab), .row_tv_tab(row_tv_tab),
         .col_tile_tab(col_tile_tab), .col_tv_tab(col_tv_tab),
         .g_start(g_start), .g_is_head(g_is_head), .g_rec(g_rec), .g_dense(g_dense), .g_done(g_done),
@@ -241,8 +241,10 @@ module dg_engine
     logic [7:0] bk_mg [2];
     logic [31:0] bk_bias [2][DG_TM];
     logic [31:0] bk_mult [2][DG_TM];
-    logic [31:0] dw_bias [SG_MAX][DG_TM];
-    logic [31:0] dw_mult [SG_MAX][DG_TM];
+    logic [31:0] dw_bias_q [DG_TM];
+    logic [31:0] dw_mult_q [DG_TM];
+    wire dw_re;
+    wire [I_SG-1:0] dw_ra;
     wire [15:0] wb_gdone;
     wire ld_busy, pf_idle, tile_done, cp_h;
     wire [1:0] full;
@@ -274,13 +276,13 @@ module dg_engine
     wire [DG_TM*8-1:0] rb_q;
     dg_loader u_ld (
         .clk(clk), .rst(rst), .L(L), .run(run), .run_init(run_init), .tile_list(tile_list),
-        .res_list(res_list), .outch_list(outch_list), .inch_list(inch_list),
+        .res_list(res_list), .ch_we(ch_we), .ch_idx(ch_idx), .ch_val(ch_val),
         .row_tbase_tab(row_tbase_tab), .row_tv_tab(row_tv_tab), .col_tile_tab(col_tile_tab),
         .col_tv_tab(col_tv_tab), .rcmd_valid(ld_rcmd_valid), .rcmd_addr(ld_rcmd_addr),
         .rcmd_beats(ld_rcmd_beats), .rcmd_ready(rcmd_ready), .rd_data(rd_data), .rd_valid(rd_valid),
         .rd_last(rd_last), .rd_ready(ld_rd_ready), .rd_ready_all(rd_ready), .bk_grp(bk_grp),
         .bk_ready(bk_ready), .bk_m0(bk_m0), .bk_mg(bk_mg), .bk_bias(bk_bias), .bk_mult(bk_mult),
-        .dw_bias(dw_bias), .dw_mult(dw_mult),
+        .dw_re(dw_re), .dw_ra(dw_ra), .dw_bias_q(dw_bias_q), .dw_mult_q(dw_mult_q),
         .wb_gdone(wb_gdone), .ld_busy(ld_busy), .full(full), .tile_done(tile_done), .cp_h(cp_h),
         .t_idx(t_idx), .t_o0y(t_o0y), .t_o0x(t_o0x), .t_cy0(t_cy0), .t_cx0(t_cx0), .t_oh(t_oh),
         .t_ow(t_ow), .t_chy(t_chy), .t_chw(t_chw), .t_res_only(t_res_only), .t_g(t_g),
@@ -346,7 +348,7 @@ module dg_engine
         .clk(clk), .rst(rst), .L(L), .run_init(run_init), .mac_v(mac_v), .mac_acc(mac_acc),
         .mac_tag(mac_tag), .wbq_count(wbq_count), .tr_push(tr_push), .tr_in(tr_in),
         .tr_in_ready(tr_in_ready), .start_fire(start_fire), .wb_busy(wb_busy), .bk_m0(bk_m0),
-        .bk_mg(bk_mg), .bk_bias(bk_bias), .bk_mult(bk_mult), .dw_bias(dw_bias), .dw_mult(dw_mult),
+        .bk_mg(bk_mg), .bk_bias(bk_bias), .bk_mult(bk_mult), .dw_re(dw_re), .dw_ra(dw_ra), .dw_bias_q(dw_bias_q), .dw_mult_q(dw_mult_q),
         .wb_gdone(wb_gdone), .wb_idle(wb_idle),
         .wcmd_valid(wb_wcmd_valid), .wcmd_addr(wb_wcmd_addr), .wcmd_beats(wb_wcmd_beats),
         .wcmd_ready(wcmd_ready), .wd_data(wb_wd_data), .wd_strb(wb_wd_strb), .wd_valid(wb_wd_valid),

@@ -389,7 +389,7 @@ module dg_gate
     } kind_t;
     // phases (G_NEXT dispatches on `step`)
     localparam logic [4:0] S_BINS = 0, S_BCHK = 1, S_RECIP = 2, S_BINSUM = 3, S_TOT = 4, S_POOLT = 5,
-        S_WS = 6, S_BS = 7, S_SPAT = 8, S_W1 = 9, S_M1 = 10, S_O1 = 11, S_W2 = 12, S_B2 = 13,
+        S_WS = 6, S_BS = 7, S_W1 = 9, S_M1 = 10, S_O1 = 11, S_W2 = 12, S_B2 = 13,
         S_WRITE = 14, S_DENSE = 15, S_HSUMS = 16, S_HW = 17, S_HB = 18, S_HWRITE = 19,
         S2_RECIP = 20, S2_MASK = 21, S2_SUMS = 22, S2_POOL = 23;
     logic [4:0] step;
@@ -459,13 +459,24 @@ module dg_gate
     logic        m_bad;
     logic [15:0] t2_t, t2_t0;         // scanned tile, first tile of the current run
     logic        t2_run, t2_any;      // inside a run of active tiles; a sums stream happened
-    logic [15:0] t2_j;                // compact index of channel lc (pool pass)
+    // gate-2 pool pass: the compact index j of channel lc as (row, row + 1, lane) of the banks
+    localparam int TLW = (TNL > 0) ? TNL : 1;
+    logic [15:0] t2_row, t2_row1;
+    logic [TLW-1:0] t2_lo;
     // loops
     logic [7:0]  b_gy, b_gx, b_r;     // bin sums: bin, sum-tile row
     logic [15:0] lc;                  // channel / pair counter
+    // the channel loops (pool, spatial row, gate-2 pool) step lc by TN: the channels left from
+    // lc on and "this is the last step" are registers (no add-and-compare on the loop's path)
+    logic [15:0] lc_rem;
+    logic        lc_last;
     logic [1:0]  sp_ky;               // spatial: kernel row
-    logic [15:0] sp_cell;             // spatial: cell b_gy * gw + b_gx
-    logic signed [63:0] sacc;         // spatial logit of the cell in the last stage (starts at bs)
+    logic [7:0]  sp_by, sp_bx;        // spatial: the bin of the pass
+    logic [1:0]  sp_c3;               // spatial: (sp_bx + 1) mod 3, the cell bank of tap 0
+    // spatial: the bin has a next row / a row before it (the cells of kernel rows 0 / 2 inside
+    // the grid), a next column / a column before it (taps kx = 0 / 2)
+    logic        sp_rin0, sp_rin2, sp_cin0, sp_cin2;
+    logic        sp_init, sp_last;    // spatial: the pass's first cycle; the grid's last bin
     logic        pool_tot;
     // writes
     logic [63:0] w_addr;
@@ -562,7 +573,10 @@ module dg_gate
             m1_ra[b] = m1_AW'(f_re[b]);
             hm_ra[b] = hm_AW'(f_rc[b]);
             lg_ra[b] = lg_AW'((st == G_WDATA || st == G_WCMD) ? brow(32'(w_nx) * 32'(AB / 8), b) : f_re[b]);
-            ac_ra[b] = ac_AW'((st == G_POOL) ? brow(32'(lc), b) : (st == G_POOL2) ? brow(32'(t2_j), b) : f_rc[b]);
+            // (G_POOL: lc is a multiple of TN; G_POOL2: the entry j + (b - j) mod TN of bank b)
+            ac_ra[b] = ac_AW'((st == G_POOL) ? 32'(lc) >> TNL
+                              : (st == G_POOL2) ? ((32'(b) < 32'(t2_lo)) ? 32'(t2_row1) : 32'(t2_row))
+                              : f_rc[b]);
         end
     end
     logic [RW-1:0] rc_cur;            // R(n) <= 2^RB: checked as it streams in
@@ -572,140 +586,159 @@ module dg_gate
     // record's bins and totals (G_POOL: S = the channel sums of lanes lc..) and the gate-2
     // totals (G_POOL2: channel lc + l takes the compact sum of its index j when conv1 kept it,
     // else 0; the compact indices of TN consecutive channels are consecutive, so they fall
-    // into TN different banks, read at brow(t2_j))
-    localparam int CIW = $clog2(MAXCP);
+    // into TN different banks: bank b at row t2_row, or t2_row + 1 below the lane t2_lo of j)
     logic signed [SW-1:0] pl_s [DG_TN];
-    logic [15:0] pl_jn;               // compact index after the TN channels
+    logic [31:0] pl_k;                // channels of the step conv1 kept
 
     always_comb begin
-        logic [31:0] k, c;
+        logic [31:0] k;
         logic [DG_TN-1:0] on;
+        // gate-2: chin shifts down by TN per step of the pass, so lane l's bit is chin[l]
+        for (int l = 0; l < DG_TN; l++) on[l] = 32'(l) < 32'(lc_rem) && chin[l];
+        k = 32'd0;                    // channels kept below lane l: lane l reads bank j + k
         for (int l = 0; l < DG_TN; l++) begin
-            c = 32'(lc) + 32'(l);
-            on[l] = c < 32'(g2_in_c) && chin[CIW'(c)];
-        end
-        k = 32'd0;                    // channels kept below lane l: lane l reads bank t2_j + k
-        for (int l = 0; l < DG_TN; l++) begin
-            if (st == G_POOL2) pl_s[l] = (on[l] && t2_any) ? signed'(ac_q[lane(32'(t2_j) + k)]) : '0;
+            if (st == G_POOL2) pl_s[l] = (on[l] && t2_any) ? signed'(ac_q[lane(32'(t2_lo) + k)]) : '0;
             else pl_s[l] = signed'(ac_q[l]);
             k = k + 32'(on[l]);
         end
-        pl_jn = t2_j + 16'(k);
+        pl_k = k;
     end
 
     // ------------------------------------------------------------------ spatial memories
-    // The spatial 3x3 reads, per cycle, three taps (kx = 0..2) x TN channels of the weights
-    // ws[ky][kx][c] and of the pooled bins P[ny][nx][c] (nx = gx-1, gx, gx+1). Both are block
-    // RAMs banked so that every read of a cycle hits its own bank (one write port, one
-    // synchronous read port each): ws by (kx, lane c mod TN), at {ky, c div TN}; P by
-    // (bin column mod 3, lane), at {row * G3 + col div 3, c div TN} (three consecutive
-    // columns are in three different banks). Writes: P from the pool (TN lanes of one bin),
-    // ws from its stream (one tap row per segment, <= TN consecutive channels).
+    // The spatial 3x3 runs bin by bin, right after the bin's pool (issue 15: nothing on chip
+    // scales with max_in_channels x grid): bin (by, bx)'s pooled vector P_b[c] (one bin,
+    // TN lane banks at c div TN) times the taps ws[ky][kx][c] is the contribution of that bin
+    // to the logit of cell (by - ky + 1, bx - kx + 1); per cycle one kernel row ky, three taps
+    // kx x TN channels. The cell logits (int64, exact: the order of summation does not change
+    // them) live in three banks by cell column mod 3 (a kernel row's three cells are three
+    // consecutive columns), each cell starting at bs on its first contribution and decided
+    // (logit >= 0) on its last (raster order of the bins: both are known from the position).
+    // ws: TN lane banks of 3 taps (kx) x 16 bits at {ky, c div TN}, one synchronous read port,
+    // a write per tap (the stream's segment of one tap row, <= TN consecutive channels).
     localparam int CGM = 1 << $clog2((MAXC + DG_TN - 1) / DG_TN);  // channel groups (power of two)
     localparam int CGL = $clog2(CGM) > 0 ? $clog2(CGM) : 1;
-    localparam int G3 = (MAXG + 2) / 3;                          // bin columns per column bank
-    localparam int PDEPTH = MAXG * G3 * CGM;
-    localparam int PAW = $clog2(PDEPTH);
+    localparam int G3 = (MAXG + 2) / 3;                          // cell columns per column bank
+    localparam int LDEPTH = MAXG * G3;                           // cell logits per bank
+    localparam int LAW = $clog2(LDEPTH) > 0 ? $clog2(LDEPTH) : 1;
     localparam int WSDEPTH = 3 * CGM;
     localparam int WSAW = $clog2(WSDEPTH);
-    localparam int XW = $clog2(MAXG + 4);                        // bin column + 3
     // stage Q of the pool: the TN sums of the cycle before, their destination; P computed here
     logic q_v, q_tot;
     logic [DG_TN-1:0] q_lv;
     logic signed [SW-1:0] q_s [DG_TN];
-    logic [1:0] q_bank;
-    logic [PAW-1:0] q_pwa;
     logic [31:0] q_c;
     wire pipe_busy = e_v || f_v || g_v || h_v || q_v;   // the stream or the pool pipeline
     function automatic logic [CGL-1:0] cgrp(input logic [31:0] c);   // c div TN
         return CGL'(c >> TNL);
     endfunction
-    function automatic logic [PAW-1:0] p_addr(input logic [7:0] row, input logic [XW-1:0] col3,
-                                              input logic [CGL-1:0] cg);
-        return PAW'((32'(row) * G3 + 32'(col3)) * CGM + 32'(cg));
-    endfunction
     // writes (registered; the memories take them a cycle later)
-    logic [3*DG_TN-1:0] ws_we;
+    logic [2:0] ws_we [DG_TN];        // per lane: tap kx
     logic [WSAW-1:0] ws_wa [DG_TN];
     logic signed [15:0] ws_wd [DG_TN];
-    logic [3*DG_TN-1:0] p_we;
-    logic [PAW-1:0] p_wa;
+    logic [DG_TN-1:0] p_we;
+    logic [CGL-1:0] p_wa;
     logic signed [PVW-1:0] p_wd [DG_TN];
     // reads (stage 0 addresses, data in stage 1)
     logic [WSAW-1:0] ws_ra;
-    logic [PAW-1:0] p_ra [3];
+    logic [CGL-1:0] p_ra;
     logic signed [15:0] ws_q [3][DG_TN];
-    logic signed [PVW-1:0] p_q [3][DG_TN];
-    for (genvar kb = 0; kb < 3; kb++) begin : g_smem
-        for (genvar l = 0; l < DG_TN; l++) begin : g_lane
-            logic signed [15:0] ws_mem [WSDEPTH];
-            always_ff @(posedge clk) begin
-                if (ws_we[kb * DG_TN + l]) ws_mem[ws_wa[l]] <= ws_wd[l];
-                ws_q[kb][l] <= ws_mem[ws_ra];
-            end
-            // P: block RAM where it is deep (Yosys otherwise picks LUTRAM for it: ultra96's
-            // 48 banks of 3072 x 18 bits would take ~40k LUTs), distributed RAM when shallow
-            if (PDEPTH >= 1024) begin : g_pb
-                (* ram_style = "block" *) logic signed [PVW-1:0] p_mem [PDEPTH];
-                always_ff @(posedge clk) begin
-                    if (p_we[kb * DG_TN + l]) p_mem[p_wa] <= p_wd[l];
-                    p_q[kb][l] <= p_mem[p_ra[kb]];
-                end
-            end else begin : g_pl
-                logic signed [PVW-1:0] p_mem [PDEPTH];
-                always_ff @(posedge clk) begin
-                    if (p_we[kb * DG_TN + l]) p_mem[p_wa] <= p_wd[l];
-                    p_q[kb][l] <= p_mem[p_ra[kb]];
-                end
-            end
+    logic signed [PVW-1:0] p_q [DG_TN];
+    for (genvar l = 0; l < DG_TN; l++) begin : g_smem
+        logic [47:0] ws_mem [WSDEPTH];
+        logic signed [PVW-1:0] p_mem [CGM];
+        always_ff @(posedge clk) begin
+            for (int kx = 0; kx < 3; kx++)
+                if (ws_we[l][kx]) ws_mem[ws_wa[l]][kx * 16 +: 16] <= ws_wd[l];
+            if (p_we[l]) p_mem[p_wa] <= p_wd[l];
+        end
+        logic [47:0] ws_rd;
+        always_ff @(posedge clk) begin
+            ws_rd <= ws_mem[ws_ra];
+            p_q[l] <= (p_we[l] && p_wa == p_ra) ? p_wd[l] : p_mem[p_ra];   // write-first
+        end
+        for (genvar kx = 0; kx < 3; kx++) begin : g_kx
+            assign ws_q[kx][l] = signed'(ws_rd[kx * 16 +: 16]);
         end
     end
 
-    // spatial stage 0: the reads of cell (b_gy, b_gx), kernel row sp_ky, channels lc.. (G_SPAT)
-    logic signed [15:0] s0_ny;
+    // spatial stage 0: the reads of bin (sp_by, sp_bx), kernel row sp_ky, channels lc.. (G_SPAT):
+    // the cells it feeds are row cy = by - ky + 1, columns cx = bx - kx + 1
+    logic [7:0] s0_cy;                // (a row outside the grid is not used)
     logic s0_row_in;
-    logic [2:0] s0_kxv;               // tap kx inside the grid (and the row inside)
-    logic [1:0] s0_bank [3];          // P column bank of tap kx
+    // (per cell bank kb: the cell of bank kb, fed by tap s0_kx[kb])
+    logic [1:0] s0_kx [3];
+    logic [2:0] s0_kxv;               // the cell inside the grid (and the row inside)
+    logic [2:0] s0_first, s0_last;    // the cell's first / last contribution
     logic [DG_TN-1:0] s0_lv;          // lane's channel < in_c
     always_comb begin
-        logic [XW-1:0] xs;
-        s0_ny = 16'(b_gy) + 16'(sp_ky) - 16'sd1;
-        s0_row_in = s0_ny >= 0 && s0_ny < 16'(g_gh);
-        ws_ra = WSAW'(32'(sp_ky) * CGM + 32'(cgrp(32'(lc))));
-        for (int r = 0; r < 3; r++) p_ra[r] = '0;
-        for (int kx = 0; kx < 3; kx++) begin
-            logic signed [15:0] nx;
-            logic [XW-1:0] d3;
-            nx = 16'(b_gx) + 16'(kx) - 16'sd1;
-            s0_kxv[kx] = s0_row_in && nx >= 0 && nx < 16'(g_gw);
-            xs = XW'(32'(b_gx) + 32'(kx) + 2);                   // nx + 3 >= 2
-            s0_bank[kx] = 2'(xs % XW'(3));
-            d3 = xs / XW'(3) - XW'(1);
-            p_ra[s0_bank[kx]] = p_addr(8'(s0_ny), d3, cgrp(32'(lc)));
+        logic rf, rl;
+        s0_cy = sp_by - 8'(sp_ky) + 8'd1;
+        // the cell row inside the grid (ky = 1: the bin's own row), from the pass's registers
+        s0_row_in = (sp_ky == 2'd0) ? sp_rin0 : (sp_ky == 2'd1) || sp_rin2;
+        // raster order of the bins: a cell's first contribution is from bin (cy-1, cx-1) (or its
+        // row / column 0), its last from bin (cy+1, cx+1) (or the grid's last row / column)
+        rf = sp_ky == 2'd0 || (sp_ky == 2'd1 && !sp_rin2);
+        rl = sp_ky == 2'd2 || (sp_ky == 2'd1 && !sp_rin0);
+        // per cell bank kb (cell column mod 3): the tap kx whose cell falls into it
+        for (int kb = 0; kb < 3; kb++) begin
+            logic [1:0] kx;
+            logic cf, cl;
+            kx = 2'((32'(sp_c3) + 32'(3 - kb)) % 32'd3);
+            s0_kx[kb] = kx;
+            s0_kxv[kb] = s0_row_in && ((kx == 2'd0) ? sp_cin0 : (kx == 2'd1) || sp_cin2);
+            cf = kx == 2'd0 || (kx == 2'd1 && !sp_cin2);
+            cl = kx == 2'd2 || (kx == 2'd1 && !sp_cin0);
+            s0_first[kb] = rf && cf;
+            s0_last[kb] = rl && cl;
         end
-        for (int l = 0; l < DG_TN; l++) s0_lv[l] = 32'(lc) + 32'(l) < 32'(g_in_c);
+        ws_ra = WSAW'(32'(sp_ky) * CGM + 32'(cgrp(32'(lc))));
+        p_ra = cgrp(32'(lc));
+        for (int l = 0; l < DG_TN; l++) s0_lv[l] = 32'(l) < 32'(lc_rem);
     end
-    // stage 1: BRAM data; stage 2: the 3*TN products; stage 3: per-tap sums; stage 4: the logit
-    logic s1_v, s2_v, s3_v;
-    logic s1_end, s2_end, s3_end;     // last kernel row / channels of the cell
-    logic [15:0] s1_cell, s2_cell, s3_cell;
-    logic [2:0] s1_kxv;
-    logic [1:0] s1_bank [3];
+    // stage 1: BRAM data; stage 2: the 3*TN products; stage 3: per-tap sums; stage 4: the kernel
+    // row's sums per tap; stage 5: the cells' logits (read, add, write; decided on the last)
+    logic s1_v, s2_v, s3_v, s4_v;
+    logic s1_end, s2_end, s3_end;     // last channels of the kernel row
+    logic s1_beg, s2_beg, s3_beg;     // first channels of the kernel row
+    logic [1:0] s1_kx [3];
+    logic [2:0] s1_kxv, s2_kxv, s3_kxv, s4_kxv;
+    logic [2:0] s1_first, s2_first, s3_first, s4_first;
+    logic [2:0] s1_last, s2_last, s3_last, s4_last;
+    logic [7:0] s1_cy, s2_cy, s3_cy;  // the cells' row and columns
+    logic [7:0] s1_cx [3], s2_cx [3], s3_cx [3];
+    logic [LAW-1:0] s4_la [3];        // stage 4: the cell's row in its bank
+    logic [NIW-1:0] s4_cell [3];
     logic [DG_TN-1:0] s1_lv;
     logic signed [PVW+15:0] s2_prod [3][DG_TN];
     logic signed [PVW+15+TNL+1:0] s3_ksum [3];
+    logic signed [63:0] s3_kacc [3];  // the kernel row's sums so far
+    logic signed [63:0] s4_ktot [3];
     always_ff @(posedge clk) begin
         s1_v <= 1'b0;
         s2_v <= s1_v;
         s3_v <= s2_v;
+        s4_v <= s3_v && s3_end;
         s2_end <= s1_end;
         s3_end <= s2_end;
-        s2_cell <= s1_cell;
-        s3_cell <= s2_cell;
-        for (int kx = 0; kx < 3; kx++) begin
+        s2_beg <= s1_beg;
+        s3_beg <= s2_beg;
+        s2_kxv <= s1_kxv;
+        s3_kxv <= s2_kxv;
+        s4_kxv <= s3_kxv;
+        s2_first <= s1_first;
+        s3_first <= s2_first;
+        s4_first <= s3_first;
+        s2_last <= s1_last;
+        s3_last <= s2_last;
+        s4_last <= s3_last;
+        s2_cy <= s1_cy;
+        s3_cy <= s2_cy;
+        s2_cx <= s1_cx;
+        s3_cx <= s2_cx;
+        for (int kb = 0; kb < 3; kb++) begin
             for (int l = 0; l < DG_TN; l++)
-                s2_prod[kx][l] <= (s1_kxv[kx] && s1_lv[l])
-                                  ? (PVW+16)'(ws_q[kx][l]) * (PVW+16)'(p_q[s1_bank[kx]][l]) : '0;
+                s2_prod[kb][l] <= (s1_kxv[kb] && s1_lv[l])
+                                  ? (PVW+16)'(ws_q[s1_kx[kb]][l]) * (PVW+16)'(p_q[l]) : '0;
         end
         for (int kx = 0; kx < 3; kx++) begin
             logic signed [PVW+15+TNL+1:0] t [DG_TN];             // a balanced adder tree
@@ -716,16 +749,39 @@ module dg_gate
             end
             s3_ksum[kx] <= t[0];
         end
-        if (st == G_SPAT) begin
+        if (s3_v) begin
+            for (int kb = 0; kb < 3; kb++) begin
+                logic signed [63:0] v;
+                v = (s3_beg ? 64'sd0 : s3_kacc[kb]) + 64'(s3_ksum[kb]);
+                s3_kacc[kb] <= v;
+                s4_ktot[kb] <= v;
+                s4_la[kb] <= LAW'(32'(s3_cy) * G3 + 32'(s3_cx[kb] / 8'd3));
+                s4_cell[kb] <= NIW'(32'(s3_cy) * 32'(g_gw) + 32'(s3_cx[kb]));
+            end
+        end
+        if (st == G_SPAT && !sp_init) begin
             s1_v <= 1'b1;
-            s1_end <= (!s0_row_in || 32'(lc) + DG_TN >= 32'(g_in_c)) && sp_ky == 2'd2;
-            s1_cell <= sp_cell;
+            s1_end <= !s0_row_in || lc_last;
+            s1_beg <= lc == 16'd0;
             s1_kxv <= s0_kxv;
-            s1_bank <= s0_bank;
+            s1_first <= s0_first;
+            s1_last <= s0_last;
+            s1_cy <= s0_cy;
+            for (int kb = 0; kb < 3; kb++) s1_cx[kb] <= sp_bx + 8'd1 - 8'(s0_kx[kb]);
+            s1_kx <= s0_kx;
             s1_lv <= s0_lv;
         end
     end
-    wire s_pipe_busy = s1_v || s2_v || s3_v;
+    // stage 5: the cell logits lgs[cx mod 3][cy * G3 + cx div 3], int64 (read, add, write in
+    // one cycle; the decision in the control block)
+    logic signed [63:0] lgs_q [3];
+    for (genvar kb = 0; kb < 3; kb++) begin : g_lgs
+        logic signed [63:0] lgs_mem [LDEPTH];
+        assign lgs_q[kb] = lgs_mem[s4_la[kb]];
+        always_ff @(posedge clk)
+            if (s4_v && s4_kxv[kb]) lgs_mem[s4_la[kb]] <= (s4_first[kb] ? bs_r : lgs_q[kb]) + s4_ktot[kb];
+    end
+    wire s_pipe_busy = s1_v || s2_v || s3_v || s4_v;
 
     // ------------------------------------------------------------------ arithmetic
     // the products at their exact widths (SW, AW, RW above); int64 wrap as the reference's
@@ -793,25 +849,34 @@ module dg_gate
     // ------------------------------------------------------------------ stream segment
     logic [31:0] seg_n;
     logic seg_row_end, seg_beat_end, seg_last;
-    // s_rl / s_nl: elements left in the row / the stream (down-counters): only their low SEGW
-    // bits and "more than that" enter the segment's small arithmetic
-    // s_bl: elements left in the current beat (AB >> esz after a beat end), s_cap: the lane
-    // limit of the kind (TN for the banked streams); the segment is the smallest of the four
+    // The segment is the smallest of four counts: s_bl (elements left in the beat), s_cap (the
+    // kind's lane limit: TN for the banked streams), rl_s / nl_s (elements left in the row / the
+    // stream, saturated at SAT = 2^SEGW > AB: registers kept beside the 32-bit down-counters
+    // s_rl / s_nl, so no wide compare is on this path). The four "is the smallest" tests run
+    // in parallel; the row / stream / beat ends are the counts that equal the segment.
+    localparam logic [SEGW:0] SAT = (SEGW + 1)'(1 << SEGW);
+    logic [SEGW:0] rl_s, nl_s, rowlen_s;
+    logic [SEGW:0] s_bpb;             // elements per beat of the stream
+    function automatic logic [SEGW:0] sat(input logic [31:0] v);
+        return (v[31:SEGW] != 0) ? SAT : (SEGW + 1)'(v[SEGW-1:0]);
+    endfunction
     always_comb begin
-        logic [SEGW:0] a, b, n, rl, nl;
-        logic rl_big, nl_big;
-        rl_big = s_rl[31:SEGW] != 0;
-        nl_big = s_nl[31:SEGW] != 0;
-        rl = rl_big ? '1 : (SEGW + 1)'(s_rl[SEGW-1:0]);
-        nl = nl_big ? '1 : (SEGW + 1)'(s_nl[SEGW-1:0]);
-        a = (s_bl < s_cap) ? s_bl : s_cap;
-        b = (rl < nl) ? rl : nl;
-        n = (a < b) ? a : b;
+        logic bl_min, cap_min, rl_min, nl_min;
+        logic [SEGW:0] n;
+        bl_min = s_bl <= s_cap && s_bl <= rl_s && s_bl <= nl_s;
+        cap_min = s_cap <= rl_s && s_cap <= nl_s;
+        rl_min = rl_s <= s_bl && rl_s <= s_cap && rl_s <= nl_s;
+        nl_min = nl_s <= s_bl && nl_s <= s_cap && nl_s <= rl_s;
+        n = bl_min ? s_bl : cap_min ? s_cap : rl_min ? rl_s : nl_s;
         seg_n = 32'(n);
-        seg_row_end = !rl_big && rl == n;
-        seg_last = !nl_big && nl == n;
-        seg_beat_end = s_bl == n || seg_last;
+        seg_row_end = rl_min;
+        seg_last = nl_min;
+        seg_beat_end = bl_min || nl_min;
     end
+    // the saturated counts after this segment (s_rl / s_nl >= 2^(SEGW+1): still >= SAT after it)
+    wire [SEGW:0] rl_s_next = seg_row_end ? rowlen_s : (s_rl[31:SEGW+1] != 0) ? SAT
+                              : sat(32'(s_rl[SEGW:0] - (SEGW + 1)'(seg_n)));
+    wire [SEGW:0] nl_s_next = (s_nl[31:SEGW+1] != 0) ? SAT : sat(32'(s_nl[SEGW:0] - (SEGW + 1)'(seg_n)));
 
     // the sums: acc[c] += x as a SUMS beat arrives (the first row of a fresh stream: acc = x),
     // so the update lands at the end of the cycle, as for registers
@@ -938,10 +1003,22 @@ module dg_gate
         st <= (nbytes == 0) ? G_WJOB : G_WCMD;
     endtask
 
+    // the channel loops: start at channel 0 of in_c, one step of TN channels
+    task automatic lc_start(input logic [15:0] in_c);
+        lc <= 16'd0;
+        lc_rem <= in_c;
+        lc_last <= 32'(in_c) <= DG_TN;
+    endtask
+    task automatic lc_step();
+        lc <= lc + 16'(DG_TN);
+        lc_rem <= lc_rem - 16'(DG_TN);
+        lc_last <= 32'(lc_rem) <= 2 * DG_TN;
+    endtask
+
     wire [63:0] wb = a_work_base;
     always_ff @(posedge clk) begin
         done <= 1'b0;
-        ws_we <= '0;
+        for (int l = 0; l < DG_TN; l++) ws_we[l] <= 3'd0;
         p_we <= '0;
         rc_we <= '0;
         pt_we <= '0;
@@ -959,12 +1036,12 @@ module dg_gate
                         pt_wa[l] <= pt_AW'((q_c + 32'(l)) >> TNL);
                         pt_wd[l] <= PVW'(pool(q_s[l], rc_cur));
                     end else begin
-                        p_we[32'(q_bank) * DG_TN + l] <= 1'b1;
+                        p_we[l] <= 1'b1;
                         p_wd[l] <= PVW'(pool(q_s[l], rc_cur));
                     end
                 end
             end
-            p_wa <= q_pwa;
+            p_wa <= cgrp(q_c);
         end
         // ---- stream pipeline (stage R is G_RDATA)
         // E: the beat's elements of this segment, sign-extended
@@ -1041,7 +1118,7 @@ module dg_gate
                             // tap row f_row = ky*3 + kx; channel c -> bank (kx, c mod TN)
                             logic [3:0] tap;
                             tap = 4'(f_row);
-                            ws_we[32'(tap % 4'd3) * DG_TN + (c % DG_TN)] <= 1'b1;
+                            ws_we[c % DG_TN][2'(tap % 4'd3)] <= 1'b1;
                             ws_wa[c % DG_TN] <= WSAW'(32'(tap / 4'd3) * CGM + 32'(cgrp(c)));
                             ws_wd[c % DG_TN] <= x[15:0];
                         end
@@ -1122,15 +1199,22 @@ module dg_gate
                 end
             end
         end
-        // spatial last stage: the cell's logit bs + sum ws*Ppad (sacc starts at bs_r)
-        if (s3_v) begin
-            logic signed [63:0] v;
-            v = sacc + 64'(s3_ksum[0]) + 64'(s3_ksum[1]) + 64'(s3_ksum[2]);
-            if (s3_end) begin
-                spat[32'(s3_cell) % NCELL] <= v >= 0;
-                cnt_t <= cnt_t + 16'(v >= 0);
-                sacc <= bs_r;
-            end else sacc <= v;
+        // spatial stage 5: the kernel row's three cells, logit += the tap's row sum (bs first);
+        // decided on the cell's last contribution
+        if (s4_v) begin
+            logic [15:0] on;
+            on = 16'd0;
+            for (int kb = 0; kb < 3; kb++) begin
+                if (s4_kxv[kb]) begin
+                    logic signed [63:0] v;
+                    v = (s4_first[kb] ? bs_r : lgs_q[kb]) + s4_ktot[kb];
+                    if (s4_last[kb]) begin
+                        spat[s4_cell[kb]] <= v >= 0;
+                        on = on + 16'(v >= 0);
+                    end
+                end
+            end
+            cnt_t <= cnt_t + on;
         end
         case (st)
             G_IDLE: if (start) begin ck <= 5'd0; st <= G_CHK; end
@@ -1180,23 +1264,22 @@ module dg_gate
                         S_BCHK: begin lc <= 16'd0; st <= G_BCHK; end
                         S_RECIP: begin
                             stream(K_RECIP, par_abs, po[DG_GATE_P_RECIP], 17'(32'(g_n) + 1), 17'd1, 2'd2, 32'hFFFF_FFFF);
-                            step <= S_BINSUM;
+                            step <= S_WS;
                             pool_tot <= 1'b0;
                             b_gy <= 8'd0;
                             b_gx <= 8'd0;
                             b_r <= bins_m[0];
                         end
                         S_BINSUM: begin
-                            // one sum-tile row of bin (b_gy, b_gx) per stream, then its pool
-                            if (dense) begin
-                                step <= S_BS;           // DENSE: only the checked sections
-                            end else if (b_r < b_re) begin
+                            // one sum-tile row of bin (b_gy, b_gx) per stream, then its pool,
+                            // then its spatial contributions (G_SPAT)
+                            if (b_r < b_re) begin
                                 acc_fresh <= b_r == b_rs;     // the bin's first sum-tile row
                                 stream_at(K_SUMS, sums_abs, 64'd0, 16'(b_r), 16'(g_st_w), 16'(b_cs), g_in_c,
                                           17'(b_cw), 17'(g_in_c), 2'd2, 32'(g_in_c));
                                 b_r <= b_r + 8'd1;
                             end else begin
-                                lc <= 16'd0;
+                                lc_start(g_in_c);
                                 pool_tot <= 1'b0;
                                 st <= G_POOL;
                             end
@@ -1207,23 +1290,15 @@ module dg_gate
                             stream(K_SUMS, sums_abs, 64'd0, 17'(q_gsthw), 17'(g_in_c), 2'd2, 32'(g_in_c));
                             step <= S_POOLT;
                         end
-                        S_POOLT: begin lc <= 16'd0; pool_tot <= 1'b1; st <= G_POOL; end
-                        S_WS: begin
+                        S_POOLT: begin lc_start(g_in_c); pool_tot <= 1'b1; st <= G_POOL; end
+                        S_WS: if (dense) step <= S_BS; else begin   // DENSE: only the checked sections
+                            // the taps before the bins: each bin's spatial pass follows its pool
                             stream(K_WS, par_abs, po[DG_GATE_P_WS], 17'd9, 17'(g_in_c), 2'd1, 32'(g_in_c));
                             step <= S_BS;
                         end
                         S_BS: begin
                             stream(K_BS, par_abs, po[DG_GATE_P_BS], 17'd1, 17'd1, 2'd3, 32'hFFFF_FFFF);
-                            step <= S_SPAT;
-                        end
-                        S_SPAT: if (dense) step <= S_O1; else begin
-                            b_gy <= 8'd0;
-                            b_gx <= 8'd0;
-                            sp_ky <= 2'd0;
-                            sp_cell <= 16'd0;
-                            lc <= 16'd0;
-                            sacc <= bs_r;
-                            st <= G_SPAT;
+                            step <= dense ? S_O1 : S_BINSUM;
                         end
                         S2_RECIP: begin
                             // gate-2: R(H*W) (checked) into rc entry 0, then the masks it reads
@@ -1246,8 +1321,10 @@ module dg_gate
                             else st <= G_TSCAN;
                         end
                         S2_POOL: begin
-                            lc <= 16'd0;
-                            t2_j <= 16'd0;
+                            lc_start(g2_in_c);
+                            t2_row <= 16'd0;
+                            t2_row1 <= 16'd1;
+                            t2_lo <= '0;
                             st <= G_POOL2;
                         end
                         S_W1: begin
@@ -1311,6 +1388,8 @@ module dg_gate
                 end
             end
             G_SP1: begin
+                rowlen_s <= sat(s_rowlen);
+                rl_s <= sat(s_rowlen);
                 sp_t1 <= 17'(32'(sp_mx) * 32'(sp_my) + 32'(sp_mz));
                 s_n <= 32'(sp_na) * 32'(sp_nb);
                 sp_a <= sp_base + sp_off;
@@ -1326,6 +1405,8 @@ module dg_gate
                 lo = sp_a[ABL-1:0] + ABL'({sp_t2, 2'b00});
                 s_addr <= sp_a + 64'({sp_t2, 2'b00});
                 s_lp <= 16'(lo >> s_esz);
+                nl_s <= sat(s_nl);
+                s_bpb <= (SEGW + 1)'(32'(AB) >> s_esz);
                 s_bl <= (SEGW + 1)'((32'(AB) >> s_esz) - (32'(lo) >> s_esz));
                 s_cap <= (s_kind == K_BINS) ? (SEGW + 1)'(AB) : (SEGW + 1)'((AB < DG_TN) ? AB : DG_TN);
                 s_beats <= 24'((64'(lo) + (64'(s_n) << s_esz) + 64'(AB - 1)) >> ABL);
@@ -1354,8 +1435,10 @@ module dg_gate
                 end
                 s_e <= s_e + seg_n;
                 s_nl <= s_nl - seg_n;
+                rl_s <= rl_s_next;
+                nl_s <= nl_s_next;
                 s_lp <= seg_beat_end ? 16'd0 : s_lp + 16'(seg_n);
-                s_bl <= seg_beat_end ? (SEGW + 1)'(AB >> s_esz) : s_bl - (SEGW + 1)'(seg_n);
+                s_bl <= seg_beat_end ? s_bpb : s_bl - (SEGW + 1)'(seg_n);
                 if (seg_last) st <= G_NEXT;
             end
             G_BCHK: begin
@@ -1386,43 +1469,59 @@ module dg_gate
                 q_tot <= pool_tot;
                 q_c <= 32'(lc);
                 for (int l = 0; l < DG_TN; l++) begin
-                    q_lv[l] <= 32'(lc) + 32'(l) < 32'(g_in_c);
+                    q_lv[l] <= 32'(l) < 32'(lc_rem);
                     q_s[l] <= pl_s[l];
                 end
-                q_bank <= 2'(XW'(b_gx) % XW'(3));
-                q_pwa <= p_addr(b_gy, XW'(b_gx) / XW'(3), cgrp(32'(lc)));
-                lc <= lc + 16'(DG_TN);
-                if (32'(lc) + DG_TN >= 32'(g_in_c)) begin
-                    st <= G_NEXT;
-                    if (pool_tot) step <= S_WS;
-                    else if (b_gx + 8'd1 < g_gw) begin
-                        b_gx <= b_gx + 8'd1;
-                        b_r <= b_rs;
-                    end else if (b_gy + 8'd1 < g_gh) begin
-                        b_gx <= 8'd0;
-                        b_gy <= b_gy + 8'd1;
-                        b_r <= bins_m[2 * (32'(b_gy) + 1)];
+                lc_step();
+                if (lc_last) begin
+                    if (pool_tot) begin
+                        st <= G_NEXT;
+                        step <= S_W1;
                     end else begin
-                        step <= S_TOT;
+                        // the bin's spatial pass: it starts once stage Q has drained (its last
+                        // P is written in the cycle of the first read: P's read port is
+                        // write-first)
+                        lc_start(g_in_c);
+                        sp_ky <= 2'd0;
+                        sp_init <= 1'b1;
+                        st <= G_SPAT;
                     end
                 end
             end
-            G_SPAT: begin
-                // the loop of stage 0 (cell (b_gy, b_gx), kernel row sp_ky: three taps x TN
-                // channels per cycle; a kernel row outside the grid takes one cycle); the
-                // products and the logit follow in the spatial pipeline
+            G_SPAT: if (sp_init) begin
+                // first cycle (stage Q of the pool still writes): the pass runs on a copy of the
+                // bin; the bin counters move on now, so the bin-derived registers (b_re, b_cs,
+                // b_cw) have settled when the next bin's sums start right after the pass
+                sp_init <= 1'b0;
+                sp_by <= b_gy;
+                sp_bx <= b_gx;
+                sp_c3 <= 2'((b_gx + 8'd1) % 8'd3);
+                sp_rin0 <= b_gy + 8'd1 < g_gh;
+                sp_rin2 <= b_gy != 8'd0;
+                sp_cin0 <= b_gx + 8'd1 < g_gw;
+                sp_cin2 <= b_gx != 8'd0;
+                sp_last <= 1'b0;
+                if (b_gx + 8'd1 < g_gw) begin
+                    b_gx <= b_gx + 8'd1;
+                    b_r <= b_rs;
+                end else if (b_gy + 8'd1 < g_gh) begin
+                    b_gx <= 8'd0;
+                    b_gy <= b_gy + 8'd1;
+                    b_r <= bins_m[2 * (32'(b_gy) + 1)];
+                end else sp_last <= 1'b1;
+            end else begin
+                // the loop of stage 0 (bin (sp_by, sp_bx), kernel row sp_ky: three taps x TN
+                // channels per cycle; a kernel row whose cells are outside the grid takes one
+                // cycle); the products and the cells' logits follow in the spatial pipeline
                 logic row_end;
-                row_end = !s0_row_in || 32'(lc) + DG_TN >= 32'(g_in_c);
-                lc <= row_end ? 16'd0 : lc + 16'(DG_TN);
+                row_end = !s0_row_in || lc_last;
+                if (row_end) lc_start(g_in_c);
+                else lc_step();
                 if (row_end && sp_ky == 2'd2) begin
                     sp_ky <= 2'd0;
-                    sp_cell <= sp_cell + 16'd1;
-                    if (b_gx + 8'd1 < g_gw) b_gx <= b_gx + 8'd1;
-                    else begin
-                        b_gx <= 8'd0;
-                        b_gy <= b_gy + 8'd1;
-                        if (b_gy + 8'd1 == g_gh) st <= G_SDRAIN;
-                    end
+                    // the next bin's sums (the spatial pipeline runs on), or after the last bin
+                    // its cells decided, then the totals
+                    st <= sp_last ? G_SDRAIN : G_NEXT;
                 end else if (row_end) sp_ky <= sp_ky + 2'd1;
             end
             G_TSCAN: begin
@@ -1449,22 +1548,30 @@ module dg_gate
             end
             G_POOL2: begin
                 // gate-2: Pt in channel order, TN channels per cycle (the shared pool lanes)
+                logic [31:0] lo;
                 q_v <= 1'b1;
                 q_tot <= 1'b1;
                 q_c <= 32'(lc);
                 for (int l = 0; l < DG_TN; l++) begin
-                    q_lv[l] <= 32'(lc) + 32'(l) < 32'(g2_in_c);
+                    q_lv[l] <= 32'(l) < 32'(lc_rem);
                     q_s[l] <= pl_s[l];
                 end
-                t2_j <= pl_jn;
-                lc <= lc + 16'(DG_TN);
-                if (32'(lc) + DG_TN >= 32'(g2_in_c)) begin
+                chin <= chin >> DG_TN;
+                lo = 32'(t2_lo) + pl_k;               // j += the channels kept (<= TN)
+                if (lo >= DG_TN) begin
+                    t2_row <= t2_row + 16'd1;
+                    t2_row1 <= t2_row1 + 16'd1;
+                    lo = lo - DG_TN;
+                end
+                t2_lo <= TLW'(lo);
+                lc_step();
+                if (lc_last) begin
                     step <= S_W1;
                     st <= G_NEXT;
                 end
             end
             G_SDRAIN: if (!s_pipe_busy) begin
-                step <= S_W1;
+                step <= S_TOT;
                 st <= G_NEXT;
             end
             G_WJOB: begin

@@ -34,8 +34,9 @@ module dg_loader
     input  wire                         run_init,
     input  wire [15:0]                  tile_list [DG_MAX_TILES],
     input  wire [15:0]                  res_list [DG_MAX_TILES],
-    input  wire [15:0]                  outch_list [DG_MAX_OUT_CHANNELS],
-    input  wire [15:0]                  inch_list [DG_MAX_IN_CHANNELS],
+    input  wire [1:0]                   ch_we,         // channel-list entry write (dg_sequencer):
+    input  wire [15:0]                  ch_idx,        //   [0] out-channel list, [1] in-channel list
+    input  wire [15:0]                  ch_val,
     input  wire [15:0]                  row_tbase_tab [DG_MAX_HEIGHT],
     input  wire                         row_tv_tab [DG_MAX_HEIGHT],
     input  wire [7:0]                   col_tile_tab [DG_MAX_WIDTH],
@@ -57,8 +58,10 @@ module dg_loader
     output logic [7:0]                  bk_mg [2],     // output channels of the group
     output logic [31:0]                 bk_bias [2][DG_TM],
     output logic [31:0]                 bk_mult [2][DG_TM],
-    output logic [31:0]                 dw_bias [SG_MAX][DG_TM],   // depthwise: params per m-group
-    output logic [31:0]                 dw_mult [SG_MAX][DG_TM],
+    input  wire                         dw_re,         // depthwise params: read row dw_ra
+    input  wire [I_SG-1:0]              dw_ra,         //   (the write-back's next m-group)
+    output logic [31:0]                 dw_bias_q [DG_TM],   // registered row: params of dw_ra
+    output logic [31:0]                 dw_mult_q [DG_TM],
     input  wire [15:0]                  wb_gdone,      // groups written back (their bank is free)
     output logic                        ld_busy,
     // tile halves (per half: the tile record and the patch row / column tables)
@@ -101,6 +104,72 @@ module dg_loader
     logic [1:0]  bk_lanes;         // bank lane ids valid
     logic [15:0] bk_ch [2][DG_TM];
 
+    // ------------------------------------------------------------------ channel lists
+    // Block RAMs written by the sequencer (one entry per cycle, before the run), each read
+    // through a registered port whose address is the NEXT value of the counter it serves,
+    // so its output is the entry of the counter's current value in every cycle:
+    //   oc_mem  the out-channel list in rows of Tm entries (row g = m-group g's channels):
+    //           row ld_g_d, read whole at a group start (bk_ch);
+    //   ic_mem  the in-channel list (a depthwise layer: its out-channel list, its only list),
+    //           two copies: port A at the span index sp_i_d (ic layout: the in-channel of
+    //           span row i; depthwise: the channel of span i), port B at the compact
+    //           merge's sc_nptr_d (oc layout, gated input: the next listed in-channel).
+    localparam int CL_D = (DG_MAX_IN_CHANNELS > DG_MAX_OUT_CHANNELS) ? DG_MAX_IN_CHANNELS : DG_MAX_OUT_CHANNELS;
+    localparam int CL_AW = (CL_D > 1) ? $clog2(CL_D) : 1;
+    localparam int OC_AW = (SG_MAX > 1) ? $clog2(SG_MAX) : 1;
+    logic [15:0] ld_g_d, sp_i_d, sc_nptr_d;   // next values of ld_g, sp_i, sc_nptr (always_comb below)
+    logic [DG_TM*16-1:0] oc_q;     // out-channel list row ld_g
+    logic [15:0] ic_qa, ic_qb;     // in-channel list entries sp_i, sc_nptr
+    wire ic_we = ch_we[1] || (ch_we[0] && L.dw);
+    begin : g_oclist
+        logic [DG_TM*16-1:0] mem [SG_MAX];
+        always_ff @(posedge clk) begin
+            for (int e = 0; e < DG_TM; e++)
+                if (ch_we[0] && 32'(ch_idx) % DG_TM == e) mem[OC_AW'(32'(ch_idx) / DG_TM)][e*16 +: 16] <= ch_val;
+            oc_q <= mem[OC_AW'(ld_g_d)];
+        end
+    end
+    begin : g_iclist
+        logic [15:0] mem_a [CL_D];
+        logic [15:0] mem_b [CL_D];
+        always_ff @(posedge clk) begin
+            if (ic_we) begin
+                mem_a[CL_AW'(ch_idx)] <= ch_val;
+                mem_b[CL_AW'(ch_idx)] <= ch_val;
+            end
+            ic_qa <= mem_a[CL_AW'(sp_i_d)];
+            ic_qb <= mem_b[CL_AW'(sc_nptr_d)];
+        end
+    end
+
+    // Depthwise parameters (a layer's whole rows stay on chip): one block-RAM row of TM
+    // (bias, mult) per m-group, byte writes from the span loader, read by the write-back
+    // through a registered port at the m-group its first stage takes next (dw_re/dw_ra: no
+    // per-group register banks, no SG_MAX-way mux).
+    begin : g_dwparams
+        // distributed RAM: TM x 64 bits per read but only SG_MAX rows (block RAM would
+        // spend ~15 BRAM36 at 2048 channels on 128 rows)
+        (* ram_style = "distributed" *) logic [DG_TM*32-1:0] bmem [SG_MAX];
+        (* ram_style = "distributed" *) logic [DG_TM*32-1:0] mmem [SG_MAX];
+        logic [DG_TM*32-1:0] bq, mq;
+        wire [15:0] dsi = spf_out[SPF_W-4 -: 16];
+        wire dwe = ld_consume && sc_kind == 2'(SP_PARAM) && L.dw;
+        localparam int DBW = $clog2(DG_TM * 32);
+        wire [DBW-1:0] dbit = DBW'((32'(dsi) % DG_TM) * 32 + 32'(sc_b[1:0]) * 8);
+        always_ff @(posedge clk) begin
+            if (dwe && sc_b < 16'd4) bmem[I_SG'(dsi >> TML)][dbit +: 8] <= ld_byte[0];
+            if (dwe && sc_b >= 16'd4) mmem[I_SG'(dsi >> TML)][dbit +: 8] <= ld_byte[0];
+            if (dw_re) begin
+                bq <= bmem[dw_ra];
+                mq <= mmem[dw_ra];
+            end
+        end
+        for (genvar l = 0; l < DG_TM; l++) begin : g_lane
+            assign dw_bias_q[l] = bq[l*32 +: 32];
+            assign dw_mult_q[l] = mq[l*32 +: 32];
+        end
+    end
+
     // owner of each outstanding read command in ST_RUN (1 = prefetcher, 0 = loader)
     logic own_push, own_in;
     wire own_in_ready, own_valid, own_out;
@@ -117,8 +186,10 @@ module dg_loader
     typedef enum logic [1:0] {SP_PARAM, SP_WOC, SP_WIC} span_kind_t;
     logic [1:0]  sp_phase;         // issue side: 0 params, 1 weights, 2 done
     logic [15:0] sp_i, sp_j;       // issue counters (lane / in-channel, kernel position)
-    // FIFO of issued spans: {kind, lane or n, kpos (im2col: weight word), off, nbytes}
-    localparam int SPF_W = 2 + 16 + 16 + 8 + 16;
+    // FIFO of issued spans: {last chunk, kind, lane or n, kpos (im2col: weight word), off,
+    // end}: `end` = the span-relative byte after the chunk (a span is one chunk but for the
+    // oc layout's in_c-byte spans, read in chunks of at most SPAN_CHUNK bytes, below)
+    localparam int SPF_W = 1 + 2 + 16 + 16 + 8 + 16;
     logic [SPF_W-1:0] spf_in;
     logic spf_push;
     wire spf_in_ready, spf_valid;
@@ -135,6 +206,13 @@ module dg_loader
     logic ldf_pop;
     wire [$clog2(LDF_DEPTH):0] ldf_count;
     logic [15:0] ld_out_beats;     // loader beats requested, not yet in the FIFO
+    // An oc-layout weight span (one lane, one kernel position: in_c bytes) is read in chunks
+    // of at most SPAN_CHUNK bytes (sp_c: the chunk's first byte in the span), so a span's
+    // beats never exceed the credit FIFO (in_c up to 2048 on a 128-bit bus is 129 beats:
+    // one read would wait for more credit than LDF_DEPTH forever). The consume side keeps
+    // the span's byte index (sc_b) and compact-input merge (sc_nptr) across its chunks.
+    localparam int SPAN_CHUNK = (LDF_DEPTH / 2) * AB;
+    logic [15:0] sp_c;
     dg_fifo #(.WIDTH(DG_AXI_DATA_BITS), .DEPTH(LDF_DEPTH)) ld_fifo (
         .clk(clk), .rst(rst), .in_data(rd_data), .in_valid(rd_valid && rd_to_ld), .in_ready(ldf_in_ready),
         .out_data(ldf_data), .out_valid(ldf_valid), .out_ready(ldf_pop), .count(ldf_count));
@@ -278,28 +356,29 @@ module dg_loader
     logic [15:0] sp_nbytes;
     logic [1:0]  sp_kind;
     // Weight span addresses without multiplies in the issue loop: a span (sp_i, sp_j) is at
-    //   ic layout:  w_abs + m0 + inch_list[i] * (kk * out_c) + j * out_c
+    //   ic layout:  w_abs + m0 + in_list[i] * (kk * out_c) + j * out_c
     //   oc layout:  w_abs + ch_i * (kk * in_c) + j * in_c       (im2col: ch_i * kp + j * TN)
     // sp_waddr holds it: + jstep per span of the same i; a new i (and the phase start) costs
     // one cycle without issue (sp_wok = 0) in which x * lmul is formed from registers
-    // (x = the in-channel / lane channel of the new i, looked ahead in sp_x_next).
+    // (x = the new i's in-channel (ic_qa), depthwise channel (ic_qa or i), or lane channel,
+    // looked ahead in sp_x_next).
     logic [63:0] sp_waddr;
     logic        sp_wok;
     logic [31:0] sp_lmul, sp_jstep;    // the layer's constants (registered)
-    logic [15:0] sp_x_next;            // x of span index sp_i + 1
+    logic [15:0] sp_x_next;            // oc layout: the lane channel of span index sp_i + 1
     always_ff @(posedge clk) begin
         sp_lmul <= L.ic_layout ? 32'(L.kk) * 32'(L.out_c) : L.im2col ? 32'(L.kp)
                    : L.dw ? ((32'(L.kk) + 32'(DG_TN - 1)) >> TNL) << TNL : 32'(L.kk) * 32'(L.in_c);
         sp_jstep <= L.ic_layout ? 32'(L.out_c) : L.im2col ? 32'(DG_TN) : 32'(L.in_c);
-        sp_x_next <= L.ic_layout ? inch_list[I_MAX_IN'(sp_i + 16'd1)]
-                     : L.dw ? dw_ch(sp_i + 16'd1) : bk_ch[ld_b][32'(sp_i + 16'd1) % DG_TM];
+        sp_x_next <= bk_ch[ld_b][32'(sp_i + 16'd1) % DG_TM];
     end
     // depthwise: channel id of active channel j (the loader's span index)
-    function automatic logic [15:0] dw_ch(input logic [15:0] j);
-        return L.out_ch_gated ? outch_list[I_MAX_OUT'(j)] : j;
-    endfunction
-    wire [15:0] sp_pch = L.dw ? dw_ch(sp_i) : bk_ch[ld_b][32'(sp_i) % DG_TM];   // param span's channel
+    wire [15:0] dw_chi = L.out_ch_gated ? ic_qa : sp_i;
+    wire [15:0] sp_pch = L.dw ? dw_chi : bk_ch[ld_b][32'(sp_i) % DG_TM];   // param span's channel
     wire [15:0] sp_n_lanes = L.dw ? L.n_out : 16'(bk_mg[ld_b]);                // spans per phase
+    // more chunks of this oc-layout span after the current one
+    wire sp_more = sp_phase == 2'd1 && !L.ic_layout && !L.im2col && !L.dw
+                   && 32'(sp_c) + SPAN_CHUNK < 32'(L.in_c);
     always_comb begin
         sp_kind = 2'(SP_PARAM);
         sp_addr = L.p_abs + 64'(sp_pch) * 64'd8;
@@ -315,7 +394,9 @@ module dg_loader
                 sp_kind = 2'(SP_WOC);
                 // (depthwise: one span per channel, its row of R = S * Tn bytes: the k*k
                 // taps and the zero padding)
-                sp_nbytes = L.im2col ? 16'(DG_TN) : L.dw ? 16'(L.S) << TNL : L.in_c;
+                sp_nbytes = L.im2col ? 16'(DG_TN) : L.dw ? 16'(L.S) << TNL
+                          : sp_more ? 16'(SPAN_CHUNK) : L.in_c - sp_c;
+                sp_addr = sp_waddr + 64'(sp_c);
             end
         end
     end
@@ -396,7 +477,7 @@ module dg_loader
                     rcmd_addr = sp_addr & ~64'(AB - 1);
                     rcmd_beats = sp_beats;
                     spf_push = ld_fire;
-                    spf_in = {sp_kind, sp_i, sp_j, 8'(sp_off), sp_nbytes};
+                    spf_in = {!sp_more, sp_kind, sp_i, sp_j, 8'(sp_off), sp_c + sp_nbytes};
                 end
                 own_push = pf_fire || ld_fire;
         end
@@ -418,13 +499,42 @@ module dg_loader
 
     assign pf_idle = pf_state == PF_IDLE;
 
+    // next values of the counters the list memories are read at (the always_ff below takes
+    // them as they are: one source for both)
+    wire ld_start = run && !ld_busy && ld_g != L.G && 32'(wb_gdone) + 32'd1 >= 32'(ld_g);
+    wire sc_last = spf_out[SPF_W-1];          // the span's last chunk
+    wire [1:0] sc_kind = spf_out[SPF_W-2 -: 2];
+    // oc layout: the byte of in-channel sc_b is kept (a compact input keeps the listed ones)
+    wire oc_keep = !L.in_ch_gated || L.dw || (sc_nptr < L.n_in && ic_qb == sc_b);
+    always_comb begin
+        ld_g_d = ld_g;
+        if (run_init) ld_g_d = 16'd0;
+        if (ld_busy && sp_phase == 2'd2 && !spf_valid) ld_g_d = ld_g + 16'd1;
+        if (rst) ld_g_d = 16'd0;
+        sp_i_d = sp_i;
+        if (ld_start) sp_i_d = 16'd0;
+        else if (ld_fire) begin
+            if (sp_phase == 2'd0) sp_i_d = (sp_i + 16'd1 == sp_n_lanes) ? 16'd0 : sp_i + 16'd1;
+            else if (!sp_more && sp_j + 16'd1 == (L.im2col ? L.S : L.dw ? 16'd1 : 16'(L.kk))) sp_i_d = sp_i + 16'd1;
+        end
+        sc_nptr_d = sc_nptr;
+        if (ld_start) sc_nptr_d = 16'd0;
+        else if (ld_consume) begin
+            if (sc_kind != 2'(SP_PARAM) && sc_kind != 2'(SP_WIC) && oc_keep && L.in_ch_gated && !L.dw)
+                sc_nptr_d = sc_nptr + 16'd1;
+            if (last_byte && sc_last) sc_nptr_d = 16'd0;
+        end
+    end
+
     always_ff @(posedge clk) begin
         wb_we <= '0;
         ib_we <= '0;
         dw_we <= '0;
         rb_we <= '0;
+        ld_g <= ld_g_d;
+        sp_i <= sp_i_d;
+        sc_nptr <= sc_nptr_d;
         if (run_init) begin
-            ld_g <= 16'd0;
             ld_busy <= 1'b0;
             bk_lanes <= 2'b00;
             bk_ready <= 2'b00;
@@ -438,49 +548,52 @@ module dg_loader
         end
         // -------------------------------------------------------------- group loader
         // bank ld_g%2 is free once group ld_g-2 is written back
-        if (run && !ld_busy && ld_g != L.G && 32'(wb_gdone) + 32'd1 >= 32'(ld_g)) begin
+        if (ld_start) begin
             bk_grp[ld_b] <= ld_g;
             bk_m0[ld_b] <= 16'(32'(ld_g) * DG_TM);
             bk_mg[ld_b] <= (32'(L.n_out) - 32'(ld_g) * DG_TM > DG_TM) ? 8'(DG_TM) : 8'(32'(L.n_out) - 32'(ld_g) * DG_TM);
             for (int j = 0; j < DG_TM; j++) begin
                 logic [15:0] m;
                 m = 16'(32'(ld_g) * DG_TM + j);
-                if (32'(m) >= 32'(L.n_out)) m = 16'(32'(ld_g) * DG_TM);
-                bk_ch[ld_b][j] <= L.out_ch_gated ? outch_list[I_MAX_OUT'(m)] : m;
+                // (oc_q: the group's row of the out-channel list; past n_out: its first entry)
+                if (32'(m) >= 32'(L.n_out)) begin
+                    m = 16'(32'(ld_g) * DG_TM);
+                    if (L.out_ch_gated) m = oc_q[15:0];
+                end else if (L.out_ch_gated) m = oc_q[j*16 +: 16];
+                bk_ch[ld_b][j] <= m;
             end
             bk_lanes[ld_b] <= 1'b1;
             bk_ready[ld_b] <= 1'b0;
             ld_busy <= 1'b1;
             sp_phase <= 2'd0;
-            sp_i <= 16'd0;
             sp_j <= 16'd0;
+            sp_c <= 16'd0;
             sc_b <= 16'd0;
             sc_started <= 1'b0;
-            sc_nptr <= 16'd0;
         end
         if (ld_busy) begin
             // issue side
             if (sp_phase == 2'd1 && !sp_wok) begin
                 // the first span of index sp_i (sp_j = 0)
                 logic [15:0] x;
-                x = (sp_i == 16'd0) ? (L.ic_layout ? inch_list[0] : L.dw ? dw_ch(16'd0) : bk_ch[ld_b][0])
-                                    : sp_x_next;
+                x = L.ic_layout ? ic_qa : L.dw ? dw_chi : (sp_i == 16'd0) ? bk_ch[ld_b][0] : sp_x_next;
                 sp_waddr <= L.w_abs + (L.ic_layout ? 64'(bk_m0[ld_b]) : 64'd0) + 64'(x) * 64'(sp_lmul);
                 sp_wok <= 1'b1;
             end
             if (ld_fire) begin
                 if (sp_phase == 2'd0) begin
                     if (sp_i + 16'd1 == sp_n_lanes) begin
-                        sp_i <= 16'd0;
                         sp_phase <= (L.n_act == 0 || L_no_mac) ? 2'd2 : 2'd1;
                         sp_wok <= 1'b0;
-                    end else sp_i <= sp_i + 16'd1;
+                    end
+                end else if (sp_more) begin
+                    sp_c <= sp_c + 16'(SPAN_CHUNK);
                 end else begin
                     // ic layout: in-channels x kernel positions; oc layout: lanes x kernel positions
+                    sp_c <= 16'd0;
                     if (sp_j + 16'd1 == (L.im2col ? L.S : L.dw ? 16'd1 : 16'(L.kk))) begin
                         sp_j <= 16'd0;
                         if (sp_i + 16'd1 == (L.ic_layout ? L.n_in : sp_n_lanes)) sp_phase <= 2'd2;
-                        sp_i <= sp_i + 16'd1;
                         sp_wok <= 1'b0;
                     end else begin
                         sp_j <= sp_j + 16'd1;
@@ -493,16 +606,15 @@ module dg_loader
                 logic [1:0] kind;
                 logic [15:0] si;
                 logic [15:0] sj;
-                kind = spf_out[SPF_W-1 -: 2];
-                si = spf_out[SPF_W-3 -: 16];
-                sj = spf_out[SPF_W-19 -: 16];
+                kind = sc_kind;
+                si = spf_out[SPF_W-4 -: 16];
+                sj = spf_out[SPF_W-20 -: 16];
                 wb_we <= '0;
                 wb_wdata <= '0;
                 case (kind)
                     2'(SP_PARAM): begin
                         if (L.dw) begin
-                            if (sc_b < 16'd4) dw_bias[I_SG'(si >> TML)][32'(si) % DG_TM][sc_b[1:0] * 8 +: 8] <= ld_byte[0];
-                            else dw_mult[I_SG'(si >> TML)][32'(si) % DG_TM][sc_b[1:0] * 8 +: 8] <= ld_byte[0];
+                            // the depthwise rows (g_dwparams below)
                         end else if (sc_b < 16'd4) bk_bias[ld_b][32'(si) % DG_TM][sc_b[1:0] * 8 +: 8] <= ld_byte[0];
                         else bk_mult[ld_b][32'(si) % DG_TM][sc_b[1:0] * 8 +: 8] <= ld_byte[0];
                     end
@@ -523,7 +635,7 @@ module dg_loader
                         logic keep;
                         logic [15:0] n;
                         // (depthwise: the lane's taps, all kept: tap n at word n / Tn)
-                        keep = !L.in_ch_gated || L.dw || (sc_nptr < L.n_in && inch_list[I_MAX_IN'(sc_nptr)] == sc_b);
+                        keep = oc_keep;
                         n = (L.in_ch_gated && !L.dw) ? sc_nptr : sc_b;
                         wb_waddr <= (WAW+1)'(32'(ld_b) * WDEPTH + 32'(sj) * ((L.im2col || L.dw) ? 32'd1 : 32'(L.N))
                                               + (L.dw ? 32'(si >> TML) * 32'(L.S) : 32'd0) + (32'(n) >> TNL));
@@ -533,21 +645,18 @@ module dg_loader
                                 wb_wdata[(32'(si % 16'(DG_TM)) * DG_TN + ((32'(n) + t) % DG_TN)) * 8 +: 8] <= ld_byte[t];
                             end
                         end
-                        if (keep && L.in_ch_gated && !L.dw) sc_nptr <= sc_nptr + 16'd1;
                     end
                 endcase
                 sc_started <= 1'b1;
                 sc_pos <= (32'(pos) + 32'(ld_k) >= AB) ? '0 : pos + (ABL+1)'(ld_k);
                 sc_b <= sc_b + 16'(ld_k);
                 if (last_byte) begin
-                    sc_started <= 1'b0;
-                    sc_b <= 16'd0;
-                    sc_nptr <= 16'd0;
+                    sc_started <= 1'b0;          // the next chunk starts at its own offset
+                    if (sc_last) sc_b <= 16'd0;
                 end
             end
             if (sp_phase == 2'd2 && !spf_valid) begin
                 bk_ready[ld_b] <= 1'b1;
-                ld_g <= ld_g + 16'd1;
                 ld_busy <= 1'b0;
             end
         end
@@ -796,7 +905,6 @@ module dg_loader
             // a PL reset in a run: no loader or prefetch left busy (the next run_init
             // starts clean; ld_fire is gated by run)
             ld_busy <= 1'b0;
-            ld_g <= 16'd0;
             bk_lanes <= 2'b00;
             bk_ready <= 2'b00;
             sp_phase <= 2'd0;
@@ -835,7 +943,7 @@ module dg_loader
         left_span = 32'd0;
         left_beat = 32'd0;
         if (ld_consume) begin
-            kind = spf_out[SPF_W-1 -: 2];
+            kind = sc_kind;
             pos = sc_started ? sc_pos : (ABL+1)'(spf_out[23:16]);
             left_span = 32'(spf_out[15:0]) - 32'(sc_b);
             left_beat = AB - 32'(pos);

@@ -37,8 +37,6 @@ package dg_pkg;
     localparam int I_MAX_TILES = (DG_MAX_TILES > 1) ? $clog2(DG_MAX_TILES) : 1;
     localparam int I_MAX_HEIGHT = (DG_MAX_HEIGHT > 1) ? $clog2(DG_MAX_HEIGHT) : 1;
     localparam int I_MAX_WIDTH = (DG_MAX_WIDTH > 1) ? $clog2(DG_MAX_WIDTH) : 1;
-    localparam int I_MAX_OUT = (DG_MAX_OUT_CHANNELS > 1) ? $clog2(DG_MAX_OUT_CHANNELS) : 1;
-    localparam int I_MAX_IN = (DG_MAX_IN_CHANNELS > 1) ? $clog2(DG_MAX_IN_CHANNELS) : 1;
     localparam int I_MAX_LAYERS = (DG_MAX_LAYERS > 1) ? $clog2(DG_MAX_LAYERS) : 1;
     localparam int RPIX = DG_MAX_TILE * DG_MAX_TILE;       // output pixels of a tile
     localparam int RAW = $clog2(2 * RPIX);                 // residual buffer address width

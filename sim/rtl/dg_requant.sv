@@ -4,6 +4,12 @@
 // acc already includes the bias (the caller adds it, or not for residual-only pixels).
 // int64 arithmetic wraps like numpy int64 (the quantizer proves |z| < 2^62). Three
 // pipeline stages per phase (SHARE phases per input, below); the tag rides along.
+// Stage 3 does not shift and then compare 64-bit values: the byte (z >>> shift)[7:0] and the
+// range test run side by side (z >>> shift is in the clamp's range iff z's bits from
+// shift + 7 (signed; unsigned: shift + 8) up all equal its sign (are 0)), with the mask of
+// those bits and the rounding constant registered from the per-layer shift (shift,
+// res_mult and out_signed are per layer: they must be stable from one cycle before an
+// input is taken until its result is out).
 module dg_requant
     import dg_pkg::DG_TM;
 #(
@@ -57,7 +63,15 @@ module dg_requant
     logic v1, v2;
     logic [PHW-1:0] ph1, ph2;
     logic [TAG_W-1:0] t1, t2;
-    wire signed [63:0] rnd = 64'sd1 <<< (shift - 5'd1);
+    // per-layer constants (registered: see the header)
+    logic signed [63:0] rnd;
+    // bits of z that must equal the sign (signed) / be 0: z[38:7] where masked, and z[63:39]
+    // (shift <= 31: always above shift + 7)
+    logic [31:0] hi_mask;
+    always_ff @(posedge clk) begin
+        rnd <= 64'sd1 <<< (shift - 5'd1);
+        hi_mask <= 32'(~39'd0 << (32'(shift) + (out_signed ? 32'd7 : 32'd8)) >> 7);
+    end
 
     always_ff @(posedge clk) begin
         if (take) begin
@@ -83,16 +97,20 @@ module dg_requant
         t2 <= t1;
         ph2 <= ph1;
         for (int j = 0; j < C; j++) begin
-            logic signed [63:0] y;
-            y = z_reg[j] >>> shift;
+            logic [7:0] y;
+            logic neg, any1, all1;
+            // shift <= 31: the result byte is z[shift + 7 : shift], within z[38:0]
+            y = 8'(z_reg[j][38:0] >> shift);
+            neg = z_reg[j][63];
+            any1 = |z_reg[j][63:39] || |(z_reg[j][38:7] & hi_mask);    // a masked bit is 1
+            all1 = &z_reg[j][63:39] && &(z_reg[j][38:7] | ~hi_mask);   // every masked bit is 1
             if (out_signed) begin
-                if (y > 64'sd127) y = 64'sd127;
-                if (y < -64'sd128) y = -64'sd128;
+                if (neg ? !all1 : any1) y = neg ? 8'h80 : 8'h7F;
             end else begin
-                if (y > 64'sd255) y = 64'sd255;
-                if (y < 64'sd0) y = 64'sd0;
+                if (neg) y = 8'h00;
+                else if (any1) y = 8'hFF;
             end
-            if (v2) out_y[(32'(ph2) * C + j)*8 +: 8] <= y[7:0];
+            if (v2) out_y[(32'(ph2) * C + j)*8 +: 8] <= y;
         end
         out_tag <= t2;
         if (rst) begin

@@ -57,8 +57,11 @@ module dg_sequencer
     input  wire                         layer_done,    // all agents idle, every group written
     output logic [15:0]                 tile_list [DG_MAX_TILES],
     output logic [15:0]                 res_list [DG_MAX_TILES],
-    output logic [15:0]                 outch_list [DG_MAX_OUT_CHANNELS],
-    output logic [15:0]                 inch_list [DG_MAX_IN_CHANNELS],
+    // channel lists: one checked entry per cycle to the loader's list memories (dg_loader
+    // holds them in block RAM; nothing here is sized by the channel limits)
+    output logic [1:0]                  ch_we,         // [0] out-channel list, [1] in-channel list
+    output logic [15:0]                 ch_idx,        // entry index
+    output logic [15:0]                 ch_val,        // channel id
     output logic [DG_MAX_TILES-1:0]     bitmap,
     // zero-halo tables: input row -> (tile row * grid_w, inside the grid), column -> tile column
     output logic [15:0]                 row_tbase_tab [DG_MAX_HEIGHT],
@@ -250,6 +253,7 @@ module dg_sequencer
     always_ff @(posedge clk) begin
         err_clear <= 1'b0;
         chk_start <= 1'b0;
+        ch_we <= 2'b00;
         if (state != ST_IDLE) cycle_cnt <= cycle_cnt + 64'd1;
         case (state)
             ST_IDLE: begin
@@ -509,9 +513,10 @@ module dg_sequencer
                             res_list[I_MAX_TILES'(list_e)] <= v;
                             if (v < list_limit && act_flags[I_MAX_TILES'(v)]) inter_err <= 1'b1;
                         end
-                        3'd2: outch_list[I_MAX_OUT'(list_e)] <= v;
-                        default: inch_list[I_MAX_IN'(list_e)] <= v;
+                        default: ch_we <= (list_kind == 3'd2) ? 2'b01 : 2'b10;
                     endcase
+                    ch_idx <= list_e;
+                    ch_val <= 16'(v);
                     list_e <= list_e + 16'd1;
                     list_slot <= list_slot + 16'd1;
                     if (32'(list_slot) == EPB - 1 || list_e + 16'd1 == list_n) list_have <= 1'b0;

@@ -17,6 +17,21 @@
 // A depthwise layer's m-groups run per tile (one tile record and tag `sg` per pass): the
 // params come from the loader's per-m-group banks (dw_bias/dw_mult[sg]), the pass writes
 // channels sg*Tm .. of the pixel (m0 = sg*Tm, m_g = min(Tm, n_out - m0)).
+//
+// Timing structure (issue 16; every register-to-register path a few LUT levels):
+// - No address product per pixel. A tile's addresses are products of its record
+//   (o0y * out_w, ..., * cout_st): a 4-stage pipeline computes them once per tile record,
+//   when the compute pushes it, into a 4-slot table that mirrors the tile-record queue
+//   (`ts_*`: pixel base address, sums address, lanes, the pool window's start). The MAC
+//   results of a tile arrive in raster order (py, px), so a pixel's address is the base, or
+//   the previous pixel's + cout_st, or the row start's + out_w * cout_st (counters).
+// - The max-pool buffer is one RAM per output lane (both halves, {half, y * CT_MAX + x}),
+//   one write port (the requantizer's result) and a registered read port (block RAM or
+//   LUTRAM of its real size); its window reads walk counters, not y * CT_MAX + x products.
+// - Two register stages in front of the requantizer (queue output; bias add and the
+//   parameter selects), so the requantizer's multipliers start from registers.
+// - Write packets are aligned to the AXI beat (data shifted, strobes) before they enter
+//   their queue; the packetizer shifts a beat out per data handshake.
 module dg_writeback
     import dg_pkg::*;
 (
@@ -39,8 +54,10 @@ module dg_writeback
     input  wire [7:0]                   bk_mg [2],
     input  wire [31:0]                  bk_bias [2][DG_TM],
     input  wire [31:0]                  bk_mult [2][DG_TM],
-    input  wire [31:0]                  dw_bias [SG_MAX][DG_TM],
-    input  wire [31:0]                  dw_mult [SG_MAX][DG_TM],
+    output wire                         dw_re,         // depthwise params (loader): read
+    output wire [I_SG-1:0]              dw_ra,         //   the m-group s1 takes next
+    input  wire [31:0]                  dw_bias_q [DG_TM],   // its row, one cycle later
+    input  wire [31:0]                  dw_mult_q [DG_TM],
     output logic [15:0]                 wb_gdone,      // groups completely written back
     output wire                         wb_idle,
     // write master
@@ -54,7 +71,11 @@ module dg_writeback
     input  wire                         wd_ready
 );
     localparam int PKQ_DEPTH = 16;
+    localparam int SKQ_DEPTH = 8;
     localparam int WIN_BEATS = (PK_BYTES + AB - 1) / AB + 1;
+    localparam int WBL = $clog2(WIN_BEATS + 1);          // beat counter width
+    localparam int PAW = $clog2(PPIX);                   // pool RAM: pixel address bits
+    localparam int GW = 18;                              // signed conv-map coordinate bits
     // tile records for the write-back: {gb, glast, idx, o0y, o0x, cy0, cx0, oh, ow, chy, chw}
     wire tr_valid;
     wire [TR_W-1:0] tr_out;
@@ -72,43 +93,169 @@ module dg_writeback
     dg_fifo #(.WIDTH(WBQ_W), .DEPTH(WBQ_DEPTH)) wb_fifo (
         .clk(clk), .rst(rst), .in_data({mac_tag, mac_acc}), .in_valid(mac_v), .in_ready(wbq_in_ready),
         .out_data(wbq_out), .out_valid(wbq_valid), .out_ready(wbq_pop), .count(wbq_count));
-    wire [DG_TM*32-1:0] wq_acc = wbq_out[DG_TM*32-1:0];
-    wire [MTAG_W-1:0] wq_tag = wbq_out[WBQ_W-1:DG_TM*32];
-    wire wq_res_only = wq_tag[MTAG_W-2];
+
+    // ------------------------------------------------------------------ requantizer front
+    // s1: the popped queue entry; s2: acc + bias, the multiplier, the residual (registers
+    // into the requantizer); the requantizer's tag carries the pool RAM address too
+    localparam int RTAG_W = 19 + PAW;        // {gb, res_only, tile_last, py, px, pool address}
+    logic s1_v, s2_v;
+    logic [DG_TM*32-1:0] s1_acc;
+    logic [MTAG_W-1:0] s1_tag;
     logic [DG_TM*33-1:0] rq_acc;
     logic [DG_TM*32-1:0] rq_mult;
     logic [DG_TM*9-1:0] rq_res;
+    logic [RTAG_W-1:0] s2_tag;
     wire rq_v;
     wire [DG_TM*8-1:0] rq_y;
-    wire [18:0] rq_tag;
-    wire wq_gb = wq_tag[MTAG_W-1];
-    wire [15:0] wq_sg = wq_tag[DG_TM * 8 +: 16];
-    logic [2:0] rq_inflight;
+    wire [RTAG_W-1:0] rq_tag;
+    logic [3:0] rq_inflight;                 // popped from the queue, not yet out of the requantizer
     wire rq_in_ready;
+    wire s2_adv = !s2_v || rq_in_ready;      // s2 takes a new entry this cycle
+    wire s1_adv = !s1_v || s2_adv;
     // RQ_SHARE cycles per pixel (dg_pkg): DG_TM / RQ_SHARE lanes of multipliers
-    dg_requant #(.LANES(DG_TM), .SHARE(RQ_SHARE), .TAG_W(19)) rq (
-        .clk(clk), .rst(rst), .in_valid(wbq_pop), .in_ready(rq_in_ready), .in_acc(rq_acc), .in_mult(rq_mult), .in_res(rq_res),
-        .res_mult(L.res_mult), .shift(L.shift), .out_signed(L.out_signed), .in_tag(wq_tag[MTAG_W-1 -: 19]),
+    dg_requant #(.LANES(DG_TM), .SHARE(RQ_SHARE), .TAG_W(RTAG_W)) rq (
+        .clk(clk), .rst(rst), .in_valid(s2_v), .in_ready(rq_in_ready), .in_acc(rq_acc), .in_mult(rq_mult), .in_res(rq_res),
+        .res_mult(L.res_mult), .shift(L.shift), .out_signed(L.out_signed), .in_tag(s2_tag),
         .out_valid(rq_v), .out_y(rq_y), .out_tag(rq_tag));
+    wire s1_res_only = s1_tag[MTAG_W-2];
+    wire s1_gb = s1_tag[MTAG_W-1];
+    wire [15:0] s1_sg = s1_tag[DG_TM * 8 +: 16];
+    // the loader's depthwise parameter row of the m-group s1 loads (read with s1, so its
+    // registered output holds s1's row when s2 takes it)
+    assign dw_re = s1_adv;
+    assign dw_ra = I_SG'(wbq_out[DG_TM * 32 + DG_TM * 8 +: 16]);
+    wire [7:0] s1_py = s1_tag[DG_TM * 8 + 24 +: 8];
+    wire [7:0] s1_px = s1_tag[DG_TM * 8 + 16 +: 8];
 
-    // write packets: pixels (pkq) and sums (skq): {addr, nbytes, data}
+    // write packets: pixels (pkq) and sums (skq): {addr, nbytes, data} as formed (pkq_in,
+    // skq_in); the queues hold them aligned to the beat: {addr, beats, strobes, data}
     localparam int PKT_W = 64 + 8 + PK_BYTES * 8;
+    localparam int PZ_W = 64 + WBL + WIN_BEATS * AB + WIN_BEATS * AB * 8;
     logic [PKT_W-1:0] pkq_in, skq_in;
     logic pkq_push, skq_push;
     wire pkq_in_ready, pkq_valid, skq_in_ready, skq_valid;
-    wire [PKT_W-1:0] pkq_out, skq_out;
+    wire [PZ_W-1:0] pkq_out, skq_out;
     logic pkq_pop, skq_pop;
     wire [$clog2(PKQ_DEPTH):0] pkq_count;
-    wire [2:0] skq_count;
-    dg_fifo #(.WIDTH(PKT_W), .DEPTH(PKQ_DEPTH)) pk_fifo (
-        .clk(clk), .rst(rst), .in_data(pkq_in), .in_valid(pkq_push), .in_ready(pkq_in_ready),
+    wire [$clog2(SKQ_DEPTH):0] skq_count;
+    function automatic logic [PZ_W-1:0] align(input logic [PKT_W-1:0] p);
+        logic [63:0] a;
+        logic [7:0] n;
+        logic [ABL-1:0] off;
+        logic [WIN_BEATS*AB-1:0] strb;
+        a = p[PKT_W-1 -: 64];
+        n = p[PKT_W-65 -: 8];
+        off = a[ABL-1:0];
+        for (int i = 0; i < WIN_BEATS * AB; i++) strb[i] = 32'(i) < 32'(n);
+        return {a, WBL'((32'(off) + 32'(n) + AB - 1) >> ABL), strb << off,
+                (WIN_BEATS*AB*8)'(p[PK_BYTES*8-1:0]) << (32'(off) * 8)};
+    endfunction
+    dg_fifo #(.WIDTH(PZ_W), .DEPTH(PKQ_DEPTH)) pk_fifo (
+        .clk(clk), .rst(rst), .in_data(align(pkq_in)), .in_valid(pkq_push), .in_ready(pkq_in_ready),
         .out_data(pkq_out), .out_valid(pkq_valid), .out_ready(pkq_pop), .count(pkq_count));
-    dg_fifo #(.WIDTH(PKT_W), .DEPTH(4)) sk_fifo (
-        .clk(clk), .rst(rst), .in_data(skq_in), .in_valid(skq_push), .in_ready(skq_in_ready),
+    dg_fifo #(.WIDTH(PZ_W), .DEPTH(SKQ_DEPTH)) sk_fifo (
+        .clk(clk), .rst(rst), .in_data(align(skq_in)), .in_valid(skq_push), .in_ready(skq_in_ready),
         .out_data(skq_out), .out_valid(skq_valid), .out_ready(skq_pop), .count(skq_count));
     logic signed [31:0] sums [DG_TM];
-    // max-pool
-    logic [7:0] pool_mem [2][DG_TM][PPIX];   // conv pixel (y, x) of a tile at y * CT_MAX + x
+
+    // ================================================================== tile record fields
+    wire        tr_glast = tr_out[TR_W-2];
+    wire [15:0] tr_o0y = tr_out[TR_W-19 -: 16];
+    wire [15:0] tr_o0x = tr_out[TR_W-35 -: 16];
+    wire [7:0]  tr_oh = tr_out[47:40];
+    wire [7:0]  tr_ow = tr_out[39:32];
+
+    // ================================================================== per-tile addresses
+    // pipeline P1..P4 from the pushed record into its slot ts_*[slot] (slot = the record's
+    // place in the tile-record queue: ts_wp counts pushes, ts_rp pops)
+    wire        ti_gb = tr_in[TR_W-1];
+    wire [15:0] ti_idx = tr_in[TR_W-3 -: 16];
+    wire [15:0] ti_o0y = tr_in[TR_W-19 -: 16];
+    wire [15:0] ti_o0x = tr_in[TR_W-35 -: 16];
+    wire [15:0] ti_cy0 = tr_in[TR_W-51 -: 16];
+    wire [15:0] ti_cx0 = tr_in[TR_W-67 -: 16];
+    wire [15:0] ti_sg = tr_in[15:0];
+    wire ti_fire = tr_push && tr_in_ready;
+    logic [1:0] ts_wp, ts_rp;
+    logic [2:0] tp_v;
+    logic [1:0] tp_slot [4];
+    logic [31:0] p1_m1, p1_q;
+    logic [15:0] p1_o0x, tp_m0 [4];
+    logic [7:0]  tp_mg [4];
+    logic signed [GW-1:0] p1_ry, p1_rx, tp_gy0 [4], tp_gx0 [4];
+    logic [31:0] p2_pix;
+    logic [63:0] p2_sums, p3_sums;
+    logic [PAW-1:0] p2_ra0, p3_ra0;
+    logic [47:0] p3_m3;
+    // the slots
+    logic [63:0] ts_base [4];     // out_abs + ((o0y * out_w + o0x) * cout_st + m0: pixel (0, 0)
+    logic [63:0] ts_sums [4];     // the tile's sums packet address
+    logic [7:0]  ts_mg [4];       // lanes written (grp_mg)
+    logic [PAW-1:0] ts_ra0 [4];   // max-pool: the first window's first conv pixel in the tile's patch
+    logic signed [GW-1:0] ts_gy0 [4], ts_gx0 [4];   // ... and its conv-map position
+    logic [3:0] ts_ok;            // slot written (checked when read)
+    // per layer: a row of output pixels and the sums address offset
+    logic [63:0] row_step, sums_delta;
+    always_ff @(posedge clk) begin
+        row_step <= 64'(32'(L.out_w) * 32'(L.cout_st));
+        sums_delta <= L.sums_abs - (L.out_abs << 2);
+        // P1: the record's products and the group's first channel and lanes
+        p1_m1 <= 32'(ti_o0y) * 32'(L.out_w);
+        p1_q <= 32'(ti_idx) * 32'(L.cout_st);
+        p1_o0x <= ti_o0x;
+        tp_m0[0] <= L.dw ? 16'(32'(ti_sg) * DG_TM) : bk_m0[ti_gb];
+        tp_mg[0] <= L.dw ? ((32'(L.n_out) - 32'(ti_sg) * DG_TM > DG_TM) ? 8'(DG_TM) : 8'(32'(L.n_out) - 32'(ti_sg) * DG_TM))
+                         : bk_mg[ti_gb];
+        p1_ry <= GW'(2 * 32'(ti_o0y)) - GW'(1) - GW'(ti_cy0);
+        p1_rx <= GW'(2 * 32'(ti_o0x)) - GW'(1) - GW'(ti_cx0);
+        tp_gy0[0] <= GW'(2 * 32'(ti_o0y)) - GW'(1);
+        tp_gx0[0] <= GW'(2 * 32'(ti_o0x)) - GW'(1);
+        tp_slot[0] <= ts_wp;
+        // P2
+        p2_pix <= p1_m1 + 32'(p1_o0x);
+        p2_sums <= L.sums_abs + ((64'(p1_q) + 64'(tp_m0[0])) << 2);
+        p2_ra0 <= PAW'(p1_ry * GW'(CT_MAX) + p1_rx);      // modulo 2^PAW: exact where it is read
+        // P3
+        p3_m3 <= 48'(p2_pix) * 48'(L.cout_st);
+        p3_sums <= p2_sums;
+        p3_ra0 <= p2_ra0;
+        for (int i = 1; i < 4; i++) begin
+            tp_m0[i] <= tp_m0[i-1];
+            tp_mg[i] <= tp_mg[i-1];
+            tp_gy0[i] <= tp_gy0[i-1];
+            tp_gx0[i] <= tp_gx0[i-1];
+            tp_slot[i] <= tp_slot[i-1];
+        end
+        // P4: into the slot
+        if (tp_v[2]) begin
+            ts_base[tp_slot[2]] <= L.out_abs + 64'(p3_m3) + 64'(tp_m0[2]);
+            ts_sums[tp_slot[2]] <= p3_sums;
+            ts_mg[tp_slot[2]] <= tp_mg[2];
+            ts_ra0[tp_slot[2]] <= p3_ra0;
+            ts_gy0[tp_slot[2]] <= tp_gy0[2];
+            ts_gx0[tp_slot[2]] <= tp_gx0[2];
+        end
+        if (rst || run_init) begin
+            tp_v <= '0;
+            ts_wp <= '0;
+            ts_rp <= '0;
+            ts_ok <= '0;
+        end else begin
+            tp_v <= {tp_v[1:0], ti_fire};
+            if (ti_fire) ts_wp <= ts_wp + 2'd1;
+            if (tr_pop && tr_valid) ts_rp <= ts_rp + 2'd1;
+            for (int s = 0; s < 4; s++)
+                if ((tp_v[2] && tp_slot[2] == 2'(s)) || (tr_pop && tr_valid && ts_rp == 2'(s)))
+                    ts_ok[s] <= tp_v[2] && tp_slot[2] == 2'(s);
+        end
+    end
+    // the head record's slot (the tile being written back or pooled)
+    wire [63:0] h_base = ts_base[ts_rp];
+    wire [63:0] h_sums = ts_sums[ts_rp];
+    wire [7:0]  h_mg = ts_mg[ts_rp];
+    wire [7:0]  h_mg4 = 8'(32'(h_mg) * 4);
+
+    // ================================================================== max-pool
     typedef enum logic [1:0] {PL_IDLE, PL_RUN, PL_EMIT, PL_SUMS} pl_state_t;
     pl_state_t pl_state;
     logic pl_wsel;                  // half the MAC results of the current tile go to
@@ -118,67 +265,90 @@ module dg_writeback
     assign wb_busy = pl_out >= 2'd2;
     logic [7:0] pl_oy, pl_ox;
     logic [3:0] pl_w;               // window position 0..8 being read
+    logic [1:0] pl_wx;              // its column in the window
+    logic pl_first;                 // first cycle of a tile: counters from the head slot
+    logic pl_row_end, pl_last_px;   // the output pixel being pooled ends its row / the tile
+    // room for an emitted pixel (and its sums packet) in the write queues, from last cycle's
+    // counts (a queue gains at most one packet per cycle: one more than the room needed now)
+    logic pl_emit_room;
     logic pl_rv, pl_rvalid;         // read issued last cycle / its position is inside the map
     logic [7:0] pl_q [DG_TM];
     logic [7:0] pl_max [DG_TM];
     logic pl_any;
     logic [DG_TM*8-1:0] pl_max_packed;
     always_comb for (int l = 0; l < DG_TM; l++) pl_max_packed[l*8 +: 8] = pl_max[l];
+    // window read counters: this position (pl_*), the output pixel's first position (pb_*),
+    // the first position of the next row of output pixels (pr_*)
+    logic [PAW-1:0] pl_ra, pb_ra, pr_ra;
+    logic signed [GW-1:0] pl_gy, pl_gx, pb_gy, pb_gx, pr_gx;
+    // emit address counters: this output pixel, the next row's first
+    logic [63:0] pe_a, pe_rn;
+    wire [PAW-1:0] e_ra = pl_first ? ts_ra0[ts_rp] : pl_ra;
+    wire signed [GW-1:0] e_gy = pl_first ? ts_gy0[ts_rp] : pl_gy;
+    wire signed [GW-1:0] e_gx = pl_first ? ts_gx0[ts_rp] : pl_gx;
+    // the pool RAMs: one per lane, {half, conv pixel y * CT_MAX + x}
+    wire pm_we = rq_v && L.maxpool;
+    wire [PAW:0] pm_waddr = {pl_wsel, rq_tag[PAW-1:0]};
+    wire [PAW:0] pm_raddr = {pl_rsel, e_ra};
+    for (genvar l = 0; l < DG_TM; l++) begin : g_pool
+        logic [7:0] mem [2 ** (PAW + 1)];
+        logic [7:0] q;
+        always_ff @(posedge clk) begin
+            if (pm_we) mem[pm_waddr] <= rq_y[l*8 +: 8];
+            q <= mem[pm_raddr];
+        end
+        assign pl_q[l] = q;
+    end
+
     // packetizer
     logic pz_have, pz_cmd_done;
     logic [63:0] pz_addr;
-    logic [7:0] pz_beats, pz_beat;
+    logic [WBL-1:0] pz_beats, pz_left;
     logic [WIN_BEATS*AB*8-1:0] pz_data;
     logic [WIN_BEATS*AB-1:0] pz_strb;
 
-    // ================================================================== tile record fields
-    wire        tr_gb = tr_out[TR_W-1];
-    wire        tr_glast = tr_out[TR_W-2];
-    wire [15:0] tr_idx = tr_out[TR_W-3 -: 16];
-    wire [15:0] tr_o0y = tr_out[TR_W-19 -: 16];
-    wire [15:0] tr_o0x = tr_out[TR_W-35 -: 16];
-    wire [15:0] tr_cy0 = tr_out[TR_W-51 -: 16];
-    wire [15:0] tr_cx0 = tr_out[TR_W-67 -: 16];
-    wire [7:0]  tr_oh = tr_out[47:40];
-    wire [7:0]  tr_ow = tr_out[39:32];
-    wire [7:0]  tr_chw = tr_out[23:16];
-    wire [15:0] tr_sg = tr_out[15:0];
-    // the group's first output channel slot and lanes: the loader bank's, or (depthwise)
-    // the tile pass's m-group
-    wire [15:0] dw_m0 = 16'(32'(tr_sg) * DG_TM);
-    wire [7:0]  dw_mg = (32'(L.n_out) - 32'(dw_m0) > DG_TM) ? 8'(DG_TM) : 8'(L.n_out - dw_m0);
-    function automatic logic [15:0] grp_m0(input logic gb);
-        return L.dw ? dw_m0 : bk_m0[gb];
-    endfunction
-    function automatic logic [7:0] grp_mg(input logic gb);
-        return L.dw ? dw_mg : bk_mg[gb];
-    endfunction
-
-    // ------------------------------------------------------------------ write-back combinational
-    always_comb begin
-        for (int l = 0; l < DG_TM; l++) begin
-            rq_acc[l*33 +: 33] = wq_res_only ? 33'd0
-                : 33'($signed(wq_acc[l*32 +: 32]))
-                  + 33'($signed(L.dw ? dw_bias[I_SG'(wq_sg)][l] : bk_bias[wq_gb][l]));
-            rq_mult[l*32 +: 32] = L.dw ? dw_mult[I_SG'(wq_sg)][l] : bk_mult[wq_gb][l];
-            // tag = {res_only, tile_last, py, px, residual bytes [DG_TM]}
-            rq_res[l*9 +: 9] = L.residual ? (L.res_signed ? {wq_tag[l*8 + 7], wq_tag[l*8 +: 8]}
-                                                          : {1'b0, wq_tag[l*8 +: 8]}) : 9'd0;
+    // ------------------------------------------------------------------ requantizer inputs
+    always_ff @(posedge clk) begin
+        if (s1_adv) begin
+            s1_acc <= wbq_out[DG_TM*32-1:0];
+            s1_tag <= wbq_out[WBQ_W-1:DG_TM*32];
+        end
+        if (s2_adv) begin
+            for (int l = 0; l < DG_TM; l++) begin
+                rq_acc[l*33 +: 33] <= s1_res_only ? 33'd0
+                    : 33'($signed(s1_acc[l*32 +: 32]))
+                      + 33'($signed(L.dw ? dw_bias_q[l] : bk_bias[s1_gb][l]));
+                rq_mult[l*32 +: 32] <= L.dw ? dw_mult_q[l] : bk_mult[s1_gb][l];
+                // tag = {res_only, tile_last, py, px, residual bytes [DG_TM]}
+                rq_res[l*9 +: 9] <= L.residual ? (L.res_signed ? {s1_tag[l*8 + 7], s1_tag[l*8 +: 8]}
+                                                              : {1'b0, s1_tag[l*8 +: 8]}) : 9'd0;
+            end
+            s2_tag <= {s1_tag[MTAG_W-1 -: 19], PAW'(32'(s1_py) * CT_MAX + 32'(s1_px))};
+        end
+        if (rst) begin
+            s1_v <= 1'b0;
+            s2_v <= 1'b0;
+        end else begin
+            if (s1_adv) s1_v <= wbq_pop;
+            if (s2_adv) s2_v <= s1_v;
         end
     end
-    assign tr_pop = tr_pop_pl || (rq_v && rq_tag[16] && !L.maxpool);
-    wire pk_room = 32'(pkq_count) + 32'(rq_inflight) + 32'd2 < PKQ_DEPTH && 32'(skq_count) + 32'(rq_inflight) < 3;
+
+    assign tr_pop = tr_pop_pl || (rq_v && rq_tag[PAW + 16] && !L.maxpool);
+    // room for every result in flight (a push is registered: one more may be on its way)
+    wire pk_room = 32'(pkq_count) + 32'(rq_inflight) + 32'd2 < PKQ_DEPTH
+                   && 32'(skq_count) + 32'(rq_inflight) + 32'd1 < SKQ_DEPTH;
     // (max-pool: results of the tile after the one being pooled go to the other half)
-    assign wbq_pop = wbq_valid && pk_room && rq_in_ready && (pl_state == PL_IDLE || L.maxpool);
+    assign wbq_pop = wbq_valid && pk_room && s1_adv && (pl_state == PL_IDLE || L.maxpool);
 
     // packetizer: take sums first, then pixels
     wire pz_take_s = skq_valid;
-    wire [PKT_W-1:0] pz_next = pz_take_s ? skq_out : pkq_out;
+    wire [PZ_W-1:0] pz_next = pz_take_s ? skq_out : pkq_out;
     wire pz_next_valid = skq_valid || pkq_valid;
     wire pz_cmd_fire = wcmd_valid && wcmd_ready;
     wire pz_data_fire = wd_valid && wd_ready;
     wire pz_cmd_ok = pz_cmd_done || pz_cmd_fire;
-    wire pz_data_ok = (pz_beat == pz_beats) || (pz_data_fire && pz_beat + 8'd1 == pz_beats);
+    wire pz_data_ok = (pz_left == '0) || (pz_data_fire && pz_left == WBL'(1));
     wire pz_free = !pz_have || (pz_cmd_ok && pz_data_ok);
     assign pkq_pop = pz_free && !pz_take_s && pkq_valid;
     assign skq_pop = pz_free && pz_take_s;
@@ -186,9 +356,9 @@ module dg_writeback
         wcmd_valid = pz_have && !pz_cmd_done;
         wcmd_addr = pz_addr & ~64'(AB - 1);
         wcmd_beats = 24'(pz_beats);
-        wd_valid = pz_have && pz_beat != pz_beats;
-        wd_data = pz_data[32'(pz_beat) * AB * 8 +: AB * 8];
-        wd_strb = pz_strb[32'(pz_beat) * AB +: AB];
+        wd_valid = pz_have && pz_left != '0;
+        wd_data = pz_data[AB*8-1:0];
+        wd_strb = pz_strb[AB-1:0];
     end
 
     assign wb_idle = !wbq_valid && rq_inflight == 0 && pl_state == PL_IDLE && !pl_pend && !pkq_valid && !skq_valid
@@ -200,9 +370,17 @@ module dg_writeback
         pl_oy <= 8'd0;
         pl_ox <= 8'd0;
         pl_w <= 4'd0;
+        pl_wx <= 2'd0;
+        pl_first <= 1'b1;
         pl_rv <= 1'b0;
         pl_any <= 1'b0;
     endtask
+
+    // the pixel at the requantizer's output: first of its tile / of its row (raster order)
+    wire rq_first = rq_tag[PAW +: 16] == 16'd0;
+    wire rq_rowst = rq_tag[PAW +: 8] == 8'd0;
+    logic [63:0] px_rn, px_nx;      // next row's first pixel / next pixel (non-pool addresses)
+    wire [63:0] px_a = rq_first ? h_base : (rq_rowst ? px_rn : px_nx);
 
     always_ff @(posedge clk) begin
         pkq_push <= 1'b0;
@@ -213,30 +391,26 @@ module dg_writeback
             pl_wsel <= 1'b0;
             pl_pend <= 1'b0;
         end
+        pl_emit_room <= 32'(pkq_count) + 32'd2 < PKQ_DEPTH && (!L.pixel_sums || 32'(skq_count) + 32'd3 < SKQ_DEPTH);
         pl_out <= run_init ? 2'd0 : pl_out + 2'(start_fire && L.maxpool) - 2'(pl_state == PL_SUMS);
         // -------------------------------------------------------------- write-back
-        rq_inflight <= rq_inflight + 3'(wbq_pop) - 3'(rq_v);
+        rq_inflight <= rq_inflight + 4'(wbq_pop) - 4'(rq_v);
         if (tr_pop && tr_glast) wb_gdone <= wb_gdone + 16'd1;
         if (rq_v) begin
-            logic [15:0] py, px;
-            logic [63:0] a;
             logic tlast;
-            logic gb;
-            py = 16'(rq_tag[15:8]);
-            px = 16'(rq_tag[7:0]);
-            tlast = rq_tag[16];
-            gb = rq_tag[18];
+            tlast = rq_tag[PAW + 16];
             if (L.maxpool) begin
-                for (int l = 0; l < DG_TM; l++) pool_mem[pl_wsel][l][32'(py) * CT_MAX + 32'(px)] <= rq_y[l*8 +: 8];
+                // (the pool RAM write is g_pool's)
                 if (tlast) begin
                     pl_wsel <= !pl_wsel;
                     if (pl_state == PL_IDLE) pl_start(pl_wsel);
                     else if (pl_state != PL_SUMS) pl_pend <= 1'b1;   // PL_SUMS starts it below
                 end
             end else begin
-                a = L.out_abs + ((64'(tr_o0y) + 64'(py)) * 64'(L.out_w) + 64'(tr_o0x) + 64'(px)) * 64'(L.cout_st) + 64'(grp_m0(gb));
                 pkq_push <= 1'b1;
-                pkq_in <= {a, grp_mg(gb), (PK_BYTES*8)'(rq_y)};
+                pkq_in <= {px_a, h_mg, (PK_BYTES*8)'(rq_y)};
+                if (rq_rowst) px_rn <= px_a + row_step;
+                px_nx <= px_a + 64'(L.cout_st);
                 for (int l = 0; l < DG_TM; l++) begin
                     logic signed [31:0] v, s;
                     v = L.out_signed ? 32'($signed(rq_y[l*8 +: 8])) : 32'(rq_y[l*8 +: 8]);
@@ -245,12 +419,12 @@ module dg_writeback
                     skq_in[l*32 +: 32] <= L.pixel_sums ? v : s;
                 end
                 if (L.pixel_sums) begin
-                    skq_in[PKT_W-1 -: 72] <= {L.sums_abs + ((a - L.out_abs) << 2), 8'(32'(grp_mg(gb)) * 4)};
+                    skq_in[PKT_W-1 -: 72] <= {(px_a << 2) + sums_delta, h_mg4};
                     skq_push <= L.emit_sums;
                 end else if (tlast) begin
-                    // the tile record pops combinationally (tr_pop_px) so a back-to-back
-                    // first pixel of the next tile already sees its own record
-                    skq_in[PKT_W-1 -: 72] <= {L.sums_abs + (64'(tr_idx) * 64'(L.cout_st) + 64'(grp_m0(gb))) * 64'd4, 8'(32'(grp_mg(gb)) * 4)};
+                    // the tile record pops combinationally (tr_pop) so a back-to-back
+                    // first pixel of the next tile already sees its own record and slot
+                    skq_in[PKT_W-1 -: 72] <= {h_sums, h_mg4};
                     skq_push <= L.emit_sums;
                 end
             end
@@ -258,14 +432,33 @@ module dg_writeback
         // max-pool: 9 reads per output pixel, then emit
         case (pl_state)
             PL_RUN: begin
-                logic signed [31:0] gy, gx, cy, cx;
-                gy = 32'd2 * (32'(tr_o0y) + 32'(pl_oy)) - 32'd1 + 32'(pl_w) / 3;
-                gx = 32'd2 * (32'(tr_o0x) + 32'(pl_ox)) - 32'd1 + 32'(pl_w) % 3;
-                cy = gy - 32'(tr_cy0);
-                cx = gx - 32'(tr_cx0);
+                pl_first <= 1'b0;
+                if (pl_first) begin
+                    pb_ra <= e_ra;
+                    pr_ra <= e_ra;
+                    pb_gy <= e_gy;
+                    pb_gx <= e_gx;
+                    pr_gx <= e_gx;
+                    pe_a <= h_base;
+                    pe_rn <= h_base + row_step;
+                end
                 pl_rv <= pl_w != 4'd9;
-                pl_rvalid <= gy >= 0 && gy < 32'(L.conv_h) && gx >= 0 && gx < 32'(L.conv_w);
-                for (int l = 0; l < DG_TM; l++) pl_q[l] <= pool_mem[pl_rsel][l][$clog2(PPIX)'(cy * CT_MAX + cx)];
+                // this output pixel ends its row / the tile (for PL_EMIT)
+                pl_row_end <= pl_ox + 8'd1 == tr_ow;
+                pl_last_px <= pl_ox + 8'd1 == tr_ow && pl_oy + 8'd1 == tr_oh;
+                pl_rvalid <= e_gy >= 0 && e_gy < $signed({2'b0, L.conv_h}) && e_gx >= 0 && e_gx < $signed({2'b0, L.conv_w});
+                // the next window position
+                if (pl_wx == 2'd2) begin
+                    pl_wx <= 2'd0;
+                    pl_ra <= e_ra + PAW'(CT_MAX - 2);
+                    pl_gy <= e_gy + GW'(1);
+                    pl_gx <= e_gx - GW'(2);
+                end else begin
+                    pl_wx <= pl_wx + 2'd1;
+                    pl_ra <= e_ra + PAW'(1);
+                    pl_gy <= e_gy;
+                    pl_gx <= e_gx + GW'(1);
+                end
                 // fold the value read last cycle
                 if (pl_rv && pl_rvalid) begin
                     for (int l = 0; l < DG_TM; l++) begin
@@ -281,13 +474,12 @@ module dg_writeback
             end
             PL_EMIT: begin
                 // (pixel_sums: one sums packet per pixel too; a push may still be in flight)
-                if (32'(pkq_count) + 32'd1 < PKQ_DEPTH && (!L.pixel_sums || 32'(skq_count) + 32'd2 < 4)) begin
-                    logic [63:0] a;
-                    logic last_px;
-                    a = L.out_abs + ((64'(tr_o0y) + 64'(pl_oy)) * 64'(L.out_w) + 64'(tr_o0x) + 64'(pl_ox)) * 64'(L.cout_st) + 64'(bk_m0[tr_gb]);
+                if (pl_emit_room) begin
+                    logic last_px, row_end;
                     pkq_push <= 1'b1;
-                    pkq_in <= {a, bk_mg[tr_gb], (PK_BYTES*8)'(pl_max_packed)};
-                    last_px = pl_ox + 8'd1 == tr_ow && pl_oy + 8'd1 == tr_oh;
+                    pkq_in <= {pe_a, h_mg, (PK_BYTES*8)'(pl_max_packed)};
+                    row_end = pl_row_end;
+                    last_px = pl_last_px;
                     for (int l = 0; l < DG_TM; l++) begin
                         logic signed [31:0] v, s;
                         v = L.out_signed ? 32'($signed(pl_max[l])) : 32'(pl_max[l]);
@@ -296,19 +488,37 @@ module dg_writeback
                         skq_in[l*32 +: 32] <= L.pixel_sums ? v : s;
                     end
                     if (L.pixel_sums) begin
-                        skq_in[PKT_W-1 -: 72] <= {L.sums_abs + ((a - L.out_abs) << 2), 8'(32'(bk_mg[tr_gb]) * 4)};
+                        skq_in[PKT_W-1 -: 72] <= {(pe_a << 2) + sums_delta, h_mg4};
                         skq_push <= L.emit_sums;
                     end
                     pl_w <= 4'd0;
+                    pl_wx <= 2'd0;
                     pl_rv <= 1'b0;
                     pl_any <= 1'b0;
-                    if (pl_ox + 8'd1 == tr_ow) begin
+                    if (row_end) begin
                         pl_ox <= 8'd0;
                         pl_oy <= pl_oy + 8'd1;
-                    end else pl_ox <= pl_ox + 8'd1;
+                        pl_ra <= pr_ra + PAW'(2 * CT_MAX);
+                        pb_ra <= pr_ra + PAW'(2 * CT_MAX);
+                        pr_ra <= pr_ra + PAW'(2 * CT_MAX);
+                        pl_gy <= pb_gy + GW'(2);
+                        pb_gy <= pb_gy + GW'(2);
+                        pl_gx <= pr_gx;
+                        pb_gx <= pr_gx;
+                        pe_a <= pe_rn;
+                        pe_rn <= pe_rn + row_step;
+                    end else begin
+                        pl_ox <= pl_ox + 8'd1;
+                        pl_ra <= pb_ra + PAW'(2);
+                        pb_ra <= pb_ra + PAW'(2);
+                        pl_gy <= pb_gy;
+                        pl_gx <= pb_gx + GW'(2);
+                        pb_gx <= pb_gx + GW'(2);
+                        pe_a <= pe_a + 64'(L.cout_st);
+                    end
                     if (last_px) begin
                         if (!L.pixel_sums) begin
-                            skq_in[PKT_W-1 -: 72] <= {L.sums_abs + (64'(tr_idx) * 64'(L.cout_st) + 64'(bk_m0[tr_gb])) * 64'd4, 8'(32'(bk_mg[tr_gb]) * 4)};
+                            skq_in[PKT_W-1 -: 72] <= {h_sums, h_mg4};
                             skq_push <= L.emit_sums;
                         end
                         tr_pop_pl <= 1'b1;
@@ -318,7 +528,7 @@ module dg_writeback
             end
             PL_SUMS: begin
                 // the next tile, complete in the other half (before or in this cycle)
-                if (pl_pend || (rq_v && L.maxpool && rq_tag[16])) begin
+                if (pl_pend || (rq_v && L.maxpool && rq_tag[PAW + 16])) begin
                     pl_start(!pl_rsel);
                     pl_pend <= 1'b0;
                 end else pl_state <= PL_IDLE;
@@ -329,23 +539,21 @@ module dg_writeback
         // -------------------------------------------------------------- packetizer
         if (pz_have) begin
             if (pz_cmd_fire) pz_cmd_done <= 1'b1;
-            if (pz_data_fire) pz_beat <= pz_beat + 8'd1;
+            if (pz_data_fire) begin
+                pz_left <= pz_left - WBL'(1);
+                pz_data <= pz_data >> (AB * 8);
+                pz_strb <= pz_strb >> AB;
+            end
         end
         if (pz_free) begin
             pz_have <= pz_next_valid;
             if (pz_next_valid) begin
-                logic [63:0] a;
-                logic [7:0] n;
-                logic [ABL-1:0] off;
-                a = pz_next[PKT_W-1 -: 64];
-                n = pz_next[PKT_W-65 -: 8];
-                off = a[ABL-1:0];
-                pz_addr <= a;
+                pz_addr <= pz_next[PZ_W-1 -: 64];
+                pz_beats <= pz_next[PZ_W-65 -: WBL];
+                pz_left <= pz_next[PZ_W-65 -: WBL];
                 pz_cmd_done <= 1'b0;
-                pz_beat <= 8'd0;
-                pz_beats <= 8'((32'(off) + 32'(n) + AB - 1) >> ABL);
-                pz_data <= (WIN_BEATS*AB*8)'(pz_next[PK_BYTES*8-1:0]) << (32'(off) * 8);
-                pz_strb <= ((WIN_BEATS*AB)'(1) << n) - 1'b1 << off;
+                pz_strb <= pz_next[WIN_BEATS*AB*8 +: WIN_BEATS*AB];
+                pz_data <= pz_next[WIN_BEATS*AB*8-1:0];
             end
         end
 
@@ -359,7 +567,36 @@ module dg_writeback
             for (int l = 0; l < DG_TM; l++) sums[l] <= 32'sd0;
         end
     end
-    wire unused_ok = &{1'b0, L, wbq_in_ready, tr_count, skq_in_ready, pkq_in_ready, rq_tag[17], wq_tag,
-                       tr_out[31:24], tr_chw, wq_sg};
+
+`ifndef SYNTHESIS
+    // the counters against the products they replace (every RTL simulation checks them)
+    always_ff @(posedge clk) if (!rst) begin
+        if (rq_v && !L.maxpool) begin
+            if (!tr_valid || !ts_ok[ts_rp])
+                $error("dg_writeback: pixel without its tile record / slot");
+            else if (px_a != L.out_abs + ((64'(tr_o0y) + 64'(rq_tag[PAW + 8 +: 8])) * 64'(L.out_w)
+                                         + 64'(tr_o0x) + 64'(rq_tag[PAW +: 8])) * 64'(L.cout_st)
+                              + 64'(L.dw ? 16'(32'(tr_out[15:0]) * DG_TM) : bk_m0[tr_out[TR_W-1]]))
+                $error("dg_writeback: pixel address counter (pixels not in raster order?)");
+        end
+        if (pl_state == PL_RUN && pl_w != 4'd9) begin
+            logic signed [31:0] gy, gx;
+            gy = 32'd2 * (32'(tr_o0y) + 32'(pl_oy)) - 32'd1 + 32'(pl_w) / 3;
+            gx = 32'd2 * (32'(tr_o0x) + 32'(pl_ox)) - 32'd1 + 32'(pl_w) % 3;
+            if (!tr_valid || !ts_ok[ts_rp] || 32'(e_gy) != gy || 32'(e_gx) != gx
+                || (gy >= 0 && gy < 32'(L.conv_h) && gx >= 0 && gx < 32'(L.conv_w)
+                    && e_ra != PAW'((gy - 32'(tr_out[TR_W-51 -: 16])) * CT_MAX + gx - 32'(tr_out[TR_W-67 -: 16]))))
+                $error("dg_writeback: max-pool window counters");
+        end
+        if (pl_state == PL_EMIT && pe_a != L.out_abs + ((64'(tr_o0y) + 64'(pl_oy)) * 64'(L.out_w)
+                                                       + 64'(tr_o0x) + 64'(pl_ox)) * 64'(L.cout_st)
+                                            + 64'(bk_m0[tr_out[TR_W-1]]))
+            $error("dg_writeback: max-pool output address counter");
+        if (rq_v && L.maxpool && 32'(rq_tag[PAW-1:0]) >= PPIX)
+            $error("dg_writeback: conv pixel outside the pool buffer");
+    end
+`endif
+    wire unused_ok = &{1'b0, L, wbq_in_ready, tr_count, skq_in_ready, pkq_in_ready, rq_tag, tr_out, s1_tag,
+                       pz_beats, ts_ok, s1_sg};
 endmodule
 `default_nettype wire

@@ -2,7 +2,9 @@
 
 Reference: dgfpga.contract.formats (unpack_descriptor, read_work_list) and the vector sets'
 expected STATUS. For every layer the sequencer starts (`run_init`), the layer it hands to
-the agents (the dg_layer_t fields that are descriptor fields) and the work lists must equal
+the agents (the dg_layer_t fields that are descriptor fields) and the work lists (tile lists
+and bitmap as held; channel lists as written to the loader's list memories, `ch_we`/`ch_idx`/
+`ch_val`, entry by entry) must equal
 the formats module's decoding; a faulty layer must never start and STATUS (code, layer,
 entry) must be the expected one; the number of started layers must match.
 """
@@ -40,7 +42,12 @@ async def test_sequencer(dut):
 
     async def monitor(vs, lay):
         nb = formats.DESCRIPTOR_BYTES
+        written = {0: {}, 1: {}}     # channel-list entries written: list -> {index: value}
         async for _ in edges(dut.ap_clk):
+            we = get(seq.ch_we)
+            for b in (0, 1):
+                if we >> b & 1:
+                    written[b][get(seq.ch_idx)] = get(seq.ch_val)
             if not get(seq.run_init):
                 continue
             i = get(seq.layer)
@@ -52,10 +59,13 @@ async def test_sequencer(dut):
                 if got[name] != int(getattr(d, name)):
                     errors.append((vs.name, i, name, got[name], int(getattr(d, name))))
             lists = [("tile_list", wl.tiles if d.tile_gated else []), ("res_list", wl.res_tiles),
-                     ("outch_list", wl.out_channels), ("inch_list", wl.in_channels)]
+                     (0, wl.out_channels), (1, wl.in_channels)]
             for sig, want in lists:
-                h = getattr(seq, sig)
-                have = [get(h[j]) for j in range(len(want))]
+                if isinstance(sig, int):
+                    have = [written[sig].get(j) for j in range(len(want))]
+                else:
+                    h = getattr(seq, sig)
+                    have = [get(h[j]) for j in range(len(want))]
                 if have != [int(v) for v in want]:
                     errors.append((vs.name, i, sig, have[:8], [int(v) for v in want][:8]))
             if d.zero_halo:

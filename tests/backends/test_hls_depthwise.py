@@ -152,38 +152,102 @@ def _cyc(name: str) -> int:
     return int(m.group(1))
 
 
+def _hand_dw_steps(cfg) -> int:
+    """Steps per conv pixel of a 3x3 depthwise layer, counted by hand from the array: a lane
+    pair's tn multiplies are one product each, tn/2 taps per lane and step; with tn = 1 the
+    pair's one multiply serves its two lanes in turn (one lane when tm = 1)."""
+    if cfg.tn == 1:
+        return 9 * (2 if cfg.tm > 1 else 1)
+    return -(-9 // (cfg.tn // 2))
+
+
 def _dw_steps_estimate(tiles: int, groups: int, px: int, patch: int, chans: int, cfg) -> int:
     """The step loop of a dense stride-1 depthwise layer, derived by hand from docs/hls.md
-    (per step the slowest of its three stages + CYC_STEP): step s = t*G + g loads tile t's
-    patch at g = 0 (patch rows x (columns x channel groups + 2) + AXI latency), computes
-    step s-1 (px x ceil(9/tn) + CYC_PIPE) and writes step s-2 back (px x REQUANT_STEPS +
-    CYC_PIPE)."""
+    (per step the slowest of its three stages + CYC_STEP): tile 0's patch loads at step 0,
+    tile u > 0's in `groups` row slices during steps (u-1)*G+1 .. u*G (slice sl: rows
+    [sl*patch//G, (sl+1)*patch//G)); r rows cost r x (columns x ceil(channel groups / F) + 2)
+    + AXI latency (F = max(1, bus bytes / tm) groups of one pixel per cycle, up to a beat);
+    step s computes step s-1 (px x `_hand_dw_steps` + CYC_PIPE) and writes step s-2 back
+    (px x REQUANT_STEPS + CYC_PIPE)."""
     lat, pipe, step = _cyc("CYC_AXI_LATENCY"), _cyc("CYC_PIPE"), _cyc("CYC_STEP")
-    load = patch * (patch * -(-chans // cfg.tm) + 2) + lat
-    mac = px * -(-9 // cfg.tn) + pipe
+    f = max(1, cfg.axi_bytes // cfg.tm)
+
+    def load(rows: int) -> int:
+        return rows * (patch * -(-(-(-chans // cfg.tm)) // f) + 2) + lat if rows else 0
+    mac = px * _hand_dw_steps(cfg) + pipe
     wb = px * formats.requant_cycles_per_pixel(cfg) + pipe
-    total, n = 0, tiles * groups
+    total, n, g = 0, tiles * groups, groups
     for s in range(n + 2):
-        c = [load if s < n and s % groups == 0 else 0,
-             mac if 1 <= s <= n else 0, wb if 2 <= s <= n + 1 else 0]
+        ld = load(patch) if s == 0 else 0
+        if 1 <= s < n and (s - 1) // g + 1 < tiles:
+            sl = (s - 1) % g
+            ld = load((sl + 1) * patch // g - sl * patch // g)
+        c = [ld, mac if 1 <= s <= n else 0, wb if 2 <= s <= n + 1 else 0]
         total += max(c) + step
     return total
 
 
-def test_dw_cycle_estimate_follows_the_steps(engines):
-    """The C-sim's cycle estimate of a depthwise layer (ultra96): going from 16 to 32
-    channels (one m-group to two per tile, 16 tiles of 4x4 pixels, 6x6 patches) adds
-    exactly the hand-derived step costs (one patch per tile for both m-groups, the
-    write-back's REQUANT_STEPS cycles per pixel above the MAC array's ceil(9/tn) = 1 step)
-    plus 16 more params and 16 more weight words."""
-    cfg = load_config("ultra96")
+def _array_config(tm: int, tn: int):
+    """`small` with a tm x tn array, buffers for 3x3 depthwise layers of up to 64 channels
+    (`config_from_dict(..., fit=False)`, as tests/backends/test_rtl_depthwise.py builds its
+    Tm 16 arrays): shapes the shipped configs do not have."""
+    import dataclasses
+    from dgfpga.contract.engine_config import config_from_dict
+    d = dataclasses.asdict(load_config("small"))
+    d.update(name=f"dw_tm{tm}_tn{tn}", tm=tm, tn=tn, weight_buffer_bytes=2 * 16 * 9 * 64,
+             ofm_buffer_bytes=16 * 81 * 4, max_layers=3)
+    return config_from_dict(d, f"dw_tm{tm}_tn{tn} (test)", fit=False)
+
+
+# (tm, tn): Tn = 1 (the pair's one multiply takes its two lanes in turn: 18 steps per
+# pixel), Tm = 1 (a pair without a low lane), Tn > Tm, Tn = 4 with 16 lanes (5 steps)
+ARRAYS = ((16, 1), (1, 1), (2, 8), (16, 4))
+
+
+@pytest.fixture(scope="module")
+def array_engines(cache_dir):
+    require_csim()
+    return {a: hls_csim.CsimEngine(_array_config(*a), cache_dir) for a in ARRAYS}
+
+
+@pytest.mark.parametrize("array", ARRAYS, ids=[f"tm{a}_tn{b}" for a, b in ARRAYS])
+def test_depthwise_vectors_on_other_arrays(array, array_engines):
+    """The MAC array's depthwise operand modes (dg_mac.h: one product per DSP, the high
+    lane's taps on multiplies j < tn/2, the low lane's on the others; tn = 1 the lanes in
+    turn) on arrays the shipped configs do not have: every depthwise / pixel_sums layer
+    vector == golden (whole regions), and the contract's step count is the hand count."""
+    cfg = _array_config(*array)
+    for vs in vectors.depthwise_vectors(cfg):
+        d = formats.unpack_descriptor(vs.program[:formats.DESCRIPTOR_BYTES], cfg)
+        if d.depthwise and d.n_active_in:
+            assert formats.mac_steps_per_pixel(d, cfg) == _hand_dw_steps(cfg)
+        chk = hls_csim.run_vector_set(vs, array_engines[array])
+        assert chk.passed, f"{array} {vs.name}: {chk.message}"
+
+
+@pytest.mark.parametrize("config", ["ultra96", "small", (16, 1), (16, 4)],
+                         ids=["ultra96", "small", "tm16_tn1", "tm16_tn4"])
+def test_dw_cycle_estimate_follows_the_steps(config, engines, array_engines):
+    """The C-sim's cycle estimate of a depthwise layer: going from 16 to 32 channels (one
+    m-group to two per tile with Tm 16, 4 to 8 on `small`; 16 tiles of 4x4 pixels, 6x6
+    patches) adds exactly the hand-derived step costs (one patch per tile for all its
+    m-groups, on `small` two channel groups per cycle (its 8-byte bus); per step the slower
+    of the write-back's REQUANT_STEPS cycles per pixel and the MAC array's `_hand_dw_steps`:
+    on ultra96 2 steps, which show alone in the pipeline's fill step; `small` and Tn = 4: 5,
+    Tn = 1: 18) plus 16 more params and 16 more weight rows of ceil(9/tn) words."""
+    cfg = load_config(config) if isinstance(config, str) else _array_config(*config)
+    eng = engines[config] if isinstance(config, str) else array_engines[config]
     est = []
     for c in (16, 32):
         case = vectors.LayerCase("dw_est", 3, 1, 16, c, c, 4, depthwise=True, emit_sums=False)
-        chk = hls_csim.run_vector_set(vectors.build_layer_case(case, cfg), engines["ultra96"])
+        vs = vectors.build_layer_case(case, cfg)
+        d = formats.unpack_descriptor(vs.program[:formats.DESCRIPTOR_BYTES], cfg)
+        assert formats.mac_steps_per_pixel(d, cfg) == _hand_dw_steps(cfg)
+        chk = hls_csim.run_vector_set(vs, eng)
         assert chk.passed, chk.message
         est.append(chk.cycles_estimate)
-    want = (_dw_steps_estimate(16, 2, 16, 6, 32, cfg) - _dw_steps_estimate(16, 1, 16, 6, 16, cfg)
+    g16, g32 = -(-16 // cfg.tm), -(-32 // cfg.tm)
+    want = (_dw_steps_estimate(16, g32, 16, 6, 32, cfg) - _dw_steps_estimate(16, g16, 16, 6, 16, cfg)
             + 16 + 16 * -(-9 // cfg.tn))
     assert est[1] - est[0] == want, est
 

@@ -50,6 +50,29 @@ def test_packed_products_needs_the_sign_correction():
     assert np.count_nonzero((p >> 18) != 5 * xx) == np.count_nonzero(wl * xx < 0)
 
 
+def test_one_product_per_multiply_in_depthwise_mode():
+    """The depthwise mode of the array (hls/src/dg_mac.h, sim/rtl/dg_mac_array.sv in_dw):
+    a lane pair shares no activation, so each multiply carries ONE product, the other
+    weight 0. For every int8 w and 9-bit x, (w, 0) x x gives (w*x, 0) and (0, w) x x gives
+    (0, w*x): the zero half adds exactly nothing to the other lane's sum (no sign
+    correction leaks into it). Then a pair's tn = 16 multiplies in that mode (j < 8 the high
+    lane's taps, j >= 8 the low lane's) give each lane the dot product of its own 8 taps."""
+    ww, xx = np.meshgrid(W, X, indexing="ij")
+    hi, lo = packed_products(ww, 0, xx)
+    assert np.array_equal(hi, ww * xx) and not lo.any()
+    hi, lo = packed_products(0, ww, xx)
+    assert np.array_equal(lo, ww * xx) and not hi.any()
+    rng = np.random.default_rng(5)
+    tps = 8
+    for _ in range(200):
+        w = rng.integers(-128, 128, (2, tps))
+        x = rng.integers(-256, 256, (2, tps))
+        w_hi = np.concatenate([w[0], np.zeros(tps, np.int64)])
+        w_lo = np.concatenate([np.zeros(tps, np.int64), w[1]])
+        hi, lo = packed_products(w_hi, w_lo, np.concatenate([x[0], x[1]]))
+        assert hi.sum() == w[0] @ x[0] and lo.sum() == w[1] @ x[1]
+
+
 CPP_TEST = r"""
 #include <cstdio>
 #include "dg_dsp.h"

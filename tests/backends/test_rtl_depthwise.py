@@ -375,12 +375,11 @@ def _tm16_config(tn: int = 4):
 def test_depthwise_layers_more_lanes_than_bus_bytes(tn, steps):
     """Tm 16 > the 8 bytes of a beat (dw banks of 16 byte columns) with Tn 4 (ceil(9/2) = 5
     steps per pixel) and Tn 1 (9 taps x 2 lane parities): bit-exact, and the cycle model's
-    step count is the RTL's (cycle_model.rtl_dw_steps_per_pixel)."""
+    step count is the RTL's (formats.dw_steps_per_pixel)."""
     require_verilator()
     from dgfpga.backends.rtl_sim import FastSim
-    from dgfpga.perf import cycle_model as cm
     cfg = _tm16_config(tn)
-    assert cm.rtl_dw_steps_per_pixel(cfg) == steps
+    assert formats.dw_steps_per_pixel(9, cfg) == steps
     with FastSim(cfg) as sim:
         for name in ("dense_7x7x12_t3", "gated_10x6x20_t4_s8", "dense_s2_9x9x10_t2_s8"):
             kw = dict(LAYER_CASES[name])

@@ -23,12 +23,14 @@ def _small(**change):
 
 
 def test_a_valid_field_can_still_not_fit_the_part():
-    """max_grid 255 is a valid field, but the gate unit's pooled-bin banks for 255x255
-    tiles do not fit the ZU3EG: refused by the estimate, naming them."""
-    data = dataclasses.asdict(load_config("small")) | {"max_grid": 255}
-    with pytest.raises(ConfigError, match="BRAM36 .* > 216 .*pooled-bin banks"):
+    """max_in_channels 65535 is a valid field, but the gate unit's spatial-tap banks for
+    that many channels (4 lanes x 3 x 16384 entries) do not fit the ZU3EG: refused by the
+    estimate, naming them."""
+    data = dataclasses.asdict(load_config("small")) | {
+        "max_in_channels": 65535, "weight_buffer_bytes": 2 * 4 * 65535 + 8}
+    with pytest.raises(ConfigError, match="BRAM36 .* > 216 .*spatial taps"):
         config_from_dict(data)
-    assert config_from_dict(data, fit=False).max_grid == 255
+    assert config_from_dict(data, fit=False).max_in_channels == 65535
 
 
 @pytest.mark.parametrize("field, inside, outside", [

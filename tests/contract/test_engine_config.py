@@ -125,13 +125,16 @@ def test_contract_modules_are_torch_free():
 
 
 def test_buffer_minimums_are_the_documented_sizing():
-    """ultra96.toml explains its buffers: 2 x 16 x 9 x 512 weights, tm int32 accumulators
-    of the stem's 17x17 conv patch (18496 B), a (8+2)^2 x 16 patch twice; validate()
-    refuses one byte less."""
+    """ultra96.toml explains its buffers: the minimums are two m-groups of a 1x1 layer with
+    max_in_channels (or of a 3x3 layer with tn inputs), tm int32 accumulators of the stem's
+    17x17 conv patch (18496 B), a (8+2)^2 x 16 patch twice; its weight buffer holds the
+    largest ResNet 3x3 layer, 2 x 16 x 9 x 512; validate() refuses one byte less."""
     u = default_config()
     assert (u.min_weight_buffer_bytes, u.min_ofm_buffer_bytes, u.min_ifm_buffer_bytes) == \
-        (2 * 16 * 9 * 512, 18496, 2 * 10 * 10 * 16)
-    assert u.weight_buffer_bytes == u.min_weight_buffer_bytes     # sized exactly for it
+        (2 * 16 * max(u.max_in_channels, 9 * 16), 18496, 2 * 10 * 10 * 16)
+    assert u.weight_buffer_bytes == 2 * 16 * 9 * 512
+    small = dataclasses.replace(u, tn=64)          # a 3x3 n-group outweighs a narrow 1x1
+    assert small.min_weight_buffer_bytes == 2 * 16 * max(u.max_in_channels, 9 * 64)
     data = _as_dict(u)
     for key in ("weight_buffer_bytes", "ifm_buffer_bytes", "ofm_buffer_bytes"):
         need = getattr(u, f"min_{key}")

@@ -131,7 +131,7 @@ def _base():
     (dict(tile=9), "tile"),
     (dict(grid_h=5), "grid_h"),
     (dict(out_h=15), "out_h"),
-    (dict(in_c=600), "in_c"),
+    (dict(in_c=3000), "in_c"),
     (dict(relu=False), "relu"),
     (dict(res_signed=True), "res_signed"),
     (dict(res_mult=5), "res_mult"),
@@ -611,7 +611,7 @@ def test_depthwise_rules(change, field, code):
     names the field whose STATUS code the engine reports."""
     ok = _dw_desc()
     F.validate_descriptor(ok)
-    assert F.mac_steps_per_pixel(ok, default_config()) == 1          # 9 taps on 16 lanes
+    assert F.mac_steps_per_pixel(ok, default_config()) == 2   # 9 taps, tn/2 = 8 per lane and step
     assert F.weight_stream_bytes(ok) == 32 * 16 and ok.weight_layout == "dw"
     with pytest.raises(FormatError) as e:
         F.validate_descriptor(_dw_desc(**change))

@@ -445,13 +445,13 @@ def _dw(cfg, c=96, h=14, tile=2, gated=0):
 def test_depthwise_layer_hand_counted():
     """A dense depthwise 3x3 on 14x14x96, tile 2 (7x7 grid), ultra96: MACs = 14*14*96*9
     (one channel per lane, not 96 x 96); weights = 96 rows of 16 bytes (9 taps padded to
-    tn) + params, loaded once; the compute is bounded below by the array (one step per
+    tn) + params, loaded once; the compute is bounded below by the array (two steps per
     pixel and m-group: 6 groups x 196 pixels) and by the write-back's requantizers (4
     cycles per pixel and group: 4704); gating half the channels and a third of the tiles
     costs less."""
     cfg = load_config("ultra96")
     d = _dw(cfg)
-    assert F.mac_steps_per_pixel(d, cfg) == 1 and F.weight_stream_bytes(d, cfg) == 96 * 16
+    assert F.mac_steps_per_pixel(d, cfg) == 2 and F.weight_stream_bytes(d, cfg) == 96 * 16
     lc = M.layer_cycles(d, cfg)
     assert lc.macs == lc.dense_macs == 14 * 14 * 96 * 9
     assert lc.weight_bytes == 96 * (16 + F.PARAM_BYTES)

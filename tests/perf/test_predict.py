@@ -146,13 +146,13 @@ def test_resnet50_operating_points_are_the_papers_macs():
 
 
 def test_predict_resnet50(tmp_path, capsys):
-    """`predict --arch resdg50`: refused on ultra96 naming the channel limit; on a config
-    with 2048-channel limits two rows at the paper's MAC reductions (within the random
-    masks' granularity), '-' where the paper published no speedup, aligned rows too."""
-    assert main(["predict", "--arch", "resdg50", "--host-us", "0"]) == 2
+    """`predict --arch resdg50`: refused on `small` (64 channels) naming the channel limit;
+    on ultra96 (2048-channel limits) two rows at the paper's MAC reductions (within the
+    random masks' granularity), '-' where the paper published no speedup, aligned rows too."""
+    assert main(["predict", "--arch", "resdg50", "--config", "small", "--host-us", "0"]) == 2
     assert "max_out_channels" in capsys.readouterr().err
     out = tmp_path / "p.json"
-    assert main(["predict", "--arch", "resdg50", "--config", str(R50_CONFIG), "--host-us", "0",
+    assert main(["predict", "--arch", "resdg50", "--host-us", "0",
                  "--channel-groups", "-o", str(out)]) == 0
     text = capsys.readouterr().out
     data = json.loads(out.read_text())
@@ -177,3 +177,31 @@ def test_align_channels_aligns_both_bottleneck_channel_gates():
         for ch in (m.channels, m.channels2):
             assert len(ch) % 16 == 0 and len(set(ch.tolist())) == len(ch)
             assert ch.max() < b.gated_c < b.out_c
+
+
+def test_efficiency_by_layer_type_is_the_layers_own_ratio(tmp_path, capsys):
+    """`predict --arch resdg50` reports, per layer type and run, MACs / (cycles * tm * tn)
+    summed over that type's layers (recomputed here from the cycle model's own per-layer
+    figures) and its share of the engine cycles; the types are the stem's 7x7, 1x1, the
+    strided 1x1 projections and 3x3; their shares plus the gate/head records make 100 %."""
+    from dgfpga.perf.cycle_model import compare
+    from dgfpga.perf.netshapes import shape_plan
+    from dgfpga.perf.prediction import efficiency_by_type, layer_type
+    cfg = load_config("ultra96")
+    out = tmp_path / "p.json"
+    assert main(["predict", "--arch", "resdg50", "--host-us", "0", "-o", str(out)]) == 0
+    assert "by layer type, resdg50 at 2.4" in capsys.readouterr().out
+    r = json.loads(out.read_text())[0]
+    assert set(r["efficiency_by_type"]) == {"stem 7x7", "1x1", "1x1/s2", "3x3"}
+    plan = shape_plan("resdg50", cfg)
+    cmp = compare(plan, None, None)                       # dense both ways: a hand check
+    eff, share = efficiency_by_type(plan, {"dense": cmp.dense}, cfg)
+    stem = [lc for lc in cmp.dense.layers if lc.name == plan.layers[0].name]
+    assert layer_type(plan.layers[0]) == "stem 7x7"
+    assert eff["stem 7x7"]["dense"] == pytest.approx(
+        stem[0].macs / (stem[0].total_cycles * cfg.tm * cfg.tn), rel=1e-12)
+    records = cmp.dense.gate_cycles + cmp.dense.head_cycles
+    assert sum(v["dense"] for v in share.values()) == pytest.approx(
+        1 - records / cmp.dense.engine_cycles, rel=1e-9)
+    for t in eff:
+        assert 0 < r["efficiency_by_type"][t]["gated"] <= 1

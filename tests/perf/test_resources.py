@@ -38,12 +38,13 @@ def test_ultra96_dsp_count_follows_the_array():
     assert est.dsp == cfg.tm * cfg.tn // 2 + (cfg.tm // 4) * resources.DSP_PER_REQUANT + fitted
     mac = next(i for i in est.items if i.component == "MAC array multipliers")
     assert mac.dsp == 128
-    # the MAC array dominates the DSPs; the gate unit's pooled-bin banks (48 x 3072 x 18 bits,
-    # block RAM as dg_gate.sv asks for it: 72) and the weight buffers (64) the BRAM
+    # the MAC array dominates the DSPs; the depthwise patch banks (9 x 16 x 1318 x 8 bits: 72)
+    # and the weight buffers (64) the BRAM; nothing of the gate unit scales with channels x grid
     assert max(est.items, key=lambda i: i.dsp).component == "MAC array multipliers"
     top2 = sorted(est.items, key=lambda i: -i.bram36)[:2]
-    assert [(i.component, i.bram36) for i in top2] == [("pooled-bin banks", 72.0),
+    assert [(i.component, i.bram36) for i in top2] == [("depthwise patch banks", 72.0),
                                                        ("weight buffers", 64.0)]
+    assert sum(i.bram36 for i in est.items if i.unit == "gate unit") == 16.0
     assert 60 <= est.bram36 <= 216
 
 

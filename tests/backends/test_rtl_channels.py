@@ -1,0 +1,99 @@
+"""The RTL at 2048-channel limits: channel lists longer than 512 entries (issue 15).
+
+The engine keeps the out- and in-channel lists in block RAM (dg_loader g_oclist / g_iclist,
+written entry by entry by dg_sequencer, read through registered ports addressed by the
+next value of the counter they serve), not as `max_out_channels` + `max_in_channels`
+registers. These tests run gated conv layers with in_c / out_c >= 1024 and lists of 600 to
+1200 entries on a small array (Tm = Tn = 4) built for 2048-channel limits, every list path
+of the loader:
+
+- both sides gated (oc weight layout): the out-channel list row per m-group (bk_ch) and the
+  compact-input merge (port B, one listed in-channel per kept byte);
+- input gated, output dense (ic_k_k_oc layout): the in-channel of every span row (port A);
+- output gated 3x3 over a dense input;
+- depthwise, gated: its one channel list read per span (port A).
+
+Reference: each case's golden model (dgfpga.backends.vectors.build_layer_case: a direct
+loop over pixels, channels and taps) and the interpreter (`run_program(..., pending="rtl")`),
+which must agree; the RTL must equal both bit for bit (FMAP, SUMS, WORK) with STATUS 0.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from conftest import require_verilator
+from dgfpga.contract import regmap as R
+from dgfpga.contract.engine_config import config_from_dict, load_config
+from dgfpga.runtime.interpreter import run_program
+
+pytestmark = pytest.mark.verilator
+
+LIMIT = 2048
+
+
+def channels_config():
+    """`small` (Tm = Tn = 4, 64-bit bus) with 2048-channel limits and buffers for the cases
+    below: weight buffer = the contract's 1x1 rule (2 * tm * 2048 = 16,384) doubled, so a 3x3
+    layer of 200 inputs and a 1024-channel depthwise layer fit; patch halves of 16 KB."""
+    d = dataclasses.asdict(load_config("small"))
+    d.update(name="ch2048_tm4", max_in_channels=LIMIT, max_out_channels=LIMIT,
+             weight_buffer_bytes=2 * 2 * 4 * LIMIT, ifm_buffer_bytes=32768, max_layers=4)
+    return config_from_dict(d, "ch2048_tm4 (test)", fit=False)
+
+
+def _cases():
+    from dgfpga.backends.vectors import LayerCase
+    return {
+        # both channel sides gated: out list of ~1229, in list of ~614 (oc layout: merge)
+        "pw_1024_to_2048_both_gated": LayerCase(
+            "pw_1024_to_2048_both_gated", 1, 1, 4, 1024, 2048, 2, tile_density=0.75,
+            in_density=0.6, out_density=0.6),
+        # input gated only (ic layout): in list of ~717 over 2048 inputs, dense output
+        "pw_2048_in_gated": LayerCase(
+            "pw_2048_in_gated", 1, 1, 4, 2048, 24, 2, tile_density=0.5, in_density=0.35),
+        # 3x3, output gated: out list of ~563 of 1024
+        "conv3x3_200_to_1024_out_gated": LayerCase(
+            "conv3x3_200_to_1024_out_gated", 3, 1, 4, 200, 1024, 2, tile_density=0.75,
+            out_density=0.55),
+        # depthwise 3x3 over 1024 channels, one list of ~666 (compact in and out)
+        "dw_1024_gated": LayerCase(
+            "dw_1024_gated", 3, 1, 4, 1024, 1024, 2, tile_density=0.75, out_density=0.65,
+            depthwise=True),
+    }
+
+
+CASES = list(_cases())
+
+
+@pytest.fixture(scope="module")
+def sim():
+    require_verilator()
+    from dgfpga.backends.rtl_sim import FastSim
+    with FastSim(channels_config()) as s:
+        yield s
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_long_channel_lists_bit_exact(sim, name):
+    from dgfpga.backends.vectors import build_layer_case
+    from dgfpga.contract import formats
+    cfg = channels_config()
+    case = _cases()[name]
+    vs = build_layer_case(case, cfg, seed=1)
+    d = formats.unpack_descriptor(vs.program, cfg)
+    # the lists this case is about: longer than 512 entries, over >= 1024 channels
+    longest = max(d.n_active_out if d.out_ch_gated else 0, d.n_active_in if d.in_ch_gated else 0)
+    assert longest > 512 and max(d.in_c, d.out_c) >= 1024, (d.n_active_out, d.n_active_in)
+    ref = {r: a.copy() for r, a in vs.before.items()}
+    res = run_program(vs.program, vs.layer_count, ref, cfg, pending="rtl")
+    assert res.ok, res.message
+    for r in ("fmap", "sums"):        # the interpreter = the golden loop
+        np.testing.assert_array_equal(ref[r], vs.expected[r], err_msg=f"interpreter {r}")
+    run = sim.run(vs.program, vs.layer_count, {r: a.copy() for r, a in vs.before.items()})
+    assert not run.timeout
+    assert run.status == 0, R.unpack_status(run.status)
+    for r in ("fmap", "sums", "work"):
+        np.testing.assert_array_equal(run.regions[r], ref[r], err_msg=f"RTL {r} ({name})")

@@ -1,0 +1,230 @@
+"""The RTL gate unit at 2048-channel limits (issue 15; sim/rtl/dg_gate.sv, docs/rtl.md "The
+gate unit at the channel limits"): the spatial 3x3 runs bin by bin after the bin's pool, so
+the unit keeps one bin's pooled vector, the 3x3 taps and the cell logits instead of every
+bin's pooled vector for every channel (the memory that scaled with max_in_channels x grid^2).
+
+A small array (Tm = Tn = 4) with max_in/out_channels 2048 runs gate and gate-2 records of
+1024-2048 channels (a gate record alone; a gate record and the gate-2 record over its masks),
+gated and dense: STATUS and every region bit for bit
+against the interpreter (`runtime.interpreter.run_program`), and the masks mixed (a test
+whose gates are all on or all off would not see a wrong logit)."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from conftest import require_verilator
+
+from dgfpga.contract import formats
+from dgfpga.contract import program as prog
+from dgfpga.contract.engine_config import config_from_dict, load_config
+from dgfpga.numerics import gates
+from dgfpga.runtime.interpreter import run_program
+
+DENSE = prog.RUN_DENSE
+
+
+def wide_config():
+    """`small` with Tm = Tn = 4 and 2048-channel limits (the weight buffer by the 1x1 rule,
+    EngineConfig.min_weight_buffer_bytes: 2 * Tm * 2048); not a board target (fit=False)."""
+    d = dataclasses.asdict(load_config("small"))
+    d.update(name="gate_2048_tn4", tm=4, tn=4, max_in_channels=2048, max_out_channels=2048,
+             weight_buffer_bytes=2 * 4 * 2048, max_layers=3)
+    return config_from_dict(d, "gate_2048 (test)", fit=False)
+
+
+class _Alloc:
+    def __init__(self, a: int):
+        self.a, self.pos = a, a                       # a guard beat at 0
+
+    def take(self, n: int) -> int:
+        off = self.pos
+        self.pos += -(-max(n, 1) // self.a) * self.a
+        return off
+
+
+def _centre(logits) -> int:
+    """A spatial bias that puts the median logit at 0 (mixed tiles)."""
+    return int(np.clip(-np.median(logits), -(1 << 45), 1 << 45))
+
+
+def _mixed_biases(rng, logits, on: float = 0.5) -> np.ndarray:
+    """Channel biases b2 that turn each logit into +1000 (probability `on`) or -1000."""
+    lg = np.asarray(logits, np.int64).reshape(-1)
+    return np.clip(-lg + np.where(rng.random(lg.size) < on, 1000, -1000), -(1 << 45), 1 << 45)
+
+
+def _channel_gate(rng, cin: int, cout: int, hid: int) -> gates.IntChannelGate:
+    return gates.IntChannelGate(rng.integers(-3000, 3001, (hid, cin)).astype(np.int16),
+                                rng.integers(1, 64, hid).astype(np.int32),
+                                rng.integers(-(1 << 20), 1 << 20, hid).astype(np.int64), 24,
+                                rng.integers(-3000, 3001, (cout, hid)).astype(np.int16),
+                                np.zeros(cout, np.int64))
+
+
+class _Program:
+    """Records and their memory, laid out as they are added (regions grown on demand)."""
+
+    def __init__(self, cfg, rng):
+        self.cfg, self.rng, self.a = cfg, rng, cfg.axi_bytes
+        self.alloc = {r: _Alloc(self.a) for r in ("weight", "work", "sums")}
+        self.data: list = []                          # (region, offset, uint8 bytes)
+        self.records: list = []
+
+    def take(self, region: str, n: int) -> int:
+        return self.alloc[region].take(n)
+
+    def put(self, region: str, n_or_bytes, data=None) -> int:
+        raw = np.frombuffer(bytes(n_or_bytes), np.uint8) if data is None else data
+        off = self.take(region, raw.size)
+        self.data.append((region, off, raw))
+        return off
+
+    def memory(self) -> dict:
+        a = self.a
+        mem = {"fmap": np.zeros(4 * a, np.uint8)}
+        for r, al in self.alloc.items():              # WORK and SUMS start as noise
+            mem[r] = (np.zeros(al.pos + a, np.uint8) if r == "weight"
+                      else self.rng.integers(0, 256, al.pos + a).astype(np.uint8))
+        for r, off, raw in self.data:
+            mem[r][off:off + raw.size] = raw
+        return mem
+
+    def program(self) -> bytes:
+        return b"".join(self.records)
+
+
+def add_gate(p: _Program, in_c: int, out_c: int, hw: tuple, tile: int, grid: tuple,
+             on: float = 0.5):
+    """A gate record over an 8-bit h x w x in_c map (its tile sums in SUMS), pooled to
+    `grid`; its spatial bias centred and its channel biases mixed on this map's logits
+    (a fraction `on` of the channels on)."""
+    rng, cfg, a = p.rng, p.cfg, p.a
+    h, w = hw
+    hid = min(6, in_c)
+    x = rng.integers(0, 256, (h, w, in_c)).astype(np.uint8)
+    ts = formats.tile_pixel_sums(x, tile)
+    st_h, st_w = ts.shape[:2]
+    table = gates.bin_table(h, w, tile, grid)
+    sg = gates.IntSpatialGate(rng.integers(-3000, 3001, (in_c, 3, 3)).astype(np.int16), 0)
+    cg = _channel_gate(rng, in_c, out_c, hid)
+    ls, lc = gates.gate_logits_from_tile_sums(ts, table, sg, cg)
+    sg = gates.IntSpatialGate(sg.weight, _centre(np.asarray(ls).reshape(-1)))
+    cg.b2 = _mixed_biases(rng, lc, on)
+    n = grid[0] * grid[1]
+    rec = prog.GateRecord(
+        in_c=in_c, out_c=out_c, hidden=hid, h_shift=cg.shift, st_h=st_h, st_w=st_w,
+        gh=grid[0], gw=grid[1], res_list=True,
+        sums_offset=p.put("sums", b"", ts.astype("<i4").view(np.uint8).reshape(-1)),
+        param_offset=p.put("weight", prog.pack_gate_params(table, sg, cg, a)),
+        mask_offset=p.take("work", prog.mask_bytes(n, out_c)),
+        c1_tiles_offset=p.take("work", 2 * n), c1_out_ch_offset=p.take("work", 2 * out_c),
+        c2_tiles_offset=p.take("work", 2 * n), c2_res_tiles_offset=p.take("work", 2 * n),
+        c2_in_ch_offset=p.take("work", 2 * out_c), c2_bitmap_offset=p.take("work", 4 * n))
+    p.records.append(prog.pack_gate_record(rec, cfg))
+    return rec
+
+
+def add_gate2(p: _Program, gate: prog.GateRecord, out_c: int):
+    """A gate-2 record after `gate` (its in_c = the gate's out_c, its tile grid the gate's):
+    the gate's masks (found by running the gate on the interpreter) select conv1's compact
+    per-tile sums of an 8-bit map (2x2-px tiles), b2 mixed on the interpreter's logits."""
+    rng, cfg, a = p.rng, p.cfg, p.a
+    in_c, n, hid = gate.out_c, gate.gh * gate.gw, 5
+    mem = p.memory()
+    res = run_program(p.program(), len(p.records), mem, cfg)
+    assert res.status == 0, res.message
+    tiles, chans = (np.asarray(m, bool).reshape(-1) for m in res.gate_masks[-1])
+    nc = int(chans.sum())
+    sums = rng.integers(0, 4 * 255 + 1, (n, nc)).astype(np.int64)
+    recip = int(gates.gate_reciprocal(4 * n))
+    cg = _channel_gate(rng, in_c, out_c, hid)
+    tot = np.zeros(in_c, np.int64)
+    tot[np.flatnonzero(chans)] = sums[tiles].sum(axis=0)
+    cg.b2 = _mixed_biases(rng, gates.channel_gate_logits_int(gates.gate_pool(tot, recip), cg))
+    raw = np.zeros(n * in_c * 4, np.uint8)
+    raw[:sums.size * 4] = sums.astype("<i4").view(np.uint8).reshape(-1)
+    rec = prog.Gate2Record(
+        in_c=in_c, out_c=out_c, hidden=hid, h_shift=cg.shift, st_h=gate.gh, st_w=gate.gw,
+        sums_offset=p.put("sums", b"", raw),             # (the record's section: n x in_c)
+        param_offset=p.put("weight", prog.pack_gate2_params(recip, cg, a)),
+        in_mask_offset=gate.mask_offset, mask_offset=p.take("work", 4 * out_c),
+        c2_out_ch_offset=p.take("work", 2 * out_c), c3_in_ch_offset=p.take("work", 2 * out_c))
+    p.records.append(prog.pack_gate2_record(rec, cfg))
+    return rec
+
+
+def _check(sim, program: bytes, count: int, mem: dict, flags: int):
+    """Run on the RTL and the interpreter; return (mismatches, interpreter result, RTL run)."""
+    ref = {k: v.copy() for k, v in mem.items()}
+    res = run_program(program, count, ref, sim.cfg, run_flags=flags)
+    run = sim.run(program, count, {k: v.copy() for k, v in mem.items()}, run_flags=flags)
+    bad = []
+    if run.status != res.status:
+        bad.append(f"status {run.status:#x} != {res.status:#x}")
+    for r in ("fmap", "work", "sums"):
+        if not np.array_equal(run.regions[r], ref[r]):
+            bad.append(f"{r}: {int(np.count_nonzero(run.regions[r] != ref[r]))} bytes differ")
+    return bad, res, run
+
+
+# (in_c, out_c, map h x w, sum tile, grid): 1024+ channels, channel counts that are not
+# multiples of Tn (partial lane groups), grids whose columns are not a multiple of 3 (the
+# cell logits' column banks), a one-column grid, and fewer inputs than Tn
+GATE_CASES = {
+    "c1030_o1100_grid3x5": (1030, 1100, (12, 20), 4, (3, 5)),
+    "c2048_o1024_grid4x4": (2048, 1024, (16, 16), 2, (4, 4)),
+    "c1027_o2048_grid5x1": (1027, 2048, (10, 2), 2, (5, 1)),
+    # in_c <= Tn: one channel group, the spatial pass reads P_b in the cycle its last (only)
+    # group is written (the write-first read port)
+    "c3_o1030_grid4x4": (3, 1030, (8, 8), 2, (4, 4)),
+}
+# gate-2 (in_c = the gate's out_c, out_c; the gate's grid): conv1 channel lists > 512
+GATE2_CASES = {"c1030_o1024_grid3x4": (1030, 1024, (3, 4)), "c2047_o2048_grid2x2": (2047, 2048, (2, 2))}
+
+
+@pytest.fixture(scope="module")
+def wide_sim():
+    require_verilator()
+    from dgfpga.backends.rtl_sim import FastSim
+    with FastSim(wide_config(), mem_bytes=1 << 21) as sim:
+        yield sim
+
+
+@pytest.mark.verilator
+@pytest.mark.parametrize("flags", [0, DENSE], ids=["gated", "dense"])
+@pytest.mark.parametrize("case", list(GATE_CASES))
+def test_gate_record_at_2048_channel_limits(wide_sim, case, flags):
+    """A gate record of 1024-2048 channels alone: the masks and every work list bit for bit;
+    gated, the masks mixed and the cycles at least the 3x3 over every bin."""
+    in_c, out_c, hw, tile, grid = GATE_CASES[case]
+    p = _Program(wide_sim.cfg, np.random.default_rng([1, in_c, out_c]))
+    add_gate(p, in_c, out_c, hw, tile, grid)
+    bad, res, run = _check(wide_sim, p.program(), 1, p.memory(), flags)
+    assert not bad, bad
+    assert res.status == 0, res.message
+    if not flags:
+        sp, ch = (np.asarray(m, bool).reshape(-1) for m in res.gate_masks[0])
+        assert 0 < sp.sum() < sp.size and 0 < ch.sum() < ch.size, "masks not mixed"
+        assert run.cycles > grid[0] * grid[1] * 3 * -(-in_c // wide_sim.cfg.tn)
+
+
+@pytest.mark.verilator
+@pytest.mark.parametrize("flags", [0, DENSE], ids=["gated", "dense"])
+@pytest.mark.parametrize("case", list(GATE2_CASES))
+def test_gate2_record_at_2048_channel_limits(wide_sim, case, flags):
+    """A gate record (40 inputs, 1030-2047 outputs) and a gate-2 record of 1024-2048
+    channels over its masks: mask_c2 and the two channel lists bit for bit, mixed."""
+    in_c, out_c, grid = GATE2_CASES[case]
+    p = _Program(wide_sim.cfg, np.random.default_rng([2, in_c, out_c]))
+    gate = add_gate(p, 40, in_c, (2 * grid[0], 2 * grid[1]), 2, grid, on=0.8)
+    add_gate2(p, gate, out_c)
+    bad, res, _ = _check(wide_sim, p.program(), 2, p.memory(), flags)
+    assert not bad, bad
+    assert res.status == 0, res.message
+    if not flags:
+        assert 512 < int(np.asarray(res.gate_masks[0][1]).sum())      # conv1's channel list
+        ch2 = np.asarray(res.gate2_masks[0], bool).reshape(-1)
+        assert 0 < ch2.sum() < ch2.size, "mask_c2 not mixed"
