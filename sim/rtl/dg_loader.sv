@@ -142,34 +142,6 @@ module dg_loader
         end
     end
 
-    // Depthwise parameters (a layer's whole rows stay on chip): one block-RAM row of TM
-    // (bias, mult) per m-group, byte writes from the span loader, read by the write-back
-    // through a registered port at the m-group its first stage takes next (dw_re/dw_ra: no
-    // per-group register banks, no SG_MAX-way mux).
-    begin : g_dwparams
-        // distributed RAM: TM x 64 bits per read but only SG_MAX rows (block RAM would
-        // spend ~15 BRAM36 at 2048 channels on 128 rows)
-        (* ram_style = "distributed" *) logic [DG_TM*32-1:0] bmem [SG_MAX];
-        (* ram_style = "distributed" *) logic [DG_TM*32-1:0] mmem [SG_MAX];
-        logic [DG_TM*32-1:0] bq, mq;
-        wire [15:0] dsi = spf_out[SPF_W-4 -: 16];
-        wire dwe = ld_consume && sc_kind == 2'(SP_PARAM) && L.dw;
-        localparam int DBW = $clog2(DG_TM * 32);
-        wire [DBW-1:0] dbit = DBW'((32'(dsi) % DG_TM) * 32 + 32'(sc_b[1:0]) * 8);
-        always_ff @(posedge clk) begin
-            if (dwe && sc_b < 16'd4) bmem[I_SG'(dsi >> TML)][dbit +: 8] <= ld_byte[0];
-            if (dwe && sc_b >= 16'd4) mmem[I_SG'(dsi >> TML)][dbit +: 8] <= ld_byte[0];
-            if (dw_re) begin
-                bq <= bmem[dw_ra];
-                mq <= mmem[dw_ra];
-            end
-        end
-        for (genvar l = 0; l < DG_TM; l++) begin : g_lane
-            assign dw_bias_q[l] = bq[l*32 +: 32];
-            assign dw_mult_q[l] = mq[l*32 +: 32];
-        end
-    end
-
     // owner of each outstanding read command in ST_RUN (1 = prefetcher, 0 = loader)
     logic own_push, own_in;
     wire own_in_ready, own_valid, own_out;
@@ -526,6 +498,34 @@ module dg_loader
         end
     end
 
+    // Depthwise parameters (a layer's whole rows stay on chip): one RAM row of TM
+    // (bias, mult) per m-group, byte writes from the span loader, read by the write-back
+    // through a registered port at the m-group its first stage takes next (dw_re/dw_ra: no
+    // per-group register banks, no SG_MAX-way mux).
+    begin : g_dwparams
+        // distributed RAM: TM x 64 bits per read but only SG_MAX rows (block RAM would
+        // spend ~15 BRAM36 at 2048 channels on 128 rows)
+        (* ram_style = "distributed" *) logic [DG_TM*32-1:0] bmem [SG_MAX];
+        (* ram_style = "distributed" *) logic [DG_TM*32-1:0] mmem [SG_MAX];
+        logic [DG_TM*32-1:0] bq, mq;
+        wire [15:0] dsi = spf_out[SPF_W-4 -: 16];
+        wire dwe = ld_consume && sc_kind == 2'(SP_PARAM) && L.dw;
+        localparam int DBW = $clog2(DG_TM * 32);
+        wire [DBW-1:0] dbit = DBW'((32'(dsi) % DG_TM) * 32 + 32'(sc_b[1:0]) * 8);
+        always_ff @(posedge clk) begin
+            if (dwe && sc_b < 16'd4) bmem[I_SG'(dsi >> TML)][dbit +: 8] <= ld_byte[0];
+            if (dwe && sc_b >= 16'd4) mmem[I_SG'(dsi >> TML)][dbit +: 8] <= ld_byte[0];
+            if (dw_re) begin
+                bq <= bmem[dw_ra];
+                mq <= mmem[dw_ra];
+            end
+        end
+        for (genvar l = 0; l < DG_TM; l++) begin : g_lane
+            assign dw_bias_q[l] = bq[l*32 +: 32];
+            assign dw_mult_q[l] = mq[l*32 +: 32];
+        end
+    end
+
     always_ff @(posedge clk) begin
         wb_we <= '0;
         ib_we <= '0;
@@ -614,7 +614,7 @@ module dg_loader
                 case (kind)
                     2'(SP_PARAM): begin
                         if (L.dw) begin
-                            // the depthwise rows (g_dwparams below)
+                            // the depthwise rows (g_dwparams above)
                         end else if (sc_b < 16'd4) bk_bias[ld_b][32'(si) % DG_TM][sc_b[1:0] * 8 +: 8] <= ld_byte[0];
                         else bk_mult[ld_b][32'(si) % DG_TM][sc_b[1:0] * 8 +: 8] <= ld_byte[0];
                     end

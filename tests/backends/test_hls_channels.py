@@ -1,6 +1,6 @@
 """The HLS engine (C-sim) at 2048-channel limits on ultra96's buffers (issue 15).
 
-Engine: tests/runtime/configs/zcu102_r50.toml (ultra96's 16x16 array, 147,456-byte weight
+Engine: ultra96 (ultra96's 16x16 array, 147,456-byte weight
 buffer, 65,536-byte ifm buffer, max_in/out_channels 2048). References, each independent of
 the C++ under test: the numpy interpreter (`dgfpga.runtime.interpreter`, the executable
 contract) for every byte of every region and every STATUS; the integer gate model
@@ -27,7 +27,7 @@ from dgfpga.numerics import gates
 from dgfpga.runtime import interpreter
 
 ROOT = Path(__file__).resolve().parents[2]
-R50 = load_config(ROOT / "tests" / "runtime" / "configs" / "zcu102_r50.toml")
+R50 = load_config("ultra96")    # 2048-channel limits
 ERR = regmap.ERR
 A = R50.axi_bytes
 RB = formats.DESCRIPTOR_BYTES
@@ -223,7 +223,7 @@ def test_gate_gate2_head_at_the_channel_limit(r50, in_c, out_c, out_c2, hidden, 
             assert 0 < r.gate2_masks[0].sum() < r.gate2_masks[0].size
 
 
-@pytest.mark.slow          # the ASan/UBSan testbench build for zcu102_r50 (~1 min)
+@pytest.mark.slow          # the ASan/UBSan testbench build for ultra96 (~1 min)
 def test_gate_programs_in_the_sanitized_testbench(r50, tmp_path):
     """The gate -> gate-2 -> head programs of GATE_CASES, gated and dense, as vector folders
     (expected FMAP, WORK, SUMS from the interpreter; the cycle log ignored) through the C++
@@ -251,7 +251,7 @@ def test_gate_programs_in_the_sanitized_testbench(r50, tmp_path):
 # ---- the gate unit's on-chip arrays ---------------------------------------------------
 def test_gate_unit_arrays_do_not_scale_with_channels_times_grid(r50, tmp_path):
     """sizeof(GateBufs) (the gate unit's and the head's one set of arrays) compiled for
-    zcu102_r50 (2048 channels, grid 16): <= 64 KB with the hardware's widths (bool = 1 bit),
+    ultra96 (2048 channels, grid 16): <= 64 KB with the hardware's widths (bool = 1 bit),
     and no member is sized channels x grid or channels x taps (each at most one per-channel
     vector): the restructured, channel-group-outer gate unit."""
     cxx, ap = hls_csim.compiler(), hls_csim.ap_types_dir()

@@ -509,6 +509,7 @@ def test_sanitized_testbench_on_vector_folders_with_empty_regions(engine, shared
     assert len(lines) == len(folders) and all(ln.startswith("PASS ") for ln in lines)
 
 
+@pytest.mark.slow          # ~20 s; the library path runs the same corners in the default suite
 def test_testbench_on_network_program_corners(engine, cache_dir, tmp_path):
     """The C++ testbench (AddressSanitizer + UBSan build) on the contract corners written as
     folders: one-block network programs with run_flags, expected WORK and the cycle log as
@@ -1246,7 +1247,7 @@ def test_shipped_trained_bottleneck_on_real_images(ultra96_engine):
 
 @pytest.mark.parametrize("size", [64, pytest.param(224, marks=pytest.mark.slow)])
 def test_resdg50_one_start_golden_interpreter_csim(cache_dir, size):
-    """resdg50 (random weights, mixed gates) on tests/runtime/configs/zcu102_r50.toml
+    """resdg50 (random weights, mixed gates) on ultra96
     (ultra96's engine and buffers with ResNet-50's 2048-channel limits: the gate unit's
     channel-group-outer arrays, the channel lists, 1x1 layers up to 2048 inputs in the
     147,456-byte weight buffer), 2 images, gated and dense: golden = interpreter = C-sim
@@ -1255,7 +1256,7 @@ def test_resdg50_one_start_golden_interpreter_csim(cache_dir, size):
     C-sim, plus the interpreter and golden runs)."""
     require_csim()
     from dgfpga.runtime.packer import plan_network
-    cfg = load_config(ROOT / "tests" / "runtime" / "configs" / "zcu102_r50.toml")
+    cfg = load_config("ultra96")
     eng = hls_csim.CsimEngine(cfg, cache_dir)
     qm, x = _bottleneck_net("resdg50", size, n=4)
     plan = plan_network(qm, cfg)

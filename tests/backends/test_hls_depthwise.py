@@ -204,13 +204,26 @@ def _array_config(tm: int, tn: int):
 ARRAYS = ((16, 1), (1, 1), (2, 8), (16, 4))
 
 
+class _Engines(dict):
+    """C-sim engines of the ARRAYS, each built when a test first asks for it."""
+    def __init__(self, cache_dir):
+        super().__init__()
+        self.cache_dir = cache_dir
+
+    def __missing__(self, a):
+        self[a] = hls_csim.CsimEngine(_array_config(*a), self.cache_dir)
+        return self[a]
+
+
 @pytest.fixture(scope="module")
 def array_engines(cache_dir):
     require_csim()
-    return {a: hls_csim.CsimEngine(_array_config(*a), cache_dir) for a in ARRAYS}
+    return _Engines(cache_dir)
 
 
-@pytest.mark.parametrize("array", ARRAYS, ids=[f"tm{a}_tn{b}" for a, b in ARRAYS])
+# Tm 16 / Tn 4 in the default suite; the other arrays (a C-sim build each) are `slow`
+@pytest.mark.parametrize("array", [a if a == (16, 4) else pytest.param(a, marks=pytest.mark.slow)
+                                   for a in ARRAYS], ids=[f"tm{a}_tn{b}" for a, b in ARRAYS])
 def test_depthwise_vectors_on_other_arrays(array, array_engines):
     """The MAC array's depthwise operand modes (dg_mac.h: one product per DSP, the high
     lane's taps on multiplies j < tn/2, the low lane's on the others; tn = 1 the lanes in
@@ -225,8 +238,8 @@ def test_depthwise_vectors_on_other_arrays(array, array_engines):
         assert chk.passed, f"{array} {vs.name}: {chk.message}"
 
 
-@pytest.mark.parametrize("config", ["ultra96", "small", (16, 1), (16, 4)],
-                         ids=["ultra96", "small", "tm16_tn1", "tm16_tn4"])
+@pytest.mark.parametrize("config", ["ultra96", "small", pytest.param((16, 1), marks=pytest.mark.slow),
+                                    (16, 4)], ids=["ultra96", "small", "tm16_tn1", "tm16_tn4"])
 def test_dw_cycle_estimate_follows_the_steps(config, engines, array_engines):
     """The C-sim's cycle estimate of a depthwise layer: going from 16 to 32 channels (one
     m-group to two per tile with Tm 16, 4 to 8 on `small`; 16 tiles of 4x4 pixels, 6x6

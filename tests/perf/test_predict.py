@@ -128,7 +128,7 @@ def test_predict_channel_groups_prints_aligned_beside_unaligned(tmp_path, capsys
         assert saved in text
 
 
-R50_CONFIG = __import__("pathlib").Path(__file__).resolve().parents[1] / "runtime" / "configs" / "zcu102_r50.toml"
+R50_CONFIG = "ultra96"    # 2048-channel limits
 
 
 def test_resnet50_operating_points_are_the_papers_macs():
@@ -146,10 +146,18 @@ def test_resnet50_operating_points_are_the_papers_macs():
 
 
 def test_predict_resnet50(tmp_path, capsys):
-    """`predict --arch resdg50`: refused on `small` (64 channels) naming the channel limit;
-    on ultra96 (2048-channel limits) two rows at the paper's MAC reductions (within the
-    random masks' granularity), '-' where the paper published no speedup, aligned rows too."""
-    assert main(["predict", "--arch", "resdg50", "--config", "small", "--host-us", "0"]) == 2
+    """`predict --arch resdg50`: refused on ultra96's engine with 512-channel limits naming
+    the channel limit; on ultra96 (2048-channel limits) two rows at the paper's MAC
+    reductions (within the random masks' granularity), '-' where the paper published no
+    speedup, aligned rows too."""
+    from dgfpga.contract.engine_config import config_path
+    c512 = tmp_path / "ultra96_c512.toml"
+    c512.write_text(config_path("ultra96").read_text().replace(
+        'name = "ultra96"', 'name = "ultra96_c512"').replace(
+        "max_in_channels = 2048", "max_in_channels = 512").replace(
+        "max_out_channels = 2048", "max_out_channels = 512"))
+    assert load_config(str(c512)).max_out_channels == 512
+    assert main(["predict", "--arch", "resdg50", "--config", str(c512), "--host-us", "0"]) == 2
     assert "max_out_channels" in capsys.readouterr().err
     out = tmp_path / "p.json"
     assert main(["predict", "--arch", "resdg50", "--host-us", "0",

@@ -9,12 +9,11 @@ tests/quant/test_quantize_bottleneck.py) for logits, every decision, every block
 the MACs; the scheduler (`Scheduler.block`) for the descriptors and WORK bytes the gate and
 gate-2 records generate. Networks: `resdg29b_cifar10` (official Bottleneck blocks in the
 CIFAR layout: 9 blocks, 256 channels, stride-2 blocks with projection shortcuts) on
-`ultra96`; `resdg50` at 64x64 and at the official 224x224 (slow) on `zcu102_r50` (ultra96's
-engine with the 2048-channel limits ResNet-50 needs; tests/runtime/configs).
+`ultra96`; `resdg50` at 64x64 and at the official 224x224 (slow) on `ultra96` (its
+2048-channel limits are what ResNet-50 needs).
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -30,7 +29,7 @@ from dgfpga.runtime.packer import block_mask_layout, plan_network, start_regions
 from dgfpga.runtime.scheduler import Scheduler
 
 ULTRA96 = load_config("ultra96")
-R50_CFG = Path(__file__).resolve().parent / "configs" / "zcu102_r50.toml"
+R50_CFG = "ultra96"    # 2048-channel limits
 RB = formats.DESCRIPTOR_BYTES
 
 
@@ -326,12 +325,17 @@ def test_gate2_faults_write_nothing(net, what):
     assert _status(r) == (R.ERR[want[0]], k, want[1]), r.message
 
 
-def test_resdg50_on_ultra96_is_refused_with_the_limit_named():
-    """ResNet-50 has 2048-channel layers: the shipped ultra96 (512) cannot hold them, and
-    the packer says which limit (before laying anything out in memory)."""
+def test_resdg50_on_a_512_channel_engine_is_refused_with_the_limit_named():
+    """ResNet-50 has 2048-channel layers: ultra96's engine with 512-channel limits cannot
+    hold them, and the packer says which limit (before laying anything out in memory)."""
+    import dataclasses
+    from dgfpga.contract.engine_config import config_from_dict
     from dgfpga.perf.netshapes import net_shape, shape_qmodel
+    c512 = config_from_dict(dataclasses.asdict(ULTRA96) | dict(
+        name="ultra96_c512", max_in_channels=512, max_out_channels=512))
     with pytest.raises(ConfigError, match="max_in_channels|max_out_channels"):
-        plan_network(shape_qmodel(net_shape("resdg50")), ULTRA96)
+        plan_network(shape_qmodel(net_shape("resdg50")), c512)
+    assert plan_network(shape_qmodel(net_shape("resdg50")), ULTRA96).cfg is ULTRA96
 
 
 # ---- ResNet-50 --------------------------------------------------------------------------

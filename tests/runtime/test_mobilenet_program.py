@@ -13,13 +13,11 @@ outputs and the MACs; a direct loop over pixels, channels and taps for one depth
 the interpreter for the C-sim's whole memory after a start. Input 96x96 (default suite): 48/24/12/6/3
 maps, the last gated stage 3x3 with tile 2, i.e. 2x2 grids whose pooling bins [0,2) [1,3)
 overlap, so the writers there emit per-pixel sums; 224x224 (official, 7x7 with 4x4 grids:
-bins [0,2) [1,4) [3,6) [5,7)) runs too (~15 s). Engine: `zcu102_r50` (ultra96's engine with
-2048-channel limits: MobileNetV2's 960-channel expansions and 1280-channel tail exceed the
-shipped ultra96's 512).
+bins [0,2) [1,4) [3,6) [5,7)) runs too (~15 s). Engine: `ultra96` (its
+2048-channel limits hold MobileNetV2's 960-channel expansions and 1280-channel tail).
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -33,7 +31,7 @@ from dgfpga.numerics.golden import run_golden
 from dgfpga.runtime.interpreter import run_program
 from dgfpga.runtime.packer import plan_network, start_regions as _memory
 
-CFG = load_config(Path(__file__).resolve().parent / "configs" / "zcu102_r50.toml")
+CFG = load_config("ultra96")    # 2048-channel limits
 RB = formats.DESCRIPTOR_BYTES
 
 
@@ -502,10 +500,17 @@ def test_unaligned_upsampling_is_refused_naming_the_block():
         plan_network(qm, CFG)
 
 
-def test_shipped_ultra96_refuses_the_channel_counts(net):
+def test_a_512_channel_engine_refuses_the_channel_counts(net):
+    """ultra96's engine with 512-channel limits refuses MobileNetV2's 960/1280 channels,
+    naming the limit; ultra96 itself (2048) plans it."""
+    import dataclasses
+    from dgfpga.contract.engine_config import config_from_dict
     plan, _ = net
+    c512 = config_from_dict(dataclasses.asdict(load_config("ultra96")) | dict(
+        name="ultra96_c512", max_in_channels=512, max_out_channels=512))
     with pytest.raises(ConfigError, match="max_in_channels|max_out_channels"):
-        plan_network(plan.qmodel, load_config("ultra96"))
+        plan_network(plan.qmodel, c512)
+    assert plan.cfg.name == "ultra96"
 
 
 @pytest.fixture(scope="module")
