@@ -37,6 +37,20 @@ def which_tool(name: str) -> str | None:
     return str(cand) if cand.exists() else None
 
 
+def wide_channel_config():
+    """`small` (Tm = Tn = 4, 64-bit bus) with 2048-channel limits, the RTL tests' engine at the
+    channel limit (tests/backends/test_rtl_channels.py, test_rtl_gate_channels.py: one
+    Verilator build for both): weight buffer = the contract's 1x1 rule (2 * tm * 2048 =
+    16,384) doubled, so a 3x3 layer of 200 inputs and a 1024-channel depthwise layer fit;
+    patch halves of 16 KB. Not a board target (fit=False)."""
+    import dataclasses
+    from dgfpga.contract.engine_config import config_from_dict, load_config
+    d = dataclasses.asdict(load_config("small"))
+    d.update(name="ch2048_tm4", max_in_channels=2048, max_out_channels=2048,
+             weight_buffer_bytes=2 * 2 * 4 * 2048, ifm_buffer_bytes=32768, max_layers=4)
+    return config_from_dict(d, "ch2048_tm4 (test)", fit=False)
+
+
 def require_verilator() -> str:
     exe = which_tool("verilator")
     if exe is None:

@@ -19,29 +19,17 @@ which must agree; the RTL must equal both bit for bit (FMAP, SUMS, WORK) with ST
 """
 from __future__ import annotations
 
-import dataclasses
 
 import numpy as np
 import pytest
 
-from conftest import require_verilator
+from conftest import require_verilator, wide_channel_config
 from dgfpga.contract import regmap as R
-from dgfpga.contract.engine_config import config_from_dict, load_config
 from dgfpga.runtime.interpreter import run_program
 
 pytestmark = pytest.mark.verilator
 
 LIMIT = 2048
-
-
-def channels_config():
-    """`small` (Tm = Tn = 4, 64-bit bus) with 2048-channel limits and buffers for the cases
-    below: weight buffer = the contract's 1x1 rule (2 * tm * 2048 = 16,384) doubled, so a 3x3
-    layer of 200 inputs and a 1024-channel depthwise layer fit; patch halves of 16 KB."""
-    d = dataclasses.asdict(load_config("small"))
-    d.update(name="ch2048_tm4", max_in_channels=LIMIT, max_out_channels=LIMIT,
-             weight_buffer_bytes=2 * 2 * 4 * LIMIT, ifm_buffer_bytes=32768, max_layers=4)
-    return config_from_dict(d, "ch2048_tm4 (test)", fit=False)
 
 
 def _cases():
@@ -72,7 +60,7 @@ CASES = list(_cases())
 def sim():
     require_verilator()
     from dgfpga.backends.rtl_sim import FastSim
-    with FastSim(channels_config()) as s:
+    with FastSim(wide_channel_config()) as s:
         yield s
 
 
@@ -80,7 +68,7 @@ def sim():
 def test_long_channel_lists_bit_exact(sim, name):
     from dgfpga.backends.vectors import build_layer_case
     from dgfpga.contract import formats
-    cfg = channels_config()
+    cfg = wide_channel_config()
     case = _cases()[name]
     vs = build_layer_case(case, cfg, seed=1)
     d = formats.unpack_descriptor(vs.program, cfg)

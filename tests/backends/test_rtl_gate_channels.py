@@ -10,29 +10,18 @@ against the interpreter (`runtime.interpreter.run_program`), and the masks mixed
 whose gates are all on or all off would not see a wrong logit)."""
 from __future__ import annotations
 
-import dataclasses
 
 import numpy as np
 import pytest
 
-from conftest import require_verilator
+from conftest import require_verilator, wide_channel_config
 
 from dgfpga.contract import formats
 from dgfpga.contract import program as prog
-from dgfpga.contract.engine_config import config_from_dict, load_config
 from dgfpga.numerics import gates
 from dgfpga.runtime.interpreter import run_program
 
 DENSE = prog.RUN_DENSE
-
-
-def wide_config():
-    """`small` with Tm = Tn = 4 and 2048-channel limits (the weight buffer by the 1x1 rule,
-    EngineConfig.min_weight_buffer_bytes: 2 * Tm * 2048); not a board target (fit=False)."""
-    d = dataclasses.asdict(load_config("small"))
-    d.update(name="gate_2048_tn4", tm=4, tn=4, max_in_channels=2048, max_out_channels=2048,
-             weight_buffer_bytes=2 * 4 * 2048, max_layers=3)
-    return config_from_dict(d, "gate_2048 (test)", fit=False)
 
 
 class _Alloc:
@@ -189,7 +178,7 @@ GATE2_CASES = {"c1030_o1024_grid3x4": (1030, 1024, (3, 4)), "c2047_o2048_grid2x2
 def wide_sim():
     require_verilator()
     from dgfpga.backends.rtl_sim import FastSim
-    with FastSim(wide_config(), mem_bytes=1 << 21) as sim:
+    with FastSim(wide_channel_config(), mem_bytes=1 << 21) as sim:
         yield sim
 
 
