@@ -178,11 +178,48 @@ class Design:
             (workdir / rel).write_bytes(data)
 
 
+_MODULE_RE = re.compile(rb"^\s*module\s+(\w+)", re.M)
+
+
+def unit_files(design: Design, unit: Unit) -> list[str]:
+    """The snapshot files a unit's result depends on (its cache key covers exactly these):
+    for a child of dg_engine, the file defining its module and, transitively, every file
+    defining a module whose name appears outside comments in one of those files (a superset
+    of what it instantiates), plus dg_engine's file (the parameters it is elaborated with), the files
+    that define no module (packages) and every include; for the shell, the whole run or the
+    hierarchy, every file. So a change to one unit's RTL leaves the other units' cached
+    results valid."""
+    if unit.kind == TOP or unit.name in (TOP, "whole", "hierarchy"):
+        return sorted(design.files)
+    defines = {}                                   # module name -> file
+    for rel, data in design.files.items():
+        if rel.startswith("src/"):
+            for m in _MODULE_RE.findall(data):
+                defines[m.decode()] = rel
+    if unit.kind not in defines:                   # unknown: be safe, depend on everything
+        return sorted(design.files)
+    need, todo = set(), [defines[unit.kind], defines.get(TOP)]
+    while todo:
+        rel = todo.pop()
+        if rel is None or rel in need:
+            continue
+        need.add(rel)
+        if rel == defines.get(TOP):                # the shell's parameters, not its children
+            continue
+        code = re.sub(rb"//[^\n]*|/\*.*?\*/", b" ", design.files[rel], flags=re.S)
+        words = set(re.findall(rb"\b\w+\b", code))
+        todo += [f for m, f in defines.items() if m.encode() in words]
+    need |= {rel for rel, data in design.files.items()
+             if not rel.startswith("src/") or not _MODULE_RE.search(data)}
+    return sorted(need)
+
+
 def cache_key(design: Design, unit: Unit, version: Optional[str] = None) -> str:
-    """Hash of everything a unit's result depends on: source and include bytes, the unit,
-    the part family, the Yosys script and the Yosys version."""
+    """Hash of everything a unit's result depends on: the bytes of its files
+    (`unit_files`), the unit, the part family, the Yosys script (which names every source)
+    and the Yosys version."""
     h = hashlib.sha256()
-    for rel in sorted(design.files):
+    for rel in unit_files(design, unit):
         h.update(rel.encode() + b"\0")
         h.update(design.files[rel])
     extra = dict(unit=unit.as_dict(), family=design.family, script=_unit_script(design, unit),

@@ -422,15 +422,12 @@ def _md_errors() -> str:
     return "\n".join(rows)
 
 
-_ENGINE_NAMES = {"hls": "the HLS engine", "rtl": "the RTL"}
-
-
 def _md_descriptor() -> str:
     rows = ["| no. | word | bits | field | fault | meaning |", "|---|---|---|---|---|---|"]
     for i, f in enumerate(F.DESCRIPTOR_FIELDS):
         bits = f"{f.lsb}" if f.width == 1 else f"{f.lsb + f.width - 1}:{f.lsb}"
         who = [e for e in F.ENGINES if f.name in F.pending_fields(e)]
-        pend = (f" *(pending: {' and '.join(_ENGINE_NAMES[e] for e in who)} "
+        pend = (f" *(pending: {' and '.join(F.ENGINE_NAMES[e] for e in who)} "
                 f"{'refuse' if len(who) > 1 else 'refuses'} it as a reserved bit)*") \
             if who else ""
         rows.append(f"| {i} | {f.word} | {bits} | `{f.name}` | {F.FIELD_ERROR[f.name]} | "

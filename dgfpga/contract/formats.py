@@ -146,6 +146,9 @@ PENDING_BY_ENGINE = {
     "rtl": {"ops": (), "fields": ()},
 }
 ENGINES = tuple(PENDING_BY_ENGINE)
+#: each engine as messages and docs name it, and where its sources are
+ENGINE_NAMES = {"hls": "the HLS engine", "rtl": "the RTL"}
+ENGINE_SOURCES = {"hls": "hls/src", "rtl": "sim/rtl"}
 #: pending on at least one engine (what a program for both must not use)
 PENDING_OPS = tuple(sorted({o for e in PENDING_BY_ENGINE.values() for o in e["ops"]}))
 PENDING_FIELDS = tuple(f.name for f in DESCRIPTOR_FIELDS

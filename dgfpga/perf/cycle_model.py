@@ -560,6 +560,14 @@ def _list_scan(candidates: int, selected: int) -> float:
     return candidates * selected / (selected + 1)
 
 
+def gate_lanes(cfg: EngineConfig) -> int:
+    """The gate unit's lanes (`dg_gate.sv` GL): the int16 elements of one AXI beat, at most Tn.
+    Its lane-banked memories have this many banks, a stream segment holds at most this many
+    elements, and its on-chip loops (pool, gate-2 pool, spatial 3x3) take this many channels
+    per cycle, so its multipliers do not grow with Tn (issue 16)."""
+    return min(cfg.tn, cfg.axi_bytes // 2)
+
+
 def gate_record_terms(in_c: int, out_c: int, hidden: int, st_h: int, st_w: int, gh: int,
                       gw: int, res_list: bool, nt: int, nc: int, dense: bool,
                       cfg: EngineConfig) -> tuple[float, int]:
@@ -569,14 +577,14 @@ def gate_record_terms(in_c: int, out_c: int, hidden: int, st_h: int, st_w: int, 
 
     Streams move one AXI beat (AB = axi_bytes) per cycle. Gated: the bin table and the
     reciprocals (checked entry by entry, one bin row/column per cycle), the block input's
-    SUMS once per bin and sum-tile row (a row of w_bin tiles x C int32), pooling Tn channels
-    per cycle per bin, the whole SUMS again for the channel totals, the spatial weights,
-    the 3x3 over the bins (per cell and kernel row: ceil(C/Tn) cycles in the grid, 1
-    outside), fc1 / m1 / o1 / fc2 / b2 streamed. DENSE: only the checked sections (bin table,
+    SUMS once per bin and sum-tile row (a row of w_bin tiles x C int32), pooling
+    `gate_lanes` channels per cycle per bin, the whole SUMS again for the channel totals,
+    the spatial weights, the 3x3 over the bins (per cell and kernel row: ceil(C/gate_lanes)
+    cycles in the grid, 1 outside), fc1 / m1 / o1 / fc2 / b2 streamed. DENSE: only the checked sections (bin table,
     reciprocals, the three biases). Then the masks and the work lists: one candidate index
     per cycle up to the last selected one, plus one cycle per written beat.
     """
-    AB, tn = cfg.axi_bytes, cfg.tn
+    AB, gl = cfg.axi_bytes, gate_lanes(cfg)
     n, c = gh * gw, in_c
     cyc = _cdiv(2 * gh + 2 * gw, AB) + gh + gw + _cdiv(4 * (n + 1), AB)
     streams = 2
@@ -590,9 +598,9 @@ def gate_record_terms(in_c: int, out_c: int, hidden: int, st_h: int, st_w: int, 
             for c0, c1 in cols:
                 cyc += (r1 - r0) * _cdiv(4 * (c1 - c0) * c, AB)
                 streams += r1 - r0
-        lanes = _cdiv(c, tn)
-        # the pool passes (n bins, the totals): Tn channels per cycle and one more cycle for
-        # the multiply stage (the pool pipeline drains before the next step)
+        lanes = _cdiv(c, gl)
+        # the pool passes (n bins, the totals): gate_lanes channels per cycle and one more
+        # cycle for the multiply stage (the pool pipeline drains before the next step)
         cyc += n * lanes + _cdiv(4 * st_h * st_w * c, AB) + lanes + _cdiv(18 * c, AB) + n + 1
         for gy in range(gh):
             inside = sum(1 for ky in range(3) if 0 <= gy + ky - 1 < gh)
@@ -669,18 +677,18 @@ def gate2_record_terms(in_c: int, out_c: int, hidden: int, st_h: int, st_w: int,
     is: R(H*W) and the gate record's masks it reads (a stream each); gated, the tile scan
     (one tile per cycle) with conv1's compact sums, one stream per run of consecutive active
     tiles (a row of nc1 int32 per tile, `_sum_rows_cycles`: exact from the gate's spatial
-    mask `spatial` if given, else expected), pooling Tn channels per cycle,
+    mask `spatial` if given, else expected), pooling `gate_lanes` channels per cycle,
     fc1 / m1 streamed; then o1, [fc2], b2; then the mask_c2 bitmap and the two channel lists
     (one candidate per cycle up to the last selected one, one cycle per written beat).
     DENSE: only the checked sections (recip, masks, o1, b2) and the writes."""
     from dgfpga.contract.program import mask_bytes
-    AB, tn = cfg.axi_bytes, cfg.tn
+    AB, gl = cfg.axi_bytes, gate_lanes(cfg)
     n = st_h * st_w
     cyc = _cdiv(mask_bytes(n, in_c), AB) + _cdiv(4, AB) + _cdiv(8 * hidden, AB) + _cdiv(8 * out_c, AB)
     streams = 4.0
     if not dense:
         sums, r = _sum_rows_cycles(n, nt, 4 * max(nc1, 1), AB, spatial)
-        cyc += n + sums + _cdiv(in_c, tn) + 1          # the pool pass and its multiply stage
+        cyc += n + sums + _cdiv(in_c, gl) + 2          # the pool pass, its read and multiply stages
         cyc += (_cdiv(2 * hidden * in_c, AB) + _cdiv(4 * hidden, AB)
                 + _cdiv(2 * out_c * hidden, AB))
         streams += r + 3
@@ -715,10 +723,11 @@ def head_record_terms(in_c: int, classes: int, st_h: int, st_w: int,
                       cfg: EngineConfig) -> tuple[float, int]:
     """(cycles, streams) of the head up to its cycle-log write (`dg_gate.sv`): the whole
     SUMS, the int8 weights one class row at a time, the int32 biases, the int64 logits.
-    A stream segment holds at most Tn elements (the gate unit's on-chip arrays are Tn RAM
-    banks, one entry each per cycle), so the int8 weights move min(AB, Tn) per cycle."""
+    A stream segment holds at most `gate_lanes` elements (the gate unit's on-chip arrays are
+    that many RAM banks, one entry each per cycle), so the int8 weights move that many per
+    cycle."""
     AB = cfg.axi_bytes
-    cyc = (_cdiv(4 * st_h * st_w * in_c, AB) + classes * _cdiv(in_c, min(AB, cfg.tn))
+    cyc = (_cdiv(4 * st_h * st_w * in_c, AB) + classes * _cdiv(in_c, gate_lanes(cfg))
            + _cdiv(4 * classes, AB) + _cdiv(8 * classes, AB))
     return cyc, 4
 

@@ -41,9 +41,6 @@ def selfcheck_for(qm, images: np.ndarray, labels: Optional[np.ndarray] = None):
                      [m.channel for m in g.masks if m is not None])
 
 
-_ENGINE_NAMES = {"hls": "the HLS engine (hls/src)", "rtl": "the RTL (sim/rtl)"}
-
-
 def engine_refusals(plan) -> dict:
     """Per engine ("hls", "rtl": the HLS engine the project builds and the RTL its
     bundle's simulated devices run), the features of `plan`'s program that engine does not
@@ -87,7 +84,8 @@ def build_hls(qm, cfg: EngineConfig, out_dir, selfcheck_images: np.ndarray,
     refused = engine_refusals(plan)         # an engine would refuse its program
     if refused:
         from dgfpga.errors import ConfigError
-        who = "; ".join(f"{_ENGINE_NAMES[e]} does not implement {', '.join(f)} yet"
+        from dgfpga.contract.formats import ENGINE_NAMES, ENGINE_SOURCES
+        who = "; ".join(f"{ENGINE_NAMES[e]} ({ENGINE_SOURCES[e]}) does not implement {', '.join(f)} yet"
                         for e, f in refused.items())
         raise ConfigError(
             f"{qm.arch}: its program uses features specified in docs/formats.md that an "

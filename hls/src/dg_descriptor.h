@@ -116,7 +116,7 @@ inline void decode_descriptor(const u32 w[desc::WORDS], Layer &L) {
               : L.im2col        ? ceil_div(L.kkc, TN)
                                 : L.kk * L.ngi;
     L.n_groups = ceil_div(L.n_active_out, TM);
-    L.pitch = 0;   // per patch (load_patch / im2col_pitch), once the checks passed
+    L.pitch = 0;   // per patch (load_patches / im2col_pitch), once the checks passed
     L.i2c_qa = L.kc ? TN / L.kc : 0;
     L.i2c_ra = L.kc ? TN % L.kc : 0;
     L.conv_h = 0;

@@ -5,17 +5,20 @@
 // Per conv record: fetch + check the descriptor (dg_descriptor.h; a `from_gate` record
 // first takes its counts from the last gate record: the effective descriptor of SPEC13),
 // fetch + check the work list (dg_worklist.h), load the params, then a ping-pong pipeline
-// over (m-group, active tile) steps, one call site per stage: in step s the patch loader
-// fills input buffer patch[s&1] with the patch of step s, the MAC array computes step s-1
-// from patch[(s-1)&1] into acc[(s-1)&1], and the write-back stores step s-2 from acc[s&1];
-// the weights of m-group g are loaded into weight half g&1 in the step that loads g's first
-// patch (while g-1 computes from the other half). Then the residual-only tiles.
+// over (m-group, batch of active tiles) steps (conv_batch: B tiles per step, 1 under the
+// max-pool or im2col), one call site per stage: in step s the patch loader fills input
+// buffer patch[s&1] with the patches of step s, the MAC array computes step s-1 from
+// patch[(s-1)&1] into acc[(s-1)&1], and the write-back stores step s-2 from acc[s&1]; the
+// weights of m-group g are loaded into weight half g&1 in the step that loads g's first
+// batch (while g-1 computes from the other half). Then the residual-only tiles.
 // A depthwise record (op OP_DWCONV) runs the same three-stage pipeline in the other loop
-// order, tiles -> m-groups: its whole weight rows are loaded once before the steps
-// (load_dw_weights), step s = t*G + g loads tile t's dw patch into dw patch half t&1 at its
-// first m-group only (every m-group of the tile reads that one patch; tile u > 0's patch is
-// loaded in G row slices beside tile u-1's passes), the same MAC array (mac_array_tile, in
-// depthwise mode) computes step s-1, the same write-back stores step s-2.
+// order, tiles -> batches of m-groups: its whole weight rows are loaded once before the
+// steps (load_dw_weights); step s = t*NB + b covers batch b of tile t (B consecutive
+// m-groups, dw_batch: every m-group of the tile reads the tile's one dw patch, so the MAC
+// array and the write-back run a batch in one flattened loop each, one pipeline fill per
+// batch); tile u's dw patch goes into dw patch half u&1 (tile 0 at step 0, tile u > 0 in NB
+// row slices beside tile u-1's batches), the same MAC array (mac_array_tile, in depthwise
+// mode) computes step s-1, the same write-back stores step s-2.
 // A gate record (dg_gate.h) evaluates the block's gates and writes its masks and work
 // lists; a gate-2 record (a Bottleneck block's mask_c2, same gate unit) writes mask_c2 and
 // the conv2/conv3 channel lists; the head record (dg_head.h) writes the logits and the
@@ -40,17 +43,86 @@ static u64 max3(u64 a, u64 b, u64 c) {
     return m > c ? m : c;
 }
 
-// (m-group, tile) of step s: m-groups outer (conv), or tiles outer (depthwise: G m-groups).
-static void step_indices(const Layer &L, u32 s, u32 &g, u32 &t) {
+// m-groups per depthwise step (DW_BATCH, dg_types.h): as many of the G m-groups as the
+// accumulator half holds for the largest tile (tile x tile pixels; ACC_DEPTH >= that by the
+// static_assert on MAX_CONV_SIDE), at most DW_BATCH. Once per layer (a compare loop, no
+// divider).
+static u32 dw_batch(const Layer &L) {
+    const u32 px = L.tile * L.tile;
+    u32 b = 1;
+dw_batch_size:
+    for (u32 i = 2; i <= DW_BATCH; i++) {
+#pragma HLS PIPELINE II = 1
+        if (i <= L.n_groups && i * px <= ACC_DEPTH && (i - 1) * px < DW_BATCH_PIXELS) b = i;
+    }
+    return b;
+}
+
+// Tiles per conv step (CONV_BATCH, dg_types.h): 1 under the fused max-pool or im2col;
+// else as many of the T active tiles as one patch half holds full patches of (rounded up
+// to whole bank rows) and one accumulator half the pixels of, and no more than needed for
+// CONV_BATCH_CYCLES of per-tile work (the larger of the MAC steps and the requant cycles
+// of a full tile). Once per layer (a compare loop, no divider).
+static u32 conv_batch(const Layer &L) {
+    if (L.maxpool || L.im2col) return 1;
+    const u32 side = (L.tile - 1) * L.stride + L.k;                 // a full tile's patch
+    const u32 pbytes = ceil_div(side * side * L.in_c_stored, TN) * TN;
+    const u32 px = L.tile * L.tile;
+    const u32 work = px * (L.steps > REQUANT_STEPS ? L.steps : REQUANT_STEPS);
+    u32 b = 1;
+conv_batch_size:
+    for (u32 i = 2; i <= CONV_BATCH; i++) {
+#pragma HLS PIPELINE II = 1
+        if (i <= L.n_active_tiles && i * pbytes <= IFM_HALF_BYTES && i * px <= ACC_DEPTH &&
+            (i - 1) * work < CONV_BATCH_CYCLES)
+            b = i;
+    }
+    return b;
+}
+
+// (first m-group g, m-groups nb, first tile t, tiles nt) of step s: m-groups outer (conv:
+// NB = ceil(T / B) batches of B tiles per m-group, nb = 1), or tiles outer (depthwise: NB =
+// ceil(G / B) batches of B m-groups per tile, nt = 1); a batch's last one shorter.
+static void step_indices(const Layer &L, u32 B, u32 NB, u32 s, u32 &g, u32 &nb, u32 &t,
+                         u32 &nt) {
 #pragma HLS INLINE
     const u32 T = L.n_active_tiles, G = L.n_groups;
     if (L.depthwise) {
-        t = s / G;
-        g = s % G;
+        t = s / NB;
+        g = (s % NB) * B;
+        nb = G - g < B ? G - g : B;
+        nt = 1;
     } else {
-        g = s / T;
-        t = s % T;
+        g = s / NB;
+        t = (s % NB) * B;
+        nt = T - t < B ? T - t : B;
+        nb = 1;
     }
+}
+
+// The geometry of a step's nt tiles (from active tile t), each patch at whole bank rows
+// after the previous one in the patch half. II=1 per tile; returns its cycles (a batch:
+// nt + the pipeline's fill; a single tile's geometry is formed at the stage start, as ever).
+static u64 tile_batch(const Layer &L, const WorkList &W, u32 t, u32 nt, TileBatch &TB) {
+#pragma HLS INLINE off
+    u32 base = 0, conv_px = 0, out_px = 0;
+batch_tiles:
+    for (u32 i = 0; i < nt; i++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = CONV_BATCH
+#pragma HLS PIPELINE II = 1
+        const u32 id = W.tiles[t + i];
+        const TileGeom g = tile_geom(L, id);
+        TB.g[i] = g;
+        TB.id[i] = id;
+        TB.base[i] = base;
+        base += ceil_div((u32)(g.sh * g.sw) * L.in_c_stored, TN) * TN;
+        conv_px += (u32)(g.ch * g.cw);
+        out_px += (u32)(g.th * g.tw);
+    }
+    TB.n = nt;
+    TB.conv_px = conv_px;
+    TB.out_px = out_px;
+    return nt > 1 ? nt + CYC_PIPE : 0;
 }
 
 
@@ -63,45 +135,46 @@ static void step_indices(const Layer &L, u32 s, u32 &g, u32 &t) {
 // stages are INLINE off, so each is one instance), so they can run concurrently.
 // Returns the C-sim's cycle estimate of the step (the slowest stage + sync).
 static u64 pipeline_step(u8 *fmap, const u8 *wmem, s32 *sums, const Layer &L, const WorkList &W,
-                         u32 s, u32 total, WeightBufs wbuf, PatchBuf patch[2],
+                         u32 s, u32 total, u32 B, u32 NB, TileBatch tb[3], WeightBufs wbuf,
+                         PatchBuf patch[2],
                          DwPatchBuf dwpatch[2], AccBuf acc[2],
                          const s32 bias[PARAM_ROWS][TM], const s32 mult[PARAM_ROWS][TM]) {
 #pragma HLS INLINE
     const u32 h = s & 1;
     u64 c_load = 0, c_mac = 0, c_wb = 0;
-    u32 g = 0, t = 0;
-    if (s < total) {   // load stage: step s
-        step_indices(L, s, g, t);
-        if (L.depthwise) {   // one patch per tile, for all its m-groups: tile 0 at step 0,
-                             // tile u > 0 in G row slices during the G steps after tile u-1's
-                             // first (beside all of u-1's passes; half u&1's last reader, tile
-                             // u-2's last pass, computed in step (u-1)*G)
+    u32 g = 0, nb = 1, t = 0, nt = 1;
+    if (s < total) {   // load stage: step s; its tiles' geometry into tb[s % 3] for the
+                       // MAC stage (step s+1) and the write-back (step s+2)
+        step_indices(L, B, NB, s, g, nb, t, nt);
+        c_load += tile_batch(L, W, t, nt, tb[s % 3]);
+        if (L.depthwise) {   // one patch per tile, for all its batches: tile 0 at step 0,
+                             // tile u > 0 in NB row slices during the NB steps after tile
+                             // u-1's first (beside all of u-1's batches; half u&1's last
+                             // reader, tile u-2's last batch, computed in step (u-1)*NB)
             // (one call site: one loader instance)
-            const u32 G = L.n_groups;
-            const u32 u = s == 0 ? 0 : (s - 1) / G + 1, sl = s == 0 ? 0 : (s - 1) % G;
-            const u32 parts = s == 0 ? 1 : G;        // tile 0: the whole patch in step 0
+            const u32 u = s == 0 ? 0 : (s - 1) / NB + 1, sl = s == 0 ? 0 : (s - 1) % NB;
+            const u32 parts = s == 0 ? 1 : NB;       // tile 0: the whole patch in step 0
             if (u < L.n_active_tiles) {
-                const TileGeom gu = tile_geom(L, W.tiles[u]);
+                const TileGeom gu = tile_geom(L, W.tiles[u]);   // (the next tile's patch)
                 c_load += load_dw_patch(fmap, L, W, gu, dwpatch, u & 1, sl * (u32)gu.sh / parts,
                                         (sl + 1) * (u32)gu.sh / parts);
             }
         } else {
             if (t == 0) c_load += load_weight_group(wmem, L, W, g, wbuf, g & 1);
-            c_load += load_patch(fmap, L, W, tile_geom(L, W.tiles[t]), patch, h);
+            c_load += load_patches(fmap, L, W, tb[s % 3], patch, h);
         }
     }
     if (s >= 1 && s - 1 < total) {   // MAC stage: step s-1
-        step_indices(L, s - 1, g, t);
+        step_indices(L, B, NB, s - 1, g, nb, t, nt);
         // one call: one MAC array for both ops (dg_mac.h); depthwise reads the tile's dw half
-        // and weight half 0, a conv the step's patch half and its m-group's weight half
-        c_mac = mac_array_tile(L, tile_geom(L, W.tiles[t]), wbuf, L.depthwise ? 0 : g & 1, patch,
-                               dwpatch, L.depthwise ? t & 1 : h ^ 1, g, acc, h ^ 1);
+        // and weight half 0 (a batch of nb m-groups), a conv the step's patch half and its
+        // m-group's weight half
+        c_mac = mac_array_tile(L, tb[(s - 1) % 3], wbuf, L.depthwise ? 0 : g & 1, patch, dwpatch,
+                               L.depthwise ? t & 1 : h ^ 1, g, nb, acc, h ^ 1);
     }
     if (s >= 2 && s - 2 < total) {   // write-back stage: step s-2
-        step_indices(L, s - 2, g, t);
-        const u32 tile_id = W.tiles[t];
-        c_wb = writeback_tile(fmap, sums, L, W, tile_id, tile_geom(L, tile_id), g, acc, h,
-                              bias, mult);
+        step_indices(L, B, NB, s - 2, g, nb, t, nt);
+        c_wb = writeback_tile(fmap, sums, L, W, tb[(s - 2) % 3], g, nb, acc, h, bias, mult);
     }
     return max3(c_load, c_mac, c_wb) + CYC_STEP;
 }
@@ -127,6 +200,9 @@ static u64 run_layer(u8 *fmap, const u8 *wmem, s32 *sums, const Layer &L, const 
 #pragma HLS ARRAY_PARTITION variable = dwpatch complete dim = 3
 #pragma HLS ARRAY_PARTITION variable = dwpatch complete dim = 4
     static s32 bias[PARAM_ROWS][TM], mult[PARAM_ROWS][TM];
+    // the tiles of the steps in flight: load (s), MAC (s-1), write-back (s-2)
+    static TileBatch tb[3];
+#pragma HLS ARRAY_PARTITION variable = tb complete dim = 1
 #pragma HLS ARRAY_PARTITION variable = bias complete dim = 2
 #pragma HLS ARRAY_PARTITION variable = mult complete dim = 2
 
@@ -135,7 +211,15 @@ static u64 run_layer(u8 *fmap, const u8 *wmem, s32 *sums, const Layer &L, const 
     if (T > 0 && L.n_active_out > 0) {
         // depthwise: the whole layer's weight rows, once (half 0; no m-group ping-pong)
         if (L.depthwise) cycles += load_dw_weights(wmem, L, W, wbuf);
-        const u32 total = L.n_groups * T;
+        // depthwise: NB batches of B m-groups per tile (dw_batch); conv: one m-group per step
+        // conv: NB batches of B tiles per m-group (conv_batch)
+        // (the T tiles split evenly: B = ceil(T / NB), so the batches of a step pipeline are
+        // alike and its stages stay aligned)
+        const u32 Bc = L.depthwise ? 1 : conv_batch(L);
+        const u32 NB = L.depthwise ? ceil_div(L.n_groups, dw_batch(L)) : ceil_div(T, Bc);
+        const u32 B = L.depthwise ? dw_batch(L) : ceil_div(T, NB);
+        cycles += L.depthwise ? DW_BATCH - 1 : (L.maxpool || L.im2col ? 0 : CONV_BATCH - 1);
+        const u32 total = L.depthwise ? NB * T : L.n_groups * NB;
     steps:
         for (u32 s = 0; s < total + 2; s++) {
 #pragma HLS LOOP_TRIPCOUNT min = 3 max = TC_STEPS
@@ -145,8 +229,9 @@ static u64 run_layer(u8 *fmap, const u8 *wmem, s32 *sums, const Layer &L, const 
 #pragma HLS DEPENDENCE variable = acc intra false
 #pragma HLS DEPENDENCE variable = wbuf intra false
 #pragma HLS DEPENDENCE variable = dwpatch intra false
-            cycles += pipeline_step(fmap, wmem, sums, L, W, s, total, wbuf, patch, dwpatch, acc,
-                                    bias, mult);
+#pragma HLS DEPENDENCE variable = tb intra false
+            cycles += pipeline_step(fmap, wmem, sums, L, W, s, total, B, NB, tb, wbuf, patch,
+                                    dwpatch, acc, bias, mult);
         }
     }
 res_tiles:

@@ -382,28 +382,24 @@ recips:
     return {err::OK, 0};   // ws: per channel group in spatial_gate_and_totals
 }
 
-// Whole-map channel sums (int64, wrapping) of `tiles` sum tiles of `in_c` int32 channel sums
-// at sums[sbase..]: the head's global pool (into the gate unit's tot[]; the gate record sums
-// its totals channel group by channel group inside the spatial gate).
-inline void channel_totals(const s32 *sums, u64 sbase, u32 tiles, u32 in_c, s64 tot[MAX_IN]) {
-    const u32 ngi = ceil_div(in_c, TN);
-tot_clear:
-    for (u32 c = 0; c < in_c; c++) {   // II=1
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_IN
-#pragma HLS PIPELINE II = 1
-        tot[c] = 0;
-    }
-totals:
-    for (u32 t = 0; t < tiles; t++) {
+// Whole-map totals (int64, wrapping) of channel group c0 .. c0+nl-1 (nl <= TN) over `tiles`
+// >= 1 sum tiles of `in_c` int32 channel sums at sums[sbase..] into tot[c0 ..]: one burst of
+// nl sums per tile, TN sums per step (II=1); the first tile assigns, so no clearing pass.
+// The one totals loop of the gate unit: the gate record's spatial gate calls it per channel
+// group (before the group's row bins), the head per channel group for its global pool.
+inline void group_totals(const s32 *sums, u64 sbase, u32 tiles, u32 in_c, u32 c0, u32 nl,
+                         s64 tot[MAX_IN]) {
+#pragma HLS INLINE
+group_totals:
+    for (u32 t = 0; t < tiles; t++) {   // II=1, TN sums per step
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_TILES
-    totals_groups:
-        for (u32 ng = 0; ng < ngi; ng++) {   // II=1, TN sums per step
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_NGI
 #pragma HLS PIPELINE II = 1
-            for (u32 j = 0; j < TN; j++) {
+        for (u32 j = 0; j < TN; j++) {
 #pragma HLS UNROLL
-                const u32 c = ng * TN + j;
-                if (c < in_c) tot[c] = wadd(tot[c], sums[sbase + (u64)t * in_c + c]);
+            const u32 c = c0 + j;
+            if (j < nl) {
+                const s64 v = sums[sbase + (u64)t * in_c + c];
+                tot[c] = t == 0 ? v : wadd(tot[c], v);
             }
         }
     }
@@ -518,19 +514,7 @@ groups:
         const u32 c0 = ng * TN;
         const u32 nl = G.in_c - c0 < TN ? G.in_c - c0 : TN;   // channels of this group
         // -- the group's totals over every sum tile (one burst of nl sums per tile)
-    group_totals:
-        for (u32 t = 0; t < st_tiles; t++) {   // II=1, TN sums per step
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_TILES
-#pragma HLS PIPELINE II = 1
-            for (u32 j = 0; j < TN; j++) {
-#pragma HLS UNROLL
-                const u32 c = c0 + j;
-                if (j < nl) {
-                    const s64 v = sums[sbase + (u64)t * G.in_c + c];
-                    B.tot[c] = t == 0 ? v : wadd(B.tot[c], v);
-                }
-            }
-        }
+        group_totals(sums, sbase, st_tiles, G.in_c, c0, nl, B.tot);
         // -- the group's spatial weights, ws[t][c0 .. c0+nl) (one burst per tap)
     group_ws:
         for (u32 t = 0; t < GATE_TAPS; t++) {   // II=1, TN weights per step

@@ -63,7 +63,11 @@ inline u64 run_head(const u8 *wmem, u8 *work, const s32 *sums, const HeadRec &H)
     const u32 ngi = ceil_div(H.in_c, TN);
     const u32 tiles = H.st_h * H.st_w;
     const u64 sbase = H.sums_offset / 4;
-    channel_totals(sums, sbase, tiles, H.in_c, pooled);
+head_groups:   // the gate unit's totals loop per channel group (one cycle per group's start)
+    for (u32 ng = 0, c0 = 0; ng < ngi; ng++, c0 += TN) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_NGI
+        group_totals(sums, sbase, tiles, H.in_c, c0, H.in_c - c0 < TN ? H.in_c - c0 : TN, pooled);
+    }
     u64 cycles = ngi + stream_cycles((u64)tiles * ngi, 4ull * tiles * H.in_c);
 classes:
     for (u32 k = 0; k < H.classes; k++) {

@@ -19,7 +19,10 @@
 // Both modes flattened and pipelined at II=1; the only loop-carried dependence is the TM
 // register sums (no accumulator-memory read-modify-write), so II=1 holds for any patch
 // size. After the last step of a pixel the TM sums go to the accumulator buffer for the
-// write-back stage.
+// write-back stage. A depthwise call computes a BATCH of `ngroups` consecutive m-groups of
+// one tile (all reading the tile's one dw patch) in the same flattened loop (m-group x
+// pixel x step), so the pipeline fills and drains once per batch, not once per m-group;
+// m-group i of the batch writes accumulator words i*npix .. (a conv call: one m-group).
 #ifndef DG_MAC_H
 #define DG_MAC_H
 
@@ -39,23 +42,30 @@ constexpr unsigned MAC_PAIRS = (TM + 1) / 2;   // lane pairs: one DSP48E2 per pa
 // Returns the pipelined iterations (cycles) it took, for the C-sim's estimate.
 // conv: reads input buffer patch[ph] and weight half wbuf[sel]; depthwise: dw patch buffer
 // dwpatch[ph] (the tile's half) and m-group `group`'s rows in weight half sel (= 0,
-// load_dw_weights). Writes accumulator buffer acc[ah]. Only the mode's patch buffer is read
-// (the other may be null).
-inline u64 mac_array_tile(const Layer &L, const TileGeom &g, const WeightBufs wbuf, u32 sel,
+// load_dw_weights), and with ngroups > 1 the next m-groups' rows too (depthwise only).
+// Writes accumulator buffer acc[ah]. Only the mode's patch buffer is read (the other may be
+// null).
+// conv with a batch of tiles (B.n > 1, dg_engine.cpp conv_batch): tile after tile in the
+// same flattened loop (tile x pixel x step), tile i's patch at byte B.base[i] of the patch
+// half, its accumulators after the previous tiles' pixels.
+inline u64 mac_array_tile(const Layer &L, const TileBatch &B, const WeightBufs wbuf, u32 sel,
                           const PatchBuf *patch, const DwPatchBuf *dwpatch, u32 ph, u32 group,
-                          AccBuf acc[2], u32 ah) {
+                          u32 ngroups, AccBuf acc[2], u32 ah) {
 #pragma HLS INLINE off
     const bool dw = L.depthwise;
     const u32 n = L.in_c_stored;
     const u32 R = L.steps;
     const u32 steps = R > 0 ? R : 1;      // no active input channel: acc = 0 (bias only)
-    const u32 npix = (u32)(g.ch * g.cw);
+    const TileGeom g = B.g[0];
     const u32 s = L.stride;
+    // conv batch: the current tile ti's pixels and columns; total pixels of the batch
+    const u32 ntiles = dw ? 1 : B.n;
+    u32 ti = 0, npix = (u32)(g.ch * g.cw), cw_t = (u32)g.cw;
     // ---- conv address counters (adds only in the pipeline; the products are per tile):
-    // the patch buffer holds patch row r at r * prow, pixel c of a row at c * n.
-    const u32 prow = L.im2col ? L.pitch : (u32)g.sw * n;   // bytes per patch row
-    const u32 px_step = s * n;                              // next conv pixel of a row
-    const u32 py_step = s * prow;                           // next conv row
+    // the patch buffer holds patch row r at base + r * prow, pixel c of a row at c * n.
+    u32 prow = L.im2col ? L.pitch : (u32)g.sw * n;   // bytes per patch row
+    const u32 px_step = s * n;                        // next conv pixel of a row
+    u32 py_step = s * prow;                           // next conv row
     const u32 i2c_adv = L.i2c_qa * prow + L.i2c_ra;         // lane 0 advances TN taps
     const u32 i2c_wrap = prow - L.kc;                       // ... and one kernel row more
     // im2col: lane j is m_j kernel rows past lane 0 when o0 + j >= m_j * kc; such a lane's
@@ -75,7 +85,12 @@ inline u64 mac_array_tile(const Layer &L, const TileGeom &g, const WeightBufs wb
     // group), tap t -> (ky, kx) as a ROM over the tap slots
     const u32 gp = ceil_div(n, TM);
     const u32 cw3 = ceil_div((u32)g.sw, DW_K);
-    const u32 wbase = dw ? group * ceil_div(L.kk, TN) : 0;
+    const u32 wrow = ceil_div(L.kk, TN);   // weight words per lane and m-group (depthwise)
+    const u32 nb = dw && ngroups > 1 ? ngroups : 1;   // m-groups of the batch (conv: one)
+    const u32 iters = dw ? nb * npix * steps : B.conv_px * steps;
+    u32 gcur = group;                                  // the batch's current m-group
+    u32 wbase = dw ? group * wrow : 0;                 // its first weight word (+wrow)
+    u32 gpix = 0;                                      // pixel within the current m-group
     u32 tky[DW_TAP_SLOTS], tkx[DW_TAP_SLOTS];
 #pragma HLS ARRAY_PARTITION variable = tky complete
 #pragma HLS ARRAY_PARTITION variable = tkx complete
@@ -91,7 +106,8 @@ inline u64 mac_array_tile(const Layer &L, const TileGeom &g, const WeightBufs wb
         sum[m] = 0;
     }
     u32 px = 0, kx = 0, ng = 0, r = 0, pix = 0;
-    u32 row_addr = 0, pix_addr = 0;   // py*s*prow, + px*s*n: the conv pixel's patch byte
+    u32 row_addr = B.base[0], pix_addr = B.base[0];   // base + py*s*prow, + px*s*n: the
+                                                      // conv pixel's patch byte
     u32 k_addr = 0, ky_addr = 0;      // ky*prow + kx*n, ky*prow: the kernel position's
     u32 ngt = 0, rt = 0;              // ng*TN, r*TN
     u32 o0 = 0, i2c_k = 0;            // im2col: lane 0's tap is byte o0 of kernel row ky0;
@@ -101,8 +117,8 @@ inline u64 mac_array_tile(const Layer &L, const TileGeom &g, const WeightBufs wb
     // (DW_PAR = 2 only)
     u32 pyq = 0, pyr = 0, pxq = 0, pxr = 0, dt = 0, dpar = 0;
 mac:
-    for (u32 it = 0; it < npix * steps; it++) {
-#pragma HLS LOOP_TRIPCOUNT min = 1 max = TC_CONV_PIXELS * max_u(TC_MAC_STEPS, DW_PIX_STEPS)
+    for (u32 it = 0; it < iters; it++) {
+#pragma HLS LOOP_TRIPCOUNT min = 1 max = TC_CONV_PIXELS * max_u(TC_MAC_STEPS, DW_PIX_STEPS * DW_BATCH)
 #pragma HLS PIPELINE II = 1
         // ---- weights: one word of every lane bank (conv: word r; depthwise: the word of the
         // step's taps), TN bytes each
@@ -182,7 +198,7 @@ mac:
 #pragma HLS UNROLL
                     const u32 kxb = b >= pxr ? b - pxr : b + DW_K - pxr;
                     const u32 xq = pxq + (pxr + kxb >= DW_K ? 1u : 0u);
-                    const u32 word = (yq * cw3 + xq) * gp + group;
+                    const u32 word = (yq * cw3 + xq) * gp + gcur;
                     for (u32 m = 0; m < TM; m++) {
 #pragma HLS UNROLL
                         dq[a][b][m] = dwpatch[ph][a][b][m][word];
@@ -260,14 +276,14 @@ mac:
             i2c_k = 0;
             dt = 0;
             dpar = 0;
-            pix++;
+            pix++;   // the accumulator word: continues over the batch's m-groups
             pix_addr += px_step;
             pxr += s;
             if (pxr >= DW_K) {
                 pxr -= DW_K;
                 pxq++;
             }
-            if (++px == (u32)g.cw) {
+            if (++px == cw_t) {
                 px = 0;
                 row_addr += py_step;
                 pix_addr = row_addr;
@@ -278,6 +294,28 @@ mac:
                     pyr -= DW_K;
                     pyq++;
                 }
+            }
+            if (++gpix == npix) {   // the m-group's / tile's last pixel: the batch's next
+                gpix = 0;
+                if (dw) {           // depthwise: the next m-group of the same tile
+                    gcur++;
+                    wbase += wrow;
+                    row_addr = 0;
+                    pix_addr = 0;
+                } else if (++ti < ntiles) {   // conv: the next tile of the batch
+                    const TileGeom gn = B.g[ti];
+                    npix = (u32)(gn.ch * gn.cw);
+                    cw_t = (u32)gn.cw;
+                    prow = (u32)gn.sw * n;    // (no batches with im2col)
+                    py_step = s * prow;
+                    row_addr = B.base[ti];
+                    pix_addr = B.base[ti];
+                }
+                px = 0;
+                pxq = 0;
+                pxr = 0;
+                pyq = 0;
+                pyr = 0;
             }
         } else {
             r++;
@@ -305,7 +343,7 @@ mac:
             }
         }
     }
-    return (u64)npix * steps + CYC_PIPE;
+    return (u64)iters + CYC_PIPE;
 }
 
 }  // namespace dg

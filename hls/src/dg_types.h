@@ -97,6 +97,22 @@ constexpr unsigned dw_depth_bound() {
 }
 constexpr unsigned DW_DEPTH = dw_depth_bound();
 constexpr unsigned TC_DW_WORDS = ceil_div(MAX_DW_SIDE, DW_K) * ceil_div(MAX_DW_SIDE, DW_K);
+// m-groups per depthwise step (a batch): the MAC array and the write-back run the batch's
+// m-groups of one tile in ONE flattened pipelined loop each (one fill/drain and one step
+// sync per batch instead of per m-group, as the RTL runs its passes back to back), their
+// accumulators side by side in one accumulator half: batch = min(G, DW_BATCH,
+// ACC_DEPTH / (tile pixels)) (dg_engine.cpp dw_batch). DW_BATCH bounds the write-back's
+// per-batch channel-sum registers (DW_BATCH x TM int32).
+constexpr unsigned DW_BATCH = 16;
+constexpr unsigned DW_BATCH_PIXELS = 64;
+// Tiles per conv step (a batch, dg_engine.cpp conv_batch): the patch loader, the MAC array
+// and the write-back run B tiles of one m-group in one call each (their patches side by
+// side in one patch half, their accumulators in one accumulator half), so a step's fill,
+// sync and AXI latency are paid once per batch. Only layers without the fused max-pool and
+// im2col; B tiles' patches must fit a patch half, their pixels an accumulator half, and B
+// stays below the size whose per-tile work reaches CONV_BATCH_CYCLES.
+constexpr unsigned CONV_BATCH = DW_BATCH;
+constexpr unsigned CONV_BATCH_CYCLES = 256;
 
 static_assert(TM >= 1 && TM <= 64 && (TM & (TM - 1)) == 0, "TM must be a power of two <= 64");
 static_assert(TN >= 1 && TN <= 64 && (TN & (TN - 1)) == 0, "TN must be a power of two <= 64");
@@ -209,6 +225,18 @@ inline TileGeom tile_geom(const Layer &L, u32 tile_id) {
     g.sw = (g.cw - 1) * (int)L.stride + (int)L.k;
     return g;
 }
+
+// The tiles of one conv step (a batch of n <= CONV_BATCH active tiles of one m-group; a
+// depthwise step or an unbatched conv step: n = 1): their geometry, ids and the byte offset
+// of each tile's patch in the patch half (a multiple of TN: whole bank rows), the batch's
+// conv-output and output pixels (the MAC and write-back trip counts: no stage reads all n
+// entries at once, so the per-tile arrays can be LUTRAM rows read one per tile).
+struct TileBatch {
+    TileGeom g[CONV_BATCH];
+    u32 id[CONV_BATCH];
+    u32 base[CONV_BATCH];
+    u32 n, conv_px, out_px;
+};
 
 // Requantization (docs/architecture.md): y = clamp((acc*mult + res*res_mult + 2^(s-1)) >> s).
 inline int requant(s64 acc_plus_bias, s32 mult, int res, u32 res_mult, u32 shift, int lo, int hi) {

@@ -40,23 +40,60 @@ sums_store:
     }
 }
 
-// Write-back of one (m-group, tile) from accumulator buffer acc[h]. Loop: output pixel x
-// window position (9 under the max-pool) x lane step (REQUANT_LANES lanes per cycle),
-// pipelined at II=1; the pixel's TM bytes are stored after its last step. No run-time lane
+// The channel sums of a batch, one int32 per cycle (item i's sums in gsum[i]): depthwise,
+// nb consecutive m-groups (first `group`) of one tile: compact positions group*TM ..
+// (group+nb)*TM-1 of tile B.id[0], one contiguous run of SUMS words; conv, m-group `group`
+// of nb tiles B.id[i]: TM words per tile.
+inline void store_batch_sums(s32 *sums, const Layer &L, const TileBatch &B, u32 group, u32 nb,
+                             const s32 gsum[CONV_BATCH][TM]) {
+#pragma HLS INLINE
+    if (!L.emit_sums || L.pixel_sums) return;   // pixel sums are stored per pixel
+    const u32 sbase = L.sums_offset / 4;
+batch_sums_store:
+    for (u32 it = 0, i = 0, m = 0; it < nb * TM; it++) {
+#pragma HLS LOOP_TRIPCOUNT min = TM max = CONV_BATCH * TM
+#pragma HLS PIPELINE II = 1
+        const u32 gg = L.depthwise ? group + i : group;
+        const u32 tid = L.depthwise ? B.id[0] : B.id[i];
+        if (gg * TM + m < L.n_active_out) sums[sbase + tid * L.out_c_stored + gg * TM + m] = gsum[i][m];
+        if (++m == TM) {
+            m = 0;
+            i++;
+        }
+    }
+}
+
+// Write-back of one (m-group, tile) from accumulator buffer acc[h], or (depthwise, ngroups >
+// 1) of a batch of ngroups consecutive m-groups of the tile (dg_mac.h: m-group i's
+// accumulators at words i*npix ..). Loop: [m-group of the batch x] output pixel x window
+// position (9 under the max-pool) x lane step (REQUANT_LANES lanes per cycle), flattened and
+// pipelined at II=1 (one fill/drain per batch); the pixel's TM bytes are stored after its
+// last step, a batch's channel sums after the loop (TM per m-group). No run-time lane
 // index: at a window position's first step the TM lanes' accumulator (one read per lane
 // bank), bias, mult and channel id are loaded into lane registers that shift down by
 // REQUANT_LANES per step, so the requantizers always take lanes 0..REQUANT_LANES-1; the
 // running maxima rotate by REQUANT_LANES per step (back in lane order after a window
 // position). Returns its iterations (the C-sim's estimate).
-inline u64 writeback_tile(u8 *fmap, s32 *sums, const Layer &L, const WorkList &W, u32 tile_id,
-                          const TileGeom &g, u32 group, const AccBuf acc[2], u32 h,
+// A conv batch of tiles (B.n > 1): tile after tile in the same loop, tile i's accumulators
+// after the previous tiles' pixels (dg_mac.h), its channel sums at its own tile row.
+inline u64 writeback_tile(u8 *fmap, s32 *sums, const Layer &L, const WorkList &W,
+                          const TileBatch &B, u32 group, u32 ngroups, const AccBuf acc[2], u32 h,
                           const s32 bias[PARAM_ROWS][TM], const s32 mult[PARAM_ROWS][TM]) {
 #pragma HLS INLINE off
     const int lo = out_lo(L), hi = out_hi(L);
     const u32 wpos = L.maxpool ? 9 : 1;   // window positions per output pixel
-    const u32 gbase = group * TM;         // compact position of lane 0
+    const bool dw = L.depthwise;
+    const u32 nitems = dw ? (ngroups > 1 ? ngroups : 1) : B.n;   // m-groups or tiles
+    TileGeom g = B.g[0];                  // the current tile
+    u32 grp = group;                      // the batch's current m-group
+    u32 gi = 0;                           // ... its index in the batch
+    u32 gbase = group * TM;               // compact position of its lane 0
+    u32 abase = 0;                        // its first accumulator word (gi * conv pixels)
+    u32 acc_px = (u32)(g.ch * g.cw);     // accumulator words of the current item
     s32 tsum[TM];
 #pragma HLS ARRAY_PARTITION variable = tsum complete
+    s32 gsum[CONV_BATCH][TM];   // the batch's channel sums, stored after the loop
+#pragma HLS ARRAY_PARTITION variable = gsum complete dim = 2
     int best[TM];
 #pragma HLS ARRAY_PARTITION variable = best complete
     s64 ab[TM];   // acc + bias of the lanes still to requantize (shift register)
@@ -79,14 +116,17 @@ inline u64 writeback_tile(u8 *fmap, s32 *sums, const Layer &L, const WorkList &W
     u32 py = 0, px = 0, wi = 0, wy = 0, wx = 0, ls = 0;
     const u32 npix = (u32)(g.th * g.tw);
     u32 oy = (u32)g.oy0, ox = (u32)g.ox0;
-    u32 dst_row = L.out_offset + (oy * L.out_w + ox) * L.out_c_stored + gbase;
+    u32 dst0 = L.out_offset + (oy * L.out_w + ox) * L.out_c_stored;   // tile's first pixel
+    u32 dst_row = dst0 + gbase;
     u32 dst = dst_row;                              // the pixel's TM-byte slice
     const u32 dst_px = L.out_c_stored;              // next pixel of a row
     const u32 dst_py = L.out_w * L.out_c_stored;    // next row
-    u32 res_row = L.res_offset + (oy * L.out_w + ox) * L.out_c;   // the residual pixel
+    u32 res0 = L.res_offset + (oy * L.out_w + ox) * L.out_c;
+    const u32 iters = (dw ? nitems * npix : B.out_px) * wpos * REQUANT_STEPS;
+    u32 res_row = res0;                             // the residual pixel
     u32 res_pix = res_row;                          // (all out_c channels, by channel id)
 pixels:
-    for (u32 it = 0; it < npix * wpos * REQUANT_STEPS; it++) {
+    for (u32 it = 0; it < iters; it++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_TILE * MAX_TILE * 9 * REQUANT_STEPS
 #pragma HLS PIPELINE II = 1
         // conv pixel of this window position (the pixel itself without a max-pool)
@@ -97,12 +137,12 @@ pixels:
         }
         const bool inside = cy >= 0 && cy < (int)L.conv_h && cx >= 0 && cx < (int)L.conv_w;
         if (ls == 0) {   // a window position's first step: load the lane registers
-            const u32 a = inside ? (u32)((cy - g.cy0) * g.cw + (cx - g.cx0)) : 0;
+            const u32 a = abase + (inside ? (u32)((cy - g.cy0) * g.cw + (cx - g.cx0)) : 0);
             for (u32 m = 0; m < TM; m++) {
 #pragma HLS UNROLL
                 on[m] = gbase + m < L.n_active_out;
-                ab[m] = (s64)acc[h][m][a] + bias[group][m];
-                mv[m] = mult[group][m];
+                ab[m] = (s64)acc[h][m][a] + bias[grp][m];
+                mv[m] = mult[grp][m];
                 cid[m] = on[m] ? W.out_ch[gbase + m] : 0;
             }
         }
@@ -175,11 +215,36 @@ pixels:
                 dst = dst_row;
                 res_row += L.out_w * L.out_c;
                 res_pix = res_row;
+                if (py == (u32)g.th) {   // the item's last pixel: the batch's next item
+                    for (u32 m = 0; m < TM; m++) {
+#pragma HLS UNROLL
+                        gsum[gi][m] = tsum[m];
+                        tsum[m] = 0;
+                    }
+                    gi++;
+                    abase += acc_px;
+                    if (dw) {        // depthwise: the next m-group of the same tile
+                        grp++;
+                        gbase += TM;
+                    } else if (gi < nitems) {   // conv: the next tile of the batch
+                        g = B.g[gi];
+                        acc_px = (u32)(g.ch * g.cw);
+                        dst0 = L.out_offset + ((u32)g.oy0 * L.out_w + (u32)g.ox0) * L.out_c_stored;
+                        res0 = L.res_offset + ((u32)g.oy0 * L.out_w + (u32)g.ox0) * L.out_c;
+                    }
+                    py = 0;
+                    oy = (u32)g.oy0;
+                    ox = (u32)g.ox0;
+                    dst_row = dst0 + gbase;
+                    dst = dst_row;
+                    res_row = res0;
+                    res_pix = res_row;
+                }
             }
         }
     }
-    store_sums(sums, L, tile_id, group, tsum);
-    return (u64)npix * wpos * REQUANT_STEPS + CYC_PIPE + (L.emit_sums && !L.pixel_sums ? TM : 0);
+    store_batch_sums(sums, L, B, group, nitems, gsum);
+    return (u64)iters + CYC_PIPE + (L.emit_sums && !L.pixel_sums ? (u64)nitems * TM : 0);
 }
 
 // A residual-only tile: every active output channel, y = clamp(requant(res)), REQUANT_LANES

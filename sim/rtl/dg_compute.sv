@@ -83,7 +83,19 @@ module dg_compute
     output wire [MTAG_W-1:0]            mac_tag,
     output wire                         idle
 );
-    wire L_no_mac = L.n_in == 16'd0;   // no active input channel: acc = 0 (+ bias), no patch, no weights
+    // Layer constants, registered (L is latched by the sequencer cycles before `run`), so the
+    // issue control below compares no L field on its register-to-register paths (issue 16)
+    logic L_no_mac;                    // no active input channel: acc = 0 (+ bias), no patch, no weights
+    logic lc_n_is1, lc_k_is1, lc_s_is1, lc_sg_gt1;
+    logic [31:0] lc_scs;               // stride * stored input channels (im2col column step)
+    always_ff @(posedge clk) begin
+        L_no_mac <= L.n_in == 16'd0;
+        lc_n_is1 <= L.N == 16'd1;
+        lc_k_is1 <= L.k == 1;
+        lc_s_is1 <= L.S == 16'd1;
+        lc_sg_gt1 <= L.SG > 16'd1;
+        lc_scs <= 32'(L.stride) * 32'(L.cin_st);
+    end
     typedef enum logic [1:0] {CP_IDLE, CP_RUN, CP_SUB} cp_state_t;
     cp_state_t cp_state;
     logic [7:0] cp_py, cp_px, cp_ky, cp_kx;
@@ -102,6 +114,23 @@ module dg_compute
     logic [15:0] cp_sg;            // depthwise: the m-group of this pass over the tile
     logic [WAW-1:0] cp_wrow;       // depthwise: its first weight row (cp_sg * S)
     logic [15:0] c1_sg, c2_sg;
+    // The step counters' terminal conditions, kept as registered flags (updated with their
+    // counters, from compares of the counters' current values), so a step's "last" and the
+    // tile's end are a few gates from registers: f_ng/kx/ky_last (conv), f_wa_last (im2col:
+    // cp_wa + 1 == S), f_t/q_last (depthwise), f_px/py_last (cp_px + 1 == cp_nx, ...),
+    // f_sub_more (depthwise: another m-group after cp_sg), f_first (the pixel's first step)
+    logic f_ng_last, f_kx_last, f_ky_last, f_wa_last, f_t_last, f_q_last;
+    logic f_px_last, f_py_last, f_sub_more, f_first;
+    // running products of the counters (no multiplier in c0): cp_pys = cp_py * stride,
+    // cp_pxs = cp_px * stride, cp_cb = cp_px * stride * cin_st (im2col), cp_rbrow = cp_py * t_ow
+    logic [15:0] cp_pys, cp_pxs;
+    logic [31:0] cp_cb;
+    logic [31:0] cp_rbrow;
+    // depthwise: the pixel's patch row py*s = dw_rq * k + dw_rr and column px*s = dw_cq * k +
+    // dw_cr; lane 0's byte of tap-row quotient dw_rq (+1) and column quotient dw_cq (+1):
+    // dw_r0/dw_r1 = half base + m0 + (dw_rq (+1)) * t_dwrb, dw_c0/dw_c1 = (dw_cq (+1)) * C
+    logic [7:0] dw_rr, dw_cr;
+    logic [DW_AW-1:0] dw_r0, dw_r1, dw_c0, dw_c1;
 
     // step pipeline c1 / c2
     logic c1_first, c1_last, c1_ok, c1_res_only, c1_tlast;
@@ -113,14 +142,21 @@ module dg_compute
     logic [7:0] c2_py, c2_px;
     logic [DG_TN*9-1:0] c2_x;
     logic [DG_TM-1:0] c1_dlane, c2_dlane;      // depthwise: lanes fed in this step
-    logic [7:0] c1_sel, c2_sel;                // depthwise: the step's first tap (DW_TPS per step)
+    logic [7:0] c1_sel;                        // depthwise: the step's first tap (DW_TPS per step)
     logic [DG_TM*DW_TPS*8-1:0] c2_wd;
     logic [DG_TM*DW_TPS*9-1:0] c2_xd;
     // depthwise: per kernel tap its dw bank and whether it is inside the input (and not a
     // zeroed halo); per dw bank the rotation of its read (lane 0's column)
-    logic [3:0] c1_tbank [DW_NBK], c2_tbank [DW_NBK];
-    logic [DW_NBK-1:0] c1_tok, c2_tok;
-    logic [DW_NBWL-1:0] c2_brot [DW_NBK];
+    logic [3:0] c1_tbank [DW_NBK];
+    logic [DW_NBK-1:0] c1_tok;
+    logic [DW_NBWL-1:0] c1_trot [DW_NBK];       // per tap: its read's rotation (lane 0's column)
+    // per slot j of the step (tap c1_sel + j), chosen in c1 so that c2 only selects data:
+    // its dw bank, rotation, whether it reads (a tap of the kernel, inside the input), and
+    // which half of the Tn weight bytes holds the step's taps
+    logic [3:0] c2_jbk [DW_TPS];
+    logic [DW_NBWL-1:0] c2_jrot [DW_TPS];
+    logic [DW_TPS-1:0] c2_jon;
+    logic c2_whalf;
     dg_mac_array #(.TM(DG_TM), .TN(DG_TN), .TAG_W(MTAG_W), .TPS(DW_TPS)) mac (
         .clk(clk), .rst(rst), .in_valid(c2_v), .in_first(c2_first), .in_last(c2_last),
         .in_w(wb_q), .in_x(c2_x), .in_dw(L.dw), .in_wd(c2_wd), .in_xd(c2_xd),
@@ -155,6 +191,26 @@ module dg_compute
         cp_m0 <= 16'd0;
         cp_sg <= 16'd0;
         cp_wrow <= '0;
+        cp_pys <= 16'd0;
+        cp_pxs <= 16'd0;
+        cp_cb <= 32'd0;
+        cp_rbrow <= 32'd0;
+        f_ng_last <= lc_n_is1;
+        f_kx_last <= lc_k_is1;
+        f_ky_last <= lc_k_is1;
+        f_wa_last <= lc_s_is1;
+        f_t_last <= DW_TSTEPS == 1;
+        f_q_last <= DW_PAR == 1;
+        f_first <= 1'b1;
+        f_px_last <= ((t_res_only[h] || L_no_mac) ? t_ow[h] : t_chw[h]) == 8'd1;
+        f_py_last <= ((t_res_only[h] || L_no_mac) ? t_oh[h] : t_chy[h]) == 8'd1;
+        f_sub_more <= L.dw && lc_sg_gt1;
+        dw_rr <= 8'd0;
+        dw_cr <= 8'd0;
+        dw_r0 <= DW_AW'(32'(h) * DW_HALF);
+        dw_r1 <= DW_AW'(32'(h) * DW_HALF + t_dwrb[h]);
+        dw_c0 <= '0;
+        dw_c1 <= DW_AW'(L.cin_st);
         tr_push <= 1'b1;
         tr_in <= {t_g[h][0], t_glast[h] && L.SG == 16'd1, t_idx[h], t_o0y[h], t_o0x[h], t_cy0[h],
                   t_cx0[h], t_oh[h], t_ow[h], t_chy[h], t_chw[h], 16'd0};
@@ -162,18 +218,18 @@ module dg_compute
     endtask
     // depthwise: the next m-group's pass over the same half (its own tile record)
     wire [15:0] sg_next = cp_sg + 16'd1;
-    wire sub_more = L.dw && sg_next < L.SG;
+    wire sub_more = f_sub_more;      // L.dw && sg_next < L.SG
 
     // ------------------------------------------------------------------ compute issue (c0)
-    wire [15:0] cp_r = 16'(32'(cp_py) * 32'(L.stride) + 32'(cp_ky));
-    wire [15:0] cp_c = 16'(32'(cp_px) * 32'(L.stride) + 32'(cp_kx));
+    wire [15:0] cp_r = cp_pys + 16'(cp_ky);
+    wire [15:0] cp_c = cp_pxs + 16'(cp_kx);
     wire [$clog2(PMAX)-1:0] cp_ri = $clog2(PMAX)'(cp_r);
     wire [$clog2(PMAX)-1:0] cp_ci = $clog2(PMAX)'(cp_c);
     wire [15:0] cp_bit = row_tb[cp_h][cp_ri] + 16'(col_t[cp_h][cp_ci]);
     wire cp_halo_ok = !L.zero_halo || (row_tv[cp_h][cp_ri] && col_tv[cp_h][cp_ci] && bitmap[I_MAX_TILES'(cp_bit)]);
     // im2col: lane 0's patch row and byte (rows hold patch column 0 at rowbase)
-    wire [15:0] i2c_r0 = 16'(32'(cp_py) * 32'(L.stride) + 32'(cp_ky0));
-    wire [31:0] i2c_cb = 32'(cp_px) * 32'(L.stride) * 32'(L.cin_st);
+    wire [15:0] i2c_r0 = cp_pys + cp_ky0;
+    wire [31:0] i2c_cb = cp_cb;
     wire [IAW-1:0] i2c_addr = IAW'(32'(cp_h) * IHALF) + rowbase[cp_h][$clog2(PMAX)'(i2c_r0)]
                               + IAW'(i2c_cb + 32'(cp_o0));
     logic [DG_TN-1:0] i2c_lane;
@@ -204,44 +260,62 @@ module dg_compute
     logic [DW_AW-1:0] dw_lin [DW_NBK];
     logic [3:0] dw_tbank [DW_NBK];
     logic [DW_NBK-1:0] dw_tok;
+    logic [DW_NBWL-1:0] dw_trot [DW_NBK];
     always_comb begin
-        for (int b = 0; b < DW_NBK; b++) dw_lin[b] = '0;
+        for (int b = 0; b < DW_NBK; b++) begin
+            // bank (br, bc) holds the tap whose row py*s + ky = br (mod k): ky = (br - dw_rr)
+            // mod k, past a multiple of k (row quotient + 1) exactly when br < dw_rr
+            dw_lin[b] = ((32'(b) / DW_K < 32'(dw_rr)) ? dw_r1 : dw_r0)
+                      + ((32'(b) % DW_K < 32'(dw_cr)) ? dw_c1 : dw_c0);
+        end
         for (int t = 0; t < DW_NBK; t++) begin
-            logic [31:0] r, c;
-            logic [3:0] bk;
+            logic [31:0] r, c, br, bc;
             logic [$clog2(PMAX)-1:0] ri, ci;
             logic [I_MAX_TILES-1:0] bit_i;
-            r = 32'(cp_py) * 32'(L.stride) + 32'(t / DW_K);
-            c = 32'(cp_px) * 32'(L.stride) + 32'(t % DW_K);
+            r = 32'(cp_pys) + 32'(t / DW_K);
+            c = 32'(cp_pxs) + 32'(t % DW_K);
+            br = 32'(dw_rr) + 32'(t / DW_K);
+            bc = 32'(dw_cr) + 32'(t % DW_K);
             ri = $clog2(PMAX)'(r);
             ci = $clog2(PMAX)'(c);
-            bk = 4'((r % DW_K) * DW_K + c % DW_K);
-            dw_tbank[t] = bk;
+            dw_tbank[t] = 4'(((br >= DW_K) ? br - DW_K : br) * DW_K + ((bc >= DW_K) ? bc - DW_K : bc));
+            dw_trot[t] = DW_NBWL'(((br >= DW_K) ? dw_r1 : dw_r0) + ((bc >= DW_K) ? dw_c1 : dw_c0));
             bit_i = I_MAX_TILES'(row_tb[cp_h][ri] + 16'(col_t[cp_h][ci]));
             dw_tok[t] = r < PMAX && c < PMAX && row_ok[cp_h][ri] && col_ok[cp_h][ci]
                         && (!L.zero_halo || (row_tv[cp_h][ri] && col_tv[cp_h][ci] && bitmap[bit_i]));
-            dw_lin[bk] = DW_AW'(32'(cp_h) * DW_HALF + (r / DW_K) * t_dwrb[cp_h] + (c / DW_K) * 32'(L.cin_st)
-                                + 32'(cp_m0));
         end
     end
     wire [IAW-1:0] cp_addr = L.im2col ? i2c_addr
                            : IAW'(32'(cp_h) * IHALF) + rowbase[cp_h][cp_ri] + colbyte[cp_h][cp_ci] + cp_chan;
     // depthwise step: taps cp_t .. cp_t + DW_TPS - 1 (DW_TSTEPS steps per pixel), lane
     // parity cp_q when DW_PAR = 2 (Tn = 1)
-    wire dw_qlast = 32'(cp_q) + 32'd1 == DW_PAR;
-    wire dw_tlast = 32'(cp_t) / DW_TPS + 1 == DW_TSTEPS;
-    wire cp_first = cp_res_only || L_no_mac || (L.im2col ? cp_wa == '0
-                   : L.dw ? (cp_t == 0 && cp_q == 0)
-                   : (cp_ky == 0 && cp_kx == 0 && cp_ng == 0));
-    wire cp_last = cp_res_only || L_no_mac || (L.im2col ? 32'(cp_wa) + 32'd1 == 32'(L.S)
+    wire dw_qlast = f_q_last;       // cp_q + 1 == DW_PAR
+    wire dw_tlast = f_t_last;       // cp_t / DW_TPS + 1 == DW_TSTEPS
+    wire cp_first = cp_res_only || L_no_mac || f_first;
+    wire cp_last = cp_res_only || L_no_mac || (L.im2col ? f_wa_last
                    : L.dw ? (dw_tlast && dw_qlast)
-                   : (cp_ky == 8'(L.k) - 8'd1 && cp_kx == 8'(L.k) - 8'd1 && cp_ng == L.N - 16'd1));
+                   : (f_ky_last && f_kx_last && f_ng_last));
+    // the flags' values after an increment of their counter
+    wire nx_ng_last = 32'(cp_ng) + 32'd2 == 32'(L.N);
+    wire nx_kx_last = 32'(cp_kx) + 32'd2 == 32'(L.k);
+    wire nx_ky_last = 32'(cp_ky) + 32'd2 == 32'(L.k);
+    wire nx_wa_last = 32'(cp_wa) + 32'd2 == 32'(L.S);
+    wire nx_t_last = 32'(cp_t) / DW_TPS + 2 == DW_TSTEPS;
+    wire nx_q_last = 32'(cp_q) + 32'd2 == DW_PAR;
+    wire nx_px_last = cp_px + 8'd2 == cp_nx;
+    wire nx_py_last = cp_py + 8'd2 == cp_ny;
+    wire nx_sub_more = L.dw && 32'(sg_next) + 32'd1 < 32'(L.SG);
+    // depthwise: the next column / row's remainder mod k (stride 1 or 2 < k)
+    wire [7:0] dw_cr_s = dw_cr + 8'(L.stride);
+    wire [7:0] dw_rr_s = dw_rr + 8'(L.stride);
+    wire dw_c_wrap = 32'(dw_cr_s) >= DW_K;
+    wire dw_r_wrap = 32'(dw_rr_s) >= DW_K;
     logic [DG_TM-1:0] dw_lane;
     always_comb begin
         for (int m = 0; m < DG_TM; m++)
             dw_lane[m] = (DW_PAR == 1 || 32'(m) % 2 == 32'(cp_q) % 2) && 32'(cp_m0) + 32'(m) < 32'(L.n_in);
     end
-    wire cp_tlast = cp_last && cp_py == cp_ny - 8'd1 && cp_px == cp_nx - 8'd1;
+    wire cp_tlast = cp_last && f_py_last && f_px_last;
     wire cp_stall = 32'(wbq_count) + 32'(inflight) >= WBQ_DEPTH - 2;
     wire cp_issue = cp_state == CP_RUN && !cp_stall;
     logic [DG_TN-1:0] cp_lane;
@@ -262,19 +336,18 @@ module dg_compute
             for (int j = 0; j < DW_TPS; j++) begin
                 logic [7:0] v;
                 logic on;
-                int t;
-                logic [3:0] bk;
-                t = 32'(c2_sel) + j;
-                bk = (t < DW_NBK) ? c2_tbank[t % DW_NBK] : 4'd0;
-                v = dw_q[bk][(32'(c2_brot[bk]) + m) % DW_NBW];
-                on = c2_ok && c2_dlane[m] && t < DW_NBK && c2_tok[t % DW_NBK];
+                int wi;
+                v = dw_q[c2_jbk[j]][(32'(c2_jrot[j]) + m) % DW_NBW];
+                on = c2_ok && c2_dlane[m] && c2_jon[j];
+                // tap t = c2_sel + j, c2_sel a multiple of DW_TPS = Tn/2: t mod Tn = j (+ Tn/2)
+                wi = (DG_TN == 1) ? 0 : j + (c2_whalf ? DW_TPS : 0);
                 c2_xd[(m*DW_TPS+j)*9 +: 9] = on ? (L.in_signed ? {v[7], v} : {1'b0, v}) : 9'd0;
-                c2_wd[(m*DW_TPS+j)*8 +: 8] = on ? wb_q[(m * DG_TN + t % DG_TN) * 8 +: 8] : 8'd0;
+                c2_wd[(m*DW_TPS+j)*8 +: 8] = on ? wb_q[(m * DG_TN + wi) * 8 +: 8] : 8'd0;
             end
         end
     end
-    assign tile_done = run && cp_state == CP_RUN && cp_issue && cp_last && cp_px + 8'd1 == cp_nx
-                       && cp_py + 8'd1 == cp_ny && !sub_more;
+    assign tile_done = run && cp_state == CP_RUN && cp_issue && cp_last && f_px_last
+                       && f_py_last && !sub_more;
     assign start_fire = run && ((cp_state == CP_IDLE && cp_can_start[cp_h]) || (tile_done && cp_can_start[!cp_h]));
     assign idle = cp_state == CP_IDLE && inflight == 0 && !c1_v && !c2_v;
 
@@ -296,7 +369,8 @@ module dg_compute
         c1_dwlin <= dw_lin;
         c1_tbank <= dw_tbank;
         c1_tok <= dw_tok;
-        c1_rbaddr <= $clog2(2*RPIX)'(32'(cp_h) * RPIX + 32'(cp_py) * 32'(t_ow[cp_h]) + 32'(cp_px));
+        c1_trot <= dw_trot;
+        c1_rbaddr <= $clog2(2*RPIX)'(32'(cp_h) * RPIX + cp_rbrow + 32'(cp_px));
         c1_res_only <= cp_res_only;
         c1_gb <= cp_gb;
         c1_tlast <= cp_tlast;
@@ -307,12 +381,16 @@ module dg_compute
         c2_last <= c1_last;
         c2_ok <= c1_ok;
         c2_lane <= c1_lane;
-        c2_sel <= c1_sel;
+        for (int j = 0; j < DW_TPS; j++) begin
+            int t;
+            t = 32'(c1_sel) + j;
+            c2_jbk[j] <= (t < DW_NBK) ? c1_tbank[t % DW_NBK] : 4'd0;
+            c2_jrot[j] <= (t < DW_NBK) ? c1_trot[t % DW_NBK] : '0;
+            c2_jon[j] <= t < DW_NBK && c1_tok[t % DW_NBK];
+        end
+        c2_whalf <= (32'(c1_sel) / DW_TPS) % 2 == 1;
         c2_sg <= c1_sg;
         c2_dlane <= c1_dlane;
-        c2_tbank <= c1_tbank;
-        c2_tok <= c1_tok;
-        for (int b = 0; b < DW_NBK; b++) c2_brot[b] <= c1_dwlin[b][DW_NBWL-1:0];
         c2_rot <= c1_addr[NBL-1:0];
         c2_res_only <= c1_res_only;
         c2_gb <= c1_gb;
@@ -338,17 +416,45 @@ module dg_compute
                             cp_ky0 <= 16'd0;
                             cp_t <= 8'd0;
                             cp_q <= 8'd0;
-                            if (cp_px + 8'd1 == cp_nx) begin
+                            f_ng_last <= lc_n_is1;
+                            f_kx_last <= lc_k_is1;
+                            f_ky_last <= lc_k_is1;
+                            f_wa_last <= lc_s_is1;
+                            f_t_last <= DW_TSTEPS == 1;
+                            f_q_last <= DW_PAR == 1;
+                            f_first <= 1'b1;
+                            if (f_px_last) begin
                                 cp_px <= 8'd0;
+                                cp_pxs <= 16'd0;
+                                cp_cb <= 32'd0;
+                                f_px_last <= cp_nx == 8'd1;
+                                dw_cr <= 8'd0;
+                                dw_c0 <= '0;
+                                dw_c1 <= DW_AW'(L.cin_st);
                                 cp_py <= cp_py + 8'd1;
-                                if (cp_py + 8'd1 == cp_ny && sub_more) begin
+                                cp_pys <= cp_pys + 16'(L.stride);
+                                cp_rbrow <= cp_rbrow + 32'(t_ow[cp_h]);
+                                f_py_last <= nx_py_last;
+                                dw_rr <= dw_r_wrap ? dw_rr_s - 8'(DW_K) : dw_rr_s;
+                                if (dw_r_wrap) begin
+                                    dw_r0 <= dw_r1;
+                                    dw_r1 <= dw_r1 + DW_AW'(t_dwrb[cp_h]);
+                                end
+                                if (f_py_last && sub_more) begin
                                     // depthwise: the tile's next m-group on the same patch
                                     cp_py <= 8'd0;
+                                    cp_pys <= 16'd0;
+                                    cp_rbrow <= 32'd0;
+                                    f_py_last <= cp_ny == 8'd1;
+                                    dw_rr <= 8'd0;
+                                    dw_r0 <= DW_AW'(32'(cp_h) * DW_HALF + 32'(sg_next) * DG_TM);
+                                    dw_r1 <= DW_AW'(32'(cp_h) * DW_HALF + 32'(sg_next) * DG_TM + t_dwrb[cp_h]);
                                     cp_sg <= sg_next;
+                                    f_sub_more <= nx_sub_more;
                                     cp_m0 <= 16'(32'(sg_next) * DG_TM);
                                     cp_wrow <= cp_wrow + WAW'(L.S);
                                     cp_state <= CP_SUB;
-                                end else if (cp_py + 8'd1 == cp_ny) begin
+                                end else if (f_py_last) begin
                                     // tile done: its half is read for the last time this
                                     // cycle (c0) and next cycle (c1 -> banks), long before
                                     // the prefetcher can refill it; chain the next tile
@@ -356,9 +462,21 @@ module dg_compute
                                     cp_state <= CP_IDLE;
                                     if (cp_can_start[!cp_h]) cp_start(!cp_h);
                                 end
-                            end else cp_px <= cp_px + 8'd1;
+                            end else begin
+                                cp_px <= cp_px + 8'd1;
+                                cp_pxs <= cp_pxs + 16'(L.stride);
+                                cp_cb <= cp_cb + lc_scs;
+                                f_px_last <= nx_px_last;
+                                dw_cr <= dw_c_wrap ? dw_cr_s - 8'(DW_K) : dw_cr_s;
+                                if (dw_c_wrap) begin
+                                    dw_c0 <= dw_c1;
+                                    dw_c1 <= dw_c1 + DW_AW'(L.cin_st);
+                                end
+                            end
                         end else begin
+                            f_first <= 1'b0;
                             cp_wa <= cp_wa + 1'b1;
+                            f_wa_last <= nx_wa_last;
                             if (L.im2col) begin
                                 // next step: lane 0's tap advances by Tn = qa*kc + ra
                                 if (32'(cp_o0) + 32'(L.i2c_ra) >= 32'(L.kc)) begin
@@ -369,18 +487,31 @@ module dg_compute
                                     cp_ky0 <= cp_ky0 + L.i2c_qa;
                                 end
                             end else if (L.dw) begin
-                                if (!dw_qlast) cp_q <= cp_q + 8'd1;   // the other lane parity
-                                else begin
+                                if (!dw_qlast) begin
+                                    cp_q <= cp_q + 8'd1;              // the other lane parity
+                                    f_q_last <= nx_q_last;
+                                end else begin
                                     cp_q <= 8'd0;
+                                    f_q_last <= DW_PAR == 1;
                                     cp_t <= cp_t + 8'(DW_TPS);        // the next taps
+                                    f_t_last <= nx_t_last;
                                 end
-                            end else if (cp_ng + 16'd1 == L.N) begin
+                            end else if (f_ng_last) begin
                                 cp_ng <= 16'd0;
-                                if (cp_kx + 8'd1 == 8'(L.k)) begin
+                                f_ng_last <= lc_n_is1;
+                                if (f_kx_last) begin
                                     cp_kx <= 8'd0;
+                                    f_kx_last <= lc_k_is1;
                                     cp_ky <= cp_ky + 8'd1;
-                                end else cp_kx <= cp_kx + 8'd1;
-                            end else cp_ng <= cp_ng + 16'd1;
+                                    f_ky_last <= nx_ky_last;
+                                end else begin
+                                    cp_kx <= cp_kx + 8'd1;
+                                    f_kx_last <= nx_kx_last;
+                                end
+                            end else begin
+                                cp_ng <= cp_ng + 16'd1;
+                                f_ng_last <= nx_ng_last;
+                            end
                         end
                     end
                 end

@@ -23,8 +23,9 @@
 // written to WORK, then the per-record cycle log (cyc_log, this record's own entry =
 // `rec_cycles` when the log write starts).
 // Streams consume one AXI beat per cycle at most (a beat holds AB/esize elements; a
-// segment of a beat that crosses a row of a matrix takes one more cycle); the loops over
-// on-chip data (pooling, the spatial 3x3) take TN channels per cycle.
+// segment of a beat that crosses a row of a matrix takes one more cycle; a segment holds at
+// most GL = min(AB/2, Tn) elements); the loops over on-chip data (pooling, the spatial 3x3)
+// take GL channels per cycle.
 module dg_gate
     import dg_pkg::*;
 (
@@ -94,6 +95,13 @@ module dg_gate
     // AW: an fc1 row sum adds <= MAXC products int16 x PVW-bit P, |A| <= MAXC * 2^15 * 2^17.
     localparam int AW = 34 + $clog2(MAXC);
     localparam int RW = DG_GATE_RECIP_BITS + 1;                    // R(n) <= 2^RB (checked)
+    // GL, the gate unit's lanes (issue 16: its multipliers and banks do not grow with Tn): the
+    // int16 elements of one AXI beat (AB/2, the fc1 / fc2 / spatial-weight streams), at most Tn.
+    // Every lane-banked memory has GL banks, a stream segment holds at most GL elements, and
+    // the on-chip loops (pool, gate-2 pool, spatial 3x3) take GL channels per cycle
+    // (dgfpga.perf.cycle_model.gate_lanes).
+    localparam int GL = (AB / 2 < DG_TN) ? AB / 2 : DG_TN;
+    localparam int GLL = $clog2(GL);
 
     // ------------------------------------------------------------------ record fields
 `define DG_G(F) `DG_REC(rec, GATE, F)
@@ -124,6 +132,13 @@ module dg_gate
     wire [15:0] cg_out_c = is_g2 ? g2_out_c : g_out_c;
     wire [15:0] cg_hidden = is_g2 ? g2_hidden : g_hidden;
     wire [5:0]  cg_shift = is_g2 ? g2_shift : g_shift;
+    // registered (the record is held): the hidden layer's shift s and its rounding 2^(s-1)
+    logic [5:0] cg_sh;
+    logic signed [63:0] cg_rnd;
+    always_ff @(posedge clk) begin
+        cg_sh <= cg_shift;
+        cg_rnd <= 64'sd1 <<< (cg_shift - 6'd1);
+    end
 
     // reserved bits: every record bit no field covers
     function automatic logic [DG_DESC_WORDS*32-1:0] gate_bits();
@@ -180,7 +195,7 @@ module dg_gate
     // stage 1: products of fields, per-section element counts
     logic [31:0] q_cnt [DG_GATE_P_COUNT];
     logic [31:0] q_cnt2 [DG_GATE2_P_COUNT];
-    logic [15:0] q_gn, q_g2n, q_gsthw, q_hsthw;
+    logic [15:0] q_gn, q_g2n, q_gsthw, q_hsthw, gg_n;
     logic [31:0] q_hcls;
     always_ff @(posedge clk) begin
         for (int s = 0; s < DG_GATE_P_COUNT; s++)
@@ -188,6 +203,7 @@ module dg_gate
         for (int s = 0; s < DG_GATE2_P_COUNT; s++)
             q_cnt2[s] <= 32'(dg_gate2_param_count(s, 32'(g2_in_c), 32'(g2_out_c), 32'(g2_hidden)));
         q_gn <= 16'(g_gh) * 16'(g_gw);
+        gg_n <= 16'(g_gh) + 16'(g_gw);
         q_g2n <= 16'(g2_st_h) * 16'(g2_st_w);
         q_gsthw <= 16'(g_st_h) * 16'(g_st_w);
         q_hsthw <= 16'(h_st_h) * 16'(h_st_w);
@@ -417,12 +433,12 @@ module dg_gate
     // H (hidden: shift, clamp, write). G_NEXT waits until it is empty.
     localparam int SEGW = $clog2(AB + 1);
     logic [SEGW:0] s_bl, s_cap;       // stream: elements left in the beat; lanes of the kind
-    // lanes a kind can fill in one cycle: its elements per beat, at most TN for the streams into
+    // lanes a kind can fill in one cycle: its elements per beat, at most GL for the streams into
     // or out of the lane-banked memories (the logic of a kind exists only for its lanes)
-    localparam int LN1 = (AB < DG_TN) ? AB : DG_TN;              // 1-byte elements (head W)
-    localparam int LN2 = (AB / 2 < DG_TN) ? AB / 2 : DG_TN;      // 2-byte (ws, w1, w2)
-    localparam int LN4 = (AB / 4 < DG_TN) ? AB / 4 : DG_TN;      // 4-byte (recip, sums, m1, mask, head bias)
-    localparam int LN8 = (AB / 8 < DG_TN) ? AB / 8 : DG_TN;      // 8-byte (bs, o1, b2)
+    localparam int LN1 = GL;                                  // 1-byte elements (head W)
+    localparam int LN2 = GL;                                  // 2-byte (ws, w1, w2): AB/2 or Tn
+    localparam int LN4 = (AB / 4 < GL) ? AB / 4 : GL;         // 4-byte (recip, sums, m1, mask, head bias)
+    localparam int LN8 = (AB / 8 < GL) ? AB / 8 : GL;         // 8-byte (bs, o1, b2)
     logic        e_v, f_v, g_v, h_v;
     kind_t       e_kind, f_kind, g_kind;
     logic [DG_AXI_DATA_BITS-1:0] e_data;
@@ -431,19 +447,24 @@ module dg_gate
     logic [SEGW-1:0] e_n, f_n, g_n_el, h_n;
     logic [31:0] e_e, f_e, g_e, h_e, e_c, f_c, e_row, f_row, g_row;
     logic        e_rend, f_rend, g_rend;
-    logic [31:0] f_re [DG_TN];        // F: row of bank b holding element f_e + l / column f_c + l
-    logic [31:0] f_rc [DG_TN];
+    logic [31:0] f_rc [GL];        // F: row of bank b holding column f_c + l
     localparam int LBW = (LN4 > 1) ? $clog2(LN4) : 1;
-    logic [LBW-1:0] f_bl [DG_TN];     // sums: the lane of bank b, valid
-    logic [DG_TN-1:0] f_bv;
-    logic [31:0] g_mw [LN4];
+    logic [LBW-1:0] f_bl [GL];     // sums: the lane of bank b, valid
+    logic [GL-1:0] f_bv;
+    logic [5:0]  g_pc [LN4];          // gate-2 masks: the active channels of a channel bitmap word
+    // gate-2 masks: the word each lane writes in stage G (into spat, or into chin)
+    logic [LN4-1:0] g_mk_we, g_mk_sp;
+    logic [15:0] g_mk_wi [LN4];
+    logic [31:0] g_mk_d [LN4];
     logic [31:0] f_vm [LN4];          // gate-2 masks: the word's valid bits          // gate-2 masks: conv1's channel bitmap words (padding cleared)
     logic signed [63:0] f_x [AB];
-    logic signed [63:0] g_p [DG_TN];   // products (w1, w2, head W) or hidden A*m1
+    logic signed [63:0] g_p [GL];   // products (w1, w2, head W) or hidden A*m1
     logic signed [63:0] g_o [LN8];     // hidden: o1
     logic signed [63:0] h_t [LN8];     // hidden: A*m1 + o1 + 2^(s-1)
     // on-chip data
     logic [7:0]  bins_m [4 * MAXG];
+    localparam int BIW = $clog2(4 * MAXG);
+    logic [BIW-1:0] f_bix [AB];       // F: the bin-table entry of lane l (element f_e + l)
     logic        acc_fresh;           // this SUMS stream's first row starts the sums (no clear)
     // pooled values: |P| < 2^17 for the sums of an 8-bit map (the domain of the integer gates;
     // dgfpga.runtime.interpreter.GateDomainError outside it), stored in PVW bits
@@ -460,13 +481,14 @@ module dg_gate
     logic [15:0] t2_t, t2_t0;         // scanned tile, first tile of the current run
     logic        t2_run, t2_any;      // inside a run of active tiles; a sums stream happened
     // gate-2 pool pass: the compact index j of channel lc as (row, row + 1, lane) of the banks
-    localparam int TLW = (TNL > 0) ? TNL : 1;
+    localparam int TLW = (GLL > 0) ? GLL : 1;
     logic [15:0] t2_row, t2_row1;
     logic [TLW-1:0] t2_lo;
     // loops
     logic [7:0]  b_gy, b_gx, b_r;     // bin sums: bin, sum-tile row
+    logic [1:0]  b_gx3;               // b_gx mod 3
     logic [15:0] lc;                  // channel / pair counter
-    // the channel loops (pool, spatial row, gate-2 pool) step lc by TN: the channels left from
+    // the channel loops (pool, spatial row, gate-2 pool) step lc by GL: the channels left from
     // lc on and "this is the last step" are registers (no add-and-compare on the loop's path)
     logic [15:0] lc_rem;
     logic        lc_last;
@@ -485,10 +507,12 @@ module dg_gate
                                       // words: 0 tile then channel bitmap (masks), 1 tile bitmap,
                                       // 2 channel bitmap (gate-2's mask_c2)
     logic [15:0] w_limit, w_total, w_emitted, w_scan;
+    logic [15:0] w_tm1;               // w_total - 1
     logic [15:0] cnt_t, cnt_c;        // tiles / channels on so far (spatial cells, b2 decisions)
     logic [63:0] w_rem;               // word jobs: bytes from beat w_nx on
     logic [23:0] w_beat, w_beats, w_bm1;
     logic [23:0] w_nx;                // word jobs: the beat loaded next into wq_*
+    logic signed [31:0] w_cx;         // masks job: beat w_nx's first word in the channel bitmap
     logic [DG_AXI_DATA_BITS-1:0] lb_data;
     logic [15:0] lb_cnt;
     logic        lb_pend;
@@ -497,6 +521,37 @@ module dg_gate
     logic [15:0] e_entry;
     logic [4:0]  ck;                  // G_CHK: cycles waited for the record pipeline
 
+    // the bin-table check's pair lc (G_BCHK), read a cycle ahead: pair 0 while G_NEXT starts
+    // the check (the bins stream has drained), pair lc + 1 during the check
+    logic [7:0] bk_s, bk_e, bk_lim;
+    logic bk_last;
+    always_ff @(posedge clk) begin
+        logic [15:0] i;
+        i = (st == G_BCHK) ? lc + 16'd1 : 16'd0;
+        bk_s <= bins_m[(2 * 32'(i)) % (4 * MAXG)];
+        bk_e <= bins_m[(2 * 32'(i) + 1) % (4 * MAXG)];
+        bk_lim <= (i < 16'(g_gh)) ? g_st_h : g_st_w;
+        bk_last <= i + 16'd1 == gg_n;
+    end
+    // gate-2 tile scan (G_TSCAN): tile t2_t's and tile t2_t + 1's bit and "past the last tile",
+    // read a cycle ahead; ts_adv: t2_t moved on since (the scan reads the + 1 pair then)
+    logic ts_on0, ts_on1, ts_end0, ts_end1, ts_adv;
+    always_ff @(posedge clk) begin
+        ts_on0 <= 64'(t2_t) < g2_n && spat[NIW'(t2_t)];
+        ts_on1 <= 64'(t2_t) + 64'd1 < g2_n && spat[NIW'(t2_t + 16'd1)];
+        ts_end0 <= 64'(t2_t) >= g2_n;
+        ts_end1 <= 64'(t2_t) + 64'd1 >= g2_n;
+    end
+    // gate-2 masks' padding (stage F's f_vm): the whole words of the tile and the channel
+    // bitmap (word index) and the valid bits of a partial last word, from the record
+    logic [15:0] vm_thi, vm_chi;
+    logic [31:0] vm_tlo, vm_clo;
+    always_ff @(posedge clk) begin
+        vm_thi <= 16'(g2_n >> 5);
+        vm_tlo <= (32'd1 << g2_n[4:0]) - 32'd1;
+        vm_chi <= 16'(g2_wt) + (g2_in_c >> 5);
+        vm_clo <= (32'd1 << g2_in_c[4:0]) - 32'd1;
+    end
     wire [31:0] sums_off = is_head ? 32'(`DG_H(SUMS_OFFSET)) : is_g2 ? 32'(`DG_G2(SUMS_OFFSET))
                                                                   : 32'(`DG_G(SUMS_OFFSET));
     wire [31:0] par_off = is_head ? 32'(`DG_H(PARAM_OFFSET)) : is_g2 ? 32'(`DG_G2(PARAM_OFFSET))
@@ -531,119 +586,166 @@ module dg_gate
     end
 
     // ------------------------------------------------------------------ lane-banked memories
-    // One-dimensional on-chip arrays, each as TN RAM banks: entry i in bank i mod TN at row
-    // i div TN. A cycle touches at most TN consecutive entries (a stream segment is cut to TN
-    // elements), so every bank has one registered write port and one read port; reads are
-    // asynchronous (distributed RAM). Writes land a cycle late: nothing reads an entry in the
-    // cycle after writing it (each array is read in a later stream / phase; the logits' bias
-    // add touches each entry once).
+    // One-dimensional on-chip arrays, each as GL RAM banks: entry i in bank i mod GL at row
+    // i div GL. A cycle touches at most GL consecutive entries (a stream segment is cut to GL
+    // elements), so every bank has one registered write port and one read port. Writes land a
+    // cycle late: nothing reads an entry in the cycle after writing it (each array is read in a
+    // later stream / phase; the logits' bias add touches each entry once).
+    // DG_BANKS: asynchronous read (distributed RAM), for the reciprocals (rc: a few entries
+    // per bin). DG_SBANKS: synchronous read, block RAM where deep (issue 16: at 2048 channels
+    // these vectors were 13.8k LUT of LUTRAM): the read address is presented a cycle ahead
+    // (the stream's stage E, the write jobs' next beat, the pool's next step), the data in
+    // stage F / the step. The channel sums (ac) are read and written in the same stage F (a
+    // SUMS row adds onto the sums): the write of the segment before is forwarded (ac_fw_*).
 `define DG_BANKS(NAME, W, DEPTH) \
-    localparam int NAME``_D = ((DEPTH) + DG_TN - 1) / DG_TN; \
+    localparam int NAME``_D = ((DEPTH) + GL - 1) / GL; \
     localparam int NAME``_AW = (NAME``_D > 1) ? $clog2(NAME``_D) : 1; \
-    logic [DG_TN-1:0] NAME``_we; \
-    logic [NAME``_AW-1:0] NAME``_wa [DG_TN]; \
-    logic [W-1:0] NAME``_wd [DG_TN]; \
-    logic [NAME``_AW-1:0] NAME``_ra [DG_TN]; \
-    logic [W-1:0] NAME``_q [DG_TN]; \
-    for (genvar b = 0; b < DG_TN; b++) begin : g_``NAME \
+    logic [GL-1:0] NAME``_we; \
+    logic [NAME``_AW-1:0] NAME``_wa [GL]; \
+    logic [W-1:0] NAME``_wd [GL]; \
+    logic [NAME``_AW-1:0] NAME``_ra [GL]; \
+    logic [W-1:0] NAME``_q [GL]; \
+    for (genvar b = 0; b < GL; b++) begin : g_``NAME \
         logic [W-1:0] mem [NAME``_D]; \
         always_ff @(posedge clk) if (NAME``_we[b]) mem[NAME``_wa[b]] <= NAME``_wd[b]; \
         assign NAME``_q[b] = mem[NAME``_ra[b]]; \
     end
+`define DG_SBANKS(NAME, W, DEPTH) \
+    localparam int NAME``_D = ((DEPTH) + GL - 1) / GL; \
+    localparam int NAME``_AW = (NAME``_D > 1) ? $clog2(NAME``_D) : 1; \
+    logic [GL-1:0] NAME``_we; \
+    logic [NAME``_AW-1:0] NAME``_wa [GL]; \
+    logic [W-1:0] NAME``_wd [GL]; \
+    logic [NAME``_AW-1:0] NAME``_ra [GL]; \
+    logic [W-1:0] NAME``_q [GL]; \
+    for (genvar b = 0; b < GL; b++) begin : g_``NAME \
+        logic [W-1:0] q_r;            /* a plain register (an array element would not be) */ \
+        if (NAME``_D >= BRAM_MIN_DEPTH) begin : g_bram \
+            (* ram_style = "block" *) logic [W-1:0] mem [NAME``_D]; \
+            always_ff @(posedge clk) begin \
+                if (NAME``_we[b]) mem[NAME``_wa[b]] <= NAME``_wd[b]; \
+                q_r <= mem[NAME``_ra[b]]; \
+            end \
+        end else begin : g_lut \
+            logic [W-1:0] mem [NAME``_D]; \
+            always_ff @(posedge clk) begin \
+                if (NAME``_we[b]) mem[NAME``_wa[b]] <= NAME``_wd[b]; \
+                q_r <= mem[NAME``_ra[b]]; \
+            end \
+        end \
+        assign NAME``_q[b] = q_r; \
+    end
+    localparam int BRAM_MIN_DEPTH = 128;  // a bank this deep goes to block RAM (ultra96: 256)
     `DG_BANKS(rc, 32, NCELL + 1)      // reciprocals R(n) per bin, then R(H*W)
-    `DG_BANKS(pt, PVW, MAXC)          // pooled totals Pt per channel
-    `DG_BANKS(am, AW, MAXC)           // fc1 row sums A per hidden unit (|A| < 2^(AW-1))
-    `DG_BANKS(m1, 32, MAXC)           // hidden requant multipliers
-    `DG_BANKS(hm, 16, MAXC)           // hidden units h
-    `DG_BANKS(lg, 64, MAXL)           // channel-gate logits without b2 / head logits
-    `DG_BANKS(ac, SW, MAXC)           // channel sums of SUMS (|S| < 2^(SW-1); written in the same cycle)
+    `DG_SBANKS(pt, PVW, MAXC)         // pooled totals Pt per channel
+    `DG_SBANKS(am, AW, MAXC)          // fc1 row sums A per hidden unit (|A| < 2^(AW-1))
+    `DG_SBANKS(m1, 32, MAXC)          // hidden requant multipliers
+    `DG_SBANKS(hm, 16, MAXC)          // hidden units h
+    `DG_SBANKS(lg, 64, MAXL)          // channel-gate logits without b2 / head logits
+    `DG_SBANKS(ac, SW, MAXC)          // channel sums of SUMS (|S| < 2^(SW-1))
 `undef DG_BANKS
-    // row of bank b holding the entry of [base, base + TN) that falls into it
+`undef DG_SBANKS
+    // row of bank b holding the entry of [base, base + GL) that falls into it
     function automatic logic [31:0] brow(input logic [31:0] base, input int b);
-        return (base + ((32'(b) - base) & 32'(DG_TN - 1))) >> TNL;
+        return (base + ((32'(b) - base) & 32'(GL - 1))) >> GLL;
     endfunction
     function automatic logic [31:0] lane(input logic [31:0] i);
-        return i & 32'(DG_TN - 1);
+        return i & 32'(GL - 1);
     endfunction
+    // the write jobs' logits: the beat offered next (w_nx, or w_nx + 1 when a beat is taken
+    // now; 0 when a job starts), so lg_q holds beat w_nx's entries
+    logic [23:0] w_rd;
     always_comb begin
-        for (int b = 0; b < DG_TN; b++) begin
-            rc_ra[b] = rc_AW'(rc_i >> TNL);
-            pt_ra[b] = pt_AW'(f_rc[b]);
-            am_ra[b] = am_AW'(f_re[b]);
-            m1_ra[b] = m1_AW'(f_re[b]);
-            hm_ra[b] = hm_AW'(f_rc[b]);
-            lg_ra[b] = lg_AW'((st == G_WDATA || st == G_WCMD) ? brow(32'(w_nx) * 32'(AB / 8), b) : f_re[b]);
-            // (G_POOL: lc is a multiple of TN; G_POOL2: the entry j + (b - j) mod TN of bank b)
-            ac_ra[b] = ac_AW'((st == G_POOL) ? 32'(lc) >> TNL
+        if (st == G_WJOB) w_rd = 24'd0;
+        else if ((st == G_WCMD && wcmd_ready) || (st == G_WDATA && w_kind != 2'd1 && wd_ready))
+            w_rd = w_nx + 24'd1;
+        else w_rd = w_nx;
+        for (int b = 0; b < GL; b++) begin
+            rc_ra[b] = rc_AW'(rc_i >> GLL);
+            // synchronous reads: stage E's addresses (the data in stage F)
+            pt_ra[b] = pt_AW'(brow(e_c, b));
+            am_ra[b] = am_AW'(brow(e_e, b));
+            m1_ra[b] = m1_AW'(brow(e_e, b));
+            hm_ra[b] = hm_AW'(brow(e_c, b));
+            lg_ra[b] = lg_AW'((st == G_WJOB || st == G_WDATA || st == G_WCMD)
+                              ? brow(32'(w_rd) * 32'(AB / 8), b) : brow(e_e, b));
+            // G_POOL: the next step's row (lc is a multiple of GL; row 0 while no stream is in
+            // flight, so in the G_NEXT that starts the pool); G_POOL2: the entry j + (b - j) mod
+            // GL of bank b, the data a cycle later (stage A2); a stream: stage E's
+            ac_ra[b] = ac_AW'((st == G_POOL) ? (32'(lc) >> GLL) + 32'd1
                               : (st == G_POOL2) ? ((32'(b) < 32'(t2_lo)) ? 32'(t2_row1) : 32'(t2_row))
-                              : f_rc[b]);
+                              : e_v ? brow(e_c, b) : 32'd0);
         end
     end
     logic [RW-1:0] rc_cur;            // R(n) <= 2^RB: checked as it streams in
     always_ff @(posedge clk) rc_cur <= RW'(rc_q[lane(32'(rc_i))]);
 
-    // the pool datapath, TN lanes: P = (S*R + 2^(RB-F-1)) >>> (RB-F), shared by the gate
+    // the pool datapath, GL lanes: P = (S*R + 2^(RB-F-1)) >>> (RB-F), shared by the gate
     // record's bins and totals (G_POOL: S = the channel sums of lanes lc..) and the gate-2
     // totals (G_POOL2: channel lc + l takes the compact sum of its index j when conv1 kept it,
-    // else 0; the compact indices of TN consecutive channels are consecutive, so they fall
-    // into TN different banks: bank b at row t2_row, or t2_row + 1 below the lane t2_lo of j)
-    logic signed [SW-1:0] pl_s [DG_TN];
+    // else 0; the compact indices of GL consecutive channels are consecutive, so they fall
+    // into GL different banks: bank b at row t2_row, or t2_row + 1 below the lane t2_lo of j)
+    logic signed [SW-1:0] pl_s [GL];  // G_POOL2's step of the cycle before (stage A2)
     logic [31:0] pl_k;                // channels of the step conv1 kept
-
+    logic [GL-1:0] pl_on;
+    // stage A2 of the gate-2 pool: the step's lanes, registered with its read
+    logic a2_v, a2_any;
+    logic [GL-1:0] a2_on, a2_lv;
+    logic [TLW-1:0] a2_lo;
+    logic [31:0] a2_c;
     always_comb begin
         logic [31:0] k;
-        logic [DG_TN-1:0] on;
-        // gate-2: chin shifts down by TN per step of the pass, so lane l's bit is chin[l]
-        for (int l = 0; l < DG_TN; l++) on[l] = 32'(l) < 32'(lc_rem) && chin[l];
+        // gate-2: chin shifts down by GL per step of the pass, so lane l's bit is chin[l]
+        for (int l = 0; l < GL; l++) pl_on[l] = 32'(l) < 32'(lc_rem) && chin[l];
+        pl_k = 32'd0;
+        for (int l = 0; l < GL; l++) pl_k = pl_k + 32'(pl_on[l]);
         k = 32'd0;                    // channels kept below lane l: lane l reads bank j + k
-        for (int l = 0; l < DG_TN; l++) begin
-            if (st == G_POOL2) pl_s[l] = (on[l] && t2_any) ? signed'(ac_q[lane(32'(t2_lo) + k)]) : '0;
-            else pl_s[l] = signed'(ac_q[l]);
-            k = k + 32'(on[l]);
+        for (int l = 0; l < GL; l++) begin
+            pl_s[l] = (a2_on[l] && a2_any) ? signed'(ac_q[lane(32'(a2_lo) + k)]) : '0;
+            k = k + 32'(a2_on[l]);
         end
-        pl_k = k;
     end
 
     // ------------------------------------------------------------------ spatial memories
     // The spatial 3x3 runs bin by bin, right after the bin's pool (issue 15: nothing on chip
     // scales with max_in_channels x grid): bin (by, bx)'s pooled vector P_b[c] (one bin,
-    // TN lane banks at c div TN) times the taps ws[ky][kx][c] is the contribution of that bin
+    // GL lane banks at c div GL) times the taps ws[ky][kx][c] is the contribution of that bin
     // to the logit of cell (by - ky + 1, bx - kx + 1); per cycle one kernel row ky, three taps
-    // kx x TN channels. The cell logits (int64, exact: the order of summation does not change
+    // kx x GL channels. The cell logits (int64, exact: the order of summation does not change
     // them) live in three banks by cell column mod 3 (a kernel row's three cells are three
     // consecutive columns), each cell starting at bs on its first contribution and decided
     // (logit >= 0) on its last (raster order of the bins: both are known from the position).
-    // ws: TN lane banks of 3 taps (kx) x 16 bits at {ky, c div TN}, one synchronous read port,
-    // a write per tap (the stream's segment of one tap row, <= TN consecutive channels).
-    localparam int CGM = 1 << $clog2((MAXC + DG_TN - 1) / DG_TN);  // channel groups (power of two)
+    // ws: GL lane banks of 3 taps (kx) x 16 bits at {ky, c div GL}, one synchronous read port,
+    // a write per tap (the stream's segment of one tap row, <= GL consecutive channels).
+    localparam int CGM = 1 << $clog2((MAXC + GL - 1) / GL);  // channel groups (power of two)
     localparam int CGL = $clog2(CGM) > 0 ? $clog2(CGM) : 1;
     localparam int G3 = (MAXG + 2) / 3;                          // cell columns per column bank
     localparam int LDEPTH = MAXG * G3;                           // cell logits per bank
     localparam int LAW = $clog2(LDEPTH) > 0 ? $clog2(LDEPTH) : 1;
     localparam int WSDEPTH = 3 * CGM;
     localparam int WSAW = $clog2(WSDEPTH);
-    // stage Q of the pool: the TN sums of the cycle before, their destination; P computed here
+    // stage Q of the pool: the GL sums of the cycle before, their destination; P computed here
     logic q_v, q_tot;
-    logic [DG_TN-1:0] q_lv;
-    logic signed [SW-1:0] q_s [DG_TN];
+    logic [GL-1:0] q_lv;
+    logic signed [SW-1:0] q_s [GL];
     logic [31:0] q_c;
-    wire pipe_busy = e_v || f_v || g_v || h_v || q_v;   // the stream or the pool pipeline
-    function automatic logic [CGL-1:0] cgrp(input logic [31:0] c);   // c div TN
-        return CGL'(c >> TNL);
+    wire pipe_busy = e_v || f_v || g_v || h_v || q_v || a2_v;   // the stream or the pool pipeline
+    function automatic logic [CGL-1:0] cgrp(input logic [31:0] c);   // c div GL
+        return CGL'(c >> GLL);
     endfunction
     // writes (registered; the memories take them a cycle later)
-    logic [2:0] ws_we [DG_TN];        // per lane: tap kx
-    logic [WSAW-1:0] ws_wa [DG_TN];
-    logic signed [15:0] ws_wd [DG_TN];
-    logic [DG_TN-1:0] p_we;
+    logic [2:0] ws_we [GL];        // per lane: tap kx
+    logic [WSAW-1:0] ws_wa [GL];
+    logic signed [15:0] ws_wd [GL];
+    logic [GL-1:0] p_we;
     logic [CGL-1:0] p_wa;
-    logic signed [PVW-1:0] p_wd [DG_TN];
+    logic signed [PVW-1:0] p_wd [GL];
     // reads (stage 0 addresses, data in stage 1)
     logic [WSAW-1:0] ws_ra;
     logic [CGL-1:0] p_ra;
-    logic signed [15:0] ws_q [3][DG_TN];
-    logic signed [PVW-1:0] p_q [DG_TN];
-    for (genvar l = 0; l < DG_TN; l++) begin : g_smem
+    logic signed [15:0] ws_q [3][GL];
+    logic signed [PVW-1:0] p_q [GL];
+    for (genvar l = 0; l < GL; l++) begin : g_smem
         logic [47:0] ws_mem [WSDEPTH];
         logic signed [PVW-1:0] p_mem [CGM];
         always_ff @(posedge clk) begin
@@ -669,7 +771,7 @@ module dg_gate
     logic [1:0] s0_kx [3];
     logic [2:0] s0_kxv;               // the cell inside the grid (and the row inside)
     logic [2:0] s0_first, s0_last;    // the cell's first / last contribution
-    logic [DG_TN-1:0] s0_lv;          // lane's channel < in_c
+    logic [GL-1:0] s0_lv;          // lane's channel < in_c
     always_comb begin
         logic rf, rl;
         s0_cy = sp_by - 8'(sp_ky) + 8'd1;
@@ -693,9 +795,9 @@ module dg_gate
         end
         ws_ra = WSAW'(32'(sp_ky) * CGM + 32'(cgrp(32'(lc))));
         p_ra = cgrp(32'(lc));
-        for (int l = 0; l < DG_TN; l++) s0_lv[l] = 32'(l) < 32'(lc_rem);
+        for (int l = 0; l < GL; l++) s0_lv[l] = 32'(l) < 32'(lc_rem);
     end
-    // stage 1: BRAM data; stage 2: the 3*TN products; stage 3: per-tap sums; stage 4: the kernel
+    // stage 1: BRAM data; stage 2: the 3*GL products; stage 3: per-tap sums; stage 4: the kernel
     // row's sums per tap; stage 5: the cells' logits (read, add, write; decided on the last)
     logic s1_v, s2_v, s3_v, s4_v;
     logic s1_end, s2_end, s3_end;     // last channels of the kernel row
@@ -708,9 +810,9 @@ module dg_gate
     logic [7:0] s1_cx [3], s2_cx [3], s3_cx [3];
     logic [LAW-1:0] s4_la [3];        // stage 4: the cell's row in its bank
     logic [NIW-1:0] s4_cell [3];
-    logic [DG_TN-1:0] s1_lv;
-    logic signed [PVW+15:0] s2_prod [3][DG_TN];
-    logic signed [PVW+15+TNL+1:0] s3_ksum [3];
+    logic [GL-1:0] s1_lv;
+    logic signed [PVW+15:0] s2_prod [3][GL];
+    logic signed [PVW+15+GLL+1:0] s3_ksum [3];
     logic signed [63:0] s3_kacc [3];  // the kernel row's sums so far
     logic signed [63:0] s4_ktot [3];
     always_ff @(posedge clk) begin
@@ -736,14 +838,14 @@ module dg_gate
         s2_cx <= s1_cx;
         s3_cx <= s2_cx;
         for (int kb = 0; kb < 3; kb++) begin
-            for (int l = 0; l < DG_TN; l++)
+            for (int l = 0; l < GL; l++)
                 s2_prod[kb][l] <= (s1_kxv[kb] && s1_lv[l])
                                   ? (PVW+16)'(ws_q[s1_kx[kb]][l]) * (PVW+16)'(p_q[l]) : '0;
         end
         for (int kx = 0; kx < 3; kx++) begin
-            logic signed [PVW+15+TNL+1:0] t [DG_TN];             // a balanced adder tree
-            for (int l = 0; l < DG_TN; l++) t[l] = (PVW+TNL+17)'(s2_prod[kx][l]);
-            for (int w = DG_TN; w > 1; w = (w + 1) / 2) begin
+            logic signed [PVW+15+GLL+1:0] t [GL];             // a balanced adder tree
+            for (int l = 0; l < GL; l++) t[l] = (PVW+GLL+17)'(s2_prod[kx][l]);
+            for (int w = GL; w > 1; w = (w + 1) / 2) begin
                 for (int i = 0; i < w / 2; i++) t[i] = t[2 * i] + t[2 * i + 1];
                 if (w % 2 == 1) t[w / 2] = t[w - 1];
             end
@@ -805,11 +907,11 @@ module dg_gate
     function automatic logic signed [AW+31:0] hid_prod(input logic signed [AW-1:0] a, input logic signed [31:0] m);
         return a * m;
     endfunction
-    // the sum of TN row products as a balanced tree (log2 TN adds deep)
-    function automatic logic signed [63:0] sum_tree(input logic signed [63:0] v [DG_TN]);
-        logic signed [63:0] t [DG_TN];
+    // the sum of GL row products as a balanced tree (log2 GL adds deep)
+    function automatic logic signed [63:0] sum_tree(input logic signed [63:0] v [GL]);
+        logic signed [63:0] t [GL];
         t = v;
-        for (int w = DG_TN; w > 1; w = (w + 1) / 2) begin
+        for (int w = GL; w > 1; w = (w + 1) / 2) begin
             for (int i = 0; i < w / 2; i++) t[i] = t[2 * i] + t[2 * i + 1];
             if (w % 2 == 1) t[w / 2] = t[w - 1];
         end
@@ -842,6 +944,11 @@ module dg_gate
         endcase
         return 64'sd0;
     endfunction
+    // i < n for a constant i, as one compare per 32-bit word and one per bit position (shared
+    // by every word): the DENSE masks of up to max_out_channels bits
+    function automatic logic below(input int i, input logic [15:0] n);
+        return n[15:5] > 11'(i >> 5) || (n[15:5] == 11'(i >> 5) && n[4:0] > 5'(i & 31));
+    endfunction
     function automatic logic big(input logic signed [63:0] v);
         return v >= LIM || v <= -LIM;
     endfunction
@@ -850,7 +957,7 @@ module dg_gate
     logic [31:0] seg_n;
     logic seg_row_end, seg_beat_end, seg_last;
     // The segment is the smallest of four counts: s_bl (elements left in the beat), s_cap (the
-    // kind's lane limit: TN for the banked streams), rl_s / nl_s (elements left in the row / the
+    // kind's lane limit: GL for the banked streams), rl_s / nl_s (elements left in the row / the
     // stream, saturated at SAT = 2^SEGW > AB: registers kept beside the 32-bit down-counters
     // s_rl / s_nl, so no wide compare is on this path). The four "is the smallest" tests run
     // in parallel; the row / stream / beat ends are the counts that equal the segment.
@@ -880,18 +987,32 @@ module dg_gate
 
     // the sums: acc[c] += x as a SUMS beat arrives (the first row of a fresh stream: acc = x),
     // so the update lands at the end of the cycle, as for registers
+    // the sums written the cycle before (the read of this stage F was issued before they landed)
+    logic [GL-1:0] ac_fw_we;
+    logic [ac_AW-1:0] ac_fw_wa [GL];
+    logic [SW-1:0] ac_fw_wd [GL];
+    logic [SW-1:0] ac_rd [GL];        // stage F: the sums of bank b at f_rc[b]
+    always_ff @(posedge clk) begin
+        ac_fw_we <= ac_we;
+        ac_fw_wa <= ac_wa;
+        ac_fw_wd <= ac_wd;
+    end
+    always_comb begin
+        for (int b = 0; b < GL; b++)
+            ac_rd[b] = (ac_fw_we[b] && ac_fw_wa[b] == ac_AW'(f_rc[b])) ? ac_fw_wd[b] : ac_q[b];
+    end
     always_comb begin
         ac_we = '0;
-        for (int b = 0; b < DG_TN; b++) begin
+        for (int b = 0; b < GL; b++) begin
             ac_wa[b] = '0;
             ac_wd[b] = '0;
         end
         if (f_v && f_kind == K_SUMS) begin
-            for (int b = 0; b < DG_TN; b++) begin
+            for (int b = 0; b < GL; b++) begin
                 if (f_bv[b]) begin
                     ac_we[b] = 1'b1;
                     ac_wa[b] = ac_AW'(f_rc[b]);
-                    ac_wd[b] = SW'(((acc_fresh && f_row == 0) ? 64'sd0 : 64'(signed'(ac_q[b])))
+                    ac_wd[b] = SW'(((acc_fresh && f_row == 0) ? 64'sd0 : 64'(signed'(ac_rd[b])))
                                    + f_x[ABL'(f_bl[b])]);
                 end
             end
@@ -910,28 +1031,34 @@ module dg_gate
     end
 
     // write beat of the word jobs
+    // (masks: word w of the tile bitmap, or word cw = w - nwt of the channel bitmap if cw >= 0)
     function automatic logic [31:0] bits_word(input logic [1:0] which, input logic [31:0] w,
-                                              input logic [31:0] nwt);
+                                              input logic signed [31:0] cw);
         if (which == 2'd2) return chan[w * 32 +: 32];
-        if (which == 2'd0 && w >= nwt) return chan[(w - nwt) * 32 +: 32];
+        if (which == 2'd0 && cw >= 0) return chan[cw * 32 +: 32];
         return spat[w * 32 +: 32];
     endfunction
     // the word jobs' beat w_nx (the next one offered), registered into wq_* when the
     // command is accepted and after each beat: the write channel is driven from registers
     logic [DG_AXI_DATA_BITS-1:0] wn_data, wq_data;
-    logic [31:0] lcm1;                // layer_count - 1: the head's own log entry
-    always_ff @(posedge clk) lcm1 <= a_layer_count - 32'd1;
+    // layer_count - 1, the head's own log entry: as (beat, word in the beat)
+    localparam int WPB = AB / 4;                                  // 32-bit words per beat
+    logic [31:0] lcm1_beat, lcm1_word;
+    always_ff @(posedge clk) begin
+        lcm1_beat <= (a_layer_count - 32'd1) >> $clog2(WPB);
+        lcm1_word <= (a_layer_count - 32'd1) & 32'(WPB - 1);
+    end
     logic [AB-1:0] wn_strb, wq_strb;
     always_comb begin
         wn_data = '0;
         for (int i = 0; i < AB; i++) wn_strb[i] = 64'(i) < w_rem;
-        for (int k = 0; k < AB / 4; k++) begin
+        for (int k = 0; k < WPB; k++) begin
             logic [31:0] w;
-            w = 32'(w_nx) * 32'(AB / 4) + 32'(k);
+            w = 32'(w_nx) * 32'(WPB) + 32'(k);
             case (w_kind)
-                2'd0: wn_data[k * 32 +: 32] = bits_word(w_sel, w, g_nwt);
+                2'd0: wn_data[k * 32 +: 32] = bits_word(w_sel, w, w_cx + 32'(k));
                 2'd2: wn_data[k * 32 +: 32] = lg_q[lane(w >> 1)][(w & 1) * 32 +: 32];
-                default: wn_data[k * 32 +: 32] = (w == lcm1) ? head_log
+                default: wn_data[k * 32 +: 32] = (32'(w_nx) == lcm1_beat && k == lcm1_word) ? head_log
                                                  : (w < DG_MAX_LAYERS) ? cyc_log[w] : 32'd0;
             endcase
         end
@@ -991,10 +1118,12 @@ module dg_gate
         w_sel <= sel;
         w_limit <= limit;
         w_total <= total;
+        w_tm1 <= total - 16'd1;
         w_emitted <= 16'd0;
         w_scan <= 16'd0;
         w_beat <= 24'd0;
         w_nx <= 24'd0;
+        w_cx <= -signed'(g_nwt);
         w_beats <= 24'((nbytes + 64'(AB - 1)) >> ABL);
         w_bm1 <= 24'((nbytes + 64'(AB - 1)) >> ABL) - 24'd1;
         lb_cnt <= 16'd0;
@@ -1003,22 +1132,23 @@ module dg_gate
         st <= (nbytes == 0) ? G_WJOB : G_WCMD;
     endtask
 
-    // the channel loops: start at channel 0 of in_c, one step of TN channels
+    // the channel loops: start at channel 0 of in_c, one step of GL channels
     task automatic lc_start(input logic [15:0] in_c);
         lc <= 16'd0;
         lc_rem <= in_c;
-        lc_last <= 32'(in_c) <= DG_TN;
+        lc_last <= 32'(in_c) <= GL;
     endtask
     task automatic lc_step();
-        lc <= lc + 16'(DG_TN);
-        lc_rem <= lc_rem - 16'(DG_TN);
-        lc_last <= 32'(lc_rem) <= 2 * DG_TN;
+        lc <= lc + 16'(GL);
+        lc_rem <= lc_rem - 16'(GL);
+        lc_last <= 32'(lc_rem) <= 2 * GL;
     endtask
 
     wire [63:0] wb = a_work_base;
     always_ff @(posedge clk) begin
         done <= 1'b0;
-        for (int l = 0; l < DG_TN; l++) ws_we[l] <= 3'd0;
+        ts_adv <= 1'b0;               // (G_TSCAN sets it)
+        for (int l = 0; l < GL; l++) ws_we[l] <= 3'd0;
         p_we <= '0;
         rc_we <= '0;
         pt_we <= '0;
@@ -1029,11 +1159,11 @@ module dg_gate
         // ---- pool, stage Q: P = (S*R + 2^(RB-F-1)) >>> (RB-F) of the sums read the cycle before
         q_v <= 1'b0;
         if (q_v) begin
-            for (int l = 0; l < DG_TN; l++) begin
+            for (int l = 0; l < GL; l++) begin
                 if (q_lv[l]) begin
                     if (q_tot) begin
                         pt_we[l] <= 1'b1;
-                        pt_wa[l] <= pt_AW'((q_c + 32'(l)) >> TNL);
+                        pt_wa[l] <= pt_AW'((q_c + 32'(l)) >> GLL);
                         pt_wd[l] <= PVW'(pool(q_s[l], rc_cur));
                     end else begin
                         p_we[l] <= 1'b1;
@@ -1042,6 +1172,15 @@ module dg_gate
                 end
             end
             p_wa <= cgrp(q_c);
+        end
+        // ---- gate-2 pool, stage A2: the step's sums (read the cycle before) into stage Q
+        a2_v <= 1'b0;
+        if (a2_v) begin
+            q_v <= 1'b1;
+            q_tot <= 1'b1;
+            q_c <= a2_c;
+            q_lv <= a2_lv;
+            for (int l = 0; l < GL; l++) q_s[l] <= pl_s[l];
         end
         // ---- stream pipeline (stage R is G_RDATA)
         // E: the beat's elements of this segment, sign-extended
@@ -1053,21 +1192,23 @@ module dg_gate
         f_c <= e_c;
         f_row <= e_row;
         f_rend <= e_rend;
-        for (int b = 0; b < DG_TN; b++) begin
+        for (int b = 0; b < GL; b++) begin
             logic [31:0] l;
-            l = (32'(b) - e_c) & 32'(DG_TN - 1);      // the lane whose column falls into bank b
-            f_re[b] <= brow(e_e, b);
+            l = (32'(b) - e_c) & 32'(GL - 1);      // the lane whose column falls into bank b
             f_rc[b] <= brow(e_c, b);
             f_bl[b] <= LBW'(l);
             f_bv[b] <= l < 32'(e_n) && l < LN4;
         end
         // gate-2 masks: the valid bits of word e (bits past N / in_c must be 0)
+        // (the tile bitmap's words [0, g2_wt), then conv1's channel bitmap's: whole words
+        // before the partial last one)
         for (int l = 0; l < LN4; l++) begin
-            logic [31:0] e, nb;
-            e = e_e + 32'(l);
-            nb = (e < g2_wt) ? 32'(g2_n) - e * 32 : 32'(g2_in_c) - (e - g2_wt) * 32;
-            f_vm[l] <= (nb >= 32) ? 32'hFFFF_FFFF : ((32'd1 << nb) - 32'd1);
+            logic [15:0] e;
+            e = 16'(e_e) + 16'(l);
+            if (e < 16'(g2_wt)) f_vm[l] <= (e < vm_thi) ? 32'hFFFF_FFFF : vm_tlo;
+            else f_vm[l] <= (e < vm_chi) ? 32'hFFFF_FFFF : vm_clo;
         end
+        for (int l = 0; l < AB; l++) f_bix[l] <= BIW'((e_e + 32'(l)) % (4 * MAXG));
         for (int l = 0; l < AB; l++)
             f_x[l] <= lane_elem(e_data, e_lp, l, e_esz, e_kind != K_BINS && e_kind != K_RECIP && e_kind != K_MASK);
         // F: checks, memory writes, products
@@ -1078,8 +1219,9 @@ module dg_gate
         g_e <= f_e;
         g_row <= f_row;
         g_rend <= f_rend;
-        for (int l = 0; l < DG_TN; l++) g_p[l] <= 64'sd0;
-        for (int l = 0; l < LN4; l++) g_mw[l] <= 32'd0;
+        for (int l = 0; l < GL; l++) g_p[l] <= 64'sd0;
+        for (int l = 0; l < LN4; l++) g_pc[l] <= 6'd0;
+        g_mk_we <= '0;
         for (int l = 0; l < LN8; l++) g_o[l] <= 64'sd0;
         if (f_v) begin
             logic found, m_bad_n;
@@ -1095,10 +1237,10 @@ module dg_gate
                     e = f_e + 32'(l);
                     c = f_c + 32'(l);
                     case (f_kind)
-                        K_BINS: bins_m[e % (4 * MAXG)] <= x[7:0];
+                        K_BINS: bins_m[f_bix[l]] <= x[7:0];
                         K_RECIP: if (l < LN4) begin
                             rc_we[lane(e)] <= 1'b1;
-                            rc_wa[lane(e)] <= rc_AW'(e >> TNL);
+                            rc_wa[lane(e)] <= rc_AW'(e >> GLL);
                             rc_wd[lane(e)] <= x[31:0];
                             if (!found && (x[31:0] == 0 || x[31:0] > 32'(DG_GATE_RECIP_MAX))) begin
                                 found = 1'b1;
@@ -1109,18 +1251,21 @@ module dg_gate
                         K_MASK: if (l < LN4) begin
                             // gate-2: word e of the gate record's masks (tile bitmap, then
                             // conv1's channel bitmap); bits past N / in_c must be 0
-                            if (e < g2_wt) spat[e * 32 +: 32] <= x[31:0];
-                            else chin[(e - g2_wt) * 32 +: 32] <= x[31:0];
+                            // (written in stage G: the word decode is off this stage's path)
+                            g_mk_we[l] <= 1'b1;
+                            g_mk_sp[l] <= e < g2_wt;
+                            g_mk_wi[l] <= 16'((e < g2_wt) ? e : e - g2_wt);
+                            g_mk_d[l] <= x[31:0];
                             if ((x[31:0] & ~f_vm[l]) != 0) m_bad_n = 1'b1;
-                            if (e >= g2_wt) g_mw[l] <= x[31:0] & f_vm[l];
+                            if (e >= g2_wt) g_pc[l] <= 6'($countones(x[31:0] & f_vm[l]));
                         end
                         K_WS: if (l < LN2) begin
-                            // tap row f_row = ky*3 + kx; channel c -> bank (kx, c mod TN)
+                            // tap row f_row = ky*3 + kx; channel c -> bank (kx, c mod GL)
                             logic [3:0] tap;
                             tap = 4'(f_row);
-                            ws_we[c % DG_TN][2'(tap % 4'd3)] <= 1'b1;
-                            ws_wa[c % DG_TN] <= WSAW'(32'(tap / 4'd3) * CGM + 32'(cgrp(c)));
-                            ws_wd[c % DG_TN] <= x[15:0];
+                            ws_we[c % GL][2'(tap % 4'd3)] <= 1'b1;
+                            ws_wa[c % GL] <= WSAW'(32'(tap / 4'd3) * CGM + 32'(cgrp(c)));
+                            ws_wd[c % GL] <= x[15:0];
                         end
                         K_BS: if (l < LN8) begin
                             bs_r <= x;
@@ -1129,10 +1274,10 @@ module dg_gate
                         K_W1: if (l < LN2) g_p[l] <= 64'(fc1_prod(x[15:0], signed'(pt_q[lane(c)])));
                         K_M1: if (l < LN4) begin
                             m1_we[lane(e)] <= 1'b1;
-                            m1_wa[lane(e)] <= m1_AW'(e >> TNL);
+                            m1_wa[lane(e)] <= m1_AW'(e >> GLL);
                             m1_wd[lane(e)] <= x[31:0];
                         end
-                        K_O1: if (l < LN8 && l < DG_TN) begin
+                        K_O1: if (l < LN8 && l < GL) begin
                             g_p[l] <= 64'(hid_prod(signed'(am_q[lane(e)]), signed'(m1_q[lane(e)])));
                             g_o[l] <= x;
                             if (!found && big(x)) begin found = 1'b1; s_bad_at <= 16'(e); end
@@ -1143,10 +1288,10 @@ module dg_gate
                             c_cnt = c_cnt + 16'((signed'(lg_q[lane(e)]) + x) >= 0);
                             if (!found && big(x)) begin found = 1'b1; s_bad_at <= 16'(e); end
                         end
-                        K_HW: if (l < LN1) g_p[l] <= 64'(head_prod(x[7:0], signed'(ac_q[lane(c)])));
+                        K_HW: if (l < LN1) g_p[l] <= 64'(head_prod(x[7:0], signed'(ac_rd[lane(c)])));
                         default: if (l < LN4) begin                    // K_HB
                             lg_we[lane(e)] <= 1'b1;
-                            lg_wa[lane(e)] <= lg_AW'(e >> TNL);
+                            lg_wa[lane(e)] <= lg_AW'(e >> GLL);
                             lg_wd[lane(e)] <= lg_q[lane(e)] + x;
                         end
                     endcase
@@ -1161,12 +1306,19 @@ module dg_gate
         if (g_v && g_kind == K_MASK) begin
             logic [15:0] t;
             t = t2_nc;
-            for (int l = 0; l < LN4; l++) t = t + 16'($countones(g_mw[l]));
+            for (int l = 0; l < LN4; l++) t = t + 16'(g_pc[l]);
             t2_nc <= t;
+            for (int l = 0; l < LN4; l++) begin
+                if (g_mk_we[l]) begin
+                    if (g_mk_sp[l]) spat[32'(g_mk_wi[l]) * 32 +: 32] <= g_mk_d[l];
+                    else chin[32'(g_mk_wi[l]) * 32 +: 32] <= g_mk_d[l];
+                end
+            end
         end
         h_v <= g_v && g_kind == K_O1;
         h_e <= g_e;
-        for (int l = 0; l < LN8; l++) h_t[l] <= g_p[l] + g_o[l] + (64'sd1 <<< (cg_shift - 6'd1));
+        // (the shift in two parts: by whole bytes here, by the rest in stage H)
+        for (int l = 0; l < LN8; l++) h_t[l] <= (g_p[l] + g_o[l] + cg_rnd) >>> {cg_sh[5:3], 3'b000};
         if (g_v && (g_kind == K_W1 || g_kind == K_W2 || g_kind == K_HW)) begin
             logic signed [63:0] ssum;
             ssum = sum_tree(g_p);
@@ -1174,11 +1326,11 @@ module dg_gate
                 racc <= 64'sd0;
                 if (g_kind == K_W1) begin
                     am_we[lane(g_row)] <= 1'b1;
-                    am_wa[lane(g_row)] <= am_AW'(g_row >> TNL);
+                    am_wa[lane(g_row)] <= am_AW'(g_row >> GLL);
                     am_wd[lane(g_row)] <= AW'(racc + ssum);
                 end else begin
                     lg_we[lane(g_row)] <= 1'b1;
-                    lg_wa[lane(g_row)] <= lg_AW'(g_row >> TNL);
+                    lg_wa[lane(g_row)] <= lg_AW'(g_row >> GLL);
                     lg_wd[lane(g_row)] <= racc + ssum;
                 end
             end else racc <= racc + ssum;
@@ -1190,11 +1342,11 @@ module dg_gate
                     logic signed [63:0] t;
                     logic [31:0] e;
                     e = h_e + 32'(l);
-                    t = h_t[l] >>> cg_shift;
+                    t = h_t[l] >>> cg_sh[2:0];
                     if (t < 0) t = 0;
                     if (t > HMAX) t = HMAX;
                     hm_we[lane(e)] <= 1'b1;
-                    hm_wa[lane(e)] <= hm_AW'(e >> TNL);
+                    hm_wa[lane(e)] <= hm_AW'(e >> GLL);
                     hm_wd[lane(e)] <= 16'(t);
                 end
             end
@@ -1226,6 +1378,7 @@ module dg_gate
                 job <= 4'd0;
                 b_gy <= 8'd0;
                 b_gx <= 8'd0;
+                b_gx3 <= 2'd0;
                 s_bad <= 1'b0;
                 if (chk_code != 8'd0) begin
                     e_code <= chk_code;
@@ -1268,6 +1421,7 @@ module dg_gate
                             pool_tot <= 1'b0;
                             b_gy <= 8'd0;
                             b_gx <= 8'd0;
+                            b_gx3 <= 2'd0;
                             b_r <= bins_m[0];
                         end
                         S_BINSUM: begin
@@ -1349,8 +1503,8 @@ module dg_gate
                         end
                         S_DENSE: begin
                             // RUN_FLAGS.DENSE: every tile and channel on (parameters checked, not evaluated)
-                            for (int i = 0; i < NCELL; i++) spat[i] <= 64'(i) < g_n;
-                            for (int i = 0; i < MAXO; i++) chan[i] <= 32'(i) < 32'(cg_out_c);
+                            for (int i = 0; i < NCELL; i++) spat[i] <= below(i, 16'(g_n));
+                            for (int i = 0; i < MAXO; i++) chan[i] <= below(i, cg_out_c);
                             cnt_t <= 16'(g_n);
                             cnt_c <= cg_out_c;
                             step <= S_WRITE;
@@ -1408,7 +1562,7 @@ module dg_gate
                 nl_s <= sat(s_nl);
                 s_bpb <= (SEGW + 1)'(32'(AB) >> s_esz);
                 s_bl <= (SEGW + 1)'((32'(AB) >> s_esz) - (32'(lo) >> s_esz));
-                s_cap <= (s_kind == K_BINS) ? (SEGW + 1)'(AB) : (SEGW + 1)'((AB < DG_TN) ? AB : DG_TN);
+                s_cap <= (s_kind == K_BINS) ? (SEGW + 1)'(AB) : (SEGW + 1)'(GL);
                 s_beats <= 24'((64'(lo) + (64'(s_n) << s_esz) + 64'(AB - 1)) >> ABL);
                 st <= (s_n == 0) ? G_NEXT : G_RCMD;
             end
@@ -1443,34 +1597,29 @@ module dg_gate
             end
             G_BCHK: begin
                 // bin table: 0 <= start < end <= st_h (rows), st_w (cols); one pair per cycle
-                logic [7:0] s, e, lim;
-                logic [15:0] base;
-                s = bins_m[2 * 32'(lc)];
-                e = bins_m[2 * 32'(lc) + 1];
-                lim = (lc < 16'(g_gh)) ? g_st_h : g_st_w;
-                base = 16'(2 * 32'(lc));
-                if (s >= lim) begin
+                // (pair lc and its limit read into bk_* the cycle before)
+                if (bk_s >= bk_lim) begin
                     e_code <= DG_ERR_BAD_GATE;
-                    e_entry <= base;
+                    e_entry <= 16'(2 * 32'(lc));
                     st <= G_FAULT;
-                end else if (!(s < e && e <= lim)) begin
+                end else if (!(bk_s < bk_e && bk_e <= bk_lim)) begin
                     e_code <= DG_ERR_BAD_GATE;
-                    e_entry <= base + 16'd1;
+                    e_entry <= 16'(2 * 32'(lc) + 1);
                     st <= G_FAULT;
-                end else if (lc + 16'd1 == 16'(g_gh) + 16'(g_gw)) begin
+                end else if (bk_last) begin
                     step <= S_RECIP;
                     st <= G_NEXT;
                 end
                 lc <= lc + 16'd1;
             end
             G_POOL: begin
-                // TN channels per cycle: P (bin) or Pt (totals); the accumulators restart at 0
+                // GL channels per cycle: P (bin) or Pt (totals); the accumulators restart at 0
                 q_v <= 1'b1;
                 q_tot <= pool_tot;
                 q_c <= 32'(lc);
-                for (int l = 0; l < DG_TN; l++) begin
+                for (int l = 0; l < GL; l++) begin
                     q_lv[l] <= 32'(l) < 32'(lc_rem);
-                    q_s[l] <= pl_s[l];
+                    q_s[l] <= signed'(ac_q[l]);
                 end
                 lc_step();
                 if (lc_last) begin
@@ -1495,7 +1644,7 @@ module dg_gate
                 sp_init <= 1'b0;
                 sp_by <= b_gy;
                 sp_bx <= b_gx;
-                sp_c3 <= 2'((b_gx + 8'd1) % 8'd3);
+                sp_c3 <= (b_gx3 == 2'd2) ? 2'd0 : b_gx3 + 2'd1;
                 sp_rin0 <= b_gy + 8'd1 < g_gh;
                 sp_rin2 <= b_gy != 8'd0;
                 sp_cin0 <= b_gx + 8'd1 < g_gw;
@@ -1503,14 +1652,16 @@ module dg_gate
                 sp_last <= 1'b0;
                 if (b_gx + 8'd1 < g_gw) begin
                     b_gx <= b_gx + 8'd1;
+                    b_gx3 <= (b_gx3 == 2'd2) ? 2'd0 : b_gx3 + 2'd1;
                     b_r <= b_rs;
                 end else if (b_gy + 8'd1 < g_gh) begin
                     b_gx <= 8'd0;
+                    b_gx3 <= 2'd0;
                     b_gy <= b_gy + 8'd1;
                     b_r <= bins_m[2 * (32'(b_gy) + 1)];
                 end else sp_last <= 1'b1;
             end else begin
-                // the loop of stage 0 (bin (sp_by, sp_bx), kernel row sp_ky: three taps x TN
+                // the loop of stage 0 (bin (sp_by, sp_bx), kernel row sp_ky: three taps x GL
                 // channels per cycle; a kernel row whose cells are outside the grid takes one
                 // cycle); the products and the cells' logits follow in the spatial pipeline
                 logic row_end;
@@ -1528,8 +1679,10 @@ module dg_gate
                 // gate-2: one tile per cycle; a run of consecutive active tiles [t2_t0, t2_t) is
                 // one contiguous stretch of conv1's compact sums ([tile][nc] int32): one stream,
                 // one row per tile, accumulated per compact channel (the first row starts it)
-                logic on;
-                on = 64'(t2_t) < g2_n && spat[NIW'(t2_t)];
+                logic on, past;
+                on = ts_adv ? ts_on1 : ts_on0;
+                past = ts_adv ? ts_end1 : ts_end0;
+                ts_adv <= on || (!t2_run && !past);   // t2_t moves on
                 if (on) begin
                     if (!t2_run) t2_t0 <= t2_t;
                     t2_run <= 1'b1;
@@ -1541,27 +1694,26 @@ module dg_gate
                     stream_at(K_SUMS, sums_abs, 64'd0, t2_t0, 16'd1, 16'd0, t2_nc,
                               17'(t2_t - t2_t0), 17'(t2_nc), 2'd2, 32'(t2_nc));
                     step <= S2_SUMS;
-                end else if (64'(t2_t) >= g2_n) begin
+                end else if (past) begin
                     step <= S2_POOL;
                     st <= G_NEXT;
                 end else t2_t <= t2_t + 16'd1;
             end
             G_POOL2: begin
-                // gate-2: Pt in channel order, TN channels per cycle (the shared pool lanes)
+                // gate-2: Pt in channel order, GL channels per cycle (the shared pool lanes)
                 logic [31:0] lo;
-                q_v <= 1'b1;
-                q_tot <= 1'b1;
-                q_c <= 32'(lc);
-                for (int l = 0; l < DG_TN; l++) begin
-                    q_lv[l] <= 32'(l) < 32'(lc_rem);
-                    q_s[l] <= pl_s[l];
-                end
-                chin <= chin >> DG_TN;
-                lo = 32'(t2_lo) + pl_k;               // j += the channels kept (<= TN)
-                if (lo >= DG_TN) begin
+                a2_v <= 1'b1;
+                a2_any <= t2_any;
+                a2_on <= pl_on;
+                a2_lo <= t2_lo;
+                a2_c <= 32'(lc);
+                for (int l = 0; l < GL; l++) a2_lv[l] <= 32'(l) < 32'(lc_rem);
+                chin <= chin >> GL;
+                lo = 32'(t2_lo) + pl_k;               // j += the channels kept (<= GL)
+                if (lo >= GL) begin
                     t2_row <= t2_row + 16'd1;
                     t2_row1 <= t2_row1 + 16'd1;
-                    lo = lo - DG_TN;
+                    lo = lo - GL;
                 end
                 t2_lo <= TLW'(lo);
                 lc_step();
@@ -1608,6 +1760,7 @@ module dg_gate
                 wq_data <= wn_data;
                 wq_strb <= wn_strb;
                 w_nx <= w_nx + 24'd1;
+                w_cx <= w_cx + 32'(WPB);
                 w_rem <= w_rem - 64'(AB);
             end
             G_WDATA: begin
@@ -1617,6 +1770,7 @@ module dg_gate
                         wq_data <= wn_data;
                         wq_strb <= wn_strb;
                         w_nx <= w_nx + 24'd1;
+                        w_cx <= w_cx + 32'(WPB);
                         w_rem <= w_rem - 64'(AB);
                         if (w_beat == w_bm1) st <= G_WJOB;
                     end
@@ -1638,7 +1792,7 @@ module dg_gate
                         lb_data[32'(lb_cnt) * 16 +: 16] <= w_scan;
                         lb_cnt <= lb_cnt + 16'd1;
                         w_emitted <= w_emitted + 16'd1;
-                        if (32'(lb_cnt) + 1 == EPB || w_emitted + 16'd1 == w_total) lb_pend <= 1'b1;
+                        if (32'(lb_cnt) == EPB - 1 || w_emitted == w_tm1) lb_pend <= 1'b1;
                     end
                     w_scan <= w_scan + 16'd1;
                 end
@@ -1665,6 +1819,7 @@ module dg_gate
             g_v <= 1'b0;
             h_v <= 1'b0;
             q_v <= 1'b0;
+            a2_v <= 1'b0;
         end
     end
 `undef DG_G

@@ -158,8 +158,12 @@ module dg_loader
     typedef enum logic [1:0] {SP_PARAM, SP_WOC, SP_WIC} span_kind_t;
     logic [1:0]  sp_phase;         // issue side: 0 params, 1 weights, 2 done
     logic [15:0] sp_i, sp_j;       // issue counters (lane / in-channel, kernel position)
-    // FIFO of issued spans: {last chunk, kind, lane or n, kpos (im2col: weight word), off,
-    // end}: `end` = the span-relative byte after the chunk (a span is one chunk but for the
+    // the span's weight row, counted (no address products): ic layout j * N + i / Tn, oc
+    // layout j * N (+ the byte's word, consume side), im2col j, depthwise (i / Tm) * S
+    logic [15:0] sp_row, sp_dwrow, sp_rstep;
+    // FIFO of issued spans: {last chunk, kind, lane or n, weight row, off, end}: `weight row`
+    // = the span's first weight-buffer row in its bank (counted at issue, sp_row), `end` =
+    // the span-relative byte after the chunk (a span is one chunk but for the
     // oc layout's in_c-byte spans, read in chunks of at most SPAN_CHUNK bytes, below)
     localparam int SPF_W = 1 + 2 + 16 + 16 + 8 + 16;
     logic [SPF_W-1:0] spf_in;
@@ -193,7 +197,9 @@ module dg_loader
     logic last_byte;
     localparam int KMAX = (DG_TM > DG_TN) ? DG_TM : DG_TN;   // loader bytes per cycle, at most
     logic [7:0] ld_k;
-    logic [7:0] ld_byte [KMAX];
+    logic [7:0] ld_byte0;          // the byte at pos (params)
+    logic [7:0] ld_rot [KMAX];     // the beat rotated for the weight write (wb_rot)
+    logic [15:0] ld_n;             // oc layout: the in-channel slot index of the step's first byte
     wire ld_consume = ld_busy && spf_valid && ldf_valid;
     logic [15:0] sc_b;             // byte index within the span
     logic [ABL:0] sc_pos;          // byte position within the beat
@@ -201,16 +207,24 @@ module dg_loader
     logic [15:0] sc_nptr;          // oc layout: next active in-channel index
 
     // weight buffer: one block RAM per lane, a row = the lane's Tn weight bytes, one byte
-    // enable per byte (both ping-pong banks: rows [0, WDEPTH) and [WDEPTH, 2*WDEPTH))
+    // enable per byte (both ping-pong banks: rows [0, WDEPTH) and [WDEPTH, 2*WDEPTH)).
+    // A consume step writes one row address in every lane (wb_waddr) and its bytes are a
+    // run of the beat: the write is registered as a lane mask, a slot mask and the beat
+    // rotated so that byte i of wb_rot is what lane i (ic layout: one byte per lane, slot
+    // si mod Tn) or slot i (oc layout: one lane, Tn slots) takes. Per (lane, slot) byte
+    // there is only an AND of the masks and a 2:1 data select (no per-byte scatter over
+    // the beat positions).
     logic [WAW:0] wb_waddr;
-    logic [DG_TM*DG_TN-1:0] wb_we;       // byte b = lane * TN + in-channel slot
-    logic [DG_TM*DG_TN*8-1:0] wb_wdata;
+    logic [DG_TM-1:0] wb_lane;           // lanes written
+    logic [DG_TN-1:0] wb_slot;           // in-channel slots written (of each written lane)
+    logic wb_ic;                         // ic layout: lane l takes wb_rot[l], else slot s wb_rot[s]
+    logic [7:0] wb_rot [KMAX];
     logic [WAW:0] wb_raddr;
     for (genvar m = 0; m < DG_TM; m++) begin : g_wbank
         logic [DG_TN*8-1:0] mem [2*WDEPTH];
         always_ff @(posedge clk) begin
             for (int t = 0; t < DG_TN; t++)
-                if (wb_we[m * DG_TN + t]) mem[wb_waddr][t*8 +: 8] <= wb_wdata[(m * DG_TN + t) * 8 +: 8];
+                if (wb_lane[m] && wb_slot[t]) mem[wb_waddr][t*8 +: 8] <= wb_ic ? wb_rot[m] : wb_rot[t];
             wb_q[m * DG_TN * 8 +: DG_TN * 8] <= mem[wb_raddr];
         end
     end
@@ -242,11 +256,14 @@ module dg_loader
     logic [15:0] pf_lo;            // im2col: byte of the first loaded column in a patch row
     logic [7:0] pf_py, pf_px;
     logic [7:0] pf_jl;
+    logic [7:0] pf_dwk;            // depthwise: pf_r mod k
+    logic [DW_AW-1:0] pf_dwb;      // depthwise: row pf_r's first lin (half + (pf_r div k) * t_dwrb)
     logic [63:0] pf_pixaddr;
-    // pending read commands: {type, dw row, dw row offset, half, data}: patch {base} /
-    // residual {pixel, jl, jh, off} (dw row: the patch row; dw row offset: its first byte in
-    // its first beat; both for the depthwise patch banks)
-    localparam int PEND_W = 2 + 16 + 32;
+    // pending read commands: {type, dw row base, dw row phase, dw row offset, half, data}:
+    // patch {base} / residual {pixel, jl, jh, off} (for the depthwise patch banks: the patch
+    // row's first lin (its half's + (r div k) * t_dwrb), r mod k, and its first byte in its
+    // first beat)
+    localparam int PEND_W = 2 + 16 + 32 + DW_AW;
     logic [PEND_W-1:0] pend_in;
     logic pend_push;
     wire pend_in_ready, pend_valid;
@@ -264,14 +281,45 @@ module dg_loader
     // half's DW_HALF), over DW_NBW byte columns (byte lin in column lin mod DW_NBW, row
     // lin div DW_NBW). A patch row's beat (AB bytes, in row order) puts, per bank, a run of
     // consecutive bytes (pixel c's channels, then pixel c + k's), so no two of its bytes share
-    // a column; a read of Tm lanes (Tm consecutive channels) neither. The receive side keeps,
-    // per column phase j of the row, the next byte's lin (rc_ptr), and the current pixel's
-    // phase and channel.
+    // a column; a read of Tm lanes (Tm consecutive channels) neither.
+    // The receive side has no chain over the beat's bytes. Its state at a beat's byte 0: the
+    // current pixel's column phase (dw_ph), the bytes from byte 0 to that pixel's end (dw_rem;
+    // a row's first beat counts its roff bytes before the row as the first pixel's), the lin
+    // byte 0 would have in it (dw_cur), and per phase j the lin of the first byte of the
+    // first pixel of phase j at or after the current one (dw_pb). Byte l < rem is in the
+    // current pixel (lin = cur + l); byte l >= rem is u = l - rem bytes past it: pixel
+    // m = 1 + u div C, phase (ph + m) mod k, lin = pb[phase] + (m div k) * C + u mod C. The
+    // layer's table dt_* (registered from C) holds these per u < AB, and the state a beat
+    // moves on to (AB bytes on: u = AB - rem). Stage A registers each byte's phase and
+    // column and per phase the lin of its first byte in the beat (its bytes are consecutive
+    // lins, pixel c's channels then pixel c + k's); stage B routes the bytes to the columns
+    // (at most one per column: a one-hot OR), the row of a column from its phase's first lin.
+    // (pad <= k div 2 < k: the tile's first loaded column dw_c0 is its first pixel's phase.)
     logic [31:0] dw_rb;            // the tile's ceil(pw / k) * C (PF_GEO4)
     logic [7:0]  dw_c0;            // the tile's first loaded patch column (ixv0 - ix0)
-    logic [DW_AW-1:0] rc_ptr [DW_K];
-    logic [$clog2(DW_K)-1:0] rc_ph;   // column phase (c mod k) of the current pixel
-    logic [15:0] rc_ch;            // its channel
+    localparam int PHW = $clog2(DW_K);
+    localparam int DT_K = AB + 2;  // multiples k * C the table uses (k <= AB + 1)
+    localparam int DT_KW = $clog2(DT_K);
+    logic [DW_AW-1:0] dt_kc [DT_K];       // k * C
+    logic [ABL:0] dt_kcs [DT_K];          // min(k * C, AB)
+    logic [ABL:0] dt_q [AB];              // u div C
+    logic [ABL:0] dt_r [AB];              // u mod C
+    logic [PHW-1:0] dt_po [AB];           // (1 + u div C) mod k: phase offset of byte u's pixel
+    logic [DW_AW-1:0] dt_off [AB];        // ((1 + u div C) div k) * C + u mod C
+    logic [16:0] dt_rem [AB];             // C - u mod C
+    logic [DW_AW-1:0] dt_adv [AB][DW_K];  // pixels of phase distance d in [0, 1 + u div C), times C
+    logic [PHW-1:0] dw_ph;
+    logic [16:0] dw_rem;
+    logic [DW_AW-1:0] dw_cur;
+    logic [DW_AW-1:0] dw_pb [DW_K];
+    // stage A (a beat's bytes), stage B writes dw_we/dw_waddr/dw_wdata
+    logic dwa_v, dwa_half;
+    logic [PHW-1:0] dwa_rk;               // the row's phase (r mod k)
+    logic [AB-1:0] dwa_ok;                // byte in the row
+    logic [PHW-1:0] dwa_ph [AB];          // its column phase
+    logic [DW_NBWL-1:0] dwa_col [AB];     // its column (lin mod DW_NBW)
+    logic [7:0] dwa_byte [AB];
+    logic [DW_AW-1:0] dwa_ls [DW_K];      // per phase: the lin of its first byte in the beat
     logic [DW_NBK*DW_NBW-1:0] dw_we;
     logic [$clog2(DW_DEPTH)-1:0] dw_waddr [DW_NBK*DW_NBW];
     logic [7:0] dw_wdata [DW_NBK*DW_NBW];
@@ -291,6 +339,66 @@ module dg_loader
                 dw_q[b][w] <= mem[dw_raddr[b*DW_NBW+w]];
             end
         end
+    end
+
+    // the layer's table (C = L.cin_st; three registered stages, settled long before a patch
+    // beat returns: L is constant in the run)
+    always_ff @(posedge clk) begin
+        for (int k = 0; k < DT_K; k++) begin
+            dt_kc[k] <= DW_AW'(32'(k) * 32'(L.cin_st));
+            dt_kcs[k] <= (32'(k) * 32'(L.cin_st) < AB) ? (ABL+1)'(32'(k) * 32'(L.cin_st)) : (ABL+1)'(AB);
+        end
+        for (int u = 0; u < AB; u++) begin
+            logic [ABL:0] q, r;
+            q = '0;
+            r = '0;
+            // u div C: the last k with k * C <= u (a thermometer edge: one-hot)
+            for (int k = 0; k + 1 < DT_K; k++)
+                if (32'(dt_kcs[k]) <= 32'(u) && 32'(dt_kcs[k + 1]) > 32'(u)) begin
+                    q = q | (ABL+1)'(k);
+                    r = r | (ABL+1)'(32'(u) - 32'(dt_kcs[k]));
+                end
+            dt_q[u] <= q;
+            dt_r[u] <= r;
+        end
+        for (int u = 0; u < AB; u++) begin
+            logic [31:0] m;
+            m = 32'(dt_q[u]) + 1;
+            dt_po[u] <= PHW'(m % DW_K);
+            dt_off[u] <= dt_kc[DT_KW'(m / DW_K)] + DW_AW'(dt_r[u]);
+            dt_rem[u] <= 17'(L.cin_st) - 17'(dt_r[u]);
+            for (int d = 0; d < DW_K; d++)
+                dt_adv[u][d] <= (m > 32'(d)) ? dt_kc[DT_KW'((m - 32'(d) + DW_K - 1) / DW_K)] : '0;
+        end
+    end
+    // stage B: column w of phase p takes the beat's byte of phase p in column w (at most one);
+    // its row: the phase's first lin's, + 1 below that lin's column. Written in the dw banks
+    // of the row's phase (r mod k, p); the other banks of phase p see the same data, no enable.
+    always_ff @(posedge clk) begin
+        for (int p = 0; p < DW_K; p++)
+            for (int w = 0; w < DW_NBW; w++) begin
+                logic en;
+                logic [7:0] d;
+                logic [$clog2(DW_DEPTH)-1:0] row;
+                en = 1'b0;
+                d = 8'd0;
+                for (int l = 0; l < AB; l++)
+                    if (dwa_ok[l] && 32'(dwa_ph[l]) == p && 32'(dwa_col[l]) == w) begin
+                        en = 1'b1;
+                        d = d | dwa_byte[l];
+                    end
+                row = $clog2(DW_DEPTH)'((32'(dwa_ls[p]) >> DW_NBWL)
+                                        + ((DW_NBWL'(w) < dwa_ls[p][DW_NBWL-1:0]) ? 1 : 0));
+                for (int r = 0; r < DW_K; r++) begin
+                    dw_we[(r * DW_K + p) * DW_NBW + w] <= dwa_v && en && 32'(dwa_rk) == r;
+                    dw_waddr[(r * DW_K + p) * DW_NBW + w] <= row;
+                    dw_wdata[(r * DW_K + p) * DW_NBW + w] <= d;
+                end
+`ifndef SYNTHESIS
+                if (dwa_v && en && 32'(row) >= (32'(dwa_half) + 1) * (DW_HALF / DW_NBW))
+                    $error("dg_loader: depthwise patch past its dw bank half (DW_HALF)");
+`endif
+            end
     end
 
     // patch buffer: NB byte banks, both halves
@@ -342,6 +450,7 @@ module dg_loader
         sp_lmul <= L.ic_layout ? 32'(L.kk) * 32'(L.out_c) : L.im2col ? 32'(L.kp)
                    : L.dw ? ((32'(L.kk) + 32'(DG_TN - 1)) >> TNL) << TNL : 32'(L.kk) * 32'(L.in_c);
         sp_jstep <= L.ic_layout ? 32'(L.out_c) : L.im2col ? 32'(DG_TN) : 32'(L.in_c);
+        sp_rstep <= (L.im2col || L.dw) ? 16'd1 : 16'(L.N);
         sp_x_next <= bk_ch[ld_b][32'(sp_i + 16'd1) % DG_TM];
     end
     // depthwise: channel id of active channel j (the loader's span index)
@@ -396,15 +505,27 @@ module dg_loader
     // lane (dense, or the sorted out-channel list), so the lanes in jl's beat are a run from
     // jl: jh is the last lane j < mg in that beat (no serial chain), and the beat compare
     // needs only the pixel address's offset in its beat (the rest adds to both sides).
+    // The lanes j < mg in jl's beat are exactly the run [jl, jh] (the lanes before jl are in
+    // earlier beats), so jh is where that run ends: a one-hot edge and an OR encode, in
+    // parallel (no priority chain over the lanes).
     logic [7:0] pf_jh;
     always_comb begin
         logic [16:0] bl;
+        logic [DG_TM:0] eq;
+        logic [7:0] enc;
+        logic found;
         bl = (17'(pf_pixaddr[ABL-1:0]) + 17'(bk_ch[pf_g[0]][32'(pf_jl) % DG_TM])) >> ABL;
-        pf_jh = pf_jl;
+        eq = '0;
         for (int j = 0; j < DG_TM; j++)
-            if (8'(j) > pf_jl && 8'(j) < bk_mg[pf_g[0]]
-                && (17'(pf_pixaddr[ABL-1:0]) + 17'(bk_ch[pf_g[0]][j])) >> ABL == bl)
-                pf_jh = 8'(j);
+            eq[j] = 8'(j) < bk_mg[pf_g[0]] && (17'(pf_pixaddr[ABL-1:0]) + 17'(bk_ch[pf_g[0]][j])) >> ABL == bl;
+        enc = 8'd0;
+        found = 1'b0;
+        for (int j = 0; j < DG_TM; j++)
+            if (eq[j] && !eq[j + 1]) begin
+                enc = enc | 8'(j);
+                found = 1'b1;
+            end
+        pf_jh = found ? enc : pf_jl;
     end
     wire [63:0] pf_res_addr = pf_pixaddr + 64'(bk_ch[pf_g[0]][32'(pf_jl) % DG_TM]);
 
@@ -437,11 +558,11 @@ module dg_loader
                     if (pf_req_row) begin
                         rcmd_addr = pf_row_addr & ~64'(AB - 1);
                         rcmd_beats = pf_row_beats;
-                        pend_in = {1'b0, pf_r, 8'(pf_row_off), pf_h, 32'(pf_row_dst)};
+                        pend_in = {1'b0, pf_dwb, 8'(pf_dwk), 8'(pf_row_off), pf_h, 32'(pf_row_dst)};
                     end else begin
                         rcmd_addr = pf_res_addr & ~64'(AB - 1);
                         rcmd_beats = 24'd1;
-                        pend_in = {1'b1, 16'd0, pf_h, 8'(32'(pf_py) * 32'(t_ow[pf_h]) + 32'(pf_px)), pf_jl, pf_jh,
+                        pend_in = {1'b1, DW_AW'(0), 16'd0, pf_h, 8'(32'(pf_py) * 32'(t_ow[pf_h]) + 32'(pf_px)), pf_jl, pf_jh,
                                    8'(pf_pixaddr[ABL-1:0])};
                     end
                 end else if (ld_req) begin
@@ -449,7 +570,7 @@ module dg_loader
                     rcmd_addr = sp_addr & ~64'(AB - 1);
                     rcmd_beats = sp_beats;
                     spf_push = ld_fire;
-                    spf_in = {!sp_more, sp_kind, sp_i, sp_j, 8'(sp_off), sp_c + sp_nbytes};
+                    spf_in = {!sp_more, sp_kind, sp_i, sp_row, 8'(sp_off), sp_c + sp_nbytes};
                 end
                 own_push = pf_fire || ld_fire;
         end
@@ -513,8 +634,8 @@ module dg_loader
         localparam int DBW = $clog2(DG_TM * 32);
         wire [DBW-1:0] dbit = DBW'((32'(dsi) % DG_TM) * 32 + 32'(sc_b[1:0]) * 8);
         always_ff @(posedge clk) begin
-            if (dwe && sc_b < 16'd4) bmem[I_SG'(dsi >> TML)][dbit +: 8] <= ld_byte[0];
-            if (dwe && sc_b >= 16'd4) mmem[I_SG'(dsi >> TML)][dbit +: 8] <= ld_byte[0];
+            if (dwe && sc_b < 16'd4) bmem[I_SG'(dsi >> TML)][dbit +: 8] <= ld_byte0;
+            if (dwe && sc_b >= 16'd4) mmem[I_SG'(dsi >> TML)][dbit +: 8] <= ld_byte0;
             if (dw_re) begin
                 bq <= bmem[dw_ra];
                 mq <= mmem[dw_ra];
@@ -527,9 +648,9 @@ module dg_loader
     end
 
     always_ff @(posedge clk) begin
-        wb_we <= '0;
+        wb_lane <= '0;
         ib_we <= '0;
-        dw_we <= '0;
+        dwa_v <= pend_valid && rd_valid && rd_to_pf && !pend_out[PEND_W-1] && L.dw && pf_active;
         rb_we <= '0;
         ld_g <= ld_g_d;
         sp_i <= sp_i_d;
@@ -567,6 +688,7 @@ module dg_loader
             ld_busy <= 1'b1;
             sp_phase <= 2'd0;
             sp_j <= 16'd0;
+            sp_dwrow <= 16'd0;
             sp_c <= 16'd0;
             sc_b <= 16'd0;
             sc_started <= 1'b0;
@@ -578,6 +700,7 @@ module dg_loader
                 logic [15:0] x;
                 x = L.ic_layout ? ic_qa : L.dw ? dw_chi : (sp_i == 16'd0) ? bk_ch[ld_b][0] : sp_x_next;
                 sp_waddr <= L.w_abs + (L.ic_layout ? 64'(bk_m0[ld_b]) : 64'd0) + 64'(x) * 64'(sp_lmul);
+                sp_row <= L.ic_layout ? 16'(sp_i >> TNL) : L.dw ? sp_dwrow : 16'd0;
                 sp_wok <= 1'b1;
             end
             if (ld_fire) begin
@@ -593,11 +716,13 @@ module dg_loader
                     sp_c <= 16'd0;
                     if (sp_j + 16'd1 == (L.im2col ? L.S : L.dw ? 16'd1 : 16'(L.kk))) begin
                         sp_j <= 16'd0;
+                        if (32'(sp_i) % DG_TM == DG_TM - 1) sp_dwrow <= sp_dwrow + 16'(L.S);
                         if (sp_i + 16'd1 == (L.ic_layout ? L.n_in : sp_n_lanes)) sp_phase <= 2'd2;
                         sp_wok <= 1'b0;
                     end else begin
                         sp_j <= sp_j + 16'd1;
                         sp_waddr <= sp_waddr + 64'(sp_jstep);
+                        sp_row <= sp_row + sp_rstep;
                     end
                 end
             end
@@ -605,46 +730,38 @@ module dg_loader
             if (ld_consume) begin
                 logic [1:0] kind;
                 logic [15:0] si;
-                logic [15:0] sj;
+                logic [15:0] row;
                 kind = sc_kind;
                 si = spf_out[SPF_W-4 -: 16];
-                sj = spf_out[SPF_W-20 -: 16];
-                wb_we <= '0;
-                wb_wdata <= '0;
+                row = spf_out[SPF_W-20 -: 16];
+                wb_rot <= ld_rot;
+                wb_ic <= kind == 2'(SP_WIC);
                 case (kind)
                     2'(SP_PARAM): begin
                         if (L.dw) begin
                             // the depthwise rows (g_dwparams above)
-                        end else if (sc_b < 16'd4) bk_bias[ld_b][32'(si) % DG_TM][sc_b[1:0] * 8 +: 8] <= ld_byte[0];
-                        else bk_mult[ld_b][32'(si) % DG_TM][sc_b[1:0] * 8 +: 8] <= ld_byte[0];
+                        end else if (sc_b < 16'd4) bk_bias[ld_b][32'(si) % DG_TM][sc_b[1:0] * 8 +: 8] <= ld_byte0;
+                        else bk_mult[ld_b][32'(si) % DG_TM][sc_b[1:0] * 8 +: 8] <= ld_byte0;
                     end
                     2'(SP_WIC): begin
-                        // bytes sc_b.. = lanes, in-channel si, kernel position sj
-                        wb_waddr <= (WAW+1)'(32'(ld_b) * WDEPTH + 32'(sj) * 32'(L.N) + (32'(si) >> TNL));
-                        for (int t = 0; t < KMAX; t++) begin
-                            if (32'(t) < 32'(ld_k) && 32'(sc_b) + t < DG_TM) begin
-                                wb_we[(32'(sc_b) + t) * DG_TN + (32'(si) % DG_TN)] <= 1'b1;
-                                wb_wdata[((32'(sc_b) + t) * DG_TN + (32'(si) % DG_TN)) * 8 +: 8] <= ld_byte[t];
-                            end
-                        end
+                        // bytes sc_b.. = lanes, in-channel si, kernel position (row = j * N + si / Tn)
+                        wb_waddr <= (WAW+1)'(32'(ld_b) * WDEPTH + 32'(row));
+                        for (int l = 0; l < DG_TM; l++)
+                            wb_lane[l] <= 32'(l) >= 32'(sc_b) && 32'(l) < 32'(sc_b) + 32'(ld_k);
+                        for (int t = 0; t < DG_TN; t++)
+                            wb_slot[t] <= 32'(si) % DG_TN == t;
                     end
                     default: begin
-                        // bytes = in-channels sc_b.. of lane si at kernel position sj; a compact
-                        // input keeps only the listed channels (merge with the in-channel list,
-                        // one byte per cycle)
-                        logic keep;
-                        logic [15:0] n;
+                        // bytes = in-channels sc_b.. of lane si at kernel position j (row =
+                        // j * N, + the word of slot index ld_n); a compact input keeps only the
+                        // listed channels (merge with the in-channel list, one byte per cycle)
                         // (depthwise: the lane's taps, all kept: tap n at word n / Tn)
-                        keep = oc_keep;
-                        n = (L.in_ch_gated && !L.dw) ? sc_nptr : sc_b;
-                        wb_waddr <= (WAW+1)'(32'(ld_b) * WDEPTH + 32'(sj) * ((L.im2col || L.dw) ? 32'd1 : 32'(L.N))
-                                              + (L.dw ? 32'(si >> TML) * 32'(L.S) : 32'd0) + (32'(n) >> TNL));
-                        for (int t = 0; t < KMAX; t++) begin
-                            if (32'(t) < 32'(ld_k) && keep && t < DG_TN) begin
-                                wb_we[32'(si % 16'(DG_TM)) * DG_TN + ((32'(n) + t) % DG_TN)] <= 1'b1;
-                                wb_wdata[(32'(si % 16'(DG_TM)) * DG_TN + ((32'(n) + t) % DG_TN)) * 8 +: 8] <= ld_byte[t];
-                            end
-                        end
+                        wb_waddr <= (WAW+1)'(32'(ld_b) * WDEPTH + 32'(row) + (32'(ld_n) >> TNL));
+                        for (int l = 0; l < DG_TM; l++)
+                            wb_lane[l] <= 32'(si) % DG_TM == l;
+                        for (int t = 0; t < DG_TN; t++)
+                            wb_slot[t] <= oc_keep && 32'(t) >= 32'(ld_n) % DG_TN
+                                          && 32'(t) < 32'(ld_n) % DG_TN + 32'(ld_k);
                     end
                 endcase
                 sc_started <= 1'b1;
@@ -762,6 +879,8 @@ module dg_loader
                     dw_rb <= ((32'(pf_pw) + DW_K - 1) / DW_K) * 32'(L.cin_st);
                     t_dwrb[pf_h] <= ((32'(pf_pw) + DW_K - 1) / DW_K) * 32'(L.cin_st);
                     dw_c0 <= 8'(32'(pf_ixv0) - pf_ix0);
+                    pf_dwk <= 8'd0;
+                    pf_dwb <= pf_h ? DW_AW'(DW_HALF) : DW_AW'(0);
                     pf_state <= PF_ROWS;
                 end
                 PF_ROWS: begin
@@ -774,6 +893,10 @@ module dg_loader
                         if (pf_row_ok) pf_bufptr <= pf_bufptr + IAW'(32'(pf_row_beats) * AB);
                         pf_vb <= pf_vb + IAW'(L.pitch);
                         pf_r <= pf_r + 8'd1;
+                        if (32'(pf_dwk) + 1 == DW_K) begin
+                            pf_dwk <= 8'd0;
+                            pf_dwb <= pf_dwb + DW_AW'(dw_rb);
+                        end else pf_dwk <= pf_dwk + 8'd1;
                         pf_row_addr <= pf_row_addr + 64'(L.in_row_bytes);
                     end
                     if (pf_c != pf_pw) begin
@@ -809,7 +932,9 @@ module dg_loader
                     end
                 end
                 PF_WAIT: begin
-                    if (!pend_valid && !pend_push) begin
+                    // (a depthwise patch: also its last beat's stage A, written into the dw
+                    // banks by stage B in the cycle full is set, as the patch banks)
+                    if (!pend_valid && !pend_push && !dwa_v) begin
                         full[pf_h] <= 1'b1;
                         pf_h <= !pf_h;
                         if (pf_i + 16'd1 == L.n_seq) begin
@@ -826,60 +951,80 @@ module dg_loader
                 if (!pend_out[PEND_W-1]) begin
                     logic [IAW-1:0] a;
                     a = IAW'(32'(pend_out[32]) * IHALF + 32'(pend_out[31:0]) + 32'(pr_beat) * AB);
-                    // byte l to address a + l (a is beat-aligned but for im2col rows)
-                    for (int l = 0; l < AB; l++) begin
-                        ib_we[(32'(a) + l) % NB] <= 1'b1;
-                        ib_waddr[(32'(a) + l) % NB] <= $clog2(IDEPTH)'((32'(a) + l) >> NBL);
-                        ib_wdata[(32'(a) + l) % NB] <= rd_data[l*8 +: 8];
+                    // byte l to address a + l (a is beat-aligned but for im2col rows): bank b
+                    // takes byte (b - a) mod NB (if < AB) at row a / NB, + 1 below a's bank
+                    // (a rotation and one shared row, as the read side; no per-byte scatter)
+                    for (int b = 0; b < NB; b++) begin
+                        logic [NBL-1:0] rel;
+                        rel = NBL'(32'(b) - 32'(a));
+                        ib_we[b] <= 32'(rel) < AB;
+                        ib_waddr[b] <= $clog2(IDEPTH)'((32'(a) >> NBL) + ((NBL'(b) < a[NBL-1:0]) ? 1 : 0));
+                        ib_wdata[b] <= rd_data[(32'(rel) % AB) * 8 +: 8];
                     end
                     pr_beat <= rd_last ? 16'd0 : pr_beat + 16'd1;
                     if (L.dw) begin
-                        // depthwise: the beat's bytes of the row into the dw banks
-                        logic [DW_AW-1:0] ptr [DW_K];
-                        logic [$clog2(DW_K)-1:0] ph;
-                        logic [7:0] r, roff;
-                        logic [15:0] ch;
-                        logic [31:0] jb;
-                        r = pend_out[41 +: 8];
+                        // depthwise: the beat's bytes of the row into stage A (dw banks above)
+                        logic [PHW-1:0] ph, rk;
+                        logic [16:0] rem;
+                        logic [DW_AW-1:0] cur, rbase;
+                        logic [DW_AW-1:0] pb [DW_K];
+                        logic [7:0] roff;
+                        rk = PHW'(pend_out[41 +: 8]);
                         roff = pend_out[33 +: 8];
+                        rbase = pend_out[49 +: DW_AW];
                         if (pr_beat == 16'd0) begin
-                            // row start: pixel dw_c0, channel 0; phase j's first pixel
-                            for (int j = 0; j < DW_K; j++) begin
-                                logic [31:0] cj;
-                                cj = 32'(dw_c0) + ((32'(j) + DW_K - 32'(dw_c0) % DW_K) % DW_K);
-                                ptr[j] = DW_AW'(32'(pend_out[32]) * DW_HALF + (32'(r) / DW_K) * dw_rb
-                                                + (cj / DW_K) * 32'(L.cin_st));
-                            end
-                            ph = $clog2(DW_K)'(32'(dw_c0) % DW_K);
-                            ch = 16'd0;
+                            // row start: pixel dw_c0 (phase dw_c0), channel 0 at byte roff
+                            ph = PHW'(dw_c0);
+                            rem = 17'(L.cin_st) + 17'(roff);
+                            cur = rbase - DW_AW'(roff);
+                            for (int j = 0; j < DW_K; j++)
+                                pb[j] = rbase + ((32'(j) < 32'(dw_c0)) ? DW_AW'(L.cin_st) : DW_AW'(0));
                         end else begin
-                            ptr = rc_ptr;
-                            ph = rc_ph;
-                            ch = rc_ch;
+                            ph = dw_ph;
+                            rem = dw_rem;
+                            cur = dw_cur;
+                            pb = dw_pb;
                         end
+                        dwa_rk <= rk;
+                        dwa_half <= pend_out[32];
+                        for (int j = 0; j < DW_K; j++)
+                            dwa_ls[j] <= (32'(j) == 32'(ph)) ? cur + DW_AW'((pr_beat == 16'd0) ? 32'(roff) : 32'd0) : pb[j];
                         for (int l = 0; l < AB; l++) begin
+                            logic [31:0] jb;
+                            logic [PHW-1:0] pl;
+                            logic [DW_NBWL-1:0] lin;     // (its column: the lin's low bits)
                             jb = 32'(pr_beat) * AB + 32'(l);
-                            if (jb >= 32'(roff) && jb < 32'(roff) + pf_row_bytes) begin
-                                int bk, col;
-                                bk = (32'(r) % DW_K) * DW_K + 32'(ph);
-                                col = 32'(ptr[ph]) % DW_NBW;
-                                dw_we[bk * DW_NBW + col] <= 1'b1;
-                                dw_waddr[bk * DW_NBW + col] <= $clog2(DW_DEPTH)'(32'(ptr[ph]) >> DW_NBWL);
-                                dw_wdata[bk * DW_NBW + col] <= rd_data[l*8 +: 8];
-`ifndef SYNTHESIS
-                                if (32'(ptr[ph]) >= (32'(pend_out[32]) + 1) * DW_HALF)
-                                    $error("dg_loader: depthwise patch past its dw bank half (DW_HALF)");
-`endif
-                                ptr[ph] = ptr[ph] + DW_AW'(1);
-                                if (ch + 16'd1 == L.cin_st) begin
-                                    ch = 16'd0;
-                                    ph = (32'(ph) + 1 == DW_K) ? '0 : ph + 1'b1;
-                                end else ch = ch + 16'd1;
+                            dwa_ok[l] <= jb >= 32'(roff) && jb < 32'(roff) + pf_row_bytes;
+                            dwa_byte[l] <= rd_data[l*8 +: 8];
+                            if (32'(l) < 32'(rem)) begin
+                                pl = ph;
+                                lin = DW_NBWL'(cur) + DW_NBWL'(l);
+                            end else begin
+                                logic [ABL-1:0] u;
+                                u = ABL'(32'(l) - 32'(rem));
+                                pl = PHW'((32'(ph) + 32'(dt_po[u])) % DW_K);
+                                lin = DW_NBWL'(pb[pl]) + DW_NBWL'(dt_off[u]);
                             end
+                            dwa_ph[l] <= pl;
+                            dwa_col[l] <= lin;
                         end
-                        rc_ptr <= ptr;
-                        rc_ph <= ph;
-                        rc_ch <= ch;
+                        // the state at the next beat's byte 0 (AB bytes on)
+                        if (32'(rem) > AB) begin
+                            dw_ph <= ph;
+                            dw_rem <= rem - 17'(AB);
+                            dw_cur <= cur + DW_AW'(AB);
+                            dw_pb <= pb;
+                        end else begin
+                            logic [ABL-1:0] u;
+                            logic [PHW-1:0] pn;
+                            u = ABL'(AB - 32'(rem));
+                            pn = PHW'((32'(ph) + 32'(dt_po[u])) % DW_K);
+                            dw_ph <= pn;
+                            dw_rem <= dt_rem[u];
+                            dw_cur <= pb[pn] + dt_off[u];
+                            for (int j = 0; j < DW_K; j++)
+                                dw_pb[j] <= pb[j] + dt_adv[u][(32'(j) + DW_K - 32'(ph)) % DW_K];
+                        end
                     end
                 end else begin
                     logic [7:0] p, jl, jh, off;
@@ -922,6 +1067,7 @@ module dg_loader
     always_comb begin
         logic [1:0] kind;
         logic [31:0] k, left_span, left_beat;
+        logic [ABL-1:0] rot_d;
         rd_ready = 1'b0;
         spf_pop = 1'b0;
         ldf_pop = 1'b0;
@@ -937,7 +1083,10 @@ module dg_loader
             end
         end
         ld_k = 8'd1;
-        for (int t = 0; t < KMAX; t++) ld_byte[t] = 8'd0;
+        ld_byte0 = 8'd0;
+        rot_d = '0;
+        for (int t = 0; t < KMAX; t++) ld_rot[t] = 8'd0;
+        ld_n = (L.in_ch_gated && !L.dw) ? sc_nptr : sc_b;
         kind = '0;
         k = 32'd0;
         left_span = 32'd0;
@@ -953,14 +1102,19 @@ module dg_loader
             if (k > left_span) k = left_span;
             if (k > left_beat) k = left_beat;
             ld_k = 8'(k);
+            ld_byte0 = ldf_data[32'(pos) * 8 +: 8];
+            // byte t of the step (beat byte pos + t) goes to lane sc_b + t (ic layout) or slot
+            // (ld_n mod Tn) + t (oc layout): rotate the beat so that it is at index lane / slot
+            // (the step's bytes never wrap the beat, the lane / slot run never wraps Tm / Tn)
+            rot_d = ABL'(32'(pos) - ((kind == 2'(SP_WIC)) ? 32'(sc_b) : 32'(ld_n) % DG_TN));
             for (int t = 0; t < KMAX; t++)
-                if (32'(pos) + t < AB) ld_byte[t] = ldf_data[(32'(pos) + t) * 8 +: 8];
+                ld_rot[t] = ldf_data[32'(ABL'(32'(rot_d) + t)) * 8 +: 8];
             last_byte = k == left_span;
             ldf_pop = last_byte || 32'(pos) + k == AB;
             spf_pop = last_byte;
         end
 
     end
-    wire unused_ok = &{1'b0, L, spf_count, pend_count, own_count, bk_lanes, pf_lo};
+    wire unused_ok = &{1'b0, L, spf_count, pend_count, own_count, bk_lanes, pf_lo, dw_rb};
 endmodule
 `default_nettype wire

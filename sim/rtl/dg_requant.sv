@@ -2,14 +2,14 @@
 // dg_requant: per-lane requantization y = clamp((acc*mult + res*res_mult + 2^(shift-1)) >>> shift, lo, hi).
 //
 // acc already includes the bias (the caller adds it, or not for residual-only pixels).
-// int64 arithmetic wraps like numpy int64 (the quantizer proves |z| < 2^62). Three
+// int64 arithmetic wraps like numpy int64 (the quantizer proves |z| < 2^62). Four
 // pipeline stages per phase (SHARE phases per input, below); the tag rides along.
 // Stage 3 does not shift and then compare 64-bit values: the byte (z >>> shift)[7:0] and the
 // range test run side by side (z >>> shift is in the clamp's range iff z's bits from
 // shift + 7 (signed; unsigned: shift + 8) up all equal its sign (are 0)), with the mask of
-// those bits and the rounding constant registered from the per-layer shift (shift,
-// res_mult and out_signed are per layer: they must be stable from one cycle before an
-// input is taken until its result is out).
+// those bits and the rounding constant registered from the per-layer shift; stage 4 picks
+// the byte or the clamp bound (shift, res_mult and out_signed are per layer: they must be
+// stable from one cycle before an input is taken until its result is out).
 module dg_requant
     import dg_pkg::DG_TM;
 #(
@@ -29,7 +29,7 @@ module dg_requant
     input  wire                  out_signed, // clamp -128..127 (else 0..255)
     input  wire [TAG_W-1:0]      in_tag,
     output logic                 out_valid,
-    output logic [LANES*8-1:0]   out_y,      // result bytes (two's complement if signed)
+    output logic [LANES*8-1:0]   out_y,      // result bytes (two's complement if signed), valid with out_valid
     output logic [TAG_W-1:0]     out_tag
 );
     if (LANES < 1 || SHARE < 1 || LANES % SHARE != 0) begin : g_chk
@@ -37,9 +37,13 @@ module dg_requant
     end
     // Time-shared (issue 16: the requantizer's 64-bit products are ~6 DSP48E2 per lane):
     // an input is taken when in_ready; its lanes go through the C = LANES / SHARE multiplier
-    // pairs in SHARE consecutive phases (phase 0 straight from the inputs, 1.. from a holding
-    // register); each phase runs the three stages below; out_valid rises with the last phase,
-    // SHARE + 2 cycles after the input was taken. SHARE = 1: one input per cycle, 3 cycles.
+    // pairs in SHARE consecutive phases, lanes p*C .. p*C + C-1 in phase p: phase 0 straight
+    // from the inputs, phase p > 0 from a holding register loaded when the input is taken
+    // (the operands: a SHARE-way select by phase of constant lane slices, no run-time lane
+    // index arithmetic). Each phase runs the four stages below; its C result bytes enter
+    // out_y from the top, which shifts down by C lanes, so after the last phase out_y holds
+    // lane 0 at the bottom; out_valid rises with the last phase, SHARE + 3 cycles after the
+    // input was taken. SHARE = 1: one input per cycle, 4 cycles.
     localparam int C = LANES / SHARE;
     localparam int PHW = (SHARE > 1) ? $clog2(SHARE) : 1;
     logic [LANES*33-1:0] h_acc;
@@ -49,20 +53,34 @@ module dg_requant
     logic [PHW-1:0]      h_ph;       // phase issued from the holding register this cycle (0: none)
     wire take = in_valid && in_ready;
     assign in_ready = h_ph == '0;
-    // the phase issued this cycle
-    wire [PHW-1:0] iss_ph = h_ph;
     wire iss_v = take || h_ph != '0;
-    wire [LANES*33-1:0] src_acc = (h_ph == '0) ? in_acc : h_acc;
-    wire [LANES*32-1:0] src_mult = (h_ph == '0) ? in_mult : h_mult;
-    wire [LANES*9-1:0]  src_res = (h_ph == '0) ? in_res : h_res;
-    wire [TAG_W-1:0]    src_tag = (h_ph == '0) ? in_tag : h_tag;
+    // the operands of the phase issued this cycle
+    logic [C*33-1:0] src_acc;
+    logic [C*32-1:0] src_mult;
+    logic [C*9-1:0]  src_res;
+    always_comb begin
+        src_acc = in_acc[C*33-1:0];
+        src_mult = in_mult[C*32-1:0];
+        src_res = in_res[C*9-1:0];
+        for (int p = 1; p < SHARE; p++) begin
+            if (32'(h_ph) == p) begin
+                src_acc = h_acc[p*C*33 +: C*33];
+                src_mult = h_mult[p*C*32 +: C*32];
+                src_res = h_res[p*C*9 +: C*9];
+            end
+        end
+    end
+    wire [TAG_W-1:0] src_tag = (h_ph == '0) ? in_tag : h_tag;
 
     logic signed [63:0] p1_reg [C];
     logic signed [63:0] p2_reg [C];
     logic signed [63:0] z_reg [C];
-    logic v1, v2;
-    logic [PHW-1:0] ph1, ph2;
-    logic [TAG_W-1:0] t1, t2;
+    logic [7:0] y3_reg [C];          // stage 3: the byte (z >>> shift)[7:0] ...
+    logic [C-1:0] sat3_reg;          // ... out of the clamp's range ...
+    logic [C-1:0] neg3_reg;          // ... below it
+    logic v1, v2, v3;
+    logic last1, last2, last3;       // the input's last phase
+    logic [TAG_W-1:0] t1, t2, t3;
     // per-layer constants (registered: see the header)
     logic signed [63:0] rnd;
     // bits of z that must equal the sign (signed) / be 0: z[38:7] where masked, and z[63:39]
@@ -74,6 +92,7 @@ module dg_requant
     end
 
     always_ff @(posedge clk) begin
+        // holding register: the input, for its phases 1 .. SHARE-1
         if (take) begin
             h_acc <= in_acc;
             h_mult <= in_mult;
@@ -81,47 +100,55 @@ module dg_requant
             h_tag <= in_tag;
         end
         if (SHARE > 1) begin
-            if (take || h_ph != '0) h_ph <= (32'(h_ph) + 1 == SHARE) ? '0 : h_ph + 1'b1;
+            if (iss_v) h_ph <= (32'(h_ph) + 1 == SHARE) ? '0 : h_ph + 1'b1;
         end else begin
             h_ph <= '0;
         end
+        // stage 1: the products
         for (int j = 0; j < C; j++) begin
-            int l;
-            l = 32'(iss_ph) * C + j;
-            p1_reg[j] <= 64'($signed(src_acc[l*33 +: 33])) * 64'($signed(src_mult[l*32 +: 32]));
-            p2_reg[j] <= 64'($signed(src_res[l*9 +: 9])) * $signed({32'd0, res_mult});
+            p1_reg[j] <= 64'($signed(src_acc[j*33 +: 33])) * 64'($signed(src_mult[j*32 +: 32]));
+            p2_reg[j] <= 64'($signed(src_res[j*9 +: 9])) * $signed({32'd0, res_mult});
         end
         t1 <= src_tag;
-        ph1 <= iss_ph;
+        last1 <= 32'(h_ph) + 1 == SHARE;
+        // stage 2: the sum and its rounding
         for (int j = 0; j < C; j++) z_reg[j] <= p1_reg[j] + p2_reg[j] + rnd;
         t2 <= t1;
-        ph2 <= ph1;
+        last2 <= last1;
+        // stage 3: the byte and the range test side by side
         for (int j = 0; j < C; j++) begin
-            logic [7:0] y;
-            logic neg, any1, all1;
+            logic any1, all1;
             // shift <= 31: the result byte is z[shift + 7 : shift], within z[38:0]
-            y = 8'(z_reg[j][38:0] >> shift);
-            neg = z_reg[j][63];
+            y3_reg[j] <= 8'(z_reg[j][38:0] >> shift);
+            neg3_reg[j] <= z_reg[j][63];
             any1 = |z_reg[j][63:39] || |(z_reg[j][38:7] & hi_mask);    // a masked bit is 1
             all1 = &z_reg[j][63:39] && &(z_reg[j][38:7] | ~hi_mask);   // every masked bit is 1
-            if (out_signed) begin
-                if (neg ? !all1 : any1) y = neg ? 8'h80 : 8'h7F;
-            end else begin
-                if (neg) y = 8'h00;
-                else if (any1) y = 8'hFF;
-            end
-            if (v2) out_y[(32'(ph2) * C + j)*8 +: 8] <= y;
+            sat3_reg[j] <= out_signed ? (z_reg[j][63] ? !all1 : any1) : (z_reg[j][63] || any1);
         end
-        out_tag <= t2;
+        t3 <= t2;
+        last3 <= last2;
+        // stage 4: the clamp; the phase's bytes enter out_y from the top
+        if (v3) begin
+            logic [C*8-1:0] ys;
+            for (int j = 0; j < C; j++) begin
+                ys[j*8 +: 8] = !sat3_reg[j] ? y3_reg[j]
+                             : out_signed ? (neg3_reg[j] ? 8'h80 : 8'h7F)
+                             : (neg3_reg[j] ? 8'h00 : 8'hFF);
+            end
+            out_y <= (LANES*8)'({ys, out_y} >> (C*8));
+        end
+        out_tag <= t3;
         if (rst) begin
             h_ph <= '0;
             v1 <= 1'b0;
             v2 <= 1'b0;
+            v3 <= 1'b0;
             out_valid <= 1'b0;
         end else begin
             v1 <= iss_v;
             v2 <= v1;
-            out_valid <= v2 && 32'(ph2) + 1 == SHARE;
+            v3 <= v2;
+            out_valid <= v3 && last3;
         end
     end
 endmodule

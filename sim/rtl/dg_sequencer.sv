@@ -103,6 +103,7 @@ module dg_sequencer
     } state_t;
     state_t state;
     logic [7:0] layer;
+    logic rec_last;                     // layer + 1 == a_layer_count (the start's last record)
 
     // descriptor: the beats as received (desc_raw), then the record aligned (ST_ALIGN) into
     // `desc`, the register the checker, the latch of L and the gate unit read
@@ -111,6 +112,12 @@ module dg_sequencer
     logic [ABL:0] desc_off;
     logic [63:0] desc_addr;             // byte address of the current record (a counter)
     logic [DG_DESC_WORDS*32-1:0] desc;
+    // the record's kind, registered with `desc` in ST_ALIGN (from the aligned record), so the
+    // dispatch in ST_CHECK compares no descriptor field (issue 16: <= 8 LUT levels)
+    logic r_bad_magic;                  // magic or version wrong
+    logic r_gate, r_head, r_gate2;      // OP_GATE / OP_HEAD / OP_GATE2
+    logic r_bad_op;                     // none of those and neither OP_CONV nor OP_DWCONV
+    logic r_from_gate;                  // FROM_GATE
     // from_gate: the effective descriptor E (program.effective_descriptor) under the last
     // gate's counts; `use_e` marks `desc` as E (written over the record: checked and latched)
     logic g_seen;                       // a gate record ran in this start
@@ -160,6 +167,13 @@ module dg_sequencer
         .done(chk_done), .err_code(chk_code), .err_entry(chk_entry), .n_tiles(chk_n_tiles),
         .kk(chk_kk), .kc(chk_kc), .kkc(chk_kkc), .i2c_pitch(chk_pitch), .in_row_bytes(chk_in_row));
     wire [15:0] e_n = chk_n_tiles;      // grid_h * grid_w of the record (checked before E)
+    // the layer values ST_CHECK2 latches, registered from the checker's products (settled
+    // cycles before chk_done) and from L (latched in ST_CHECK), so no divider table, adder
+    // chain or compare sits between ST_CHECK2's registers (issue 16)
+    logic [15:0] d_qa, d_ra, d_dq, d_s_dw, d_s_conv, d_kp;
+    logic [15:0] d_N, d_G, d_SG, d_conv_h, d_conv_w, d_n_seq, d_cin_st, d_cout_st;
+    logic        d_no_run;          // n_seq == 0 or G == 0 (checked in ST_HALO, after CHECK2)
+    logic [15:0] d_bm_n;            // the bitmap's bits, BMW * ceil(n_tiles / BMW)
     logic [15:0] n_tiles_r;             // grid_h * grid_w of the layer (ST_CHECK2)
     // TN / kc (kc = 0: TN; kc > TN: 0) and TN - (TN / kc) * kc, as tables of the TN + 1 small
     // values (no divider, no multiplier)
@@ -184,6 +198,15 @@ module dg_sequencer
     logic list_have;
     logic [15:0] list_slot;
     logic [15:0] list_prev;
+    logic list_lastf;           // list_e + 1 == list_n
+    logic list_first;           // list_e == 0
+    // per list kind (0 tiles .. 4 bitmap): needed, entries, WORK offset (registered from L)
+    logic [4:0] nd;
+    logic [15:0] nd_n [5];
+    logic [31:0] nd_off [5];
+    logic [15:0] halo_hmax;     // max(in_h, in_w): the halo tables' rows
+    logic [7:0] halo_side_m1;   // halo_side - 1
+    logic halo_endf;            // halo_i + 1 >= halo_hmax (the last halo step)
     logic range_err, order_err, inter_err;
     logic [15:0] range_at, order_at;
     // halo table fill
@@ -204,24 +227,47 @@ module dg_sequencer
     logic [15:0] list_next_n;
     logic [31:0] list_next_off;
 
+    always_ff @(posedge clk) begin
+        nd[0] <= L.tile_gated && L.n_act != 0;
+        nd[1] <= L.n_res != 0;
+        nd[2] <= L.out_ch_gated && L.n_out != 0;
+        // (a depthwise layer has no in-channel list: its out-channel list is both)
+        nd[3] <= L.in_ch_gated && !L.dw && L.n_in != 0;
+        nd[4] <= L.zero_halo;
+        nd_n <= '{L.n_act, L.n_res, L.n_out, L.n_in, d_bm_n};
+        nd_off <= '{L.tl_off, L.rl_off, L.ol_off, L.il_off, L.bm_off};
+        d_bm_n <= 16'(BMW * ((32'(chk_n_tiles) + BMW - 1) / BMW));
+        halo_hmax <= (L.in_h > L.in_w) ? 16'(L.in_h) : 16'(L.in_w);
+        halo_side_m1 <= halo_side - 8'd1;
+        d_qa <= i2c_qa_of(chk_kc);
+        d_ra <= i2c_ra_of(chk_kc);                    // TN - qa * kc
+        d_dq <= 16'((chk_pitch - chk_kc) >> NBL);
+        d_s_dw <= 16'((32'(chk_kk) + DG_TN - 1) >> TNL);
+        d_s_conv <= 16'((chk_kkc + DG_TN - 1) >> TNL);
+        d_kp <= 16'(((chk_kkc + DG_TN - 1) >> TNL) << TNL);
+        // (depthwise: one tap of TM lanes per step, no n-groups)
+        d_N <= (L.n_in == 0 || L.dw) ? 16'd1 : 16'((32'(L.n_in) + DG_TN - 1) >> TNL);
+        // depthwise: ONE loader group (every active channel's params and rows on chip), its
+        // SG m-groups run per tile on the tile's one patch (dg_compute)
+        d_G <= (L.dw && L.n_out != 0) ? 16'd1 : 16'((32'(L.n_out) + DG_TM - 1) / DG_TM);
+        d_SG <= L.dw ? 16'((32'(L.n_out) + DG_TM - 1) / DG_TM) : 16'd1;
+        d_conv_h <= 16'(((32'(L.in_h) + 32'(2 * L.pad) - 32'(L.k)) >> (L.stride == 2'd2 ? 1 : 0)) + 1);
+        d_conv_w <= 16'(((32'(L.in_w) + 32'(2 * L.pad) - 32'(L.k)) >> (L.stride == 2'd2 ? 1 : 0)) + 1);
+        d_n_seq <= (L.n_out == 0) ? 16'd0 : L.n_act + L.n_res;
+        d_cin_st <= L.in_ch_gated ? L.n_in : L.in_c;
+        d_cout_st <= L.out_ch_gated ? L.n_out : L.out_c;
+        d_no_run <= L.n_seq == 0 || L.G == 0;
+    end
+    // the next list kind needed at or after list_kind (5 = none)
     always_comb begin
         list_next = 3'd5;
         list_next_n = 16'd0;
         list_next_off = 32'd0;
         for (int kind = 4; kind >= 0; kind--) begin
-            if (32'(kind) >= 32'(list_kind)) begin
-                case (kind)
-                    0: if (L.tile_gated && L.n_act != 0) begin list_next = 3'd0; list_next_n = L.n_act; list_next_off = L.tl_off; end
-                    1: if (L.n_res != 0) begin list_next = 3'd1; list_next_n = L.n_res; list_next_off = L.rl_off; end
-                    2: if (L.out_ch_gated && L.n_out != 0) begin list_next = 3'd2; list_next_n = L.n_out; list_next_off = L.ol_off; end
-                    // (a depthwise layer has no in-channel list: its out-channel list is both)
-                    3: if (L.in_ch_gated && !L.dw && L.n_in != 0) begin list_next = 3'd3; list_next_n = L.n_in; list_next_off = L.il_off; end
-                    default: if (L.zero_halo) begin
-                        list_next = 3'd4;
-                        list_next_n = 16'(BMW * ((32'(n_tiles_r) + BMW - 1) / BMW));
-                        list_next_off = L.bm_off;
-                    end
-                endcase
+            if (32'(kind) >= 32'(list_kind) && nd[kind]) begin
+                list_next = 3'(kind);
+                list_next_n = nd_n[kind];
+                list_next_off = nd_off[kind];
             end
         end
     end
@@ -243,7 +289,7 @@ module dg_sequencer
         rd_ready = state == ST_DESC_RX || (state == ST_LIST_RX && !list_have);
     end
     assign run = state == ST_RUN;
-    assign run_init = state == ST_HALO && (!L.zero_halo || (halo_i + 16'd1 >= L.in_h && halo_i + 16'd1 >= L.in_w));
+    assign run_init = state == ST_HALO && (!L.zero_halo || halo_endf);
     assign idle = state == ST_IDLE;
     assign g_rec = desc;      // the aligned record (gate / head records)
     assign g_dense = `DG_REG_FIELD(a_run_flags, RUN_FLAGS, DENSE) != 0;
@@ -283,6 +329,7 @@ module dg_sequencer
                     state <= ST_DONE;
                 end else begin
                     rec_start <= cycle_cnt[31:0] + 32'd1;
+                    rec_last <= a_layer_count == 32'd1;
                     state <= ST_DESC_REQ;
                 end
             end
@@ -301,7 +348,18 @@ module dg_sequencer
                 end
             end
             ST_ALIGN: begin
-                desc <= (DG_DESC_WORDS*32)'(desc_raw >> (32'(desc_off) * 8));
+                logic [DG_DESC_WORDS*32-1:0] al;
+                al = (DG_DESC_WORDS*32)'(desc_raw >> (32'(desc_off) * 8));
+                desc <= al;
+                r_bad_magic <= `DG_DESC(al, MAGIC) != DG_DESC_MAGIC_WIDTH'(DG_DESC_MAGIC)
+                               || `DG_DESC(al, VERSION) != DG_DESC_VERSION_WIDTH'(DG_FORMAT_VERSION);
+                r_gate <= 32'(`DG_DESC(al, OP)) == DG_OP_GATE;
+                r_head <= 32'(`DG_DESC(al, OP)) == DG_OP_HEAD;
+                r_gate2 <= 32'(`DG_DESC(al, OP)) == DG_OP_GATE2;
+                r_bad_op <= 32'(`DG_DESC(al, OP)) != DG_OP_GATE && 32'(`DG_DESC(al, OP)) != DG_OP_HEAD
+                            && 32'(`DG_DESC(al, OP)) != DG_OP_GATE2 && 32'(`DG_DESC(al, OP)) != DG_OP_CONV
+                            && 32'(`DG_DESC(al, OP)) != DG_OP_DWCONV;
+                r_from_gate <= `DG_DESC(al, FROM_GATE);
                 use_e <= 1'b0;
                 chk_start <= 1'b1;
                 state <= ST_CHECK;
@@ -351,29 +409,25 @@ module dg_sequencer
                 L.il_off <= `DG_DESC(desc_chk, IN_CH_LIST_OFFSET);
                 L.bm_off <= `DG_DESC(desc_chk, BITMAP_OFFSET);
                 L.sums_abs <= a_sums_base + 64'(`DG_DESC(desc_chk, SUMS_OFFSET));
-                if (!use_e && (`DG_DESC(desc, MAGIC) != DG_DESC_MAGIC_WIDTH'(DG_DESC_MAGIC)
-                               || `DG_DESC(desc, VERSION) != DG_DESC_VERSION_WIDTH'(DG_FORMAT_VERSION))) begin
+                if (!use_e && r_bad_magic) begin
                     // program.record_op: magic and version of any record
                     err_code <= DG_ERR_BAD_MAGIC;
                     err_entry <= 16'(DG_DESC_MAGIC_WORD);
                     state <= ST_ERR;
-                end else if (!use_e && (32'(`DG_DESC(desc, OP)) == DG_OP_GATE || 32'(`DG_DESC(desc, OP)) == DG_OP_HEAD
-                                        || 32'(`DG_DESC(desc, OP)) == DG_OP_GATE2)) begin
-                    if ((32'(`DG_DESC(desc, OP)) == DG_OP_HEAD && 32'(layer) + 32'd1 != a_layer_count)
-                        || (32'(`DG_DESC(desc, OP)) == DG_OP_GATE2 && !g_seen)) begin
+                end else if (!use_e && (r_gate || r_head || r_gate2)) begin
+                    if ((r_head && !rec_last) || (r_gate2 && !g_seen)) begin
                         // the head must be the last record of the start; a gate-2 record needs
                         // a gate record before it in this start
                         err_code <= DG_ERR_BAD_OP;
                         err_entry <= 16'(DG_DESC_OP_WORD);
                         state <= ST_ERR;
                     end else begin
-                        g_is_head <= 32'(`DG_DESC(desc, OP)) == DG_OP_HEAD;
-                        g_is_g2 <= 32'(`DG_DESC(desc, OP)) == DG_OP_GATE2;
+                        g_is_head <= r_head;
+                        g_is_g2 <= r_gate2;
                         g_start <= 1'b1;
                         state <= ST_GATE;
                     end
-                end else if (!use_e && 32'(`DG_DESC(desc, OP)) != DG_OP_CONV
-                             && 32'(`DG_DESC(desc, OP)) != DG_OP_DWCONV) begin
+                end else if (!use_e && r_bad_op) begin
                     err_code <= DG_ERR_BAD_OP;
                     err_entry <= 16'(DG_DESC_OP_WORD);
                     state <= ST_ERR;
@@ -383,7 +437,7 @@ module dg_sequencer
                     err_code <= chk_code;
                     err_entry <= chk_entry;
                     state <= ST_ERR;
-                end else if (!use_e && `DG_DESC(desc, FROM_GATE)) begin
+                end else if (!use_e && r_from_gate) begin
                     if (!g_seen) begin
                         // from_gate without a gate record before it in this start
                         err_code <= DG_DESC_FROM_GATE_ERR;
@@ -405,33 +459,27 @@ module dg_sequencer
             ST_CHECK2: begin
                 // the products come from dg_desc_check (its result on this layer's `desc`)
                 L.kk <= chk_kk;
-                L.cin_st <= L.in_ch_gated ? L.n_in : L.in_c;
-                L.cout_st <= L.out_ch_gated ? L.n_out : L.out_c;
+                L.cin_st <= d_cin_st;
+                L.cout_st <= d_cout_st;
                 L.in_row_bytes <= chk_in_row;
                 n_tiles_r <= chk_n_tiles;
-                // (depthwise: one tap of TM lanes per step, no n-groups)
-                L.N <= (L.n_in == 0 || L.dw) ? 16'd1 : 16'((32'(L.n_in) + DG_TN - 1) >> TNL);
-                // depthwise: ONE loader group (every active channel's params and rows on
-                // chip), its SG m-groups run per tile on the tile's one patch (dg_compute)
-                L.G <= (L.dw && L.n_out != 0) ? 16'd1 : 16'((32'(L.n_out) + DG_TM - 1) / DG_TM);
-                L.SG <= L.dw ? 16'((32'(L.n_out) + DG_TM - 1) / DG_TM) : 16'd1;
-                L.conv_h <= 16'(((32'(L.in_h) + 32'(2 * L.pad) - 32'(L.k)) >> (L.stride == 2'd2 ? 1 : 0)) + 1);
-                L.conv_w <= 16'(((32'(L.in_w) + 32'(2 * L.pad) - 32'(L.k)) >> (L.stride == 2'd2 ? 1 : 0)) + 1);
+                L.N <= d_N;
+                L.G <= d_G;
+                L.SG <= d_SG;
+                L.conv_h <= d_conv_h;
+                L.conv_w <= d_conv_w;
                 L.ic_layout <= L.in_ch_gated && !L.out_ch_gated;
-                L.n_seq <= (L.n_out == 0) ? 16'd0 : L.n_act + L.n_res;
-                begin   // im2col geometry (formats.im2col_row_pitch; meaningful when L.im2col)
-                    logic [15:0] qa;
-                    qa = i2c_qa_of(chk_kc);
-                    L.kc <= 16'(chk_kc);
-                    L.kkc <= 16'(chk_kkc);
-                    // (depthwise: the steps of a channel's k*k taps row, ceil(kk / TN) words)
-                    L.S <= L.dw ? 16'((32'(chk_kk) + DG_TN - 1) >> TNL) : 16'((chk_kkc + DG_TN - 1) >> TNL);
-                    L.kp <= 16'(((chk_kkc + DG_TN - 1) >> TNL) << TNL);
-                    L.pitch <= 16'(chk_pitch);
-                    L.i2c_qa <= qa;
-                    L.i2c_ra <= i2c_ra_of(chk_kc);       // TN - qa * kc
-                    L.i2c_dq <= 16'((chk_pitch - chk_kc) >> NBL);
-                end
+                L.n_seq <= d_n_seq;
+                // im2col geometry (formats.im2col_row_pitch; meaningful when L.im2col)
+                L.kc <= 16'(chk_kc);
+                L.kkc <= 16'(chk_kkc);
+                // (depthwise: the steps of a channel's k*k taps row, ceil(kk / TN) words)
+                L.S <= L.dw ? d_s_dw : d_s_conv;
+                L.kp <= d_kp;
+                L.pitch <= 16'(chk_pitch);
+                L.i2c_qa <= d_qa;
+                L.i2c_ra <= d_ra;
+                L.i2c_dq <= d_dq;
                 act_flags <= L.tile_gated ? '0 : '1;
                 bitmap <= '0;
                 list_kind <= 3'd0;
@@ -445,6 +493,7 @@ module dg_sequencer
                 if (list_next == 3'd5) begin
                     state <= ST_HALO;
                     halo_i <= 16'd0;
+                    halo_endf <= halo_hmax <= 16'd1;
                     halo_qr <= 8'd0;
                     halo_rr <= 8'd0;
                     halo_qc <= 8'd0;
@@ -453,6 +502,8 @@ module dg_sequencer
                 end else begin
                     list_kind <= list_next;
                     list_n <= list_next_n;
+                    list_lastf <= list_next_n == 16'd1;
+                    list_first <= 1'b1;
                     list_e <= 16'd0;
                     list_have <= 1'b0;
                     list_slot <= 16'd0;
@@ -480,7 +531,7 @@ module dg_sequencer
                 end else if (list_kind == 3'd4) begin
                     // bitmap: one bit per cycle
                     logic bit_v;
-                    bit_v = list_beat[list_slot[$clog2(DG_AXI_DATA_BITS)-1:0]];
+                    bit_v = list_beat[0];           // (the beat shifts by one bit per entry)
                     // first bit that differs from the tile list (bits past the grid must be 0)
                     if (list_e >= n_tiles_r) begin
                         if (bit_v && !range_err) begin range_err <= 1'b1; range_at <= list_e; end
@@ -492,16 +543,18 @@ module dg_sequencer
                         end
                     end
                     list_e <= list_e + 16'd1;
+                    list_lastf <= list_e + 16'd2 == list_n;
+                    list_beat <= list_beat >> 1;
                     list_slot <= list_slot + 16'd1;
-                    if (32'(list_slot) == DG_AXI_DATA_BITS - 1 || list_e + 16'd1 == list_n) list_have <= 1'b0;
-                    if (list_e + 16'd1 == list_n) state <= ST_LIST_END;
+                    if (32'(list_slot) == DG_AXI_DATA_BITS - 1 || list_lastf) list_have <= 1'b0;
+                    if (list_lastf) state <= ST_LIST_END;
                 end else begin
                     logic [LEB-1:0] v;
-                    v = list_beat[32'(list_slot) % EPB * LEB +: LEB];
+                    v = list_beat[LEB-1:0];         // (the beat shifts by one entry per entry)
                     // the earliest faulty entry is reported (range before order on the same entry)
                     if (!range_err && !order_err) begin
                         if (v >= list_limit) begin range_err <= 1'b1; range_at <= list_e; end
-                        else if (list_e != 0 && v <= list_prev) begin order_err <= 1'b1; order_at <= list_e; end
+                        else if (!list_first && v <= list_prev) begin order_err <= 1'b1; order_at <= list_e; end
                     end
                     list_prev <= v;
                     case (list_kind)
@@ -518,9 +571,12 @@ module dg_sequencer
                     ch_idx <= list_e;
                     ch_val <= 16'(v);
                     list_e <= list_e + 16'd1;
+                    list_lastf <= list_e + 16'd2 == list_n;
+                    list_first <= 1'b0;
+                    list_beat <= list_beat >> LEB;
                     list_slot <= list_slot + 16'd1;
-                    if (32'(list_slot) == EPB - 1 || list_e + 16'd1 == list_n) list_have <= 1'b0;
-                    if (list_e + 16'd1 == list_n) state <= ST_LIST_END;
+                    if (32'(list_slot) == EPB - 1 || list_lastf) list_have <= 1'b0;
+                    if (list_lastf) state <= ST_LIST_END;
                 end
             end
             ST_LIST_END: begin
@@ -554,18 +610,19 @@ module dg_sequencer
                     col_tile_tab[I_MAX_WIDTH'(halo_i)] <= halo_qc;
                     col_tv_tab[I_MAX_WIDTH'(halo_i)] <= halo_qc < L.grid_w;
                 end
-                if (halo_rr + 8'd1 == halo_side) begin
+                if (halo_rr == halo_side_m1) begin
                     halo_rr <= 8'd0;
                     halo_qr <= halo_qr + 8'd1;
                     halo_rowbase <= halo_rowbase + 16'(L.grid_w);
                 end
                 else halo_rr <= halo_rr + 8'd1;
-                if (halo_rc + 8'd1 == halo_side) begin halo_rc <= 8'd0; halo_qc <= halo_qc + 8'd1; end
+                if (halo_rc == halo_side_m1) begin halo_rc <= 8'd0; halo_qc <= halo_qc + 8'd1; end
                 else halo_rc <= halo_rc + 8'd1;
                 halo_i <= halo_i + 16'd1;
-                if (!L.zero_halo || (halo_i + 16'd1 >= L.in_h && halo_i + 16'd1 >= L.in_w)) begin
+                halo_endf <= 32'(halo_i) + 32'd2 >= 32'(halo_hmax);
+                if (!L.zero_halo || halo_endf) begin
                     // run_init: the loader, compute and write-back reset their run state
-                    state <= (L.n_seq == 0 || L.G == 0) ? ST_LAYER_END : ST_RUN;
+                    state <= d_no_run ? ST_LAYER_END : ST_RUN;
                 end
             end
             ST_RUN: begin
@@ -601,10 +658,11 @@ module dg_sequencer
                     end else begin
                         cyc_log[I_MAX_LAYERS'(layer)] <= cycle_cnt[31:0] - rec_start + 32'd1;
                         rec_start <= cycle_cnt[31:0] + 32'd1;
-                        if (32'(layer) + 32'd1 == a_layer_count) begin
+                        if (rec_last) begin
                             state <= ST_DONE;
                         end else begin
                             layer <= layer + 8'd1;
+                            rec_last <= 32'(layer) + 32'd2 == a_layer_count;
                             desc_addr <= desc_addr + 64'(DG_DESC_BYTES);
                             state <= ST_DESC_REQ;
                         end

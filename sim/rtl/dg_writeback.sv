@@ -30,8 +30,12 @@
 //   LUTRAM of its real size); its window reads walk counters, not y * CT_MAX + x products.
 // - Two register stages in front of the requantizer (queue output; bias add and the
 //   parameter selects), so the requantizer's multipliers start from registers.
-// - Write packets are aligned to the AXI beat (data shifted, strobes) before they enter
-//   their queue; the packetizer shifts a beat out per data handshake.
+// - Write packets are queued as formed ({address, bytes}; pixel packets Tm bytes wide, sums
+//   4*Tm); the packetizer aligns each beat as it sends it: a byte rotator over two packet
+//   beats (AB positions of AB bytes) and per-byte strobe compares, not a shifter of the
+//   whole packet in front of each queue.
+// - The requantizer (dg_requant) takes its phases' lanes from a shift register (no run-time
+//   lane index) and clamps in a stage of its own.
 module dg_writeback
     import dg_pkg::*;
 (
@@ -72,7 +76,8 @@ module dg_writeback
 );
     localparam int PKQ_DEPTH = 16;
     localparam int SKQ_DEPTH = 8;
-    localparam int WIN_BEATS = (PK_BYTES + AB - 1) / AB + 1;
+    localparam int WIN_BEATS = (PK_BYTES + AB - 1) / AB + 1;   // beats of a packet (any alignment)
+    localparam int PX_BYTES = DG_TM;                     // largest pixel packet
     localparam int WBL = $clog2(WIN_BEATS + 1);          // beat counter width
     localparam int PAW = $clog2(PPIX);                   // pool RAM: pixel address bits
     localparam int GW = 18;                              // signed conv-map coordinate bits
@@ -127,34 +132,25 @@ module dg_writeback
     wire [7:0] s1_py = s1_tag[DG_TM * 8 + 24 +: 8];
     wire [7:0] s1_px = s1_tag[DG_TM * 8 + 16 +: 8];
 
-    // write packets: pixels (pkq) and sums (skq): {addr, nbytes, data} as formed (pkq_in,
-    // skq_in); the queues hold them aligned to the beat: {addr, beats, strobes, data}
+    // write packets: pixels (pkq, up to PX_BYTES) and sums (skq, up to PK_BYTES), queued as
+    // formed: {addr, nbytes, data}; the packetizer aligns them to the AXI beat as it sends
+    // them (a byte rotator of one beat, not a shifter of the whole packet per queue)
     localparam int PKT_W = 64 + 8 + PK_BYTES * 8;
-    localparam int PZ_W = 64 + WBL + WIN_BEATS * AB + WIN_BEATS * AB * 8;
-    logic [PKT_W-1:0] pkq_in, skq_in;
+    localparam int PXT_W = 64 + 8 + PX_BYTES * 8;
+    logic [PXT_W-1:0] pkq_in;
+    logic [PKT_W-1:0] skq_in;
     logic pkq_push, skq_push;
     wire pkq_in_ready, pkq_valid, skq_in_ready, skq_valid;
-    wire [PZ_W-1:0] pkq_out, skq_out;
+    wire [PXT_W-1:0] pkq_out;
+    wire [PKT_W-1:0] skq_out;
     logic pkq_pop, skq_pop;
     wire [$clog2(PKQ_DEPTH):0] pkq_count;
     wire [$clog2(SKQ_DEPTH):0] skq_count;
-    function automatic logic [PZ_W-1:0] align(input logic [PKT_W-1:0] p);
-        logic [63:0] a;
-        logic [7:0] n;
-        logic [ABL-1:0] off;
-        logic [WIN_BEATS*AB-1:0] strb;
-        a = p[PKT_W-1 -: 64];
-        n = p[PKT_W-65 -: 8];
-        off = a[ABL-1:0];
-        for (int i = 0; i < WIN_BEATS * AB; i++) strb[i] = 32'(i) < 32'(n);
-        return {a, WBL'((32'(off) + 32'(n) + AB - 1) >> ABL), strb << off,
-                (WIN_BEATS*AB*8)'(p[PK_BYTES*8-1:0]) << (32'(off) * 8)};
-    endfunction
-    dg_fifo #(.WIDTH(PZ_W), .DEPTH(PKQ_DEPTH)) pk_fifo (
-        .clk(clk), .rst(rst), .in_data(align(pkq_in)), .in_valid(pkq_push), .in_ready(pkq_in_ready),
+    dg_fifo #(.WIDTH(PXT_W), .DEPTH(PKQ_DEPTH)) pk_fifo (
+        .clk(clk), .rst(rst), .in_data(pkq_in), .in_valid(pkq_push), .in_ready(pkq_in_ready),
         .out_data(pkq_out), .out_valid(pkq_valid), .out_ready(pkq_pop), .count(pkq_count));
-    dg_fifo #(.WIDTH(PZ_W), .DEPTH(SKQ_DEPTH)) sk_fifo (
-        .clk(clk), .rst(rst), .in_data(align(skq_in)), .in_valid(skq_push), .in_ready(skq_in_ready),
+    dg_fifo #(.WIDTH(PKT_W), .DEPTH(SKQ_DEPTH)) sk_fifo (
+        .clk(clk), .rst(rst), .in_data(skq_in), .in_valid(skq_push), .in_ready(skq_in_ready),
         .out_data(skq_out), .out_valid(skq_valid), .out_ready(skq_pop), .count(skq_count));
     logic signed [31:0] sums [DG_TM];
 
@@ -300,12 +296,17 @@ module dg_writeback
         assign pl_q[l] = q;
     end
 
-    // packetizer
+    // packetizer: the packet being sent; its aligned beat k holds packet bytes
+    // k*AB - off .. k*AB - off + AB-1, i.e. bytes AB - off .. 2*AB-1 - off of the window
+    // {packet beat k, packet beat k-1} (pz_data's lowest beat, pz_prev)
     logic pz_have, pz_cmd_done;
     logic [63:0] pz_addr;
     logic [WBL-1:0] pz_beats, pz_left;
-    logic [WIN_BEATS*AB*8-1:0] pz_data;
-    logic [WIN_BEATS*AB-1:0] pz_strb;
+    logic [PK_BYTES*8-1:0] pz_data;     // the packet's beats from the current one up
+    logic [AB*8-1:0] pz_prev;           // the packet beat before the current (0 before the first)
+    logic [ABL-1:0] pz_off;             // the packet's first byte in its first AXI beat
+    logic [9:0] pz_rem;                 // off + nbytes - k*AB: bytes from this beat's start to the end
+    logic pz_first;                     // beat 0 (its bytes below off are not the packet's)
 
     // ------------------------------------------------------------------ requantizer inputs
     always_ff @(posedge clk) begin
@@ -343,7 +344,12 @@ module dg_writeback
 
     // packetizer: take sums first, then pixels
     wire pz_take_s = skq_valid;
-    wire [PZ_W-1:0] pz_next = pz_take_s ? skq_out : pkq_out;
+    // a pixel packet in the sums packet's layout (its data zero-extended)
+    wire [PKT_W-1:0] pk_ext = {pkq_out[PXT_W-1 -: 72], (PK_BYTES*8)'(pkq_out[PX_BYTES*8-1:0])};
+    wire [PKT_W-1:0] pz_next = pz_take_s ? skq_out : pk_ext;
+    wire [ABL-1:0] pzn_off = pz_next[PKT_W-64 +: ABL];
+    wire [7:0] pzn_n = pz_next[PKT_W-65 -: 8];
+    wire [2*AB*8-1:0] pz_win = {pz_data[AB*8-1:0], pz_prev} << {pz_off, 3'b000};
     wire pz_next_valid = skq_valid || pkq_valid;
     wire pz_cmd_fire = wcmd_valid && wcmd_ready;
     wire pz_data_fire = wd_valid && wd_ready;
@@ -357,8 +363,9 @@ module dg_writeback
         wcmd_addr = pz_addr & ~64'(AB - 1);
         wcmd_beats = 24'(pz_beats);
         wd_valid = pz_have && pz_left != '0;
-        wd_data = pz_data[AB*8-1:0];
-        wd_strb = pz_strb[AB-1:0];
+        wd_data = pz_win[2*AB*8-1 -: AB*8];
+        for (int i = 0; i < AB; i++)
+            wd_strb[i] = 10'(i) < pz_rem && (!pz_first || ABL'(i) >= pz_off);
     end
 
     assign wb_idle = !wbq_valid && rq_inflight == 0 && pl_state == PL_IDLE && !pl_pend && !pkq_valid && !skq_valid
@@ -381,6 +388,11 @@ module dg_writeback
     wire rq_rowst = rq_tag[PAW +: 8] == 8'd0;
     logic [63:0] px_rn, px_nx;      // next row's first pixel / next pixel (non-pool addresses)
     wire [63:0] px_a = rq_first ? h_base : (rq_rowst ? px_rn : px_nx);
+    // the output pixel whose bytes go out this cycle: the requantizer's result, or with a
+    // fused max-pool the pooled pixel PL_EMIT emits (the requantizer's go to the pool RAMs)
+    wire ob_fire = L.maxpool ? (pl_state == PL_EMIT && pl_emit_room) : rq_v;
+    wire [DG_TM*8-1:0] ob_y = L.maxpool ? pl_max_packed : rq_y;
+    wire ob_last = L.maxpool ? pl_last_px : rq_tag[PAW + 16];
 
     always_ff @(posedge clk) begin
         pkq_push <= 1'b0;
@@ -408,16 +420,9 @@ module dg_writeback
                 end
             end else begin
                 pkq_push <= 1'b1;
-                pkq_in <= {px_a, h_mg, (PK_BYTES*8)'(rq_y)};
+                pkq_in <= {px_a, h_mg, rq_y};
                 if (rq_rowst) px_rn <= px_a + row_step;
                 px_nx <= px_a + 64'(L.cout_st);
-                for (int l = 0; l < DG_TM; l++) begin
-                    logic signed [31:0] v, s;
-                    v = L.out_signed ? 32'($signed(rq_y[l*8 +: 8])) : 32'(rq_y[l*8 +: 8]);
-                    s = sums[l] + v;
-                    sums[l] <= tlast ? 32'sd0 : s;
-                    skq_in[l*32 +: 32] <= L.pixel_sums ? v : s;
-                end
                 if (L.pixel_sums) begin
                     skq_in[PKT_W-1 -: 72] <= {(px_a << 2) + sums_delta, h_mg4};
                     skq_push <= L.emit_sums;
@@ -427,6 +432,16 @@ module dg_writeback
                     skq_in[PKT_W-1 -: 72] <= {h_sums, h_mg4};
                     skq_push <= L.emit_sums;
                 end
+            end
+        end
+        // the channel sums of the output pixel going out (one adder per lane for both sources)
+        if (ob_fire) begin
+            for (int l = 0; l < DG_TM; l++) begin
+                logic signed [31:0] v, s;
+                v = L.out_signed ? 32'($signed(ob_y[l*8 +: 8])) : 32'(ob_y[l*8 +: 8]);
+                s = sums[l] + v;
+                sums[l] <= ob_last ? 32'sd0 : s;
+                skq_in[l*32 +: 32] <= L.pixel_sums ? v : s;
             end
         end
         // max-pool: 9 reads per output pixel, then emit
@@ -477,16 +492,9 @@ module dg_writeback
                 if (pl_emit_room) begin
                     logic last_px, row_end;
                     pkq_push <= 1'b1;
-                    pkq_in <= {pe_a, h_mg, (PK_BYTES*8)'(pl_max_packed)};
+                    pkq_in <= {pe_a, h_mg, pl_max_packed};
                     row_end = pl_row_end;
                     last_px = pl_last_px;
-                    for (int l = 0; l < DG_TM; l++) begin
-                        logic signed [31:0] v, s;
-                        v = L.out_signed ? 32'($signed(pl_max[l])) : 32'(pl_max[l]);
-                        s = sums[l] + v;
-                        sums[l] <= last_px ? 32'sd0 : s;
-                        skq_in[l*32 +: 32] <= L.pixel_sums ? v : s;
-                    end
                     if (L.pixel_sums) begin
                         skq_in[PKT_W-1 -: 72] <= {(pe_a << 2) + sums_delta, h_mg4};
                         skq_push <= L.emit_sums;
@@ -542,18 +550,23 @@ module dg_writeback
             if (pz_data_fire) begin
                 pz_left <= pz_left - WBL'(1);
                 pz_data <= pz_data >> (AB * 8);
-                pz_strb <= pz_strb >> AB;
+                pz_prev <= pz_data[AB*8-1:0];
+                pz_rem <= pz_rem - 10'(AB);
+                pz_first <= 1'b0;
             end
         end
         if (pz_free) begin
             pz_have <= pz_next_valid;
             if (pz_next_valid) begin
-                pz_addr <= pz_next[PZ_W-1 -: 64];
-                pz_beats <= pz_next[PZ_W-65 -: WBL];
-                pz_left <= pz_next[PZ_W-65 -: WBL];
+                pz_addr <= pz_next[PKT_W-1 -: 64];
+                pz_beats <= WBL'((32'(pzn_off) + 32'(pzn_n) + AB - 1) >> ABL);
+                pz_left <= WBL'((32'(pzn_off) + 32'(pzn_n) + AB - 1) >> ABL);
                 pz_cmd_done <= 1'b0;
-                pz_strb <= pz_next[WIN_BEATS*AB*8 +: WIN_BEATS*AB];
-                pz_data <= pz_next[WIN_BEATS*AB*8-1:0];
+                pz_data <= pz_next[PK_BYTES*8-1:0];
+                pz_prev <= '0;
+                pz_off <= pzn_off;
+                pz_rem <= 10'(pzn_off) + 10'(pzn_n);
+                pz_first <= 1'b1;
             end
         end
 
@@ -596,7 +609,7 @@ module dg_writeback
             $error("dg_writeback: conv pixel outside the pool buffer");
     end
 `endif
-    wire unused_ok = &{1'b0, L, wbq_in_ready, tr_count, skq_in_ready, pkq_in_ready, rq_tag, tr_out, s1_tag,
+    wire unused_ok = &{1'b0, L, wbq_in_ready, tr_count, skq_in_ready, pkq_in_ready, rq_tag, tr_out, s1_tag, pz_win,
                        pz_beats, ts_ok, s1_sg};
 endmodule
 `default_nettype wire

@@ -1,7 +1,7 @@
 """cocotb testbench of dg_requant against the integer formula of docs/architecture.md.
 
 SHARE (DG_PARAM_SHARE, default 1) is the time-sharing: one input per SHARE cycles (in_ready),
-the result SHARE + 2 cycles after the input is taken."""
+the result SHARE + 3 cycles after the input is taken."""
 from __future__ import annotations
 
 import os
@@ -75,7 +75,7 @@ async def test_random(dut):
             await RisingEdge(dut.clk)
         # shift/res_mult/out_signed are per layer: hold them while the pipeline drains
         dut.in_valid.value = 0
-        await ClockCycles(dut.clk, SHARE + 2)
+        await ClockCycles(dut.clk, SHARE + 3)
     await ClockCycles(dut.clk, 4)
     assert len(got) == len(want)
     for i, (g, w) in enumerate(zip(got, want)):
@@ -86,7 +86,7 @@ async def test_random(dut):
 async def test_back_to_back(dut):
     """in_valid held with a new input whenever in_ready: one result per SHARE cycles, each the
     reference of the input taken (a phase of the next input must not overwrite a lane early),
-    SHARE + 2 cycles after it was taken; the tag rides along."""
+    SHARE + 3 cycles after it was taken; the tag rides along."""
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
     dut.rst.value = 1
     dut.in_valid.value = 0
@@ -133,4 +133,4 @@ async def test_back_to_back(dut):
     gaps = {b - a for a, b in zip(out_at, out_at[1:])}
     assert gaps == {SHARE}, f"results every {gaps} cycles, want {SHARE}"
     lat = {o - t for t, o in zip(taken_at, out_at)}
-    assert lat == {SHARE + 2}, f"latency {lat} cycles after the input was taken, want {SHARE + 2}"
+    assert lat == {SHARE + 3}, f"latency {lat} cycles after the input was taken, want {SHARE + 3}"

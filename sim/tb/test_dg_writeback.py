@@ -16,7 +16,8 @@ from dg_module_env import CFG, LayerRef, edges, get, run_sets, vector_sets
 CASES = ["dense_3x3_s1_edge_tiles", "dense_1x1_s2_signed_out", "stem_7x7_s2_maxpool",
          "conv1_gated_half", "conv2_identity_in_place", "conv2_downsample_res_only",
          "conv2_edge_tiles_odd", "wide_channels"]
-PK_BYTES = 4 * CFG.tm
+PK_BYTES = 4 * CFG.tm     # a sums packet's data: Tm int32
+PX_BYTES = CFG.tm         # a pixel packet's data: Tm bytes
 
 
 @cocotb.test()
@@ -35,8 +36,12 @@ async def test_writeback(dut):
                 if not get(push):
                     continue
                 v = get(data)
-                addr = v >> (8 + 8 * PK_BYTES)
-                n = (v >> (8 * PK_BYTES)) & 0xFF
+                nb = PX_BYTES if region == "fmap" else PK_BYTES    # the packet's data bytes
+                addr = v >> (8 + 8 * nb)
+                n = (v >> (8 * nb)) & 0xFF
+                if n > nb:
+                    errors.append((vs.name, region, "packet of", n, "bytes, room for", nb))
+                    continue
                 got = np.array([(v >> (8 * i)) & 0xFF for i in range(n)], np.uint8)
                 off = addr - lay["bases"][region]
                 want = exp[region][off:off + n]

@@ -169,6 +169,9 @@ GATE_CASES = {
     # in_c <= Tn: one channel group, the spatial pass reads P_b in the cycle its last (only)
     # group is written (the write-first read port)
     "c3_o1030_grid4x4": (3, 1030, (8, 8), 2, (4, 4)),
+    # two inputs: a SUMS row is one beat, so consecutive segments add onto the same channel
+    # sums (block RAM read a cycle ahead: the write of the segment before is forwarded)
+    "c2_o1030_grid4x4": (2, 1030, (8, 8), 2, (4, 4)),
 }
 # gate-2 (in_c = the gate's out_c, out_c; the gate's grid): conv1 channel lists > 512
 GATE2_CASES = {"c1030_o1024_grid3x4": (1030, 1024, (3, 4)), "c2047_o2048_grid2x2": (2047, 2048, (2, 2))}

@@ -20,7 +20,7 @@ from conftest import require_verilator
 @pytest.mark.parametrize("lanes,share", [(16, 4), (2, 2)])
 def test_requant_clamp_and_pace(lanes, share):
     """sim/tb/test_dg_requant.py (reference formula, random values across the int64 range,
-    both clamps, every shift 1..31; one result per SHARE cycles, SHARE + 2 latency) on the
+    both clamps, every shift 1..31; one result per SHARE cycles, SHARE + 3 latency) on the
     ultra96 write-back's requantizer (16 lanes, 4 phases) and a two-lane one."""
     require_verilator()
     from dgfpga.backends import rtl_sim

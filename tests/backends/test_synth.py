@@ -90,7 +90,7 @@ def test_depth_counts_every_lut_level():
 
 # ----------------------------------------------------------------------------- cache key, errors
 
-def test_cache_key_follows_every_source_byte(tmp_path):
+def test_cache_key_follows_the_units_own_files(tmp_path):
     real = synth.Design.for_config(load_config("small"))
     for rel, data in real.files.items():                 # a copy of the tree to mutate
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -102,21 +102,39 @@ def test_cache_key_follows_every_source_byte(tmp_path):
         d = synth.Design.from_paths(real.cfg, srcs, incs, real.family)
         return synth.cache_key(d, unit, version=version)
 
-    unit = synth.Unit("mac", "dg_mac_array$dg_engine.mac", "dg_mac_array")
-    k0 = key(unit)
-    assert key(unit) == k0                                           # stable
-    assert synth.cache_key(real, unit, version="0.70") == k0         # same bytes, same key
-    data = bytearray(srcs[-1].read_bytes())
-    data[len(data) // 2] ^= 0x01                                     # one bit of one source
-    srcs[-1].write_bytes(bytes(data))
-    k1 = key(unit)
-    assert k1 != k0
+    def flip(name):                                      # one bit of one source
+        f = tmp_path / "src" / name
+        data = bytearray(f.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        f.write_bytes(bytes(data))
+
+    cp = synth.Unit("u_cp", "dg_compute$dg_engine.u_cp", "dg_compute")
+    wb = synth.Unit("u_wb", "dg_writeback$dg_engine.u_wb", "dg_writeback")
+    shell = synth.Unit(synth.TOP, synth.TOP, synth.TOP)
+    assert set(synth.unit_files(real, cp)) >= {"src/dg_compute.sv", "src/dg_mac_array.sv",
+                                               "src/dg_engine.sv", "src/dg_pkg.sv"}
+    assert "src/dg_writeback.sv" not in synth.unit_files(real, cp)
+    assert set(synth.unit_files(real, wb)) >= {"src/dg_requant.sv", "src/dg_fifo.sv"}
+    assert synth.unit_files(real, shell) == sorted(real.files)
+    k0, w0, s0 = key(cp), key(wb), key(shell)
+    assert key(cp) == k0                                             # stable
+    assert synth.cache_key(real, cp, version="0.70") == k0           # same bytes, same key
+    flip("dg_mac_array.sv")                      # a file the compute unit instantiates
+    k1, s1 = key(cp), key(shell)
+    assert k1 != k0 and s1 != s0
+    assert key(wb) == w0                         # ... not the write-back's: its cache holds
+    flip("dg_requant.sv")
+    assert key(wb) != w0 and key(cp) == k1 and key(shell) != s1
+    k2 = key(cp)
+    flip("dg_engine.sv")                         # the parameters every unit is built with
+    assert key(cp) != k2
+    k3 = key(cp)
     inc = next(incs[0].glob("*.svh"))                                # the config's include
     inc.write_text(inc.read_text() + "\n")
-    k2 = key(unit)
-    assert k2 != k1
-    assert key(unit, version="0.71") != k2                           # the Yosys version
-    assert key(synth.Unit("rq", "dg_requant$dg_engine.rq", "dg_requant")) != k2   # the unit
+    k4 = key(cp)
+    assert k4 != k3
+    assert key(cp, version="0.71") != k4                             # the Yosys version
+    assert key(wb) != k4                                             # the unit
 
 
 def test_part_family():

@@ -338,7 +338,7 @@ def test_gate2_record_hand_computed():
     tile per cycle); conv1's compact sums, rows of 20 bytes, one stream per run of active
     tiles: tiles {0} and {2, 3} (mask 1011): ceil(20/8) = 3 and ceil(40/8) = 5 + 1 (the row
     boundary at byte 60 is inside a beat) = 9 cycles, 2 streams; pooling 16/4 = 4 and its
-    multiply stage 1; fc1
+    read and multiply stages 2; fc1
     16x4x2 = 128 bytes: 16, m1 2, fc2 16; list scans 2 x 16*6/7, write beats 1 + 2 x
     ceil(12/8) = 5; streams 4 + 2 runs + 3 + 3; gate2_fixed 7, 2 per stream.
     Without the mask: 1.5 runs expected (3 * (4 - 3 + 1) / 4) and the expected sums
@@ -346,7 +346,7 @@ def test_gate2_record_hand_computed():
     p = M.CycleParams(gate_fixed_cycles=10, gate_stream_cycles=2, gate2_fixed_cycles=7)
     got = M.gate2_record_cycles(16, 16, 4, 2, 2, 3, 5, 6, False, SMALL, p,
                                 np.array([1, 0, 1, 1], bool))
-    terms = 1 + 1 + 4 + 16 + 4 + 9 + 4 + 1 + 16 + 2 + 16 + 2 * 16 * 6 / 7 + 5
+    terms = 1 + 1 + 4 + 16 + 4 + 9 + 4 + 2 + 16 + 2 + 16 + 2 * 16 * 6 / 7 + 5
     assert got == pytest.approx(12 + 7 + terms + 2 * 12)
     assert M.tile_runs(4, 3, np.array([1, 0, 1, 1], bool)) == 2
     assert M.tile_runs(4, 3) == pytest.approx(1.5)
