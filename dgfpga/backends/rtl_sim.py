@@ -45,9 +45,10 @@ TB = SIM / "tb"
 BUILD = paths.cache_dir("rtl")                # Verilator builds: a cache, never the source tree
 INCLUDE = "dg_params.svh"                 # generated per config by config_include()
 INCLUDE_TEMPLATE = "dg_params.svh.tmpl"
-RTL_FILES = ("dg_pkg.sv", "dg_fifo.sv", "dg_axi_rd.sv", "dg_axi_wr.sv", "dg_axil_regs.sv",
-             "dg_desc_check.sv", "dg_mac_array.sv", "dg_requant.sv", "dg_sequencer.sv", "dg_loader.sv",
-             "dg_compute.sv", "dg_writeback.sv", "dg_gate.sv", "dg_engine.sv")
+RTL_FILES = ("dg_pkg.sv", "dg_fifo.sv", "dg_burst_plan.sv", "dg_axi_rd.sv", "dg_axi_wr.sv",
+             "dg_axil_regs.sv", "dg_desc_check.sv", "dg_mac_array.sv", "dg_requant.sv",
+             "dg_sequencer.sv", "dg_loader.sv", "dg_compute.sv", "dg_writeback.sv", "dg_gate.sv",
+             "dg_engine.sv")
 REGIONS = ("fmap", "weight", "work", "sums")
 
 

@@ -113,18 +113,20 @@ FEATURES = {
 DEVIATIONS = {
     "gate unit": dict(
         features={"tn": 1}, resources=("dsp", "lut", "ff"), lutram_as_designed=False,
-        reason="the RTL evaluates the gate's int64 products and sums for all TN lanes in one "
-               "cycle (dg_gate.sv: TN multipliers per product); as designed they are issued "
-               "one lane per cycle (the HLS gate loops run at II=1; issue 16: time-share the "
-               "gate unit's DSPs)"),
+        reason="the shipped synthesis is of a gate unit with TN lanes of int64 products; the "
+               "RTL now has GL = min(AB/2, TN) lanes (cycle_model.gate_lanes: 8 at ultra96, "
+               "measured 107 DSP48E2, 64k LUT, sim/results/synth/gate/); as designed the "
+               "products are issued one lane per cycle, their multipliers shared between the "
+               "pool, spatial and fc phases (the HLS gate loops run at II=1; issue 16)"),
     "write-back": dict(
         features={}, resources=(), lutram_as_designed=True,
         reason="the shipped by-module synthesis (sim/results/synth/*.json) predates the "
                "write-back's per-lane max-pool RAMs: it mapped pool_mem [2][TM][PPIX] to "
                "distributed RAM replicated per read (about 4 LUTs per stored bit); the RTL "
-               "now has one RAM per output lane holding both halves (sim/results/synth/wb/: "
-               "u_wb on small 28.7k -> 7.8k LUT), which the estimate prices until the "
-               "synthesis is re-shipped and refitted"),
+               "now has one RAM per output lane holding both halves and aligns packets with "
+               "a one-beat rotator (sim/results/synth/wb/: u_wb on small 28.7k -> 4.3k LUT, "
+               "on ultra96 9.5k), which the estimate prices until the synthesis is "
+               "re-shipped and refitted"),
 }
 
 # The engine configs whose open synthesis the allowances are fitted to, and those that only

@@ -59,48 +59,20 @@ module dg_axi_wr
     logic [7:0]         wcnt_reg;          // beats sent of the current W burst
     logic [OL:0]        b_pending_reg;     // bursts issued on AW whose B is not yet back
 
-    // The burst planner keeps every term of the next burst's length in registers, so no
-    // 4 KB-distance subtract or three-way minimum sits between two registers (issue 16:
-    // <= 8 LUT levels): cap_reg = min(MAX_BURST, beats to the 4 KB boundary) is the length
-    // of every burst but the command's last (burst = left_reg when left_reg <= cap_reg);
-    // after a burst of cap_reg beats the next boundary distance is rem_reg (= distance -
-    // MAX_BURST) or, when the burst ended on the boundary (cap_at_4k), a whole 4 KB page.
-    localparam int PAGE_BEATS = 4096 / AB;
+    wire aw_hs = m_axi_awvalid && m_axi_awready;
+    // the next burst's length, every term in registers (dg_burst_plan)
     localparam int CW = $clog2(MAX_BURST + 1);
     logic [CW-1:0]  cap_reg;
-    logic           cap_at_4k;            // cap_reg is the distance to the 4 KB boundary
-    logic [12:0]    rem_reg;              // distance - MAX_BURST (used when !cap_at_4k)
-    logic           rem_le_max;           // rem_reg <= MAX_BURST
-    wire  [12:0]    cmd_4k = 13'(PAGE_BEATS) - 13'(cmd_addr[11:ABL]);   // beats to the boundary
-    wire            is_last_burst = left_reg <= BEATS_W'(cap_reg);
-    wire [BEATS_W-1:0] burst = is_last_burst ? left_reg : BEATS_W'(cap_reg);
-    // the planner after a burst of cap_reg beats (a command's last burst: don't care)
-    task automatic plan_next();
-        if (cap_at_4k) begin
-            cap_reg <= CW'(MAX_BURST);
-            cap_at_4k <= MAX_BURST == PAGE_BEATS;
-            rem_reg <= 13'(PAGE_BEATS - MAX_BURST);
-            rem_le_max <= PAGE_BEATS - MAX_BURST <= MAX_BURST;
-        end else begin
-            cap_reg <= rem_le_max ? CW'(rem_reg) : CW'(MAX_BURST);
-            cap_at_4k <= rem_le_max;
-            rem_reg <= rem_reg - 13'(MAX_BURST);
-            rem_le_max <= rem_reg <= 13'(2 * MAX_BURST);
-        end
-    endtask
-    // the planner for a new command at cmd_addr
-    task automatic plan_cmd();
-        cap_reg <= (cmd_4k <= 13'(MAX_BURST)) ? CW'(cmd_4k) : CW'(MAX_BURST);
-        cap_at_4k <= cmd_4k <= 13'(MAX_BURST);
-        rem_reg <= cmd_4k - 13'(MAX_BURST);
-        rem_le_max <= cmd_4k <= 13'(2 * MAX_BURST);
-    endtask
+    wire            is_last_burst;
+    wire [BEATS_W-1:0] burst;
+    dg_burst_plan #(.AB(AB), .MAX_BURST(MAX_BURST), .BEATS_W(BEATS_W)) plan (
+        .clk(clk), .start(cmd_valid && cmd_ready), .start_addr(cmd_addr[11:0]), .step(aw_hs),
+        .left(left_reg), .cap(cap_reg), .is_last(is_last_burst), .burst(burst));
 
     // burst lengths issued on AW, consumed by the W channel
     wire [7:0] len_head;
     wire len_valid, len_in_ready;
     wire [OL:0] len_count;
-    wire aw_hs = m_axi_awvalid && m_axi_awready;
     wire w_hs = m_axi_wvalid && m_axi_wready;
     wire b_hs = m_axi_bvalid && m_axi_bready;
     dg_fifo #(.WIDTH(8), .DEPTH(OUTSTANDING)) len_fifo (
@@ -135,12 +107,10 @@ module dg_axi_wr
             // (a command's last burst leaves them don't-care: busy_reg clears)
             addr_reg <= addr_reg + (ADDR_W'(cap_reg) << ABL);
             left_reg <= left_reg - BEATS_W'(cap_reg);
-            plan_next();
         end
         if (cmd_valid && cmd_ready) begin
             addr_reg <= cmd_addr;
             left_reg <= cmd_beats;
-            plan_cmd();
         end
         if (rst) begin
             busy_reg <= 1'b0;

@@ -88,7 +88,16 @@ module dg_compute
     logic L_no_mac;                    // no active input channel: acc = 0 (+ bias), no patch, no weights
     logic lc_n_is1, lc_k_is1, lc_s_is1, lc_sg_gt1;
     logic [31:0] lc_scs;               // stride * stored input channels (im2col column step)
+    // im2col: q * kc for q = 1 .. Tn (the lanes' kernel-row crossings), as shift-adds of the
+    // constant q: Tn shared multiplies (DSP48E2) off the lane-validity path
+    logic [31:0] lc_qkc [1:DG_TN];
     always_ff @(posedge clk) begin
+        for (int q = 1; q <= DG_TN; q++) begin
+            logic [31:0] a;
+            a = '0;
+            for (int k = 0; k < 8; k++) if (((q >> k) & 1) == 1) a = a + (32'(L.kc) << k);
+            lc_qkc[q] <= a;
+        end
         L_no_mac <= L.n_in == 16'd0;
         lc_n_is1 <= L.N == 16'd1;
         lc_k_is1 <= L.k == 1;
@@ -241,7 +250,7 @@ module dg_compute
             logic fv, rv, cv;
             t = 32'(cp_o0) + 32'(i);
             m = 32'd0;                            // kernel rows past lane 0's: t div kc
-            for (int q = 1; q <= DG_TN; q++) if (t >= 32'(q) * 32'(L.kc)) m = 32'(q);
+            for (int q = 1; q <= DG_TN; q++) if (t >= lc_qkc[q]) m = 32'(q);
             o = t - m * 32'(L.kc);
             fv = 32'(cp_wa) * DG_TN + 32'(i) < 32'(L.kkc);
             row = 32'(i2c_r0) + m;

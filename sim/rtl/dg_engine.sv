@@ -207,7 +207,8 @@ module dg_engine
     wire [DG_DESC_WORDS*32-1:0] g_rec;
     wire [7:0] g_err_code;
     wire [15:0] g_err_entry, g_nt, g_nc, g_nc2;
-    logic [31:0] cyc_log [DG_MAX_LAYERS];
+    wire [23:0] cyc_ra;
+    wire [DG_AXI_DATA_BITS-1:0] cyc_q;
     wire [31:0] rec_cycles;
     dg_sequencer u_seq (
         .clk(clk), .rst(rst), .ap_start(ap_start), .a_program(a_program), .a_layer_count(a_layer_count),
@@ -225,7 +226,7 @@ module dg_engine
         .col_tile_tab(col_tile_tab), .col_tv_tab(col_tv_tab),
         .g_start(g_start), .g_is_head(g_is_head), .g_rec(g_rec), .g_dense(g_dense), .g_done(g_done),
         .g_err_code(g_err_code), .g_err_entry(g_err_entry), .g_nt(g_nt), .g_nc(g_nc), .g_nc2(g_nc2),
-        .cyc_log(cyc_log), .rec_cycles(rec_cycles));
+        .cyc_ra(cyc_ra), .cyc_q(cyc_q), .rec_cycles(rec_cycles));
     assign ap_idle = seq_idle;
     assign ap_done_pulse = seq_done;
     assign ap_ready_pulse = seq_done;
@@ -301,7 +302,7 @@ module dg_engine
         .clk(clk), .rst(rst), .start(g_start), .is_head(g_is_head), .rec(g_rec), .dense(g_dense),
         .a_weight_base(a_weight_base), .a_weight_bytes(a_weight_bytes), .a_work_base(a_work_base),
         .a_work_bytes(a_work_bytes), .a_sums_base(a_sums_base), .a_sums_bytes(a_sums_bytes),
-        .a_layer_count(a_layer_count), .rec_cycles(rec_cycles), .cyc_log(cyc_log),
+        .a_layer_count(a_layer_count), .rec_cycles(rec_cycles), .cyc_ra(cyc_ra), .cyc_q(cyc_q),
         .rcmd_valid(gt_rcmd_valid), .rcmd_addr(gt_rcmd_addr), .rcmd_beats(gt_rcmd_beats),
         .rcmd_ready(rcmd_ready), .rd_data(rd_data), .rd_valid(rd_valid), .rd_ready(gt_rd_ready),
         .wcmd_valid(gt_wcmd_valid), .wcmd_addr(gt_wcmd_addr), .wcmd_beats(gt_wcmd_beats),

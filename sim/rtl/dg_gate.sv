@@ -20,8 +20,8 @@
 // as the gate record (fc1 -> hidden -> fc2 streams, `cg_*` fields), and three writes: the
 // mask_c2 bitmap, conv2's out-channel list, conv3's in-channel list; `nc2` to the sequencer.
 // Head: the whole-map channel sums of SUMS (int64), logits = bias + W . pooled (int64),
-// written to WORK, then the per-record cycle log (cyc_log, this record's own entry =
-// `rec_cycles` when the log write starts).
+// written to WORK, then the per-record cycle log (dg_sequencer's log RAM, read a beat ahead
+// through cyc_ra / cyc_q; this record's own entry = `rec_cycles` when the log write starts).
 // Streams consume one AXI beat per cycle at most (a beat holds AB/esize elements; a
 // segment of a beat that crosses a row of a matrix takes one more cycle; a segment holds at
 // most GL = min(AB/2, Tn) elements); the loops over on-chip data (pooling, the spatial 3x3)
@@ -43,7 +43,8 @@ module dg_gate
     input  wire [31:0]                  a_sums_bytes,
     input  wire [31:0]                  a_layer_count,
     input  wire [31:0]                  rec_cycles,   // cycles of this record so far
-    input  wire [31:0]                  cyc_log [DG_MAX_LAYERS],
+    output wire [23:0]                  cyc_ra,       // cycle-log row (beat) read next
+    input  wire [DG_AXI_DATA_BITS-1:0]  cyc_q,        // row cyc_ra of the cycle before
     // read master
     output logic                        rcmd_valid,
     output logic [63:0]                 rcmd_addr,
@@ -463,8 +464,12 @@ module dg_gate
     logic signed [63:0] h_t [LN8];     // hidden: A*m1 + o1 + 2^(s-1)
     // on-chip data
     logic [7:0]  bins_m [4 * MAXG];
-    localparam int BIW = $clog2(4 * MAXG);
-    logic [BIW-1:0] f_bix [AB];       // F: the bin-table entry of lane l (element f_e + l)
+    // F: bin-table entry i is written by lane f_bsl[i] (element i = f_e + lane) when f_bwe[i]:
+    // decoded per entry in stage E, so stage F's write is a registered-select lane mux
+    localparam int NBIN = 4 * MAXG;
+    localparam int ABW = (AB > 1) ? $clog2(AB) : 1;
+    logic [NBIN-1:0] f_bwe;
+    logic [ABW-1:0] f_bsl [NBIN];
     logic        acc_fresh;           // this SUMS stream's first row starts the sums (no clear)
     // pooled values: |P| < 2^17 for the sums of an 8-bit map (the domain of the integer gates;
     // dgfpga.runtime.interpreter.GateDomainError outside it), stored in PVW bits
@@ -677,6 +682,7 @@ module dg_gate
                               : e_v ? brow(e_c, b) : 32'd0);
         end
     end
+    assign cyc_ra = w_rd;             // the log job's beat w_nx is in cyc_q (as lg_q)
     logic [RW-1:0] rc_cur;            // R(n) <= 2^RB: checked as it streams in
     always_ff @(posedge clk) rc_cur <= RW'(rc_q[lane(32'(rc_i))]);
 
@@ -1059,7 +1065,7 @@ module dg_gate
                 2'd0: wn_data[k * 32 +: 32] = bits_word(w_sel, w, w_cx + 32'(k));
                 2'd2: wn_data[k * 32 +: 32] = lg_q[lane(w >> 1)][(w & 1) * 32 +: 32];
                 default: wn_data[k * 32 +: 32] = (32'(w_nx) == lcm1_beat && k == lcm1_word) ? head_log
-                                                 : (w < DG_MAX_LAYERS) ? cyc_log[w] : 32'd0;
+                                                 : (w < DG_MAX_LAYERS) ? cyc_q[k * 32 +: 32] : 32'd0;
             endcase
         end
     end
@@ -1208,7 +1214,13 @@ module dg_gate
             if (e < 16'(g2_wt)) f_vm[l] <= (e < vm_thi) ? 32'hFFFF_FFFF : vm_tlo;
             else f_vm[l] <= (e < vm_chi) ? 32'hFFFF_FFFF : vm_clo;
         end
-        for (int l = 0; l < AB; l++) f_bix[l] <= BIW'((e_e + 32'(l)) % (4 * MAXG));
+        // the bins stream (int8, 2*gh + 2*gw <= NBIN elements from 0): entry i <- lane i - e_e
+        for (int i = 0; i < NBIN; i++) begin
+            logic [31:0] l;
+            l = 32'(i) - e_e;
+            f_bwe[i] <= e_kind == K_BINS && 32'(i) >= e_e && l < 32'(e_n) && l < 32'(AB);
+            f_bsl[i] <= ABW'(l);
+        end
         for (int l = 0; l < AB; l++)
             f_x[l] <= lane_elem(e_data, e_lp, l, e_esz, e_kind != K_BINS && e_kind != K_RECIP && e_kind != K_MASK);
         // F: checks, memory writes, products
@@ -1237,7 +1249,7 @@ module dg_gate
                     e = f_e + 32'(l);
                     c = f_c + 32'(l);
                     case (f_kind)
-                        K_BINS: bins_m[f_bix[l]] <= x[7:0];
+                        K_BINS: ;                              // bins_m below
                         K_RECIP: if (l < LN4) begin
                             rc_we[lane(e)] <= 1'b1;
                             rc_wa[lane(e)] <= rc_AW'(e >> GLL);
@@ -1297,6 +1309,7 @@ module dg_gate
                     endcase
                 end
             end
+            for (int i = 0; i < NBIN; i++) if (f_bwe[i]) bins_m[i] <= f_x[f_bsl[i]][7:0];
             s_bad <= found;
             m_bad <= m_bad_n;
             cnt_c <= c_cnt;

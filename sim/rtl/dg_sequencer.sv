@@ -13,7 +13,9 @@
 // channel lists, the u32 tile bitmap), the zero-halo tables filled, then the run started
 // (`run_init` pulse, `run` while ST_RUN) until the other agents' `layer_done`.
 // Any fault sets STATUS (regmap fields) and ends the start; CYCLES counts from ap_start;
-// cyc_log[i] = the cycles of record i (fetch to drain), which the head writes.
+// The per-record cycle log (entry i = the cycles of record i, fetch to drain, which the head
+// writes) is a RAM of rows of one AXI beat (AB/4 entries), read synchronously: row `cyc_ra`
+// in `cyc_q` a cycle later.
 module dg_sequencer
     import dg_pkg::*;
 (
@@ -79,7 +81,8 @@ module dg_sequencer
     input  wire [15:0]                  g_nt,
     input  wire [15:0]                  g_nc,
     input  wire [15:0]                  g_nc2,
-    output logic [31:0]                 cyc_log [DG_MAX_LAYERS],
+    input  wire [23:0]                  cyc_ra,        // cycle-log row (AXI beat) read next
+    output wire [DG_AXI_DATA_BITS-1:0]  cyc_q,         // row cyc_ra of the cycle before
     output wire [31:0]                  rec_cycles
 );
 `include "dg_fields.svh"
@@ -295,6 +298,28 @@ module dg_sequencer
     assign g_dense = `DG_REG_FIELD(a_run_flags, RUN_FLAGS, DENSE) != 0;
     assign rec_cycles = cycle_cnt[31:0] - rec_start + 32'd1;
     assign done = state == ST_DONE;
+
+    // the cycle log: entry `layer` = rec_cycles when the record ends (ST_LAYER_END without a
+    // bus error), LPW entries per row (lane = entry mod LPW), one write port, one registered
+    // read port (no reset: entries not written in this start are never read, the head's
+    // write covers records 0 .. layer_count - 1 and substitutes its own)
+    localparam int LPW = AB / 4;
+    localparam int LPWL = (LPW > 1) ? $clog2(LPW) : 0;
+    localparam int LROWS = (DG_MAX_LAYERS + LPW - 1) / LPW;
+    localparam int LRA = (LROWS > 1) ? $clog2(LROWS) : 1;
+    wire cyc_we = state == ST_LAYER_END && wr_idle && rd_idle && !(rd_err || wr_err);
+    wire [I_MAX_LAYERS-1:0] cyc_wi = I_MAX_LAYERS'(layer);
+    wire [31:0] cyc_wrow = 32'(cyc_wi >> LPWL);
+    wire [31:0] cyc_wlane = 32'(cyc_wi) & 32'(LPW - 1);
+    for (genvar k = 0; k < LPW; k++) begin : g_cyc
+        logic [31:0] mem [LROWS];
+        logic [31:0] q_r;             // a plain register (an array element would not be)
+        always_ff @(posedge clk) begin
+            if (cyc_we && cyc_wlane == 32'(k)) mem[LRA'(cyc_wrow)] <= rec_cycles;
+            q_r <= mem[LRA'(cyc_ra)];
+        end
+        assign cyc_q[k * 32 +: 32] = q_r;
+    end
 
     always_ff @(posedge clk) begin
         err_clear <= 1'b0;
@@ -656,7 +681,7 @@ module dg_sequencer
                         err_entry <= 16'd0;
                         state <= ST_ERR;
                     end else begin
-                        cyc_log[I_MAX_LAYERS'(layer)] <= cycle_cnt[31:0] - rec_start + 32'd1;
+                        // (the cycle log's entry: cyc_we, above)
                         rec_start <= cycle_cnt[31:0] + 32'd1;
                         if (rec_last) begin
                             state <= ST_DONE;
@@ -692,6 +717,6 @@ module dg_sequencer
             cycle_cnt <= 64'd0;
         end
     end
-    wire unused_ok = &{1'b0, rd_last, L.res_signed, a_run_flags[31:1]};
+    wire unused_ok = &{1'b0, rd_last, L.res_signed, a_run_flags[31:1], cyc_ra[23:LRA], cyc_wrow[31:LRA]};
 endmodule
 `default_nettype wire

@@ -19,9 +19,9 @@ SKEW = str(Path(__file__).resolve().parent / "configs" / "skew.toml")
 # (top, sources, cocotb test module, parameters[, config (default small)])
 CASES = [
     ("dg_axil_regs", ["dg_axil_regs.sv"], "test_dg_axil_regs", {}),
-    ("dg_axi_rd", ["dg_axi_rd.sv"], "test_dg_axi_rd", {"DATA_W": 64, "MAX_BURST": 8}),
-    ("dg_axi_rd", ["dg_axi_rd.sv"], "test_dg_axi_rd", {"DATA_W": 128, "MAX_BURST": 16}),
-    ("dg_axi_wr", ["dg_fifo.sv", "dg_axi_wr.sv"], "test_dg_axi_wr", {"DATA_W": 64, "MAX_BURST": 8}),
+    ("dg_axi_rd", ["dg_burst_plan.sv", "dg_axi_rd.sv"], "test_dg_axi_rd", {"DATA_W": 64, "MAX_BURST": 8}),
+    ("dg_axi_rd", ["dg_burst_plan.sv", "dg_axi_rd.sv"], "test_dg_axi_rd", {"DATA_W": 128, "MAX_BURST": 16}),
+    ("dg_axi_wr", ["dg_fifo.sv", "dg_burst_plan.sv", "dg_axi_wr.sv"], "test_dg_axi_wr", {"DATA_W": 64, "MAX_BURST": 8}),
     ("dg_mac_array", ["dg_mac_array.sv"], "test_dg_mac_array", {"TM": 4, "TN": 4, "TAG_W": 8}),
     # odd lane count (TM = 1: one packed multiply with a zero low weight) and a wide array
     ("dg_mac_array", ["dg_mac_array.sv"], "test_dg_mac_array", {"TM": 1, "TN": 2, "TAG_W": 8}),
