@@ -182,13 +182,8 @@ module dg_compute
             cp_can_start[h] = full[h] && tr_in_ready && !(L.maxpool && wb_busy)
                               && bk_ready[t_g[h][0]] && bk_grp[t_g[h][0]] == t_g[h];
     end
-    task automatic cp_start(input logic h);
-        cp_res_only <= t_res_only[h];
-        cp_gb <= t_g[h][0];
-        cp_ny <= (t_res_only[h] || L_no_mac) ? t_oh[h] : t_chy[h];
-        cp_nx <= (t_res_only[h] || L_no_mac) ? t_ow[h] : t_chw[h];
-        cp_py <= 8'd0;
-        cp_px <= 8'd0;
+    // a pixel's first step: the kernel / n-group / weight / tap counters and their last flags
+    task automatic cp_step_restart();
         cp_ky <= 8'd0;
         cp_kx <= 8'd0;
         cp_ng <= 16'd0;
@@ -197,13 +192,6 @@ module dg_compute
         cp_ky0 <= 16'd0;
         cp_t <= 8'd0;
         cp_q <= 8'd0;
-        cp_m0 <= 16'd0;
-        cp_sg <= 16'd0;
-        cp_wrow <= '0;
-        cp_pys <= 16'd0;
-        cp_pxs <= 16'd0;
-        cp_cb <= 32'd0;
-        cp_rbrow <= 32'd0;
         f_ng_last <= lc_n_is1;
         f_kx_last <= lc_k_is1;
         f_ky_last <= lc_k_is1;
@@ -211,6 +199,22 @@ module dg_compute
         f_t_last <= DW_TSTEPS == 1;
         f_q_last <= DW_PAR == 1;
         f_first <= 1'b1;
+    endtask
+    task automatic cp_start(input logic h);
+        cp_res_only <= t_res_only[h];
+        cp_gb <= t_g[h][0];
+        cp_ny <= (t_res_only[h] || L_no_mac) ? t_oh[h] : t_chy[h];
+        cp_nx <= (t_res_only[h] || L_no_mac) ? t_ow[h] : t_chw[h];
+        cp_py <= 8'd0;
+        cp_px <= 8'd0;
+        cp_step_restart();
+        cp_m0 <= 16'd0;
+        cp_sg <= 16'd0;
+        cp_wrow <= '0;
+        cp_pys <= 16'd0;
+        cp_pxs <= 16'd0;
+        cp_cb <= 32'd0;
+        cp_rbrow <= 32'd0;
         f_px_last <= ((t_res_only[h] || L_no_mac) ? t_ow[h] : t_chw[h]) == 8'd1;
         f_py_last <= ((t_res_only[h] || L_no_mac) ? t_oh[h] : t_chy[h]) == 8'd1;
         f_sub_more <= L.dw && lc_sg_gt1;
@@ -417,21 +421,7 @@ module dg_compute
                 CP_RUN: begin
                     if (cp_issue) begin
                         if (cp_last) begin
-                            cp_ky <= 8'd0;
-                            cp_kx <= 8'd0;
-                            cp_ng <= 16'd0;
-                            cp_wa <= '0;
-                            cp_o0 <= 16'd0;
-                            cp_ky0 <= 16'd0;
-                            cp_t <= 8'd0;
-                            cp_q <= 8'd0;
-                            f_ng_last <= lc_n_is1;
-                            f_kx_last <= lc_k_is1;
-                            f_ky_last <= lc_k_is1;
-                            f_wa_last <= lc_s_is1;
-                            f_t_last <= DW_TSTEPS == 1;
-                            f_q_last <= DW_PAR == 1;
-                            f_first <= 1'b1;
+                            cp_step_restart();
                             if (f_px_last) begin
                                 cp_px <= 8'd0;
                                 cp_pxs <= 16'd0;
