@@ -602,24 +602,27 @@ module dg_gate
     // (the stream's stage E, the write jobs' next beat, the pool's next step), the data in
     // stage F / the step. The channel sums (ac) are read and written in the same stage F (a
     // SUMS row adds onto the sums): the write of the segment before is forwarded (ac_fw_*).
-// the ports of GL lane banks NAME of W-bit entries holding DEPTH in all (DG_BANKS, DG_SBANKS)
-`define DG_BANK_PORTS(NAME, W, DEPTH) \
+`define DG_BANKS(NAME, W, DEPTH) \
     localparam int NAME``_D = ((DEPTH) + GL - 1) / GL; \
     localparam int NAME``_AW = (NAME``_D > 1) ? $clog2(NAME``_D) : 1; \
     logic [GL-1:0] NAME``_we; \
     logic [NAME``_AW-1:0] NAME``_wa [GL]; \
     logic [W-1:0] NAME``_wd [GL]; \
     logic [NAME``_AW-1:0] NAME``_ra [GL]; \
-    logic [W-1:0] NAME``_q [GL];
-`define DG_BANKS(NAME, W, DEPTH) \
-    `DG_BANK_PORTS(NAME, W, DEPTH) \
+    logic [W-1:0] NAME``_q [GL]; \
     for (genvar b = 0; b < GL; b++) begin : g_``NAME \
         logic [W-1:0] mem [NAME``_D]; \
         always_ff @(posedge clk) if (NAME``_we[b]) mem[NAME``_wa[b]] <= NAME``_wd[b]; \
         assign NAME``_q[b] = mem[NAME``_ra[b]]; \
     end
 `define DG_SBANKS(NAME, W, DEPTH) \
-    `DG_BANK_PORTS(NAME, W, DEPTH) \
+    localparam int NAME``_D = ((DEPTH) + GL - 1) / GL; \
+    localparam int NAME``_AW = (NAME``_D > 1) ? $clog2(NAME``_D) : 1; \
+    logic [GL-1:0] NAME``_we; \
+    logic [NAME``_AW-1:0] NAME``_wa [GL]; \
+    logic [W-1:0] NAME``_wd [GL]; \
+    logic [NAME``_AW-1:0] NAME``_ra [GL]; \
+    logic [W-1:0] NAME``_q [GL]; \
     for (genvar b = 0; b < GL; b++) begin : g_``NAME \
         logic [W-1:0] q_r;            /* a plain register (an array element would not be) */ \
         if (NAME``_D >= BRAM_MIN_DEPTH) begin : g_bram \
@@ -647,7 +650,6 @@ module dg_gate
     `DG_SBANKS(ac, SW, MAXC)          // channel sums of SUMS (|S| < 2^(SW-1))
 `undef DG_BANKS
 `undef DG_SBANKS
-`undef DG_BANK_PORTS
     // row of bank b holding the entry of [base, base + GL) that falls into it
     function automatic logic [31:0] brow(input logic [31:0] base, input int b);
         return (base + ((32'(b) - base) & 32'(GL - 1))) >> GLL;
