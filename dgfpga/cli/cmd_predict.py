@@ -50,6 +50,10 @@ def add_arguments(p):
     add_images(p, flag="--calib", help="with --checkpoint: calibration images for the "
                "quantization")
     add_out(p, default=None, required=False, help="also write the figures to this JSON file")
+    p.add_argument("--plot", default=None, metavar="PNG",
+                   help="also draw each operating point's layers, dense and gated, stacked by "
+                        "what bounds their cycles (compute, read bandwidth, prefetch, weights, "
+                        "...; docs/explore.md) to this image")
 
 
 def run(args) -> int:
@@ -58,8 +62,9 @@ def run(args) -> int:
     from dgfpga.perf.prediction import paper_configurations
     from dgfpga.outdir import atomic_write_text, check_writable
     cfg = load_config(args.config)
-    if args.out:
-        check_writable(args.out, "file")                           # before any work
+    for path in (args.out, args.plot):
+        if path:
+            check_writable(path, "file")                            # before any work
     own_inputs = _own_inputs(args) if args.checkpoint else None   # checked before any work
     if args.params:
         params = CycleParams.load(args.params)
@@ -99,7 +104,7 @@ def run(args) -> int:
                if p.paper_speedup is not None else f"{'-':>13s} {'-':>12s}"))
     for p in preds:
         _print_by_type(f"{p.network} at {p.mac_reduction:.2f}x fewer MACs",
-                       p.efficiency_by_type, p.cycles_share_by_type)
+                       p.efficiency_by_type, p.cycles_share_by_type, p.bounds_by_type)
     rows = [dict(p.as_dict(), host_source=host_source) for p in preds]
     if args.channel_groups:
         aligned = paper_configurations(cfg, params, args.seed, host, channel_group=cfg.tm,
@@ -116,7 +121,21 @@ def run(args) -> int:
               "median image)")
     if args.out:
         atomic_write_text(args.out, json.dumps(rows, indent=2))
+    if args.plot:
+        _plot_bounds(args.plot, [(f"{p.network} at {p.mac_reduction:.2f}x fewer MACs",
+                                  p.layer_bounds) for p in preds], cfg, params)
     return 0
+
+
+def _plot_bounds(path, panels, cfg, params) -> None:
+    from dgfpga.outdir import atomic_file
+    from dgfpga.workflows.report import _plt, bounds_figure
+    fig = bounds_figure(panels, f"cycle model, engine '{cfg.name}', DDR latency "
+                                f"{params.read_latency_cycles:g} cycles")
+    with atomic_file(path) as tmp:             # same suffix: matplotlib picks the format
+        fig.savefig(tmp, bbox_inches="tight")
+    _plt().close(fig)
+    print(f"wrote {path}")
 
 
 #: DGNet MobileNetV2 at 50% (the paper / official README): 71.62% top-1 at 0.16 GMACs,
@@ -131,7 +150,7 @@ def mobilenet_prediction(cfg, params, seed: int = 0, host_s: float = 0.0) -> dic
     both priced as one start of the network program (`program_network_cycles`)."""
     from dgfpga.perf.cycle_model import program_network_cycles, random_gated_masks
     from dgfpga.perf.netshapes import net_shape, shape_plan
-    from dgfpga.perf.prediction import efficiency_by_type
+    from dgfpga.perf.prediction import bounds_by_type, efficiency_by_type
     net = net_shape("mobilenet_v2_dg")
     plan = shape_plan("mobilenet_v2_dg", cfg)
     quirk = net.dense_macs - net.official_dense_macs      # the official stem undercount
@@ -147,7 +166,8 @@ def mobilenet_prediction(cfg, params, seed: int = 0, host_s: float = 0.0) -> dic
         else:
             lo = mid
     gated = run((lo + hi) / 2)
-    eff, share = efficiency_by_type(plan, {"dense": dense, "gated": gated}, cfg)
+    runs = {"dense": dense, "gated": gated}
+    eff, share = efficiency_by_type(plan, runs, cfg)
     return dict(network="mobilenet_v2_dg", block_density=(lo + hi) / 2,
                 official_dense_macs=net.official_dense_macs,
                 gated_official_macs=gated.macs - quirk,
@@ -158,7 +178,10 @@ def mobilenet_prediction(cfg, params, seed: int = 0, host_s: float = 0.0) -> dic
                 gated_ms=1e3 * gated.total_cycles / cfg.clock_hz,
                 gate_ms=1e3 * gated.gate_cycles / cfg.clock_hz,
                 gated_images_per_s=cfg.clock_hz / gated.total_cycles,
-                host_ms=1e3 * host_s, efficiency_by_type=eff, cycles_share_by_type=share)
+                host_ms=1e3 * host_s, efficiency_by_type=eff, cycles_share_by_type=share,
+                bounds_by_type=bounds_by_type(plan, runs),
+                layer_bounds={m: [(lc.name, dict(lc.bounds)) for lc in nc.layers]
+                              for m, nc in runs.items()})
 
 
 def _predict_mobilenet(args, cfg, params) -> int:
@@ -185,20 +208,28 @@ def _predict_mobilenet(args, cfg, params) -> int:
           f"{r['speedup']:7.2f}x {r['speedup'] / r['mac_reduction']:7.2f} {r['dense_ms']:9.2f} "
           f"{r['gated_ms']:9.2f} {r['gate_ms']:8.3f} {r['host_ms']:8.3f} "
           f"{r['gated_images_per_s']:7.1f} {r['paper_mac_reduction']:13.2f}x")
-    _print_by_type(r["network"], r["efficiency_by_type"], r["cycles_share_by_type"])
+    _print_by_type(r["network"], r["efficiency_by_type"], r["cycles_share_by_type"],
+                   r["bounds_by_type"])
     if args.out:
         atomic_write_text(args.out, json.dumps([dict(r, host_source=host_source)], indent=2))
+    if args.plot:
+        _plot_bounds(args.plot, [(f"{r['network']} at {r['mac_reduction']:.2f}x fewer MACs",
+                                  r["layer_bounds"])], cfg, params)
     return 0
 
 
-def _print_by_type(title: str, eff: dict, share: dict) -> None:
-    """One network's per-layer-type efficiency table (`prediction.efficiency_by_type`)."""
-    print(f"by layer type, {title}: efficiency MACs/(cycles x tm x tn) and share of the "
-          "engine cycles:")
+def _print_by_type(title: str, eff: dict, share: dict, bounds: dict) -> None:
+    """One network's per-layer-type efficiency table (`prediction.efficiency_by_type`) and
+    what bounds each type's gated cycles (`prediction.bounds_by_type`: the bounds above 2%)."""
+    print(f"by layer type, {title}: efficiency MACs/(cycles x tm x tn), share of the "
+          "engine cycles, and what bounds the gated cycles (docs/explore.md):")
     for t, e in sorted(eff.items()):
         sh = share[t]
+        b = bounds.get(t, {}).get("gated", {})
+        top = " | ".join(f"{k} {100 * v:.0f}%" for k, v in sorted(b.items(), key=lambda kv: -kv[1])
+                         if v >= 0.02)
         print(f"  {t:14s} dense {e['dense']:.3f} ({100 * sh['dense']:4.1f}%)  gated "
-              f"{e['gated']:.3f} ({100 * sh['gated']:4.1f}%)")
+              f"{e['gated']:.3f} ({100 * sh['gated']:4.1f}%)  bound: {top or '-'}")
 
 
 def _print_aligned(cfg, preds, aligned) -> None:

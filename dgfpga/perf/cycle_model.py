@@ -55,7 +55,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -130,6 +130,37 @@ class CycleParams:
         return cls(**data)
 
 
+#: What bounds a layer's cycles (`LayerCycles.bounds`; docs/explore.md "What bounds a layer"):
+#: the MAC array's steps, the fixed part of a compute-bound tile's step (its tile overhead
+#: and pipeline fill), the write-back's time-shared requantizers, the read port's bytes
+#: (patches, residuals and the next m-group's weights share it), a tile's prefetch (its
+#: read bursts against the latency L, `outstanding_reads` in flight, one tile ahead of the
+#: compute), the write channel, the loader's weight
+#: spans (exposed: the first group's, and a group whose next weights take longer than its
+#: tiles) and the fixed overheads (layer, m-group, the pipeline fill, record and list reads).
+BOUNDS = ("compute", "tile overhead", "requant", "read bandwidth", "prefetch", "write",
+          "weights", "overhead")
+_TILE_BOUNDS = ("compute", "read bandwidth", "write", "prefetch")   # max(C, M, O, P)
+
+
+def _tile_bounds(acc: dict, w, terms, fixed: float) -> None:
+    """Add each tile's step S = max(terms) (weighted by `w`) to the bound that set it (the
+    first of `_TILE_BOUNDS` on a tie); of a compute-bound step, `fixed` cycles (the step's
+    tile overhead and pipeline fill) go to "tile overhead"."""
+    w = np.asarray(w, float)
+    t = np.stack([np.broadcast_to(np.asarray(x, float), w.shape) for x in terms])
+    win = np.argmax(t, axis=0)
+    s = t.max(axis=0)
+    for i, name in enumerate(_TILE_BOUNDS):
+        _add(acc, name, float(w @ np.where(win == i, s, 0.0)))
+    _add(acc, "compute", -fixed * float(w @ (win == 0)))
+    _add(acc, "tile overhead", fixed * float(w @ (win == 0)))
+
+
+def _add(acc: dict, name: str, cycles: float) -> None:
+    acc[name] = acc.get(name, 0.0) + float(cycles)
+
+
 @dataclass(frozen=True)
 class LayerCycles:
     name: str
@@ -140,6 +171,8 @@ class LayerCycles:
     macs: float               # MACs actually executed
     dense_macs: int           # MACs of the dense layer
     weight_bytes: float = 0.0  # of ddr_bytes: params + weight streams of every m-group
+    #: total_cycles split by what bounded them ({BOUNDS name: cycles}; sums to total_cycles)
+    bounds: dict = field(default_factory=dict, compare=False, hash=False)
 
 
 def _tile_geometry(d: LayerDescriptor):
@@ -309,12 +342,14 @@ def layer_cycles(d: LayerDescriptor, cfg: Optional[EngineConfig] = None,
 
     compute = 0.0
     total = float(p.layer_overhead_cycles)
+    bounds = {"overhead": total}
     nbytes = wbytes = 0.0
     none = (0.0, 0.0, 0, 0.0)
     w_next = weights(min(cfg.tm, n_out), 0) if G else none
     fill = None
     if G:
         total += w_next[1]                          # the first group's weights: exposed
+        _add(bounds, "weights", w_next[1])
     for g in range(G):
         m_g = min(cfg.tm, n_out - g * cfg.tm)
         w_bytes = w_next[0]
@@ -327,6 +362,7 @@ def layer_cycles(d: LayerDescriptor, cfg: Optional[EngineConfig] = None,
         w_beats = w_next[3] / n_act if n_act else 0.0
         rc = res_cmds(m_g, g)
         steps = port = requant = 0.0
+        tb: dict = {}                               # this group's steps by bound
         # residual-only tiles: read the residual, write the output. The compute passes a
         # residual-only pixel in one step; its requantization runs in the decoupled
         # write-back (dg_writeback.sv's queue) behind the next tiles' prefetches: it bounds
@@ -375,19 +411,32 @@ def layer_cycles(d: LayerDescriptor, cfg: Optional[EngineConfig] = None,
             compute += float(wa @ C)
             requant += float(wa @ (rq * pix))
             steps += float(wa @ S)
+            _tile_bounds(tb, wa, (C, read_bytes / Bs, w_cyc, p.prefetch_overhead_cycles + pf),
+                         p.tile_overhead_cycles + p.pipeline_depth_cycles)
             port += float(wa @ read_bytes) / Bs
         if wr.sum() > 0:
             nbytes += float(wr @ r_bytes)
             compute += float(wr @ r_compute)
             requant += float(wr @ r_compute)
             steps += float(wr @ r_S)
+            _tile_bounds(tb, wr, (p.tile_overhead_cycles + opix,
+                                  p.tile_overhead_cycles + opix * m_g / Bs,
+                                  p.tile_overhead_cycles + r_wr, p.prefetch_overhead_cycles + r_pf),
+                         p.tile_overhead_cycles)
             port += float(wr @ (opix * m_g)) / Bs
         nbytes += w_bytes
         wbytes += w_bytes
         # the next group's weights share the read port with this group's steps: their
         # bytes add (and their spans delay the tiles' prefetches, above)
-        total += p.mgroup_overhead_cycles + max(steps, requant, port + w_next[0] / Bs,
-                                                w_next[1])
+        group = (steps, requant, port + w_next[0] / Bs, w_next[1])
+        total += p.mgroup_overhead_cycles + max(group)
+        _add(bounds, "overhead", p.mgroup_overhead_cycles)
+        win = int(np.argmax(group))
+        if win == 0:
+            for k, v in tb.items():
+                _add(bounds, k, v)
+        else:
+            _add(bounds, ("requant", "read bandwidth", "weights")[win - 1], group[win])
     # the tile pipeline (prefetch -> compute -> write-back) runs across the groups without
     # draining: once per layer the first tile's prefetch or the last one's compute is
     # not overlapped (n tiles of max(P, C) take n*max + min(P, C))
@@ -395,9 +444,11 @@ def layer_cycles(d: LayerDescriptor, cfg: Optional[EngineConfig] = None,
     extra, reads = _record_extra(d, wa, wr, opix, sums=False)   # sums: in the tiles' bytes
     nbytes += extra
     total += extra / Bs + reads * L
+    _add(bounds, "overhead", (fill or 0.0) + extra / Bs + reads * L)
     macs = float(wa @ pix) * n_out * n_in * kk
     dense_macs = d.conv_h * d.conv_w * d.out_c * d.in_c * kk
-    return LayerCycles(name, compute, nbytes / B, total, nbytes, macs, dense_macs, wbytes)
+    return LayerCycles(name, compute, nbytes / B, total, nbytes, macs, dense_macs, wbytes,
+                       bounds)
 
 
 def _record_extra(d: LayerDescriptor, wa, wr, opix, sums: bool = True) -> tuple:
@@ -449,6 +500,7 @@ def _depthwise_cycles(d: LayerDescriptor, cfg: EngineConfig, p: CycleParams, nam
     stall = 1.0 - p.stall_pct / 100.0
     sums_rows = (opix if d.pixel_sums else 1.0) if d.emit_sums else 0.0
     total = float(p.layer_overhead_cycles)
+    bounds = {"overhead": total}
     nbytes = wbytes = compute = 0.0
     if active:
         row = formats.dw_row_bytes(d, cfg)             # k*k taps padded to Tn
@@ -458,7 +510,9 @@ def _depthwise_cycles(d: LayerDescriptor, cfg: EngineConfig, p: CycleParams, nam
         # params one byte per cycle; a row span is issued every other cycle (dg_loader.sv:
         # a new span index forms its address first) and consumed Tn bytes per cycle
         consume = n_out * (max(math.ceil(row / cfg.tn), 2) + PARAM_BYTES)
-        total += max(wbytes / Bs, consume, read_time(spans, beats / spans, p))
+        w_time = max(wbytes / Bs, consume, read_time(spans, beats / spans, p))
+        total += w_time
+        _add(bounds, "weights", w_time)
         SG = math.ceil(n_out / cfg.tm)
         m_g = [min(cfg.tm, n_out - g * cfg.tm) for g in range(SG)]
         steps = formats.mac_steps_per_pixel(d, cfg) * pix   # n_active_in = n_out > 0
@@ -472,14 +526,19 @@ def _depthwise_cycles(d: LayerDescriptor, cfg: EngineConfig, p: CycleParams, nam
                        p.prefetch_overhead_cycles + pf)
         fill = float(wa @ np.minimum(C, p.prefetch_overhead_cycles + pf)) / wa.sum()
         total += p.mgroup_overhead_cycles + float(wa @ S) + fill
+        _tile_bounds(bounds, wa, (C, read_bytes / Bs, w_cyc, p.prefetch_overhead_cycles + pf),
+                     p.tile_overhead_cycles + p.pipeline_depth_cycles)
+        _add(bounds, "overhead", p.mgroup_overhead_cycles + fill)
         compute = float(wa @ C)
         nbytes = wbytes + float(wa @ (read_bytes + opix * n_out + sums_rows * n_out * SUM_BYTES))
     extra, reads = _record_extra(d, wa, np.zeros_like(wa), opix, sums=False)
     nbytes += extra
     total += extra / Bs + reads * L
+    _add(bounds, "overhead", extra / Bs + reads * L)
     macs = float(wa @ pix) * n_out * kk
     dense_macs = d.conv_h * d.conv_w * d.out_c * kk
-    return LayerCycles(name, compute, nbytes / B, total, nbytes, macs, dense_macs, wbytes)
+    return LayerCycles(name, compute, nbytes / B, total, nbytes, macs, dense_macs, wbytes,
+                       bounds)
 
 
 # --------------------------------------------------------------------------------------

@@ -108,6 +108,10 @@ class Prediction:
     efficiency_by_type: dict = field(default_factory=dict)
     #: {layer type: {"dense"|"gated": share of the engine cycles}}
     cycles_share_by_type: dict = field(default_factory=dict)
+    #: {layer type: {"dense"|"gated": {bound: share of the type's cycles}}} (`bounds_by_type`)
+    bounds_by_type: dict = field(default_factory=dict)
+    #: {"dense"|"gated": [(layer name, {bound: cycles})]} (`LayerCycles.bounds`, in order)
+    layer_bounds: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -217,17 +221,37 @@ def efficiency_by_type(plan, runs: dict, cfg: EngineConfig) -> tuple[dict, dict]
     return eff, share
 
 
+def bounds_by_type(plan, runs: dict) -> dict:
+    """Per layer type (`layer_type`) and run ({"dense": NetworkCycles, "gated": ...}): what
+    bounded that type's cycles, as shares of them ({bound: share}, `cycle_model.BOUNDS`,
+    from each layer's `LayerCycles.bounds`; the shares of a type sum to 1)."""
+    acc: dict = {}
+    for mode, nc in runs.items():
+        by_name = {lc.name: lc for lc in nc.layers}
+        for lp in plan.layers:
+            lc = by_name.get(lp.name)
+            t = acc.setdefault(layer_type(lp), {m: {} for m in runs})[mode]
+            for b, c in (lc.bounds.items() if lc is not None else ()):
+                t[b] = t.get(b, 0.0) + c
+    return {t: {m: {b: c / sum(v.values()) for b, c in v.items() if c}
+                for m, v in modes.items() if sum(v.values())}
+            for t, modes in acc.items()}
+
+
 def _prediction(network, cfg, cmp, d, paper=None, channel_group: int = 1,
                 plan=None) -> Prediction:
     dense_s = cmp.dense.seconds(cfg)
     gated_s = cmp.gated.seconds(cfg)
-    eff, share = (efficiency_by_type(plan, {"dense": cmp.dense, "gated": cmp.gated}, cfg)
-                  if plan is not None else ({}, {}))
+    runs = {"dense": cmp.dense, "gated": cmp.gated}
+    eff, share = efficiency_by_type(plan, runs, cfg) if plan is not None else ({}, {})
+    bounds = bounds_by_type(plan, runs) if plan is not None else {}
     return Prediction(network, cfg.name, d, cmp.mac_reduction, cmp.speedup, cmp.efficiency,
                       1e3 * dense_s, 1e3 * gated_s, 1 / gated_s, 1 / dense_s,
                       paper[3] if paper else None, paper[2] if paper else None,
                       1e3 * cmp.gated.host_cycles / cfg.clock_hz,
-                      1e3 * cmp.gated.gate_cycles / cfg.clock_hz, channel_group, eff, share)
+                      1e3 * cmp.gated.gate_cycles / cfg.clock_hz, channel_group, eff, share,
+                      bounds, {m: [(lc.name, dict(lc.bounds)) for lc in nc.layers]
+                               for m, nc in runs.items()})
 
 
 def paper_configurations(cfg: Optional[EngineConfig] = None,

@@ -166,6 +166,42 @@ def latency_figure(rows, level: str):
     return fig
 
 
+#: one colour per `cycle_model.BOUNDS` entry (the bounds figure)
+BOUND_COLOURS = {"compute": "#2a7", "tile overhead": "#8c8", "requant": "#a6d", "read bandwidth": "#27a",
+                 "prefetch": "#7bd", "write": "#e93", "weights": "#c33", "overhead": "#999"}
+
+
+def bounds_figure(panels, level: str):
+    """panels: (title, {"dense"|"gated": [(layer name, {bound: cycles})]}), one row each:
+    per layer a dense and a gated bar stacked by what bounded its cycles
+    (`cycle_model.BOUNDS`)."""
+    from dgfpga.perf.cycle_model import BOUNDS
+    plt = _plt()
+    n = max(len(p[1]["dense"]) for p in panels)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(max(9, 0.42 * n), 3.2 * len(panels)),
+                             squeeze=False)
+    for ax, (title, runs) in zip(axes[:, 0], panels):
+        names = [name for name, _ in runs["dense"]]
+        for off, mode, hatch in ((-0.2, "dense", "//"), (0.2, "gated", None)):
+            by = dict(runs[mode])            # a layer every gated block skipped: absent
+            x = np.arange(len(names)) + off
+            bottom = np.zeros(len(names))
+            for b in BOUNDS:
+                v = np.array([by.get(nm, {}).get(b, 0.0) for nm in names])
+                ax.bar(x, v, 0.38, bottom=bottom, color=BOUND_COLOURS[b], hatch=hatch,
+                       edgecolor="white", linewidth=0.3,
+                       label=b if mode == "gated" else None)
+                bottom += v
+        ax.set_xticks(np.arange(len(names)), names, rotation=60, ha="right", fontsize=7)
+        ax.set_ylabel("engine cycles")
+        ax.set_title(f"{title}: per layer, dense (hatched) and gated, by what bounds the cycles",
+                     fontsize=9)
+    axes[0, 0].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.005, 1.0))
+    fig.suptitle(f"What bounds each layer ({level})", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def resources_figure(used: dict, budget: dict, config: str):
     """Resource estimate as a share of the part's budget."""
     plt = _plt()

@@ -88,16 +88,45 @@ module dg_compute
     logic L_no_mac;                    // no active input channel: acc = 0 (+ bias), no patch, no weights
     logic lc_n_is1, lc_k_is1, lc_s_is1, lc_sg_gt1;
     logic [31:0] lc_scs;               // stride * stored input channels (im2col column step)
-    // im2col: q * kc for q = 1 .. Tn (the lanes' kernel-row crossings), as shift-adds of the
-    // constant q: Tn shared multiplies (DSP48E2) off the lane-validity path
-    logic [31:0] lc_qkc [1:DG_TN];
+    // im2col lanes (issue 16: no per-lane division or multiply in c0): lane i of a step is
+    // tap o0 + i of lane 0's kernel row, i.e. byte l_o[i] = (o0 + i) mod kc of the row l_m[i]
+    // = (o0 + i) div kc rows past lane 0's, whose bank rows are l_b[i] = l_m[i] * dq. A
+    // pixel's first step has o0 = 0: (i mod kc, i div kc, (i div kc) * dq), layer constants
+    // lc_o0 / lc_m0 (one register stage from L.kc: i < Tn, so only kc < Tn divides) and lc_b0
+    // (shift-adds, a second stage; L is latched >= 2 cycles before `run`). A step advances
+    // every lane by Tn = qa*kc + ra taps: o' = o + ra (- kc when o >= kc - ra: the lane
+    // crosses a row, wrap), and lane 0 crosses with it (w0), so l_m' = l_m + wrap - w0 and
+    // l_b' = l_b + (wrap - w0) * dq. The last step's lanes past the kernel's kkc taps are
+    // lc_lastmask = 0 ((S - 1) * Tn + i >= kkc).
+    localparam int LMW = $clog2(DG_TN + 1);       // l_m / lc_m0 width: 0 .. Tn
+    logic [LMW-1:0] lc_m0 [DG_TN];
+    logic [15:0] lc_o0 [DG_TN];
+    logic [IAW-1:0] lc_b0 [DG_TN];
+    logic [15:0] lc_kmr;                          // kc - ra: a lane at o >= kc - ra wraps
+    logic [DG_TN-1:0] lc_lastmask;
+    logic [15:0] lc_nin;                          // L.n_in
     always_ff @(posedge clk) begin
-        for (int q = 1; q <= DG_TN; q++) begin
-            logic [31:0] a;
-            a = '0;
-            for (int k = 0; k < 8; k++) if (((q >> k) & 1) == 1) a = a + (32'(L.kc) << k);
-            lc_qkc[q] <= a;
+        for (int i = 0; i < DG_TN; i++) begin
+            logic [LMW-1:0] m;
+            logic [15:0] o;
+            logic [IAW-1:0] b;
+            m = '0;
+            o = 16'(i);
+            for (int v = 1; v < DG_TN; v++) begin
+                if (L.kc == 16'(v)) begin
+                    m = LMW'(i / v);
+                    o = 16'(i % v);
+                end
+            end
+            lc_m0[i] <= m;
+            lc_o0[i] <= o;
+            b = '0;
+            for (int k = 0; k < LMW; k++) if (lc_m0[i][k]) b = b + (IAW'(L.i2c_dq) << k);
+            lc_b0[i] <= b;
+            lc_lastmask[i] <= ((32'(L.S) - 32'd1) << TNL) + 32'(i) < 32'(L.kkc);
         end
+        lc_kmr <= L.kc - L.i2c_ra;
+        lc_nin <= L.n_in;
         L_no_mac <= L.n_in == 16'd0;
         lc_n_is1 <= L.N == 16'd1;
         lc_k_is1 <= L.k == 1;
@@ -109,8 +138,12 @@ module dg_compute
     cp_state_t cp_state;
     logic [7:0] cp_py, cp_px, cp_ky, cp_kx;
     logic [15:0] cp_ng;
+    logic [15:0] cp_nrem;          // n_in - cp_ng * Tn: the n-group's active lanes (>= 1)
     logic [WAW-1:0] cp_wa;
     logic [15:0] cp_o0, cp_ky0;    // im2col: lane 0's tap = byte cp_o0 of kernel row cp_ky0
+    logic [15:0] l_o [DG_TN];      // im2col: lane i's byte of its kernel row (l_o[0] = cp_o0)
+    logic [LMW-1:0] l_m [DG_TN];   // its kernel rows past lane 0's
+    logic [IAW-1:0] l_b [DG_TN];   // l_m[i] * i2c_dq: its bank-row offset
     logic cp_res_only;
     logic cp_gb;                   // weight/param bank of the tile's group
     logic [7:0] cp_ny, cp_nx;      // loop extents (conv tile or output tile)
@@ -152,7 +185,7 @@ module dg_compute
     logic [DG_TN*9-1:0] c2_x;
     logic [DG_TM-1:0] c1_dlane, c2_dlane;      // depthwise: lanes fed in this step
     logic [7:0] c1_sel;                        // depthwise: the step's first tap (DW_TPS per step)
-    logic [DG_TM*DW_TPS*8-1:0] c2_wd;
+    logic [DG_TM*DW_TPS-1:0] c2_won;            // depthwise: lane m's slot j is fed (dg_mac_array in_won)
     logic [DG_TM*DW_TPS*9-1:0] c2_xd;
     // depthwise: per kernel tap its dw bank and whether it is inside the input (and not a
     // zeroed halo); per dw bank the rotation of its read (lane 0's column)
@@ -168,7 +201,7 @@ module dg_compute
     logic c2_whalf;
     dg_mac_array #(.TM(DG_TM), .TN(DG_TN), .TAG_W(MTAG_W), .TPS(DW_TPS)) mac (
         .clk(clk), .rst(rst), .in_valid(c2_v), .in_first(c2_first), .in_last(c2_last),
-        .in_w(wb_q), .in_x(c2_x), .in_dw(L.dw), .in_wd(c2_wd), .in_xd(c2_xd),
+        .in_w(wb_q), .in_x(c2_x), .in_dw(L.dw), .in_won(c2_won), .in_whalf(c2_whalf), .in_xd(c2_xd),
         .in_tag({c2_gb, c2_res_only, c2_tlast, c2_py, c2_px, c2_sg, rb_q}),
         .out_valid(mac_v), .out_acc(mac_acc), .out_tag(mac_tag));
 
@@ -187,9 +220,13 @@ module dg_compute
         cp_ky <= 8'd0;
         cp_kx <= 8'd0;
         cp_ng <= 16'd0;
+        cp_nrem <= lc_nin;
         cp_wa <= '0;
         cp_o0 <= 16'd0;
         cp_ky0 <= 16'd0;
+        l_o <= lc_o0;
+        l_m <= lc_m0;
+        l_b <= lc_b0;
         cp_t <= 8'd0;
         cp_q <= 8'd0;
         f_ng_last <= lc_n_is1;
@@ -247,22 +284,37 @@ module dg_compute
                               + IAW'(i2c_cb + 32'(cp_o0));
     logic [DG_TN-1:0] i2c_lane;
     logic [IAW-1:0] i2c_badd [NB];
+    // the loaded byte window [t_lo, t_hi) relative to the pixel's column byte i2c_cb: lane i
+    // is inside when lo_d <= l_o[i] < hi_d (l_o < 2^16)
+    wire signed [33:0] lo_d = 34'(t_lo[cp_h]) - 34'(i2c_cb);
+    wire signed [33:0] hi_d = 34'(t_hi[cp_h]) - 34'(i2c_cb);
+    wire lo_le0 = lo_d <= 0, lo_big = lo_d >= 34'sd65536;
+    wire hi_le0 = hi_d <= 0, hi_big = hi_d >= 34'sd65536;
+    // bank b holds lane (b - addr) mod NB: a rotation of the lanes' offsets, as radix-4
+    // barrel stages (one 4:1 mux, a LUT6, per bit and stage; i2c_lb[s]: after s stages)
+    localparam int NBST = (NBL + 1) / 2;
+    logic [IAW-1:0] i2c_lb [NBST+1][NB];
     always_comb begin
-        for (int b = 0; b < NB; b++) i2c_badd[b] = '0;
+        for (int p = 0; p < NB; p++) i2c_lb[0][p] = (p < DG_TN) ? l_b[p % DG_TN] : '0;
+        for (int k = 0; k < NBST; k++) begin
+            logic [1:0] d;
+            d = 2'((32'(i2c_addr) >> (2 * k)) & ((2 * k + 1 < NBL) ? 3 : 1));
+            for (int b = 0; b < NB; b++) begin
+                logic [IAW-1:0] c4 [4];
+                for (int e = 0; e < 4; e++) c4[e] = i2c_lb[k][(b + NB - (e << (2 * k)) % NB) % NB];
+                i2c_lb[k+1][b] = c4[d];
+            end
+        end
+        for (int b = 0; b < NB; b++) i2c_badd[b] = i2c_lb[NBST][b];
         for (int i = 0; i < DG_TN; i++) begin
-            logic [31:0] t, m, o, row, w;
+            logic [31:0] row;
             logic fv, rv, cv;
-            t = 32'(cp_o0) + 32'(i);
-            m = 32'd0;                            // kernel rows past lane 0's: t div kc
-            for (int q = 1; q <= DG_TN; q++) if (t >= lc_qkc[q]) m = 32'(q);
-            o = t - m * 32'(L.kc);
-            fv = 32'(cp_wa) * DG_TN + 32'(i) < 32'(L.kkc);
-            row = 32'(i2c_r0) + m;
+            fv = !f_wa_last || lc_lastmask[i];
+            row = 32'(i2c_r0) + 32'(l_m[i]);
             rv = fv && row < PMAX && row_ok[cp_h][$clog2(PMAX)'(row)];
-            w = i2c_cb + o;
-            cv = w >= 32'(t_lo[cp_h]) && w < 32'(t_hi[cp_h]);
+            cv = (lo_le0 || (!lo_big && l_o[i] >= lo_d[15:0]))
+                 && !hi_le0 && (hi_big || l_o[i] < hi_d[15:0]);
             i2c_lane[i] = fv && rv && cv;
-            i2c_badd[(32'(i2c_addr) + 32'(i)) % NB] = IAW'(m * 32'(L.i2c_dq));
         end
     end
     wire cp_ok = !cp_res_only && !L_no_mac && (L.im2col || L.dw || (row_ok[cp_h][cp_ri] && col_ok[cp_h][cp_ci] && cp_halo_ok));
@@ -333,29 +385,54 @@ module dg_compute
     wire cp_issue = cp_state == CP_RUN && !cp_stall;
     logic [DG_TN-1:0] cp_lane;
     always_comb begin
-        for (int i = 0; i < DG_TN; i++) cp_lane[i] = L.im2col ? i2c_lane[i] : 32'(cp_ng) * DG_TN + i < 32'(L.n_in);
+        for (int i = 0; i < DG_TN; i++) cp_lane[i] = L.im2col ? i2c_lane[i] : 32'(i) < 32'(cp_nrem);
     end
 
+    // the byte rotations below (element i of the result = element (i + r) mod N of the
+    // input) as radix-4 barrel stages: one 4:1 mux (a LUT6) per bit and stage
+    localparam int DWST = (DW_NBWL + 1) / 2;
+    logic [7:0] ib_rot [NBST+1][NB];            // dense: ib_q rotated by c2_rot
+    logic [7:0] dw_rot [DW_TPS][DWST+1][DW_NBW]; // depthwise: slot j's bank rotated by c2_jrot[j]
     always_comb begin
+        for (int b = 0; b < NB; b++) ib_rot[0][b] = ib_q[b];
+        for (int k = 0; k < NBST; k++) begin
+            logic [1:0] d;
+            d = 2'((32'(c2_rot) >> (2 * k)) & ((2 * k + 1 < NBL) ? 3 : 1));
+            for (int b = 0; b < NB; b++) begin
+                logic [7:0] c4 [4];
+                for (int e = 0; e < 4; e++) c4[e] = ib_rot[k][(b + (e << (2 * k))) % NB];
+                ib_rot[k+1][b] = c4[d];
+            end
+        end
+        for (int j = 0; j < DW_TPS; j++) begin
+            for (int c = 0; c < DW_NBW; c++) dw_rot[j][0][c] = dw_q[c2_jbk[j]][c];
+            for (int k = 0; k < DWST; k++) begin
+                logic [1:0] d;
+                d = 2'((32'(c2_jrot[j]) >> (2 * k)) & ((2 * k + 1 < DW_NBWL) ? 3 : 1));
+                for (int c = 0; c < DW_NBW; c++) begin
+                    logic [7:0] c4 [4];
+                    for (int e = 0; e < 4; e++) c4[e] = dw_rot[j][k][(c + (e << (2 * k))) % DW_NBW];
+                    dw_rot[j][k+1][c] = c4[d];
+                end
+            end
+        end
         for (int i = 0; i < DG_TN; i++) begin
             logic [7:0] v;
-            v = ib_q[(32'(c2_rot) + i) % NB];
+            v = ib_rot[NBST][i];
             c2_x[i*9 +: 9] = (c2_ok && c2_lane[i]) ? (L.in_signed ? {v[7], v} : {1'b0, v}) : 9'd0;
         end
         // depthwise: lane m's slot j is tap t = c2_sel + j: its byte is column (rot + m) mod
         // DW_NBW of the tap's dw bank, its weight byte t mod Tn of its row word (the step's
-        // taps share a word: DW_TPS divides Tn)
+        // taps share a word: DW_TPS divides Tn; t mod Tn = j (+ Tn/2 when c2_whalf), which the
+        // MAC array selects from wb_q itself)
         for (int m = 0; m < DG_TM; m++) begin
             for (int j = 0; j < DW_TPS; j++) begin
                 logic [7:0] v;
                 logic on;
-                int wi;
-                v = dw_q[c2_jbk[j]][(32'(c2_jrot[j]) + m) % DW_NBW];
+                v = dw_rot[j][DWST][m];
                 on = c2_ok && c2_dlane[m] && c2_jon[j];
-                // tap t = c2_sel + j, c2_sel a multiple of DW_TPS = Tn/2: t mod Tn = j (+ Tn/2)
-                wi = (DG_TN == 1) ? 0 : j + (c2_whalf ? DW_TPS : 0);
                 c2_xd[(m*DW_TPS+j)*9 +: 9] = on ? (L.in_signed ? {v[7], v} : {1'b0, v}) : 9'd0;
-                c2_wd[(m*DW_TPS+j)*8 +: 8] = on ? wb_q[(m * DG_TN + wi) * 8 +: 8] : 8'd0;
+                c2_won[m*DW_TPS+j] = on;
             end
         end
     end
@@ -485,6 +562,15 @@ module dg_compute
                                     cp_o0 <= cp_o0 + L.i2c_ra;
                                     cp_ky0 <= cp_ky0 + L.i2c_qa;
                                 end
+                                for (int i = 0; i < DG_TN; i++) begin
+                                    logic wr, w0;
+                                    wr = l_o[i] >= lc_kmr;
+                                    w0 = l_o[0] >= lc_kmr;
+                                    l_o[i] <= wr ? l_o[i] - lc_kmr : l_o[i] + L.i2c_ra;
+                                    l_m[i] <= l_m[i] + LMW'(wr) - LMW'(w0);
+                                    l_b[i] <= (wr && !w0) ? l_b[i] + IAW'(L.i2c_dq)
+                                            : (!wr && w0) ? l_b[i] - IAW'(L.i2c_dq) : l_b[i];
+                                end
                             end else if (L.dw) begin
                                 if (!dw_qlast) begin
                                     cp_q <= cp_q + 8'd1;              // the other lane parity
@@ -497,6 +583,7 @@ module dg_compute
                                 end
                             end else if (f_ng_last) begin
                                 cp_ng <= 16'd0;
+                                cp_nrem <= lc_nin;
                                 f_ng_last <= lc_n_is1;
                                 if (f_kx_last) begin
                                     cp_kx <= 8'd0;
@@ -509,6 +596,7 @@ module dg_compute
                                 end
                             end else begin
                                 cp_ng <= cp_ng + 16'd1;
+                                cp_nrem <= cp_nrem - 16'(DG_TN);
                                 f_ng_last <= nx_ng_last;
                             end
                         end

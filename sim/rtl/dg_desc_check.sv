@@ -124,6 +124,7 @@ module dg_desc_check
     logic [15:0] side_q;                // input patch side (formats patch side)
     logic [15:0] cin_st_q, cout_st_q;   // stored channels
     logic [31:0] want_out_h_q, want_out_w_q;
+    logic        halo_out_bad_q;        // zero_halo: out_h / out_w != ceil(in_h / stride) (/ in_w)
     logic        conv_neg_q;
     logic        reserved_q, kernel_ok_q;
     // product-derived values, registered (settled one cycle after their products)
@@ -147,6 +148,8 @@ module dg_desc_check
         conv_neg_q <= conv_h_num < 0 || conv_w_num < 0;
         want_out_h_q <= maxpool ? ((conv_h - 32'd1) >> 1) + 32'd1 : conv_h;
         want_out_w_q <= maxpool ? ((conv_w - 32'd1) >> 1) + 32'd1 : conv_w;
+        halo_out_bad_q <= 32'(out_h) != ((32'(in_h) + 32'(stride) - 32'd1) >> (stride == 2'd2 ? 1 : 0))
+                          || 32'(out_w) != ((32'(in_w) + 32'(stride) - 32'd1) >> (stride == 2'd2 ? 1 : 0));
         ct_q <= ct;
         // (ct - 1) * stride + k; stride is 1 or 2 wherever the value is used (checked first)
         side_q <= ((ct - 16'd1) << (stride == 2'd2 ? 1 : 0)) + 16'(k);
@@ -164,40 +167,51 @@ module dg_desc_check
                 : im2col ? ((32'(P[PKKC]) + 32'(DG_TN - 1)) >> TNL) << TNL : 32'(P[PKKC]);
     end
 
-    // operands of issue slot `step`
+    // operands of issue slot `step`: `iss`, one-hot (bit i while step == i < NP, busy), selects
+    // them (an AND-OR of the slots, no decode of `step` on the path: issue 16)
+    logic [NP-1:0] iss;
     logic [31:0] opa;
     logic [15:0] opb;
     always_comb begin
+        logic [31:0] sa;
+        logic [15:0] sb;
         opa = 32'd0;
         opb = 16'd0;
-        case (step)
-            6'(PN_TILES): begin opa = 32'(grid_h); opb = 16'(grid_w); end
-            6'(PHWI):     begin opa = 32'(in_h); opb = 16'(in_w); end
-            6'(PHWO):     begin opa = 32'(out_h); opb = 16'(out_w); end
-            6'(PKK):      begin opa = 32'(k); opb = 16'(k); end
-            6'(PGHT):     begin opa = 32'(grid_h); opb = 16'(tile); end
-            6'(PGWT):     begin opa = 32'(grid_w); opb = 16'(tile); end
-            6'(PKC):      begin opa = 32'(k); opb = 16'(in_c); end
-            6'(PACC):     begin opa = 32'(ct_q); opb = ct_q; end
-            6'(PSIDE2):   begin opa = 32'(side_q); opb = side_q; end
-            6'(PP0):      begin opa = 32'(in_c); opb = side_q; end
-            6'(PINB):     begin opa = 32'(P[PHWI]); opb = cin_st_q; end
-            6'(POUTB):    begin opa = 32'(P[PHWO]); opb = cout_st_q; end
-            6'(PRESB):    begin opa = 32'(P[PHWO]); opb = 16'(out_c); end
-            6'(PKKC):     begin opa = 32'(P[PKK]); opb = 16'(in_c); end
-            6'(PWFIT):    begin opa = 32'(P[PKK]); opb = 16'(n_in); end
-            6'(PSUMS):    begin opa = 32'(P[PN_TILES]); opb = cout_st_q; end
-            6'(PPFIT):    begin opa = 32'(P[PSIDE2]); opb = cin_st_q; end
-            6'(PI2CF):    begin opa = pitch_q; opb = side_q; end
-            6'(PWB):      begin opa = wsel_q; opb = 16'(out_c); end
-            6'(PROW):     begin opa = 32'(in_w); opb = cin_st_q; end
+        for (int i = 0; i < NP; i++) begin
+          sa = 32'd0;
+          sb = 16'd0;
+          case (i)
+            PN_TILES: begin sa = 32'(grid_h); sb = 16'(grid_w); end
+            PHWI:     begin sa = 32'(in_h); sb = 16'(in_w); end
+            PHWO:     begin sa = 32'(out_h); sb = 16'(out_w); end
+            PKK:      begin sa = 32'(k); sb = 16'(k); end
+            PGHT:     begin sa = 32'(grid_h); sb = 16'(tile); end
+            PGWT:     begin sa = 32'(grid_w); sb = 16'(tile); end
+            PKC:      begin sa = 32'(k); sb = 16'(in_c); end
+            PACC:     begin sa = 32'(ct_q); sb = ct_q; end
+            PSIDE2:   begin sa = 32'(side_q); sb = side_q; end
+            PP0:      begin sa = 32'(in_c); sb = side_q; end
+            PINB:     begin sa = 32'(P[PHWI]); sb = cin_st_q; end
+            POUTB:    begin sa = 32'(P[PHWO]); sb = cout_st_q; end
+            PRESB:    begin sa = 32'(P[PHWO]); sb = 16'(out_c); end
+            PKKC:     begin sa = 32'(P[PKK]); sb = 16'(in_c); end
+            PWFIT:    begin sa = 32'(P[PKK]); sb = 16'(n_in); end
+            PSUMS:    begin sa = 32'(P[PN_TILES]); sb = cout_st_q; end
+            PPFIT:    begin sa = 32'(P[PSIDE2]); sb = cin_st_q; end
+            PI2CF:    begin sa = pitch_q; sb = side_q; end
+            PWB:      begin sa = wsel_q; sb = 16'(out_c); end
+            PROW:     begin sa = 32'(in_w); sb = cin_st_q; end
             default: ;
-        endcase
+          endcase
+          opa = opa | (iss[i] ? sa : 32'd0);
+          opb = opb | (iss[i] ? sb : 16'd0);
+        end
     end
     // step: 0..NP-1 issue, NP+2 last product in P, NP+3 fail_q, NP+4 group regs, NP+5 result
     localparam int STEPS = NP + 5;
     always_ff @(posedge clk) begin
         mv <= 1'b0;
+        iss <= iss << 1;
         if (busy) begin
             step <= step + 6'd1;
             if (32'(step) < NP) begin
@@ -217,6 +231,7 @@ module dg_desc_check
         if (mv2) P[mi2] <= mp;
         if (start) begin
             step <= 6'd0;
+            iss <= NP'(1);
             busy <= 1'b1;
             done <= 1'b0;
         end
@@ -314,8 +329,7 @@ module dg_desc_check
         `DG_FAIL(zero_halo && !tile_gated, DG_DESC_ZERO_HALO_ERR, DG_DESC_ZERO_HALO_WORD)
         // zero_halo only where the input is the output's tile grid scaled by the stride
         // (out = ceil(in / stride), no fused max-pool): formats.validate_descriptor
-        `DG_FAIL(zero_halo && (maxpool || 32'(out_h) != ((32'(in_h) + 32'(stride) - 32'd1) >> (stride == 2'd2 ? 1 : 0))
-                 || 32'(out_w) != ((32'(in_w) + 32'(stride) - 32'd1) >> (stride == 2'd2 ? 1 : 0))), DG_DESC_ZERO_HALO_ERR, DG_DESC_ZERO_HALO_WORD)
+        `DG_FAIL(zero_halo && (maxpool || halo_out_bad_q), DG_DESC_ZERO_HALO_ERR, DG_DESC_ZERO_HALO_WORD)
         `DG_FAIL(residual && res_mult[31], DG_DESC_RES_MULT_ERR, DG_DESC_RES_MULT_WORD)
         `DG_FAIL(!residual && res_mult != 0, DG_DESC_RES_MULT_ERR, DG_DESC_RES_MULT_WORD)
         `DG_FAIL(in_place && (!residual || !tile_gated), DG_DESC_IN_PLACE_ERR, DG_DESC_IN_PLACE_WORD)
@@ -384,13 +398,20 @@ module dg_desc_check
     end
 
     // ---- the first failing check: per group of 8, then over the groups (registered)
-    logic [NG-1:0] g_any;
+    // g_nz[g]: group g has a failing condition, q_nz[q]: quad q (groups 4q .. 4q + 3) has,
+    // registered with the group's first (code, entry); the result takes the group with none
+    // before it in its quad nor in an earlier quad (few inputs each, then an AND-OR of the
+    // groups: no chain over the 128 conditions, issue 16)
+    localparam int NQ = NG / 4;
+    logic [NG-1:0] g_nz;
+    logic [NQ-1:0] q_nz;
     logic [7:0]    g_code [NG];
     logic [15:0]   g_entry [NG];
     always_ff @(posedge clk) begin
         fail_q <= fail;
+        for (int g = 0; g < NG; g++) g_nz[g] <= fail_q[g * 8 +: 8] != 8'd0;
+        for (int q = 0; q < NQ; q++) q_nz[q] <= fail_q[q * 32 +: 32] != 32'd0;
         for (int g = NG - 1; g >= 0; g--) begin
-            g_any[g] <= fail_q[g * 8 +: 8] != 8'd0;
             g_code[g] <= 8'd0;
             g_entry[g] <= 16'd0;
             for (int j = 7; j >= 0; j--) begin
@@ -401,14 +422,19 @@ module dg_desc_check
             end
         end
         if (busy && 32'(step) + 1 == STEPS) begin
-            err_code <= 8'd0;
-            err_entry <= 16'd0;
-            for (int g = NG - 1; g >= 0; g--) begin
-                if (g_any[g]) begin
-                    err_code <= g_code[g];
-                    err_entry <= g_entry[g];
-                end
+            logic [7:0] c;
+            logic [15:0] e;
+            c = 8'd0;
+            e = 16'd0;
+            for (int g = 0; g < NG; g++) begin
+                logic first;
+                first = g_nz[g] && (g_nz[(g / 4) * 4 +: 4] & 4'((1 << (g % 4)) - 1)) == 4'd0
+                        && (q_nz & NQ'((1 << (g / 4)) - 1)) == '0;
+                c = c | (first ? g_code[g] : 8'd0);
+                e = e | (first ? g_entry[g] : 16'd0);
             end
+            err_code <= c;
+            err_entry <= e;
         end
     end
     wire unused_ok = &{1'b0, in_signed, emit_sums};

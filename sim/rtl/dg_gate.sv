@@ -80,8 +80,6 @@ module dg_gate
     localparam int MAXO = DG_MAX_OUT_CHANNELS;
     localparam int MAXL = (MAXO > DG_MAX_CLASSES) ? MAXO : DG_MAX_CLASSES;
     localparam int NCELLP = 32 * ((NCELL + 31) / 32) + 8 * AB;     // bit vectors padded for word reads
-    localparam int MAXOP = 32 * ((MAXO + 31) / 32) + 8 * AB;
-    localparam int MAXCP = 32 * ((MAXC + 31) / 32) + 8 * AB;
     localparam int NIW = $clog2(NCELLP);                          // index of spat
     localparam int SH = DG_GATE_RECIP_BITS - DG_GATE_FRAC_BITS;
     localparam logic signed [63:0] LIM = 64'(DG_GATE_BIAS_LIMIT);
@@ -103,6 +101,9 @@ module dg_gate
     // (dgfpga.perf.cycle_model.gate_lanes).
     localparam int GL = (AB / 2 < DG_TN) ? AB / 2 : DG_TN;
     localparam int GLL = $clog2(GL);
+    if (SW < PVW || SW < 17) begin : g_chk_sw
+        $error("dg_gate: the shared row multiplier needs SW >= PVW and SW >= 17");
+    end
 
     // ------------------------------------------------------------------ record fields
 `define DG_G(F) `DG_REC(rec, GATE, F)
@@ -436,8 +437,7 @@ module dg_gate
     logic [SEGW:0] s_bl, s_cap;       // stream: elements left in the beat; lanes of the kind
     // lanes a kind can fill in one cycle: its elements per beat, at most GL for the streams into
     // or out of the lane-banked memories (the logic of a kind exists only for its lanes)
-    localparam int LN1 = GL;                                  // 1-byte elements (head W)
-    localparam int LN2 = GL;                                  // 2-byte (ws, w1, w2): AB/2 or Tn
+    localparam int LN2 = GL;                                  // 2-byte (ws, w1, w2), 1-byte (head W): AB/2 or Tn
     localparam int LN4 = (AB / 4 < GL) ? AB / 4 : GL;         // 4-byte (recip, sums, m1, mask, head bias)
     localparam int LN8 = (AB / 8 < GL) ? AB / 8 : GL;         // 8-byte (bs, o1, b2)
     logic        e_v, f_v, g_v, h_v;
@@ -453,10 +453,12 @@ module dg_gate
     logic [LBW-1:0] f_bl [GL];     // sums: the lane of bank b, valid
     logic [GL-1:0] f_bv;
     logic [5:0]  g_pc [LN4];          // gate-2 masks: the active channels of a channel bitmap word
-    // gate-2 masks: the word each lane writes in stage G (into spat, or into chin)
+    // gate-2 masks: the word each lane writes in stage G (into spat, or into the ci banks)
     logic [LN4-1:0] g_mk_we, g_mk_sp;
     logic [15:0] g_mk_wi [LN4];
     logic [31:0] g_mk_d [LN4];
+    logic [LN4-1:0] f_msp;            // gate-2 masks, stage F: word e is the tile bitmap's (e < g2_wt)
+    logic [15:0] f_mwi [LN4];         // and its index in its bitmap
     logic [31:0] f_vm [LN4];          // gate-2 masks: the word's valid bits          // gate-2 masks: conv1's channel bitmap words (padding cleared)
     logic signed [63:0] f_x [AB];
     logic signed [63:0] g_p [GL];   // products (w1, w2, head W) or hidden A*m1
@@ -477,10 +479,8 @@ module dg_gate
     logic signed [63:0] bs_r;
     // (recip, Pt, A, m1, h and the logits: lane-banked RAMs, see "lane-banked memories")
     logic [NCELLP-1:0] spat;
-    logic [MAXOP-1:0] chan;
     // gate-2: conv1's channel mask as read (the tile mask goes to `spat`), its active channels,
     // a padding bit seen in either bitmap (reported after the parameter checks), the tile scan
-    logic [MAXCP-1:0] chin;
     logic [15:0] t2_nc;
     logic        m_bad;
     logic [15:0] t2_t, t2_t0;         // scanned tile, first tile of the current run
@@ -596,13 +596,15 @@ module dg_gate
     // elements), so every bank has one registered write port and one read port. Writes land a
     // cycle late: nothing reads an entry in the cycle after writing it (each array is read in a
     // later stream / phase; the logits' bias add touches each entry once).
-    // DG_BANKS: asynchronous read (distributed RAM), for the reciprocals (rc: a few entries
-    // per bin). DG_SBANKS: synchronous read, block RAM where deep (issue 16: at 2048 channels
+    // Asynchronous read (distributed RAM) for the reciprocals (rc: a few entries per bin);
+    // the others a synchronous read, block RAM where deep (issue 16: at 2048 channels
     // these vectors were 13.8k LUT of LUTRAM): the read address is presented a cycle ahead
     // (the stream's stage E, the write jobs' next beat, the pool's next step), the data in
     // stage F / the step. The channel sums (ac) are read and written in the same stage F (a
     // SUMS row adds onto the sums): the write of the segment before is forwarded (ac_fw_*).
-`define DG_BANKS(NAME, W, DEPTH) \
+// DG_BANKS(NAME, W, DEPTH, SYNC): GL lane banks NAME of W-bit entries, DEPTH in all; SYNC = 1:
+// a registered read port (block RAM from BRAM_MIN_DEPTH rows), SYNC = 0: an asynchronous read
+`define DG_BANKS(NAME, W, DEPTH, SYNC) \
     localparam int NAME``_D = ((DEPTH) + GL - 1) / GL; \
     localparam int NAME``_AW = (NAME``_D > 1) ? $clog2(NAME``_D) : 1; \
     logic [GL-1:0] NAME``_we; \
@@ -611,45 +613,37 @@ module dg_gate
     logic [NAME``_AW-1:0] NAME``_ra [GL]; \
     logic [W-1:0] NAME``_q [GL]; \
     for (genvar b = 0; b < GL; b++) begin : g_``NAME \
-        logic [W-1:0] mem [NAME``_D]; \
-        always_ff @(posedge clk) if (NAME``_we[b]) mem[NAME``_wa[b]] <= NAME``_wd[b]; \
-        assign NAME``_q[b] = mem[NAME``_ra[b]]; \
-    end
-`define DG_SBANKS(NAME, W, DEPTH) \
-    localparam int NAME``_D = ((DEPTH) + GL - 1) / GL; \
-    localparam int NAME``_AW = (NAME``_D > 1) ? $clog2(NAME``_D) : 1; \
-    logic [GL-1:0] NAME``_we; \
-    logic [NAME``_AW-1:0] NAME``_wa [GL]; \
-    logic [W-1:0] NAME``_wd [GL]; \
-    logic [NAME``_AW-1:0] NAME``_ra [GL]; \
-    logic [W-1:0] NAME``_q [GL]; \
-    for (genvar b = 0; b < GL; b++) begin : g_``NAME \
-        logic [W-1:0] q_r;            /* a plain register (an array element would not be) */ \
-        if (NAME``_D >= BRAM_MIN_DEPTH) begin : g_bram \
-            (* ram_style = "block" *) logic [W-1:0] mem [NAME``_D]; \
-            always_ff @(posedge clk) begin \
-                if (NAME``_we[b]) mem[NAME``_wa[b]] <= NAME``_wd[b]; \
-                q_r <= mem[NAME``_ra[b]]; \
-            end \
-        end else begin : g_lut \
+        if (!(SYNC)) begin : g_async \
             logic [W-1:0] mem [NAME``_D]; \
-            always_ff @(posedge clk) begin \
-                if (NAME``_we[b]) mem[NAME``_wa[b]] <= NAME``_wd[b]; \
-                q_r <= mem[NAME``_ra[b]]; \
+            always_ff @(posedge clk) if (NAME``_we[b]) mem[NAME``_wa[b]] <= NAME``_wd[b]; \
+            assign NAME``_q[b] = mem[NAME``_ra[b]]; \
+        end else begin : g_sync \
+            logic [W-1:0] q_r;        /* a plain register (an array element would not be) */ \
+            if (NAME``_D >= BRAM_MIN_DEPTH) begin : g_bram \
+                (* ram_style = "block" *) logic [W-1:0] mem [NAME``_D]; \
+                always_ff @(posedge clk) begin \
+                    if (NAME``_we[b]) mem[NAME``_wa[b]] <= NAME``_wd[b]; \
+                    q_r <= mem[NAME``_ra[b]]; \
+                end \
+            end else begin : g_lut \
+                logic [W-1:0] mem [NAME``_D]; \
+                always_ff @(posedge clk) begin \
+                    if (NAME``_we[b]) mem[NAME``_wa[b]] <= NAME``_wd[b]; \
+                    q_r <= mem[NAME``_ra[b]]; \
+                end \
             end \
+            assign NAME``_q[b] = q_r; \
         end \
-        assign NAME``_q[b] = q_r; \
     end
     localparam int BRAM_MIN_DEPTH = 128;  // a bank this deep goes to block RAM (ultra96: 256)
-    `DG_BANKS(rc, 32, NCELL + 1)      // reciprocals R(n) per bin, then R(H*W)
-    `DG_SBANKS(pt, PVW, MAXC)         // pooled totals Pt per channel
-    `DG_SBANKS(am, AW, MAXC)          // fc1 row sums A per hidden unit (|A| < 2^(AW-1))
-    `DG_SBANKS(m1, 32, MAXC)          // hidden requant multipliers
-    `DG_SBANKS(hm, 16, MAXC)          // hidden units h
-    `DG_SBANKS(lg, 64, MAXL)          // channel-gate logits without b2 / head logits
-    `DG_SBANKS(ac, SW, MAXC)          // channel sums of SUMS (|S| < 2^(SW-1))
+    `DG_BANKS(rc, 32, NCELL + 1, 0)   // reciprocals R(n) per bin, then R(H*W)
+    `DG_BANKS(pt, PVW, MAXC, 1)       // pooled totals Pt per channel
+    `DG_BANKS(am, AW, MAXC, 1)        // fc1 row sums A per hidden unit (|A| < 2^(AW-1))
+    `DG_BANKS(m1, 32, MAXC, 1)        // hidden requant multipliers
+    `DG_BANKS(hm, 16, MAXC, 1)        // hidden units h
+    `DG_BANKS(lg, 64, MAXL, 1)        // channel-gate logits without b2 / head logits
+    `DG_BANKS(ac, SW, MAXC, 1)        // channel sums of SUMS (|S| < 2^(SW-1))
 `undef DG_BANKS
-`undef DG_SBANKS
     // row of bank b holding the entry of [base, base + GL) that falls into it
     function automatic logic [31:0] brow(input logic [31:0] base, input int b);
         return (base + ((32'(b) - base) & 32'(GL - 1))) >> GLL;
@@ -686,6 +680,43 @@ module dg_gate
     logic [RW-1:0] rc_cur;            // R(n) <= 2^RB: checked as it streams in
     always_ff @(posedge clk) rc_cur <= RW'(rc_q[lane(32'(rc_i))]);
 
+    // gate-2: conv1's channel bitmap as read (max_in_channels bits) in LN4 word RAM banks (word w
+    // in bank w mod LN4, row w div LN4; issue 16: a bit vector written by word at run-time
+    // indices): written from stage G (the mask stream's channel words, ascending, at most LN4
+    // per cycle), read by the gate-2 pool a word ahead into the window ci_win, whose low GL
+    // bits are the step's channels lc.. (the window shifts by GL per step and reloads the next
+    // word after its last step; outside G_POOL2 it holds word 0, read at row 0)
+    localparam int LN4B = (LN4 > 1) ? $clog2(LN4) : 1;
+    localparam int CIW = (MAXC + 31) / 32;
+    localparam int CI_D = (CIW + LN4 - 1) / LN4;
+    localparam int CI_AW = (CI_D > 1) ? $clog2(CI_D) : 1;
+    logic [LN4-1:0] ci_we;
+    logic [CI_AW-1:0] ci_wa [LN4];
+    logic [31:0] ci_wd [LN4];
+    logic [CI_AW-1:0] ci_ra;
+    logic [31:0] ci_q [LN4];
+    logic [31:0] ci_win;
+    for (genvar k = 0; k < LN4; k++) begin : g_ci
+        logic [31:0] mem [CI_D];
+        logic [31:0] q_r;
+        always_ff @(posedge clk) begin
+            if (ci_we[k]) mem[ci_wa[k]] <= ci_wd[k];
+            q_r <= mem[ci_ra];
+        end
+        assign ci_q[k] = q_r;
+    end
+    always_comb begin
+        logic [31:0] w;
+        w = (st == G_POOL2) ? (32'(lc) + 32'(2 * GL)) >> 5 : 32'd0;
+        ci_ra = CI_AW'(w >> ((LN4 > 1) ? LN4B : 0));
+    end
+    always_ff @(posedge clk) begin
+        if (st != G_POOL2) ci_win <= ci_q[0];
+        else if (32'(lc[4:0]) + 32'(GL) >= 32)
+            ci_win <= ci_q[LN4B'((32'(lc) >> 5) + 32'd1) & LN4B'(LN4 - 1)];
+        else ci_win <= ci_win >> GL;
+    end
+
     // the pool datapath, GL lanes: P = (S*R + 2^(RB-F-1)) >>> (RB-F), shared by the gate
     // record's bins and totals (G_POOL: S = the channel sums of lanes lc..) and the gate-2
     // totals (G_POOL2: channel lc + l takes the compact sum of its index j when conv1 kept it,
@@ -701,8 +732,8 @@ module dg_gate
     logic [31:0] a2_c;
     always_comb begin
         logic [31:0] k;
-        // gate-2: chin shifts down by GL per step of the pass, so lane l's bit is chin[l]
-        for (int l = 0; l < GL; l++) pl_on[l] = 32'(l) < 32'(lc_rem) && chin[l];
+        // gate-2: lane l's bit is ci_win[l] (the window above)
+        for (int l = 0; l < GL; l++) pl_on[l] = 32'(l) < 32'(lc_rem) && ci_win[l];
         pl_k = 32'd0;
         for (int l = 0; l < GL; l++) pl_k = pl_k + 32'(pl_on[l]);
         k = 32'd0;                    // channels kept below lane l: lane l reads bank j + k
@@ -734,6 +765,11 @@ module dg_gate
     logic q_v, q_tot;
     logic [GL-1:0] q_lv;
     logic signed [SW-1:0] q_s [GL];
+    // the lanes' shared multiplier (see "arithmetic"): mm[l] = ma[l] * mb[l]
+    localparam int MAW = (RW + 1 > 16) ? RW + 1 : 16;             // {0, R} or an int16 weight
+    logic signed [MAW-1:0] ma [GL];
+    logic signed [SW-1:0] mb [GL];
+    logic signed [SW+MAW-1:0] mm [GL];
     logic [31:0] q_c;
     wire pipe_busy = e_v || f_v || g_v || h_v || q_v || a2_v;   // the stream or the pool pipeline
     function automatic logic [CGL-1:0] cgrp(input logic [31:0] c);   // c div GL
@@ -843,7 +879,10 @@ module dg_gate
         s3_cy <= s2_cy;
         s2_cx <= s1_cx;
         s3_cx <= s2_cx;
-        for (int kb = 0; kb < 3; kb++) begin
+        // (bank 0's products from the lanes' shared multiplier, the others their own)
+        for (int l = 0; l < GL; l++)
+            s2_prod[0][l] <= (s1_kxv[0] && s1_lv[l]) ? (PVW+16)'(mm[l]) : '0;
+        for (int kb = 1; kb < 3; kb++) begin
             for (int l = 0; l < GL; l++)
                 s2_prod[kb][l] <= (s1_kxv[kb] && s1_lv[l])
                                   ? (PVW+16)'(ws_q[s1_kx[kb]][l]) * (PVW+16)'(p_q[l]) : '0;
@@ -893,22 +932,11 @@ module dg_gate
 
     // ------------------------------------------------------------------ arithmetic
     // the products at their exact widths (SW, AW, RW above); int64 wrap as the reference's
-    function automatic logic signed [SW+RW:0] pool_prod(input logic signed [SW-1:0] s, input logic [RW-1:0] r);
-        return s * signed'({1'b0, r});
-    endfunction
-    function automatic logic signed [63:0] pool(input logic signed [SW-1:0] s, input logic [RW-1:0] r);
+    // P = (S*R + 2^(RB-F-1)) >>> (RB-F) of the product S*R (mm: exact, SW + RW + 1 <= SW + MAW bits)
+    function automatic logic signed [63:0] pool_of(input logic signed [63:0] p);
         logic signed [63:0] t;
-        t = 64'(pool_prod(s, r)) + (64'sd1 <<< (SH - 1));
+        t = p + (64'sd1 <<< (SH - 1));
         return t >>> SH;
-    endfunction
-    function automatic logic signed [PVW+15:0] fc1_prod(input logic signed [15:0] w, input logic signed [PVW-1:0] p);
-        return w * p;
-    endfunction
-    function automatic logic signed [32:0] fc2_prod(input logic signed [15:0] w, input logic [15:0] h);
-        return w * signed'({1'b0, h});
-    endfunction
-    function automatic logic signed [SW+7:0] head_prod(input logic signed [7:0] w, input logic signed [SW-1:0] s);
-        return w * s;
     endfunction
     function automatic logic signed [AW+31:0] hid_prod(input logic signed [AW-1:0] a, input logic signed [31:0] m);
         return a * m;
@@ -986,10 +1014,29 @@ module dg_gate
         seg_last = nl_min;
         seg_beat_end = bl_min || nl_min;
     end
-    // the saturated counts after this segment (s_rl / s_nl >= 2^(SEGW+1): still >= SAT after it)
-    wire [SEGW:0] rl_s_next = seg_row_end ? rowlen_s : (s_rl[31:SEGW+1] != 0) ? SAT
-                              : sat(32'(s_rl[SEGW:0] - (SEGW + 1)'(seg_n)));
-    wire [SEGW:0] nl_s_next = (s_nl[31:SEGW+1] != 0) ? SAT : sat(32'(s_nl[SEGW:0] - (SEGW + 1)'(seg_n)));
+    // the saturated counts after this segment (s_rl / s_nl >= 2^(SEGW+1): still >= SAT after it);
+    // the low bits less each of the four candidate counts in parallel with the minimum, then
+    // the one of the segment's count selected (no subtract after the minimum's select)
+    logic [SEGW:0] rl_s_next, nl_s_next;
+    always_comb begin
+        logic [SEGW:0] r_bl, r_cap, r_nl, n_bl, n_cap, n_rl, n_nl, r, n;
+        logic bl_m, cap_m, rl_m;
+        r_bl = s_rl[SEGW:0] - s_bl;
+        r_cap = s_rl[SEGW:0] - s_cap;
+        r_nl = s_rl[SEGW:0] - nl_s;
+        n_bl = s_nl[SEGW:0] - s_bl;
+        n_cap = s_nl[SEGW:0] - s_cap;
+        n_rl = s_nl[SEGW:0] - rl_s;
+        n_nl = s_nl[SEGW:0] - nl_s;
+        // (the segment's count: s_bl, else s_cap, else rl_s, else nl_s, as seg_n above)
+        bl_m = s_bl <= s_cap && s_bl <= rl_s && s_bl <= nl_s;
+        cap_m = s_cap <= rl_s && s_cap <= nl_s;
+        rl_m = rl_s <= s_bl && rl_s <= s_cap && rl_s <= nl_s;
+        r = bl_m ? r_bl : cap_m ? r_cap : r_nl;              // (rl_m: the row ends, rowlen_s)
+        n = bl_m ? n_bl : cap_m ? n_cap : rl_m ? n_rl : n_nl;
+        rl_s_next = rl_m ? rowlen_s : (s_rl[31:SEGW+1] != 0) ? SAT : sat(32'(r));
+        nl_s_next = (s_nl[31:SEGW+1] != 0) ? SAT : sat(32'(n));
+    end
 
     // the sums: acc[c] += x as a SUMS beat arrives (the first row of a fresh stream: acc = x),
     // so the update lands at the end of the cycle, as for registers
@@ -1036,19 +1083,118 @@ module dg_gate
         wcmd_beats = w_beats;
     end
 
+    // ------------------------------------------------------------------ channel decisions
+    // The channel gate's decisions (max_out_channels bits: the masks job's channel bitmap,
+    // gate-2's mask_c2, the channel lists) as 32-bit words in WPB RAM banks (word w in bank
+    // w mod WPB, row w div WPB; issue 16: as a bit vector written by element and read by word
+    // and bit at run-time indices, its LUTs grew with max_out_channels). Written from stage G
+    // (the b2 decisions of stage F, ascending channels from 0, at most LN8 <= 32 per cycle, so
+    // one word or two consecutive ones in different banks; the word being filled is kept in
+    // ch_acc and written through); read through a registered port: a word job's beat (the
+    // next one, w_rd, as the logits) or the word of the list scan's next channel. Words from
+    // ch_n = ceil(out_c / 32) on read as 0 (never written in this record); RUN_FLAGS.DENSE
+    // (ch_dense) reads every channel below out_c as on.
+    localparam int WPB = AB / 4;                                  // 32-bit words per beat
+    localparam int WPBL = $clog2(WPB);
+    localparam int CHW = (MAXO + 31) / 32;
+    localparam int CH_D = (CHW + WPB - 1) / WPB;
+    localparam int CH_AW = (CH_D > 1) ? $clog2(CH_D) : 1;
+    logic          cb_v;                  // stage G: the b2 decisions of stage F
+    logic [31:0]   cb_e0;                 // (channel of lane 0, lanes, decisions)
+    logic [SEGW-1:0] cb_n;
+    logic [LN8-1:0] cb_b;
+    logic          ch_dense;
+    logic [31:0]   ch_acc;                // the bits of the word being filled
+    logic [15:0]   ch_n;
+    logic [WPB-1:0] ch_we;
+    logic [CH_AW-1:0] ch_wa [WPB];
+    logic [31:0]   ch_wd [WPB];
+    logic [CH_AW-1:0] ch_ra [WPB];
+    logic [31:0]   ch_q [WPB];
+    for (genvar k = 0; k < WPB; k++) begin : g_ch
+        logic [31:0] mem [CH_D];
+        logic [31:0] q_r;
+        always_ff @(posedge clk) begin
+            if (ch_we[k]) mem[ch_wa[k]] <= ch_wd[k];
+            q_r <= mem[ch_ra[k]];
+        end
+        assign ch_q[k] = q_r;
+    end
+    always_ff @(posedge clk) begin
+        ch_n <= 16'((32'(cg_out_c) + 32'd31) >> 5);
+        ch_we <= '0;
+        for (int k = 0; k < WPB; k++) begin
+            ch_wa[k] <= '0;
+            ch_wd[k] <= '0;
+        end
+        if (cb_v) begin
+            logic [31:0] wa, wb, wi, el;
+            wi = cb_e0 >> 5;
+            wa = (cb_e0[4:0] != 5'd0) ? ch_acc : 32'd0;   // ascending: the bits before e0
+            wb = 32'd0;
+            for (int l = 0; l < LN8; l++) begin
+                if (l < 32'(cb_n)) begin
+                    logic [31:0] e;
+                    e = cb_e0 + 32'(l);
+                    if ((e >> 5) == wi) wa[e[4:0]] = cb_b[l];
+                    else wb[e[4:0]] = cb_b[l];
+                end
+            end
+            el = cb_e0 + 32'(cb_n) - 32'd1;
+            ch_we[wi[WPBL-1:0]] <= 1'b1;
+            ch_wa[wi[WPBL-1:0]] <= CH_AW'(wi >> WPBL);
+            ch_wd[wi[WPBL-1:0]] <= wa;
+            if ((el >> 5) != wi) begin
+                ch_we[WPBL'(wi + 32'd1)] <= 1'b1;
+                ch_wa[WPBL'(wi + 32'd1)] <= CH_AW'((wi + 32'd1) >> WPBL);
+                ch_wd[WPBL'(wi + 32'd1)] <= wb;
+                ch_acc <= wb;
+            end else ch_acc <= wa;
+        end
+    end
+    // read addresses: a word job's beat w_rd (its first channel word: w_rd * WPB, less the
+    // tile bitmap's words in the masks job), else the word of the list scan's next channel
+    always_comb begin
+        logic signed [31:0] bw;
+        logic [15:0] sn;
+        bw = signed'(32'(w_rd) << WPBL) - ((w_sel == 2'd2) ? 32'sd0 : signed'(g_nwt));
+        sn = (st == G_WDATA && w_kind == 2'd1 && !lb_pend && w_scan < w_limit) ? w_scan + 16'd1 : w_scan;
+        for (int k = 0; k < WPB; k++) begin
+            // (G_WJOB: row 0 of every bank, the first beat of either job kind, the next job's
+            // w_kind / w_sel not set yet)
+            if (st == G_WJOB) ch_ra[k] = '0;
+            else if (w_kind == 2'd0 && (st == G_WDATA || st == G_WCMD))
+                ch_ra[k] = CH_AW'((bw + signed'((32'(k) - bw) & 32'(WPB - 1))) >>> WPBL);
+            else ch_ra[k] = CH_AW'(32'(sn) >> (5 + WPBL));
+        end
+    end
+    // channel word w (registered read: the word of the address a cycle before)
+    function automatic logic [31:0] ch_word(input logic signed [31:0] w);
+        logic [31:0] d;
+        if (w < 0 || w >= 32'(ch_n)) return 32'd0;
+        if (ch_dense) begin
+            if (w < 32'(cg_out_c >> 5)) return 32'hFFFF_FFFF;
+            return (32'd1 << cg_out_c[4:0]) - 32'd1;
+        end
+        d = ch_q[w[WPBL-1:0]];
+        return d;
+    endfunction
+    // the list scan's channel w_scan
+    wire ch_bit = ch_dense ? w_scan < cg_out_c
+                           : 32'(w_scan) < 32'(cg_out_c) && ch_q[WPBL'(w_scan >> 5)][w_scan[4:0]];
+
     // write beat of the word jobs
     // (masks: word w of the tile bitmap, or word cw = w - nwt of the channel bitmap if cw >= 0)
     function automatic logic [31:0] bits_word(input logic [1:0] which, input logic [31:0] w,
                                               input logic signed [31:0] cw);
-        if (which == 2'd2) return chan[w * 32 +: 32];
-        if (which == 2'd0 && cw >= 0) return chan[cw * 32 +: 32];
+        if (which == 2'd2) return ch_word(signed'(w));
+        if (which == 2'd0 && cw >= 0) return ch_word(cw);
         return spat[w * 32 +: 32];
     endfunction
     // the word jobs' beat w_nx (the next one offered), registered into wq_* when the
     // command is accepted and after each beat: the write channel is driven from registers
     logic [DG_AXI_DATA_BITS-1:0] wn_data, wq_data;
     // layer_count - 1, the head's own log entry: as (beat, word in the beat)
-    localparam int WPB = AB / 4;                                  // 32-bit words per beat
     logic [31:0] lcm1_beat, lcm1_word;
     always_ff @(posedge clk) begin
         lcm1_beat <= (a_layer_count - 32'd1) >> $clog2(WPB);
@@ -1150,6 +1296,41 @@ module dg_gate
         lc_last <= 32'(lc_rem) <= 2 * GL;
     endtask
 
+    // The lanes' shared multiplier (issue 16: DSP48E2 count): per lane one MAW x SW-bit signed
+    // product for the three uses that never overlap in time: the pool's S*R (stage Q: {0, R},
+    // S), the spatial 3x3's bank-0 tap ws*P (stage 1; the pass starts once stage Q
+    // has drained, the next bin's pool follows its SUMS streams), and the row products of fc1
+    // (w1*Pt), fc2 (w2*h) and the head (W*S) in stage F (their streams follow the bins; the
+    // weight as int16, an int8 head weight sign-extended, Pt sign- and h zero-extended to SW).
+    // Exact (SW >= PVW, 17), so equal to each product at its own width.
+    always_comb begin
+        for (int l = 0; l < GL; l++) begin
+            logic [31:0] c;
+            c = f_c + 32'(l);
+            if (q_v) begin
+                ma[l] = MAW'(signed'({1'b0, rc_cur}));
+                mb[l] = q_s[l];
+            end else if (s1_v) begin
+                ma[l] = MAW'(ws_q[s1_kx[0]][l]);
+                mb[l] = SW'(p_q[l]);
+            end else begin
+                ma[l] = MAW'(signed'(f_x[l][15:0]));       // (f_x is sign-extended)
+                if (f_kind == K_W1) mb[l] = SW'(signed'(pt_q[lane(c)]));
+                else if (f_kind == K_W2) mb[l] = SW'(hm_q[lane(c)]);
+                else mb[l] = signed'(ac_rd[lane(c)]);
+            end
+            mm[l] = ma[l] * mb[l];
+        end
+    end
+
+`ifndef SYNTHESIS
+    // (simulation: the three uses of the shared multiplier never meet)
+    always_ff @(posedge clk) begin
+        if (!rst && ((q_v && s1_v) || ((q_v || s1_v) && f_v
+                                        && (f_kind == K_W1 || f_kind == K_W2 || f_kind == K_HW))))
+            $error("dg_gate: the shared multiplier is wanted twice in one cycle");
+    end
+`endif
     wire [63:0] wb = a_work_base;
     always_ff @(posedge clk) begin
         done <= 1'b0;
@@ -1157,6 +1338,7 @@ module dg_gate
         for (int l = 0; l < GL; l++) ws_we[l] <= 3'd0;
         p_we <= '0;
         rc_we <= '0;
+        ci_we <= '0;
         pt_we <= '0;
         am_we <= '0;
         m1_we <= '0;
@@ -1170,10 +1352,10 @@ module dg_gate
                     if (q_tot) begin
                         pt_we[l] <= 1'b1;
                         pt_wa[l] <= pt_AW'((q_c + 32'(l)) >> GLL);
-                        pt_wd[l] <= PVW'(pool(q_s[l], rc_cur));
+                        pt_wd[l] <= PVW'(pool_of(64'(mm[l])));
                     end else begin
                         p_we[l] <= 1'b1;
-                        p_wd[l] <= PVW'(pool(q_s[l], rc_cur));
+                        p_wd[l] <= PVW'(pool_of(64'(mm[l])));
                     end
                 end
             end
@@ -1211,6 +1393,8 @@ module dg_gate
         for (int l = 0; l < LN4; l++) begin
             logic [15:0] e;
             e = 16'(e_e) + 16'(l);
+            f_msp[l] <= e < 16'(g2_wt);                   // (K_MASK words: e < 2^16)
+            f_mwi[l] <= (e < 16'(g2_wt)) ? e : e - 16'(g2_wt);
             if (e < 16'(g2_wt)) f_vm[l] <= (e < vm_thi) ? 32'hFFFF_FFFF : vm_tlo;
             else f_vm[l] <= (e < vm_chi) ? 32'hFFFF_FFFF : vm_clo;
         end
@@ -1232,6 +1416,9 @@ module dg_gate
         g_row <= f_row;
         g_rend <= f_rend;
         for (int l = 0; l < GL; l++) g_p[l] <= 64'sd0;
+        cb_v <= f_v && f_kind == K_B2;
+        cb_e0 <= f_e;
+        cb_n <= f_n;
         for (int l = 0; l < LN4; l++) g_pc[l] <= 6'd0;
         g_mk_we <= '0;
         for (int l = 0; l < LN8; l++) g_o[l] <= 64'sd0;
@@ -1265,11 +1452,11 @@ module dg_gate
                             // conv1's channel bitmap); bits past N / in_c must be 0
                             // (written in stage G: the word decode is off this stage's path)
                             g_mk_we[l] <= 1'b1;
-                            g_mk_sp[l] <= e < g2_wt;
-                            g_mk_wi[l] <= 16'((e < g2_wt) ? e : e - g2_wt);
+                            g_mk_sp[l] <= f_msp[l];            // (e < g2_wt, decoded in stage E)
+                            g_mk_wi[l] <= f_mwi[l];
                             g_mk_d[l] <= x[31:0];
                             if ((x[31:0] & ~f_vm[l]) != 0) m_bad_n = 1'b1;
-                            if (e >= g2_wt) g_pc[l] <= 6'($countones(x[31:0] & f_vm[l]));
+                            if (!f_msp[l]) g_pc[l] <= 6'($countones(x[31:0] & f_vm[l]));
                         end
                         K_WS: if (l < LN2) begin
                             // tap row f_row = ky*3 + kx; channel c -> bank (kx, c mod GL)
@@ -1283,7 +1470,7 @@ module dg_gate
                             bs_r <= x;
                             if (!found && big(x)) begin found = 1'b1; s_bad_at <= 16'(e); end
                         end
-                        K_W1: if (l < LN2) g_p[l] <= 64'(fc1_prod(x[15:0], signed'(pt_q[lane(c)])));
+                        K_W1, K_W2, K_HW: if (l < GL) g_p[l] <= 64'(mm[l]);   // (the shared multiplier)
                         K_M1: if (l < LN4) begin
                             m1_we[lane(e)] <= 1'b1;
                             m1_wa[lane(e)] <= m1_AW'(e >> GLL);
@@ -1294,13 +1481,11 @@ module dg_gate
                             g_o[l] <= x;
                             if (!found && big(x)) begin found = 1'b1; s_bad_at <= 16'(e); end
                         end
-                        K_W2: if (l < LN2) g_p[l] <= 64'(fc2_prod(x[15:0], hm_q[lane(c)]));
                         K_B2: if (l < LN8) begin
-                            chan[e % MAXO] <= (signed'(lg_q[lane(e)]) + x) >= 0;
+                            cb_b[l] <= (signed'(lg_q[lane(e)]) + x) >= 0;
                             c_cnt = c_cnt + 16'((signed'(lg_q[lane(e)]) + x) >= 0);
                             if (!found && big(x)) begin found = 1'b1; s_bad_at <= 16'(e); end
                         end
-                        K_HW: if (l < LN1) g_p[l] <= 64'(head_prod(x[7:0], signed'(ac_rd[lane(c)])));
                         default: if (l < LN4) begin                    // K_HB
                             lg_we[lane(e)] <= 1'b1;
                             lg_wa[lane(e)] <= lg_AW'(e >> GLL);
@@ -1323,8 +1508,17 @@ module dg_gate
             t2_nc <= t;
             for (int l = 0; l < LN4; l++) begin
                 if (g_mk_we[l]) begin
-                    if (g_mk_sp[l]) spat[32'(g_mk_wi[l]) * 32 +: 32] <= g_mk_d[l];
-                    else chin[32'(g_mk_wi[l]) * 32 +: 32] <= g_mk_d[l];
+                    // (the tile bitmap's word as a decode over spat's NCELLP / 32 words: a
+                    // run-time part-select would be a shifter over the whole vector)
+                    if (g_mk_sp[l]) begin
+                        for (int w = 0; w < NCELLP / 32; w++)
+                            if (g_mk_wi[l] == 16'(w)) spat[w * 32 +: 32] <= g_mk_d[l];
+                    end
+                    else begin
+                        ci_we[LN4B'(g_mk_wi[l]) & LN4B'(LN4 - 1)] <= 1'b1;
+                        ci_wa[LN4B'(g_mk_wi[l]) & LN4B'(LN4 - 1)] <= CI_AW'(32'(g_mk_wi[l]) >> ((LN4 > 1) ? LN4B : 0));
+                        ci_wd[LN4B'(g_mk_wi[l]) & LN4B'(LN4 - 1)] <= g_mk_d[l];
+                    end
                 end
             end
         end
@@ -1387,7 +1581,7 @@ module dg_gate
                 spat <= '0;
                 cnt_t <= 16'd0;
                 cnt_c <= 16'd0;
-                chan <= '0;
+                ch_dense <= 1'b0;
                 job <= 4'd0;
                 b_gy <= 8'd0;
                 b_gx <= 8'd0;
@@ -1517,7 +1711,7 @@ module dg_gate
                         S_DENSE: begin
                             // RUN_FLAGS.DENSE: every tile and channel on (parameters checked, not evaluated)
                             for (int i = 0; i < NCELL; i++) spat[i] <= below(i, 16'(g_n));
-                            for (int i = 0; i < MAXO; i++) chan[i] <= below(i, cg_out_c);
+                            ch_dense <= 1'b1;
                             cnt_t <= 16'(g_n);
                             cnt_c <= cg_out_c;
                             step <= S_WRITE;
@@ -1721,7 +1915,6 @@ module dg_gate
                 a2_lo <= t2_lo;
                 a2_c <= 32'(lc);
                 for (int l = 0; l < GL; l++) a2_lv[l] <= 32'(l) < 32'(lc_rem);
-                chin <= chin >> GL;
                 lo = 32'(t2_lo) + pl_k;               // j += the channels kept (<= GL)
                 if (lo >= GL) begin
                     t2_row <= t2_row + 16'd1;
@@ -1799,7 +1992,7 @@ module dg_gate
                     case (w_sel)
                         2'd0: sel = spat[32'(w_scan) % NCELL];
                         2'd1: sel = !spat[32'(w_scan) % NCELL];
-                        default: sel = chan[32'(w_scan) % MAXO];
+                        default: sel = ch_bit;
                     endcase
                     if (sel) begin
                         lb_data[32'(lb_cnt) * 16 +: 16] <= w_scan;

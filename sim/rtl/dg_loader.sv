@@ -181,7 +181,9 @@ module dg_loader
     wire [DG_AXI_DATA_BITS-1:0] ldf_data;
     logic ldf_pop;
     wire [$clog2(LDF_DEPTH):0] ldf_count;
-    logic [15:0] ld_out_beats;     // loader beats requested, not yet in the FIFO
+    // loader FIFO credit: LDF_DEPTH - (beats in the FIFO) - (beats requested, not yet in the
+    // FIFO), kept as a register (the issue check compares with it: no subtract in that path)
+    logic [15:0] ldf_free;
     // An oc-layout weight span (one lane, one kernel position: in_c bytes) is read in chunks
     // of at most SPAN_CHUNK bytes (sp_c: the chunk's first byte in the span), so a span's
     // beats never exceed the credit FIFO (in_c up to 2048 on a 128-bit bus is 129 beats:
@@ -189,6 +191,7 @@ module dg_loader
     // the span's byte index (sc_b) and compact-input merge (sc_nptr) across its chunks.
     localparam int SPAN_CHUNK = (LDF_DEPTH / 2) * AB;
     logic [15:0] sp_c;
+    logic [15:0] sp_left;          // in_c - sp_c (registered with sp_c: no subtract at issue)
     dg_fifo #(.WIDTH(DG_AXI_DATA_BITS), .DEPTH(LDF_DEPTH)) ld_fifo (
         .clk(clk), .rst(rst), .in_data(rd_data), .in_valid(rd_valid && rd_to_ld), .in_ready(ldf_in_ready),
         .out_data(ldf_data), .out_valid(ldf_valid), .out_ready(ldf_pop), .count(ldf_count));
@@ -459,7 +462,7 @@ module dg_loader
     wire [15:0] sp_n_lanes = L.dw ? L.n_out : 16'(bk_mg[ld_b]);                // spans per phase
     // more chunks of this oc-layout span after the current one
     wire sp_more = sp_phase == 2'd1 && !L.ic_layout && !L.im2col && !L.dw
-                   && 32'(sp_c) + SPAN_CHUNK < 32'(L.in_c);
+                   && 32'(sp_left) > SPAN_CHUNK;
     always_comb begin
         sp_kind = 2'(SP_PARAM);
         sp_addr = L.p_abs + 64'(sp_pch) * 64'd8;
@@ -476,7 +479,7 @@ module dg_loader
                 // (depthwise: one span per channel, its row of R = S * Tn bytes: the k*k
                 // taps and the zero padding)
                 sp_nbytes = L.im2col ? 16'(DG_TN) : L.dw ? 16'(L.S) << TNL
-                          : sp_more ? 16'(SPAN_CHUNK) : L.in_c - sp_c;
+                          : sp_more ? 16'(SPAN_CHUNK) : sp_left;
                 sp_addr = sp_waddr + 64'(sp_c);
             end
         end
@@ -485,15 +488,17 @@ module dg_loader
     wire [23:0] sp_beats = 24'((32'(sp_off) + 32'(sp_nbytes) + AB - 1) >> ABL);
     // credit: a span is issued only if its beats fit the loader FIFO, so the in-order R
     // channel never waits on the byte-serial loader (the prefetcher shares it)
-    wire [15:0] ldf_free = 16'(LDF_DEPTH) - 16'(ldf_count) - ld_out_beats;
     wire sp_can_issue = sp_active && sp_phase != 2'd2 && (sp_phase != 2'd1 || sp_wok) && spf_in_ready
                         && 16'(sp_beats) <= ldf_free;
 
     // prefetch issue (patch rows or residual reads)
-    wire signed [31:0] pf_iy = pf_iy0 + 32'(pf_r);
-    // a 1x1 stride-2 conv samples only the even patch rows: the odd ones are not loaded
-    wire pf_row_used = !(L.k == 4'd1 && L.stride == 2'd2 && pf_r[0]);
-    wire pf_row_ok = pf_iy >= 0 && pf_iy < 32'(L.in_h) && pf_row_used;
+    // pf_iy = pf_iy0 + pf_r and pf_row_ok (the row is in the map and used; a 1x1 stride-2
+    // conv samples only the even patch rows: the odd ones are not loaded) are registers,
+    // counted with pf_r (PF_GEO4: row 0; PF_ROWS: the next row), so the read-command
+    // arbitration has no add and compare in its path
+    logic signed [31:0] pf_iy;
+    logic pf_row_ok;
+    wire pf_skip_odd = L.k == 4'd1 && L.stride == 2'd2;
     logic [63:0] pf_row_addr;       // in_abs + iy * in_row_bytes + ixv0 * cin_st (PF_GEO4, + a row per row)
     logic [IAW-1:0] pf_cb;          // (ix0 + pf_c - ixv0) * cin_st: column pf_c's byte in a row
     wire [ABL-1:0] pf_row_off = pf_row_addr[ABL-1:0];
@@ -619,31 +624,31 @@ module dg_loader
         end
     end
 
-    // Depthwise parameters (a layer's whole rows stay on chip): one RAM row of TM
-    // (bias, mult) per m-group, byte writes from the span loader, read by the write-back
-    // through a registered port at the m-group its first stage takes next (dw_re/dw_ra: no
-    // per-group register banks, no SG_MAX-way mux).
+    // Depthwise parameters (a layer's whole rows stay on chip): per lane l one RAM of 64-bit
+    // words {mult, bias}, row g = channel g * Tm + l, read by the write-back through a
+    // registered port at the m-group its first stage takes next (dw_re/dw_ra: no per-group
+    // register banks, no SG_MAX-way mux). A channel's param span (8 bytes, one per cycle,
+    // sc_b = 0..7) is collected in dwp_sh and written as ONE word at its last byte: one write
+    // enable per lane word (byte writes at a run-time bit offset into a Tm*32-bit row made
+    // Yosys map every bit to its own LUTRAM cell: 2 x 1024 RAM64M8 at ultra96).
     begin : g_dwparams
-        // distributed RAM: TM x 64 bits per read but only SG_MAX rows (block RAM would
-        // spend ~15 BRAM36 at 2048 channels on 128 rows)
-        (* ram_style = "distributed" *) logic [DG_TM*32-1:0] bmem [SG_MAX];
-        (* ram_style = "distributed" *) logic [DG_TM*32-1:0] mmem [SG_MAX];
-        logic [DG_TM*32-1:0] bq, mq;
+        logic [55:0] dwp_sh;                 // the span's bytes 0..6 (byte 6 at the top)
         wire [15:0] dsi = spf_out[SPF_W-4 -: 16];
         wire dwe = ld_consume && sc_kind == 2'(SP_PARAM) && L.dw;
-        localparam int DBW = $clog2(DG_TM * 32);
-        wire [DBW-1:0] dbit = DBW'((32'(dsi) % DG_TM) * 32 + 32'(sc_b[1:0]) * 8);
-        always_ff @(posedge clk) begin
-            if (dwe && sc_b < 16'd4) bmem[I_SG'(dsi >> TML)][dbit +: 8] <= ld_byte0;
-            if (dwe && sc_b >= 16'd4) mmem[I_SG'(dsi >> TML)][dbit +: 8] <= ld_byte0;
-            if (dw_re) begin
-                bq <= bmem[dw_ra];
-                mq <= mmem[dw_ra];
-            end
-        end
+        wire dwl = dwe && sc_b == 16'd7;     // the span's last byte: write the word
+        always_ff @(posedge clk)
+            if (dwe) dwp_sh <= {ld_byte0, dwp_sh[55:8]};
         for (genvar l = 0; l < DG_TM; l++) begin : g_lane
-            assign dw_bias_q[l] = bq[l*32 +: 32];
-            assign dw_mult_q[l] = mq[l*32 +: 32];
+            // distributed RAM: SG_MAX x 64 bits per lane (block RAM would spend ~15 BRAM36
+            // at 2048 channels on 128 rows)
+            (* ram_style = "distributed" *) logic [63:0] pmem [SG_MAX];
+            logic [63:0] q;
+            always_ff @(posedge clk) begin
+                if (dwl && 32'(dsi) % DG_TM == l) pmem[I_SG'(dsi >> TML)] <= {ld_byte0, dwp_sh};
+                if (dw_re) q <= pmem[dw_ra];
+            end
+            assign dw_bias_q[l] = q[31:0];
+            assign dw_mult_q[l] = q[63:32];
         end
     end
 
@@ -690,6 +695,7 @@ module dg_loader
             sp_j <= 16'd0;
             sp_dwrow <= 16'd0;
             sp_c <= 16'd0;
+            sp_left <= L.in_c;
             sc_b <= 16'd0;
             sc_started <= 1'b0;
         end
@@ -711,9 +717,11 @@ module dg_loader
                     end
                 end else if (sp_more) begin
                     sp_c <= sp_c + 16'(SPAN_CHUNK);
+                    sp_left <= sp_left - 16'(SPAN_CHUNK);
                 end else begin
                     // ic layout: in-channels x kernel positions; oc layout: lanes x kernel positions
                     sp_c <= 16'd0;
+                    sp_left <= L.in_c;
                     if (sp_j + 16'd1 == (L.im2col ? L.S : L.dw ? 16'd1 : 16'(L.kk))) begin
                         sp_j <= 16'd0;
                         if (32'(sp_i) % DG_TM == DG_TM - 1) sp_dwrow <= sp_dwrow + 16'(L.S);
@@ -881,6 +889,8 @@ module dg_loader
                     dw_c0 <= 8'(32'(pf_ixv0) - pf_ix0);
                     pf_dwk <= 8'd0;
                     pf_dwb <= pf_h ? DW_AW'(DW_HALF) : DW_AW'(0);
+                    pf_iy <= pf_iy0;                                     // row 0 (even)
+                    pf_row_ok <= pf_iy0 >= 0 && pf_iy0 < 32'(L.in_h);
                     pf_state <= PF_ROWS;
                 end
                 PF_ROWS: begin
@@ -893,6 +903,9 @@ module dg_loader
                         if (pf_row_ok) pf_bufptr <= pf_bufptr + IAW'(32'(pf_row_beats) * AB);
                         pf_vb <= pf_vb + IAW'(L.pitch);
                         pf_r <= pf_r + 8'd1;
+                        pf_iy <= pf_iy + 32'sd1;
+                        pf_row_ok <= pf_iy + 32'sd1 >= 0 && pf_iy + 32'sd1 < 32'(L.in_h)
+                                     && !(pf_skip_odd && !pf_r[0]);
                         if (32'(pf_dwk) + 1 == DW_K) begin
                             pf_dwk <= 8'd0;
                             pf_dwb <= pf_dwb + DW_AW'(dw_rb);
@@ -1045,7 +1058,11 @@ module dg_loader
 
 
         if (tile_done) full[cp_h] <= 1'b0;
-        ld_out_beats <= ld_out_beats + (ld_fire ? 16'(sp_beats) : 16'd0) - 16'(rd_valid && rd_ready_all && rd_to_ld);
+        // (- a beat requested, + a beat popped; a beat moving from "requested" into the FIFO
+        // (push, and the read master's ready) leaves it unchanged, as the two counts it sums)
+        ldf_free <= ldf_free - (ld_fire ? 16'(sp_beats) : 16'd0)
+                    + 16'(rd_valid && rd_ready_all && rd_to_ld) - 16'(rd_valid && rd_to_ld && ldf_in_ready)
+                    + 16'(ldf_valid && ldf_pop);
         if (rst) begin
             // a PL reset in a run: no loader or prefetch left busy (the next run_init
             // starts clean; ld_fire is gated by run)
@@ -1059,7 +1076,7 @@ module dg_loader
             pf_h <= 1'b0;
             full <= 2'b00;
             pr_beat <= 16'd0;
-            ld_out_beats <= 16'd0;
+            ldf_free <= 16'(LDF_DEPTH);
         end
     end
 
@@ -1115,6 +1132,6 @@ module dg_loader
         end
 
     end
-    wire unused_ok = &{1'b0, L, spf_count, pend_count, own_count, bk_lanes, pf_lo, dw_rb};
+    wire unused_ok = &{1'b0, L, spf_count, pend_count, own_count, ldf_count, bk_lanes, pf_lo, dw_rb};
 endmodule
 `default_nettype wire

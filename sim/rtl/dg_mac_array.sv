@@ -12,11 +12,17 @@
 //     lo = sign-extended P[17:0]               = w[2k+1] * x
 //     hi = (P - lo) >>> 18 = (P >>> 18) + P[17] = w[2k] * x   (the sign correction)
 // exact because |w * x| <= 128 * 256 < 2^17 (int8 x signed 9-bit). Stage 1 registers P
-// (36 bits per pair: the DSP's P register); the correction bit P[17] is added in the stage-2
-// tree. ceil(Tm/2)*Tn multiplies (Tm = 1: its pair has a zero low weight).
+// (36 bits per pair: the DSP's P register). Stage 2 sums each lane's Tn products in a
+// balanced tree of two-input adders (one carry chain per adder: a LUT per bit, where one
+// Tn-input sum would be mapped as full-adder compressors, two LUTs per bit); a high lane's
+// Tn correction bits P[17] are the carry-ins of its Tn - 1 tree adders, the last one is
+// registered (`cor_reg`) and is the carry-in of the accumulate. ceil(Tm/2)*Tn multiplies
+// (Tm = 1: its pair has a zero low weight).
 //
-// Depthwise mode (`in_dw`, op OP_DWCONV: lane m multiplies its own weights in_wd[m][j] by its
-// own activations in_xd[m][j], j < TPS taps per step): the pair's two lanes no longer share an
+// Depthwise mode (`in_dw`, op OP_DWCONV: lane m multiplies its own weights wd[m][j] by its
+// own activations in_xd[m][j], j < TPS taps per step; wd[m][j] is byte j (+ TPS when
+// `in_whalf`; Tn = 1: byte 0) of lane m's in_w row where in_won[m][j], else zero, so the
+// depthwise weights need no operand port of their own): the pair's two lanes no longer share an
 // activation, so each DSP computes ONE product: pair k's multiplies n < TPS take the high
 // lane's tap n (w[2k][n] << 18, x[2k][n]), multiplies TPS <= n < 2*TPS the low lane's tap
 // n - TPS (w[2k+1][n-TPS], x[2k+1][n-TPS]). The stage-2 trees are unchanged: a lone high
@@ -40,8 +46,9 @@ module dg_mac_array
     input  wire                  in_last,
     input  wire [TM*TN*8-1:0]    in_w,      // weight [m][n] at bits (m*TN+n)*8, int8
     input  wire [TN*9-1:0]       in_x,      // activation [n] at bits n*9, signed 9-bit
-    input  wire                  in_dw,     // depthwise step: in_wd / in_xd instead of in_w / in_x
-    input  wire [TM*TPS*8-1:0]   in_wd,     // depthwise: lane m's tap j weight at bits (m*TPS+j)*8
+    input  wire                  in_dw,     // depthwise step: in_won / in_whalf / in_xd instead of in_x
+    input  wire [TM*TPS-1:0]     in_won,    // depthwise: lane m's tap j weight is used (bit m*TPS+j)
+    input  wire                  in_whalf,  // depthwise: tap j's weight is byte j + TPS of the row
     input  wire [TM*TPS*9-1:0]   in_xd,     // depthwise: its activation at bits (m*TPS+j)*9
     input  wire [TAG_W-1:0]      in_tag,
     output logic                 out_valid,
@@ -60,8 +67,30 @@ module dg_mac_array
     logic signed [PW-1:0] prod_reg [NP][TN];
     logic s1_valid, s1_first, s1_last;
     logic [TAG_W-1:0] s1_tag;
-    // stage 2: lane sums
+    // stage 2: lane sums (a high lane's last correction bit apart, in cor_reg)
     logic signed [SUM_W-1:0] sum_reg [TM];
+    logic [TM-1:0] cor_reg;
+    // the stage-2 trees: node j of lane m (heap order: leaves TN .. 2TN-1 = the products,
+    // node j < TN = node 2j + node 2j+1 + carry-in: the correction bit of product j - 1 for
+    // a high lane); kept apart so that every node is one two-input adder
+    (* keep *) logic signed [SUM_W-1:0] tree [TM][2*TN];
+    logic [TN-1:0] cbit [TM];
+    always_comb begin
+        for (int m = 0; m < TM; m++) begin
+            tree[m][0] = '0;
+            for (int n = 0; n < TN; n++) begin
+                if (m % 2 == 1) begin       // low product: P[17:0], sign-extended
+                    tree[m][TN + n] = SUM_W'($signed(prod_reg[m/2][n][17:0]));
+                    cbit[m][n] = 1'b0;
+                end else begin              // high product: (P >>> 18) + P[17]
+                    tree[m][TN + n] = SUM_W'($signed(prod_reg[m/2][n][PW-1:18]));
+                    cbit[m][n] = prod_reg[m/2][n][17];
+                end
+            end
+            for (int j = TN - 1; j >= 1; j--)
+                tree[m][j] = tree[m][2*j] + tree[m][2*j+1] + SUM_W'(cbit[m][j-1]);
+        end
+    end
     logic s2_valid, s2_first, s2_last;
     logic [TAG_W-1:0] s2_tag;
     // stage 3: accumulators
@@ -80,15 +109,19 @@ module dg_mac_array
                     w_lo = 27'sd0;
                     xv = 9'sd0;
                     if (TN == 1) begin              // both lanes packed; one of them is zero
-                        w_hi = 27'($signed(in_wd[(2*k)*TPS*8 +: 8])) <<< 18;
-                        w_lo = (2*k + 1 < TM) ? 27'($signed(in_wd[(2*k+1)*TPS*8 +: 8])) : 27'sd0;
+                        if (in_won[(2*k)*TPS])
+                            w_hi = 27'($signed(in_w[((2*k)*TN)*8 +: 8])) <<< 18;
+                        if (2*k + 1 < TM && in_won[(2*k+1)*TPS])
+                            w_lo = 27'($signed(in_w[((2*k+1)*TN)*8 +: 8]));
                         xv = $signed(in_xd[(2*k)*TPS*9 +: 9])
                            | ((2*k + 1 < TM) ? $signed(in_xd[(2*k+1)*TPS*9 +: 9]) : 9'sd0);
-                    end else if (n < TPS) begin
-                        w_hi = 27'($signed(in_wd[((2*k)*TPS+n)*8 +: 8])) <<< 18;
+                    end else if (n < TPS) begin     // the high lane's tap n: byte n (+ TPS)
+                        if (in_won[(2*k)*TPS+n])
+                            w_hi = 27'($signed(in_w[((2*k)*TN+n+(in_whalf ? TPS : 0))*8 +: 8])) <<< 18;
                         xv = $signed(in_xd[((2*k)*TPS+n)*9 +: 9]);
-                    end else if (n < 2*TPS && 2*k + 1 < TM) begin
-                        w_lo = 27'($signed(in_wd[((2*k+1)*TPS+n-TPS)*8 +: 8]));
+                    end else if (n < 2*TPS && 2*k + 1 < TM) begin  // the low lane's tap n - TPS
+                        if (in_won[(2*k+1)*TPS+n-TPS])
+                            w_lo = 27'($signed(in_w[((2*k+1)*TN+n-(in_whalf ? 0 : TPS))*8 +: 8]));
                         xv = $signed(in_xd[((2*k+1)*TPS+n-TPS)*9 +: 9]);
                     end
                 end
@@ -100,16 +133,8 @@ module dg_mac_array
         s1_last <= in_last;
         s1_tag <= in_tag;
         for (int m = 0; m < TM; m++) begin
-            logic signed [SUM_W-1:0] s;
-            s = '0;
-            for (int n = 0; n < TN; n++) begin
-                if (m % 2 == 1)             // low product: P[17:0], sign-extended
-                    s = s + SUM_W'($signed(prod_reg[m/2][n][17:0]));
-                else                        // high product: (P >>> 18) + P[17]
-                    s = s + SUM_W'($signed(prod_reg[m/2][n][PW-1:18]))
-                          + SUM_W'($signed({1'b0, prod_reg[m/2][n][17]}));
-            end
-            sum_reg[m] <= s;
+            sum_reg[m] <= (TN == 1) ? tree[m][TN] : tree[m][1];
+            cor_reg[m] <= cbit[m][TN-1];
         end
         s2_first <= s1_first;
         s2_last <= s1_last;
@@ -117,7 +142,7 @@ module dg_mac_array
         if (s2_valid) begin
             for (int m = 0; m < TM; m++) begin
                 logic signed [31:0] a;
-                a = (s2_first ? 32'sd0 : acc_reg[m]) + 32'(sum_reg[m]);
+                a = (s2_first ? 32'sd0 : acc_reg[m]) + 32'(sum_reg[m]) + 32'(cor_reg[m]);
                 acc_reg[m] <= a;
                 out_acc[m*32 +: 32] <= a;
             end

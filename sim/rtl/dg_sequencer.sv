@@ -57,8 +57,8 @@ module dg_sequencer
     output wire                         run,           // the agents run the layer
     output wire                         run_init,      // one cycle before: reset run state
     input  wire                         layer_done,    // all agents idle, every group written
-    output logic [15:0]                 tile_list [DG_MAX_TILES],
-    output logic [15:0]                 res_list [DG_MAX_TILES],
+    output wire  [15:0]                 tile_list [DG_MAX_TILES],
+    output wire  [15:0]                 res_list [DG_MAX_TILES],
     // channel lists: one checked entry per cycle to the loader's list memories (dg_loader
     // holds them in block RAM; nothing here is sized by the channel limits)
     output logic [1:0]                  ch_we,         // [0] out-channel list, [1] in-channel list
@@ -66,9 +66,9 @@ module dg_sequencer
     output logic [15:0]                 ch_val,        // channel id
     output logic [DG_MAX_TILES-1:0]     bitmap,
     // zero-halo tables: input row -> (tile row * grid_w, inside the grid), column -> tile column
-    output logic [15:0]                 row_tbase_tab [DG_MAX_HEIGHT],
+    output wire  [15:0]                 row_tbase_tab [DG_MAX_HEIGHT],
     output logic                        row_tv_tab [DG_MAX_HEIGHT],
-    output logic [7:0]                  col_tile_tab [DG_MAX_WIDTH],
+    output wire  [7:0]                  col_tile_tab [DG_MAX_WIDTH],
     output logic                        col_tv_tab [DG_MAX_WIDTH],
     // gate / head unit
     output logic                        g_start,
@@ -105,8 +105,14 @@ module dg_sequencer
         ST_ERR, ST_DONE, ST_GATE
     } state_t;
     state_t state;
+    // `st`: the state one-hot (st[s] == (state == s)), written with it (`GO`): the dispatch
+    // and the per-state enables decode no state bits (issue 16: <= 8 LUT levels)
+    localparam int NST = 32'(ST_GATE) + 1;
+    logic [NST-1:0] st;
+`define GO(s) begin state <= s; st <= NST'(1) << s; end
     logic [7:0] layer;
     logic rec_last;                     // layer + 1 == a_layer_count (the start's last record)
+    logic rec_last_nx;                  // layer + 2 == a_layer_count (registered: the next one's)
 
     // descriptor: the beats as received (desc_raw), then the record aligned (ST_ALIGN) into
     // `desc`, the register the checker, the latch of L and the gate unit read
@@ -136,10 +142,15 @@ module dg_sequencer
     logic use_e;
     logic [31:0] rec_start;
     wire [DG_DESC_WORDS*32-1:0] desc_chk = desc;
-    wire e_skip = (`DG_DESC(desc, OUT_CH_GATED) && (g_nt_r == 0 || e_n_out == 0))
-                  || (`DG_DESC(desc, IN_PLACE) && g_nt_r == 0);
+    logic g_nt_z, g_nc_z, g_nc2_z;      // g_nt_r / g_nc_r / g_nc2_r == 0 (registered with them)
+    logic [15:0] e_nres;                // max(n_tiles - g_nt_r, 0): E's residual-only tiles
+    logic e_nres_z;                     // n_tiles <= g_nt_r
+    wire e_skip = (`DG_DESC(desc, OUT_CH_GATED) && (g_nt_z || (g2_seen ? g_nc2_z : g_nc_z)))
+                  || (`DG_DESC(desc, IN_PLACE) && g_nt_z);
+    // (nres = max(n - t, 0) for n = grid_h * grid_w, t = the gate's tiles; nres_z: n <= t)
     function automatic logic [DG_DESC_WORDS*32-1:0] effective(input logic [DG_DESC_WORDS*32-1:0] d,
-                                                              input logic [15:0] n, input logic [15:0] t,
+                                                              input logic [15:0] nres, input logic nres_z,
+                                                              input logic [15:0] t,
                                                               input logic [15:0] co, input logic [15:0] ci);
         logic [DG_DESC_WORDS*32-1:0] e;
         e = d;
@@ -148,8 +159,8 @@ module dg_sequencer
         if (`DG_DESC(d, OUT_CH_GATED)) `DG_DESC(e, N_ACTIVE_OUT) = DG_DESC_N_ACTIVE_OUT_WIDTH'(co);
         if (`DG_DESC(d, IN_CH_GATED)) `DG_DESC(e, N_ACTIVE_IN) = DG_DESC_N_ACTIVE_IN_WIDTH'(ci);
         if (`DG_DESC(d, RESIDUAL) && !`DG_DESC(d, IN_PLACE)) begin
-            `DG_DESC(e, N_RES_TILES) = DG_DESC_N_RES_TILES_WIDTH'(n > t ? n - t : 16'd0);
-            if (n <= t) `DG_DESC(e, RES_TILE_LIST_OFFSET) = '0;
+            `DG_DESC(e, N_RES_TILES) = DG_DESC_N_RES_TILES_WIDTH'(nres);
+            if (nres_z) `DG_DESC(e, RES_TILE_LIST_OFFSET) = '0;
         end
         return e;
     endfunction
@@ -169,7 +180,6 @@ module dg_sequencer
         .weight_bytes(a_weight_bytes), .work_bytes(a_work_bytes), .sums_bytes(a_sums_bytes),
         .done(chk_done), .err_code(chk_code), .err_entry(chk_entry), .n_tiles(chk_n_tiles),
         .kk(chk_kk), .kc(chk_kc), .kkc(chk_kkc), .i2c_pitch(chk_pitch), .in_row_bytes(chk_in_row));
-    wire [15:0] e_n = chk_n_tiles;      // grid_h * grid_w of the record (checked before E)
     // the layer values ST_CHECK2 latches, registered from the checker's products (settled
     // cycles before chk_done) and from L (latched in ST_CHECK), so no divider table, adder
     // chain or compare sits between ST_CHECK2's registers (issue 16)
@@ -178,31 +188,65 @@ module dg_sequencer
     logic        d_no_run;          // n_seq == 0 or G == 0 (checked in ST_HALO, after CHECK2)
     logic [15:0] d_bm_n;            // the bitmap's bits, BMW * ceil(n_tiles / BMW)
     logic [15:0] n_tiles_r;             // grid_h * grid_w of the layer (ST_CHECK2)
+    logic [15:0] n_tiles_m1;            // n_tiles_r - 1 (registered: the bitmap's last tile)
     // TN / kc (kc = 0: TN; kc > TN: 0) and TN - (TN / kc) * kc, as tables of the TN + 1 small
     // values (no divider, no multiplier)
-    function automatic logic [15:0] i2c_qa_of(input logic [31:0] kcv);
+    // (kc_big: kc >= 2 TN, registered; the tables are indexed by kc's low TNL + 1 bits)
+    function automatic logic [15:0] i2c_qa_of(input logic kc_big, input logic [TNL:0] lo);
         logic [15:0] q;
-        q = (kcv == 0) ? 16'(DG_TN) : 16'd0;
-        for (int d = 1; d <= DG_TN; d++) if (kcv == 32'(d)) q = 16'(DG_TN / d);
+        q = 16'd0;
+        if (!kc_big) begin
+            if (lo == 0) q = 16'(DG_TN);
+            for (int d = 1; d <= DG_TN; d++) if (32'(lo) == d) q = 16'(DG_TN / d);
+        end
         return q;
     endfunction
-    function automatic logic [15:0] i2c_ra_of(input logic [31:0] kcv);
+    function automatic logic [15:0] i2c_ra_of(input logic kc_big, input logic [TNL:0] lo);
         logic [15:0] r;
         r = 16'(DG_TN);
-        for (int d = 1; d <= DG_TN; d++) if (kcv == 32'(d)) r = 16'(DG_TN % d);
+        if (!kc_big) for (int d = 1; d <= DG_TN; d++) if (32'(lo) == d) r = 16'(DG_TN % d);
         return r;
     endfunction
+    logic kc_big;                       // chk_kc >= 2 TN
+    logic [TNL:0] kc_lo;                // chk_kc mod 2 TN
 
     // work lists
+    // Stored narrow (issue 16: the FF count): a valid tile index is < n_tiles <= DG_MAX_TILES
+    // (a layer with a larger entry ends in TILE_RANGE and never runs), and the zero-halo
+    // tables' tile bases and columns are only ever used as bitmap indices modulo
+    // 2^I_MAX_TILES (dg_compute: bitmap[I_MAX_TILES'(row_tb + col_t)]), so their upper bits
+    // are zero on the ports
+    localparam int CTW = (I_MAX_TILES < 8) ? I_MAX_TILES : 8;      // col_tile_tab bits held
+    logic [I_MAX_TILES-1:0] tl_mem [DG_MAX_TILES];
+    logic [I_MAX_TILES-1:0] rl_mem [DG_MAX_TILES];
+    logic [I_MAX_TILES-1:0] rtb_mem [DG_MAX_HEIGHT];
+    logic [CTW-1:0]         ct_mem [DG_MAX_WIDTH];
+    for (genvar i = 0; i < DG_MAX_TILES; i++) begin : g_tl
+        assign tile_list[i] = 16'(tl_mem[i]);
+        assign res_list[i] = 16'(rl_mem[i]);
+    end
+    for (genvar i = 0; i < DG_MAX_HEIGHT; i++) begin : g_rtb
+        assign row_tbase_tab[i] = 16'(rtb_mem[i]);
+    end
+    for (genvar i = 0; i < DG_MAX_WIDTH; i++) begin : g_ct
+        assign col_tile_tab[i] = 8'(ct_mem[i]);
+    end
     logic [DG_MAX_TILES-1:0] act_flags;
     logic [2:0] list_kind;      // 0 tiles, 1 res tiles, 2 out ch, 3 in ch, 4 bitmap
-    logic [15:0] list_n, list_e, list_limit;
+    logic [4:0] lk_mask;        // the kinds still to fetch: after list_kind (after CHECK2: all)
+    logic [15:0] list_e, list_limit;
     logic [DG_AXI_DATA_BITS-1:0] list_beat;
     logic list_have;
     logic [15:0] list_slot;
     logic [15:0] list_prev;
-    logic list_lastf;           // list_e + 1 == list_n
+    logic list_lastf;           // list_e + 1 == the list's entries
+    logic [15:0] list_n_m2;     // the list's entries - 2 (list_lastf of the next entry: list_e == list_n_m2)
     logic list_first;           // list_e == 0
+    // registered in ST_LIST_SEL / per entry, so ST_LIST_RX decodes no count (issue 16)
+    logic lk_bm, lk_tile, lk_res;   // list_kind == 4 / 0 / 1
+    logic [1:0] lk_we;              // ch_we of an entry of this list (out / in channels)
+    logic slot_lastf;               // the entry is the beat's last (list_slot == per beat - 1)
+    logic bm_past;                  // bitmap: list_e >= n_tiles_r (bits past the grid)
     // per list kind (0 tiles .. 4 bitmap): needed, entries, WORK offset (registered from L)
     logic [4:0] nd;
     logic [15:0] nd_n [5];
@@ -242,8 +286,10 @@ module dg_sequencer
         d_bm_n <= 16'(BMW * ((32'(chk_n_tiles) + BMW - 1) / BMW));
         halo_hmax <= (L.in_h > L.in_w) ? 16'(L.in_h) : 16'(L.in_w);
         halo_side_m1 <= halo_side - 8'd1;
-        d_qa <= i2c_qa_of(chk_kc);
-        d_ra <= i2c_ra_of(chk_kc);                    // TN - qa * kc
+        kc_big <= chk_kc[31:TNL+1] != '0;
+        kc_lo <= chk_kc[TNL:0];
+        d_qa <= i2c_qa_of(kc_big, kc_lo);
+        d_ra <= i2c_ra_of(kc_big, kc_lo);             // TN - qa * kc
         d_dq <= 16'((chk_pitch - chk_kc) >> NBL);
         d_s_dw <= 16'((32'(chk_kk) + DG_TN - 1) >> TNL);
         d_s_conv <= 16'((chk_kkc + DG_TN - 1) >> TNL);
@@ -260,18 +306,29 @@ module dg_sequencer
         d_cin_st <= L.in_ch_gated ? L.n_in : L.in_c;
         d_cout_st <= L.out_ch_gated ? L.n_out : L.out_c;
         d_no_run <= L.n_seq == 0 || L.G == 0;
+        rec_last_nx <= 32'(layer) + 32'd2 == a_layer_count;
+        n_tiles_m1 <= n_tiles_r - 16'd1;
+        // (chk_n_tiles is settled from the checker's third cycle, g_nt_r between records)
+        e_nres <= (chk_n_tiles > g_nt_r) ? chk_n_tiles - g_nt_r : 16'd0;
+        e_nres_z <= chk_n_tiles <= g_nt_r;
     end
     // the next list kind needed at or after list_kind (5 = none)
     always_comb begin
+        // (the first needed kind one-hot, then AND-OR selects: no chain of muxes, issue 16)
+        logic [4:0] c, first;
+        c = lk_mask & nd;
+        for (int kind = 0; kind < 5; kind++) first[kind] = c[kind] && (c & 5'((1 << kind) - 1)) == '0;
         list_next = 3'd5;
         list_next_n = 16'd0;
         list_next_off = 32'd0;
-        for (int kind = 4; kind >= 0; kind--) begin
-            if (32'(kind) >= 32'(list_kind) && nd[kind]) begin
-                list_next = 3'(kind);
-                list_next_n = nd_n[kind];
-                list_next_off = nd_off[kind];
-            end
+        if (first[0]) list_next = 3'd0;
+        if (first[1]) list_next = 3'd1;
+        if (first[2]) list_next = 3'd2;
+        if (first[3]) list_next = 3'd3;
+        if (first[4]) list_next = 3'd4;
+        for (int kind = 0; kind < 5; kind++) begin
+            list_next_n = list_next_n | (first[kind] ? nd_n[kind] : 16'd0);
+            list_next_off = list_next_off | (first[kind] ? nd_off[kind] : 32'd0);
         end
     end
 
@@ -279,25 +336,26 @@ module dg_sequencer
         rcmd_valid = 1'b0;
         rcmd_addr = 64'd0;
         rcmd_beats = 24'd1;
-        if (state == ST_DESC_REQ) begin
+        if (st[ST_DESC_REQ]) begin
             rcmd_valid = 1'b1;
             rcmd_addr = desc_addr & ~64'(AB - 1);
             rcmd_beats = 24'((32'(desc_addr[ABL-1:0]) + DG_DESC_BYTES + AB - 1) >> ABL);
         end
-        if (state == ST_LIST_REQ) begin
+        if (st[ST_LIST_REQ]) begin
             rcmd_valid = 1'b1;
             rcmd_addr = list_cmd_addr;
             rcmd_beats = list_cmd_beats;
         end
-        rd_ready = state == ST_DESC_RX || (state == ST_LIST_RX && !list_have);
+        rd_ready = st[ST_DESC_RX] || (st[ST_LIST_RX] && !list_have);
     end
-    assign run = state == ST_RUN;
-    assign run_init = state == ST_HALO && (!L.zero_halo || halo_endf);
-    assign idle = state == ST_IDLE;
+    assign run = st[ST_RUN];
+    assign run_init = st[ST_HALO] && (!L.zero_halo || halo_endf);
+    assign idle = st[ST_IDLE];
     assign g_rec = desc;      // the aligned record (gate / head records)
     assign g_dense = `DG_REG_FIELD(a_run_flags, RUN_FLAGS, DENSE) != 0;
-    assign rec_cycles = cycle_cnt[31:0] - rec_start + 32'd1;
-    assign done = state == ST_DONE;
+    // (rec_start is the count of the cycle before the record's first: no adder on its write)
+    assign rec_cycles = cycle_cnt[31:0] - rec_start;
+    assign done = st[ST_DONE];
 
     // the cycle log: entry `layer` = rec_cycles when the record ends (ST_LAYER_END without a
     // bus error), LPW entries per row (lane = entry mod LPW), one write port, one registered
@@ -307,7 +365,7 @@ module dg_sequencer
     localparam int LPWL = (LPW > 1) ? $clog2(LPW) : 0;
     localparam int LROWS = (DG_MAX_LAYERS + LPW - 1) / LPW;
     localparam int LRA = (LROWS > 1) ? $clog2(LROWS) : 1;
-    wire cyc_we = state == ST_LAYER_END && wr_idle && rd_idle && !(rd_err || wr_err);
+    wire cyc_we = st[ST_LAYER_END] && wr_idle && rd_idle && !(rd_err || wr_err);
     wire [I_MAX_LAYERS-1:0] cyc_wi = I_MAX_LAYERS'(layer);
     wire [31:0] cyc_wrow = 32'(cyc_wi >> LPWL);
     wire [31:0] cyc_wlane = 32'(cyc_wi) & 32'(LPW - 1);
@@ -325,11 +383,11 @@ module dg_sequencer
         err_clear <= 1'b0;
         chk_start <= 1'b0;
         ch_we <= 2'b00;
-        if (state != ST_IDLE) cycle_cnt <= cycle_cnt + 64'd1;
-        case (state)
-            ST_IDLE: begin
+        if (!st[ST_IDLE]) cycle_cnt <= cycle_cnt + 64'd1;
+        unique case (1'b1)
+            st[ST_IDLE]: begin
                 if (ap_start) begin
-                    state <= ST_START;
+                    `GO(ST_START)
                     cycle_cnt <= 64'd1;
                     layer <= 8'd0;
                     desc_addr <= a_program;
@@ -340,39 +398,42 @@ module dg_sequencer
                     g_nc_r <= 16'd0;
                     g2_seen <= 1'b0;
                     g_nc2_r <= 16'd0;
+                    g_nt_z <= 1'b1;
+                    g_nc_z <= 1'b1;
+                    g_nc2_z <= 1'b1;
                     g_is_g2 <= 1'b0;
                     use_e <= 1'b0;
                     g_start <= 1'b0;
                 end
             end
-            ST_START: begin
+            st[ST_START]: begin
                 if (a_layer_count > 32'(DG_MAX_LAYERS)) begin
                     err_code <= DG_ERR_BAD_COUNT;
                     err_entry <= 16'd0;
-                    state <= ST_ERR;
+                    `GO(ST_ERR)
                 end else if (a_layer_count == 32'd0) begin
-                    state <= ST_DONE;
+                    `GO(ST_DONE)
                 end else begin
-                    rec_start <= cycle_cnt[31:0] + 32'd1;
+                    rec_start <= cycle_cnt[31:0];
                     rec_last <= a_layer_count == 32'd1;
-                    state <= ST_DESC_REQ;
+                    `GO(ST_DESC_REQ)
                 end
             end
-            ST_DESC_REQ: begin
+            st[ST_DESC_REQ]: begin
                 if (rcmd_ready) begin
-                    state <= ST_DESC_RX;
+                    `GO(ST_DESC_RX)
                     desc_beat <= 8'd0;
                     desc_off <= (ABL+1)'(desc_addr[ABL-1:0]);
                 end
             end
-            ST_DESC_RX: begin
+            st[ST_DESC_RX]: begin
                 if (rd_valid) begin
                     desc_raw[32'(desc_beat) * AB * 8 +: AB * 8] <= rd_data;
                     desc_beat <= desc_beat + 8'd1;
-                    if (rd_last) state <= ST_ALIGN;
+                    if (rd_last) `GO(ST_ALIGN)
                 end
             end
-            ST_ALIGN: begin
+            st[ST_ALIGN]: begin
                 logic [DG_DESC_WORDS*32-1:0] al;
                 al = (DG_DESC_WORDS*32)'(desc_raw >> (32'(desc_off) * 8));
                 desc <= al;
@@ -387,9 +448,9 @@ module dg_sequencer
                 r_from_gate <= `DG_DESC(al, FROM_GATE);
                 use_e <= 1'b0;
                 chk_start <= 1'b1;
-                state <= ST_CHECK;
+                `GO(ST_CHECK)
             end
-            ST_CHECK: begin
+            st[ST_CHECK]: begin
                 // magic / op first (any record); a conv record waits for dg_desc_check on
                 // `desc`, then latches the layer
                 L.k <= `DG_DESC(desc_chk, K);
@@ -438,50 +499,50 @@ module dg_sequencer
                     // program.record_op: magic and version of any record
                     err_code <= DG_ERR_BAD_MAGIC;
                     err_entry <= 16'(DG_DESC_MAGIC_WORD);
-                    state <= ST_ERR;
+                    `GO(ST_ERR)
                 end else if (!use_e && (r_gate || r_head || r_gate2)) begin
                     if ((r_head && !rec_last) || (r_gate2 && !g_seen)) begin
                         // the head must be the last record of the start; a gate-2 record needs
                         // a gate record before it in this start
                         err_code <= DG_ERR_BAD_OP;
                         err_entry <= 16'(DG_DESC_OP_WORD);
-                        state <= ST_ERR;
+                        `GO(ST_ERR)
                     end else begin
                         g_is_head <= r_head;
                         g_is_g2 <= r_gate2;
                         g_start <= 1'b1;
-                        state <= ST_GATE;
+                        `GO(ST_GATE)
                     end
                 end else if (!use_e && r_bad_op) begin
                     err_code <= DG_ERR_BAD_OP;
                     err_entry <= 16'(DG_DESC_OP_WORD);
-                    state <= ST_ERR;
+                    `GO(ST_ERR)
                 end else if (chk_wait) begin
-                    state <= ST_CHECK;                  // the check is running
+                    `GO(ST_CHECK)                  // the check is running
                 end else if (chk_code != 8'd0) begin
                     err_code <= chk_code;
                     err_entry <= chk_entry;
-                    state <= ST_ERR;
+                    `GO(ST_ERR)
                 end else if (!use_e && r_from_gate) begin
                     if (!g_seen) begin
                         // from_gate without a gate record before it in this start
                         err_code <= DG_DESC_FROM_GATE_ERR;
                         err_entry <= 16'(DG_DESC_FROM_GATE_WORD);
-                        state <= ST_ERR;
+                        `GO(ST_ERR)
                     end else if (e_skip) begin
-                        state <= ST_LAYER_END;          // skipped: nothing read or written
+                        `GO(ST_LAYER_END)          // skipped: nothing read or written
                     end else begin
-                        desc <= effective(desc, e_n, g_nt_r, e_n_out, e_n_in);
+                        desc <= effective(desc, e_nres, e_nres_z, g_nt_r, e_n_out, e_n_in);
                         use_e <= 1'b1;
                         chk_start <= 1'b1;
-                        state <= ST_CHECK;              // check and latch E
+                        `GO(ST_CHECK)              // check and latch E
                     end
                 end else begin
                     use_e <= 1'b0;
-                    state <= ST_CHECK2;
+                    `GO(ST_CHECK2)
                 end
             end
-            ST_CHECK2: begin
+            st[ST_CHECK2]: begin
                 // the products come from dg_desc_check (its result on this layer's `desc`)
                 L.kk <= chk_kk;
                 L.cin_st <= d_cin_st;
@@ -508,71 +569,84 @@ module dg_sequencer
                 act_flags <= L.tile_gated ? '0 : '1;
                 bitmap <= '0;
                 list_kind <= 3'd0;
-                state <= ST_LIST_SEL;
+                lk_mask <= 5'b11111;
+                `GO(ST_LIST_SEL)
             end
-            ST_LIST_SEL: begin
+            st[ST_LIST_SEL]: begin
                 list_cmd_addr <= (a_work_base + 64'(list_next_off)) & ~64'(AB - 1);
                 list_cmd_beats <= (list_next == 3'd4)
                     ? 24'((32'(list_next_n) / 8 + 32'(AB) - 1) >> ABL)
                     : 24'((32'(LEB / 8) * 32'(list_next_n) + 32'(AB) - 1) >> ABL);
-                if (list_next == 3'd5) begin
-                    state <= ST_HALO;
-                    halo_i <= 16'd0;
-                    halo_endf <= halo_hmax <= 16'd1;
-                    halo_qr <= 8'd0;
-                    halo_rr <= 8'd0;
-                    halo_qc <= 8'd0;
-                    halo_rc <= 8'd0;
-                    halo_rowbase <= 16'd0;
-                end else begin
-                    list_kind <= list_next;
-                    list_n <= list_next_n;
-                    list_lastf <= list_next_n == 16'd1;
-                    list_first <= 1'b1;
-                    list_e <= 16'd0;
-                    list_have <= 1'b0;
-                    list_slot <= 16'd0;
-                    range_err <= 1'b0;
-                    order_err <= 1'b0;
-                    inter_err <= 1'b0;
-                    case (list_next)
-                        3'd0, 3'd1: list_limit <= n_tiles_r;
-                        3'd2: list_limit <= L.out_c;
-                        default: list_limit <= L.in_c;
-                    endcase
-                    state <= ST_LIST_REQ;
-                end
+                // (every list and halo register is set whether a list follows or the halo
+                // fill: only the next state depends on list_next, issue 16)
+                halo_i <= 16'd0;
+                halo_endf <= halo_hmax <= 16'd1;
+                halo_qr <= 8'd0;
+                halo_rr <= 8'd0;
+                halo_qc <= 8'd0;
+                halo_rc <= 8'd0;
+                halo_rowbase <= 16'd0;
+                list_kind <= list_next;
+                lk_mask <= 5'b11110 << list_next;
+                list_n_m2 <= list_next_n - 16'd2;
+                list_lastf <= list_next_n == 16'd1;
+                list_first <= 1'b1;
+                list_e <= 16'd0;
+                list_have <= 1'b0;
+                list_slot <= 16'd0;
+                lk_bm <= list_next == 3'd4;
+                lk_tile <= list_next == 3'd0;
+                lk_res <= list_next == 3'd1;
+                lk_we <= (list_next == 3'd2) ? 2'b01 : (list_next == 3'd3) ? 2'b10 : 2'b00;
+                slot_lastf <= 1'b0;
+                bm_past <= 1'b0;
+                range_err <= 1'b0;
+                order_err <= 1'b0;
+                inter_err <= 1'b0;
+                case (list_next)
+                    3'd0, 3'd1: list_limit <= n_tiles_r;
+                    3'd2: list_limit <= L.out_c;
+                    default: list_limit <= L.in_c;
+                endcase
+                if (list_next == 3'd5) `GO(ST_HALO)
+                else `GO(ST_LIST_REQ)
             end
-            ST_LIST_REQ: begin
-                if (rcmd_ready) state <= ST_LIST_RX;
+            st[ST_LIST_REQ]: begin
+                if (rcmd_ready) `GO(ST_LIST_RX)
             end
-            ST_LIST_RX: begin
+            st[ST_LIST_RX]: begin
                 if (!list_have) begin
                     if (rd_valid) begin
                         list_beat <= rd_data;
                         list_have <= 1'b1;
                         list_slot <= 16'd0;
+                        slot_lastf <= 1'b0;         // (a beat holds >= 4 entries, >= 64 bits)
                     end
-                end else if (list_kind == 3'd4) begin
-                    // bitmap: one bit per cycle
+                end else if (lk_bm) begin
+                    // bitmap: one bit per cycle, compared with the tile list's flags, which
+                    // shift by one per bit (act_flags[0] is tile list_e's; the list phases
+                    // that read them by index come before)
                     logic bit_v;
                     bit_v = list_beat[0];           // (the beat shifts by one bit per entry)
                     // first bit that differs from the tile list (bits past the grid must be 0)
-                    if (list_e >= n_tiles_r) begin
+                    if (bm_past) begin
                         if (bit_v && !range_err) begin range_err <= 1'b1; range_at <= list_e; end
                     end else begin
                         bitmap[I_MAX_TILES'(list_e)] <= bit_v;
-                        if (bit_v != act_flags[I_MAX_TILES'(list_e)] && !range_err) begin
+                        if (bit_v != act_flags[0] && !range_err) begin
                             range_err <= 1'b1;
                             range_at <= list_e;
                         end
                     end
+                    act_flags <= act_flags >> 1;
+                    bm_past <= bm_past || list_e == n_tiles_m1;
                     list_e <= list_e + 16'd1;
-                    list_lastf <= list_e + 16'd2 == list_n;
+                    list_lastf <= list_e == list_n_m2;
                     list_beat <= list_beat >> 1;
                     list_slot <= list_slot + 16'd1;
-                    if (32'(list_slot) == DG_AXI_DATA_BITS - 1 || list_lastf) list_have <= 1'b0;
-                    if (list_lastf) state <= ST_LIST_END;
+                    slot_lastf <= 32'(list_slot) == DG_AXI_DATA_BITS - 2;
+                    if (slot_lastf || list_lastf) list_have <= 1'b0;
+                    if (list_lastf) `GO(ST_LIST_END)
                 end else begin
                     logic [LEB-1:0] v;
                     v = list_beat[LEB-1:0];         // (the beat shifts by one entry per entry)
@@ -582,57 +656,55 @@ module dg_sequencer
                         else if (!list_first && v <= list_prev) begin order_err <= 1'b1; order_at <= list_e; end
                     end
                     list_prev <= v;
-                    case (list_kind)
-                        3'd0: begin
-                            tile_list[I_MAX_TILES'(list_e)] <= v;
-                            if (v < list_limit) act_flags[I_MAX_TILES'(v)] <= 1'b1;
-                        end
-                        3'd1: begin
-                            res_list[I_MAX_TILES'(list_e)] <= v;
-                            if (v < list_limit && act_flags[I_MAX_TILES'(v)]) inter_err <= 1'b1;
-                        end
-                        default: ch_we <= (list_kind == 3'd2) ? 2'b01 : 2'b10;
-                    endcase
+                    if (lk_tile) begin
+                        tl_mem[I_MAX_TILES'(list_e)] <= I_MAX_TILES'(v);
+                        if (v < list_limit) act_flags[I_MAX_TILES'(v)] <= 1'b1;
+                    end
+                    if (lk_res) begin
+                        rl_mem[I_MAX_TILES'(list_e)] <= I_MAX_TILES'(v);
+                        if (v < list_limit && act_flags[I_MAX_TILES'(v)]) inter_err <= 1'b1;
+                    end
+                    ch_we <= lk_we;
                     ch_idx <= list_e;
                     ch_val <= 16'(v);
                     list_e <= list_e + 16'd1;
-                    list_lastf <= list_e + 16'd2 == list_n;
+                    list_lastf <= list_e == list_n_m2;
                     list_first <= 1'b0;
                     list_beat <= list_beat >> LEB;
                     list_slot <= list_slot + 16'd1;
-                    if (32'(list_slot) == EPB - 1 || list_lastf) list_have <= 1'b0;
-                    if (list_lastf) state <= ST_LIST_END;
+                    slot_lastf <= 32'(list_slot) == EPB - 2;
+                    if (slot_lastf || list_lastf) list_have <= 1'b0;
+                    if (list_lastf) `GO(ST_LIST_END)
                 end
             end
-            ST_LIST_END: begin
+            st[ST_LIST_END]: begin
                 if (range_err) begin
                     err_code <= (list_kind == 3'd4) ? DG_ERR_BITMAP_MISMATCH
                               : (list_kind <= 3'd1) ? DG_ERR_TILE_RANGE : DG_ERR_CHANNEL_RANGE;
                     err_entry <= range_at;
-                    state <= ST_ERR;
+                    `GO(ST_ERR)
                 end else if (order_err) begin
                     err_code <= (list_kind == 3'd4) ? DG_ERR_BITMAP_MISMATCH
                               : (list_kind <= 3'd1) ? DG_ERR_TILE_ORDER : DG_ERR_CHANNEL_ORDER;
                     err_entry <= order_at;
-                    state <= ST_ERR;
+                    `GO(ST_ERR)
                 end else if (inter_err) begin
                     // a tile both active and residual-only (interpreter: TILE_ORDER, entry 0)
                     err_code <= DG_ERR_TILE_ORDER;
                     err_entry <= 16'd0;
-                    state <= ST_ERR;
+                    `GO(ST_ERR)
                 end else begin
-                    list_kind <= list_kind + 3'd1;
-                    state <= ST_LIST_SEL;
+                    `GO(ST_LIST_SEL)
                 end
             end
-            ST_HALO: begin
+            st[ST_HALO]: begin
                 // input row -> (tile row * grid_w, inside grid) and col -> tile col tables
                 if (32'(halo_i) < DG_MAX_HEIGHT) begin
-                    row_tbase_tab[I_MAX_HEIGHT'(halo_i)] <= halo_rowbase;   // halo_qr * grid_w
+                    rtb_mem[I_MAX_HEIGHT'(halo_i)] <= I_MAX_TILES'(halo_rowbase);   // halo_qr * grid_w
                     row_tv_tab[I_MAX_HEIGHT'(halo_i)] <= halo_qr < L.grid_h;
                 end
                 if (32'(halo_i) < DG_MAX_WIDTH) begin
-                    col_tile_tab[I_MAX_WIDTH'(halo_i)] <= halo_qc;
+                    ct_mem[I_MAX_WIDTH'(halo_i)] <= CTW'(halo_qc);
                     col_tv_tab[I_MAX_WIDTH'(halo_i)] <= halo_qc < L.grid_w;
                 end
                 if (halo_rr == halo_side_m1) begin
@@ -647,69 +719,72 @@ module dg_sequencer
                 halo_endf <= 32'(halo_i) + 32'd2 >= 32'(halo_hmax);
                 if (!L.zero_halo || halo_endf) begin
                     // run_init: the loader, compute and write-back reset their run state
-                    state <= d_no_run ? ST_LAYER_END : ST_RUN;
+                    if (d_no_run) `GO(ST_LAYER_END) else `GO(ST_RUN)
                 end
             end
-            ST_RUN: begin
-                if (layer_done) state <= ST_LAYER_END;
+            st[ST_RUN]: begin
+                if (layer_done) `GO(ST_LAYER_END)
             end
-            ST_GATE: begin
+            st[ST_GATE]: begin
                 g_start <= 1'b0;
                 if (g_done) begin
                     if (g_err_code != 8'd0) begin
                         err_code <= g_err_code;
                         err_entry <= g_err_entry;
-                        state <= ST_ERR;
+                        `GO(ST_ERR)
                     end else begin
                         if (g_is_g2) begin
                             g2_seen <= 1'b1;
                             g_nc2_r <= g_nc2;
+                            g_nc2_z <= g_nc2 == 16'd0;
                         end else if (!g_is_head) begin
                             g_seen <= 1'b1;
                             g_nt_r <= g_nt;
                             g_nc_r <= g_nc;
+                            g_nt_z <= g_nt == 16'd0;
+                            g_nc_z <= g_nc == 16'd0;
                             g2_seen <= 1'b0;
                         end
-                        state <= ST_LAYER_END;
+                        `GO(ST_LAYER_END)
                     end
                 end
             end
-            ST_LAYER_END: begin
+            st[ST_LAYER_END]: begin
                 if (wr_idle && rd_idle) begin
                     if (rd_err || wr_err) begin
                         err_code <= DG_ERR_AXI_ERROR;
                         err_entry <= 16'd0;
-                        state <= ST_ERR;
+                        `GO(ST_ERR)
                     end else begin
                         // (the cycle log's entry: cyc_we, above)
-                        rec_start <= cycle_cnt[31:0] + 32'd1;
+                        rec_start <= cycle_cnt[31:0];
                         if (rec_last) begin
-                            state <= ST_DONE;
+                            `GO(ST_DONE)
                         end else begin
                             layer <= layer + 8'd1;
-                            rec_last <= 32'(layer) + 32'd2 == a_layer_count;
+                            rec_last <= rec_last_nx;
                             desc_addr <= desc_addr + 64'(DG_DESC_BYTES);
-                            state <= ST_DESC_REQ;
+                            `GO(ST_DESC_REQ)
                         end
                     end
                 end
             end
-            ST_ERR: begin
+            st[ST_ERR]: begin
                 if (wr_idle && rd_idle) begin
                     status_reg <= status_value(err_code, layer, err_entry);
-                    state <= ST_DONE;
+                    `GO(ST_DONE)
                 end
             end
-            ST_DONE: begin
+            st[ST_DONE]: begin
                 // ap_done/ap_ready/ap_vld are asserted combinationally in this state, so
                 // the register block clears ap_start on the same edge that returns to IDLE
-                state <= ST_IDLE;
+                `GO(ST_IDLE)
             end
-            default: state <= ST_IDLE;
+            default: `GO(ST_IDLE)
         endcase
 
         if (rst) begin
-            state <= ST_IDLE;
+            `GO(ST_IDLE)
             g_start <= 1'b0;
             use_e <= 1'b0;
             chk_start <= 1'b0;
@@ -717,6 +792,7 @@ module dg_sequencer
             cycle_cnt <= 64'd0;
         end
     end
-    wire unused_ok = &{1'b0, rd_last, L.res_signed, a_run_flags[31:1], cyc_ra[23:LRA], cyc_wrow[31:LRA]};
+    wire unused_ok = &{1'b0, state, rd_last, L.res_signed, a_run_flags[31:1], cyc_ra[23:LRA], cyc_wrow[31:LRA]};
+`undef GO
 endmodule
 `default_nettype wire

@@ -98,7 +98,7 @@ class TB:
             for path in ("u_seq.state", "u_seq.layer", "u_ld.pf_state", "u_ld.ld_busy", "u_ld.ld_g",
                          "u_ld.pf_g", "u_ld.pf_i", "full", "wb_gdone", "u_cp.cp_state", "u_cp.inflight",
                          "u_wb.pl_state", "u_wb.rq_inflight", "wb_busy", "bk_ready", "u_ld.sp_phase",
-                         "u_ld.ld_out_beats", "rd_idle"):
+                         "u_ld.ldf_free", "rd_idle"):
                 try:
                     h = self.dut
                     for part in path.split("."):

@@ -81,10 +81,13 @@ async def test_random_accumulations(dut):
 
 @cocotb.test()
 async def test_depthwise_mode(dut):
-    """Depthwise steps (in_dw): lane m accumulates sum_j in_wd[m][j] * in_xd[m][j] over its
-    TPS = Tn/2 tap slots (its own weights and activations, one product per DSP), mixed back to back with conv steps in other
-    accumulations; with Tn = 1 a lane pair's one multiply takes one lane per step (the other
-    lane's weight and activation zero, as dg_compute feeds it)."""
+    """Depthwise steps (in_dw): lane m accumulates sum_j wd[m][j] * in_xd[m][j] over its
+    TPS = Tn/2 tap slots (its own weights and activations, one product per DSP), where wd[m][j]
+    is byte j (+ TPS when in_whalf) of lane m's in_w row if in_won[m][j], else 0 (the other
+    bytes of the row are random and must not count; a slot off with a non-zero activation
+    must add nothing), mixed back to back with conv steps in other accumulations; with Tn = 1
+    a lane pair's one multiply takes one lane per step (the other lane off, its activation
+    zero, as dg_compute feeds it)."""
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
     dut.rst.value = 1
     dut.in_valid.value = 0
@@ -113,14 +116,19 @@ async def test_depthwise_mode(dut):
                     else nprng.integers(-128, 128, (TM, TPS))
                 xd = nprng.choice([-256, -128, -1, 0, 1, 127, 255], (TM, TPS)) if n_acc % 4 == 0 \
                     else nprng.integers(-128, 256, (TM, TPS))
+                won = nprng.random((TM, TPS)) < 0.85
+                whalf = TN >= 2 and rng.random() < 0.5
                 if TN == 1 and TM > 1:          # one lane of each pair per step
                     off = (np.arange(TM) % 2) != (s % 2)
-                    wd[off] = 0
+                    won[off] = False
                     xd[off] = 0
-                acc += (wd * xd).sum(axis=1)
-                dut.in_wd.value = pack(wd.reshape(-1), 8)
+                acc += (np.where(won, wd, 0) * xd).sum(axis=1)
+                w = nprng.integers(-128, 128, (TM, TN))     # the row: wd at j (+ TPS)
+                w[:, (TPS if whalf else 0):(TPS if whalf else 0) + TPS] = wd
+                dut.in_w.value = pack(w.reshape(-1), 8)
+                dut.in_won.value = pack(won.reshape(-1), 1)
+                dut.in_whalf.value = int(whalf)
                 dut.in_xd.value = pack(xd.reshape(-1), 9)
-                dut.in_w.value = pack(nprng.integers(-128, 128, TM * TN), 8)   # ignored
                 dut.in_x.value = pack(nprng.integers(-128, 128, TN), 9)
             else:
                 w = nprng.integers(-128, 128, (TM, TN))
@@ -128,7 +136,8 @@ async def test_depthwise_mode(dut):
                 acc += w @ x
                 dut.in_w.value = pack(w.reshape(-1), 8)
                 dut.in_x.value = pack(x, 9)
-                dut.in_wd.value = pack(nprng.integers(-128, 128, TM * TPS), 8)  # ignored
+                dut.in_won.value = pack(nprng.random(TM * TPS) < 0.5, 1)       # ignored
+                dut.in_whalf.value = int(rng.random() < 0.5)
                 dut.in_xd.value = pack(nprng.integers(-128, 128, TM * TPS), 9)
             dut.in_dw.value = int(dw)
             dut.in_first.value = int(s == 0)

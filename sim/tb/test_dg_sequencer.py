@@ -7,12 +7,17 @@ and bitmap as held; channel lists as written to the loader's list memories, `ch_
 `ch_val`, entry by entry) must equal
 the formats module's decoding; a faulty layer must never start and STATUS (code, layer,
 entry) must be the expected one; the number of started layers must match.
+
+SHORT_LISTS are lists of one and two entries (the first entry is the last, or the entry after
+the first is): a tile list of 1 (conv1_gated_one_tile) and of 2, channel lists of 1 on both
+sides, a residual-tile list of 1, each with its bitmap.
 """
 from __future__ import annotations
 
 import cocotb
 
 from dgfpga.contract import formats
+from dgfpga.backends.vectors import LayerCase, build_layer_case
 from dg_module_env import CFG, edges, get, run_sets, vector_sets
 
 # dg_layer_t members that are descriptor fields, in declaration order (MSB first)
@@ -23,7 +28,20 @@ L_FIELDS = ("k", "stride", "pad", "in_signed", "out_signed", "residual", "res_si
 CASES = ["dense_3x3_s1_edge_tiles", "stem_7x7_s2_maxpool", "conv1_gated_half",
          "conv2_identity_in_place", "conv2_downsample_res_only", "conv2_no_tiles",
          "fault_tile_range", "fault_tile_order", "fault_channel_range", "fault_bitmap_mismatch",
-         "fault_bad_offset", "fault_bad_count", "im2col_stem_7x7_s2_maxpool", "fault_im2col_1x1"]
+         "fault_bad_offset", "fault_bad_count", "im2col_stem_7x7_s2_maxpool", "fault_im2col_1x1",
+         "conv1_gated_one_tile"]
+# 8x8 input, tile 2: a 4 x 4 grid of 16 tiles
+SHORT_LISTS = [
+    # 2 active tiles, 1 out channel, 1 in channel, zero_halo (a bitmap of 2 set bits)
+    LayerCase("seq_two_tiles_one_channel", 3, 1, 8, 16, 16, 2, tile_density=2 / 16,
+              out_density=1 / 16, in_density=1 / 16, zero_halo=True),
+    # 15 active tiles and 1 residual-only tile, 2 in channels
+    LayerCase("seq_one_res_tile", 3, 1, 8, 16, 16, 2, tile_density=15 / 16, in_density=2 / 16,
+              residual="s8", res_only=True, zero_halo=True),
+]
+LIST_LENGTHS = {"conv1_gated_one_tile": {"tiles": 1}, "seq_two_tiles_one_channel":
+                {"tiles": 2, "out_channels": 1, "in_channels": 1},
+                "seq_one_res_tile": {"res_tiles": 1, "in_channels": 2}}
 
 
 def unpack_layer(value: int, width: int) -> dict:
@@ -74,7 +92,12 @@ async def test_sequencer(dut):
                 if have != [int(t) for t in wl.tiles]:
                     errors.append((vs.name, i, "bitmap", have[:8], list(wl.tiles[:8])))
 
-    sets = vector_sets(CASES)
+    sets = vector_sets(CASES) + [build_layer_case(c, CFG) for c in SHORT_LISTS]
+    for vs in sets:   # the short-list cases are what they claim (a guard on the generator)
+        for what, n in LIST_LENGTHS.get(vs.name, {}).items():
+            d = formats.unpack_descriptor(vs.program[:formats.DESCRIPTOR_BYTES], CFG)
+            wl = formats.read_work_list(d, bytes(vs.before["work"].tobytes()))
+            assert len(getattr(wl, what)) == n, (vs.name, what, len(getattr(wl, what)))
     await run_sets(dut, sets, monitor)
     for vs in sets:
         status = int(vs.expected_status)

@@ -132,6 +132,7 @@ axi_data_bits = 128
 SKEW = Path(__file__).resolve().parent / "configs" / "skew.toml"
 
 
+@pytest.mark.slow          # a Verilator build of its own; the skew config's lint runs by default
 @pytest.mark.verilator
 def test_fast_skew_config(tmp_path):
     """The shared sweep, bit-exact, on a config whose limits differ pairwise (tm != tn,

@@ -220,3 +220,24 @@ def test_gate2_record_at_2048_channel_limits(wide_sim, case, flags):
         assert 512 < int(np.asarray(res.gate_masks[0][1]).sum())      # conv1's channel list
         ch2 = np.asarray(res.gate2_masks[0], bool).reshape(-1)
         assert 0 < ch2.sum() < ch2.size, "mask_c2 not mixed"
+
+
+@pytest.mark.verilator
+@pytest.mark.parametrize("flags", [0, DENSE], ids=["gated", "dense"])
+def test_channel_words_of_one_record_do_not_reach_the_next(wide_sim, flags):
+    """Issue 16: the channel decisions and conv1's channel bitmap are word RAMs (written by
+    the b2 stream a word at a time, read a beat / a word ahead), not cleared between records.
+    A gate record of 2048 channels all on, then one of 1030 channels (mixed) and a gate-2
+    record over the second one's masks: the second's partial last word (6 bits) and every
+    list bit for bit against the interpreter, the all-on words of the first not leaking in."""
+    p = _Program(wide_sim.cfg, np.random.default_rng([3, 2048, 1030]))
+    add_gate(p, 40, 2048, (8, 8), 2, (4, 4), on=1.0)
+    gate = add_gate(p, 40, 1030, (8, 8), 2, (4, 4), on=0.5)
+    add_gate2(p, gate, 1000)
+    bad, res, _ = _check(wide_sim, p.program(), 3, p.memory(), flags)
+    assert not bad, bad
+    assert res.status == 0, res.message
+    if not flags:
+        assert np.asarray(res.gate_masks[0][1], bool).all()
+        ch = np.asarray(res.gate_masks[1][1], bool).reshape(-1)
+        assert 0 < ch.sum() < ch.size and not ch[-6:].all(), "second record's channels not mixed"

@@ -34,11 +34,23 @@ CASES = [
 ] + [("dg_engine", ENGINE, f"test_dg_{m}", {}) for m in ("sequencer", "loader", "compute", "writeback")]
 
 
+
+
+def _case_id(c) -> str:
+    return ((c[2][5:] if c[0] == "dg_engine" else
+             f"{c[0]}-{'-'.join(f'{k}{v}' for k, v in c[3].items()) or 'default'}")
+            + ("-skew" if len(c) > 4 else ""))
+
+
+# variants whose building block the default suite also runs in another variant and inside the
+# engine on `small` (each is a Verilator build of its own: -m slow runs them)
+SLOW_CASES = {"dg_axi_rd-DATA_W64-MAX_BURST8", "dg_requant-LANES4", "dg_desc_check-default-skew"}
+
+
 @pytest.mark.verilator
-@pytest.mark.parametrize("case", CASES,
-                         ids=[(c[2][5:] if c[0] == "dg_engine" else
-                               f"{c[0]}-{'-'.join(f'{k}{v}' for k, v in c[3].items()) or 'default'}")
-                              + ("-skew" if len(c) > 4 else "") for c in CASES])
+@pytest.mark.parametrize("case", [pytest.param(c, id=_case_id(c), marks=[pytest.mark.slow]
+                                               if _case_id(c) in SLOW_CASES else [])
+                                  for c in CASES])
 def test_module(case):
     require_verilator()
     from dgfpga.backends import rtl_sim

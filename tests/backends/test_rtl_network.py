@@ -104,7 +104,8 @@ def buf_tiles(plan, b: int) -> int:
 
 
 @pytest.mark.verilator
-@pytest.mark.parametrize("flags", [0, DENSE], ids=["gated", "dense"])
+@pytest.mark.parametrize("flags", [0, pytest.param(DENSE, marks=pytest.mark.slow)],
+                         ids=["gated", "dense"])      # dense: also in test_shipped_model_rtl
 def test_fast_network_one_start(net, flags):
     """2 test images, each ONE engine start of the whole program on the fast harness: the
     golden model's memory image, the interpreter, the cycle log."""

@@ -7,6 +7,7 @@ from dgfpga_host.bundle import load_bundle
 from dgfpga_host.runner import NetworkRunner
 
 
+@pytest.mark.slow   # the runner on the RTL device runs by default in test_shipped_model_rtl_one_image
 @pytest.mark.verilator
 def test_runner_on_rtl_device_bit_exact(bundle_dir):
     require_verilator()

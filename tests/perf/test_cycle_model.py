@@ -45,6 +45,31 @@ def test_hand_computed_dense_layer():
     assert r.macs == r.dense_macs == 32 * 16 * 16 * 9
 
 
+def test_hand_computed_dense_layer_bounds():
+    """The layer above, split by what bounds it (`LayerCycles.bounds`): every step is
+    compute-bound (C 598 > M 40, O, P 45): MAC steps 8 x 576 = 4608, their tile overhead and
+    pipeline fill 8 x (12 + 10) = 176; the first group's weights 176; overhead 200 + 4 x 20
+    + fill 45 + 12 = 337. The split sums to the total, 5297."""
+    r = M.layer_cycles(_layer(), SMALL, EXACT)
+    assert {k: v for k, v in r.bounds.items() if v} == pytest.approx(
+        {"compute": 4608, "tile overhead": 176, "weights": 176, "overhead": 337})
+    assert set(r.bounds) <= set(M.BOUNDS)
+
+
+def test_weight_bound_layer_bounds():
+    """1x1, 512 -> 64 channels on a one-pixel map (small: Tm = Tn = 4, B = 8): 16 m-groups of
+    one tile, each step C = 12 + 10 + 128 = 150; a group's params + weights W = max(2080 / 8,
+    consume 4 x 8 + 4 x 512 / 4 = 544, the spans' read time) = 544. The first group's W is
+    exposed and groups 0..14 wait for the next group's 544 > 150: weights 16 x 544 = 8704;
+    the last group's step: compute 128 + tile overhead 22; overhead 200 + 16 x 20 + fill
+    min(150, 5 + 64 beats) 69 + 96 / 8 = 601. Total 9455."""
+    d = F.make_descriptor(k=1, stride=1, in_h=1, in_w=1, in_c=512, out_c=64, tile=1)
+    r = M.layer_cycles(d, SMALL, EXACT)
+    assert r.total_cycles == pytest.approx(9455)
+    assert {k: v for k, v in r.bounds.items() if v} == pytest.approx(
+        {"weights": 8704, "compute": 128, "tile overhead": 22, "overhead": 601})
+
+
 def test_zero_overheads_reach_the_mac_bound():
     r = M.layer_cycles(_layer(), SMALL, ZERO)
     ideal = 32 * 16 * 16 * 9 / (SMALL.tm * SMALL.tn)             # 4608
@@ -76,6 +101,10 @@ def test_memory_bound_layer():
     starved = M.layer_cycles(d, SMALL, slow)
     assert starved.total_cycles > 2 * fast.total_cycles
     assert starved.memory_cycles > starved.compute_cycles
+    # what bounds it: the read port's bytes at 0.4 B/cycle (320 cycles), not the MAC array
+    assert starved.bounds["read bandwidth"] == pytest.approx(320)
+    assert starved.bounds["compute"] + starved.bounds["tile overhead"] == 0
+    assert fast.bounds["read bandwidth"] == 0
 
 
 def test_no_active_tiles_costs_only_overheads():
@@ -202,6 +231,22 @@ def test_network_prediction_is_plausible():
     assert c.dense.seconds(default_config()) > 0
     all_on = M.random_block_masks(net, [1.0] * len(net.blocks))
     assert M.compare(plan, all_on).speedup < 1.0          # gate overhead, nothing skipped
+
+
+@pytest.mark.parametrize("arch", ["resdg18", "resdg50"])
+def test_bounds_split_every_network_layer_exactly(arch):
+    """Dense and gated, with the DDR model: each layer's bounds are non-negative, named in
+    BOUNDS and sum to its cycles."""
+    cfg = load_config("ultra96")
+    plan = shape_plan(arch, cfg)
+    net = net_shape(arch)
+    p = M.CycleParams().with_memory(40)
+    c = M.compare(plan, M.random_block_masks(net, [0.4] * len(net.blocks), seed=1), p)
+    for nc in (c.dense, c.gated):
+        for lc in nc.layers:
+            assert set(lc.bounds) <= set(M.BOUNDS), lc.name
+            assert min(lc.bounds.values()) >= -1e-6 * lc.total_cycles, lc.name
+            assert sum(lc.bounds.values()) == pytest.approx(lc.total_cycles, rel=1e-9), lc.name
 
 
 # ---- the one-start program: gate and head records, no host constant --------------------------

@@ -196,10 +196,18 @@ def test_efficiency_by_layer_type_is_the_layers_own_ratio(tmp_path, capsys):
     from dgfpga.perf.netshapes import shape_plan
     from dgfpga.perf.prediction import efficiency_by_type, layer_type
     cfg = load_config("ultra96")
-    out = tmp_path / "p.json"
-    assert main(["predict", "--arch", "resdg50", "--host-us", "0", "-o", str(out)]) == 0
+    out, png = tmp_path / "p.json", tmp_path / "bounds.png"
+    assert main(["predict", "--arch", "resdg50", "--host-us", "0", "-o", str(out),
+                 "--plot", str(png)]) == 0
     assert "by layer type, resdg50 at 2.4" in capsys.readouterr().out
+    from PIL import Image
+    with Image.open(png) as im:                  # the bounds figure: a real image
+        assert im.format == "PNG" and im.size[0] > 600
     r = json.loads(out.read_text())[0]
+    # the per-layer splits saved with --out: every layer of the dense run, in order
+    assert [n for n, _ in r["layer_bounds"]["dense"]] == [
+        lp.name for lp in shape_plan("resdg50", cfg).layers]
+    assert all(sum(b.values()) > 0 for _, b in r["layer_bounds"]["gated"])
     assert set(r["efficiency_by_type"]) == {"stem 7x7", "1x1", "1x1/s2", "3x3"}
     plan = shape_plan("resdg50", cfg)
     cmp = compare(plan, None, None)                       # dense both ways: a hand check
@@ -213,3 +221,11 @@ def test_efficiency_by_layer_type_is_the_layers_own_ratio(tmp_path, capsys):
         1 - records / cmp.dense.engine_cycles, rel=1e-9)
     for t in eff:
         assert 0 < r["efficiency_by_type"][t]["gated"] <= 1
+    # what bounds each type: shares of its cycles that sum to 1, the layers' own splits
+    from dgfpga.perf.prediction import bounds_by_type
+    for t, modes in r["bounds_by_type"].items():
+        for mode in ("dense", "gated"):
+            assert sum(modes[mode].values()) == pytest.approx(1.0, rel=1e-9), (t, mode)
+    b = bounds_by_type(plan, {"dense": cmp.dense})
+    assert b["stem 7x7"]["dense"] == pytest.approx(
+        {k: v / stem[0].total_cycles for k, v in stem[0].bounds.items() if v}, rel=1e-9)

@@ -101,7 +101,7 @@ def test_gate_and_head_records_measured_on_the_rtl_match_the_model():
 
 
 @pytest.mark.verilator
-@pytest.mark.parametrize("latency, stall", [(40, 20), (100, 0)])
+@pytest.mark.parametrize("latency, stall", [(40, 20), pytest.param(100, 0, marks=pytest.mark.slow)])
 def test_shipped_params_match_the_rtl_under_ddr_latency(latency, stall):
     """Layers of the first blocks, dense and at density 0.3, measured on the RTL with read
     latency and stalls (the memory model's +latency/+stall): bit-exact, and the shipped

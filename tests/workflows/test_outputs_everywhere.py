@@ -283,6 +283,7 @@ def test_train_interrupted_while_saving_stays_resumable(tmp_path, monkeypatch, c
     assert torch.load(f"{out}.resume", weights_only=True)["epoch"] == 2
 
 
+@pytest.mark.slow          # two calibration fits; gen / synth / build interrupts run by default
 def test_calibrate_interrupted_keeps_previous_and_user_files(tmp_path, monkeypatch):
     from dgfpga.perf.cycle_model import CycleParams
     out = tmp_path / "cal"
