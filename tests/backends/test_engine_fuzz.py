@@ -45,13 +45,14 @@ def test_cases_are_deterministic_in_the_seed(bases):
 
 
 def test_short_fuzz_agrees_with_the_interpreter(engine, bases):
-    rep = engine_fuzz.run_fuzz(1500, seed=1, cfg=SMALL, engine=engine, bases=bases)
+    rep = engine_fuzz.run_fuzz(600, seed=1, cfg=SMALL, engine=engine, bases=bases)
     print(rep.summary())
     assert rep.ok, "\n".join(rep.problems[:20])
-    assert rep.cases == rep.sanitized == 1500
+    assert rep.cases == rep.sanitized == 600
     # every mutation kind ran, and the cases reach both valid runs and many fault codes
+    # (seed 1: 133 OK, 14 statuses; the 25,000-case run is the slow test below)
     assert set(rep.ops) >= {op for op in engine_fuzz.OPS}
-    assert rep.statuses["OK"] >= 150 and rep.statuses["NO_FIT"] >= 1
+    assert rep.statuses["OK"] >= 60 and rep.statuses["NO_FIT"] >= 1
     assert len(rep.statuses) >= 12
 
 

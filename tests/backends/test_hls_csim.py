@@ -1245,7 +1245,10 @@ def test_shipped_trained_bottleneck_on_real_images(ultra96_engine):
     assert all(a.sum() < b.sum() for a, b in zip(logs[0], logs[prog.RUN_DENSE]))
 
 
-@pytest.mark.parametrize("size", [64, pytest.param(224, marks=pytest.mark.slow)])
+# slow: ResNet-50 Bottleneck programs run on the C-sim by default as resdg29b_cifar10 and the
+# shipped trained resdg11b (test_bottleneck_vectors_*, test_shipped_trained_bottleneck_*)
+@pytest.mark.slow
+@pytest.mark.parametrize("size", [64, 224])
 def test_resdg50_one_start_golden_interpreter_csim(cache_dir, size):
     """resdg50 (random weights, mixed gates) on ultra96
     (ultra96's engine and buffers with ResNet-50's 2048-channel limits: the gate unit's

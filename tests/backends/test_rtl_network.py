@@ -232,6 +232,7 @@ def test_fast_malformed_records_flag_status_and_write_nothing(net):
     assert regmap.ERR["BAD_GATE"] in codes and regmap.ERR["BAD_FLAGS"] in codes
 
 
+@pytest.mark.slow        # the cocotb harness runs by default in test_rtl_engine's cocotb tests
 @pytest.mark.verilator
 def test_cocotb_network_first_block(net, tmp_path):
     """cocotb + AxiRam: stem, gate record, conv1, conv2 in one start (WORK written by the

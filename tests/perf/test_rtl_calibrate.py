@@ -6,6 +6,7 @@ import pytest
 from conftest import require_verilator
 
 
+@pytest.mark.slow   # the shipped parameters are checked on fresh RTL measurements by default (below)
 @pytest.mark.verilator
 def test_measure_and_fit(tmp_path):
     require_verilator()
