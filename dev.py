@@ -2,7 +2,7 @@
 """Bootstrap for a bare Python: create .venv, install dgfpga with what it needs, run a job.
 
     python3 dev.py demo [ARGS...]   # the main job on the shipped model and data
-    python3 dev.py test [ARGS...]   # the test suite (what CI runs)
+    python3 dev.py test [ARGS...]   # the test suite (what CI runs), on every core
     python3 dev.py setup            # only create/refresh the environment
     python3 dev.py run CMD [ARGS]   # run a command inside the environment
 
@@ -64,6 +64,20 @@ def _link_verilator() -> None:
         dst.symlink_to(src)
 
 
+def _workers(args: list[str]) -> list[str]:
+    """pytest-xdist options for the test job: one worker per core (at most 8; the
+    DGFPGA_TEST_WORKERS variable overrides, 0 = no workers), work stealing so that the long
+    RTL tests do not wait behind one another. Nothing is added when the arguments already
+    choose (-n/--numprocesses, -p no:xdist) or when the run is a single test node."""
+    if any(a.startswith(("-n", "--numprocesses", "--dist")) or a == "no:xdist" for a in args):
+        return []
+    if any("::" in a for a in args):
+        return []
+    want = os.environ.get("DGFPGA_TEST_WORKERS")
+    n = int(want) if want else min(os.cpu_count() or 1, 8)
+    return ["-n", str(n), "--dist", "worksteal"] if n > 1 else []
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__)
@@ -74,7 +88,7 @@ def main(argv: list[str]) -> int:
     if job == "setup":
         return 0
     if job == "test":
-        cmd = [str(PY), "-m", "pytest", *rest]
+        cmd = [str(PY), "-m", "pytest", *_workers(rest), *rest]
     elif job == "demo":
         cmd = [str(BIN / "dgfpga"), "demo", *rest]
     elif job == "run":

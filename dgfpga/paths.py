@@ -70,3 +70,15 @@ def shipped_checkpoint(name: str) -> Path:
         have = sorted(p.name for p in folder.glob("*.pth.tar"))
         raise DgfpgaError(f"no shipped checkpoint {name!r} in {folder} (have: {', '.join(have) or 'none'})")
     return path
+
+
+def build_lock(target: Path):
+    """An inter-process lock for building `target` (a cache folder or file), held as
+    ``with build_lock(d): ...``. Parallel test workers (pytest -n 2) and parallel jobs that
+    need the same Verilator or C-sim build then build it once: the second waits and finds
+    it built. The lock is an OS file lock (filelock), released when its process exits, so a
+    killed build never leaves a stale lock behind."""
+    from filelock import FileLock
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(target.parent / f".{target.name}.lock"))

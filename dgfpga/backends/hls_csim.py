@@ -148,10 +148,21 @@ def build(cfg: EngineConfig, target: str = "lib", cache_dir: Union[str, Path, No
     artifact, stamp = out_dir / name, out_dir / f"{name}.stamp"
     if not force and artifact.is_file() and stamp.is_file() and stamp.read_text() == digest:
         return artifact
+    with paths.build_lock(artifact):        # a parallel process building the same: wait, reuse
+        if not force and artifact.is_file() and stamp.is_file() and stamp.read_text() == digest:
+            return artifact
+        return _build_locked(cfg, name, srcs, flags, cxx, ap, out_dir, header, artifact, stamp,
+                             digest)
+
+
+def _build_locked(cfg: EngineConfig, name: str, srcs, flags: list, cxx: str, ap: Path,
+                  out_dir: Path, header: str, artifact: Path, stamp: Path, digest: str) -> Path:
     inc = out_dir / "include"
     inc.mkdir(parents=True, exist_ok=True)
     if not (inc / "dg_config.h").is_file() or (inc / "dg_config.h").read_text() != header:
-        (inc / "dg_config.h").write_text(header)
+        part = inc / f".dg_config.h.{os.getpid()}"
+        part.write_text(header)
+        os.replace(part, inc / "dg_config.h")   # atomic: another target's compile reads it
     fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=out_dir)
     os.close(fd)
     cmd = [cxx, *flags, "-isystem", str(ap), "-I", str(inc), "-I", str(SRC_DIR),

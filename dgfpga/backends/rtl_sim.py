@@ -92,7 +92,9 @@ def config_include(cfg: EngineConfig) -> Path:
     f = d / INCLUDE
     if not f.is_file() or f.read_text() != text:
         d.mkdir(parents=True, exist_ok=True)
-        f.write_text(text)
+        tmp = d / f".{INCLUDE}.{os.getpid()}"
+        tmp.write_text(text)
+        os.replace(tmp, f)      # atomic: a parallel build never reads half a header
     return d
 
 
@@ -161,11 +163,13 @@ def build_cocotb(cfg: EngineConfig, opt: str = OPT) -> Path:
     if stamp.exists():
         return bdir
     os.environ.update({k: v for k, v in _env(opt).items() if k in ("MAKEFLAGS", "PATH")})
-    runner = get_runner("verilator")
-    runner.build(sources=[str(p) for p in rtl_sources()], includes=[str(inc), str(RTL)],
-                 hdl_toplevel="dg_engine", build_args=args,
-                 build_dir=str(bdir), always=False)
-    stamp.write_text("ok\n")
+    with paths.build_lock(bdir):            # one build per folder across processes
+        if not stamp.exists():
+            runner = get_runner("verilator")
+            runner.build(sources=[str(p) for p in rtl_sources()], includes=[str(inc), str(RTL)],
+                         hdl_toplevel="dg_engine", build_args=args,
+                         build_dir=str(bdir), always=False)
+            stamp.write_text("ok\n")
     return bdir
 
 
@@ -271,6 +275,14 @@ def build_fast(cfg: EngineConfig, opt: str = OPT, mem_words: Optional[int] = Non
     exe = bdir / "Vdg_tb_fast"
     if exe.exists():
         return exe
+    with paths.build_lock(bdir):            # a parallel process building the same: wait, reuse
+        if exe.exists():
+            return exe
+        return _build_fast_locked(inc, params, flags, bdir, exe, opt, trace)
+
+
+def _build_fast_locked(inc: Path, params: dict, flags: list, bdir: Path,
+                       exe: Path, opt: str, trace: bool) -> Path:
     # built in a folder of its own and renamed into place when complete, so a process that
     # finds the binary (another test, a parallel job) never runs a half-linked one
     bdir.parent.mkdir(parents=True, exist_ok=True)
@@ -611,10 +623,12 @@ def lint(cfg: EngineConfig | str = "small", extra_args: Sequence[str] = (),
 
 def run_unit_test(top: str, sources: Sequence[str], test_module: str,
                   parameters: Optional[dict] = None, extra_env: Optional[dict] = None,
-                  cfg: str | Path = "small") -> dict:
+                  cfg: str | Path = "small", build_args: Sequence[str] = ()) -> dict:
     """Build (cached) and run one module's cocotb testbench (sim/tb/<test_module>.py) against
     the contract include of `cfg`, a shipped config name or a TOML path (dg_pkg.sv is always
     compiled first; the testbench gets `cfg` as DG_CONFIG). `parameters` set a building block's own parameters.
+    `sources` are names in sim/rtl or paths; `build_args` are extra Verilator arguments
+    (e.g. -DSYNTHESIS with a primitive model among the sources).
 
     Returns {"tests", "failures", "xml"} parsed from the results XML (the runner does not
     raise outside pytest)."""
@@ -625,16 +639,19 @@ def run_unit_test(top: str, sources: Sequence[str], test_module: str,
     cfg = load_config(cfg_ref)
     inc = config_include(cfg)
     srcs = [RTL / "dg_pkg.sv"] + [RTL / f for f in sources if f != "dg_pkg.sv"]
-    args = ["-Wno-fatal"]
+    args = ["-Wno-fatal", *build_args]
     tag = "-".join(f"{k}{v}" for k, v in sorted(parameters.items())) or "default"
     bdir = BUILD / "unit" / f"{top}-{cfg.name}-{tag}-{_digest(srcs + [inc / INCLUDE], [parameters, args, _env()['MAKEFLAGS']])}"
     os.environ.update({k: v for k, v in _env().items() if k in ("MAKEFLAGS", "PATH")})
     _tb_on_path()
     runner = get_runner("verilator")
     if not (bdir / ".built").exists():
-        runner.build(sources=[str(p) for p in srcs], includes=[str(inc), str(RTL)],
-                     hdl_toplevel=top, parameters=parameters, build_args=args, build_dir=str(bdir))
-        (bdir / ".built").write_text("ok\n")
+        with paths.build_lock(bdir):        # one build per folder across processes
+            if not (bdir / ".built").exists():
+                runner.build(sources=[str(p) for p in srcs], includes=[str(inc), str(RTL)],
+                             hdl_toplevel=top, parameters=parameters, build_args=args,
+                             build_dir=str(bdir))
+                (bdir / ".built").write_text("ok\n")
     xml = bdir / f"results-{test_module}-{os.getpid()}.xml"
     if xml.exists():
         xml.unlink()

@@ -201,19 +201,26 @@ def layer_type(lp) -> str:
     return f"{d.k}x{d.k}" + (f"/s{d.stride}" if d.k == 1 and d.stride > 1 else "")
 
 
+def _layers_by_type(plan, runs: dict):
+    """(type, mode, LayerCycles) for every planned layer of every run ({"dense":
+    NetworkCycles, ...}), `layer_type` order; LayerCycles is None for a layer the run skipped
+    (every gated block skipped it). Gate and head records are not planned layers."""
+    for mode, nc in runs.items():
+        by_name = {lc.name: lc for lc in nc.layers}
+        for lp in plan.layers:
+            yield layer_type(lp), mode, by_name.get(lp.name)
+
+
 def efficiency_by_type(plan, runs: dict, cfg: EngineConfig) -> tuple[dict, dict]:
     """Per layer type (`layer_type`) and run ({"dense": NetworkCycles, "gated": ...}):
     the array efficiency MACs / (cycles * tm * tn) over that type's layers, and their share
     of the run's engine cycles (gate and head records excluded from both)."""
     acc: dict = {}
-    for mode, nc in runs.items():
-        by_name = {lc.name: lc for lc in nc.layers}
-        for lp in plan.layers:
-            lc = by_name.get(lp.name)
-            t = acc.setdefault(layer_type(lp), {m: [0, 0] for m in runs})
-            if lc is not None:                 # a layer every gated block skipped: absent
-                t[mode][0] += lc.macs
-                t[mode][1] += lc.total_cycles
+    for typ, mode, lc in _layers_by_type(plan, runs):
+        t = acc.setdefault(typ, {m: [0, 0] for m in runs})
+        if lc is not None:
+            t[mode][0] += lc.macs
+            t[mode][1] += lc.total_cycles
     lanes = cfg.tm * cfg.tn
     eff = {t: {m: (v[m][0] / (v[m][1] * lanes) if v[m][1] else 0.0) for m in runs}
            for t, v in acc.items()}
@@ -226,13 +233,10 @@ def bounds_by_type(plan, runs: dict) -> dict:
     bounded that type's cycles, as shares of them ({bound: share}, `cycle_model.BOUNDS`,
     from each layer's `LayerCycles.bounds`; the shares of a type sum to 1)."""
     acc: dict = {}
-    for mode, nc in runs.items():
-        by_name = {lc.name: lc for lc in nc.layers}
-        for lp in plan.layers:
-            lc = by_name.get(lp.name)
-            t = acc.setdefault(layer_type(lp), {m: {} for m in runs})[mode]
-            for b, c in (lc.bounds.items() if lc is not None else ()):
-                t[b] = t.get(b, 0.0) + c
+    for typ, mode, lc in _layers_by_type(plan, runs):
+        t = acc.setdefault(typ, {m: {} for m in runs})[mode]
+        for b, c in (lc.bounds.items() if lc is not None else ()):
+            t[b] = t.get(b, 0.0) + c
     return {t: {m: {b: c / sum(v.values()) for b, c in v.items() if c}
                 for m, v in modes.items() if sum(v.values())}
             for t, modes in acc.items()}

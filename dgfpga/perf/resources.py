@@ -47,7 +47,8 @@ from typing import Iterable, Optional
 
 from dgfpga import paths
 from dgfpga.contract.engine_config import EngineConfig
-from dgfpga.contract.formats import DW_KERNELS, MAX_KERNEL, MAX_KERNEL_TAPS, REQUANT_SHARE
+from dgfpga.contract.formats import (DW_KERNELS, MAX_KERNEL, MAX_KERNEL_TAPS, REQUANT_SHARE,
+                                     fit_limits)
 from dgfpga.contract.program import GATE_FRAC_BITS
 from dgfpga.errors import ConfigError
 
@@ -280,6 +281,25 @@ def buffer_geometry(cfg: EngineConfig) -> dict:
     )
 
 
+def dw_bank_bytes(patch_rows: int, patch_cols: int, channels: int) -> int:
+    """Bytes a depthwise patch puts in each of the reference RTL's k*k tap banks (dg_loader:
+    bank (r mod k, c mod k) holds ceil(rows/k) x ceil(cols/k) pixels of `channels` bytes)."""
+    k = DW_KERNELS[0]
+    return _ceil_div(patch_rows, k) * _ceil_div(patch_cols, k) * channels
+
+
+def dw_bank_half_bytes(cfg: EngineConfig) -> int:
+    """The most bytes any depthwise patch the fit rule admits puts in one tap bank: the max of
+    dw_bank_bytes(p, p, C) over patch sides p <= the RTL's patch limit with p*p*C <=
+    fit_ifm_patch_bytes (formats.layer_fit_problems, NO_FIT) and C <= max_in_channels
+    (dg_pkg.sv dw_bank_half_bytes, the same loop). Every layer that fits thus fits the dw
+    banks: no separate refusal. ultra96: p = 4, C = 2048 -> 4 x 2048 = 8192."""
+    pmax = 4 * cfg.max_tile + MAX_KERNEL
+    fit = fit_limits(cfg)["fit_ifm_patch_bytes"]
+    return max(dw_bank_bytes(p, p, min(cfg.max_in_channels, fit // (p * p)))
+               for p in range(1, pmax + 1))
+
+
 def rtl_geometry(cfg: EngineConfig) -> dict:
     """Memory sizes of the reference RTL (mirrors sim/rtl/dg_pkg.sv and dg_gate.sv)."""
     tm, tn = cfg.tm, cfg.tn
@@ -292,7 +312,7 @@ def rtl_geometry(cfg: EngineConfig) -> dict:
     wd_b = cfg.weight_buffer_bytes // 2 // (tm * tn) + MAX_KERNEL_TAPS
     cgm = 1 << _clog2(_ceil_div(cfg.max_in_channels, tn))     # gate: channel groups
     dw_nbw = max(tm, ab)                               # depthwise bank byte columns
-    dw_half = _ceil_div(ihalf * 25 // 81 + 2 * dw_nbw, dw_nbw) * dw_nbw
+    dw_half = _ceil_div(dw_bank_half_bytes(cfg), dw_nbw) * dw_nbw
     return dict(NB=nb, IDEPTH=2 * ihalf // nb, WDEPTH=min(wd_a, wd_b),
                 DW_NBW=dw_nbw, DW_DEPTH=2 * dw_half // dw_nbw,
                 RPIX=cfg.max_tile ** 2, PPIX=ct_max ** 2,
@@ -382,9 +402,12 @@ def _structural(cfg: EngineConfig, shipped: bool = False) -> list[Item]:
         _memories("loader", "input patch buffers", g["NB"], g["IDEPTH"], 8,
                   "byte banks, both halves"),
         _memories("loader", "residual buffers", tm, 2 * g["RPIX"], 8, "one per output lane"),
-        _memories("loader", "depthwise patch banks", DW_KERNELS[0] ** 2 * g["DW_NBW"],
-                  g["DW_DEPTH"], 8, f"{DW_KERNELS[0]}x{DW_KERNELS[0]} tap banks (patch row, "
-                  f"column mod {DW_KERNELS[0]}) x max(TM, AXI bytes) byte columns, both halves"),
+        _memories("loader", "depthwise patch banks", 2 * DW_KERNELS[0] ** 2,
+                  g["DW_DEPTH"] // 2, 8 * g["DW_NBW"], f"{DW_KERNELS[0]}x{DW_KERNELS[0]} tap "
+                  f"banks (patch row, column mod {DW_KERNELS[0]}), each as two memories (even, "
+                  f"odd rows) of max(TM, AXI bytes) byte columns, both halves",
+                  # (<= 64 rows: Yosys maps them to RAM64M8 whatever their width; small)
+                  "lutram" if g["DW_DEPTH"] // 2 <= 64 else "auto"),
         _memories("loader", "depthwise parameters", 2, _ceil_div(cfg.max_out_channels, tm),
                   32 * tm, "bias and mult rows of TM per m-group, registered read by the "
                   "write-back (distributed RAM, as dg_loader.sv asks)", "lutram"),

@@ -88,6 +88,7 @@ module dg_compute
     logic L_no_mac;                    // no active input channel: acc = 0 (+ bias), no patch, no weights
     logic lc_n_is1, lc_k_is1, lc_s_is1, lc_sg_gt1;
     logic [31:0] lc_scs;               // stride * stored input channels (im2col column step)
+    logic [31:0] lc_nm2, lc_km2, lc_sm2;   // N - 2, k - 2, S - 2: a counter's next value is its last
     // im2col lanes (issue 16: no per-lane division or multiply in c0): lane i of a step is
     // tap o0 + i of lane 0's kernel row, i.e. byte l_o[i] = (o0 + i) mod kc of the row l_m[i]
     // = (o0 + i) div kc rows past lane 0's, whose bank rows are l_b[i] = l_m[i] * dq. A
@@ -132,6 +133,9 @@ module dg_compute
         lc_k_is1 <= L.k == 1;
         lc_s_is1 <= L.S == 16'd1;
         lc_sg_gt1 <= L.SG > 16'd1;
+        lc_nm2 <= 32'(L.N) - 32'd2;
+        lc_km2 <= 32'(L.k) - 32'd2;
+        lc_sm2 <= 32'(L.S) - 32'd2;
         lc_scs <= 32'(L.stride) * 32'(L.cin_st);
     end
     typedef enum logic [1:0] {CP_IDLE, CP_RUN, CP_SUB} cp_state_t;
@@ -176,6 +180,8 @@ module dg_compute
 
     // step pipeline c1 / c2
     logic c1_first, c1_last, c1_ok, c1_res_only, c1_tlast;
+    logic c1_hchk;                             // dense zero halo: c1_ok needs bitmap[c1_hbit]
+    logic [I_MAX_TILES-1:0] c1_hbit;
     logic [DG_TN-1:0] c1_lane;
     logic [7:0] c1_py, c1_px;
     logic c2_first, c2_last, c2_ok, c2_res_only, c2_tlast, c2_gb;
@@ -190,7 +196,12 @@ module dg_compute
     // depthwise: per kernel tap its dw bank and whether it is inside the input (and not a
     // zeroed halo); per dw bank the rotation of its read (lane 0's column)
     logic [3:0] c1_tbank [DW_NBK];
-    logic [DW_NBK-1:0] c1_tok;
+    logic [DW_NBK-1:0] c1_tok;                  // ... but its zero-halo tile bit (c1_tbit)
+    logic [I_MAX_TILES-1:0] c1_tbit [DW_NBK];
+    logic [DW_NBK-1:0] c1_tokf;                 // c1_tok with the tile bit
+    always_comb begin
+        for (int t = 0; t < DW_NBK; t++) c1_tokf[t] = c1_tok[t] && (!L.zero_halo || bitmap[c1_tbit[t]]);
+    end
     logic [DW_NBWL-1:0] c1_trot [DW_NBK];       // per tap: its read's rotation (lane 0's column)
     // per slot j of the step (tap c1_sel + j), chosen in c1 so that c2 only selects data:
     // its dw bank, rotation, whether it reads (a tap of the kernel, inside the input), and
@@ -229,7 +240,6 @@ module dg_compute
         l_b <= lc_b0;
         cp_t <= 8'd0;
         cp_q <= 8'd0;
-        f_ng_last <= lc_n_is1;
         f_kx_last <= lc_k_is1;
         f_ky_last <= lc_k_is1;
         f_wa_last <= lc_s_is1;
@@ -245,6 +255,7 @@ module dg_compute
         cp_py <= 8'd0;
         cp_px <= 8'd0;
         cp_step_restart();
+        f_ng_last <= lc_n_is1;          // (a step's restart: with the flag's own update)
         cp_m0 <= 16'd0;
         cp_sg <= 16'd0;
         cp_wrow <= '0;
@@ -276,7 +287,9 @@ module dg_compute
     wire [$clog2(PMAX)-1:0] cp_ri = $clog2(PMAX)'(cp_r);
     wire [$clog2(PMAX)-1:0] cp_ci = $clog2(PMAX)'(cp_c);
     wire [15:0] cp_bit = row_tb[cp_h][cp_ri] + 16'(col_t[cp_h][cp_ci]);
-    wire cp_halo_ok = !L.zero_halo || (row_tv[cp_h][cp_ri] && col_tv[cp_h][cp_ci] && bitmap[I_MAX_TILES'(cp_bit)]);
+    // the zero-halo test's tile bit is looked up in c1 (c1_hbit: the bitmap holds still while
+    // a layer runs), the rest here
+    wire cp_halo_tv = !L.zero_halo || (row_tv[cp_h][cp_ri] && col_tv[cp_h][cp_ci]);
     // im2col: lane 0's patch row and byte (rows hold patch column 0 at rowbase)
     wire [15:0] i2c_r0 = cp_pys + cp_ky0;
     wire [31:0] i2c_cb = cp_cb;
@@ -317,7 +330,8 @@ module dg_compute
             i2c_lane[i] = fv && rv && cv;
         end
     end
-    wire cp_ok = !cp_res_only && !L_no_mac && (L.im2col || L.dw || (row_ok[cp_h][cp_ri] && col_ok[cp_h][cp_ci] && cp_halo_ok));
+    wire cp_dense = !L.im2col && !L.dw;
+    wire cp_ok = !cp_res_only && !L_no_mac && (!cp_dense || (row_ok[cp_h][cp_ri] && col_ok[cp_h][cp_ci] && cp_halo_tv));
     wire [IAW-1:0] cp_chan = IAW'(32'(cp_ng) * DG_TN);
     // depthwise: the conv pixel's k*k taps (patch row r = py*s + ky, column c = px*s + kx)
     // are in the k*k distinct dw banks (r mod k, c mod k) (stride 1 or 2, k = 3): every step
@@ -325,6 +339,7 @@ module dg_compute
     logic [DW_AW-1:0] dw_lin [DW_NBK];
     logic [3:0] dw_tbank [DW_NBK];
     logic [DW_NBK-1:0] dw_tok;
+    logic [I_MAX_TILES-1:0] dw_tbit [DW_NBK];
     logic [DW_NBWL-1:0] dw_trot [DW_NBK];
     always_comb begin
         for (int b = 0; b < DW_NBK; b++) begin
@@ -346,8 +361,9 @@ module dg_compute
             dw_tbank[t] = 4'(((br >= DW_K) ? br - DW_K : br) * DW_K + ((bc >= DW_K) ? bc - DW_K : bc));
             dw_trot[t] = DW_NBWL'(((br >= DW_K) ? dw_r1 : dw_r0) + ((bc >= DW_K) ? dw_c1 : dw_c0));
             bit_i = I_MAX_TILES'(row_tb[cp_h][ri] + 16'(col_t[cp_h][ci]));
+            dw_tbit[t] = bit_i;            // (its bitmap bit: in c1, c1_tokf)
             dw_tok[t] = r < PMAX && c < PMAX && row_ok[cp_h][ri] && col_ok[cp_h][ci]
-                        && (!L.zero_halo || (row_tv[cp_h][ri] && col_tv[cp_h][ci] && bitmap[bit_i]));
+                        && (!L.zero_halo || (row_tv[cp_h][ri] && col_tv[cp_h][ci]));
         end
     end
     wire [IAW-1:0] cp_addr = L.im2col ? i2c_addr
@@ -361,10 +377,12 @@ module dg_compute
                    : L.dw ? (dw_tlast && dw_qlast)
                    : (f_ky_last && f_kx_last && f_ng_last));
     // the flags' values after an increment of their counter
-    wire nx_ng_last = 32'(cp_ng) + 32'd2 == 32'(L.N);
-    wire nx_kx_last = 32'(cp_kx) + 32'd2 == 32'(L.k);
-    wire nx_ky_last = 32'(cp_ky) + 32'd2 == 32'(L.k);
-    wire nx_wa_last = 32'(cp_wa) + 32'd2 == 32'(L.S);
+    // (cnt + 2 == X as cnt == X - 2, X - 2 a registered layer constant: for X < 2 the flag is
+    // never asked, the counter being at its last value)
+    wire nx_ng_last = 32'(cp_ng) == lc_nm2;
+    wire nx_kx_last = 32'(cp_kx) == lc_km2;
+    wire nx_ky_last = 32'(cp_ky) == lc_km2;
+    wire nx_wa_last = 32'(cp_wa) == lc_sm2;
     wire nx_t_last = 32'(cp_t) / DW_TPS + 2 == DW_TSTEPS;
     wire nx_q_last = 32'(cp_q) + 32'd2 == DW_PAR;
     wire nx_px_last = cp_px + 8'd2 == cp_nx;
@@ -439,6 +457,8 @@ module dg_compute
     assign tile_done = run && cp_state == CP_RUN && cp_issue && cp_last && f_px_last
                        && f_py_last && !sub_more;
     assign start_fire = run && ((cp_state == CP_IDLE && cp_can_start[cp_h]) || (tile_done && cp_can_start[!cp_h]));
+    wire cp_st_h = (cp_state == CP_IDLE) ? cp_h : !cp_h;      // the half start_fire starts
+    wire cp_step = run && cp_state == CP_RUN && cp_issue;     // a step issues
     assign idle = cp_state == CP_IDLE && inflight == 0 && !c1_v && !c2_v;
 
     always_ff @(posedge clk) begin
@@ -449,6 +469,8 @@ module dg_compute
         c1_first <= cp_first;
         c1_last <= cp_last;
         c1_ok <= cp_ok;
+        c1_hchk <= cp_dense && L.zero_halo;
+        c1_hbit <= I_MAX_TILES'(cp_bit);
         c1_lane <= cp_lane;
         c1_addr <= cp_addr;
         for (int b = 0; b < NB; b++) c1_badd[b] <= L.im2col ? i2c_badd[b] : '0;
@@ -459,6 +481,7 @@ module dg_compute
         c1_dwlin <= dw_lin;
         c1_tbank <= dw_tbank;
         c1_tok <= dw_tok;
+        c1_tbit <= dw_tbit;
         c1_trot <= dw_trot;
         c1_rbaddr <= $clog2(2*RPIX)'(32'(cp_h) * RPIX + cp_rbrow + 32'(cp_px));
         c1_res_only <= cp_res_only;
@@ -469,14 +492,27 @@ module dg_compute
         c2_v <= c1_v;
         c2_first <= c1_first;
         c2_last <= c1_last;
-        c2_ok <= c1_ok;
+        c2_ok <= c1_ok && (!c1_hchk || bitmap[c1_hbit]);
         c2_lane <= c1_lane;
         for (int j = 0; j < DW_TPS; j++) begin
-            int t;
-            t = 32'(c1_sel) + j;
-            c2_jbk[j] <= (t < DW_NBK) ? c1_tbank[t % DW_NBK] : 4'd0;
-            c2_jrot[j] <= (t < DW_NBK) ? c1_trot[t % DW_NBK] : '0;
-            c2_jon[j] <= t < DW_NBK && c1_tok[t % DW_NBK];
+            // slot j's tap c1_sel + j (none past the k*k taps): a select by constant compares
+            // of c1_sel, no add or modulo on the path
+            logic [3:0] bk;
+            logic [DW_NBWL-1:0] rot;
+            logic on;
+            bk = 4'd0;
+            rot = '0;
+            on = 1'b0;
+            for (int u = j; u < DW_NBK; u++) begin
+                if (c1_sel == 8'(u - j)) begin
+                    bk = c1_tbank[u];
+                    rot = c1_trot[u];
+                    on = c1_tokf[u];
+                end
+            end
+            c2_jbk[j] <= bk;
+            c2_jrot[j] <= rot;
+            c2_jon[j] <= on;
         end
         c2_whalf <= (32'(c1_sel) / DW_TPS) % 2 == 1;
         c2_sg <= c1_sg;
@@ -490,11 +526,7 @@ module dg_compute
         inflight <= inflight + 5'(cp_issue && cp_last) - 5'(mac_v);
         if (run) begin
             case (cp_state)
-                CP_IDLE: begin
-                    if (cp_can_start[cp_h]) begin
-                        cp_start(cp_h);
-                    end
-                end
+                CP_IDLE: ;                  // a tile start: start_fire, below
                 CP_RUN: begin
                     if (cp_issue) begin
                         if (cp_last) begin
@@ -535,8 +567,7 @@ module dg_compute
                                     // cycle (c0) and next cycle (c1 -> banks), long before
                                     // the prefetcher can refill it; chain the next tile
                                     cp_h <= !cp_h;
-                                    cp_state <= CP_IDLE;
-                                    if (cp_can_start[!cp_h]) cp_start(!cp_h);
+                                    cp_state <= CP_IDLE;    // unless start_fire, below
                                 end
                             end else begin
                                 cp_px <= cp_px + 8'd1;
@@ -584,7 +615,6 @@ module dg_compute
                             end else if (f_ng_last) begin
                                 cp_ng <= 16'd0;
                                 cp_nrem <= lc_nin;
-                                f_ng_last <= lc_n_is1;
                                 if (f_kx_last) begin
                                     cp_kx <= 8'd0;
                                     f_kx_last <= lc_k_is1;
@@ -597,7 +627,6 @@ module dg_compute
                             end else begin
                                 cp_ng <= cp_ng + 16'd1;
                                 cp_nrem <= cp_nrem - 16'(DG_TN);
-                                f_ng_last <= nx_ng_last;
                             end
                         end
                     end
@@ -614,6 +643,13 @@ module dg_compute
                 default: cp_state <= CP_IDLE;
             endcase
         end
+        // the conv step's n-group flag, with its conditions side by side (not under the
+        // FSM's nested branches): the pixel's last step restarts it, a conv step advances it
+        if (cp_step && (cp_last || (!L.im2col && !L.dw)))
+            f_ng_last <= (cp_last || f_ng_last) ? lc_n_is1 : nx_ng_last;
+        // a tile start (idle, or chained after the last step of the tile before: the same
+        // cycle as its tile_done) overrides the step's updates above, as the last assignment
+        if (start_fire) cp_start(cp_st_h);
 
 
         if (rst) begin

@@ -446,16 +446,31 @@ module dg_gate
     logic [15:0] e_lp;
     logic [1:0]  e_esz;
     logic [SEGW-1:0] e_n, f_n, g_n_el, h_n;
-    logic [31:0] e_e, f_e, g_e, h_e, e_c, f_c, e_row, f_row, g_row;
+    logic [31:0] e_e, f_e, g_e, h_e, e_c, e_row, f_row, g_row;
     logic        e_rend, f_rend, g_rend;
-    logic [31:0] f_rc [GL];        // F: row of bank b holding column f_c + l
+    logic [31:0] f_rc [GL];        // F: row of bank b holding the segment's column in it
     localparam int LBW = (LN4 > 1) ? $clog2(LN4) : 1;
+    localparam int TLW0 = (GLL > 0) ? GLL : 1;
     logic [LBW-1:0] f_bl [GL];     // sums: the lane of bank b, valid
     logic [GL-1:0] f_bv;
-    logic [5:0]  g_pc [LN4];          // gate-2 masks: the active channels of a channel bitmap word
+    // stage F's selects, decoded in stage E (issue 16: off the paths of stage F): the lanes
+    // inside the segment, the bank of lane l's element f_e + l, bank b's lane for the GL-lane
+    // streams (the row products and the spatial taps) and the tap row's (ky, kx), and whether
+    // bank b's sums read is the row stage F writes now (forwarded a cycle later, ac_fw_wd)
+    logic [AB-1:0] f_lv;
+    logic [TLW0-1:0] f_lne [GL];
+    logic [TLW0-1:0] f_bl2 [GL];
+    logic [GL-1:0] f_bv2;
+    logic [1:0]  f_ky, f_kx;
+    logic [GL-1:0] f_fw;
+    logic        f_kw1, f_kw2;
+    // gate-2 masks: the active channels of a channel bitmap word, per byte (the popcount split
+    // over stages F and G: bytes in F, their sum in G)
+    logic [3:0]  g_pc [LN4][4];
     // gate-2 masks: the word each lane writes in stage G (into spat, or into the ci banks)
     logic [LN4-1:0] g_mk_we, g_mk_sp;
     logic [15:0] g_mk_wi [LN4];
+    logic [NCELLP/32-1:0] g_mk_hot [LN4];   // g_mk_wi decoded (stage F) over spat's words
     logic [31:0] g_mk_d [LN4];
     logic [LN4-1:0] f_msp;            // gate-2 masks, stage F: word e is the tile bitmap's (e < g2_wt)
     logic [15:0] f_mwi [LN4];         // and its index in its bitmap
@@ -470,6 +485,7 @@ module dg_gate
     // decoded per entry in stage E, so stage F's write is a registered-select lane mux
     localparam int NBIN = 4 * MAXG;
     localparam int ABW = (AB > 1) ? $clog2(AB) : 1;
+    localparam int NBW = $clog2(NBIN) + 1;                       // an index below 2 NBIN
     logic [NBIN-1:0] f_bwe;
     logic [ABW-1:0] f_bsl [NBIN];
     logic        acc_fresh;           // this SUMS stream's first row starts the sums (no clear)
@@ -496,6 +512,7 @@ module dg_gate
     // the channel loops (pool, spatial row, gate-2 pool) step lc by GL: the channels left from
     // lc on and "this is the last step" are registers (no add-and-compare on the loop's path)
     logic [15:0] lc_rem;
+    logic [GL-1:0] lc_lv;             // lane l < lc_rem (set with lc_rem: off the loops' paths)
     logic        lc_last;
     logic [1:0]  sp_ky;               // spatial: kernel row
     logic [7:0]  sp_by, sp_bx;        // spatial: the bin of the pass
@@ -512,12 +529,13 @@ module dg_gate
                                       // words: 0 tile then channel bitmap (masks), 1 tile bitmap,
                                       // 2 channel bitmap (gate-2's mask_c2)
     logic [15:0] w_limit, w_total, w_emitted, w_scan;
+    logic        w_more;              // w_scan < w_limit
     logic [15:0] w_tm1;               // w_total - 1
     logic [15:0] cnt_t, cnt_c;        // tiles / channels on so far (spatial cells, b2 decisions)
     logic [63:0] w_rem;               // word jobs: bytes from beat w_nx on
     logic [23:0] w_beat, w_beats, w_bm1;
     logic [23:0] w_nx;                // word jobs: the beat loaded next into wq_*
-    logic signed [31:0] w_cx;         // masks job: beat w_nx's first word in the channel bitmap
+    logic [23:0] w_nx1;               // w_nx + 1 (no add in front of the reads' address w_rd)
     logic [DG_AXI_DATA_BITS-1:0] lb_data;
     logic [15:0] lb_cnt;
     logic        lb_pend;
@@ -654,10 +672,11 @@ module dg_gate
     // the write jobs' logits: the beat offered next (w_nx, or w_nx + 1 when a beat is taken
     // now; 0 when a job starts), so lg_q holds beat w_nx's entries
     logic [23:0] w_rd;
+    // a word job's beat is taken now (w_nx moves on)
+    wire w_take = (st == G_WCMD && wcmd_ready) || (st == G_WDATA && w_kind != 2'd1 && wd_ready);
     always_comb begin
         if (st == G_WJOB) w_rd = 24'd0;
-        else if ((st == G_WCMD && wcmd_ready) || (st == G_WDATA && w_kind != 2'd1 && wd_ready))
-            w_rd = w_nx + 24'd1;
+        else if (w_take) w_rd = w_nx1;
         else w_rd = w_nx;
         for (int b = 0; b < GL; b++) begin
             rc_ra[b] = rc_AW'(rc_i >> GLL);
@@ -733,7 +752,7 @@ module dg_gate
     always_comb begin
         logic [31:0] k;
         // gate-2: lane l's bit is ci_win[l] (the window above)
-        for (int l = 0; l < GL; l++) pl_on[l] = 32'(l) < 32'(lc_rem) && ci_win[l];
+        for (int l = 0; l < GL; l++) pl_on[l] = lc_lv[l] && ci_win[l];
         pl_k = 32'd0;
         for (int l = 0; l < GL; l++) pl_k = pl_k + 32'(pl_on[l]);
         k = 32'd0;                    // channels kept below lane l: lane l reads bank j + k
@@ -837,7 +856,7 @@ module dg_gate
         end
         ws_ra = WSAW'(32'(sp_ky) * CGM + 32'(cgrp(32'(lc))));
         p_ra = cgrp(32'(lc));
-        for (int l = 0; l < GL; l++) s0_lv[l] = 32'(l) < 32'(lc_rem);
+        s0_lv = lc_lv;
     end
     // stage 1: BRAM data; stage 2: the 3*GL products; stage 3: per-tap sums; stage 4: the kernel
     // row's sums per tap; stage 5: the cells' logits (read, add, write; decided on the last)
@@ -983,6 +1002,9 @@ module dg_gate
     function automatic logic below(input int i, input logic [15:0] n);
         return n[15:5] > 11'(i >> 5) || (n[15:5] == 11'(i >> 5) && n[4:0] > 5'(i & 31));
     endfunction
+    // DENSE: the tiles below N (the record is held: registered, off the path into spat)
+    logic [NCELL-1:0] dn_tiles;
+    always_ff @(posedge clk) for (int i = 0; i < NCELL; i++) dn_tiles[i] <= below(i, 16'(g_n));
     function automatic logic big(input logic signed [63:0] v);
         return v >= LIM || v <= -LIM;
     endfunction
@@ -990,6 +1012,7 @@ module dg_gate
     // ------------------------------------------------------------------ stream segment
     logic [31:0] seg_n;
     logic seg_row_end, seg_beat_end, seg_last;
+    logic [31:0] s_rl_next, s_nl_next;
     // The segment is the smallest of four counts: s_bl (elements left in the beat), s_cap (the
     // kind's lane limit: GL for the banked streams), rl_s / nl_s (elements left in the row / the
     // stream, saturated at SAT = 2^SEGW > AB: registers kept beside the 32-bit down-counters
@@ -1013,46 +1036,54 @@ module dg_gate
         seg_row_end = rl_min;
         seg_last = nl_min;
         seg_beat_end = bl_min || nl_min;
+        // the 32-bit counts less each candidate in parallel with the minimum (no subtract
+        // after its select; the row's count restarts at a row end)
+        s_rl_next = rl_min ? s_rowlen : bl_min ? s_rl - 32'(s_bl) : cap_min ? s_rl - 32'(s_cap)
+                                                                  : s_rl - 32'(nl_s);
+        s_nl_next = bl_min ? s_nl - 32'(s_bl) : cap_min ? s_nl - 32'(s_cap)
+                                              : rl_min ? s_nl - 32'(rl_s) : s_nl - 32'(nl_s);
     end
     // the saturated counts after this segment (s_rl / s_nl >= 2^(SEGW+1): still >= SAT after it);
     // the low bits less each of the four candidate counts in parallel with the minimum, then
     // the one of the segment's count selected (no subtract after the minimum's select)
     logic [SEGW:0] rl_s_next, nl_s_next;
+    // (each candidate saturated before the select: sat of the difference, SAT when the
+    // 32-bit count is >= 2^(SEGW+1); no logic after the minimum's select)
+    function automatic logic [SEGW:0] sat_d(input logic hi, input logic [SEGW:0] d);
+        return (hi || d[SEGW]) ? SAT : d;
+    endfunction
     always_comb begin
-        logic [SEGW:0] r_bl, r_cap, r_nl, n_bl, n_cap, n_rl, n_nl, r, n;
-        logic bl_m, cap_m, rl_m;
-        r_bl = s_rl[SEGW:0] - s_bl;
-        r_cap = s_rl[SEGW:0] - s_cap;
-        r_nl = s_rl[SEGW:0] - nl_s;
-        n_bl = s_nl[SEGW:0] - s_bl;
-        n_cap = s_nl[SEGW:0] - s_cap;
-        n_rl = s_nl[SEGW:0] - rl_s;
-        n_nl = s_nl[SEGW:0] - nl_s;
+        logic [SEGW:0] r_bl, r_cap, r_nl, n_bl, n_cap, n_rl, n_nl;
+        logic bl_m, cap_m, rl_m, r_big, n_big;
+        r_big = s_rl[31:SEGW+1] != 0;
+        n_big = s_nl[31:SEGW+1] != 0;
+        r_bl = sat_d(r_big, s_rl[SEGW:0] - s_bl);
+        r_cap = sat_d(r_big, s_rl[SEGW:0] - s_cap);
+        r_nl = sat_d(r_big, s_rl[SEGW:0] - nl_s);
+        n_bl = sat_d(n_big, s_nl[SEGW:0] - s_bl);
+        n_cap = sat_d(n_big, s_nl[SEGW:0] - s_cap);
+        n_rl = sat_d(n_big, s_nl[SEGW:0] - rl_s);
+        n_nl = sat_d(n_big, s_nl[SEGW:0] - nl_s);
         // (the segment's count: s_bl, else s_cap, else rl_s, else nl_s, as seg_n above)
         bl_m = s_bl <= s_cap && s_bl <= rl_s && s_bl <= nl_s;
         cap_m = s_cap <= rl_s && s_cap <= nl_s;
         rl_m = rl_s <= s_bl && rl_s <= s_cap && rl_s <= nl_s;
-        r = bl_m ? r_bl : cap_m ? r_cap : r_nl;              // (rl_m: the row ends, rowlen_s)
-        n = bl_m ? n_bl : cap_m ? n_cap : rl_m ? n_rl : n_nl;
-        rl_s_next = rl_m ? rowlen_s : (s_rl[31:SEGW+1] != 0) ? SAT : sat(32'(r));
-        nl_s_next = (s_nl[31:SEGW+1] != 0) ? SAT : sat(32'(n));
+        // (rl_m: the row ends, rowlen_s)
+        rl_s_next = rl_m ? rowlen_s : bl_m ? r_bl : cap_m ? r_cap : r_nl;
+        nl_s_next = bl_m ? n_bl : cap_m ? n_cap : rl_m ? n_rl : n_nl;
     end
 
     // the sums: acc[c] += x as a SUMS beat arrives (the first row of a fresh stream: acc = x),
     // so the update lands at the end of the cycle, as for registers
     // the sums written the cycle before (the read of this stage F was issued before they landed)
-    logic [GL-1:0] ac_fw_we;
-    logic [ac_AW-1:0] ac_fw_wa [GL];
     logic [SW-1:0] ac_fw_wd [GL];
     logic [SW-1:0] ac_rd [GL];        // stage F: the sums of bank b at f_rc[b]
     always_ff @(posedge clk) begin
-        ac_fw_we <= ac_we;
-        ac_fw_wa <= ac_wa;
-        ac_fw_wd <= ac_wd;
+        ac_fw_wd <= ac_wd;            // (f_fw: stage E's compare of the rows)
     end
     always_comb begin
         for (int b = 0; b < GL; b++)
-            ac_rd[b] = (ac_fw_we[b] && ac_fw_wa[b] == ac_AW'(f_rc[b])) ? ac_fw_wd[b] : ac_q[b];
+            ac_rd[b] = f_fw[b] ? ac_fw_wd[b] : ac_q[b];
     end
     always_comb begin
         ac_we = '0;
@@ -1158,7 +1189,7 @@ module dg_gate
         logic signed [31:0] bw;
         logic [15:0] sn;
         bw = signed'(32'(w_rd) << WPBL) - ((w_sel == 2'd2) ? 32'sd0 : signed'(g_nwt));
-        sn = (st == G_WDATA && w_kind == 2'd1 && !lb_pend && w_scan < w_limit) ? w_scan + 16'd1 : w_scan;
+        sn = (st == G_WDATA && w_kind == 2'd1 && !lb_pend && w_more) ? w_scan + 16'd1 : w_scan;
         for (int k = 0; k < WPB; k++) begin
             // (G_WJOB: row 0 of every bank, the first beat of either job kind, the next job's
             // w_kind / w_sel not set yet)
@@ -1168,29 +1199,13 @@ module dg_gate
             else ch_ra[k] = CH_AW'(32'(sn) >> (5 + WPBL));
         end
     end
-    // channel word w (registered read: the word of the address a cycle before)
-    function automatic logic [31:0] ch_word(input logic signed [31:0] w);
-        logic [31:0] d;
-        if (w < 0 || w >= 32'(ch_n)) return 32'd0;
-        if (ch_dense) begin
-            if (w < 32'(cg_out_c >> 5)) return 32'hFFFF_FFFF;
-            return (32'd1 << cg_out_c[4:0]) - 32'd1;
-        end
-        d = ch_q[w[WPBL-1:0]];
-        return d;
-    endfunction
+    // the dense mask's partial last word (the record is held: registered)
+    logic [31:0] ch_pm;
+    always_ff @(posedge clk) ch_pm <= (32'd1 << cg_out_c[4:0]) - 32'd1;
     // the list scan's channel w_scan
-    wire ch_bit = ch_dense ? w_scan < cg_out_c
-                           : 32'(w_scan) < 32'(cg_out_c) && ch_q[WPBL'(w_scan >> 5)][w_scan[4:0]];
+    // (only read while w_scan < w_limit = out_c: the channel lists' limit)
+    wire ch_bit = ch_dense || ch_q[WPBL'(w_scan >> 5)][w_scan[4:0]];
 
-    // write beat of the word jobs
-    // (masks: word w of the tile bitmap, or word cw = w - nwt of the channel bitmap if cw >= 0)
-    function automatic logic [31:0] bits_word(input logic [1:0] which, input logic [31:0] w,
-                                              input logic signed [31:0] cw);
-        if (which == 2'd2) return ch_word(signed'(w));
-        if (which == 2'd0 && cw >= 0) return ch_word(cw);
-        return spat[w * 32 +: 32];
-    endfunction
     // the word jobs' beat w_nx (the next one offered), registered into wq_* when the
     // command is accepted and after each beat: the write channel is driven from registers
     logic [DG_AXI_DATA_BITS-1:0] wn_data, wq_data;
@@ -1200,18 +1215,61 @@ module dg_gate
         lcm1_beat <= (a_layer_count - 32'd1) >> $clog2(WPB);
         lcm1_word <= (a_layer_count - 32'd1) & 32'(WPB - 1);
     end
+    // What word k of beat w_nx is, decoded a cycle ahead from w_rd (= w_nx of the next cycle,
+    // the address the ch / lg / cycle-log reads take; issue 16: the word index arithmetic and its
+    // compares are off the beat's path). Word w = w_nx * WPB + k is the tile bitmap's word w
+    // (spat) or the channel bitmap's word w (gate-2's mask_c2); in the masks job word cw = w - nwt
+    // of the channel bitmap when cw >= 0. A channel word is 0 from ch_n = ceil(out_c / 32) on
+    // (never written in this record); DENSE: all on below out_c. Both readings of the word are
+    // decoded (in G_WJOB the next job's w_sel is not set yet): *w for w, *c for cw.
+    logic [WPB-1:0] wx_okw, wx_fullw, wx_cpos, wx_okc, wx_fullc, wx_head, wx_log;
+    logic [WPBL-1:0] wx_bk [WPB];         // cw's bank
+    logic [31:0] wx_sp [WPB];             // spat's word w (spat is not written during a job)
+    logic [TLW0-1:0] wx_lgl [WPB];        // the logits bank of entry w div 2
+    // (the compares for both beats w_rd can be, w_nx and w_nx + 1, and for beat 0, then the
+    // one selected: no compare behind w_rd's select)
+    logic [15:0] ch_ow;                   // out_c div 32 (the record is held: registered)
+    always_ff @(posedge clk) ch_ow <= cg_out_c >> 5;
+    function automatic logic [6:0] wflags(input logic [23:0] beat, input int k);
+        logic [31:0] w;
+        logic signed [31:0] cw;
+        w = 32'({beat, WPBL'(k)});                       // beat * WPB + k
+        cw = signed'(w) - signed'(g_nwt);
+        return {w < 32'(ch_n), w < 32'(ch_ow), cw >= 0, cw >= 0 && 32'(cw) < 32'(ch_n),
+                cw >= 0 && 32'(cw) < 32'(ch_ow), 32'(beat) == lcm1_beat && k == lcm1_word,
+                w < DG_MAX_LAYERS};
+    endfunction
+    always_ff @(posedge clk) begin
+        for (int k = 0; k < WPB; k++) begin
+            logic [31:0] w;
+            logic [6:0] fl;
+            w = 32'({w_rd, WPBL'(k)});                   // w_rd * WPB + k
+            fl = (st == G_WJOB) ? wflags(24'd0, k) : w_take ? wflags(w_nx1, k) : wflags(w_nx, k);
+            {wx_okw[k], wx_fullw[k], wx_cpos[k], wx_okc[k], wx_fullc[k], wx_head[k], wx_log[k]} <= fl;
+            wx_bk[k] <= WPBL'(32'(k) - g_nwt);
+            wx_sp[k] <= spat[w * 32 +: 32];
+            wx_lgl[k] <= TLW0'(lane(w >> 1));
+        end
+    end
     logic [AB-1:0] wn_strb, wq_strb;
     always_comb begin
         wn_data = '0;
         for (int i = 0; i < AB; i++) wn_strb[i] = 64'(i) < w_rem;
         for (int k = 0; k < WPB; k++) begin
-            logic [31:0] w;
-            w = 32'(w_nx) * 32'(WPB) + 32'(k);
+            logic use_c, ok, full;
+            logic [WPBL-1:0] bk;
+            logic [31:0] cwd;
+            // (masks: word w of the tile bitmap, or word cw of the channel bitmap if cw >= 0)
+            use_c = w_sel == 2'd2 || (w_sel == 2'd0 && wx_cpos[k]);
+            ok = (w_sel == 2'd2) ? wx_okw[k] : wx_okc[k];
+            full = (w_sel == 2'd2) ? wx_fullw[k] : wx_fullc[k];
+            bk = (w_sel == 2'd2) ? WPBL'(k) : wx_bk[k];
+            cwd = !ok ? 32'd0 : !ch_dense ? ch_q[bk] : full ? 32'hFFFF_FFFF : ch_pm;
             case (w_kind)
-                2'd0: wn_data[k * 32 +: 32] = bits_word(w_sel, w, w_cx + 32'(k));
-                2'd2: wn_data[k * 32 +: 32] = lg_q[lane(w >> 1)][(w & 1) * 32 +: 32];
-                default: wn_data[k * 32 +: 32] = (32'(w_nx) == lcm1_beat && k == lcm1_word) ? head_log
-                                                 : (w < DG_MAX_LAYERS) ? cyc_q[k * 32 +: 32] : 32'd0;
+                2'd0: wn_data[k * 32 +: 32] = use_c ? cwd : wx_sp[k];
+                2'd2: wn_data[k * 32 +: 32] = lg_q[wx_lgl[k]][(k & 1) * 32 +: 32];
+                default: wn_data[k * 32 +: 32] = wx_head[k] ? head_log
+                                                 : wx_log[k] ? cyc_q[k * 32 +: 32] : 32'd0;
             endcase
         end
     end
@@ -1248,22 +1306,19 @@ module dg_gate
         sp_mw <= mw;
         sp_na <= na;
         sp_nb <= nb;
-        s_e <= 32'd0;
         s_esz <= esz;
         s_rowlen <= rowlen;
-        s_rl <= rowlen;
-        s_row <= 32'd0;
-        s_col <= 32'd0;
-        racc <= 64'sd0;
-        st <= G_SP1;
+        st <= G_SP1;                  // (G_SP1 starts the counters: off this decision's path)
     endtask
     task automatic stream(input kind_t k, input logic [63:0] base, input logic [63:0] off,
                           input logic [16:0] na, input logic [16:0] nb,
                           input logic [1:0] esz, input logic [31:0] rowlen);
         stream_at(k, base, off, 16'd0, 16'd0, 16'd0, 16'd0, na, nb, esz, rowlen);
     endtask
-    task automatic wjob(input logic [63:0] addr, input logic [63:0] nbytes, input logic [1:0] kind,
-                        input logic [1:0] sel, input logic [15:0] limit, input logic [15:0] total);
+    // (empty: nbytes == 0, as a test of the counts it is made of: no wide arithmetic before st)
+    task automatic wjob(input logic [63:0] addr, input logic [63:0] nbytes, input logic empty,
+                        input logic [1:0] kind, input logic [1:0] sel, input logic [15:0] limit,
+                        input logic [15:0] total);
         w_addr <= addr;
         w_rem <= nbytes;
         w_kind <= kind;
@@ -1273,26 +1328,29 @@ module dg_gate
         w_tm1 <= total - 16'd1;
         w_emitted <= 16'd0;
         w_scan <= 16'd0;
+        w_more <= limit != 16'd0;
         w_beat <= 24'd0;
         w_nx <= 24'd0;
-        w_cx <= -signed'(g_nwt);
+        w_nx1 <= 24'd1;
         w_beats <= 24'((nbytes + 64'(AB - 1)) >> ABL);
         w_bm1 <= 24'((nbytes + 64'(AB - 1)) >> ABL) - 24'd1;
         lb_cnt <= 16'd0;
         lb_pend <= 1'b0;
         lb_data <= '0;
-        st <= (nbytes == 0) ? G_WJOB : G_WCMD;
+        st <= empty ? G_WJOB : G_WCMD;
     endtask
 
     // the channel loops: start at channel 0 of in_c, one step of GL channels
     task automatic lc_start(input logic [15:0] in_c);
         lc <= 16'd0;
         lc_rem <= in_c;
+        for (int l = 0; l < GL; l++) lc_lv[l] <= 32'(l) < 32'(in_c);
         lc_last <= 32'(in_c) <= GL;
     endtask
     task automatic lc_step();
         lc <= lc + 16'(GL);
         lc_rem <= lc_rem - 16'(GL);
+        for (int l = 0; l < GL; l++) lc_lv[l] <= 32'(l) < 32'(lc_rem - 16'(GL));
         lc_last <= 32'(lc_rem) <= 2 * GL;
     endtask
 
@@ -1305,8 +1363,6 @@ module dg_gate
     // Exact (SW >= PVW, 17), so equal to each product at its own width.
     always_comb begin
         for (int l = 0; l < GL; l++) begin
-            logic [31:0] c;
-            c = f_c + 32'(l);
             if (q_v) begin
                 ma[l] = MAW'(signed'({1'b0, rc_cur}));
                 mb[l] = q_s[l];
@@ -1314,10 +1370,13 @@ module dg_gate
                 ma[l] = MAW'(ws_q[s1_kx[0]][l]);
                 mb[l] = SW'(p_q[l]);
             end else begin
-                ma[l] = MAW'(signed'(f_x[l][15:0]));       // (f_x is sign-extended)
-                if (f_kind == K_W1) mb[l] = SW'(signed'(pt_q[lane(c)]));
-                else if (f_kind == K_W2) mb[l] = SW'(hm_q[lane(c)]);
-                else mb[l] = signed'(ac_rd[lane(c)]);
+                // (per bank l: the element of its lane f_bl2[l], decoded in stage E, times
+                // the bank's entry; the row sum does not depend on the order of its products,
+                // and the bank side has no lane mux in front of the multiplier)
+                ma[l] = MAW'(signed'(f_x[ABL'(f_bl2[l])][15:0]));   // (f_x is sign-extended)
+                if (f_kw1) mb[l] = SW'(signed'(pt_q[l]));
+                else if (f_kw2) mb[l] = SW'(hm_q[l]);
+                else mb[l] = signed'(ac_rd[l]);
             end
             mm[l] = ma[l] * mb[l];
         end
@@ -1377,7 +1436,6 @@ module dg_gate
         f_kind <= e_kind;
         f_n <= e_n;
         f_e <= e_e;
-        f_c <= e_c;
         f_row <= e_row;
         f_rend <= e_rend;
         for (int b = 0; b < GL; b++) begin
@@ -1386,7 +1444,17 @@ module dg_gate
             f_rc[b] <= brow(e_c, b);
             f_bl[b] <= LBW'(l);
             f_bv[b] <= l < 32'(e_n) && l < LN4;
+            f_bl2[b] <= TLW0'(l);
+            f_bv2[b] <= l < 32'(e_n) && l < LN2;
+            // (stage F writes row f_rc[b] of bank b now: ac_we / ac_wa; f_rc[b] is next brow)
+            f_fw[b] <= f_v && f_kind == K_SUMS && f_bv[b] && ac_AW'(f_rc[b]) == ac_AW'(brow(e_c, b));
+            f_lne[b] <= TLW0'(lane(e_e + 32'(b)));
         end
+        for (int l = 0; l < AB; l++) f_lv[l] <= l < 32'(e_n);
+        f_ky <= 2'(e_row[3:0] / 4'd3);
+        f_kx <= 2'(e_row[3:0] % 4'd3);
+        f_kw1 <= e_kind == K_W1;
+        f_kw2 <= e_kind == K_W2;
         // gate-2 masks: the valid bits of word e (bits past N / in_c must be 0)
         // (the tile bitmap's words [0, g2_wt), then conv1's channel bitmap's: whole words
         // before the partial last one)
@@ -1399,10 +1467,12 @@ module dg_gate
             else f_vm[l] <= (e < vm_chi) ? 32'hFFFF_FFFF : vm_clo;
         end
         // the bins stream (int8, 2*gh + 2*gw <= NBIN elements from 0): entry i <- lane i - e_e
+        // (NBW-bit arithmetic per entry: an element index from 2^NBW > NBIN on writes none)
         for (int i = 0; i < NBIN; i++) begin
-            logic [31:0] l;
-            l = 32'(i) - e_e;
-            f_bwe[i] <= e_kind == K_BINS && 32'(i) >= e_e && l < 32'(e_n) && l < 32'(AB);
+            logic [NBW-1:0] l;
+            l = NBW'(i) - e_e[NBW-1:0];
+            f_bwe[i] <= e_kind == K_BINS && e_e[31:NBW] == 0 && NBW'(i) >= e_e[NBW-1:0]
+                        && 32'(l) < 32'(e_n) && 32'(l) < 32'(AB);
             f_bsl[i] <= ABW'(l);
         end
         for (int l = 0; l < AB; l++)
@@ -1419,7 +1489,7 @@ module dg_gate
         cb_v <= f_v && f_kind == K_B2;
         cb_e0 <= f_e;
         cb_n <= f_n;
-        for (int l = 0; l < LN4; l++) g_pc[l] <= 6'd0;
+        for (int l = 0; l < LN4; l++) for (int q = 0; q < 4; q++) g_pc[l][q] <= 4'd0;
         g_mk_we <= '0;
         for (int l = 0; l < LN8; l++) g_o[l] <= 64'sd0;
         if (f_v) begin
@@ -1429,18 +1499,17 @@ module dg_gate
             found = s_bad;
             m_bad_n = m_bad;
             for (int l = 0; l < AB; l++) begin
-                if (l < 32'(f_n)) begin
+                if (f_lv[l]) begin
                     logic signed [63:0] x;
-                    logic [31:0] e, c;
+                    logic [31:0] e;
                     x = f_x[l];
                     e = f_e + 32'(l);
-                    c = f_c + 32'(l);
                     case (f_kind)
                         K_BINS: ;                              // bins_m below
                         K_RECIP: if (l < LN4) begin
-                            rc_we[lane(e)] <= 1'b1;
-                            rc_wa[lane(e)] <= rc_AW'(e >> GLL);
-                            rc_wd[lane(e)] <= x[31:0];
+                            rc_we[f_lne[l % GL]] <= 1'b1;
+                            rc_wa[f_lne[l % GL]] <= rc_AW'(e >> GLL);
+                            rc_wd[f_lne[l % GL]] <= x[31:0];
                             if (!found && (x[31:0] == 0 || x[31:0] > 32'(DG_GATE_RECIP_MAX))) begin
                                 found = 1'b1;
                                 s_bad_at <= 16'(e);
@@ -1454,44 +1523,55 @@ module dg_gate
                             g_mk_we[l] <= 1'b1;
                             g_mk_sp[l] <= f_msp[l];            // (e < g2_wt, decoded in stage E)
                             g_mk_wi[l] <= f_mwi[l];
+                            for (int w = 0; w < NCELLP / 32; w++) g_mk_hot[l][w] <= f_mwi[l] == 16'(w);
                             g_mk_d[l] <= x[31:0];
                             if ((x[31:0] & ~f_vm[l]) != 0) m_bad_n = 1'b1;
-                            if (!f_msp[l]) g_pc[l] <= 6'($countones(x[31:0] & f_vm[l]));
+                            if (!f_msp[l])
+                                for (int q = 0; q < 4; q++)
+                                    g_pc[l][q] <= 4'($countones(x[q * 8 +: 8] & f_vm[l][q * 8 +: 8]));
                         end
-                        K_WS: if (l < LN2) begin
-                            // tap row f_row = ky*3 + kx; channel c -> bank (kx, c mod GL)
-                            logic [3:0] tap;
-                            tap = 4'(f_row);
-                            ws_we[c % GL][2'(tap % 4'd3)] <= 1'b1;
-                            ws_wa[c % GL] <= WSAW'(32'(tap / 4'd3) * CGM + 32'(cgrp(c)));
-                            ws_wd[c % GL] <= x[15:0];
-                        end
+                        K_WS: ;                                // ws banks below
                         K_BS: if (l < LN8) begin
                             bs_r <= x;
                             if (!found && big(x)) begin found = 1'b1; s_bad_at <= 16'(e); end
                         end
-                        K_W1, K_W2, K_HW: if (l < GL) g_p[l] <= 64'(mm[l]);   // (the shared multiplier)
+                        K_W1, K_W2, K_HW: ;                    // g_p below
                         K_M1: if (l < LN4) begin
-                            m1_we[lane(e)] <= 1'b1;
-                            m1_wa[lane(e)] <= m1_AW'(e >> GLL);
-                            m1_wd[lane(e)] <= x[31:0];
+                            m1_we[f_lne[l % GL]] <= 1'b1;
+                            m1_wa[f_lne[l % GL]] <= m1_AW'(e >> GLL);
+                            m1_wd[f_lne[l % GL]] <= x[31:0];
                         end
                         K_O1: if (l < LN8 && l < GL) begin
-                            g_p[l] <= 64'(hid_prod(signed'(am_q[lane(e)]), signed'(m1_q[lane(e)])));
+                            g_p[l] <= 64'(hid_prod(signed'(am_q[f_lne[l % GL]]), signed'(m1_q[f_lne[l % GL]])));
                             g_o[l] <= x;
                             if (!found && big(x)) begin found = 1'b1; s_bad_at <= 16'(e); end
                         end
                         K_B2: if (l < LN8) begin
-                            cb_b[l] <= (signed'(lg_q[lane(e)]) + x) >= 0;
-                            c_cnt = c_cnt + 16'((signed'(lg_q[lane(e)]) + x) >= 0);
+                            cb_b[l] <= (signed'(lg_q[f_lne[l % GL]]) + x) >= 0;
+                            c_cnt = c_cnt + 16'((signed'(lg_q[f_lne[l % GL]]) + x) >= 0);
                             if (!found && big(x)) begin found = 1'b1; s_bad_at <= 16'(e); end
                         end
                         default: if (l < LN4) begin                    // K_HB
-                            lg_we[lane(e)] <= 1'b1;
-                            lg_wa[lane(e)] <= lg_AW'(e >> GLL);
-                            lg_wd[lane(e)] <= lg_q[lane(e)] + x;
+                            lg_we[f_lne[l % GL]] <= 1'b1;
+                            lg_wa[f_lne[l % GL]] <= lg_AW'(e >> GLL);
+                            lg_wd[f_lne[l % GL]] <= lg_q[f_lne[l % GL]] + x;
                         end
                     endcase
+                end
+            end
+            // the row products (w1, w2, head W) per bank: the shared multiplier
+            if (f_kind == K_W1 || f_kind == K_W2 || f_kind == K_HW)
+                for (int b = 0; b < GL; b++) g_p[b] <= f_bv2[b] ? 64'(mm[b]) : 64'sd0;
+            // the spatial taps (tap row f_row = ky*3 + kx; channel c -> bank (kx, c mod GL)):
+            // bank b takes its lane f_bl2[b] (a segment's <= GL consecutive channels fall into
+            // different banks), at row ky * CGM + c div GL = f_rc[b]
+            if (f_kind == K_WS) begin
+                for (int b = 0; b < GL; b++) begin
+                    if (f_bv2[b]) begin
+                        ws_we[b][f_kx] <= 1'b1;
+                        ws_wa[b] <= WSAW'(32'(f_ky) * CGM + 32'(CGL'(f_rc[b])));
+                        ws_wd[b] <= f_x[ABL'(f_bl2[b])][15:0];
+                    end
                 end
             end
             for (int i = 0; i < NBIN; i++) if (f_bwe[i]) bins_m[i] <= f_x[f_bsl[i]][7:0];
@@ -1504,7 +1584,15 @@ module dg_gate
         if (g_v && g_kind == K_MASK) begin
             logic [15:0] t;
             t = t2_nc;
-            for (int l = 0; l < LN4; l++) t = t + 16'(g_pc[l]);
+            begin                     // (a balanced tree of the 4 * LN4 byte counts)
+                logic [15:0] v [4 * LN4];
+                for (int l = 0; l < LN4; l++) for (int q = 0; q < 4; q++) v[4 * l + q] = 16'(g_pc[l][q]);
+                for (int w = 4 * LN4; w > 1; w = (w + 1) / 2) begin
+                    for (int i = 0; i < w / 2; i++) v[i] = v[2 * i] + v[2 * i + 1];
+                    if (w % 2 == 1) v[w / 2] = v[w - 1];
+                end
+                t = t + v[0];
+            end
             t2_nc <= t;
             for (int l = 0; l < LN4; l++) begin
                 if (g_mk_we[l]) begin
@@ -1512,7 +1600,7 @@ module dg_gate
                     // run-time part-select would be a shifter over the whole vector)
                     if (g_mk_sp[l]) begin
                         for (int w = 0; w < NCELLP / 32; w++)
-                            if (g_mk_wi[l] == 16'(w)) spat[w * 32 +: 32] <= g_mk_d[l];
+                            if (g_mk_hot[l][w]) spat[w * 32 +: 32] <= g_mk_d[l];
                     end
                     else begin
                         ci_we[LN4B'(g_mk_wi[l]) & LN4B'(LN4 - 1)] <= 1'b1;
@@ -1710,7 +1798,7 @@ module dg_gate
                         end
                         S_DENSE: begin
                             // RUN_FLAGS.DENSE: every tile and channel on (parameters checked, not evaluated)
-                            for (int i = 0; i < NCELL; i++) spat[i] <= below(i, 16'(g_n));
+                            for (int i = 0; i < NCELL; i++) spat[i] <= dn_tiles[i];
                             ch_dense <= 1'b1;
                             cnt_t <= 16'(g_n);
                             cnt_c <= cg_out_c;
@@ -1749,6 +1837,12 @@ module dg_gate
                 end
             end
             G_SP1: begin
+                // (the stream pipeline is empty: G_NEXT waited for it)
+                s_e <= 32'd0;
+                s_rl <= s_rowlen;
+                s_row <= 32'd0;
+                s_col <= 32'd0;
+                racc <= 64'sd0;
                 rowlen_s <= sat(s_rowlen);
                 rl_s <= sat(s_rowlen);
                 sp_t1 <= 17'(32'(sp_mx) * 32'(sp_my) + 32'(sp_mz));
@@ -1789,13 +1883,10 @@ module dg_gate
                 if (seg_row_end) begin
                     s_row <= s_row + 32'd1;
                     s_col <= 32'd0;
-                    s_rl <= s_rowlen;
-                end else begin
-                    s_col <= s_col + seg_n;
-                    s_rl <= s_rl - seg_n;
-                end
+                end else s_col <= s_col + seg_n;
+                s_rl <= s_rl_next;            // (s_rowlen at a row end)
                 s_e <= s_e + seg_n;
-                s_nl <= s_nl - seg_n;
+                s_nl <= s_nl_next;
                 rl_s <= rl_s_next;
                 nl_s <= nl_s_next;
                 s_lp <= seg_beat_end ? 16'd0 : s_lp + 16'(seg_n);
@@ -1825,7 +1916,7 @@ module dg_gate
                 q_tot <= pool_tot;
                 q_c <= 32'(lc);
                 for (int l = 0; l < GL; l++) begin
-                    q_lv[l] <= 32'(l) < 32'(lc_rem);
+                    q_lv[l] <= lc_lv[l];
                     q_s[l] <= signed'(ac_q[l]);
                 end
                 lc_step();
@@ -1914,7 +2005,7 @@ module dg_gate
                 a2_on <= pl_on;
                 a2_lo <= t2_lo;
                 a2_c <= 32'(lc);
-                for (int l = 0; l < GL; l++) a2_lv[l] <= 32'(l) < 32'(lc_rem);
+                a2_lv <= lc_lv;
                 lo = 32'(t2_lo) + pl_k;               // j += the channels kept (<= GL)
                 if (lo >= GL) begin
                     t2_row <= t2_row + 16'd1;
@@ -1936,24 +2027,25 @@ module dg_gate
                 // the next write: gate jobs 0..6, head jobs 8..9
                 job <= job + 4'd1;
                 case (job)
-                    4'd0: wjob(wb + 64'(`DG_G(MASK_OFFSET)), bm_bytes(g_n) + bm_bytes(64'(g_out_c)), 2'd0, 2'd0, 16'd0, 16'd0);
-                    4'd1: wjob(wb + 64'(`DG_G(C1_TILES_OFFSET)), 64'd2 * 64'(nt), 2'd1, 2'd0, 16'(g_n), nt);
-                    4'd2: wjob(wb + 64'(`DG_G(C2_TILES_OFFSET)), 64'd2 * 64'(nt), 2'd1, 2'd0, 16'(g_n), nt);
-                    4'd3: wjob(wb + 64'(`DG_G(C1_OUT_CH_OFFSET)), 64'd2 * 64'(nc), 2'd1, 2'd2, g_out_c, nc);
-                    4'd4: wjob(wb + 64'(`DG_G(C2_IN_CH_OFFSET)), 64'd2 * 64'(nc), 2'd1, 2'd2, g_out_c, nc);
+                    4'd0: wjob(wb + 64'(`DG_G(MASK_OFFSET)), bm_bytes(g_n) + bm_bytes(64'(g_out_c)), g_n == 0 && g_out_c == 0, 2'd0, 2'd0, 16'd0, 16'd0);
+                    4'd1: wjob(wb + 64'(`DG_G(C1_TILES_OFFSET)), 64'd2 * 64'(nt), nt == 0, 2'd1, 2'd0, 16'(g_n), nt);
+                    4'd2: wjob(wb + 64'(`DG_G(C2_TILES_OFFSET)), 64'd2 * 64'(nt), nt == 0, 2'd1, 2'd0, 16'(g_n), nt);
+                    4'd3: wjob(wb + 64'(`DG_G(C1_OUT_CH_OFFSET)), 64'd2 * 64'(nc), nc == 0, 2'd1, 2'd2, g_out_c, nc);
+                    4'd4: wjob(wb + 64'(`DG_G(C2_IN_CH_OFFSET)), 64'd2 * 64'(nc), nc == 0, 2'd1, 2'd2, g_out_c, nc);
                     4'd5: wjob(wb + 64'(`DG_G(C2_RES_TILES_OFFSET)), g_res_list ? 64'd2 * (g_n - 64'(nt)) : 64'd0,
+                               !g_res_list || g_n == 64'(nt),
                                2'd1, 2'd1, 16'(g_n), 16'(g_n) - nt);
-                    4'd6: wjob(wb + 64'(`DG_G(C2_BITMAP_OFFSET)), bm_bytes(g_n), 2'd0, 2'd1, 16'd0, 16'd0);
-                    4'd8: wjob(wb + 64'(`DG_H(LOGITS_OFFSET)), 64'd8 * 64'(h_classes), 2'd2, 2'd0, 16'd0, 16'd0);
+                    4'd6: wjob(wb + 64'(`DG_G(C2_BITMAP_OFFSET)), bm_bytes(g_n), g_n == 0, 2'd0, 2'd1, 16'd0, 16'd0);
+                    4'd8: wjob(wb + 64'(`DG_H(LOGITS_OFFSET)), 64'd8 * 64'(h_classes), h_classes == 0, 2'd2, 2'd0, 16'd0, 16'd0);
                     4'd9: begin
                         head_log <= rec_cycles;
-                        wjob(wb + 64'(`DG_H(LOG_OFFSET)), 64'd4 * 64'(a_layer_count), 2'd3, 2'd0, 16'd0, 16'd0);
+                        wjob(wb + 64'(`DG_H(LOG_OFFSET)), 64'd4 * 64'(a_layer_count), a_layer_count == 0, 2'd3, 2'd0, 16'd0, 16'd0);
                     end
                     // gate-2 jobs 11..13: the mask_c2 bitmap, conv2's out-channel list, conv3's
                     // in-channel list (program.gate2_work_writes)
-                    4'd11: wjob(wb + 64'(`DG_G2(MASK_OFFSET)), bm_bytes(64'(g2_out_c)), 2'd0, 2'd2, 16'd0, 16'd0);
-                    4'd12: wjob(wb + 64'(`DG_G2(C2_OUT_CH_OFFSET)), 64'd2 * 64'(nc2), 2'd1, 2'd2, g2_out_c, nc2);
-                    4'd13: wjob(wb + 64'(`DG_G2(C3_IN_CH_OFFSET)), 64'd2 * 64'(nc2), 2'd1, 2'd2, g2_out_c, nc2);
+                    4'd11: wjob(wb + 64'(`DG_G2(MASK_OFFSET)), bm_bytes(64'(g2_out_c)), g2_out_c == 0, 2'd0, 2'd2, 16'd0, 16'd0);
+                    4'd12: wjob(wb + 64'(`DG_G2(C2_OUT_CH_OFFSET)), 64'd2 * 64'(nc2), nc2 == 0, 2'd1, 2'd2, g2_out_c, nc2);
+                    4'd13: wjob(wb + 64'(`DG_G2(C3_IN_CH_OFFSET)), 64'd2 * 64'(nc2), nc2 == 0, 2'd1, 2'd2, g2_out_c, nc2);
                     default: begin
                         e_code <= 8'd0;
                         e_entry <= 16'd0;
@@ -1965,8 +2057,8 @@ module dg_gate
                 st <= G_WDATA;
                 wq_data <= wn_data;
                 wq_strb <= wn_strb;
-                w_nx <= w_nx + 24'd1;
-                w_cx <= w_cx + 32'(WPB);
+                w_nx <= w_nx1;
+                w_nx1 <= w_nx1 + 24'd1;
                 w_rem <= w_rem - 64'(AB);
             end
             G_WDATA: begin
@@ -1975,8 +2067,8 @@ module dg_gate
                         w_beat <= w_beat + 24'd1;
                         wq_data <= wn_data;
                         wq_strb <= wn_strb;
-                        w_nx <= w_nx + 24'd1;
-                        w_cx <= w_cx + 32'(WPB);
+                        w_nx <= w_nx1;
+                        w_nx1 <= w_nx1 + 24'd1;
                         w_rem <= w_rem - 64'(AB);
                         if (w_beat == w_bm1) st <= G_WJOB;
                     end
@@ -1986,7 +2078,7 @@ module dg_gate
                         lb_cnt <= 16'd0;
                         if (w_emitted == w_total) st <= G_WJOB;
                     end
-                end else if (w_scan < w_limit) begin
+                end else if (w_more) begin
                     // one candidate index per cycle, ascending
                     logic sel;
                     case (w_sel)
@@ -2001,6 +2093,7 @@ module dg_gate
                         if (32'(lb_cnt) == EPB - 1 || w_emitted == w_tm1) lb_pend <= 1'b1;
                     end
                     w_scan <= w_scan + 16'd1;
+                    w_more <= w_scan + 16'd1 < w_limit;
                 end
             end
             G_FAULT: begin

@@ -315,7 +315,7 @@ module dg_loader
     logic [16:0] dw_rem;
     logic [DW_AW-1:0] dw_cur;
     logic [DW_AW-1:0] dw_pb [DW_K];
-    // stage A (a beat's bytes), stage B writes dw_we/dw_waddr/dw_wdata
+    // stage A (a beat's bytes), stage B writes dw_wee/dw_weo/dw_wae/dw_wao/dw_wdata
     logic dwa_v, dwa_half;
     logic [PHW-1:0] dwa_rk;               // the row's phase (r mod k)
     logic [AB-1:0] dwa_ok;                // byte in the row
@@ -323,25 +323,46 @@ module dg_loader
     logic [DW_NBWL-1:0] dwa_col [AB];     // its column (lin mod DW_NBW)
     logic [7:0] dwa_byte [AB];
     logic [DW_AW-1:0] dwa_ls [DW_K];      // per phase: the lin of its first byte in the beat
-    logic [DW_NBK*DW_NBW-1:0] dw_we;
-    logic [$clog2(DW_DEPTH)-1:0] dw_waddr [DW_NBK*DW_NBW];
-    logic [7:0] dw_wdata [DW_NBK*DW_NBW];
-    logic [$clog2(DW_DEPTH)-1:0] dw_raddr [DW_NBK*DW_NBW];
+    // The banks: each as two memories of DW_NBW byte columns, the even and the odd rows
+    // (rows R and R + 1 of a read or a write are in different ones: one address each, a byte
+    // enable per column): 2 * DW_NBK memories of DW_DEPTH / 2 rows x DW_NBW bytes (ultra96:
+    // 18 x 512 x 128 bits, 2 BRAM36 each) rather than DW_NBK * DW_NBW byte memories.
+    localparam int DW_RW = DW_RAW + 1;   // bank row width ($clog2(DW_DEPTH))
+    logic [DW_NBW-1:0] dw_wee [DW_NBK];  // column write enables, even-row memory
+    logic [DW_NBW-1:0] dw_weo [DW_NBK];  //   and odd-row memory
+    logic [DW_RAW-1:0] dw_wae [DW_NBK];  // their write rows
+    logic [DW_RAW-1:0] dw_wao [DW_NBK];
+    logic [7:0] dw_wdata [DW_K][DW_NBW]; // per column phase (its k banks see the same bytes)
+    logic [DW_RAW-1:0] dw_rae [DW_NBK];
+    logic [DW_RAW-1:0] dw_rao [DW_NBK];
+    logic [DW_NBW-1:0] dw_rodd [DW_NBK]; // column w's row R or R + 1 is odd (registered)
     always_comb begin
-        // column w of bank b: the row of the first byte >= lane 0's byte in that column
-        for (int b = 0; b < DW_NBK; b++)
-            for (int w = 0; w < DW_NBW; w++)
-                dw_raddr[b*DW_NBW+w] = $clog2(DW_DEPTH)'((32'(c1_dwlin[b]) >> DW_NBWL)
-                                       + ((DW_NBWL'(w) < c1_dwlin[b][DW_NBWL-1:0]) ? 1 : 0));
+        // bank b: lane 0's byte at row R = lin div DW_NBW; column w reads R + 1 if w < lin mod
+        // DW_NBW, else R: the odd memory's row R div 2, the even one's (R + 1) div 2
+        for (int b = 0; b < DW_NBK; b++) begin
+            logic [DW_RW-1:0] r0;
+            r0 = DW_RW'(c1_dwlin[b] >> DW_NBWL);
+            dw_rao[b] = DW_RAW'(r0 >> 1);
+            dw_rae[b] = DW_RAW'(r0 >> 1) + DW_RAW'(r0[0]);
+        end
     end
     for (genvar b = 0; b < DW_NBK; b++) begin : g_dwbank
-        for (genvar w = 0; w < DW_NBW; w++) begin : g_col
-            logic [7:0] mem [DW_DEPTH];
-            always_ff @(posedge clk) begin
-                if (dw_we[b*DW_NBW+w]) mem[dw_waddr[b*DW_NBW+w]] <= dw_wdata[b*DW_NBW+w];
-                dw_q[b][w] <= mem[dw_raddr[b*DW_NBW+w]];
+        logic [8*DW_NBW-1:0] me [DW_DEPTH / 2];
+        logic [8*DW_NBW-1:0] mo [DW_DEPTH / 2];
+        logic [8*DW_NBW-1:0] qe, qo;
+        always_ff @(posedge clk) begin
+            for (int w = 0; w < DW_NBW; w++) begin
+                if (dw_wee[b][w]) me[dw_wae[b]][w*8 +: 8] <= dw_wdata[b % DW_K][w];
+                if (dw_weo[b][w]) mo[dw_wao[b]][w*8 +: 8] <= dw_wdata[b % DW_K][w];
             end
+            qe <= me[dw_rae[b]];
+            qo <= mo[dw_rao[b]];
+            for (int w = 0; w < DW_NBW; w++)
+                dw_rodd[b][w] <= c1_dwlin[b][DW_NBWL] ^ (DW_NBWL'(w) < c1_dwlin[b][DW_NBWL-1:0]);
         end
+        always_comb
+            for (int w = 0; w < DW_NBW; w++)
+                dw_q[b][w] = dw_rodd[b][w] ? qo[w*8 +: 8] : qe[w*8 +: 8];
     end
 
     // the layer's table (C = L.cin_st; three registered stages, settled long before a patch
@@ -375,14 +396,15 @@ module dg_loader
         end
     end
     // stage B: column w of phase p takes the beat's byte of phase p in column w (at most one);
-    // its row: the phase's first lin's, + 1 below that lin's column. Written in the dw banks
-    // of the row's phase (r mod k, p); the other banks of phase p see the same data, no enable.
+    // its row: the phase's first lin's (R), R + 1 below that lin's column; the even or odd
+    // memory by the row's parity. Written in the dw bank of the row's phase (r mod k, p).
     always_ff @(posedge clk) begin
-        for (int p = 0; p < DW_K; p++)
+        for (int p = 0; p < DW_K; p++) begin
+            logic [DW_RW-1:0] r0;
+            r0 = DW_RW'(dwa_ls[p] >> DW_NBWL);
             for (int w = 0; w < DW_NBW; w++) begin
-                logic en;
+                logic en, lo;
                 logic [7:0] d;
-                logic [$clog2(DW_DEPTH)-1:0] row;
                 en = 1'b0;
                 d = 8'd0;
                 for (int l = 0; l < AB; l++)
@@ -390,18 +412,22 @@ module dg_loader
                         en = 1'b1;
                         d = d | dwa_byte[l];
                     end
-                row = $clog2(DW_DEPTH)'((32'(dwa_ls[p]) >> DW_NBWL)
-                                        + ((DW_NBWL'(w) < dwa_ls[p][DW_NBWL-1:0]) ? 1 : 0));
+                lo = DW_NBWL'(w) < dwa_ls[p][DW_NBWL-1:0];
+                dw_wdata[p][w] <= d;
                 for (int r = 0; r < DW_K; r++) begin
-                    dw_we[(r * DW_K + p) * DW_NBW + w] <= dwa_v && en && 32'(dwa_rk) == r;
-                    dw_waddr[(r * DW_K + p) * DW_NBW + w] <= row;
-                    dw_wdata[(r * DW_K + p) * DW_NBW + w] <= d;
+                    dw_wee[r * DW_K + p][w] <= dwa_v && en && 32'(dwa_rk) == r && !(r0[0] ^ lo);
+                    dw_weo[r * DW_K + p][w] <= dwa_v && en && 32'(dwa_rk) == r && (r0[0] ^ lo);
                 end
 `ifndef SYNTHESIS
-                if (dwa_v && en && 32'(row) >= (32'(dwa_half) + 1) * (DW_HALF / DW_NBW))
+                if (dwa_v && en && 32'(r0) + 32'(lo) >= (32'(dwa_half) + 1) * (DW_HALF / DW_NBW))
                     $error("dg_loader: depthwise patch past its dw bank half (DW_HALF)");
 `endif
             end
+            for (int r = 0; r < DW_K; r++) begin
+                dw_wao[r * DW_K + p] <= DW_RAW'(r0 >> 1);
+                dw_wae[r * DW_K + p] <= DW_RAW'(r0 >> 1) + DW_RAW'(r0[0]);
+            end
+        end
     end
 
     // patch buffer: NB byte banks, both halves
@@ -513,26 +539,93 @@ module dg_loader
     // The lanes j < mg in jl's beat are exactly the run [jl, jh] (the lanes before jl are in
     // earlier beats), so jh is where that run ends: a one-hot edge and an OR encode, in
     // parallel (no priority chain over the lanes).
-    logic [7:0] pf_jh;
-    always_comb begin
-        logic [16:0] bl;
-        logic [DG_TM:0] eq;
-        logic [7:0] enc;
-        logic found;
-        bl = (17'(pf_pixaddr[ABL-1:0]) + 17'(bk_ch[pf_g[0]][32'(pf_jl) % DG_TM])) >> ABL;
-        eq = '0;
-        for (int j = 0; j < DG_TM; j++)
-            eq[j] = 8'(j) < bk_mg[pf_g[0]] && (17'(pf_pixaddr[ABL-1:0]) + 17'(bk_ch[pf_g[0]][j])) >> ABL == bl;
-        enc = 8'd0;
-        found = 1'b0;
-        for (int j = 0; j < DG_TM; j++)
-            if (eq[j] && !eq[j + 1]) begin
-                enc = enc | 8'(j);
-                found = 1'b1;
-            end
-        pf_jh = found ? enc : pf_jl;
+    // The group's lane data (bk_ch, bk_mg of bank pf_g[0]) as registers: a copy (pf_chs,
+    // pf_mgs) and per lane the flags below, one and two cycles behind the bank. Both are
+    // settled in PF_RES: the prefetcher starts a tile (PF_IDLE) only once the bank holds its
+    // group (bk_lanes, bk_grp), at least four states before PF_RES, and the bank is
+    // reloaded only after the group is written back (simulation checks both below).
+    logic [15:0] pf_chs [DG_TM];
+    logic [7:0] pf_mgs;
+    logic [ABL-1:0] pr_lo [DG_TM];   // channel mod AB
+    logic [DG_TM-1:0] pr_z, pr_one;  // lane j + 1's channel div AB is lane j's (+ 0, + 1)
+    logic [DG_TM-1:0] pr_last;       // lane j is the group's last (j + 1 == mg)
+    logic [DG_TM-1:0] pr_lt;         // lane j is before it (j + 1 < mg)
+    always_ff @(posedge clk) begin
+        pf_chs <= bk_ch[pf_g[0]];
+        pf_mgs <= bk_mg[pf_g[0]];
+        for (int j = 0; j < DG_TM; j++) begin
+            pr_lo[j] <= pf_chs[j][ABL-1:0];
+            pr_z[j] <= j + 1 < DG_TM && (pf_chs[(j + 1) % DG_TM] >> ABL) == (pf_chs[j] >> ABL);
+            pr_one[j] <= j + 1 < DG_TM && (pf_chs[(j + 1) % DG_TM] >> ABL) == (pf_chs[j] >> ABL) + 16'd1;
+            pr_last[j] <= 32'(pf_mgs) == j + 1;
+            pr_lt[j] <= 32'(pf_mgs) > j + 1;
+        end
     end
-    wire [63:0] pf_res_addr = pf_pixaddr + 64'(bk_ch[pf_g[0]][32'(pf_jl) % DG_TM]);
+    // residual: lanes jl..jh whose bytes share one beat. The group's channels ascend with the
+    // lane (dense, or the sorted out-channel list), so the lanes in jl's beat are a run from
+    // jl: jh is the first lane j >= jl that ends its beat (j + 1 == mg, or lane j + 1's byte
+    // in a later beat). With o = the pixel address mod AB and c_j = the carry of o + (channel
+    // j mod AB), lane j + 1's beat is lane j's iff the channels' div AB are equal and c_j =
+    // c_(j+1), or differ by one with c_j = 1, c_(j+1) = 0: a few LUT levels from registers,
+    // then a find-first over the lanes (no add or compare of full channels in the path).
+    logic [7:0] pf_jh, pf_jh1;       // jh and jh + 1
+    logic pf_rlast;                  // jh is the group's last lane (jh + 1 >= mg)
+    always_comb begin
+        logic [DG_TM-1:0] c, ends, m, oh;
+        logic seen;
+        for (int j = 0; j < DG_TM; j++)
+            c[j] = (32'(pf_pixaddr[ABL-1:0]) + 32'(pr_lo[j])) >= AB;
+        for (int j = 0; j < DG_TM; j++) begin
+            logic same;
+            same = (pr_z[j] && c[(j + 1) % DG_TM] == c[j]) || (pr_one[j] && c[j] && !c[(j + 1) % DG_TM]);
+            ends[j] = pr_last[j] || !same;
+            m[j] = ends[j] && 8'(j) >= pf_jl;
+        end
+        seen = 1'b0;
+        for (int j = 0; j < DG_TM; j++) begin
+            oh[j] = m[j] && !seen;
+            seen = seen | m[j];
+        end
+        pf_jh = 8'd0;
+        pf_jh1 = 8'd0;
+        for (int j = 0; j < DG_TM; j++)
+            if (oh[j]) begin
+                pf_jh = pf_jh | 8'(j);
+                pf_jh1 = pf_jh1 | 8'(j + 1);
+            end
+        // (jh is mg - 1 iff no lane in [jl, mg - 1) ends its beat: no find-first in the path)
+        pf_rlast = !(|(m & pr_lt));
+    end
+    wire [63:0] pf_res_addr = pf_pixaddr + 64'(pf_chs[32'(pf_jl) % DG_TM]);
+`ifndef SYNTHESIS
+    // the former formulation (compares of full channel + offset sums), as the reference
+    always_ff @(posedge clk)
+        if (pf_state == PF_RES) begin
+            logic [16:0] bl;
+            logic [DG_TM:0] eq;
+            logic [7:0] enc;
+            logic found, stale;
+            bl = (17'(pf_pixaddr[ABL-1:0]) + 17'(bk_ch[pf_g[0]][32'(pf_jl) % DG_TM])) >> ABL;
+            eq = '0;
+            for (int j = 0; j < DG_TM; j++)
+                eq[j] = 8'(j) < bk_mg[pf_g[0]] && (17'(pf_pixaddr[ABL-1:0]) + 17'(bk_ch[pf_g[0]][j])) >> ABL == bl;
+            enc = 8'd0;
+            found = 1'b0;
+            for (int j = 0; j < DG_TM; j++)
+                if (eq[j] && !eq[j + 1]) begin
+                    enc = enc | 8'(j);
+                    found = 1'b1;
+                end
+            if (!found) enc = pf_jl;
+            stale = pf_mgs != bk_mg[pf_g[0]];
+            for (int j = 0; j < DG_TM; j++)
+                if (pf_chs[j] != bk_ch[pf_g[0]][j]) stale = 1'b1;
+            if (stale || enc != pf_jh
+                || pf_jh1 != enc + 8'd1 || pf_rlast != (enc + 8'd1 >= bk_mg[pf_g[0]]))
+                $error("dg_loader: residual lane run (pf_jh %0d, want %0d) or its lane copy stale",
+                       pf_jh, enc);
+        end
+`endif
 
     // read-command arbitration in ST_RUN: the prefetcher first (the compute waits on it),
     // the weight loader in the gaps; the owner FIFO routes the returning beats
@@ -547,8 +640,12 @@ module dg_loader
 
     always_comb begin
         rcmd_valid = 1'b0;
-        rcmd_addr = 64'd0;
-        rcmd_beats = 24'd1;
+        // the command's address and beats need only be right with rcmd_valid (dg_engine muxes
+        // the users by their valid): selected by pf_req alone, not by the weight loader's
+        // credit check (ld_req, sp_beats <= ldf_free), which is then off the address path
+        rcmd_addr = !pf_req ? sp_addr & ~64'(AB - 1)
+                  : pf_req_row ? pf_row_addr & ~64'(AB - 1) : pf_res_addr & ~64'(AB - 1);
+        rcmd_beats = !pf_req ? sp_beats : pf_req_row ? pf_row_beats : 24'd1;
         pend_push = 1'b0;
         pend_in = '0;
         spf_push = 1'b0;
@@ -561,19 +658,13 @@ module dg_loader
                     own_in = 1'b1;
                     pend_push = pf_fire;
                     if (pf_req_row) begin
-                        rcmd_addr = pf_row_addr & ~64'(AB - 1);
-                        rcmd_beats = pf_row_beats;
                         pend_in = {1'b0, pf_dwb, 8'(pf_dwk), 8'(pf_row_off), pf_h, 32'(pf_row_dst)};
                     end else begin
-                        rcmd_addr = pf_res_addr & ~64'(AB - 1);
-                        rcmd_beats = 24'd1;
                         pend_in = {1'b1, DW_AW'(0), 16'd0, pf_h, 8'(32'(pf_py) * 32'(t_ow[pf_h]) + 32'(pf_px)), pf_jl, pf_jh,
                                    8'(pf_pixaddr[ABL-1:0])};
                     end
                 end else if (ld_req) begin
                     rcmd_valid = own_in_ready;
-                    rcmd_addr = sp_addr & ~64'(AB - 1);
-                    rcmd_beats = sp_beats;
                     spf_push = ld_fire;
                     spf_in = {!sp_more, sp_kind, sp_i, sp_row, 8'(sp_off), sp_c + sp_nbytes};
                 end
@@ -928,7 +1019,7 @@ module dg_loader
                 end
                 PF_RES: begin
                     if (pf_fire) begin
-                        if (pf_jh + 8'd1 >= bk_mg[pf_g[0]]) begin
+                        if (pf_rlast) begin
                             pf_jl <= 8'd0;
                             if (pf_px + 8'd1 == t_ow[pf_h]) begin
                                 pf_px <= 8'd0;
@@ -940,7 +1031,7 @@ module dg_loader
                                 pf_pixaddr <= pf_pixaddr + 64'(L.out_c);
                             end
                         end else begin
-                            pf_jl <= pf_jh + 8'd1;
+                            pf_jl <= pf_jh1;
                         end
                     end
                 end

@@ -1,23 +1,30 @@
 `default_nettype none
 // dg_mac_array: Tm x Tn array of int8 (weights) x 9-bit (u8 or s8 activations) MACs into Tm int32 accumulators.
 //
-// One array step per cycle (no stall): products (stage 1), per-output adder trees
-// (stage 2), accumulate (stage 3). `in_first` starts a new accumulation, `in_last`
-// closes it: the Tm sums come out on `out_valid` three cycles after the last step,
-// with the tag given on that step. Accumulation wraps at 32 bits like int32.
+// One array step per cycle (no stall): stage 1 and 2 multiply-add in the DSPs, stage 3 sums
+// each lane's cascades into its accumulator. `in_first` starts a new accumulation, `in_last`
+// closes it: the Tm sums come out on `out_valid` three cycles after the last step, with the
+// tag given on that step. Accumulation wraps at 32 bits like int32.
 //
 // Two MACs per DSP48E2 (the UltraScale+ INT8 packing, Xilinx WP486): output lanes 2k and
 // 2k+1 share the activation x[n], so one 27x18 signed multiply computes both products,
 //     P = ((w[2k] << 18) + w[2k+1]) * x        (the sum is the DSP's 27-bit pre-adder A+D)
-//     lo = sign-extended P[17:0]               = w[2k+1] * x
-//     hi = (P - lo) >>> 18 = (P >>> 18) + P[17] = w[2k] * x   (the sign correction)
-// exact because |w * x| <= 128 * 256 < 2^17 (int8 x signed 9-bit). Stage 1 registers P
-// (36 bits per pair: the DSP's P register). Stage 2 sums each lane's Tn products in a
-// balanced tree of two-input adders (one carry chain per adder: a LUT per bit, where one
-// Tn-input sum would be mapped as full-adder compressors, two LUTs per bit); a high lane's
-// Tn correction bits P[17] are the carry-ins of its Tn - 1 tree adders, the last one is
-// registered (`cor_reg`) and is the carry-in of the accumulate. ceil(Tm/2)*Tn multiplies
-// (Tm = 1: its pair has a zero low weight).
+// and CH = 2 consecutive products n = 2c, 2c+1 of a pair are summed in a DSP cascade
+// (DSP 0: P register, stage 1; DSP 1: A/D/B registers, P = (A+D)*B + PCIN, stage 2):
+//     P = H * 2^18 + L,   H = sum w[2k] x,   L = sum w[2k+1] x    (over the CH products)
+//     L = sign-extended P[17:0],   H = (P - L) >>> 18 = (P >>> 18) + P[17]  (the sign correction)
+// exact because |L| <= CH * 256 * 128 = 2^16 < 2^17 (int8 weights x the 9-bit port's whole
+// range -256..255): the low field never spills into the high one, so the correction is the
+// one bit P[17] per cascade. (A cascade of 4 would still hold for u8/s8 activations,
+// 4 * 128 * 255 < 2^17, but not for x = -256 and would add two cycles of latency: CH = 2 keeps
+// the array's latency.) Stage 3 sums a lane's Tn / CH cascade fields in a balanced tree of
+// two-input adders, each as wide as its sum needs (one carry chain per adder, a LUT per bit),
+// plus the accumulator; a high lane's correction bits are the carry-ins of its tree adders
+// and of the accumulate. ceil(Tm/2)*Tn multiplies (Tm = 1: its pair has a zero low weight).
+// Synthesis (`SYNTHESIS`) instantiates the DSP48E2s (Yosys packs no DSP48E2 pre-adder,
+// post-adder, register or cascade itself: it would map the adds and registers to the
+// fabric); simulation runs the behavioural model g_model, the same values in the same
+// cycles. Tn = 1 (CH = 1): one product per cascade, model only.
 //
 // Depthwise mode (`in_dw`, op OP_DWCONV: lane m multiplies its own weights wd[m][j] by its
 // own activations in_xd[m][j], j < TPS taps per step; wd[m][j] is byte j (+ TPS when
@@ -25,12 +32,36 @@
 // depthwise weights need no operand port of their own): the pair's two lanes no longer share an
 // activation, so each DSP computes ONE product: pair k's multiplies n < TPS take the high
 // lane's tap n (w[2k][n] << 18, x[2k][n]), multiplies TPS <= n < 2*TPS the low lane's tap
-// n - TPS (w[2k+1][n-TPS], x[2k+1][n-TPS]). The stage-2 trees are unchanged: a lone high
+// n - TPS (w[2k+1][n-TPS], x[2k+1][n-TPS]). The sums are unchanged: a lone high
 // product has a zero low half and a lone low product a zero high half, so each lane sums
-// exactly its own TPS products (TPS = Tn/2: all Tm*Tn/2 multiplies busy). With Tn = 1
+// exactly its own TPS products, with or without a cascade (TPS = Tn/2: all Tm*Tn/2 multiplies busy). With Tn = 1
 // (TPS = 1) the pair's one multiply takes both lanes in packed form and the caller feeds
 // one of them per step (the other's weight and activation zero). The conv mode (in_dw = 0)
 // is unchanged.
+`ifdef SYNTHESIS
+// The UltraScale+ DSP slice as a black box for the synthesis front end (Yosys maps it to its own
+// DSP48E2 cell; not simulated: the simulation builds use the behavioural model in g_model)
+(* blackbox *)
+module DSP48E2 #(
+    parameter integer AREG = 1, ACASCREG = 1, BREG = 1, BCASCREG = 1, DREG = 1, ADREG = 1,
+    parameter integer MREG = 1, PREG = 1, CREG = 1, INMODEREG = 1, OPMODEREG = 1,
+    parameter integer ALUMODEREG = 1, CARRYINREG = 1, CARRYINSELREG = 1,
+    parameter AMULTSEL = "A", BMULTSEL = "B", PREADDINSEL = "A", USE_MULT = "MULTIPLY",
+    parameter USE_SIMD = "ONE48"
+) (
+    input wire CLK, input wire [29:0] A, ACIN, input wire [17:0] B, BCIN, input wire [47:0] C, PCIN,
+    input wire [26:0] D, input wire CARRYCASCIN, MULTSIGNIN, CARRYIN, input wire [2:0] CARRYINSEL,
+    input wire [4:0] INMODE, input wire [8:0] OPMODE, input wire [3:0] ALUMODE,
+    input wire CEA1, CEA2, CEAD, CEALUMODE, CEB1, CEB2, CEC, CECARRYIN, CECTRL, CED, CEINMODE,
+    input wire CEM, CEP, RSTA, RSTALLCARRYIN, RSTALUMODE, RSTB, RSTC, RSTCTRL, RSTD, RSTINMODE,
+    input wire RSTM, RSTP,
+    output wire [29:0] ACOUT, output wire [17:0] BCOUT, output wire CARRYCASCOUT,
+    output wire [3:0] CARRYOUT, output wire MULTSIGNOUT, OVERFLOW, output wire [47:0] P, PCOUT,
+    output wire PATTERNBDETECT, PATTERNDETECT, UNDERFLOW, output wire [7:0] XOROUT
+);
+endmodule
+`endif
+
 module dg_mac_array
     import dg_pkg::DG_TM, dg_pkg::DG_TN;
 #(
@@ -61,45 +92,18 @@ module dg_mac_array
     localparam int SUM_W = 17 + $clog2(TN) + 1;
 
     localparam int NP = (TM + 1) / 2;     // lane pairs: one packed multiply per pair and n
-    localparam int PW = 36;               // packed product width: |P| < 2^34 (27x9 bits)
+    localparam int CH = (TN >= 2) ? 2 : 1; // products per DSP cascade (see the header)
+    localparam int NC = TN / CH;          // cascades per pair
+    localparam int PW = 38;               // packed product / cascade sum: |P| < 2^35
 
-    // stage 1: packed products
-    logic signed [PW-1:0] prod_reg [NP][TN];
-    logic s1_valid, s1_first, s1_last;
-    logic [TAG_W-1:0] s1_tag;
-    // stage 2: lane sums (a high lane's last correction bit apart, in cor_reg)
-    logic signed [SUM_W-1:0] sum_reg [TM];
-    logic [TM-1:0] cor_reg;
-    // the stage-2 trees: node j of lane m (heap order: leaves TN .. 2TN-1 = the products,
-    // node j < TN = node 2j + node 2j+1 + carry-in: the correction bit of product j - 1 for
-    // a high lane); kept apart so that every node is one two-input adder
-    (* keep *) logic signed [SUM_W-1:0] tree [TM][2*TN];
-    logic [TN-1:0] cbit [TM];
+    // the DSP operands of pair k, product n (pre-adder inputs A, D and B), from the ports
+    logic signed [26:0] op_hi [NP][TN];
+    logic signed [26:0] op_lo [NP][TN];
+    logic signed [8:0] op_x [NP][TN];
     always_comb begin
-        for (int m = 0; m < TM; m++) begin
-            tree[m][0] = '0;
-            for (int n = 0; n < TN; n++) begin
-                if (m % 2 == 1) begin       // low product: P[17:0], sign-extended
-                    tree[m][TN + n] = SUM_W'($signed(prod_reg[m/2][n][17:0]));
-                    cbit[m][n] = 1'b0;
-                end else begin              // high product: (P >>> 18) + P[17]
-                    tree[m][TN + n] = SUM_W'($signed(prod_reg[m/2][n][PW-1:18]));
-                    cbit[m][n] = prod_reg[m/2][n][17];
-                end
-            end
-            for (int j = TN - 1; j >= 1; j--)
-                tree[m][j] = tree[m][2*j] + tree[m][2*j+1] + SUM_W'(cbit[m][j-1]);
-        end
-    end
-    logic s2_valid, s2_first, s2_last;
-    logic [TAG_W-1:0] s2_tag;
-    // stage 3: accumulators
-    logic signed [31:0] acc_reg [TM];
-
-    always_ff @(posedge clk) begin
         for (int k = 0; k < NP; k++) begin
             for (int n = 0; n < TN; n++) begin
-                logic signed [26:0] w_hi, w_lo, ad; // pre-adder operands (A, D) and sum
+                logic signed [26:0] w_hi, w_lo; // pre-adder operands (A, D)
                 logic signed [8:0] xv;
                 w_hi = 27'($signed(in_w[((2*k)*TN+n)*8 +: 8])) <<< 18;
                 w_lo = (2*k + 1 < TM) ? 27'($signed(in_w[((2*k+1)*TN+n)*8 +: 8])) : 27'sd0;
@@ -125,24 +129,123 @@ module dg_mac_array
                         xv = $signed(in_xd[((2*k+1)*TPS+n-TPS)*9 +: 9]);
                     end
                 end
-                ad = w_hi + w_lo;
-                prod_reg[k][n] <= PW'(ad * xv);
+                op_hi[k][n] = w_hi;
+                op_lo[k][n] = w_lo;
+                op_x[k][n] = xv;
             end
         end
+    end
+
+    // stages 1 and 2: cascade c of pair k sums products c*CH .. c*CH + CH - 1 (cs[k][c])
+    logic signed [PW-1:0] cs [NP][NC];
+`ifdef SYNTHESIS
+    localparam bit PRIM = (CH == 2);       // Yosys packs no DSP48E2 adder or register itself
+`else
+    localparam bit PRIM = 1'b0;
+`endif
+    if (PRIM) begin : g_dsp
+        // DSP48E2 (UG579): DSP 0 = (D + A) * B into its P register (stage 1), DSP 1 = its A, D,
+        // B registers (stage 1), (D + A) * B + PCIN into its P register (stage 2). INMODE
+        // 00100: AD = D + A2 (A2 = A when AREG = 0); OPMODE W=0, Z=0 (DSP 0) / PCIN (DSP 1),
+        // Y=M, X=M; ALUMODE 0000: Z + W + X + Y. Same values, same cycles as the model below.
+        for (genvar k = 0; k < NP; k++) begin : g_k
+            for (genvar c = 0; c < NC; c++) begin : g_c
+                wire [47:0] pco [2], pp [2];
+                for (genvar j = 0; j < 2; j++) begin : g_j
+                    DSP48E2 #(.AREG(j), .ACASCREG(j), .BREG(j), .BCASCREG(j), .DREG(j), .ADREG(0),
+                              .MREG(0), .PREG(1), .CREG(0), .INMODEREG(0), .OPMODEREG(0),
+                              .ALUMODEREG(0), .CARRYINREG(0), .CARRYINSELREG(0),
+                              .AMULTSEL("AD"), .BMULTSEL("B"), .PREADDINSEL("A"),
+                              .USE_MULT("MULTIPLY"), .USE_SIMD("ONE48"))
+                    dsp (.CLK(clk), .A(30'($signed(op_hi[k][2*c+j]))), .D(op_lo[k][2*c+j]),
+                         .B(18'($signed(op_x[k][2*c+j]))), .C(48'd0), .PCIN(j == 0 ? 48'd0 : pco[0]),
+                         .ACIN(30'd0), .BCIN(18'd0), .CARRYCASCIN(1'b0), .MULTSIGNIN(1'b0),
+                         .CARRYIN(1'b0), .CARRYINSEL(3'b000), .INMODE(5'b00100),
+                         .OPMODE(j == 0 ? 9'b00_000_01_01 : 9'b00_001_01_01), .ALUMODE(4'b0000),
+                         .CEA1(1'b1), .CEA2(1'b1), .CEAD(1'b1), .CEALUMODE(1'b1), .CEB1(1'b1),
+                         .CEB2(1'b1), .CEC(1'b1), .CECARRYIN(1'b1), .CECTRL(1'b1), .CED(1'b1),
+                         .CEINMODE(1'b1), .CEM(1'b1), .CEP(1'b1), .RSTA(1'b0),
+                         .RSTALLCARRYIN(1'b0), .RSTALUMODE(1'b0), .RSTB(1'b0), .RSTC(1'b0),
+                         .RSTCTRL(1'b0), .RSTD(1'b0), .RSTINMODE(1'b0), .RSTM(1'b0), .RSTP(1'b0),
+                         .PCOUT(pco[j]), .P(pp[j]));
+                end
+                assign cs[k][c] = pp[1][PW-1:0];
+            end
+        end
+    end else begin : g_model
+        // stage 1: the first product of every cascade (DSP 0: multiply, P register) and the
+        // other product's operands (DSP 1's A, D and B input registers); stage 2: the cascade
+        // sums (DSP 1: P = (A + D) * B + PCIN, P register)
+        logic signed [PW-1:0] p0_reg [NP][NC];
+        logic signed [26:0] hi1_reg [NP][NC], lo1_reg [NP][NC];
+        logic signed [8:0] x1_reg [NP][NC];
+        logic signed [PW-1:0] cs_reg [NP][NC];
+        always_ff @(posedge clk) begin
+            for (int k = 0; k < NP; k++) begin
+                for (int c = 0; c < NC; c++) begin
+                    p0_reg[k][c] <= PW'(27'(op_hi[k][c*CH] + op_lo[k][c*CH]) * op_x[k][c*CH]);
+                    hi1_reg[k][c] <= op_hi[k][c*CH + CH - 1];
+                    lo1_reg[k][c] <= op_lo[k][c*CH + CH - 1];
+                    x1_reg[k][c] <= op_x[k][c*CH + CH - 1];
+                    cs_reg[k][c] <= (CH == 2) ? PW'(27'(hi1_reg[k][c] + lo1_reg[k][c]) * x1_reg[k][c])
+                                                + p0_reg[k][c] : p0_reg[k][c];
+                end
+            end
+        end
+        assign cs = cs_reg;
+    end
+
+    logic s1_valid, s1_first, s1_last;
+    logic [TAG_W-1:0] s1_tag;
+    logic s2_valid, s2_first, s2_last;
+    logic [TAG_W-1:0] s2_tag;
+    // stage 3: each lane's NC cascade fields summed into the accumulator. The tree (heap order:
+    // leaves NC .. 2NC-1 = the fields, node j < NC = node 2j + node 2j+1 + carry-in) is kept
+    // apart so that every node is one two-input adder (a LUT per bit), each as wide as its
+    // sum needs (node j at depth d covers TN / 2^d products of |w x| <= 2^15: 17 + log2(TN) - d
+    // bits); a high lane's NC correction bits are the carry-ins of its NC - 1 tree adders and
+    // of the accumulate.
+    localparam int NCL = $clog2(NC);      // tree levels: level d has 2^d nodes
+    logic [NC-1:0] cbit [TM];
+    logic signed [31:0] acc_reg [TM];
+    for (genvar d = NCL; d >= 0; d--) begin : g_lvl
+        localparam int LW = 17 + $clog2(TN) - d;
+        (* keep *) logic signed [LW-1:0] node [TM][2**d];
+        for (genvar m = 0; m < TM; m++) begin : g_m
+            for (genvar i = 0; i < 2**d; i++) begin : g_i
+                if (d == NCL) begin : g_leaf
+                    if (m % 2 == 1) begin : g_lo    // low lane: P[17:0], sign-extended
+                        assign node[m][i] = LW'($signed(cs[m/2][i][17:0]));
+                        assign cbit[m][i] = 1'b0;
+                    end else begin : g_hi           // high lane: (P >>> 18) + P[17]
+                        assign node[m][i] = LW'($signed(cs[m/2][i][PW-1:18]));
+                        assign cbit[m][i] = cs[m/2][i][17];
+                    end
+                end else begin : g_add
+                    assign node[m][i] = LW'(g_lvl[d+1].node[m][2*i]) + LW'(g_lvl[d+1].node[m][2*i+1])
+                                      + LW'(cbit[m][(1 << d) + i - 1]);
+                end
+            end
+        end
+    end
+    // the lane sums into the accumulate (the high lane's last correction bit its carry-in)
+    logic signed [SUM_W-1:0] lsum [TM];
+    for (genvar m = 0; m < TM; m++) begin : g_lsum
+        assign lsum[m] = SUM_W'(g_lvl[0].node[m][0]);
+    end
+
+    always_ff @(posedge clk) begin
         s1_first <= in_first;
         s1_last <= in_last;
         s1_tag <= in_tag;
-        for (int m = 0; m < TM; m++) begin
-            sum_reg[m] <= (TN == 1) ? tree[m][TN] : tree[m][1];
-            cor_reg[m] <= cbit[m][TN-1];
-        end
         s2_first <= s1_first;
         s2_last <= s1_last;
         s2_tag <= s1_tag;
         if (s2_valid) begin
             for (int m = 0; m < TM; m++) begin
                 logic signed [31:0] a;
-                a = (s2_first ? 32'sd0 : acc_reg[m]) + 32'(sum_reg[m]) + 32'(cor_reg[m]);
+                a = (s2_first ? 32'sd0 : acc_reg[m]) + 32'(lsum[m])
+                  + 32'(cbit[m][NC-1]);
                 acc_reg[m] <= a;
                 out_acc[m*32 +: 32] <= a;
             end

@@ -25,27 +25,35 @@ def pack(values, bits):
     return v
 
 
-@cocotb.test()
-async def test_random_accumulations(dut):
-    """Back-to-back accumulations of random lengths, with idle gaps; tags ride along."""
+async def start(dut):
+    """Clock, reset for 3 cycles, inputs idle."""
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
     dut.rst.value = 1
     dut.in_valid.value = 0
     dut.in_dw.value = 0
     await ClockCycles(dut.clk, 3)
     dut.rst.value = 0
+
+
+async def collect(dut, got: list, tags: bool = False):
+    """Append every output's Tm accumulators (uint32), with its tag when `tags`."""
+    while True:
+        await RisingEdge(dut.clk)
+        if int(dut.out_valid.value):
+            acc = int(dut.out_acc.value)
+            lanes = [((acc >> (32 * m)) & 0xFFFFFFFF) for m in range(TM)]
+            got.append((lanes, int(dut.out_tag.value)) if tags else lanes)
+
+
+@cocotb.test()
+async def test_random_accumulations(dut):
+    """Back-to-back accumulations of random lengths, with idle gaps; tags ride along."""
+    await start(dut)
     rng = random.Random(11)
     nprng = np.random.default_rng(11)
     expected, got = [], []
 
-    async def monitor():
-        while True:
-            await RisingEdge(dut.clk)
-            if int(dut.out_valid.value):
-                acc = int(dut.out_acc.value)
-                got.append(([((acc >> (32 * m)) & 0xFFFFFFFF) for m in range(TM)], int(dut.out_tag.value)))
-
-    cocotb.start_soon(monitor())
+    cocotb.start_soon(collect(dut, got, tags=True))
     for n_acc in range(40):
         steps = rng.randint(1, 12)
         signed = rng.random() < 0.5
@@ -88,24 +96,12 @@ async def test_depthwise_mode(dut):
     must add nothing), mixed back to back with conv steps in other accumulations; with Tn = 1
     a lane pair's one multiply takes one lane per step (the other lane off, its activation
     zero, as dg_compute feeds it)."""
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    dut.rst.value = 1
-    dut.in_valid.value = 0
-    dut.in_dw.value = 0
-    await ClockCycles(dut.clk, 3)
-    dut.rst.value = 0
+    await start(dut)
     rng = random.Random(23)
     nprng = np.random.default_rng(23)
     expected, got = [], []
 
-    async def monitor():
-        while True:
-            await RisingEdge(dut.clk)
-            if int(dut.out_valid.value):
-                acc = int(dut.out_acc.value)
-                got.append([((acc >> (32 * m)) & 0xFFFFFFFF) for m in range(TM)])
-
-    cocotb.start_soon(monitor())
+    cocotb.start_soon(collect(dut, got))
     for n_acc in range(30):
         dw = n_acc % 3 != 2
         steps = rng.randint(1, 10)
@@ -149,3 +145,55 @@ async def test_depthwise_mode(dut):
     dut.in_valid.value = 0
     await ClockCycles(dut.clk, 6)
     assert got == expected, f"{sum(g != e for g, e in zip(got, expected))} of {len(expected)} differ"
+
+
+@cocotb.test()
+async def test_cascade_corners(dut):
+    """The packed sign correction summed over a DSP cascade (the RTL header): per lane pair,
+    the low lane's sum over a cascade must never spill into the high lane's field. Every step
+    puts the same corner on all n (all -128 x -128, all -128 x -256 = the low field's largest
+    sum, -128 x 255 its smallest, 127 x -256, ...), then steps mixing corners per product
+    (high and low lane of opposite signs, so that P[17] is set and must be added back), over
+    single- and multi-step accumulations; against numpy int64 sums wrapped to int32."""
+    await start(dut)
+    nprng = np.random.default_rng(31)
+    wc = [-128, -127, -1, 0, 1, 127]
+    xc = [-256, -255, -128, -1, 0, 1, 127, 255]
+    steps_list = []
+    for wh in wc:                       # homogeneous: one corner on every product
+        for wl in wc:
+            for x in xc:
+                w = np.empty((TM, TN), np.int64)
+                w[0::2] = wh
+                w[1::2] = wl
+                steps_list.append([(w, np.full(TN, x, np.int64))])
+    for n_acc in range(60):             # mixed corners, 1..6 steps (the long ones wrap int32)
+        steps = []
+        for _ in range(1 + n_acc % 6):
+            w = nprng.choice(wc, (TM, TN))
+            x = nprng.choice(xc, TN)
+            if n_acc % 3 == 0 and TM > 1:   # low lane = -high lane: P[17] set where low < 0
+                w[1::2] = np.clip(-w[0::2][: TM // 2], -128, 127)
+            steps.append((w, x))
+        steps_list.append(steps)
+    expected, got = [], []
+
+    cocotb.start_soon(collect(dut, got))
+    for i, steps in enumerate(steps_list):
+        acc = np.zeros(TM, np.int64)
+        for s, (w, x) in enumerate(steps):
+            acc += w @ x
+            dut.in_w.value = pack(w.reshape(-1), 8)
+            dut.in_x.value = pack(x, 9)
+            dut.in_first.value = int(s == 0)
+            dut.in_last.value = int(s == len(steps) - 1)
+            dut.in_tag.value = i & 0xFF
+            dut.in_valid.value = 1
+            await RisingEdge(dut.clk)
+        expected.append([int(a) & 0xFFFFFFFF for a in acc])
+    dut.in_valid.value = 0
+    await ClockCycles(dut.clk, 6)
+    assert len(got) == len(expected), f"{len(got)} results, want {len(expected)}"
+    bad = [i for i, (g, e) in enumerate(zip(got, expected)) if g != e]
+    assert not bad, (f"{len(bad)} of {len(expected)} accumulations differ, first #{bad[0]}: "
+                     f"got {got[bad[0]]}, want {expected[bad[0]]}")

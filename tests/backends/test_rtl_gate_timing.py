@@ -7,9 +7,11 @@ before the gate work (`gate_tiny_before.json`, 2004010), after the pipelining
 (`gate_tiny_pipelined.json`), after the spatial gate bin by bin for issue 15 and the shallower
 segment / channel-loop / gate-2 scan paths (`gate_tiny_streamed.json`), with GL = min(AB/2, Tn)
 lanes, the per-channel vectors in synchronous RAM, the re-pipelined bin check / mask /
-tile-scan / hidden / list paths (`gate_tiny_lanes.json`) and now (`gate_tiny_after.json`: the
-cycle log read from dg_sequencer's log RAM a beat ahead, the bin-table write decoded per entry
-a stage early), re-synthesised by the slow test; and on `ultra96` (`ultra96_after.json`,
+tile-scan / hidden / list paths (`gate_tiny_lanes.json`), the cycle log read from
+dg_sequencer's log RAM a beat ahead and the bin-table write decoded per entry a stage early
+(`gate_tiny_round2.json`), word RAMs and one shared multiplier per lane (`gate_tiny_round3.json`)
+and now (`gate_tiny_after.json`: stage F's selects decoded in stage E, the word jobs' per-word
+decode a cycle ahead), re-synthesised by the slow test; and on `ultra96` (`ultra96_after.json`,
 sim/results/synth/gate/README.md)."""
 from __future__ import annotations
 
@@ -23,11 +25,11 @@ from conftest import ROOT, require_verilator
 
 GATE_SYNTH = ROOT / "sim" / "results" / "synth" / "gate"
 GATE_CONFIG = GATE_SYNTH / "gate_tiny.toml"
-# worst register-to-register LUT levels of dg_gate now (49, 15, 12-13, 12, 10, 11; issue 16
-# target: 8). Round 3 (word RAMs, shared multipliers) measured 11: the word jobs' channel word
-# (w_nx -> wq_data: its "written in this record" compare and bank select) and the gate-2 mask
-# popcount (f_vm -> g_pc, 10 in round 2 with the same logic); sim/results/synth/gate/README.md.
-DEPTH_BOUND = 11
+# worst register-to-register LUT levels of dg_gate now (49, 15, 12-13, 12, 10, 11, 10; issue 16
+# target: 8). Round 3 (word RAMs, shared multipliers) measured 11; round 4 (selects and compares
+# a stage earlier) 10, with 4 endpoints over 8 levels (413 in round 3): the word jobs' per-word
+# decode of the next beat (w_nx / w_kind -> wx_fullw / wx_head); sim/results/synth/gate/README.md.
+DEPTH_BOUND = 10
 
 
 def _edit(raw: bytes, edits: dict) -> bytes:
@@ -186,8 +188,7 @@ def test_gate_unit_on_ultra96_has_gate_lanes_and_block_ram_vectors():
     src = (ROOT / "sim" / "rtl" / "dg_gate.sv").read_bytes()
     # of this dg_gate.sv, or of the lanes unit (`gate_tiny_lanes.json`'s) until the ultra96 run
     # of the log-RAM unit is shipped (its changes take LUTs away, none of the lanes or RAMs)
-    assert rep["dg_gate_sha256"] in (hashlib.sha256(src).hexdigest(),
-                                     _shipped("lanes")["dg_gate_sha256"]), "re-run the ultra96 synthesis"
+    assert rep["dg_gate_sha256"] == hashlib.sha256(src).hexdigest(), "re-run the ultra96 synthesis"
     u = _gate_unit(rep)["resources"]
     assert u["dsp"] < 513 / 4
     assert u["lut"] < 75_954
@@ -195,20 +196,61 @@ def test_gate_unit_on_ultra96_has_gate_lanes_and_block_ram_vectors():
 
 
 def test_gate_unit_with_word_rams_and_a_shared_multiplier_vs_round2():
-    """Same config, same Yosys: round 3 (`gate_tiny_after.json`) against round 2
+    """Same config, same Yosys: round 3 (`gate_tiny_round3.json`, then `gate_tiny_after.json`) against round 2
     (`gate_tiny_round2.json`). One multiplier per lane for the pool's S*R, the spatial 3x3's
     bank-0 taps and the fc1 / fc2 / head row products (they never run in the same cycle)
     takes 16 DSP48E2 away (57 -> 41 at GL = 4 lanes); the channel decisions and gate-2's
     channel bitmap as word RAMs cost a few hundred LUT here (16 channels: the bit vectors were
     small) and stop growing with max_in / max_out_channels (ultra96: README); the stream's
     row count (`rl_s`, 10-12 levels before) no longer ends a path deeper than 9."""
-    r2, after = (_gate_unit(_shipped(w)) for w in ("round2", "after"))
+    r2, after = (_gate_unit(_shipped(w)) for w in ("round2", "round3"))
     assert after["resources"]["dsp"] <= r2["resources"]["dsp"] - 16
     assert after["resources"]["lut_logic"] < 1.05 * r2["resources"]["lut_logic"]
     assert after["resources"]["bram36"] == r2["resources"]["bram36"]
-    assert after["depth"]["max_levels"] <= DEPTH_BOUND
+    assert after["depth"]["max_levels"] <= 11
     deep = {p["end"].split("[")[0] for p in after["depth"]["worst"] if p["levels"] > 9}
     assert not deep & {"rl_s", "s_rl", "chan", "chin"}, deep
+
+
+def test_gate_unit_round4_shallower_than_round3():
+    """Same config, same Yosys: round 4 (`gate_tiny_after.json`: stage F's operand and write
+    selects decoded in stage E, the row products per bank, the mask decode and popcount split,
+    the word jobs' per-word decode a cycle ahead, registered "no bytes" / scan-limit / lane
+    masks) against round 3 (`gate_tiny_round3.json`): shallower (11 levels), under a tenth of
+    its endpoints deeper than 8 (413), the same DSP48E2 and BRAM, fewer logic LUTs; none of
+    round 3's deepest ends (the word beat `wq_data`, the popcount `g_pc`, the mask word into
+    `spat`, the shared multiplier's `g_p` / `p_wd` / `pt_wd` / `s2_prod`, the segment counts)
+    ends a path deeper than 8."""
+    r3, after = (_gate_unit(_shipped(w)) for w in ("round3", "after"))
+    assert r3["depth"]["max_levels"] == 11
+    assert after["depth"]["max_levels"] < r3["depth"]["max_levels"]
+    assert after["depth"]["max_levels"] <= DEPTH_BOUND
+    assert after["depth"]["endpoints_over_target"] < r3["depth"]["endpoints_over_target"] / 10
+    for k in ("dsp", "bram36"):
+        assert after["resources"][k] == r3["resources"][k], k
+    assert after["resources"]["lut_logic"] < r3["resources"]["lut_logic"]
+    old = {"wq_data", "g_pc", "spat", "g_p", "p_wd", "pt_wd", "s2_prod", "nl_s", "rl_s", "s_rl"}
+    deep = {p["end"].split("[")[0] for p in after["depth"]["worst"] if p["levels"] > 8}
+    assert not deep & old, deep & old
+
+
+def test_gate_unit_round4_on_ultra96_shallower_than_round3():
+    """ultra96, same Yosys: round 4 (`ultra96_after.json`) against round 3 (`ultra96_round3.json`,
+    13 levels, 2 780 endpoints deeper than 8): shallower, under a quarter of those endpoints, the
+    same DSP48E2 and BRAM, fewer logic LUTs; round 3's deepest ends (the shared multiplier's
+    operands into g_p / p_wd / pt_wd / s2_prod, the mask word into spat, the tap writes ws_wa /
+    ws_wd, the stream count nl_s) no longer end a path deeper than 9."""
+    r3, r4 = (_gate_unit(json.loads((GATE_SYNTH / f"ultra96_{w}.json").read_text()))
+              for w in ("round3", "after"))
+    assert r3["depth"]["max_levels"] == 13
+    assert r4["depth"]["max_levels"] < r3["depth"]["max_levels"]
+    assert r4["depth"]["endpoints_over_target"] < r3["depth"]["endpoints_over_target"] / 4
+    for k in ("dsp", "bram36"):
+        assert r4["resources"][k] == r3["resources"][k], k
+    assert r4["resources"]["lut_logic"] < r3["resources"]["lut_logic"]
+    old = {"g_p", "p_wd", "pt_wd", "s2_prod", "spat", "ws_wa", "ws_wd", "nl_s"}
+    deep = {p["end"].split("[")[0] for p in r4["depth"]["worst"] if p["levels"] > 9}
+    assert not deep & old, deep & old
 
 
 @pytest.mark.slow

@@ -1,0 +1,67 @@
+// Simulation model of the subset of the UltraScale+ DSP48E2 (UG579, "DSP48E2 Slice") that
+// dg_mac_array's synthesis branch (`ifdef SYNTHESIS: the cells Yosys keeps as DSP48E2) uses,
+// so that the branch the netlist is built from is simulated too
+// (tests/backends/test_rtl_modules.py::test_mac_array_synthesis_branch). Any setting outside
+// the subset stops the simulation ($fatal) or drives X. Subset: A/B/D/INMODE input registers (0 or 1 stage), pre-adder D +/- A with
+// INMODE[1] (A off), INMODE[2] (D on), INMODE[3] (subtract), AMULTSEL "AD", signed 27x18
+// multiply, optional MREG, ALU Z + W + X + Y with X/Y = M (01/01), Z = 0/PCIN/P/C, W = 0,
+// ALUMODE 0000, PREG; PCOUT = P.
+module DSP48E2 #(
+    parameter integer AREG = 1, ACASCREG = 1, BREG = 1, BCASCREG = 1, DREG = 1, ADREG = 1,
+    parameter integer MREG = 1, PREG = 1, CREG = 1, INMODEREG = 1, OPMODEREG = 1,
+    parameter integer ALUMODEREG = 1, CARRYINREG = 1, CARRYINSELREG = 1,
+    parameter AMULTSEL = "A", BMULTSEL = "B", PREADDINSEL = "A", USE_MULT = "MULTIPLY",
+    parameter USE_SIMD = "ONE48"
+) (
+    input wire CLK, input wire [29:0] A, ACIN, input wire [17:0] B, BCIN, input wire [47:0] C, PCIN,
+    input wire [26:0] D, input wire CARRYCASCIN, MULTSIGNIN, CARRYIN, input wire [2:0] CARRYINSEL,
+    input wire [4:0] INMODE, input wire [8:0] OPMODE, input wire [3:0] ALUMODE,
+    input wire CEA1, CEA2, CEAD, CEALUMODE, CEB1, CEB2, CEC, CECARRYIN, CECTRL, CED, CEINMODE,
+    input wire CEM, CEP, RSTA, RSTALLCARRYIN, RSTALUMODE, RSTB, RSTC, RSTCTRL, RSTD, RSTINMODE,
+    input wire RSTM, RSTP,
+    output wire [29:0] ACOUT, output wire [17:0] BCOUT, output wire CARRYCASCOUT,
+    output wire [3:0] CARRYOUT, output wire MULTSIGNOUT, OVERFLOW, output wire [47:0] P, PCOUT,
+    output wire PATTERNBDETECT, PATTERNDETECT, UNDERFLOW, output wire [7:0] XOROUT
+);
+    initial begin
+        if (AMULTSEL != "AD" || BMULTSEL != "B" || PREADDINSEL != "A" || USE_MULT != "MULTIPLY"
+            || USE_SIMD != "ONE48" || ADREG != 0 || CREG != 0 || OPMODEREG != 0 || ALUMODEREG != 0
+            || ACASCREG != AREG || BCASCREG != BREG)
+            $fatal(1, "DSP48E2 model: configuration outside the modelled subset");
+    end
+    logic [29:0] a_r; logic [17:0] b_r; logic [26:0] d_r; logic [4:0] im_r;
+    logic signed [44:0] m_r; logic [47:0] p_r;
+    always_ff @(posedge CLK) begin
+        a_r <= A; b_r <= B; d_r <= D; im_r <= INMODE;
+    end
+    wire [29:0] a_q = AREG ? a_r : A;
+    wire [17:0] b_q = BREG ? b_r : B;
+    wire [26:0] d_q = DREG ? d_r : D;
+    wire [4:0] im = INMODEREG ? im_r : INMODE;
+    wire signed [26:0] a_pre = im[1] ? 27'sd0 : $signed(a_q[26:0]);
+    wire signed [26:0] d_pre = im[2] ? $signed(d_q) : 27'sd0;
+    wire signed [26:0] ad = im[3] ? d_pre - a_pre : d_pre + a_pre;
+    wire signed [44:0] m = ad * $signed(b_q);
+    always_ff @(posedge CLK) m_r <= m;
+    wire signed [44:0] m_q = MREG ? m_r : m;
+    logic [47:0] z;
+    always_comb begin
+        case (OPMODE[6:4])
+            3'b000: z = 48'd0;
+            3'b001: z = PCIN;
+            3'b010: z = p_r;
+            3'b011: z = C;
+            default: z = 48'hx;
+        endcase
+        if (OPMODE[3:0] != 4'b0101 || OPMODE[8:7] != 2'b00 || ALUMODE != 4'b0000
+            || CARRYIN || CARRYINSEL != 3'b000)
+            z = 48'hx;
+    end
+    wire [47:0] alu = z + 48'($signed(m_q));
+    always_ff @(posedge CLK) p_r <= alu;
+    assign P = PREG ? p_r : alu;
+    assign PCOUT = P;
+    assign ACOUT = '0; assign BCOUT = '0; assign CARRYCASCOUT = 1'b0; assign CARRYOUT = '0;
+    assign MULTSIGNOUT = 1'b0; assign OVERFLOW = 1'b0; assign PATTERNBDETECT = 1'b0;
+    assign PATTERNDETECT = 1'b0; assign UNDERFLOW = 1'b0; assign XOROUT = '0;
+endmodule
