@@ -290,6 +290,8 @@ def _sv_config(cfg: EngineConfig) -> str:
     ]
     out += [f"localparam int unsigned DG_{n.upper()} = {v};  // NO_FIT bound "
             "(formats.layer_fit_problems)" for n, v in F.fit_limits(cfg).items()]
+    out.append(f"localparam int unsigned DG_DW_BANK_HALF_BYTES = {F.dw_bank_half_bytes(cfg)};"
+               "  // depthwise tap bank bound (formats.dw_bank_half_bytes)")
     return "\n".join(out)
 
 

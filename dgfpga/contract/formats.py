@@ -583,6 +583,26 @@ def fit_limits(cfg: EngineConfig) -> dict[str, int]:
             "fit_acc_bytes": cfg.ofm_buffer_bytes}
 
 
+def dw_bank_bytes(patch_rows: int, patch_cols: int, channels: int) -> int:
+    """Bytes a depthwise patch puts in each of the reference RTL's k*k tap banks (dg_loader:
+    bank (r mod k, c mod k) holds ceil(rows/k) x ceil(cols/k) pixels of `channels` bytes)."""
+    k = DW_KERNELS[0]
+    return -(-patch_rows // k) * -(-patch_cols // k) * channels
+
+
+def dw_bank_half_bytes(cfg: EngineConfig) -> int:
+    """The most bytes any depthwise patch the fit rule admits puts in one tap bank: the max of
+    dw_bank_bytes(p, p, C) over patch sides p <= the RTL's patch limit (4 max_tile + MAX_KERNEL)
+    with p*p*C <= fit_ifm_patch_bytes (layer_fit_problems, NO_FIT) and C <= max_in_channels.
+    Every layer that fits thus fits the dw banks: no separate refusal. Generated into
+    dg_params.svh as DG_DW_BANK_HALF_BYTES (dg_pkg.sv DW_HALF). ultra96: p = 4, C = 2048 ->
+    4 x 2048 = 8192."""
+    pmax = 4 * cfg.max_tile + MAX_KERNEL
+    fit = fit_limits(cfg)["fit_ifm_patch_bytes"]
+    return max(dw_bank_bytes(p, p, min(cfg.max_in_channels, fit // (p * p)))
+               for p in range(1, pmax + 1))
+
+
 def layer_fit_problems(d: LayerDescriptor, cfg: EngineConfig) -> list[str]:
     """Reasons the layer does not fit the on-chip buffers of `cfg` (empty if it fits).
 

@@ -48,7 +48,7 @@ from typing import Iterable, Optional
 from dgfpga import paths
 from dgfpga.contract.engine_config import EngineConfig
 from dgfpga.contract.formats import (DW_KERNELS, MAX_KERNEL, MAX_KERNEL_TAPS, REQUANT_SHARE,
-                                     fit_limits)
+                                     dw_bank_half_bytes)
 from dgfpga.contract.program import GATE_FRAC_BITS
 from dgfpga.errors import ConfigError
 
@@ -279,25 +279,6 @@ def buffer_geometry(cfg: EngineConfig) -> dict:
         MAX_TILES=max_tiles,
         BITMAP_WORDS=_ceil_div(max_tiles, 32),
     )
-
-
-def dw_bank_bytes(patch_rows: int, patch_cols: int, channels: int) -> int:
-    """Bytes a depthwise patch puts in each of the reference RTL's k*k tap banks (dg_loader:
-    bank (r mod k, c mod k) holds ceil(rows/k) x ceil(cols/k) pixels of `channels` bytes)."""
-    k = DW_KERNELS[0]
-    return _ceil_div(patch_rows, k) * _ceil_div(patch_cols, k) * channels
-
-
-def dw_bank_half_bytes(cfg: EngineConfig) -> int:
-    """The most bytes any depthwise patch the fit rule admits puts in one tap bank: the max of
-    dw_bank_bytes(p, p, C) over patch sides p <= the RTL's patch limit with p*p*C <=
-    fit_ifm_patch_bytes (formats.layer_fit_problems, NO_FIT) and C <= max_in_channels
-    (dg_pkg.sv dw_bank_half_bytes, the same loop). Every layer that fits thus fits the dw
-    banks: no separate refusal. ultra96: p = 4, C = 2048 -> 4 x 2048 = 8192."""
-    pmax = 4 * cfg.max_tile + MAX_KERNEL
-    fit = fit_limits(cfg)["fit_ifm_patch_bytes"]
-    return max(dw_bank_bytes(p, p, min(cfg.max_in_channels, fit // (p * p)))
-               for p in range(1, pmax + 1))
 
 
 def rtl_geometry(cfg: EngineConfig) -> dict:

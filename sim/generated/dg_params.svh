@@ -43,6 +43,7 @@ localparam logic [31:0] DG_CONFIG_HASH = 32'hB7F31E73;
 localparam int unsigned DG_FIT_WEIGHT_GROUP_BYTES = 73728;  // NO_FIT bound (formats.layer_fit_problems)
 localparam int unsigned DG_FIT_IFM_PATCH_BYTES = 32768;  // NO_FIT bound (formats.layer_fit_problems)
 localparam int unsigned DG_FIT_ACC_BYTES = 32768;  // NO_FIT bound (formats.layer_fit_problems)
+localparam int unsigned DG_DW_BANK_HALF_BYTES = 8192;  // depthwise tap bank bound (formats.dw_bank_half_bytes)
 
 // ---- s_axilite register map (ap_ctrl_hs; byte offsets) ----
 localparam int unsigned DG_REG_ADDR_BITS = 8;

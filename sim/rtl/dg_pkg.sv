@@ -52,23 +52,9 @@ package dg_pkg;
     localparam int DW_NBK = DW_K * DW_K;
     localparam int DW_NBW = (DG_TM > AB) ? DG_TM : AB;     // byte columns per dw bank
     localparam int DW_NBWL = $clog2(DW_NBW);
-    // bytes per bank per half: a patch of side p (rows and columns <= p) and C stored channels
-    // puts at most ceil(p/k)^2 * C bytes in a bank, and the fit rule (formats.layer_fit_problems,
-    // NO_FIT in dg_desc_check) bounds p^2 * C by DG_FIT_IFM_PATCH_BYTES, C by DG_MAX_IN_CHANNELS:
-    // the largest such product over p <= PMAX (dgfpga.perf.resources.dw_bank_half_bytes, the
-    // same loop; ultra96: p = 4, C = 2048 -> 8192 B), rounded up to whole rows of DW_NBW
-    function automatic int dw_bank_half_bytes();
-        int best, c, q;
-        best = 0;
-        for (int p = 1; p <= PMAX; p++) begin
-            c = DG_FIT_IFM_PATCH_BYTES / (p * p);
-            if (c > DG_MAX_IN_CHANNELS) c = DG_MAX_IN_CHANNELS;
-            q = (p + DW_K - 1) / DW_K;
-            if (q * q * c > best) best = q * q * c;
-        end
-        return best;
-    endfunction
-    localparam int DW_HALF = ((dw_bank_half_bytes() + DW_NBW - 1) / DW_NBW) * DW_NBW;
+    // bytes per bank per half: the most any depthwise patch the fit rule admits puts in one
+    // tap bank (generated: formats.dw_bank_half_bytes; ultra96 8192 B), in whole DW_NBW rows
+    localparam int DW_HALF = ((DG_DW_BANK_HALF_BYTES + DW_NBW - 1) / DW_NBW) * DW_NBW;
     localparam int DW_DEPTH = 2 * DW_HALF / DW_NBW;         // rows per byte column (both halves)
     // dg_loader splits each dw bank into two DW_NBW-byte-wide memories of even and odd rows
     // (a read or write touches rows R and R + 1 of a bank): DW_DEPTH / 2 rows each

@@ -1,5 +1,5 @@
 """The reference RTL's depthwise tap banks at their size limit (dg_loader: k*k banks, each
-two memories of even and odd rows; dg_pkg.sv DW_HALF = resources.dw_bank_half_bytes).
+two memories of even and odd rows; dg_pkg.sv DW_HALF from the generated DG_DW_BANK_HALF_BYTES = formats.dw_bank_half_bytes).
 
 The largest patch the fit rule admits on `small` (ifm_buffer_bytes/2 = 2304, 64 channels,
 AXI 8 bytes): side 7, 47 channels (7 x 7 x 47 = 2303 <= 2304), which puts ceil(7/3)^2 x 47 =
@@ -38,7 +38,7 @@ def test_limit_case_is_the_largest_fitting_patch():
     assert formats.input_patch_side(d) == 7
     assert formats.layer_fit_problems(d, cfg) == []
     assert formats.layer_fit_problems(d.replace(in_c=48, out_c=48), cfg)
-    assert resources.dw_bank_bytes(7, 7, 47) == 423 == resources.dw_bank_half_bytes(cfg)
+    assert formats.dw_bank_bytes(7, 7, 47) == 423 == formats.dw_bank_half_bytes(cfg)
     assert resources.rtl_geometry(cfg)["DW_DEPTH"] == 2 * 53
 
 

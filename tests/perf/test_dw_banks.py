@@ -1,4 +1,4 @@
-"""The depthwise tap banks' size bound (resources.dw_bank_half_bytes = dg_pkg.sv DW_HALF
+"""The depthwise tap banks' size bound (formats.dw_bank_half_bytes = dg_pkg.sv DW_HALF
 before rounding to whole rows): every depthwise patch the fit rule admits fits a bank half,
 and the bound is attained, worked out by hand for the shipped configs."""
 from __future__ import annotations
@@ -12,9 +12,9 @@ from dgfpga.perf import resources
 
 def test_bank_bytes_by_hand():
     # bank (r mod 3, c mod 3) of a 4 x 5 patch: rows 0, 3 x columns 0, 3 = 4 pixels
-    assert resources.dw_bank_bytes(4, 5, 10) == 4 * 10
-    assert resources.dw_bank_bytes(3, 3, 7) == 7
-    assert resources.dw_bank_bytes(7, 9, 2) == 3 * 3 * 2
+    assert formats.dw_bank_bytes(4, 5, 10) == 4 * 10
+    assert formats.dw_bank_bytes(3, 3, 7) == 7
+    assert formats.dw_bank_bytes(7, 9, 2) == 3 * 3 * 2
 
 
 @pytest.mark.parametrize("name, want, depth", [
@@ -27,7 +27,7 @@ def test_bank_bytes_by_hand():
 ])
 def test_bound_by_hand(name, want, depth):
     cfg = load_config(name)
-    assert resources.dw_bank_half_bytes(cfg) == want
+    assert formats.dw_bank_half_bytes(cfg) == want
     assert resources.rtl_geometry(cfg)["DW_DEPTH"] == depth
 
 
@@ -39,7 +39,7 @@ def test_every_fitting_patch_fits_a_bank_half(name):
     whose patch passes the fit rule (layer_fit_problems, the same as NO_FIT) has at most the
     bound's bytes in a bank; some layer reaches it."""
     cfg = load_config(name)
-    bound = resources.dw_bank_half_bytes(cfg)
+    bound = formats.dw_bank_half_bytes(cfg)
     g = resources.rtl_geometry(cfg)
     assert bound <= g["DW_DEPTH"] // 2 * g["DW_NBW"]
     fit = formats.fit_limits(cfg)["fit_ifm_patch_bytes"]
@@ -51,8 +51,8 @@ def test_every_fitting_patch_fits_a_bank_half(name):
         over = c + 1
         ok = formats.layer_fit_problems(_dw(p, c), cfg) == []
         if ok:
-            worst = max(worst, resources.dw_bank_bytes(p, p, c))
-            assert resources.dw_bank_bytes(p, p, c) <= bound, (p, c)
+            worst = max(worst, formats.dw_bank_bytes(p, p, c))
+            assert formats.dw_bank_bytes(p, p, c) <= bound, (p, c)
         if over <= cfg.max_in_channels and p * p * over > fit:
             assert formats.layer_fit_problems(_dw(p, over), cfg), (p, over)
     assert worst == bound
