@@ -35,7 +35,7 @@ import numpy as np
 from dgfpga.contract import formats
 from dgfpga.contract import regmap
 from dgfpga.contract.engine_config import CONFIG_DIR, EngineConfig, load_config
-from dgfpga import paths
+from dgfpga import build_cache, paths
 from dgfpga.errors import DgfpgaError
 
 __all__ = ["CsimError", "CsimEngine", "CsimRun", "VectorCheck", "CXXFLAGS", "ap_types_dir",
@@ -103,8 +103,7 @@ def compiler() -> str:
 
 
 def default_cache_dir() -> Path:
-    base = os.environ.get("DGFPGA_CACHE")
-    return (Path(base) if base else Path.home() / ".cache" / "dgfpga") / "hls_csim"
+    return paths.cache_dir("hls_csim")
 
 
 def build_dir(cfg: EngineConfig, cache_dir: Union[str, Path, None] = None) -> Path:
@@ -136,7 +135,7 @@ def build(cfg: EngineConfig, target: str = "lib", cache_dir: Union[str, Path, No
         raise CsimError(f"unknown C-sim target {target!r} (known: {', '.join(TARGETS)})")
     name, srcs, extra = TARGETS[target]
     cxx, ap = compiler(), ap_types_dir()
-    out_dir = build_dir(cfg, cache_dir)
+    out_dir = build_cache.use(build_dir(cfg, cache_dir))
     header = _config_header(cfg)
     flags = list(CXXFLAGS) + list(extra)
     h = hashlib.sha256()
@@ -151,8 +150,11 @@ def build(cfg: EngineConfig, target: str = "lib", cache_dir: Union[str, Path, No
     with paths.build_lock(artifact):        # a parallel process building the same: wait, reuse
         if not force and artifact.is_file() and stamp.is_file() and stamp.read_text() == digest:
             return artifact
-        return _build_locked(cfg, name, srcs, flags, cxx, ap, out_dir, header, artifact, stamp,
-                             digest)
+        artifact = _build_locked(cfg, name, srcs, flags, cxx, ap, out_dir, header, artifact,
+                                 stamp, digest)
+    if cache_dir is None:                   # the bound is the default cache's
+        build_cache.enforce_limit()
+    return artifact
 
 
 def _build_locked(cfg: EngineConfig, name: str, srcs, flags: list, cxx: str, ap: Path,

@@ -35,7 +35,7 @@ import numpy as np
 
 from dgfpga.contract.engine_config import EngineConfig, load_config
 from dgfpga.contract.formats import MAX_KERNEL_TAPS
-from dgfpga import paths
+from dgfpga import build_cache, paths
 from dgfpga.errors import DgfpgaError
 
 ROOT = paths.engine_root()                     # the checkout, or the installed copy (dgfpga/hw)
@@ -88,7 +88,7 @@ def config_include(cfg: EngineConfig) -> Path:
     from dgfpga.contract import codegen
     text = codegen.render(INCLUDE_TEMPLATE, cfg, f"engine config '{cfg.name}'",
                           "dgfpga.backends.rtl_sim.config_include")
-    d = BUILD / cfg.name / f"include-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+    d = build_cache.use(BUILD / cfg.name / f"include-{hashlib.sha256(text.encode()).hexdigest()[:12]}")
     f = d / INCLUDE
     if not f.is_file() or f.read_text() != text:
         d.mkdir(parents=True, exist_ok=True)
@@ -158,7 +158,7 @@ def build_cocotb(cfg: EngineConfig, opt: str = OPT) -> Path:
     inc = config_include(cfg)
     args = ["-Wno-fatal", "--x-assign", "fast", "--x-initial", "fast"]
     srcs = rtl_sources() + [inc / INCLUDE]
-    bdir = BUILD / cfg.name / f"cocotb-{_digest(srcs, [args, _env(opt)['MAKEFLAGS']])}"
+    bdir = build_cache.use(BUILD / cfg.name / f"cocotb-{_digest(srcs, [args, _env(opt)['MAKEFLAGS']])}")
     stamp = bdir / ".built"
     if stamp.exists():
         return bdir
@@ -170,6 +170,7 @@ def build_cocotb(cfg: EngineConfig, opt: str = OPT) -> Path:
                          hdl_toplevel="dg_engine", build_args=args,
                          build_dir=str(bdir), always=False)
             stamp.write_text("ok\n")
+    build_cache.enforce_limit()
     return bdir
 
 
@@ -271,14 +272,17 @@ def build_fast(cfg: EngineConfig, opt: str = OPT, mem_words: Optional[int] = Non
     if trace:
         flags.append("--trace-fst")
     kind = "fast-trace" if trace else "fast"
-    bdir = BUILD / cfg.name / f"{kind}-{_digest(srcs, [params, flags, _env(opt)['MAKEFLAGS']])}"
+    bdir = build_cache.use(
+        BUILD / cfg.name / f"{kind}-{_digest(srcs, [params, flags, _env(opt)['MAKEFLAGS']])}")
     exe = bdir / "Vdg_tb_fast"
     if exe.exists():
         return exe
     with paths.build_lock(bdir):            # a parallel process building the same: wait, reuse
         if exe.exists():
             return exe
-        return _build_fast_locked(inc, params, flags, bdir, exe, opt, trace)
+        exe = _build_fast_locked(inc, params, flags, bdir, exe, opt, trace)
+    build_cache.enforce_limit()
+    return exe
 
 
 def _build_fast_locked(inc: Path, params: dict, flags: list, bdir: Path,
@@ -641,7 +645,7 @@ def run_unit_test(top: str, sources: Sequence[str], test_module: str,
     srcs = [RTL / "dg_pkg.sv"] + [RTL / f for f in sources if f != "dg_pkg.sv"]
     args = ["-Wno-fatal", *build_args]
     tag = "-".join(f"{k}{v}" for k, v in sorted(parameters.items())) or "default"
-    bdir = BUILD / "unit" / f"{top}-{cfg.name}-{tag}-{_digest(srcs + [inc / INCLUDE], [parameters, args, _env()['MAKEFLAGS']])}"
+    bdir = build_cache.use(BUILD / "unit" / f"{top}-{cfg.name}-{tag}-{_digest(srcs + [inc / INCLUDE], [parameters, args, _env()['MAKEFLAGS']])}")
     os.environ.update({k: v for k, v in _env().items() if k in ("MAKEFLAGS", "PATH")})
     _tb_on_path()
     runner = get_runner("verilator")
@@ -652,6 +656,7 @@ def run_unit_test(top: str, sources: Sequence[str], test_module: str,
                              hdl_toplevel=top, parameters=parameters, build_args=args,
                              build_dir=str(bdir))
                 (bdir / ".built").write_text("ok\n")
+        build_cache.enforce_limit()
     xml = bdir / f"results-{test_module}-{os.getpid()}.xml"
     if xml.exists():
         xml.unlink()

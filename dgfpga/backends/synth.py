@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from dgfpga import paths
+from dgfpga import build_cache, paths
 from dgfpga.contract.engine_config import EngineConfig, load_config
 from dgfpga.errors import DgfpgaError
 from dgfpga.outdir import atomic_file, atomic_write_text
@@ -282,7 +282,7 @@ def units(design: Design) -> list[Unit]:
     """The by-module units: one per child instance of dg_engine (elaborated with its
     parameters), then the dg_engine shell with those children as black boxes."""
     key = cache_key(design, Unit("hierarchy", TOP, TOP))
-    d = paths.cache_dir("synth", key)
+    d = build_cache.use(paths.cache_dir("synth", key))   # a prune never deletes it meanwhile
     if not (d / "hierarchy.json").is_file():
         r = _run_yosys(_hierarchy_script(design), d, design)
         if r.returncode or not (d / "hierarchy.json").is_file():
@@ -552,7 +552,7 @@ def synth_unit(design: Design, unit: Unit, force: bool = False,
                progress: Optional[Callable[[str], None]] = None) -> UnitResult:
     """Synthesise one unit (or reuse its cached result)."""
     key = cache_key(design, unit)
-    d = paths.cache_dir("synth", key)
+    d = build_cache.use(paths.cache_dir("synth", key))   # a prune never deletes it meanwhile
     res, net = d / "result.json", d / "netlist.json.gz"
     if res.is_file() and net.is_file() and not force:
         # Yosys's output is cached, its reading is not: re-read it (seconds, not minutes)

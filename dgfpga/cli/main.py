@@ -28,6 +28,7 @@ COMMANDS = [
     "simulate",
     "ci",
     "explore",
+    "cache",
 ]
 
 

@@ -71,7 +71,8 @@ class Split:
 
 def cache_dir() -> Path:
     """Where generated splits are cached: ``$DGFPGA_CACHE`` or ``~/.cache/dgfpga``."""
-    return Path(os.environ.get("DGFPGA_CACHE") or Path.home() / ".cache" / "dgfpga")
+    from dgfpga import paths
+    return paths.cache_dir()
 
 
 def _digits():
