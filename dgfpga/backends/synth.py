@@ -33,10 +33,12 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -229,6 +231,33 @@ def cache_key(design: Design, unit: Unit, version: Optional[str] = None) -> str:
 
 
 HEARTBEAT_S = 60             # a progress line this often while one Yosys run goes on
+#: memory one Yosys process may take: WebAssembly Yosys stops at 4 GiB (OOM_PATTERNS)
+YOSYS_PEAK_BYTES = 4.5 * 2**30
+_LIVE: set = set()           # Yosys processes running now (killed if a parallel run stops)
+_LIVE_LOCK = threading.Lock()
+
+
+def _kill_live() -> None:
+    """Kill every Yosys process this process runs (a parallel run interrupted: the worker
+    threads do not see Ctrl-C, their processes must not outlive it)."""
+    with _LIVE_LOCK:
+        procs = list(_LIVE)
+    for p in procs:
+        try:
+            p.kill()
+        except OSError:
+            pass
+
+
+def default_jobs() -> int:
+    """Parallel Yosys runs this machine holds: one per core, at most one per
+    YOSYS_PEAK_BYTES of physical memory (a WebAssembly Yosys takes up to 4 GiB)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        mem = YOSYS_PEAK_BYTES
+    return max(1, min(cores, int(mem // YOSYS_PEAK_BYTES)))
 
 
 def _run_yosys(script: str, workdir: Path, design: "Design", log_name: str = "yosys.log",
@@ -242,6 +271,8 @@ def _run_yosys(script: str, workdir: Path, design: "Design", log_name: str = "yo
     args = [yosys_exe(), "-q", "-l", log_name, "run.ys"]
     with open(workdir / "stdout.txt", "w+") as out, open(workdir / "stderr.txt", "w+") as err:
         proc = subprocess.Popen(args, cwd=workdir, stdout=out, stderr=err, text=True)
+        with _LIVE_LOCK:
+            _LIVE.add(proc)
         t0 = time.perf_counter()
         try:
             while True:
@@ -256,6 +287,9 @@ def _run_yosys(script: str, workdir: Path, design: "Design", log_name: str = "yo
             proc.kill()
             proc.wait()
             raise
+        finally:
+            with _LIVE_LOCK:
+                _LIVE.discard(proc)
         out.seek(0)
         err.seek(0)
         return subprocess.CompletedProcess(args, proc.returncode, out.read(), err.read())
@@ -673,10 +707,17 @@ class SynthReport:
 
 
 def synthesise(cfg: EngineConfig | str, mode: str = "auto", modules: Sequence[str] = (),
-               force: bool = False, progress: Callable[[str], None] = print) -> SynthReport:
+               force: bool = False, progress: Callable[[str], None] = print,
+               jobs: int = 1) -> SynthReport:
     """Synthesise the reference RTL for `cfg`: mode 'whole', 'modules', or 'auto' (whole,
     falling back to module by module when Yosys runs out of memory). `modules` selects
-    by-module units by instance or module name (implies 'modules')."""
+    by-module units by instance or module name (implies 'modules'). `jobs`: units
+    synthesised at once, each its own Yosys process (0: `default_jobs()`); the report lists
+    them in unit order whatever order they finish in."""
+    if jobs < 0:
+        raise SynthError(f"jobs={jobs}: give the number of Yosys runs at once (>= 1), or 0 "
+                         "for one per core within the memory")
+    jobs = jobs or default_jobs()
     from dgfpga.perf.resources import estimate
     cfg = load_config(cfg) if isinstance(cfg, str) else cfg
     yosys_exe()
@@ -711,12 +752,40 @@ def synthesise(cfg: EngineConfig | str, mode: str = "auto", modules: Sequence[st
             raise SynthError(f"no unit named {', '.join(sorted(missing))}; units: "
                              f"{', '.join(u.name + ' (' + u.kind + ')' for u in todo)}")
         todo = [u for u in todo if u.name in want or u.kind in want]
-    for i, unit in enumerate(todo, 1):
-        progress(f"[{i}/{len(todo)}] {unit.name} ({unit.kind}) ...")
+    n = len(todo)
+
+    def one(i: int, unit: Unit) -> UnitResult:
+        progress(f"[{i}/{n}] {unit.name} ({unit.kind}) ...")
         t0 = time.perf_counter()
         u = synth_unit(design, unit, force, progress)
-        report.units.append(u)
-        progress(f"[{i}/{len(todo)}] {unit.name}: {_summary(u)} ({_took(u, t0)})")
+        progress(f"[{i}/{n}] {unit.name}: {_summary(u)} ({_took(u, t0)})")
+        return u
+    if jobs == 1 or n < 2:
+        report.units = [one(i, unit) for i, unit in enumerate(todo, 1)]
+        return report
+    from concurrent.futures import ThreadPoolExecutor   # threads wait, Yosys processes work
+    progress(f"{n} units, {min(jobs, n)} Yosys runs at once")
+    pool = ThreadPoolExecutor(max_workers=min(jobs, n), thread_name_prefix="yosys")
+    futures = []
+    try:
+        futures = [pool.submit(one, i, unit) for i, unit in enumerate(todo, 1)]
+        done, failed = [], None
+        for f in futures:       # a failed unit: the others still finish (and are cached)
+            try:
+                done.append(f.result())
+            except Exception as e:
+                failed = failed or e
+        if failed is not None:
+            raise failed
+        report.units = done
+    except BaseException as e:  # Ctrl-C: stop the queued units, kill the running Yosys
+        if not isinstance(e, Exception):
+            for f in futures:
+                f.cancel()
+            _kill_live()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     return report
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from dgfpga.cli.options import add_config, add_out
+from dgfpga.cli.options import add_config, add_out, number
 
 NAME = "synth"
 DEFAULT_OUT = "out/synth/<config>"
@@ -39,6 +39,10 @@ def add_arguments(p):
                            "(default: the shipped sim/results/synth), per config and unit")
     p.add_argument("--force", action="store_true",
                    help="re-run Yosys even when a cached result exists")
+    p.add_argument("--jobs", type=number(int, lo=0), default=1,
+                   help="units synthesised at once module by module, each its own Yosys "
+                        "process of up to 4 GiB (default 1; 0 = one per core within the "
+                        "memory)")
     p.add_argument("--ship", action="store_true",
                    help="also write the by-module report as a shipped result, "
                         "sim/results/synth/<config>.json (what --compare and the estimate's "
@@ -60,7 +64,7 @@ def run(args) -> int:
     out = check_writable(args.out.replace("<config>", cfg.name))   # before minutes of Yosys
     mode = "modules" if args.by_module or args.ship else "whole" if args.whole else "auto"
     report = synthesise(cfg, mode=mode, modules=args.module, force=args.force,
-                        progress=lambda s: print(s, flush=True))
+                        progress=lambda s: print(s, flush=True), jobs=args.jobs)
     out.mkdir(exist_ok=True)
     text = report.table()
     data = report.as_dict()

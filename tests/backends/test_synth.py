@@ -3,8 +3,10 @@ the cache key, the errors, and (slow) a real open synthesis of the `small` engin
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -250,7 +252,7 @@ def test_ship_writes_a_result_the_calibration_reads(monkeypatch, tmp_path):
     from dgfpga.perf import resources
     shipped = json.loads((resources.SYNTH_RESULTS / "small.json").read_text())
 
-    def fake(cfg, mode, modules, force, progress):
+    def fake(cfg, mode, modules, force, progress, jobs=1):
         assert mode == "modules" and not modules
         units = [synth.UnitResult(synth.Unit(**u["unit"]), u["resources"], u["depth"],
                                   u["seconds"]) for u in shipped["units"]]
@@ -266,3 +268,96 @@ def test_ship_writes_a_result_the_calibration_reads(monkeypatch, tmp_path):
     # --ship needs every unit
     assert main(["synth", "--config", "small", "--ship", "--module", "u_cp",
                  "-o", str(tmp_path / "o2")]) == 2
+
+
+# ----------------------------------------------------------------------------- parallel units
+FAKE_YOSYS = """#!{python}
+import os, sys, time
+secs = float(open("run.ys").read().split()[1])      # run.ys: "sleep <seconds>"
+with open(os.environ["FAKE_LOG"], "a") as f:
+    f.write(f"start {{os.getcwd()}} {{os.getpid()}} {{time.time()}}\\n")
+time.sleep(secs)
+with open(os.environ["FAKE_LOG"], "a") as f:
+    f.write(f"end {{os.getcwd()}} {{time.time()}}\\n")
+"""
+
+
+def _fake_units(monkeypatch, tmp_path, secs: dict):
+    """Units named by `secs` whose synthesis is a fake Yosys sleeping that long (through the
+    real `_run_yosys`); returns the log of starts and ends."""
+    log = tmp_path / "yosys.log"
+    fake = tmp_path / "fake-yosys"
+    fake.write_text(FAKE_YOSYS.format(python=sys.executable))
+    fake.chmod(0o755)
+    monkeypatch.setenv("FAKE_LOG", str(log))
+    monkeypatch.setattr(synth, "yosys_exe", lambda: str(fake))
+    monkeypatch.setattr(synth, "units", lambda design: [synth.Unit(n, n, n) for n in secs])
+
+    def fake_unit(design, unit, force=False, progress=None):
+        if secs[unit.name] < 0:
+            time.sleep(0.2)
+            raise synth.SynthError(f"Yosys failed on {unit.name}")
+        r = synth._run_yosys(f"sleep {secs[unit.name]}\n", tmp_path / unit.name, design)
+        res = dict(lut=r.returncode, ff=0, carry=0, dsp=0, ramb18=0, ramb36=0)
+        return synth.UnitResult(unit, res, {"max_levels": 0}, 0.0)
+    monkeypatch.setattr(synth, "synth_unit", fake_unit)
+    return log
+
+
+def test_units_run_in_parallel_and_report_in_unit_order(monkeypatch, tmp_path):
+    """--jobs 2 over three units: two Yosys processes overlap, never three; the report keeps
+    the units' order although the first finishes last."""
+    log = _fake_units(monkeypatch, tmp_path, {"u_a": 1.5, "u_b": 0.3, "u_c": 0.3})
+    rep = synth.synthesise("small", mode="modules", progress=lambda s: None, jobs=2)
+    assert [u.unit.name for u in rep.units] == ["u_a", "u_b", "u_c"]
+    assert all(u.resources["lut"] == 0 for u in rep.units)        # every fake run exited 0
+    events = sorted((float(x.split()[-1]), x.split()[0]) for x in log.read_text().splitlines())
+    running = peak = 0
+    for _, kind in events:
+        running += 1 if kind == "start" else -1
+        peak = max(peak, running)
+    assert peak == 2
+    with pytest.raises(synth.SynthError, match="jobs=-1"):
+        synth.synthesise("small", mode="modules", progress=lambda s: None, jobs=-1)
+
+
+def test_a_failed_unit_lets_the_others_finish(monkeypatch, tmp_path):
+    """One unit fails while another runs: that one completes (its result is cached for the
+    next run), then the failure is raised."""
+    log = _fake_units(monkeypatch, tmp_path, {"u_b": -1, "u_a": 1.0})
+    with pytest.raises(synth.SynthError, match="Yosys failed on u_b"):
+        synth.synthesise("small", mode="modules", progress=lambda s: None, jobs=2)
+    assert [x.split()[0] for x in log.read_text().splitlines()] == ["start", "end"]
+
+
+def test_ctrl_c_kills_the_parallel_yosys_runs(monkeypatch, tmp_path):
+    """Ctrl-C (SIGINT to this process) while two units' Yosys run: synthesise raises at once
+    and no Yosys process outlives it."""
+    import signal
+    import threading
+    log = _fake_units(monkeypatch, tmp_path, {"u_a": 60.0, "u_b": 60.0, "u_c": 60.0})
+
+    def ctrl_c():
+        while log.read_text().count("start") < 2 if log.exists() else True:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)
+    threading.Thread(target=ctrl_c, daemon=True).start()
+    t0 = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        synth.synthesise("small", mode="modules", progress=lambda s: None, jobs=2)
+    assert time.perf_counter() - t0 < 30
+    pids = [int(x.split()[2]) for x in log.read_text().splitlines() if x.startswith("start")]
+    assert len(pids) == 2                       # u_c never started
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert not synth._LIVE
+
+
+def test_default_jobs_is_bounded_by_cores_and_memory(monkeypatch):
+    monkeypatch.setattr(synth.os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    monkeypatch.setattr(synth.os, "sysconf", lambda name: {"SC_PAGE_SIZE": 4096,
+                                                           "SC_PHYS_PAGES": (10 * 2**30) // 4096}[name])
+    assert synth.default_jobs() == 2            # 10 GiB holds two 4.5 GiB Yosys runs of 8
+    monkeypatch.setattr(synth.os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert synth.default_jobs() == 1
