@@ -342,6 +342,9 @@ set_property file_type SystemVerilog [get_files -filter {{FILE_TYPE == Verilog}}
 set_property file_type {{Verilog Header}} [get_files [file join $here rtl dg_params.svh]]
 set_property is_global_include true [get_files [file join $here rtl dg_params.svh]]
 set_property include_dirs [list [file join $here rtl]] [current_fileset]
+# Vivado has the DSP48E2 primitive: the RTL's black-box declaration of it (for open synthesis,
+# sim/rtl/dg_mac_array.sv) must not shadow it
+set_property verilog_define {{DG_VENDOR_PRIMITIVES}} [current_fileset]
 set_property top {TOP_FUNCTION} [current_fileset]
 update_compile_order -fileset sources_1
 

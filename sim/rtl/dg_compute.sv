@@ -100,9 +100,12 @@ module dg_compute
     // l_b' = l_b + (wrap - w0) * dq. The last step's lanes past the kernel's kkc taps are
     // lc_lastmask = 0 ((S - 1) * Tn + i >= kkc).
     localparam int LMW = $clog2(DG_TN + 1);       // l_m / lc_m0 width: 0 .. Tn
+    // bank-row offsets are bank rows: the loader adds c1_badd to a bank's row address of
+    // $clog2(IDEPTH) bits (wrapping), so they are kept (and sent) modulo 2^BRW
+    localparam int BRW = $clog2(IDEPTH);
     logic [LMW-1:0] lc_m0 [DG_TN];
     logic [15:0] lc_o0 [DG_TN];
-    logic [IAW-1:0] lc_b0 [DG_TN];
+    logic [BRW-1:0] lc_b0 [DG_TN];
     logic [15:0] lc_kmr;                          // kc - ra: a lane at o >= kc - ra wraps
     logic [DG_TN-1:0] lc_lastmask;
     logic [15:0] lc_nin;                          // L.n_in
@@ -110,7 +113,7 @@ module dg_compute
         for (int i = 0; i < DG_TN; i++) begin
             logic [LMW-1:0] m;
             logic [15:0] o;
-            logic [IAW-1:0] b;
+            logic [BRW-1:0] b;
             m = '0;
             o = 16'(i);
             for (int v = 1; v < DG_TN; v++) begin
@@ -122,7 +125,7 @@ module dg_compute
             lc_m0[i] <= m;
             lc_o0[i] <= o;
             b = '0;
-            for (int k = 0; k < LMW; k++) if (lc_m0[i][k]) b = b + (IAW'(L.i2c_dq) << k);
+            for (int k = 0; k < LMW; k++) if (lc_m0[i][k]) b = b + (BRW'(L.i2c_dq) << k);
             lc_b0[i] <= b;
             lc_lastmask[i] <= ((32'(L.S) - 32'd1) << TNL) + 32'(i) < 32'(L.kkc);
         end
@@ -143,11 +146,13 @@ module dg_compute
     logic [7:0] cp_py, cp_px, cp_ky, cp_kx;
     logic [15:0] cp_ng;
     logic [15:0] cp_nrem;          // n_in - cp_ng * Tn: the n-group's active lanes (>= 1)
+    logic [IAW-1:0] cp_hc;         // dense: the half's base + the n-group's channel, cp_h * IHALF
+                                   // + cp_ng * Tn (a register, so c1_addr is a 3-operand sum)
     logic [WAW-1:0] cp_wa;
-    logic [15:0] cp_o0, cp_ky0;    // im2col: lane 0's tap = byte cp_o0 of kernel row cp_ky0
+    logic [15:0] cp_o0;            // im2col: lane 0's tap = byte cp_o0 of its kernel row (cp_r)
     logic [15:0] l_o [DG_TN];      // im2col: lane i's byte of its kernel row (l_o[0] = cp_o0)
     logic [LMW-1:0] l_m [DG_TN];   // its kernel rows past lane 0's
-    logic [IAW-1:0] l_b [DG_TN];   // l_m[i] * i2c_dq: its bank-row offset
+    logic [BRW-1:0] l_b [DG_TN];   // l_m[i] * i2c_dq: its bank-row offset (mod 2^BRW)
     logic cp_res_only;
     logic cp_gb;                   // weight/param bank of the tile's group
     logic [7:0] cp_ny, cp_nx;      // loop extents (conv tile or output tile)
@@ -170,6 +175,11 @@ module dg_compute
     // running products of the counters (no multiplier in c0): cp_pys = cp_py * stride,
     // cp_pxs = cp_px * stride, cp_cb = cp_px * stride * cin_st (im2col), cp_rbrow = cp_py * t_ow
     logic [15:0] cp_pys, cp_pxs;
+    // the patch row / column of the step (dense: cp_r = cp_pys + cp_ky, cp_c = cp_pxs + cp_kx;
+    // im2col: cp_r = lane 0's row, cp_pys + its kernel row) as registers updated with their
+    // terms, so the row / column tables are indexed by a register (no adder before the
+    // PMAX-way read) and both kinds read rowbase through the one index
+    logic [15:0] cp_r, cp_c;
     logic [31:0] cp_cb;
     logic [31:0] cp_rbrow;
     // depthwise: the pixel's patch row py*s = dw_rq * k + dw_rr and column px*s = dw_cq * k +
@@ -232,9 +242,11 @@ module dg_compute
         cp_kx <= 8'd0;
         cp_ng <= 16'd0;
         cp_nrem <= lc_nin;
+        cp_hc <= IAW'(32'(cp_h) * IHALF);   // (a tile start: its half, cp_start)
         cp_wa <= '0;
         cp_o0 <= 16'd0;
-        cp_ky0 <= 16'd0;
+        cp_r <= cp_pys;                 // (cp_ky = cp_kx = 0, lane 0's kernel row 0; a new pixel's
+        cp_c <= cp_pxs;                 // cp_pys / cp_pxs override these below)
         l_o <= lc_o0;
         l_m <= lc_m0;
         l_b <= lc_b0;
@@ -255,12 +267,15 @@ module dg_compute
         cp_py <= 8'd0;
         cp_px <= 8'd0;
         cp_step_restart();
+        cp_hc <= IAW'(32'(h) * IHALF);
         f_ng_last <= lc_n_is1;          // (a step's restart: with the flag's own update)
         cp_m0 <= 16'd0;
         cp_sg <= 16'd0;
         cp_wrow <= '0;
         cp_pys <= 16'd0;
         cp_pxs <= 16'd0;
+        cp_r <= 16'd0;
+        cp_c <= 16'd0;
         cp_cb <= 32'd0;
         cp_rbrow <= 32'd0;
         f_px_last <= ((t_res_only[h] || L_no_mac) ? t_ow[h] : t_chw[h]) == 8'd1;
@@ -282,8 +297,6 @@ module dg_compute
     wire sub_more = f_sub_more;      // L.dw && sg_next < L.SG
 
     // ------------------------------------------------------------------ compute issue (c0)
-    wire [15:0] cp_r = cp_pys + 16'(cp_ky);
-    wire [15:0] cp_c = cp_pxs + 16'(cp_kx);
     wire [$clog2(PMAX)-1:0] cp_ri = $clog2(PMAX)'(cp_r);
     wire [$clog2(PMAX)-1:0] cp_ci = $clog2(PMAX)'(cp_c);
     wire [15:0] cp_bit = row_tb[cp_h][cp_ri] + 16'(col_t[cp_h][cp_ci]);
@@ -291,12 +304,17 @@ module dg_compute
     // a layer runs), the rest here
     wire cp_halo_tv = !L.zero_halo || (row_tv[cp_h][cp_ri] && col_tv[cp_h][cp_ci]);
     // im2col: lane 0's patch row and byte (rows hold patch column 0 at rowbase)
-    wire [15:0] i2c_r0 = cp_pys + cp_ky0;
+    wire [15:0] i2c_r0 = cp_r;
     wire [31:0] i2c_cb = cp_cb;
-    wire [IAW-1:0] i2c_addr = IAW'(32'(cp_h) * IHALF) + rowbase[cp_h][$clog2(PMAX)'(i2c_r0)]
-                              + IAW'(i2c_cb + 32'(cp_o0));
+    // the step's patch byte: the half's base (+ the dense n-group's channel: cp_hc) + the row's
+    // base (one rowbase read for both kinds) + the column's byte (im2col: lane 0's byte cb + o0)
+    wire [IAW-1:0] cp_addr = cp_hc + rowbase[cp_h][cp_ri]
+                           + (L.im2col ? IAW'(i2c_cb + 32'(cp_o0)) : colbyte[cp_h][cp_ci]);
+    // im2col: lane 0's bank (the rotation of the bank offsets below): the low bits of cp_addr
+    // as their own sum, so the dense column's colbyte read is not on the rotation's path
+    wire [NBL-1:0] i2c_addr = NBL'(cp_hc + rowbase[cp_h][cp_ri] + IAW'(i2c_cb + 32'(cp_o0)));
     logic [DG_TN-1:0] i2c_lane;
-    logic [IAW-1:0] i2c_badd [NB];
+    logic [BRW-1:0] i2c_badd [NB];
     // the loaded byte window [t_lo, t_hi) relative to the pixel's column byte i2c_cb: lane i
     // is inside when lo_d <= l_o[i] < hi_d (l_o < 2^16)
     wire signed [33:0] lo_d = 34'(t_lo[cp_h]) - 34'(i2c_cb);
@@ -306,14 +324,14 @@ module dg_compute
     // bank b holds lane (b - addr) mod NB: a rotation of the lanes' offsets, as radix-4
     // barrel stages (one 4:1 mux, a LUT6, per bit and stage; i2c_lb[s]: after s stages)
     localparam int NBST = (NBL + 1) / 2;
-    logic [IAW-1:0] i2c_lb [NBST+1][NB];
+    logic [BRW-1:0] i2c_lb [NBST+1][NB];
     always_comb begin
         for (int p = 0; p < NB; p++) i2c_lb[0][p] = (p < DG_TN) ? l_b[p % DG_TN] : '0;
         for (int k = 0; k < NBST; k++) begin
             logic [1:0] d;
             d = 2'((32'(i2c_addr) >> (2 * k)) & ((2 * k + 1 < NBL) ? 3 : 1));
             for (int b = 0; b < NB; b++) begin
-                logic [IAW-1:0] c4 [4];
+                logic [BRW-1:0] c4 [4];
                 for (int e = 0; e < 4; e++) c4[e] = i2c_lb[k][(b + NB - (e << (2 * k)) % NB) % NB];
                 i2c_lb[k+1][b] = c4[d];
             end
@@ -332,7 +350,6 @@ module dg_compute
     end
     wire cp_dense = !L.im2col && !L.dw;
     wire cp_ok = !cp_res_only && !L_no_mac && (!cp_dense || (row_ok[cp_h][cp_ri] && col_ok[cp_h][cp_ci] && cp_halo_tv));
-    wire [IAW-1:0] cp_chan = IAW'(32'(cp_ng) * DG_TN);
     // depthwise: the conv pixel's k*k taps (patch row r = py*s + ky, column c = px*s + kx)
     // are in the k*k distinct dw banks (r mod k, c mod k) (stride 1 or 2, k = 3): every step
     // reads all of them at lane 0's byte (r div k) * t_dwrb + (c div k) * C + m0 of the half
@@ -352,8 +369,8 @@ module dg_compute
             logic [31:0] r, c, br, bc;
             logic [$clog2(PMAX)-1:0] ri, ci;
             logic [I_MAX_TILES-1:0] bit_i;
-            r = 32'(cp_pys) + 32'(t / DW_K);
-            c = 32'(cp_pxs) + 32'(t % DW_K);
+            r = 32'(cp_r) + 32'(t / DW_K);   // (depthwise: cp_r = cp_pys, cp_c = cp_pxs; tap 0
+            c = 32'(cp_c) + 32'(t % DW_K);   // shares the dense step's table reads)
             br = 32'(dw_rr) + 32'(t / DW_K);
             bc = 32'(dw_cr) + 32'(t % DW_K);
             ri = $clog2(PMAX)'(r);
@@ -366,8 +383,6 @@ module dg_compute
                         && (!L.zero_halo || (row_tv[cp_h][ri] && col_tv[cp_h][ci]));
         end
     end
-    wire [IAW-1:0] cp_addr = L.im2col ? i2c_addr
-                           : IAW'(32'(cp_h) * IHALF) + rowbase[cp_h][cp_ri] + colbyte[cp_h][cp_ci] + cp_chan;
     // depthwise step: taps cp_t .. cp_t + DW_TPS - 1 (DW_TSTEPS steps per pixel), lane
     // parity cp_q when DW_PAR = 2 (Tn = 1)
     wire dw_qlast = f_q_last;       // cp_q + 1 == DW_PAR
@@ -442,14 +457,18 @@ module dg_compute
         // depthwise: lane m's slot j is tap t = c2_sel + j: its byte is column (rot + m) mod
         // DW_NBW of the tap's dw bank, its weight byte t mod Tn of its row word (the step's
         // taps share a word: DW_TPS divides Tn; t mod Tn = j (+ Tn/2 when c2_whalf), which the
-        // MAC array selects from wb_q itself)
+        // MAC array selects from wb_q itself). A slot that is off switches its weight off in
+        // the MAC array (in_won: the DSP48E2's INMODE), so its activation needs no zeroing;
+        // except at Tn = 1, where the array ORs the pair's two activations into its one
+        // multiply (one of them must be zero)
         for (int m = 0; m < DG_TM; m++) begin
             for (int j = 0; j < DW_TPS; j++) begin
                 logic [7:0] v;
                 logic on;
                 v = dw_rot[j][DWST][m];
                 on = c2_ok && c2_dlane[m] && c2_jon[j];
-                c2_xd[(m*DW_TPS+j)*9 +: 9] = on ? (L.in_signed ? {v[7], v} : {1'b0, v}) : 9'd0;
+                c2_xd[(m*DW_TPS+j)*9 +: 9] = (DG_TN == 1 && !on) ? 9'd0
+                                             : (L.in_signed ? {v[7], v} : {1'b0, v});
                 c2_won[m*DW_TPS+j] = on;
             end
         end
@@ -473,7 +492,7 @@ module dg_compute
         c1_hbit <= I_MAX_TILES'(cp_bit);
         c1_lane <= cp_lane;
         c1_addr <= cp_addr;
-        for (int b = 0; b < NB; b++) c1_badd[b] <= L.im2col ? i2c_badd[b] : '0;
+        for (int b = 0; b < NB; b++) c1_badd[b] <= L.im2col ? IAW'(i2c_badd[b]) : '0;
         c1_wa <= L.dw ? cp_wrow + WAW'(cp_t >> TNL) : WAW'(cp_wa);
         c1_sg <= cp_sg;
         c1_sel <= cp_t;
@@ -534,6 +553,7 @@ module dg_compute
                             if (f_px_last) begin
                                 cp_px <= 8'd0;
                                 cp_pxs <= 16'd0;
+                                cp_c <= 16'd0;
                                 cp_cb <= 32'd0;
                                 f_px_last <= cp_nx == 8'd1;
                                 dw_cr <= 8'd0;
@@ -541,6 +561,7 @@ module dg_compute
                                 dw_c1 <= DW_AW'(L.cin_st);
                                 cp_py <= cp_py + 8'd1;
                                 cp_pys <= cp_pys + 16'(L.stride);
+                                cp_r <= cp_pys + 16'(L.stride);
                                 cp_rbrow <= cp_rbrow + 32'(t_ow[cp_h]);
                                 f_py_last <= nx_py_last;
                                 dw_rr <= dw_r_wrap ? dw_rr_s - 8'(DW_K) : dw_rr_s;
@@ -552,6 +573,7 @@ module dg_compute
                                     // depthwise: the tile's next m-group on the same patch
                                     cp_py <= 8'd0;
                                     cp_pys <= 16'd0;
+                                    cp_r <= 16'd0;
                                     cp_rbrow <= 32'd0;
                                     f_py_last <= cp_ny == 8'd1;
                                     dw_rr <= 8'd0;
@@ -572,6 +594,7 @@ module dg_compute
                             end else begin
                                 cp_px <= cp_px + 8'd1;
                                 cp_pxs <= cp_pxs + 16'(L.stride);
+                                cp_c <= cp_pxs + 16'(L.stride);
                                 cp_cb <= cp_cb + lc_scs;
                                 f_px_last <= nx_px_last;
                                 dw_cr <= dw_c_wrap ? dw_cr_s - 8'(DW_K) : dw_cr_s;
@@ -588,10 +611,10 @@ module dg_compute
                                 // next step: lane 0's tap advances by Tn = qa*kc + ra
                                 if (32'(cp_o0) + 32'(L.i2c_ra) >= 32'(L.kc)) begin
                                     cp_o0 <= 16'(32'(cp_o0) + 32'(L.i2c_ra) - 32'(L.kc));
-                                    cp_ky0 <= cp_ky0 + L.i2c_qa + 16'd1;
+                                    cp_r <= cp_r + L.i2c_qa + 16'd1;
                                 end else begin
                                     cp_o0 <= cp_o0 + L.i2c_ra;
-                                    cp_ky0 <= cp_ky0 + L.i2c_qa;
+                                    cp_r <= cp_r + L.i2c_qa;
                                 end
                                 for (int i = 0; i < DG_TN; i++) begin
                                     logic wr, w0;
@@ -599,8 +622,8 @@ module dg_compute
                                     w0 = l_o[0] >= lc_kmr;
                                     l_o[i] <= wr ? l_o[i] - lc_kmr : l_o[i] + L.i2c_ra;
                                     l_m[i] <= l_m[i] + LMW'(wr) - LMW'(w0);
-                                    l_b[i] <= (wr && !w0) ? l_b[i] + IAW'(L.i2c_dq)
-                                            : (!wr && w0) ? l_b[i] - IAW'(L.i2c_dq) : l_b[i];
+                                    l_b[i] <= (wr && !w0) ? l_b[i] + BRW'(L.i2c_dq)
+                                            : (!wr && w0) ? l_b[i] - BRW'(L.i2c_dq) : l_b[i];
                                 end
                             end else if (L.dw) begin
                                 if (!dw_qlast) begin
@@ -615,17 +638,22 @@ module dg_compute
                             end else if (f_ng_last) begin
                                 cp_ng <= 16'd0;
                                 cp_nrem <= lc_nin;
+                                cp_hc <= IAW'(32'(cp_h) * IHALF);
                                 if (f_kx_last) begin
                                     cp_kx <= 8'd0;
+                                    cp_c <= cp_pxs;
                                     f_kx_last <= lc_k_is1;
                                     cp_ky <= cp_ky + 8'd1;
+                                    cp_r <= cp_r + 16'd1;
                                     f_ky_last <= nx_ky_last;
                                 end else begin
                                     cp_kx <= cp_kx + 8'd1;
+                                    cp_c <= cp_c + 16'd1;
                                     f_kx_last <= nx_kx_last;
                                 end
                             end else begin
                                 cp_ng <= cp_ng + 16'd1;
+                                cp_hc <= cp_hc + IAW'(DG_TN);
                                 cp_nrem <= cp_nrem - 16'(DG_TN);
                             end
                         end

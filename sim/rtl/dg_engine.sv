@@ -194,15 +194,18 @@ module dg_engine
     wire seq_rcmd_valid, seq_rd_ready;
     wire [63:0] seq_rcmd_addr;
     wire [23:0] seq_rcmd_beats;
-    logic [15:0] tile_list [DG_MAX_TILES];
-    logic [15:0] res_list [DG_MAX_TILES];
+    // work lists / zero-halo tables: the sequencer's distributed RAMs, read by the loader
+    wire [I_MAX_TILES-1:0] tl_ra, rl_ra;
+    wire [15:0] tl_q, rl_q;
     wire [1:0] ch_we;                  // channel-list entries, sequencer -> loader's list RAMs
     wire [15:0] ch_idx, ch_val;
     logic [DG_MAX_TILES-1:0] bitmap;
-    logic [15:0] row_tbase_tab [DG_MAX_HEIGHT];
-    logic        row_tv_tab [DG_MAX_HEIGHT];
-    logic [7:0]  col_tile_tab [DG_MAX_WIDTH];
-    logic        col_tv_tab [DG_MAX_WIDTH];
+    wire [I_MAX_HEIGHT-1:0] row_ra;
+    wire [15:0] row_tb_q;
+    wire row_tv_q;
+    wire [I_MAX_WIDTH-1:0] col_ra;
+    wire [7:0] col_t_q;
+    wire col_tv_q;
     wire g_start, g_is_head, g_dense, g_done;
     wire [DG_DESC_WORDS*32-1:0] g_rec;
     wire [7:0] g_err_code;
@@ -221,9 +224,9 @@ module dg_engine
         .rcmd_ready(rcmd_ready), .rd_data(rd_data), .rd_valid(rd_valid), .rd_last(rd_last),
         .rd_ready(seq_rd_ready), .rd_idle(rd_idle), .wr_idle(wr_idle), .rd_err(rd_err), .wr_err(wr_err),
         .err_clear(err_clear), .L(L), .run(run), .run_init(run_init), .layer_done(layer_done),
-        .tile_list(tile_list), .res_list(res_list), .ch_we(ch_we), .ch_idx(ch_idx), .ch_val(ch_val),
-        .bitmap(bitmap), .row_tbase_tab(row_tbase_tab), .row_tv_tab(row_tv_tab),
-        .col_tile_tab(col_tile_tab), .col_tv_tab(col_tv_tab),
+        .tl_ra(tl_ra), .tl_q(tl_q), .rl_ra(rl_ra), .rl_q(rl_q), .ch_we(ch_we), .ch_idx(ch_idx), .ch_val(ch_val),
+        .bitmap(bitmap), .row_ra(row_ra), .row_tb_q(row_tb_q), .row_tv_q(row_tv_q),
+        .col_ra(col_ra), .col_t_q(col_t_q), .col_tv_q(col_tv_q),
         .g_start(g_start), .g_is_head(g_is_head), .g_rec(g_rec), .g_dense(g_dense), .g_done(g_done),
         .g_err_code(g_err_code), .g_err_entry(g_err_entry), .g_nt(g_nt), .g_nc(g_nc), .g_nc2(g_nc2),
         .cyc_ra(cyc_ra), .cyc_q(cyc_q), .rec_cycles(rec_cycles));
@@ -276,10 +279,10 @@ module dg_engine
     logic [7:0] dw_q [DW_NBK][DW_NBW];
     wire [DG_TM*8-1:0] rb_q;
     dg_loader u_ld (
-        .clk(clk), .rst(rst), .L(L), .run(run), .run_init(run_init), .tile_list(tile_list),
-        .res_list(res_list), .ch_we(ch_we), .ch_idx(ch_idx), .ch_val(ch_val),
-        .row_tbase_tab(row_tbase_tab), .row_tv_tab(row_tv_tab), .col_tile_tab(col_tile_tab),
-        .col_tv_tab(col_tv_tab), .rcmd_valid(ld_rcmd_valid), .rcmd_addr(ld_rcmd_addr),
+        .clk(clk), .rst(rst), .L(L), .run(run), .run_init(run_init),
+        .tl_ra(tl_ra), .tl_q(tl_q), .rl_ra(rl_ra), .rl_q(rl_q), .ch_we(ch_we), .ch_idx(ch_idx), .ch_val(ch_val),
+        .row_ra(row_ra), .row_tb_q(row_tb_q), .row_tv_q(row_tv_q), .col_ra(col_ra), .col_t_q(col_t_q),
+        .col_tv_q(col_tv_q), .rcmd_valid(ld_rcmd_valid), .rcmd_addr(ld_rcmd_addr),
         .rcmd_beats(ld_rcmd_beats), .rcmd_ready(rcmd_ready), .rd_data(rd_data), .rd_valid(rd_valid),
         .rd_last(rd_last), .rd_ready(ld_rd_ready), .rd_ready_all(rd_ready), .bk_grp(bk_grp),
         .bk_ready(bk_ready), .bk_m0(bk_m0), .bk_mg(bk_mg), .bk_bias(bk_bias), .bk_mult(bk_mult),

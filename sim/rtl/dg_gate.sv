@@ -440,6 +440,7 @@ module dg_gate
     localparam int LN2 = GL;                                  // 2-byte (ws, w1, w2), 1-byte (head W): AB/2 or Tn
     localparam int LN4 = (AB / 4 < GL) ? AB / 4 : GL;         // 4-byte (recip, sums, m1, mask, head bias)
     localparam int LN8 = (AB / 8 < GL) ? AB / 8 : GL;         // 8-byte (bs, o1, b2)
+    logic [LN4-1:0] g_flt;            // G: the segment's lanes that failed their check (stage F)
     logic        e_v, f_v, g_v, h_v;
     kind_t       e_kind, f_kind, g_kind;
     logic [DG_AXI_DATA_BITS-1:0] e_data;
@@ -481,13 +482,16 @@ module dg_gate
     logic signed [63:0] h_t [LN8];     // hidden: A*m1 + o1 + 2^(s-1)
     // on-chip data
     logic [7:0]  bins_m [4 * MAXG];
-    // F: bin-table entry i is written by lane f_bsl[i] (element i = f_e + lane) when f_bwe[i]:
-    // decoded per entry in stage E, so stage F's write is a registered-select lane mux
+    // F: bin-table entry i is written when f_bwe[i] (decoded per entry in stage E) from byte
+    // i mod AB of f_brot, the beat rotated by the stream's start offset in its beat (bn_lo):
+    // entry i is byte (lo + i) mod AB of whichever beat holds it, so each entry takes a fixed
+    // byte (issue 16: an AB-way lane mux per entry was ~2k LUT at ultra96; one rotator instead)
     localparam int NBIN = 4 * MAXG;
     localparam int ABW = (AB > 1) ? $clog2(AB) : 1;
     localparam int NBW = $clog2(NBIN) + 1;                       // an index below 2 NBIN
     logic [NBIN-1:0] f_bwe;
-    logic [ABW-1:0] f_bsl [NBIN];
+    logic [ABW-1:0] bn_lo;            // the stream's first byte in its beat (G_SP3)
+    logic [7:0] f_brot [AB];          // F: byte (bn_lo + j) mod AB of the beat
     logic        acc_fresh;           // this SUMS stream's first row starts the sums (no clear)
     // pooled values: |P| < 2^17 for the sums of an 8-bit map (the domain of the integer gates;
     // dgfpga.runtime.interpreter.GateDomainError outside it), stored in PVW bits
@@ -544,15 +548,18 @@ module dg_gate
     logic [15:0] e_entry;
     logic [4:0]  ck;                  // G_CHK: cycles waited for the record pipeline
 
-    // the bin-table check's pair lc (G_BCHK), read a cycle ahead: pair 0 while G_NEXT starts
-    // the check (the bins stream has drained), pair lc + 1 during the check
+    // The bin table's pair read port (issue 16: one port for the check and the bins' rows):
+    // the bin-table check's pair lc (G_BCHK), read a cycle ahead (pair 0 while the bins stream
+    // runs and G_NEXT starts the check, pair lc + 1 during the check) into bk_s / bk_e; after
+    // the check, the row pair of bin b_gy into the same registers (b_rs / b_re below)
     logic [7:0] bk_s, bk_e, bk_lim;
     logic bk_last;
     always_ff @(posedge clk) begin
-        logic [15:0] i;
+        logic [15:0] i, p;
         i = (st == G_BCHK) ? lc + 16'd1 : 16'd0;
-        bk_s <= bins_m[(2 * 32'(i)) % (4 * MAXG)];
-        bk_e <= bins_m[(2 * 32'(i) + 1) % (4 * MAXG)];
+        p = (st == G_BCHK || step == S_BCHK) ? i : 16'(b_gy);
+        bk_s <= bins_m[(2 * 32'(p)) % (4 * MAXG)];
+        bk_e <= bins_m[(2 * 32'(p) + 1) % (4 * MAXG)];
         bk_lim <= (i < 16'(g_gh)) ? g_st_h : g_st_w;
         bk_last <= i + 16'd1 == gg_n;
     end
@@ -590,13 +597,13 @@ module dg_gate
     wire [63:0] cg_o1_off = is_g2 ? po2[DG_GATE2_P_O1] : po[DG_GATE_P_O1];
     wire [63:0] cg_w2_off = is_g2 ? po2[DG_GATE2_P_W2] : po[DG_GATE_P_W2];
     wire [63:0] cg_b2_off = is_g2 ? po2[DG_GATE2_P_B2] : po[DG_GATE_P_B2];
-    // the bin's rows [b_rs, b_re) and columns [b_cs, b_cs + b_cw) in sum tiles: registered from
-    // (b_gy, b_gx), read by the next bin's first SUMS stream (>= 2 cycles after they change:
-    // the pool drains first)
+    // the bin's rows [b_rs, b_re) (the pair port above, after the check) and columns [b_cs,
+    // b_cs + b_cw) in sum tiles: registered from (b_gy, b_gx), read by the next bin's first
+    // SUMS stream (>= 2 cycles after they change: the pool drains first)
     logic [7:0] b_rs, b_re, b_cs, b_cw;
+    assign b_rs = bk_s;
+    assign b_re = bk_e;
     always_ff @(posedge clk) begin
-        b_rs <= bins_m[2 * 32'(b_gy)];
-        b_re <= bins_m[2 * 32'(b_gy) + 1];
         b_cs <= bins_m[2 * 32'(g_gh) + 2 * 32'(b_gx)];
         b_cw <= bins_m[2 * 32'(g_gh) + 2 * 32'(b_gx) + 1] - bins_m[2 * 32'(g_gh) + 2 * 32'(b_gx)];
     end
@@ -756,8 +763,10 @@ module dg_gate
         pl_k = 32'd0;
         for (int l = 0; l < GL; l++) pl_k = pl_k + 32'(pl_on[l]);
         k = 32'd0;                    // channels kept below lane l: lane l reads bank j + k
+        // (G_POOL, no gate-2 step in stage A2: lane l reads bank l; one lane mux for both)
         for (int l = 0; l < GL; l++) begin
-            pl_s[l] = (a2_on[l] && a2_any) ? signed'(ac_q[lane(32'(a2_lo) + k)]) : '0;
+            pl_s[l] = (!a2_v || (a2_on[l] && a2_any))
+                      ? signed'(ac_q[a2_v ? TLW0'(lane(32'(a2_lo) + k)) : TLW0'(l)]) : '0;
             k = k + 32'(a2_on[l]);
         end
     end
@@ -863,14 +872,18 @@ module dg_gate
     logic s1_v, s2_v, s3_v, s4_v;
     logic s1_end, s2_end, s3_end;     // last channels of the kernel row
     logic s1_beg, s2_beg, s3_beg;     // first channels of the kernel row
-    logic [1:0] s1_kx [3];
+    logic [1:0] s1_kx [3], s2_kx [3], s3_kx [3];
+    logic [7:0] s1_bx, s2_bx, s3_bx;  // the bin's column
     logic [2:0] s1_kxv, s2_kxv, s3_kxv, s4_kxv;
     logic [2:0] s1_first, s2_first, s3_first, s4_first;
     logic [2:0] s1_last, s2_last, s3_last, s4_last;
     logic [7:0] s1_cy, s2_cy, s3_cy;  // the cells' row and columns
     logic [7:0] s1_cx [3], s2_cx [3], s3_cx [3];
     logic [LAW-1:0] s4_la [3];        // stage 4: the cell's row in its bank
-    logic [NIW-1:0] s4_cell [3];
+    // stage 4: the bin's own cell cy * gw + bx (the kernel row's cells are it - 1, it, it + 1:
+    // one decode of it for the three writes into spat, issue 16) and the cell bank of each
+    logic [NIW-1:0] s4_ctr;
+    logic [1:0] s4_kbo [3];           // the cell bank kb of the cell s4_ctr - 1 + d
     logic [GL-1:0] s1_lv;
     logic signed [PVW+15:0] s2_prod [3][GL];
     logic signed [PVW+15+GLL+1:0] s3_ksum [3];
@@ -898,6 +911,10 @@ module dg_gate
         s3_cy <= s2_cy;
         s2_cx <= s1_cx;
         s3_cx <= s2_cx;
+        s2_kx <= s1_kx;
+        s3_kx <= s2_kx;
+        s2_bx <= s1_bx;
+        s3_bx <= s2_bx;
         // (bank 0's products from the lanes' shared multiplier, the others their own)
         for (int l = 0; l < GL; l++)
             s2_prod[0][l] <= (s1_kxv[0] && s1_lv[l]) ? (PVW+16)'(mm[l]) : '0;
@@ -922,8 +939,10 @@ module dg_gate
                 s3_kacc[kb] <= v;
                 s4_ktot[kb] <= v;
                 s4_la[kb] <= LAW'(32'(s3_cy) * G3 + 32'(s3_cx[kb] / 8'd3));
-                s4_cell[kb] <= NIW'(32'(s3_cy) * 32'(g_gw) + 32'(s3_cx[kb]));
+                // (the cell column cx = bx + 1 - kx = bx - 1 + d for d = 2 - kx)
+                for (int d = 0; d < 3; d++) if (s3_kx[kb] == 2'(2 - d)) s4_kbo[d] <= 2'(kb);
             end
+            s4_ctr <= NIW'(32'(s3_cy) * 32'(g_gw) + 32'(s3_bx));
         end
         if (st == G_SPAT && !sp_init) begin
             s1_v <= 1'b1;
@@ -935,6 +954,7 @@ module dg_gate
             s1_cy <= s0_cy;
             for (int kb = 0; kb < 3; kb++) s1_cx[kb] <= sp_bx + 8'd1 - 8'(s0_kx[kb]);
             s1_kx <= s0_kx;
+            s1_bx <= sp_bx;
             s1_lv <= s0_lv;
         end
     end
@@ -997,14 +1017,6 @@ module dg_gate
         endcase
         return 64'sd0;
     endfunction
-    // i < n for a constant i, as one compare per 32-bit word and one per bit position (shared
-    // by every word): the DENSE masks of up to max_out_channels bits
-    function automatic logic below(input int i, input logic [15:0] n);
-        return n[15:5] > 11'(i >> 5) || (n[15:5] == 11'(i >> 5) && n[4:0] > 5'(i & 31));
-    endfunction
-    // DENSE: the tiles below N (the record is held: registered, off the path into spat)
-    logic [NCELL-1:0] dn_tiles;
-    always_ff @(posedge clk) for (int i = 0; i < NCELL; i++) dn_tiles[i] <= below(i, 16'(g_n));
     function automatic logic big(input logic signed [63:0] v);
         return v >= LIM || v <= -LIM;
     endfunction
@@ -1199,6 +1211,15 @@ module dg_gate
             else ch_ra[k] = CH_AW'(32'(sn) >> (5 + WPBL));
         end
     end
+    // the list scan's next tile bit (the candidate sn of the next cycle, read a cycle ahead;
+    // issue 16: the 256-way tile-bit mux off the path into lb_cnt / lb_pend; spat is not
+    // written during a write job)
+    logic sc_sp;
+    always_ff @(posedge clk) begin
+        logic [15:0] sn;
+        sn = (st == G_WDATA && w_kind == 2'd1 && !lb_pend && w_more) ? w_scan + 16'd1 : w_scan;
+        sc_sp <= spat[32'(sn) % NCELL];
+    end
     // the dense mask's partial last word (the record is held: registered)
     logic [31:0] ch_pm;
     always_ff @(posedge clk) ch_pm <= (32'd1 << cg_out_c[4:0]) - 32'd1;
@@ -1222,7 +1243,7 @@ module dg_gate
     // of the channel bitmap when cw >= 0. A channel word is 0 from ch_n = ceil(out_c / 32) on
     // (never written in this record); DENSE: all on below out_c. Both readings of the word are
     // decoded (in G_WJOB the next job's w_sel is not set yet): *w for w, *c for cw.
-    logic [WPB-1:0] wx_okw, wx_fullw, wx_cpos, wx_okc, wx_fullc, wx_head, wx_log;
+    logic [WPB-1:0] wx_okw, wx_fullw, wx_cpos, wx_okc, wx_fullc, wx_head, wx_log, wx_tfull, wx_tok;
     logic [WPBL-1:0] wx_bk [WPB];         // cw's bank
     logic [31:0] wx_sp [WPB];             // spat's word w (spat is not written during a job)
     logic [TLW0-1:0] wx_lgl [WPB];        // the logits bank of entry w div 2
@@ -1230,22 +1251,65 @@ module dg_gate
     // one selected: no compare behind w_rd's select)
     logic [15:0] ch_ow;                   // out_c div 32 (the record is held: registered)
     always_ff @(posedge clk) ch_ow <= cg_out_c >> 5;
-    function automatic logic [6:0] wflags(input logic [23:0] beat, input int k);
-        logic [31:0] w;
-        logic signed [31:0] cw;
-        w = 32'({beat, WPBL'(k)});                       // beat * WPB + k
-        cw = signed'(w) - signed'(g_nwt);
-        return {w < 32'(ch_n), w < 32'(ch_ow), cw >= 0, cw >= 0 && 32'(cw) < 32'(ch_n),
-                cw >= 0 && 32'(cw) < 32'(ch_ow), 32'(beat) == lcm1_beat && k == lcm1_word,
-                w < DG_MAX_LAYERS};
+    // Each compare of word w = beat * WPB + k with a count X as one of the beat with a threshold:
+    // w < X <=> beat < ceil((X - k) / WPB) = (X + WPB - 1 - k) >> WPBL (0 when X <= k), and
+    // cw = w - nwt >= 0 <=> beat >= (nwt + WPB - 1 - k) >> WPBL (issue 16: no word arithmetic
+    // and no 32-bit compare behind the beat; the thresholds derive from the held record)
+    function automatic logic [31:0] wthr(input logic [31:0] x, input int k);
+        return (x + 32'(WPB - 1 - k)) >> WPBL;
+    endfunction
+    logic [31:0] wt_okw [WPB], wt_fullw [WPB], wt_cpos [WPB], wt_okc [WPB], wt_fullc [WPB];
+    logic [31:0] wt_tfull [WPB], wt_tok [WPB];   // DENSE tile bitmap: w < N div 32, w < ceil(N / 32)
+    logic [31:0] t_pm;                    // DENSE tile bitmap: the partial last word
+    logic [WPB-1:0] wt_hk;                // k is the head's own entry's word
+    always_ff @(posedge clk) begin
+        for (int k = 0; k < WPB; k++) begin
+            wt_okw[k] <= wthr(32'(ch_n), k);
+            wt_fullw[k] <= wthr(32'(ch_ow), k);
+            wt_cpos[k] <= wthr(g_nwt, k);
+            wt_okc[k] <= wthr(32'(ch_n) + g_nwt, k);
+            wt_fullc[k] <= wthr(32'(ch_ow) + g_nwt, k);
+            wt_hk[k] <= lcm1_word == 32'(k);
+            wt_tfull[k] <= wthr(32'(g_n >> 5), k);
+            wt_tok[k] <= wthr(g_nwt, k);
+        end
+        t_pm <= (32'd1 << g_n[4:0]) - 32'd1;
+    end
+    // the head's own log entry is in beat lcm1_beat: hd_d = lcm1_beat - w_nx counted down as the
+    // beats are taken, with "w_nx / w_nx + 1 is that beat" as registers (issue 16: no 32-bit
+    // compare behind the beat's select)
+    logic [31:0] hd_d;
+    logic hd_z0, hd_z1, hd_b0;
+    always_ff @(posedge clk) begin
+        hd_b0 <= lcm1_beat == 32'd0;
+        if (st == G_WJOB) begin               // (a job starts at beat 0)
+            hd_d <= lcm1_beat;
+            hd_z0 <= lcm1_beat == 32'd0;
+            hd_z1 <= lcm1_beat == 32'd1;
+        end else if (w_take) begin
+            hd_d <= hd_d - 32'd1;
+            hd_z0 <= hd_z1;
+            hd_z1 <= hd_d == 32'd2;
+        end
+    end
+    function automatic logic [8:0] wflags(input logic [23:0] beat, input int k, input logic hb);
+        logic [31:0] b;
+        logic cpos;
+        b = 32'(beat);
+        cpos = b >= wt_cpos[k];
+        return {b < wt_okw[k], b < wt_fullw[k], cpos, cpos && b < wt_okc[k], cpos && b < wt_fullc[k],
+                hb && wt_hk[k], b < 32'((DG_MAX_LAYERS + WPB - 1 - k) >> WPBL),
+                b < wt_tfull[k], b < wt_tok[k]};
     endfunction
     always_ff @(posedge clk) begin
         for (int k = 0; k < WPB; k++) begin
             logic [31:0] w;
-            logic [6:0] fl;
+            logic [8:0] fl;
             w = 32'({w_rd, WPBL'(k)});                   // w_rd * WPB + k
-            fl = (st == G_WJOB) ? wflags(24'd0, k) : w_take ? wflags(w_nx1, k) : wflags(w_nx, k);
-            {wx_okw[k], wx_fullw[k], wx_cpos[k], wx_okc[k], wx_fullc[k], wx_head[k], wx_log[k]} <= fl;
+            fl = (st == G_WJOB) ? wflags(24'd0, k, hd_b0) : w_take ? wflags(w_nx1, k, hd_z1)
+                                                                : wflags(w_nx, k, hd_z0);
+            {wx_okw[k], wx_fullw[k], wx_cpos[k], wx_okc[k], wx_fullc[k], wx_head[k], wx_log[k],
+             wx_tfull[k], wx_tok[k]} <= fl;
             wx_bk[k] <= WPBL'(32'(k) - g_nwt);
             wx_sp[k] <= spat[w * 32 +: 32];
             wx_lgl[k] <= TLW0'(lane(w >> 1));
@@ -1266,7 +1330,8 @@ module dg_gate
             bk = (w_sel == 2'd2) ? WPBL'(k) : wx_bk[k];
             cwd = !ok ? 32'd0 : !ch_dense ? ch_q[bk] : full ? 32'hFFFF_FFFF : ch_pm;
             case (w_kind)
-                2'd0: wn_data[k * 32 +: 32] = use_c ? cwd : wx_sp[k];
+                2'd0: wn_data[k * 32 +: 32] = use_c ? cwd : !ch_dense ? wx_sp[k]
+                                              : wx_tfull[k] ? 32'hFFFF_FFFF : wx_tok[k] ? t_pm : 32'd0;
                 2'd2: wn_data[k * 32 +: 32] = lg_q[wx_lgl[k]][(k & 1) * 32 +: 32];
                 default: wn_data[k * 32 +: 32] = wx_head[k] ? head_log
                                                  : wx_log[k] ? cyc_q[k * 32 +: 32] : 32'd0;
@@ -1291,6 +1356,93 @@ module dg_gate
     end
 
     // ------------------------------------------------------------------ control
+    // the write jobs: what job `job` writes (offset in WORK, bytes, kind, selection, list limit
+    // and length), selected before the address and size arithmetic (issue 16: one adder each,
+    // not one per job)
+    logic        jb_on, jb_empty;
+    logic [31:0] jb_off;
+    logic [63:0] jb_nbytes;
+    logic [1:0]  jb_kind, jb_sel;
+    logic [15:0] jb_limit, jb_total;
+    always_comb begin
+        jb_on = 1'b1;
+        jb_off = 32'd0;
+        jb_nbytes = 64'd0;
+        jb_empty = 1'b1;
+        jb_kind = 2'd0;
+        jb_sel = 2'd0;
+        jb_limit = 16'd0;
+        jb_total = 16'd0;
+        case (job)
+            4'd0: begin               // the masks: tile bitmap, then channel bitmap
+                jb_off = 32'(`DG_G(MASK_OFFSET));
+                jb_nbytes = bm_bytes(g_n) + bm_bytes(64'(g_out_c));
+                jb_empty = g_n == 0 && g_out_c == 0;
+            end
+            4'd1, 4'd2: begin         // conv1's / conv2's tile list
+                jb_off = (job == 4'd1) ? 32'(`DG_G(C1_TILES_OFFSET)) : 32'(`DG_G(C2_TILES_OFFSET));
+                jb_nbytes = 64'd2 * 64'(nt);
+                jb_empty = nt == 0;
+                jb_kind = 2'd1;
+                jb_limit = 16'(g_n);
+                jb_total = nt;
+            end
+            4'd3, 4'd4: begin         // conv1's out-channel / conv2's in-channel list
+                jb_off = (job == 4'd3) ? 32'(`DG_G(C1_OUT_CH_OFFSET)) : 32'(`DG_G(C2_IN_CH_OFFSET));
+                jb_nbytes = 64'd2 * 64'(nc);
+                jb_empty = nc == 0;
+                jb_kind = 2'd1;
+                jb_sel = 2'd2;
+                jb_limit = g_out_c;
+                jb_total = nc;
+            end
+            4'd5: begin               // conv2's residual-only tiles
+                jb_off = 32'(`DG_G(C2_RES_TILES_OFFSET));
+                jb_nbytes = g_res_list ? 64'd2 * (g_n - 64'(nt)) : 64'd0;
+                jb_empty = !g_res_list || g_n == 64'(nt);
+                jb_kind = 2'd1;
+                jb_sel = 2'd1;
+                jb_limit = 16'(g_n);
+                jb_total = 16'(g_n) - nt;
+            end
+            4'd6: begin               // conv2's tile bitmap
+                jb_off = 32'(`DG_G(C2_BITMAP_OFFSET));
+                jb_nbytes = bm_bytes(g_n);
+                jb_empty = g_n == 0;
+                jb_sel = 2'd1;
+            end
+            4'd8: begin               // the head's logits
+                jb_off = 32'(`DG_H(LOGITS_OFFSET));
+                jb_nbytes = 64'd8 * 64'(h_classes);
+                jb_empty = h_classes == 0;
+                jb_kind = 2'd2;
+            end
+            4'd9: begin               // the cycle log
+                jb_off = 32'(`DG_H(LOG_OFFSET));
+                jb_nbytes = 64'd4 * 64'(a_layer_count);
+                jb_empty = a_layer_count == 0;
+                jb_kind = 2'd3;
+            end
+            // gate-2 jobs 11..13: the mask_c2 bitmap, conv2's out-channel list, conv3's
+            // in-channel list (program.gate2_work_writes)
+            4'd11: begin
+                jb_off = 32'(`DG_G2(MASK_OFFSET));
+                jb_nbytes = bm_bytes(64'(g2_out_c));
+                jb_empty = g2_out_c == 0;
+                jb_sel = 2'd2;
+            end
+            4'd12, 4'd13: begin
+                jb_off = (job == 4'd12) ? 32'(`DG_G2(C2_OUT_CH_OFFSET)) : 32'(`DG_G2(C3_IN_CH_OFFSET));
+                jb_nbytes = 64'd2 * 64'(nc2);
+                jb_empty = nc2 == 0;
+                jb_kind = 2'd1;
+                jb_sel = 2'd2;
+                jb_limit = g2_out_c;
+                jb_total = nc2;
+            end
+            default: jb_on = 1'b0;
+        endcase
+    end
     // a stream of na * nb elements of 2^esz bytes from base + off + 4 * ((mx * my + mz) * mw):
     // set up in G_SP1..3 (the products registered), then one command
     task automatic stream_at(input kind_t k, input logic [63:0] base, input logic [63:0] off,
@@ -1473,8 +1625,8 @@ module dg_gate
             l = NBW'(i) - e_e[NBW-1:0];
             f_bwe[i] <= e_kind == K_BINS && e_e[31:NBW] == 0 && NBW'(i) >= e_e[NBW-1:0]
                         && 32'(l) < 32'(e_n) && 32'(l) < 32'(AB);
-            f_bsl[i] <= ABW'(l);
         end
+        for (int j = 0; j < AB; j++) f_brot[j] <= e_data[32'(ABW'(32'(bn_lo) + 32'(j))) * 8 +: 8];
         for (int l = 0; l < AB; l++)
             f_x[l] <= lane_elem(e_data, e_lp, l, e_esz, e_kind != K_BINS && e_kind != K_RECIP && e_kind != K_MASK);
         // F: checks, memory writes, products
@@ -1492,28 +1644,23 @@ module dg_gate
         for (int l = 0; l < LN4; l++) for (int q = 0; q < 4; q++) g_pc[l][q] <= 4'd0;
         g_mk_we <= '0;
         for (int l = 0; l < LN8; l++) g_o[l] <= 64'sd0;
+        g_flt <= '0;
         if (f_v) begin
-            logic found, m_bad_n;
+            logic m_bad_n;
             logic [15:0] c_cnt;
+            logic [LN4-1:0] flt;      // the lanes whose element fails its check
             c_cnt = cnt_c;
-            found = s_bad;
+            flt = '0;
             m_bad_n = m_bad;
             for (int l = 0; l < AB; l++) begin
                 if (f_lv[l]) begin
                     logic signed [63:0] x;
-                    logic [31:0] e;
                     x = f_x[l];
-                    e = f_e + 32'(l);
                     case (f_kind)
                         K_BINS: ;                              // bins_m below
                         K_RECIP: if (l < LN4) begin
-                            rc_we[f_lne[l % GL]] <= 1'b1;
-                            rc_wa[f_lne[l % GL]] <= rc_AW'(e >> GLL);
-                            rc_wd[f_lne[l % GL]] <= x[31:0];
-                            if (!found && (x[31:0] == 0 || x[31:0] > 32'(DG_GATE_RECIP_MAX))) begin
-                                found = 1'b1;
-                                s_bad_at <= 16'(e);
-                            end
+                            // (rc written per bank below)
+                            flt[l] = x[31:0] == 0 || x[31:0] > 32'(DG_GATE_RECIP_MAX);
                         end
                         K_SUMS: ;                              // ac banks (always_comb above)
                         K_MASK: if (l < LN4) begin
@@ -1533,29 +1680,47 @@ module dg_gate
                         K_WS: ;                                // ws banks below
                         K_BS: if (l < LN8) begin
                             bs_r <= x;
-                            if (!found && big(x)) begin found = 1'b1; s_bad_at <= 16'(e); end
+                            flt[l] = big(x);
                         end
                         K_W1, K_W2, K_HW: ;                    // g_p below
-                        K_M1: if (l < LN4) begin
-                            m1_we[f_lne[l % GL]] <= 1'b1;
-                            m1_wa[f_lne[l % GL]] <= m1_AW'(e >> GLL);
-                            m1_wd[f_lne[l % GL]] <= x[31:0];
-                        end
+                        K_M1: ;                                // m1 banks below
                         K_O1: if (l < LN8 && l < GL) begin
                             g_p[l] <= 64'(hid_prod(signed'(am_q[f_lne[l % GL]]), signed'(m1_q[f_lne[l % GL]])));
                             g_o[l] <= x;
-                            if (!found && big(x)) begin found = 1'b1; s_bad_at <= 16'(e); end
+                            flt[l] = big(x);
                         end
                         K_B2: if (l < LN8) begin
                             cb_b[l] <= (signed'(lg_q[f_lne[l % GL]]) + x) >= 0;
                             c_cnt = c_cnt + 16'((signed'(lg_q[f_lne[l % GL]]) + x) >= 0);
-                            if (!found && big(x)) begin found = 1'b1; s_bad_at <= 16'(e); end
+                            flt[l] = big(x);
                         end
-                        default: if (l < LN4) begin                    // K_HB
-                            lg_we[f_lne[l % GL]] <= 1'b1;
-                            lg_wa[f_lne[l % GL]] <= lg_AW'(e >> GLL);
-                            lg_wd[f_lne[l % GL]] <= lg_q[f_lne[l % GL]] + x;
+                        default: ;                             // K_HB: lg banks below
+                    endcase
+                end
+            end
+            // the single-row 4-byte streams into lane banks (reciprocals, m1, the head's bias onto
+            // its logits) per bank: bank b takes the lane f_bl[b] whose element falls into it, at
+            // row f_rc[b] (= the element's row: these streams are one row, so column = element;
+            // issue 16: no scatter from the lanes into the banks)
+            for (int b = 0; b < GL; b++) begin
+                if (f_bv[b]) begin
+                    case (f_kind)
+                        K_RECIP: begin
+                            rc_we[b] <= 1'b1;
+                            rc_wa[b] <= rc_AW'(f_rc[b]);
+                            rc_wd[b] <= f_x[ABL'(f_bl[b])][31:0];
                         end
+                        K_M1: begin
+                            m1_we[b] <= 1'b1;
+                            m1_wa[b] <= m1_AW'(f_rc[b]);
+                            m1_wd[b] <= f_x[ABL'(f_bl[b])][31:0];
+                        end
+                        K_HB: begin
+                            lg_we[b] <= 1'b1;
+                            lg_wa[b] <= lg_AW'(f_rc[b]);
+                            lg_wd[b] <= lg_q[b] + f_x[ABL'(f_bl[b])];
+                        end
+                        default: ;
                     endcase
                 end
             end
@@ -1574,8 +1739,8 @@ module dg_gate
                     end
                 end
             end
-            for (int i = 0; i < NBIN; i++) if (f_bwe[i]) bins_m[i] <= f_x[f_bsl[i]][7:0];
-            s_bad <= found;
+            for (int i = 0; i < NBIN; i++) if (f_bwe[i]) bins_m[i] <= f_brot[i % AB];
+            g_flt <= flt;
             m_bad <= m_bad_n;
             cnt_c <= c_cnt;
         end
@@ -1609,6 +1774,15 @@ module dg_gate
                     end
                 end
             end
+        end
+        // the stream's first failing element (stage F's per-lane checks; issue 16: the chain
+        // over the lanes off stage F's paths). G_NEXT reads s_bad once the pipeline drained.
+        if (g_v && !s_bad && g_flt != '0) begin
+            logic [15:0] at;
+            at = 16'(g_e);
+            for (int l = LN4 - 1; l >= 0; l--) if (g_flt[l]) at = 16'(g_e) + 16'(l);
+            s_bad <= 1'b1;
+            s_bad_at <= at;
         end
         h_v <= g_v && g_kind == K_O1;
         h_e <= g_e;
@@ -1650,16 +1824,25 @@ module dg_gate
         // decided on the cell's last contribution
         if (s4_v) begin
             logic [15:0] on;
+            logic [2:0] dk, dv;       // per cell bank: decided now, its decision
+            logic [2:0] en, val;      // per cell s4_ctr - 1 + d
             on = 16'd0;
             for (int kb = 0; kb < 3; kb++) begin
-                if (s4_kxv[kb]) begin
-                    logic signed [63:0] v;
-                    v = (s4_first[kb] ? bs_r : lgs_q[kb]) + s4_ktot[kb];
-                    if (s4_last[kb]) begin
-                        spat[s4_cell[kb]] <= v >= 0;
-                        on = on + 16'(v >= 0);
-                    end
-                end
+                logic signed [63:0] v;
+                v = (s4_first[kb] ? bs_r : lgs_q[kb]) + s4_ktot[kb];
+                dk[kb] = s4_kxv[kb] && s4_last[kb];
+                dv[kb] = v >= 0;
+                on = on + 16'(dk[kb] && dv[kb]);
+            end
+            for (int d = 0; d < 3; d++) begin
+                en[d] = dk[s4_kbo[d]];
+                val[d] = dv[s4_kbo[d]];
+            end
+            // (cell i is s4_ctr - 1 + d for one d: one decode of s4_ctr, not one per bank)
+            for (int i = 0; i < NCELL; i++) begin
+                if (en[0] && s4_ctr == NIW'(i + 1)) spat[i] <= val[0];
+                if (en[1] && s4_ctr == NIW'(i)) spat[i] <= val[1];
+                if (i > 0) if (en[2] && s4_ctr == NIW'(i - 1)) spat[i] <= val[2];
             end
             cnt_t <= cnt_t + on;
         end
@@ -1717,7 +1900,6 @@ module dg_gate
                             b_gy <= 8'd0;
                             b_gx <= 8'd0;
                             b_gx3 <= 2'd0;
-                            b_r <= bins_m[0];
                         end
                         S_BINSUM: begin
                             // one sum-tile row of bin (b_gy, b_gx) per stream, then its pool,
@@ -1746,6 +1928,7 @@ module dg_gate
                             step <= S_BS;
                         end
                         S_BS: begin
+                            b_r <= b_rs;              // (bin 0's first row: b_gy = 0 since S_RECIP)
                             stream(K_BS, par_abs, po[DG_GATE_P_BS], 17'd1, 17'd1, 2'd3, 32'hFFFF_FFFF);
                             step <= dense ? S_O1 : S_BINSUM;
                         end
@@ -1798,7 +1981,8 @@ module dg_gate
                         end
                         S_DENSE: begin
                             // RUN_FLAGS.DENSE: every tile and channel on (parameters checked, not evaluated)
-                            for (int i = 0; i < NCELL; i++) spat[i] <= dn_tiles[i];
+                            // (spat is not written: the readers take every tile below N as
+                            // on under ch_dense, as the channels below out_c; issue 16)
                             ch_dense <= 1'b1;
                             cnt_t <= 16'(g_n);
                             cnt_c <= cg_out_c;
@@ -1860,6 +2044,7 @@ module dg_gate
                 lo = sp_a[ABL-1:0] + ABL'({sp_t2, 2'b00});
                 s_addr <= sp_a + 64'({sp_t2, 2'b00});
                 s_lp <= 16'(lo >> s_esz);
+                bn_lo <= ABW'(lo);
                 nl_s <= sat(s_nl);
                 s_bpb <= (SEGW + 1)'(32'(AB) >> s_esz);
                 s_bl <= (SEGW + 1)'((32'(AB) >> s_esz) - (32'(lo) >> s_esz));
@@ -1917,7 +2102,7 @@ module dg_gate
                 q_c <= 32'(lc);
                 for (int l = 0; l < GL; l++) begin
                     q_lv[l] <= lc_lv[l];
-                    q_s[l] <= signed'(ac_q[l]);
+                    q_s[l] <= pl_s[l];        // (= ac_q[l]: stage A2 is empty)
                 end
                 lc_step();
                 if (lc_last) begin
@@ -1951,18 +2136,19 @@ module dg_gate
                 if (b_gx + 8'd1 < g_gw) begin
                     b_gx <= b_gx + 8'd1;
                     b_gx3 <= (b_gx3 == 2'd2) ? 2'd0 : b_gx3 + 2'd1;
-                    b_r <= b_rs;
                 end else if (b_gy + 8'd1 < g_gh) begin
                     b_gx <= 8'd0;
                     b_gx3 <= 2'd0;
                     b_gy <= b_gy + 8'd1;
-                    b_r <= bins_m[2 * (32'(b_gy) + 1)];
                 end else sp_last <= 1'b1;
             end else begin
                 // the loop of stage 0 (bin (sp_by, sp_bx), kernel row sp_ky: three taps x GL
                 // channels per cycle; a kernel row whose cells are outside the grid takes one
                 // cycle); the products and the cells' logits follow in the spatial pipeline
                 logic row_end;
+                // the next bin's first sum-tile row: its b_rs has settled from the second cycle
+                // after sp_init (the pass has >= 3 cycles, one per kernel row at least)
+                b_r <= b_rs;
                 row_end = !s0_row_in || lc_last;
                 if (row_end) lc_start(g_in_c);
                 else lc_step();
@@ -2024,34 +2210,15 @@ module dg_gate
                 st <= G_NEXT;
             end
             G_WJOB: begin
-                // the next write: gate jobs 0..6, head jobs 8..9
+                // the next write: gate jobs 0..6, head jobs 8..9, gate-2 jobs 11..13 (jb_*)
                 job <= job + 4'd1;
-                case (job)
-                    4'd0: wjob(wb + 64'(`DG_G(MASK_OFFSET)), bm_bytes(g_n) + bm_bytes(64'(g_out_c)), g_n == 0 && g_out_c == 0, 2'd0, 2'd0, 16'd0, 16'd0);
-                    4'd1: wjob(wb + 64'(`DG_G(C1_TILES_OFFSET)), 64'd2 * 64'(nt), nt == 0, 2'd1, 2'd0, 16'(g_n), nt);
-                    4'd2: wjob(wb + 64'(`DG_G(C2_TILES_OFFSET)), 64'd2 * 64'(nt), nt == 0, 2'd1, 2'd0, 16'(g_n), nt);
-                    4'd3: wjob(wb + 64'(`DG_G(C1_OUT_CH_OFFSET)), 64'd2 * 64'(nc), nc == 0, 2'd1, 2'd2, g_out_c, nc);
-                    4'd4: wjob(wb + 64'(`DG_G(C2_IN_CH_OFFSET)), 64'd2 * 64'(nc), nc == 0, 2'd1, 2'd2, g_out_c, nc);
-                    4'd5: wjob(wb + 64'(`DG_G(C2_RES_TILES_OFFSET)), g_res_list ? 64'd2 * (g_n - 64'(nt)) : 64'd0,
-                               !g_res_list || g_n == 64'(nt),
-                               2'd1, 2'd1, 16'(g_n), 16'(g_n) - nt);
-                    4'd6: wjob(wb + 64'(`DG_G(C2_BITMAP_OFFSET)), bm_bytes(g_n), g_n == 0, 2'd0, 2'd1, 16'd0, 16'd0);
-                    4'd8: wjob(wb + 64'(`DG_H(LOGITS_OFFSET)), 64'd8 * 64'(h_classes), h_classes == 0, 2'd2, 2'd0, 16'd0, 16'd0);
-                    4'd9: begin
-                        head_log <= rec_cycles;
-                        wjob(wb + 64'(`DG_H(LOG_OFFSET)), 64'd4 * 64'(a_layer_count), a_layer_count == 0, 2'd3, 2'd0, 16'd0, 16'd0);
-                    end
-                    // gate-2 jobs 11..13: the mask_c2 bitmap, conv2's out-channel list, conv3's
-                    // in-channel list (program.gate2_work_writes)
-                    4'd11: wjob(wb + 64'(`DG_G2(MASK_OFFSET)), bm_bytes(64'(g2_out_c)), g2_out_c == 0, 2'd0, 2'd2, 16'd0, 16'd0);
-                    4'd12: wjob(wb + 64'(`DG_G2(C2_OUT_CH_OFFSET)), 64'd2 * 64'(nc2), nc2 == 0, 2'd1, 2'd2, g2_out_c, nc2);
-                    4'd13: wjob(wb + 64'(`DG_G2(C3_IN_CH_OFFSET)), 64'd2 * 64'(nc2), nc2 == 0, 2'd1, 2'd2, g2_out_c, nc2);
-                    default: begin
-                        e_code <= 8'd0;
-                        e_entry <= 16'd0;
-                        st <= G_DONE;
-                    end
-                endcase
+                if (job == 4'd9) head_log <= rec_cycles;
+                if (jb_on) wjob(wb + 64'(jb_off), jb_nbytes, jb_empty, jb_kind, jb_sel, jb_limit, jb_total);
+                else begin
+                    e_code <= 8'd0;
+                    e_entry <= 16'd0;
+                    st <= G_DONE;
+                end
             end
             G_WCMD: if (wcmd_ready) begin
                 st <= G_WDATA;
@@ -2082,8 +2249,10 @@ module dg_gate
                     // one candidate index per cycle, ascending
                     logic sel;
                     case (w_sel)
-                        2'd0: sel = spat[32'(w_scan) % NCELL];
-                        2'd1: sel = !spat[32'(w_scan) % NCELL];
+                        // (spat[w_scan], read a cycle ahead; DENSE: every tile below N,
+                        // the list's limit, is on)
+                        2'd0: sel = sc_sp || ch_dense;
+                        2'd1: sel = !(sc_sp || ch_dense);
                         default: sel = ch_bit;
                     endcase
                     if (sel) begin

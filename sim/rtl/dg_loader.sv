@@ -32,15 +32,21 @@ module dg_loader
     input  dg_layer_t                   L,
     input  wire                         run,
     input  wire                         run_init,
-    input  wire [15:0]                  tile_list [DG_MAX_TILES],
-    input  wire [15:0]                  res_list [DG_MAX_TILES],
+    // the sequencer's work lists and zero-halo tables (distributed RAM there): asynchronous
+    // read ports, the address out and the entry back in the same cycle
+    output logic [I_MAX_TILES-1:0]      tl_ra,         // tile list entry
+    input  wire [15:0]                  tl_q,
+    output logic [I_MAX_TILES-1:0]      rl_ra,         // residual-only tile list entry
+    input  wire [15:0]                  rl_q,
     input  wire [1:0]                   ch_we,         // channel-list entry write (dg_sequencer):
     input  wire [15:0]                  ch_idx,        //   [0] out-channel list, [1] in-channel list
     input  wire [15:0]                  ch_val,
-    input  wire [15:0]                  row_tbase_tab [DG_MAX_HEIGHT],
-    input  wire                         row_tv_tab [DG_MAX_HEIGHT],
-    input  wire [7:0]                   col_tile_tab [DG_MAX_WIDTH],
-    input  wire                         col_tv_tab [DG_MAX_WIDTH],
+    output logic [I_MAX_HEIGHT-1:0]     row_ra,        // zero-halo row table entry (input row)
+    input  wire [15:0]                  row_tb_q,      //   tile row * grid_w
+    input  wire                         row_tv_q,      //   inside the grid
+    output logic [I_MAX_WIDTH-1:0]      col_ra,        // zero-halo column table entry (input column)
+    input  wire [7:0]                   col_t_q,       //   tile column
+    input  wire                         col_tv_q,      //   inside the grid
     // read master (in the run)
     output logic                        rcmd_valid,
     output logic [63:0]                 rcmd_addr,
@@ -98,6 +104,13 @@ module dg_loader
     output logic [DG_TM*8-1:0]          rb_q
 );
     localparam int PEND_DEPTH = 32;
+    // iy * in_row_bytes, sign-extended to 64 bits, for |iy| < 2^19 (a patch row's first input
+    // row: cy0 * stride - pad with cy0 < 2^16, stride <= 3)
+    function automatic logic signed [52:0] ld_row_prod(input logic signed [19:0] iy, input logic [31:0] rb);
+        logic signed [32:0] b;
+        b = {1'b0, rb};
+        return 53'(iy) * 53'(b);
+    endfunction
     wire L_no_mac = L.n_in == 16'd0;   // no active input channel: acc = 0 (+ bias), no patch, no weights
     logic [15:0] ld_g;             // next group to load
     wire         ld_b = ld_g[0];
@@ -161,10 +174,11 @@ module dg_loader
     // the span's weight row, counted (no address products): ic layout j * N + i / Tn, oc
     // layout j * N (+ the byte's word, consume side), im2col j, depthwise (i / Tm) * S
     logic [15:0] sp_row, sp_dwrow, sp_rstep;
-    // FIFO of issued spans: {last chunk, kind, lane or n, weight row, off, end}: `weight row`
-    // = the span's first weight-buffer row in its bank (counted at issue, sp_row), `end` =
-    // the span-relative byte after the chunk (a span is one chunk but for the
-    // oc layout's in_c-byte spans, read in chunks of at most SPAN_CHUNK bytes, below)
+    // FIFO of issued spans: {last chunk, kind, lane or n, weight row, off, bytes}: `weight row`
+    // = the span's first weight-buffer row in its bank (counted at issue, sp_row), `bytes` =
+    // the chunk's bytes (a span is one chunk but for the oc layout's in_c-byte spans, read
+    // in chunks of at most SPAN_CHUNK bytes, below; the consume side's sc_b runs on over
+    // the chunks of a span)
     localparam int SPF_W = 1 + 2 + 16 + 16 + 8 + 16;
     logic [SPF_W-1:0] spf_in;
     logic spf_push;
@@ -207,6 +221,8 @@ module dg_loader
     logic [15:0] sc_b;             // byte index within the span
     logic [ABL:0] sc_pos;          // byte position within the beat
     logic sc_started;
+    logic [15:0] sc_left;          // bytes of the chunk after this step's (when sc_started)
+    logic [15:0] ld_left;          //   (the consume step's: left_span - k)
     logic [15:0] sc_nptr;          // oc layout: next active in-channel index
 
     // weight buffer: one block RAM per lane, a row = the lane's Tn weight bytes, one byte
@@ -259,6 +275,7 @@ module dg_loader
     logic [15:0] pf_lo;            // im2col: byte of the first loaded column in a patch row
     logic [7:0] pf_py, pf_px;
     logic [7:0] pf_jl;
+    logic [DG_TM-1:0] pf_jge;      // lanes j >= pf_jl (a thermometer, written with pf_jl)
     logic [7:0] pf_dwk;            // depthwise: pf_r mod k
     logic [DW_AW-1:0] pf_dwb;      // depthwise: row pf_r's first lin (half + (pf_r div k) * t_dwrb)
     logic [63:0] pf_pixaddr;
@@ -473,11 +490,14 @@ module dg_loader
     // looked ahead in sp_x_next).
     logic [63:0] sp_waddr;
     logic        sp_wok;
-    logic [31:0] sp_lmul, sp_jstep;    // the layer's constants (registered)
+    // (sp_lmul < 2^24: kk * out_c, kk * in_c <= 255 * 65535, kp and the dw row < 2^16; 24 bits
+    // make x * sp_lmul one DSP48E2)
+    logic [23:0] sp_lmul;              // the layer's constants (registered)
+    logic [31:0] sp_jstep;
     logic [15:0] sp_x_next;            // oc layout: the lane channel of span index sp_i + 1
     always_ff @(posedge clk) begin
-        sp_lmul <= L.ic_layout ? 32'(L.kk) * 32'(L.out_c) : L.im2col ? 32'(L.kp)
-                   : L.dw ? ((32'(L.kk) + 32'(DG_TN - 1)) >> TNL) << TNL : 32'(L.kk) * 32'(L.in_c);
+        sp_lmul <= 24'(L.ic_layout ? 32'(L.kk) * 32'(L.out_c) : L.im2col ? 32'(L.kp)
+                   : L.dw ? ((32'(L.kk) + 32'(DG_TN - 1)) >> TNL) << TNL : 32'(L.kk) * 32'(L.in_c));
         sp_jstep <= L.ic_layout ? 32'(L.out_c) : L.im2col ? 32'(DG_TN) : 32'(L.in_c);
         sp_rstep <= (L.im2col || L.dw) ? 16'd1 : 16'(L.N);
         sp_x_next <= bk_ch[ld_b][32'(sp_i + 16'd1) % DG_TM];
@@ -485,10 +505,39 @@ module dg_loader
     // depthwise: channel id of active channel j (the loader's span index)
     wire [15:0] dw_chi = L.out_ch_gated ? ic_qa : sp_i;
     wire [15:0] sp_pch = L.dw ? dw_chi : bk_ch[ld_b][32'(sp_i) % DG_TM];   // param span's channel
-    wire [15:0] sp_n_lanes = L.dw ? L.n_out : 16'(bk_mg[ld_b]);                // spans per phase
     // more chunks of this oc-layout span after the current one
-    wire sp_more = sp_phase == 2'd1 && !L.ic_layout && !L.im2col && !L.dw
-                   && 32'(sp_left) > SPAN_CHUNK;
+    // (sp_lbig: sp_left > SPAN_CHUNK, a flag written with sp_left; sp_ocw: the layer's plain
+    // oc layout, registered: no compare in the issue path)
+    logic sp_lbig, sp_ocw, sp_inc_big;
+    wire sp_more = sp_phase == 2'd1 && sp_ocw && sp_lbig;
+    // The issue loop's end tests as flags registered one step ahead (issue 16 depth: no add
+    // and compare of sp_j / sp_i in the issue path): sp_jlast = (sp_j + 1 == the kernel
+    // positions), sp_il0 / sp_il1 = (sp_i + 1 == the spans of phase 0 / 1); the limits - 2
+    // and "== 1" registered (the layer's: sp_jend_*; the group's: at ld_start, sp_nl_*, sp_l1_*)
+    logic sp_jlast, sp_il0, sp_il1, sp_il0_d, sp_il1_d;
+    logic [15:0] sp_jend_m2, sp_nl_m2, sp_l1_m2;
+    logic sp_jend_one, sp_nl_one, sp_l1_one;
+    always_ff @(posedge clk) begin
+        sp_jend_m2 <= (L.im2col ? L.S : L.dw ? 16'd1 : 16'(L.kk)) - 16'd2;
+        sp_jend_one <= (L.im2col ? L.S : L.dw ? 16'd1 : 16'(L.kk)) == 16'd1;
+        sp_ocw <= !L.ic_layout && !L.im2col && !L.dw;
+        sp_inc_big <= 32'(L.in_c) > SPAN_CHUNK;
+    end
+    // the group ld_g's lanes (bk_mg of the bank ld_start loads) and its spans per phase
+    wire [7:0] ld_mg_new = (32'(L.n_out) - 32'(ld_g) * DG_TM > DG_TM) ? 8'(DG_TM) : 8'(32'(L.n_out) - 32'(ld_g) * DG_TM);
+    wire [15:0] ld_nl_new = L.dw ? L.n_out : 16'(ld_mg_new);
+    wire [15:0] ld_l1_new = L.ic_layout ? L.n_in : ld_nl_new;
+`ifndef SYNTHESIS
+    // the flags against the compares they replace (a group's load: bk_mg is the bank's)
+    wire [15:0] sp_n_lanes = L.dw ? L.n_out : 16'(bk_mg[ld_b]);                // spans per phase
+    always_ff @(posedge clk)
+        if (run && ld_busy && (sp_jlast != (sp_j + 16'd1 == (L.im2col ? L.S : L.dw ? 16'd1 : 16'(L.kk)))
+                               || sp_il0 != (sp_i + 16'd1 == sp_n_lanes)
+                               || sp_il1 != (sp_i + 16'd1 == (L.ic_layout ? L.n_in : sp_n_lanes))
+                               || sp_lbig != (32'(sp_left) > SPAN_CHUNK)))
+            $error("dg_loader: span issue flags (sp_jlast %0d sp_il0 %0d sp_il1 %0d sp_lbig %0d) stale",
+                   sp_jlast, sp_il0, sp_il1, sp_lbig);
+`endif
     always_comb begin
         sp_kind = 2'(SP_PARAM);
         sp_addr = L.p_abs + 64'(sp_pch) * 64'd8;
@@ -568,35 +617,49 @@ module dg_loader
     // j mod AB), lane j + 1's beat is lane j's iff the channels' div AB are equal and c_j =
     // c_(j+1), or differ by one with c_j = 1, c_(j+1) = 0: a few LUT levels from registers,
     // then a find-first over the lanes (no add or compare of full channels in the path).
+    // The find-first is written per lane and per bit (`below`: an OR of the lanes under j;
+    // jh, jh + 1 as ORs of constant masks), not as a loop that accumulates (ABC9 maps those as
+    // chains); the lanes >= jl are the register pf_jge (no compare with pf_jl), and the next
+    // one, the lanes > jh, is `below` itself.
     logic [7:0] pf_jh, pf_jh1;       // jh and jh + 1
     logic pf_rlast;                  // jh is the group's last lane (jh + 1 >= mg)
+    logic [DG_TM-1:0] pf_below;      // lane j: some lane under j ends its beat (= j > jh)
     always_comb begin
         logic [DG_TM-1:0] c, ends, m, oh;
-        logic seen;
         for (int j = 0; j < DG_TM; j++)
             c[j] = (32'(pf_pixaddr[ABL-1:0]) + 32'(pr_lo[j])) >= AB;
         for (int j = 0; j < DG_TM; j++) begin
             logic same;
             same = (pr_z[j] && c[(j + 1) % DG_TM] == c[j]) || (pr_one[j] && c[j] && !c[(j + 1) % DG_TM]);
             ends[j] = pr_last[j] || !same;
-            m[j] = ends[j] && 8'(j) >= pf_jl;
+            m[j] = ends[j] && pf_jge[j];
         end
-        seen = 1'b0;
         for (int j = 0; j < DG_TM; j++) begin
-            oh[j] = m[j] && !seen;
-            seen = seen | m[j];
+            pf_below[j] = |(m & DG_TM'((64'd1 << j) - 64'd1));
+            oh[j] = m[j] && !pf_below[j];
         end
-        pf_jh = 8'd0;
-        pf_jh1 = 8'd0;
-        for (int j = 0; j < DG_TM; j++)
-            if (oh[j]) begin
-                pf_jh = pf_jh | 8'(j);
-                pf_jh1 = pf_jh1 | 8'(j + 1);
+        for (int b = 0; b < 8; b++) begin
+            logic [DG_TM-1:0] k0, k1;
+            for (int j = 0; j < DG_TM; j++) begin
+                k0[j] = ((j >> b) & 1) == 1;
+                k1[j] = (((j + 1) >> b) & 1) == 1;
             end
+            pf_jh[b] = |(oh & k0);
+            pf_jh1[b] = |(oh & k1);
+        end
         // (jh is mg - 1 iff no lane in [jl, mg - 1) ends its beat: no find-first in the path)
         pf_rlast = !(|(m & pr_lt));
     end
     wire [63:0] pf_res_addr = pf_pixaddr + 64'(pf_chs[32'(pf_jl) % DG_TM]);
+`ifndef SYNTHESIS
+    // the narrowed products' ranges (ld_row_prod, the PF_RES row step)
+    always_ff @(posedge clk) begin
+        if (pf_active && pf_state == PF_GEO4 && (pf_iy0 < -32'sd524288 || pf_iy0 >= 32'sd524288))
+            $error("dg_loader: patch row %0d outside ld_row_prod's range", pf_iy0);
+        if (pf_active && pf_state == PF_RES && 32'(t_ow[pf_h]) > 32'(L.out_w))
+            $error("dg_loader: tile width %0d > out_w %0d", t_ow[pf_h], L.out_w);
+    end
+`endif
 `ifndef SYNTHESIS
     // the former formulation (compares of full channel + offset sums), as the reference
     always_ff @(posedge clk)
@@ -618,6 +681,8 @@ module dg_loader
                 end
             if (!found) enc = pf_jl;
             stale = pf_mgs != bk_mg[pf_g[0]];
+            for (int j = 0; j < DG_TM; j++)
+                if (pf_jge[j] != (8'(j) >= pf_jl)) stale = 1'b1;
             for (int j = 0; j < DG_TM; j++)
                 if (pf_chs[j] != bk_ch[pf_g[0]][j]) stale = 1'b1;
             if (stale || enc != pf_jh
@@ -666,7 +731,7 @@ module dg_loader
                 end else if (ld_req) begin
                     rcmd_valid = own_in_ready;
                     spf_push = ld_fire;
-                    spf_in = {!sp_more, sp_kind, sp_i, sp_row, 8'(sp_off), sp_c + sp_nbytes};
+                    spf_in = {!sp_more, sp_kind, sp_i, sp_row, 8'(sp_off), sp_nbytes};
                 end
                 own_push = pf_fire || ld_fire;
         end
@@ -687,6 +752,11 @@ module dg_loader
     end
 
     assign pf_idle = pf_state == PF_IDLE;
+    // the list / table read addresses (the sequencer answers in the same cycle)
+    assign tl_ra = I_MAX_TILES'(pf_i);
+    assign rl_ra = I_MAX_TILES'(pf_i - L.n_act);
+    assign row_ra = I_MAX_HEIGHT'(pf_iy);
+    assign col_ra = I_MAX_WIDTH'(pf_ix0 + 32'(pf_c));
 
     // next values of the counters the list memories are read at (the always_ff below takes
     // them as they are: one source for both)
@@ -701,10 +771,22 @@ module dg_loader
         if (ld_busy && sp_phase == 2'd2 && !spf_valid) ld_g_d = ld_g + 16'd1;
         if (rst) ld_g_d = 16'd0;
         sp_i_d = sp_i;
-        if (ld_start) sp_i_d = 16'd0;
-        else if (ld_fire) begin
-            if (sp_phase == 2'd0) sp_i_d = (sp_i + 16'd1 == sp_n_lanes) ? 16'd0 : sp_i + 16'd1;
-            else if (!sp_more && sp_j + 16'd1 == (L.im2col ? L.S : L.dw ? 16'd1 : 16'(L.kk))) sp_i_d = sp_i + 16'd1;
+        sp_il0_d = sp_il0;
+        sp_il1_d = sp_il1;
+        if (ld_start) begin
+            sp_i_d = 16'd0;
+            sp_il0_d = ld_nl_new == 16'd1;
+            sp_il1_d = ld_l1_new == 16'd1;
+        end else if (ld_fire) begin
+            if (sp_phase == 2'd0 && sp_il0) begin
+                sp_i_d = 16'd0;
+                sp_il0_d = sp_nl_one;
+                sp_il1_d = sp_l1_one;
+            end else if (sp_phase == 2'd0 || (!sp_more && sp_jlast)) begin
+                sp_i_d = sp_i + 16'd1;
+                sp_il0_d = sp_i == sp_nl_m2;
+                sp_il1_d = sp_i == sp_l1_m2;
+            end
         end
         sc_nptr_d = sc_nptr;
         if (ld_start) sc_nptr_d = 16'd0;
@@ -750,6 +832,8 @@ module dg_loader
         rb_we <= '0;
         ld_g <= ld_g_d;
         sp_i <= sp_i_d;
+        sp_il0 <= sp_il0_d;
+        sp_il1 <= sp_il1_d;
         sc_nptr <= sc_nptr_d;
         if (run_init) begin
             ld_busy <= 1'b0;
@@ -768,7 +852,13 @@ module dg_loader
         if (ld_start) begin
             bk_grp[ld_b] <= ld_g;
             bk_m0[ld_b] <= 16'(32'(ld_g) * DG_TM);
-            bk_mg[ld_b] <= (32'(L.n_out) - 32'(ld_g) * DG_TM > DG_TM) ? 8'(DG_TM) : 8'(32'(L.n_out) - 32'(ld_g) * DG_TM);
+            bk_mg[ld_b] <= ld_mg_new;
+            sp_nl_m2 <= ld_nl_new - 16'd2;
+            sp_nl_one <= ld_nl_new == 16'd1;
+            sp_l1_m2 <= ld_l1_new - 16'd2;
+            sp_l1_one <= ld_l1_new == 16'd1;
+            sp_jlast <= sp_jend_one;
+            sp_lbig <= sp_inc_big;
             for (int j = 0; j < DG_TM; j++) begin
                 logic [15:0] m;
                 m = 16'(32'(ld_g) * DG_TM + j);
@@ -802,24 +892,28 @@ module dg_loader
             end
             if (ld_fire) begin
                 if (sp_phase == 2'd0) begin
-                    if (sp_i + 16'd1 == sp_n_lanes) begin
+                    if (sp_il0) begin                           // (sp_i + 1 == sp_n_lanes)
                         sp_phase <= (L.n_act == 0 || L_no_mac) ? 2'd2 : 2'd1;
                         sp_wok <= 1'b0;
                     end
                 end else if (sp_more) begin
                     sp_c <= sp_c + 16'(SPAN_CHUNK);
                     sp_left <= sp_left - 16'(SPAN_CHUNK);
+                    sp_lbig <= 32'(sp_left) > 2 * SPAN_CHUNK;
                 end else begin
                     // ic layout: in-channels x kernel positions; oc layout: lanes x kernel positions
                     sp_c <= 16'd0;
                     sp_left <= L.in_c;
-                    if (sp_j + 16'd1 == (L.im2col ? L.S : L.dw ? 16'd1 : 16'(L.kk))) begin
+                    sp_lbig <= sp_inc_big;
+                    if (sp_jlast) begin                         // (sp_j + 1 == the positions)
                         sp_j <= 16'd0;
+                        sp_jlast <= sp_jend_one;
                         if (32'(sp_i) % DG_TM == DG_TM - 1) sp_dwrow <= sp_dwrow + 16'(L.S);
-                        if (sp_i + 16'd1 == (L.ic_layout ? L.n_in : sp_n_lanes)) sp_phase <= 2'd2;
+                        if (sp_il1) sp_phase <= 2'd2;           // (sp_i + 1 == n_in or the lanes)
                         sp_wok <= 1'b0;
                     end else begin
                         sp_j <= sp_j + 16'd1;
+                        sp_jlast <= sp_j == sp_jend_m2;
                         sp_waddr <= sp_waddr + 64'(sp_jstep);
                         sp_row <= sp_row + sp_rstep;
                     end
@@ -864,6 +958,7 @@ module dg_loader
                     end
                 endcase
                 sc_started <= 1'b1;
+                sc_left <= ld_left;
                 sc_pos <= (32'(pos) + 32'(ld_k) >= AB) ? '0 : pos + (ABL+1)'(ld_k);
                 sc_b <= sc_b + 16'(ld_k);
                 if (last_byte) begin
@@ -883,8 +978,8 @@ module dg_loader
                 PF_IDLE: begin
                     if (pf_g != L.G && !full[pf_h] && bk_lanes[pf_g[0]] && bk_grp[pf_g[0]] == pf_g) begin
                         logic [15:0] idx;
-                        if (pf_i < L.n_act) idx = L.tile_gated ? tile_list[I_MAX_TILES'(pf_i)] : pf_i;
-                        else idx = res_list[I_MAX_TILES'(pf_i - L.n_act)];
+                        if (pf_i < L.n_act) idx = L.tile_gated ? tl_q : pf_i;   // (tl_ra = pf_i)
+                        else idx = rl_q;                                        // (rl_ra = pf_i - n_act)
                         t_idx[pf_h] <= idx;
                         t_res_only[pf_h] <= pf_i >= L.n_act;
                         t_g[pf_h] <= pf_g;
@@ -947,6 +1042,7 @@ module dg_loader
                 end
                 PF_GEO3: begin
                     logic signed [31:0] ix0, ixe, ixv0, ixv1;
+                    logic [32:0] pix;        // the tile's first output pixel index
                     pf_iy0 <= 32'(t_cy0[pf_h]) * 32'(L.stride) - 32'(L.pad);
                     ix0 = 32'(t_cx0[pf_h]) * 32'(L.stride) - 32'(L.pad);
                     pf_ix0 <= ix0;
@@ -967,16 +1063,22 @@ module dg_loader
                     pf_py <= 8'd0;
                     pf_px <= 8'd0;
                     pf_jl <= 8'd0;
-                    pf_pixaddr <= L.res_abs + (64'(t_o0y[pf_h]) * 64'(L.out_w) + 64'(t_o0x[pf_h])) * 64'(L.out_c);
+                    pf_jge <= '1;
+                    // (the pixel index o0y * out_w + o0x < 2^33: a 33 x 16 product)
+                    pix = 33'(32'(t_o0y[pf_h]) * 32'(L.out_w)) + 33'(t_o0x[pf_h]);
+                    pf_pixaddr <= L.res_abs + 64'(pix) * 64'(L.out_c);
                     pf_state <= (t_res_only[pf_h] || L_no_mac) ? (L.residual ? PF_RES : PF_WAIT) : PF_GEO4;
                 end
                 PF_GEO4: begin
                     // address of patch row 0 (iy0 may be negative: rows outside the map are not read)
-                    pf_row_addr <= L.in_abs + 64'(signed'(pf_iy0)) * 64'(L.in_row_bytes)
+                    // (iy0 = cy0 * stride - pad, |iy0| < 2^19: a 20 x 33-bit signed product, sign-
+                    // extended, is iy0 * in_row_bytes mod 2^64 as the 64-bit one; 2 DSP48E2)
+                    pf_row_addr <= L.in_abs + 64'(ld_row_prod(20'(pf_iy0), L.in_row_bytes))
                                    + 64'(pf_ixv0) * 64'(L.cin_st);
                     pf_cb <= IAW'((pf_ix0 - 32'(pf_ixv0)) * 32'(L.cin_st));
-                    dw_rb <= ((32'(pf_pw) + DW_K - 1) / DW_K) * 32'(L.cin_st);
-                    t_dwrb[pf_h] <= ((32'(pf_pw) + DW_K - 1) / DW_K) * 32'(L.cin_st);
+                    // (ceil(pw / k) <= 255: an 8 x 16 product)
+                    dw_rb <= 32'(8'((32'(pf_pw) + DW_K - 1) / DW_K)) * 32'(L.cin_st);
+                    t_dwrb[pf_h] <= 32'(8'((32'(pf_pw) + DW_K - 1) / DW_K)) * 32'(L.cin_st);
                     dw_c0 <= 8'(32'(pf_ixv0) - pf_ix0);
                     pf_dwk <= 8'd0;
                     pf_dwb <= pf_h ? DW_AW'(DW_HALF) : DW_AW'(0);
@@ -989,8 +1091,8 @@ module dg_loader
                     if (pf_r != pf_ph && (!pf_row_ok || pf_fire)) begin
                         row_ok[pf_h][PW'(pf_r)] <= pf_row_ok;
                         rowbase[pf_h][PW'(pf_r)] <= L.im2col ? pf_vb : pf_bufptr + IAW'(pf_row_off);
-                        row_tb[pf_h][PW'(pf_r)] <= row_tbase_tab[I_MAX_HEIGHT'(pf_iy)];
-                        row_tv[pf_h][PW'(pf_r)] <= pf_row_ok && row_tv_tab[I_MAX_HEIGHT'(pf_iy)];
+                        row_tb[pf_h][PW'(pf_r)] <= row_tb_q;                  // (row_ra = pf_iy)
+                        row_tv[pf_h][PW'(pf_r)] <= pf_row_ok && row_tv_q;
                         if (pf_row_ok) pf_bufptr <= pf_bufptr + IAW'(32'(pf_row_beats) * AB);
                         pf_vb <= pf_vb + IAW'(L.pitch);
                         pf_r <= pf_r + 8'd1;
@@ -1009,8 +1111,8 @@ module dg_loader
                         col_ok[pf_h][PW'(pf_c)] <= ix >= 0 && ix < 32'(L.in_w);
                         colbyte[pf_h][PW'(pf_c)] <= pf_cb;
                         pf_cb <= pf_cb + IAW'(L.cin_st);
-                        col_t[pf_h][PW'(pf_c)] <= col_tile_tab[I_MAX_WIDTH'(ix)];
-                        col_tv[pf_h][PW'(pf_c)] <= ix >= 0 && ix < 32'(L.in_w) && col_tv_tab[I_MAX_WIDTH'(ix)];
+                        col_t[pf_h][PW'(pf_c)] <= col_t_q;                    // (col_ra = ix)
+                        col_tv[pf_h][PW'(pf_c)] <= ix >= 0 && ix < 32'(L.in_w) && col_tv_q;
                         pf_c <= pf_c + 8'd1;
                     end
                     if ((pf_r == pf_ph || (pf_r + 8'd1 == pf_ph && (!pf_row_ok || pf_fire)))
@@ -1018,13 +1120,17 @@ module dg_loader
                         pf_state <= L.residual ? PF_RES : PF_WAIT;
                 end
                 PF_RES: begin
+                    logic [16:0] wstep;      // out_w - t_ow + 1 (t_ow <= out_w)
                     if (pf_fire) begin
                         if (pf_rlast) begin
                             pf_jl <= 8'd0;
+                            pf_jge <= '1;
                             if (pf_px + 8'd1 == t_ow[pf_h]) begin
                                 pf_px <= 8'd0;
                                 pf_py <= pf_py + 8'd1;
-                                pf_pixaddr <= pf_pixaddr + 64'(L.out_c) * (64'(L.out_w) - 64'(t_ow[pf_h]) + 64'd1);
+                                // (t_ow <= out_w: out_w - t_ow + 1 has 17 bits, a 16 x 17 product)
+                                wstep = 17'(L.out_w) - 17'(t_ow[pf_h]) + 17'd1;
+                                pf_pixaddr <= pf_pixaddr + 64'(L.out_c) * 64'(wstep);
                                 if (pf_py + 8'd1 == t_oh[pf_h]) pf_state <= PF_WAIT;
                             end else begin
                                 pf_px <= pf_px + 8'd1;
@@ -1032,6 +1138,7 @@ module dg_loader
                             end
                         end else begin
                             pf_jl <= pf_jh1;
+                            pf_jge <= pf_below;
                         end
                     end
                 end
@@ -1182,6 +1289,7 @@ module dg_loader
         pend_pop = 1'b0;
         pos = '0;
         last_byte = 1'b0;
+        ld_left = 16'd0;
         if (run) begin
             if (rd_to_pf) begin
                 rd_ready = pend_valid;
@@ -1202,7 +1310,9 @@ module dg_loader
         if (ld_consume) begin
             kind = sc_kind;
             pos = sc_started ? sc_pos : (ABL+1)'(spf_out[23:16]);
-            left_span = 32'(spf_out[15:0]) - 32'(sc_b);
+            // (bytes left in the chunk: its byte count at its first step, then counted in
+            // sc_left; no subtract from the span FIFO's output in the step's path)
+            left_span = sc_started ? 32'(sc_left) : 32'(spf_out[15:0]);
             left_beat = AB - 32'(pos);
             k = 1;
             if (kind == 2'(SP_WIC)) k = KMAX;
@@ -1218,6 +1328,7 @@ module dg_loader
             for (int t = 0; t < KMAX; t++)
                 ld_rot[t] = ldf_data[32'(ABL'(32'(rot_d) + t)) * 8 +: 8];
             last_byte = k == left_span;
+            ld_left = 16'(left_span - k);
             ldf_pop = last_byte || 32'(pos) + k == AB;
             spf_pop = last_byte;
         end

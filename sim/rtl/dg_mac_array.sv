@@ -37,29 +37,21 @@
 // exactly its own TPS products, with or without a cascade (TPS = Tn/2: all Tm*Tn/2 multiplies busy). With Tn = 1
 // (TPS = 1) the pair's one multiply takes both lanes in packed form and the caller feeds
 // one of them per step (the other's weight and activation zero). The conv mode (in_dw = 0)
-// is unchanged.
+// is unchanged. The zero weights (a slot off, the unused half of a depthwise product, Tm = 1's
+// missing low lane) are not selected in the fabric: the DSP's dynamic INMODE switches its A
+// ("A off", INMODE[1]) or D ("D on", INMODE[2]) pre-adder input off, so a slot that is off
+// gives a zero product whatever its activation (Tn > 1: in_xd of an off slot is don't-care).
 `ifdef SYNTHESIS
-// The UltraScale+ DSP slice as a black box for the synthesis front end (Yosys maps it to its own
-// DSP48E2 cell; not simulated: the simulation builds use the behavioural model in g_model)
+`ifndef DG_VENDOR_PRIMITIVES
+// The UltraScale+ DSP slice as a black box for the open synthesis front end (Yosys maps it to
+// its own DSP48E2 cell; not simulated: the simulation builds use the behavioural model in
+// g_model). Vivado defines SYNTHESIS too but has the primitive: its flows define
+// DG_VENDOR_PRIMITIVES (package_rtl_ip.tcl), so this declaration does not shadow it.
 (* blackbox *)
-module DSP48E2 #(
-    parameter integer AREG = 1, ACASCREG = 1, BREG = 1, BCASCREG = 1, DREG = 1, ADREG = 1,
-    parameter integer MREG = 1, PREG = 1, CREG = 1, INMODEREG = 1, OPMODEREG = 1,
-    parameter integer ALUMODEREG = 1, CARRYINREG = 1, CARRYINSELREG = 1,
-    parameter AMULTSEL = "A", BMULTSEL = "B", PREADDINSEL = "A", USE_MULT = "MULTIPLY",
-    parameter USE_SIMD = "ONE48"
-) (
-    input wire CLK, input wire [29:0] A, ACIN, input wire [17:0] B, BCIN, input wire [47:0] C, PCIN,
-    input wire [26:0] D, input wire CARRYCASCIN, MULTSIGNIN, CARRYIN, input wire [2:0] CARRYINSEL,
-    input wire [4:0] INMODE, input wire [8:0] OPMODE, input wire [3:0] ALUMODE,
-    input wire CEA1, CEA2, CEAD, CEALUMODE, CEB1, CEB2, CEC, CECARRYIN, CECTRL, CED, CEINMODE,
-    input wire CEM, CEP, RSTA, RSTALLCARRYIN, RSTALUMODE, RSTB, RSTC, RSTCTRL, RSTD, RSTINMODE,
-    input wire RSTM, RSTP,
-    output wire [29:0] ACOUT, output wire [17:0] BCOUT, output wire CARRYCASCOUT,
-    output wire [3:0] CARRYOUT, output wire MULTSIGNOUT, OVERFLOW, output wire [47:0] P, PCOUT,
-    output wire PATTERNBDETECT, PATTERNDETECT, UNDERFLOW, output wire [7:0] XOROUT
-);
+module DSP48E2
+`include "dg_dsp48e2_ports.svh"
 endmodule
+`endif
 `endif
 
 module dg_mac_array
@@ -96,42 +88,53 @@ module dg_mac_array
     localparam int NC = TN / CH;          // cascades per pair
     localparam int PW = 38;               // packed product / cascade sum: |P| < 2^35
 
-    // the DSP operands of pair k, product n (pre-adder inputs A, D and B), from the ports
+    // the DSP operands of pair k, product n (pre-adder inputs A, D and B), from the ports, and
+    // which of A / D enter the pre-adder (`op_aoff`, `op_don`: the DSP's dynamic INMODE[1] "A
+    // off" and INMODE[2] "D on", so zeroing an operand costs no fabric select): conv steps take
+    // A = w[2k][n] << 18, D = w[2k+1][n]; a depthwise slot's unused half, an off tap and the
+    // missing low lane of Tm = 1 are switched off. The operand muxes are left only where a
+    // depthwise tap takes another byte of the row than the conv step (the `in_whalf` half).
     logic signed [26:0] op_hi [NP][TN];
     logic signed [26:0] op_lo [NP][TN];
     logic signed [8:0] op_x [NP][TN];
+    logic op_aoff [NP][TN];
+    logic op_don [NP][TN];
     always_comb begin
         for (int k = 0; k < NP; k++) begin
             for (int n = 0; n < TN; n++) begin
                 logic signed [26:0] w_hi, w_lo; // pre-adder operands (A, D)
                 logic signed [8:0] xv;
+                logic aoff, don;
                 w_hi = 27'($signed(in_w[((2*k)*TN+n)*8 +: 8])) <<< 18;
                 w_lo = (2*k + 1 < TM) ? 27'($signed(in_w[((2*k+1)*TN+n)*8 +: 8])) : 27'sd0;
                 xv = $signed(in_x[n*9 +: 9]);
+                aoff = 1'b0;
+                don = (2*k + 1 < TM);
                 if (in_dw) begin
-                    w_hi = 27'sd0;
-                    w_lo = 27'sd0;
-                    xv = 9'sd0;
+                    aoff = 1'b1;
+                    don = 1'b0;
                     if (TN == 1) begin              // both lanes packed; one of them is zero
-                        if (in_won[(2*k)*TPS])
-                            w_hi = 27'($signed(in_w[((2*k)*TN)*8 +: 8])) <<< 18;
-                        if (2*k + 1 < TM && in_won[(2*k+1)*TPS])
-                            w_lo = 27'($signed(in_w[((2*k+1)*TN)*8 +: 8]));
+                        aoff = !in_won[(2*k)*TPS];
+                        don = (2*k + 1 < TM) && in_won[(2*k+1)*TPS];
                         xv = $signed(in_xd[(2*k)*TPS*9 +: 9])
                            | ((2*k + 1 < TM) ? $signed(in_xd[(2*k+1)*TPS*9 +: 9]) : 9'sd0);
                     end else if (n < TPS) begin     // the high lane's tap n: byte n (+ TPS)
-                        if (in_won[(2*k)*TPS+n])
-                            w_hi = 27'($signed(in_w[((2*k)*TN+n+(in_whalf ? TPS : 0))*8 +: 8])) <<< 18;
+                        aoff = !in_won[(2*k)*TPS+n];
+                        if (in_whalf)
+                            w_hi = 27'($signed(in_w[((2*k)*TN+n+TPS)*8 +: 8])) <<< 18;
                         xv = $signed(in_xd[((2*k)*TPS+n)*9 +: 9]);
                     end else if (n < 2*TPS && 2*k + 1 < TM) begin  // the low lane's tap n - TPS
-                        if (in_won[(2*k+1)*TPS+n-TPS])
-                            w_lo = 27'($signed(in_w[((2*k+1)*TN+n-(in_whalf ? 0 : TPS))*8 +: 8]));
+                        don = in_won[(2*k+1)*TPS+n-TPS];
+                        if (!in_whalf)
+                            w_lo = 27'($signed(in_w[((2*k+1)*TN+n-TPS)*8 +: 8]));
                         xv = $signed(in_xd[((2*k+1)*TPS+n-TPS)*9 +: 9]);
                     end
                 end
                 op_hi[k][n] = w_hi;
                 op_lo[k][n] = w_lo;
                 op_x[k][n] = xv;
+                op_aoff[k][n] = aoff;
+                op_don[k][n] = don;
             end
         end
     end
@@ -145,22 +148,24 @@ module dg_mac_array
 `endif
     if (PRIM) begin : g_dsp
         // DSP48E2 (UG579): DSP 0 = (D + A) * B into its P register (stage 1), DSP 1 = its A, D,
-        // B registers (stage 1), (D + A) * B + PCIN into its P register (stage 2). INMODE
-        // 00100: AD = D + A2 (A2 = A when AREG = 0); OPMODE W=0, Z=0 (DSP 0) / PCIN (DSP 1),
-        // Y=M, X=M; ALUMODE 0000: Z + W + X + Y. Same values, same cycles as the model below.
+        // B and INMODE registers (stage 1), (D + A) * B + PCIN into its P register (stage 2).
+        // INMODE {B2, add, D on, A off, A2}: AD = (D on ? D : 0) + (A off ? 0 : A2) (A2 = A when
+        // AREG = 0); OPMODE W=0, Z=0 (DSP 0) / PCIN (DSP 1), Y=M, X=M; ALUMODE 0000: Z + W + X
+        // + Y. Same values, same cycles as the model below.
         for (genvar k = 0; k < NP; k++) begin : g_k
             for (genvar c = 0; c < NC; c++) begin : g_c
                 wire [47:0] pco [2], pp [2];
                 for (genvar j = 0; j < 2; j++) begin : g_j
                     DSP48E2 #(.AREG(j), .ACASCREG(j), .BREG(j), .BCASCREG(j), .DREG(j), .ADREG(0),
-                              .MREG(0), .PREG(1), .CREG(0), .INMODEREG(0), .OPMODEREG(0),
+                              .MREG(0), .PREG(1), .CREG(0), .INMODEREG(j), .OPMODEREG(0),
                               .ALUMODEREG(0), .CARRYINREG(0), .CARRYINSELREG(0),
                               .AMULTSEL("AD"), .BMULTSEL("B"), .PREADDINSEL("A"),
                               .USE_MULT("MULTIPLY"), .USE_SIMD("ONE48"))
                     dsp (.CLK(clk), .A(30'($signed(op_hi[k][2*c+j]))), .D(op_lo[k][2*c+j]),
                          .B(18'($signed(op_x[k][2*c+j]))), .C(48'd0), .PCIN(j == 0 ? 48'd0 : pco[0]),
                          .ACIN(30'd0), .BCIN(18'd0), .CARRYCASCIN(1'b0), .MULTSIGNIN(1'b0),
-                         .CARRYIN(1'b0), .CARRYINSEL(3'b000), .INMODE(5'b00100),
+                         .CARRYIN(1'b0), .CARRYINSEL(3'b000),
+                         .INMODE({2'b00, op_don[k][2*c+j], op_aoff[k][2*c+j], 1'b0}),
                          .OPMODE(j == 0 ? 9'b00_000_01_01 : 9'b00_001_01_01), .ALUMODE(4'b0000),
                          .CEA1(1'b1), .CEA2(1'b1), .CEAD(1'b1), .CEALUMODE(1'b1), .CEB1(1'b1),
                          .CEB2(1'b1), .CEC(1'b1), .CECARRYIN(1'b1), .CECTRL(1'b1), .CED(1'b1),
@@ -180,12 +185,21 @@ module dg_mac_array
         logic signed [26:0] hi1_reg [NP][NC], lo1_reg [NP][NC];
         logic signed [8:0] x1_reg [NP][NC];
         logic signed [PW-1:0] cs_reg [NP][NC];
+        logic signed [26:0] ga [NP][TN], gd [NP][TN];   // the pre-adder inputs after INMODE
+        always_comb begin
+            for (int k = 0; k < NP; k++) begin
+                for (int n = 0; n < TN; n++) begin
+                    ga[k][n] = op_aoff[k][n] ? 27'sd0 : op_hi[k][n];
+                    gd[k][n] = op_don[k][n] ? op_lo[k][n] : 27'sd0;
+                end
+            end
+        end
         always_ff @(posedge clk) begin
             for (int k = 0; k < NP; k++) begin
                 for (int c = 0; c < NC; c++) begin
-                    p0_reg[k][c] <= PW'(27'(op_hi[k][c*CH] + op_lo[k][c*CH]) * op_x[k][c*CH]);
-                    hi1_reg[k][c] <= op_hi[k][c*CH + CH - 1];
-                    lo1_reg[k][c] <= op_lo[k][c*CH + CH - 1];
+                    p0_reg[k][c] <= PW'(27'(ga[k][c*CH] + gd[k][c*CH]) * op_x[k][c*CH]);
+                    hi1_reg[k][c] <= ga[k][c*CH + CH - 1];
+                    lo1_reg[k][c] <= gd[k][c*CH + CH - 1];
                     x1_reg[k][c] <= op_x[k][c*CH + CH - 1];
                     cs_reg[k][c] <= (CH == 2) ? PW'(27'(hi1_reg[k][c] + lo1_reg[k][c]) * x1_reg[k][c])
                                                 + p0_reg[k][c] : p0_reg[k][c];

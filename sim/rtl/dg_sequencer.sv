@@ -57,8 +57,12 @@ module dg_sequencer
     output wire                         run,           // the agents run the layer
     output wire                         run_init,      // one cycle before: reset run state
     input  wire                         layer_done,    // all agents idle, every group written
-    output wire  [15:0]                 tile_list [DG_MAX_TILES],
-    output wire  [15:0]                 res_list [DG_MAX_TILES],
+    // work lists and zero-halo tables: distributed RAM written here before the run, read by
+    // the loader through asynchronous ports (address in, entry out in the same cycle)
+    input  wire  [I_MAX_TILES-1:0]      tl_ra,         // tile list entry read
+    output wire  [15:0]                 tl_q,
+    input  wire  [I_MAX_TILES-1:0]      rl_ra,         // residual-only tile list entry read
+    output wire  [15:0]                 rl_q,
     // channel lists: one checked entry per cycle to the loader's list memories (dg_loader
     // holds them in block RAM; nothing here is sized by the channel limits)
     output logic [1:0]                  ch_we,         // [0] out-channel list, [1] in-channel list
@@ -66,10 +70,12 @@ module dg_sequencer
     output logic [15:0]                 ch_val,        // channel id
     output logic [DG_MAX_TILES-1:0]     bitmap,
     // zero-halo tables: input row -> (tile row * grid_w, inside the grid), column -> tile column
-    output wire  [15:0]                 row_tbase_tab [DG_MAX_HEIGHT],
-    output logic                        row_tv_tab [DG_MAX_HEIGHT],
-    output wire  [7:0]                  col_tile_tab [DG_MAX_WIDTH],
-    output logic                        col_tv_tab [DG_MAX_WIDTH],
+    input  wire  [I_MAX_HEIGHT-1:0]     row_ra,        // row table entry read
+    output wire  [15:0]                 row_tb_q,
+    output wire                         row_tv_q,
+    input  wire  [I_MAX_WIDTH-1:0]      col_ra,        // column table entry read
+    output wire  [7:0]                  col_t_q,
+    output wire                         col_tv_q,
     // gate / head unit
     output logic                        g_start,
     output logic                        g_is_head,
@@ -216,21 +222,20 @@ module dg_sequencer
     // tables' tile bases and columns are only ever used as bitmap indices modulo
     // 2^I_MAX_TILES (dg_compute: bitmap[I_MAX_TILES'(row_tb + col_t)]), so their upper bits
     // are zero on the ports
+    // Memories with one write port (here, one entry per cycle) and one asynchronous read port
+    // (the loader's address): distributed RAM (issue 16: were registers, 8 128 FF at ultra96,
+    // with 256:1 / 224:1 read muxes in the loader). The halo tables hold {inside, base}.
     localparam int CTW = (I_MAX_TILES < 8) ? I_MAX_TILES : 8;      // col_tile_tab bits held
-    logic [I_MAX_TILES-1:0] tl_mem [DG_MAX_TILES];
-    logic [I_MAX_TILES-1:0] rl_mem [DG_MAX_TILES];
-    logic [I_MAX_TILES-1:0] rtb_mem [DG_MAX_HEIGHT];
-    logic [CTW-1:0]         ct_mem [DG_MAX_WIDTH];
-    for (genvar i = 0; i < DG_MAX_TILES; i++) begin : g_tl
-        assign tile_list[i] = 16'(tl_mem[i]);
-        assign res_list[i] = 16'(rl_mem[i]);
-    end
-    for (genvar i = 0; i < DG_MAX_HEIGHT; i++) begin : g_rtb
-        assign row_tbase_tab[i] = 16'(rtb_mem[i]);
-    end
-    for (genvar i = 0; i < DG_MAX_WIDTH; i++) begin : g_ct
-        assign col_tile_tab[i] = 8'(ct_mem[i]);
-    end
+    (* ram_style = "distributed" *) logic [I_MAX_TILES-1:0] tl_mem [DG_MAX_TILES];
+    (* ram_style = "distributed" *) logic [I_MAX_TILES-1:0] rl_mem [DG_MAX_TILES];
+    (* ram_style = "distributed" *) logic [I_MAX_TILES:0]   rt_mem [DG_MAX_HEIGHT];
+    (* ram_style = "distributed" *) logic [CTW:0]           ct_mem [DG_MAX_WIDTH];
+    assign tl_q = 16'(tl_mem[tl_ra]);
+    assign rl_q = 16'(rl_mem[rl_ra]);
+    assign row_tb_q = 16'(rt_mem[row_ra][I_MAX_TILES-1:0]);
+    assign row_tv_q = rt_mem[row_ra][I_MAX_TILES];
+    assign col_t_q = 8'(ct_mem[col_ra][CTW-1:0]);
+    assign col_tv_q = ct_mem[col_ra][CTW];
     logic [DG_MAX_TILES-1:0] act_flags;
     logic [2:0] list_kind;      // 0 tiles, 1 res tiles, 2 out ch, 3 in ch, 4 bitmap
     logic [4:0] lk_mask;        // the kinds still to fetch: after list_kind (after CHECK2: all)
@@ -250,6 +255,8 @@ module dg_sequencer
     // per list kind (0 tiles .. 4 bitmap): needed, entries, WORK offset (registered from L)
     logic [4:0] nd;
     logic [15:0] nd_n [5];
+    logic [15:0] nd_m2 [5];     // nd_n - 2, and nd_n == 1 (list_n_m2 / list_lastf of a list's
+    logic [4:0] nd_one;         //   first entry: no subtract or compare after the select)
     logic [31:0] nd_off [5];
     logic [15:0] halo_hmax;     // max(in_h, in_w): the halo tables' rows
     logic [7:0] halo_side_m1;   // halo_side - 1
@@ -272,6 +279,8 @@ module dg_sequencer
     logic [23:0] list_cmd_beats;
     logic [2:0] list_next;        // next list kind needed (5 = none)
     logic [15:0] list_next_n;
+    logic [15:0] list_next_m2;    // its entries - 2 (nd_m2)
+    logic list_next_one;          // its entries == 1 (nd_one)
     logic [31:0] list_next_off;
 
     always_ff @(posedge clk) begin
@@ -282,6 +291,10 @@ module dg_sequencer
         nd[3] <= L.in_ch_gated && !L.dw && L.n_in != 0;
         nd[4] <= L.zero_halo;
         nd_n <= '{L.n_act, L.n_res, L.n_out, L.n_in, d_bm_n};
+        for (int kind = 0; kind < 5; kind++) begin
+            nd_m2[kind] <= nd_n[kind] - 16'd2;
+            nd_one[kind] <= nd_n[kind] == 16'd1;
+        end
         nd_off <= '{L.tl_off, L.rl_off, L.ol_off, L.il_off, L.bm_off};
         d_bm_n <= 16'(BMW * ((32'(chk_n_tiles) + BMW - 1) / BMW));
         halo_hmax <= (L.in_h > L.in_w) ? 16'(L.in_h) : 16'(L.in_w);
@@ -313,6 +326,12 @@ module dg_sequencer
         e_nres_z <= chk_n_tiles <= g_nt_r;
     end
     // the next list kind needed at or after list_kind (5 = none)
+`ifndef SYNTHESIS
+    // nd_m2 / nd_one (two registers behind L, settled in the checker's cycles) against nd_n
+    always_ff @(posedge clk)
+        if (st[ST_LIST_SEL] && list_next != 3'd5 && (list_next_m2 != list_next_n - 16'd2 || list_next_one != (list_next_n == 16'd1)))
+            $error("dg_sequencer: list count flags stale (list %0d, %0d entries)", list_next, list_next_n);
+`endif
     always_comb begin
         // (the first needed kind one-hot, then AND-OR selects: no chain of muxes, issue 16)
         logic [4:0] c, first;
@@ -320,6 +339,8 @@ module dg_sequencer
         for (int kind = 0; kind < 5; kind++) first[kind] = c[kind] && (c & 5'((1 << kind) - 1)) == '0;
         list_next = 3'd5;
         list_next_n = 16'd0;
+        list_next_m2 = 16'd0;
+        list_next_one = 1'b0;
         list_next_off = 32'd0;
         if (first[0]) list_next = 3'd0;
         if (first[1]) list_next = 3'd1;
@@ -328,6 +349,8 @@ module dg_sequencer
         if (first[4]) list_next = 3'd4;
         for (int kind = 0; kind < 5; kind++) begin
             list_next_n = list_next_n | (first[kind] ? nd_n[kind] : 16'd0);
+            list_next_m2 = list_next_m2 | (first[kind] ? nd_m2[kind] : 16'd0);
+            list_next_one = list_next_one | (first[kind] && nd_one[kind]);
             list_next_off = list_next_off | (first[kind] ? nd_off[kind] : 32'd0);
         end
     end
@@ -588,8 +611,8 @@ module dg_sequencer
                 halo_rowbase <= 16'd0;
                 list_kind <= list_next;
                 lk_mask <= 5'b11110 << list_next;
-                list_n_m2 <= list_next_n - 16'd2;
-                list_lastf <= list_next_n == 16'd1;
+                list_n_m2 <= list_next_m2;
+                list_lastf <= list_next_one;
                 list_first <= 1'b1;
                 list_e <= 16'd0;
                 list_have <= 1'b0;
@@ -700,12 +723,11 @@ module dg_sequencer
             st[ST_HALO]: begin
                 // input row -> (tile row * grid_w, inside grid) and col -> tile col tables
                 if (32'(halo_i) < DG_MAX_HEIGHT) begin
-                    rtb_mem[I_MAX_HEIGHT'(halo_i)] <= I_MAX_TILES'(halo_rowbase);   // halo_qr * grid_w
-                    row_tv_tab[I_MAX_HEIGHT'(halo_i)] <= halo_qr < L.grid_h;
+                    // {inside the grid, halo_qr * grid_w}
+                    rt_mem[I_MAX_HEIGHT'(halo_i)] <= {halo_qr < L.grid_h, I_MAX_TILES'(halo_rowbase)};
                 end
                 if (32'(halo_i) < DG_MAX_WIDTH) begin
-                    ct_mem[I_MAX_WIDTH'(halo_i)] <= CTW'(halo_qc);
-                    col_tv_tab[I_MAX_WIDTH'(halo_i)] <= halo_qc < L.grid_w;
+                    ct_mem[I_MAX_WIDTH'(halo_i)] <= {halo_qc < L.grid_w, CTW'(halo_qc)};
                 end
                 if (halo_rr == halo_side_m1) begin
                     halo_rr <= 8'd0;

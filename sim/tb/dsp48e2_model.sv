@@ -5,24 +5,10 @@
 // the subset stops the simulation ($fatal) or drives X. Subset: A/B/D/INMODE input registers (0 or 1 stage), pre-adder D +/- A with
 // INMODE[1] (A off), INMODE[2] (D on), INMODE[3] (subtract), AMULTSEL "AD", signed 27x18
 // multiply, optional MREG, ALU Z + W + X + Y with X/Y = M (01/01), Z = 0/PCIN/P/C, W = 0,
-// ALUMODE 0000, PREG; PCOUT = P.
-module DSP48E2 #(
-    parameter integer AREG = 1, ACASCREG = 1, BREG = 1, BCASCREG = 1, DREG = 1, ADREG = 1,
-    parameter integer MREG = 1, PREG = 1, CREG = 1, INMODEREG = 1, OPMODEREG = 1,
-    parameter integer ALUMODEREG = 1, CARRYINREG = 1, CARRYINSELREG = 1,
-    parameter AMULTSEL = "A", BMULTSEL = "B", PREADDINSEL = "A", USE_MULT = "MULTIPLY",
-    parameter USE_SIMD = "ONE48"
-) (
-    input wire CLK, input wire [29:0] A, ACIN, input wire [17:0] B, BCIN, input wire [47:0] C, PCIN,
-    input wire [26:0] D, input wire CARRYCASCIN, MULTSIGNIN, CARRYIN, input wire [2:0] CARRYINSEL,
-    input wire [4:0] INMODE, input wire [8:0] OPMODE, input wire [3:0] ALUMODE,
-    input wire CEA1, CEA2, CEAD, CEALUMODE, CEB1, CEB2, CEC, CECARRYIN, CECTRL, CED, CEINMODE,
-    input wire CEM, CEP, RSTA, RSTALLCARRYIN, RSTALUMODE, RSTB, RSTC, RSTCTRL, RSTD, RSTINMODE,
-    input wire RSTM, RSTP,
-    output wire [29:0] ACOUT, output wire [17:0] BCOUT, output wire CARRYCASCOUT,
-    output wire [3:0] CARRYOUT, output wire MULTSIGNOUT, OVERFLOW, output wire [47:0] P, PCOUT,
-    output wire PATTERNBDETECT, PATTERNDETECT, UNDERFLOW, output wire [7:0] XOROUT
-);
+// ALUMODE 0000, PREG; PCOUT = P. The parameter and port list is the one of the synthesis black
+// box (sim/rtl/dg_dsp48e2_ports.svh, one copy).
+module DSP48E2
+`include "dg_dsp48e2_ports.svh"
     initial begin
         if (AMULTSEL != "AD" || BMULTSEL != "B" || PREADDINSEL != "A" || USE_MULT != "MULTIPLY"
             || USE_SIMD != "ONE48" || ADREG != 0 || CREG != 0 || OPMODEREG != 0 || ALUMODEREG != 0

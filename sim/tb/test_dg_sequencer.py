@@ -76,7 +76,7 @@ async def test_sequencer(dut):
             for name in L_FIELDS:
                 if got[name] != int(getattr(d, name)):
                     errors.append((vs.name, i, name, got[name], int(getattr(d, name))))
-            lists = [("tile_list", wl.tiles if d.tile_gated else []), ("res_list", wl.res_tiles),
+            lists = [("tl_mem", wl.tiles if d.tile_gated else []), ("rl_mem", wl.res_tiles),
                      (0, wl.out_channels), (1, wl.in_channels)]
             for sig, want in lists:
                 if isinstance(sig, int):

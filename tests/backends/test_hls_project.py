@@ -351,7 +351,12 @@ def test_package_rtl_ip(project, tmp_path):
     calls = _run_stubbed(out / "package_rtl_ip.tcl", tmp_path)
     added = [c[2:] for c in calls if c[0] == "add_files"][0]
     added = [Path(a) for a in added[0].split()] if len(added) == 1 else [Path(a) for a in added]
-    assert sorted(a.name for a in added) == sorted(list(rtl_sim.RTL_FILES) + ["dg_fields.svh", "dg_params.svh"])
+    assert sorted(a.name for a in added) == sorted(
+        list(rtl_sim.RTL_FILES) + [p.name for p in rtl_sim.RTL.glob("*.svh")] + ["dg_params.svh"])
+    assert "dg_dsp48e2_ports.svh" in {a.name for a in added}       # an include of the RTL
+    # Vivado has DSP48E2: the RTL's black box for open synthesis must be off there
+    assert ("verilog_define", "DG_VENDOR_PRIMITIVES") in {
+        (c[1], c[2]) for c in calls if c[0] == "set_property" and len(c) >= 4}
     assert all(a.is_file() for a in added)
     for name in rtl_sim.RTL_FILES:     # the shipped copy is the checkout's RTL
         assert (out / "rtl" / name).read_text() == (rtl_sim.RTL / name).read_text()

@@ -213,7 +213,7 @@ def test_gate_unit_with_word_rams_and_a_shared_multiplier_vs_round2():
 
 
 def test_gate_unit_round4_shallower_than_round3():
-    """Same config, same Yosys: round 4 (`gate_tiny_after.json`: stage F's operand and write
+    """Same config, same Yosys: round 4 (`gate_tiny_round4.json`: stage F's operand and write
     selects decoded in stage E, the row products per bank, the mask decode and popcount split,
     the word jobs' per-word decode a cycle ahead, registered "no bytes" / scan-limit / lane
     masks) against round 3 (`gate_tiny_round3.json`): shallower (11 levels), under a tenth of
@@ -221,7 +221,7 @@ def test_gate_unit_round4_shallower_than_round3():
     round 3's deepest ends (the word beat `wq_data`, the popcount `g_pc`, the mask word into
     `spat`, the shared multiplier's `g_p` / `p_wd` / `pt_wd` / `s2_prod`, the segment counts)
     ends a path deeper than 8."""
-    r3, after = (_gate_unit(_shipped(w)) for w in ("round3", "after"))
+    r3, after = (_gate_unit(_shipped(w)) for w in ("round3", "round4"))
     assert r3["depth"]["max_levels"] == 11
     assert after["depth"]["max_levels"] < r3["depth"]["max_levels"]
     assert after["depth"]["max_levels"] <= DEPTH_BOUND
@@ -235,19 +235,40 @@ def test_gate_unit_round4_shallower_than_round3():
 
 
 def test_gate_unit_round4_on_ultra96_shallower_than_round3():
-    """ultra96, same Yosys: round 4 (`ultra96_after.json`) against round 3 (`ultra96_round3.json`,
+    """ultra96, same Yosys: round 4 (`ultra96_round4.json`) against round 3 (`ultra96_round3.json`,
     13 levels, 2 780 endpoints deeper than 8): shallower, under a quarter of those endpoints, the
     same DSP48E2 and BRAM, fewer logic LUTs; round 3's deepest ends (the shared multiplier's
     operands into g_p / p_wd / pt_wd / s2_prod, the mask word into spat, the tap writes ws_wa /
     ws_wd, the stream count nl_s) no longer end a path deeper than 9."""
     r3, r4 = (_gate_unit(json.loads((GATE_SYNTH / f"ultra96_{w}.json").read_text()))
-              for w in ("round3", "after"))
+              for w in ("round3", "round4"))
     assert r3["depth"]["max_levels"] == 13
     assert r4["depth"]["max_levels"] < r3["depth"]["max_levels"]
     assert r4["depth"]["endpoints_over_target"] < r3["depth"]["endpoints_over_target"] / 4
     for k in ("dsp", "bram36"):
         assert r4["resources"][k] == r3["resources"][k], k
     assert r4["resources"]["lut_logic"] < r3["resources"]["lut_logic"]
+
+
+@pytest.mark.parametrize("config", ["gate_tiny", "ultra96"])
+def test_gate_unit_round5_smaller_than_round4(config):
+    """Same config, same Yosys: round 5 (`<config>_after.json`: the bin table written from one
+    rotated copy of the beat, the reciprocal / m1 / head-bias writes per bank, one cell
+    decoder into `spat`, the per-lane faults registered in F, the next tile bit read a cycle
+    ahead, word-job compares against precomputed thresholds) against round 4
+    (`<config>_round4.json`): fewer logic LUTs (gate_tiny -8 %, ultra96 -17 %), the same
+    DSP48E2 and BRAM, no deeper; round 4's deepest ends (the word job's `wx_okw`, the list
+    scan's `lb_cnt` / `lb_pend`, the first failing element `s_bad_at`, the bin table
+    `bins_m`) no longer end a path deeper than 9."""
+    r4, r5 = (_gate_unit(json.loads((GATE_SYNTH / f"{config}_{w}.json").read_text()))
+              for w in ("round4", "after"))
+    assert r5["resources"]["lut_logic"] < (0.95 if config == "gate_tiny" else 0.85) * \
+        r4["resources"]["lut_logic"]
+    for k in ("dsp", "bram36"):
+        assert r5["resources"][k] == r4["resources"][k], k
+    assert r5["depth"]["max_levels"] <= r4["depth"]["max_levels"]
+    deep = {p["end"].split("[")[0] for p in r5["depth"]["worst"] if p["levels"] > 9}
+    assert not deep & {"wx_okw", "lb_cnt", "lb_pend", "s_bad_at", "bins_m"}, deep
     old = {"g_p", "p_wd", "pt_wd", "s2_prod", "spat", "ws_wa", "ws_wd", "nl_s"}
     deep = {p["end"].split("[")[0] for p in r4["depth"]["worst"] if p["levels"] > 9}
     assert not deep & old, deep & old
