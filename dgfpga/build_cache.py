@@ -76,6 +76,14 @@ def _use_file(folder: Path) -> Path:
     return folder.parent / f".{folder.name}.use"
 
 
+def _touch(fd: int, path: Path, times: Optional[tuple] = None) -> None:
+    """Set the time of the open use-lock file `fd` (at `path`); best effort."""
+    try:
+        os.utime(fd if os.utime in os.supports_fd else path, times)
+    except OSError:
+        pass
+
+
 def use(folder: Path) -> Path:
     """Mark `folder` (a build folder in the cache, existing or about to be built) as used
     by this process until it exits, and as used now (its LRU time). Returns `folder`."""
@@ -89,10 +97,7 @@ def use(folder: Path) -> Path:
         if fcntl is not None:
             fcntl.flock(fd, fcntl.LOCK_SH)      # waits only while a prune deletes the folder
         _held[key] = fd
-    try:
-        os.utime(fd if os.utime in os.supports_fd else f)
-    except OSError:
-        pass
+    _touch(fd, f)
     return folder
 
 
@@ -143,10 +148,13 @@ def entries(root: Optional[Path] = None) -> list[Entry]:
             if (area, rel[0]) in SKIP:
                 continue
             try:
-                last = max(d.stat().st_mtime, _use_file(d).stat().st_mtime
-                           if _use_file(d).exists() else 0.0)
-            except OSError:
+                last = d.stat().st_mtime
+            except OSError:                     # deleted meanwhile
                 continue
+            try:
+                last = max(last, _use_file(d).stat().st_mtime)
+            except OSError:                     # never marked in use
+                pass
             out.append(Entry(area, d.relative_to(root).as_posix(), d, _size(d), last))
     return out
 
@@ -192,11 +200,7 @@ class _Claim:
             self.build.release()
         if self.fd is not None:
             if self.created:    # the lock file we made is no use: it must not read as one
-                try:
-                    os.utime(self.fd if os.utime in os.supports_fd else _use_file(self.folder),
-                             (0, 0))
-                except OSError:
-                    pass
+                _touch(self.fd, _use_file(self.folder), (0, 0))
             os.close(self.fd)
 
 

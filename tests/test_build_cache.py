@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -126,8 +127,14 @@ def test_a_build_in_progress_is_never_deleted(cache):
 
 
 def test_this_process_keeps_what_it_uses(cache):
+    old = cache / "hls_csim/.small-0001.use"           # marked in use long ago
+    old.write_text("")
+    os.utime(old, (100.0, 100.0))
     bc.use(cache / "hls_csim/small-0001")
     try:
+        # used now: its last use is now, no longer its folder's time (300 s after 1970)
+        used = {e.name: e.last_used for e in bc.entries(cache)}
+        assert used["hls_csim/small-0001"] > time.time() - 600 and used["synth/k1"] == 50.0
         r = bc.prune(cache, everything=True, areas=["hls_csim"])
         assert r.removed == [] and (cache / "hls_csim/small-0001").is_dir()
     finally:
