@@ -51,6 +51,7 @@ from dgfpga.outdir import atomic_file, atomic_write_text
 
 __all__ = ["SynthError", "YosysMissing", "Unit", "UnitResult", "SynthReport", "part_family",
            "yosys_exe", "yosys_version", "units", "cache_key", "parse_stat", "netlist_depth",
+           "lut_by_register",
            "synthesise", "TOP"]
 
 TOP = "dg_engine"
@@ -404,17 +405,43 @@ def _param_int(v) -> int:
     return int(s, 2) if s and set(s) <= {"0", "1"} else 0
 
 
-def netlist_depth(netlist: dict, module: Optional[str] = None, worst: int = WORST_PATHS) -> dict:
-    """Register-to-register LUT depth of a mapped netlist (Yosys `write_json`), as described
-    in the module docstring. Returns max_levels, the endpoints deeper than DEPTH_TARGET,
-    combinational loops cut, and the `worst` deepest paths with distinct end signals:
-    {levels, carry, dsp, start, end}."""
+@dataclass
+class _Graph:
+    """A mapped netlist module as bits: who drives each bit combinationally, where paths end.
+    Shared by `netlist_depth` (longest paths) and `lut_by_register` (LUT attribution)."""
+    names: dict                # bit -> (quality, public or generated net name)
+    src_of: dict               # bit -> RTL location of the cell driving it
+    driver: dict               # bit -> (LUT levels, carry, dsp, input bits) of its combinational driver
+    ends: list                 # (bit, label, sink): a path end; sink names the register / cell
+    in_bits: set               # module input bits
+    luts: list                 # (output bits, input bits) of each LUT1..6 / INV cell
+
+    def name(self, b) -> str:
+        """The bit's public net name, else the source location of its driver."""
+        q, nm = self.names.get(b, ((1,), None))
+        if nm is not None and not q[0] and not q[1]:
+            return nm
+        return f"({self.src_of[b]})" if self.src_of.get(b) else (nm or f"bit{b}")
+
+
+def _module(netlist: dict, module: Optional[str]) -> dict:
     mods = netlist.get("modules", {})
     if module is None:
         tops = [n for n, m in mods.items() if _param_int(m.get("attributes", {}).get("top", 0))]
         module = tops[0] if tops else next(iter(mods))
-    m = mods[module]
-    names: dict = {}                                # bit -> (quality, name)
+    return mods[module]
+
+
+def _sink_of_cell(t: str, cn: str, src: str) -> str:
+    """A memory / DSP / black-box sink named by its cell (generate indices dropped, so the
+    instances of one loop are one sink): 'DSP48E2:mac.g_dsp.g_k.g_c.g_j.dsp'."""
+    if cn.startswith("$"):
+        return f"{t}:{src or cn}"
+    return t + ":" + re.sub(r"\[\d+\]", "", cn.lstrip("\\"))
+
+
+def _graph(m: dict) -> _Graph:
+    names: dict = {}
     for nn, net in m.get("netnames", {}).items():
         q = (_param_int(net.get("hide_name", 0)), nn.startswith("$"), len(nn))
         for i, b in enumerate(net["bits"]):
@@ -422,14 +449,12 @@ def netlist_depth(netlist: dict, module: Optional[str] = None, worst: int = WORS
                 nm = nn if len(net["bits"]) == 1 else f"{nn}[{i + int(net.get('offset', 0))}]"
                 if b not in names or q < names[b][0]:
                     names[b] = (q, nm)
-    src_of: dict = {}          # bit -> source location of the cell driving it
-    driver: dict = {}          # bit -> (weight, carry, dsp, input bits)
-    ends: list = []            # (bit, label)
-    in_bits = {b for port in m.get("ports", {}).values() if port["direction"] == "input"
-               for b in port["bits"]}
+    g = _Graph(names, {}, {}, [], {b for port in m.get("ports", {}).values()
+                                   if port["direction"] == "input" for b in port["bits"]}, [])
     for p, port in m.get("ports", {}).items():
         if port["direction"] in ("output", "inout"):
-            ends += [(b, f"out:{p}") for b in port["bits"] if isinstance(b, int)]
+            g.ends += [(b, f"out:{p}", f"out:{p}") for b in port["bits"] if isinstance(b, int)]
+    ffs = []
     for cn, cell in m.get("cells", {}).items():
         t = cell["type"].lstrip("\\$")
         if t in IGNORED_CELLS:
@@ -440,25 +465,47 @@ def netlist_depth(netlist: dict, module: Optional[str] = None, worst: int = WORS
         outs = [b for pn, bs in conns.items() if dirs.get(pn) == "output" for b in bs if isinstance(b, int)]
         src = _short_src(cell.get("attributes", {}).get("src", ""))
         for b in outs:
-            src_of[b] = src
+            g.src_of[b] = src
         if t in LUT_CELLS or t in PASS_CELLS or (
                 t in DSP_CELLS and not any(_param_int(cell.get("parameters", {}).get(r, 0))
                                            for r in _DSP_REGS)):
             w = 1 if t in LUT_CELLS else 0
             rec = (w, int(t in CARRY_CELLS), int(t in DSP_CELLS), ins)
             for b in outs:
-                driver[b] = rec
+                g.driver[b] = rec
+            if w:
+                g.luts.append((outs, ins))
         elif t in LUTRAM_LUTS:             # asynchronous read: address -> data out, one level
             addr = [b for pn, bs in conns.items() if dirs.get(pn) == "input"
                     and re.match(r"^(A|ADDR|DPRA|RADR)", pn) for b in bs if isinstance(b, int)]
             for b in outs:
-                driver[b] = (1, 0, 0, addr)
-            ends += [(b, f"{t} {src}".strip()) for b in ins]
+                g.driver[b] = (1, 0, 0, addr)
+            lab = f"{t} {src}".strip()
+            g.ends += [(b, lab, _sink_of_cell(t, cn, src)) for b in ins]
         elif t in FF_CELLS:                # label the end by the register (its Q net)
             q = [b for b in conns.get("Q", []) if isinstance(b, int)]
-            ends += [(b, f"reg:{q[0]}" if q else f"{t} {src}".strip()) for b in ins]
+            ffs.append((ins, q, t, src))
         else:                              # sequential or black box: a path boundary
-            ends += [(b, f"{t} {src}".strip()) for b in ins]
+            lab = f"{t} {src}".strip()
+            g.ends += [(b, lab, _sink_of_cell(t, cn, src)) for b in ins]
+    for ins, q, t, src in ffs:             # after every cell: names may come from src_of
+        if q:
+            sink = re.sub(r"(\[\d+\])+$", "", g.name(q[0]))
+            g.ends += [(b, f"reg:{q[0]}", sink) for b in ins]
+        else:
+            lab = f"{t} {src}".strip()
+            g.ends += [(b, lab, lab) for b in ins]
+    return g
+
+
+def netlist_depth(netlist: dict, module: Optional[str] = None, worst: int = WORST_PATHS) -> dict:
+    """Register-to-register LUT depth of a mapped netlist (Yosys `write_json`), as described
+    in the module docstring. Returns max_levels, the endpoints deeper than DEPTH_TARGET,
+    combinational loops cut, and the `worst` deepest paths with distinct end signals:
+    {levels, carry, dsp, start, end}."""
+    g = _graph(_module(netlist, module))
+    driver, name, in_bits = g.driver, g.name, g.in_bits
+    ends = [(b, lab) for b, lab, _ in g.ends]
     # longest path: arrival[b] = (levels, carry, dsp, predecessor bit); iterative DFS
     arrival: dict = {}
     state: dict = {}
@@ -493,13 +540,6 @@ def netlist_depth(netlist: dict, module: Optional[str] = None, worst: int = WORS
             state[b] = 2
             stack.pop()
 
-    def name(b):
-        """The bit's public net name, else the source location of its driver."""
-        q, nm = names.get(b, ((1,), None))
-        if nm is not None and not q[0] and not q[1]:
-            return nm
-        return f"({src_of[b]})" if src_of.get(b) else (nm or f"bit{b}")
-
     def start_of(b):
         seen = set()
         while arrival[b][3] is not None and b not in seen:
@@ -532,6 +572,87 @@ def netlist_depth(netlist: dict, module: Optional[str] = None, worst: int = WORS
                 worst=paths)
 
 
+def lut_by_register(netlist: dict, module: Optional[str] = None) -> dict:
+    """Where a mapped netlist's logic LUTs go: each LUT1..6 / INV is charged to the path
+    ends its output cone reaches through combinational cells (LUTs, carries, wide muxes,
+    unregistered DSPs): a register (the flip-flops of one net name, bit indices dropped),
+    a memory / DSP / black-box cell (`TYPE:cell`, generate indices dropped) or a module
+    output (`out:port`), shared equally when it reaches several; a LUT that reaches none
+    is charged to `<none>`. The charges add up to the logic LUT count. Returns
+    {luts, sinks: [(name, luts), ...] largest first}. A where-to-look proxy, like the
+    depth: Yosys's mapping, not a vendor's."""
+    g = _graph(_module(netlist, module))
+    sink_ids: dict = {}
+    end_mask: dict = {}                       # bit -> mask of the sinks it ends at
+    for b, _, sink in g.ends:
+        i = sink_ids.setdefault(sink, len(sink_ids))
+        end_mask[b] = end_mask.get(b, 0) | (1 << i)
+    readers: dict = {}                        # bit -> output bits of the cells it feeds
+    cells = {}                                # output bit -> its combinational driver's inputs
+    for b, d in g.driver.items():
+        cells[b] = d[3]
+        for i in d[3]:
+            readers.setdefault(i, []).append(b)
+    # mask(b): the sinks bit b reaches (itself an end, or through the cells it feeds):
+    # an iterative DFS over the combinational graph; where it closes a loop, the bit is
+    # computed without the reader still on the stack and completed after (`cut`)
+    mask: dict = {}
+    on_stack: set = set()
+    cut: list = []
+    for root in cells:
+        if root in mask:
+            continue
+        stack = [root]
+        while stack:
+            b = stack[-1]
+            if b in mask:
+                stack.pop()
+                continue
+            if b not in on_stack:
+                on_stack.add(b)
+                pending = [r for r in readers.get(b, ()) if r not in mask and r not in on_stack]
+                if pending:
+                    stack.extend(pending)
+                    continue
+            m = end_mask.get(b, 0)
+            for r in readers.get(b, ()):
+                m |= mask.get(r, 0)
+                if r in on_stack:
+                    cut.append(b)
+            mask[b] = m
+            on_stack.discard(b)
+            stack.pop()
+    while cut:                                # a loop's bits reach what any of them reaches
+        b = cut.pop()
+        m = mask[b]
+        for r in readers.get(b, ()):
+            m |= mask[r]
+        if m != mask[b]:
+            mask[b] = m
+            cut.extend(i for i in cells.get(b, ()) if i in mask)
+    names = sorted(sink_ids, key=sink_ids.get)
+    by_mask: dict = {}                        # LUTs with the same reach are charged together
+    for outs, _ in g.luts:
+        m = 0
+        for b in outs:
+            m |= mask.get(b, end_mask.get(b, 0))
+        by_mask[m] = by_mask.get(m, 0) + 1
+    charge: dict = {}
+    for m, n in by_mask.items():
+        k = m.bit_count()
+        if not k:
+            charge["<none>"] = charge.get("<none>", 0.0) + n
+            continue
+        share = n / k
+        while m:
+            low = m & -m
+            nm = names[low.bit_length() - 1]
+            charge[nm] = charge.get(nm, 0.0) + share
+            m ^= low
+    sinks = sorted(((nm, round(v, 1)) for nm, v in charge.items()), key=lambda x: (-x[1], x[0]))
+    return dict(luts=len(g.luts), sinks=sinks)
+
+
 # ----------------------------------------------------------------------------- running
 
 @dataclass
@@ -546,6 +667,17 @@ class UnitResult:
     def as_dict(self) -> dict:
         return dict(unit=self.unit.as_dict(), resources=self.resources, depth=self.depth,
                     seconds=round(self.seconds, 1), cached=self.cached, log=self.log)
+
+    def lut_by_register(self) -> dict:
+        """`lut_by_register` of this unit's mapped netlist (kept in the cache beside its log)."""
+        path = Path(self.log).parent / "netlist.json.gz"
+        try:
+            with gzip.open(path, "rt") as fh:
+                netlist = json.load(fh)
+        except (OSError, ValueError) as e:
+            raise SynthError(f"cannot read the mapped netlist of {self.unit.name} ({path}: {e}); "
+                             "run again with --force") from e
+        return lut_by_register(netlist, _module_key(netlist, self.unit.module))
 
 
 def _tail(r: subprocess.CompletedProcess, n: int = 6) -> str:

