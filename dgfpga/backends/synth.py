@@ -434,10 +434,13 @@ def _module(netlist: dict, module: Optional[str]) -> dict:
 
 def _sink_of_cell(t: str, cn: str, src: str) -> str:
     """A memory / DSP / black-box sink named by its cell (generate indices dropped, so the
-    instances of one loop are one sink): 'DSP48E2:mac.g_dsp.g_k.g_c.g_j.dsp'."""
+    instances of one loop are one sink: 'DSP48E2:mac.g_dsp.g_k.g_c.g_j.dsp'; so are the
+    slices Yosys maps one memory into: 'RAMB36E2:g_wbank.mem' for mem.0.0, mem.0.1, ...)."""
     if cn.startswith("$"):
         return f"{t}:{src or cn}"
-    return t + ":" + re.sub(r"\[\d+\]", "", cn.lstrip("\\"))
+    name = re.sub(r"\[\d+\]", "", cn.lstrip("\\"))
+    return t + ":" + (re.sub(r"(\.\d+)+$", "", name) if t in BRAM_CELLS or t in LUTRAM_LUTS
+                      else name)
 
 
 def _graph(m: dict) -> _Graph:

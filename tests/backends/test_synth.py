@@ -93,13 +93,14 @@ def test_depth_counts_every_lut_level():
 def test_lut_by_register_of_a_hand_built_netlist():
     """tests/backends/data/synth/attrib_netlist.json: a LUT feeding two registers is shared
     half and half; a LUT behind another is charged to where the second goes; a carry is
-    passed through; both DSP48E2s of one generate loop are one sink; a module output and a
-    LUT driving nothing are sinks of their own; a combinational loop ends and both its LUTs
-    reach the register after it. The charges add up to the LUT count."""
+    passed through; both DSP48E2s of one generate loop are one sink, and so are the two
+    RAMB36E2 slices of one memory; a module output and a LUT driving nothing are sinks of
+    their own; a combinational loop ends and both its LUTs reach the register after it. The
+    charges add up to the LUT count."""
     a = synth.lut_by_register(json.loads((DATA / "attrib_netlist.json").read_text()))
-    assert a["luts"] == 8
+    assert a["luts"] == 9
     assert dict(a["sinks"]) == {"rd": 2.0, "rb": 1.5, "rc": 1.5, "DSP48E2:g_m.dsp": 1.0,
-                                "out:y": 1.0, "<none>": 1.0}
+                                "RAMB36E2:g_w.mem": 1.0, "out:y": 1.0, "<none>": 1.0}
     assert a["sinks"][0] == ("rd", 2.0)                       # largest first
 
 
@@ -128,13 +129,13 @@ def test_synth_cli_lut_by_register(monkeypatch, tmp_path, capsys):
     assert main(["synth", "--config", "small", "--module", "u_t", "--lut-by-register", "2",
                  "-o", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "u_t (top): 8 logic LUTs" in printed
+    assert "u_t (top): 9 logic LUTs" in printed
     assert "2.0  rd" in printed and "1.5  rb" in printed and "out:y" not in printed  # top 2
     listing = (out / "lut_by_register-u_t.txt").read_text()
     assert all(s in listing for s in ("rd", "rb", "rc", "DSP48E2:g_m.dsp", "out:y", "<none>"))
     data = json.loads((out / "report-u_t.json").read_text())
     assert data["units"][0]["lut_by_register"][0] == dict(sink="rd", luts=2.0)
-    assert sum(x["luts"] for x in data["units"][0]["lut_by_register"]) == 8
+    assert sum(x["luts"] for x in data["units"][0]["lut_by_register"]) == 9
     (cache / "netlist.json.gz").unlink()
     assert main(["synth", "--config", "small", "--module", "u_t", "--lut-by-register",
                  "-o", str(tmp_path / "o2")]) == 2
