@@ -125,6 +125,7 @@ module dg_desc_check
     logic [15:0] cin_st_q, cout_st_q;   // stored channels
     logic [31:0] want_out_h_q, want_out_w_q;
     logic        halo_out_bad_q;        // zero_halo: out_h / out_w != ceil(in_h / stride) (/ in_w)
+    logic [31:0] halo_ch_q, halo_cw_q;  // ceil(in_h / stride), ceil(in_w / stride)
     logic        conv_neg_q;
     logic        reserved_q, kernel_ok_q;
     // product-derived values, registered (settled one cycle after their products)
@@ -148,8 +149,10 @@ module dg_desc_check
         conv_neg_q <= conv_h_num < 0 || conv_w_num < 0;
         want_out_h_q <= maxpool ? ((conv_h - 32'd1) >> 1) + 32'd1 : conv_h;
         want_out_w_q <= maxpool ? ((conv_w - 32'd1) >> 1) + 32'd1 : conv_w;
-        halo_out_bad_q <= 32'(out_h) != ((32'(in_h) + 32'(stride) - 32'd1) >> (stride == 2'd2 ? 1 : 0))
-                          || 32'(out_w) != ((32'(in_w) + 32'(stride) - 32'd1) >> (stride == 2'd2 ? 1 : 0));
+        // ceil(in / stride) a cycle before its compare (the check is read steps later)
+        halo_ch_q <= (32'(in_h) + 32'(stride) - 32'd1) >> (stride == 2'd2 ? 1 : 0);
+        halo_cw_q <= (32'(in_w) + 32'(stride) - 32'd1) >> (stride == 2'd2 ? 1 : 0);
+        halo_out_bad_q <= 32'(out_h) != halo_ch_q || 32'(out_w) != halo_cw_q;
         ct_q <= ct;
         // (ct - 1) * stride + k; stride is 1 or 2 wherever the value is used (checked first)
         side_q <= ((ct - 16'd1) << (stride == 2'd2 ? 1 : 0)) + 16'(k);

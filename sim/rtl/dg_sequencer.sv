@@ -120,11 +120,17 @@ module dg_sequencer
     logic rec_last;                     // layer + 1 == a_layer_count (the start's last record)
     logic rec_last_nx;                  // layer + 2 == a_layer_count (registered: the next one's)
 
-    // descriptor: the beats as received (desc_raw), then the record aligned (ST_ALIGN) into
-    // `desc`, the register the checker, the latch of L and the gate unit read
-    logic [DESC_BEATS*AB*8-1:0] desc_raw;
+    // descriptor: the record aligned into `desc` (the register the checker, the latch of L and
+    // the gate unit read) as its beats arrive. The record starts at byte `desc_off` of its
+    // first beat; each beat is rotated down by desc_off bytes (`desc_rot`), so rotated byte r
+    // holds record byte q*AB + r of beat q (r < AB - desc_off) or of beat q + 1 (r >= AB -
+    // desc_off): every record byte takes one fixed rotated byte, written when its beat
+    // arrives (`desc_hi`, `desc_boh`), instead of a shift of all beats by desc_off bytes
     logic [7:0] desc_beat;
     logic [ABL:0] desc_off;
+    logic [AB-1:0] desc_hi;             // byte r >= AB - desc_off (from the next beat)
+    logic [DESC_BEATS:0] desc_boh;      // one-hot of the beat being received
+    wire [AB*8-1:0] desc_rot = (AB*8)'({rd_data, rd_data} >> (32'(desc_off) * 8));
     logic [63:0] desc_addr;             // byte address of the current record (a counter)
     logic [DG_DESC_WORDS*32-1:0] desc;
     // the record's kind, registered with `desc` in ST_ALIGN (from the aligned record), so the
@@ -447,28 +453,32 @@ module dg_sequencer
                     `GO(ST_DESC_RX)
                     desc_beat <= 8'd0;
                     desc_off <= (ABL+1)'(desc_addr[ABL-1:0]);
+                    for (int r = 0; r < AB; r++)
+                        desc_hi[r] <= 32'(r) + 32'(desc_addr[ABL-1:0]) >= 32'(AB);
+                    desc_boh <= (DESC_BEATS+1)'(1);
                 end
             end
             st[ST_DESC_RX]: begin
                 if (rd_valid) begin
-                    desc_raw[32'(desc_beat) * AB * 8 +: AB * 8] <= rd_data;
+                    for (int i = 0; i < DG_DESC_BYTES; i++)
+                        if (desc_hi[i % AB] ? desc_boh[i / AB + 1] : desc_boh[i / AB])
+                            desc[i * 8 +: 8] <= desc_rot[(i % AB) * 8 +: 8];
+                    desc_boh <= desc_boh << 1;
                     desc_beat <= desc_beat + 8'd1;
                     if (rd_last) `GO(ST_ALIGN)
                 end
             end
             st[ST_ALIGN]: begin
-                logic [DG_DESC_WORDS*32-1:0] al;
-                al = (DG_DESC_WORDS*32)'(desc_raw >> (32'(desc_off) * 8));
-                desc <= al;
-                r_bad_magic <= `DG_DESC(al, MAGIC) != DG_DESC_MAGIC_WIDTH'(DG_DESC_MAGIC)
-                               || `DG_DESC(al, VERSION) != DG_DESC_VERSION_WIDTH'(DG_FORMAT_VERSION);
-                r_gate <= 32'(`DG_DESC(al, OP)) == DG_OP_GATE;
-                r_head <= 32'(`DG_DESC(al, OP)) == DG_OP_HEAD;
-                r_gate2 <= 32'(`DG_DESC(al, OP)) == DG_OP_GATE2;
-                r_bad_op <= 32'(`DG_DESC(al, OP)) != DG_OP_GATE && 32'(`DG_DESC(al, OP)) != DG_OP_HEAD
-                            && 32'(`DG_DESC(al, OP)) != DG_OP_GATE2 && 32'(`DG_DESC(al, OP)) != DG_OP_CONV
-                            && 32'(`DG_DESC(al, OP)) != DG_OP_DWCONV;
-                r_from_gate <= `DG_DESC(al, FROM_GATE);
+                // `desc` is complete since the last beat: its kind registered
+                r_bad_magic <= `DG_DESC(desc, MAGIC) != DG_DESC_MAGIC_WIDTH'(DG_DESC_MAGIC)
+                               || `DG_DESC(desc, VERSION) != DG_DESC_VERSION_WIDTH'(DG_FORMAT_VERSION);
+                r_gate <= 32'(`DG_DESC(desc, OP)) == DG_OP_GATE;
+                r_head <= 32'(`DG_DESC(desc, OP)) == DG_OP_HEAD;
+                r_gate2 <= 32'(`DG_DESC(desc, OP)) == DG_OP_GATE2;
+                r_bad_op <= 32'(`DG_DESC(desc, OP)) != DG_OP_GATE && 32'(`DG_DESC(desc, OP)) != DG_OP_HEAD
+                            && 32'(`DG_DESC(desc, OP)) != DG_OP_GATE2 && 32'(`DG_DESC(desc, OP)) != DG_OP_CONV
+                            && 32'(`DG_DESC(desc, OP)) != DG_OP_DWCONV;
+                r_from_gate <= `DG_DESC(desc, FROM_GATE);
                 use_e <= 1'b0;
                 chk_start <= 1'b1;
                 `GO(ST_CHECK)

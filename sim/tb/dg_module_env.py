@@ -66,18 +66,22 @@ def get(h) -> int:
     return int(h.value)
 
 
-async def run_sets(dut, sets, make_monitor, timeout: int = 2_000_000) -> list:
+async def run_sets(dut, sets, make_monitor, timeout: int = 2_000_000,
+                   program_offsets=None) -> list:
     """Run each vector set on the engine with `make_monitor(vs, lay)` (a coroutine) watching
-    the module; returns [(vs, outputs)]. Memory is compared too (the run must be good)."""
+    the module; returns [(vs, outputs)]. Memory is compared too (the run must be good).
+    `program_offsets`: per set, bytes added to the program's address (default 0)."""
     tb = TB(dut, max(layout(vs)["size"] for vs in sets))
     done = []
-    for vs in sets:
+    for k, vs in enumerate(sets):
         lay = layout(vs)
+        off = program_offsets[k] if program_offsets else 0
+        assert PROGRAM_BASE + off + len(vs.program) <= min(lay["bases"].values()), vs.name
         await tb.reset()
-        tb.ram.write(PROGRAM_BASE, vs.program)
+        tb.ram.write(PROGRAM_BASE, bytes(off) + vs.program)
         for r, base in lay["bases"].items():
             tb.ram.write(base, bytes(vs.before[r].tobytes()))
-        args = {"program": PROGRAM_BASE, "layer_count": vs.layer_count}
+        args = {"program": PROGRAM_BASE + off, "layer_count": vs.layer_count}
         for r in REGIONS:
             args[f"{r}_base"] = lay["bases"][r]
             args[f"{r}_bytes"] = int(vs.before[r].size)

@@ -6,7 +6,8 @@ the agents (the dg_layer_t fields that are descriptor fields) and the work lists
 and bitmap as held; channel lists as written to the loader's list memories, `ch_we`/`ch_idx`/
 `ch_val`, entry by entry) must equal
 the formats module's decoding; a faulty layer must never start and STATUS (code, layer,
-entry) must be the expected one; the number of started layers must match.
+entry) must be the expected one; the number of started layers must match. The programs sit at
+every byte offset of an AXI beat (the record aligner).
 
 SHORT_LISTS are lists of one and two entries (the first entry is the last, or the entry after
 the first is): a tile list of 1 (conv1_gated_one_tile) and of 2, channel lists of 1 on both
@@ -98,7 +99,13 @@ async def test_sequencer(dut):
             d = formats.unpack_descriptor(vs.program[:formats.DESCRIPTOR_BYTES], CFG)
             wl = formats.read_work_list(d, bytes(vs.before["work"].tobytes()))
             assert len(getattr(wl, what)) == n, (vs.name, what, len(getattr(wl, what)))
-    await run_sets(dut, sets, monitor)
+    # the records at every byte offset of a beat: the PROGRAM base is AXI-aligned by contract
+    # (docs/register_map.md), so a record's offset is layer * DESCRIPTOR_BYTES mod the beat;
+    # misaligned bases here make every offset occur (the aligner rotates each beat by it)
+    ab = CFG.axi_bytes
+    offsets = [(5 * k) % ab for k in range(len(sets))]
+    assert len(sets) >= ab and set(offsets) == set(range(ab))
+    await run_sets(dut, sets, monitor, program_offsets=offsets)
     for vs in sets:
         status = int(vs.expected_status)
         n = vs.layer_count if status == 0 else (status >> 8) & 0xFF
