@@ -108,16 +108,21 @@ module dg_compute
     logic [BRW-1:0] lc_b0 [DG_TN];
     logic [15:0] lc_kmr;                          // kc - ra: a lane at o >= kc - ra wraps
     logic [DG_TN-1:0] lc_lastmask;
+    localparam int KCW = (DG_TN > 2) ? $clog2(DG_TN) : 1;
+    wire lc_kc_small = (L.kc >> KCW) == 16'd0;
+    wire [KCW-1:0] lc_kcl = L.kc[KCW-1:0];
     logic [15:0] lc_nin;                          // L.n_in
     always_ff @(posedge clk) begin
         for (int i = 0; i < DG_TN; i++) begin
             logic [LMW-1:0] m;
             logic [15:0] o;
             logic [BRW-1:0] b;
+            // kc < Tn: a function of kc's low KCW bits, gated by the high bits' zero test (no
+            // chain of 16-bit compares from L.kc)
             m = '0;
             o = 16'(i);
             for (int v = 1; v < DG_TN; v++) begin
-                if (L.kc == 16'(v)) begin
+                if (lc_kc_small && lc_kcl == KCW'(v)) begin
                     m = LMW'(i / v);
                     o = 16'(i % v);
                 end
@@ -203,9 +208,13 @@ module dg_compute
     logic [7:0] c1_sel;                        // depthwise: the step's first tap (DW_TPS per step)
     logic [DG_TM*DW_TPS-1:0] c2_won;            // depthwise: lane m's slot j is fed (dg_mac_array in_won)
     logic [DG_TM*DW_TPS*9-1:0] c2_xd;
-    // depthwise: per kernel tap its dw bank and whether it is inside the input (and not a
-    // zeroed halo); per dw bank the rotation of its read (lane 0's column)
+    // depthwise: per kernel tap its dw bank (c1_tbank; DW_FACT: its bank row, patch row mod k,
+    // one-hot, and per kernel column tx its bank column, patch column mod k, one-hot) and
+    // whether it is inside the input (and not a zeroed halo); per tap the rotation of its
+    // read (lane 0's column)
     logic [3:0] c1_tbank [DW_NBK];
+    logic [DW_K-1:0] c1_tbr [DW_NBK];
+    logic [DW_K-1:0] c1_bcol [DW_K];
     logic [DW_NBK-1:0] c1_tok;                  // ... but its zero-halo tile bit (c1_tbit)
     logic [I_MAX_TILES-1:0] c1_tbit [DW_NBK];
     logic [DW_NBK-1:0] c1_tokf;                 // c1_tok with the tile bit
@@ -214,9 +223,12 @@ module dg_compute
     end
     logic [DW_NBWL-1:0] c1_trot [DW_NBK];       // per tap: its read's rotation (lane 0's column)
     // per slot j of the step (tap c1_sel + j), chosen in c1 so that c2 only selects data:
-    // its dw bank, rotation, whether it reads (a tap of the kernel, inside the input), and
-    // which half of the Tn weight bytes holds the step's taps
+    // its dw bank (c2_jbk; DW_FACT: c2_jsel, one-hot over (bank row, kernel column), with
+    // c2_bcol, the kernel columns' bank columns), rotation, whether it reads (a tap of the
+    // kernel, inside the input), and which half of the Tn weight bytes holds the step's taps
     logic [3:0] c2_jbk [DW_TPS];
+    logic [DW_NBK-1:0] c2_jsel [DW_TPS];
+    logic [DW_K-1:0] c2_bcol [DW_K];
     logic [DW_NBWL-1:0] c2_jrot [DW_TPS];
     logic [DW_TPS-1:0] c2_jon;
     logic c2_whalf;
@@ -310,9 +322,13 @@ module dg_compute
     // base (one rowbase read for both kinds) + the column's byte (im2col: lane 0's byte cb + o0)
     wire [IAW-1:0] cp_addr = cp_hc + rowbase[cp_h][cp_ri]
                            + (L.im2col ? IAW'(i2c_cb + 32'(cp_o0)) : colbyte[cp_h][cp_ci]);
-    // im2col: lane 0's bank (the rotation of the bank offsets below): the low bits of cp_addr
-    // as their own sum, so the dense column's colbyte read is not on the rotation's path
-    wire [NBL-1:0] i2c_addr = NBL'(cp_hc + rowbase[cp_h][cp_ri] + IAW'(i2c_cb + 32'(cp_o0)));
+    // im2col: lane 0's bank (the rotation of the bank offsets below) is the low bits of cp_addr,
+    // (i2c_ra + i2c_rb) mod NB: the register part i2c_ra is summed apart (kept: not merged into
+    // one multi-operand sum with the read), in parallel with the rowbase read, so one NBL-bit
+    // add follows the read
+    (* keep *) wire [NBL-1:0] i2c_ra = NBL'(cp_hc + IAW'(i2c_cb + 32'(cp_o0)));
+    wire [NBL-1:0] i2c_rb = NBL'(rowbase[cp_h][cp_ri]);
+    wire [NBL-1:0] i2c_addr = i2c_ra + i2c_rb;
     logic [DG_TN-1:0] i2c_lane;
     logic [BRW-1:0] i2c_badd [NB];
     // the loaded byte window [t_lo, t_hi) relative to the pixel's column byte i2c_cb: lane i
@@ -355,6 +371,8 @@ module dg_compute
     // reads all of them at lane 0's byte (r div k) * t_dwrb + (c div k) * C + m0 of the half
     logic [DW_AW-1:0] dw_lin [DW_NBK];
     logic [3:0] dw_tbank [DW_NBK];
+    logic [DW_K-1:0] dw_tbr [DW_NBK];
+    logic [DW_K-1:0] dw_bcol [DW_K];
     logic [DW_NBK-1:0] dw_tok;
     logic [I_MAX_TILES-1:0] dw_tbit [DW_NBK];
     logic [DW_NBWL-1:0] dw_trot [DW_NBK];
@@ -364,6 +382,11 @@ module dg_compute
             // mod k, past a multiple of k (row quotient + 1) exactly when br < dw_rr
             dw_lin[b] = ((32'(b) / DW_K < 32'(dw_rr)) ? dw_r1 : dw_r0)
                       + ((32'(b) % DW_K < 32'(dw_cr)) ? dw_c1 : dw_c0);
+        end
+        for (int x = 0; x < DW_K; x++) begin
+            logic [31:0] bc;
+            bc = 32'(dw_cr) + 32'(x);
+            dw_bcol[x] = DW_K'(1) << ((bc >= DW_K) ? bc - DW_K : bc);
         end
         for (int t = 0; t < DW_NBK; t++) begin
             logic [31:0] r, c, br, bc;
@@ -376,6 +399,7 @@ module dg_compute
             ri = $clog2(PMAX)'(r);
             ci = $clog2(PMAX)'(c);
             dw_tbank[t] = 4'(((br >= DW_K) ? br - DW_K : br) * DW_K + ((bc >= DW_K) ? bc - DW_K : bc));
+            dw_tbr[t] = DW_K'(1) << ((br >= DW_K) ? br - DW_K : br);
             dw_trot[t] = DW_NBWL'(((br >= DW_K) ? dw_r1 : dw_r0) + ((bc >= DW_K) ? dw_c1 : dw_c0));
             bit_i = I_MAX_TILES'(row_tb[cp_h][ri] + 16'(col_t[cp_h][ci]));
             dw_tbit[t] = bit_i;            // (its bitmap bit: in c1, c1_tokf)
@@ -414,7 +438,11 @@ module dg_compute
             dw_lane[m] = (DW_PAR == 1 || 32'(m) % 2 == 32'(cp_q) % 2) && 32'(cp_m0) + 32'(m) < 32'(L.n_in);
     end
     wire cp_tlast = cp_last && f_py_last && f_px_last;
-    wire cp_stall = 32'(wbq_count) + 32'(inflight) >= WBQ_DEPTH - 2;
+    // the write-back queue stall, wbq_count + inflight >= WBQ_DEPTH - 2, as wbq_count >= cp_thr,
+    // cp_thr = max(WBQ_DEPTH - 2 - inflight, 0) a register set from inflight's next value with
+    // it: no add between wbq_count and the step registers' enables
+    logic [$clog2(WBQ_DEPTH):0] cp_thr;
+    wire cp_stall = wbq_count >= cp_thr;
     wire cp_issue = cp_state == CP_RUN && !cp_stall;
     logic [DG_TN-1:0] cp_lane;
     always_comb begin
@@ -424,6 +452,23 @@ module dg_compute
     // the byte rotations below (element i of the result = element (i + r) mod N of the
     // input) as radix-4 barrel stages: one 4:1 mux (a LUT6) per bit and stage
     localparam int DWST = (DW_NBWL + 1) / 2;
+    // depthwise: a slot's bank pick. With DW_TPS >= k*k - 1 (Tn >= 16) every slot but slot 0
+    // takes one tap, so one kernel column: the picks are factored (DW_FACT), per bank row r
+    // and kernel column x the bank (r, c2_bcol[x]) (dw_col, a 3-way AND-OR shared by the
+    // slots), then per slot a 3-way AND-OR of its column's dw_col (ultra96-like 16 x 16:
+    // -0.7k LUT). With fewer taps per step a slot has two or three kernel columns and the
+    // 9-way pick by c2_jbk is the cheaper one (syn_8x8: +0.9k LUT factored)
+    localparam bit DW_FACT = DW_TPS >= DW_NBK - 1;
+    logic [7:0] dw_col [DW_K][DW_K][DW_NBW];
+    always_comb begin
+        for (int r = 0; r < DW_K; r++)
+            for (int x = 0; x < DW_K; x++)
+                for (int c = 0; c < DW_NBW; c++) begin
+                    dw_col[r][x][c] = 8'd0;
+                    for (int b = 0; b < DW_K; b++)
+                        dw_col[r][x][c] = dw_col[r][x][c] | ({8{c2_bcol[x][b]}} & dw_q[r * DW_K + b][c]);
+                end
+    end
     logic [7:0] ib_rot [NBST+1][NB];            // dense: ib_q rotated by c2_rot
     logic [7:0] dw_rot [DW_TPS][DWST+1][DW_NBW]; // depthwise: slot j's bank rotated by c2_jrot[j]
     always_comb begin
@@ -438,7 +483,20 @@ module dg_compute
             end
         end
         for (int j = 0; j < DW_TPS; j++) begin
-            for (int c = 0; c < DW_NBW; c++) dw_rot[j][0][c] = dw_q[c2_jbk[j]][c];
+            // slot j's bank (DW_FACT: an AND-OR over the (bank row, kernel column) pairs its
+            // taps can have, of the picks dw_col; else the 9-way pick by c2_jbk)
+            for (int c = 0; c < DW_NBW; c++) begin
+                logic [7:0] v;
+                v = 8'd0;
+                for (int x = 0; x < DW_K; x++) begin
+                    logic has;
+                    has = 1'b0;
+                    for (int u = j; u < DW_NBK; u += DW_TPS) if (u % DW_K == x) has = 1'b1;
+                    if (has)
+                        for (int r = 0; r < DW_K; r++) v = v | ({8{c2_jsel[j][r * DW_K + x]}} & dw_col[r][x][c]);
+                end
+                dw_rot[j][0][c] = DW_FACT ? v : dw_q[c2_jbk[j]][c];
+            end
             for (int k = 0; k < DWST; k++) begin
                 logic [1:0] d;
                 d = 2'((32'(c2_jrot[j]) >> (2 * k)) & ((2 * k + 1 < DW_NBWL) ? 3 : 1));
@@ -499,6 +557,8 @@ module dg_compute
         c1_dlane <= dw_lane;
         c1_dwlin <= dw_lin;
         c1_tbank <= dw_tbank;
+        c1_tbr <= dw_tbr;
+        c1_bcol <= dw_bcol;
         c1_tok <= dw_tok;
         c1_tbit <= dw_tbit;
         c1_trot <= dw_trot;
@@ -516,24 +576,29 @@ module dg_compute
         for (int j = 0; j < DW_TPS; j++) begin
             // slot j's tap c1_sel + j (none past the k*k taps): a select by constant compares
             // of c1_sel, no add or modulo on the path
+            logic [DW_NBK-1:0] bs;
             logic [3:0] bk;
             logic [DW_NBWL-1:0] rot;
             logic on;
+            bs = '0;
             bk = 4'd0;
             rot = '0;
             on = 1'b0;
             for (int u = j; u < DW_NBK; u++) begin
                 if (c1_sel == 8'(u - j)) begin
+                    for (int r = 0; r < DW_K; r++) bs[r * DW_K + u % DW_K] = c1_tbr[u][r];
                     bk = c1_tbank[u];
                     rot = c1_trot[u];
                     on = c1_tokf[u];
                 end
             end
+            c2_jsel[j] <= bs;
             c2_jbk[j] <= bk;
             c2_jrot[j] <= rot;
             c2_jon[j] <= on;
         end
         c2_whalf <= (32'(c1_sel) / DW_TPS) % 2 == 1;
+        c2_bcol <= c1_bcol;
         c2_sg <= c1_sg;
         c2_dlane <= c1_dlane;
         c2_rot <= c1_addr[NBL-1:0];
@@ -542,7 +607,12 @@ module dg_compute
         c2_tlast <= c1_tlast;
         c2_py <= c1_py;
         c2_px <= c1_px;
-        inflight <= inflight + 5'(cp_issue && cp_last) - 5'(mac_v);
+        begin
+            logic [4:0] nx;
+            nx = inflight + 5'(cp_issue && cp_last) - 5'(mac_v);
+            inflight <= nx;
+            cp_thr <= (32'(nx) >= WBQ_DEPTH - 2) ? '0 : $bits(cp_thr)'(WBQ_DEPTH - 2 - 32'(nx));
+        end
         if (run) begin
             case (cp_state)
                 CP_IDLE: ;                  // a tile start: start_fire, below
@@ -683,10 +753,17 @@ module dg_compute
         if (rst) begin
             cp_state <= CP_IDLE;
             inflight <= '0;
+            cp_thr <= $bits(cp_thr)'(WBQ_DEPTH - 2);
             c1_v <= 1'b0;
             c2_v <= 1'b0;
         end
     end
+`ifndef SYNTHESIS
+    // the stall threshold against the sum it replaces
+    always_ff @(posedge clk)
+        if (run && !rst && cp_stall != (32'(wbq_count) + 32'(inflight) >= WBQ_DEPTH - 2))
+            $error("dg_compute: stall %0d, wbq_count %0d, inflight %0d", cp_stall, wbq_count, inflight);
+`endif
     wire unused_ok = &{1'b0, L, t_chy[0], cp_r[15:PW], cp_c[15:PW], cp_bit};
 endmodule
 `default_nettype wire

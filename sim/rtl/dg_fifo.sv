@@ -20,23 +20,43 @@ module dg_fifo #(
     end
     logic [WIDTH-1:0] mem [DEPTH];
     logic [AW:0] wr_ptr_reg, rd_ptr_reg;
-    wire full = (wr_ptr_reg[AW] != rd_ptr_reg[AW]) && (wr_ptr_reg[AW-1:0] == rd_ptr_reg[AW-1:0]);
-    wire empty = wr_ptr_reg == rd_ptr_reg;
+    // full / empty as registers, formed from the next pointers (the users' handshakes start at
+    // a flip-flop, not at a pointer compare)
+    logic full, empty;
+    wire push = in_valid && !full;
+    wire pop = out_ready && !empty;
+    wire [AW:0] wr_next = wr_ptr_reg + (AW+1)'(push);
+    wire [AW:0] rd_next = rd_ptr_reg + (AW+1)'(pop);
     assign in_ready = !full;
     assign out_valid = !empty;
     assign out_data = mem[rd_ptr_reg[AW-1:0]];
     assign count = wr_ptr_reg - rd_ptr_reg;
     always_ff @(posedge clk) begin
-        if (in_valid && !full) begin
+        if (push) begin
             mem[wr_ptr_reg[AW-1:0]] <= in_data;
         end
         if (rst) begin
             wr_ptr_reg <= '0;
             rd_ptr_reg <= '0;
+            full <= 1'b0;
+            empty <= 1'b1;
         end else begin
-            if (in_valid && !full) wr_ptr_reg <= wr_ptr_reg + 1'b1;
-            if (out_ready && !empty) rd_ptr_reg <= rd_ptr_reg + 1'b1;
+            wr_ptr_reg <= wr_next;
+            rd_ptr_reg <= rd_next;
+            full <= (wr_next[AW] != rd_next[AW]) && (wr_next[AW-1:0] == rd_next[AW-1:0]);
+            empty <= wr_next == rd_next;
         end
     end
+`ifndef SYNTHESIS
+    // (the flags and pointers are undefined before the first reset)
+    /* verilator lint_off PROCASSINIT */
+    logic reset_seen = 1'b0;
+    /* verilator lint_on PROCASSINIT */
+    always_ff @(posedge clk) if (rst) reset_seen <= 1'b1;
+    always_ff @(posedge clk)
+        if (reset_seen && !rst && (full != ((wr_ptr_reg[AW] != rd_ptr_reg[AW]) && (wr_ptr_reg[AW-1:0] == rd_ptr_reg[AW-1:0]))
+                     || empty != (wr_ptr_reg == rd_ptr_reg)))
+            $error("dg_fifo: full %0d / empty %0d differ from the pointers", full, empty);
+`endif
 endmodule
 `default_nettype wire

@@ -197,26 +197,33 @@ module dg_gate
     // stage 1: products of fields, per-section element counts
     logic [31:0] q_cnt [DG_GATE_P_COUNT];
     logic [31:0] q_cnt2 [DG_GATE2_P_COUNT];
-    logic [15:0] q_gn, q_g2n, q_gsthw, q_hsthw, gg_n;
+    logic [15:0] q_gn, q_sthw, gg_n;
     logic [31:0] q_hcls;
+    // the record kind's sum-tile grid and input channels (issue 16: one multiplier per product
+    // for the three kinds; only the record's own kind's values are used)
+    wire [7:0] k_st_h = is_head ? h_st_h : is_g2 ? g2_st_h : g_st_h;
+    wire [7:0] k_st_w = is_head ? h_st_w : is_g2 ? g2_st_w : g_st_w;
+    wire [15:0] k_in_c = is_head ? h_in_c : cg_in_c;
     always_ff @(posedge clk) begin
+        // (the gate and gate-2 counts from the channel gate's fields: their products shared)
         for (int s = 0; s < DG_GATE_P_COUNT; s++)
-            q_cnt[s] <= 32'(dg_gate_param_count(s, 32'(g_in_c), 32'(g_out_c), 32'(g_hidden), 32'(g_gh), 32'(g_gw)));
+            q_cnt[s] <= 32'(dg_gate_param_count(s, 32'(cg_in_c), 32'(cg_out_c), 32'(cg_hidden), 32'(g_gh), 32'(g_gw)));
         for (int s = 0; s < DG_GATE2_P_COUNT; s++)
-            q_cnt2[s] <= 32'(dg_gate2_param_count(s, 32'(g2_in_c), 32'(g2_out_c), 32'(g2_hidden)));
+            q_cnt2[s] <= 32'(dg_gate2_param_count(s, 32'(cg_in_c), 32'(cg_out_c), 32'(cg_hidden)));
         q_gn <= 16'(g_gh) * 16'(g_gw);
         gg_n <= 16'(g_gh) + 16'(g_gw);
-        q_g2n <= 16'(g2_st_h) * 16'(g2_st_w);
-        q_gsthw <= 16'(g_st_h) * 16'(g_st_w);
-        q_hsthw <= 16'(h_st_h) * 16'(h_st_w);
+        q_sthw <= 16'(k_st_h) * 16'(k_st_w);
         q_hcls <= 32'(h_in_c) * 32'(h_classes);
         is_g2 <= !is_head && 32'(`DG_G2(OP)) == DG_OP_GATE2;
     end
+    wire [15:0] q_g2n = q_sthw;       // gate-2: conv1's tiles
+    wire [15:0] q_gsthw = q_sthw;     // gate, head: the SUMS tiles
+    wire [15:0] q_hsthw = q_sthw;
     // stage 2: section sizes in bytes (a parameter section rounded up to the AXI width: the next
     // starts aligned, program.gate_param_layout)
     logic [NW-1:0] q_usz [DG_GATE_P_COUNT];
     logic [NW-1:0] q_usz2 [DG_GATE2_P_COUNT];
-    logic [NW-1:0] nb_gsums, nb_g2sums, nb_hsums, nb_gmask, nb_g2mask, nb_gtl, nb_gbm, nb_hpar;
+    logic [NW-1:0] nb_sums, nb_gmask, nb_g2mask, nb_gtl, nb_gbm, nb_hpar;
     logic [63:0] g_n, g2_n, h_bias_off;
     logic [31:0] g2_wt;                                          // tile bitmap words gate-2 reads
     logic [31:0] g_nwt;                                          // tile bitmap words of the gate record
@@ -253,9 +260,7 @@ module dg_gate
         g2_wt <= 32'((32'(q_g2n) + 32'd31) >> 5);
         g_nwt <= 32'((32'(q_gn) + 32'd31) >> 5);
         h_bias_off <= up(64'(q_hcls));
-        nb_gsums <= NW'(64'(q_gsthw) * 64'(g_in_c) * 64'(DG_SUM_BYTES));
-        nb_g2sums <= NW'(64'(q_g2n) * 64'(g2_in_c) * 64'(DG_SUM_BYTES));
-        nb_hsums <= NW'(64'(q_hsthw) * 64'(h_in_c) * 64'(DG_SUM_BYTES));
+        nb_sums <= NW'(64'(q_sthw) * 64'(k_in_c) * 64'(DG_SUM_BYTES));   // (the record's kind)
         nb_gmask <= NW'(bm_bytes(64'(q_gn)) + bm_bytes(64'(g_out_c)));
         nb_g2mask <= NW'(bm_bytes(64'(q_g2n)) + bm_bytes(64'(g2_in_c)));
         nb_gtl <= NW'(64'd2 * 64'(q_gn));
@@ -330,7 +335,7 @@ module dg_gate
         `DG_C(g2, g2_shift == 0 || 32'(g2_shift) > DG_GATE_SHIFT_MAX, DG_GATE2_H_SHIFT_ERR, DG_GATE2_H_SHIFT_WORD)
         `DG_C(g2, g2_st_h == 0 || 32'(g2_st_h) > MAXG, DG_GATE2_ST_H_ERR, DG_GATE2_ST_H_WORD)
         `DG_C(g2, g2_st_w == 0 || 32'(g2_st_w) > MAXG, DG_GATE2_ST_W_ERR, DG_GATE2_ST_W_WORD)
-        `DG_SEC(g2, GATE2, SUMS_OFFSET, a_sums_bytes, nb_g2sums)
+        `DG_SEC(g2, GATE2, SUMS_OFFSET, a_sums_bytes, nb_sums)
         `DG_SEC(g2, GATE2, PARAM_OFFSET, a_weight_bytes, p2_nbytes)
         `DG_SEC(g2, GATE2, IN_MASK_OFFSET, a_work_bytes, nb_g2mask)
         `DG_SEC(g2, GATE2, MASK_OFFSET, a_work_bytes, bm_bytes(64'(g2_out_c)))
@@ -347,7 +352,7 @@ module dg_gate
         `DG_C(gt, g_gw == 0 || 32'(g_gw) > MAXG, DG_GATE_GW_ERR, DG_GATE_GW_WORD)
         `DG_C(gt, !g_res_list && `DG_G(C2_RES_TILES_OFFSET) != 0, DG_GATE_C2_RES_TILES_OFFSET_ERR,
               DG_GATE_C2_RES_TILES_OFFSET_WORD)
-        `DG_SEC(gt, GATE, SUMS_OFFSET, a_sums_bytes, nb_gsums)
+        `DG_SEC(gt, GATE, SUMS_OFFSET, a_sums_bytes, nb_sums)
         `DG_SEC(gt, GATE, PARAM_OFFSET, a_weight_bytes, p_nbytes)
         `DG_SEC(gt, GATE, MASK_OFFSET, a_work_bytes, nb_gmask)
         `DG_SEC(gt, GATE, C1_TILES_OFFSET, a_work_bytes, nb_gtl)
@@ -361,7 +366,7 @@ module dg_gate
         `DG_C(hd, h_classes == 0 || 32'(h_classes) > DG_MAX_CLASSES, DG_HEAD_CLASSES_ERR, DG_HEAD_CLASSES_WORD)
         `DG_C(hd, h_st_h == 0 || 32'(h_st_h) > MAXG, DG_HEAD_ST_H_ERR, DG_HEAD_ST_H_WORD)
         `DG_C(hd, h_st_w == 0 || 32'(h_st_w) > MAXG, DG_HEAD_ST_W_ERR, DG_HEAD_ST_W_WORD)
-        `DG_SEC(hd, HEAD, SUMS_OFFSET, a_sums_bytes, nb_hsums)
+        `DG_SEC(hd, HEAD, SUMS_OFFSET, a_sums_bytes, nb_sums)
         `DG_SEC(hd, HEAD, PARAM_OFFSET, a_weight_bytes, nb_hpar)
         `DG_SEC(hd, HEAD, LOGITS_OFFSET, a_work_bytes, 64'd8 * 64'(h_classes))
         `DG_SEC(hd, HEAD, LOG_OFFSET, a_work_bytes, 64'd4 * 64'(a_layer_count))
@@ -429,6 +434,10 @@ module dg_gate
     // (every count and index is a product of <= 16-bit fields of a checked record: 17 bits)
     logic [16:0] sp_na, sp_nb, sp_t1;
     logic [31:0] sp_t2;
+    // one multiplier for the stream's element count (G_SP1) and its row offset (G_SP2)
+    wire [16:0] sp_ma = (st == G_SP2) ? sp_t1 : sp_na;
+    wire [16:0] sp_mb = (st == G_SP2) ? 17'(sp_mw) : sp_nb;
+    wire [31:0] sp_prod = 32'(sp_ma) * 32'(sp_mb);
     logic [23:0] s_beats;
     // stream pipeline: R (G_RDATA: a segment of the beat) -> E (the beat, registered) -> F (its
     // elements: checks, memory writes, products) -> G (row sums; hidden: scaled + offset) ->
@@ -449,6 +458,8 @@ module dg_gate
     logic [SEGW-1:0] e_n, f_n, g_n_el, h_n;
     logic [31:0] e_e, f_e, g_e, h_e, e_c, e_row, f_row, g_row;
     logic        e_rend, f_rend, g_rend;
+    logic        f_c0, g_hb0;         // the segment starts its row; a head W row's first (G)
+    logic signed [63:0] g_bias;       // G: the head W row's bias (its class's m1 entry)
     logic [31:0] f_rc [GL];        // F: row of bank b holding the segment's column in it
     localparam int LBW = (LN4 > 1) ? $clog2(LN4) : 1;
     localparam int TLW0 = (GLL > 0) ? GLL : 1;
@@ -464,21 +475,27 @@ module dg_gate
     logic [GL-1:0] f_bv2;
     logic [1:0]  f_ky, f_kx;
     logic [GL-1:0] f_fw;
-    logic        f_kw1, f_kw2;
+    logic        f_kw12, f_ko1;
     // gate-2 masks: the active channels of a channel bitmap word, per byte (the popcount split
     // over stages F and G: bytes in F, their sum in G)
     logic [3:0]  g_pc [LN4][4];
     // gate-2 masks: the word each lane writes in stage G (into spat, or into the ci banks)
     logic [LN4-1:0] g_mk_we, g_mk_sp;
     logic [15:0] g_mk_wi [LN4];
-    logic [NCELLP/32-1:0] g_mk_hot [LN4];   // g_mk_wi decoded (stage F) over spat's words
+    // gate-2 masks: the tile bitmap's words into spat, word w from word w mod (AB / 4) of the
+    // rotated beat f_brot (a stream's element i sits there; issue 16: no lane mux per word):
+    // word w written in stage G (g_swe, decoded per word in stage E, f_swe)
+    localparam int NTW = (NCELL + 31) / 32;                      // spat's words a mask writes
+    localparam int NTWB = $clog2(NTW + 1) + 1;                   // an index below 2 NTW + 1
+    logic [NTW-1:0] f_swe, g_swe, sw_tile;
+    logic [31:0] g_sd [AB / 4];
     logic [31:0] g_mk_d [LN4];
     logic [LN4-1:0] f_msp;            // gate-2 masks, stage F: word e is the tile bitmap's (e < g2_wt)
     logic [15:0] f_mwi [LN4];         // and its index in its bitmap
     logic [31:0] f_vm [LN4];          // gate-2 masks: the word's valid bits          // gate-2 masks: conv1's channel bitmap words (padding cleared)
     logic signed [63:0] f_x [AB];
     logic signed [63:0] g_p [GL];   // products (w1, w2, head W) or hidden A*m1
-    logic signed [63:0] g_o [LN8];     // hidden: o1
+    logic signed [63:0] g_o [LN8];     // hidden: o1 + 2^(s-1)
     logic signed [63:0] h_t [LN8];     // hidden: A*m1 + o1 + 2^(s-1)
     // on-chip data
     logic [7:0]  bins_m [4 * MAXG];
@@ -515,8 +532,26 @@ module dg_gate
     logic [15:0] lc;                  // channel / pair counter
     // the channel loops (pool, spatial row, gate-2 pool) step lc by GL: the channels left from
     // lc on and "this is the last step" are registers (no add-and-compare on the loop's path)
-    logic [15:0] lc_rem;
-    logic [GL-1:0] lc_lv;             // lane l < lc_rem (set with lc_rem: off the loops' paths)
+    // (lc_remn, lc_remnn: the channels left after this step and the next; lc_lvn, lc_lastn:
+    // lc_lv and lc_last of the next step)
+    logic [15:0] lc_remn, lc_remnn;
+    logic [GL-1:0] lc_lv, lc_lvn;     // lane l < the channels left (off the loops' paths)
+    logic        lc_lastn;
+    // a loop's first two steps over in_c (gate record, gate-2): lanes and "last step"
+    logic [GL-1:0] lcs_lv [2][2];
+    logic [1:0]  lcs_last [2];
+    always_ff @(posedge clk) begin
+        for (int k = 0; k < 2; k++) begin
+            logic [15:0] n;
+            n = (k == 1) ? g2_in_c : g_in_c;
+            for (int l = 0; l < GL; l++) begin
+                lcs_lv[k][0][l] <= 32'(l) < 32'(n);
+                lcs_lv[k][1][l] <= 32'(l) < 32'(16'(n - 16'(GL)));
+            end
+            lcs_last[k][0] <= 32'(n) <= GL;
+            lcs_last[k][1] <= 32'(n) <= 2 * GL;
+        end
+    end
     logic        lc_last;
     logic [1:0]  sp_ky;               // spatial: kernel row
     logic [7:0]  sp_by, sp_bx;        // spatial: the bin of the pass
@@ -577,6 +612,7 @@ module dg_gate
     logic [15:0] vm_thi, vm_chi;
     logic [31:0] vm_tlo, vm_clo;
     always_ff @(posedge clk) begin
+        for (int w = 0; w < NTW; w++) sw_tile[w] <= 32'(w) < g2_wt;
         vm_thi <= 16'(g2_n >> 5);
         vm_tlo <= (32'd1 << g2_n[4:0]) - 32'd1;
         vm_chi <= 16'(g2_wt) + (g2_in_c >> 5);
@@ -620,7 +656,7 @@ module dg_gate
     // i div GL. A cycle touches at most GL consecutive entries (a stream segment is cut to GL
     // elements), so every bank has one registered write port and one read port. Writes land a
     // cycle late: nothing reads an entry in the cycle after writing it (each array is read in a
-    // later stream / phase; the logits' bias add touches each entry once).
+    // later stream / phase).
     // Asynchronous read (distributed RAM) for the reciprocals (rc: a few entries per bin);
     // the others a synchronous read, block RAM where deep (issue 16: at 2048 channels
     // these vectors were 13.8k LUT of LUTRAM): the read address is presented a cycle ahead
@@ -662,10 +698,16 @@ module dg_gate
     end
     localparam int BRAM_MIN_DEPTH = 128;  // a bank this deep goes to block RAM (ultra96: 256)
     `DG_BANKS(rc, 32, NCELL + 1, 0)   // reciprocals R(n) per bin, then R(H*W)
-    `DG_BANKS(pt, PVW, MAXC, 1)       // pooled totals Pt per channel
+    // pooled totals Pt per channel at rows [0, PH_D), hidden units h (0..HMAX, zero-extended)
+    // at rows [PH_D, 2 PH_D): one memory for the fc1 / fc2 row products' operand (issue 16: one
+    // source less in front of the shared multiplier; Pt is written by the pool before fc1, h
+    // in stage H after it, never in one cycle)
+    localparam int PH_D = (MAXC + GL - 1) / GL;
+    `DG_BANKS(ph, PVW, 2 * GL * PH_D, 1)
     `DG_BANKS(am, AW, MAXC, 1)        // fc1 row sums A per hidden unit (|A| < 2^(AW-1))
-    `DG_BANKS(m1, 32, MAXC, 1)        // hidden requant multipliers
-    `DG_BANKS(hm, 16, MAXC, 1)        // hidden units h
+    // hidden requant multipliers; the head's biases (issue 16: the row sums start from them,
+    // no adder or second source on the logits' writes)
+    `DG_BANKS(m1, 32, (MAXC > DG_MAX_CLASSES) ? MAXC : DG_MAX_CLASSES, 1)
     `DG_BANKS(lg, 64, MAXL, 1)        // channel-gate logits without b2 / head logits
     `DG_BANKS(ac, SW, MAXC, 1)        // channel sums of SUMS (|S| < 2^(SW-1))
 `undef DG_BANKS
@@ -679,6 +721,9 @@ module dg_gate
     // the write jobs' logits: the beat offered next (w_nx, or w_nx + 1 when a beat is taken
     // now; 0 when a job starts), so lg_q holds beat w_nx's entries
     logic [23:0] w_rd;
+    // bank b's row of beat w_nx's / w_nx + 1's logits (AB / 8 entries per beat; issue 16: no
+    // arithmetic behind w_rd's select)
+    logic [lg_AW-1:0] lg_r0 [GL], lg_r1 [GL];
     // a word job's beat is taken now (w_nx moves on)
     wire w_take = (st == G_WCMD && wcmd_ready) || (st == G_WDATA && w_kind != 2'd1 && wd_ready);
     always_comb begin
@@ -688,17 +733,21 @@ module dg_gate
         for (int b = 0; b < GL; b++) begin
             rc_ra[b] = rc_AW'(rc_i >> GLL);
             // synchronous reads: stage E's addresses (the data in stage F)
-            pt_ra[b] = pt_AW'(brow(e_c, b));
+            ph_ra[b] = ph_AW'(((e_kind == K_W2) ? 32'(PH_D) : 32'd0) + brow(e_c, b));
             am_ra[b] = am_AW'(brow(e_e, b));
-            m1_ra[b] = m1_AW'(brow(e_e, b));
-            hm_ra[b] = hm_AW'(brow(e_c, b));
-            lg_ra[b] = lg_AW'((st == G_WJOB || st == G_WDATA || st == G_WCMD)
-                              ? brow(32'(w_rd) * 32'(AB / 8), b) : brow(e_e, b));
+            // (the head: a W row's stage E reads its class's bias, registered in stage F)
+            m1_ra[b] = m1_AW'(is_head ? e_row >> GLL : brow(e_e, b));
+            // (the logits job's beat w_rd: its rows kept for both beats w_rd can be, lg_r0 /
+            // lg_r1 below; row 0 in G_WJOB)
+            lg_ra[b] = (st == G_WJOB) ? '0 : (st == G_WDATA || st == G_WCMD) ? (w_take ? lg_r1[b] : lg_r0[b])
+                                                                           : lg_AW'(brow(e_e, b));
             // G_POOL: the next step's row (lc is a multiple of GL; row 0 while no stream is in
             // flight, so in the G_NEXT that starts the pool); G_POOL2: the entry j + (b - j) mod
-            // GL of bank b, the data a cycle later (stage A2); a stream: stage E's
+            // GL of bank b, the data a cycle later (stage A2); the head's W stream: stage R's
+            // (the data in stage E, into q_s for stage F's row products); a stream: stage E's
             ac_ra[b] = ac_AW'((st == G_POOL) ? (32'(lc) >> GLL) + 32'd1
                               : (st == G_POOL2) ? ((32'(b) < 32'(t2_lo)) ? 32'(t2_row1) : 32'(t2_row))
+                              : (s_kind == K_HW) ? brow(s_col, b)
                               : e_v ? brow(e_c, b) : 32'd0);
         end
     end
@@ -754,8 +803,12 @@ module dg_gate
     // stage A2 of the gate-2 pool: the step's lanes, registered with its read
     logic a2_v, a2_any;
     logic [GL-1:0] a2_on, a2_lv;
-    logic [TLW-1:0] a2_lo;
     logic [31:0] a2_c;
+    // the bank lane l reads in stage A2: G_POOL2's (j + the channels kept below lane l) mod GL,
+    // registered with the step (issue 16: the prefix count off the path into q_s); lane l
+    // outside G_POOL2's stage A2 (G_POOL: lane l reads bank l; one lane mux for both pools)
+    logic [TLW0-1:0] a2_bk [GL];
+    logic [TLW0-1:0] pl_bk [GL];
     always_comb begin
         logic [31:0] k;
         // gate-2: lane l's bit is ci_win[l] (the window above)
@@ -763,12 +816,12 @@ module dg_gate
         pl_k = 32'd0;
         for (int l = 0; l < GL; l++) pl_k = pl_k + 32'(pl_on[l]);
         k = 32'd0;                    // channels kept below lane l: lane l reads bank j + k
-        // (G_POOL, no gate-2 step in stage A2: lane l reads bank l; one lane mux for both)
         for (int l = 0; l < GL; l++) begin
-            pl_s[l] = (!a2_v || (a2_on[l] && a2_any))
-                      ? signed'(ac_q[a2_v ? TLW0'(lane(32'(a2_lo) + k)) : TLW0'(l)]) : '0;
-            k = k + 32'(a2_on[l]);
+            pl_bk[l] = TLW0'(lane(32'(t2_lo) + k));
+            k = k + 32'(pl_on[l]);
         end
+        for (int l = 0; l < GL; l++)
+            pl_s[l] = (!a2_v || (a2_on[l] && a2_any)) ? signed'(ac_q[a2_bk[l]]) : '0;
     end
 
     // ------------------------------------------------------------------ spatial memories
@@ -886,7 +939,7 @@ module dg_gate
     logic [1:0] s4_kbo [3];           // the cell bank kb of the cell s4_ctr - 1 + d
     logic [GL-1:0] s1_lv;
     logic signed [PVW+15:0] s2_prod [3][GL];
-    logic signed [PVW+15+GLL+1:0] s3_ksum [3];
+    logic signed [PVW+15+GLL+1:0] s3_ksum [3];   // per tap kx
     logic signed [63:0] s3_kacc [3];  // the kernel row's sums so far
     logic signed [63:0] s4_ktot [3];
     always_ff @(posedge clk) begin
@@ -915,13 +968,14 @@ module dg_gate
         s3_kx <= s2_kx;
         s2_bx <= s1_bx;
         s3_bx <= s2_bx;
-        // (bank 0's products from the lanes' shared multiplier, the others their own)
+        // the products per tap kx (issue 16: no tap select in front of the multipliers; the
+        // cell banks take their tap's sum in stage 3; a cell outside the grid is not written,
+        // so its bank's sums need no zeroing): tap 0 on the lanes' shared multiplier
         for (int l = 0; l < GL; l++)
-            s2_prod[0][l] <= (s1_kxv[0] && s1_lv[l]) ? (PVW+16)'(mm[l]) : '0;
-        for (int kb = 1; kb < 3; kb++) begin
+            s2_prod[0][l] <= s1_lv[l] ? (PVW+16)'(mm[l]) : '0;
+        for (int kx = 1; kx < 3; kx++) begin
             for (int l = 0; l < GL; l++)
-                s2_prod[kb][l] <= (s1_kxv[kb] && s1_lv[l])
-                                  ? (PVW+16)'(ws_q[s1_kx[kb]][l]) * (PVW+16)'(p_q[l]) : '0;
+                s2_prod[kx][l] <= s1_lv[l] ? (PVW+16)'(ws_q[kx][l]) * (PVW+16)'(p_q[l]) : '0;
         end
         for (int kx = 0; kx < 3; kx++) begin
             logic signed [PVW+15+GLL+1:0] t [GL];             // a balanced adder tree
@@ -935,7 +989,7 @@ module dg_gate
         if (s3_v) begin
             for (int kb = 0; kb < 3; kb++) begin
                 logic signed [63:0] v;
-                v = (s3_beg ? 64'sd0 : s3_kacc[kb]) + 64'(s3_ksum[kb]);
+                v = (s3_beg ? 64'sd0 : s3_kacc[kb]) + 64'(s3_ksum[s3_kx[kb]]);
                 s3_kacc[kb] <= v;
                 s4_ktot[kb] <= v;
                 s4_la[kb] <= LAW'(32'(s3_cy) * G3 + 32'(s3_cx[kb] / 8'd3));
@@ -1195,22 +1249,44 @@ module dg_gate
             end else ch_acc <= wa;
         end
     end
-    // read addresses: a word job's beat w_rd (its first channel word: w_rd * WPB, less the
-    // tile bitmap's words in the masks job), else the word of the list scan's next channel
+    // read addresses: a word job's beat w_rd, else the word of the list scan's next channel.
+    // Beat w_rd's channel words are [bw, bw + WPB), bw = w_rd * WPB - off (off: the tile
+    // bitmap's words in the masks job, else 0); bank k holds the one at row w_rd - c_k,
+    // c_k = (off + k) div WPB: kept for both beats w_rd can be (ch_r0: w_nx, ch_r1: w_nx + 1;
+    // issue 16: no word arithmetic behind w_rd's select)
+    logic [CH_AW-1:0] ch_r0 [WPB], ch_r1 [WPB];
+    logic [CH_AW-1:0] ch_c [WPB];     // c_k of the masks job (the record is held: registered)
+    always_ff @(posedge clk)
+        for (int k = 0; k < WPB; k++) ch_c[k] <= CH_AW'((g_nwt + 32'(k)) >> WPBL);
     always_comb begin
-        logic signed [31:0] bw;
         logic [15:0] sn;
-        bw = signed'(32'(w_rd) << WPBL) - ((w_sel == 2'd2) ? 32'sd0 : signed'(g_nwt));
         sn = (st == G_WDATA && w_kind == 2'd1 && !lb_pend && w_more) ? w_scan + 16'd1 : w_scan;
         for (int k = 0; k < WPB; k++) begin
             // (G_WJOB: row 0 of every bank, the first beat of either job kind, the next job's
             // w_kind / w_sel not set yet)
             if (st == G_WJOB) ch_ra[k] = '0;
             else if (w_kind == 2'd0 && (st == G_WDATA || st == G_WCMD))
-                ch_ra[k] = CH_AW'((bw + signed'((32'(k) - bw) & 32'(WPB - 1))) >>> WPBL);
+                ch_ra[k] = w_take ? ch_r1[k] : ch_r0[k];
             else ch_ra[k] = CH_AW'(32'(sn) >> (5 + WPBL));
         end
     end
+`ifndef SYNTHESIS
+    // (simulation: the kept rows are the word arithmetic they replace)
+    always_ff @(posedge clk) begin
+        if (!rst && w_kind == 2'd0 && (st == G_WDATA || st == G_WCMD)) begin
+            for (int k = 0; k < WPB; k++) begin
+                logic signed [31:0] bw;
+                bw = signed'(32'(w_rd) << WPBL) - ((w_sel == 2'd2) ? 32'sd0 : signed'(g_nwt));
+                if (ch_ra[k] != CH_AW'((bw + signed'((32'(k) - bw) & 32'(WPB - 1))) >>> WPBL))
+                    $error("dg_gate: channel word row of bank %0d", k);
+            end
+        end
+        if (!rst && (st == G_WDATA || st == G_WCMD))
+            for (int b = 0; b < GL; b++)
+                if (lg_ra[b] != lg_AW'(brow(32'(w_rd) * 32'(AB / 8), b)))
+                    $error("dg_gate: logits row of bank %0d", b);
+    end
+`endif
     // the list scan's next tile bit (the candidate sn of the next cycle, read a cycle ahead;
     // issue 16: the 256-way tile-bit mux off the path into lb_cnt / lb_pend; spat is not
     // written during a write job)
@@ -1484,6 +1560,14 @@ module dg_gate
         w_beat <= 24'd0;
         w_nx <= 24'd0;
         w_nx1 <= 24'd1;
+        for (int k = 0; k < WPB; k++) begin
+            ch_r0[k] <= CH_AW'(0) - ((sel == 2'd2) ? CH_AW'(0) : ch_c[k]);
+            ch_r1[k] <= CH_AW'(1) - ((sel == 2'd2) ? CH_AW'(0) : ch_c[k]);
+        end
+        for (int b = 0; b < GL; b++) begin
+            lg_r0[b] <= lg_AW'(brow(32'd0, b));
+            lg_r1[b] <= lg_AW'(brow(32'(AB / 8), b));
+        end
         w_beats <= 24'((nbytes + 64'(AB - 1)) >> ABL);
         w_bm1 <= 24'((nbytes + 64'(AB - 1)) >> ABL) - 24'd1;
         lb_cnt <= 16'd0;
@@ -1493,43 +1577,57 @@ module dg_gate
     endtask
 
     // the channel loops: start at channel 0 of in_c, one step of GL channels
-    task automatic lc_start(input logic [15:0] in_c);
+    // (the loop over in_c, the gate record's or gate-2's: the first two steps' lanes and ends
+    // from the held record; issue 16: no compare behind the loops' control decode)
+    task automatic lc_start(input logic g2);
         lc <= 16'd0;
-        lc_rem <= in_c;
-        for (int l = 0; l < GL; l++) lc_lv[l] <= 32'(l) < 32'(in_c);
-        lc_last <= 32'(in_c) <= GL;
+        lc_remn <= (g2 ? g2_in_c : g_in_c) - 16'(GL);
+        lc_remnn <= (g2 ? g2_in_c : g_in_c) - 16'(2 * GL);
+        lc_lv <= g2 ? lcs_lv[1][0] : lcs_lv[0][0];
+        lc_lvn <= g2 ? lcs_lv[1][1] : lcs_lv[0][1];
+        lc_last <= g2 ? lcs_last[1][0] : lcs_last[0][0];
+        lc_lastn <= g2 ? lcs_last[1][1] : lcs_last[0][1];
     endtask
     task automatic lc_step();
         lc <= lc + 16'(GL);
-        lc_rem <= lc_rem - 16'(GL);
-        for (int l = 0; l < GL; l++) lc_lv[l] <= 32'(l) < 32'(lc_rem - 16'(GL));
-        lc_last <= 32'(lc_rem) <= 2 * GL;
+        lc_remn <= lc_remnn;
+        lc_remnn <= lc_remnn - 16'(GL);
+        lc_lv <= lc_lvn;
+        for (int l = 0; l < GL; l++) lc_lvn[l] <= 32'(l) < 32'(lc_remnn);
+        lc_last <= lc_lastn;
+        lc_lastn <= 32'(lc_remn) <= 2 * GL;
     endtask
 
     // The lanes' shared multiplier (issue 16: DSP48E2 count): per lane one MAW x SW-bit signed
     // product for the three uses that never overlap in time: the pool's S*R (stage Q: {0, R},
-    // S), the spatial 3x3's bank-0 tap ws*P (stage 1; the pass starts once stage Q
+    // S), the spatial 3x3's tap-0 products ws*P (stage 1; the pass starts once stage Q
     // has drained, the next bin's pool follows its SUMS streams), and the row products of fc1
     // (w1*Pt), fc2 (w2*h) and the head (W*S) in stage F (their streams follow the bins; the
     // weight as int16, an int8 head weight sign-extended, Pt sign- and h zero-extended to SW).
     // Exact (SW >= PVW, 17), so equal to each product at its own width.
+    // The hidden products A*m1 of the o1 stream (stage F, lane l < LN8) too, when the lanes and
+    // widths allow (HID_MM): lanes 2l and 2l + 1 take A's low MAW - 1 bits (as unsigned) and
+    // its high part (signed), both times m1 (the o1 stream follows fc1 and m1; issue 16: the
+    // DSP48E2 count)
+    localparam bit HID_MM = 2 * LN8 <= GL && AW + 1 <= 2 * MAW;
+    logic signed [AW-1:0] hid_a [LN8];
+    always_comb for (int j = 0; j < LN8; j++) hid_a[j] = signed'(am_q[f_lne[j % GL]]);
     always_comb begin
         for (int l = 0; l < GL; l++) begin
-            if (q_v) begin
-                ma[l] = MAW'(signed'({1'b0, rc_cur}));
-                mb[l] = q_s[l];
-            end else if (s1_v) begin
-                ma[l] = MAW'(ws_q[s1_kx[0]][l]);
-                mb[l] = SW'(p_q[l]);
-            end else begin
-                // (per bank l: the element of its lane f_bl2[l], decoded in stage E, times
-                // the bank's entry; the row sum does not depend on the order of its products,
-                // and the bank side has no lane mux in front of the multiplier)
-                ma[l] = MAW'(signed'(f_x[ABL'(f_bl2[l])][15:0]));   // (f_x is sign-extended)
-                if (f_kw1) mb[l] = SW'(signed'(pt_q[l]));
-                else if (f_kw2) mb[l] = SW'(hm_q[l]);
-                else mb[l] = signed'(ac_rd[l]);
-            end
+            if (q_v) ma[l] = MAW'(signed'({1'b0, rc_cur}));
+            else if (s1_v) ma[l] = MAW'(ws_q[0][l]);
+            else if (HID_MM && f_ko1 && l < 2 * LN8)      // (A's low part unsigned, its high part)
+                ma[l] = (l % 2 == 0) ? MAW'(signed'({1'b0, hid_a[(l / 2) % LN8][MAW-2:0]}))
+                                     : MAW'(hid_a[(l / 2) % LN8] >>> (MAW - 1));
+            // (per bank l: the element of its lane f_bl2[l], decoded in stage E, times the
+            // bank's entry; the row sum does not depend on the order of its products, and the
+            // bank side has no lane mux in front of the multiplier)
+            else ma[l] = MAW'(signed'(f_x[ABL'(f_bl2[l])][15:0]));   // (f_x is sign-extended)
+            // (q_s: the pool's sums, or the head's channel sums of bank l for stage F)
+            if (s1_v) mb[l] = SW'(p_q[l]);
+            else if (f_kw12) mb[l] = SW'(signed'(ph_q[l]));   // (Pt, or h zero-extended)
+            else if (HID_MM && f_ko1 && l < 2 * LN8) mb[l] = SW'(signed'(m1_q[f_lne[(l / 2) % LN8]]));
+            else mb[l] = q_s[l];
             mm[l] = ma[l] * mb[l];
         end
     end
@@ -1538,8 +1636,11 @@ module dg_gate
     // (simulation: the three uses of the shared multiplier never meet)
     always_ff @(posedge clk) begin
         if (!rst && ((q_v && s1_v) || ((q_v || s1_v) && f_v
-                                        && (f_kind == K_W1 || f_kind == K_W2 || f_kind == K_HW))))
+                                        && (f_kind == K_W1 || f_kind == K_W2 || f_kind == K_HW
+                                            || f_kind == K_O1))))
             $error("dg_gate: the shared multiplier is wanted twice in one cycle");
+        if (!rst && q_v && q_tot && h_v)
+            $error("dg_gate: Pt and h written in one cycle");
     end
 `endif
     wire [63:0] wb = a_work_base;
@@ -1550,10 +1651,9 @@ module dg_gate
         p_we <= '0;
         rc_we <= '0;
         ci_we <= '0;
-        pt_we <= '0;
+        ph_we <= '0;
         am_we <= '0;
         m1_we <= '0;
-        hm_we <= '0;
         lg_we <= '0;
         // ---- pool, stage Q: P = (S*R + 2^(RB-F-1)) >>> (RB-F) of the sums read the cycle before
         q_v <= 1'b0;
@@ -1561,9 +1661,9 @@ module dg_gate
             for (int l = 0; l < GL; l++) begin
                 if (q_lv[l]) begin
                     if (q_tot) begin
-                        pt_we[l] <= 1'b1;
-                        pt_wa[l] <= pt_AW'((q_c + 32'(l)) >> GLL);
-                        pt_wd[l] <= PVW'(pool_of(64'(mm[l])));
+                        ph_we[l] <= 1'b1;
+                        ph_wa[l] <= ph_AW'((q_c + 32'(l)) >> GLL);
+                        ph_wd[l] <= PVW'(pool_of(64'(mm[l])));
                     end else begin
                         p_we[l] <= 1'b1;
                         p_wd[l] <= PVW'(pool_of(64'(mm[l])));
@@ -1574,6 +1674,7 @@ module dg_gate
         end
         // ---- gate-2 pool, stage A2: the step's sums (read the cycle before) into stage Q
         a2_v <= 1'b0;
+        for (int l = 0; l < GL; l++) a2_bk[l] <= TLW0'(l);   // (G_POOL2 sets the step's)
         if (a2_v) begin
             q_v <= 1'b1;
             q_tot <= 1'b1;
@@ -1590,6 +1691,7 @@ module dg_gate
         f_e <= e_e;
         f_row <= e_row;
         f_rend <= e_rend;
+        f_c0 <= e_c == 32'd0;
         for (int b = 0; b < GL; b++) begin
             logic [31:0] l;
             l = (32'(b) - e_c) & 32'(GL - 1);      // the lane whose column falls into bank b
@@ -1605,8 +1707,10 @@ module dg_gate
         for (int l = 0; l < AB; l++) f_lv[l] <= l < 32'(e_n);
         f_ky <= 2'(e_row[3:0] / 4'd3);
         f_kx <= 2'(e_row[3:0] % 4'd3);
-        f_kw1 <= e_kind == K_W1;
-        f_kw2 <= e_kind == K_W2;
+        f_kw12 <= e_v && (e_kind == K_W1 || e_kind == K_W2);
+        f_ko1 <= e_v && e_kind == K_O1;
+        // the head's W rows: bank l's channel sum (read in stage R) for stage F's products
+        if (e_v && e_kind == K_HW) for (int l = 0; l < GL; l++) q_s[l] <= pl_s[l];   // (= ac_q[l])
         // gate-2 masks: the valid bits of word e (bits past N / in_c must be 0)
         // (the tile bitmap's words [0, g2_wt), then conv1's channel bitmap's: whole words
         // before the partial last one)
@@ -1627,6 +1731,13 @@ module dg_gate
                         && 32'(l) < 32'(e_n) && 32'(l) < 32'(AB);
         end
         for (int j = 0; j < AB; j++) f_brot[j] <= e_data[32'(ABW'(32'(bn_lo) + 32'(j))) * 8 +: 8];
+        // gate-2 masks: the tile bitmap's words of the segment (NTWB-bit arithmetic per word)
+        for (int w = 0; w < NTW; w++) begin
+            logic [NTWB-1:0] l;
+            l = NTWB'(w) - e_e[NTWB-1:0];
+            f_swe[w] <= e_kind == K_MASK && sw_tile[w] && e_e[31:NTWB] == 0 && NTWB'(w) >= e_e[NTWB-1:0]
+                        && 32'(l) < 32'(e_n);
+        end
         for (int l = 0; l < AB; l++)
             f_x[l] <= lane_elem(e_data, e_lp, l, e_esz, e_kind != K_BINS && e_kind != K_RECIP && e_kind != K_MASK);
         // F: checks, memory writes, products
@@ -1637,12 +1748,16 @@ module dg_gate
         g_e <= f_e;
         g_row <= f_row;
         g_rend <= f_rend;
+        g_hb0 <= f_c0 && f_kind == K_HW;
+        g_bias <= 64'(signed'(m1_q[lane(f_row)]));
         for (int l = 0; l < GL; l++) g_p[l] <= 64'sd0;
         cb_v <= f_v && f_kind == K_B2;
         cb_e0 <= f_e;
         cb_n <= f_n;
         for (int l = 0; l < LN4; l++) for (int q = 0; q < 4; q++) g_pc[l][q] <= 4'd0;
         g_mk_we <= '0;
+        g_swe <= f_v ? f_swe : '0;
+        for (int k = 0; k < AB / 4; k++) g_sd[k] <= {f_brot[4 * k + 3], f_brot[4 * k + 2], f_brot[4 * k + 1], f_brot[4 * k]};
         for (int l = 0; l < LN8; l++) g_o[l] <= 64'sd0;
         g_flt <= '0;
         if (f_v) begin
@@ -1670,7 +1785,6 @@ module dg_gate
                             g_mk_we[l] <= 1'b1;
                             g_mk_sp[l] <= f_msp[l];            // (e < g2_wt, decoded in stage E)
                             g_mk_wi[l] <= f_mwi[l];
-                            for (int w = 0; w < NCELLP / 32; w++) g_mk_hot[l][w] <= f_mwi[l] == 16'(w);
                             g_mk_d[l] <= x[31:0];
                             if ((x[31:0] & ~f_vm[l]) != 0) m_bad_n = 1'b1;
                             if (!f_msp[l])
@@ -1685,8 +1799,12 @@ module dg_gate
                         K_W1, K_W2, K_HW: ;                    // g_p below
                         K_M1: ;                                // m1 banks below
                         K_O1: if (l < LN8 && l < GL) begin
-                            g_p[l] <= 64'(hid_prod(signed'(am_q[f_lne[l % GL]]), signed'(m1_q[f_lne[l % GL]])));
-                            g_o[l] <= x;
+                            // (A*m1 = hi*m1 * 2^(MAW-1) + lo*m1 from the shared multiplier's
+                            // lanes 2l, 2l + 1; int64 wraps)
+                            if (HID_MM) g_p[l] <= 64'(mm[(2 * l) % GL])
+                                                  + (64'(mm[(2 * l + 1) % GL]) <<< (MAW - 1));
+                            else g_p[l] <= 64'(hid_prod(signed'(am_q[f_lne[l % GL]]), signed'(m1_q[f_lne[l % GL]])));
+                            g_o[l] <= x + cg_rnd;              // (o1 + 2^(s-1): int64 wraps)
                             flt[l] = big(x);
                         end
                         K_B2: if (l < LN8) begin
@@ -1698,8 +1816,8 @@ module dg_gate
                     endcase
                 end
             end
-            // the single-row 4-byte streams into lane banks (reciprocals, m1, the head's bias onto
-            // its logits) per bank: bank b takes the lane f_bl[b] whose element falls into it, at
+            // the single-row 4-byte streams into lane banks (reciprocals, m1, the head's biases)
+            // per bank: bank b takes the lane f_bl[b] whose element falls into it, at
             // row f_rc[b] (= the element's row: these streams are one row, so column = element;
             // issue 16: no scatter from the lanes into the banks)
             for (int b = 0; b < GL; b++) begin
@@ -1710,15 +1828,10 @@ module dg_gate
                             rc_wa[b] <= rc_AW'(f_rc[b]);
                             rc_wd[b] <= f_x[ABL'(f_bl[b])][31:0];
                         end
-                        K_M1: begin
+                        K_M1, K_HB: begin
                             m1_we[b] <= 1'b1;
                             m1_wa[b] <= m1_AW'(f_rc[b]);
                             m1_wd[b] <= f_x[ABL'(f_bl[b])][31:0];
-                        end
-                        K_HB: begin
-                            lg_we[b] <= 1'b1;
-                            lg_wa[b] <= lg_AW'(f_rc[b]);
-                            lg_wd[b] <= lg_q[b] + f_x[ABL'(f_bl[b])];
                         end
                         default: ;
                     endcase
@@ -1759,15 +1872,10 @@ module dg_gate
                 t = t + v[0];
             end
             t2_nc <= t;
+            // (the tile bitmap's words: spat, g_swe below; conv1's channel words: ci banks)
             for (int l = 0; l < LN4; l++) begin
                 if (g_mk_we[l]) begin
-                    // (the tile bitmap's word as a decode over spat's NCELLP / 32 words: a
-                    // run-time part-select would be a shifter over the whole vector)
-                    if (g_mk_sp[l]) begin
-                        for (int w = 0; w < NCELLP / 32; w++)
-                            if (g_mk_hot[l][w]) spat[w * 32 +: 32] <= g_mk_d[l];
-                    end
-                    else begin
+                    if (!g_mk_sp[l]) begin
                         ci_we[LN4B'(g_mk_wi[l]) & LN4B'(LN4 - 1)] <= 1'b1;
                         ci_wa[LN4B'(g_mk_wi[l]) & LN4B'(LN4 - 1)] <= CI_AW'(32'(g_mk_wi[l]) >> ((LN4 > 1) ? LN4B : 0));
                         ci_wd[LN4B'(g_mk_wi[l]) & LN4B'(LN4 - 1)] <= g_mk_d[l];
@@ -1775,6 +1883,7 @@ module dg_gate
                 end
             end
         end
+        for (int w = 0; w < NTW; w++) if (g_swe[w]) spat[w * 32 +: 32] <= g_sd[w % (AB / 4)];
         // the stream's first failing element (stage F's per-lane checks; issue 16: the chain
         // over the lanes off stage F's paths). G_NEXT reads s_bad once the pipeline drained.
         if (g_v && !s_bad && g_flt != '0) begin
@@ -1787,22 +1896,24 @@ module dg_gate
         h_v <= g_v && g_kind == K_O1;
         h_e <= g_e;
         // (the shift in two parts: by whole bytes here, by the rest in stage H)
-        for (int l = 0; l < LN8; l++) h_t[l] <= (g_p[l] + g_o[l] + cg_rnd) >>> {cg_sh[5:3], 3'b000};
+        for (int l = 0; l < LN8; l++) h_t[l] <= (g_p[l] + g_o[l]) >>> {cg_sh[5:3], 3'b000};
         if (g_v && (g_kind == K_W1 || g_kind == K_W2 || g_kind == K_HW)) begin
-            logic signed [63:0] ssum;
+            logic signed [63:0] ssum, base;
             ssum = sum_tree(g_p);
+            // (a head row starts from its class's bias, written into the m1 banks before)
+            base = g_hb0 ? g_bias : racc;
             if (g_rend) begin
                 racc <= 64'sd0;
                 if (g_kind == K_W1) begin
                     am_we[lane(g_row)] <= 1'b1;
                     am_wa[lane(g_row)] <= am_AW'(g_row >> GLL);
-                    am_wd[lane(g_row)] <= AW'(racc + ssum);
+                    am_wd[lane(g_row)] <= AW'(base + ssum);
                 end else begin
                     lg_we[lane(g_row)] <= 1'b1;
                     lg_wa[lane(g_row)] <= lg_AW'(g_row >> GLL);
-                    lg_wd[lane(g_row)] <= racc + ssum;
+                    lg_wd[lane(g_row)] <= base + ssum;
                 end
-            end else racc <= racc + ssum;
+            end else racc <= base + ssum;
         end
         // H: hidden units clamp((A*m1 + o1 + 2^(s-1)) >>> s, 0, HMAX) (o1 lanes: one per element)
         if (h_v) begin
@@ -1814,9 +1925,9 @@ module dg_gate
                     t = h_t[l] >>> cg_sh[2:0];
                     if (t < 0) t = 0;
                     if (t > HMAX) t = HMAX;
-                    hm_we[lane(e)] <= 1'b1;
-                    hm_wa[lane(e)] <= hm_AW'(e >> GLL);
-                    hm_wd[lane(e)] <= 16'(t);
+                    ph_we[lane(e)] <= 1'b1;
+                    ph_wa[lane(e)] <= ph_AW'(32'(PH_D) + (e >> GLL));
+                    ph_wd[lane(e)] <= PVW'(16'(t));
                 end
             end
         end
@@ -1910,7 +2021,7 @@ module dg_gate
                                           17'(b_cw), 17'(g_in_c), 2'd2, 32'(g_in_c));
                                 b_r <= b_r + 8'd1;
                             end else begin
-                                lc_start(g_in_c);
+                                lc_start(1'b0);
                                 pool_tot <= 1'b0;
                                 st <= G_POOL;
                             end
@@ -1921,7 +2032,7 @@ module dg_gate
                             stream(K_SUMS, sums_abs, 64'd0, 17'(q_gsthw), 17'(g_in_c), 2'd2, 32'(g_in_c));
                             step <= S_POOLT;
                         end
-                        S_POOLT: begin lc_start(g_in_c); pool_tot <= 1'b1; st <= G_POOL; end
+                        S_POOLT: begin lc_start(1'b0); pool_tot <= 1'b1; st <= G_POOL; end
                         S_WS: if (dense) step <= S_BS; else begin   // DENSE: only the checked sections
                             // the taps before the bins: each bin's spatial pass follows its pool
                             stream(K_WS, par_abs, po[DG_GATE_P_WS], 17'd9, 17'(g_in_c), 2'd1, 32'(g_in_c));
@@ -1953,7 +2064,7 @@ module dg_gate
                             else st <= G_TSCAN;
                         end
                         S2_POOL: begin
-                            lc_start(g2_in_c);
+                            lc_start(1'b1);
                             t2_row <= 16'd0;
                             t2_row1 <= 16'd1;
                             t2_lo <= '0;
@@ -2002,14 +2113,16 @@ module dg_gate
                         S_HSUMS: begin
                             acc_fresh <= 1'b1;
                             stream(K_SUMS, sums_abs, 64'd0, 17'(q_hsthw), 17'(h_in_c), 2'd2, 32'(h_in_c));
+                            step <= S_HB;
+                        end
+                        S_HB: begin
+                            // the biases first (into the m1 banks): each row sum of W then
+                            // starts from its class's bias (issue 16: no 64-bit adder per bank)
+                            stream(K_HB, par_abs, h_bias_off, 17'(h_classes), 17'd1, 2'd2, 32'hFFFF_FFFF);
                             step <= S_HW;
                         end
                         S_HW: begin
                             stream(K_HW, par_abs, 64'd0, 17'(h_classes), 17'(h_in_c), 2'd0, 32'(h_in_c));
-                            step <= S_HB;
-                        end
-                        S_HB: begin
-                            stream(K_HB, par_abs, h_bias_off, 17'(h_classes), 17'd1, 2'd2, 32'hFFFF_FFFF);
                             step <= S_HWRITE;
                         end
                         S_HWRITE: begin
@@ -2030,12 +2143,12 @@ module dg_gate
                 rowlen_s <= sat(s_rowlen);
                 rl_s <= sat(s_rowlen);
                 sp_t1 <= 17'(32'(sp_mx) * 32'(sp_my) + 32'(sp_mz));
-                s_n <= 32'(sp_na) * 32'(sp_nb);
+                s_n <= sp_prod;
                 sp_a <= sp_base + sp_off;
                 st <= G_SP2;
             end
             G_SP2: begin
-                sp_t2 <= 32'(sp_t1) * 32'(sp_mw);
+                sp_t2 <= sp_prod;
                 s_nl <= s_n;
                 st <= G_SP3;
             end
@@ -2113,7 +2226,7 @@ module dg_gate
                         // the bin's spatial pass: it starts once stage Q has drained (its last
                         // P is written in the cycle of the first read: P's read port is
                         // write-first)
-                        lc_start(g_in_c);
+                        lc_start(1'b0);
                         sp_ky <= 2'd0;
                         sp_init <= 1'b1;
                         st <= G_SPAT;
@@ -2150,7 +2263,7 @@ module dg_gate
                 // after sp_init (the pass has >= 3 cycles, one per kernel row at least)
                 b_r <= b_rs;
                 row_end = !s0_row_in || lc_last;
-                if (row_end) lc_start(g_in_c);
+                if (row_end) lc_start(1'b0);
                 else lc_step();
                 if (row_end && sp_ky == 2'd2) begin
                     sp_ky <= 2'd0;
@@ -2189,7 +2302,7 @@ module dg_gate
                 a2_v <= 1'b1;
                 a2_any <= t2_any;
                 a2_on <= pl_on;
-                a2_lo <= t2_lo;
+                a2_bk <= pl_bk;
                 a2_c <= 32'(lc);
                 a2_lv <= lc_lv;
                 lo = 32'(t2_lo) + pl_k;               // j += the channels kept (<= GL)
@@ -2226,6 +2339,10 @@ module dg_gate
                 wq_strb <= wn_strb;
                 w_nx <= w_nx1;
                 w_nx1 <= w_nx1 + 24'd1;
+                ch_r0 <= ch_r1;
+                for (int k = 0; k < WPB; k++) ch_r1[k] <= ch_r1[k] + CH_AW'(1);
+                lg_r0 <= lg_r1;
+                for (int b = 0; b < GL; b++) lg_r1[b] <= lg_AW'(brow((32'(w_nx1) + 32'd1) * 32'(AB / 8), b));
                 w_rem <= w_rem - 64'(AB);
             end
             G_WDATA: begin
@@ -2236,6 +2353,10 @@ module dg_gate
                         wq_strb <= wn_strb;
                         w_nx <= w_nx1;
                         w_nx1 <= w_nx1 + 24'd1;
+                        ch_r0 <= ch_r1;
+                        for (int k = 0; k < WPB; k++) ch_r1[k] <= ch_r1[k] + CH_AW'(1);
+                        lg_r0 <= lg_r1;
+                        for (int b = 0; b < GL; b++) lg_r1[b] <= lg_AW'(brow((32'(w_nx1) + 32'd1) * 32'(AB / 8), b));
                         w_rem <= w_rem - 64'(AB);
                         if (w_beat == w_bm1) st <= G_WJOB;
                     end

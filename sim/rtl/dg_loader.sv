@@ -116,6 +116,10 @@ module dg_loader
     wire         ld_b = ld_g[0];
     logic [1:0]  bk_lanes;         // bank lane ids valid
     logic [15:0] bk_ch [2][DG_TM];
+    // the loading group's lanes and channels (bk_mg / bk_ch of bank ld_b, written with them at
+    // ld_start): the span issue reads these, no bank select (ld_b) in its path
+    logic [7:0]  ld_mg;
+    logic [15:0] ld_chs [DG_TM];
 
     // ------------------------------------------------------------------ channel lists
     // Block RAMs written by the sequencer (one entry per cycle, before the run), each read
@@ -191,13 +195,14 @@ module dg_loader
         .out_data(spf_out), .out_valid(spf_valid), .out_ready(spf_pop), .count(spf_count));
     // loader beat FIFO (credit-managed)
     localparam int LDF_DEPTH = 64;
+    localparam int LFW = $clog2(LDF_DEPTH) + 1;
     wire ldf_in_ready, ldf_valid;
     wire [DG_AXI_DATA_BITS-1:0] ldf_data;
     logic ldf_pop;
     wire [$clog2(LDF_DEPTH):0] ldf_count;
     // loader FIFO credit: LDF_DEPTH - (beats in the FIFO) - (beats requested, not yet in the
     // FIFO), kept as a register (the issue check compares with it: no subtract in that path)
-    logic [15:0] ldf_free;
+    logic [LFW-1:0] ldf_free;     // (0 .. LDF_DEPTH)
     // An oc-layout weight span (one lane, one kernel position: in_c bytes) is read in chunks
     // of at most SPAN_CHUNK bytes (sp_c: the chunk's first byte in the span), so a span's
     // beats never exceed the credit FIFO (in_c up to 2048 on a 128-bit bus is 129 beats:
@@ -213,6 +218,7 @@ module dg_loader
     logic [ABL:0] pos;             // byte position in the loader beat
     logic last_byte;
     localparam int KMAX = (DG_TM > DG_TN) ? DG_TM : DG_TN;   // loader bytes per cycle, at most
+    localparam int KW = (KMAX > 1) ? $clog2(KMAX) : 1;
     logic [7:0] ld_k;
     logic [7:0] ld_byte0;          // the byte at pos (params)
     logic [7:0] ld_rot [KMAX];     // the beat rotated for the weight write (wb_rot)
@@ -229,21 +235,21 @@ module dg_loader
     // enable per byte (both ping-pong banks: rows [0, WDEPTH) and [WDEPTH, 2*WDEPTH)).
     // A consume step writes one row address in every lane (wb_waddr) and its bytes are a
     // run of the beat: the write is registered as a lane mask, a slot mask and the beat
-    // rotated so that byte i of wb_rot is what lane i (ic layout: one byte per lane, slot
-    // si mod Tn) or slot i (oc layout: one lane, Tn slots) takes. Per (lane, slot) byte
-    // there is only an AND of the masks and a 2:1 data select (no per-byte scatter over
-    // the beat positions).
+    // rotated once (wb_rot); byte (lane m, slot t) takes wb_rot[(m + t) mod KMAX], so the
+    // step's run (ic layout: lanes l0.., one slot; oc layout: one lane, slots t0..) sits at
+    // consecutive indices from (l0 + t0) mod KMAX, distinct as the run wraps neither the lanes
+    // nor the slots. Per (lane, slot) byte only an AND of the masks: the data is wiring (no
+    // per-byte select by layout, no scatter over the beat positions).
     logic [WAW:0] wb_waddr;
     logic [DG_TM-1:0] wb_lane;           // lanes written
     logic [DG_TN-1:0] wb_slot;           // in-channel slots written (of each written lane)
-    logic wb_ic;                         // ic layout: lane l takes wb_rot[l], else slot s wb_rot[s]
     logic [7:0] wb_rot [KMAX];
     logic [WAW:0] wb_raddr;
     for (genvar m = 0; m < DG_TM; m++) begin : g_wbank
         logic [DG_TN*8-1:0] mem [2*WDEPTH];
         always_ff @(posedge clk) begin
             for (int t = 0; t < DG_TN; t++)
-                if (wb_lane[m] && wb_slot[t]) mem[wb_waddr][t*8 +: 8] <= wb_ic ? wb_rot[m] : wb_rot[t];
+                if (wb_lane[m] && wb_slot[t]) mem[wb_waddr][t*8 +: 8] <= wb_rot[(m + t) % KMAX];
             wb_q[m * DG_TN * 8 +: DG_TN * 8] <= mem[wb_raddr];
         end
     end
@@ -322,12 +328,17 @@ module dg_loader
     localparam int DT_KW = $clog2(DT_K);
     logic [DW_AW-1:0] dt_kc [DT_K];       // k * C
     logic [ABL:0] dt_kcs [DT_K];          // min(k * C, AB)
-    logic [ABL:0] dt_q [AB];              // u div C
     logic [ABL:0] dt_r [AB];              // u mod C
     logic [PHW-1:0] dt_po [AB];           // (1 + u div C) mod k: phase offset of byte u's pixel
     logic [DW_AW-1:0] dt_off [AB];        // ((1 + u div C) div k) * C + u mod C
     logic [16:0] dt_rem [AB];             // C - u mod C
     logic [DW_AW-1:0] dt_adv [AB][DW_K];  // pixels of phase distance d in [0, 1 + u div C), times C
+    // (that pixel count, ceil((1 + u div C - d) / k) <= ceil(AB / k): dt_adv picks k * C from
+    // dt_kc by a narrow index, formed with u div C from constants, not a divide of it)
+    localparam int DTN_MAX = (AB + DW_K - 1) / DW_K;
+    localparam int DTN_W = $clog2(DTN_MAX + 1);
+    logic [DTN_W-1:0] dt_n [AB][DW_K];
+    logic [DTN_W-1:0] dt_ni [AB];         // (1 + u div C) div k (dt_off's pick from dt_kc)
     logic [PHW-1:0] dw_ph;
     logic [16:0] dw_rem;
     logic [DW_AW-1:0] dw_cur;
@@ -390,28 +401,69 @@ module dg_loader
             dt_kcs[k] <= (32'(k) * 32'(L.cin_st) < AB) ? (ABL+1)'(32'(k) * 32'(L.cin_st)) : (ABL+1)'(AB);
         end
         for (int u = 0; u < AB; u++) begin
-            logic [ABL:0] q, r;
-            q = '0;
-            r = '0;
-            // u div C: the last k with k * C <= u (a thermometer edge: one-hot)
+            logic [ABL:0] qc;
+            logic [DTN_W-1:0] n [DW_K];
+            logic [DTN_W-1:0] ni;
+            logic [PHW-1:0] po;
+            logic found;
+            found = 1'b0;
+            qc = '0;
+            ni = '0;
+            po = '0;
+            for (int d = 0; d < DW_K; d++) n[d] = '0;
+            // u div C: the last k with k * C <= u (a thermometer edge: one-hot); what depends on
+            // it alone (the phase offset, the dt_kc picks) as constants of k, not its arithmetic
             for (int k = 0; k + 1 < DT_K; k++)
-                if (32'(dt_kcs[k]) <= 32'(u) && 32'(dt_kcs[k + 1]) > 32'(u)) begin
-                    q = q | (ABL+1)'(k);
-                    r = r | (ABL+1)'(32'(u) - 32'(dt_kcs[k]));
+                if (32'(dt_kcs[k]) <= 32'(u) && 32'(dt_kcs[k + 1]) > 32'(u) && k < AB) begin
+                    found = 1'b1;
+                    qc = qc | dt_kcs[k];
+                    ni = ni | DTN_W'((k + 1) / DW_K);
+                    po = po | PHW'((k + 1) % DW_K);
+                    for (int d = 0; d < DW_K; d++)
+                        if (k + 1 > d) n[d] = n[d] | DTN_W'((k + 1 - d + DW_K - 1) / DW_K);
                 end
-            dt_q[u] <= q;
-            dt_r[u] <= r;
+            if (!found) begin                            // (C = 0: as u div C = 0, u mod C = 0)
+                ni = DTN_W'(1 / DW_K);
+                po = PHW'(1 % DW_K);
+                n[0] = DTN_W'(1);
+            end
+            dt_r[u] <= found ? (ABL+1)'(u) - qc : '0;    // u mod C
+            dt_n[u] <= n;
+            dt_ni[u] <= ni;
+            dt_po[u] <= po;
         end
         for (int u = 0; u < AB; u++) begin
-            logic [31:0] m;
-            m = 32'(dt_q[u]) + 1;
-            dt_po[u] <= PHW'(m % DW_K);
-            dt_off[u] <= dt_kc[DT_KW'(m / DW_K)] + DW_AW'(dt_r[u]);
+            dt_off[u] <= dt_kc[DT_KW'(dt_ni[u])] + DW_AW'(dt_r[u]);
             dt_rem[u] <= 17'(L.cin_st) - 17'(dt_r[u]);
             for (int d = 0; d < DW_K; d++)
-                dt_adv[u][d] <= (m > 32'(d)) ? dt_kc[DT_KW'((m - 32'(d) + DW_K - 1) / DW_K)] : '0;
+                dt_adv[u][d] <= dt_kc[DT_KW'(dt_n[u][d])];      // (dt_kc[0] = 0: m <= d)
         end
     end
+`ifndef SYNTHESIS
+    // the table against the formulas (u div C, u mod C by division) once settled (C unchanged
+    // for three cycles), at every depthwise patch beat's stage A
+    logic [15:0] dt_cin [3];
+    always_ff @(posedge clk) begin
+        dt_cin[0] <= 16'(L.cin_st);
+        dt_cin[1] <= dt_cin[0];
+        dt_cin[2] <= dt_cin[1];
+        if (dwa_v && L.cin_st != 0)
+            for (int u = 0; u < AB; u++) begin
+                logic [31:0] m, rr;
+                logic bad;
+                m = 32'(u) / 32'(L.cin_st) + 1;
+                rr = 32'(u) % 32'(L.cin_st);
+                bad = dt_cin[0] != 16'(L.cin_st) || dt_cin[1] != 16'(L.cin_st) || dt_cin[2] != 16'(L.cin_st)
+                      || 32'(dt_r[u]) != rr || 32'(dt_po[u]) != m % DW_K
+                      || 32'(dt_off[u]) != 32'(DW_AW'((m / DW_K) * 32'(L.cin_st) + rr))
+                      || 32'(dt_rem[u]) != 32'(L.cin_st) - rr;
+                for (int d = 0; d < DW_K; d++)
+                    if (32'(dt_adv[u][d]) != ((m > 32'(d)) ? 32'(DW_AW'(((m - 32'(d) + DW_K - 1) / DW_K) * 32'(L.cin_st))) : 32'd0))
+                        bad = 1'b1;
+                if (bad) $error("dg_loader: depthwise table entry %0d stale or wrong (C = %0d)", u, L.cin_st);
+            end
+    end
+`endif
     // stage B: column w of phase p takes the beat's byte of phase p in column w (at most one);
     // its row: the phase's first lin's (R), R + 1 below that lin's column; the even or odd
     // memory by the row's parity. Written in the dw bank of the row's phase (r mod k, p).
@@ -500,11 +552,11 @@ module dg_loader
                    : L.dw ? ((32'(L.kk) + 32'(DG_TN - 1)) >> TNL) << TNL : 32'(L.kk) * 32'(L.in_c));
         sp_jstep <= L.ic_layout ? 32'(L.out_c) : L.im2col ? 32'(DG_TN) : 32'(L.in_c);
         sp_rstep <= (L.im2col || L.dw) ? 16'd1 : 16'(L.N);
-        sp_x_next <= bk_ch[ld_b][32'(sp_i + 16'd1) % DG_TM];
+        sp_x_next <= ld_chs[32'(sp_i + 16'd1) % DG_TM];
     end
     // depthwise: channel id of active channel j (the loader's span index)
     wire [15:0] dw_chi = L.out_ch_gated ? ic_qa : sp_i;
-    wire [15:0] sp_pch = L.dw ? dw_chi : bk_ch[ld_b][32'(sp_i) % DG_TM];   // param span's channel
+    wire [15:0] sp_pch = L.dw ? dw_chi : ld_chs[32'(sp_i) % DG_TM];      // param span's channel
     // more chunks of this oc-layout span after the current one
     // (sp_lbig: sp_left > SPAN_CHUNK, a flag written with sp_left; sp_ocw: the layer's plain
     // oc layout, registered: no compare in the issue path)
@@ -534,7 +586,8 @@ module dg_loader
         if (run && ld_busy && (sp_jlast != (sp_j + 16'd1 == (L.im2col ? L.S : L.dw ? 16'd1 : 16'(L.kk)))
                                || sp_il0 != (sp_i + 16'd1 == sp_n_lanes)
                                || sp_il1 != (sp_i + 16'd1 == (L.ic_layout ? L.n_in : sp_n_lanes))
-                               || sp_lbig != (32'(sp_left) > SPAN_CHUNK)))
+                               || sp_lbig != (32'(sp_left) > SPAN_CHUNK)
+                               || ld_mg != bk_mg[ld_b] || ld_chs != bk_ch[ld_b]))
             $error("dg_loader: span issue flags (sp_jlast %0d sp_il0 %0d sp_il1 %0d sp_lbig %0d) stale",
                    sp_jlast, sp_il0, sp_il1, sp_lbig);
 `endif
@@ -546,7 +599,7 @@ module dg_loader
             sp_addr = sp_waddr;
             if (L.ic_layout) begin
                 sp_kind = 2'(SP_WIC);
-                sp_nbytes = 16'(bk_mg[ld_b]);
+                sp_nbytes = 16'(ld_mg);
             end else begin
                 // one span per (lane sp_i, kernel position sp_j): in_c bytes (im2col: per
                 // (lane, weight word sp_j) the Tn bytes of that word of the lane's kp-byte row)
@@ -559,12 +612,20 @@ module dg_loader
             end
         end
     end
-    wire [ABL-1:0] sp_off = sp_addr[ABL-1:0];
+    // (the span's offset in its beat from the address's low bits alone: no 64-bit carry chain
+    // in front of the credit check)
+    wire [ABL-1:0] sp_off = sp_phase != 2'd1 ? ABL'(L.p_abs[ABL-1:0] + ABL'(sp_pch << 3))
+                          : (L.ic_layout ? ABL'(sp_waddr) : ABL'(sp_waddr[ABL-1:0] + ABL'(sp_c)));
     wire [23:0] sp_beats = 24'((32'(sp_off) + 32'(sp_nbytes) + AB - 1) >> ABL);
     // credit: a span is issued only if its beats fit the loader FIFO, so the in-order R
     // channel never waits on the byte-serial loader (the prefetcher shares it)
     wire sp_can_issue = sp_active && sp_phase != 2'd2 && (sp_phase != 2'd1 || sp_wok) && spf_in_ready
-                        && 16'(sp_beats) <= ldf_free;
+                        && sp_beats <= 24'(ldf_free);
+`ifndef SYNTHESIS
+    always_ff @(posedge clk)
+        if (run && ld_busy && (sp_off != sp_addr[ABL-1:0] || 32'(ldf_free) > LDF_DEPTH))
+            $error("dg_loader: span offset %0d (address %0h) or credit %0d out of range", sp_off, sp_addr, ldf_free);
+`endif
 
     // prefetch issue (patch rows or residual reads)
     // pf_iy = pf_iy0 + pf_r and pf_row_ok (the row is in the map and used; a 1x1 stride-2
@@ -573,6 +634,11 @@ module dg_loader
     // arbitration has no add and compare in its path
     logic signed [31:0] pf_iy;
     logic pf_row_ok;
+    // PF_ROWS' end tests as flags counted with pf_r / pf_c (no add and compare in the exit or
+    // the read request): pf_rend = (pf_r == pf_ph), pf_rl1 = (pf_r + 1 == pf_ph), the same for
+    // the columns; the limits - 2 registered in PF_GEO4
+    logic pf_rend, pf_rl1, pf_cend, pf_cl1;
+    logic [7:0] pf_ph_m2, pf_pw_m2;
     wire pf_skip_odd = L.k == 4'd1 && L.stride == 2'd2;
     logic [63:0] pf_row_addr;       // in_abs + iy * in_row_bytes + ixv0 * cin_st (PF_GEO4, + a row per row)
     logic [IAW-1:0] pf_cb;          // (ix0 + pf_c - ixv0) * cin_st: column pf_c's byte in a row
@@ -610,34 +676,53 @@ module dg_loader
             pr_lt[j] <= 32'(pf_mgs) > j + 1;
         end
     end
+    // The lane end flags of the current pixel (below) depend only on the pixel address mod AB
+    // and the group's pr_* flags, so they are a register (pf_ends) formed a pixel ahead: the
+    // tile's first pixel's in PF_GEO3 from its pixel index mod AB (pf_pq, PF_GEO2), the next
+    // pixel's in PF_RES from the address mod AB + the step mod AB (pf_s1: out_c; pf_s2: the
+    // row step out_c * (out_w - t_ow + 1), PF_GEO2). The find-first then starts at registers.
+    logic [DG_TM*ABL-1:0] pr_lov;    // pr_lo, packed (lane_ends' argument)
+    for (genvar j = 0; j < DG_TM; j++) begin : g_prlov
+        assign pr_lov[j*ABL +: ABL] = pr_lo[j];
+    end
+    // lane j ends its beat at pixel offset o (o = the pixel address mod AB): c_j = the carry of
+    // o + (channel j mod AB); see the find-first below
+    function automatic logic [DG_TM-1:0] lane_ends(input logic [ABL-1:0] o, input logic [DG_TM*ABL-1:0] lo,
+                                                   input logic [DG_TM-1:0] z, one, last);
+        logic [DG_TM-1:0] c, e;
+        for (int j = 0; j < DG_TM; j++)
+            c[j] = (32'(o) + 32'(lo[j*ABL +: ABL])) >= AB;
+        for (int j = 0; j < DG_TM; j++)
+            e[j] = last[j] || !((z[j] && c[(j + 1) % DG_TM] == c[j]) || (one[j] && c[j] && !c[(j + 1) % DG_TM]));
+        return e;
+    endfunction
+    logic [DG_TM-1:0] pf_ends;       // the lane end flags of pixel pf_pixaddr
+    logic [ABL-1:0] pf_pq;           // the tile's first pixel index mod AB (PF_GEO2)
+    logic [ABL-1:0] pf_s1, pf_s2;    // the pixel steps mod AB (next pixel, next row)
+    logic pf_pxl;                    // pf_px + 1 == t_ow: the row's last pixel (counted)
+    logic [7:0] pf_pidx;             // pf_py * t_ow + pf_px (mod 256; counted: +1 per pixel)
+    always_ff @(posedge clk) pf_s1 <= ABL'(L.out_c);
     // residual: lanes jl..jh whose bytes share one beat. The group's channels ascend with the
     // lane (dense, or the sorted out-channel list), so the lanes in jl's beat are a run from
     // jl: jh is the first lane j >= jl that ends its beat (j + 1 == mg, or lane j + 1's byte
     // in a later beat). With o = the pixel address mod AB and c_j = the carry of o + (channel
     // j mod AB), lane j + 1's beat is lane j's iff the channels' div AB are equal and c_j =
-    // c_(j+1), or differ by one with c_j = 1, c_(j+1) = 0: a few LUT levels from registers,
-    // then a find-first over the lanes (no add or compare of full channels in the path).
-    // The find-first is written per lane and per bit (`below`: an OR of the lanes under j;
-    // jh, jh + 1 as ORs of constant masks), not as a loop that accumulates (ABC9 maps those as
-    // chains); the lanes >= jl are the register pf_jge (no compare with pf_jl), and the next
-    // one, the lanes > jh, is `below` itself.
+    // c_(j+1), or differ by one with c_j = 1, c_(j+1) = 0 (lane_ends above, registered per
+    // pixel in pf_ends), then a find-first over the lanes (no add or compare in the path).
+    // The find-first: `below` (lane j: some lane under j ends its beat) and the one-hot jh from
+    // m - 1 (a carry chain), jh and jh + 1 as ORs of constant masks; the lanes >= jl are the
+    // register pf_jge (no compare with pf_jl), and the next one, the lanes > jh, is `below`.
     logic [7:0] pf_jh, pf_jh1;       // jh and jh + 1
     logic pf_rlast;                  // jh is the group's last lane (jh + 1 >= mg)
     logic [DG_TM-1:0] pf_below;      // lane j: some lane under j ends its beat (= j > jh)
     always_comb begin
-        logic [DG_TM-1:0] c, ends, m, oh;
-        for (int j = 0; j < DG_TM; j++)
-            c[j] = (32'(pf_pixaddr[ABL-1:0]) + 32'(pr_lo[j])) >= AB;
-        for (int j = 0; j < DG_TM; j++) begin
-            logic same;
-            same = (pr_z[j] && c[(j + 1) % DG_TM] == c[j]) || (pr_one[j] && c[j] && !c[(j + 1) % DG_TM]);
-            ends[j] = pr_last[j] || !same;
-            m[j] = ends[j] && pf_jge[j];
-        end
-        for (int j = 0; j < DG_TM; j++) begin
-            pf_below[j] = |(m & DG_TM'((64'd1 << j) - 64'd1));
-            oh[j] = m[j] && !pf_below[j];
-        end
+        logic [DG_TM-1:0] m, oh;
+        m = pf_ends & pf_jge;
+        // below[j] = |m[j-1:0]: m ^ (m - 1) sets the lanes up to m's lowest set one (all when
+        // m = 0), so its complement is `below` and m & (m ^ (m - 1)) the one-hot lowest lane: a
+        // carry chain, not the per-lane ORs (which ABC9 maps as a chain of LUTs, 14 levels)
+        pf_below = ~(m ^ (m - DG_TM'(1)));
+        oh = m & (m ^ (m - DG_TM'(1)));
         for (int b = 0; b < 8; b++) begin
             logic [DG_TM-1:0] k0, k1;
             for (int j = 0; j < DG_TM; j++) begin
@@ -658,6 +743,10 @@ module dg_loader
             $error("dg_loader: patch row %0d outside ld_row_prod's range", pf_iy0);
         if (pf_active && pf_state == PF_RES && 32'(t_ow[pf_h]) > 32'(L.out_w))
             $error("dg_loader: tile width %0d > out_w %0d", t_ow[pf_h], L.out_w);
+        // PF_ROWS' flags against the compares they replace
+        if (pf_active && pf_state == PF_ROWS && (pf_rend != (pf_r == pf_ph) || pf_rl1 != (pf_r + 8'd1 == pf_ph)
+                                                 || pf_cend != (pf_c == pf_pw) || pf_cl1 != (pf_c + 8'd1 == pf_pw)))
+            $error("dg_loader: PF_ROWS flags (rend %0d rl1 %0d cend %0d cl1 %0d) stale", pf_rend, pf_rl1, pf_cend, pf_cl1);
     end
 `endif
 `ifndef SYNTHESIS
@@ -680,7 +769,9 @@ module dg_loader
                     found = 1'b1;
                 end
             if (!found) enc = pf_jl;
-            stale = pf_mgs != bk_mg[pf_g[0]];
+            stale = pf_mgs != bk_mg[pf_g[0]]
+                    || pf_ends != lane_ends(pf_pixaddr[ABL-1:0], pr_lov, pr_z, pr_one, pr_last)
+                    || pf_pxl != (pf_px + 8'd1 == t_ow[pf_h]) || pf_pidx != 8'(32'(pf_py) * 32'(t_ow[pf_h]) + 32'(pf_px));
             for (int j = 0; j < DG_TM; j++)
                 if (pf_jge[j] != (8'(j) >= pf_jl)) stale = 1'b1;
             for (int j = 0; j < DG_TM; j++)
@@ -694,7 +785,7 @@ module dg_loader
 
     // read-command arbitration in ST_RUN: the prefetcher first (the compute waits on it),
     // the weight loader in the gaps; the owner FIFO routes the returning beats
-    wire pf_req_row = pf_state == PF_ROWS && pf_r != pf_ph && pf_row_ok;
+    wire pf_req_row = pf_state == PF_ROWS && !pf_rend && pf_row_ok;      // (pf_r != pf_ph)
     wire pf_req_res = pf_state == PF_RES;
     wire pf_req = pf_active && (pf_req_row || pf_req_res) && pend_in_ready;
     wire ld_req = sp_can_issue;
@@ -725,7 +816,7 @@ module dg_loader
                     if (pf_req_row) begin
                         pend_in = {1'b0, pf_dwb, 8'(pf_dwk), 8'(pf_row_off), pf_h, 32'(pf_row_dst)};
                     end else begin
-                        pend_in = {1'b1, DW_AW'(0), 16'd0, pf_h, 8'(32'(pf_py) * 32'(t_ow[pf_h]) + 32'(pf_px)), pf_jl, pf_jh,
+                        pend_in = {1'b1, DW_AW'(0), 16'd0, pf_h, pf_pidx, pf_jl, pf_jh,
                                    8'(pf_pixaddr[ABL-1:0])};
                     end
                 end else if (ld_req) begin
@@ -853,6 +944,7 @@ module dg_loader
             bk_grp[ld_b] <= ld_g;
             bk_m0[ld_b] <= 16'(32'(ld_g) * DG_TM);
             bk_mg[ld_b] <= ld_mg_new;
+            ld_mg <= ld_mg_new;
             sp_nl_m2 <= ld_nl_new - 16'd2;
             sp_nl_one <= ld_nl_new == 16'd1;
             sp_l1_m2 <= ld_l1_new - 16'd2;
@@ -868,6 +960,7 @@ module dg_loader
                     if (L.out_ch_gated) m = oc_q[15:0];
                 end else if (L.out_ch_gated) m = oc_q[j*16 +: 16];
                 bk_ch[ld_b][j] <= m;
+                ld_chs[j] <= m;
             end
             bk_lanes[ld_b] <= 1'b1;
             bk_ready[ld_b] <= 1'b0;
@@ -885,7 +978,7 @@ module dg_loader
             if (sp_phase == 2'd1 && !sp_wok) begin
                 // the first span of index sp_i (sp_j = 0)
                 logic [15:0] x;
-                x = L.ic_layout ? ic_qa : L.dw ? dw_chi : (sp_i == 16'd0) ? bk_ch[ld_b][0] : sp_x_next;
+                x = L.ic_layout ? ic_qa : L.dw ? dw_chi : (sp_i == 16'd0) ? ld_chs[0] : sp_x_next;
                 sp_waddr <= L.w_abs + (L.ic_layout ? 64'(bk_m0[ld_b]) : 64'd0) + 64'(x) * 64'(sp_lmul);
                 sp_row <= L.ic_layout ? 16'(sp_i >> TNL) : L.dw ? sp_dwrow : 16'd0;
                 sp_wok <= 1'b1;
@@ -928,7 +1021,6 @@ module dg_loader
                 si = spf_out[SPF_W-4 -: 16];
                 row = spf_out[SPF_W-20 -: 16];
                 wb_rot <= ld_rot;
-                wb_ic <= kind == 2'(SP_WIC);
                 case (kind)
                     2'(SP_PARAM): begin
                         if (L.dw) begin
@@ -1038,6 +1130,9 @@ module dg_loader
                         t_chy[pf_h] <= t_oh[pf_h];
                         t_chw[pf_h] <= t_ow[pf_h];
                     end
+                    // (mod AB: the products' low bits)
+                    pf_pq <= ABL'(ABL'(t_o0y[pf_h]) * ABL'(L.out_w) + ABL'(t_o0x[pf_h]));
+                    pf_s2 <= ABL'(ABL'(L.out_c) * ABL'(17'(L.out_w) - 17'(t_ow[pf_h]) + 17'd1));
                     pf_state <= PF_GEO3;
                 end
                 PF_GEO3: begin
@@ -1064,6 +1159,9 @@ module dg_loader
                     pf_px <= 8'd0;
                     pf_jl <= 8'd0;
                     pf_jge <= '1;
+                    pf_pxl <= t_ow[pf_h] == 8'd1;
+                    pf_pidx <= 8'd0;
+                    pf_ends <= lane_ends(ABL'(L.res_abs[ABL-1:0] + ABL'(pf_pq) * ABL'(L.out_c)), pr_lov, pr_z, pr_one, pr_last);
                     // (the pixel index o0y * out_w + o0x < 2^33: a 33 x 16 product)
                     pix = 33'(32'(t_o0y[pf_h]) * 32'(L.out_w)) + 33'(t_o0x[pf_h]);
                     pf_pixaddr <= L.res_abs + 64'(pix) * 64'(L.out_c);
@@ -1083,12 +1181,18 @@ module dg_loader
                     pf_dwk <= 8'd0;
                     pf_dwb <= pf_h ? DW_AW'(DW_HALF) : DW_AW'(0);
                     pf_iy <= pf_iy0;                                     // row 0 (even)
+                    pf_rend <= pf_ph == 8'd0;                            // (pf_r = pf_c = 0)
+                    pf_rl1 <= pf_ph == 8'd1;
+                    pf_ph_m2 <= pf_ph - 8'd2;
+                    pf_cend <= pf_pw == 8'd0;
+                    pf_cl1 <= pf_pw == 8'd1;
+                    pf_pw_m2 <= pf_pw - 8'd2;
                     pf_row_ok <= pf_iy0 >= 0 && pf_iy0 < 32'(L.in_h);
                     pf_state <= PF_ROWS;
                 end
                 PF_ROWS: begin
                     // one patch row (a read command) and one patch column per cycle
-                    if (pf_r != pf_ph && (!pf_row_ok || pf_fire)) begin
+                    if (!pf_rend && (!pf_row_ok || pf_fire)) begin
                         row_ok[pf_h][PW'(pf_r)] <= pf_row_ok;
                         rowbase[pf_h][PW'(pf_r)] <= L.im2col ? pf_vb : pf_bufptr + IAW'(pf_row_off);
                         row_tb[pf_h][PW'(pf_r)] <= row_tb_q;                  // (row_ra = pf_iy)
@@ -1096,6 +1200,8 @@ module dg_loader
                         if (pf_row_ok) pf_bufptr <= pf_bufptr + IAW'(32'(pf_row_beats) * AB);
                         pf_vb <= pf_vb + IAW'(L.pitch);
                         pf_r <= pf_r + 8'd1;
+                        pf_rend <= pf_rl1;
+                        pf_rl1 <= pf_r == pf_ph_m2;
                         pf_iy <= pf_iy + 32'sd1;
                         pf_row_ok <= pf_iy + 32'sd1 >= 0 && pf_iy + 32'sd1 < 32'(L.in_h)
                                      && !(pf_skip_odd && !pf_r[0]);
@@ -1105,7 +1211,7 @@ module dg_loader
                         end else pf_dwk <= pf_dwk + 8'd1;
                         pf_row_addr <= pf_row_addr + 64'(L.in_row_bytes);
                     end
-                    if (pf_c != pf_pw) begin
+                    if (!pf_cend) begin                              // (pf_c != pf_pw)
                         logic signed [31:0] ix;
                         ix = pf_ix0 + 32'(pf_c);
                         col_ok[pf_h][PW'(pf_c)] <= ix >= 0 && ix < 32'(L.in_w);
@@ -1114,9 +1220,10 @@ module dg_loader
                         col_t[pf_h][PW'(pf_c)] <= col_t_q;                    // (col_ra = ix)
                         col_tv[pf_h][PW'(pf_c)] <= ix >= 0 && ix < 32'(L.in_w) && col_tv_q;
                         pf_c <= pf_c + 8'd1;
+                        pf_cend <= pf_cl1;
+                        pf_cl1 <= pf_c == pf_pw_m2;
                     end
-                    if ((pf_r == pf_ph || (pf_r + 8'd1 == pf_ph && (!pf_row_ok || pf_fire)))
-                        && (pf_c == pf_pw || pf_c + 8'd1 == pf_pw))
+                    if ((pf_rend || (pf_rl1 && (!pf_row_ok || pf_fire))) && (pf_cend || pf_cl1))
                         pf_state <= L.residual ? PF_RES : PF_WAIT;
                 end
                 PF_RES: begin
@@ -1125,7 +1232,10 @@ module dg_loader
                         if (pf_rlast) begin
                             pf_jl <= 8'd0;
                             pf_jge <= '1;
-                            if (pf_px + 8'd1 == t_ow[pf_h]) begin
+                            pf_pidx <= pf_pidx + 8'd1;
+                            pf_ends <= lane_ends(pf_pixaddr[ABL-1:0] + (pf_pxl ? pf_s2 : pf_s1), pr_lov, pr_z, pr_one, pr_last);
+                            pf_pxl <= pf_pxl ? t_ow[pf_h] == 8'd1 : pf_px + 8'd2 == t_ow[pf_h];
+                            if (pf_pxl) begin                           // (pf_px + 1 == t_ow)
                                 pf_px <= 8'd0;
                                 pf_py <= pf_py + 8'd1;
                                 // (t_ow <= out_w: out_w - t_ow + 1 has 17 bits, a 16 x 17 product)
@@ -1244,9 +1354,15 @@ module dg_loader
                     jh = pend_out[15:8];
                     off = pend_out[7:0];
                     rb_waddr <= $clog2(2*RPIX)'(32'(pend_out[32]) * RPIX + 32'(p));
+                    // (pr_lo: lane l's channel mod AB, settled: the tile's group is unchanged until
+                    // its reads are received)
                     for (int l = 0; l < DG_TM; l++) begin
                         logic [ABL-1:0] bo;
-                        bo = ABL'(32'(off) + 32'(bk_ch[pf_g[0]][l]));
+                        bo = ABL'(32'(off) + 32'(pr_lo[l]));
+`ifndef SYNTHESIS
+                        if (pr_lo[l] != bk_ch[pf_g[0]][l][ABL-1:0])
+                            $error("dg_loader: residual receive: lane %0d channel copy stale", l);
+`endif
                         rb_we[l] <= 8'(l) >= jl && 8'(l) <= jh;
                         rb_wdata[l] <= rd_data[32'(bo) * 8 +: 8];
                     end
@@ -1258,9 +1374,9 @@ module dg_loader
         if (tile_done) full[cp_h] <= 1'b0;
         // (- a beat requested, + a beat popped; a beat moving from "requested" into the FIFO
         // (push, and the read master's ready) leaves it unchanged, as the two counts it sums)
-        ldf_free <= ldf_free - (ld_fire ? 16'(sp_beats) : 16'd0)
-                    + 16'(rd_valid && rd_ready_all && rd_to_ld) - 16'(rd_valid && rd_to_ld && ldf_in_ready)
-                    + 16'(ldf_valid && ldf_pop);
+        ldf_free <= ldf_free - (ld_fire ? LFW'(sp_beats) : LFW'(0))
+                    + LFW'(rd_valid && rd_ready_all && rd_to_ld) - LFW'(rd_valid && rd_to_ld && ldf_in_ready)
+                    + LFW'(ldf_valid && ldf_pop);
         if (rst) begin
             // a PL reset in a run: no loader or prefetch left busy (the next run_init
             // starts clean; ld_fire is gated by run)
@@ -1274,15 +1390,16 @@ module dg_loader
             pf_h <= 1'b0;
             full <= 2'b00;
             pr_beat <= 16'd0;
-            ldf_free <= 16'(LDF_DEPTH);
+            ldf_free <= LFW'(LDF_DEPTH);
         end
     end
 
     // read-data ready (in the run, by owner) and the loader's consume step
     always_comb begin
         logic [1:0] kind;
-        logic [31:0] k, left_span, left_beat;
+        logic [31:0] k, kk, left_span, left_beat;
         logic [ABL-1:0] rot_d;
+        logic [KW-1:0] s0;
         rd_ready = 1'b0;
         spf_pop = 1'b0;
         ldf_pop = 1'b0;
@@ -1301,10 +1418,12 @@ module dg_loader
         ld_k = 8'd1;
         ld_byte0 = 8'd0;
         rot_d = '0;
+        s0 = '0;
         for (int t = 0; t < KMAX; t++) ld_rot[t] = 8'd0;
         ld_n = (L.in_ch_gated && !L.dw) ? sc_nptr : sc_b;
         kind = '0;
         k = 32'd0;
+        kk = 32'd0;
         left_span = 32'd0;
         left_beat = 32'd0;
         if (ld_consume) begin
@@ -1314,26 +1433,59 @@ module dg_loader
             // sc_left; no subtract from the span FIFO's output in the step's path)
             left_span = sc_started ? 32'(sc_left) : 32'(spf_out[15:0]);
             left_beat = AB - 32'(pos);
-            k = 1;
-            if (kind == 2'(SP_WIC)) k = KMAX;
-            else if (kind == 2'(SP_WOC) && (!L.in_ch_gated || L.dw)) k = DG_TN - (32'(sc_b) % DG_TN);
+            kk = 1;
+            if (kind == 2'(SP_WIC)) kk = KMAX;
+            else if (kind == 2'(SP_WOC) && (!L.in_ch_gated || L.dw)) kk = DG_TN - (32'(sc_b) % DG_TN);
+            k = kk;
             if (k > left_span) k = left_span;
             if (k > left_beat) k = left_beat;
             ld_k = 8'(k);
             ld_byte0 = ldf_data[32'(pos) * 8 +: 8];
-            // byte t of the step (beat byte pos + t) goes to lane sc_b + t (ic layout) or slot
-            // (ld_n mod Tn) + t (oc layout): rotate the beat so that it is at index lane / slot
-            // (the step's bytes never wrap the beat, the lane / slot run never wraps Tm / Tn)
-            rot_d = ABL'(32'(pos) - ((kind == 2'(SP_WIC)) ? 32'(sc_b) : 32'(ld_n) % DG_TN));
-            for (int t = 0; t < KMAX; t++)
-                ld_rot[t] = ldf_data[32'(ABL'(32'(rot_d) + t)) * 8 +: 8];
-            last_byte = k == left_span;
+            // byte r of the step (beat byte pos + r) goes to lane l0 + r, slot t0 (ic layout: l0 =
+            // sc_b, t0 = si mod Tn) or lane l0, slot t0 + r (oc layout: l0 = si mod Tm, t0 = ld_n
+            // mod Tn): to index (s0 + r) mod KMAX of the rotated beat, s0 = (l0 + t0) mod KMAX
+            // (the step's bytes never wrap the beat: index j takes beat byte pos + (j - s0) mod
+            // KMAX, a rotation by pos - s0, or by pos - s0 + KMAX below s0 when KMAX is not a
+            // multiple of AB)
+            s0 = KW'((kind == 2'(SP_WIC)) ? 32'(sc_b) + 32'(spf_out[SPF_W-4 -: 16]) % DG_TN
+                                         : 32'(spf_out[SPF_W-4 -: 16]) % DG_TM + 32'(ld_n) % DG_TN);
+            rot_d = ABL'(32'(pos) - 32'(s0));
+            for (int j = 0; j < KMAX; j++)
+                if (KMAX % AB == 0 || 32'(j) >= 32'(s0)) ld_rot[j] = ldf_data[32'(ABL'(32'(rot_d) + j)) * 8 +: 8];
+                else ld_rot[j] = ldf_data[32'(ABL'(32'(rot_d) + KMAX + j)) * 8 +: 8];
+            // (k = min(kk, left_span, left_beat) is left_span iff left_span is at most both, and
+            // reaches the beat's end iff left_beat is: two compares in parallel, not after the min)
+            last_byte = left_span <= kk && left_span <= left_beat;      // (k == left_span)
             ld_left = 16'(left_span - k);
-            ldf_pop = last_byte || 32'(pos) + k == AB;
+            ldf_pop = last_byte || (left_beat <= kk && left_beat <= left_span);   // (pos + k == AB)
             spf_pop = last_byte;
         end
 
     end
+`ifndef SYNTHESIS
+    // the weight write's data against the former per-byte select (ic layout: lane m takes
+    // byte m of the beat rotated by pos - sc_b, oc layout: slot t byte t of it rotated by
+    // pos - ld_n mod Tn)
+    logic [7:0] wb_ref [KMAX];
+    logic wb_ref_ic;
+    always_ff @(posedge clk) begin
+        if (ld_busy && ld_consume) begin
+            for (int t = 0; t < KMAX; t++)
+                wb_ref[t] <= ldf_data[32'(ABL'(32'(pos) - ((sc_kind == 2'(SP_WIC)) ? 32'(sc_b) : 32'(ld_n) % DG_TN) + t)) * 8 +: 8];
+            wb_ref_ic <= sc_kind == 2'(SP_WIC);
+        end
+        for (int m = 0; m < DG_TM; m++)
+            for (int t = 0; t < DG_TN; t++)
+                if (wb_lane[m] && wb_slot[t] && wb_rot[(m + t) % KMAX] != (wb_ref_ic ? wb_ref[m] : wb_ref[t]))
+                    $error("dg_loader: weight write lane %0d slot %0d: %0d, want %0d", m, t,
+                           wb_rot[(m + t) % KMAX], wb_ref_ic ? wb_ref[m] : wb_ref[t]);
+    end
+    // the consume step's parallel last-byte / beat-end compares against k (ld_k)
+    always_ff @(posedge clk)
+        if (ld_consume && (last_byte != (32'(ld_k) == (sc_started ? 32'(sc_left) : 32'(spf_out[15:0])))
+                           || ldf_pop != (last_byte || 32'(pos) + 32'(ld_k) == AB)))
+            $error("dg_loader: consume step last_byte %0d / ldf_pop %0d differ from k %0d", last_byte, ldf_pop, ld_k);
+`endif
     wire unused_ok = &{1'b0, L, spf_count, pend_count, own_count, ldf_count, bk_lanes, pf_lo, dw_rb};
 endmodule
 `default_nettype wire

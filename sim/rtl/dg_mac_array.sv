@@ -10,17 +10,19 @@
 // 2k+1 share the activation x[n], so one 27x18 signed multiply computes both products,
 //     P = ((w[2k] << 18) + w[2k+1]) * x        (the sum is the DSP's 27-bit pre-adder A+D)
 // and CH = 2 consecutive products n = 2c, 2c+1 of a pair are summed in a DSP cascade
-// (DSP 0: P register, stage 1; DSP 1: A/D/B registers, P = (A+D)*B + PCIN, stage 2):
-//     P = H * 2^18 + L,   H = sum w[2k] x,   L = sum w[2k+1] x    (over the CH products)
-//     L = sign-extended P[17:0],   H = (P - L) >>> 18 = (P >>> 18) + P[17]  (the sign correction)
+// (DSP 0: P = (A+D)*B + 2^17 (its C port), stage 1; DSP 1: A/D/B registers, P = (A+D)*B + PCIN,
+// stage 2):
+//     P = H * 2^18 + L + 2^17,   H = sum w[2k] x,   L = sum w[2k+1] x    (over the CH products)
+//     H = P >>> 18,   L = P[17:0] - 2^17 (P[17] inverted, sign-extended)
 // exact because |L| <= CH * 256 * 128 = 2^16 < 2^17 (int8 weights x the 9-bit port's whole
-// range -256..255): the low field never spills into the high one, so the correction is the
-// one bit P[17] per cascade. (A cascade of 4 would still hold for u8/s8 activations,
-// 4 * 128 * 255 < 2^17, but not for x = -256 and would add two cycles of latency: CH = 2 keeps
-// the array's latency.) Stage 3 sums a lane's Tn / CH cascade fields in a balanced tree of
-// two-input adders, each as wide as its sum needs (one carry chain per adder, a LUT per bit),
-// plus the accumulator; a high lane's correction bits are the carry-ins of its tree adders
-// and of the accumulate. ceil(Tm/2)*Tn multiplies (Tm = 1: its pair has a zero low weight).
+// range -256..255): 0 <= L + 2^17 < 2^18, the low field never spills into the high one. (A
+// cascade of 4 would still hold for u8/s8 activations, 4 * 128 * 255 < 2^17, but not for
+// x = -256 and would add two cycles of latency: CH = 2 keeps the array's latency.) Stage 3
+// sums a lane's Tn / CH cascade fields in a balanced tree of two-input adders, each as wide
+// as its sum needs (one carry chain per adder, a LUT per bit), plus the accumulator (with the
+// DSP48E2s: the tree's last add and the accumulator are one more DSP48E2 per lane,
+// (A + D) * 1 + P). ceil(Tm/2)*Tn multiplies (Tm = 1: its pair has a zero low weight), and
+// in synthesis Tm accumulator DSP48E2s.
 // Synthesis (`SYNTHESIS`) instantiates the DSP48E2s (Yosys packs no DSP48E2 pre-adder,
 // post-adder, register or cascade itself: it would map the adds and registers to the
 // fabric); simulation runs the behavioural model g_model, the same values in the same
@@ -81,12 +83,15 @@ module dg_mac_array
     if (TM < 1 || TM > 64 || (TM & (TM - 1)) != 0 || TN < 1 || TN > 64 || (TN & (TN - 1)) != 0) begin : g_chk
         $error("dg_mac_array: TM and TN must be powers of two in 1..64");
     end
-    localparam int SUM_W = 17 + $clog2(TN) + 1;
 
     localparam int NP = (TM + 1) / 2;     // lane pairs: one packed multiply per pair and n
     localparam int CH = (TN >= 2) ? 2 : 1; // products per DSP cascade (see the header)
     localparam int NC = TN / CH;          // cascades per pair
     localparam int PW = 38;               // packed product / cascade sum: |P| < 2^35
+    // every cascade sum carries + 2^17 (DSP 0's C): P = H * 2^18 + (L + 2^17) with 0 <= L + 2^17
+    // < 2^18, so the high field is P[PW-1:18] exactly and the low one P[17:0] - 2^17 (its top
+    // bit inverted): no sign-correction bits
+    localparam logic [47:0] OFS = 48'h20000;
 
     // the DSP operands of pair k, product n (pre-adder inputs A, D and B), from the ports, and
     // which of A / D enter the pre-adder (`op_aoff`, `op_don`: the DSP's dynamic INMODE[1] "A
@@ -147,11 +152,11 @@ module dg_mac_array
     localparam bit PRIM = 1'b0;
 `endif
     if (PRIM) begin : g_dsp
-        // DSP48E2 (UG579): DSP 0 = (D + A) * B into its P register (stage 1), DSP 1 = its A, D,
-        // B and INMODE registers (stage 1), (D + A) * B + PCIN into its P register (stage 2).
-        // INMODE {B2, add, D on, A off, A2}: AD = (D on ? D : 0) + (A off ? 0 : A2) (A2 = A when
-        // AREG = 0); OPMODE W=0, Z=0 (DSP 0) / PCIN (DSP 1), Y=M, X=M; ALUMODE 0000: Z + W + X
-        // + Y. Same values, same cycles as the model below.
+        // DSP48E2 (UG579): DSP 0 = (D + A) * B + C (C = OFS) into its P register (stage 1),
+        // DSP 1 = its A, D, B and INMODE registers (stage 1), (D + A) * B + PCIN into its P
+        // register (stage 2). INMODE {B2, add, D on, A off, A2}: AD = (D on ? D : 0) + (A off ?
+        // 0 : A2) (A2 = A when AREG = 0); OPMODE W=0, Z=C (DSP 0) / PCIN (DSP 1), Y=M, X=M;
+        // ALUMODE 0000: Z + W + X + Y. Same values, same cycles as the model below.
         for (genvar k = 0; k < NP; k++) begin : g_k
             for (genvar c = 0; c < NC; c++) begin : g_c
                 wire [47:0] pco [2], pp [2];
@@ -162,11 +167,12 @@ module dg_mac_array
                               .AMULTSEL("AD"), .BMULTSEL("B"), .PREADDINSEL("A"),
                               .USE_MULT("MULTIPLY"), .USE_SIMD("ONE48"))
                     dsp (.CLK(clk), .A(30'($signed(op_hi[k][2*c+j]))), .D(op_lo[k][2*c+j]),
-                         .B(18'($signed(op_x[k][2*c+j]))), .C(48'd0), .PCIN(j == 0 ? 48'd0 : pco[0]),
+                         .B(18'($signed(op_x[k][2*c+j]))), .C(j == 0 ? OFS : 48'd0),
+                         .PCIN(j == 0 ? 48'd0 : pco[0]),
                          .ACIN(30'd0), .BCIN(18'd0), .CARRYCASCIN(1'b0), .MULTSIGNIN(1'b0),
                          .CARRYIN(1'b0), .CARRYINSEL(3'b000),
                          .INMODE({2'b00, op_don[k][2*c+j], op_aoff[k][2*c+j], 1'b0}),
-                         .OPMODE(j == 0 ? 9'b00_000_01_01 : 9'b00_001_01_01), .ALUMODE(4'b0000),
+                         .OPMODE(j == 0 ? 9'b00_011_01_01 : 9'b00_001_01_01), .ALUMODE(4'b0000),
                          .CEA1(1'b1), .CEA2(1'b1), .CEAD(1'b1), .CEALUMODE(1'b1), .CEB1(1'b1),
                          .CEB2(1'b1), .CEC(1'b1), .CECARRYIN(1'b1), .CECTRL(1'b1), .CED(1'b1),
                          .CEINMODE(1'b1), .CEM(1'b1), .CEP(1'b1), .RSTA(1'b0),
@@ -197,7 +203,7 @@ module dg_mac_array
         always_ff @(posedge clk) begin
             for (int k = 0; k < NP; k++) begin
                 for (int c = 0; c < NC; c++) begin
-                    p0_reg[k][c] <= PW'(27'(ga[k][c*CH] + gd[k][c*CH]) * op_x[k][c*CH]);
+                    p0_reg[k][c] <= PW'(27'(ga[k][c*CH] + gd[k][c*CH]) * op_x[k][c*CH]) + PW'(OFS);
                     hi1_reg[k][c] <= ga[k][c*CH + CH - 1];
                     lo1_reg[k][c] <= gd[k][c*CH + CH - 1];
                     x1_reg[k][c] <= op_x[k][c*CH + CH - 1];
@@ -214,38 +220,29 @@ module dg_mac_array
     logic s2_valid, s2_first, s2_last;
     logic [TAG_W-1:0] s2_tag;
     // stage 3: each lane's NC cascade fields summed into the accumulator. The tree (heap order:
-    // leaves NC .. 2NC-1 = the fields, node j < NC = node 2j + node 2j+1 + carry-in) is kept
-    // apart so that every node is one two-input adder (a LUT per bit), each as wide as its
-    // sum needs (node j at depth d covers TN / 2^d products of |w x| <= 2^15: 17 + log2(TN) - d
-    // bits); a high lane's NC correction bits are the carry-ins of its NC - 1 tree adders and
-    // of the accumulate.
+    // leaves NC .. 2NC-1 = the fields, node j < NC = node 2j + node 2j+1) is kept apart so that
+    // every node is one two-input adder (a LUT per bit), each as wide as its sum needs (node j
+    // at depth d covers TN / 2^d products of |w x| <= 2^15: 17 + log2(TN) - d bits). With the
+    // DSP48E2s (PRIM) the root's add and the accumulate are one more DSP48E2 per lane (g_acc),
+    // so the fabric tree stops at level 1.
     localparam int NCL = $clog2(NC);      // tree levels: level d has 2^d nodes
-    logic [NC-1:0] cbit [TM];
-    logic signed [31:0] acc_reg [TM];
-    for (genvar d = NCL; d >= 0; d--) begin : g_lvl
+    localparam int DLO = (PRIM && NCL >= 1) ? 1 : 0;   // the fabric tree's top level
+    for (genvar d = NCL; d >= DLO; d--) begin : g_lvl
         localparam int LW = 17 + $clog2(TN) - d;
         (* keep *) logic signed [LW-1:0] node [TM][2**d];
         for (genvar m = 0; m < TM; m++) begin : g_m
             for (genvar i = 0; i < 2**d; i++) begin : g_i
                 if (d == NCL) begin : g_leaf
-                    if (m % 2 == 1) begin : g_lo    // low lane: P[17:0], sign-extended
-                        assign node[m][i] = LW'($signed(cs[m/2][i][17:0]));
-                        assign cbit[m][i] = 1'b0;
-                    end else begin : g_hi           // high lane: (P >>> 18) + P[17]
+                    if (m % 2 == 1) begin : g_lo    // low lane: P[17:0] - 2^17
+                        assign node[m][i] = LW'($signed({~cs[m/2][i][17], cs[m/2][i][16:0]}));
+                    end else begin : g_hi           // high lane: P >>> 18
                         assign node[m][i] = LW'($signed(cs[m/2][i][PW-1:18]));
-                        assign cbit[m][i] = cs[m/2][i][17];
                     end
                 end else begin : g_add
-                    assign node[m][i] = LW'(g_lvl[d+1].node[m][2*i]) + LW'(g_lvl[d+1].node[m][2*i+1])
-                                      + LW'(cbit[m][(1 << d) + i - 1]);
+                    assign node[m][i] = LW'(g_lvl[d+1].node[m][2*i]) + LW'(g_lvl[d+1].node[m][2*i+1]);
                 end
             end
         end
-    end
-    // the lane sums into the accumulate (the high lane's last correction bit its carry-in)
-    logic signed [SUM_W-1:0] lsum [TM];
-    for (genvar m = 0; m < TM; m++) begin : g_lsum
-        assign lsum[m] = SUM_W'(g_lvl[0].node[m][0]);
     end
 
     always_ff @(posedge clk) begin
@@ -255,16 +252,7 @@ module dg_mac_array
         s2_first <= s1_first;
         s2_last <= s1_last;
         s2_tag <= s1_tag;
-        if (s2_valid) begin
-            for (int m = 0; m < TM; m++) begin
-                logic signed [31:0] a;
-                a = (s2_first ? 32'sd0 : acc_reg[m]) + 32'(lsum[m])
-                  + 32'(cbit[m][NC-1]);
-                acc_reg[m] <= a;
-                out_acc[m*32 +: 32] <= a;
-            end
-            out_tag <= s2_tag;
-        end
+        if (s2_valid) out_tag <= s2_tag;
         if (rst) begin
             s1_valid <= 1'b0;
             s2_valid <= 1'b0;
@@ -273,6 +261,52 @@ module dg_mac_array
             s1_valid <= in_valid;
             s2_valid <= s1_valid;
             out_valid <= s2_valid && s2_last;
+        end
+    end
+    if (PRIM) begin : g_acc
+        // per lane a DSP48E2 adds the tree's two level-1 sums (A + D, B = 1) to its P register,
+        // the accumulator: Z = P (OPMODE Z = 010), or 0 on a first step (000); a cycle without a
+        // step switches A and D off (INMODE) and keeps P. out_acc is P's low 32 bits (int32
+        // wrap: the low bits of the 48-bit sum)
+        for (genvar m = 0; m < TM; m++) begin : g_m
+            wire [47:0] pa;
+            wire [26:0] da, dd;
+            if (NCL >= 1) begin : g_two
+                assign da = 27'($signed(g_lvl[1].node[m][0]));
+                assign dd = 27'($signed(g_lvl[1].node[m][1]));
+            end else begin : g_one
+                assign da = 27'($signed(g_lvl[0].node[m][0]));
+                assign dd = 27'd0;
+            end
+            DSP48E2 #(.AREG(0), .ACASCREG(0), .BREG(0), .BCASCREG(0), .DREG(0), .ADREG(0),
+                      .MREG(0), .PREG(1), .CREG(0), .INMODEREG(0), .OPMODEREG(0),
+                      .ALUMODEREG(0), .CARRYINREG(0), .CARRYINSELREG(0),
+                      .AMULTSEL("AD"), .BMULTSEL("B"), .PREADDINSEL("A"),
+                      .USE_MULT("MULTIPLY"), .USE_SIMD("ONE48"))
+            acc (.CLK(clk), .A(30'($signed(da))), .D(dd), .B(18'd1), .C(48'd0), .PCIN(48'd0),
+                 .ACIN(30'd0), .BCIN(18'd0), .CARRYCASCIN(1'b0), .MULTSIGNIN(1'b0),
+                 .CARRYIN(1'b0), .CARRYINSEL(3'b000),
+                 .INMODE({2'b00, s2_valid && NCL >= 1, !s2_valid, 1'b0}),
+                 .OPMODE({2'b00, (s2_valid && s2_first) ? 3'b000 : 3'b010, 2'b01, 2'b01}),
+                 .ALUMODE(4'b0000),
+                 .CEA1(1'b1), .CEA2(1'b1), .CEAD(1'b1), .CEALUMODE(1'b1), .CEB1(1'b1),
+                 .CEB2(1'b1), .CEC(1'b1), .CECARRYIN(1'b1), .CECTRL(1'b1), .CED(1'b1),
+                 .CEINMODE(1'b1), .CEM(1'b1), .CEP(1'b1), .RSTA(1'b0),
+                 .RSTALLCARRYIN(1'b0), .RSTALUMODE(1'b0), .RSTB(1'b0), .RSTC(1'b0),
+                 .RSTCTRL(1'b0), .RSTD(1'b0), .RSTINMODE(1'b0), .RSTM(1'b0), .RSTP(1'b0),
+                 .P(pa));
+            assign out_acc[m*32 +: 32] = pa[31:0];
+        end
+    end else begin : g_accm
+        logic signed [31:0] acc_reg [TM];
+        always_ff @(posedge clk) begin
+            if (s2_valid) begin
+                for (int m = 0; m < TM; m++)
+                    acc_reg[m] <= (s2_first ? 32'sd0 : acc_reg[m]) + 32'(g_lvl[0].node[m][0]);
+            end
+        end
+        for (genvar m = 0; m < TM; m++) begin : g_m
+            assign out_acc[m*32 +: 32] = acc_reg[m];
         end
     end
 endmodule
