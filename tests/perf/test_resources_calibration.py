@@ -42,6 +42,15 @@ def test_shipped_configs_are_the_test_configs(results, repo_root):
         assert dataclasses.asdict(load_config(src)) == dataclasses.asdict(r.cfg), name
 
 
+def test_fit_rounding_does_not_follow_the_last_bits():
+    """An exact fit lands on ties (1292.5, -176.75): the coefficient's rounding to 4
+    significant digits is the same a few ulps either side, ties to even."""
+    for c, want in ((1292.5, 1292.0), (1293.5, 1294.0), (-176.75, -176.8), (53.125, 53.12),
+                    (358.25, 358.2), (0.00012345, 0.0001234), (4.0, 4.0), (1e-7, 0.0)):
+        for x in (c, c * (1 + 4e-16), c * (1 - 4e-16)):
+            assert R._sig4(x) == want, (x, want)
+
+
 def test_allowances_are_the_fit_of_the_shipped_results(results):
     """ALLOWANCES is what fit_allowances gives on the fit configs: no hand-tuned constant."""
     assert R.fit_allowances(results) == R.ALLOWANCES
