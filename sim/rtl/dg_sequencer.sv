@@ -126,7 +126,6 @@ module dg_sequencer
     // holds record byte q*AB + r of beat q (r < AB - desc_off) or of beat q + 1 (r >= AB -
     // desc_off): every record byte takes one fixed rotated byte, written when its beat
     // arrives (`desc_hi`, `desc_boh`), instead of a shift of all beats by desc_off bytes
-    logic [7:0] desc_beat;
     logic [ABL:0] desc_off;
     logic [AB-1:0] desc_hi;             // byte r >= AB - desc_off (from the next beat)
     logic [DESC_BEATS:0] desc_boh;      // one-hot of the beat being received
@@ -451,7 +450,6 @@ module dg_sequencer
             st[ST_DESC_REQ]: begin
                 if (rcmd_ready) begin
                     `GO(ST_DESC_RX)
-                    desc_beat <= 8'd0;
                     desc_off <= (ABL+1)'(desc_addr[ABL-1:0]);
                     for (int r = 0; r < AB; r++)
                         desc_hi[r] <= 32'(r) + 32'(desc_addr[ABL-1:0]) >= 32'(AB);
@@ -464,7 +462,6 @@ module dg_sequencer
                         if (desc_hi[i % AB] ? desc_boh[i / AB + 1] : desc_boh[i / AB])
                             desc[i * 8 +: 8] <= desc_rot[(i % AB) * 8 +: 8];
                     desc_boh <= desc_boh << 1;
-                    desc_beat <= desc_beat + 8'd1;
                     if (rd_last) `GO(ST_ALIGN)
                 end
             end
