@@ -414,7 +414,7 @@ class _Graph:
     driver: dict               # bit -> (LUT levels, carry, dsp, input bits) of its combinational driver
     ends: list                 # (bit, label, sink): a path end; sink names the register / cell
     in_bits: set               # module input bits
-    luts: list                 # (output bits, input bits) of each LUT1..6 / INV cell
+    luts: list                 # the output bits of each LUT1..6 / INV cell
 
     def name(self, b) -> str:
         """The bit's public net name, else the source location of its driver."""
@@ -477,7 +477,7 @@ def _graph(m: dict) -> _Graph:
             for b in outs:
                 g.driver[b] = rec
             if w:
-                g.luts.append((outs, ins))
+                g.luts.append(outs)
         elif t in LUTRAM_LUTS:             # asynchronous read: address -> data out, one level
             addr = [b for pn, bs in conns.items() if dirs.get(pn) == "input"
                     and re.match(r"^(A|ADDR|DPRA|RADR)", pn) for b in bs if isinstance(b, int)]
@@ -635,7 +635,7 @@ def lut_by_register(netlist: dict, module: Optional[str] = None) -> dict:
             cut.extend(i for i in cells.get(b, ()) if i in mask)
     names = sorted(sink_ids, key=sink_ids.get)
     by_mask: dict = {}                        # LUTs with the same reach are charged together
-    for outs, _ in g.luts:
+    for outs in g.luts:
         m = 0
         for b in outs:
             m |= mask.get(b, end_mask.get(b, 0))
@@ -673,13 +673,7 @@ class UnitResult:
 
     def lut_by_register(self) -> dict:
         """`lut_by_register` of this unit's mapped netlist (kept in the cache beside its log)."""
-        path = Path(self.log).parent / "netlist.json.gz"
-        try:
-            with gzip.open(path, "rt") as fh:
-                netlist = json.load(fh)
-        except (OSError, ValueError) as e:
-            raise SynthError(f"cannot read the mapped netlist of {self.unit.name} ({path}: {e}); "
-                             "run again with --force") from e
+        netlist = _load_netlist(Path(self.log).parent)
         return lut_by_register(netlist, _module_key(netlist, self.unit.module))
 
 
@@ -750,12 +744,22 @@ def synth_unit(design: Design, unit: Unit, force: bool = False,
 def _analyse(d: Path, unit: Unit, secs: float) -> dict:
     """Read a unit's stat.json and netlist.json.gz; write and return its result.json."""
     resources = parse_stat(_stat_json(d / "stat.json"))
-    with gzip.open(d / "netlist.json.gz", "rt") as fh:
-        netlist = json.load(fh)
+    netlist = _load_netlist(d)
     depth = netlist_depth(netlist, _module_key(netlist, unit.module))
     r = dict(resources=resources, depth=depth, seconds=secs)
     atomic_write_text(d / "result.json", json.dumps(r, indent=1))
     return r
+
+
+def _load_netlist(d: Path) -> dict:
+    """A unit's mapped netlist as cached in its build folder `d`."""
+    path = d / "netlist.json.gz"
+    try:
+        with gzip.open(path, "rt") as fh:
+            return json.load(fh)
+    except (OSError, ValueError) as e:
+        raise SynthError(f"cannot read the mapped netlist {path} ({e}); run again with "
+                         "--force") from e
 
 
 def _module_key(netlist: dict, module: str) -> Optional[str]:
