@@ -15,21 +15,16 @@ for loop (docs/hls.md), so the RTL's synthesis is the evidence for both. Per uni
   patch and residual banks, the gate unit's lane banks), each mapped to the cheapest
   BRAM18 aspect ratio or to distributed RAM as the RTL asks for it;
 - **fitted allowances** (`ALLOWANCES`) for everything else (control, address arithmetic,
-  adder trees, muxes, FIFOs): per unit and resource a linear function of the structural
-  scale the unit's logic grows with (`FEATURES`: 1, TN, TM*TN, TM), fitted by least squares
-  (`fit_allowances`) to the synthesised units of the FIT_CONFIGS in the shipped results
-  (sim/results/synth/*.json) and checked on CHECK_CONFIGS, which the fit does not see
-  (`compare`, `dgfpga synth --compare`; docs/synth.md has the table).
-
-Where today's RTL is not that micro-architecture (`DEVIATIONS`: the gate unit replicates
-its int64 datapath per input lane, the write-back's max-pool buffer maps to replicated
-distributed RAM; open issue-16 items) the estimate prices the design, and `compare` shows
-the fitted model of the RTL as built beside it.
+  adder trees, muxes, FIFOs): per unit and resource a linear function of what the unit's
+  logic grows with (`FEATURES`: TN, TM*TN, the AXI beat's bytes AB, the gate lanes GL),
+  fitted by least squares (`fit_allowances`) to the synthesised units of the FIT_CONFIGS in
+  the shipped results (sim/results/synth/*.json, from small arrays to ultra96's 16x16) and
+  checked on CHECK_CONFIGS, which the fit does not see (`compare`, `dgfpga synth
+  --compare`; docs/synth.md has the table).
 
 `estimate(cfg)` returns the breakdown; `check_fits(cfg)` raises ConfigError naming the
-resource that exceeds the part's budget (ZU3EG: 360 DSP, 216 BRAM36, 70560 LUT, 141120 FF;
-LUT/FF only up to the largest synthesised array, CALIBRATED_MACS, beyond which they are an
-extrapolation and a warning).
+DSP48E2 or BRAM36 excess over the part's budget (ZU3EG: 360 DSP, 216 BRAM36, 70560 LUT,
+141120 FF); a LUT/FF excess is a warning (fitted to Yosys, not Vivado).
 This is the one DSP/BRAM model: `engine_config.validate` refuses a configuration through
 `dsp_bram_problems` (against the config's own `part_dsp`/`part_bram36`), the HLS project
 reports it, and docs/hls.md quotes it. Module-by-module synthesis over-counts a little (a
@@ -50,12 +45,13 @@ from dgfpga import paths
 from dgfpga.contract.engine_config import EngineConfig
 from dgfpga.contract.formats import (DW_KERNELS, MAX_KERNEL, MAX_KERNEL_TAPS, REQUANT_SHARE,
                                      dw_bank_half_bytes)
-from dgfpga.contract.program import GATE_FRAC_BITS
+from dgfpga.contract.program import GATE_FRAC_BITS, MAX_CLASSES
 from dgfpga.errors import ConfigError
+from dgfpga.perf.cycle_model import gate_lanes
 
 __all__ = ["PART_BUDGETS", "Item", "ResourceEstimate", "estimate", "check_fits",
            "dsp_bram_problems", "buffer_geometry", "rtl_geometry", "UNITS", "SYNTH_UNITS",
-           "FEATURES", "ALLOWANCES", "DEVIATIONS", "FIT_CONFIGS", "CHECK_CONFIGS",
+           "FEATURES", "ALLOWANCES", "FIT_CONFIGS", "CHECK_CONFIGS",
            "CALIBRATED_MACS", "RESOURCES", "SynthResult", "synth_results", "fit_allowances",
            "compare", "compare_table"]
 
@@ -66,7 +62,9 @@ PART_BUDGETS = {
 }
 
 LUTRAM_MAX_BITS = 2048      # synchronous-read memories this small map to distributed RAM
-LUT_PER_LUTRAM_BITS = 32    # one LUT6 as 64x1 RAM, x2 for the second read port
+# distributed RAM as Yosys maps a one-write, one-read memory for UltraScale+: RAM32M16 (8
+# LUTs, 32 rows x 14 bits) up to 32 rows, else RAM64M8 (8 LUTs, 64 rows x 7 bits) per 64 rows
+LUTRAM_CELL_LUTS = 8
 DSP_PER_REQUANT = 4 + 2     # (acc+bias)*mult 33x31 bits + res*res_mult 9x31 bits
 MACS_PER_DSP = 2            # int8 products per DSP48E2 (lanes m, m+1 packed: dg_dsp.h)
 
@@ -82,61 +80,36 @@ SYNTH_UNITS = {
 }
 UNITS = tuple(SYNTH_UNITS)
 RESOURCES = ("dsp", "bram36", "lut", "ff")
-# what the allowances are fitted on: LUT split into logic (+ SRL) and distributed RAM, so that
-# a unit's RAM can be priced as designed where the RTL maps it otherwise (DEVIATIONS)
+# what the allowances are fitted on: LUT split into logic (+ SRL) and distributed RAM (the
+# structural memories' LUTs are distributed RAM)
 FIT_RESOURCES = ("dsp", "bram36", "lut", "lutram", "ff")
 
-# What each unit's fitted allowance grows with: the array sides its logic is replicated
-# over (compute and loader: per input lane -- rotator, im2col lanes and their address
-# products, patch banks -- and per MAC -- adder trees, weight-byte scatter; write-back: per
-# output lane, and per input lane as measured (its 64-bit address products map to 2 more
-# DSP48E2 at TN = 8), its distributed RAM per output lane and conv pixel of a pooled tile
-# (the max-pool buffer `pool_mem`, which Yosys replicates per read: most of the unit); gate
-# unit: per input lane -- its int64 products and sums are replicated per lane -- over a
-# fixed part (record checks, streams); sequencer: a constant, the same at TN = 4 and 8 and
-# TM = 4 and 8); the AXI units
-# are fixed. A feature is a product of config fields and rtl_geometry sizes ("1" = constant);
-# a dict gives some resources their own features ("default" for the others).
+# What each unit's fitted allowance grows with: what its logic is replicated over. Compute:
+# per output lane (accumulators, requantizer feed), per input lane and byte of the AXI beat
+# (the patch rotators pick one of AB bytes per lane), per MAC (the DSP48E2 operand paths);
+# loader: per input lane, per MAC (the weight-byte scatter) and per input lane and beat byte
+# (the beat's byte selects into the banks); write-back: per input and output lane, its distributed RAM (FIFOs of TM-wide
+# entries) per output lane; gate unit: per gate lane (GL = min(AB/2, TN): its lane banks,
+# products and adder trees); sequencer and AXI: per byte of the beat (the descriptor
+# aligner, the data paths). A feature is a product of config fields and rtl_geometry sizes
+# ("1" = constant); a dict gives some resources their own features ("default" for the
+# others).
 FEATURES = {
-    "compute": ("1", "tn", "tm*tn"),
-    "loader": ("1", "tn", "tm*tn"),
-    "write-back": {"default": ("1", "tn", "tm"), "lutram": ("1", "tm*PPIX")},
-    "gate unit": ("1", "tn"),
-    "sequencer": ("1",),
-    "AXI": ("1",),
-}
-
-# Where the reference RTL, as synthesised today, is not the micro-architecture the estimate
-# describes (open issue-16 items). `estimate` prices the design; `compare` shows both the
-# design ('estimate') and the fitted model of the RTL as built ('as_built'), and the tests
-# hold the as-built model to the synthesis and name every gap. Per unit: feature values the
-# design uses instead of the config's, the resources that applies to, and whether the unit's
-# distributed RAM is priced as designed (structural items) instead of as fitted.
-DEVIATIONS = {
-    "gate unit": dict(
-        features={"tn": 1}, resources=("dsp", "lut", "ff"), lutram_as_designed=False,
-        reason="the shipped synthesis is of a gate unit with TN lanes of int64 products; the "
-               "RTL now has GL = min(AB/2, TN) lanes (cycle_model.gate_lanes: 8 at ultra96) "
-               "whose one multiplier per lane serves the pool, spatial and fc phases, and its "
-               "channel vectors in word RAMs (measured at ultra96: 75 DSP48E2, 32.3k LUT, "
-               "sim/results/synth/gate/); as designed the products are issued one lane per "
-               "cycle (the HLS gate loops run at II=1; issue 16)"),
-    "write-back": dict(
-        features={}, resources=(), lutram_as_designed=True,
-        reason="the shipped by-module synthesis (sim/results/synth/*.json) predates the "
-               "write-back's per-lane max-pool RAMs: it mapped pool_mem [2][TM][PPIX] to "
-               "distributed RAM replicated per read (about 4 LUTs per stored bit); the RTL "
-               "now has one RAM per output lane holding both halves and aligns packets with "
-               "a one-beat rotator (sim/results/synth/wb/: u_wb on small 28.7k -> 4.3k LUT, "
-               "on ultra96 9.5k), which the estimate prices until the synthesis is "
-               "re-shipped and refitted"),
+    "compute": ("1", "tm", "tn*AB", "tm*tn"),
+    "loader": ("1", "tn", "tm*tn", "tn*AB"),
+    "write-back": {"default": ("1", "tn", "tm"), "lutram": ("1", "tm")},
+    "gate unit": ("1", "GL"),
+    "sequencer": ("1", "AB"),
+    "AXI": ("1", "AB"),
 }
 
 # The engine configs whose open synthesis the allowances are fitted to, and those that only
-# check them (sim/results/synth/<name>.json; tests/backends/configs/<name>.toml).
-FIT_CONFIGS = ("small", "syn_8x4", "syn_4x8")
+# check them (sim/results/synth/<name>.json; `small` and `ultra96` are shipped configs, the
+# others tests/backends/configs/<name>.toml). All are synthesised from one RTL revision
+# (each result records its own).
+FIT_CONFIGS = ("small", "syn_8x4", "syn_4x8", "syn_4x8w", "ultra96")
 CHECK_CONFIGS = ("syn_8x8",)
-CALIBRATED_MACS = 64        # the largest synthesised array (syn_8x8): LUT/FF are enforced up to it
+CALIBRATED_MACS = 256       # the largest synthesised array (ultra96): beyond it LUT/FF extrapolate
 SYNTH_RESULTS = paths.sim_dir() / "results" / "synth"   # the shipped results (checkout or installed copy)
 
 # GENERATED by fit_allowances(FIT_CONFIGS) from the shipped synthesis results (the test
@@ -144,46 +117,46 @@ SYNTH_RESULTS = paths.sim_dir() / "results" / "synth"   # the shipped results (c
 # coefficients of FEATURES[unit].
 ALLOWANCES = {
     'compute': {
-        'dsp': (1.0, 3.75, 0.0),
-        'bram36': (0.0, 0.0, 0.0),
-        'lut': (1583.0, 358.2, 31.25),
-        'lutram': (0.0, 0.0, 0.0),
-        'ff': (690.0, -73.5, 37.0),
+        'dsp': (1.0, 0.0, 0.0, 0.0),
+        'bram36': (0.0, 0.0, 0.0, 0.0),
+        'lut': (4114.0, -181.6, 23.01, 48.54),
+        'lutram': (0.0, 0.0, 0.0, 0.0),
+        'ff': (1148.0, -0.6657, 1.841, 3.302),
     },
     'loader': {
-        'dsp': (31.0, -0.5, 0.0),
-        'bram36': (0.0, 0.0, 0.0),
-        'lut': (5864.0, -15.0, 124.4),
-        'lutram': (120.0, 8.0, -2.0),
-        'ff': (4578.0, -176.8, 53.12),
+        'dsp': (31.0, -0.875, 0.0, 0.1094),
+        'bram36': (0.0, 0.0, 0.0, 0.0),
+        'lut': (8383.0, -1114.0, -15.03, 136.0),
+        'lutram': (1231.0, -15.57, -2.59, 1.052),
+        'ff': (8751.0, -481.8, 11.63, 39.05),
     },
     'write-back': {
-        'dsp': (4.0, 0.5, 0.5),
+        'dsp': (4.013, 0.08228, 0.1013),
         'bram36': (0.0, 0.0, 0.0),
-        'lut': (-392.0, 7.25, 1292.0),
-        'lutram': (168.0, 64.74),
-        'ff': (328.0, 0.0, 275.0),
+        'lut': (1982.0, 30.75, 365.0),
+        'lutram': (264.0, 46.0),
+        'ff': (1391.0, 2.364, 336.1),
     },
     'gate unit': {
-        'dsp': (17.0, 31.0),
+        'dsp': (9.0, 6.25),
         'bram36': (0.0, 0.0),
-        'lut': (10210.0, 4108.0),
-        'lutram': (608.0, 184.0),
-        'ff': (1514.0, 498.5),
+        'lut': (2083.0, 2352.0),
+        'lutram': (-84.0, 7.0),
+        'ff': (4731.0, 963.2),
     },
     'sequencer': {
-        'dsp': (2.0,),
-        'bram36': (0.0,),
-        'lut': (6743.0,),
-        'lutram': (0.0,),
-        'ff': (17720.0,),
+        'dsp': (2.0, 0.0),
+        'bram36': (0.0, 0.0),
+        'lut': (3679.0, 90.6),
+        'lutram': (-80.0, 14.0),
+        'ff': (4203.0, 48.0),
     },
     'AXI': {
-        'dsp': (0.0,),
-        'bram36': (0.0,),
-        'lut': (1096.0,),
-        'lutram': (56.0,),
-        'ff': (954.0,),
+        'dsp': (0.0, 0.0),
+        'bram36': (0.0, 0.0),
+        'lut': (1061.0, 8.25),
+        'lutram': (16.0, 5.0),
+        'ff': (991.0, 0.0),
     },
 }
 
@@ -283,7 +256,9 @@ def buffer_geometry(cfg: EngineConfig) -> dict:
 
 
 def rtl_geometry(cfg: EngineConfig) -> dict:
-    """Memory sizes of the reference RTL (mirrors sim/rtl/dg_pkg.sv and dg_gate.sv)."""
+    """Memory sizes of the reference RTL (mirrors sim/rtl/dg_pkg.sv and dg_gate.sv's
+    localparams: GL gate lanes, GATE_CGM channel groups per lane, GATE_PVW / GATE_SW /
+    GATE_AW the pooled value, channel sum and fc1 row sum widths, GATE_MAXL logit rows)."""
     tm, tn = cfg.tm, cfg.tn
     ab = cfg.axi_data_bits // 8
     nb = max(tn, ab)                                    # patch byte banks
@@ -292,20 +267,19 @@ def rtl_geometry(cfg: EngineConfig) -> dict:
     ihalf = _ceil_div(cfg.ifm_buffer_bytes // 2 + pmax * 2 * ab + tn, nb) * nb
     wd_a = MAX_KERNEL_TAPS * _ceil_div(cfg.max_in_channels, tn)
     wd_b = cfg.weight_buffer_bytes // 2 // (tm * tn) + MAX_KERNEL_TAPS
-    cgm = 1 << _clog2(_ceil_div(cfg.max_in_channels, tn))     # gate: channel groups
     dw_nbw = max(tm, ab)                               # depthwise bank byte columns
     dw_half = _ceil_div(dw_bank_half_bytes(cfg), dw_nbw) * dw_nbw
-    return dict(NB=nb, IDEPTH=2 * ihalf // nb, WDEPTH=min(wd_a, wd_b),
+    gl = gate_lanes(cfg)
+    return dict(AB=ab, NB=nb, IDEPTH=2 * ihalf // nb, WDEPTH=min(wd_a, wd_b),
                 DW_NBW=dw_nbw, DW_DEPTH=2 * dw_half // dw_nbw,
                 RPIX=cfg.max_tile ** 2, PPIX=ct_max ** 2,
                 REQUANT_LANES=tm // REQUANT_SHARE if tm >= REQUANT_SHARE else 1,
-                GATE_CGM=cgm, GATE_CELLS=cfg.max_grid * ((cfg.max_grid + 2) // 3),
+                GL=gl, GATE_CGM=1 << _clog2(_ceil_div(cfg.max_in_channels, gl)),
+                GATE_CELLS=cfg.max_grid * ((cfg.max_grid + 2) // 3),
                 GATE_PVW=cfg.act_bits + GATE_FRAC_BITS + 2,
-                # per input channel (dg_gate.sv lane banks): P (PVW) + fc1 row sum A (AW =
-                # 34 + clog2(max_in)) + m1 (32) + hidden (16) + logit (64) + sums (SW =
-                # 32 + 2 clog2(max_grid) + 1)
-                GATE_CHW=(cfg.act_bits + GATE_FRAC_BITS + 2) + 34 + _clog2(cfg.max_in_channels)
-                         + 32 + 16 + 64 + 32 + 2 * _clog2(cfg.max_grid) + 1)
+                GATE_SW=32 + 2 * _clog2(cfg.max_grid) + 1,
+                GATE_AW=34 + _clog2(cfg.max_in_channels),
+                GATE_MAXL=max(cfg.max_out_channels, MAX_CLASSES))
 
 
 # BRAM18 aspect ratios (depth, width); a BRAM36 also offers 512 x 72 (= two BRAM18).
@@ -316,7 +290,9 @@ def _memory(depth: int, width: int, style: str = "auto") -> tuple[float, int]:
     """(BRAM36, LUT) of one memory of depth x width bits. style 'auto': distributed RAM up
     to LUTRAM_MAX_BITS, else block RAM; 'block' / 'lutram': as the RTL forces it."""
     if style == "lutram" or (style == "auto" and depth * width <= LUTRAM_MAX_BITS):
-        return 0.0, _ceil_div(depth, 64) * width * 2
+        if depth <= 32:
+            return 0.0, LUTRAM_CELL_LUTS * _ceil_div(width, 14)
+        return 0.0, LUTRAM_CELL_LUTS * _ceil_div(depth, 64) * _ceil_div(width, 7)
     halves = min(_ceil_div(depth, d) * _ceil_div(width, w) for d, w in _BRAM18_MODES)
     halves = min(halves, 2 * _ceil_div(depth, 512) * _ceil_div(width, 72))
     return halves / 2, 0
@@ -335,16 +311,14 @@ def _features(unit: str, resource: str) -> tuple:
     return f.get(resource, f["default"]) if isinstance(f, dict) else f
 
 
-def _feature(cfg: EngineConfig, name: str, override: Optional[dict] = None) -> int:
+def _feature(cfg: EngineConfig, name: str) -> int:
     """The value of a FEATURES entry: a product of config fields (tm, tn) and rtl_geometry
-    sizes (PPIX ...), a factor named in `override` taking that value; "1" is the constant."""
+    sizes (AB, GL, PPIX ...); "1" is the constant."""
     v, geo = 1, None
     for f in name.split("*"):
         if f == "1":
             continue
-        if override and f in override:
-            v *= override[f]
-        elif hasattr(cfg, f):
+        if hasattr(cfg, f):
             v *= getattr(cfg, f)
         else:
             geo = geo or rtl_geometry(cfg)
@@ -352,33 +326,52 @@ def _feature(cfg: EngineConfig, name: str, override: Optional[dict] = None) -> i
     return v
 
 
-#: The RTL's memories that the shipped by-module synthesis (sim/results/synth/*.json) does
-#: not have yet: added or restructured after it (issue 15: channel lists in block RAM, the
-#: channel-streamed gate unit, the depthwise patch banks and parameter rows). The fit and the
-#: as-built model describe the RTL as synthesised (`_structural(cfg, shipped=True)`: the
-#: gate unit's pooled-bin banks instead); the estimate counts the RTL as it is now.
-NEWER_THAN_SYNTHESIS = ("depthwise patch banks", "depthwise parameters", "out-channel list",
-                        "in-channel list", "one bin's pooled vector", "spatial taps",
-                        "cell logits", "per-channel vectors")
+# dg_gate.sv's lane banks (DG_BANKS): a registered read maps to block RAM from this depth
+# per bank (the RTL forces it), below to distributed RAM
+GATE_BRAM_MIN_DEPTH = 128
 
 
-def _structural(cfg: EngineConfig, shipped: bool = False) -> list[Item]:
-    """The counted terms (see the module docstring), each in its unit; `shipped`: those of
-    the RTL the shipped synthesis was run on (NEWER_THAN_SYNTHESIS)."""
+def _gate_memories(cfg: EngineConfig, g: dict) -> list[Item]:
+    """The gate unit's memories as dg_gate.sv declares them: GL lane banks of the channel
+    vectors (DG_BANKS), the spatial gate's tap and pooled-value banks, the cell logits."""
+    gl, cgm = g["GL"], g["GATE_CGM"]
+    maxc = cfg.max_in_channels
+
+    def banks(name: str, width: int, depth: int, sync: bool, note: str) -> Item:
+        d = _ceil_div(depth, gl)
+        style = "lutram" if not sync or d < GATE_BRAM_MIN_DEPTH else "block"
+        return _memories("gate unit", name, gl, d, width, note, style)
+    ph_d = _ceil_div(maxc, gl)
+    return [
+        banks("reciprocals", 32, cfg.max_grid ** 2 + 1, False, "R(n) per bin (rc)"),
+        banks("pooled totals / hidden units", g["GATE_PVW"], 2 * gl * ph_d, True,
+              "Pt and h in one bank memory (ph)"),
+        banks("fc1 row sums", g["GATE_AW"], maxc, True, "A per hidden unit (am)"),
+        banks("hidden multipliers / head biases", 32, max(maxc, MAX_CLASSES), True, "m1"),
+        banks("logits", 64, g["GATE_MAXL"], True, "channel-gate / head logits (lg)"),
+        banks("channel sums", g["GATE_SW"], maxc, True, "SUMS rows (ac)"),
+        # the spatial gate's taps: three 16-bit columns written one at a time (one memory each)
+        _memories("gate unit", "spatial taps", 3 * gl, 3 * cgm, 16,
+                  "per gate lane 3 columns (kx) of 3 x CGM int16 taps"),
+        _memories("gate unit", "one bin's pooled vector", gl, cgm, g["GATE_PVW"],
+                  "per gate lane, one bin at a time"),
+        _memories("gate unit", "cell logits", 3, g["GATE_CELLS"], 64,
+                  "3 banks by cell column mod 3, asynchronous read", "lutram"),
+    ]
+
+
+def _structural(cfg: EngineConfig) -> list[Item]:
+    """The counted terms (see the module docstring), each in its unit."""
     g = rtl_geometry(cfg)
     tm, tn = cfg.tm, cfg.tn
-    if shipped:
-        pd = cfg.max_grid * ((cfg.max_grid + 2) // 3) * g["GATE_CGM"]
-        return [i for i in _structural(cfg) if i.component not in NEWER_THAN_SYNTHESIS] + [
-            _memories("gate unit", "pooled-bin banks", 3 * tn, pd, g["GATE_PVW"],
-                      "3 column banks x TN lanes (the RTL as synthesised)",
-                      "block" if pd >= 1024 else "lutram")]
     rq = g["REQUANT_LANES"]
-    cgm = g["GATE_CGM"]
     return [
         Item("MAC array multipliers", dsp=_ceil_div(tm, MACS_PER_DSP) * tn, unit="compute",
              note=f"{tm}x{tn} int8 x 9-bit products, {MACS_PER_DSP} per DSP48E2 "
                   f"(lanes m, m+1 share x)"),
+        Item("MAC array accumulators", dsp=tm, unit="compute",
+             note="one DSP48E2 per output lane: the adder tree's root add and the "
+                  "accumulate, (A + D) * 1 + P (dg_mac_array.sv g_acc)"),
         _memories("loader", "weight buffers", tm, 2 * g["WDEPTH"], 8 * tn,
                   "one bank per output lane, both ping-pong halves"),
         _memories("loader", "input patch buffers", g["NB"], g["IDEPTH"], 8,
@@ -400,56 +393,36 @@ def _structural(cfg: EngineConfig, shipped: bool = False) -> list[Item]:
                   "two copies (span index, compact merge pointer), registered reads"),
         Item("requantizers", dsp=rq * DSP_PER_REQUANT, unit="write-back",
              note=f"{rq} lanes (TM/{REQUANT_SHARE}) of 33x31 + 9x31-bit products"),
-        # the spatial gate runs bin by bin (issue 15): nothing is channels x grid
-        _memories("gate unit", "one bin's pooled vector", tn, cgm, g["GATE_PVW"],
-                  "TN lane banks, one bin at a time", "lutram"),
-        _memories("gate unit", "spatial taps", tn, 3 * cgm, 48,
-                  "TN lane banks of 3 taps x 16 bit at {ky, c div TN}; the RTL forces no "
-                  "style: block RAM counted from 256 entries (at 2048 channels)",
-                  "block" if 3 * cgm >= 256 else "lutram"),
-        _memories("gate unit", "cell logits", 3, g["GATE_CELLS"], 64,
-                  "3 banks by cell column mod 3", "lutram"),
-        _memories("gate unit", "per-channel vectors", tn, cgm, g["GATE_CHW"],
-                  "TN lane banks (P, fc1 sum, m1, hidden, logit, sums), asynchronous reads",
-                  "lutram"),
-    ]
+        _memories("write-back", "max-pool buffers", tm, 2 * (1 << _clog2(g["PPIX"])), 8,
+                  "one RAM per output lane, both halves (dg_writeback.sv)"),
+        _memories("sequencer", "per-record cycle log", g["AB"] // 4,
+                  _ceil_div(cfg.max_layers, g["AB"] // 4), 32,
+                  "one 32-bit lane per entry mod AB/4 (dg_sequencer.sv)"),
+    ] + _gate_memories(cfg, g)
 
 
-def _allowance_items(cfg: EngineConfig, allowances: dict, as_built: bool = False) -> list[Item]:
-    """Each unit's fitted allowance at `cfg`: the RTL as synthesised (`as_built`) or the
-    design (DEVIATIONS applied)."""
+def _allowance_items(cfg: EngineConfig, allowances: dict) -> list[Item]:
+    """Each unit's fitted allowance at `cfg`."""
     items = []
     for unit in UNITS:
         coef = allowances.get(unit)
         if coef is None:
             continue
-        dev = {} if as_built else DEVIATIONS.get(unit, {})
         v = {}
         for k in FIT_RESOURCES:
-            over = dev.get("features") if k in dev.get("resources", ()) else None
-            x = [_feature(cfg, f, over) for f in _features(unit, k)]
+            x = [_feature(cfg, f) for f in _features(unit, k)]
             v[k] = max(0.0, sum(c * xi for c, xi in zip(coef[k], x)))
-        designed_ram = dev.get("lutram_as_designed", False)
-        lut = v["lut"] + (0.0 if designed_ram else v["lutram"])
         items.append(Item(f"{unit} logic (fitted)", dsp=round(v["dsp"]),
                           bram36=math.ceil(2 * v["bram36"] - 1e-9) / 2,
-                          lut=round(lut), ff=round(v["ff"]), unit=unit,
-                          note="fitted to open synthesis: " + " + ".join(_features(unit, "lut"))
-                               + ("" if not dev else "; priced as designed (DEVIATIONS)")))
-        if designed_ram and unit == "write-back":
-            g = rtl_geometry(cfg)
-            items.append(_memories(unit, "max-pool buffers", cfg.tm,
-                                   2 * (1 << _clog2(g["PPIX"])), 8,
-                                   "one RAM per output lane, both halves (dg_writeback.sv)"))
+                          lut=round(v["lut"] + v["lutram"]), ff=round(v["ff"]), unit=unit,
+                          note="fitted to open synthesis: " + " + ".join(_features(unit, "lut"))))
     return items
 
 
-def _items(cfg: EngineConfig, allowances: Optional[dict] = None,
-           as_built: bool = False) -> list[Item]:
-    """The components of the estimate (needs no part budget); `as_built`: the fitted model
-    of the RTL as synthesised instead of the design (DEVIATIONS)."""
-    return _structural(cfg, shipped=as_built) + _allowance_items(
-        cfg, ALLOWANCES if allowances is None else allowances, as_built)
+def _items(cfg: EngineConfig, allowances: Optional[dict] = None) -> list[Item]:
+    """The components of the estimate (needs no part budget)."""
+    return _structural(cfg) + _allowance_items(cfg, ALLOWANCES if allowances is None
+                                               else allowances)
 
 
 def estimate(cfg: EngineConfig) -> ResourceEstimate:
@@ -480,20 +453,24 @@ def dsp_bram_problems(cfg: EngineConfig) -> list[str]:
 
 
 def check_fits(cfg: EngineConfig) -> ResourceEstimate:
-    """The estimate, or ConfigError naming each resource over the part's budget and why.
-    DSP48E2 and BRAM36 (counted terms) are enforced always; LUT and FF (fitted, linear in
-    the array) only within the synthesised range (tm*tn <= CALIBRATED_MACS): beyond it an
-    excess is an extrapolation and is reported in the estimate's `warnings` (and table)."""
+    """The estimate, or ConfigError naming each of DSP48E2 and BRAM36 over the part's budget
+    and why. Those are counted terms (the MAC array, the requantizers, the memories), the
+    same for the HLS engine and the RTL. LUT and FF are fitted to open synthesis (Yosys) of
+    the reference RTL, which is not the HLS engine Vitis builds and over-counts against
+    Vivado's mapping (not measured here): an excess is a warning in the estimate's
+    `warnings` (and table), never a refusal; beyond the largest synthesised array
+    (CALIBRATED_MACS) it is also an extrapolation."""
     est = estimate(cfg)
     over = est.over_budget()
-    if cfg.tm * cfg.tn > CALIBRATED_MACS:
-        for k in [k for k in over if k in ("lut", "ff")]:
-            over.remove(k)
-            est.warnings.append(
-                f"{k.upper()} {est.totals()[k]} > {est.budget[k]} by the estimate, extrapolated "
-                f"from synthesised arrays of <= {CALIBRATED_MACS} MACs to {cfg.tm * cfg.tn} "
-                f"(linear in TM*TN; not enforced): synthesise this config (dgfpga synth "
-                f"--by-module) to know")
+    for k in [k for k in over if k in ("lut", "ff")]:
+        over.remove(k)
+        scope = (f"extrapolated from synthesised arrays of <= {CALIBRATED_MACS} MACs to "
+                 f"{cfg.tm * cfg.tn}" if cfg.tm * cfg.tn > CALIBRATED_MACS else
+                 f"calibrated on synthesised arrays of <= {CALIBRATED_MACS} MACs")
+        est.warnings.append(
+            f"{k.upper()} {est.totals()[k]} > {est.budget[k]} by the estimate ({scope}; open "
+            f"synthesis of the reference RTL, not Vivado: not enforced): `dgfpga synth "
+            f"--config {cfg.name} --by-module` measures the RTL, docs/synth.md")
     if over:
         raise ConfigError(f"engine config '{cfg.name}' does not fit {cfg.part} by the "
                           f"resource estimate: {_reasons(est, over)}. Reduce tm/tn or the "
@@ -567,8 +544,7 @@ def fit_allowances(results: dict, configs: Iterable[str] = FIT_CONFIGS,
     for unit in units:
         rows = [results[c] for c in configs if unit in results[c].units]
         # the structural items' LUTs are all distributed RAM
-        structural = [ResourceEstimate(r.cfg.name, _structural(r.cfg, shipped=True)
-                                       ).unit_totals()[unit]
+        structural = [ResourceEstimate(r.cfg.name, _structural(r.cfg)).unit_totals()[unit]
                       for r in rows]
         for st in structural:
             st["lutram"], st["lut"] = st["lut"], 0
@@ -601,34 +577,30 @@ def _sig4(c: float) -> float:
 def compare(results: dict, allowances: Optional[dict] = None) -> list[dict]:
     """Estimate against synthesis per config, unit and resource (plus a 'total' unit for the
     configs with every unit synthesised): rows with config, role ('fit' | 'check' | 'other'),
-    unit, resource, synth, as_built (the fitted model of the RTL as synthesised), estimate
-    (the design: DEVIATIONS applied), error and rel (as_built - synth, absolute and over
-    synth), and gap (estimate - synth)."""
+    unit, resource, synth, estimate, error and rel (estimate - synth, absolute and over
+    synth)."""
     rows = []
     for name, r in sorted(results.items(), key=lambda kv: (kv[0] not in FIT_CONFIGS, kv[0])):
         role = "fit" if name in FIT_CONFIGS else "check" if name in CHECK_CONFIGS else "other"
         est = ResourceEstimate(name, _items(r.cfg, allowances)).unit_totals()
-        built = ResourceEstimate(name, _items(r.cfg, allowances, True)).unit_totals()
         units = [u for u in UNITS if u in r.units]
         for unit in units + (["total"] if len(units) == len(UNITS) else []):
             for k in RESOURCES:
                 def val(d):
                     return sum(d[u][k] for u in UNITS) if unit == "total" else d[unit][k]
-                e, b, s = val(est), val(built), val(r.units)
+                e, s = val(est), val(r.units)
                 rows.append(dict(config=name, role=role, unit=unit, resource=k,
-                                 synth=round(s, 1), as_built=round(b, 1), estimate=round(e, 1),
-                                 error=round(b - s, 1), rel=(b - s) / s if s else None,
-                                 gap=round(e - s, 1)))
+                                 synth=round(s, 1), estimate=round(e, 1),
+                                 error=round(e - s, 1), rel=(e - s) / s if s else None))
     return rows
 
 
 def compare_table(rows: list[dict]) -> str:
-    """The error table of `compare`: per config and unit, synthesis, the fitted as-built
-    model (error %) and, where the design differs (DEVIATIONS), the estimate."""
-    out = ["resource estimate vs open synthesis (module by module), per unit: synth / fitted "
-           "model of the RTL as built (error %) [estimate where the design differs]",
+    """The error table of `compare`: per config and unit, synthesis / estimate (error %)."""
+    out = ["resource estimate vs open synthesis (module by module), per unit: synth / "
+           "estimate (error %)",
            f"{'config':9s} {'role':5s} {'unit':10s} " + " ".join(
-               f"{k.upper():>26s}" for k in RESOURCES)]
+               f"{k.upper():>22s}" for k in RESOURCES)]
     key = {}
     for r in rows:
         key.setdefault((r["config"], r["role"], r["unit"]), {})[r["resource"]] = r
@@ -638,7 +610,6 @@ def compare_table(rows: list[dict]) -> str:
             r = rs[k]
             pct = f"{100 * r['rel']:+.0f}%" if r["rel"] is not None else (
                 "exact" if r["error"] == 0 else "-")
-            dev = f" [{r['estimate']:g}]" if r["estimate"] != r["as_built"] else ""
-            cells.append(f"{r['synth']:g} / {r['as_built']:g} {pct}{dev}")
-        out.append(f"{cfg:9s} {role:5s} {unit:10s} " + " ".join(f"{c:>26s}" for c in cells))
+            cells.append(f"{r['synth']:g} / {r['estimate']:g} {pct}")
+        out.append(f"{cfg:9s} {role:5s} {unit:10s} " + " ".join(f"{c:>22s}" for c in cells))
     return "\n".join(out)

@@ -4,6 +4,7 @@ Dask (LocalCluster, 2 worker processes) == serial, and the command's outputs."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 
 import pytest
@@ -55,6 +56,21 @@ def test_point_is_the_model_and_the_estimate(tiny):
     est = estimate(cfg)
     assert (row["dsp"], row["bram36"]) == (est.dsp, est.bram36)
     assert row["fits"] and row["network_fits"] and row["synth_source"] == "none cached"
+
+
+def test_a_lut_excess_is_named_but_does_not_decide_fits(tiny, monkeypatch):
+    """As resources.check_fits: DSP48E2 / BRAM36 over the budget -> not fitting; LUT / FF over
+    it (fitted to Yosys, not Vivado) -> named in `over`, still fitting."""
+    from dgfpga.perf import resources
+    from dgfpga.perf.cycle_model import CycleParams
+    cfg = tiny[3]
+    fam = next(k for k in resources.PART_BUDGETS if cfg.part.startswith(k))
+    monkeypatch.setitem(resources.PART_BUDGETS, fam, dict(resources.PART_BUDGETS[fam], lut=1000))
+    row = E.evaluate_point(cfg, ARCH, 0.5, 0, CycleParams(), synth=False)
+    assert row["over"] == "lut" and row["fits"]
+    row = E.evaluate_point(dataclasses.replace(cfg, part_dsp=10), ARCH, 0.5, 0, CycleParams(),
+                           synth=False)
+    assert row["over"] == "dsp lut" and not row["fits"]
 
 
 def test_pareto_front_by_hand():

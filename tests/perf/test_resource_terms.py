@@ -1,5 +1,7 @@
 """Memory mapping edges of the resource estimate, worked out from the BRAM18/BRAM36 aspect
-ratios (UG573): 16Kx1 .. 512x36 per BRAM18, 512x72 per BRAM36; LUTRAM up to 2048 bits."""
+ratios (UG573): 16Kx1 .. 512x36 per BRAM18, 512x72 per BRAM36; LUTRAM up to 2048 bits, in
+the cells Yosys maps a one-write one-read memory to (RAM32M16: 32 x 14, RAM64M8: 64 x 7, 8
+LUTs each; UG574)."""
 from __future__ import annotations
 
 import pytest
@@ -8,7 +10,10 @@ from dgfpga.perf import resources
 
 
 @pytest.mark.parametrize("depth, width, want", [
-    (64, 32, (0.0, 64)),      # 2048 bits: LUTRAM, 1 x 64-deep column x 32 bits x 2 ports
+    (64, 32, (0.0, 40)),      # 2048 bits: LUTRAM, ceil(32 / 7) = 5 RAM64M8 (8 LUTs each)
+    (32, 14, (0.0, 8)),       # one RAM32M16 (32 rows x 14 bits, 8 LUTs)
+    (32, 15, (0.0, 16)),      # a 15th bit: a second RAM32M16
+    (65, 7, (0.0, 16)),       # a 65th row: two RAM64M8
     (64, 33, (0.5, 0)),       # 2112 bits: one BRAM18 (512 x 36)
     (512, 72, (1.0, 0)),      # exactly one BRAM36 in 512 x 72 (or two 512 x 36 BRAM18)
     (512, 73, (1.5, 0)),      # 3 x BRAM18 512 x 36 beats 2 x BRAM36 512 x 72
