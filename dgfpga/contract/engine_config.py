@@ -62,6 +62,15 @@ class EngineConfig:
         return self.axi_data_bits // 8
 
     @property
+    def gate_lanes(self) -> int:
+        """The gate unit's lanes: the int16 elements of one AXI beat, at most tn. Its
+        lane-banked memories have this many banks, a stream segment holds at most this many
+        elements, and its on-chip loops (pooling, the fc rows, the spatial 3x3) take this
+        many channels per cycle, so its multipliers do not grow with tn (RTL `dg_gate.sv`
+        GL, HLS `dg_gate.h` GL, `cycle_model.gate_lanes`)."""
+        return min(self.tn, self.axi_bytes // 2)
+
+    @property
     def max_tiles(self) -> int:
         """Largest number of tiles in a layer's grid (tile indices are below this)."""
         return self.max_grid * self.max_grid
