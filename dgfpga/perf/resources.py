@@ -47,7 +47,6 @@ from dgfpga.contract.formats import (DW_KERNELS, MAX_KERNEL, MAX_KERNEL_TAPS, RE
                                      dw_bank_half_bytes)
 from dgfpga.contract.program import GATE_FRAC_BITS, MAX_CLASSES
 from dgfpga.errors import ConfigError
-from dgfpga.perf.cycle_model import gate_lanes
 
 __all__ = ["PART_BUDGETS", "Item", "ResourceEstimate", "estimate", "check_fits",
            "dsp_bram_problems", "buffer_geometry", "rtl_geometry", "UNITS", "SYNTH_UNITS",
@@ -269,7 +268,7 @@ def rtl_geometry(cfg: EngineConfig) -> dict:
     wd_b = cfg.weight_buffer_bytes // 2 // (tm * tn) + MAX_KERNEL_TAPS
     dw_nbw = max(tm, ab)                               # depthwise bank byte columns
     dw_half = _ceil_div(dw_bank_half_bytes(cfg), dw_nbw) * dw_nbw
-    gl = gate_lanes(cfg)
+    gl = cfg.gate_lanes
     return dict(AB=ab, NB=nb, IDEPTH=2 * ihalf // nb, WDEPTH=min(wd_a, wd_b),
                 DW_NBW=dw_nbw, DW_DEPTH=2 * dw_half // dw_nbw,
                 RPIX=cfg.max_tile ** 2, PPIX=ct_max ** 2,
