@@ -53,8 +53,7 @@ module dg_compute
     input  wire [7:0]                   col_t [2][PMAX],
     input  wire                         col_tv [2][PMAX],
     input  wire [15:0]                  t_lo [2], t_hi [2],
-    input  wire [15:0]                  bk_grp [2],
-    input  wire [1:0]                   bk_ready,
+    input  wire [1:0]                   t_bk_ok,       // half h's group bank loaded (dg_loader, registered)
     output logic                        cp_h,          // half being computed
     output wire                         tile_done,     // last step of the tile in half cp_h issued
     // buffer reads (c1) and data (c2)
@@ -68,6 +67,7 @@ module dg_compute
     input  wire [DG_TM*DG_TN*8-1:0]     wb_q,
     input  wire [7:0]                   ib_q [NB],
     input  wire [31:0]                  t_dwrb [2],        // depthwise: bytes per dw bank row
+    input  wire [15:0]                  dw_cst,            // depthwise: a pixel's bytes in its dw bank
     output logic [DW_AW-1:0]            c1_dwlin [DW_NBK], // depthwise: lane 0's byte per dw bank
     input  wire [7:0]                   dw_q [DW_NBK][DW_NBW],
     input  wire [DG_TM*8-1:0]           rb_q,
@@ -189,7 +189,7 @@ module dg_compute
     logic [31:0] cp_rbrow;
     // depthwise: the pixel's patch row py*s = dw_rq * k + dw_rr and column px*s = dw_cq * k +
     // dw_cr; lane 0's byte of tap-row quotient dw_rq (+1) and column quotient dw_cq (+1):
-    // dw_r0/dw_r1 = half base + m0 + (dw_rq (+1)) * t_dwrb, dw_c0/dw_c1 = (dw_cq (+1)) * C
+    // dw_r0/dw_r1 = half base + m0 + (dw_rq (+1)) * t_dwrb, dw_c0/dw_c1 = (dw_cq (+1)) * dw_cst
     logic [7:0] dw_rr, dw_cr;
     logic [DW_AW-1:0] dw_r0, dw_r1, dw_c0, dw_c1;
 
@@ -246,7 +246,7 @@ module dg_compute
     always_comb begin
         for (int h = 0; h < 2; h++)
             cp_can_start[h] = full[h] && tr_in_ready && !(L.maxpool && wb_busy)
-                              && bk_ready[t_g[h][0]] && bk_grp[t_g[h][0]] == t_g[h];
+                              && t_bk_ok[h];
     end
     // a pixel's first step: the kernel / n-group / weight / tap counters and their last flags
     task automatic cp_step_restart();
@@ -278,7 +278,7 @@ module dg_compute
         cp_nx <= (t_res_only[h] || L_no_mac) ? t_ow[h] : t_chw[h];
         cp_py <= 8'd0;
         cp_px <= 8'd0;
-        cp_step_restart();
+        // (the step counters' restart values: cp_step_restart, called with it)
         cp_hc <= IAW'(32'(h) * IHALF);
         f_ng_last <= lc_n_is1;          // (a step's restart: with the flag's own update)
         cp_m0 <= 16'd0;
@@ -298,7 +298,7 @@ module dg_compute
         dw_r0 <= DW_AW'(32'(h) * DW_HALF);
         dw_r1 <= DW_AW'(32'(h) * DW_HALF + t_dwrb[h]);
         dw_c0 <= '0;
-        dw_c1 <= DW_AW'(L.cin_st);
+        dw_c1 <= DW_AW'(dw_cst);
         tr_push <= 1'b1;
         tr_in <= {t_g[h][0], t_glast[h] && L.SG == 16'd1, t_idx[h], t_o0y[h], t_o0x[h], t_cy0[h],
                   t_cx0[h], t_oh[h], t_ow[h], t_chy[h], t_chw[h], 16'd0};
@@ -452,6 +452,33 @@ module dg_compute
     // the byte rotations below (element i of the result = element (i + r) mod N of the
     // input) as radix-4 barrel stages: one 4:1 mux (a LUT6) per bit and stage
     localparam int DWST = (DW_NBWL + 1) / 2;
+    // depthwise, padded dw banks (dg_pkg DW_PADDED, dg_loader's dw_cst): a pixel's
+    // stride in its bank is C rounded up to a multiple of dw_pad_g(C), so a read's rotation
+    // (lane 0's column) is a multiple of dw_lane_step(m) whenever lane m is fed: a narrow
+    // pick per lane (ultra96: lane 0 8-way, lane 1 4-way, lanes 2-4 2-way, the rest fixed)
+    // instead of a full rotation per slot
+    // lane m is fed only if C > m; the rotation is then a multiple of dw_pad_g(C) (half base,
+    // row and column strides) and of Tm (m0, C > Tm only): the smallest such step over C > m.
+    // A fed lane's byte is in the read's first row (rotation + m < DW_NBW: C <= dw_pad_g(C)
+    // below DW_NBW, whose multiples the pixel starts are; m0 + Tm within a multiple of
+    // DW_NBW above), which dg_loader's dw read relies on under DW_PADDED
+    function automatic int dw_lane_step(input int m);
+        int st, g;
+        st = DW_NBW;
+        for (int c = m + 1; c <= m + 1 + DW_NBW + DG_TM; c++) begin   // (then g = DW_NBW)
+            g = dw_pad_g(c);
+            if (c > DG_TM && DG_TM < g) g = DG_TM;
+            if (g < st) st = g;
+        end
+        return st;
+    endfunction
+    // per lane m: the rotation bits its pick keeps (above its step), a constant
+    function automatic logic [DG_TM*DW_NBWL-1:0] dw_lane_masks();
+        logic [DG_TM*DW_NBWL-1:0] v;
+        for (int m = 0; m < DG_TM; m++) v[m*DW_NBWL +: DW_NBWL] = ~DW_NBWL'(dw_lane_step(m) - 1);
+        return v;
+    endfunction
+    localparam logic [DG_TM*DW_NBWL-1:0] DW_LMASK = dw_lane_masks();
     // depthwise: a slot's bank pick. With DW_TPS >= k*k - 1 (Tn >= 16) every slot but slot 0
     // takes one tap, so one kernel column: the picks are factored (DW_FACT), per bank row r
     // and kernel column x the bank (r, c2_bcol[x]) (dw_col, a 3-way AND-OR shared by the
@@ -523,7 +550,11 @@ module dg_compute
             for (int j = 0; j < DW_TPS; j++) begin
                 logic [7:0] v;
                 logic on;
-                v = dw_rot[j][DWST][m];
+                if (DW_PADDED) begin
+                    logic [DW_NBWL-1:0] r;
+                    r = c2_jrot[j] & DW_LMASK[m*DW_NBWL +: DW_NBWL];
+                    v = dw_rot[j][0][DW_NBWL'(32'(m) + 32'(r))];
+                end else v = dw_rot[j][DWST][m];
                 on = c2_ok && c2_dlane[m] && c2_jon[j];
                 c2_xd[(m*DW_TPS+j)*9 +: 9] = (DG_TN == 1 && !on) ? 9'd0
                                              : (L.in_signed ? {v[7], v} : {1'b0, v});
@@ -534,7 +565,6 @@ module dg_compute
     assign tile_done = run && cp_state == CP_RUN && cp_issue && cp_last && f_px_last
                        && f_py_last && !sub_more;
     assign start_fire = run && ((cp_state == CP_IDLE && cp_can_start[cp_h]) || (tile_done && cp_can_start[!cp_h]));
-    wire cp_st_h = (cp_state == CP_IDLE) ? cp_h : !cp_h;      // the half start_fire starts
     wire cp_step = run && cp_state == CP_RUN && cp_issue;     // a step issues
     assign idle = cp_state == CP_IDLE && inflight == 0 && !c1_v && !c2_v;
 
@@ -615,7 +645,14 @@ module dg_compute
         end
         if (run) begin
             case (cp_state)
-                CP_IDLE: ;                  // a tile start: start_fire, below
+                CP_IDLE: begin
+                    // a tile start from idle (start_fire): the step counters' restart values,
+                    // then the tile's (cp_start overrides cp_hc / cp_r / cp_c by its half)
+                    if (cp_can_start[cp_h]) begin
+                        cp_step_restart();
+                        cp_start(cp_h);
+                    end
+                end
                 CP_RUN: begin
                     if (cp_issue) begin
                         if (cp_last) begin
@@ -628,7 +665,7 @@ module dg_compute
                                 f_px_last <= cp_nx == 8'd1;
                                 dw_cr <= 8'd0;
                                 dw_c0 <= '0;
-                                dw_c1 <= DW_AW'(L.cin_st);
+                                dw_c1 <= DW_AW'(dw_cst);
                                 cp_py <= cp_py + 8'd1;
                                 cp_pys <= cp_pys + 16'(L.stride);
                                 cp_r <= cp_pys + 16'(L.stride);
@@ -659,7 +696,13 @@ module dg_compute
                                     // cycle (c0) and next cycle (c1 -> banks), long before
                                     // the prefetcher can refill it; chain the next tile
                                     cp_h <= !cp_h;
-                                    cp_state <= CP_IDLE;    // unless start_fire, below
+                                    cp_state <= CP_IDLE;
+                                    // a chained tile start (start_fire with tile_done), in the
+                                    // branch of the tile's last step, so the start's registers
+                                    // select by the step's flags and the other half's start
+                                    // enable, not by start_fire's OR (the step counters'
+                                    // restart values: cp_step_restart above)
+                                    if (cp_can_start[!cp_h]) cp_start(!cp_h);
                                 end
                             end else begin
                                 cp_px <= cp_px + 8'd1;
@@ -670,7 +713,7 @@ module dg_compute
                                 dw_cr <= dw_c_wrap ? dw_cr_s - 8'(DW_K) : dw_cr_s;
                                 if (dw_c_wrap) begin
                                     dw_c0 <= dw_c1;
-                                    dw_c1 <= dw_c1 + DW_AW'(L.cin_st);
+                                    dw_c1 <= dw_c1 + DW_AW'(dw_cst);
                                 end
                             end
                         end else begin
@@ -745,9 +788,6 @@ module dg_compute
         // FSM's nested branches): the pixel's last step restarts it, a conv step advances it
         if (cp_step && (cp_last || (!L.im2col && !L.dw)))
             f_ng_last <= (cp_last || f_ng_last) ? lc_n_is1 : nx_ng_last;
-        // a tile start (idle, or chained after the last step of the tile before: the same
-        // cycle as its tile_done) overrides the step's updates above, as the last assignment
-        if (start_fire) cp_start(cp_st_h);
 
 
         if (rst) begin
@@ -759,11 +799,32 @@ module dg_compute
         end
     end
 `ifndef SYNTHESIS
+    // the im2col lane tables against the division (in the run, kc unchanged for two cycles)
+    logic [15:0] lc_kc_d;
+    always_ff @(posedge clk) begin
+        lc_kc_d <= L.kc;
+        if (run && lc_kc_d == L.kc)
+            for (int i = 0; i < DG_TN; i++) begin
+                logic sm;
+                sm = L.kc != 16'd0 && 32'(L.kc) < DG_TN;
+                if (32'(lc_m0[i]) != (sm ? i / 32'(L.kc) : 0) || 32'(lc_o0[i]) != (sm ? i % 32'(L.kc) : i))
+                    $error("dg_compute: lc_m0/lc_o0[%0d] %0d/%0d for kc %0d", i, lc_m0[i], lc_o0[i], L.kc);
+            end
+    end
+    // padded dw banks: a fed lane's rotation has no bits below its step (the narrow pick)
+    always_ff @(posedge clk)
+        if (DW_PADDED && c2_v && L.dw)
+            for (int m = 0; m < DG_TM; m++)
+                for (int j = 0; j < DW_TPS; j++)
+                    if (c2_ok && c2_dlane[m] && c2_jon[j] && ((c2_jrot[j] & ~DW_LMASK[m*DW_NBWL +: DW_NBWL]) != '0
+                                                              || 32'(c2_jrot[j]) + m >= DW_NBW))
+                        $error("dg_compute: dw lane %0d slot %0d rotation %0d: bits below the lane's step or past the row",
+                               m, j, c2_jrot[j]);
     // the stall threshold against the sum it replaces
     always_ff @(posedge clk)
         if (run && !rst && cp_stall != (32'(wbq_count) + 32'(inflight) >= WBQ_DEPTH - 2))
             $error("dg_compute: stall %0d, wbq_count %0d, inflight %0d", cp_stall, wbq_count, inflight);
 `endif
-    wire unused_ok = &{1'b0, L, t_chy[0], cp_r[15:PW], cp_c[15:PW], cp_bit};
+    wire unused_ok = &{1'b0, L, t_chy[0], cp_r[15:PW], cp_c[15:PW], cp_bit, dw_cst};
 endmodule
 `default_nettype wire

@@ -107,9 +107,10 @@ module dg_desc_check
     // P[i] is written 3 cycles after it is issued (operand regs, product reg, P), so an
     // operand that is a product is read at least 3 issue slots after that product.
     localparam int NP = 20;
-    localparam int PN_TILES = 0, PHWI = 1, PHWO = 2, PKK = 3, PGHT = 4, PGWT = 5, PKC = 6, PACC = 7,
-                   PSIDE2 = 8, PP0 = 9, PINB = 10, POUTB = 11, PRESB = 12, PKKC = 13, PWFIT = 14,
-                   PSUMS = 15, PPFIT = 16, PI2CF = 17, PWB = 18, PROW = 19;
+    // (the weight stream's size PWB by step 17: its product, k*k*in_c (PKKC), issued early)
+    localparam int PN_TILES = 0, PHWI = 1, PHWO = 2, PKK = 3, PGHT = 4, PGWT = 5, PKKC = 6, PACC = 7,
+                   PSIDE2 = 8, PP0 = 9, PINB = 10, POUTB = 11, PRESB = 12, PKC = 13, PWB = 14,
+                   PSUMS = 15, PPFIT = 16, PI2CF = 17, PWFIT = 18, PROW = 19;
     logic [47:0] P [NP];
     logic [5:0]  step;
     logic        busy;
@@ -287,9 +288,53 @@ module dg_desc_check
     // OFFSET_FIELDS order (in, out, res, weight, param, lists, bitmap, sums) -> buffer slot
     localparam int OFF_SLOT [11] = '{0, 1, 4, 2, 3, 5, 6, 7, 8, 9, 10};
 
-    function automatic logic overlap(input logic [63:0] ao, input logic [63:0] an,
-                                     input logic [63:0] bo, input logic [63:0] bn);
-        return an > 0 && bn > 0 && ao < bo + bn && bo < ao + an;
+    // ---- the buffer end checks (offset + size against 2^32 and the region): one buffer per
+    // step through one adder and two compares instead of 22 of each. Step RB0 + k selects
+    // buffer RB_ORDER[k]'s offset, size and region size into registers (its size's product
+    // is in P by then), the step after compares; the flags hold to the end of the check.
+    // The ends of in / out / res are kept for the overlap checks.
+    localparam int RB0 = 10;                        // step of the first buffer (RB0 + NBUF - 1 <= NP)
+    localparam int RB_ORDER [NBUF] = '{3, 5, 6, 0, 1, 4, 7, 2, 10, 8, 9};   // step RB0 + k: buffer RB_ORDER[k]
+    if (RB0 + NBUF - 1 > NP || RB0 < 1) begin : g_rb_chk
+        $error("dg_desc_check: the buffer end checks must end by step NP + 1");
+    end
+    logic [NBUF-1:0] rb_iss, rb_iss2;              // one-hot: bit k in step RB0 + k / the step after
+    logic [63:0] rb_o, rb_z, rb_r;                 // the selected buffer's offset, size, region size
+    logic [NBUF-1:0] rb_big, rb_reg;               // buffer b ends past 2^32 / past its region
+    logic [63:0] rb_end [NBUF];                    // offset + size (in, out, res: read by the overlap checks)
+    always_ff @(posedge clk) begin
+        logic [63:0] o, z, r, e;
+        o = '0;
+        z = '0;
+        r = '0;
+        for (int j = 0; j < NBUF; j++) begin
+            o = o | (rb_iss[j] ? 64'(boff[RB_ORDER[j]]) : 64'd0);
+            z = z | (rb_iss[j] ? bsize[RB_ORDER[j]] : 64'd0);
+            case (bregion[RB_ORDER[j]])
+                2'd0: r = r | (rb_iss[j] ? 64'(fmap_bytes) : 64'd0);
+                2'd1: r = r | (rb_iss[j] ? 64'(weight_bytes) : 64'd0);
+                2'd2: r = r | (rb_iss[j] ? 64'(work_bytes) : 64'd0);
+                default: r = r | (rb_iss[j] ? 64'(sums_bytes) : 64'd0);
+            endcase
+        end
+        rb_o <= o;
+        rb_z <= z;
+        rb_r <= r;
+        e = rb_o + rb_z;
+        for (int j = 0; j < NBUF; j++) begin
+            if (rb_iss2[j]) begin
+                rb_big[RB_ORDER[j]] <= e > 64'h1_0000_0000;
+                rb_reg[RB_ORDER[j]] <= e > rb_r;
+                rb_end[RB_ORDER[j]] <= e;
+            end
+        end
+        rb_iss <= {rb_iss[NBUF-2:0], iss[RB0 - 1]};
+        rb_iss2 <= rb_iss;
+    end
+    // (the other buffer's end from the registered sums: an > 0 && bn > 0 && ao < bo + bn && bo < ao + an)
+    function automatic logic overlap(input logic [63:0] ao, input logic [63:0] an, input logic [63:0] ae,
+                                     input logic [63:0] bo, input logic [63:0] bn, input logic [63:0] be);
+        return an > 0 && bn > 0 && ao < be && bo < ae;
     endfunction
 
     // ---- the checks in the interpreter's order: fail[i] with its (code, entry)
@@ -300,7 +345,6 @@ module dg_desc_check
     logic [15:0]   fentry [NC];
     always_comb begin
         int n;
-        logic [63:0] region_size;
         n = 0;
         fail = '0;
         for (int i = 0; i < NC; i++) begin fcode[i] = 8'd0; fentry[i] = 16'd0; end
@@ -372,11 +416,11 @@ module dg_desc_check
             `DG_FAIL(boff[OFF_SLOT[i]] % DG_AXI_BYTES != 0, DG_ERR_BAD_OFFSET, bfield[OFF_SLOT[i]])
         end
         for (int b = 0; b < NBUF; b++) begin
-            `DG_FAIL(used[b] && 64'(boff[b]) + bsize[b] > 64'h1_0000_0000, DG_ERR_BAD_OFFSET, bfield[b])
+            `DG_FAIL(used[b] && rb_big[b], DG_ERR_BAD_OFFSET, bfield[b])
         end
-        `DG_FAIL(overlap(64'(in_off), in_bytes, 64'(out_off), out_bytes), DG_DESC_OUT_OFFSET_ERR,
-                 DG_DESC_OUT_OFFSET_WORD)
-        `DG_FAIL(residual && !in_place && overlap(64'(res_off), res_bytes, 64'(out_off), out_bytes),
+        `DG_FAIL(overlap(64'(in_off), in_bytes, rb_end[0], 64'(out_off), out_bytes, rb_end[1]),
+                 DG_DESC_OUT_OFFSET_ERR, DG_DESC_OUT_OFFSET_WORD)
+        `DG_FAIL(residual && !in_place && overlap(64'(res_off), res_bytes, rb_end[4], 64'(out_off), out_bytes, rb_end[1]),
                  DG_DESC_OUT_OFFSET_ERR, DG_DESC_OUT_OFFSET_WORD)
         // NO_FIT (formats.fit_limits): all TM lanes of weights, whatever n_active_out is;
         // depthwise: the whole layer's rows (out_c x dw_row_bytes = the weight stream)
@@ -389,13 +433,7 @@ module dg_desc_check
                             || 64'(P[PI2CF]) + 64'(AB) > 64'(DG_FIT_IFM_PATCH_BYTES)),
                  DG_DESC_IM2COL_ERR, DG_DESC_IM2COL_WORD)
         for (int b = 0; b < NBUF; b++) begin
-            case (bregion[b])
-                2'd0: region_size = 64'(fmap_bytes);
-                2'd1: region_size = 64'(weight_bytes);
-                2'd2: region_size = 64'(work_bytes);
-                default: region_size = 64'(sums_bytes);
-            endcase
-            `DG_FAIL(used[b] && 64'(boff[b]) + bsize[b] > region_size, DG_ERR_BAD_OFFSET, bfield[b])
+            `DG_FAIL(used[b] && rb_reg[b], DG_ERR_BAD_OFFSET, bfield[b])
         end
 `undef DG_FAIL
     end

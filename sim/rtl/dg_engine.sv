@@ -239,8 +239,6 @@ module dg_engine
     wire ld_rcmd_valid, ld_rd_ready;
     wire [63:0] ld_rcmd_addr;
     wire [23:0] ld_rcmd_beats;
-    logic [15:0] bk_grp [2];
-    wire [1:0] bk_ready;
     logic [15:0] bk_m0 [2];
     logic [7:0] bk_mg [2];
     logic [31:0] bk_bias [2][DG_TM];
@@ -258,6 +256,7 @@ module dg_engine
     logic        t_res_only [2];
     logic [15:0] t_g [2];
     logic        t_glast [2];
+    wire [1:0]   t_bk_ok;
     logic [IAW-1:0] rowbase [2][PMAX];
     logic           row_ok [2][PMAX];
     logic [15:0]    row_tb [2][PMAX];
@@ -275,6 +274,7 @@ module dg_engine
     wire [DG_TM*DG_TN*8-1:0] wb_q;
     logic [7:0] ib_q [NB];
     logic [31:0] t_dwrb [2];
+    wire [15:0] dw_cst;
     logic [DW_AW-1:0] c1_dwlin [DW_NBK];
     logic [7:0] dw_q [DW_NBK][DW_NBW];
     wire [DG_TM*8-1:0] rb_q;
@@ -284,16 +284,16 @@ module dg_engine
         .row_ra(row_ra), .row_tb_q(row_tb_q), .row_tv_q(row_tv_q), .col_ra(col_ra), .col_t_q(col_t_q),
         .col_tv_q(col_tv_q), .rcmd_valid(ld_rcmd_valid), .rcmd_addr(ld_rcmd_addr),
         .rcmd_beats(ld_rcmd_beats), .rcmd_ready(rcmd_ready), .rd_data(rd_data), .rd_valid(rd_valid),
-        .rd_last(rd_last), .rd_ready(ld_rd_ready), .rd_ready_all(rd_ready), .bk_grp(bk_grp),
-        .bk_ready(bk_ready), .bk_m0(bk_m0), .bk_mg(bk_mg), .bk_bias(bk_bias), .bk_mult(bk_mult),
+        .rd_last(rd_last), .rd_ready(ld_rd_ready), .rd_ready_all(rd_ready),
+        .bk_m0(bk_m0), .bk_mg(bk_mg), .bk_bias(bk_bias), .bk_mult(bk_mult),
         .dw_re(dw_re), .dw_ra(dw_ra), .dw_bias_q(dw_bias_q), .dw_mult_q(dw_mult_q),
         .wb_gdone(wb_gdone), .ld_busy(ld_busy), .full(full), .tile_done(tile_done), .cp_h(cp_h),
         .t_idx(t_idx), .t_o0y(t_o0y), .t_o0x(t_o0x), .t_cy0(t_cy0), .t_cx0(t_cx0), .t_oh(t_oh),
         .t_ow(t_ow), .t_chy(t_chy), .t_chw(t_chw), .t_res_only(t_res_only), .t_g(t_g),
-        .t_glast(t_glast), .rowbase(rowbase), .row_ok(row_ok), .row_tb(row_tb), .row_tv(row_tv),
+        .t_glast(t_glast), .t_bk_ok(t_bk_ok), .rowbase(rowbase), .row_ok(row_ok), .row_tb(row_tb), .row_tv(row_tv),
         .colbyte(colbyte), .col_ok(col_ok), .col_t(col_t), .col_tv(col_tv), .t_lo(t_lo),
         .t_hi(t_hi), .pf_idle(pf_idle), .c1_addr(c1_addr), .c1_badd(c1_badd), .c1_gb(c1_gb), .c1_wa(c1_wa), .c1_rbaddr(c1_rbaddr), .wb_q(wb_q),
-        .ib_q(ib_q), .rb_q(rb_q), .t_dwrb(t_dwrb), .c1_dwlin(c1_dwlin), .dw_q(dw_q));
+        .ib_q(ib_q), .rb_q(rb_q), .t_dwrb(t_dwrb), .dw_cst(dw_cst), .c1_dwlin(c1_dwlin), .dw_q(dw_q));
 
     // ------------------------------------------------------------------ gate / head unit
     wire gt_rcmd_valid, gt_rd_ready, gt_wcmd_valid, gt_wd_valid;
@@ -332,11 +332,10 @@ module dg_engine
         .t_ow(t_ow), .t_chy(t_chy), .t_chw(t_chw), .t_res_only(t_res_only), .t_g(t_g),
         .t_glast(t_glast), .rowbase(rowbase), .row_ok(row_ok), .row_tb(row_tb), .row_tv(row_tv),
         .colbyte(colbyte), .col_ok(col_ok), .col_t(col_t), .col_tv(col_tv), .t_lo(t_lo),
-        .t_hi(t_hi), .bk_grp(bk_grp),
-        .bk_ready(bk_ready), .cp_h(cp_h), .tile_done(tile_done), .c1_v(c1_v), .c1_addr(c1_addr),
+        .t_hi(t_hi), .t_bk_ok(t_bk_ok), .cp_h(cp_h), .tile_done(tile_done), .c1_v(c1_v), .c1_addr(c1_addr),
         .c1_badd(c1_badd),
         .c1_gb(c1_gb), .c1_wa(c1_wa), .c1_rbaddr(c1_rbaddr), .c2_v(c2_v), .wb_q(wb_q), .ib_q(ib_q),
-        .t_dwrb(t_dwrb), .c1_dwlin(c1_dwlin), .dw_q(dw_q),
+        .t_dwrb(t_dwrb), .dw_cst(dw_cst), .c1_dwlin(c1_dwlin), .dw_q(dw_q),
         .rb_q(rb_q), .tr_push(tr_push), .tr_in(tr_in), .tr_in_ready(tr_in_ready),
         .start_fire(start_fire), .wb_busy(wb_busy), .wbq_count(wbq_count), .mac_v(mac_v),
         .mac_acc(mac_acc), .mac_tag(mac_tag), .idle(cp_idle));

@@ -2,7 +2,8 @@
 // dg_fifo: small synchronous FIFO (register array, first-word fall-through).
 module dg_fifo #(
     parameter int WIDTH = 8,     // bits per entry, >= 1
-    parameter int DEPTH = 4      // entries, power of two >= 2
+    parameter int DEPTH = 4,     // entries, power of two >= 2
+    parameter bit HEAD_REG = 0   // out_data from a register (the head, loaded a cycle ahead)
 ) (
     input  wire              clk,
     input  wire              rst,
@@ -29,8 +30,28 @@ module dg_fifo #(
     wire [AW:0] rd_next = rd_ptr_reg + (AW+1)'(pop);
     assign in_ready = !full;
     assign out_valid = !empty;
-    assign out_data = mem[rd_ptr_reg[AW-1:0]];
     assign count = wr_ptr_reg - rd_ptr_reg;
+    if (HEAD_REG) begin : g_head
+        // the head as a register, so a user's logic on out_data starts at a flip-flop: on a
+        // pop the entry after it (more than one entry: written before) or the entry pushed in
+        // the same cycle; an empty FIFO takes the pushed entry
+        logic [WIDTH-1:0] head;
+        logic [AW-1:0] rd_p1;          // rd_ptr_reg + 1 (the read address of the next head)
+        logic many;                    // more than one entry
+        always_ff @(posedge clk) begin
+            if (pop && many) head <= mem[rd_p1];
+            else if (pop || empty) head <= in_data;
+            rd_p1 <= rd_next[AW-1:0] + AW'(1);
+            many <= (wr_next - rd_next) > (AW+1)'(1);
+            if (rst) begin
+                rd_p1 <= AW'(1);
+                many <= 1'b0;
+            end
+        end
+        assign out_data = head;
+    end else begin : g_mem
+        assign out_data = mem[rd_ptr_reg[AW-1:0]];
+    end
     always_ff @(posedge clk) begin
         if (push) begin
             mem[wr_ptr_reg[AW-1:0]] <= in_data;
@@ -57,6 +78,11 @@ module dg_fifo #(
         if (reset_seen && !rst && (full != ((wr_ptr_reg[AW] != rd_ptr_reg[AW]) && (wr_ptr_reg[AW-1:0] == rd_ptr_reg[AW-1:0]))
                      || empty != (wr_ptr_reg == rd_ptr_reg)))
             $error("dg_fifo: full %0d / empty %0d differ from the pointers", full, empty);
+    if (HEAD_REG) begin : g_head_chk
+        always_ff @(posedge clk)
+            if (reset_seen && !rst && !empty && g_head.head != mem[rd_ptr_reg[AW-1:0]])
+                $error("dg_fifo: the head register differs from the head entry");
+    end
 `endif
 endmodule
 `default_nettype wire

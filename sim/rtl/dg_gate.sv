@@ -83,7 +83,14 @@ module dg_gate
     localparam int NIW = $clog2(NCELLP);                          // index of spat
     localparam int SH = DG_GATE_RECIP_BITS - DG_GATE_FRAC_BITS;
     localparam logic signed [63:0] LIM = 64'(DG_GATE_BIAS_LIMIT);
-    localparam logic signed [63:0] HMAX = 64'(DG_GATE_HIDDEN_MAX);
+    // hidden units: v = A*m1 + o1 + 2^(s-1) is shifted by whole bytes in stage G, by the rest
+    // (< 8 bits) in stage H; clamp(v >>> s, 0, HMAX = 2^HMB - 1) needs only the sign, the
+    // HMB + 7 bits left after the byte shift and whether a bit above them is set
+    localparam int HMB = $clog2(DG_GATE_HIDDEN_MAX + 1);
+    localparam int HTW = HMB + 7;
+    if ((DG_GATE_HIDDEN_MAX & (DG_GATE_HIDDEN_MAX + 1)) != 0) begin : g_chk_hmax
+        $error("dg_gate: the hidden units' clamp needs HMAX = 2^k - 1");
+    end
     // pooled value bits: an 8-bit map pools to |P| <= 255 * 2^F; the reference admits |P| < 2^17
     localparam int PVW = DG_ACT_BITS + DG_GATE_FRAC_BITS + 2;
     // Multiplier operand widths (issue 16: DSP48E2 count): each product is exact at these
@@ -137,8 +144,10 @@ module dg_gate
     // registered (the record is held): the hidden layer's shift s and its rounding 2^(s-1)
     logic [5:0] cg_sh;
     logic signed [63:0] cg_rnd;
+    logic [63:0] cg_hm;               // v's bits from HTW + 8 (s div 8) on (0 past bit 63)
     always_ff @(posedge clk) begin
         cg_sh <= cg_shift;
+        cg_hm <= ~64'd0 << (32'(HTW) + 32'({cg_shift[5:3], 3'b000}));
         cg_rnd <= 64'sd1 <<< (cg_shift - 6'd1);
     end
 
@@ -496,7 +505,8 @@ module dg_gate
     logic signed [63:0] f_x [AB];
     logic signed [63:0] g_p [GL];   // products (w1, w2, head W) or hidden A*m1
     logic signed [63:0] g_o [LN8];     // hidden: o1 + 2^(s-1)
-    logic signed [63:0] h_t [LN8];     // hidden: A*m1 + o1 + 2^(s-1)
+    logic [HTW-1:0] h_t [LN8];         // hidden: v >> 8 (s div 8), its low HTW bits
+    logic [LN8-1:0] h_hi, h_neg;       // hidden: a bit of v from HTW + 8 (s div 8) on; v < 0
     // on-chip data
     logic [7:0]  bins_m [4 * MAXG];
     // F: bin-table entry i is written when f_bwe[i] (decoded per entry in stage E) from byte
@@ -848,6 +858,11 @@ module dg_gate
     logic signed [SW-1:0] q_s [GL];
     // the lanes' shared multiplier (see "arithmetic"): mm[l] = ma[l] * mb[l]
     localparam int MAW = (RW + 1 > 16) ? RW + 1 : 16;             // {0, R} or an int16 weight
+    // the product ma * mb as MNC products of ma and 17-bit chunks of mb (unsigned, the top one
+    // signed), each added to the one below shifted right by 17 (issue 16: one DSP48E2 per chunk,
+    // 3 per lane at ultra96, where the tools' own split of ma * mb takes 4)
+    localparam int MCK = 17;
+    localparam int MNC = (SW + MCK - 1) / MCK;
     logic signed [MAW-1:0] ma [GL];
     logic signed [SW-1:0] mb [GL];
     logic signed [SW+MAW-1:0] mm [GL];
@@ -877,10 +892,19 @@ module dg_gate
             if (p_we[l]) p_mem[p_wa] <= p_wd[l];
         end
         logic [47:0] ws_rd;
+        logic signed [PVW-1:0] p_rd, p_bd;
+        logic p_byp;
+        // P's read is write-first (a pass's first read meets the pool's last write): a plain
+        // read and the write of the same cycle registered beside it, selected after the
+        // registers (issue 16: a bypass inside the read register compares the address's next
+        // value, i.e. the spatial loop's decode)
         always_ff @(posedge clk) begin
             ws_rd <= ws_mem[ws_ra];
-            p_q[l] <= (p_we[l] && p_wa == p_ra) ? p_wd[l] : p_mem[p_ra];   // write-first
+            p_rd <= p_mem[p_ra];
+            p_byp <= p_we[l] && p_wa == p_ra;
+            p_bd <= p_wd[l];
         end
+        assign p_q[l] = p_byp ? p_bd : p_rd;
         for (genvar kx = 0; kx < 3; kx++) begin : g_kx
             assign ws_q[kx][l] = signed'(ws_rd[kx * 16 +: 16]);
         end
@@ -1628,7 +1652,22 @@ module dg_gate
             else if (f_kw12) mb[l] = SW'(signed'(ph_q[l]));   // (Pt, or h zero-extended)
             else if (HID_MM && f_ko1 && l < 2 * LN8) mb[l] = SW'(signed'(m1_q[f_lne[(l / 2) % LN8]]));
             else mb[l] = q_s[l];
-            mm[l] = ma[l] * mb[l];
+            begin
+                logic signed [MAW+MCK+1:0] pc [MNC];
+                logic [SW+MAW-1:0] r;
+                for (int k = 0; k < MNC; k++) begin
+                    logic signed [MCK:0] c;
+                    logic signed [MAW+MCK:0] p;
+                    c = (k < MNC - 1) ? signed'({1'b0, mb[l][(k * MCK) % SW +: MCK]})
+                                      : (MCK + 1)'(mb[l] >>> ((MNC - 1) * MCK));
+                    p = ma[l] * c;
+                    pc[k] = (MAW + MCK + 2)'(p);
+                    if (k > 0) pc[k] = pc[k] + (pc[(k + MNC - 1) % MNC] >>> MCK);
+                end
+                r = (SW + MAW)'(pc[MNC - 1]) << ((MNC - 1) * MCK);
+                for (int k = 0; k < MNC - 1; k++) r[k * MCK +: MCK] = pc[k][MCK-1:0];
+                mm[l] = signed'(r);
+            end
         end
     end
 
@@ -1896,7 +1935,13 @@ module dg_gate
         h_v <= g_v && g_kind == K_O1;
         h_e <= g_e;
         // (the shift in two parts: by whole bytes here, by the rest in stage H)
-        for (int l = 0; l < LN8; l++) h_t[l] <= (g_p[l] + g_o[l]) >>> {cg_sh[5:3], 3'b000};
+        for (int l = 0; l < LN8; l++) begin
+            logic signed [63:0] v;
+            v = g_p[l] + g_o[l];
+            h_t[l] <= HTW'(v >> {cg_sh[5:3], 3'b000});
+            h_hi[l] <= (v & cg_hm) != 64'd0;
+            h_neg[l] <= v[63];
+        end
         if (g_v && (g_kind == K_W1 || g_kind == K_W2 || g_kind == K_HW)) begin
             logic signed [63:0] ssum, base;
             ssum = sum_tree(g_p);
@@ -1919,12 +1964,15 @@ module dg_gate
         if (h_v) begin
             for (int l = 0; l < LN8; l++) begin
                 if (l < 32'(h_n)) begin
-                    logic signed [63:0] t;
+                    logic [HTW-1:0] u;
+                    logic [15:0] t;
                     logic [31:0] e;
                     e = h_e + 32'(l);
-                    t = h_t[l] >>> cg_sh[2:0];
-                    if (t < 0) t = 0;
-                    if (t > HMAX) t = HMAX;
+                    // (v >>> s >= 0 iff v >= 0; v >>> s > HMAX iff it has a bit from HMB on)
+                    u = h_t[l] >> cg_sh[2:0];
+                    t = 16'(u[HMB-1:0]);
+                    if (h_hi[l] || (u >> HMB) != 0) t = 16'(DG_GATE_HIDDEN_MAX);
+                    if (h_neg[l]) t = 16'd0;
                     ph_we[lane(e)] <= 1'b1;
                     ph_wa[lane(e)] <= ph_AW'(32'(PH_D) + (e >> GLL));
                     ph_wd[lane(e)] <= PVW'(16'(t));
@@ -1936,7 +1984,7 @@ module dg_gate
         if (s4_v) begin
             logic [15:0] on;
             logic [2:0] dk, dv;       // per cell bank: decided now, its decision
-            logic [2:0] en, val;      // per cell s4_ctr - 1 + d
+            logic [1:0] en, val;      // per cell s4_ctr - 1 + d, d < 2
             on = 16'd0;
             for (int kb = 0; kb < 3; kb++) begin
                 logic signed [63:0] v;
@@ -1945,16 +1993,20 @@ module dg_gate
                 dv[kb] = v >= 0;
                 on = on + 16'(dk[kb] && dv[kb]);
             end
-            for (int d = 0; d < 3; d++) begin
+            for (int d = 0; d < 2; d++) begin
                 en[d] = dk[s4_kbo[d]];
                 val[d] = dv[s4_kbo[d]];
             end
-            // (cell i is s4_ctr - 1 + d for one d: one decode of s4_ctr, not one per bank)
+            // (cell i is s4_ctr - 1 + d for one d: one decode of s4_ctr, not one per bank; the
+            // cell right of the bin, d = 2, is never decided here: its last contribution is
+            // from a later bin, in raster order)
             for (int i = 0; i < NCELL; i++) begin
                 if (en[0] && s4_ctr == NIW'(i + 1)) spat[i] <= val[0];
                 if (en[1] && s4_ctr == NIW'(i)) spat[i] <= val[1];
-                if (i > 0) if (en[2] && s4_ctr == NIW'(i - 1)) spat[i] <= val[2];
             end
+`ifndef SYNTHESIS
+            if (!rst && dk[s4_kbo[2]]) $error("dg_gate: the cell right of a bin decided at it");
+`endif
             cnt_t <= cnt_t + on;
         end
         case (st)

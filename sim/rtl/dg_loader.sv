@@ -58,8 +58,6 @@ module dg_loader
     output logic                        rd_ready,
     input  wire                         rd_ready_all,  // the read master's R ready (all users)
     // banks (per m-group)
-    output logic [15:0]                 bk_grp [2],    // group held by the bank
-    output logic [1:0]                  bk_ready,      // bank params (and weights) loaded
     output logic [15:0]                 bk_m0 [2],     // first output channel slot of the group
     output logic [7:0]                  bk_mg [2],     // output channels of the group
     output logic [31:0]                 bk_bias [2][DG_TM],
@@ -80,6 +78,7 @@ module dg_loader
     output logic                        t_res_only [2],
     output logic [15:0]                 t_g [2],       // m-group of the tile
     output logic                        t_glast [2],   // last tile of its group
+    output logic [1:0]                  t_bk_ok,       // bk_ready[t_g[h][0]] && bk_grp[t_g[h][0]] == t_g[h]
     output logic [IAW-1:0]              rowbase [2][PMAX],
     output logic                        row_ok [2][PMAX],
     output logic [15:0]                 row_tb [2][PMAX],
@@ -89,7 +88,8 @@ module dg_loader
     output logic [7:0]                  col_t [2][PMAX],
     output logic                        col_tv [2][PMAX],
     output logic [15:0]                 t_lo [2], t_hi [2],   // im2col: loaded bytes [lo, hi) of a patch row
-    output logic [31:0]                 t_dwrb [2],    // depthwise: bytes per dw bank row (ceil(pw/k) * C)
+    output logic [31:0]                 t_dwrb [2],    // depthwise: bytes per dw bank row (ceil(pw/k) * dw_cst)
+    output logic [15:0]                 dw_cst,        // depthwise: a pixel's bytes in its dw bank (C, padded)
     output wire                         pf_idle,
     // buffer reads (compute stage c1; data at c2)
     input  wire [IAW-1:0]               c1_addr,
@@ -115,6 +115,8 @@ module dg_loader
     logic [15:0] ld_g;             // next group to load
     wire         ld_b = ld_g[0];
     logic [1:0]  bk_lanes;         // bank lane ids valid
+    logic [15:0] bk_grp [2];       // group held by the bank
+    logic [1:0]  bk_ready;         // bank params (and weights) loaded (the compute: t_bk_ok)
     logic [15:0] bk_ch [2][DG_TM];
     // the loading group's lanes and channels (bk_mg / bk_ch of bank ld_b, written with them at
     // ld_start): the span issue reads these, no bank select (ld_b) in its path
@@ -190,7 +192,9 @@ module dg_loader
     wire [SPF_W-1:0] spf_out;
     logic spf_pop;
     wire [5:0] spf_count;
-    dg_fifo #(.WIDTH(SPF_W), .DEPTH(32)) span_fifo (
+    // (the span and pending FIFOs' heads are registers: the consume step and the receive
+    // side's row start begin at flip-flops, not at a distributed-RAM read)
+    dg_fifo #(.WIDTH(SPF_W), .DEPTH(32), .HEAD_REG(1)) span_fifo (
         .clk(clk), .rst(rst), .in_data(spf_in), .in_valid(spf_push), .in_ready(spf_in_ready),
         .out_data(spf_out), .out_valid(spf_valid), .out_ready(spf_pop), .count(spf_count));
     // loader beat FIFO (credit-managed)
@@ -296,14 +300,14 @@ module dg_loader
     wire [PEND_W-1:0] pend_out;
     logic pend_pop;
     wire [$clog2(PEND_DEPTH):0] pend_count;
-    dg_fifo #(.WIDTH(PEND_W), .DEPTH(PEND_DEPTH)) pend_fifo (
+    dg_fifo #(.WIDTH(PEND_W), .DEPTH(PEND_DEPTH), .HEAD_REG(1)) pend_fifo (
         .clk(clk), .rst(rst), .in_data(pend_in), .in_valid(pend_push), .in_ready(pend_in_ready),
         .out_data(pend_out), .out_valid(pend_valid), .out_ready(pend_pop), .count(pend_count));
     logic [15:0] pr_beat;          // beat index within the current patch row
 
     // depthwise patch buffer (op OP_DWCONV): DW_NBK banks by (patch row mod k, patch column
     // mod k); bank (r mod k, c mod k) holds its pixels' stored channels as one byte stream,
-    // pixel (r, c) channel ch at byte lin = (r div k) * t_dwrb + (c div k) * C + ch (+ the
+    // pixel (r, c) channel ch at byte lin = (r div k) * t_dwrb + (c div k) * dw_cst + ch (+ the
     // half's DW_HALF), over DW_NBW byte columns (byte lin in column lin mod DW_NBW, row
     // lin div DW_NBW). A patch row's beat (AB bytes, in row order) puts, per bank, a run of
     // consecutive bytes (pixel c's channels, then pixel c + k's), so no two of its bytes share
@@ -317,24 +321,45 @@ module dg_loader
     // m = 1 + u div C, phase (ph + m) mod k, lin = pb[phase] + (m div k) * C + u mod C. The
     // layer's table dt_* (registered from C) holds these per u < AB, and the state a beat
     // moves on to (AB bytes on: u = AB - rem). Stage A registers each byte's phase and
-    // column and per phase the lin of its first byte in the beat (its bytes are consecutive
-    // lins, pixel c's channels then pixel c + k's); stage B routes the bytes to the columns
+    // column and per phase the lin of its first byte in the beat (its bytes are increasing
+    // lins within DW_NBW of it, pixel c's channels then pixel c + k's); stage B routes the bytes to the columns
     // (at most one per column: a one-hot OR), the row of a column from its phase's first lin.
     // (pad <= k div 2 < k: the tile's first loaded column dw_c0 is its first pixel's phase.)
-    logic [31:0] dw_rb;            // the tile's ceil(pw / k) * C (PF_GEO4)
+    // Padded pixel stride (DW_PADDED: when the config's banks hold every patch the fit rule
+    // admits so padded; ultra96): a pixel takes dw_cst = C rounded up to a multiple of g, the
+    // largest power of two <= DW_NBW with that <= k * C, instead of C bytes, so lane 0's byte
+    // of a read (half + (r div k) * t_dwrb + (c div k) * dw_cst + m0) is a multiple of
+    // min(g, Tm) mod DW_NBW and the compute's per-slot rotation is a narrow pick per lane
+    // (none at C >= DW_NBW / 2 when Tm = DW_NBW). dw_cst <= k * C keeps a beat's bytes of one
+    // phase within DW_NBW lins: (n - 1) * dw_cst + b - a <= (n - 1) * k * C + b - a <= AB for
+    // its n pixels (channels a.. of the first, ..b of the last), so stage B is unchanged.
+    // (dw_pad_g, DW_PADDED: dg_pkg, shared with dg_compute.)
+    always_ff @(posedge clk) begin
+        logic [17:0] r;
+        logic [15:0] best;
+        best = 16'(L.cin_st);
+        if (DW_PADDED)
+            for (int q = 2; q <= DW_NBW; q = q * 2) begin
+                r = (18'(L.cin_st) + 18'(q - 1)) & ~18'(q - 1);
+                if (r <= 18'(L.cin_st) * 18'(DW_K)) best = 16'(r);
+            end
+        dw_cst <= best;
+    end
+    logic [31:0] dw_rb;            // the tile's ceil(pw / k) * dw_cst (PF_GEO4)
     logic [7:0]  dw_c0;            // the tile's first loaded patch column (ixv0 - ix0)
     localparam int PHW = $clog2(DW_K);
     localparam int DT_K = AB + 2;  // multiples k * C the table uses (k <= AB + 1)
     localparam int DT_KW = $clog2(DT_K);
-    logic [DW_AW-1:0] dt_kc [DT_K];       // k * C
+    logic [DW_AW-1:0] dt_kc [DT_K];       // k * dw_cst (lins; C itself for the byte counts)
     logic [ABL:0] dt_kcs [DT_K];          // min(k * C, AB)
     logic [ABL:0] dt_r [AB];              // u mod C
     logic [PHW-1:0] dt_po [AB];           // (1 + u div C) mod k: phase offset of byte u's pixel
-    logic [DW_AW-1:0] dt_off [AB];        // ((1 + u div C) div k) * C + u mod C
+    logic [DW_AW-1:0] dt_off [AB];        // ((1 + u div C) div k) * dw_cst + u mod C
     logic [16:0] dt_rem [AB];             // C - u mod C
-    logic [DW_AW-1:0] dt_adv [AB][DW_K];  // pixels of phase distance d in [0, 1 + u div C), times C
-    // (that pixel count, ceil((1 + u div C - d) / k) <= ceil(AB / k): dt_adv picks k * C from
-    // dt_kc by a narrow index, formed with u div C from constants, not a divide of it)
+    // dt_n: the pixels of phase distance d in [0, 1 + u div C), ceil((1 + u div C - d) / k)
+    // <= ceil(AB / k), formed with u div C from constants (not a divide of it); the beat-end
+    // update advances a phase's lin by dt_kc[dt_n] (a narrow pick of k * C where it is used,
+    // not a table of AB x k picks)
     localparam int DTN_MAX = (AB + DW_K - 1) / DW_K;
     localparam int DTN_W = $clog2(DTN_MAX + 1);
     logic [DTN_W-1:0] dt_n [AB][DW_K];
@@ -367,11 +392,13 @@ module dg_loader
     always_comb begin
         // bank b: lane 0's byte at row R = lin div DW_NBW; column w reads R + 1 if w < lin mod
         // DW_NBW, else R: the odd memory's row R div 2, the even one's (R + 1) div 2
+        // (DW_PADDED: the lanes a read feeds are in row R alone, see dg_compute: both
+        // memories read at R div 2, the one of R's parity is taken)
         for (int b = 0; b < DW_NBK; b++) begin
             logic [DW_RW-1:0] r0;
             r0 = DW_RW'(c1_dwlin[b] >> DW_NBWL);
             dw_rao[b] = DW_RAW'(r0 >> 1);
-            dw_rae[b] = DW_RAW'(r0 >> 1) + DW_RAW'(r0[0]);
+            dw_rae[b] = DW_RAW'(r0 >> 1) + DW_RAW'(r0[0] && !DW_PADDED);
         end
     end
     for (genvar b = 0; b < DW_NBK; b++) begin : g_dwbank
@@ -386,7 +413,7 @@ module dg_loader
             qe <= me[dw_rae[b]];
             qo <= mo[dw_rao[b]];
             for (int w = 0; w < DW_NBW; w++)
-                dw_rodd[b][w] <= c1_dwlin[b][DW_NBWL] ^ (DW_NBWL'(w) < c1_dwlin[b][DW_NBWL-1:0]);
+                dw_rodd[b][w] <= c1_dwlin[b][DW_NBWL] ^ (!DW_PADDED && DW_NBWL'(w) < c1_dwlin[b][DW_NBWL-1:0]);
         end
         always_comb
             for (int w = 0; w < DW_NBW; w++)
@@ -397,7 +424,7 @@ module dg_loader
     // beat returns: L is constant in the run)
     always_ff @(posedge clk) begin
         for (int k = 0; k < DT_K; k++) begin
-            dt_kc[k] <= DW_AW'(32'(k) * 32'(L.cin_st));
+            dt_kc[k] <= DW_AW'(32'(k) * 32'(dw_cst));
             dt_kcs[k] <= (32'(k) * 32'(L.cin_st) < AB) ? (ABL+1)'(32'(k) * 32'(L.cin_st)) : (ABL+1)'(AB);
         end
         for (int u = 0; u < AB; u++) begin
@@ -435,8 +462,6 @@ module dg_loader
         for (int u = 0; u < AB; u++) begin
             dt_off[u] <= dt_kc[DT_KW'(dt_ni[u])] + DW_AW'(dt_r[u]);
             dt_rem[u] <= 17'(L.cin_st) - 17'(dt_r[u]);
-            for (int d = 0; d < DW_K; d++)
-                dt_adv[u][d] <= dt_kc[DT_KW'(dt_n[u][d])];      // (dt_kc[0] = 0: m <= d)
         end
     end
 `ifndef SYNTHESIS
@@ -444,6 +469,9 @@ module dg_loader
     // for three cycles), at every depthwise patch beat's stage A
     logic [15:0] dt_cin [3];
     always_ff @(posedge clk) begin
+        if (run && dw_cst != 16'(DW_PADDED ? ((32'(L.cin_st) + dw_pad_g(32'(L.cin_st)) - 1) / dw_pad_g(32'(L.cin_st)))
+                                             * dw_pad_g(32'(L.cin_st)) : 32'(L.cin_st)))
+            $error("dg_loader: dw_cst %0d stale or wrong (C = %0d)", dw_cst, L.cin_st);
         dt_cin[0] <= 16'(L.cin_st);
         dt_cin[1] <= dt_cin[0];
         dt_cin[2] <= dt_cin[1];
@@ -455,10 +483,10 @@ module dg_loader
                 rr = 32'(u) % 32'(L.cin_st);
                 bad = dt_cin[0] != 16'(L.cin_st) || dt_cin[1] != 16'(L.cin_st) || dt_cin[2] != 16'(L.cin_st)
                       || 32'(dt_r[u]) != rr || 32'(dt_po[u]) != m % DW_K
-                      || 32'(dt_off[u]) != 32'(DW_AW'((m / DW_K) * 32'(L.cin_st) + rr))
+                      || 32'(dt_off[u]) != 32'(DW_AW'((m / DW_K) * 32'(dw_cst) + rr))
                       || 32'(dt_rem[u]) != 32'(L.cin_st) - rr;
                 for (int d = 0; d < DW_K; d++)
-                    if (32'(dt_adv[u][d]) != ((m > 32'(d)) ? 32'(DW_AW'(((m - 32'(d) + DW_K - 1) / DW_K) * 32'(L.cin_st))) : 32'd0))
+                    if (32'(dt_kc[DT_KW'(dt_n[u][d])]) != ((m > 32'(d)) ? 32'(DW_AW'(((m - 32'(d) + DW_K - 1) / DW_K) * 32'(dw_cst))) : 32'd0))
                         bad = 1'b1;
                 if (bad) $error("dg_loader: depthwise table entry %0d stale or wrong (C = %0d)", u, L.cin_st);
             end
@@ -1175,8 +1203,8 @@ module dg_loader
                                    + 64'(pf_ixv0) * 64'(L.cin_st);
                     pf_cb <= IAW'((pf_ix0 - 32'(pf_ixv0)) * 32'(L.cin_st));
                     // (ceil(pw / k) <= 255: an 8 x 16 product)
-                    dw_rb <= 32'(8'((32'(pf_pw) + DW_K - 1) / DW_K)) * 32'(L.cin_st);
-                    t_dwrb[pf_h] <= 32'(8'((32'(pf_pw) + DW_K - 1) / DW_K)) * 32'(L.cin_st);
+                    dw_rb <= 32'(8'((32'(pf_pw) + DW_K - 1) / DW_K)) * 32'(dw_cst);
+                    t_dwrb[pf_h] <= 32'(8'((32'(pf_pw) + DW_K - 1) / DW_K)) * 32'(dw_cst);
                     dw_c0 <= 8'(32'(pf_ixv0) - pf_ix0);
                     pf_dwk <= 8'd0;
                     pf_dwb <= pf_h ? DW_AW'(DW_HALF) : DW_AW'(0);
@@ -1299,7 +1327,7 @@ module dg_loader
                             rem = 17'(L.cin_st) + 17'(roff);
                             cur = rbase - DW_AW'(roff);
                             for (int j = 0; j < DW_K; j++)
-                                pb[j] = rbase + ((32'(j) < 32'(dw_c0)) ? DW_AW'(L.cin_st) : DW_AW'(0));
+                                pb[j] = rbase + ((32'(j) < 32'(dw_c0)) ? DW_AW'(dw_cst) : DW_AW'(0));
                         end else begin
                             ph = dw_ph;
                             rem = dw_rem;
@@ -1344,7 +1372,7 @@ module dg_loader
                             dw_rem <= dt_rem[u];
                             dw_cur <= pb[pn] + dt_off[u];
                             for (int j = 0; j < DW_K; j++)
-                                dw_pb[j] <= pb[j] + dt_adv[u][(32'(j) + DW_K - 32'(ph)) % DW_K];
+                                dw_pb[j] <= pb[j] + dt_kc[DT_KW'(dt_n[u][(32'(j) + DW_K - 32'(ph)) % DW_K])];   // (dt_kc[0] = 0)
                         end
                     end
                 end else begin
@@ -1393,6 +1421,36 @@ module dg_loader
             ldf_free <= LFW'(LDF_DEPTH);
         end
     end
+
+    // the compute's tile-start bank match as a register (the compute's start enable then
+    // begins at flip-flops): t_bk_ok[h] equals bk_ready[t_g[h][0]] && bk_grp[t_g[h][0]] ==
+    // t_g[h] in every cycle, set from those registers' next values. bk_grp of a bank changes
+    // only with its bk_ready cleared (run_init, ld_start), so the compare may use its current
+    // value; a half given a tile (PF_IDLE) gets the group its bank holds (pf_g).
+    wire ld_done = ld_busy && sp_phase == 2'd2 && !spf_valid;
+    wire pf_take = pf_active && pf_state == PF_IDLE && pf_g != L.G && !full[pf_h]
+                   && bk_lanes[pf_g[0]] && bk_grp[pf_g[0]] == pf_g;
+    always_ff @(posedge clk) begin
+        logic [1:0] nr;
+        for (int b = 0; b < 2; b++)
+            nr[b] = (rst || run_init || (ld_start && 32'(ld_b) == b)) ? 1'b0
+                    : (ld_done && 32'(ld_b) == b) ? 1'b1 : bk_ready[b];
+        for (int h = 0; h < 2; h++)
+            t_bk_ok[h] <= (pf_take && 32'(pf_h) == h) ? nr[pf_g[0]]
+                          : nr[t_g[h][0]] && bk_grp[t_g[h][0]] == t_g[h];
+    end
+`ifndef SYNTHESIS
+    /* verilator lint_off PROCASSINIT */
+    logic bk_ok_armed = 1'b0;
+    /* verilator lint_on PROCASSINIT */
+    always_ff @(posedge clk) begin
+        if (run_init) bk_ok_armed <= 1'b1;
+        for (int h = 0; h < 2; h++)
+            if (bk_ok_armed && t_bk_ok[h] != (bk_ready[t_g[h][0]] && bk_grp[t_g[h][0]] == t_g[h]))
+                $error("dg_loader: t_bk_ok[%0d] %0d, bank match %0d", h, t_bk_ok[h],
+                       bk_ready[t_g[h][0]] && bk_grp[t_g[h][0]] == t_g[h]);
+    end
+`endif
 
     // read-data ready (in the run, by owner) and the loader's consume step
     always_comb begin

@@ -60,6 +60,33 @@ package dg_pkg;
     // (a read or write touches rows R and R + 1 of a bank): DW_DEPTH / 2 rows each
     localparam int DW_RAW = $clog2(DW_DEPTH / 2);            // their row address width
     localparam int DW_AW = $clog2(2 * DW_HALF);            // dw bank byte address width
+    // Padded depthwise pixel stride (DW_PADDED; dg_loader's dw_cst, dg_compute's lane picks):
+    // a pixel takes C rounded up to a multiple of dw_pad_g(C), the largest power of two <=
+    // DW_NBW with that <= k * C, instead of C bytes; on when the banks hold every patch the
+    // fit rule admits so padded (ultra96; not small, whose banks it would overflow)
+    function automatic int dw_pad_g(input int c);
+        int g;
+        g = 1;
+        for (int q = 2; q <= DW_NBW; q = q * 2)
+            if (((c + q - 1) / q) * q <= DW_K * c) g = q;
+        return g;
+    endfunction
+    function automatic bit dw_pad_fits();
+        for (int p = 1; p <= PMAX; p++) begin
+            int cmax, n;
+            cmax = (DG_IFM_BUFFER_BYTES / 2) / (p * p);
+            if (cmax > DG_MAX_IN_CHANNELS) cmax = DG_MAX_IN_CHANNELS;
+            n = ((p + DW_K - 1) / DW_K) * ((p + DW_K - 1) / DW_K);
+            // (padded bytes grow with C from DW_NBW / 2 on: C <= DW_NBW and cmax cover the max)
+            for (int i = 1; i <= DW_NBW + 1; i++) begin
+                int c;
+                c = (i <= DW_NBW) ? i : cmax;
+                if (c <= cmax && n * (((c + dw_pad_g(c) - 1) / dw_pad_g(c)) * dw_pad_g(c)) > DW_HALF) return 1'b0;
+            end
+        end
+        return 1'b1;
+    endfunction
+    localparam bit DW_PADDED = dw_pad_fits();
     // the MAC array in dw mode: one product per DSP48E2, so a lane pair's Tn multiplies give
     // each of its two lanes DW_TPS taps per step (Tn = 1: the pair's one multiply takes its two
     // lanes in turn, DW_PAR = 2 steps per tap); DW_TSTEPS * DW_PAR array steps cover a

@@ -7,7 +7,7 @@
 // Stage 3 does not shift and then compare 64-bit values: the byte (z >>> shift)[7:0] and the
 // range test run side by side (z >>> shift is in the clamp's range iff z's bits from
 // shift + 7 (signed; unsigned: shift + 8) up all equal its sign (are 0)), with the mask of
-// those bits and the rounding constant registered from the per-layer shift; stage 4 picks
+// those bits registered from the per-layer shift; stage 4 picks
 // the byte or the clamp bound (shift, res_mult and out_signed are per layer: they must be
 // stable from one cycle before an input is taken until its result is out).
 module dg_requant
@@ -51,9 +51,10 @@ module dg_requant
     logic [LANES*9-1:0]  h_res;
     logic [TAG_W-1:0]    h_tag;
     logic [PHW-1:0]      h_ph;       // phase issued from the holding register this cycle (0: none)
+    logic                h_idle;     // h_ph == 0, registered (in_ready feeds the caller's pipeline enables)
     wire take = in_valid && in_ready;
-    assign in_ready = h_ph == '0;
-    wire iss_v = take || h_ph != '0;
+    assign in_ready = h_idle;
+    wire iss_v = take || !h_idle;
     // the operands of the phase issued this cycle
     logic [C*33-1:0] src_acc;
     logic [C*32-1:0] src_mult;
@@ -70,7 +71,7 @@ module dg_requant
             end
         end
     end
-    wire [TAG_W-1:0] src_tag = (h_ph == '0) ? in_tag : h_tag;
+    wire [TAG_W-1:0] src_tag = h_idle ? in_tag : h_tag;
 
     logic signed [63:0] p1_reg [C];
     logic signed [63:0] p2_reg [C];
@@ -81,13 +82,13 @@ module dg_requant
     logic v1, v2, v3;
     logic last1, last2, last3;       // the input's last phase
     logic [TAG_W-1:0] t1, t2, t3;
+    // the rounding constant, added in stage 1 (from `shift` as the input is taken)
+    wire signed [63:0] rnd = 64'sd1 <<< (shift - 5'd1);
     // per-layer constants (registered: see the header)
-    logic signed [63:0] rnd;
     // bits of z that must equal the sign (signed) / be 0: z[38:7] where masked, and z[63:39]
     // (shift <= 31: always above shift + 7)
     logic [31:0] hi_mask;
     always_ff @(posedge clk) begin
-        rnd <= 64'sd1 <<< (shift - 5'd1);
         hi_mask <= 32'(~39'd0 << (32'(shift) + (out_signed ? 32'd7 : 32'd8)) >> 7);
     end
 
@@ -100,19 +101,24 @@ module dg_requant
             h_tag <= in_tag;
         end
         if (SHARE > 1) begin
-            if (iss_v) h_ph <= (32'(h_ph) + 1 == SHARE) ? '0 : h_ph + 1'b1;
+            if (iss_v) begin
+                h_ph <= (32'(h_ph) + 1 == SHARE) ? '0 : h_ph + 1'b1;
+                h_idle <= 32'(h_ph) + 1 == SHARE;
+            end
         end else begin
             h_ph <= '0;
+            h_idle <= 1'b1;
         end
-        // stage 1: the products
+        // stage 1: the products (the rounding constant added to the narrow residual product:
+        // stage 2 then adds two terms, not three)
         for (int j = 0; j < C; j++) begin
             p1_reg[j] <= 64'($signed(src_acc[j*33 +: 33])) * 64'($signed(src_mult[j*32 +: 32]));
-            p2_reg[j] <= 64'($signed(src_res[j*9 +: 9])) * $signed({32'd0, res_mult});
+            p2_reg[j] <= 64'($signed(src_res[j*9 +: 9])) * $signed({32'd0, res_mult}) + rnd;
         end
         t1 <= src_tag;
         last1 <= 32'(h_ph) + 1 == SHARE;
-        // stage 2: the sum and its rounding
-        for (int j = 0; j < C; j++) z_reg[j] <= p1_reg[j] + p2_reg[j] + rnd;
+        // stage 2: the sum
+        for (int j = 0; j < C; j++) z_reg[j] <= p1_reg[j] + p2_reg[j];
         t2 <= t1;
         last2 <= last1;
         // stage 3: the byte and the range test side by side
@@ -140,6 +146,7 @@ module dg_requant
         out_tag <= t3;
         if (rst) begin
             h_ph <= '0;
+            h_idle <= 1'b1;
             v1 <= 1'b0;
             v2 <= 1'b0;
             v3 <= 1'b0;

@@ -119,6 +119,8 @@ module dg_sequencer
     logic [7:0] layer;
     logic rec_last;                     // layer + 1 == a_layer_count (the start's last record)
     logic rec_last_nx;                  // layer + 2 == a_layer_count (registered: the next one's)
+    logic lc_big, lc_zero, lc_one;      // a_layer_count > DG_MAX_LAYERS / == 0 / == 1, registered
+                                        // (the argument is stable from ap_start: read in ST_START)
 
     // descriptor: the record aligned into `desc` (the register the checker, the latch of L and
     // the gate unit read) as its beats arrive. The record starts at byte `desc_off` of its
@@ -325,6 +327,9 @@ module dg_sequencer
         d_cout_st <= L.out_ch_gated ? L.n_out : L.out_c;
         d_no_run <= L.n_seq == 0 || L.G == 0;
         rec_last_nx <= 32'(layer) + 32'd2 == a_layer_count;
+        lc_big <= a_layer_count > 32'(DG_MAX_LAYERS);
+        lc_zero <= a_layer_count == 32'd0;
+        lc_one <= a_layer_count == 32'd1;
         n_tiles_m1 <= n_tiles_r - 16'd1;
         // (chk_n_tiles is settled from the checker's third cycle, g_nt_r between records)
         e_nres <= (chk_n_tiles > g_nt_r) ? chk_n_tiles - g_nt_r : 16'd0;
@@ -435,15 +440,15 @@ module dg_sequencer
                 end
             end
             st[ST_START]: begin
-                if (a_layer_count > 32'(DG_MAX_LAYERS)) begin
+                if (lc_big) begin
                     err_code <= DG_ERR_BAD_COUNT;
                     err_entry <= 16'd0;
                     `GO(ST_ERR)
-                end else if (a_layer_count == 32'd0) begin
+                end else if (lc_zero) begin
                     `GO(ST_DONE)
                 end else begin
                     rec_start <= cycle_cnt[31:0];
-                    rec_last <= a_layer_count == 32'd1;
+                    rec_last <= lc_one;
                     `GO(ST_DESC_REQ)
                 end
             end

@@ -102,7 +102,7 @@ module dg_writeback
     // ------------------------------------------------------------------ requantizer front
     // s1: the popped queue entry; s2: acc + bias, the multiplier, the residual (registers
     // into the requantizer); the requantizer's tag carries the pool RAM address too
-    localparam int RTAG_W = 19 + PAW;        // {gb, res_only, tile_last, py, px, pool address}
+    localparam int RTAG_W = 21 + PAW;        // {first, row start, gb, res_only, tile_last, py, px, pool address}
     logic s1_v, s2_v;
     logic [DG_TM*32-1:0] s1_acc;
     logic [MTAG_W-1:0] s1_tag;
@@ -298,12 +298,23 @@ module dg_writeback
 
     // packetizer: the packet being sent; its aligned beat k holds packet bytes
     // k*AB - off .. k*AB - off + AB-1, i.e. bytes AB - off .. 2*AB-1 - off of the window
-    // {packet beat k, packet beat k-1} (pz_data's lowest beat, pz_prev)
+    // {packet beat k, packet beat k-1} (pz_cur, pz_prev)
     logic pz_have, pz_cmd_done;
     logic [63:0] pz_addr;
     logic [WBL-1:0] pz_beats, pz_left;
-    logic [PK_BYTES*8-1:0] pz_data;     // the packet's beats from the current one up
+    logic pz_lz, pz_l1;                 // pz_left == 0 / == 1, registered with it
+    localparam int PKB = PK_BYTES / AB;              // beats of packet data
+    if (PK_BYTES < AB || PK_BYTES % AB != 0) begin : g_pkb_chk
+        $error("dg_writeback: a sums packet must be whole AXI beats");
+    end
+    logic [PK_BYTES*8-1:0] pz_data;     // the packet's data, as loaded (a beat select, no shift per beat)
+    logic [PKB-1:0] pz_boh;             // one-hot: the packet beat sent now (none: past the data, 0)
+    logic [AB*8-1:0] pz_cur;            // the packet beat sent now
     logic [AB*8-1:0] pz_prev;           // the packet beat before the current (0 before the first)
+    always_comb begin
+        pz_cur = '0;
+        for (int j = 0; j < PKB; j++) pz_cur = pz_cur | (pz_boh[j] ? pz_data[j*AB*8 +: AB*8] : '0);
+    end
     logic [ABL-1:0] pz_off;             // the packet's first byte in its first AXI beat
     logic [9:0] pz_rem;                 // off + nbytes - k*AB: bytes from this beat's start to the end
     logic pz_first;                     // beat 0 (its bytes below off are not the packet's)
@@ -324,7 +335,9 @@ module dg_writeback
                 rq_res[l*9 +: 9] <= L.residual ? (L.res_signed ? {s1_tag[l*8 + 7], s1_tag[l*8 +: 8]}
                                                               : {1'b0, s1_tag[l*8 +: 8]}) : 9'd0;
             end
-            s2_tag <= {s1_tag[MTAG_W-1 -: 19], PAW'(32'(s1_py) * CT_MAX + 32'(s1_px))};
+            // (the pixel's first-of-tile / first-of-row flags ride along: no compare at the output)
+            s2_tag <= {s1_py == 8'd0 && s1_px == 8'd0, s1_px == 8'd0, s1_tag[MTAG_W-1 -: 19],
+                       PAW'(32'(s1_py) * CT_MAX + 32'(s1_px))};
         end
         if (rst) begin
             s1_v <= 1'b0;
@@ -349,12 +362,12 @@ module dg_writeback
     wire [PKT_W-1:0] pz_next = pz_take_s ? skq_out : pk_ext;
     wire [ABL-1:0] pzn_off = pz_next[PKT_W-64 +: ABL];
     wire [7:0] pzn_n = pz_next[PKT_W-65 -: 8];
-    wire [2*AB*8-1:0] pz_win = {pz_data[AB*8-1:0], pz_prev} << {pz_off, 3'b000};
+    wire [2*AB*8-1:0] pz_win = {pz_cur, pz_prev} << {pz_off, 3'b000};
     wire pz_next_valid = skq_valid || pkq_valid;
     wire pz_cmd_fire = wcmd_valid && wcmd_ready;
     wire pz_data_fire = wd_valid && wd_ready;
     wire pz_cmd_ok = pz_cmd_done || pz_cmd_fire;
-    wire pz_data_ok = (pz_left == '0) || (pz_data_fire && pz_left == WBL'(1));
+    wire pz_data_ok = pz_lz || (pz_data_fire && pz_l1);
     wire pz_free = !pz_have || (pz_cmd_ok && pz_data_ok);
     assign pkq_pop = pz_free && !pz_take_s && pkq_valid;
     assign skq_pop = pz_free && pz_take_s;
@@ -362,7 +375,7 @@ module dg_writeback
         wcmd_valid = pz_have && !pz_cmd_done;
         wcmd_addr = pz_addr & ~64'(AB - 1);
         wcmd_beats = 24'(pz_beats);
-        wd_valid = pz_have && pz_left != '0;
+        wd_valid = pz_have && !pz_lz;
         wd_data = pz_win[2*AB*8-1 -: AB*8];
         for (int i = 0; i < AB; i++)
             wd_strb[i] = 10'(i) < pz_rem && (!pz_first || ABL'(i) >= pz_off);
@@ -384,8 +397,8 @@ module dg_writeback
     endtask
 
     // the pixel at the requantizer's output: first of its tile / of its row (raster order)
-    wire rq_first = rq_tag[PAW +: 16] == 16'd0;
-    wire rq_rowst = rq_tag[PAW +: 8] == 8'd0;
+    wire rq_first = rq_tag[RTAG_W-1];
+    wire rq_rowst = rq_tag[RTAG_W-2];
     logic [63:0] px_rn, px_nx;      // next row's first pixel / next pixel (non-pool addresses)
     wire [63:0] px_a = rq_first ? h_base : (rq_rowst ? px_rn : px_nx);
     // the output pixel whose bytes go out this cycle: the requantizer's result, or with a
@@ -393,6 +406,21 @@ module dg_writeback
     wire ob_fire = L.maxpool ? (pl_state == PL_EMIT && pl_emit_room) : rq_v;
     wire [DG_TM*8-1:0] ob_y = L.maxpool ? pl_max_packed : rq_y;
     wire ob_last = L.maxpool ? pl_last_px : rq_tag[PAW + 16];
+    // pixel_sums: the pixel's sums packet address, 4x its byte offset in the output map (one
+    // adder for the requantizer's and the pooled pixels)
+    wire [63:0] ob_sa = ((L.maxpool ? pe_a : px_a) << 2) + sums_delta;
+    // the channel sums with the output pixel going out: with pixel_sums the sums restart at
+    // every pixel, so sums + pixel is the pixel's value and the sums queue takes the adder's
+    // output either way; the sums clear as one synchronous reset (no select per bit)
+    logic signed [31:0] sums_s [DG_TM];
+    always_comb
+        for (int l = 0; l < DG_TM; l++)
+            sums_s[l] = sums[l] + (L.out_signed ? 32'($signed(ob_y[l*8 +: 8])) : 32'(ob_y[l*8 +: 8]));
+    wire sums_clr = rst || run_init || (ob_fire && (ob_last || L.pixel_sums));
+    always_ff @(posedge clk)
+        for (int l = 0; l < DG_TM; l++)
+            if (sums_clr) sums[l] <= 32'sd0;
+            else if (ob_fire) sums[l] <= sums_s[l];
 
     always_ff @(posedge clk) begin
         pkq_push <= 1'b0;
@@ -424,7 +452,7 @@ module dg_writeback
                 if (rq_rowst) px_rn <= px_a + row_step;
                 px_nx <= px_a + 64'(L.cout_st);
                 if (L.pixel_sums) begin
-                    skq_in[PKT_W-1 -: 72] <= {(px_a << 2) + sums_delta, h_mg4};
+                    skq_in[PKT_W-1 -: 72] <= {ob_sa, h_mg4};
                     skq_push <= L.emit_sums;
                 end else if (tlast) begin
                     // the tile record pops combinationally (tr_pop) so a back-to-back
@@ -434,16 +462,8 @@ module dg_writeback
                 end
             end
         end
-        // the channel sums of the output pixel going out (one adder per lane for both sources)
-        if (ob_fire) begin
-            for (int l = 0; l < DG_TM; l++) begin
-                logic signed [31:0] v, s;
-                v = L.out_signed ? 32'($signed(ob_y[l*8 +: 8])) : 32'(ob_y[l*8 +: 8]);
-                s = sums[l] + v;
-                sums[l] <= ob_last ? 32'sd0 : s;
-                skq_in[l*32 +: 32] <= L.pixel_sums ? v : s;
-            end
-        end
+        // the channel sums of the output pixel going out (sums_s: one adder per lane)
+        if (ob_fire) for (int l = 0; l < DG_TM; l++) skq_in[l*32 +: 32] <= sums_s[l];
         // max-pool: 9 reads per output pixel, then emit
         case (pl_state)
             PL_RUN: begin
@@ -496,7 +516,7 @@ module dg_writeback
                     row_end = pl_row_end;
                     last_px = pl_last_px;
                     if (L.pixel_sums) begin
-                        skq_in[PKT_W-1 -: 72] <= {(pe_a << 2) + sums_delta, h_mg4};
+                        skq_in[PKT_W-1 -: 72] <= {ob_sa, h_mg4};
                         skq_push <= L.emit_sums;
                     end
                     pl_w <= 4'd0;
@@ -549,8 +569,10 @@ module dg_writeback
             if (pz_cmd_fire) pz_cmd_done <= 1'b1;
             if (pz_data_fire) begin
                 pz_left <= pz_left - WBL'(1);
-                pz_data <= pz_data >> (AB * 8);
-                pz_prev <= pz_data[AB*8-1:0];
+                pz_lz <= pz_l1;
+                pz_l1 <= pz_left == WBL'(2);
+                pz_boh <= pz_boh << 1;
+                pz_prev <= pz_cur;
                 pz_rem <= pz_rem - 10'(AB);
                 pz_first <= 1'b0;
             end
@@ -561,8 +583,11 @@ module dg_writeback
                 pz_addr <= pz_next[PKT_W-1 -: 64];
                 pz_beats <= WBL'((32'(pzn_off) + 32'(pzn_n) + AB - 1) >> ABL);
                 pz_left <= WBL'((32'(pzn_off) + 32'(pzn_n) + AB - 1) >> ABL);
+                pz_lz <= pzn_off == '0 && pzn_n == 8'd0;
+                pz_l1 <= 32'(pzn_off) + 32'(pzn_n) - 32'd1 < AB;     // 1 .. AB bytes from the beat start
                 pz_cmd_done <= 1'b0;
                 pz_data <= pz_next[PK_BYTES*8-1:0];
+                pz_boh <= PKB'(1);
                 pz_prev <= '0;
                 pz_off <= pzn_off;
                 pz_rem <= 10'(pzn_off) + 10'(pzn_n);
@@ -577,7 +602,6 @@ module dg_writeback
             pl_out <= 2'd0;
             rq_inflight <= '0;
             pz_have <= 1'b0;
-            for (int l = 0; l < DG_TM; l++) sums[l] <= 32'sd0;
         end
     end
 
@@ -605,6 +629,10 @@ module dg_writeback
                                                        + 64'(tr_o0x) + 64'(pl_ox)) * 64'(L.cout_st)
                                             + 64'(bk_m0[tr_out[TR_W-1]]))
             $error("dg_writeback: max-pool output address counter");
+        if (pz_have && (pz_lz != (pz_left == '0) || pz_l1 != (pz_left == WBL'(1))))
+            $error("dg_writeback: packetizer beat flags");
+        if (rq_v && (rq_first != (rq_tag[PAW +: 16] == 16'd0) || rq_rowst != (rq_tag[PAW +: 8] == 8'd0)))
+            $error("dg_writeback: pixel position flags");
         if (rq_v && L.maxpool && 32'(rq_tag[PAW-1:0]) >= PPIX)
             $error("dg_writeback: conv pixel outside the pool buffer");
     end

@@ -343,6 +343,22 @@ def test_depthwise_layers_ultra96(ultra96_sim):
     assert not bad, bad
 
 
+# every padded-stride class of ultra96's dw banks (dg_pkg DW_PADDED: a pixel's stride is C
+# rounded up to a multiple of dw_pad_g(C) = 2, 4, 8, 16 for C = 1, 2, 3-5, >= 6) and
+# the narrow lane picks of dg_compute (lane 0 8-way ... lanes >= 5 fixed): C below, at and above
+# each class edge, and beyond Tm
+FEW_CHANNELS = [1, 2, 3, 5, 6, 7, 15, 16, 17, 33]
+
+
+@pytest.mark.verilator
+@pytest.mark.parametrize("c", FEW_CHANNELS)
+@pytest.mark.parametrize("name", ["dense_9x9x1_t3", "gated_8x9x5_t4"])
+def test_few_channels_ultra96(ultra96_sim, name, c):
+    """Depthwise layers with few channels on ultra96, where the dw banks are padded
+    (DW_PADDED), dense and gated: bit-exact with the interpreter."""
+    _check_layer(ultra96_sim, load_config("ultra96"), **dict(LAYER_CASES[name], c=c))
+
+
 @pytest.mark.slow
 @pytest.mark.verilator
 @pytest.mark.parametrize("dense", [False, True], ids=["gated", "dense"])

@@ -10,8 +10,9 @@ lanes, the per-channel vectors in synchronous RAM, the re-pipelined bin check / 
 tile-scan / hidden / list paths (`gate_tiny_lanes.json`), the cycle log read from
 dg_sequencer's log RAM a beat ahead and the bin-table write decoded per entry a stage early
 (`gate_tiny_round2.json`), word RAMs and one shared multiplier per lane (`gate_tiny_round3.json`),
-rounds 4 and 5 (`gate_tiny_round4.json`, `gate_tiny_round5.json`) and now (`gate_tiny_after.json`,
-round 6), re-synthesised by the slow test; and on `ultra96` (`ultra96_after.json`,
+rounds 4, 5 and 6 (`gate_tiny_round4.json`, `gate_tiny_round5.json`, `gate_tiny_round6.json`) and
+now (`gate_tiny_after.json`, round 7), re-synthesised by the slow test; and on `ultra96`
+(`ultra96_after.json`,
 sim/results/synth/gate/README.md)."""
 from __future__ import annotations
 
@@ -276,7 +277,7 @@ def test_gate_unit_round5_smaller_than_round4(config):
 
 @pytest.mark.parametrize("config", ["gate_tiny", "ultra96"])
 def test_gate_unit_round6_smaller_than_round5(config):
-    """Same config, same Yosys: round 6 (`<config>_after.json`: the head's biases streamed
+    """Same config, same Yosys: round 6 (`<config>_round6.json`: the head's biases streamed
     first into the m1 banks and each W row started from its bias, the spatial products per
     tap, gate-2's tile-bitmap words from fixed words of the rotated beat, Pt and h in one
     memory, the head's sums and the hidden products A*m1 on the shared multiplier, one
@@ -285,7 +286,7 @@ def test_gate_unit_round6_smaller_than_round5(config):
     DSP48E2 and no deeper. BRAM: fewer at ultra96 (Pt and h share a RAMB18 per bank); at
     gate_tiny the m1 banks, sized for the head's 1024 classes, add 2 BRAM36."""
     r5, r6 = (_gate_unit(json.loads((GATE_SYNTH / f"{config}_{w}.json").read_text()))
-              for w in ("round5", "after"))
+              for w in ("round5", "round6"))
     assert r6["resources"]["lut_logic"] < (0.95 if config == "gate_tiny" else 0.9) * \
         r5["resources"]["lut_logic"]
     assert r6["resources"]["dsp"] < r5["resources"]["dsp"]
@@ -293,6 +294,25 @@ def test_gate_unit_round6_smaller_than_round5(config):
         assert r6["resources"]["bram36"] < r5["resources"]["bram36"]
     assert r6["depth"]["max_levels"] <= r5["depth"]["max_levels"]
     assert r6["depth"]["endpoints_over_target"] < r5["depth"]["endpoints_over_target"]
+
+
+@pytest.mark.parametrize("config", ["gate_tiny", "ultra96"])
+def test_gate_unit_round7_smaller_than_round6(config):
+    """Same config, same Yosys: round 7 (`<config>_after.json`: the cell right of a bin not
+    written into `spat` (never decided there), the hidden units' clamp on 22 bits, P's
+    write-first read as a registered bypass, the shared multiplier as 17-bit chunks of its
+    operand, one DSP48E2 each) against round 6 (`<config>_round6.json`): fewer logic LUTs,
+    fewer DSP48E2, the same BRAM, no deeper; at ultra96 fewer endpoints over 8 levels and
+    none of round 6's 10-level ends from the spatial loop (`sp_ky`)."""
+    r6, r7 = (_gate_unit(json.loads((GATE_SYNTH / f"{config}_{w}.json").read_text()))
+              for w in ("round6", "after"))
+    assert r7["resources"]["lut_logic"] < r6["resources"]["lut_logic"]
+    assert r7["resources"]["dsp"] < r6["resources"]["dsp"]
+    assert r7["resources"]["bram36"] == r6["resources"]["bram36"]
+    assert r7["depth"]["max_levels"] <= r6["depth"]["max_levels"]
+    if config == "ultra96":
+        assert r7["depth"]["endpoints_over_target"] < r6["depth"]["endpoints_over_target"]
+        assert not [p for p in r7["depth"]["worst"] if p["levels"] > 9 and p["start"].startswith("sp_ky")]
 
 
 @pytest.mark.slow
