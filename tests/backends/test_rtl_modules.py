@@ -24,6 +24,9 @@ CASES = [
     ("dg_axi_rd", ["dg_burst_plan.sv", "dg_axi_rd.sv"], "test_dg_axi_rd", {"DATA_W": 64, "MAX_BURST": 8}),
     ("dg_axi_rd", ["dg_burst_plan.sv", "dg_axi_rd.sv"], "test_dg_axi_rd", {"DATA_W": 128, "MAX_BURST": 16}),
     ("dg_axi_wr", ["dg_fifo.sv", "dg_burst_plan.sv", "dg_axi_wr.sv"], "test_dg_axi_wr", {"DATA_W": 64, "MAX_BURST": 8}),
+    # the head from the memory and from the head register (the loader's span / pending FIFOs)
+    ("dg_fifo", ["dg_fifo.sv"], "test_dg_fifo", {"WIDTH": 8, "DEPTH": 4, "HEAD_REG": 0}),
+    ("dg_fifo", ["dg_fifo.sv"], "test_dg_fifo", {"WIDTH": 8, "DEPTH": 4, "HEAD_REG": 1}),
     ("dg_mac_array", ["dg_mac_array.sv"], "test_dg_mac_array", {"TM": 4, "TN": 4, "TAG_W": 8}),
     # odd lane count (TM = 1: one packed multiply with a zero low weight) and a wide array
     ("dg_mac_array", ["dg_mac_array.sv"], "test_dg_mac_array", {"TM": 1, "TN": 2, "TAG_W": 8}),
