@@ -85,11 +85,28 @@ class _Program:
         return b"".join(self.records)
 
 
+def _saturate_high(cg: gates.IntChannelGate, pooled_total, rng) -> np.ndarray:
+    """m1, o1 of `cg` re-chosen so that every hidden unit's z = A*m1 + o1 + 2^(s-1) is
+    2^(s+22) + r * 2^s, r < 2^15: z >> s is above the clamp only through a bit above the 22
+    that the gate unit's byte-shifted operand keeps (dg_gate.sv h_hi), and its low bits alone
+    are a small in-range value. Returns z >> s (all of them >= 2^22)."""
+    a = (pooled_total.astype(np.float64) @ cg.w1.astype(np.float64).T).astype(np.int64)
+    assert (np.abs(a) >= 1 << 16).all(), "fc1 sums too small to reach 2^(s+22) with an int32 m1"
+    top = np.int64(1) << (cg.shift + 22)
+    m1 = np.sign(a) * -(-top // np.abs(a))                            # A*m1 in [2^(s+22), +|A|)
+    r = rng.integers(0, 1 << 15, a.size)
+    o1 = top + (r << cg.shift) - a * m1 - (np.int64(1) << (cg.shift - 1))
+    assert (np.abs(m1) < 1 << 31).all() and (np.abs(o1) < 1 << 46).all()
+    cg.m1, cg.o1 = m1.astype(np.int32), o1.astype(np.int64)
+    return (a * m1 + o1 + (np.int64(1) << (cg.shift - 1))) >> cg.shift
+
+
 def add_gate(p: _Program, in_c: int, out_c: int, hw: tuple, tile: int, grid: tuple,
-             on: float = 0.5):
+             on: float = 0.5, saturate_high: bool = False):
     """A gate record over an 8-bit h x w x in_c map (its tile sums in SUMS), pooled to
     `grid`; its spatial bias centred and its channel biases mixed on this map's logits
-    (a fraction `on` of the channels on)."""
+    (a fraction `on` of the channels on); `saturate_high`: every hidden unit above the
+    clamp only through its high bits (`_saturate_high`)."""
     rng, cfg, a = p.rng, p.cfg, p.a
     h, w = hw
     hid = min(6, in_c)
@@ -99,6 +116,9 @@ def add_gate(p: _Program, in_c: int, out_c: int, hw: tuple, tile: int, grid: tup
     table = gates.bin_table(h, w, tile, grid)
     sg = gates.IntSpatialGate(rng.integers(-3000, 3001, (in_c, 3, 3)).astype(np.int16), 0)
     cg = _channel_gate(rng, in_c, out_c, hid)
+    if saturate_high:
+        pt = gates.gate_pool(ts.astype(np.int64).sum(axis=(0, 1)), table.recip_total)
+        assert (_saturate_high(cg, pt, rng) >= 1 << 22).all()
     ls, lc = gates.gate_logits_from_tile_sums(ts, table, sg, cg)
     sg = gates.IntSpatialGate(sg.weight, _centre(np.asarray(ls).reshape(-1)))
     cg.b2 = _mixed_biases(rng, lc, on)
@@ -201,6 +221,21 @@ def test_gate_record_at_2048_channel_limits(wide_sim, case, flags):
         sp, ch = (np.asarray(m, bool).reshape(-1) for m in res.gate_masks[0])
         assert 0 < sp.sum() < sp.size and 0 < ch.sum() < ch.size, "masks not mixed"
         assert run.cycles > grid[0] * grid[1] * 3 * -(-in_c // wide_sim.cfg.tn)
+
+
+@pytest.mark.verilator
+def test_hidden_units_saturating_through_their_high_bits(wide_sim):
+    """Every hidden unit's (A*m1 + o1 + 2^(s-1)) >> s is 2^22 + r (r < 2^15): the clamp to
+    GATE_HIDDEN_MAX must come from the bits above the 22 the gate unit keeps after its byte
+    shift, since the low bits alone are in range; the channel decisions (mixed on the
+    interpreter's logits) and every region bit for bit."""
+    p = _Program(wide_sim.cfg, np.random.default_rng(7))
+    add_gate(p, 40, 100, (8, 8), 2, (4, 4), saturate_high=True)
+    bad, res, _ = _check(wide_sim, p.program(), 1, p.memory(), 0)
+    assert not bad, bad
+    assert res.status == 0, res.message
+    ch = np.asarray(res.gate_masks[0][1], bool).reshape(-1)
+    assert 0 < ch.sum() < ch.size, "channel mask not mixed"
 
 
 @pytest.mark.verilator
