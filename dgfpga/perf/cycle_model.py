@@ -620,10 +620,7 @@ def _list_scan(candidates: int, selected: int) -> float:
 
 
 def gate_lanes(cfg: EngineConfig) -> int:
-    """The gate unit's lanes (`dg_gate.sv` GL): the int16 elements of one AXI beat, at most Tn.
-    Its lane-banked memories have this many banks, a stream segment holds at most this many
-    elements, and its on-chip loops (pool, gate-2 pool, spatial 3x3) take this many channels
-    per cycle, so its multipliers do not grow with Tn (issue 16): `EngineConfig.gate_lanes`."""
+    """The gate unit's lanes (`dg_gate.sv` GL): `EngineConfig.gate_lanes`."""
     return cfg.gate_lanes
 
 

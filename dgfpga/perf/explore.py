@@ -156,14 +156,14 @@ def evaluate_point(cfg: EngineConfig, arch: str, density: float, seed: int, para
     from dgfpga.perf.cycle_model import compare
     from dgfpga.perf.netshapes import net_shape, shape_plan
     from dgfpga.perf.prediction import ddr_params, _masks
-    from dgfpga.perf.resources import estimate
+    from dgfpga.perf.resources import ENFORCED, RESOURCES, estimate
     est = estimate(cfg)
     used = dict(dsp=est.dsp, bram36=est.bram36, lut=est.lut, ff=est.ff)
     budget = est.budget
-    over = [k for k in ("dsp", "bram36", "lut", "ff") if used[k] > budget[k]]
-    # fits as `resources.check_fits` decides: DSP48E2 and BRAM36 (counted); a LUT/FF excess
+    over = [k for k in RESOURCES if used[k] > budget[k]]
+    # fits as `resources.check_fits` decides (ENFORCED: DSP48E2, BRAM36); a LUT/FF excess
     # (fitted to Yosys, not Vivado) is named in `over` but is a warning
-    fits = not {"dsp", "bram36"} & set(over)
+    fits = not set(ENFORCED) & set(over)
     row = dict(name=cfg.name, tm=cfg.tm, tn=cfg.tn, macs_per_cycle=cfg.macs_per_cycle,
                max_tile=cfg.max_tile, max_grid=cfg.max_grid,
                buffers=_buffer_choice(cfg.name),

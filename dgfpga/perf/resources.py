@@ -51,7 +51,7 @@ from dgfpga.errors import ConfigError
 __all__ = ["PART_BUDGETS", "Item", "ResourceEstimate", "estimate", "check_fits",
            "dsp_bram_problems", "buffer_geometry", "rtl_geometry", "UNITS", "SYNTH_UNITS",
            "FEATURES", "ALLOWANCES", "FIT_CONFIGS", "CHECK_CONFIGS",
-           "CALIBRATED_MACS", "RESOURCES", "SynthResult", "synth_results", "fit_allowances",
+           "CALIBRATED_MACS", "RESOURCES", "ENFORCED", "SynthResult", "synth_results", "fit_allowances",
            "compare", "compare_table"]
 
 # Budgets by part family (device resources; DSP/BRAM also come from the config).
@@ -79,6 +79,8 @@ SYNTH_UNITS = {
 }
 UNITS = tuple(SYNTH_UNITS)
 RESOURCES = ("dsp", "bram36", "lut", "ff")
+# what `check_fits` refuses over the budget (counted terms); a LUT/FF excess is a warning
+ENFORCED = ("dsp", "bram36")
 # what the allowances are fitted on: LUT split into logic (+ SRL) and distributed RAM (the
 # structural memories' LUTs are distributed RAM)
 FIT_RESOURCES = ("dsp", "bram36", "lut", "lutram", "ff")
@@ -87,10 +89,10 @@ FIT_RESOURCES = ("dsp", "bram36", "lut", "lutram", "ff")
 # per output lane (accumulators, requantizer feed), per input lane and byte of the AXI beat
 # (the patch rotators pick one of AB bytes per lane), per MAC (the DSP48E2 operand paths);
 # loader: per input lane, per MAC (the weight-byte scatter) and per input lane and beat byte
-# (the beat's byte selects into the banks); write-back: per input and output lane, its distributed RAM (FIFOs of TM-wide
-# entries) per output lane; gate unit: per gate lane (GL = min(AB/2, TN): its lane banks,
-# products and adder trees); sequencer and AXI: per byte of the beat (the descriptor
-# aligner, the data paths). A feature is a product of config fields and rtl_geometry sizes
+# (the beat's byte selects into the banks); write-back: per input and output lane, its
+# distributed RAM (FIFOs of TM-wide entries) per output lane; gate unit: per gate lane (GL =
+# min(AB/2, TN): its lane banks, products and adder trees); sequencer and AXI: per byte of
+# the beat (the descriptor aligner, the data paths). A feature is a product of config fields and rtl_geometry sizes
 # ("1" = constant); a dict gives some resources their own features ("default" for the
 # others).
 FEATURES = {
@@ -259,7 +261,7 @@ def rtl_geometry(cfg: EngineConfig) -> dict:
     localparams: GL gate lanes, GATE_CGM channel groups per lane, GATE_PVW / GATE_SW /
     GATE_AW the pooled value, channel sum and fc1 row sum widths, GATE_MAXL logit rows)."""
     tm, tn = cfg.tm, cfg.tn
-    ab = cfg.axi_data_bits // 8
+    ab = cfg.axi_bytes
     nb = max(tn, ab)                                    # patch byte banks
     ct_max = 2 * cfg.max_tile + 1
     pmax = (ct_max - 1) * 2 + MAX_KERNEL
@@ -447,7 +449,7 @@ def dsp_bram_problems(cfg: EngineConfig) -> list[str]:
     no LUT/FF budget needed); one message per resource over budget, empty if it fits."""
     est = ResourceEstimate(cfg.name, _items(cfg),
                            dict(dsp=cfg.part_dsp, bram36=cfg.part_bram36, lut=0, ff=0))
-    over = [k for k in ("dsp", "bram36") if est.totals()[k] > est.budget[k]]
+    over = [k for k in ENFORCED if est.totals()[k] > est.budget[k]]
     return [f"the resource estimate needs {_reasons(est, [k])}" for k in over]
 
 
@@ -461,7 +463,7 @@ def check_fits(cfg: EngineConfig) -> ResourceEstimate:
     (CALIBRATED_MACS) it is also an extrapolation."""
     est = estimate(cfg)
     over = est.over_budget()
-    for k in [k for k in over if k in ("lut", "ff")]:
+    for k in [k for k in over if k not in ENFORCED]:
         over.remove(k)
         scope = (f"extrapolated from synthesised arrays of <= {CALIBRATED_MACS} MACs to "
                  f"{cfg.tm * cfg.tn}" if cfg.tm * cfg.tn > CALIBRATED_MACS else
