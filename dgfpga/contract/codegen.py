@@ -68,7 +68,7 @@ def _header(comment: str, template: str, cfg: EngineConfig, cfg_source: str,
 
 
 # Derived engine-config properties every generated include carries (EngineConfig properties).
-DERIVED = ("macs_per_cycle", "axi_bytes", "max_tiles", "bitmap_words",
+DERIVED = ("macs_per_cycle", "axi_bytes", "gate_lanes", "max_tiles", "bitmap_words",
            "min_weight_buffer_bytes", "min_ifm_buffer_bytes", "min_ofm_buffer_bytes")
 
 

@@ -66,8 +66,9 @@ class EngineConfig:
         """The gate unit's lanes: the int16 elements of one AXI beat, at most tn. Its
         lane-banked memories have this many banks, a stream segment holds at most this many
         elements, and its on-chip loops (pooling, the fc rows, the spatial 3x3) take this
-        many channels per cycle, so its multipliers do not grow with tn (RTL `dg_gate.sv`
-        GL, HLS `dg_gate.h` GL, `cycle_model.gate_lanes`)."""
+        many channels per cycle, so its multipliers do not grow with tn. Generated into the
+        contract as DG_GATE_LANES / `gate_lanes` (RTL `dg_gate.sv` GL, `cycle_model.
+        gate_lanes`, the resource estimate); the HLS gate still takes tn lanes (docs/hls.md)."""
         return min(self.tn, self.axi_bytes // 2)
 
     @property

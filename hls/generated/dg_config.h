@@ -39,6 +39,7 @@ constexpr uint32_t acc_bits = 32u;
 constexpr uint32_t axi_data_bits = 128u;
 constexpr uint32_t macs_per_cycle = 256u;
 constexpr uint32_t axi_bytes = 16u;
+constexpr uint32_t gate_lanes = 8u;
 constexpr uint32_t max_tiles = 256u;
 constexpr uint32_t bitmap_words = 8u;
 constexpr uint32_t min_weight_buffer_bytes = 65536u;

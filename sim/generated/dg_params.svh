@@ -34,6 +34,7 @@ localparam int unsigned DG_ACC_BITS = 32;
 localparam int unsigned DG_AXI_DATA_BITS = 128;
 localparam int unsigned DG_MACS_PER_CYCLE = 256;
 localparam int unsigned DG_AXI_BYTES = 16;
+localparam int unsigned DG_GATE_LANES = 8;
 localparam int unsigned DG_MAX_TILES = 256;
 localparam int unsigned DG_BITMAP_WORDS = 8;
 localparam int unsigned DG_MIN_WEIGHT_BUFFER_BYTES = 65536;

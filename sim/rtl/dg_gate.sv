@@ -102,11 +102,11 @@ module dg_gate
     localparam int AW = 34 + $clog2(MAXC);
     localparam int RW = DG_GATE_RECIP_BITS + 1;                    // R(n) <= 2^RB (checked)
     // GL, the gate unit's lanes (issue 16: its multipliers and banks do not grow with Tn): the
-    // int16 elements of one AXI beat (AB/2, the fc1 / fc2 / spatial-weight streams), at most Tn.
-    // Every lane-banked memory has GL banks, a stream segment holds at most GL elements, and
-    // the on-chip loops (pool, gate-2 pool, spatial 3x3) take GL channels per cycle
-    // (dgfpga.perf.cycle_model.gate_lanes).
-    localparam int GL = (AB / 2 < DG_TN) ? AB / 2 : DG_TN;
+    // int16 elements of one AXI beat (AB/2, the fc1 / fc2 / spatial-weight streams), at most Tn
+    // (EngineConfig.gate_lanes, through the generated contract). Every lane-banked memory has GL
+    // banks, a stream segment holds at most GL elements, and the on-chip loops (pool, gate-2
+    // pool, spatial 3x3) take GL channels per cycle.
+    localparam int GL = DG_GATE_LANES;
     localparam int GLL = $clog2(GL);
     if (SW < PVW || SW < 17) begin : g_chk_sw
         $error("dg_gate: the shared row multiplier needs SW >= PVW and SW >= 17");
