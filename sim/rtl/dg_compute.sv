@@ -112,30 +112,45 @@ module dg_compute
     wire lc_kc_small = (L.kc >> KCW) == 16'd0;
     wire [KCW-1:0] lc_kcl = L.kc[KCW-1:0];
     logic [15:0] lc_nin;                          // L.n_in
+    logic [IAW-1:0] lc_cst;                       // L.cin_st (mod 2^IAW: a column's bytes)
+    // kc < Tn: i div kc / i mod kc bit by bit as a constant table over kc's low KCW bits (one
+    // small LUT each, no priority chain over the kc values), gated by the high bits' zero test;
+    // kc = 0 or >= Tn: 0 / i
+    function automatic logic [2**KCW-1:0] lc_tab(input int i, input int bi, input bit quo);
+        logic [2**KCW-1:0] t;
+        for (int v = 0; v < 2**KCW; v++) begin
+            int val;
+            val = (v >= 1 && v < DG_TN) ? (quo ? i / v : i % v) : (quo ? 0 : i);
+            t[v] = ((val >> bi) & 1) != 0;
+        end
+        return t;
+    endfunction
+    logic [LMW-1:0] lc_m0_d [DG_TN];
+    logic [15:0] lc_o0_d [DG_TN];
+    for (genvar i = 0; i < DG_TN; i++) begin : g_lc
+        for (genvar bi = 0; bi < LMW; bi++) begin : g_m
+            localparam logic [2**KCW-1:0] TQ = lc_tab(i, bi, 1'b1);
+            assign lc_m0_d[i][bi] = lc_kc_small && TQ[lc_kcl];
+        end
+        for (genvar bi = 0; bi < 16; bi++) begin : g_o
+            localparam logic [2**KCW-1:0] TR = lc_tab(i, bi, 1'b0);
+            localparam bit DFL = ((i >> bi) & 1) != 0;
+            assign lc_o0_d[i][bi] = lc_kc_small ? TR[lc_kcl] : DFL;
+        end
+    end
     always_ff @(posedge clk) begin
         for (int i = 0; i < DG_TN; i++) begin
-            logic [LMW-1:0] m;
-            logic [15:0] o;
             logic [BRW-1:0] b;
-            // kc < Tn: a function of kc's low KCW bits, gated by the high bits' zero test (no
-            // chain of 16-bit compares from L.kc)
-            m = '0;
-            o = 16'(i);
-            for (int v = 1; v < DG_TN; v++) begin
-                if (lc_kc_small && lc_kcl == KCW'(v)) begin
-                    m = LMW'(i / v);
-                    o = 16'(i % v);
-                end
-            end
-            lc_m0[i] <= m;
-            lc_o0[i] <= o;
+            lc_m0[i] <= lc_m0_d[i];
+            lc_o0[i] <= lc_o0_d[i];
             b = '0;
             for (int k = 0; k < LMW; k++) if (lc_m0[i][k]) b = b + (BRW'(L.i2c_dq) << k);
-            lc_b0[i] <= b;
+            lc_b0[i] <= L.im2col ? b : '0;      // (zero otherwise: c1_badd needs no gate)
             lc_lastmask[i] <= ((32'(L.S) - 32'd1) << TNL) + 32'(i) < 32'(L.kkc);
         end
         lc_kmr <= L.kc - L.i2c_ra;
         lc_nin <= L.n_in;
+        lc_cst <= IAW'(L.cin_st);
         L_no_mac <= L.n_in == 16'd0;
         lc_n_is1 <= L.N == 16'd1;
         lc_k_is1 <= L.k == 1;
@@ -186,6 +201,11 @@ module dg_compute
     // PMAX-way read) and both kinds read rowbase through the one index
     logic [15:0] cp_r, cp_c;
     logic [31:0] cp_cb;
+    // dense: the step's column byte colbyte[cp_h][cp_c] as a register updated with cp_c (the
+    // loader's column table is linear over the tile's patch columns, colbyte[h][c] =
+    // colbyte[h][0] + c * cin_st mod 2^IAW), so no PMAX-way read precedes the address sum;
+    // cp_cbb: the pixel's first column's, colbyte[cp_h][0] + cp_cb; cp_cb0: colbyte[cp_h][0]
+    logic [IAW-1:0] cp_cc, cp_cbb, cp_cb0;
     logic [31:0] cp_rbrow;
     // depthwise: the pixel's patch row py*s = dw_rq * k + dw_rr and column px*s = dw_cq * k +
     // dw_cr; lane 0's byte of tap-row quotient dw_rq (+1) and column quotient dw_cq (+1):
@@ -205,7 +225,8 @@ module dg_compute
     logic [7:0] c2_py, c2_px;
     logic [DG_TN*9-1:0] c2_x;
     logic [DG_TM-1:0] c1_dlane, c2_dlane;      // depthwise: lanes fed in this step
-    logic [7:0] c1_sel;                        // depthwise: the step's first tap (DW_TPS per step)
+    logic [DW_TSTEPS-1:0] c1_selv;             // depthwise: the step's taps are s*DW_TPS .. (one-hot
+                                               // s: cp_t only takes the values s*DW_TPS)
     logic [DG_TM*DW_TPS-1:0] c2_won;            // depthwise: lane m's slot j is fed (dg_mac_array in_won)
     logic [DG_TM*DW_TPS*9-1:0] c2_xd;
     // depthwise: per kernel tap its dw bank (c1_tbank; DW_FACT: its bank row, patch row mod k,
@@ -222,7 +243,7 @@ module dg_compute
         for (int t = 0; t < DW_NBK; t++) c1_tokf[t] = c1_tok[t] && (!L.zero_halo || bitmap[c1_tbit[t]]);
     end
     logic [DW_NBWL-1:0] c1_trot [DW_NBK];       // per tap: its read's rotation (lane 0's column)
-    // per slot j of the step (tap c1_sel + j), chosen in c1 so that c2 only selects data:
+    // per slot j of the step (tap s*DW_TPS + j), chosen in c1 so that c2 only selects data:
     // its dw bank (c2_jbk; DW_FACT: c2_jsel, one-hot over (bank row, kernel column), with
     // c2_bcol, the kernel columns' bank columns), rotation, whether it reads (a tap of the
     // kernel, inside the input), and which half of the Tn weight bytes holds the step's taps
@@ -259,6 +280,7 @@ module dg_compute
         cp_o0 <= 16'd0;
         cp_r <= cp_pys;                 // (cp_ky = cp_kx = 0, lane 0's kernel row 0; a new pixel's
         cp_c <= cp_pxs;                 // cp_pys / cp_pxs override these below)
+        cp_cc <= cp_cbb;
         l_o <= lc_o0;
         l_m <= lc_m0;
         l_b <= lc_b0;
@@ -289,6 +311,9 @@ module dg_compute
         cp_r <= 16'd0;
         cp_c <= 16'd0;
         cp_cb <= 32'd0;
+        cp_cb0 <= colbyte[h][0];
+        cp_cbb <= colbyte[h][0];
+        cp_cc <= colbyte[h][0];
         cp_rbrow <= 32'd0;
         f_px_last <= ((t_res_only[h] || L_no_mac) ? t_ow[h] : t_chw[h]) == 8'd1;
         f_py_last <= ((t_res_only[h] || L_no_mac) ? t_oh[h] : t_chy[h]) == 8'd1;
@@ -311,23 +336,69 @@ module dg_compute
     // ------------------------------------------------------------------ compute issue (c0)
     wire [$clog2(PMAX)-1:0] cp_ri = $clog2(PMAX)'(cp_r);
     wire [$clog2(PMAX)-1:0] cp_ci = $clog2(PMAX)'(cp_c);
-    wire [15:0] cp_bit = row_tb[cp_h][cp_ri] + 16'(col_t[cp_h][cp_ci]);
+    // the current half's row / column table entries at rows cp_r + d and columns cp_c + d
+    // (d < DW_K: the dense step's at d = 0, a depthwise pixel's taps' rows and columns), read
+    // at cp_r / cp_c from the tables shifted by d (entry p = entry p + d: wiring), so no add
+    // precedes a read; the index is inside the table (h_rin / h_cin: cp_r + d < PMAX) by a
+    // compare of the register, beside the read
+    logic sh_rok [DW_K][2][PMAX], sh_rtv [DW_K][2][PMAX], sh_cok [DW_K][2][PMAX], sh_ctv [DW_K][2][PMAX];
+    logic [I_MAX_TILES-1:0] sh_rtb [DW_K][2][PMAX];
+    logic [7:0] sh_ct [DW_K][2][PMAX];
+    always_comb begin
+        for (int d = 0; d < DW_K; d++)
+            for (int h = 0; h < 2; h++)
+                for (int p = 0; p < PMAX; p++) begin
+                    logic in;
+                    in = p + d < PMAX;
+                    sh_rok[d][h][p] = in && row_ok[h][in ? p + d : p];
+                    sh_rtv[d][h][p] = in && row_tv[h][in ? p + d : p];
+                    sh_rtb[d][h][p] = in ? I_MAX_TILES'(row_tb[h][in ? p + d : p]) : '0;
+                    sh_cok[d][h][p] = in && col_ok[h][in ? p + d : p];
+                    sh_ctv[d][h][p] = in && col_tv[h][in ? p + d : p];
+                    sh_ct[d][h][p] = in ? col_t[h][in ? p + d : p] : '0;
+                end
+    end
+    wire [IAW-1:0] h_rowbase = rowbase[cp_h][cp_ri];
+    logic h_rin [DW_K], h_cin [DW_K];
+    logic h_rok [DW_K], h_rtv [DW_K], h_cok [DW_K], h_ctv [DW_K];
+    logic [I_MAX_TILES-1:0] h_rtb [DW_K];
+    logic [7:0] h_ct [DW_K];
+    always_comb begin
+        for (int d = 0; d < DW_K; d++) begin
+            h_rin[d] = 32'(cp_r) + 32'(d) < PMAX;
+            h_cin[d] = 32'(cp_c) + 32'(d) < PMAX;
+            h_rok[d] = sh_rok[d][cp_h][cp_ri];
+            h_rtv[d] = sh_rtv[d][cp_h][cp_ri];
+            h_rtb[d] = sh_rtb[d][cp_h][cp_ri];
+            h_cok[d] = sh_cok[d][cp_h][cp_ci];
+            h_ctv[d] = sh_ctv[d][cp_h][cp_ci];
+            h_ct[d] = sh_ct[d][cp_h][cp_ci];
+        end
+    end
+    wire [15:0] cp_bit = 16'(h_rtb[0]) + 16'(h_ct[0]);
     // the zero-halo test's tile bit is looked up in c1 (c1_hbit: the bitmap holds still while
     // a layer runs), the rest here
-    wire cp_halo_tv = !L.zero_halo || (row_tv[cp_h][cp_ri] && col_tv[cp_h][cp_ci]);
+    wire cp_halo_tv = !L.zero_halo || (h_rtv[0] && h_ctv[0]);
     // im2col: lane 0's patch row and byte (rows hold patch column 0 at rowbase)
     wire [15:0] i2c_r0 = cp_r;
     wire [31:0] i2c_cb = cp_cb;
     // the step's patch byte: the half's base (+ the dense n-group's channel: cp_hc) + the row's
-    // base (one rowbase read for both kinds) + the column's byte (im2col: lane 0's byte cb + o0)
-    wire [IAW-1:0] cp_addr = cp_hc + rowbase[cp_h][cp_ri]
-                           + (L.im2col ? IAW'(i2c_cb + 32'(cp_o0)) : colbyte[cp_h][cp_ci]);
+    // base (one rowbase read for both kinds) + the column's byte (dense: cp_cc; im2col: lane 0's
+    // byte cb + o0)
+    // (a 3-operand sum as one carry-save layer and one carry chain: a LUT and a chain after the
+    // read instead of two chains in series)
+    wire [IAW-1:0] ad_a = cp_hc;
+    wire [IAW-1:0] ad_b = h_rowbase;
+    wire [IAW-1:0] ad_c = L.im2col ? IAW'(i2c_cb + 32'(cp_o0)) : cp_cc;
+    (* keep *) wire [IAW-1:0] ad_s = ad_a ^ ad_b ^ ad_c;
+    (* keep *) wire [IAW-1:0] ad_m = (ad_a & ad_b) | (ad_a & ad_c) | (ad_b & ad_c);
+    wire [IAW-1:0] cp_addr = ad_s + {ad_m[IAW-2:0], 1'b0};
     // im2col: lane 0's bank (the rotation of the bank offsets below) is the low bits of cp_addr,
     // (i2c_ra + i2c_rb) mod NB: the register part i2c_ra is summed apart (kept: not merged into
     // one multi-operand sum with the read), in parallel with the rowbase read, so one NBL-bit
     // add follows the read
     (* keep *) wire [NBL-1:0] i2c_ra = NBL'(cp_hc + IAW'(i2c_cb + 32'(cp_o0)));
-    wire [NBL-1:0] i2c_rb = NBL'(rowbase[cp_h][cp_ri]);
+    wire [NBL-1:0] i2c_rb = NBL'(h_rowbase);
     wire [NBL-1:0] i2c_addr = i2c_ra + i2c_rb;
     logic [DG_TN-1:0] i2c_lane;
     logic [BRW-1:0] i2c_badd [NB];
@@ -355,17 +426,19 @@ module dg_compute
         for (int b = 0; b < NB; b++) i2c_badd[b] = i2c_lb[NBST][b];
         for (int i = 0; i < DG_TN; i++) begin
             logic [31:0] row;
+            logic [$clog2(PMAX)-1:0] rix;
             logic fv, rv, cv;
             fv = !f_wa_last || lc_lastmask[i];
             row = 32'(i2c_r0) + 32'(l_m[i]);
-            rv = fv && row < PMAX && row_ok[cp_h][$clog2(PMAX)'(row)];
+            rix = $clog2(PMAX)'(row);
+            rv = fv && row < PMAX && row_ok[cp_h][rix];
             cv = (lo_le0 || (!lo_big && l_o[i] >= lo_d[15:0]))
                  && !hi_le0 && (hi_big || l_o[i] < hi_d[15:0]);
             i2c_lane[i] = fv && rv && cv;
         end
     end
     wire cp_dense = !L.im2col && !L.dw;
-    wire cp_ok = !cp_res_only && !L_no_mac && (!cp_dense || (row_ok[cp_h][cp_ri] && col_ok[cp_h][cp_ci] && cp_halo_tv));
+    wire cp_ok = !cp_res_only && !L_no_mac && (!cp_dense || (h_rok[0] && h_cok[0] && cp_halo_tv));
     // depthwise: the conv pixel's k*k taps (patch row r = py*s + ky, column c = px*s + kx)
     // are in the k*k distinct dw banks (r mod k, c mod k) (stride 1 or 2, k = 3): every step
     // reads all of them at lane 0's byte (r div k) * t_dwrb + (c div k) * C + m0 of the half
@@ -389,22 +462,17 @@ module dg_compute
             dw_bcol[x] = DW_K'(1) << ((bc >= DW_K) ? bc - DW_K : bc);
         end
         for (int t = 0; t < DW_NBK; t++) begin
-            logic [31:0] r, c, br, bc;
-            logic [$clog2(PMAX)-1:0] ri, ci;
-            logic [I_MAX_TILES-1:0] bit_i;
-            r = 32'(cp_r) + 32'(t / DW_K);   // (depthwise: cp_r = cp_pys, cp_c = cp_pxs; tap 0
-            c = 32'(cp_c) + 32'(t % DW_K);   // shares the dense step's table reads)
+            logic [31:0] br, bc;
+            // (depthwise: cp_r = cp_pys, cp_c = cp_pxs; tap (ty, tx) reads the tables at rows
+            // cp_r + ty and columns cp_c + tx, tap 0 shares the dense step's reads)
             br = 32'(dw_rr) + 32'(t / DW_K);
             bc = 32'(dw_cr) + 32'(t % DW_K);
-            ri = $clog2(PMAX)'(r);
-            ci = $clog2(PMAX)'(c);
             dw_tbank[t] = 4'(((br >= DW_K) ? br - DW_K : br) * DW_K + ((bc >= DW_K) ? bc - DW_K : bc));
             dw_tbr[t] = DW_K'(1) << ((br >= DW_K) ? br - DW_K : br);
             dw_trot[t] = DW_NBWL'(((br >= DW_K) ? dw_r1 : dw_r0) + ((bc >= DW_K) ? dw_c1 : dw_c0));
-            bit_i = I_MAX_TILES'(row_tb[cp_h][ri] + 16'(col_t[cp_h][ci]));
-            dw_tbit[t] = bit_i;            // (its bitmap bit: in c1, c1_tokf)
-            dw_tok[t] = r < PMAX && c < PMAX && row_ok[cp_h][ri] && col_ok[cp_h][ci]
-                        && (!L.zero_halo || (row_tv[cp_h][ri] && col_tv[cp_h][ci]));
+            dw_tbit[t] = I_MAX_TILES'(h_rtb[t / DW_K] + I_MAX_TILES'(h_ct[t % DW_K]));  // (its bitmap bit: in c1, c1_tokf)
+            dw_tok[t] = h_rin[t / DW_K] && h_cin[t % DW_K] && h_rok[t / DW_K] && h_cok[t % DW_K]
+                        && (!L.zero_halo || (h_rtv[t / DW_K] && h_ctv[t % DW_K]));
         end
     end
     // depthwise step: taps cp_t .. cp_t + DW_TPS - 1 (DW_TSTEPS steps per pixel), lane
@@ -580,10 +648,11 @@ module dg_compute
         c1_hbit <= I_MAX_TILES'(cp_bit);
         c1_lane <= cp_lane;
         c1_addr <= cp_addr;
-        for (int b = 0; b < NB; b++) c1_badd[b] <= L.im2col ? IAW'(i2c_badd[b]) : '0;
+        // (zero unless im2col: l_b restarts at lc_b0, zero then, and only im2col steps move it)
+        for (int b = 0; b < NB; b++) c1_badd[b] <= IAW'(i2c_badd[b]);
         c1_wa <= L.dw ? cp_wrow + WAW'(cp_t >> TNL) : WAW'(cp_wa);
         c1_sg <= cp_sg;
-        c1_sel <= cp_t;
+        for (int st = 0; st < DW_TSTEPS; st++) c1_selv[st] <= cp_t == 8'(st * DW_TPS);
         c1_dlane <= dw_lane;
         c1_dwlin <= dw_lin;
         c1_tbank <= dw_tbank;
@@ -604,8 +673,8 @@ module dg_compute
         c2_ok <= c1_ok && (!c1_hchk || bitmap[c1_hbit]);
         c2_lane <= c1_lane;
         for (int j = 0; j < DW_TPS; j++) begin
-            // slot j's tap c1_sel + j (none past the k*k taps): a select by constant compares
-            // of c1_sel, no add or modulo on the path
+            // slot j's tap s*DW_TPS + j (none past the k*k taps): an AND-OR by the one-hot
+            // step c1_selv, no compare, add or modulo on the path
             logic [DW_NBK-1:0] bs;
             logic [3:0] bk;
             logic [DW_NBWL-1:0] rot;
@@ -614,12 +683,14 @@ module dg_compute
             bk = 4'd0;
             rot = '0;
             on = 1'b0;
-            for (int u = j; u < DW_NBK; u++) begin
-                if (c1_sel == 8'(u - j)) begin
-                    for (int r = 0; r < DW_K; r++) bs[r * DW_K + u % DW_K] = c1_tbr[u][r];
-                    bk = c1_tbank[u];
-                    rot = c1_trot[u];
-                    on = c1_tokf[u];
+            for (int st = 0; st < DW_TSTEPS; st++) begin
+                int u;
+                u = st * DW_TPS + j;
+                if (u < DW_NBK) begin
+                    for (int r = 0; r < DW_K; r++) bs[r * DW_K + u % DW_K] |= c1_selv[st] && c1_tbr[u][r];
+                    bk = bk | ({4{c1_selv[st]}} & c1_tbank[u]);
+                    rot = rot | ({DW_NBWL{c1_selv[st]}} & c1_trot[u]);
+                    on = on || (c1_selv[st] && c1_tokf[u]);
                 end
             end
             c2_jsel[j] <= bs;
@@ -627,7 +698,12 @@ module dg_compute
             c2_jrot[j] <= rot;
             c2_jon[j] <= on;
         end
-        c2_whalf <= (32'(c1_sel) / DW_TPS) % 2 == 1;
+        begin
+            logic wh;
+            wh = 1'b0;
+            for (int st = 1; st < DW_TSTEPS; st += 2) wh = wh || c1_selv[st];
+            c2_whalf <= wh;
+        end
         c2_bcol <= c1_bcol;
         c2_sg <= c1_sg;
         c2_dlane <= c1_dlane;
@@ -662,6 +738,8 @@ module dg_compute
                                 cp_pxs <= 16'd0;
                                 cp_c <= 16'd0;
                                 cp_cb <= 32'd0;
+                                cp_cbb <= cp_cb0;
+                                cp_cc <= cp_cb0;
                                 f_px_last <= cp_nx == 8'd1;
                                 dw_cr <= 8'd0;
                                 dw_c0 <= '0;
@@ -709,6 +787,8 @@ module dg_compute
                                 cp_pxs <= cp_pxs + 16'(L.stride);
                                 cp_c <= cp_pxs + 16'(L.stride);
                                 cp_cb <= cp_cb + lc_scs;
+                                cp_cbb <= cp_cbb + IAW'(lc_scs);
+                                cp_cc <= cp_cbb + IAW'(lc_scs);
                                 f_px_last <= nx_px_last;
                                 dw_cr <= dw_c_wrap ? dw_cr_s - 8'(DW_K) : dw_cr_s;
                                 if (dw_c_wrap) begin
@@ -755,6 +835,7 @@ module dg_compute
                                 if (f_kx_last) begin
                                     cp_kx <= 8'd0;
                                     cp_c <= cp_pxs;
+                                    cp_cc <= cp_cbb;
                                     f_kx_last <= lc_k_is1;
                                     cp_ky <= cp_ky + 8'd1;
                                     cp_r <= cp_r + 16'd1;
@@ -762,6 +843,7 @@ module dg_compute
                                 end else begin
                                     cp_kx <= cp_kx + 8'd1;
                                     cp_c <= cp_c + 16'd1;
+                                    cp_cc <= cp_cc + lc_cst;
                                     f_kx_last <= nx_kx_last;
                                 end
                             end else begin
@@ -775,7 +857,9 @@ module dg_compute
                 CP_SUB: begin
                     if (tr_in_ready) begin
                         tr_push <= 1'b1;
-                        tr_in <= {t_g[cp_h][0], t_glast[cp_h] && sg_next == L.SG, t_idx[cp_h],
+                        // the pass's m-group cp_sg is the last (cp_sg + 1 == L.SG) exactly
+                        // when no other follows it: !f_sub_more (a register, no compare)
+                        tr_in <= {t_g[cp_h][0], t_glast[cp_h] && !f_sub_more, t_idx[cp_h],
                                   t_o0y[cp_h], t_o0x[cp_h], t_cy0[cp_h], t_cx0[cp_h], t_oh[cp_h],
                                   t_ow[cp_h], t_chy[cp_h], t_chw[cp_h], cp_sg};
                         cp_state <= CP_RUN;
@@ -820,11 +904,24 @@ module dg_compute
                                                               || 32'(c2_jrot[j]) + m >= DW_NBW))
                         $error("dg_compute: dw lane %0d slot %0d rotation %0d: bits below the lane's step or past the row",
                                m, j, c2_jrot[j]);
+    // the dense column byte register against the table it replaces
+    always_ff @(posedge clk)
+        if (run && cp_state == CP_RUN && cp_dense && !cp_res_only && !L_no_mac && cp_cc != colbyte[cp_h][cp_ci])
+            $error("dg_compute: column %0d byte %0d, colbyte %0d", cp_c, cp_cc, colbyte[cp_h][cp_ci]);
+    // the bank-row offsets are zero in a step of any other layer kind than im2col
+    always_ff @(posedge clk)
+        if (c1_v && !L.im2col)
+            for (int b = 0; b < NB; b++)
+                if (c1_badd[b] != '0) $error("dg_compute: c1_badd[%0d] %0d outside im2col", b, c1_badd[b]);
+    // the m-group pass's last flag against the compare it replaces
+    always_ff @(posedge clk)
+        if (run && cp_state == CP_SUB && !f_sub_more != (sg_next == L.SG))
+            $error("dg_compute: m-group %0d of %0d, f_sub_more %0d", cp_sg, L.SG, f_sub_more);
     // the stall threshold against the sum it replaces
     always_ff @(posedge clk)
         if (run && !rst && cp_stall != (32'(wbq_count) + 32'(inflight) >= WBQ_DEPTH - 2))
             $error("dg_compute: stall %0d, wbq_count %0d, inflight %0d", cp_stall, wbq_count, inflight);
 `endif
-    wire unused_ok = &{1'b0, L, t_chy[0], cp_r[15:PW], cp_c[15:PW], cp_bit, dw_cst};
+    wire unused_ok = &{1'b0, L, t_chy[0], ad_m[IAW-1], cp_r[15:PW], cp_c[15:PW], cp_bit, dw_cst};
 endmodule
 `default_nettype wire

@@ -21,8 +21,9 @@ module dg_fifo #(
     end
     logic [WIDTH-1:0] mem [DEPTH];
     logic [AW:0] wr_ptr_reg, rd_ptr_reg;
-    // full / empty as registers, formed from the next pointers (the users' handshakes start at
-    // a flip-flop, not at a pointer compare)
+    // full / empty as registers (the users' handshakes start at a flip-flop, not at a pointer
+    // compare), their next values from the current count's compares and push / pop in one
+    // last gate (push / pop, the users' deepest inputs, are not added to the pointers first)
     logic full, empty;
     wire push = in_valid && !full;
     wire pop = out_ready && !empty;
@@ -31,6 +32,8 @@ module dg_fifo #(
     assign in_ready = !full;
     assign out_valid = !empty;
     assign count = wr_ptr_reg - rd_ptr_reg;
+    wire c_one = count == (AW+1)'(1);
+    wire c_afull = count == (AW+1)'(DEPTH - 1);
     if (HEAD_REG) begin : g_head
         // the head as a register, so a user's logic on out_data starts at a flip-flop: on a
         // pop the entry after it (more than one entry: written before) or the entry pushed in
@@ -42,7 +45,9 @@ module dg_fifo #(
             if (pop && many) head <= mem[rd_p1];
             else if (pop || empty) head <= in_data;
             rd_p1 <= rd_next[AW-1:0] + AW'(1);
-            many <= (wr_next - rd_next) > (AW+1)'(1);
+            // (more than one entry after this cycle: count + push - pop >= 2)
+            many <= (push && !pop) ? count >= (AW+1)'(1) : (pop && !push) ? count >= (AW+1)'(3)
+                    : count >= (AW+1)'(2);
             if (rst) begin
                 rd_p1 <= AW'(1);
                 many <= 1'b0;
@@ -64,8 +69,9 @@ module dg_fifo #(
         end else begin
             wr_ptr_reg <= wr_next;
             rd_ptr_reg <= rd_next;
-            full <= (wr_next[AW] != rd_next[AW]) && (wr_next[AW-1:0] == rd_next[AW-1:0]);
-            empty <= wr_next == rd_next;
+            // (a push and a pop together keep the count: empty cannot pop, full cannot push)
+            full <= !pop && (full || (push && c_afull));
+            empty <= !push && (empty || (pop && c_one));
         end
     end
 `ifndef SYNTHESIS

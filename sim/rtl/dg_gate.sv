@@ -317,6 +317,7 @@ module dg_gate
     always_ff @(posedge clk) begin
         int n;
         logic gt, g2, hd;
+        logic r_g2im, r_g2mk, r_g2o2, r_g2i3;
         gt = !is_head && !is_g2;
         g2 = is_g2;
         hd = is_head;
@@ -331,12 +332,27 @@ module dg_gate
 `define DG_SEC(kind, P, F, region_bytes, nbytes) \
         `DG_C(kind, 32'(`DG_REC(rec, P, F)) % AB != 0, DG_ERR_BAD_OFFSET, DG_``P``_``F``_WORD) \
         `DG_C(kind, 64'(`DG_REC(rec, P, F)) + 64'(nbytes) > 64'(region_bytes), DG_ERR_BAD_OFFSET, DG_``P``_``F``_WORD)
+// (a section whose "inside its region" test is shared with another kind's, rng below)
+`define DG_SECR(kind, P, F, rng) \
+        `DG_C(kind, 32'(`DG_REC(rec, P, F)) % AB != 0, DG_ERR_BAD_OFFSET, DG_``P``_``F``_WORD) \
+        `DG_C(kind, rng, DG_ERR_BAD_OFFSET, DG_``P``_``F``_WORD)
         for (int w = 0; w < DG_DESC_WORDS; w++) begin
             cq_bad[w] <= q_stray[w];
             cq_code[w] <= (gt && w == DG_GATE_FLAGS_WORD) ? DG_ERR_BAD_FLAGS : DG_ERR_BAD_GATE;
             cq_entry[w] <= 16'(w);
         end
         n = DG_DESC_WORDS;
+        // the WORK sections of two kinds that the record layouts put in the same word share
+        // one "inside WORK" test, its size selected by the kind (exact: only the record's own
+        // kind's slots can be set; issue 16: one 49-bit add and compare per pair)
+        r_g2im = 64'(hd ? `DG_H(LOG_OFFSET) : `DG_G2(IN_MASK_OFFSET))
+                 + 64'(hd ? 64'd4 * 64'(a_layer_count) : 64'(nb_g2mask)) > 64'(a_work_bytes);
+        r_g2mk = 64'(gt ? `DG_G(MASK_OFFSET) : `DG_G2(MASK_OFFSET))
+                 + 64'(gt ? 64'(nb_gmask) : bm_bytes(64'(g2_out_c))) > 64'(a_work_bytes);
+        r_g2o2 = 64'(gt ? `DG_G(C1_TILES_OFFSET) : `DG_G2(C2_OUT_CH_OFFSET))
+                 + 64'(gt ? 64'(nb_gtl) : 64'd2 * 64'(g2_out_c)) > 64'(a_work_bytes);
+        r_g2i3 = 64'(gt ? `DG_G(C1_OUT_CH_OFFSET) : `DG_G2(C3_IN_CH_OFFSET))
+                 + 64'(gt ? 64'd2 * 64'(g_out_c) : 64'd2 * 64'(g2_out_c)) > 64'(a_work_bytes);
         // gate-2 (program.validate_gate2_record: fields in word order, then the sections)
         `DG_C(g2, g2_in_c == 0 || 32'(g2_in_c) > MAXC, DG_GATE2_IN_C_ERR, DG_GATE2_IN_C_WORD)
         `DG_C(g2, g2_out_c == 0 || 32'(g2_out_c) > MAXO, DG_GATE2_OUT_C_ERR, DG_GATE2_OUT_C_WORD)
@@ -346,10 +362,10 @@ module dg_gate
         `DG_C(g2, g2_st_w == 0 || 32'(g2_st_w) > MAXG, DG_GATE2_ST_W_ERR, DG_GATE2_ST_W_WORD)
         `DG_SEC(g2, GATE2, SUMS_OFFSET, a_sums_bytes, nb_sums)
         `DG_SEC(g2, GATE2, PARAM_OFFSET, a_weight_bytes, p2_nbytes)
-        `DG_SEC(g2, GATE2, IN_MASK_OFFSET, a_work_bytes, nb_g2mask)
-        `DG_SEC(g2, GATE2, MASK_OFFSET, a_work_bytes, bm_bytes(64'(g2_out_c)))
-        `DG_SEC(g2, GATE2, C2_OUT_CH_OFFSET, a_work_bytes, 64'd2 * 64'(g2_out_c))
-        `DG_SEC(g2, GATE2, C3_IN_CH_OFFSET, a_work_bytes, 64'd2 * 64'(g2_out_c))
+        `DG_SECR(g2, GATE2, IN_MASK_OFFSET, r_g2im)
+        `DG_SECR(g2, GATE2, MASK_OFFSET, r_g2mk)
+        `DG_SECR(g2, GATE2, C2_OUT_CH_OFFSET, r_g2o2)
+        `DG_SECR(g2, GATE2, C3_IN_CH_OFFSET, r_g2i3)
         // gate
         `DG_C(gt, g_in_c == 0 || 32'(g_in_c) > MAXC, DG_GATE_IN_C_ERR, DG_GATE_IN_C_WORD)
         `DG_C(gt, g_out_c == 0 || 32'(g_out_c) > MAXO, DG_GATE_OUT_C_ERR, DG_GATE_OUT_C_WORD)
@@ -363,9 +379,9 @@ module dg_gate
               DG_GATE_C2_RES_TILES_OFFSET_WORD)
         `DG_SEC(gt, GATE, SUMS_OFFSET, a_sums_bytes, nb_sums)
         `DG_SEC(gt, GATE, PARAM_OFFSET, a_weight_bytes, p_nbytes)
-        `DG_SEC(gt, GATE, MASK_OFFSET, a_work_bytes, nb_gmask)
-        `DG_SEC(gt, GATE, C1_TILES_OFFSET, a_work_bytes, nb_gtl)
-        `DG_SEC(gt, GATE, C1_OUT_CH_OFFSET, a_work_bytes, 64'd2 * 64'(g_out_c))
+        `DG_SECR(gt, GATE, MASK_OFFSET, r_g2mk)
+        `DG_SECR(gt, GATE, C1_TILES_OFFSET, r_g2o2)
+        `DG_SECR(gt, GATE, C1_OUT_CH_OFFSET, r_g2i3)
         `DG_SEC(gt, GATE, C2_TILES_OFFSET, a_work_bytes, nb_gtl)
         `DG_SEC(gt && g_res_list, GATE, C2_RES_TILES_OFFSET, a_work_bytes, nb_gtl)
         `DG_SEC(gt, GATE, C2_IN_CH_OFFSET, a_work_bytes, 64'd2 * 64'(g_out_c))
@@ -378,7 +394,8 @@ module dg_gate
         `DG_SEC(hd, HEAD, SUMS_OFFSET, a_sums_bytes, nb_sums)
         `DG_SEC(hd, HEAD, PARAM_OFFSET, a_weight_bytes, nb_hpar)
         `DG_SEC(hd, HEAD, LOGITS_OFFSET, a_work_bytes, 64'd8 * 64'(h_classes))
-        `DG_SEC(hd, HEAD, LOG_OFFSET, a_work_bytes, 64'd4 * 64'(a_layer_count))
+        `DG_SECR(hd, HEAD, LOG_OFFSET, r_g2im)
+`undef DG_SECR
 `undef DG_SEC
 `undef DG_C
     end
@@ -462,7 +479,6 @@ module dg_gate
     logic        e_v, f_v, g_v, h_v;
     kind_t       e_kind, f_kind, g_kind;
     logic [DG_AXI_DATA_BITS-1:0] e_data;
-    logic [15:0] e_lp;
     logic [1:0]  e_esz;
     logic [SEGW-1:0] e_n, f_n, g_n_el, h_n;
     logic [31:0] e_e, f_e, g_e, h_e, e_c, e_row, f_row, g_row;
@@ -529,8 +545,15 @@ module dg_gate
     // gate-2: conv1's channel mask as read (the tile mask goes to `spat`), its active channels,
     // a padding bit seen in either bitmap (reported after the parameter checks), the tile scan
     logic [15:0] t2_nc;
+    // gate-2: the mask segment's active channels (stage G), added into t2_nc a cycle later
+    // (stage H; issue 16: the sum tree and the accumulate in two cycles); t2_nz: t2_nc will
+    // be non-zero, set in stage G for G_NEXT's test (t2_nc itself is read in G_TSCAN only,
+    // a cycle or more after that test)
+    logic [15:0] t2_ps;
+    logic t2_pv, t2_nz;
     logic        m_bad;
     logic [15:0] t2_t, t2_t0;         // scanned tile, first tile of the current run
+    logic [15:0] t2_t1;               // t2_t + 1 (issue 16: no increment before the tile-bit read)
     logic        t2_run, t2_any;      // inside a run of active tiles; a sums stream happened
     // gate-2 pool pass: the compact index j of channel lc as (row, row + 1, lane) of the banks
     localparam int TLW = (GLL > 0) ? GLL : 1;
@@ -578,6 +601,7 @@ module dg_gate
                                       // words: 0 tile then channel bitmap (masks), 1 tile bitmap,
                                       // 2 channel bitmap (gate-2's mask_c2)
     logic [15:0] w_limit, w_total, w_emitted, w_scan;
+    logic [15:0] w_scan1;             // w_scan + 1 (issue 16: no increment before the tile-bit read)
     logic        w_more;              // w_scan < w_limit
     logic [15:0] w_tm1;               // w_total - 1
     logic [15:0] cnt_t, cnt_c;        // tiles / channels on so far (spatial cells, b2 decisions)
@@ -613,9 +637,9 @@ module dg_gate
     logic ts_on0, ts_on1, ts_end0, ts_end1, ts_adv;
     always_ff @(posedge clk) begin
         ts_on0 <= 64'(t2_t) < g2_n && spat[NIW'(t2_t)];
-        ts_on1 <= 64'(t2_t) + 64'd1 < g2_n && spat[NIW'(t2_t + 16'd1)];
+        ts_on1 <= 64'(t2_t1) < g2_n && spat[NIW'(t2_t1)];
         ts_end0 <= 64'(t2_t) >= g2_n;
-        ts_end1 <= 64'(t2_t) + 64'd1 >= g2_n;
+        ts_end1 <= 64'(t2_t1) >= g2_n;
     end
     // gate-2 masks' padding (stage F's f_vm): the whole words of the tile and the channel
     // bitmap (word index) and the valid bits of a partial last word, from the record
@@ -819,12 +843,31 @@ module dg_gate
     // outside G_POOL2's stage A2 (G_POOL: lane l reads bank l; one lane mux for both pools)
     logic [TLW0-1:0] a2_bk [GL];
     logic [TLW0-1:0] pl_bk [GL];
+    // the set bits of GL lanes: 4-bit groups by a table (LUT logic), then their sum (issue 16:
+    // no chain of adds behind the gate-2 pool's window into t2_row / t2_lo)
+    function automatic logic [GLL:0] cnt_on(input logic [GL-1:0] v);
+        logic [GLL:0] n;
+        n = '0;
+        for (int q = 0; q < GL; q += 4) begin
+            logic [3:0] u;
+            logic [2:0] c;
+            u = 4'(v >> q);
+            case (u)
+                4'd0: c = 3'd0;
+                4'd1, 4'd2, 4'd4, 4'd8: c = 3'd1;
+                4'd7, 4'd11, 4'd13, 4'd14: c = 3'd3;
+                4'd15: c = 3'd4;
+                default: c = 3'd2;
+            endcase
+            n = n + (GLL + 1)'(c);
+        end
+        return n;
+    endfunction
     always_comb begin
         logic [31:0] k;
         // gate-2: lane l's bit is ci_win[l] (the window above)
         for (int l = 0; l < GL; l++) pl_on[l] = lc_lv[l] && ci_win[l];
-        pl_k = 32'd0;
-        for (int l = 0; l < GL; l++) pl_k = pl_k + 32'(pl_on[l]);
+        pl_k = 32'(cnt_on(pl_on));
         k = 32'd0;                    // channels kept below lane l: lane l reads bank j + k
         for (int l = 0; l < GL; l++) begin
             pl_bk[l] = TLW0'(lane(32'(t2_lo) + k));
@@ -1058,40 +1101,49 @@ module dg_gate
     function automatic logic signed [AW+31:0] hid_prod(input logic signed [AW-1:0] a, input logic signed [31:0] m);
         return a * m;
     endfunction
-    // the sum of GL row products as a balanced tree (log2 GL adds deep)
-    function automatic logic signed [63:0] sum_tree(input logic signed [63:0] v [GL]);
-        logic signed [63:0] t [GL];
-        t = v;
+    // the sum of GL row products as a balanced tree (log2 GL adds deep). A row product is an
+    // int16 weight times Pt (PVW bits) or h (< 2^15), or an int8 head weight times a channel
+    // sum (SW bits): it fits RPB signed bits, the sum of GL RPB + GLL (issue 16: the tree at
+    // that width, sign-extended to int64)
+    localparam int RPB = ((PVW + 15 > SW + 7) ? PVW + 15 : SW + 7) + 1;
+    function automatic logic signed [63:0] row_sum(input logic signed [63:0] v [GL]);
+        logic signed [RPB+GLL-1:0] t [GL];
+        for (int l = 0; l < GL; l++) t[l] = (RPB + GLL)'(signed'(RPB'(v[l])));
         for (int w = GL; w > 1; w = (w + 1) / 2) begin
             for (int i = 0; i < w / 2; i++) t[i] = t[2 * i] + t[2 * i + 1];
             if (w % 2 == 1) t[w / 2] = t[w - 1];
         end
-        return t[0];
+        return 64'(t[0]);
     endfunction
-    // element lp + l of a beat, 2^esz bytes; a segment never runs past its beat, so lane l only
-    // ever holds elements of the sizes that fit l + 1 times into a beat (a smaller mux per lane)
-    function automatic logic signed [63:0] lane_elem(input logic [DG_AXI_DATA_BITS-1:0] b,
-                                                     input logic [15:0] lp, input int l,
-                                                     input logic [1:0] esz, input logic sgn);
-        logic [31:0] i;                                       // element index in the beat
-        i = 32'(lp) + 32'(l);
+    // The segment's elements: element lp + l of the beat (2^esz bytes, mod the beat's elements)
+    // is at byte l * 2^esz of the beat rotated right by lp * 2^esz bytes (2^esz divides AB), so
+    // each lane takes fixed bytes of one rotated beat (issue 16: one AB-byte rotator instead of
+    // a run-time element mux per lane and element size); a segment never runs past its beat,
+    // so lane l only ever holds elements of the sizes that fit l + 1 times into a beat
+    logic [DG_AXI_DATA_BITS-1:0] e_rot;
+    logic [ABW-1:0] e_rb;             // lp * 2^esz mod AB, registered with the beat (stage R)
+    assign e_rot = DG_AXI_DATA_BITS'({e_data, e_data} >> {e_rb, 3'b000});
+    // The GL-lane streams (w1, w2, the spatial taps: int16; the head's W: int8): bank b takes
+    // lane (b - c) mod GL, c the segment's column. With 2 GL = AB that is bytes 2b, 2b + 1 of
+    // the beat rotated right by 2 (lp - c) (int16), or byte b, or b + GL when b < c mod GL, of
+    // the beat rotated by lp - c (int8); stage F holds each bank's element (issue 16: no lane
+    // mux in front of the shared multiplier)
+    localparam bit WROT = 2 * GL == AB;
+    logic [ABW-1:0] e_rw;             // (lp - c mod GL) * 2^esz mod AB (stage R)
+    logic [GL-1:0] e_whi;             // int8: bank b takes byte b + GL of the rotated beat
+    logic [DG_AXI_DATA_BITS-1:0] e_wrot;
+    assign e_wrot = DG_AXI_DATA_BITS'({e_data, e_data} >> {e_rw, 3'b000});
+    logic signed [15:0] f_xw [GL];    // stage F: bank b's element (int8 sign-extended)
+    function automatic logic signed [63:0] lane_elem(input logic [DG_AXI_DATA_BITS-1:0] rb,
+                                                     input int l, input logic [1:0] esz,
+                                                     input logic sgn);
         case (esz)
-            2'd0: begin
-                i = i & 32'(AB - 1);
-                return sgn ? 64'(signed'(b[i * 8 +: 8])) : 64'(b[i * 8 +: 8]);
-            end
-            2'd1: if (l < AB / 2) begin
-                i = i & 32'(AB / 2 - 1);
-                return sgn ? 64'(signed'(b[i * 16 +: 16])) : 64'(b[i * 16 +: 16]);
-            end
-            2'd2: if (l < AB / 4) begin
-                i = i & 32'(AB / 4 - 1);
-                return sgn ? 64'(signed'(b[i * 32 +: 32])) : 64'(b[i * 32 +: 32]);
-            end
-            default: if (l < AB / 8) begin
-                i = i & 32'(AB / 8 - 1);
-                return b[i * 64 +: 64];
-            end
+            2'd0: return sgn ? 64'(signed'(rb[l * 8 +: 8])) : 64'(rb[l * 8 +: 8]);
+            2'd1: if (l < AB / 2) return sgn ? 64'(signed'(rb[(l % (AB / 2)) * 16 +: 16]))
+                                             : 64'(rb[(l % (AB / 2)) * 16 +: 16]);
+            2'd2: if (l < AB / 4) return sgn ? 64'(signed'(rb[(l % (AB / 4)) * 32 +: 32]))
+                                             : 64'(rb[(l % (AB / 4)) * 32 +: 32]);
+            default: if (l < AB / 8) return rb[(l % (AB / 8)) * 64 +: 64];
         endcase
         return 64'sd0;
     endfunction
@@ -1186,8 +1238,9 @@ module dg_gate
                 if (f_bv[b]) begin
                     ac_we[b] = 1'b1;
                     ac_wa[b] = ac_AW'(f_rc[b]);
+                    // (an int32 sum: f_x holds it sign-extended, so only its 32 bits are muxed)
                     ac_wd[b] = SW'(((acc_fresh && f_row == 0) ? 64'sd0 : 64'(signed'(ac_rd[b])))
-                                   + f_x[ABL'(f_bl[b])]);
+                                   + 64'(signed'(f_x[ABL'(f_bl[b])][31:0])));
                 end
             end
         end
@@ -1284,7 +1337,7 @@ module dg_gate
         for (int k = 0; k < WPB; k++) ch_c[k] <= CH_AW'((g_nwt + 32'(k)) >> WPBL);
     always_comb begin
         logic [15:0] sn;
-        sn = (st == G_WDATA && w_kind == 2'd1 && !lb_pend && w_more) ? w_scan + 16'd1 : w_scan;
+        sn = (st == G_WDATA && w_kind == 2'd1 && !lb_pend && w_more) ? w_scan1 : w_scan;
         for (int k = 0; k < WPB; k++) begin
             // (G_WJOB: row 0 of every bank, the first beat of either job kind, the next job's
             // w_kind / w_sel not set yet)
@@ -1311,15 +1364,13 @@ module dg_gate
                     $error("dg_gate: logits row of bank %0d", b);
     end
 `endif
-    // the list scan's next tile bit (the candidate sn of the next cycle, read a cycle ahead;
+    // the list scan's next tile bit (the candidate of the next cycle, read a cycle ahead;
     // issue 16: the 256-way tile-bit mux off the path into lb_cnt / lb_pend; spat is not
-    // written during a write job)
+    // written during a write job): the bits of both candidates, then the one taken
     logic sc_sp;
-    always_ff @(posedge clk) begin
-        logic [15:0] sn;
-        sn = (st == G_WDATA && w_kind == 2'd1 && !lb_pend && w_more) ? w_scan + 16'd1 : w_scan;
-        sc_sp <= spat[32'(sn) % NCELL];
-    end
+    always_ff @(posedge clk)
+        sc_sp <= (st == G_WDATA && w_kind == 2'd1 && !lb_pend && w_more) ? spat[32'(w_scan1) % NCELL]
+                                                                        : spat[32'(w_scan) % NCELL];
     // the dense mask's partial last word (the record is held: registered)
     logic [31:0] ch_pm;
     always_ff @(posedge clk) ch_pm <= (32'd1 << cg_out_c[4:0]) - 32'd1;
@@ -1416,6 +1467,8 @@ module dg_gate
         end
     end
     logic [AB-1:0] wn_strb, wq_strb;
+    localparam int LEPB = AB / 8;                                  // logits entries per beat
+    localparam bit LG_FIX = LEPB >= 1 && GL % LEPB == 0;
     always_comb begin
         wn_data = '0;
         for (int i = 0; i < AB; i++) wn_strb[i] = 64'(i) < w_rem;
@@ -1432,7 +1485,10 @@ module dg_gate
             case (w_kind)
                 2'd0: wn_data[k * 32 +: 32] = use_c ? cwd : !ch_dense ? wx_sp[k]
                                               : wx_tfull[k] ? 32'hFFFF_FFFF : wx_tok[k] ? t_pm : 32'd0;
-                2'd2: wn_data[k * 32 +: 32] = lg_q[wx_lgl[k]][(k & 1) * 32 +: 32];
+                // (entry w_nx * LEPB + k div 2: when LEPB divides GL its bank's low bits are
+                // k div 2, so only the bank's high bits are a run-time select)
+                2'd2: wn_data[k * 32 +: 32] = lg_q[LG_FIX ? TLW0'((32'(wx_lgl[k]) & ~32'(LEPB - 1)) | 32'(k / 2))
+                                                          : wx_lgl[k]][(k & 1) * 32 +: 32];
                 default: wn_data[k * 32 +: 32] = wx_head[k] ? head_log
                                                  : wx_log[k] ? cyc_q[k * 32 +: 32] : 32'd0;
             endcase
@@ -1464,6 +1520,30 @@ module dg_gate
     logic [63:0] jb_nbytes;
     logic [1:0]  jb_kind, jb_sel;
     logic [15:0] jb_limit, jb_total;
+    // each job's "no bytes" test registered (issue 16: no compare behind the job decode into
+    // st): from the held record and the counts cnt_t / cnt_c, which S_WRITE copies into nt / nc
+    // / nc2 as the jobs start and which no job changes (simulation check below)
+    logic [15:0] jq_empty;
+    always_ff @(posedge clk) begin
+        jq_empty <= '1;
+        jq_empty[0] <= g_n == 0 && g_out_c == 0;
+        jq_empty[1] <= cnt_t == 0;
+        jq_empty[2] <= cnt_t == 0;
+        jq_empty[3] <= cnt_c == 0;
+        jq_empty[4] <= cnt_c == 0;
+        jq_empty[5] <= !g_res_list || g_n == 64'(cnt_t);
+        jq_empty[6] <= g_n == 0;
+        jq_empty[8] <= h_classes == 0;
+        jq_empty[9] <= a_layer_count == 0;
+        jq_empty[11] <= g2_out_c == 0;
+        jq_empty[12] <= cnt_c == 0;
+        jq_empty[13] <= cnt_c == 0;
+    end
+`ifndef SYNTHESIS
+    always_ff @(posedge clk)
+        if (!rst && st == G_WJOB && jb_on && jq_empty[job] != jb_empty)
+            $error("dg_gate: job %0d's registered empty test", job);
+`endif
     always_comb begin
         jb_on = 1'b1;
         jb_off = 32'd0;
@@ -1580,6 +1660,7 @@ module dg_gate
         w_tm1 <= total - 16'd1;
         w_emitted <= 16'd0;
         w_scan <= 16'd0;
+        w_scan1 <= 16'd1;
         w_more <= limit != 16'd0;
         w_beat <= 24'd0;
         w_nx <= 24'd0;
@@ -1634,6 +1715,10 @@ module dg_gate
     // its high part (signed), both times m1 (the o1 stream follows fc1 and m1; issue 16: the
     // DSP48E2 count)
     localparam bit HID_MM = 2 * LN8 <= GL && AW + 1 <= 2 * MAW;
+    // stage G: the high half's product, its bits that land below bit 64 after the shift by
+    // MAW - 1 (issue 16: its add off the multiplier's cycle, a third term of v in stage G)
+    localparam int PHW = 64 - (MAW - 1);
+    logic [PHW-1:0] g_phh [LN8];
     logic signed [AW-1:0] hid_a [LN8];
     always_comb for (int j = 0; j < LN8; j++) hid_a[j] = signed'(am_q[f_lne[j % GL]]);
     always_comb begin
@@ -1643,10 +1728,10 @@ module dg_gate
             else if (HID_MM && f_ko1 && l < 2 * LN8)      // (A's low part unsigned, its high part)
                 ma[l] = (l % 2 == 0) ? MAW'(signed'({1'b0, hid_a[(l / 2) % LN8][MAW-2:0]}))
                                      : MAW'(hid_a[(l / 2) % LN8] >>> (MAW - 1));
-            // (per bank l: the element of its lane f_bl2[l], decoded in stage E, times the
-            // bank's entry; the row sum does not depend on the order of its products, and the
-            // bank side has no lane mux in front of the multiplier)
-            else ma[l] = MAW'(signed'(f_x[ABL'(f_bl2[l])][15:0]));   // (f_x is sign-extended)
+            // (per bank l: the element of its lane f_bl2[l] (f_xw[l] with 2 GL = AB), times
+            // the bank's entry; the row sum does not depend on the order of its products, and
+            // the bank side has no lane mux in front of the multiplier; f_x is sign-extended)
+            else ma[l] = WROT ? MAW'(f_xw[l]) : MAW'(signed'(f_x[ABL'(f_bl2[l])][15:0]));
             // (q_s: the pool's sums, or the head's channel sums of bank l for stage F)
             if (s1_v) mb[l] = SW'(p_q[l]);
             else if (f_kw12) mb[l] = SW'(signed'(ph_q[l]));   // (Pt, or h zero-extended)
@@ -1672,6 +1757,12 @@ module dg_gate
     end
 
 `ifndef SYNTHESIS
+    // (simulation: bank b's element of a GL-lane stream is its lane's)
+    always_ff @(posedge clk)
+        if (!rst && WROT && f_v && (f_kind == K_W1 || f_kind == K_W2 || f_kind == K_HW || f_kind == K_WS))
+            for (int b = 0; b < GL; b++)
+                if (f_bv2[b] && f_xw[b] != f_x[ABL'(f_bl2[b])][15:0])
+                    $error("dg_gate: bank %0d's element of the GL-lane stream", b);
     // (simulation: the three uses of the shared multiplier never meet)
     always_ff @(posedge clk) begin
         if (!rst && ((q_v && s1_v) || ((q_v || s1_v) && f_v
@@ -1744,6 +1835,9 @@ module dg_gate
             f_lne[b] <= TLW0'(lane(e_e + 32'(b)));
         end
         for (int l = 0; l < AB; l++) f_lv[l] <= l < 32'(e_n);
+        for (int b = 0; b < GL; b++)
+            f_xw[b] <= (e_esz == 2'd0) ? 16'(signed'(e_wrot[8 * (b + (e_whi[b] ? GL : 0)) +: 8]))
+                                       : e_wrot[(16 * b) % DG_AXI_DATA_BITS +: 16];
         f_ky <= 2'(e_row[3:0] / 4'd3);
         f_kx <= 2'(e_row[3:0] % 4'd3);
         f_kw12 <= e_v && (e_kind == K_W1 || e_kind == K_W2);
@@ -1778,7 +1872,7 @@ module dg_gate
                         && 32'(l) < 32'(e_n);
         end
         for (int l = 0; l < AB; l++)
-            f_x[l] <= lane_elem(e_data, e_lp, l, e_esz, e_kind != K_BINS && e_kind != K_RECIP && e_kind != K_MASK);
+            f_x[l] <= lane_elem(e_rot, l, e_esz, e_kind != K_BINS && e_kind != K_RECIP && e_kind != K_MASK);
         // F: checks, memory writes, products
         g_v <= f_v;
         g_kind <= f_kind;
@@ -1798,6 +1892,7 @@ module dg_gate
         g_swe <= f_v ? f_swe : '0;
         for (int k = 0; k < AB / 4; k++) g_sd[k] <= {f_brot[4 * k + 3], f_brot[4 * k + 2], f_brot[4 * k + 1], f_brot[4 * k]};
         for (int l = 0; l < LN8; l++) g_o[l] <= 64'sd0;
+        for (int l = 0; l < LN8; l++) g_phh[l] <= '0;
         g_flt <= '0;
         if (f_v) begin
             logic m_bad_n;
@@ -1839,10 +1934,11 @@ module dg_gate
                         K_M1: ;                                // m1 banks below
                         K_O1: if (l < LN8 && l < GL) begin
                             // (A*m1 = hi*m1 * 2^(MAW-1) + lo*m1 from the shared multiplier's
-                            // lanes 2l, 2l + 1; int64 wraps)
-                            if (HID_MM) g_p[l] <= 64'(mm[(2 * l) % GL])
-                                                  + (64'(mm[(2 * l + 1) % GL]) <<< (MAW - 1));
-                            else g_p[l] <= 64'(hid_prod(signed'(am_q[f_lne[l % GL]]), signed'(m1_q[f_lne[l % GL]])));
+                            // lanes 2l, 2l + 1, the halves added in stage G; int64 wraps)
+                            if (HID_MM) begin
+                                g_p[l] <= 64'(mm[(2 * l) % GL]);
+                                g_phh[l] <= PHW'(mm[(2 * l + 1) % GL]);
+                            end else g_p[l] <= 64'(hid_prod(signed'(am_q[f_lne[l % GL]]), signed'(m1_q[f_lne[l % GL]])));
                             g_o[l] <= x + cg_rnd;              // (o1 + 2^(s-1): int64 wraps)
                             flt[l] = big(x);
                         end
@@ -1887,7 +1983,7 @@ module dg_gate
                     if (f_bv2[b]) begin
                         ws_we[b][f_kx] <= 1'b1;
                         ws_wa[b] <= WSAW'(32'(f_ky) * CGM + 32'(CGL'(f_rc[b])));
-                        ws_wd[b] <= f_x[ABL'(f_bl2[b])][15:0];
+                        ws_wd[b] <= WROT ? f_xw[b] : f_x[ABL'(f_bl2[b])][15:0];
                     end
                 end
             end
@@ -1898,19 +1994,24 @@ module dg_gate
         end
         // G: the row sums (w1 -> A, w2 / head W -> logits), as a tree; hidden: A*m1 + o1 + round;
         // gate-2: conv1's active channels nc from its bitmap words
+        t2_pv <= g_v && g_kind == K_MASK;
+        if (t2_pv) t2_nc <= t2_nc + t2_ps;
         if (g_v && g_kind == K_MASK) begin
-            logic [15:0] t;
-            t = t2_nc;
             begin                     // (a balanced tree of the 4 * LN4 byte counts)
                 logic [15:0] v [4 * LN4];
-                for (int l = 0; l < LN4; l++) for (int q = 0; q < 4; q++) v[4 * l + q] = 16'(g_pc[l][q]);
+                logic nz;
+                nz = 1'b0;
+                for (int l = 0; l < LN4; l++) for (int q = 0; q < 4; q++) begin
+                    v[4 * l + q] = 16'(g_pc[l][q]);
+                    nz = nz || g_pc[l][q] != 4'd0;
+                end
                 for (int w = 4 * LN4; w > 1; w = (w + 1) / 2) begin
                     for (int i = 0; i < w / 2; i++) v[i] = v[2 * i] + v[2 * i + 1];
                     if (w % 2 == 1) v[w / 2] = v[w - 1];
                 end
-                t = t + v[0];
+                t2_ps <= v[0];
+                if (nz) t2_nz <= 1'b1;
             end
-            t2_nc <= t;
             // (the tile bitmap's words: spat, g_swe below; conv1's channel words: ci banks)
             for (int l = 0; l < LN4; l++) begin
                 if (g_mk_we[l]) begin
@@ -1937,14 +2038,14 @@ module dg_gate
         // (the shift in two parts: by whole bytes here, by the rest in stage H)
         for (int l = 0; l < LN8; l++) begin
             logic signed [63:0] v;
-            v = g_p[l] + g_o[l];
+            v = g_p[l] + g_o[l] + 64'({g_phh[l], (MAW - 1)'(0)});
             h_t[l] <= HTW'(v >> {cg_sh[5:3], 3'b000});
             h_hi[l] <= (v & cg_hm) != 64'd0;
             h_neg[l] <= v[63];
         end
         if (g_v && (g_kind == K_W1 || g_kind == K_W2 || g_kind == K_HW)) begin
             logic signed [63:0] ssum, base;
-            ssum = sum_tree(g_p);
+            ssum = row_sum(g_p);
             // (a head row starts from its class's bias, written into the m1 banks before)
             base = g_hb0 ? g_bias : racc;
             if (g_rend) begin
@@ -2031,6 +2132,7 @@ module dg_gate
                 end else if (is_g2) begin
                     m_bad <= 1'b0;
                     t2_nc <= 16'd0;
+                    t2_nz <= 1'b0;
                     step <= S2_RECIP;
                     st <= G_NEXT;
                 end else begin
@@ -2104,6 +2206,7 @@ module dg_gate
                             stream(K_MASK, wb, 64'(`DG_G2(IN_MASK_OFFSET)), 17'(g2_wt + 32'((32'(g2_in_c) + 31) >> 5)),
                                    17'd1, 2'd2, 32'hFFFF_FFFF);
                             t2_t <= 16'd0;
+                            t2_t1 <= 16'd1;
                             t2_run <= 1'b0;
                             t2_any <= 1'b0;
                             step <= S2_SUMS;
@@ -2112,7 +2215,7 @@ module dg_gate
                             // conv1's compact sums, one stream per run of active tiles (G_TSCAN);
                             // DENSE or a faulty mask: only the checked sections follow
                             if (dense || m_bad) step <= S_O1;
-                            else if (t2_nc == 0 || 64'(t2_t) >= g2_n) step <= S2_POOL;
+                            else if (!t2_nz || 64'(t2_t) >= g2_n) step <= S2_POOL;
                             else st <= G_TSCAN;
                         end
                         S2_POOL: begin
@@ -2223,7 +2326,9 @@ module dg_gate
                 e_v <= 1'b1;
                 e_kind <= s_kind;
                 e_data <= rd_data;
-                e_lp <= s_lp;
+                e_rb <= ABW'(32'(s_lp) << s_esz);
+                e_rw <= ABW'((32'(s_lp) - lane(s_col)) << s_esz);
+                for (int b = 0; b < GL; b++) e_whi[b] <= 32'(b) < lane(s_col);
                 e_esz <= s_esz;
                 e_n <= SEGW'(seg_n);
                 e_e <= s_e;
@@ -2335,7 +2440,8 @@ module dg_gate
                 if (on) begin
                     if (!t2_run) t2_t0 <= t2_t;
                     t2_run <= 1'b1;
-                    t2_t <= t2_t + 16'd1;
+                    t2_t <= t2_t1;
+                    t2_t1 <= t2_t1 + 16'd1;
                 end else if (t2_run) begin
                     acc_fresh <= !t2_any;
                     t2_any <= 1'b1;
@@ -2346,7 +2452,10 @@ module dg_gate
                 end else if (past) begin
                     step <= S2_POOL;
                     st <= G_NEXT;
-                end else t2_t <= t2_t + 16'd1;
+                end else begin
+                    t2_t <= t2_t1;
+                    t2_t1 <= t2_t1 + 16'd1;
+                end
             end
             G_POOL2: begin
                 // gate-2: Pt in channel order, GL channels per cycle (the shared pool lanes)
@@ -2378,7 +2487,7 @@ module dg_gate
                 // the next write: gate jobs 0..6, head jobs 8..9, gate-2 jobs 11..13 (jb_*)
                 job <= job + 4'd1;
                 if (job == 4'd9) head_log <= rec_cycles;
-                if (jb_on) wjob(wb + 64'(jb_off), jb_nbytes, jb_empty, jb_kind, jb_sel, jb_limit, jb_total);
+                if (jb_on) wjob(wb + 64'(jb_off), jb_nbytes, jq_empty[job], jb_kind, jb_sel, jb_limit, jb_total);
                 else begin
                     e_code <= 8'd0;
                     e_entry <= 16'd0;
@@ -2434,8 +2543,9 @@ module dg_gate
                         w_emitted <= w_emitted + 16'd1;
                         if (32'(lb_cnt) == EPB - 1 || w_emitted == w_tm1) lb_pend <= 1'b1;
                     end
-                    w_scan <= w_scan + 16'd1;
-                    w_more <= w_scan + 16'd1 < w_limit;
+                    w_scan <= w_scan1;
+                    w_scan1 <= w_scan1 + 16'd1;
+                    w_more <= w_scan1 < w_limit;
                 end
             end
             G_FAULT: begin
@@ -2461,6 +2571,7 @@ module dg_gate
             h_v <= 1'b0;
             q_v <= 1'b0;
             a2_v <= 1'b0;
+            t2_pv <= 1'b0;
         end
     end
 `undef DG_G

@@ -233,6 +233,10 @@ module dg_loader
     logic sc_started;
     logic [15:0] sc_left;          // bytes of the chunk after this step's (when sc_started)
     logic [15:0] ld_left;          //   (the consume step's: left_span - k)
+    // the layer's full oc layout (!in_ch_gated || dw: kk = Tn - sc_b mod Tn, ld_n = sc_b),
+    // registered: no layer field in the consume step's path
+    logic sc_wocf;
+    always_ff @(posedge clk) sc_wocf <= !L.in_ch_gated || L.dw;
     logic [15:0] sc_nptr;          // oc layout: next active in-channel index
 
     // weight buffer: one block RAM per lane, a row = the lane's Tn weight bytes, one byte
@@ -264,6 +268,10 @@ module dg_loader
                               PF_WAIT} pf_state_t;
     pf_state_t pf_state;
     logic [15:0] pf_i;             // next tile-sequence entry to prefetch
+    // pf_i + 1 == n_seq as a register (PF_WAIT's wrap test; pf_i and L are unchanged since
+    // PF_IDLE, several states before PF_WAIT)
+    logic pf_ilast;
+    always_ff @(posedge clk) pf_ilast <= pf_i + 16'd1 == L.n_seq;
     logic [15:0] pf_g;             // its m-group
     logic pf_h;                    // half being filled
     logic [7:0] pf_ty, pf_tx;
@@ -289,11 +297,17 @@ module dg_loader
     logic [7:0] pf_dwk;            // depthwise: pf_r mod k
     logic [DW_AW-1:0] pf_dwb;      // depthwise: row pf_r's first lin (half + (pf_r div k) * t_dwrb)
     logic [63:0] pf_pixaddr;
-    // pending read commands: {type, dw row base, dw row phase, dw row offset, half, data}:
-    // patch {base} / residual {pixel, jl, jh, off} (for the depthwise patch banks: the patch
-    // row's first lin (its half's + (r div k) * t_dwrb), r mod k, and its first byte in its
-    // first beat)
-    localparam int PEND_W = 2 + 16 + 32 + DW_AW;
+    // pending read commands: {type, dw row-start state, dw row base, dw row phase, dw row
+    // offset, half, data}: patch {base} / residual {pixel, jl, jh, off} (for the depthwise
+    // patch banks: the patch row's first lin (its half's + (r div k) * t_dwrb), r mod k, and
+    // its first byte in its first beat; and the receive's state at the row's first byte, formed
+    // at the push from registers so that the row start begins at the FIFO's head register:
+    // C + roff, base - roff, base + dw_cst)
+    localparam int PE_RB = 49;                      // dw row base
+    localparam int PE_REM = PE_RB + DW_AW;          // C + roff (17 bits)
+    localparam int PE_CUR = PE_REM + 17;            // base - roff
+    localparam int PE_PBH = PE_CUR + DW_AW;         // base + dw_cst
+    localparam int PEND_W = PE_PBH + DW_AW + 1;
     logic [PEND_W-1:0] pend_in;
     logic pend_push;
     wire pend_in_ready, pend_valid;
@@ -304,6 +318,7 @@ module dg_loader
         .clk(clk), .rst(rst), .in_data(pend_in), .in_valid(pend_push), .in_ready(pend_in_ready),
         .out_data(pend_out), .out_valid(pend_valid), .out_ready(pend_pop), .count(pend_count));
     logic [15:0] pr_beat;          // beat index within the current patch row
+    logic pr_first;                // pr_beat == 0 (a register, counted with it)
 
     // depthwise patch buffer (op OP_DWCONV): DW_NBK banks by (patch row mod k, patch column
     // mod k); bank (r mod k, c mod k) holds its pixels' stored channels as one byte stream,
@@ -842,9 +857,11 @@ module dg_loader
                     own_in = 1'b1;
                     pend_push = pf_fire;
                     if (pf_req_row) begin
-                        pend_in = {1'b0, pf_dwb, 8'(pf_dwk), 8'(pf_row_off), pf_h, 32'(pf_row_dst)};
+                        pend_in = {1'b0, pf_dwb + DW_AW'(dw_cst), pf_dwb - DW_AW'(pf_row_off),
+                                   17'(L.cin_st) + 17'(pf_row_off),
+                                   pf_dwb, 8'(pf_dwk), 8'(pf_row_off), pf_h, 32'(pf_row_dst)};
                     end else begin
-                        pend_in = {1'b1, DW_AW'(0), 16'd0, pf_h, pf_pidx, pf_jl, pf_jh,
+                        pend_in = {1'b1, (PEND_W - 34)'(0), pf_h, pf_pidx, pf_jl, pf_jh,
                                    8'(pf_pixaddr[ABL-1:0])};
                     end
                 end else if (ld_req) begin
@@ -883,7 +900,7 @@ module dg_loader
     wire sc_last = spf_out[SPF_W-1];          // the span's last chunk
     wire [1:0] sc_kind = spf_out[SPF_W-2 -: 2];
     // oc layout: the byte of in-channel sc_b is kept (a compact input keeps the listed ones)
-    wire oc_keep = !L.in_ch_gated || L.dw || (sc_nptr < L.n_in && ic_qb == sc_b);
+    wire oc_keep = sc_wocf || (sc_nptr < L.n_in && ic_qb == sc_b);
     always_comb begin
         ld_g_d = ld_g;
         if (run_init) ld_g_d = 16'd0;
@@ -910,7 +927,7 @@ module dg_loader
         sc_nptr_d = sc_nptr;
         if (ld_start) sc_nptr_d = 16'd0;
         else if (ld_consume) begin
-            if (sc_kind != 2'(SP_PARAM) && sc_kind != 2'(SP_WIC) && oc_keep && L.in_ch_gated && !L.dw)
+            if (sc_kind != 2'(SP_PARAM) && sc_kind != 2'(SP_WIC) && oc_keep && !sc_wocf)
                 sc_nptr_d = sc_nptr + 16'd1;
             if (last_byte && sc_last) sc_nptr_d = 16'd0;
         end
@@ -1281,12 +1298,20 @@ module dg_loader
                     end
                 end
                 PF_WAIT: begin
+`ifndef SYNTHESIS
+                    if (pf_ilast != (pf_i + 16'd1 == L.n_seq))
+                        $error("dg_loader: pf_ilast %0d stale (pf_i %0d, n_seq %0d)", pf_ilast, pf_i, L.n_seq);
+`endif
                     // (a depthwise patch: also its last beat's stage A, written into the dw
-                    // banks by stage B in the cycle full is set, as the patch banks)
-                    if (!pend_valid && !pend_push && !dwa_v) begin
+                    // banks by stage B in the cycle full is set, as the patch banks; no push
+                    // in PF_WAIT: the prefetcher requests only in PF_ROWS / PF_RES)
+`ifndef SYNTHESIS
+                    if (pend_push) $error("dg_loader: pending push in PF_WAIT");
+`endif
+                    if (!pend_valid && !dwa_v) begin
                         full[pf_h] <= 1'b1;
                         pf_h <= !pf_h;
-                        if (pf_i + 16'd1 == L.n_seq) begin
+                        if (pf_ilast) begin                 // (pf_i + 1 == n_seq)
                             pf_i <= 16'd0;
                             pf_g <= pf_g + 16'd1;
                         end else pf_i <= pf_i + 16'd1;
@@ -1311,33 +1336,45 @@ module dg_loader
                         ib_wdata[b] <= rd_data[(32'(rel) % AB) * 8 +: 8];
                     end
                     pr_beat <= rd_last ? 16'd0 : pr_beat + 16'd1;
+                    pr_first <= rd_last;
                     if (L.dw) begin
                         // depthwise: the beat's bytes of the row into stage A (dw banks above)
                         logic [PHW-1:0] ph, rk;
                         logic [16:0] rem;
-                        logic [DW_AW-1:0] cur, rbase;
+                        logic [DW_AW-1:0] cur, rbase, lsph;
                         logic [DW_AW-1:0] pb [DW_K];
                         logic [7:0] roff;
                         rk = PHW'(pend_out[41 +: 8]);
                         roff = pend_out[33 +: 8];
-                        rbase = pend_out[49 +: DW_AW];
-                        if (pr_beat == 16'd0) begin
+                        rbase = pend_out[PE_RB +: DW_AW];
+                        if (pr_first) begin
                             // row start: pixel dw_c0 (phase dw_c0), channel 0 at byte roff
+                            // (rem = C + roff, cur = rbase - roff, the phases before dw_c0 at
+                            // rbase + dw_cst: from the entry)
                             ph = PHW'(dw_c0);
-                            rem = 17'(L.cin_st) + 17'(roff);
-                            cur = rbase - DW_AW'(roff);
+                            rem = pend_out[PE_REM +: 17];
+                            cur = pend_out[PE_CUR +: DW_AW];
+                            lsph = rbase;
                             for (int j = 0; j < DW_K; j++)
-                                pb[j] = rbase + ((32'(j) < 32'(dw_c0)) ? DW_AW'(dw_cst) : DW_AW'(0));
+                                pb[j] = (32'(j) < 32'(dw_c0)) ? pend_out[PE_PBH +: DW_AW] : rbase;
                         end else begin
                             ph = dw_ph;
                             rem = dw_rem;
                             cur = dw_cur;
+                            lsph = dw_cur;
                             pb = dw_pb;
                         end
+`ifndef SYNTHESIS
+                        if (pr_first != (pr_beat == 16'd0)
+                            || (pr_first && (32'(rem) != 32'(L.cin_st) + 32'(roff) || cur != rbase - DW_AW'(roff)
+                                             || pend_out[PE_PBH +: DW_AW] != rbase + DW_AW'(dw_cst))))
+                            $error("dg_loader: depthwise row start (pr_first %0d, beat %0d) or its entry stale",
+                                   pr_first, pr_beat);
+`endif
                         dwa_rk <= rk;
                         dwa_half <= pend_out[32];
                         for (int j = 0; j < DW_K; j++)
-                            dwa_ls[j] <= (32'(j) == 32'(ph)) ? cur + DW_AW'((pr_beat == 16'd0) ? 32'(roff) : 32'd0) : pb[j];
+                            dwa_ls[j] <= (32'(j) == 32'(ph)) ? lsph : pb[j];
                         for (int l = 0; l < AB; l++) begin
                             logic [31:0] jb;
                             logic [PHW-1:0] pl;
@@ -1418,6 +1455,7 @@ module dg_loader
             pf_h <= 1'b0;
             full <= 2'b00;
             pr_beat <= 16'd0;
+            pr_first <= 1'b1;
             ldf_free <= LFW'(LDF_DEPTH);
         end
     end
@@ -1456,6 +1494,7 @@ module dg_loader
     always_comb begin
         logic [1:0] kind;
         logic [31:0] k, kk, left_span, left_beat;
+        logic [31:0] ls0, lb0, ls1, lb1;
         logic [ABL-1:0] rot_d;
         logic [KW-1:0] s0;
         rd_ready = 1'b0;
@@ -1478,12 +1517,16 @@ module dg_loader
         rot_d = '0;
         s0 = '0;
         for (int t = 0; t < KMAX; t++) ld_rot[t] = 8'd0;
-        ld_n = (L.in_ch_gated && !L.dw) ? sc_nptr : sc_b;
+        ld_n = sc_wocf ? sc_b : sc_nptr;
         kind = '0;
         k = 32'd0;
         kk = 32'd0;
         left_span = 32'd0;
         left_beat = 32'd0;
+        ls0 = 32'd0;
+        lb0 = 32'd0;
+        ls1 = 32'd0;
+        lb1 = 32'd0;
         if (ld_consume) begin
             kind = sc_kind;
             pos = sc_started ? sc_pos : (ABL+1)'(spf_out[23:16]);
@@ -1493,7 +1536,7 @@ module dg_loader
             left_beat = AB - 32'(pos);
             kk = 1;
             if (kind == 2'(SP_WIC)) kk = KMAX;
-            else if (kind == 2'(SP_WOC) && (!L.in_ch_gated || L.dw)) kk = DG_TN - (32'(sc_b) % DG_TN);
+            else if (kind == 2'(SP_WOC) && sc_wocf) kk = DG_TN - (32'(sc_b) % DG_TN);
             k = kk;
             if (k > left_span) k = left_span;
             if (k > left_beat) k = left_beat;
@@ -1512,10 +1555,19 @@ module dg_loader
                 if (KMAX % AB == 0 || 32'(j) >= 32'(s0)) ld_rot[j] = ldf_data[32'(ABL'(32'(rot_d) + j)) * 8 +: 8];
                 else ld_rot[j] = ldf_data[32'(ABL'(32'(rot_d) + KMAX + j)) * 8 +: 8];
             // (k = min(kk, left_span, left_beat) is left_span iff left_span is at most both, and
-            // reaches the beat's end iff left_beat is: two compares in parallel, not after the min)
-            last_byte = left_span <= kk && left_span <= left_beat;      // (k == left_span)
+            // reaches the beat's end iff left_beat is: two compares in parallel, not after the min;
+            // each for both sources of left_span and pos (sc_started: the step's registers, else
+            // the span FIFO's head), picked by sc_started after the compares)
+            begin
+                ls0 = 32'(spf_out[15:0]);
+                lb0 = AB - 32'((ABL+1)'(spf_out[23:16]));
+                ls1 = 32'(sc_left);
+                lb1 = AB - 32'(sc_pos);
+                last_byte = sc_started ? ls1 <= kk && ls1 <= lb1 : ls0 <= kk && ls0 <= lb0;   // (k == left_span)
+                ldf_pop = sc_started ? ls1 <= kk && ls1 <= lb1 || (lb1 <= kk && lb1 <= ls1)
+                                     : ls0 <= kk && ls0 <= lb0 || (lb0 <= kk && lb0 <= ls0);   // (pos + k == AB)
+            end
             ld_left = 16'(left_span - k);
-            ldf_pop = last_byte || (left_beat <= kk && left_beat <= left_span);   // (pos + k == AB)
             spf_pop = last_byte;
         end
 
@@ -1540,7 +1592,7 @@ module dg_loader
     end
     // the consume step's parallel last-byte / beat-end compares against k (ld_k)
     always_ff @(posedge clk)
-        if (ld_consume && (last_byte != (32'(ld_k) == (sc_started ? 32'(sc_left) : 32'(spf_out[15:0])))
+        if (ld_consume && (sc_wocf != (!L.in_ch_gated || L.dw) || last_byte != (32'(ld_k) == (sc_started ? 32'(sc_left) : 32'(spf_out[15:0])))
                            || ldf_pop != (last_byte || 32'(pos) + 32'(ld_k) == AB)))
             $error("dg_loader: consume step last_byte %0d / ldf_pop %0d differ from k %0d", last_byte, ldf_pop, ld_k);
 `endif

@@ -76,6 +76,7 @@ module dg_requant
     logic signed [63:0] p1_reg [C];
     logic signed [63:0] p2_reg [C];
     logic signed [63:0] z_reg [C];
+    logic [14:0] zc_reg [C];         // stage 2: z[38:0] >> (shift & 24), the byte's coarse shift
     logic [7:0] y3_reg [C];          // stage 3: the byte (z >>> shift)[7:0] ...
     logic [C-1:0] sat3_reg;          // ... out of the clamp's range ...
     logic [C-1:0] neg3_reg;          // ... below it
@@ -117,15 +118,21 @@ module dg_requant
         end
         t1 <= src_tag;
         last1 <= 32'(h_ph) + 1 == SHARE;
-        // stage 2: the sum
-        for (int j = 0; j < C; j++) z_reg[j] <= p1_reg[j] + p2_reg[j];
+        // stage 2: the sum, and its bits from the byte's shift rounded down to a multiple of 8
+        // (stage 3 then selects the byte among 8 positions, not 31)
+        for (int j = 0; j < C; j++) begin
+            logic signed [63:0] z;
+            z = p1_reg[j] + p2_reg[j];
+            z_reg[j] <= z;
+            zc_reg[j] <= 15'(z[38:0] >> {shift[4:3], 3'b000});
+        end
         t2 <= t1;
         last2 <= last1;
         // stage 3: the byte and the range test side by side
         for (int j = 0; j < C; j++) begin
             logic any1, all1;
             // shift <= 31: the result byte is z[shift + 7 : shift], within z[38:0]
-            y3_reg[j] <= 8'(z_reg[j][38:0] >> shift);
+            y3_reg[j] <= 8'(zc_reg[j] >> shift[2:0]);
             neg3_reg[j] <= z_reg[j][63];
             any1 = |z_reg[j][63:39] || |(z_reg[j][38:7] & hi_mask);    // a masked bit is 1
             all1 = &z_reg[j][63:39] && &(z_reg[j][38:7] | ~hi_mask);   // every masked bit is 1

@@ -244,8 +244,12 @@ module dg_sequencer
     assign col_t_q = 8'(ct_mem[col_ra][CTW-1:0]);
     assign col_tv_q = ct_mem[col_ra][CTW];
     logic [DG_MAX_TILES-1:0] act_flags;
-    logic [2:0] list_kind;      // 0 tiles, 1 res tiles, 2 out ch, 3 in ch, 4 bitmap
-    logic [4:0] lk_mask;        // the kinds still to fetch: after list_kind (after CHECK2: all)
+    // the bitmap check's flag, read a step ahead: af_q = act_flags[list_e], af_n = list_e + 1
+    // (registered reads at a counter, not a shift of all the flags per bit)
+    logic af_q;
+    logic [I_MAX_TILES-1:0] af_n;
+    // list kinds: 0 tiles, 1 res tiles, 2 out ch, 3 in ch, 4 bitmap
+    logic [4:0] lk_mask;        // the kinds still to fetch: after the current one (after CHECK2: all)
     logic [15:0] list_e, list_limit;
     logic [DG_AXI_DATA_BITS-1:0] list_beat;
     logic list_have;
@@ -255,7 +259,7 @@ module dg_sequencer
     logic [15:0] list_n_m2;     // the list's entries - 2 (list_lastf of the next entry: list_e == list_n_m2)
     logic list_first;           // list_e == 0
     // registered in ST_LIST_SEL / per entry, so ST_LIST_RX decodes no count (issue 16)
-    logic lk_bm, lk_tile, lk_res;   // list_kind == 4 / 0 / 1
+    logic lk_bm, lk_tile, lk_res;   // the list is the bitmap / the tile list / the res tile list
     logic [1:0] lk_we;              // ch_we of an entry of this list (out / in channels)
     logic slot_lastf;               // the entry is the beat's last (list_slot == per beat - 1)
     logic bm_past;                  // bitmap: list_e >= n_tiles_r (bits past the grid)
@@ -270,6 +274,9 @@ module dg_sequencer
     logic halo_endf;            // halo_i + 1 >= halo_hmax (the last halo step)
     logic range_err, order_err, inter_err;
     logic [15:0] range_at, order_at;
+    // the list's range / order error codes, registered with its kind in ST_LIST_SEL: ST_LIST_END
+    // selects registered codes (no kind compare on the path into err_code)
+    logic [7:0] lk_rcode, lk_ocode;
     // halo table fill
     logic [15:0] halo_i;
     logic [7:0]  halo_qr, halo_rr, halo_qc, halo_rc;
@@ -278,8 +285,29 @@ module dg_sequencer
     wire  [7:0]  halo_side = 8'(L.tile) << (L.stride == 2'd2 ? 1 : 0);
 
     // error reporting
+    // (read only in ST_ERR, which holds them: every state that can fail writes its code and
+    // entry in each of its cycles, not under its failing condition, so no condition or
+    // priority is on their paths; every `GO(ST_ERR)` leaves a state that wrote them)
     logic [7:0] err_code;
     logic [15:0] err_entry;
+    // ST_CHECK's: the record's magic / op before the checker's, then from_gate without a gate
+    logic [7:0] ck_code;
+    logic [15:0] ck_entry;
+    always_comb begin
+        if (!use_e && r_bad_magic) begin
+            ck_code = DG_ERR_BAD_MAGIC;
+            ck_entry = 16'(DG_DESC_MAGIC_WORD);
+        end else if (!use_e && (r_gate || r_head || r_gate2 || r_bad_op)) begin
+            ck_code = DG_ERR_BAD_OP;
+            ck_entry = 16'(DG_DESC_OP_WORD);
+        end else if (chk_code != 8'd0) begin
+            ck_code = chk_code;
+            ck_entry = chk_entry;
+        end else begin
+            ck_code = DG_DESC_FROM_GATE_ERR;
+            ck_entry = 16'(DG_DESC_FROM_GATE_WORD);
+        end
+    end
 
     // list command (chosen in ST_LIST_SEL, registered, issued from ST_LIST_REQ)
     logic [63:0] list_cmd_addr;
@@ -335,12 +363,17 @@ module dg_sequencer
         e_nres <= (chk_n_tiles > g_nt_r) ? chk_n_tiles - g_nt_r : 16'd0;
         e_nres_z <= chk_n_tiles <= g_nt_r;
     end
-    // the next list kind needed at or after list_kind (5 = none)
+    // the next list kind needed after the current one (5 = none)
 `ifndef SYNTHESIS
     // nd_m2 / nd_one (two registers behind L, settled in the checker's cycles) against nd_n
     always_ff @(posedge clk)
         if (st[ST_LIST_SEL] && list_next != 3'd5 && (list_next_m2 != list_next_n - 16'd2 || list_next_one != (list_next_n == 16'd1)))
             $error("dg_sequencer: list count flags stale (list %0d, %0d entries)", list_next, list_next_n);
+    // the bitmap check's flag read ahead against the flag it stands for
+    always_ff @(posedge clk)
+        if (st[ST_LIST_RX] && list_have && lk_bm && !bm_past
+            && (af_q != act_flags[I_MAX_TILES'(list_e)] || af_n != I_MAX_TILES'(list_e + 16'd1)))
+            $error("dg_sequencer: bitmap flag read-ahead (entry %0d)", list_e);
 `endif
     always_comb begin
         // (the first needed kind one-hot, then AND-OR selects: no chain of muxes, issue 16)
@@ -440,9 +473,9 @@ module dg_sequencer
                 end
             end
             st[ST_START]: begin
+                err_code <= DG_ERR_BAD_COUNT;
+                err_entry <= 16'd0;
                 if (lc_big) begin
-                    err_code <= DG_ERR_BAD_COUNT;
-                    err_entry <= 16'd0;
                     `GO(ST_ERR)
                 end else if (lc_zero) begin
                     `GO(ST_DONE)
@@ -530,17 +563,15 @@ module dg_sequencer
                 L.il_off <= `DG_DESC(desc_chk, IN_CH_LIST_OFFSET);
                 L.bm_off <= `DG_DESC(desc_chk, BITMAP_OFFSET);
                 L.sums_abs <= a_sums_base + 64'(`DG_DESC(desc_chk, SUMS_OFFSET));
+                err_code <= ck_code;
+                err_entry <= ck_entry;
                 if (!use_e && r_bad_magic) begin
                     // program.record_op: magic and version of any record
-                    err_code <= DG_ERR_BAD_MAGIC;
-                    err_entry <= 16'(DG_DESC_MAGIC_WORD);
                     `GO(ST_ERR)
                 end else if (!use_e && (r_gate || r_head || r_gate2)) begin
                     if ((r_head && !rec_last) || (r_gate2 && !g_seen)) begin
                         // the head must be the last record of the start; a gate-2 record needs
                         // a gate record before it in this start
-                        err_code <= DG_ERR_BAD_OP;
-                        err_entry <= 16'(DG_DESC_OP_WORD);
                         `GO(ST_ERR)
                     end else begin
                         g_is_head <= r_head;
@@ -549,20 +580,14 @@ module dg_sequencer
                         `GO(ST_GATE)
                     end
                 end else if (!use_e && r_bad_op) begin
-                    err_code <= DG_ERR_BAD_OP;
-                    err_entry <= 16'(DG_DESC_OP_WORD);
                     `GO(ST_ERR)
                 end else if (chk_wait) begin
                     `GO(ST_CHECK)                  // the check is running
                 end else if (chk_code != 8'd0) begin
-                    err_code <= chk_code;
-                    err_entry <= chk_entry;
                     `GO(ST_ERR)
                 end else if (!use_e && r_from_gate) begin
                     if (!g_seen) begin
                         // from_gate without a gate record before it in this start
-                        err_code <= DG_DESC_FROM_GATE_ERR;
-                        err_entry <= 16'(DG_DESC_FROM_GATE_WORD);
                         `GO(ST_ERR)
                     end else if (e_skip) begin
                         `GO(ST_LAYER_END)          // skipped: nothing read or written
@@ -603,7 +628,6 @@ module dg_sequencer
                 L.i2c_dq <= d_dq;
                 act_flags <= L.tile_gated ? '0 : '1;
                 bitmap <= '0;
-                list_kind <= 3'd0;
                 lk_mask <= 5'b11111;
                 `GO(ST_LIST_SEL)
             end
@@ -621,7 +645,6 @@ module dg_sequencer
                 halo_qc <= 8'd0;
                 halo_rc <= 8'd0;
                 halo_rowbase <= 16'd0;
-                list_kind <= list_next;
                 lk_mask <= 5'b11110 << list_next;
                 list_n_m2 <= list_next_m2;
                 list_lastf <= list_next_one;
@@ -630,6 +653,12 @@ module dg_sequencer
                 list_have <= 1'b0;
                 list_slot <= 16'd0;
                 lk_bm <= list_next == 3'd4;
+                af_q <= act_flags[0];
+                af_n <= I_MAX_TILES'(1);
+                lk_rcode <= (list_next == 3'd4) ? DG_ERR_BITMAP_MISMATCH
+                          : (list_next <= 3'd1) ? DG_ERR_TILE_RANGE : DG_ERR_CHANNEL_RANGE;
+                lk_ocode <= (list_next == 3'd4) ? DG_ERR_BITMAP_MISMATCH
+                          : (list_next <= 3'd1) ? DG_ERR_TILE_ORDER : DG_ERR_CHANNEL_ORDER;
                 lk_tile <= list_next == 3'd0;
                 lk_res <= list_next == 3'd1;
                 lk_we <= (list_next == 3'd2) ? 2'b01 : (list_next == 3'd3) ? 2'b10 : 2'b00;
@@ -658,9 +687,8 @@ module dg_sequencer
                         slot_lastf <= 1'b0;         // (a beat holds >= 4 entries, >= 64 bits)
                     end
                 end else if (lk_bm) begin
-                    // bitmap: one bit per cycle, compared with the tile list's flags, which
-                    // shift by one per bit (act_flags[0] is tile list_e's; the list phases
-                    // that read them by index come before)
+                    // bitmap: one bit per cycle, compared with the tile list's flag af_q
+                    // (act_flags[list_e], read one step ahead)
                     logic bit_v;
                     bit_v = list_beat[0];           // (the beat shifts by one bit per entry)
                     // first bit that differs from the tile list (bits past the grid must be 0)
@@ -668,12 +696,13 @@ module dg_sequencer
                         if (bit_v && !range_err) begin range_err <= 1'b1; range_at <= list_e; end
                     end else begin
                         bitmap[I_MAX_TILES'(list_e)] <= bit_v;
-                        if (bit_v != act_flags[0] && !range_err) begin
+                        if (bit_v != af_q && !range_err) begin
                             range_err <= 1'b1;
                             range_at <= list_e;
                         end
                     end
-                    act_flags <= act_flags >> 1;
+                    af_q <= act_flags[af_n];
+                    af_n <= af_n + I_MAX_TILES'(1);
                     bm_past <= bm_past || list_e == n_tiles_m1;
                     list_e <= list_e + 16'd1;
                     list_lastf <= list_e == list_n_m2;
@@ -697,7 +726,9 @@ module dg_sequencer
                     end
                     if (lk_res) begin
                         rl_mem[I_MAX_TILES'(list_e)] <= I_MAX_TILES'(v);
-                        if (v < list_limit && act_flags[I_MAX_TILES'(v)]) inter_err <= 1'b1;
+                        // (no v < list_limit: an entry past it is a range error, which ST_LIST_END
+                        // reports before inter_err)
+                        if (act_flags[I_MAX_TILES'(v)]) inter_err <= 1'b1;
                     end
                     ch_we <= lk_we;
                     ch_idx <= list_e;
@@ -713,20 +744,11 @@ module dg_sequencer
                 end
             end
             st[ST_LIST_END]: begin
-                if (range_err) begin
-                    err_code <= (list_kind == 3'd4) ? DG_ERR_BITMAP_MISMATCH
-                              : (list_kind <= 3'd1) ? DG_ERR_TILE_RANGE : DG_ERR_CHANNEL_RANGE;
-                    err_entry <= range_at;
-                    `GO(ST_ERR)
-                end else if (order_err) begin
-                    err_code <= (list_kind == 3'd4) ? DG_ERR_BITMAP_MISMATCH
-                              : (list_kind <= 3'd1) ? DG_ERR_TILE_ORDER : DG_ERR_CHANNEL_ORDER;
-                    err_entry <= order_at;
-                    `GO(ST_ERR)
-                end else if (inter_err) begin
-                    // a tile both active and residual-only (interpreter: TILE_ORDER, entry 0)
-                    err_code <= DG_ERR_TILE_ORDER;
-                    err_entry <= 16'd0;
+                // (the earliest entry; range / order before a tile both active and
+                // residual-only: interpreter TILE_ORDER, entry 0)
+                err_code <= range_err ? lk_rcode : order_err ? lk_ocode : DG_ERR_TILE_ORDER;
+                err_entry <= range_err ? range_at : order_err ? order_at : 16'd0;
+                if (range_err || order_err || inter_err) begin
                     `GO(ST_ERR)
                 end else begin
                     `GO(ST_LIST_SEL)
@@ -761,10 +783,10 @@ module dg_sequencer
             end
             st[ST_GATE]: begin
                 g_start <= 1'b0;
+                err_code <= g_err_code;
+                err_entry <= g_err_entry;
                 if (g_done) begin
                     if (g_err_code != 8'd0) begin
-                        err_code <= g_err_code;
-                        err_entry <= g_err_entry;
                         `GO(ST_ERR)
                     end else begin
                         if (g_is_g2) begin
@@ -784,10 +806,10 @@ module dg_sequencer
                 end
             end
             st[ST_LAYER_END]: begin
+                err_code <= DG_ERR_AXI_ERROR;
+                err_entry <= 16'd0;
                 if (wr_idle && rd_idle) begin
                     if (rd_err || wr_err) begin
-                        err_code <= DG_ERR_AXI_ERROR;
-                        err_entry <= 16'd0;
                         `GO(ST_ERR)
                     end else begin
                         // (the cycle log's entry: cyc_we, above)

@@ -320,6 +320,11 @@ module dg_writeback
     logic pz_first;                     // beat 0 (its bytes below off are not the packet's)
 
     // ------------------------------------------------------------------ requantizer inputs
+    // the pixel's bias, selected apart from its add: written inside the add, Yosys made the
+    // select the carry chain's DI operand, one LUT for the select and one for the sum bit;
+    // apart, the carry chain takes s1_acc as DI and the select merges into the sum bit's LUT
+    logic [31:0] s1_bias [DG_TM];
+    always_comb for (int l = 0; l < DG_TM; l++) s1_bias[l] = L.dw ? dw_bias_q[l] : bk_bias[s1_gb][l];
     always_ff @(posedge clk) begin
         if (s1_adv) begin
             s1_acc <= wbq_out[DG_TM*32-1:0];
@@ -328,8 +333,7 @@ module dg_writeback
         if (s2_adv) begin
             for (int l = 0; l < DG_TM; l++) begin
                 rq_acc[l*33 +: 33] <= s1_res_only ? 33'd0
-                    : 33'($signed(s1_acc[l*32 +: 32]))
-                      + 33'($signed(L.dw ? dw_bias_q[l] : bk_bias[s1_gb][l]));
+                    : 33'($signed(s1_acc[l*32 +: 32])) + 33'($signed(s1_bias[l]));
                 rq_mult[l*32 +: 32] <= L.dw ? dw_mult_q[l] : bk_mult[s1_gb][l];
                 // tag = {res_only, tile_last, py, px, residual bytes [DG_TM]}
                 rq_res[l*9 +: 9] <= L.residual ? (L.res_signed ? {s1_tag[l*8 + 7], s1_tag[l*8 +: 8]}
@@ -411,11 +415,15 @@ module dg_writeback
     wire [63:0] ob_sa = ((L.maxpool ? pe_a : px_a) << 2) + sums_delta;
     // the channel sums with the output pixel going out: with pixel_sums the sums restart at
     // every pixel, so sums + pixel is the pixel's value and the sums queue takes the adder's
-    // output either way; the sums clear as one synchronous reset (no select per bit)
+    // output either way; the sums clear as one synchronous reset (no select per bit); the
+    // extended byte is selected apart from the add (see s1_bias: the carry chain's DI is `sums`)
     logic signed [31:0] sums_s [DG_TM];
+    logic [31:0] ob_yx [DG_TM];
     always_comb
-        for (int l = 0; l < DG_TM; l++)
-            sums_s[l] = sums[l] + (L.out_signed ? 32'($signed(ob_y[l*8 +: 8])) : 32'(ob_y[l*8 +: 8]));
+        for (int l = 0; l < DG_TM; l++) begin
+            ob_yx[l] = L.out_signed ? 32'($signed(ob_y[l*8 +: 8])) : 32'(ob_y[l*8 +: 8]);
+            sums_s[l] = sums[l] + ob_yx[l];
+        end
     wire sums_clr = rst || run_init || (ob_fire && (ob_last || L.pixel_sums));
     always_ff @(posedge clk)
         for (int l = 0; l < DG_TM; l++)

@@ -10,9 +10,8 @@ lanes, the per-channel vectors in synchronous RAM, the re-pipelined bin check / 
 tile-scan / hidden / list paths (`gate_tiny_lanes.json`), the cycle log read from
 dg_sequencer's log RAM a beat ahead and the bin-table write decoded per entry a stage early
 (`gate_tiny_round2.json`), word RAMs and one shared multiplier per lane (`gate_tiny_round3.json`),
-rounds 4, 5 and 6 (`gate_tiny_round4.json`, `gate_tiny_round5.json`, `gate_tiny_round6.json`) and
-now (`gate_tiny_after.json`, round 7), re-synthesised by the slow test; and on `ultra96`
-(`ultra96_after.json`,
+rounds 4 to 7 (`gate_tiny_round4.json` ... `gate_tiny_round7.json`) and now (`gate_tiny_after.json`,
+round 8), re-synthesised by the slow test; and on `ultra96` (`ultra96_after.json`,
 sim/results/synth/gate/README.md)."""
 from __future__ import annotations
 
@@ -298,14 +297,14 @@ def test_gate_unit_round6_smaller_than_round5(config):
 
 @pytest.mark.parametrize("config", ["gate_tiny", "ultra96"])
 def test_gate_unit_round7_smaller_than_round6(config):
-    """Same config, same Yosys: round 7 (`<config>_after.json`: the cell right of a bin not
+    """Same config, same Yosys: round 7 (`<config>_round7.json`: the cell right of a bin not
     written into `spat` (never decided there), the hidden units' clamp on 22 bits, P's
     write-first read as a registered bypass, the shared multiplier as 17-bit chunks of its
     operand, one DSP48E2 each) against round 6 (`<config>_round6.json`): fewer logic LUTs,
     fewer DSP48E2, the same BRAM, no deeper; at ultra96 fewer endpoints over 8 levels and
     none of round 6's 10-level ends from the spatial loop (`sp_ky`)."""
     r6, r7 = (_gate_unit(json.loads((GATE_SYNTH / f"{config}_{w}.json").read_text()))
-              for w in ("round6", "after"))
+              for w in ("round6", "round7"))
     assert r7["resources"]["lut_logic"] < r6["resources"]["lut_logic"]
     assert r7["resources"]["dsp"] < r6["resources"]["dsp"]
     assert r7["resources"]["bram36"] == r6["resources"]["bram36"]
@@ -313,6 +312,26 @@ def test_gate_unit_round7_smaller_than_round6(config):
     if config == "ultra96":
         assert r7["depth"]["endpoints_over_target"] < r6["depth"]["endpoints_over_target"]
         assert not [p for p in r7["depth"]["worst"] if p["levels"] > 9 and p["start"].startswith("sp_ky")]
+
+
+@pytest.mark.parametrize("config", ["gate_tiny", "ultra96"])
+def test_gate_unit_round8_smaller_than_round7(config):
+    """Same config, same Yosys: round 8 (`<config>_after.json`: the hidden product's halves
+    added in stage G, each bank's row / tap operand from a second rotated beat, the segment's
+    elements from one rotated beat, shared WORK-section checks, registered job / scan / gate-2
+    count flags) against round 7 (`<config>_round7.json`): fewer logic LUTs, the same DSP48E2
+    and BRAM, no deeper; at ultra96 shallower (10 -> 8), under a third of round 7's endpoints
+    over 8 levels, and the shared multiplier's paths (`f_x -> g_p`, 10) no longer over 8."""
+    r7, r8 = (_gate_unit(json.loads((GATE_SYNTH / f"{config}_{w}.json").read_text()))
+              for w in ("round7", "after"))
+    assert r8["resources"]["lut_logic"] < r7["resources"]["lut_logic"]
+    for k in ("dsp", "bram36"):
+        assert r8["resources"][k] == r7["resources"][k], k
+    assert r8["depth"]["max_levels"] <= r7["depth"]["max_levels"]
+    if config == "ultra96":
+        assert r8["depth"]["max_levels"] < r7["depth"]["max_levels"]
+        assert r8["depth"]["endpoints_over_target"] < r7["depth"]["endpoints_over_target"] / 3
+        assert not [p for p in r8["depth"]["worst"] if p["levels"] > 8 and p["end"].startswith("g_p")]
 
 
 @pytest.mark.slow
