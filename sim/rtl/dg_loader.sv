@@ -681,6 +681,9 @@ module dg_loader
                 || sp_j0 != (sp_j == 16'd0)))
             $error("dg_loader: merged ic read flags stale (sp_icm %0d sp_runb %0d sp_j0 %0d)",
                    sp_icm, sp_runb, sp_j0);
+    always_ff @(posedge clk)
+        if (run && ld_busy && sp_phase == 2'd1 && L.ic_layout && ld_gkk != 32'(ld_g) * sp_tmkk)
+            $error("dg_loader: ld_gkk %0d is not group %0d x Tm x kk", ld_gkk, ld_g);
 `endif
 `ifndef SYNTHESIS
     always_ff @(posedge clk)
@@ -987,9 +990,10 @@ module dg_loader
         rb_we <= '0;
         ld_g <= ld_g_d;
         // m0 * kk of the group ld_g_d (ic layout: the group's block in every channel's row),
-        // counted with ld_g (ld_g_d's conditions)
+        // counted with ld_g (ld_g_d's conditions, in its order)
+        if (run_init) ld_gkk <= 32'd0;
         if (ld_busy && sp_phase == 2'd2 && !spf_valid) ld_gkk <= ld_gkk + sp_tmkk;
-        if (run_init || rst) ld_gkk <= 32'd0;
+        if (rst) ld_gkk <= 32'd0;
         sp_i <= sp_i_d;
         sp_il0 <= sp_il0_d;
         sp_il1 <= sp_il1_d;
