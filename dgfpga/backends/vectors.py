@@ -440,7 +440,7 @@ def build_layer_case(case: LayerCase, cfg: EngineConfig, seed: int = 0) -> Vecto
                   res_mult=res_mult, in_place=case.in_place, zero_halo=case.zero_halo,
                   emit_sums=case.emit_sums, in_offset=in_off, out_offset=out_off,
                   res_offset=res_off, im2col=case.im2col, pixel_sums=case.pixel_sums)
-    wbytes = formats.pack_weights(w, d.weight_layout, tn=cfg.tn)
+    wbytes = formats.pack_layer_weights(w, d, cfg)
     params = formats.pack_params(bias, mult)
     weight = np.zeros(up(len(wbytes)) + up(len(params)) + a, np.uint8)
     weight[:len(wbytes)] = np.frombuffer(wbytes, np.uint8)
@@ -1019,7 +1019,7 @@ def _mini_block(cfg: EngineConfig, seed: int, res_list: bool):
         case = LayerCase("mini", 3, 1, h, c, c, t)
         wgt, bias, mult = _random_conv(rng, case, cfg)
         wo = wt.take(wgt.size)
-        weights.append((wo, formats.pack_weights(wgt, layout_d.weight_layout, tn=cfg.tn)))
+        weights.append((wo, formats.pack_layer_weights(wgt, layout_d, cfg)))
         po = wt.take(c * formats.PARAM_BYTES)
         weights.append((po, formats.pack_params(bias, mult)))
         return layout_d.replace(weight_offset=wo, param_offset=po)

@@ -172,6 +172,8 @@ def _size_constants() -> list[tuple[str, int, str]]:
          "the depthwise kernel side (formats.DW_KERNELS: one; the dw patch banks use it)"),
         ("LIST_ENTRY_BITS", 8 * F.LIST_ENTRY_BYTES, "bits of a work-list entry (tile/channel)"),
         ("BITMAP_WORD_BITS", 8 * F.BITMAP_WORD_BYTES, "bits of a tile-bitmap word"),
+        ("WEIGHT_RUN_MAX_BEATS", F.WEIGHT_RUN_MAX_BEATS,
+         "beats of the longest weight read (formats.ic_weight_run_beats)"),
     ]
 
 

@@ -24,7 +24,8 @@ import numpy as np
 from dgfpga.contract.engine_config import EngineConfig, default_config
 from dgfpga.errors import FormatError
 
-FORMAT_VERSION = 2                          # 2: network programs (gate/head records, from_gate)
+FORMAT_VERSION = 3                          # 2: network programs (gate/head records, from_gate);
+                                            # 3: conv2 weights in m-group blocks (ic_g_k_k_m)
 DESC_MAGIC = 0xD6
 DESCRIPTOR_WORDS = 24
 DESCRIPTOR_BYTES = 4 * DESCRIPTOR_WORDS
@@ -303,13 +304,13 @@ class LayerDescriptor:
 
     @property
     def weight_layout(self) -> str:
-        """'im2col' for im2col layers, 'ic_k_k_oc' for input-gated-only layers (conv2),
-        else 'oc_k_k_ic'."""
+        """'im2col' for im2col layers, 'ic_g_k_k_m' for input-gated-only layers (conv2),
+        else 'oc_k_k_ic' (`pack_weights`)."""
         if self.im2col:
             return "im2col"
         if self.depthwise:
             return "dw"
-        return "ic_k_k_oc" if (self.in_ch_gated and not self.out_ch_gated) else "oc_k_k_ic"
+        return "ic_g_k_k_m" if (self.in_ch_gated and not self.out_ch_gated) else "oc_k_k_ic"
 
     def replace(self, **changes) -> "LayerDescriptor":
         return dataclasses.replace(self, **changes)
@@ -1106,7 +1107,7 @@ def expand_channels(compact: np.ndarray, channels: Sequence[int], c: int) -> np.
     return out
 
 
-WEIGHT_LAYOUTS = ("oc_k_k_ic", "ic_k_k_oc", "im2col", "dw")
+WEIGHT_LAYOUTS = ("oc_k_k_ic", "ic_g_k_k_m", "im2col", "dw")
 
 
 def _im2col_row(c_in: int, k: int, tn: Optional[int]) -> int:
@@ -1115,13 +1116,44 @@ def _im2col_row(c_in: int, k: int, tn: Optional[int]) -> int:
     return -(-(k * k * c_in) // tn) * tn
 
 
-def pack_weights(w_oihw: np.ndarray, layout: str, tn: Optional[int] = None) -> bytes:
+#: The reference RTL's loader reads an ic_g_k_k_m input channel's k*k rows of one m-group
+#: as ONE read command when the rows are whole beats and at most this many (its weight beat
+#: FIFO holds two such reads); otherwise one command per kernel position (`ic_weight_run_beats`).
+WEIGHT_RUN_MAX_BEATS = 32
+
+
+def ic_weight_run_beats(m_g: int, kk: int, cfg: EngineConfig) -> int:
+    """Beats of the one read command an ic_g_k_k_m layer's active input channel takes for an
+    m-group of `m_g` lanes (its k*k rows of m_g bytes, contiguous), or 0 when the loader
+    reads one command per kernel position instead: the rows must start and end on beats
+    (tm and m_g multiples of the AXI beat, so every run's offset is too) and fit
+    WEIGHT_RUN_MAX_BEATS. (sim/rtl/dg_loader.sv's span issue; the cycle model's weights.)"""
+    AB = cfg.axi_bytes
+    if cfg.tm % AB or m_g % AB or m_g <= 0:
+        return 0
+    beats = kk * m_g // AB
+    return beats if beats <= WEIGHT_RUN_MAX_BEATS else 0
+
+
+def _ic_groups(c_out: int, tm: Optional[int]) -> list:
+    """The ic_g_k_k_m layout's m-groups: (first output channel, lanes) per group of `tm`."""
+    if tm is None:
+        raise FormatError("weights: the ic_g_k_k_m layout needs tm (the engine's output lanes)")
+    return [(m0, min(tm, c_out - m0)) for m0 in range(0, c_out, tm)]
+
+
+def pack_weights(w_oihw: np.ndarray, layout: str, tn: Optional[int] = None,
+                 tm: Optional[int] = None) -> bytes:
     """PyTorch-order int8 weights [C_out][C_in][k][k] -> the engine's weight stream.
 
     'oc_k_k_ic': [C_out][k][k][C_in] (conv1, dense layers: an active output channel is one
-    burst); 'ic_k_k_oc': [C_in][k][k][C_out] (conv2: an active input channel is one burst);
-    'im2col': [C_out][k*k*C_in flattened (ky, kx, c), zero-padded to a multiple of `tn`]
-    (im2col layers: one array step reads tn consecutive bytes of an output channel's row).
+    burst); 'ic_g_k_k_m': [C_in][G][k][k][m_g] with G = ceil(C_out / tm) m-groups of
+    m_g = min(tm, C_out - g*tm) output channels (conv2, input-gated only: an active input
+    channel's weights for one m-group, all kernel positions, are one contiguous run of
+    k*k*m_g bytes, one burst when m_g is whole beats; the same bytes as [C_in][k][k][C_out],
+    only in that order); 'im2col': [C_out][k*k*C_in flattened (ky, kx, c), zero-padded to a
+    multiple of `tn`] (im2col layers: one array step reads tn consecutive bytes of an output
+    channel's row); 'dw': [C][k*k taps padded to tn].
     """
     w = np.asarray(w_oihw)
     if w.ndim != 4 or w.dtype != np.int8 or w.shape[2] != w.shape[3]:
@@ -1137,14 +1169,19 @@ def pack_weights(w_oihw: np.ndarray, layout: str, tn: Optional[int] = None) -> b
         return out.tobytes()
     if layout == "oc_k_k_ic":
         return np.ascontiguousarray(w.transpose(0, 2, 3, 1)).tobytes()
-    if layout == "ic_k_k_oc":
-        return np.ascontiguousarray(w.transpose(1, 2, 3, 0)).tobytes()
+    if layout == "ic_g_k_k_m":
+        ikko = w.transpose(1, 2, 3, 0)                      # [C_in][k][k][C_out]
+        blocks = [ikko[..., m0:m0 + mg].reshape(w.shape[1], -1)
+                  for m0, mg in _ic_groups(w.shape[0], tm)]
+        return (np.ascontiguousarray(np.concatenate(blocks, axis=1)).tobytes()
+                if blocks else b"")
     raise FormatError(f"weights: unknown layout {layout!r} (known: {WEIGHT_LAYOUTS})")
 
 
 def unpack_weights(data, c_out: int, c_in: int, k: int, layout: str,
-                   tn: Optional[int] = None) -> np.ndarray:
-    """Weight stream -> int8 [C_out][C_in][k][k] (`tn` for the im2col layout)."""
+                   tn: Optional[int] = None, tm: Optional[int] = None) -> np.ndarray:
+    """Weight stream -> int8 [C_out][C_in][k][k] (`tn` for the im2col and dw layouts, `tm`
+    for ic_g_k_k_m)."""
     data = _bytes_like(data, "weights")
     if layout == "dw" and c_in != 1:   # [C][k*k taps padded to tn]
         raise FormatError(f"weights: the dw layout has one input channel per output channel "
@@ -1156,15 +1193,33 @@ def unpack_weights(data, c_out: int, c_in: int, k: int, layout: str,
                               f"rows of {k}x{k}x{c_in} padded to {tn})")
         a = np.frombuffer(data, dtype=np.int8).reshape(c_out, row)
         return a[:, :k * k * c_in].reshape(c_out, k, k, c_in).transpose(0, 3, 1, 2).copy()
+    if layout not in WEIGHT_LAYOUTS:
+        raise FormatError(f"weights: unknown layout {layout!r} (known: {WEIGHT_LAYOUTS})")
     n = c_out * c_in * k * k
     if len(data) != n:
         raise FormatError(f"weights: {len(data)} bytes, expected {c_out}x{c_in}x{k}x{k} = {n}")
     a = np.frombuffer(data, dtype=np.int8)
     if layout == "oc_k_k_ic":
         return a.reshape(c_out, k, k, c_in).transpose(0, 3, 1, 2).copy()
-    if layout == "ic_k_k_oc":
-        return a.reshape(c_in, k, k, c_out).transpose(3, 0, 1, 2).copy()
-    raise FormatError(f"weights: unknown layout {layout!r} (known: {WEIGHT_LAYOUTS})")
+    rows = a.reshape(c_in, k * k * c_out)                   # ic_g_k_k_m
+    ikko = np.empty((c_in, k, k, c_out), np.int8)
+    for m0, mg in _ic_groups(c_out, tm):
+        ikko[..., m0:m0 + mg] = rows[:, k * k * m0:k * k * (m0 + mg)].reshape(c_in, k, k, mg)
+    return ikko.transpose(3, 0, 1, 2).copy()
+
+
+def pack_layer_weights(w_oihw: np.ndarray, d: "LayerDescriptor", cfg: EngineConfig) -> bytes:
+    """`pack_weights` of a layer in its descriptor's layout (`d.weight_layout`) on `cfg`."""
+    return pack_weights(w_oihw, d.weight_layout, tn=cfg.tn, tm=cfg.tm)
+
+
+def read_layer_weights(region, d: "LayerDescriptor", cfg: EngineConfig) -> np.ndarray:
+    """A layer's int8 weights [C_out][C_in][k][k] from the weight region (its stream at
+    weight_offset, `weight_stream_bytes` long, in `d.weight_layout`)."""
+    r = np.asarray(region, np.uint8)
+    return unpack_weights(
+        r[d.weight_offset:d.weight_offset + weight_stream_bytes(d, cfg)].tobytes(),
+        d.out_c, 1 if d.depthwise else d.in_c, d.k, d.weight_layout, tn=cfg.tn, tm=cfg.tm)
 
 
 def pack_params(bias: np.ndarray, mult: np.ndarray) -> bytes:

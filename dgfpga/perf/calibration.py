@@ -83,7 +83,7 @@ def layer_vector(d: LayerDescriptor, wl: formats.WorkList, cfg: EngineConfig,
     bias = rng.integers(-2000, 2000, d.out_c).astype(np.int32)
     target = 64 * 2 ** d.shift / (math.sqrt(kk * d.in_c) * 74 * 128)
     mult = rng.integers(max(int(target / 2), 1), max(int(target * 2), 2), d.out_c).astype(np.int32)
-    wbytes = formats.pack_weights(w, d.weight_layout)
+    wbytes = formats.pack_layer_weights(w, d, cfg)
     params = formats.pack_params(bias, mult)
     p_off = up(len(wbytes))
     weight = np.zeros(p_off + up(len(params)) + a, np.uint8)

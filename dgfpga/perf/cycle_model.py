@@ -238,6 +238,17 @@ def _span_beats(stride: int, first: int, nbytes: int, AB: int) -> float:
     return float(_beats(nbytes, AB, False))
 
 
+def _ic_row_beats(m_g: int, kk: int, out_c: int, cfg: EngineConfig) -> float:
+    """Mean beats of an ic_g_k_k_m row read (m_g bytes of kernel position j, j < kk, at byte
+    i*kk*out_c + g*kk*tm + j*m_g of the stream): exact over j when every channel's group
+    block starts on a beat (kk*out_c and kk*tm multiples of the beat), else also averaged
+    over the block's offset."""
+    AB = cfg.axi_bytes
+    bases = [0] if (kk * out_c) % AB == 0 and (kk * cfg.tm) % AB == 0 else range(AB)
+    return float(np.mean([((b + j * m_g) % AB + m_g - 1) // AB + 1
+                          for b in bases for j in range(kk)]))
+
+
 def read_time(n, beats_each, p: CycleParams):
     """Cycles from the first command to the last beat of `n` read bursts of `beats_each`
     beats issued back to back by the RTL's read master (sim/rtl/dg_axi_rd.sv), vectorised.
@@ -311,8 +322,9 @@ def layer_cycles(d: LayerDescriptor, cfg: Optional[EngineConfig] = None,
 
     def weights(m_g: int, g: int) -> tuple:
         """(bytes, cycles, bursts, beats) of a group's params + weights:
-        the loader's spans (one read
-        command each) against the memory, and its consumer (dg_loader.sv: params one
+        the loader's read commands (one per span; an ic_g_k_k_m in-channel's k*k spans in
+        one when `formats.ic_weight_run_beats` merges them) against the memory, and its
+        consumer (dg_loader.sv: params one
         byte per cycle; up to max(Tm, Tn) lane bytes per cycle of an ic-layout span; up to
         Tn of an oc-layout span, one byte per cycle when the input is channel-compact)."""
         n_p, beats = m_g, float(m_g)
@@ -327,9 +339,13 @@ def layer_cycles(d: LayerDescriptor, cfg: Optional[EngineConfig] = None,
             beats += spans * each
         elif active and n_in:
             nbytes += m_g * kk * n_in
-            if d.weight_layout == "ic_k_k_oc":      # one span per (in-channel, position)
-                spans, each = n_in * kk, _span_beats(d.out_c, g * cfg.tm, m_g, AB)
-                consume += spans * math.ceil(m_g / max(cfg.tm, cfg.tn))
+            if d.weight_layout == "ic_g_k_k_m":     # per (in-channel, position) m_g bytes:
+                run = formats.ic_weight_run_beats(m_g, kk, cfg)
+                if run:                             # one read per in-channel (its k*k rows)
+                    spans, each = n_in, float(run)
+                else:                               # one per (in-channel, position)
+                    spans, each = n_in * kk, _ic_row_beats(m_g, kk, d.out_c, cfg)
+                consume += n_in * kk * math.ceil(m_g / max(cfg.tm, cfg.tn))
             else:                                   # one per (lane, position): in_c bytes
                 spans, each = m_g * kk, float(_beats(d.in_c, AB, d.in_c % AB == 0))
                 consume += spans * (d.in_c if d.in_ch_gated else math.ceil(d.in_c / cfg.tn))

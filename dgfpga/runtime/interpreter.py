@@ -169,9 +169,7 @@ def _run_layer(d: LayerDescriptor, regions: dict, cfg: EngineConfig) -> int:
     kk = d.k * d.k
     # an im2col layer's stream is [C_out][(ky, kx, c) padded to tn]: unpacked to the same
     # weights, its sums are the same integers (the engines reduce in another order)
-    w = formats.unpack_weights(
-        wr[d.weight_offset:d.weight_offset + formats.weight_stream_bytes(d, cfg)].tobytes(),
-        d.out_c, d.in_c, d.k, d.weight_layout, tn=cfg.tn).astype(np.int64)
+    w = formats.read_layer_weights(wr, d, cfg).astype(np.int64)
     bias, mult = formats.unpack_params(
         wr[d.param_offset:d.param_offset + d.out_c * formats.PARAM_BYTES].tobytes(), d.out_c)
     bias, mult = bias.astype(np.int64)[outc], mult.astype(np.int64)[outc]
@@ -273,9 +271,7 @@ def _run_depthwise(d: LayerDescriptor, regions: dict, cfg: EngineConfig, tiles, 
         side = d.tile * d.stride
         pix_on = on.reshape(d.grid_h, d.grid_w).repeat(side, 0).repeat(side, 1)
         x *= pix_on[:d.in_h, :d.in_w, None]
-    w = formats.unpack_weights(
-        wr[d.weight_offset:d.weight_offset + formats.weight_stream_bytes(d, cfg)].tobytes(),
-        d.out_c, 1, d.k, "dw", tn=cfg.tn).astype(np.int64)[outc, 0]      # [M_act, k, k]
+    w = formats.read_layer_weights(wr, d, cfg).astype(np.int64)[outc, 0]   # [M_act, k, k]
     bias, mult = formats.unpack_params(
         wr[d.param_offset:d.param_offset + d.out_c * formats.PARAM_BYTES].tobytes(), d.out_c)
     bias, mult = bias.astype(np.int64)[outc], mult.astype(np.int64)[outc]

@@ -336,7 +336,7 @@ def plan_network(qm: QModel, cfg: Optional[EngineConfig] = None, *,
         return buf
 
     def put_weights(conv: QConv, layout: str) -> tuple[int, int]:
-        wbytes = formats.pack_weights(conv.weight, layout, tn=cfg.tn)
+        wbytes = formats.pack_weights(conv.weight, layout, tn=cfg.tn, tm=cfg.tm)
         w = wt.take(len(wbytes))
         weights.append((w.offset, wbytes))
         p = wt.take(conv.out_channels * formats.PARAM_BYTES)
@@ -512,7 +512,7 @@ def plan_network(qm: QModel, cfg: Optional[EngineConfig] = None, *,
             out_sums = sums_buf(b.out_tensor, b.tile)
         out_buf = fmap_buf(b.out_tensor)
         tres = qm.tensors[res_name]
-        c3_t = template(c3, c2.out_tensor, b.tile, layout="ic_k_k_oc",
+        c3_t = template(c3, c2.out_tensor, b.tile, layout="ic_g_k_k_m",
                         in_offset=compact2.offset, in_signed=False, out_offset=out_buf.offset,
                         residual=True, res_signed=tres.signed, res_mult=int(c3.res_mult),
                         res_offset=fmap[res_name].offset, tile_gated=True, in_ch_gated=True,
@@ -608,7 +608,7 @@ def plan_network(qm: QModel, cfg: Optional[EngineConfig] = None, *,
             sums_kw = dict(emit_sums=True, pixel_sums=in_tile != b.tile,
                            sums_offset=in_sums.offset)
         tres = qm.tensors[b.in_tensor]
-        pw_t = template(pw, dw.out_tensor, b.tile, layout="ic_k_k_oc",
+        pw_t = template(pw, dw.out_tensor, b.tile, layout="ic_g_k_k_m",
                         in_offset=compact2.offset, in_signed=False,
                         out_offset=fmap[b.in_tensor].offset, residual=True,
                         res_signed=tres.signed, res_mult=int(pw.res_mult),
@@ -679,7 +679,7 @@ def plan_network(qm: QModel, cfg: Optional[EngineConfig] = None, *,
         out_buf = fmap_buf(b.out_tensor)
         tres = qm.tensors[res_name]
         # conv2 reads the compact conv1 buffer (u8), a buffer of no tensor of its own.
-        c2_t = template(c2, b.out_tensor, b.tile, layout="ic_k_k_oc",
+        c2_t = template(c2, b.out_tensor, b.tile, layout="ic_g_k_k_m",
                         in_offset=compact.offset, in_signed=False, out_offset=out_buf.offset, residual=True, res_signed=tres.signed,
                         res_mult=int(c2.res_mult), res_offset=fmap[res_name].offset,
                         tile_gated=True, in_ch_gated=True, zero_halo=True,

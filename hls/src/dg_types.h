@@ -170,7 +170,7 @@ struct Layer {
     u32 bitmap_offset, sums_offset;
     // derived
     u32 conv_h, conv_w, n_tiles, in_c_stored, out_c_stored, kk, ngi;
-    bool w_ic_major;   // weight layout [C_in][k][k][C_out] (conv2) else [C_out][k][k][C_in]
+    bool w_ic_major;   // weight layout [C_in][G][k][k][m_g] (conv2) else [C_out][k][k][C_in]
     bool im2col;       // reduce over the flattened (ky, kx, c) taps (formats im2col flag)
     u32 kc;            // k * in_c: flattened taps of one kernel row (im2col)
     u32 kkc;           // k * k * in_c: flattened taps of the kernel (im2col)

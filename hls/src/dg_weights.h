@@ -3,8 +3,9 @@
 //
 // Weight streams (dgfpga.formats.pack_weights): [C_out][k][k][C_in] ("oc_k_k_ic": conv1
 // and dense layers; one output channel is one contiguous burst of k*k*C_in bytes) or
-// [C_in][k][k][C_out] ("ic_k_k_oc": conv2; one active input channel is one burst, of which
-// the m-group takes TM consecutive bytes per kernel position). On chip: lane m, word
+// [C_in][G][k][k][m_g] ("ic_g_k_k_m": conv2, G = ceil(C_out/TM) m-groups of m_g = min(TM,
+// C_out - g*TM) output channels; one active input channel's rows for one m-group, m_g bytes
+// per kernel position, are one contiguous run of k*k*m_g bytes). On chip: lane m, word
 // r = kpos * ngi + n-group, byte j = channel n-group*TN + j of the stored input, zero for
 // channels past n_active_in and for lanes past the group's channels (so padded lanes and
 // channels add nothing). An im2col layer's stream is [C_out][k*k*C_in padded to TN]
@@ -75,15 +76,17 @@ inline u64 load_weight_group(const u8 *wmem, const Layer &L, const WorkList &W, 
         }
         return (u64)TM * words + CYC_AXI_LATENCY;
     }
-    // ic-major: per (active input channel, kernel position) TM consecutive output channels
+    // ic-major: per (active input channel, kernel position) the group's m_g output channels,
+    // the k*k rows of one channel contiguous
     const u32 rows = L.ngi * TN;
+    const u32 m_g = L.out_c - group * TM < TM ? L.out_c - group * TM : TM;
 ch_ic:
     for (u32 p = 0; p < rows; p++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_NGI * TN
         const u32 ng = p / TN, j = p % TN;
         const u32 ic = p < n_in ? W.in_ch[p] : 0;
-        // counters: base = the (ic, kpos) row's m-group slice, word = kpos*ngi + ng
-        u32 base = L.weight_offset + ic * L.kk * L.out_c + group * TM, word = ng;
+        // counters: base = the (ic, group, kpos) row, word = kpos*ngi + ng
+        u32 base = L.weight_offset + (ic * L.out_c + group * TM) * L.kk, word = ng;
     kpos_ic:
         for (u32 kpos = 0; kpos < L.kk; kpos++) {
 #pragma HLS LOOP_TRIPCOUNT min = 1 max = MAX_KERNEL_TAPS
@@ -94,7 +97,7 @@ ch_ic:
                 if (p < n_in && group * TM + m < L.n_active_out) v = (s8)wmem[base + m];
                 wbuf[sel][m][j][word] = v;
             }
-            base += L.out_c;
+            base += m_g;
             word += L.ngi;
         }
     }

@@ -577,7 +577,7 @@ module dg_loader
     logic [15:0] sp_nbytes;
     logic [1:0]  sp_kind;
     // Weight span addresses without multiplies in the issue loop: a span (sp_i, sp_j) is at
-    //   ic layout:  w_abs + m0 + in_list[i] * (kk * out_c) + j * out_c
+    //   ic layout:  w_abs + in_list[i] * (kk * out_c) + m0 * kk + j * mg   (ic_g_k_k_m)
     //   oc layout:  w_abs + ch_i * (kk * in_c) + j * in_c       (im2col: ch_i * kp + j * TN)
     // sp_waddr holds it: + jstep per span of the same i; a new i (and the phase start) costs
     // one cycle without issue (sp_wok = 0) in which x * lmul is formed from registers
@@ -589,11 +589,14 @@ module dg_loader
     // make x * sp_lmul one DSP48E2)
     logic [23:0] sp_lmul;              // the layer's constants (registered)
     logic [31:0] sp_jstep;
+    logic [31:0] sp_tmkk;              // Tm * kk (the layer's)
+    logic [31:0] ld_gkk;               // ld_g * Tm * kk
     logic [15:0] sp_x_next;            // oc layout: the lane channel of span index sp_i + 1
     always_ff @(posedge clk) begin
         sp_lmul <= 24'(L.ic_layout ? 32'(L.kk) * 32'(L.out_c) : L.im2col ? 32'(L.kp)
                    : L.dw ? ((32'(L.kk) + 32'(DG_TN - 1)) >> TNL) << TNL : 32'(L.kk) * 32'(L.in_c));
-        sp_jstep <= L.ic_layout ? 32'(L.out_c) : L.im2col ? 32'(DG_TN) : 32'(L.in_c);
+        sp_jstep <= L.ic_layout ? 32'(ld_mg) : L.im2col ? 32'(DG_TN) : 32'(L.in_c);
+        sp_tmkk <= 32'(L.kk) * DG_TM;
         sp_rstep <= (L.im2col || L.dw) ? 16'd1 : 16'(L.N);
         sp_x_next <= ld_chs[32'(sp_i + 16'd1) % DG_TM];
     end
@@ -660,10 +663,43 @@ module dg_loader
     wire [ABL-1:0] sp_off = sp_phase != 2'd1 ? ABL'(L.p_abs[ABL-1:0] + ABL'(sp_pch << 3))
                           : (L.ic_layout ? ABL'(sp_waddr) : ABL'(sp_waddr[ABL-1:0] + ABL'(sp_c)));
     wire [23:0] sp_beats = 24'((32'(sp_off) + 32'(sp_nbytes) + AB - 1) >> ABL);
+    // ic layout, one read per in-channel (formats.ic_weight_run_beats): when the group's rows
+    // are whole beats (Tm and mg multiples of AB) and kk * mg fits DG_WEIGHT_RUN_MAX_BEATS
+    // beats, an in-channel's kk spans are one contiguous run: its first span (sp_j = 0) issues
+    // ONE read command of sp_runb beats for all of them, the others only enter the span FIFO
+    // (no command, no credit). The beats that reach the loader FIFO are the same either way
+    // (each span whole beats at offset 0); the port's bursts are kk times fewer.
+    logic sp_icm;                  // the loading group's ic spans merge (from ld_mg, registered)
+    logic [23:0] sp_runb;          // beats of the merged read: kk * mg / AB
+    logic [31:0] sp_kkmg;          // kk * mg (registered)
+    logic sp_j0;                   // sp_j == 0
+    always_ff @(posedge clk) begin
+        sp_kkmg <= 32'(L.kk) * 32'(ld_mg);
+        sp_icm <= L.ic_layout && DG_TM % AB == 0 && 32'(ld_mg) % AB == 0
+                  && sp_kkmg <= DG_WEIGHT_RUN_MAX_BEATS * AB;
+        sp_runb <= 24'(sp_kkmg >> ABL);
+    end
+    wire sp_nocmd = sp_icm && sp_phase == 2'd1 && !sp_j0;
+    wire [23:0] sp_cmd_beats = sp_nocmd ? 24'd0 : (sp_icm && sp_phase == 2'd1) ? sp_runb : sp_beats;
     // credit: a span is issued only if its beats fit the loader FIFO, so the in-order R
     // channel never waits on the byte-serial loader (the prefetcher shares it)
     wire sp_can_issue = sp_active && sp_phase != 2'd2 && (sp_phase != 2'd1 || sp_wok) && spf_in_ready
-                        && sp_beats <= 24'(ldf_free);
+                        && sp_cmd_beats <= 24'(ldf_free);
+`ifndef SYNTHESIS
+    // sp_icm / sp_runb are two cycles behind ld_mg (set at ld_start): settled before the
+    // group's first weight span (the params phase and the sp_wok cycle come first)
+    always_ff @(posedge clk)
+        if (run && ld_busy && sp_phase == 2'd1 && sp_wok
+            && (sp_icm != (L.ic_layout && DG_TM % AB == 0 && 32'(ld_mg) % AB == 0
+                           && 32'(L.kk) * 32'(ld_mg) <= DG_WEIGHT_RUN_MAX_BEATS * AB)
+                || (sp_icm && 32'(sp_runb) != (32'(L.kk) * 32'(ld_mg)) >> ABL)
+                || sp_j0 != (sp_j == 16'd0)))
+            $error("dg_loader: merged ic read flags stale (sp_icm %0d sp_runb %0d sp_j0 %0d)",
+                   sp_icm, sp_runb, sp_j0);
+    always_ff @(posedge clk)
+        if (run && ld_busy && sp_phase == 2'd1 && L.ic_layout && ld_gkk != 32'(ld_g) * sp_tmkk)
+            $error("dg_loader: ld_gkk %0d is not group %0d x Tm x kk", ld_gkk, ld_g);
+`endif
 `ifndef SYNTHESIS
     always_ff @(posedge clk)
         if (run && ld_busy && (sp_off != sp_addr[ABL-1:0] || 32'(ldf_free) > LDF_DEPTH))
@@ -835,7 +871,10 @@ module dg_loader
     wire rd_grant = rcmd_ready && own_in_ready;
     wire pf_fire = pf_req && rd_grant;
     // only in the run: outside it the read channel belongs to the sequencer / gate unit
-    wire ld_fire = run && !pf_req && ld_req && rd_grant;
+    // a span with a read command takes the port (after the prefetcher); one without (a merged
+    // ic read's later spans) only enters the span FIFO, whatever the port does
+    wire ld_fire_c = run && !sp_nocmd && !pf_req && ld_req && rd_grant;
+    wire ld_fire = ld_fire_c || (run && sp_nocmd && ld_req);
 
     always_comb begin
         rcmd_valid = 1'b0;
@@ -844,7 +883,7 @@ module dg_loader
         // credit check (ld_req, sp_beats <= ldf_free), which is then off the address path
         rcmd_addr = !pf_req ? sp_addr & ~64'(AB - 1)
                   : pf_req_row ? pf_row_addr & ~64'(AB - 1) : pf_res_addr & ~64'(AB - 1);
-        rcmd_beats = !pf_req ? sp_beats : pf_req_row ? pf_row_beats : 24'd1;
+        rcmd_beats = !pf_req ? sp_cmd_beats : pf_req_row ? pf_row_beats : 24'd1;
         pend_push = 1'b0;
         pend_in = '0;
         spf_push = 1'b0;
@@ -864,12 +903,12 @@ module dg_loader
                         pend_in = {1'b1, (PEND_W - 34)'(0), pf_h, pf_pidx, pf_jl, pf_jh,
                                    8'(pf_pixaddr[ABL-1:0])};
                     end
-                end else if (ld_req) begin
+                end else if (ld_req && !sp_nocmd) begin
                     rcmd_valid = own_in_ready;
-                    spf_push = ld_fire;
-                    spf_in = {!sp_more, sp_kind, sp_i, sp_row, 8'(sp_off), sp_nbytes};
                 end
-                own_push = pf_fire || ld_fire;
+                spf_push = ld_fire;
+                spf_in = {!sp_more, sp_kind, sp_i, sp_row, 8'(sp_off), sp_nbytes};
+                own_push = pf_fire || ld_fire_c;
         end
     end
 
@@ -967,6 +1006,11 @@ module dg_loader
         dwa_v <= pend_valid && rd_valid && rd_to_pf && !pend_out[PEND_W-1] && L.dw && pf_active;
         rb_we <= '0;
         ld_g <= ld_g_d;
+        // m0 * kk of the group ld_g_d (ic layout: the group's block in every channel's row),
+        // counted with ld_g (ld_g_d's conditions, in its order)
+        if (run_init) ld_gkk <= 32'd0;
+        if (ld_busy && sp_phase == 2'd2 && !spf_valid) ld_gkk <= ld_gkk + sp_tmkk;
+        if (rst) ld_gkk <= 32'd0;
         sp_i <= sp_i_d;
         sp_il0 <= sp_il0_d;
         sp_il1 <= sp_il1_d;
@@ -1012,6 +1056,7 @@ module dg_loader
             ld_busy <= 1'b1;
             sp_phase <= 2'd0;
             sp_j <= 16'd0;
+            sp_j0 <= 1'b1;
             sp_dwrow <= 16'd0;
             sp_c <= 16'd0;
             sp_left <= L.in_c;
@@ -1024,7 +1069,7 @@ module dg_loader
                 // the first span of index sp_i (sp_j = 0)
                 logic [15:0] x;
                 x = L.ic_layout ? ic_qa : L.dw ? dw_chi : (sp_i == 16'd0) ? ld_chs[0] : sp_x_next;
-                sp_waddr <= L.w_abs + (L.ic_layout ? 64'(bk_m0[ld_b]) : 64'd0) + 64'(x) * 64'(sp_lmul);
+                sp_waddr <= L.w_abs + (L.ic_layout ? 64'(ld_gkk) : 64'd0) + 64'(x) * 64'(sp_lmul);
                 sp_row <= L.ic_layout ? 16'(sp_i >> TNL) : L.dw ? sp_dwrow : 16'd0;
                 sp_wok <= 1'b1;
             end
@@ -1045,12 +1090,14 @@ module dg_loader
                     sp_lbig <= sp_inc_big;
                     if (sp_jlast) begin                         // (sp_j + 1 == the positions)
                         sp_j <= 16'd0;
+                        sp_j0 <= 1'b1;
                         sp_jlast <= sp_jend_one;
                         if (32'(sp_i) % DG_TM == DG_TM - 1) sp_dwrow <= sp_dwrow + 16'(L.S);
                         if (sp_il1) sp_phase <= 2'd2;           // (sp_i + 1 == n_in or the lanes)
                         sp_wok <= 1'b0;
                     end else begin
                         sp_j <= sp_j + 16'd1;
+                        sp_j0 <= 1'b0;
                         sp_jlast <= sp_j == sp_jend_m2;
                         sp_waddr <= sp_waddr + 64'(sp_jstep);
                         sp_row <= sp_row + sp_rstep;
@@ -1439,7 +1486,7 @@ module dg_loader
         if (tile_done) full[cp_h] <= 1'b0;
         // (- a beat requested, + a beat popped; a beat moving from "requested" into the FIFO
         // (push, and the read master's ready) leaves it unchanged, as the two counts it sums)
-        ldf_free <= ldf_free - (ld_fire ? LFW'(sp_beats) : LFW'(0))
+        ldf_free <= ldf_free - (ld_fire_c ? LFW'(sp_cmd_beats) : LFW'(0))
                     + LFW'(rd_valid && rd_ready_all && rd_to_ld) - LFW'(rd_valid && rd_to_ld && ldf_in_ready)
                     + LFW'(ldf_valid && ldf_pop);
         if (rst) begin

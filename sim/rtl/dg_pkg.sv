@@ -149,7 +149,7 @@ package dg_pkg;
         logic [15:0] G;                   // m-groups (depthwise: 1, its m-groups run per tile)
         logic [15:0] SG;                  // depthwise: m-groups per tile (1 otherwise)
         logic [7:0]  kk;                  // kernel taps
-        logic        ic_layout;           // weights in ic_k_k_oc layout (in-gated, out dense)
+        logic        ic_layout;           // weights in ic_g_k_k_m layout (in-gated, out dense)
         logic [15:0] n_seq;               // tile-sequence entries per group (active + residual-only)
         // im2col (ST_CHECK2; formats.mac_steps_per_pixel, im2col_row_bytes, im2col_row_pitch)
         logic [15:0] kc;                  // k * in_c: flattened taps of one kernel row

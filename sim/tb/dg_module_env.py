@@ -38,9 +38,7 @@ class LayerRef:
         before = {r: np.asarray(vs.before[r], np.uint8) for r in REGIONS}
         self.work = formats.read_work_list(d, before["work"].tobytes())
         w = before["weight"]
-        self.weights = formats.unpack_weights(
-            w[d.weight_offset:d.weight_offset + formats.weight_stream_bytes(d, CFG)].tobytes(),
-            d.out_c, d.in_c, d.k, d.weight_layout, tn=CFG.tn).astype(np.int64)
+        self.weights = formats.read_layer_weights(w, d, CFG).astype(np.int64)
         self.bias, self.mult = formats.unpack_params(
             w[d.param_offset:d.param_offset + d.out_c * formats.PARAM_BYTES].tobytes(), d.out_c)
         inc = (self.work.in_channels if d.in_ch_gated else np.arange(d.in_c)).astype(np.int64)

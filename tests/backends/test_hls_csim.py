@@ -603,7 +603,7 @@ def test_two_layer_chain_conv1_then_conv2_in_place(engine, shared_sweep):
                                  in_offset=d1.out_offset, out_offset=d1.in_offset,
                                  res_offset=d1.in_offset)
     weight = vs.before["weight"]
-    wbytes = np.frombuffer(formats.pack_weights(w2, d2.weight_layout), np.uint8)
+    wbytes = np.frombuffer(formats.pack_layer_weights(w2, d2, SMALL), np.uint8)
     pbytes = np.frombuffer(formats.pack_params(bias, mult), np.uint8)
     w_off = up(weight.size)
     p_off = up(w_off + wbytes.size)

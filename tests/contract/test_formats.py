@@ -363,8 +363,8 @@ def test_weights_round_trip(layout):
     rng = np.random.default_rng(1)
     cin = 1 if layout == "dw" else 5          # depthwise: one input channel per output
     w = rng.integers(-128, 128, (8, cin, 3, 3), dtype=np.int8)
-    b = F.pack_weights(w, layout, tn=16)
-    assert np.array_equal(F.unpack_weights(b, 8, cin, 3, layout, tn=16), w)
+    b = F.pack_weights(w, layout, tn=16, tm=3)
+    assert np.array_equal(F.unpack_weights(b, 8, cin, 3, layout, tn=16, tm=3), w)
     if layout == "dw":          # a channel: its 9 taps (ky, kx), zero-padded to tn
         assert len(b) == 8 * 16
         assert b[3 * 16:4 * 16] == w[3, 0].tobytes() + bytes(7)
@@ -377,10 +377,23 @@ def test_weights_round_trip(layout):
         assert b[2 * 48:3 * 48] == np.ascontiguousarray(w[2].transpose(1, 2, 0)).tobytes() + bytes(3)
         with pytest.raises(FormatError, match="needs tn"):
             F.pack_weights(w, layout)
-    else:                       # an input channel is one contiguous burst
-        assert b[4 * 72:5 * 72] == np.ascontiguousarray(w[:, 4].transpose(1, 2, 0)).tobytes()
+    else:   # ic_g_k_k_m: an input channel's k*k x m_g bytes of one m-group are contiguous
+        # (tm = 3: groups of 3, 3, 2 output channels; input channel 4's 72 bytes at 4 * 72)
+        row = b[4 * 72:5 * 72]
+        assert row[:27] == np.ascontiguousarray(w[0:3, 4].transpose(1, 2, 0)).tobytes()
+        assert row[27:54] == np.ascontiguousarray(w[3:6, 4].transpose(1, 2, 0)).tobytes()
+        assert row[54:] == np.ascontiguousarray(w[6:8, 4].transpose(1, 2, 0)).tobytes()
+        # the same bytes as [C_in][k][k][C_out], only in another order; a group of all
+        # output channels (tm >= C_out) is exactly that order
+        assert sorted(b) == sorted(np.ascontiguousarray(w.transpose(1, 2, 3, 0)).tobytes())
+        assert (F.pack_weights(w, layout, tm=8)
+                == np.ascontiguousarray(w.transpose(1, 2, 3, 0)).tobytes())
+        with pytest.raises(FormatError, match="needs tm"):
+            F.pack_weights(w, layout)
+        with pytest.raises(FormatError, match="needs tm"):
+            F.unpack_weights(b, 8, cin, 3, layout)
     with pytest.raises(FormatError, match="bytes, expected"):
-        F.unpack_weights(b[:-1], 8, cin, 3, layout, tn=16)
+        F.unpack_weights(b[:-1], 8, cin, 3, layout, tn=16, tm=3)
     with pytest.raises(FormatError, match="unknown layout"):
         F.pack_weights(w, "hwio")
 
@@ -390,7 +403,7 @@ def test_weights_round_trip(layout):
        st.sampled_from(list(F.WEIGHT_LAYOUTS) + ["bad"]))
 def test_fuzz_weights(data, co, ci, k, layout):
     try:
-        w = F.unpack_weights(data, co, ci, k, layout, tn=4)
+        w = F.unpack_weights(data, co, ci, k, layout, tn=4, tm=2)
     except FormatError:
         return
     assert w.shape == (co, ci, k, k)
@@ -634,3 +647,21 @@ def test_depthwise_and_pixel_sums_round_trip_and_buffers():
     assert fields["n_active_in"] == fields["n_active_out"] == 5
     assert "in_ch_list_offset" not in fields
     assert not F.choose_im2col(_dw_desc())
+
+
+def test_ic_weight_run_beats_rules():
+    """An ic_g_k_k_m in-channel's k*k rows of one m-group are read as one command exactly
+    when they are whole beats (tm and m_g multiples of the AXI width) and at most
+    WEIGHT_RUN_MAX_BEATS (32) beats; the beats are then k*k*m_g / AB."""
+    import dataclasses
+    u96, small = load_config("ultra96"), load_config("small")      # AB 16 / tm 16, AB 8 / tm 4
+    wide = dataclasses.replace(u96, tm=32)
+    assert F.WEIGHT_RUN_MAX_BEATS == 32
+    assert F.ic_weight_run_beats(16, 9, u96) == 9
+    assert F.ic_weight_run_beats(16, 1, u96) == 1
+    assert F.ic_weight_run_beats(8, 9, u96) == 0           # a narrow last group: per position
+    assert F.ic_weight_run_beats(4, 9, small) == 0         # tm < AB: rows share beats
+    assert F.ic_weight_run_beats(16, 49, u96) == 0         # 49 beats > the limit
+    assert F.ic_weight_run_beats(32, 9, wide) == 18
+    assert F.ic_weight_run_beats(16, 9, wide) == 9         # m_g one beat: rows still aligned
+    assert F.ic_weight_run_beats(32, 25, wide) == 0        # 50 beats

@@ -197,7 +197,7 @@ def test_program_constants_in_both_includes(header, svh):
             "GATE_FRAC_BITS": 8, "GATE_RECIP_BITS": 24, "GATE_WEIGHT_MAX": 32767,
             "GATE_HIDDEN_MAX": 32767, "GATE_SHIFT_MAX": 62, "GATE_RECIP_MAX": 1 << 24,
             "GATE_FIRST_RESERVED_WORD": 14, "HEAD_FIRST_RESERVED_WORD": 7,
-            "GATE_FLAGS_WORD": 4, "FORMAT_VERSION": 2}
+            "GATE_FLAGS_WORD": 4, "FORMAT_VERSION": 3}
     for n, v in want.items():
         assert fmt[n] == v and c[f"DG_{n}"] == v, n
     assert re.search(r"constexpr uint64_t GATE_BIAS_LIMIT = 0x400000000000ull;", header)

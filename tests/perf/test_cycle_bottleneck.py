@@ -19,10 +19,14 @@ import zlib
 import numpy as np
 import pytest
 
-from conftest import require_verilator
-from dgfpga.contract.engine_config import load_config
-from dgfpga.perf.calibration import RESULTS
-from dgfpga.perf.cycle_model import CycleParams, program_records
+if __name__ == "__main__":          # run as a script (--write, below): the tests' helpers
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from conftest import require_verilator  # noqa: E402
+from dgfpga.contract.engine_config import load_config  # noqa: E402
+from dgfpga.perf.calibration import RESULTS  # noqa: E402
+from dgfpga.perf.cycle_model import CycleParams, program_records  # noqa: E402
 
 DATA = RESULTS / "records_resdg29b_ultra96.json"
 BOUND = 0.05           # every record of every kind, gated and dense
@@ -90,12 +94,12 @@ def test_idle_port_cycles_are_what_conv3_needs(data):
     assert max(conv3) > 0.08
 
 
-@pytest.mark.slow
-@pytest.mark.verilator
-def test_remeasured_on_the_rtl(data):
-    """Measure the same starts again on the RTL (the shipped network, images, flags):
-    bit-exact with the interpreter and the same per-record cycle log as shipped, so the
-    shipped data is the RTL of the checkout (prints the fresh data when it is not)."""
+def measure(images=(0, 1)) -> dict:
+    """Measure the starts of DATA on the RTL fast harness (resdg29b_cifar10 with random
+    weights, quantized on 8 N(0, 1) images, seed 0; ultra96; each image gated and dense):
+    the per-record cycle log, the program, the WORK region after the run and the golden gate
+    masks, each start checked bit-exact with the interpreter (FMAP). The shipped file is
+    this function's output (`python tests/perf/test_cycle_bottleneck.py --write`)."""
     require_verilator()
     torch = pytest.importorskip("torch")
     from dgfpga.backends import rtl_sim
@@ -107,25 +111,67 @@ def test_remeasured_on_the_rtl(data):
     torch.set_num_threads(1)
     x = np.random.default_rng(0).normal(0, 1, (8, 3, 32, 32)).astype(np.float32).clip(-1.9, 2.0)
     qm = quantize_model(make_test_model("resdg29b_cifar10", x), x)
-    cfg = load_config(data["config"])
+    cfg = load_config("ultra96")
     plan = plan_network(qm, cfg)
-    assert bytes(plan.program) == _raw(data["program"]), "the packer changed: re-measure"
-    g = run_golden(qm, x[:2])
+    g = run_golden(qm, x[:max(images) + 1])
     sim = rtl_sim.FastSim(cfg, mem_bytes=sum(plan.region_bytes.values()) + len(plan.program)
                           + 6 * 4096)
-    for run in data["runs"]:
-        mem = {k: np.zeros(v, np.uint8) for k, v in plan.region_bytes.items()}
-        mem["weight"][:] = plan.weight_image
-        ib = plan.fmap[plan.input_tensor]
-        img = np.ascontiguousarray(np.moveaxis(g.layers["input"][run["image"]], 0, -1))
-        mem["fmap"][ib.offset:ib.offset + ib.nbytes] = img.view(np.uint8).reshape(-1)
-        ref = {k: v.copy() for k, v in mem.items()}
-        flags = int(run["dense"])
-        run_program(plan.program, plan.record_count, ref, cfg, run_flags=flags)
-        got = sim.run(plan.program, plan.record_count, {k: v.copy() for k, v in mem.items()},
-                      run_flags=flags)
-        assert np.array_equal(got.regions["fmap"], ref["fmap"])
-        cl = plan.cycle_log
-        log = got.regions["work"][cl.offset:cl.offset + cl.nbytes].view("<u4")
-        assert log[:plan.record_count].tolist() == run["rtl"], (
-            run["image"], run["dense"], log[:plan.record_count].tolist())
+    runs = []
+    for image in images:
+        for dense in (False, True):     # (a dense start's masks: every tile and channel)
+            masks = [[(m.spatial[image] | dense).astype(int).tolist(),
+                      (m.channel[image] | dense).astype(int).tolist()] for m in g.masks]
+            mem = {k: np.zeros(v, np.uint8) for k, v in plan.region_bytes.items()}
+            mem["weight"][:] = plan.weight_image
+            ib = plan.fmap[plan.input_tensor]
+            img = np.ascontiguousarray(np.moveaxis(g.layers["input"][image], 0, -1))
+            mem["fmap"][ib.offset:ib.offset + ib.nbytes] = img.view(np.uint8).reshape(-1)
+            ref = {k: v.copy() for k, v in mem.items()}
+            flags = int(dense)
+            run_program(plan.program, plan.record_count, ref, cfg, run_flags=flags)
+            got = sim.run(plan.program, plan.record_count, {k: v.copy() for k, v in mem.items()},
+                          run_flags=flags)
+            cl = plan.cycle_log
+            work = got.regions["work"]
+            log = work[cl.offset:cl.offset + cl.nbytes].view("<u4")
+            runs.append({"image": image, "dense": dense,
+                         "bit_exact": bool(np.array_equal(got.regions["fmap"], ref["fmap"])),
+                         "rtl": log[:plan.record_count].tolist(),
+                         "work": base64.b64encode(zlib.compress(work.tobytes(), 9)).decode(),
+                         "masks": masks})
+    return {"config": cfg.name, "n_records": plan.record_count,
+            "records": [{"name": r.name, "kind": r.kind} for r in plan.records],
+            "program": base64.b64encode(zlib.compress(bytes(plan.program), 9)).decode(),
+            "runs": runs}
+
+
+@pytest.mark.slow
+@pytest.mark.verilator
+def test_remeasured_on_the_rtl(data):
+    """Measure the same starts again on the RTL (the shipped network, images, flags):
+    bit-exact with the interpreter and the same per-record cycle log as shipped, so the
+    shipped data is the RTL of the checkout (`python tests/perf/test_cycle_bottleneck.py
+    --write` re-makes the file)."""
+    fresh = measure(sorted({r["image"] for r in data["runs"]}))
+    assert _raw(fresh["program"]) == _raw(data["program"]), "the packer changed: re-measure"
+    assert all(r["bit_exact"] for r in fresh["runs"])
+    for new, old in zip(fresh["runs"], data["runs"]):
+        assert (new["image"], new["dense"]) == (old["image"], old["dense"])
+        assert new["rtl"] == old["rtl"], (new["image"], new["dense"], new["rtl"])
+
+
+if __name__ == "__main__":      # re-make the shipped file on the RTL of this checkout
+    import subprocess
+    import sys
+    if sys.argv[1:] != ["--write"]:
+        sys.exit("usage: python tests/perf/test_cycle_bottleneck.py --write")
+    old = json.loads(DATA.read_text())
+    fresh = measure()
+    assert all(r["bit_exact"] for r in fresh["runs"]), "a start is not bit-exact"
+    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                         text=True, cwd=DATA.parent).stdout.strip()
+    fresh = {"what": old["what"].split(" Measured at")[0]
+             + f" Measured by `python tests/perf/test_cycle_bottleneck.py --write` at git {rev}"
+             " (+ the working tree's changes, if any).", **fresh}
+    DATA.write_text(json.dumps(fresh, indent=1) + "\n")
+    print(f"wrote {DATA}")

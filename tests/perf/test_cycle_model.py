@@ -554,3 +554,31 @@ def test_mobilenet_prediction_hits_the_paper_operating_point():
     assert abs(r["gated_official_macs"] / MOBILENET_V2_PAPER_MACS - 1) < 0.01
     assert 1.0 < r["speedup"] < r["mac_reduction"] * 1.05
     assert set(r["efficiency_by_type"]) == {"stem 3x3", "1x1", "depthwise 3x3"}
+
+
+def test_ic_layout_weights_are_priced_as_merged_reads():
+    """An input-gated 3x3 layer (ic_g_k_k_m) on ultra96, one m-group: the loader reads each
+    active in-channel's 9 rows as ONE 9-beat command (formats.ic_weight_run_beats). Against
+    a 40-cycle latency with 8 reads in flight the group's params + weights (exposed before
+    the first tile) then take the larger of the port time and the loader's consumer, not
+    a latency round per 8 rows. Hand-computed:
+      params 16 one-beat commands (8 B each, consumed 1 B/cycle: 128 cycles);
+      weights 128 commands of 9 beats (1152 rows of 16 B, consumed one row per cycle);
+      read_time(144 commands, 1168 beats) = max(40 + 1168, 40 + 8 b + (144/8 - 1)(40 + b))
+                                          = 1208 (b = 1168/144);
+      consumer = 128 + 1152 = 1280; bytes / B = (128 + 18432) / 16 = 1160  ->  1280.
+    One command per row would be 1168 one-beat commands: 40 + 8 + (146 - 1) * 41 = 5993."""
+    import dataclasses
+    cfg = load_config("ultra96")
+    d = F.make_descriptor(k=3, stride=1, in_h=7, in_w=7, in_c=256, out_c=16, tile=7,
+                          in_ch_gated=True, n_active_in=128)
+    assert d.weight_layout == "ic_g_k_k_m"
+    p = M.CycleParams(axi_efficiency=1.0, dram_bytes_per_s=1e15, outstanding_reads=8,
+                      max_burst_beats=16).with_memory(40, 0)
+    assert M.read_time(144, 1168 / 144, p) == pytest.approx(1208)
+    assert M.read_time(1168, 1.0, p) == pytest.approx(5993)
+    assert M.layer_cycles(d, cfg, p).bounds["weights"] == pytest.approx(1280)
+    # m_g = 8 < the 16-byte beat (tm = 8): the rows share beats, one command per row
+    narrow = dataclasses.replace(cfg, tm=8)
+    assert F.ic_weight_run_beats(8, 9, narrow) == 0
+    assert M.layer_cycles(d, narrow, p).bounds["weights"] > 4 * 1280

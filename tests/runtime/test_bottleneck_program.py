@@ -132,7 +132,7 @@ def test_program_records(net):
         assert d1.out_ch_gated and d1.emit_sums and not d1.in_ch_gated
         assert d2.in_ch_gated and d2.out_ch_gated and d2.zero_halo and d2.weight_layout == "oc_k_k_ic"
         assert d3.in_ch_gated and not d3.out_ch_gated and d3.residual and d3.emit_sums
-        assert d3.in_place == bp.identity and d3.weight_layout == "ic_k_k_oc"
+        assert d3.in_place == bp.identity and d3.weight_layout == "ic_g_k_k_m"
         s1, s2, s3 = bp.conv1.slots, bp.conv2.slots, bp.conv3.slots
         assert s3.tiles == s2.tiles                 # conv3 reads conv2's tile list
         r, r2 = bp.gate_record, bp.gate2_record
