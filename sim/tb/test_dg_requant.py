@@ -29,15 +29,15 @@ def pack(values, bits):
     return v
 
 
-@cocotb.test()
-async def test_random(dut):
-    """Random accumulators, multipliers, residuals, shifts, both clamps; pipelined every cycle."""
+async def _run_samples(dut, samples, what: str = "sample"):
+    """Drive `samples` [(acc, mult, res, res_mult, shift, signed)] one at a time (each held
+    until taken, then the pipeline drained: shift / res_mult / out_signed are per layer) and
+    check every result against `ref`; returns the expected results."""
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
     dut.rst.value = 1
     dut.in_valid.value = 0
     await ClockCycles(dut.clk, 3)
     dut.rst.value = 0
-    rng = random.Random(2)
     got, want = [], []
 
     async def monitor():
@@ -48,6 +48,33 @@ async def test_random(dut):
                 got.append([(y >> (8 * l)) & 0xFF for l in range(LANES)])
 
     cocotb.start_soon(monitor())
+    for acc, mult, res, res_mult, shift, signed in samples:
+        dut.in_acc.value = pack(acc, 33)
+        dut.in_mult.value = pack(mult, 32)
+        dut.in_res.value = pack(res, 9)
+        dut.res_mult.value = res_mult
+        dut.shift.value = shift
+        dut.out_signed.value = int(signed)
+        dut.in_tag.value = 0
+        dut.in_valid.value = 1
+        want.append([ref(a, m, r, res_mult, shift, signed) for a, m, r in zip(acc, mult, res)])
+        await RisingEdge(dut.clk)
+        while not int(dut.in_ready.value):
+            await RisingEdge(dut.clk)
+        dut.in_valid.value = 0
+        await ClockCycles(dut.clk, SHARE + 3)
+    await ClockCycles(dut.clk, 4)
+    assert len(got) == len(want)
+    for i, (g, w) in enumerate(zip(got, want)):
+        assert g == w, f"{what} {i} (shift {samples[i][4]}): got {g}, want {w}"
+    return want
+
+
+@cocotb.test()
+async def test_random(dut):
+    """Random accumulators, multipliers, residuals, shifts, both clamps."""
+    rng = random.Random(2)
+    samples = []
     for _ in range(300):
         shift = rng.randint(1, 31)
         signed = rng.random() < 0.5
@@ -61,25 +88,8 @@ async def test_random(dut):
             shift = 16
             res = [rng.randint(-128, 255) for _ in range(LANES)]
             res_mult = rng.randint(0, 1 << 17)
-        dut.in_acc.value = pack(acc, 33)
-        dut.in_mult.value = pack(mult, 32)
-        dut.in_res.value = pack(res, 9)
-        dut.res_mult.value = res_mult
-        dut.shift.value = shift
-        dut.out_signed.value = int(signed)
-        dut.in_tag.value = 0
-        dut.in_valid.value = 1
-        want.append([ref(a, m, r, res_mult, shift, signed) for a, m, r in zip(acc, mult, res)])
-        await RisingEdge(dut.clk)
-        while not int(dut.in_ready.value):
-            await RisingEdge(dut.clk)
-        # shift/res_mult/out_signed are per layer: hold them while the pipeline drains
-        dut.in_valid.value = 0
-        await ClockCycles(dut.clk, SHARE + 3)
-    await ClockCycles(dut.clk, 4)
-    assert len(got) == len(want)
-    for i, (g, w) in enumerate(zip(got, want)):
-        assert g == w, f"sample {i}: got {g}, want {w}"
+        samples.append((acc, mult, res, res_mult, shift, signed))
+    await _run_samples(dut, samples)
 
 
 @cocotb.test()
@@ -141,22 +151,8 @@ async def test_in_range_shifts(dut):
     """Results inside the clamp's range at every shift 1..31 (z near y * 2^shift for a small
     y): the byte (z >>> shift)[7:0] of each shift, which test_random's random magnitudes
     mostly clamp (its in-range samples use shift 16)."""
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    dut.rst.value = 1
-    dut.in_valid.value = 0
-    await ClockCycles(dut.clk, 3)
-    dut.rst.value = 0
     rng = random.Random(7)
-    got, want = [], []
-
-    async def monitor():
-        while True:
-            await RisingEdge(dut.clk)
-            if int(dut.out_valid.value):
-                y = int(dut.out_y.value)
-                got.append([(y >> (8 * l)) & 0xFF for l in range(LANES)])
-
-    cocotb.start_soon(monitor())
+    samples = []
     for i in range(248):
         shift = i % 31 + 1
         signed = rng.random() < 0.5
@@ -167,23 +163,7 @@ async def test_in_range_shifts(dut):
         for m in mult:
             z = (rng.randint(-140, 270) << shift) + rng.randrange(0, 1 << shift)
             acc.append(max(-(1 << 32), min((1 << 32) - 1, z // m)))
-        dut.in_acc.value = pack(acc, 33)
-        dut.in_mult.value = pack(mult, 32)
-        dut.in_res.value = pack(res, 9)
-        dut.res_mult.value = res_mult
-        dut.shift.value = shift
-        dut.out_signed.value = int(signed)
-        dut.in_tag.value = 0
-        dut.in_valid.value = 1
-        want.append([ref(a, m, r, res_mult, shift, signed) for a, m, r in zip(acc, mult, res)])
-        await RisingEdge(dut.clk)
-        while not int(dut.in_ready.value):
-            await RisingEdge(dut.clk)
-        dut.in_valid.value = 0
-        await ClockCycles(dut.clk, SHARE + 3)
-    await ClockCycles(dut.clk, 4)
-    assert len(got) == len(want)
-    for i, (g, w) in enumerate(zip(got, want)):
-        assert g == w, f"sample {i} (shift {i % 31 + 1}): got {g}, want {w}"
+        samples.append((acc, mult, res, res_mult, shift, signed))
+    want = await _run_samples(dut, samples)
     inside = sum(1 for w in want for y in w if y not in (0x00, 0x7F, 0x80, 0xFF))
     assert inside > len(want) * LANES // 3, f"only {inside} results inside the clamp's range"
