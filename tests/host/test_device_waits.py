@@ -232,12 +232,17 @@ def test_a_normal_simulated_start_is_not_slowed():
     assert (time.monotonic() - t0) / 50 < 0.01
 
 
-def test_numpy_device_over_its_deadline_is_stopped_then_usable(bundle_dir):
+def test_numpy_device_over_its_deadline_is_stopped_then_usable(bundle_dir, monkeypatch):
     """The real interpreter: a deadline far below one start's run time stops it; the same
-    device then runs the network bit-exact with a sane deadline."""
+    device then runs the network bit-exact with a sane deadline. (The stop reaches the
+    worker when its current numpy call returns: on a loaded machine one call can outlast
+    the 0.5 s STOP_GRACE_S, which is then reported as 'could not be stopped', the path
+    test_simulated_start_stuck_in_compiled_code_is_reported_and_its_result_discarded
+    checks; a longer grace here keeps this test on the 'stopped' path it is about.)"""
     from dgfpga_host.bundle import load_bundle
     from dgfpga_host.runner import NetworkRunner
     from dgfpga_host.sim_devices import NumpyDevice
+    monkeypatch.setattr(devmod, "STOP_GRACE_S", 10.0)
     b = load_bundle(bundle_dir)
     dev = NumpyDevice(b.cfg)
     with pytest.raises(EngineTimeout, match="numpy: engine not done after 0.0001 s.*was stopped"):
