@@ -1122,14 +1122,15 @@ def _im2col_row(c_in: int, k: int, tn: Optional[int]) -> int:
 WEIGHT_RUN_MAX_BEATS = 32
 
 
-def ic_weight_run_beats(m_g: int, kk: int, cfg: EngineConfig) -> int:
+def ic_weight_run_beats(m_g: int, kk: int, out_c: int, cfg: EngineConfig) -> int:
     """Beats of the one read command an ic_g_k_k_m layer's active input channel takes for an
     m-group of `m_g` lanes (its k*k rows of m_g bytes, contiguous), or 0 when the loader
     reads one command per kernel position instead: the rows must start and end on beats
-    (tm and m_g multiples of the AXI beat, so every run's offset is too) and fit
-    WEIGHT_RUN_MAX_BEATS. (sim/rtl/dg_loader.sv's span issue; the cycle model's weights.)"""
+    (tm, m_g and an in-channel's k*k*out_c bytes multiples of the AXI beat, so every run's
+    offset is too) and fit WEIGHT_RUN_MAX_BEATS. (sim/rtl/dg_loader.sv's span issue; the
+    cycle model's weights.)"""
     AB = cfg.axi_bytes
-    if cfg.tm % AB or m_g % AB or m_g <= 0:
+    if cfg.tm % AB or m_g % AB or (kk * out_c) % AB or m_g <= 0:
         return 0
     beats = kk * m_g // AB
     return beats if beats <= WEIGHT_RUN_MAX_BEATS else 0

@@ -340,7 +340,7 @@ def layer_cycles(d: LayerDescriptor, cfg: Optional[EngineConfig] = None,
         elif active and n_in:
             nbytes += m_g * kk * n_in
             if d.weight_layout == "ic_g_k_k_m":     # per (in-channel, position) m_g bytes:
-                run = formats.ic_weight_run_beats(m_g, kk, cfg)
+                run = formats.ic_weight_run_beats(m_g, kk, d.out_c, cfg)
                 if run:                             # one read per in-channel (its k*k rows)
                     spans, each = n_in, float(run)
                 else:                               # one per (in-channel, position)

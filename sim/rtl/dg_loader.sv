@@ -662,40 +662,44 @@ module dg_loader
     // in front of the credit check)
     wire [ABL-1:0] sp_off = sp_phase != 2'd1 ? ABL'(L.p_abs[ABL-1:0] + ABL'(sp_pch << 3))
                           : (L.ic_layout ? ABL'(sp_waddr) : ABL'(sp_waddr[ABL-1:0] + ABL'(sp_c)));
-    wire [23:0] sp_beats = 24'((32'(sp_off) + 32'(sp_nbytes) + AB - 1) >> ABL);
     // ic layout, one read per in-channel (formats.ic_weight_run_beats): when the group's rows
-    // are whole beats (Tm and mg multiples of AB) and kk * mg fits DG_WEIGHT_RUN_MAX_BEATS
+    // are whole beats (Tm, mg and kk * out_c multiples of AB) and kk * mg fits DG_WEIGHT_RUN_MAX_BEATS
     // beats, an in-channel's kk spans are one contiguous run: its first span (sp_j = 0) issues
-    // ONE read command of sp_runb beats for all of them, the others only enter the span FIFO
-    // (no command, no credit). The beats that reach the loader FIFO are the same either way
-    // (each span whole beats at offset 0); the port's bursts are kk times fewer.
+    // ONE read command for all of them, the others only enter the span FIFO (no command, no
+    // credit). The beats that reach the loader FIFO are the same either way (each span whole
+    // beats at offset 0); the port's bursts are kk times fewer.
     logic sp_icm;                  // the loading group's ic spans merge (from ld_mg, registered)
-    logic [23:0] sp_runb;          // beats of the merged read: kk * mg / AB
     logic [31:0] sp_kkmg;          // kk * mg (registered)
+    logic [31:0] sp_kkoc;          // kk * out_c: an in-channel's bytes (registered)
     logic sp_j0;                   // sp_j == 0
     always_ff @(posedge clk) begin
         sp_kkmg <= 32'(L.kk) * 32'(ld_mg);
-        sp_icm <= L.ic_layout && DG_TM % AB == 0 && 32'(ld_mg) % AB == 0
+        sp_kkoc <= 32'(L.kk) * 32'(L.out_c);
+        sp_icm <= L.ic_layout && DG_TM % AB == 0 && 32'(ld_mg) % AB == 0 && sp_kkoc % AB == 0
                   && sp_kkmg <= DG_WEIGHT_RUN_MAX_BEATS * AB;
-        sp_runb <= 24'(sp_kkmg >> ABL);
     end
+    // the read command's beats: the span's, or for a merged ic read the in-channel's kk rows
+    // (sp_rbytes selects between registers: nothing added behind the span's offset)
+    wire [15:0] sp_rbytes = (sp_icm && sp_phase == 2'd1) ? 16'(sp_kkmg) : sp_nbytes;
+    wire [23:0] sp_beats = 24'((32'(sp_off) + 32'(sp_rbytes) + AB - 1) >> ABL);
     wire sp_nocmd = sp_icm && sp_phase == 2'd1 && !sp_j0;
-    wire [23:0] sp_cmd_beats = sp_nocmd ? 24'd0 : (sp_icm && sp_phase == 2'd1) ? sp_runb : sp_beats;
     // credit: a span is issued only if its beats fit the loader FIFO, so the in-order R
-    // channel never waits on the byte-serial loader (the prefetcher shares it)
+    // channel never waits on the byte-serial loader (the prefetcher shares it); a span
+    // without a command needs none (its beats were counted with the in-channel's read)
     wire sp_can_issue = sp_active && sp_phase != 2'd2 && (sp_phase != 2'd1 || sp_wok) && spf_in_ready
-                        && sp_cmd_beats <= 24'(ldf_free);
+                        && (sp_nocmd || sp_beats <= 24'(ldf_free));
 `ifndef SYNTHESIS
-    // sp_icm / sp_runb are two cycles behind ld_mg (set at ld_start): settled before the
+    // sp_icm / sp_kkmg are two cycles behind ld_mg (set at ld_start): settled before the
     // group's first weight span (the params phase and the sp_wok cycle come first)
     always_ff @(posedge clk)
         if (run && ld_busy && sp_phase == 2'd1 && sp_wok
             && (sp_icm != (L.ic_layout && DG_TM % AB == 0 && 32'(ld_mg) % AB == 0
+                           && (32'(L.kk) * 32'(L.out_c)) % AB == 0
                            && 32'(L.kk) * 32'(ld_mg) <= DG_WEIGHT_RUN_MAX_BEATS * AB)
-                || (sp_icm && 32'(sp_runb) != (32'(L.kk) * 32'(ld_mg)) >> ABL)
+                || (sp_icm && sp_j0 && 32'(sp_beats) != (32'(L.kk) * 32'(ld_mg)) >> ABL)
                 || sp_j0 != (sp_j == 16'd0)))
-            $error("dg_loader: merged ic read flags stale (sp_icm %0d sp_runb %0d sp_j0 %0d)",
-                   sp_icm, sp_runb, sp_j0);
+            $error("dg_loader: merged ic read flags stale (sp_icm %0d sp_beats %0d sp_j0 %0d)",
+                   sp_icm, sp_beats, sp_j0);
     always_ff @(posedge clk)
         if (run && ld_busy && sp_phase == 2'd1 && L.ic_layout && ld_gkk != 32'(ld_g) * sp_tmkk)
             $error("dg_loader: ld_gkk %0d is not group %0d x Tm x kk", ld_gkk, ld_g);
@@ -873,8 +877,8 @@ module dg_loader
     // only in the run: outside it the read channel belongs to the sequencer / gate unit
     // a span with a read command takes the port (after the prefetcher); one without (a merged
     // ic read's later spans) only enters the span FIFO, whatever the port does
-    wire ld_fire_c = run && !sp_nocmd && !pf_req && ld_req && rd_grant;
-    wire ld_fire = ld_fire_c || (run && sp_nocmd && ld_req);
+    wire ld_fire = run && ld_req && (sp_nocmd || (!pf_req && rd_grant));
+    wire ld_fire_c = ld_fire && !sp_nocmd;
 
     always_comb begin
         rcmd_valid = 1'b0;
@@ -883,7 +887,7 @@ module dg_loader
         // credit check (ld_req, sp_beats <= ldf_free), which is then off the address path
         rcmd_addr = !pf_req ? sp_addr & ~64'(AB - 1)
                   : pf_req_row ? pf_row_addr & ~64'(AB - 1) : pf_res_addr & ~64'(AB - 1);
-        rcmd_beats = !pf_req ? sp_cmd_beats : pf_req_row ? pf_row_beats : 24'd1;
+        rcmd_beats = !pf_req ? sp_beats : pf_req_row ? pf_row_beats : 24'd1;
         pend_push = 1'b0;
         pend_in = '0;
         spf_push = 1'b0;
@@ -1486,7 +1490,7 @@ module dg_loader
         if (tile_done) full[cp_h] <= 1'b0;
         // (- a beat requested, + a beat popped; a beat moving from "requested" into the FIFO
         // (push, and the read master's ready) leaves it unchanged, as the two counts it sums)
-        ldf_free <= ldf_free - (ld_fire_c ? LFW'(sp_cmd_beats) : LFW'(0))
+        ldf_free <= ldf_free - (ld_fire_c ? LFW'(sp_beats) : LFW'(0))
                     + LFW'(rd_valid && rd_ready_all && rd_to_ld) - LFW'(rd_valid && rd_to_ld && ldf_in_ready)
                     + LFW'(ldf_valid && ldf_pop);
         if (rst) begin

@@ -113,7 +113,7 @@ def test_ic_layout_reads_an_in_channel_once_per_group(sim_u96):
     vs = build_layer_case(case, cfg, seed=1)
     d = formats.unpack_descriptor(vs.program, cfg)
     assert d.weight_layout == "ic_g_k_k_m" and d.n_active_in > 100
-    assert formats.ic_weight_run_beats(cfg.tm, 9, cfg) == 9
+    assert formats.ic_weight_run_beats(cfg.tm, 9, d.out_c, cfg) == 9
     ref = {r: a.copy() for r, a in vs.before.items()}
     assert run_program(vs.program, vs.layer_count, ref, cfg, pending="rtl").ok
     cycles = {}

@@ -651,17 +651,20 @@ def test_depthwise_and_pixel_sums_round_trip_and_buffers():
 
 def test_ic_weight_run_beats_rules():
     """An ic_g_k_k_m in-channel's k*k rows of one m-group are read as one command exactly
-    when they are whole beats (tm and m_g multiples of the AXI width) and at most
-    WEIGHT_RUN_MAX_BEATS (32) beats; the beats are then k*k*m_g / AB."""
+    when they are whole beats (tm, m_g and an in-channel's k*k*out_c bytes multiples of the
+    AXI width) and at most WEIGHT_RUN_MAX_BEATS (32) beats; the beats are then k*k*m_g / AB."""
     import dataclasses
     u96, small = load_config("ultra96"), load_config("small")      # AB 16 / tm 16, AB 8 / tm 4
     wide = dataclasses.replace(u96, tm=32)
     assert F.WEIGHT_RUN_MAX_BEATS == 32
-    assert F.ic_weight_run_beats(16, 9, u96) == 9
-    assert F.ic_weight_run_beats(16, 1, u96) == 1
-    assert F.ic_weight_run_beats(8, 9, u96) == 0           # a narrow last group: per position
-    assert F.ic_weight_run_beats(4, 9, small) == 0         # tm < AB: rows share beats
-    assert F.ic_weight_run_beats(16, 49, u96) == 0         # 49 beats > the limit
-    assert F.ic_weight_run_beats(32, 9, wide) == 18
-    assert F.ic_weight_run_beats(16, 9, wide) == 9         # m_g one beat: rows still aligned
-    assert F.ic_weight_run_beats(32, 25, wide) == 0        # 50 beats
+    assert F.ic_weight_run_beats(16, 9, 64, u96) == 9
+    assert F.ic_weight_run_beats(16, 1, 64, u96) == 1
+    assert F.ic_weight_run_beats(8, 9, 24, u96) == 0       # a narrow last group: per position
+    # a full group of a layer whose in-channels are not whole beats apart (24 x 1 bytes)
+    assert F.ic_weight_run_beats(16, 1, 24, u96) == 0
+    assert F.ic_weight_run_beats(16, 9, 24, u96) == 0       # 216 bytes per in-channel
+    assert F.ic_weight_run_beats(4, 9, 64, small) == 0         # tm < AB: rows share beats
+    assert F.ic_weight_run_beats(16, 49, 64, u96) == 0         # 49 beats > the limit
+    assert F.ic_weight_run_beats(32, 9, 64, wide) == 18
+    assert F.ic_weight_run_beats(16, 9, 48, wide) == 9         # m_g one beat: rows still aligned
+    assert F.ic_weight_run_beats(32, 25, 64, wide) == 0        # 50 beats

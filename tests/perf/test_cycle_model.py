@@ -580,5 +580,5 @@ def test_ic_layout_weights_are_priced_as_merged_reads():
     assert M.layer_cycles(d, cfg, p).bounds["weights"] == pytest.approx(1280)
     # m_g = 8 < the 16-byte beat (tm = 8): the rows share beats, one command per row
     narrow = dataclasses.replace(cfg, tm=8)
-    assert F.ic_weight_run_beats(8, 9, narrow) == 0
+    assert F.ic_weight_run_beats(8, 9, 16, narrow) == 0
     assert M.layer_cycles(d, narrow, p).bounds["weights"] > 4 * 1280
