@@ -113,6 +113,10 @@ module dg_compute
     wire [KCW-1:0] lc_kcl = L.kc[KCW-1:0];
     logic [15:0] lc_nin;                          // L.n_in
     logic [IAW-1:0] lc_cst;                       // L.cin_st (mod 2^IAW: a column's bytes)
+    // im2col: patch rows are at a pitch (dg_loader: rowbase[h][r] = rowbase[h][0] + r * pitch),
+    // so the bank of a row's base (mod NB) follows cp_r with adds: pitch, qa * pitch and
+    // stride * pitch mod NB
+    logic [NBL-1:0] lc_pl, lc_qpl, lc_spl;
     // kc < Tn: i div kc / i mod kc bit by bit as a constant table over kc's low KCW bits (one
     // small LUT each, no priority chain over the kc values), gated by the high bits' zero test;
     // kc = 0 or >= Tn: 0 / i
@@ -151,6 +155,9 @@ module dg_compute
         lc_kmr <= L.kc - L.i2c_ra;
         lc_nin <= L.n_in;
         lc_cst <= IAW'(L.cin_st);
+        lc_pl <= NBL'(L.pitch);
+        lc_qpl <= NBL'(NBL'(L.i2c_qa) * NBL'(L.pitch));
+        lc_spl <= NBL'(NBL'(L.stride) * NBL'(L.pitch));
         L_no_mac <= L.n_in == 16'd0;
         lc_n_is1 <= L.N == 16'd1;
         lc_k_is1 <= L.k == 1;
@@ -206,6 +213,10 @@ module dg_compute
     // colbyte[h][0] + c * cin_st mod 2^IAW), so no PMAX-way read precedes the address sum;
     // cp_cbb: the pixel's first column's, colbyte[cp_h][0] + cp_cb; cp_cb0: colbyte[cp_h][0]
     logic [IAW-1:0] cp_cc, cp_cbb, cp_cb0;
+    // im2col: rowbase[cp_h][cp_r] mod NB (cp_rbl) and rowbase[cp_h][cp_pys] mod NB (cp_rbpl) as
+    // registers updated with cp_r / cp_pys, so the bank rotation (c1_badd) has no table read on
+    // its path
+    logic [NBL-1:0] cp_rbl, cp_rbpl;
     logic [31:0] cp_rbrow;
     // depthwise: the pixel's patch row py*s = dw_rq * k + dw_rr and column px*s = dw_cq * k +
     // dw_cr; lane 0's byte of tap-row quotient dw_rq (+1) and column quotient dw_cq (+1):
@@ -216,7 +227,14 @@ module dg_compute
     // step pipeline c1 / c2
     logic c1_first, c1_last, c1_ok, c1_res_only, c1_tlast;
     logic c1_hchk;                             // dense zero halo: c1_ok needs bitmap[c1_hbit]
+    // the row / column table bits of the step (d = 0: dense; d < DW_K: the depthwise taps'
+    // rows and columns; inside the table, ok, tile valid) registered as read, and combined in
+    // c1 (c1_okp, c1_ten: kept apart, in parallel with the bitmap reads there), so no gate
+    // follows a table read in c0
+    logic [DW_K-1:0] c1_rin, c1_rok, c1_rtv, c1_cin, c1_cok, c1_ctv;
     logic [I_MAX_TILES-1:0] c1_hbit;
+    (* keep *) wire c1_okp = c1_ok && (L.im2col || L.dw || (c1_rok[0] && c1_cok[0]
+                                                           && (!L.zero_halo || (c1_rtv[0] && c1_ctv[0]))));
     logic [DG_TN-1:0] c1_lane;
     logic [7:0] c1_py, c1_px;
     logic c2_first, c2_last, c2_ok, c2_res_only, c2_tlast, c2_gb;
@@ -236,11 +254,17 @@ module dg_compute
     logic [3:0] c1_tbank [DW_NBK];
     logic [DW_K-1:0] c1_tbr [DW_NBK];
     logic [DW_K-1:0] c1_bcol [DW_K];
-    logic [DW_NBK-1:0] c1_tok;                  // ... but its zero-halo tile bit (c1_tbit)
+    // (c1_rin .. c1_ctv), and its zero-halo tile bit (c1_tbit); c1_ten: the tap is in the
+    // step (c1_selv) and inside the input, c1_tokf: and not a zeroed halo
     logic [I_MAX_TILES-1:0] c1_tbit [DW_NBK];
-    logic [DW_NBK-1:0] c1_tokf;                 // c1_tok with the tile bit
+    (* keep *) logic [DW_NBK-1:0] c1_ten;
+    logic [DW_NBK-1:0] c1_tokf;
     always_comb begin
-        for (int t = 0; t < DW_NBK; t++) c1_tokf[t] = c1_tok[t] && (!L.zero_halo || bitmap[c1_tbit[t]]);
+        for (int t = 0; t < DW_NBK; t++) begin
+            c1_ten[t] = c1_selv[t / DW_TPS] && c1_rin[t / DW_K] && c1_rok[t / DW_K] && c1_cin[t % DW_K]
+                        && c1_cok[t % DW_K] && (!L.zero_halo || (c1_rtv[t / DW_K] && c1_ctv[t % DW_K]));
+            c1_tokf[t] = c1_ten[t] && (!L.zero_halo || bitmap[c1_tbit[t]]);
+        end
     end
     logic [DW_NBWL-1:0] c1_trot [DW_NBK];       // per tap: its read's rotation (lane 0's column)
     // per slot j of the step (tap s*DW_TPS + j), chosen in c1 so that c2 only selects data:
@@ -253,7 +277,18 @@ module dg_compute
     logic [DW_NBWL-1:0] c2_jrot [DW_TPS];
     logic [DW_TPS-1:0] c2_jon;
     logic c2_whalf;
-    dg_mac_array #(.TM(DG_TM), .TN(DG_TN), .TAG_W(MTAG_W), .TPS(DW_TPS)) mac (
+    // depthwise: the slots a whalf (odd) step can feed, those with a kernel tap s*DW_TPS + j
+    // (ultra96, 9 taps in 2 steps of 8: slot 0 only), so the MAC array's half select is
+    // left only on them
+    function automatic int dw_whalf_slots();
+        int n;
+        n = 0;
+        for (int st = 1; st < DW_TSTEPS; st += 2)
+            for (int j = 0; j < DW_TPS; j++) if (st * DW_TPS + j < DW_NBK && j + 1 > n) n = j + 1;
+        return n;
+    endfunction
+    localparam int DW_WHS = dw_whalf_slots();
+    dg_mac_array #(.TM(DG_TM), .TN(DG_TN), .TAG_W(MTAG_W), .TPS(DW_TPS), .WHS(DW_WHS)) mac (
         .clk(clk), .rst(rst), .in_valid(c2_v), .in_first(c2_first), .in_last(c2_last),
         .in_w(wb_q), .in_x(c2_x), .in_dw(L.dw), .in_won(c2_won), .in_whalf(c2_whalf), .in_xd(c2_xd),
         .in_tag({c2_gb, c2_res_only, c2_tlast, c2_py, c2_px, c2_sg, rb_q}),
@@ -281,6 +316,7 @@ module dg_compute
         cp_r <= cp_pys;                 // (cp_ky = cp_kx = 0, lane 0's kernel row 0; a new pixel's
         cp_c <= cp_pxs;                 // cp_pys / cp_pxs override these below)
         cp_cc <= cp_cbb;
+        cp_rbl <= cp_rbpl;
         l_o <= lc_o0;
         l_m <= lc_m0;
         l_b <= lc_b0;
@@ -314,6 +350,8 @@ module dg_compute
         cp_cb0 <= colbyte[h][0];
         cp_cbb <= colbyte[h][0];
         cp_cc <= colbyte[h][0];
+        cp_rbl <= NBL'(rowbase[h][0]);
+        cp_rbpl <= NBL'(rowbase[h][0]);
         cp_rbrow <= 32'd0;
         f_px_last <= ((t_res_only[h] || L_no_mac) ? t_ow[h] : t_chw[h]) == 8'd1;
         f_py_last <= ((t_res_only[h] || L_no_mac) ? t_oh[h] : t_chy[h]) == 8'd1;
@@ -338,68 +376,82 @@ module dg_compute
     wire [$clog2(PMAX)-1:0] cp_ci = $clog2(PMAX)'(cp_c);
     // the current half's row / column table entries at rows cp_r + d and columns cp_c + d
     // (d < DW_K: the dense step's at d = 0, a depthwise pixel's taps' rows and columns), read
-    // at cp_r / cp_c from the tables shifted by d (entry p = entry p + d: wiring), so no add
-    // precedes a read; the index is inside the table (h_rin / h_cin: cp_r + d < PMAX) by a
-    // compare of the register, beside the read
-    logic sh_rok [DW_K][2][PMAX], sh_rtv [DW_K][2][PMAX], sh_cok [DW_K][2][PMAX], sh_ctv [DW_K][2][PMAX];
-    logic [I_MAX_TILES-1:0] sh_rtb [DW_K][2][PMAX];
-    logic [7:0] sh_ct [DW_K][2][PMAX];
-    always_comb begin
-        for (int d = 0; d < DW_K; d++)
-            for (int h = 0; h < 2; h++)
-                for (int p = 0; p < PMAX; p++) begin
-                    logic in;
-                    in = p + d < PMAX;
-                    sh_rok[d][h][p] = in && row_ok[h][in ? p + d : p];
-                    sh_rtv[d][h][p] = in && row_tv[h][in ? p + d : p];
-                    sh_rtb[d][h][p] = in ? I_MAX_TILES'(row_tb[h][in ? p + d : p]) : '0;
-                    sh_cok[d][h][p] = in && col_ok[h][in ? p + d : p];
-                    sh_ctv[d][h][p] = in && col_tv[h][in ? p + d : p];
-                    sh_ct[d][h][p] = in ? col_t[h][in ? p + d : p] : '0;
-                end
-    end
+    // in groups of four: entries 4a .. 4a + 3 + (DW_K - 1) (a = the index div 4, entries past
+    // the table zero) picked once by the index's high bits, then per d a 4:1 pick by its low
+    // two bits, so the DW_K shifted reads share the wide picks (a full read per d costs ~1.4x
+    // the LUTs) and no add precedes a read; the index is inside the table (h_rin / h_cin:
+    // cp_r + d < PMAX) by a compare of the register, beside the read
+    localparam int TPW = $clog2(PMAX);
+    localparam int NGA = 2 ** (TPW - 2);          // groups a = index div 4 (TPW-bit index)
+    localparam int GE = 4 + DW_K - 1;             // entries per group read
+    localparam int RFW = I_MAX_TILES + 2;         // row fields: tile bit base, tv, ok
+    localparam int CTW = (I_MAX_TILES < 8) ? I_MAX_TILES : 8;
+    localparam int CFW = CTW + 2;                 // column fields: tile column, tv, ok
     wire [IAW-1:0] h_rowbase = rowbase[cp_h][cp_ri];
     logic h_rin [DW_K], h_cin [DW_K];
     logic h_rok [DW_K], h_rtv [DW_K], h_cok [DW_K], h_ctv [DW_K];
     logic [I_MAX_TILES-1:0] h_rtb [DW_K];
     logic [7:0] h_ct [DW_K];
+    logic [RFW-1:0] rf_g [GE];
+    logic [CFW-1:0] cf_g [GE];
     always_comb begin
+        logic [RFW-1:0] rt [2][NGA][GE];
+        logic [CFW-1:0] ct [2][NGA][GE];
+        for (int h = 0; h < 2; h++)
+            for (int a = 0; a < NGA; a++)
+                for (int e = 0; e < GE; e++) begin
+                    logic in;
+                    in = 4 * a + e < PMAX;
+                    rt[h][a][e] = in ? {I_MAX_TILES'(row_tb[h][in ? 4 * a + e : 0]), row_tv[h][in ? 4 * a + e : 0],
+                                        row_ok[h][in ? 4 * a + e : 0]} : '0;
+                    ct[h][a][e] = in ? {CTW'(col_t[h][in ? 4 * a + e : 0]), col_tv[h][in ? 4 * a + e : 0],
+                                        col_ok[h][in ? 4 * a + e : 0]} : '0;
+                end
+        for (int e = 0; e < GE; e++) begin
+            rf_g[e] = rt[cp_h][cp_ri[TPW-1:2]][e];
+            cf_g[e] = ct[cp_h][cp_ci[TPW-1:2]][e];
+        end
         for (int d = 0; d < DW_K; d++) begin
+            logic [RFW-1:0] r4 [4];
+            logic [CFW-1:0] c4 [4];
+            logic [RFW-1:0] rv;
+            logic [CFW-1:0] cv;
+            for (int b = 0; b < 4; b++) begin
+                r4[b] = rf_g[b + d];
+                c4[b] = cf_g[b + d];
+            end
+            rv = r4[cp_ri[1:0]];
+            cv = c4[cp_ci[1:0]];
             h_rin[d] = 32'(cp_r) + 32'(d) < PMAX;
             h_cin[d] = 32'(cp_c) + 32'(d) < PMAX;
-            h_rok[d] = sh_rok[d][cp_h][cp_ri];
-            h_rtv[d] = sh_rtv[d][cp_h][cp_ri];
-            h_rtb[d] = sh_rtb[d][cp_h][cp_ri];
-            h_cok[d] = sh_cok[d][cp_h][cp_ci];
-            h_ctv[d] = sh_ctv[d][cp_h][cp_ci];
-            h_ct[d] = sh_ct[d][cp_h][cp_ci];
+            h_rok[d] = rv[0];
+            h_rtv[d] = rv[1];
+            h_rtb[d] = rv[RFW-1:2];
+            h_cok[d] = cv[0];
+            h_ctv[d] = cv[1];
+            h_ct[d] = 8'(cv[CFW-1:2]);
         end
     end
     wire [15:0] cp_bit = 16'(h_rtb[0]) + 16'(h_ct[0]);
-    // the zero-halo test's tile bit is looked up in c1 (c1_hbit: the bitmap holds still while
-    // a layer runs), the rest here
-    wire cp_halo_tv = !L.zero_halo || (h_rtv[0] && h_ctv[0]);
+    // (the zero-halo test's tile bit is looked up in c1, c1_hbit: the bitmap holds still while
+    // a layer runs; the row / column bits are combined there too, c1_okp)
     // im2col: lane 0's patch row and byte (rows hold patch column 0 at rowbase)
     wire [15:0] i2c_r0 = cp_r;
     wire [31:0] i2c_cb = cp_cb;
     // the step's patch byte: the half's base (+ the dense n-group's channel: cp_hc) + the row's
     // base (one rowbase read for both kinds) + the column's byte (dense: cp_cc; im2col: lane 0's
     // byte cb + o0)
-    // (a 3-operand sum as one carry-save layer and one carry chain: a LUT and a chain after the
-    // read instead of two chains in series)
-    wire [IAW-1:0] ad_a = cp_hc;
-    wire [IAW-1:0] ad_b = h_rowbase;
-    wire [IAW-1:0] ad_c = L.im2col ? IAW'(i2c_cb + 32'(cp_o0)) : cp_cc;
-    (* keep *) wire [IAW-1:0] ad_s = ad_a ^ ad_b ^ ad_c;
-    (* keep *) wire [IAW-1:0] ad_m = (ad_a & ad_b) | (ad_a & ad_c) | (ad_b & ad_c);
-    wire [IAW-1:0] cp_addr = ad_s + {ad_m[IAW-2:0], 1'b0};
+    // (the register part cp_hc + column byte is summed apart, kept: not merged into one
+    // multi-operand sum with the read, in parallel with the rowbase read, so one LUT and a chain
+    // follow the read; the column byte's select is its own variable, a LUT per bit, not the
+    // chain's)
+    (* keep *) wire [IAW-1:0] ad_c = L.im2col ? IAW'(i2c_cb + 32'(cp_o0)) : cp_cc;
+    (* keep *) wire [IAW-1:0] ad_p = cp_hc + ad_c;
+    wire [IAW-1:0] cp_addr = ad_p + h_rowbase;
     // im2col: lane 0's bank (the rotation of the bank offsets below) is the low bits of cp_addr,
-    // (i2c_ra + i2c_rb) mod NB: the register part i2c_ra is summed apart (kept: not merged into
-    // one multi-operand sum with the read), in parallel with the rowbase read, so one NBL-bit
-    // add follows the read
-    (* keep *) wire [NBL-1:0] i2c_ra = NBL'(cp_hc + IAW'(i2c_cb + 32'(cp_o0)));
-    wire [NBL-1:0] i2c_rb = NBL'(h_rowbase);
-    wire [NBL-1:0] i2c_addr = i2c_ra + i2c_rb;
+    // (ad_p + rowbase) mod NB, with the row base's bits from the register cp_rbl: no table read
+    // on the rotation's path (outside im2col the offsets rotated are zero)
+    wire [NBL-1:0] i2c_addr = NBL'(ad_p) + cp_rbl;
     logic [DG_TN-1:0] i2c_lane;
     logic [BRW-1:0] i2c_badd [NB];
     // the loaded byte window [t_lo, t_hi) relative to the pixel's column byte i2c_cb: lane i
@@ -438,7 +490,7 @@ module dg_compute
         end
     end
     wire cp_dense = !L.im2col && !L.dw;
-    wire cp_ok = !cp_res_only && !L_no_mac && (!cp_dense || (h_rok[0] && h_cok[0] && cp_halo_tv));
+    wire cp_ok = !cp_res_only && !L_no_mac;
     // depthwise: the conv pixel's k*k taps (patch row r = py*s + ky, column c = px*s + kx)
     // are in the k*k distinct dw banks (r mod k, c mod k) (stride 1 or 2, k = 3): every step
     // reads all of them at lane 0's byte (r div k) * t_dwrb + (c div k) * C + m0 of the half
@@ -446,7 +498,6 @@ module dg_compute
     logic [3:0] dw_tbank [DW_NBK];
     logic [DW_K-1:0] dw_tbr [DW_NBK];
     logic [DW_K-1:0] dw_bcol [DW_K];
-    logic [DW_NBK-1:0] dw_tok;
     logic [I_MAX_TILES-1:0] dw_tbit [DW_NBK];
     logic [DW_NBWL-1:0] dw_trot [DW_NBK];
     always_comb begin
@@ -471,8 +522,6 @@ module dg_compute
             dw_tbr[t] = DW_K'(1) << ((br >= DW_K) ? br - DW_K : br);
             dw_trot[t] = DW_NBWL'(((br >= DW_K) ? dw_r1 : dw_r0) + ((bc >= DW_K) ? dw_c1 : dw_c0));
             dw_tbit[t] = I_MAX_TILES'(h_rtb[t / DW_K] + I_MAX_TILES'(h_ct[t % DW_K]));  // (its bitmap bit: in c1, c1_tokf)
-            dw_tok[t] = h_rin[t / DW_K] && h_cin[t % DW_K] && h_rok[t / DW_K] && h_cok[t % DW_K]
-                        && (!L.zero_halo || (h_rtv[t / DW_K] && h_ctv[t % DW_K]));
         end
     end
     // depthwise step: taps cp_t .. cp_t + DW_TPS - 1 (DW_TSTEPS steps per pixel), lane
@@ -644,6 +693,14 @@ module dg_compute
         c1_first <= cp_first;
         c1_last <= cp_last;
         c1_ok <= cp_ok;
+        for (int d = 0; d < DW_K; d++) begin
+            c1_rin[d] <= h_rin[d];
+            c1_rok[d] <= h_rok[d];
+            c1_rtv[d] <= h_rtv[d];
+            c1_cin[d] <= h_cin[d];
+            c1_cok[d] <= h_cok[d];
+            c1_ctv[d] <= h_ctv[d];
+        end
         c1_hchk <= cp_dense && L.zero_halo;
         c1_hbit <= I_MAX_TILES'(cp_bit);
         c1_lane <= cp_lane;
@@ -658,7 +715,6 @@ module dg_compute
         c1_tbank <= dw_tbank;
         c1_tbr <= dw_tbr;
         c1_bcol <= dw_bcol;
-        c1_tok <= dw_tok;
         c1_tbit <= dw_tbit;
         c1_trot <= dw_trot;
         c1_rbaddr <= $clog2(2*RPIX)'(32'(cp_h) * RPIX + cp_rbrow + 32'(cp_px));
@@ -670,7 +726,7 @@ module dg_compute
         c2_v <= c1_v;
         c2_first <= c1_first;
         c2_last <= c1_last;
-        c2_ok <= c1_ok && (!c1_hchk || bitmap[c1_hbit]);
+        c2_ok <= c1_okp && (!c1_hchk || bitmap[c1_hbit]);
         c2_lane <= c1_lane;
         for (int j = 0; j < DW_TPS; j++) begin
             // slot j's tap s*DW_TPS + j (none past the k*k taps): an AND-OR by the one-hot
@@ -690,7 +746,7 @@ module dg_compute
                     for (int r = 0; r < DW_K; r++) bs[r * DW_K + u % DW_K] |= c1_selv[st] && c1_tbr[u][r];
                     bk = bk | ({4{c1_selv[st]}} & c1_tbank[u]);
                     rot = rot | ({DW_NBWL{c1_selv[st]}} & c1_trot[u]);
-                    on = on || (c1_selv[st] && c1_tokf[u]);
+                    on = on || c1_tokf[u];      // (c1_selv[st] in c1_ten)
                 end
             end
             c2_jsel[j] <= bs;
@@ -747,6 +803,8 @@ module dg_compute
                                 cp_py <= cp_py + 8'd1;
                                 cp_pys <= cp_pys + 16'(L.stride);
                                 cp_r <= cp_pys + 16'(L.stride);
+                                cp_rbl <= cp_rbpl + lc_spl;
+                                cp_rbpl <= cp_rbpl + lc_spl;
                                 cp_rbrow <= cp_rbrow + 32'(t_ow[cp_h]);
                                 f_py_last <= nx_py_last;
                                 dw_rr <= dw_r_wrap ? dw_rr_s - 8'(DW_K) : dw_rr_s;
@@ -805,9 +863,11 @@ module dg_compute
                                 if (32'(cp_o0) + 32'(L.i2c_ra) >= 32'(L.kc)) begin
                                     cp_o0 <= 16'(32'(cp_o0) + 32'(L.i2c_ra) - 32'(L.kc));
                                     cp_r <= cp_r + L.i2c_qa + 16'd1;
+                                    cp_rbl <= cp_rbl + lc_qpl + lc_pl;
                                 end else begin
                                     cp_o0 <= cp_o0 + L.i2c_ra;
                                     cp_r <= cp_r + L.i2c_qa;
+                                    cp_rbl <= cp_rbl + lc_qpl;
                                 end
                                 for (int i = 0; i < DG_TN; i++) begin
                                     logic wr, w0;
@@ -908,6 +968,10 @@ module dg_compute
     always_ff @(posedge clk)
         if (run && cp_state == CP_RUN && cp_dense && !cp_res_only && !L_no_mac && cp_cc != colbyte[cp_h][cp_ci])
             $error("dg_compute: column %0d byte %0d, colbyte %0d", cp_c, cp_cc, colbyte[cp_h][cp_ci]);
+    // im2col: the row base's bank register against the table
+    always_ff @(posedge clk)
+        if (run && cp_state == CP_RUN && L.im2col && !cp_res_only && !L_no_mac && cp_rbl != NBL'(h_rowbase))
+            $error("dg_compute: row %0d base bank %0d, rowbase %0d", cp_r, cp_rbl, h_rowbase);
     // the bank-row offsets are zero in a step of any other layer kind than im2col
     always_ff @(posedge clk)
         if (c1_v && !L.im2col)
@@ -922,6 +986,6 @@ module dg_compute
         if (run && !rst && cp_stall != (32'(wbq_count) + 32'(inflight) >= WBQ_DEPTH - 2))
             $error("dg_compute: stall %0d, wbq_count %0d, inflight %0d", cp_stall, wbq_count, inflight);
 `endif
-    wire unused_ok = &{1'b0, L, t_chy[0], ad_m[IAW-1], cp_r[15:PW], cp_c[15:PW], cp_bit, dw_cst};
+    wire unused_ok = &{1'b0, L, t_chy[0], cp_r[15:PW], cp_c[15:PW], cp_bit, dw_cst};
 endmodule
 `default_nettype wire

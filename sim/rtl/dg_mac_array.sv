@@ -62,7 +62,11 @@ module dg_mac_array
     parameter int TM = DG_TM,    // output channels (accumulators), power of two 1..64
     parameter int TN = DG_TN,    // input channels reduced per step, power of two 1..64
     parameter int TAG_W = 8,     // sideband bits carried from the last step to the output
-    parameter int TPS = (TN >= 2) ? TN / 2 : 1   // depthwise taps per lane and step
+    parameter int TPS = (TN >= 2) ? TN / 2 : 1,  // depthwise taps per lane and step
+    // depthwise: slots j < WHS may be fed in an `in_whalf` step (the caller's kernel has no tap
+    // for the others there: they are off, their weight byte is don't-care, so their A operand
+    // needs no half select)
+    parameter int WHS = TPS
 ) (
     input  wire                  clk,
     input  wire                  rst,
@@ -125,12 +129,12 @@ module dg_mac_array
                            | ((2*k + 1 < TM) ? $signed(in_xd[(2*k+1)*TPS*9 +: 9]) : 9'sd0);
                     end else if (n < TPS) begin     // the high lane's tap n: byte n (+ TPS)
                         aoff = !in_won[(2*k)*TPS+n];
-                        if (in_whalf)
+                        if (in_whalf && n < WHS)
                             w_hi = 27'($signed(in_w[((2*k)*TN+n+TPS)*8 +: 8])) <<< 18;
                         xv = $signed(in_xd[((2*k)*TPS+n)*9 +: 9]);
                     end else if (n < 2*TPS && 2*k + 1 < TM) begin  // the low lane's tap n - TPS
                         don = in_won[(2*k+1)*TPS+n-TPS];
-                        if (!in_whalf)
+                        if (!in_whalf || n - TPS >= WHS)
                             w_lo = 27'($signed(in_w[((2*k+1)*TN+n-TPS)*8 +: 8]));
                         xv = $signed(in_xd[((2*k+1)*TPS+n-TPS)*9 +: 9]);
                     end
@@ -309,5 +313,13 @@ module dg_mac_array
             assign out_acc[m*32 +: 32] = acc_reg[m];
         end
     end
+`ifndef SYNTHESIS
+    // the caller's promise behind WHS: no slot j >= WHS is fed in an in_whalf step
+    always_ff @(posedge clk)
+        if (in_valid && in_dw && in_whalf && TN > 1)
+            for (int m = 0; m < TM; m++)
+                for (int j = WHS; j < TPS; j++)
+                    if (in_won[m*TPS+j]) $error("dg_mac_array: lane %0d slot %0d fed in a whalf step (WHS %0d)", m, j, WHS);
+`endif
 endmodule
 `default_nettype wire
