@@ -93,6 +93,12 @@ module dg_gate
     end
     // pooled value bits: an 8-bit map pools to |P| <= 255 * 2^F; the reference admits |P| < 2^17
     localparam int PVW = DG_ACT_BITS + DG_GATE_FRAC_BITS + 2;
+    // the spatial 3x3: a kernel row's sum adds <= MAXC products int16 x P (|P| < 2^(PVW-1)):
+    // SKW signed bits; a cell logit is bs (|bs| < 2^46, checked) plus three of them: LGW bits
+    // (issue 16: the adds and the cell logits' memory at these widths, not int64; the sums
+    // and so the decisions are the same)
+    localparam int SKW = PVW + 16 + $clog2(DG_MAX_IN_CHANNELS);
+    localparam int LGW = ((SKW + 1 > 47) ? SKW + 1 : 47) + 1;
     // Multiplier operand widths (issue 16: DSP48E2 count): each product is exact at these
     // widths, so the results equal the int64 reference bit for bit.
     // SW: a sum of SUMS entries (bins, totals, gate-2 totals, head) adds <= MAXG^2 int32 tile
@@ -309,6 +315,47 @@ module dg_gate
     logic [7:0] cq_code [NCOND];
     logic [15:0] cq_entry [NCOND];
     logic [DG_DESC_WORDS-1:0] q_stray;                            // stage 2: a reserved bit set, per word
+    // The "inside its region" tests that several kinds share (only the record's own kind's
+    // slots can be set): one add and compare each, its offset and size selected by the kind
+    // into registers first (issue 16: no select in front of the adds; the sizes settle a cycle
+    // later, within G_CHK's wait): the SUMS and the parameter sections of the three kinds,
+    // and the WORK sections the record layouts put in the same word (head LOG / gate-2
+    // IN_MASK, gate MASK / gate-2 MASK, gate C1_TILES / gate-2 C2_OUT_CH, gate C1_OUT_CH /
+    // gate-2 C3_IN_CH) or that no other kind's test pairs with (head LOGITS / gate C2_TILES)
+    wire [31:0] sums_off = is_head ? 32'(`DG_H(SUMS_OFFSET)) : is_g2 ? 32'(`DG_G2(SUMS_OFFSET))
+                                                                  : 32'(`DG_G(SUMS_OFFSET));
+    wire [31:0] par_off = is_head ? 32'(`DG_H(PARAM_OFFSET)) : is_g2 ? 32'(`DG_G2(PARAM_OFFSET))
+                                                                 : 32'(`DG_G(PARAM_OFFSET));
+    localparam int NSH = 7;
+    logic [31:0] sh_off [NSH];
+    logic [NW-1:0] sh_nb [NSH];
+    always_ff @(posedge clk) begin
+        logic gt, hd;
+        gt = !is_head && !is_g2;
+        hd = is_head;
+        sh_off[0] <= sums_off;        // (its size: nb_sums, the record kind's already)
+        sh_nb[0] <= '0;
+        sh_off[1] <= par_off;
+        sh_nb[1] <= hd ? nb_hpar : is_g2 ? p2_nbytes : p_nbytes;
+        sh_off[2] <= 32'(hd ? `DG_H(LOG_OFFSET) : `DG_G2(IN_MASK_OFFSET));
+        sh_nb[2] <= hd ? NW'(64'd4 * 64'(a_layer_count)) : nb_g2mask;
+        sh_off[3] <= 32'(gt ? `DG_G(MASK_OFFSET) : `DG_G2(MASK_OFFSET));
+        sh_nb[3] <= gt ? nb_gmask : NW'(bm_bytes(64'(g2_out_c)));
+        sh_off[4] <= 32'(gt ? `DG_G(C1_TILES_OFFSET) : `DG_G2(C2_OUT_CH_OFFSET));
+        sh_nb[4] <= gt ? nb_gtl : NW'(64'd2 * 64'(g2_out_c));
+        sh_off[5] <= 32'(gt ? `DG_G(C1_OUT_CH_OFFSET) : `DG_G2(C3_IN_CH_OFFSET));
+        sh_nb[5] <= NW'(64'd2 * 64'(gt ? g_out_c : g2_out_c));
+        sh_off[6] <= 32'(hd ? `DG_H(LOGITS_OFFSET) : `DG_G(C2_TILES_OFFSET));
+        sh_nb[6] <= hd ? NW'(64'd8 * 64'(h_classes)) : nb_gtl;
+    end
+    logic [NSH-1:0] sh_out;           // the section ends past its region
+    always_comb begin
+        for (int i = 0; i < NSH; i++) begin
+            logic [31:0] rb;
+            rb = (i == 0) ? a_sums_bytes : (i == 1) ? a_weight_bytes : a_work_bytes;
+            sh_out[i] = 64'(sh_off[i]) + 64'((i == 0) ? nb_sums : sh_nb[i]) > 64'(rb);
+        end
+    end
     always_ff @(posedge clk) begin
         logic [DG_DESC_WORDS*32-1:0] stray;
         stray = rec & ~(is_head ? HEAD_BITS : is_g2 ? GATE2_BITS : GATE_BITS);
@@ -317,7 +364,6 @@ module dg_gate
     always_ff @(posedge clk) begin
         int n;
         logic gt, g2, hd;
-        logic r_g2im, r_g2mk, r_g2o2, r_g2i3;
         gt = !is_head && !is_g2;
         g2 = is_g2;
         hd = is_head;
@@ -342,17 +388,6 @@ module dg_gate
             cq_entry[w] <= 16'(w);
         end
         n = DG_DESC_WORDS;
-        // the WORK sections of two kinds that the record layouts put in the same word share
-        // one "inside WORK" test, its size selected by the kind (exact: only the record's own
-        // kind's slots can be set; issue 16: one 49-bit add and compare per pair)
-        r_g2im = 64'(hd ? `DG_H(LOG_OFFSET) : `DG_G2(IN_MASK_OFFSET))
-                 + 64'(hd ? 64'd4 * 64'(a_layer_count) : 64'(nb_g2mask)) > 64'(a_work_bytes);
-        r_g2mk = 64'(gt ? `DG_G(MASK_OFFSET) : `DG_G2(MASK_OFFSET))
-                 + 64'(gt ? 64'(nb_gmask) : bm_bytes(64'(g2_out_c))) > 64'(a_work_bytes);
-        r_g2o2 = 64'(gt ? `DG_G(C1_TILES_OFFSET) : `DG_G2(C2_OUT_CH_OFFSET))
-                 + 64'(gt ? 64'(nb_gtl) : 64'd2 * 64'(g2_out_c)) > 64'(a_work_bytes);
-        r_g2i3 = 64'(gt ? `DG_G(C1_OUT_CH_OFFSET) : `DG_G2(C3_IN_CH_OFFSET))
-                 + 64'(gt ? 64'd2 * 64'(g_out_c) : 64'd2 * 64'(g2_out_c)) > 64'(a_work_bytes);
         // gate-2 (program.validate_gate2_record: fields in word order, then the sections)
         `DG_C(g2, g2_in_c == 0 || 32'(g2_in_c) > MAXC, DG_GATE2_IN_C_ERR, DG_GATE2_IN_C_WORD)
         `DG_C(g2, g2_out_c == 0 || 32'(g2_out_c) > MAXO, DG_GATE2_OUT_C_ERR, DG_GATE2_OUT_C_WORD)
@@ -360,12 +395,12 @@ module dg_gate
         `DG_C(g2, g2_shift == 0 || 32'(g2_shift) > DG_GATE_SHIFT_MAX, DG_GATE2_H_SHIFT_ERR, DG_GATE2_H_SHIFT_WORD)
         `DG_C(g2, g2_st_h == 0 || 32'(g2_st_h) > MAXG, DG_GATE2_ST_H_ERR, DG_GATE2_ST_H_WORD)
         `DG_C(g2, g2_st_w == 0 || 32'(g2_st_w) > MAXG, DG_GATE2_ST_W_ERR, DG_GATE2_ST_W_WORD)
-        `DG_SEC(g2, GATE2, SUMS_OFFSET, a_sums_bytes, nb_sums)
-        `DG_SEC(g2, GATE2, PARAM_OFFSET, a_weight_bytes, p2_nbytes)
-        `DG_SECR(g2, GATE2, IN_MASK_OFFSET, r_g2im)
-        `DG_SECR(g2, GATE2, MASK_OFFSET, r_g2mk)
-        `DG_SECR(g2, GATE2, C2_OUT_CH_OFFSET, r_g2o2)
-        `DG_SECR(g2, GATE2, C3_IN_CH_OFFSET, r_g2i3)
+        `DG_SECR(g2, GATE2, SUMS_OFFSET, sh_out[0])
+        `DG_SECR(g2, GATE2, PARAM_OFFSET, sh_out[1])
+        `DG_SECR(g2, GATE2, IN_MASK_OFFSET, sh_out[2])
+        `DG_SECR(g2, GATE2, MASK_OFFSET, sh_out[3])
+        `DG_SECR(g2, GATE2, C2_OUT_CH_OFFSET, sh_out[4])
+        `DG_SECR(g2, GATE2, C3_IN_CH_OFFSET, sh_out[5])
         // gate
         `DG_C(gt, g_in_c == 0 || 32'(g_in_c) > MAXC, DG_GATE_IN_C_ERR, DG_GATE_IN_C_WORD)
         `DG_C(gt, g_out_c == 0 || 32'(g_out_c) > MAXO, DG_GATE_OUT_C_ERR, DG_GATE_OUT_C_WORD)
@@ -377,12 +412,12 @@ module dg_gate
         `DG_C(gt, g_gw == 0 || 32'(g_gw) > MAXG, DG_GATE_GW_ERR, DG_GATE_GW_WORD)
         `DG_C(gt, !g_res_list && `DG_G(C2_RES_TILES_OFFSET) != 0, DG_GATE_C2_RES_TILES_OFFSET_ERR,
               DG_GATE_C2_RES_TILES_OFFSET_WORD)
-        `DG_SEC(gt, GATE, SUMS_OFFSET, a_sums_bytes, nb_sums)
-        `DG_SEC(gt, GATE, PARAM_OFFSET, a_weight_bytes, p_nbytes)
-        `DG_SECR(gt, GATE, MASK_OFFSET, r_g2mk)
-        `DG_SECR(gt, GATE, C1_TILES_OFFSET, r_g2o2)
-        `DG_SECR(gt, GATE, C1_OUT_CH_OFFSET, r_g2i3)
-        `DG_SEC(gt, GATE, C2_TILES_OFFSET, a_work_bytes, nb_gtl)
+        `DG_SECR(gt, GATE, SUMS_OFFSET, sh_out[0])
+        `DG_SECR(gt, GATE, PARAM_OFFSET, sh_out[1])
+        `DG_SECR(gt, GATE, MASK_OFFSET, sh_out[3])
+        `DG_SECR(gt, GATE, C1_TILES_OFFSET, sh_out[4])
+        `DG_SECR(gt, GATE, C1_OUT_CH_OFFSET, sh_out[5])
+        `DG_SECR(gt, GATE, C2_TILES_OFFSET, sh_out[6])
         `DG_SEC(gt && g_res_list, GATE, C2_RES_TILES_OFFSET, a_work_bytes, nb_gtl)
         `DG_SEC(gt, GATE, C2_IN_CH_OFFSET, a_work_bytes, 64'd2 * 64'(g_out_c))
         `DG_SEC(gt, GATE, C2_BITMAP_OFFSET, a_work_bytes, nb_gbm)
@@ -391,10 +426,10 @@ module dg_gate
         `DG_C(hd, h_classes == 0 || 32'(h_classes) > DG_MAX_CLASSES, DG_HEAD_CLASSES_ERR, DG_HEAD_CLASSES_WORD)
         `DG_C(hd, h_st_h == 0 || 32'(h_st_h) > MAXG, DG_HEAD_ST_H_ERR, DG_HEAD_ST_H_WORD)
         `DG_C(hd, h_st_w == 0 || 32'(h_st_w) > MAXG, DG_HEAD_ST_W_ERR, DG_HEAD_ST_W_WORD)
-        `DG_SEC(hd, HEAD, SUMS_OFFSET, a_sums_bytes, nb_sums)
-        `DG_SEC(hd, HEAD, PARAM_OFFSET, a_weight_bytes, nb_hpar)
-        `DG_SEC(hd, HEAD, LOGITS_OFFSET, a_work_bytes, 64'd8 * 64'(h_classes))
-        `DG_SECR(hd, HEAD, LOG_OFFSET, r_g2im)
+        `DG_SECR(hd, HEAD, SUMS_OFFSET, sh_out[0])
+        `DG_SECR(hd, HEAD, PARAM_OFFSET, sh_out[1])
+        `DG_SECR(hd, HEAD, LOGITS_OFFSET, sh_out[6])
+        `DG_SECR(hd, HEAD, LOG_OFFSET, sh_out[2])
 `undef DG_SECR
 `undef DG_SEC
 `undef DG_C
@@ -539,7 +574,7 @@ module dg_gate
     // pooled values: |P| < 2^17 for the sums of an 8-bit map (the domain of the integer gates;
     // dgfpga.runtime.interpreter.GateDomainError outside it), stored in PVW bits
     // (the bins' P and the spatial weights live in block RAM: see "spatial memories" below)
-    logic signed [63:0] bs_r;
+    logic signed [LGW-1:0] bs_r;      // (|bs| < 2^46: checked as it streams in)
     // (recip, Pt, A, m1, h and the logits: lane-banked RAMs, see "lane-banked memories")
     logic [NCELLP-1:0] spat;
     // gate-2: conv1's channel mask as read (the tile mask goes to `spat`), its active channels,
@@ -652,10 +687,6 @@ module dg_gate
         vm_chi <= 16'(g2_wt) + (g2_in_c >> 5);
         vm_clo <= (32'd1 << g2_in_c[4:0]) - 32'd1;
     end
-    wire [31:0] sums_off = is_head ? 32'(`DG_H(SUMS_OFFSET)) : is_g2 ? 32'(`DG_G2(SUMS_OFFSET))
-                                                                  : 32'(`DG_G(SUMS_OFFSET));
-    wire [31:0] par_off = is_head ? 32'(`DG_H(PARAM_OFFSET)) : is_g2 ? 32'(`DG_G2(PARAM_OFFSET))
-                                                                 : 32'(`DG_G(PARAM_OFFSET));
     logic [63:0] sums_abs, par_abs;   // registered (record pipeline)
     always_ff @(posedge clk) begin
         sums_abs <= a_sums_base + 64'(sums_off);
@@ -991,7 +1022,7 @@ module dg_gate
     // row's sums per tap; stage 5: the cells' logits (read, add, write; decided on the last)
     logic s1_v, s2_v, s3_v, s4_v;
     logic s1_end, s2_end, s3_end;     // last channels of the kernel row
-    logic s1_beg, s2_beg, s3_beg;     // first channels of the kernel row
+    logic s1_beg, s2_beg;             // first channels of the kernel row
     logic [1:0] s1_kx [3], s2_kx [3], s3_kx [3];
     logic [7:0] s1_bx, s2_bx, s3_bx;  // the bin's column
     logic [2:0] s1_kxv, s2_kxv, s3_kxv, s4_kxv;
@@ -1007,8 +1038,9 @@ module dg_gate
     logic [GL-1:0] s1_lv;
     logic signed [PVW+15:0] s2_prod [3][GL];
     logic signed [PVW+15+GLL+1:0] s3_ksum [3];   // per tap kx
-    logic signed [63:0] s3_kacc [3];  // the kernel row's sums so far
-    logic signed [63:0] s4_ktot [3];
+    logic signed [SKW-1:0] s3_kacc [3];  // the kernel row's sums so far (0 at a row's start)
+    logic signed [SKW-1:0] s3_ks [3];    // bank kb's tap sum (a select apart from the add)
+    logic signed [SKW-1:0] s4_ktot [3];
     always_ff @(posedge clk) begin
         s1_v <= 1'b0;
         s2_v <= s1_v;
@@ -1017,7 +1049,6 @@ module dg_gate
         s2_end <= s1_end;
         s3_end <= s2_end;
         s2_beg <= s1_beg;
-        s3_beg <= s2_beg;
         s2_kxv <= s1_kxv;
         s3_kxv <= s2_kxv;
         s4_kxv <= s3_kxv;
@@ -1055,8 +1086,8 @@ module dg_gate
         end
         if (s3_v) begin
             for (int kb = 0; kb < 3; kb++) begin
-                logic signed [63:0] v;
-                v = (s3_beg ? 64'sd0 : s3_kacc[kb]) + 64'(s3_ksum[s3_kx[kb]]);
+                logic signed [SKW-1:0] v;
+                v = s3_kacc[kb] + s3_ks[kb];
                 s3_kacc[kb] <= v;
                 s4_ktot[kb] <= v;
                 s4_la[kb] <= LAW'(32'(s3_cy) * G3 + 32'(s3_cx[kb] / 8'd3));
@@ -1065,6 +1096,9 @@ module dg_gate
             end
             s4_ctr <= NIW'(32'(s3_cy) * 32'(g_gw) + 32'(s3_bx));
         end
+        // a kernel row's first step in stage 3 next: its sums start from 0 (a clear, no
+        // select in front of the add)
+        if (s2_v && s2_beg) for (int kb = 0; kb < 3; kb++) s3_kacc[kb] <= '0;
         if (st == G_SPAT && !sp_init) begin
             s1_v <= 1'b1;
             s1_end <= !s0_row_in || lc_last;
@@ -1079,14 +1113,18 @@ module dg_gate
             s1_lv <= s0_lv;
         end
     end
-    // stage 5: the cell logits lgs[cx mod 3][cy * G3 + cx div 3], int64 (read, add, write in
-    // one cycle; the decision in the control block)
-    logic signed [63:0] lgs_q [3];
+    always_comb
+        for (int kb = 0; kb < 3; kb++) s3_ks[kb] = SKW'(s3_ksum[s3_kx[kb]]);
+    // stage 5: the cell logits lgs[cx mod 3][cy * G3 + cx div 3], LGW bits (read, add, write in
+    // one cycle; the decision, lgs_v's sign, in the control block)
+    logic signed [LGW-1:0] lgs_q [3], lgs_b [3], lgs_v [3];
     for (genvar kb = 0; kb < 3; kb++) begin : g_lgs
-        logic signed [63:0] lgs_mem [LDEPTH];
+        logic signed [LGW-1:0] lgs_mem [LDEPTH];
         assign lgs_q[kb] = lgs_mem[s4_la[kb]];
+        assign lgs_b[kb] = s4_first[kb] ? bs_r : lgs_q[kb];
+        assign lgs_v[kb] = lgs_b[kb] + LGW'(s4_ktot[kb]);
         always_ff @(posedge clk)
-            if (s4_v && s4_kxv[kb]) lgs_mem[s4_la[kb]] <= (s4_first[kb] ? bs_r : lgs_q[kb]) + s4_ktot[kb];
+            if (s4_v && s4_kxv[kb]) lgs_mem[s4_la[kb]] <= lgs_v[kb];
     end
     wire s_pipe_busy = s1_v || s2_v || s3_v || s4_v;
 
@@ -1115,6 +1153,10 @@ module dg_gate
         end
         return 64'(t[0]);
     endfunction
+    // the row sums' base (a head row starts from its class's bias, written into the m1 banks
+    // before), a variable apart from the add
+    logic signed [63:0] rs_base;
+    assign rs_base = g_hb0 ? g_bias : racc;
     // The segment's elements: element lp + l of the beat (2^esz bytes, mod the beat's elements)
     // is at byte l * 2^esz of the beat rotated right by lp * 2^esz bytes (2^esz divides AB), so
     // each lane takes fixed bytes of one rotated beat (issue 16: one AB-byte rotator instead of
@@ -1129,11 +1171,25 @@ module dg_gate
     // the beat rotated by lp - c (int8); stage F holds each bank's element (issue 16: no lane
     // mux in front of the shared multiplier)
     localparam bit WROT = 2 * GL == AB;
-    logic [ABW-1:0] e_rw;             // (lp - c mod GL) * 2^esz mod AB (stage R)
+    logic [ABW-1:0] e_rw;             // (lp - c mod GL) * 2^esz mod AB (stage R); bins, masks: bn_lo
     logic [GL-1:0] e_whi;             // int8: bank b takes byte b + GL of the rotated beat
     logic [DG_AXI_DATA_BITS-1:0] e_wrot;
     assign e_wrot = DG_AXI_DATA_BITS'({e_data, e_data} >> {e_rw, 3'b000});
     logic signed [15:0] f_xw [GL];    // stage F: bank b's element (int8 sign-extended)
+    // The 4-byte streams into the lane banks (sums, reciprocals, m1, the head's biases): bank
+    // b's element (lane f_bl[b]) is word b mod (AB / 4) of the same rotated beat, i.e. f_xw
+    // of banks 2b, 2b + 1 (mod GL) when 2 GL = AB (issue 16: no lane mux per bank)
+    logic [31:0] f_xb [GL];
+    always_comb
+        for (int b = 0; b < GL; b++)
+            f_xb[b] = WROT ? {f_xw[(2 * b + 1) % GL], f_xw[(2 * b) % GL]} : f_x[ABL'(f_bl[b])][31:0];
+`ifndef SYNTHESIS
+    always_ff @(posedge clk)
+        if (!rst && f_v && (f_kind == K_SUMS || f_kind == K_RECIP || f_kind == K_M1 || f_kind == K_HB))
+            for (int b = 0; b < GL; b++)
+                if (f_bv[b] && f_xb[b] != f_x[ABL'(f_bl[b])][31:0])
+                    $error("dg_gate: bank %0d's element of the 4-byte stream", b);
+`endif
     function automatic logic signed [63:0] lane_elem(input logic [DG_AXI_DATA_BITS-1:0] rb,
                                                      input int l, input logic [1:0] esz,
                                                      input logic sgn);
@@ -1155,6 +1211,8 @@ module dg_gate
     logic [31:0] seg_n;
     logic seg_row_end, seg_beat_end, seg_last;
     logic [31:0] s_rl_next, s_nl_next;
+    logic [15:0] s_lp_next;           // (the beat's lane and elements left after the segment:
+    logic [SEGW:0] s_bl_next;         // each candidate's in parallel with the minimum)
     // The segment is the smallest of four counts: s_bl (elements left in the beat), s_cap (the
     // kind's lane limit: GL for the banked streams), rl_s / nl_s (elements left in the row / the
     // stream, saturated at SAT = 2^SEGW > AB: registers kept beside the 32-bit down-counters
@@ -1184,7 +1242,19 @@ module dg_gate
                                                                   : s_rl - 32'(nl_s);
         s_nl_next = bl_min ? s_nl - 32'(s_bl) : cap_min ? s_nl - 32'(s_cap)
                                               : rl_min ? s_nl - 32'(rl_s) : s_nl - 32'(nl_s);
+        // (not at the beat's end the segment is s_cap's or rl_s's: the minimum is neither
+        // s_bl nor nl_s then)
+        s_lp_next = seg_beat_end ? 16'd0 : cap_min ? s_lp + 16'(s_cap) : s_lp + 16'(rl_s);
+        s_bl_next = seg_beat_end ? s_bpb : cap_min ? s_bl - s_cap : s_bl - rl_s;
     end
+`ifndef SYNTHESIS
+    // (simulation: the candidates' lane and beat counts are the segment's)
+    always_ff @(posedge clk)
+        if (!rst && st == G_RDATA && rd_valid
+            && (s_lp_next != (seg_beat_end ? 16'd0 : s_lp + 16'(seg_n))
+                || s_bl_next != (seg_beat_end ? s_bpb : s_bl - (SEGW + 1)'(seg_n))))
+            $error("dg_gate: the segment's lane / beat count");
+`endif
     // the saturated counts after this segment (s_rl / s_nl >= 2^(SEGW+1): still >= SAT after it);
     // the low bits less each of the four candidate counts in parallel with the minimum, then
     // the one of the segment's count selected (no subtract after the minimum's select)
@@ -1220,12 +1290,19 @@ module dg_gate
     // the sums written the cycle before (the read of this stage F was issued before they landed)
     logic [SW-1:0] ac_fw_wd [GL];
     logic [SW-1:0] ac_rd [GL];        // stage F: the sums of bank b at f_rc[b]
+    // the add's operands as variables of their own (issue 16: a select written inside an add
+    // went onto the carry chain's DI at two LUTs per bit)
+    logic signed [SW-1:0] ac_base [GL];   // the sums so far (0: a fresh stream's first row)
+    logic signed [31:0] ac_x [GL];        // bank b's int32 element
     always_ff @(posedge clk) begin
         ac_fw_wd <= ac_wd;            // (f_fw: stage E's compare of the rows)
     end
     always_comb begin
-        for (int b = 0; b < GL; b++)
+        for (int b = 0; b < GL; b++) begin
             ac_rd[b] = f_fw[b] ? ac_fw_wd[b] : ac_q[b];
+            ac_base[b] = (acc_fresh && f_row == 0) ? '0 : signed'(ac_rd[b]);
+            ac_x[b] = signed'(f_xb[b]);
+        end
     end
     always_comb begin
         ac_we = '0;
@@ -1238,9 +1315,7 @@ module dg_gate
                 if (f_bv[b]) begin
                     ac_we[b] = 1'b1;
                     ac_wa[b] = ac_AW'(f_rc[b]);
-                    // (an int32 sum: f_x holds it sign-extended, so only its 32 bits are muxed)
-                    ac_wd[b] = SW'(((acc_fresh && f_row == 0) ? 64'sd0 : 64'(signed'(ac_rd[b])))
-                                   + 64'(signed'(f_x[ABL'(f_bl[b])][31:0])));
+                    ac_wd[b] = SW'(ac_base[b] + SW'(ac_x[b]));
                 end
             end
         end
@@ -1773,6 +1848,16 @@ module dg_gate
             $error("dg_gate: Pt and h written in one cycle");
     end
 `endif
+    // the channel decisions: logit = (the w2 row sum) + b2 >= 0, at CDW bits: |the row sum| <
+    // MAXC * 2^15 * 2^15 and |b2| < 2^46 (checked: a larger b2 faults), so the sign of the
+    // CDW-bit sum is the int64 one (issue 16: a narrow add, its bank select a variable apart)
+    localparam int CDW = ((31 + $clog2(MAXC) > 47) ? 31 + $clog2(MAXC) : 47) + 2;
+    logic signed [CDW-1:0] cd_lg [LN8], cd_sum [LN8];
+    always_comb
+        for (int l = 0; l < LN8; l++) begin
+            cd_lg[l] = CDW'(lg_q[f_lne[l % GL]]);
+            cd_sum[l] = cd_lg[l] + CDW'(f_x[l]);
+        end
     wire [63:0] wb = a_work_base;
     always_ff @(posedge clk) begin
         done <= 1'b0;
@@ -1863,7 +1948,9 @@ module dg_gate
             f_bwe[i] <= e_kind == K_BINS && e_e[31:NBW] == 0 && NBW'(i) >= e_e[NBW-1:0]
                         && 32'(l) < 32'(e_n) && 32'(l) < 32'(AB);
         end
-        for (int j = 0; j < AB; j++) f_brot[j] <= e_data[32'(ABW'(32'(bn_lo) + 32'(j))) * 8 +: 8];
+        // (the bins and the gate-2 masks: e_wrot is the beat rotated by bn_lo for them; issue
+        // 16: one rotator for f_brot and the GL-lane streams' f_xw, never in one stream)
+        for (int j = 0; j < AB; j++) f_brot[j] <= e_wrot[j * 8 +: 8];
         // gate-2 masks: the tile bitmap's words of the segment (NTWB-bit arithmetic per word)
         for (int w = 0; w < NTW; w++) begin
             logic [NTWB-1:0] l;
@@ -1927,7 +2014,7 @@ module dg_gate
                         end
                         K_WS: ;                                // ws banks below
                         K_BS: if (l < LN8) begin
-                            bs_r <= x;
+                            bs_r <= LGW'(x);
                             flt[l] = big(x);
                         end
                         K_W1, K_W2, K_HW: ;                    // g_p below
@@ -1943,8 +2030,8 @@ module dg_gate
                             flt[l] = big(x);
                         end
                         K_B2: if (l < LN8) begin
-                            cb_b[l] <= (signed'(lg_q[f_lne[l % GL]]) + x) >= 0;
-                            c_cnt = c_cnt + 16'((signed'(lg_q[f_lne[l % GL]]) + x) >= 0);
+                            cb_b[l] <= !cd_sum[l][CDW-1];
+                            c_cnt = c_cnt + 16'(!cd_sum[l][CDW-1]);
                             flt[l] = big(x);
                         end
                         default: ;                             // K_HB: lg banks below
@@ -1961,12 +2048,12 @@ module dg_gate
                         K_RECIP: begin
                             rc_we[b] <= 1'b1;
                             rc_wa[b] <= rc_AW'(f_rc[b]);
-                            rc_wd[b] <= f_x[ABL'(f_bl[b])][31:0];
+                            rc_wd[b] <= f_xb[b];
                         end
                         K_M1, K_HB: begin
                             m1_we[b] <= 1'b1;
                             m1_wa[b] <= m1_AW'(f_rc[b]);
-                            m1_wd[b] <= f_x[ABL'(f_bl[b])][31:0];
+                            m1_wd[b] <= f_xb[b];
                         end
                         default: ;
                     endcase
@@ -2046,8 +2133,7 @@ module dg_gate
         if (g_v && (g_kind == K_W1 || g_kind == K_W2 || g_kind == K_HW)) begin
             logic signed [63:0] ssum, base;
             ssum = row_sum(g_p);
-            // (a head row starts from its class's bias, written into the m1 banks before)
-            base = g_hb0 ? g_bias : racc;
+            base = rs_base;
             if (g_rend) begin
                 racc <= 64'sd0;
                 if (g_kind == K_W1) begin
@@ -2088,10 +2174,8 @@ module dg_gate
             logic [1:0] en, val;      // per cell s4_ctr - 1 + d, d < 2
             on = 16'd0;
             for (int kb = 0; kb < 3; kb++) begin
-                logic signed [63:0] v;
-                v = (s4_first[kb] ? bs_r : lgs_q[kb]) + s4_ktot[kb];
                 dk[kb] = s4_kxv[kb] && s4_last[kb];
-                dv[kb] = v >= 0;
+                dv[kb] = !lgs_v[kb][LGW-1];
                 on = on + 16'(dk[kb] && dv[kb]);
             end
             for (int d = 0; d < 2; d++) begin
@@ -2327,7 +2411,9 @@ module dg_gate
                 e_kind <= s_kind;
                 e_data <= rd_data;
                 e_rb <= ABW'(32'(s_lp) << s_esz);
-                e_rw <= ABW'((32'(s_lp) - lane(s_col)) << s_esz);
+                // (the bins and the gate-2 masks: rotated by bn_lo, into f_brot)
+                e_rw <= (s_kind == K_BINS || s_kind == K_MASK) ? bn_lo
+                                                                : ABW'((32'(s_lp) - lane(s_col)) << s_esz);
                 for (int b = 0; b < GL; b++) e_whi[b] <= 32'(b) < lane(s_col);
                 e_esz <= s_esz;
                 e_n <= SEGW'(seg_n);
@@ -2344,8 +2430,8 @@ module dg_gate
                 s_nl <= s_nl_next;
                 rl_s <= rl_s_next;
                 nl_s <= nl_s_next;
-                s_lp <= seg_beat_end ? 16'd0 : s_lp + 16'(seg_n);
-                s_bl <= seg_beat_end ? s_bpb : s_bl - (SEGW + 1)'(seg_n);
+                s_lp <= s_lp_next;
+                s_bl <= s_bl_next;
                 if (seg_last) st <= G_NEXT;
             end
             G_BCHK: begin

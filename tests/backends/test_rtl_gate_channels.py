@@ -102,11 +102,12 @@ def _saturate_high(cg: gates.IntChannelGate, pooled_total, rng) -> np.ndarray:
 
 
 def add_gate(p: _Program, in_c: int, out_c: int, hw: tuple, tile: int, grid: tuple,
-             on: float = 0.5, saturate_high: bool = False):
+             on: float = 0.5, saturate_high: bool = False, tiles_on: bool = False):
     """A gate record over an 8-bit h x w x in_c map (its tile sums in SUMS), pooled to
     `grid`; its spatial bias centred and its channel biases mixed on this map's logits
     (a fraction `on` of the channels on); `saturate_high`: every hidden unit above the
-    clamp only through its high bits (`_saturate_high`)."""
+    clamp only through its high bits (`_saturate_high`); `tiles_on`: the spatial bias at its
+    limit (every spatial logit >= 0, every tile on)."""
     rng, cfg, a = p.rng, p.cfg, p.a
     h, w = hw
     hid = min(6, in_c)
@@ -120,7 +121,8 @@ def add_gate(p: _Program, in_c: int, out_c: int, hw: tuple, tile: int, grid: tup
         pt = gates.gate_pool(ts.astype(np.int64).sum(axis=(0, 1)), table.recip_total)
         assert (_saturate_high(cg, pt, rng) >= 1 << 22).all()
     ls, lc = gates.gate_logits_from_tile_sums(ts, table, sg, cg)
-    sg = gates.IntSpatialGate(sg.weight, _centre(np.asarray(ls).reshape(-1)))
+    sg = gates.IntSpatialGate(sg.weight, prog.GATE_BIAS_LIMIT - 1 if tiles_on
+                              else _centre(np.asarray(ls).reshape(-1)))
     cg.b2 = _mixed_biases(rng, lc, on)
     n = grid[0] * grid[1]
     rec = prog.GateRecord(
@@ -276,3 +278,198 @@ def test_channel_words_of_one_record_do_not_reach_the_next(wide_sim, flags):
         assert np.asarray(res.gate_masks[0][1], bool).all()
         ch = np.asarray(res.gate_masks[1][1], bool).reshape(-1)
         assert 0 < ch.sum() < ch.size and not ch[-6:].all(), "second record's channels not mixed"
+
+
+# ----------------------------------------------------------------- round 9: edges no test had
+# (issue 16 round 8's mutations of dg_gate.sv that every test above passed: the head's row sums
+# at their exact width, the WORK-section checks two record kinds share, the residual-only list
+# of a gate whose tiles are all on)
+
+def _work_bytes_without(run, ref, skip: tuple) -> list:
+    """The regions' mismatches, WORK's bytes [skip) excluded (the head's cycle log: the RTL
+    writes its clock there, the interpreter zeros)."""
+    bad = []
+    for r in ("fmap", "work", "sums"):
+        got, want = run.regions[r].copy(), ref[r].copy()
+        if r == "work":
+            got[skip[0]:skip[1]] = want[skip[0]:skip[1]]
+        if not np.array_equal(got, want):
+            bad.append(f"{r}: {int(np.count_nonzero(got != want))} bytes differ")
+    return bad
+
+
+def add_head(p: _Program, in_c: int, classes: int, st: tuple, sums, weight, bias):
+    """A head record over int32 SUMS [st_h][st_w][in_c] with int8 W [classes][in_c] and
+    int32 bias; its logits and its (one-entry) cycle log in WORK."""
+    rec = prog.HeadRecord(
+        in_c=in_c, classes=classes, st_h=st[0], st_w=st[1],
+        sums_offset=p.put("sums", b"", np.asarray(sums, "<i4").view(np.uint8).reshape(-1)),
+        param_offset=p.put("weight", np.frombuffer(
+            prog.pack_head_params(np.asarray(weight, np.int8), np.asarray(bias), p.a), np.uint8)),
+        logits_offset=p.take("work", 8 * classes), log_offset=p.take("work", 4))
+    p.records.append(prog.pack_head_record(rec, p.cfg))
+    return rec
+
+
+@pytest.mark.verilator
+def test_head_row_products_at_the_channel_sums_full_width(wide_sim):
+    """The head's row products are an int8 weight times a channel sum of st_h x st_w int32
+    tile sums (up to 2^31 * max_grid^2 in magnitude), far above 2^33: the sums at the int32
+    limits over the whole max_grid x max_grid grid, weights at -128 / 127 / random, 37
+    channels (a partial lane group), 9 classes. The logits (int64) bit for bit against a
+    Python-integer evaluation of bias + W . sums (and the interpreter)."""
+    cfg = wide_sim.cfg
+    g = cfg.max_grid
+    rng = np.random.default_rng(9)
+    in_c, classes = 37, 9
+    sums = rng.integers(-(1 << 31), 1 << 31, (g, g, in_c), dtype=np.int64)
+    sums[:, :, 0] = -(1 << 31)                                   # the most negative channel sum
+    sums[:, :, 1] = (1 << 31) - 1                                # the most positive
+    sums[:, :, 2] = rng.choice([-(1 << 31), (1 << 31) - 1], (g, g))
+    weight = rng.integers(-128, 128, (classes, in_c), dtype=np.int64)
+    weight[0, :] = -128
+    weight[1, :] = 127
+    weight[2, :3] = [-128, 127, -128]
+    bias = rng.integers(-(1 << 31), 1 << 31, classes, dtype=np.int64)
+    bias[0], bias[1] = -(1 << 31), (1 << 31) - 1
+    p = _Program(cfg, rng)
+    rec = add_head(p, in_c, classes, (g, g), sums, weight, bias)
+    tot = [sum(int(v) for v in sums[:, :, i].reshape(-1)) for i in range(in_c)]
+    want = [int(bias[c]) + sum(int(weight[c, i]) * tot[i] for i in range(in_c)) for c in range(classes)]
+    # the largest product there can be: -128 * -2^31 * max_grid^2
+    assert max(abs(int(weight[c, i]) * tot[i]) for c in range(classes) for i in range(in_c)) \
+        == 128 * (1 << 31) * g * g
+    mem = p.memory()
+    ref = {k: v.copy() for k, v in mem.items()}
+    res = run_program(p.program(), 1, ref, cfg)
+    run = wide_sim.run(p.program(), 1, {k: v.copy() for k, v in mem.items()})
+    assert run.status == 0 == res.status, (hex(run.status), res.message)
+    got = run.regions["work"][rec.logits_offset:rec.logits_offset + 8 * classes].view("<i8")
+    assert [int(v) for v in got] == want
+    assert not _work_bytes_without(run, ref, (rec.log_offset, rec.log_offset + 4))
+
+
+def _word(fields, name: str) -> int:
+    (f,) = [f for f in fields if f.name == name]
+    return f.word
+
+
+def _move_to_end(p: _Program, moves) -> tuple:
+    """Put one section of one or more records at a new offset after every other section of
+    its region (its data copied along, records re-packed): moves = [(record index, record,
+    field, pack)]; returns the re-packed records and the section's offset."""
+    off = None
+    out = []
+    for i, rec, field, pack in moves:
+        if off is None:
+            region, size = {f: (r, n) for f, r, n in _sections(rec, p.cfg)}[field]
+            old = getattr(rec, field)
+            data = [raw for r, o, raw in p.data if r == region and o == old]
+            off = p.put(region, b"", data[0].copy()) if data else p.take(region, size)
+        rec = rec.replace(**{field: off})
+        p.records[i] = pack(rec, p.cfg)
+        out.append(rec)
+    return out, off
+
+
+def _sections(rec, cfg):
+    if isinstance(rec, prog.GateRecord):
+        return prog.gate_record_sections(rec, cfg)
+    if isinstance(rec, prog.Gate2Record):
+        return prog.gate2_record_sections(rec, cfg)
+    return prog.head_record_sections(rec, cfg, 1)
+
+
+# the sections whose "inside its region" test dg_gate shares between record kinds (SUMS and
+# the parameters of the three kinds; WORK sections the record layouts put in the same word,
+# and head LOGITS with gate C2_TILES): (record kind, field)
+SHARED_SECTIONS = [("gate", "sums_offset"), ("gate", "param_offset"), ("gate", "mask_offset"),
+                   ("gate", "c1_tiles_offset"), ("gate", "c1_out_ch_offset"),
+                   ("gate", "c2_tiles_offset"), ("gate2", "sums_offset"),
+                   ("gate2", "param_offset"), ("gate2", "in_mask_offset"),
+                   ("gate2", "mask_offset"), ("gate2", "c2_out_ch_offset"),
+                   ("gate2", "c3_in_ch_offset"), ("head", "sums_offset"),
+                   ("head", "param_offset"), ("head", "logits_offset"), ("head", "log_offset")]
+
+
+@pytest.mark.verilator
+@pytest.mark.parametrize("over", [0, 1], ids=["fits", "one_byte_over"])
+@pytest.mark.parametrize("kind,field", SHARED_SECTIONS,
+                         ids=[f"{k}_{f[:-7]}" for k, f in SHARED_SECTIONS])
+def test_section_at_the_end_of_its_region(wide_sim, kind, field, over):
+    """One section of a gate, gate-2 or head record laid out last in its region (SUMS,
+    WEIGHT or WORK), the region exactly as long as the section's densest size (fits: runs,
+    every region bit for bit) or one byte shorter (BAD_OFFSET with ENTRY = the field's word,
+    the record's index in LAYER, nothing run): each of the checks dg_gate shares between
+    record kinds, with the record's own kind's size (e.g. the tile bitmap and the channel
+    bitmap for a gate record's masks, not gate-2's mask_c2 bitmap alone)."""
+    cfg = wide_sim.cfg
+    p = _Program(cfg, np.random.default_rng([4, len(kind), len(field)]))
+    if kind == "head":
+        g = 2
+        rec = add_head(p, 20, 6, (g, g), p.rng.integers(-1000, 1000, (g, g, 20)),
+                       p.rng.integers(-128, 128, (6, 20)), p.rng.integers(-1000, 1000, 6))
+        (rec,), off = _move_to_end(p, [(0, rec, field, prog.pack_head_record)])
+        idx, fields, log = 0, prog.HEAD_FIELDS, (rec.log_offset, rec.log_offset + 4)
+    else:
+        gate = add_gate(p, 12, 70, (8, 8), 2, (4, 4), on=0.7)
+        if kind == "gate":
+            (rec,), off = _move_to_end(p, [(0, gate, field, prog.pack_gate_record)])
+            idx, fields = 0, prog.GATE_FIELDS
+        else:
+            g2 = add_gate2(p, gate, 45)
+            if field == "in_mask_offset":
+                # a copy of the gate's masks (the interpreter's) at the end, where gate-2 reads
+                # them (the gate's own mask section cannot be last: the gate checks it too)
+                m = p.memory()
+                run_program(p.records[0], 1, m, cfg)
+                size = prog.mask_bytes(gate.gh * gate.gw, gate.out_c)
+                off = p.put("work", b"", m["work"][gate.mask_offset:gate.mask_offset + size].copy())
+                rec = g2.replace(in_mask_offset=off)
+                p.records[1] = prog.pack_gate2_record(rec, cfg)
+            else:
+                (rec,), off = _move_to_end(p, [(1, g2, field, prog.pack_gate2_record)])
+            idx, fields = 1, prog.GATE2_FIELDS
+        log = (0, 0)
+    region, size = {f: (r, n) for f, r, n in _sections(rec, cfg)}[field]
+    end = off + size
+    assert p.alloc[region].pos - cfg.axi_bytes < end <= p.alloc[region].pos   # the last section
+    mem = p.memory()
+    mem[region] = mem[region][:end - over]
+    count = len(p.records)
+    ref = {k: v.copy() for k, v in mem.items()}
+    res = run_program(p.program(), count, ref, cfg)
+    run = wide_sim.run(p.program(), count, {k: v.copy() for k, v in mem.items()})
+    from dgfpga.contract import regmap
+    want = regmap.pack_status(regmap.ERR["BAD_OFFSET"], idx, _word(fields, field)) if over else 0
+    assert res.status == want, (regmap.describe_status(res.status), res.message)
+    assert run.status == want, regmap.describe_status(run.status)
+    assert not _work_bytes_without(run, ref, log)
+
+
+@pytest.mark.verilator
+@pytest.mark.parametrize("flags", [0, DENSE], ids=["gated", "dense"])
+def test_residual_list_of_a_gate_with_every_tile_on(wide_sim, flags):
+    """A gate record with a residual-only list (res_list) whose spatial logits are all >= 0
+    (gated; every tile on under DENSE too): conv2's residual-only list is empty, so nothing
+    is written at its offset (WORK's noise stays), the tile lists hold every tile in order
+    and the tile bitmap is all ones; the channels mixed. Every region bit for bit."""
+    cfg = wide_sim.cfg
+    p = _Program(cfg, np.random.default_rng(11))
+    rec = add_gate(p, 24, 90, (12, 16), 2, (3, 4), on=0.5, tiles_on=True)
+    n = rec.gh * rec.gw
+    mem = p.memory()
+    bad, res, run = _check(wide_sim, p.program(), 1, mem, flags)
+    assert not bad, bad
+    assert res.status == 0, res.message
+    wk = run.regions["work"]
+    sp = np.unpackbits(wk[rec.mask_offset:rec.mask_offset + 4 * -(-n // 32)], bitorder="little")
+    assert sp[:n].all() and not sp[n:].any()
+    want = np.arange(n, dtype="<u2").view(np.uint8)
+    for off in (rec.c1_tiles_offset, rec.c2_tiles_offset):
+        assert np.array_equal(wk[off:off + 2 * n], want)
+    r = rec.c2_res_tiles_offset
+    assert np.array_equal(wk[r:r + 2 * n], mem["work"][r:r + 2 * n])
+    if not flags:
+        ch = np.asarray(res.gate_masks[0][1], bool).reshape(-1)
+        assert 0 < ch.sum() < ch.size, "channel mask not mixed"
