@@ -251,6 +251,17 @@ module dg_loader
     logic [WAW:0] wb_waddr;
     logic [DG_TM-1:0] wb_lane;           // lanes written
     logic [DG_TN-1:0] wb_slot;           // in-channel slots written (of each written lane)
+    // a consume step's byte d (from its first) is written iff d < left_span and pos + d < AB
+    // (the step's registers once started, else the span FIFO's head); the kk bound is the caller's
+    // (d < KMAX: a lane or slot index's distance from the step's first, KW bits)
+    function automatic logic sc_in(input logic [KW-1:0] d);
+        return sc_started ? 32'(sc_left) > 32'(d) && 32'(sc_pos) + 32'(d) < AB
+                          : 32'(spf_out[15:0]) > 32'(d) && 32'((ABL+1)'(spf_out[23:16])) + 32'(d) < AB;
+    endfunction
+`ifndef SYNTHESIS
+    logic [DG_TM-1:0] wb_lane_ref;       // the enables by k = min(kk, left_span, left_beat)
+    logic [DG_TN-1:0] wb_slot_ref;
+`endif
     logic [7:0] wb_rot [KMAX];
     logic [WAW:0] wb_raddr;
     for (genvar m = 0; m < DG_TM; m++) begin : g_wbank
@@ -612,7 +623,8 @@ module dg_loader
     // and compare of sp_j / sp_i in the issue path): sp_jlast = (sp_j + 1 == the kernel
     // positions), sp_il0 / sp_il1 = (sp_i + 1 == the spans of phase 0 / 1); the limits - 2
     // and "== 1" registered (the layer's: sp_jend_*; the group's: at ld_start, sp_nl_*, sp_l1_*)
-    logic sp_jlast, sp_il0, sp_il1, sp_il0_d, sp_il1_d;
+    logic sp_jlast, sp_il0, sp_il1, sp_il0_d, sp_il1_d, sp_il0_f, sp_il1_f;
+    logic [15:0] sp_i_f;
     logic [15:0] sp_jend_m2, sp_nl_m2, sp_l1_m2;
     logic sp_jend_one, sp_nl_one, sp_l1_one;
     always_ff @(posedge clk) begin
@@ -660,8 +672,15 @@ module dg_loader
     end
     // (the span's offset in its beat from the address's low bits alone: no 64-bit carry chain
     // in front of the credit check)
-    wire [ABL-1:0] sp_off = sp_phase != 2'd1 ? ABL'(L.p_abs[ABL-1:0] + ABL'(sp_pch << 3))
-                          : (L.ic_layout ? ABL'(sp_waddr) : ABL'(sp_waddr[ABL-1:0] + ABL'(sp_c)));
+    // Params: the lanes' offsets (p_abs + 8 * channel) are registers written at ld_start and
+    // rotated one lane per param span, so the head sp_pofs[0] is the span's (depthwise without
+    // out-gating: channel = span index, offsets repeat every AB / 8 <= Tm spans); depthwise
+    // out-gated: from the listed channel ic_qa. Weights: sp_c is a multiple of AB (SPAN_CHUNK),
+    // the offset is sp_waddr's low bits.
+    logic [ABL-1:0] sp_pofs [DG_TM];
+    logic sp_gdw;                  // depthwise with out-gating (the layer's, registered)
+    wire [ABL-1:0] sp_off = sp_phase[0] ? ABL'(sp_waddr)
+                          : sp_gdw ? ABL'(L.p_abs[ABL-1:0] + ABL'(ic_qa << 3)) : sp_pofs[0];
     // ic layout, one read per in-channel (formats.ic_weight_run_beats): when the group's rows
     // are whole beats (Tm, mg and kk * out_c multiples of AB) and kk * mg fits DG_WEIGHT_RUN_MAX_BEATS
     // beats, an in-channel's kk spans are one contiguous run: its first span (sp_j = 0) issues
@@ -679,15 +698,42 @@ module dg_loader
                   && sp_kkmg <= DG_WEIGHT_RUN_MAX_BEATS * AB;
     end
     // the read command's beats: the span's, or for a merged ic read the in-channel's kk rows
-    // (sp_rbytes selects between registers: nothing added behind the span's offset)
-    wire [15:0] sp_rbytes = (sp_icm && sp_phase == 2'd1) ? 16'(sp_kkmg) : sp_nbytes;
-    wire [23:0] sp_beats = 24'((32'(sp_off) + 32'(sp_rbytes) + AB - 1) >> ABL);
+    // sp_nbytes' cases + AB - 1 (the beats' round-up) as registers picked by registers
+    // (sp_phase[0]: weights; phase 2 issues nothing): the layer's / group's weight span bytes
+    // sp_wbr, the merged ic read's sp_kkmr, the oc chunk's sp_ocnr; then one add to the beats
+    logic [16:0] sp_wbr;           // ic: mg; im2col: Tn; depthwise: S * Tn (+ AB - 1)
+    logic [16:0] sp_kkmr;          // kk * mg + AB - 1
+    logic [16:0] sp_ocnr;          // oc layout: the chunk's bytes min(sp_left, SPAN_CHUNK) + AB - 1
+    logic [16:0] sp_incr;          // min(in_c, SPAN_CHUNK) + AB - 1
+    always_ff @(posedge clk) begin
+        sp_wbr <= {1'b0, 16'(L.ic_layout ? 16'(ld_mg) : L.im2col ? 16'(DG_TN) : 16'(L.S) << TNL)} + 17'(AB - 1);
+        sp_kkmr <= 17'(16'(32'(L.kk) * 32'(ld_mg))) + 17'(AB - 1);
+        sp_incr <= 17'(32'(L.in_c) > SPAN_CHUNK ? 16'(SPAN_CHUNK) : L.in_c) + 17'(AB - 1);
+        sp_gdw <= L.dw && L.out_ch_gated;
+    end
+    wire [16:0] sp_rbr = !sp_phase[0] ? 17'(8 + AB - 1) : sp_icm ? sp_kkmr : sp_ocw ? sp_ocnr : sp_wbr;
+    // beats = the high part + the low part's carry: the credit compare takes both cases of
+    // the carry (beats_hi < free, <= free) in parallel, no add of the high bits in front
+    wire [ABL:0] sp_rlo = (ABL+1)'(sp_off) + (ABL+1)'(sp_rbr[ABL-1:0]);
+    wire [16-ABL:0] sp_rhi = sp_rbr[16:ABL];
+    wire [23:0] sp_beats = 24'(sp_rhi) + 24'(sp_rlo[ABL]);
     wire sp_nocmd = sp_icm && sp_phase == 2'd1 && !sp_j0;
     // credit: a span is issued only if its beats fit the loader FIFO, so the in-order R
     // channel never waits on the byte-serial loader (the prefetcher shares it); a span
-    // without a command needs none (its beats were counted with the in-channel's read)
-    wire sp_can_issue = sp_active && sp_phase != 2'd2 && (sp_phase != 2'd1 || sp_wok) && spf_in_ready
-                        && (sp_nocmd || sp_beats <= 24'(ldf_free));
+    // without a command needs none (its beats were counted with the in-channel's read).
+    // (sp_pre: the terms from registers; the credit compare enters last)
+    wire sp_pre = sp_active && sp_phase != 2'd2 && (sp_phase != 2'd1 || sp_wok) && spf_in_ready;
+    wire sp_cok = sp_rlo[ABL] ? sp_rhi < (17-ABL)'(ldf_free) : sp_rhi <= (17-ABL)'(ldf_free);
+    wire sp_can_issue = sp_pre && (sp_nocmd || sp_cok);
+`ifndef SYNTHESIS
+    // the registered byte count and offset against the formulas they replace
+    always_ff @(posedge clk)
+        if (run && ld_busy && sp_phase != 2'd2 && (sp_phase != 2'd1 || sp_wok)
+            && (sp_rbr != 17'((sp_icm && sp_phase == 2'd1) ? 16'(sp_kkmg) : sp_nbytes) + 17'(AB - 1)
+                || sp_off != (sp_phase != 2'd1 ? ABL'(L.p_abs[ABL-1:0] + ABL'(sp_pch << 3))
+                              : (L.ic_layout ? ABL'(sp_waddr) : ABL'(sp_waddr[ABL-1:0] + ABL'(sp_c))))))
+            $error("dg_loader: span bytes + AB - 1 %0d / offset %0d stale (phase %0d, i %0d)", sp_rbr, sp_off, sp_phase, sp_i);
+`endif
 `ifndef SYNTHESIS
     // sp_icm / sp_kkmg are two cycles behind ld_mg (set at ld_start): settled before the
     // group's first weight span (the params phase and the sp_wok cycle come first)
@@ -706,7 +752,7 @@ module dg_loader
 `endif
 `ifndef SYNTHESIS
     always_ff @(posedge clk)
-        if (run && ld_busy && (sp_off != sp_addr[ABL-1:0] || 32'(ldf_free) > LDF_DEPTH))
+        if (run && ld_busy && ((sp_phase != 2'd2 && sp_off != sp_addr[ABL-1:0]) || 32'(ldf_free) > LDF_DEPTH))
             $error("dg_loader: span offset %0d (address %0h) or credit %0d out of range", sp_off, sp_addr, ldf_free);
 `endif
 
@@ -877,8 +923,10 @@ module dg_loader
     // only in the run: outside it the read channel belongs to the sequencer / gate unit
     // a span with a read command takes the port (after the prefetcher); one without (a merged
     // ic read's later spans) only enters the span FIFO, whatever the port does
-    wire ld_fire = run && ld_req && (sp_nocmd || (!pf_req && rd_grant));
+    wire ld_fire = run && sp_pre && (sp_nocmd || (sp_cok && !pf_req && rd_grant));
     wire ld_fire_c = ld_fire && !sp_nocmd;
+    wire [LFW-1:0] ldf_base = ldf_free + LFW'(rd_valid && rd_ready_all && rd_to_ld)
+                              - LFW'(rd_valid && rd_to_ld && ldf_in_ready) + LFW'(ldf_valid && ldf_pop);
 
     always_comb begin
         rcmd_valid = 1'b0;
@@ -949,6 +997,20 @@ module dg_loader
         if (run_init) ld_g_d = 16'd0;
         if (ld_busy && sp_phase == 2'd2 && !spf_valid) ld_g_d = ld_g + 16'd1;
         if (rst) ld_g_d = 16'd0;
+        // (the values after an issue formed from registers, picked by ld_fire last; ld_start
+        // and ld_fire exclude each other: ld_start needs !ld_busy, an issue ld_busy)
+        sp_i_f = sp_i;
+        sp_il0_f = sp_il0;
+        sp_il1_f = sp_il1;
+        if (sp_phase == 2'd0 && sp_il0) begin
+            sp_i_f = 16'd0;
+            sp_il0_f = sp_nl_one;
+            sp_il1_f = sp_l1_one;
+        end else if (sp_phase == 2'd0 || (!sp_more && sp_jlast)) begin
+            sp_i_f = sp_i + 16'd1;
+            sp_il0_f = sp_i == sp_nl_m2;
+            sp_il1_f = sp_i == sp_l1_m2;
+        end
         sp_i_d = sp_i;
         sp_il0_d = sp_il0;
         sp_il1_d = sp_il1;
@@ -956,16 +1018,11 @@ module dg_loader
             sp_i_d = 16'd0;
             sp_il0_d = ld_nl_new == 16'd1;
             sp_il1_d = ld_l1_new == 16'd1;
-        end else if (ld_fire) begin
-            if (sp_phase == 2'd0 && sp_il0) begin
-                sp_i_d = 16'd0;
-                sp_il0_d = sp_nl_one;
-                sp_il1_d = sp_l1_one;
-            end else if (sp_phase == 2'd0 || (!sp_more && sp_jlast)) begin
-                sp_i_d = sp_i + 16'd1;
-                sp_il0_d = sp_i == sp_nl_m2;
-                sp_il1_d = sp_i == sp_l1_m2;
-            end
+        end
+        if (ld_fire) begin
+            sp_i_d = sp_i_f;
+            sp_il0_d = sp_il0_f;
+            sp_il1_d = sp_il1_f;
         end
         sc_nptr_d = sc_nptr;
         if (ld_start) sc_nptr_d = 16'd0;
@@ -1006,6 +1063,9 @@ module dg_loader
 
     always_ff @(posedge clk) begin
         wb_lane <= '0;
+`ifndef SYNTHESIS
+        wb_lane_ref <= '0;
+`endif
         ib_we <= '0;
         dwa_v <= pend_valid && rd_valid && rd_to_pf && !pend_out[PEND_W-1] && L.dw && pf_active;
         rb_we <= '0;
@@ -1054,6 +1114,7 @@ module dg_loader
                 end else if (L.out_ch_gated) m = oc_q[j*16 +: 16];
                 bk_ch[ld_b][j] <= m;
                 ld_chs[j] <= m;
+                sp_pofs[j] <= ABL'(L.p_abs[ABL-1:0] + ABL'((L.dw ? 16'(j) : m) << 3));
             end
             bk_lanes[ld_b] <= 1'b1;
             bk_ready[ld_b] <= 1'b0;
@@ -1064,6 +1125,7 @@ module dg_loader
             sp_dwrow <= 16'd0;
             sp_c <= 16'd0;
             sp_left <= L.in_c;
+            sp_ocnr <= sp_incr;
             sc_b <= 16'd0;
             sc_started <= 1'b0;
         end
@@ -1079,6 +1141,7 @@ module dg_loader
             end
             if (ld_fire) begin
                 if (sp_phase == 2'd0) begin
+                    for (int j = 0; j < DG_TM; j++) sp_pofs[j] <= sp_pofs[(j + 1) % DG_TM];
                     if (sp_il0) begin                           // (sp_i + 1 == sp_n_lanes)
                         sp_phase <= (L.n_act == 0 || L_no_mac) ? 2'd2 : 2'd1;
                         sp_wok <= 1'b0;
@@ -1087,11 +1150,13 @@ module dg_loader
                     sp_c <= sp_c + 16'(SPAN_CHUNK);
                     sp_left <= sp_left - 16'(SPAN_CHUNK);
                     sp_lbig <= 32'(sp_left) > 2 * SPAN_CHUNK;
+                    sp_ocnr <= 32'(sp_left) > 2 * SPAN_CHUNK ? 17'(SPAN_CHUNK + AB - 1) : 17'(sp_left - 16'(SPAN_CHUNK)) + 17'(AB - 1);
                 end else begin
                     // ic layout: in-channels x kernel positions; oc layout: lanes x kernel positions
                     sp_c <= 16'd0;
                     sp_left <= L.in_c;
                     sp_lbig <= sp_inc_big;
+                    sp_ocnr <= sp_incr;
                     if (sp_jlast) begin                         // (sp_j + 1 == the positions)
                         sp_j <= 16'd0;
                         sp_j0 <= 1'b1;
@@ -1127,10 +1192,19 @@ module dg_loader
                     2'(SP_WIC): begin
                         // bytes sc_b.. = lanes, in-channel si, kernel position (row = j * N + si / Tn)
                         wb_waddr <= (WAW+1)'(32'(ld_b) * WDEPTH + 32'(row));
+                        // (lane l = sc_b + d is written iff d < k = min(KMAX, left_span,
+                        // left_beat): d < left_span and pos + d < AB, for both sources of
+                        // left_span / pos picked by sc_started: no min and add before the compares)
                         for (int l = 0; l < DG_TM; l++)
-                            wb_lane[l] <= 32'(l) >= 32'(sc_b) && 32'(l) < 32'(sc_b) + 32'(ld_k);
+                            wb_lane[l] <= 32'(l) >= 32'(sc_b) && sc_in(KW'(32'(l) - 32'(sc_b)));
                         for (int t = 0; t < DG_TN; t++)
                             wb_slot[t] <= 32'(si) % DG_TN == t;
+`ifndef SYNTHESIS
+                        for (int l = 0; l < DG_TM; l++)
+                            wb_lane_ref[l] <= 32'(l) >= 32'(sc_b) && 32'(l) < 32'(sc_b) + 32'(ld_k);
+                        for (int t = 0; t < DG_TN; t++)
+                            wb_slot_ref[t] <= 32'(si) % DG_TN == t;
+`endif
                     end
                     default: begin
                         // bytes = in-channels sc_b.. of lane si at kernel position j (row =
@@ -1140,9 +1214,19 @@ module dg_loader
                         wb_waddr <= (WAW+1)'(32'(ld_b) * WDEPTH + 32'(row) + (32'(ld_n) >> TNL));
                         for (int l = 0; l < DG_TM; l++)
                             wb_lane[l] <= 32'(si) % DG_TM == l;
+                        // (slot t = n0 + d, n0 = ld_n mod Tn, iff d < k = min(kk, left_span,
+                        // left_beat): kk = Tn - n0 (d < kk for every slot) or 1 (d = 0)
                         for (int t = 0; t < DG_TN; t++)
                             wb_slot[t] <= oc_keep && 32'(t) >= 32'(ld_n) % DG_TN
-                                          && 32'(t) < 32'(ld_n) % DG_TN + 32'(ld_k);
+                                          && (sc_wocf || 32'(t) == 32'(ld_n) % DG_TN)
+                                          && sc_in(KW'(32'(t) - 32'(ld_n) % DG_TN));
+`ifndef SYNTHESIS
+                        for (int l = 0; l < DG_TM; l++)
+                            wb_lane_ref[l] <= 32'(si) % DG_TM == l;
+                        for (int t = 0; t < DG_TN; t++)
+                            wb_slot_ref[t] <= oc_keep && 32'(t) >= 32'(ld_n) % DG_TN
+                                              && 32'(t) < 32'(ld_n) % DG_TN + 32'(ld_k);
+`endif
                     end
                 endcase
                 sc_started <= 1'b1;
@@ -1490,9 +1574,9 @@ module dg_loader
         if (tile_done) full[cp_h] <= 1'b0;
         // (- a beat requested, + a beat popped; a beat moving from "requested" into the FIFO
         // (push, and the read master's ready) leaves it unchanged, as the two counts it sums)
-        ldf_free <= ldf_free - (ld_fire_c ? LFW'(sp_beats) : LFW'(0))
-                    + LFW'(rd_valid && rd_ready_all && rd_to_ld) - LFW'(rd_valid && rd_to_ld && ldf_in_ready)
-                    + LFW'(ldf_valid && ldf_pop);
+        // (the issue's subtract formed beside the other terms, picked by ld_fire_c last: the
+        // credit check's fan-out reaches ldf_free through one select)
+        ldf_free <= ld_fire_c ? ldf_base - LFW'(sp_beats) : ldf_base;
         if (rst) begin
             // a PL reset in a run: no loader or prefetch left busy (the next run_init
             // starts clean; ld_fire is gated by run)
@@ -1641,6 +1725,11 @@ module dg_loader
                     $error("dg_loader: weight write lane %0d slot %0d: %0d, want %0d", m, t,
                            wb_rot[(m + t) % KMAX], wb_ref_ic ? wb_ref[m] : wb_ref[t]);
     end
+    // the write enables against the ones formed from k (ld_k)
+    always_ff @(posedge clk)
+        if (wb_lane != wb_lane_ref || (wb_lane != '0 && wb_slot != wb_slot_ref))
+            $error("dg_loader: weight write enables lanes %b slots %b, want %b %b",
+                   wb_lane, wb_slot, wb_lane_ref, wb_slot_ref);
     // the consume step's parallel last-byte / beat-end compares against k (ld_k)
     always_ff @(posedge clk)
         if (ld_consume && (sc_wocf != (!L.in_ch_gated || L.dw) || last_byte != (32'(ld_k) == (sc_started ? 32'(sc_left) : 32'(spf_out[15:0])))
