@@ -243,8 +243,19 @@ module dg_sequencer
     assign row_tv_q = rt_mem[row_ra][I_MAX_TILES];
     assign col_t_q = 8'(ct_mem[col_ra][CTW-1:0]);
     assign col_tv_q = ct_mem[col_ra][CTW];
-    logic [DG_MAX_TILES-1:0] act_flags;
-    // the bitmap check's flag, read a step ahead: af_q = act_flags[list_e], af_n = list_e + 1
+    // the active-tile flags (tile t is in the tile list; all set for an ungated layer): a
+    // distributed RAM of AFN words of AFW flags, not DG_MAX_TILES flip-flops with a decoded
+    // write each and two 1-of-DG_MAX_TILES reads. A tile-list entry sets its flag by a
+    // read-modify-write of its word (async read, the write at the edge); the words are
+    // cleared one per cycle while the checker runs (ST_CHECK: DG_DESC_CHECK_CYCLES >= AFN
+    // consecutive cycles before every layer's lists); an ungated layer's flags read as 1.
+    localparam int AFT = 1 << I_MAX_TILES;
+    localparam int AFN = (AFT > 16) ? 16 : AFT;
+    localparam int AFW = AFT / AFN;
+    localparam int AFNL = (AFN > 1) ? $clog2(AFN) : 1;
+    (* ram_style = "distributed" *) logic [AFW-1:0] af_mem [AFN];
+    logic [AFNL-1:0] af_ci;                 // the word ST_CHECK clears
+    // the bitmap check's flag, read a step ahead: af_q = flag[list_e], af_n = list_e + 1
     // (registered reads at a counter, not a shift of all the flags per bit)
     logic af_q;
     logic [I_MAX_TILES-1:0] af_n;
@@ -369,11 +380,6 @@ module dg_sequencer
     always_ff @(posedge clk)
         if (st[ST_LIST_SEL] && list_next != 3'd5 && (list_next_m2 != list_next_n - 16'd2 || list_next_one != (list_next_n == 16'd1)))
             $error("dg_sequencer: list count flags stale (list %0d, %0d entries)", list_next, list_next_n);
-    // the bitmap check's flag read ahead against the flag it stands for
-    always_ff @(posedge clk)
-        if (st[ST_LIST_RX] && list_have && lk_bm && !bm_past
-            && (af_q != act_flags[I_MAX_TILES'(list_e)] || af_n != I_MAX_TILES'(list_e + 16'd1)))
-            $error("dg_sequencer: bitmap flag read-ahead (entry %0d)", list_e);
 `endif
     always_comb begin
         // (the first needed kind one-hot, then AND-OR selects: no chain of muxes, issue 16)
@@ -444,6 +450,67 @@ module dg_sequencer
         end
         assign cyc_q[k * 32 +: 32] = q_r;
     end
+
+    // The bitmap's writes through a one-hot pointer: bm_oh[i] while entry i is next, so
+    // bitmap[i]'s enable is bm_oh[i] and its data the beat's bit, shared (no decode of list_e
+    // per bit). A bit whose entry is still waiting for its beat loads a stale bit and is
+    // rewritten at its entry. The pointer starts at bit 0 in ST_LIST_SEL of the bitmap list,
+    // moves one bit per entry and clears at the grid's last tile (the bits past the grid stay
+    // 0, as before) or the list's end, so no bit is enabled after the list.
+    logic [DG_MAX_TILES-1:0] bm_oh;
+    wire bm_step = st[ST_LIST_RX] && list_have && lk_bm;
+    wire bm_clr = rst || st[ST_CHECK2] || st[ST_LIST_END]
+                  || (bm_step && (list_lastf || list_e == n_tiles_m1));
+    always_ff @(posedge clk) begin
+        if (bm_clr) bm_oh <= '0;
+        else if (st[ST_LIST_SEL] || bm_step) bm_oh <= {bm_oh[DG_MAX_TILES-2:0], st[ST_LIST_SEL] && list_next == 3'd4};
+        for (int i = 0; i < DG_MAX_TILES; i++) begin
+            if (st[ST_CHECK2]) bitmap[i] <= 1'b0;
+            else if (bm_oh[i]) bitmap[i] <= list_beat[0];
+        end
+    end
+`ifndef SYNTHESIS
+    // the bitmap as the entry-indexed writes made it
+    logic [DG_MAX_TILES-1:0] bitmap_ref;
+    always_ff @(posedge clk) begin
+        if (st[ST_CHECK2]) bitmap_ref <= '0;
+        else if (bm_step && !bm_past) bitmap_ref[I_MAX_TILES'(list_e)] <= list_beat[0];
+        if (st[ST_RUN] && bitmap != bitmap_ref)
+            $error("dg_sequencer: bitmap pointer writes");
+    end
+`endif
+
+    // the active-tile flag RAM (above): the list entry's word (read-modify-write, the
+    // residual list's check) and the bitmap check's read-ahead word
+    wire ls_step = st[ST_LIST_RX] && list_have && !lk_bm;    // a tile / res / channel entry
+    wire [LEB-1:0] ls_v = list_beat[LEB-1:0];
+    wire [I_MAX_TILES-1:0] ls_t = I_MAX_TILES'(ls_v);
+    wire [I_MAX_TILES-1:0] af_ra = st[ST_LIST_SEL] ? '0 : af_n;
+    wire [AFW-1:0] af_vw = af_mem[AFNL'(32'(ls_t) / AFW)];
+    wire [AFW-1:0] af_aw = af_mem[AFNL'(32'(af_ra) / AFW)];
+    wire af_vbit = af_vw[32'(ls_t) % AFW] || !L.tile_gated;
+    wire af_bit = af_aw[32'(af_ra) % AFW] || !L.tile_gated;
+    wire af_we = st[ST_CHECK] || (ls_step && lk_tile && ls_v < list_limit);
+    wire [AFNL-1:0] af_wa = st[ST_CHECK] ? af_ci : AFNL'(32'(ls_t) / AFW);
+    wire [AFW-1:0] af_wd = st[ST_CHECK] ? '0 : (af_vw | (AFW'(1) << (32'(ls_t) % AFW)));
+    always_ff @(posedge clk) begin
+        if (af_we) af_mem[af_wa] <= af_wd;
+        af_ci <= st[ST_CHECK] ? af_ci + AFNL'(1) : '0;
+    end
+`ifndef SYNTHESIS
+    // the flags as flip-flops (what the RAM must read), and the bitmap check's flag read
+    // ahead against the flag it stands for
+    logic [DG_MAX_TILES-1:0] act_flags;
+    always_ff @(posedge clk) begin
+        if (st[ST_CHECK2]) act_flags <= L.tile_gated ? '0 : '1;
+        if (ls_step && lk_tile && ls_v < list_limit) act_flags[ls_t] <= 1'b1;
+        if (ls_step && lk_res && af_vbit != act_flags[ls_t])
+            $error("dg_sequencer: active-tile flag RAM (tile %0d)", ls_t);
+        if (st[ST_LIST_RX] && list_have && lk_bm && !bm_past
+            && (af_q != act_flags[I_MAX_TILES'(list_e)] || af_n != I_MAX_TILES'(list_e + 16'd1)))
+            $error("dg_sequencer: bitmap flag read-ahead (entry %0d)", list_e);
+    end
+`endif
 
     always_ff @(posedge clk) begin
         err_clear <= 1'b0;
@@ -626,8 +693,6 @@ module dg_sequencer
                 L.i2c_qa <= d_qa;
                 L.i2c_ra <= d_ra;
                 L.i2c_dq <= d_dq;
-                act_flags <= L.tile_gated ? '0 : '1;
-                bitmap <= '0;
                 lk_mask <= 5'b11111;
                 `GO(ST_LIST_SEL)
             end
@@ -653,7 +718,7 @@ module dg_sequencer
                 list_have <= 1'b0;
                 list_slot <= 16'd0;
                 lk_bm <= list_next == 3'd4;
-                af_q <= act_flags[0];
+                af_q <= af_bit;         // (af_ra = 0 in ST_LIST_SEL)
                 af_n <= I_MAX_TILES'(1);
                 lk_rcode <= (list_next == 3'd4) ? DG_ERR_BITMAP_MISMATCH
                           : (list_next <= 3'd1) ? DG_ERR_TILE_RANGE : DG_ERR_CHANNEL_RANGE;
@@ -695,13 +760,13 @@ module dg_sequencer
                     if (bm_past) begin
                         if (bit_v && !range_err) begin range_err <= 1'b1; range_at <= list_e; end
                     end else begin
-                        bitmap[I_MAX_TILES'(list_e)] <= bit_v;
+                        // (bitmap[list_e] <= bit_v: through the pointer bm_oh, above)
                         if (bit_v != af_q && !range_err) begin
                             range_err <= 1'b1;
                             range_at <= list_e;
                         end
                     end
-                    af_q <= act_flags[af_n];
+                    af_q <= af_bit;
                     af_n <= af_n + I_MAX_TILES'(1);
                     bm_past <= bm_past || list_e == n_tiles_m1;
                     list_e <= list_e + 16'd1;
@@ -722,13 +787,13 @@ module dg_sequencer
                     list_prev <= v;
                     if (lk_tile) begin
                         tl_mem[I_MAX_TILES'(list_e)] <= I_MAX_TILES'(v);
-                        if (v < list_limit) act_flags[I_MAX_TILES'(v)] <= 1'b1;
+                        // (v < list_limit: its flag is set, af_we)
                     end
                     if (lk_res) begin
                         rl_mem[I_MAX_TILES'(list_e)] <= I_MAX_TILES'(v);
                         // (no v < list_limit: an entry past it is a range error, which ST_LIST_END
                         // reports before inter_err)
-                        if (act_flags[I_MAX_TILES'(v)]) inter_err <= 1'b1;
+                        if (af_vbit) inter_err <= 1'b1;
                     end
                     ch_we <= lk_we;
                     ch_idx <= list_e;

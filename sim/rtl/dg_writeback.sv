@@ -408,22 +408,53 @@ module dg_writeback
     // the output pixel whose bytes go out this cycle: the requantizer's result, or with a
     // fused max-pool the pooled pixel PL_EMIT emits (the requantizer's go to the pool RAMs)
     wire ob_fire = L.maxpool ? (pl_state == PL_EMIT && pl_emit_room) : rq_v;
-    wire [DG_TM*8-1:0] ob_y = L.maxpool ? pl_max_packed : rq_y;
     wire ob_last = L.maxpool ? pl_last_px : rq_tag[PAW + 16];
     // pixel_sums: the pixel's sums packet address, 4x its byte offset in the output map (one
     // adder for the requantizer's and the pooled pixels)
     wire [63:0] ob_sa = ((L.maxpool ? pe_a : px_a) << 2) + sums_delta;
     // the channel sums with the output pixel going out: with pixel_sums the sums restart at
     // every pixel, so sums + pixel is the pixel's value and the sums queue takes the adder's
-    // output either way; the sums clear as one synchronous reset (no select per bit); the
-    // extended byte is selected apart from the add (see s1_bias: the carry chain's DI is `sums`)
+    // output either way; the sums clear as one synchronous reset (no select per bit); in the
+    // model branch the extended byte is selected apart from the add (see s1_bias)
     logic signed [31:0] sums_s [DG_TM];
+`ifdef SYNTHESIS
+    // The adds in DSP48E2s (one per lane; the black box of dg_mac_array.sv), not 32-bit fabric
+    // adders: P = (A or D) * 1 + C, C = sums, A / D = the requantizer's / the pooled pixel's
+    // byte extended (out_signed), the source picked by the DSP's dynamic INMODE (A off and
+    // D on with a fused max-pool), no fabric select; no register (OPMODE Z = C, X = Y = M,
+    // W = 0). Same values as the model below; sums_s is P's low 32 bits.
+    for (genvar l = 0; l < DG_TM; l++) begin : g_sum
+        wire [47:0] sp;
+        wire ext_r = L.out_signed && rq_y[l*8 + 7];
+        wire ext_p = L.out_signed && pl_max[l][7];
+        DSP48E2 #(.AREG(0), .ACASCREG(0), .BREG(0), .BCASCREG(0), .DREG(0), .ADREG(0),
+                  .MREG(0), .PREG(0), .CREG(0), .INMODEREG(0), .OPMODEREG(0),
+                  .ALUMODEREG(0), .CARRYINREG(0), .CARRYINSELREG(0),
+                  .AMULTSEL("AD"), .BMULTSEL("B"), .PREADDINSEL("A"),
+                  .USE_MULT("MULTIPLY"), .USE_SIMD("ONE48"))
+        dsp (.CLK(clk), .A({{22{ext_r}}, rq_y[l*8 +: 8]}), .D({{19{ext_p}}, pl_max[l]}),
+             .B(18'd1), .C(48'($signed(sums[l]))), .PCIN(48'd0),
+             .ACIN(30'd0), .BCIN(18'd0), .CARRYCASCIN(1'b0), .MULTSIGNIN(1'b0),
+             .CARRYIN(1'b0), .CARRYINSEL(3'b000),
+             .INMODE({2'b00, L.maxpool, L.maxpool, 1'b0}),
+             .OPMODE(9'b00_011_01_01), .ALUMODE(4'b0000),
+             .CEA1(1'b1), .CEA2(1'b1), .CEAD(1'b1), .CEALUMODE(1'b1), .CEB1(1'b1),
+             .CEB2(1'b1), .CEC(1'b1), .CECARRYIN(1'b1), .CECTRL(1'b1), .CED(1'b1),
+             .CEINMODE(1'b1), .CEM(1'b1), .CEP(1'b1), .RSTA(1'b0),
+             .RSTALLCARRYIN(1'b0), .RSTALUMODE(1'b0), .RSTB(1'b0), .RSTC(1'b0),
+             .RSTCTRL(1'b0), .RSTD(1'b0), .RSTINMODE(1'b0), .RSTM(1'b0), .RSTP(1'b0),
+             .P(sp));
+        assign sums_s[l] = sp[31:0];
+    end
+`else
+    wire [DG_TM*8-1:0] ob_y = L.maxpool ? pl_max_packed : rq_y;
     logic [31:0] ob_yx [DG_TM];
     always_comb
         for (int l = 0; l < DG_TM; l++) begin
             ob_yx[l] = L.out_signed ? 32'($signed(ob_y[l*8 +: 8])) : 32'(ob_y[l*8 +: 8]);
             sums_s[l] = sums[l] + ob_yx[l];
         end
+`endif
     wire sums_clr = rst || run_init || (ob_fire && (ob_last || L.pixel_sums));
     always_ff @(posedge clk)
         for (int l = 0; l < DG_TM; l++)
