@@ -1,7 +1,8 @@
 // Simulation model of the subset of the UltraScale+ DSP48E2 (UG579, "DSP48E2 Slice") that
-// dg_mac_array's synthesis branch (`ifdef SYNTHESIS: the cells Yosys keeps as DSP48E2) uses,
-// so that the branch the netlist is built from is simulated too
-// (tests/backends/test_rtl_modules.py::test_mac_array_synthesis_branch). Any setting outside
+// the synthesis branches (`ifdef SYNTHESIS: the cells Yosys keeps as DSP48E2) of dg_mac_array,
+// dg_requant and dg_writeback use, so that the branch the netlist is built from is simulated
+// too (tests/backends/test_rtl_modules.py::test_mac_array_synthesis_branch,
+// test_requant_synthesis_branch). Any setting outside
 // the subset stops the simulation ($fatal) or drives X. Subset: A/B/D/INMODE input registers (0 or 1 stage), pre-adder D +/- A with
 // INMODE[1] (A off), INMODE[2] (D on), INMODE[3] (subtract), AMULTSEL "AD", signed 27x18
 // multiply, optional MREG, ALU Z + W + X + Y with X/Y = M (01/01), Z = 0/PCIN/P/C, W = 0,

@@ -91,3 +91,22 @@ def test_mac_array_synthesis_branch(tm, tn):
                                 build_args=["-DSYNTHESIS", "-DDG_VENDOR_PRIMITIVES"])
     assert res["tests"] > 0, f"no cocotb test ran ({res['xml']})"
     assert not res["failures"], f"synthesis branch failed {res['failures']} (see {res['xml']})"
+
+
+@pytest.mark.verilator
+@pytest.mark.parametrize("params", [{"LANES": 4}, pytest.param({"LANES": 8, "SHARE": 4},
+                                                                marks=pytest.mark.slow)])
+def test_requant_synthesis_branch(params):
+    """The requantizer as a vendor flow compiles it: its sum z = acc*mult + res*res_mult + rnd
+    as a chain of six DSP48E2 cells per lane (the partial sums in the cells' post-adders and
+    cascade; Yosys packs no adder into a DSP48E2 itself), simulated with the DSP48E2 model
+    against the cocotb test of the behavioural requantizer."""
+    require_verilator()
+    from dgfpga.backends import rtl_sim
+    text = (rtl_sim.RTL / "dg_requant.sv").read_text()
+    assert "DSP48E2 #(" in text, "dg_requant.sv: no DSP48E2 instance in the synthesis branch"
+    res = rtl_sim.run_unit_test("dg_requant", [str(rtl_sim.TB / "dsp48e2_model.sv"), "dg_requant.sv"],
+                                "test_dg_requant", params,
+                                build_args=["-DSYNTHESIS", "-DDG_VENDOR_PRIMITIVES"])
+    assert res["tests"] > 0, f"no cocotb test ran ({res['xml']})"
+    assert not res["failures"], f"synthesis branch failed {res['failures']} (see {res['xml']})"
