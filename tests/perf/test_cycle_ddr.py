@@ -141,8 +141,8 @@ def test_shipped_calibration_ultra96_resdg18(tag, within, worst):
     the 40 cycles of read latency `predict` prices the Ultra96 DDR at, each record priced on
     its own engine and memory. Ideal: 36/38 within 5 %, the two outside are stage 4's 1x1/s2
     projection with one-pixel tiles (-8.8 %); 40 cycles: 35/38, the three outside are
-    stage 4's residual conv2 layers (-5.7 % / -5.7 % / -8.1 %), which the RTL makes wait
-    longer per tile than the model explains (docs/explore.md). Stage 4's prefetch-bound
+    stage 4's residual conv2 layers (-5.7 % / -5.7 % / -8.1 %), where the compute waits for
+    the next m-group's weights at every group start (the one read port; docs/explore.md). Stage 4's prefetch-bound
     layers are what the 40-cycle terms move: with the stream's averaged rounds and the
     next group's weight beats added to every tile's prefetch (the model before) 30/38 were
     within 5 %, worst +21 %."""
