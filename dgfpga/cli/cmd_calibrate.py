@@ -29,6 +29,11 @@ def add_arguments(ap) -> None:
             "the demo and predict read is sim/results/cycle_params_small.json)")
     ap.add_argument("--latency", type=options.number(int, 0), default=0, help="RTL memory read latency, cycles")
     ap.add_argument("--stall", type=options.number(int, 0, 100), default=0, help="RTL memory stall percentage")
+    ap.add_argument("--densities", type=densities, default=None, metavar="LIST",
+                    help="block densities of the measured layers, comma-separated: 'dense' "
+                    "(the scheduler's dense run) and numbers in (0, 1] (random masks of "
+                    "that density); default dense,1.0,0.7,0.5,0.3 (the shipped ultra96 "
+                    "resdg18 measurements: dense,0.5)")
     ap.add_argument("--from", dest="from_json", nargs="+", metavar="JSON",
                     help="fit measurements saved earlier (cycles_*.json, one or more: e.g. "
                     "ideal memory and --latency/--stall runs, fitted together) instead of "
@@ -37,6 +42,29 @@ def add_arguments(ap) -> None:
                     help="also fit these earlier measurements together with this run's "
                     "(e.g. the ideal-memory cycles_*.json with a --latency/--stall run): one "
                     "engine, several memories")
+
+
+def densities(text: str) -> tuple:
+    """--densities: 'dense' -> None (the dense baseline), else a block density in (0, 1]."""
+    import argparse
+    import math
+    out = []
+    for item in text.split(","):
+        item = item.strip()
+        if item == "dense":
+            out.append(None)
+            continue
+        try:
+            v = float(item)
+        except ValueError:
+            v = math.nan
+        if not (math.isfinite(v) and 0 < v <= 1):
+            raise argparse.ArgumentTypeError(
+                f"{item!r} is not 'dense' or a block density in (0, 1] (e.g. dense,0.5)")
+        out.append(v)
+    if not out or len(set(out)) != len(out):
+        raise argparse.ArgumentTypeError(f"{text!r}: give each density once (e.g. dense,0.5)")
+    return tuple(out)
 
 
 def run(args) -> int:
@@ -67,7 +95,8 @@ def run(args) -> int:
     if args.from_json:
         recs = read(args.from_json, "--from")
     else:
-        layers = calibration_layers(cfg, args.arch)
+        layers = (calibration_layers(cfg, args.arch, densities=args.densities)
+                  if args.densities else calibration_layers(cfg, args.arch))
         recs = measure(cfg, layers, latency=args.latency, stall_pct=args.stall)
     new = recs
     params, result = calibrate(recs + earlier, cfg, args.arch)

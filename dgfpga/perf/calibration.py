@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import json
 import math
 import zlib
@@ -40,7 +41,7 @@ from dgfpga.contract import formats
 from dgfpga.runtime import interpreter
 from dgfpga.perf.cycle_model import (CycleParams, layer_cycles, network_runs,
                                      random_block_masks, scheduled_layers)
-from dgfpga.contract.engine_config import EngineConfig
+from dgfpga.contract.engine_config import EngineConfig, load_config
 from dgfpga.contract.formats import LayerDescriptor
 from dgfpga.perf.netshapes import net_shape, shape_plan
 from dgfpga.backends.vectors import VectorSet
@@ -269,12 +270,21 @@ FIT_FIELDS = ("layer_overhead_cycles", "mgroup_overhead_cycles", "tile_overhead_
 
 def predict(rec: dict, cfg: EngineConfig, params: CycleParams) -> float:
     """The model's cycles of a measured layer, against the memory it was measured with
-    (the record's `latency` and `stall_pct`: `CycleParams.with_memory`)."""
+    (the record's `latency` and `stall_pct`: `CycleParams.with_memory`) and on the engine
+    it was measured on (the record's `config` when it names another than `cfg`: one fit
+    may hold several engines' measurements)."""
+    if rec.get("config", cfg.name) != cfg.name:
+        cfg = _config(rec["config"])
     d = LayerDescriptor(**rec["descriptor"])
     tiles = rec["tiles"] if d.tile_gated else None
     res = rec["res_tiles"] or None
     mem = params.with_memory(rec.get("latency", 0), rec.get("stall_pct", 0))
     return layer_cycles(d, cfg, mem, tiles=tiles, res_tiles=res).total_cycles
+
+
+@functools.lru_cache(maxsize=None)
+def _config(name: str) -> EngineConfig:
+    return load_config(name)
 
 
 def errors(recs: list[dict], cfg: EngineConfig, params: CycleParams) -> np.ndarray:

@@ -14,10 +14,12 @@ B' = B*(1-s), N = ceil(n_in / Tn), G = ceil(n_out / Tm), m_g = min(Tm, n_out - g
     M[g,t] = (patch[t] * c_in_stored + opix[t] * m_g * residual) / B'     read-port bytes
     O[g,t] = write-channel beats: one packet per output pixel (+ one sum row per tile),
              one beat per cycle (the writes do not share the read port)
-    P[g,t] = prefetch_overhead + max(read_time(the tile's own bursts),
-             read_time(+ its share of the next group's weight spans) - spare)
-             (the loader issues in the prefetcher's idle port cycles: spare =
-             prefetch_idle + the residual-only tiles' idle cycles per active tile, less L)
+    P[g,t] = prefetch_overhead + max(read_time'(the tile's own bursts),
+             read_time'(+ its share w of the next group's weight spans) - spare - min(L, w))
+             (read_time': bursts from an empty port, the prefetcher drains it per tile; the
+             loader issues in the prefetcher's idle port cycles, its beats fill the gap
+             between two tiles' patches: spare = prefetch_idle + the residual-only tiles'
+             idle cycles per active tile, and the latency L the next patch waits anyway)
     S[g,t] = max(C, M, O, P)
     R[g,r] = max(tile_overhead + max(opix[r], opix[r]*m_g / B', O),
                  prefetch_overhead + read_time(residual reads))     residual-only tiles
@@ -32,7 +34,9 @@ B' = B*(1-s), N = ceil(n_in / Tn), G = ceil(n_out / Tm), m_g = min(Tm, n_out - g
     total  = layer_overhead + W[0] + sum_g group[g] + F + X    (0 groups if nothing runs)
 
 `read_time(n, b)` = max(L + n*b', L + b'*min(n, O) + (n/O - 1)^+ * (L + b')), b' =
-b/(1-s), O = outstanding_reads: n bursts of b beats issued back to back.
+b/(1-s), O = outstanding_reads: n bursts of b beats issued back to back in a stream;
+`read_time'(n, b)` = max(L + n*b', R*(L + b') + L + (n - R*O)*b'), R = ceil(n/O) - 1: the
+same from an empty port.
 
 pix[t] = conv-output pixels of tile t (edge tiles clipped; under a fused max-pool the
 (2t+1)^2 conv patch), opix[t] = its output pixels, patch[t] = input pixels of its patch
@@ -249,7 +253,7 @@ def _ic_row_beats(m_g: int, kk: int, out_c: int, cfg: EngineConfig) -> float:
                           for b in bases for j in range(kk)]))
 
 
-def read_time(n, beats_each, p: CycleParams):
+def read_time(n, beats_each, p: CycleParams, restart: bool = False):
     """Cycles from the first command to the last beat of `n` read bursts of `beats_each`
     beats issued back to back by the RTL's read master (sim/rtl/dg_axi_rd.sv), vectorised.
 
@@ -257,14 +261,23 @@ def read_time(n, beats_each, p: CycleParams):
     in order, one per cycle, a cycle refused with probability `stall_pct` (so `beats /
     (1 - stall)` cycles a burst). At most `outstanding_reads` bursts are in flight: when
     the latency is longer than the data of the others in flight, every further round of
-    `outstanding_reads` bursts waits for a slot and pays the latency again:
-        max(L + n*b,  L + b*min(n, O) + (n/O - 1)^+ * (L + b)),   0 for n = 0.
+    `outstanding_reads` bursts waits for a slot and pays the latency again. Part of a long
+    stream (`restart` False: the rounds averaged over the stream):
+        max(L + n*b,  L + b*min(n, O) + (n/O - 1)^+ * (L + b)),   0 for n = 0;
+    issued from an empty port (`restart`: a tile's prefetch, which dg_loader.sv's PF_WAIT
+    lets drain before the next tile's first command), the R = ceil(n/O) - 1 further rounds
+    each wait the whole latency:
+        max(L + n*b,  R * (L + b) + L + (n - R*O) * b).
     """
     n = np.asarray(n, float)
     L, O = float(p.read_latency_cycles), float(p.outstanding_reads)
     b = np.asarray(beats_each, float) / (1.0 - p.stall_pct / 100.0)
     stream = L + n * b
-    rounds = L + b * np.minimum(n, O) + np.maximum(n / O - 1.0, 0.0) * (L + b)
+    if restart:
+        R = np.maximum(np.ceil(n / O) - 1.0, 0.0)
+        rounds = R * (L + b) + L + (n - R * O) * b
+    else:
+        rounds = L + b * np.minimum(n, O) + np.maximum(n / O - 1.0, 0.0) * (L + b)
     return np.where(n > 0, np.maximum(stream, rounds), 0.0)
 
 
@@ -386,14 +399,14 @@ def layer_cycles(d: LayerDescriptor, cfg: Optional[EngineConfig] = None,
         r_compute = rq * opix
         r_bytes = 2 * opix * m_g + sums_rows * m_g * SUM_BYTES
         r_wr = write_cycles(m_g, g) * opix + sums_rows * sum_beats(m_g)
-        r_pf = read_time(opix * rc, 1.0, p)
+        r_pf = read_time(opix * rc, 1.0, p, restart=True)
         r_S = np.maximum(p.tile_overhead_cycles
                          + np.maximum(opix, np.maximum(opix * m_g / Bs, r_wr)),
                          p.prefetch_overhead_cycles + r_pf)
         # the port cycles without a beat the weight loader may fill: `prefetch_idle_cycles`
         # of each active tile's prefetch and the cycles of the residual-only tiles in which
-        # the port neither moves a beat nor waits for one; with a read latency L the
-        # weights' commands take slots the patch then waits for: L of them is lost
+        # the port neither moves a beat nor waits for one (with a read latency L, L of
+        # those are the residual reads' own wait)
         spare = p.prefetch_idle_cycles + (
             float(wr @ np.maximum(r_S - opix * rc / (1.0 - p.stall_pct / 100.0) - L, 0.0))
             / n_act if n_act else 0.0)
@@ -412,13 +425,14 @@ def layer_cycles(d: LayerDescriptor, cfg: Optional[EngineConfig] = None,
             cmds = row_bursts + res * opix * rc         # the tile's read bursts
             tile_beats = patch_beats + res * opix * rc
             # the loader issues the next group's weight spans only when the prefetcher has no
-            # command (dg_loader.sv: the prefetcher has priority): their beats fill the
-            # `prefetch_idle_cycles` of the prefetch overhead in which the port carries no
-            # patch beat, and delay the patch only beyond them
-            pf_own = read_time(cmds, tile_beats / np.maximum(cmds, 1), p)
+            # command (dg_loader.sv: the prefetcher has priority), i.e. while it waits for
+            # the tile's last beat (PF_WAIT) and forms the next tile's geometry: their beats
+            # arrive between two tiles' patches, in the `spare` cycles and the read latency
+            # L the next patch waits for anyway, and delay the patch only beyond them
+            pf_own = read_time(cmds, tile_beats / np.maximum(cmds, 1), p, restart=True)
             pf_all = read_time(cmds + w_cmds, (tile_beats + w_beats)
-                               / np.maximum(cmds + w_cmds, 1), p)
-            pf = np.maximum(pf_own, pf_all - max(spare - L, 0.0))
+                               / np.maximum(cmds + w_cmds, 1), p, restart=True)
+            pf = np.maximum(pf_own, pf_all - spare - np.minimum(L, w_beats))
             S = np.maximum(np.maximum(C, np.maximum(read_bytes / Bs, w_cyc)),
                            p.prefetch_overhead_cycles + pf)
             if fill is None:     # the layer's pipeline fill and drain, once (see below)
@@ -537,7 +551,7 @@ def _depthwise_cycles(d: LayerDescriptor, cfg: EngineConfig, p: CycleParams, nam
         read_bytes = patch * d.in_c_stored
         w_cyc = sum(_span_beats(d.out_c_stored, g * cfg.tm, m, AB) * opix
                     + sums_rows * math.ceil(m * SUM_BYTES / AB) for g, m in enumerate(m_g)) / stall
-        pf = read_time(row_bursts, patch_beats / np.maximum(row_bursts, 1), p)
+        pf = read_time(row_bursts, patch_beats / np.maximum(row_bursts, 1), p, restart=True)
         S = np.maximum(np.maximum(C, np.maximum(read_bytes / Bs, w_cyc)),
                        p.prefetch_overhead_cycles + pf)
         fill = float(wa @ np.minimum(C, p.prefetch_overhead_cycles + pf)) / wa.sum()

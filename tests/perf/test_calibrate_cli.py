@@ -62,3 +62,24 @@ def test_bad_inputs_are_errors_before_any_work(tmp_path, argv, words, capsys):
     assert main(["calibrate", *argv, "-o", str(out)]) == 2
     assert words in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("value, words", [
+    ("dense,1.5", "block density in (0, 1]"), ("0.5,half", "'half' is not 'dense'"),
+    ("nan", "block density in (0, 1]"), ("0", "block density in (0, 1]"),
+    ("dense,dense", "give each density once")])
+def test_bad_densities_are_usage_errors(tmp_path, value, words, capsys):
+    out = tmp_path / "never"
+    with pytest.raises(SystemExit) as exc:
+        main(["calibrate", "--densities", value, "-o", str(out)])
+    assert exc.value.code == 2 and words in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_densities_option_parses_the_shipped_ultra96_set():
+    """`--densities dense,0.5` is the set of the shipped ultra96 resdg18 measurements."""
+    from dgfpga.cli.cmd_calibrate import densities
+    assert densities("dense,0.5") == (None, 0.5)
+    assert densities(" 1.0 , dense ") == (1.0, None)
+    recs = calibration.load_measurements(SHIPPED / "cycles_ultra96_resdg18_lat40_st0.json")
+    assert {r["density"] for r in recs} == set(densities("dense,0.5"))

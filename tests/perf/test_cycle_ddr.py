@@ -33,6 +33,36 @@ def test_read_time_by_hand():
     assert read_time(8, 2, stalled) == pytest.approx(20)
 
 
+def test_read_time_from_an_empty_port_by_hand():
+    """A tile's prefetch starts from an empty port (dg_loader.sv's PF_WAIT lets the previous
+    tile's last beat arrive first), so each further round of 8 bursts waits the whole
+    latency. 9 bursts of 16 beats at L = 150: the 9th issues when the 1st is done (166) and
+    ends 150 + 16 later: 332, not the stream's 150 + 144 = 294 nor the averaged rounds'
+    150 + 128 + 166/8 = 298.75; 18 bursts: 2 * 166 + 150 + 2 * 16 = 514. While the data of
+    the bursts in flight outlasts the latency (L = 40), the stream's L + n*b."""
+    p = EXACT.with_memory(150)
+    assert read_time(9, 16, p, restart=True) == pytest.approx(332)
+    assert read_time(9, 16, p) == pytest.approx(298.75)
+    assert read_time(18, 16, p, restart=True) == pytest.approx(514)
+    assert read_time(9, 16, EXACT.with_memory(40), restart=True) == pytest.approx(184)
+    assert read_time(8, 16, p, restart=True) == pytest.approx(150 + 128)   # one round
+    assert read_time(9, 16, EXACT, restart=True) == pytest.approx(144)     # ideal: beats
+
+
+def test_next_group_weights_fill_the_latency_gap_by_hand():
+    """The 1x1 layer below with 8 output channels: two m-groups of 4 on `small`, two 4x4
+    tiles each. While group 0 runs, the loader reads group 1's params and weights (4 param
+    spans of 1 beat + 4 lane spans of 16 B = 2 beats: 8 commands, 12 beats; per tile 4
+    commands, 6 beats) in the prefetcher's idle port cycles. At L = 100 a tile's prefetch
+    is 5 + read_time'(4 patch rows of 8 beats) = 5 + 100 + 32 = 137; with the weights
+    read_time'(8 bursts, 38 beats) = 138, but their 6 beats arrive in the 100 cycles the
+    next patch waits for anyway: the tile stays at 137 (compute 86). Four prefetch-bound
+    steps: 4 * 137 = 548 (had the weights added, 2 * 143 + 2 * 137 = 560)."""
+    d = F.make_descriptor(k=1, stride=1, in_h=4, in_w=8, in_c=16, out_c=8, tile=4)
+    lc = layer_cycles(d, SMALL, EXACT.with_memory(100))
+    assert lc.bounds["prefetch"] == pytest.approx(548)
+
+
 def _one_by_one():
     # 1x1 conv, 4x8 map of 16 channels -> 4 channels, two 4x4 tiles, one m-group
     return F.make_descriptor(k=1, stride=1, in_h=4, in_w=8, in_c=16, out_c=4, tile=4)
@@ -84,6 +114,10 @@ def _shipped(tag: str) -> list:
     return calibration.load_measurements(calibration.RESULTS / f"{stem}.json")
 
 
+def _shipped_ultra96(tag: str) -> list:
+    return calibration.load_measurements(calibration.RESULTS / f"cycles_ultra96_resdg18_{tag}.json")
+
+
 @pytest.mark.parametrize("tag", ["ideal", "lat40_st20"])
 def test_shipped_calibration_within_5pct_per_layer(tag):
     """The shipped parameters (one engine) reproduce every RTL-measured layer within 5 %,
@@ -100,34 +134,54 @@ def test_shipped_calibration_within_5pct_per_layer(tag):
     assert abs(err[worst]) < 0.05, (recs[worst]["name"], err[worst])
 
 
-def test_latency_is_what_separates_the_two_measurements():
-    """Without the memory terms (every record priced as if the memory were ideal) the
-    latency/stall runs are off by far more than 5 % (the downsample layers: 3.2x)."""
-    recs = _shipped("lat40_st20")
+@pytest.mark.parametrize("tag, within, worst", [("lat0_st0", 36, 0.09), ("lat40_st0", 35, 0.085)])
+def test_shipped_calibration_ultra96_resdg18(tag, within, worst):
+    """The same parameters on the other engine: resdg18's 38 scheduled layers (dense and at
+    block density 0.5, stem excluded) measured on the ultra96 RTL with ideal memory and with
+    the 40 cycles of read latency `predict` prices the Ultra96 DDR at, each record priced on
+    its own engine and memory. Ideal: 36/38 within 5 %, the two outside are stage 4's 1x1/s2
+    projection with one-pixel tiles (-8.8 %); 40 cycles: 35/38, the three outside are
+    stage 4's residual conv2 layers (-5.7 % / -5.7 % / -8.1 %), where the compute waits for
+    the next m-group's weights at every group start (the one read port; docs/explore.md). Stage 4's prefetch-bound
+    layers are what the 40-cycle terms move: with the stream's averaged rounds and the
+    next group's weight beats added to every tile's prefetch (the model before) 30/38 were
+    within 5 %, worst +21 %."""
+    recs = _shipped_ultra96(tag)
+    assert len(recs) == 38 and all(r["bit_exact"] for r in recs)
+    assert {r["config"] for r in recs} == {"ultra96"}
     params = CycleParams.load(calibration.params_path(SMALL))
-    ideal = [dict(r, latency=0, stall_pct=0) for r in recs]
-    assert np.max(np.abs(calibration.errors(ideal, SMALL, params))) > 0.5
+    err = np.abs(calibration.errors(recs, SMALL, params))   # each record on its own config
+    assert int(np.sum(err <= 0.05)) >= within and err.max() < worst, (
+        recs[int(np.argmax(err))]["name"], err.max())
 
 
-def test_calibrate_reports_each_memory(tmp_path):
-    """`calibrate` fits ideal and latency/stall records together and reports each memory."""
-    recs = _shipped("ideal")[::25] + _shipped("lat40_st20")[::25]
-    params, rep = calibration.calibrate(recs, SMALL, "resdg20_cifar10",
-                                        base=CycleParams.load(calibration.params_path(SMALL)))
-    assert set(rep["memories"]) == {"ideal", "lat40_st20"}
-    assert all(m["layers"] == 4 for m in rep["memories"].values())
-    assert len(rep["errors"]) == 8 and all("@" in k for k in rep["errors"])
-    assert params.read_latency_cycles == 0
-    json.dumps(rep)                                   # a JSON report
+def test_ultra96_stage4_latency_sweep():
+    """Stage-4 layers of resdg18 (one-pixel tiles) measured on the ultra96 RTL at read
+    latencies from 0 to 150 cycles (shipped, bit-exact). The 3x3 layers without a residual
+    stay within 5 % up to the 40 cycles `predict` uses, and the 1x1/s2 projection from 20
+    cycles on (at 0-10 it is 6-9 % under: its tiles' compute side, not the latency terms).
+    Known gaps (docs/explore.md): the residual conv2 layers from 40 cycles on (-6 % .. -29 %)
+    and, from 60 cycles on, tiles of 18 patch bursts (C = 512: to -32 % at 150)."""
+    recs = _shipped_ultra96("stage4_latency_sweep")
+    assert all(r["bit_exact"] for r in recs)
+    params = CycleParams.load(calibration.params_path(SMALL))
+    err = np.abs(calibration.errors(recs, SMALL, params))
+    lat = np.array([r["latency"] for r in recs])
+    kind = np.array([r["layer"] for r in recs])
+    assert sorted(set(lat)) == [0, 10, 20, 40, 60, 100, 150]
+    conv1 = (kind == "conv1") & (lat <= 40)
+    proj = (kind == "downsample") & (lat >= 20)
+    assert conv1.sum() == 12 and proj.sum() == 5
+    assert err[conv1].max() < 0.05 and err[proj].max() < 0.05
 
 
 @pytest.mark.parametrize("tag, within, worst", [
-    ("lat20_st10", 100, 0.05), ("lat0_st30", 100, 0.05), ("lat100_st0", 98, 0.10)])
+    ("lat20_st10", 100, 0.05), ("lat0_st30", 100, 0.05), ("lat100_st0", 96, 0.09)])
 def test_memories_the_fit_never_saw(tag, within, worst):
     """Out of sample: the same 100 layers measured on the RTL against three other memories
     (shipped, all bit-exact), priced with the shipped parameters. 100 cycles of latency
-    is where the model is weakest (two gated stage-3 conv2 layers with residual-only
-    tiles, +6..+9 %); without the next group's weight spans in the tile prefetch it was
+    is where the model is weakest (four gated stage-2/3 conv2 layers with residual-only
+    tiles, +5.6..+8.7 %); without the next group's weight spans in the tile prefetch it was
     off by 25 % (gated conv2 layers whose weights load span by span)."""
     recs = _shipped(tag)
     assert len(recs) == 100 and all(r["bit_exact"] for r in recs)

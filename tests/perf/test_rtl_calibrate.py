@@ -143,3 +143,23 @@ def test_requantizer_pace_matches_the_rtl_ultra96():
     assert abs(model / r["cycles"] - 1) < 0.06, (model, r["cycles"])
     pixels = d.conv_h * d.conv_w * -(-d.out_c // cfg.tm)
     assert r["cycles"] > 4 * pixels          # the requantizers' pace: 2x the array's 2 * pixels
+
+
+@pytest.mark.slow
+@pytest.mark.verilator
+def test_shipped_ultra96_latency_records_are_the_rtls():
+    """Two stage-4 layers of the shipped ultra96 resdg18 measurements at 40 cycles of read
+    latency (`dgfpga calibrate --config ultra96 --arch resdg18 --densities dense,0.5
+    --latency 40`) measured again on the RTL: bit-exact, the same cycles to the cycle."""
+    require_verilator()
+    from dgfpga.perf import calibration as calibrate
+    from dgfpga.contract.engine_config import load_config
+    cfg = load_config("ultra96")
+    shipped = {r["name"]: r for r in calibrate.load_measurements(
+        calibrate.RESULTS / "cycles_ultra96_resdg18_lat40_st0.json")}
+    names = ("layer4.0.conv1.d050", "layer4.1.conv2.d050")
+    layers = [it for it in calibrate.calibration_layers(cfg, "resdg18", densities=(0.5,))
+              if it["name"] in names]
+    recs = calibrate.measure(cfg, layers, latency=40)
+    assert [r["name"] for r in recs] == list(names) and all(r["bit_exact"] for r in recs)
+    assert [r["cycles"] for r in recs] == [shipped[n]["cycles"] for n in names]
