@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import functools
 import json
 import math
 import zlib
@@ -274,17 +273,12 @@ def predict(rec: dict, cfg: EngineConfig, params: CycleParams) -> float:
     it was measured on (the record's `config` when it names another than `cfg`: one fit
     may hold several engines' measurements)."""
     if rec.get("config", cfg.name) != cfg.name:
-        cfg = _config(rec["config"])
+        cfg = load_config(rec["config"])        # (cached by engine_config)
     d = LayerDescriptor(**rec["descriptor"])
     tiles = rec["tiles"] if d.tile_gated else None
     res = rec["res_tiles"] or None
     mem = params.with_memory(rec.get("latency", 0), rec.get("stall_pct", 0))
     return layer_cycles(d, cfg, mem, tiles=tiles, res_tiles=res).total_cycles
-
-
-@functools.lru_cache(maxsize=None)
-def _config(name: str) -> EngineConfig:
-    return load_config(name)
 
 
 def errors(recs: list[dict], cfg: EngineConfig, params: CycleParams) -> np.ndarray:
