@@ -737,6 +737,46 @@ def depthwise_corners(cfg: Optional[EngineConfig] = None, seed: int = 0) -> list
     return out
 
 
+def depthwise_refused(cfg: EngineConfig, seed: int = 0) -> list[VectorSet]:
+    """For an engine without the depthwise hardware (`cfg.depthwise` false): every
+    depthwise case of `depthwise_cases`, built as on the same engine with it, refused with
+    BAD_OP at the op word and nothing written (the interpreter on `cfg` supplies the expected
+    memory and STATUS; checked here against the contract). The cases' other layers
+    (pixel_sums writers without depthwise) are ordinary layers there: `depthwise_vectors`
+    on `cfg` builds them (`no_depthwise_vectors`)."""
+    import dataclasses
+    from dgfpga.runtime import interpreter
+    if cfg.depthwise:
+        raise ValueError(f"engine config '{cfg.name}' has the depthwise hardware")
+    twin = dataclasses.replace(cfg, depthwise=True)
+    want = regmap.pack_status(regmap.ERR["BAD_OP"], 0, FIELD_BY_NAME["op"].word)
+    out = []
+    for case in depthwise_cases(cfg):
+        if not case.depthwise:
+            continue
+        vs = build_layer_case(case, twin, seed)
+        before = {r: vs.before[r].copy() for r in REGIONS}
+        ref = {r: v.copy() for r, v in before.items()}
+        res = interpreter.run_program(vs.program, vs.layer_count, ref, cfg)
+        if res.status != want:
+            raise AssertionError(f"{case.name} on '{cfg.name}': the interpreter reports "
+                                 f"{regmap.describe_status(res.status)}, the contract says "
+                                 f"{regmap.describe_status(want)} ({res.message})")
+        out.append(VectorSet(f"refused_{case.name}", cfg.name, cfg.config_hash, vs.program,
+                             vs.layer_count, before, {r: ref[r] for r in ("fmap", "sums")},
+                             res.status, 0, {"reference": "interpreter",
+                                             "refused": "no depthwise hardware"}))
+    return out
+
+
+def no_depthwise_vectors(cfg: EngineConfig, seed: int = 0) -> list[VectorSet]:
+    """`depthwise_cases`' layers that are not depthwise (pixel_sums writers), built on
+    `cfg`, and `depthwise_refused(cfg)`: the depthwise feature's vectors for an engine
+    without it."""
+    plain = [build_layer_case(c, cfg, seed) for c in depthwise_cases(cfg) if not c.depthwise]
+    return plain + depthwise_refused(cfg, seed)
+
+
 def write_depthwise_vectors(out_dir, cfg: Optional[EngineConfig] = None,
                             seed: int = 0) -> list[Path]:
     """`depthwise_vectors` and `depthwise_corners` into `out_dir/<name>/`."""

@@ -79,6 +79,8 @@ def _cpp_config(cfg: EngineConfig) -> str:
         v = getattr(cfg, f.name)
         if isinstance(v, str):
             out.append(f'constexpr const char *{f.name} = "{v}";')
+        elif isinstance(v, bool):
+            out.append(f"constexpr bool {f.name} = {'true' if v else 'false'};")
         else:
             out.append(f"constexpr uint32_t {f.name} = {v}u;")
     out += [f"constexpr uint32_t {n} = {getattr(cfg, n)}u;" for n in DERIVED]
@@ -284,6 +286,8 @@ def _sv_config(cfg: EngineConfig) -> str:
         v = getattr(cfg, f.name)
         if isinstance(v, str):
             out.append(f'localparam string DG_{f.name.upper()} = "{v}";')
+        elif isinstance(v, bool):
+            out.append(f"localparam bit DG_{f.name.upper()} = 1'b{int(v)};")
         else:
             out.append(f"localparam int unsigned DG_{f.name.upper()} = {v};")
     out += [f"localparam int unsigned DG_{n.upper()} = {getattr(cfg, n)};" for n in DERIVED]

@@ -50,6 +50,10 @@ class EngineConfig:
     weight_bits: int = 8      # weight width (fixed by the formats)
     acc_bits: int = 32        # accumulator width (fixed by the formats)
     axi_data_bits: int = 128  # m_axi data width; offsets in descriptors align to it
+    # ---- features ([features] in the TOML): hardware a config may leave out ----
+    depthwise: bool = True    # depthwise conv (op 5, MobileNetV2); false: an engine without
+    #                           it (the RTL prunes its depthwise buffers and datapath), which
+    #                           refuses op 5 with BAD_OP at the op word
 
     # ---- derived values (not stored in the TOML) ----
     @property
@@ -111,8 +115,16 @@ class EngineConfig:
 
 
 def canonical_text(cfg: EngineConfig) -> str:
-    """`key=value` lines in field order: what `config_hash` digests (stable across runs)."""
-    return "".join(f"{f.name}={getattr(cfg, f.name)!r}\n" for f in dataclasses.fields(cfg))
+    """`key=value` lines in field order: what `config_hash` digests (stable across runs).
+    A feature at its default (FEATURE_DEFAULTS) is not listed, so the hash of a config that
+    does not name it did not change when the feature field was added."""
+    return "".join(f"{f.name}={getattr(cfg, f.name)!r}\n" for f in dataclasses.fields(cfg)
+                   if FEATURE_DEFAULTS.get(f.name, _NO_DEFAULT) != getattr(cfg, f.name))
+
+
+_NO_DEFAULT = object()
+#: the [features] fields and their defaults (canonical_text leaves them out at the default)
+FEATURE_DEFAULTS = {"depthwise": True}
 
 
 def _is_pow2(v: int) -> bool:
@@ -132,6 +144,8 @@ def validate(cfg: EngineConfig, fit: bool = True) -> EngineConfig:
         if f.type in ("int", int):
             need(isinstance(v, int) and not isinstance(v, bool),
                  f"{f.name} must be an integer, got {v!r}")
+        elif f.type in ("bool", bool):
+            need(isinstance(v, bool), f"{f.name} must be true or false, got {v!r}")
         else:
             need(isinstance(v, str) and v != "", f"{f.name} must be a non-empty string, got {v!r}")
     need(cfg.name.replace("_", "").replace("-", "").isalnum(),
@@ -178,7 +192,7 @@ def validate(cfg: EngineConfig, fit: bool = True) -> EngineConfig:
     return cfg
 
 
-_SECTIONS = ("array", "limits", "buffers", "widths")
+_SECTIONS = ("array", "limits", "buffers", "widths", "features")
 
 
 def config_from_dict(data: dict, source: str = "<dict>", fit: bool = True) -> EngineConfig:

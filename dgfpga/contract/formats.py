@@ -659,6 +659,9 @@ def validate_descriptor(d: LayerDescriptor, cfg: Optional[EngineConfig] = None,
             raise bad(f.name, f"out of range 0..{f.mask} ({f.width}-bit field)")
     if d.op not in OP_KINDS:
         raise bad("op", f"unknown op kind (known: {OP_KINDS})")
+    if d.depthwise and not cfg.depthwise:
+        raise bad("op", f"engine config '{cfg.name}' has no depthwise hardware ([features] "
+                        f"depthwise = false): use a config with it for depthwise layers")
     if d.k not in KERNELS:
         raise bad("k", f"kernel must be one of {KERNELS}")
     if d.stride not in STRIDES:

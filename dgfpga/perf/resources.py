@@ -362,7 +362,30 @@ def _gate_memories(cfg: EngineConfig, g: dict) -> list[Item]:
 
 
 def _structural(cfg: EngineConfig) -> list[Item]:
-    """The counted terms (see the module docstring), each in its unit."""
+    """The counted terms (see the module docstring), each in its unit. A config without the
+    depthwise hardware (`depthwise = false`) has no depthwise memories; its LUT / FF allowances
+    are still those fitted on engines with it (an upper bound: docs/synth.md)."""
+    return _structural_all(cfg) + (_depthwise_memories(cfg) if cfg.depthwise else [])
+
+
+def _depthwise_memories(cfg: EngineConfig) -> list[Item]:
+    g = rtl_geometry(cfg)
+    tm = cfg.tm
+    return [
+        _memories("loader", "depthwise patch banks", 2 * DW_KERNELS[0] ** 2,
+                  g["DW_DEPTH"] // 2, 8 * g["DW_NBW"], f"{DW_KERNELS[0]}x{DW_KERNELS[0]} tap "
+                  f"banks (patch row, column mod {DW_KERNELS[0]}), each as two memories (even, "
+                  f"odd rows) of max(TM, AXI bytes) byte columns, both halves",
+                  # (<= 64 rows: Yosys maps them to RAM64M8 whatever their width; small)
+                  "lutram" if g["DW_DEPTH"] // 2 <= 64 else "auto"),
+        _memories("loader", "depthwise parameters", 2, _ceil_div(cfg.max_out_channels, tm),
+                  32 * tm, "bias and mult rows of TM per m-group, registered read by the "
+                  "write-back (distributed RAM, as dg_loader.sv asks)", "lutram"),
+    ]
+
+
+def _structural_all(cfg: EngineConfig) -> list[Item]:
+    """The counted terms every config has."""
     g = rtl_geometry(cfg)
     tm, tn = cfg.tm, cfg.tn
     rq = g["REQUANT_LANES"]
@@ -378,15 +401,6 @@ def _structural(cfg: EngineConfig) -> list[Item]:
         _memories("loader", "input patch buffers", g["NB"], g["IDEPTH"], 8,
                   "byte banks, both halves"),
         _memories("loader", "residual buffers", tm, 2 * g["RPIX"], 8, "one per output lane"),
-        _memories("loader", "depthwise patch banks", 2 * DW_KERNELS[0] ** 2,
-                  g["DW_DEPTH"] // 2, 8 * g["DW_NBW"], f"{DW_KERNELS[0]}x{DW_KERNELS[0]} tap "
-                  f"banks (patch row, column mod {DW_KERNELS[0]}), each as two memories (even, "
-                  f"odd rows) of max(TM, AXI bytes) byte columns, both halves",
-                  # (<= 64 rows: Yosys maps them to RAM64M8 whatever their width; small)
-                  "lutram" if g["DW_DEPTH"] // 2 <= 64 else "auto"),
-        _memories("loader", "depthwise parameters", 2, _ceil_div(cfg.max_out_channels, tm),
-                  32 * tm, "bias and mult rows of TM per m-group, registered read by the "
-                  "write-back (distributed RAM, as dg_loader.sv asks)", "lutram"),
         _memories("loader", "out-channel list", 1, _ceil_div(cfg.max_out_channels, tm),
                   16 * tm, "one row of TM u16 entries per m-group, read whole at a group start"),
         _memories("loader", "in-channel list", 2, max(cfg.max_in_channels,

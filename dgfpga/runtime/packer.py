@@ -788,6 +788,11 @@ def _pack_program(plan: NetworkPlan) -> bytes:
 
 def _check_fits(plan: NetworkPlan) -> None:
     """Every template must pass the format checks and fit the engine's buffers."""
+    dw = [lp.name for lp in plan.layers if lp.template.depthwise]
+    if dw and not plan.cfg.depthwise:
+        raise ConfigError(f"the network has {len(dw)} depthwise layer(s) (first: {dw[0]}) but "
+                          f"engine config '{plan.cfg.name}' has no depthwise hardware ([features] "
+                          f"depthwise = false): use a config with it (e.g. --config ultra96)")
     for lp in plan.layers:
         try:
             formats.validate_descriptor(lp.template, plan.cfg, plan.region_bytes)

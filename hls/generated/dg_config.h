@@ -37,6 +37,7 @@ constexpr uint32_t act_bits = 8u;
 constexpr uint32_t weight_bits = 8u;
 constexpr uint32_t acc_bits = 32u;
 constexpr uint32_t axi_data_bits = 128u;
+constexpr bool depthwise = true;
 constexpr uint32_t macs_per_cycle = 256u;
 constexpr uint32_t axi_bytes = 16u;
 constexpr uint32_t gate_lanes = 8u;

@@ -73,7 +73,9 @@ inline void decode_descriptor(const u32 w[desc::WORDS], Layer &L) {
     L.from_gate = field(w, desc::from_gate);
     L.im2col = field(w, desc::im2col);
     L.pixel_sums = field(w, desc::pixel_sums);
-    L.depthwise = field(w, desc::op) == fmt::OP_DWCONV;
+    // a config without depthwise hardware (config::depthwise false) never decodes one: the
+    // depthwise loops are then dead code the tool removes
+    L.depthwise = config::depthwise && field(w, desc::op) == fmt::OP_DWCONV;
     L.shift = field(w, desc::shift);
     L.in_h = field(w, desc::in_h);
     L.in_w = field(w, desc::in_w);
@@ -285,7 +287,8 @@ inline DescCheck check_descriptor(const u32 w[desc::WORDS], Layer &L, const Regi
     if (field(w, desc::version) != fmt::FORMAT_VERSION) return {err::BAD_MAGIC, 0};
     decode_descriptor(w, L);
     const u32 op = field(w, desc::op);
-    if (op != fmt::OP_CONV && op != fmt::OP_DWCONV) return fault(desc::F_OP);
+    if (op != fmt::OP_CONV && !(config::depthwise && op == fmt::OP_DWCONV))
+        return fault(desc::F_OP);   // formats.validate_descriptor: BAD_OP at the op word
     if (!one_of(L.k, fmt::KERNELS, fmt::N_KERNELS)) return fault(desc::F_K);
     if (!one_of(L.stride, fmt::STRIDES, fmt::N_STRIDES)) return fault(desc::F_STRIDE);
     if (L.pad > L.k / 2) return fault(desc::F_PAD);

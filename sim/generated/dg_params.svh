@@ -32,6 +32,7 @@ localparam int unsigned DG_ACT_BITS = 8;
 localparam int unsigned DG_WEIGHT_BITS = 8;
 localparam int unsigned DG_ACC_BITS = 32;
 localparam int unsigned DG_AXI_DATA_BITS = 128;
+localparam bit DG_DEPTHWISE = 1'b1;
 localparam int unsigned DG_MACS_PER_CYCLE = 256;
 localparam int unsigned DG_AXI_BYTES = 16;
 localparam int unsigned DG_GATE_LANES = 8;

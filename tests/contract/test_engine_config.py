@@ -32,7 +32,8 @@ def test_shipped_configs_load():
 
 def test_load_by_path(tmp_path):
     src = load_config("small")
-    lines = [f"{k} = {v!r}".replace("'", '"') for k, v in _as_dict(src).items()]
+    lines = [f"{k} = {str(v).lower() if isinstance(v, bool) else repr(v)}".replace("'", '"')
+             for k, v in _as_dict(src).items()]
     p = tmp_path / "mine.toml"
     p.write_text("\n".join(lines).replace("name = \"small\"", "name = \"mine\"") + "\n")
     cfg = load_config(p)
@@ -48,6 +49,30 @@ def test_config_hash_stable_and_distinct():
     assert again.config_hash == u.config_hash
     changed = dataclasses.replace(u, clock_hz=150_000_000)
     assert changed.config_hash != u.config_hash
+
+
+def test_depthwise_feature_section_and_hash(tmp_path):
+    """[features] depthwise: default true and then absent from the hash (the configs that do
+    not name it keep the hash they had: ultra96's 0xB7F31E73 is in the shipped bundles and
+    the generated headers); false is a distinct config; a non-boolean is refused by name."""
+    u = default_config()
+    assert u.depthwise is True and "depthwise" not in canonical_text(u)
+    assert u.config_hash == 0xB7F31E73
+    rn = load_config("ultra96_resnet")
+    assert rn.depthwise is False and "depthwise=False" in canonical_text(rn)
+    assert rn.config_hash != u.config_hash
+    assert dataclasses.replace(rn, name="ultra96", depthwise=True).config_hash == u.config_hash
+    text = load_config("small").to_dict()
+    for value, ok in (("false", True), ("true", True), ("0", False), ('"no"', False)):
+        p = tmp_path / f"f{value.strip(chr(34))}.toml"
+        body = "\n".join(f"{k} = {v!r}".replace("'", '"') for k, v in text.items()
+                         if k != "depthwise")
+        p.write_text(body + f"\n[features]\ndepthwise = {value}\n")
+        if ok:
+            assert load_config(p).depthwise is (value == "true")
+        else:
+            with pytest.raises(ConfigError, match="depthwise must be true or false"):
+                load_config(p)
 
 
 @pytest.mark.parametrize("name", ["ultra96", "small"])

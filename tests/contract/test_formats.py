@@ -631,6 +631,22 @@ def test_depthwise_rules(change, field, code):
     assert e.value.field == field and F.FIELD_ERROR[field] == code
 
 
+def test_a_config_without_depthwise_refuses_the_op():
+    """[features] depthwise = false (ultra96_resnet): a depthwise record is BAD_OP at the op
+    word, before its own rules (even a faulty one), and names the feature; a conv record is
+    checked as on ultra96."""
+    from dgfpga.contract.engine_config import load_config
+    rn = load_config("ultra96_resnet")
+    for d in (_dw_desc(), _dw_desc(out_c=16, n_active_out=16)):
+        with pytest.raises(FormatError, match="no depthwise hardware") as e:
+            F.validate_descriptor(d, rn)
+        assert e.value.field == "op" and F.FIELD_ERROR["op"] == "BAD_OP"
+        assert F.FIELD_BY_NAME["op"].word == 0
+    conv = _dw_desc(op=F.OP_CONV, in_c=16)
+    F.validate_descriptor(conv, rn)
+    F.validate_descriptor(conv, default_config())
+
+
 def test_depthwise_and_pixel_sums_round_trip_and_buffers():
     """A gated depthwise record packs and unpacks unchanged; its buffers have no in-channel
     list; pixel_sums sizes the sums per output pixel; the work-list writer gives the

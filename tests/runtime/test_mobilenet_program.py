@@ -513,6 +513,17 @@ def test_a_512_channel_engine_refuses_the_channel_counts(net):
     assert plan.cfg.name == "ultra96"
 
 
+def test_an_engine_without_depthwise_refuses_the_network(net):
+    """ultra96_resnet ([features] depthwise = false) refuses MobileNetV2 before anything
+    runs, counting its depthwise layers and naming the first and the feature."""
+    plan, _ = net
+    n_dw = sum(lp.template.depthwise for lp in plan.layers)
+    first = next(lp.name for lp in plan.layers if lp.template.depthwise)
+    with pytest.raises(ConfigError, match=rf"{n_dw} depthwise layer\(s\) \(first: {first}\)"
+                                          r".*no depthwise hardware"):
+        plan_network(plan.qmodel, load_config("ultra96_resnet"))
+
+
 @pytest.fixture(scope="module")
 def net224():
     qm, x = _make(224, n=4)
