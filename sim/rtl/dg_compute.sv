@@ -83,6 +83,9 @@ module dg_compute
     output wire [MTAG_W-1:0]            mac_tag,
     output wire                         idle
 );
+    // depthwise layer: L.dw gated by the config, so with DG_DEPTHWISE = 0 (no depthwise hardware;
+    // the descriptor check refuses op 5) synthesis drops every depthwise path of this unit
+    wire l_dw = DG_DEPTHWISE && L.dw;
     // Layer constants, registered (L is latched by the sequencer cycles before `run`), so the
     // issue control below compares no L field on its register-to-register paths (issue 16)
     logic L_no_mac;                    // no active input channel: acc = 0 (+ bias), no patch, no weights
@@ -233,7 +236,7 @@ module dg_compute
     // follows a table read in c0
     logic [DW_K-1:0] c1_rin, c1_rok, c1_rtv, c1_cin, c1_cok, c1_ctv;
     logic [I_MAX_TILES-1:0] c1_hbit;
-    (* keep *) wire c1_okp = c1_ok && (L.im2col || L.dw || (c1_rok[0] && c1_cok[0]
+    (* keep *) wire c1_okp = c1_ok && (L.im2col || l_dw || (c1_rok[0] && c1_cok[0]
                                                            && (!L.zero_halo || (c1_rtv[0] && c1_ctv[0]))));
     logic [DG_TN-1:0] c1_lane;
     logic [7:0] c1_py, c1_px;
@@ -255,15 +258,15 @@ module dg_compute
     logic [DW_K-1:0] c1_tbr [DW_NBK];
     logic [DW_K-1:0] c1_bcol [DW_K];
     // (c1_rin .. c1_ctv), and its zero-halo tile bit (c1_tbit); c1_ten: the tap is in the
-    // step (c1_selv) and inside the input, c1_tokf: and not a zeroed halo
+    // step (c1_selv) and inside the input, c1_tbm: its tile's bitmap bit
     logic [I_MAX_TILES-1:0] c1_tbit [DW_NBK];
     (* keep *) logic [DW_NBK-1:0] c1_ten;
-    logic [DW_NBK-1:0] c1_tokf;
+    logic [DW_NBK-1:0] c1_tbm;
     always_comb begin
         for (int t = 0; t < DW_NBK; t++) begin
             c1_ten[t] = c1_selv[t / DW_TPS] && c1_rin[t / DW_K] && c1_rok[t / DW_K] && c1_cin[t % DW_K]
                         && c1_cok[t % DW_K] && (!L.zero_halo || (c1_rtv[t / DW_K] && c1_ctv[t % DW_K]));
-            c1_tokf[t] = c1_ten[t] && (!L.zero_halo || bitmap[c1_tbit[t]]);
+            c1_tbm[t] = bitmap[c1_tbit[t]];
         end
     end
     logic [DW_NBWL-1:0] c1_trot [DW_NBK];       // per tap: its read's rotation (lane 0's column)
@@ -275,7 +278,10 @@ module dg_compute
     logic [DW_NBK-1:0] c2_jsel [DW_TPS];
     logic [DW_K-1:0] c2_bcol [DW_K];
     logic [DW_NBWL-1:0] c2_jrot [DW_TPS];
-    logic [DW_TPS-1:0] c2_jon;
+    // (c2_jon = c2_jen && c2_jhb: the zero-halo bitmap bit registered apart from the other
+    // conditions, so no gate follows the bitmap reads in c1)
+    logic [DW_TPS-1:0] c2_jen, c2_jhb;
+    wire [DW_TPS-1:0] c2_jon = c2_jen & c2_jhb;
     logic c2_whalf;
     // depthwise: the slots a whalf (odd) step can feed, those with a kernel tap s*DW_TPS + j
     // (ultra96, 9 taps in 2 steps of 8: slot 0 only), so the MAC array's half select is
@@ -288,10 +294,11 @@ module dg_compute
         return n;
     endfunction
     localparam int DW_WHS = dw_whalf_slots();
-    dg_mac_array #(.TM(DG_TM), .TN(DG_TN), .TAG_W(MTAG_W), .TPS(DW_TPS), .WHS(DW_WHS)) mac (
+    dg_mac_array #(.TM(DG_TM), .TN(DG_TN), .TAG_W(MTAG_W), .TPS(DW_TPS), .WHS(DW_WHS),
+                   .DW(DG_DEPTHWISE)) mac (
         .clk(clk), .rst(rst), .in_valid(c2_v), .in_first(c2_first), .in_last(c2_last),
-        .in_w(wb_q), .in_x(c2_x), .in_dw(L.dw), .in_won(c2_won), .in_whalf(c2_whalf), .in_xd(c2_xd),
-        .in_tag({c2_gb, c2_res_only, c2_tlast, c2_py, c2_px, c2_sg, rb_q}),
+        .in_w(wb_q), .in_x(c2_x), .in_dw(l_dw), .in_won(c2_won), .in_whalf(c2_whalf), .in_xd(c2_xd),
+        .in_tag({c2_gb, c2_res_only, c2_tlast, c2_py, c2_px, DG_DEPTHWISE ? c2_sg : 16'd0, rb_q}),
         .out_valid(mac_v), .out_acc(mac_acc), .out_tag(mac_tag));
 
     // ------------------------------------------------------------------ compute tile start
@@ -355,7 +362,7 @@ module dg_compute
         cp_rbrow <= 32'd0;
         f_px_last <= ((t_res_only[h] || L_no_mac) ? t_ow[h] : t_chw[h]) == 8'd1;
         f_py_last <= ((t_res_only[h] || L_no_mac) ? t_oh[h] : t_chy[h]) == 8'd1;
-        f_sub_more <= L.dw && lc_sg_gt1;
+        f_sub_more <= l_dw && lc_sg_gt1;
         dw_rr <= 8'd0;
         dw_cr <= 8'd0;
         dw_r0 <= DW_AW'(32'(h) * DW_HALF);
@@ -363,13 +370,13 @@ module dg_compute
         dw_c0 <= '0;
         dw_c1 <= DW_AW'(dw_cst);
         tr_push <= 1'b1;
-        tr_in <= {t_g[h][0], t_glast[h] && L.SG == 16'd1, t_idx[h], t_o0y[h], t_o0x[h], t_cy0[h],
+        tr_in <= {t_g[h][0], t_glast[h] && (!DG_DEPTHWISE || L.SG == 16'd1), t_idx[h], t_o0y[h], t_o0x[h], t_cy0[h],
                   t_cx0[h], t_oh[h], t_ow[h], t_chy[h], t_chw[h], 16'd0};
         cp_state <= CP_RUN;
     endtask
     // depthwise: the next m-group's pass over the same half (its own tile record)
     wire [15:0] sg_next = cp_sg + 16'd1;
-    wire sub_more = f_sub_more;      // L.dw && sg_next < L.SG
+    wire sub_more = DG_DEPTHWISE && f_sub_more;      // l_dw && sg_next < L.SG
 
     // ------------------------------------------------------------------ compute issue (c0)
     wire [$clog2(PMAX)-1:0] cp_ri = $clog2(PMAX)'(cp_r);
@@ -489,7 +496,7 @@ module dg_compute
             i2c_lane[i] = fv && rv && cv;
         end
     end
-    wire cp_dense = !L.im2col && !L.dw;
+    wire cp_dense = !L.im2col && !l_dw;
     wire cp_ok = !cp_res_only && !L_no_mac;
     // depthwise: the conv pixel's k*k taps (patch row r = py*s + ky, column c = px*s + kx)
     // are in the k*k distinct dw banks (r mod k, c mod k) (stride 1 or 2, k = 3): every step
@@ -521,7 +528,7 @@ module dg_compute
             dw_tbank[t] = 4'(((br >= DW_K) ? br - DW_K : br) * DW_K + ((bc >= DW_K) ? bc - DW_K : bc));
             dw_tbr[t] = DW_K'(1) << ((br >= DW_K) ? br - DW_K : br);
             dw_trot[t] = DW_NBWL'(((br >= DW_K) ? dw_r1 : dw_r0) + ((bc >= DW_K) ? dw_c1 : dw_c0));
-            dw_tbit[t] = I_MAX_TILES'(h_rtb[t / DW_K] + I_MAX_TILES'(h_ct[t % DW_K]));  // (its bitmap bit: in c1, c1_tokf)
+            dw_tbit[t] = I_MAX_TILES'(h_rtb[t / DW_K] + I_MAX_TILES'(h_ct[t % DW_K]));  // (its bitmap bit: in c1, c1_tbm)
         end
     end
     // depthwise step: taps cp_t .. cp_t + DW_TPS - 1 (DW_TSTEPS steps per pixel), lane
@@ -530,7 +537,7 @@ module dg_compute
     wire dw_tlast = f_t_last;       // cp_t / DW_TPS + 1 == DW_TSTEPS
     wire cp_first = cp_res_only || L_no_mac || f_first;
     wire cp_last = cp_res_only || L_no_mac || (L.im2col ? f_wa_last
-                   : L.dw ? (dw_tlast && dw_qlast)
+                   : l_dw ? (dw_tlast && dw_qlast)
                    : (f_ky_last && f_kx_last && f_ng_last));
     // the flags' values after an increment of their counter
     // (cnt + 2 == X as cnt == X - 2, X - 2 a registered layer constant: for X < 2 the flag is
@@ -543,7 +550,7 @@ module dg_compute
     wire nx_q_last = 32'(cp_q) + 32'd2 == DW_PAR;
     wire nx_px_last = cp_px + 8'd2 == cp_nx;
     wire nx_py_last = cp_py + 8'd2 == cp_ny;
-    wire nx_sub_more = L.dw && 32'(sg_next) + 32'd1 < 32'(L.SG);
+    wire nx_sub_more = l_dw && 32'(sg_next) + 32'd1 < 32'(L.SG);
     // depthwise: the next column / row's remainder mod k (stride 1 or 2 < k)
     wire [7:0] dw_cr_s = dw_cr + 8'(L.stride);
     wire [7:0] dw_rr_s = dw_rr + 8'(L.stride);
@@ -707,11 +714,11 @@ module dg_compute
         c1_addr <= cp_addr;
         // (zero unless im2col: l_b restarts at lc_b0, zero then, and only im2col steps move it)
         for (int b = 0; b < NB; b++) c1_badd[b] <= IAW'(i2c_badd[b]);
-        c1_wa <= L.dw ? cp_wrow + WAW'(cp_t >> TNL) : WAW'(cp_wa);
+        c1_wa <= l_dw ? cp_wrow + WAW'(cp_t >> TNL) : WAW'(cp_wa);
         c1_sg <= cp_sg;
         for (int st = 0; st < DW_TSTEPS; st++) c1_selv[st] <= cp_t == 8'(st * DW_TPS);
         c1_dlane <= dw_lane;
-        c1_dwlin <= dw_lin;
+        for (int b = 0; b < DW_NBK; b++) c1_dwlin[b] <= DG_DEPTHWISE ? dw_lin[b] : '0;
         c1_tbank <= dw_tbank;
         c1_tbr <= dw_tbr;
         c1_bcol <= dw_bcol;
@@ -734,11 +741,15 @@ module dg_compute
             logic [DW_NBK-1:0] bs;
             logic [3:0] bk;
             logic [DW_NBWL-1:0] rot;
-            logic on;
+            logic on, hb;
+            int nst;
             bs = '0;
             bk = 4'd0;
             rot = '0;
             on = 1'b0;
+            hb = 1'b0;
+            nst = 0;
+            for (int st = 0; st < DW_TSTEPS; st++) if (st * DW_TPS + j < DW_NBK) nst++;
             for (int st = 0; st < DW_TSTEPS; st++) begin
                 int u;
                 u = st * DW_TPS + j;
@@ -746,13 +757,16 @@ module dg_compute
                     for (int r = 0; r < DW_K; r++) bs[r * DW_K + u % DW_K] |= c1_selv[st] && c1_tbr[u][r];
                     bk = bk | ({4{c1_selv[st]}} & c1_tbank[u]);
                     rot = rot | ({DW_NBWL{c1_selv[st]}} & c1_trot[u]);
-                    on = on || c1_tokf[u];      // (c1_selv[st] in c1_ten)
+                    on = on || c1_ten[u];       // (c1_selv[st] in c1_ten)
+                    // (a slot with one tap needs no step select: c2_jen is off in the others)
+                    hb = hb || ((nst == 1 || c1_selv[st]) && c1_tbm[u]);
                 end
             end
             c2_jsel[j] <= bs;
             c2_jbk[j] <= bk;
             c2_jrot[j] <= rot;
-            c2_jon[j] <= on;
+            c2_jen[j] <= on;
+            c2_jhb[j] <= !L.zero_halo || hb;
         end
         begin
             logic wh;
@@ -878,7 +892,7 @@ module dg_compute
                                     l_b[i] <= (wr && !w0) ? l_b[i] + BRW'(L.i2c_dq)
                                             : (!wr && w0) ? l_b[i] - BRW'(L.i2c_dq) : l_b[i];
                                 end
-                            end else if (L.dw) begin
+                            end else if (l_dw) begin
                                 if (!dw_qlast) begin
                                     cp_q <= cp_q + 8'd1;              // the other lane parity
                                     f_q_last <= nx_q_last;
@@ -930,7 +944,7 @@ module dg_compute
         end
         // the conv step's n-group flag, with its conditions side by side (not under the
         // FSM's nested branches): the pixel's last step restarts it, a conv step advances it
-        if (cp_step && (cp_last || (!L.im2col && !L.dw)))
+        if (cp_step && (cp_last || (!L.im2col && !l_dw)))
             f_ng_last <= (cp_last || f_ng_last) ? lc_n_is1 : nx_ng_last;
 
 
@@ -957,7 +971,7 @@ module dg_compute
     end
     // padded dw banks: a fed lane's rotation has no bits below its step (the narrow pick)
     always_ff @(posedge clk)
-        if (DW_PADDED && c2_v && L.dw)
+        if (DW_PADDED && c2_v && l_dw)
             for (int m = 0; m < DG_TM; m++)
                 for (int j = 0; j < DW_TPS; j++)
                     if (c2_ok && c2_dlane[m] && c2_jon[j] && ((c2_jrot[j] & ~DW_LMASK[m*DW_NBWL +: DW_NBWL]) != '0

@@ -64,7 +64,9 @@ module dg_desc_check
     wire        from_gate = `DG_DESC(desc, FROM_GATE);
     wire        im2col = `DG_DESC(desc, IM2COL);
     wire        pixel_sums = `DG_DESC(desc, PIXEL_SUMS);
-    wire        dw = op == DG_DESC_OP_WIDTH'(DG_OP_DWCONV);   // depthwise record
+    // a depthwise record; without the depthwise hardware (DG_DEPTHWISE = 0) op 5 is an unknown
+    // op (BAD_OP at the op word, formats.validate_descriptor) and the depthwise checks prune
+    wire        dw = DG_DEPTHWISE && op == DG_DESC_OP_WIDTH'(DG_OP_DWCONV);
     wire [DG_DESC_SHIFT_WIDTH-1:0]   shift = `DG_DESC(desc, SHIFT);
     wire [DG_DESC_IN_H_WIDTH-1:0]    in_h = `DG_DESC(desc, IN_H);
     wire [DG_DESC_IN_W_WIDTH-1:0]    in_w = `DG_DESC(desc, IN_W);
@@ -318,7 +320,9 @@ module dg_desc_check
             endcase
         end
         rb_o <= o;
-        rb_z <= z;
+        // (a size of 2^33 or more as 2^33: offset + size stays past 2^32 and past the region,
+        // and past the 32-bit offsets the overlap checks compare it with; 34 bits, not 64)
+        rb_z <= 64'({|z[63:33], z[32:0]});
         rb_r <= r;
         e = rb_o + rb_z;
         for (int j = 0; j < NBUF; j++) begin

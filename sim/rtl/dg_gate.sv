@@ -80,7 +80,6 @@ module dg_gate
     localparam int MAXO = DG_MAX_OUT_CHANNELS;
     localparam int MAXL = (MAXO > DG_MAX_CLASSES) ? MAXO : DG_MAX_CLASSES;
     localparam int NCELLP = 32 * ((NCELL + 31) / 32) + 8 * AB;     // bit vectors padded for word reads
-    localparam int NIW = $clog2(NCELLP);                          // index of spat
     localparam int SH = DG_GATE_RECIP_BITS - DG_GATE_FRAC_BITS;
     localparam logic signed [63:0] LIM = 64'(DG_GATE_BIAS_LIMIT);
     // hidden units: v = A*m1 + o1 + 2^(s-1) is shifted by whole bytes in stage G, by the rest
@@ -558,6 +557,13 @@ module dg_gate
     logic signed [63:0] g_o [LN8];     // hidden: o1 + 2^(s-1)
     logic [HTW-1:0] h_t [LN8];         // hidden: v >> 8 (s div 8), its low HTW bits
     logic [LN8-1:0] h_hi, h_neg;       // hidden: a bit of v from HTW + 8 (s div 8) on; v < 0
+    // hidden, stage G: v = (A*m1's low half + o1 + 2^(s-1)) + its high half's bits, two adds with
+    // the first sum kept apart (issue 16: as one three-operand sum the tools mapped the top
+    // bits of v to a ripple of LUTs, 11 levels into h_hi)
+    (* keep *) logic [64*LN8-1:0] h_v1;
+    for (genvar l = 0; l < LN8; l++) begin : g_hv1
+        assign h_v1[64 * l +: 64] = g_p[l] + g_o[l];
+    end
     // on-chip data
     logic [7:0]  bins_m [4 * MAXG];
     // F: bin-table entry i is written when f_bwe[i] (decoded per entry in stage E) from byte
@@ -667,14 +673,23 @@ module dg_gate
         bk_lim <= (i < 16'(g_gh)) ? g_st_h : g_st_w;
         bk_last <= i + 16'd1 == gg_n;
     end
-    // gate-2 tile scan (G_TSCAN): tile t2_t's and tile t2_t + 1's bit and "past the last tile",
-    // read a cycle ahead; ts_adv: t2_t moved on since (the scan reads the + 1 pair then)
-    logic ts_on0, ts_on1, ts_end0, ts_end1, ts_adv;
+    // gate-2 tile scan (G_TSCAN): "past the last tile" for tile t2_t and t2_t + 1, read a cycle
+    // ahead; ts_adv: t2_t moved on since (the scan reads the + 1 one then)
+    logic ts_end0, ts_end1, ts_adv;
     always_ff @(posedge clk) begin
-        ts_on0 <= 64'(t2_t) < g2_n && spat[NIW'(t2_t)];
-        ts_on1 <= 64'(t2_t1) < g2_n && spat[NIW'(t2_t1)];
         ts_end0 <= 64'(t2_t) >= g2_n;
         ts_end1 <= 64'(t2_t1) >= g2_n;
+    end
+    // The sequential scans of spat (gate-2's tile scan over t2_t, a list job's over w_scan; never
+    // at once, and spat is not written during either): a 32-bit window whose bit 0 is the
+    // scanned tile's, shifted as the index moves on and reloaded with the next word after a
+    // word's last bit (issue 16: no 256-way bit reads of spat). sw_nxt: the word of the index
+    // after the scanned one (a tile below NCELL: the cell index's bits only)
+    logic [31:0] sw_win, sw_nxt;
+    always_comb begin
+        logic [15:0] i;
+        i = (st == G_TSCAN) ? t2_t1 : w_scan1;
+        sw_nxt = spat[((32'(i) % NCELL) >> 5) * 32 +: 32];
     end
     // gate-2 masks' padding (stage F's f_vm): the whole words of the tile and the channel
     // bitmap (word index) and the valid bits of a partial last word, from the record
@@ -861,17 +876,18 @@ module dg_gate
     // record's bins and totals (G_POOL: S = the channel sums of lanes lc..) and the gate-2
     // totals (G_POOL2: channel lc + l takes the compact sum of its index j when conv1 kept it,
     // else 0; the compact indices of GL consecutive channels are consecutive, so they fall
-    // into GL different banks: bank b at row t2_row, or t2_row + 1 below the lane t2_lo of j)
-    logic signed [SW-1:0] pl_s [GL];  // G_POOL2's step of the cycle before (stage A2)
+    // into GL different banks: bank b at row t2_row, or t2_row + 1 below the lane t2_lo of j).
+    // The pool's lanes are the banks (lane b pools bank b's sum); gate-2's P of bank b goes to
+    // the channel lane that kept it after the pool, at P's PVW bits (stage Q2; issue 16: the
+    // lane mux on the pooled values, not on the SW-bit sums in front of the multiplier)
     logic [31:0] pl_k;                // channels of the step conv1 kept
     logic [GL-1:0] pl_on;
     // stage A2 of the gate-2 pool: the step's lanes, registered with its read
     logic a2_v, a2_any;
     logic [GL-1:0] a2_on, a2_lv;
     logic [31:0] a2_c;
-    // the bank lane l reads in stage A2: G_POOL2's (j + the channels kept below lane l) mod GL,
-    // registered with the step (issue 16: the prefix count off the path into q_s); lane l
-    // outside G_POOL2's stage A2 (G_POOL: lane l reads bank l; one lane mux for both pools)
+    // the bank lane l takes in G_POOL2: (j + the channels kept below lane l) mod GL, registered
+    // with the step (the prefix count off the pooled values' path), then with stage Q (q_bk)
     logic [TLW0-1:0] a2_bk [GL];
     logic [TLW0-1:0] pl_bk [GL];
     // the set bits of GL lanes: 4-bit groups by a table (LUT logic), then their sum (issue 16:
@@ -904,8 +920,6 @@ module dg_gate
             pl_bk[l] = TLW0'(lane(32'(t2_lo) + k));
             k = k + 32'(pl_on[l]);
         end
-        for (int l = 0; l < GL; l++)
-            pl_s[l] = (!a2_v || (a2_on[l] && a2_any)) ? signed'(ac_q[a2_bk[l]]) : '0;
     end
 
     // ------------------------------------------------------------------ spatial memories
@@ -929,6 +943,17 @@ module dg_gate
     // stage Q of the pool: the GL sums of the cycle before, their destination; P computed here
     logic q_v, q_tot;
     logic [GL-1:0] q_lv;
+    // stage Q's gate-2 step: lane l takes bank q_bk[l]'s P when q_on[l], else 0 (stage Q2)
+    logic q_g2;
+    logic [GL-1:0] q_on;
+    logic [TLW0-1:0] q_bk [GL];
+    // stage Q2: the totals Pt per bank (p_wd, registered in stage Q for the P banks too), written
+    // into the ph banks per channel lane a cycle after stage Q (nothing reads Pt before the fc1
+    // stream, many cycles after the pool drained)
+    logic qt_v, qt_g2;
+    logic [GL-1:0] qt_lv, qt_on;
+    logic [TLW0-1:0] qt_bk [GL];
+    logic [31:0] qt_c;
     logic signed [SW-1:0] q_s [GL];
     // the lanes' shared multiplier (see "arithmetic"): mm[l] = ma[l] * mb[l]
     localparam int MAW = (RW + 1 > 16) ? RW + 1 : 16;             // {0, R} or an int16 weight
@@ -1033,7 +1058,9 @@ module dg_gate
     logic [LAW-1:0] s4_la [3];        // stage 4: the cell's row in its bank
     // stage 4: the bin's own cell cy * gw + bx (the kernel row's cells are it - 1, it, it + 1:
     // one decode of it for the three writes into spat, issue 16) and the cell bank of each
-    logic [NIW-1:0] s4_ctr;
+    // (a cell of the grid: below NCELL, so the cell index's bits, not the padded vector's)
+    localparam int NCB = (NCELL > 1) ? $clog2(NCELL) : 1;
+    logic [NCB-1:0] s4_ctr;
     logic [1:0] s4_kbo [3];           // the cell bank kb of the cell s4_ctr - 1 + d
     logic [GL-1:0] s1_lv;
     logic signed [PVW+15:0] s2_prod [3][GL];
@@ -1094,7 +1121,7 @@ module dg_gate
                 // (the cell column cx = bx + 1 - kx = bx - 1 + d for d = 2 - kx)
                 for (int d = 0; d < 3; d++) if (s3_kx[kb] == 2'(2 - d)) s4_kbo[d] <= 2'(kb);
             end
-            s4_ctr <= NIW'(32'(s3_cy) * 32'(g_gw) + 32'(s3_bx));
+            s4_ctr <= NCB'(32'(s3_cy) * 32'(g_gw) + 32'(s3_bx));
         end
         // a kernel row's first step in stage 3 next: its sums start from 0 (a clear, no
         // select in front of the add)
@@ -1164,13 +1191,18 @@ module dg_gate
     // so lane l only ever holds elements of the sizes that fit l + 1 times into a beat
     logic [DG_AXI_DATA_BITS-1:0] e_rot;
     logic [ABW-1:0] e_rb;             // lp * 2^esz mod AB, registered with the beat (stage R)
-    assign e_rot = DG_AXI_DATA_BITS'({e_data, e_data} >> {e_rb, 3'b000});
     // The GL-lane streams (w1, w2, the spatial taps: int16; the head's W: int8): bank b takes
     // lane (b - c) mod GL, c the segment's column. With 2 GL = AB that is bytes 2b, 2b + 1 of
     // the beat rotated right by 2 (lp - c) (int16), or byte b, or b + GL when b < c mod GL, of
     // the beat rotated by lp - c (int8); stage F holds each bank's element (issue 16: no lane
     // mux in front of the shared multiplier)
     localparam bit WROT = 2 * GL == AB;
+    // With WROT the 1- and 2-byte streams and the 4-byte streams into the banks take their
+    // elements from e_wrot below (f_xw, f_xb): f_x is read for 4- and 8-byte elements only
+    // (the reciprocal / mask checks, bs, o1, b2), whose rotation lp * 2^esz is a multiple of
+    // 4 bytes, so e_rot rotates by whole words (issue 16: a 4:1 instead of an AB:1 byte mux)
+    wire [ABW-1:0] e_rbx = WROT ? {e_rb[ABW-1:2], 2'b00} : e_rb;
+    assign e_rot = DG_AXI_DATA_BITS'({e_data, e_data} >> {e_rbx, 3'b000});
     logic [ABW-1:0] e_rw;             // (lp - c mod GL) * 2^esz mod AB (stage R); bins, masks: bn_lo
     logic [GL-1:0] e_whi;             // int8: bank b takes byte b + GL of the rotated beat
     logic [DG_AXI_DATA_BITS-1:0] e_wrot;
@@ -1240,8 +1272,9 @@ module dg_gate
         // after its select; the row's count restarts at a row end)
         s_rl_next = rl_min ? s_rowlen : bl_min ? s_rl - 32'(s_bl) : cap_min ? s_rl - 32'(s_cap)
                                                                   : s_rl - 32'(nl_s);
-        s_nl_next = bl_min ? s_nl - 32'(s_bl) : cap_min ? s_nl - 32'(s_cap)
-                                              : rl_min ? s_nl - 32'(rl_s) : s_nl - 32'(nl_s);
+        // (a segment of nl_s elements ends the stream: s_nl / nl_s are set again for the next
+        // one, so their next values need not cover it; issue 16: one select less)
+        s_nl_next = bl_min ? s_nl - 32'(s_bl) : cap_min ? s_nl - 32'(s_cap) : s_nl - 32'(rl_s);
         // (not at the beat's end the segment is s_cap's or rl_s's: the minimum is neither
         // s_bl nor nl_s then)
         s_lp_next = seg_beat_end ? 16'd0 : cap_min ? s_lp + 16'(s_cap) : s_lp + 16'(rl_s);
@@ -1265,7 +1298,7 @@ module dg_gate
         return (hi || d[SEGW]) ? SAT : d;
     endfunction
     always_comb begin
-        logic [SEGW:0] r_bl, r_cap, r_nl, n_bl, n_cap, n_rl, n_nl;
+        logic [SEGW:0] r_bl, r_cap, r_nl, n_bl, n_cap, n_rl;
         logic bl_m, cap_m, rl_m, r_big, n_big;
         r_big = s_rl[31:SEGW+1] != 0;
         n_big = s_nl[31:SEGW+1] != 0;
@@ -1275,14 +1308,13 @@ module dg_gate
         n_bl = sat_d(n_big, s_nl[SEGW:0] - s_bl);
         n_cap = sat_d(n_big, s_nl[SEGW:0] - s_cap);
         n_rl = sat_d(n_big, s_nl[SEGW:0] - rl_s);
-        n_nl = sat_d(n_big, s_nl[SEGW:0] - nl_s);
         // (the segment's count: s_bl, else s_cap, else rl_s, else nl_s, as seg_n above)
         bl_m = s_bl <= s_cap && s_bl <= rl_s && s_bl <= nl_s;
         cap_m = s_cap <= rl_s && s_cap <= nl_s;
         rl_m = rl_s <= s_bl && rl_s <= s_cap && rl_s <= nl_s;
         // (rl_m: the row ends, rowlen_s)
         rl_s_next = rl_m ? rowlen_s : bl_m ? r_bl : cap_m ? r_cap : r_nl;
-        nl_s_next = bl_m ? n_bl : cap_m ? n_cap : rl_m ? n_rl : n_nl;
+        nl_s_next = bl_m ? n_bl : cap_m ? n_cap : n_rl;   // (nl_s the segment: the stream ends)
     end
 
     // the sums: acc[c] += x as a SUMS beat arrives (the first row of a fresh stream: acc = x),
@@ -1340,13 +1372,13 @@ module dg_gate
     // (the b2 decisions of stage F, ascending channels from 0, at most LN8 <= 32 per cycle, so
     // one word or two consecutive ones in different banks; the word being filled is kept in
     // ch_acc and written through); read through a registered port: a word job's beat (the
-    // next one, w_rd, as the logits) or the word of the list scan's next channel. Words from
+    // next one, w_rd, as the logits); the list scan reads its channel's bit (ch_b0 / ch_b1). Words from
     // ch_n = ceil(out_c / 32) on read as 0 (never written in this record); RUN_FLAGS.DENSE
     // (ch_dense) reads every channel below out_c as on.
     localparam int WPB = AB / 4;                                  // 32-bit words per beat
     localparam int WPBL = $clog2(WPB);
     localparam int CHW = (MAXO + 31) / 32;
-    localparam int CH_D = (CHW + WPB - 1) / WPB;
+    localparam int CH_D = (CHW + 2 * WPB - 2) / WPB;              // (positions up to CHW + WPB - 2: ch_rot)
     localparam int CH_AW = (CH_D > 1) ? $clog2(CH_D) : 1;
     logic          cb_v;                  // stage G: the b2 decisions of stage F
     logic [31:0]   cb_e0;                 // (channel of lane 0, lanes, decisions)
@@ -1360,6 +1392,18 @@ module dg_gate
     logic [31:0]   ch_wd [WPB];
     logic [CH_AW-1:0] ch_ra [WPB];
     logic [31:0]   ch_q [WPB];
+    // the list scan's channel bits (issue 16: no bank and bit mux behind a register on the list
+    // scan's paths, no scan decode in front of the reads): the bits of both candidates of the
+    // next cycle, w_scan's and w_scan1's (their words at positions ch_p0 / ch_p1, below), read
+    // through two asynchronous ports into ch_b0 / ch_b1, the one taken selected after them
+    logic [15:0] ch_p0, ch_p1;
+    logic [WPB-1:0] ch_a0, ch_a1;
+    // Word w of the channel bitmap is kept at position w + ch_rot (bank (w + ch_rot) mod WPB,
+    // row (w + ch_rot) div WPB), ch_rot = the gate record's tile bitmap words mod WPB (0 for
+    // gate-2): in the masks job, where channel word cw is beat word (cw + nwt) mod WPB, beat
+    // word k is then always bank k (issue 16: no bank mux per word of the beat)
+    logic [WPBL-1:0] ch_rot;
+    always_ff @(posedge clk) ch_rot <= is_g2 ? '0 : WPBL'(g_nwt);
     for (genvar k = 0; k < WPB; k++) begin : g_ch
         logic [31:0] mem [CH_D];
         logic [31:0] q_r;
@@ -1368,6 +1412,14 @@ module dg_gate
             q_r <= mem[ch_ra[k]];
         end
         assign ch_q[k] = q_r;
+        assign ch_a0[k] = mem[CH_AW'(ch_p0 >> WPBL)][w_scan[4:0]];
+        assign ch_a1[k] = mem[CH_AW'(ch_p1 >> WPBL)][w_scan1[4:0]];
+    end
+    logic ch_b0, ch_b1, ch_adv;
+    always_ff @(posedge clk) begin
+        ch_b0 <= ch_a0[WPBL'(ch_p0)];
+        ch_b1 <= ch_a1[WPBL'(ch_p1)];
+        ch_adv <= st == G_WDATA && w_kind == 2'd1 && !lb_pend && w_more;   // (w_scan moves on)
     end
     always_ff @(posedge clk) begin
         ch_n <= 16'((32'(cg_out_c) + 32'd31) >> 5);
@@ -1377,8 +1429,9 @@ module dg_gate
             ch_wd[k] <= '0;
         end
         if (cb_v) begin
-            logic [31:0] wa, wb, wi, el;
+            logic [31:0] wa, wb, wi, el, pi;
             wi = cb_e0 >> 5;
+            pi = wi + 32'(ch_rot);                         // (its position)
             wa = (cb_e0[4:0] != 5'd0) ? ch_acc : 32'd0;   // ascending: the bits before e0
             wb = 32'd0;
             for (int l = 0; l < LN8; l++) begin
@@ -1390,68 +1443,63 @@ module dg_gate
                 end
             end
             el = cb_e0 + 32'(cb_n) - 32'd1;
-            ch_we[wi[WPBL-1:0]] <= 1'b1;
-            ch_wa[wi[WPBL-1:0]] <= CH_AW'(wi >> WPBL);
-            ch_wd[wi[WPBL-1:0]] <= wa;
+            ch_we[pi[WPBL-1:0]] <= 1'b1;
+            ch_wa[pi[WPBL-1:0]] <= CH_AW'(pi >> WPBL);
+            ch_wd[pi[WPBL-1:0]] <= wa;
             if ((el >> 5) != wi) begin
-                ch_we[WPBL'(wi + 32'd1)] <= 1'b1;
-                ch_wa[WPBL'(wi + 32'd1)] <= CH_AW'((wi + 32'd1) >> WPBL);
-                ch_wd[WPBL'(wi + 32'd1)] <= wb;
+                ch_we[WPBL'(pi + 32'd1)] <= 1'b1;
+                ch_wa[WPBL'(pi + 32'd1)] <= CH_AW'((pi + 32'd1) >> WPBL);
+                ch_wd[WPBL'(pi + 32'd1)] <= wb;
                 ch_acc <= wb;
             end else ch_acc <= wa;
         end
     end
     // read addresses: a word job's beat w_rd, else the word of the list scan's next channel.
     // Beat w_rd's channel words are [bw, bw + WPB), bw = w_rd * WPB - off (off: the tile
-    // bitmap's words in the masks job, else 0); bank k holds the one at row w_rd - c_k,
-    // c_k = (off + k) div WPB: kept for both beats w_rd can be (ch_r0: w_nx, ch_r1: w_nx + 1;
-    // issue 16: no word arithmetic behind w_rd's select)
+    // bitmap's words in the masks job, else 0), at positions bw + ch_rot = (w_rd - c) * WPB + k
+    // (c = off div WPB, as ch_rot = off mod WPB): bank k at row w_rd - c, kept for both beats
+    // w_rd can be (ch_r0: w_nx, ch_r1: w_nx + 1; issue 16: no word arithmetic behind w_rd's
+    // select); the list scans read through their own ports (ch_a0 / ch_a1 above)
     logic [CH_AW-1:0] ch_r0 [WPB], ch_r1 [WPB];
-    logic [CH_AW-1:0] ch_c [WPB];     // c_k of the masks job (the record is held: registered)
+    logic [CH_AW-1:0] ch_c [WPB];     // c of the masks job (the record is held: registered)
     always_ff @(posedge clk)
-        for (int k = 0; k < WPB; k++) ch_c[k] <= CH_AW'((g_nwt + 32'(k)) >> WPBL);
-    always_comb begin
-        logic [15:0] sn;
-        sn = (st == G_WDATA && w_kind == 2'd1 && !lb_pend && w_more) ? w_scan1 : w_scan;
-        for (int k = 0; k < WPB; k++) begin
+        for (int k = 0; k < WPB; k++) ch_c[k] <= CH_AW'(g_nwt >> WPBL);
+    always_comb
+        for (int k = 0; k < WPB; k++)
             // (G_WJOB: row 0 of every bank, the first beat of either job kind, the next job's
             // w_kind / w_sel not set yet)
-            if (st == G_WJOB) ch_ra[k] = '0;
-            else if (w_kind == 2'd0 && (st == G_WDATA || st == G_WCMD))
-                ch_ra[k] = w_take ? ch_r1[k] : ch_r0[k];
-            else ch_ra[k] = CH_AW'(32'(sn) >> (5 + WPBL));
-        end
-    end
+            ch_ra[k] = (st == G_WJOB) ? '0 : w_take ? ch_r1[k] : ch_r0[k];
 `ifndef SYNTHESIS
     // (simulation: the kept rows are the word arithmetic they replace)
     always_ff @(posedge clk) begin
         if (!rst && w_kind == 2'd0 && (st == G_WDATA || st == G_WCMD)) begin
             for (int k = 0; k < WPB; k++) begin
                 logic signed [31:0] bw;
-                bw = signed'(32'(w_rd) << WPBL) - ((w_sel == 2'd2) ? 32'sd0 : signed'(g_nwt));
-                if (ch_ra[k] != CH_AW'((bw + signed'((32'(k) - bw) & 32'(WPB - 1))) >>> WPBL))
+                bw = signed'(32'(w_rd) << WPBL) - ((w_sel == 2'd2) ? 32'sd0 : signed'(g_nwt))
+                     + signed'(32'(ch_rot)) + 32'sd1 * k;           // (word k's position)
+                if (ch_ra[k] != CH_AW'(bw >>> WPBL) || WPBL'(bw) != WPBL'(k))
                     $error("dg_gate: channel word row of bank %0d", k);
             end
         end
+        if (!rst && w_kind == 2'd1 && st == G_WDATA && ch_p0 != (w_scan >> 5) + 16'(ch_rot))
+            $error("dg_gate: the list scan's channel word position");
+        if (!rst && w_kind == 2'd1 && st == G_WDATA && w_more && 32'(w_scan) < NCELL
+            && sw_win[0] != spat[32'(w_scan) % NCELL])
+            $error("dg_gate: the list scan's tile bit");
+        if (!rst && st == G_TSCAN && 64'(t2_t) < g2_n && sw_win[0] != spat[32'(t2_t) % NCELL])
+            $error("dg_gate: the tile scan's bit");
         if (!rst && (st == G_WDATA || st == G_WCMD))
             for (int b = 0; b < GL; b++)
                 if (lg_ra[b] != lg_AW'(brow(32'(w_rd) * 32'(AB / 8), b)))
                     $error("dg_gate: logits row of bank %0d", b);
     end
 `endif
-    // the list scan's next tile bit (the candidate of the next cycle, read a cycle ahead;
-    // issue 16: the 256-way tile-bit mux off the path into lb_cnt / lb_pend; spat is not
-    // written during a write job): the bits of both candidates, then the one taken
-    logic sc_sp;
-    always_ff @(posedge clk)
-        sc_sp <= (st == G_WDATA && w_kind == 2'd1 && !lb_pend && w_more) ? spat[32'(w_scan1) % NCELL]
-                                                                        : spat[32'(w_scan) % NCELL];
     // the dense mask's partial last word (the record is held: registered)
     logic [31:0] ch_pm;
     always_ff @(posedge clk) ch_pm <= (32'd1 << cg_out_c[4:0]) - 32'd1;
     // the list scan's channel w_scan
     // (only read while w_scan < w_limit = out_c: the channel lists' limit)
-    wire ch_bit = ch_dense || ch_q[WPBL'(w_scan >> 5)][w_scan[4:0]];
+    wire ch_bit = ch_dense || (ch_adv ? ch_b1 : ch_b0);
 
     // the word jobs' beat w_nx (the next one offered), registered into wq_* when the
     // command is accepted and after each beat: the write channel is driven from registers
@@ -1470,7 +1518,6 @@ module dg_gate
     // (never written in this record); DENSE: all on below out_c. Both readings of the word are
     // decoded (in G_WJOB the next job's w_sel is not set yet): *w for w, *c for cw.
     logic [WPB-1:0] wx_okw, wx_fullw, wx_cpos, wx_okc, wx_fullc, wx_head, wx_log, wx_tfull, wx_tok;
-    logic [WPBL-1:0] wx_bk [WPB];         // cw's bank
     logic [31:0] wx_sp [WPB];             // spat's word w (spat is not written during a job)
     logic [TLW0-1:0] wx_lgl [WPB];        // the logits bank of entry w div 2
     // (the compares for both beats w_rd can be, w_nx and w_nx + 1, and for beat 0, then the
@@ -1536,7 +1583,6 @@ module dg_gate
                                                                 : wflags(w_nx, k, hd_z0);
             {wx_okw[k], wx_fullw[k], wx_cpos[k], wx_okc[k], wx_fullc[k], wx_head[k], wx_log[k],
              wx_tfull[k], wx_tok[k]} <= fl;
-            wx_bk[k] <= WPBL'(32'(k) - g_nwt);
             wx_sp[k] <= spat[w * 32 +: 32];
             wx_lgl[k] <= TLW0'(lane(w >> 1));
         end
@@ -1549,14 +1595,12 @@ module dg_gate
         for (int i = 0; i < AB; i++) wn_strb[i] = 64'(i) < w_rem;
         for (int k = 0; k < WPB; k++) begin
             logic use_c, ok, full;
-            logic [WPBL-1:0] bk;
             logic [31:0] cwd;
             // (masks: word w of the tile bitmap, or word cw of the channel bitmap if cw >= 0)
             use_c = w_sel == 2'd2 || (w_sel == 2'd0 && wx_cpos[k]);
             ok = (w_sel == 2'd2) ? wx_okw[k] : wx_okc[k];
             full = (w_sel == 2'd2) ? wx_fullw[k] : wx_fullc[k];
-            bk = (w_sel == 2'd2) ? WPBL'(k) : wx_bk[k];
-            cwd = !ok ? 32'd0 : !ch_dense ? ch_q[bk] : full ? 32'hFFFF_FFFF : ch_pm;
+            cwd = !ok ? 32'd0 : !ch_dense ? ch_q[k] : full ? 32'hFFFF_FFFF : ch_pm;
             case (w_kind)
                 2'd0: wn_data[k * 32 +: 32] = use_c ? cwd : !ch_dense ? wx_sp[k]
                                               : wx_tfull[k] ? 32'hFFFF_FFFF : wx_tok[k] ? t_pm : 32'd0;
@@ -1736,6 +1780,9 @@ module dg_gate
         w_emitted <= 16'd0;
         w_scan <= 16'd0;
         w_scan1 <= 16'd1;
+        ch_p0 <= 16'(ch_rot);
+        ch_p1 <= 16'(ch_rot);
+        sw_win <= spat[31:0];
         w_more <= limit != 16'd0;
         w_beat <= 24'd0;
         w_nx <= 24'd0;
@@ -1832,11 +1879,16 @@ module dg_gate
     end
 
 `ifndef SYNTHESIS
-    // (simulation: bank b's element of a GL-lane stream is its lane's)
+    // (simulation: bank b's element of a GL-lane stream is its lane's, the lanes by the full
+    // byte rotation lp * 2^esz)
+    logic signed [15:0] f_xs [GL];
+    always_ff @(posedge clk)
+        for (int l = 0; l < GL; l++)
+            f_xs[l] <= 16'(lane_elem(DG_AXI_DATA_BITS'({e_data, e_data} >> {e_rb, 3'b000}), l, e_esz, 1'b1));
     always_ff @(posedge clk)
         if (!rst && WROT && f_v && (f_kind == K_W1 || f_kind == K_W2 || f_kind == K_HW || f_kind == K_WS))
             for (int b = 0; b < GL; b++)
-                if (f_bv2[b] && f_xw[b] != f_x[ABL'(f_bl2[b])][15:0])
+                if (f_bv2[b] && f_xw[b] != f_xs[f_bl2[b]])
                     $error("dg_gate: bank %0d's element of the GL-lane stream", b);
     // (simulation: the three uses of the shared multiplier never meet)
     always_ff @(posedge clk) begin
@@ -1844,7 +1896,7 @@ module dg_gate
                                         && (f_kind == K_W1 || f_kind == K_W2 || f_kind == K_HW
                                             || f_kind == K_O1))))
             $error("dg_gate: the shared multiplier is wanted twice in one cycle");
-        if (!rst && q_v && q_tot && h_v)
+        if (!rst && qt_v && h_v)
             $error("dg_gate: Pt and h written in one cycle");
     end
 `endif
@@ -1872,30 +1924,42 @@ module dg_gate
         lg_we <= '0;
         // ---- pool, stage Q: P = (S*R + 2^(RB-F-1)) >>> (RB-F) of the sums read the cycle before
         q_v <= 1'b0;
+        qt_v <= q_v && q_tot;
+        qt_g2 <= q_g2;
+        qt_lv <= q_lv;
+        qt_on <= q_on;
+        qt_bk <= q_bk;
+        qt_c <= q_c;
+        // (every cycle: the P banks take it only when p_we)
+        for (int l = 0; l < GL; l++) p_wd[l] <= PVW'(pool_of(64'(mm[l])));
+        if (qt_v) begin
+            for (int l = 0; l < GL; l++) begin
+                if (qt_lv[l]) begin
+                    ph_we[l] <= 1'b1;
+                    ph_wa[l] <= ph_AW'((qt_c + 32'(l)) >> GLL);
+                    ph_wd[l] <= !qt_g2 ? p_wd[l] : qt_on[l] ? p_wd[qt_bk[l]] : '0;
+                end
+            end
+        end
         if (q_v) begin
             for (int l = 0; l < GL; l++) begin
-                if (q_lv[l]) begin
-                    if (q_tot) begin
-                        ph_we[l] <= 1'b1;
-                        ph_wa[l] <= ph_AW'((q_c + 32'(l)) >> GLL);
-                        ph_wd[l] <= PVW'(pool_of(64'(mm[l])));
-                    end else begin
-                        p_we[l] <= 1'b1;
-                        p_wd[l] <= PVW'(pool_of(64'(mm[l])));
-                    end
-                end
+                if (q_lv[l] && !q_tot) p_we[l] <= 1'b1;
             end
             p_wa <= cgrp(q_c);
         end
         // ---- gate-2 pool, stage A2: the step's sums (read the cycle before) into stage Q
         a2_v <= 1'b0;
-        for (int l = 0; l < GL; l++) a2_bk[l] <= TLW0'(l);   // (G_POOL2 sets the step's)
         if (a2_v) begin
             q_v <= 1'b1;
             q_tot <= 1'b1;
             q_c <= a2_c;
             q_lv <= a2_lv;
-            for (int l = 0; l < GL; l++) q_s[l] <= pl_s[l];
+            q_g2 <= 1'b1;
+            for (int l = 0; l < GL; l++) begin
+                q_s[l] <= signed'(ac_q[l]);
+                q_on[l] <= a2_on[l] && a2_any;
+            end
+            q_bk <= a2_bk;
         end
         // ---- stream pipeline (stage R is G_RDATA)
         // E: the beat's elements of this segment, sign-extended
@@ -1928,7 +1992,7 @@ module dg_gate
         f_kw12 <= e_v && (e_kind == K_W1 || e_kind == K_W2);
         f_ko1 <= e_v && e_kind == K_O1;
         // the head's W rows: bank l's channel sum (read in stage R) for stage F's products
-        if (e_v && e_kind == K_HW) for (int l = 0; l < GL; l++) q_s[l] <= pl_s[l];   // (= ac_q[l])
+        if (e_v && e_kind == K_HW) for (int l = 0; l < GL; l++) q_s[l] <= signed'(ac_q[l]);
         // gate-2 masks: the valid bits of word e (bits past N / in_c must be 0)
         // (the tile bitmap's words [0, g2_wt), then conv1's channel bitmap's: whole words
         // before the partial last one)
@@ -1958,8 +2022,10 @@ module dg_gate
             f_swe[w] <= e_kind == K_MASK && sw_tile[w] && e_e[31:NTWB] == 0 && NTWB'(w) >= e_e[NTWB-1:0]
                         && 32'(l) < 32'(e_n);
         end
+        // (with WROT only the 4- and 8-byte elements are read from f_x: e_rot above)
         for (int l = 0; l < AB; l++)
-            f_x[l] <= lane_elem(e_rot, l, e_esz, e_kind != K_BINS && e_kind != K_RECIP && e_kind != K_MASK);
+            f_x[l] <= lane_elem(e_rot, l, WROT ? {1'b1, e_esz[0]} : e_esz,
+                                e_kind != K_BINS && e_kind != K_RECIP && e_kind != K_MASK);
         // F: checks, memory writes, products
         g_v <= f_v;
         g_kind <= f_kind;
@@ -2125,7 +2191,7 @@ module dg_gate
         // (the shift in two parts: by whole bytes here, by the rest in stage H)
         for (int l = 0; l < LN8; l++) begin
             logic signed [63:0] v;
-            v = g_p[l] + g_o[l] + 64'({g_phh[l], (MAW - 1)'(0)});
+            v = signed'(h_v1[64 * l +: 64]) + 64'({g_phh[l], (MAW - 1)'(0)});
             h_t[l] <= HTW'(v >> {cg_sh[5:3], 3'b000});
             h_hi[l] <= (v & cg_hm) != 64'd0;
             h_neg[l] <= v[63];
@@ -2186,8 +2252,8 @@ module dg_gate
             // cell right of the bin, d = 2, is never decided here: its last contribution is
             // from a later bin, in raster order)
             for (int i = 0; i < NCELL; i++) begin
-                if (en[0] && s4_ctr == NIW'(i + 1)) spat[i] <= val[0];
-                if (en[1] && s4_ctr == NIW'(i)) spat[i] <= val[1];
+                if (i + 1 < NCELL && en[0] && s4_ctr == NCB'(i + 1)) spat[i] <= val[0];
+                if (en[1] && s4_ctr == NCB'(i)) spat[i] <= val[1];
             end
 `ifndef SYNTHESIS
             if (!rst && dk[s4_kbo[2]]) $error("dg_gate: the cell right of a bin decided at it");
@@ -2298,6 +2364,8 @@ module dg_gate
                         S2_SUMS: begin
                             // conv1's compact sums, one stream per run of active tiles (G_TSCAN);
                             // DENSE or a faulty mask: only the checked sections follow
+                            // (the scan window at tile 0 the first time: the masks are in spat)
+                            if (!t2_any) sw_win <= spat[31:0];
                             if (dense || m_bad) step <= S_O1;
                             else if (!t2_nz || 64'(t2_t) >= g2_n) step <= S2_POOL;
                             else st <= G_TSCAN;
@@ -2456,9 +2524,10 @@ module dg_gate
                 q_v <= 1'b1;
                 q_tot <= pool_tot;
                 q_c <= 32'(lc);
+                q_g2 <= 1'b0;
                 for (int l = 0; l < GL; l++) begin
                     q_lv[l] <= lc_lv[l];
-                    q_s[l] <= pl_s[l];        // (= ac_q[l]: stage A2 is empty)
+                    q_s[l] <= signed'(ac_q[l]);
                 end
                 lc_step();
                 if (lc_last) begin
@@ -2520,14 +2589,15 @@ module dg_gate
                 // one contiguous stretch of conv1's compact sums ([tile][nc] int32): one stream,
                 // one row per tile, accumulated per compact channel (the first row starts it)
                 logic on, past;
-                on = ts_adv ? ts_on1 : ts_on0;
                 past = ts_adv ? ts_end1 : ts_end0;
+                on = sw_win[0] && !past;          // (tile t2_t's bit: the scan window's bit 0)
                 ts_adv <= on || (!t2_run && !past);   // t2_t moves on
                 if (on) begin
                     if (!t2_run) t2_t0 <= t2_t;
                     t2_run <= 1'b1;
                     t2_t <= t2_t1;
                     t2_t1 <= t2_t1 + 16'd1;
+                    sw_win <= (t2_t[4:0] == 5'd31) ? sw_nxt : sw_win >> 1;
                 end else if (t2_run) begin
                     acc_fresh <= !t2_any;
                     t2_any <= 1'b1;
@@ -2541,6 +2611,7 @@ module dg_gate
                 end else begin
                     t2_t <= t2_t1;
                     t2_t1 <= t2_t1 + 16'd1;
+                    sw_win <= (t2_t[4:0] == 5'd31) ? sw_nxt : sw_win >> 1;
                 end
             end
             G_POOL2: begin
@@ -2617,10 +2688,10 @@ module dg_gate
                     // one candidate index per cycle, ascending
                     logic sel;
                     case (w_sel)
-                        // (spat[w_scan], read a cycle ahead; DENSE: every tile below N,
+                        // (spat[w_scan]: the scan window's bit 0; DENSE: every tile below N,
                         // the list's limit, is on)
-                        2'd0: sel = sc_sp || ch_dense;
-                        2'd1: sel = !(sc_sp || ch_dense);
+                        2'd0: sel = sw_win[0] || ch_dense;
+                        2'd1: sel = !(sw_win[0] || ch_dense);
                         default: sel = ch_bit;
                     endcase
                     if (sel) begin
@@ -2631,6 +2702,9 @@ module dg_gate
                     end
                     w_scan <= w_scan1;
                     w_scan1 <= w_scan1 + 16'd1;
+                    ch_p0 <= ch_p1;
+                    ch_p1 <= ch_p1 + 16'(w_scan1[4:0] == 5'd31);
+                    sw_win <= (w_scan[4:0] == 5'd31) ? sw_nxt : sw_win >> 1;
                     w_more <= w_scan1 < w_limit;
                 end
             end
@@ -2656,6 +2730,7 @@ module dg_gate
             g_v <= 1'b0;
             h_v <= 1'b0;
             q_v <= 1'b0;
+            qt_v <= 1'b0;
             a2_v <= 1'b0;
             t2_pv <= 1'b0;
         end

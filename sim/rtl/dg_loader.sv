@@ -88,7 +88,7 @@ module dg_loader
     output logic [7:0]                  col_t [2][PMAX],
     output logic                        col_tv [2][PMAX],
     output logic [15:0]                 t_lo [2], t_hi [2],   // im2col: loaded bytes [lo, hi) of a patch row
-    output logic [31:0]                 t_dwrb [2],    // depthwise: bytes per dw bank row (ceil(pw/k) * dw_cst)
+    output wire  [31:0]                 t_dwrb [2],    // depthwise: bytes per dw bank row (ceil(pw/k) * dw_cst)
     output logic [15:0]                 dw_cst,        // depthwise: a pixel's bytes in its dw bank (C, padded)
     output wire                         pf_idle,
     // buffer reads (compute stage c1; data at c2)
@@ -112,6 +112,9 @@ module dg_loader
         return 53'(iy) * 53'(b);
     endfunction
     wire L_no_mac = L.n_in == 16'd0;   // no active input channel: acc = 0 (+ bias), no patch, no weights
+    // a depthwise layer, only with the depthwise hardware (DG_DEPTHWISE = 0: a constant 0, so
+    // every depthwise path below is pruned; module-by-module synthesis sees L as a port)
+    wire l_dw = DG_DEPTHWISE && L.dw;
     logic [15:0] ld_g;             // next group to load
     wire         ld_b = ld_g[0];
     logic [1:0]  bk_lanes;         // bank lane ids valid
@@ -139,7 +142,7 @@ module dg_loader
     logic [15:0] ld_g_d, sp_i_d, sc_nptr_d;   // next values of ld_g, sp_i, sc_nptr (always_comb below)
     logic [DG_TM*16-1:0] oc_q;     // out-channel list row ld_g
     logic [15:0] ic_qa, ic_qb;     // in-channel list entries sp_i, sc_nptr
-    wire ic_we = ch_we[1] || (ch_we[0] && L.dw);
+    wire ic_we = ch_we[1] || (ch_we[0] && l_dw);
     begin : g_oclist
         logic [DG_TM*16-1:0] mem [SG_MAX];
         always_ff @(posedge clk) begin
@@ -236,7 +239,7 @@ module dg_loader
     // the layer's full oc layout (!in_ch_gated || dw: kk = Tn - sc_b mod Tn, ld_n = sc_b),
     // registered: no layer field in the consume step's path
     logic sc_wocf;
-    always_ff @(posedge clk) sc_wocf <= !L.in_ch_gated || L.dw;
+    always_ff @(posedge clk) sc_wocf <= !L.in_ch_gated || l_dw;
     logic [15:0] sc_nptr;          // oc layout: next active in-channel index
 
     // weight buffer: one block RAM per lane, a row = the lane's Tn weight bytes, one byte
@@ -318,7 +321,10 @@ module dg_loader
     localparam int PE_REM = PE_RB + DW_AW;          // C + roff (17 bits)
     localparam int PE_CUR = PE_REM + 17;            // base - roff
     localparam int PE_PBH = PE_CUR + DW_AW;         // base + dw_cst
-    localparam int PEND_W = PE_PBH + DW_AW + 1;
+    localparam int PEND_WF = PE_PBH + DW_AW + 1;
+    // (without the depthwise hardware the entry is its low 33 bits and the type: no dw fields)
+    localparam int PEND_W = DG_DEPTHWISE ? PEND_WF : 34;
+    logic [PEND_WF-1:0] pend_full;                  // the entry with every field
     logic [PEND_W-1:0] pend_in;
     logic pend_push;
     wire pend_in_ready, pend_valid;
@@ -328,6 +334,7 @@ module dg_loader
     dg_fifo #(.WIDTH(PEND_W), .DEPTH(PEND_DEPTH), .HEAD_REG(1)) pend_fifo (
         .clk(clk), .rst(rst), .in_data(pend_in), .in_valid(pend_push), .in_ready(pend_in_ready),
         .out_data(pend_out), .out_valid(pend_valid), .out_ready(pend_pop), .count(pend_count));
+    assign pend_in = {pend_full[PEND_WF-1], (PEND_W-1)'(pend_full)};
     logic [15:0] pr_beat;          // beat index within the current patch row
     logic pr_first;                // pr_beat == 0 (a register, counted with it)
 
@@ -360,197 +367,318 @@ module dg_loader
     // phase within DW_NBW lins: (n - 1) * dw_cst + b - a <= (n - 1) * k * C + b - a <= AB for
     // its n pixels (channels a.. of the first, ..b of the last), so stage B is unchanged.
     // (dw_pad_g, DW_PADDED: dg_pkg, shared with dg_compute.)
-    always_ff @(posedge clk) begin
-        logic [17:0] r;
-        logic [15:0] best;
-        best = 16'(L.cin_st);
-        if (DW_PADDED)
-            for (int q = 2; q <= DW_NBW; q = q * 2) begin
-                r = (18'(L.cin_st) + 18'(q - 1)) & ~18'(q - 1);
-                if (r <= 18'(L.cin_st) * 18'(DW_K)) best = 16'(r);
-            end
-        dw_cst <= best;
+    if (DG_DEPTHWISE) begin : g_dwcst
+        always_ff @(posedge clk) begin
+            logic [17:0] r;
+            logic [15:0] best;
+            best = 16'(L.cin_st);
+            if (DW_PADDED)
+                for (int q = 2; q <= DW_NBW; q = q * 2) begin
+                    r = (18'(L.cin_st) + 18'(q - 1)) & ~18'(q - 1);
+                    if (r <= 18'(L.cin_st) * 18'(DW_K)) best = 16'(r);
+                end
+            dw_cst <= best;
+        end
+    end else begin : g_nodwcst
+        assign dw_cst = '0;
     end
     logic [31:0] dw_rb;            // the tile's ceil(pw / k) * dw_cst (PF_GEO4)
+    logic [31:0] t_dwrb_r [2];     // t_dwrb (a constant 0 without the depthwise hardware)
+    for (genvar h = 0; h < 2; h++) begin : g_dwrb
+        assign t_dwrb[h] = DG_DEPTHWISE ? t_dwrb_r[h] : 32'd0;
+    end
     logic [7:0]  dw_c0;            // the tile's first loaded patch column (ixv0 - ix0)
-    localparam int PHW = $clog2(DW_K);
-    localparam int DT_K = AB + 2;  // multiples k * C the table uses (k <= AB + 1)
-    localparam int DT_KW = $clog2(DT_K);
-    logic [DW_AW-1:0] dt_kc [DT_K];       // k * dw_cst (lins; C itself for the byte counts)
-    logic [ABL:0] dt_kcs [DT_K];          // min(k * C, AB)
-    logic [ABL:0] dt_r [AB];              // u mod C
-    logic [PHW-1:0] dt_po [AB];           // (1 + u div C) mod k: phase offset of byte u's pixel
-    logic [DW_AW-1:0] dt_off [AB];        // ((1 + u div C) div k) * dw_cst + u mod C
-    logic [16:0] dt_rem [AB];             // C - u mod C
-    // dt_n: the pixels of phase distance d in [0, 1 + u div C), ceil((1 + u div C - d) / k)
-    // <= ceil(AB / k), formed with u div C from constants (not a divide of it); the beat-end
-    // update advances a phase's lin by dt_kc[dt_n] (a narrow pick of k * C where it is used,
-    // not a table of AB x k picks)
-    localparam int DTN_MAX = (AB + DW_K - 1) / DW_K;
-    localparam int DTN_W = $clog2(DTN_MAX + 1);
-    logic [DTN_W-1:0] dt_n [AB][DW_K];
-    logic [DTN_W-1:0] dt_ni [AB];         // (1 + u div C) div k (dt_off's pick from dt_kc)
-    logic [PHW-1:0] dw_ph;
-    logic [16:0] dw_rem;
-    logic [DW_AW-1:0] dw_cur;
-    logic [DW_AW-1:0] dw_pb [DW_K];
-    // stage A (a beat's bytes), stage B writes dw_wee/dw_weo/dw_wae/dw_wao/dw_wdata
-    logic dwa_v, dwa_half;
-    logic [PHW-1:0] dwa_rk;               // the row's phase (r mod k)
-    logic [AB-1:0] dwa_ok;                // byte in the row
-    logic [PHW-1:0] dwa_ph [AB];          // its column phase
-    logic [DW_NBWL-1:0] dwa_col [AB];     // its column (lin mod DW_NBW)
-    logic [7:0] dwa_byte [AB];
-    logic [DW_AW-1:0] dwa_ls [DW_K];      // per phase: the lin of its first byte in the beat
-    // The banks: each as two memories of DW_NBW byte columns, the even and the odd rows
-    // (rows R and R + 1 of a read or a write are in different ones: one address each, a byte
-    // enable per column): 2 * DW_NBK memories of DW_DEPTH / 2 rows x DW_NBW bytes (ultra96:
-    // 18 x 512 x 128 bits, 2 BRAM36 each) rather than DW_NBK * DW_NBW byte memories.
-    localparam int DW_RW = DW_RAW + 1;   // bank row width ($clog2(DW_DEPTH))
-    logic [DW_NBW-1:0] dw_wee [DW_NBK];  // column write enables, even-row memory
-    logic [DW_NBW-1:0] dw_weo [DW_NBK];  //   and odd-row memory
-    logic [DW_RAW-1:0] dw_wae [DW_NBK];  // their write rows
-    logic [DW_RAW-1:0] dw_wao [DW_NBK];
-    logic [7:0] dw_wdata [DW_K][DW_NBW]; // per column phase (its k banks see the same bytes)
-    logic [DW_RAW-1:0] dw_rae [DW_NBK];
-    logic [DW_RAW-1:0] dw_rao [DW_NBK];
-    logic [DW_NBW-1:0] dw_rodd [DW_NBK]; // column w's row R or R + 1 is odd (registered)
-    always_comb begin
-        // bank b: lane 0's byte at row R = lin div DW_NBW; column w reads R + 1 if w < lin mod
-        // DW_NBW, else R: the odd memory's row R div 2, the even one's (R + 1) div 2
-        // (DW_PADDED: the lanes a read feeds are in row R alone, see dg_compute: both
-        // memories read at R div 2, the one of R's parity is taken)
-        for (int b = 0; b < DW_NBK; b++) begin
-            logic [DW_RW-1:0] r0;
-            r0 = DW_RW'(c1_dwlin[b] >> DW_NBWL);
-            dw_rao[b] = DW_RAW'(r0 >> 1);
-            dw_rae[b] = DW_RAW'(r0 >> 1) + DW_RAW'(r0[0] && !DW_PADDED);
-        end
-    end
-    for (genvar b = 0; b < DW_NBK; b++) begin : g_dwbank
-        logic [8*DW_NBW-1:0] me [DW_DEPTH / 2];
-        logic [8*DW_NBW-1:0] mo [DW_DEPTH / 2];
-        logic [8*DW_NBW-1:0] qe, qo;
-        always_ff @(posedge clk) begin
-            for (int w = 0; w < DW_NBW; w++) begin
-                if (dw_wee[b][w]) me[dw_wae[b]][w*8 +: 8] <= dw_wdata[b % DW_K][w];
-                if (dw_weo[b][w]) mo[dw_wao[b]][w*8 +: 8] <= dw_wdata[b % DW_K][w];
+    // Everything depthwise below (the table, the receive's stage A and B, the dw banks) only
+    // with the depthwise hardware (DG_DEPTHWISE; else dw_q reads 0 and nothing is left)
+    logic dwa_v;                          // stage A holds a beat (0 without the hardware)
+    if (DG_DEPTHWISE) begin : g_dw
+        localparam int PHW = $clog2(DW_K);
+        localparam int DT_K = AB + 2;  // multiples k * C the table uses (k <= AB + 1)
+        localparam int DT_KW = $clog2(DT_K);
+        logic [DW_AW-1:0] dt_kc [DT_K];       // k * dw_cst (lins; C itself for the byte counts)
+        logic [ABL:0] dt_kcs [DT_K];          // min(k * C, AB)
+        logic [ABL:0] dt_r [AB];              // u mod C
+        logic [PHW-1:0] dt_po [AB];           // (1 + u div C) mod k: phase offset of byte u's pixel
+        logic [DW_AW-1:0] dt_off [AB];        // ((1 + u div C) div k) * dw_cst + u mod C
+        logic [16:0] dt_rem [AB];             // C - u mod C
+        // dt_n: the pixels of phase distance d in [0, 1 + u div C), ceil((1 + u div C - d) / k)
+        // <= ceil(AB / k), formed with u div C from constants (not a divide of it); the beat-end
+        // update advances a phase's lin by dt_kc[dt_n] (a narrow pick of k * C where it is used,
+        // not a table of AB x k picks)
+        localparam int DTN_MAX = (AB + DW_K - 1) / DW_K;
+        localparam int DTN_W = $clog2(DTN_MAX + 1);
+        logic [DTN_W-1:0] dt_n [AB][DW_K];
+        logic [DTN_W-1:0] dt_ni [AB];         // (1 + u div C) div k (dt_off's pick from dt_kc)
+        logic [PHW-1:0] dw_ph;
+        logic [16:0] dw_rem;
+        logic [DW_AW-1:0] dw_cur;
+        logic [DW_AW-1:0] dw_pb [DW_K];
+        // stage A (a beat's bytes), stage B writes dw_wee/dw_weo/dw_wae/dw_wao/dw_wdata
+        logic dwa_half;
+        logic [PHW-1:0] dwa_rk;               // the row's phase (r mod k)
+        logic [AB-1:0] dwa_ok;                // byte in the row
+        logic [PHW-1:0] dwa_ph [AB];          // its column phase
+        logic [DW_NBWL-1:0] dwa_col [AB];     // its column (lin mod DW_NBW)
+        logic [7:0] dwa_byte [AB];
+        logic [DW_AW-1:0] dwa_ls [DW_K];      // per phase: the lin of its first byte in the beat
+        // The banks: each as two memories of DW_NBW byte columns, the even and the odd rows
+        // (rows R and R + 1 of a read or a write are in different ones: one address each, a byte
+        // enable per column): 2 * DW_NBK memories of DW_DEPTH / 2 rows x DW_NBW bytes (ultra96:
+        // 18 x 512 x 128 bits, 2 BRAM36 each) rather than DW_NBK * DW_NBW byte memories.
+        localparam int DW_RW = DW_RAW + 1;   // bank row width ($clog2(DW_DEPTH))
+        logic [DW_NBW-1:0] dw_wee [DW_NBK];  // column write enables, even-row memory
+        logic [DW_NBW-1:0] dw_weo [DW_NBK];  //   and odd-row memory
+        logic [DW_RAW-1:0] dw_wae [DW_NBK];  // their write rows
+        logic [DW_RAW-1:0] dw_wao [DW_NBK];
+        logic [7:0] dw_wdata [DW_K][DW_NBW]; // per column phase (its k banks see the same bytes)
+        logic [DW_RAW-1:0] dw_rae [DW_NBK];
+        logic [DW_RAW-1:0] dw_rao [DW_NBK];
+        logic [DW_NBW-1:0] dw_rodd [DW_NBK]; // column w's row R or R + 1 is odd (registered)
+        always_comb begin
+            // bank b: lane 0's byte at row R = lin div DW_NBW; column w reads R + 1 if w < lin mod
+            // DW_NBW, else R: the odd memory's row R div 2, the even one's (R + 1) div 2
+            // (DW_PADDED: the lanes a read feeds are in row R alone, see dg_compute: both
+            // memories read at R div 2, the one of R's parity is taken)
+            for (int b = 0; b < DW_NBK; b++) begin
+                logic [DW_RW-1:0] r0;
+                r0 = DW_RW'(c1_dwlin[b] >> DW_NBWL);
+                dw_rao[b] = DW_RAW'(r0 >> 1);
+                dw_rae[b] = DW_RAW'(r0 >> 1) + DW_RAW'(r0[0] && !DW_PADDED);
             end
-            qe <= me[dw_rae[b]];
-            qo <= mo[dw_rao[b]];
-            for (int w = 0; w < DW_NBW; w++)
-                dw_rodd[b][w] <= c1_dwlin[b][DW_NBWL] ^ (!DW_PADDED && DW_NBWL'(w) < c1_dwlin[b][DW_NBWL-1:0]);
         end
-        always_comb
-            for (int w = 0; w < DW_NBW; w++)
-                dw_q[b][w] = dw_rodd[b][w] ? qo[w*8 +: 8] : qe[w*8 +: 8];
-    end
+        for (genvar b = 0; b < DW_NBK; b++) begin : g_dwbank
+            logic [8*DW_NBW-1:0] me [DW_DEPTH / 2];
+            logic [8*DW_NBW-1:0] mo [DW_DEPTH / 2];
+            logic [8*DW_NBW-1:0] qe, qo;
+            always_ff @(posedge clk) begin
+                for (int w = 0; w < DW_NBW; w++) begin
+                    if (dw_wee[b][w]) me[dw_wae[b]][w*8 +: 8] <= dw_wdata[b % DW_K][w];
+                    if (dw_weo[b][w]) mo[dw_wao[b]][w*8 +: 8] <= dw_wdata[b % DW_K][w];
+                end
+                qe <= me[dw_rae[b]];
+                qo <= mo[dw_rao[b]];
+                for (int w = 0; w < DW_NBW; w++)
+                    dw_rodd[b][w] <= c1_dwlin[b][DW_NBWL] ^ (!DW_PADDED && DW_NBWL'(w) < c1_dwlin[b][DW_NBWL-1:0]);
+            end
+            always_comb
+                for (int w = 0; w < DW_NBW; w++)
+                    dw_q[b][w] = dw_rodd[b][w] ? qo[w*8 +: 8] : qe[w*8 +: 8];
+        end
 
-    // the layer's table (C = L.cin_st; three registered stages, settled long before a patch
-    // beat returns: L is constant in the run)
-    always_ff @(posedge clk) begin
-        for (int k = 0; k < DT_K; k++) begin
-            dt_kc[k] <= DW_AW'(32'(k) * 32'(dw_cst));
-            dt_kcs[k] <= (32'(k) * 32'(L.cin_st) < AB) ? (ABL+1)'(32'(k) * 32'(L.cin_st)) : (ABL+1)'(AB);
-        end
-        for (int u = 0; u < AB; u++) begin
-            logic [ABL:0] qc;
-            logic [DTN_W-1:0] n [DW_K];
-            logic [DTN_W-1:0] ni;
-            logic [PHW-1:0] po;
-            logic found;
-            found = 1'b0;
-            qc = '0;
-            ni = '0;
-            po = '0;
-            for (int d = 0; d < DW_K; d++) n[d] = '0;
-            // u div C: the last k with k * C <= u (a thermometer edge: one-hot); what depends on
-            // it alone (the phase offset, the dt_kc picks) as constants of k, not its arithmetic
-            for (int k = 0; k + 1 < DT_K; k++)
-                if (32'(dt_kcs[k]) <= 32'(u) && 32'(dt_kcs[k + 1]) > 32'(u) && k < AB) begin
-                    found = 1'b1;
-                    qc = qc | dt_kcs[k];
-                    ni = ni | DTN_W'((k + 1) / DW_K);
-                    po = po | PHW'((k + 1) % DW_K);
-                    for (int d = 0; d < DW_K; d++)
-                        if (k + 1 > d) n[d] = n[d] | DTN_W'((k + 1 - d + DW_K - 1) / DW_K);
-                end
-            if (!found) begin                            // (C = 0: as u div C = 0, u mod C = 0)
-                ni = DTN_W'(1 / DW_K);
-                po = PHW'(1 % DW_K);
-                n[0] = DTN_W'(1);
+        // the layer's table (C = L.cin_st; four registered stages, settled long before a patch
+        // beat returns: L is constant in the run)
+        // dt_ge[u][k] = k * C <= u (k <= AB): u div C is the last k of that thermometer, so the
+        // stage after it takes the one-hot edge and ORs constants of k (no chain over k)
+        logic [AB:0] dt_ge [AB];
+        always_ff @(posedge clk) begin
+            for (int k = 0; k < DT_K; k++) begin
+                dt_kc[k] <= DW_AW'(32'(k) * 32'(dw_cst));
+                dt_kcs[k] <= (32'(k) * 32'(L.cin_st) < AB) ? (ABL+1)'(32'(k) * 32'(L.cin_st)) : (ABL+1)'(AB);
             end
-            dt_r[u] <= found ? (ABL+1)'(u) - qc : '0;    // u mod C
-            dt_n[u] <= n;
-            dt_ni[u] <= ni;
-            dt_po[u] <= po;
-        end
-        for (int u = 0; u < AB; u++) begin
-            dt_off[u] <= dt_kc[DT_KW'(dt_ni[u])] + DW_AW'(dt_r[u]);
-            dt_rem[u] <= 17'(L.cin_st) - 17'(dt_r[u]);
-        end
-    end
-`ifndef SYNTHESIS
-    // the table against the formulas (u div C, u mod C by division) once settled (C unchanged
-    // for three cycles), at every depthwise patch beat's stage A
-    logic [15:0] dt_cin [3];
-    always_ff @(posedge clk) begin
-        if (run && dw_cst != 16'(DW_PADDED ? ((32'(L.cin_st) + dw_pad_g(32'(L.cin_st)) - 1) / dw_pad_g(32'(L.cin_st)))
-                                             * dw_pad_g(32'(L.cin_st)) : 32'(L.cin_st)))
-            $error("dg_loader: dw_cst %0d stale or wrong (C = %0d)", dw_cst, L.cin_st);
-        dt_cin[0] <= 16'(L.cin_st);
-        dt_cin[1] <= dt_cin[0];
-        dt_cin[2] <= dt_cin[1];
-        if (dwa_v && L.cin_st != 0)
+            for (int u = 0; u < AB; u++)
+                for (int k = 0; k <= AB; k++)
+                    dt_ge[u][k] <= 32'(dt_kcs[k]) <= 32'(u);
             for (int u = 0; u < AB; u++) begin
-                logic [31:0] m, rr;
-                logic bad;
-                m = 32'(u) / 32'(L.cin_st) + 1;
-                rr = 32'(u) % 32'(L.cin_st);
-                bad = dt_cin[0] != 16'(L.cin_st) || dt_cin[1] != 16'(L.cin_st) || dt_cin[2] != 16'(L.cin_st)
-                      || 32'(dt_r[u]) != rr || 32'(dt_po[u]) != m % DW_K
-                      || 32'(dt_off[u]) != 32'(DW_AW'((m / DW_K) * 32'(dw_cst) + rr))
-                      || 32'(dt_rem[u]) != 32'(L.cin_st) - rr;
-                for (int d = 0; d < DW_K; d++)
-                    if (32'(dt_kc[DT_KW'(dt_n[u][d])]) != ((m > 32'(d)) ? 32'(DW_AW'(((m - 32'(d) + DW_K - 1) / DW_K) * 32'(dw_cst))) : 32'd0))
-                        bad = 1'b1;
-                if (bad) $error("dg_loader: depthwise table entry %0d stale or wrong (C = %0d)", u, L.cin_st);
-            end
-    end
-`endif
-    // stage B: column w of phase p takes the beat's byte of phase p in column w (at most one);
-    // its row: the phase's first lin's (R), R + 1 below that lin's column; the even or odd
-    // memory by the row's parity. Written in the dw bank of the row's phase (r mod k, p).
-    always_ff @(posedge clk) begin
-        for (int p = 0; p < DW_K; p++) begin
-            logic [DW_RW-1:0] r0;
-            r0 = DW_RW'(dwa_ls[p] >> DW_NBWL);
-            for (int w = 0; w < DW_NBW; w++) begin
-                logic en, lo;
-                logic [7:0] d;
-                en = 1'b0;
-                d = 8'd0;
-                for (int l = 0; l < AB; l++)
-                    if (dwa_ok[l] && 32'(dwa_ph[l]) == p && 32'(dwa_col[l]) == w) begin
-                        en = 1'b1;
-                        d = d | dwa_byte[l];
-                    end
-                lo = DW_NBWL'(w) < dwa_ls[p][DW_NBWL-1:0];
-                dw_wdata[p][w] <= d;
-                for (int r = 0; r < DW_K; r++) begin
-                    dw_wee[r * DW_K + p][w] <= dwa_v && en && 32'(dwa_rk) == r && !(r0[0] ^ lo);
-                    dw_weo[r * DW_K + p][w] <= dwa_v && en && 32'(dwa_rk) == r && (r0[0] ^ lo);
+                logic [ABL:0] qc;
+                logic [DTN_W-1:0] n [DW_K];
+                logic [DTN_W-1:0] ni;
+                logic [PHW-1:0] po;
+                logic [AB-1:0] e;
+                // u div C: the last k with k * C <= u (a thermometer edge: one-hot); what depends on
+                // it alone (the phase offset, the dt_kc picks) as constants of k, not its arithmetic
+                for (int k = 0; k < AB; k++) e[k] = dt_ge[u][k] && !dt_ge[u][k + 1];
+                qc = '0;
+                ni = '0;
+                po = '0;
+                for (int d = 0; d < DW_K; d++) n[d] = '0;
+                for (int k = 0; k < AB; k++) begin
+                    qc = qc | ({(ABL+1){e[k]}} & dt_kcs[k]);
+                    ni = ni | ({DTN_W{e[k]}} & DTN_W'((k + 1) / DW_K));
+                    po = po | ({PHW{e[k]}} & PHW'((k + 1) % DW_K));
+                    for (int d = 0; d < DW_K; d++)
+                        if (k + 1 > d) n[d] = n[d] | ({DTN_W{e[k]}} & DTN_W'((k + 1 - d + DW_K - 1) / DW_K));
                 end
-`ifndef SYNTHESIS
-                if (dwa_v && en && 32'(r0) + 32'(lo) >= (32'(dwa_half) + 1) * (DW_HALF / DW_NBW))
-                    $error("dg_loader: depthwise patch past its dw bank half (DW_HALF)");
-`endif
+                if (e == '0) begin                           // (C = 0: as u div C = 0, u mod C = 0)
+                    ni = DTN_W'(1 / DW_K);
+                    po = PHW'(1 % DW_K);
+                    n[0] = DTN_W'(1);
+                end
+                dt_r[u] <= (e != '0) ? (ABL+1)'(u) - qc : '0;    // u mod C
+                dt_n[u] <= n;
+                dt_ni[u] <= ni;
+                dt_po[u] <= po;
             end
-            for (int r = 0; r < DW_K; r++) begin
-                dw_wao[r * DW_K + p] <= DW_RAW'(r0 >> 1);
-                dw_wae[r * DW_K + p] <= DW_RAW'(r0 >> 1) + DW_RAW'(r0[0]);
+            for (int u = 0; u < AB; u++) begin
+                dt_off[u] <= dt_kc[DT_KW'(dt_ni[u])] + DW_AW'(dt_r[u]);
+                dt_rem[u] <= 17'(L.cin_st) - 17'(dt_r[u]);
             end
         end
+    `ifndef SYNTHESIS
+        // the table against the formulas (u div C, u mod C by division) once settled (C unchanged
+        // for four cycles), at every depthwise patch beat's stage A
+        logic [15:0] dt_cin [4];
+        always_ff @(posedge clk) begin
+            if (run && dw_cst != 16'(DW_PADDED ? ((32'(L.cin_st) + dw_pad_g(32'(L.cin_st)) - 1) / dw_pad_g(32'(L.cin_st)))
+                                                 * dw_pad_g(32'(L.cin_st)) : 32'(L.cin_st)))
+                $error("dg_loader: dw_cst %0d stale or wrong (C = %0d)", dw_cst, L.cin_st);
+            dt_cin[0] <= 16'(L.cin_st);
+            dt_cin[1] <= dt_cin[0];
+            dt_cin[2] <= dt_cin[1];
+            dt_cin[3] <= dt_cin[2];
+            if (dwa_v && L.cin_st != 0)
+                for (int u = 0; u < AB; u++) begin
+                    logic [31:0] m, rr;
+                    logic bad;
+                    m = 32'(u) / 32'(L.cin_st) + 1;
+                    rr = 32'(u) % 32'(L.cin_st);
+                    bad = dt_cin[0] != 16'(L.cin_st) || dt_cin[1] != 16'(L.cin_st) || dt_cin[2] != 16'(L.cin_st) || dt_cin[3] != 16'(L.cin_st)
+                          || 32'(dt_r[u]) != rr || 32'(dt_po[u]) != m % DW_K
+                          || 32'(dt_off[u]) != 32'(DW_AW'((m / DW_K) * 32'(dw_cst) + rr))
+                          || 32'(dt_rem[u]) != 32'(L.cin_st) - rr;
+                    for (int d = 0; d < DW_K; d++)
+                        if (32'(dt_kc[DT_KW'(dt_n[u][d])]) != ((m > 32'(d)) ? 32'(DW_AW'(((m - 32'(d) + DW_K - 1) / DW_K) * 32'(dw_cst))) : 32'd0))
+                            bad = 1'b1;
+                    if (bad) $error("dg_loader: depthwise table entry %0d stale or wrong (C = %0d)", u, L.cin_st);
+                end
+        end
+    `endif
+        // stage B: column w of phase p takes the beat's byte of phase p in column w (at most one);
+        // its row: the phase's first lin's (R), R + 1 below that lin's column; the even or odd
+        // memory by the row's parity. Written in the dw bank of the row's phase (r mod k, p).
+        always_ff @(posedge clk) begin
+            for (int p = 0; p < DW_K; p++) begin
+                logic [DW_RW-1:0] r0;
+                r0 = DW_RW'(dwa_ls[p] >> DW_NBWL);
+                for (int w = 0; w < DW_NBW; w++) begin
+                    logic en, lo;
+                    logic [7:0] d;
+                    en = 1'b0;
+                    d = 8'd0;
+                    for (int l = 0; l < AB; l++)
+                        if (dwa_ok[l] && 32'(dwa_ph[l]) == p && 32'(dwa_col[l]) == w) begin
+                            en = 1'b1;
+                            d = d | dwa_byte[l];
+                        end
+                    lo = DW_NBWL'(w) < dwa_ls[p][DW_NBWL-1:0];
+                    dw_wdata[p][w] <= d;
+                    for (int r = 0; r < DW_K; r++) begin
+                        dw_wee[r * DW_K + p][w] <= dwa_v && en && 32'(dwa_rk) == r && !(r0[0] ^ lo);
+                        dw_weo[r * DW_K + p][w] <= dwa_v && en && 32'(dwa_rk) == r && (r0[0] ^ lo);
+                    end
+    `ifndef SYNTHESIS
+                    if (dwa_v && en && 32'(r0) + 32'(lo) >= (32'(dwa_half) + 1) * (DW_HALF / DW_NBW))
+                        $error("dg_loader: depthwise patch past its dw bank half (DW_HALF)");
+    `endif
+                end
+                for (int r = 0; r < DW_K; r++) begin
+                    dw_wao[r * DW_K + p] <= DW_RAW'(r0 >> 1);
+                    dw_wae[r * DW_K + p] <= DW_RAW'(r0 >> 1) + DW_RAW'(r0[0]);
+                end
+            end
+        end
+        // stage A: a patch row's beat (the receive side's condition for it, as the patch banks')
+        always_ff @(posedge clk)
+            if (run && pend_valid && rd_valid && rd_to_pf && !pend_out[PEND_W-1] && l_dw) begin   // (run: pf_active)
+                // depthwise: the beat's bytes of the row into stage A (dw banks above)
+                logic [PHW-1:0] ph, rk;
+                logic [16:0] rem;
+                logic [DW_AW-1:0] cur, rbase, lsph;
+                logic [DW_AW-1:0] pb [DW_K];
+                logic [DW_AW-1:0] pbr [DW_K];
+                logic [ABL-1:0] rlo;
+                logic [7:0] roff;
+                rk = PHW'(pend_out[41 +: 8]);
+                roff = pend_out[33 +: 8];
+                rbase = pend_out[PE_RB +: DW_AW];
+                if (pr_first) begin
+                    // row start: pixel dw_c0 (phase dw_c0), channel 0 at byte roff
+                    // (rem = C + roff, cur = rbase - roff, the phases before dw_c0 at
+                    // rbase + dw_cst: from the entry)
+                    ph = PHW'(dw_c0);
+                    rem = pend_out[PE_REM +: 17];
+                    cur = pend_out[PE_CUR +: DW_AW];
+                    lsph = rbase;
+                    for (int j = 0; j < DW_K; j++)
+                        pb[j] = (32'(j) < 32'(dw_c0)) ? pend_out[PE_PBH +: DW_AW] : rbase;
+                end else begin
+                    ph = dw_ph;
+                    rem = dw_rem;
+                    cur = dw_cur;
+                    lsph = dw_cur;
+                    pb = dw_pb;
+                end
+`ifndef SYNTHESIS
+                if (pr_first != (pr_beat == 16'd0)
+                    || (pr_first && (32'(rem) != 32'(L.cin_st) + 32'(roff) || cur != rbase - DW_AW'(roff)
+                                     || pend_out[PE_PBH +: DW_AW] != rbase + DW_AW'(dw_cst))))
+                    $error("dg_loader: depthwise row start (pr_first %0d, beat %0d) or its entry stale",
+                           pr_first, pr_beat);
+`endif
+                dwa_rk <= rk;
+                dwa_half <= pend_out[32];
+                for (int j = 0; j < DW_K; j++)
+                    dwa_ls[j] <= (32'(j) == 32'(ph)) ? lsph : pb[j];
+                // (byte l's u = l - rem mod AB and the next beat's u = -rem mod AB: the table's
+                // entries picked by rem's low bits rlo over a wired rotation, no subtract in
+                // front of the picks; the phases' lins rotated by ph once, pbr[j] = pb[(ph + j)
+                // mod k], so a byte's lin is pbr[dt_po[u]]: no phase add in front of that pick)
+                rlo = rem[ABL-1:0];
+                for (int j = 0; j < DW_K; j++) pbr[j] = pb[(32'(ph) + 32'(j)) % DW_K];
+                for (int l = 0; l < AB; l++) begin
+                    logic [31:0] jb;
+                    logic [PHW-1:0] pl;
+                    logic [DW_NBWL-1:0] lin;     // (its column: the lin's low bits)
+                    logic [PHW-1:0] por [AB];
+                    logic [DW_NBWL-1:0] ofr [AB];
+                    jb = 32'(pr_beat) * AB + 32'(l);
+                    dwa_ok[l] <= jb >= 32'(roff) && jb < 32'(roff) + pf_row_bytes;
+                    dwa_byte[l] <= rd_data[l*8 +: 8];
+                    for (int v = 0; v < AB; v++) begin
+                        por[v] = dt_po[(l - v + AB) % AB];
+                        ofr[v] = DW_NBWL'(dt_off[(l - v + AB) % AB]);
+                    end
+                    if (rem[16:ABL] != '0 || 32'(rlo) > 32'(l)) begin     // (l < rem)
+                        pl = ph;
+                        lin = DW_NBWL'(cur) + DW_NBWL'(l);
+                    end else begin
+                        pl = PHW'((32'(ph) + 32'(por[rlo])) % DW_K);
+                        lin = DW_NBWL'(pbr[por[rlo]]) + ofr[rlo];
+                    end
+                    dwa_ph[l] <= pl;
+                    dwa_col[l] <= lin;
+                end
+                // the state at the next beat's byte 0 (AB bytes on)
+                if (rem[16:ABL] > (17-ABL)'(1) || (rem[16:ABL] == (17-ABL)'(1) && rlo != '0)) begin   // (rem > AB)
+                    dw_ph <= ph;
+                    dw_rem <= rem - 17'(AB);
+                    dw_cur <= cur + DW_AW'(AB);
+                    dw_pb <= pb;
+                end else begin
+                    logic [ABL-1:0] u;
+                    logic [PHW-1:0] po;
+                    u = ABL'(AB - 32'(rlo));
+                    po = dt_po[u];
+                    dw_ph <= PHW'((32'(ph) + 32'(po)) % DW_K);
+                    dw_rem <= dt_rem[u];
+                    dw_cur <= pbr[po] + dt_off[u];
+                    for (int j = 0; j < DW_K; j++)
+                        dw_pb[j] <= pb[j] + dt_kc[DT_KW'(dt_n[u][(32'(j) + DW_K - 32'(ph)) % DW_K])];   // (dt_kc[0] = 0)
+                end
+`ifndef SYNTHESIS
+                for (int l = 0; l < AB; l++)
+                    if ((32'(l) < 32'(rem)) != (rem[16:ABL] != '0 || 32'(rlo) > 32'(l))
+                        || (32'(rem) > AB) != (rem[16:ABL] > (17-ABL)'(1) || (rem[16:ABL] == (17-ABL)'(1) && rlo != '0)))
+                        $error("dg_loader: depthwise stage A's compares with rem %0d (byte %0d)", rem, l);
+`endif
+            end
+    end else begin : g_nodw
+        for (genvar b = 0; b < DW_NBK; b++) begin : g_q
+            for (genvar w = 0; w < DW_NBW; w++) begin : g_w
+                assign dw_q[b][w] = 8'd0;
+            end
+            wire unused_dwlin = &{1'b0, c1_dwlin[b]};
+        end
+        wire unused_dwpe = &{1'b0, pend_full, dw_c0, pr_first, t_dwrb_r[0], t_dwrb_r[1]};
     end
 
     // patch buffer: NB byte banks, both halves
@@ -605,15 +733,15 @@ module dg_loader
     logic [15:0] sp_x_next;            // oc layout: the lane channel of span index sp_i + 1
     always_ff @(posedge clk) begin
         sp_lmul <= 24'(L.ic_layout ? 32'(L.kk) * 32'(L.out_c) : L.im2col ? 32'(L.kp)
-                   : L.dw ? ((32'(L.kk) + 32'(DG_TN - 1)) >> TNL) << TNL : 32'(L.kk) * 32'(L.in_c));
+                   : l_dw ? ((32'(L.kk) + 32'(DG_TN - 1)) >> TNL) << TNL : 32'(L.kk) * 32'(L.in_c));
         sp_jstep <= L.ic_layout ? 32'(ld_mg) : L.im2col ? 32'(DG_TN) : 32'(L.in_c);
         sp_tmkk <= 32'(L.kk) * DG_TM;
-        sp_rstep <= (L.im2col || L.dw) ? 16'd1 : 16'(L.N);
+        sp_rstep <= (L.im2col || l_dw) ? 16'd1 : 16'(L.N);
         sp_x_next <= ld_chs[32'(sp_i + 16'd1) % DG_TM];
     end
     // depthwise: channel id of active channel j (the loader's span index)
     wire [15:0] dw_chi = L.out_ch_gated ? ic_qa : sp_i;
-    wire [15:0] sp_pch = L.dw ? dw_chi : ld_chs[32'(sp_i) % DG_TM];      // param span's channel
+    wire [15:0] sp_pch = l_dw ? dw_chi : ld_chs[32'(sp_i) % DG_TM];      // param span's channel
     // more chunks of this oc-layout span after the current one
     // (sp_lbig: sp_left > SPAN_CHUNK, a flag written with sp_left; sp_ocw: the layer's plain
     // oc layout, registered: no compare in the issue path)
@@ -628,20 +756,20 @@ module dg_loader
     logic [15:0] sp_jend_m2, sp_nl_m2, sp_l1_m2;
     logic sp_jend_one, sp_nl_one, sp_l1_one;
     always_ff @(posedge clk) begin
-        sp_jend_m2 <= (L.im2col ? L.S : L.dw ? 16'd1 : 16'(L.kk)) - 16'd2;
-        sp_jend_one <= (L.im2col ? L.S : L.dw ? 16'd1 : 16'(L.kk)) == 16'd1;
-        sp_ocw <= !L.ic_layout && !L.im2col && !L.dw;
+        sp_jend_m2 <= (L.im2col ? L.S : l_dw ? 16'd1 : 16'(L.kk)) - 16'd2;
+        sp_jend_one <= (L.im2col ? L.S : l_dw ? 16'd1 : 16'(L.kk)) == 16'd1;
+        sp_ocw <= !L.ic_layout && !L.im2col && !l_dw;
         sp_inc_big <= 32'(L.in_c) > SPAN_CHUNK;
     end
     // the group ld_g's lanes (bk_mg of the bank ld_start loads) and its spans per phase
     wire [7:0] ld_mg_new = (32'(L.n_out) - 32'(ld_g) * DG_TM > DG_TM) ? 8'(DG_TM) : 8'(32'(L.n_out) - 32'(ld_g) * DG_TM);
-    wire [15:0] ld_nl_new = L.dw ? L.n_out : 16'(ld_mg_new);
+    wire [15:0] ld_nl_new = l_dw ? L.n_out : 16'(ld_mg_new);
     wire [15:0] ld_l1_new = L.ic_layout ? L.n_in : ld_nl_new;
 `ifndef SYNTHESIS
     // the flags against the compares they replace (a group's load: bk_mg is the bank's)
-    wire [15:0] sp_n_lanes = L.dw ? L.n_out : 16'(bk_mg[ld_b]);                // spans per phase
+    wire [15:0] sp_n_lanes = l_dw ? L.n_out : 16'(bk_mg[ld_b]);                // spans per phase
     always_ff @(posedge clk)
-        if (run && ld_busy && (sp_jlast != (sp_j + 16'd1 == (L.im2col ? L.S : L.dw ? 16'd1 : 16'(L.kk)))
+        if (run && ld_busy && (sp_jlast != (sp_j + 16'd1 == (L.im2col ? L.S : l_dw ? 16'd1 : 16'(L.kk)))
                                || sp_il0 != (sp_i + 16'd1 == sp_n_lanes)
                                || sp_il1 != (sp_i + 16'd1 == (L.ic_layout ? L.n_in : sp_n_lanes))
                                || sp_lbig != (32'(sp_left) > SPAN_CHUNK)
@@ -664,7 +792,7 @@ module dg_loader
                 sp_kind = 2'(SP_WOC);
                 // (depthwise: one span per channel, its row of R = S * Tn bytes: the k*k
                 // taps and the zero padding)
-                sp_nbytes = L.im2col ? 16'(DG_TN) : L.dw ? 16'(L.S) << TNL
+                sp_nbytes = L.im2col ? 16'(DG_TN) : l_dw ? 16'(L.S) << TNL
                           : sp_more ? 16'(SPAN_CHUNK) : sp_left;
                 sp_addr = sp_waddr + 64'(sp_c);
             end
@@ -709,7 +837,7 @@ module dg_loader
         sp_wbr <= {1'b0, 16'(L.ic_layout ? 16'(ld_mg) : L.im2col ? 16'(DG_TN) : 16'(L.S) << TNL)} + 17'(AB - 1);
         sp_kkmr <= 17'(16'(32'(L.kk) * 32'(ld_mg))) + 17'(AB - 1);
         sp_incr <= 17'(32'(L.in_c) > SPAN_CHUNK ? 16'(SPAN_CHUNK) : L.in_c) + 17'(AB - 1);
-        sp_gdw <= L.dw && L.out_ch_gated;
+        sp_gdw <= l_dw && L.out_ch_gated;
     end
     wire [16:0] sp_rbr = !sp_phase[0] ? 17'(8 + AB - 1) : sp_icm ? sp_kkmr : sp_ocw ? sp_ocnr : sp_wbr;
     // beats = the high part + the low part's carry: the credit compare takes both cases of
@@ -829,6 +957,7 @@ module dg_loader
     logic [ABL-1:0] pf_pq;           // the tile's first pixel index mod AB (PF_GEO2)
     logic [ABL-1:0] pf_s1, pf_s2;    // the pixel steps mod AB (next pixel, next row)
     logic pf_pxl;                    // pf_px + 1 == t_ow: the row's last pixel (counted)
+    logic pf_ylast;                  // pf_py + 1 == t_oh: the tile's last row (counted)
     logic [7:0] pf_pidx;             // pf_py * t_ow + pf_px (mod 256; counted: +1 per pixel)
     always_ff @(posedge clk) pf_s1 <= ABL'(L.out_c);
     // residual: lanes jl..jh whose bytes share one beat. The group's channels ascend with the
@@ -900,7 +1029,7 @@ module dg_loader
             if (!found) enc = pf_jl;
             stale = pf_mgs != bk_mg[pf_g[0]]
                     || pf_ends != lane_ends(pf_pixaddr[ABL-1:0], pr_lov, pr_z, pr_one, pr_last)
-                    || pf_pxl != (pf_px + 8'd1 == t_ow[pf_h]) || pf_pidx != 8'(32'(pf_py) * 32'(t_ow[pf_h]) + 32'(pf_px));
+                    || pf_pxl != (pf_px + 8'd1 == t_ow[pf_h]) || pf_ylast != (pf_py + 8'd1 == t_oh[pf_h]) || pf_pidx != 8'(32'(pf_py) * 32'(t_ow[pf_h]) + 32'(pf_px));
             for (int j = 0; j < DG_TM; j++)
                 if (pf_jge[j] != (8'(j) >= pf_jl)) stale = 1'b1;
             for (int j = 0; j < DG_TM; j++)
@@ -937,7 +1066,7 @@ module dg_loader
                   : pf_req_row ? pf_row_addr & ~64'(AB - 1) : pf_res_addr & ~64'(AB - 1);
         rcmd_beats = !pf_req ? sp_beats : pf_req_row ? pf_row_beats : 24'd1;
         pend_push = 1'b0;
-        pend_in = '0;
+        pend_full = '0;
         spf_push = 1'b0;
         spf_in = '0;
         own_push = 1'b0;
@@ -948,12 +1077,12 @@ module dg_loader
                     own_in = 1'b1;
                     pend_push = pf_fire;
                     if (pf_req_row) begin
-                        pend_in = {1'b0, pf_dwb + DW_AW'(dw_cst), pf_dwb - DW_AW'(pf_row_off),
-                                   17'(L.cin_st) + 17'(pf_row_off),
-                                   pf_dwb, 8'(pf_dwk), 8'(pf_row_off), pf_h, 32'(pf_row_dst)};
+                        pend_full = {1'b0, pf_dwb + DW_AW'(dw_cst), pf_dwb - DW_AW'(pf_row_off),
+                                     17'(L.cin_st) + 17'(pf_row_off),
+                                     pf_dwb, 8'(pf_dwk), 8'(pf_row_off), pf_h, 32'(pf_row_dst)};
                     end else begin
-                        pend_in = {1'b1, (PEND_W - 34)'(0), pf_h, pf_pidx, pf_jl, pf_jh,
-                                   8'(pf_pixaddr[ABL-1:0])};
+                        pend_full = {1'b1, (PEND_WF - 34)'(0), pf_h, pf_pidx, pf_jl, pf_jh,
+                                     8'(pf_pixaddr[ABL-1:0])};
                     end
                 end else if (ld_req && !sp_nocmd) begin
                     rcmd_valid = own_in_ready;
@@ -1040,10 +1169,10 @@ module dg_loader
     // sc_b = 0..7) is collected in dwp_sh and written as ONE word at its last byte: one write
     // enable per lane word (byte writes at a run-time bit offset into a Tm*32-bit row made
     // Yosys map every bit to its own LUTRAM cell: 2 x 1024 RAM64M8 at ultra96).
-    begin : g_dwparams
+    if (DG_DEPTHWISE) begin : g_dwparams
         logic [55:0] dwp_sh;                 // the span's bytes 0..6 (byte 6 at the top)
         wire [15:0] dsi = spf_out[SPF_W-4 -: 16];
-        wire dwe = ld_consume && sc_kind == 2'(SP_PARAM) && L.dw;
+        wire dwe = ld_consume && sc_kind == 2'(SP_PARAM) && l_dw;
         wire dwl = dwe && sc_b == 16'd7;     // the span's last byte: write the word
         always_ff @(posedge clk)
             if (dwe) dwp_sh <= {ld_byte0, dwp_sh[55:8]};
@@ -1059,6 +1188,12 @@ module dg_loader
             assign dw_bias_q[l] = q[31:0];
             assign dw_mult_q[l] = q[63:32];
         end
+    end else begin : g_nodwparams
+        for (genvar l = 0; l < DG_TM; l++) begin : g_lane
+            assign dw_bias_q[l] = 32'd0;
+            assign dw_mult_q[l] = 32'd0;
+        end
+        wire unused_dwp = &{1'b0, dw_re, dw_ra};
     end
 
     always_ff @(posedge clk) begin
@@ -1067,7 +1202,7 @@ module dg_loader
         wb_lane_ref <= '0;
 `endif
         ib_we <= '0;
-        dwa_v <= pend_valid && rd_valid && rd_to_pf && !pend_out[PEND_W-1] && L.dw && pf_active;
+        dwa_v <= pend_valid && rd_valid && rd_to_pf && !pend_out[PEND_W-1] && l_dw && pf_active;
         rb_we <= '0;
         ld_g <= ld_g_d;
         // m0 * kk of the group ld_g_d (ic layout: the group's block in every channel's row),
@@ -1114,7 +1249,7 @@ module dg_loader
                 end else if (L.out_ch_gated) m = oc_q[j*16 +: 16];
                 bk_ch[ld_b][j] <= m;
                 ld_chs[j] <= m;
-                sp_pofs[j] <= ABL'(L.p_abs[ABL-1:0] + ABL'((L.dw ? 16'(j) : m) << 3));
+                sp_pofs[j] <= ABL'(L.p_abs[ABL-1:0] + ABL'((l_dw ? 16'(j) : m) << 3));
             end
             bk_lanes[ld_b] <= 1'b1;
             bk_ready[ld_b] <= 1'b0;
@@ -1134,9 +1269,9 @@ module dg_loader
             if (sp_phase == 2'd1 && !sp_wok) begin
                 // the first span of index sp_i (sp_j = 0)
                 logic [15:0] x;
-                x = L.ic_layout ? ic_qa : L.dw ? dw_chi : (sp_i == 16'd0) ? ld_chs[0] : sp_x_next;
+                x = L.ic_layout ? ic_qa : l_dw ? dw_chi : (sp_i == 16'd0) ? ld_chs[0] : sp_x_next;
                 sp_waddr <= L.w_abs + (L.ic_layout ? 64'(ld_gkk) : 64'd0) + 64'(x) * 64'(sp_lmul);
-                sp_row <= L.ic_layout ? 16'(sp_i >> TNL) : L.dw ? sp_dwrow : 16'd0;
+                sp_row <= L.ic_layout ? 16'(sp_i >> TNL) : l_dw ? sp_dwrow : 16'd0;
                 sp_wok <= 1'b1;
             end
             if (ld_fire) begin
@@ -1184,7 +1319,7 @@ module dg_loader
                 wb_rot <= ld_rot;
                 case (kind)
                     2'(SP_PARAM): begin
-                        if (L.dw) begin
+                        if (l_dw) begin
                             // the depthwise rows (g_dwparams above)
                         end else if (sc_b < 16'd4) bk_bias[ld_b][32'(si) % DG_TM][sc_b[1:0] * 8 +: 8] <= ld_byte0;
                         else bk_mult[ld_b][32'(si) % DG_TM][sc_b[1:0] * 8 +: 8] <= ld_byte0;
@@ -1268,14 +1403,17 @@ module dg_loader
                     pf_state <= PF_ROW2;
                 end
                 PF_ROW2: begin
-                    // pf_ge is a thermometer code (grid_w >= 1): the row is its last set bit
+                    // pf_ge is a thermometer code (grid_w >= 1): the row is its last set bit, the
+                    // one-hot edge; the row and column as ORs over it (no chain over q)
                     logic [7:0] ty;
                     logic [7:0] tx;
                     ty = 8'd0;
-                    tx = 8'(pf_rem[0]);
-                    for (int q = 1; q < DG_MAX_GRID; q++) begin
-                        if (pf_ge[q]) ty = 8'(q);
-                        if (pf_ge[q] && (q + 1 == DG_MAX_GRID || !pf_ge[(q + 1) % DG_MAX_GRID])) tx = 8'(pf_rem[q]);
+                    tx = 8'd0;
+                    for (int q = 0; q < DG_MAX_GRID; q++) begin
+                        logic e;
+                        e = pf_ge[q] && (q + 1 == DG_MAX_GRID || !pf_ge[(q + 1) % DG_MAX_GRID]);
+                        ty = ty | ({8{e}} & 8'(q));
+                        tx = tx | ({8{e}} & 8'(pf_rem[q]));
                     end
                     pf_ty <= ty;
                     pf_tx <= tx;
@@ -1340,6 +1478,7 @@ module dg_loader
                     pf_jl <= 8'd0;
                     pf_jge <= '1;
                     pf_pxl <= t_ow[pf_h] == 8'd1;
+                    pf_ylast <= t_oh[pf_h] == 8'd1;
                     pf_pidx <= 8'd0;
                     pf_ends <= lane_ends(ABL'(L.res_abs[ABL-1:0] + ABL'(pf_pq) * ABL'(L.out_c)), pr_lov, pr_z, pr_one, pr_last);
                     // (the pixel index o0y * out_w + o0x < 2^33: a 33 x 16 product)
@@ -1356,7 +1495,7 @@ module dg_loader
                     pf_cb <= IAW'((pf_ix0 - 32'(pf_ixv0)) * 32'(L.cin_st));
                     // (ceil(pw / k) <= 255: an 8 x 16 product)
                     dw_rb <= 32'(8'((32'(pf_pw) + DW_K - 1) / DW_K)) * 32'(dw_cst);
-                    t_dwrb[pf_h] <= 32'(8'((32'(pf_pw) + DW_K - 1) / DW_K)) * 32'(dw_cst);
+                    t_dwrb_r[pf_h] <= 32'(8'((32'(pf_pw) + DW_K - 1) / DW_K)) * 32'(dw_cst);
                     dw_c0 <= 8'(32'(pf_ixv0) - pf_ix0);
                     pf_dwk <= 8'd0;
                     pf_dwb <= pf_h ? DW_AW'(DW_HALF) : DW_AW'(0);
@@ -1418,10 +1557,11 @@ module dg_loader
                             if (pf_pxl) begin                           // (pf_px + 1 == t_ow)
                                 pf_px <= 8'd0;
                                 pf_py <= pf_py + 8'd1;
+                                pf_ylast <= pf_py + 8'd2 == t_oh[pf_h];
                                 // (t_ow <= out_w: out_w - t_ow + 1 has 17 bits, a 16 x 17 product)
                                 wstep = 17'(L.out_w) - 17'(t_ow[pf_h]) + 17'd1;
                                 pf_pixaddr <= pf_pixaddr + 64'(L.out_c) * 64'(wstep);
-                                if (pf_py + 8'd1 == t_oh[pf_h]) pf_state <= PF_WAIT;
+                                if (pf_ylast) pf_state <= PF_WAIT;      // (pf_py + 1 == t_oh)
                             end else begin
                                 pf_px <= pf_px + 8'd1;
                                 pf_pixaddr <= pf_pixaddr + 64'(L.out_c);
@@ -1472,81 +1612,6 @@ module dg_loader
                     end
                     pr_beat <= rd_last ? 16'd0 : pr_beat + 16'd1;
                     pr_first <= rd_last;
-                    if (L.dw) begin
-                        // depthwise: the beat's bytes of the row into stage A (dw banks above)
-                        logic [PHW-1:0] ph, rk;
-                        logic [16:0] rem;
-                        logic [DW_AW-1:0] cur, rbase, lsph;
-                        logic [DW_AW-1:0] pb [DW_K];
-                        logic [7:0] roff;
-                        rk = PHW'(pend_out[41 +: 8]);
-                        roff = pend_out[33 +: 8];
-                        rbase = pend_out[PE_RB +: DW_AW];
-                        if (pr_first) begin
-                            // row start: pixel dw_c0 (phase dw_c0), channel 0 at byte roff
-                            // (rem = C + roff, cur = rbase - roff, the phases before dw_c0 at
-                            // rbase + dw_cst: from the entry)
-                            ph = PHW'(dw_c0);
-                            rem = pend_out[PE_REM +: 17];
-                            cur = pend_out[PE_CUR +: DW_AW];
-                            lsph = rbase;
-                            for (int j = 0; j < DW_K; j++)
-                                pb[j] = (32'(j) < 32'(dw_c0)) ? pend_out[PE_PBH +: DW_AW] : rbase;
-                        end else begin
-                            ph = dw_ph;
-                            rem = dw_rem;
-                            cur = dw_cur;
-                            lsph = dw_cur;
-                            pb = dw_pb;
-                        end
-`ifndef SYNTHESIS
-                        if (pr_first != (pr_beat == 16'd0)
-                            || (pr_first && (32'(rem) != 32'(L.cin_st) + 32'(roff) || cur != rbase - DW_AW'(roff)
-                                             || pend_out[PE_PBH +: DW_AW] != rbase + DW_AW'(dw_cst))))
-                            $error("dg_loader: depthwise row start (pr_first %0d, beat %0d) or its entry stale",
-                                   pr_first, pr_beat);
-`endif
-                        dwa_rk <= rk;
-                        dwa_half <= pend_out[32];
-                        for (int j = 0; j < DW_K; j++)
-                            dwa_ls[j] <= (32'(j) == 32'(ph)) ? lsph : pb[j];
-                        for (int l = 0; l < AB; l++) begin
-                            logic [31:0] jb;
-                            logic [PHW-1:0] pl;
-                            logic [DW_NBWL-1:0] lin;     // (its column: the lin's low bits)
-                            jb = 32'(pr_beat) * AB + 32'(l);
-                            dwa_ok[l] <= jb >= 32'(roff) && jb < 32'(roff) + pf_row_bytes;
-                            dwa_byte[l] <= rd_data[l*8 +: 8];
-                            if (32'(l) < 32'(rem)) begin
-                                pl = ph;
-                                lin = DW_NBWL'(cur) + DW_NBWL'(l);
-                            end else begin
-                                logic [ABL-1:0] u;
-                                u = ABL'(32'(l) - 32'(rem));
-                                pl = PHW'((32'(ph) + 32'(dt_po[u])) % DW_K);
-                                lin = DW_NBWL'(pb[pl]) + DW_NBWL'(dt_off[u]);
-                            end
-                            dwa_ph[l] <= pl;
-                            dwa_col[l] <= lin;
-                        end
-                        // the state at the next beat's byte 0 (AB bytes on)
-                        if (32'(rem) > AB) begin
-                            dw_ph <= ph;
-                            dw_rem <= rem - 17'(AB);
-                            dw_cur <= cur + DW_AW'(AB);
-                            dw_pb <= pb;
-                        end else begin
-                            logic [ABL-1:0] u;
-                            logic [PHW-1:0] pn;
-                            u = ABL'(AB - 32'(rem));
-                            pn = PHW'((32'(ph) + 32'(dt_po[u])) % DW_K);
-                            dw_ph <= pn;
-                            dw_rem <= dt_rem[u];
-                            dw_cur <= pb[pn] + dt_off[u];
-                            for (int j = 0; j < DW_K; j++)
-                                dw_pb[j] <= pb[j] + dt_kc[DT_KW'(dt_n[u][(32'(j) + DW_K - 32'(ph)) % DW_K])];   // (dt_kc[0] = 0)
-                        end
-                    end
                 end else begin
                     logic [7:0] p, jl, jh, off;
                     p = pend_out[31:24];
@@ -1732,7 +1797,7 @@ module dg_loader
                    wb_lane, wb_slot, wb_lane_ref, wb_slot_ref);
     // the consume step's parallel last-byte / beat-end compares against k (ld_k)
     always_ff @(posedge clk)
-        if (ld_consume && (sc_wocf != (!L.in_ch_gated || L.dw) || last_byte != (32'(ld_k) == (sc_started ? 32'(sc_left) : 32'(spf_out[15:0])))
+        if (ld_consume && (sc_wocf != (!L.in_ch_gated || l_dw) || last_byte != (32'(ld_k) == (sc_started ? 32'(sc_left) : 32'(spf_out[15:0])))
                            || ldf_pop != (last_byte || 32'(pos) + 32'(ld_k) == AB)))
             $error("dg_loader: consume step last_byte %0d / ldf_pop %0d differ from k %0d", last_byte, ldf_pop, ld_k);
 `endif

@@ -57,7 +57,7 @@ endmodule
 `endif
 
 module dg_mac_array
-    import dg_pkg::DG_TM, dg_pkg::DG_TN;
+    import dg_pkg::DG_TM, dg_pkg::DG_TN, dg_pkg::DG_DEPTHWISE;
 #(
     parameter int TM = DG_TM,    // output channels (accumulators), power of two 1..64
     parameter int TN = DG_TN,    // input channels reduced per step, power of two 1..64
@@ -66,7 +66,10 @@ module dg_mac_array
     // depthwise: slots j < WHS may be fed in an `in_whalf` step (the caller's kernel has no tap
     // for the others there: they are off, their weight byte is don't-care, so their A operand
     // needs no half select)
-    parameter int WHS = TPS
+    parameter int WHS = TPS,
+    // the depthwise mode exists (the config's depthwise feature): 0 leaves in_dw unused, so the
+    // DSP operands are the conv mode's only (no per-DSP mode selects)
+    parameter bit DW = DG_DEPTHWISE
 ) (
     input  wire                  clk,
     input  wire                  rst,
@@ -108,6 +111,7 @@ module dg_mac_array
     logic signed [8:0] op_x [NP][TN];
     logic op_aoff [NP][TN];
     logic op_don [NP][TN];
+    wire dw_on = DW && in_dw;
     always_comb begin
         for (int k = 0; k < NP; k++) begin
             for (int n = 0; n < TN; n++) begin
@@ -119,7 +123,7 @@ module dg_mac_array
                 xv = $signed(in_x[n*9 +: 9]);
                 aoff = 1'b0;
                 don = (2*k + 1 < TM);
-                if (in_dw) begin
+                if (dw_on) begin
                     aoff = 1'b1;
                     don = 1'b0;
                     if (TN == 1) begin              // both lanes packed; one of them is zero
@@ -316,7 +320,7 @@ module dg_mac_array
 `ifndef SYNTHESIS
     // the caller's promise behind WHS: no slot j >= WHS is fed in an in_whalf step
     always_ff @(posedge clk)
-        if (in_valid && in_dw && in_whalf && TN > 1)
+        if (in_valid && dw_on && in_whalf && TN > 1)
             for (int m = 0; m < TM; m++)
                 for (int j = WHS; j < TPS; j++)
                     if (in_won[m*TPS+j]) $error("dg_mac_array: lane %0d slot %0d fed in a whalf step (WHS %0d)", m, j, WHS);

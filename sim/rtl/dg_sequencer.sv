@@ -127,18 +127,31 @@ module dg_sequencer
     // first beat; each beat is rotated down by desc_off bytes (`desc_rot`), so rotated byte r
     // holds record byte q*AB + r of beat q (r < AB - desc_off) or of beat q + 1 (r >= AB -
     // desc_off): every record byte takes one fixed rotated byte, written when its beat
-    // arrives (`desc_hi`, `desc_boh`), instead of a shift of all beats by desc_off bytes
+    // arrives (`desc_hi`, `desc_boh`), instead of a shift of all beats by desc_off bytes.
+    // The PROGRAM base is AXI-aligned (docs/register_map.md), so a record starts at a multiple
+    // of RG bytes in its beat (RG: the largest power of two <= AB dividing the record size):
+    // the offset's bits below RG are 0 by contract and not read (RG = AB up to 32-byte beats:
+    // no rotation at all)
+    function automatic int rec_align();
+        int p;
+        p = 1;
+        for (int i = 1; i <= ABL; i++) if (DG_DESC_BYTES % (1 << i) == 0) p = 1 << i;
+        return p;
+    endfunction
+    localparam int RG = rec_align();
+    logic [63:0] desc_addr;             // byte address of the current record (a counter)
+    wire [ABL-1:0] desc_a_off = desc_addr[ABL-1:0] & ABL'(~(RG - 1));   // its offset in the beat
     logic [ABL:0] desc_off;
     logic [AB-1:0] desc_hi;             // byte r >= AB - desc_off (from the next beat)
     logic [DESC_BEATS:0] desc_boh;      // one-hot of the beat being received
     wire [AB*8-1:0] desc_rot = (AB*8)'({rd_data, rd_data} >> (32'(desc_off) * 8));
-    logic [63:0] desc_addr;             // byte address of the current record (a counter)
     logic [DG_DESC_WORDS*32-1:0] desc;
     // the record's kind, registered with `desc` in ST_ALIGN (from the aligned record), so the
     // dispatch in ST_CHECK compares no descriptor field (issue 16: <= 8 LUT levels)
     logic r_bad_magic;                  // magic or version wrong
     logic r_gate, r_head, r_gate2;      // OP_GATE / OP_HEAD / OP_GATE2
     logic r_bad_op;                     // none of those and neither OP_CONV nor OP_DWCONV
+                                        // (OP_DWCONV only with DG_DEPTHWISE: else an unknown op)
     logic r_from_gate;                  // FROM_GATE
     // from_gate: the effective descriptor E (program.effective_descriptor) under the last
     // gate's counts; `use_e` marks `desc` as E (written over the record: checked and latched)
@@ -329,12 +342,14 @@ module dg_sequencer
     logic list_next_one;          // its entries == 1 (nd_one)
     logic [31:0] list_next_off;
 
+    // the layer is depthwise (the constant gates it: no depthwise logic without the hardware)
+    wire l_dw = DG_DEPTHWISE && L.dw;
     always_ff @(posedge clk) begin
         nd[0] <= L.tile_gated && L.n_act != 0;
         nd[1] <= L.n_res != 0;
         nd[2] <= L.out_ch_gated && L.n_out != 0;
         // (a depthwise layer has no in-channel list: its out-channel list is both)
-        nd[3] <= L.in_ch_gated && !L.dw && L.n_in != 0;
+        nd[3] <= L.in_ch_gated && !l_dw && L.n_in != 0;
         nd[4] <= L.zero_halo;
         nd_n <= '{L.n_act, L.n_res, L.n_out, L.n_in, d_bm_n};
         for (int kind = 0; kind < 5; kind++) begin
@@ -354,11 +369,11 @@ module dg_sequencer
         d_s_conv <= 16'((chk_kkc + DG_TN - 1) >> TNL);
         d_kp <= 16'(((chk_kkc + DG_TN - 1) >> TNL) << TNL);
         // (depthwise: one tap of TM lanes per step, no n-groups)
-        d_N <= (L.n_in == 0 || L.dw) ? 16'd1 : 16'((32'(L.n_in) + DG_TN - 1) >> TNL);
+        d_N <= (L.n_in == 0 || l_dw) ? 16'd1 : 16'((32'(L.n_in) + DG_TN - 1) >> TNL);
         // depthwise: ONE loader group (every active channel's params and rows on chip), its
         // SG m-groups run per tile on the tile's one patch (dg_compute)
-        d_G <= (L.dw && L.n_out != 0) ? 16'd1 : 16'((32'(L.n_out) + DG_TM - 1) / DG_TM);
-        d_SG <= L.dw ? 16'((32'(L.n_out) + DG_TM - 1) / DG_TM) : 16'd1;
+        d_G <= (l_dw && L.n_out != 0) ? 16'd1 : 16'((32'(L.n_out) + DG_TM - 1) / DG_TM);
+        d_SG <= l_dw ? 16'((32'(L.n_out) + DG_TM - 1) / DG_TM) : 16'd1;
         d_conv_h <= 16'(((32'(L.in_h) + 32'(2 * L.pad) - 32'(L.k)) >> (L.stride == 2'd2 ? 1 : 0)) + 1);
         d_conv_w <= 16'(((32'(L.in_w) + 32'(2 * L.pad) - 32'(L.k)) >> (L.stride == 2'd2 ? 1 : 0)) + 1);
         d_n_seq <= (L.n_out == 0) ? 16'd0 : L.n_act + L.n_res;
@@ -411,7 +426,7 @@ module dg_sequencer
         if (st[ST_DESC_REQ]) begin
             rcmd_valid = 1'b1;
             rcmd_addr = desc_addr & ~64'(AB - 1);
-            rcmd_beats = 24'((32'(desc_addr[ABL-1:0]) + DG_DESC_BYTES + AB - 1) >> ABL);
+            rcmd_beats = 24'((32'(desc_a_off) + DG_DESC_BYTES + AB - 1) >> ABL);
         end
         if (st[ST_LIST_REQ]) begin
             rcmd_valid = 1'b1;
@@ -555,9 +570,9 @@ module dg_sequencer
             st[ST_DESC_REQ]: begin
                 if (rcmd_ready) begin
                     `GO(ST_DESC_RX)
-                    desc_off <= (ABL+1)'(desc_addr[ABL-1:0]);
+                    desc_off <= (ABL+1)'(desc_a_off);
                     for (int r = 0; r < AB; r++)
-                        desc_hi[r] <= 32'(r) + 32'(desc_addr[ABL-1:0]) >= 32'(AB);
+                        desc_hi[r] <= 32'(r) + 32'(desc_a_off) >= 32'(AB);
                     desc_boh <= (DESC_BEATS+1)'(1);
                 end
             end
@@ -579,7 +594,7 @@ module dg_sequencer
                 r_gate2 <= 32'(`DG_DESC(desc, OP)) == DG_OP_GATE2;
                 r_bad_op <= 32'(`DG_DESC(desc, OP)) != DG_OP_GATE && 32'(`DG_DESC(desc, OP)) != DG_OP_HEAD
                             && 32'(`DG_DESC(desc, OP)) != DG_OP_GATE2 && 32'(`DG_DESC(desc, OP)) != DG_OP_CONV
-                            && 32'(`DG_DESC(desc, OP)) != DG_OP_DWCONV;
+                            && (!DG_DEPTHWISE || 32'(`DG_DESC(desc, OP)) != DG_OP_DWCONV);
                 r_from_gate <= `DG_DESC(desc, FROM_GATE);
                 use_e <= 1'b0;
                 chk_start <= 1'b1;
@@ -602,7 +617,8 @@ module dg_sequencer
                 L.out_ch_gated <= `DG_DESC(desc_chk, OUT_CH_GATED);
                 L.zero_halo <= `DG_DESC(desc_chk, ZERO_HALO);
                 L.im2col <= `DG_DESC(desc_chk, IM2COL);
-                L.dw <= 32'(`DG_DESC(desc_chk, OP)) == DG_OP_DWCONV;
+                // (constant 0 without the depthwise hardware: the units' depthwise parts prune)
+                L.dw <= DG_DEPTHWISE && 32'(`DG_DESC(desc_chk, OP)) == DG_OP_DWCONV;
                 L.pixel_sums <= `DG_DESC(desc_chk, PIXEL_SUMS);
                 L.shift <= `DG_DESC(desc_chk, SHIFT);
                 L.in_h <= `DG_DESC(desc_chk, IN_H);
@@ -687,7 +703,7 @@ module dg_sequencer
                 L.kc <= 16'(chk_kc);
                 L.kkc <= 16'(chk_kkc);
                 // (depthwise: the steps of a channel's k*k taps row, ceil(kk / TN) words)
-                L.S <= L.dw ? d_s_dw : d_s_conv;
+                L.S <= l_dw ? d_s_dw : d_s_conv;
                 L.kp <= d_kp;
                 L.pitch <= 16'(chk_pitch);
                 L.i2c_qa <= d_qa;

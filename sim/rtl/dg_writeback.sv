@@ -31,9 +31,10 @@
 // - Two register stages in front of the requantizer (queue output; bias add and the
 //   parameter selects), so the requantizer's multipliers start from registers.
 // - Write packets are queued as formed ({address, bytes}; pixel packets Tm bytes wide, sums
-//   4*Tm); the packetizer aligns each beat as it sends it: a byte rotator over two packet
-//   beats (AB positions of AB bytes) and per-byte strobe compares, not a shifter of the
-//   whole packet in front of each queue.
+//   4*Tm); the packetizer aligns each beat as it sends it: a rotator over two packet beats
+//   in steps of 4 bytes (AB / 4 positions; a pixel packet's data is shifted by its address
+//   mod 4 as it is taken, sums packets are 4-byte aligned) and per-byte strobe compares,
+//   not a shifter of the whole packet in front of each queue.
 // - The requantizer (dg_requant) takes its phases' lanes from a shift register (no run-time
 //   lane index) and clamps in a stage of its own.
 module dg_writeback
@@ -103,6 +104,8 @@ module dg_writeback
     // s1: the popped queue entry; s2: acc + bias, the multiplier, the residual (registers
     // into the requantizer); the requantizer's tag carries the pool RAM address too
     localparam int RTAG_W = 21 + PAW;        // {first, row start, gb, res_only, tile_last, py, px, pool address}
+    // the layer is depthwise (the constant gates it: no depthwise logic without the hardware)
+    wire l_dw = DG_DEPTHWISE && L.dw;
     logic s1_v, s2_v;
     logic [DG_TM*32-1:0] s1_acc;
     logic [MTAG_W-1:0] s1_tag;
@@ -127,8 +130,9 @@ module dg_writeback
     wire [15:0] s1_sg = s1_tag[DG_TM * 8 +: 16];
     // the loader's depthwise parameter row of the m-group s1 loads (read with s1, so its
     // registered output holds s1's row when s2 takes it)
-    assign dw_re = s1_adv;
-    assign dw_ra = I_SG'(wbq_out[DG_TM * 32 + DG_TM * 8 +: 16]);
+    // (none without the depthwise hardware: DG_DEPTHWISE = 0 leaves no depthwise logic here)
+    assign dw_re = DG_DEPTHWISE && s1_adv;
+    assign dw_ra = DG_DEPTHWISE ? I_SG'(wbq_out[DG_TM * 32 + DG_TM * 8 +: 16]) : '0;
     wire [7:0] s1_py = s1_tag[DG_TM * 8 + 24 +: 8];
     wire [7:0] s1_px = s1_tag[DG_TM * 8 + 16 +: 8];
 
@@ -199,8 +203,8 @@ module dg_writeback
         p1_m1 <= 32'(ti_o0y) * 32'(L.out_w);
         p1_q <= 32'(ti_idx) * 32'(L.cout_st);
         p1_o0x <= ti_o0x;
-        tp_m0[0] <= L.dw ? 16'(32'(ti_sg) * DG_TM) : bk_m0[ti_gb];
-        tp_mg[0] <= L.dw ? ((32'(L.n_out) - 32'(ti_sg) * DG_TM > DG_TM) ? 8'(DG_TM) : 8'(32'(L.n_out) - 32'(ti_sg) * DG_TM))
+        tp_m0[0] <= l_dw ? 16'(32'(ti_sg) * DG_TM) : bk_m0[ti_gb];
+        tp_mg[0] <= l_dw ? ((32'(L.n_out) - 32'(ti_sg) * DG_TM > DG_TM) ? 8'(DG_TM) : 8'(32'(L.n_out) - 32'(ti_sg) * DG_TM))
                          : bk_mg[ti_gb];
         p1_ry <= GW'(2 * 32'(ti_o0y)) - GW'(1) - GW'(ti_cy0);
         p1_rx <= GW'(2 * 32'(ti_o0x)) - GW'(1) - GW'(ti_cx0);
@@ -308,13 +312,13 @@ module dg_writeback
         $error("dg_writeback: a sums packet must be whole AXI beats");
     end
     logic [PK_BYTES*8-1:0] pz_data;     // the packet's data, as loaded (a beat select, no shift per beat)
-    logic [PKB-1:0] pz_boh;             // one-hot: the packet beat sent now (none: past the data, 0)
-    logic [AB*8-1:0] pz_cur;            // the packet beat sent now
+    // the packet beat sent now: a binary index, so the select is one LUT6 per bit at PKB = 4.
+    // Past the data (the last beat of an unaligned packet) it wraps to a data beat: those
+    // bytes are past the packet's end, never strobed (pz_rem)
+    localparam int PBL = (PKB > 1) ? $clog2(PKB) : 1;
+    logic [PBL-1:0] pz_bi;
+    wire [AB*8-1:0] pz_cur = pz_data[32'(pz_bi) % PKB * AB * 8 +: AB * 8];
     logic [AB*8-1:0] pz_prev;           // the packet beat before the current (0 before the first)
-    always_comb begin
-        pz_cur = '0;
-        for (int j = 0; j < PKB; j++) pz_cur = pz_cur | (pz_boh[j] ? pz_data[j*AB*8 +: AB*8] : '0);
-    end
     logic [ABL-1:0] pz_off;             // the packet's first byte in its first AXI beat
     logic [9:0] pz_rem;                 // off + nbytes - k*AB: bytes from this beat's start to the end
     logic pz_first;                     // beat 0 (its bytes below off are not the packet's)
@@ -324,7 +328,7 @@ module dg_writeback
     // select the carry chain's DI operand, one LUT for the select and one for the sum bit;
     // apart, the carry chain takes s1_acc as DI and the select merges into the sum bit's LUT
     logic [31:0] s1_bias [DG_TM];
-    always_comb for (int l = 0; l < DG_TM; l++) s1_bias[l] = L.dw ? dw_bias_q[l] : bk_bias[s1_gb][l];
+    always_comb for (int l = 0; l < DG_TM; l++) s1_bias[l] = l_dw ? dw_bias_q[l] : bk_bias[s1_gb][l];
     always_ff @(posedge clk) begin
         if (s1_adv) begin
             s1_acc <= wbq_out[DG_TM*32-1:0];
@@ -334,7 +338,7 @@ module dg_writeback
             for (int l = 0; l < DG_TM; l++) begin
                 rq_acc[l*33 +: 33] <= s1_res_only ? 33'd0
                     : 33'($signed(s1_acc[l*32 +: 32])) + 33'($signed(s1_bias[l]));
-                rq_mult[l*32 +: 32] <= L.dw ? dw_mult_q[l] : bk_mult[s1_gb][l];
+                rq_mult[l*32 +: 32] <= l_dw ? dw_mult_q[l] : bk_mult[s1_gb][l];
                 // tag = {res_only, tile_last, py, px, residual bytes [DG_TM]}
                 rq_res[l*9 +: 9] <= L.residual ? (L.res_signed ? {s1_tag[l*8 + 7], s1_tag[l*8 +: 8]}
                                                               : {1'b0, s1_tag[l*8 +: 8]}) : 9'd0;
@@ -361,12 +365,17 @@ module dg_writeback
 
     // packetizer: take sums first, then pixels
     wire pz_take_s = skq_valid;
-    // a pixel packet in the sums packet's layout (its data zero-extended)
-    wire [PKT_W-1:0] pk_ext = {pkq_out[PXT_W-1 -: 72], (PK_BYTES*8)'(pkq_out[PX_BYTES*8-1:0])};
+    // a pixel packet in the sums packet's layout, its data shifted up by its address mod 4
+    // bytes (a 4-way select per bit): every packet's data then starts at a multiple of 4 bytes
+    // in its beat, so the beat aligner rotates by 4 * (off / 4) only (a 4-way select per bit,
+    // not AB-way). Sums packets are 4-byte aligned: the SUMS base is int32-aligned (the HLS
+    // engine's s32 pointer), sums offsets AXI-aligned, and every sum at a multiple of 4
+    wire [PKT_W-1:0] pk_ext = {pkq_out[PXT_W-1 -: 72],
+                               (PK_BYTES*8)'(pkq_out[PX_BYTES*8-1:0]) << (32'(pkq_out[PXT_W-64 +: 2]) * 8)};
     wire [PKT_W-1:0] pz_next = pz_take_s ? skq_out : pk_ext;
     wire [ABL-1:0] pzn_off = pz_next[PKT_W-64 +: ABL];
     wire [7:0] pzn_n = pz_next[PKT_W-65 -: 8];
-    wire [2*AB*8-1:0] pz_win = {pz_cur, pz_prev} << {pz_off, 3'b000};
+    wire [2*AB*8-1:0] pz_win = {pz_cur, pz_prev} << ((32'(pz_off) >> 2) * 32);
     wire pz_next_valid = skq_valid || pkq_valid;
     wire pz_cmd_fire = wcmd_valid && wcmd_ready;
     wire pz_data_fire = wd_valid && wd_ready;
@@ -610,7 +619,7 @@ module dg_writeback
                 pz_left <= pz_left - WBL'(1);
                 pz_lz <= pz_l1;
                 pz_l1 <= pz_left == WBL'(2);
-                pz_boh <= pz_boh << 1;
+                pz_bi <= pz_bi + PBL'(1);
                 pz_prev <= pz_cur;
                 pz_rem <= pz_rem - 10'(AB);
                 pz_first <= 1'b0;
@@ -626,7 +635,7 @@ module dg_writeback
                 pz_l1 <= 32'(pzn_off) + 32'(pzn_n) - 32'd1 < AB;     // 1 .. AB bytes from the beat start
                 pz_cmd_done <= 1'b0;
                 pz_data <= pz_next[PK_BYTES*8-1:0];
-                pz_boh <= PKB'(1);
+                pz_bi <= '0;
                 pz_prev <= '0;
                 pz_off <= pzn_off;
                 pz_rem <= 10'(pzn_off) + 10'(pzn_n);
@@ -652,7 +661,7 @@ module dg_writeback
                 $error("dg_writeback: pixel without its tile record / slot");
             else if (px_a != L.out_abs + ((64'(tr_o0y) + 64'(rq_tag[PAW + 8 +: 8])) * 64'(L.out_w)
                                          + 64'(tr_o0x) + 64'(rq_tag[PAW +: 8])) * 64'(L.cout_st)
-                              + 64'(L.dw ? 16'(32'(tr_out[15:0]) * DG_TM) : bk_m0[tr_out[TR_W-1]]))
+                              + 64'(l_dw ? 16'(32'(tr_out[15:0]) * DG_TM) : bk_m0[tr_out[TR_W-1]]))
                 $error("dg_writeback: pixel address counter (pixels not in raster order?)");
         end
         if (pl_state == PL_RUN && pl_w != 4'd9) begin
@@ -668,6 +677,8 @@ module dg_writeback
                                                        + 64'(tr_o0x) + 64'(pl_ox)) * 64'(L.cout_st)
                                             + 64'(bk_m0[tr_out[TR_W-1]]))
             $error("dg_writeback: max-pool output address counter");
+        if (skq_valid && skq_out[PKT_W-64 +: 2] != 2'd0)
+            $error("dg_writeback: a sums packet not 4-byte aligned (SUMS base not int32-aligned?)");
         if (pz_have && (pz_lz != (pz_left == '0) || pz_l1 != (pz_left == WBL'(1))))
             $error("dg_writeback: packetizer beat flags");
         if (rq_v && (rq_first != (rq_tag[PAW +: 16] == 16'd0) || rq_rowst != (rq_tag[PAW +: 8] == 8'd0)))

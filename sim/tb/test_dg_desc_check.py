@@ -14,6 +14,7 @@ running one restarts it.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import struct
@@ -30,6 +31,9 @@ from dgfpga.backends.vectors import build_layer_case, sweep_cases
 
 CFG = load_config(os.environ.get("DG_CONFIG", "small"))   # the config the RTL was built for
 BAD_MAGIC = regmap.ERR["BAD_MAGIC"]
+# depthwise descriptors are built on CFG with the depthwise hardware ([features] depthwise):
+# on a config without it (DG_DEPTHWISE = 0) they are the records the checker must refuse
+DW_CFG = CFG if CFG.depthwise else dataclasses.replace(CFG, depthwise=True)
 
 
 def expected(raw: bytes, sizes: dict) -> tuple[int, int]:
@@ -102,7 +106,7 @@ async def test_random_mutations(dut):
     # depthwise layers and pixel_sums (the shared depthwise vectors, when present): the RTL
     # implements them (formats.PENDING_BY_ENGINE["rtl"]), so their mutations are checked too
     from dgfpga.backends import vectors
-    for vs in (vectors.depthwise_vectors(CFG) if hasattr(vectors, "depthwise_vectors") else []):
+    for vs in vectors.depthwise_vectors(DW_CFG):
         sizes = {r: int(vs.before[r].size) for r in ("fmap", "weight", "work", "sums")}
         bases.append((vs.program[:formats.DESCRIPTOR_BYTES], sizes))
     samples = [(raw, sizes) for raw, sizes in bases]
@@ -225,3 +229,50 @@ async def test_done_waits_for_the_check(dut):
     dut.desc.value = int.from_bytes(bad, "little")
     got, n = await run_check(dut)
     assert got == want_bad and n == n_good, (got, n)
+
+
+@cocotb.test()
+async def test_depthwise_feature(dut):
+    """The depthwise records (the shared depthwise layers and their rule corners, built with the
+    depthwise hardware): on a config with it, the interpreter's (code, entry); without it
+    (DG_DEPTHWISE = 0) each is BAD_OP at the op word, whatever else is wrong after the op
+    (formats.validate_descriptor: the op check precedes every other field check, so the
+    depthwise rules are not reached), and the same records as conv layers (op alone
+    changed) get the interpreter's (code, entry) as on any config: the other checks unchanged."""
+    from dgfpga.backends import vectors
+    await start_clock(dut)
+    rng = random.Random(29)
+    bases = []
+    for vs in vectors.depthwise_vectors(DW_CFG) + vectors.depthwise_corners(DW_CFG):
+        raw = vs.program[:formats.DESCRIPTOR_BYTES]
+        f = formats.FIELD_BY_NAME["op"]
+        if struct.unpack("<24I", raw)[f.word] >> f.lsb & f.mask != formats.OP_DWCONV:
+            continue                            # (the pixel_sums conv layers among them)
+        sizes = {r: int(vs.before[r].size) for r in ("fmap", "weight", "work", "sums")}
+        bases.append((raw, sizes))
+    samples = list(bases)
+    # one to three fields other than magic / version / op set to random values
+    fields = [f for f in formats.DESCRIPTOR_FIELDS if f.name not in ("magic", "version", "op")]
+    for _ in range(300):
+        raw, sizes = rng.choice(bases)
+        words = list(struct.unpack("<24I", raw))
+        for _ in range(rng.randint(1, 3)):
+            f = rng.choice(fields)
+            _set(words, f.name, rng.getrandbits(f.width))
+        samples.append((struct.pack("<24I", *words), sizes))
+    as_conv = []
+    for raw, sizes in samples:
+        words = list(struct.unpack("<24I", raw))
+        _set(words, "op", formats.OP_CONV)
+        as_conv.append((struct.pack("<24I", *words), sizes))
+    op_err = (regmap.ERR["BAD_OP"], formats.FIELD_BY_NAME["op"].word)
+    if not CFG.depthwise:
+        want = [expected(raw, sizes) for raw, sizes in samples]
+        assert all(w == op_err for w in want), "the interpreter must refuse op 5 without depthwise"
+        assert expected(*bases[0]) == op_err
+    else:
+        assert expected(*bases[0]) == (0, 0)
+    bad = await _check(dut, samples)
+    assert not bad, f"depthwise records: {len(bad)} of {len(samples)} mismatches, first: {bad[:3]}"
+    bad = await _check(dut, as_conv)
+    assert not bad, f"as conv layers: {len(bad)} of {len(as_conv)} mismatches, first: {bad[:3]}"

@@ -39,10 +39,12 @@ def _centre(logits) -> int:
     return int(np.clip(-np.median(logits), -(1 << 45), 1 << 45))
 
 
-def _mixed_biases(rng, logits, on: float = 0.5) -> np.ndarray:
-    """Channel biases b2 that turn each logit into +1000 (probability `on`) or -1000."""
+def _mixed_biases(rng, logits, on: float = 0.5, margin: int = 1000) -> np.ndarray:
+    """Channel biases b2 that turn each logit into +margin (probability `on`) or -margin
+    (margin 0: 0 or -1, so any change of a logit flips about half of the decisions)."""
     lg = np.asarray(logits, np.int64).reshape(-1)
-    return np.clip(-lg + np.where(rng.random(lg.size) < on, 1000, -1000), -(1 << 45), 1 << 45)
+    return np.clip(-lg + np.where(rng.random(lg.size) < on, margin, -max(margin, 1)),
+                   -(1 << 45), 1 << 45)
 
 
 def _channel_gate(rng, cin: int, cout: int, hid: int) -> gates.IntChannelGate:
@@ -138,7 +140,7 @@ def add_gate(p: _Program, in_c: int, out_c: int, hw: tuple, tile: int, grid: tup
     return rec
 
 
-def add_gate2(p: _Program, gate: prog.GateRecord, out_c: int):
+def add_gate2(p: _Program, gate: prog.GateRecord, out_c: int, margin: int = 1000):
     """A gate-2 record after `gate` (its in_c = the gate's out_c, its tile grid the gate's):
     the gate's masks (found by running the gate on the interpreter) select conv1's compact
     per-tile sums of an 8-bit map (2x2-px tiles), b2 mixed on the interpreter's logits."""
@@ -154,7 +156,8 @@ def add_gate2(p: _Program, gate: prog.GateRecord, out_c: int):
     cg = _channel_gate(rng, in_c, out_c, hid)
     tot = np.zeros(in_c, np.int64)
     tot[np.flatnonzero(chans)] = sums[tiles].sum(axis=0)
-    cg.b2 = _mixed_biases(rng, gates.channel_gate_logits_int(gates.gate_pool(tot, recip), cg))
+    cg.b2 = _mixed_biases(rng, gates.channel_gate_logits_int(gates.gate_pool(tot, recip), cg),
+                          margin=margin)
     raw = np.zeros(n * in_c * 4, np.uint8)
     raw[:sums.size * 4] = sums.astype("<i4").view(np.uint8).reshape(-1)
     rec = prog.Gate2Record(
@@ -223,6 +226,42 @@ def test_gate_record_at_2048_channel_limits(wide_sim, case, flags):
         sp, ch = (np.asarray(m, bool).reshape(-1) for m in res.gate_masks[0])
         assert 0 < sp.sum() < sp.size and 0 < ch.sum() < ch.size, "masks not mixed"
         assert run.cycles > grid[0] * grid[1] * 3 * -(-in_c // wide_sim.cfg.tn)
+
+
+@pytest.mark.verilator
+@pytest.mark.parametrize("flags", [0, DENSE], ids=["gated", "dense"])
+def test_gate_and_gate2_over_more_than_32_tiles(wide_sim, flags):
+    """A gate record over the max_grid x max_grid grid (64 tiles) and a gate-2 record over its
+    masks: the tile lists' scans and gate-2's tile scan cross the spatial bitmap's 32-bit
+    words (dg_gate scans it through a 32-bit window reloaded word by word); every region bit
+    for bit, the spatial mask mixed on both sides of tile 32."""
+    g = wide_sim.cfg.max_grid
+    assert g * g > 32
+    p = _Program(wide_sim.cfg, np.random.default_rng([3, g]))
+    gate = add_gate(p, 40, 70, (2 * g, 2 * g), 2, (g, g), on=0.6)
+    add_gate2(p, gate, 36)
+    bad, res, _ = _check(wide_sim, p.program(), 2, p.memory(), flags)
+    assert not bad, bad
+    assert res.status == 0, res.message
+    if not flags:
+        sp = np.asarray(res.gate_masks[0][0], bool).reshape(-1)
+        assert 0 < sp[:32].sum() < 32 and 0 < sp[32:].sum() < sp[32:].size, "tile mask not mixed"
+
+
+@pytest.mark.verilator
+def test_gate2_decisions_on_the_edge_of_its_pooled_totals(wide_sim):
+    """A gate-2 record whose b2 puts every channel logit at 0 (on) or -1 (off) on the
+    interpreter's pooled totals: a pooled total at the wrong channel (the compact sums of
+    the channels conv1 kept, spread over the lanes) moves logits and flips decisions; conv1's
+    channel list not a multiple of the lanes' run (mask 0.7), mask_c2 bit for bit."""
+    p = _Program(wide_sim.cfg, np.random.default_rng(11))
+    gate = add_gate(p, 40, 300, (8, 8), 2, (4, 4), on=0.7)
+    add_gate2(p, gate, 200, margin=0)
+    bad, res, _ = _check(wide_sim, p.program(), 2, p.memory(), 0)
+    assert not bad, bad
+    assert res.status == 0, res.message
+    ch2 = np.asarray(res.gate2_masks[0], bool).reshape(-1)
+    assert 0 < ch2.sum() < ch2.size, "mask_c2 not mixed"
 
 
 @pytest.mark.verilator

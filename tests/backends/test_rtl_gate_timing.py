@@ -10,8 +10,8 @@ lanes, the per-channel vectors in synchronous RAM, the re-pipelined bin check / 
 tile-scan / hidden / list paths (`gate_tiny_lanes.json`), the cycle log read from
 dg_sequencer's log RAM a beat ahead and the bin-table write decoded per entry a stage early
 (`gate_tiny_round2.json`), word RAMs and one shared multiplier per lane (`gate_tiny_round3.json`),
-rounds 4 to 8 (`gate_tiny_round4.json` ... `gate_tiny_round8.json`) and now (`gate_tiny_after.json`,
-round 9), re-synthesised by the slow test; and on `ultra96` (`ultra96_after.json`,
+rounds 4 to 9 (`gate_tiny_round4.json` ... `gate_tiny_round9.json`) and now (`gate_tiny_after.json`,
+round 10), re-synthesised by the slow test; and on `ultra96` (`ultra96_after.json`,
 sim/results/synth/gate/README.md)."""
 from __future__ import annotations
 
@@ -30,6 +30,8 @@ GATE_CONFIG = GATE_SYNTH / "gate_tiny.toml"
 # a stage earlier) 10, with 4 endpoints over 8 levels (413 in round 3): the word jobs' per-word
 # decode of the next beat (w_nx / w_kind -> wx_fullw / wx_head); sim/results/synth/gate/README.md.
 DEPTH_BOUND = 10
+# round 10 against round 9 at ultra96: logic LUTs at most this fraction (README "Round 10")
+ROUND10_LUT_RATIO = 0.95
 
 
 def _edit(raw: bytes, edits: dict) -> bytes:
@@ -336,7 +338,7 @@ def test_gate_unit_round8_smaller_than_round7(config):
 
 @pytest.mark.parametrize("config", ["gate_tiny", "ultra96"])
 def test_gate_unit_round9_smaller_than_round8(config):
-    """Same config, same Yosys: round 9 (`<config>_after.json`: the spatial row sums and cell
+    """Same config, same Yosys: round 9 (`<config>_round9.json`: the spatial row sums and cell
     logits at their exact widths with their selects apart from the adds, the record checks'
     shared "inside its region" tests from registered operands (SUMS and parameter sections of
     the three kinds too), one rotator for the bin table / gate-2 masks and the GL-lane
@@ -346,13 +348,36 @@ def test_gate_unit_round9_smaller_than_round8(config):
     the depth moved 8 -> 9 on paths this round did not touch (the stream's segment counts,
     the tile / list scans: ABC's mapping of the same logic; README)."""
     r8, r9 = (_gate_unit(json.loads((GATE_SYNTH / f"{config}_{w}.json").read_text()))
-              for w in ("round8", "after"))
+              for w in ("round8", "round9"))
     assert r9["resources"]["lut_logic"] < (0.97 if config == "ultra96" else 1.0) * \
         r8["resources"]["lut_logic"]
     assert r9["resources"]["lutram"] <= r8["resources"]["lutram"]
     for k in ("dsp", "bram36"):
         assert r9["resources"][k] == r8["resources"][k], k
     assert r9["depth"]["max_levels"] <= DEPTH_BOUND
+
+
+@pytest.mark.parametrize("config", ["gate_tiny", "ultra96"])
+def test_gate_unit_round10_smaller_than_round9(config):
+    """Same config, same Yosys: round 10 (`<config>_after.json`: gate-2's pool lane mux on the
+    pooled values after the multiplier instead of on the channel sums in front of it, the
+    segment elements' rotator by whole words, the channel bitmap stored rotated by the tile
+    words so the masks job's beat words need no bank mux, the list and tile scans through a
+    32-bit window of the tile bitmap and two channel-bit read ports, the hidden sum's first add
+    kept apart) against round 9 (`<config>_round9.json`): fewer logic LUTs and fewer LUTs in
+    all (the two channel-bit read ports add LUTRAM), no more DSP48E2 (the spatial cell index at
+    log2 NCELL bits may leave its product to the fabric), the same BRAM, within DEPTH_BOUND and
+    at ultra96 no deeper than round 9."""
+    r9, r10 = (_gate_unit(json.loads((GATE_SYNTH / f"{config}_{w}.json").read_text()))
+               for w in ("round9", "after"))
+    assert r10["resources"]["lut_logic"] < (ROUND10_LUT_RATIO if config == "ultra96" else 1.0) * \
+        r9["resources"]["lut_logic"]
+    assert r10["resources"]["lut"] < r9["resources"]["lut"]
+    assert r10["resources"]["dsp"] <= r9["resources"]["dsp"]
+    assert r10["resources"]["bram36"] == r9["resources"]["bram36"]
+    assert r10["depth"]["max_levels"] <= DEPTH_BOUND
+    if config == "ultra96":
+        assert r10["depth"]["max_levels"] <= r9["depth"]["max_levels"]
 
 
 @pytest.mark.slow
