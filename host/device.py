@@ -434,6 +434,19 @@ class RunInfo:
     cycles: int
 
 
+#: the alignment the driver asks of every buffer it gives the engine: the widest AXI beat
+#: (512 bits). The engine reads and writes whole beats and ignores the address bits below
+#: its beat (docs/register_map.md "Alignment").
+BUFFER_ALIGN = 64
+
+
+def _check_aligned(name: str, buf: "DeviceBuffer") -> None:
+    if buf.physical_address % BUFFER_ALIGN:
+        raise DeviceError(f"the {name} buffer at physical address 0x{buf.physical_address:x} is "
+                          f"not aligned to {BUFFER_ALIGN} bytes: the engine reads and writes whole "
+                          f"AXI beats; allocate it with the device (page-aligned)")
+
+
 class EngineDriver:
     """Programs the engine's register map over a device and runs one program."""
 
@@ -454,7 +467,10 @@ class EngineDriver:
 
     def set_regions(self, regions: dict) -> None:
         """Point the engine at the four region buffers (name -> DeviceBuffer)."""
-        for name in ("fmap", "weight", "work", "sums"):
+        names = ("fmap", "weight", "work", "sums")
+        for name in names:                  # all checked before any register is written
+            _check_aligned(name, regions[name])
+        for name in names:
             buf = regions[name]
             self._w64(f"{name.upper()}_BASE", buf.physical_address)
             self.device.write_reg(REG[f"{name.upper()}_BYTES"], buf.nbytes)
@@ -462,6 +478,7 @@ class EngineDriver:
     def set_program(self, program: DeviceBuffer, layer_count: int) -> None:
         """Point the engine at a program of `layer_count` records (the registers keep it
         for every later start)."""
+        _check_aligned("program", program)
         self._w64("PROGRAM", program.physical_address)
         self.device.write_reg(REG["LAYER_COUNT"], layer_count)
 

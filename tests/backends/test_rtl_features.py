@@ -44,7 +44,7 @@ def test_the_vectors_cover_both_sides(cfg, sets):
         assert R.unpack_status(vs.expected_status) == (R.ERR["BAD_OP"], 0, op_word), vs.name
         assert all((vs.expected[r] == vs.before[r]).all() for r in ("fmap", "sums")), vs.name
     ok = [vs for vs in sets if vs.expected_status == 0]
-    assert len(ok) >= 25 and all(vs.macs > 0 for vs in ok)
+    assert len(ok) >= 25 and sum(vs.macs > 0 for vs in ok) >= len(ok) - 2   # (2 empty layers)
 
 
 def test_the_same_layers_are_refused_with_the_feature_on(cfg):

@@ -17,6 +17,7 @@ from dgfpga.backends.rtl_sim import RTL_FILES
 
 ENGINE = list(RTL_FILES)
 SKEW = str(Path(__file__).resolve().parent / "configs" / "skew.toml")
+NODW = str(Path(__file__).resolve().parent / "configs" / "small_nodw.toml")
 
 # (top, sources, cocotb test module, parameters[, config (default small)])
 CASES = [
@@ -36,6 +37,8 @@ CASES = [
     ("dg_requant", ["dg_requant.sv"], "test_dg_requant", {"LANES": 8, "SHARE": 4}),
     ("dg_desc_check", ["dg_desc_check.sv"], "test_dg_desc_check", {}),
     ("dg_desc_check", ["dg_desc_check.sv"], "test_dg_desc_check", {}, SKEW),
+    # without the depthwise hardware: op 5 is BAD_OP at the op word (test_depthwise_feature)
+    ("dg_desc_check", ["dg_desc_check.sv"], "test_dg_desc_check", {}, NODW),
 ] + [("dg_engine", ENGINE, f"test_dg_{m}", {}) for m in ("sequencer", "loader", "compute", "writeback")]
 
 
@@ -44,7 +47,7 @@ CASES = [
 def _case_id(c) -> str:
     return ((c[2][5:] if c[0] == "dg_engine" else
              f"{c[0]}-{'-'.join(f'{k}{v}' for k, v in c[3].items()) or 'default'}")
-            + ("-skew" if len(c) > 4 else ""))
+            + ("-" + Path(c[4]).stem.replace("small_", "") if len(c) > 4 else ""))
 
 
 # variants whose building block the default suite also runs in another variant and inside the

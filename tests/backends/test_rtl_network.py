@@ -455,3 +455,35 @@ def test_fast_bottleneck_blocks_all_off(bnet):
         assert diff.size == 0, f"{name} differs from the interpreter at {diff[:8]}"
     lo = plan.logits
     np.testing.assert_array_equal(work[lo.offset:lo.offset + lo.nbytes].view("<i8"), g.logits_int[0])
+
+
+# ---- the ResNet build: an engine without the depthwise hardware ------------------------------
+@pytest.mark.slow               # a cold ultra96_resnet build (~80 s) and two networks
+@pytest.mark.verilator
+@pytest.mark.parametrize("which", ["resdg20_d50", "resdg29b"])
+def test_fast_network_on_the_resnet_build(net, bnet, which):
+    """`ultra96_resnet` (`ultra96` with [features] depthwise = false: the RTL's DG_DEPTHWISE 0
+    prunes the depthwise hardware) runs the shipped BasicBlock model and the Bottleneck network
+    in one start each, bit-exact with the golden model's memory image (FMAP, WORK, SUMS),
+    gated and dense, in the cycles the `ultra96` RTL takes for the same programs (the feature
+    removes hardware that these programs never use)."""
+    from dgfpga.backends import rtl_sim, vectors
+    from dgfpga.contract.engine_config import load_config
+    from dgfpga.runtime.packer import plan_network
+    qm, images = (net["qm"], net["images"]) if which == "resdg20_d50" else (bnet["qm"], bnet["x"][:1])
+    cycles = {}
+    for name in ("ultra96_resnet", "ultra96"):
+        cfg = load_config(name)
+        assert cfg.depthwise == (name == "ultra96")
+        plan = plan_network(qm, cfg)
+        sim = rtl_sim.FastSim(cfg, mem_bytes=sum(plan.region_bytes.values()) + len(plan.program) + 6 * 4096)
+        with sim:
+            for dense in (False, True):
+                for vs in vectors.network_program_vectors(qm, images, cfg, dense=dense, plan=plan):
+                    r = rtl_sim.run_fast(vs, sim=sim)
+                    assert r["pass"], (name, vs.name, hex(r["status"]),
+                                       {k: v for k, v in r.items() if k.endswith("_mismatches")})
+                    cycles[name, vs.name] = r["cycles"]
+    names = sorted({k[1] for k in cycles})
+    assert len(names) >= 2
+    assert [cycles["ultra96_resnet", n] for n in names] == [cycles["ultra96", n] for n in names]

@@ -54,19 +54,20 @@ def test_config_include_is_the_configs_contract(tmp_path, monkeypatch):
     monkeypatch.setattr(rtl_sim, "BUILD", tmp_path)
     skew = load_config(Path(__file__).resolve().parent / "configs" / "skew.toml")
     dirs = set()
-    for cfg in (load_config("small"), load_config("ultra96"), skew):
+    for cfg in (load_config("small"), load_config("ultra96"), skew, load_config("ultra96_resnet")):
         d = rtl_sim.config_include(cfg)
         text = (d / rtl_sim.INCLUDE).read_text()
         assert "GENERATED FILE" in text
-        vals = dict(re.findall(r"localparam (?:int unsigned|string|logic \[31:0\]) (DG_\w+) = ([^;]+);", text))
+        vals = dict(re.findall(r"localparam (?:int unsigned|string|bit|logic \[31:0\]) (DG_\w+) = ([^;]+);", text))
         for f in dataclasses.fields(cfg):
             v = getattr(cfg, f.name)
-            want = f'"{v}"' if isinstance(v, str) else str(v)
+            want = (f'"{v}"' if isinstance(v, str) else f"1'b{int(v)}" if isinstance(v, bool)
+                    else str(v))
             assert vals[f"DG_{f.name.upper()}"] == want, f.name
         assert vals["DG_CONFIG_HASH"] == f"32'h{cfg.config_hash:08X}"
         assert rtl_sim.config_include(cfg) == d          # cached, same folder
         dirs.add(d)
-    assert len(dirs) == 3
+    assert len(dirs) == 4
 
 
 def test_no_parameter_rename_table():

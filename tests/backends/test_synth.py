@@ -416,3 +416,39 @@ def test_default_jobs_is_bounded_by_cores_and_memory(monkeypatch):
     assert synth.default_jobs() == 2            # 10 GiB holds two 4.5 GiB Yosys runs of 8
     monkeypatch.setattr(synth.os, "sched_getaffinity", lambda pid: {0}, raising=False)
     assert synth.default_jobs() == 1
+
+
+SHIPPED_U96 = Path(__file__).resolve().parents[2] / "sim" / "results" / "synth" / "ultra96"
+
+
+def _shipped(name: str, commit: str) -> tuple:
+    """A shipped module-by-module result (sim/results/synth/ultra96/<name>_<commit>.json)
+    with its LUT attribution."""
+    return (json.loads((SHIPPED_U96 / f"{name}_{commit}.json").read_text()),
+            (SHIPPED_U96 / f"{name}_{commit}_lut_by_register.txt").read_text())
+
+
+@pytest.mark.parametrize("commit", sorted(p.stem.split("_")[-1] for p in
+                                          SHIPPED_U96.glob("ultra96_resnet_???????.json")))
+def test_the_resnet_build_fits_and_has_no_depthwise_hardware(commit):
+    """The shipped open synthesis of `ultra96_resnet` (ultra96 without the depthwise feature),
+    run on the same RTL commit as `ultra96`'s: within the issue's margins (LUT <= 70 %,
+    DSP48E2 and BRAM36 <= 90 % of the ZU3EG), and the attribution of its loader and compute
+    unit has no depthwise register or memory left (the feature's pruning, which simulation
+    cannot show: without the feature the sequencer never sets L.dw); `ultra96` has them."""
+    import re
+    rn, rn_attr = _shipped("ultra96_resnet", commit)
+    u96, u96_attr = _shipped("ultra96", commit)
+    assert rn["rtl_commit"] == u96["rtl_commit"] == commit
+    assert rn["engine_config"]["depthwise"] is False and u96["engine_config"].get("depthwise", True)
+    t, b = rn["totals"], rn["budget"]
+    assert t["lut"] <= 0.70 * b["lut"] and t["dsp"] <= 0.90 * b["dsp"] and t["bram36"] <= 0.90 * b["bram36"]
+    assert t["lut"] < u96["totals"]["lut"] - 15000 and t["bram36"] < u96["totals"]["bram36"]
+
+    def dw_sinks(attr: str, unit: str) -> list:
+        block = attr.split(f"\n{unit} (")[1].split("\n\n")[0]
+        return [ln for ln in block.splitlines()[1:]
+                if re.search(r"(^|[ .:])(dw_|dt_|dwa_|g_dw\.|c1_dwlin|c1_tbit|c2_jhb)", ln.strip())]
+    for unit in ("u_ld", "u_cp"):
+        assert dw_sinks(rn_attr, unit) == [], unit
+    assert len(dw_sinks(u96_attr, "u_ld")) > 10 and dw_sinks(u96_attr, "u_cp")

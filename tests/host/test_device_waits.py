@@ -250,3 +250,36 @@ def test_numpy_device_over_its_deadline_is_stopped_then_usable(bundle_dir, monke
     assert not dev._worker.is_alive()
     r = NetworkRunner(b, dev, timeout_s=30).run_image(b.selfcheck.images[0])
     np.testing.assert_array_equal(r.logits_int, b.selfcheck.logits_int[0])
+
+
+class _Written(_Regs):
+    def __init__(self):
+        super().__init__()
+        self.written = {}
+
+    def write_reg(self, offset, value):
+        self.written[offset] = value
+
+
+@pytest.mark.parametrize("which", ["fmap", "weight", "work", "sums", "program"])
+@pytest.mark.parametrize("address", [0x1008, 0x1030, 0x1001])
+def test_a_buffer_not_aligned_to_the_widest_beat_is_refused_before_any_register(which, address):
+    """The engine reads and writes whole AXI beats (docs/register_map.md "Alignment"): the
+    driver refuses a region or program buffer that is not 64-byte aligned, naming it, and
+    writes no register; page-aligned buffers pass and reach the base registers."""
+    dev = _Written()
+    drv = EngineDriver(dev)
+    good = {n: DeviceBuffer(np.zeros(64, np.uint8), 0x10000 * (i + 1))
+            for i, n in enumerate(("fmap", "weight", "work", "sums", "program"))}
+    bad = dict(good, **{which: DeviceBuffer(np.zeros(64, np.uint8), address)})
+    with pytest.raises(DeviceError, match=rf"the {which} buffer at physical address "
+                                          rf"0x{address:x} is not aligned to 64 bytes"):
+        if which == "program":
+            drv.set_program(bad["program"], 3)
+        else:
+            drv.set_regions(bad)
+    assert dev.written == {}
+    drv.set_regions(good)
+    drv.set_program(good["program"], 3)
+    assert dev.written[REG["SUMS_BASE_LO"]] == 0x40000
+    assert dev.written[REG["PROGRAM_LO"]] == 0x50000 and dev.written[REG["LAYER_COUNT"]] == 3
