@@ -460,30 +460,42 @@ def test_fast_bottleneck_blocks_all_off(bnet):
 # ---- the ResNet build: an engine without the depthwise hardware ------------------------------
 @pytest.mark.slow               # a cold ultra96_resnet build (~80 s) and two networks
 @pytest.mark.verilator
-@pytest.mark.parametrize("which", ["resdg20_d50", "resdg29b"])
-def test_fast_network_on_the_resnet_build(net, bnet, which):
+def test_fast_network_on_the_resnet_build(net, bnet):
     """`ultra96_resnet` (`ultra96` with [features] depthwise = false: the RTL's DG_DEPTHWISE 0
-    prunes the depthwise hardware) runs the shipped BasicBlock model and the Bottleneck network
-    in one start each, bit-exact with the golden model's memory image (FMAP, WORK, SUMS),
-    gated and dense, in the cycles the `ultra96` RTL takes for the same programs (the feature
-    removes hardware that these programs never use)."""
+    prunes the depthwise hardware) runs the shipped BasicBlock model (against the golden
+    model's memory image: FMAP, WORK, SUMS) and the Bottleneck network (against the
+    interpreter, the golden logits and every block's masks) in one start each, gated and
+    dense, in the cycles the `ultra96` RTL takes for the same programs (the feature removes
+    hardware these programs never use)."""
     from dgfpga.backends import rtl_sim, vectors
     from dgfpga.contract.engine_config import load_config
-    from dgfpga.runtime.packer import plan_network
-    qm, images = (net["qm"], net["images"]) if which == "resdg20_d50" else (bnet["qm"], bnet["x"][:1])
+    from dgfpga.runtime.packer import plan_network, start_regions
+    rn = load_config("ultra96_resnet")
+    assert not rn.depthwise and load_config("ultra96").depthwise
     cycles = {}
     for name in ("ultra96_resnet", "ultra96"):
         cfg = load_config(name)
-        assert cfg.depthwise == (name == "ultra96")
-        plan = plan_network(qm, cfg)
-        sim = rtl_sim.FastSim(cfg, mem_bytes=sum(plan.region_bytes.values()) + len(plan.program) + 6 * 4096)
-        with sim:
+        plan = plan_network(net["qm"], cfg)
+        with rtl_sim.FastSim(cfg, mem_bytes=sum(plan.region_bytes.values()) + len(plan.program)
+                             + 6 * 4096) as sim:
             for dense in (False, True):
-                for vs in vectors.network_program_vectors(qm, images, cfg, dense=dense, plan=plan):
+                for vs in vectors.network_program_vectors(net["qm"], net["images"], cfg,
+                                                          dense=dense, plan=plan):
                     r = rtl_sim.run_fast(vs, sim=sim)
                     assert r["pass"], (name, vs.name, hex(r["status"]),
                                        {k: v for k, v in r.items() if k.endswith("_mismatches")})
-                    cycles[name, vs.name] = r["cycles"]
-    names = sorted({k[1] for k in cycles})
-    assert len(names) >= 2
-    assert [cycles["ultra96_resnet", n] for n in names] == [cycles["ultra96", n] for n in names]
+                    cycles[name, "resdg20", vs.name] = r["cycles"]
+    plan = plan_network(bnet["qm"], rn)
+    with rtl_sim.FastSim(rn, mem_bytes=sum(plan.region_bytes.values()) + len(plan.program)
+                         + 6 * 4096) as sim:
+        b_rn = dict(bnet, cfg=rn, plan=plan, sim=sim)
+        for flags in (0, DENSE):
+            _check_bottleneck_one_start(b_rn, flags)
+            start = start_regions(plan, bnet["golden"][flags].layers["input"][0])
+            for name, s, p in (("ultra96_resnet", sim, plan), ("ultra96", bnet["sim"], bnet["plan"])):
+                run = s.run(p.program, p.record_count, {k: v.copy() for k, v in start.items()},
+                            run_flags=flags)
+                cycles[name, "resdg29b", flags] = run.cycles
+    keys = sorted({k[1:] for k in cycles}, key=str)
+    assert len(keys) == 2 * N_IMAGES + 2
+    assert [cycles[("ultra96_resnet",) + k] for k in keys] == [cycles[("ultra96",) + k] for k in keys]
