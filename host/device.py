@@ -24,6 +24,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from dgfpga.contract import regmap
+from dgfpga.contract.engine_config import AXI_DATA_BITS
 from dgfpga.errors import DgfpgaError
 
 __all__ = ["DeviceError", "EngineTimeout", "EngineFault", "DeviceBuffer", "Device",
@@ -435,9 +436,9 @@ class RunInfo:
 
 
 #: the alignment the driver asks of every buffer it gives the engine: the widest AXI beat
-#: (512 bits). The engine reads and writes whole beats and ignores the address bits below
-#: its beat (docs/register_map.md "Alignment").
-BUFFER_ALIGN = 64
+#: a config may have. The engine reads and writes whole beats and ignores the address bits
+#: below its beat (docs/register_map.md "Alignment").
+BUFFER_ALIGN = max(AXI_DATA_BITS) // 8
 
 
 def _check_aligned(name: str, buf: "DeviceBuffer") -> None:

@@ -24,8 +24,8 @@ from typing import Optional
 from dgfpga.contract import formats as F
 from dgfpga.contract import program as P
 from dgfpga.contract import regmap as R
-from dgfpga.contract.engine_config import (CONFIG_DIR, DEFAULT_CONFIG, EngineConfig, config_path,
-                                  load_config)
+from dgfpga.contract.engine_config import (AXI_DATA_BITS, CONFIG_DIR, DEFAULT_CONFIG,
+                                           EngineConfig, config_path, load_config)
 from dgfpga.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -532,6 +532,7 @@ def _fields(cfg: EngineConfig, cfg_source: str, command: str, template: str) -> 
         engine_id=f"{R.engine_id(cfg):016X}",
         max_layers=cfg.max_layers,
         axi_bytes=cfg.axi_bytes,
+        buffer_align=max(AXI_DATA_BITS) // 8,
         format_version=F.FORMAT_VERSION,
         reserved_words=", ".join(map(str, F.RESERVED_WORDS)),
         descriptor_table=_md_descriptor(),

@@ -18,6 +18,9 @@ from pathlib import Path
 from dgfpga.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+#: the m_axi data widths a config may choose (bits); the widest fixes the alignment the host
+#: asks of every buffer it gives an engine (docs/register_map.md "Alignment")
+AXI_DATA_BITS = (32, 64, 128, 256, 512)
 DEFAULT_CONFIG = "ultra96"
 
 U16_MAX = 0xFFFF
@@ -156,8 +159,9 @@ def validate(cfg: EngineConfig, fit: bool = True) -> EngineConfig:
     for name in ("tm", "tn"):
         v = getattr(cfg, name)
         need(_is_pow2(v) and v <= 64, f"{name} must be a power of two in 1..64, got {v}")
-    need(cfg.axi_data_bits in (32, 64, 128, 256, 512),
-         f"axi_data_bits must be 32, 64, 128, 256 or 512, got {cfg.axi_data_bits}")
+    need(cfg.axi_data_bits in AXI_DATA_BITS,
+         f"axi_data_bits must be one of {', '.join(map(str, AXI_DATA_BITS))}, got "
+         f"{cfg.axi_data_bits}")
     need(1_000_000 <= cfg.clock_hz <= 1_000_000_000,
          f"clock_hz must be in 1 MHz..1 GHz, got {cfg.clock_hz}")
     need(1 <= cfg.max_tile <= 255, f"max_tile must be in 1..255 (8-bit field), got {cfg.max_tile}")
