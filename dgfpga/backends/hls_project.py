@@ -58,12 +58,16 @@ M_AXI_BUNDLES = {"program": "gmem_prog", "fmap_base": "gmem_fmap", "weight_base"
                  "work_base": "gmem_work", "sums_base": "gmem_sums"}
 # The PS slave port of each engine master, per IP implementation: feature maps and weights
 # on their own HP ports (each HP port is one 128-bit path into the DDR controller), the
-# small streams (program, work lists, sums) on a third. The RTL IP has one master.
+# small streams (program, work lists, sums) on a third. The RTL IP has two masters
+# (sim/rtl/dg_engine.sv): `m_axi_gmem` (feature maps, program, work lists, sums, the gate
+# unit) and the read-only `m_axi_gmem_w` (the loader's params and weights), on HP0 / HP1.
 HP_PORTS = {
     "hls": (("HP0", ("gmem_fmap",)), ("HP1", ("gmem_w",)),
             ("HP2", ("gmem_prog", "gmem_work", "gmem_sums"))),
-    "rtl": (("HP0", ("gmem",)),),
+    "rtl": (("HP0", ("gmem",)), ("HP1", ("gmem_w",))),
 }
+# the RTL IP's AXI4 masters (m_axi_<bundle>), in HP_PORTS order
+RTL_MASTERS = tuple(b for _, bundles in HP_PORTS["rtl"] for b in bundles)
 # CYCLES of the HLS engine: the top function's ap_none input (not a register) that a free-
 # running counter on the engine clock drives (hls/src/dg_engine.cpp: CYCLES = its reading
 # at done minus at start); build_bd.tcl instantiates the counter core and wires it.
@@ -178,6 +182,7 @@ def _build_bd_tcl(cfg: EngineConfig) -> str:
     mhz = f"{cfg.clock_hz / 1e6:g}"
     ports = {k: _bd_masters(k, cfg.axi_data_bits) for k in HP_PORTS}
     hls_map = ", ".join(f"{'+'.join(b)} -> {p}" for p, b in HP_PORTS["hls"])
+    rtl_map = ", ".join(f"{'+'.join('m_axi_' + x for x in b)} -> {p}" for p, b in HP_PORTS["rtl"])
     return _header(cfg, "#") + f"""#
 # Vivado flow: Ultra96-V2 block design with the dgfpga engine, bitstream and hardware
 # handoff for PYNQ:
@@ -187,7 +192,7 @@ def _build_bd_tcl(cfg: EngineConfig) -> str:
 # Output: overlay/{BD_NAME}.bit and overlay/{BD_NAME}.hwh (load with pynq.Overlay), written only
 # when the implemented design meets timing (worst setup and hold slack >= 0); the timing
 # and utilisation reports go to {REPORTS_DIR}/ either way.
-# Engine masters: {hls_map} (HLS IP); m_axi_gmem -> HP0 (RTL IP).
+# Engine masters: {hls_map} (HLS IP); {rtl_map} (RTL IP).
 set here [file dirname [file normalize [info script]]]
 set part {{{cfg.part}}}
 set proj_dir [file join $here vivado]
@@ -318,9 +323,11 @@ exit
 
 def _package_rtl_ip_tcl(cfg: EngineConfig, rtl_files: Sequence[str]) -> str:
     """Vivado Tcl that packages the reference RTL as an IP: same VLNV and register map as
-    the HLS IP (so the host's driver binds to it unchanged), one AXI4 master `m_axi_gmem`,
+    the HLS IP (so the host's driver binds to it unchanged), the AXI4 masters RTL_MASTERS,
     the AXI4-Lite slave `s_axi_control`, `interrupt`, active-low `ap_rst_n`."""
     v = ENGINE_VLNV
+    assoc = "\n".join(f"ipx::associate_bus_interfaces -busif m_axi_{b} -clock ap_clk $core"
+                      for b in RTL_MASTERS)
     files = " \\\n    ".join(f"[file join $here rtl {f}]" for f in rtl_files)
     reg_bytes = 1 << regmap.ADDR_BITS
     return _header(cfg, "#") + f"""#
@@ -362,7 +369,7 @@ ipx::infer_bus_interface interrupt xilinx.com:signal:interrupt_rtl:1.0 $core
 set_property value ACTIVE_LOW [ipx::add_bus_parameter POLARITY [ipx::get_bus_interfaces ap_rst_n -of_objects $core]]
 set_property value LEVEL_HIGH [ipx::add_bus_parameter SENSITIVITY [ipx::get_bus_interfaces interrupt -of_objects $core]]
 ipx::associate_bus_interfaces -busif s_axi_control -clock ap_clk $core
-ipx::associate_bus_interfaces -busif m_axi_gmem -clock ap_clk $core
+{assoc}
 ipx::associate_bus_interfaces -clock ap_clk -reset ap_rst_n $core
 # the register map: one address block of the control interface
 set mm [ipx::add_memory_map s_axi_control $core]
@@ -463,7 +470,7 @@ store, or takes them from `DGFPGA_BOARD_REPO`, and stops with a message otherwis
 | `tb/vectors/` | vector sets used by `csim_design`/`cosim_design`: {", ".join(vectors)} |
 | `run_hls.tcl` | Vitis HLS flow; exports IP `{ENGINE_VLNV}` |
 | `build_bd.tcl` | Vivado: Zynq UltraScale+ MPSoC (board preset), engine masters through SmartConnect ({"; ".join(f"{'+'.join(b)} on {p}" for p, b in HP_PORTS["hls"])}), AXI-Lite on HPM0_FPD, interrupt on pl_ps_irq0, timing check |
-| `rtl/`, `package_rtl_ip.tcl` | the reference RTL of this config and the Vivado script that packages it as IP `{ENGINE_VLNV}` (one master `m_axi_gmem` on HP0) |
+| `rtl/`, `package_rtl_ip.tcl` | the reference RTL of this config and the Vivado script that packages it as IP `{ENGINE_VLNV}` (masters {", ".join(f"`m_axi_{b}` on {p}" for p, bs in HP_PORTS["rtl"] for b in bs)}) |
 
 ## Interface
 

@@ -84,8 +84,9 @@ def run(args) -> int:
           f"cycle params {'calibrated: ' + args.params if args.params else 'defaults (uncalibrated)'}")
     print(f"DDR model: read latency {params.read_latency_cycles:g} cycles "
           f"({1e9 * params.read_latency_cycles / cfg.clock_hz:.0f} ns), stall "
-          f"{params.stall_pct:g}%, {params.outstanding_reads} read bursts in flight; weights "
-          "and patches share the one read port")
+          f"{params.stall_pct:g}%, {params.outstanding_reads} read bursts in flight per port; "
+          "weights on their own read port, patches and residuals on the feature-map port, "
+          f"both within the DRAM's {params.dram_bytes_per_s / 1e9:g} GB/s")
     print("one engine start per image: stem, per block gate record + convs, head; gate and "
           "head records priced by the cycle model (their costs fitted to the RTL's per-record "
           "cycle log, docs/rtl.md)")

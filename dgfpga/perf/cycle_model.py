@@ -4,31 +4,31 @@ It models the micro-architecture of docs/architecture.md: a Tm x Tn int8 MAC arr
 order m-group (Tm active output channels; their weights stay on chip) -> active tiles,
 then residual-only tiles -> kernel positions x tile pixels x n-groups pipelined at II=1,
 write-back (requantize, residual, ReLU, sums) overlapped with the next tile, input patches
-and the next m-group's weights double-buffered against compute, ALL reads through ONE read
-port (the RTL's `dg_axi_rd`: bursts of at most `max_burst_beats`, `outstanding_reads` in
-flight, in order) against a memory with `read_latency_cycles` (L) and `stall_pct` (s)
-(docs/explore.md "The cycle model's DDR terms"). Per layer, with B = port bytes per cycle,
-B' = B*(1-s), N = ceil(n_in / Tn), G = ceil(n_out / Tm), m_g = min(Tm, n_out - g*Tm):
+and the next m-group's weights double-buffered against compute, on TWO read ports (the
+RTL's two `dg_axi_rd` masters, the HLS engine's `gmem_fmap` and `gmem_w` bundles: bursts of
+at most `max_burst_beats`, `outstanding_reads` in flight, in order): the feature-map port
+carries the patches and residuals, the weight port the params and weights, both against a
+memory with `read_latency_cycles` (L) and `stall_pct` (s), and together at most the DRAM's
+bytes per cycle D (docs/explore.md "The cycle model's DDR terms"). Per layer, with B = port
+bytes per cycle, B' = B*(1-s), N = ceil(n_in / Tn), G = ceil(n_out / Tm),
+m_g = min(Tm, n_out - g*Tm):
 
     C[g,t] = tile_overhead + pipeline_depth + max(k*k * pix[t] * N, rq * pix[t])   a step
-    M[g,t] = (patch[t] * c_in_stored + opix[t] * m_g * residual) / B'     read-port bytes
+    M[g,t] = (patch[t] * c_in_stored + opix[t] * m_g * residual) / B'     fmap-port bytes
     O[g,t] = write-channel beats: one packet per output pixel (+ one sum row per tile),
-             one beat per cycle (the writes do not share the read port)
-    P[g,t] = prefetch_overhead + max(read_time'(the tile's own bursts),
-             read_time'(+ its share w of the next group's weight spans) - spare - min(L, w))
-             (read_time': bursts from an empty port, the prefetcher drains it per tile; the
-             loader issues in the prefetcher's idle port cycles, its beats fill the gap
-             between two tiles' patches: spare = prefetch_idle + the residual-only tiles'
-             idle cycles per active tile, and the latency L the next patch waits anyway)
+             one beat per cycle (the writes do not share the read ports)
+    P[g,t] = prefetch_overhead + read_time'(the tile's own bursts)    (read_time': bursts
+             from an empty port, the prefetcher drains it per tile)
     S[g,t] = max(C, M, O, P)
     R[g,r] = max(tile_overhead + max(opix[r], opix[r]*m_g / B', O),
                  prefetch_overhead + read_time(residual reads))     residual-only tiles
-    W[g]   = max(bytes / B', read_time(param + weight spans))       params + weights
+    W[g]   = max(bytes / B', read_time(param + weight spans), consume)   on the weight port
     group[g] = mgroup_overhead + max(sum_t S + sum_r R,
                                      rq * (sum_t pix + sum_r opix)   (the write-back's
                                          requantizers: residual-only pixels are priced here),
-                                     sum_t M + sum_r opix*m_g/B' + W_bytes[g+1]/B',
-                                     W[g+1])   (one port: the next weights' bytes ADD)
+                                     sum_t M + sum_r opix*m_g/B',     (the fmap port)
+                                     W[g+1],                           (the weight port)
+                                     (fmap bytes + W_bytes[g+1]) / D)  (the DRAM, both ports)
     F      = min(C, P) of an average active tile: the pipeline's fill, once per layer
     X      = (descriptor + work-list bytes) / B' + L per list read
     total  = layer_overhead + W[0] + sum_g group[g] + F + X    (0 groups if nothing runs)
@@ -73,9 +73,10 @@ from dgfpga.contract.formats import (DESCRIPTOR_BYTES, LayerDescriptor, PARAM_BY
 from dgfpga.perf.netshapes import BottleneckShape, NetShape, gate_macs
 
 
-#: keys older parameter files carry that are no engine cost (the per-start and per-block
-#: host budget of the block-per-start runtime); `CycleParams.load` ignores them
-OBSOLETE_PARAMS = ("start_overhead_cycles", "gate_cycles_per_block")
+#: keys older parameter files carry that price nothing the engine has now (the per-start and
+#: per-block host budget of the block-per-start runtime; the gaps of the one read port that
+#: weights and patches shared before the weight port); `CycleParams.load` ignores them
+OBSOLETE_PARAMS = ("start_overhead_cycles", "gate_cycles_per_block", "prefetch_idle_cycles")
 
 
 @dataclass(frozen=True)
@@ -88,8 +89,6 @@ class CycleParams:
     tile_overhead_cycles: int = 12       # tile address setup, first burst issue
     pipeline_depth_cycles: int = 10      # MAC pipeline fill/drain per step (no rewind)
     prefetch_overhead_cycles: int = 5    # tile prefetch: geometry, row tables, hand-over
-    prefetch_idle_cycles: float = 0.0    # of those, cycles the read port carries no patch beat
-                                         # (the next group's weight beats fill them; RTL fit)
     axi_efficiency: float = 0.75         # fraction of the m_axi peak (axi_bytes/cycle) realised
     dram_bytes_per_s: float = 6.4e9      # DRAM limit (Ultra96-V2 LPDDR4 x32 ~8.5 GB/s peak)
     gate_fixed_cycles: float = 28.0      # gate record: dispatch, checks, hand-over (RTL fit)
@@ -106,6 +105,10 @@ class CycleParams:
     def bytes_per_cycle(self, cfg: EngineConfig) -> float:
         """Sustained port bytes per cycle with an always-ready memory."""
         return min(cfg.axi_bytes * self.axi_efficiency, self.dram_bytes_per_s / cfg.clock_hz)
+
+    def dram_bytes_per_cycle(self, cfg: EngineConfig) -> float:
+        """What the DRAM gives both read ports together, per engine cycle, under stalls."""
+        return self.dram_bytes_per_s / cfg.clock_hz * (1.0 - self.stall_pct / 100.0)
 
     def stream_bytes_per_cycle(self, cfg: EngineConfig) -> float:
         """`bytes_per_cycle` under the memory's stalls: a stalled cycle moves no beat."""
@@ -137,7 +140,7 @@ class CycleParams:
 #: What bounds a layer's cycles (`LayerCycles.bounds`; docs/explore.md "What bounds a layer"):
 #: the MAC array's steps, the fixed part of a compute-bound tile's step (its tile overhead
 #: and pipeline fill), the write-back's time-shared requantizers, the read port's bytes
-#: (patches, residuals and the next m-group's weights share it), a tile's prefetch (its
+#: (the feature-map port: patches and residuals), a tile's prefetch (its
 #: read bursts against the latency L, `outstanding_reads` in flight, one tile ahead of the
 #: compute), the write channel, the loader's weight
 #: spans (exposed: the first group's, and a group whose next weights take longer than its
@@ -290,12 +293,13 @@ def layer_cycles(d: LayerDescriptor, cfg: Optional[EngineConfig] = None,
     dense layers and for grids without clipped edge tiles). The model (module docstring):
     per m-group, the steps of its tiles (active, then residual-only) each take the longest
     of compute, port bytes and the prefetch of the tile (one read latency + its bursts);
-    the next group's weights share the one read port with the group's steps.
+    the next group's weights load on the weight port meanwhile.
     """
     cfg = cfg or default_config()
     p = params or CycleParams()
     B = p.bytes_per_cycle(cfg)
     Bs = p.stream_bytes_per_cycle(cfg)
+    D = p.dram_bytes_per_cycle(cfg)
     L = float(p.read_latency_cycles)
     AB = cfg.axi_bytes
     burst = max(1, int(p.max_burst_beats))
@@ -384,11 +388,6 @@ def layer_cycles(d: LayerDescriptor, cfg: Optional[EngineConfig] = None,
         w_bytes = w_next[0]
         w_next = (weights(min(cfg.tm, n_out - (g + 1) * cfg.tm), g + 1) if g + 1 < G
                   else none)
-        # the next group's weight spans interleave with this group's tile prefetches on the
-        # one read master: each tile's prefetch waits, in order, for its share of them
-        n_act = float(wa.sum())
-        w_cmds = w_next[2] / n_act if n_act else 0.0
-        w_beats = w_next[3] / n_act if n_act else 0.0
         rc = res_cmds(m_g, g)
         steps = port = requant = 0.0
         tb: dict = {}                               # this group's steps by bound
@@ -403,13 +402,6 @@ def layer_cycles(d: LayerDescriptor, cfg: Optional[EngineConfig] = None,
         r_S = np.maximum(p.tile_overhead_cycles
                          + np.maximum(opix, np.maximum(opix * m_g / Bs, r_wr)),
                          p.prefetch_overhead_cycles + r_pf)
-        # the port cycles without a beat the weight loader may fill: `prefetch_idle_cycles`
-        # of each active tile's prefetch and the cycles of the residual-only tiles in which
-        # the port neither moves a beat nor waits for one (with a read latency L, L of
-        # those are the residual reads' own wait)
-        spare = p.prefetch_idle_cycles + (
-            float(wr @ np.maximum(r_S - opix * rc / (1.0 - p.stall_pct / 100.0) - L, 0.0))
-            / n_act if n_act else 0.0)
         if active:
             # the MAC array and the write-back's time-shared requantizers (one conv pixel per
             # formats.requant_cycles_per_pixel cycles) run as a pipeline: the slower paces
@@ -417,26 +409,19 @@ def layer_cycles(d: LayerDescriptor, cfg: Optional[EngineConfig] = None,
                  + np.maximum(_mac_steps(d, cfg, pix), rq * pix))
             # the tile's bytes: its patch, its output (and residual) pixels and the channel
             # sums the write-back writes with them at the tile's end (dg_writeback.sv). The
-            # reads share the read port; the writes go out on the write channel, one
-            # packet per output pixel (and sum row), one beat per cycle: they overlap
+            # reads take the feature-map port (the next group's weights have their own); the
+            # writes go out on the write channel, one packet per output pixel (and sum row),
+            # one beat per cycle: they overlap
             read_bytes = patch * d.in_c_stored + opix * m_g * res
             step_bytes = read_bytes + opix * m_g + sums_rows * m_g * SUM_BYTES
             w_cyc = write_cycles(m_g, g) * opix + sums_rows * sum_beats(m_g)
             cmds = row_bursts + res * opix * rc         # the tile's read bursts
             tile_beats = patch_beats + res * opix * rc
-            # the loader issues the next group's weight spans only when the prefetcher has no
-            # command (dg_loader.sv: the prefetcher has priority), i.e. while it waits for
-            # the tile's last beat (PF_WAIT) and forms the next tile's geometry: their beats
-            # arrive between two tiles' patches, in the `spare` cycles and the read latency
-            # L the next patch waits for anyway, and delay the patch only beyond them
-            pf_own = read_time(cmds, tile_beats / np.maximum(cmds, 1), p, restart=True)
-            pf_all = read_time(cmds + w_cmds, (tile_beats + w_beats)
-                               / np.maximum(cmds + w_cmds, 1), p, restart=True)
-            pf = np.maximum(pf_own, pf_all - spare - np.minimum(L, w_beats))
+            pf = read_time(cmds, tile_beats / np.maximum(cmds, 1), p, restart=True)
             S = np.maximum(np.maximum(C, np.maximum(read_bytes / Bs, w_cyc)),
                            p.prefetch_overhead_cycles + pf)
             if fill is None:     # the layer's pipeline fill and drain, once (see below)
-                fill = float(wa @ np.minimum(C, p.prefetch_overhead_cycles + pf_own)) / n_act
+                fill = float(wa @ np.minimum(C, p.prefetch_overhead_cycles + pf)) / float(wa.sum())
             nbytes += float(wa @ step_bytes)
             compute += float(wa @ C)
             requant += float(wa @ (rq * pix))
@@ -456,9 +441,9 @@ def layer_cycles(d: LayerDescriptor, cfg: Optional[EngineConfig] = None,
             port += float(wr @ (opix * m_g)) / Bs
         nbytes += w_bytes
         wbytes += w_bytes
-        # the next group's weights share the read port with this group's steps: their
-        # bytes add (and their spans delay the tiles' prefetches, above)
-        group = (steps, requant, port + w_next[0] / Bs, w_next[1])
+        # the next group's weights load on their own port during this group's steps; both
+        # ports draw on one DRAM
+        group = (steps, requant, port, w_next[1], (port * Bs + w_next[0]) / D)
         total += p.mgroup_overhead_cycles + max(group)
         _add(bounds, "overhead", p.mgroup_overhead_cycles)
         win = int(np.argmax(group))
@@ -466,7 +451,8 @@ def layer_cycles(d: LayerDescriptor, cfg: Optional[EngineConfig] = None,
             for k, v in tb.items():
                 _add(bounds, k, v)
         else:
-            _add(bounds, ("requant", "read bandwidth", "weights")[win - 1], group[win])
+            _add(bounds, ("requant", "read bandwidth", "weights", "read bandwidth")[win - 1],
+                 group[win])
     # the tile pipeline (prefetch -> compute -> write-back) runs across the groups without
     # draining: once per layer the first tile's prefetch or the last one's compute is
     # not overlapped (n tiles of max(P, C) take n*max + min(P, C))
@@ -514,7 +500,8 @@ def _depthwise_cycles(d: LayerDescriptor, cfg: EngineConfig, p: CycleParams, nam
     """A depthwise layer as the RTL runs it (docs/rtl.md "Depthwise layers"; checked against
     RTL measurements, sim/results/records_dw_*.json): every active channel's params and
     weight row (formats.dw_row_bytes) loaded once (one span each, params one byte per cycle, rows Tn bytes
-    per cycle; exposed before the first tile), then per tile ONE patch of every stored
+    per cycle; exposed before the first tile, beyond the first tile's patch bursts that load
+    meanwhile on the other port), then per tile ONE patch of every stored
     channel (rows as any conv's) and its SG = ceil(n_out/Tm) m-groups back to back on it,
     each `formats.mac_steps_per_pixel` steps per conv pixel (ceil(k*k / (Tn/2)): the packed
     DSP pair gives each of its two lanes Tn/2 taps per step, docs/rtl.md), paced by the
@@ -555,7 +542,13 @@ def _depthwise_cycles(d: LayerDescriptor, cfg: EngineConfig, p: CycleParams, nam
         S = np.maximum(np.maximum(C, np.maximum(read_bytes / Bs, w_cyc)),
                        p.prefetch_overhead_cycles + pf)
         fill = float(wa @ np.minimum(C, p.prefetch_overhead_cycles + pf)) / wa.sum()
-        total += p.mgroup_overhead_cycles + float(wa @ S) + fill
+        # the first tile's patch bursts (not the prefetcher's setup) run on the feature-map
+        # port while the layer's rows and params load on the weight port: the compute waits
+        # for the longer of the two (RTL: records_dw_ultra96.json, -20 % on the 16x16x96
+        # layers against the weight load alone)
+        hidden = min(w_time, float(wa @ pf) / wa.sum())
+        total += p.mgroup_overhead_cycles + float(wa @ S) + fill - hidden
+        _add(bounds, "weights", -hidden)
         _tile_bounds(bounds, wa, (C, read_bytes / Bs, w_cyc, p.prefetch_overhead_cycles + pf),
                      p.tile_overhead_cycles + p.pipeline_depth_cycles)
         _add(bounds, "overhead", p.mgroup_overhead_cycles + fill)

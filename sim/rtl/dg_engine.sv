@@ -1,5 +1,5 @@
 `default_nettype none
-// dg_engine: reference RTL of the dgfpga sparse-conv engine (top: s_axi_control + one shared m_axi_gmem master).
+// dg_engine: reference RTL of the dgfpga sparse-conv engine (top: s_axi_control, m_axi_gmem, m_axi_gmem_w).
 //
 // One engine start runs `layer_count` records of a network program (dgfpga.contract.program:
 // conv descriptors, gate records, the head) back to back. The top wires five modules with
@@ -8,14 +8,19 @@
 //                 descriptor), work lists, layer state, STATUS / CYCLES / cycle log;
 //   dg_gate       gate and gate-2 records (integer gates -> masks + work lists) and the
 //                 head (logits, cycle log), on the same read and write masters;
-//   dg_loader     params + weights per m-group (ping-pong banks) and input patches +
-//                 residual bytes per tile (two halves), sharing the read master;
+//   dg_loader     params + weights per m-group (ping-pong banks) on the weight read
+//                 master, input patches + residual bytes per tile (two halves) on the
+//                 read master;
 //   dg_compute    drives the Tm x Tn MAC array (dg_mac_array), one step per cycle;
 //   dg_writeback  bias, requantize, residual, clamp, max-pool, sums, AXI writes.
 // Every configuration value is a generated DG_ constant of the config the RTL is built for
 // (dg_pkg.sv: the engine has no configuration parameters).
 // Ports follow Vitis HLS naming (ap_clk, ap_rst_n, s_axi_control_*, m_axi_gmem_*,
-// interrupt) so the same cocotb testbench can drive HLS-exported RTL.
+// m_axi_gmem_w_*, interrupt) so the same cocotb testbench can drive HLS-exported RTL.
+// Two AXI4 masters, as the HLS engine's weight bundle (gmem_w) beside its others: m_axi_gmem
+// (read + write: program records, work lists, gates, input patches, residual bytes, every
+// write) and m_axi_gmem_w (read only: the loader's params and weight spans), so the weights
+// of the next m-group load while the prefetcher reads patches (two HP ports on one DDR).
 module dg_engine
     import dg_pkg::*;   // the engine contract of the config it is built for (dg_pkg.sv)
 #(
@@ -43,7 +48,7 @@ module dg_engine
     output wire [1:0]                s_axi_control_rresp,
     output wire                      s_axi_control_rvalid,
     input  wire                      s_axi_control_rready,
-    // AXI4 master (all four regions)
+    // AXI4 master (all four regions; the weight region's params and weights are read on m_axi_gmem_w)
     output wire [0:0]                m_axi_gmem_awid,
     output wire [AXI_ADDR_W-1:0]     m_axi_gmem_awaddr,
     output wire [7:0]                m_axi_gmem_awlen,
@@ -79,6 +84,23 @@ module dg_engine
     input  wire                      m_axi_gmem_rlast,
     input  wire                      m_axi_gmem_rvalid,
     output wire                      m_axi_gmem_rready,
+    // AXI4 read-only master (the weight region: params, weights)
+    output wire [0:0]                m_axi_gmem_w_arid,
+    output wire [AXI_ADDR_W-1:0]     m_axi_gmem_w_araddr,
+    output wire [7:0]                m_axi_gmem_w_arlen,
+    output wire [2:0]                m_axi_gmem_w_arsize,
+    output wire [1:0]                m_axi_gmem_w_arburst,
+    output wire                      m_axi_gmem_w_arlock,
+    output wire [3:0]                m_axi_gmem_w_arcache,
+    output wire [2:0]                m_axi_gmem_w_arprot,
+    output wire                      m_axi_gmem_w_arvalid,
+    input  wire                      m_axi_gmem_w_arready,
+    input  wire [0:0]                m_axi_gmem_w_rid,
+    input  wire [DG_AXI_DATA_BITS-1:0]     m_axi_gmem_w_rdata,
+    input  wire [1:0]                m_axi_gmem_w_rresp,
+    input  wire                      m_axi_gmem_w_rlast,
+    input  wire                      m_axi_gmem_w_rvalid,
+    output wire                      m_axi_gmem_w_rready,
     /* verilator lint_off SYMRSVDWORD */
     output wire                      interrupt
     /* verilator lint_on SYMRSVDWORD */
@@ -151,12 +173,13 @@ module dg_engine
     wire [DG_AXI_DATA_BITS-1:0] rd_data;
     wire rd_last, rd_valid;
     wire rd_ready;
-    wire rd_idle, rd_err;
+    wire rd_idle, rd_err;              // both read masters (the sequencer's STATUS / drain)
+    wire rdm_idle, rdm_err, rdw_idle, rdw_err;
     wire err_clear;
     dg_axi_rd #(.ADDR_W(AXI_ADDR_W), .DATA_W(DG_AXI_DATA_BITS), .MAX_BURST(MAX_BURST), .OUTSTANDING(8)) rdm (
         .clk(clk), .rst(rst), .cmd_addr(AXI_ADDR_W'(rcmd_addr)), .cmd_beats(rcmd_beats),
         .cmd_valid(rcmd_valid), .cmd_ready(rcmd_ready), .rd_data(rd_data), .rd_last(rd_last),
-        .rd_valid(rd_valid), .rd_ready(rd_ready), .idle(rd_idle), .err(rd_err), .err_clear(err_clear),
+        .rd_valid(rd_valid), .rd_ready(rd_ready), .idle(rdm_idle), .err(rdm_err), .err_clear(err_clear),
         .m_axi_arid(m_axi_gmem_arid), .m_axi_rid(m_axi_gmem_rid), .m_axi_araddr(m_axi_gmem_araddr), .m_axi_arlen(m_axi_gmem_arlen), .m_axi_arsize(m_axi_gmem_arsize),
         .m_axi_arburst(m_axi_gmem_arburst), .m_axi_arvalid(m_axi_gmem_arvalid),
         .m_axi_arready(m_axi_gmem_arready), .m_axi_rdata(m_axi_gmem_rdata), .m_axi_rresp(m_axi_gmem_rresp),
@@ -164,6 +187,28 @@ module dg_engine
     assign m_axi_gmem_arlock = 1'b0;
     assign m_axi_gmem_arcache = 4'b0011;
     assign m_axi_gmem_arprot = 3'b000;
+
+    // the weight read master: the loader's params and weight spans (its only user)
+    wire [63:0] wtcmd_addr;
+    wire [23:0] wtcmd_beats;
+    wire wtcmd_valid, wtcmd_ready;
+    wire [DG_AXI_DATA_BITS-1:0] wt_data;
+    wire wt_last, wt_valid, wt_ready;
+    dg_axi_rd #(.ADDR_W(AXI_ADDR_W), .DATA_W(DG_AXI_DATA_BITS), .MAX_BURST(MAX_BURST), .OUTSTANDING(8)) rdm_w (
+        .clk(clk), .rst(rst), .cmd_addr(AXI_ADDR_W'(wtcmd_addr)), .cmd_beats(wtcmd_beats),
+        .cmd_valid(wtcmd_valid), .cmd_ready(wtcmd_ready), .rd_data(wt_data), .rd_last(wt_last),
+        .rd_valid(wt_valid), .rd_ready(wt_ready), .idle(rdw_idle), .err(rdw_err), .err_clear(err_clear),
+        .m_axi_arid(m_axi_gmem_w_arid), .m_axi_rid(m_axi_gmem_w_rid), .m_axi_araddr(m_axi_gmem_w_araddr),
+        .m_axi_arlen(m_axi_gmem_w_arlen), .m_axi_arsize(m_axi_gmem_w_arsize),
+        .m_axi_arburst(m_axi_gmem_w_arburst), .m_axi_arvalid(m_axi_gmem_w_arvalid),
+        .m_axi_arready(m_axi_gmem_w_arready), .m_axi_rdata(m_axi_gmem_w_rdata), .m_axi_rresp(m_axi_gmem_w_rresp),
+        .m_axi_rlast(m_axi_gmem_w_rlast), .m_axi_rvalid(m_axi_gmem_w_rvalid), .m_axi_rready(m_axi_gmem_w_rready));
+    assign m_axi_gmem_w_arlock = 1'b0;
+    assign m_axi_gmem_w_arcache = 4'b0011;
+    assign m_axi_gmem_w_arprot = 3'b000;
+    // STATUS as with one master: idle when both are, an AXI error on either reports
+    assign rd_idle = rdm_idle && rdw_idle;
+    assign rd_err = rdm_err || rdw_err;
 
     wire [63:0] wcmd_addr;
     wire [23:0] wcmd_beats;
@@ -284,7 +329,9 @@ module dg_engine
         .row_ra(row_ra), .row_tb_q(row_tb_q), .row_tv_q(row_tv_q), .col_ra(col_ra), .col_t_q(col_t_q),
         .col_tv_q(col_tv_q), .rcmd_valid(ld_rcmd_valid), .rcmd_addr(ld_rcmd_addr),
         .rcmd_beats(ld_rcmd_beats), .rcmd_ready(rcmd_ready), .rd_data(rd_data), .rd_valid(rd_valid),
-        .rd_last(rd_last), .rd_ready(ld_rd_ready), .rd_ready_all(rd_ready),
+        .rd_last(rd_last), .rd_ready(ld_rd_ready),
+        .wt_rcmd_valid(wtcmd_valid), .wt_rcmd_addr(wtcmd_addr), .wt_rcmd_beats(wtcmd_beats),
+        .wt_rcmd_ready(wtcmd_ready), .wt_rd_data(wt_data), .wt_rd_valid(wt_valid), .wt_rd_ready(wt_ready),
         .bk_m0(bk_m0), .bk_mg(bk_mg), .bk_bias(bk_bias), .bk_mult(bk_mult),
         .dw_re(dw_re), .dw_ra(dw_ra), .dw_bias_q(dw_bias_q), .dw_mult_q(dw_mult_q),
         .wb_gdone(wb_gdone), .ld_busy(ld_busy), .full(full), .tile_done(tile_done), .cp_h(cp_h),
@@ -314,7 +361,7 @@ module dg_engine
         .nt(g_nt), .nc(g_nc), .nc2(g_nc2));
 
     // the read master: the sequencer outside the run, the gate unit in a gate/head record,
-    // the loader in a conv run (never two at once)
+    // the loader's prefetcher in a conv run (never two at once)
     assign rcmd_valid = seq_rcmd_valid || ld_rcmd_valid || gt_rcmd_valid;
     assign rcmd_addr = seq_rcmd_valid ? seq_rcmd_addr : gt_rcmd_valid ? gt_rcmd_addr : ld_rcmd_addr;
     assign rcmd_beats = seq_rcmd_valid ? seq_rcmd_beats : gt_rcmd_valid ? gt_rcmd_beats : ld_rcmd_beats;
@@ -366,6 +413,6 @@ module dg_engine
 
     // the layer is done when every group is written back and every agent is idle
     assign layer_done = wb_gdone == L.G && pf_idle && cp_idle && full == 2'b00 && wb_idle && !ld_busy;
-    wire unused_ok = &{1'b0, c1_v, c2_v};
+    wire unused_ok = &{1'b0, c1_v, c2_v, wt_last};
 endmodule
 `default_nettype wire

@@ -1,15 +1,17 @@
 `default_nettype none
 // dg_loader: the engine's loader (one job: bring the layer's data on chip).
 //
-// Two agents share the read master in the run (the owner FIFO routes the returning beats):
-//   weights   per m-group: params (bias, mult) and the weights of the group's Tm output
-//             channels into the free bank of the ping-pong (bank g%2 once group g-2 is
-//             written back), through a credit-managed beat FIFO, up to max(Tm, Tn) bytes
-//             per cycle; `bk_ready` tells the compute the bank is loaded;
-//   prefetch  per tile of the sequence (active tiles, then residual-only tiles, per group):
-//             geometry, input patch rows and the residual bytes into the free half of the
-//             patch / residual buffers (`full` per half; the compute frees a half with
-//             `tile_done`). The prefetcher has priority (the compute waits on it).
+// Two agents, each on its own read master (the engine's two AXI read ports, as the HLS
+// engine's gmem_fmap / gmem_w bundles: the weights never wait for the patch reads):
+//   weights   (wt_* port, m_axi_gmem_w) per m-group: params (bias, mult) and the weights
+//             of the group's Tm output channels into the free bank of the ping-pong (bank
+//             g%2 once group g-2 is written back), through a credit-managed beat FIFO, up to
+//             max(Tm, Tn) bytes per cycle; `bk_ready` tells the compute the bank is loaded;
+//   prefetch  (rcmd / rd port, m_axi_gmem, shared with the sequencer and gate unit outside
+//             the run) per tile of the sequence (active tiles, then residual-only tiles, per
+//             group): geometry, input patch rows and the residual bytes into the free half of
+//             the patch / residual buffers (`full` per half; the compute frees a half with
+//             `tile_done`).
 // It owns the weight, patch and residual buffers; the compute reads them at its c1 stage.
 // An im2col layer (formats im2col flag): its weight stream holds kp bytes per output
 // channel (the flattened taps, padded to Tn), loaded as S spans of Tn bytes (one weight
@@ -47,7 +49,7 @@ module dg_loader
     output logic [I_MAX_WIDTH-1:0]      col_ra,        // zero-halo column table entry (input column)
     input  wire [7:0]                   col_t_q,       //   tile column
     input  wire                         col_tv_q,      //   inside the grid
-    // read master (in the run)
+    // read master (in the run: the prefetcher's patch rows and residual bytes)
     output logic                        rcmd_valid,
     output logic [63:0]                 rcmd_addr,
     output logic [23:0]                 rcmd_beats,
@@ -56,7 +58,14 @@ module dg_loader
     input  wire                         rd_valid,
     input  wire                         rd_last,
     output logic                        rd_ready,
-    input  wire                         rd_ready_all,  // the read master's R ready (all users)
+    // weight read master (params and weight spans; the loader is its only user)
+    output logic                        wt_rcmd_valid,
+    output logic [63:0]                 wt_rcmd_addr,
+    output logic [23:0]                 wt_rcmd_beats,
+    input  wire                         wt_rcmd_ready,
+    input  wire [DG_AXI_DATA_BITS-1:0]  wt_rd_data,
+    input  wire                         wt_rd_valid,
+    output wire                         wt_rd_ready,
     // banks (per m-group)
     output logic [15:0]                 bk_m0 [2],     // first output channel slot of the group
     output logic [7:0]                  bk_mg [2],     // output channels of the group
@@ -164,17 +173,6 @@ module dg_loader
         end
     end
 
-    // owner of each outstanding read command in ST_RUN (1 = prefetcher, 0 = loader)
-    logic own_push, own_in;
-    wire own_in_ready, own_valid, own_out;
-    wire own_pop = rd_valid && rd_ready_all && rd_last && own_valid;
-    wire [6:0] own_count;
-    dg_fifo #(.WIDTH(1), .DEPTH(64)) owner_fifo (
-        .clk(clk), .rst(rst), .in_data(own_in), .in_valid(own_push), .in_ready(own_in_ready),
-        .out_data(own_out), .out_valid(own_valid), .out_ready(own_pop), .count(own_count));
-    wire rd_to_pf = own_valid && own_out;
-    wire rd_to_ld = own_valid && !own_out;
-
     // ------------------------------------------------------------------ span loader (params, weights)
     // spans: (byte address, bytes) read one byte per cycle into the params / weight buffer
     typedef enum logic [1:0] {SP_PARAM, SP_WOC, SP_WIC} span_kind_t;
@@ -218,9 +216,11 @@ module dg_loader
     localparam int SPAN_CHUNK = (LDF_DEPTH / 2) * AB;
     logic [15:0] sp_c;
     logic [15:0] sp_left;          // in_c - sp_c (registered with sp_c: no subtract at issue)
+    // (every beat of the weight port is the loader's: the FIFO takes it as the port's R ready)
     dg_fifo #(.WIDTH(DG_AXI_DATA_BITS), .DEPTH(LDF_DEPTH)) ld_fifo (
-        .clk(clk), .rst(rst), .in_data(rd_data), .in_valid(rd_valid && rd_to_ld), .in_ready(ldf_in_ready),
+        .clk(clk), .rst(rst), .in_data(wt_rd_data), .in_valid(wt_rd_valid), .in_ready(ldf_in_ready),
         .out_data(ldf_data), .out_valid(ldf_valid), .out_ready(ldf_pop), .count(ldf_count));
+    assign wt_rd_ready = ldf_in_ready;
     // loader consume step (combinational, below): ld_k bytes from beat position pos
     logic [ABL:0] pos;             // byte position in the loader beat
     logic last_byte;
@@ -578,7 +578,7 @@ module dg_loader
         end
         // stage A: a patch row's beat (the receive side's condition for it, as the patch banks')
         always_ff @(posedge clk)
-            if (run && pend_valid && rd_valid && rd_to_pf && !pend_out[PEND_W-1] && l_dw) begin   // (run: pf_active)
+            if (run && pend_valid && rd_valid && !pend_out[PEND_W-1] && l_dw) begin   // (run: pf_active)
                 // depthwise: the beat's bytes of the row into stage A (dw banks above)
                 logic [PHW-1:0] ph, rk;
                 logic [16:0] rem;
@@ -846,9 +846,9 @@ module dg_loader
     wire [16-ABL:0] sp_rhi = sp_rbr[16:ABL];
     wire [23:0] sp_beats = 24'(sp_rhi) + 24'(sp_rlo[ABL]);
     wire sp_nocmd = sp_icm && sp_phase == 2'd1 && !sp_j0;
-    // credit: a span is issued only if its beats fit the loader FIFO, so the in-order R
-    // channel never waits on the byte-serial loader (the prefetcher shares it); a span
-    // without a command needs none (its beats were counted with the in-channel's read).
+    // credit: a span is issued only if its beats fit the loader FIFO, so the weight port's
+    // R channel never waits on the byte-serial loader (no burst holds the memory port); a
+    // span without a command needs none (its beats were counted with the in-channel's read).
     // (sp_pre: the terms from registers; the credit compare enters last)
     wire sp_pre = sp_active && sp_phase != 2'd2 && (sp_phase != 2'd1 || sp_wok) && spf_in_ready;
     wire sp_cok = sp_rlo[ABL] ? sp_rhi < (17-ABL)'(ldf_free) : sp_rhi <= (17-ABL)'(ldf_free);
@@ -1041,40 +1041,34 @@ module dg_loader
         end
 `endif
 
-    // read-command arbitration in ST_RUN: the prefetcher first (the compute waits on it),
-    // the weight loader in the gaps; the owner FIFO routes the returning beats
+    // read commands in ST_RUN: the prefetcher on the read master (the sequencer and gate unit
+    // use it only outside the run), the span loader on the weight master; only in the run
     wire pf_req_row = pf_state == PF_ROWS && !pf_rend && pf_row_ok;      // (pf_r != pf_ph)
     wire pf_req_res = pf_state == PF_RES;
     wire pf_req = pf_active && (pf_req_row || pf_req_res) && pend_in_ready;
-    wire ld_req = sp_can_issue;
-    wire rd_grant = rcmd_ready && own_in_ready;
-    wire pf_fire = pf_req && rd_grant;
-    // only in the run: outside it the read channel belongs to the sequencer / gate unit
-    // a span with a read command takes the port (after the prefetcher); one without (a merged
-    // ic read's later spans) only enters the span FIFO, whatever the port does
-    wire ld_fire = run && sp_pre && (sp_nocmd || (sp_cok && !pf_req && rd_grant));
+    wire pf_fire = pf_req && rcmd_ready;
+    // a span with a read command takes the weight port; one without (a merged ic read's later
+    // spans) only enters the span FIFO, whatever the port does
+    wire ld_fire = run && sp_pre && (sp_nocmd || (sp_cok && wt_rcmd_ready));
     wire ld_fire_c = ld_fire && !sp_nocmd;
-    wire [LFW-1:0] ldf_base = ldf_free + LFW'(rd_valid && rd_ready_all && rd_to_ld)
-                              - LFW'(rd_valid && rd_to_ld && ldf_in_ready) + LFW'(ldf_valid && ldf_pop);
+    // (a beat moving from "requested" into the FIFO leaves the credit unchanged: only the
+    // pops return credit)
+    wire [LFW-1:0] ldf_base = ldf_free + LFW'(ldf_valid && ldf_pop);
 
     always_comb begin
-        rcmd_valid = 1'b0;
-        // the command's address and beats need only be right with rcmd_valid (dg_engine muxes
-        // the users by their valid): selected by pf_req alone, not by the weight loader's
-        // credit check (ld_req, sp_beats <= ldf_free), which is then off the address path
-        rcmd_addr = !pf_req ? sp_addr & ~64'(AB - 1)
-                  : pf_req_row ? pf_row_addr & ~64'(AB - 1) : pf_res_addr & ~64'(AB - 1);
-        rcmd_beats = !pf_req ? sp_beats : pf_req_row ? pf_row_beats : 24'd1;
+        // (the address and beats need only be right with the valid: picked by the request kind)
+        rcmd_valid = run && pf_req;
+        rcmd_addr = pf_req_row ? pf_row_addr & ~64'(AB - 1) : pf_res_addr & ~64'(AB - 1);
+        rcmd_beats = pf_req_row ? pf_row_beats : 24'd1;
+        wt_rcmd_valid = run && sp_can_issue && !sp_nocmd;
+        wt_rcmd_addr = sp_addr & ~64'(AB - 1);
+        wt_rcmd_beats = sp_beats;
         pend_push = 1'b0;
         pend_full = '0;
         spf_push = 1'b0;
         spf_in = '0;
-        own_push = 1'b0;
-        own_in = 1'b0;
         if (run) begin
                 if (pf_req) begin
-                    rcmd_valid = own_in_ready;
-                    own_in = 1'b1;
                     pend_push = pf_fire;
                     if (pf_req_row) begin
                         pend_full = {1'b0, pf_dwb + DW_AW'(dw_cst), pf_dwb - DW_AW'(pf_row_off),
@@ -1084,12 +1078,9 @@ module dg_loader
                         pend_full = {1'b1, (PEND_WF - 34)'(0), pf_h, pf_pidx, pf_jl, pf_jh,
                                      8'(pf_pixaddr[ABL-1:0])};
                     end
-                end else if (ld_req && !sp_nocmd) begin
-                    rcmd_valid = own_in_ready;
                 end
                 spf_push = ld_fire;
                 spf_in = {!sp_more, sp_kind, sp_i, sp_row, 8'(sp_off), sp_nbytes};
-                own_push = pf_fire || ld_fire_c;
         end
     end
 
@@ -1202,7 +1193,7 @@ module dg_loader
         wb_lane_ref <= '0;
 `endif
         ib_we <= '0;
-        dwa_v <= pend_valid && rd_valid && rd_to_pf && !pend_out[PEND_W-1] && l_dw && pf_active;
+        dwa_v <= pend_valid && rd_valid && !pend_out[PEND_W-1] && l_dw && pf_active;
         rb_we <= '0;
         ld_g <= ld_g_d;
         // m0 * kk of the group ld_g_d (ic layout: the group's block in every channel's row),
@@ -1595,8 +1586,9 @@ module dg_loader
                 end
                 default: pf_state <= PF_IDLE;
             endcase
-            // receive side
-            if (pend_valid && rd_valid && rd_to_pf) begin
+            // receive side (in the run every beat of the read master is the prefetcher's: the
+            // pending FIFO's head command)
+            if (pend_valid && rd_valid) begin
                 if (!pend_out[PEND_W-1]) begin
                     logic [IAW-1:0] a;
                     a = IAW'(32'(pend_out[32]) * IHALF + 32'(pend_out[31:0]) + 32'(pr_beat) * AB);
@@ -1705,12 +1697,8 @@ module dg_loader
         last_byte = 1'b0;
         ld_left = 16'd0;
         if (run) begin
-            if (rd_to_pf) begin
-                rd_ready = pend_valid;
-                pend_pop = pend_valid && rd_valid && rd_last;
-            end else if (rd_to_ld) begin
-                rd_ready = ldf_in_ready;
-            end
+            rd_ready = pend_valid;
+            pend_pop = pend_valid && rd_valid && rd_last;
         end
         ld_k = 8'd1;
         ld_byte0 = 8'd0;
@@ -1801,6 +1789,6 @@ module dg_loader
                            || ldf_pop != (last_byte || 32'(pos) + 32'(ld_k) == AB)))
             $error("dg_loader: consume step last_byte %0d / ldf_pop %0d differ from k %0d", last_byte, ldf_pop, ld_k);
 `endif
-    wire unused_ok = &{1'b0, L, spf_count, pend_count, own_count, ldf_count, bk_lanes, pf_lo, dw_rb};
+    wire unused_ok = &{1'b0, L, spf_count, pend_count, ldf_count, bk_lanes, pf_lo, dw_rb};
 endmodule
 `default_nettype wire

@@ -4,10 +4,12 @@
 // `mem` is public (verilator public_flat_rw): the fast harness's C++ main
 // (sim/tb/dg_fast_main.cpp) copies the segments of a start straight into it before reset
 // and reads the writable regions back after $finish (byte i of a word = bits [8i+7:8i],
-// i.e. the array is the memory image byte for byte on a little-endian host). Reads: up to 16
-// outstanding AR, each served RD_LATENCY cycles after acceptance, in order. Writes: AW
+// i.e. the array is the memory image byte for byte on a little-endian host). Two read ports
+// on the one `mem` (s_axi_* and the read-only s_axi_w_*: two HP ports on one DDR), each: up
+// to 16 outstanding AR, each served RD_LATENCY cycles after acceptance, in order. Writes: AW
 // and W taken in order, B after the last beat. `stall_pct` (0..99) deasserts the ready
-// and valid signals of the slave pseudo-randomly (LFSR) to model DDR contention.
+// and valid signals of the slave pseudo-randomly (LFSR; the second read port its own LFSR
+// stream) to model DDR contention.
 module dg_axi_mem #(
     parameter int ADDR_W = 64,          // AXI address width
     parameter int DATA_W = 64,          // AXI data width
@@ -37,7 +39,17 @@ module dg_axi_mem #(
     output wire [1:0]           s_axi_rresp,
     output wire                 s_axi_rlast,
     output wire                 s_axi_rvalid,
-    input  wire                 s_axi_rready
+    input  wire                 s_axi_rready,
+    // second read port (read only)
+    input  wire [ADDR_W-1:0]    s_axi_w_araddr,
+    input  wire [7:0]           s_axi_w_arlen,
+    input  wire                 s_axi_w_arvalid,
+    output wire                 s_axi_w_arready,
+    output wire [DATA_W-1:0]    s_axi_w_rdata,
+    output wire [1:0]           s_axi_w_rresp,
+    output wire                 s_axi_w_rlast,
+    output wire                 s_axi_w_rvalid,
+    input  wire                 s_axi_w_rready
 );
     localparam int AB = DATA_W / 8;
     localparam int ABL = $clog2(AB);
@@ -65,6 +77,24 @@ module dg_axi_mem #(
     assign s_axi_rdata = mem[WL'(r_addr >> ABL)];
     assign s_axi_rresp = 2'b00;
     assign s_axi_rlast = r_beat == ar_len[ar_rp[3:0]];
+
+    // ---- second read port: the same queue, its own stall stream
+    logic [31:0] lfsr_w;
+    wire stall_w = (lfsr_w[15:0] % 100) < 16'(stall_pct);
+    wire stall_w2 = (lfsr_w[31:16] % 100) < 16'(stall_pct);
+    logic [ADDR_W-1:0] war_addr [16];
+    logic [7:0]        war_len [16];
+    logic [63:0]       war_time [16];
+    logic [4:0]        war_wp, war_rp;
+    logic [7:0]        wr_beat;
+    wire war_full = (war_wp - war_rp) == 5'd16;
+    wire war_empty = war_wp == war_rp;
+    assign s_axi_w_arready = !war_full && !stall_w;
+    assign s_axi_w_rvalid = !war_empty && now >= war_time[war_rp[3:0]] && !stall_w2;
+    wire [ADDR_W-1:0] wr_addr = war_addr[war_rp[3:0]] + (ADDR_W'(wr_beat) << ABL);
+    assign s_axi_w_rdata = mem[WL'(wr_addr >> ABL)];
+    assign s_axi_w_rresp = 2'b00;
+    assign s_axi_w_rlast = wr_beat == war_len[war_rp[3:0]];
 
     // ---- writes
     logic [ADDR_W-1:0] aw_addr [16];
@@ -95,6 +125,19 @@ module dg_axi_mem #(
                 ar_rp <= ar_rp + 5'd1;
             end else r_beat <= r_beat + 8'd1;
         end
+        lfsr_w <= {lfsr_w[30:0], lfsr_w[31] ^ lfsr_w[21] ^ lfsr_w[1] ^ lfsr_w[0]};
+        if (s_axi_w_arvalid && s_axi_w_arready) begin
+            war_addr[war_wp[3:0]] <= s_axi_w_araddr;
+            war_len[war_wp[3:0]] <= s_axi_w_arlen;
+            war_time[war_wp[3:0]] <= now + 64'(rd_latency);
+            war_wp <= war_wp + 5'd1;
+        end
+        if (s_axi_w_rvalid && s_axi_w_rready) begin
+            if (s_axi_w_rlast) begin
+                wr_beat <= 8'd0;
+                war_rp <= war_rp + 5'd1;
+            end else wr_beat <= wr_beat + 8'd1;
+        end
         if (s_axi_awvalid && s_axi_awready) begin
             aw_addr[aw_wp[3:0]] <= s_axi_awaddr;
             aw_len[aw_wp[3:0]] <= s_axi_awlen;
@@ -116,6 +159,10 @@ module dg_axi_mem #(
             ar_wp <= '0;
             ar_rp <= '0;
             r_beat <= '0;
+            lfsr_w <= 32'h1357_9BDF;
+            war_wp <= '0;
+            war_rp <= '0;
+            wr_beat <= '0;
             aw_wp <= '0;
             aw_rp <= '0;
             w_beat <= '0;

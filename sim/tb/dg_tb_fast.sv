@@ -36,6 +36,16 @@ module dg_tb_fast
     wire m_arvalid, m_arready, m_rlast, m_rvalid, m_rready;
     wire [DG_AXI_DATA_BITS-1:0] m_wdata, m_rdata;
     wire [DG_AXI_DATA_BITS/8-1:0] m_wstrb;
+    // AXI4 read-only master (weights)
+    wire [0:0] w_arid;
+    wire [AW-1:0] w_araddr;
+    wire [7:0] w_arlen;
+    wire [2:0] w_arsize, w_arprot;
+    wire [1:0] w_arburst, w_rresp;
+    wire w_arlock;
+    wire [3:0] w_arcache;
+    wire w_arvalid, w_arready, w_rlast, w_rvalid, w_rready;
+    wire [DG_AXI_DATA_BITS-1:0] w_rdata;
     wire irq;
 
     dg_engine dut (
@@ -57,7 +67,13 @@ module dg_tb_fast
         .m_axi_gmem_arlock(m_arlock), .m_axi_gmem_arcache(m_arcache), .m_axi_gmem_arprot(m_arprot),
         .m_axi_gmem_arvalid(m_arvalid), .m_axi_gmem_arready(m_arready), .m_axi_gmem_rid(1'b0),
         .m_axi_gmem_rdata(m_rdata), .m_axi_gmem_rresp(m_rresp), .m_axi_gmem_rlast(m_rlast),
-        .m_axi_gmem_rvalid(m_rvalid), .m_axi_gmem_rready(m_rready), .interrupt(irq));
+        .m_axi_gmem_rvalid(m_rvalid), .m_axi_gmem_rready(m_rready),
+        .m_axi_gmem_w_arid(w_arid), .m_axi_gmem_w_araddr(w_araddr), .m_axi_gmem_w_arlen(w_arlen),
+        .m_axi_gmem_w_arsize(w_arsize), .m_axi_gmem_w_arburst(w_arburst), .m_axi_gmem_w_arlock(w_arlock),
+        .m_axi_gmem_w_arcache(w_arcache), .m_axi_gmem_w_arprot(w_arprot), .m_axi_gmem_w_arvalid(w_arvalid),
+        .m_axi_gmem_w_arready(w_arready), .m_axi_gmem_w_rid(1'b0), .m_axi_gmem_w_rdata(w_rdata),
+        .m_axi_gmem_w_rresp(w_rresp), .m_axi_gmem_w_rlast(w_rlast), .m_axi_gmem_w_rvalid(w_rvalid),
+        .m_axi_gmem_w_rready(w_rready), .interrupt(irq));
 
     logic [31:0] latency, stall_pct;
     dg_axi_mem #(.ADDR_W(AW), .DATA_W(DG_AXI_DATA_BITS), .MEM_WORDS(MEM_WORDS)) mem (
@@ -67,7 +83,10 @@ module dg_tb_fast
         .s_axi_wready(m_wready), .s_axi_bresp(m_bresp), .s_axi_bvalid(m_bvalid), .s_axi_bready(m_bready),
         .s_axi_araddr(m_araddr), .s_axi_arlen(m_arlen), .s_axi_arvalid(m_arvalid), .s_axi_arready(m_arready),
         .s_axi_rdata(m_rdata), .s_axi_rresp(m_rresp), .s_axi_rlast(m_rlast), .s_axi_rvalid(m_rvalid),
-        .s_axi_rready(m_rready));
+        .s_axi_rready(m_rready),
+        .s_axi_w_araddr(w_araddr), .s_axi_w_arlen(w_arlen), .s_axi_w_arvalid(w_arvalid),
+        .s_axi_w_arready(w_arready), .s_axi_w_rdata(w_rdata), .s_axi_w_rresp(w_rresp),
+        .s_axi_w_rlast(w_rlast), .s_axi_w_rvalid(w_rvalid), .s_axi_w_rready(w_rready));
 
     // ---- register program
     logic [31:0] regs [256];
@@ -159,6 +178,7 @@ module dg_tb_fast
                      dut.wb_gdone);
     end
     wire unused_ok = &{1'b0, awid, arid, m_awsize, m_arsize, m_awprot, m_arprot, m_awburst, m_arburst,
-                       m_awlock, m_arlock, m_awcache, m_arcache, bresp, rresp, dummy, awready, wready, arready};
+                       m_awlock, m_arlock, m_awcache, m_arcache, bresp, rresp, dummy, awready, wready, arready,
+                       w_arid, w_arsize, w_arprot, w_arburst, w_arlock, w_arcache, w_rresp};
 endmodule
 `default_nettype wire

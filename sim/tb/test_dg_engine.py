@@ -1,6 +1,7 @@
 """cocotb testbench of dg_engine: runs vector sets (docs/test_vectors.md) against a cocotbext-axi AxiRam.
 
-Per vector set: load the regions into the RAM, program the registers with AxiLiteMaster
+Per vector set: load the regions into the RAM (one memory behind both of the engine's AXI
+masters: m_axi_gmem, and the read-only m_axi_gmem_w of the weights), program the registers with AxiLiteMaster
 (offsets from dgfpga.contract.regmap), start, wait for the ap_done interrupt (no per-cycle Python
 on the control side), then compare every region the set has an expected image of (FMAP and
 SUMS; WORK too when given) bit for bit and STATUS.
@@ -27,7 +28,7 @@ from pathlib import Path
 import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, First, RisingEdge, Timer
-from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
+from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam, AxiRamRead, AxiReadBus
 
 from dgfpga.contract import regmap
 from dgfpga.backends.rtl_sim import layout as rtl_layout
@@ -49,6 +50,13 @@ def pause_pattern(kind: str):
     return itertools.cycle([0, 0, 0, 1])
 
 
+def weight_port(dut, ram: AxiRam) -> AxiRamRead:
+    """The read-only weight master m_axi_gmem_w on the same memory as `ram` (two HP ports on
+    one DDR)."""
+    return AxiRamRead(AxiReadBus.from_prefix(dut, "m_axi_gmem_w"), dut.ap_clk, dut.ap_rst_n,
+                      reset_active_level=False, size=ram.size, mem=ram.mem)
+
+
 class TB:
     def __init__(self, dut, ram_size: int):
         self.dut = dut
@@ -57,11 +65,13 @@ class TB:
                                   dut.ap_rst_n, reset_active_level=False)
         self.ram = AxiRam(AxiBus.from_prefix(dut, "m_axi_gmem"), dut.ap_clk, dut.ap_rst_n,
                           reset_active_level=False, size=ram_size)
+        self.ram_w = weight_port(dut, self.ram)
 
     def set_stall(self, kind: str) -> None:
         if kind in ("rd", "both", "heavy"):
-            self.ram.read_if.r_channel.set_pause_generator(pause_pattern(kind))
-            self.ram.read_if.ar_channel.set_pause_generator(pause_pattern(kind))
+            for rd in (self.ram.read_if, self.ram_w):
+                rd.r_channel.set_pause_generator(pause_pattern(kind))
+                rd.ar_channel.set_pause_generator(pause_pattern(kind))
         if kind in ("wr", "both", "heavy"):
             self.ram.write_if.w_channel.set_pause_generator(pause_pattern(kind))
             self.ram.write_if.aw_channel.set_pause_generator(pause_pattern(kind))

@@ -24,7 +24,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.task import bridge, resume
 from cocotb.triggers import ClockCycles, First, RisingEdge, Timer
-from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
+from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam, AxiRamRead, AxiReadBus
 
 from dgfpga_host.bundle import load_bundle
 from dgfpga_host.device import REG, Device, DeviceBuffer, EngineTimeout
@@ -101,9 +101,13 @@ async def run_network(dut):
                          reset_active_level=False)
     ram = AxiRam(AxiBus.from_prefix(dut, "m_axi_gmem"), dut.ap_clk, dut.ap_rst_n,
                  reset_active_level=False, size=RAM_BYTES)
+    # the read-only weight master m_axi_gmem_w on the same memory (two HP ports on one DDR)
+    ram_w = AxiRamRead(AxiReadBus.from_prefix(dut, "m_axi_gmem_w"), dut.ap_clk, dut.ap_rst_n,
+                       reset_active_level=False, size=RAM_BYTES, mem=ram.mem)
     for model in (ctrl, ram):              # thousands of transactions: log only problems
         for iface in (model.write_if, model.read_if):
             iface.log.setLevel(logging.WARNING)
+    ram_w.log.setLevel(logging.WARNING)
     dut.ap_rst_n.value = 0
     await ClockCycles(dut.ap_clk, 4)
     dut.ap_rst_n.value = 1

@@ -27,11 +27,15 @@ def s32(v: int) -> int:
 @cocotb.test()
 async def test_loader(dut):
     ld = dut.u_ld
-    errors, counts = [], {"banks": 0, "tiles": 0}
+    errors, counts = [], {"banks": 0, "tiles": 0, "weight_reads": 0}
 
     async def monitor(vs, lay):
         ref = LayerRef(vs)
         d = ref.d
+        # the two read masters' bursts: m_axi_gmem_w reads only the weight region (params and
+        # weights); m_axi_gmem never reads it in the run (the prefetcher's patches, residuals)
+        wlo = lay["bases"]["weight"]
+        whi = wlo + int(vs.before["weight"].size)
         groups = -(-ref.out_ch.size // CFG.tm)
         seq = []
         for g in range(groups):
@@ -40,6 +44,15 @@ async def test_loader(dut):
         async for _ in edges(dut.ap_clk):
             armed = armed or init            # bank/half state is reset by the run_init edge
             init = bool(get(dut.u_seq.run_init))
+            if get(dut.m_axi_gmem_w_arvalid) and get(dut.m_axi_gmem_w_arready):
+                counts["weight_reads"] += 1
+                a = get(dut.m_axi_gmem_w_araddr)
+                if not wlo <= a < whi:
+                    errors.append((vs.name, "weight port read outside the weight region", hex(a)))
+            if get(dut.run) and get(dut.m_axi_gmem_arvalid) and get(dut.m_axi_gmem_arready):
+                a = get(dut.m_axi_gmem_araddr)
+                if wlo <= a < whi:
+                    errors.append((vs.name, "read master read the weight region in the run", hex(a)))
             ready, full = (get(ld.bk_ready), get(ld.full)) if armed else (0, 0)
             for b in range(2):
                 if ready >> b & 1 and not prev_ready >> b & 1:
@@ -75,6 +88,7 @@ async def test_loader(dut):
     assert not errors, errors[:5]
     # (all sequence entries seen is implied: the run is bit-exact and every full half matched)
     assert counts["banks"] >= len(CASES) and counts["tiles"] >= len(CASES), counts
+    assert counts["weight_reads"] >= counts["banks"], counts     # params at least, per bank
 
 
 @cocotb.test()
@@ -120,7 +134,7 @@ async def test_loader_reset_in_run(dut):
     fires = 0
     n = 0
     async for _ in edges(dut.ap_clk):
-        fires += get(ld.ld_fire) + get(ld.rcmd_valid) + get(ld.ld_busy)
+        fires += get(ld.ld_fire) + get(ld.rcmd_valid) + get(ld.wt_rcmd_valid) + get(ld.ld_busy)
         n += 1
         if n == 64:
             break

@@ -326,13 +326,17 @@ def test_build_bd_around_the_rtl_ip(project, tmp_path):
     assert props == [str(out / hls_project.RTL_IP_DIR / "ip")]
     nets = [c[1:] for c in calls if c[0] == "connect_bd_intf_net"]
     masters = [n for n in nets if n[0].startswith("dg_engine/m_axi_")]
-    assert masters == [["dg_engine/m_axi_gmem", "sc_hp0/S00_AXI"]]
+    # feature maps (and the small streams) on HP0, the weights on HP1 (issue 14)
+    assert masters == [["dg_engine/m_axi_gmem", "sc_hp0/S00_AXI"],
+                       ["dg_engine/m_axi_gmem_w", "sc_hp1/S00_AXI"]]
     # the RTL engine counts its own cycles: no counter core
     assert not [c for c in calls if c[0] == "create_bd_cell" and c[-1] == "cycle_counter"]
     assert ["sc_hp0/M00_AXI", "zynq_ps/S_AXI_HP0_FPD"] in nets
+    assert ["sc_hp1/M00_AXI", "zynq_ps/S_AXI_HP1_FPD"] in nets
     ps_props = " ".join(c[2] for c in calls if c[0] == "set_property" and c[1] == "-dict"
                         and c[-1] == "zynq_ps")
-    assert "PSU__USE__S_AXI_GP2 1" in ps_props and "S_AXI_GP3" not in ps_props
+    assert "PSU__USE__S_AXI_GP2 1" in ps_props and "PSU__USE__S_AXI_GP3 1" in ps_props
+    assert "S_AXI_GP4" not in ps_props
     msg = _run_stubbed(out / "build_bd.tcl", tmp_path, argv="vhdl", expect_error=True)
     assert "unknown IP 'vhdl'" in msg
 
@@ -367,6 +371,12 @@ def test_package_rtl_ip(project, tmp_path):
     assert ("name", v.name) in sets and ("version", v.version) in sets
     assert ("top", hls_project.TOP_FUNCTION) in sets
     ports = _rtl_ports((out / "rtl" / "dg_engine.sv").read_text())
+    # every AXI4 master of the RTL top is packaged (and clocked), and only those
+    masters = {p[len("m_axi_"):-len("_arvalid")] for p in ports
+               if p.startswith("m_axi_") and p.endswith("_arvalid")}
+    assert masters == set(hls_project.RTL_MASTERS) == {"gmem", "gmem_w"}
+    assert {_opt(c[1:], "-busif") for c in calls if c[0] == "ipx::associate_bus_interfaces"
+            and "-busif" in c} == {"s_axi_control"} | {f"m_axi_{b}" for b in masters}
     for c in calls:
         if c[0] in ("ipx::infer_bus_interface",):
             assert c[1] in ports, c

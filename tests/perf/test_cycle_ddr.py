@@ -134,18 +134,17 @@ def test_shipped_calibration_within_5pct_per_layer(tag):
     assert abs(err[worst]) < 0.05, (recs[worst]["name"], err[worst])
 
 
-@pytest.mark.parametrize("tag, within, worst", [("lat0_st0", 36, 0.09), ("lat40_st0", 35, 0.085)])
-def test_shipped_calibration_ultra96_resdg18(tag, within, worst):
+@pytest.mark.parametrize("tag", ["lat0_st0", "lat40_st0"])
+def test_shipped_calibration_ultra96_resdg18(tag):
     """The same parameters on the other engine: resdg18's 38 scheduled layers (dense and at
     block density 0.5, stem excluded) measured on the ultra96 RTL with ideal memory and with
     the 40 cycles of read latency `predict` prices the Ultra96 DDR at, each record priced on
-    its own engine and memory. Ideal: 36/38 within 5 %, the two outside are stage 4's 1x1/s2
-    projection with one-pixel tiles (-8.8 %); 40 cycles: 35/38, the three outside are
-    stage 4's residual conv2 layers (-5.7 % / -5.7 % / -8.1 %), where the compute waits for
-    the next m-group's weights at every group start (the one read port; docs/explore.md). Stage 4's prefetch-bound
-    layers are what the 40-cycle terms move: with the stream's averaged rounds and the
-    next group's weight beats added to every tile's prefetch (the model before) 30/38 were
-    within 5 %, worst +21 %."""
+    its own engine and memory: all 38 within 5 % in both (worst -1.7 % / +1.6 %). Before
+    the weight read port the RTL's stage-4 residual conv2 layers waited for the next
+    m-group's weights at every group start (one read port, the prefetcher first: 35/38,
+    worst -8.1 % at 40 cycles) and the one-pixel 1x1/s2 projection was -8.8 % with ideal
+    memory (36/38)."""
+    within, worst = 38, 0.05
     recs = _shipped_ultra96(tag)
     assert len(recs) == 38 and all(r["bit_exact"] for r in recs)
     assert {r["config"] for r in recs} == {"ultra96"}
@@ -157,32 +156,28 @@ def test_shipped_calibration_ultra96_resdg18(tag, within, worst):
 
 def test_ultra96_stage4_latency_sweep():
     """Stage-4 layers of resdg18 (one-pixel tiles) measured on the ultra96 RTL at read
-    latencies from 0 to 150 cycles (shipped, bit-exact). The 3x3 layers without a residual
-    stay within 5 % up to the 40 cycles `predict` uses, and the 1x1/s2 projection from 20
-    cycles on (at 0-10 it is 6-9 % under: its tiles' compute side, not the latency terms).
-    Known gaps (docs/explore.md): the residual conv2 layers from 40 cycles on (-6 % .. -29 %)
-    and, from 60 cycles on, tiles of 18 patch bursts (C = 512: to -32 % at 150)."""
+    latencies from 0 to 150 cycles (shipped, bit-exact): every one within 5 % (worst -4.3 %,
+    `layer4.1.conv1.d050` at 150). While weights and patches shared one read port the
+    residual conv2 layers were -6 % .. -29 % off from 40 cycles on and tiles of 18 patch
+    bursts to -32 % at 150 (the weight spans issued between tiles paid a latency round each;
+    docs/explore.md)."""
     recs = _shipped_ultra96("stage4_latency_sweep")
-    assert all(r["bit_exact"] for r in recs)
+    assert len(recs) == 38 and all(r["bit_exact"] for r in recs)
     params = CycleParams.load(calibration.params_path(SMALL))
     err = np.abs(calibration.errors(recs, SMALL, params))
     lat = np.array([r["latency"] for r in recs])
-    kind = np.array([r["layer"] for r in recs])
     assert sorted(set(lat)) == [0, 10, 20, 40, 60, 100, 150]
-    conv1 = (kind == "conv1") & (lat <= 40)
-    proj = (kind == "downsample") & (lat >= 20)
-    assert conv1.sum() == 12 and proj.sum() == 5
-    assert err[conv1].max() < 0.05 and err[proj].max() < 0.05
+    assert err.max() < 0.05, (recs[int(np.argmax(err))]["name"], err.max())
 
 
-@pytest.mark.parametrize("tag, within, worst", [
-    ("lat20_st10", 100, 0.05), ("lat0_st30", 100, 0.05), ("lat100_st0", 96, 0.09)])
-def test_memories_the_fit_never_saw(tag, within, worst):
+@pytest.mark.parametrize("tag", ["lat20_st10", "lat0_st30", "lat100_st0"])
+def test_memories_the_fit_never_saw(tag):
     """Out of sample: the same 100 layers measured on the RTL against three other memories
-    (shipped, all bit-exact), priced with the shipped parameters. 100 cycles of latency
-    is where the model is weakest (four gated stage-2/3 conv2 layers with residual-only
-    tiles, +5.6..+8.7 %); without the next group's weight spans in the tile prefetch it was
-    off by 25 % (gated conv2 layers whose weights load span by span)."""
+    (shipped, all bit-exact), priced with the shipped parameters: all within 5 % (worst
+    +2.0 % / -2.1 % / -1.3 %). 100 cycles of latency was where the model was weakest while
+    weights and patches shared one read port (96/100, to +7 %: gated conv2 layers with
+    residual-only tiles)."""
+    within, worst = 100, 0.05
     recs = _shipped(tag)
     assert len(recs) == 100 and all(r["bit_exact"] for r in recs)
     err = np.abs(calibration.errors(recs, SMALL,
