@@ -76,6 +76,7 @@ MUXF_CELLS = {"MUXF7", "MUXF8", "MUXF9"}
 PASS_CELLS = CARRY_CELLS | MUXF_CELLS | {"BUFG", "BUFGCE", "IBUF", "OBUF", "BUF"}
 IGNORED_CELLS = {"scopeinfo"}       # hierarchy bookkeeping, no hardware
 CLOCK_PORTS = {"C", "CLK", "WCLK", "CLKARDCLK", "CLKBWRCLK", "RDCLK", "WRCLK"}  # not path ends
+DSP_CLOCK_PORTS = {"CLK"}           # a DSP48E2's C is its third data operand, not a clock
 BRAM_CELLS = {"RAMB18E2": 0.5, "RAMB36E2": 1.0, "RAMB18E1": 0.5, "RAMB36E1": 1.0}
 DSP_CELLS = {"DSP48E2", "DSP48E1"}
 _DSP_REGS = ("AREG", "BREG", "MREG", "PREG")
@@ -463,7 +464,8 @@ def _graph(m: dict) -> _Graph:
         if t in IGNORED_CELLS:
             continue
         dirs, conns = cell.get("port_directions", {}), cell.get("connections", {})
-        ins = [b for pn, bs in conns.items() if dirs.get(pn) == "input" and pn not in CLOCK_PORTS
+        clocks = DSP_CLOCK_PORTS if t in DSP_CELLS else CLOCK_PORTS
+        ins = [b for pn, bs in conns.items() if dirs.get(pn) == "input" and pn not in clocks
                for b in bs if isinstance(b, int)]
         outs = [b for pn, bs in conns.items() if dirs.get(pn) == "output" for b in bs if isinstance(b, int)]
         src = _short_src(cell.get("attributes", {}).get("src", ""))

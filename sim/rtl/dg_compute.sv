@@ -90,8 +90,14 @@ module dg_compute
     // issue control below compares no L field on its register-to-register paths (issue 16)
     logic L_no_mac;                    // no active input channel: acc = 0 (+ bias), no patch, no weights
     logic lc_n_is1, lc_k_is1, lc_s_is1, lc_sg_gt1;
+    // a pixel's first step is also its last (the step flags' restart values)
+    wire lc_last1 = L.im2col ? lc_s_is1 : l_dw ? (DW_TSTEPS == 1 && DW_PAR == 1) : (lc_k_is1 && lc_n_is1);
     logic [31:0] lc_scs;               // stride * stored input channels (im2col column step)
-    logic [31:0] lc_nm2, lc_km2, lc_sm2;   // N - 2, k - 2, S - 2: a counter's next value is its last
+    // N - 2, k - 2, S - 2: a counter's next value is its last (N - 2 and k - 2 in their
+    // counters' widths, so the compares are no wider: for N, k < 2 they are never asked)
+    logic [15:0] lc_nm2;
+    logic [7:0] lc_km2;
+    logic [31:0] lc_sm2;
     // im2col lanes (issue 16: no per-lane division or multiply in c0): lane i of a step is
     // tap o0 + i of lane 0's kernel row, i.e. byte l_o[i] = (o0 + i) mod kc of the row l_m[i]
     // = (o0 + i) div kc rows past lane 0's, whose bank rows are l_b[i] = l_m[i] * dq. A
@@ -166,8 +172,8 @@ module dg_compute
         lc_k_is1 <= L.k == 1;
         lc_s_is1 <= L.S == 16'd1;
         lc_sg_gt1 <= L.SG > 16'd1;
-        lc_nm2 <= 32'(L.N) - 32'd2;
-        lc_km2 <= 32'(L.k) - 32'd2;
+        lc_nm2 <= L.N - 16'd2;
+        lc_km2 <= 8'(L.k) - 8'd2;
         lc_sm2 <= 32'(L.S) - 32'd2;
         lc_scs <= 32'(L.stride) * 32'(L.cin_st);
     end
@@ -202,6 +208,9 @@ module dg_compute
     // f_sub_more (depthwise: another m-group after cp_sg), f_first (the pixel's first step)
     logic f_ng_last, f_kx_last, f_ky_last, f_wa_last, f_t_last, f_q_last;
     logic f_px_last, f_py_last, f_sub_more, f_first;
+    // f_last: the step is its pixel's last (cp_last), a register updated with the flags it is
+    // made of, so the tile end's branch (and the chained start's enables) select by registers
+    logic f_last;
     // running products of the counters (no multiplier in c0): cp_pys = cp_py * stride,
     // cp_pxs = cp_px * stride, cp_cb = cp_px * stride * cin_st (im2col), cp_rbrow = cp_py * t_ow
     logic [15:0] cp_pys, cp_pxs;
@@ -235,7 +244,12 @@ module dg_compute
     // c1 (c1_okp, c1_ten: kept apart, in parallel with the bitmap reads there), so no gate
     // follows a table read in c0
     logic [DW_K-1:0] c1_rin, c1_rok, c1_rtv, c1_cin, c1_cok, c1_ctv;
-    logic [I_MAX_TILES-1:0] c1_hbit;
+    // the tile bits' parts, the row's tile bit base and the column's tile column (per d), are
+    // registered as read and added in c1 (c1_hbit, c1_tbit), before the bitmap reads there:
+    // no add follows a table read in c0
+    logic [I_MAX_TILES-1:0] c1_hrtb [DW_K];
+    logic [7:0] c1_hct [DW_K];
+    wire [I_MAX_TILES-1:0] c1_hbit = c1_hrtb[0] + I_MAX_TILES'(c1_hct[0]);
     (* keep *) wire c1_okp = c1_ok && (L.im2col || l_dw || (c1_rok[0] && c1_cok[0]
                                                            && (!L.zero_halo || (c1_rtv[0] && c1_ctv[0]))));
     logic [DG_TN-1:0] c1_lane;
@@ -264,6 +278,7 @@ module dg_compute
     logic [DW_NBK-1:0] c1_tbm;
     always_comb begin
         for (int t = 0; t < DW_NBK; t++) begin
+            c1_tbit[t] = c1_hrtb[t / DW_K] + I_MAX_TILES'(c1_hct[t % DW_K]);
             c1_ten[t] = c1_selv[t / DW_TPS] && c1_rin[t / DW_K] && c1_rok[t / DW_K] && c1_cin[t % DW_K]
                         && c1_cok[t % DW_K] && (!L.zero_halo || (c1_rtv[t / DW_K] && c1_ctv[t % DW_K]));
             c1_tbm[t] = bitmap[c1_tbit[t]];
@@ -335,9 +350,11 @@ module dg_compute
         f_t_last <= DW_TSTEPS == 1;
         f_q_last <= DW_PAR == 1;
         f_first <= 1'b1;
+        f_last <= cp_res_only || L_no_mac || lc_last1;
     endtask
     task automatic cp_start(input logic h);
         cp_res_only <= t_res_only[h];
+        f_last <= t_res_only[h] || L_no_mac || lc_last1;   // (after cp_step_restart's)
         cp_gb <= t_g[h][0];
         cp_ny <= (t_res_only[h] || L_no_mac) ? t_oh[h] : t_chy[h];
         cp_nx <= (t_res_only[h] || L_no_mac) ? t_ow[h] : t_chw[h];
@@ -439,9 +456,8 @@ module dg_compute
             h_ct[d] = 8'(cv[CFW-1:2]);
         end
     end
-    wire [15:0] cp_bit = 16'(h_rtb[0]) + 16'(h_ct[0]);
-    // (the zero-halo test's tile bit is looked up in c1, c1_hbit: the bitmap holds still while
-    // a layer runs; the row / column bits are combined there too, c1_okp)
+    // (the zero-halo test's tile bit is added and looked up in c1, c1_hbit: the bitmap holds
+    // still while a layer runs; the row / column bits are combined there too, c1_okp)
     // im2col: lane 0's patch row and byte (rows hold patch column 0 at rowbase)
     wire [15:0] i2c_r0 = cp_r;
     wire [31:0] i2c_cb = cp_cb;
@@ -505,7 +521,6 @@ module dg_compute
     logic [3:0] dw_tbank [DW_NBK];
     logic [DW_K-1:0] dw_tbr [DW_NBK];
     logic [DW_K-1:0] dw_bcol [DW_K];
-    logic [I_MAX_TILES-1:0] dw_tbit [DW_NBK];
     logic [DW_NBWL-1:0] dw_trot [DW_NBK];
     always_comb begin
         for (int b = 0; b < DW_NBK; b++) begin
@@ -528,7 +543,6 @@ module dg_compute
             dw_tbank[t] = 4'(((br >= DW_K) ? br - DW_K : br) * DW_K + ((bc >= DW_K) ? bc - DW_K : bc));
             dw_tbr[t] = DW_K'(1) << ((br >= DW_K) ? br - DW_K : br);
             dw_trot[t] = DW_NBWL'(((br >= DW_K) ? dw_r1 : dw_r0) + ((bc >= DW_K) ? dw_c1 : dw_c0));
-            dw_tbit[t] = I_MAX_TILES'(h_rtb[t / DW_K] + I_MAX_TILES'(h_ct[t % DW_K]));  // (its bitmap bit: in c1, c1_tbm)
         end
     end
     // depthwise step: taps cp_t .. cp_t + DW_TPS - 1 (DW_TSTEPS steps per pixel), lane
@@ -536,15 +550,15 @@ module dg_compute
     wire dw_qlast = f_q_last;       // cp_q + 1 == DW_PAR
     wire dw_tlast = f_t_last;       // cp_t / DW_TPS + 1 == DW_TSTEPS
     wire cp_first = cp_res_only || L_no_mac || f_first;
-    wire cp_last = cp_res_only || L_no_mac || (L.im2col ? f_wa_last
-                   : l_dw ? (dw_tlast && dw_qlast)
-                   : (f_ky_last && f_kx_last && f_ng_last));
+    // cp_res_only || L_no_mac || (im2col ? f_wa_last : l_dw ? dw_tlast && dw_qlast : f_ky_last
+    // && f_kx_last && f_ng_last) (checked in simulation)
+    wire cp_last = f_last;
     // the flags' values after an increment of their counter
     // (cnt + 2 == X as cnt == X - 2, X - 2 a registered layer constant: for X < 2 the flag is
     // never asked, the counter being at its last value)
-    wire nx_ng_last = 32'(cp_ng) == lc_nm2;
-    wire nx_kx_last = 32'(cp_kx) == lc_km2;
-    wire nx_ky_last = 32'(cp_ky) == lc_km2;
+    wire nx_ng_last = cp_ng == lc_nm2;
+    wire nx_kx_last = cp_kx == lc_km2;
+    wire nx_ky_last = cp_ky == lc_km2;
     wire nx_wa_last = 32'(cp_wa) == lc_sm2;
     wire nx_t_last = 32'(cp_t) / DW_TPS + 2 == DW_TSTEPS;
     wire nx_q_last = 32'(cp_q) + 32'd2 == DW_PAR;
@@ -707,9 +721,10 @@ module dg_compute
             c1_cin[d] <= h_cin[d];
             c1_cok[d] <= h_cok[d];
             c1_ctv[d] <= h_ctv[d];
+            c1_hrtb[d] <= h_rtb[d];
+            c1_hct[d] <= h_ct[d];
         end
         c1_hchk <= cp_dense && L.zero_halo;
-        c1_hbit <= I_MAX_TILES'(cp_bit);
         c1_lane <= cp_lane;
         c1_addr <= cp_addr;
         // (zero unless im2col: l_b restarts at lc_b0, zero then, and only im2col steps move it)
@@ -722,7 +737,6 @@ module dg_compute
         c1_tbank <= dw_tbank;
         c1_tbr <= dw_tbr;
         c1_bcol <= dw_bcol;
-        c1_tbit <= dw_tbit;
         c1_trot <= dw_trot;
         c1_rbaddr <= $clog2(2*RPIX)'(32'(cp_h) * RPIX + cp_rbrow + 32'(cp_px));
         c1_res_only <= cp_res_only;
@@ -872,6 +886,12 @@ module dg_compute
                             f_first <= 1'b0;
                             cp_wa <= cp_wa + 1'b1;
                             f_wa_last <= nx_wa_last;
+                            // cp_last after the step: the flags' values set below
+                            f_last <= L.im2col ? nx_wa_last
+                                    : l_dw ? (dw_qlast ? nx_t_last && DW_PAR == 1 : f_t_last && nx_q_last)
+                                    : f_ng_last ? lc_n_is1 && (f_kx_last ? nx_ky_last && lc_k_is1
+                                                                         : f_ky_last && nx_kx_last)
+                                    : f_ky_last && f_kx_last && nx_ng_last;
                             if (L.im2col) begin
                                 // next step: lane 0's tap advances by Tn = qa*kc + ra
                                 if (32'(cp_o0) + 32'(L.i2c_ra) >= 32'(L.kc)) begin
@@ -995,11 +1015,17 @@ module dg_compute
     always_ff @(posedge clk)
         if (run && cp_state == CP_SUB && !f_sub_more != (sg_next == L.SG))
             $error("dg_compute: m-group %0d of %0d, f_sub_more %0d", cp_sg, L.SG, f_sub_more);
+    // the step's last flag against the flags it is made of
+    wire cp_last_c = cp_res_only || L_no_mac || (L.im2col ? f_wa_last
+                     : l_dw ? (dw_tlast && dw_qlast) : (f_ky_last && f_kx_last && f_ng_last));
+    always_ff @(posedge clk)
+        if (run && cp_state == CP_RUN && f_last != cp_last_c)
+            $error("dg_compute: f_last %0d, the flags' %0d", f_last, cp_last_c);
     // the stall threshold against the sum it replaces
     always_ff @(posedge clk)
         if (run && !rst && cp_stall != (32'(wbq_count) + 32'(inflight) >= WBQ_DEPTH - 2))
             $error("dg_compute: stall %0d, wbq_count %0d, inflight %0d", cp_stall, wbq_count, inflight);
 `endif
-    wire unused_ok = &{1'b0, L, t_chy[0], cp_r[15:PW], cp_c[15:PW], cp_bit, dw_cst};
+    wire unused_ok = &{1'b0, L, t_chy[0], cp_r[15:PW], cp_c[15:PW], dw_cst};
 endmodule
 `default_nettype wire

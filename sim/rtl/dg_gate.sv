@@ -593,6 +593,7 @@ module dg_gate
     logic [15:0] t2_ps;
     logic t2_pv, t2_nz;
     logic        m_bad;
+    logic [LN4-1:0] g_mbl;            // stage G: the lanes' mask words with a padding bit set
     logic [15:0] t2_t, t2_t0;         // scanned tile, first tile of the current run
     logic [15:0] t2_t1;               // t2_t + 1 (issue 16: no increment before the tile-bit read)
     logic        t2_run, t2_any;      // inside a run of active tiles; a sums stream happened
@@ -673,13 +674,6 @@ module dg_gate
         bk_lim <= (i < 16'(g_gh)) ? g_st_h : g_st_w;
         bk_last <= i + 16'd1 == gg_n;
     end
-    // gate-2 tile scan (G_TSCAN): "past the last tile" for tile t2_t and t2_t + 1, read a cycle
-    // ahead; ts_adv: t2_t moved on since (the scan reads the + 1 one then)
-    logic ts_end0, ts_end1, ts_adv;
-    always_ff @(posedge clk) begin
-        ts_end0 <= 64'(t2_t) >= g2_n;
-        ts_end1 <= 64'(t2_t1) >= g2_n;
-    end
     // The sequential scans of spat (gate-2's tile scan over t2_t, a list job's over w_scan; never
     // at once, and spat is not written during either): a 32-bit window whose bit 0 is the
     // scanned tile's, shifted as the index moves on and reloaded with the next word after a
@@ -691,6 +685,18 @@ module dg_gate
         i = (st == G_TSCAN) ? t2_t1 : w_scan1;
         sw_nxt = spat[((32'(i) % NCELL) >> 5) * 32 +: 32];
     end
+    // gate-2 tile scan (G_TSCAN): "tile t2_t is past the last tile" as a register of the tile
+    // scanned next: t2_t + 1 when G_TSCAN moves t2_t on now (ts_mv), else t2_t, both compares
+    // in parallel (issue 16: no select behind the scan's decode into step; t2_t's other write,
+    // the scan's set-up, is cycles before G_TSCAN)
+    logic ts_past;
+    wire ts_mv = st == G_TSCAN && !ts_past && (sw_win[0] || !t2_run);
+    always_ff @(posedge clk) ts_past <= ts_mv ? 64'(t2_t1) >= g2_n : 64'(t2_t) >= g2_n;
+`ifndef SYNTHESIS
+    always_ff @(posedge clk)
+        if (!rst && st == G_TSCAN && ts_past != (64'(t2_t) >= g2_n))
+            $error("dg_gate: the tile scan's end flag");
+`endif
     // gate-2 masks' padding (stage F's f_vm): the whole words of the tile and the channel
     // bitmap (word index) and the valid bits of a partial last word, from the record
     logic [15:0] vm_thi, vm_chi;
@@ -943,14 +949,14 @@ module dg_gate
     // stage Q of the pool: the GL sums of the cycle before, their destination; P computed here
     logic q_v, q_tot;
     logic [GL-1:0] q_lv;
-    // stage Q's gate-2 step: lane l takes bank q_bk[l]'s P when q_on[l], else 0 (stage Q2)
-    logic q_g2;
+    // stage Q's step: lane l takes bank q_bk[l]'s P when q_on[l], else 0 (stage Q2; the gate
+    // record's totals: lane l, bank l, on, so one lane mux serves both pools)
     logic [GL-1:0] q_on;
     logic [TLW0-1:0] q_bk [GL];
     // stage Q2: the totals Pt per bank (p_wd, registered in stage Q for the P banks too), written
     // into the ph banks per channel lane a cycle after stage Q (nothing reads Pt before the fc1
     // stream, many cycles after the pool drained)
-    logic qt_v, qt_g2;
+    logic qt_v;
     logic [GL-1:0] qt_lv, qt_on;
     logic [TLW0-1:0] qt_bk [GL];
     logic [31:0] qt_c;
@@ -1063,7 +1069,12 @@ module dg_gate
     logic [NCB-1:0] s4_ctr;
     logic [1:0] s4_kbo [3];           // the cell bank kb of the cell s4_ctr - 1 + d
     logic [GL-1:0] s1_lv;
-    logic signed [PVW+15:0] s2_prod [3][GL];
+    logic signed [PVW+15:0] s2_prod [GL];         // tap 0 (taps 1, 2: s2_pp)
+    // taps 1 and 2: the products of lanes 2i and 2i + 1 summed in stage 2 (issue 16: in
+    // synthesis a pair of DSP48E2s, the second adding the first's product through the cascade,
+    // so the tap's adder tree in the fabric takes GL / 2 terms, not GL)
+    localparam int NPR = (GL + 1) / 2;
+    logic signed [PVW+16:0] s2_pp [2][NPR];
     logic signed [PVW+15+GLL+1:0] s3_ksum [3];   // per tap kx
     logic signed [SKW-1:0] s3_kacc [3];  // the kernel row's sums so far (0 at a row's start)
     logic signed [SKW-1:0] s3_ks [3];    // bank kb's tap sum (a select apart from the add)
@@ -1095,17 +1106,18 @@ module dg_gate
         s3_bx <= s2_bx;
         // the products per tap kx (issue 16: no tap select in front of the multipliers; the
         // cell banks take their tap's sum in stage 3; a cell outside the grid is not written,
-        // so its bank's sums need no zeroing): tap 0 on the lanes' shared multiplier
+        // so its bank's sums need no zeroing): tap 0 on the lanes' shared multiplier, taps 1 and 2
+        // in lane pairs (s2_pp)
         for (int l = 0; l < GL; l++)
-            s2_prod[0][l] <= s1_lv[l] ? (PVW+16)'(mm[l]) : '0;
-        for (int kx = 1; kx < 3; kx++) begin
-            for (int l = 0; l < GL; l++)
-                s2_prod[kx][l] <= s1_lv[l] ? (PVW+16)'(ws_q[kx][l]) * (PVW+16)'(p_q[l]) : '0;
-        end
+            s2_prod[l] <= s1_lv[l] ? (PVW+16)'(mm[l]) : '0;
         for (int kx = 0; kx < 3; kx++) begin
             logic signed [PVW+15+GLL+1:0] t [GL];             // a balanced adder tree
-            for (int l = 0; l < GL; l++) t[l] = (PVW+GLL+17)'(s2_prod[kx][l]);
-            for (int w = GL; w > 1; w = (w + 1) / 2) begin
+            int n;
+            n = (kx == 0) ? GL : NPR;
+            for (int l = 0; l < GL; l++)
+                t[l] = (kx == 0) ? (PVW+GLL+17)'(s2_prod[l])
+                                 : (l < NPR) ? (PVW+GLL+17)'(s2_pp[kx - 1][l]) : '0;
+            for (int w = n; w > 1; w = (w + 1) / 2) begin
                 for (int i = 0; i < w / 2; i++) t[i] = t[2 * i] + t[2 * i + 1];
                 if (w % 2 == 1) t[w / 2] = t[w - 1];
             end
@@ -1140,6 +1152,52 @@ module dg_gate
             s1_lv <= s0_lv;
         end
     end
+    // stage 2 of taps 1 and 2: s2_pp[kx - 1][i] = the products of lanes 2i and 2i + 1 (a lane
+    // past in_c gives 0)
+`ifdef SYNTHESIS
+    // As DSP48E2 cells (UG579; the black box of dg_mac_array.sv): lane 2i's product (P = M, no
+    // register) into lane 2i + 1's cell through PCIN (P = M + PCIN, P register: s2_pp). A = P
+    // (PVW <= 27 bits), B = the tap weight; a lane past in_c has its A input switched off by
+    // the dynamic INMODE[1] (no fabric select). OPMODE W = 0, Y = X = M, Z = 0 / PCIN; ALUMODE
+    // 0000. Same values in the same cycles as the model below.
+    for (genvar kx = 1; kx < 3; kx++) begin : g_spp
+        for (genvar i = 0; i < NPR; i++) begin : g_pr
+            wire [47:0] pc [2], pp [2];
+            for (genvar j = 0; j < 2; j++) begin : g_j
+                localparam int L = 2 * i + j;
+                localparam int LL = (L < GL) ? L : GL - 1;
+                wire on = (L < GL) && s1_lv[LL];
+                DSP48E2 #(.AREG(0), .ACASCREG(0), .BREG(0), .BCASCREG(0), .DREG(0), .ADREG(0),
+                          .MREG(0), .PREG(j), .CREG(0), .INMODEREG(0), .OPMODEREG(0),
+                          .ALUMODEREG(0), .CARRYINREG(0), .CARRYINSELREG(0),
+                          .AMULTSEL("AD"), .BMULTSEL("B"), .PREADDINSEL("A"),
+                          .USE_MULT("MULTIPLY"), .USE_SIMD("ONE48"))
+                dsp (.CLK(clk), .A(30'(p_q[LL])), .D(27'd0), .B(18'(ws_q[kx][LL])), .C(48'd0),
+                     .PCIN(j == 1 ? pc[0] : 48'd0),
+                     .ACIN(30'd0), .BCIN(18'd0), .CARRYCASCIN(1'b0), .MULTSIGNIN(1'b0),
+                     .CARRYIN(1'b0), .CARRYINSEL(3'b000), .INMODE({3'b000, !on, 1'b0}),
+                     .OPMODE({2'b00, j == 1 ? 3'b001 : 3'b000, 2'b01, 2'b01}), .ALUMODE(4'b0000),
+                     .CEA1(1'b1), .CEA2(1'b1), .CEAD(1'b1), .CEALUMODE(1'b1), .CEB1(1'b1),
+                     .CEB2(1'b1), .CEC(1'b1), .CECARRYIN(1'b1), .CECTRL(1'b1), .CED(1'b1),
+                     .CEINMODE(1'b1), .CEM(1'b1), .CEP(1'b1), .RSTA(1'b0),
+                     .RSTALLCARRYIN(1'b0), .RSTALUMODE(1'b0), .RSTB(1'b0), .RSTC(1'b0),
+                     .RSTCTRL(1'b0), .RSTD(1'b0), .RSTINMODE(1'b0), .RSTM(1'b0), .RSTP(1'b0),
+                     .PCOUT(pc[j]), .P(pp[j]));
+            end
+            assign s2_pp[kx - 1][i] = (PVW+17)'(pp[1]);
+        end
+    end
+`else
+    always_ff @(posedge clk)
+        for (int kx = 1; kx < 3; kx++)
+            for (int i = 0; i < NPR; i++) begin
+                logic signed [PVW+16:0] a, b;
+                a = s1_lv[2 * i] ? (PVW+17)'(ws_q[kx][2 * i]) * (PVW+17)'(p_q[2 * i]) : '0;
+                b = (2 * i + 1 < GL && s1_lv[(2 * i + 1) % GL])
+                  ? (PVW+17)'(ws_q[kx][(2 * i + 1) % GL]) * (PVW+17)'(p_q[(2 * i + 1) % GL]) : '0;
+                s2_pp[kx - 1][i] <= a + b;
+            end
+`endif
     always_comb
         for (int kb = 0; kb < 3; kb++) s3_ks[kb] = SKW'(s3_ksum[s3_kx[kb]]);
     // stage 5: the cell logits lgs[cx mod 3][cy * G3 + cx div 3], LGW bits (read, add, write in
@@ -1336,20 +1394,13 @@ module dg_gate
             ac_x[b] = signed'(f_xb[b]);
         end
     end
+    // (the address and data whether or not the bank writes: the write enable gates them, and
+    // ac_fw_wd is read only after a write, f_fw; issue 16: no zeroing after the adder)
     always_comb begin
-        ac_we = '0;
         for (int b = 0; b < GL; b++) begin
-            ac_wa[b] = '0;
-            ac_wd[b] = '0;
-        end
-        if (f_v && f_kind == K_SUMS) begin
-            for (int b = 0; b < GL; b++) begin
-                if (f_bv[b]) begin
-                    ac_we[b] = 1'b1;
-                    ac_wa[b] = ac_AW'(f_rc[b]);
-                    ac_wd[b] = SW'(ac_base[b] + SW'(ac_x[b]));
-                end
-            end
+            ac_we[b] = f_v && f_kind == K_SUMS && f_bv[b];
+            ac_wa[b] = ac_AW'(f_rc[b]);
+            ac_wd[b] = SW'(ac_base[b] + SW'(ac_x[b]));
         end
     end
 
@@ -1520,8 +1571,6 @@ module dg_gate
     logic [WPB-1:0] wx_okw, wx_fullw, wx_cpos, wx_okc, wx_fullc, wx_head, wx_log, wx_tfull, wx_tok;
     logic [31:0] wx_sp [WPB];             // spat's word w (spat is not written during a job)
     logic [TLW0-1:0] wx_lgl [WPB];        // the logits bank of entry w div 2
-    // (the compares for both beats w_rd can be, w_nx and w_nx + 1, and for beat 0, then the
-    // one selected: no compare behind w_rd's select)
     logic [15:0] ch_ow;                   // out_c div 32 (the record is held: registered)
     always_ff @(posedge clk) ch_ow <= cg_out_c >> 5;
     // Each compare of word w = beat * WPB + k with a count X as one of the beat with a threshold:
@@ -1565,28 +1614,55 @@ module dg_gate
             hd_z1 <= hd_d == 32'd2;
         end
     end
-    function automatic logic [8:0] wflags(input logic [23:0] beat, input int k, input logic hb);
-        logic [31:0] b;
-        logic cpos;
-        b = 32'(beat);
-        cpos = b >= wt_cpos[k];
-        return {b < wt_okw[k], b < wt_fullw[k], cpos, cpos && b < wt_okc[k], cpos && b < wt_fullc[k],
-                hb && wt_hk[k], b < 32'((DG_MAX_LAYERS + WPB - 1 - k) >> WPBL),
-                b < wt_tfull[k], b < wt_tok[k]};
+    // The compares "beat < threshold" of beat w_rd, kept as w_nx moves on (issue 16: one
+    // equality per flag instead of two compares, one per beat w_rd can be): a job starts at
+    // beat 0 (0 < T iff T != 0), and the beat taken moves from w_nx to w_nx + 1, so
+    // w_nx + 1 < T iff w_nx < T and w_nx + 1 != T (>= T: w_nx >= T or w_nx + 1 == T). The
+    // thresholds derive from the held record (stable while the jobs run). wl_okc / wl_fullc:
+    // the channel word below ch_n / out_c div 32; wx_okc / wx_fullc add cw >= 0 (wx_cpos).
+    logic [WPB-1:0] wl_okc, wl_fullc;
+    function automatic logic wlt(input logic lt, input logic [31:0] t);
+        return (st == G_WJOB) ? t != 32'd0 : w_take ? lt && 32'(w_nx1) != t : lt;
     endfunction
     always_ff @(posedge clk) begin
         for (int k = 0; k < WPB; k++) begin
             logic [31:0] w;
-            logic [8:0] fl;
             w = 32'({w_rd, WPBL'(k)});                   // w_rd * WPB + k
-            fl = (st == G_WJOB) ? wflags(24'd0, k, hd_b0) : w_take ? wflags(w_nx1, k, hd_z1)
-                                                                : wflags(w_nx, k, hd_z0);
-            {wx_okw[k], wx_fullw[k], wx_cpos[k], wx_okc[k], wx_fullc[k], wx_head[k], wx_log[k],
-             wx_tfull[k], wx_tok[k]} <= fl;
+            wx_okw[k] <= wlt(wx_okw[k], wt_okw[k]);
+            wx_fullw[k] <= wlt(wx_fullw[k], wt_fullw[k]);
+            wx_cpos[k] <= (st == G_WJOB) ? wt_cpos[k] == 32'd0
+                        : w_take ? wx_cpos[k] || 32'(w_nx1) == wt_cpos[k] : wx_cpos[k];
+            wl_okc[k] <= wlt(wl_okc[k], wt_okc[k]);
+            wl_fullc[k] <= wlt(wl_fullc[k], wt_fullc[k]);
+            wx_head[k] <= ((st == G_WJOB) ? hd_b0 : w_take ? hd_z1 : hd_z0) && wt_hk[k];
+            wx_log[k] <= wlt(wx_log[k], 32'((DG_MAX_LAYERS + WPB - 1 - k) >> WPBL));
+            wx_tfull[k] <= wlt(wx_tfull[k], wt_tfull[k]);
+            wx_tok[k] <= wlt(wx_tok[k], wt_tok[k]);
             wx_sp[k] <= spat[w * 32 +: 32];
             wx_lgl[k] <= TLW0'(lane(w >> 1));
         end
     end
+    always_comb
+        for (int k = 0; k < WPB; k++) begin
+            wx_okc[k] = wx_cpos[k] && wl_okc[k];
+            wx_fullc[k] = wx_cpos[k] && wl_fullc[k];
+        end
+`ifndef SYNTHESIS
+    // (simulation: the flags are the compares of beat w_nx with the thresholds, while a word
+    // job offers its beats)
+    always_ff @(posedge clk)
+        if (!rst && (st == G_WCMD || st == G_WDATA) && w_kind != 2'd1)
+            for (int k = 0; k < WPB; k++) begin
+                logic [31:0] b;
+                b = 32'(w_nx);
+                if ({wx_okw[k], wx_fullw[k], wx_cpos[k], wl_okc[k], wl_fullc[k], wx_log[k],
+                     wx_tfull[k], wx_tok[k]}
+                    != {b < wt_okw[k], b < wt_fullw[k], b >= wt_cpos[k], b < wt_okc[k],
+                        b < wt_fullc[k], b < 32'((DG_MAX_LAYERS + WPB - 1 - k) >> WPBL),
+                        b < wt_tfull[k], b < wt_tok[k]})
+                    $error("dg_gate: word %0d's flags of beat %0d", k, w_nx);
+            end
+`endif
     logic [AB-1:0] wn_strb, wq_strb;
     localparam int LEPB = AB / 8;                                  // logits entries per beat
     localparam bit LG_FIX = LEPB >= 1 && GL % LEPB == 0;
@@ -1595,22 +1671,37 @@ module dg_gate
         for (int i = 0; i < AB; i++) wn_strb[i] = 64'(i) < w_rem;
         for (int k = 0; k < WPB; k++) begin
             logic use_c, ok, full;
-            logic [31:0] cwd;
             // (masks: word w of the tile bitmap, or word cw of the channel bitmap if cw >= 0)
             use_c = w_sel == 2'd2 || (w_sel == 2'd0 && wx_cpos[k]);
             ok = (w_sel == 2'd2) ? wx_okw[k] : wx_okc[k];
             full = (w_sel == 2'd2) ? wx_fullw[k] : wx_fullc[k];
-            cwd = !ok ? 32'd0 : !ch_dense ? ch_q[k] : full ? 32'hFFFF_FFFF : ch_pm;
-            case (w_kind)
-                2'd0: wn_data[k * 32 +: 32] = use_c ? cwd : !ch_dense ? wx_sp[k]
-                                              : wx_tfull[k] ? 32'hFFFF_FFFF : wx_tok[k] ? t_pm : 32'd0;
-                // (entry w_nx * LEPB + k div 2: when LEPB divides GL its bank's low bits are
-                // k div 2, so only the bank's high bits are a run-time select)
-                2'd2: wn_data[k * 32 +: 32] = lg_q[LG_FIX ? TLW0'((32'(wx_lgl[k]) & ~32'(LEPB - 1)) | 32'(k / 2))
-                                                          : wx_lgl[k]][(k & 1) * 32 +: 32];
-                default: wn_data[k * 32 +: 32] = wx_head[k] ? head_log
-                                                 : wx_log[k] ? cyc_q[k * 32 +: 32] : 32'd0;
-            endcase
+            // the word's source as one-hot terms of the word (issue 16: an AND-OR per bit of
+            // the sources, their selects shared by the word's 32 bits, instead of a priority
+            // chain per bit). Masks (w_kind 0): channel word cw when use_c (0 past ch_n; DENSE:
+            // all on, or the partial last word), else tile word w (DENSE: full / partial / 0);
+            // logits (2): entry w_nx * LEPB + k div 2 (when LEPB divides GL its bank's low bits
+            // are k div 2, so only the bank's high bits are a run-time select); else the cycle
+            // log (the head's own entry, then the sequencer's log, then 0).
+            begin
+                logic m0, m2, md, s_chq, s_one, s_chpm, s_sp, s_tpm, s_head, s_cyc;
+                logic [31:0] lgw;
+                m0 = w_kind == 2'd0;
+                m2 = w_kind == 2'd2;
+                md = !m0 && !m2;
+                s_chq = m0 && use_c && ok && !ch_dense;
+                s_chpm = m0 && use_c && ok && ch_dense && !full;
+                s_one = m0 && (use_c ? ok && ch_dense && full : ch_dense && wx_tfull[k]);
+                s_sp = m0 && !use_c && !ch_dense;
+                s_tpm = m0 && !use_c && ch_dense && !wx_tfull[k] && wx_tok[k];
+                s_head = md && wx_head[k];
+                s_cyc = md && !wx_head[k] && wx_log[k];
+                lgw = lg_q[LG_FIX ? TLW0'((32'(wx_lgl[k]) & ~32'(LEPB - 1)) | 32'(k / 2))
+                                  : wx_lgl[k]][(k & 1) * 32 +: 32];
+                wn_data[k * 32 +: 32] = ({32{s_chq}} & ch_q[k]) | {32{s_one}} | ({32{s_chpm}} & ch_pm)
+                                      | ({32{s_sp}} & wx_sp[k]) | ({32{s_tpm}} & t_pm)
+                                      | ({32{m2}} & lgw) | ({32{s_head}} & head_log)
+                                      | ({32{s_cyc}} & cyc_q[k * 32 +: 32]);
+            end
         end
     end
     always_comb begin
@@ -1658,10 +1749,26 @@ module dg_gate
         jq_empty[12] <= cnt_c == 0;
         jq_empty[13] <= cnt_c == 0;
     end
+    // each list job's "limit != 0" (the list scan's first "more" test) registered from the held
+    // record (issue 16: no 16-bit zero test behind the job decode into w_more)
+    logic [15:0] jq_lnz;
+    always_ff @(posedge clk) begin
+        jq_lnz <= '0;
+        jq_lnz[1] <= 16'(g_n) != 16'd0;
+        jq_lnz[2] <= 16'(g_n) != 16'd0;
+        jq_lnz[3] <= g_out_c != 16'd0;
+        jq_lnz[4] <= g_out_c != 16'd0;
+        jq_lnz[5] <= 16'(g_n) != 16'd0;
+        jq_lnz[12] <= g2_out_c != 16'd0;
+        jq_lnz[13] <= g2_out_c != 16'd0;
+    end
 `ifndef SYNTHESIS
     always_ff @(posedge clk)
         if (!rst && st == G_WJOB && jb_on && jq_empty[job] != jb_empty)
             $error("dg_gate: job %0d's registered empty test", job);
+    always_ff @(posedge clk)
+        if (!rst && st == G_WJOB && jb_on && jq_lnz[job] != (jb_limit != 16'd0))
+            $error("dg_gate: job %0d's registered limit test", job);
 `endif
     always_comb begin
         jb_on = 1'b1;
@@ -1769,7 +1876,7 @@ module dg_gate
     // (empty: nbytes == 0, as a test of the counts it is made of: no wide arithmetic before st)
     task automatic wjob(input logic [63:0] addr, input logic [63:0] nbytes, input logic empty,
                         input logic [1:0] kind, input logic [1:0] sel, input logic [15:0] limit,
-                        input logic [15:0] total);
+                        input logic [15:0] total, input logic lnz);
         w_addr <= addr;
         w_rem <= nbytes;
         w_kind <= kind;
@@ -1783,7 +1890,7 @@ module dg_gate
         ch_p0 <= 16'(ch_rot);
         ch_p1 <= 16'(ch_rot);
         sw_win <= spat[31:0];
-        w_more <= limit != 16'd0;
+        w_more <= lnz;                // (limit != 0)
         w_beat <= 24'd0;
         w_nx <= 24'd0;
         w_nx1 <= 24'd1;
@@ -1843,22 +1950,39 @@ module dg_gate
     logic [PHW-1:0] g_phh [LN8];
     logic signed [AW-1:0] hid_a [LN8];
     always_comb for (int j = 0; j < LN8; j++) hid_a[j] = signed'(am_q[f_lne[j % GL]]);
+    // The hidden lanes' four-way operand selects as two select bits each, shared by all lanes
+    // (issue 16: a 4:1 mux on two selects is one LUT per bit; the priority chain over three
+    // flags took two). The same choice for every value of the flags: ma is rc_cur (q_v), ws_q
+    // (s1_v), A (f_ko1) or f_xw; mb is p_q (s1_v), ph_q (f_kw12), m1 (f_ko1) or q_s.
+    (* keep *) logic ma_s1, ma_s0, mb_s1, mb_s0;
+    assign ma_s1 = q_v || s1_v;
+    assign ma_s0 = q_v || (!s1_v && f_ko1);
+    assign mb_s1 = s1_v || f_kw12;
+    assign mb_s0 = s1_v || (!f_kw12 && f_ko1);
     always_comb begin
         for (int l = 0; l < GL; l++) begin
-            if (q_v) ma[l] = MAW'(signed'({1'b0, rc_cur}));
-            else if (s1_v) ma[l] = MAW'(ws_q[0][l]);
-            else if (HID_MM && f_ko1 && l < 2 * LN8)      // (A's low part unsigned, its high part)
-                ma[l] = (l % 2 == 0) ? MAW'(signed'({1'b0, hid_a[(l / 2) % LN8][MAW-2:0]}))
-                                     : MAW'(hid_a[(l / 2) % LN8] >>> (MAW - 1));
+            logic signed [MAW-1:0] a_rc, a_ws, a_hid, a_x;
+            logic signed [SW-1:0] b_p, b_ph, b_m1;
+            a_rc = MAW'(signed'({1'b0, rc_cur}));
+            a_ws = MAW'(ws_q[0][l]);
+            // (A's low part unsigned, its high part)
+            a_hid = (l % 2 == 0) ? MAW'(signed'({1'b0, hid_a[(l / 2) % LN8][MAW-2:0]}))
+                                 : MAW'(hid_a[(l / 2) % LN8] >>> (MAW - 1));
             // (per bank l: the element of its lane f_bl2[l] (f_xw[l] with 2 GL = AB), times
             // the bank's entry; the row sum does not depend on the order of its products, and
             // the bank side has no lane mux in front of the multiplier; f_x is sign-extended)
-            else ma[l] = WROT ? MAW'(f_xw[l]) : MAW'(signed'(f_x[ABL'(f_bl2[l])][15:0]));
+            a_x = WROT ? MAW'(f_xw[l]) : MAW'(signed'(f_x[ABL'(f_bl2[l])][15:0]));
+            b_p = SW'(p_q[l]);
+            b_ph = SW'(signed'(ph_q[l]));                       // (Pt, or h zero-extended)
+            b_m1 = SW'(signed'(m1_q[f_lne[(l / 2) % LN8]]));
             // (q_s: the pool's sums, or the head's channel sums of bank l for stage F)
-            if (s1_v) mb[l] = SW'(p_q[l]);
-            else if (f_kw12) mb[l] = SW'(signed'(ph_q[l]));   // (Pt, or h zero-extended)
-            else if (HID_MM && f_ko1 && l < 2 * LN8) mb[l] = SW'(signed'(m1_q[f_lne[(l / 2) % LN8]]));
-            else mb[l] = q_s[l];
+            if (HID_MM && l < 2 * LN8) begin
+                ma[l] = ma_s1 ? (ma_s0 ? a_rc : a_ws) : (ma_s0 ? a_hid : a_x);
+                mb[l] = mb_s1 ? (mb_s0 ? b_p : b_ph) : (mb_s0 ? b_m1 : q_s[l]);
+            end else begin
+                ma[l] = q_v ? a_rc : s1_v ? a_ws : a_x;
+                mb[l] = s1_v ? b_p : f_kw12 ? b_ph : q_s[l];
+            end
             begin
                 logic signed [MAW+MCK+1:0] pc [MNC];
                 logic [SW+MAW-1:0] r;
@@ -1913,7 +2037,6 @@ module dg_gate
     wire [63:0] wb = a_work_base;
     always_ff @(posedge clk) begin
         done <= 1'b0;
-        ts_adv <= 1'b0;               // (G_TSCAN sets it)
         for (int l = 0; l < GL; l++) ws_we[l] <= 3'd0;
         p_we <= '0;
         rc_we <= '0;
@@ -1925,7 +2048,6 @@ module dg_gate
         // ---- pool, stage Q: P = (S*R + 2^(RB-F-1)) >>> (RB-F) of the sums read the cycle before
         q_v <= 1'b0;
         qt_v <= q_v && q_tot;
-        qt_g2 <= q_g2;
         qt_lv <= q_lv;
         qt_on <= q_on;
         qt_bk <= q_bk;
@@ -1937,7 +2059,7 @@ module dg_gate
                 if (qt_lv[l]) begin
                     ph_we[l] <= 1'b1;
                     ph_wa[l] <= ph_AW'((qt_c + 32'(l)) >> GLL);
-                    ph_wd[l] <= !qt_g2 ? p_wd[l] : qt_on[l] ? p_wd[qt_bk[l]] : '0;
+                    ph_wd[l] <= qt_on[l] ? p_wd[qt_bk[l]] : '0;
                 end
             end
         end
@@ -1954,7 +2076,6 @@ module dg_gate
             q_tot <= 1'b1;
             q_c <= a2_c;
             q_lv <= a2_lv;
-            q_g2 <= 1'b1;
             for (int l = 0; l < GL; l++) begin
                 q_s[l] <= signed'(ac_q[l]);
                 q_on[l] <= a2_on[l] && a2_any;
@@ -2047,13 +2168,10 @@ module dg_gate
         for (int l = 0; l < LN8; l++) g_o[l] <= 64'sd0;
         for (int l = 0; l < LN8; l++) g_phh[l] <= '0;
         g_flt <= '0;
+        g_mbl <= '0;
         if (f_v) begin
-            logic m_bad_n;
-            logic [15:0] c_cnt;
             logic [LN4-1:0] flt;      // the lanes whose element fails its check
-            c_cnt = cnt_c;
             flt = '0;
-            m_bad_n = m_bad;
             for (int l = 0; l < AB; l++) begin
                 if (f_lv[l]) begin
                     logic signed [63:0] x;
@@ -2073,7 +2191,7 @@ module dg_gate
                             g_mk_sp[l] <= f_msp[l];            // (e < g2_wt, decoded in stage E)
                             g_mk_wi[l] <= f_mwi[l];
                             g_mk_d[l] <= x[31:0];
-                            if ((x[31:0] & ~f_vm[l]) != 0) m_bad_n = 1'b1;
+                            g_mbl[l] <= (x[31:0] & ~f_vm[l]) != 0;
                             if (!f_msp[l])
                                 for (int q = 0; q < 4; q++)
                                     g_pc[l][q] <= 4'($countones(x[q * 8 +: 8] & f_vm[l][q * 8 +: 8]));
@@ -2097,7 +2215,6 @@ module dg_gate
                         end
                         K_B2: if (l < LN8) begin
                             cb_b[l] <= !cd_sum[l][CDW-1];
-                            c_cnt = c_cnt + 16'(!cd_sum[l][CDW-1]);
                             flt[l] = big(x);
                         end
                         default: ;                             // K_HB: lg banks below
@@ -2142,7 +2259,16 @@ module dg_gate
             end
             for (int i = 0; i < NBIN; i++) if (f_bwe[i]) bins_m[i] <= f_brot[i % AB];
             g_flt <= flt;
-            m_bad <= m_bad_n;
+        end
+        // gate-2: a mask word with a padding bit set, from stage G (issue 16: the OR over the
+        // lanes off stage F's path; G_NEXT reads m_bad once the pipeline drained)
+        if (g_mbl != '0) m_bad <= 1'b1;
+        // the channels on so far, counted from stage G's decisions (issue 16: the count off
+        // stage F's path, the decisions' add; G_NEXT reads it once the pipeline drained)
+        if (cb_v) begin
+            logic [15:0] c_cnt;
+            c_cnt = cnt_c;
+            for (int l = 0; l < LN8; l++) c_cnt = c_cnt + 16'(32'(l) < 32'(cb_n) && cb_b[l]);
             cnt_c <= c_cnt;
         end
         // G: the row sums (w1 -> A, w2 / head W -> logits), as a tree; hidden: A*m1 + o1 + round;
@@ -2524,10 +2650,11 @@ module dg_gate
                 q_v <= 1'b1;
                 q_tot <= pool_tot;
                 q_c <= 32'(lc);
-                q_g2 <= 1'b0;
                 for (int l = 0; l < GL; l++) begin
                     q_lv[l] <= lc_lv[l];
                     q_s[l] <= signed'(ac_q[l]);
+                    q_on[l] <= 1'b1;
+                    q_bk[l] <= TLW0'(l);
                 end
                 lc_step();
                 if (lc_last) begin
@@ -2589,9 +2716,8 @@ module dg_gate
                 // one contiguous stretch of conv1's compact sums ([tile][nc] int32): one stream,
                 // one row per tile, accumulated per compact channel (the first row starts it)
                 logic on, past;
-                past = ts_adv ? ts_end1 : ts_end0;
+                past = ts_past;
                 on = sw_win[0] && !past;          // (tile t2_t's bit: the scan window's bit 0)
-                ts_adv <= on || (!t2_run && !past);   // t2_t moves on
                 if (on) begin
                     if (!t2_run) t2_t0 <= t2_t;
                     t2_run <= 1'b1;
@@ -2644,7 +2770,7 @@ module dg_gate
                 // the next write: gate jobs 0..6, head jobs 8..9, gate-2 jobs 11..13 (jb_*)
                 job <= job + 4'd1;
                 if (job == 4'd9) head_log <= rec_cycles;
-                if (jb_on) wjob(wb + 64'(jb_off), jb_nbytes, jq_empty[job], jb_kind, jb_sel, jb_limit, jb_total);
+                if (jb_on) wjob(wb + 64'(jb_off), jb_nbytes, jq_empty[job], jb_kind, jb_sel, jb_limit, jb_total, jq_lnz[job]);
                 else begin
                     e_code <= 8'd0;
                     e_entry <= 16'd0;

@@ -9,24 +9,25 @@
 // Two MACs per DSP48E2 (the UltraScale+ INT8 packing, Xilinx WP486): output lanes 2k and
 // 2k+1 share the activation x[n], so one 27x18 signed multiply computes both products,
 //     P = ((w[2k] << 18) + w[2k+1]) * x        (the sum is the DSP's 27-bit pre-adder A+D)
-// and CH = 2 consecutive products n = 2c, 2c+1 of a pair are summed in a DSP cascade
-// (DSP 0: P = (A+D)*B + 2^17 (its C port), stage 1; DSP 1: A/D/B registers, P = (A+D)*B + PCIN,
-// stage 2):
-//     P = H * 2^18 + L + 2^17,   H = sum w[2k] x,   L = sum w[2k+1] x    (over the CH products)
+// and a pair's products are summed in cascades of CS = 2 or 3 consecutive products (DSP 0:
+// P = (A+D)*B + 2^17 (its C port), stage 1; with CS = 3 DSP 2: P = (A+D)*B, stage 1; DSP 1:
+// A/D/B registers, P = (A+D)*B + PCIN (+ DSP 2's P on its C port), stage 2):
+//     P = H * 2^18 + L + 2^17,   H = sum w[2k] x,   L = sum w[2k+1] x    (over the CS products)
 //     H = P >>> 18,   L = P[17:0] - 2^17 (P[17] inverted, sign-extended)
-// exact because |L| <= CH * 256 * 128 = 2^16 < 2^17 (int8 weights x the 9-bit port's whole
-// range -256..255): 0 <= L + 2^17 < 2^18, the low field never spills into the high one. (A
-// cascade of 4 would still hold for u8/s8 activations, 4 * 128 * 255 < 2^17, but not for
-// x = -256 and would add two cycles of latency: CH = 2 keeps the array's latency.) Stage 3
-// sums a lane's Tn / CH cascade fields in a balanced tree of two-input adders, each as wide
-// as its sum needs (one carry chain per adder, a LUT per bit), plus the accumulator (with the
-// DSP48E2s: the tree's last add and the accumulator are one more DSP48E2 per lane,
-// (A + D) * 1 + P). ceil(Tm/2)*Tn multiplies (Tm = 1: its pair has a zero low weight), and
-// in synthesis Tm accumulator DSP48E2s.
+// exact because |L| <= 3 * 256 * 128 = 3 * 2^15 < 2^17 (int8 weights x the 9-bit port's whole
+// range -256..255): 0 <= L + 2^17 < 2^18, the low field never spills into the high one. Tn
+// splits into as many 3-product cascades as leave an even rest (Tn = 16: 3+3+3+3+2+2), so a
+// lane has fewer cascade fields to sum, at the same latency (a cascade of 4 would need x >
+// -256 and two more cycles). Stage 3 sums a lane's cascade fields in balanced trees of
+// two-input adders, each as wide as its sum needs (one carry chain per adder, a LUT per bit),
+// plus the accumulator (with the DSP48E2s: the accumulator is one more DSP48E2 per lane,
+// P + (A + D) * 1 + C, so the fields go into three trees whose roots are its A, D and C).
+// ceil(Tm/2)*Tn multiplies (Tm = 1: its pair has a zero low weight), and in synthesis Tm
+// accumulator DSP48E2s.
 // Synthesis (`SYNTHESIS`) instantiates the DSP48E2s (Yosys packs no DSP48E2 pre-adder,
 // post-adder, register or cascade itself: it would map the adds and registers to the
 // fabric); simulation runs the behavioural model g_model, the same values in the same
-// cycles. Tn = 1 (CH = 1): one product per cascade, model only.
+// cycles. Tn = 1: one product per cascade, model only.
 //
 // Depthwise mode (`in_dw`, op OP_DWCONV: lane m multiplies its own weights wd[m][j] by its
 // own activations in_xd[m][j], j < TPS taps per step; wd[m][j] is byte j (+ TPS when
@@ -92,8 +93,29 @@ module dg_mac_array
     end
 
     localparam int NP = (TM + 1) / 2;     // lane pairs: one packed multiply per pair and n
-    localparam int CH = (TN >= 2) ? 2 : 1; // products per DSP cascade (see the header)
-    localparam int NC = TN / CH;          // cascades per pair
+    // cascades per pair: N3 of three products, then N2 of two (Tn = 1: one of one); N3 is even
+    // so that the rest is even
+    localparam int N3 = (TN >= 2) ? 2 * (TN / 6) : 0;
+    localparam int N2 = (TN >= 2) ? (TN - 3 * N3) / 2 : 0;
+    localparam int NC = (TN >= 2) ? N3 + N2 : 1;
+    // cascade c's product count and its first product
+    function automatic int csz(input int c);
+        return (TN < 2) ? 1 : (c < N3) ? 3 : 2;
+    endfunction
+    function automatic int cst(input int c);
+        return (c < N3) ? 3 * c : 3 * N3 + 2 * (c - N3);
+    endfunction
+    // cascade c's second and third product (its first where it has fewer)
+    function automatic int c1(input int c);
+        return cst(c) + ((csz(c) >= 2) ? 1 : 0);
+    endfunction
+    function automatic int c2(input int c);
+        return cst(c) + ((csz(c) == 3) ? 2 : 0);
+    endfunction
+    // the width of a signed sum of np products |w x|, -2^15 + 2^7 .. 2^15 (int8 x 9-bit)
+    function automatic int sw(input int np);
+        return 1 + $clog2(np * 32768 + 1);
+    endfunction
     localparam int PW = 38;               // packed product / cascade sum: |P| < 2^35
     // every cascade sum carries + 2^17 (DSP 0's C): P = H * 2^18 + (L + 2^17) with 0 <= L + 2^17
     // < 2^18, so the high field is P[PW-1:18] exactly and the low one P[17:0] - 2^17 (its top
@@ -152,35 +174,44 @@ module dg_mac_array
         end
     end
 
-    // stages 1 and 2: cascade c of pair k sums products c*CH .. c*CH + CH - 1 (cs[k][c])
+    // stages 1 and 2: cascade c of pair k sums products cst(c) .. cst(c) + csz(c) - 1 (cs[k][c])
     logic signed [PW-1:0] cs [NP][NC];
 `ifdef SYNTHESIS
-    localparam bit PRIM = (CH == 2);       // Yosys packs no DSP48E2 adder or register itself
+    localparam bit PRIM = (TN >= 2);       // Yosys packs no DSP48E2 adder or register itself
 `else
     localparam bit PRIM = 1'b0;
 `endif
     if (PRIM) begin : g_dsp
         // DSP48E2 (UG579): DSP 0 = (D + A) * B + C (C = OFS) into its P register (stage 1),
-        // DSP 1 = its A, D, B and INMODE registers (stage 1), (D + A) * B + PCIN into its P
-        // register (stage 2). INMODE {B2, add, D on, A off, A2}: AD = (D on ? D : 0) + (A off ?
-        // 0 : A2) (A2 = A when AREG = 0); OPMODE W=0, Z=C (DSP 0) / PCIN (DSP 1), Y=M, X=M;
-        // ALUMODE 0000: Z + W + X + Y. Same values, same cycles as the model below.
+        // DSP 2 (three-product cascades) = (D + A) * B into its P register (stage 1), DSP 1 =
+        // its A, D, B and INMODE registers (stage 1), (D + A) * B + PCIN (+ C = DSP 2's P) into
+        // its P register (stage 2). INMODE {B2, add, D on, A off, A2}: AD = (D on ? D : 0) +
+        // (A off ? 0 : A2) (A2 = A when AREG = 0); OPMODE W = 0 or C (DSP 1 of three), Z = C
+        // (DSP 0) / PCIN (DSP 1) / 0 (DSP 2), Y = M, X = M; ALUMODE 0000: Z + W + X + Y. Same
+        // values, same cycles as the model below.
         for (genvar k = 0; k < NP; k++) begin : g_k
             for (genvar c = 0; c < NC; c++) begin : g_c
-                wire [47:0] pco [2], pp [2];
-                for (genvar j = 0; j < 2; j++) begin : g_j
-                    DSP48E2 #(.AREG(j), .ACASCREG(j), .BREG(j), .BCASCREG(j), .DREG(j), .ADREG(0),
-                              .MREG(0), .PREG(1), .CREG(0), .INMODEREG(j), .OPMODEREG(0),
+                localparam int SZ = csz(c);
+                localparam int ST = cst(c);
+                wire [47:0] pco [3], pp [3];
+                for (genvar j = 0; j < SZ; j++) begin : g_j
+                    localparam bit R = (j == 1);   // DSP 1: input registers
+                    localparam logic [8:0] OPM = (j == 0) ? 9'b00_011_01_01
+                                               : (j == 2) ? 9'b00_000_01_01
+                                               : (SZ == 3) ? 9'b11_001_01_01 : 9'b00_001_01_01;
+                    DSP48E2 #(.AREG(R), .ACASCREG(R), .BREG(R), .BCASCREG(R), .DREG(R), .ADREG(0),
+                              .MREG(0), .PREG(1), .CREG(0), .INMODEREG(R), .OPMODEREG(0),
                               .ALUMODEREG(0), .CARRYINREG(0), .CARRYINSELREG(0),
                               .AMULTSEL("AD"), .BMULTSEL("B"), .PREADDINSEL("A"),
                               .USE_MULT("MULTIPLY"), .USE_SIMD("ONE48"))
-                    dsp (.CLK(clk), .A(30'($signed(op_hi[k][2*c+j]))), .D(op_lo[k][2*c+j]),
-                         .B(18'($signed(op_x[k][2*c+j]))), .C(j == 0 ? OFS : 48'd0),
-                         .PCIN(j == 0 ? 48'd0 : pco[0]),
+                    dsp (.CLK(clk), .A(30'($signed(op_hi[k][ST+j]))), .D(op_lo[k][ST+j]),
+                         .B(18'($signed(op_x[k][ST+j]))),
+                         .C(j == 0 ? OFS : (j == 1 && SZ == 3) ? pp[2] : 48'd0),
+                         .PCIN(j == 1 ? pco[0] : 48'd0),
                          .ACIN(30'd0), .BCIN(18'd0), .CARRYCASCIN(1'b0), .MULTSIGNIN(1'b0),
                          .CARRYIN(1'b0), .CARRYINSEL(3'b000),
-                         .INMODE({2'b00, op_don[k][2*c+j], op_aoff[k][2*c+j], 1'b0}),
-                         .OPMODE(j == 0 ? 9'b00_011_01_01 : 9'b00_001_01_01), .ALUMODE(4'b0000),
+                         .INMODE({2'b00, op_don[k][ST+j], op_aoff[k][ST+j], 1'b0}),
+                         .OPMODE(OPM), .ALUMODE(4'b0000),
                          .CEA1(1'b1), .CEA2(1'b1), .CEAD(1'b1), .CEALUMODE(1'b1), .CEB1(1'b1),
                          .CEB2(1'b1), .CEC(1'b1), .CECARRYIN(1'b1), .CECTRL(1'b1), .CED(1'b1),
                          .CEINMODE(1'b1), .CEM(1'b1), .CEP(1'b1), .RSTA(1'b0),
@@ -192,10 +223,10 @@ module dg_mac_array
             end
         end
     end else begin : g_model
-        // stage 1: the first product of every cascade (DSP 0: multiply, P register) and the
-        // other product's operands (DSP 1's A, D and B input registers); stage 2: the cascade
-        // sums (DSP 1: P = (A + D) * B + PCIN, P register)
-        logic signed [PW-1:0] p0_reg [NP][NC];
+        // stage 1: the first (and with three, the third) product of every cascade (DSP 0 / 2:
+        // multiply, P register) and the second product's operands (DSP 1's A, D and B input
+        // registers); stage 2: the cascade sums (DSP 1: P = (A + D) * B + PCIN + C, P register)
+        logic signed [PW-1:0] p0_reg [NP][NC], p2_reg [NP][NC];
         logic signed [26:0] hi1_reg [NP][NC], lo1_reg [NP][NC];
         logic signed [8:0] x1_reg [NP][NC];
         logic signed [PW-1:0] cs_reg [NP][NC];
@@ -211,12 +242,13 @@ module dg_mac_array
         always_ff @(posedge clk) begin
             for (int k = 0; k < NP; k++) begin
                 for (int c = 0; c < NC; c++) begin
-                    p0_reg[k][c] <= PW'(27'(ga[k][c*CH] + gd[k][c*CH]) * op_x[k][c*CH]) + PW'(OFS);
-                    hi1_reg[k][c] <= ga[k][c*CH + CH - 1];
-                    lo1_reg[k][c] <= gd[k][c*CH + CH - 1];
-                    x1_reg[k][c] <= op_x[k][c*CH + CH - 1];
-                    cs_reg[k][c] <= (CH == 2) ? PW'(27'(hi1_reg[k][c] + lo1_reg[k][c]) * x1_reg[k][c])
-                                                + p0_reg[k][c] : p0_reg[k][c];
+                    p0_reg[k][c] <= PW'(27'(ga[k][cst(c)] + gd[k][cst(c)]) * op_x[k][cst(c)]) + PW'(OFS);
+                    p2_reg[k][c] <= (csz(c) == 3) ? PW'(27'(ga[k][c2(c)] + gd[k][c2(c)]) * op_x[k][c2(c)]) : '0;
+                    hi1_reg[k][c] <= ga[k][c1(c)];
+                    lo1_reg[k][c] <= gd[k][c1(c)];
+                    x1_reg[k][c] <= op_x[k][c1(c)];
+                    cs_reg[k][c] <= (csz(c) >= 2) ? PW'(27'(hi1_reg[k][c] + lo1_reg[k][c]) * x1_reg[k][c])
+                                                    + p0_reg[k][c] + p2_reg[k][c] : p0_reg[k][c];
                 end
             end
         end
@@ -227,29 +259,45 @@ module dg_mac_array
     logic [TAG_W-1:0] s1_tag;
     logic s2_valid, s2_first, s2_last;
     logic [TAG_W-1:0] s2_tag;
-    // stage 3: each lane's NC cascade fields summed into the accumulator. The tree (heap order:
-    // leaves NC .. 2NC-1 = the fields, node j < NC = node 2j + node 2j+1) is kept apart so that
-    // every node is one two-input adder (a LUT per bit), each as wide as its sum needs (node j
-    // at depth d covers TN / 2^d products of |w x| <= 2^15: 17 + log2(TN) - d bits). With the
-    // DSP48E2s (PRIM) the root's add and the accumulate are one more DSP48E2 per lane (g_acc),
-    // so the fabric tree stops at level 1.
-    localparam int NCL = $clog2(NC);      // tree levels: level d has 2^d nodes
-    localparam int DLO = (PRIM && NCL >= 1) ? 1 : 0;   // the fabric tree's top level
-    for (genvar d = NCL; d >= DLO; d--) begin : g_lvl
-        localparam int LW = 17 + $clog2(TN) - d;
-        (* keep *) logic signed [LW-1:0] node [TM][2**d];
-        for (genvar m = 0; m < TM; m++) begin : g_m
-            for (genvar i = 0; i < 2**d; i++) begin : g_i
-                if (d == NCL) begin : g_leaf
+    // stage 3: each lane's NC cascade fields summed into the accumulator, in NR trees (with the
+    // DSP48E2s, PRIM: up to three, the accumulator DSP's A, D and C; the model: one). Tree q
+    // sums the GN(q) fields from GS(q) on in heap order (node j < GN = node 2j + node 2j+1,
+    // leaves GN .. 2GN-1 = the fields, root node 1), each node kept apart so that it is one
+    // two-input adder (a LUT per bit) as wide as its sum needs (sw of its product count).
+    localparam int NR = PRIM ? ((NC < 3) ? NC : 3) : 1;
+    function automatic int gn(input int q);
+        return NC / NR + ((q < NC % NR) ? 1 : 0);
+    endfunction
+    function automatic int gs(input int q);
+        return q * (NC / NR) + ((q < NC % NR) ? q : NC % NR);
+    endfunction
+    // products under node j of a tree of g fields from field f (its leaves below it, level t)
+    function automatic int np_node(input int g, input int f, input int j);
+        int n = 0;
+        for (int t = 0; t < 8; t++)
+            for (int i = 0; i < (1 << t); i++)
+                if ((j << t) + i >= g && (j << t) + i < 2 * g) n += csz(f + (j << t) + i - g);
+        return n;
+    endfunction
+    logic signed [47:0] root [TM][NR];
+    for (genvar m = 0; m < TM; m++) begin : g_m
+        for (genvar q = 0; q < NR; q++) begin : g_q
+            localparam int GN = gn(q);
+            localparam int GS = gs(q);
+            for (genvar j = 2 * GN - 1; j >= 1; j--) begin : g_n
+                localparam int W = sw(np_node(GN, GS, j));
+                (* keep *) logic signed [W-1:0] v;
+                if (j >= GN) begin : g_leaf
                     if (m % 2 == 1) begin : g_lo    // low lane: P[17:0] - 2^17
-                        assign node[m][i] = LW'($signed({~cs[m/2][i][17], cs[m/2][i][16:0]}));
+                        assign v = W'($signed({~cs[m/2][GS+j-GN][17], cs[m/2][GS+j-GN][16:0]}));
                     end else begin : g_hi           // high lane: P >>> 18
-                        assign node[m][i] = LW'($signed(cs[m/2][i][PW-1:18]));
+                        assign v = W'($signed(cs[m/2][GS+j-GN][PW-1:18]));
                     end
                 end else begin : g_add
-                    assign node[m][i] = LW'(g_lvl[d+1].node[m][2*i]) + LW'(g_lvl[d+1].node[m][2*i+1]);
+                    assign v = W'(g_n[2*j].v) + W'(g_n[2*j+1].v);
                 end
             end
+            assign root[m][q] = 48'(g_n[1].v);
         end
     end
 
@@ -272,30 +320,26 @@ module dg_mac_array
         end
     end
     if (PRIM) begin : g_acc
-        // per lane a DSP48E2 adds the tree's two level-1 sums (A + D, B = 1) to its P register,
-        // the accumulator: Z = P (OPMODE Z = 010), or 0 on a first step (000); a cycle without a
-        // step switches A and D off (INMODE) and keeps P. out_acc is P's low 32 bits (int32
-        // wrap: the low bits of the 48-bit sum)
+        // per lane a DSP48E2 adds the NR tree roots (A + D, B = 1, and C: OPMODE W = C) to its P
+        // register, the accumulator: Z = P (OPMODE Z = 010), or 0 on a first step (000); a cycle
+        // without a step switches A and D off (INMODE) and C (W = 0) and keeps P. out_acc is
+        // P's low 32 bits (int32 wrap: the low bits of the 48-bit sum)
         for (genvar m = 0; m < TM; m++) begin : g_m
             wire [47:0] pa;
-            wire [26:0] da, dd;
-            if (NCL >= 1) begin : g_two
-                assign da = 27'($signed(g_lvl[1].node[m][0]));
-                assign dd = 27'($signed(g_lvl[1].node[m][1]));
-            end else begin : g_one
-                assign da = 27'($signed(g_lvl[0].node[m][0]));
-                assign dd = 27'd0;
-            end
+            wire [26:0] da = 27'(root[m][0]);
+            wire [26:0] dd = (NR >= 2) ? 27'(root[m][NR >= 2 ? 1 : 0]) : 27'd0;
+            wire [47:0] dc = (NR >= 3) ? root[m][NR >= 3 ? 2 : 0] : 48'd0;
             DSP48E2 #(.AREG(0), .ACASCREG(0), .BREG(0), .BCASCREG(0), .DREG(0), .ADREG(0),
                       .MREG(0), .PREG(1), .CREG(0), .INMODEREG(0), .OPMODEREG(0),
                       .ALUMODEREG(0), .CARRYINREG(0), .CARRYINSELREG(0),
                       .AMULTSEL("AD"), .BMULTSEL("B"), .PREADDINSEL("A"),
                       .USE_MULT("MULTIPLY"), .USE_SIMD("ONE48"))
-            acc (.CLK(clk), .A(30'($signed(da))), .D(dd), .B(18'd1), .C(48'd0), .PCIN(48'd0),
+            acc (.CLK(clk), .A(30'($signed(da))), .D(dd), .B(18'd1), .C(dc), .PCIN(48'd0),
                  .ACIN(30'd0), .BCIN(18'd0), .CARRYCASCIN(1'b0), .MULTSIGNIN(1'b0),
                  .CARRYIN(1'b0), .CARRYINSEL(3'b000),
-                 .INMODE({2'b00, s2_valid && NCL >= 1, !s2_valid, 1'b0}),
-                 .OPMODE({2'b00, (s2_valid && s2_first) ? 3'b000 : 3'b010, 2'b01, 2'b01}),
+                 .INMODE({2'b00, s2_valid && NR >= 2, !s2_valid, 1'b0}),
+                 .OPMODE({(s2_valid && NR >= 3) ? 2'b11 : 2'b00,
+                          (s2_valid && s2_first) ? 3'b000 : 3'b010, 2'b01, 2'b01}),
                  .ALUMODE(4'b0000),
                  .CEA1(1'b1), .CEA2(1'b1), .CEAD(1'b1), .CEALUMODE(1'b1), .CEB1(1'b1),
                  .CEB2(1'b1), .CEC(1'b1), .CECARRYIN(1'b1), .CECTRL(1'b1), .CED(1'b1),
@@ -310,7 +354,7 @@ module dg_mac_array
         always_ff @(posedge clk) begin
             if (s2_valid) begin
                 for (int m = 0; m < TM; m++)
-                    acc_reg[m] <= (s2_first ? 32'sd0 : acc_reg[m]) + 32'(g_lvl[0].node[m][0]);
+                    acc_reg[m] <= (s2_first ? 32'sd0 : acc_reg[m]) + 32'(root[m][0]);
             end
         end
         for (genvar m = 0; m < TM; m++) begin : g_m

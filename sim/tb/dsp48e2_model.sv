@@ -5,8 +5,8 @@
 // test_requant_synthesis_branch). Any setting outside
 // the subset stops the simulation ($fatal) or drives X. Subset: A/B/D/INMODE input registers (0 or 1 stage), pre-adder D +/- A with
 // INMODE[1] (A off), INMODE[2] (D on), INMODE[3] (subtract), AMULTSEL "AD", signed 27x18
-// multiply, optional MREG, ALU Z + W + X + Y with X/Y = M (01/01), Z = 0/PCIN/P/C, W = 0,
-// ALUMODE 0000, PREG; PCOUT = P. The parameter and port list is the one of the synthesis black
+// multiply, optional MREG, ALU Z + W + X + Y with X/Y = M (01/01), Z = 0/PCIN/P/C, W = 0/C
+// (OPMODE[8:7] 00 / 11), ALUMODE 0000, PREG; PCOUT = P. The parameter and port list is the one of the synthesis black
 // box (sim/rtl/dg_dsp48e2_ports.svh, one copy).
 module DSP48E2
 `include "dg_dsp48e2_ports.svh"
@@ -31,7 +31,7 @@ module DSP48E2
     wire signed [44:0] m = ad * $signed(b_q);
     always_ff @(posedge CLK) m_r <= m;
     wire signed [44:0] m_q = MREG ? m_r : m;
-    logic [47:0] z;
+    logic [47:0] z, w;
     always_comb begin
         case (OPMODE[6:4])
             3'b000: z = 48'd0;
@@ -40,11 +40,15 @@ module DSP48E2
             3'b011: z = C;
             default: z = 48'hx;
         endcase
-        if (OPMODE[3:0] != 4'b0101 || OPMODE[8:7] != 2'b00 || ALUMODE != 4'b0000
-            || CARRYIN || CARRYINSEL != 3'b000)
+        case (OPMODE[8:7])
+            2'b00: w = 48'd0;
+            2'b11: w = C;
+            default: w = 48'hx;
+        endcase
+        if (OPMODE[3:0] != 4'b0101 || ALUMODE != 4'b0000 || CARRYIN || CARRYINSEL != 3'b000)
             z = 48'hx;
     end
-    wire [47:0] alu = z + 48'($signed(m_q));
+    wire [47:0] alu = z + w + 48'($signed(m_q));
     always_ff @(posedge CLK) p_r <= alu;
     assign P = PREG ? p_r : alu;
     assign PCOUT = P;

@@ -77,7 +77,8 @@ def test_module(case):
 
 
 @pytest.mark.verilator
-@pytest.mark.parametrize("tm,tn", [(4, 4), pytest.param(16, 8, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("tm,tn", [(4, 4), pytest.param(16, 8, marks=pytest.mark.slow),
+                                   pytest.param(16, 16, marks=pytest.mark.slow)])
 def test_mac_array_synthesis_branch(tm, tn):
     """The array as a vendor flow compiles it (SYNTHESIS and DG_VENDOR_PRIMITIVES defined,
     as package_rtl_ip.tcl sets them: the DSP48E2 instances, the RTL's own black box off) with

@@ -90,6 +90,19 @@ def test_depth_counts_every_lut_level():
     assert d["worst"][0] == dict(levels=4, carry=1, dsp=1, start="r1", end="r2")
 
 
+def test_a_dsp_c_port_is_a_path_end_not_a_clock():
+    """A DSP48E2's C port is a data operand (flip-flops' C is their clock): a LUT driving the
+    registered DSP's C ends a path there (one endpoint more, r1 -> LUT2 -> C: 1 level)."""
+    net = json.loads((DATA / "depth_netlist.json").read_text())
+    base = synth.netlist_depth(net)["endpoints"]
+    dsp = net["modules"]["top"]["cells"]["dsp_reg"]
+    dsp["port_directions"]["C"] = "input"
+    dsp["connections"]["C"] = [5]              # lut1's output (r1 -> LUT2)
+    d = synth.netlist_depth(net)
+    assert d["endpoints"] == base + 1
+    assert dict(levels=1, carry=0, dsp=0, start="r1", end="DSP48E2 t.sv:30") in d["worst"]
+
+
 def test_lut_by_register_of_a_hand_built_netlist():
     """tests/backends/data/synth/attrib_netlist.json: a LUT feeding two registers is shared
     half and half; a LUT behind another is charged to where the second goes; a carry is

@@ -34,3 +34,18 @@ def test_ultra96_weight_buffers_by_hand():
     assert resources.rtl_geometry(cfg)["WDEPTH"] == 337
     item = next(i for i in resources.estimate(cfg).items if i.component == "weight buffers")
     assert item.bram36 == 64.0 and item.note.startswith("16 x 674x128 bit BRAM")
+
+
+def test_depthwise_banks_in_distributed_ram_by_the_byte():
+    """The depthwise patch banks (dg_loader.sv g_dwbank) are written a byte column at a time
+    and read through a register: at `small` (18 memories of 53 rows x 64 bits, distributed
+    RAM) each byte is two RAM64M8 (one write enable per cell, 7 bits a cell): 8 x 2 x 8 = 128
+    LUTs a memory instead of ceil(64/7) x 8 = 80, and the read register's 64 FFs; in block
+    RAM (ultra96: 512 x 128 bits) the register is the BRAM's own."""
+    from dgfpga.contract.engine_config import load_config
+    small = {i.component: i for i in resources.estimate(load_config("small")).items}
+    dw = small["depthwise patch banks"]
+    assert (dw.bram36, dw.lut, dw.ff) == (0.0, 18 * 128, 18 * 64)
+    u96 = {i.component: i for i in resources.estimate(load_config("ultra96")).items}
+    dw = u96["depthwise patch banks"]
+    assert (dw.bram36, dw.lut, dw.ff) == (36.0, 0, 0)
