@@ -394,8 +394,11 @@ module dg_writeback
             wd_strb[i] = 10'(i) < pz_rem && (!pz_first || ABL'(i) >= pz_off);
     end
 
+    // (pkq_push / skq_push: a packet registered on its way into its queue, e.g. the layer's
+    // last pixel and sums in the cycle after its tile record pops, when wb_gdone already
+    // counts the group: without them the layer could end before its last writes)
     assign wb_idle = !wbq_valid && rq_inflight == 0 && pl_state == PL_IDLE && !pl_pend && !pkq_valid && !skq_valid
-                   && !pz_have && !tr_valid && !rq_v;
+                   && !pkq_push && !skq_push && !pz_have && !tr_valid && !rq_v;
 
     task automatic pl_start(input logic half);   // pool the tile in `half`
         pl_rsel <= half;

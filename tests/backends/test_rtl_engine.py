@@ -293,3 +293,28 @@ def test_im2col_imagenet_stem_cycles_ultra96():
     require_verilator()
     c = _stem_cycles("ultra96", "imagenet")
     assert c[True][0] * 3.5 < c[False][0], c
+
+
+@pytest.mark.slow           # ~700k cycles on the ultra96 build, plus resdg18's calibration vectors
+@pytest.mark.verilator
+def test_the_layer_ends_after_its_last_writes_under_stalls():
+    """resdg18's `layer4.1.conv2` (dense) on ultra96 with 80 cycles of read latency and 30 %
+    stalls: the write-back's last pixel and sums packets were still on their way into their
+    queues (a registered push) in the cycle after the last tile record popped, the write-back
+    looked idle, and the layer ended (done) before those writes: the last fmap beat was never
+    written. Bit-exact with every region written now, at this and a neighbouring setting."""
+    require_verilator()
+    from dgfpga.backends import rtl_sim
+    from dgfpga.contract.engine_config import load_config
+    from dgfpga.perf import calibration
+    cfg = load_config("ultra96")
+    item = next(it for it in calibration.calibration_layers(cfg, "resdg18", densities=(None,))
+                if it["name"] == "layer4.1.conv2.dense")
+    vs = item["vector"]
+    with rtl_sim.FastSim(cfg) as sim:
+        for latency, stall in ((80, 30), (40, 30)):
+            run = sim.run(vs.program, 1, vs.before, latency=latency, stall_pct=stall)
+            assert not run.timeout and run.status == vs.expected_status
+            for r in ("fmap", "sums"):
+                bad = np.flatnonzero(run.regions[r] != vs.expected[r])
+                assert bad.size == 0, (latency, stall, r, bad[:8])
