@@ -174,7 +174,7 @@ def test_ultra96_stage4_latency_sweep():
 def test_memories_the_fit_never_saw(tag):
     """Out of sample: the same 100 layers measured on the RTL against three other memories
     (shipped, all bit-exact), priced with the shipped parameters: all within 5 % (worst
-    +2.0 % / -2.1 % / -1.3 %). 100 cycles of latency was where the model was weakest while
+    +2.0 % / -2.1 % / -1.4 %). 100 cycles of latency was where the model was weakest while
     weights and patches shared one read port (96/100, to +7 %: gated conv2 layers with
     residual-only tiles)."""
     within, worst = 100, 0.05
