@@ -104,11 +104,11 @@ class CycleParams:
 
     def bytes_per_cycle(self, cfg: EngineConfig) -> float:
         """Sustained port bytes per cycle with an always-ready memory."""
-        return min(cfg.axi_bytes * self.axi_efficiency, self.dram_bytes_per_s / cfg.clock_hz)
+        return min(cfg.axi_bytes * self.axi_efficiency, self.dram_bytes_per_cycle(cfg))
 
     def dram_bytes_per_cycle(self, cfg: EngineConfig) -> float:
-        """What the DRAM gives both read ports together, per engine cycle, under stalls."""
-        return self.dram_bytes_per_s / cfg.clock_hz * (1.0 - self.stall_pct / 100.0)
+        """What the DRAM gives all read ports together, per engine cycle."""
+        return self.dram_bytes_per_s / cfg.clock_hz
 
     def stream_bytes_per_cycle(self, cfg: EngineConfig) -> float:
         """`bytes_per_cycle` under the memory's stalls: a stalled cycle moves no beat."""
@@ -299,7 +299,7 @@ def layer_cycles(d: LayerDescriptor, cfg: Optional[EngineConfig] = None,
     p = params or CycleParams()
     B = p.bytes_per_cycle(cfg)
     Bs = p.stream_bytes_per_cycle(cfg)
-    D = p.dram_bytes_per_cycle(cfg)
+    D = p.dram_bytes_per_cycle(cfg) * (1.0 - p.stall_pct / 100.0)   # both ports, under stalls
     L = float(p.read_latency_cycles)
     AB = cfg.axi_bytes
     burst = max(1, int(p.max_burst_beats))
@@ -338,7 +338,7 @@ def layer_cycles(d: LayerDescriptor, cfg: Optional[EngineConfig] = None,
         return math.ceil(m_g * SUM_BYTES / AB) / stall
 
     def weights(m_g: int, g: int) -> tuple:
-        """(bytes, cycles, bursts, beats) of a group's params + weights:
+        """(bytes, cycles) of a group's params + weights:
         the loader's read commands (one per span; an ic_g_k_k_m in-channel's k*k spans in
         one when `formats.ic_weight_run_beats` merges them) against the memory, and its
         consumer (dg_loader.sv: params one
@@ -369,15 +369,14 @@ def layer_cycles(d: LayerDescriptor, cfg: Optional[EngineConfig] = None,
             n_p += spans
             beats += spans * each
         if not n_p:
-            return nbytes, 0.0, 0, 0.0
-        return (nbytes, float(max(nbytes / Bs, consume, read_time(n_p, beats / n_p, p))),
-                n_p, beats)
+            return nbytes, 0.0
+        return nbytes, float(max(nbytes / Bs, consume, read_time(n_p, beats / n_p, p)))
 
     compute = 0.0
     total = float(p.layer_overhead_cycles)
     bounds = {"overhead": total}
     nbytes = wbytes = 0.0
-    none = (0.0, 0.0, 0, 0.0)
+    none = (0.0, 0.0)
     w_next = weights(min(cfg.tm, n_out), 0) if G else none
     fill = None
     if G:

@@ -3,7 +3,6 @@ read master and simulation memory), and the calibration against RTL runs with id
 AND with latency/stalls. Expected numbers are worked out by hand in the docstrings."""
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
