@@ -98,8 +98,8 @@ def config_include(cfg: EngineConfig) -> Path:
     return d
 
 
-def rtl_sources() -> list[Path]:
-    return [RTL / f for f in RTL_FILES]
+def rtl_sources(rtl_dir: Optional[Path] = None) -> list[Path]:
+    return [Path(rtl_dir or RTL) / f for f in RTL_FILES]
 
 
 def _digest(paths: Sequence[Path], extra: object) -> str:
@@ -213,6 +213,32 @@ def run_cocotb(cfg: EngineConfig, vector_dirs: Sequence[Path], stall: str = "non
     return res
 
 
+def run_cocotb_axi_error(cfg: EngineConfig, vector_dir: Path, region: str, offset: int,
+                         timeout_cycles: int = 2_000_000) -> list[dict]:
+    """The cocotb testbench's `axi_error_weight_port` (sim/tb/test_dg_engine.py): the vector
+    set twice in one simulation, no reset between; the first start with the weight port
+    (m_axi_gmem_w, cocotbext-axi) answering SLVERR on the beats covering byte `offset` of
+    `region`, the second without. Returns both starts' result dicts (status, cycles, the
+    regions' mismatch counts against the set's expected image)."""
+    from cocotb_tools.runner import get_runner
+    bdir = build_cocotb(cfg)
+    os.environ.update({k: v for k, v in _env().items() if k in ("MAKEFLAGS", "PATH")})
+    results_json = bdir / f"axi-error-results-{os.getpid()}.json"
+    if results_json.exists():
+        results_json.unlink()
+    env = {"DG_VECTORS": str(Path(vector_dir).resolve()), "DG_RESULTS": str(results_json),
+           "DG_TIMEOUT": str(timeout_cycles),
+           "DG_AXI_ERR": json.dumps({"region": region, "offset": int(offset)})}
+    _tb_on_path()
+    get_runner("verilator").test(test_module="test_dg_engine", hdl_toplevel="dg_engine",
+                                 hdl_toplevel_lang="verilog", build_dir=str(bdir),
+                                 test_dir=str(bdir), extra_env=env, testcase="axi_error_weight_port",
+                                 results_xml=str(bdir / f"axi-error-results-{os.getpid()}.xml"))
+    if not results_json.exists():
+        raise RtlSimError(f"cocotb AXI error run wrote no results; see the log in {bdir}")
+    return json.loads(results_json.read_text())
+
+
 def run_host_cocotb(bundle_dir, cfg: EngineConfig, images: int = 1,
                     timeout_cycles: int = 20_000_000) -> list[dict]:
     """Run the board runtime (dgfpga_host.runner) *inside* the cocotb simulation.
@@ -243,6 +269,12 @@ def run_host_cocotb(bundle_dir, cfg: EngineConfig, images: int = 1,
 
 FAST_TB_FILES = ("dg_axi_mem.sv", "dg_tb_fast.sv")
 FAST_MAIN = "dg_fast_main.cpp"
+#: the vendor build (`build_fast(vendor=True)`, `FastSim(vendor=True)`): the engine compiled as
+#: a vendor flow compiles it (package_rtl_ip.tcl: SYNTHESIS and DG_VENDOR_PRIMITIVES), i.e.
+#: the `ifdef SYNTHESIS branches (the DSP48E2 instances) with the DSP48E2 model as the
+#: primitive; the `ifndef SYNTHESIS checkers drop out
+VENDOR_DEFINES = ("-DSYNTHESIS", "-DDG_VENDOR_PRIMITIVES")
+VENDOR_MODEL = "dsp48e2_model.sv"
 WRITABLE = ("fmap", "sums", "work")      # the regions the engine may write (dumped after a start)
 EXCHANGE_MAGIC = b"DGMEMIN1"             # the binary exchange file (sim/tb/dg_fast_main.cpp)
 RUNS = BUILD / "runs"                    # FastSim work folders (one per simulator, removed at close)
@@ -257,21 +289,31 @@ def fast_mem_words(cfg: EngineConfig) -> int:
 
 
 def build_fast(cfg: EngineConfig, opt: str = OPT, mem_words: Optional[int] = None,
-               trace: bool = False) -> Path:
+               trace: bool = False, vendor: bool = False,
+               rtl_dir: Optional[Path] = None) -> Path:
     """Build (or reuse) the stand-alone Verilator binary for `cfg` with a memory model of
     `mem_words` AXI words (a power of two; default fast_mem_words(cfg)); returns its path.
     `trace`: a `--trace-fst` build (its own cache entry) that writes an FST waveform when
-    run with +wave=<file> (`FastSim.run(wave=...)`)."""
+    run with +wave=<file> (`FastSim.run(wave=...)`). `vendor`: the engine as a vendor flow
+    compiles it (VENDOR_DEFINES, the DSP48E2 model among the sources; its own cache entry,
+    "fast-vendor-*"). `rtl_dir`: the engine sources from this folder instead of sim/rtl (a
+    modified copy, e.g. to check that a test catches a broken branch; the cache key covers
+    the sources' content either way)."""
     mem_words = mem_words or fast_mem_words(cfg)
     if mem_words & (mem_words - 1):
         raise RtlSimError(f"mem_words={mem_words} must be a power of two")
     inc = config_include(cfg)
+    rtl = Path(rtl_dir or RTL)
     params = {"MEM_WORDS": mem_words}
-    srcs = rtl_sources() + [TB / f for f in FAST_TB_FILES] + [TB / FAST_MAIN, inc / INCLUDE]
+    engine = rtl_sources(rtl) + [rtl / f for f in _svh_files(rtl)]
+    tb = [TB / f for f in FAST_TB_FILES] + ([TB / VENDOR_MODEL] if vendor else [])
+    srcs = engine + tb + [TB / FAST_MAIN, inc / INCLUDE]
     flags = ["-Wno-fatal", "--x-assign", "fast", "--x-initial", "fast"]
+    if vendor:
+        flags += list(VENDOR_DEFINES)
     if trace:
         flags.append("--trace-fst")
-    kind = "fast-trace" if trace else "fast"
+    kind = "fast" + ("-vendor" if vendor else "") + ("-trace" if trace else "")
     bdir = build_cache.use(
         BUILD / cfg.name / f"{kind}-{_digest(srcs, [params, flags, _env(opt)['MAKEFLAGS']])}")
     exe = bdir / "Vdg_tb_fast"
@@ -280,21 +322,27 @@ def build_fast(cfg: EngineConfig, opt: str = OPT, mem_words: Optional[int] = Non
     with paths.build_lock(bdir):            # a parallel process building the same: wait, reuse
         if exe.exists():
             return exe
-        exe = _build_fast_locked(inc, params, flags, bdir, exe, opt, trace)
+        exe = _build_fast_locked(inc, params, flags, bdir, exe, opt, trace, rtl,
+                                 rtl_sources(rtl) + tb)
     build_cache.enforce_limit()
     return exe
 
 
+def _svh_files(rtl: Path) -> list[str]:
+    """The include files of the engine sources (part of a build's cache key)."""
+    return sorted(p.name for p in Path(rtl).glob("*.svh"))
+
+
 def _build_fast_locked(inc: Path, params: dict, flags: list, bdir: Path,
-                       exe: Path, opt: str, trace: bool) -> Path:
+                       exe: Path, opt: str, trace: bool, rtl: Path, sources: list) -> Path:
     # built in a folder of its own and renamed into place when complete, so a process that
     # finds the binary (another test, a parallel job) never runs a half-linked one
     bdir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f"{bdir.name}.building-", dir=bdir.parent))
     cmd = [verilator_exe(), "--cc", "--exe", "--build", "-j", "2", *flags,
-           f"-I{inc}", f"-I{RTL}", "--top-module", "dg_tb_fast", "-Mdir", str(tmp)]
+           f"-I{inc}", f"-I{rtl}", "--top-module", "dg_tb_fast", "-Mdir", str(tmp)]
     cmd += [f"-G{k}={v}" for k, v in params.items()]
-    cmd += [str(p) for p in rtl_sources()] + [str(TB / f) for f in FAST_TB_FILES] + [str(TB / FAST_MAIN)]
+    cmd += [str(p) for p in sources] + [str(TB / FAST_MAIN)]
     try:
         proc = _run_limited(cmd, "verilator", cwd=str(ROOT), env=_env(opt))
         if proc.returncode == 0 and (tmp / exe.name).exists() and not exe.exists():
@@ -330,6 +378,8 @@ class RtlRun:
     breakdown: dict = field(default_factory=dict)   # engine cycles by what the MAC array did
     bytes_in: int = 0                # bytes handed to the harness (exchange file + registers)
     bytes_out: int = 0               # bytes read back (writable regions + result text)
+    # run(starts=n): the starts before this one (status, cycles, sim_cycles, timeout, breakdown)
+    previous: list = field(default_factory=list)
 
     @property
     def cycles_per_s(self) -> float:
@@ -437,15 +487,21 @@ class FastSim:
     `workdir` is given) is removed by `close()` (also a context manager, and at exit)."""
 
     def __init__(self, cfg: EngineConfig | str = "small", workdir: Optional[Path] = None,
-                 mem_bytes: Optional[int] = None):
+                 mem_bytes: Optional[int] = None, vendor: bool = False,
+                 rtl_dir: Optional[Path] = None):
         """`mem_bytes`: memory model size (rounded up to a power of two AXI words); the
         default fits one layer of the config's largest shapes. `workdir`: where the starts'
-        folders go (kept; default a temporary folder removed at close)."""
+        folders go (kept; default a temporary folder removed at close). `vendor`: simulate
+        the engine as a vendor flow compiles it (the `ifdef SYNTHESIS branches with the
+        DSP48E2 model; build_fast). `rtl_dir`: the engine sources from this folder (a
+        modified copy of sim/rtl)."""
         self.cfg = load_config(cfg) if isinstance(cfg, str) else cfg
         words = fast_mem_words(self.cfg)
         if mem_bytes:
             words = max(words, 1 << max(-(-mem_bytes // self.cfg.axi_bytes) - 1, 1).bit_length())
-        self.exe = build_fast(self.cfg, mem_words=words)
+        self.vendor = vendor
+        self.rtl_dir = rtl_dir
+        self.exe = build_fast(self.cfg, mem_words=words, vendor=vendor, rtl_dir=rtl_dir)
         self.words = words
         self._trace_exe: Optional[Path] = None
         self._procs: set = set()             # simulator processes running now
@@ -479,7 +535,8 @@ class FastSim:
     def trace_exe(self) -> Path:
         """The --trace-fst build of this simulator (built on first use, cached)."""
         if self._trace_exe is None:
-            self._trace_exe = build_fast(self.cfg, mem_words=self.words, trace=True)
+            self._trace_exe = build_fast(self.cfg, mem_words=self.words, trace=True,
+                                         vendor=self.vendor, rtl_dir=self.rtl_dir)
         return self._trace_exe
 
     def _simulate(self, cmd: list, wd: Path, limit: float) -> subprocess.CompletedProcess:
@@ -506,17 +563,45 @@ class FastSim:
     def run(self, program: bytes, layer_count: int, regions: dict, latency: int = 0,
             stall_pct: int = 0, timeout_cycles: int = 20_000_000,
             wall_timeout_s: Optional[float] = None, run_flags: int = 0,
-            wave: Optional[Path] = None) -> RtlRun:
+            wave: Optional[Path] = None, starts: int = 1, rd_err: Optional[tuple] = None,
+            wr_err: Optional[tuple] = None) -> RtlRun:
         """Run one engine start: program at address 0, regions at 4 KB aligned bases;
         `run_flags` is the RUN_FLAGS register (bit 0 DENSE). `RtlRun.regions` holds every
         region after the start: FMAP, SUMS and WORK (gate masks and work lists, logits, the
         cycle log in a network program) as the engine left them; WEIGHT is the input, which
         the harness checks the engine left unchanged (as the program). `wave`: write an FST
-        waveform of this start there (uses the --trace-fst build; slower)."""
+        waveform of this start there (uses the --trace-fst build; slower).
+
+        AXI error injection (sim/tb/dg_axi_mem.sv), in the first start only: `rd_err` =
+        (port, region, byte offset) (region "program": the program at address 0, or one of
+        REGIONS): every read burst of that port (0: m_axi_gmem, 1:
+        m_axi_gmem_w) covering the byte answers SLVERR; `wr_err` = (region, byte offset):
+        every write burst covering it answers SLVERR. `starts`: that many starts of the same
+        program and memory in one simulation, as a host runs them (no reset in between; the
+        memory image and the memory model as at the first; sim/tb/dg_tb_fast.sv): the
+        RtlRun is the last start's, `RtlRun.previous` the earlier starts' results."""
         if self.closed:
             raise RtlSimError("this FastSim is closed: make a new one")
+        if starts < 1:
+            raise RtlSimError(f"starts={starts}: at least one start")
         ab = self.cfg.axi_bytes
         lay = layout(program, regions)
+
+        def err_addr(region: str, offset: int) -> int:
+            if region == "program":
+                return int(offset)
+            if region not in REGIONS:
+                raise RtlSimError(f"error injection: no region {region!r} (\"program\" or one "
+                                  f"of {REGIONS})")
+            return lay["bases"][region] + int(offset)
+        err_args = []
+        if rd_err is not None:
+            port, region, offset = rd_err
+            if port not in (0, 1):
+                raise RtlSimError(f"rd_err port {port}: 0 (m_axi_gmem) or 1 (m_axi_gmem_w)")
+            err_args += [f"+rd_err_port={port}", f"+rd_err_addr={err_addr(region, offset)}"]
+        if wr_err is not None:
+            err_args.append(f"+wr_err_addr={err_addr(*wr_err)}")
         if lay["size"] > self.words * ab:
             raise RtlSimError(f"vector needs {lay['size']} bytes, the memory model has "
                               f"{self.words * ab}: use FastSim(cfg, mem_bytes={lay['size']})")
@@ -537,7 +622,8 @@ class FastSim:
             bytes_in += len(regs_text)
             cmd = [str(exe), f"+in={wd / 'in.bin'}", f"+regs={wd / 'regs.hex'}",
                    f"+out_mem={wd / 'out.bin'}", f"+out={wd / 'result.txt'}",
-                   f"+timeout={timeout_cycles}", f"+latency={latency}", f"+stall={stall_pct}"]
+                   f"+timeout={timeout_cycles}", f"+latency={latency}", f"+stall={stall_pct}",
+                   *err_args, *([f"+starts={starts}"] if starts > 1 else [])]
             if wave is not None:
                 Path(wave).parent.mkdir(parents=True, exist_ok=True)
                 cmd.append(f"+wave={Path(wave).resolve()}")
@@ -569,11 +655,22 @@ class FastSim:
             if r not in out_regions:
                 out_regions[r] = data[r].copy()
         out_regions = {r: out_regions[r] for r in REGIONS}
+        previous = []
+        for k in range(starts - 1):
+            pre = f"s{k}_"
+            if pre + "status" not in res:
+                break                            # a start before timed out: the last reported
+            previous.append({"status": int(res[pre + "status"]) & 0xFFFFFFFF,
+                             "cycles": int(res[pre + "cycles"]),
+                             "sim_cycles": int(res[pre + "sim_cycles"]),
+                             "timeout": res.get(pre + "timeout") == "1",
+                             "breakdown": {k2[len(pre) + 5:]: int(v) for k2, v in res.items()
+                                           if k2.startswith(pre + "busy_")}})
         return RtlRun(status=int(res["status"]) & 0xFFFFFFFF, cycles=int(res["cycles"]),
                       sim_cycles=int(res["sim_cycles"]), regions=out_regions, wall_s=wall,
                       engine_id=int(res["engine_id"]), timeout=res.get("timeout") == "1",
                       breakdown={k[5:]: int(v) for k, v in res.items() if k.startswith("busy_")},
-                      bytes_in=bytes_in, bytes_out=bytes_out)
+                      bytes_in=bytes_in, bytes_out=bytes_out, previous=previous)
 
 
 def run_fast(vector_dir: Path, cfg: EngineConfig | str = "small", sim: Optional[FastSim] = None,

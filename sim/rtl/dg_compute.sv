@@ -23,10 +23,13 @@
 // stride 1 or 2 never share a bank): lane m reads its own channel, stored channel m0 + m
 // (m0 = sg * TM: the compact index when gated) of every tap. The MAC array takes DW_TPS =
 // Tn/2 taps per lane and step (one product per DSP48E2, dg_mac_array in_dw), so a pixel is
-// DW_TSTEPS = ceil(k*k / DW_TPS) steps (ultra96 Tn = 16: 2 steps; small Tn = 4: 5 steps; Tn
-// = 1: 9 taps x 2 lane parities). Step s feeds taps s*DW_TPS ..; their weights are bytes
-// (tap mod Tn) of word (s*DW_TPS) div Tn of the lane's row (weight row sg * S + word, as
-// dg_loader lays the layer's rows). A tap outside the input (or a zeroed halo) reads zero.
+// DW_TSTEPS = ceil(k*k / DW_TPS) steps (small Tn = 4: 5 steps; Tn = 1: 9 taps x 2 lane
+// parities). Step s feeds taps s*DW_TPS ..; their weights are bytes (tap mod Tn) of word
+// (s*DW_TPS) div Tn of the lane's row (weight row sg * S + word, as dg_loader lays the
+// layer's rows). Where that is two steps and the k*k taps fit one word (Tn = 16, k = 3:
+// ultra96), the two steps are lane parities instead (DW_LP): a step feeds all k*k taps of
+// one lane of each pair, tap n on the pair's DSP n (dg_mac_array LP), the same step count.
+// A tap outside the input (or a zeroed halo) reads zero.
 module dg_compute
     import dg_pkg::*;
 (
@@ -86,12 +89,24 @@ module dg_compute
     // depthwise layer: L.dw gated by the config, so with DG_DEPTHWISE = 0 (no depthwise hardware;
     // the descriptor check refuses op 5) synthesis drops every depthwise path of this unit
     wire l_dw = DG_DEPTHWISE && L.dw;
+    // depthwise by lane parity (DW_LP): when the array's taps per step make a pixel two steps
+    // (DW_TSTEPS * DW_PAR == 2) and the k*k taps are bytes 0 .. k*k - 1 of one weight word, the
+    // two steps feed lanes 2k and 2k + 1 in turn, every tap n on DSP n of the pair (the conv
+    // weight operands; dg_mac_array LP): the same steps, and each dw bank's bytes are reduced
+    // to one per lane pair (by the step's parity) before the taps' bank selects, which then move
+    // half the bytes and absorb the conv / depthwise operand select (ultra96: one select per
+    // DSP operand bit). CW_*: the taps per step, lane parities and tap steps the control walks
+    localparam bit DW_LP = DG_DEPTHWISE && DG_TM >= 2 && DG_TN >= 2 && DW_NBK <= DG_TN
+                           && DW_TSTEPS * DW_PAR == 2;
+    localparam int CW_TPS = DW_LP ? DW_NBK : DW_TPS;
+    localparam int CW_PAR = DW_LP ? 2 : DW_PAR;
+    localparam int CW_TSTEPS = DW_LP ? 1 : DW_TSTEPS;
     // Layer constants, registered (L is latched by the sequencer cycles before `run`), so the
     // issue control below compares no L field on its register-to-register paths (issue 16)
     logic L_no_mac;                    // no active input channel: acc = 0 (+ bias), no patch, no weights
     logic lc_n_is1, lc_k_is1, lc_s_is1, lc_sg_gt1;
     // a pixel's first step is also its last (the step flags' restart values)
-    wire lc_last1 = L.im2col ? lc_s_is1 : l_dw ? (DW_TSTEPS == 1 && DW_PAR == 1) : (lc_k_is1 && lc_n_is1);
+    wire lc_last1 = L.im2col ? lc_s_is1 : l_dw ? (CW_TSTEPS == 1 && CW_PAR == 1) : (lc_k_is1 && lc_n_is1);
     logic [31:0] lc_scs;               // stride * stored input channels (im2col column step)
     // N - 2, k - 2, S - 2: a counter's next value is its last (N - 2 and k - 2 in their
     // counters' widths, so the compares are no wider: for N, k < 2 they are never asked)
@@ -260,10 +275,10 @@ module dg_compute
     logic [7:0] c2_py, c2_px;
     logic [DG_TN*9-1:0] c2_x;
     logic [DG_TM-1:0] c1_dlane, c2_dlane;      // depthwise: lanes fed in this step
-    logic [DW_TSTEPS-1:0] c1_selv;             // depthwise: the step's taps are s*DW_TPS .. (one-hot
-                                               // s: cp_t only takes the values s*DW_TPS)
-    logic [DG_TM*DW_TPS-1:0] c2_won;            // depthwise: lane m's slot j is fed (dg_mac_array in_won)
-    logic [DG_TM*DW_TPS*9-1:0] c2_xd;
+    logic [CW_TSTEPS-1:0] c1_selv;             // depthwise: the step's taps are s*CW_TPS .. (one-hot
+                                               // s: cp_t only takes the values s*CW_TPS)
+    logic [DG_TM*CW_TPS-1:0] c2_won;            // depthwise: lane m's slot j is fed (dg_mac_array in_won)
+    logic [DG_TM*CW_TPS*9-1:0] c2_xd;
     // depthwise: per kernel tap its dw bank (c1_tbank; DW_FACT: its bank row, patch row mod k,
     // one-hot, and per kernel column tx its bank column, patch column mod k, one-hot) and
     // whether it is inside the input (and not a zeroed halo); per tap the rotation of its
@@ -276,41 +291,67 @@ module dg_compute
     logic [I_MAX_TILES-1:0] c1_tbit [DW_NBK];
     (* keep *) logic [DW_NBK-1:0] c1_ten;
     logic [DW_NBK-1:0] c1_tbm;
+    // depthwise: a tap's tile bit is bitmap[row part + column part], the column part a tile
+    // column (< DG_MAX_GRID <= HG = 2^HGL for a tap inside the input, the only ones whose bit
+    // is used). With the row part R = HG * rh + rl: bitmap[R + C] = bit rl + C of the 2 * HG
+    // bits from HG * rh on (c1_hwin: one 2^HRH-way pick per tap row, of the bitmap's
+    // overlapping double rows, hpr), a pick by an (HGL + 1)-bit sum per tap, instead of an
+    // I_MAX_TILES-bit add and a DG_MAX_TILES-way read per tap (checked against the read in
+    // simulation)
+    localparam int HW = DG_MAX_GRID;
+    localparam int HGL = (HW > 1) ? $clog2(HW) : 1;
+    localparam int HG = 1 << HGL;
+    localparam int HRH = (I_MAX_TILES > HGL) ? I_MAX_TILES - HGL : 1;
+    logic [2*HG-1:0] hpr [2**HRH];
+    logic [2*HG-1:0] c1_hwin [DW_K];
+    logic [HGL:0] c1_hsum [DW_NBK];
     always_comb begin
+        for (int a = 0; a < 2**HRH; a++)
+            for (int j = 0; j < 2 * HG; j++)
+                hpr[a][j] = (a * HG + j < DG_MAX_TILES) ? bitmap[(a * HG + j < DG_MAX_TILES) ? a * HG + j : 0] : 1'b0;
+        for (int d = 0; d < DW_K; d++) c1_hwin[d] = hpr[HRH'(c1_hrtb[d] >> HGL)];
         for (int t = 0; t < DW_NBK; t++) begin
             c1_tbit[t] = c1_hrtb[t / DW_K] + I_MAX_TILES'(c1_hct[t % DW_K]);
-            c1_ten[t] = c1_selv[t / DW_TPS] && c1_rin[t / DW_K] && c1_rok[t / DW_K] && c1_cin[t % DW_K]
+            c1_ten[t] = c1_selv[t / CW_TPS] && c1_rin[t / DW_K] && c1_rok[t / DW_K] && c1_cin[t % DW_K]
                         && c1_cok[t % DW_K] && (!L.zero_halo || (c1_rtv[t / DW_K] && c1_ctv[t % DW_K]));
-            c1_tbm[t] = bitmap[c1_tbit[t]];
+            c1_hsum[t] = (HGL+1)'(c1_hrtb[t / DW_K][HGL-1:0]) + (HGL+1)'(c1_hct[t % DW_K][HGL-1:0]);
+            c1_tbm[t] = c1_hwin[t / DW_K][c1_hsum[t]];
         end
     end
     logic [DW_NBWL-1:0] c1_trot [DW_NBK];       // per tap: its read's rotation (lane 0's column)
-    // per slot j of the step (tap s*DW_TPS + j), chosen in c1 so that c2 only selects data:
+    // per slot j of the step (tap s*CW_TPS + j), chosen in c1 so that c2 only selects data:
     // its dw bank (c2_jbk; DW_FACT: c2_jsel, one-hot over (bank row, kernel column), with
     // c2_bcol, the kernel columns' bank columns), rotation, whether it reads (a tap of the
     // kernel, inside the input), and which half of the Tn weight bytes holds the step's taps
-    logic [3:0] c2_jbk [DW_TPS];
-    logic [DW_NBK-1:0] c2_jsel [DW_TPS];
+    logic [3:0] c2_jbk [CW_TPS];
+    logic [DW_NBK-1:0] c2_jsel [CW_TPS];
     logic [DW_K-1:0] c2_bcol [DW_K];
-    logic [DW_NBWL-1:0] c2_jrot [DW_TPS];
+    logic [DW_NBWL-1:0] c2_jrot [CW_TPS];
     // (c2_jon = c2_jen && c2_jhb: the zero-halo bitmap bit registered apart from the other
     // conditions, so no gate follows the bitmap reads in c1)
-    logic [DW_TPS-1:0] c2_jen, c2_jhb;
-    wire [DW_TPS-1:0] c2_jon = c2_jen & c2_jhb;
+    logic [CW_TPS-1:0] c2_jen, c2_jhb;
+    wire [CW_TPS-1:0] c2_jon = c2_jen & c2_jhb;
     logic c2_whalf;
-    // depthwise: the slots a whalf (odd) step can feed, those with a kernel tap s*DW_TPS + j
+    // depthwise: the slots a whalf (odd) step can feed, those with a kernel tap s*CW_TPS + j
     // (ultra96, 9 taps in 2 steps of 8: slot 0 only), so the MAC array's half select is
     // left only on them
     function automatic int dw_whalf_slots();
         int n;
         n = 0;
-        for (int st = 1; st < DW_TSTEPS; st += 2)
-            for (int j = 0; j < DW_TPS; j++) if (st * DW_TPS + j < DW_NBK && j + 1 > n) n = j + 1;
+        for (int st = 1; st < CW_TSTEPS; st += 2)
+            for (int j = 0; j < CW_TPS; j++) if (st * CW_TPS + j < DW_NBK && j + 1 > n) n = j + 1;
         return n;
     endfunction
     localparam int DW_WHS = dw_whalf_slots();
-    dg_mac_array #(.TM(DG_TM), .TN(DG_TN), .TAG_W(MTAG_W), .TPS(DW_TPS), .WHS(DW_WHS),
-                   .DW(DG_DEPTHWISE)) mac (
+    // DW_LP: per dw bank its read's rotation (lane 0's column), the step's lane parity, and
+    // per tap its bank row (patch row mod k) encoded, DW_K in a step of another layer kind
+    // (c2: the DSP operand is then the conv activation)
+    localparam int TRW = $clog2(DW_K + 1);
+    logic [DW_NBWL-1:0] c2_brot [DW_NBK];
+    logic c1_q, c2_q;
+    logic [TRW-1:0] c2_trow [DW_NBK];
+    dg_mac_array #(.TM(DG_TM), .TN(DG_TN), .TAG_W(MTAG_W), .TPS(CW_TPS), .WHS(DW_WHS),
+                   .DW(DG_DEPTHWISE), .LP(DW_LP)) mac (
         .clk(clk), .rst(rst), .in_valid(c2_v), .in_first(c2_first), .in_last(c2_last),
         .in_w(wb_q), .in_x(c2_x), .in_dw(l_dw), .in_won(c2_won), .in_whalf(c2_whalf), .in_xd(c2_xd),
         .in_tag({c2_gb, c2_res_only, c2_tlast, c2_py, c2_px, DG_DEPTHWISE ? c2_sg : 16'd0, rb_q}),
@@ -347,8 +388,8 @@ module dg_compute
         f_kx_last <= lc_k_is1;
         f_ky_last <= lc_k_is1;
         f_wa_last <= lc_s_is1;
-        f_t_last <= DW_TSTEPS == 1;
-        f_q_last <= DW_PAR == 1;
+        f_t_last <= CW_TSTEPS == 1;
+        f_q_last <= CW_PAR == 1;
         f_first <= 1'b1;
         f_last <= cp_res_only || L_no_mac || lc_last1;
     endtask
@@ -545,10 +586,10 @@ module dg_compute
             dw_trot[t] = DW_NBWL'(((br >= DW_K) ? dw_r1 : dw_r0) + ((bc >= DW_K) ? dw_c1 : dw_c0));
         end
     end
-    // depthwise step: taps cp_t .. cp_t + DW_TPS - 1 (DW_TSTEPS steps per pixel), lane
-    // parity cp_q when DW_PAR = 2 (Tn = 1)
-    wire dw_qlast = f_q_last;       // cp_q + 1 == DW_PAR
-    wire dw_tlast = f_t_last;       // cp_t / DW_TPS + 1 == DW_TSTEPS
+    // depthwise step: taps cp_t .. cp_t + CW_TPS - 1 (CW_TSTEPS steps per pixel), lane
+    // parity cp_q when CW_PAR = 2 (Tn = 1, or DW_LP)
+    wire dw_qlast = f_q_last;       // cp_q + 1 == CW_PAR
+    wire dw_tlast = f_t_last;       // cp_t / CW_TPS + 1 == CW_TSTEPS
     wire cp_first = cp_res_only || L_no_mac || f_first;
     // cp_res_only || L_no_mac || (im2col ? f_wa_last : l_dw ? dw_tlast && dw_qlast : f_ky_last
     // && f_kx_last && f_ng_last) (checked in simulation)
@@ -560,8 +601,8 @@ module dg_compute
     wire nx_kx_last = cp_kx == lc_km2;
     wire nx_ky_last = cp_ky == lc_km2;
     wire nx_wa_last = 32'(cp_wa) == lc_sm2;
-    wire nx_t_last = 32'(cp_t) / DW_TPS + 2 == DW_TSTEPS;
-    wire nx_q_last = 32'(cp_q) + 32'd2 == DW_PAR;
+    wire nx_t_last = 32'(cp_t) / CW_TPS + 2 == CW_TSTEPS;
+    wire nx_q_last = 32'(cp_q) + 32'd2 == CW_PAR;
     wire nx_px_last = cp_px + 8'd2 == cp_nx;
     wire nx_py_last = cp_py + 8'd2 == cp_ny;
     wire nx_sub_more = l_dw && 32'(sg_next) + 32'd1 < 32'(L.SG);
@@ -573,7 +614,7 @@ module dg_compute
     logic [DG_TM-1:0] dw_lane;
     always_comb begin
         for (int m = 0; m < DG_TM; m++)
-            dw_lane[m] = (DW_PAR == 1 || 32'(m) % 2 == 32'(cp_q) % 2) && 32'(cp_m0) + 32'(m) < 32'(L.n_in);
+            dw_lane[m] = (CW_PAR == 1 || 32'(m) % 2 == 32'(cp_q) % 2) && 32'(cp_m0) + 32'(m) < 32'(L.n_in);
     end
     wire cp_tlast = cp_last && f_py_last && f_px_last;
     // the write-back queue stall, wbq_count + inflight >= WBQ_DEPTH - 2, as wbq_count >= cp_thr,
@@ -617,13 +658,13 @@ module dg_compute
         return v;
     endfunction
     localparam logic [DG_TM*DW_NBWL-1:0] DW_LMASK = dw_lane_masks();
-    // depthwise: a slot's bank pick. With DW_TPS >= k*k - 1 (Tn >= 16) every slot but slot 0
+    // depthwise: a slot's bank pick. With CW_TPS >= k*k - 1 (Tn >= 16) every slot but slot 0
     // takes one tap, so one kernel column: the picks are factored (DW_FACT), per bank row r
     // and kernel column x the bank (r, c2_bcol[x]) (dw_col, a 3-way AND-OR shared by the
     // slots), then per slot a 3-way AND-OR of its column's dw_col (ultra96-like 16 x 16:
     // -0.7k LUT). With fewer taps per step a slot has two or three kernel columns and the
     // 9-way pick by c2_jbk is the cheaper one (syn_8x8: +0.9k LUT factored)
-    localparam bit DW_FACT = DW_TPS >= DW_NBK - 1;
+    localparam bit DW_FACT = CW_TPS >= DW_NBK - 1;
     logic [7:0] dw_col [DW_K][DW_K][DW_NBW];
     always_comb begin
         for (int r = 0; r < DW_K; r++)
@@ -635,7 +676,12 @@ module dg_compute
                 end
     end
     logic [7:0] ib_rot [NBST+1][NB];            // dense: ib_q rotated by c2_rot
-    logic [7:0] dw_rot [DW_TPS][DWST+1][DW_NBW]; // depthwise: slot j's bank rotated by c2_jrot[j]
+    // DW_LP (below): each dw bank rotated (unpadded), its byte per lane pair, per bank row and
+    // kernel column the bank column's
+    logic [7:0] lp_rot [DW_NBK][DWST+1][DW_NBW];
+    logic [7:0] lp_e [DW_NBK][DG_TM/2];
+    logic [7:0] lp_f [DW_K][DW_K][DG_TM/2];
+    logic [7:0] dw_rot [CW_TPS][DWST+1][DW_NBW]; // depthwise: slot j's bank rotated by c2_jrot[j]
     always_comb begin
         for (int b = 0; b < NB; b++) ib_rot[0][b] = ib_q[b];
         for (int k = 0; k < NBST; k++) begin
@@ -647,7 +693,7 @@ module dg_compute
                 ib_rot[k+1][b] = c4[d];
             end
         end
-        for (int j = 0; j < DW_TPS; j++) begin
+        for (int j = 0; j < CW_TPS; j++) begin
             // slot j's bank (DW_FACT: an AND-OR over the (bank row, kernel column) pairs its
             // taps can have, of the picks dw_col; else the 9-way pick by c2_jbk)
             for (int c = 0; c < DW_NBW; c++) begin
@@ -656,7 +702,7 @@ module dg_compute
                 for (int x = 0; x < DW_K; x++) begin
                     logic has;
                     has = 1'b0;
-                    for (int u = j; u < DW_NBK; u += DW_TPS) if (u % DW_K == x) has = 1'b1;
+                    for (int u = j; u < DW_NBK; u += CW_TPS) if (u % DW_K == x) has = 1'b1;
                     if (has)
                         for (int r = 0; r < DW_K; r++) v = v | ({8{c2_jsel[j][r * DW_K + x]}} & dw_col[r][x][c]);
                 end
@@ -679,13 +725,14 @@ module dg_compute
         end
         // depthwise: lane m's slot j is tap t = c2_sel + j: its byte is column (rot + m) mod
         // DW_NBW of the tap's dw bank, its weight byte t mod Tn of its row word (the step's
-        // taps share a word: DW_TPS divides Tn; t mod Tn = j (+ Tn/2 when c2_whalf), which the
+        // taps share a word: CW_TPS divides Tn; t mod Tn = j (+ Tn/2 when c2_whalf), which the
         // MAC array selects from wb_q itself). A slot that is off switches its weight off in
         // the MAC array (in_won: the DSP48E2's INMODE), so its activation needs no zeroing;
         // except at Tn = 1, where the array ORs the pair's two activations into its one
         // multiply (one of them must be zero)
+        c2_xd = '0;
         for (int m = 0; m < DG_TM; m++) begin
-            for (int j = 0; j < DW_TPS; j++) begin
+            for (int j = 0; j < CW_TPS; j++) begin
                 logic [7:0] v;
                 logic on;
                 if (DW_PADDED) begin
@@ -694,10 +741,58 @@ module dg_compute
                     v = dw_rot[j][0][DW_NBWL'(32'(m) + 32'(r))];
                 end else v = dw_rot[j][DWST][m];
                 on = c2_ok && c2_dlane[m] && c2_jon[j];
-                c2_xd[(m*DW_TPS+j)*9 +: 9] = (DG_TN == 1 && !on) ? 9'd0
-                                             : (L.in_signed ? {v[7], v} : {1'b0, v});
-                c2_won[m*DW_TPS+j] = on;
+                if (!DW_LP)
+                    c2_xd[(m*CW_TPS+j)*9 +: 9] = (DG_TN == 1 && !on) ? 9'd0
+                                                 : (L.in_signed ? {v[7], v} : {1'b0, v});
+                c2_won[m*CW_TPS+j] = on;
             end
+        end
+        // DW_LP: DSP (k, n < k*k)'s B operand, the conv activation c2_x[n] or the fed lane's
+        // (2k + c2_q) tap n: per dw bank and lane pair the fed lane's byte (lp_e: its column,
+        // m + the read's rotation, by the lane's narrow pick when padded), per bank row and
+        // kernel column the bank column's (lp_f, c2_bcol), per tap its bank row's, by an
+        // encoded select whose spare value is the conv activation (one 4:1 per bit at k = 3)
+        if (DW_LP) begin
+            for (int b = 0; b < DW_NBK; b++) begin
+                for (int c = 0; c < DW_NBW; c++) lp_rot[b][0][c] = dw_q[b][c];
+                for (int k = 0; k < DWST; k++) begin
+                    logic [1:0] d;
+                    d = 2'((32'(c2_brot[b]) >> (2 * k)) & ((2 * k + 1 < DW_NBWL) ? 3 : 1));
+                    for (int c = 0; c < DW_NBW; c++) begin
+                        logic [7:0] c4 [4];
+                        for (int e = 0; e < 4; e++) c4[e] = lp_rot[b][k][(c + (e << (2 * k))) % DW_NBW];
+                        lp_rot[b][k+1][c] = c4[d];
+                    end
+                end
+                for (int k = 0; k < DG_TM / 2; k++) begin
+                    logic [7:0] v [2];
+                    for (int q = 0; q < 2; q++) begin
+                        if (DW_PADDED) begin
+                            logic [DW_NBWL-1:0] r;
+                            r = c2_brot[b] & DW_LMASK[(2*k+q)*DW_NBWL +: DW_NBWL];
+                            v[q] = dw_q[b][DW_NBWL'(32'(2*k+q) + 32'(r))];
+                        end else v[q] = lp_rot[b][DWST][2*k+q];
+                    end
+                    lp_e[b][k] = c2_q ? v[1] : v[0];
+                end
+            end
+            for (int r = 0; r < DW_K; r++)
+                for (int x = 0; x < DW_K; x++)
+                    for (int k = 0; k < DG_TM / 2; k++) begin
+                        lp_f[r][x][k] = 8'd0;
+                        for (int b = 0; b < DW_K; b++)
+                            lp_f[r][x][k] = lp_f[r][x][k] | ({8{c2_bcol[x][b]}} & lp_e[r * DW_K + b][k]);
+                    end
+            for (int k = 0; k < DG_TM / 2; k++)
+                for (int n = 0; n < DW_NBK; n++) begin
+                    logic [8:0] v;
+                    v = c2_x[n*9 +: 9];
+                    for (int r = 0; r < DW_K; r++)
+                        if (c2_trow[n] == TRW'(r))
+                            v = L.in_signed ? {lp_f[r][n % DW_K][k][7], lp_f[r][n % DW_K][k]}
+                                            : {1'b0, lp_f[r][n % DW_K][k]};
+                    c2_xd[(k*CW_TPS+n)*9 +: 9] = v;
+                end
         end
     end
     assign tile_done = run && cp_state == CP_RUN && cp_issue && cp_last && f_px_last
@@ -731,7 +826,7 @@ module dg_compute
         for (int b = 0; b < NB; b++) c1_badd[b] <= IAW'(i2c_badd[b]);
         c1_wa <= l_dw ? cp_wrow + WAW'(cp_t >> TNL) : WAW'(cp_wa);
         c1_sg <= cp_sg;
-        for (int st = 0; st < DW_TSTEPS; st++) c1_selv[st] <= cp_t == 8'(st * DW_TPS);
+        for (int st = 0; st < CW_TSTEPS; st++) c1_selv[st] <= cp_t == 8'(st * CW_TPS);
         c1_dlane <= dw_lane;
         for (int b = 0; b < DW_NBK; b++) c1_dwlin[b] <= DG_DEPTHWISE ? dw_lin[b] : '0;
         c1_tbank <= dw_tbank;
@@ -747,10 +842,11 @@ module dg_compute
         c2_v <= c1_v;
         c2_first <= c1_first;
         c2_last <= c1_last;
-        c2_ok <= c1_okp && (!c1_hchk || bitmap[c1_hbit]);
+        // (with the depthwise windows: the dense step's bit is tap (0, 0)'s)
+        c2_ok <= c1_okp && (!c1_hchk || (DG_DEPTHWISE ? c1_tbm[0] : bitmap[c1_hbit]));
         c2_lane <= c1_lane;
-        for (int j = 0; j < DW_TPS; j++) begin
-            // slot j's tap s*DW_TPS + j (none past the k*k taps): an AND-OR by the one-hot
+        for (int j = 0; j < CW_TPS; j++) begin
+            // slot j's tap s*CW_TPS + j (none past the k*k taps): an AND-OR by the one-hot
             // step c1_selv, no compare, add or modulo on the path
             logic [DW_NBK-1:0] bs;
             logic [3:0] bk;
@@ -763,10 +859,10 @@ module dg_compute
             on = 1'b0;
             hb = 1'b0;
             nst = 0;
-            for (int st = 0; st < DW_TSTEPS; st++) if (st * DW_TPS + j < DW_NBK) nst++;
-            for (int st = 0; st < DW_TSTEPS; st++) begin
+            for (int st = 0; st < CW_TSTEPS; st++) if (st * CW_TPS + j < DW_NBK) nst++;
+            for (int st = 0; st < CW_TSTEPS; st++) begin
                 int u;
-                u = st * DW_TPS + j;
+                u = st * CW_TPS + j;
                 if (u < DW_NBK) begin
                     for (int r = 0; r < DW_K; r++) bs[r * DW_K + u % DW_K] |= c1_selv[st] && c1_tbr[u][r];
                     bk = bk | ({4{c1_selv[st]}} & c1_tbank[u]);
@@ -785,10 +881,20 @@ module dg_compute
         begin
             logic wh;
             wh = 1'b0;
-            for (int st = 1; st < DW_TSTEPS; st += 2) wh = wh || c1_selv[st];
+            for (int st = 1; st < CW_TSTEPS; st += 2) wh = wh || c1_selv[st];
             c2_whalf <= wh;
         end
         c2_bcol <= c1_bcol;
+        c1_q <= cp_q[0];
+        c2_q <= c1_q;
+        for (int b = 0; b < DW_NBK; b++) c2_brot[b] <= c1_dwlin[b][DW_NBWL-1:0];
+        for (int t = 0; t < DW_NBK; t++) begin
+            logic [TRW-1:0] e;
+            e = TRW'(DW_K);
+            if (l_dw)
+                for (int r = 0; r < DW_K; r++) if (c1_tbr[t][r]) e = TRW'(r);
+            c2_trow[t] <= e;
+        end
         c2_sg <= c1_sg;
         c2_dlane <= c1_dlane;
         c2_rot <= c1_addr[NBL-1:0];
@@ -888,7 +994,7 @@ module dg_compute
                             f_wa_last <= nx_wa_last;
                             // cp_last after the step: the flags' values set below
                             f_last <= L.im2col ? nx_wa_last
-                                    : l_dw ? (dw_qlast ? nx_t_last && DW_PAR == 1 : f_t_last && nx_q_last)
+                                    : l_dw ? (dw_qlast ? nx_t_last && CW_PAR == 1 : f_t_last && nx_q_last)
                                     : f_ng_last ? lc_n_is1 && (f_kx_last ? nx_ky_last && lc_k_is1
                                                                          : f_ky_last && nx_kx_last)
                                     : f_ky_last && f_kx_last && nx_ng_last;
@@ -918,8 +1024,8 @@ module dg_compute
                                     f_q_last <= nx_q_last;
                                 end else begin
                                     cp_q <= 8'd0;
-                                    f_q_last <= DW_PAR == 1;
-                                    cp_t <= cp_t + 8'(DW_TPS);        // the next taps
+                                    f_q_last <= CW_PAR == 1;
+                                    cp_t <= cp_t + 8'(CW_TPS);        // the next taps
                                     f_t_last <= nx_t_last;
                                 end
                             end else if (f_ng_last) begin
@@ -993,11 +1099,22 @@ module dg_compute
     always_ff @(posedge clk)
         if (DW_PADDED && c2_v && l_dw)
             for (int m = 0; m < DG_TM; m++)
-                for (int j = 0; j < DW_TPS; j++)
+                for (int j = 0; j < CW_TPS; j++)
                     if (c2_ok && c2_dlane[m] && c2_jon[j] && ((c2_jrot[j] & ~DW_LMASK[m*DW_NBWL +: DW_NBWL]) != '0
                                                               || 32'(c2_jrot[j]) + m >= DW_NBW))
                         $error("dg_compute: dw lane %0d slot %0d rotation %0d: bits below the lane's step or past the row",
                                m, j, c2_jrot[j]);
+    // the tile bits from the bitmap windows against the reads they replace, where they count
+    always_ff @(posedge clk)
+        if (c1_v && L.zero_halo) begin
+            for (int t = 0; t < DW_NBK; t++)
+                if (l_dw && c1_ten[t] && (32'(c1_hct[t % DW_K]) >= HW || c1_tbm[t] != bitmap[c1_tbit[t]]))
+                    $error("dg_compute: tap %0d tile column %0d, window bit %0d, bitmap[%0d] %0d", t,
+                           c1_hct[t % DW_K], c1_tbm[t], c1_tbit[t], bitmap[c1_tbit[t]]);
+            if (DG_DEPTHWISE && c1_okp && c1_hchk && (32'(c1_hct[0]) >= HW || c1_tbm[0] != bitmap[c1_hbit]))
+                $error("dg_compute: dense tile column %0d, window bit %0d, bitmap[%0d] %0d",
+                       c1_hct[0], c1_tbm[0], c1_hbit, bitmap[c1_hbit]);
+        end
     // the dense column byte register against the table it replaces
     always_ff @(posedge clk)
         if (run && cp_state == CP_RUN && cp_dense && !cp_res_only && !L_no_mac && cp_cc != colbyte[cp_h][cp_ci])

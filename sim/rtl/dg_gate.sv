@@ -238,7 +238,8 @@ module dg_gate
     logic [NW-1:0] q_usz [DG_GATE_P_COUNT];
     logic [NW-1:0] q_usz2 [DG_GATE2_P_COUNT];
     logic [NW-1:0] nb_sums, nb_gmask, nb_g2mask, nb_gtl, nb_gbm, nb_hpar;
-    logic [63:0] g_n, g2_n, h_bias_off;
+    logic [63:0] g_n, g2_n;
+    logic [31:0] h_bias_off;          // (streamed once checked inside the parameter region)
     logic [31:0] g2_wt;                                          // tile bitmap words gate-2 reads
     logic [31:0] g_nwt;                                          // tile bitmap words of the gate record
     always_ff @(posedge clk) begin
@@ -273,7 +274,7 @@ module dg_gate
         g2_n <= 64'(q_g2n);
         g2_wt <= 32'((32'(q_g2n) + 32'd31) >> 5);
         g_nwt <= 32'((32'(q_gn) + 32'd31) >> 5);
-        h_bias_off <= up(64'(q_hcls));
+        h_bias_off <= 32'(up(64'(q_hcls)));
         nb_sums <= NW'(64'(q_sthw) * 64'(k_in_c) * 64'(DG_SUM_BYTES));   // (the record's kind)
         nb_gmask <= NW'(bm_bytes(64'(q_gn)) + bm_bytes(64'(g_out_c)));
         nb_g2mask <= NW'(bm_bytes(64'(q_g2n)) + bm_bytes(64'(g2_in_c)));
@@ -489,7 +490,10 @@ module dg_gate
     logic [15:0] s_bad_at;
     logic signed [63:0] racc;         // row accumulator (w1, w2, head W)
     // stream set-up (G_SP1..3): addr = base + off + 4 * ((mx * my + mz) * mw), n = na * nb
-    logic [63:0] sp_base, sp_off, sp_a;
+    // (off < 2^32: every stream's section was checked inside its region, whose size is 32 bits,
+    // before the first stream; issue 16: the offset select at 32 bits)
+    logic [63:0] sp_base, sp_a;
+    logic [31:0] sp_off;
     logic [15:0] sp_mx, sp_my, sp_mz, sp_mw;
     // (every count and index is a product of <= 16-bit fields of a checked record: 17 bits)
     logic [16:0] sp_na, sp_nb, sp_t1;
@@ -586,11 +590,12 @@ module dg_gate
     // gate-2: conv1's channel mask as read (the tile mask goes to `spat`), its active channels,
     // a padding bit seen in either bitmap (reported after the parameter checks), the tile scan
     logic [15:0] t2_nc;
-    // gate-2: the mask segment's active channels (stage G), added into t2_nc a cycle later
-    // (stage H; issue 16: the sum tree and the accumulate in two cycles); t2_nz: t2_nc will
+    // gate-2: the mask segment's active channels (stage G: the byte counts' two halves, each a
+    // tree), added into t2_nc a cycle later (stage H; issue 16: the sum trees and the accumulate
+    // in two cycles, each tree half as deep); t2_nz: t2_nc will
     // be non-zero, set in stage G for G_NEXT's test (t2_nc itself is read in G_TSCAN only,
     // a cycle or more after that test)
-    logic [15:0] t2_ps;
+    logic [15:0] t2_ps [2];
     logic t2_pv, t2_nz;
     logic        m_bad;
     logic [LN4-1:0] g_mbl;            // stage G: the lanes' mask words with a padding bit set
@@ -647,7 +652,9 @@ module dg_gate
     logic        w_more;              // w_scan < w_limit
     logic [15:0] w_tm1;               // w_total - 1
     logic [15:0] cnt_t, cnt_c;        // tiles / channels on so far (spatial cells, b2 decisions)
-    logic [63:0] w_rem;               // word jobs: bytes from beat w_nx on
+    // word jobs: bytes from beat w_nx on (a checked section's size: < 2^32; past the last beat
+    // it wraps to a large value, as at 64 bits: every byte's strobe on, never used)
+    logic [32:0] w_rem;
     logic [23:0] w_beat, w_beats, w_bm1;
     logic [23:0] w_nx;                // word jobs: the beat loaded next into wq_*
     logic [23:0] w_nx1;               // w_nx + 1 (no add in front of the reads' address w_rd)
@@ -713,12 +720,13 @@ module dg_gate
         sums_abs <= a_sums_base + 64'(sums_off);
         par_abs <= a_weight_base + 64'(par_off);
     end
-    // the channel gate's sections in the gate or the gate-2 blob
-    wire [63:0] cg_w1_off = is_g2 ? po2[DG_GATE2_P_W1] : po[DG_GATE_P_W1];
-    wire [63:0] cg_m1_off = is_g2 ? po2[DG_GATE2_P_M1] : po[DG_GATE_P_M1];
-    wire [63:0] cg_o1_off = is_g2 ? po2[DG_GATE2_P_O1] : po[DG_GATE_P_O1];
-    wire [63:0] cg_w2_off = is_g2 ? po2[DG_GATE2_P_W2] : po[DG_GATE_P_W2];
-    wire [63:0] cg_b2_off = is_g2 ? po2[DG_GATE2_P_B2] : po[DG_GATE_P_B2];
+    // the channel gate's sections in the gate or the gate-2 blob (streamed once the sections
+    // were checked inside the parameter region: offsets below 2^32)
+    wire [31:0] cg_w1_off = 32'(is_g2 ? po2[DG_GATE2_P_W1] : po[DG_GATE_P_W1]);
+    wire [31:0] cg_m1_off = 32'(is_g2 ? po2[DG_GATE2_P_M1] : po[DG_GATE_P_M1]);
+    wire [31:0] cg_o1_off = 32'(is_g2 ? po2[DG_GATE2_P_O1] : po[DG_GATE_P_O1]);
+    wire [31:0] cg_w2_off = 32'(is_g2 ? po2[DG_GATE2_P_W2] : po[DG_GATE_P_W2]);
+    wire [31:0] cg_b2_off = 32'(is_g2 ? po2[DG_GATE2_P_B2] : po[DG_GATE_P_B2]);
     // the bin's rows [b_rs, b_re) (the pair port above, after the check) and columns [b_cs,
     // b_cs + b_cw) in sum tiles: registered from (b_gy, b_gx), read by the next bin's first
     // SUMS stream (>= 2 cycles after they change: the pool drains first)
@@ -1069,12 +1077,11 @@ module dg_gate
     logic [NCB-1:0] s4_ctr;
     logic [1:0] s4_kbo [3];           // the cell bank kb of the cell s4_ctr - 1 + d
     logic [GL-1:0] s1_lv;
-    logic signed [PVW+15:0] s2_prod [GL];         // tap 0 (taps 1, 2: s2_pp)
-    // taps 1 and 2: the products of lanes 2i and 2i + 1 summed in stage 2 (issue 16: in
-    // synthesis a pair of DSP48E2s, the second adding the first's product through the cascade,
-    // so the tap's adder tree in the fabric takes GL / 2 terms, not GL)
+    // per tap: the products of lanes 2i and 2i + 1 summed in stage 2 (issue 16: in synthesis
+    // a pair of DSP48E2s, the second adding the first's product through the cascade, so the
+    // tap's adder tree in the fabric takes GL / 2 terms, not GL)
     localparam int NPR = (GL + 1) / 2;
-    logic signed [PVW+16:0] s2_pp [2][NPR];
+    logic signed [PVW+16:0] s2_pp [3][NPR];
     logic signed [PVW+15+GLL+1:0] s3_ksum [3];   // per tap kx
     logic signed [SKW-1:0] s3_kacc [3];  // the kernel row's sums so far (0 at a row's start)
     logic signed [SKW-1:0] s3_ks [3];    // bank kb's tap sum (a select apart from the add)
@@ -1104,20 +1111,13 @@ module dg_gate
         s3_kx <= s2_kx;
         s2_bx <= s1_bx;
         s3_bx <= s2_bx;
-        // the products per tap kx (issue 16: no tap select in front of the multipliers; the
-        // cell banks take their tap's sum in stage 3; a cell outside the grid is not written,
-        // so its bank's sums need no zeroing): tap 0 on the lanes' shared multiplier, taps 1 and 2
-        // in lane pairs (s2_pp)
-        for (int l = 0; l < GL; l++)
-            s2_prod[l] <= s1_lv[l] ? (PVW+16)'(mm[l]) : '0;
+        // the products per tap kx in lane pairs (s2_pp; issue 16: no tap select in front of the
+        // multipliers; the cell banks take their tap's sum in stage 3; a cell outside the grid
+        // is not written, so its bank's sums need no zeroing)
         for (int kx = 0; kx < 3; kx++) begin
-            logic signed [PVW+15+GLL+1:0] t [GL];             // a balanced adder tree
-            int n;
-            n = (kx == 0) ? GL : NPR;
-            for (int l = 0; l < GL; l++)
-                t[l] = (kx == 0) ? (PVW+GLL+17)'(s2_prod[l])
-                                 : (l < NPR) ? (PVW+GLL+17)'(s2_pp[kx - 1][l]) : '0;
-            for (int w = n; w > 1; w = (w + 1) / 2) begin
+            logic signed [PVW+15+GLL+1:0] t [NPR];            // a balanced adder tree
+            for (int l = 0; l < NPR; l++) t[l] = (PVW+GLL+17)'(s2_pp[kx][l]);
+            for (int w = NPR; w > 1; w = (w + 1) / 2) begin
                 for (int i = 0; i < w / 2; i++) t[i] = t[2 * i] + t[2 * i + 1];
                 if (w % 2 == 1) t[w / 2] = t[w - 1];
             end
@@ -1152,15 +1152,15 @@ module dg_gate
             s1_lv <= s0_lv;
         end
     end
-    // stage 2 of taps 1 and 2: s2_pp[kx - 1][i] = the products of lanes 2i and 2i + 1 (a lane
-    // past in_c gives 0)
+    // stage 2: s2_pp[kx][i] = tap kx's products of lanes 2i and 2i + 1 (a lane past in_c
+    // gives 0)
 `ifdef SYNTHESIS
     // As DSP48E2 cells (UG579; the black box of dg_mac_array.sv): lane 2i's product (P = M, no
     // register) into lane 2i + 1's cell through PCIN (P = M + PCIN, P register: s2_pp). A = P
     // (PVW <= 27 bits), B = the tap weight; a lane past in_c has its A input switched off by
     // the dynamic INMODE[1] (no fabric select). OPMODE W = 0, Y = X = M, Z = 0 / PCIN; ALUMODE
     // 0000. Same values in the same cycles as the model below.
-    for (genvar kx = 1; kx < 3; kx++) begin : g_spp
+    for (genvar kx = 0; kx < 3; kx++) begin : g_spp
         for (genvar i = 0; i < NPR; i++) begin : g_pr
             wire [47:0] pc [2], pp [2];
             for (genvar j = 0; j < 2; j++) begin : g_j
@@ -1184,18 +1184,18 @@ module dg_gate
                      .RSTCTRL(1'b0), .RSTD(1'b0), .RSTINMODE(1'b0), .RSTM(1'b0), .RSTP(1'b0),
                      .PCOUT(pc[j]), .P(pp[j]));
             end
-            assign s2_pp[kx - 1][i] = (PVW+17)'(pp[1]);
+            assign s2_pp[kx][i] = (PVW+17)'(pp[1]);
         end
     end
 `else
     always_ff @(posedge clk)
-        for (int kx = 1; kx < 3; kx++)
+        for (int kx = 0; kx < 3; kx++)
             for (int i = 0; i < NPR; i++) begin
                 logic signed [PVW+16:0] a, b;
                 a = s1_lv[2 * i] ? (PVW+17)'(ws_q[kx][2 * i]) * (PVW+17)'(p_q[2 * i]) : '0;
                 b = (2 * i + 1 < GL && s1_lv[(2 * i + 1) % GL])
                   ? (PVW+17)'(ws_q[kx][(2 * i + 1) % GL]) * (PVW+17)'(p_q[(2 * i + 1) % GL]) : '0;
-                s2_pp[kx - 1][i] <= a + b;
+                s2_pp[kx][i] <= a + b;
             end
 `endif
     always_comb
@@ -1212,6 +1212,30 @@ module dg_gate
             if (s4_v && s4_kxv[kb]) lgs_mem[s4_la[kb]] <= lgs_v[kb];
     end
     wire s_pipe_busy = s1_v || s2_v || s3_v || s4_v;
+    // stage 5's decisions into spat: cell s4_ctr - 1 + d (d < 2) is written with s5_val[d] when
+    // s5_en[d]. s4_ctr as a split one-hot (high / low bits), each write's enable in its low part
+    // (issue 16: a cell's write is an AND of two decode bits, not an NCB-bit compare per cell)
+    localparam int SLB = NCB / 2;
+    localparam int SHB = NCB - SLB;
+    logic [1:0] s5_en, s5_val;
+    (* keep *) logic [(1 << SHB)-1:0] s5_hi;
+    (* keep *) logic [(1 << SLB)-1:0] s5_lo0, s5_lo1;
+    always_comb begin
+        logic [2:0] dk, dv;       // per cell bank: decided now, its decision
+        for (int kb = 0; kb < 3; kb++) begin
+            dk[kb] = s4_kxv[kb] && s4_last[kb];
+            dv[kb] = !lgs_v[kb][LGW-1];
+        end
+        for (int d = 0; d < 2; d++) begin
+            s5_en[d] = s4_v && dk[s4_kbo[d]];
+            s5_val[d] = dv[s4_kbo[d]];
+        end
+        for (int a = 0; a < (1 << SHB); a++) s5_hi[a] = (32'(s4_ctr) >> SLB) == 32'(a);
+        for (int b = 0; b < (1 << SLB); b++) begin
+            s5_lo0[b] = s5_en[0] && (32'(s4_ctr) & 32'((1 << SLB) - 1)) == 32'(b);
+            s5_lo1[b] = s5_en[1] && (32'(s4_ctr) & 32'((1 << SLB) - 1)) == 32'(b);
+        end
+    end
 
     // ------------------------------------------------------------------ arithmetic
     // the products at their exact widths (SW, AW, RW above); int64 wrap as the reference's
@@ -1668,7 +1692,7 @@ module dg_gate
     localparam bit LG_FIX = LEPB >= 1 && GL % LEPB == 0;
     always_comb begin
         wn_data = '0;
-        for (int i = 0; i < AB; i++) wn_strb[i] = 64'(i) < w_rem;
+        for (int i = 0; i < AB; i++) wn_strb[i] = 33'(i) < w_rem;
         for (int k = 0; k < WPB; k++) begin
             logic use_c, ok, full;
             // (masks: word w of the tile bitmap, or word cw of the channel bitmap if cw >= 0)
@@ -1851,7 +1875,7 @@ module dg_gate
     end
     // a stream of na * nb elements of 2^esz bytes from base + off + 4 * ((mx * my + mz) * mw):
     // set up in G_SP1..3 (the products registered), then one command
-    task automatic stream_at(input kind_t k, input logic [63:0] base, input logic [63:0] off,
+    task automatic stream_at(input kind_t k, input logic [63:0] base, input logic [31:0] off,
                              input logic [15:0] mx, input logic [15:0] my, input logic [15:0] mz,
                              input logic [15:0] mw, input logic [16:0] na, input logic [16:0] nb,
                              input logic [1:0] esz, input logic [31:0] rowlen);
@@ -1868,7 +1892,7 @@ module dg_gate
         s_rowlen <= rowlen;
         st <= G_SP1;                  // (G_SP1 starts the counters: off this decision's path)
     endtask
-    task automatic stream(input kind_t k, input logic [63:0] base, input logic [63:0] off,
+    task automatic stream(input kind_t k, input logic [63:0] base, input logic [31:0] off,
                           input logic [16:0] na, input logic [16:0] nb,
                           input logic [1:0] esz, input logic [31:0] rowlen);
         stream_at(k, base, off, 16'd0, 16'd0, 16'd0, 16'd0, na, nb, esz, rowlen);
@@ -1878,7 +1902,7 @@ module dg_gate
                         input logic [1:0] kind, input logic [1:0] sel, input logic [15:0] limit,
                         input logic [15:0] total, input logic lnz);
         w_addr <= addr;
-        w_rem <= nbytes;
+        w_rem <= 33'(nbytes);
         w_kind <= kind;
         w_sel <= sel;
         w_limit <= limit;
@@ -1933,11 +1957,10 @@ module dg_gate
     endtask
 
     // The lanes' shared multiplier (issue 16: DSP48E2 count): per lane one MAW x SW-bit signed
-    // product for the three uses that never overlap in time: the pool's S*R (stage Q: {0, R},
-    // S), the spatial 3x3's tap-0 products ws*P (stage 1; the pass starts once stage Q
-    // has drained, the next bin's pool follows its SUMS streams), and the row products of fc1
-    // (w1*Pt), fc2 (w2*h) and the head (W*S) in stage F (their streams follow the bins; the
-    // weight as int16, an int8 head weight sign-extended, Pt sign- and h zero-extended to SW).
+    // product for the two uses that never overlap in time: the pool's S*R (stage Q: {0, R},
+    // S) and the row products of fc1 (w1*Pt), fc2 (w2*h) and the head (W*S) in stage F (their
+    // streams follow the bins; the weight as int16, an int8 head weight sign-extended, Pt sign-
+    // and h zero-extended to SW).
     // Exact (SW >= PVW, 17), so equal to each product at its own width.
     // The hidden products A*m1 of the o1 stream (stage F, lane l < LN8) too, when the lanes and
     // widths allow (HID_MM): lanes 2l and 2l + 1 take A's low MAW - 1 bits (as unsigned) and
@@ -1950,21 +1973,19 @@ module dg_gate
     logic [PHW-1:0] g_phh [LN8];
     logic signed [AW-1:0] hid_a [LN8];
     always_comb for (int j = 0; j < LN8; j++) hid_a[j] = signed'(am_q[f_lne[j % GL]]);
-    // The hidden lanes' four-way operand selects as two select bits each, shared by all lanes
-    // (issue 16: a 4:1 mux on two selects is one LUT per bit; the priority chain over three
-    // flags took two). The same choice for every value of the flags: ma is rc_cur (q_v), ws_q
-    // (s1_v), A (f_ko1) or f_xw; mb is p_q (s1_v), ph_q (f_kw12), m1 (f_ko1) or q_s.
+    // The operand selects on two select bits each, shared by all lanes: ma is rc_cur (q_v),
+    // A (f_ko1, the hidden lanes) or f_xw; mb is ph_q (f_kw12), m1 (f_ko1, the hidden lanes)
+    // or q_s (q_v and f_ko1 never meet, nor f_kw12 and f_ko1: stage F's kind).
     (* keep *) logic ma_s1, ma_s0, mb_s1, mb_s0;
-    assign ma_s1 = q_v || s1_v;
-    assign ma_s0 = q_v || (!s1_v && f_ko1);
-    assign mb_s1 = s1_v || f_kw12;
-    assign mb_s0 = s1_v || (!f_kw12 && f_ko1);
+    assign ma_s1 = q_v;
+    assign ma_s0 = f_ko1;
+    assign mb_s1 = f_kw12;
+    assign mb_s0 = f_ko1;
     always_comb begin
         for (int l = 0; l < GL; l++) begin
-            logic signed [MAW-1:0] a_rc, a_ws, a_hid, a_x;
-            logic signed [SW-1:0] b_p, b_ph, b_m1;
+            logic signed [MAW-1:0] a_rc, a_hid, a_x;
+            logic signed [SW-1:0] b_ph, b_m1;
             a_rc = MAW'(signed'({1'b0, rc_cur}));
-            a_ws = MAW'(ws_q[0][l]);
             // (A's low part unsigned, its high part)
             a_hid = (l % 2 == 0) ? MAW'(signed'({1'b0, hid_a[(l / 2) % LN8][MAW-2:0]}))
                                  : MAW'(hid_a[(l / 2) % LN8] >>> (MAW - 1));
@@ -1972,16 +1993,15 @@ module dg_gate
             // the bank's entry; the row sum does not depend on the order of its products, and
             // the bank side has no lane mux in front of the multiplier; f_x is sign-extended)
             a_x = WROT ? MAW'(f_xw[l]) : MAW'(signed'(f_x[ABL'(f_bl2[l])][15:0]));
-            b_p = SW'(p_q[l]);
             b_ph = SW'(signed'(ph_q[l]));                       // (Pt, or h zero-extended)
             b_m1 = SW'(signed'(m1_q[f_lne[(l / 2) % LN8]]));
             // (q_s: the pool's sums, or the head's channel sums of bank l for stage F)
             if (HID_MM && l < 2 * LN8) begin
-                ma[l] = ma_s1 ? (ma_s0 ? a_rc : a_ws) : (ma_s0 ? a_hid : a_x);
-                mb[l] = mb_s1 ? (mb_s0 ? b_p : b_ph) : (mb_s0 ? b_m1 : q_s[l]);
+                ma[l] = ma_s1 ? a_rc : ma_s0 ? a_hid : a_x;
+                mb[l] = mb_s1 ? b_ph : mb_s0 ? b_m1 : q_s[l];
             end else begin
-                ma[l] = q_v ? a_rc : s1_v ? a_ws : a_x;
-                mb[l] = s1_v ? b_p : f_kw12 ? b_ph : q_s[l];
+                ma[l] = ma_s1 ? a_rc : a_x;
+                mb[l] = mb_s1 ? b_ph : q_s[l];
             end
             begin
                 logic signed [MAW+MCK+1:0] pc [MNC];
@@ -2014,11 +2034,10 @@ module dg_gate
             for (int b = 0; b < GL; b++)
                 if (f_bv2[b] && f_xw[b] != f_xs[f_bl2[b]])
                     $error("dg_gate: bank %0d's element of the GL-lane stream", b);
-    // (simulation: the three uses of the shared multiplier never meet)
+    // (simulation: the two uses of the shared multiplier never meet)
     always_ff @(posedge clk) begin
-        if (!rst && ((q_v && s1_v) || ((q_v || s1_v) && f_v
-                                        && (f_kind == K_W1 || f_kind == K_W2 || f_kind == K_HW
-                                            || f_kind == K_O1))))
+        if (!rst && q_v && f_v && (f_kind == K_W1 || f_kind == K_W2 || f_kind == K_HW
+                                   || f_kind == K_O1))
             $error("dg_gate: the shared multiplier is wanted twice in one cycle");
         if (!rst && qt_v && h_v)
             $error("dg_gate: Pt and h written in one cycle");
@@ -2274,21 +2293,23 @@ module dg_gate
         // G: the row sums (w1 -> A, w2 / head W -> logits), as a tree; hidden: A*m1 + o1 + round;
         // gate-2: conv1's active channels nc from its bitmap words
         t2_pv <= g_v && g_kind == K_MASK;
-        if (t2_pv) t2_nc <= t2_nc + t2_ps;
+        if (t2_pv) t2_nc <= t2_nc + t2_ps[0] + t2_ps[1];
         if (g_v && g_kind == K_MASK) begin
-            begin                     // (a balanced tree of the 4 * LN4 byte counts)
-                logic [15:0] v [4 * LN4];
+            begin                     // (two balanced trees of the 4 * LN4 byte counts, 2 LN4 each)
                 logic nz;
                 nz = 1'b0;
-                for (int l = 0; l < LN4; l++) for (int q = 0; q < 4; q++) begin
-                    v[4 * l + q] = 16'(g_pc[l][q]);
-                    nz = nz || g_pc[l][q] != 4'd0;
+                for (int h = 0; h < 2; h++) begin
+                    logic [15:0] v [2 * LN4];
+                    for (int i = 0; i < 2 * LN4; i++) begin
+                        v[i] = 16'(g_pc[(2 * LN4 * h + i) / 4][(2 * LN4 * h + i) % 4]);
+                        nz = nz || v[i] != 16'd0;
+                    end
+                    for (int w = 2 * LN4; w > 1; w = (w + 1) / 2) begin
+                        for (int i = 0; i < w / 2; i++) v[i] = v[2 * i] + v[2 * i + 1];
+                        if (w % 2 == 1) v[w / 2] = v[w - 1];
+                    end
+                    t2_ps[h] <= v[0];
                 end
-                for (int w = 4 * LN4; w > 1; w = (w + 1) / 2) begin
-                    for (int i = 0; i < w / 2; i++) v[i] = v[2 * i] + v[2 * i + 1];
-                    if (w % 2 == 1) v[w / 2] = v[w - 1];
-                end
-                t2_ps <= v[0];
                 if (nz) t2_nz <= 1'b1;
             end
             // (the tile bitmap's words: spat, g_swe below; conv1's channel words: ci banks)
@@ -2363,23 +2384,20 @@ module dg_gate
         if (s4_v) begin
             logic [15:0] on;
             logic [2:0] dk, dv;       // per cell bank: decided now, its decision
-            logic [1:0] en, val;      // per cell s4_ctr - 1 + d, d < 2
             on = 16'd0;
             for (int kb = 0; kb < 3; kb++) begin
                 dk[kb] = s4_kxv[kb] && s4_last[kb];
                 dv[kb] = !lgs_v[kb][LGW-1];
                 on = on + 16'(dk[kb] && dv[kb]);
             end
-            for (int d = 0; d < 2; d++) begin
-                en[d] = dk[s4_kbo[d]];
-                val[d] = dv[s4_kbo[d]];
-            end
             // (cell i is s4_ctr - 1 + d for one d: one decode of s4_ctr, not one per bank; the
             // cell right of the bin, d = 2, is never decided here: its last contribution is
             // from a later bin, in raster order)
             for (int i = 0; i < NCELL; i++) begin
-                if (i + 1 < NCELL && en[0] && s4_ctr == NCB'(i + 1)) spat[i] <= val[0];
-                if (en[1] && s4_ctr == NCB'(i)) spat[i] <= val[1];
+                if (i + 1 < NCELL && s5_hi[((i + 1) % NCELL) >> SLB]
+                    && s5_lo0[((i + 1) % NCELL) & ((1 << SLB) - 1)])
+                    spat[i] <= s5_val[0];
+                if (s5_hi[i >> SLB] && s5_lo1[i & ((1 << SLB) - 1)]) spat[i] <= s5_val[1];
             end
 `ifndef SYNTHESIS
             if (!rst && dk[s4_kbo[2]]) $error("dg_gate: the cell right of a bin decided at it");
@@ -2430,12 +2448,12 @@ module dg_gate
                 end else begin
                     case (step)
                         S_BINS: begin
-                            stream(K_BINS, par_abs, po[DG_GATE_P_BINS], 17'(2 * 32'(g_gh) + 2 * 32'(g_gw)), 17'd1, 2'd0, 32'hFFFF_FFFF);
+                            stream(K_BINS, par_abs, 32'(po[DG_GATE_P_BINS]), 17'(2 * 32'(g_gh) + 2 * 32'(g_gw)), 17'd1, 2'd0, 32'hFFFF_FFFF);
                             step <= S_BCHK;
                         end
                         S_BCHK: begin lc <= 16'd0; st <= G_BCHK; end
                         S_RECIP: begin
-                            stream(K_RECIP, par_abs, po[DG_GATE_P_RECIP], 17'(32'(g_n) + 1), 17'd1, 2'd2, 32'hFFFF_FFFF);
+                            stream(K_RECIP, par_abs, 32'(po[DG_GATE_P_RECIP]), 17'(32'(g_n) + 1), 17'd1, 2'd2, 32'hFFFF_FFFF);
                             step <= S_WS;
                             pool_tot <= 1'b0;
                             b_gy <= 8'd0;
@@ -2447,7 +2465,7 @@ module dg_gate
                             // then its spatial contributions (G_SPAT)
                             if (b_r < b_re) begin
                                 acc_fresh <= b_r == b_rs;     // the bin's first sum-tile row
-                                stream_at(K_SUMS, sums_abs, 64'd0, 16'(b_r), 16'(g_st_w), 16'(b_cs), g_in_c,
+                                stream_at(K_SUMS, sums_abs, 32'd0, 16'(b_r), 16'(g_st_w), 16'(b_cs), g_in_c,
                                           17'(b_cw), 17'(g_in_c), 2'd2, 32'(g_in_c));
                                 b_r <= b_r + 8'd1;
                             end else begin
@@ -2459,27 +2477,27 @@ module dg_gate
                         S_TOT: begin
                             acc_fresh <= 1'b1;
                             pool_tot <= 1'b1;         // the totals' reciprocal settles (rc_i)
-                            stream(K_SUMS, sums_abs, 64'd0, 17'(q_gsthw), 17'(g_in_c), 2'd2, 32'(g_in_c));
+                            stream(K_SUMS, sums_abs, 32'd0, 17'(q_gsthw), 17'(g_in_c), 2'd2, 32'(g_in_c));
                             step <= S_POOLT;
                         end
                         S_POOLT: begin lc_start(1'b0); pool_tot <= 1'b1; st <= G_POOL; end
                         S_WS: if (dense) step <= S_BS; else begin   // DENSE: only the checked sections
                             // the taps before the bins: each bin's spatial pass follows its pool
-                            stream(K_WS, par_abs, po[DG_GATE_P_WS], 17'd9, 17'(g_in_c), 2'd1, 32'(g_in_c));
+                            stream(K_WS, par_abs, 32'(po[DG_GATE_P_WS]), 17'd9, 17'(g_in_c), 2'd1, 32'(g_in_c));
                             step <= S_BS;
                         end
                         S_BS: begin
                             b_r <= b_rs;              // (bin 0's first row: b_gy = 0 since S_RECIP)
-                            stream(K_BS, par_abs, po[DG_GATE_P_BS], 17'd1, 17'd1, 2'd3, 32'hFFFF_FFFF);
+                            stream(K_BS, par_abs, 32'(po[DG_GATE_P_BS]), 17'd1, 17'd1, 2'd3, 32'hFFFF_FFFF);
                             step <= dense ? S_O1 : S_BINSUM;
                         end
                         S2_RECIP: begin
                             // gate-2: R(H*W) (checked) into rc entry 0, then the masks it reads
-                            stream(K_RECIP, par_abs, po2[DG_GATE2_P_RECIP], 17'd1, 17'd1, 2'd2, 32'hFFFF_FFFF);
+                            stream(K_RECIP, par_abs, 32'(po2[DG_GATE2_P_RECIP]), 17'd1, 17'd1, 2'd2, 32'hFFFF_FFFF);
                             step <= S2_MASK;
                         end
                         S2_MASK: begin
-                            stream(K_MASK, wb, 64'(`DG_G2(IN_MASK_OFFSET)), 17'(g2_wt + 32'((32'(g2_in_c) + 31) >> 5)),
+                            stream(K_MASK, wb, 32'(`DG_G2(IN_MASK_OFFSET)), 17'(g2_wt + 32'((32'(g2_in_c) + 31) >> 5)),
                                    17'd1, 2'd2, 32'hFFFF_FFFF);
                             t2_t <= 16'd0;
                             t2_t1 <= 16'd1;
@@ -2545,7 +2563,7 @@ module dg_gate
                         end
                         S_HSUMS: begin
                             acc_fresh <= 1'b1;
-                            stream(K_SUMS, sums_abs, 64'd0, 17'(q_hsthw), 17'(h_in_c), 2'd2, 32'(h_in_c));
+                            stream(K_SUMS, sums_abs, 32'd0, 17'(q_hsthw), 17'(h_in_c), 2'd2, 32'(h_in_c));
                             step <= S_HB;
                         end
                         S_HB: begin
@@ -2555,7 +2573,7 @@ module dg_gate
                             step <= S_HW;
                         end
                         S_HW: begin
-                            stream(K_HW, par_abs, 64'd0, 17'(h_classes), 17'(h_in_c), 2'd0, 32'(h_in_c));
+                            stream(K_HW, par_abs, 32'd0, 17'(h_classes), 17'(h_in_c), 2'd0, 32'(h_in_c));
                             step <= S_HWRITE;
                         end
                         S_HWRITE: begin
@@ -2577,7 +2595,7 @@ module dg_gate
                 rl_s <= sat(s_rowlen);
                 sp_t1 <= 17'(32'(sp_mx) * 32'(sp_my) + 32'(sp_mz));
                 s_n <= sp_prod;
-                sp_a <= sp_base + sp_off;
+                sp_a <= sp_base + 64'(sp_off);
                 st <= G_SP2;
             end
             G_SP2: begin
@@ -2728,7 +2746,7 @@ module dg_gate
                     acc_fresh <= !t2_any;
                     t2_any <= 1'b1;
                     t2_run <= 1'b0;
-                    stream_at(K_SUMS, sums_abs, 64'd0, t2_t0, 16'd1, 16'd0, t2_nc,
+                    stream_at(K_SUMS, sums_abs, 32'd0, t2_t0, 16'd1, 16'd0, t2_nc,
                               17'(t2_t - t2_t0), 17'(t2_nc), 2'd2, 32'(t2_nc));
                     step <= S2_SUMS;
                 end else if (past) begin
@@ -2787,7 +2805,7 @@ module dg_gate
                 for (int k = 0; k < WPB; k++) ch_r1[k] <= ch_r1[k] + CH_AW'(1);
                 lg_r0 <= lg_r1;
                 for (int b = 0; b < GL; b++) lg_r1[b] <= lg_AW'(brow((32'(w_nx1) + 32'd1) * 32'(AB / 8), b));
-                w_rem <= w_rem - 64'(AB);
+                w_rem <= w_rem - 33'(AB);
             end
             G_WDATA: begin
                 if (w_kind != 2'd1) begin
@@ -2801,7 +2819,7 @@ module dg_gate
                         for (int k = 0; k < WPB; k++) ch_r1[k] <= ch_r1[k] + CH_AW'(1);
                         lg_r0 <= lg_r1;
                         for (int b = 0; b < GL; b++) lg_r1[b] <= lg_AW'(brow((32'(w_nx1) + 32'd1) * 32'(AB / 8), b));
-                        w_rem <= w_rem - 64'(AB);
+                        w_rem <= w_rem - 33'(AB);
                         if (w_beat == w_bm1) st <= G_WJOB;
                     end
                 end else if (lb_pend) begin

@@ -393,10 +393,6 @@ module dg_loader
     logic dwa_v;                          // stage A holds a beat (0 without the hardware)
     if (DG_DEPTHWISE) begin : g_dw
         localparam int PHW = $clog2(DW_K);
-        localparam int DT_K = AB + 2;  // multiples k * C the table uses (k <= AB + 1)
-        localparam int DT_KW = $clog2(DT_K);
-        logic [DW_AW-1:0] dt_kc [DT_K];       // k * dw_cst (lins; C itself for the byte counts)
-        logic [ABL:0] dt_kcs [DT_K];          // min(k * C, AB)
         logic [ABL:0] dt_r [AB];              // u mod C
         logic [PHW-1:0] dt_po [AB];           // (1 + u div C) mod k: phase offset of byte u's pixel
         logic [DW_AW-1:0] dt_off [AB];        // ((1 + u div C) div k) * dw_cst + u mod C
@@ -408,16 +404,18 @@ module dg_loader
         localparam int DTN_MAX = (AB + DW_K - 1) / DW_K;
         localparam int DTN_W = $clog2(DTN_MAX + 1);
         logic [DTN_W-1:0] dt_n [AB][DW_K];
-        logic [DTN_W-1:0] dt_ni [AB];         // (1 + u div C) div k (dt_off's pick from dt_kc)
+        localparam int DT_KW = DTN_W;
+        logic [DW_AW-1:0] dt_kc [2 ** DTN_W]; // k * dw_cst (lins), k <= DTN_MAX
         logic [PHW-1:0] dw_ph;
         logic [16:0] dw_rem;
         logic [DW_AW-1:0] dw_cur;
         logic [DW_AW-1:0] dw_pb [DW_K];
         // stage A (a beat's bytes), stage B writes dw_wee/dw_weo/dw_wae/dw_wao/dw_wdata
         logic dwa_half;
+        localparam int PHN = $clog2(DW_K + 1);
         logic [PHW-1:0] dwa_rk;               // the row's phase (r mod k)
-        logic [AB-1:0] dwa_ok;                // byte in the row
-        logic [PHW-1:0] dwa_ph [AB];          // its column phase
+        logic [DW_K-1:0] dwa_rkv;             // dwa_v && dwa_rk == r (one-hot or 0)
+        logic [PHN-1:0] dwa_ph [AB];          // byte's column phase; DW_K: not in the row
         logic [DW_NBWL-1:0] dwa_col [AB];     // its column (lin mod DW_NBW)
         logic [7:0] dwa_byte [AB];
         logic [DW_AW-1:0] dwa_ls [DW_K];      // per phase: the lin of its first byte in the beat
@@ -465,73 +463,102 @@ module dg_loader
                     dw_q[b][w] = dw_rodd[b][w] ? qo[w*8 +: 8] : qe[w*8 +: 8];
         end
 
-        // the layer's table (C = L.cin_st; four registered stages, settled long before a patch
-        // beat returns: L is constant in the run)
-        // dt_ge[u][k] = k * C <= u (k <= AB): u div C is the last k of that thermometer, so the
-        // stage after it takes the one-hot edge and ORs constants of k (no chain over k)
-        logic [AB:0] dt_ge [AB];
+        // the layer's table (C = L.cin_st), written two entries a cycle by two counter chains
+        // (even u and odd u, each stepping u by 2): u mod C, the pixel count m = 1 + u div C as
+        // m mod k and (m div k) * dw_cst, and per phase distance d the pixels ceil((m - d) / k)
+        // (one more when m mod k becomes d + 1 mod k): no divide, no per-entry arithmetic on C.
+        // Refilled after reset and a cycle after C changes (dw_cst and C's flags settled), then
+        // AB / 2 cycles: L is constant in the run, and a layer's first patch beat returns later
+        // (checked below)
+        localparam int DT_PW = ABL - 1;       // pair index width
+        logic [15:0] dt_cq;                   // C of the fill
+        logic dt_c1;                          // C == 1
+        logic [ABL:0] dt_cm1, dt_cm2;         // low bits of C - 1, C - 2 (u mod C < AB)
+        logic dt_cz1, dt_cz2;                 //   and their high bits zero: the wrap compares
+        logic dt_cnz;                         // C != 0
+        logic dt_ch;                          // C changed (the restart, a cycle later: C's flags settled)
+        logic [DT_PW:0] dt_u;                 // pair written next (AB / 2: the table is full)
+        logic [ABL:0] dt_sr [2];              // per chain: u mod C
+        logic [PHW-1:0] dt_sp [2];            //   m mod k
+        logic [DW_AW-1:0] dt_so [2];          //   (m div k) * dw_cst
+        logic [DTN_W-1:0] dt_sn [2][DW_K];    //   ceil((m - d) / k)
+        function automatic logic [PHW-1:0] dt_inc(input logic [PHW-1:0] p);
+            return (32'(p) == DW_K - 1) ? '0 : p + 1'b1;
+        endfunction
         always_ff @(posedge clk) begin
-            for (int k = 0; k < DT_K; k++) begin
+            for (int k = 0; k < 2 ** DTN_W; k++)
                 dt_kc[k] <= DW_AW'(32'(k) * 32'(dw_cst));
-                dt_kcs[k] <= (32'(k) * 32'(L.cin_st) < AB) ? (ABL+1)'(32'(k) * 32'(L.cin_st)) : (ABL+1)'(AB);
-            end
-            for (int u = 0; u < AB; u++)
-                for (int k = 0; k <= AB; k++)
-                    dt_ge[u][k] <= 32'(dt_kcs[k]) <= 32'(u);
-            for (int u = 0; u < AB; u++) begin
-                logic [ABL:0] qc;
-                logic [DTN_W-1:0] n [DW_K];
-                logic [DTN_W-1:0] ni;
-                logic [PHW-1:0] po;
-                logic [AB-1:0] e;
-                // u div C: the last k with k * C <= u (a thermometer edge: one-hot); what depends on
-                // it alone (the phase offset, the dt_kc picks) as constants of k, not its arithmetic
-                for (int k = 0; k < AB; k++) e[k] = dt_ge[u][k] && !dt_ge[u][k + 1];
-                qc = '0;
-                ni = '0;
-                po = '0;
-                for (int d = 0; d < DW_K; d++) n[d] = '0;
-                for (int k = 0; k < AB; k++) begin
-                    qc = qc | ({(ABL+1){e[k]}} & dt_kcs[k]);
-                    ni = ni | ({DTN_W{e[k]}} & DTN_W'((k + 1) / DW_K));
-                    po = po | ({PHW{e[k]}} & PHW'((k + 1) % DW_K));
-                    for (int d = 0; d < DW_K; d++)
-                        if (k + 1 > d) n[d] = n[d] | ({DTN_W{e[k]}} & DTN_W'((k + 1 - d + DW_K - 1) / DW_K));
+            dt_cq <= 16'(L.cin_st);
+            dt_c1 <= L.cin_st == 1;
+            dt_cm1 <= (ABL+1)'(17'(L.cin_st) - 17'd1);
+            dt_cm2 <= (ABL+1)'(17'(L.cin_st) - 17'd2);
+            dt_cz1 <= (17'(L.cin_st) - 17'd1) >> (ABL + 1) == '0;
+            dt_cz2 <= (17'(L.cin_st) - 17'd2) >> (ABL + 1) == '0;
+            dt_cnz <= L.cin_st != 0;
+            dt_ch <= 16'(L.cin_st) != dt_cq;
+            if (rst || dt_ch) begin
+                // u = 0: m = 1; u = 1: m = 2 if C = 1, else m = 1, u mod C = 1 (C = 0: 0)
+                dt_u <= '0;
+                dt_sr[0] <= '0;
+                dt_sp[0] <= PHW'(1 % DW_K);
+                dt_so[0] <= DW_AW'((1 / DW_K) * 32'(dw_cst));
+                for (int d = 0; d < DW_K; d++) dt_sn[0][d] <= DTN_W'((d < 1) ? (1 - d + DW_K - 1) / DW_K : 0);
+                if (dt_c1) begin
+                    dt_sr[1] <= '0;
+                    dt_sp[1] <= PHW'(2 % DW_K);
+                    dt_so[1] <= DW_AW'((2 / DW_K) * 32'(dw_cst));
+                    for (int d = 0; d < DW_K; d++) dt_sn[1][d] <= DTN_W'((d < 2) ? (2 - d + DW_K - 1) / DW_K : 0);
+                end else begin
+                    dt_sr[1] <= (ABL+1)'(dt_cnz);
+                    dt_sp[1] <= PHW'(1 % DW_K);
+                    dt_so[1] <= DW_AW'((1 / DW_K) * 32'(dw_cst));
+                    for (int d = 0; d < DW_K; d++) dt_sn[1][d] <= DTN_W'((d < 1) ? (1 - d + DW_K - 1) / DW_K : 0);
                 end
-                if (e == '0) begin                           // (C = 0: as u div C = 0, u mod C = 0)
-                    ni = DTN_W'(1 / DW_K);
-                    po = PHW'(1 % DW_K);
-                    n[0] = DTN_W'(1);
-                end
-                dt_r[u] <= (e != '0) ? (ABL+1)'(u) - qc : '0;    // u mod C
-                dt_n[u] <= n;
-                dt_ni[u] <= ni;
-                dt_po[u] <= po;
-            end
-            for (int u = 0; u < AB; u++) begin
-                dt_off[u] <= dt_kc[DT_KW'(dt_ni[u])] + DW_AW'(dt_r[u]);
-                dt_rem[u] <= 17'(L.cin_st) - 17'(dt_r[u]);
+            end else if (!dt_u[DT_PW]) begin
+                for (int i = 0; i < AB / 2; i++)
+                    if (dt_u[DT_PW-1:0] == DT_PW'(i))
+                        for (int c = 0; c < 2; c++) begin
+                            dt_r[2 * i + c] <= dt_sr[c];
+                            dt_po[2 * i + c] <= dt_sp[c];
+                            dt_off[2 * i + c] <= dt_so[c] + DW_AW'(dt_sr[c]);
+                            dt_rem[2 * i + c] <= 17'(dt_cq) - 17'(dt_sr[c]);
+                            dt_n[2 * i + c] <= dt_sn[c];
+                        end
+                dt_u <= dt_u + 1'b1;
+                // each chain two bytes on: u mod C wraps at C after the first (w0) and / or the
+                // second (w1) byte (C = 0: u div C = u mod C = 0 throughout)
+                if (dt_cnz)
+                    for (int c = 0; c < 2; c++) begin
+                        logic w0, w1, cr;
+                        logic [PHW-1:0] pa, pb2;
+                        w0 = dt_cz1 && dt_sr[c] == dt_cm1;             // (u mod C) + 1 == C
+                        w1 = w0 ? dt_c1 : dt_cz2 && dt_sr[c] == dt_cm2;
+                        dt_sr[c] <= w0 ? (ABL+1)'(!dt_c1) : w1 ? '0 : dt_sr[c] + (ABL+1)'(2);
+                        pa = w0 ? dt_inc(dt_sp[c]) : dt_sp[c];
+                        pb2 = w1 ? dt_inc(pa) : pa;
+                        dt_sp[c] <= pb2;
+                        cr = (w0 && 32'(dt_sp[c]) == DW_K - 1) || (w1 && 32'(pa) == DW_K - 1);
+                        if (cr) dt_so[c] <= dt_so[c] + DW_AW'(dw_cst);
+                        for (int d = 0; d < DW_K; d++)
+                            if ((w0 && 32'(dt_inc(dt_sp[c])) == (d + 1) % DW_K) || (w1 && 32'(dt_inc(pa)) == (d + 1) % DW_K))
+                                dt_sn[c][d] <= dt_sn[c][d] + 1'b1;
+                    end
             end
         end
     `ifndef SYNTHESIS
-        // the table against the formulas (u div C, u mod C by division) once settled (C unchanged
-        // for four cycles), at every depthwise patch beat's stage A
-        logic [15:0] dt_cin [4];
+        // the table against the formulas (u div C, u mod C by division) at every depthwise patch
+        // beat's stage A: the fill must be done for the current C
         always_ff @(posedge clk) begin
             if (run && dw_cst != 16'(DW_PADDED ? ((32'(L.cin_st) + dw_pad_g(32'(L.cin_st)) - 1) / dw_pad_g(32'(L.cin_st)))
                                                  * dw_pad_g(32'(L.cin_st)) : 32'(L.cin_st)))
                 $error("dg_loader: dw_cst %0d stale or wrong (C = %0d)", dw_cst, L.cin_st);
-            dt_cin[0] <= 16'(L.cin_st);
-            dt_cin[1] <= dt_cin[0];
-            dt_cin[2] <= dt_cin[1];
-            dt_cin[3] <= dt_cin[2];
             if (dwa_v && L.cin_st != 0)
                 for (int u = 0; u < AB; u++) begin
                     logic [31:0] m, rr;
                     logic bad;
                     m = 32'(u) / 32'(L.cin_st) + 1;
                     rr = 32'(u) % 32'(L.cin_st);
-                    bad = dt_cin[0] != 16'(L.cin_st) || dt_cin[1] != 16'(L.cin_st) || dt_cin[2] != 16'(L.cin_st) || dt_cin[3] != 16'(L.cin_st)
+                    bad = !dt_u[DT_PW] || dt_cq != 16'(L.cin_st)
                           || 32'(dt_r[u]) != rr || 32'(dt_po[u]) != m % DW_K
                           || 32'(dt_off[u]) != 32'(DW_AW'((m / DW_K) * 32'(dw_cst) + rr))
                           || 32'(dt_rem[u]) != 32'(L.cin_st) - rr;
@@ -555,15 +582,15 @@ module dg_loader
                     en = 1'b0;
                     d = 8'd0;
                     for (int l = 0; l < AB; l++)
-                        if (dwa_ok[l] && 32'(dwa_ph[l]) == p && 32'(dwa_col[l]) == w) begin
+                        if (32'(dwa_ph[l]) == p && 32'(dwa_col[l]) == w) begin
                             en = 1'b1;
                             d = d | dwa_byte[l];
                         end
                     lo = DW_NBWL'(w) < dwa_ls[p][DW_NBWL-1:0];
                     dw_wdata[p][w] <= d;
                     for (int r = 0; r < DW_K; r++) begin
-                        dw_wee[r * DW_K + p][w] <= dwa_v && en && 32'(dwa_rk) == r && !(r0[0] ^ lo);
-                        dw_weo[r * DW_K + p][w] <= dwa_v && en && 32'(dwa_rk) == r && (r0[0] ^ lo);
+                        dw_wee[r * DW_K + p][w] <= dwa_rkv[r] && en && !(r0[0] ^ lo);
+                        dw_weo[r * DW_K + p][w] <= dwa_rkv[r] && en && (r0[0] ^ lo);
                     end
     `ifndef SYNTHESIS
                     if (dwa_v && en && 32'(r0) + 32'(lo) >= (32'(dwa_half) + 1) * (DW_HALF / DW_NBW))
@@ -576,6 +603,18 @@ module dg_loader
                 end
             end
         end
+        // stage B's write enables per row phase: dwa_v (its condition) and the row's phase in one
+        // register, so that a column's enable is its data select's OR and one gate
+        always_ff @(posedge clk)
+            for (int r = 0; r < DW_K; r++)
+                dwa_rkv[r] <= pend_valid && rd_valid && !pend_out[PEND_W-1] && l_dw && run
+                              && 32'(PHW'(pend_out[41 +: 8])) == r;
+    `ifndef SYNTHESIS
+        always_ff @(posedge clk)
+            for (int r = 0; r < DW_K; r++)
+                if (dwa_rkv[r] != (dwa_v && 32'(dwa_rk) == r))
+                    $error("dg_loader: depthwise stage B's row-phase enables %b (dwa_v %0d, rk %0d)", dwa_rkv, dwa_v, dwa_rk);
+    `endif
         // stage A: a patch row's beat (the receive side's condition for it, as the patch banks')
         always_ff @(posedge clk)
             if (run && pend_valid && rd_valid && !pend_out[PEND_W-1] && l_dw) begin   // (run: pf_active)
@@ -626,12 +665,13 @@ module dg_loader
                 for (int j = 0; j < DW_K; j++) pbr[j] = pb[(32'(ph) + 32'(j)) % DW_K];
                 for (int l = 0; l < AB; l++) begin
                     logic [31:0] jb;
+                    logic ok;                    // byte in the row
                     logic [PHW-1:0] pl;
                     logic [DW_NBWL-1:0] lin;     // (its column: the lin's low bits)
                     logic [PHW-1:0] por [AB];
                     logic [DW_NBWL-1:0] ofr [AB];
                     jb = 32'(pr_beat) * AB + 32'(l);
-                    dwa_ok[l] <= jb >= 32'(roff) && jb < 32'(roff) + pf_row_bytes;
+                    ok = jb >= 32'(roff) && jb < 32'(roff) + pf_row_bytes;
                     dwa_byte[l] <= rd_data[l*8 +: 8];
                     for (int v = 0; v < AB; v++) begin
                         por[v] = dt_po[(l - v + AB) % AB];
@@ -644,7 +684,7 @@ module dg_loader
                         pl = PHW'((32'(ph) + 32'(por[rlo])) % DW_K);
                         lin = DW_NBWL'(pbr[por[rlo]]) + ofr[rlo];
                     end
-                    dwa_ph[l] <= pl;
+                    dwa_ph[l] <= ok ? PHN'(pl) : PHN'(DW_K);
                     dwa_col[l] <= lin;
                 end
                 // the state at the next beat's byte 0 (AB bytes on)

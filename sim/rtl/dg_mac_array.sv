@@ -70,7 +70,13 @@ module dg_mac_array
     parameter int WHS = TPS,
     // the depthwise mode exists (the config's depthwise feature): 0 leaves in_dw unused, so the
     // DSP operands are the conv mode's only (no per-DSP mode selects)
-    parameter bit DW = DG_DEPTHWISE
+    parameter bit DW = DG_DEPTHWISE,
+    // depthwise by lane parity (LP; TPS <= TN taps): lane m's tap n is DSP n of its pair with
+    // weight byte n of its row (A for the high lane, D for the low one: the conv operands, no
+    // weight select), one lane of each pair fed per step; the caller gives DSP (k, n < TPS) its
+    // B operand whole in in_xd (bits (k*TPS+n)*9: the conv activation in a conv step, the fed
+    // lane's tap in a depthwise one), so no conv / depthwise select on B here either
+    parameter bit LP = 1'b0
 ) (
     input  wire                  clk,
     input  wire                  rst,
@@ -145,7 +151,13 @@ module dg_mac_array
                 xv = $signed(in_x[n*9 +: 9]);
                 aoff = 1'b0;
                 don = (2*k + 1 < TM);
-                if (dw_on) begin
+                if (LP && n < TPS)
+                    xv = $signed(in_xd[(k*TPS + ((n < TPS) ? n : 0))*9 +: 9]);
+                if (dw_on && LP) begin          // lane 2k's (A) or 2k+1's (D) tap n, if fed
+                    aoff = !(n < TPS && in_won[(2*k)*TPS + ((n < TPS) ? n : 0)]);
+                    don = n < TPS && 2*k + 1 < TM
+                          && in_won[((2*k + 1 < TM) ? 2*k + 1 : 0)*TPS + ((n < TPS) ? n : 0)];
+                end else if (dw_on) begin
                     aoff = 1'b1;
                     don = 1'b0;
                     if (TN == 1) begin              // both lanes packed; one of them is zero

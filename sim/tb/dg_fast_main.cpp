@@ -15,11 +15,15 @@
 //                    (dg_axi_mem.mem, public_flat_rw) at `addr`, before the first clock edge.
 //   +out_mem=<file>  after $finish: the n_dump ranges' bytes, concatenated.
 //   +wave=<file>     (a --trace-fst build only) FST waveform of the whole run.
+//   +starts=<n>      (also read by dg_tb_fast.sv) n starts in one run: whenever the harness
+//                    raises dg_tb_fast.reload (between starts), the memory is cleared and
+//                    the load segments are written again, as before the first start.
 // After the run, the read-only segments are compared with what was loaded: the number of
 // bytes the engine changed in them is appended to the result file (+out) as
 // "readonly_changed N". Exit status 2 on a malformed exchange file.
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -75,11 +79,14 @@ int main(int argc, char** argv) {
     const std::string out_txt = plusarg(ctx.get(), "out=");
     std::vector<Seg> loads, dumps;
     std::vector<std::vector<uint8_t>> readonly;   // copies of the read-only segments
+    const std::string starts_arg = plusarg(ctx.get(), "starts=");
+    const bool restarts = !starts_arg.empty() && std::atoi(starts_arg.c_str()) > 1;
+    std::vector<std::vector<uint8_t>> image;       // copies of every load segment (restarts)
+    uint64_t clear = 0;
     if (!in_file.empty()) {
         std::FILE* f = std::fopen(in_file.c_str(), "rb");
         if (!f) return fail("cannot open the memory exchange file", in_file);
         char magic[8];
-        uint64_t clear = 0;
         uint32_t n[2] = {0, 0};
         if (!read_exact(f, magic, 8) || std::memcmp(magic, "DGMEMIN1", 8) != 0
             || !read_exact(f, &clear, 8) || !read_exact(f, n, 8)) {
@@ -99,6 +106,7 @@ int main(int argc, char** argv) {
         for (const auto& s : loads) {
             if (!read_exact(f, mbase + s.addr, s.len)) { std::fclose(f); return fail("truncated segment data", in_file); }
             if (s.flags & 1) readonly.emplace_back(mbase + s.addr, mbase + s.addr + s.len);
+            if (restarts) image.emplace_back(mbase + s.addr, mbase + s.addr + s.len);
         }
         std::fclose(f);
     }
@@ -115,9 +123,19 @@ int main(int argc, char** argv) {
 #endif
 
     top->clk = 0;
+    bool reloaded = false;
     while (!ctx->gotFinish()) {
         top->clk = !top->clk;
         top->eval();
+        if (restarts) {
+            const bool req = top->rootp->dg_tb_fast__DOT__reload;
+            if (req && !reloaded) {
+                std::memset(mbase, 0, clear);
+                for (size_t i = 0; i < loads.size(); ++i)
+                    std::memcpy(mbase + loads[i].addr, image[i].data(), loads[i].len);
+            }
+            reloaded = req;
+        }
 #if VM_TRACE
         if (tfp) tfp->dump(ctx->time());
 #endif

@@ -5,8 +5,19 @@
 // binary, only the segments of the start: +in=<bin> +out_mem=<bin>); this module never
 // touches memory files. Plusargs read here: +regs=<hex: addr data per line, ends with addr
 // ffffffff> +out=<result text> +timeout=<cycles> +latency=<read latency> +stall=<percent>
-// +trace (sequencer states on stdout). The result file holds "status", "cycles" (engine
-// CYCLES register), "sim_cycles", "engine_id", "timeout" and "busy_*" lines.
+// +starts=<n> +trace (sequencer states on stdout); the memory model reads its error
+// injection plusargs (+rd_err_port, +rd_err_addr, +wr_err_addr: sim/tb/dg_axi_mem.sv),
+// armed for the first start only. The result file holds "status", "cycles" (engine CYCLES
+// register), "sim_cycles", "engine_id", "timeout" and "busy_*" lines.
+//
+// +starts=n (default 1): n starts in one simulation, as a host runs them: after a start's
+// interrupt the outputs are read, CTRL is read (ap_done clears), ISR's AP_DONE is cleared,
+// and the next start writes the registers again and sets ap_start; the engine is not reset
+// in between (its error flags clear at ap_start). Before each later start the memory model is
+// reset (queues, stall streams, clock) and `reload` asks the C++ main to write the start's
+// memory image again, so every start sees the same memory and stall stream as a start of its
+// own. A start before the last writes its lines with the prefix "s<k>_" (k = 0, 1, ...); the
+// last start's are unprefixed, and its memory is the one dumped. +timeout applies per start.
 module dg_tb_fast
     import dg_pkg::*;   // the engine contract of the config under test (register offsets, bus width)
 #(
@@ -76,8 +87,11 @@ module dg_tb_fast
         .m_axi_gmem_w_rready(w_rready), .interrupt(irq));
 
     logic [31:0] latency, stall_pct;
+    logic reload /*verilator public_flat_rd*/;   // the C++ main writes the memory image again
+    int n_starts, start_k;                         // starts to run, the current one
     dg_axi_mem #(.ADDR_W(AW), .DATA_W(DG_AXI_DATA_BITS), .MEM_WORDS(MEM_WORDS)) mem (
-        .clk(clk), .rst(!rst_n), .rd_latency(latency), .stall_pct(7'(stall_pct)),
+        .clk(clk), .rst(!rst_n || reload), .rd_latency(latency), .stall_pct(7'(stall_pct)),
+        .err_arm(start_k == 0),
         .s_axi_awaddr(m_awaddr), .s_axi_awlen(m_awlen), .s_axi_awvalid(m_awvalid), .s_axi_awready(m_awready),
         .s_axi_wdata(m_wdata), .s_axi_wstrb(m_wstrb), .s_axi_wlast(m_wlast), .s_axi_wvalid(m_wvalid),
         .s_axi_wready(m_wready), .s_axi_bresp(m_bresp), .s_axi_bvalid(m_bvalid), .s_axi_bready(m_bready),
@@ -91,7 +105,7 @@ module dg_tb_fast
     // ---- register program
     logic [31:0] regs [256];
     string regs_file, out_file;
-    logic [63:0] timeout, cyc;
+    logic [63:0] timeout, cyc, t0;
     int step, ri;
     logic [31:0] status_v, cyc_lo, cyc_hi, id_lo, id_hi;
     initial begin
@@ -100,31 +114,36 @@ module dg_tb_fast
         if (!$value$plusargs("timeout=%d", timeout)) timeout = 64'd10_000_000;
         if (!$value$plusargs("latency=%d", latency)) latency = 32'd0;
         if (!$value$plusargs("stall=%d", stall_pct)) stall_pct = 32'd0;
+        if (!$value$plusargs("starts=%d", n_starts)) n_starts = 1;
         for (int i = 0; i < 256; i++) regs[i] = 32'hFFFF_FFFF;
         $readmemh(regs_file, regs);
     end
 
     // sequencer: reset, write (addr, data) pairs, start, wait for the interrupt, read outputs
-    task automatic finish_run(input bit to);
+    task automatic write_result(input bit to, input string pre);
         int fd;
-        fd = $fopen(out_file, "w");
-        $fdisplay(fd, "status %0d", to ? -1 : int'(status_v));
-        $fdisplay(fd, "cycles %0d", {cyc_hi, cyc_lo});
-        $fdisplay(fd, "sim_cycles %0d", cyc);
-        $fdisplay(fd, "engine_id %0d", {id_hi, id_lo});
-        $fdisplay(fd, "timeout %0d", to ? 1 : 0);
-        $fdisplay(fd, "busy_mac %0d", n_mac);
-        $fdisplay(fd, "busy_wait_prefetch %0d", n_wait_pf);
-        $fdisplay(fd, "busy_wait_weights %0d", n_wait_w);
-        $fdisplay(fd, "busy_wait_writeback %0d", n_wait_wb);
-        $fdisplay(fd, "busy_other %0d", n_other);
-        $fdisplay(fd, "busy_loader %0d", n_ld);
+        fd = $fopen(out_file, start_k == 0 ? "w" : "a");
+        $fdisplay(fd, "%sstatus %0d", pre, to ? -1 : int'(status_v));
+        $fdisplay(fd, "%scycles %0d", pre, {cyc_hi, cyc_lo});
+        $fdisplay(fd, "%ssim_cycles %0d", pre, cyc - t0);
+        $fdisplay(fd, "%sengine_id %0d", pre, {id_hi, id_lo});
+        $fdisplay(fd, "%stimeout %0d", pre, to ? 1 : 0);
+        $fdisplay(fd, "%sbusy_mac %0d", pre, n_mac);
+        $fdisplay(fd, "%sbusy_wait_prefetch %0d", pre, n_wait_pf);
+        $fdisplay(fd, "%sbusy_wait_weights %0d", pre, n_wait_w);
+        $fdisplay(fd, "%sbusy_wait_writeback %0d", pre, n_wait_wb);
+        $fdisplay(fd, "%sbusy_other %0d", pre, n_other);
+        $fdisplay(fd, "%sbusy_loader %0d", pre, n_ld);
         $fclose(fd);
+    endtask
+    task automatic finish_run(input bit to);
+        write_result(to, "");
         $finish;
     endtask
 
     always_ff @(posedge clk) begin
         cyc <= cyc + 64'd1;
+        reload <= 1'b0;
         awvalid <= 1'b0; wvalid <= 1'b0; arvalid <= arvalid && !arready; bready <= 1'b1; rready <= 1'b1;
         case (step)
             0: begin if (cyc > 8) begin rst_n <= 1'b1; step <= 1; ri <= 0; end end
@@ -145,16 +164,40 @@ module dg_tb_fast
             7: begin if (rvalid) begin cyc_hi <= rdata; araddr <= DG_REG_ADDR_BITS'(DG_REG_ENGINE_ID_LO); arvalid <= 1'b1; step <= 8; end end
             8: begin if (rvalid) begin id_lo <= rdata; araddr <= DG_REG_ADDR_BITS'(DG_REG_ENGINE_ID_HI); arvalid <= 1'b1; step <= 9; end end
             9: begin if (rvalid) begin id_hi <= rdata; step <= 10; end end
-            10: finish_run(1'b0);
+            10: begin
+                if (start_k + 1 >= n_starts) finish_run(1'b0);
+                else begin
+                    // as the host: CTRL read (ap_done clears), the interrupt cleared
+                    write_result(1'b0, $sformatf("s%0d_", start_k));
+                    araddr <= DG_REG_ADDR_BITS'(DG_REG_CTRL); arvalid <= 1'b1; step <= 11;
+                end
+            end
+            11: begin
+                if (rvalid) begin
+                    awaddr <= DG_REG_ADDR_BITS'(DG_REG_ISR); wdata <= 32'(1 << DG_REG_ISR_AP_DONE_LSB);
+                    awvalid <= 1'b1; wvalid <= 1'b1; step <= 12;
+                end
+            end
+            12: begin
+                if (bvalid) begin
+                    // the next start: memory image and memory model as at the first
+                    reload <= 1'b1;
+                    start_k <= start_k + 1;
+                    t0 <= cyc + 64'd1;
+                    ri <= 0;
+                    step <= 13;
+                end
+            end
+            13: step <= 1;
             default: ;
         endcase
-        if (cyc >= timeout && step != 10) finish_run(1'b1);
+        if (cyc - t0 >= timeout && step != 10) finish_run(1'b1);
     end
-    initial begin cyc = 0; step = 0; arvalid = 1'b0; end
+    initial begin cyc = 0; t0 = 0; step = 0; arvalid = 1'b0; start_k = 0; reload = 1'b0; end
     // cycle breakdown while the engine runs (written to the result file)
     logic [63:0] n_mac, n_wait_pf, n_wait_w, n_wait_wb, n_other, n_ld;
     always_ff @(posedge clk) begin
-        if (!rst_n) begin
+        if (!rst_n || reload) begin
             n_mac <= 0; n_wait_pf <= 0; n_wait_w <= 0; n_wait_wb <= 0; n_other <= 0; n_ld <= 0;
         end else if (!dut.u_seq.idle) begin
             if (dut.u_ld.ld_busy) n_ld <= n_ld + 1;

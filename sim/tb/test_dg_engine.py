@@ -16,6 +16,10 @@ Environment (set by dgfpga.backends.rtl_sim / tests/test_rtl_engine.py):
   DG_DUMP      folder: after each start write <name>.<region>.bin of all four regions (a
                network program writes WORK: masks, lists, logits, the cycle log, which the
                caller compares with its own rules)
+  DG_AXI_ERR   JSON {"region", "offset"}: the test `axi_error_weight_port` instead (the only
+               one it runs; rtl_sim.run_cocotb_axi_error): the first vector set of DG_VECTORS
+               twice without a reset between, the first start with the weight port answering
+               SLVERR on the beats covering that byte, the second without
 """
 from __future__ import annotations
 
@@ -50,10 +54,21 @@ def pause_pattern(kind: str):
     return itertools.cycle([0, 0, 0, 1])
 
 
-def weight_port(dut, ram: AxiRam) -> AxiRamRead:
+class ErrRamRead(AxiRamRead):
+    """AxiRamRead that answers SLVERR on the beats covering byte `err_addr` (None: never):
+    cocotbext-axi's read slave answers SLVERR for a beat whose `_read` raises."""
+    err_addr = None
+
+    async def _read(self, address, length):
+        if self.err_addr is not None and address <= self.err_addr < address + length:
+            raise OSError(f"injected SLVERR at {self.err_addr:#x}")
+        return await super()._read(address, length)
+
+
+def weight_port(dut, ram: AxiRam) -> ErrRamRead:
     """The read-only weight master m_axi_gmem_w on the same memory as `ram` (two HP ports on
     one DDR)."""
-    return AxiRamRead(AxiReadBus.from_prefix(dut, "m_axi_gmem_w"), dut.ap_clk, dut.ap_rst_n,
+    return ErrRamRead(AxiReadBus.from_prefix(dut, "m_axi_gmem_w"), dut.ap_clk, dut.ap_rst_n,
                       reset_active_level=False, size=ram.size, mem=ram.mem)
 
 
@@ -139,6 +154,51 @@ def compare(name: str, got: bytes, want) -> dict:
     diff = np.flatnonzero(g != w)
     return {"bytes": int(w.size), "mismatches": int(diff.size),
             "first": int(diff[0]) if diff.size else None}
+
+
+def _load(tb: TB, vs, lay: dict) -> dict:
+    """The set's program and regions into the RAM; returns the start's register arguments."""
+    tb.ram.write(PROGRAM_BASE, vs.program)
+    for r, base in lay["bases"].items():
+        tb.ram.write(base, bytes(vs.before[r].tobytes()))
+    args = {"program": PROGRAM_BASE, "layer_count": vs.layer_count,
+            "run_flags": int(getattr(vs, "run_flags", 0))}
+    for r in ("fmap", "weight", "work", "sums"):
+        args[f"{r}_base"] = lay["bases"][r]
+        args[f"{r}_bytes"] = int(vs.before[r].size)
+    return args
+
+
+@cocotb.test(skip=not os.environ.get("DG_AXI_ERR"))
+async def axi_error_weight_port(dut):
+    """A weight-port SLVERR, then the host's next start (no reset: the engine clears its error
+    flags at ap_start) on the memory image again: results of both starts in DG_RESULTS."""
+    spec = json.loads(os.environ["DG_AXI_ERR"])
+    folder = Path(os.environ["DG_VECTORS"].split(os.pathsep)[0])
+    timeout = int(os.environ.get("DG_TIMEOUT", "2000000"))
+    vs = read_vector_set(folder)
+    lay = layout(vs)
+    tb = TB(dut, lay["size"])
+    results = []
+    await tb.reset()
+    for armed in (True, False):
+        args = _load(tb, vs, lay)
+        tb.ram_w.err_addr = lay["bases"][spec["region"]] + int(spec["offset"]) if armed else None
+        out = await tb.run(args, timeout)
+        rec = {"name": vs.name, "armed": armed, "expected_status": int(vs.expected_status), **out}
+        if not out["timeout"]:
+            for r in ("fmap", "work", "sums"):
+                if r in vs.expected:
+                    got = bytearray(tb.ram.read(lay["bases"][r], vs.before[r].size))
+                    want = bytes(vs.expected[r].tobytes())
+                    for region, off, n in getattr(vs, "ignore", ()):
+                        if region == r:
+                            got[off:off + n] = want[off:off + n]
+                    rec[r] = compare(r, bytes(got), vs.expected[r])
+        dut._log.info("%s (error %s): status=0x%08X cycles=%s", vs.name,
+                      "armed" if armed else "off", out.get("status", -1), out.get("cycles"))
+        results.append(rec)
+    Path(os.environ["DG_RESULTS"]).write_text(json.dumps(results, indent=1))
 
 
 @cocotb.test()

@@ -15,7 +15,12 @@ from cocotb.triggers import ClockCycles, RisingEdge
 
 TM = int(os.environ.get("DG_PARAM_TM", "4"))
 TN = int(os.environ.get("DG_PARAM_TN", "4"))
-TPS = TN // 2 if TN >= 2 else 1   # depthwise taps per lane and step (dg_mac_array TPS)
+# dg_mac_array LP (depthwise by lane parity): DSP n of pair k takes tap n of lane 2k or 2k+1 with
+# weight byte n, its B operand whole from in_xd (k*TPS + n) for n < TPS, in conv steps too
+LP = int(os.environ.get("DG_PARAM_LP", "0"))
+# depthwise taps per lane and step (dg_mac_array TPS)
+TPS = int(os.environ.get("DG_PARAM_TPS", str(TN // 2 if TN >= 2 else 1)))
+NP = (TM + 1) // 2
 
 
 def pack(values, bits):
@@ -33,6 +38,13 @@ async def start(dut):
     dut.in_dw.value = 0
     await ClockCycles(dut.clk, 3)
     dut.rst.value = 0
+
+
+def drive_x(dut, x):
+    """A conv step's activations: in_x, and with LP the B operands of DSPs n < TPS in in_xd."""
+    dut.in_x.value = pack(x, 9)
+    if LP:
+        dut.in_xd.value = pack(np.tile(np.asarray(x)[:TPS], NP), 9)
 
 
 async def collect(dut, got: list, tags: bool = False):
@@ -70,7 +82,7 @@ async def test_random_accumulations(dut):
                 x[:] = 255 if not signed else -128
             acc += w @ x
             dut.in_w.value = pack(w.reshape(-1), 8)
-            dut.in_x.value = pack(x, 9)
+            drive_x(dut, x)
             dut.in_first.value = int(s == 0)
             dut.in_last.value = int(s == steps - 1)
             dut.in_tag.value = n_acc & 0xFF
@@ -107,7 +119,20 @@ async def test_depthwise_mode(dut):
         steps = rng.randint(1, 10)
         acc = np.zeros(TM, np.int64)
         for s in range(steps):
-            if dw:
+            if dw and LP:       # lane parity s % 2 of each pair fed, tap n on DSP n (byte n)
+                w = nprng.integers(-128, 128, (TM, TN))
+                xd = nprng.choice([-256, -128, -1, 0, 1, 127, 255], (TM, TPS)) if n_acc % 4 == 0 \
+                    else nprng.integers(-128, 256, (TM, TPS))
+                won = nprng.random((TM, TPS)) < 0.85
+                won[(np.arange(TM) % 2) != (s % 2)] = False
+                acc += (np.where(won, w[:, :TPS], 0) * xd).sum(axis=1)
+                b = np.array([[xd[min(2 * k + s % 2, TM - 1)][n] for n in range(TPS)] for k in range(NP)])
+                dut.in_w.value = pack(w.reshape(-1), 8)
+                dut.in_won.value = pack(won.reshape(-1), 1)
+                dut.in_whalf.value = 0
+                dut.in_xd.value = pack(b.reshape(-1), 9)
+                dut.in_x.value = pack(nprng.integers(-128, 128, TN), 9)
+            elif dw:
                 wd = nprng.choice([-128, -127, -1, 0, 1, 127], (TM, TPS)) if n_acc % 4 == 0 \
                     else nprng.integers(-128, 128, (TM, TPS))
                 xd = nprng.choice([-256, -128, -1, 0, 1, 127, 255], (TM, TPS)) if n_acc % 4 == 0 \
@@ -131,10 +156,11 @@ async def test_depthwise_mode(dut):
                 x = nprng.integers(0, 256, TN)
                 acc += w @ x
                 dut.in_w.value = pack(w.reshape(-1), 8)
-                dut.in_x.value = pack(x, 9)
+                drive_x(dut, x)
                 dut.in_won.value = pack(nprng.random(TM * TPS) < 0.5, 1)       # ignored
                 dut.in_whalf.value = int(rng.random() < 0.5)
-                dut.in_xd.value = pack(nprng.integers(-128, 128, TM * TPS), 9)
+                if not LP:
+                    dut.in_xd.value = pack(nprng.integers(-128, 128, TM * TPS), 9)
             dut.in_dw.value = int(dw)
             dut.in_first.value = int(s == 0)
             dut.in_last.value = int(s == steps - 1)
@@ -184,7 +210,7 @@ async def test_cascade_corners(dut):
         for s, (w, x) in enumerate(steps):
             acc += w @ x
             dut.in_w.value = pack(w.reshape(-1), 8)
-            dut.in_x.value = pack(x, 9)
+            drive_x(dut, x)
             dut.in_first.value = int(s == 0)
             dut.in_last.value = int(s == len(steps) - 1)
             dut.in_tag.value = i & 0xFF

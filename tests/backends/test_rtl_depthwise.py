@@ -334,7 +334,8 @@ def ultra96_sim():
 @pytest.mark.verilator
 def test_depthwise_layers_ultra96(ultra96_sim):
     """Every depthwise layer case on `ultra96` (Tm = Tn = 16, 128-bit bus: all 9 taps of the
-    16 lanes in one dw-bank read, 8 + 1 taps per lane in 2 steps) and the shared depthwise
+    16 lanes in one dw-bank read, 2 steps: the pairs' low lanes' 9 taps, then the high lanes'
+    (DW_LP)) and the shared depthwise
     vectors / corner faults."""
     cfg = load_config("ultra96")
     for name, kw in LAYER_CASES.items():

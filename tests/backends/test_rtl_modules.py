@@ -32,6 +32,10 @@ CASES = [
     # odd lane count (TM = 1: one packed multiply with a zero low weight) and a wide array
     ("dg_mac_array", ["dg_mac_array.sv"], "test_dg_mac_array", {"TM": 1, "TN": 2, "TAG_W": 8}),
     ("dg_mac_array", ["dg_mac_array.sv"], "test_dg_mac_array", {"TM": 16, "TN": 8, "TAG_W": 8}),
+    # depthwise by lane parity (LP, ultra96's layout): a pair's DSP n computes tap n of its low
+    # lane through A or of its high lane through D, the B operand whole from the caller
+    ("dg_mac_array", ["dg_mac_array.sv"], "test_dg_mac_array",
+     {"TM": 2, "TN": 8, "TAG_W": 8, "TPS": 4, "LP": 1}),
     ("dg_requant", ["dg_requant.sv"], "test_dg_requant", {"LANES": 4}),
     # time-shared (the engine's RQ_SHARE): 2 lanes of multipliers per phase, 4 phases
     ("dg_requant", ["dg_requant.sv"], "test_dg_requant", {"LANES": 8, "SHARE": 4}),
@@ -77,9 +81,12 @@ def test_module(case):
 
 
 @pytest.mark.verilator
-@pytest.mark.parametrize("tm,tn", [(4, 4), pytest.param(16, 8, marks=pytest.mark.slow),
-                                   pytest.param(16, 16, marks=pytest.mark.slow)])
-def test_mac_array_synthesis_branch(tm, tn):
+@pytest.mark.parametrize("tm,tn,extra", [
+    (4, 4, {}), (4, 4, {"TPS": 3, "LP": 1}),
+    pytest.param(16, 8, {}, marks=pytest.mark.slow),
+    pytest.param(16, 16, {}, marks=pytest.mark.slow),
+    pytest.param(16, 16, {"TPS": 9, "LP": 1}, marks=pytest.mark.slow)])
+def test_mac_array_synthesis_branch(tm, tn, extra):
     """The array as a vendor flow compiles it (SYNTHESIS and DG_VENDOR_PRIMITIVES defined,
     as package_rtl_ip.tcl sets them: the DSP48E2 instances, the RTL's own black box off) with
     the DSP48E2 model as the primitive, against the cocotb test of the behavioural array."""
@@ -91,7 +98,7 @@ def test_mac_array_synthesis_branch(tm, tn):
         "dg_mac_array.sv: the DSP48E2 black box is not under SYNTHESIS and not DG_VENDOR_PRIMITIVES"
     assert "DSP48E2 #(" in text, "dg_mac_array.sv: no DSP48E2 instance in the synthesis branch"
     res = rtl_sim.run_unit_test("dg_mac_array", [str(rtl_sim.TB / "dsp48e2_model.sv"), "dg_mac_array.sv"],
-                                "test_dg_mac_array", {"TM": tm, "TN": tn, "TAG_W": 8},
+                                "test_dg_mac_array", {"TM": tm, "TN": tn, "TAG_W": 8, **extra},
                                 build_args=["-DSYNTHESIS", "-DDG_VENDOR_PRIMITIVES"])
     assert res["tests"] > 0, f"no cocotb test ran ({res['xml']})"
     assert not res["failures"], f"synthesis branch failed {res['failures']} (see {res['xml']})"
