@@ -112,6 +112,18 @@ def test_qmodel(calib_images):
 
 
 @pytest.fixture(scope="session")
+def shipped_qmodel():
+    """The shipped resdg20_cifar10 checkpoint (models/checkpoints/resdg20_cifar10_d50.pth.tar)
+    quantized on 256 embedded training images, as the RTL network tests run it (needs torch)."""
+    pytest.importorskip("torch", reason="quantizing a model needs torch (extra 'torch')")
+    from dgfpga.data import embedded as data
+    from dgfpga.quant.float_model import load_float_model
+    from dgfpga.quant.quantizer import quantize_model
+    model, _ = load_float_model(ROOT / "models" / "checkpoints" / "resdg20_cifar10_d50.pth.tar")
+    return quantize_model(model, data.load_split("train", 256).images)
+
+
+@pytest.fixture(scope="session")
 def bundle_dir(test_qmodel, calib_images, tmp_path_factory):
     """A bundle of the test model for the small engine, with 4 self-check images."""
     import numpy as np

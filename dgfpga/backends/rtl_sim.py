@@ -220,22 +220,31 @@ def run_cocotb_axi_error(cfg: EngineConfig, vector_dir: Path, region: str, offse
     (m_axi_gmem_w, cocotbext-axi) answering SLVERR on the beats covering byte `offset` of
     `region`, the second without. Returns both starts' result dicts (status, cycles, the
     regions' mismatch counts against the set's expected image)."""
+    env = {"DG_VECTORS": str(Path(vector_dir).resolve()), "DG_TIMEOUT": str(timeout_cycles),
+           "DG_AXI_ERR": json.dumps({"region": region, "offset": int(offset)})}
+    return _run_cocotb_json(cfg, "test_dg_engine", "axi-error", env, "AXI error",
+                            testcase="axi_error_weight_port")
+
+
+def _run_cocotb_json(cfg: EngineConfig, module: str, stem: str, env: dict, what: str,
+                     testcase: Optional[str] = None):
+    """Run cocotb test module `module` on the engine build of `cfg` with `env` (plus
+    DG_RESULTS, the JSON file the test writes its results to) and return those results;
+    RtlSimError if it wrote none."""
     from cocotb_tools.runner import get_runner
     bdir = build_cocotb(cfg)
     os.environ.update({k: v for k, v in _env().items() if k in ("MAKEFLAGS", "PATH")})
-    results_json = bdir / f"axi-error-results-{os.getpid()}.json"
+    results_json = bdir / f"{stem}-results-{os.getpid()}.json"
     if results_json.exists():
         results_json.unlink()
-    env = {"DG_VECTORS": str(Path(vector_dir).resolve()), "DG_RESULTS": str(results_json),
-           "DG_TIMEOUT": str(timeout_cycles),
-           "DG_AXI_ERR": json.dumps({"region": region, "offset": int(offset)})}
     _tb_on_path()
-    get_runner("verilator").test(test_module="test_dg_engine", hdl_toplevel="dg_engine",
+    extra = {"testcase": testcase} if testcase else {}
+    get_runner("verilator").test(test_module=module, hdl_toplevel="dg_engine",
                                  hdl_toplevel_lang="verilog", build_dir=str(bdir),
-                                 test_dir=str(bdir), extra_env=env, testcase="axi_error_weight_port",
-                                 results_xml=str(bdir / f"axi-error-results-{os.getpid()}.xml"))
+                                 test_dir=str(bdir), extra_env=dict(env, DG_RESULTS=str(results_json)),
+                                 results_xml=str(bdir / f"{stem}-results-{os.getpid()}.xml"), **extra)
     if not results_json.exists():
-        raise RtlSimError(f"cocotb AXI error run wrote no results; see the log in {bdir}")
+        raise RtlSimError(f"cocotb {what} run wrote no results; see the log in {bdir}")
     return json.loads(results_json.read_text())
 
 
@@ -247,22 +256,9 @@ def run_host_cocotb(bundle_dir, cfg: EngineConfig, images: int = 1,
     simulation (cocotb `bridge`/`resume`, AxiLiteMaster for registers, AxiRam for DDR):
     the bundle's first `images` self-check images, gated and dense. Returns one dict per
     image (cycles, MACs, gated_ok, dense_ok); RtlSimError if the run wrote no results."""
-    from cocotb_tools.runner import get_runner
-    bdir = build_cocotb(cfg)
-    os.environ.update({k: v for k, v in _env().items() if k in ("MAKEFLAGS", "PATH")})
-    results_json = bdir / f"host-results-{os.getpid()}.json"
-    if results_json.exists():
-        results_json.unlink()
     env = {"DG_BUNDLE": str(Path(bundle_dir).resolve()), "DG_IMAGES": str(images),
-           "DG_RESULTS": str(results_json), "DG_TIMEOUT": str(timeout_cycles)}
-    _tb_on_path()
-    get_runner("verilator").test(test_module="test_dg_host", hdl_toplevel="dg_engine",
-                                 hdl_toplevel_lang="verilog", build_dir=str(bdir),
-                                 test_dir=str(bdir), extra_env=env,
-                                 results_xml=str(bdir / f"host-results-{os.getpid()}.xml"))
-    if not results_json.exists():
-        raise RtlSimError(f"cocotb host run wrote no results; see the log in {bdir}")
-    return json.loads(results_json.read_text())
+           "DG_TIMEOUT": str(timeout_cycles)}
+    return _run_cocotb_json(cfg, "test_dg_host", "host", env, "host")
 
 
 # ----------------------------------------------------------------------------- fast path

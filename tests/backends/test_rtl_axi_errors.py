@@ -26,7 +26,6 @@ from conftest import ROOT, require_verilator
 
 sys.path.insert(0, str(ROOT / "sim" / "tb"))
 
-CKPT = ROOT / "models" / "checkpoints" / "resdg20_cifar10_d50.pth.tar"
 
 
 def _axi_error(layer: int) -> int:
@@ -131,19 +130,15 @@ def test_error_injection_arguments(chain):
 # ---- a whole network program (resdg20 on small, one start, 31 records)
 
 @pytest.fixture(scope="module")
-def net():
-    pytest.importorskip("torch")
+def net(shipped_qmodel):
     require_verilator()
     from dgfpga.backends import rtl_sim, vectors
     from dgfpga.contract import formats, program as prog
     from dgfpga.contract.engine_config import load_config
     from dgfpga.data import embedded as data
-    from dgfpga.quant.float_model import load_float_model
-    from dgfpga.quant.quantizer import quantize_model
     from dgfpga.runtime.packer import plan_network
     cfg = load_config("small")
-    model, _ = load_float_model(CKPT)
-    qm = quantize_model(model, data.load_split("train", 256).images)
+    qm = shipped_qmodel
     plan = plan_network(qm, cfg)
     vs = next(iter(vectors.network_program_vectors(qm, data.load_split("test", 1).images, cfg,
                                                    dense=False, plan=plan)))

@@ -21,25 +21,20 @@ import pytest
 
 from conftest import ROOT, require_verilator
 
-CKPT = ROOT / "models" / "checkpoints" / "resdg20_cifar10_d50.pth.tar"
 N_IMAGES = 2
 DENSE = 1                       # regmap RUN_FLAGS.DENSE (program.RUN_DENSE)
 
 
 @pytest.fixture(scope="module")
-def net():
-    pytest.importorskip("torch")
+def net(shipped_qmodel):
     require_verilator()
     from dgfpga.backends import rtl_sim
     from dgfpga.contract.engine_config import load_config
     from dgfpga.data import embedded as data
     from dgfpga.numerics.golden import run_golden
-    from dgfpga.quant.float_model import load_float_model
-    from dgfpga.quant.quantizer import quantize_model
     from dgfpga.runtime.packer import plan_network
     cfg = load_config("small")
-    model, _ = load_float_model(CKPT)
-    qm = quantize_model(model, data.load_split("train", 256).images)
+    qm = shipped_qmodel
     plan = plan_network(qm, cfg)
     images = data.load_split("test", N_IMAGES).images
     golden = {0: run_golden(qm, images), DENSE: run_golden(qm, images, masks="dense")}

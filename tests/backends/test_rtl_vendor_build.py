@@ -25,7 +25,6 @@ from conftest import ROOT, require_verilator
 
 sys.path.insert(0, str(ROOT / "sim" / "tb"))
 
-CKPT = ROOT / "models" / "checkpoints" / "resdg20_cifar10_d50.pth.tar"
 SYN_4X8W = ROOT / "tests" / "backends" / "configs" / "syn_4x8w.toml"
 # (unit, the synthesis branch's DSP48E2 instance): what the vendor build compiles instead of
 # the behavioural model
@@ -149,17 +148,12 @@ def test_vendor_build_gate_records_small(small_pair):
     assert not bad, bad
 
 
-def _network(cfg_name, n_images: int = 1):
-    pytest.importorskip("torch")
+def _network(qm, cfg_name, n_images: int = 1):
     from dgfpga.backends import vectors
     from dgfpga.contract.engine_config import load_config
     from dgfpga.data import embedded as data
-    from dgfpga.quant.float_model import load_float_model
-    from dgfpga.quant.quantizer import quantize_model
     from dgfpga.runtime.packer import plan_network
     cfg = load_config(str(cfg_name))
-    model, _ = load_float_model(CKPT)
-    qm = quantize_model(model, data.load_split("train", 256).images)
     plan = plan_network(qm, cfg)
     sets = list(vectors.network_program_vectors(qm, data.load_split("test", n_images).images, cfg,
                                                 dense=False, plan=plan))
@@ -187,23 +181,23 @@ def _network_on_both(cfg, plan, sets, rtl_dir=None) -> list:
 
 
 @pytest.mark.verilator
-def test_vendor_build_network_small():
+def test_vendor_build_network_small(shipped_qmodel):
     """resdg20 (gated, one test image, ONE start of the whole program: gate records, convs,
     residuals, head) on `small`: the golden image, and the normal build's cycles and memory."""
     require_verilator()
-    bad = _network_on_both(*_network("small"))
+    bad = _network_on_both(*_network(shipped_qmodel, "small"))
     assert not bad, bad
 
 
 @pytest.mark.verilator
 @pytest.mark.slow
-def test_vendor_build_eight_gate_lanes():
+def test_vendor_build_eight_gate_lanes(shipped_qmodel):
     """`syn_4x8w` (128-bit bus: 8 gate lanes, 4 lane pairs, as ultra96): resdg20 gated (16-64
     channels: every pair full) and gate records with lanes past in_c (29, 5, each after
     a record with every lane on)."""
     require_verilator()
     from dgfpga.backends import rtl_sim
-    cfg, plan, sets = _network(SYN_4X8W)
+    cfg, plan, sets = _network(shipped_qmodel, SYN_4X8W)
     assert cfg.gate_lanes == 8
     bad = _network_on_both(cfg, plan, sets)
     with rtl_sim.FastSim(cfg) as a, rtl_sim.FastSim(cfg, vendor=True) as b:
@@ -213,7 +207,7 @@ def test_vendor_build_eight_gate_lanes():
 
 @pytest.mark.verilator
 @pytest.mark.slow
-def test_vendor_build_catches_a_broken_lane_pair(tmp_path):
+def test_vendor_build_catches_a_broken_lane_pair(tmp_path, shipped_qmodel):
     """The check has teeth: a copy of sim/rtl whose gate lane pairs lose their cascade (lane
     2i's product not added into lane 2i + 1's cell) fails the comparison (resdg20 on small)."""
     require_verilator()
@@ -225,5 +219,5 @@ def test_vendor_build_catches_a_broken_lane_pair(tmp_path):
     cascade = ".PCIN(j == 1 ? pc[0] : 48'd0),"
     assert text.count(cascade) == 1, "dg_gate.sv: the lane pair's cascade is not where expected"
     gate.write_text(text.replace(cascade, ".PCIN(48'd0),"))
-    bad = _network_on_both(*_network("small"), rtl_dir=copy)
+    bad = _network_on_both(*_network(shipped_qmodel, "small"), rtl_dir=copy)
     assert any("cycles" in b or "differs" in b for b in bad), "the broken lane pair went unseen"
