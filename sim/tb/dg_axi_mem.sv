@@ -90,13 +90,13 @@ module dg_axi_mem #(
     wire [WL-1:0] r_word [2];
     dg_axi_mem_rd #(.ADDR_W(ADDR_W), .DATA_W(DATA_W), .WL(WL)) rd0 (
         .clk(clk), .rst(rst), .now(now), .rd_latency(rd_latency), .stall_ar(stall), .stall_r(stall2),
-        .err_on(err_arm && rd_err_port == 0), .err_addr(rd_err_addr),
+        .ar_err(err_arm && rd_err_port == 0 && covers(s_axi_araddr, s_axi_arlen, rd_err_addr)),
         .araddr(s_axi_araddr), .arlen(s_axi_arlen), .arvalid(s_axi_arvalid), .arready(s_axi_arready),
         .rresp(s_axi_rresp), .rlast(s_axi_rlast), .rvalid(s_axi_rvalid), .rready(s_axi_rready),
         .word(r_word[0]));
     dg_axi_mem_rd #(.ADDR_W(ADDR_W), .DATA_W(DATA_W), .WL(WL)) rd1 (
         .clk(clk), .rst(rst), .now(now), .rd_latency(rd_latency), .stall_ar(stall_w), .stall_r(stall_w2),
-        .err_on(err_arm && rd_err_port == 1), .err_addr(rd_err_addr),
+        .ar_err(err_arm && rd_err_port == 1 && covers(s_axi_w_araddr, s_axi_w_arlen, rd_err_addr)),
         .araddr(s_axi_w_araddr), .arlen(s_axi_w_arlen), .arvalid(s_axi_w_arvalid),
         .arready(s_axi_w_arready), .rresp(s_axi_w_rresp), .rlast(s_axi_w_rlast),
         .rvalid(s_axi_w_rvalid), .rready(s_axi_w_rready), .word(r_word[1]));
@@ -170,8 +170,7 @@ module dg_axi_mem_rd #(
     input  wire [31:0]          rd_latency,
     input  wire                 stall_ar,    // AR not ready this cycle
     input  wire                 stall_r,     // R not valid this cycle
-    input  wire                 err_on,      // a burst covering err_addr answers SLVERR
-    input  wire [63:0]          err_addr,
+    input  wire                 ar_err,      // the burst on AR answers SLVERR (the caller's covers())
     input  wire [ADDR_W-1:0]    araddr,
     input  wire [7:0]           arlen,
     input  wire                 arvalid,
@@ -186,7 +185,7 @@ module dg_axi_mem_rd #(
     logic [ADDR_W-1:0] ar_addr [16];
     logic [7:0]        ar_len [16];
     logic [63:0]       ar_time [16];
-    logic              ar_err [16];
+    logic              ar_err_q [16];
     logic [4:0]        ar_wp, ar_rp;
     logic [7:0]        r_beat;
     wire ar_full = (ar_wp - ar_rp) == 5'd16;
@@ -195,17 +194,15 @@ module dg_axi_mem_rd #(
     assign rvalid = !ar_empty && now >= ar_time[ar_rp[3:0]] && !stall_r;
     wire [ADDR_W-1:0] r_addr = ar_addr[ar_rp[3:0]] + (ADDR_W'(r_beat) << ABL);
     assign word = WL'(r_addr >> ABL);
-    assign rresp = ar_err[ar_rp[3:0]] ? 2'b10 : 2'b00;
+    assign rresp = ar_err_q[ar_rp[3:0]] ? 2'b10 : 2'b00;
     assign rlast = r_beat == ar_len[ar_rp[3:0]];
-    wire hit = err_on && 64'(araddr) <= err_addr
-               && err_addr < 64'(araddr) + ((64'(arlen) + 64'd1) << ABL);
 
     always_ff @(posedge clk) begin
         if (arvalid && arready) begin
             ar_addr[ar_wp[3:0]] <= araddr;
             ar_len[ar_wp[3:0]] <= arlen;
             ar_time[ar_wp[3:0]] <= now + 64'(rd_latency);
-            ar_err[ar_wp[3:0]] <= hit;
+            ar_err_q[ar_wp[3:0]] <= ar_err;
             ar_wp <= ar_wp + 5'd1;
         end
         if (rvalid && rready) begin
