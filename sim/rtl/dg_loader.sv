@@ -302,6 +302,7 @@ module dg_loader
     logic [7:0] pf_ph, pf_pw, pf_r, pf_c;
     logic [15:0] pf_ixv0;
     logic [31:0] pf_row_bytes;
+    logic signed [17:0] pf_vw;     // the tile's loaded patch columns ixv1 - ixv0 (PF_GEO3; checked to fit)
     logic [IAW-1:0] pf_bufptr;
     logic [IAW-1:0] pf_vb;         // im2col: buffer byte of patch column 0 of row pf_r
     logic [15:0] pf_lo;            // im2col: byte of the first loaded column in a patch row
@@ -426,6 +427,13 @@ module dg_loader
         localparam int DW_RW = DW_RAW + 1;   // bank row width ($clog2(DW_DEPTH))
         logic [DW_NBW-1:0] dw_wee [DW_NBK];  // column write enables, even-row memory
         logic [DW_NBW-1:0] dw_weo [DW_NBK];  //   and odd-row memory
+        logic [DW_NBW-1:0] dwb_ene [DW_K];   // stage B: per column phase, the column enables
+        logic [DW_NBW-1:0] dwb_eno [DW_K];   //   (even / odd memory) of a beat's bytes
+        logic [DW_K-1:0] dwb_rkv;            // stage B: dwa_rkv a cycle on (the row phase)
+    `ifndef SYNTHESIS
+        logic [DW_NBW-1:0] dw_wee_ref [DW_NBK];   // the enables as registered per bank before
+        logic [DW_NBW-1:0] dw_weo_ref [DW_NBK];
+    `endif
         logic [DW_RAW-1:0] dw_wae [DW_NBK];  // their write rows
         logic [DW_RAW-1:0] dw_wao [DW_NBK];
         logic [7:0] dw_wdata [DW_K][DW_NBW]; // per column phase (its k banks see the same bytes)
@@ -588,11 +596,15 @@ module dg_loader
                         end
                     lo = DW_NBWL'(w) < dwa_ls[p][DW_NBWL-1:0];
                     dw_wdata[p][w] <= d;
-                    for (int r = 0; r < DW_K; r++) begin
-                        dw_wee[r * DW_K + p][w] <= dwa_rkv[r] && en && !(r0[0] ^ lo);
-                        dw_weo[r * DW_K + p][w] <= dwa_rkv[r] && en && (r0[0] ^ lo);
-                    end
+                    // (per column phase and column: the even / odd memory's enable; a bank's
+                    // is that and its row phase, below: one OR tree per column, not one per bank)
+                    dwb_ene[p][w] <= en && !(r0[0] ^ lo);
+                    dwb_eno[p][w] <= en && (r0[0] ^ lo);
     `ifndef SYNTHESIS
+                    for (int r = 0; r < DW_K; r++) begin
+                        dw_wee_ref[r * DW_K + p][w] <= dwa_rkv[r] && en && !(r0[0] ^ lo);
+                        dw_weo_ref[r * DW_K + p][w] <= dwa_rkv[r] && en && (r0[0] ^ lo);
+                    end
                     if (dwa_v && en && 32'(r0) + 32'(lo) >= (32'(dwa_half) + 1) * (DW_HALF / DW_NBW))
                         $error("dg_loader: depthwise patch past its dw bank half (DW_HALF)");
     `endif
@@ -606,9 +618,26 @@ module dg_loader
         // stage B's write enables per row phase: dwa_v (its condition) and the row's phase in one
         // register, so that a column's enable is its data select's OR and one gate
         always_ff @(posedge clk)
-            for (int r = 0; r < DW_K; r++)
+            for (int r = 0; r < DW_K; r++) begin
                 dwa_rkv[r] <= pend_valid && rd_valid && !pend_out[PEND_W-1] && l_dw && run
                               && 32'(PHW'(pend_out[41 +: 8])) == r;
+                dwb_rkv[r] <= dwa_rkv[r];
+            end
+        // a bank's column enables: its column phase's (stage B's registers) and its row phase's,
+        // one gate from registers in front of the memories' byte enables
+        always_comb
+            for (int r = 0; r < DW_K; r++)
+                for (int p = 0; p < DW_K; p++) begin
+                    dw_wee[r * DW_K + p] = dwb_ene[p] & {DW_NBW{dwb_rkv[r]}};
+                    dw_weo[r * DW_K + p] = dwb_eno[p] & {DW_NBW{dwb_rkv[r]}};
+                end
+    `ifndef SYNTHESIS
+        always_ff @(posedge clk)
+            for (int b = 0; b < DW_NBK; b++)
+                if (dw_wee[b] != dw_wee_ref[b] || dw_weo[b] != dw_weo_ref[b])
+                    $error("dg_loader: depthwise bank %0d's write enables %h %h (want %h %h)", b,
+                           dw_wee[b], dw_weo[b], dw_wee_ref[b], dw_weo_ref[b]);
+    `endif
     `ifndef SYNTHESIS
         always_ff @(posedge clk)
             for (int r = 0; r < DW_K; r++)
@@ -1207,14 +1236,35 @@ module dg_loader
         wire dwl = dwe && sc_b == 16'd7;     // the span's last byte: write the word
         always_ff @(posedge clk)
             if (dwe) dwp_sh <= {ld_byte0, dwp_sh[55:8]};
+        // Lanes 0 .. DW_PBL-1 keep their rows in block RAM, one RAMB36 each (SDP 512 x 72:
+        // 64 of 72 bits, SG_MAX of 512 rows), the others in distributed RAM. Both are the same
+        // synchronous read-first memory (a write and a read of one row in one cycle return the
+        // old row, as the LUTRAM's registered read did; Yosys maps the RAMB36 read-first, no
+        // bypass logic), so the port is unchanged for any dw_re / dw_ra sequence: no assumption
+        // about the write-back's read order. Above 64 rows a lane's LUTRAM is two RAM64M8
+        // halves and a 2:1 read mux per bit (~210 LUT per lane at 128 rows: ~146 LUTRAM + 64
+        // mux); at 64 rows or fewer it is cheap, and a block RAM would waste its depth.
+        // A narrower, deeper block RAM read over RQ_SHARE cycles with the next m-group's row
+        // prefetched does not fit the port: dw_ra is the write-back queue's head even when
+        // the queue is empty (a stale entry, indistinguishable here from a real read), and
+        // after a drain s1 loads 2 cycles apart (1-pixel tiles: 2 m-groups in 2 cycles), while
+        // a 256-bit row fetch takes 4 + 1 cycles (docs: README_round13_params.md).
+        localparam int DW_PBL = (SG_MAX > 64) ? DG_TM / 2 : 0;
         for (genvar l = 0; l < DG_TM; l++) begin : g_lane
-            // distributed RAM: SG_MAX x 64 bits per lane (block RAM would spend ~15 BRAM36
-            // at 2048 channels on 128 rows)
-            (* ram_style = "distributed" *) logic [63:0] pmem [SG_MAX];
             logic [63:0] q;
-            always_ff @(posedge clk) begin
-                if (dwl && 32'(dsi) % DG_TM == l) pmem[I_SG'(dsi >> TML)] <= {ld_byte0, dwp_sh};
-                if (dw_re) q <= pmem[dw_ra];
+            wire pwe = dwl && 32'(dsi) % DG_TM == l;
+            if (l < DW_PBL) begin : g_bram
+                (* ram_style = "block" *) logic [63:0] pmem [SG_MAX];
+                always_ff @(posedge clk) begin
+                    if (pwe) pmem[I_SG'(dsi >> TML)] <= {ld_byte0, dwp_sh};
+                    if (dw_re) q <= pmem[dw_ra];
+                end
+            end else begin : g_lutram
+                (* ram_style = "distributed" *) logic [63:0] pmem [SG_MAX];
+                always_ff @(posedge clk) begin
+                    if (pwe) pmem[I_SG'(dsi >> TML)] <= {ld_byte0, dwp_sh};
+                    if (dw_re) q <= pmem[dw_ra];
+                end
             end
             assign dw_bias_q[l] = q[31:0];
             assign dw_mult_q[l] = q[63:32];
@@ -1496,7 +1546,11 @@ module dg_loader
                     ixv0 = (ix0 < 0) ? 32'sd0 : ix0;
                     ixv1 = (ixe > 32'(L.in_w)) ? 32'(L.in_w) : ixe;
                     pf_ixv0 <= 16'(ixv0);
-                    pf_row_bytes <= 32'(ixv1 - ixv0) * 32'(L.cin_st);
+                    pf_vw <= 18'(ixv1 - ixv0);
+`ifndef SYNTHESIS
+                    if (ixv1 - ixv0 != 32'(signed'(18'(ixv1 - ixv0))))
+                        $error("dg_loader: patch row width %0d does not fit pf_vw", ixv1 - ixv0);
+`endif
                     pf_lo <= 16'((ixv0 - ix0) * 32'(L.cin_st));
                     t_lo[pf_h] <= 16'((ixv0 - ix0) * 32'(L.cin_st));
                     t_hi[pf_h] <= 16'((ixv1 - ix0) * 32'(L.cin_st));
@@ -1524,6 +1578,9 @@ module dg_loader
                     pf_row_addr <= L.in_abs + 64'(ld_row_prod(20'(pf_iy0), L.in_row_bytes))
                                    + 64'(pf_ixv0) * 64'(L.cin_st);
                     pf_cb <= IAW'((pf_ix0 - 32'(pf_ixv0)) * 32'(L.cin_st));
+                    // (the row's bytes from the registered width: no subtract in front of the
+                    // product; first used in PF_ROWS and by the tile's patch beats)
+                    pf_row_bytes <= 32'(pf_vw) * 32'(L.cin_st);           // (pf_vw sign-extended)
                     // (ceil(pw / k) <= 255: an 8 x 16 product)
                     dw_rb <= 32'(8'((32'(pf_pw) + DW_K - 1) / DW_K)) * 32'(dw_cst);
                     t_dwrb_r[pf_h] <= 32'(8'((32'(pf_pw) + DW_K - 1) / DW_K)) * 32'(dw_cst);
