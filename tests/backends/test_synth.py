@@ -456,7 +456,8 @@ def test_the_resnet_build_fits_and_has_no_depthwise_hardware(commit):
     assert rn["engine_config"]["depthwise"] is False and u96["engine_config"].get("depthwise", True)
     t, b = rn["totals"], rn["budget"]
     assert t["lut"] <= 0.70 * b["lut"] and t["dsp"] <= 0.90 * b["dsp"] and t["bram36"] <= 0.90 * b["bram36"]
-    assert t["lut"] < u96["totals"]["lut"] - 15000 and t["bram36"] < u96["totals"]["bram36"]
+    # (the depthwise hardware: 21.6k LUT in round 11, 16.2k in round 12, 14.3k in round 13)
+    assert t["lut"] < u96["totals"]["lut"] - 12000 and t["bram36"] < u96["totals"]["bram36"]
 
     def dw_sinks(attr: str, unit: str) -> list:
         block = attr.split(f"\n{unit} (")[1].split("\n\n")[0]
@@ -481,3 +482,19 @@ def test_the_resnet_build_meets_issue_16s_depth_target(commit):
                for d in depth.values()), {k: d["max_levels"] for k, d in depth.items()}
     u96, _ = _shipped("ultra96", commit)
     assert u96["max_levels"] == 9
+
+
+def test_the_depth_proxy_is_not_reproducible_on_the_same_gate_unit():
+    """Round 13 (d91607d) changed only the loader: its gate unit ran with round 12's (75c6ce2)
+    cache key, i.e. the same inputs, and Yosys mapped it differently (docs/synth.md, round 13):
+    a depth of 8 in one run is not a level of margin. The ResNet build measured 9 in round 13."""
+    def gate(name, commit):
+        d, _ = _shipped(name, commit)
+        return next(u for u in d["units"] if u["unit"]["name"] == "u_gate")
+    a, b = gate("ultra96", "75c6ce2"), gate("ultra96", "d91607d")
+    key = lambda u: u["log"].split("/synth/")[1].split("/")[0]
+    assert key(a) == key(b)
+    assert a["resources"]["lut"] != b["resources"]["lut"]
+    rn12, rn13 = gate("ultra96_resnet", "75c6ce2"), gate("ultra96_resnet", "d91607d")
+    assert key(rn12) == key(rn13)
+    assert rn12["depth"]["max_levels"] == 8 and rn13["depth"]["max_levels"] == 9
