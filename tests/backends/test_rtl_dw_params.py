@@ -20,12 +20,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import require_verilator
 from dgfpga.contract import regmap as R
 from dgfpga.contract.engine_config import load_config
 from dgfpga.runtime.interpreter import run_program
 
+import test_rtl_depthwise
 from test_rtl_depthwise import dw_case
+
+# the FastSim fixtures are test_rtl_depthwise's (module-scoped: one simulator per module)
+small_sim = test_rtl_depthwise.small_sim
+ultra96_sim = test_rtl_depthwise.ultra96_sim
 
 
 def _copy(regions):
@@ -95,14 +99,6 @@ ULTRA96_LAYERS = {
 }
 
 
-@pytest.fixture(scope="module")
-def ultra96_sim():
-    require_verilator()
-    from dgfpga.backends.rtl_sim import FastSim
-    with FastSim("ultra96") as sim:
-        yield sim
-
-
 @pytest.mark.verilator
 @pytest.mark.parametrize("name", list(ULTRA96_LAYERS))
 def test_dw_param_rows_ultra96(ultra96_sim, name):
@@ -120,14 +116,6 @@ def test_dw_param_rows_consecutive_layers_ultra96(ultra96_sim):
         dict(h=5, w=4, c=37, tile=1, in_signed=True, seed=32),
         dict(h=6, w=6, c=100, tile=2, gated=True, seed=33),
     ])
-
-
-@pytest.fixture(scope="module")
-def small_sim():
-    require_verilator()
-    from dgfpga.backends.rtl_sim import FastSim
-    with FastSim("small") as sim:
-        yield sim
 
 
 @pytest.mark.verilator
