@@ -1248,7 +1248,7 @@ module dg_loader
         // prefetched does not fit the port: dw_ra is the write-back queue's head even when
         // the queue is empty (a stale entry, indistinguishable here from a real read), and
         // after a drain s1 loads 2 cycles apart (1-pixel tiles: 2 m-groups in 2 cycles), while
-        // a 256-bit row fetch takes 4 + 1 cycles (docs: README_round13_params.md).
+        // a 256-bit row fetch takes 4 + 1 cycles (sim/results/synth/loader/README.md, round 13).
         localparam int DW_PBL = (SG_MAX > 64) ? DG_TM / 2 : 0;
         for (genvar l = 0; l < DG_TM; l++) begin : g_lane
             logic [63:0] q;
